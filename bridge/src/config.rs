@@ -1,0 +1,90 @@
+//! The bridge's settings: flags, each readable from the environment.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hemostat-bridge", version, about = "Carries HemoStat events from Redis streams to functions, at least once.")]
+pub struct Config {
+    /// Redis URL (redis:// or rediss://, credentials allowed; never logged).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    pub redis_url: String,
+
+    /// Base URL of the Lambda Invoke API: the local emulator, or a Lambda-compatible endpoint.
+    #[arg(long, env = "HEMOSTAT_LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9001")]
+    pub lambda_endpoint: String,
+
+    /// Prefix of the deployed function names (`{prefix}-analyzer`); matches template.yaml's FunctionPrefix.
+    #[arg(long, env = "HEMOSTAT_FUNCTION_PREFIX", default_value = "hemostat")]
+    pub function_prefix: String,
+
+    /// This replica's consumer name in every group; must be unique per replica.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_CONSUMER", default_value_t = default_consumer())]
+    pub consumer: String,
+
+    /// Most records handed to one invocation.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_BATCH_SIZE", default_value_t = 10)]
+    pub batch_size: usize,
+
+    /// How long one read waits for new records, in milliseconds.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_BLOCK_MS", default_value_t = 1000)]
+    pub block_ms: u64,
+
+    /// Deliveries of a record before it is dead-lettered.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u64,
+
+    /// First retry delay in milliseconds; doubles with every further attempt.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_RETRY_BASE_MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+
+    /// A record pending this long (ms) at another consumer is taken over: that replica is presumed dead.
+    /// Keep it above the longest function timeout.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_RECLAIM_IDLE_MS", default_value_t = 60_000)]
+    pub reclaim_idle_ms: u64,
+
+    /// Records older than this (seconds) are dead-lettered as stale instead of delivered: acting on an
+    /// hour-old crash would do harm. 0 disables.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_AGE_SECONDS", default_value_t = 600)]
+    pub max_age_seconds: u64,
+
+    /// Longest wait for one invocation, in seconds.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub invoke_timeout_seconds: u64,
+}
+
+fn default_consumer() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "bridge".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+impl Config {
+    pub fn block(&self) -> Duration {
+        Duration::from_millis(self.block_ms)
+    }
+
+    pub fn invoke_timeout(&self) -> Duration {
+        Duration::from_secs(self.invoke_timeout_seconds)
+    }
+
+    /// Delay before delivery number `deliveries + 1`.
+    pub fn backoff(&self, deliveries: u64) -> Duration {
+        let exp = deliveries.saturating_sub(1).min(16) as u32;
+        Duration::from_millis(self.retry_base_ms.saturating_mul(1u64 << exp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base() {
+        let c = Config::parse_from(["hemostat-bridge", "--retry-base-ms", "100"]);
+        assert_eq!(c.backoff(1), Duration::from_millis(100));
+        assert_eq!(c.backoff(2), Duration::from_millis(200));
+        assert_eq!(c.backoff(4), Duration::from_millis(800));
+    }
+}

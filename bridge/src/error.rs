@@ -1,0 +1,12 @@
+/// Why the bridge could not start or a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error(transparent)]
+    Protocol(#[from] hemostat_protocol::ProtocolError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("invalid Lambda endpoint {0:?}: expected http://host:port")]
+    Endpoint(String),
+    #[error("invoking {function}: {reason}")]
+    Invoke { function: String, reason: String },
+}

@@ -1,0 +1,155 @@
+//! Remediation commands: from the responder to one host's collector.
+//!
+//! A command travels as a stream entry with two fields: `command` (the JSON
+//! below) and `signature` (hex HMAC-SHA256 of exactly those JSON bytes, when
+//! a command key is configured). Signing the bytes rather than a
+//! re-serialisation keeps verification independent of field order and of
+//! fields a newer responder may add.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::error::ProtocolError;
+
+/// What can be done to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Restart,
+    Stop,
+    Start,
+    ScaleUp,
+    Cleanup,
+    Exec,
+    None,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Restart => "restart",
+            Action::Stop => "stop",
+            Action::Start => "start",
+            Action::ScaleUp => "scale_up",
+            Action::Cleanup => "cleanup",
+            Action::Exec => "exec",
+            Action::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One instruction to a collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Unique id; a collector executes each id at most once.
+    pub id: String,
+    pub host: String,
+    pub container: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub confidence: f64,
+    /// RFC 3339.
+    pub issued_at: String,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Carried through so the final event can report detection-to-fix time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+}
+
+/// A command as it sits in a host's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedCommand {
+    pub json: String,
+    pub signature: Option<String>,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(key: &[u8], bytes: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(bytes);
+    mac
+}
+
+impl Command {
+    /// Serialises and, with a key, signs.
+    pub fn seal(&self, key: Option<&[u8]>) -> SignedCommand {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let signature = key.map(|k| hex::encode(mac(k, json.as_bytes()).finalize().into_bytes()));
+        SignedCommand { json, signature }
+    }
+}
+
+impl SignedCommand {
+    /// Verifies (when a key is configured) and parses. With a key, an
+    /// unsigned or forged command is refused before its JSON is even read.
+    pub fn open(&self, key: Option<&[u8]>) -> Result<Command, ProtocolError> {
+        if let Some(key) = key {
+            let sig = self.signature.as_deref().ok_or(ProtocolError::BadSignature("unsigned"))?;
+            let sig = hex::decode(sig).map_err(|_| ProtocolError::BadSignature("not hex"))?;
+            // verify_slice compares in constant time.
+            mac(key, self.json.as_bytes())
+                .verify_slice(&sig)
+                .map_err(|_| ProtocolError::BadSignature("does not match"))?;
+        }
+        serde_json::from_str(&self.json).map_err(|e| ProtocolError::MalformedCommand(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command() -> Command {
+        Command {
+            id: "c1".into(),
+            host: "h1".into(),
+            container: "web".into(),
+            container_id: None,
+            action: Action::Restart,
+            reason: "exit 1".into(),
+            confidence: 0.9,
+            issued_at: "2026-01-01T00:00:00Z".into(),
+            dry_run: false,
+            detected_at: None,
+        }
+    }
+
+    #[test]
+    fn signed_commands_verify_and_forgeries_do_not() {
+        let key = b"secret-key";
+        let sealed = command().seal(Some(key));
+        assert_eq!(sealed.open(Some(key)).unwrap(), command());
+
+        let unsigned = command().seal(None);
+        assert!(matches!(unsigned.open(Some(key)), Err(ProtocolError::BadSignature("unsigned"))));
+
+        let mut forged = sealed.clone();
+        forged.json = forged.json.replace("restart", "cleanup");
+        assert!(matches!(forged.open(Some(key)), Err(ProtocolError::BadSignature(_))));
+
+        let wrong_key = command().seal(Some(b"other"));
+        assert!(wrong_key.open(Some(key)).is_err());
+        // Without a key configured, unsigned commands are accepted.
+        assert_eq!(unsigned.open(None).unwrap(), command());
+    }
+
+    #[test]
+    fn malformed_command_is_an_error() {
+        let bad = SignedCommand { json: "{\"id\":1}".into(), signature: None };
+        assert!(matches!(bad.open(None), Err(ProtocolError::MalformedCommand(_))));
+    }
+}

@@ -1,0 +1,230 @@
+//! The seed's four event kinds, where each is published, and their data.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ProtocolError;
+
+/// The `type` of an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    HealthAlert,
+    RemediationNeeded,
+    RemediationComplete,
+    FalseAlarm,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::HealthAlert,
+        EventKind::RemediationNeeded,
+        EventKind::RemediationComplete,
+        EventKind::FalseAlarm,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::HealthAlert => "health_alert",
+            EventKind::RemediationNeeded => "remediation_needed",
+            EventKind::RemediationComplete => "remediation_complete",
+            EventKind::FalseAlarm => "false_alarm",
+        }
+    }
+
+    /// The seed pub/sub channel, kept so existing subscribers keep working.
+    pub fn channel(self) -> String {
+        format!("hemostat:{}", self.as_str())
+    }
+
+    /// The durable stream: pub/sub drops messages nobody listens to, the
+    /// stream keeps them until the bridge has delivered them.
+    pub fn stream(self) -> String {
+        format!("hemostat:stream:{}", self.as_str())
+    }
+
+    pub fn from_stream(stream: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.stream() == stream)
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = ProtocolError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ProtocolError::UnknownEventType(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The seed's `metrics` object (`name`, `status`, `memory_pct`, `cpu_pct`,
+/// `timestamp`); anything else a collector measured rides along in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub memory_pct: f64,
+    #[serde(default)]
+    pub cpu_pct: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// What kind of trouble a collector saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    NonZeroExit,
+    OomKilled,
+    Unhealthy,
+    HighCpu,
+    HighMemory,
+    MemoryLeak,
+    ExcessiveRestarts,
+    Exited,
+    /// A kind this version does not know: kept so newer collectors do not
+    /// break older analyzers.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// One detected problem, in the shape of the seed's monitor event schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    #[serde(rename = "type")]
+    pub kind: AnomalyKind,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<f64>,
+}
+
+/// `data` of a `health_alert`: the seed fields plus what the rules need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthAlert {
+    /// Container name (the seed's field).
+    pub container: String,
+    /// Human-readable issues, e.g. `"Exited with code 1"` (the seed's field).
+    #[serde(default)]
+    pub issues: Vec<String>,
+    pub metrics: Metrics,
+    /// The Docker host the container runs on; names repeat across hosts.
+    #[serde(default)]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub anomalies: Vec<Anomaly>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// When the collector saw the underlying Docker event (RFC 3339), so
+    /// later stages can measure detection-to-fix time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+}
+
+/// `data` of a `remediation_needed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationNeeded {
+    pub container: String,
+    pub action: crate::command::Action,
+    pub reason: String,
+    pub confidence: f64,
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
+    /// Empty when a seed-protocol publisher did not say; the responder then
+    /// looks the container up in `hemostat:containers`.
+    #[serde(default)]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+}
+
+/// How a remediation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemediationStatus {
+    Success,
+    Failed,
+    /// Refused by the safety gate (cooldown, circuit breaker, ...).
+    Rejected,
+    /// Dry-run: recorded, not executed.
+    DryRun,
+    NotApplicable,
+}
+
+/// The seed's `result` object, with the real outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationResult {
+    pub status: RemediationStatus,
+    pub action: crate::command::Action,
+    pub container: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// `data` of a `remediation_complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemediationComplete {
+    pub container: String,
+    pub action: crate::command::Action,
+    pub result: RemediationResult,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+}
+
+/// `data` of a `false_alarm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FalseAlarm {
+    pub container: String,
+    pub reason: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_method: Option<String>,
+}

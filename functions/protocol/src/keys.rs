@@ -1,0 +1,79 @@
+//! The Redis key schema and TTLs (the seed's, plus HemoStat's own).
+//!
+//! Keys the safety gate touches together in one Lua script put the
+//! container identity in a hash tag (`{host/name}`) so they live in one
+//! Redis Cluster slot.
+
+use std::time::Duration;
+
+use crate::container::ContainerRef;
+
+/// Seed: `hemostat:stats:<container>`, JSON, TTL 300 s.
+pub const STATS_TTL: Duration = Duration::from_secs(300);
+/// Seed: `hemostat:remediation:<container>`, JSON, TTL 3600 s.
+pub const REMEDIATION_TTL: Duration = Duration::from_secs(3600);
+/// Seed: `hemostat:events:<type>` and `:all`, at most 100, TTL 3600 s.
+pub const EVENTS_TTL: Duration = Duration::from_secs(3600);
+pub const EVENTS_MAX: usize = 100;
+/// Seed: the set of monitored containers.
+pub const CONTAINERS: &str = "hemostat:containers";
+/// How long a command id is remembered, so a redelivery is not executed twice.
+pub const COMMAND_DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Durable streams are capped (approximately) at this many entries.
+pub const STREAM_MAXLEN: usize = 100_000;
+/// Where the bridge moves records that failed every attempt.
+pub const DEAD_LETTER_STREAM: &str = "hemostat:stream:dead_letter";
+
+pub fn stats(c: &ContainerRef) -> String {
+    format!("hemostat:stats:{}", c.key())
+}
+
+/// The seed's remediation record (`{"last_action", "count"}`), hash-tagged.
+pub fn remediation(c: &ContainerRef) -> String {
+    format!("hemostat:remediation:{{{}}}", c.key())
+}
+
+/// Timestamps (ms) of the actions taken on a container, for the hourly
+/// circuit breaker; same hash tag as [`remediation`].
+pub fn action_log(c: &ContainerRef) -> String {
+    format!("hemostat:actions:{{{}}}", c.key())
+}
+
+/// Audit trail of every gate decision for a container; same hash tag.
+pub fn audit(c: &ContainerRef) -> String {
+    format!("hemostat:audit:{{{}}}", c.key())
+}
+
+pub fn events(kind: &str) -> String {
+    format!("hemostat:events:{kind}")
+}
+
+/// The stream a host's collector reads its commands from.
+pub fn commands(host: &str) -> String {
+    format!("hemostat:commands:{host}")
+}
+
+/// Marker that a command id was already taken by a collector.
+pub fn command_seen(id: &str) -> String {
+    format!("hemostat:command_seen:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').unwrap();
+        let close = key[open..].find('}').unwrap() + open;
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn gate_keys_share_one_hash_tag() {
+        let c = ContainerRef::new("h1", "web");
+        for key in [remediation(&c), action_log(&c), audit(&c)] {
+            assert_eq!(hash_tag(&key), "h1/web", "{key}");
+        }
+        assert_eq!(stats(&c), "hemostat:stats:h1/web");
+    }
+}

@@ -1,0 +1,46 @@
+//! The HemoStat protocol: what every component says to every other one.
+//!
+//! The collector, the bridge and every function speak through Redis. This
+//! crate is the single definition of that conversation, so that a message
+//! written by one component is always readable by the others, and by the
+//! custom analyzers and dashboards users wrote against the original seed
+//! protocol (`redis-cli SUBSCRIBE "hemostat:*"` keeps working).
+//!
+//! Module map:
+//! - [`envelope`]: the seed envelope `{timestamp, agent, type, data}` and
+//!   strict parsing (malformed input is an error value, never a panic).
+//! - [`event`]: the four seed event kinds, their pub/sub channels and the
+//!   durable streams that back them, plus the typed `data` of each.
+//! - [`container`]: how a container is named across a fleet (host + name).
+//! - [`keys`]: the Redis key schema and TTLs.
+//! - [`command`]: remediation commands sent to one host's collector, with
+//!   ids for idempotency and HMAC-SHA256 signatures.
+//! - [`batch`]: the SQS-like batch the bridge hands to a function, and the
+//!   partial-failure answer a function gives back.
+//! - [`publisher`]: publish = pub/sub channel + durable stream, atomically.
+//! - [`routes`]: which function consumes which stream (bridge, cloud).
+//! - [`connection`]: `redis://` / `rediss://` URLs with AUTH, and redaction
+//!   of credentials for logs.
+//! - [`config`]: typed environment variables with clear errors.
+//! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
+//! - [`error`]: the crate's error enum.
+
+pub mod batch;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod container;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod keys;
+pub mod publisher;
+pub mod routes;
+pub mod telemetry;
+
+pub use command::{Action, Command};
+pub use container::ContainerRef;
+pub use envelope::Envelope;
+pub use error::ProtocolError;
+pub use event::EventKind;
+pub use publisher::{Publisher, RedisPublisher};

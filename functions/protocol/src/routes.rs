@@ -1,0 +1,48 @@
+//! Which function consumes which durable stream: the one table the bridge
+//! reads, locally and in the cloud. Every route has its own consumer group,
+//! so each function sees every event of its stream independently.
+
+use crate::event::EventKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub kind: EventKind,
+    /// The function's short name; the deployed name is `{prefix}-{function}`
+    /// (template.yaml: `!Sub "${FunctionPrefix}-analyzer"`).
+    pub function: &'static str,
+}
+
+impl Route {
+    pub fn stream(&self) -> String {
+        self.kind.stream()
+    }
+
+    /// The consumer group of this route on its stream.
+    pub fn group(&self) -> String {
+        format!("bridge:{}", self.function)
+    }
+
+    pub fn function_name(&self, prefix: &str) -> String {
+        if prefix.is_empty() { self.function.to_owned() } else { format!("{prefix}-{}", self.function) }
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    Route { kind: EventKind::HealthAlert, function: "analyzer" },
+    Route { kind: EventKind::RemediationNeeded, function: "responder" },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_a_distinct_group_per_stream() {
+        let mut pairs: Vec<_> = ROUTES.iter().map(|r| (r.stream(), r.group())).collect();
+        let n = pairs.len();
+        pairs.sort();
+        pairs.dedup();
+        assert_eq!(pairs.len(), n);
+        assert_eq!(ROUTES[0].function_name("hemostat"), "hemostat-analyzer");
+    }
+}

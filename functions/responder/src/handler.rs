@@ -1,0 +1,258 @@
+//! The Lambda handler: `remediation_needed` in, a signed command to the
+//! container's collector (or a recorded refusal) out.
+
+use sha2::{Digest, Sha256};
+
+use hemostat_protocol::{
+    Action, Command, ContainerRef, Envelope, EventKind, Publisher,
+    batch::{self, BatchEvent, BatchResponse, RecordOutcome},
+    envelope::agent,
+    event::{RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
+};
+
+use crate::{
+    Config,
+    gate::{GateRequest, Verdict},
+    store::Store,
+};
+
+pub struct Responder<S, P> {
+    config: Config,
+    store: S,
+    publisher: P,
+}
+
+impl<S: Store, P: Publisher> Responder<S, P> {
+    pub fn new(config: Config, store: S, publisher: P) -> Self {
+        Responder { config, store, publisher }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
+    pub async fn handle(&self, event: BatchEvent) -> BatchResponse {
+        batch::process(event, |env| self.respond(env)).await
+    }
+
+    async fn respond(&self, env: Envelope) -> RecordOutcome {
+        if env.kind != EventKind::RemediationNeeded {
+            return RecordOutcome::Rejected(format!("responder takes remediation_needed, got {}", env.kind));
+        }
+        let needed: RemediationNeeded = match env.data_as() {
+            Ok(n) => n,
+            Err(e) => return RecordOutcome::Rejected(e.to_string()),
+        };
+        if needed.action == Action::None {
+            tracing::info!(container = %needed.container, "action none: nothing to do");
+            return RecordOutcome::Done;
+        }
+        match self.decide(&env, &needed).await {
+            Ok(()) => RecordOutcome::Done,
+            Err(e) => RecordOutcome::Retry(e.to_string()),
+        }
+    }
+
+    async fn decide(&self, env: &Envelope, needed: &RemediationNeeded) -> Result<(), hemostat_protocol::ProtocolError> {
+        let host = match self.resolve_host(needed).await? {
+            Ok(host) => host,
+            Err(reason) => return self.refuse(needed, "", &reason).await,
+        };
+        let container = ContainerRef::new(host, &needed.container);
+        // Derived from the request itself, so a redelivered request maps to
+        // the same command and is neither counted nor executed twice.
+        let id = command_id(env);
+        let request = GateRequest {
+            container: &container,
+            command_id: &id,
+            action: needed.action.as_str(),
+            reason: &needed.reason,
+            confidence: needed.confidence,
+            dry_run: self.config.dry_run,
+        };
+        match self.store.gate(&request).await? {
+            Verdict::Refused { reason } => {
+                tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
+                self.refuse(needed, &container.host, &reason).await
+            }
+            Verdict::Duplicate if self.store.was_dispatched(&id).await? => {
+                tracing::info!(container = %container, command_id = %id, "duplicate request, already dispatched");
+                Ok(())
+            }
+            Verdict::Allowed { .. } | Verdict::Duplicate => self.dispatch(needed, &container, id).await,
+        }
+    }
+
+    /// `Ok(Err(reason))` when the host cannot be told: a seed-protocol
+    /// publisher may name only the container.
+    async fn resolve_host(&self, needed: &RemediationNeeded) -> Result<Result<String, String>, hemostat_protocol::ProtocolError> {
+        if !needed.host.is_empty() {
+            return Ok(Ok(needed.host.clone()));
+        }
+        let hosts = self.store.hosts_of(&needed.container).await?;
+        Ok(match hosts.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(format!("no collector reports a container named {:?}", needed.container)),
+            many => Err(format!("container name {:?} exists on {} hosts; the request must name one", needed.container, many.len())),
+        })
+    }
+
+    async fn dispatch(&self, needed: &RemediationNeeded, container: &ContainerRef, id: String) -> Result<(), hemostat_protocol::ProtocolError> {
+        let command = Command {
+            id,
+            host: container.host.clone(),
+            container: container.name.clone(),
+            container_id: needed.container_id.clone(),
+            action: needed.action,
+            reason: needed.reason.clone(),
+            confidence: needed.confidence,
+            issued_at: chrono::Utc::now().to_rfc3339(),
+            dry_run: self.config.dry_run,
+            detected_at: needed.detected_at.clone(),
+        };
+        let sealed = command.seal(self.config.command_key.as_deref().map(str::as_bytes));
+        let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;
+        tracing::info!(container = %container, action = %command.action, command_id = %command.id, stream_entry = %entry,
+            dry_run = command.dry_run, signed = sealed.signature.is_some(), "command dispatched");
+        Ok(())
+    }
+
+    async fn refuse(&self, needed: &RemediationNeeded, host: &str, reason: &str) -> Result<(), hemostat_protocol::ProtocolError> {
+        let complete = RemediationComplete {
+            container: needed.container.clone(),
+            action: needed.action,
+            result: RemediationResult {
+                status: RemediationStatus::Rejected,
+                action: needed.action,
+                container: needed.container.clone(),
+                error: None,
+                reason: Some(reason.to_owned()),
+                details: None,
+                duration_ms: None,
+            },
+            host: host.to_owned(),
+            command_id: None,
+            dry_run: self.config.dry_run,
+            confidence: Some(needed.confidence),
+            reason: Some(needed.reason.clone()),
+            detected_at: needed.detected_at.clone(),
+        };
+        let env = Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &complete)?;
+        self.publisher.publish(&env).await.map(|_| ())
+    }
+}
+
+/// A stable id for the command a request leads to.
+fn command_id(env: &Envelope) -> String {
+    let digest = Sha256::digest(env.to_json().as_bytes());
+    hex::encode(&digest[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hemostat_protocol::{ProtocolError, batch::BatchRecord, command::SignedCommand};
+    use std::sync::Mutex;
+
+    /// In-memory store: refuses everything after the first allowed request.
+    #[derive(Default)]
+    struct FakeStore {
+        allowed: Mutex<Vec<String>>,
+        dispatched: Mutex<Vec<(String, SignedCommand)>>,
+        hosts: Vec<String>,
+    }
+
+    impl Store for FakeStore {
+        async fn gate(&self, req: &GateRequest<'_>) -> Result<Verdict, ProtocolError> {
+            let mut allowed = self.allowed.lock().unwrap();
+            if allowed.iter().any(|id| id == req.command_id) {
+                return Ok(Verdict::Duplicate);
+            }
+            if allowed.is_empty() {
+                allowed.push(req.command_id.to_owned());
+                Ok(Verdict::Allowed { count: 1 })
+            } else {
+                Ok(Verdict::Refused { reason: "cooldown: test".into() })
+            }
+        }
+        async fn hosts_of(&self, _name: &str) -> Result<Vec<String>, ProtocolError> {
+            Ok(self.hosts.clone())
+        }
+        async fn was_dispatched(&self, id: &str) -> Result<bool, ProtocolError> {
+            Ok(self.dispatched.lock().unwrap().iter().any(|(_, c)| c.json.contains(id)))
+        }
+        async fn dispatch(&self, host: &str, _id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {
+            self.dispatched.lock().unwrap().push((host.to_owned(), cmd.clone()));
+            Ok("1-0".into())
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Envelope>>);
+    impl Publisher for Recorder {
+        async fn publish(&self, env: &Envelope) -> Result<String, ProtocolError> {
+            self.0.lock().unwrap().push(env.clone());
+            Ok("1-0".into())
+        }
+    }
+
+    fn needed(ts: &str, host: &str) -> BatchRecord {
+        let body = format!(
+            r#"{{"timestamp":"{ts}","agent":"HemoStat-Analyzer","type":"remediation_needed","data":{{"container":"web","host":"{host}","action":"restart","reason":"exit 1","confidence":0.9}}}}"#
+        );
+        BatchRecord {
+            message_id: format!("{ts}-0"),
+            event_source_arn: EventKind::RemediationNeeded.stream(),
+            event_source: batch::EVENT_SOURCE.into(),
+            approximate_receive_count: 1,
+            body,
+        }
+    }
+
+    fn responder(hosts: Vec<String>) -> Responder<FakeStore, Recorder> {
+        let config = Config { command_key: Some("k".into()), ..Config::default() };
+        Responder::new(config, FakeStore { hosts, ..Default::default() }, Recorder::default())
+    }
+
+    #[tokio::test]
+    async fn first_request_dispatches_a_signed_command_second_is_refused_and_recorded() {
+        let r = responder(vec![]);
+        r.handle(BatchEvent { records: vec![needed("t1", "h1"), needed("t2", "h1")] }).await;
+        let dispatched = r.store.dispatched.lock().unwrap();
+        assert_eq!(dispatched.len(), 1);
+        assert_eq!(dispatched[0].0, "h1");
+        let cmd = dispatched[0].1.open(Some(b"k")).unwrap();
+        assert_eq!((cmd.action, cmd.container.as_str()), (Action::Restart, "web"));
+        let published = r.publisher.0.lock().unwrap();
+        assert_eq!(published.len(), 1);
+        let done: RemediationComplete = published[0].data_as().unwrap();
+        assert_eq!(done.result.status, RemediationStatus::Rejected);
+        assert!(done.result.reason.as_deref().unwrap().contains("cooldown"));
+    }
+
+    #[tokio::test]
+    async fn redelivered_request_is_not_dispatched_twice() {
+        let r = responder(vec![]);
+        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        assert_eq!(r.store.dispatched.lock().unwrap().len(), 1);
+        assert!(r.publisher.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn host_is_looked_up_when_a_seed_publisher_omits_it() {
+        let r = responder(vec!["h9".into()]);
+        r.handle(BatchEvent { records: vec![needed("t1", "")] }).await;
+        assert_eq!(r.store.dispatched.lock().unwrap()[0].0, "h9");
+
+        let ambiguous = responder(vec!["h1".into(), "h2".into()]);
+        ambiguous.handle(BatchEvent { records: vec![needed("t1", "")] }).await;
+        assert!(ambiguous.store.dispatched.lock().unwrap().is_empty());
+        let done: RemediationComplete = ambiguous.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert!(done.result.reason.unwrap().contains("2 hosts"));
+    }
+}
