@@ -1,0 +1,180 @@
+//! The HemoStat collector: the only HemoStat process on a Docker host, and
+//! the only one that touches Docker.
+//!
+//! It turns Docker events into `health_alert`s within milliseconds of a
+//! crash, keeps this host's entry in the fleet registry, and executes the
+//! remediation commands addressed to this host, reporting each outcome as a
+//! `remediation_complete`.
+//!
+//! Module map:
+//! - [`config`]: flags and environment variables.
+//! - [`docker`]: connecting (with API version negotiation) and reading inspect.
+//! - [`event`]: a Docker event reduced to what detection needs.
+//! - [`detector`]: pure crash detection (events in, verdicts out).
+//! - [`watcher`]: follows the event stream, reconnecting without losing events.
+//! - [`inflight`]: containers the collector is acting on, so its own
+//!   restarts are not reported as crashes.
+//! - [`registry`]: `hemostat:containers` membership and the heartbeat.
+//! - [`scope`]: which containers this collector manages (labels, opt-in).
+//! - [`commands`]: the consumer of this host's command stream.
+//! - [`executor`]: carries out one command on Docker and verifies it.
+//! - [`outbox`]: publishing that rides out Redis outages.
+//! - [`backoff`]: the exponential backoff every retry uses.
+//! - [`snapshot`]: the `--once` JSON snapshot.
+//! - [`error`]: the crate's error enum.
+
+pub mod backoff;
+pub mod commands;
+pub mod config;
+pub mod detector;
+pub mod docker;
+pub mod error;
+pub mod event;
+pub mod executor;
+pub mod inflight;
+pub mod outbox;
+pub mod registry;
+pub mod scope;
+pub mod snapshot;
+pub mod watcher;
+
+use std::future::Future;
+
+use bollard::Docker;
+use hemostat_protocol::{
+    RedisPublisher,
+    connection::{connect, connect_blocking, redact},
+};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::CollectorError;
+
+use crate::{
+    backoff::Backoff, commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox,
+    registry::Registry, watcher::Watcher,
+};
+
+/// Runs until `shutdown` completes. Docker or Redis being unreachable at
+/// start is waited out (with backoff), not an error: the collector is
+/// meant to come up before, and outlive restarts of, both.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), CollectorError> {
+    let cancel = CancellationToken::new();
+    let started = {
+        let cancel = cancel.clone();
+        async move {
+            tokio::select! {
+                _ = cancel.cancelled() => None,
+                r = start(config, cancel.clone()) => Some(r),
+            }
+        }
+    };
+    tokio::pin!(started);
+    tokio::pin!(shutdown);
+    let tasks = tokio::select! {
+        _ = &mut shutdown => {
+            cancel.cancel();
+            return Ok(());
+        }
+        r = &mut started => match r {
+            Some(tasks) => tasks?,
+            None => return Ok(()),
+        },
+    };
+    shutdown.await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    tracing::info!("collector stopped");
+    Ok(())
+}
+
+async fn start(
+    config: Config,
+    cancel: CancellationToken,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, CollectorError> {
+    let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
+    let url = config.redis_url.clone();
+    let conn: ConnectionManager = retry("Redis", &cancel, || connect(&url)).await?;
+    let blocking = retry("Redis", &cancel, || connect_blocking(&url, commands::BLOCK)).await?;
+
+    let scope = config.scope()?;
+    let inflight = InFlight::new();
+    let publisher = RedisPublisher::new(conn.clone());
+    let (outbox, outbox_task) = Outbox::spawn(publisher.clone(), cancel.clone());
+    let (registry, registry_task) = Registry::spawn(
+        conn,
+        docker.clone(),
+        config.host.clone(),
+        config.heartbeat_interval,
+        scope.clone(),
+        cancel.clone(),
+    );
+    let watcher = Watcher::new(
+        docker.clone(),
+        config.host.clone(),
+        inflight.clone(),
+        outbox,
+        registry,
+        scope.clone(),
+    );
+    let executor = Executor::new(docker.clone(), config.stop_timeout, inflight, scope);
+    let consumer = Consumer::new(
+        blocking,
+        publisher,
+        executor,
+        config.host.clone(),
+        config.command_key().map(<[u8]>::to_vec),
+    );
+    let watcher_task = tokio::spawn(watcher.run(cancel.clone()));
+    let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
+
+    let api = docker::api_version(&docker);
+    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), signed_commands = config.command_key().is_some(), "collector ready");
+    // The exact line tests and operators wait for, on stdout.
+    println!("collector ready host={} docker API={api}", config.host);
+    // The watcher ends first, dropping the outbox's sender, so the outbox
+    // drains what the watcher queued before it stops.
+    Ok(vec![
+        watcher_task,
+        consumer_task,
+        registry_task,
+        outbox_task,
+    ])
+}
+
+/// Retries `connect` with backoff until it succeeds or shutdown.
+async fn retry<T, F, Fut, E>(
+    what: &str,
+    cancel: &CancellationToken,
+    mut connect: F,
+) -> Result<T, CollectorError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Backoff::standard();
+    loop {
+        match connect().await {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} unreachable; retrying");
+                if !backoff.wait(cancel).await {
+                    return Err(CollectorError::Cancelled);
+                }
+            }
+        }
+    }
+}
+
+/// `--once`: a snapshot of this host's containers, as JSON.
+pub async fn snapshot(config: &Config) -> Result<String, CollectorError> {
+    let docker: Docker = docker::connect(&config.docker_host).await?;
+    Ok(serde_json::to_string(
+        &snapshot::take(&docker, &config.host).await?,
+    )?)
+}

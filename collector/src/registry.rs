@@ -1,0 +1,184 @@
+//! This host's entry in the fleet: its containers in `hemostat:containers`
+//! and a heartbeat key that expires if the collector dies.
+
+use std::{collections::HashSet, time::Duration};
+
+use bollard::{Docker, query_parameters::ListContainersOptions};
+use hemostat_protocol::{ContainerRef, envelope::seed_timestamp, keys};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::{error::CollectorError, scope::Scope};
+
+/// Not in `hemostat_protocol::keys` yet.
+pub fn heartbeat_key(host: &str) -> String {
+    format!("hemostat:heartbeat:{host}")
+}
+
+#[derive(Debug)]
+enum Change {
+    Add(String),
+    Remove(String),
+    /// Re-derive this host's members from Docker (startup, after a Docker
+    /// reconnect, after a failed update).
+    Resync,
+}
+
+/// Handle to the registry task; updates are queued so that Redis latency
+/// never delays the Docker event loop.
+#[derive(Clone)]
+pub struct Registry {
+    tx: mpsc::UnboundedSender<Change>,
+}
+
+impl Registry {
+    pub fn spawn(
+        conn: ConnectionManager,
+        docker: Docker,
+        host: String,
+        interval: Duration,
+        scope: Scope,
+        cancel: CancellationToken,
+    ) -> (Registry, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Change::Resync);
+        let task = Task {
+            conn,
+            docker,
+            host,
+            interval,
+            scope,
+            dirty: false,
+        };
+        (Registry { tx }, tokio::spawn(task.run(rx, cancel)))
+    }
+
+    pub fn add(&self, name: &str) {
+        let _ = self.tx.send(Change::Add(name.to_owned()));
+    }
+
+    pub fn remove(&self, name: &str) {
+        let _ = self.tx.send(Change::Remove(name.to_owned()));
+    }
+
+    pub fn resync(&self) {
+        let _ = self.tx.send(Change::Resync);
+    }
+}
+
+struct Task {
+    conn: ConnectionManager,
+    docker: Docker,
+    host: String,
+    interval: Duration,
+    scope: Scope,
+    /// An update failed: resync on the next heartbeat instead of retrying
+    /// each update, since a resync repairs everything at once.
+    dirty: bool,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Change>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.heartbeat().await {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                    if self.dirty {
+                        self.apply(Change::Resync).await;
+                    }
+                }
+                change = rx.recv() => match change {
+                    Some(change) => self.apply(change).await,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn apply(&mut self, change: Change) {
+        let result = match &change {
+            Change::Add(name) => self
+                .conn
+                .sadd(keys::CONTAINERS, self.member(name))
+                .await
+                .map(|_: usize| ())
+                .map_err(Into::into),
+            Change::Remove(name) => self
+                .conn
+                .srem(keys::CONTAINERS, self.member(name))
+                .await
+                .map(|_: usize| ())
+                .map_err(Into::into),
+            Change::Resync => self.resync().await,
+        };
+        match result {
+            Ok(()) => {
+                if matches!(change, Change::Resync) {
+                    self.dirty = false;
+                }
+                tracing::debug!(?change, "registry updated");
+            }
+            Err(e) => {
+                self.dirty = true;
+                tracing::warn!(?change, error = %e, "registry update failed; will resync");
+            }
+        }
+    }
+
+    fn member(&self, name: &str) -> String {
+        ContainerRef::new(&self.host, name).key()
+    }
+
+    async fn resync(&mut self) -> Result<(), CollectorError> {
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await?;
+        let present: HashSet<String> = containers
+            .iter()
+            .filter(|c| c.labels.as_ref().is_none_or(|l| self.scope.excludes(l).is_none()))
+            .filter_map(|c| c.names.as_ref()?.first().map(|n| self.member(n)))
+            .collect();
+        let members: HashSet<String> = self.conn.smembers(keys::CONTAINERS).await?;
+        let prefix = format!("{}/", self.host);
+        let stale: Vec<&String> = members
+            .iter()
+            .filter(|m| m.starts_with(&prefix) && !present.contains(*m))
+            .collect();
+        let mut pipe = redis::pipe();
+        if !stale.is_empty() {
+            pipe.srem(keys::CONTAINERS, stale).ignore();
+        }
+        if !present.is_empty() {
+            pipe.sadd(keys::CONTAINERS, present.iter().collect::<Vec<_>>())
+                .ignore();
+        }
+        let () = pipe.query_async(&mut self.conn).await?;
+        tracing::debug!(containers = present.len(), "registry resynced");
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), CollectorError> {
+        let value = serde_json::json!({
+            "host": self.host,
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "timestamp": seed_timestamp(),
+        });
+        let ttl = (self.interval * 3).as_secs().max(1);
+        let () = self
+            .conn
+            .set_ex(heartbeat_key(&self.host), value.to_string(), ttl)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,403 @@
+//! The collector binary against a real dockerd and a real redis-server.
+//!
+//! Needs DOCKER_HOST (a private engine) and HEMOSTAT_TEST_IMAGE (busybox);
+//! run through scripts/test.sh, which provides both.
+
+use std::time::Duration;
+
+use bollard::{
+    models::ContainerStateStatusEnum,
+    query_parameters::{KillContainerOptions, StopContainerOptions},
+};
+use hemostat_e2e::{
+    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, wait_for,
+};
+use hemostat_protocol::{
+    Action, Command, Envelope, EventKind,
+    event::{HealthAlert, RemediationComplete, RemediationStatus},
+    keys,
+};
+use redis::{AsyncCommands, aio::MultiplexedConnection};
+
+const KEY: &str = "e2e-command-key";
+const CRASHER: &str = "trap 'exit 1' USR1; while :; do sleep 0.2; done";
+
+struct Env {
+    redis: RedisServer,
+    conn: MultiplexedConnection,
+    host: String,
+    collector: Process,
+}
+
+async fn start() -> Env {
+    let redis = RedisServer::start().await;
+    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let collector = Process::builder("hemostat-collector")
+        .env("REDIS_URL", redis.url())
+        .env("HEMOSTAT_HOST", &host)
+        // Only this test's containers: tests run in parallel on one engine.
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+        .env("HEMOSTAT_COMMAND_KEY", KEY)
+        .env("HEMOSTAT_STOP_TIMEOUT", "2")
+        .env("RUST_LOG", "info,hemostat_collector=debug")
+        .spawn();
+    collector
+        .wait_for_line("collector ready", Duration::from_secs(60))
+        .await;
+    let conn = redis.connection().await;
+    Env {
+        redis,
+        conn,
+        host,
+        collector,
+    }
+}
+
+/// Every envelope on `kind`'s stream with the Redis arrival time (ms, from
+/// the entry id).
+async fn stream(conn: &mut MultiplexedConnection, kind: EventKind) -> Vec<(u64, Envelope)> {
+    let reply: redis::streams::StreamRangeReply = conn.xrange_all(kind.stream()).await.unwrap();
+    reply
+        .ids
+        .iter()
+        .map(|e| {
+            let ms = e.id.split('-').next().unwrap().parse().unwrap();
+            let json: String = e.get("envelope").expect("entry without envelope");
+            (
+                ms,
+                Envelope::parse(json.as_bytes()).expect("malformed envelope"),
+            )
+        })
+        .collect()
+}
+
+async fn alerts_for(conn: &mut MultiplexedConnection, container: &str) -> Vec<(u64, HealthAlert)> {
+    stream(conn, EventKind::HealthAlert)
+        .await
+        .into_iter()
+        .map(|(ms, env)| (ms, env.data_as::<HealthAlert>().unwrap()))
+        .filter(|(_, a)| a.container == container)
+        .collect()
+}
+
+async fn completions_for(
+    conn: &mut MultiplexedConnection,
+    command_id: &str,
+) -> Vec<RemediationComplete> {
+    stream(conn, EventKind::RemediationComplete)
+        .await
+        .into_iter()
+        .map(|(_, env)| env.data_as::<RemediationComplete>().unwrap())
+        .filter(|c| c.command_id.as_deref() == Some(command_id))
+        .collect()
+}
+
+async fn wait_alert(env: &mut Env, container: &str) -> (u64, HealthAlert) {
+    let conn = &mut env.conn;
+    let found = wait_for(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        async move { alerts_for(&mut conn, container).await.into_iter().next() }
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "no health_alert for {container}; collector log:\n{}",
+            env.collector.log_tail(40)
+        )
+    })
+}
+
+fn rfc3339_ms(s: &str) -> u64 {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis() as u64
+}
+
+fn command(host: &str, container: &TestContainer, action: Action) -> Command {
+    Command {
+        id: uuid::Uuid::new_v4().to_string(),
+        host: host.into(),
+        container: container.name().into(),
+        container_id: Some(container.id().into()),
+        action,
+        reason: "e2e".into(),
+        confidence: 0.9,
+        issued_at: chrono::Utc::now().to_rfc3339(),
+        dry_run: false,
+        detected_at: Some("2026-01-01T00:00:00Z".into()),
+    }
+}
+
+async fn send(env: &mut Env, cmd: &Command, key: &[u8]) -> String {
+    let sealed = cmd.seal(Some(key));
+    let mut fields = vec![("command", sealed.json)];
+    fields.extend(sealed.signature.map(|s| ("signature", s)));
+    env.conn
+        .xadd(keys::commands(&env.host), "*", &fields)
+        .await
+        .unwrap()
+}
+
+/// Waits until the collector has read and acknowledged everything up to
+/// `entry` (the group's last-delivered id reached it, nothing pending).
+async fn wait_acked(env: &mut Env, entry: &str) {
+    let key = keys::commands(&env.host);
+    let done = wait_for(Duration::from_secs(30), || {
+        let mut conn = env.conn.clone();
+        let key = key.clone();
+        async move {
+            let groups: redis::Value = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            let text = format!("{groups:?}");
+            let pending: redis::streams::StreamPendingReply =
+                conn.xpending(&key, "collectors").await.ok()?;
+            (text.contains(entry) && pending.count() == 0).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "command {entry} never acknowledged; log:\n{}",
+        env.collector.log_tail(40)
+    );
+}
+
+async fn crashed(docker: &bollard::Docker) -> TestContainer {
+    let c = ContainerSpec::shell(CRASHER).start(docker).await;
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
+        .await;
+    // Let the shell install its trap before signalling.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_is_alerted_within_250ms_of_the_exit() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let c = crashed(&docker).await;
+    c.kill("USR1").await;
+    let state = c
+        .wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
+        .await;
+    assert_eq!(state.exit_code, Some(1));
+    let (arrived_ms, alert) = wait_alert(&mut env, c.name()).await;
+
+    let finished_ms = rfc3339_ms(state.finished_at.as_deref().unwrap());
+    let latency = arrived_ms as i64 - finished_ms as i64;
+    println!("exit -> health_alert latency: {latency} ms (FinishedAt -> XADD)");
+    assert!(latency < 250, "alert took {latency} ms");
+
+    assert_eq!(alert.host, env.host);
+    assert_eq!(alert.container_id.as_deref(), Some(c.id()));
+    assert_eq!(alert.exit_code, Some(1));
+    assert_eq!(alert.issues, ["Exited with code 1"]);
+    assert_eq!(
+        alert.anomalies[0].kind,
+        hemostat_protocol::event::AnomalyKind::NonZeroExit
+    );
+    assert_eq!(alert.metrics.status.as_deref(), Some("exited"));
+    assert!(alert.image.is_some());
+    // detected_at is Docker's event time: at the exit, not at publication
+    // (the bound is loose: dockerd's own lag between the two grows on a
+    // loaded machine).
+    let detected_ms = rfc3339_ms(alert.detected_at.as_deref().unwrap());
+    assert!(
+        detected_ms.abs_diff(finished_ms) < 1000 && detected_ms <= arrived_ms,
+        "detected_at {detected_ms} vs FinishedAt {finished_ms}"
+    );
+
+    // The registry lists it, and the heartbeat is alive.
+    let member = hemostat_protocol::ContainerRef::new(&env.host, c.name()).key();
+    assert!(
+        env.conn
+            .sismember::<_, _, bool>(keys::CONTAINERS, &member)
+            .await
+            .unwrap(),
+        "{member} not registered"
+    );
+    let hb: Option<String> = env
+        .conn
+        .get(format!("hemostat:heartbeat:{}", env.host))
+        .await
+        .unwrap();
+    assert!(hb.is_some_and(|h| h.contains(&env.host)));
+    c.remove().await;
+    let gone = wait_for(Duration::from_secs(5), || {
+        let mut conn = env.conn.clone();
+        let member = member.clone();
+        async move {
+            (!conn
+                .sismember::<_, _, bool>(keys::CONTAINERS, &member)
+                .await
+                .unwrap())
+            .then_some(())
+        }
+    })
+    .await;
+    assert!(gone.is_some(), "destroyed container still registered");
+    drop(env.redis);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_stop_and_kill_are_not_crashes() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let stopped = ContainerSpec::shell("while :; do sleep 0.2; done")
+        .start(&docker)
+        .await;
+    let killed = ContainerSpec::shell("while :; do sleep 0.2; done")
+        .start(&docker)
+        .await;
+    stopped
+        .wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
+        .await;
+    killed
+        .wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
+        .await;
+
+    // sh as PID 1 ignores SIGTERM, so this is SIGTERM then SIGKILL: exit 137.
+    docker
+        .stop_container(
+            stopped.id(),
+            Some(StopContainerOptions {
+                t: Some(1),
+                signal: None,
+            }),
+        )
+        .await
+        .unwrap();
+    docker
+        .kill_container(killed.id(), None::<KillContainerOptions>)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        alerts_for(&mut env.conn, stopped.name()).await.is_empty(),
+        "docker stop was reported as a crash"
+    );
+    assert!(
+        alerts_for(&mut env.conn, killed.name()).await.is_empty(),
+        "docker kill was reported as a crash"
+    );
+
+    // Control: the same collector does report a real crash, so the silence
+    // above is a decision, not a dead collector.
+    let c = crashed(&docker).await;
+    c.kill("USR1").await;
+    wait_alert(&mut env, c.name()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_restart_runs_once_and_is_reported() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let c = crashed(&docker).await;
+    c.kill("USR1").await;
+    c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
+        .await;
+
+    let cmd = command(&env.host, &c, Action::Restart);
+    let first = send(&mut env, &cmd, KEY.as_bytes()).await;
+    let done = wait_for(Duration::from_secs(30), || {
+        let mut conn = env.conn.clone();
+        let id = cmd.id.clone();
+        async move { completions_for(&mut conn, &id).await.into_iter().next() }
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no remediation_complete; log:\n{}",
+            env.collector.log_tail(40)
+        )
+    });
+    assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
+    assert_eq!(
+        (done.action, done.host.as_str()),
+        (Action::Restart, env.host.as_str())
+    );
+    assert_eq!(done.detected_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert!(
+        done.result
+            .details
+            .as_deref()
+            .is_some_and(|d| d.starts_with("running since")),
+        "{done:?}"
+    );
+    let state = c.state().await;
+    assert_eq!(state.running, Some(true));
+    wait_acked(&mut env, &first).await;
+
+    // Redelivered (same id): acknowledged, not executed again.
+    let again = send(&mut env, &cmd, KEY.as_bytes()).await;
+    wait_acked(&mut env, &again).await;
+    assert_eq!(
+        c.state().await.started_at,
+        state.started_at,
+        "restarted twice"
+    );
+    assert_eq!(completions_for(&mut env.conn, &cmd.id).await.len(), 1);
+
+    // The restart's own die is not a crash: the only alert is the USR1 one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(alerts_for(&mut env.conn, c.name()).await.len(), 1);
+
+    // Dry run and unsupported actions do not touch Docker.
+    let mut dry = command(&env.host, &c, Action::Restart);
+    dry.dry_run = true;
+    let scale = command(&env.host, &c, Action::ScaleUp);
+    send(&mut env, &dry, KEY.as_bytes()).await;
+    let last = send(&mut env, &scale, KEY.as_bytes()).await;
+    wait_acked(&mut env, &last).await;
+    let dry_done = completions_for(&mut env.conn, &dry.id).await;
+    assert_eq!(dry_done[0].result.status, RemediationStatus::DryRun);
+    let scale_done = completions_for(&mut env.conn, &scale.id).await;
+    assert_eq!(scale_done[0].result.status, RemediationStatus::Failed);
+    assert_eq!(
+        scale_done[0].result.error.as_deref(),
+        Some("action scale_up not supported by this collector yet")
+    );
+    assert_eq!(c.state().await.started_at, state.started_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_command_is_rejected_and_changes_nothing() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let c = crashed(&docker).await;
+    c.kill("USR1").await;
+    let before = c
+        .wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
+        .await;
+
+    let cmd = command(&env.host, &c, Action::Restart);
+    let entry = send(&mut env, &cmd, b"not-the-key").await;
+    wait_acked(&mut env, &entry).await;
+    let done = completions_for(&mut env.conn, &cmd.id).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].result.status, RemediationStatus::Rejected);
+    assert!(
+        done[0]
+            .result
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("signature")),
+        "{done:?}"
+    );
+    let after = c.state().await;
+    assert_eq!(
+        (after.running, after.started_at),
+        (Some(false), before.started_at)
+    );
+    // Not marked as taken: the genuine command with this id can still run.
+    assert!(
+        !env.conn
+            .exists::<_, bool>(keys::command_seen(&cmd.id))
+            .await
+            .unwrap()
+    );
+}

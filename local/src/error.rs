@@ -1,0 +1,153 @@
+//! The crate's single error type, and how each error looks on the wire.
+
+use std::{io, net::SocketAddr, path::PathBuf};
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+/// Everything that can go wrong in the emulator, from startup to a single HTTP request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read template {path}: {source}")]
+    TemplateRead { path: PathBuf, source: io::Error },
+
+    #[error("cannot parse template {path}: {source}")]
+    TemplateParse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+
+    #[error("invalid template: {0}")]
+    Template(String),
+
+    #[error("invalid parameter override {0:?}: expected KEY=VALUE")]
+    ParameterOverride(String),
+
+    #[error("unknown function(s) {unknown}; the template defines: {available}")]
+    UnknownFunctions { unknown: String, available: String },
+
+    #[error(
+        "function {function}: binary not found at {path}; build it first (`cargo build` or `cargo build --bins`), or point --bin-dir at the directory holding it"
+    )]
+    MissingBinary { function: String, path: PathBuf },
+
+    #[error("cannot determine the binary directory: {0}")]
+    BinDir(io::Error),
+
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+
+    #[error("function {function}: cannot start {path}: {source}")]
+    Spawn {
+        function: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+
+    #[error("server failed: {0}")]
+    Serve(io::Error),
+
+    // --- Invoke API ---
+    #[error("Function not found: {arn}")]
+    FunctionNotFound { arn: String },
+
+    #[error("Request must be smaller than {limit} bytes for the InvokeFunction operation")]
+    PayloadTooLarge { limit: usize },
+
+    #[error("Unsupported invocation type: {0}")]
+    InvalidInvocationType(String),
+
+    #[error("Could not parse request body into json: {0}")]
+    InvalidRequestContent(String),
+
+    #[error("Could not read request body: {0}")]
+    BodyRead(String),
+
+    #[error("The emulator is shutting down")]
+    ShuttingDown,
+
+    // --- Runtime API ---
+    #[error("Invalid request ID {0}")]
+    UnknownRequestId(String),
+
+    #[error("Unknown function instance {function}/{instance}")]
+    UnknownInstance { function: String, instance: String },
+
+    #[error("Response payload exceeded maximum allowed payload size ({limit} bytes)")]
+    ResponseTooLarge { limit: usize },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::FunctionNotFound { .. } | Error::UnknownInstance { .. } => StatusCode::NOT_FOUND,
+            Error::PayloadTooLarge { .. } | Error::ResponseTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Error::InvalidInvocationType(_)
+            | Error::InvalidRequestContent(_)
+            | Error::BodyRead(_)
+            | Error::UnknownRequestId(_) => StatusCode::BAD_REQUEST,
+            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The Invoke API's `x-amzn-ErrorType`, or the Runtime API's `errorType`.
+    fn error_type(&self) -> &'static str {
+        match self {
+            Error::FunctionNotFound { .. } => "ResourceNotFoundException",
+            Error::PayloadTooLarge { .. } => "RequestEntityTooLargeException",
+            Error::InvalidInvocationType(_) => "InvalidParameterValueException",
+            Error::InvalidRequestContent(_) | Error::BodyRead(_) => {
+                "InvalidRequestContentException"
+            }
+            Error::ShuttingDown => "ServiceException",
+            Error::UnknownRequestId(_) => "InvalidRequestID",
+            Error::UnknownInstance { .. } => "InvalidInstance",
+            Error::ResponseTooLarge { .. } => "RequestEntityTooLarge",
+            _ => "ServiceException",
+        }
+    }
+
+    fn is_runtime_api(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownRequestId(_)
+                | Error::UnknownInstance { .. }
+                | Error::ResponseTooLarge { .. }
+        )
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let error_type = self.error_type();
+        let message = self.to_string();
+        // The two APIs disagree on error shape: the Runtime API speaks the
+        // function-error dialect, the Invoke API the AWS JSON-REST one.
+        if self.is_runtime_api() {
+            let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+            return (status, Json(body)).into_response();
+        }
+        let kind = if status.is_server_error() {
+            "Service"
+        } else {
+            "User"
+        };
+        let body = serde_json::json!({ "Type": kind, "message": message });
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
+        if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+            headers.insert("x-amzn-RequestId", id);
+        }
+        response
+    }
+}

@@ -1,0 +1,115 @@
+//! One request to a function, from the Invoke API until the runtime reports back.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Success(Bytes),
+    /// A function error; `body` is Lambda's `{"errorMessage", "errorType"}` JSON.
+    Failure {
+        error_type: String,
+        body: Bytes,
+    },
+}
+
+impl Outcome {
+    pub fn failure(error_type: &str, message: impl Into<String>) -> Outcome {
+        let body = serde_json::json!({ "errorMessage": message.into(), "errorType": error_type });
+        Outcome::Failure {
+            error_type: error_type.to_owned(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// Lambda's exact wording, so clients that pattern-match on it keep working.
+    pub fn timed_out(request_id: &str, timeout_secs: u64) -> Outcome {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        Outcome::failure(
+            "Sandbox.Timedout",
+            format!("{now} {request_id} Task timed out after {timeout_secs}.00 seconds"),
+        )
+    }
+
+    pub fn exit_error(request_id: &str, exit: &str) -> Outcome {
+        Outcome::failure(
+            "Runtime.ExitError",
+            format!("RequestId: {request_id} Error: Runtime exited with error: {exit}"),
+        )
+    }
+}
+
+/// A queued or running invocation. Shared between the caller waiting for the
+/// outcome, the function's queue, and the timeout watchdog.
+#[derive(Debug)]
+pub struct Invocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub trace_id: String,
+    pub received: Instant,
+    done: CancellationToken,
+    reply: Mutex<Option<oneshot::Sender<Outcome>>>,
+}
+
+impl Invocation {
+    pub fn new(payload: Bytes) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
+        let (tx, rx) = oneshot::channel();
+        let invocation = Invocation {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            payload,
+            trace_id: trace_id(),
+            received: Instant::now(),
+            done: CancellationToken::new(),
+            reply: Mutex::new(Some(tx)),
+        };
+        (Arc::new(invocation), rx)
+    }
+
+    /// Delivers the outcome. Only the first caller wins, which settles races
+    /// between a late runtime response, the timeout watchdog and a crash.
+    pub fn complete(&self, outcome: Outcome) -> bool {
+        let sender = match self.reply.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(sender) = sender else { return false };
+        self.done.cancel();
+        // The caller may have hung up (or it was an Event invocation); nothing to do then.
+        let _ = sender.send(outcome);
+        true
+    }
+
+    pub fn done(&self) -> WaitForCancellationFuture<'_> {
+        self.done.cancelled()
+    }
+}
+
+/// An X-Ray trace header as Lambda passes it to the runtime.
+pub fn trace_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let root = uuid::Uuid::new_v4().simple().to_string();
+    let parent = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        secs as u32,
+        &root[..24],
+        &parent[..16]
+    )
+}
+
+pub fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,47 @@
+//! `hemostat-local`: a local AWS Lambda emulator for the HemoStat functions.
+//!
+//! It reads the SAM `template.yaml`, starts each function binary (built on the
+//! official `lambda_runtime` crate, unmodified) as a child process, and serves
+//! the Lambda Runtime API to those processes and the Lambda Invoke API to
+//! everyone else, on one HTTP server.
+//!
+//! Module map:
+//!
+//! - [`config`] — the settings of one run.
+//! - [`template`] — SAM template parsing (`Parameters`, `Globals`, intrinsics).
+//! - [`emulator`] — binds the server and wires the pieces together.
+//! - [`function`] — one function's queue and instance pool (scaling, timeouts, crashes).
+//! - [`instance`] — one child process: environment, log capture, supervision.
+//! - [`invocation`] — one request and its outcome.
+//! - [`runtime_api`] — `/runtime/{function}/{instance}/2018-06-01/runtime/...`.
+//! - [`invoke_api`] — `/2015-03-31/functions/{name}/invocations`.
+//! - [`error`] — the crate's error type and its HTTP rendering.
+
+pub mod config;
+pub mod emulator;
+pub mod error;
+pub mod function;
+pub mod instance;
+pub mod invocation;
+pub mod invoke_api;
+pub mod runtime_api;
+pub mod template;
+
+use std::future::Future;
+
+pub use config::Config;
+pub use emulator::Emulator;
+pub use error::{Error, Result};
+
+/// Runs the emulator until `shutdown` resolves, then stops every instance.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let emulator = Emulator::start(config).await?;
+    let addr = emulator.local_addr();
+    // On stdout, not just in the logs, so scripts using port 0 can find us.
+    println!("hemostat-local listening on http://{addr}");
+    tracing::info!(%addr, functions = ?emulator.function_names(), "ready");
+    emulator.serve(shutdown).await
+}

@@ -1,0 +1,128 @@
+//! Command-line entry point of the local Lambda emulator.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use hemostat_local::{Config, Error};
+use tracing_subscriber::EnvFilter;
+
+/// Runs the HemoStat Lambda functions locally behind the Lambda Runtime and Invoke APIs.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// SAM template describing the functions.
+    #[arg(long, env = "HEMOSTAT_LOCAL_TEMPLATE", default_value = "template.yaml")]
+    template: PathBuf,
+
+    /// Address to serve the Runtime and Invoke APIs on; port 0 picks a free port.
+    #[arg(long, env = "HEMOSTAT_LOCAL_LISTEN", default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+
+    /// Directory holding the function binaries [default: the directory of this executable].
+    #[arg(long, env = "HEMOSTAT_LOCAL_BIN_DIR")]
+    bin_dir: Option<PathBuf>,
+
+    /// Comma-separated function names or logical ids to run [default: all].
+    #[arg(long, env = "HEMOSTAT_LOCAL_FUNCTIONS", value_delimiter = ',')]
+    functions: Vec<String>,
+
+    /// Template parameter override as KEY=VALUE; repeat for several.
+    #[arg(long = "parameter-overrides", env = "HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", value_parser = parse_override)]
+    parameter_overrides: Vec<(String, String)>,
+
+    /// Instances per function when the template sets no ReservedConcurrentExecutions.
+    #[arg(long, env = "HEMOSTAT_LOCAL_MAX_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrency: u32,
+
+    /// AWS account id used in ARNs and ${AWS::AccountId}.
+    #[arg(
+        long,
+        env = "HEMOSTAT_LOCAL_ACCOUNT_ID",
+        default_value = "000000000000"
+    )]
+    account_id: String,
+}
+
+fn parse_override(s: &str) -> Result<(String, String), Error> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(Error::ParameterOverride(s.to_owned())),
+    }
+}
+
+fn default_bin_dir() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(Error::BinDir)?;
+    exe.parent().map(PathBuf::from).ok_or_else(|| {
+        Error::BinDir(std::io::Error::other(
+            "the executable has no parent directory",
+        ))
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for SIGINT: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let bin_dir = match cli.bin_dir {
+        Some(dir) => dir,
+        None => default_bin_dir()?,
+    };
+    let mut config = Config::new(cli.template, bin_dir);
+    config.listen = cli.listen;
+    config.functions = cli
+        .functions
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .collect();
+    config.parameter_overrides = cli
+        .parameter_overrides
+        .into_iter()
+        .collect::<BTreeMap<_, _>>();
+    config.max_concurrency = cli.max_concurrency as usize;
+    config.account_id = cli.account_id;
+    hemostat_local::run(config, shutdown_signal()).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("hemostat-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

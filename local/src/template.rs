@@ -1,0 +1,356 @@
+//! Reads the functions out of a SAM `template.yaml`.
+//!
+//! Only what the emulator needs is understood: `Parameters` defaults, `Globals.Function`,
+//! and `AWS::Serverless::Function` resources, with the intrinsics `Ref`, `Fn::Sub` and
+//! `Fn::Join` in both their short (`!Ref`) and long (`{"Ref": ..}`) forms.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
+
+use serde_yaml::{Mapping, Value};
+use tracing::warn;
+
+use crate::error::{Error, Result};
+
+/// SAM's defaults for properties a template leaves out.
+const DEFAULT_MEMORY_MB: u32 = 128;
+const DEFAULT_TIMEOUT_SECS: u64 = 3;
+const DEFAULT_HANDLER: &str = "bootstrap";
+
+/// One function as the emulator will run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    pub name: String,
+    /// File name of the executable inside the binary directory.
+    pub binary: String,
+    pub handler: String,
+    pub memory_mb: u32,
+    pub timeout_secs: u64,
+    /// `None` marks a variable whose template value could not be resolved locally;
+    /// it is only set if the emulator's own environment provides it.
+    pub environment: BTreeMap<String, Option<String>>,
+    pub reserved_concurrency: Option<u32>,
+}
+
+/// Values that intrinsics resolve against.
+#[derive(Debug, Clone)]
+pub struct TemplateSettings {
+    pub parameter_overrides: BTreeMap<String, String>,
+    pub region: String,
+    pub account_id: String,
+    pub stack_name: String,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        TemplateSettings {
+            parameter_overrides: BTreeMap::new(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            stack_name: "hemostat-local".into(),
+        }
+    }
+}
+
+/// The functions a template declares, in template order.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub functions: Vec<FunctionSpec>,
+}
+
+impl Template {
+    pub fn load(path: &Path, settings: &TemplateSettings) -> Result<Template> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::TemplateRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let root: Value = serde_yaml::from_str(&text).map_err(|source| Error::TemplateParse {
+            path: path.to_owned(),
+            source,
+        })?;
+        Template::from_value(&root, settings)
+    }
+
+    pub fn parse(yaml: &str, settings: &TemplateSettings) -> Result<Template> {
+        let root: Value = serde_yaml::from_str(yaml).map_err(|e| Error::Template(e.to_string()))?;
+        Template::from_value(&root, settings)
+    }
+
+    fn from_value(root: &Value, settings: &TemplateSettings) -> Result<Template> {
+        let root = root
+            .as_mapping()
+            .ok_or_else(|| Error::Template("the document is not a mapping".into()))?;
+        let resolver = Resolver::new(root, settings);
+        let globals = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(Value::as_mapping);
+        let resources = root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| Error::Template("no Resources section".into()))?;
+
+        let mut functions = Vec::new();
+        for (id, resource) in resources {
+            let Some(id) = id.as_str() else { continue };
+            let kind = resource.get("Type").and_then(Value::as_str);
+            if kind != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            functions.push(function_spec(id, resource, globals, &resolver)?);
+        }
+        if functions.is_empty() {
+            return Err(Error::Template(
+                "no AWS::Serverless::Function resources".into(),
+            ));
+        }
+        Ok(Template { functions })
+    }
+}
+
+fn function_spec(
+    id: &str,
+    resource: &Value,
+    globals: Option<&Mapping>,
+    resolver: &Resolver,
+) -> Result<FunctionSpec> {
+    let empty = Mapping::new();
+    let props = resource
+        .get("Properties")
+        .and_then(Value::as_mapping)
+        .unwrap_or(&empty);
+    // Function-level properties override Globals wholesale, except the environment (below).
+    let prop = |key: &str| props.get(key).or_else(|| globals.and_then(|g| g.get(key)));
+    let resolved = |key: &str| -> Result<Option<String>> {
+        match prop(key) {
+            None => Ok(None),
+            Some(v) => resolver
+                .resolve(v)
+                .map(Some)
+                .map_err(|what| Error::Template(format!("{id}.{key}: cannot resolve {what}"))),
+        }
+    };
+    let number =
+        |key: &str| -> Result<Option<u64>> {
+            match resolved(key)? {
+                None => Ok(None),
+                Some(s) => s.trim().parse().map(Some).map_err(|_| {
+                    Error::Template(format!("{id}.{key}: {s:?} is not a whole number"))
+                }),
+            }
+        };
+
+    let name = resolved("FunctionName")?.unwrap_or_else(|| id.to_owned());
+    let binary = resource
+        .get("Metadata")
+        .and_then(|m| m.get("BuildProperties"))
+        .and_then(|b| b.get("Binary"))
+        .and_then(Value::as_str)
+        .map_or_else(|| id.to_lowercase(), str::to_owned);
+    let handler = resolved("Handler")?.unwrap_or_else(|| DEFAULT_HANDLER.into());
+    let memory_mb = number("MemorySize")?.map_or(Ok(DEFAULT_MEMORY_MB), |m| {
+        u32::try_from(m).map_err(|_| Error::Template(format!("{id}.MemorySize: {m} is too large")))
+    })?;
+    let timeout_secs = number("Timeout")?.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if timeout_secs == 0 {
+        return Err(Error::Template(format!("{id}.Timeout must be at least 1")));
+    }
+    let reserved_concurrency = number("ReservedConcurrentExecutions")?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                Error::Template(format!(
+                    "{id}.ReservedConcurrentExecutions: {n} is too large"
+                ))
+            })
+        })
+        .transpose()?;
+
+    let mut environment = BTreeMap::new();
+    let global_vars = globals.and_then(|g| variables(g.get("Environment")));
+    let own_vars = variables(props.get("Environment"));
+    for (key, value) in global_vars.into_iter().chain(own_vars).flatten() {
+        let Some(key) = key.as_str() else { continue };
+        let value = match resolver.resolve(value) {
+            Ok(v) => Some(v),
+            Err(what) => {
+                warn!(function = %name, variable = key, "cannot resolve {what} locally; the variable is only set if the emulator's environment has it");
+                None
+            }
+        };
+        environment.insert(key.to_owned(), value);
+    }
+
+    Ok(FunctionSpec {
+        logical_id: id.to_owned(),
+        name,
+        binary,
+        handler,
+        memory_mb,
+        timeout_secs,
+        environment,
+        reserved_concurrency,
+    })
+}
+
+fn variables(environment: Option<&Value>) -> Option<&Mapping> {
+    environment?.get("Variables")?.as_mapping()
+}
+
+/// Evaluates the intrinsic functions the emulator can know the answer to.
+struct Resolver {
+    parameters: HashMap<String, String>,
+    pseudo: HashMap<&'static str, String>,
+}
+
+/// What could not be resolved, for the warning ("!GetAtt Foo.Arn").
+type Unresolved = String;
+
+impl Resolver {
+    fn new(root: &Mapping, settings: &TemplateSettings) -> Resolver {
+        let mut parameters = HashMap::new();
+        if let Some(params) = root.get("Parameters").and_then(Value::as_mapping) {
+            for (name, param) in params {
+                let (Some(name), Some(default)) = (name.as_str(), param.get("Default")) else {
+                    continue;
+                };
+                if let Some(value) = scalar(default) {
+                    parameters.insert(name.to_owned(), value);
+                }
+            }
+        }
+        for (name, value) in &settings.parameter_overrides {
+            if root
+                .get("Parameters")
+                .and_then(|p| p.get(name.as_str()))
+                .is_none()
+            {
+                warn!(parameter = %name, "parameter override does not match any template parameter");
+            }
+            parameters.insert(name.clone(), value.clone());
+        }
+        let pseudo = HashMap::from([
+            ("AWS::Region", settings.region.clone()),
+            ("AWS::AccountId", settings.account_id.clone()),
+            ("AWS::StackName", settings.stack_name.clone()),
+            ("AWS::Partition", "aws".to_owned()),
+            ("AWS::URLSuffix", "amazonaws.com".to_owned()),
+        ]);
+        Resolver { parameters, pseudo }
+    }
+
+    fn resolve(&self, value: &Value) -> Result<String, Unresolved> {
+        if let Some(s) = scalar(value) {
+            return Ok(s);
+        }
+        match value {
+            Value::Tagged(tagged) => {
+                let tag = tagged.tag.to_string();
+                let tag = tag.trim_start_matches('!');
+                self.intrinsic(tag, &tagged.value)
+            }
+            Value::Mapping(map) if map.len() == 1 => {
+                let Some((key, arg)) = map.iter().next() else {
+                    return Err("an empty mapping".into());
+                };
+                match key.as_str() {
+                    Some("Ref") => self.intrinsic("Ref", arg),
+                    Some(other) => match other.strip_prefix("Fn::") {
+                        Some(name) => self.intrinsic(name, arg),
+                        None => Err(format!("a mapping ({other}: ..)")),
+                    },
+                    None => Err("a mapping with a non-string key".into()),
+                }
+            }
+            _ => Err("a non-scalar value".into()),
+        }
+    }
+
+    fn intrinsic(&self, name: &str, arg: &Value) -> Result<String, Unresolved> {
+        match name {
+            "Ref" => match arg.as_str() {
+                Some(r) => self.reference(r),
+                None => Err("!Ref with a non-string argument".into()),
+            },
+            "Sub" => self.sub(arg),
+            "Join" => self.join(arg),
+            other => Err(format!("!{other}")),
+        }
+    }
+
+    fn reference(&self, name: &str) -> Result<String, Unresolved> {
+        self.pseudo
+            .get(name)
+            .or_else(|| self.parameters.get(name))
+            .cloned()
+            .ok_or_else(|| format!("!Ref {name}"))
+    }
+
+    /// `!Sub "text"` or `!Sub ["text", {Var: value}]`.
+    fn sub(&self, arg: &Value) -> Result<String, Unresolved> {
+        let (text, vars) = match arg {
+            Value::Sequence(items) if items.len() == 2 => {
+                (items[0].as_str(), items[1].as_mapping())
+            }
+            other => (other.as_str(), None),
+        };
+        let text = text.ok_or_else(|| "!Sub without a string".to_owned())?;
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            // `${!Name}` is CloudFormation's escape for a literal `${Name}`.
+            if let Some(literal) = after.strip_prefix('!') {
+                out.push_str("${");
+                rest = literal;
+                continue;
+            }
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = after[..end].trim();
+            let value = match vars.and_then(|v| v.get(name)) {
+                Some(v) => self.resolve(v)?,
+                None if name.contains('.') => return Err(format!("!Sub ${{{name}}} (GetAtt)")),
+                None => self
+                    .reference(name)
+                    .map_err(|_| format!("!Sub ${{{name}}}"))?,
+            };
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// `!Join [",", [a, b]]`.
+    fn join(&self, arg: &Value) -> Result<String, Unresolved> {
+        let items = arg.as_sequence().filter(|s| s.len() == 2);
+        let (Some(sep), Some(parts)) = (
+            items.and_then(|s| s[0].as_str()),
+            items.and_then(|s| s[1].as_sequence()),
+        ) else {
+            return Err("a malformed !Join".into());
+        };
+        let parts = parts
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(parts.join(sep))
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}

@@ -1,0 +1,261 @@
+//! Throwaway containers on the private engine.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
+    HostConfig, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures::TryStreamExt;
+
+use crate::docker::test_image;
+use crate::polling::wait_for;
+
+/// Prefix of every test container's name, so leftovers are recognisable.
+pub const NAME_PREFIX: &str = "hemostat-e2e-";
+
+/// Label carrying the creating test's name. Deliberately outside the
+/// `hemostat.` namespace, which the collector reads as configuration.
+pub const TEST_LABEL: &str = "hemostat-e2e.test";
+
+/// What to run; build with [`ContainerSpec::new`] / [`ContainerSpec::shell`],
+/// then [`ContainerSpec::start`].
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    image: String,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    labels: HashMap<String, String>,
+    restart_policy: Option<RestartPolicy>,
+    stop_timeout: Option<i64>,
+}
+
+impl ContainerSpec {
+    /// Runs `cmd` (argv, no shell) in [`test_image`].
+    pub fn new<I, S>(cmd: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut labels = HashMap::new();
+        labels.insert(TEST_LABEL.to_string(), crate::current_test_name());
+        Self {
+            image: test_image(),
+            cmd: cmd.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            labels,
+            restart_policy: None,
+            stop_timeout: None,
+        }
+    }
+
+    /// Runs `sh -c script`.
+    pub fn shell(script: &str) -> Self {
+        Self::new(["sh", "-c", script])
+    }
+
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push(format!("{key}={value}"));
+        self
+    }
+
+    /// Docker restart policy; unset means the engine default (`no`).
+    pub fn restart_policy(mut self, name: RestartPolicyNameEnum) -> Self {
+        self.restart_policy = Some(RestartPolicy { name: Some(name), maximum_retry_count: None });
+        self
+    }
+
+    /// Seconds `docker stop` waits before SIGKILL.
+    pub fn stop_timeout(mut self, seconds: i64) -> Self {
+        self.stop_timeout = Some(seconds);
+        self
+    }
+
+    /// Creates and starts the container.
+    pub async fn start(self, docker: &Docker) -> TestContainer {
+        TestContainer::start(docker, self).await
+    }
+}
+
+/// A running test container, force-removed (with its volumes) when dropped.
+pub struct TestContainer {
+    docker: Docker,
+    id: String,
+    name: String,
+    removed: bool,
+}
+
+impl TestContainer {
+    /// Creates and starts a container named `hemostat-e2e-{random}`.
+    pub async fn start(docker: &Docker, spec: ContainerSpec) -> Self {
+        let name = format!("{NAME_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            stop_timeout: spec.stop_timeout,
+            host_config: Some(HostConfig {
+                restart_policy: spec.restart_policy.clone(),
+                // The private engine runs with --bridge=none.
+                network_mode: Some("none".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = docker.create_container(Some(options), body).await.unwrap_or_else(|e| {
+            panic!(
+                "creating container {name} from image {} failed: {e} \
+                 (is the image built? scripts/test-env.sh start builds it)",
+                spec.image
+            )
+        });
+        // Own the container before starting it, so a failed start still cleans up.
+        let container = Self { docker: docker.clone(), id: created.id, name, removed: false };
+        if let Err(e) = docker.start_container(&container.id, None).await {
+            panic!("starting container {} ({:?}) failed: {e}", container.name, spec.cmd);
+        }
+        container
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub async fn inspect(&self) -> ContainerInspectResponse {
+        self.docker
+            .inspect_container(&self.id, None)
+            .await
+            .unwrap_or_else(|e| panic!("inspecting container {} failed: {e}", self.name))
+    }
+
+    pub async fn state(&self) -> ContainerState {
+        self.inspect().await.state.unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. `"SIGUSR1"`, `"USR1"`, `"9"`) to the main process.
+    pub async fn kill(&self, signal: &str) {
+        let options = KillContainerOptionsBuilder::default().signal(signal).build();
+        self.docker
+            .kill_container(&self.id, Some(options))
+            .await
+            .unwrap_or_else(|e| panic!("sending {signal} to container {} failed: {e}", self.name));
+    }
+
+    /// Everything the container wrote so far, stdout and stderr interleaved.
+    pub async fn logs(&self) -> String {
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+        let chunks: Vec<_> = self
+            .docker
+            .logs(&self.id, Some(options))
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("reading logs of container {} failed: {e}", self.name));
+        chunks.iter().map(|c| String::from_utf8_lossy(c.as_ref()).into_owned()).collect()
+    }
+
+    /// Waits until the container's output contains `needle`; panics with the
+    /// output on timeout.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let seen = crate::polling::wait_until(timeout, || async { self.logs().await.contains(needle) }).await;
+        if !seen {
+            panic!(
+                "container {} did not print {needle:?} within {timeout:?}; output:\n{}\nstate: {:?}",
+                self.name,
+                self.logs().await,
+                self.state().await
+            );
+        }
+    }
+
+    /// Waits until the container's status is `status`; panics with the last
+    /// seen state on timeout.
+    pub async fn wait_for_status(&self, status: ContainerStateStatusEnum, timeout: Duration) -> ContainerState {
+        let found = wait_for(timeout, || async {
+            let state = self.state().await;
+            (state.status == Some(status)).then_some(state)
+        })
+        .await;
+        match found {
+            Some(state) => state,
+            None => panic!(
+                "container {} did not reach status {status} within {timeout:?}; last state: {:?}",
+                self.name,
+                self.state().await
+            ),
+        }
+    }
+
+    /// Removes the container now, reporting errors (Drop only logs them).
+    pub async fn remove(mut self) {
+        self.removed = true;
+        remove(&self.docker, &self.id)
+            .await
+            .unwrap_or_else(|e| panic!("removing container {} failed: {e}", self.name));
+    }
+}
+
+async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(id, Some(options)).await {
+        // Already gone (e.g. the test removed it through the API): fine.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        other => other,
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        // Drop cannot await, and blocking on the test's own runtime would
+        // deadlock a current-thread runtime; a short-lived thread with its own
+        // runtime works from any context, including during a panic.
+        let docker = self.docker.clone();
+        let id = self.id.clone();
+        let name = self.name.clone();
+        let joined = std::thread::Builder::new()
+            .name(format!("rm-{name}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async {
+                    match tokio::time::timeout(Duration::from_secs(30), remove(&docker, &id)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => eprintln!("warning: removing container {name} failed: {e}"),
+                        Err(_) => eprintln!("warning: removing container {name} timed out"),
+                    }
+                });
+                Ok::<_, std::io::Error>(())
+            })
+            .map(|handle| handle.join());
+        if !matches!(joined, Ok(Ok(Ok(())))) {
+            eprintln!("warning: could not clean up container {}; scripts/test-env.sh stop will", self.name);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! End-to-end test harness for HemoStat.
+//!
+//! The tests drive real processes against a real Docker engine and a real
+//! Redis. They are meant to run through `scripts/test.sh`, which installs and
+//! starts a private `dockerd` and exports `DOCKER_HOST`, `REDIS_URL` and
+//! `HEMOSTAT_TEST_IMAGE`. Helpers panic with an explanatory message instead of
+//! returning errors: a broken environment must fail a test loudly, never skip it.
+//!
+//! # Module map
+//!
+//! - [`paths`] — where things live: workspace root, built binaries
+//!   ([`bin_dir`]), per-test logs ([`log_dir`]).
+//! - [`port`] — [`free_port`], a port nobody listens on.
+//! - [`polling`] — [`wait_until`] / [`wait_for`], deadline-bounded polling.
+//! - [`redis_server`] — [`RedisServer`], a throwaway `redis-server` per test,
+//!   restartable on the same port for fault tests.
+//! - [`docker`] — [`docker()`] client for the private engine, [`test_image`].
+//! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
+//!   force-removed when dropped.
+//! - [`process`] — [`Process`], a workspace binary run with its output in
+//!   `target/e2e-logs/{test}-{name}.log`, killed when dropped.
+//!
+//! # Lifetimes of spawned processes
+//!
+//! Children ([`RedisServer`], [`Process`]) are killed on `Drop`, and also by the
+//! kernel when the *thread* that spawned them exits (`PR_SET_PDEATHSIG`), so a
+//! test binary killed with Ctrl-C leaves no orphans. Consequence: spawn them
+//! from the test's own task (not from `spawn_blocking`, whose threads come and
+//! go), and do not share one instance across tests through a `static`.
+
+pub mod container;
+pub mod docker;
+pub mod paths;
+pub mod polling;
+pub mod port;
+pub mod process;
+pub mod redis_server;
+
+pub use container::{ContainerSpec, TestContainer};
+pub use docker::{docker, test_image};
+pub use paths::{bin_dir, log_dir, workspace_root};
+pub use polling::{wait_for, wait_until};
+pub use port::free_port;
+pub use process::{Process, ProcessBuilder};
+pub use redis_server::RedisServer;
+
+/// Name of the running test, derived from the test thread's name (libtest
+/// names each test thread after the test), made safe for file names.
+pub fn current_test_name() -> String {
+    let raw = std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("e2e")
+        .replace("::", "-");
+    raw.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}

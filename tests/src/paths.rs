@@ -1,0 +1,41 @@
+//! Filesystem locations shared by the harness.
+
+use std::path::PathBuf;
+
+/// Root of the Cargo workspace (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// Cargo's target directory; honours `CARGO_TARGET_DIR` so the tests find the
+/// binaries wherever `cargo build` put them.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() { dir } else { workspace_root().join(dir) }
+        }
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// Directory holding the workspace binaries: `HEMOSTAT_BIN_DIR`, else
+/// `<target>/debug`.
+pub fn bin_dir() -> PathBuf {
+    match std::env::var_os("HEMOSTAT_BIN_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => target_dir().join("debug"),
+    }
+}
+
+/// Directory for per-test process logs (`<target>/e2e-logs`), created on demand.
+pub fn log_dir() -> PathBuf {
+    let dir = target_dir().join("e2e-logs");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create log dir {}: {e}", dir.display()));
+    dir
+}

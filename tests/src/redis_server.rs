@@ -1,0 +1,176 @@
+//! A private `redis-server` per test, so tests neither share state nor
+//! disturb each other when one of them crashes or restarts Redis.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+use crate::paths::log_dir;
+use crate::polling::wait_until;
+use crate::port::free_port;
+use crate::process::{file_tail, kill_and_reap, spawn_logged, terminate};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` on 127.0.0.1 without persistence; killed when dropped.
+///
+/// `redis-server` is taken from `PATH`, or from `HEMOSTAT_REDIS_SERVER`.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub async fn start() -> Self {
+        // free_port releases the port before redis binds it; on a lost race
+        // redis exits at once and we try another port.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut server = Self::new(free_port());
+            match server.launch().await {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    fn new(port: u16) -> Self {
+        let log_path = log_dir().join(format!("{}-redis-{port}.log", crate::current_test_name()));
+        Self { port, child: None, log_path }
+    }
+
+    async fn launch(&mut self) -> Result<(), String> {
+        let bin = std::env::var("HEMOSTAT_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            // With persistence off nothing should be written, but keep the
+            // working dir out of the source tree regardless.
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .args(["--daemonize", "no", "--logfile", ""]);
+        let child = spawn_logged(&mut cmd, &self.log_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("{bin} not found: run `scripts/test-env.sh install` (or set HEMOSTAT_REDIS_SERVER)")
+            } else {
+                format!("spawning {bin} failed: {e}")
+            }
+        })?;
+        self.child = Some(child);
+
+        let url = self.url();
+        let mut exited = None;
+        let ready = wait_until(READY_TIMEOUT, || {
+            if let Some(child) = self.child.as_mut() {
+                exited = child.try_wait().ok().flatten();
+            }
+            let url = url.clone();
+            let dead = exited.is_some();
+            async move { dead || ping(&url).await }
+        })
+        .await;
+        match (ready, exited) {
+            (true, None) => Ok(()),
+            (_, Some(status)) => {
+                self.child = None;
+                Err(format!(
+                    "redis-server on port {} exited ({status}):\n{}",
+                    self.port,
+                    file_tail(&self.log_path, 20)
+                ))
+            }
+            (false, None) => {
+                self.stop();
+                Err(format!(
+                    "redis-server on port {} did not answer PING within {READY_TIMEOUT:?}:\n{}",
+                    self.port,
+                    file_tail(&self.log_path, 20)
+                ))
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("redis URL is well-formed")
+    }
+
+    /// A fresh multiplexed connection; panics if the server does not answer.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {} failed: {e}", self.url()))
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Graceful shutdown (SIGTERM, SIGKILL after 5 s). Data is lost: there is
+    /// no persistence. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child, libc::SIGTERM, Duration::from_secs(5));
+        }
+    }
+
+    /// Abrupt death, like a crash or OOM kill. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_and_reap(&mut child);
+        }
+    }
+
+    /// Stops the server if running and starts a new one on the same port
+    /// (clients can reconnect to the same URL); the new server is empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        // The port was ours a moment ago, but something else may grab it in
+        // between; a retry or two covers a transient clash.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match self.launch().await {
+                Ok(()) => return,
+                Err(e) => last_error = e,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("restarting redis-server on port {} failed: {last_error}", self.port);
+    }
+
+    /// Last `lines` lines of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        file_tail(&self.log_path, lines)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ping(url: &str) -> bool {
+    let attempt = async {
+        let mut conn = redis::Client::open(url).ok()?.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), attempt).await,
+        Ok(Some(reply)) if reply == "PONG"
+    )
+}

@@ -1,0 +1,206 @@
+//! The walking skeleton, end to end on real services: dockerd, redis-server,
+//! the Lambda emulator running the analyzer and responder binaries, the
+//! bridge and the collector, each its own process.
+//!
+//! A container whose process exits 1 must be running again, restarted by
+//! HemoStat (no Docker restart policy), with its `remediation_complete` in
+//! Redis; a second crash inside the cooldown must be refused and the
+//! refusal recorded; everything on the seed channels must be a seed envelope.
+
+use std::{sync::Arc, time::Duration};
+
+use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use futures::StreamExt;
+use hemostat_e2e::{
+    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, wait_for, workspace_root,
+};
+use hemostat_protocol::{
+    ContainerRef, Envelope, EventKind,
+    event::{RemediationComplete, RemediationStatus},
+    keys,
+};
+use redis::{AsyncCommands, streams::StreamRangeReply};
+use tokio::sync::Mutex;
+
+const COMMAND_KEY: &str = "e2e-command-key";
+
+/// Every component of the stack, killed when dropped.
+struct Stack {
+    host: String,
+    _emulator: Process,
+    bridge: Process,
+    collector: Process,
+}
+
+async fn start_stack(redis: &RedisServer) -> Stack {
+    let url = redis.url();
+    let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
+    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let template = workspace_root().join("template.yaml");
+
+    let emulator = Process::builder("hemostat-local")
+        .args(["--template", template.to_str().unwrap(), "--listen", &listen])
+        .env("REDIS_URL", &url)
+        .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
+        .env("RUST_LOG", "info")
+        .spawn();
+    let up = wait_for(Duration::from_secs(20), || {
+        let listen = listen.clone();
+        async move { tokio::net::TcpStream::connect(listen).await.ok() }
+    })
+    .await;
+    assert!(up.is_some(), "emulator never listened on {listen}:\n{}", emulator.log_tail(40));
+
+    let bridge = Process::builder("hemostat-bridge")
+        .env("REDIS_URL", &url)
+        .env("HEMOSTAT_LAMBDA_ENDPOINT", format!("http://{listen}"))
+        .env("RUST_LOG", "info")
+        .spawn();
+    let collector = Process::builder("hemostat-collector")
+        .env("REDIS_URL", &url)
+        .env("DOCKER_HOST", &docker_host)
+        .env("HEMOSTAT_HOST", &host)
+        // Only this test's containers: tests share one engine.
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+        .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
+        .env("RUST_LOG", "info")
+        .spawn();
+    bridge.wait_for_line("bridge ready", Duration::from_secs(20)).await;
+    collector.wait_for_line("collector ready", Duration::from_secs(20)).await;
+    Stack { host, _emulator: emulator, bridge, collector }
+}
+
+/// Every message seen on `hemostat:*` while the test runs.
+async fn record_pubsub(redis: &RedisServer) -> Arc<Mutex<Vec<(String, String)>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut pubsub = redis.client().get_async_pubsub().await.unwrap();
+    pubsub.psubscribe("hemostat:*").await.unwrap();
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            let payload: String = msg.get_payload().unwrap_or_default();
+            sink.lock().await.push((msg.get_channel_name().to_owned(), payload));
+        }
+    });
+    seen
+}
+
+async fn completions(conn: &mut redis::aio::MultiplexedConnection, container: &str) -> Vec<RemediationComplete> {
+    let reply: StreamRangeReply = conn.xrange_all(EventKind::RemediationComplete.stream()).await.unwrap();
+    reply
+        .ids
+        .iter()
+        .filter_map(|e| e.get::<String>("envelope"))
+        .filter_map(|body| Envelope::parse(body.as_bytes()).ok())
+        .filter_map(|env| env.data_as::<RemediationComplete>().ok())
+        .filter(|c| c.container == container)
+        .collect()
+}
+
+fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s.as_deref().expect("timestamp present")).expect("RFC 3339").into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() {
+    let redis = RedisServer::start().await;
+    let docker = docker().await;
+    let stack = start_stack(&redis).await;
+    let seen = record_pubsub(&redis).await;
+    let mut conn = redis.connection().await;
+
+    // USR1 makes the process exit 1: a crash, not a requested stop.
+    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+        .restart_policy(RestartPolicyNameEnum::NO)
+        .start(&docker)
+        .await;
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let first_start = parse_time(&container.state().await.started_at);
+
+    container.kill("USR1").await;
+    let healed = wait_for(Duration::from_secs(15), || async {
+        let inspect = container.inspect().await;
+        let state = inspect.state.clone().unwrap_or_default();
+        let restarted = state.running == Some(true) && parse_time(&state.started_at) > first_start;
+        restarted.then_some(inspect)
+    })
+    .await;
+    let Some(healed) = healed else {
+        panic!(
+            "container was not restarted.\ncollector:\n{}\nbridge:\n{}",
+            stack.collector.log_tail(40),
+            stack.bridge.log_tail(40)
+        );
+    };
+    let state = healed.state.unwrap();
+    let exit_to_running = parse_time(&state.started_at) - parse_time(&state.finished_at);
+    let exit_to_running_ms = exit_to_running.num_milliseconds();
+    println!("exit-to-running: {exit_to_running_ms} ms (Docker's FinishedAt of the crash to StartedAt of HemoStat's restart)");
+    assert_eq!(state.exit_code, Some(0), "running again");
+    assert_eq!(healed.restart_count, Some(0), "restarted by HemoStat, not by a Docker restart policy");
+    assert!(exit_to_running_ms <= 3000, "exit-to-running {exit_to_running_ms} ms exceeds 3 s");
+
+    // The outcome is in Redis, with the real result.
+    let done = wait_for(Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        let name = container.name().to_owned();
+        async move {
+            let all = completions(&mut conn, &name).await;
+            all.into_iter().find(|c| c.result.status == RemediationStatus::Success)
+        }
+    })
+    .await
+    .expect("remediation_complete with status success");
+    assert_eq!(done.host, stack.host);
+    assert_eq!(done.action, hemostat_protocol::Action::Restart);
+    assert!(done.result.duration_ms.is_some());
+    let record: String = conn.get(keys::remediation(&ContainerRef::new(&stack.host, container.name()))).await.unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["count"], 1, "seed remediation record: {record}");
+
+    // Second crash inside the cooldown: refused, recorded, not restarted.
+    let second_start = parse_time(&state.started_at);
+    container.kill("USR1").await;
+    let refused = wait_for(Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let name = container.name().to_owned();
+        async move {
+            let all = completions(&mut conn, &name).await;
+            all.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
+        }
+    })
+    .await;
+    let Some(refused) = refused else {
+        panic!("no refusal recorded.\nbridge:\n{}\ncollector:\n{}", stack.bridge.log_tail(40), stack.collector.log_tail(40));
+    };
+    let reason = refused.result.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("cooldown"), "refusal reason: {reason}");
+    let audit: Vec<String> =
+        conn.lrange(keys::audit(&ContainerRef::new(&stack.host, container.name())), 0, -1).await.unwrap();
+    assert!(audit.len() >= 2 && audit[0].contains("\"refused\""), "audit trail: {audit:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = container.state().await;
+    assert_eq!(after.status, Some(ContainerStateStatusEnum::EXITED), "refused: must stay down");
+    assert_eq!(parse_time(&after.started_at), second_start, "no restart after the refusal");
+
+    // What `redis-cli SUBSCRIBE "hemostat:*"` showed: seed envelopes on the seed channels.
+    let seen = seen.lock().await.clone();
+    let mut channels: Vec<&str> = seen.iter().map(|(c, _)| c.as_str()).collect();
+    channels.sort();
+    channels.dedup();
+    for kind in [EventKind::HealthAlert, EventKind::RemediationNeeded, EventKind::RemediationComplete] {
+        assert!(channels.contains(&kind.channel().as_str()), "no message on {}: {channels:?}", kind.channel());
+    }
+    for (channel, payload) in &seen {
+        let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{channel}: {e}: {payload}"));
+        let mut fields: Vec<&String> = value.as_object().expect("object").keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["agent", "data", "timestamp", "type"], "{channel}: {payload}");
+        let env = Envelope::parse(payload.as_bytes()).unwrap();
+        assert_eq!(env.kind.channel(), *channel);
+    }
+    println!("seed channel messages seen: {} on {channels:?}", seen.len());
+}
