@@ -14,9 +14,9 @@ pub trait Publisher: Send + Sync {
 }
 
 /// Publishes to Redis: one `MULTI` with `XADD` to the kind's stream (what the
-/// bridge consumes; survives nobody listening) and `PUBLISH` to the seed
-/// channel (what `redis-cli SUBSCRIBE "hemostat:*"` and seed-protocol
-/// consumers see). Both or neither.
+/// bridge consumes; survives nobody listening), `PUBLISH` to the seed
+/// channel of its kind (what seed-protocol consumers subscribe to), and
+/// `PUBLISH` to the literal channel [`ALL_CHANNEL`]. All or nothing.
 #[derive(Clone)]
 pub struct RedisPublisher {
     conn: ConnectionManager,
@@ -50,12 +50,24 @@ impl Publisher for RedisPublisher {
             .arg(env.kind.channel())
             .arg(&json)
             .ignore()
+            .cmd("PUBLISH")
+            .arg(ALL_CHANNEL)
+            .arg(&json)
+            .ignore()
             .query_async(&mut conn)
             .await?;
         tracing::debug!(kind = %env.kind, stream_id = %id, "published");
         Ok(id)
     }
 }
+
+/// The seed documents `redis-cli SUBSCRIBE "hemostat:*"` to watch every
+/// event, but SUBSCRIBE takes a channel name, not a pattern: it only hears
+/// a channel literally named `hemostat:*`. So every event is published there
+/// too, and the documented command works. (Pattern subscribers, `PSUBSCRIBE
+/// hemostat:*`, hear each event on its own channel and on this one; the
+/// channel name tells them apart.)
+pub const ALL_CHANNEL: &str = "hemostat:*";
 
 /// The field of a stream entry that holds the envelope JSON.
 pub const ENVELOPE_FIELD: &str = "envelope";
