@@ -7,6 +7,8 @@
 #   scripts/stack.sh              # build (release) and run
 #   REDIS_URL=redis://:pw@h:6379 scripts/stack.sh
 #   DOCKER_HOST=unix:///path/docker.sock scripts/stack.sh
+#   HEMOSTAT_PROFILE=debug scripts/stack.sh     # faster build, slower binaries
+#   HEMOSTAT_SKIP_BUILD=1 scripts/stack.sh      # use what target/ already has
 #
 # Settings come from the environment (see README: every variable), or from
 # a .env file at the repository root.
@@ -32,16 +34,30 @@ export DOCKER_HOST
 
 pids=()
 stop_all() {
-  trap - EXIT INT TERM
+  # Ignore (not reset) further signals: a second Ctrl-C must not cut the
+  # teardown short and leave redis-server behind.
+  trap '' INT TERM
+  trap - EXIT
   echo "stopping HemoStat..."
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ -f "$state/redis.pid" ]]; then
-    kill "$(cat "$state/redis.pid")" 2>/dev/null || true
-    rm -f "$state/redis.pid"
-  fi
+  stop_redis
 }
-trap stop_all EXIT INT TERM
+
+# Only the redis-server this script started: a stale pidfile must never
+# make us kill an unrelated process that reused the pid.
+stop_redis() {
+  local pidfile="$state/redis.pid" pid
+  [[ -f "$pidfile" ]] || return 0
+  pid=$(cat "$pidfile")
+  if [[ "$(ps -p "$pid" -o comm= 2>/dev/null)" == redis-server* ]]; then
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+trap stop_all EXIT
+trap "stop_all; exit 130" INT
+trap "stop_all; exit 143" TERM
 
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "error: $1 is not installed ($2)" >&2; exit 1; }
@@ -53,10 +69,13 @@ if [[ "$DOCKER_HOST" == unix://* && ! -S "$docker_socket" ]]; then
   exit 1
 fi
 
-echo "== building ($HEMOSTAT_PROFILE)"
-if [[ "$HEMOSTAT_PROFILE" == release ]]; then
+if [[ "${HEMOSTAT_SKIP_BUILD:-0}" == 1 ]]; then
+  echo "== using the binaries already built in target/$HEMOSTAT_PROFILE"
+elif [[ "$HEMOSTAT_PROFILE" == release ]]; then
+  echo "== building (release)"
   cargo build --release --bins
 else
+  echo "== building ($HEMOSTAT_PROFILE)"
   cargo build --bins
 fi
 bin="$root/target/$HEMOSTAT_PROFILE"
@@ -65,6 +84,7 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   need redis-server "apt-get install redis-server, or set REDIS_URL"
   port=${HEMOSTAT_REDIS_PORT:-6379}
   echo "== starting redis-server on 127.0.0.1:$port"
+  stop_redis
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
     --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
   export REDIS_URL="redis://127.0.0.1:$port"
