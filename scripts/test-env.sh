@@ -85,6 +85,7 @@ cmd_install() {
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     if ((${#missing[@]} == 0)); then
         log "all packages present"
         return 0
@@ -99,7 +100,7 @@ cmd_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # A systemd host may auto-start the packaged docker service; that is
     # harmless because we run our own daemon on our own socket.
-    for c in dockerd docker redis-server redis-cli busybox; do
+    for c in dockerd docker redis-server redis-cli busybox openssl; do
         command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install"
     done
     log "installed: ${missing[*]}"

@@ -66,6 +66,11 @@ pub struct Command {
     /// Carried through so the final event can report detection-to-fix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<String>,
+    /// `exec` only: the command line to run in the container, as argv (no
+    /// shell). Omitted when empty, so commands without it serialise (and
+    /// sign) exactly as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
 }
 
 /// A command as it sits in a host's stream.
@@ -125,6 +130,7 @@ mod tests {
             issued_at: "2026-01-01T00:00:00Z".into(),
             dry_run: false,
             detected_at: None,
+            args: Vec::new(),
         }
     }
 
@@ -145,6 +151,16 @@ mod tests {
         assert!(wrong_key.open(Some(key)).is_err());
         // Without a key configured, unsigned commands are accepted.
         assert_eq!(unsigned.open(None).unwrap(), command());
+    }
+
+    #[test]
+    fn args_are_optional_and_omitted_when_empty() {
+        let json = command().seal(None).json;
+        assert!(!json.contains("args"), "{json}");
+        let mut exec = command();
+        exec.action = Action::Exec;
+        exec.args = vec!["nginx".into(), "-s".into(), "reload".into()];
+        assert_eq!(exec.seal(None).open(None).unwrap(), exec);
     }
 
     #[test]

@@ -10,8 +10,22 @@ use crate::error::ProtocolError;
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client for `url`, after checking its scheme. TLS (`rediss://`) uses
-/// rustls with the ring provider, installed once per process.
+/// rustls with the ring provider, installed once per process, and trusts
+/// the system's CAs, or only the PEM file named by `REDIS_CA_CERT` (a
+/// self-hosted Redis behind a private CA).
 pub fn client(url: &str) -> Result<redis::Client, ProtocolError> {
+    let ca = match std::env::var_os("REDIS_CA_CERT").filter(|p| !p.is_empty()) {
+        Some(path) => Some(std::fs::read(&path).map_err(|e| {
+            ProtocolError::RedisUrl(format!("cannot read REDIS_CA_CERT {}: {e}", std::path::Path::new(&path).display()))
+        })?),
+        None => None,
+    };
+    client_with_ca(url, ca)
+}
+
+/// [`client`] with the CA given explicitly (PEM bytes) instead of from the
+/// environment.
+pub fn client_with_ca(url: &str, ca_pem: Option<Vec<u8>>) -> Result<redis::Client, ProtocolError> {
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
         "redis" | "redis+unix" | "unix" => {}
@@ -23,7 +37,14 @@ pub fn client(url: &str) -> Result<redis::Client, ProtocolError> {
             )));
         }
     }
-    redis::Client::open(url).map_err(|e| ProtocolError::RedisUrl(format!("{} ({e})", redact(url))))
+    let bad = |e: redis::RedisError| ProtocolError::RedisUrl(format!("{} ({e})", redact(url)));
+    match ca_pem {
+        Some(root_cert) if scheme == "rediss" => {
+            let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+            redis::Client::build_with_tls(url, certs).map_err(bad)
+        }
+        _ => redis::Client::open(url).map_err(bad),
+    }
 }
 
 fn install_crypto_provider() {
@@ -36,12 +57,17 @@ fn install_crypto_provider() {
 
 /// A self-reconnecting connection for ordinary commands.
 pub async fn connect(url: &str) -> Result<ConnectionManager, ProtocolError> {
+    connect_client(client(url)?).await
+}
+
+/// [`connect`] for a client built elsewhere (e.g. [`client_with_ca`]).
+pub async fn connect_client(client: redis::Client) -> Result<ConnectionManager, ProtocolError> {
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_number_of_retries(3)
         .set_max_delay(Duration::from_secs(2));
-    Ok(ConnectionManager::new_with_config(client(url)?, config).await?)
+    Ok(ConnectionManager::new_with_config(client, config).await?)
 }
 
 /// A connection for blocking reads (`XREADGROUP ... BLOCK`): its own socket,

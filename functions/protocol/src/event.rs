@@ -194,6 +194,11 @@ pub struct RemediationResult {
     pub details: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Closed loop: whether the container was watched after the action and
+    /// stayed up (and healthy, if it has a health check). None when the
+    /// action is not verified (stop, cleanup, exec, dry run, refusals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
 }
 
 /// `data` of a `remediation_complete`.
