@@ -25,10 +25,7 @@ impl<P: Publisher> Analyzer<P> {
     }
 
     async fn analyze(&self, env: Envelope) -> RecordOutcome {
-        if env.kind != EventKind::HealthAlert {
-            return RecordOutcome::Rejected(format!("analyzer takes health_alert, got {}", env.kind));
-        }
-        let alert: HealthAlert = match env.data_as() {
+        let alert: HealthAlert = match env.data_of(EventKind::HealthAlert) {
             Ok(a) => a,
             Err(e) => return RecordOutcome::Rejected(e.to_string()),
         };

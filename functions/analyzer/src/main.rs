@@ -2,25 +2,11 @@
 //! every invocation.
 
 use hemostat_analyzer::{Analyzer, Config};
-use hemostat_protocol::{
-    RedisPublisher,
-    batch::BatchEvent,
-    config::redis_url,
-    connection::{connect, redact},
-    telemetry,
-};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use hemostat_protocol::{RedisPublisher, function};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env()?;
-    let url = redis_url();
-    let conn = connect(&url).await.map_err(|e| format!("connecting to {}: {e}", redact(&url)))?;
-    let analyzer = Analyzer::new(config, RedisPublisher::new(conn));
-    let analyzer = &analyzer;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<BatchEvent>| async move {
-        Ok::<_, Error>(analyzer.handle(event.payload).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let conn = function::init().await?;
+    let analyzer = Analyzer::new(Config::from_env()?, RedisPublisher::new(conn));
+    function::serve(|batch| analyzer.handle(batch)).await
 }

@@ -73,6 +73,18 @@ impl Envelope {
         })
     }
 
+    /// The typed `data`, after checking the envelope is of `kind`: what a
+    /// function does first with every record.
+    pub fn data_of<T: DeserializeOwned>(&self, kind: EventKind) -> Result<T, ProtocolError> {
+        if self.kind != kind {
+            return Err(ProtocolError::MalformedData {
+                kind: self.kind.to_string(),
+                reason: format!("expected a {kind} event"),
+            });
+        }
+        self.data_as()
+    }
+
     pub fn to_json(&self) -> String {
         // An Envelope holds only JSON values and strings: serialising cannot fail.
         serde_json::to_string(self).unwrap_or_default()

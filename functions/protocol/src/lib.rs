@@ -22,6 +22,8 @@
 //! - [`connection`]: `redis://` / `rediss://` URLs with AUTH, and redaction
 //!   of credentials for logs.
 //! - [`config`]: typed environment variables with clear errors.
+//! - `function` (feature `lambda`): the start-up every function binary
+//!   shares: tracing, one Redis connection, the batch handler loop.
 //! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
 //! - [`error`]: the crate's error enum.
 
@@ -33,6 +35,8 @@ pub mod container;
 pub mod envelope;
 pub mod error;
 pub mod event;
+#[cfg(feature = "lambda")]
+pub mod function;
 pub mod keys;
 pub mod publisher;
 pub mod routes;

@@ -40,10 +40,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     async fn respond(&self, env: Envelope) -> RecordOutcome {
-        if env.kind != EventKind::RemediationNeeded {
-            return RecordOutcome::Rejected(format!("responder takes remediation_needed, got {}", env.kind));
-        }
-        let needed: RemediationNeeded = match env.data_as() {
+        let needed: RemediationNeeded = match env.data_of(EventKind::RemediationNeeded) {
             Ok(n) => n,
             Err(e) => return RecordOutcome::Rejected(e.to_string()),
         };
@@ -113,6 +110,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             issued_at: chrono::Utc::now().to_rfc3339(),
             dry_run: self.config.dry_run,
             detected_at: needed.detected_at.clone(),
+            args: Vec::new(),
         };
         let sealed = command.seal(self.config.command_key.as_deref().map(str::as_bytes));
         let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;
@@ -133,6 +131,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 reason: Some(reason.to_owned()),
                 details: None,
                 duration_ms: None,
+                verified: None,
             },
             host: host.to_owned(),
             command_id: None,

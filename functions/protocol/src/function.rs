@@ -1,0 +1,36 @@
+//! What every function binary does at start-up and per invocation, so each
+//! `main` only builds its own handler.
+
+use std::future::Future;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use redis::aio::ConnectionManager;
+
+use crate::{
+    batch::{BatchEvent, BatchResponse},
+    config::redis_url,
+    connection::{connect, redact},
+    telemetry,
+};
+
+/// Tracing, then one Redis connection for the life of the instance (built
+/// once in init, shared by every invocation, as Lambda's model intends).
+pub async fn init() -> Result<ConnectionManager, Error> {
+    telemetry::init();
+    let url = redis_url();
+    Ok(connect(&url).await.map_err(|e| format!("connecting to {}: {e}", redact(&url)))?)
+}
+
+/// Serves batches until the runtime stops; `handle` never fails the whole
+/// invocation, it reports failures per record in the response.
+pub async fn serve<F, Fut>(handle: F) -> Result<(), Error>
+where
+    F: Fn(BatchEvent) -> Fut,
+    Fut: Future<Output = BatchResponse>,
+{
+    let handle = &handle;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<BatchEvent>| async move {
+        Ok::<_, Error>(handle(event.payload).await)
+    }))
+    .await
+}
