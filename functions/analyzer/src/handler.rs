@@ -79,6 +79,7 @@ impl<P: Publisher> Analyzer<P> {
             container_id: alert.container_id.clone(),
             analysis_method: method,
             detected_at: alert.detected_at.clone(),
+            image: alert.image.clone(),
         };
         (EventKind::RemediationNeeded, Ok(needed))
     }

@@ -165,6 +165,10 @@ pub struct RemediationNeeded {
     pub analysis_method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<String>,
+    /// The container's image, for the fleet brake; looked up from the
+    /// collector's stats when a seed-protocol publisher leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// How a remediation ended.

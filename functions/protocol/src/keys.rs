@@ -1,8 +1,10 @@
 //! The Redis key schema and TTLs (the seed's, plus HemoStat's own).
 //!
-//! Keys the safety gate touches together in one Lua script put the
-//! container identity in a hash tag (`{host/name}`) so they live in one
-//! Redis Cluster slot.
+//! Keys the safety gate touches together in one Lua script carry one hash
+//! tag, [`GATE_TAG`], so they live in one Redis Cluster slot: the gate's
+//! decisions span a container (cooldown, breaker) and its image across
+//! hosts (fleet brake), and the gate's write rate is far too low for one
+//! slot to be a hot spot.
 
 use std::time::Duration;
 
@@ -24,24 +26,38 @@ pub const STREAM_MAXLEN: usize = 100_000;
 /// Where the bridge moves records that failed every attempt.
 pub const DEAD_LETTER_STREAM: &str = "hemostat:stream:dead_letter";
 
+/// The hash tag shared by every key of the safety gate.
+pub const GATE_TAG: &str = "{hemostat-gate}";
+
 pub fn stats(c: &ContainerRef) -> String {
     format!("hemostat:stats:{}", c.key())
 }
 
-/// The seed's remediation record (`{"last_action", "count"}`), hash-tagged.
+/// The seed's remediation record (`{"last_action", "count"}`).
 pub fn remediation(c: &ContainerRef) -> String {
-    format!("hemostat:remediation:{{{}}}", c.key())
+    format!("hemostat:remediation:{GATE_TAG}:{}", c.key())
 }
 
 /// Timestamps (ms) of the actions taken on a container, for the hourly
-/// circuit breaker; same hash tag as [`remediation`].
+/// circuit breaker.
 pub fn action_log(c: &ContainerRef) -> String {
-    format!("hemostat:actions:{{{}}}", c.key())
+    format!("hemostat:actions:{GATE_TAG}:{}", c.key())
 }
 
-/// Audit trail of every gate decision for a container; same hash tag.
+/// Audit trail of every gate decision for a container.
 pub fn audit(c: &ContainerRef) -> String {
-    format!("hemostat:audit:{{{}}}", c.key())
+    format!("hemostat:audit:{GATE_TAG}:{}", c.key())
+}
+
+/// Hosts (scored by time) where containers of `image` were remediated
+/// recently: the fleet brake's evidence.
+pub fn fleet(image: &str) -> String {
+    format!("hemostat:fleet:{GATE_TAG}:{image}")
+}
+
+/// Present while the fleet brake holds for `image` ("suspected bad release").
+pub fn fleet_brake(image: &str) -> String {
+    format!("hemostat:fleet_brake:{GATE_TAG}:{image}")
 }
 
 pub fn events(kind: &str) -> String {
@@ -71,8 +87,8 @@ mod tests {
     #[test]
     fn gate_keys_share_one_hash_tag() {
         let c = ContainerRef::new("h1", "web");
-        for key in [remediation(&c), action_log(&c), audit(&c)] {
-            assert_eq!(hash_tag(&key), "h1/web", "{key}");
+        for key in [remediation(&c), action_log(&c), audit(&c), fleet("nginx:1.25"), fleet_brake("nginx:1.25")] {
+            assert_eq!(hash_tag(&key), "hemostat-gate", "{key}");
         }
         assert_eq!(stats(&c), "hemostat:stats:h1/web");
     }

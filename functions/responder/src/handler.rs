@@ -57,9 +57,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     async fn decide(&self, env: &Envelope, needed: &RemediationNeeded) -> Result<(), hemostat_protocol::ProtocolError> {
         let host = match self.resolve_host(needed).await? {
             Ok(host) => host,
-            Err(reason) => return self.refuse(needed, "", &reason).await,
+            Err(reason) => return self.refuse(needed, "", &reason, None).await,
         };
         let container = ContainerRef::new(host, &needed.container);
+        let image = match &needed.image {
+            Some(image) => Some(image.clone()),
+            None => self.store.image_of(&container).await?,
+        };
         // Derived from the request itself, so a redelivered request maps to
         // the same command and is neither counted nor executed twice.
         let id = command_id(env);
@@ -70,11 +74,17 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             reason: &needed.reason,
             confidence: needed.confidence,
             dry_run: self.config.dry_run,
+            image: image.as_deref(),
         };
         match self.store.gate(&request).await? {
             Verdict::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
-                self.refuse(needed, &container.host, &reason).await
+                self.refuse(needed, &container.host, &reason, None).await
+            }
+            Verdict::Brake { reason } => {
+                tracing::error!(container = %container, image = ?image, %reason, "fleet brake: suspected bad release");
+                let details = format!("suspected bad release of image {}", image.as_deref().unwrap_or("?"));
+                self.refuse(needed, &container.host, &reason, Some(details)).await
             }
             Verdict::Duplicate if self.store.was_dispatched(&id).await? => {
                 tracing::info!(container = %container, command_id = %id, "duplicate request, already dispatched");
@@ -119,7 +129,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         Ok(())
     }
 
-    async fn refuse(&self, needed: &RemediationNeeded, host: &str, reason: &str) -> Result<(), hemostat_protocol::ProtocolError> {
+    async fn refuse(
+        &self,
+        needed: &RemediationNeeded,
+        host: &str,
+        reason: &str,
+        details: Option<String>,
+    ) -> Result<(), hemostat_protocol::ProtocolError> {
         let complete = RemediationComplete {
             container: needed.container.clone(),
             action: needed.action,
@@ -129,7 +145,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 container: needed.container.clone(),
                 error: None,
                 reason: Some(reason.to_owned()),
-                details: None,
+                details,
                 duration_ms: None,
                 verified: None,
             },
@@ -180,6 +196,9 @@ mod tests {
         }
         async fn hosts_of(&self, _name: &str) -> Result<Vec<String>, ProtocolError> {
             Ok(self.hosts.clone())
+        }
+        async fn image_of(&self, _c: &ContainerRef) -> Result<Option<String>, ProtocolError> {
+            Ok(None)
         }
         async fn was_dispatched(&self, id: &str) -> Result<bool, ProtocolError> {
             Ok(self.dispatched.lock().unwrap().iter().any(|(_, c)| c.json.contains(id)))

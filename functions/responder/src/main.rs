@@ -2,14 +2,14 @@
 //! every invocation.
 
 use hemostat_protocol::{RedisPublisher, function};
-use hemostat_responder::{Config, Responder, gate::Gate, store::RedisStore};
+use hemostat_responder::{Config, Responder, store::RedisStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let conn = function::init().await?;
     let config = Config::from_env()?;
     tracing::info!(?config, "responder starting");
-    let store = RedisStore::new(conn.clone(), Gate::new(config.cooldown_seconds, config.max_actions_per_hour));
+    let store = RedisStore::new(conn.clone(), config.gate());
     let responder = Responder::new(config, store, RedisPublisher::new(conn));
     function::serve(|batch| responder.handle(batch)).await
 }

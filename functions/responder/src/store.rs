@@ -18,6 +18,8 @@ pub trait Store: Send + Sync {
     fn gate(&self, req: &GateRequest<'_>) -> impl Future<Output = Result<Verdict, ProtocolError>> + Send;
     /// Hosts whose collector reported a container of this name.
     fn hosts_of(&self, name: &str) -> impl Future<Output = Result<Vec<String>, ProtocolError>> + Send;
+    /// The image the collector last reported for the container, if any.
+    fn image_of(&self, container: &ContainerRef) -> impl Future<Output = Result<Option<String>, ProtocolError>> + Send;
     fn was_dispatched(&self, command_id: &str) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
     /// Appends the command to the host's stream; returns the entry id.
     fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> impl Future<Output = Result<String, ProtocolError>> + Send;
@@ -55,6 +57,14 @@ impl Store for RedisStore {
             .filter(|c| c.name == name)
             .map(|c| c.host)
             .collect())
+    }
+
+    async fn image_of(&self, container: &ContainerRef) -> Result<Option<String>, ProtocolError> {
+        let stats: Option<String> = self.conn.clone().get(keys::stats(container)).await?;
+        // Stats are the collector's; a missing or odd entry just means "unknown".
+        Ok(stats
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_owned)))
     }
 
     async fn was_dispatched(&self, command_id: &str) -> Result<bool, ProtocolError> {

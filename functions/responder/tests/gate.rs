@@ -2,11 +2,15 @@
 
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{ContainerRef, keys};
-use hemostat_responder::gate::{Gate, GateRequest, Verdict};
+use hemostat_responder::gate::{FleetBrake, Gate, GateRequest, Verdict};
 use redis::AsyncCommands;
 
 fn request<'a>(c: &'a ContainerRef, id: &'a str) -> GateRequest<'a> {
-    GateRequest { container: c, command_id: id, action: "restart", reason: "exit 1", confidence: 0.9, dry_run: false }
+    GateRequest { container: c, command_id: id, action: "restart", reason: "exit 1", confidence: 0.9, dry_run: false, image: None }
+}
+
+fn with_image<'a>(c: &'a ContainerRef, id: &'a str, image: &'a str) -> GateRequest<'a> {
+    GateRequest { image: Some(image), ..request(c, id) }
 }
 
 #[tokio::test]
@@ -67,4 +71,45 @@ async fn concurrent_requests_allow_exactly_one() {
     let verdicts = futures::future::join_all(tasks).await;
     let allowed = verdicts.iter().filter(|v| matches!(v, Verdict::Allowed { .. })).count();
     assert_eq!(allowed, 1, "{verdicts:?}");
+}
+
+#[tokio::test]
+async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let gate = Gate::with_brake(3600, 3, FleetBrake { hosts: 3, window_seconds: 600 });
+    let image = "shop/api:2.4.1";
+
+    // The same image crashes on host after host: three are restarted...
+    for host in ["h1", "h2", "h3"] {
+        let c = ContainerRef::new(host, "api");
+        let v = gate.check(&mut conn, &with_image(&c, &format!("{host}-1"), image)).await.unwrap();
+        assert!(matches!(v, Verdict::Allowed { .. }), "{host}: {v:?}");
+    }
+    // ...the fourth host trips the brake instead of a fourth restart.
+    let h4 = ContainerRef::new("h4", "api");
+    match gate.check(&mut conn, &with_image(&h4, "h4-1", image)).await.unwrap() {
+        Verdict::Brake { reason } => {
+            assert!(reason.contains("suspected bad release of shop/api:2.4.1"), "{reason}");
+            assert!(reason.contains("3 hosts"), "{reason}");
+        }
+        v => panic!("expected the brake, got {v:?}"),
+    }
+    // Once tripped it holds for the image, even on a host already in the set.
+    let other_on_h1 = ContainerRef::new("h1", "api-2");
+    assert!(matches!(
+        gate.check(&mut conn, &with_image(&other_on_h1, "h1-2", image)).await.unwrap(),
+        Verdict::Brake { .. }
+    ));
+    let ttl: i64 = conn.pttl(keys::fleet_brake(image)).await.unwrap();
+    assert!(ttl > 590_000 && ttl <= 600_000, "brake holds for the window: {ttl}");
+    // Other images are unaffected, and so is a request whose image is unknown.
+    let db = ContainerRef::new("h4", "db");
+    assert!(matches!(gate.check(&mut conn, &with_image(&db, "db-1", "postgres:16")).await.unwrap(), Verdict::Allowed { .. }));
+    let unknown = ContainerRef::new("h5", "api");
+    assert!(matches!(gate.check(&mut conn, &request(&unknown, "h5-1")).await.unwrap(), Verdict::Allowed { .. }));
+    // The refusal is audited with the image.
+    let audit: Vec<String> = conn.lrange(keys::audit(&h4), 0, 0).await.unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
+    assert_eq!((entry["verdict"].as_str(), entry["image"].as_str()), (Some("brake"), Some(image)));
 }
