@@ -1,12 +1,21 @@
 //! Consuming this host's command stream (`hemostat:commands:{host}`).
 //!
 //! Delivery is at-least-once (consumer group, XACK only after the outcome
-//! is published); execution is at-most-once (`command_seen` marker taken
-//! with SET NX before executing), because restarting a container twice
-//! for one command is worse than a lost command, which the responder can
-//! reissue.
+//! is published); execution is at-most-once (the [`marker`] is taken with
+//! SET NX just before executing), because restarting a container twice for
+//! one command is worse than a lost command, which the responder can
+//! reissue. A command whose collector died mid-action is reported as failed
+//! with an unknown outcome rather than silently dropped.
+//!
+//! Each command runs in its own task, in its container's [`Lanes`] lane:
+//! verifying one fix for seconds does not delay commands for other
+//! containers, while commands for one container keep their order.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use hemostat_protocol::{
     Action, Command, Envelope, EventKind, Publisher,
@@ -16,11 +25,20 @@ use hemostat_protocol::{
     keys,
 };
 use redis::{Value, aio::ConnectionManager};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backoff::Backoff, error::CollectorError, executor::Executor, outbox::publish_with_retry,
+    backoff::Backoff,
+    error::CollectorError,
+    executor::Executor,
+    lanes::Lanes,
+    marker::{self, Marker},
+    outbox::publish_with_retry,
 };
+
+/// The error a command gets when its collector died while executing it.
+pub const OUTCOME_UNKNOWN: &str = "collector restarted while executing; outcome unknown";
 
 pub const GROUP: &str = "collectors";
 pub const BLOCK: Duration = Duration::from_secs(5);
@@ -42,24 +60,54 @@ pub struct Entry {
 pub struct Consumer<P> {
     /// Its own socket: XREADGROUP BLOCK holds the connection.
     conn: ConnectionManager,
+    /// For the command tasks (markers, XACK), which must not queue behind
+    /// a blocked XREADGROUP.
+    tasks_conn: ConnectionManager,
     publisher: P,
     executor: Executor,
     host: String,
     name: String,
     stream: String,
     key: Option<Vec<u8>>,
+    /// This process, in markers: tells "executing here" from "executing in
+    /// a collector that has since died".
+    instance: String,
+    lanes: Lanes,
+    /// Entries and command ids with a task in this process.
+    running: Arc<Mutex<Running>>,
+    tasks: JoinSet<()>,
 }
 
-impl<P: Publisher> Consumer<P> {
+#[derive(Default)]
+struct Running {
+    entries: HashSet<String>,
+    commands: HashSet<String>,
+}
+
+/// What a command task needs, cloned out of the consumer.
+struct Task<P> {
+    conn: ConnectionManager,
+    publisher: P,
+    executor: Executor,
+    host: String,
+    stream: String,
+    instance: String,
+    running: Arc<Mutex<Running>>,
+}
+
+impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
     pub fn new(
         conn: ConnectionManager,
+        tasks_conn: ConnectionManager,
         publisher: P,
         executor: Executor,
         host: String,
         key: Option<Vec<u8>>,
+        concurrency: usize,
     ) -> Self {
         Consumer {
             conn,
+            tasks_conn,
             publisher,
             executor,
             // Stable across restarts (one collector per host), so a restarted
@@ -69,10 +117,22 @@ impl<P: Publisher> Consumer<P> {
             stream: keys::commands(&host),
             host,
             key,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            lanes: Lanes::new(concurrency),
+            running: Arc::default(),
+            tasks: JoinSet::new(),
         }
     }
 
+    /// Consumes until shutdown, then waits for the commands under way: a
+    /// half-done command must finish and report.
     pub async fn run(mut self, cancel: CancellationToken) {
+        self.consume(&cancel).await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    async fn consume(&mut self, cancel: &CancellationToken) {
+        let cancel = cancel.clone();
         let mut backoff = Backoff::standard();
         // Start (and restart after any error) with this consumer's pending
         // entries: commands delivered before a crash are not lost.
@@ -117,9 +177,9 @@ impl<P: Publisher> Consumer<P> {
                         }
                     }
                 }
+                // Reap finished tasks so the set does not grow.
+                while self.tasks.try_join_next().is_some() {}
                 for entry in entries {
-                    // Not raced with shutdown: a half-done command must
-                    // finish and report.
                     if let Err(e) = self.process(&entry, &cancel).await {
                         tracing::warn!(entry = %entry.id, error = %e, "command left pending; will retry");
                         if !backoff.wait(&cancel).await {
@@ -204,16 +264,11 @@ impl<P: Publisher> Consumer<P> {
     }
 
     async fn ack(&mut self, id: &str) -> Result<(), CollectorError> {
-        let _: i64 = redis::cmd("XACK")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(id)
-            .query_async(&mut self.conn)
-            .await?;
-        Ok(())
+        ack(&mut self.conn, &self.stream, id).await
     }
 
-    /// Ok means the entry is finished (acknowledged); Err leaves it pending.
+    /// Ok means the entry is finished (acknowledged) or handed to a task;
+    /// Err leaves it pending.
     async fn process(
         &mut self,
         entry: &Entry,
@@ -233,7 +288,7 @@ impl<P: Publisher> Consumer<P> {
                 tracing::warn!(entry = %entry.id, error = %e, "command refused");
                 let claimed = Claimed::read(&signed.json);
                 if let Some(container) = claimed.container.clone() {
-                    let env = self.complete_refused(&claimed, container, e.to_string());
+                    let env = complete_refused(&self.host, &claimed, container, e.to_string());
                     publish_with_retry(&self.publisher, &env?, cancel).await?;
                 }
                 return self.ack(&entry.id).await;
@@ -246,92 +301,167 @@ impl<P: Publisher> Consumer<P> {
             );
             tracing::warn!(entry = %entry.id, command_id = %cmd.id, %reason);
             let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
-            publish_with_retry(&self.publisher, &self.complete(&cmd, result)?, cancel).await?;
+            publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
             return self.ack(&entry.id).await;
         }
-        let first: Option<String> = redis::cmd("SET")
-            .arg(keys::command_seen(&cmd.id))
-            .arg(&self.name)
-            .arg("NX")
-            .arg("EX")
-            .arg(keys::COMMAND_DEDUPE_TTL.as_secs())
-            .query_async(&mut self.conn)
-            .await?;
-        if first.is_none() {
-            tracing::info!(command_id = %cmd.id, "command already taken; not executing again");
+        let duplicate = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.entries.contains(&entry.id) {
+                // Re-read from the pending list while its task runs: the
+                // task acknowledges it.
+                return Ok(());
+            }
+            let duplicate = running.commands.contains(&cmd.id);
+            if !duplicate {
+                running.entries.insert(entry.id.clone());
+                running.commands.insert(cmd.id.clone());
+            }
+            duplicate
+        };
+        if duplicate {
+            tracing::info!(command_id = %cmd.id, entry = %entry.id, "command already executing here; not executing again");
             return self.ack(&entry.id).await;
         }
-        let outcome = self.executor.execute(&cmd).await;
+        // Joined now, in arrival order; the task waits for its turn.
+        let turn = self.lanes.join(&cmd.container);
+        let task = Task {
+            conn: self.tasks_conn.clone(),
+            publisher: self.publisher.clone(),
+            executor: self.executor.clone(),
+            host: self.host.clone(),
+            stream: self.stream.clone(),
+            instance: self.instance.clone(),
+            running: self.running.clone(),
+        };
+        let entry_id = entry.id.clone();
+        let cancel = cancel.clone();
+        self.tasks.spawn(async move {
+            let _turn = turn.await;
+            task.run(&entry_id, cmd, &cancel).await;
+        });
+        Ok(())
+    }
+}
+
+impl<P: Publisher> Task<P> {
+    async fn run(mut self, entry: &str, cmd: Command, cancel: &CancellationToken) {
+        if let Err(e) = self.execute(entry, &cmd, cancel).await {
+            tracing::warn!(entry, command_id = %cmd.id, error = %e, "command left pending; will retry");
+        }
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.entries.remove(entry);
+        running.commands.remove(&cmd.id);
+    }
+
+    /// Ok means acknowledged; Err leaves the entry pending for a re-read.
+    async fn execute(
+        &mut self,
+        entry: &str,
+        cmd: &Command,
+        cancel: &CancellationToken,
+    ) -> Result<(), CollectorError> {
+        if cancel.is_cancelled() {
+            // Queued behind another command at shutdown and not started:
+            // left pending, unmarked, for the next collector to run.
+            return Err(CollectorError::Cancelled);
+        }
+        let result = match marker::take(&mut self.conn, &cmd.id, &self.instance).await? {
+            Marker::Taken => self.executor.execute(cmd, cancel).await,
+            Marker::Done { status } => {
+                tracing::info!(command_id = %cmd.id, %status, "command already executed; not executing again");
+                return ack(&mut self.conn, &self.stream, entry).await;
+            }
+            Marker::Executing { instance } if instance == self.instance => {
+                // Ran in this process, whose task could not record the end:
+                // its outcome was published (or logged) then.
+                tracing::info!(command_id = %cmd.id, "command already executed here; not executing again");
+                return ack(&mut self.conn, &self.stream, entry).await;
+            }
+            Marker::Executing { .. } => {
+                tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; reporting the outcome as unknown");
+                result(cmd, RemediationStatus::Failed, Some(OUTCOME_UNKNOWN.into()))
+            }
+        };
         tracing::info!(
             command_id = %cmd.id, container = %cmd.container, action = %cmd.action,
-            status = ?outcome.status, error = ?outcome.error, duration_ms = ?outcome.duration_ms,
-            "command done"
+            status = ?result.status, error = ?result.error, verified = ?result.verified,
+            duration_ms = ?result.duration_ms, "command done"
         );
-        let env = self.complete(&cmd, outcome)?;
+        let status = serde_json::to_value(result.status)?;
+        let status = status.as_str().unwrap_or("unknown").to_owned();
+        let env = complete(&self.host, cmd, result)?;
         if let Err(e) = publish_with_retry(&self.publisher, &env, cancel).await {
-            // Still acknowledged: the command ran and is marked seen, so a
+            // Still finished: the command ran and is marked, so a
             // redelivery could only be skipped; the outcome is in the log.
             tracing::error!(command_id = %cmd.id, error = %e, "outcome could not be published");
         }
-        self.ack(&entry.id).await
+        marker::finish(&mut self.conn, &cmd.id, &status).await?;
+        ack(&mut self.conn, &self.stream, entry).await
     }
+}
 
-    fn complete(
-        &self,
-        cmd: &Command,
-        result: RemediationResult,
-    ) -> Result<Envelope, CollectorError> {
-        let data = RemediationComplete {
-            container: cmd.container.clone(),
-            action: cmd.action,
-            result,
-            host: self.host.clone(),
-            command_id: Some(cmd.id.clone()),
-            dry_run: cmd.dry_run,
-            confidence: Some(cmd.confidence),
-            reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
-            detected_at: cmd.detected_at.clone(),
-        };
-        Ok(Envelope::new(
-            agent::RESPONDER,
-            EventKind::RemediationComplete,
-            &data,
-        )?)
-    }
+async fn ack(conn: &mut ConnectionManager, stream: &str, id: &str) -> Result<(), CollectorError> {
+    let _: i64 = redis::cmd("XACK")
+        .arg(stream)
+        .arg(GROUP)
+        .arg(id)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
 
-    /// For a command that could not be trusted or read: reports only what
-    /// it claims, so the sender learns why nothing happened.
-    fn complete_refused(
-        &self,
-        claimed: &Claimed,
-        container: String,
-        why: String,
-    ) -> Result<Envelope, CollectorError> {
-        let data = RemediationComplete {
-            container: container.clone(),
+fn complete(host: &str, cmd: &Command, result: RemediationResult) -> Result<Envelope, CollectorError> {
+    let data = RemediationComplete {
+        container: cmd.container.clone(),
+        action: cmd.action,
+        result,
+        host: host.to_owned(),
+        command_id: Some(cmd.id.clone()),
+        dry_run: cmd.dry_run,
+        confidence: Some(cmd.confidence),
+        reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
+        detected_at: cmd.detected_at.clone(),
+    };
+    Ok(Envelope::new(
+        agent::RESPONDER,
+        EventKind::RemediationComplete,
+        &data,
+    )?)
+}
+
+/// For a command that could not be trusted or read: reports only what it
+/// claims, so the sender learns why nothing happened.
+fn complete_refused(
+    host: &str,
+    claimed: &Claimed,
+    container: String,
+    why: String,
+) -> Result<Envelope, CollectorError> {
+    let data = RemediationComplete {
+        container: container.clone(),
+        action: claimed.action,
+        result: RemediationResult {
+            status: RemediationStatus::Rejected,
             action: claimed.action,
-            result: RemediationResult {
-                status: RemediationStatus::Rejected,
-                action: claimed.action,
-                container,
-                error: Some(why.clone()),
-                reason: Some(why),
-                details: None,
-                duration_ms: None,
-            },
-            host: self.host.clone(),
-            command_id: claimed.id.clone(),
-            dry_run: false,
-            confidence: None,
-            reason: None,
-            detected_at: None,
-        };
-        Ok(Envelope::new(
-            agent::RESPONDER,
-            EventKind::RemediationComplete,
-            &data,
-        )?)
-    }
+            container,
+            error: Some(why.clone()),
+            reason: Some(why),
+            details: None,
+            duration_ms: None,
+            verified: None,
+        },
+        host: host.to_owned(),
+        command_id: claimed.id.clone(),
+        dry_run: false,
+        confidence: None,
+        reason: None,
+        detected_at: None,
+    };
+    Ok(Envelope::new(
+        agent::RESPONDER,
+        EventKind::RemediationComplete,
+        &data,
+    )?)
 }
 
 fn result(cmd: &Command, status: RemediationStatus, error: Option<String>) -> RemediationResult {
@@ -343,6 +473,7 @@ fn result(cmd: &Command, status: RemediationStatus, error: Option<String>) -> Re
         error,
         details: None,
         duration_ms: None,
+        verified: None,
     }
 }
 

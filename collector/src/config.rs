@@ -58,6 +58,107 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_OPT_IN", default_value_t = false, value_parser = parse_flag)]
     pub opt_in: bool,
 
+    /// Closed loop: after restart, start or scale_up, the container must
+    /// stay running (and become healthy, if it has a health check) this
+    /// long before the fix counts as verified (e.g. 10s; 0: one check right
+    /// after the action). The default is short so outcomes arrive promptly;
+    /// raise it for services that crash a while after starting.
+    #[arg(long, env = "HEMOSTAT_VERIFY_SECONDS", default_value = "3s", value_parser = parse_duration)]
+    pub verify_seconds: Duration,
+
+    /// Commands `exec` may run, comma-separated. An entry without spaces is
+    /// a program: it allows that exact argv[0] with any arguments (`nginx`
+    /// allows `nginx -s reload`, not `/usr/sbin/nginx`). An entry with
+    /// spaces is an exact command line (`nginx -s reload`). A container's
+    /// label `hemostat.exec_allowlist` adds entries for that container.
+    /// Empty: only what labels allow.
+    #[arg(long, env = "HEMOSTAT_EXEC_ALLOWLIST", default_value = "")]
+    pub exec_allowlist: String,
+
+    /// An `exec` still running after this long is reported as failed (it
+    /// is left running: Docker cannot kill an exec).
+    #[arg(long, env = "HEMOSTAT_EXEC_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub exec_timeout: Duration,
+
+    /// Commands executed (and verified) at once, for different containers;
+    /// commands for one container always run one after another, in order.
+    #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub command_concurrency: u16,
+
+    /// How often every running container's CPU, memory, network, block
+    /// I/O and pids are sampled and written to `hemostat:stats:<host/name>`
+    /// (e.g. 1s, 500ms; 0 turns sampling and threshold alerts off).
+    #[arg(long, env = "HEMOSTAT_STATS_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
+    /// Where the host's /proc is mounted (a collector in a container reads
+    /// the host's, e.g. /host/proc). Network counters and cgroup membership
+    /// come from here.
+    #[arg(long, env = "HEMOSTAT_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: std::path::PathBuf,
+
+    /// Where the host's cgroup filesystem (v1 or v2) is mounted. When it is
+    /// not readable, stats come from the Docker stats API instead (slower).
+    #[arg(long, env = "HEMOSTAT_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: std::path::PathBuf,
+
+    /// CPU percent (100 = one core, as `docker stats`) above which a
+    /// sustained value is a `high_cpu` alert.
+    #[arg(long, env = "THRESHOLD_CPU_PERCENT", default_value_t = 85.0)]
+    pub threshold_cpu_percent: f64,
+
+    /// Memory percent of the limit (of the host's memory when unlimited)
+    /// above which a sustained value is a `high_memory` alert.
+    #[arg(long, env = "THRESHOLD_MEMORY_PERCENT", default_value_t = 80.0)]
+    pub threshold_memory_percent: f64,
+
+    /// How long CPU or memory must stay above its threshold before it is
+    /// an alert: short bursts (GC, a request spike, a cron job) are normal.
+    #[arg(long, env = "HEMOSTAT_SUSTAIN_SECONDS", default_value = "10s", value_parser = parse_duration)]
+    pub sustain_seconds: Duration,
+
+    /// After an alert, how long the value must stay below the threshold
+    /// minus the clear margin before another alert of that kind can fire
+    /// for that container (no repeats while it stays high, no flapping).
+    #[arg(long, env = "HEMOSTAT_CLEAR_SECONDS", default_value = "30s", value_parser = parse_duration)]
+    pub clear_seconds: Duration,
+
+    /// Percentage points below the threshold that count as recovered.
+    #[arg(long, env = "HEMOSTAT_CLEAR_MARGIN", default_value_t = 10.0)]
+    pub clear_margin: f64,
+
+    /// Memory leak detection: the sliding window the memory trend is
+    /// fitted over (at most 600 samples are kept per container).
+    #[arg(long, env = "HEMOSTAT_LEAK_WINDOW", default_value = "2m", value_parser = parse_duration)]
+    pub leak_window: Duration,
+
+    /// Memory leak detection: alert when steady growth would reach the
+    /// memory limit within this long.
+    #[arg(long, env = "HEMOSTAT_LEAK_HORIZON", default_value = "10m", value_parser = parse_duration)]
+    pub leak_horizon: Duration,
+
+    /// More restarts than this within the restart window is an
+    /// `excessive_restarts` alert (a restart loop).
+    #[arg(long, env = "HEMOSTAT_MAX_RESTARTS", default_value_t = 3)]
+    pub max_restarts: u32,
+
+    /// The window restarts are counted over.
+    #[arg(long, env = "HEMOSTAT_RESTART_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub restart_window: Duration,
+
+    /// Events (alerts, command outcomes) held in memory while Redis is
+    /// unreachable, delivered in order when it is back. When full, the
+    /// oldest is dropped (and counted in the log).
+    #[arg(long, env = "HEMOSTAT_OUTBOX_CAPACITY", default_value_t = crate::outbox::DEFAULT_CAPACITY, value_parser = parse_capacity)]
+    pub outbox_capacity: usize,
+
+    /// Alert exits with code 137, 143 or 255 that happened while the
+    /// Docker daemon was unreachable and that no event reported: by default
+    /// they are taken for the daemon (or runtime) restart killing the
+    /// container, which is not an application crash.
+    #[arg(long, env = "HEMOSTAT_ALERT_DAEMON_RESTART_EXITS", default_value_t = false, value_parser = parse_flag)]
+    pub alert_daemon_restart_exits: bool,
+
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,
@@ -93,8 +194,33 @@ impl fmt::Debug for Config {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("label_selector", &self.label_selector)
             .field("opt_in", &self.opt_in)
+            .field("verify_seconds", &self.verify_seconds)
+            .field("exec_allowlist", &self.exec_allowlist)
+            .field("exec_timeout", &self.exec_timeout)
+            .field("command_concurrency", &self.command_concurrency)
+            .field("stats_interval", &self.stats_interval)
+            .field("proc_root", &self.proc_root)
+            .field("cgroup_root", &self.cgroup_root)
+            .field("threshold_cpu_percent", &self.threshold_cpu_percent)
+            .field("threshold_memory_percent", &self.threshold_memory_percent)
+            .field("sustain_seconds", &self.sustain_seconds)
+            .field("clear_seconds", &self.clear_seconds)
+            .field("clear_margin", &self.clear_margin)
+            .field("leak_window", &self.leak_window)
+            .field("leak_horizon", &self.leak_horizon)
+            .field("max_restarts", &self.max_restarts)
+            .field("restart_window", &self.restart_window)
+            .field("outbox_capacity", &self.outbox_capacity)
+            .field("alert_daemon_restart_exits", &self.alert_daemon_restart_exits)
             .field("once", &self.once)
             .finish()
+    }
+}
+
+fn parse_capacity(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a positive number of events")),
     }
 }
 

@@ -18,6 +18,9 @@ pub enum CollectorError {
     /// A setting cannot be used.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A container's resource counters could not be read or parsed.
+    #[error("stats: {0}")]
+    Stats(String),
     /// Shutdown was requested before the operation could finish.
     #[error("shutting down")]
     Cancelled,

@@ -1,4 +1,10 @@
 //! Carrying out one command on Docker and saying how it went.
+//!
+//! Every action follows the same shape: resolve the target, refuse what is
+//! out of scope, in a dry run describe instead of acting, act, and for the
+//! actions meant to bring a container up (restart, start, scale_up) watch
+//! it afterwards ([`verify`](crate::verify)) so the report says whether the
+//! fix held, not just that Docker answered 204.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +18,11 @@ use hemostat_protocol::{
     Action, Command,
     event::{RemediationResult, RemediationStatus},
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::parse_duration, scope::Scope, docker, error::CollectorError, inflight::InFlight,
+    cleanup, config::parse_duration, docker, error::CollectorError, exec, exec::Allowlist,
+    inflight::InFlight, scale, scope::Scope, verify,
 };
 
 /// Overrides `--stop-timeout` for one container.
@@ -24,58 +32,89 @@ pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
 pub struct Executor {
     docker: Docker,
     stop_timeout: Duration,
+    verify_window: Duration,
+    allowlist: Allowlist,
+    exec_timeout: Duration,
     inflight: InFlight,
     scope: Scope,
 }
 
 /// The part of a result that differs between outcomes.
-struct Outcome {
-    status: RemediationStatus,
-    error: Option<String>,
-    details: Option<String>,
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: RemediationStatus,
+    pub error: Option<String>,
+    pub details: Option<String>,
+    pub verified: Option<bool>,
 }
 
 impl Outcome {
-    fn failed(error: impl Into<String>) -> Self {
+    pub fn failed(error: impl Into<String>) -> Self {
         Outcome {
             status: RemediationStatus::Failed,
             error: Some(error.into()),
             details: None,
+            verified: None,
         }
     }
-    fn with(status: RemediationStatus, details: impl Into<String>) -> Self {
+    pub fn rejected(error: impl Into<String>) -> Self {
+        Outcome {
+            status: RemediationStatus::Rejected,
+            ..Outcome::failed(error)
+        }
+    }
+    pub fn with(status: RemediationStatus, details: impl Into<String>) -> Self {
         Outcome {
             status,
             error: None,
             details: Some(details.into()),
+            verified: None,
         }
+    }
+    pub fn dry_run(details: impl Into<String>) -> Self {
+        Outcome::with(RemediationStatus::DryRun, details)
+    }
+    fn details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
     }
 }
 
+/// A container an action is aimed at, after the scope check.
+struct Target {
+    id: String,
+    name: String,
+    inspect: ContainerInspectResponse,
+}
+
 impl Executor {
-    pub fn new(docker: Docker, stop_timeout: Duration, inflight: InFlight, scope: Scope) -> Self {
-        Executor {
+    pub fn new(
+        docker: Docker,
+        config: &crate::Config,
+        inflight: InFlight,
+        scope: Scope,
+    ) -> Result<Self, CollectorError> {
+        Ok(Executor {
             docker,
-            stop_timeout,
+            stop_timeout: config.stop_timeout,
+            verify_window: config.verify_seconds,
+            allowlist: Allowlist::parse(&config.exec_allowlist).map_err(CollectorError::Config)?,
+            exec_timeout: config.exec_timeout,
             inflight,
             scope,
-        }
+        })
     }
 
-    pub async fn execute(&self, cmd: &Command) -> RemediationResult {
+    /// `cancel` only cuts verification short (shutdown); an action already
+    /// sent to Docker is always seen through and reported.
+    pub async fn execute(&self, cmd: &Command, cancel: &CancellationToken) -> RemediationResult {
         let started = Instant::now();
         let outcome = match cmd.action {
-            Action::Restart | Action::Stop | Action::Start if cmd.dry_run => Outcome::with(
-                RemediationStatus::DryRun,
-                format!(
-                    "would {} {} (dry run: Docker not touched)",
-                    cmd.action, cmd.container
-                ),
-            ),
-            Action::Restart | Action::Stop | Action::Start => self.act(cmd).await,
-            other => Outcome::failed(format!(
-                "action {other} not supported by this collector yet"
-            )),
+            Action::Restart | Action::Stop | Action::Start => self.lifecycle(cmd, cancel).await,
+            Action::ScaleUp => self.scale_up(cmd, cancel).await,
+            Action::Cleanup => self.cleanup(cmd).await,
+            Action::Exec => self.exec(cmd).await,
+            Action::None => Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"),
         };
         RemediationResult {
             status: outcome.status,
@@ -85,51 +124,73 @@ impl Executor {
             reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
             details: outcome.details,
             duration_ms: Some(started.elapsed().as_millis() as u64),
+            verified: outcome.verified,
         }
     }
 
-    async fn act(&self, cmd: &Command) -> Outcome {
+    /// Inspects the command's container and refuses it when out of scope.
+    async fn target(&self, cmd: &Command) -> Result<Target, Outcome> {
         // The id pins the exact container the responder saw; the name is
         // the fallback for seed-protocol commands that carry none.
-        let target = cmd
+        let wanted = cmd
             .container_id
             .as_deref()
             .filter(|id| !id.is_empty())
             .unwrap_or(&cmd.container);
-        let before = match docker::inspect(&self.docker, target).await {
-            Ok(i) => i,
-            Err(e) => return Outcome::failed(docker::error_text(&e)),
-        };
-        let facts = docker::facts(&before);
-        if let Some(why) = self.scope.excludes(&facts.labels) {
-            return Outcome {
-                status: RemediationStatus::Rejected,
-                error: Some(why.into()),
-                details: None,
-            };
+        let inspect = docker::inspect(&self.docker, wanted)
+            .await
+            .map_err(|e| Outcome::failed(docker::error_text(&e)))?;
+        if let Some(why) = self.scope.excludes(&docker::facts(&inspect).labels) {
+            tracing::warn!(container = %cmd.container, action = %cmd.action, command_id = %cmd.id, why, "command refused: container out of scope");
+            return Err(Outcome::rejected(why));
         }
-        let id = before.id.clone().unwrap_or_else(|| target.to_owned());
-        let name = docker::name(&before).unwrap_or_else(|| cmd.container.clone());
-        let timeout = self.stop_timeout_for(&before);
-        let t = Some(timeout.as_secs_f64().ceil() as i32);
+        Ok(Target {
+            id: inspect.id.clone().unwrap_or_else(|| wanted.to_owned()),
+            name: docker::name(&inspect).unwrap_or_else(|| cmd.container.clone()),
+            inspect,
+        })
+    }
 
-        let _in_flight = self.inflight.begin([id.clone(), name.clone()]);
-        tracing::info!(container = %name, action = %cmd.action, command_id = %cmd.id, stop_timeout_s = ?t, "executing");
-        let done = match cmd.action {
-            Action::Restart => {
-                self.docker
-                    .restart_container(&id, Some(RestartContainerOptions { t, signal: None }))
-                    .await
-            }
-            Action::Stop => {
-                self.docker
-                    .stop_container(&id, Some(StopContainerOptions { t, signal: None }))
-                    .await
-            }
-            _ => {
-                self.docker
-                    .start_container(&id, None::<StartContainerOptions>)
-                    .await
+    async fn lifecycle(&self, cmd: &Command, cancel: &CancellationToken) -> Outcome {
+        let target = match self.target(cmd).await {
+            Ok(t) => t,
+            Err(refused) => return refused,
+        };
+        let timeout = self.stop_timeout_for(&target.inspect);
+        let t = Some(timeout.as_secs_f64().ceil() as i32);
+        if cmd.dry_run {
+            let state = state_text(&target.inspect);
+            return Outcome::dry_run(match cmd.action {
+                Action::Start => format!("would start {} (now {state})", target.name),
+                action => format!(
+                    "would {action} {} (now {state}; stop timeout {} s)",
+                    target.name,
+                    timeout.as_secs_f64()
+                ),
+            });
+        }
+        let id = target.id.as_str();
+        let done = {
+            // The window covers the action only: the die a restart causes
+            // is ours, a crash during verification afterwards is real.
+            let _in_flight = self.inflight.begin([target.id.clone(), target.name.clone()]);
+            tracing::info!(container = %target.name, action = %cmd.action, command_id = %cmd.id, stop_timeout_s = ?t, "executing");
+            match cmd.action {
+                Action::Restart => {
+                    self.docker
+                        .restart_container(id, Some(RestartContainerOptions { t, signal: None }))
+                        .await
+                }
+                Action::Stop => {
+                    self.docker
+                        .stop_container(id, Some(StopContainerOptions { t, signal: None }))
+                        .await
+                }
+                _ => {
+                    self.docker
+                        .start_container(id, None::<StartContainerOptions>)
+                        .await
+                }
             }
         };
         match done {
@@ -140,13 +201,105 @@ impl Executor {
             }) => {}
             Err(e) => return Outcome::failed(docker::error_text(&CollectorError::from(e))),
         }
-        let after = match docker::inspect(&self.docker, &id).await {
-            Ok(i) => i,
-            Err(e) => {
-                return Outcome::failed(format!("could not verify: {}", docker::error_text(&e)));
-            }
+        if cmd.action == Action::Stop {
+            return match docker::inspect(&self.docker, id).await {
+                Ok(after) if !docker::is_running(&after) => Outcome::with(
+                    RemediationStatus::Success,
+                    format!("stopped (exit code {})", exit_code(&after)),
+                ),
+                Ok(_) => Outcome::failed("container is still running after stop"),
+                Err(e) => Outcome::failed(format!("could not verify: {}", docker::error_text(&e))),
+            };
+        }
+        verify::watch(&self.docker, id, self.verify_window, cancel)
+            .await
+            .into_outcome()
+    }
+
+    async fn scale_up(&self, cmd: &Command, cancel: &CancellationToken) -> Outcome {
+        let target = match self.target(cmd).await {
+            Ok(t) => t,
+            Err(refused) => return refused,
         };
-        verify(cmd.action, &after)
+        let plan = match scale::plan(&self.docker, &target.inspect).await {
+            Ok(p) => p,
+            Err(e) => return Outcome::failed(docker::error_text(&e)),
+        };
+        if cmd.dry_run {
+            return Outcome::dry_run(format!(
+                "would create and start replica {} of {} (image {})",
+                plan.name,
+                target.name,
+                plan.image()
+            ));
+        }
+        tracing::info!(container = %target.name, replica = %plan.name, command_id = %cmd.id, "scaling up");
+        let replica = match scale::create(&self.docker, plan).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::failed(docker::error_text(&e)),
+        };
+        let created = format!(
+            "created replica {} ({}) of {}",
+            replica.name,
+            short(&replica.id),
+            target.name
+        );
+        let watched = verify::watch(&self.docker, &replica.id, self.verify_window, cancel).await;
+        let outcome = watched.into_outcome();
+        let details = format!("{created}; {}", outcome.details.as_deref().unwrap_or(""));
+        outcome.details(details)
+    }
+
+    async fn cleanup(&self, cmd: &Command) -> Outcome {
+        // Host-wide within scope: the command's container only says what
+        // prompted it, so it need not exist any more.
+        let found = match cleanup::survey(&self.docker, &self.scope).await {
+            Ok(f) => f,
+            Err(e) => return Outcome::failed(docker::error_text(&e)),
+        };
+        if cmd.dry_run {
+            return Outcome::dry_run(format!("would remove {}", found.describe()));
+        }
+        tracing::info!(command_id = %cmd.id, containers = found.containers.len(), "cleaning up");
+        let report = cleanup::run(&self.docker, found).await;
+        match report.errors.is_empty() {
+            true => Outcome::with(RemediationStatus::Success, report.describe()),
+            false => Outcome::failed(report.errors.join("; ")).details(report.describe()),
+        }
+    }
+
+    async fn exec(&self, cmd: &Command) -> Outcome {
+        let target = match self.target(cmd).await {
+            Ok(t) => t,
+            Err(refused) => return refused,
+        };
+        let labels = docker::facts(&target.inspect).labels;
+        let program = cmd.args.first().map(String::as_str).unwrap_or("");
+        if let Err(why) = exec::permit(&self.allowlist, &labels, &cmd.args) {
+            // Audited: a refused exec may be probing; the argv beyond the
+            // program is not logged, it may hold secrets.
+            tracing::warn!(container = %target.name, command_id = %cmd.id, program, args = cmd.args.len(), why = %why, "exec refused");
+            return Outcome::rejected(why);
+        }
+        if cmd.dry_run {
+            return Outcome::dry_run(format!(
+                "would run {program} ({} args) in {}",
+                cmd.args.len().saturating_sub(1),
+                target.name
+            ));
+        }
+        tracing::info!(container = %target.name, command_id = %cmd.id, program, "exec");
+        match exec::run(&self.docker, &target.id, &cmd.args, self.exec_timeout).await {
+            Ok(ran) if ran.exit_code == Some(0) => {
+                Outcome::with(RemediationStatus::Success, ran.describe())
+            }
+            Ok(ran) => Outcome::failed(match ran.exit_code {
+                Some(code) => format!("exited with code {code}"),
+                None => format!("still running after {} s", self.exec_timeout.as_secs_f64()),
+            })
+            .details(ran.describe()),
+            Err(e) => Outcome::failed(docker::error_text(&e)),
+        }
     }
 
     fn stop_timeout_for(&self, inspect: &ContainerInspectResponse) -> Duration {
@@ -162,28 +315,25 @@ impl Executor {
     }
 }
 
-/// Docker answering 204 is not proof: a container that crashes at once is
-/// "restarted" but not running.
-fn verify(action: Action, after: &ContainerInspectResponse) -> Outcome {
-    let state = after.state.as_ref();
-    let status = state
+fn exit_code(inspect: &ContainerInspectResponse) -> i64 {
+    inspect
+        .state
+        .as_ref()
+        .and_then(|s| s.exit_code)
+        .unwrap_or_default()
+}
+
+fn state_text(inspect: &ContainerInspectResponse) -> String {
+    inspect
+        .state
+        .as_ref()
         .and_then(|s| s.status)
         .map(|s| s.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let exit = state.and_then(|s| s.exit_code).unwrap_or_default();
-    let running = docker::is_running(after);
-    match (action, running) {
-        (Action::Stop, false) => Outcome::with(
-            RemediationStatus::Success,
-            format!("stopped (exit code {exit})"),
-        ),
-        (Action::Stop, true) => Outcome::failed("container is still running after stop"),
-        (_, true) => {
-            let since = state.and_then(|s| s.started_at.clone()).unwrap_or_default();
-            Outcome::with(RemediationStatus::Success, format!("running since {since}"))
-        }
-        (_, false) => Outcome::failed(format!(
-            "container is not running after {action} (status {status}, exit code {exit})"
-        )),
-    }
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Docker's short id (12 hex digits), as `docker ps` shows it.
+pub fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
 }

@@ -12,30 +12,59 @@
 //! - [`event`]: a Docker event reduced to what detection needs.
 //! - [`detector`]: pure crash detection (events in, verdicts out).
 //! - [`watcher`]: follows the event stream, reconnecting without losing events.
+//! - [`reconcile`]: after a reconnect, the exits no event reported (dockerd
+//!   restarts).
 //! - [`inflight`]: containers the collector is acting on, so its own
 //!   restarts are not reported as crashes.
 //! - [`registry`]: `hemostat:containers` membership and the heartbeat.
 //! - [`scope`]: which containers this collector manages (labels, opt-in).
 //! - [`commands`]: the consumer of this host's command stream.
-//! - [`executor`]: carries out one command on Docker and verifies it.
-//! - [`outbox`]: publishing that rides out Redis outages.
+//! - [`executor`]: carries out one command on Docker and verifies it;
+//!   the actions beyond restart/stop/start are [`scale`] (scale_up),
+//!   [`cleanup`] and [`exec`] (allowlisted), and [`verify`] is the closed
+//!   loop that watches a container after a fix.
+//! - [`lanes`]: commands run concurrently, in order per container.
+//! - [`marker`]: the per-command marker (executing / done) behind
+//!   at-most-once execution.
+//! - [`outbox`]: publishing that rides out Redis outages (bounded, ordered).
+//! - [`link`]: Redis connections that connect on first use.
 //! - [`backoff`]: the exponential backoff every retry uses.
 //! - [`snapshot`]: the `--once` JSON snapshot.
+//! - [`sampler`]: samples every container's resources each interval,
+//!   writes the stats keys, and runs the resource detectors:
+//!   [`thresholds`] (CPU/memory, sustained, with hysteresis), [`leak`]
+//!   (memory trend), [`restarts`] (restart loops).
+//! - [`stats`]: readings and the figures `docker stats` computes from them.
+//! - [`cgroup`]: reading them from cgroup v1/v2 files and /proc.
 //! - [`error`]: the crate's error enum.
 
 pub mod backoff;
+pub mod cgroup;
+pub mod cleanup;
 pub mod commands;
 pub mod config;
 pub mod detector;
 pub mod docker;
 pub mod error;
 pub mod event;
+pub mod exec;
 pub mod executor;
 pub mod inflight;
+pub mod lanes;
+pub mod link;
+pub mod leak;
+pub mod marker;
 pub mod outbox;
+pub mod reconcile;
 pub mod registry;
+pub mod restarts;
+pub mod scale;
+pub mod sampler;
 pub mod scope;
 pub mod snapshot;
+pub mod stats;
+pub mod thresholds;
+pub mod verify;
 pub mod watcher;
 
 use std::future::Future;
@@ -43,7 +72,7 @@ use std::future::Future;
 use bollard::Docker;
 use hemostat_protocol::{
     RedisPublisher,
-    connection::{connect, connect_blocking, redact},
+    connection::redact,
 };
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
@@ -97,14 +126,18 @@ async fn start(
     cancel: CancellationToken,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, CollectorError> {
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
-    let url = config.redis_url.clone();
-    let conn: ConnectionManager = retry("Redis", &cancel, || connect(&url)).await?;
-    let blocking = retry("Redis", &cancel, || connect_blocking(&url, commands::BLOCK)).await?;
+    // Not waited for: Redis being down must not keep the collector from
+    // watching Docker (alerts wait in the outbox). Each use reconnects.
+    let conn: ConnectionManager = link::lazy(&config.redis_url)?;
+    let blocking = link::lazy_blocking(&config.redis_url, commands::BLOCK)?;
 
     let scope = config.scope()?;
     let inflight = InFlight::new();
     let publisher = RedisPublisher::new(conn.clone());
-    let (outbox, outbox_task) = Outbox::spawn(publisher.clone(), cancel.clone());
+    // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
+    let tasks_conn = conn.clone();
+    let (outbox, outbox_task) = Outbox::spawn(publisher, config.outbox_capacity, cancel.clone());
+    let (stats_tap, sampler_task) = sampler::start(&config, docker.clone(), conn.clone(), outbox.clone(), scope.clone(), inflight.clone(), cancel.clone());
     let (registry, registry_task) = Registry::spawn(
         conn,
         docker.clone(),
@@ -117,17 +150,26 @@ async fn start(
         docker.clone(),
         config.host.clone(),
         inflight.clone(),
-        outbox,
+        outbox.clone(),
         registry,
         scope.clone(),
-    );
-    let executor = Executor::new(docker.clone(), config.stop_timeout, inflight, scope);
+    )
+    .alert_daemon_exits(config.alert_daemon_restart_exits);
+    let watcher = match stats_tap {
+        Some(tap) => watcher.with_stats(tap),
+        None => watcher,
+    };
+    let executor = Executor::new(docker.clone(), &config, inflight, scope)?;
     let consumer = Consumer::new(
         blocking,
-        publisher,
+        tasks_conn,
+        // Outcomes share the alerts' bounded, ordered queue and wait for
+        // delivery, so a command is acknowledged only once its outcome is out.
+        outbox.clone(),
         executor,
         config.host.clone(),
         config.command_key().map(<[u8]>::to_vec),
+        usize::from(config.command_concurrency),
     );
     let watcher_task = tokio::spawn(watcher.run(cancel.clone()));
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
@@ -136,12 +178,13 @@ async fn start(
     tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), signed_commands = config.command_key().is_some(), "collector ready");
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
-    // The watcher ends first, dropping the outbox's sender, so the outbox
-    // drains what the watcher queued before it stops.
+    // The outbox ends last: it stops only once every sender (watcher,
+    // consumer) is gone, after one last attempt at what they queued.
     Ok(vec![
         watcher_task,
         consumer_task,
         registry_task,
+        sampler_task,
         outbox_task,
     ])
 }
@@ -175,6 +218,6 @@ where
 pub async fn snapshot(config: &Config) -> Result<String, CollectorError> {
     let docker: Docker = docker::connect(&config.docker_host).await?;
     Ok(serde_json::to_string(
-        &snapshot::take(&docker, &config.host).await?,
+        &snapshot::take(&docker, &config.host, &sampler::roots(config)).await?,
     )?)
 }

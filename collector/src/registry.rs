@@ -50,6 +50,7 @@ impl Registry {
             interval,
             scope,
             dirty: false,
+            beating: true,
         };
         (Registry { tx }, tokio::spawn(task.run(rx, cancel)))
     }
@@ -76,6 +77,9 @@ struct Task {
     /// An update failed: resync on the next heartbeat instead of retrying
     /// each update, since a resync repairs everything at once.
     dirty: bool,
+    /// The last heartbeat succeeded: failures and recoveries are logged
+    /// once per outage, not once per tick.
+    beating: bool,
 }
 
 impl Task {
@@ -86,8 +90,24 @@ impl Task {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {
-                    if let Err(e) = self.heartbeat().await {
-                        tracing::warn!(error = %e, "heartbeat failed");
+                    match self.heartbeat().await {
+                        Ok(()) if self.beating => {}
+                        Ok(()) => {
+                            self.beating = true;
+                            tracing::info!("heartbeat resumed");
+                        }
+                        Err(e) => {
+                            // Keep ticking: the next beat is the retry. A
+                            // Redis that comes back may have lost our
+                            // members (restarted without persistence), so
+                            // resync once it answers again.
+                            self.dirty = true;
+                            if std::mem::replace(&mut self.beating, false) {
+                                tracing::warn!(error = %e, "heartbeat failed; retrying every interval");
+                            } else {
+                                tracing::debug!(error = %e, "heartbeat failed again");
+                            }
+                        }
                     }
                     if self.dirty {
                         self.apply(Change::Resync).await;

@@ -1,10 +1,21 @@
 //! `--once`: one JSON picture of every container on this host.
 
+use std::time::{Duration, Instant};
+
 use bollard::{Docker, query_parameters::ListContainersOptions};
 use hemostat_protocol::envelope::seed_timestamp;
 use serde::Serialize;
 
-use crate::{docker, error::CollectorError};
+use crate::{
+    cgroup::{Probe, Roots},
+    docker,
+    error::CollectorError,
+    sampler::api_reading,
+    stats::{self, Timed, round2},
+};
+
+/// CPU is a rate: two readings this far apart make one sample.
+const CPU_GAP: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
@@ -25,16 +36,77 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     pub restart_count: Option<i64>,
     pub oom_killed: bool,
+    /// Resource usage, for running containers.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
-pub async fn take(docker: &Docker, host: &str) -> Result<Snapshot, CollectorError> {
+/// The snapshot's resource figures (the stats key's, rounded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub cpu_pct: f64,
+    pub memory_pct: f64,
+    pub memory_usage: u64,
+    pub memory_limit: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    pub blk_read_bytes: u64,
+    pub blk_write_bytes: u64,
+    pub pids: u64,
+}
+
+impl From<stats::Usage> for Usage {
+    fn from(u: stats::Usage) -> Self {
+        Usage {
+            cpu_pct: round2(u.cpu_pct),
+            memory_pct: round2(u.memory_pct),
+            memory_usage: u.memory_usage,
+            memory_limit: u.memory_limit,
+            net_rx_bytes: u.net_rx_bytes,
+            net_tx_bytes: u.net_tx_bytes,
+            blk_read_bytes: u.blk_read_bytes,
+            blk_write_bytes: u.blk_write_bytes,
+            pids: u.pids,
+        }
+    }
+}
+
+/// Where one running container's readings come from.
+enum Reader {
+    Cgroup(Probe),
+    Api,
+}
+
+impl Reader {
+    async fn read(&mut self, docker: &Docker, id: &str) -> Option<Timed> {
+        match self {
+            Reader::Cgroup(p) => match p.read() {
+                Ok(reading) => Some(Timed {
+                    reading,
+                    at: Instant::now(),
+                }),
+                Err(_) => {
+                    *self = Reader::Api;
+                    api_reading(docker, id).await
+                }
+            },
+            Reader::Api => api_reading(docker, id).await,
+        }
+    }
+}
+
+pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot, CollectorError> {
     let list = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
             ..Default::default()
         }))
         .await?;
+    let version = roots.version();
+    let host_memory = stats::host_memory(&roots.proc);
     let mut containers = Vec::with_capacity(list.len());
+    // (index in containers, reader, first reading) of running containers.
+    let mut running = Vec::new();
     for summary in list {
         let Some(id) = summary.id else { continue };
         // Removed between list and inspect: not part of the picture.
@@ -42,6 +114,18 @@ pub async fn take(docker: &Docker, host: &str) -> Result<Snapshot, CollectorErro
             continue;
         };
         let state = inspect.state.as_ref();
+        if docker::is_running(&inspect) {
+            let pid = state
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0);
+            let mut reader = match version.map(|v| Probe::open(roots, v, pid, &id)) {
+                Some(Ok(p)) => Reader::Cgroup(p),
+                _ => Reader::Api,
+            };
+            let first = reader.read(docker, &id).await;
+            running.push((containers.len(), reader, first));
+        }
         containers.push(ContainerState {
             name: docker::name(&inspect).unwrap_or_else(|| id.clone()),
             image: inspect.config.as_ref().and_then(|c| c.image.clone()),
@@ -53,8 +137,18 @@ pub async fn take(docker: &Docker, host: &str) -> Result<Snapshot, CollectorErro
             exit_code: state.and_then(|s| s.exit_code),
             restart_count: inspect.restart_count,
             oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),
+            usage: None,
             id,
         });
+    }
+    if !running.is_empty() {
+        tokio::time::sleep(CPU_GAP).await;
+    }
+    for (i, mut reader, first) in running {
+        let id = containers[i].id.clone();
+        if let Some(second) = reader.read(docker, &id).await {
+            containers[i].usage = Some(stats::usage(first.as_ref(), &second, host_memory).into());
+        }
     }
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Snapshot {

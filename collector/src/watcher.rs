@@ -1,7 +1,13 @@
 //! Following the Docker event stream: crashes become `health_alert`s,
 //! starts and removals update the registry.
+//!
+//! When the stream is lost (dockerd restarting, a dropped connection), the
+//! watcher reconnects with backoff and catches up before following live
+//! events again: it replays the engine's event log from the last event it
+//! handled, then reconciles from state the exits no event reported (see
+//! [`crate::reconcile`]), then resubscribes.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use bollard::{Docker, models::EventMessage, query_parameters::EventsOptionsBuilder};
 use futures::StreamExt;
@@ -16,6 +22,7 @@ use crate::{
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
     outbox::Outbox,
+    reconcile::{self, Decision},
     registry::Registry,
 };
 
@@ -33,6 +40,18 @@ pub struct Watcher {
     /// starts there, so nothing is missed across a reconnect, and the
     /// replayed boundary event is not handled twice.
     last: (i64, String),
+    /// Alert exits that look like the daemon's own kills; see
+    /// [`crate::reconcile`].
+    alert_daemon_exits: bool,
+    /// While catching up: container id -> time of the latest `die` event
+    /// replayed, so reconciliation does not report an exit twice.
+    replayed_dies: Option<HashMap<String, i64>>,
+    /// Container id -> `FinishedAt` of exits reported from state: their
+    /// `die` event, if it still comes, is not reported again.
+    reported: HashMap<String, i64>,
+    /// The stats sampler's hook: it hears starts, dies, removals and
+    /// health changes from here instead of following events itself.
+    stats: Option<crate::sampler::Tap>,
 }
 
 impl Watcher {
@@ -54,18 +73,50 @@ impl Watcher {
             scope,
             // From now: the registry's startup sync covers what came before.
             last: (now_nanos(), String::new()),
+            alert_daemon_exits: false,
+            replayed_dies: None,
+            reported: HashMap::new(),
+            stats: None,
         }
+    }
+
+    /// Hands every container event to the stats sampler too.
+    pub fn with_stats(mut self, tap: crate::sampler::Tap) -> Self {
+        self.stats = Some(tap);
+        self
+    }
+
+    /// Report exits with kill codes found after the stream was lost, which
+    /// are normally attributed to a daemon restart.
+    pub fn alert_daemon_exits(mut self, alert: bool) -> Self {
+        self.alert_daemon_exits = alert;
+        self
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut backoff = Backoff::standard();
         let filters = HashMap::from([("type", vec!["container"]), ("event", EVENTS.to_vec())]);
+        let mut lost = false;
         loop {
-            let since = format!(
-                "{}.{:09}",
-                self.last.0 / 1_000_000_000,
-                self.last.0 % 1_000_000_000
-            );
+            if lost {
+                let started = std::time::Instant::now();
+                let caught_up = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = self.catch_up(&filters) => r,
+                };
+                if let Err(e) = caught_up {
+                    tracing::warn!(error = %e, "Docker unreachable; retrying");
+                    if !backoff.wait(&cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+                backoff.reset();
+                tracing::info!(catch_up_ms = started.elapsed().as_millis() as u64, "Docker event stream back");
+                // Containers may have come and gone while Docker was away.
+                self.registry.resync();
+            }
+            let since = timestamp(self.last.0);
             let options = EventsOptionsBuilder::new()
                 .since(&since)
                 .filters(&filters)
@@ -86,12 +137,61 @@ impl Watcher {
                 }
             };
             tracing::warn!(%error, "Docker event stream lost; reconnecting");
+            lost = true;
             if !backoff.wait(&cancel).await {
                 return;
             }
-            // Containers may have come and gone while Docker was away.
-            self.registry.resync();
         }
+    }
+
+    /// Replays the engine's event log from the last event handled up to
+    /// now, then reports from state the exits that no event covered.
+    async fn catch_up(&mut self, filters: &HashMap<&str, Vec<&str>>) -> Result<(), crate::error::CollectorError> {
+        let cutoff = self.last.0;
+        let until = now_nanos();
+        let options = EventsOptionsBuilder::new()
+            .since(&timestamp(cutoff))
+            .until(&timestamp(until))
+            .filters(filters)
+            .build();
+        self.replayed_dies = Some(HashMap::new());
+        self.reported.clear();
+        let mut stream = self.docker.events(Some(options));
+        let mut replayed = 0u32;
+        // A finite query: the engine closes it after `until`.
+        let replay: Result<(), crate::error::CollectorError> = loop {
+            match tokio::time::timeout(REPLAY_TIMEOUT, stream.next()).await {
+                Ok(Some(Ok(msg))) => {
+                    replayed += 1;
+                    self.handle(&msg).await;
+                }
+                Ok(Some(Err(e))) => break Err(e.into()),
+                Ok(None) => break Ok(()),
+                Err(_) => break Ok(()),
+            }
+        };
+        let dies = self.replayed_dies.take().unwrap_or_default();
+        replay?;
+        let exits = reconcile::exits_since(&self.docker, cutoff).await?;
+        let mut reported = 0u32;
+        for exit in exits {
+            match exit.decide(cutoff, dies.get(&exit.id).copied(), self.alert_daemon_exits) {
+                Decision::Report => {
+                    tracing::info!(container = %exit.name, exit_code = exit.code, "exit found in state after reconnecting (no event for it)");
+                    reported += 1;
+                    self.reported.insert(exit.id.clone(), exit.finished_nano);
+                    let suspect = exit.suspect();
+                    let facts = exit.facts.clone();
+                    self.assess(suspect, Some(facts), now_nanos());
+                }
+                Decision::Skip(why) => {
+                    tracing::info!(container = %exit.name, exit_code = exit.code, reason = why, "exit found in state not reported");
+                }
+                Decision::Seen => {}
+            }
+        }
+        tracing::info!(replayed_events = replayed, reported_from_state = reported, "caught up with Docker");
+        Ok(())
     }
 
     async fn handle(&mut self, msg: &EventMessage) {
@@ -112,7 +212,29 @@ impl Watcher {
             Happening::Destroyed => self.registry.remove(&event.name),
             _ => {}
         }
+        if let Some(tap) = &self.stats {
+            tap.observe(&event);
+        }
+        if let Happening::Died { .. } = event.happening
+            && let Some(dies) = &mut self.replayed_dies
+        {
+            dies.insert(event.id.clone(), event.time_nano);
+        }
+        // A run that started after an exit reported from state ends with
+        // a die of its own, which is news.
+        if let Happening::Started = event.happening
+            && self.reported.get(&event.id).is_some_and(|f| event.time_nano > *f)
+        {
+            self.reported.remove(&event.id);
+        }
         if let Some(suspect) = self.detector.observe(&event) {
+            if let Happening::Died { .. } = event.happening
+                && self.reported.get(&event.id).is_some_and(|f| event.time_nano >= *f)
+            {
+                self.reported.remove(&event.id);
+                tracing::debug!(container = %event.name, "die already reported from state");
+                return;
+            }
             self.judge(suspect).await;
         }
     }
@@ -128,6 +250,10 @@ impl Watcher {
                 None
             }
         };
+        self.assess(suspect, facts, received_nano);
+    }
+
+    fn assess(&mut self, suspect: Suspect, facts: Option<crate::detector::Facts>, received_nano: i64) {
         let in_flight = self.inflight.covers(&suspect.id, suspect.time_nano)
             || self.inflight.covers(&suspect.name, suspect.time_nano);
         match assess(&suspect, facts.as_ref(), in_flight, &self.scope) {
@@ -151,3 +277,12 @@ impl Watcher {
         }
     }
 }
+
+/// Docker's `since`/`until` format: seconds.nanoseconds.
+fn timestamp(nanos: i64) -> String {
+    format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
+}
+
+/// A replay that goes silent this long is over (the engine should close
+/// it at `until`; this guards against one that does not).
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);

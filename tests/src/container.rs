@@ -6,7 +6,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
-    HostConfig, RestartPolicy, RestartPolicyNameEnum,
+    HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
@@ -34,6 +34,9 @@ pub struct ContainerSpec {
     labels: HashMap<String, String>,
     restart_policy: Option<RestartPolicy>,
     stop_timeout: Option<i64>,
+    memory: Option<i64>,
+    binds: Vec<String>,
+    healthcheck: Option<HealthConfig>,
 }
 
 impl ContainerSpec {
@@ -52,6 +55,9 @@ impl ContainerSpec {
             labels,
             restart_policy: None,
             stop_timeout: None,
+            memory: None,
+            binds: Vec::new(),
+            healthcheck: None,
         }
     }
 
@@ -87,6 +93,31 @@ impl ContainerSpec {
         self
     }
 
+    /// Memory limit in bytes (`docker run -m`).
+    pub fn memory(mut self, bytes: i64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// A bind or named-volume mount, as `docker run -v` (`vol:/data`).
+    pub fn bind(mut self, spec: impl Into<String>) -> Self {
+        self.binds.push(spec.into());
+        self
+    }
+
+    /// A health check running `sh -c script` every `interval_ms`.
+    pub fn healthcheck(mut self, script: &str, interval_ms: i64) -> Self {
+        let nanos = interval_ms * 1_000_000;
+        self.healthcheck = Some(HealthConfig {
+            test: Some(vec!["CMD-SHELL".into(), script.into()]),
+            interval: Some(nanos),
+            timeout: Some(nanos.max(1_000_000_000)),
+            retries: Some(1),
+            ..Default::default()
+        });
+        self
+    }
+
     /// Creates and starts the container.
     pub async fn start(self, docker: &Docker) -> TestContainer {
         TestContainer::start(docker, self).await
@@ -111,8 +142,11 @@ impl TestContainer {
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             labels: Some(spec.labels.clone()),
             stop_timeout: spec.stop_timeout,
+            healthcheck: spec.healthcheck.clone(),
             host_config: Some(HostConfig {
                 restart_policy: spec.restart_policy.clone(),
+                memory: spec.memory,
+                binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
                 // The private engine runs with --bridge=none.
                 network_mode: Some("none".to_string()),
                 ..Default::default()

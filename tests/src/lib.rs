@@ -15,6 +15,8 @@
 //! - [`redis_server`] — [`RedisServer`], a throwaway `redis-server` per test,
 //!   restartable on the same port for fault tests.
 //! - [`docker`] — [`docker()`] client for the private engine, [`test_image`].
+//! - [`dockerd`] — [`PrivateDockerd`], a test's own `dockerd` it may stop,
+//!   crash and restart.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
 //! - [`process`] — [`Process`], a workspace binary run with its output in
@@ -30,6 +32,7 @@
 
 pub mod container;
 pub mod docker;
+pub mod dockerd;
 pub mod paths;
 pub mod polling;
 pub mod port;
@@ -38,6 +41,7 @@ pub mod redis_server;
 
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
+pub use dockerd::PrivateDockerd;
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;

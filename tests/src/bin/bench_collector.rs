@@ -1,0 +1,357 @@
+//! `hemostat-bench-collector`: what sampling every container every second
+//! costs, HemoStat's collector against `docker stats`.
+//!
+//! Starts N idle busybox containers, then measures over the same window
+//! length, one phase after the other: nothing watching (baseline), the
+//! collector at 1 s resolution, and the `docker stats` CLI streaming to
+//! /dev/null. CPU shares come from utime+stime in /proc/<pid>/stat over the
+//! window (100 % = one core); the engine is dockerd + its containerd + the
+//! containerd shims of that engine. Containers are removed at the end and
+//! on Ctrl-C.
+//!
+//! ```text
+//! hemostat-bench-collector [--containers 50] [--seconds 30] [--bin-dir target/release]
+//! ```
+//! Needs DOCKER_HOST and HEMOSTAT_TEST_IMAGE (scripts/test-env.sh start).
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use bollard::{
+    Docker,
+    query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder},
+};
+use futures::StreamExt;
+use hemostat_e2e::{ContainerSpec, Process, RedisServer, TestContainer, docker};
+
+const LABEL: &str = "hemostat-bench";
+/// Let a newly started watcher settle (startup sync, first inspects)
+/// before measuring its steady state.
+const WARMUP: Duration = Duration::from_secs(5);
+
+struct Args {
+    containers: usize,
+    seconds: u64,
+    bin_dir: Option<PathBuf>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        containers: 50,
+        seconds: 30,
+        bin_dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--containers" => {
+                a.containers = value()?.parse().map_err(|e| format!("--containers: {e}"))?
+            }
+            "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--bin-dir" => a.bin_dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => {
+                return Err("usage: hemostat-bench-collector [--containers N] [--seconds S] [--bin-dir DIR]".into());
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command may contain spaces: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// dockerd serving DOCKER_HOST, its containerd, and that containerd's shims.
+fn engine_pids() -> Vec<u32> {
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let socket = host.trim_start_matches("unix://").to_owned();
+    let all = pids();
+    let dockerd = all.iter().copied().find(|p| {
+        let c = cmdline(*p);
+        let is_dockerd = c.starts_with("dockerd") || c.contains("/dockerd ");
+        is_dockerd
+            && (c.contains(&socket) || (socket == "/var/run/docker.sock" && !c.contains(" -H ")))
+    });
+    let Some(dockerd) = dockerd else {
+        eprintln!("warning: no dockerd found for {host}; engine CPU not measured");
+        return Vec::new();
+    };
+    let mut found = vec![dockerd];
+    let containerd: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|p| ppid(*p) == Some(dockerd) && cmdline(*p).starts_with("containerd"))
+        .collect();
+    // The shims name their containerd's socket, under its state directory.
+    let dirs: Vec<String> = containerd
+        .iter()
+        .filter_map(|p| {
+            let c = cmdline(*p);
+            let config = c
+                .split_whitespace()
+                .skip_while(|a| *a != "--config")
+                .nth(1)?
+                .to_owned();
+            Some(config.rsplit_once('/')?.0.to_owned())
+        })
+        .collect();
+    found.extend(&containerd);
+    found.extend(all.iter().copied().filter(|p| {
+        let c = cmdline(*p);
+        c.contains("containerd-shim") && dirs.iter().any(|d| c.contains(d.as_str()))
+    }));
+    found
+}
+
+/// CPU % of one core of `pids` summed, over `window`, plus peak RSS of
+/// `watched` sampled every second.
+async fn measure(engine: &[u32], watched: Option<u32>, window: Duration) -> (f64, f64, f64) {
+    let sum = |ps: &[u32]| ps.iter().filter_map(|p| cpu_ticks(*p)).sum::<u64>();
+    let w: Vec<u32> = watched.into_iter().collect();
+    let (e0, w0, t0) = (sum(engine), sum(&w), Instant::now());
+    let mut rss = 0.0f64;
+    while t0.elapsed() < window {
+        tokio::time::sleep(Duration::from_secs(1).min(window)).await;
+        if let Some(p) = watched {
+            rss = rss.max(rss_mb(p));
+        }
+    }
+    let (e1, w1, wall) = (sum(engine), sum(&w), t0.elapsed().as_secs_f64());
+    let pct = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / clock_ticks() / wall * 100.0;
+    (pct(w0, w1), rss, pct(e0, e1))
+}
+
+async fn start_containers(docker: &Docker, n: usize, run: &str) -> Vec<TestContainer> {
+    futures::stream::iter(0..n)
+        .map(|_| {
+            ContainerSpec::shell("sleep 100000")
+                .label(LABEL, run)
+                .start(docker)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await
+}
+
+/// Removes every container of this run, whatever state it is in.
+async fn cleanup(docker: &Docker, run: &str) {
+    let filter = std::collections::HashMap::from([("label", vec![format!("{LABEL}={run}")])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filter)
+        .build();
+    let ids: Vec<String> = docker
+        .list_containers(Some(options))
+        .await
+        .map(|l| l.into_iter().filter_map(|c| c.id).collect())
+        .unwrap_or_default();
+    let n = ids.len();
+    futures::stream::iter(ids)
+        .map(|id| async move {
+            let o = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            let _ = docker.remove_container(&id, Some(o)).await;
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    eprintln!("removed {n} bench containers");
+}
+
+struct Row {
+    what: &'static str,
+    watcher_cpu: Option<f64>,
+    watcher_rss: Option<f64>,
+    engine_cpu: f64,
+}
+
+async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
+    let window = Duration::from_secs(args.seconds);
+    eprintln!("starting {} containers ...", args.containers);
+    let started = Instant::now();
+    let containers = start_containers(docker, args.containers, run).await;
+    eprintln!(
+        "started in {:.1}s; settling",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(WARMUP).await;
+    let engine = engine_pids();
+    let mut rows = Vec::new();
+
+    eprintln!("baseline: {}s with nothing watching", args.seconds);
+    let (_, _, engine_cpu) = measure(&engine, None, window).await;
+    rows.push(Row {
+        what: "idle baseline",
+        watcher_cpu: None,
+        watcher_rss: None,
+        engine_cpu,
+    });
+
+    eprintln!("HemoStat collector: {}s at 1 s resolution", args.seconds);
+    let redis = RedisServer::start().await;
+    let collector = Process::builder("hemostat-collector")
+        .test("bench")
+        .env("REDIS_URL", redis.url())
+        .env("HEMOSTAT_HOST", format!("bench-{run}"))
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{LABEL}={run}"))
+        .env("HEMOSTAT_STATS_INTERVAL", "1s")
+        .env("RUST_LOG", "warn")
+        .spawn();
+    collector
+        .wait_for_line("collector ready", Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(WARMUP).await;
+    let (cpu, rss, engine_cpu) = measure(&engine, Some(collector.pid()), window).await;
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("hemostat:stats:bench-{run}/*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    eprintln!(
+        "collector wrote {} stats keys for {} containers",
+        keys.len(),
+        containers.len()
+    );
+    rows.push(Row {
+        what: "HemoStat collector",
+        watcher_cpu: Some(cpu),
+        watcher_rss: Some(rss),
+        engine_cpu,
+    });
+    drop(collector);
+    drop(redis);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    eprintln!("docker stats: {}s streaming to /dev/null", args.seconds);
+    let names: Vec<&str> = containers.iter().map(|c| c.name()).collect();
+    let mut cli: Child = Command::new("docker")
+        .arg("stats")
+        .args(&names)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run docker stats: {e}"));
+    tokio::time::sleep(WARMUP).await;
+    let (cpu, rss, engine_cpu) = measure(&engine, Some(cli.id()), window).await;
+    let _ = cli.kill();
+    let _ = cli.wait();
+    rows.push(Row {
+        what: "docker stats",
+        watcher_cpu: Some(cpu),
+        watcher_rss: Some(rss),
+        engine_cpu,
+    });
+    for c in containers {
+        // Removed by cleanup(); dropping them only double-checks.
+        std::mem::forget(c);
+    }
+    rows
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = &args.bin_dir {
+        // SAFETY: set before any other thread reads the environment.
+        unsafe { std::env::set_var("HEMOSTAT_BIN_DIR", dir) };
+    }
+    let docker = docker().await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let rows = tokio::select! {
+        rows = bench(&args, &docker, &run) => Some(rows),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted; cleaning up");
+            None
+        }
+    };
+    cleanup(&docker, &run).await;
+    let Some(rows) = rows else {
+        return std::process::ExitCode::from(130);
+    };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "\n{} idle containers, {} s windows, 1 s resolution, {} cores (CPU %: 100 = one core)",
+        args.containers, args.seconds, cores
+    );
+    println!(
+        "| {:<20} | {:>11} | {:>10} | {:>26} | {:>13} |",
+        "", "watcher CPU %", "watcher RSS MB", "dockerd+containerd+shims CPU %", "total CPU %"
+    );
+    println!(
+        "|{:-<22}|{:->15}|{:->16}|{:->32}|{:->15}|",
+        "", "", "", "", ""
+    );
+    let fmt = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |v| format!("{v:.prec$}"));
+    for r in &rows {
+        println!(
+            "| {:<20} | {:>13} | {:>14} | {:>30} | {:>13} |",
+            r.what,
+            fmt(r.watcher_cpu, 2),
+            fmt(r.watcher_rss, 1),
+            format!("{:.2}", r.engine_cpu),
+            format!("{:.2}", r.engine_cpu + r.watcher_cpu.unwrap_or_default()),
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}

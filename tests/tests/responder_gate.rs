@@ -1,0 +1,104 @@
+//! The safety gate under a stampede: 1,000 concurrent `remediation_needed`
+//! for one container, served by several responder instances under the
+//! Lambda emulator, must dispatch exactly one command.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hemostat_bridge::invoker::{HttpInvoker, Invocation, Invoker};
+use hemostat_e2e::{Process, RedisServer, free_port, wait_for, workspace_root};
+use hemostat_protocol::{
+    ContainerRef, Envelope, EventKind,
+    batch::{BatchEvent, BatchRecord, BatchResponse},
+    envelope::agent,
+    event::{RemediationComplete, RemediationNeeded, RemediationStatus},
+    keys,
+};
+use redis::{AsyncCommands, streams::StreamRangeReply};
+
+const REQUESTS: usize = 1000;
+
+fn request(i: usize, host: &str) -> BatchEvent {
+    let needed = RemediationNeeded {
+        container: "api".into(),
+        action: hemostat_protocol::Action::Restart,
+        reason: format!("exit 1 (alert {i})"),
+        confidence: 0.9,
+        metrics: None,
+        host: host.into(),
+        container_id: None,
+        analysis_method: Some("rule_based".into()),
+        detected_at: None,
+        image: Some("shop/api:1".into()),
+        model: None,
+        fallback_reason: None,
+    };
+    let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap();
+    BatchEvent {
+        records: vec![BatchRecord {
+            message_id: format!("{i}-0"),
+            event_source_arn: EventKind::RemediationNeeded.stream(),
+            event_source: hemostat_protocol::batch::EVENT_SOURCE.into(),
+            approximate_receive_count: 1,
+            body: env.to_json(),
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
+    let redis = RedisServer::start().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let emulator = Process::builder("hemostat-local")
+        .args(["--template", workspace_root().join("template.yaml").to_str().unwrap()])
+        .args(["--listen", &listen, "--functions", "hemostat-responder", "--max-concurrency", "8"])
+        .env("REDIS_URL", redis.url())
+        .env("RUST_LOG", "info")
+        .spawn();
+    let up = wait_for(Duration::from_secs(20), || {
+        let listen = listen.clone();
+        async move { tokio::net::TcpStream::connect(listen).await.ok() }
+    })
+    .await;
+    assert!(up.is_some(), "emulator never listened:\n{}", emulator.log_tail(30));
+
+    let host = "stampede-host";
+    let invoker = HttpInvoker::new(&format!("http://{listen}"), Duration::from_secs(120)).unwrap();
+    let calls = (0..REQUESTS).map(|i| {
+        let invoker = invoker.clone();
+        let payload = Bytes::from(serde_json::to_vec(&request(i, host)).unwrap());
+        tokio::spawn(async move { invoker.invoke("hemostat-responder", payload).await })
+    });
+    let started = std::time::Instant::now();
+    let results = futures::future::join_all(calls).await;
+    let took = started.elapsed();
+    for result in results {
+        match result.unwrap().unwrap() {
+            Invocation::Ok(body) => {
+                let response: BatchResponse = serde_json::from_slice(&body).unwrap_or_default();
+                assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            }
+            Invocation::FunctionError(e) => panic!("function error: {e}"),
+        }
+    }
+
+    let mut conn = redis.connection().await;
+    let dispatched: usize = conn.xlen(keys::commands(host)).await.unwrap();
+    assert_eq!(dispatched, 1, "exactly one command for {REQUESTS} concurrent requests");
+
+    let completions: StreamRangeReply = conn.xrange_all(EventKind::RemediationComplete.stream()).await.unwrap();
+    let rejected = completions
+        .ids
+        .iter()
+        .filter_map(|e| e.get::<String>("envelope"))
+        .filter_map(|b| Envelope::parse(b.as_bytes()).ok()?.data_as::<RemediationComplete>().ok())
+        .filter(|c| c.result.status == RemediationStatus::Rejected)
+        .count();
+    assert_eq!(rejected, REQUESTS - 1, "every other request is refused and the refusal recorded");
+    let audit: usize = conn.llen(keys::audit(&ContainerRef::new(host, "api"))).await.unwrap();
+    assert_eq!(audit, REQUESTS, "every decision audited");
+
+    let instances = emulator.log().matches("instance initialized").count();
+    assert!(instances >= 2, "several responder instances must have served the stampede, saw {instances}");
+    println!("{REQUESTS} concurrent requests over {instances} responder instances in {took:?}: 1 command, {rejected} refusals");
+}
