@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+use crate::binding::RouteSpec;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "hemostat-bridge", version, about = "Carries HemoStat events from Redis streams to functions, at least once.")]
@@ -11,9 +13,25 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
     pub redis_url: String,
 
-    /// Base URL of the Lambda Invoke API: the local emulator, or a Lambda-compatible endpoint.
+    /// Base URL of the Lambda Invoke API: the local emulator, any Lambda-compatible endpoint, or `aws`
+    /// for AWS Lambda's own regional endpoint (region and credentials from the standard AWS chain).
     #[arg(long, env = "HEMOSTAT_LAMBDA_ENDPOINT", default_value = "http://127.0.0.1:9001")]
     pub lambda_endpoint: String,
+
+    /// How functions are invoked: `sdk` (aws-sdk-lambda, SigV4-signed: the cloud's code path, also
+    /// against the emulator) or `http` (plain unsigned HTTP; emulator only).
+    #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKER", value_enum, default_value_t = InvokerKind::Sdk)]
+    pub invoker: InvokerKind,
+
+    /// Replaces protocol's routes: comma-separated `stream=function` (stream: an event kind such as
+    /// `health_alert`, or a full stream name; function: the short name, prefixed). Default: protocol's ROUTES.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_ROUTES", value_delimiter = ',')]
+    pub routes: Vec<RouteSpec>,
+
+    /// Invocations in flight at once per route. More than 1 overlaps the Redis round trips and the
+    /// invocations (throughput) at the price of strict per-stream ordering between batches.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_in_flight: u16,
 
     /// Prefix of the deployed function names (`{prefix}-analyzer`); matches template.yaml's FunctionPrefix.
     #[arg(long, env = "HEMOSTAT_FUNCTION_PREFIX", default_value = "hemostat")]
@@ -54,6 +72,13 @@ pub struct Config {
     pub invoke_timeout_seconds: u64,
 }
 
+/// The Invoke API client; see [`Config::invoker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvokerKind {
+    Sdk,
+    Http,
+}
+
 fn default_consumer() -> String {
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
     let host = if host.is_empty() { "bridge".to_owned() } else { host };
@@ -61,6 +86,12 @@ fn default_consumer() -> String {
 }
 
 impl Config {
+    /// `None` when the endpoint is AWS's own (`--lambda-endpoint aws`).
+    pub fn endpoint_override(&self) -> Option<&str> {
+        let e = self.lambda_endpoint.trim();
+        (!e.eq_ignore_ascii_case("aws") && !e.is_empty()).then_some(e)
+    }
+
     pub fn block(&self) -> Duration {
         Duration::from_millis(self.block_ms)
     }
@@ -86,5 +117,15 @@ mod tests {
         assert_eq!(c.backoff(1), Duration::from_millis(100));
         assert_eq!(c.backoff(2), Duration::from_millis(200));
         assert_eq!(c.backoff(4), Duration::from_millis(800));
+    }
+
+    #[test]
+    fn aws_means_no_endpoint_override() {
+        let c = Config::parse_from(["hemostat-bridge", "--lambda-endpoint", "aws"]);
+        assert_eq!(c.endpoint_override(), None);
+        let c = Config::parse_from(["hemostat-bridge", "--routes", "health_alert=a,x:y=b", "--invoker", "http"]);
+        assert_eq!(c.endpoint_override(), Some("http://127.0.0.1:9001"));
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.invoker, InvokerKind::Http);
     }
 }

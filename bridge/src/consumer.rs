@@ -2,13 +2,18 @@
 //! a batch, ack what succeeded, retry what failed, dead-letter what never
 //! will.
 //!
-//! The loop is sequential on purpose: a blocking `XREADGROUP` that is
-//! cancelled half-way would leave its records assigned to this consumer but
-//! never delivered (until reclaimed), so nothing is raced against it; each
-//! read blocks at most `block_ms`, which bounds shutdown latency.
+//! Reads are sequential: a blocking `XREADGROUP` that is cancelled half-way
+//! would leave its records assigned to this consumer but never delivered
+//! (until reclaimed), so nothing is raced against it; each read blocks at
+//! most `block_ms`, which bounds shutdown latency. Deliveries overlap: up to
+//! `max_in_flight` batches are being invoked and acked at once, and a read
+//! only starts once a slot is free, so records are never read and then left
+//! waiting. Every record is acked only after its own invocation succeeded,
+//! whatever the order the invocations finish in: still at least once.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -18,37 +23,54 @@ use redis::{
     aio::ConnectionManager,
     streams::{StreamClaimReply, StreamId, StreamReadOptions, StreamReadReply},
 };
-use tokio::sync::watch;
+use tokio::{
+    sync::{Semaphore, watch},
+    task::JoinSet,
+};
 
 use hemostat_protocol::{
     Envelope,
     batch::{self, BatchEvent, BatchRecord, BatchResponse},
     keys,
     publisher::ENVELOPE_FIELD,
-    routes::Route,
 };
 
 use crate::{
     Config,
+    binding::Binding,
     error::BridgeError,
     invoker::{Invocation, Invoker},
+    stats::{Event, Stats},
 };
 
 /// How often pending records are checked for retry or takeover.
 const RECLAIM_EVERY: Duration = Duration::from_millis(500);
+/// Pending entries examined per reclaim pass.
+const RECLAIM_SCAN: usize = 1000;
 /// Remembered failure reasons (for dead-letter entries); bounded.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
+/// Longest pause between attempts to read a stream that keeps failing
+/// (Redis down): short enough to resume promptly after a restart.
+const MAX_READ_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Consumer<I> {
-    config: Config,
-    stream: String,
-    group: String,
-    function: String,
+    route: Arc<Route<I>>,
     /// Blocking reads only: a blocked read stalls its socket.
     reader: ConnectionManager,
+}
+
+/// What the read loop and its delivery tasks share.
+struct Route<I> {
+    config: Config,
+    binding: Binding,
+    /// Multiplexed: concurrent acks from several deliveries are pipelined.
     writer: ConnectionManager,
     invoker: I,
-    last_errors: HashMap<String, String>,
+    stats: Arc<Stats>,
+    last_errors: Mutex<HashMap<String, String>>,
+    /// Ids being delivered by this process right now: the reclaimer must
+    /// not hand them out again just because the function is slow.
+    in_flight: Mutex<HashSet<String>>,
 }
 
 /// One pending entry as `XPENDING` reports it.
@@ -60,77 +82,144 @@ struct Pending {
 }
 
 impl<I: Invoker> Consumer<I> {
-    pub fn new(route: Route, config: Config, reader: ConnectionManager, writer: ConnectionManager, invoker: I) -> Self {
-        Consumer {
-            stream: route.stream(),
-            group: route.group(),
-            function: route.function_name(&config.function_prefix),
+    pub fn new(binding: Binding, config: Config, reader: ConnectionManager, writer: ConnectionManager, invoker: I) -> Self {
+        Self::with_stats(binding, config, reader, writer, invoker, Arc::default())
+    }
+
+    /// [`Consumer::new`], counting into `stats` (shared by every route).
+    pub fn with_stats(
+        binding: Binding,
+        config: Config,
+        reader: ConnectionManager,
+        writer: ConnectionManager,
+        invoker: I,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let route = Route {
             config,
-            reader,
+            binding,
             writer,
             invoker,
-            last_errors: HashMap::new(),
-        }
+            stats,
+            last_errors: Mutex::default(),
+            in_flight: Mutex::default(),
+        };
+        Consumer { route: Arc::new(route), reader }
     }
 
     /// Creates the group at the start of the stream, so events published
     /// before the first bridge started are delivered too (stale ones are
     /// dead-lettered, not acted on).
     pub async fn ensure_group(&self) -> Result<(), BridgeError> {
-        let created: Result<(), redis::RedisError> =
-            self.writer.clone().xgroup_create_mkstream(&self.stream, &self.group, "0").await;
-        match created {
-            Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
-            other => Ok(other?),
-        }
+        self.route.ensure_group().await
     }
 
-    pub async fn run(mut self, stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let route = self.route.clone();
+        let slots = Arc::new(Semaphore::new(usize::from(route.config.max_in_flight.max(1))));
+        let mut deliveries = JoinSet::new();
         let mut last_reclaim = Instant::now();
         let mut failures = 0u32;
         while !*stop.borrow() {
+            while deliveries.try_join_next().is_some() {}
+            // A free slot first, so what is read is delivered at once.
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let Ok(slot) = slot else { break };
             match self.read_new().await {
                 Ok(entries) => {
                     failures = 0;
                     if !entries.is_empty() {
-                        let deliveries = vec![1; entries.len()];
-                        self.deliver(entries, deliveries).await;
+                        route.mark_in_flight(&entries);
+                        let count = vec![1; entries.len()];
+                        let route = route.clone();
+                        deliveries.spawn(async move {
+                            route.deliver(entries, count).await;
+                            drop(slot);
+                        });
                     }
                 }
                 Err(e) => {
+                    drop(slot);
                     failures += 1;
-                    let wait = Duration::from_secs(1 << failures.min(5));
-                    tracing::warn!(stream = %self.stream, error = %e, retry_in = ?wait, "reading the stream failed");
+                    let wait = (Duration::from_millis(250) * (1 << failures.min(5))).min(MAX_READ_RETRY);
+                    tracing::warn!(stream = %route.binding.stream, error = %e, retry_in = ?wait, "reading the stream failed");
                     if e.to_string().contains("NOGROUP") {
                         // The stream or group vanished (e.g. Redis restarted without persistence).
-                        let _ = self.ensure_group().await;
+                        let _ = route.ensure_group().await;
                     }
-                    let mut stop = stop.clone();
                     let _ = tokio::time::timeout(wait, stop.wait_for(|s| *s)).await;
                 }
             }
             if last_reclaim.elapsed() >= RECLAIM_EVERY {
                 last_reclaim = Instant::now();
-                if let Err(e) = self.reclaim().await {
-                    tracing::warn!(stream = %self.stream, error = %e, "reclaiming pending records failed");
+                match route.reclaim().await {
+                    Ok(batches) => {
+                        for (entries, count) in batches {
+                            // Claimed records are ours now: deliver them even
+                            // if stopping (a slot always frees up).
+                            let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                            let route = route.clone();
+                            deliveries.spawn(async move {
+                                route.deliver(entries, count).await;
+                                drop(slot);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(stream = %route.binding.stream, error = %e, "reclaiming pending records failed"),
                 }
             }
         }
-        tracing::info!(stream = %self.stream, function = %self.function, "route stopped");
+        // In-flight batches finish, and are acked, before the route stops.
+        while deliveries.join_next().await.is_some() {}
+        tracing::info!(stream = %route.binding.stream, function = %route.binding.function, "route stopped");
     }
 
     async fn read_new(&mut self) -> Result<Vec<StreamId>, BridgeError> {
+        let route = &self.route;
         let options = StreamReadOptions::default()
-            .group(&self.group, &self.config.consumer)
-            .count(self.config.batch_size)
-            .block(self.config.block_ms as usize);
+            .group(&route.binding.group, &route.config.consumer)
+            .count(route.config.batch_size.max(1))
+            .block(route.config.block_ms as usize);
         let reply: Option<StreamReadReply> =
-            self.reader.xread_options(&[&self.stream], &[">"], &options).await?;
+            self.reader.xread_options(&[&route.binding.stream], &[">"], &options).await?;
         Ok(reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect()).unwrap_or_default())
     }
+}
 
-    /// Validates, invokes, then acks / keeps pending / dead-letters.
-    async fn deliver(&mut self, entries: Vec<StreamId>, deliveries: Vec<u64>) {
+impl<I: Invoker> Route<I> {
+    async fn ensure_group(&self) -> Result<(), BridgeError> {
+        let created: Result<(), redis::RedisError> =
+            self.writer.clone().xgroup_create_mkstream(&self.binding.stream, &self.binding.group, "0").await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    fn mark_in_flight(&self, entries: &[StreamId]) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.extend(entries.iter().map(|e| e.id.clone()));
+    }
+
+    fn is_in_flight(&self, id: &str) -> bool {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
+    /// Validates, invokes, then acks / keeps pending / dead-letters; the
+    /// records stop being in flight afterwards, whatever happened.
+    async fn deliver(&self, entries: Vec<StreamId>, deliveries: Vec<u64>) {
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        self.deliver_batch(entries, deliveries).await;
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &ids {
+            in_flight.remove(id);
+        }
+    }
+
+    async fn deliver_batch(&self, entries: Vec<StreamId>, deliveries: Vec<u64>) {
         let mut records = Vec::with_capacity(entries.len());
         for (entry, delivery) in entries.into_iter().zip(deliveries) {
             let body: Option<String> = entry.get(ENVELOPE_FIELD);
@@ -142,78 +231,90 @@ impl<I: Invoker> Consumer<I> {
                 },
             };
             match (problem, body) {
-                (Some(reason), body) => self.dead_letter(&entry.id, &reason, body.as_deref(), delivery).await,
                 (None, Some(body)) => records.push(BatchRecord {
                     message_id: entry.id,
-                    event_source_arn: self.stream.clone(),
+                    event_source_arn: self.binding.stream.clone(),
                     event_source: batch::EVENT_SOURCE.into(),
                     approximate_receive_count: delivery,
                     body,
                 }),
-                (None, None) => unreachable!("a missing body is always a problem"),
+                (problem, body) => {
+                    let reason = problem.unwrap_or_else(|| format!("entry has no {ENVELOPE_FIELD:?} field"));
+                    self.dead_letter(&entry.id, &reason, body.as_deref(), delivery).await
+                }
             }
         }
         if records.is_empty() {
             return;
         }
-        let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
-        let sent: HashMap<String, (String, u64)> =
-            records.iter().map(|r| (r.message_id.clone(), (r.body.clone(), r.approximate_receive_count))).collect();
-        let payload = match serde_json::to_vec(&BatchEvent { records }) {
+        let event = BatchEvent { records };
+        let payload = match serde_json::to_vec(&event) {
             Ok(p) => Bytes::from(p),
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a batch");
                 return;
             }
         };
+        let records = event.records;
+        let (stream, function) = (self.binding.stream.as_str(), self.binding.function.as_str());
         let started = Instant::now();
-        let response = match self.invoker.invoke(&self.function, payload).await {
+        let response = match self.invoker.invoke(function, payload).await {
             Ok(Invocation::Ok(body)) => parse_response(&body),
-            Ok(Invocation::FunctionError(error)) => return self.keep_pending(&ids, &error),
-            Err(e) => return self.keep_pending(&ids, &e.to_string()),
+            Ok(Invocation::FunctionError(error)) => return self.keep_pending(&records, &error),
+            Err(e) => return self.keep_pending(&records, &e.to_string()),
         };
-        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        let mut ack: Vec<&str> = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(rejected) = response.rejected_items.iter().find(|r| &r.item_identifier == id) {
-                let reason = format!("rejected by {}: {}", self.function, rejected.reason);
-                let (body, delivery) = &sent[id];
-                self.dead_letter(id, &reason, Some(body), *delivery).await;
-            } else if failed.contains(&id.as_str()) {
+        let mut ack: Vec<&str> = Vec::with_capacity(records.len());
+        let mut failed = 0;
+        for record in &records {
+            let id = record.message_id.as_str();
+            if let Some(rejected) = response.rejected_items.iter().find(|r| r.item_identifier == id) {
+                let reason = format!("rejected by {function}: {}", rejected.reason);
+                self.dead_letter(id, &reason, Some(&record.body), record.approximate_receive_count).await;
+            } else if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
+                failed += 1;
                 self.remember_error(id, "reported as failed by the function (batchItemFailures)");
             } else {
                 ack.push(id);
             }
         }
-        if !ack.is_empty() {
-            let acked: Result<u64, _> = self.writer.xack(&self.stream, &self.group, &ack).await;
-            match acked {
-                Ok(_) => {
-                    for id in &ack {
-                        self.last_errors.remove(*id);
-                    }
-                    tracing::debug!(stream = %self.stream, function = %self.function, acked = ack.len(),
-                        failed = failed.len(), took_ms = started.elapsed().as_millis() as u64, "batch delivered");
-                }
-                // Not acked means delivered again later: at least once, never lost.
-                Err(e) => tracing::warn!(stream = %self.stream, error = %e, "ack failed; records will be redelivered"),
+        if ack.is_empty() {
+            return;
+        }
+        let acked: Result<u64, _> = self.writer.clone().xack(stream, &self.binding.group, &ack).await;
+        match acked {
+            Ok(_) => {
+                self.forget_errors(&ack);
+                let took_ms = started.elapsed().as_millis() as u64;
+                self.stats.record(Event::Acked { stream, function, records: ack.len(), failed, took_ms });
+            }
+            // Not acked means delivered again later: at least once, never lost.
+            Err(e) => tracing::warn!(%stream, error = %e, "ack failed; records will be redelivered"),
+        }
+    }
+
+    fn keep_pending(&self, records: &[BatchRecord], error: &str) {
+        let (stream, function) = (self.binding.stream.as_str(), self.binding.function.as_str());
+        self.stats.record(Event::InvocationFailed { stream, function, records: records.len(), error });
+        for record in records {
+            self.remember_error(&record.message_id, error);
+        }
+    }
+
+    fn remember_error(&self, id: &str, error: &str) {
+        let mut errors = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
+        if errors.len() >= MAX_REMEMBERED_ERRORS {
+            errors.clear();
+        }
+        errors.insert(id.to_owned(), error.to_owned());
+    }
+
+    fn forget_errors(&self, ids: &[&str]) {
+        let mut errors = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
+        if !errors.is_empty() {
+            for id in ids {
+                errors.remove(*id);
             }
         }
-    }
-
-    fn keep_pending(&mut self, ids: &[String], error: &str) {
-        tracing::warn!(stream = %self.stream, function = %self.function, records = ids.len(), %error,
-            "invocation failed; records stay pending for retry");
-        for id in ids {
-            self.remember_error(id, error);
-        }
-    }
-
-    fn remember_error(&mut self, id: &str, error: &str) {
-        if self.last_errors.len() >= MAX_REMEMBERED_ERRORS {
-            self.last_errors.clear();
-        }
-        self.last_errors.insert(id.to_owned(), error.to_owned());
     }
 
     /// `Some(reason)` when the record is too old to act on.
@@ -227,12 +328,11 @@ impl<I: Invoker> Consumer<I> {
         (age > self.config.max_age_seconds).then(|| format!("stale: {age}s old, older than {}s", self.config.max_age_seconds))
     }
 
-    async fn dead_letter(&mut self, id: &str, reason: &str, body: Option<&str>, attempts: u64) {
-        tracing::warn!(stream = %self.stream, id, %reason, attempts, "dead-lettering record");
+    async fn dead_letter(&self, id: &str, reason: &str, body: Option<&str>, attempts: u64) {
         let mut fields = vec![
-            ("stream", self.stream.clone()),
-            ("group", self.group.clone()),
-            ("function", self.function.clone()),
+            ("stream", self.binding.stream.clone()),
+            ("group", self.binding.group.clone()),
+            ("function", self.binding.function.clone()),
             ("id", id.to_owned()),
             ("reason", reason.to_owned()),
             ("attempts", attempts.to_string()),
@@ -240,6 +340,7 @@ impl<I: Invoker> Consumer<I> {
         if let Some(body) = body {
             fields.push((ENVELOPE_FIELD, body.to_owned()));
         }
+        // Both or neither: a record is never acked without its dead letter.
         let result: Result<(), redis::RedisError> = redis::pipe()
             .atomic()
             .cmd("XADD")
@@ -251,39 +352,49 @@ impl<I: Invoker> Consumer<I> {
             .arg(&fields)
             .ignore()
             .cmd("XACK")
-            .arg(&self.stream)
-            .arg(&self.group)
+            .arg(&self.binding.stream)
+            .arg(&self.binding.group)
             .arg(id)
             .ignore()
-            .query_async(&mut self.writer)
+            .query_async(&mut self.writer.clone())
             .await;
         match result {
             Ok(()) => {
-                self.last_errors.remove(id);
+                self.forget_errors(&[id]);
+                self.stats.record(Event::DeadLettered { stream: &self.binding.stream, id, reason, attempts });
             }
             Err(e) => tracing::error!(error = %e, id, "dead-lettering failed; the record stays pending"),
         }
     }
 
-    /// Retries this replica's failed records once their backoff has passed,
-    /// takes over records idle at other (presumed dead) consumers, and
-    /// dead-letters records out of attempts.
-    async fn reclaim(&mut self) -> Result<(), BridgeError> {
+    /// Claims this replica's failed records once their backoff has passed
+    /// and records idle at other (presumed dead) consumers, dead-letters
+    /// records out of attempts, and returns the batches to deliver again
+    /// (marked in flight). A record that failed here is retried alone, so a
+    /// poisonous record cannot drag its batch-mates to the dead letter;
+    /// records taken over from a dead replica go in full batches.
+    async fn reclaim(&self) -> Result<Vec<(Vec<StreamId>, Vec<u64>)>, BridgeError> {
         let shortest = self.config.backoff(1).as_millis() as u64;
         let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(&self.stream)
-            .arg(&self.group)
+            .arg(&self.binding.stream)
+            .arg(&self.binding.group)
             .arg("IDLE")
             .arg(shortest)
             .arg("-")
             .arg("+")
-            .arg(100)
-            .query_async(&mut self.writer)
+            .arg(RECLAIM_SCAN)
+            .query_async(&mut self.writer.clone())
             .await?;
+        let mut batches = Vec::new();
+        let (mut taken, mut taken_count): (Vec<StreamId>, Vec<u64>) = (Vec::new(), Vec::new());
         for (id, consumer, idle_ms, deliveries) in rows {
             let pending = Pending { id, consumer, idle_ms, deliveries };
+            let mine = pending.consumer == self.config.consumer;
+            if mine && self.is_in_flight(&pending.id) {
+                continue;
+            }
             let mut due = self.config.backoff(pending.deliveries).as_millis() as u64;
-            if pending.consumer != self.config.consumer {
+            if !mine {
                 due = due.max(self.config.reclaim_idle_ms);
             }
             if pending.idle_ms < due {
@@ -293,28 +404,42 @@ impl<I: Invoker> Consumer<I> {
             // first, the entry is no longer idle and nothing comes back.
             let claimed: StreamClaimReply = self
                 .writer
-                .xclaim(&self.stream, &self.group, &self.config.consumer, due, &[&pending.id])
+                .clone()
+                .xclaim(&self.binding.stream, &self.binding.group, &self.config.consumer, due, &[&pending.id])
                 .await?;
             let Some(entry) = claimed.ids.into_iter().next() else { continue };
             if pending.deliveries >= self.config.max_attempts {
                 let reason = self
                     .last_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
                     .get(&entry.id)
                     .cloned()
                     .unwrap_or_else(|| format!("not handled after {} deliveries", pending.deliveries));
                 let body: Option<String> = entry.get(ENVELOPE_FIELD);
                 self.dead_letter(&entry.id, &reason, body.as_deref(), pending.deliveries).await;
-            } else {
-                if pending.consumer != self.config.consumer {
-                    tracing::info!(stream = %self.stream, id = %entry.id, from = %pending.consumer, idle_ms = pending.idle_ms,
-                        "took over a record from an idle consumer");
-                }
-                self.deliver(vec![entry], vec![pending.deliveries + 1]).await;
+                continue;
+            }
+            if !mine {
+                let (stream, from) = (self.binding.stream.as_str(), pending.consumer.as_str());
+                self.stats.record(Event::TakenOver { stream, id: &entry.id, from, idle_ms: pending.idle_ms });
+            }
+            self.mark_in_flight(std::slice::from_ref(&entry));
+            if mine {
+                batches.push((vec![entry], vec![pending.deliveries + 1]));
+                continue;
+            }
+            taken.push(entry);
+            taken_count.push(pending.deliveries + 1);
+            if taken.len() >= self.config.batch_size.max(1) {
+                batches.push((std::mem::take(&mut taken), std::mem::take(&mut taken_count)));
             }
         }
-        Ok(())
+        if !taken.is_empty() {
+            batches.push((taken, taken_count));
+        }
+        Ok(batches)
     }
-
 }
 
 /// A function's answer; anything that is not a batch response means "all

@@ -1,4 +1,6 @@
-//! Invoking a function through the Lambda Invoke API.
+//! Invoking a function through the Lambda Invoke API: the trait the
+//! consumer is generic over, the plain-HTTP client, and the choice between
+//! it and the SDK client ([`crate::lambda_invoker`]).
 
 use std::{future::Future, time::Duration};
 
@@ -21,8 +23,26 @@ pub trait Invoker: Clone + Send + Sync + 'static {
     fn invoke(&self, function: &str, payload: Bytes) -> impl Future<Output = Result<Invocation, BridgeError>> + Send;
 }
 
-/// Speaks the Invoke API over plain HTTP: the local emulator, or a
-/// Lambda-compatible endpoint that needs no request signing.
+/// The invoker chosen by `--invoker` (the trait is not object-safe, so an
+/// enum rather than a `Box<dyn>`).
+#[derive(Clone)]
+pub enum AnyInvoker {
+    Sdk(crate::lambda_invoker::LambdaInvoker),
+    // Boxed: the hyper client is much larger than the SDK handle.
+    Http(Box<HttpInvoker>),
+}
+
+impl Invoker for AnyInvoker {
+    async fn invoke(&self, function: &str, payload: Bytes) -> Result<Invocation, BridgeError> {
+        match self {
+            AnyInvoker::Sdk(i) => i.invoke(function, payload).await,
+            AnyInvoker::Http(i) => i.invoke(function, payload).await,
+        }
+    }
+}
+
+/// Speaks the Invoke API over plain HTTP, unsigned: the local emulator, or a
+/// Lambda-compatible endpoint that needs no request signing. Not for AWS.
 #[derive(Clone)]
 pub struct HttpInvoker {
     endpoint: String,

@@ -2,53 +2,90 @@
 //!
 //! There is no native Redis-to-Lambda trigger, so this small long-running
 //! process is one: for every route (stream -> function, from
-//! [`hemostat_protocol::routes`]) it reads the stream with a consumer group,
-//! invokes the function with a batch through the Lambda Invoke API, and
-//! acknowledges a record only after the function handled it. Failed records
-//! are retried with exponential backoff, then dead-lettered with the error;
-//! records left pending by a dead replica are reclaimed. Any number of
-//! replicas share the work through the consumer groups.
+//! [`hemostat_protocol::routes`], or `--routes`) it reads the stream with a
+//! consumer group, invokes the function with a batch through the Lambda
+//! Invoke API, and acknowledges a record only after the function handled it.
+//! Failed records are retried with exponential backoff, then dead-lettered
+//! with the error; records left pending by a dead replica are reclaimed. Any
+//! number of replicas share the work through the consumer groups.
 //!
 //! Module map:
 //! - [`config`]: flags and environment variables.
-//! - [`invoker`]: the Invoke API client (the local emulator, or any
-//!   endpoint speaking Lambda's Invoke API), behind a small trait.
+//! - [`binding`]: what one consumer serves (stream, group, function), from
+//!   protocol's routes or `--routes`.
+//! - [`invoker`]: the Invoke API trait, the plain-HTTP client, and the
+//!   choice between clients.
+//! - [`lambda_invoker`]: the AWS SDK client (SigV4; AWS or the emulator).
 //! - [`consumer`]: one route's read / invoke / ack loop and its reclaimer.
+//! - [`stats`]: typed delivery events, logged and counted together.
 //! - [`error`]: the crate's error enum.
+//!
+//! Binaries: `hemostat-bridge` (`main.rs`), and `bridge-test-function`
+//! (`bin/`), a Lambda function for the fault tests and the benchmark.
 
+pub mod binding;
 pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod invoker;
+pub mod lambda_invoker;
+pub mod stats;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 pub use config::Config;
 pub use error::BridgeError;
-use hemostat_protocol::{connection, routes::ROUTES};
+use hemostat_protocol::connection;
 use tokio::sync::watch;
 
-use crate::{consumer::Consumer, invoker::HttpInvoker};
+use crate::{
+    binding::Binding,
+    config::InvokerKind,
+    consumer::Consumer,
+    invoker::{AnyInvoker, HttpInvoker},
+    lambda_invoker::LambdaInvoker,
+    stats::Stats,
+};
+
+/// The invoker `config` asks for.
+pub async fn invoker(config: &Config) -> Result<AnyInvoker, BridgeError> {
+    Ok(match config.invoker {
+        InvokerKind::Sdk => AnyInvoker::Sdk(LambdaInvoker::new(config.endpoint_override(), config.invoke_timeout()).await?),
+        InvokerKind::Http => {
+            let endpoint = config.endpoint_override().ok_or_else(|| {
+                BridgeError::Config("--invoker http needs an endpoint; AWS Lambda needs --invoker sdk".into())
+            })?;
+            AnyInvoker::Http(Box::new(HttpInvoker::new(endpoint, config.invoke_timeout())?))
+        }
+    })
+}
 
 /// Runs every route until `shutdown` completes; in-flight batches finish
 /// (and are acked) before it returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), BridgeError> {
-    let invoker = HttpInvoker::new(&config.lambda_endpoint, config.invoke_timeout())?;
+    let invoker = invoker(&config).await?;
+    let stats = Arc::new(Stats::default());
+    let bindings = Binding::all(&config.routes, &config.function_prefix);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    for route in ROUTES {
+    for binding in &bindings {
         let reader = connection::connect_blocking(&config.redis_url, config.block()).await?;
         let writer = connection::connect(&config.redis_url).await?;
-        let consumer = Consumer::new(*route, config.clone(), reader, writer, invoker.clone());
+        let consumer = Consumer::with_stats(binding.clone(), config.clone(), reader, writer, invoker.clone(), stats.clone());
         consumer.ensure_group().await?;
-        tracing::info!(stream = %route.stream(), function = %route.function_name(&config.function_prefix),
-            group = %route.group(), consumer = %config.consumer, "route ready");
+        tracing::info!(stream = %binding.stream, function = %binding.function, group = %binding.group,
+            consumer = %config.consumer, "route ready");
         tasks.spawn(consumer.run(stop_rx.clone()));
     }
-    tracing::info!(routes = ROUTES.len(), endpoint = %config.lambda_endpoint, "bridge ready");
+    tracing::info!(routes = bindings.len(), endpoint = %config.lambda_endpoint, invoker = ?config.invoker,
+        redis = %connection::redact(&config.redis_url), batch_size = config.batch_size,
+        max_in_flight = config.max_in_flight, "bridge ready");
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight batches");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    let t = stats.totals();
+    tracing::info!(invocations = t.invocations, acked = t.acked, failed = t.failed, dead_lettered = t.dead_lettered,
+        taken_over = t.taken_over, "bridge stopped");
     Ok(())
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hemostat_bridge::{
     BridgeError, Config,
+    binding::Binding,
     consumer::Consumer,
     invoker::{Invocation, Invoker},
 };
@@ -80,7 +81,7 @@ async fn start(server: &RedisServer, function: FakeFunction, adjust: impl FnOnce
     adjust(&mut config);
     let reader = connection::connect_blocking(&config.redis_url, config.block()).await.unwrap();
     let writer = connection::connect(&config.redis_url).await.unwrap();
-    let consumer = Consumer::new(route(), config, reader, writer, function);
+    let consumer = Consumer::new(Binding::from_route(&route(), &config.function_prefix), config, reader, writer, function);
     consumer.ensure_group().await.unwrap();
     let (tx, rx) = watch::channel(false);
     tokio::spawn(consumer.run(rx));

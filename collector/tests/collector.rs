@@ -406,3 +406,45 @@ async fn a_forged_command_is_rejected_and_changes_nothing() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_that_flips_to_unhealthy_is_alerted() {
+    let mut env = start().await;
+    let docker = docker().await;
+    // Healthy for two seconds, then its health check starts failing while
+    // the process keeps running: only the health check can tell.
+    let c = ContainerSpec::shell("touch /tmp/ok; sleep 2; rm /tmp/ok; while :; do sleep 0.2; done")
+        .healthcheck("test -f /tmp/ok", 300)
+        .start(&docker)
+        .await;
+    let was_healthy = wait_for(Duration::from_secs(10), || async {
+        let health = c.state().await.health.and_then(|h| h.status);
+        (health == Some(bollard::models::HealthStatusEnum::HEALTHY)).then_some(())
+    })
+    .await;
+    assert!(was_healthy.is_some(), "the container never became healthy");
+    assert!(alerts_for(&mut env.conn, c.name()).await.is_empty(), "no alert while healthy");
+
+    let (_, alert) = wait_alert(&mut env, c.name()).await;
+    assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::Unhealthy);
+    assert_eq!(c.state().await.status, Some(ContainerStateStatusEnum::RUNNING), "still running: only unhealthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_kill_is_alerted_as_such() {
+    let mut env = start().await;
+    let docker = docker().await;
+    // `tail` holds its whole input when there is no newline: 64 MiB under a
+    // 16 MiB limit is an OOM kill by the kernel, not a requested stop.
+    let c = ContainerSpec::shell("sleep 0.5; head -c 64m /dev/zero | tail")
+        .memory(16 * 1024 * 1024)
+        .start(&docker)
+        .await;
+    let state = c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(20)).await;
+    assert_eq!(state.oom_killed, Some(true), "the kernel must have OOM-killed it: {state:?}");
+    let (_, alert) = wait_alert(&mut env, c.name()).await;
+    assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::OomKilled);
+    assert_eq!(alert.anomalies[0].severity, hemostat_protocol::event::Severity::Critical);
+    assert_eq!(alert.exit_code, Some(137));
+    assert!(alert.issues[0].starts_with("OOM killed"), "{:?}", alert.issues);
+}

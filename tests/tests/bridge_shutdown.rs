@@ -15,13 +15,14 @@ use serde_json::json;
 async fn sigterm_finishes_in_flight_batches_then_exits_0() {
     let env = Env::start(10).await;
     let mut conn = env.conn().await;
-    // 4 batches of 2 in flight at once, each taking 2 s in the function.
+    // 4 batches of 2 in flight at once, each taking 6 s in the function (2 x 3 s; longer
+    // than the SDK's default stalled-stream grace period, which must not apply).
     let bridge = env.bridge("bridge", &["--batch-size", "2", "--max-in-flight", "4"]).await;
     // One transaction: the blocked reader wakes up to all 8, not to the first.
     let mut pipe = redis::pipe();
     pipe.atomic();
     for i in 0..8 {
-        let body = envelope(ALERTS, &format!("slow{i}"), "sleep", json!({"sleep_ms": 2000}));
+        let body = envelope(ALERTS, &format!("slow{i}"), "sleep", json!({"sleep_ms": 3000}));
         pipe.cmd("XADD").arg(ALERTS).arg("*").arg("envelope").arg(body).ignore();
     }
     let _: () = pipe.query_async(&mut conn).await.expect("XADD");
@@ -35,7 +36,7 @@ async fn sigterm_finishes_in_flight_batches_then_exits_0() {
     assert!(seen(&mut conn).await.is_empty(), "the function should still be sleeping");
 
     bridge.signal(libc::SIGTERM);
-    let status = bridge.wait_exit(Duration::from_secs(20)).await.expect("exited after SIGTERM");
+    let status = bridge.wait_exit(Duration::from_secs(40)).await.expect("exited after SIGTERM");
     assert!(status.success(), "exit status {status}\n{}", bridge.log_tail(20));
     assert_eq!(pending(&mut conn, ALERTS, ANALYZER_GROUP).await, 0, "in-flight batches acked before exiting");
     let seen = seen(&mut conn).await;

@@ -1,23 +1,44 @@
 //! The Lambda handler: a batch of `health_alert` records in, one decision
 //! event out per alert.
+//!
+//! Per alert: store it in the container's history and read the history
+//! back (one round trip); let the rules judge; when an LLM is configured,
+//! ask it (cache first, then the hourly budget), falling back to the
+//! rules' verdict on any failure; apply the confidence threshold; publish.
 
 use hemostat_protocol::{
-    Envelope, EventKind, Publisher,
+    Action, ContainerRef, Envelope, EventKind, Publisher,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
     event::{FalseAlarm, HealthAlert, RemediationNeeded},
 };
+use redis::aio::ConnectionManager;
 
-use crate::{Config, rules};
+use crate::{
+    Config,
+    analysis::Analysis,
+    budget, cache,
+    error::AnalyzerError,
+    history::{self, AlertSummary, History},
+    llm::{Llm, Prompt, verdict},
+    rules,
+};
 
-pub struct Analyzer<P> {
+pub struct Analyzer<P, L> {
     config: Config,
     publisher: P,
+    redis: ConnectionManager,
+    llm: Option<L>,
 }
 
-impl<P: Publisher> Analyzer<P> {
-    pub fn new(config: Config, publisher: P) -> Self {
-        Analyzer { config, publisher }
+impl<P: Publisher, L: Llm> Analyzer<P, L> {
+    /// `llm`: `None` when no provider is configured; the rules decide.
+    pub fn new(config: Config, publisher: P, redis: ConnectionManager, llm: Option<L>) -> Self {
+        Analyzer { config, publisher, redis, llm }
+    }
+
+    pub fn publisher(&self) -> &P {
+        &self.publisher
     }
 
     pub async fn handle(&self, event: BatchEvent) -> BatchResponse {
@@ -29,123 +50,149 @@ impl<P: Publisher> Analyzer<P> {
             Ok(a) => a,
             Err(e) => return RecordOutcome::Rejected(e.to_string()),
         };
-        let (kind, decision) = self.decide(&alert);
-        let out = match decision {
-            Ok(needed) => Envelope::new(agent::ANALYZER, kind, &needed),
-            Err(alarm) => Envelope::new(agent::ANALYZER, kind, &alarm),
+        let analysis = match self.analysis(&alert, &env.timestamp).await {
+            Ok(a) => a,
+            // Only Redis fails here; the bridge delivers the alert again
+            // (the history counts a redelivery once).
+            Err(e) => return RecordOutcome::Retry(e.to_string()),
         };
-        let out = match out {
+        let out = match self.decision(&alert, &analysis) {
             Ok(out) => out,
             Err(e) => return RecordOutcome::Rejected(e.to_string()),
         };
         match self.publisher.publish(&out).await {
             Ok(_) => {
-                tracing::info!(container = %alert.container, host = %alert.host, decision = %kind, "analyzed");
+                tracing::info!(
+                    container = %alert.container,
+                    host = %alert.host,
+                    decision = %out.kind,
+                    action = %analysis.action,
+                    confidence = analysis.confidence,
+                    analysis_method = analysis.method.as_str(),
+                    model = analysis.model.as_deref(),
+                    fallback_reason = analysis.fallback_reason,
+                    cached = analysis.cached,
+                    "analyzed"
+                );
                 RecordOutcome::Done
             }
             Err(e) => RecordOutcome::Retry(e.to_string()),
         }
     }
 
-    /// `Ok` to act, `Err` for a false alarm.
-    fn decide(&self, alert: &HealthAlert) -> (EventKind, Result<RemediationNeeded, FalseAlarm>) {
-        let verdict = rules::evaluate(alert);
-        let method = Some("rule_based".to_owned());
-        if verdict.action == hemostat_protocol::Action::None || verdict.confidence < self.config.confidence_threshold {
-            let reason = if verdict.action == hemostat_protocol::Action::None {
-                verdict.reason
+    /// History, rules, then the LLM when configured.
+    pub async fn analysis(&self, alert: &HealthAlert, timestamp: &str) -> Result<Analysis, AnalyzerError> {
+        let now = chrono::Utc::now();
+        // A timestamp that does not parse is rare (the envelope was parsed);
+        // receipt time is the best substitute.
+        let at = history::envelope_micros(timestamp).unwrap_or(now.timestamp_micros());
+        let container = ContainerRef::new(&alert.host, &alert.container);
+        let mut conn = self.redis.clone();
+        let history = history::record(
+            &mut conn,
+            &container,
+            &AlertSummary::of(alert, at),
+            self.config.history_size,
+            self.config.history_ttl,
+        )
+        .await?;
+        let assessment = rules::evaluate(alert, &history);
+        match &self.llm {
+            None => Ok(Analysis::rules(assessment)),
+            Some(llm) => self.consult(llm, &mut conn, alert, &history, assessment, now.timestamp_millis()).await,
+        }
+    }
+
+    async fn consult(
+        &self,
+        llm: &L,
+        conn: &mut ConnectionManager,
+        alert: &HealthAlert,
+        history: &History,
+        assessment: rules::Verdict,
+        now_ms: i64,
+    ) -> Result<Analysis, AnalyzerError> {
+        let signature = cache::signature(alert, assessment.pattern);
+        if let Some(hit) = cache::get(conn, &signature).await? {
+            // A verdict cached under an older, wider allowed set must not
+            // slip through after the operator narrowed it.
+            if self.config.allows(hit.verdict.action) {
+                return Ok(Analysis::llm(hit.verdict, &hit.model, true));
+            }
+        }
+        if !budget::take(conn, self.config.max_calls_per_hour, now_ms).await? {
+            tracing::warn!(container = %alert.container, "LLM call budget exhausted, rules decide");
+            return Ok(Analysis::fallback(assessment, "budget_exhausted"));
+        }
+        let prompt = Prompt::new(alert, history, &assessment, &self.config.allowed_actions);
+        let answer = match tokio::time::timeout(self.config.ai_timeout, llm.complete(&prompt)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(AnalyzerError::LlmTimeout(self.config.ai_timeout)),
+        };
+        match answer.and_then(|text| verdict::parse(&text, |a| self.config.allows(a))) {
+            Ok(v) => {
+                let cached = cache::CachedVerdict { model: llm.model().to_owned(), verdict: v.clone() };
+                cache::put(conn, &signature, &cached, self.config.cache_ttl).await?;
+                Ok(Analysis::llm(v, llm.model(), false))
+            }
+            Err(e) => {
+                tracing::warn!(container = %alert.container, model = llm.model(), error = %e, "LLM analysis failed, rules decide");
+                Ok(Analysis::from_error(assessment, &e))
+            }
+        }
+    }
+
+    /// The event to publish: `remediation_needed` to act, `false_alarm`
+    /// for `none` or a confidence below the threshold.
+    fn decision(&self, alert: &HealthAlert, analysis: &Analysis) -> Result<Envelope, AnalyzerError> {
+        let method = Some(analysis.method.as_str().to_owned());
+        let fallback_reason = analysis.fallback_reason.map(str::to_owned);
+        let threshold = self.config.confidence_threshold;
+        if analysis.action == Action::None || analysis.confidence < threshold {
+            let reason = if analysis.action == Action::None {
+                analysis.reason.clone()
             } else {
-                format!(
-                    "{} (confidence {:.2} below threshold {:.2})",
-                    verdict.reason, verdict.confidence, self.config.confidence_threshold
-                )
+                format!("{} (confidence {:.2} below threshold {threshold:.2})", analysis.reason, analysis.confidence)
             };
             let alarm = FalseAlarm {
                 container: alert.container.clone(),
                 reason,
                 host: alert.host.clone(),
-                confidence: Some(verdict.confidence),
+                confidence: Some(analysis.confidence),
                 analysis_method: method,
+                model: analysis.model.clone(),
+                fallback_reason,
             };
-            return (EventKind::FalseAlarm, Err(alarm));
+            return Ok(Envelope::new(agent::ANALYZER, EventKind::FalseAlarm, &alarm)?);
         }
         let needed = RemediationNeeded {
             container: alert.container.clone(),
-            action: verdict.action,
-            reason: verdict.reason,
-            confidence: verdict.confidence,
+            action: analysis.action,
+            reason: analysis.reason.clone(),
+            confidence: analysis.confidence,
             metrics: Some(alert.metrics.clone()),
             host: alert.host.clone(),
             container_id: alert.container_id.clone(),
             analysis_method: method,
             detected_at: alert.detected_at.clone(),
             image: alert.image.clone(),
+            model: analysis.model.clone(),
+            fallback_reason,
         };
-        (EventKind::RemediationNeeded, Ok(needed))
+        Ok(Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed)?)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hemostat_protocol::{ProtocolError, batch::BatchRecord};
-    use std::sync::Mutex;
+/// A placeholder LLM type for analyzers without one
+/// (`Analyzer::<_, NoLlm>::new(.., None)`); it is never called.
+pub enum NoLlm {}
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<Envelope>>);
-
-    impl Publisher for Recorder {
-        async fn publish(&self, env: &Envelope) -> Result<String, ProtocolError> {
-            self.0.lock().unwrap().push(env.clone());
-            Ok("0-1".into())
-        }
+impl Llm for NoLlm {
+    fn model(&self) -> &str {
+        match *self {}
     }
 
-    fn record(id: &str, body: String) -> BatchRecord {
-        BatchRecord {
-            message_id: id.into(),
-            event_source_arn: EventKind::HealthAlert.stream(),
-            event_source: batch::EVENT_SOURCE.into(),
-            approximate_receive_count: 1,
-            body,
-        }
-    }
-
-    fn alert_json(anomaly: &str, exit: i64) -> String {
-        format!(
-            r#"{{"timestamp":"2026-01-01T00:00:00.000000","agent":"HemoStat-Monitor","type":"health_alert","data":{{"container":"web","host":"h1","issues":["x"],"metrics":{{"name":"web","status":"exited","memory_pct":0,"cpu_pct":0}},"anomalies":[{{"type":"{anomaly}","severity":"high","actual":{exit}}}],"exit_code":{exit}}}}}"#
-        )
-    }
-
-    #[tokio::test]
-    async fn crash_becomes_remediation_needed_and_spike_a_false_alarm() {
-        let analyzer = Analyzer::new(Config::default(), Recorder::default());
-        let event = BatchEvent {
-            records: vec![
-                record("1-0", alert_json("non_zero_exit", 1)),
-                record("2-0", alert_json("high_cpu", 0)),
-                record("3-0", "{broken".into()),
-            ],
-        };
-        let response = analyzer.handle(event).await;
-        assert!(response.batch_item_failures.is_empty());
-        assert_eq!(response.rejected_items.len(), 1);
-        let published = analyzer.publisher.0.lock().unwrap();
-        assert_eq!(published.len(), 2);
-        assert_eq!(published[0].kind, EventKind::RemediationNeeded);
-        assert_eq!(published[0].agent, "HemoStat-Analyzer");
-        let needed: RemediationNeeded = published[0].data_as().unwrap();
-        assert_eq!((needed.action, needed.confidence, needed.host.as_str()), (hemostat_protocol::Action::Restart, 0.9, "h1"));
-        assert_eq!(published[1].kind, EventKind::FalseAlarm);
-    }
-
-    #[tokio::test]
-    async fn threshold_turns_low_confidence_into_false_alarm() {
-        let analyzer = Analyzer::new(Config { confidence_threshold: 0.95 }, Recorder::default());
-        analyzer.handle(BatchEvent { records: vec![record("1-0", alert_json("non_zero_exit", 1))] }).await;
-        let published = analyzer.publisher.0.lock().unwrap();
-        assert_eq!(published[0].kind, EventKind::FalseAlarm);
-        let alarm: FalseAlarm = published[0].data_as().unwrap();
-        assert!(alarm.reason.contains("below threshold"), "{}", alarm.reason);
+    async fn complete(&self, _prompt: &Prompt) -> Result<String, AnalyzerError> {
+        match *self {}
     }
 }

@@ -1,15 +1,30 @@
 //! The analyzer function: decides what a `health_alert` means.
 //!
 //! Module map:
-//! - [`rules`]: the seed's rule table, a pure function from an alert to a
-//!   verdict (action, confidence, reason).
 //! - [`handler`]: the Lambda handler: batch in, `remediation_needed` or
-//!   `false_alarm` out, generic over [`hemostat_protocol::Publisher`].
-//! - [`config`]: environment variables.
+//!   `false_alarm` out; generic over [`hemostat_protocol::Publisher`] and
+//!   [`llm::Llm`].
+//! - [`history`]: each container's recent alerts in Redis, stored and
+//!   read in one atomic round trip.
+//! - [`rules`]: the rule table, a pure function of (alert, history).
+//! - [`llm`]: LLM analysis (OpenAI Chat Completions, Anthropic Messages),
+//!   the prompt, strict validation of the answer.
+//! - [`cache`]: LLM verdicts cached by failure signature.
+//! - [`budget`]: the hourly LLM call budget.
+//! - [`analysis`]: a verdict and how it was reached (`analysis_method`).
+//! - [`config`]: environment variables and the provider selection rule.
+//! - [`error`]: the crate's error enum.
 
+pub mod analysis;
+pub mod budget;
+pub mod cache;
 pub mod config;
+pub mod error;
 pub mod handler;
+pub mod history;
+pub mod llm;
 pub mod rules;
 
 pub use config::Config;
-pub use handler::Analyzer;
+pub use error::AnalyzerError;
+pub use handler::{Analyzer, NoLlm};

@@ -1,12 +1,21 @@
-//! Lambda entry point: clients are built once per instance and shared by
-//! every invocation.
+//! Lambda entry point: clients (Redis, HTTP) are built once per instance
+//! and shared by every invocation.
 
-use hemostat_analyzer::{Analyzer, Config};
+use hemostat_analyzer::{
+    Analyzer, Config,
+    llm::{LlmClient, http_client},
+};
 use hemostat_protocol::{RedisPublisher, function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let conn = function::init().await?;
-    let analyzer = Analyzer::new(Config::from_env()?, RedisPublisher::new(conn));
+    let config = Config::from_env()?;
+    let llm = match &config.llm {
+        Some(llm) => Some(LlmClient::new(http_client(config.ai_timeout)?, llm, config.ai_timeout)),
+        None => None,
+    };
+    tracing::info!(llm = ?config.llm, "analyzer configured");
+    let analyzer = Analyzer::new(config, RedisPublisher::new(conn.clone()), conn, llm);
     function::serve(|batch| analyzer.handle(batch)).await
 }

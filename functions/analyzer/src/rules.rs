@@ -1,13 +1,79 @@
-//! The seed's rule-based analysis, as a pure function.
+//! The rule-based analysis: a pure function of an alert and the container's
+//! recent history.
 //!
-//! Rules are checked in the seed's order, first match wins. Rules that need
-//! the alert history (sustained versus transient, leak trends) treat a
-//! single alert as transient until history is consulted.
+//! Rules are checked in order, first match wins:
+//!
+//! | pattern | when | action | confidence |
+//! |---|---|---|---|
+//! | excessive restarts | the collector reports `excessive_restarts` | none | 0.6 |
+//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`] | none | 0.6 |
+//! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
+//! | critical | any anomaly of severity critical | restart | 0.85 |
+//! | unhealthy | the health check fails | restart | 0.7 |
+//! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
+//! | sustained CPU | `high_cpu` for [`SUSTAINED_SECONDS`] (collector) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
+//! | transient | anything else (one spike) | none | 0.65 |
+//!
+//! Repeated failures come before the crash rule: when restarts keep
+//! failing, one more restart will not help, and a human should look.
+
+use std::time::Duration;
 
 use hemostat_protocol::{
     Action,
     event::{AnomalyKind, HealthAlert, Severity},
 };
+
+use crate::history::{History, sustained_seconds};
+
+/// Exits (non-zero or OOM) within [`REPEATED_FAILURE_WINDOW`], this one
+/// included, from which a restart is judged futile. Three matches the
+/// responder's default circuit breaker (3 actions per hour).
+pub const REPEATED_FAILURES: usize = 3;
+pub const REPEATED_FAILURE_WINDOW: Duration = Duration::from_secs(600);
+/// `high_cpu` alerts within [`SUSTAINED_WINDOW`], this one included, that
+/// make high CPU sustained rather than a spike.
+pub const SUSTAINED_ALERTS: usize = 3;
+pub const SUSTAINED_WINDOW: Duration = Duration::from_secs(300);
+/// The collector's `sustained_seconds` from which high CPU is sustained.
+pub const SUSTAINED_SECONDS: f64 = 60.0;
+/// Memory samples within [`LEAK_WINDOW`] needed to call a trend.
+pub const LEAK_MIN_SAMPLES: usize = 4;
+pub const LEAK_WINDOW: Duration = Duration::from_secs(1800);
+/// Total rise (percentage points of the limit) across the samples.
+pub const LEAK_MIN_RISE: f64 = 10.0;
+/// A step may dip this much (points) without breaking the trend: GC and
+/// cache churn make real leaks slightly noisy.
+pub const LEAK_STEP_TOLERANCE: f64 = 1.0;
+
+/// Which rule matched; part of the LLM cache's failure signature, so a
+/// verdict cached for a lone crash is not reused for a crash loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    ExcessiveRestarts,
+    RepeatedFailures,
+    Crash,
+    Critical,
+    Unhealthy,
+    MemoryLeak,
+    SustainedCpu,
+    Transient,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::ExcessiveRestarts => "excessive_restarts",
+            Pattern::RepeatedFailures => "repeated_failures",
+            Pattern::Crash => "crash",
+            Pattern::Critical => "critical",
+            Pattern::Unhealthy => "unhealthy",
+            Pattern::MemoryLeak => "memory_leak",
+            Pattern::SustainedCpu => "sustained_cpu",
+            Pattern::Transient => "transient",
+        }
+    }
+}
 
 /// What the rules concluded.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,47 +81,138 @@ pub struct Verdict {
     pub action: Action,
     pub confidence: f64,
     pub reason: String,
+    pub pattern: Pattern,
 }
 
 impl Verdict {
-    fn new(action: Action, confidence: f64, reason: impl Into<String>) -> Self {
-        Verdict { action, confidence, reason: reason.into() }
+    fn new(pattern: Pattern, action: Action, confidence: f64, reason: impl Into<String>) -> Self {
+        Verdict { action, confidence, reason: reason.into(), pattern }
     }
 }
 
-pub fn evaluate(alert: &HealthAlert) -> Verdict {
+fn is_exit(kind: AnomalyKind) -> bool {
+    matches!(kind, AnomalyKind::NonZeroExit | AnomalyKind::OomKilled)
+}
+
+/// `history`: the container's recent alerts, this one included (see
+/// [`crate::history::record`]); an empty history is a first alert.
+pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
     let has = |kind: AnomalyKind| alert.anomalies.iter().any(|a| a.kind == kind);
 
     if has(AnomalyKind::ExcessiveRestarts) {
-        return Verdict::new(Action::None, 0.6, "Excessive restarts: restarting again would not help");
+        return Verdict::new(
+            Pattern::ExcessiveRestarts,
+            Action::None,
+            0.6,
+            "Excessive restarts: restarting again would not help",
+        );
     }
-    if has(AnomalyKind::NonZeroExit) || has(AnomalyKind::OomKilled) {
+    let crashed = alert.anomalies.iter().any(|a| is_exit(a.kind));
+    if crashed {
+        let exits =
+            history.within(REPEATED_FAILURE_WINDOW).iter().filter(|s| s.kinds.iter().any(|k| is_exit(*k))).count();
+        if exits >= REPEATED_FAILURES {
+            return Verdict::new(
+                Pattern::RepeatedFailures,
+                Action::None,
+                0.6,
+                format!(
+                    "Repeated failures: {exits} exits within {} minutes, a restart would not help",
+                    REPEATED_FAILURE_WINDOW.as_secs() / 60
+                ),
+            );
+        }
         let how = if has(AnomalyKind::OomKilled) { "was OOM-killed" } else { "exited" };
         let code = alert.exit_code.map(|c| format!(" with code {c}")).unwrap_or_default();
-        return Verdict::new(Action::Restart, 0.9, format!("Container {how}{code}"));
+        return Verdict::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}"));
     }
-    if alert.anomalies.iter().any(|a| a.severity == Severity::Critical) {
-        return Verdict::new(Action::Restart, 0.85, "Critical anomaly");
+    if let Some(a) = alert.anomalies.iter().find(|a| a.severity == Severity::Critical) {
+        return Verdict::new(
+            Pattern::Critical,
+            Action::Restart,
+            0.85,
+            format!("Critical anomaly: {}", kind_name(a.kind)),
+        );
     }
     if has(AnomalyKind::Unhealthy) {
-        return Verdict::new(Action::Restart, 0.7, "Health check failing");
+        return Verdict::new(Pattern::Unhealthy, Action::Restart, 0.7, "Health check failing");
     }
     if has(AnomalyKind::MemoryLeak) {
-        return Verdict::new(Action::Restart, 0.8, "Memory leak pattern");
+        return Verdict::new(
+            Pattern::MemoryLeak,
+            Action::Restart,
+            0.8,
+            "Memory leak pattern reported by the collector",
+        );
     }
-    Verdict::new(Action::None, 0.65, "Transient spike, no action needed")
+    if has(AnomalyKind::HighMemory)
+        && let Some((from, to, n)) = leak_trend(history)
+    {
+        return Verdict::new(
+            Pattern::MemoryLeak,
+            Action::Restart,
+            0.8,
+            format!("Memory leak pattern: memory rose from {from:.1}% to {to:.1}% across {n} alerts"),
+        );
+    }
+    if has(AnomalyKind::HighCpu) {
+        if let Some(secs) = sustained_seconds(alert).filter(|s| *s >= SUSTAINED_SECONDS) {
+            return Verdict::new(
+                Pattern::SustainedCpu,
+                Action::Restart,
+                0.75,
+                format!("Sustained high CPU: {:.1}% for {secs:.0} s", alert.metrics.cpu_pct),
+            );
+        }
+        let recent = history.within(SUSTAINED_WINDOW).iter().filter(|s| s.has(AnomalyKind::HighCpu)).count();
+        if recent >= SUSTAINED_ALERTS {
+            return Verdict::new(
+                Pattern::SustainedCpu,
+                Action::Restart,
+                0.75,
+                format!(
+                    "Sustained high CPU: {recent} alerts within {} minutes, now {:.1}%",
+                    SUSTAINED_WINDOW.as_secs() / 60,
+                    alert.metrics.cpu_pct
+                ),
+            );
+        }
+    }
+    Verdict::new(Pattern::Transient, Action::None, 0.65, "Transient spike, no action needed")
+}
+
+/// Memory rising across the history: at least [`LEAK_MIN_SAMPLES`] alerts
+/// within [`LEAK_WINDOW`], oldest to newest never falling by more than the
+/// tolerance, rising by [`LEAK_MIN_RISE`] points in total. Returns (first,
+/// last, samples).
+fn leak_trend(history: &History) -> Option<(f64, f64, usize)> {
+    let mut samples: Vec<f64> = history.within(LEAK_WINDOW).iter().map(|s| s.mem).collect();
+    samples.reverse();
+    if samples.len() < LEAK_MIN_SAMPLES {
+        return None;
+    }
+    let rising = samples.windows(2).all(|w| w[1] >= w[0] - LEAK_STEP_TOLERANCE);
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    (rising && last - first >= LEAK_MIN_RISE).then_some((first, last, samples.len()))
+}
+
+pub fn kind_name(kind: AnomalyKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::AlertSummary;
     use hemostat_protocol::event::{Anomaly, Metrics};
 
-    fn alert(kind: AnomalyKind, severity: Severity) -> HealthAlert {
+    const MIN: i64 = 60_000_000;
+
+    fn alert(kind: AnomalyKind, severity: Severity, cpu: f64, mem: f64) -> HealthAlert {
         HealthAlert {
             container: "web".into(),
             issues: vec![],
-            metrics: Metrics { name: "web".into(), ..Default::default() },
+            metrics: Metrics { name: "web".into(), cpu_pct: cpu, memory_pct: mem, ..Default::default() },
             host: "h1".into(),
             container_id: None,
             image: None,
@@ -65,17 +222,100 @@ mod tests {
         }
     }
 
+    /// The history after a sequence of alerts `(minute, alert)`, evaluated
+    /// at the last one, as the handler would build it.
+    fn run(sequence: &[(i64, HealthAlert)]) -> Verdict {
+        let mut alerts = Vec::new();
+        let mut last = None;
+        for (minute, a) in sequence {
+            alerts.insert(0, AlertSummary::of(a, minute * MIN));
+            last = Some((minute * MIN, a));
+        }
+        let (now, a) = last.expect("a sequence has alerts");
+        evaluate(a, &History { now, alerts })
+    }
+
+    fn single(a: HealthAlert) -> Verdict {
+        run(&[(0, a)])
+    }
+
     #[test]
-    fn seed_confidences() {
-        let v = evaluate(&alert(AnomalyKind::NonZeroExit, Severity::High));
+    fn seed_confidences_for_single_alerts() {
+        let v = single(alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0));
         assert_eq!((v.action, v.confidence), (Action::Restart, 0.9));
         assert!(v.reason.contains("code 1"), "{}", v.reason);
-        assert_eq!(evaluate(&alert(AnomalyKind::OomKilled, Severity::Critical)).confidence, 0.9);
-        assert_eq!(evaluate(&alert(AnomalyKind::ExcessiveRestarts, Severity::High)).action, Action::None);
-        assert_eq!(evaluate(&alert(AnomalyKind::HighCpu, Severity::Critical)).confidence, 0.85);
-        assert_eq!(evaluate(&alert(AnomalyKind::Unhealthy, Severity::High)).confidence, 0.7);
-        assert_eq!(evaluate(&alert(AnomalyKind::MemoryLeak, Severity::High)).confidence, 0.8);
-        let spike = evaluate(&alert(AnomalyKind::HighCpu, Severity::High));
-        assert_eq!((spike.action, spike.confidence), (Action::None, 0.65));
+        assert_eq!(single(alert(AnomalyKind::OomKilled, Severity::Critical, 0.0, 0.0)).confidence, 0.9);
+        let ex = single(alert(AnomalyKind::ExcessiveRestarts, Severity::High, 0.0, 0.0));
+        assert_eq!((ex.action, ex.confidence), (Action::None, 0.6));
+        let crit = single(alert(AnomalyKind::HighCpu, Severity::Critical, 99.0, 0.0));
+        assert_eq!((crit.action, crit.confidence, crit.pattern), (Action::Restart, 0.85, Pattern::Critical));
+        assert_eq!(single(alert(AnomalyKind::Unhealthy, Severity::High, 0.0, 0.0)).confidence, 0.7);
+        assert_eq!(single(alert(AnomalyKind::MemoryLeak, Severity::High, 0.0, 0.0)).confidence, 0.8);
+        let spike = single(alert(AnomalyKind::HighCpu, Severity::High, 92.0, 0.0));
+        assert_eq!((spike.action, spike.confidence, spike.pattern), (Action::None, 0.65, Pattern::Transient));
+    }
+
+    #[test]
+    fn three_high_cpu_alerts_in_two_minutes_are_sustained() {
+        let cpu = |c| alert(AnomalyKind::HighCpu, Severity::High, c, 30.0);
+        let v = run(&[(0, cpu(91.0)), (1, cpu(93.0)), (2, cpu(95.0))]);
+        assert_eq!((v.action, v.confidence, v.pattern), (Action::Restart, 0.75, Pattern::SustainedCpu));
+        // Two alerts are not enough, nor three spread over an hour.
+        assert_eq!(run(&[(0, cpu(91.0)), (1, cpu(93.0))]).pattern, Pattern::Transient);
+        assert_eq!(run(&[(0, cpu(91.0)), (20, cpu(93.0)), (40, cpu(95.0))]).pattern, Pattern::Transient);
+    }
+
+    #[test]
+    fn collector_sustained_seconds_makes_one_alert_sustained() {
+        let mut a = alert(AnomalyKind::HighCpu, Severity::High, 97.0, 30.0);
+        a.metrics.extra.insert("sustained_seconds".into(), 120.into());
+        let v = single(a.clone());
+        assert_eq!((v.action, v.confidence), (Action::Restart, 0.75));
+        a.metrics.extra.insert("sustained_seconds".into(), 20.into());
+        assert_eq!(single(a).pattern, Pattern::Transient);
+    }
+
+    #[test]
+    fn memory_rising_across_history_is_a_leak() {
+        let mem = |m| alert(AnomalyKind::HighMemory, Severity::High, 10.0, m);
+        let v = run(&[(0, mem(70.0)), (5, mem(75.5)), (10, mem(75.0)), (15, mem(81.0)), (20, mem(86.0))]);
+        assert_eq!((v.action, v.confidence, v.pattern), (Action::Restart, 0.8, Pattern::MemoryLeak));
+        assert!(v.reason.contains("70.0%") && v.reason.contains("86.0%"), "{}", v.reason);
+        // High but flat, or falling in between: no leak, a spike.
+        assert_eq!(
+            run(&[(0, mem(85.0)), (5, mem(86.0)), (10, mem(85.5)), (15, mem(86.0))]).pattern,
+            Pattern::Transient
+        );
+        assert_eq!(
+            run(&[(0, mem(70.0)), (5, mem(90.0)), (10, mem(72.0)), (15, mem(91.0))]).pattern,
+            Pattern::Transient
+        );
+    }
+
+    #[test]
+    fn four_exits_in_ten_minutes_are_repeated_failures() {
+        let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+        let v = run(&[(0, exit()), (3, exit()), (6, exit()), (9, exit())]);
+        assert_eq!((v.action, v.confidence, v.pattern), (Action::None, 0.6, Pattern::RepeatedFailures));
+        // Two exits in the window: still a plain crash.
+        let v = run(&[(0, exit()), (30, exit()), (35, exit())]);
+        assert_eq!((v.action, v.confidence), (Action::Restart, 0.9));
+    }
+
+    #[test]
+    fn redelivered_alerts_count_once() {
+        let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+        // One alert delivered three times (same timestamp), then a second.
+        let v = run(&[(0, exit()), (0, exit()), (0, exit()), (2, exit())]);
+        assert_eq!(v.pattern, Pattern::Crash);
+    }
+
+    #[test]
+    fn later_alerts_of_concurrent_invocations_are_not_history() {
+        let cpu = || alert(AnomalyKind::HighCpu, Severity::High, 95.0, 0.0);
+        let mut alerts: Vec<_> = [4, 3, 0].iter().map(|m| AlertSummary::of(&cpu(), m * MIN)).collect();
+        alerts.insert(0, AlertSummary::of(&cpu(), 9 * MIN)); // stored first, but later
+        let v = evaluate(&cpu(), &History { now: 0, alerts });
+        assert_eq!(v.pattern, Pattern::Transient);
     }
 }

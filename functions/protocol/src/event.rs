@@ -169,6 +169,13 @@ pub struct RemediationNeeded {
     /// collector's stats when a seed-protocol publisher leaves it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The model that decided, when `analysis_method` is `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why the rules decided although an LLM is configured (`llm_timeout`,
+    /// `budget_exhausted`, ...), when `analysis_method` is `rule_fallback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 /// How a remediation ended.
@@ -236,4 +243,11 @@ pub struct FalseAlarm {
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_method: Option<String>,
+    /// The model that decided, when `analysis_method` is `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why the rules decided although an LLM is configured, when
+    /// `analysis_method` is `rule_fallback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }

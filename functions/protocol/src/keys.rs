@@ -74,6 +74,21 @@ pub fn command_seen(id: &str) -> String {
     format!("hemostat:command_seen:{id}")
 }
 
+/// The analyzer's recent alerts for a container (newest first, capped).
+pub fn history(c: &ContainerRef) -> String {
+    format!("hemostat:history:{{{}}}", c.key())
+}
+
+/// A cached LLM verdict for a failure signature.
+pub fn ai_verdict(signature: &str) -> String {
+    format!("hemostat:ai_verdict:{signature}")
+}
+
+/// The analyzer's LLM call counter for one hour (`YYYYMMDDHH`, UTC).
+pub fn ai_calls(hour: &str) -> String {
+    format!("hemostat:ai_calls:{hour}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

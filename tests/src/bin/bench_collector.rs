@@ -5,8 +5,9 @@
 //! length, one phase after the other: nothing watching (baseline), the
 //! collector at 1 s resolution, and the `docker stats` CLI streaming to
 //! /dev/null. CPU shares come from utime+stime in /proc/<pid>/stat over the
-//! window (100 % = one core); the engine is dockerd + its containerd + the
-//! containerd shims of that engine. Containers are removed at the end and
+//! window (100 % = one core); the engine is dockerd + its containerd, and
+//! apart, the containerd shims of that engine (one per container: they cost
+//! the same whoever watches, and dwarf the rest at 200 containers). Containers are removed at the end and
 //! on Ctrl-C.
 //!
 //! ```text
@@ -111,8 +112,16 @@ fn pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// The engine's processes, split because their costs answer different
+/// questions: the daemons (dockerd + containerd) are what a stats watcher
+/// makes work; the shims (one per container) cost the same whoever watches.
+struct Engine {
+    daemons: Vec<u32>,
+    shims: Vec<u32>,
+}
+
 /// dockerd serving DOCKER_HOST, its containerd, and that containerd's shims.
-fn engine_pids() -> Vec<u32> {
+fn engine_pids() -> Engine {
     let host =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let socket = host.trim_start_matches("unix://").to_owned();
@@ -125,7 +134,7 @@ fn engine_pids() -> Vec<u32> {
     });
     let Some(dockerd) = dockerd else {
         eprintln!("warning: no dockerd found for {host}; engine CPU not measured");
-        return Vec::new();
+        return Engine { daemons: Vec::new(), shims: Vec::new() };
     };
     let mut found = vec![dockerd];
     let containerd: Vec<u32> = all
@@ -147,19 +156,31 @@ fn engine_pids() -> Vec<u32> {
         })
         .collect();
     found.extend(&containerd);
-    found.extend(all.iter().copied().filter(|p| {
-        let c = cmdline(*p);
-        c.contains("containerd-shim") && dirs.iter().any(|d| c.contains(d.as_str()))
-    }));
-    found
+    let shims = all
+        .iter()
+        .copied()
+        .filter(|p| {
+            let c = cmdline(*p);
+            c.contains("containerd-shim") && dirs.iter().any(|d| c.contains(d.as_str()))
+        })
+        .collect();
+    Engine { daemons: found, shims }
 }
 
-/// CPU % of one core of `pids` summed, over `window`, plus peak RSS of
+/// CPU shares (% of one core) over one window.
+struct Sample {
+    watcher: f64,
+    rss: f64,
+    daemons: f64,
+    shims: f64,
+}
+
+/// CPU % of one core of each group summed, over `window`, plus peak RSS of
 /// `watched` sampled every second.
-async fn measure(engine: &[u32], watched: Option<u32>, window: Duration) -> (f64, f64, f64) {
+async fn measure(engine: &Engine, watched: Option<u32>, window: Duration) -> Sample {
     let sum = |ps: &[u32]| ps.iter().filter_map(|p| cpu_ticks(*p)).sum::<u64>();
     let w: Vec<u32> = watched.into_iter().collect();
-    let (e0, w0, t0) = (sum(engine), sum(&w), Instant::now());
+    let (d0, s0, w0, t0) = (sum(&engine.daemons), sum(&engine.shims), sum(&w), Instant::now());
     let mut rss = 0.0f64;
     while t0.elapsed() < window {
         tokio::time::sleep(Duration::from_secs(1).min(window)).await;
@@ -167,9 +188,9 @@ async fn measure(engine: &[u32], watched: Option<u32>, window: Duration) -> (f64
             rss = rss.max(rss_mb(p));
         }
     }
-    let (e1, w1, wall) = (sum(engine), sum(&w), t0.elapsed().as_secs_f64());
+    let (d1, s1, w1, wall) = (sum(&engine.daemons), sum(&engine.shims), sum(&w), t0.elapsed().as_secs_f64());
     let pct = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / clock_ticks() / wall * 100.0;
-    (pct(w0, w1), rss, pct(e0, e1))
+    Sample { watcher: pct(w0, w1), rss, daemons: pct(d0, d1), shims: pct(s0, s1) }
 }
 
 async fn start_containers(docker: &Docker, n: usize, run: &str) -> Vec<TestContainer> {
@@ -213,9 +234,9 @@ async fn cleanup(docker: &Docker, run: &str) {
 
 struct Row {
     what: &'static str,
-    watcher_cpu: Option<f64>,
-    watcher_rss: Option<f64>,
-    engine_cpu: f64,
+    /// False for the baseline, where nothing watches.
+    watched: bool,
+    sample: Sample,
 }
 
 async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
@@ -232,13 +253,8 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
     let mut rows = Vec::new();
 
     eprintln!("baseline: {}s with nothing watching", args.seconds);
-    let (_, _, engine_cpu) = measure(&engine, None, window).await;
-    rows.push(Row {
-        what: "idle baseline",
-        watcher_cpu: None,
-        watcher_rss: None,
-        engine_cpu,
-    });
+    let sample = measure(&engine, None, window).await;
+    rows.push(Row { what: "idle baseline", watched: false, sample });
 
     eprintln!("HemoStat collector: {}s at 1 s resolution", args.seconds);
     let redis = RedisServer::start().await;
@@ -254,7 +270,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
         .wait_for_line("collector ready", Duration::from_secs(60))
         .await;
     tokio::time::sleep(WARMUP).await;
-    let (cpu, rss, engine_cpu) = measure(&engine, Some(collector.pid()), window).await;
+    let sample = measure(&engine, Some(collector.pid()), window).await;
     let mut conn = redis.connection().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("hemostat:stats:bench-{run}/*"))
@@ -266,12 +282,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
         keys.len(),
         containers.len()
     );
-    rows.push(Row {
-        what: "HemoStat collector",
-        watcher_cpu: Some(cpu),
-        watcher_rss: Some(rss),
-        engine_cpu,
-    });
+    rows.push(Row { what: "HemoStat collector", watched: true, sample });
     drop(collector);
     drop(redis);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -287,15 +298,10 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run docker stats: {e}"));
     tokio::time::sleep(WARMUP).await;
-    let (cpu, rss, engine_cpu) = measure(&engine, Some(cli.id()), window).await;
+    let sample = measure(&engine, Some(cli.id()), window).await;
     let _ = cli.kill();
     let _ = cli.wait();
-    rows.push(Row {
-        what: "docker stats",
-        watcher_cpu: Some(cpu),
-        watcher_rss: Some(rss),
-        engine_cpu,
-    });
+    rows.push(Row { what: "docker stats", watched: true, sample });
     for c in containers {
         // Removed by cleanup(); dropping them only double-checks.
         std::mem::forget(c);
@@ -335,22 +341,21 @@ async fn main() -> std::process::ExitCode {
         args.containers, args.seconds, cores
     );
     println!(
-        "| {:<20} | {:>11} | {:>10} | {:>26} | {:>13} |",
-        "", "watcher CPU %", "watcher RSS MB", "dockerd+containerd+shims CPU %", "total CPU %"
+        "| {:<18} | {:>13} | {:>14} | {:>22} | {:>10} | {:>29} |",
+        "", "watcher CPU %", "watcher RSS MB", "dockerd+containerd CPU %", "shims CPU %", "watcher+dockerd+containerd %"
     );
-    println!(
-        "|{:-<22}|{:->15}|{:->16}|{:->32}|{:->15}|",
-        "", "", "", "", ""
-    );
-    let fmt = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |v| format!("{v:.prec$}"));
+    println!("|{:-<20}|{:->15}|{:->16}|{:->26}|{:->12}|{:->31}|", "", "", "", "", "", "");
     for r in &rows {
+        let s = &r.sample;
+        let (cpu, rss) = if r.watched { (format!("{:.2}", s.watcher), format!("{:.1}", s.rss)) } else { ("-".into(), "-".into()) };
         println!(
-            "| {:<20} | {:>13} | {:>14} | {:>30} | {:>13} |",
+            "| {:<18} | {:>13} | {:>14} | {:>24} | {:>10} | {:>29} |",
             r.what,
-            fmt(r.watcher_cpu, 2),
-            fmt(r.watcher_rss, 1),
-            format!("{:.2}", r.engine_cpu),
-            format!("{:.2}", r.engine_cpu + r.watcher_cpu.unwrap_or_default()),
+            cpu,
+            rss,
+            format!("{:.2}", s.daemons),
+            format!("{:.2}", s.shims),
+            format!("{:.2}", s.daemons + if r.watched { s.watcher } else { 0.0 }),
         );
     }
     std::process::ExitCode::SUCCESS

@@ -1,0 +1,74 @@
+//! The outcome of analysing one alert: a verdict and how it was reached.
+
+use hemostat_protocol::Action;
+
+use crate::{error::AnalyzerError, llm::verdict::LlmVerdict, rules};
+
+/// `analysis_method` in events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// No LLM configured: the rules decided.
+    RuleBased,
+    /// The LLM decided (now, or earlier for the same failure signature).
+    Llm,
+    /// An LLM is configured but did not decide; `fallback_reason` says why.
+    RuleFallback,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::RuleBased => "rule_based",
+            Method::Llm => "llm",
+            Method::RuleFallback => "rule_fallback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub action: Action,
+    pub confidence: f64,
+    pub reason: String,
+    pub method: Method,
+    /// Set when `method` is `Llm`.
+    pub model: Option<String>,
+    /// Set when `method` is `RuleFallback`.
+    pub fallback_reason: Option<&'static str>,
+    /// The LLM verdict came from the cache.
+    pub cached: bool,
+}
+
+impl Analysis {
+    pub fn rules(v: rules::Verdict) -> Self {
+        Analysis {
+            action: v.action,
+            confidence: v.confidence,
+            reason: v.reason,
+            method: Method::RuleBased,
+            model: None,
+            fallback_reason: None,
+            cached: false,
+        }
+    }
+
+    pub fn fallback(v: rules::Verdict, reason: &'static str) -> Self {
+        Analysis { method: Method::RuleFallback, fallback_reason: Some(reason), ..Analysis::rules(v) }
+    }
+
+    pub fn from_error(v: rules::Verdict, error: &AnalyzerError) -> Self {
+        Analysis::fallback(v, error.fallback_reason())
+    }
+
+    pub fn llm(v: LlmVerdict, model: &str, cached: bool) -> Self {
+        Analysis {
+            action: v.action,
+            confidence: v.confidence,
+            reason: v.reason,
+            method: Method::Llm,
+            model: Some(model.to_owned()),
+            fallback_reason: None,
+            cached,
+        }
+    }
+}

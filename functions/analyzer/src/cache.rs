@@ -1,0 +1,58 @@
+//! LLM verdicts cached by failure signature, so a fleet of containers of
+//! one image failing the same way costs one call, not one per alert.
+//!
+//! The signature is the image (or the container, when the collector did
+//! not report an image), the sorted anomaly kinds, and the pattern the
+//! rules saw in the history: a verdict for a lone crash must not be reused
+//! for a crash loop of the same image.
+
+use std::time::Duration;
+
+use hemostat_protocol::{ContainerRef, event::HealthAlert, keys};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::AnalyzerError,
+    llm::verdict::LlmVerdict,
+    rules::{self, Pattern},
+};
+
+/// A verdict as cached: which model gave it, too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedVerdict {
+    pub model: String,
+    pub verdict: LlmVerdict,
+}
+
+/// `image|kind,kind|pattern`.
+pub fn signature(alert: &HealthAlert, pattern: Pattern) -> String {
+    let subject = match alert.image.as_deref().filter(|i| !i.is_empty()) {
+        Some(image) => image.to_owned(),
+        None => ContainerRef::new(&alert.host, &alert.container).key(),
+    };
+    let mut kinds: Vec<String> = alert.anomalies.iter().map(|a| rules::kind_name(a.kind)).collect();
+    kinds.sort();
+    kinds.dedup();
+    format!("{subject}|{}|{}", kinds.join(","), pattern.as_str())
+}
+
+pub async fn get(conn: &mut ConnectionManager, signature: &str) -> Result<Option<CachedVerdict>, AnalyzerError> {
+    let json: Option<String> = conn.get(keys::ai_verdict(signature)).await?;
+    // An entry this version cannot read is a miss, not a failure.
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+pub async fn put(
+    conn: &mut ConnectionManager,
+    signature: &str,
+    cached: &CachedVerdict,
+    ttl: Duration,
+) -> Result<(), AnalyzerError> {
+    if ttl.is_zero() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(cached).map_err(hemostat_protocol::ProtocolError::from)?;
+    let () = conn.set_ex(keys::ai_verdict(signature), json, ttl.as_secs().max(1)).await?;
+    Ok(())
+}

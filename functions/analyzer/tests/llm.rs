@@ -1,0 +1,170 @@
+//! The LLM path against a local fake of both providers' APIs: good answers,
+//! what the fake receives, and every failure falling back to the rules.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hemostat_analyzer::{
+    Analyzer, Config,
+    config::{ApiKey, LlmConfig, Provider},
+    llm::{LlmClient, http_client},
+};
+use hemostat_e2e::RedisServer;
+use hemostat_protocol::EventKind;
+use support::{fake_llm::*, *};
+
+const KEY: &str = "sk-test-DO-NOT-LEAK-4242";
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+async fn analyzer(
+    redis: &RedisServer,
+    fake: &FakeLlm,
+    provider: Provider,
+    model: &str,
+) -> Analyzer<Recorder, LlmClient> {
+    let base_url = match provider {
+        Provider::OpenAi => fake.openai_base(),
+        Provider::Anthropic => fake.anthropic_base(),
+    };
+    let llm = LlmConfig { provider, model: model.into(), base_url, api_key: ApiKey::new(KEY) };
+    let client = LlmClient::new(http_client(TIMEOUT).unwrap(), &llm, TIMEOUT);
+    let config = Config { llm: Some(llm), ai_timeout: TIMEOUT, ..Config::default() };
+    Analyzer::new(config, Recorder::default(), manager(redis).await, Some(client))
+}
+
+fn prompt_checks(user: &str) {
+    let user: serde_json::Value = serde_json::from_str(user).expect("user message is JSON");
+    assert_eq!(user["alert"]["container"], "api-1");
+    assert_eq!(user["alert"]["anomalies"][0]["type"], "non_zero_exit");
+    assert_eq!(user["alert"]["metrics"]["cpu_pct"], 12.0);
+    assert_eq!(user["history_newest_first"][0]["anomalies"][0], "non_zero_exit");
+    assert_eq!(user["rule_based_assessment"]["action"], "restart");
+}
+
+#[tokio::test]
+async fn openai_good_answer_and_request_shape() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "gpt-4o-mini").await;
+    let d = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((d.kind, d.action.as_str(), d.confidence), (EventKind::RemediationNeeded, "restart", 0.88), "{d:?}");
+    assert_eq!((d.method.as_deref(), d.model.as_deref()), (Some("llm"), Some("gpt-4o-mini")));
+    assert_eq!(d.fallback_reason, None);
+    assert_eq!(d.reason, "fake model: crash, restart");
+    assert!(!d.json.contains(KEY));
+
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1);
+    let req = &seen[0];
+    assert_eq!(req.path, "/v1/chat/completions");
+    assert_eq!(req.headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert_eq!(req.body["model"], "gpt-4o-mini");
+    assert_eq!(req.body["response_format"]["type"], "json_object");
+    let messages = req.body["messages"].as_array().unwrap();
+    assert_eq!((messages[0]["role"].as_str(), messages[1]["role"].as_str()), (Some("system"), Some("user")));
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(system.contains("JSON") && system.contains("\"scale_up\"") && system.contains("\"cleanup\""), "{system}");
+    assert!(!system.contains("exec"));
+    prompt_checks(messages[1]["content"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn anthropic_good_answer_and_request_shape() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Provider::Anthropic, "claude-sonnet-4-5").await;
+    let d = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((d.kind, d.confidence), (EventKind::RemediationNeeded, 0.88), "{d:?}");
+    assert_eq!((d.method.as_deref(), d.model.as_deref()), (Some("llm"), Some("claude-sonnet-4-5")));
+
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1);
+    let req = &seen[0];
+    assert_eq!(req.path, "/v1/messages");
+    assert_eq!(req.headers["x-api-key"], KEY);
+    assert_eq!(req.headers["anthropic-version"], "2023-06-01");
+    assert!(req.headers.get("authorization").is_none());
+    assert_eq!(req.body["model"], "claude-sonnet-4-5");
+    assert!(req.body["max_tokens"].as_u64().is_some_and(|n| n > 0));
+    assert!(req.body["system"].as_str().unwrap().contains("JSON"));
+    let messages = req.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["role"], "user");
+    prompt_checks(messages[0]["content"].as_str().unwrap());
+}
+
+/// Every failure: the rules decide (a crash: restart 0.9) and the event
+/// says why.
+async fn failures_fall_back(provider: Provider) {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, provider, "some-model").await;
+    let cases = [
+        (Mode::Slow(Duration::from_secs(3)), "llm_timeout"),
+        (Mode::ServerError, "llm_error"),
+        (Mode::Malformed, "llm_invalid_response"),
+        (Mode::BrokenBody, "llm_invalid_response"),
+        (Mode::Disallowed, "llm_invalid_response"),
+        (Mode::Refusal, "llm_refusal"),
+    ];
+    for (i, (mode, reason)) in cases.into_iter().enumerate() {
+        fake.set(mode);
+        let before = fake.requests();
+        // A distinct container (no repeated failures in its history) and
+        // image (nothing can come from the cache) per case.
+        let names = ["api-1", "api-2", "api-3", "api-4", "api-5", "api-6"];
+        let spec = AlertSpec::new(names[i], "non_zero_exit").image(format!("acme/api:{provider:?}-{i}"));
+        let started = Instant::now();
+        let d = decide(&a, spec.envelope(0.0)).await;
+        assert_eq!(fake.requests(), before + 1, "{mode:?}: the fake was asked");
+        assert_eq!(
+            (d.kind, d.action.as_str(), d.confidence),
+            (EventKind::RemediationNeeded, "restart", 0.9),
+            "{mode:?}: {d:?}"
+        );
+        assert_eq!(d.method.as_deref(), Some("rule_fallback"), "{mode:?}");
+        assert_eq!(d.fallback_reason.as_deref(), Some(reason), "{mode:?}");
+        assert_eq!(d.model, None);
+        assert!(!d.json.contains(KEY));
+        if let Mode::Slow(_) = mode {
+            let took = started.elapsed();
+            assert!(took >= TIMEOUT && took < Duration::from_millis(2500), "gave up after {took:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn openai_failures_fall_back_to_rules() {
+    failures_fall_back(Provider::OpenAi).await;
+}
+
+#[tokio::test]
+async fn anthropic_failures_fall_back_to_rules() {
+    failures_fall_back(Provider::Anthropic).await;
+}
+
+#[tokio::test]
+async fn llm_verdicts_override_rules_and_face_the_threshold() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
+    // The fake's verdict is restart 0.88; a transient spike for the rules.
+    let d = decide(&a, AlertSpec::new("api-1", "high_cpu").cpu(93.0).envelope(0.0)).await;
+    assert_eq!((d.kind, d.method.as_deref()), (EventKind::RemediationNeeded, Some("llm")));
+    let strict = Analyzer::new(
+        Config { confidence_threshold: 0.9, ..Config { llm: None, ..Config::default() } },
+        Recorder::default(),
+        manager(&redis).await,
+        Some(LlmClient::new(
+            http_client(TIMEOUT).unwrap(),
+            &LlmConfig {
+                provider: Provider::OpenAi,
+                model: "m".into(),
+                base_url: fake.openai_base(),
+                api_key: ApiKey::new(KEY),
+            },
+            TIMEOUT,
+        )),
+    );
+    let d = decide(&strict, AlertSpec::new("api-2", "unhealthy").image("other:1").envelope(0.0)).await;
+    assert_eq!((d.kind, d.confidence), (EventKind::FalseAlarm, 0.88), "{d:?}");
+    assert!(d.reason.contains("below threshold"), "{}", d.reason);
+    assert_eq!(d.method.as_deref(), Some("llm"));
+}

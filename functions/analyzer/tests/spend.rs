@@ -1,0 +1,119 @@
+//! Spend control against a real redis-server: the verdict cache by failure
+//! signature and the hourly call budget shared by every instance.
+
+mod support;
+
+use std::time::Duration;
+
+use hemostat_analyzer::{
+    Analyzer, Config, budget,
+    config::{ApiKey, LlmConfig, Provider},
+    llm::{LlmClient, http_client},
+};
+use hemostat_e2e::RedisServer;
+use hemostat_protocol::{EventKind, keys};
+use redis::AsyncCommands;
+use support::{fake_llm::*, *};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn analyzer(redis: &RedisServer, fake: &FakeLlm, config: Config) -> Analyzer<Recorder, LlmClient> {
+    let llm = LlmConfig {
+        provider: Provider::OpenAi,
+        model: "gpt-4".into(),
+        base_url: fake.openai_base(),
+        api_key: ApiKey::new("k"),
+    };
+    let client = LlmClient::new(http_client(TIMEOUT).unwrap(), &llm, TIMEOUT);
+    Analyzer::new(
+        Config { llm: Some(llm), ai_timeout: TIMEOUT, ..config },
+        Recorder::default(),
+        manager(redis).await,
+        Some(client),
+    )
+}
+
+#[tokio::test]
+async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Config { cache_ttl: Duration::from_secs(2), ..Config::default() }).await;
+    // Three containers of one image crash the same way: one call.
+    for name in ["api-1", "api-2", "api-3"] {
+        let d = decide(&a, AlertSpec::new(name, "non_zero_exit").envelope(0.0)).await;
+        assert_eq!(
+            (d.method.as_deref(), d.model.as_deref(), d.confidence),
+            (Some("llm"), Some("gpt-4"), 0.88),
+            "{name}"
+        );
+    }
+    assert_eq!(fake.requests(), 1);
+    // Another image, or other anomalies, or another pattern: a new call.
+    decide(&a, AlertSpec::new("api-4", "non_zero_exit").image("acme/web:2").envelope(0.0)).await;
+    assert_eq!(fake.requests(), 2);
+    decide(&a, AlertSpec::new("api-5", "oom_killed").envelope(0.0)).await;
+    assert_eq!(fake.requests(), 3);
+    // api-1 crashing for the 3rd time in minutes: repeated failures, not a
+    // lone crash, so the lone crash's cached verdict does not apply.
+    decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!(fake.requests(), 4);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    decide(&a, AlertSpec::new("api-6", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!(fake.requests(), 5, "expired entries are asked again");
+}
+
+#[tokio::test]
+async fn failed_answers_are_not_cached() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Config::default()).await;
+    fake.set(Mode::ServerError);
+    assert_eq!(
+        decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await.method.as_deref(),
+        Some("rule_fallback")
+    );
+    fake.set(Mode::Good);
+    assert_eq!(decide(&a, AlertSpec::new("api-2", "non_zero_exit").envelope(0.0)).await.method.as_deref(), Some("llm"));
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test]
+async fn beyond_the_hourly_budget_the_rules_decide() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Config { max_calls_per_hour: 2, ..Config::default() }).await;
+    let mut methods = Vec::new();
+    for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        // Distinct images: every alert would need a call.
+        let d = decide(&a, AlertSpec::new(name, "non_zero_exit").image(format!("img-{i}")).envelope(0.0)).await;
+        methods.push((d.method.unwrap(), d.fallback_reason, d.kind, d.confidence));
+    }
+    assert_eq!(fake.requests(), 2);
+    let llm = ("llm".to_owned(), None, EventKind::RemediationNeeded, 0.88);
+    let fallback = ("rule_fallback".to_owned(), Some("budget_exhausted".to_owned()), EventKind::RemediationNeeded, 0.9);
+    assert_eq!(methods, [llm.clone(), llm, fallback.clone(), fallback]);
+    // The counter is this hour's, and expires.
+    let key = keys::ai_calls(&budget::hour_bucket(chrono::Utc::now().timestamp_millis()));
+    let mut c = redis.connection().await;
+    let (count, ttl): (u64, i64) = (c.get(&key).await.unwrap(), c.ttl(&key).await.unwrap());
+    assert_eq!(count, 4);
+    assert!(ttl > 3600 && ttl <= 7200, "ttl {ttl}");
+    // A cached verdict needs no budget.
+    let d = decide(&a, AlertSpec::new("e", "non_zero_exit").image("img-0").envelope(0.0)).await;
+    assert_eq!(d.method.as_deref(), Some("llm"));
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test]
+async fn the_budget_holds_under_concurrent_instances() {
+    let redis = RedisServer::start().await;
+    let conn = manager(&redis).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let mut conn = conn.clone();
+        tasks.spawn(async move { budget::take(&mut conn, 7, now).await.unwrap() });
+    }
+    let granted = tasks.join_all().await.into_iter().filter(|ok| *ok).count();
+    assert_eq!(granted, 7);
+    let mut conn = conn.clone();
+    assert!(!budget::take(&mut conn, 0, now).await.unwrap(), "0 disables the LLM");
+}
