@@ -41,6 +41,12 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_BRIDGE_CONSUMER", default_value_t = default_consumer())]
     pub consumer: String,
 
+    /// Relay events that seed-protocol publishers put only on a seed channel
+    /// into their stream, so e.g. a custom analyzer's `remediation_needed`
+    /// still passes the responder's safety gate.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay: bool,
+
     /// Most records handed to one invocation.
     #[arg(long, env = "HEMOSTAT_BRIDGE_BATCH_SIZE", default_value_t = 10)]
     pub batch_size: usize,

@@ -17,6 +17,8 @@
 //!   choice between clients.
 //! - [`lambda_invoker`]: the AWS SDK client (SigV4; AWS or the emulator).
 //! - [`consumer`]: one route's read / invoke / ack loop and its reclaimer.
+//! - [`relay`]: seed-channel-only messages (seed-protocol publishers) into
+//!   their streams, once.
 //! - [`stats`]: typed delivery events, logged and counted together.
 //! - [`error`]: the crate's error enum.
 //!
@@ -29,6 +31,7 @@ pub mod consumer;
 pub mod error;
 pub mod invoker;
 pub mod lambda_invoker;
+pub mod relay;
 pub mod stats;
 
 use std::{future::Future, sync::Arc};
@@ -76,6 +79,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::info!(stream = %binding.stream, function = %binding.function, group = %binding.group,
             consumer = %config.consumer, "route ready");
         tasks.spawn(consumer.run(stop_rx.clone()));
+    }
+    if config.relay {
+        tasks.spawn(relay::run(config.redis_url.clone(), stop_rx.clone()));
     }
     tracing::info!(routes = bindings.len(), endpoint = %config.lambda_endpoint, invoker = ?config.invoker,
         redis = %connection::redact(&config.redis_url), batch_size = config.batch_size,

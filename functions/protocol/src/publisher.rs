@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
 
 use crate::{envelope::Envelope, error::ProtocolError, keys};
 
@@ -38,6 +39,14 @@ impl Publisher for RedisPublisher {
         let mut conn = self.conn.clone();
         let (id,): (String,) = redis::pipe()
             .atomic()
+            // Before the PUBLISH, in the same MULTI: the bridge's relay must
+            // see the mark when the message reaches it.
+            .cmd("SET")
+            .arg(published_mark(&json))
+            .arg(1)
+            .arg("EX")
+            .arg(PUBLISHED_MARK_TTL_SECONDS)
+            .ignore()
             .cmd("XADD")
             .arg(env.kind.stream())
             .arg("MAXLEN")
@@ -59,6 +68,20 @@ impl Publisher for RedisPublisher {
         tracing::debug!(kind = %env.kind, stream_id = %id, "published");
         Ok(id)
     }
+}
+
+/// How long a message stays marked as published by HemoStat: pub/sub
+/// delivers in milliseconds, and a mark per event must not pile up.
+pub const PUBLISHED_MARK_TTL_SECONDS: u64 = 60;
+
+/// The key marking a message (its exact JSON) as already in its stream.
+/// HemoStat's publishers set it; the bridge's relay sets it with NX when it
+/// appends a message some other publisher put only on a seed channel, so
+/// each message reaches its stream exactly once whatever the number of
+/// relays.
+pub fn published_mark(json: &str) -> String {
+    let digest = Sha256::digest(json.as_bytes());
+    format!("hemostat:published:{}", hex::encode(&digest[..16]))
 }
 
 /// The seed documents `redis-cli SUBSCRIBE "hemostat:*"` to watch every

@@ -1,0 +1,129 @@
+//! The relay: brings events that reached only a seed channel into their
+//! durable stream.
+//!
+//! Publishers written against the original seed protocol (a custom
+//! analyzer, a custom monitor) `PUBLISH` to `hemostat:<type>` and nothing
+//! else. Pub/sub reaches only whoever listens at that moment, and the bridge
+//! reads streams, so without this their `remediation_needed` would never
+//! pass the responder's safety gate. HemoStat's own publishers already
+//! append to the stream and mark each message (see
+//! [`hemostat_protocol::publisher::published_mark`]); the relay appends
+//! only unmarked messages, marking them with `SET NX`, so each message
+//! lands in its stream once however many bridge replicas relay.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use hemostat_protocol::{
+    Envelope, EventKind, connection, keys,
+    publisher::{ENVELOPE_FIELD, PUBLISHED_MARK_TTL_SECONDS, published_mark},
+};
+
+use crate::error::BridgeError;
+
+/// What became of one channel message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// Appended to its stream.
+    Appended,
+    /// Already in its stream (HemoStat published it, or another relay did).
+    AlreadyThere,
+    /// Not a seed envelope of the channel's type: dead-lettered.
+    Malformed,
+}
+
+/// Relays until `stop`; reconnects with backoff when the subscription drops.
+pub async fn run(redis_url: String, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    while !*stop.borrow() {
+        match relay_until_disconnected(&redis_url, &mut stop).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                let wait = Duration::from_millis(250 << failures.min(5));
+                tracing::warn!(error = %e, retry_in = ?wait, "relay subscription failed");
+                let _ = tokio::time::timeout(wait, stop.changed()).await;
+            }
+        }
+    }
+}
+
+async fn relay_until_disconnected(redis_url: &str, stop: &mut watch::Receiver<bool>) -> Result<(), BridgeError> {
+    let client = connection::client(redis_url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    for kind in EventKind::ALL {
+        pubsub.subscribe(kind.channel()).await?;
+    }
+    let mut writer = connection::connect(redis_url).await?;
+    tracing::info!(channels = EventKind::ALL.len(), "relay subscribed to the seed channels");
+    let mut messages = pubsub.on_message();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            message = messages.next() => {
+                let Some(message) = message else {
+                    return Err(BridgeError::Config("relay subscription closed".into()));
+                };
+                let channel = message.get_channel_name().to_owned();
+                let payload: Vec<u8> = message.get_payload().unwrap_or_default();
+                match relay(&mut writer, &channel, &payload).await {
+                    Ok(Relayed::Appended) => tracing::info!(%channel, "relayed a message published only on its channel"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%channel, error = %e, "relaying failed; the message is lost to the stream"),
+                }
+            }
+        }
+    }
+}
+
+/// Appends one channel message to its stream unless it is already there.
+pub async fn relay<C>(conn: &mut C, channel: &str, payload: &[u8]) -> Result<Relayed, BridgeError>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let text = String::from_utf8_lossy(payload);
+    let mark = published_mark(&text);
+    // First relay to see it wins; HemoStat's own publishes are marked already.
+    let first: bool = redis::cmd("SET")
+        .arg(&mark)
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(PUBLISHED_MARK_TTL_SECONDS)
+        .query_async::<Option<String>>(conn)
+        .await?
+        .is_some();
+    if !first {
+        return Ok(Relayed::AlreadyThere);
+    }
+    let problem = match Envelope::parse(payload) {
+        Err(e) => Some(e.to_string()),
+        Ok(env) if env.kind.channel() != channel => Some(format!("a {} event on channel {channel}", env.kind)),
+        Ok(_) => None,
+    };
+    if let Some(reason) = problem {
+        let reason = format!("malformed message on seed channel {channel}: {reason}");
+        tracing::warn!(%reason, "relay dead-lettering");
+        let _: String = redis::cmd("XADD")
+            .arg(keys::DEAD_LETTER_STREAM)
+            .arg("*")
+            .arg(&[("stream", channel), ("reason", reason.as_str()), (ENVELOPE_FIELD, text.as_ref())])
+            .query_async(conn)
+            .await?;
+        return Ok(Relayed::Malformed);
+    }
+    let kind = EventKind::ALL.into_iter().find(|k| k.channel() == channel).expect("checked above");
+    let _: String = redis::cmd("XADD")
+        .arg(kind.stream())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(keys::STREAM_MAXLEN)
+        .arg("*")
+        .arg(ENVELOPE_FIELD)
+        .arg(text.as_ref())
+        .query_async(conn)
+        .await?;
+    Ok(Relayed::Appended)
+}
