@@ -98,8 +98,10 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
         .await?;
         let assessment = rules::evaluate(alert, &history);
         match &self.llm {
-            None => Ok(Analysis::rules(assessment)),
-            Some(llm) => self.consult(llm, &mut conn, alert, &history, assessment, now.timestamp_millis()).await,
+            Some(llm) if !assessment.pattern.is_guard() => {
+                self.consult(llm, &mut conn, alert, &history, assessment, now.timestamp_millis()).await
+            }
+            _ => Ok(Analysis::rules(assessment)),
         }
     }
 

@@ -61,6 +61,14 @@ pub enum Pattern {
 }
 
 impl Pattern {
+    /// Crash loops: restarting again cannot help, so these verdicts are
+    /// final and no LLM is asked to second-guess them (the model sees the
+    /// same history, but a confident "restart" from it must not override a
+    /// loop the rules can see).
+    pub fn is_guard(self) -> bool {
+        matches!(self, Pattern::ExcessiveRestarts | Pattern::RepeatedFailures)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Pattern::ExcessiveRestarts => "excessive_restarts",

@@ -168,3 +168,19 @@ async fn llm_verdicts_override_rules_and_face_the_threshold() {
     assert!(d.reason.contains("below threshold"), "{}", d.reason);
     assert_eq!(d.method.as_deref(), Some("llm"));
 }
+
+#[tokio::test]
+async fn a_crash_loop_the_rules_see_is_not_handed_to_the_llm() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
+    // The fake would answer "restart 0.88" to anything it is asked.
+    for minutes_ago in [9.0, 6.0] {
+        decide(&a, AlertSpec::new("looper", "non_zero_exit").envelope(minutes_ago)).await;
+    }
+    let asked = fake.requests();
+    // Third exit in ten minutes: a crash loop; restarting again cannot help.
+    let d = decide(&a, AlertSpec::new("looper", "non_zero_exit").envelope(3.0)).await;
+    assert_eq!((d.kind, d.confidence), (EventKind::FalseAlarm, 0.6), "{d:?}");
+    assert_eq!(d.method.as_deref(), Some("rule_based"));
+    assert_eq!(fake.requests(), asked, "the LLM must not be consulted on a crash loop");
+}
