@@ -38,7 +38,7 @@ fn real_template_defaults() {
     assert_eq!(analyzer.handler, "bootstrap");
     assert_eq!(analyzer.memory_mb, 128);
     assert_eq!(
-        analyzer.timeout_secs, 15,
+        analyzer.timeout_secs, 55,
         "function Timeout overrides Globals"
     );
     assert_eq!(analyzer.reserved_concurrency, None);
