@@ -56,6 +56,10 @@ main() {
     phase "installing system packages"
     "${TEST_ENV[@]}" install
 
+    # cargo-lambda (and other pinned Python tools) for the client checks in local/tests.
+    phase "installing Python tools"
+    bash "$ROOT/scripts/python-tools.sh" >/dev/null
+
     trap teardown EXIT
     # Exit through teardown on Ctrl-C / kill with the conventional status.
     trap 'exit 130' INT

@@ -8,20 +8,30 @@ use std::{
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The SAM template describing the functions.
     pub template: PathBuf,
     /// Port 0 picks a free port; see [`crate::Emulator::local_addr`].
     pub listen: SocketAddr,
+    /// Directory holding the function binaries named by the template.
     pub bin_dir: PathBuf,
     /// Function names or logical ids to run; empty runs all.
     pub functions: Vec<String>,
+    /// Template parameter values that replace the `Default`s.
     pub parameter_overrides: BTreeMap<String, String>,
     /// Instances per function when the template sets no `ReservedConcurrentExecutions`.
     pub max_concurrency: usize,
+    /// Account id in ARNs, `${AWS::AccountId}` and function URL events.
     pub account_id: String,
+    /// Region in ARNs, `AWS_REGION` and function URL domain names.
     pub region: String,
     /// The environment that template variables are overridden from. Passed in
     /// rather than read from the process so tests can run side by side.
     pub host_env: HashMap<String, String>,
+    /// Functions (by name) whose URL is also served at the root of its own port,
+    /// on the `listen` address's IP; port 0 picks a free one (see
+    /// [`crate::Emulator::url_addr`]). Every function URL is served under
+    /// `/urls/{function}/` on `listen` regardless.
+    pub url_ports: BTreeMap<String, u16>,
 }
 
 impl Config {
@@ -42,6 +52,7 @@ impl Config {
             account_id: "000000000000".to_owned(),
             region,
             host_env,
+            url_ports: BTreeMap::new(),
         }
     }
 }

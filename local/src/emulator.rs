@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -12,7 +12,7 @@ use crate::{
     error::{Error, Result},
     function::Function,
     instance::Launcher,
-    invoke_api, runtime_api,
+    function_url, invoke_api, runtime_api,
     template::{Template, TemplateSettings},
 };
 
@@ -34,6 +34,14 @@ impl Shared {
     pub fn arn(&self, name: &str) -> String {
         arn(&self.region, &self.account_id, name)
     }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
 }
 
 pub fn arn(region: &str, account_id: &str, name: &str) -> String {
@@ -45,6 +53,8 @@ pub struct Emulator {
     listener: TcpListener,
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// `--url-port` listeners: function name, listener, bound address.
+    url_listeners: Vec<(String, TcpListener, SocketAddr)>,
 }
 
 impl Emulator {
@@ -70,6 +80,28 @@ impl Emulator {
             addr: config.listen,
             source,
         })?;
+
+        let mut url_listeners = Vec::new();
+        for (name, port) in &config.url_ports {
+            let has_url = specs.iter().any(|s| &s.name == name && s.url.is_some());
+            if !has_url {
+                return Err(Error::UrlPortWithoutUrl {
+                    function: name.clone(),
+                });
+            }
+            let wanted = SocketAddr::new(config.listen.ip(), *port);
+            let listener = TcpListener::bind(wanted)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: wanted,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| Error::Bind {
+                addr: wanted,
+                source,
+            })?;
+            url_listeners.push((name.clone(), listener, bound));
+        }
 
         let launcher = Arc::new(Launcher {
             bin_dir: config.bin_dir.clone(),
@@ -101,6 +133,9 @@ impl Emulator {
                 max_instances = max,
                 "function loaded"
             );
+            if spec.url.is_some() {
+                info!(function = %spec.name, url = %format!("http://{addr}{}{}/", function_url::PREFIXES[0], spec.name), "function URL");
+            }
             let function = Arc::new(Function::new(spec, arn, max, launcher.clone()));
             functions.insert(function.name().to_owned(), function);
         }
@@ -109,10 +144,14 @@ impl Emulator {
             region: config.region,
             account_id: config.account_id,
         });
+        for (name, _, bound) in &url_listeners {
+            info!(function = %name, url = %format!("http://{bound}/"), "function URL on its own port");
+        }
         let emulator = Emulator {
             listener,
             addr,
             shared,
+            url_listeners,
         };
         for function in emulator.shared.functions.values() {
             if let Err(e) = function.start() {
@@ -131,19 +170,55 @@ impl Emulator {
         self.shared.functions.keys().cloned().collect()
     }
 
+    /// Where `--url-port` serves `function`'s URL, if it was asked to.
+    pub fn url_addr(&self, function: &str) -> Option<SocketAddr> {
+        self.url_listeners
+            .iter()
+            .find(|(name, _, _)| name == function)
+            .map(|(_, _, addr)| *addr)
+    }
+
+    /// The loaded functions, for callers that watch them while the emulator
+    /// serves (the benchmark reads their cold starts).
+    pub fn functions(&self) -> Vec<Arc<Function>> {
+        self.shared.functions.values().cloned().collect()
+    }
+
     /// Serves both APIs until `shutdown` resolves, then kills every instance.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let Emulator {
-            listener, shared, ..
+            listener,
+            shared,
+            url_listeners,
+            ..
         } = self;
         let router = Router::new()
             .merge(runtime_api::router())
             .merge(invoke_api::router())
+            .merge(function_url::router())
             .with_state(shared.clone());
         let stop = CancellationToken::new();
-        let server =
-            axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        // Connect info gives function URL events their `sourceIp`.
+        let server = axum::serve(
+            listener.tap_io(no_delay),
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { server.await });
+        for (name, listener, addr) in url_listeners {
+            let router = function_url::port_router(shared.clone(), name.clone());
+            let server = axum::serve(
+                listener.tap_io(no_delay),
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+            // Secondary listeners: a failure is logged, the main server carries on.
+            tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    warn!(function = %name, %addr, "function URL server failed: {e}");
+                }
+            });
+        }
 
         let early = tokio::select! {
             result = &mut server => Some(result),
@@ -168,6 +243,14 @@ impl Emulator {
             Ok(Err(e)) => Err(Error::Serve(e)),
             Err(join) => Err(Error::Serve(std::io::Error::other(join))),
         }
+    }
+}
+
+/// Every exchange here is a small request answered by a small response; Nagle's
+/// algorithm would only hold segments back waiting for ACKs.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        warn!("cannot set TCP_NODELAY: {e}");
     }
 }
 

@@ -26,6 +26,9 @@ pub enum Error {
     #[error("invalid parameter override {0:?}: expected KEY=VALUE")]
     ParameterOverride(String),
 
+    #[error("invalid --url-port {0:?}: expected FUNCTION=PORT")]
+    UrlPortFlag(String),
+
     #[error("unknown function(s) {unknown}; the template defines: {available}")]
     UnknownFunctions { unknown: String, available: String },
 
@@ -36,6 +39,11 @@ pub enum Error {
 
     #[error("cannot determine the binary directory: {0}")]
     BinDir(io::Error),
+
+    #[error(
+        "--url-port {function}=..: no such function, or it has no FunctionUrlConfig in the template"
+    )]
+    UrlPortWithoutUrl { function: String },
 
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
@@ -69,6 +77,19 @@ pub enum Error {
     #[error("The emulator is shutting down")]
     ShuttingDown,
 
+    // --- Function URLs ---
+    #[error("No function URL for {function:?}: the function does not exist or has no FunctionUrlConfig in the template")]
+    NoFunctionUrl { function: String },
+
+    #[error("Request must be smaller than {limit} bytes")]
+    UrlRequestTooLarge { limit: usize },
+
+    #[error("Internal Server Error")]
+    UrlFunctionFailed,
+
+    #[error("Internal Server Error: {0}")]
+    UrlInvalidResponse(String),
+
     // --- Runtime API ---
     #[error("Invalid request ID {0}")]
     UnknownRequestId(String),
@@ -85,7 +106,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::FunctionNotFound { .. } | Error::UnknownInstance { .. } => StatusCode::NOT_FOUND,
+            Error::FunctionNotFound { .. }
+            | Error::UnknownInstance { .. }
+            | Error::NoFunctionUrl { .. } => StatusCode::NOT_FOUND,
+            Error::UrlRequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // What a Function URL answers when the function fails or answers nonsense.
+            Error::UrlFunctionFailed | Error::UrlInvalidResponse(_) => StatusCode::BAD_GATEWAY,
             Error::PayloadTooLarge { .. } | Error::ResponseTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -115,6 +141,16 @@ impl Error {
         }
     }
 
+    fn is_function_url(&self) -> bool {
+        matches!(
+            self,
+            Error::NoFunctionUrl { .. }
+                | Error::UrlRequestTooLarge { .. }
+                | Error::UrlFunctionFailed
+                | Error::UrlInvalidResponse(_)
+        )
+    }
+
     fn is_runtime_api(&self) -> bool {
         matches!(
             self,
@@ -136,12 +172,25 @@ impl IntoResponse for Error {
             let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
             return (status, Json(body)).into_response();
         }
+        if self.is_function_url() {
+            // Function URLs answer errors in API Gateway's `{"Message": ..}` shape.
+            let body = serde_json::json!({ "Message": message });
+            return (status, Json(body)).into_response();
+        }
         let kind = if status.is_server_error() {
             "Service"
         } else {
             "User"
         };
-        let body = serde_json::json!({ "Type": kind, "message": message });
+        // `Type`/`message` is what AWS sends; `errorType`/`errorMessage` repeat it in
+        // the shape `cargo lambda invoke` parses from local emulators, so it can
+        // print the reason instead of failing to decode the body.
+        let body = serde_json::json!({
+            "Type": kind,
+            "message": message,
+            "errorType": error_type,
+            "errorMessage": message,
+        });
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));

@@ -74,6 +74,8 @@ struct Pool {
     /// so a broken binary cannot crash-loop.
     init_failed: bool,
     closed: bool,
+    /// Spawn to first `/next` of every instance that got that far, oldest first.
+    cold_starts: Vec<Duration>,
 }
 
 impl Pool {
@@ -126,6 +128,11 @@ impl Function {
         &self.spec.name
     }
 
+    /// Init durations (spawn to first `/next`) of this function's instances so far.
+    pub fn cold_starts(&self) -> Vec<Duration> {
+        self.pool().cold_starts.clone()
+    }
+
     fn pool(&self) -> MutexGuard<'_, Pool> {
         // A panic elsewhere must not wedge the whole function.
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
@@ -166,12 +173,15 @@ impl Function {
         let was_busy = slot.status == Status::Busy;
         if !slot.initialized {
             slot.initialized = true;
+            // The first /next is the runtime saying its init is done: Lambda's Init Duration.
+            let init = slot.instance.spawned.elapsed();
             info!(
                 function = %self.spec.name,
                 instance,
-                init_ms = slot.instance.spawned.elapsed().as_millis() as u64,
+                init_ms = init.as_secs_f64() * 1000.0,
                 "instance initialized (cold start)"
             );
+            pool.cold_starts.push(init);
             pool.init_failed = false;
         }
         if was_busy {

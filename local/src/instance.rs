@@ -71,6 +71,8 @@ impl Launcher {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         die_with_parent(&mut command);
+        // Before spawn: fork and exec are part of a cold start.
+        let spawned = Instant::now();
         let mut child = command.spawn().map_err(|source| Error::Spawn {
             function: spec.name.clone(),
             path: path.clone(),
@@ -79,7 +81,7 @@ impl Launcher {
         let instance = Arc::new(Instance {
             id,
             pid: child.id().unwrap_or_default(),
-            spawned: Instant::now(),
+            spawned,
             kill: CancellationToken::new(),
             exited: CancellationToken::new(),
             current_request: Mutex::new(None),

@@ -46,12 +46,23 @@ impl Outcome {
     }
 }
 
+/// What the caller said about itself, passed to the runtime as JSON header values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerContext {
+    /// The mobile-SDK client context JSON (`Lambda-Runtime-Client-Context`).
+    pub client_context: Option<String>,
+    /// The Cognito identity JSON (`Lambda-Runtime-Cognito-Identity`).
+    pub cognito_identity: Option<String>,
+}
+
 /// A queued or running invocation. Shared between the caller waiting for the
 /// outcome, the function's queue, and the timeout watchdog.
 #[derive(Debug)]
 pub struct Invocation {
     pub request_id: String,
     pub payload: Bytes,
+    /// Who called, as the runtime's `Lambda-Runtime-Client-Context` / `-Cognito-Identity` headers.
+    pub caller: CallerContext,
     pub trace_id: String,
     pub received: Instant,
     done: CancellationToken,
@@ -60,10 +71,39 @@ pub struct Invocation {
 
 impl Invocation {
     pub fn new(payload: Bytes) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
+        Invocation::create(
+            uuid::Uuid::new_v4().to_string(),
+            payload,
+            CallerContext::default(),
+        )
+    }
+
+    /// For callers that put the request id in the payload too (function URL events).
+    pub fn with_id(
+        request_id: &str,
+        payload: Bytes,
+    ) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
+        Invocation::create(request_id.to_owned(), payload, CallerContext::default())
+    }
+
+    /// An Invoke API request with caller context (see [`CallerContext`]).
+    pub fn with_caller(
+        payload: Bytes,
+        caller: CallerContext,
+    ) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
+        Invocation::create(uuid::Uuid::new_v4().to_string(), payload, caller)
+    }
+
+    fn create(
+        request_id: String,
+        payload: Bytes,
+        caller: CallerContext,
+    ) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
         let invocation = Invocation {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id,
             payload,
+            caller,
             trace_id: trace_id(),
             received: Instant::now(),
             done: CancellationToken::new(),

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::{
     emulator::Shared,
     error::{Error, Result},
-    invocation::{Invocation, Outcome},
+    invocation::{CallerContext, Invocation, Outcome},
 };
 
 /// Lambda's synchronous request and response payload limit.
@@ -73,6 +73,7 @@ async fn invoke(
             arn: shared.arn(name),
         })?;
     let kind = InvocationType::from_headers(&headers)?;
+    let caller = caller_context(&headers)?;
     let payload = read_payload(body).await?;
 
     if kind == InvocationType::DryRun {
@@ -82,7 +83,7 @@ async fn invoke(
             Body::empty(),
         ));
     }
-    let (invocation, outcome) = Invocation::new(payload);
+    let (invocation, outcome) = Invocation::with_caller(payload, caller);
     let request_id = invocation.request_id.clone();
     function.submit(invocation);
 
@@ -122,6 +123,52 @@ async fn invoke(
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// The caller context: AWS's `X-Amz-Client-Context` (base64 JSON), or, as
+/// `cargo lambda invoke` sends them to local emulators, the runtime's own
+/// `Lambda-Runtime-Client-Context` / `Lambda-Runtime-Cognito-Identity` (plain JSON).
+fn caller_context(headers: &HeaderMap) -> Result<CallerContext> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let invalid = |what: &str| {
+        Error::InvalidRequestContent(format!("{what} must be a valid Base64-encoded JSON object."))
+    };
+    let client_context = match headers.get("X-Amz-Client-Context") {
+        Some(value) => {
+            let decoded = STANDARD
+                .decode(value.as_bytes())
+                .map_err(|_| invalid("Client context"))?;
+            let text = String::from_utf8(decoded).map_err(|_| invalid("Client context"))?;
+            Some(json_header(&text).ok_or_else(|| invalid("Client context"))?)
+        }
+        None => plain_json(headers, "Lambda-Runtime-Client-Context")
+            .map_err(|_| invalid("Client context"))?,
+    };
+    let cognito_identity = plain_json(headers, "Lambda-Runtime-Cognito-Identity")
+        .map_err(|_| invalid("Cognito identity"))?;
+    Ok(CallerContext {
+        client_context: client_context.filter(|c| !c.is_empty()),
+        cognito_identity: cognito_identity.filter(|c| !c.is_empty()),
+    })
+}
+
+fn plain_json(headers: &HeaderMap, name: &str) -> Result<Option<String>, ()> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| ())?;
+            json_header(text).map(Some).ok_or(())
+        }
+    }
+}
+
+/// `text` as a JSON header value for the runtime, if it is JSON that fits in one.
+fn json_header(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    // It travels on as a header value, which cannot hold line breaks.
+    let compact = text.replace(['\r', '\n'], "");
+    HeaderValue::from_str(&compact).ok()?;
+    Some(compact)
 }
 
 async fn read_payload(body: Body) -> Result<Bytes> {

@@ -5,6 +5,14 @@
 //! the Lambda Runtime API to those processes and the Lambda Invoke API to
 //! everyone else, on one HTTP server.
 //!
+//! Functions with `FunctionUrlConfig` in the template are also served as Function
+//! URLs: `http://LISTEN/urls/{function}/{path}` (or the root of a port of their own
+//! with `--url-port function=PORT`) turns plain HTTP into API Gateway v2 events,
+//! as `lambda_http` functions expect. Each instance's init duration (spawn to
+//! first `/next`) is logged as "instance initialized (cold start)" and kept in
+//! [`function::Function::cold_starts`]. `scripts/bench-emulator.sh` measures the
+//! per-invocation overhead against `cargo lambda watch`.
+//!
 //! Module map:
 //!
 //! - [`config`] — the settings of one run.
@@ -15,12 +23,14 @@
 //! - [`invocation`] — one request and its outcome.
 //! - [`runtime_api`] — `/runtime/{function}/{instance}/2018-06-01/runtime/...`.
 //! - [`invoke_api`] — `/2015-03-31/functions/{name}/invocations`.
+//! - [`function_url`] — `/urls/{function}/...`: Function URLs, HTTP to API Gateway v2 events and back.
 //! - [`error`] — the crate's error type and its HTTP rendering.
 
 pub mod config;
 pub mod emulator;
 pub mod error;
 pub mod function;
+pub mod function_url;
 pub mod instance;
 pub mod invocation;
 pub mod invoke_api;

@@ -41,6 +41,22 @@ struct Cli {
         default_value = "000000000000"
     )]
     account_id: String,
+
+    /// Also serve FUNCTION's URL at the root of its own PORT (as FUNCTION=PORT; repeat
+    /// for several). Every function with FunctionUrlConfig is served under
+    /// /urls/FUNCTION/ on --listen regardless; a port of its own suits pages with absolute links.
+    #[arg(long = "url-port", env = "HEMOSTAT_LOCAL_URL_PORTS", value_delimiter = ',', value_parser = parse_url_port)]
+    url_ports: Vec<(String, u16)>,
+}
+
+fn parse_url_port(s: &str) -> Result<(String, u16), Error> {
+    match s.split_once('=') {
+        Some((name, port)) if !name.trim().is_empty() => match port.trim().parse() {
+            Ok(port) => Ok((name.trim().to_owned(), port)),
+            Err(_) => Err(Error::UrlPortFlag(s.to_owned())),
+        },
+        _ => Err(Error::UrlPortFlag(s.to_owned())),
+    }
 }
 
 fn parse_override(s: &str) -> Result<(String, String), Error> {
@@ -106,6 +122,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         .collect::<BTreeMap<_, _>>();
     config.max_concurrency = cli.max_concurrency as usize;
     config.account_id = cli.account_id;
+    config.url_ports = cli.url_ports.into_iter().collect();
     hemostat_local::run(config, shutdown_signal()).await
 }
 

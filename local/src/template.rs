@@ -33,6 +33,17 @@ pub struct FunctionSpec {
     /// it is only set if the emulator's own environment provides it.
     pub environment: BTreeMap<String, Option<String>>,
     pub reserved_concurrency: Option<u32>,
+    /// Set when the function has a SAM `FunctionUrlConfig`: it is then also
+    /// reachable over plain HTTP (see [`crate::function_url`]).
+    pub url: Option<FunctionUrlConfig>,
+}
+
+/// A function's `FunctionUrlConfig`, as far as the emulator honours it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionUrlConfig {
+    /// `NONE` or `AWS_IAM`. The emulator checks no signatures either way, but
+    /// keeps the value so the event's `requestContext` can say which it was.
+    pub auth_type: String,
 }
 
 /// Values that intrinsics resolve against.
@@ -168,6 +179,31 @@ fn function_spec(
         })
         .transpose()?;
 
+    let url = match prop("FunctionUrlConfig") {
+        None | Some(Value::Null) => None,
+        Some(config) => {
+            let auth_type = match config.get("AuthType") {
+                Some(v) => resolver.resolve(v).map_err(|what| {
+                    Error::Template(format!(
+                        "{id}.FunctionUrlConfig.AuthType: cannot resolve {what}"
+                    ))
+                })?,
+                // AuthType is required by CloudFormation; fail like a deploy would.
+                None => {
+                    return Err(Error::Template(format!(
+                        "{id}.FunctionUrlConfig: AuthType is required (NONE or AWS_IAM)"
+                    )));
+                }
+            };
+            if auth_type != "NONE" && auth_type != "AWS_IAM" {
+                return Err(Error::Template(format!(
+                    "{id}.FunctionUrlConfig.AuthType: {auth_type:?} is not NONE or AWS_IAM"
+                )));
+            }
+            Some(FunctionUrlConfig { auth_type })
+        }
+    };
+
     let mut environment = BTreeMap::new();
     let global_vars = globals.and_then(|g| variables(g.get("Environment")));
     let own_vars = variables(props.get("Environment"));
@@ -192,6 +228,7 @@ fn function_spec(
         timeout_secs,
         environment,
         reserved_concurrency,
+        url,
     })
 }
 

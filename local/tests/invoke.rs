@@ -261,9 +261,12 @@ async fn unknown_function_is_404() {
     );
     assert_eq!(
         reply.json(),
+        // AWS's `Type`/`message`, repeated as `errorType`/`errorMessage` for cargo lambda.
         serde_json::json!({
             "Type": "User",
-            "message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"
+            "message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope",
+            "errorType": "ResourceNotFoundException",
+            "errorMessage": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"
         })
     );
     emulator.stop().await;
@@ -477,4 +480,42 @@ async fn unknown_function_filter_is_a_startup_error() {
 fn process_alive(pid: u64) -> bool {
     // Reaped children vanish from /proc; zombies would still count as alive here.
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_context_reaches_the_function_decoded() {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let emulator = TestEmulator::start().await;
+    let path = "/2015-03-31/functions/echo/invocations";
+    let context = r#"{"custom":{"trace":"abc"},"environment":{"k":"v"}}"#;
+    let encoded = STANDARD.encode(context);
+    let reply = emulator
+        .request(
+            "POST",
+            path,
+            &[("X-Amz-Client-Context", &encoded)],
+            r#"{"context":true}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let ctx = reply.json();
+    assert_eq!(ctx["client_context"]["custom"]["trace"], "abc");
+    assert_eq!(ctx["client_context"]["environment"]["k"], "v");
+
+    for bad in ["not base64!", &STANDARD.encode("not json")] {
+        let reply = emulator
+            .request(
+                "POST",
+                path,
+                &[("X-Amz-Client-Context", bad)],
+                r#"{"context":true}"#,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{bad}");
+        assert_eq!(
+            reply.header("x-amzn-ErrorType"),
+            Some("InvalidRequestContentException")
+        );
+    }
+    emulator.stop().await;
 }

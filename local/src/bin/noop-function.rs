@@ -50,6 +50,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
             "version": context.env_config.version,
             "log_stream": context.env_config.log_stream,
             "log_group": context.env_config.log_group,
+            "client_context": context.client_context,
+            "identity": context.identity,
         }));
     }
     if let Some(names) = payload.get("env").and_then(Value::as_array) {
