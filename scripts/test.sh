@@ -82,9 +82,10 @@ main() {
 
     local -a extra
     read -r -a extra <<<"$(test_args "$@")"
-    phase "running tests: cargo test ${extra[*]:+${extra[*]} }$*"
+    phase "running tests: cargo test --no-fail-fast ${extra[*]:+${extra[*]} }$*"
     local status=0
-    cargo test "${extra[@]}" "$@" || status=$?
+    # --no-fail-fast: one failing test binary must not hide the results of the others.
+    cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
     if ((status == 0)); then
         phase "tests passed"
     else

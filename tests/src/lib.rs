@@ -19,6 +19,8 @@
 //!   crash and restart.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
+//! - [`stack`] — [`start_emulator`] / [`start_bridge`]: HemoStat's
+//!   long-running parts, started and waited for.
 //! - [`process`] — [`Process`], a workspace binary run with its output in
 //!   `target/e2e-logs/{test}-{name}.log`, killed when dropped.
 //!
@@ -38,6 +40,7 @@ pub mod polling;
 pub mod port;
 pub mod process;
 pub mod redis_server;
+pub mod stack;
 
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
@@ -47,6 +50,7 @@ pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder};
 pub use redis_server::RedisServer;
+pub use stack::{start_bridge, start_emulator};
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.

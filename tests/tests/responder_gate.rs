@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hemostat_bridge::invoker::{HttpInvoker, Invocation, Invoker};
-use hemostat_e2e::{Process, RedisServer, free_port, wait_for, workspace_root};
+use hemostat_e2e::{RedisServer, start_emulator, workspace_root};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
     batch::{BatchEvent, BatchRecord, BatchResponse},
@@ -48,22 +48,16 @@ fn request(i: usize, host: &str) -> BatchEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     let redis = RedisServer::start().await;
-    let listen = format!("127.0.0.1:{}", free_port());
-    let emulator = Process::builder("hemostat-local")
-        .args(["--template", workspace_root().join("template.yaml").to_str().unwrap()])
-        .args(["--listen", &listen, "--functions", "hemostat-responder", "--max-concurrency", "8"])
-        .env("REDIS_URL", redis.url())
-        .env("RUST_LOG", "info")
-        .spawn();
-    let up = wait_for(Duration::from_secs(20), || {
-        let listen = listen.clone();
-        async move { tokio::net::TcpStream::connect(listen).await.ok() }
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.args(["--template", workspace_root().join("template.yaml").to_str().unwrap()])
+            .args(["--functions", "hemostat-responder", "--max-concurrency", "8"])
+            .env("REDIS_URL", redis.url())
+            .env("RUST_LOG", "info")
     })
     .await;
-    assert!(up.is_some(), "emulator never listened:\n{}", emulator.log_tail(30));
 
     let host = "stampede-host";
-    let invoker = HttpInvoker::new(&format!("http://{listen}"), Duration::from_secs(120)).unwrap();
+    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120)).unwrap();
     let calls = (0..REQUESTS).map(|i| {
         let invoker = invoker.clone();
         let payload = Bytes::from(serde_json::to_vec(&request(i, host)).unwrap());

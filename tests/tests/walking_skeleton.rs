@@ -12,7 +12,8 @@ use std::{sync::Arc, time::Duration};
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use futures::StreamExt;
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, wait_for, workspace_root,
+    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, start_bridge, start_emulator, wait_for,
+    workspace_root,
 };
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
@@ -36,28 +37,16 @@ async fn start_stack(redis: &RedisServer) -> Stack {
     let url = redis.url();
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
     let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let template = workspace_root().join("template.yaml");
 
-    let emulator = Process::builder("hemostat-local")
-        .args(["--template", template.to_str().unwrap(), "--listen", &listen])
-        .env("REDIS_URL", &url)
-        .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
-        .env("RUST_LOG", "info")
-        .spawn();
-    let up = wait_for(Duration::from_secs(20), || {
-        let listen = listen.clone();
-        async move { tokio::net::TcpStream::connect(listen).await.ok() }
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.args(["--template", template.to_str().unwrap()])
+            .env("REDIS_URL", &url)
+            .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
+            .env("RUST_LOG", "info")
     })
     .await;
-    assert!(up.is_some(), "emulator never listened on {listen}:\n{}", emulator.log_tail(40));
-
-    let bridge = Process::builder("hemostat-bridge")
-        .env("REDIS_URL", &url)
-        .env("HEMOSTAT_LAMBDA_ENDPOINT", format!("http://{listen}"))
-        .env("RUST_LOG", "info")
-        .spawn();
+    let bridge = start_bridge(|b| b.env("REDIS_URL", &url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")).await;
     let collector = Process::builder("hemostat-collector")
         .env("REDIS_URL", &url)
         .env("DOCKER_HOST", &docker_host)
@@ -67,7 +56,6 @@ async fn start_stack(redis: &RedisServer) -> Stack {
         .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
         .env("RUST_LOG", "info")
         .spawn();
-    bridge.wait_for_line("bridge ready", Duration::from_secs(20)).await;
     collector.wait_for_line("collector ready", Duration::from_secs(20)).await;
     Stack { host, _emulator: emulator, bridge, collector }
 }

@@ -52,14 +52,17 @@ async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
     assert_eq!(fake.requests(), 2);
     decide(&a, AlertSpec::new("api-5", "oom_killed").envelope(0.0)).await;
     assert_eq!(fake.requests(), 3);
-    // api-1 crashing for the 3rd time in minutes: repeated failures, not a
-    // lone crash, so the lone crash's cached verdict does not apply.
-    decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
-    decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
-    assert_eq!(fake.requests(), 4);
+    // api-1's second crash is still a lone crash: answered from the cache.
+    let second = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((second.method.as_deref(), fake.requests()), (Some("llm"), 3));
+    // Its third within minutes is a crash loop: neither the lone crash's
+    // cached verdict nor a new call applies, the rules' verdict is final.
+    let third = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((third.method.as_deref(), third.confidence), (Some("rule_based"), 0.6), "{third:?}");
+    assert_eq!(fake.requests(), 3);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     decide(&a, AlertSpec::new("api-6", "non_zero_exit").envelope(0.0)).await;
-    assert_eq!(fake.requests(), 5, "expired entries are asked again");
+    assert_eq!(fake.requests(), 4, "expired entries are asked again");
 }
 
 #[tokio::test]

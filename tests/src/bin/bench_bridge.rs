@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use hemostat_e2e::{Process, RedisServer, bin_dir, free_port};
+use hemostat_e2e::{Process, RedisServer, bin_dir, start_bridge, start_emulator};
 use redis::aio::MultiplexedConnection;
 
 const STREAM: &str = "hemostat:stream:health_alert";
@@ -132,27 +132,26 @@ fn write_template(dir: &std::path::Path, concurrency: u16) -> PathBuf {
 async fn start_stack(redis: &RedisServer, invoker: &str, batch: usize, in_flight: u16, label: &str) -> Stack {
     let dir = std::env::temp_dir();
     let template = write_template(&dir, in_flight);
-    let port = free_port();
-    let emulator = Process::builder("hemostat-local")
-        .test("bench")
-        .name(format!("{label}-emulator"))
-        .args(["--template".into(), template.display().to_string(), "--listen".into(), format!("127.0.0.1:{port}")])
-        .args(["--bin-dir".to_string(), bin_dir().display().to_string()])
-        .env("RUST_LOG", "warn")
-        .env_remove("BRIDGE_TEST_REDIS_URL")
-        .spawn();
-    emulator.wait_for_line("listening on", Duration::from_secs(20)).await;
-    let bridge = Process::builder("hemostat-bridge")
-        .test("bench")
-        .name(format!("{label}-bridge"))
-        .env("REDIS_URL", redis.url())
-        .env("RUST_LOG", "info")
-        .args(["--lambda-endpoint".to_string(), format!("http://127.0.0.1:{port}")])
-        .args(["--invoker", invoker, "--routes", "health_alert=noop", "--function-prefix", "bench"])
-        .args(["--batch-size".to_string(), batch.to_string(), "--max-in-flight".into(), in_flight.to_string()])
-        .args(["--consumer", "bench-1", "--max-age-seconds", "0"])
-        .spawn();
-    bridge.wait_for_line("bridge ready", Duration::from_secs(20)).await;
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.test("bench")
+            .name(format!("{label}-emulator"))
+            .args(["--template".into(), template.display().to_string()])
+            .args(["--bin-dir".to_string(), bin_dir().display().to_string()])
+            .env("RUST_LOG", "warn")
+            .env_remove("BRIDGE_TEST_REDIS_URL")
+    })
+    .await;
+    let bridge = start_bridge(|b| {
+        b.test("bench")
+            .name(format!("{label}-bridge"))
+            .env("REDIS_URL", redis.url())
+            .env("RUST_LOG", "info")
+            .args(["--lambda-endpoint", &endpoint])
+            .args(["--invoker", invoker, "--routes", "health_alert=noop", "--function-prefix", "bench"])
+            .args(["--batch-size".to_string(), batch.to_string(), "--max-in-flight".into(), in_flight.to_string()])
+            .args(["--consumer", "bench-1", "--max-age-seconds", "0"])
+    })
+    .await;
     Stack { _emulator: emulator, bridge }
 }
 

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use hemostat_e2e::{Process, RedisServer, free_port, wait_for, workspace_root};
+use hemostat_e2e::{RedisServer, start_bridge, start_emulator, workspace_root};
 use hemostat_protocol::{
     Envelope, EventKind, Publisher, RedisPublisher, connection,
     envelope::agent,
@@ -53,30 +53,21 @@ fn main() {
 
 async fn run(alerts: usize) {
     let redis = RedisServer::start().await;
-    let listen = format!("127.0.0.1:{}", free_port());
     let template = workspace_root().join("template.yaml");
-    let emulator = Process::builder("hemostat-local")
-        .name("bench-local")
-        .args(["--template", template.to_str().expect("utf-8 path"), "--listen", &listen])
-        .env("REDIS_URL", redis.url())
-        // Fleet brake off: every alert is for a new container of one image.
-        .env("RESPONDER_FLEET_BRAKE_HOSTS", "0")
-        .env("RUST_LOG", "warn")
-        .spawn();
-    let up = wait_for(Duration::from_secs(20), || {
-        let listen = listen.clone();
-        async move { tokio::net::TcpStream::connect(listen).await.ok() }
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.name("bench-local")
+            .args(["--template", template.to_str().expect("utf-8 path")])
+            .env("REDIS_URL", redis.url())
+            // Fleet brake off: every alert is for a new container of one image.
+            .env("RESPONDER_FLEET_BRAKE_HOSTS", "0")
+            // Info for the readiness line; per-request logs are at debug.
+            .env("RUST_LOG", "info")
     })
     .await;
-    assert!(up.is_some(), "emulator did not start:\n{}", emulator.log_tail(20));
-    let bridge = Process::builder("hemostat-bridge")
-        .name("bench-bridge")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_LAMBDA_ENDPOINT", format!("http://{listen}"))
-        // Info for the readiness line; per-batch logs are at debug.
-        .env("RUST_LOG", "info")
-        .spawn();
-    bridge.wait_for_line("bridge ready", Duration::from_secs(20)).await;
+    let bridge = start_bridge(|b| {
+        b.name("bench-bridge").env("REDIS_URL", redis.url()).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")
+    })
+    .await;
 
     let publisher = RedisPublisher::new(connection::connect(&redis.url()).await.expect("redis"));
     let mut reader = connection::connect_blocking(&redis.url(), Duration::from_secs(5)).await.expect("redis");

@@ -8,9 +8,9 @@
 
 #![allow(dead_code)]
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
-use hemostat_e2e::{Process, RedisServer, bin_dir, free_port, log_dir};
+use hemostat_e2e::{Process, RedisServer, bin_dir, log_dir, start_bridge, start_emulator};
 use redis::{AsyncCommands, aio::MultiplexedConnection};
 
 pub const ALERTS: &str = "hemostat:stream:health_alert";
@@ -45,32 +45,29 @@ impl Env {
             function("Responder", "hemostat-responder", responder_timeout)
         );
         std::fs::write(&template, yaml).expect("write the test template");
-        let port = free_port();
-        let emulator = Process::builder("hemostat-local")
-            .args(["--template".to_string(), template.display().to_string()])
-            .args(["--listen".to_string(), format!("127.0.0.1:{port}")])
-            .args(["--bin-dir".to_string(), bin_dir().display().to_string()])
-            // The template's value must win: a host variable would override it.
-            .env_remove("BRIDGE_TEST_REDIS_URL")
-            .env("RUST_LOG", "info")
-            .spawn();
-        emulator.wait_for_line("listening on", Duration::from_secs(20)).await;
-        Env { redis, endpoint: format!("http://127.0.0.1:{port}"), emulator }
+        let (emulator, endpoint) = start_emulator(|b| {
+            b.args(["--template".to_string(), template.display().to_string()])
+                .args(["--bin-dir".to_string(), bin_dir().display().to_string()])
+                // The template's value must win: a host variable would override it.
+                .env_remove("BRIDGE_TEST_REDIS_URL")
+                .env("RUST_LOG", "info")
+        })
+        .await;
+        Env { redis, endpoint, emulator }
     }
 
     /// A bridge with test-friendly timings; `extra` flags are appended
     /// (later flags win in clap for single values).
     pub async fn bridge(&self, name: &str, extra: &[&str]) -> Process {
-        let bridge = Process::builder("hemostat-bridge")
-            .name(name)
-            .env("REDIS_URL", self.redis.url())
-            .env("RUST_LOG", "info")
-            .args(["--lambda-endpoint", &self.endpoint, "--function-prefix", "hemostat"])
-            .args(["--retry-base-ms", "100", "--max-attempts", "3", "--block-ms", "200", "--max-age-seconds", "0"])
-            .args(extra.iter().copied())
-            .spawn();
-        bridge.wait_for_line("bridge ready", Duration::from_secs(20)).await;
-        bridge
+        start_bridge(|b| {
+            b.name(name)
+                .env("REDIS_URL", self.redis.url())
+                .env("RUST_LOG", "info")
+                .args(["--lambda-endpoint", &self.endpoint, "--function-prefix", "hemostat"])
+                .args(["--retry-base-ms", "100", "--max-attempts", "3", "--block-ms", "200", "--max-age-seconds", "0"])
+                .args(extra.iter().copied())
+        })
+        .await
     }
 
     pub async fn conn(&self) -> MultiplexedConnection {
