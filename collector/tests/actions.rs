@@ -15,10 +15,10 @@ use bollard::{
     },
 };
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, wait_for,
+    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
 };
 use hemostat_protocol::{
-    Action, Command, Envelope, EventKind,
+    Action, Command, EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
     keys,
 };
@@ -88,10 +88,10 @@ impl Env {
     }
 
     async fn completions(&mut self, command_id: &str) -> Vec<RemediationComplete> {
-        stream(&mut self.conn, EventKind::RemediationComplete)
+        stream_events::<RemediationComplete>(&mut self.conn, EventKind::RemediationComplete)
             .await
             .into_iter()
-            .map(|env| env.data_as::<RemediationComplete>().unwrap())
+            .map(|(_, data)| data)
             .filter(|c| c.command_id.as_deref() == Some(command_id))
             .collect()
     }
@@ -107,10 +107,10 @@ impl Env {
             let mut conn = self.conn.clone();
             let id = cmd.id.clone();
             async move {
-                stream(&mut conn, EventKind::RemediationComplete)
+                stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
                     .await
                     .into_iter()
-                    .map(|env| env.data_as::<RemediationComplete>().unwrap())
+                    .map(|(_, c)| c)
                     .find(|c| c.command_id.as_deref() == Some(id.as_str()))
             }
         })
@@ -121,10 +121,10 @@ impl Env {
     }
 
     async fn alerts_for(&mut self, container: &str) -> Vec<HealthAlert> {
-        stream(&mut self.conn, EventKind::HealthAlert)
+        stream_events::<HealthAlert>(&mut self.conn, EventKind::HealthAlert)
             .await
             .into_iter()
-            .map(|env| env.data_as::<HealthAlert>().unwrap())
+            .map(|(_, data)| data)
             .filter(|a| a.container == container)
             .collect()
     }
@@ -148,18 +148,6 @@ impl Env {
     async fn marker(&mut self, command_id: &str) -> Option<String> {
         self.conn.get(keys::command_seen(command_id)).await.unwrap()
     }
-}
-
-async fn stream(conn: &mut MultiplexedConnection, kind: EventKind) -> Vec<Envelope> {
-    let reply: redis::streams::StreamRangeReply = conn.xrange_all(kind.stream()).await.unwrap();
-    reply
-        .ids
-        .iter()
-        .map(|e| {
-            let json: String = e.get("envelope").expect("entry without envelope");
-            Envelope::parse(json.as_bytes()).expect("malformed envelope")
-        })
-        .collect()
 }
 
 async fn running(spec: ContainerSpec) -> TestContainer {
@@ -265,10 +253,10 @@ async fn restart_of_a_container_that_crashes_again_is_not_verified() {
         let mut conn = env.conn.clone();
         let name = c.name().to_owned();
         async move {
-            stream(&mut conn, EventKind::HealthAlert)
+            stream_events::<HealthAlert>(&mut conn, EventKind::HealthAlert)
                 .await
                 .into_iter()
-                .filter_map(|e| e.data_as::<HealthAlert>().ok())
+                .map(|(_, a)| a)
                 .find(|a| a.container == name && a.exit_code == Some(3))
         }
     })

@@ -10,10 +10,10 @@ use bollard::{
     query_parameters::{KillContainerOptions, StopContainerOptions},
 };
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, wait_for,
+    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
 };
 use hemostat_protocol::{
-    Action, Command, Envelope, EventKind,
+    Action, Command, EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
     keys,
 };
@@ -53,29 +53,10 @@ async fn start() -> Env {
     }
 }
 
-/// Every envelope on `kind`'s stream with the Redis arrival time (ms, from
-/// the entry id).
-async fn stream(conn: &mut MultiplexedConnection, kind: EventKind) -> Vec<(u64, Envelope)> {
-    let reply: redis::streams::StreamRangeReply = conn.xrange_all(kind.stream()).await.unwrap();
-    reply
-        .ids
-        .iter()
-        .map(|e| {
-            let ms = e.id.split('-').next().unwrap().parse().unwrap();
-            let json: String = e.get("envelope").expect("entry without envelope");
-            (
-                ms,
-                Envelope::parse(json.as_bytes()).expect("malformed envelope"),
-            )
-        })
-        .collect()
-}
-
 async fn alerts_for(conn: &mut MultiplexedConnection, container: &str) -> Vec<(u64, HealthAlert)> {
-    stream(conn, EventKind::HealthAlert)
+    stream_events::<HealthAlert>(conn, EventKind::HealthAlert)
         .await
         .into_iter()
-        .map(|(ms, env)| (ms, env.data_as::<HealthAlert>().unwrap()))
         .filter(|(_, a)| a.container == container)
         .collect()
 }
@@ -84,10 +65,10 @@ async fn completions_for(
     conn: &mut MultiplexedConnection,
     command_id: &str,
 ) -> Vec<RemediationComplete> {
-    stream(conn, EventKind::RemediationComplete)
+    stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
         .await
         .into_iter()
-        .map(|(_, env)| env.data_as::<RemediationComplete>().unwrap())
+        .map(|(_, c)| c)
         .filter(|c| c.command_id.as_deref() == Some(command_id))
         .collect()
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bollard::{Docker, models::ContainerStateStatusEnum};
 use hemostat_e2e::{
     ContainerSpec, PrivateDockerd, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name,
-    docker, wait_for,
+    docker, stream_events, wait_for,
 };
-use hemostat_protocol::{ContainerRef, Envelope, EventKind, event::HealthAlert, keys};
+use hemostat_protocol::{ContainerRef, EventKind, event::HealthAlert, keys};
 use redis::{AsyncCommands, aio::MultiplexedConnection};
 
 fn collector(redis: &RedisServer, host: &str, docker_host: Option<&str>) -> Process {
@@ -37,18 +37,7 @@ fn host_name() -> String {
 /// Every health alert in the stream, in stream order, with its arrival
 /// time (ms, from the entry id).
 async fn alerts(conn: &mut MultiplexedConnection) -> Vec<(u64, HealthAlert)> {
-    let reply: redis::streams::StreamRangeReply =
-        conn.xrange_all(EventKind::HealthAlert.stream()).await.unwrap_or_default();
-    reply
-        .ids
-        .iter()
-        .filter_map(|e| {
-            let ms = e.id.split('-').next()?.parse().ok()?;
-            let json: String = e.get("envelope")?;
-            let alert = Envelope::parse(json.as_bytes()).ok()?.data_as::<HealthAlert>().ok()?;
-            Some((ms, alert))
-        })
-        .collect()
+    stream_events(conn, EventKind::HealthAlert).await
 }
 
 /// Waits until every container in `names` has an alert; returns all alerts.

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, wait_for,
+    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
 };
 use hemostat_protocol::{
-    ContainerRef, Envelope, EventKind,
+    ContainerRef, EventKind,
     event::{AnomalyKind, HealthAlert, Severity},
     keys,
 };
@@ -59,23 +59,10 @@ async fn alerts(
     container: &str,
     kind: AnomalyKind,
 ) -> Vec<(u64, HealthAlert)> {
-    let reply: redis::streams::StreamRangeReply = conn
-        .xrange_all(EventKind::HealthAlert.stream())
+    stream_events::<HealthAlert>(conn, EventKind::HealthAlert)
         .await
-        .unwrap();
-    reply
-        .ids
-        .iter()
-        .filter_map(|e| {
-            let ms = e.id.split('-').next()?.parse().ok()?;
-            let json: String = e.get("envelope")?;
-            let alert = Envelope::parse(json.as_bytes())
-                .ok()?
-                .data_as::<HealthAlert>()
-                .ok()?;
-            (alert.container == container && alert.anomalies.iter().any(|a| a.kind == kind))
-                .then_some((ms, alert))
-        })
+        .into_iter()
+        .filter(|(_, alert)| alert.container == container && alert.anomalies.iter().any(|a| a.kind == kind))
         .collect()
 }
 

@@ -17,6 +17,8 @@
 //! - [`docker`] — [`docker()`] client for the private engine, [`test_image`].
 //! - [`dockerd`] — [`PrivateDockerd`], a test's own `dockerd` it may stop,
 //!   crash and restart.
+//! - [`events`] — [`stream_events`], a durable stream read back as typed
+//!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
 //! - [`stack`] — [`start_emulator`] / [`start_bridge`]: HemoStat's
@@ -34,6 +36,7 @@
 
 pub mod container;
 pub mod docker;
+pub mod events;
 pub mod dockerd;
 pub mod paths;
 pub mod polling;
@@ -44,6 +47,7 @@ pub mod stack;
 
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
+pub use events::stream_events;
 pub use dockerd::PrivateDockerd;
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};

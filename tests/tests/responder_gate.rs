@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hemostat_bridge::invoker::{HttpInvoker, Invocation, Invoker};
-use hemostat_e2e::{RedisServer, start_emulator, workspace_root};
+use hemostat_e2e::{RedisServer, start_emulator, stream_events, workspace_root};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
     batch::{BatchEvent, BatchRecord, BatchResponse},
@@ -14,7 +14,7 @@ use hemostat_protocol::{
     event::{RemediationComplete, RemediationNeeded, RemediationStatus},
     keys,
 };
-use redis::{AsyncCommands, streams::StreamRangeReply};
+use redis::AsyncCommands;
 
 const REQUESTS: usize = 1000;
 
@@ -80,13 +80,10 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     let dispatched: usize = conn.xlen(keys::commands(host)).await.unwrap();
     assert_eq!(dispatched, 1, "exactly one command for {REQUESTS} concurrent requests");
 
-    let completions: StreamRangeReply = conn.xrange_all(EventKind::RemediationComplete.stream()).await.unwrap();
-    let rejected = completions
-        .ids
-        .iter()
-        .filter_map(|e| e.get::<String>("envelope"))
-        .filter_map(|b| Envelope::parse(b.as_bytes()).ok()?.data_as::<RemediationComplete>().ok())
-        .filter(|c| c.result.status == RemediationStatus::Rejected)
+    let rejected = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+        .await
+        .into_iter()
+        .filter(|(_, c)| c.result.status == RemediationStatus::Rejected)
         .count();
     assert_eq!(rejected, REQUESTS - 1, "every other request is refused and the refusal recorded");
     let audit: usize = conn.llen(keys::audit(&ContainerRef::new(host, "api"))).await.unwrap();

@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use futures::StreamExt;
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, start_bridge, start_emulator, wait_for,
+    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, start_bridge, start_emulator, stream_events, wait_for,
     workspace_root,
 };
 use hemostat_protocol::{
@@ -20,7 +20,7 @@ use hemostat_protocol::{
     event::{RemediationComplete, RemediationStatus},
     keys,
 };
-use redis::{AsyncCommands, streams::StreamRangeReply};
+use redis::AsyncCommands;
 use tokio::sync::Mutex;
 
 const COMMAND_KEY: &str = "e2e-command-key";
@@ -78,13 +78,10 @@ async fn record_pubsub(redis: &RedisServer) -> Arc<Mutex<Vec<(String, String)>>>
 }
 
 async fn completions(conn: &mut redis::aio::MultiplexedConnection, container: &str) -> Vec<RemediationComplete> {
-    let reply: StreamRangeReply = conn.xrange_all(EventKind::RemediationComplete.stream()).await.unwrap();
-    reply
-        .ids
-        .iter()
-        .filter_map(|e| e.get::<String>("envelope"))
-        .filter_map(|body| Envelope::parse(body.as_bytes()).ok())
-        .filter_map(|env| env.data_as::<RemediationComplete>().ok())
+    stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
+        .await
+        .into_iter()
+        .map(|(_, c)| c)
         .filter(|c| c.container == container)
         .collect()
 }

@@ -1,0 +1,24 @@
+//! Reading HemoStat's durable streams back, as the tests' evidence.
+
+use hemostat_protocol::{Envelope, EventKind, publisher::ENVELOPE_FIELD};
+use redis::{AsyncCommands, aio::MultiplexedConnection, streams::StreamRangeReply};
+use serde::de::DeserializeOwned;
+
+/// Every event of `kind` in its durable stream, oldest first, with the time
+/// Redis took it (ms, from the entry id) and its `data` decoded as `T`.
+/// Entries that are not such events are skipped, and an unreachable Redis
+/// reads as empty: callers poll until what they wait for is there, also
+/// across a Redis restart.
+pub async fn stream_events<T: DeserializeOwned>(conn: &mut MultiplexedConnection, kind: EventKind) -> Vec<(u64, T)> {
+    let reply: StreamRangeReply = conn.xrange_all(kind.stream()).await.unwrap_or_default();
+    reply
+        .ids
+        .iter()
+        .filter_map(|e| {
+            let ms = e.id.split('-').next()?.parse().ok()?;
+            let json: String = e.get(ENVELOPE_FIELD)?;
+            let data = Envelope::parse(json.as_bytes()).ok()?.data_of::<T>(kind).ok()?;
+            Some((ms, data))
+        })
+        .collect()
+}
