@@ -11,10 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{error::CollectorError, scope::Scope};
 
-/// Not in `hemostat_protocol::keys` yet.
-pub fn heartbeat_key(host: &str) -> String {
-    format!("hemostat:heartbeat:{host}")
-}
+pub use hemostat_protocol::keys::heartbeat as heartbeat_key;
 
 #[derive(Debug)]
 enum Change {
@@ -192,12 +189,23 @@ impl Task {
             "host": self.host,
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
+            "interval_seconds": self.interval.as_secs_f64(),
             "timestamp": seed_timestamp(),
         });
         let ttl = (self.interval * 3).as_secs().max(1);
-        let () = self
-            .conn
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        // The set outlives the heartbeat key, so a collector that went
+        // silent is still known to whoever reports missing collectors.
+        let () = redis::pipe()
+            .atomic()
             .set_ex(heartbeat_key(&self.host), value.to_string(), ttl)
+            .ignore()
+            .zadd(keys::COLLECTORS, &self.host, now_ms)
+            .ignore()
+            .query_async(&mut self.conn)
             .await?;
         Ok(())
     }

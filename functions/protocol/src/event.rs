@@ -13,10 +13,22 @@ pub enum EventKind {
     RemediationNeeded,
     RemediationComplete,
     FalseAlarm,
+    /// HemoStat about itself (a collector gone silent, ...). Not a seed
+    /// channel: an extension that seed subscribers of `hemostat:*` see too.
+    SystemAlert,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
+        EventKind::HealthAlert,
+        EventKind::RemediationNeeded,
+        EventKind::RemediationComplete,
+        EventKind::FalseAlarm,
+        EventKind::SystemAlert,
+    ];
+
+    /// The four channels of the seed protocol.
+    pub const SEED: [EventKind; 4] = [
         EventKind::HealthAlert,
         EventKind::RemediationNeeded,
         EventKind::RemediationComplete,
@@ -29,6 +41,7 @@ impl EventKind {
             EventKind::RemediationNeeded => "remediation_needed",
             EventKind::RemediationComplete => "remediation_complete",
             EventKind::FalseAlarm => "false_alarm",
+            EventKind::SystemAlert => "system_alert",
         }
     }
 
@@ -250,4 +263,21 @@ pub struct FalseAlarm {
     /// `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+}
+
+/// `data` of a `system_alert`: HemoStat reporting on its own parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemAlert {
+    /// What happened, e.g. `collector_missing`, `collector_recovered`.
+    pub kind: String,
+    pub severity: Severity,
+    /// The host of the component concerned (a collector's host).
+    #[serde(default)]
+    pub host: String,
+    pub message: String,
+    /// When the component was last seen (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_for_seconds: Option<u64>,
 }

@@ -60,6 +60,17 @@ pub fn fleet_brake(image: &str) -> String {
     format!("hemostat:fleet_brake:{GATE_TAG}:{image}")
 }
 
+/// A collector's heartbeat (JSON: host, pid, version, interval_seconds,
+/// timestamp); expires after three missed intervals.
+pub fn heartbeat(host: &str) -> String {
+    format!("hemostat:heartbeat:{host}")
+}
+
+/// Every collector ever seen: a sorted set of host scored by the epoch ms of
+/// its last heartbeat, so a collector whose heartbeat key expired is still
+/// known and can be reported missing.
+pub const COLLECTORS: &str = "hemostat:collectors";
+
 pub fn events(kind: &str) -> String {
     format!("hemostat:events:{kind}")
 }
