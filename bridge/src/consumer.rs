@@ -47,6 +47,12 @@ use crate::{
 const RECLAIM_EVERY: Duration = Duration::from_millis(500);
 /// Pending entries examined per reclaim pass.
 const RECLAIM_SCAN: usize = 1000;
+/// Takeovers a record may go through on top of `max_attempts` before it is
+/// dead-lettered anyway: a record on which every bridge dies must not loop
+/// forever.
+const MAX_TAKEOVERS: u64 = 10;
+/// How long takeover counts are kept (refreshed on each takeover).
+const TAKEOVERS_TTL_SECONDS: i64 = 24 * 3600;
 /// Remembered failure reasons (for dead-letter entries); bounded.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
 /// Longest pause between attempts to read a stream that keeps failing
@@ -387,16 +393,19 @@ impl<I: Invoker> Route<I> {
             .await?;
         let mut batches = Vec::new();
         let (mut taken, mut taken_count): (Vec<StreamId>, Vec<u64>) = (Vec::new(), Vec::new());
-        for (id, consumer, idle_ms, deliveries) in rows {
-            let pending = Pending { id, consumer, idle_ms, deliveries };
+        let candidates: Vec<Pending> = rows
+            .into_iter()
+            .map(|(id, consumer, idle_ms, deliveries)| Pending { id, consumer, idle_ms, deliveries })
+            .filter(|pending| !(pending.consumer == self.config.consumer && self.is_in_flight(&pending.id)))
+            .collect();
+        let takeovers = self.takeovers(&candidates).await?;
+        for (pending, takeovers) in candidates.into_iter().zip(takeovers) {
             let mine = pending.consumer == self.config.consumer;
-            if mine && self.is_in_flight(&pending.id) {
-                continue;
-            }
-            let mut due = self.config.backoff(pending.deliveries).as_millis() as u64;
-            if !mine {
-                due = due.max(self.config.reclaim_idle_ms);
-            }
+            // Deliveries to consumers that died ended unknown, not failed:
+            // the previous takeovers, and this one if the owner is dead.
+            let unknown = takeovers + u64::from(!mine);
+            let failures = pending.deliveries.saturating_sub(unknown);
+            let due = self.due_ms(failures, mine);
             if pending.idle_ms < due {
                 continue;
             }
@@ -408,19 +417,24 @@ impl<I: Invoker> Route<I> {
                 .xclaim(&self.binding.stream, &self.binding.group, &self.config.consumer, due, &[&pending.id])
                 .await?;
             let Some(entry) = claimed.ids.into_iter().next() else { continue };
-            if pending.deliveries >= self.config.max_attempts {
+            let exhausted = failures >= self.config.max_attempts
+                || pending.deliveries >= self.config.max_attempts + MAX_TAKEOVERS;
+            if exhausted {
                 let reason = self
                     .last_errors
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&entry.id)
                     .cloned()
-                    .unwrap_or_else(|| format!("not handled after {} deliveries", pending.deliveries));
+                    .unwrap_or_else(|| {
+                        format!("not handled after {} deliveries ({unknown} to consumers that died)", pending.deliveries)
+                    });
                 let body: Option<String> = entry.get(ENVELOPE_FIELD);
                 self.dead_letter(&entry.id, &reason, body.as_deref(), pending.deliveries).await;
                 continue;
             }
             if !mine {
+                self.count_takeover(&entry.id).await;
                 let (stream, from) = (self.binding.stream.as_str(), pending.consumer.as_str());
                 self.stats.record(Event::TakenOver { stream, id: &entry.id, from, idle_ms: pending.idle_ms });
             }
@@ -439,6 +453,46 @@ impl<I: Invoker> Route<I> {
             batches.push((taken, taken_count));
         }
         Ok(batches)
+    }
+}
+
+impl<I: Invoker> Route<I> {
+    /// How long a pending record must have been idle before it is retried
+    /// (ours: its backoff) or taken over (another consumer's).
+    fn due_ms(&self, failures: u64, mine: bool) -> u64 {
+        let due = self.config.backoff(failures.max(1)).as_millis() as u64;
+        if mine { due } else { due.max(self.config.reclaim_idle_ms) }
+    }
+
+    fn takeovers_key(&self) -> String {
+        keys::bridge_takeovers(&self.binding.stream, &self.binding.group)
+    }
+
+    /// Takeover counts of `rows`, in order (0 when never taken over).
+    async fn takeovers(&self, rows: &[Pending]) -> Result<Vec<u64>, BridgeError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = rows.iter().map(|p| p.id.as_str()).collect();
+        let counts: Vec<Option<u64>> =
+            redis::cmd("HMGET").arg(self.takeovers_key()).arg(&ids).query_async(&mut self.writer.clone()).await?;
+        Ok(counts.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Best effort: a lost count only makes a later dead letter come one
+    /// attempt sooner.
+    async fn count_takeover(&self, id: &str) {
+        let key = self.takeovers_key();
+        let counted: Result<(), redis::RedisError> = redis::pipe()
+            .hincr(&key, id, 1)
+            .ignore()
+            .expire(&key, TAKEOVERS_TTL_SECONDS)
+            .ignore()
+            .query_async(&mut self.writer.clone())
+            .await;
+        if let Err(e) = counted {
+            tracing::warn!(error = %e, id, "counting a takeover failed");
+        }
     }
 }
 

@@ -200,3 +200,42 @@ async fn records_of_a_dead_replica_are_taken_over() {
     eventually("orphan delivered and acked", async || pending(&mut conn).await == 0).await;
     assert_eq!(function.seen.lock().unwrap()["orphan"], 1);
 }
+
+/// Replicas that died while holding a record are not the function failing:
+/// a record whose every delivery went to a consumer that then died is still
+/// delivered, however often that happened up to the ceiling (max attempts +
+/// 10 takeovers), and dead-lettered beyond it.
+#[tokio::test]
+async fn deliveries_to_dying_replicas_do_not_count_as_failed_attempts() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let publisher = RedisPublisher::new(connection::connect(&server.url()).await.unwrap());
+    publisher.publish(&alert("survivor")).await.unwrap();
+    publisher.publish(&alert("cursed")).await.unwrap();
+    let (stream, group) = (route().stream(), route().group());
+    let _: () = conn.xgroup_create_mkstream(&stream, &group, "0").await.unwrap();
+    let read: redis::streams::StreamReadReply = conn
+        .xread_options(&[&stream], &[">"], &redis::streams::StreamReadOptions::default().group(&group, "dead-0"))
+        .await
+        .unwrap();
+    let ids: Vec<String> = read.keys[0].ids.iter().map(|e| e.id.clone()).collect();
+    // Three bridges took each record over and died in turn (what the real
+    // bridge records on takeover); the cursed one went through twelve.
+    let takeovers = keys::bridge_takeovers(&stream, &group);
+    for (id, times) in [(&ids[0], 3u64), (&ids[1], 12)] {
+        for n in 1..=times {
+            let _: redis::streams::StreamClaimReply = conn.xclaim(&stream, &group, format!("dead-{n}"), 0, &[id]).await.unwrap();
+            let _: u64 = conn.hincr(&takeovers, id, 1).await.unwrap();
+        }
+    }
+
+    let function = FakeFunction::default();
+    let _stop = start(&server, function.clone(), |c| c.reclaim_idle_ms = 300).await;
+    eventually("both records settled", async || pending(&mut conn).await == 0).await;
+    assert_eq!(function.seen.lock().unwrap().get("survivor"), Some(&1), "4 deliveries, all to dead replicas: delivered again");
+    assert_eq!(function.seen.lock().unwrap().get("cursed"), None);
+    let dead = dead_letters(&mut conn).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], ids[1]);
+    assert!(dead[0]["reason"].contains("consumers that died"), "{dead:?}");
+}

@@ -55,17 +55,23 @@ async fn kill_9_ten_times_loses_nothing() {
         }
     })
     .await;
-    let seen = all.unwrap_or_else(|| seen_now_panic(&env, &bridge));
+    let Some(seen) = all else {
+        let seen = seen(&mut conn).await;
+        let pending = pending(&mut conn, ALERTS, ANALYZER_GROUP).await;
+        let dead: Vec<String> = dead_letters(&mut conn).await.into_iter().take(10).map(|d| format!("{} {}", d["id"], d["reason"])).collect();
+        panic!(
+            "not every event handled and acked in time: {} of {EVENTS} seen, {pending} pending, dead letters (first 10): {dead:#?}\n--- bridge ---\n{}\n--- emulator ---\n{}",
+            seen.len(),
+            bridge.log_tail(40),
+            env.emulator_log_tail()
+        );
+    };
     let missing: Vec<String> = (0..EVENTS).map(|i| format!("e{i}")).filter(|id| !seen.contains_key(id)).collect();
     assert!(missing.is_empty(), "lost events: {missing:?}");
     let duplicates: u64 = seen.values().map(|n| n - 1).sum();
     let twice = seen.values().filter(|n| **n > 1).count();
     println!("kill -9 x{KILLS}: {EVENTS} events, all handled; {duplicates} duplicate deliveries ({twice} events more than once)");
     assert!(dead_letters(&mut conn).await.is_empty(), "nothing should be dead-lettered");
-}
-
-fn seen_now_panic(env: &Env, bridge: &hemostat_e2e::Process) -> HashMap<String, u64> {
-    panic!("not every event handled and acked in time\n--- bridge ---\n{}\n--- emulator ---\n{}", bridge.log_tail(40), env.emulator_log_tail())
 }
 
 /// redis-server restarted under the bridge: it reconnects, recreates its

@@ -85,6 +85,13 @@ pub fn command_seen(id: &str) -> String {
     format!("hemostat:command_seen:{id}")
 }
 
+/// How often each pending record of a route was taken over from a consumer
+/// that died (hash id -> count): those deliveries ended unknown, so they do
+/// not count as failed attempts.
+pub fn bridge_takeovers(stream: &str, group: &str) -> String {
+    format!("hemostat:bridge:takeovers:{stream}:{group}")
+}
+
 /// The analyzer's recent alerts for a container (newest first, capped).
 pub fn history(c: &ContainerRef) -> String {
     format!("hemostat:history:{{{}}}", c.key())
