@@ -18,6 +18,11 @@ VENV="${HEMOSTAT_VENV:-/tmp/hemostat-venv}"
 # (e.g. aws-sam-cli, "moto[server]"), one pinned spec per line.
 DEFAULT_TOOLS=(
     "cargo-lambda==1.9.2"
+    # `sam validate --lint` (bundles cfn-lint) for the template test, and
+    # `sam build` with BuildMethod rust-cargolambda.
+    "aws-sam-cli==1.170.0"
+    # The exporter's CloudWatch round trip runs against moto's server.
+    "moto[server]==5.2.5"
 )
 
 if (($# > 0)); then

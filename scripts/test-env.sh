@@ -86,8 +86,20 @@ cmd_install() {
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # compose.yaml's test (docker-compose 1.x) and the demo scripts (jq).
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+    command -v jq >/dev/null 2>&1 || missing+=(jq)
+    # The dashboard's browser test: Debian's Chromium driven by playwright-core.
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    # The exporter's tests: a real Prometheus scrapes it; promtool checks
+    # its output and infra/prometheus (both in Debian's prometheus).
+    command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     if ((${#missing[@]} == 0)); then
         log "all packages present"
+        install_browser_driver
         return 0
     fi
     # Deduplicate (docker.io provides both dockerd and docker).
@@ -100,10 +112,28 @@ cmd_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # A systemd host may auto-start the packaged docker service; that is
     # harmless because we run our own daemon on our own socket.
-    for c in dockerd docker redis-server redis-cli busybox openssl; do
+    for c in dockerd docker redis-server redis-cli busybox openssl chromium node npm docker-compose jq prometheus promtool; do
         command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install"
     done
     log "installed: ${missing[*]}"
+    install_browser_driver
+}
+
+# playwright-core (no dependencies, no browser download of its own: it drives
+# /usr/bin/chromium) at the exact version tests/browser/package.json pins,
+# into tests/browser/node_modules.
+install_browser_driver() {
+    local dir want have
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/browser" && pwd)"
+    want="$(node -p "require('$dir/package.json').dependencies['playwright-core']")"
+    have="$(node -p "try { require('$dir/node_modules/playwright-core/package.json').version } catch (e) { '' }")"
+    if [[ "$have" == "$want" ]]; then
+        log "playwright-core $have present"
+        return 0
+    fi
+    log "installing playwright-core $want into $dir/node_modules"
+    (cd "$dir" && npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null) ||
+        die "npm install playwright-core@$want failed"
 }
 
 # --- start -----------------------------------------------------------------

@@ -421,6 +421,9 @@ fn complete(host: &str, cmd: &Command, result: RemediationResult) -> Result<Enve
         confidence: Some(cmd.confidence),
         reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
         detected_at: cmd.detected_at.clone(),
+        analysis_method: cmd.analysis_method.clone(),
+        image: cmd.image.clone(),
+        severity: cmd.severity,
     };
     Ok(Envelope::new(
         agent::RESPONDER,
@@ -456,6 +459,9 @@ fn complete_refused(
         confidence: None,
         reason: None,
         detected_at: None,
+        analysis_method: None,
+        image: None,
+        severity: None,
     };
     Ok(Envelope::new(
         agent::RESPONDER,

@@ -3,7 +3,7 @@
 use std::{fmt, time::Duration};
 
 use clap::Parser;
-use hemostat_protocol::connection::redact;
+use hemostat_protocol::{config::parse_duration, connection::redact};
 
 /// HemoStat collector: watches this host's Docker engine, reports crashes
 /// and executes remediation commands.
@@ -224,28 +224,6 @@ fn parse_capacity(s: &str) -> Result<usize, String> {
     }
 }
 
-/// `10`, `10s`, `500ms`, `2m`: bare numbers are seconds, as Docker's `-t`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 10, 10s, 500ms)"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        other => return Err(format!("unknown unit {other:?} in {s:?} (use ms, s or m)")),
-    };
-    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// The machine's hostname: /etc/hostname, else the `hostname` command.
 pub fn hostname() -> String {
     let from_file = std::fs::read_to_string("/etc/hostname")
@@ -266,16 +244,6 @@ pub fn hostname() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("-1").is_err());
-    }
 
     #[test]
     fn debug_hides_secrets() {

@@ -16,12 +16,13 @@ use bollard::{
 };
 use hemostat_protocol::{
     Action, Command,
+    config::parse_duration,
     event::{RemediationResult, RemediationStatus},
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cleanup, config::parse_duration, docker, error::CollectorError, exec, exec::Allowlist,
+    cleanup, docker, error::CollectorError, exec, exec::Allowlist,
     inflight::InFlight, scale, scope::Scope, verify,
 };
 

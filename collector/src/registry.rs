@@ -171,6 +171,10 @@ impl Task {
             .iter()
             .filter(|m| m.starts_with(&prefix) && !present.contains(*m))
             .collect();
+        if stale.is_empty() && present.is_empty() {
+            // Nothing to write; an empty pipeline is an error to Redis.
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         if !stale.is_empty() {
             pipe.srem(keys::CONTAINERS, stale).ignore();

@@ -19,7 +19,7 @@ use bollard::{
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use hemostat_protocol::{
-    Envelope, EventKind,
+    ContainerRef, Envelope, EventKind,
     envelope::{agent, seed_timestamp},
     event::{Anomaly, AnomalyKind, HealthAlert, Severity},
     keys,
@@ -554,11 +554,13 @@ impl Sampler {
         self.write().await;
     }
 
-    /// One pipeline: every running container's key, due keys of stopped
-    /// ones, deletions of removed ones.
+    /// One pipeline: every running container's key and chart sample, due
+    /// keys of stopped ones, deletions of removed ones.
     async fn write(&mut self) {
         let timestamp = seed_timestamp();
         let ttl = keys::STATS_TTL.as_secs();
+        let series_ttl = keys::SERIES_TTL.as_secs() as i64;
+        let now_ms = Utc::now().timestamp_millis();
         let now = Instant::now();
         let mut pipe = redis::pipe();
         let mut writes = 0usize;
@@ -583,6 +585,18 @@ impl Sampler {
                 Err(e) => {
                     tracing::warn!(container = %t.who.name, error = %e, "stats not serialisable")
                 }
+            }
+            // The dashboard's charts: a short capped list per container,
+            // in the same round trip as the stats.
+            if let Some(u) = usage {
+                let series = keys::series(&ContainerRef::new(&t.who.host, &t.who.name));
+                let sample = json!({"t": now_ms, "cpu": round2(u.cpu_pct), "mem": round2(u.memory_pct)});
+                pipe.lpush(&series, sample.to_string())
+                    .ignore()
+                    .ltrim(&series, 0, keys::SERIES_MAX as isize - 1)
+                    .ignore()
+                    .expire(&series, series_ttl)
+                    .ignore();
             }
             if !t.running() {
                 t.write_at = Some(now + EXITED_REFRESH);

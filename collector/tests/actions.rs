@@ -77,6 +77,9 @@ impl Env {
             dry_run: false,
             detected_at: None,
             args: Vec::new(),
+            analysis_method: None,
+            image: None,
+            severity: None,
         }
     }
 

@@ -107,6 +107,9 @@ fn command(host: &str, container: &TestContainer, action: Action) -> Command {
         dry_run: false,
         detected_at: Some("2026-01-01T00:00:00Z".into()),
         args: Vec::new(),
+        analysis_method: None,
+        image: None,
+        severity: None,
     }
 }
 

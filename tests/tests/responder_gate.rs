@@ -32,6 +32,7 @@ fn request(i: usize, host: &str) -> BatchEvent {
         image: Some("shop/api:1".into()),
         model: None,
         fallback_reason: None,
+        severity: None,
     };
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap();
     BatchEvent {

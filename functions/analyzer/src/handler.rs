@@ -149,6 +149,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
     fn decision(&self, alert: &HealthAlert, analysis: &Analysis) -> Result<Envelope, AnalyzerError> {
         let method = Some(analysis.method.as_str().to_owned());
         let fallback_reason = analysis.fallback_reason.map(str::to_owned);
+        let severity = alert.anomalies.iter().map(|a| a.severity).max();
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {
             let reason = if analysis.action == Action::None {
@@ -164,6 +165,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
                 analysis_method: method,
                 model: analysis.model.clone(),
                 fallback_reason,
+                severity,
             };
             return Ok(Envelope::new(agent::ANALYZER, EventKind::FalseAlarm, &alarm)?);
         }
@@ -180,6 +182,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             image: alert.image.clone(),
             model: analysis.model.clone(),
             fallback_reason,
+            severity,
         };
         Ok(Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed)?)
     }

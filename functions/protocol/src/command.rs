@@ -71,6 +71,15 @@ pub struct Command {
     /// sign) exactly as before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// Context the collector copies into its `remediation_complete`, so the
+    /// alert can say how the decision was taken. Omitted when unknown, so
+    /// commands without them serialise (and sign) exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::event::Severity>,
 }
 
 /// A command as it sits in a host's stream.
@@ -131,6 +140,9 @@ mod tests {
             dry_run: false,
             detected_at: None,
             args: Vec::new(),
+            analysis_method: None,
+            image: None,
+            severity: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Typed environment variables. A bad value is a startup error that names
 //! the variable, never a silent fallback to the default.
 
-use std::{fmt::Display, str::FromStr};
+use std::{fmt::Display, str::FromStr, time::Duration};
 
 use crate::error::ProtocolError;
 
@@ -47,6 +47,29 @@ pub fn env_secret(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The longest duration any setting takes: a week.
+const MAX_DURATION_SECS: f64 = 7.0 * 86_400.0;
+
+/// Durations as operators write them: `10` (seconds), `10s`, `500ms`, `2m`,
+/// `1h`; fractions allowed (`1.5s`). The error says what was expected.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10, 10s, 500ms, 2m, 1h)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit {other:?} in {s:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || !(0.0..=MAX_DURATION_SECS).contains(&secs) {
+        return Err(format!("{s:?} is out of range (at most a week)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// The Redis URL every component uses.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "redis://127.0.0.1:6379".into())
@@ -55,6 +78,19 @@ pub fn redis_url() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration(" 10s ").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "ten", "-1", "5 parsecs", "1e400", "8d", "200h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn bools_and_bad_values() {

@@ -189,6 +189,10 @@ pub struct RemediationNeeded {
     /// `budget_exhausted`, ...), when `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The highest severity among the alert's anomalies, so a refusal of a
+    /// critical alert can be told apart from a routine one downstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
 }
 
 /// How a remediation ended.
@@ -243,6 +247,15 @@ pub struct RemediationComplete {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<String>,
+    /// How the decision to act was taken (`rule_based`, `llm`,
+    /// `rule_fallback`), carried from the `remediation_needed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The alert's highest anomaly severity, when the analyzer said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
 }
 
 /// `data` of a `false_alarm`.
@@ -263,6 +276,10 @@ pub struct FalseAlarm {
     /// `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The alert's highest anomaly severity: a critical alert that leads to
+    /// no action is what an operator most needs to hear about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.

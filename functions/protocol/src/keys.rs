@@ -33,6 +33,19 @@ pub fn stats(c: &ContainerRef) -> String {
     format!("hemostat:stats:{}", c.key())
 }
 
+/// Samples kept in a container's [`series`]: two minutes at the default
+/// 1 s stats interval, enough for the dashboard's small charts.
+pub const SERIES_MAX: usize = 120;
+/// A series outlives its last sample as long as the stats key does.
+pub const SERIES_TTL: Duration = STATS_TTL;
+
+/// A container's recent samples for charts: a list, newest first, of compact
+/// JSON `{"t": epoch ms, "cpu": cpu_pct, "mem": memory_pct}`, capped at
+/// [`SERIES_MAX`].
+pub fn series(c: &ContainerRef) -> String {
+    format!("hemostat:series:{}", c.key())
+}
+
 /// The seed's remediation record (`{"last_action", "count"}`).
 pub fn remediation(c: &ContainerRef) -> String {
     format!("hemostat:remediation:{GATE_TAG}:{}", c.key())

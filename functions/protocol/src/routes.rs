@@ -30,6 +30,16 @@ impl Route {
 pub const ROUTES: &[Route] = &[
     Route { kind: EventKind::HealthAlert, function: "analyzer" },
     Route { kind: EventKind::RemediationNeeded, function: "responder" },
+    // Notifications and the dashboard's event log.
+    Route { kind: EventKind::RemediationComplete, function: "alert" },
+    Route { kind: EventKind::FalseAlarm, function: "alert" },
+    Route { kind: EventKind::SystemAlert, function: "alert" },
+    // Metrics: the exporter counts every event, in its own groups.
+    Route { kind: EventKind::HealthAlert, function: "exporter" },
+    Route { kind: EventKind::RemediationNeeded, function: "exporter" },
+    Route { kind: EventKind::RemediationComplete, function: "exporter" },
+    Route { kind: EventKind::FalseAlarm, function: "exporter" },
+    Route { kind: EventKind::SystemAlert, function: "exporter" },
 ];
 
 #[cfg(test)]

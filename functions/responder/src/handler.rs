@@ -57,7 +57,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     async fn decide(&self, env: &Envelope, needed: &RemediationNeeded) -> Result<(), hemostat_protocol::ProtocolError> {
         let host = match self.resolve_host(needed).await? {
             Ok(host) => host,
-            Err(reason) => return self.refuse(needed, "", &reason, None).await,
+            Err(reason) => return self.refuse(needed, "", &reason, None, needed.image.as_deref()).await,
         };
         let container = ContainerRef::new(host, &needed.container);
         let image = match &needed.image {
@@ -79,18 +79,18 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         match self.store.gate(&request).await? {
             Verdict::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
-                self.refuse(needed, &container.host, &reason, None).await
+                self.refuse(needed, &container.host, &reason, None, image.as_deref()).await
             }
             Verdict::Brake { reason } => {
                 tracing::error!(container = %container, image = ?image, %reason, "fleet brake: suspected bad release");
                 let details = format!("suspected bad release of image {}", image.as_deref().unwrap_or("?"));
-                self.refuse(needed, &container.host, &reason, Some(details)).await
+                self.refuse(needed, &container.host, &reason, Some(details), image.as_deref()).await
             }
             Verdict::Duplicate if self.store.was_dispatched(&id).await? => {
                 tracing::info!(container = %container, command_id = %id, "duplicate request, already dispatched");
                 Ok(())
             }
-            Verdict::Allowed { .. } | Verdict::Duplicate => self.dispatch(needed, &container, id).await,
+            Verdict::Allowed { .. } | Verdict::Duplicate => self.dispatch(needed, &container, id, image.as_deref()).await,
         }
     }
 
@@ -108,7 +108,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         })
     }
 
-    async fn dispatch(&self, needed: &RemediationNeeded, container: &ContainerRef, id: String) -> Result<(), hemostat_protocol::ProtocolError> {
+    async fn dispatch(
+        &self,
+        needed: &RemediationNeeded,
+        container: &ContainerRef,
+        id: String,
+        image: Option<&str>,
+    ) -> Result<(), hemostat_protocol::ProtocolError> {
         let command = Command {
             id,
             host: container.host.clone(),
@@ -121,6 +127,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             dry_run: self.config.dry_run,
             detected_at: needed.detected_at.clone(),
             args: Vec::new(),
+            analysis_method: needed.analysis_method.clone(),
+            image: image.map(str::to_owned),
+            severity: needed.severity,
         };
         let sealed = command.seal(self.config.command_key.as_deref().map(str::as_bytes));
         let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;
@@ -135,6 +144,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         host: &str,
         reason: &str,
         details: Option<String>,
+        image: Option<&str>,
     ) -> Result<(), hemostat_protocol::ProtocolError> {
         let complete = RemediationComplete {
             container: needed.container.clone(),
@@ -155,6 +165,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             confidence: Some(needed.confidence),
             reason: Some(needed.reason.clone()),
             detected_at: needed.detected_at.clone(),
+            analysis_method: needed.analysis_method.clone(),
+            image: image.map(str::to_owned),
+            severity: needed.severity,
         };
         let env = Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &complete)?;
         self.publisher.publish(&env).await.map(|_| ())

@@ -64,6 +64,9 @@ impl Env {
                 .env("REDIS_URL", self.redis.url())
                 .env("RUST_LOG", "info")
                 .args(["--lambda-endpoint", &self.endpoint, "--function-prefix", "hemostat"])
+                // Only the two routes this test template serves; the other
+                // functions' routes would dead-letter as "not found".
+                .args(["--routes", "health_alert=analyzer,remediation_needed=responder"])
                 .args(["--retry-base-ms", "100", "--max-attempts", "3", "--block-ms", "200", "--max-age-seconds", "0"])
                 .args(extra.iter().copied())
         })

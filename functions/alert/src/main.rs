@@ -1,0 +1,24 @@
+//! Lambda entry point: the Redis connection and the HTTP client are built
+//! once per instance and shared by every invocation.
+
+use hemostat_alert::{Alert, Config, config::HELP, deliver, store::RedisLog};
+use hemostat_protocol::function;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // Lambda passes no arguments; these only exist for a human at a shell.
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return Ok(());
+    }
+    let conn = function::init().await?;
+    let config = Config::from_env()?;
+    let alert = Alert::new(&config, RedisLog::from_config(conn, &config), deliver::client(&config)?);
+    let sinks: Vec<&str> = alert.sinks().iter().map(|s| s.name).collect();
+    // `config` shows URLs and the signing key as <redacted>.
+    tracing::info!(?config, ?sinks, "alert starting");
+    if config.enabled && sinks.is_empty() {
+        tracing::info!("no SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL: events are stored, nobody is notified");
+    }
+    function::serve(|batch| alert.handle(batch)).await
+}

@@ -1,0 +1,486 @@
+//! The HTTP handler: routes, JSON answers and their headers.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/` | the page (`text/html`, ETag, revalidated every load) |
+//! | `/api/containers` | grid: every container's stats, remediation record, and every host's liveness |
+//! | `/api/issues` | health alerts of the window not yet followed by a successful remediation |
+//! | `/api/events?container=&type=&status=&limit=` | the alert function's event lists, filtered |
+//! | `/api/series/<host>/<name>` | the container's recent CPU and memory samples |
+//!
+//! Paths are the request's path below the function URL: the same whether
+//! the emulator serves it under `/urls/<function>/`, on a port of its own,
+//! or AWS at the root of the URL (a named API Gateway stage is stripped).
+//! JSON is never cached (`no-store`: it is live data) and has `<`, `>` and
+//! `&` escaped as `\u003c`..., so no sniffing browser can ever read it as
+//! markup; the page is revalidated on every load (`no-cache` + ETag).
+
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use lambda_http::{Body, RequestExt, request::RequestContext};
+use serde::Serialize;
+
+use hemostat_protocol::{ContainerRef, EventKind, keys};
+
+use crate::{
+    config::Config,
+    error::DashboardError,
+    page::Page,
+    store::Store,
+    views::{self, EventFilter},
+};
+
+/// What the handler needs of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// Below the function URL, starting with `/`, still percent-encoded.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    pub if_none_match: Option<String>,
+}
+
+impl HttpRequest {
+    pub fn get(path_and_query: &str) -> HttpRequest {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        HttpRequest { method: Method::GET, path: path.to_owned(), query: query.to_owned(), if_none_match: None }
+    }
+
+    /// From a function URL / API Gateway v2 request: `rawPath` less a named
+    /// stage (`$default`, what function URLs use, has none in the path).
+    pub fn from_lambda(request: &lambda_http::Request) -> HttpRequest {
+        let raw = request.raw_http_path();
+        let mut path = if raw.is_empty() { request.uri().path().to_owned() } else { raw.to_owned() };
+        if let Some(RequestContext::ApiGatewayV2(ctx)) = request.request_context_ref()
+            && let Some(stage) = ctx.stage.as_deref().filter(|s| !s.is_empty() && *s != "$default")
+        {
+            let prefix = format!("/{stage}");
+            if path == prefix {
+                path = "/".into();
+            } else if path.starts_with(&format!("{prefix}/")) {
+                path = path[prefix.len()..].to_owned();
+            }
+        }
+        HttpRequest {
+            method: request.method().clone(),
+            path,
+            query: request.uri().query().unwrap_or_default().to_owned(),
+            if_none_match: request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        }
+    }
+}
+
+pub struct Dashboard<S> {
+    store: S,
+    config: Config,
+    page: Page,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl<S: Store> Dashboard<S> {
+    pub fn new(config: Config, store: S) -> Self {
+        let page = Page::new(config.refresh_seconds * 1000);
+        Dashboard { store, config, page }
+    }
+
+    /// The lambda_http entry point.
+    pub async fn handle(&self, request: lambda_http::Request) -> Response<Body> {
+        let request = HttpRequest::from_lambda(&request);
+        let response = self.respond(&request).await;
+        let (parts, body) = response.into_parts();
+        let body = if body.is_empty() { Body::Empty } else { Body::Text(body) };
+        Response::from_parts(parts, body)
+    }
+
+    pub async fn respond(&self, request: &HttpRequest) -> Response<String> {
+        let head = request.method == Method::HEAD;
+        if request.method != Method::GET && !head {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        // `/api/containers/` is `/api/containers`; `/` stays `/`.
+        let path = match request.path.strip_suffix('/') {
+            Some(p) if !p.is_empty() => p,
+            _ => request.path.as_str(),
+        };
+        let result = match path {
+            "" | "/" => return self.page(request, head),
+            "/api/containers" => self.containers().await,
+            "/api/issues" => self.issues().await,
+            "/api/events" => self.events(&request.query).await,
+            _ => match path.strip_prefix("/api/series/") {
+                Some(rest) => self.series(rest).await,
+                None if path == "/api" || path.starts_with("/api/") => Err(Route::NotFound),
+                None => {
+                    let response = plain(StatusCode::NOT_FOUND, "not found\n");
+                    return if head { strip(response) } else { response };
+                }
+            },
+        };
+        let response = match result {
+            Ok(body) => json(StatusCode::OK, body),
+            Err(Route::NotFound) => json(StatusCode::NOT_FOUND, error_body("not found")),
+            Err(Route::Failed(DashboardError::BadRequest(reason))) => json(StatusCode::BAD_REQUEST, error_body(&reason)),
+            Err(Route::Failed(e)) => {
+                tracing::warn!(path, error = %e, "dashboard read failed");
+                json(StatusCode::SERVICE_UNAVAILABLE, error_body("redis unavailable"))
+            }
+        };
+        if head { strip(response) } else { response }
+    }
+
+    fn page(&self, request: &HttpRequest, head: bool) -> Response<String> {
+        let unchanged = request.if_none_match.as_deref().is_some_and(|tags| {
+            tags.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == self.page.etag || t == "*")
+        });
+        let (status, body) = if unchanged {
+            (StatusCode::NOT_MODIFIED, String::new())
+        } else if head {
+            (StatusCode::OK, String::new())
+        } else {
+            (StatusCode::OK, self.page.html.clone())
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        // Revalidated on every load: a new deployment shows at once, an
+        // unchanged page costs a 304.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Ok(v) = HeaderValue::from_str(&self.page.etag) {
+            h.insert(header::ETAG, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.page.content_security_policy) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        response
+    }
+
+    async fn containers(&self) -> Result<String, Route> {
+        let (members, collectors) = tokio::join!(self.store.members(keys::CONTAINERS), self.store.scored(keys::COLLECTORS));
+        let (members, collectors) = (members?, collectors?);
+        let (containers, total) = views::containers_to_read(&members, self.config.max_containers);
+        let hosts = views::hosts_of(&containers, &collectors);
+        // One round trip for everything keyed by container or host.
+        let mut wanted: Vec<String> = containers.iter().map(keys::stats).collect();
+        wanted.extend(containers.iter().map(keys::remediation));
+        wanted.extend(hosts.iter().map(|h| keys::heartbeat(h)));
+        let mut values = self.store.get_many(&wanted).await?;
+        let heartbeats = values.split_off(2 * containers.len());
+        let remediation = values.split_off(containers.len());
+        let view = views::containers_view(&containers, total, &values, &remediation, &hosts, &heartbeats, &collectors, now_ms());
+        to_json(&view)
+    }
+
+    async fn issues(&self) -> Result<String, Route> {
+        let n = self.config.stream_scan;
+        let streams = [EventKind::HealthAlert, EventKind::RemediationComplete, EventKind::FalseAlarm].map(EventKind::stream);
+        let (alerts, completions, false_alarms) = tokio::join!(
+            self.store.stream_tail(&streams[0], n),
+            self.store.stream_tail(&streams[1], n),
+            self.store.stream_tail(&streams[2], n),
+        );
+        let view = views::issues_view(&alerts?, &completions?, &false_alarms?, now_ms(), self.config.issue_window_seconds);
+        to_json(&view)
+    }
+
+    async fn events(&self, query: &str) -> Result<String, Route> {
+        let filter = EventFilter::parse(query)?;
+        // The whole list (at most 100): filters apply after reading.
+        let raw = self.store.list(&filter.list_key(), keys::EVENTS_MAX).await?;
+        to_json(&views::events_view(&raw, &filter))
+    }
+
+    async fn series(&self, rest: &str) -> Result<String, Route> {
+        let bad = || DashboardError::BadRequest("expected /api/series/<host>/<name>".into());
+        let (host, name) = rest.split_once('/').ok_or_else(bad)?;
+        let host = percent_decode(host).ok_or_else(bad)?;
+        let name = percent_decode(name).ok_or_else(bad)?;
+        // Docker names have no `/`; hosts should not either (it separates them in keys).
+        if host.is_empty() || name.is_empty() || host.contains('/') || name.contains('/') {
+            return Err(bad().into());
+        }
+        let container = ContainerRef::new(host, name);
+        let raw = self.store.list(&keys::series(&container), keys::SERIES_MAX).await?;
+        to_json(&views::series_view(&container, &raw))
+    }
+}
+
+/// Why a route gave no data.
+enum Route {
+    NotFound,
+    Failed(DashboardError),
+}
+
+impl From<DashboardError> for Route {
+    fn from(e: DashboardError) -> Self {
+        Route::Failed(e)
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, Route> {
+    serde_json::to_string(value).map_err(|e| Route::Failed(DashboardError::Protocol(e.into())))
+}
+
+fn error_body(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// JSON that is still the same JSON, but can never be read as HTML: `<`, `>`
+/// and `&` only occur inside strings, where `\u003c`... mean the same.
+pub fn escape_json_for_html(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn json(status: StatusCode, body: String) -> Response<String> {
+    let mut response = Response::new(escape_json_for_html(&body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    // Live data: never from a cache.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<String> {
+    let mut response = Response::new(body.to_owned());
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// HEAD: the same status and headers, no body.
+fn strip(response: Response<String>) -> Response<String> {
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, String::new())
+}
+
+/// `%XX` decoding of a path segment; None if it is not valid UTF-8 after.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use serde_json::{Value, json};
+
+    const HOSTILE: &str = "<img src=x onerror=alert(1)>&<script>alert(2)</script>";
+
+    fn store() -> MemoryStore {
+        let mut s = MemoryStore::default();
+        let now = now_ms();
+        s.sets.insert(keys::CONTAINERS.into(), vec!["h1/web".into(), format!("h1/{HOSTILE}")]);
+        s.strings.insert(
+            keys::stats(&ContainerRef::new("h1", "web")),
+            json!({"name": "web", "status": "running", "cpu_pct": 5.5, "memory_pct": 20.0, "health": "healthy"}).to_string(),
+        );
+        s.strings.insert(keys::heartbeat("h1"), json!({"host": "h1", "version": "0.1.0"}).to_string());
+        s.zsets.insert(keys::COLLECTORS.into(), vec![("h1".into(), now as f64)]);
+        let event = |kind: &str, data: Value| json!({"timestamp": "2025-11-03T10:30:53.000000", "agent": "HemoStat-Monitor", "type": kind, "data": data}).to_string();
+        s.lists.insert(
+            keys::events("all"),
+            vec![
+                event("remediation_complete", json!({"container": "web", "host": "h1", "action": "restart", "result": {"status": "success", "action": "restart", "container": "web"}})),
+                event("false_alarm", json!({"container": HOSTILE, "host": "h1", "reason": HOSTILE})),
+            ],
+        );
+        s.streams.insert(
+            EventKind::HealthAlert.stream(),
+            vec![(format!("{}-0", now - 1000), Some(event("health_alert", json!({"container": HOSTILE, "host": "h1", "issues": [HOSTILE], "metrics": {"name": "x"}}))))],
+        );
+        s.lists.insert(keys::series(&ContainerRef::new("h1", "web")), vec![r#"{"t":2,"cpu":2.0,"mem":20.0}"#.into(), r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into()]);
+        s
+    }
+
+    fn dashboard(s: MemoryStore) -> Dashboard<MemoryStore> {
+        Dashboard::new(Config::default(), s)
+    }
+
+    async fn get(d: &Dashboard<MemoryStore>, path: &str) -> (StatusCode, String, Response<String>) {
+        let r = d.respond(&HttpRequest::get(path)).await;
+        let ct = r.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        (r.status(), ct, r)
+    }
+
+    fn body_json(r: &Response<String>) -> Value {
+        serde_json::from_str(r.body()).unwrap_or_else(|e| panic!("{e}: {}", r.body()))
+    }
+
+    #[tokio::test]
+    async fn page_is_html_with_security_headers_and_revalidates() {
+        let d = dashboard(store());
+        let (status, ct, r) = get(&d, "/").await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
+        assert!(r.body().starts_with("<!doctype html>"));
+        let h = r.headers();
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'sha256-"));
+        let etag = h[header::ETAG].to_str().unwrap().to_owned();
+
+        let again = HttpRequest { if_none_match: Some(format!("W/\"other\", {etag}")), ..HttpRequest::get("/") };
+        let r = d.respond(&again).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert!(r.body().is_empty());
+        assert_eq!(r.headers()[header::ETAG], etag.as_str());
+
+        let head = HttpRequest { method: Method::HEAD, ..HttpRequest::get("/") };
+        let r = d.respond(&head).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.body().is_empty());
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404_and_other_methods_405() {
+        let d = dashboard(store());
+        let (status, ct, _) = get(&d, "/nonexistent").await;
+        assert_eq!((status, ct.as_str()), (StatusCode::NOT_FOUND, "text/plain; charset=utf-8"));
+        for path in ["/api", "/api/nope", "/index.html", "/api/containersx"] {
+            assert_eq!(get(&d, path).await.0, StatusCode::NOT_FOUND, "{path}");
+        }
+        let (status, ct, r) = get(&d, "/api/nope").await;
+        assert_eq!((status, ct.as_str()), (StatusCode::NOT_FOUND, "application/json; charset=utf-8"));
+        assert_eq!(body_json(&r)["error"], "not found");
+        let post = HttpRequest { method: Method::POST, ..HttpRequest::get("/api/containers") };
+        let r = d.respond(&post).await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
+    }
+
+    #[tokio::test]
+    async fn api_answers_json_that_is_never_cached() {
+        let d = dashboard(store());
+        for path in ["/api/containers", "/api/containers/", "/api/issues", "/api/events", "/api/events?type=false_alarm", "/api/series/h1/web"] {
+            let (status, ct, r) = get(&d, path).await;
+            assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json; charset=utf-8"), "{path}");
+            assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store", "{path}");
+            body_json(&r);
+        }
+        let (_, _, r) = get(&d, "/api/containers").await;
+        let v = body_json(&r);
+        assert_eq!(v["containers"][1]["key"], "h1/web");
+        assert_eq!(v["containers"][1]["cpu_pct"], 5.5);
+        assert_eq!(v["containers"][1]["health"], "healthy");
+        assert_eq!(v["hosts"][0]["alive"], true);
+
+        let (_, _, r) = get(&d, "/api/events?container=web&status=success").await;
+        let v = body_json(&r);
+        assert_eq!(v["events"].as_array().unwrap().len(), 1);
+        assert_eq!(v["events"][0]["action"], "restart");
+
+        let (_, _, r) = get(&d, "/api/series/h1/web").await;
+        let v = body_json(&r);
+        assert_eq!(v["samples"][0]["t"], 1, "oldest first");
+        assert_eq!(v["samples"].as_array().unwrap().len(), 2);
+        // Percent-encoded segments are decoded.
+        let (_, _, r) = get(&d, "/api/series/h%31/w%65b").await;
+        assert_eq!(body_json(&r)["key"], "h1/web");
+
+        let (status, _, r) = get(&d, "/api/events?type=bogus").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body_json(&r)["error"].as_str().unwrap().contains("unknown type"));
+        for bad in ["/api/series/h1", "/api/series/h1/a/b", "/api/series/%zz/web", "/api/series/h1/%2Fx"] {
+            assert_eq!(get(&d, bad).await.0, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_names_and_reasons_never_appear_as_markup() {
+        let d = dashboard(store());
+        for path in ["/api/containers", "/api/issues", "/api/events", "/api/events?type=<script>"] {
+            let (_, _, r) = get(&d, path).await;
+            let body = r.body();
+            assert!(!body.contains('<') && !body.contains('>'), "{path}: {body}");
+            // Still the same data once parsed.
+            if path == "/api/containers" {
+                assert_eq!(body_json(&r)["containers"][0]["name"], HOSTILE);
+            }
+            if path == "/api/events" {
+                assert_eq!(body_json(&r)["events"][1]["summary"], HOSTILE);
+            }
+            if path == "/api/issues" {
+                assert_eq!(body_json(&r)["issues"][0]["issues"][0], HOSTILE);
+            }
+        }
+        // The page itself carries no data at all.
+        let (_, _, r) = get(&d, "/").await;
+        assert!(!r.body().contains("onerror"));
+        assert_eq!(escape_json_for_html(r#"{"a":"<&>"}"#), r#"{"a":"\u003c\u0026\u003e"}"#);
+    }
+
+    #[tokio::test]
+    async fn redis_down_is_503_without_details() {
+        let d = dashboard(MemoryStore { down: true, ..MemoryStore::default() });
+        for path in ["/api/containers", "/api/issues", "/api/events", "/api/series/h/n"] {
+            let (status, _, r) = get(&d, path).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert_eq!(body_json(&r)["error"], "redis unavailable");
+        }
+        // The page does not need Redis.
+        assert_eq!(get(&d, "/").await.0, StatusCode::OK);
+    }
+
+    fn lambda_event(raw_path: &str, stage: &str) -> lambda_http::Request {
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": "type=false_alarm",
+            "headers": {"if-none-match": "\"x\"", "host": "abc.lambda-url.us-east-1.on.aws"},
+            "requestContext": {"accountId": "anonymous", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
+                "http": {"method": "GET", "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "$default", "stage": stage, "time": "03/Nov/2025:10:30:45 +0000", "timeEpoch": 0},
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+    }
+
+    #[tokio::test]
+    async fn lambda_requests_map_to_paths_with_and_without_a_stage() {
+        let r = HttpRequest::from_lambda(&lambda_event("/api/events", "$default"));
+        assert_eq!((r.path.as_str(), r.query.as_str(), r.if_none_match.as_deref()), ("/api/events", "type=false_alarm", Some("\"x\"")));
+        assert_eq!(HttpRequest::from_lambda(&lambda_event("/prod/api/events", "prod")).path, "/api/events");
+        assert_eq!(HttpRequest::from_lambda(&lambda_event("/prod", "prod")).path, "/");
+        assert_eq!(HttpRequest::from_lambda(&lambda_event("/production/x", "prod")).path, "/production/x");
+
+        let d = dashboard(store());
+        let response = d.handle(lambda_event("/api/events", "$default")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        match response.body() {
+            Body::Text(t) => assert!(t.contains("false_alarm")),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}

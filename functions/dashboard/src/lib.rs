@@ -1,0 +1,30 @@
+//! The dashboard function: HemoStat's live page, served as a Lambda
+//! function URL (`lambda_http`, API Gateway v2 events), reading Redis only.
+//!
+//! The page shows the container grid across hosts (CPU %, memory %, status,
+//! health, host liveness), active issues, the remediation history with
+//! filters and details, and small CPU and memory charts; it polls a small
+//! JSON API every 2 to 5 s. Every asset is compiled into the binary.
+//!
+//! Module map:
+//! - [`handler`]: routes, JSON answers and their headers (caching,
+//!   content types, escaping), and the lambda_http adapter.
+//! - [`views`]: the API's answers built from raw Redis values by pure
+//!   functions (grid, active issues, filtered history, series).
+//! - [`page`]: the HTML page with its script and style inlined, its ETag
+//!   and Content-Security-Policy.
+//! - [`store`]: the few Redis reads the handler needs, as a trait, with the
+//!   Redis and in-memory implementations.
+//! - [`config`]: environment variables.
+//! - [`error`]: the crate's error enum.
+
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod page;
+pub mod store;
+pub mod views;
+
+pub use config::Config;
+pub use error::DashboardError;
+pub use handler::{Dashboard, HttpRequest};

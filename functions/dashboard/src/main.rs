@@ -1,0 +1,19 @@
+//! Lambda entry point: the Redis connection and the page are built once per
+//! instance and shared by every request.
+
+use hemostat_dashboard::{Config, Dashboard, store::RedisStore};
+use hemostat_protocol::function;
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let conn = function::init().await?;
+    let config = Config::from_env()?;
+    tracing::info!(?config, "dashboard starting");
+    let dashboard = Dashboard::new(config, RedisStore::new(conn));
+    let dashboard = &dashboard;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(dashboard.handle(request).await)
+    }))
+    .await
+}

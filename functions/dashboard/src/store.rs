@@ -1,0 +1,134 @@
+//! What the dashboard reads from Redis, as a small trait of plain reads so
+//! the handler is tested without a server ([`MemoryStore`]) and the Redis
+//! implementation is tested against a real one.
+//!
+//! Reads only: the dashboard never writes, so it cannot disturb the loop it
+//! shows, and any number of instances (or a read replica) can serve it.
+
+use std::{collections::HashMap, future::Future};
+
+use redis::{AsyncCommands, aio::ConnectionManager, streams::StreamRangeReply};
+
+use hemostat_protocol::publisher::ENVELOPE_FIELD;
+
+use crate::error::DashboardError;
+
+/// One durable stream entry: its id (`<ms>-<seq>`) and its envelope JSON,
+/// if the entry has one.
+pub type StreamEntry = (String, Option<String>);
+
+pub trait Store: Send + Sync {
+    /// `SMEMBERS key`.
+    fn members(&self, key: &str) -> impl Future<Output = Result<Vec<String>, DashboardError>> + Send;
+    /// `GET` of every key, in order, in one round trip (missing keys are None).
+    fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<String>>, DashboardError>> + Send;
+    /// A sorted set, lowest score first, with the scores.
+    fn scored(&self, key: &str) -> impl Future<Output = Result<Vec<(String, f64)>, DashboardError>> + Send;
+    /// The first `limit` elements of a list (`LRANGE key 0 limit-1`).
+    fn list(&self, key: &str, limit: usize) -> impl Future<Output = Result<Vec<String>, DashboardError>> + Send;
+    /// The newest `count` entries of a stream, newest first (`XREVRANGE + - COUNT`).
+    fn stream_tail(&self, stream: &str, count: usize) -> impl Future<Output = Result<Vec<StreamEntry>, DashboardError>> + Send;
+}
+
+/// The store of a deployed dashboard: one multiplexed connection per
+/// instance, cloned per request.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager) -> Self {
+        RedisStore { conn }
+    }
+}
+
+impl Store for RedisStore {
+    async fn members(&self, key: &str) -> Result<Vec<String>, DashboardError> {
+        Ok(self.conn.clone().smembers(key).await?)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, DashboardError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A pipeline of GETs rather than one MGET: the keys span hash slots,
+        // which MGET refuses on Redis Cluster.
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.get(key);
+        }
+        Ok(pipe.query_async(&mut self.conn.clone()).await?)
+    }
+
+    async fn scored(&self, key: &str) -> Result<Vec<(String, f64)>, DashboardError> {
+        Ok(self.conn.clone().zrange_withscores(key, 0, -1).await?)
+    }
+
+    async fn list(&self, key: &str, limit: usize) -> Result<Vec<String>, DashboardError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.conn.clone().lrange(key, 0, limit as isize - 1).await?)
+    }
+
+    async fn stream_tail(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, DashboardError> {
+        let reply: StreamRangeReply = self.conn.clone().xrevrange_count(stream, "+", "-", count).await?;
+        Ok(reply.ids.into_iter().map(|e| {
+            let envelope: Option<String> = e.get(ENVELOPE_FIELD);
+            (e.id, envelope)
+        }).collect())
+    }
+}
+
+/// An in-memory [`Store`] for tests and examples: fill its public maps.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    pub sets: HashMap<String, Vec<String>>,
+    pub strings: HashMap<String, String>,
+    pub zsets: HashMap<String, Vec<(String, f64)>>,
+    /// Lists, first element first (as `LRANGE` returns them).
+    pub lists: HashMap<String, Vec<String>>,
+    /// Streams, oldest entry first (as `XADD` appends them).
+    pub streams: HashMap<String, Vec<StreamEntry>>,
+    /// When set, every read fails as if Redis were down.
+    pub down: bool,
+}
+
+impl MemoryStore {
+    fn check(&self) -> Result<(), DashboardError> {
+        if self.down {
+            return Err(redis::RedisError::from((redis::ErrorKind::Io, "connection refused")).into());
+        }
+        Ok(())
+    }
+}
+
+impl Store for MemoryStore {
+    async fn members(&self, key: &str) -> Result<Vec<String>, DashboardError> {
+        self.check()?;
+        Ok(self.sets.get(key).cloned().unwrap_or_default())
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, DashboardError> {
+        self.check()?;
+        Ok(keys.iter().map(|k| self.strings.get(k).cloned()).collect())
+    }
+
+    async fn scored(&self, key: &str) -> Result<Vec<(String, f64)>, DashboardError> {
+        self.check()?;
+        let mut all = self.zsets.get(key).cloned().unwrap_or_default();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Ok(all)
+    }
+
+    async fn list(&self, key: &str, limit: usize) -> Result<Vec<String>, DashboardError> {
+        self.check()?;
+        Ok(self.lists.get(key).map(|l| l.iter().take(limit).cloned().collect()).unwrap_or_default())
+    }
+
+    async fn stream_tail(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, DashboardError> {
+        self.check()?;
+        Ok(self.streams.get(stream).map(|s| s.iter().rev().take(count).cloned().collect()).unwrap_or_default())
+    }
+}

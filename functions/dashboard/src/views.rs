@@ -1,0 +1,657 @@
+//! What the JSON API answers, built from raw Redis values by pure functions
+//! (time is an argument), so every rule here is tested without Redis.
+//!
+//! Everything read is someone else's writing (collectors, functions, custom
+//! seed-protocol publishers, an LLM's reasons): it is parsed leniently (a
+//! malformed value is skipped or shown as unknown, never an error for the
+//! whole page) and never trusted as markup (see [`crate::handler`]).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use hemostat_protocol::{ContainerRef, EventKind};
+
+use crate::error::DashboardError;
+
+/// One cell of the container grid.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerRow {
+    /// `host/name`, the container's identity across the fleet.
+    pub key: String,
+    pub host: String,
+    pub name: String,
+    /// Docker's status (`running`, `exited`, ...), `unknown` when the
+    /// collector's stats expired or never came.
+    pub status: String,
+    /// `healthy`, `unhealthy`, `starting`, or None without a health check.
+    pub health: Option<String>,
+    pub cpu_pct: Option<f64>,
+    pub memory_pct: Option<f64>,
+    pub memory_usage: Option<u64>,
+    pub memory_limit: Option<u64>,
+    pub pids: Option<u64>,
+    pub image: Option<String>,
+    /// The collector's timestamp of these stats (seed format, UTC).
+    pub updated: Option<String>,
+    /// Whether the host's collector is alive (heartbeat present): when it is
+    /// not, the numbers are the last ones it wrote.
+    pub host_alive: bool,
+    /// The seed's remediation record (`last_action`, `count`) of the last hour.
+    pub remediation: Option<Value>,
+}
+
+/// One Docker host, from its collector's heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostRow {
+    pub host: String,
+    /// The heartbeat key exists (it expires after three missed intervals).
+    pub alive: bool,
+    /// Epoch ms of the last heartbeat, from `hemostat:collectors`.
+    pub last_seen_ms: Option<i64>,
+    pub seconds_since_seen: Option<f64>,
+    /// Containers of this host in `hemostat:containers`.
+    pub containers: usize,
+    /// The collector's version, from its heartbeat.
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainersView {
+    pub generated_at_ms: i64,
+    pub hosts: Vec<HostRow>,
+    pub containers: Vec<ContainerRow>,
+    /// Containers known in all; more than listed when `truncated`.
+    pub total: usize,
+    pub truncated: bool,
+}
+
+/// Raw values for [`containers_view`], as read from Redis.
+#[derive(Debug, Default, Clone)]
+pub struct ContainersInput {
+    /// `hemostat:containers`.
+    pub members: Vec<String>,
+    /// `hemostat:collectors`: host -> epoch ms of its last heartbeat.
+    pub collectors: Vec<(String, f64)>,
+}
+
+/// The containers to read stats for (sorted, capped) and every host seen.
+pub fn containers_to_read(members: &[String], max: usize) -> (Vec<ContainerRef>, usize) {
+    let mut all: Vec<ContainerRef> = members.iter().filter_map(|m| ContainerRef::parse(m)).collect();
+    all.sort();
+    all.dedup();
+    let total = all.len();
+    all.truncate(max);
+    (all, total)
+}
+
+/// Every host: those with a collector record, and those only named by a container.
+pub fn hosts_of(containers: &[ContainerRef], collectors: &[(String, f64)]) -> Vec<String> {
+    let mut hosts: Vec<String> = collectors.iter().map(|(h, _)| h.clone()).chain(containers.iter().map(|c| c.host.clone())).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Builds the grid. `stats` and `remediation` are aligned with `containers`,
+/// `heartbeats` with `hosts`.
+#[allow(clippy::too_many_arguments)]
+pub fn containers_view(
+    containers: &[ContainerRef],
+    total: usize,
+    stats: &[Option<String>],
+    remediation: &[Option<String>],
+    hosts: &[String],
+    heartbeats: &[Option<String>],
+    collectors: &[(String, f64)],
+    now_ms: i64,
+) -> ContainersView {
+    let last_seen: HashMap<&str, i64> = collectors.iter().map(|(h, ms)| (h.as_str(), *ms as i64)).collect();
+    let mut per_host: HashMap<&str, usize> = HashMap::new();
+    for c in containers {
+        *per_host.entry(c.host.as_str()).or_default() += 1;
+    }
+    let host_rows: Vec<HostRow> = hosts
+        .iter()
+        .zip(heartbeats.iter().chain(std::iter::repeat(&None)))
+        .map(|(host, beat)| {
+            let beat: Option<Value> = beat.as_deref().and_then(|b| serde_json::from_str(b).ok());
+            let seen = last_seen.get(host.as_str()).copied();
+            HostRow {
+                host: host.clone(),
+                alive: beat.is_some(),
+                last_seen_ms: seen,
+                seconds_since_seen: seen.map(|ms| ((now_ms - ms).max(0) as f64) / 1000.0),
+                containers: per_host.get(host.as_str()).copied().unwrap_or_default(),
+                version: beat.as_ref().and_then(|b| str_field(b, "version")),
+            }
+        })
+        .collect();
+    let alive: HashMap<&str, bool> = host_rows.iter().map(|h| (h.host.as_str(), h.alive)).collect();
+
+    let rows = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let stats: Option<Value> = stats.get(i).cloned().flatten().and_then(|s| serde_json::from_str(&s).ok()).filter(Value::is_object);
+            let record: Option<Value> = remediation.get(i).cloned().flatten().and_then(|s| serde_json::from_str(&s).ok()).filter(Value::is_object);
+            let s = stats.as_ref();
+            let running = s.and_then(|s| str_field(s, "status")).is_some_and(|st| st == "running");
+            // A stopped container's percentages are zeros, not measurements.
+            let measured = |field: &str| if running { s.and_then(|s| s.get(field)).and_then(Value::as_f64) } else { None };
+            ContainerRow {
+                key: c.key(),
+                host: c.host.clone(),
+                name: c.name.clone(),
+                status: s.and_then(|s| str_field(s, "status")).unwrap_or_else(|| "unknown".into()),
+                health: s.and_then(|s| str_field(s, "health")),
+                cpu_pct: measured("cpu_pct"),
+                memory_pct: measured("memory_pct"),
+                memory_usage: if running { s.and_then(|s| s.get("memory_usage")).and_then(Value::as_u64) } else { None },
+                memory_limit: s.and_then(|s| s.get("memory_limit")).and_then(Value::as_u64).filter(|l| *l > 0),
+                pids: if running { s.and_then(|s| s.get("pids")).and_then(Value::as_u64) } else { None },
+                image: s.and_then(|s| str_field(s, "image")),
+                updated: s.and_then(|s| str_field(s, "timestamp")),
+                host_alive: alive.get(c.host.as_str()).copied().unwrap_or(false),
+                remediation: record,
+            }
+        })
+        .collect();
+    ContainersView { generated_at_ms: now_ms, hosts: host_rows, containers: rows, total, truncated: total > containers.len() }
+}
+
+fn str_field(v: &Value, field: &str) -> Option<String> {
+    v.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// The ms part of a stream id (`<ms>-<seq>`).
+pub fn stream_ms(id: &str) -> Option<i64> {
+    id.split('-').next()?.parse().ok()
+}
+
+/// Who an event is about: `data.host` and `data.container` (either may be
+/// empty: seed-protocol publishers send no host, system alerts no container).
+fn subject(data: &Value) -> (String, String) {
+    let host = str_field(data, "host").unwrap_or_default();
+    let name = str_field(data, "container").unwrap_or_default();
+    (host, name)
+}
+
+/// `host/name`, or whichever part is known.
+fn subject_key(host: &str, name: &str) -> String {
+    match (host.is_empty(), name.is_empty()) {
+        (false, false) => format!("{host}/{name}"),
+        (true, _) => name.to_owned(),
+        (false, true) => host.to_owned(),
+    }
+}
+
+/// Same container, where a missing host (a seed-protocol publisher's event)
+/// matches any host.
+fn same_container(a: &(String, String), b: &(String, String)) -> bool {
+    a.1 == b.1 && (a.0.is_empty() || b.0.is_empty() || a.0 == b.0)
+}
+
+/// A stream entry's envelope as (ms, type, data); anything else is skipped.
+fn parse_entry(id: &str, envelope: Option<&str>) -> Option<(i64, String, Value)> {
+    let ms = stream_ms(id)?;
+    let v: Value = serde_json::from_str(envelope?).ok()?;
+    let kind = v.get("type")?.as_str()?.to_owned();
+    let data = v.get("data")?.clone();
+    data.is_object().then_some((ms, kind, data))
+}
+
+/// The latest remediation attempt after an issue was last seen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub at_ms: i64,
+    pub action: Option<String>,
+    pub status: Option<String>,
+    /// The refusal reason, error or details.
+    pub reason: Option<String>,
+}
+
+/// A container with health alerts not yet followed by a successful
+/// remediation (or a false-alarm verdict).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Issue {
+    pub key: String,
+    pub host: String,
+    pub name: String,
+    /// The latest alert's issues (`"Exited with code 1"`, ...).
+    pub issues: Vec<String>,
+    /// Anomaly kinds of the latest alert.
+    pub anomalies: Vec<String>,
+    /// The highest severity among the latest alert's anomalies.
+    pub severity: Option<String>,
+    /// Alerts within the window.
+    pub alerts: usize,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// What was tried since the latest alert (refused, failed, pending...).
+    pub last_attempt: Option<Attempt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssuesView {
+    pub generated_at_ms: i64,
+    pub window_seconds: u64,
+    pub issues: Vec<Issue>,
+}
+
+const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// Active issues from the newest entries of the `health_alert`,
+/// `remediation_complete` and `false_alarm` streams (each newest first).
+pub fn issues_view(
+    alerts: &[(String, Option<String>)],
+    completions: &[(String, Option<String>)],
+    false_alarms: &[(String, Option<String>)],
+    now_ms: i64,
+    window_seconds: u64,
+) -> IssuesView {
+    let since = now_ms - (window_seconds as i64).saturating_mul(1000);
+    let parse = |entries: &[(String, Option<String>)], kind: EventKind| -> Vec<(i64, (String, String), Value)> {
+        entries
+            .iter()
+            .filter_map(|(id, env)| parse_entry(id, env.as_deref()))
+            .filter(|(ms, k, _)| *ms >= since && k == kind.as_str())
+            .map(|(ms, _, data)| {
+                let who = subject(&data);
+                (ms, who, data)
+            })
+            .filter(|(_, who, _)| !who.1.is_empty())
+            .collect()
+    };
+    let alerts = parse(alerts, EventKind::HealthAlert);
+    let completions = parse(completions, EventKind::RemediationComplete);
+    let false_alarms = parse(false_alarms, EventKind::FalseAlarm);
+
+    // Newest alert first per container; the rest only count.
+    let mut issues: Vec<Issue> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut sorted = alerts;
+    sorted.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    for (ms, who, data) in &sorted {
+        let key = subject_key(&who.0, &who.1);
+        if let Some(&i) = index.get(&key) {
+            issues[i].alerts += 1;
+            issues[i].first_seen_ms = issues[i].first_seen_ms.min(*ms);
+            continue;
+        }
+        let anomalies: Vec<&Value> = data.get("anomalies").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+        let severity = anomalies
+            .iter()
+            .filter_map(|a| a.get("severity").and_then(Value::as_str))
+            .max_by_key(|s| SEVERITIES.iter().position(|k| k == s))
+            .map(str::to_owned);
+        index.insert(key.clone(), issues.len());
+        issues.push(Issue {
+            key,
+            host: who.0.clone(),
+            name: who.1.clone(),
+            issues: data.get("issues").and_then(Value::as_array).map(|a| a.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+            anomalies: anomalies.iter().filter_map(|a| a.get("type").and_then(Value::as_str).map(str::to_owned)).collect(),
+            severity,
+            alerts: 1,
+            first_seen_ms: *ms,
+            last_seen_ms: *ms,
+            last_attempt: None,
+        });
+    }
+
+    issues.retain_mut(|issue| {
+        let who = (issue.host.clone(), issue.name.clone());
+        let after = |(ms, w, _): &&(i64, (String, String), Value)| *ms >= issue.last_seen_ms && same_container(w, &who);
+        let dismissed = false_alarms.iter().any(|f| after(&f));
+        let later: Vec<&(i64, (String, String), Value)> = completions.iter().filter(after).collect();
+        let status = |d: &Value| d.pointer("/result/status").and_then(Value::as_str).map(str::to_owned);
+        let fixed = later.iter().any(|(_, _, d)| status(d).as_deref() == Some("success"));
+        if let Some((ms, _, d)) = later.iter().max_by_key(|(ms, _, _)| *ms) {
+            issue.last_attempt = Some(Attempt {
+                at_ms: *ms,
+                action: str_field(d, "action"),
+                status: status(d),
+                reason: ["/result/reason", "/result/error", "/result/details", "/reason"]
+                    .iter()
+                    .find_map(|p| d.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)),
+            });
+        }
+        !(fixed || dismissed)
+    });
+    IssuesView { generated_at_ms: now_ms, window_seconds, issues }
+}
+
+/// Remediation statuses the history can be filtered by.
+pub const STATUSES: [&str; 5] = ["success", "failed", "rejected", "dry_run", "not_applicable"];
+
+/// `/api/events` query parameters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Case-insensitive substring of the event's `host/name`.
+    pub container: Option<String>,
+    /// One event type: the list `hemostat:events:<type>` is read instead of `:all`.
+    pub kind: Option<EventKind>,
+    /// A remediation result status (`success`, `rejected`, ...).
+    pub status: Option<String>,
+    /// At most this many rows (1 to 100, the lists' length).
+    pub limit: usize,
+}
+
+impl EventFilter {
+    /// Parses a raw query string; an unknown type or status, or a bad limit, is a clear 400.
+    pub fn parse(query: &str) -> Result<EventFilter, DashboardError> {
+        let mut filter = EventFilter { limit: hemostat_protocol::keys::EVENTS_MAX, ..EventFilter::default() };
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            match key.as_ref() {
+                "container" => filter.container = Some(value.to_lowercase()),
+                "type" => {
+                    let kind = value.parse::<EventKind>().map_err(|_| {
+                        DashboardError::BadRequest(format!("unknown type {value:?}: one of {}", EventKind::ALL.map(|k| k.as_str()).join(", ")))
+                    })?;
+                    filter.kind = Some(kind);
+                }
+                "status" => {
+                    if !STATUSES.contains(&value) {
+                        return Err(DashboardError::BadRequest(format!("unknown status {value:?}: one of {}", STATUSES.join(", "))));
+                    }
+                    filter.status = Some(value.to_owned());
+                }
+                "limit" => {
+                    filter.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=hemostat_protocol::keys::EVENTS_MAX).contains(n))
+                        .ok_or_else(|| DashboardError::BadRequest(format!("limit {value:?}: expected 1 to {}", hemostat_protocol::keys::EVENTS_MAX)))?;
+                }
+                // Unknown parameters (cache busters, ...) are ignored, as most APIs do.
+                _ => {}
+            }
+        }
+        Ok(filter)
+    }
+
+    /// The list to read.
+    pub fn list_key(&self) -> String {
+        hemostat_protocol::keys::events(self.kind.map_or("all", EventKind::as_str))
+    }
+
+    fn matches(&self, row: &EventRow) -> bool {
+        self.kind.is_none_or(|k| row.kind == k.as_str())
+            && self.status.as_ref().is_none_or(|s| row.status.as_deref() == Some(s.as_str()))
+            && self.container.as_ref().is_none_or(|c| row.key.to_lowercase().contains(c.as_str()))
+    }
+}
+
+/// One row of the history: an event as the alert function stored it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    /// The envelope's timestamp (seed format, UTC).
+    pub timestamp: String,
+    pub agent: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub host: String,
+    pub container: String,
+    /// `host/name` (or whichever is known), what the container filter matches.
+    pub key: String,
+    pub action: Option<String>,
+    /// `data.result.status` of a remediation.
+    pub status: Option<String>,
+    /// One line for the table: the reason, error, message or issues.
+    pub summary: String,
+    /// The whole `data`, for the details view.
+    pub data: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventsView {
+    /// The list read (`hemostat:events:all` or `:<type>`).
+    pub source: String,
+    pub events: Vec<EventRow>,
+    /// Elements of the list that were not envelopes (skipped).
+    pub skipped: usize,
+}
+
+/// Builds the history from a list's elements (newest first).
+pub fn events_view(raw: &[String], filter: &EventFilter) -> EventsView {
+    let mut skipped = 0;
+    let mut events = Vec::new();
+    for item in raw {
+        let Some(row) = event_row(item) else {
+            skipped += 1;
+            continue;
+        };
+        if filter.matches(&row) && events.len() < filter.limit {
+            events.push(row);
+        }
+    }
+    EventsView { source: filter.list_key(), events, skipped }
+}
+
+fn event_row(item: &str) -> Option<EventRow> {
+    let v: Value = serde_json::from_str(item).ok()?;
+    let kind = str_field(&v, "type")?;
+    let data = v.get("data").filter(|d| d.is_object())?.clone();
+    let (host, container) = subject(&data);
+    let summary = ["/result/reason", "/result/error", "/result/details", "/reason", "/message"]
+        .iter()
+        .find_map(|p| data.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned))
+        .or_else(|| {
+            let issues: Vec<&str> = data.get("issues")?.as_array()?.iter().filter_map(Value::as_str).collect();
+            (!issues.is_empty()).then(|| issues.join("; "))
+        })
+        .unwrap_or_default();
+    Some(EventRow {
+        timestamp: str_field(&v, "timestamp").unwrap_or_default(),
+        agent: str_field(&v, "agent").unwrap_or_default(),
+        key: subject_key(&host, &container),
+        host,
+        container,
+        action: str_field(&data, "action").or_else(|| data.pointer("/result/action").and_then(Value::as_str).map(str::to_owned)),
+        status: data.pointer("/result/status").and_then(Value::as_str).map(str::to_owned),
+        kind,
+        summary,
+        data,
+    })
+}
+
+/// One chart point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Sample {
+    /// Epoch ms.
+    pub t: i64,
+    pub cpu: f64,
+    pub mem: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesView {
+    pub key: String,
+    /// Oldest first, as a chart draws them.
+    pub samples: Vec<Sample>,
+}
+
+/// The chart of a container from its series list (newest first).
+pub fn series_view(container: &ContainerRef, raw: &[String]) -> SeriesView {
+    let mut samples: Vec<Sample> = raw
+        .iter()
+        .filter_map(|s| {
+            let v: Value = serde_json::from_str(s).ok()?;
+            Some(Sample { t: v.get("t")?.as_i64()?, cpu: v.get("cpu")?.as_f64()?, mem: v.get("mem")?.as_f64()? })
+        })
+        .collect();
+    samples.sort_by_key(|s| s.t);
+    SeriesView { key: container.key(), samples }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(kind: &str, data: Value) -> String {
+        json!({"timestamp": "2025-11-03T10:30:45.123456", "agent": "HemoStat-Test", "type": kind, "data": data}).to_string()
+    }
+
+    fn entry(ms: i64, kind: &str, data: Value) -> (String, Option<String>) {
+        (format!("{ms}-0"), Some(env(kind, data)))
+    }
+
+    fn alert(ms: i64, host: &str, name: &str, issue: &str) -> (String, Option<String>) {
+        entry(ms, "health_alert", json!({"container": name, "host": host, "issues": [issue], "metrics": {"name": name},
+            "anomalies": [{"type": "non_zero_exit", "severity": "high"}, {"type": "oom_killed", "severity": "critical"}]}))
+    }
+
+    fn done(ms: i64, host: &str, name: &str, status: &str) -> (String, Option<String>) {
+        entry(ms, "remediation_complete", json!({"container": name, "host": host, "action": "restart",
+            "result": {"status": status, "action": "restart", "container": name, "reason": format!("{status} reason")}}))
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn an_issue_stays_until_a_later_success_or_false_alarm() {
+        let alerts = vec![
+            alert(NOW - 9_000, "h1", "web", "Exited with code 1"),
+            alert(NOW - 5_000, "h1", "web", "Exited with code 137"),
+            alert(NOW - 4_000, "h2", "web", "Exited with code 1"),
+            alert(NOW - 3_000, "h1", "db", "Unhealthy"),
+            alert(NOW - 2_000, "h1", "cache", "High CPU: 99%"),
+            // Outside the one-hour window: history, not an issue.
+            alert(NOW - 3_700_000, "h1", "old", "Exited with code 1"),
+        ];
+        let completions = vec![
+            // Before the latest web alert: does not resolve it.
+            done(NOW - 8_000, "h1", "web", "success"),
+            done(NOW - 4_500, "h1", "web", "rejected"),
+            // Same name on another host: resolves only that host's issue.
+            done(NOW - 3_500, "h2", "web", "success"),
+            // A seed-protocol publisher without a host matches by name.
+            done(NOW - 1_000, "", "db", "success"),
+        ];
+        let false_alarms = vec![entry(NOW - 1_500, "false_alarm", json!({"container": "cache", "host": "h1", "reason": "spike"}))];
+        let view = issues_view(&alerts, &completions, &false_alarms, NOW, 3600);
+        let keys: Vec<&str> = view.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["h1/web"], "{view:#?}");
+        let web = &view.issues[0];
+        assert_eq!(web.alerts, 2);
+        assert_eq!(web.issues, ["Exited with code 137"], "the latest alert's issues");
+        assert_eq!(web.severity.as_deref(), Some("critical"));
+        assert_eq!(web.anomalies, ["non_zero_exit", "oom_killed"]);
+        assert_eq!((web.first_seen_ms, web.last_seen_ms), (NOW - 9_000, NOW - 5_000));
+        let attempt = web.last_attempt.as_ref().expect("the refusal is shown");
+        assert_eq!(attempt.status.as_deref(), Some("rejected"));
+        assert_eq!(attempt.reason.as_deref(), Some("rejected reason"));
+    }
+
+    #[test]
+    fn malformed_stream_entries_are_skipped() {
+        let alerts = vec![
+            ("bad-id".to_owned(), Some(env("health_alert", json!({"container": "x"})))),
+            (format!("{NOW}-0"), None),
+            (format!("{NOW}-1"), Some("not json".into())),
+            (format!("{NOW}-2"), Some(env("health_alert", json!("not an object")))),
+            alert(NOW, "h", "ok", "Exited with code 1"),
+        ];
+        let view = issues_view(&alerts, &[], &[], NOW, 60);
+        assert_eq!(view.issues.len(), 1);
+        assert_eq!(view.issues[0].key, "h/ok");
+    }
+
+    #[test]
+    fn events_are_filtered_by_container_type_and_status() {
+        let raw = vec![
+            env("remediation_complete", json!({"container": "web", "host": "h1", "action": "restart", "result": {"status": "success", "action": "restart", "container": "web"}})),
+            env("remediation_complete", json!({"container": "api", "host": "h1", "action": "restart", "result": {"status": "rejected", "action": "restart", "container": "api", "reason": "cooldown: 3540 s left"}})),
+            env("false_alarm", json!({"container": "web", "host": "h2", "reason": "Transient spike"})),
+            env("system_alert", json!({"kind": "collector_missing", "severity": "high", "host": "h3", "message": "collector on h3 silent for 35 s"})),
+            "garbage".into(),
+        ];
+        let all = events_view(&raw, &EventFilter::parse("").unwrap());
+        assert_eq!(all.events.len(), 4);
+        assert_eq!(all.skipped, 1);
+        assert_eq!(all.source, "hemostat:events:all");
+        assert_eq!(all.events[1].summary, "cooldown: 3540 s left");
+        assert_eq!(all.events[3].key, "h3");
+        assert_eq!(all.events[3].summary, "collector on h3 silent for 35 s");
+
+        let web = events_view(&raw, &EventFilter::parse("container=WEB").unwrap());
+        assert_eq!(web.events.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["h1/web", "h2/web"]);
+        let h1_web = events_view(&raw, &EventFilter::parse("container=h1%2Fweb").unwrap());
+        assert_eq!(h1_web.events.len(), 1);
+
+        let rejected = events_view(&raw, &EventFilter::parse("status=rejected").unwrap());
+        assert_eq!(rejected.events.len(), 1);
+        assert_eq!(rejected.events[0].container, "api");
+
+        let filter = EventFilter::parse("type=false_alarm&limit=5").unwrap();
+        assert_eq!(filter.list_key(), "hemostat:events:false_alarm");
+        assert_eq!(filter.limit, 5);
+        let alarms = events_view(&raw, &filter);
+        assert_eq!(alarms.events.len(), 1);
+        assert_eq!(alarms.events[0].kind, "false_alarm");
+
+        let one = events_view(&raw, &EventFilter::parse("limit=1").unwrap());
+        assert_eq!(one.events.len(), 1);
+    }
+
+    #[test]
+    fn bad_filters_are_refused_with_the_reason() {
+        for (query, says) in [("type=bogus", "unknown type"), ("status=fine", "unknown status"), ("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit")] {
+            let err = EventFilter::parse(query).unwrap_err().to_string();
+            assert!(err.contains(says), "{query}: {err}");
+        }
+        // Empty values mean "no filter", unknown parameters are ignored.
+        assert_eq!(EventFilter::parse("container=&status=&_=123").unwrap(), EventFilter { limit: 100, ..EventFilter::default() });
+    }
+
+    #[test]
+    fn grid_reads_the_collector_stats_and_host_liveness() {
+        let members: Vec<String> = ["h2/b", "h1/z", "h1/a", "not-a-key", "h1/a"].map(String::from).to_vec();
+        let (containers, total) = containers_to_read(&members, 10);
+        assert_eq!(containers.iter().map(ContainerRef::key).collect::<Vec<_>>(), ["h1/a", "h1/z", "h2/b"]);
+        assert_eq!(total, 3);
+        let collectors = vec![("h1".to_owned(), (NOW - 2_000) as f64), ("h3".to_owned(), (NOW - 90_000) as f64)];
+        let hosts = hosts_of(&containers, &collectors);
+        assert_eq!(hosts, ["h1", "h2", "h3"]);
+        let stats = vec![
+            Some(json!({"name": "a", "status": "running", "cpu_pct": 12.5, "memory_pct": 40.25, "memory_usage": 1024, "memory_limit": 4096, "pids": 3, "health": "healthy", "image": "nginx:1", "timestamp": "2025-11-03T10:30:45.123456"}).to_string()),
+            Some(json!({"name": "z", "status": "exited", "cpu_pct": 0.0, "memory_pct": 0.0, "health": null}).to_string()),
+            None,
+        ];
+        let remediation = vec![Some(json!({"last_action": "2025-11-03T10:30:53", "count": 2}).to_string()), None, Some("{broken".into())];
+        let heartbeats = vec![Some(json!({"host": "h1", "version": "0.1.0"}).to_string()), None, None];
+        let view = containers_view(&containers, total, &stats, &remediation, &hosts, &heartbeats, &collectors, NOW);
+        let a = &view.containers[0];
+        assert_eq!((a.status.as_str(), a.health.as_deref(), a.cpu_pct, a.memory_pct), ("running", Some("healthy"), Some(12.5), Some(40.25)));
+        assert_eq!((a.memory_usage, a.memory_limit, a.pids), (Some(1024), Some(4096), Some(3)));
+        assert!(a.host_alive);
+        assert_eq!(a.remediation.as_ref().unwrap()["count"], 2);
+        let z = &view.containers[1];
+        assert_eq!((z.status.as_str(), z.health.as_deref(), z.cpu_pct), ("exited", None, None), "no numbers for a stopped container");
+        let b = &view.containers[2];
+        assert_eq!((b.status.as_str(), b.host_alive, b.remediation.is_none()), ("unknown", false, true));
+        let h: Vec<(&str, bool, usize)> = view.hosts.iter().map(|h| (h.host.as_str(), h.alive, h.containers)).collect();
+        assert_eq!(h, [("h1", true, 2), ("h2", false, 1), ("h3", false, 0)]);
+        assert_eq!(view.hosts[0].seconds_since_seen, Some(2.0));
+        assert_eq!(view.hosts[0].version.as_deref(), Some("0.1.0"));
+        assert_eq!(view.hosts[1].last_seen_ms, None);
+
+        let (cut, total) = containers_to_read(&members, 2);
+        assert_eq!((cut.len(), total), (2, 3));
+    }
+
+    #[test]
+    fn series_is_oldest_first_and_skips_junk() {
+        let c = ContainerRef::new("h", "web");
+        let raw: Vec<String> = vec![r#"{"t":3,"cpu":3.0,"mem":30.0}"#.into(), "junk".into(), r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into(), r#"{"t":2,"cpu":2}"#.into()];
+        let view = series_view(&c, &raw);
+        assert_eq!(view.samples, [Sample { t: 1, cpu: 1.0, mem: 10.0 }, Sample { t: 3, cpu: 3.0, mem: 30.0 }]);
+    }
+}

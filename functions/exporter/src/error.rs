@@ -1,0 +1,24 @@
+//! The exporter's one error type.
+
+use hemostat_protocol::ProtocolError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis answered with something of an unexpected type.
+    #[error("redis reply: {0}")]
+    RedisReply(#[from] redis::ParsingError),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A setting that cannot work; names the variable, never a secret's value.
+    #[error("{name}: {reason}")]
+    Config { name: &'static str, reason: String },
+    /// CloudWatch refused or could not be reached; the full SDK error chain.
+    #[error("cloudwatch: {0}")]
+    CloudWatch(String),
+    /// An invocation whose payload is none of the three shapes the exporter
+    /// serves (bridge batch, function URL request, scheduled event).
+    #[error("unsupported invocation: {0}")]
+    UnsupportedEvent(String),
+}

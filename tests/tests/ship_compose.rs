@@ -1,0 +1,272 @@
+//! compose.yaml for real: the images are built from host files
+//! (`infra/images/stage.sh`, `infra/Dockerfile*`), the whole stack comes up
+//! on the private dockerd with docker-compose, a crashing demo container is
+//! restarted by HemoStat with its `remediation_complete` in the stack's
+//! Redis, a demo script (`scripts/demo/restart-limit.sh`) reports what
+//! HemoStat did, Prometheus (profile `prometheus`) runs with HemoStat's
+//! rules, and `docker-compose down -v` tears it all down, also when the test
+//! fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use hemostat_e2e::{bin_dir, docker, free_port, wait_for, wait_until, workspace_root};
+use hemostat_protocol::{EventKind, event::{RemediationComplete, RemediationStatus}, keys};
+use redis::AsyncCommands;
+
+fn compose_file() -> PathBuf {
+    workspace_root().join("compose.yaml")
+}
+
+fn docker_compose() -> Command {
+    let found = Command::new("docker-compose").arg("version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "docker-compose not found: run scripts/test-env.sh install (it installs Debian's docker-compose)");
+    let mut cmd = Command::new("timeout");
+    // No compose step may hang the suite: a wedged build or daemon fails the test.
+    cmd.args(["600", "docker-compose", "--ansi", "never", "-f"]).arg(compose_file());
+    cmd
+}
+
+fn show(what: &str, output: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn compose_config_is_valid() {
+    for profile in [None, Some("prometheus")] {
+        let mut cmd = docker_compose();
+        if let Some(p) = profile {
+            cmd.args(["--profile", p]);
+        }
+        let output = cmd.args(["config", "-q"]).output().expect("run docker-compose config");
+        assert!(output.status.success(), "{}", show("docker-compose config", &output));
+    }
+    let output = docker_compose().args(["config", "--services"]).output().expect("run docker-compose config");
+    let services = String::from_utf8_lossy(&output.stdout);
+    for service in ["redis", "functions", "bridge", "collector", "demo"] {
+        assert!(services.lines().any(|s| s == service), "service {service} missing: {services}");
+    }
+}
+
+/// The emulator hands a function only the variables template.yaml declares,
+/// so compose's `functions` service must pass every one of them through:
+/// otherwise a setting in .env silently never reaches its function.
+#[test]
+fn compose_passes_every_template_variable_to_the_functions() {
+    let output = docker_compose().args(["config"]).output().expect("run docker-compose config");
+    assert!(output.status.success(), "{}", show("docker-compose config", &output));
+    let config: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).expect("config is YAML");
+    let passed = config["services"]["functions"]["environment"].as_mapping().expect("functions.environment");
+
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("read template.yaml");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let mut scopes = vec![&template["Globals"]["Function"]["Environment"]["Variables"]];
+    for resource in template["Resources"].as_mapping().expect("Resources").values() {
+        if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
+            scopes.push(&resource["Properties"]["Environment"]["Variables"]);
+        }
+    }
+    let missing: Vec<&str> = scopes
+        .iter()
+        .filter_map(|vars| vars.as_mapping())
+        .flat_map(|vars| vars.keys())
+        .filter(|k| !passed.contains_key(*k))
+        .filter_map(|k| k.as_str())
+        .collect();
+    assert!(missing.is_empty(), "compose.yaml's functions service does not pass {missing:?} through");
+}
+
+/// One compose project on the private dockerd; `down -v` when dropped, so a
+/// failing assertion still leaves nothing behind.
+struct Project {
+    name: String,
+    env: Vec<(String, String)>,
+}
+
+impl Project {
+    fn compose(&self) -> Command {
+        let mut cmd = docker_compose();
+        cmd.args(["-p", &self.name]);
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.compose().args(args).output().expect("run docker-compose");
+        assert!(output.status.success(), "{}", show(&format!("docker-compose {}", args.join(" ")), &output));
+        output
+    }
+
+    fn logs(&self) -> String {
+        self.compose()
+            .args(["logs", "--no-color", "--tail", "40"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // With the profile, or down would leave the prometheus container.
+        let down = ["--profile", "prometheus", "down", "-v", "--remove-orphans", "--timeout", "5"];
+        match self.compose().args(down).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("{}", show("docker-compose down", &o)),
+            Err(e) => eprintln!("docker-compose down: {e}"),
+        }
+        // Each rebuild leaves the previous HemoStat images dangling; without
+        // this, reruns on one engine would pile up hundreds of MB each.
+        let _ = Command::new("docker").args(["image", "prune", "-f", "--filter", "label=hemostat.role"]).output();
+    }
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` if it answered 200 (plain
+/// HTTP/1.0: the tests need no HTTP client for one request).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_owned())
+}
+
+fn stage(bin_dir: &Path) {
+    let started = std::time::Instant::now();
+    let output = Command::new("bash")
+        .arg(workspace_root().join("infra/images/stage.sh"))
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .output()
+        .expect("run infra/images/stage.sh");
+    assert!(output.status.success(), "{}", show("infra/images/stage.sh", &output));
+    println!("staged images from {} in {:.1} s", bin_dir.display(), started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_stack_heals_a_crashing_demo_container() {
+    let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
+    let socket = docker_host.strip_prefix("unix://").expect("DOCKER_HOST is a unix:// socket").to_owned();
+    stage(&bin_dir());
+
+    let name = format!("hemostat-ship-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let redis_port = free_port();
+    let prometheus_port = free_port();
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let env: Vec<(String, String)> = [
+        ("DOCKER_HOST", docker_host.clone()),
+        ("DOCKER_SOCKET", socket),
+        ("HEMOSTAT_REDIS_PORT", redis_port.to_string()),
+        ("REDIS_URL", redis_url.clone()),
+        ("HEMOSTAT_LOCAL_PORT", free_port().to_string()),
+        ("HEMOSTAT_DEMO_PORT", free_port().to_string()),
+        ("HEMOSTAT_PROMETHEUS_PORT", prometheus_port.to_string()),
+        ("HEMOSTAT_HOST", name.clone()),
+        // Tests share the engine: this collector manages this project only.
+        ("HEMOSTAT_LABEL_SELECTOR", format!("com.docker.compose.project={name}")),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let project = Project { name: name.clone(), env };
+
+    let started = std::time::Instant::now();
+    project.run(&["--profile", "prometheus", "up", "-d", "--build"]);
+    println!("docker-compose up --build: {:.1} s", started.elapsed().as_secs_f64());
+
+    let client = redis::Client::open(redis_url.as_str()).expect("redis url");
+    let conn = wait_for(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { client.get_multiplexed_async_connection().await.ok() }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the stack's Redis never answered on {redis_url}\n{}", project.logs()));
+
+    // Ready: the collector's heartbeat is in, and the bridge made its consumer groups.
+    let ready = wait_until(Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let host = name.clone();
+        async move {
+            let heartbeat: Option<f64> = conn.zscore(keys::COLLECTORS, &host).await.unwrap_or(None);
+            let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
+                conn.xinfo_groups(EventKind::HealthAlert.stream()).await;
+            heartbeat.is_some() && groups.is_ok_and(|g| !g.groups.is_empty())
+        }
+    })
+    .await;
+    assert!(ready, "stack not ready within 60 s (collector heartbeat, bridge groups)\n{}", project.logs());
+    println!("stack ready {:.1} s after up", started.elapsed().as_secs_f64());
+
+    // Prometheus (profile `prometheus`), from the host's package, with
+    // infra/prometheus mounted: up, and HemoStat's alert rules loaded.
+    let rules = wait_for(Duration::from_secs(30), || async move {
+        http_get(prometheus_port, "/api/v1/rules").filter(|body| body.contains("\"status\":\"success\""))
+    })
+    .await
+    .unwrap_or_else(|| panic!("Prometheus never answered on 127.0.0.1:{prometheus_port}\n{}", project.logs()));
+    assert!(rules.contains("HemoStatCollectorMissing"), "infra/prometheus rules not loaded: {rules}");
+
+    // The demo service: crash it (exit 1); no restart policy, so only HemoStat brings it back.
+    let demo_id = String::from_utf8_lossy(&project.run(&["ps", "-q", "demo"]).stdout).trim().to_owned();
+    assert!(!demo_id.is_empty(), "no demo container\n{}", project.logs());
+    let docker = docker().await;
+    let inspect = docker.inspect_container(&demo_id, None).await.expect("inspect demo");
+    let demo_name = inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_owned();
+    let first_start = inspect.state.and_then(|s| s.started_at).unwrap_or_default();
+
+    let crash = Command::new("docker").args(["exec", &demo_id, "demo-crash"]).output().expect("docker exec");
+    assert!(crash.status.success(), "{}", show("docker exec demo-crash", &crash));
+    let crashed_at = std::time::Instant::now();
+
+    let healed = wait_for(Duration::from_secs(45), || {
+        let mut conn = conn.clone();
+        let demo_name = demo_name.clone();
+        async move {
+            hemostat_e2e::stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+                .await
+                .into_iter()
+                .map(|(_, c)| c)
+                .find(|c| c.container == demo_name && c.result.status == RemediationStatus::Success)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("no successful remediation_complete for {demo_name}\n{}", project.logs()));
+    println!("crash to remediation_complete: {:.1} s", crashed_at.elapsed().as_secs_f64());
+    assert_eq!(healed.host, name);
+
+    let state = docker.inspect_container(&demo_id, None).await.expect("inspect demo").state.unwrap_or_default();
+    assert_eq!(state.running, Some(true), "demo not running after HemoStat's restart");
+    assert!(state.started_at.unwrap_or_default() > first_start, "demo was not restarted");
+
+    // A demo script against the same stack: the first crash is restarted,
+    // the second refused (cooldown), and the script says so.
+    let demo = Command::new("timeout")
+        .args(["120", "bash"])
+        .arg(workspace_root().join("scripts/demo/restart-limit.sh"))
+        .arg("2")
+        .env("DOCKER_HOST", &docker_host)
+        .env("REDIS_URL", &redis_url)
+        .env("HEMOSTAT_DEMO_LABELS", format!("com.docker.compose.project={name}"))
+        .output()
+        .expect("run scripts/demo/restart-limit.sh");
+    let said = String::from_utf8_lossy(&demo.stdout);
+    println!("scripts/demo/restart-limit.sh 2:\n{said}");
+    assert!(demo.status.success(), "{}\n{}", show("restart-limit.sh", &demo), project.logs());
+    assert!(
+        said.contains("restarted the target 1 time(s), declined 1 time(s) out of 2 crashes"),
+        "unexpected demo outcome:\n{said}\n{}",
+        project.logs()
+    );
+    assert!(said.contains("cooldown"), "the refusal should say why:\n{said}");
+}

@@ -1,0 +1,177 @@
+//! The SAM template as AWS will see it: `sam validate` (the SAM translator)
+//! and `sam validate --lint` (cfn-lint) must both be clean, offline, and every
+//! function must be one cargo-lambda can build for Graviton.
+//!
+//! `sam` comes from the project's virtualenv (`scripts/python-tools.sh`,
+//! which `scripts/test.sh` runs first).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use hemostat_e2e::{bin_dir, workspace_root};
+use serde_yaml::Value;
+
+fn sam() -> PathBuf {
+    let venv = std::env::var_os("HEMOSTAT_VENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
+    let sam = venv.join("bin/sam");
+    assert!(
+        sam.is_file(),
+        "{} missing: run scripts/python-tools.sh (it installs aws-sam-cli)",
+        sam.display()
+    );
+    sam
+}
+
+/// True when this process may create a network namespace (root, util-linux):
+/// `sam` then runs with no network at all, which proves the check never
+/// depends on AWS being reachable.
+fn can_unshare_net() -> bool {
+    Command::new("unshare")
+        .args(["--net", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn run_sam(args: &[&str]) -> Output {
+    let sam = sam();
+    let mut cmd = if can_unshare_net() {
+        let mut c = Command::new("unshare");
+        c.arg("--net").arg(&sam);
+        c
+    } else {
+        Command::new(&sam)
+    };
+    cmd.args(args)
+        .arg("--template-file")
+        .arg(workspace_root().join("template.yaml"))
+        // Validation needs a region name, not an AWS account: cfn-lint checks
+        // resource types against this region's specification.
+        .args(["--region", "us-east-1"])
+        .current_dir(workspace_root())
+        .env("SAM_CLI_TELEMETRY", "0")
+        // No profile or credentials of the machine may change the outcome.
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    let output = cmd.output().expect("run sam");
+    println!(
+        "sam {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn sam_validate_lint_is_clean() {
+    let output = run_sam(&["validate", "--lint"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "cfn-lint findings in template.yaml (fix every one):\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("is a valid SAM Template"),
+        "unexpected sam output: {stdout}"
+    );
+}
+
+#[test]
+fn sam_translator_accepts_template() {
+    let output = run_sam(&["validate"]);
+    assert!(
+        output.status.success(),
+        "the SAM translator rejects template.yaml:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("read template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// A function property, or the Globals value it inherits.
+fn property<'a>(template: &'a Value, function: &'a Value, key: &str) -> Option<&'a Value> {
+    function["Properties"]
+        .get(key)
+        .or_else(|| template["Globals"]["Function"].get(key))
+}
+
+fn functions(template: &Value) -> Vec<(String, &Value)> {
+    let resources = template["Resources"].as_mapping().expect("Resources is a mapping");
+    let functions: Vec<(String, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, r)| (id.as_str().expect("logical id").to_owned(), r))
+        .collect();
+    assert!(!functions.is_empty(), "no functions in template.yaml");
+    functions
+}
+
+#[test]
+fn every_function_builds_with_cargo_lambda_for_graviton() {
+    let template = template();
+    for (id, function) in functions(&template) {
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}: Metadata.BuildMethod"
+        );
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: Metadata.BuildProperties.Binary names the cargo binary"));
+        assert_eq!(
+            property(&template, function, "Runtime").and_then(Value::as_str),
+            Some("provided.al2023"),
+            "{id}: Runtime"
+        );
+        let arches = property(&template, function, "Architectures")
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{id}: Architectures"));
+        assert_eq!(arches, &[Value::from("arm64")], "{id}: Architectures");
+        for key in ["MemorySize", "Timeout"] {
+            assert!(
+                property(&template, function, key).is_some_and(|v| v.as_u64().is_some()),
+                "{id}: {key} must be a number (explicit or from Globals)"
+            );
+        }
+        // The emulator runs the same binary by the same name; `scripts/test.sh`
+        // built every workspace binary.
+        let built = bin_dir().join(binary);
+        assert!(
+            built.is_file(),
+            "{id}: Binary {binary:?} is not a workspace binary ({} missing)",
+            built.display()
+        );
+    }
+}
+
+#[test]
+fn secrets_stay_out_of_stack_parameters_and_logs() {
+    let template = template();
+    let parameters = template["Parameters"].as_mapping().expect("Parameters");
+    for (name, parameter) in parameters {
+        let name = name.as_str().unwrap_or_default();
+        let secret = ["Key", "Webhook", "Password", "Token"].iter().any(|s| name.contains(s))
+            || name == "RedisUrl";
+        if secret {
+            assert_eq!(
+                parameter["NoEcho"].as_bool(),
+                Some(true),
+                "parameter {name} holds a secret: NoEcho: true"
+            );
+        }
+    }
+    let redis_url = &template["Globals"]["Function"]["Environment"]["Variables"]["REDIS_URL"];
+    let text = serde_yaml::to_string(redis_url).expect("serialize");
+    assert!(
+        text.contains("{{resolve:secretsmanager:") && text.contains("UseRedisSecret"),
+        "REDIS_URL must come from Secrets Manager when RedisUrlSecret is set: {text}"
+    );
+}
