@@ -2,9 +2,12 @@
 # Emulator overhead benchmark: release-builds the emulator and the functions,
 # installs cargo-lambda (scripts/python-tools.sh), and runs bench-emulator,
 # which measures the no-op function behind hemostat-local and behind
-# `cargo lambda watch` side by side and prints cold starts.
+# `cargo lambda watch` side by side, with two floors measured by the same
+# client in the same run (a bare Runtime API serving the same function, a
+# hyper echo server), and prints cold starts.
 #
 #   scripts/bench-emulator.sh [bench-emulator args...]   e.g. --requests 5000
+#   scripts/bench-emulator.sh --baseline-emulator /tmp/hemostat-local-old   (compare builds)
 #
 # Exit status 1 when the goal (p50 <= 1 ms and <= half of cargo lambda watch) is not met.
 set -euo pipefail

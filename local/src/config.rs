@@ -32,6 +32,8 @@ pub struct Config {
     /// [`crate::Emulator::url_addr`]). Every function URL is served under
     /// `/urls/{function}/` on `listen` regardless.
     pub url_ports: BTreeMap<String, u16>,
+    /// Whether `Schedule` events fire, and at what interval where overridden.
+    pub schedules: crate::schedule::Overrides,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             region,
             host_env,
             url_ports: BTreeMap::new(),
+            schedules: crate::schedule::Overrides::default(),
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::{
     config::Config,
     error::{Error, Result},
     function::Function,
+    function_url,
     instance::Launcher,
-    function_url, invoke_api, runtime_api,
+    schedule, server,
     template::{Template, TemplateSettings},
 };
 
@@ -24,6 +25,7 @@ pub struct Shared {
     functions: BTreeMap<String, Arc<Function>>,
     region: String,
     account_id: String,
+    schedules: schedule::Overrides,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Emulator {
             ..TemplateSettings::default()
         };
         let template = Template::load(&config.template, &settings)?;
+        check_schedule_intervals(&template, &config.schedules)?;
         let specs = select(template, &config.functions)?;
 
         let listener = TcpListener::bind(config.listen)
@@ -143,6 +146,7 @@ impl Emulator {
             functions,
             region: config.region,
             account_id: config.account_id,
+            schedules: config.schedules,
         });
         for (name, _, bound) in &url_listeners {
             info!(function = %name, url = %format!("http://{bound}/"), "function URL on its own port");
@@ -192,21 +196,17 @@ impl Emulator {
             url_listeners,
             ..
         } = self;
-        let router = Router::new()
-            .merge(runtime_api::router())
-            .merge(invoke_api::router())
-            .merge(function_url::router())
-            .with_state(shared.clone());
+        let fallback: Router = function_url::router().with_state(shared.clone());
         let stop = CancellationToken::new();
-        // Connect info gives function URL events their `sourceIp`.
-        let server = axum::serve(
-            listener.tap_io(no_delay),
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { server.await });
+        let mut server = tokio::spawn(server::serve(
+            listener,
+            shared.clone(),
+            fallback,
+            stop.clone(),
+        ));
         for (name, listener, addr) in url_listeners {
             let router = function_url::port_router(shared.clone(), name.clone());
+            // Connect info gives function URL events their `sourceIp`.
             let server = axum::serve(
                 listener.tap_io(no_delay),
                 router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -219,6 +219,15 @@ impl Emulator {
                 }
             });
         }
+
+        let functions: Vec<Arc<Function>> = shared.functions.values().cloned().collect();
+        schedule::start(
+            &functions,
+            &shared.schedules,
+            &shared.region,
+            &shared.account_id,
+            &stop,
+        );
 
         let early = tokio::select! {
             result = &mut server => Some(result),
@@ -257,6 +266,26 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
 async fn stop_instances(shared: &Shared) {
     let all = shared.functions.values().map(|f| f.shutdown());
     futures::future::join_all(all).await;
+}
+
+/// A `--schedule-interval` must name a function of the template (whether or
+/// not `--functions` selects it), so a typo does not silently keep the slow schedule.
+fn check_schedule_intervals(template: &Template, overrides: &schedule::Overrides) -> Result<()> {
+    for name in overrides.intervals.keys() {
+        let known = name == "*"
+            || template
+                .functions
+                .iter()
+                .any(|f| &f.name == name || &f.logical_id == name);
+        if !known {
+            let available: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
+            return Err(Error::ScheduleIntervalUnknown {
+                function: name.clone(),
+                available: available.join(", "),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Applies `--functions`, by function name or logical id.

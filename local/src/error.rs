@@ -29,6 +29,16 @@ pub enum Error {
     #[error("invalid --url-port {0:?}: expected FUNCTION=PORT")]
     UrlPortFlag(String),
 
+    #[error(
+        "invalid --schedule-interval {0:?}: expected FUNCTION=DURATION, e.g. exporter=2s or *=500ms"
+    )]
+    ScheduleIntervalFlag(String),
+
+    #[error(
+        "--schedule-interval {function}=..: no such function; the template defines: {available}"
+    )]
+    ScheduleIntervalUnknown { function: String, available: String },
+
     #[error("unknown function(s) {unknown}; the template defines: {available}")]
     UnknownFunctions { unknown: String, available: String },
 
@@ -78,7 +88,9 @@ pub enum Error {
     ShuttingDown,
 
     // --- Function URLs ---
-    #[error("No function URL for {function:?}: the function does not exist or has no FunctionUrlConfig in the template")]
+    #[error(
+        "No function URL for {function:?}: the function does not exist or has no FunctionUrlConfig in the template"
+    )]
     NoFunctionUrl { function: String },
 
     #[error("Request must be smaller than {limit} bytes")]

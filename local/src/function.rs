@@ -103,6 +103,9 @@ impl Pool {
 pub struct Function {
     pub spec: FunctionSpec,
     pub arn: String,
+    /// The ARN as the runtime's `Lambda-Runtime-Invoked-Function-Arn` value,
+    /// made once; `None` if a template-provided name cannot be a header value.
+    pub arn_header: Option<http::HeaderValue>,
     max_instances: usize,
     launcher: Arc<Launcher>,
     pool: Mutex<Pool>,
@@ -115,9 +118,14 @@ impl Function {
         max_instances: usize,
         launcher: Arc<Launcher>,
     ) -> Function {
+        let arn_header = http::HeaderValue::from_str(&arn).ok();
+        if arn_header.is_none() {
+            warn!(function = %spec.name, "the function ARN cannot be sent as a header value");
+        }
         Function {
             spec,
             arn,
+            arn_header,
             max_instances: max_instances.max(1),
             launcher,
             pool: Mutex::new(Pool::default()),
@@ -204,9 +212,7 @@ impl Function {
         }
         pool.idle.retain(|(id, _)| *id != instance);
         if let Some(invocation) = pool.queue.pop_front() {
-            let dispatch = self.assign(pool, instance, invocation);
-            self.watch_deadline(&dispatch.invocation);
-            return Ok(Next::Ready(dispatch));
+            return Ok(Next::Ready(self.assign(pool, instance, invocation)));
         }
         let (tx, rx) = oneshot::channel();
         pool.idle.push_back((instance, tx));
@@ -387,9 +393,9 @@ impl Function {
             let Some(invocation) = pool.queue.pop_front() else {
                 break;
             };
-            let dispatch = self.assign(pool, instance, invocation.clone());
+            let dispatch = self.assign(pool, instance, invocation);
             match waiter.send(dispatch) {
-                Ok(()) => self.watch_deadline(&invocation),
+                Ok(()) => {}
                 // The long poll was abandoned (connection closed); the runtime will ask again.
                 Err(dispatch) => self.unassign(pool, instance, dispatch),
             }
@@ -419,6 +425,7 @@ impl Function {
         match self.launcher.launch(self, id) {
             Ok(instance) => {
                 info!(function = %self.spec.name, instance = id, pid = instance.pid, "instance started");
+                tokio::spawn(self.clone().watchdog(instance.clone()));
                 pool.instances.insert(
                     id,
                     Slot {
@@ -446,21 +453,42 @@ impl Function {
         }
     }
 
-    fn watch_deadline(self: &Arc<Self>, invocation: &Arc<Invocation>) {
-        let function = Arc::clone(self);
-        let invocation = Arc::clone(invocation);
+    /// Enforces the timeout of whatever `instance` is running. One task per
+    /// instance rather than one per invocation: spawning a timer and waking it on
+    /// completion cost more than the rest of an invocation's bookkeeping. While
+    /// the instance idles the task sleeps a whole timeout; an invocation assigned
+    /// meanwhile has a later deadline, so the task then sleeps on to exactly that.
+    async fn watchdog(self: Arc<Self>, instance: Arc<Instance>) {
         let timeout = Duration::from_secs(self.spec.timeout_secs);
-        tokio::spawn(async move {
+        let mut wake = tokio::time::Instant::now() + timeout;
+        loop {
             tokio::select! {
-                _ = invocation.done() => {}
-                _ = tokio::time::sleep(timeout) => function.timed_out(&invocation.request_id),
+                () = instance.exited.cancelled() => return,
+                () = tokio::time::sleep_until(wake) => {}
             }
-        });
+            let deadline = self.check_deadline(instance.id, timeout);
+            wake = deadline.map_or_else(|| tokio::time::Instant::now() + timeout, Into::into);
+        }
     }
 
-    fn timed_out(self: &Arc<Self>, request_id: &str) {
+    /// Times out `instance`'s invocation if its deadline has passed; otherwise
+    /// returns that deadline, or `None` when the instance runs nothing.
+    fn check_deadline(self: &Arc<Self>, instance: u64, timeout: Duration) -> Option<Instant> {
         let mut guard = self.pool();
         let pool = &mut *guard;
+        let (request_id, deadline) = pool
+            .in_flight
+            .iter()
+            .find(|(_, f)| f.instance == instance)
+            .map(|(id, f)| (id.clone(), f.started + timeout))?;
+        if Instant::now() < deadline {
+            return Some(deadline);
+        }
+        self.timed_out(pool, &request_id);
+        None
+    }
+
+    fn timed_out(self: &Arc<Self>, pool: &mut Pool, request_id: &str) {
         let Some(flight) = pool.in_flight.remove(request_id) else {
             return;
         };

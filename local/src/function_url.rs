@@ -48,15 +48,14 @@ pub fn router() -> Router<Arc<Shared>> {
 /// The router of a function's own port: every path belongs to the function.
 pub fn port_router(shared: Arc<Shared>, function: String) -> Router {
     let function = Arc::new(function);
-    Router::new()
-        .fallback(any(move |request: Request| {
-            let shared = shared.clone();
-            let function = function.clone();
-            async move {
-                let raw_path = request.uri().path().to_owned();
-                serve(&shared, &function, raw_path, request).await
-            }
-        }))
+    Router::new().fallback(any(move |request: Request| {
+        let shared = shared.clone();
+        let function = function.clone();
+        async move {
+            let raw_path = request.uri().path().to_owned();
+            serve(&shared, &function, raw_path, request).await
+        }
+    }))
 }
 
 async fn by_prefix(State(shared): State<Arc<Shared>>, request: Request) -> Result<Response> {
@@ -249,10 +248,7 @@ pub fn event(request: &HttpRequest, context: &EventContext) -> Value {
         .get("user-agent")
         .cloned()
         .unwrap_or(Value::String(String::new()));
-    let domain_name = format!(
-        "{}.lambda-url.{}.on.aws",
-        context.url_id, context.region
-    );
+    let domain_name = format!("{}.lambda-url.{}.on.aws", context.url_id, context.region);
     // With AuthType NONE the caller is nobody in particular, and AWS says so.
     let mut request_context = json!({
         "accountId": if context.auth_type == "AWS_IAM" { context.account_id.as_str() } else { "anonymous" },
@@ -444,8 +440,8 @@ mod tests {
 
     fn body_of(response: Response) -> Vec<u8> {
         let body = response.into_body();
-        let bytes = futures::executor::block_on(axum::body::to_bytes(body, usize::MAX))
-            .expect("body");
+        let bytes =
+            futures::executor::block_on(axum::body::to_bytes(body, usize::MAX)).expect("body");
         bytes.to_vec()
     }
 

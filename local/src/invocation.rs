@@ -1,13 +1,15 @@
 //! One request to a function, from the Invoke API until the runtime reports back.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +58,7 @@ pub struct CallerContext {
 }
 
 /// A queued or running invocation. Shared between the caller waiting for the
-/// outcome, the function's queue, and the timeout watchdog.
+/// outcome, the function's queue, and the instance running it.
 #[derive(Debug)]
 pub struct Invocation {
     pub request_id: String,
@@ -65,17 +67,12 @@ pub struct Invocation {
     pub caller: CallerContext,
     pub trace_id: String,
     pub received: Instant,
-    done: CancellationToken,
     reply: Mutex<Option<oneshot::Sender<Outcome>>>,
 }
 
 impl Invocation {
     pub fn new(payload: Bytes) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
-        Invocation::create(
-            uuid::Uuid::new_v4().to_string(),
-            payload,
-            CallerContext::default(),
-        )
+        Invocation::create(request_id(), payload, CallerContext::default())
     }
 
     /// For callers that put the request id in the payload too (function URL events).
@@ -91,7 +88,7 @@ impl Invocation {
         payload: Bytes,
         caller: CallerContext,
     ) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
-        Invocation::create(uuid::Uuid::new_v4().to_string(), payload, caller)
+        Invocation::create(request_id(), payload, caller)
     }
 
     fn create(
@@ -106,7 +103,6 @@ impl Invocation {
             caller,
             trace_id: trace_id(),
             received: Instant::now(),
-            done: CancellationToken::new(),
             reply: Mutex::new(Some(tx)),
         };
         (Arc::new(invocation), rx)
@@ -120,15 +116,42 @@ impl Invocation {
             Err(poisoned) => poisoned.into_inner().take(),
         };
         let Some(sender) = sender else { return false };
-        self.done.cancel();
         // The caller may have hung up (or it was an Event invocation); nothing to do then.
         let _ = sender.send(outcome);
         true
     }
+}
 
-    pub fn done(&self) -> WaitForCancellationFuture<'_> {
-        self.done.cancelled()
-    }
+/// 128 bits that never repeat within this process and look random: a counter
+/// run through SplitMix64 (a bijection) under a random per-process key. The
+/// ids only need to be unique, and drawing each from the OS (`Uuid::new_v4`,
+/// a `getrandom` syscall) costs more than the rest of an invocation's bookkeeping.
+fn unique_bits() -> u128 {
+    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (k1, k2) = *KEY.get_or_init(|| {
+        let seed = uuid::Uuid::new_v4().as_u128();
+        ((seed >> 64) as u64, seed as u64)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let high = splitmix64(n ^ k1);
+    let low = splitmix64(high ^ k2);
+    (u128::from(high) << 64) | u128::from(low)
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A request id as Lambda makes them: a version-4 UUID.
+pub fn request_id() -> String {
+    uuid::Builder::from_random_bytes(unique_bits().to_be_bytes())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// An X-Ray trace header as Lambda passes it to the runtime.
@@ -137,13 +160,12 @@ pub fn trace_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    let root = uuid::Uuid::new_v4().simple().to_string();
-    let parent = uuid::Uuid::new_v4().simple().to_string();
+    // 96 bits of root id and 64 of parent id, as X-Ray's format has them.
     format!(
-        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
         secs as u32,
-        &root[..24],
-        &parent[..16]
+        unique_bits() >> 32,
+        unique_bits() as u64,
     )
 }
 

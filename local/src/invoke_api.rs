@@ -1,22 +1,21 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), as the
 //! AWS SDK's `lambda.invoke()` calls it.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use axum::{
-    Router,
     body::{Body, Bytes},
-    extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::post,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
+    response::Response,
 };
-use futures::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tracing::{info, warn};
 
 use crate::{
     emulator::Shared,
     error::{Error, Result},
+    function::Function,
     invocation::{CallerContext, Invocation, Outcome},
 };
 
@@ -25,8 +24,24 @@ pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// How much of an oversized request is read before giving up on it.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
-pub fn router() -> Router<Arc<Shared>> {
-    Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke))
+// Lowercase and parsed once: a `&str` name is parsed (and case-folded) on every use.
+const INVOCATION_TYPE: HeaderName = HeaderName::from_static("x-amz-invocation-type");
+const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
+const RUNTIME_CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
+const RUNTIME_COGNITO_IDENTITY: HeaderName =
+    HeaderName::from_static("lambda-runtime-cognito-identity");
+const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
+const EXECUTED_VERSION: HeaderName = HeaderName::from_static("x-amz-executed-version");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
+const PREFIX: &str = "/2015-03-31/functions/";
+const SUFFIX: &str = "/invocations";
+
+/// `POST /2015-03-31/functions/{name}/invocations` (any method: others get a 405).
+pub fn is_invoke_path(path: &str) -> bool {
+    path.strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +53,7 @@ enum InvocationType {
 
 impl InvocationType {
     fn from_headers(headers: &HeaderMap) -> Result<InvocationType> {
-        let Some(value) = headers.get("X-Amz-Invocation-Type") else {
+        let Some(value) = headers.get(INVOCATION_TYPE) else {
             return Ok(InvocationType::RequestResponse);
         };
         match value.to_str().unwrap_or_default() {
@@ -60,61 +75,59 @@ pub fn function_name(identifier: &str) -> &str {
     rest.split(':').next().unwrap_or(rest)
 }
 
-async fn invoke(
-    State(shared): State<Arc<Shared>>,
-    Path(identifier): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
+/// Serves an Invoke API request; the caller has checked [`is_invoke_path`].
+pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    if parts.method != Method::POST {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Ok(response);
+    }
+    let segment = parts
+        .uri
+        .path()
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
+        .unwrap_or_default();
+    // SDKs percent-encode the colons of an ARN.
+    let identifier = percent_decode(segment);
     let name = function_name(&identifier);
     let function = shared
         .function(name)
         .ok_or_else(|| Error::FunctionNotFound {
             arn: shared.arn(name),
         })?;
-    let kind = InvocationType::from_headers(&headers)?;
-    let caller = caller_context(&headers)?;
+    let kind = InvocationType::from_headers(&parts.headers)?;
+    let caller = caller_context(&parts.headers)?;
     let payload = read_payload(body).await?;
 
     if kind == InvocationType::DryRun {
         return Ok(reply(
             StatusCode::NO_CONTENT,
-            &uuid::Uuid::new_v4().to_string(),
+            &crate::invocation::request_id(),
             Body::empty(),
         ));
     }
     let (invocation, outcome) = Invocation::with_caller(payload, caller);
     let request_id = invocation.request_id.clone();
-    function.submit(invocation);
 
     if kind == InvocationType::Event {
-        let name = function.name().to_owned();
-        let id = request_id.clone();
-        // Nobody waits for an Event result; log failures so they are not silent.
-        tokio::spawn(async move {
-            match outcome.await {
-                Ok(Outcome::Failure { body, .. }) => {
-                    warn!(function = %name, request_id = %id, error = %String::from_utf8_lossy(&body), "async invocation failed")
-                }
-                Ok(Outcome::Success(_)) => {
-                    info!(function = %name, request_id = %id, "async invocation succeeded")
-                }
-                Err(_) => {}
-            }
-        });
+        submit_event(&function, invocation, outcome, None);
         return Ok(reply(StatusCode::ACCEPTED, &request_id, Body::empty()));
     }
 
+    function.submit(invocation);
     let outcome = outcome.await.map_err(|_| Error::ShuttingDown)?;
     let mut response = match outcome {
         Outcome::Success(body) => reply(StatusCode::OK, &request_id, Body::from(body)),
         Outcome::Failure { body, .. } => {
             let mut r = reply(StatusCode::OK, &request_id, Body::from(body));
             // AWS reports every runtime-reported error as Unhandled.
-            r.headers_mut().insert(
-                "X-Amz-Function-Error",
-                HeaderValue::from_static("Unhandled"),
-            );
+            r.headers_mut()
+                .insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
             r
         }
     };
@@ -125,15 +138,70 @@ async fn invoke(
     Ok(response)
 }
 
+/// Queues an asynchronous (`Event`) invocation. Nobody waits for its result, so
+/// the outcome is logged, tagged with `rule` for scheduled deliveries.
+pub fn submit_event(
+    function: &Arc<Function>,
+    invocation: Arc<Invocation>,
+    outcome: tokio::sync::oneshot::Receiver<Outcome>,
+    rule: Option<Arc<str>>,
+) {
+    let name = function.name().to_owned();
+    let request_id = invocation.request_id.clone();
+    function.submit(invocation);
+    tokio::spawn(async move {
+        let rule = rule.as_deref().unwrap_or("");
+        match outcome.await {
+            Ok(Outcome::Failure { body, .. }) => {
+                warn!(function = %name, request_id, rule, error = %String::from_utf8_lossy(&body), "async invocation failed")
+            }
+            Ok(Outcome::Success(_)) => {
+                info!(function = %name, request_id, rule, "async invocation succeeded")
+            }
+            Err(_) => {}
+        }
+    });
+}
+
+/// `%XX` escapes decoded; anything malformed is left as it is.
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// The caller context: AWS's `X-Amz-Client-Context` (base64 JSON), or, as
 /// `cargo lambda invoke` sends them to local emulators, the runtime's own
 /// `Lambda-Runtime-Client-Context` / `Lambda-Runtime-Cognito-Identity` (plain JSON).
 fn caller_context(headers: &HeaderMap) -> Result<CallerContext> {
     use base64::{Engine, engine::general_purpose::STANDARD};
     let invalid = |what: &str| {
-        Error::InvalidRequestContent(format!("{what} must be a valid Base64-encoded JSON object."))
+        Error::InvalidRequestContent(format!(
+            "{what} must be a valid Base64-encoded JSON object."
+        ))
     };
-    let client_context = match headers.get("X-Amz-Client-Context") {
+    let client_context = match headers.get(CLIENT_CONTEXT) {
         Some(value) => {
             let decoded = STANDARD
                 .decode(value.as_bytes())
@@ -141,18 +209,19 @@ fn caller_context(headers: &HeaderMap) -> Result<CallerContext> {
             let text = String::from_utf8(decoded).map_err(|_| invalid("Client context"))?;
             Some(json_header(&text).ok_or_else(|| invalid("Client context"))?)
         }
-        None => plain_json(headers, "Lambda-Runtime-Client-Context")
-            .map_err(|_| invalid("Client context"))?,
+        None => {
+            plain_json(headers, RUNTIME_CLIENT_CONTEXT).map_err(|_| invalid("Client context"))?
+        }
     };
-    let cognito_identity = plain_json(headers, "Lambda-Runtime-Cognito-Identity")
-        .map_err(|_| invalid("Cognito identity"))?;
+    let cognito_identity =
+        plain_json(headers, RUNTIME_COGNITO_IDENTITY).map_err(|_| invalid("Cognito identity"))?;
     Ok(CallerContext {
         client_context: client_context.filter(|c| !c.is_empty()),
         cognito_identity: cognito_identity.filter(|c| !c.is_empty()),
     })
 }
 
-fn plain_json(headers: &HeaderMap, name: &str) -> Result<Option<String>, ()> {
+fn plain_json(headers: &HeaderMap, name: HeaderName) -> Result<Option<String>, ()> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => {
@@ -171,15 +240,28 @@ fn json_header(text: &str) -> Option<String> {
     Some(compact)
 }
 
-async fn read_payload(body: Body) -> Result<Bytes> {
-    let mut stream = body.into_data_stream();
-    let mut payload = Vec::new();
+async fn read_payload(mut body: Incoming) -> Result<Bytes> {
+    // Usually the whole payload is one frame, passed on as it is; larger ones
+    // arrive in pieces and are joined.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
     let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::BodyRead(e.to_string()))?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::BodyRead(e.to_string()))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
         total += chunk.len();
         if total <= MAX_PAYLOAD_BYTES {
-            payload.extend_from_slice(&chunk);
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        joined.extend_from_slice(&earlier);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
         } else if total > DRAIN_LIMIT_BYTES {
             break;
         }
@@ -191,31 +273,43 @@ async fn read_payload(body: Body) -> Result<Bytes> {
             limit: MAX_PAYLOAD_BYTES,
         });
     }
+    let payload = first.unwrap_or_else(|| Bytes::from(joined));
     if payload.iter().all(u8::is_ascii_whitespace) {
         // The CLI and SDKs send no body for "no payload"; Lambda hands the function `{}`.
         return Ok(Bytes::from_static(b"{}"));
     }
     serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
         .map_err(|e| Error::InvalidRequestContent(e.to_string()))?;
-    Ok(Bytes::from(payload))
+    Ok(payload)
 }
 
 fn reply(status: StatusCode, request_id: &str, body: Body) -> Response {
-    let mut response = (status, body).into_response();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        "X-Amz-Executed-Version",
-        HeaderValue::from_static("$LATEST"),
-    );
+    headers.insert(EXECUTED_VERSION, HeaderValue::from_static("$LATEST"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert("x-amzn-RequestId", id);
+        headers.insert(REQUEST_ID, id);
     }
     response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::function_name;
+    use super::{function_name, is_invoke_path, percent_decode};
+
+    #[test]
+    fn invoke_paths_and_encoded_arns() {
+        assert!(is_invoke_path("/2015-03-31/functions/echo/invocations"));
+        assert!(!is_invoke_path("/2015-03-31/functions//invocations"));
+        assert!(!is_invoke_path("/2015-03-31/functions/a/b/invocations"));
+        assert!(!is_invoke_path("/2015-03-31/functions/echo"));
+        assert_eq!(
+            percent_decode("arn%3Aaws%3Alambda%3Aus-east-1%3A0%3Afunction%3Aecho"),
+            "arn:aws:lambda:us-east-1:0:function:echo"
+        );
+        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
+    }
 
     #[test]
     fn names_arns_and_qualifiers() {

@@ -11,7 +11,9 @@
 //! as `lambda_http` functions expect. Each instance's init duration (spawn to
 //! first `/next`) is logged as "instance initialized (cold start)" and kept in
 //! [`function::Function::cold_starts`]. `scripts/bench-emulator.sh` measures the
-//! per-invocation overhead against `cargo lambda watch`.
+//! per-invocation overhead against `cargo lambda watch`. Functions with `Schedule`
+//! events are invoked asynchronously with EventBridge's scheduled-event JSON
+//! (`--schedule-interval function=2s` shortens the wait, `--no-schedules` stops them).
 //!
 //! Module map:
 //!
@@ -23,6 +25,8 @@
 //! - [`invocation`] — one request and its outcome.
 //! - [`runtime_api`] — `/runtime/{function}/{instance}/2018-06-01/runtime/...`.
 //! - [`invoke_api`] — `/2015-03-31/functions/{name}/invocations`.
+//! - `server` — the main listener: the two APIs above on plain hyper, the rest through axum.
+//! - [`schedule`] — `Type: Schedule` events, delivered as EventBridge does.
 //! - [`function_url`] — `/urls/{function}/...`: Function URLs, HTTP to API Gateway v2 events and back.
 //! - [`error`] — the crate's error type and its HTTP rendering.
 
@@ -35,6 +39,8 @@ pub mod instance;
 pub mod invocation;
 pub mod invoke_api;
 pub mod runtime_api;
+pub mod schedule;
+mod server;
 pub mod template;
 
 use std::future::Future;
@@ -42,6 +48,31 @@ use std::future::Future;
 pub use config::Config;
 pub use emulator::Emulator;
 pub use error::{Error, Result};
+
+/// The tokio runtime the emulator runs on. `worker_threads`: 0 is tokio's
+/// current-thread scheduler, `None` the default (see the `hemostat-local` binary's
+/// `--worker-threads`).
+pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match worker_threads.unwrap_or(DEFAULT_WORKER_THREADS) {
+        0 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    };
+    // Named so `top -H` and profilers tell the emulator's threads from its children's.
+    builder
+        .thread_name(RUNTIME_THREAD_NAME)
+        .enable_all()
+        .build()
+}
+
+/// The name of the runtime's worker threads (and blocking-pool threads).
+pub const RUNTIME_THREAD_NAME: &str = "hemostat-local";
+
+/// The emulator's default scheduler; see [`runtime`].
+pub const DEFAULT_WORKER_THREADS: usize = 0;
 
 /// Runs the emulator until `shutdown` resolves, then stops every instance.
 pub async fn run(

@@ -47,6 +47,22 @@ struct Cli {
     /// /urls/FUNCTION/ on --listen regardless; a port of its own suits pages with absolute links.
     #[arg(long = "url-port", env = "HEMOSTAT_LOCAL_URL_PORTS", value_delimiter = ',', value_parser = parse_url_port)]
     url_ports: Vec<(String, u16)>,
+
+    /// Deliver FUNCTION's Schedule events every DURATION instead of on their
+    /// rate/cron (as FUNCTION=DURATION, e.g. hemostat-exporter=2s or *=500ms; repeat for several).
+    #[arg(long = "schedule-interval", env = "HEMOSTAT_LOCAL_SCHEDULE_INTERVALS", value_delimiter = ',', value_parser = parse_schedule_interval)]
+    schedule_intervals: Vec<(String, std::time::Duration)>,
+
+    /// Deliver no Schedule events at all.
+    #[arg(long, env = "HEMOSTAT_LOCAL_NO_SCHEDULES", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    no_schedules: bool,
+
+    /// Worker threads of the emulator's own runtime; 0 runs everything on one
+    /// thread, which measured fastest (scripts/bench-emulator.sh): every
+    /// invocation is a few hand-offs between connections, and another worker
+    /// only adds cross-thread wake-ups. The functions are separate processes either way.
+    #[arg(long, env = "HEMOSTAT_LOCAL_WORKER_THREADS", default_value_t = hemostat_local::DEFAULT_WORKER_THREADS)]
+    worker_threads: usize,
 }
 
 fn parse_url_port(s: &str) -> Result<(String, u16), Error> {
@@ -57,6 +73,10 @@ fn parse_url_port(s: &str) -> Result<(String, u16), Error> {
         },
         _ => Err(Error::UrlPortFlag(s.to_owned())),
     }
+}
+
+fn parse_schedule_interval(s: &str) -> Result<(String, std::time::Duration), Error> {
+    hemostat_local::schedule::parse_interval_flag(s)
 }
 
 fn parse_override(s: &str) -> Result<(String, String), Error> {
@@ -123,18 +143,26 @@ async fn run(cli: Cli) -> Result<(), Error> {
     config.max_concurrency = cli.max_concurrency as usize;
     config.account_id = cli.account_id;
     config.url_ports = cli.url_ports.into_iter().collect();
+    config.schedules.disabled = cli.no_schedules;
+    config.schedules.intervals = cli.schedule_intervals.into_iter().collect();
     hemostat_local::run(config, shutdown_signal()).await
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    match run(cli).await {
+    let runtime = match hemostat_local::runtime(Some(cli.worker_threads)) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hemostat-local: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

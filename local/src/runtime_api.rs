@@ -7,13 +7,12 @@
 use std::sync::Arc;
 
 use axum::{
-    Router,
     body::{Body, Bytes},
-    extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::{get, post},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
+    response::Response,
 };
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use tracing::warn;
 
 use crate::{
@@ -24,20 +23,82 @@ use crate::{
     invoke_api::MAX_PAYLOAD_BYTES,
 };
 
-const PREFIX: &str = "/runtime/{function}/{instance}/2018-06-01/runtime";
+/// Every Runtime API path starts with this, then `{function}/{instance}/2018-06-01/runtime/`.
+pub const PREFIX: &str = "/runtime/";
+const VERSION: &str = "2018-06-01/runtime/";
 
-pub fn router() -> Router<Arc<Shared>> {
-    Router::new()
-        .route(&format!("{PREFIX}/invocation/next"), get(next))
-        .route(
-            &format!("{PREFIX}/invocation/{{request_id}}/response"),
-            post(response),
-        )
-        .route(
-            &format!("{PREFIX}/invocation/{{request_id}}/error"),
-            post(error),
-        )
-        .route(&format!("{PREFIX}/init/error"), post(init_error))
+const REQUEST_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-request-id");
+const DEADLINE_MS: HeaderName = HeaderName::from_static("lambda-runtime-deadline-ms");
+const FUNCTION_ARN: HeaderName = HeaderName::from_static("lambda-runtime-invoked-function-arn");
+const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
+const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
+const COGNITO_IDENTITY: HeaderName = HeaderName::from_static("lambda-runtime-cognito-identity");
+
+/// The Runtime API's routes.
+enum Route<'a> {
+    Next,
+    Response(&'a str),
+    Error(&'a str),
+    InitError,
+}
+
+impl<'a> Route<'a> {
+    fn parse(method: &Method, tail: &'a str) -> Option<Route<'a>> {
+        if tail == "invocation/next" {
+            return (method == Method::GET).then_some(Route::Next);
+        }
+        if method != Method::POST {
+            return None;
+        }
+        if tail == "init/error" {
+            return Some(Route::InitError);
+        }
+        let invocation = tail.strip_prefix("invocation/")?;
+        if let Some(id) = invocation.strip_suffix("/response") {
+            return (!id.contains('/')).then_some(Route::Response(id));
+        }
+        let id = invocation.strip_suffix("/error")?;
+        (!id.contains('/')).then_some(Route::Error(id))
+    }
+}
+
+/// Serves a request whose path starts with [`PREFIX`].
+pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    let rest = &parts.uri.path()[PREFIX.len()..];
+    let mut segments = rest.splitn(3, '/');
+    let (Some(function), Some(instance), Some(tail)) =
+        (segments.next(), segments.next(), segments.next())
+    else {
+        return Ok(not_found());
+    };
+    let Some(route) = tail
+        .strip_prefix(VERSION)
+        .and_then(|t| Route::parse(&parts.method, t))
+    else {
+        return Ok(not_found());
+    };
+    let (f, id) = locate(shared, function, instance)?;
+    match route {
+        Route::Next => next(f, id).await,
+        Route::Response(request_id) => response(&f, id, request_id, body).await,
+        Route::Error(request_id) => {
+            let body = read_limited(body).await.unwrap_or_default();
+            f.complete(id, request_id, function_error(&parts.headers, body))?;
+            Ok(accepted())
+        }
+        Route::InitError => {
+            let body = read_limited(body).await.unwrap_or_default();
+            f.init_error(id, function_error(&parts.headers, body))?;
+            Ok(accepted())
+        }
+    }
+}
+
+fn not_found() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
 }
 
 fn locate(shared: &Shared, function: &str, instance: &str) -> Result<(Arc<Function>, u64)> {
@@ -50,11 +111,7 @@ fn locate(shared: &Shared, function: &str, instance: &str) -> Result<(Arc<Functi
     Ok((f, id))
 }
 
-async fn next(
-    State(shared): State<Arc<Shared>>,
-    Path((function, instance)): Path<(String, String)>,
-) -> Result<Response> {
-    let (f, id) = locate(&shared, &function, &instance)?;
+async fn next(f: Arc<Function>, id: u64) -> Result<Response> {
     let dispatch = match f.next(id)? {
         Next::Ready(dispatch) => dispatch,
         // The sender is dropped when the instance is killed or the emulator stops;
@@ -76,24 +133,28 @@ fn event_response(f: &Function, dispatch: Dispatch) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    headers.insert(DEADLINE_MS, HeaderValue::from(dispatch.deadline_ms));
+    if let Some(arn) = &f.arn_header {
+        headers.insert(FUNCTION_ARN, arn.clone());
+    }
     let values = [
+        (REQUEST_ID, invocation.request_id.as_str()),
+        (TRACE_ID, invocation.trace_id.as_str()),
         (
-            "Lambda-Runtime-Aws-Request-Id",
-            invocation.request_id.as_str(),
+            CLIENT_CONTEXT,
+            invocation
+                .caller
+                .client_context
+                .as_deref()
+                .unwrap_or_default(),
         ),
         (
-            "Lambda-Runtime-Deadline-Ms",
-            &dispatch.deadline_ms.to_string(),
-        ),
-        ("Lambda-Runtime-Invoked-Function-Arn", f.arn.as_str()),
-        ("Lambda-Runtime-Trace-Id", invocation.trace_id.as_str()),
-        (
-            "Lambda-Runtime-Client-Context",
-            invocation.caller.client_context.as_deref().unwrap_or_default(),
-        ),
-        (
-            "Lambda-Runtime-Cognito-Identity",
-            invocation.caller.cognito_identity.as_deref().unwrap_or_default(),
+            COGNITO_IDENTITY,
+            invocation
+                .caller
+                .cognito_identity
+                .as_deref()
+                .unwrap_or_default(),
         ),
     ];
     for (name, value) in values {
@@ -101,31 +162,25 @@ fn event_response(f: &Function, dispatch: Dispatch) -> Response {
             // Lambda omits headers it has no value for (the client context, usually).
             continue;
         }
-        // All values are generated by us from ASCII, but a template-provided
-        // function name could in theory contain anything.
+        // All values are generated by us from ASCII or were checked on the way in.
         match HeaderValue::from_str(value) {
             Ok(v) => {
                 headers.insert(name, v);
             }
-            Err(_) => warn!(header = name, "cannot encode header value"),
+            Err(_) => warn!(header = %name, "cannot encode header value"),
         }
     }
     response
 }
 
-async fn response(
-    State(shared): State<Arc<Shared>>,
-    Path((function, instance, request_id)): Path<(String, String, String)>,
-    body: Body,
-) -> Result<Response> {
-    let (f, id) = locate(&shared, &function, &instance)?;
+async fn response(f: &Function, id: u64, request_id: &str, body: Incoming) -> Result<Response> {
     let payload = match read_limited(body).await {
         Ok(payload) => payload,
         Err(too_large) => {
             // Lambda fails the invocation rather than truncating the response.
             f.complete(
                 id,
-                &request_id,
+                request_id,
                 Outcome::failure(
                     "Function.ResponseSizeTooLarge",
                     format!("Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."),
@@ -134,31 +189,7 @@ async fn response(
             return Err(too_large);
         }
     };
-    f.complete(id, &request_id, Outcome::Success(payload))?;
-    Ok(accepted())
-}
-
-async fn error(
-    State(shared): State<Arc<Shared>>,
-    Path((function, instance, request_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    let (f, id) = locate(&shared, &function, &instance)?;
-    let body = read_limited(body).await.unwrap_or_default();
-    f.complete(id, &request_id, function_error(&headers, body))?;
-    Ok(accepted())
-}
-
-async fn init_error(
-    State(shared): State<Arc<Shared>>,
-    Path((function, instance)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    let (f, id) = locate(&shared, &function, &instance)?;
-    let body = read_limited(body).await.unwrap_or_default();
-    f.init_error(id, function_error(&headers, body))?;
+    f.complete(id, request_id, Outcome::Success(payload))?;
     Ok(accepted())
 }
 
@@ -186,19 +217,22 @@ fn function_error(headers: &HeaderMap, body: Bytes) -> Outcome {
     }
 }
 
-async fn read_limited(body: Body) -> Result<Bytes> {
-    axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)
-        .await
-        .map_err(|_| Error::ResponseTooLarge {
+async fn read_limited(body: Incoming) -> Result<Bytes> {
+    // A single-frame body (the usual case) is passed on without copying.
+    match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(Error::ResponseTooLarge {
             limit: MAX_PAYLOAD_BYTES,
-        })
+        }),
+    }
 }
 
 fn accepted() -> Response {
-    (
-        StatusCode::ACCEPTED,
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"OK"}"#,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(Bytes::from_static(br#"{"status":"OK"}"#)));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -1,7 +1,7 @@
 //! Reads the functions out of a SAM `template.yaml`.
 //!
 //! Only what the emulator needs is understood: `Parameters` defaults, `Globals.Function`,
-//! and `AWS::Serverless::Function` resources, with the intrinsics `Ref`, `Fn::Sub` and
+//! and `AWS::Serverless::Function` resources (and their `Schedule` events), with the intrinsics `Ref`, `Fn::Sub` and
 //! `Fn::Join` in both their short (`!Ref`) and long (`{"Ref": ..}`) forms.
 
 use std::{
@@ -12,7 +12,10 @@ use std::{
 use serde_yaml::{Mapping, Value};
 use tracing::warn;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    schedule::{Expression, ScheduleEvent},
+};
 
 /// SAM's defaults for properties a template leaves out.
 const DEFAULT_MEMORY_MB: u32 = 128;
@@ -36,6 +39,8 @@ pub struct FunctionSpec {
     /// Set when the function has a SAM `FunctionUrlConfig`: it is then also
     /// reachable over plain HTTP (see [`crate::function_url`]).
     pub url: Option<FunctionUrlConfig>,
+    /// Its `Events` of `Type: Schedule`, in template order (see [`crate::schedule`]).
+    pub schedules: Vec<ScheduleEvent>,
 }
 
 /// A function's `FunctionUrlConfig`, as far as the emulator honours it.
@@ -219,6 +224,8 @@ fn function_spec(
         environment.insert(key.to_owned(), value);
     }
 
+    let schedules = schedule_events(id, props.get("Events"), resolver)?;
+
     Ok(FunctionSpec {
         logical_id: id.to_owned(),
         name,
@@ -229,7 +236,103 @@ fn function_spec(
         environment,
         reserved_concurrency,
         url,
+        schedules,
     })
+}
+
+/// EventBridge rule names are at most 64 characters.
+const MAX_RULE_NAME: usize = 64;
+
+/// The function's `Type: Schedule` events. Other event types are other
+/// services' business and are not emulated; they are skipped with a note.
+fn schedule_events(
+    id: &str,
+    events: Option<&Value>,
+    resolver: &Resolver,
+) -> Result<Vec<ScheduleEvent>> {
+    let Some(events) = events.and_then(Value::as_mapping) else {
+        return Ok(Vec::new());
+    };
+    let mut schedules = Vec::new();
+    for (event_id, event) in events {
+        let Some(event_id) = event_id.as_str() else {
+            continue;
+        };
+        let at = format!("{id}.Events.{event_id}");
+        let kind = event
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind != "Schedule" {
+            warn!(function = %id, event = %event_id, kind, "event source not emulated locally; only Type: Schedule is");
+            continue;
+        }
+        let empty = Mapping::new();
+        let props = event
+            .get("Properties")
+            .and_then(Value::as_mapping)
+            .unwrap_or(&empty);
+        let resolved = |key: &str| -> Result<Option<String>> {
+            props
+                .get(key)
+                .map(|v| resolver.resolve(v))
+                .transpose()
+                .map_err(|what| {
+                    Error::Template(format!("{at}.Properties.{key}: cannot resolve {what}"))
+                })
+        };
+        let text = resolved("Schedule")?
+            .ok_or_else(|| Error::Template(format!("{at}.Properties.Schedule is required")))?;
+        let expression = Expression::parse(&text)
+            .map_err(|why| Error::Template(format!("{at}.Properties.Schedule: {why}")))?;
+        let enabled = match (resolved("Enabled")?, resolved("State")?) {
+            (Some(enabled), _) => match enabled.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(Error::Template(format!(
+                        "{at}.Properties.Enabled: {other:?} is not true or false"
+                    )));
+                }
+            },
+            (None, Some(state)) => match state.as_str() {
+                "ENABLED" => true,
+                "DISABLED" => false,
+                other => {
+                    return Err(Error::Template(format!(
+                        "{at}.Properties.State: {other:?} is not ENABLED or DISABLED"
+                    )));
+                }
+            },
+            (None, None) => true,
+        };
+        let input = resolved("Input")?;
+        if let Some(input) = &input {
+            // EventBridge refuses a rule whose Input is not JSON; so does a deploy.
+            serde_json::from_str::<serde::de::IgnoredAny>(input).map_err(|e| {
+                Error::Template(format!("{at}.Properties.Input is not valid JSON: {e}"))
+            })?;
+        }
+        // SAM names the rule `{stack}-{function id}{event id}-{random}`; locally there is one stack.
+        let rule_name = match resolved("Name")? {
+            Some(name) => name,
+            None => {
+                let stack = resolver.reference("AWS::StackName").unwrap_or_default();
+                format!("{stack}-{id}{event_id}")
+                    .chars()
+                    .take(MAX_RULE_NAME)
+                    .collect()
+            }
+        };
+        schedules.push(ScheduleEvent {
+            event_id: event_id.to_owned(),
+            rule_name,
+            expression,
+            enabled,
+            input,
+        });
+    }
+    Ok(schedules)
 }
 
 fn variables(environment: Option<&Value>) -> Option<&Mapping> {

@@ -94,7 +94,10 @@ async fn cargo_lambda_invoke_data_ascii_and_data_file() {
         context["invoked_function_arn"],
         "arn:aws:lambda:us-east-1:000000000000:function:echo"
     );
-    assert!(context["client_context"].is_null(), "no client context was sent");
+    assert!(
+        context["client_context"].is_null(),
+        "no client context was sent"
+    );
 
     // The client context goes base64 in X-Amz-Client-Context and reaches the
     // function's Context decoded.
@@ -111,7 +114,10 @@ async fn cargo_lambda_invoke_data_ascii_and_data_file() {
     )
     .await;
     let context = stdout_json(&output);
-    assert_eq!(context["client_context"]["custom"]["origin"], "cargo-lambda");
+    assert_eq!(
+        context["client_context"]["custom"]["origin"],
+        "cargo-lambda"
+    );
     assert_eq!(context["client_context"]["environment"]["stage"], "test");
     assert_eq!(context["client_context"]["client"]["appTitle"], "hemostat");
 
@@ -146,7 +152,10 @@ async fn cargo_lambda_sees_function_errors_and_missing_functions() {
     assert_eq!(error["errorMessage"], "boom");
 
     let output = invoke(&emulator, "no-such-function", &["--data-ascii", "{}"]).await;
-    assert!(!output.status.success(), "an unknown function must fail the command");
+    assert!(
+        !output.status.success(),
+        "an unknown function must fail the command"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         // (miette wraps long lines, so the ARN itself may be split)

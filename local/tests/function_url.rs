@@ -59,7 +59,12 @@ async fn get_with_query_reaches_lambda_http() {
             "",
         )
         .await;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let echo = reply.json();
     assert_eq!(echo["method"], "GET");
@@ -132,7 +137,10 @@ async fn binary_body_round_trip() {
         )
         .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/octet-stream")
+    );
     assert_eq!(reply.body.as_ref(), bytes.as_slice());
     emulator.stop().await;
 }
@@ -229,7 +237,11 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(headers["content-type"], "image/png");
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(headers["x-forwarded-proto"], "http");
-    assert!(headers["x-amzn-trace-id"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
+    assert!(
+        headers["x-amzn-trace-id"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Root=1-"))
+    );
     assert!(!headers.contains_key("cookie"), "cookies move to `cookies`");
     assert!(
         headers.keys().all(|k| k == &k.to_lowercase()),
@@ -242,7 +254,10 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(body, [0x89u8, b'P', b'N', b'G', 0xff]);
 
     let ctx = &event["requestContext"];
-    assert_eq!(ctx["accountId"], "000000000000", "AWS_IAM carries the account");
+    assert_eq!(
+        ctx["accountId"], "000000000000",
+        "AWS_IAM carries the account"
+    );
     assert_eq!(ctx["authorizer"]["iam"]["accountId"], "000000000000");
     assert_eq!(ctx["apiId"], url_id("raw"));
     assert_eq!(ctx["domainPrefix"], url_id("raw"));
@@ -259,7 +274,10 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(ctx["stage"], "$default");
     let epoch = ctx["timeEpoch"].as_i64().expect("timeEpoch");
     let after = chrono::Utc::now().timestamp_millis();
-    assert!(before <= epoch && epoch <= after, "{before} <= {epoch} <= {after}");
+    assert!(
+        before <= epoch && epoch <= after,
+        "{before} <= {epoch} <= {after}"
+    );
     let time = ctx["time"].as_str().expect("time");
     let parsed = chrono::DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
         .unwrap_or_else(|e| panic!("time {time:?}: {e}"));
@@ -267,7 +285,12 @@ async fn the_event_is_payload_format_2() {
 
     // Text bodies stay text; no body means no `body` key.
     let reply = emulator
-        .request("POST", "/urls/raw/", &[("Content-Type", "text/plain; charset=utf-8")], "héllo")
+        .request(
+            "POST",
+            "/urls/raw/",
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            "héllo",
+        )
         .await;
     let event = reply.json();
     assert_eq!(event["body"], "héllo");
@@ -292,11 +315,11 @@ async fn url_on_its_own_port_serves_the_root() {
         let _ = stopped.await;
     }));
 
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let uri: http::Uri = format!("http://{addr}/static/app.js?v=2").parse().expect("uri");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let uri: http::Uri = format!("http://{addr}/static/app.js?v=2")
+        .parse()
+        .expect("uri");
     let response = client.get(uri).await.expect("request");
     assert_eq!(response.status(), 200);
     let body = http_body_util::BodyExt::collect(response.into_body())

@@ -519,3 +519,31 @@ async fn client_context_reaches_the_function_decoded() {
     }
     emulator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percent_encoded_arns_and_wrong_methods() {
+    let emulator = TestEmulator::start().await;
+    // SDKs percent-encode an ARN's colons in the path.
+    let path = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Aecho/invocations";
+    let reply = emulator.request("POST", path, &[], r#"{"n":1}"#).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), serde_json::json!({"n": 1}));
+
+    let reply = emulator
+        .request("GET", "/2015-03-31/functions/echo/invocations", &[], "")
+        .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST"));
+    let reply = emulator
+        .request(
+            "POST",
+            "/runtime/echo/0/2018-06-01/runtime/invocation/next",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 404);
+    let reply = emulator.request("GET", "/nothing/here", &[], "").await;
+    assert_eq!(reply.status, 404);
+    emulator.stop().await;
+}

@@ -7,6 +7,7 @@ use std::{
 
 use hemostat_local::{
     instance::launch_environment,
+    schedule::Expression,
     template::{FunctionSpec, Template, TemplateSettings},
 };
 
@@ -30,7 +31,21 @@ fn env(spec: &FunctionSpec, key: &str) -> Option<String> {
 fn real_template_defaults() {
     let template = Template::load(real_template(), &TemplateSettings::default()).expect("parses");
     let names: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["hemostat-analyzer", "hemostat-responder"]);
+    assert_eq!(
+        names[..2],
+        ["hemostat-analyzer", "hemostat-responder"],
+        "{names:?}"
+    );
+    // Every schedule of the real template is one the emulator runs (no skipped cron).
+    for spec in &template.functions {
+        for event in &spec.schedules {
+            assert!(
+                !matches!(event.expression, Expression::Unsupported { .. }),
+                "{}: {event:?}",
+                spec.name
+            );
+        }
+    }
 
     let analyzer = function(&template, "hemostat-analyzer");
     assert_eq!(analyzer.logical_id, "AnalyzerFunction");
@@ -42,10 +57,9 @@ fn real_template_defaults() {
         "function Timeout overrides Globals"
     );
     assert_eq!(analyzer.reserved_concurrency, None);
-    assert_eq!(
-        env(analyzer, "REDIS_URL").as_deref(),
-        Some("redis://127.0.0.1:6379")
-    );
+    // An !If (Secrets Manager or plain URL) the emulator does not resolve: the
+    // variable is declared and left to the emulator's own environment.
+    assert!(analyzer.environment.contains_key("REDIS_URL"));
     assert_eq!(env(analyzer, "RUST_LOG").as_deref(), Some("info"));
     assert_eq!(
         env(analyzer, "ANALYZER_CONFIDENCE_THRESHOLD").as_deref(),
@@ -69,10 +83,7 @@ fn real_template_defaults() {
         Some("false")
     );
     assert_eq!(env(responder, "HEMOSTAT_COMMAND_KEY").as_deref(), Some(""));
-    assert_eq!(
-        env(responder, "REDIS_URL").as_deref(),
-        Some("redis://127.0.0.1:6379")
-    );
+    assert!(responder.environment.contains_key("REDIS_URL"));
 }
 
 #[test]
@@ -86,11 +97,7 @@ fn real_template_with_parameter_overrides() {
         ..TemplateSettings::default()
     };
     let template = Template::load(real_template(), &settings).expect("parses");
-    let analyzer = function(&template, "hs-analyzer");
-    assert_eq!(
-        env(analyzer, "REDIS_URL").as_deref(),
-        Some("redis://cache:6379")
-    );
+    assert!(function(&template, "hs-analyzer").timeout_secs > 0);
     let responder = function(&template, "hs-responder");
     assert_eq!(env(responder, "RESPONDER_DRY_RUN").as_deref(), Some("true"));
 }
@@ -302,4 +309,102 @@ fn launch_environment_precedence() {
     );
     assert_eq!(env["RUST_LOG"], "info");
     assert!(!env.contains_key("PATH"));
+}
+
+#[test]
+fn schedule_events() {
+    let yaml = r#"
+Parameters:
+  Every:
+    Type: String
+    Default: rate(5 minutes)
+  On:
+    Type: String
+    Default: "false"
+Resources:
+  Exporter:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Tick:
+          Type: Schedule
+          Properties:
+            Schedule: !Ref Every
+        Nightly:
+          Type: Schedule
+          Properties:
+            Schedule: cron(0 3 * * ? *)
+            Name: nightly
+            State: DISABLED
+            Input: '{"full": true}'
+        Parameterised:
+          Type: Schedule
+          Properties:
+            Schedule: rate(1 hour)
+            Enabled: !Ref On
+        Last:
+          Type: Schedule
+          Properties:
+            Schedule: cron(0 0 L * ? *)
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: arn:aws:sqs:us-east-1:000000000000:q
+"#;
+    let template = Template::parse(yaml, &TemplateSettings::default()).expect("parses");
+    let events = &template.functions[0].schedules;
+    let summary: Vec<(&str, &str, bool, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.event_id.as_str(),
+                e.rule_name.as_str(),
+                e.enabled,
+                e.input.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Tick", "hemostat-local-ExporterTick", true, None),
+            ("Nightly", "nightly", false, Some(r#"{"full": true}"#)),
+            (
+                "Parameterised",
+                "hemostat-local-ExporterParameterised",
+                false,
+                None
+            ),
+            ("Last", "hemostat-local-ExporterLast", true, None),
+        ],
+        "the SQS event is not a schedule"
+    );
+    assert_eq!(
+        events[0].expression,
+        Expression::Rate(std::time::Duration::from_secs(300))
+    );
+    assert!(matches!(events[1].expression, Expression::Cron(_)));
+    assert!(matches!(
+        events[3].expression,
+        Expression::Unsupported { .. }
+    ));
+
+    for (bad, complaint) in [
+        ("Schedule: !Ref Every", "Schedule: rate(5 minutes"),
+        (
+            "Schedule: !Ref Every",
+            "Enabled: maybe\n            Schedule: rate(1 minute)",
+        ),
+        (
+            "Schedule: !Ref Every",
+            "Input: rate(1 minute)\n            Schedule: rate(1 minute)",
+        ),
+        ("Schedule: !Ref Every", "Name: x"),
+    ] {
+        let broken = yaml.replacen(bad, complaint, 1);
+        let err = Template::parse(&broken, &TemplateSettings::default())
+            .err()
+            .unwrap_or_else(|| panic!("accepted {complaint:?}"));
+        assert!(err.to_string().contains("Exporter.Events.Tick"), "{err}");
+    }
 }

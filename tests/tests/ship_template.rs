@@ -115,7 +115,7 @@ fn functions(template: &Value) -> Vec<(String, &Value)> {
 }
 
 #[test]
-fn every_function_builds_with_cargo_lambda_for_graviton() {
+fn every_function_is_declared_for_cargo_lambda_on_graviton() {
     let template = template();
     for (id, function) in functions(&template) {
         assert_eq!(

@@ -9,8 +9,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use lambda_http::{
-    Body, Error, Request, RequestExt, Response, request::RequestContext,
-    service_fn,
+    Body, Error, Request, RequestExt, Response, request::RequestContext, service_fn,
 };
 use serde_json::{Map, Value, json};
 

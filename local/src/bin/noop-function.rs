@@ -7,14 +7,38 @@
 //! `{"env": ["NAME", ..]}` returns those environment variables instead,
 //! `{"pid": true}` returns the process id instead, and `{"write_file": "path"}`
 //! writes the payload to that file (so asynchronous invocations can be observed).
+//! With `NOOP_RECORD_FILE` set, every event is also appended to that file as
+//! one JSON line (the scheduled-event tests read what was delivered).
 
-use std::time::Duration;
+use std::{io::Write, path::PathBuf, sync::OnceLock, time::Duration};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
+/// Read once at startup, so the benchmark's handler does no more than before.
+static RECORD_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+fn record(payload: &Value) -> Result<(), Diagnostic> {
+    let Some(Some(path)) = RECORD_FILE.get() else {
+        return Ok(());
+    };
+    let failed = |e: std::io::Error| Diagnostic {
+        error_type: "NoopRecordFailed".into(),
+        error_message: e.to_string(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(failed)?;
+    // One write per line, so concurrent instances' lines do not interleave.
+    file.write_all(format!("{payload}\n").as_bytes())
+        .map_err(failed)
+}
+
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
+    record(&payload)?;
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -72,5 +96,6 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    RECORD_FILE.get_or_init(|| std::env::var_os("NOOP_RECORD_FILE").map(PathBuf::from));
     lambda_runtime::run(service_fn(handler)).await
 }

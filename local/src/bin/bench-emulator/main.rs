@@ -5,10 +5,18 @@
 //! (a child process), then sends the same sequential Invoke API requests to both
 //! over one keep-alive connection each, alternating in blocks so both see the
 //! same machine load. Since the handler is a no-op, the round trip is the overhead.
-//! Also reports each function's init duration (spawn to first `/next`), including
-//! the real functions (analyzer, responder) when their binaries are built.
+//!
+//! Two floors are measured the same way in the same run (see [`floor`]): a bare
+//! Runtime API serving the same function binary (what any emulator costs at
+//! least, given the function's own runtime loop), and a hyper echo server (one
+//! loopback HTTP round trip). `--baseline-emulator` adds another `hemostat-local`
+//! binary (say, a previous build) as one more target, to compare builds under
+//! identical load. Also reports each function's init duration (spawn to first
+//! `/next`), including the real functions (analyzer, responder) when built.
 //!
 //! Usually run through `scripts/bench-emulator.sh`, which builds everything in release.
+
+mod floor;
 
 use std::{
     collections::HashMap,
@@ -54,9 +62,12 @@ struct Cli {
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
     /// Worker threads of the emulator's runtime; 0 runs it on one thread
-    /// (tokio's current-thread scheduler) [default: one per core, like hemostat-local].
+    /// (tokio's current-thread scheduler) [default: as the hemostat-local binary].
     #[arg(long)]
     emulator_threads: Option<usize>,
+    /// Another hemostat-local binary (e.g. a previous build) to measure as one more target.
+    #[arg(long)]
+    baseline_emulator: Option<PathBuf>,
 }
 
 /// A throwaway redis-server so the real functions can finish their init.
@@ -70,7 +81,16 @@ impl Redis {
     async fn start() -> Option<Redis> {
         let port = free_port().await.ok()?;
         let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -80,11 +100,97 @@ impl Redis {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..100 {
             if TcpStream::connect(addr).await.is_ok() {
-                return Some(Redis { _child: child, url: format!("redis://{addr}") });
+                return Some(Redis {
+                    _child: child,
+                    url: format!("redis://{addr}"),
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
+    }
+}
+
+const OURS: &str = "hemostat-local";
+const WATCH: &str = "cargo lambda watch";
+const BASELINE: &str = "baseline hemostat-local";
+const BARE: &str = "floor: bare Runtime API";
+const ECHO: &str = "floor: hyper echo";
+
+/// Thread name of the in-process emulator, for `thread_cpu`; a multi-threaded
+/// runtime adds workers named [`hemostat_local::RUNTIME_THREAD_NAME`].
+const EMULATOR_THREAD: &str = "emulator";
+
+/// CPU time so far of this process's threads with one of these names (Linux's
+/// per-thread schedstat; `None` elsewhere). Latency depends on the whole machine;
+/// CPU time per invocation is the server's own cost.
+fn thread_cpu(names: &[&str]) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !names.contains(&comm.trim_end()) {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        total += Duration::from_nanos(ns);
+    }
+    Some(total)
+}
+
+/// Another `hemostat-local` binary serving the same template, as a child process.
+struct Baseline {
+    /// Held so that dropping `Baseline` kills the emulator (and so its instances).
+    _child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl Baseline {
+    async fn start(
+        binary: &std::path::Path,
+        template: &std::path::Path,
+        bin_dir: &std::path::Path,
+    ) -> Result<Baseline, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(binary)
+            .arg("--template")
+            .arg(template)
+            .arg("--bin-dir")
+            .arg(bin_dir)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--functions",
+                "noop-function",
+                "--max-concurrency",
+                "1",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next_line().await {
+                Ok(Some(line)) => {
+                    if let Some(addr) = line.strip_prefix("hemostat-local listening on http://") {
+                        break addr.parse().map_err(|e| format!("{line}: {e}"))?;
+                    }
+                }
+                _ => return Err(format!("{} exited before listening", binary.display())),
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Baseline {
+            _child: child,
+            addr,
+        })
     }
 }
 
@@ -98,7 +204,11 @@ struct Target {
 }
 
 impl Target {
-    async fn connect(label: &'static str, addr: SocketAddr, function: &str) -> Result<Target, String> {
+    async fn connect(
+        label: &'static str,
+        addr: SocketAddr,
+        function: &str,
+    ) -> Result<Target, String> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("{label}: connect {addr}: {e}"))?;
@@ -220,8 +330,19 @@ impl Watch {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut command = tokio::process::Command::new(cargo_lambda);
         command
-            .args(["lambda", "watch", "--ignore-changes", "--release", "--quiet"])
-            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--release",
+                "--quiet",
+            ])
+            .args([
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
             .args(["-p", "hemostat-local", "--bin", "noop-function"])
             .current_dir(&cli.workspace)
             // The function's own logging would otherwise be measured too.
@@ -254,7 +375,9 @@ impl Watch {
         let mut last_error = String::new();
         while start.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("cargo lambda watch exited ({status}); last error: {last_error}"));
+                return Err(format!(
+                    "cargo lambda watch exited ({status}); last error: {last_error}"
+                ));
             }
             match Target::connect("cargo lambda watch", self.addr, "noop-function").await {
                 Ok(mut target) => match tokio::time::timeout(limit, target.invoke()).await {
@@ -292,40 +415,40 @@ struct EmulatorThread {
 
 impl EmulatorThread {
     fn start(config: Config, threads: Option<usize>) -> Result<EmulatorThread, String> {
-        let mut builder = match threads {
-            Some(0) => tokio::runtime::Builder::new_current_thread(),
-            Some(n) => {
-                let mut b = tokio::runtime::Builder::new_multi_thread();
-                b.worker_threads(n);
-                b
-            }
-            None => tokio::runtime::Builder::new_multi_thread(),
-        };
-        let runtime = builder.enable_all().build().map_err(|e| e.to_string())?;
+        let runtime = hemostat_local::runtime(threads).map_err(|e| e.to_string())?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let emulator = match Emulator::start(config).await {
-                    Ok(emulator) => emulator,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return Ok(());
-                    }
-                };
-                let _ = ready_tx.send(Ok((emulator.local_addr(), emulator.functions())));
-                emulator
-                    .serve(async move {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .map_err(|e| e.to_string())
+        // Named so that its CPU time can be told apart (see `thread_cpu`).
+        let thread = std::thread::Builder::new()
+            .name(EMULATOR_THREAD.into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let emulator = match Emulator::start(config).await {
+                        Ok(emulator) => emulator,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return Ok(());
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((emulator.local_addr(), emulator.functions())));
+                    emulator
+                        .serve(async move {
+                            let _ = stopped.await;
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                })
             })
-        });
+            .map_err(|e| e.to_string())?;
         let (addr, functions) = ready_rx
             .recv()
             .map_err(|_| "the emulator thread died".to_owned())??;
-        Ok(EmulatorThread { addr, functions, stop, thread })
+        Ok(EmulatorThread {
+            addr,
+            functions,
+            stop,
+            thread,
+        })
     }
 
     fn stop(self) -> Result<(), String> {
@@ -364,9 +487,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(path) if path.is_file() => {
             println!("starting cargo lambda watch ({})", path.display());
             let mut watch = Watch::start(&cli, path).await?;
-            match watch.ready(Duration::from_secs(cli.watch_startup_secs)).await {
+            match watch
+                .ready(Duration::from_secs(cli.watch_startup_secs))
+                .await
+            {
                 Ok(took) => {
-                    println!("cargo lambda watch ready after {:.1} s (build + first invocation)", took.as_secs_f64());
+                    println!(
+                        "cargo lambda watch ready after {:.1} s (build + first invocation)",
+                        took.as_secs_f64()
+                    );
                     Some(watch)
                 }
                 Err(e) => {
@@ -377,7 +506,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Some(path) => {
-            println!("no cargo-lambda at {}: comparison skipped (run scripts/python-tools.sh)", path.display());
+            println!(
+                "no cargo-lambda at {}: comparison skipped (run scripts/python-tools.sh)",
+                path.display()
+            );
             None
         }
         None => {
@@ -427,7 +559,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         };
         match cold {
             Some(d) => println!("  {:<22} {:>8.2} ms", function.name(), ms(d)),
-            None => println!("  {:<22}  no first /next within 10 s (init failed? see log above)", function.name()),
+            None => println!(
+                "  {:<22}  no first /next within 10 s (init failed? see log above)",
+                function.name()
+            ),
         }
     }
     let missing: Vec<&str> = ["hemostat-analyzer", "hemostat-responder"]
@@ -435,19 +570,51 @@ async fn run(cli: Cli) -> Result<(), String> {
         .filter(|f| !functions.contains(f))
         .collect();
     if !missing.is_empty() {
-        println!("  (not built in {}: {})", bin_dir.display(), missing.join(", "));
+        println!(
+            "  (not built in {}: {})",
+            bin_dir.display(),
+            missing.join(", ")
+        );
     }
 
-    let mut targets = vec![Target::connect("hemostat-local", addr, "noop-function").await?];
+    // The floors and the baseline start now, after the cold starts were taken,
+    // so their functions' inits do not overlap with those measurements.
+    let bare = floor::BareRuntimeApi::start(&bin_dir.join("noop-function"), "noop-function")?;
+    let echo = floor::Echo::start()?;
+    let baseline = match &cli.baseline_emulator {
+        Some(binary) => Some(Baseline::start(binary, &template_path, &bin_dir).await?),
+        None => None,
+    };
+
+    let mut targets = vec![Target::connect(OURS, addr, "noop-function").await?];
     if let Some(watch) = &watch {
-        targets.push(Target::connect("cargo lambda watch", watch.addr, "noop-function").await?);
+        targets.push(Target::connect(WATCH, watch.addr, "noop-function").await?);
     }
+    if let Some(baseline) = &baseline {
+        targets.push(Target::connect(BASELINE, baseline.addr, "noop-function").await?);
+    }
+    targets.push(Target::connect(BARE, bare.addr, "noop-function").await?);
+    targets.push(Target::connect(ECHO, echo.addr, "noop-function").await?);
+    let cpu_threads: [(&str, &[&str]); 3] = [
+        (
+            OURS,
+            &[EMULATOR_THREAD, hemostat_local::RUNTIME_THREAD_NAME],
+        ),
+        (BARE, &[floor::BARE_THREAD]),
+        (ECHO, &[floor::ECHO_THREAD]),
+    ];
+    let cpu_before: Vec<Option<Duration>> = cpu_threads
+        .iter()
+        .map(|(_, names)| thread_cpu(names))
+        .collect();
     for target in &mut targets {
+        // The bare Runtime API's function may still be initialising: its first
+        // invocation waits in the queue, as it would behind any emulator.
         for _ in 0..cli.warmup {
             target.invoke().await?;
         }
     }
-    // Alternate in blocks so both targets share whatever else the machine is doing.
+    // Alternate in blocks so all targets share whatever else the machine is doing.
     const BLOCK: usize = 100;
     let mut done = 0;
     while done < cli.requests {
@@ -460,43 +627,83 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         done += n;
     }
+    let invocations = (cli.warmup + cli.requests) as u32;
+    let cpu_per_invocation: HashMap<&str, Duration> = cpu_threads
+        .iter()
+        .zip(cpu_before)
+        .filter_map(|((label, names), before)| {
+            Some((
+                *label,
+                thread_cpu(names)?.checked_sub(before?)? / invocations,
+            ))
+        })
+        .collect();
 
     println!(
-        "\nsequential Invoke API round trips of the no-op function ({} measured after {} warm-up, release builds, one keep-alive connection):",
+        "\nsequential Invoke API round trips of the no-op function ({} measured after {} warm-up, release builds, one keep-alive connection each, targets alternating in blocks of {BLOCK}):",
         cli.requests, cli.warmup
     );
     println!(
-        "  {:<20} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "target", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms"
+        "  {:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "target", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms", "server CPU"
     );
-    let summaries: Vec<Summary> = targets.iter().map(|t| summarize(&t.samples)).collect();
-    for (target, s) in targets.iter().zip(&summaries) {
+    let summaries: HashMap<&str, Summary> = targets
+        .iter()
+        .map(|t| (t.label, summarize(&t.samples)))
+        .collect();
+    for target in &targets {
+        let s = &summaries[target.label];
+        // Only for the servers in this process; the others' CPU is not ours to read.
+        let cpu = cpu_per_invocation
+            .get(target.label)
+            .map_or_else(String::new, |d| {
+                format!("{:.1} us/inv", d.as_secs_f64() * 1e6)
+            });
         println!(
-            "  {:<20} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            "  {:<24} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>12}",
             target.label,
             ms(s.p50),
             ms(s.p90),
             ms(s.p99),
             ms(s.mean),
-            ms(s.max)
+            ms(s.max),
+            cpu
         );
     }
-    let ours = &summaries[0];
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE);
+    let ours = &summaries[OURS];
+    let bare = &summaries[BARE];
     let mut ok = ours.p50 <= Duration::from_millis(1);
     println!(
         "\n  goal p50 <= 1 ms: {} ({:.3} ms)",
         if ok { "met" } else { "NOT met" },
         ms(ours.p50)
     );
-    if let Some(theirs) = summaries.get(1) {
-        let ratio = ours.p50.as_secs_f64() / theirs.p50.as_secs_f64().max(f64::MIN_POSITIVE);
-        let half = ratio <= 0.5;
+    if let Some(theirs) = summaries.get(WATCH) {
+        let r = ratio(ours.p50, theirs.p50);
+        let half = r <= 0.5;
         ok &= half;
         println!(
-            "  ratio p50 hemostat-local / cargo lambda watch: {ratio:.3} (p90 {:.3}, p99 {:.3}); goal <= 0.5: {}",
-            ours.p90.as_secs_f64() / theirs.p90.as_secs_f64().max(f64::MIN_POSITIVE),
-            ours.p99.as_secs_f64() / theirs.p99.as_secs_f64().max(f64::MIN_POSITIVE),
+            "  ratio p50 hemostat-local / cargo lambda watch: {r:.3} (p90 {:.3}, p99 {:.3}); goal <= 0.5: {}",
+            ratio(ours.p90, theirs.p90),
+            ratio(ours.p99, theirs.p99),
             if half { "met" } else { "NOT met" }
+        );
+        println!(
+            "  ratio p50 bare Runtime API / cargo lambda watch: {:.3} (the lowest any emulator reaches with this function, client and machine)",
+            ratio(bare.p50, theirs.p50)
+        );
+    }
+    println!(
+        "  hemostat-local above the bare Runtime API: p50 {:+.1} us, p99 {:+.1} us",
+        (ms(ours.p50) - ms(bare.p50)) * 1000.0,
+        (ms(ours.p99) - ms(bare.p99)) * 1000.0
+    );
+    if let Some(theirs) = summaries.get(BASELINE) {
+        println!(
+            "  ratio p50 hemostat-local / baseline: {:.3} (p99 {:.3})",
+            ratio(ours.p50, theirs.p50),
+            ratio(ours.p99, theirs.p99)
         );
     }
 
@@ -504,6 +711,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Some(watch) = watch.take() {
         watch.stop();
     }
+    drop(baseline);
     server.stop()?;
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
