@@ -1,8 +1,9 @@
 //! Reads the functions out of a SAM `template.yaml`.
 //!
 //! Only what the emulator needs is understood: `Parameters` defaults, `Globals.Function`,
-//! and `AWS::Serverless::Function` resources (and their `Schedule` events), with the intrinsics `Ref`, `Fn::Sub` and
-//! `Fn::Join` in both their short (`!Ref`) and long (`{"Ref": ..}`) forms.
+//! `Conditions`, and `AWS::Serverless::Function` resources (and their `Schedule` events), with
+//! the intrinsics `Ref`, `Fn::Sub`, `Fn::Join` and `Fn::If` (conditions: `Fn::Equals`, `Fn::Not`,
+//! `Fn::And`, `Fn::Or`, `Condition`) in both their short (`!Ref`) and long (`{"Ref": ..}`) forms.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -343,6 +344,8 @@ fn variables(environment: Option<&Value>) -> Option<&Mapping> {
 struct Resolver {
     parameters: HashMap<String, String>,
     pseudo: HashMap<&'static str, String>,
+    /// The template's `Conditions`, evaluated on demand by `!If`.
+    conditions: Mapping,
 }
 
 /// What could not be resolved, for the warning ("!GetAtt Foo.Arn").
@@ -378,7 +381,16 @@ impl Resolver {
             ("AWS::Partition", "aws".to_owned()),
             ("AWS::URLSuffix", "amazonaws.com".to_owned()),
         ]);
-        Resolver { parameters, pseudo }
+        let conditions = root
+            .get("Conditions")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        Resolver {
+            parameters,
+            pseudo,
+            conditions,
+        }
     }
 
     fn resolve(&self, value: &Value) -> Result<String, Unresolved> {
@@ -416,11 +428,80 @@ impl Resolver {
             },
             "Sub" => self.sub(arg),
             "Join" => self.join(arg),
+            "If" => self.if_(arg),
             other => Err(format!("!{other}")),
         }
     }
 
+    /// `!If [Condition, when true, when false]`; `AWS::NoValue` as the
+    /// chosen branch means "not set", reported as unresolved.
+    fn if_(&self, arg: &Value) -> Result<String, Unresolved> {
+        let Some([condition, yes, no]) = arg.as_sequence().map(Vec::as_slice) else {
+            return Err("a malformed !If".into());
+        };
+        let name = condition
+            .as_str()
+            .ok_or_else(|| "!If with a non-string condition".to_owned())?;
+        let chosen = if self.condition(name, 0)? { yes } else { no };
+        self.resolve(chosen)
+    }
+
+    /// A named condition of the template's `Conditions`.
+    fn condition(&self, name: &str, depth: usize) -> Result<bool, Unresolved> {
+        // A condition naming itself, directly or not, is a template error.
+        if depth > 16 {
+            return Err(format!("condition {name} (nested too deep)"));
+        }
+        let definition = self
+            .conditions
+            .get(name)
+            .ok_or_else(|| format!("condition {name} (not defined)"))?;
+        self.evaluate(definition, depth + 1)
+    }
+
+    /// `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or` and `Condition`, short
+    /// or long form.
+    fn evaluate(&self, value: &Value, depth: usize) -> Result<bool, Unresolved> {
+        let (function, arg) = match value {
+            Value::Tagged(tagged) => (
+                tagged.tag.to_string().trim_start_matches('!').to_owned(),
+                &tagged.value,
+            ),
+            Value::Mapping(map) if map.len() == 1 => {
+                let (key, arg) = map.iter().next().expect("one entry");
+                let key = key.as_str().unwrap_or_default();
+                (key.strip_prefix("Fn::").unwrap_or(key).to_owned(), arg)
+            }
+            _ => return Err("a condition that is not a condition function".into()),
+        };
+        let operands = || arg.as_sequence().map(Vec::as_slice).unwrap_or_default();
+        match function.as_str() {
+            "Equals" => match operands() {
+                [a, b] => Ok(self.resolve(a)? == self.resolve(b)?),
+                _ => Err("a malformed !Equals".into()),
+            },
+            "Not" => match operands() {
+                [c] => Ok(!self.evaluate(c, depth + 1)?),
+                _ => Err("a malformed !Not".into()),
+            },
+            "And" => operands()
+                .iter()
+                .try_fold(true, |all, c| Ok(all && self.evaluate(c, depth + 1)?)),
+            "Or" => operands()
+                .iter()
+                .try_fold(false, |any, c| Ok(any || self.evaluate(c, depth + 1)?)),
+            "Condition" => match arg.as_str() {
+                Some(name) => self.condition(name, depth),
+                None => Err("!Condition with a non-string name".into()),
+            },
+            other => Err(format!("!{other} in a condition")),
+        }
+    }
+
     fn reference(&self, name: &str) -> Result<String, Unresolved> {
+        if name == "AWS::NoValue" {
+            return Err("!Ref AWS::NoValue (not set)".into());
+        }
         self.pseudo
             .get(name)
             .or_else(|| self.parameters.get(name))
@@ -468,19 +549,21 @@ impl Resolver {
         Ok(out)
     }
 
-    /// `!Join [",", [a, b]]`.
+    /// `!Join [",", [a, b]]`, or `!Join [",", !Ref AListParameter]` (a
+    /// `CommaDelimitedList` parameter is a list to CloudFormation).
     fn join(&self, arg: &Value) -> Result<String, Unresolved> {
         let items = arg.as_sequence().filter(|s| s.len() == 2);
-        let (Some(sep), Some(parts)) = (
-            items.and_then(|s| s[0].as_str()),
-            items.and_then(|s| s[1].as_sequence()),
-        ) else {
+        let (Some(sep), Some(list)) = (items.and_then(|s| s[0].as_str()), items.map(|s| &s[1]))
+        else {
             return Err("a malformed !Join".into());
         };
-        let parts = parts
-            .iter()
-            .map(|p| self.resolve(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let parts = match list.as_sequence() {
+            Some(parts) => parts
+                .iter()
+                .map(|p| self.resolve(p))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => self.resolve(list)?.split(',').map(str::to_owned).collect(),
+        };
         Ok(parts.join(sep))
     }
 }

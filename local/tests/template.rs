@@ -57,9 +57,11 @@ fn real_template_defaults() {
         "function Timeout overrides Globals"
     );
     assert_eq!(analyzer.reserved_concurrency, None);
-    // An !If (Secrets Manager or plain URL) the emulator does not resolve: the
-    // variable is declared and left to the emulator's own environment.
-    assert!(analyzer.environment.contains_key("REDIS_URL"));
+    // !If UseRedisSecret: no secret by default, so the plain URL parameter.
+    assert_eq!(
+        env(analyzer, "REDIS_URL").as_deref(),
+        Some("redis://127.0.0.1:6379")
+    );
     assert_eq!(env(analyzer, "RUST_LOG").as_deref(), Some("info"));
     assert_eq!(
         env(analyzer, "ANALYZER_CONFIDENCE_THRESHOLD").as_deref(),
@@ -100,6 +102,96 @@ fn real_template_with_parameter_overrides() {
     assert!(function(&template, "hs-analyzer").timeout_secs > 0);
     let responder = function(&template, "hs-responder");
     assert_eq!(env(responder, "RESPONDER_DRY_RUN").as_deref(), Some("true"));
+    assert_eq!(
+        env(responder, "REDIS_URL").as_deref(),
+        Some("redis://cache:6379")
+    );
+
+    // With a secret, the !If picks the dynamic reference, which only
+    // CloudFormation resolves: passed through as written.
+    let settings = TemplateSettings {
+        parameter_overrides: BTreeMap::from([(
+            "RedisUrlSecret".to_owned(),
+            "hemostat/redis".to_owned(),
+        )]),
+        ..TemplateSettings::default()
+    };
+    let template = Template::load(real_template(), &settings).expect("parses");
+    let analyzer = function(&template, "hemostat-analyzer");
+    assert_eq!(
+        env(analyzer, "REDIS_URL").as_deref(),
+        Some("{{resolve:secretsmanager:hemostat/redis}}")
+    );
+}
+
+const CONDITIONS: &str = r#"
+Parameters:
+  Secret: { Type: String, Default: "" }
+  Subnets: { Type: CommaDelimitedList, Default: "" }
+  Stage: { Type: String, Default: prod }
+Conditions:
+  HasSecret: !Not [!Equals [!Ref Secret, ""]]
+  InVpc: { "Fn::Not": [{ "Fn::Equals": [{ "Fn::Join": [",", { Ref: Subnets }] }, ""] }] }
+  Prod: !Equals [!Ref Stage, prod]
+  ProdWithoutSecret: !And [!Condition Prod, !Not [!Condition HasSecret]]
+  Either: !Or [!Condition HasSecret, !Condition InVpc]
+  Loop: !Condition Loop
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          URL: !If [HasSecret, !Sub "{{resolve:secretsmanager:${Secret}}}", plain]
+          VPC: !If [InVpc, "yes", "no"]
+          PROD_NO_SECRET: !If [ProdWithoutSecret, "1", "0"]
+          EITHER: { "Fn::If": [Either, "1", "0"] }
+          UNSET: !If [Prod, !Ref AWS::NoValue, set]
+          LOOP: !If [Loop, a, b]
+          UNDEFINED: !If [Nope, a, b]
+"#;
+
+#[test]
+fn conditions_and_if() {
+    let parse = |overrides: &[(&str, &str)]| {
+        let settings = TemplateSettings {
+            parameter_overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..TemplateSettings::default()
+        };
+        Template::parse(CONDITIONS, &settings).expect("parses")
+    };
+    let defaults = parse(&[]);
+    let f = &defaults.functions[0];
+    assert_eq!(env(f, "URL").as_deref(), Some("plain"));
+    assert_eq!(env(f, "VPC").as_deref(), Some("no"));
+    assert_eq!(env(f, "PROD_NO_SECRET").as_deref(), Some("1"));
+    assert_eq!(env(f, "EITHER").as_deref(), Some("0"));
+    // AWS::NoValue, a condition naming itself and an undefined one: declared,
+    // not set, left to the emulator's environment (with a warning).
+    for unset in ["UNSET", "LOOP", "UNDEFINED"] {
+        assert!(
+            f.environment.contains_key(unset) && env(f, unset).is_none(),
+            "{unset}"
+        );
+    }
+
+    let overridden = parse(&[
+        ("Secret", "s1"),
+        ("Subnets", "subnet-1,subnet-2"),
+        ("Stage", "dev"),
+    ]);
+    let f = &overridden.functions[0];
+    assert_eq!(
+        env(f, "URL").as_deref(),
+        Some("{{resolve:secretsmanager:s1}}")
+    );
+    assert_eq!(env(f, "VPC").as_deref(), Some("yes"));
+    assert_eq!(env(f, "PROD_NO_SECRET").as_deref(), Some("0"));
+    assert_eq!(env(f, "EITHER").as_deref(), Some("1"));
+    assert_eq!(env(f, "UNSET").as_deref(), Some("set"));
 }
 
 const INTRINSICS: &str = r#"
