@@ -114,6 +114,7 @@ HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemo
 echo "== starting the collector (Docker at $DOCKER_HOST)"
 start collector "$bin/hemostat-collector"
 
+echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/   Metrics: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-exporter/metrics"
 echo "HemoStat is running; logs in $logs. Watch events with: redis-cli -u \"\$REDIS_URL\" SUBSCRIBE 'hemostat:*'"
 wait -n "${pids[@]}" || true
 echo "a component exited; see $logs" >&2
