@@ -33,6 +33,7 @@ fn request(i: usize, host: &str) -> BatchEvent {
         model: None,
         fallback_reason: None,
         severity: None,
+        llm_cached: false,
     };
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap();
     BatchEvent {

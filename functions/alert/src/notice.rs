@@ -198,8 +198,9 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
     fields.push(field("Status", "false_alarm"));
     fields.push(long("Reason", &f.reason));
     fields.push(field("Confidence", f.confidence.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())));
+    let cached = if f.llm_cached { ", cached verdict" } else { "" };
     let method = match (&f.analysis_method, &f.model) {
-        (Some(m), Some(model)) => format!("{m} ({model})"),
+        (Some(m), Some(model)) => format!("{m} ({model}{cached})"),
         (Some(m), None) => m.clone(),
         (None, _) => "-".into(),
     };

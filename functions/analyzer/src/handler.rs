@@ -166,6 +166,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
                 model: analysis.model.clone(),
                 fallback_reason,
                 severity,
+                llm_cached: analysis.cached,
             };
             return Ok(Envelope::new(agent::ANALYZER, EventKind::FalseAlarm, &alarm)?);
         }
@@ -183,6 +184,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             model: analysis.model.clone(),
             fallback_reason,
             severity,
+            llm_cached: analysis.cached,
         };
         Ok(Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed)?)
     }

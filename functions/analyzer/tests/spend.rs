@@ -38,13 +38,14 @@ async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
     let a = analyzer(&redis, &fake, Config { cache_ttl: Duration::from_secs(2), ..Config::default() }).await;
     // Three containers of one image crash the same way: one call.
-    for name in ["api-1", "api-2", "api-3"] {
+    for (name, cached) in [("api-1", false), ("api-2", true), ("api-3", true)] {
         let d = decide(&a, AlertSpec::new(name, "non_zero_exit").envelope(0.0)).await;
         assert_eq!(
-            (d.method.as_deref(), d.model.as_deref(), d.confidence),
-            (Some("llm"), Some("gpt-4"), 0.88),
+            (d.method.as_deref(), d.model.as_deref(), d.confidence, d.cached),
+            (Some("llm"), Some("gpt-4"), 0.88, cached),
             "{name}"
         );
+        assert_eq!(d.json.contains("llm_cached"), cached, "only a cached verdict says so: {}", d.json);
     }
     assert_eq!(fake.requests(), 1);
     // Another image, or other anomalies, or another pattern: a new call.

@@ -189,6 +189,10 @@ pub struct RemediationNeeded {
     /// `budget_exhausted`, ...), when `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The LLM's verdict came from the cache of verdicts by failure signature
+    /// (no call was made for this alert).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub llm_cached: bool,
     /// The highest severity among the alert's anomalies, so a refusal of a
     /// critical alert can be told apart from a routine one downstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +280,9 @@ pub struct FalseAlarm {
     /// `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// The LLM's verdict came from the cache (no call was made for this alert).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub llm_cached: bool,
     /// The alert's highest anomaly severity: a critical alert that leads to
     /// no action is what an operator most needs to hear about.
     #[serde(default, skip_serializing_if = "Option::is_none")]

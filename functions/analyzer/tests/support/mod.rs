@@ -143,6 +143,7 @@ pub struct Decided {
     pub method: Option<String>,
     pub model: Option<String>,
     pub fallback_reason: Option<String>,
+    pub cached: bool,
     pub json: String,
 }
 
@@ -158,6 +159,7 @@ pub fn decided(env: &Envelope) -> Decided {
                 method: n.analysis_method,
                 model: n.model,
                 fallback_reason: n.fallback_reason,
+                cached: n.llm_cached,
                 json: env.to_json(),
             }
         }
@@ -171,6 +173,7 @@ pub fn decided(env: &Envelope) -> Decided {
                 method: f.analysis_method,
                 model: f.model,
                 fallback_reason: f.fallback_reason,
+                cached: f.llm_cached,
                 json: env.to_json(),
             }
         }
