@@ -71,6 +71,9 @@ main() {
     source "$DIR/env"
     echo "DOCKER_HOST=$DOCKER_HOST REDIS_URL=$REDIS_URL HEMOSTAT_TEST_IMAGE=$HEMOSTAT_TEST_IMAGE"
 
+    # A one-off build gains nothing from incremental artifacts, which would
+    # take gigabytes of disk beside ~70 test binaries.
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
     local build_args="${HEMOSTAT_TEST_BUILD_ARGS:---workspace --bins}"
     if [[ "$build_args" == skip ]]; then
         phase "skipping build (HEMOSTAT_TEST_BUILD_ARGS=skip)"
