@@ -13,19 +13,15 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, stalled_stream_protection::StalledStreamProtectionConfig, timeout::TimeoutConfig};
+use aws_config::{stalled_stream_protection::StalledStreamProtectionConfig, timeout::TimeoutConfig};
 use aws_sdk_lambda::{Client, primitives::Blob, types::InvocationType};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
+use hemostat_protocol::{ProtocolError, aws};
 
 use crate::{
     error::BridgeError,
     invoker::{Invocation, Invoker},
 };
-
-/// Region used against a local endpoint when the environment names none:
-/// the SDK refuses to sign without one, and the emulator ignores it.
-const LOCAL_REGION: &str = "us-east-1";
 
 #[derive(Clone)]
 pub struct LambdaInvoker {
@@ -39,51 +35,17 @@ impl LambdaInvoker {
     /// override gets dummy credentials and a default region unless the
     /// environment sets them, because the emulator needs none.
     pub async fn new(endpoint: Option<&str>, timeout: Duration) -> Result<Self, BridgeError> {
-        // rustls with ring, not the SDK's default aws-lc-rs: no C/CMake
-        // toolchain needed to cross-compile the bridge for arm64.
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+        let loader = aws::loader()
             .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(5)).build())
             // A function may legitimately keep the response waiting for its
             // whole timeout; the operation timeout above bounds every call.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
-        if let Some(url) = endpoint {
-            let uri: http::Uri = url.parse().map_err(|_| BridgeError::Endpoint(url.to_owned()))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(BridgeError::Endpoint(url.to_owned()));
-            }
-            loader = loader.endpoint_url(url.trim_end_matches('/'));
-            if is_loopback(uri.host().unwrap_or_default()) {
-                if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-                    loader = loader.region(Region::new(LOCAL_REGION));
-                }
-                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                    // Static, obviously fake: the request is signed (as in
-                    // the cloud) and the emulator does not check signatures.
-                    loader = loader.credentials_provider(aws_sdk_lambda::config::Credentials::new(
-                        "hemostat-local",
-                        "hemostat-local",
-                        None,
-                        None,
-                        "hemostat-local",
-                    ));
-                }
-            }
-        }
-        let shared = loader.load().await;
-        if shared.region().is_none() {
-            return Err(BridgeError::Config("no AWS region: set AWS_REGION".into()));
-        }
+        let shared = aws::load(loader, endpoint).await.map_err(|e| match e {
+            ProtocolError::AwsEndpoint(url) => BridgeError::Endpoint(url),
+            other => BridgeError::Config(other.to_string()),
+        })?;
         Ok(LambdaInvoker { client: Client::new(&shared) })
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Invoker for LambdaInvoker {
@@ -106,19 +68,5 @@ impl Invoker for LambdaInvoker {
             Some(kind) => Invocation::FunctionError(format!("{kind}: {}", String::from_utf8_lossy(&body))),
             None => Invocation::Ok(body),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts() {
-        assert!(is_loopback("127.0.0.1"));
-        assert!(is_loopback("localhost"));
-        assert!(is_loopback("[::1]"));
-        assert!(!is_loopback("lambda.eu-west-1.amazonaws.com"));
-        assert!(!is_loopback("10.0.0.5"));
     }
 }

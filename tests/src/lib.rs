@@ -54,7 +54,7 @@ pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder};
 pub use redis_server::RedisServer;
-pub use stack::{start_bridge, start_emulator};
+pub use stack::{Stack, start_bridge, start_emulator, start_stack};
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.

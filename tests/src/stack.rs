@@ -1,9 +1,12 @@
-//! HemoStat's own long-running parts as test processes: the Lambda emulator
-//! and the bridge, started and waited for in one place.
+//! HemoStat's own long-running parts as test processes: the Lambda emulator,
+//! the bridge and the collector, started and waited for in one place.
 
 use std::time::Duration;
 
 use crate::{
+    container::TEST_LABEL,
+    current_test_name,
+    paths::workspace_root,
     port::free_port,
     process::{Process, ProcessBuilder},
 };
@@ -28,4 +31,46 @@ pub async fn start_bridge(configure: impl FnOnce(ProcessBuilder) -> ProcessBuild
     let bridge = configure(Process::builder("hemostat-bridge")).spawn();
     bridge.wait_for_line("bridge ready", READY).await;
     bridge
+}
+
+/// The whole stack of one test: the emulator running every function of the
+/// real template.yaml, a bridge, and a collector on the test's dockerd
+/// watching only this test's containers, under a host name of its own.
+pub struct Stack {
+    /// The collector's host name (unique per stack).
+    pub host: String,
+    /// The emulator's Invoke API endpoint (`http://127.0.0.1:PORT`).
+    pub endpoint: String,
+    pub emulator: Process,
+    pub bridge: Process,
+    pub collector: Process,
+}
+
+/// Starts [`Stack`] against `redis_url`, signing commands with
+/// `command_key`. Needs `DOCKER_HOST` (scripts/test.sh sets it).
+pub async fn start_stack(redis_url: &str, command_key: &str) -> Stack {
+    let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
+    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let template = workspace_root().join("template.yaml");
+
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.args(["--template", template.to_str().unwrap()])
+            .env("REDIS_URL", redis_url)
+            .env("HEMOSTAT_COMMAND_KEY", command_key)
+            .env("RUST_LOG", "info")
+    })
+    .await;
+    let bridge =
+        start_bridge(|b| b.env("REDIS_URL", redis_url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")).await;
+    let collector = Process::builder("hemostat-collector")
+        .env("REDIS_URL", redis_url)
+        .env("DOCKER_HOST", &docker_host)
+        .env("HEMOSTAT_HOST", &host)
+        // Only this test's containers: tests share one engine.
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+        .env("HEMOSTAT_COMMAND_KEY", command_key)
+        .env("RUST_LOG", "info")
+        .spawn();
+    collector.wait_for_line("collector ready", READY).await;
+    Stack { host, endpoint, emulator, bridge, collector }
 }

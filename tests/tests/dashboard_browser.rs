@@ -24,8 +24,7 @@ use std::{
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, paths::target_dir, start_bridge,
-    start_emulator, workspace_root,
+    ContainerSpec, RedisServer, Stack, docker, free_port, paths::target_dir, start_emulator, start_stack, workspace_root,
 };
 use hemostat_protocol::{ContainerRef, EventKind, keys, publisher::ENVELOPE_FIELD};
 use redis::AsyncCommands;
@@ -138,29 +137,10 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let script = browser_tools();
-    let template = workspace_root().join("template.yaml");
-    let template_text = std::fs::read_to_string(&template).unwrap();
     let redis = RedisServer::start().await;
     let url = redis.url();
     let docker = docker().await;
-    let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-
-    let (emulator, endpoint) = start_emulator(|b| {
-        b.args(["--template", template.to_str().unwrap()]).env("REDIS_URL", &url).env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY).env("RUST_LOG", "info")
-    })
-    .await;
-    let bridge = start_bridge(|b| b.env("REDIS_URL", &url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")).await;
-    let collector = Process::builder("hemostat-collector")
-        .env("REDIS_URL", &url)
-        .env("DOCKER_HOST", &docker_host)
-        .env("HEMOSTAT_HOST", &host)
-        // Only this test's containers: tests share one engine.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
-        .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
-        .env("RUST_LOG", "info")
-        .spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(20)).await;
+    let Stack { host, endpoint, emulator, bridge, collector } = start_stack(&url, COMMAND_KEY).await;
 
     // USR1 makes the process exit 1: a crash, not a requested stop.
     let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
@@ -177,13 +157,8 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
         json!({"scenario": "heal", "url": page, "container": key, "screenshot": screenshot, "timeoutMs": 60_000}),
     );
     let logs = |why: String| {
-        let hint = if template_text.contains("Binary: alert") {
-            String::new()
-        } else {
-            "\nNOTE: template.yaml has no alert function, so nothing fills hemostat:events:* and the history stays empty.".into()
-        };
         format!(
-            "{why}{hint}\nscreenshot: {}\ncollector:\n{}\nbridge:\n{}\nemulator:\n{}",
+            "{why}\nscreenshot: {}\ncollector:\n{}\nbridge:\n{}\nemulator:\n{}",
             screenshot.display(),
             collector.log_tail(30),
             bridge.log_tail(30),

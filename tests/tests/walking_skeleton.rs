@@ -11,10 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use futures::StreamExt;
-use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, start_bridge, start_emulator, stream_events, wait_for,
-    workspace_root,
-};
+use hemostat_e2e::{ContainerSpec, RedisServer, docker, start_stack, stream_events, wait_for};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
     event::{RemediationComplete, RemediationStatus},
@@ -26,40 +23,6 @@ use tokio::sync::Mutex;
 const COMMAND_KEY: &str = "e2e-command-key";
 
 /// Every component of the stack, killed when dropped.
-struct Stack {
-    host: String,
-    _emulator: Process,
-    bridge: Process,
-    collector: Process,
-}
-
-async fn start_stack(redis: &RedisServer) -> Stack {
-    let url = redis.url();
-    let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let template = workspace_root().join("template.yaml");
-
-    let (emulator, endpoint) = start_emulator(|b| {
-        b.args(["--template", template.to_str().unwrap()])
-            .env("REDIS_URL", &url)
-            .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
-            .env("RUST_LOG", "info")
-    })
-    .await;
-    let bridge = start_bridge(|b| b.env("REDIS_URL", &url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")).await;
-    let collector = Process::builder("hemostat-collector")
-        .env("REDIS_URL", &url)
-        .env("DOCKER_HOST", &docker_host)
-        .env("HEMOSTAT_HOST", &host)
-        // Only this test's containers: tests share one engine.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
-        .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
-        .env("RUST_LOG", "info")
-        .spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(20)).await;
-    Stack { host, _emulator: emulator, bridge, collector }
-}
-
 /// Every message `redis-cli SUBSCRIBE "hemostat:*"` (the seed's documented
 /// command: a plain SUBSCRIBE, not a pattern) receives while the test runs.
 async fn record_pubsub(redis: &RedisServer) -> Arc<Mutex<Vec<(String, String)>>> {
@@ -94,7 +57,7 @@ fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
 async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() {
     let redis = RedisServer::start().await;
     let docker = docker().await;
-    let stack = start_stack(&redis).await;
+    let stack = start_stack(&redis.url(), COMMAND_KEY).await;
     let seen = record_pubsub(&redis).await;
     let mut conn = redis.connection().await;
 

@@ -16,13 +16,13 @@
 
 use std::{future::Future, time::Duration};
 
-use aws_config::{BehaviorVersion, Region, timeout::TimeoutConfig};
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatch::{
     Client,
     primitives::DateTime,
     types::{Dimension, MetricDatum, StandardUnit},
 };
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use hemostat_protocol::{ProtocolError, aws};
 
 use crate::{
     error::ExporterError,
@@ -175,58 +175,26 @@ pub struct CloudWatchSink {
     namespace: String,
 }
 
-/// Region used against a local endpoint when the environment names none.
-const LOCAL_REGION: &str = "us-east-1";
-
 impl CloudWatchSink {
     /// `endpoint`: `None` for CloudWatch's regional endpoint (or
     /// `AWS_ENDPOINT_URL_CLOUDWATCH`, read by the SDK); `Some(url)` to
     /// override it. Against a loopback endpoint (moto), a missing region or
     /// missing credentials get obvious local stand-ins.
     pub async fn new(namespace: String, endpoint: Option<&str>, timeout: Duration) -> Result<Self, ExporterError> {
-        // rustls with ring, not the SDK's default aws-lc-rs: no C toolchain
-        // needed to cross-compile for arm64 Lambda.
-        let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+        let loader = aws::loader()
             .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(3)).build());
-        if let Some(url) = endpoint {
-            let uri: http::Uri =
-                url.parse().map_err(|_| ExporterError::Config { name: "EXPORTER_CLOUDWATCH_ENDPOINT", reason: "not a URL".into() })?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(ExporterError::Config { name: "EXPORTER_CLOUDWATCH_ENDPOINT", reason: "not an http(s) URL".into() });
+        let shared = aws::load(loader, endpoint).await.map_err(|e| match e {
+            ProtocolError::AwsEndpoint(_) => {
+                ExporterError::Config { name: "EXPORTER_CLOUDWATCH_ENDPOINT", reason: "not an http(s) URL".into() }
             }
-            loader = loader.endpoint_url(url.trim_end_matches('/'));
-            if is_loopback(uri.host().unwrap_or_default()) {
-                if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-                    loader = loader.region(Region::new(LOCAL_REGION));
-                }
-                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                    loader = loader.credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
-                        "hemostat-local",
-                        "hemostat-local",
-                        None,
-                        None,
-                        "hemostat-local",
-                    ));
-                }
-            }
-        }
-        let shared = loader.load().await;
-        if shared.region().is_none() {
-            return Err(ExporterError::Config { name: "AWS_REGION", reason: "no AWS region for CloudWatch".into() });
-        }
+            _ => ExporterError::Config { name: "AWS_REGION", reason: "no AWS region for CloudWatch".into() },
+        })?;
         Ok(CloudWatchSink { client: Client::new(&shared), namespace })
     }
 
     pub fn client(&self) -> &Client {
         &self.client
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn sdk_datum(d: &Datum, now: DateTime) -> MetricDatum {

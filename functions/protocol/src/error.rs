@@ -24,6 +24,12 @@ pub enum ProtocolError {
     /// The Redis URL is not usable (the URL itself is never echoed: it may hold a password).
     #[error("invalid Redis URL: {0}")]
     RedisUrl(String),
+    /// An AWS endpoint override that is not an http(s) URL with a host.
+    #[error("invalid AWS endpoint {0:?}: expected http(s)://host[:port]")]
+    AwsEndpoint(String),
+    /// No region from the environment, profile or instance metadata.
+    #[error("no AWS region: set AWS_REGION")]
+    AwsRegion,
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("json: {0}")]

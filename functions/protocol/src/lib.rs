@@ -27,6 +27,8 @@
 //! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
 //! - [`error`]: the crate's error enum.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod batch;
 pub mod command;
 pub mod config;
