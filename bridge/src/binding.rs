@@ -87,7 +87,14 @@ mod tests {
         let a: RouteSpec = "health_alert=broken".parse().unwrap();
         let b: RouteSpec = "my:stream = healthy".parse().unwrap();
         let all = Binding::all(&[a, b], "t");
-        assert_eq!(all[0], Binding { stream: "hemostat:stream:health_alert".into(), group: "bridge:broken".into(), function: "t-broken".into() });
+        assert_eq!(
+            all[0],
+            Binding {
+                stream: "hemostat:stream:health_alert".into(),
+                group: "bridge:broken".into(),
+                function: "t-broken".into()
+            }
+        );
         assert_eq!(all[1].stream, "my:stream");
         assert_eq!(all[1].function, "t-healthy");
         assert!("nofunction".parse::<RouteSpec>().is_err());

@@ -7,7 +7,11 @@ use clap::{Parser, ValueEnum};
 use crate::binding::RouteSpec;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "hemostat-bridge", version, about = "Carries HemoStat events from Redis streams to functions, at least once.")]
+#[command(
+    name = "hemostat-bridge",
+    version,
+    about = "Carries HemoStat events from Redis streams to functions, at least once."
+)]
 pub struct Config {
     /// Redis URL (redis:// or rediss://, credentials allowed; never logged).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]

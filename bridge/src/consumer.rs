@@ -88,7 +88,13 @@ struct Pending {
 }
 
 impl<I: Invoker> Consumer<I> {
-    pub fn new(binding: Binding, config: Config, reader: ConnectionManager, writer: ConnectionManager, invoker: I) -> Self {
+    pub fn new(
+        binding: Binding,
+        config: Config,
+        reader: ConnectionManager,
+        writer: ConnectionManager,
+        invoker: I,
+    ) -> Self {
         Self::with_stats(binding, config, reader, writer, invoker, Arc::default())
     }
 
@@ -174,7 +180,9 @@ impl<I: Invoker> Consumer<I> {
                             });
                         }
                     }
-                    Err(e) => tracing::warn!(stream = %route.binding.stream, error = %e, "reclaiming pending records failed"),
+                    Err(e) => {
+                        tracing::warn!(stream = %route.binding.stream, error = %e, "reclaiming pending records failed")
+                    }
                 }
             }
         }
@@ -331,7 +339,8 @@ impl<I: Invoker> Route<I> {
         let ms: u64 = id.split('-').next()?.parse().ok()?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
         let age = now.saturating_sub(ms) / 1000;
-        (age > self.config.max_age_seconds).then(|| format!("stale: {age}s old, older than {}s", self.config.max_age_seconds))
+        (age > self.config.max_age_seconds)
+            .then(|| format!("stale: {age}s old, older than {}s", self.config.max_age_seconds))
     }
 
     async fn dead_letter(&self, id: &str, reason: &str, body: Option<&str>, attempts: u64) {
@@ -417,18 +426,18 @@ impl<I: Invoker> Route<I> {
                 .xclaim(&self.binding.stream, &self.binding.group, &self.config.consumer, due, &[&pending.id])
                 .await?;
             let Some(entry) = claimed.ids.into_iter().next() else { continue };
-            let exhausted = failures >= self.config.max_attempts
-                || pending.deliveries >= self.config.max_attempts + MAX_TAKEOVERS;
+            let exhausted =
+                failures >= self.config.max_attempts || pending.deliveries >= self.config.max_attempts + MAX_TAKEOVERS;
             if exhausted {
-                let reason = self
-                    .last_errors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&entry.id)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        format!("not handled after {} deliveries ({unknown} to consumers that died)", pending.deliveries)
-                    });
+                let reason =
+                    self.last_errors.lock().unwrap_or_else(|e| e.into_inner()).get(&entry.id).cloned().unwrap_or_else(
+                        || {
+                            format!(
+                                "not handled after {} deliveries ({unknown} to consumers that died)",
+                                pending.deliveries
+                            )
+                        },
+                    );
                 let body: Option<String> = entry.get(ENVELOPE_FIELD);
                 self.dead_letter(&entry.id, &reason, body.as_deref(), pending.deliveries).await;
                 continue;

@@ -74,7 +74,8 @@ impl Invoker for HttpInvoker {
             .map_err(|_| fail(format!("no answer within {:?}", self.timeout)))?
             .map_err(|e| fail(e.to_string()))?;
         let status = response.status();
-        let function_error = response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());
+        let function_error =
+            response.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or("?").to_owned());
         let body = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
         if !status.is_success() {
             return Err(fail(format!("HTTP {status}: {}", String::from_utf8_lossy(&body))));

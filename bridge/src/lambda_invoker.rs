@@ -36,7 +36,9 @@ impl LambdaInvoker {
     /// environment sets them, because the emulator needs none.
     pub async fn new(endpoint: Option<&str>, timeout: Duration) -> Result<Self, BridgeError> {
         let loader = aws::loader()
-            .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(5)).build())
+            .timeout_config(
+                TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(5)).build(),
+            )
             // A function may legitimately keep the response waiting for its
             // whole timeout; the operation timeout above bounds every call.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled());

@@ -53,7 +53,9 @@ use crate::{
 /// The invoker `config` asks for.
 pub async fn invoker(config: &Config) -> Result<AnyInvoker, BridgeError> {
     Ok(match config.invoker {
-        InvokerKind::Sdk => AnyInvoker::Sdk(LambdaInvoker::new(config.endpoint_override(), config.invoke_timeout()).await?),
+        InvokerKind::Sdk => {
+            AnyInvoker::Sdk(LambdaInvoker::new(config.endpoint_override(), config.invoke_timeout()).await?)
+        }
         InvokerKind::Http => {
             let endpoint = config.endpoint_override().ok_or_else(|| {
                 BridgeError::Config("--invoker http needs an endpoint; AWS Lambda needs --invoker sdk".into())
@@ -74,7 +76,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for binding in &bindings {
         let reader = connection::connect_blocking(&config.redis_url, config.block()).await?;
         let writer = connection::connect(&config.redis_url).await?;
-        let consumer = Consumer::with_stats(binding.clone(), config.clone(), reader, writer, invoker.clone(), stats.clone());
+        let consumer =
+            Consumer::with_stats(binding.clone(), config.clone(), reader, writer, invoker.clone(), stats.clone());
         consumer.ensure_group().await?;
         tracing::info!(stream = %binding.stream, function = %binding.function, group = %binding.group,
             consumer = %config.consumer, "route ready");
@@ -91,7 +94,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     let t = stats.totals();
-    tracing::info!(invocations = t.invocations, acked = t.acked, failed = t.failed, dead_lettered = t.dead_lettered,
-        taken_over = t.taken_over, "bridge stopped");
+    tracing::info!(
+        invocations = t.invocations,
+        acked = t.acked,
+        failed = t.failed,
+        dead_lettered = t.dead_lettered,
+        taken_over = t.taken_over,
+        "bridge stopped"
+    );
     Ok(())
 }

@@ -51,11 +51,12 @@ impl Invoker for FakeFunction {
             *self.seen.lock().unwrap().entry(name.clone()).or_default() += 1;
             match self.behaviour.lock().unwrap().get(&name).copied().unwrap_or(Behaviour::Succeed) {
                 Behaviour::Succeed => {}
-                Behaviour::FailItem => response.batch_item_failures.push(ItemFailure { item_identifier: record.message_id.clone() }),
-                Behaviour::Reject => response.rejected_items.push(RejectedItem {
-                    item_identifier: record.message_id.clone(),
-                    reason: "bad data".into(),
-                }),
+                Behaviour::FailItem => {
+                    response.batch_item_failures.push(ItemFailure { item_identifier: record.message_id.clone() })
+                }
+                Behaviour::Reject => response
+                    .rejected_items
+                    .push(RejectedItem { item_identifier: record.message_id.clone(), reason: "bad data".into() }),
             }
         }
         if *self.whole_invocation_fails.lock().unwrap() {
@@ -76,12 +77,22 @@ fn route() -> Route {
 
 async fn start(server: &RedisServer, function: FakeFunction, adjust: impl FnOnce(&mut Config)) -> watch::Sender<bool> {
     let url = server.url();
-    let mut config =
-        Config::parse_from(["hemostat-bridge", "--redis-url", &url, "--retry-base-ms", "50", "--max-attempts", "3", "--block-ms", "100"]);
+    let mut config = Config::parse_from([
+        "hemostat-bridge",
+        "--redis-url",
+        &url,
+        "--retry-base-ms",
+        "50",
+        "--max-attempts",
+        "3",
+        "--block-ms",
+        "100",
+    ]);
     adjust(&mut config);
     let reader = connection::connect_blocking(&config.redis_url, config.block()).await.unwrap();
     let writer = connection::connect(&config.redis_url).await.unwrap();
-    let consumer = Consumer::new(Binding::from_route(&route(), &config.function_prefix), config, reader, writer, function);
+    let consumer =
+        Consumer::new(Binding::from_route(&route(), &config.function_prefix), config, reader, writer, function);
     consumer.ensure_group().await.unwrap();
     let (tx, rx) = watch::channel(false);
     tokio::spawn(consumer.run(rx));
@@ -145,7 +156,8 @@ async fn acks_successes_retries_failures_and_dead_letters_the_hopeless() {
     assert!(reasons.iter().any(|r| r.contains("not JSON")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("no UTF-8")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("rejected by hemostat-analyzer: bad data")), "{reasons:?}");
-    let flaky = dead.iter().find(|d| d.get("envelope").is_some_and(|e| e.contains("flaky"))).expect("flaky dead-lettered");
+    let flaky =
+        dead.iter().find(|d| d.get("envelope").is_some_and(|e| e.contains("flaky"))).expect("flaky dead-lettered");
     assert_eq!(flaky["attempts"], "3");
     assert!(flaky["reason"].contains("batchItemFailures"), "{flaky:?}");
 }
@@ -160,7 +172,10 @@ async fn a_failing_function_keeps_records_pending_until_it_recovers() {
     let _stop = start(&server, function.clone(), |c| c.max_attempts = 100).await;
 
     publisher.publish(&alert("patient")).await.unwrap();
-    eventually("a few failed deliveries", async || function.seen.lock().unwrap().get("patient").copied().unwrap_or(0) >= 2).await;
+    eventually("a few failed deliveries", async || {
+        function.seen.lock().unwrap().get("patient").copied().unwrap_or(0) >= 2
+    })
+    .await;
     assert_eq!(pending(&mut conn).await, 1);
     *function.whole_invocation_fails.lock().unwrap() = false;
     eventually("acked after recovery", async || pending(&mut conn).await == 0).await;
@@ -190,7 +205,11 @@ async fn records_of_a_dead_replica_are_taken_over() {
     // A replica that read the record and died before acking it.
     let _: () = conn.xgroup_create_mkstream(route().stream(), route().group(), "0").await.unwrap();
     let _: redis::streams::StreamReadReply = conn
-        .xread_options(&[route().stream()], &[">"], &redis::streams::StreamReadOptions::default().group(route().group(), "dead-replica"))
+        .xread_options(
+            &[route().stream()],
+            &[">"],
+            &redis::streams::StreamReadOptions::default().group(route().group(), "dead-replica"),
+        )
         .await
         .unwrap();
     assert_eq!(pending(&mut conn).await, 1);
@@ -224,7 +243,8 @@ async fn deliveries_to_dying_replicas_do_not_count_as_failed_attempts() {
     let takeovers = keys::bridge_takeovers(&stream, &group);
     for (id, times) in [(&ids[0], 3u64), (&ids[1], 12)] {
         for n in 1..=times {
-            let _: redis::streams::StreamClaimReply = conn.xclaim(&stream, &group, format!("dead-{n}"), 0, &[id]).await.unwrap();
+            let _: redis::streams::StreamClaimReply =
+                conn.xclaim(&stream, &group, format!("dead-{n}"), 0, &[id]).await.unwrap();
             let _: u64 = conn.hincr(&takeovers, id, 1).await.unwrap();
         }
     }
@@ -232,7 +252,11 @@ async fn deliveries_to_dying_replicas_do_not_count_as_failed_attempts() {
     let function = FakeFunction::default();
     let _stop = start(&server, function.clone(), |c| c.reclaim_idle_ms = 300).await;
     eventually("both records settled", async || pending(&mut conn).await == 0).await;
-    assert_eq!(function.seen.lock().unwrap().get("survivor"), Some(&1), "4 deliveries, all to dead replicas: delivered again");
+    assert_eq!(
+        function.seen.lock().unwrap().get("survivor"),
+        Some(&1),
+        "4 deliveries, all to dead replicas: delivered again"
+    );
     assert_eq!(function.seen.lock().unwrap().get("cursed"), None);
     let dead = dead_letters(&mut conn).await;
     assert_eq!(dead.len(), 1, "{dead:?}");

@@ -21,7 +21,12 @@ use hemostat_bridge::{
 
 type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 
-async fn invoke(State(seen): State<Seen>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+async fn invoke(
+    State(seen): State<Seen>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
     seen.lock().unwrap().push((name.clone(), headers, body.clone()));
     let mut response = body.into_response();
     if name == "broken" {
@@ -42,7 +47,10 @@ async fn signs_requests_and_maps_function_errors() {
     let ok = invoker.invoke("hemostat-analyzer", Bytes::from_static(br#"{"Records":[]}"#)).await.unwrap();
     assert!(matches!(&ok, Invocation::Ok(body) if body.as_ref() == br#"{"Records":[]}"#), "{ok:?}");
     let failed = invoker.invoke("broken", Bytes::from_static(br#"{"errorMessage":"boom"}"#)).await.unwrap();
-    assert!(matches!(&failed, Invocation::FunctionError(e) if e.contains("Unhandled") && e.contains("boom")), "{failed:?}");
+    assert!(
+        matches!(&failed, Invocation::FunctionError(e) if e.contains("Unhandled") && e.contains("boom")),
+        "{failed:?}"
+    );
 
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2, "one request per invocation (no SDK retries of successes)");
@@ -59,7 +67,8 @@ async fn signs_requests_and_maps_function_errors() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_an_error_not_a_result() {
     let port = hemostat_e2e::free_port();
-    let invoker = LambdaInvoker::new(Some(&format!("http://127.0.0.1:{port}")), std::time::Duration::from_secs(2)).await.unwrap();
+    let invoker =
+        LambdaInvoker::new(Some(&format!("http://127.0.0.1:{port}")), std::time::Duration::from_secs(2)).await.unwrap();
     let err = invoker.invoke("f", Bytes::from_static(b"{}")).await.unwrap_err();
     assert!(err.to_string().contains("invoking f"), "{err}");
 }

@@ -14,11 +14,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff {
-            initial,
-            max,
-            next: initial,
-        }
+        Backoff { initial, max, next: initial }
     }
 
     /// 1 s doubling to 30 s: slow enough not to hammer a restarting daemon,

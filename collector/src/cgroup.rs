@@ -66,11 +66,7 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
             let controllers = parts.next()?;
             let path = parts.next()?.trim();
             Some(Membership {
-                controllers: controllers
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                controllers: controllers.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
                 path: path.to_owned(),
             })
         })
@@ -170,34 +166,22 @@ pub struct Dirs {
 /// collector in its own cgroup namespace, where those paths read `/..`).
 pub fn locate(roots: &Roots, version: Version, pid: Option<u32>, id: &str) -> Option<Dirs> {
     let members = pid
-        .and_then(|pid| {
-            std::fs::read_to_string(roots.proc.join(pid.to_string()).join("cgroup")).ok()
-        })
+        .and_then(|pid| std::fs::read_to_string(roots.proc.join(pid.to_string()).join("cgroup")).ok())
         .map(|t| parse_proc_cgroup(&t))
         .unwrap_or_default();
-    let guesses = [
-        format!("docker/{id}"),
-        format!("system.slice/docker-{id}.scope"),
-    ];
+    let guesses = [format!("docker/{id}"), format!("system.slice/docker-{id}.scope")];
     let root = &roots.cgroup;
     match version {
         Version::V2 => {
-            let from_proc = members
-                .iter()
-                .find(|m| m.controllers.is_empty())
-                .map(|m| m.path.trim_start_matches('/').to_owned());
+            let from_proc =
+                members.iter().find(|m| m.controllers.is_empty()).map(|m| m.path.trim_start_matches('/').to_owned());
             let dir = from_proc
                 .into_iter()
                 .chain(guesses)
                 .filter(|p| !p.split('/').any(|c| c == ".."))
                 .map(|p| root.join(p))
                 .find(|d| d.join("cpu.stat").is_file() && d.join("memory.current").is_file())?;
-            Some(Dirs {
-                cpu: dir.clone(),
-                memory: dir.clone(),
-                blkio: Some(dir.clone()),
-                pids: Some(dir),
-            })
+            Some(Dirs { cpu: dir.clone(), memory: dir.clone(), blkio: Some(dir.clone()), pids: Some(dir) })
         }
         Version::V1 => {
             // A controller's directory: mounts may be per controller
@@ -208,10 +192,7 @@ pub fn locate(roots: &Roots, version: Version, pid: Option<u32>, id: &str) -> Op
                     .find(|m| m.controllers.iter().any(|c| c == controller))
                     .map(|m| {
                         let rel = m.path.trim_start_matches('/').to_owned();
-                        vec![
-                            (m.controllers.join(","), rel.clone()),
-                            (controller.to_owned(), rel),
-                        ]
+                        vec![(m.controllers.join(","), rel.clone()), (controller.to_owned(), rel)]
                     })
                     .unwrap_or_default();
                 let guessed = guesses.iter().map(|g| (controller.to_owned(), g.clone()));
@@ -240,10 +221,7 @@ static BUDGET: AtomicUsize = AtomicUsize::new(400);
 /// Raises the soft descriptor limit to the hard one (1024 by default is
 /// about 150 containers' worth of kept-open files) and sets the budget.
 pub fn raise_fd_limit() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain syscalls on a local struct.
     let soft = unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
@@ -251,10 +229,7 @@ pub fn raise_fd_limit() -> usize {
         }
         let want = lim.rlim_max.min(1 << 20);
         if want > lim.rlim_cur {
-            let raised = libc::rlimit {
-                rlim_cur: want,
-                rlim_max: lim.rlim_max,
-            };
+            let raised = libc::rlimit { rlim_cur: want, rlim_max: lim.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 lim.rlim_cur = want;
             }
@@ -290,8 +265,7 @@ impl Source {
 
     fn read<'b>(&self, buf: &'b mut Vec<u8>) -> Result<&'b str, CollectorError> {
         buf.clear();
-        let fail =
-            |e: std::io::Error| CollectorError::Stats(format!("{}: {e}", self.path.display()));
+        let fail = |e: std::io::Error| CollectorError::Stats(format!("{}: {e}", self.path.display()));
         let opened;
         let file = match &self.file {
             Some(f) => f,
@@ -308,8 +282,7 @@ impl Source {
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        std::str::from_utf8(buf)
-            .map_err(|_| CollectorError::Stats(format!("{}: not text", self.path.display())))
+        std::str::from_utf8(buf).map_err(|_| CollectorError::Stats(format!("{}: not text", self.path.display())))
     }
 }
 
@@ -343,17 +316,9 @@ pub struct Probe {
 
 impl Probe {
     /// Opens the files of the container `id` whose main process is `pid`.
-    pub fn open(
-        roots: &Roots,
-        version: Version,
-        pid: Option<u32>,
-        id: &str,
-    ) -> Result<Probe, CollectorError> {
+    pub fn open(roots: &Roots, version: Version, pid: Option<u32>, id: &str) -> Result<Probe, CollectorError> {
         let dirs = locate(roots, version, pid, id).ok_or_else(|| {
-            CollectorError::Stats(format!(
-                "no cgroup found for {id} under {}",
-                roots.cgroup.display()
-            ))
+            CollectorError::Stats(format!("no cgroup found for {id} under {}", roots.cgroup.display()))
         })?;
         let (cpu, usage, limit, blkio) = match version {
             Version::V1 => (
@@ -369,10 +334,8 @@ impl Probe {
                 "io.stat",
             ),
         };
-        let net = pid
-            .map(|pid| roots.proc.join(pid.to_string()).join("net/dev"))
-            .filter(|p| p.is_file())
-            .map(Source::new);
+        let net =
+            pid.map(|pid| roots.proc.join(pid.to_string()).join("net/dev")).filter(|p| p.is_file()).map(Source::new);
         Ok(Probe {
             version,
             cpu: Source::new(cpu),
@@ -395,17 +358,16 @@ impl Probe {
         let buf = &mut self.buf;
         let cpu_ns = match self.version {
             Version::V1 => parse_u64(self.cpu.read(buf)?).ok_or_else(|| bad("cpuacct.usage"))?,
-            Version::V2 => parse_keyed(self.cpu.read(buf)?, "usage_usec")
-                .ok_or_else(|| bad("cpu.stat"))?
-                .saturating_mul(1000),
+            Version::V2 => {
+                parse_keyed(self.cpu.read(buf)?, "usage_usec").ok_or_else(|| bad("cpu.stat"))?.saturating_mul(1000)
+            }
         };
         let mem_usage = parse_u64(self.mem_usage.read(buf)?).ok_or_else(|| bad("memory usage"))?;
         let inactive_key = match self.version {
             Version::V1 => "total_inactive_file",
             Version::V2 => "inactive_file",
         };
-        let mem_inactive_file =
-            parse_keyed(self.mem_stat.read(buf)?, inactive_key).unwrap_or_default();
+        let mem_inactive_file = parse_keyed(self.mem_stat.read(buf)?, inactive_key).unwrap_or_default();
         if self.limit_age >= LIMIT_EVERY {
             let text = std::fs::read_to_string(&self.mem_limit)
                 .map_err(|e| CollectorError::Stats(format!("{}: {e}", self.mem_limit.display())))?;
@@ -421,16 +383,8 @@ impl Probe {
             },
             None => (0, 0),
         };
-        let pids = self
-            .pids
-            .as_ref()
-            .and_then(|s| s.read(buf).ok().and_then(parse_u64))
-            .unwrap_or_default();
-        let (net_rx, net_tx) = self
-            .net
-            .as_ref()
-            .and_then(|s| s.read(buf).ok().map(parse_net_dev))
-            .unwrap_or_default();
+        let pids = self.pids.as_ref().and_then(|s| s.read(buf).ok().and_then(parse_u64)).unwrap_or_default();
+        let (net_rx, net_tx) = self.net.as_ref().and_then(|s| s.read(buf).ok().map(parse_net_dev)).unwrap_or_default();
         Ok(Reading {
             cpu_ns,
             mem_usage,
@@ -482,16 +436,10 @@ mod tests {
         assert_eq!(m[4].controllers, ["cpu", "cpuacct"]);
         assert_eq!(m[4].path, "/docker/d96f");
         assert!(m[5].controllers.is_empty());
-        assert_eq!(
-            parse_keyed(MEMORY_STAT_V1, "total_inactive_file"),
-            Some(8192)
-        );
+        assert_eq!(parse_keyed(MEMORY_STAT_V1, "total_inactive_file"), Some(8192));
         assert_eq!(parse_keyed(MEMORY_STAT_V1, "inactive_file"), Some(4096));
         assert_eq!(parse_blkio_v1(BLKIO_V1), (4196, 8192));
-        assert_eq!(
-            parse_limit("9223372036854771712\n"),
-            Some(Some(9_223_372_036_854_771_712))
-        );
+        assert_eq!(parse_limit("9223372036854771712\n"), Some(Some(9_223_372_036_854_771_712)));
         assert_eq!(parse_u64("27796936\n"), Some(27_796_936));
         assert_eq!(parse_u64("x"), None);
     }
@@ -513,8 +461,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("hemostat-cgroup-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("hemostat-cgroup-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -522,19 +469,10 @@ mod tests {
     #[test]
     fn reads_a_v2_fixture_tree() {
         let base = scratch("v2");
-        let roots = Roots {
-            proc: base.join("proc"),
-            cgroup: base.join("cg"),
-        };
-        write(
-            &roots.proc.join("42/cgroup"),
-            &format!("0::/system.slice/docker-{ID}.scope\n"),
-        );
+        let roots = Roots { proc: base.join("proc"), cgroup: base.join("cg") };
+        write(&roots.proc.join("42/cgroup"), &format!("0::/system.slice/docker-{ID}.scope\n"));
         write(&roots.proc.join("42/net/dev"), NET_DEV);
-        write(
-            &roots.cgroup.join("cgroup.controllers"),
-            "cpu memory io pids\n",
-        );
+        write(&roots.cgroup.join("cgroup.controllers"), "cpu memory io pids\n");
         let dir = roots.cgroup.join(format!("system.slice/docker-{ID}.scope"));
         write(&dir.join("cpu.stat"), CPU_STAT_V2);
         write(&dir.join("memory.current"), "4194304\n");
@@ -570,42 +508,23 @@ mod tests {
     #[test]
     fn reads_a_v1_fixture_tree_with_joint_cpu_mount() {
         let base = scratch("v1");
-        let roots = Roots {
-            proc: base.join("proc"),
-            cgroup: base.join("cg"),
-        };
+        let roots = Roots { proc: base.join("proc"), cgroup: base.join("cg") };
         write(
             &roots.proc.join("7/cgroup"),
-            &format!(
-                "8:pids:/docker/{ID}\n7:blkio:/docker/{ID}\n4:memory:/docker/{ID}\n2:cpu,cpuacct:/docker/{ID}\n"
-            ),
+            &format!("8:pids:/docker/{ID}\n7:blkio:/docker/{ID}\n4:memory:/docker/{ID}\n2:cpu,cpuacct:/docker/{ID}\n"),
         );
         let cg = &roots.cgroup;
-        write(
-            &cg.join(format!("cpu,cpuacct/docker/{ID}/cpuacct.usage")),
-            "5000000000\n",
-        );
+        write(&cg.join(format!("cpu,cpuacct/docker/{ID}/cpuacct.usage")), "5000000000\n");
         let mem = cg.join(format!("memory/docker/{ID}"));
         write(&mem.join("memory.usage_in_bytes"), "16777216\n");
         write(&mem.join("memory.limit_in_bytes"), "33554432\n");
         write(&mem.join("memory.stat"), MEMORY_STAT_V1);
-        write(
-            &cg.join(format!(
-                "blkio/docker/{ID}/blkio.throttle.io_service_bytes_recursive"
-            )),
-            BLKIO_V1,
-        );
+        write(&cg.join(format!("blkio/docker/{ID}/blkio.throttle.io_service_bytes_recursive")), BLKIO_V1);
         write(&cg.join(format!("pids/docker/{ID}/pids.current")), "2\n");
         assert_eq!(roots.version(), Some(Version::V1));
-        let r = Probe::open(&roots, Version::V1, Some(7), ID)
-            .unwrap()
-            .read()
-            .unwrap();
+        let r = Probe::open(&roots, Version::V1, Some(7), ID).unwrap().read().unwrap();
         assert_eq!(r.cpu_ns, 5_000_000_000);
-        assert_eq!(
-            (r.mem_usage, r.mem_inactive_file, r.mem_limit),
-            (16 << 20, 8192, Some(32 << 20))
-        );
+        assert_eq!((r.mem_usage, r.mem_inactive_file, r.mem_limit), (16 << 20, 8192, Some(32 << 20)));
         assert_eq!((r.blk_read, r.blk_write, r.pids), (4196, 8192, 2));
         // No network namespace file: zero, not an error.
         assert_eq!((r.net_rx, r.net_tx), (0, 0));

@@ -67,12 +67,8 @@ pub async fn survey(docker: &Docker, scope: &Scope) -> Result<Found, CollectorEr
             Some(Item { id, name, bytes: c.size_rw.and_then(|b| u64::try_from(b).ok()) })
         })
         .collect();
-    let dangling = docker
-        .list_images(Some(ListImagesOptions {
-            filters: Some(dangling_filter()),
-            ..Default::default()
-        }))
-        .await?;
+    let dangling =
+        docker.list_images(Some(ListImagesOptions { filters: Some(dangling_filter()), ..Default::default() })).await?;
     let images = dangling
         .into_iter()
         .map(|i| Item { name: short(&i.id).to_owned(), bytes: u64::try_from(i.size).ok(), id: i.id })
@@ -168,10 +164,7 @@ mod tests {
     fn reports_list_names_and_sizes() {
         let item = |n: &str, b| Item { id: n.into(), name: n.into(), bytes: Some(b) };
         let found = Found { containers: vec![item("b", 10), item("a", 2048)], images: vec![] };
-        assert_eq!(
-            found.describe(),
-            "2 exited containers [a, b] and 0 dangling images (2.0 KiB); volumes are kept"
-        );
+        assert_eq!(found.describe(), "2 exited containers [a, b] and 0 dangling images (2.0 KiB); volumes are kept");
         assert_eq!(human(3 << 20), "3.0 MiB");
     }
 }

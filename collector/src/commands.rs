@@ -233,10 +233,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                     _ => 0,
                 };
                 if n > 0 {
-                    tracing::info!(
-                        entries = n,
-                        "took over commands abandoned by a previous collector"
-                    );
+                    tracing::info!(entries = n, "took over commands abandoned by a previous collector");
                 }
                 n
             }
@@ -250,11 +247,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
 
     async fn read(&mut self, cursor: &str) -> Result<Vec<Entry>, CollectorError> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(GROUP)
-            .arg(&self.name)
-            .arg("COUNT")
-            .arg(COUNT);
+        cmd.arg("GROUP").arg(GROUP).arg(&self.name).arg("COUNT").arg(COUNT);
         if cursor == ">" {
             cmd.arg("BLOCK").arg(BLOCK.as_millis() as u64);
         }
@@ -269,11 +262,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
 
     /// Ok means the entry is finished (acknowledged) or handed to a task;
     /// Err leaves it pending.
-    async fn process(
-        &mut self,
-        entry: &Entry,
-        cancel: &CancellationToken,
-    ) -> Result<(), CollectorError> {
+    async fn process(&mut self, entry: &Entry, cancel: &CancellationToken) -> Result<(), CollectorError> {
         let Some(fields) = &entry.fields else {
             tracing::warn!(entry = %entry.id, "pending command was trimmed from the stream; dropping");
             return self.ack(&entry.id).await;
@@ -295,10 +284,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             }
         };
         if cmd.host != self.host {
-            let reason = format!(
-                "command for host {:?} refused by the collector of {:?}",
-                cmd.host, self.host
-            );
+            let reason = format!("command for host {:?} refused by the collector of {:?}", cmd.host, self.host);
             tracing::warn!(entry = %entry.id, command_id = %cmd.id, %reason);
             let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
             publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
@@ -354,12 +340,7 @@ impl<P: Publisher> Task<P> {
     }
 
     /// Ok means acknowledged; Err leaves the entry pending for a re-read.
-    async fn execute(
-        &mut self,
-        entry: &str,
-        cmd: &Command,
-        cancel: &CancellationToken,
-    ) -> Result<(), CollectorError> {
+    async fn execute(&mut self, entry: &str, cmd: &Command, cancel: &CancellationToken) -> Result<(), CollectorError> {
         if cancel.is_cancelled() {
             // Queued behind another command at shutdown and not started:
             // left pending, unmarked, for the next collector to run.
@@ -401,12 +382,7 @@ impl<P: Publisher> Task<P> {
 }
 
 async fn ack(conn: &mut ConnectionManager, stream: &str, id: &str) -> Result<(), CollectorError> {
-    let _: i64 = redis::cmd("XACK")
-        .arg(stream)
-        .arg(GROUP)
-        .arg(id)
-        .query_async(conn)
-        .await?;
+    let _: i64 = redis::cmd("XACK").arg(stream).arg(GROUP).arg(id).query_async(conn).await?;
     Ok(())
 }
 
@@ -425,21 +401,12 @@ fn complete(host: &str, cmd: &Command, result: RemediationResult) -> Result<Enve
         image: cmd.image.clone(),
         severity: cmd.severity,
     };
-    Ok(Envelope::new(
-        agent::RESPONDER,
-        EventKind::RemediationComplete,
-        &data,
-    )?)
+    Ok(Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &data)?)
 }
 
 /// For a command that could not be trusted or read: reports only what it
 /// claims, so the sender learns why nothing happened.
-fn complete_refused(
-    host: &str,
-    claimed: &Claimed,
-    container: String,
-    why: String,
-) -> Result<Envelope, CollectorError> {
+fn complete_refused(host: &str, claimed: &Claimed, container: String, why: String) -> Result<Envelope, CollectorError> {
     let data = RemediationComplete {
         container: container.clone(),
         action: claimed.action,
@@ -463,11 +430,7 @@ fn complete_refused(
         image: None,
         severity: None,
     };
-    Ok(Envelope::new(
-        agent::RESPONDER,
-        EventKind::RemediationComplete,
-        &data,
-    )?)
+    Ok(Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &data)?)
 }
 
 fn result(cmd: &Command, status: RemediationStatus, error: Option<String>) -> RemediationResult {
@@ -494,29 +457,18 @@ struct Claimed {
 impl Claimed {
     fn read(json: &str) -> Claimed {
         let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-        let text = |k: &str| {
-            v.get(k)
-                .and_then(|s| s.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
+        let text = |k: &str| v.get(k).and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(str::to_owned);
         Claimed {
             id: text("id"),
             container: text("container"),
-            action: v
-                .get("action")
-                .and_then(|a| serde_json::from_value(a.clone()).ok())
-                .unwrap_or(Action::None),
+            action: v.get("action").and_then(|a| serde_json::from_value(a.clone()).ok()).unwrap_or(Action::None),
         }
     }
 }
 
 /// XREADGROUP's reply (RESP2 arrays or RESP3 map) into entries.
 pub fn parse_read_reply(reply: Value) -> Result<Vec<Entry>, CollectorError> {
-    let bad = |detail: &str| CollectorError::Reply {
-        what: "XREADGROUP",
-        detail: detail.to_owned(),
-    };
+    let bad = |detail: &str| CollectorError::Reply { what: "XREADGROUP", detail: detail.to_owned() };
     let streams: Vec<Value> = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => streams
@@ -541,11 +493,7 @@ pub fn parse_read_reply(reply: Value) -> Result<Vec<Entry>, CollectorError> {
             if parts.is_empty() {
                 return Err(bad("empty entry"));
             }
-            let fields = if parts.len() > 1 {
-                parts.remove(1)
-            } else {
-                Value::Nil
-            };
+            let fields = if parts.len() > 1 { parts.remove(1) } else { Value::Nil };
             let id = text(&parts[0]).ok_or_else(|| bad("entry id is not a string"))?;
             let fields = match fields {
                 Value::Nil => None,
@@ -560,12 +508,7 @@ pub fn parse_read_reply(reply: Value) -> Result<Vec<Entry>, CollectorError> {
                     }
                     Some(map)
                 }
-                Value::Map(pairs) => Some(
-                    pairs
-                        .iter()
-                        .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-                        .collect(),
-                ),
+                Value::Map(pairs) => Some(pairs.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect()),
                 _ => return Err(bad("fields are not an array")),
             };
             out.push(Entry { id, fields });
@@ -598,12 +541,7 @@ mod tests {
             Value::Array(vec![
                 Value::Array(vec![
                     bulk("1-0"),
-                    Value::Array(vec![
-                        bulk("command"),
-                        bulk("{}"),
-                        bulk("signature"),
-                        bulk("ab"),
-                    ]),
+                    Value::Array(vec![bulk("command"), bulk("{}"), bulk("signature"), bulk("ab")]),
                 ]),
                 Value::Array(vec![bulk("2-0"), Value::Nil]),
             ]),
@@ -611,13 +549,7 @@ mod tests {
         let entries = parse_read_reply(reply).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].fields.as_ref().unwrap()["signature"], "ab");
-        assert_eq!(
-            entries[1],
-            Entry {
-                id: "2-0".into(),
-                fields: None
-            }
-        );
+        assert_eq!(entries[1], Entry { id: "2-0".into(), fields: None });
         assert!(parse_read_reply(Value::Nil).unwrap().is_empty());
         assert!(parse_read_reply(Value::Int(3)).is_err());
         assert!(parse_read_reply(Value::Array(vec![Value::Int(3)])).is_err());
@@ -628,9 +560,6 @@ mod tests {
         let c = Claimed::read("not json");
         assert!(c.container.is_none() && c.id.is_none());
         let c = Claimed::read(r#"{"container":"web","action":"restart","id":"x"}"#);
-        assert_eq!(
-            (c.container.as_deref(), c.action),
-            (Some("web"), Action::Restart)
-        );
+        assert_eq!((c.container.as_deref(), c.action), (Some("web"), Action::Restart));
     }
 }

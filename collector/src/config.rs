@@ -11,20 +11,11 @@ use hemostat_protocol::{config::parse_duration, connection::redact};
 #[command(name = "hemostat-collector", version, about)]
 pub struct Config {
     /// Redis URL (redis:// or rediss://, may carry a password).
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
     pub redis_url: String,
 
     /// Docker Engine endpoint (unix:// socket or tcp://).
-    #[arg(
-        long,
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock"
-    )]
+    #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub docker_host: String,
 
     /// This host's name in the fleet: commands are addressed to it and
@@ -175,10 +166,7 @@ impl Config {
 
     /// The command key, with an empty value meaning "not configured".
     pub fn command_key(&self) -> Option<&[u8]> {
-        self.command_key
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .map(str::as_bytes)
+        self.command_key.as_deref().filter(|k| !k.is_empty()).map(str::as_bytes)
     }
 }
 
@@ -226,9 +214,7 @@ fn parse_capacity(s: &str) -> Result<usize, String> {
 
 /// The machine's hostname: /etc/hostname, else the `hostname` command.
 pub fn hostname() -> String {
-    let from_file = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned());
+    let from_file = std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned());
     let name = from_file.filter(|s| !s.is_empty()).or_else(|| {
         std::process::Command::new("hostname")
             .output()
@@ -243,7 +229,6 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn debug_hides_secrets() {

@@ -96,9 +96,7 @@ impl Detector {
     pub fn observe(&mut self, e: &ContainerEvent) -> Option<Suspect> {
         self.forget_before(e.time_nano.saturating_sub(REQUESTED_STOP_WINDOW_NANOS));
         let trouble = match e.happening {
-            Happening::Killed {
-                signal: Some(signal),
-            } => {
+            Happening::Killed { signal: Some(signal) } => {
                 self.kills.insert(e.id.clone(), (signal, e.time_nano));
                 return None;
             }
@@ -114,15 +112,10 @@ impl Detector {
                 }
                 let requested_stop = kill
                     .filter(|(signal, at)| {
-                        STOP_SIGNALS.contains(signal)
-                            && e.time_nano - at <= REQUESTED_STOP_WINDOW_NANOS
+                        STOP_SIGNALS.contains(signal) && e.time_nano - at <= REQUESTED_STOP_WINDOW_NANOS
                     })
                     .map(|(signal, _)| signal);
-                Trouble::Exit {
-                    code: exit_code,
-                    oom_event,
-                    requested_stop,
-                }
+                Trouble::Exit { code: exit_code, oom_event, requested_stop }
             }
             Happening::Destroyed => {
                 self.kills.remove(&e.id);
@@ -130,9 +123,7 @@ impl Detector {
                 return None;
             }
             Happening::Health { healthy: false } => Trouble::Unhealthy,
-            Happening::Killed { signal: None }
-            | Happening::Started
-            | Happening::Health { healthy: true } => {
+            Happening::Killed { signal: None } | Happening::Started | Happening::Health { healthy: true } => {
                 return None;
             }
         };
@@ -165,11 +156,7 @@ pub fn assess(s: &Suspect, facts: Option<&Facts>, in_flight: bool, scope: &Scope
         return Verdict::Ignore("caused by the collector's own action".into());
     }
     let (kind, exit_code) = match s.trouble {
-        Trouble::Exit {
-            code,
-            oom_event,
-            requested_stop,
-        } => {
+        Trouble::Exit { code, oom_event, requested_stop } => {
             let oom = oom_event || facts.is_some_and(|f| f.oom_killed);
             match (oom, requested_stop) {
                 (true, _) => (FindingKind::Oom, Some(code)),
@@ -185,9 +172,7 @@ pub fn assess(s: &Suspect, facts: Option<&Facts>, in_flight: bool, scope: &Scope
         kind,
         container: s.name.trim_start_matches('/').to_owned(),
         container_id: s.id.clone(),
-        image: facts
-            .and_then(|f| f.image.clone())
-            .or_else(|| s.image.clone()),
+        image: facts.and_then(|f| f.image.clone()).or_else(|| s.image.clone()),
         exit_code,
         time_nano: s.time_nano,
     })
@@ -198,24 +183,15 @@ impl Finding {
         let time = DateTime::<Utc>::from_timestamp_nanos(self.time_nano);
         let code = self.exit_code.unwrap_or_default();
         let (issue, anomaly, severity, status) = match self.kind {
-            FindingKind::Crash => (
-                format!("Exited with code {code}"),
-                AnomalyKind::NonZeroExit,
-                Severity::High,
-                "exited",
-            ),
-            FindingKind::Oom => (
-                format!("OOM killed (exit {code})"),
-                AnomalyKind::OomKilled,
-                Severity::Critical,
-                "exited",
-            ),
-            FindingKind::Unhealthy => (
-                "Health check failing".to_owned(),
-                AnomalyKind::Unhealthy,
-                Severity::High,
-                "running",
-            ),
+            FindingKind::Crash => {
+                (format!("Exited with code {code}"), AnomalyKind::NonZeroExit, Severity::High, "exited")
+            }
+            FindingKind::Oom => {
+                (format!("OOM killed (exit {code})"), AnomalyKind::OomKilled, Severity::Critical, "exited")
+            }
+            FindingKind::Unhealthy => {
+                ("Health check failing".to_owned(), AnomalyKind::Unhealthy, Severity::High, "running")
+            }
         };
         HealthAlert {
             container: self.container.clone(),
@@ -251,10 +227,8 @@ mod tests {
     const T0: i64 = 1_700_000_000 * SEC;
 
     fn ev(happening: Happening, at: i64, labels: &[(&str, &str)]) -> ContainerEvent {
-        let mut attributes: HashMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut attributes: HashMap<String, String> =
+            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         attributes.insert("name".into(), "web".into());
         ContainerEvent {
             happening,
@@ -271,37 +245,19 @@ mod tests {
     }
 
     fn kill(signal: i32, at: i64) -> ContainerEvent {
-        ev(
-            Happening::Killed {
-                signal: Some(signal),
-            },
-            at,
-            &[],
-        )
+        ev(Happening::Killed { signal: Some(signal) }, at, &[])
     }
 
     /// Runs events through a fresh detector, assessing with `facts`.
     fn verdicts(events: &[ContainerEvent], facts: Option<&Facts>, in_flight: bool) -> Vec<Verdict> {
         let mut d = Detector::new();
-        events
-            .iter()
-            .filter_map(|e| d.observe(e))
-            .map(|s| assess(&s, facts, in_flight, &Scope::default()))
-            .collect()
+        events.iter().filter_map(|e| d.observe(e)).map(|s| assess(&s, facts, in_flight, &Scope::default())).collect()
     }
 
     /// The single alert among the verdicts (ignores are not alerts).
     fn alert(v: &[Verdict]) -> &Finding {
-        let alerts: Vec<&Finding> = v
-            .iter()
-            .filter_map(|v| {
-                if let Verdict::Alert(f) = v {
-                    Some(f)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let alerts: Vec<&Finding> =
+            v.iter().filter_map(|v| if let Verdict::Alert(f) = v { Some(f) } else { None }).collect();
         match alerts[..] {
             [f] => f,
             _ => panic!("expected one alert, got {v:?}"),
@@ -329,23 +285,13 @@ mod tests {
         assert_eq!(a.anomalies[0].actual, Some(1.0));
         assert_eq!(a.metrics.status.as_deref(), Some("exited"));
         assert_eq!((a.host.as_str(), a.container.as_str()), ("h1", "web"));
-        assert_eq!(
-            a.detected_at.as_deref(),
-            Some("2023-11-14T22:13:20.000000000Z")
-        );
-        assert_eq!(
-            a.metrics.timestamp.as_deref(),
-            Some("2023-11-14T22:13:20.000000")
-        );
+        assert_eq!(a.detected_at.as_deref(), Some("2023-11-14T22:13:20.000000000Z"));
+        assert_eq!(a.metrics.timestamp.as_deref(), Some("2023-11-14T22:13:20.000000"));
     }
 
     #[test]
     fn exit_137_oom_killed_is_a_critical_oom_alert() {
-        let facts = Facts {
-            oom_killed: true,
-            image: Some("app:1".into()),
-            ..Default::default()
-        };
+        let facts = Facts { oom_killed: true, image: Some("app:1".into()), ..Default::default() };
         let v = verdicts(&[die(137, T0)], Some(&facts), false);
         let a = alert(&v).health_alert("h1");
         assert_eq!(a.issues, ["OOM killed (exit 137)"]);
@@ -353,11 +299,7 @@ mod tests {
         assert_eq!(a.anomalies[0].severity, Severity::Critical);
         assert_eq!(a.image.as_deref(), Some("app:1"));
         // The oom event alone is enough when the container is already gone.
-        let v = verdicts(
-            &[ev(Happening::Oom, T0, &[]), die(137, T0 + 1)],
-            None,
-            false,
-        );
+        let v = verdicts(&[ev(Happening::Oom, T0, &[]), die(137, T0 + 1)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Oom);
     }
 
@@ -366,20 +308,8 @@ mod tests {
         let v = verdicts(&[kill(15, T0), die(143, T0 + SEC)], None, false);
         assert_eq!(v, [Verdict::Ignore("requested stop (signal 15)".into())]);
         // stop whose grace period ran out: SIGTERM, then SIGKILL.
-        assert!(no_alert(&verdicts(
-            &[
-                kill(15, T0),
-                kill(9, T0 + 10 * SEC),
-                die(137, T0 + 10 * SEC)
-            ],
-            None,
-            false
-        )));
-        assert!(no_alert(&verdicts(
-            &[kill(9, T0), die(137, T0)],
-            None,
-            false
-        )));
+        assert!(no_alert(&verdicts(&[kill(15, T0), kill(9, T0 + 10 * SEC), die(137, T0 + 10 * SEC)], None, false)));
+        assert!(no_alert(&verdicts(&[kill(9, T0), die(137, T0)], None, false)));
     }
 
     #[test]
@@ -393,84 +323,39 @@ mod tests {
         let v = verdicts(&[kill(15, T0), die(1, T0 + 31 * SEC)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Crash);
         // Nor does a stop before an earlier die (each die consumes its kill).
-        let v = verdicts(
-            &[kill(15, T0), die(143, T0 + SEC), die(1, T0 + 2 * SEC)],
-            None,
-            false,
-        );
+        let v = verdicts(&[kill(15, T0), die(143, T0 + SEC), die(1, T0 + 2 * SEC)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Crash);
     }
 
     #[test]
     fn opted_out_containers_are_nothing() {
-        let e = ev(
-            Happening::Died { exit_code: 1 },
-            T0,
-            &[("hemostat.enable", "false")],
-        );
-        assert!(matches!(
-            verdicts(std::slice::from_ref(&e), None, false)[..],
-            [Verdict::Ignore(_)]
-        ));
+        let e = ev(Happening::Died { exit_code: 1 }, T0, &[("hemostat.enable", "false")]);
+        assert!(matches!(verdicts(std::slice::from_ref(&e), None, false)[..], [Verdict::Ignore(_)]));
         // Inspected labels win over event attributes.
-        let facts = Facts {
-            labels: [("hemostat.enable".into(), "FALSE".into())].into(),
-            ..Default::default()
-        };
-        assert!(matches!(
-            verdicts(&[die(1, T0)], Some(&facts), false)[..],
-            [Verdict::Ignore(_)]
-        ));
-        let enabled = ev(
-            Happening::Died { exit_code: 1 },
-            T0,
-            &[("hemostat.enable", "true")],
-        );
-        assert!(matches!(
-            verdicts(&[enabled], None, false)[..],
-            [Verdict::Alert(_)]
-        ));
+        let facts = Facts { labels: [("hemostat.enable".into(), "FALSE".into())].into(), ..Default::default() };
+        assert!(matches!(verdicts(&[die(1, T0)], Some(&facts), false)[..], [Verdict::Ignore(_)]));
+        let enabled = ev(Happening::Died { exit_code: 1 }, T0, &[("hemostat.enable", "true")]);
+        assert!(matches!(verdicts(&[enabled], None, false)[..], [Verdict::Alert(_)]));
     }
 
     #[test]
     fn hemostat_own_containers_are_nothing() {
-        let e = ev(
-            Happening::Died { exit_code: 1 },
-            T0,
-            &[("hemostat.role", "collector")],
-        );
-        assert!(matches!(
-            verdicts(&[e], None, false)[..],
-            [Verdict::Ignore(_)]
-        ));
+        let e = ev(Happening::Died { exit_code: 1 }, T0, &[("hemostat.role", "collector")]);
+        assert!(matches!(verdicts(&[e], None, false)[..], [Verdict::Ignore(_)]));
     }
 
     #[test]
     fn the_collectors_own_action_is_nothing() {
-        assert!(matches!(
-            verdicts(&[die(1, T0)], None, true)[..],
-            [Verdict::Ignore(_)]
-        ));
+        assert!(matches!(verdicts(&[die(1, T0)], None, true)[..], [Verdict::Ignore(_)]));
     }
 
     #[test]
     fn unhealthy_alerts_healthy_does_not() {
-        let v = verdicts(
-            &[ev(Happening::Health { healthy: false }, T0, &[])],
-            None,
-            false,
-        );
+        let v = verdicts(&[ev(Happening::Health { healthy: false }, T0, &[])], None, false);
         let a = alert(&v).health_alert("h1");
         assert_eq!(a.anomalies[0].kind, AnomalyKind::Unhealthy);
         assert_eq!(a.exit_code, None);
-        assert!(
-            verdicts(
-                &[ev(Happening::Health { healthy: true }, T0, &[])],
-                None,
-                false
-            )
-            .is_empty()
-        );
+        assert!(verdicts(&[ev(Happening::Health { healthy: true }, T0, &[])], None, false).is_empty());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! The Docker connection and what the collector reads from inspect.
 
-use bollard::{
-    Docker, models::ContainerInspectResponse, query_parameters::InspectContainerOptions,
-};
+use bollard::{Docker, models::ContainerInspectResponse, query_parameters::InspectContainerOptions};
 
 use crate::{detector::Facts, error::CollectorError};
 
@@ -18,65 +16,36 @@ pub fn api_version(docker: &Docker) -> String {
     format!("{}.{}", v.major_version, v.minor_version)
 }
 
-pub async fn inspect(
-    docker: &Docker,
-    container: &str,
-) -> Result<ContainerInspectResponse, CollectorError> {
-    Ok(docker
-        .inspect_container(container, None::<InspectContainerOptions>)
-        .await?)
+pub async fn inspect(docker: &Docker, container: &str) -> Result<ContainerInspectResponse, CollectorError> {
+    Ok(docker.inspect_container(container, None::<InspectContainerOptions>).await?)
 }
 
 /// True when Docker says the container does not exist.
 pub fn is_not_found(err: &CollectorError) -> bool {
-    matches!(
-        err,
-        CollectorError::Docker(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        })
-    )
+    matches!(err, CollectorError::Docker(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }))
 }
 
 /// Docker's own message for an error (what an operator would see from the
 /// CLI), without bollard's wrapping.
 pub fn error_text(err: &CollectorError) -> String {
     match err {
-        CollectorError::Docker(bollard::errors::Error::DockerResponseServerError {
-            message,
-            ..
-        }) => message.clone(),
+        CollectorError::Docker(bollard::errors::Error::DockerResponseServerError { message, .. }) => message.clone(),
         other => other.to_string(),
     }
 }
 
 pub fn facts(inspect: &ContainerInspectResponse) -> Facts {
     Facts {
-        oom_killed: inspect
-            .state
-            .as_ref()
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false),
+        oom_killed: inspect.state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false),
         image: inspect.config.as_ref().and_then(|c| c.image.clone()),
-        labels: inspect
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.clone())
-            .unwrap_or_default(),
+        labels: inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default(),
     }
 }
 
 pub fn name(inspect: &ContainerInspectResponse) -> Option<String> {
-    inspect
-        .name
-        .as_deref()
-        .map(|n| n.trim_start_matches('/').to_owned())
+    inspect.name.as_deref().map(|n| n.trim_start_matches('/').to_owned())
 }
 
 pub fn is_running(inspect: &ContainerInspectResponse) -> bool {
-    inspect
-        .state
-        .as_ref()
-        .and_then(|s| s.running)
-        .unwrap_or(false)
+    inspect.state.as_ref().and_then(|s| s.running).unwrap_or(false)
 }

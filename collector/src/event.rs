@@ -50,14 +50,10 @@ impl ContainerEvent {
         let happening = match action {
             "die" => Happening::Died {
                 // A die without a readable code is not evidence of a crash.
-                exit_code: attributes
-                    .get("exitCode")
-                    .and_then(|c| c.trim().parse().ok())?,
+                exit_code: attributes.get("exitCode").and_then(|c| c.trim().parse().ok())?,
             },
             "oom" => Happening::Oom,
-            "kill" => Happening::Killed {
-                signal: attributes.get("signal").and_then(|s| parse_signal(s)),
-            },
+            "kill" => Happening::Killed { signal: attributes.get("signal").and_then(|s| parse_signal(s)) },
             "start" => Happening::Started,
             "destroy" => Happening::Destroyed,
             a if a.starts_with("health_status") => match a.rsplit(':').next().map(str::trim) {
@@ -67,16 +63,10 @@ impl ContainerEvent {
             },
             _ => return None,
         };
-        let time_nano = msg
-            .time_nano
-            .or_else(|| msg.time.map(|t| t.saturating_mul(1_000_000_000)))
-            .unwrap_or_default();
+        let time_nano = msg.time_nano.or_else(|| msg.time.map(|t| t.saturating_mul(1_000_000_000))).unwrap_or_default();
         Some(ContainerEvent {
             happening,
-            name: attributes
-                .get("name")
-                .cloned()
-                .unwrap_or_else(|| id.clone()),
+            name: attributes.get("name").cloned().unwrap_or_else(|| id.clone()),
             image: attributes.get("image").cloned(),
             id,
             attributes,
@@ -116,12 +106,7 @@ mod tests {
             action: Some(action.into()),
             actor: Some(EventActor {
                 id: Some("abc".into()),
-                attributes: Some(
-                    attrs
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
+                attributes: Some(attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             }),
             scope: None,
             time: Some(1),
@@ -131,8 +116,7 @@ mod tests {
 
     #[test]
     fn reads_docker_events() {
-        let e = ContainerEvent::from_message(&msg("die", &[("exitCode", "1"), ("name", "web")]))
-            .unwrap();
+        let e = ContainerEvent::from_message(&msg("die", &[("exitCode", "1"), ("name", "web")])).unwrap();
         assert_eq!(e.happening, Happening::Died { exit_code: 1 });
         assert_eq!((e.name.as_str(), e.time_nano), ("web", 1_000_000_123));
         let k = ContainerEvent::from_message(&msg("kill", &[("signal", "15")])).unwrap();

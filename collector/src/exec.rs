@@ -53,25 +53,17 @@ impl Allowlist {
 }
 
 /// Ok when `argv` may run in a container with these labels; Err says why not.
-pub fn permit(
-    configured: &Allowlist,
-    labels: &HashMap<String, String>,
-    argv: &[String],
-) -> Result<(), String> {
+pub fn permit(configured: &Allowlist, labels: &HashMap<String, String>, argv: &[String]) -> Result<(), String> {
     let program = argv.first().map(String::as_str).unwrap_or("");
     if program.is_empty() {
         return Err("exec needs a command (args is empty)".into());
     }
-    let from_label = labels
-        .get(LABEL_EXEC_ALLOWLIST)
-        .map(|l| Allowlist::parse(l).unwrap_or_default())
-        .unwrap_or_default();
+    let from_label =
+        labels.get(LABEL_EXEC_ALLOWLIST).map(|l| Allowlist::parse(l).unwrap_or_default()).unwrap_or_default();
     if configured.allows(argv) || from_label.allows(argv) {
         return Ok(());
     }
-    Err(format!(
-        "{program:?} is not on the exec allowlist (--exec-allowlist or label {LABEL_EXEC_ALLOWLIST})"
-    ))
+    Err(format!("{program:?} is not on the exec allowlist (--exec-allowlist or label {LABEL_EXEC_ALLOWLIST})"))
 }
 
 /// What an exec did.
@@ -100,12 +92,7 @@ impl Ran {
     }
 }
 
-pub async fn run(
-    docker: &Docker,
-    container: &str,
-    argv: &[String],
-    timeout: Duration,
-) -> Result<Ran, CollectorError> {
+pub async fn run(docker: &Docker, container: &str, argv: &[String], timeout: Duration) -> Result<Ran, CollectorError> {
     let created = docker
         .create_exec(
             container,
@@ -148,11 +135,7 @@ pub async fn run(
         (true, Some(false) | None) => inspected.exit_code,
         _ => None,
     };
-    Ok(Ran {
-        exit_code,
-        output: String::from_utf8_lossy(&kept).into_owned(),
-        output_bytes: total,
-    })
+    Ok(Ran { exit_code, output: String::from_utf8_lossy(&kept).into_owned(), output_bytes: total })
 }
 
 #[cfg(test)]
@@ -177,8 +160,7 @@ mod tests {
     #[test]
     fn labels_add_to_the_configured_list() {
         let none = Allowlist::default();
-        let labels: HashMap<String, String> =
-            [(LABEL_EXEC_ALLOWLIST.to_owned(), "echo".to_owned())].into();
+        let labels: HashMap<String, String> = [(LABEL_EXEC_ALLOWLIST.to_owned(), "echo".to_owned())].into();
         assert!(permit(&none, &labels, &argv("echo hi")).is_ok());
         assert!(permit(&none, &labels, &argv("sh -c id")).is_err());
         assert!(permit(&none, &HashMap::new(), &argv("echo hi")).is_err());

@@ -22,8 +22,7 @@ use hemostat_protocol::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cleanup, docker, error::CollectorError, exec, exec::Allowlist,
-    inflight::InFlight, scale, scope::Scope, verify,
+    cleanup, docker, error::CollectorError, exec, exec::Allowlist, inflight::InFlight, scale, scope::Scope, verify,
 };
 
 /// Overrides `--stop-timeout` for one container.
@@ -51,26 +50,13 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn failed(error: impl Into<String>) -> Self {
-        Outcome {
-            status: RemediationStatus::Failed,
-            error: Some(error.into()),
-            details: None,
-            verified: None,
-        }
+        Outcome { status: RemediationStatus::Failed, error: Some(error.into()), details: None, verified: None }
     }
     pub fn rejected(error: impl Into<String>) -> Self {
-        Outcome {
-            status: RemediationStatus::Rejected,
-            ..Outcome::failed(error)
-        }
+        Outcome { status: RemediationStatus::Rejected, ..Outcome::failed(error) }
     }
     pub fn with(status: RemediationStatus, details: impl Into<String>) -> Self {
-        Outcome {
-            status,
-            error: None,
-            details: Some(details.into()),
-            verified: None,
-        }
+        Outcome { status, error: None, details: Some(details.into()), verified: None }
     }
     pub fn dry_run(details: impl Into<String>) -> Self {
         Outcome::with(RemediationStatus::DryRun, details)
@@ -133,14 +119,9 @@ impl Executor {
     async fn target(&self, cmd: &Command) -> Result<Target, Outcome> {
         // The id pins the exact container the responder saw; the name is
         // the fallback for seed-protocol commands that carry none.
-        let wanted = cmd
-            .container_id
-            .as_deref()
-            .filter(|id| !id.is_empty())
-            .unwrap_or(&cmd.container);
-        let inspect = docker::inspect(&self.docker, wanted)
-            .await
-            .map_err(|e| Outcome::failed(docker::error_text(&e)))?;
+        let wanted = cmd.container_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&cmd.container);
+        let inspect =
+            docker::inspect(&self.docker, wanted).await.map_err(|e| Outcome::failed(docker::error_text(&e)))?;
         if let Some(why) = self.scope.excludes(&docker::facts(&inspect).labels) {
             tracing::warn!(container = %cmd.container, action = %cmd.action, command_id = %cmd.id, why, "command refused: container out of scope");
             return Err(Outcome::rejected(why));
@@ -163,11 +144,9 @@ impl Executor {
             let state = state_text(&target.inspect);
             return Outcome::dry_run(match cmd.action {
                 Action::Start => format!("would start {} (now {state})", target.name),
-                action => format!(
-                    "would {action} {} (now {state}; stop timeout {} s)",
-                    target.name,
-                    timeout.as_secs_f64()
-                ),
+                action => {
+                    format!("would {action} {} (now {state}; stop timeout {} s)", target.name, timeout.as_secs_f64())
+                }
             });
         }
         let id = target.id.as_str();
@@ -178,43 +157,28 @@ impl Executor {
             tracing::info!(container = %target.name, action = %cmd.action, command_id = %cmd.id, stop_timeout_s = ?t, "executing");
             match cmd.action {
                 Action::Restart => {
-                    self.docker
-                        .restart_container(id, Some(RestartContainerOptions { t, signal: None }))
-                        .await
+                    self.docker.restart_container(id, Some(RestartContainerOptions { t, signal: None })).await
                 }
-                Action::Stop => {
-                    self.docker
-                        .stop_container(id, Some(StopContainerOptions { t, signal: None }))
-                        .await
-                }
-                _ => {
-                    self.docker
-                        .start_container(id, None::<StartContainerOptions>)
-                        .await
-                }
+                Action::Stop => self.docker.stop_container(id, Some(StopContainerOptions { t, signal: None })).await,
+                _ => self.docker.start_container(id, None::<StartContainerOptions>).await,
             }
         };
         match done {
             Ok(()) => {}
             // 304: already in the requested state, which is the goal.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 304, ..
-            }) => {}
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => {}
             Err(e) => return Outcome::failed(docker::error_text(&CollectorError::from(e))),
         }
         if cmd.action == Action::Stop {
             return match docker::inspect(&self.docker, id).await {
-                Ok(after) if !docker::is_running(&after) => Outcome::with(
-                    RemediationStatus::Success,
-                    format!("stopped (exit code {})", exit_code(&after)),
-                ),
+                Ok(after) if !docker::is_running(&after) => {
+                    Outcome::with(RemediationStatus::Success, format!("stopped (exit code {})", exit_code(&after)))
+                }
                 Ok(_) => Outcome::failed("container is still running after stop"),
                 Err(e) => Outcome::failed(format!("could not verify: {}", docker::error_text(&e))),
             };
         }
-        verify::watch(&self.docker, id, self.verify_window, cancel)
-            .await
-            .into_outcome()
+        verify::watch(&self.docker, id, self.verify_window, cancel).await.into_outcome()
     }
 
     async fn scale_up(&self, cmd: &Command, cancel: &CancellationToken) -> Outcome {
@@ -239,12 +203,7 @@ impl Executor {
             Ok(r) => r,
             Err(e) => return Outcome::failed(docker::error_text(&e)),
         };
-        let created = format!(
-            "created replica {} ({}) of {}",
-            replica.name,
-            short(&replica.id),
-            target.name
-        );
+        let created = format!("created replica {} ({}) of {}", replica.name, short(&replica.id), target.name);
         let watched = verify::watch(&self.docker, &replica.id, self.verify_window, cancel).await;
         let outcome = watched.into_outcome();
         let details = format!("{created}; {}", outcome.details.as_deref().unwrap_or(""));
@@ -291,9 +250,7 @@ impl Executor {
         }
         tracing::info!(container = %target.name, command_id = %cmd.id, program, "exec");
         match exec::run(&self.docker, &target.id, &cmd.args, self.exec_timeout).await {
-            Ok(ran) if ran.exit_code == Some(0) => {
-                Outcome::with(RemediationStatus::Success, ran.describe())
-            }
+            Ok(ran) if ran.exit_code == Some(0) => Outcome::with(RemediationStatus::Success, ran.describe()),
             Ok(ran) => Outcome::failed(match ran.exit_code {
                 Some(code) => format!("exited with code {code}"),
                 None => format!("still running after {} s", self.exec_timeout.as_secs_f64()),
@@ -317,20 +274,11 @@ impl Executor {
 }
 
 fn exit_code(inspect: &ContainerInspectResponse) -> i64 {
-    inspect
-        .state
-        .as_ref()
-        .and_then(|s| s.exit_code)
-        .unwrap_or_default()
+    inspect.state.as_ref().and_then(|s| s.exit_code).unwrap_or_default()
 }
 
 fn state_text(inspect: &ContainerInspectResponse) -> String {
-    inspect
-        .state
-        .as_ref()
-        .and_then(|s| s.status)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "unknown".into())
+    inspect.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// Docker's short id (12 hex digits), as `docker ps` shows it.

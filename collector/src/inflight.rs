@@ -49,27 +49,18 @@ impl InFlight {
         let horizon = now - KEEP.as_nanos() as i64;
         windows.retain(|_, w| w.active > 0 || w.end_nano >= horizon);
         for key in &keys {
-            let w = windows.entry(key.clone()).or_insert(Window {
-                active: 0,
-                start_nano: now,
-                end_nano: now,
-            });
+            let w = windows.entry(key.clone()).or_insert(Window { active: 0, start_nano: now, end_nano: now });
             if w.active == 0 {
                 w.start_nano = now;
             }
             w.active += 1;
         }
-        Action {
-            owner: self.clone(),
-            keys,
-        }
+        Action { owner: self.clone(), keys }
     }
 
     /// Whether an event at `time_nano` for `key` happened during an action.
     pub fn covers(&self, key: &str, time_nano: i64) -> bool {
-        self.lock()
-            .get(key)
-            .is_some_and(|w| time_nano >= w.start_nano && (w.active > 0 || time_nano <= w.end_nano))
+        self.lock().get(key).is_some_and(|w| time_nano >= w.start_nano && (w.active > 0 || time_nano <= w.end_nano))
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Window>> {
@@ -92,10 +83,7 @@ impl Drop for Action {
 }
 
 pub fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -110,19 +98,10 @@ mod tests {
         let during = now_nanos();
         assert!(f.covers("id1", during) && f.covers("web", during));
         assert!(!f.covers("id1", before));
-        assert!(
-            f.covers("id1", now_nanos() + 1_000_000_000),
-            "open window covers later events"
-        );
+        assert!(f.covers("id1", now_nanos() + 1_000_000_000), "open window covers later events");
         drop(action);
-        assert!(
-            f.covers("web", during),
-            "a late-read event of the action is still ours"
-        );
-        assert!(
-            !f.covers("web", now_nanos() + 1_000_000),
-            "a crash after the action is not"
-        );
+        assert!(f.covers("web", during), "a late-read event of the action is still ours");
+        assert!(!f.covers("web", now_nanos() + 1_000_000), "a crash after the action is not");
         assert!(!f.covers("other", during));
     }
 }

@@ -29,10 +29,7 @@ pub struct Turn {
 
 impl Lanes {
     pub fn new(concurrency: usize) -> Self {
-        Lanes {
-            last: Arc::default(),
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-        }
+        Lanes { last: Arc::default(), slots: Arc::new(Semaphore::new(concurrency.max(1))) }
     }
 
     /// Takes a place in `lane` now (call in arrival order); the future

@@ -53,9 +53,7 @@ pub fn fit(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<Fit> {
     if n < 3.0 {
         return None;
     }
-    let (sx, sy) = points
-        .clone()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (sx, sy) = points.clone().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
     let (mut sxx, mut sxy, mut syy, mut last_x) = (0.0, 0.0, 0.0, 0.0);
     for (x, y) in points {
@@ -70,16 +68,8 @@ pub fn fit(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<Fit> {
     }
     let slope = sxy / sxx;
     // A perfectly flat series is explained perfectly but has no trend.
-    let r2 = if syy <= 0.0 {
-        0.0
-    } else {
-        (sxy * sxy) / (sxx * syy)
-    };
-    Some(Fit {
-        slope,
-        last: my + slope * (last_x - mx),
-        r2,
-    })
+    let r2 = if syy <= 0.0 { 0.0 } else { (sxy * sxy) / (sxx * syy) };
+    Some(Fit { slope, last: my + slope * (last_x - mx), r2 })
 }
 
 /// The largest fall from a running peak, as a fraction of the range.
@@ -142,12 +132,7 @@ impl LeakDetector {
             return None;
         }
         self.reported = true;
-        Some(Leak {
-            slope: fit.slope,
-            r2: fit.r2,
-            time_to_limit,
-            fitted: fit.last,
-        })
+        Some(Leak { slope: fit.slope, r2: fit.r2, time_to_limit, fitted: fit.last })
     }
 }
 
@@ -157,27 +142,17 @@ mod tests {
 
     const MB: f64 = 1024.0 * 1024.0;
     const LIMIT: u64 = 512 << 20;
-    const RULE: LeakRule = LeakRule {
-        window: 120,
-        horizon: 600.0,
-    };
+    const RULE: LeakRule = LeakRule { window: 120, horizon: 600.0 };
 
     /// Deterministic noise in [-1, 1] (no rand dependency).
     fn noise(i: usize) -> f64 {
-        let x = (i as u64)
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        let x = (i as u64).wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         ((x >> 33) as f64 / (1u64 << 31) as f64) - 1.0
     }
 
     fn feed(series: impl Fn(usize) -> f64, n: usize) -> Vec<(usize, Leak)> {
         let mut d = LeakDetector::default();
-        (0..n)
-            .filter_map(|i| {
-                d.observe(i as f64, series(i).max(0.0) as u64, LIMIT, &RULE)
-                    .map(|l| (i, l))
-            })
-            .collect()
+        (0..n).filter_map(|i| d.observe(i as f64, series(i).max(0.0) as u64, LIMIT, &RULE).map(|l| (i, l))).collect()
     }
 
     #[test]
@@ -214,16 +189,7 @@ mod tests {
     #[test]
     fn fit_is_least_squares() {
         let f = fit([(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)].into_iter()).unwrap();
-        assert!(
-            (f.slope - 2.0).abs() < 1e-9
-                && (f.last - 5.0).abs() < 1e-9
-                && (f.r2 - 1.0).abs() < 1e-9
-        );
-        assert_eq!(
-            fit([(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)].into_iter())
-                .unwrap()
-                .r2,
-            0.0
-        );
+        assert!((f.slope - 2.0).abs() < 1e-9 && (f.last - 5.0).abs() < 1e-9 && (f.r2 - 1.0).abs() < 1e-9);
+        assert_eq!(fit([(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)].into_iter()).unwrap().r2, 0.0);
     }
 }

@@ -51,15 +51,15 @@ pub mod exec;
 pub mod executor;
 pub mod inflight;
 pub mod lanes;
-pub mod link;
 pub mod leak;
+pub mod link;
 pub mod marker;
 pub mod outbox;
 pub mod reconcile;
 pub mod registry;
 pub mod restarts;
-pub mod scale;
 pub mod sampler;
+pub mod scale;
 pub mod scope;
 pub mod snapshot;
 pub mod stats;
@@ -70,10 +70,7 @@ pub mod watcher;
 use std::future::Future;
 
 use bollard::Docker;
-use hemostat_protocol::{
-    RedisPublisher,
-    connection::redact,
-};
+use hemostat_protocol::{RedisPublisher, connection::redact};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -81,8 +78,8 @@ pub use config::Config;
 pub use error::CollectorError;
 
 use crate::{
-    backoff::Backoff, commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox,
-    registry::Registry, watcher::Watcher,
+    backoff::Backoff, commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox, registry::Registry,
+    watcher::Watcher,
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -121,10 +118,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-async fn start(
-    config: Config,
-    cancel: CancellationToken,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, CollectorError> {
+async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::task::JoinHandle<()>>, CollectorError> {
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
@@ -137,7 +131,15 @@ async fn start(
     // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
     let tasks_conn = conn.clone();
     let (outbox, outbox_task) = Outbox::spawn(publisher, config.outbox_capacity, cancel.clone());
-    let (stats_tap, sampler_task) = sampler::start(&config, docker.clone(), conn.clone(), outbox.clone(), scope.clone(), inflight.clone(), cancel.clone());
+    let (stats_tap, sampler_task) = sampler::start(
+        &config,
+        docker.clone(),
+        conn.clone(),
+        outbox.clone(),
+        scope.clone(),
+        inflight.clone(),
+        cancel.clone(),
+    );
     let (registry, registry_task) = Registry::spawn(
         conn,
         docker.clone(),
@@ -146,15 +148,9 @@ async fn start(
         scope.clone(),
         cancel.clone(),
     );
-    let watcher = Watcher::new(
-        docker.clone(),
-        config.host.clone(),
-        inflight.clone(),
-        outbox.clone(),
-        registry,
-        scope.clone(),
-    )
-    .alert_daemon_exits(config.alert_daemon_restart_exits);
+    let watcher =
+        Watcher::new(docker.clone(), config.host.clone(), inflight.clone(), outbox.clone(), registry, scope.clone())
+            .alert_daemon_exits(config.alert_daemon_restart_exits);
     let watcher = match stats_tap {
         Some(tap) => watcher.with_stats(tap),
         None => watcher,
@@ -180,21 +176,11 @@ async fn start(
     println!("collector ready host={} docker API={api}", config.host);
     // The outbox ends last: it stops only once every sender (watcher,
     // consumer) is gone, after one last attempt at what they queued.
-    Ok(vec![
-        watcher_task,
-        consumer_task,
-        registry_task,
-        sampler_task,
-        outbox_task,
-    ])
+    Ok(vec![watcher_task, consumer_task, registry_task, sampler_task, outbox_task])
 }
 
 /// Retries `connect` with backoff until it succeeds or shutdown.
-async fn retry<T, F, Fut, E>(
-    what: &str,
-    cancel: &CancellationToken,
-    mut connect: F,
-) -> Result<T, CollectorError>
+async fn retry<T, F, Fut, E>(what: &str, cancel: &CancellationToken, mut connect: F) -> Result<T, CollectorError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -217,7 +203,5 @@ where
 /// `--once`: a snapshot of this host's containers, as JSON.
 pub async fn snapshot(config: &Config) -> Result<String, CollectorError> {
     let docker: Docker = docker::connect(&config.docker_host).await?;
-    Ok(serde_json::to_string(
-        &snapshot::take(&docker, &config.host, &sampler::roots(config)).await?,
-    )?)
+    Ok(serde_json::to_string(&snapshot::take(&docker, &config.host, &sampler::roots(config)).await?)?)
 }

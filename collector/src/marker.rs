@@ -61,10 +61,7 @@ pub async fn take(conn: &mut ConnectionManager, id: &str, instance: &str) -> Res
             return Ok(Marker::parse(&v));
         }
     }
-    Err(CollectorError::Reply {
-        what: "SET NX",
-        detail: format!("marker {key} neither settable nor readable"),
-    })
+    Err(CollectorError::Reply { what: "SET NX", detail: format!("marker {key} neither settable nor readable") })
 }
 
 /// Records the final status (`success`, `failed`, ...).

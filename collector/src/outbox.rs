@@ -122,16 +122,10 @@ impl Outbox {
         capacity: usize,
         cancel: CancellationToken,
     ) -> (Outbox, JoinHandle<()>) {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Notify::new(),
-            capacity: capacity.max(1),
-        });
+        let shared =
+            Arc::new(Shared { state: Mutex::new(State::default()), wake: Notify::new(), capacity: capacity.max(1) });
         let task = tokio::spawn(drain(publisher, shared.clone(), cancel));
-        let outbox = Outbox {
-            _handles: Arc::new(Handles(shared.clone())),
-            shared,
-        };
+        let outbox = Outbox { _handles: Arc::new(Handles(shared.clone())), shared };
         (outbox, task)
     }
 
@@ -190,11 +184,7 @@ impl Publisher for Outbox {
             Ok(Err(why)) => why,
             Err(_) => "outbox stopped".to_owned(),
         };
-        Err(ProtocolError::Redis(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "event not delivered",
-            why,
-        ))))
+        Err(ProtocolError::Redis(redis::RedisError::from((redis::ErrorKind::Io, "event not delivered", why))))
     }
 }
 
@@ -254,7 +244,11 @@ async fn drain<P: Publisher>(publisher: P, shared: Arc<Shared>, cancel: Cancella
                 tracing::debug!(kind = %env.kind, stream_id = %id, "event published");
                 if failures > 0 {
                     let dropped = shared.lock().dropped - dropped_before;
-                    tracing::info!(failed_attempts = failures, dropped, "Redis is back; delivering held events in order");
+                    tracing::info!(
+                        failed_attempts = failures,
+                        dropped,
+                        "Redis is back; delivering held events in order"
+                    );
                     failures = 0;
                 }
                 backoff.reset();
@@ -288,12 +282,7 @@ mod tests {
     use super::*;
 
     fn env(n: u32) -> Envelope {
-        Envelope::new(
-            agent::MONITOR,
-            EventKind::HealthAlert,
-            &serde_json::json!({ "n": n }),
-        )
-        .unwrap()
+        Envelope::new(agent::MONITOR, EventKind::HealthAlert, &serde_json::json!({ "n": n })).unwrap()
     }
 
     fn n(env: &Envelope) -> u64 {
@@ -443,10 +432,7 @@ mod tests {
         cancel.cancel();
         assert!(waiting.await.unwrap().is_err());
         drop(outbox);
-        tokio::time::timeout(Duration::from_secs(60), task)
-            .await
-            .expect("outbox task hung")
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), task).await.expect("outbox task hung").unwrap();
         assert!(fake.accepted().is_empty());
     }
 }

@@ -21,11 +21,7 @@
 
 use std::collections::HashMap;
 
-use bollard::{
-    Docker,
-    models::ContainerInspectResponse,
-    query_parameters::ListContainersOptions,
-};
+use bollard::{Docker, models::ContainerInspectResponse, query_parameters::ListContainersOptions};
 
 use crate::{
     detector::{Facts, Suspect, Trouble},
@@ -67,10 +63,8 @@ impl Exit {
             return None;
         }
         let finished = state.finished_at.as_deref()?;
-        let finished_nano = chrono::DateTime::parse_from_rfc3339(finished)
-            .ok()?
-            .timestamp_nanos_opt()
-            .filter(|n| *n > 0)?;
+        let finished_nano =
+            chrono::DateTime::parse_from_rfc3339(finished).ok()?.timestamp_nanos_opt().filter(|n| *n > 0)?;
         Some(Exit {
             id: inspect.id.clone()?,
             name: docker::name(inspect)?,
@@ -94,10 +88,7 @@ impl Exit {
         if self.code == 0 {
             return Decision::Skip("exit code 0");
         }
-        if !alert_daemon_exits
-            && !self.facts.oom_killed
-            && DAEMON_EXIT_CODES.contains(&self.code)
-        {
+        if !alert_daemon_exits && !self.facts.oom_killed && DAEMON_EXIT_CODES.contains(&self.code) {
             return Decision::Skip("killed while the Docker daemon was away (daemon restart, not a crash)");
         }
         Decision::Report
@@ -116,11 +107,7 @@ impl Exit {
             image: self.facts.image.clone(),
             attributes,
             time_nano: self.finished_nano,
-            trouble: Trouble::Exit {
-                code: self.code,
-                oom_event: false,
-                requested_stop: None,
-            },
+            trouble: Trouble::Exit { code: self.code, oom_event: false, requested_stop: None },
         }
     }
 }
@@ -129,11 +116,7 @@ impl Exit {
 pub async fn exits_since(docker: &Docker, cutoff: i64) -> Result<Vec<Exit>, CollectorError> {
     let filters = HashMap::from([("status".to_owned(), vec!["exited".to_owned(), "dead".to_owned()])]);
     let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
         .await?;
     let mut exits = Vec::new();
     for c in containers {
@@ -158,13 +141,7 @@ mod tests {
     const SEC: i64 = 1_000_000_000;
 
     fn exit(code: i64, finished_nano: i64) -> Exit {
-        Exit {
-            id: "c1".into(),
-            name: "web".into(),
-            code,
-            finished_nano,
-            facts: Facts::default(),
-        }
+        Exit { id: "c1".into(), name: "web".into(), code, finished_nano, facts: Facts::default() }
     }
 
     #[test]
@@ -172,14 +149,7 @@ mod tests {
         assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, None, false), Decision::Report);
         let s = exit(3, 10 * SEC).suspect();
         assert_eq!(s.time_nano, 10 * SEC);
-        assert_eq!(
-            s.trouble,
-            Trouble::Exit {
-                code: 3,
-                oom_event: false,
-                requested_stop: None
-            }
-        );
+        assert_eq!(s.trouble, Trouble::Exit { code: 3, oom_event: false, requested_stop: None });
     }
 
     #[test]

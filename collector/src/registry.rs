@@ -40,15 +40,7 @@ impl Registry {
     ) -> (Registry, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(Change::Resync);
-        let task = Task {
-            conn,
-            docker,
-            host,
-            interval,
-            scope,
-            dirty: false,
-            beating: true,
-        };
+        let task = Task { conn, docker, host, interval, scope, dirty: false, beating: true };
         (Registry { tx }, tokio::spawn(task.run(rx, cancel)))
     }
 
@@ -120,18 +112,12 @@ impl Task {
 
     async fn apply(&mut self, change: Change) {
         let result = match &change {
-            Change::Add(name) => self
-                .conn
-                .sadd(keys::CONTAINERS, self.member(name))
-                .await
-                .map(|_: usize| ())
-                .map_err(Into::into),
-            Change::Remove(name) => self
-                .conn
-                .srem(keys::CONTAINERS, self.member(name))
-                .await
-                .map(|_: usize| ())
-                .map_err(Into::into),
+            Change::Add(name) => {
+                self.conn.sadd(keys::CONTAINERS, self.member(name)).await.map(|_: usize| ()).map_err(Into::into)
+            }
+            Change::Remove(name) => {
+                self.conn.srem(keys::CONTAINERS, self.member(name)).await.map(|_: usize| ()).map_err(Into::into)
+            }
             Change::Resync => self.resync().await,
         };
         match result {
@@ -153,13 +139,8 @@ impl Task {
     }
 
     async fn resync(&mut self) -> Result<(), CollectorError> {
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                ..Default::default()
-            }))
-            .await?;
+        let containers =
+            self.docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
         let present: HashSet<String> = containers
             .iter()
             .filter(|c| c.labels.as_ref().is_none_or(|l| self.scope.excludes(l).is_none()))
@@ -167,10 +148,7 @@ impl Task {
             .collect();
         let members: HashSet<String> = self.conn.smembers(keys::CONTAINERS).await?;
         let prefix = format!("{}/", self.host);
-        let stale: Vec<&String> = members
-            .iter()
-            .filter(|m| m.starts_with(&prefix) && !present.contains(*m))
-            .collect();
+        let stale: Vec<&String> = members.iter().filter(|m| m.starts_with(&prefix) && !present.contains(*m)).collect();
         if stale.is_empty() && present.is_empty() {
             // Nothing to write; an empty pipeline is an error to Redis.
             return Ok(());
@@ -180,8 +158,7 @@ impl Task {
             pipe.srem(keys::CONTAINERS, stale).ignore();
         }
         if !present.is_empty() {
-            pipe.sadd(keys::CONTAINERS, present.iter().collect::<Vec<_>>())
-                .ignore();
+            pipe.sadd(keys::CONTAINERS, present.iter().collect::<Vec<_>>()).ignore();
         }
         let () = pipe.query_async(&mut self.conn).await?;
         tracing::debug!(containers = present.len(), "registry resynced");

@@ -34,20 +34,10 @@ impl Restarts {
 
     /// A start at `time_nano`; returns the restarts in the window when
     /// that makes a loop not reported yet.
-    pub fn started(
-        &mut self,
-        id: &str,
-        time_nano: i64,
-        ours: bool,
-        rule: &RestartRule,
-    ) -> Option<u32> {
+    pub fn started(&mut self, id: &str, time_nano: i64, ours: bool, rule: &RestartRule) -> Option<u32> {
         let h = self.by_id.entry(id.to_owned()).or_default();
         let restart = std::mem::take(&mut h.died) && !ours;
-        while h
-            .starts
-            .front()
-            .is_some_and(|t| *t < time_nano - rule.window_nanos)
-        {
+        while h.starts.front().is_some_and(|t| *t < time_nano - rule.window_nanos) {
             h.starts.pop_front();
         }
         if restart {
@@ -79,10 +69,7 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000_000;
-    const RULE: RestartRule = RestartRule {
-        max: 3,
-        window_nanos: 300 * S,
-    };
+    const RULE: RestartRule = RestartRule { max: 3, window_nanos: 300 * S };
 
     fn cycle(r: &mut Restarts, t: i64) -> Option<u32> {
         r.died("c");
@@ -116,9 +103,7 @@ mod tests {
         let first: Vec<_> = (0..5).filter_map(|i| cycle(&mut r, i * S)).collect();
         assert_eq!(first, [4]);
         // Quiet for longer than the window, then a new loop.
-        let second: Vec<_> = (0..5)
-            .filter_map(|i| cycle(&mut r, 1000 * S + i * S))
-            .collect();
+        let second: Vec<_> = (0..5).filter_map(|i| cycle(&mut r, 1000 * S + i * S)).collect();
         assert_eq!(second, [4]);
     }
 }

@@ -74,20 +74,14 @@ impl Settings {
             margin: c.clear_margin,
         };
         let interval = c.stats_interval;
-        let samples = if interval.is_zero() {
-            0
-        } else {
-            (c.leak_window.as_secs_f64() / interval.as_secs_f64()).ceil() as usize
-        };
+        let samples =
+            if interval.is_zero() { 0 } else { (c.leak_window.as_secs_f64() / interval.as_secs_f64()).ceil() as usize };
         Settings {
             interval,
             roots: roots(c),
             cpu: rule(c.threshold_cpu_percent),
             memory: rule(c.threshold_memory_percent),
-            leak: LeakRule {
-                window: samples.clamp(10, MAX_LEAK_SAMPLES),
-                horizon: c.leak_horizon.as_secs_f64(),
-            },
+            leak: LeakRule { window: samples.clamp(10, MAX_LEAK_SAMPLES), horizon: c.leak_horizon.as_secs_f64() },
             restarts: RestartRule {
                 max: c.max_restarts,
                 window_nanos: c.restart_window.as_nanos().min(i64::MAX as u128) as i64,
@@ -97,31 +91,16 @@ impl Settings {
 }
 
 pub fn roots(c: &Config) -> Roots {
-    Roots {
-        proc: c.proc_root.clone(),
-        cgroup: c.cgroup_root.clone(),
-    }
+    Roots { proc: c.proc_root.clone(), cgroup: c.cgroup_root.clone() }
 }
 
 /// What the sampler needs to hear of a Docker event.
 #[derive(Debug)]
 enum Notice {
-    Started {
-        id: String,
-        name: String,
-        time_nano: i64,
-        attributes: HashMap<String, String>,
-    },
-    Died {
-        id: String,
-    },
-    Destroyed {
-        id: String,
-    },
-    Health {
-        id: String,
-        healthy: bool,
-    },
+    Started { id: String, name: String, time_nano: i64, attributes: HashMap<String, String> },
+    Died { id: String },
+    Destroyed { id: String },
+    Health { id: String, healthy: bool },
 }
 
 /// The watcher's hook into the sampler: it hands over each container
@@ -136,12 +115,9 @@ impl Tap {
     pub fn observe(&self, e: &ContainerEvent) {
         let id = e.id.clone();
         let notice = match e.happening {
-            Happening::Started => Notice::Started {
-                id,
-                name: e.name.clone(),
-                time_nano: e.time_nano,
-                attributes: e.attributes.clone(),
-            },
+            Happening::Started => {
+                Notice::Started { id, name: e.name.clone(), time_nano: e.time_nano, attributes: e.attributes.clone() }
+            }
             Happening::Died { .. } => Notice::Died { id },
             Happening::Destroyed => Notice::Destroyed { id },
             Happening::Health { healthy } => Notice::Health { id, healthy },
@@ -168,16 +144,7 @@ pub fn start(
         return (None, tokio::spawn(async {}));
     }
     let settings = Settings::from_config(config);
-    let (tap, task) = Sampler::spawn(
-        docker,
-        conn,
-        outbox,
-        scope,
-        inflight,
-        settings,
-        config.host.clone(),
-        cancel,
-    );
+    let (tap, task) = Sampler::spawn(docker, conn, outbox, scope, inflight, settings, config.host.clone(), cancel);
     (Some(tap), task)
 }
 
@@ -297,29 +264,17 @@ impl Sampler {
     /// Every container at startup: running ones are sampled, the others
     /// shown with their status.
     async fn sync(&mut self) -> Result<(), CollectorError> {
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                ..Default::default()
-            }))
-            .await?;
+        let list = self.docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
         for c in list {
             let Some(id) = c.id else { continue };
-            if c.labels
-                .as_ref()
-                .is_some_and(|l| self.scope.excludes(l).is_some())
-            {
+            if c.labels.as_ref().is_some_and(|l| self.scope.excludes(l).is_some()) {
                 continue;
             }
             let status = c.state.map(|s| s.to_string()).unwrap_or_default();
             if status == "running" {
                 self.track(&id).await;
             } else {
-                let name = c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .unwrap_or_else(|| id.clone());
+                let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_else(|| id.clone());
                 let mut t = self.new_tracked(Identity {
                     host: self.host.clone(),
                     id: id.clone(),
@@ -359,11 +314,7 @@ impl Sampler {
                 return;
             }
         };
-        let labels = inspect
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.clone())
-            .unwrap_or_default();
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
         if self.scope.excludes(&labels).is_some() {
             return;
         }
@@ -375,10 +326,7 @@ impl Sampler {
         };
         let state = inspect.state.as_ref();
         let running = docker::is_running(&inspect);
-        let pid = state
-            .and_then(|s| s.pid)
-            .filter(|p| *p > 0)
-            .and_then(|p| u32::try_from(p).ok());
+        let pid = state.and_then(|s| s.pid).filter(|p| *p > 0).and_then(|p| u32::try_from(p).ok());
         let source = running.then(|| match self.version {
             Some(v) => match Probe::open(&self.settings.roots, v, pid, id) {
                 Ok(p) => Source::Cgroup(p),
@@ -390,10 +338,7 @@ impl Sampler {
             None => Source::Api,
         });
         let mut t = self.new_tracked(who);
-        t.status = state
-            .and_then(|s| s.status)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "running".into());
+        t.status = state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "running".into());
         t.health = state
             .and_then(|s| s.health.as_ref())
             .and_then(|h| h.status)
@@ -406,21 +351,13 @@ impl Sampler {
 
     async fn handle(&mut self, notice: Notice) {
         match notice {
-            Notice::Started {
-                id,
-                name,
-                time_nano,
-                attributes,
-            } => {
+            Notice::Started { id, name, time_nano, attributes } => {
                 if self.scope.excludes(&attributes).is_some() {
                     return;
                 }
                 // The collector's own restarts are remediation, not a loop.
-                let ours =
-                    self.inflight.covers(&id, time_nano) || self.inflight.covers(&name, time_nano);
-                let looping = self
-                    .restarts
-                    .started(&id, time_nano, ours, &self.settings.restarts);
+                let ours = self.inflight.covers(&id, time_nano) || self.inflight.covers(&name, time_nano);
+                let looping = self.restarts.started(&id, time_nano, ours, &self.settings.restarts);
                 self.track(&id).await;
                 if let (Some(count), Some(t)) = (looping, self.tracked.get(&id)) {
                     let window = self.settings.restarts.window_nanos / 1_000_000_000;
@@ -431,10 +368,7 @@ impl Sampler {
                         self.settings.restarts.max as f64,
                         count as f64,
                         format!("Excessive restarts: {count} in {window}s"),
-                        vec![
-                            ("restarts", json!(count)),
-                            ("window_seconds", json!(window)),
-                        ],
+                        vec![("restarts", json!(count)), ("window_seconds", json!(window))],
                     );
                     self.publish(alert);
                 }
@@ -472,13 +406,7 @@ impl Sampler {
         for (id, t) in self.tracked.iter_mut() {
             match &mut t.source {
                 Some(Source::Cgroup(probe)) => match probe.read() {
-                    Ok(reading) => readings.push((
-                        id.clone(),
-                        Timed {
-                            reading,
-                            at: Instant::now(),
-                        },
-                    )),
+                    Ok(reading) => readings.push((id.clone(), Timed { reading, at: Instant::now() })),
                     Err(e) => {
                         // Usually the container just exited (its cgroup is
                         // gone) and the die event is on its way; otherwise
@@ -524,18 +452,10 @@ impl Sampler {
                     alerts.push((id.clone(), AnomalyKind::HighCpu, b));
                 }
             }
-            if let Some(b) = t
-                .memory
-                .observe(usage.memory_pct, now, &self.settings.memory)
-            {
+            if let Some(b) = t.memory.observe(usage.memory_pct, now, &self.settings.memory) {
                 alerts.push((id.clone(), AnomalyKind::HighMemory, b));
             }
-            if let Some(leak) = t.leak.observe(
-                now,
-                usage.memory_usage,
-                usage.memory_limit,
-                &self.settings.leak,
-            ) {
+            if let Some(leak) = t.leak.observe(now, usage.memory_usage, usage.memory_limit, &self.settings.leak) {
                 leaks.push((id.clone(), leak));
             }
         }
@@ -570,13 +490,7 @@ impl Sampler {
                 continue;
             }
             let usage = if t.running() { t.last.as_ref() } else { None };
-            let m = stats::metrics(
-                &t.who,
-                &t.status,
-                t.health.as_deref(),
-                usage,
-                timestamp.clone(),
-            );
+            let m = stats::metrics(&t.who, &t.status, t.health.as_deref(), usage, timestamp.clone());
             match serde_json::to_string(&m) {
                 Ok(json) => {
                     pipe.set_ex(t.who.key(), json, ttl).ignore();
@@ -640,11 +554,7 @@ impl Sampler {
         let per_min = leak.slope * 60.0 / (1024.0 * 1024.0);
         let minutes = leak.time_to_limit / 60.0;
         // The limit is near: the analyzer treats critical as urgent.
-        let severity = if leak.time_to_limit < 120.0 {
-            Severity::Critical
-        } else {
-            Severity::High
-        };
+        let severity = if leak.time_to_limit < 120.0 { Severity::Critical } else { Severity::High };
         self.alert(
             t,
             AnomalyKind::MemoryLeak,
@@ -661,11 +571,7 @@ impl Sampler {
     }
 
     fn breach_alert(&self, t: &Tracked, kind: AnomalyKind, b: &Breach) -> HealthAlert {
-        let what = if kind == AnomalyKind::HighCpu {
-            "CPU"
-        } else {
-            "memory"
-        };
+        let what = if kind == AnomalyKind::HighCpu { "CPU" } else { "memory" };
         self.alert(
             t,
             kind,
@@ -689,13 +595,7 @@ impl Sampler {
         extra: Vec<(&str, serde_json::Value)>,
     ) -> HealthAlert {
         let usage = if t.running() { t.last.as_ref() } else { None };
-        let mut metrics = stats::metrics(
-            &t.who,
-            &t.status,
-            t.health.as_deref(),
-            usage,
-            seed_timestamp(),
-        );
+        let mut metrics = stats::metrics(&t.who, &t.status, t.health.as_deref(), usage, seed_timestamp());
         for (k, v) in extra {
             metrics.extra.insert(k.to_owned(), v);
         }
@@ -706,12 +606,7 @@ impl Sampler {
             host: self.host.clone(),
             container_id: Some(t.who.id.clone()),
             image: t.who.image.clone(),
-            anomalies: vec![Anomaly {
-                kind,
-                severity,
-                threshold: Some(threshold),
-                actual: Some(actual),
-            }],
+            anomalies: vec![Anomaly { kind, severity, threshold: Some(threshold), actual: Some(actual) }],
             exit_code: None,
             detected_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)),
         }
@@ -729,16 +624,10 @@ impl Sampler {
 /// One reading through the Docker stats API (`stream=false`, `one-shot`:
 /// no second sample inside dockerd; the rate comes from our previous one).
 pub async fn api_reading(docker: &Docker, id: &str) -> Option<Timed> {
-    let options = StatsOptionsBuilder::new()
-        .stream(false)
-        .one_shot(true)
-        .build();
+    let options = StatsOptionsBuilder::new().stream(false).one_shot(true).build();
     let mut stream = docker.stats(id, Some(options));
     match stream.next().await {
-        Some(Ok(s)) => stats::from_api(&s).map(|reading| Timed {
-            reading,
-            at: Instant::now(),
-        }),
+        Some(Ok(s)) => stats::from_api(&s).map(|reading| Timed { reading, at: Instant::now() }),
         Some(Err(e)) => {
             tracing::debug!(container = %id, error = %e, "stats API failed");
             None

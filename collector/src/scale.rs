@@ -15,8 +15,8 @@ use bollard::{
     Docker,
     errors::Error as BollardError,
     models::{
-        ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig,
-        NetworkConnectRequest, NetworkingConfig,
+        ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkConnectRequest,
+        NetworkingConfig,
     },
     query_parameters::{CreateContainerOptions, ListContainersOptions, StartContainerOptions},
 };
@@ -75,41 +75,34 @@ pub async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<
     let mut labels = config.labels.clone().unwrap_or_default();
     let name = docker::name(source).unwrap_or_default();
     let naming = match (labels.get(LABEL_COMPOSE_PROJECT), labels.get(LABEL_COMPOSE_SERVICE)) {
-        (Some(p), Some(s)) if !p.is_empty() && !s.is_empty() => Naming::Compose {
-            project: p.clone(),
-            service: s.clone(),
-        },
-        _ => Naming::Clone {
-            base: labels.get(LABEL_REPLICA_OF).cloned().unwrap_or_else(|| name.clone()),
-        },
+        (Some(p), Some(s)) if !p.is_empty() && !s.is_empty() => {
+            Naming::Compose { project: p.clone(), service: s.clone() }
+        }
+        _ => Naming::Clone { base: labels.get(LABEL_REPLICA_OF).cloned().unwrap_or_else(|| name.clone()) },
     };
-    let existing = docker
-        .list_containers(Some(ListContainersOptions { all: true, ..Default::default() }))
-        .await?;
-    let names: HashSet<String> = existing
-        .iter()
-        .flat_map(|c| c.names.iter().flatten())
-        .map(|n| n.trim_start_matches('/').to_owned())
-        .collect();
+    let existing = docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
+    let names: HashSet<String> =
+        existing.iter().flat_map(|c| c.names.iter().flatten()).map(|n| n.trim_start_matches('/').to_owned()).collect();
     let highest = match &naming {
         // Compose numbers its containers; the next one follows the highest
         // in use by the service, wherever it came from.
         Naming::Compose { project, service } => existing
             .iter()
             .filter_map(|c| c.labels.as_ref())
-            .filter(|l| {
-                l.get(LABEL_COMPOSE_PROJECT) == Some(project) && l.get(LABEL_COMPOSE_SERVICE) == Some(service)
-            })
+            .filter(|l| l.get(LABEL_COMPOSE_PROJECT) == Some(project) && l.get(LABEL_COMPOSE_SERVICE) == Some(service))
             .filter_map(|l| l.get(LABEL_COMPOSE_NUMBER)?.parse::<u64>().ok())
             .max()
             .unwrap_or(0),
         Naming::Clone { .. } => 0,
     };
     let number = next_free(&naming, highest + 1, &names);
-    labels.insert(LABEL_REPLICA_OF.to_owned(), match &naming {
-        Naming::Clone { base } => base.clone(),
-        Naming::Compose { .. } => labels.get(LABEL_REPLICA_OF).cloned().unwrap_or_else(|| name.clone()),
-    });
+    labels.insert(
+        LABEL_REPLICA_OF.to_owned(),
+        match &naming {
+            Naming::Clone { base } => base.clone(),
+            Naming::Compose { .. } => labels.get(LABEL_REPLICA_OF).cloned().unwrap_or_else(|| name.clone()),
+        },
+    );
     if matches!(naming, Naming::Compose { .. }) {
         labels.insert(LABEL_COMPOSE_NUMBER.to_owned(), number.to_string());
     }
@@ -141,13 +134,7 @@ pub async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<
         networking_config,
         ..Default::default()
     };
-    Ok(Plan {
-        name: naming.name(number),
-        naming,
-        number,
-        body,
-        more_networks,
-    })
+    Ok(Plan { name: naming.name(number), naming, number, body, more_networks })
 }
 
 fn next_free(naming: &Naming, from: u64, names: &HashSet<String>) -> u64 {
@@ -181,13 +168,10 @@ fn networks(
     if matches!(mode.as_str(), "none" | "host") || mode.starts_with("container:") {
         return (None, Vec::new());
     }
-    let own: Vec<String> = [
-        source.id.as_deref().map(|id| id.get(..12).unwrap_or(id).to_owned()),
-        docker::name(source),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let own: Vec<String> = [source.id.as_deref().map(|id| id.get(..12).unwrap_or(id).to_owned()), docker::name(source)]
+        .into_iter()
+        .flatten()
+        .collect();
     let mut all: Vec<(String, EndpointSettings)> = source
         .network_settings
         .as_ref()
@@ -195,12 +179,8 @@ fn networks(
         .unwrap_or_default()
         .into_iter()
         .map(|(net, ep)| {
-            let aliases: Vec<String> = ep
-                .aliases
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|a| !own.contains(a))
-                .collect();
+            let aliases: Vec<String> =
+                ep.aliases.unwrap_or_default().into_iter().filter(|a| !own.contains(a)).collect();
             let settings = EndpointSettings {
                 aliases: (!aliases.is_empty()).then_some(aliases),
                 links: ep.links,
@@ -212,9 +192,7 @@ fn networks(
         .collect();
     all.sort_by(|a, b| (a.0 != mode).cmp(&(b.0 != mode)).then(a.0.cmp(&b.0)));
     let mut rest = all.into_iter();
-    let first = rest.next().map(|(net, ep)| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(net, ep)])),
-    });
+    let first = rest.next().map(|(net, ep)| NetworkingConfig { endpoints_config: Some(HashMap::from([(net, ep)])) });
     (first, rest.collect())
 }
 
@@ -267,7 +245,10 @@ mod tests {
         let mut ports = HashMap::new();
         ports.insert(
             "80/tcp".to_owned(),
-            Some(vec![bollard::models::PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some("8080".into()) }]),
+            Some(vec![bollard::models::PortBinding {
+                host_ip: Some("0.0.0.0".into()),
+                host_port: Some("8080".into()),
+            }]),
         );
         let host = ephemeral_ports(HostConfig { port_bindings: Some(ports), ..Default::default() });
         let b = &host.port_bindings.unwrap()["80/tcp"].clone().unwrap()[0];

@@ -81,10 +81,7 @@ impl Reader {
     async fn read(&mut self, docker: &Docker, id: &str) -> Option<Timed> {
         match self {
             Reader::Cgroup(p) => match p.read() {
-                Ok(reading) => Some(Timed {
-                    reading,
-                    at: Instant::now(),
-                }),
+                Ok(reading) => Some(Timed { reading, at: Instant::now() }),
                 Err(_) => {
                     *self = Reader::Api;
                     api_reading(docker, id).await
@@ -96,12 +93,7 @@ impl Reader {
 }
 
 pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot, CollectorError> {
-    let list = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            ..Default::default()
-        }))
-        .await?;
+    let list = docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
     let version = roots.version();
     let host_memory = stats::host_memory(&roots.proc);
     let mut containers = Vec::with_capacity(list.len());
@@ -115,10 +107,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
         };
         let state = inspect.state.as_ref();
         if docker::is_running(&inspect) {
-            let pid = state
-                .and_then(|s| s.pid)
-                .and_then(|p| u32::try_from(p).ok())
-                .filter(|p| *p > 0);
+            let pid = state.and_then(|s| s.pid).and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0);
             let mut reader = match version.map(|v| Probe::open(roots, v, pid, &id)) {
                 Some(Ok(p)) => Reader::Cgroup(p),
                 _ => Reader::Api,
@@ -130,10 +119,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
             name: docker::name(&inspect).unwrap_or_else(|| id.clone()),
             image: inspect.config.as_ref().and_then(|c| c.image.clone()),
             status: state.and_then(|s| s.status).map(|s| s.to_string()),
-            health: state
-                .and_then(|s| s.health.as_ref())
-                .and_then(|h| h.status)
-                .map(|s| s.to_string()),
+            health: state.and_then(|s| s.health.as_ref()).and_then(|h| h.status).map(|s| s.to_string()),
             exit_code: state.and_then(|s| s.exit_code),
             restart_count: inspect.restart_count,
             oom_killed: state.and_then(|s| s.oom_killed).unwrap_or(false),

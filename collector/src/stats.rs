@@ -66,11 +66,7 @@ pub fn cpu_percent(prev_ns: u64, cur_ns: u64, wall: Duration) -> f64 {
 /// reclaimable at no cost, so counting it would make every container that
 /// reads files look like it is running out of memory.
 pub fn memory_used(usage: u64, inactive_file: u64) -> u64 {
-    if inactive_file < usage {
-        usage - inactive_file
-    } else {
-        usage
-    }
+    if inactive_file < usage { usage - inactive_file } else { usage }
 }
 
 /// The limit a percentage is of: an unlimited container (cgroup v1 reports
@@ -83,24 +79,14 @@ pub fn effective_limit(limit: Option<u64>, host_total: u64) -> u64 {
 }
 
 pub fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64 * 100.0
-    }
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 * 100.0 }
 }
 
 /// The usage over the interval since `prev`; without it (the first reading
 /// of a container) CPU is unknown and reported as 0.
 pub fn usage(prev: Option<&Timed>, cur: &Timed, host_total: u64) -> Usage {
     let r = &cur.reading;
-    let cpu_pct = prev.map_or(0.0, |p| {
-        cpu_percent(
-            p.reading.cpu_ns,
-            r.cpu_ns,
-            cur.at.saturating_duration_since(p.at),
-        )
-    });
+    let cpu_pct = prev.map_or(0.0, |p| cpu_percent(p.reading.cpu_ns, r.cpu_ns, cur.at.saturating_duration_since(p.at)));
     let memory_usage = memory_used(r.mem_usage, r.mem_inactive_file);
     let memory_limit = effective_limit(r.mem_limit, host_total);
     Usage {
@@ -121,27 +107,18 @@ pub fn usage(prev: Option<&Timed>, cur: &Timed, host_total: u64) -> Usage {
 pub fn from_api(s: &ContainerStatsResponse) -> Option<Reading> {
     let cpu_ns = s.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
     let mem = s.memory_stats.as_ref();
-    let stat = |key: &str| {
-        mem.and_then(|m| m.stats.as_ref())
-            .and_then(|st| st.get(key))
-            .copied()
-    };
+    let stat = |key: &str| mem.and_then(|m| m.stats.as_ref()).and_then(|st| st.get(key)).copied();
     let mem_usage = mem.and_then(|m| m.usage).unwrap_or_default();
     // The Docker CLI's order: cgroup v1's hierarchical key, then v2's.
-    let mem_inactive_file = stat("total_inactive_file")
-        .filter(|v| *v < mem_usage)
-        .or_else(|| stat("inactive_file"))
-        .unwrap_or_default();
+    let mem_inactive_file =
+        stat("total_inactive_file").filter(|v| *v < mem_usage).or_else(|| stat("inactive_file")).unwrap_or_default();
     let (mut net_rx, mut net_tx) = (0, 0);
     for n in s.networks.iter().flat_map(|n| n.values()) {
         net_rx += n.rx_bytes.unwrap_or_default();
         net_tx += n.tx_bytes.unwrap_or_default();
     }
     let (mut blk_read, mut blk_write) = (0, 0);
-    let entries = s
-        .blkio_stats
-        .as_ref()
-        .and_then(|b| b.io_service_bytes_recursive.as_ref());
+    let entries = s.blkio_stats.as_ref().and_then(|b| b.io_service_bytes_recursive.as_ref());
     for e in entries.into_iter().flatten() {
         match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("read") => blk_read += e.value.unwrap_or_default(),
@@ -158,20 +135,13 @@ pub fn from_api(s: &ContainerStatsResponse) -> Option<Reading> {
         net_tx,
         blk_read,
         blk_write,
-        pids: s
-            .pids_stats
-            .as_ref()
-            .and_then(|p| p.current)
-            .unwrap_or_default(),
+        pids: s.pids_stats.as_ref().and_then(|p| p.current).unwrap_or_default(),
     })
 }
 
 /// The host's memory (MemTotal of `<proc>/meminfo`), in bytes; 0 if unknown.
 pub fn host_memory(proc_root: &std::path::Path) -> u64 {
-    std::fs::read_to_string(proc_root.join("meminfo"))
-        .ok()
-        .and_then(|t| parse_mem_total(&t))
-        .unwrap_or_default()
+    std::fs::read_to_string(proc_root.join("meminfo")).ok().and_then(|t| parse_mem_total(&t)).unwrap_or_default()
 }
 
 pub fn parse_mem_total(meminfo: &str) -> Option<u64> {
@@ -259,13 +229,7 @@ mod tests {
         assert_eq!(effective_limit(Some(9_223_372_036_854_771_712), host), host);
         assert_eq!(effective_limit(None, host), host);
         let at = Instant::now();
-        let prev = Timed {
-            reading: Reading {
-                cpu_ns: 0,
-                ..Default::default()
-            },
-            at,
-        };
+        let prev = Timed { reading: Reading { cpu_ns: 0, ..Default::default() }, at };
         let cur = Timed {
             reading: Reading {
                 cpu_ns: 250_000_000,
@@ -285,10 +249,7 @@ mod tests {
 
     #[test]
     fn mem_total() {
-        assert_eq!(
-            parse_mem_total("MemTotal:       24684000 kB\nMemFree: 1 kB\n"),
-            Some(24_684_000 * 1024)
-        );
+        assert_eq!(parse_mem_total("MemTotal:       24684000 kB\nMemFree: 1 kB\n"), Some(24_684_000 * 1024));
         assert_eq!(parse_mem_total("nothing"), None);
     }
 

@@ -97,8 +97,8 @@ impl Gauge {
             } else {
                 self.below_since = None;
             }
-            let escalated = reported < Severity::Critical
-                && self.critical_since.is_some_and(|t| now - t >= rule.sustain);
+            let escalated =
+                reported < Severity::Critical && self.critical_since.is_some_and(|t| now - t >= rule.sustain);
             if !escalated {
                 return None;
             }
@@ -116,12 +116,7 @@ impl Gauge {
         };
         self.reported = Some(severity);
         self.below_since = None;
-        Some(Breach {
-            severity,
-            actual: value,
-            threshold: rule.threshold,
-            sustained: now - since,
-        })
+        Some(Breach { severity, actual: value, threshold: rule.threshold, sustained: now - since })
     }
 }
 
@@ -129,21 +124,12 @@ impl Gauge {
 mod tests {
     use super::*;
 
-    const RULE: Rule = Rule {
-        threshold: 85.0,
-        sustain: 5.0,
-        clear: 10.0,
-        margin: 10.0,
-    };
+    const RULE: Rule = Rule { threshold: 85.0, sustain: 5.0, clear: 10.0, margin: 10.0 };
 
     /// Feeds one value per second; returns (second, breach) pairs.
     fn run(values: &[f64]) -> Vec<(usize, Breach)> {
         let mut g = Gauge::default();
-        values
-            .iter()
-            .enumerate()
-            .filter_map(|(t, v)| g.observe(*v, t as f64, &RULE).map(|b| (t, b)))
-            .collect()
+        values.iter().enumerate().filter_map(|(t, v)| g.observe(*v, t as f64, &RULE).map(|b| (t, b))).collect()
     }
 
     #[test]
@@ -166,10 +152,7 @@ mod tests {
         let (t, breach) = b[0];
         assert_eq!(t, 5);
         assert_eq!(breach.severity, Severity::High);
-        assert_eq!(
-            (breach.actual, breach.threshold, breach.sustained),
-            (90.0, 85.0, 5.0)
-        );
+        assert_eq!((breach.actual, breach.threshold, breach.sustained), (90.0, 85.0, 5.0));
     }
 
     #[test]

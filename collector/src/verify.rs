@@ -30,29 +30,33 @@ const HEALTH_GRACE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Stayed up (and healthy) for the window.
-    Held { since: String, seconds: f64, healthy: Option<bool> },
+    Held {
+        since: String,
+        seconds: f64,
+        healthy: Option<bool>,
+    },
     /// Exited, or was restarted by its restart policy, during the window.
-    Exited { code: i64 },
+    Exited {
+        code: i64,
+    },
     Restarted,
     Unhealthy,
     /// Still `starting` when the health grace ran out.
-    NotHealthy { status: String },
+    NotHealthy {
+        status: String,
+    },
     /// Could not even be inspected (e.g. removed meanwhile).
     Lost(String),
     /// Shutdown came first; nothing is known.
-    Interrupted { since: String },
+    Interrupted {
+        since: String,
+    },
 }
 
 impl Verdict {
     pub fn into_outcome(self) -> Outcome {
-        let ok = |details: String, verified| Outcome {
-            verified,
-            ..Outcome::with(RemediationStatus::Success, details)
-        };
-        let bad = |error: String| Outcome {
-            verified: Some(false),
-            ..Outcome::failed(error)
-        };
+        let ok = |details: String, verified| Outcome { verified, ..Outcome::with(RemediationStatus::Success, details) };
+        let bad = |error: String| Outcome { verified: Some(false), ..Outcome::failed(error) };
         match self {
             Verdict::Held { since, seconds, healthy } => ok(
                 format!(
@@ -67,26 +71,19 @@ impl Verdict {
             Verdict::Exited { code } => bad(format!("exited again with code {code}")),
             Verdict::Restarted => bad("exited again and was restarted by its restart policy".into()),
             Verdict::Unhealthy => bad("unhealthy".into()),
-            Verdict::NotHealthy { status } => bad(format!(
-                "not healthy {} s after starting (health: {status})",
-                HEALTH_GRACE.as_secs()
-            )),
+            Verdict::NotHealthy { status } => {
+                bad(format!("not healthy {} s after starting (health: {status})", HEALTH_GRACE.as_secs()))
+            }
             Verdict::Lost(e) => bad(format!("could not verify: {e}")),
-            Verdict::Interrupted { since } => ok(
-                format!("running since {since}; verification interrupted by shutdown"),
-                None,
-            ),
+            Verdict::Interrupted { since } => {
+                ok(format!("running since {since}; verification interrupted by shutdown"), None)
+            }
         }
     }
 }
 
 /// Watches `id` for `window` (0: one look).
-pub async fn watch(
-    docker: &Docker,
-    id: &str,
-    window: Duration,
-    cancel: &CancellationToken,
-) -> Verdict {
+pub async fn watch(docker: &Docker, id: &str, window: Duration, cancel: &CancellationToken) -> Verdict {
     let begun = Instant::now();
     let first = match docker::inspect(docker, id).await {
         Ok(i) => i,
@@ -138,11 +135,7 @@ struct Run {
 impl Run {
     fn of(inspect: &ContainerInspectResponse) -> Run {
         Run {
-            started_at: inspect
-                .state
-                .as_ref()
-                .and_then(|s| s.started_at.clone())
-                .unwrap_or_default(),
+            started_at: inspect.state.as_ref().and_then(|s| s.started_at.clone()).unwrap_or_default(),
             restart_count: inspect.restart_count.unwrap_or_default(),
         }
     }

@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     backoff::Backoff,
     detector::{Detector, Suspect, Verdict, assess},
-    scope::Scope,
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
     outbox::Outbox,
     reconcile::{self, Decision},
     registry::Registry,
+    scope::Scope,
 };
 
 const EVENTS: [&str; 6] = ["die", "oom", "kill", "start", "destroy", "health_status"];
@@ -117,10 +117,7 @@ impl Watcher {
                 self.registry.resync();
             }
             let since = timestamp(self.last.0);
-            let options = EventsOptionsBuilder::new()
-                .since(&since)
-                .filters(&filters)
-                .build();
+            let options = EventsOptionsBuilder::new().since(&since).filters(&filters).build();
             let mut stream = self.docker.events(Some(options));
             tracing::debug!(%since, "subscribed to Docker events");
             let error = loop {
@@ -149,11 +146,8 @@ impl Watcher {
     async fn catch_up(&mut self, filters: &HashMap<&str, Vec<&str>>) -> Result<(), crate::error::CollectorError> {
         let cutoff = self.last.0;
         let until = now_nanos();
-        let options = EventsOptionsBuilder::new()
-            .since(&timestamp(cutoff))
-            .until(&timestamp(until))
-            .filters(filters)
-            .build();
+        let options =
+            EventsOptionsBuilder::new().since(&timestamp(cutoff)).until(&timestamp(until)).filters(filters).build();
         self.replayed_dies = Some(HashMap::new());
         self.reported.clear();
         let mut stream = self.docker.events(Some(options));
@@ -199,16 +193,12 @@ impl Watcher {
             return;
         };
         let identity = format!("{}:{:?}", event.id, event.happening);
-        if event.time_nano < self.last.0
-            || (event.time_nano == self.last.0 && identity == self.last.1)
-        {
+        if event.time_nano < self.last.0 || (event.time_nano == self.last.0 && identity == self.last.1) {
             return;
         }
         self.last = (event.time_nano, identity);
         match event.happening {
-            Happening::Started if self.scope.excludes(&event.attributes).is_none() => {
-                self.registry.add(&event.name)
-            }
+            Happening::Started if self.scope.excludes(&event.attributes).is_none() => self.registry.add(&event.name),
             Happening::Destroyed => self.registry.remove(&event.name),
             _ => {}
         }

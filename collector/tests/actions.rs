@@ -9,13 +9,11 @@ use std::time::Duration;
 
 use bollard::{
     models::ContainerStateStatusEnum,
-    query_parameters::{
-        CommitContainerOptions, InspectContainerOptions, RemoveContainerOptions,
-        RemoveVolumeOptions,
-    },
+    query_parameters::{CommitContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions},
 };
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
+    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
+    stream_events, wait_for,
 };
 use hemostat_protocol::{
     Action, Command, EventKind,
@@ -119,7 +117,12 @@ impl Env {
         })
         .await;
         found.unwrap_or_else(|| {
-            panic!("no remediation_complete for {} {}; collector log:\n{}", cmd.action, cmd.id, self.collector.log_tail(40))
+            panic!(
+                "no remediation_complete for {} {}; collector log:\n{}",
+                cmd.action,
+                cmd.id,
+                self.collector.log_tail(40)
+            )
         })
     }
 
@@ -139,7 +142,8 @@ impl Env {
             let mut conn = self.conn.clone();
             let key = key.clone();
             async move {
-                let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn).await.ok()?;
+                let groups: redis::Value =
+                    redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn).await.ok()?;
                 let pending: redis::streams::StreamPendingReply = conn.xpending(&key, "collectors").await.ok()?;
                 (format!("{groups:?}").contains(entry) && pending.count() == 0).then_some(())
             }
@@ -182,7 +186,8 @@ async fn file_exists(c: &TestContainer, path: &str) -> bool {
         )
         .await
         .unwrap();
-    docker.start_exec(&exec.id, Some(bollard::exec::StartExecOptions { detach: true, tty: false, output_capacity: None }))
+    docker
+        .start_exec(&exec.id, Some(bollard::exec::StartExecOptions { detach: true, tty: false, output_capacity: None }))
         .await
         .unwrap();
     let code = wait_for(Duration::from_secs(5), || async {
@@ -228,7 +233,10 @@ async fn restart_is_verified_when_the_container_stays_up() {
     assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
     assert_eq!(done.result.verified, Some(true), "{done:?}");
     let details = done.result.details.clone().unwrap_or_default();
-    assert!(details.starts_with("running since") && details.contains("stayed up") && details.contains("healthy"), "{details}");
+    assert!(
+        details.starts_with("running since") && details.contains("stayed up") && details.contains("healthy"),
+        "{details}"
+    );
     assert!(done.result.duration_ms.unwrap() >= 1000, "verification takes the window: {done:?}");
     let after = c.state().await;
     assert_eq!(after.running, Some(true));

@@ -10,7 +10,8 @@ use bollard::{
     query_parameters::{KillContainerOptions, StopContainerOptions},
 };
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
+    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
+    stream_events, wait_for,
 };
 use hemostat_protocol::{
     Action, Command, EventKind,
@@ -41,16 +42,9 @@ async fn start() -> Env {
         .env("HEMOSTAT_STOP_TIMEOUT", "2")
         .env("RUST_LOG", "info,hemostat_collector=debug")
         .spawn();
-    collector
-        .wait_for_line("collector ready", Duration::from_secs(60))
-        .await;
+    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
     let conn = redis.connection().await;
-    Env {
-        redis,
-        conn,
-        host,
-        collector,
-    }
+    Env { redis, conn, host, collector }
 }
 
 async fn alerts_for(conn: &mut MultiplexedConnection, container: &str) -> Vec<(u64, HealthAlert)> {
@@ -61,10 +55,7 @@ async fn alerts_for(conn: &mut MultiplexedConnection, container: &str) -> Vec<(u
         .collect()
 }
 
-async fn completions_for(
-    conn: &mut MultiplexedConnection,
-    command_id: &str,
-) -> Vec<RemediationComplete> {
+async fn completions_for(conn: &mut MultiplexedConnection, command_id: &str) -> Vec<RemediationComplete> {
     stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
         .await
         .into_iter()
@@ -80,18 +71,11 @@ async fn wait_alert(env: &mut Env, container: &str) -> (u64, HealthAlert) {
         async move { alerts_for(&mut conn, container).await.into_iter().next() }
     })
     .await;
-    found.unwrap_or_else(|| {
-        panic!(
-            "no health_alert for {container}; collector log:\n{}",
-            env.collector.log_tail(40)
-        )
-    })
+    found.unwrap_or_else(|| panic!("no health_alert for {container}; collector log:\n{}", env.collector.log_tail(40)))
 }
 
 fn rfc3339_ms(s: &str) -> u64 {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .unwrap()
-        .timestamp_millis() as u64
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis() as u64
 }
 
 fn command(host: &str, container: &TestContainer, action: Action) -> Command {
@@ -117,10 +101,7 @@ async fn send(env: &mut Env, cmd: &Command, key: &[u8]) -> String {
     let sealed = cmd.seal(Some(key));
     let mut fields = vec![("command", sealed.json)];
     fields.extend(sealed.signature.map(|s| ("signature", s)));
-    env.conn
-        .xadd(keys::commands(&env.host), "*", &fields)
-        .await
-        .unwrap()
+    env.conn.xadd(keys::commands(&env.host), "*", &fields).await.unwrap()
 }
 
 /// Waits until the collector has read and acknowledged everything up to
@@ -131,30 +112,19 @@ async fn wait_acked(env: &mut Env, entry: &str) {
         let mut conn = env.conn.clone();
         let key = key.clone();
         async move {
-            let groups: redis::Value = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
+            let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn).await.ok()?;
             let text = format!("{groups:?}");
-            let pending: redis::streams::StreamPendingReply =
-                conn.xpending(&key, "collectors").await.ok()?;
+            let pending: redis::streams::StreamPendingReply = conn.xpending(&key, "collectors").await.ok()?;
             (text.contains(entry) && pending.count() == 0).then_some(())
         }
     })
     .await;
-    assert!(
-        done.is_some(),
-        "command {entry} never acknowledged; log:\n{}",
-        env.collector.log_tail(40)
-    );
+    assert!(done.is_some(), "command {entry} never acknowledged; log:\n{}", env.collector.log_tail(40));
 }
 
 async fn crashed(docker: &bollard::Docker) -> TestContainer {
     let c = ContainerSpec::shell(CRASHER).start(docker).await;
-    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
-        .await;
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     // Let the shell install its trap before signalling.
     tokio::time::sleep(Duration::from_millis(300)).await;
     c
@@ -166,9 +136,7 @@ async fn a_crash_is_alerted_within_milliseconds_of_the_exit() {
     let docker = docker().await;
     let c = crashed(&docker).await;
     c.kill("USR1").await;
-    let state = c
-        .wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
-        .await;
+    let state = c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
     assert_eq!(state.exit_code, Some(1));
     let (arrived_ms, alert) = wait_alert(&mut env, c.name()).await;
 
@@ -185,10 +153,7 @@ async fn a_crash_is_alerted_within_milliseconds_of_the_exit() {
     assert_eq!(alert.container_id.as_deref(), Some(c.id()));
     assert_eq!(alert.exit_code, Some(1));
     assert_eq!(alert.issues, ["Exited with code 1"]);
-    assert_eq!(
-        alert.anomalies[0].kind,
-        hemostat_protocol::event::AnomalyKind::NonZeroExit
-    );
+    assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::NonZeroExit);
     assert_eq!(alert.metrics.status.as_deref(), Some("exited"));
     assert!(alert.image.is_some());
     // detected_at is Docker's event time: at the exit, not at publication
@@ -202,30 +167,14 @@ async fn a_crash_is_alerted_within_milliseconds_of_the_exit() {
 
     // The registry lists it, and the heartbeat is alive.
     let member = hemostat_protocol::ContainerRef::new(&env.host, c.name()).key();
-    assert!(
-        env.conn
-            .sismember::<_, _, bool>(keys::CONTAINERS, &member)
-            .await
-            .unwrap(),
-        "{member} not registered"
-    );
-    let hb: Option<String> = env
-        .conn
-        .get(format!("hemostat:heartbeat:{}", env.host))
-        .await
-        .unwrap();
+    assert!(env.conn.sismember::<_, _, bool>(keys::CONTAINERS, &member).await.unwrap(), "{member} not registered");
+    let hb: Option<String> = env.conn.get(format!("hemostat:heartbeat:{}", env.host)).await.unwrap();
     assert!(hb.is_some_and(|h| h.contains(&env.host)));
     c.remove().await;
     let gone = wait_for(Duration::from_secs(5), || {
         let mut conn = env.conn.clone();
         let member = member.clone();
-        async move {
-            (!conn
-                .sismember::<_, _, bool>(keys::CONTAINERS, &member)
-                .await
-                .unwrap())
-            .then_some(())
-        }
+        async move { (!conn.sismember::<_, _, bool>(keys::CONTAINERS, &member).await.unwrap()).then_some(()) }
     })
     .await;
     assert!(gone.is_some(), "destroyed container still registered");
@@ -236,43 +185,17 @@ async fn a_crash_is_alerted_within_milliseconds_of_the_exit() {
 async fn docker_stop_and_kill_are_not_crashes() {
     let mut env = start().await;
     let docker = docker().await;
-    let stopped = ContainerSpec::shell("while :; do sleep 0.2; done")
-        .start(&docker)
-        .await;
-    let killed = ContainerSpec::shell("while :; do sleep 0.2; done")
-        .start(&docker)
-        .await;
-    stopped
-        .wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
-        .await;
-    killed
-        .wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
-        .await;
+    let stopped = ContainerSpec::shell("while :; do sleep 0.2; done").start(&docker).await;
+    let killed = ContainerSpec::shell("while :; do sleep 0.2; done").start(&docker).await;
+    stopped.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    killed.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
 
     // sh as PID 1 ignores SIGTERM, so this is SIGTERM then SIGKILL: exit 137.
-    docker
-        .stop_container(
-            stopped.id(),
-            Some(StopContainerOptions {
-                t: Some(1),
-                signal: None,
-            }),
-        )
-        .await
-        .unwrap();
-    docker
-        .kill_container(killed.id(), None::<KillContainerOptions>)
-        .await
-        .unwrap();
+    docker.stop_container(stopped.id(), Some(StopContainerOptions { t: Some(1), signal: None })).await.unwrap();
+    docker.kill_container(killed.id(), None::<KillContainerOptions>).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        alerts_for(&mut env.conn, stopped.name()).await.is_empty(),
-        "docker stop was reported as a crash"
-    );
-    assert!(
-        alerts_for(&mut env.conn, killed.name()).await.is_empty(),
-        "docker kill was reported as a crash"
-    );
+    assert!(alerts_for(&mut env.conn, stopped.name()).await.is_empty(), "docker stop was reported as a crash");
+    assert!(alerts_for(&mut env.conn, killed.name()).await.is_empty(), "docker kill was reported as a crash");
 
     // Control: the same collector does report a real crash, so the silence
     // above is a decision, not a dead collector.
@@ -287,8 +210,7 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     let docker = docker().await;
     let c = crashed(&docker).await;
     c.kill("USR1").await;
-    c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
-        .await;
+    c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
 
     let cmd = command(&env.host, &c, Action::Restart);
     let first = send(&mut env, &cmd, KEY.as_bytes()).await;
@@ -298,25 +220,11 @@ async fn a_signed_restart_runs_once_and_is_reported() {
         async move { completions_for(&mut conn, &id).await.into_iter().next() }
     })
     .await
-    .unwrap_or_else(|| {
-        panic!(
-            "no remediation_complete; log:\n{}",
-            env.collector.log_tail(40)
-        )
-    });
+    .unwrap_or_else(|| panic!("no remediation_complete; log:\n{}", env.collector.log_tail(40)));
     assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
-    assert_eq!(
-        (done.action, done.host.as_str()),
-        (Action::Restart, env.host.as_str())
-    );
+    assert_eq!((done.action, done.host.as_str()), (Action::Restart, env.host.as_str()));
     assert_eq!(done.detected_at.as_deref(), Some("2026-01-01T00:00:00Z"));
-    assert!(
-        done.result
-            .details
-            .as_deref()
-            .is_some_and(|d| d.starts_with("running since")),
-        "{done:?}"
-    );
+    assert!(done.result.details.as_deref().is_some_and(|d| d.starts_with("running since")), "{done:?}");
     let state = c.state().await;
     assert_eq!(state.running, Some(true));
     wait_acked(&mut env, &first).await;
@@ -324,11 +232,7 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     // Redelivered (same id): acknowledged, not executed again.
     let again = send(&mut env, &cmd, KEY.as_bytes()).await;
     wait_acked(&mut env, &again).await;
-    assert_eq!(
-        c.state().await.started_at,
-        state.started_at,
-        "restarted twice"
-    );
+    assert_eq!(c.state().await.started_at, state.started_at, "restarted twice");
     assert_eq!(completions_for(&mut env.conn, &cmd.id).await.len(), 1);
 
     // The restart's own die is not a crash: the only alert is the USR1 one.
@@ -346,10 +250,7 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     assert_eq!(dry_done[0].result.status, RemediationStatus::DryRun);
     let scale_done = completions_for(&mut env.conn, &scale.id).await;
     assert_eq!(scale_done[0].result.status, RemediationStatus::NotApplicable);
-    assert_eq!(
-        scale_done[0].result.details.as_deref(),
-        Some("action none: nothing to do")
-    );
+    assert_eq!(scale_done[0].result.details.as_deref(), Some("action none: nothing to do"));
     assert_eq!(c.state().await.started_at, state.started_at);
 }
 
@@ -359,9 +260,7 @@ async fn a_forged_command_is_rejected_and_changes_nothing() {
     let docker = docker().await;
     let c = crashed(&docker).await;
     c.kill("USR1").await;
-    let before = c
-        .wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
-        .await;
+    let before = c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
 
     let cmd = command(&env.host, &c, Action::Restart);
     let entry = send(&mut env, &cmd, b"not-the-key").await;
@@ -369,26 +268,11 @@ async fn a_forged_command_is_rejected_and_changes_nothing() {
     let done = completions_for(&mut env.conn, &cmd.id).await;
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0].result.status, RemediationStatus::Rejected);
-    assert!(
-        done[0]
-            .result
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("signature")),
-        "{done:?}"
-    );
+    assert!(done[0].result.error.as_deref().is_some_and(|e| e.contains("signature")), "{done:?}");
     let after = c.state().await;
-    assert_eq!(
-        (after.running, after.started_at),
-        (Some(false), before.started_at)
-    );
+    assert_eq!((after.running, after.started_at), (Some(false), before.started_at));
     // Not marked as taken: the genuine command with this id can still run.
-    assert!(
-        !env.conn
-            .exists::<_, bool>(keys::command_seen(&cmd.id))
-            .await
-            .unwrap()
-    );
+    assert!(!env.conn.exists::<_, bool>(keys::command_seen(&cmd.id)).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,10 +304,8 @@ async fn an_oom_kill_is_alerted_as_such() {
     let docker = docker().await;
     // `tail` holds its whole input when there is no newline: 64 MiB under a
     // 16 MiB limit is an OOM kill by the kernel, not a requested stop.
-    let c = ContainerSpec::shell("sleep 0.5; head -c 64m /dev/zero | tail")
-        .memory(16 * 1024 * 1024)
-        .start(&docker)
-        .await;
+    let c =
+        ContainerSpec::shell("sleep 0.5; head -c 64m /dev/zero | tail").memory(16 * 1024 * 1024).start(&docker).await;
     let state = c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(20)).await;
     assert_eq!(state.oom_killed, Some(true), "the kernel must have OOM-killed it: {state:?}");
     let (_, alert) = wait_alert(&mut env, c.name()).await;

@@ -41,15 +41,17 @@ async fn alerts(conn: &mut MultiplexedConnection) -> Vec<(u64, HealthAlert)> {
 }
 
 /// Waits until every container in `names` has an alert; returns all alerts.
-async fn wait_alerts(conn: &MultiplexedConnection, names: &[&str], timeout: Duration, log: &Process) -> Vec<(u64, HealthAlert)> {
+async fn wait_alerts(
+    conn: &MultiplexedConnection,
+    names: &[&str],
+    timeout: Duration,
+    log: &Process,
+) -> Vec<(u64, HealthAlert)> {
     let found = wait_for(timeout, || {
         let mut conn = conn.clone();
         async move {
             let all = alerts(&mut conn).await;
-            names
-                .iter()
-                .all(|n| all.iter().any(|(_, a)| a.container == *n))
-                .then_some(all)
+            names.iter().all(|n| all.iter().any(|(_, a)| a.container == *n)).then_some(all)
         }
     })
     .await;
@@ -58,9 +60,7 @@ async fn wait_alerts(conn: &MultiplexedConnection, names: &[&str], timeout: Dura
 
 /// A container that exits with `code` on SIGUSR1.
 async fn crasher(docker: &Docker, code: u8) -> TestContainer {
-    let c = ContainerSpec::shell(&format!("trap 'exit {code}' USR1; while :; do sleep 0.2; done"))
-        .start(docker)
-        .await;
+    let c = ContainerSpec::shell(&format!("trap 'exit {code}' USR1; while :; do sleep 0.2; done")).start(docker).await;
     c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     c
 }
@@ -136,7 +136,8 @@ async fn crashes_while_redis_is_down_are_delivered_in_order_when_it_is_back() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     after.kill("USR1").await;
     wait_alerts(&conn2, &[after.name()], Duration::from_secs(10), &collector).await;
-    let total: usize = alerts(&mut conn2.clone()).await.iter().filter(|(_, a)| names.contains(&a.container.as_str())).count();
+    let total: usize =
+        alerts(&mut conn2.clone()).await.iter().filter(|(_, a)| names.contains(&a.container.as_str())).count();
     assert_eq!(total, 5, "duplicates after recovery");
     assert!(collector.is_running());
 }
@@ -219,10 +220,18 @@ async fn no_exit_is_lost_across_dockerd_restarts() {
     let mut conn = conn.clone();
     let all = alerts(&mut conn).await;
     let count = |name: &str| all.iter().filter(|(_, a)| a.container == name).count();
-    let summary: Vec<(String, i64)> = all.iter().map(|(_, a)| (a.container.clone(), a.exit_code.unwrap_or(-1))).collect();
+    let summary: Vec<(String, i64)> =
+        all.iter().map(|(_, a)| (a.container.clone(), a.exit_code.unwrap_or(-1))).collect();
     println!("alerts: {summary:?}");
     for c in [&before, &while_down, &after, &after2] {
-        assert_eq!(count(c.name()), 1, "{} alerted {} times; log:\n{}", c.name(), count(c.name()), collector.log_tail(60));
+        assert_eq!(
+            count(c.name()),
+            1,
+            "{} alerted {} times; log:\n{}",
+            c.name(),
+            count(c.name()),
+            collector.log_tail(60)
+        );
     }
     assert_eq!(count(victim.name()), 0, "daemon restore kill reported as a crash");
     assert_eq!(count(victim2.name()), 0, "daemon shutdown stop reported as a crash");

@@ -30,10 +30,7 @@ async fn start(envs: &[(&str, &str)]) -> Env {
     let mut builder = Process::builder("hemostat-collector")
         .env("REDIS_URL", redis.url())
         .env("HEMOSTAT_HOST", &host)
-        .env(
-            "HEMOSTAT_LABEL_SELECTOR",
-            format!("{TEST_LABEL}={}", current_test_name()),
-        )
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         .env("HEMOSTAT_STATS_INTERVAL", "500ms")
         .env("HEMOSTAT_SUSTAIN_SECONDS", "3")
         .env("RUST_LOG", "info,hemostat_collector=debug");
@@ -41,24 +38,13 @@ async fn start(envs: &[(&str, &str)]) -> Env {
         builder = builder.env(k, v);
     }
     let collector = builder.spawn();
-    collector
-        .wait_for_line("collector ready", Duration::from_secs(60))
-        .await;
+    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
     let conn = redis.connection().await;
-    Env {
-        _redis: redis,
-        conn,
-        host,
-        collector,
-    }
+    Env { _redis: redis, conn, host, collector }
 }
 
 /// (arrival ms, alert) of every health_alert for `container` with `kind`.
-async fn alerts(
-    conn: &mut MultiplexedConnection,
-    container: &str,
-    kind: AnomalyKind,
-) -> Vec<(u64, HealthAlert)> {
+async fn alerts(conn: &mut MultiplexedConnection, container: &str, kind: AnomalyKind) -> Vec<(u64, HealthAlert)> {
     stream_events::<HealthAlert>(conn, EventKind::HealthAlert)
         .await
         .into_iter()
@@ -66,23 +52,13 @@ async fn alerts(
         .collect()
 }
 
-async fn wait_alert(
-    env: &Env,
-    container: &str,
-    kind: AnomalyKind,
-    timeout: Duration,
-) -> (u64, HealthAlert) {
+async fn wait_alert(env: &Env, container: &str, kind: AnomalyKind, timeout: Duration) -> (u64, HealthAlert) {
     let found = wait_for(timeout, || {
         let mut conn = env.conn.clone();
         async move { alerts(&mut conn, container, kind).await.into_iter().next() }
     })
     .await;
-    found.unwrap_or_else(|| {
-        panic!(
-            "no {kind:?} alert for {container}; collector log:\n{}",
-            env.collector.log_tail(40)
-        )
-    })
+    found.unwrap_or_else(|| panic!("no {kind:?} alert for {container}; collector log:\n{}", env.collector.log_tail(40)))
 }
 
 async fn stats_of(env: &Env, container: &str) -> Option<Value> {
@@ -93,10 +69,7 @@ async fn stats_of(env: &Env, container: &str) -> Option<Value> {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,34 +79,14 @@ async fn a_cpu_burner_is_one_high_cpu_alert_after_the_sustain_window() {
     let env = start(&[("THRESHOLD_CPU_PERCENT", "20")]).await;
     let docker = docker().await;
     let started_ms = now_ms();
-    let c = ContainerSpec::shell("while :; do :; done")
-        .start(&docker)
-        .await;
-    let (arrived_ms, alert) = wait_alert(
-        &env,
-        c.name(),
-        AnomalyKind::HighCpu,
-        Duration::from_secs(30),
-    )
-    .await;
+    let c = ContainerSpec::shell("while :; do :; done").start(&docker).await;
+    let (arrived_ms, alert) = wait_alert(&env, c.name(), AnomalyKind::HighCpu, Duration::from_secs(30)).await;
     let a = &alert.anomalies[0];
-    println!(
-        "high_cpu after {} ms: {:?} {:?}",
-        arrived_ms - started_ms,
-        alert.issues,
-        a
-    );
-    assert!(
-        arrived_ms - started_ms >= 3000,
-        "alerted before the sustain window"
-    );
+    println!("high_cpu after {} ms: {:?} {:?}", arrived_ms - started_ms, alert.issues, a);
+    assert!(arrived_ms - started_ms >= 3000, "alerted before the sustain window");
     assert_eq!(a.threshold, Some(20.0));
     assert!(a.actual.unwrap() > 20.0, "{a:?}");
-    assert!(
-        alert.issues[0].starts_with("High CPU: "),
-        "{:?}",
-        alert.issues
-    );
+    assert!(alert.issues[0].starts_with("High CPU: "), "{:?}", alert.issues);
     assert!(alert.metrics.cpu_pct > 20.0);
     assert_eq!(alert.metrics.status.as_deref(), Some("running"));
     assert_eq!(alert.host, env.host);
@@ -145,11 +98,8 @@ async fn a_cpu_burner_is_one_high_cpu_alert_after_the_sustain_window() {
     // and the high alert is followed once by a critical one.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut conn = env.conn.clone();
-    let severities: Vec<_> = alerts(&mut conn, c.name(), AnomalyKind::HighCpu)
-        .await
-        .iter()
-        .map(|(_, a)| a.anomalies[0].severity)
-        .collect();
+    let severities: Vec<_> =
+        alerts(&mut conn, c.name(), AnomalyKind::HighCpu).await.iter().map(|(_, a)| a.anomalies[0].severity).collect();
     assert!(
         severities == [a.severity] || severities == [Severity::High, Severity::Critical],
         "repeated alert: {severities:?}"
@@ -162,11 +112,9 @@ async fn a_one_second_spike_is_not_an_alert() {
     // compete for the cores: the test is about duration, not height.
     let env = start(&[("THRESHOLD_CPU_PERCENT", "15")]).await;
     let docker = docker().await;
-    let c = ContainerSpec::shell(
-        "sleep 1; sh -c 'while :; do :; done' & p=$!; sleep 1; kill $p; sleep 1000",
-    )
-    .start(&docker)
-    .await;
+    let c = ContainerSpec::shell("sleep 1; sh -c 'while :; do :; done' & p=$!; sleep 1; kill $p; sleep 1000")
+        .start(&docker)
+        .await;
     // Watch the stats key: the spike must be seen, yet not alerted.
     let deadline = Instant::now() + Duration::from_secs(9);
     let mut peak = 0.0f64;
@@ -177,11 +125,7 @@ async fn a_one_second_spike_is_not_an_alert() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("spike peak cpu_pct {peak}");
-    assert!(
-        peak > 15.0,
-        "the spike was never measured (peak {peak}); log:\n{}",
-        env.collector.log_tail(20)
-    );
+    assert!(peak > 15.0, "the spike was never measured (peak {peak}); log:\n{}", env.collector.log_tail(20));
     let mut conn = env.conn.clone();
     let got = alerts(&mut conn, c.name(), AnomalyKind::HighCpu).await;
     assert!(got.is_empty(), "a 1 s spike was alerted: {got:?}");
@@ -197,90 +141,46 @@ async fn a_memory_hog_is_a_high_memory_alert() {
         .memory(16 << 20)
         .start(&docker)
         .await;
-    let (_, alert) = wait_alert(
-        &env,
-        c.name(),
-        AnomalyKind::HighMemory,
-        Duration::from_secs(30),
-    )
-    .await;
+    let (_, alert) = wait_alert(&env, c.name(), AnomalyKind::HighMemory, Duration::from_secs(30)).await;
     let a = &alert.anomalies[0];
     println!("high_memory: {:?} {:?}", alert.issues, a);
     assert_eq!(a.threshold, Some(80.0));
-    assert!(
-        a.actual.unwrap() > 80.0 && a.actual.unwrap() <= 100.0,
-        "{a:?}"
-    );
-    assert!(
-        alert.issues[0].starts_with("High memory: "),
-        "{:?}",
-        alert.issues
-    );
+    assert!(a.actual.unwrap() > 80.0 && a.actual.unwrap() <= 100.0, "{a:?}");
+    assert!(alert.issues[0].starts_with("High memory: "), "{:?}", alert.issues);
     assert_eq!(alert.metrics.extra["memory_limit"].as_u64(), Some(16 << 20));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_loop_is_excessive_restarts() {
-    let env = start(&[
-        ("HEMOSTAT_MAX_RESTARTS", "3"),
-        ("HEMOSTAT_RESTART_WINDOW", "5m"),
-    ])
-    .await;
+    let env = start(&[("HEMOSTAT_MAX_RESTARTS", "3"), ("HEMOSTAT_RESTART_WINDOW", "5m")]).await;
     let docker = docker().await;
-    let c = ContainerSpec::shell("sleep 0.3; exit 1")
-        .restart_policy(RestartPolicyNameEnum::ALWAYS)
-        .start(&docker)
-        .await;
-    let (_, alert) = wait_alert(
-        &env,
-        c.name(),
-        AnomalyKind::ExcessiveRestarts,
-        Duration::from_secs(40),
-    )
-    .await;
+    let c =
+        ContainerSpec::shell("sleep 0.3; exit 1").restart_policy(RestartPolicyNameEnum::ALWAYS).start(&docker).await;
+    let (_, alert) = wait_alert(&env, c.name(), AnomalyKind::ExcessiveRestarts, Duration::from_secs(40)).await;
     let a = &alert.anomalies[0];
     println!("excessive_restarts: {:?} {:?}", alert.issues, a);
     assert_eq!(a.threshold, Some(3.0));
     assert!(a.actual.unwrap() >= 4.0, "{a:?}");
-    assert!(
-        alert.issues[0].starts_with("Excessive restarts: "),
-        "{:?}",
-        alert.issues
-    );
+    assert!(alert.issues[0].starts_with("Excessive restarts: "), "{:?}", alert.issues);
     // One alert per loop, although it keeps restarting.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut conn = env.conn.clone();
-    assert_eq!(
-        alerts(&mut conn, c.name(), AnomalyKind::ExcessiveRestarts)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(alerts(&mut conn, c.name(), AnomalyKind::ExcessiveRestarts).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_keys_carry_the_seed_fields_with_a_ttl() {
     let env = start(&[]).await;
     let docker = docker().await;
-    let idle = ContainerSpec::shell("sleep 1000")
-        .memory(64 << 20)
-        .start(&docker)
-        .await;
+    let idle = ContainerSpec::shell("sleep 1000").memory(64 << 20).start(&docker).await;
     let done = ContainerSpec::shell("exit 0").start(&docker).await;
-    done.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10))
-        .await;
+    done.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
 
     // A few samples in, so cpu_pct is a rate over a full interval.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let s = wait_for(Duration::from_secs(10), || stats_of(&env, idle.name()))
         .await
-        .unwrap_or_else(|| {
-            panic!(
-                "no stats key for {}; log:\n{}",
-                idle.name(),
-                env.collector.log_tail(30)
-            )
-        });
+        .unwrap_or_else(|| panic!("no stats key for {}; log:\n{}", idle.name(), env.collector.log_tail(30)));
     println!("{s}");
     assert_eq!(s["name"], idle.name());
     assert_eq!(s["status"], "running");
@@ -295,12 +195,7 @@ async fn stats_keys_carry_the_seed_fields_with_a_ttl() {
     assert_eq!(s["memory_limit"].as_u64(), Some(64 << 20));
     assert!(s["memory_usage"].as_u64().unwrap() > 0);
     assert!(s["pids"].as_u64().unwrap() >= 1);
-    for field in [
-        "net_rx_bytes",
-        "net_tx_bytes",
-        "blk_read_bytes",
-        "blk_write_bytes",
-    ] {
+    for field in ["net_rx_bytes", "net_tx_bytes", "blk_read_bytes", "blk_write_bytes"] {
         assert!(s[field].is_u64(), "{field} missing: {s}");
     }
     assert!(s.get("health").is_some());
@@ -310,9 +205,7 @@ async fn stats_keys_carry_the_seed_fields_with_a_ttl() {
     assert!(ttl > 250 && ttl <= 300, "ttl {ttl}");
 
     // The exited container is visible as exited.
-    let d = wait_for(Duration::from_secs(10), || stats_of(&env, done.name()))
-        .await
-        .expect("no key for exited");
+    let d = wait_for(Duration::from_secs(10), || stats_of(&env, done.name())).await.expect("no key for exited");
     assert_eq!(d["status"], "exited");
 
     // Removing a container removes its key.
@@ -330,26 +223,13 @@ async fn stats_keys_carry_the_seed_fields_with_a_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_prints_metrics_of_every_container() {
     let docker = docker().await;
-    let c = ContainerSpec::shell("while :; do :; done")
-        .start(&docker)
-        .await;
-    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10))
-        .await;
-    let p = Process::builder("hemostat-collector")
-        .arg("--once")
-        .env("RUST_LOG", "warn")
-        .spawn();
+    let c = ContainerSpec::shell("while :; do :; done").start(&docker).await;
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let p = Process::builder("hemostat-collector").arg("--once").env("RUST_LOG", "warn").spawn();
     let exited = wait_for(Duration::from_secs(30), || async { p.exit_status() }).await;
-    assert!(
-        exited.is_some_and(|s| s.success()),
-        "--once failed:\n{}",
-        p.log_tail(20)
-    );
+    assert!(exited.is_some_and(|s| s.success()), "--once failed:\n{}", p.log_tail(20));
     let log = p.log();
-    let json = log
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .expect("no JSON printed");
+    let json = log.lines().find(|l| l.starts_with('{')).expect("no JSON printed");
     let snap: Value = serde_json::from_str(json).unwrap();
     let mine = snap["containers"]
         .as_array()

@@ -40,10 +40,7 @@ impl Config {
     /// Defaults matching the CLI's, with the host environment taken from this process.
     pub fn new(template: impl Into<PathBuf>, bin_dir: impl Into<PathBuf>) -> Config {
         let host_env: HashMap<String, String> = std::env::vars().collect();
-        let region = host_env
-            .get("AWS_REGION")
-            .cloned()
-            .unwrap_or_else(|| "us-east-1".to_owned());
+        let region = host_env.get("AWS_REGION").cloned().unwrap_or_else(|| "us-east-1".to_owned());
         Config {
             template: template.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 9001)),

@@ -73,36 +73,19 @@ impl Emulator {
         check_schedule_intervals(&template, &config.schedules)?;
         let specs = select(template, &config.functions)?;
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
 
         let mut url_listeners = Vec::new();
         for (name, port) in &config.url_ports {
             let has_url = specs.iter().any(|s| &s.name == name && s.url.is_some());
             if !has_url {
-                return Err(Error::UrlPortWithoutUrl {
-                    function: name.clone(),
-                });
+                return Err(Error::UrlPortWithoutUrl { function: name.clone() });
             }
             let wanted = SocketAddr::new(config.listen.ip(), *port);
-            let listener = TcpListener::bind(wanted)
-                .await
-                .map_err(|source| Error::Bind {
-                    addr: wanted,
-                    source,
-                })?;
-            let bound = listener.local_addr().map_err(|source| Error::Bind {
-                addr: wanted,
-                source,
-            })?;
+            let listener = TcpListener::bind(wanted).await.map_err(|source| Error::Bind { addr: wanted, source })?;
+            let bound = listener.local_addr().map_err(|source| Error::Bind { addr: wanted, source })?;
             url_listeners.push((name.clone(), listener, bound));
         }
 
@@ -115,18 +98,13 @@ impl Emulator {
         for spec in &specs {
             let path = launcher.binary_path(spec);
             if !path.is_file() {
-                return Err(Error::MissingBinary {
-                    function: spec.name.clone(),
-                    path,
-                });
+                return Err(Error::MissingBinary { function: spec.name.clone(), path });
             }
         }
 
         let mut functions = BTreeMap::new();
         for spec in specs {
-            let max = spec
-                .reserved_concurrency
-                .map_or(config.max_concurrency, |n| n as usize);
+            let max = spec.reserved_concurrency.map_or(config.max_concurrency, |n| n as usize);
             let arn = arn(&config.region, &config.account_id, &spec.name);
             info!(
                 function = %spec.name,
@@ -151,12 +129,7 @@ impl Emulator {
         for (name, _, bound) in &url_listeners {
             info!(function = %name, url = %format!("http://{bound}/"), "function URL on its own port");
         }
-        let emulator = Emulator {
-            listener,
-            addr,
-            shared,
-            url_listeners,
-        };
+        let emulator = Emulator { listener, addr, shared, url_listeners };
         for function in emulator.shared.functions.values() {
             if let Err(e) = function.start() {
                 stop_instances(&emulator.shared).await;
@@ -176,10 +149,7 @@ impl Emulator {
 
     /// Where `--url-port` serves `function`'s URL, if it was asked to.
     pub fn url_addr(&self, function: &str) -> Option<SocketAddr> {
-        self.url_listeners
-            .iter()
-            .find(|(name, _, _)| name == function)
-            .map(|(_, _, addr)| *addr)
+        self.url_listeners.iter().find(|(name, _, _)| name == function).map(|(_, _, addr)| *addr)
     }
 
     /// The loaded functions, for callers that watch them while the emulator
@@ -190,28 +160,16 @@ impl Emulator {
 
     /// Serves both APIs until `shutdown` resolves, then kills every instance.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let Emulator {
-            listener,
-            shared,
-            url_listeners,
-            ..
-        } = self;
+        let Emulator { listener, shared, url_listeners, .. } = self;
         let fallback: Router = function_url::router().with_state(shared.clone());
         let stop = CancellationToken::new();
-        let mut server = tokio::spawn(server::serve(
-            listener,
-            shared.clone(),
-            fallback,
-            stop.clone(),
-        ));
+        let mut server = tokio::spawn(server::serve(listener, shared.clone(), fallback, stop.clone()));
         for (name, listener, addr) in url_listeners {
             let router = function_url::port_router(shared.clone(), name.clone());
             // Connect info gives function URL events their `sourceIp`.
-            let server = axum::serve(
-                listener.tap_io(no_delay),
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+            let server =
+                axum::serve(listener.tap_io(no_delay), router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(stop.clone().cancelled_owned());
             // Secondary listeners: a failure is logged, the main server carries on.
             tokio::spawn(async move {
                 if let Err(e) = server.await {
@@ -221,13 +179,7 @@ impl Emulator {
         }
 
         let functions: Vec<Arc<Function>> = shared.functions.values().cloned().collect();
-        schedule::start(
-            &functions,
-            &shared.schedules,
-            &shared.region,
-            &shared.account_id,
-            &stop,
-        );
+        schedule::start(&functions, &shared.schedules, &shared.region, &shared.account_id, &stop);
 
         let early = tokio::select! {
             result = &mut server => Some(result),
@@ -272,17 +224,10 @@ async fn stop_instances(shared: &Shared) {
 /// not `--functions` selects it), so a typo does not silently keep the slow schedule.
 fn check_schedule_intervals(template: &Template, overrides: &schedule::Overrides) -> Result<()> {
     for name in overrides.intervals.keys() {
-        let known = name == "*"
-            || template
-                .functions
-                .iter()
-                .any(|f| &f.name == name || &f.logical_id == name);
+        let known = name == "*" || template.functions.iter().any(|f| &f.name == name || &f.logical_id == name);
         if !known {
             let available: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
-            return Err(Error::ScheduleIntervalUnknown {
-                function: name.clone(),
-                available: available.join(", "),
-            });
+            return Err(Error::ScheduleIntervalUnknown { function: name.clone(), available: available.join(", ") });
         }
     }
     Ok(())
@@ -295,24 +240,12 @@ fn select(template: Template, wanted: &[String]) -> Result<Vec<crate::template::
     }
     let unknown: Vec<&str> = wanted
         .iter()
-        .filter(|w| {
-            !template
-                .functions
-                .iter()
-                .any(|f| &f.name == *w || &f.logical_id == *w)
-        })
+        .filter(|w| !template.functions.iter().any(|f| &f.name == *w || &f.logical_id == *w))
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
         let available: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
-        return Err(Error::UnknownFunctions {
-            unknown: unknown.join(", "),
-            available: available.join(", "),
-        });
+        return Err(Error::UnknownFunctions { unknown: unknown.join(", "), available: available.join(", ") });
     }
-    Ok(template
-        .functions
-        .into_iter()
-        .filter(|f| wanted.iter().any(|w| w == &f.name || w == &f.logical_id))
-        .collect())
+    Ok(template.functions.into_iter().filter(|f| wanted.iter().any(|w| w == &f.name || w == &f.logical_id)).collect())
 }

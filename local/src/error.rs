@@ -15,10 +15,7 @@ pub enum Error {
     TemplateRead { path: PathBuf, source: io::Error },
 
     #[error("cannot parse template {path}: {source}")]
-    TemplateParse {
-        path: PathBuf,
-        source: serde_yaml::Error,
-    },
+    TemplateParse { path: PathBuf, source: serde_yaml::Error },
 
     #[error("invalid template: {0}")]
     Template(String),
@@ -29,14 +26,10 @@ pub enum Error {
     #[error("invalid --url-port {0:?}: expected FUNCTION=PORT")]
     UrlPortFlag(String),
 
-    #[error(
-        "invalid --schedule-interval {0:?}: expected FUNCTION=DURATION, e.g. exporter=2s or *=500ms"
-    )]
+    #[error("invalid --schedule-interval {0:?}: expected FUNCTION=DURATION, e.g. exporter=2s or *=500ms")]
     ScheduleIntervalFlag(String),
 
-    #[error(
-        "--schedule-interval {function}=..: no such function; the template defines: {available}"
-    )]
+    #[error("--schedule-interval {function}=..: no such function; the template defines: {available}")]
     ScheduleIntervalUnknown { function: String, available: String },
 
     #[error("unknown function(s) {unknown}; the template defines: {available}")]
@@ -50,20 +43,14 @@ pub enum Error {
     #[error("cannot determine the binary directory: {0}")]
     BinDir(io::Error),
 
-    #[error(
-        "--url-port {function}=..: no such function, or it has no FunctionUrlConfig in the template"
-    )]
+    #[error("--url-port {function}=..: no such function, or it has no FunctionUrlConfig in the template")]
     UrlPortWithoutUrl { function: String },
 
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
 
     #[error("function {function}: cannot start {path}: {source}")]
-    Spawn {
-        function: String,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Spawn { function: String, path: PathBuf, source: io::Error },
 
     #[error("server failed: {0}")]
     Serve(io::Error),
@@ -118,15 +105,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::FunctionNotFound { .. }
-            | Error::UnknownInstance { .. }
-            | Error::NoFunctionUrl { .. } => StatusCode::NOT_FOUND,
+            Error::FunctionNotFound { .. } | Error::UnknownInstance { .. } | Error::NoFunctionUrl { .. } => {
+                StatusCode::NOT_FOUND
+            }
             Error::UrlRequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             // What a Function URL answers when the function fails or answers nonsense.
             Error::UrlFunctionFailed | Error::UrlInvalidResponse(_) => StatusCode::BAD_GATEWAY,
-            Error::PayloadTooLarge { .. } | Error::ResponseTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Error::PayloadTooLarge { .. } | Error::ResponseTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::InvalidInvocationType(_)
             | Error::InvalidRequestContent(_)
             | Error::BodyRead(_)
@@ -142,9 +127,7 @@ impl Error {
             Error::FunctionNotFound { .. } => "ResourceNotFoundException",
             Error::PayloadTooLarge { .. } => "RequestEntityTooLargeException",
             Error::InvalidInvocationType(_) => "InvalidParameterValueException",
-            Error::InvalidRequestContent(_) | Error::BodyRead(_) => {
-                "InvalidRequestContentException"
-            }
+            Error::InvalidRequestContent(_) | Error::BodyRead(_) => "InvalidRequestContentException",
             Error::ShuttingDown => "ServiceException",
             Error::UnknownRequestId(_) => "InvalidRequestID",
             Error::UnknownInstance { .. } => "InvalidInstance",
@@ -164,12 +147,7 @@ impl Error {
     }
 
     fn is_runtime_api(&self) -> bool {
-        matches!(
-            self,
-            Error::UnknownRequestId(_)
-                | Error::UnknownInstance { .. }
-                | Error::ResponseTooLarge { .. }
-        )
+        matches!(self, Error::UnknownRequestId(_) | Error::UnknownInstance { .. } | Error::ResponseTooLarge { .. })
     }
 }
 
@@ -189,11 +167,7 @@ impl IntoResponse for Error {
             let body = serde_json::json!({ "Message": message });
             return (status, Json(body)).into_response();
         }
-        let kind = if status.is_server_error() {
-            "Service"
-        } else {
-            "User"
-        };
+        let kind = if status.is_server_error() { "Service" } else { "User" };
         // `Type`/`message` is what AWS sends; `errorType`/`errorMessage` repeat it in
         // the shape `cargo lambda invoke` parses from local emulators, so it can
         // print the reason instead of failing to decode the body.

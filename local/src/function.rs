@@ -80,17 +80,11 @@ struct Pool {
 
 impl Pool {
     fn live(&self) -> usize {
-        self.instances
-            .values()
-            .filter(|s| s.status != Status::Dying)
-            .count()
+        self.instances.values().filter(|s| s.status != Status::Dying).count()
     }
 
     fn pending(&self) -> usize {
-        self.instances
-            .values()
-            .filter(|s| s.status == Status::Pending)
-            .count()
+        self.instances.values().filter(|s| s.status == Status::Pending).count()
     }
 
     fn fail_queue(&mut self, outcome: impl Fn(&str) -> Outcome) {
@@ -112,12 +106,7 @@ pub struct Function {
 }
 
 impl Function {
-    pub fn new(
-        spec: FunctionSpec,
-        arn: String,
-        max_instances: usize,
-        launcher: Arc<Launcher>,
-    ) -> Function {
+    pub fn new(spec: FunctionSpec, arn: String, max_instances: usize, launcher: Arc<Launcher>) -> Function {
         let arn_header = http::HeaderValue::from_str(&arn).ok();
         if arn_header.is_none() {
             warn!(function = %spec.name, "the function ARN cannot be sent as a header value");
@@ -157,10 +146,7 @@ impl Function {
         let mut guard = self.pool();
         let pool = &mut *guard;
         if pool.closed {
-            invocation.complete(Outcome::failure(
-                "Runtime.Shutdown",
-                "the emulator is shutting down",
-            ));
+            invocation.complete(Outcome::failure("Runtime.Shutdown", "the emulator is shutting down"));
             return;
         }
         pool.queue.push_back(invocation);
@@ -194,12 +180,8 @@ impl Function {
         }
         if was_busy {
             // The runtime moved on without reporting; Lambda treats that invocation as failed.
-            let abandoned: Vec<String> = pool
-                .in_flight
-                .iter()
-                .filter(|(_, f)| f.instance == instance)
-                .map(|(id, _)| id.clone())
-                .collect();
+            let abandoned: Vec<String> =
+                pool.in_flight.iter().filter(|(_, f)| f.instance == instance).map(|(id, _)| id.clone()).collect();
             for id in abandoned {
                 if let Some(f) = pool.in_flight.remove(&id) {
                     warn!(function = %self.spec.name, request_id = %id, "runtime asked for the next invocation without reporting this one");
@@ -278,12 +260,8 @@ impl Function {
             return;
         };
         pool.idle.retain(|(id, _)| *id != instance);
-        let stranded: Vec<String> = pool
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.instance == instance)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let stranded: Vec<String> =
+            pool.in_flight.iter().filter(|(_, f)| f.instance == instance).map(|(id, _)| id.clone()).collect();
         for id in stranded {
             if let Some(f) = pool.in_flight.remove(&id) {
                 warn!(function = %self.spec.name, request_id = %id, exit, "instance exited while handling a request");
@@ -312,14 +290,9 @@ impl Function {
             let mut guard = self.pool();
             let pool = &mut *guard;
             pool.closed = true;
-            pool.fail_queue(|_| {
-                Outcome::failure("Runtime.Shutdown", "the emulator is shutting down")
-            });
+            pool.fail_queue(|_| Outcome::failure("Runtime.Shutdown", "the emulator is shutting down"));
             for (_, f) in pool.in_flight.drain() {
-                f.invocation.complete(Outcome::failure(
-                    "Runtime.Shutdown",
-                    "the emulator is shutting down",
-                ));
+                f.invocation.complete(Outcome::failure("Runtime.Shutdown", "the emulator is shutting down"));
             }
             // Dropping the senders ends the runtimes' long polls.
             pool.idle.clear();
@@ -339,31 +312,20 @@ impl Function {
     }
 
     fn unknown_instance(&self, instance: u64) -> Error {
-        Error::UnknownInstance {
-            function: self.spec.name.clone(),
-            instance: instance.to_string(),
-        }
+        Error::UnknownInstance { function: self.spec.name.clone(), instance: instance.to_string() }
     }
 
     fn assign(&self, pool: &mut Pool, instance: u64, invocation: Arc<Invocation>) -> Dispatch {
         let deadline_ms = epoch_millis() + self.spec.timeout_secs * 1000;
         if let Some(slot) = pool.instances.get_mut(&instance) {
             slot.status = Status::Busy;
-            slot.instance
-                .set_current_request(Some(invocation.request_id.clone()));
+            slot.instance.set_current_request(Some(invocation.request_id.clone()));
         }
         pool.in_flight.insert(
             invocation.request_id.clone(),
-            InFlight {
-                invocation: invocation.clone(),
-                instance,
-                started: Instant::now(),
-            },
+            InFlight { invocation: invocation.clone(), instance, started: Instant::now() },
         );
-        Dispatch {
-            invocation,
-            deadline_ms,
-        }
+        Dispatch { invocation, deadline_ms }
     }
 
     /// Undoes `assign` for a dispatch nobody received.
@@ -383,10 +345,7 @@ impl Function {
             let Some((instance, waiter)) = pool.idle.pop_front() else {
                 break;
             };
-            let idle = pool
-                .instances
-                .get(&instance)
-                .is_some_and(|s| s.status == Status::Idle);
+            let idle = pool.instances.get(&instance).is_some_and(|s| s.status == Status::Idle);
             if !idle {
                 continue;
             }
@@ -426,14 +385,7 @@ impl Function {
             Ok(instance) => {
                 info!(function = %self.spec.name, instance = id, pid = instance.pid, "instance started");
                 tokio::spawn(self.clone().watchdog(instance.clone()));
-                pool.instances.insert(
-                    id,
-                    Slot {
-                        instance,
-                        status: Status::Pending,
-                        initialized: false,
-                    },
-                );
+                pool.instances.insert(id, Slot { instance, status: Status::Pending, initialized: false });
                 Ok(())
             }
             Err(e) => {
@@ -442,10 +394,7 @@ impl Function {
                 if pool.live() == 0 {
                     let message = e.to_string();
                     pool.fail_queue(|id| {
-                        Outcome::failure(
-                            "Runtime.InvalidEntrypoint",
-                            format!("RequestId: {id} Error: {message}"),
-                        )
+                        Outcome::failure("Runtime.InvalidEntrypoint", format!("RequestId: {id} Error: {message}"))
                     });
                 }
                 Err(e)
@@ -498,9 +447,7 @@ impl Function {
             timeout_secs = self.spec.timeout_secs,
             "invocation timed out; killing its instance"
         );
-        flight
-            .invocation
-            .complete(Outcome::timed_out(request_id, self.spec.timeout_secs));
+        flight.invocation.complete(Outcome::timed_out(request_id, self.spec.timeout_secs));
         if let Some(slot) = pool.instances.get_mut(&flight.instance) {
             // The runtime is stuck in the handler; a fresh process is the only safe recovery.
             slot.status = Status::Dying;

@@ -60,10 +60,7 @@ pub fn port_router(shared: Arc<Shared>, function: String) -> Router {
 
 async fn by_prefix(State(shared): State<Arc<Shared>>, request: Request) -> Result<Response> {
     let path = request.uri().path();
-    let rest = PREFIXES
-        .iter()
-        .find_map(|p| path.strip_prefix(p))
-        .unwrap_or_default();
+    let rest = PREFIXES.iter().find_map(|p| path.strip_prefix(p)).unwrap_or_default();
     let (name, raw_path) = match rest.find('/') {
         Some(at) => (&rest[..at], rest[at..].to_owned()),
         None => (rest, "/".to_owned()),
@@ -73,18 +70,11 @@ async fn by_prefix(State(shared): State<Arc<Shared>>, request: Request) -> Resul
 }
 
 /// Invokes `function_name` with the event for `request` and turns its answer into HTTP.
-pub async fn serve(
-    shared: &Shared,
-    function_name: &str,
-    raw_path: String,
-    request: Request,
-) -> Result<Response> {
+pub async fn serve(shared: &Shared, function_name: &str, raw_path: String, request: Request) -> Result<Response> {
     let function = shared
         .function(function_name)
         .filter(|f| f.spec.url.is_some())
-        .ok_or_else(|| Error::NoFunctionUrl {
-            function: function_name.to_owned(),
-        })?;
+        .ok_or_else(|| Error::NoFunctionUrl { function: function_name.to_owned() })?;
     let source_ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -93,9 +83,7 @@ pub async fn serve(
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)
         .await
-        .map_err(|_| Error::UrlRequestTooLarge {
-            limit: MAX_PAYLOAD_BYTES,
-        })?;
+        .map_err(|_| Error::UrlRequestTooLarge { limit: MAX_PAYLOAD_BYTES })?;
     let http_request = HttpRequest {
         method: parts.method,
         uri: parts.uri,
@@ -110,11 +98,7 @@ pub async fn serve(
         account_id: shared.account_id().to_owned(),
         region: shared.region().to_owned(),
         url_id: url_id(function.name()),
-        auth_type: function
-            .spec
-            .url
-            .as_ref()
-            .map_or_else(|| "NONE".to_owned(), |u| u.auth_type.clone()),
+        auth_type: function.spec.url.as_ref().map_or_else(|| "NONE".to_owned(), |u| u.auth_type.clone()),
         request_id: request_id.clone(),
         time: chrono::Utc::now(),
     };
@@ -178,16 +162,10 @@ pub struct EventContext {
 pub fn url_id(function: &str) -> String {
     // Two FNV-1a 64-bit hashes with different offsets: no dependency, stable forever.
     let fnv = |offset: u64| {
-        function.bytes().fold(offset, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+        function.bytes().fold(offset, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
     };
     // Lowercase hex, so also within AWS's alphabet for url ids (a-z, 0-9).
-    format!(
-        "{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325),
-        fnv(0x8422_2325_cbf2_9ce4)
-    )
+    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
 }
 
 /// The payload format 2.0 event for a request, exactly as a Function URL builds it.
@@ -195,21 +173,11 @@ pub fn event(request: &HttpRequest, context: &EventContext) -> Value {
     let mut headers = Map::new();
     let mut cookies = Vec::new();
     for name in request.headers.keys() {
-        let values = request
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let values = request.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if name == header::COOKIE {
             // Function URLs move cookies out of the headers, one array item per cookie.
             for value in values {
-                cookies.extend(
-                    value
-                        .split(';')
-                        .map(str::trim)
-                        .filter(|c| !c.is_empty())
-                        .map(str::to_owned),
-                );
+                cookies.extend(value.split(';').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned));
             }
             continue;
         }
@@ -222,9 +190,7 @@ pub fn event(request: &HttpRequest, context: &EventContext) -> Value {
         None => request.source_ip.clone(),
     };
     headers.insert("x-forwarded-for".into(), Value::String(forwarded_for));
-    headers
-        .entry("x-forwarded-proto")
-        .or_insert_with(|| Value::String("http".into()));
+    headers.entry("x-forwarded-proto").or_insert_with(|| Value::String("http".into()));
     let trace = crate::invocation::trace_id();
     let root = trace.split(';').next().unwrap_or_default().to_owned();
     headers.insert("x-amzn-trace-id".into(), Value::String(root));
@@ -244,10 +210,7 @@ pub fn event(request: &HttpRequest, context: &EventContext) -> Value {
         }
     }
 
-    let user_agent = headers
-        .get("user-agent")
-        .cloned()
-        .unwrap_or(Value::String(String::new()));
+    let user_agent = headers.get("user-agent").cloned().unwrap_or(Value::String(String::new()));
     let domain_name = format!("{}.lambda-url.{}.on.aws", context.url_id, context.region);
     // With AuthType NONE the caller is nobody in particular, and AWS says so.
     let mut request_context = json!({
@@ -300,10 +263,7 @@ pub fn event(request: &HttpRequest, context: &EventContext) -> Value {
         event["queryStringParameters"] = Value::Object(query);
     }
     if !request.body.is_empty() {
-        let content_type = request
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let content_type = request.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         match std::str::from_utf8(&request.body) {
             Ok(text) if content_type.is_some_and(is_text) => {
                 event["body"] = Value::String(text.to_owned());
@@ -320,12 +280,7 @@ pub fn event(request: &HttpRequest, context: &EventContext) -> Value {
 /// Content types whose bodies a Function URL passes as text; everything else
 /// (including a missing content type) arrives base64-encoded.
 fn is_text(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence.starts_with("text/")
         || [
             "application/json",
@@ -353,15 +308,12 @@ fn protocol(version: Version) -> &'static str {
 /// Turns the function's response payload into HTTP, or says why it cannot
 /// (the caller then answers 502, as AWS does).
 pub fn http_response(payload: &[u8]) -> Result<Response, String> {
-    let value: Value = serde_json::from_slice(payload)
-        .map_err(|e| format!("the function returned invalid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("the function returned invalid JSON: {e}"))?;
     let Some(object) = value.as_object().filter(|o| o.contains_key("statusCode")) else {
         // Lambda's rule: valid JSON without a statusCode is the body of a 200.
         let mut response = Response::new(Body::from(Bytes::copy_from_slice(payload)));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(response);
     };
 
@@ -402,10 +354,7 @@ pub fn http_response(payload: &[u8]) -> Result<Response, String> {
         // Lenient like AWS: a non-string body is sent as its JSON text.
         Some(other) => other.to_string(),
     };
-    let base64 = object
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let base64 = object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
     let body = if base64 {
         BASE64
             .decode(text.as_bytes())
@@ -426,10 +375,8 @@ fn append(headers: &mut HeaderMap, name: &str, value: &Value) -> Result<(), Stri
         Value::Null => return Ok(()),
         other => other.to_string(),
     };
-    let name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a valid header name"))?;
-    let value = HeaderValue::from_str(&text)
-        .map_err(|_| format!("the value of header {name} is not valid"))?;
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a valid header name"))?;
+    let value = HeaderValue::from_str(&text).map_err(|_| format!("the value of header {name} is not valid"))?;
     headers.append(name, value);
     Ok(())
 }
@@ -440,8 +387,7 @@ mod tests {
 
     fn body_of(response: Response) -> Vec<u8> {
         let body = response.into_body();
-        let bytes =
-            futures::executor::block_on(axum::body::to_bytes(body, usize::MAX)).expect("body");
+        let bytes = futures::executor::block_on(axum::body::to_bytes(body, usize::MAX)).expect("body");
         bytes.to_vec()
     }
 
@@ -498,10 +444,7 @@ mod tests {
         assert_eq!(a, url_id("hemostat-dashboard"));
         assert_ne!(a, url_id("hemostat-metrics"));
         assert_eq!(a.len(), 32);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        );
+        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 
     #[test]

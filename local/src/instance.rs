@@ -27,11 +27,7 @@ use crate::{
 const PASSTHROUGH: &[&str] = &["PATH", "HOME"];
 /// Credentials Lambda would provide from the execution role; `sam local` passes the
 /// developer's own, and so do we.
-const CREDENTIALS: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-];
+const CREDENTIALS: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
 /// How long an exited process's remaining output may take to be printed.
 const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
@@ -55,13 +51,7 @@ impl Launcher {
         let spec = &function.spec;
         let path = self.binary_path(spec);
         let runtime_api = format!("{}/{}/{id}", self.runtime_api_base, spec.name);
-        let env = launch_environment(
-            spec,
-            &self.host_env,
-            &runtime_api,
-            &self.region,
-            &self.bin_dir,
-        );
+        let env = launch_environment(spec, &self.host_env, &runtime_api, &self.region, &self.bin_dir);
         let mut command = Command::new(&path);
         command
             .env_clear()
@@ -88,25 +78,12 @@ impl Launcher {
         });
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            readers.push(tokio::spawn(forward_lines(
-                out,
-                spec.name.clone(),
-                instance.clone(),
-            )));
+            readers.push(tokio::spawn(forward_lines(out, spec.name.clone(), instance.clone())));
         }
         if let Some(err) = child.stderr.take() {
-            readers.push(tokio::spawn(forward_lines(
-                err,
-                spec.name.clone(),
-                instance.clone(),
-            )));
+            readers.push(tokio::spawn(forward_lines(err, spec.name.clone(), instance.clone())));
         }
-        tokio::spawn(supervise(
-            function.clone(),
-            instance.clone(),
-            child,
-            readers,
-        ));
+        tokio::spawn(supervise(function.clone(), instance.clone(), child, readers));
         Ok(instance)
     }
 }
@@ -141,23 +118,13 @@ pub fn launch_environment(
         }
     }
     let now = chrono::Utc::now();
-    let stream = format!(
-        "{}/[$LATEST]{}",
-        now.format("%Y/%m/%d"),
-        uuid::Uuid::new_v4().simple()
-    );
+    let stream = format!("{}/[$LATEST]{}", now.format("%Y/%m/%d"), uuid::Uuid::new_v4().simple());
     let lambda = [
         ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
-        ),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", spec.name),
-        ),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name)),
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
         ("AWS_REGION", region.to_owned()),
@@ -188,26 +155,15 @@ pub struct Instance {
 
 impl Instance {
     pub fn set_current_request(&self, request_id: Option<String>) {
-        *self
-            .current_request
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = request_id;
+        *self.current_request.lock().unwrap_or_else(|p| p.into_inner()) = request_id;
     }
 
     fn current_request(&self) -> Option<String> {
-        self.current_request
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current_request.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
-async fn supervise(
-    function: Arc<Function>,
-    instance: Arc<Instance>,
-    mut child: Child,
-    readers: Vec<JoinHandle<()>>,
-) {
+async fn supervise(function: Arc<Function>, instance: Arc<Instance>, mut child: Child, readers: Vec<JoinHandle<()>>) {
     let status = tokio::select! {
         status = child.wait() => status,
         _ = instance.kill.cancelled() => {

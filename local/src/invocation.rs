@@ -25,10 +25,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn failure(error_type: &str, message: impl Into<String>) -> Outcome {
         let body = serde_json::json!({ "errorMessage": message.into(), "errorType": error_type });
-        Outcome::Failure {
-            error_type: error_type.to_owned(),
-            body: Bytes::from(body.to_string()),
-        }
+        Outcome::Failure { error_type: error_type.to_owned(), body: Bytes::from(body.to_string()) }
     }
 
     /// Lambda's exact wording, so clients that pattern-match on it keep working.
@@ -76,18 +73,12 @@ impl Invocation {
     }
 
     /// For callers that put the request id in the payload too (function URL events).
-    pub fn with_id(
-        request_id: &str,
-        payload: Bytes,
-    ) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
+    pub fn with_id(request_id: &str, payload: Bytes) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
         Invocation::create(request_id.to_owned(), payload, CallerContext::default())
     }
 
     /// An Invoke API request with caller context (see [`CallerContext`]).
-    pub fn with_caller(
-        payload: Bytes,
-        caller: CallerContext,
-    ) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
+    pub fn with_caller(payload: Bytes, caller: CallerContext) -> (Arc<Invocation>, oneshot::Receiver<Outcome>) {
         Invocation::create(request_id(), payload, caller)
     }
 
@@ -148,30 +139,16 @@ fn splitmix64(x: u64) -> u64 {
 
 /// A request id as Lambda makes them: a version-4 UUID.
 pub fn request_id() -> String {
-    uuid::Builder::from_random_bytes(unique_bits().to_be_bytes())
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    uuid::Builder::from_random_bytes(unique_bits().to_be_bytes()).into_uuid().hyphenated().to_string()
 }
 
 /// An X-Ray trace header as Lambda passes it to the runtime.
 pub fn trace_id() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     // 96 bits of root id and 64 of parent id, as X-Ray's format has them.
-    format!(
-        "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
-        secs as u32,
-        unique_bits() >> 32,
-        unique_bits() as u64,
-    )
+    format!("Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0", secs as u32, unique_bits() >> 32, unique_bits() as u64,)
 }
 
 pub fn epoch_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }

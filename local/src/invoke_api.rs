@@ -28,8 +28,7 @@ const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 const INVOCATION_TYPE: HeaderName = HeaderName::from_static("x-amz-invocation-type");
 const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
 const RUNTIME_CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
-const RUNTIME_COGNITO_IDENTITY: HeaderName =
-    HeaderName::from_static("lambda-runtime-cognito-identity");
+const RUNTIME_COGNITO_IDENTITY: HeaderName = HeaderName::from_static("lambda-runtime-cognito-identity");
 const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
 const EXECUTED_VERSION: HeaderName = HeaderName::from_static("x-amz-executed-version");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
@@ -81,35 +80,20 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     if parts.method != Method::POST {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return Ok(response);
     }
-    let segment = parts
-        .uri
-        .path()
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.strip_suffix(SUFFIX))
-        .unwrap_or_default();
+    let segment = parts.uri.path().strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)).unwrap_or_default();
     // SDKs percent-encode the colons of an ARN.
     let identifier = percent_decode(segment);
     let name = function_name(&identifier);
-    let function = shared
-        .function(name)
-        .ok_or_else(|| Error::FunctionNotFound {
-            arn: shared.arn(name),
-        })?;
+    let function = shared.function(name).ok_or_else(|| Error::FunctionNotFound { arn: shared.arn(name) })?;
     let kind = InvocationType::from_headers(&parts.headers)?;
     let caller = caller_context(&parts.headers)?;
     let payload = read_payload(body).await?;
 
     if kind == InvocationType::DryRun {
-        return Ok(reply(
-            StatusCode::NO_CONTENT,
-            &crate::invocation::request_id(),
-            Body::empty(),
-        ));
+        return Ok(reply(StatusCode::NO_CONTENT, &crate::invocation::request_id(), Body::empty()));
     }
     let (invocation, outcome) = Invocation::with_caller(payload, caller);
     let request_id = invocation.request_id.clone();
@@ -126,15 +110,11 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
         Outcome::Failure { body, .. } => {
             let mut r = reply(StatusCode::OK, &request_id, Body::from(body));
             // AWS reports every runtime-reported error as Unhandled.
-            r.headers_mut()
-                .insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
+            r.headers_mut().insert(FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
             r
         }
     };
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
 }
 
@@ -173,11 +153,7 @@ fn percent_decode(text: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(high), Some(low)) => {
                 out.push((high * 16 + low) as u8);
                 i += 3;
@@ -196,25 +172,17 @@ fn percent_decode(text: &str) -> Cow<'_, str> {
 /// `Lambda-Runtime-Client-Context` / `Lambda-Runtime-Cognito-Identity` (plain JSON).
 fn caller_context(headers: &HeaderMap) -> Result<CallerContext> {
     use base64::{Engine, engine::general_purpose::STANDARD};
-    let invalid = |what: &str| {
-        Error::InvalidRequestContent(format!(
-            "{what} must be a valid Base64-encoded JSON object."
-        ))
-    };
+    let invalid =
+        |what: &str| Error::InvalidRequestContent(format!("{what} must be a valid Base64-encoded JSON object."));
     let client_context = match headers.get(CLIENT_CONTEXT) {
         Some(value) => {
-            let decoded = STANDARD
-                .decode(value.as_bytes())
-                .map_err(|_| invalid("Client context"))?;
+            let decoded = STANDARD.decode(value.as_bytes()).map_err(|_| invalid("Client context"))?;
             let text = String::from_utf8(decoded).map_err(|_| invalid("Client context"))?;
             Some(json_header(&text).ok_or_else(|| invalid("Client context"))?)
         }
-        None => {
-            plain_json(headers, RUNTIME_CLIENT_CONTEXT).map_err(|_| invalid("Client context"))?
-        }
+        None => plain_json(headers, RUNTIME_CLIENT_CONTEXT).map_err(|_| invalid("Client context"))?,
     };
-    let cognito_identity =
-        plain_json(headers, RUNTIME_COGNITO_IDENTITY).map_err(|_| invalid("Cognito identity"))?;
+    let cognito_identity = plain_json(headers, RUNTIME_COGNITO_IDENTITY).map_err(|_| invalid("Cognito identity"))?;
     Ok(CallerContext {
         client_context: client_context.filter(|c| !c.is_empty()),
         cognito_identity: cognito_identity.filter(|c| !c.is_empty()),
@@ -269,9 +237,7 @@ async fn read_payload(mut body: Incoming) -> Result<Bytes> {
         // 413 instead of a connection reset in the middle of its upload.
     }
     if total > MAX_PAYLOAD_BYTES {
-        return Err(Error::PayloadTooLarge {
-            limit: MAX_PAYLOAD_BYTES,
-        });
+        return Err(Error::PayloadTooLarge { limit: MAX_PAYLOAD_BYTES });
     }
     let payload = first.unwrap_or_else(|| Bytes::from(joined));
     if payload.iter().all(u8::is_ascii_whitespace) {
@@ -315,14 +281,8 @@ mod tests {
     fn names_arns_and_qualifiers() {
         assert_eq!(function_name("echo"), "echo");
         assert_eq!(function_name("echo:$LATEST"), "echo");
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:000000000000:function:echo"),
-            "echo"
-        );
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:000000000000:function:echo:prod"),
-            "echo"
-        );
+        assert_eq!(function_name("arn:aws:lambda:us-east-1:000000000000:function:echo"), "echo");
+        assert_eq!(function_name("arn:aws:lambda:us-east-1:000000000000:function:echo:prod"), "echo");
         assert_eq!(function_name("000000000000:function:echo"), "echo");
         assert_eq!(function_name("hemostat-analyzer"), "hemostat-analyzer");
     }

@@ -62,10 +62,7 @@ pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime:
         }
     };
     // Named so `top -H` and profilers tell the emulator's threads from its children's.
-    builder
-        .thread_name(RUNTIME_THREAD_NAME)
-        .enable_all()
-        .build()
+    builder.thread_name(RUNTIME_THREAD_NAME).enable_all().build()
 }
 
 /// The name of the runtime's worker threads (and blocking-pool threads).
@@ -75,10 +72,7 @@ pub const RUNTIME_THREAD_NAME: &str = "hemostat-local";
 pub const DEFAULT_WORKER_THREADS: usize = 0;
 
 /// Runs the emulator until `shutdown` resolves, then stops every instance.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let emulator = Emulator::start(config).await?;
     let addr = emulator.local_addr();
     // On stdout, not just in the logs, so scripts using port 0 can find us.

@@ -35,11 +35,7 @@ struct Cli {
     max_concurrency: u32,
 
     /// AWS account id used in ARNs and ${AWS::AccountId}.
-    #[arg(
-        long,
-        env = "HEMOSTAT_LOCAL_ACCOUNT_ID",
-        default_value = "000000000000"
-    )]
+    #[arg(long, env = "HEMOSTAT_LOCAL_ACCOUNT_ID", default_value = "000000000000")]
     account_id: String,
 
     /// Also serve FUNCTION's URL at the root of its own PORT (as FUNCTION=PORT; repeat
@@ -81,20 +77,16 @@ fn parse_schedule_interval(s: &str) -> Result<(String, std::time::Duration), Err
 
 fn parse_override(s: &str) -> Result<(String, String), Error> {
     match s.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.to_owned()))
-        }
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
         _ => Err(Error::ParameterOverride(s.to_owned())),
     }
 }
 
 fn default_bin_dir() -> Result<PathBuf, Error> {
     let exe = std::env::current_exe().map_err(Error::BinDir)?;
-    exe.parent().map(PathBuf::from).ok_or_else(|| {
-        Error::BinDir(std::io::Error::other(
-            "the executable has no parent directory",
-        ))
-    })
+    exe.parent()
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::BinDir(std::io::Error::other("the executable has no parent directory")))
 }
 
 async fn shutdown_signal() {
@@ -131,15 +123,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
     };
     let mut config = Config::new(cli.template, bin_dir);
     config.listen = cli.listen;
-    config.functions = cli
-        .functions
-        .into_iter()
-        .filter(|f| !f.is_empty())
-        .collect();
-    config.parameter_overrides = cli
-        .parameter_overrides
-        .into_iter()
-        .collect::<BTreeMap<_, _>>();
+    config.functions = cli.functions.into_iter().filter(|f| !f.is_empty()).collect();
+    config.parameter_overrides = cli.parameter_overrides.into_iter().collect::<BTreeMap<_, _>>();
     config.max_concurrency = cli.max_concurrency as usize;
     config.account_id = cli.account_id;
     config.url_ports = cli.url_ports.into_iter().collect();
@@ -151,9 +136,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let runtime = match hemostat_local::runtime(Some(cli.worker_threads)) {
         Ok(runtime) => runtime,

@@ -67,15 +67,10 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     let (parts, body) = request.into_parts();
     let rest = &parts.uri.path()[PREFIX.len()..];
     let mut segments = rest.splitn(3, '/');
-    let (Some(function), Some(instance), Some(tail)) =
-        (segments.next(), segments.next(), segments.next())
-    else {
+    let (Some(function), Some(instance), Some(tail)) = (segments.next(), segments.next(), segments.next()) else {
         return Ok(not_found());
     };
-    let Some(route) = tail
-        .strip_prefix(VERSION)
-        .and_then(|t| Route::parse(&parts.method, t))
-    else {
+    let Some(route) = tail.strip_prefix(VERSION).and_then(|t| Route::parse(&parts.method, t)) else {
         return Ok(not_found());
     };
     let (f, id) = locate(shared, function, instance)?;
@@ -102,10 +97,7 @@ fn not_found() -> Response {
 }
 
 fn locate(shared: &Shared, function: &str, instance: &str) -> Result<(Arc<Function>, u64)> {
-    let unknown = || Error::UnknownInstance {
-        function: function.to_owned(),
-        instance: instance.to_owned(),
-    };
+    let unknown = || Error::UnknownInstance { function: function.to_owned(), instance: instance.to_owned() };
     let f = shared.function(function).ok_or_else(unknown)?;
     let id = instance.parse().map_err(|_| unknown())?;
     Ok((f, id))
@@ -129,10 +121,7 @@ fn event_response(f: &Function, dispatch: Dispatch) -> Response {
     let invocation = dispatch.invocation;
     let mut response = Response::new(Body::from(invocation.payload.clone()));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(DEADLINE_MS, HeaderValue::from(dispatch.deadline_ms));
     if let Some(arn) = &f.arn_header {
         headers.insert(FUNCTION_ARN, arn.clone());
@@ -140,22 +129,8 @@ fn event_response(f: &Function, dispatch: Dispatch) -> Response {
     let values = [
         (REQUEST_ID, invocation.request_id.as_str()),
         (TRACE_ID, invocation.trace_id.as_str()),
-        (
-            CLIENT_CONTEXT,
-            invocation
-                .caller
-                .client_context
-                .as_deref()
-                .unwrap_or_default(),
-        ),
-        (
-            COGNITO_IDENTITY,
-            invocation
-                .caller
-                .cognito_identity
-                .as_deref()
-                .unwrap_or_default(),
-        ),
+        (CLIENT_CONTEXT, invocation.caller.client_context.as_deref().unwrap_or_default()),
+        (COGNITO_IDENTITY, invocation.caller.cognito_identity.as_deref().unwrap_or_default()),
     ];
     for (name, value) in values {
         if value.is_empty() {
@@ -196,19 +171,11 @@ async fn response(f: &Function, id: u64, request_id: &str, body: Incoming) -> Re
 /// Builds the outcome from a runtime's error report, tolerating runtimes that
 /// send no body or something other than Lambda's error JSON.
 fn function_error(headers: &HeaderMap, body: Bytes) -> Outcome {
-    let header_type = headers
-        .get("Lambda-Runtime-Function-Error-Type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_type =
+        headers.get("Lambda-Runtime-Function-Error-Type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-    let body_type = parsed
-        .as_ref()
-        .and_then(|v| v.get("errorType"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let error_type = body_type
-        .or(header_type)
-        .unwrap_or_else(|| "Unhandled".to_owned());
+    let body_type = parsed.as_ref().and_then(|v| v.get("errorType")).and_then(|v| v.as_str()).map(str::to_owned);
+    let error_type = body_type.or(header_type).unwrap_or_else(|| "Unhandled".to_owned());
     if parsed.as_ref().is_some_and(|v| v.is_object()) {
         Outcome::Failure { error_type, body }
     } else {
@@ -221,18 +188,13 @@ async fn read_limited(body: Incoming) -> Result<Bytes> {
     // A single-frame body (the usual case) is passed on without copying.
     match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(Error::ResponseTooLarge {
-            limit: MAX_PAYLOAD_BYTES,
-        }),
+        Err(_) => Err(Error::ResponseTooLarge { limit: MAX_PAYLOAD_BYTES }),
     }
 }
 
 fn accepted() -> Response {
     let mut response = Response::new(Body::from(Bytes::from_static(br#"{"status":"OK"}"#)));
     *response.status_mut() = StatusCode::ACCEPTED;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -57,16 +57,11 @@ impl Expression {
         if let Some(body) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) {
             return match Cron::parse(body) {
                 Ok(cron) => Ok(Expression::Cron(Box::new(cron))),
-                Err(CronError::Unsupported(reason)) => Ok(Expression::Unsupported {
-                    text: text.to_owned(),
-                    reason,
-                }),
+                Err(CronError::Unsupported(reason)) => Ok(Expression::Unsupported { text: text.to_owned(), reason }),
                 Err(CronError::Invalid(reason)) => Err(format!("{text}: {reason}")),
             };
         }
-        Err(format!(
-            "{text:?} is neither rate(VALUE UNIT) nor cron(MIN HOUR DAY MONTH WEEKDAY YEAR)"
-        ))
+        Err(format!("{text:?} is neither rate(VALUE UNIT) nor cron(MIN HOUR DAY MONTH WEEKDAY YEAR)"))
     }
 }
 
@@ -88,10 +83,7 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
         "day" | "days" => 86_400,
         _ => return Err(invalid()),
     };
-    value
-        .checked_mul(unit_secs)
-        .map(Duration::from_secs)
-        .ok_or_else(invalid)
+    value.checked_mul(unit_secs).map(Duration::from_secs).ok_or_else(invalid)
 }
 
 enum CronError {
@@ -112,9 +104,7 @@ pub struct Cron {
     years: Vec<u32>,
 }
 
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
+const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
 const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 /// The years EventBridge accepts.
 const YEARS: (u32, u32) = (1970, 2199);
@@ -142,34 +132,21 @@ impl Cron {
         }
         let (dom_any, dow_any) = (dom == "?", dow == "?");
         if dom_any == dow_any {
-            return Err(CronError::Invalid(
-                "exactly one of day-of-month and day-of-week must be ?".into(),
-            ));
+            return Err(CronError::Invalid("exactly one of day-of-month and day-of-week must be ?".into()));
         }
         Ok(Cron {
             minutes: field("minutes", minutes, 0, 59, &[])?,
             hours: field("hours", hours, 0, 23, &[])?,
-            days_of_month: if dom_any {
-                None
-            } else {
-                Some(field("day-of-month", dom, 1, 31, &[])?)
-            },
+            days_of_month: if dom_any { None } else { Some(field("day-of-month", dom, 1, 31, &[])?) },
             months: field("month", month, 1, 12, &MONTHS)?,
-            days_of_week: if dow_any {
-                None
-            } else {
-                Some(field("day-of-week", dow, 1, 7, &WEEKDAYS)?)
-            },
+            days_of_week: if dow_any { None } else { Some(field("day-of-week", dow, 1, 7, &WEEKDAYS)?) },
             years: field("year", year, YEARS.0, YEARS.1, &[])?,
         })
     }
 
     /// The first whole minute strictly after `after` that the expression matches.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let start = after
-            .with_second(0)?
-            .with_nanosecond(0)?
-            .checked_add_signed(chrono::Duration::minutes(1))?;
+        let start = after.with_second(0)?.with_nanosecond(0)?.checked_add_signed(chrono::Duration::minutes(1))?;
         let mut day = start.date_naive();
         let last = NaiveDate::from_ymd_opt(*self.years.last()? as i32, 12, 31)?;
         while day <= last {
@@ -192,35 +169,21 @@ impl Cron {
     fn day_matches(&self, day: NaiveDate) -> bool {
         let year_ok = u32::try_from(day.year()).is_ok_and(|y| self.years.contains(&y));
         let month_ok = self.months.contains(&day.month());
-        let dom_ok = self
-            .days_of_month
-            .as_ref()
-            .is_none_or(|d| d.contains(&day.day()));
-        let dow_ok = self
-            .days_of_week
-            .as_ref()
-            .is_none_or(|d| d.contains(&day.weekday().number_from_sunday()));
+        let dom_ok = self.days_of_month.as_ref().is_none_or(|d| d.contains(&day.day()));
+        let dow_ok = self.days_of_week.as_ref().is_none_or(|d| d.contains(&day.weekday().number_from_sunday()));
         year_ok && month_ok && dom_ok && dow_ok
     }
 }
 
 /// One cron field: `*`, `?` (handled by the caller), `a`, `a-b`, `a/n`, `a-b/n`,
 /// `*/n`, comma-separated; `names` (if any) stand for `min`, `min + 1`, ...
-fn field(
-    name: &str,
-    text: &str,
-    min: u32,
-    max: u32,
-    names: &[&str],
-) -> Result<Vec<u32>, CronError> {
+fn field(name: &str, text: &str, min: u32, max: u32, names: &[&str]) -> Result<Vec<u32>, CronError> {
     let invalid = |why: &str| CronError::Invalid(format!("{name} {text:?}: {why}"));
     let value = |v: &str| -> Result<u32, CronError> {
         let upper = v.to_ascii_uppercase();
         let n = match names.iter().position(|n| *n == upper) {
             Some(i) => min + i as u32,
-            None => v
-                .parse()
-                .map_err(|_| invalid(&format!("{v:?} is not a number")))?,
+            None => v.parse().map_err(|_| invalid(&format!("{v:?} is not a number")))?,
         };
         if n < min || n > max {
             return Err(invalid(&format!("{n} is outside {min}-{max}")));
@@ -231,9 +194,7 @@ fn field(
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => {
-                let step: u32 = step
-                    .parse()
-                    .map_err(|_| invalid("the step is not a number"))?;
+                let step: u32 = step.parse().map_err(|_| invalid("the step is not a number"))?;
                 if step == 0 {
                     return Err(invalid("the step must be positive"));
                 }
@@ -279,12 +240,7 @@ struct ScheduledEvent<'a> {
 }
 
 /// The event body for one delivery of `event` at `time`.
-pub fn event_payload(
-    event: &ScheduleEvent,
-    time: DateTime<Utc>,
-    region: &str,
-    account: &str,
-) -> String {
+pub fn event_payload(event: &ScheduleEvent, time: DateTime<Utc>, region: &str, account: &str) -> String {
     if let Some(input) = &event.input {
         return input.clone();
     }
@@ -296,10 +252,7 @@ pub fn event_payload(
         account,
         time: time.to_rfc3339_opts(SecondsFormat::Secs, true),
         region,
-        resources: [format!(
-            "arn:aws:events:{region}:{account}:rule/{}",
-            event.rule_name
-        )],
+        resources: [format!("arn:aws:events:{region}:{account}:rule/{}", event.rule_name)],
         detail: serde_json::Map::new(),
     };
     serde_json::to_string(&body).unwrap_or_default()
@@ -457,9 +410,7 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
     }
 
     fn cron(text: &str) -> Cron {
@@ -472,30 +423,13 @@ mod tests {
     #[test]
     fn rates() {
         let rate = |t: &str| Expression::parse(t);
-        assert_eq!(
-            rate("rate(1 minute)"),
-            Ok(Expression::Rate(Duration::from_secs(60)))
-        );
-        assert_eq!(
-            rate("rate(5 minutes)"),
-            Ok(Expression::Rate(Duration::from_secs(300)))
-        );
-        assert_eq!(
-            rate(" rate(2 hours) "),
-            Ok(Expression::Rate(Duration::from_secs(7200)))
-        );
-        assert_eq!(
-            rate("rate(1 day)"),
-            Ok(Expression::Rate(Duration::from_secs(86_400)))
-        );
-        for bad in [
-            "rate(0 minutes)",
-            "rate(5)",
-            "rate(five minutes)",
-            "rate(5 weeks)",
-            "every 5 minutes",
-            "rate(1 minute",
-        ] {
+        assert_eq!(rate("rate(1 minute)"), Ok(Expression::Rate(Duration::from_secs(60))));
+        assert_eq!(rate("rate(5 minutes)"), Ok(Expression::Rate(Duration::from_secs(300))));
+        assert_eq!(rate(" rate(2 hours) "), Ok(Expression::Rate(Duration::from_secs(7200))));
+        assert_eq!(rate("rate(1 day)"), Ok(Expression::Rate(Duration::from_secs(86_400))));
+        for bad in
+            ["rate(0 minutes)", "rate(5)", "rate(five minutes)", "rate(5 weeks)", "every 5 minutes", "rate(1 minute"]
+        {
             assert!(rate(bad).is_err(), "{bad}");
         }
     }
@@ -504,54 +438,24 @@ mod tests {
     fn cron_next_runs() {
         // Every day at 12:00 UTC.
         let noon = cron("cron(0 12 * * ? *)");
-        assert_eq!(
-            noon.next_after(at("2025-03-01T11:59:30Z")),
-            Some(at("2025-03-01T12:00:00Z"))
-        );
-        assert_eq!(
-            noon.next_after(at("2025-03-01T12:00:00Z")),
-            Some(at("2025-03-02T12:00:00Z"))
-        );
+        assert_eq!(noon.next_after(at("2025-03-01T11:59:30Z")), Some(at("2025-03-01T12:00:00Z")));
+        assert_eq!(noon.next_after(at("2025-03-01T12:00:00Z")), Some(at("2025-03-02T12:00:00Z")));
         // Every 15 minutes from 5 past, weekdays (MON-FRI), 2025-03-01 is a Saturday.
         let quarter = cron("cron(5/15 * ? * MON-FRI *)");
-        assert_eq!(
-            quarter.next_after(at("2025-03-01T10:00:00Z")),
-            Some(at("2025-03-03T00:05:00Z"))
-        );
-        assert_eq!(
-            quarter.next_after(at("2025-03-03T00:05:00Z")),
-            Some(at("2025-03-03T00:20:00Z"))
-        );
-        assert_eq!(
-            quarter.next_after(at("2025-03-03T23:50:00Z")),
-            Some(at("2025-03-04T00:05:00Z"))
-        );
+        assert_eq!(quarter.next_after(at("2025-03-01T10:00:00Z")), Some(at("2025-03-03T00:05:00Z")));
+        assert_eq!(quarter.next_after(at("2025-03-03T00:05:00Z")), Some(at("2025-03-03T00:20:00Z")));
+        assert_eq!(quarter.next_after(at("2025-03-03T23:50:00Z")), Some(at("2025-03-04T00:05:00Z")));
         // First of the month, lists and names.
         let monthly = cron("cron(30 6,18 1 JAN,jul ? 2026-2027)");
-        assert_eq!(
-            monthly.next_after(at("2025-03-01T00:00:00Z")),
-            Some(at("2026-01-01T06:30:00Z"))
-        );
-        assert_eq!(
-            monthly.next_after(at("2026-01-01T06:30:00Z")),
-            Some(at("2026-01-01T18:30:00Z"))
-        );
-        assert_eq!(
-            monthly.next_after(at("2026-01-01T18:30:00Z")),
-            Some(at("2026-07-01T06:30:00Z"))
-        );
+        assert_eq!(monthly.next_after(at("2025-03-01T00:00:00Z")), Some(at("2026-01-01T06:30:00Z")));
+        assert_eq!(monthly.next_after(at("2026-01-01T06:30:00Z")), Some(at("2026-01-01T18:30:00Z")));
+        assert_eq!(monthly.next_after(at("2026-01-01T18:30:00Z")), Some(at("2026-07-01T06:30:00Z")));
         assert_eq!(monthly.next_after(at("2027-07-01T18:30:00Z")), None);
         // Weekday numbers: 1 is Sunday. 2025-03-02 is a Sunday.
         let sunday = cron("cron(0 0 ? * 1 *)");
-        assert_eq!(
-            sunday.next_after(at("2025-02-27T00:00:00Z")),
-            Some(at("2025-03-02T00:00:00Z"))
-        );
+        assert_eq!(sunday.next_after(at("2025-02-27T00:00:00Z")), Some(at("2025-03-02T00:00:00Z")));
         // WED is a name, not the W wildcard.
-        assert!(matches!(
-            Expression::parse("cron(0 0 ? * WED *)"),
-            Ok(Expression::Cron(_))
-        ));
+        assert!(matches!(Expression::parse("cron(0 0 ? * WED *)"), Ok(Expression::Cron(_))));
     }
 
     #[test]
@@ -570,19 +474,8 @@ mod tests {
         ] {
             assert!(Expression::parse(bad).is_err(), "{bad}");
         }
-        for unsupported in [
-            "cron(0 0 L * ? *)",
-            "cron(0 0 15W * ? *)",
-            "cron(0 0 ? * 6#3 *)",
-            "cron(0 0 ? * 6L *)",
-        ] {
-            assert!(
-                matches!(
-                    Expression::parse(unsupported),
-                    Ok(Expression::Unsupported { .. })
-                ),
-                "{unsupported}"
-            );
+        for unsupported in ["cron(0 0 L * ? *)", "cron(0 0 15W * ? *)", "cron(0 0 ? * 6#3 *)", "cron(0 0 ? * 6L *)"] {
+            assert!(matches!(Expression::parse(unsupported), Ok(Expression::Unsupported { .. })), "{unsupported}");
         }
     }
 
@@ -606,34 +499,20 @@ mod tests {
         assert_eq!(json["region"], "eu-west-1");
         assert_eq!(
             json["resources"],
-            serde_json::json!([
-                "arn:aws:events:eu-west-1:123456789012:rule/hemostat-local-ExporterFunctionTick"
-            ])
+            serde_json::json!(["arn:aws:events:eu-west-1:123456789012:rule/hemostat-local-ExporterFunctionTick"])
         );
         assert_eq!(json["detail"], serde_json::json!({}));
         assert_eq!(json["id"].as_str().map(str::len), Some(36));
 
-        let with_input = ScheduleEvent {
-            input: Some(r#"{"task":"gauges"}"#.into()),
-            ..event
-        };
-        assert_eq!(
-            event_payload(&with_input, time, "eu-west-1", "1"),
-            r#"{"task":"gauges"}"#
-        );
+        let with_input = ScheduleEvent { input: Some(r#"{"task":"gauges"}"#.into()), ..event };
+        assert_eq!(event_payload(&with_input, time, "eu-west-1", "1"), r#"{"task":"gauges"}"#);
     }
 
     #[test]
     fn interval_flags() {
         let ok = |f: &str| parse_interval_flag(f).unwrap();
-        assert_eq!(
-            ok("exporter=2s"),
-            ("exporter".into(), Duration::from_secs(2))
-        );
-        assert_eq!(
-            ok("exporter=500ms"),
-            ("exporter".into(), Duration::from_millis(500))
-        );
+        assert_eq!(ok("exporter=2s"), ("exporter".into(), Duration::from_secs(2)));
+        assert_eq!(ok("exporter=500ms"), ("exporter".into(), Duration::from_millis(500)));
         assert_eq!(ok("*=3"), ("*".into(), Duration::from_secs(3)));
         assert_eq!(ok("f = 1m"), ("f".into(), Duration::from_secs(60)));
         assert_eq!(ok("f=1.5s"), ("f".into(), Duration::from_millis(1500)));

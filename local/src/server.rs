@@ -50,8 +50,7 @@ pub(crate) async fn serve(
         let stop = stop.clone();
         let open = open_tx.clone();
         tokio::spawn(async move {
-            let service =
-                service_fn(move |request| route(shared.clone(), fallback.clone(), remote, request));
+            let service = service_fn(move |request| route(shared.clone(), fallback.clone(), remote, request));
             let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             let result = tokio::select! {
@@ -80,14 +79,10 @@ async fn route(
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
     if path.starts_with(runtime_api::PREFIX) {
-        return Ok(runtime_api::handle(&shared, request)
-            .await
-            .unwrap_or_else(IntoResponse::into_response));
+        return Ok(runtime_api::handle(&shared, request).await.unwrap_or_else(IntoResponse::into_response));
     }
     if invoke_api::is_invoke_path(path) {
-        return Ok(invoke_api::handle(&shared, request)
-            .await
-            .unwrap_or_else(IntoResponse::into_response));
+        return Ok(invoke_api::handle(&shared, request).await.unwrap_or_else(IntoResponse::into_response));
     }
     // Function URL events carry the caller's address as `sourceIp`.
     request.extensions_mut().insert(ConnectInfo(remote));
@@ -98,10 +93,7 @@ async fn route(
 /// others (out of file descriptors) get a pause so the loop does not spin.
 async fn accept_error(e: io::Error) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    ) {
+    if matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
         return;
     }
     warn!("accept failed: {e}");

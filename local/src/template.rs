@@ -80,14 +80,10 @@ pub struct Template {
 
 impl Template {
     pub fn load(path: &Path, settings: &TemplateSettings) -> Result<Template> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::TemplateRead {
-            path: path.to_owned(),
-            source,
-        })?;
-        let root: Value = serde_yaml::from_str(&text).map_err(|source| Error::TemplateParse {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::TemplateRead { path: path.to_owned(), source })?;
+        let root: Value =
+            serde_yaml::from_str(&text).map_err(|source| Error::TemplateParse { path: path.to_owned(), source })?;
         Template::from_value(&root, settings)
     }
 
@@ -97,14 +93,9 @@ impl Template {
     }
 
     fn from_value(root: &Value, settings: &TemplateSettings) -> Result<Template> {
-        let root = root
-            .as_mapping()
-            .ok_or_else(|| Error::Template("the document is not a mapping".into()))?;
+        let root = root.as_mapping().ok_or_else(|| Error::Template("the document is not a mapping".into()))?;
         let resolver = Resolver::new(root, settings);
-        let globals = root
-            .get("Globals")
-            .and_then(|g| g.get("Function"))
-            .and_then(Value::as_mapping);
+        let globals = root.get("Globals").and_then(|g| g.get("Function")).and_then(Value::as_mapping);
         let resources = root
             .get("Resources")
             .and_then(Value::as_mapping)
@@ -120,25 +111,15 @@ impl Template {
             functions.push(function_spec(id, resource, globals, &resolver)?);
         }
         if functions.is_empty() {
-            return Err(Error::Template(
-                "no AWS::Serverless::Function resources".into(),
-            ));
+            return Err(Error::Template("no AWS::Serverless::Function resources".into()));
         }
         Ok(Template { functions })
     }
 }
 
-fn function_spec(
-    id: &str,
-    resource: &Value,
-    globals: Option<&Mapping>,
-    resolver: &Resolver,
-) -> Result<FunctionSpec> {
+fn function_spec(id: &str, resource: &Value, globals: Option<&Mapping>, resolver: &Resolver) -> Result<FunctionSpec> {
     let empty = Mapping::new();
-    let props = resource
-        .get("Properties")
-        .and_then(Value::as_mapping)
-        .unwrap_or(&empty);
+    let props = resource.get("Properties").and_then(Value::as_mapping).unwrap_or(&empty);
     // Function-level properties override Globals wholesale, except the environment (below).
     let prop = |key: &str| props.get(key).or_else(|| globals.and_then(|g| g.get(key)));
     let resolved = |key: &str| -> Result<Option<String>> {
@@ -150,15 +131,16 @@ fn function_spec(
                 .map_err(|what| Error::Template(format!("{id}.{key}: cannot resolve {what}"))),
         }
     };
-    let number =
-        |key: &str| -> Result<Option<u64>> {
-            match resolved(key)? {
-                None => Ok(None),
-                Some(s) => s.trim().parse().map(Some).map_err(|_| {
-                    Error::Template(format!("{id}.{key}: {s:?} is not a whole number"))
-                }),
-            }
-        };
+    let number = |key: &str| -> Result<Option<u64>> {
+        match resolved(key)? {
+            None => Ok(None),
+            Some(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::Template(format!("{id}.{key}: {s:?} is not a whole number"))),
+        }
+    };
 
     let name = resolved("FunctionName")?.unwrap_or_else(|| id.to_owned());
     let binary = resource
@@ -177,11 +159,8 @@ fn function_spec(
     }
     let reserved_concurrency = number("ReservedConcurrentExecutions")?
         .map(|n| {
-            u32::try_from(n).map_err(|_| {
-                Error::Template(format!(
-                    "{id}.ReservedConcurrentExecutions: {n} is too large"
-                ))
-            })
+            u32::try_from(n)
+                .map_err(|_| Error::Template(format!("{id}.ReservedConcurrentExecutions: {n} is too large")))
         })
         .transpose()?;
 
@@ -190,9 +169,7 @@ fn function_spec(
         Some(config) => {
             let auth_type = match config.get("AuthType") {
                 Some(v) => resolver.resolve(v).map_err(|what| {
-                    Error::Template(format!(
-                        "{id}.FunctionUrlConfig.AuthType: cannot resolve {what}"
-                    ))
+                    Error::Template(format!("{id}.FunctionUrlConfig.AuthType: cannot resolve {what}"))
                 })?,
                 // AuthType is required by CloudFormation; fail like a deploy would.
                 None => {
@@ -246,11 +223,7 @@ const MAX_RULE_NAME: usize = 64;
 
 /// The function's `Type: Schedule` events. Other event types are other
 /// services' business and are not emulated; they are skipped with a note.
-fn schedule_events(
-    id: &str,
-    events: Option<&Value>,
-    resolver: &Resolver,
-) -> Result<Vec<ScheduleEvent>> {
+fn schedule_events(id: &str, events: Option<&Value>, resolver: &Resolver) -> Result<Vec<ScheduleEvent>> {
     let Some(events) = events.and_then(Value::as_mapping) else {
         return Ok(Vec::new());
     };
@@ -260,40 +233,30 @@ fn schedule_events(
             continue;
         };
         let at = format!("{id}.Events.{event_id}");
-        let kind = event
-            .get("Type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let kind = event.get("Type").and_then(Value::as_str).unwrap_or_default();
         if kind != "Schedule" {
             warn!(function = %id, event = %event_id, kind, "event source not emulated locally; only Type: Schedule is");
             continue;
         }
         let empty = Mapping::new();
-        let props = event
-            .get("Properties")
-            .and_then(Value::as_mapping)
-            .unwrap_or(&empty);
+        let props = event.get("Properties").and_then(Value::as_mapping).unwrap_or(&empty);
         let resolved = |key: &str| -> Result<Option<String>> {
             props
                 .get(key)
                 .map(|v| resolver.resolve(v))
                 .transpose()
-                .map_err(|what| {
-                    Error::Template(format!("{at}.Properties.{key}: cannot resolve {what}"))
-                })
+                .map_err(|what| Error::Template(format!("{at}.Properties.{key}: cannot resolve {what}")))
         };
-        let text = resolved("Schedule")?
-            .ok_or_else(|| Error::Template(format!("{at}.Properties.Schedule is required")))?;
-        let expression = Expression::parse(&text)
-            .map_err(|why| Error::Template(format!("{at}.Properties.Schedule: {why}")))?;
+        let text =
+            resolved("Schedule")?.ok_or_else(|| Error::Template(format!("{at}.Properties.Schedule is required")))?;
+        let expression =
+            Expression::parse(&text).map_err(|why| Error::Template(format!("{at}.Properties.Schedule: {why}")))?;
         let enabled = match (resolved("Enabled")?, resolved("State")?) {
             (Some(enabled), _) => match enabled.to_ascii_lowercase().as_str() {
                 "true" => true,
                 "false" => false,
                 other => {
-                    return Err(Error::Template(format!(
-                        "{at}.Properties.Enabled: {other:?} is not true or false"
-                    )));
+                    return Err(Error::Template(format!("{at}.Properties.Enabled: {other:?} is not true or false")));
                 }
             },
             (None, Some(state)) => match state.as_str() {
@@ -310,28 +273,18 @@ fn schedule_events(
         let input = resolved("Input")?;
         if let Some(input) = &input {
             // EventBridge refuses a rule whose Input is not JSON; so does a deploy.
-            serde_json::from_str::<serde::de::IgnoredAny>(input).map_err(|e| {
-                Error::Template(format!("{at}.Properties.Input is not valid JSON: {e}"))
-            })?;
+            serde_json::from_str::<serde::de::IgnoredAny>(input)
+                .map_err(|e| Error::Template(format!("{at}.Properties.Input is not valid JSON: {e}")))?;
         }
         // SAM names the rule `{stack}-{function id}{event id}-{random}`; locally there is one stack.
         let rule_name = match resolved("Name")? {
             Some(name) => name,
             None => {
                 let stack = resolver.reference("AWS::StackName").unwrap_or_default();
-                format!("{stack}-{id}{event_id}")
-                    .chars()
-                    .take(MAX_RULE_NAME)
-                    .collect()
+                format!("{stack}-{id}{event_id}").chars().take(MAX_RULE_NAME).collect()
             }
         };
-        schedules.push(ScheduleEvent {
-            event_id: event_id.to_owned(),
-            rule_name,
-            expression,
-            enabled,
-            input,
-        });
+        schedules.push(ScheduleEvent { event_id: event_id.to_owned(), rule_name, expression, enabled, input });
     }
     Ok(schedules)
 }
@@ -365,11 +318,7 @@ impl Resolver {
             }
         }
         for (name, value) in &settings.parameter_overrides {
-            if root
-                .get("Parameters")
-                .and_then(|p| p.get(name.as_str()))
-                .is_none()
-            {
+            if root.get("Parameters").and_then(|p| p.get(name.as_str())).is_none() {
                 warn!(parameter = %name, "parameter override does not match any template parameter");
             }
             parameters.insert(name.clone(), value.clone());
@@ -381,16 +330,8 @@ impl Resolver {
             ("AWS::Partition", "aws".to_owned()),
             ("AWS::URLSuffix", "amazonaws.com".to_owned()),
         ]);
-        let conditions = root
-            .get("Conditions")
-            .and_then(Value::as_mapping)
-            .cloned()
-            .unwrap_or_default();
-        Resolver {
-            parameters,
-            pseudo,
-            conditions,
-        }
+        let conditions = root.get("Conditions").and_then(Value::as_mapping).cloned().unwrap_or_default();
+        Resolver { parameters, pseudo, conditions }
     }
 
     fn resolve(&self, value: &Value) -> Result<String, Unresolved> {
@@ -439,9 +380,7 @@ impl Resolver {
         let Some([condition, yes, no]) = arg.as_sequence().map(Vec::as_slice) else {
             return Err("a malformed !If".into());
         };
-        let name = condition
-            .as_str()
-            .ok_or_else(|| "!If with a non-string condition".to_owned())?;
+        let name = condition.as_str().ok_or_else(|| "!If with a non-string condition".to_owned())?;
         let chosen = if self.condition(name, 0)? { yes } else { no };
         self.resolve(chosen)
     }
@@ -452,10 +391,7 @@ impl Resolver {
         if depth > 16 {
             return Err(format!("condition {name} (nested too deep)"));
         }
-        let definition = self
-            .conditions
-            .get(name)
-            .ok_or_else(|| format!("condition {name} (not defined)"))?;
+        let definition = self.conditions.get(name).ok_or_else(|| format!("condition {name} (not defined)"))?;
         self.evaluate(definition, depth + 1)
     }
 
@@ -463,10 +399,7 @@ impl Resolver {
     /// or long form.
     fn evaluate(&self, value: &Value, depth: usize) -> Result<bool, Unresolved> {
         let (function, arg) = match value {
-            Value::Tagged(tagged) => (
-                tagged.tag.to_string().trim_start_matches('!').to_owned(),
-                &tagged.value,
-            ),
+            Value::Tagged(tagged) => (tagged.tag.to_string().trim_start_matches('!').to_owned(), &tagged.value),
             Value::Mapping(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().expect("one entry");
                 let key = key.as_str().unwrap_or_default();
@@ -484,12 +417,8 @@ impl Resolver {
                 [c] => Ok(!self.evaluate(c, depth + 1)?),
                 _ => Err("a malformed !Not".into()),
             },
-            "And" => operands()
-                .iter()
-                .try_fold(true, |all, c| Ok(all && self.evaluate(c, depth + 1)?)),
-            "Or" => operands()
-                .iter()
-                .try_fold(false, |any, c| Ok(any || self.evaluate(c, depth + 1)?)),
+            "And" => operands().iter().try_fold(true, |all, c| Ok(all && self.evaluate(c, depth + 1)?)),
+            "Or" => operands().iter().try_fold(false, |any, c| Ok(any || self.evaluate(c, depth + 1)?)),
             "Condition" => match arg.as_str() {
                 Some(name) => self.condition(name, depth),
                 None => Err("!Condition with a non-string name".into()),
@@ -502,19 +431,13 @@ impl Resolver {
         if name == "AWS::NoValue" {
             return Err("!Ref AWS::NoValue (not set)".into());
         }
-        self.pseudo
-            .get(name)
-            .or_else(|| self.parameters.get(name))
-            .cloned()
-            .ok_or_else(|| format!("!Ref {name}"))
+        self.pseudo.get(name).or_else(|| self.parameters.get(name)).cloned().ok_or_else(|| format!("!Ref {name}"))
     }
 
     /// `!Sub "text"` or `!Sub ["text", {Var: value}]`.
     fn sub(&self, arg: &Value) -> Result<String, Unresolved> {
         let (text, vars) = match arg {
-            Value::Sequence(items) if items.len() == 2 => {
-                (items[0].as_str(), items[1].as_mapping())
-            }
+            Value::Sequence(items) if items.len() == 2 => (items[0].as_str(), items[1].as_mapping()),
             other => (other.as_str(), None),
         };
         let text = text.ok_or_else(|| "!Sub without a string".to_owned())?;
@@ -538,9 +461,7 @@ impl Resolver {
             let value = match vars.and_then(|v| v.get(name)) {
                 Some(v) => self.resolve(v)?,
                 None if name.contains('.') => return Err(format!("!Sub ${{{name}}} (GetAtt)")),
-                None => self
-                    .reference(name)
-                    .map_err(|_| format!("!Sub ${{{name}}}"))?,
+                None => self.reference(name).map_err(|_| format!("!Sub ${{{name}}}"))?,
             };
             out.push_str(&value);
             rest = &after[end + 1..];
@@ -553,15 +474,11 @@ impl Resolver {
     /// `CommaDelimitedList` parameter is a list to CloudFormation).
     fn join(&self, arg: &Value) -> Result<String, Unresolved> {
         let items = arg.as_sequence().filter(|s| s.len() == 2);
-        let (Some(sep), Some(list)) = (items.and_then(|s| s[0].as_str()), items.map(|s| &s[1]))
-        else {
+        let (Some(sep), Some(list)) = (items.and_then(|s| s[0].as_str()), items.map(|s| &s[1])) else {
             return Err("a malformed !Join".into());
         };
         let parts = match list.as_sequence() {
-            Some(parts) => parts
-                .iter()
-                .map(|p| self.resolve(p))
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(parts) => parts.iter().map(|p| self.resolve(p)).collect::<Result<Vec<_>, _>>()?,
             None => self.resolve(list)?.split(',').map(str::to_owned).collect(),
         };
         Ok(parts.join(sep))

@@ -15,17 +15,14 @@ use std::{
 use common::{TestEmulator, temp_dir};
 
 fn cargo_lambda() -> PathBuf {
-    let venv = std::env::var_os("HEMOSTAT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
+    let venv =
+        std::env::var_os("HEMOSTAT_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
     let in_venv = venv.join("bin").join("cargo-lambda");
     if in_venv.is_file() {
         return in_venv;
     }
     let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("cargo-lambda"))
-            .find(|candidate| candidate.is_file())
+        std::env::split_paths(&path).map(|dir| dir.join("cargo-lambda")).find(|candidate| candidate.is_file())
     });
     on_path.unwrap_or_else(|| {
         panic!(
@@ -58,12 +55,8 @@ fn stdout_json(output: &Output) -> serde_json::Value {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,12 +70,7 @@ async fn cargo_lambda_invoke_data_ascii_and_data_file() {
         serde_json::json!({"from": "cargo-lambda", "n": [1, 2, 3], "nested": {"ok": true}})
     );
 
-    let output = invoke(
-        &emulator,
-        "echo",
-        &["--data-ascii", r#"{"x":1}"#, "--output-format", "json"],
-    )
-    .await;
+    let output = invoke(&emulator, "echo", &["--data-ascii", r#"{"x":1}"#, "--output-format", "json"]).await;
     assert_eq!(stdout_json(&output), serde_json::json!({"x": 1}));
 
     let file = temp_dir().join("payload.json");
@@ -90,48 +78,24 @@ async fn cargo_lambda_invoke_data_ascii_and_data_file() {
     let output = invoke(&emulator, "echo", &["--data-file", path_str(&file)]).await;
     let context = stdout_json(&output);
     assert_eq!(context["function_name"], "echo");
-    assert_eq!(
-        context["invoked_function_arn"],
-        "arn:aws:lambda:us-east-1:000000000000:function:echo"
-    );
-    assert!(
-        context["client_context"].is_null(),
-        "no client context was sent"
-    );
+    assert_eq!(context["invoked_function_arn"], "arn:aws:lambda:us-east-1:000000000000:function:echo");
+    assert!(context["client_context"].is_null(), "no client context was sent");
 
     // The client context goes base64 in X-Amz-Client-Context and reaches the
     // function's Context decoded.
     let client_context = r#"{"client":{"installationId":"inst-1","appTitle":"hemostat","appVersionName":"1.0","appVersionCode":"7","appPackageName":"dev.hemostat"},"custom":{"origin":"cargo-lambda"},"environment":{"stage":"test"}}"#;
-    let output = invoke(
-        &emulator,
-        "echo",
-        &[
-            "--data-ascii",
-            r#"{"context": true}"#,
-            "--client-context-ascii",
-            client_context,
-        ],
-    )
-    .await;
+    let output =
+        invoke(&emulator, "echo", &["--data-ascii", r#"{"context": true}"#, "--client-context-ascii", client_context])
+            .await;
     let context = stdout_json(&output);
-    assert_eq!(
-        context["client_context"]["custom"]["origin"],
-        "cargo-lambda"
-    );
+    assert_eq!(context["client_context"]["custom"]["origin"], "cargo-lambda");
     assert_eq!(context["client_context"]["environment"]["stage"], "test");
     assert_eq!(context["client_context"]["client"]["appTitle"], "hemostat");
 
     let output = invoke(
         &emulator,
         "echo",
-        &[
-            "--data-ascii",
-            r#"{"context": true}"#,
-            "--identity-id",
-            "id-1",
-            "--identity-pool-id",
-            "pool-1",
-        ],
+        &["--data-ascii", r#"{"context": true}"#, "--identity-id", "id-1", "--identity-pool-id", "pool-1"],
     )
     .await;
     let context = stdout_json(&output);
@@ -152,10 +116,7 @@ async fn cargo_lambda_sees_function_errors_and_missing_functions() {
     assert_eq!(error["errorMessage"], "boom");
 
     let output = invoke(&emulator, "no-such-function", &["--data-ascii", "{}"]).await;
-    assert!(
-        !output.status.success(),
-        "an unknown function must fail the command"
-    );
+    assert!(!output.status.success(), "an unknown function must fail the command");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         // (miette wraps long lines, so the ARN itself may be split)

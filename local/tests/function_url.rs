@@ -59,12 +59,7 @@ async fn get_with_query_reaches_lambda_http() {
             "",
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let echo = reply.json();
     assert_eq!(echo["method"], "GET");
@@ -84,10 +79,7 @@ async fn get_with_query_reaches_lambda_http() {
     assert_eq!(ctx["accountId"], "anonymous");
     assert_eq!(ctx["apiId"], url_id("web"));
     assert_eq!(ctx["domainPrefix"], url_id("web"));
-    assert_eq!(
-        ctx["domainName"],
-        format!("{}.lambda-url.us-east-1.on.aws", url_id("web"))
-    );
+    assert_eq!(ctx["domainName"], format!("{}.lambda-url.us-east-1.on.aws", url_id("web")));
     // One request id for the HTTP response, the event and the invocation.
     let id = reply.header("x-amzn-RequestId").expect("request id");
     assert_eq!(ctx["requestId"], id);
@@ -106,14 +98,7 @@ async fn get_with_query_reaches_lambda_http() {
 async fn post_json_body_arrives_as_text() {
     let emulator = start().await;
     let body = r#"{"container":"web-1","cpu":93.5}"#;
-    let reply = emulator
-        .request(
-            "POST",
-            "/urls/web/ingest",
-            &[("Content-Type", "application/json")],
-            body,
-        )
-        .await;
+    let reply = emulator.request("POST", "/urls/web/ingest", &[("Content-Type", "application/json")], body).await;
     assert_eq!(reply.status, 200);
     let echo = reply.json();
     assert_eq!(echo["method"], "POST");
@@ -129,18 +114,10 @@ async fn binary_body_round_trip() {
     // Every byte value, including ones that are invalid UTF-8 on their own.
     let bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
     let reply = emulator
-        .request(
-            "PUT",
-            "/urls/web/binary",
-            &[("Content-Type", "application/octet-stream")],
-            bytes.clone(),
-        )
+        .request("PUT", "/urls/web/binary", &[("Content-Type", "application/octet-stream")], bytes.clone())
         .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/octet-stream")
-    );
+    assert_eq!(reply.header("content-type"), Some("application/octet-stream"));
     assert_eq!(reply.body.as_ref(), bytes.as_slice());
     emulator.stop().await;
 }
@@ -148,22 +125,13 @@ async fn binary_body_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_headers_and_cookies_come_back() {
     let emulator = start().await;
-    let reply = emulator
-        .request("GET", "/urls/web/cookie?status=201", &[], "")
-        .await;
+    let reply = emulator.request("GET", "/urls/web/cookie?status=201", &[], "").await;
     assert_eq!(reply.status, 201);
     assert_eq!(reply.header("x-echo"), Some("yes"));
-    let cookies: Vec<&str> = reply
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let cookies: Vec<&str> = reply.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(cookies, ["session=abc; Path=/; HttpOnly", "theme=dark"]);
 
-    let reply = emulator
-        .request("GET", "/urls/web/missing?status=404", &[], "")
-        .await;
+    let reply = emulator.request("GET", "/urls/web/missing?status=404", &[], "").await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["path"], "/missing");
     emulator.stop().await;
@@ -190,9 +158,7 @@ async fn functions_without_a_url_are_404() {
     }
     let reply = emulator.request("GET", "/urls/plain/", &[], "").await;
     assert!(
-        reply.json()["Message"]
-            .as_str()
-            .is_some_and(|m| m.contains("FunctionUrlConfig")),
+        reply.json()["Message"].as_str().is_some_and(|m| m.contains("FunctionUrlConfig")),
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
@@ -211,12 +177,7 @@ async fn the_event_is_payload_format_2() {
         .request(
             "DELETE",
             "/urls/raw/a/b%20c?x=1&x=2&y=&z=%26",
-            &[
-                ("X-Multi", "1"),
-                ("X-Multi", "2"),
-                ("Cookie", "a=1; b=2"),
-                ("Content-Type", "image/png"),
-            ],
+            &[("X-Multi", "1"), ("X-Multi", "2"), ("Cookie", "a=1; b=2"), ("Content-Type", "image/png")],
             vec![0x89u8, b'P', b'N', b'G', 0xff],
         )
         .await;
@@ -227,44 +188,26 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(event["routeKey"], "$default");
     assert_eq!(event["rawPath"], "/a/b%20c");
     assert_eq!(event["rawQueryString"], "x=1&x=2&y=&z=%26");
-    assert_eq!(
-        event["queryStringParameters"],
-        serde_json::json!({"x": "1,2", "y": "", "z": "&"})
-    );
+    assert_eq!(event["queryStringParameters"], serde_json::json!({"x": "1,2", "y": "", "z": "&"}));
     assert_eq!(event["cookies"], serde_json::json!(["a=1", "b=2"]));
     let headers = event["headers"].as_object().expect("headers");
     assert_eq!(headers["x-multi"], "1,2");
     assert_eq!(headers["content-type"], "image/png");
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(headers["x-forwarded-proto"], "http");
-    assert!(
-        headers["x-amzn-trace-id"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("Root=1-"))
-    );
+    assert!(headers["x-amzn-trace-id"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
     assert!(!headers.contains_key("cookie"), "cookies move to `cookies`");
-    assert!(
-        headers.keys().all(|k| k == &k.to_lowercase()),
-        "header names are lowercase: {headers:?}"
-    );
+    assert!(headers.keys().all(|k| k == &k.to_lowercase()), "header names are lowercase: {headers:?}");
     assert_eq!(event["isBase64Encoded"], true);
-    let body = BASE64
-        .decode(event["body"].as_str().expect("body"))
-        .expect("base64");
+    let body = BASE64.decode(event["body"].as_str().expect("body")).expect("base64");
     assert_eq!(body, [0x89u8, b'P', b'N', b'G', 0xff]);
 
     let ctx = &event["requestContext"];
-    assert_eq!(
-        ctx["accountId"], "000000000000",
-        "AWS_IAM carries the account"
-    );
+    assert_eq!(ctx["accountId"], "000000000000", "AWS_IAM carries the account");
     assert_eq!(ctx["authorizer"]["iam"]["accountId"], "000000000000");
     assert_eq!(ctx["apiId"], url_id("raw"));
     assert_eq!(ctx["domainPrefix"], url_id("raw"));
-    assert_eq!(
-        ctx["domainName"],
-        format!("{}.lambda-url.us-east-1.on.aws", url_id("raw"))
-    );
+    assert_eq!(ctx["domainName"], format!("{}.lambda-url.us-east-1.on.aws", url_id("raw")));
     assert_eq!(ctx["http"]["method"], "DELETE");
     assert_eq!(ctx["http"]["path"], "/a/b%20c");
     assert_eq!(ctx["http"]["protocol"], "HTTP/1.1");
@@ -274,24 +217,14 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(ctx["stage"], "$default");
     let epoch = ctx["timeEpoch"].as_i64().expect("timeEpoch");
     let after = chrono::Utc::now().timestamp_millis();
-    assert!(
-        before <= epoch && epoch <= after,
-        "{before} <= {epoch} <= {after}"
-    );
+    assert!(before <= epoch && epoch <= after, "{before} <= {epoch} <= {after}");
     let time = ctx["time"].as_str().expect("time");
-    let parsed = chrono::DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
-        .unwrap_or_else(|e| panic!("time {time:?}: {e}"));
+    let parsed =
+        chrono::DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z").unwrap_or_else(|e| panic!("time {time:?}: {e}"));
     assert_eq!(parsed.timestamp(), epoch / 1000);
 
     // Text bodies stay text; no body means no `body` key.
-    let reply = emulator
-        .request(
-            "POST",
-            "/urls/raw/",
-            &[("Content-Type", "text/plain; charset=utf-8")],
-            "héllo",
-        )
-        .await;
+    let reply = emulator.request("POST", "/urls/raw/", &[("Content-Type", "text/plain; charset=utf-8")], "héllo").await;
     let event = reply.json();
     assert_eq!(event["body"], "héllo");
     assert_eq!(event["isBase64Encoded"], false);
@@ -317,15 +250,10 @@ async fn url_on_its_own_port_serves_the_root() {
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let uri: http::Uri = format!("http://{addr}/static/app.js?v=2")
-        .parse()
-        .expect("uri");
+    let uri: http::Uri = format!("http://{addr}/static/app.js?v=2").parse().expect("uri");
     let response = client.get(uri).await.expect("request");
     assert_eq!(response.status(), 200);
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
     let echo: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(echo["path"], "/static/app.js");
     assert_eq!(echo["rawQuery"], "v=2");

@@ -9,10 +9,7 @@ use futures::future::join_all;
 use hemostat_local::{Emulator, Error};
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,16 +18,9 @@ async fn echo_round_trip() {
     let payload = r#"{"hello":"world","n":[1,2,3]}"#;
     let reply = emulator.invoke("echo", payload).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        reply.json(),
-        serde_json::json!({"hello": "world", "n": [1, 2, 3]})
-    );
+    assert_eq!(reply.json(), serde_json::json!({"hello": "world", "n": [1, 2, 3]}));
     assert_eq!(reply.header("X-Amz-Executed-Version"), Some("$LATEST"));
-    assert!(
-        reply
-            .header("x-amzn-RequestId")
-            .is_some_and(|id| id.len() == 36)
-    );
+    assert!(reply.header("x-amzn-RequestId").is_some_and(|id| id.len() == 36));
     assert_eq!(reply.header("X-Amz-Function-Error"), None);
 
     // By full ARN, and with no payload at all (Lambda hands the function `{}`).
@@ -54,10 +44,7 @@ async fn runtime_headers_reach_the_function() {
         deadline >= before + 3000 && deadline <= after + 3000,
         "deadline {deadline} not now+3s ({before}..{after})"
     );
-    assert_eq!(
-        ctx["invoked_function_arn"],
-        "arn:aws:lambda:us-east-1:000000000000:function:echo"
-    );
+    assert_eq!(ctx["invoked_function_arn"], "arn:aws:lambda:us-east-1:000000000000:function:echo");
     assert_eq!(ctx["request_id"].as_str(), reply.header("x-amzn-RequestId"));
     assert_eq!(ctx["function_name"], "echo");
     assert_eq!(ctx["memory"], 256);
@@ -67,10 +54,7 @@ async fn runtime_headers_reach_the_function() {
     let stream = ctx["log_stream"].as_str().expect("log stream");
     let (date, id) = stream.split_once("/[$LATEST]").expect("stream shape");
     assert_eq!(date.len(), 10, "{stream}");
-    assert!(
-        id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()),
-        "{stream}"
-    );
+    assert!(id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()), "{stream}");
 
     let trace = ctx["xray_trace_id"].as_str().expect("trace id");
     let parts: Vec<&str> = trace.split(';').collect();
@@ -79,10 +63,7 @@ async fn runtime_headers_reach_the_function() {
     assert_eq!(root[0], "1");
     assert_eq!(root[1].len(), 8);
     assert_eq!(root[2].len(), 24);
-    assert!(
-        parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16,
-        "{trace}"
-    );
+    assert!(parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16, "{trace}");
     assert_eq!(parts[2], "Sampled=0");
     emulator.stop().await;
 }
@@ -113,26 +94,12 @@ async fn environment_reaches_the_function() {
     let env = emulator.invoke("echo", &payload).await.json();
     assert_eq!(env["FROM_GLOBALS"], "global");
     assert_eq!(env["SHARED"], "echo", "function variables override Globals");
-    assert_eq!(
-        env["HOST_WINS"], "from-host",
-        "the emulator's environment overrides the template"
-    );
+    assert_eq!(env["HOST_WINS"], "from-host", "the emulator's environment overrides the template");
     assert_eq!(env["PREFIXED"], "test-us-east-1");
-    assert_eq!(
-        env["NOT_LOCAL"],
-        serde_json::Value::Null,
-        "unresolvable intrinsics are skipped"
-    );
-    assert_eq!(
-        env["UNDECLARED"],
-        serde_json::Value::Null,
-        "undeclared host variables stay out"
-    );
+    assert_eq!(env["NOT_LOCAL"], serde_json::Value::Null, "unresolvable intrinsics are skipped");
+    assert_eq!(env["UNDECLARED"], serde_json::Value::Null, "undeclared host variables stay out");
     let api = env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap();
-    assert!(
-        api.starts_with(&format!("http://{}/runtime/echo/", emulator.addr)),
-        "{api}"
-    );
+    assert!(api.starts_with(&format!("http://{}/runtime/echo/", emulator.addr)), "{api}");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "echo");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
@@ -142,10 +109,7 @@ async fn environment_reaches_the_function() {
     assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_Lambda_provided.al2023");
     assert_eq!(env["_HANDLER"], "bootstrap");
     assert_eq!(env["TZ"], ":UTC");
-    assert_eq!(
-        env["LAMBDA_TASK_ROOT"],
-        noop_bin_dir().display().to_string()
-    );
+    assert_eq!(env["LAMBDA_TASK_ROOT"], noop_bin_dir().display().to_string());
     emulator.stop().await;
 }
 
@@ -162,12 +126,7 @@ async fn function_error_is_unhandled() {
     // A panic is caught by the runtime and reported the same way; the instance survives.
     let reply = emulator.invoke("echo", r#"{"panic":true}"#).await;
     assert_eq!(reply.header("X-Amz-Function-Error"), Some("Unhandled"));
-    assert!(
-        reply.json()["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("asked to panic")
-    );
+    assert!(reply.json()["errorMessage"].as_str().unwrap().contains("asked to panic"));
     let reply = emulator.invoke("echo", r#"{"after":"panic"}"#).await;
     assert_eq!(reply.json(), serde_json::json!({"after": "panic"}));
     emulator.stop().await;
@@ -176,9 +135,7 @@ async fn function_error_is_unhandled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_kills_the_instance_and_the_next_request_gets_a_fresh_one() {
     let emulator = TestEmulator::start().await;
-    let first_pid = emulator.invoke("slow", r#"{"pid":true}"#).await.json()["pid"]
-        .as_u64()
-        .unwrap();
+    let first_pid = emulator.invoke("slow", r#"{"pid":true}"#).await.json()["pid"].as_u64().unwrap();
 
     let started = Instant::now();
     let reply = emulator.invoke("slow", r#"{"sleep_ms":5000}"#).await;
@@ -189,23 +146,14 @@ async fn timeout_kills_the_instance_and_the_next_request_gets_a_fresh_one() {
     assert_eq!(body["errorType"], "Sandbox.Timedout");
     let message = body["errorMessage"].as_str().unwrap();
     let request_id = reply.header("x-amzn-RequestId").unwrap();
-    assert!(
-        message.ends_with(&format!("{request_id} Task timed out after 1.00 seconds")),
-        "{message}"
-    );
-    assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_millis(3000),
-        "took {took:?}"
-    );
+    assert!(message.ends_with(&format!("{request_id} Task timed out after 1.00 seconds")), "{message}");
+    assert!(took >= Duration::from_millis(950) && took < Duration::from_millis(3000), "took {took:?}");
 
     let reply = emulator.invoke("slow", r#"{"pid":true}"#).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("X-Amz-Function-Error"), None);
     let second_pid = reply.json()["pid"].as_u64().unwrap();
-    assert_ne!(
-        first_pid, second_pid,
-        "a fresh instance replaces the stuck one"
-    );
+    assert_ne!(first_pid, second_pid, "a fresh instance replaces the stuck one");
     assert!(!process_alive(first_pid), "the stuck instance was killed");
     emulator.stop().await;
 }
@@ -218,13 +166,7 @@ async fn crash_fails_the_request_and_the_next_one_succeeds() {
     assert_eq!(reply.header("X-Amz-Function-Error"), Some("Unhandled"));
     let body = reply.json();
     assert_eq!(body["errorType"], "Runtime.ExitError");
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("exit status 3"),
-        "{body}"
-    );
+    assert!(body["errorMessage"].as_str().unwrap().contains("exit status 3"), "{body}");
 
     let reply = emulator.invoke("echo", r#"{"again":1}"#).await;
     assert_eq!(reply.json(), serde_json::json!({"again": 1}));
@@ -235,18 +177,14 @@ async fn crash_fails_the_request_and_the_next_one_succeeds() {
 async fn binary_that_dies_during_init_fails_invocations_without_hanging() {
     let emulator = TestEmulator::start().await;
     for _ in 0..2 {
-        let reply = tokio::time::timeout(Duration::from_secs(5), emulator.invoke("broken", "{}"))
-            .await
-            .expect("no hang");
+        let reply =
+            tokio::time::timeout(Duration::from_secs(5), emulator.invoke("broken", "{}")).await.expect("no hang");
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("X-Amz-Function-Error"), Some("Unhandled"));
         assert_eq!(reply.json()["errorType"], "Runtime.ExitError");
     }
     // The other functions are unaffected.
-    assert_eq!(
-        emulator.invoke("echo", "[1]").await.json(),
-        serde_json::json!([1])
-    );
+    assert_eq!(emulator.invoke("echo", "[1]").await.json(), serde_json::json!([1]));
     emulator.stop().await;
 }
 
@@ -255,10 +193,7 @@ async fn unknown_function_is_404() {
     let emulator = TestEmulator::start().await;
     let reply = emulator.invoke("nope", "{}").await;
     assert_eq!(reply.status, 404);
-    assert_eq!(
-        reply.header("x-amzn-ErrorType"),
-        Some("ResourceNotFoundException")
-    );
+    assert_eq!(reply.header("x-amzn-ErrorType"), Some("ResourceNotFoundException"));
     assert_eq!(
         reply.json(),
         // AWS's `Type`/`message`, repeated as `errorType`/`errorMessage` for cargo lambda.
@@ -278,17 +213,9 @@ async fn oversized_and_malformed_payloads_are_rejected() {
     let big = format!("\"{}\"", "x".repeat(6 * 1024 * 1024));
     let reply = emulator.invoke("echo", &big).await;
     assert_eq!(reply.status, 413);
-    assert_eq!(
-        reply.header("x-amzn-ErrorType"),
-        Some("RequestEntityTooLargeException")
-    );
+    assert_eq!(reply.header("x-amzn-ErrorType"), Some("RequestEntityTooLargeException"));
     assert_eq!(reply.json()["Type"], "User");
-    assert!(
-        reply.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("6291456")
-    );
+    assert!(reply.json()["message"].as_str().unwrap().contains("6291456"));
 
     // Exactly at the limit is fine.
     let max = format!("\"{}\"", "x".repeat(6 * 1024 * 1024 - 2));
@@ -298,17 +225,11 @@ async fn oversized_and_malformed_payloads_are_rejected() {
 
     let reply = emulator.invoke("echo", "{not json").await;
     assert_eq!(reply.status, 400);
-    assert_eq!(
-        reply.header("x-amzn-ErrorType"),
-        Some("InvalidRequestContentException")
-    );
+    assert_eq!(reply.header("x-amzn-ErrorType"), Some("InvalidRequestContentException"));
 
     let reply = emulator.invoke_as("echo", "{}", Some("Sometimes")).await;
     assert_eq!(reply.status, 400);
-    assert_eq!(
-        reply.header("x-amzn-ErrorType"),
-        Some("InvalidParameterValueException")
-    );
+    assert_eq!(reply.header("x-amzn-ErrorType"), Some("InvalidParameterValueException"));
     emulator.stop().await;
 }
 
@@ -320,10 +241,7 @@ async fn event_invocation_returns_202_and_runs() {
     let started = Instant::now();
     let reply = emulator.invoke_as("echo", &payload, Some("Event")).await;
     assert_eq!(reply.status, 202);
-    assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "Event must not wait for the function"
-    );
+    assert!(started.elapsed() < Duration::from_millis(250), "Event must not wait for the function");
     assert!(reply.header("x-amzn-RequestId").is_some());
     assert!(!marker.exists());
 
@@ -353,10 +271,7 @@ async fn concurrent_requests_scale_out_up_to_the_limit() {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.json()["i"], i);
     }
-    assert!(
-        took < Duration::from_millis(1500),
-        "4 x 500 ms with 4 instances took {took:?}"
-    );
+    assert!(took < Duration::from_millis(1500), "4 x 500 ms with 4 instances took {took:?}");
     emulator.stop().await;
 }
 
@@ -364,17 +279,10 @@ async fn concurrent_requests_scale_out_up_to_the_limit() {
 async fn max_concurrency_one_serialises() {
     let emulator = TestEmulator::with_config(config(common::TEMPLATE, 1)).await;
     let started = Instant::now();
-    let replies =
-        join_all((0..2).map(|_| emulator.invoke("echo", r#"{"sleep_ms":300,"pid":true}"#))).await;
+    let replies = join_all((0..2).map(|_| emulator.invoke("echo", r#"{"sleep_ms":300,"pid":true}"#))).await;
     let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(600),
-        "2 x 300 ms with 1 instance took {took:?}"
-    );
-    let pids: Vec<_> = replies
-        .iter()
-        .map(|r| r.json()["pid"].as_u64().unwrap())
-        .collect();
+    assert!(took >= Duration::from_millis(600), "2 x 300 ms with 1 instance took {took:?}");
+    let pids: Vec<_> = replies.iter().map(|r| r.json()["pid"].as_u64().unwrap()).collect();
     assert_eq!(pids[0], pids[1], "the warm instance is reused");
     emulator.stop().await;
 }
@@ -383,34 +291,16 @@ async fn max_concurrency_one_serialises() {
 async fn runtime_api_rejects_unknown_request_ids_and_instances() {
     let emulator = TestEmulator::start().await;
     let base = "/runtime/echo/0/2018-06-01/runtime/invocation";
-    let reply = emulator
-        .request("POST", &format!("{base}/not-a-request/response"), &[], "{}")
-        .await;
+    let reply = emulator.request("POST", &format!("{base}/not-a-request/response"), &[], "{}").await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()["errorType"], "InvalidRequestID");
-    let reply = emulator
-        .request("POST", &format!("{base}/not-a-request/error"), &[], "{}")
-        .await;
+    let reply = emulator.request("POST", &format!("{base}/not-a-request/error"), &[], "{}").await;
     assert_eq!(reply.status, 400);
 
-    let reply = emulator
-        .request(
-            "GET",
-            "/runtime/echo/not-a-number/2018-06-01/runtime/invocation/next",
-            &[],
-            "",
-        )
-        .await;
+    let reply = emulator.request("GET", "/runtime/echo/not-a-number/2018-06-01/runtime/invocation/next", &[], "").await;
     assert_eq!(reply.status, 404);
     assert!(reply.json()["errorMessage"].is_string());
-    let reply = emulator
-        .request(
-            "GET",
-            "/runtime/nope/0/2018-06-01/runtime/invocation/next",
-            &[],
-            "",
-        )
-        .await;
+    let reply = emulator.request("GET", "/runtime/nope/0/2018-06-01/runtime/invocation/next", &[], "").await;
     assert_eq!(reply.status, 404);
     emulator.stop().await;
 }
@@ -435,21 +325,13 @@ async fn init_error_retires_the_instance_and_a_new_one_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_kills_every_instance() {
     let emulator = TestEmulator::start().await;
-    let replies =
-        join_all((0..3).map(|_| emulator.invoke("echo", r#"{"sleep_ms":200,"pid":true}"#))).await;
-    let pids: Vec<u64> = replies
-        .iter()
-        .map(|r| r.json()["pid"].as_u64().unwrap())
-        .collect();
+    let replies = join_all((0..3).map(|_| emulator.invoke("echo", r#"{"sleep_ms":200,"pid":true}"#))).await;
+    let pids: Vec<u64> = replies.iter().map(|r| r.json()["pid"].as_u64().unwrap()).collect();
     assert!(pids.iter().all(|p| process_alive(*p)));
     let started = Instant::now();
     emulator.stop().await;
     // Well under the 3 s drain timeout: nothing is left waiting on a dead instance.
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?}", started.elapsed());
     for pid in pids {
         assert!(!process_alive(pid), "instance {pid} outlived the emulator");
     }
@@ -463,10 +345,7 @@ async fn missing_binary_is_a_clear_startup_error() {
     let err = Emulator::start(config).await.err().expect("start fails");
     assert!(matches!(err, Error::MissingBinary { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(
-        message.contains("noop-function") && message.contains("cargo build"),
-        "{message}"
-    );
+    assert!(message.contains("noop-function") && message.contains("cargo build"), "{message}");
 }
 
 #[tokio::test]
@@ -489,33 +368,16 @@ async fn client_context_reaches_the_function_decoded() {
     let path = "/2015-03-31/functions/echo/invocations";
     let context = r#"{"custom":{"trace":"abc"},"environment":{"k":"v"}}"#;
     let encoded = STANDARD.encode(context);
-    let reply = emulator
-        .request(
-            "POST",
-            path,
-            &[("X-Amz-Client-Context", &encoded)],
-            r#"{"context":true}"#,
-        )
-        .await;
+    let reply = emulator.request("POST", path, &[("X-Amz-Client-Context", &encoded)], r#"{"context":true}"#).await;
     assert_eq!(reply.status, 200);
     let ctx = reply.json();
     assert_eq!(ctx["client_context"]["custom"]["trace"], "abc");
     assert_eq!(ctx["client_context"]["environment"]["k"], "v");
 
     for bad in ["not base64!", &STANDARD.encode("not json")] {
-        let reply = emulator
-            .request(
-                "POST",
-                path,
-                &[("X-Amz-Client-Context", bad)],
-                r#"{"context":true}"#,
-            )
-            .await;
+        let reply = emulator.request("POST", path, &[("X-Amz-Client-Context", bad)], r#"{"context":true}"#).await;
         assert_eq!(reply.status, 400, "{bad}");
-        assert_eq!(
-            reply.header("x-amzn-ErrorType"),
-            Some("InvalidRequestContentException")
-        );
+        assert_eq!(reply.header("x-amzn-ErrorType"), Some("InvalidRequestContentException"));
     }
     emulator.stop().await;
 }
@@ -529,19 +391,10 @@ async fn percent_encoded_arns_and_wrong_methods() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json(), serde_json::json!({"n": 1}));
 
-    let reply = emulator
-        .request("GET", "/2015-03-31/functions/echo/invocations", &[], "")
-        .await;
+    let reply = emulator.request("GET", "/2015-03-31/functions/echo/invocations", &[], "").await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow"), Some("POST"));
-    let reply = emulator
-        .request(
-            "POST",
-            "/runtime/echo/0/2018-06-01/runtime/invocation/next",
-            &[],
-            "",
-        )
-        .await;
+    let reply = emulator.request("POST", "/runtime/echo/0/2018-06-01/runtime/invocation/next", &[], "").await;
     assert_eq!(reply.status, 404);
     let reply = emulator.request("GET", "/nothing/here", &[], "").await;
     assert_eq!(reply.status, 404);

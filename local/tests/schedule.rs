@@ -69,11 +69,7 @@ async fn wait_for_events(dir: &Path, function: &str, count: usize) -> Vec<Value>
         if events.len() >= count {
             return events;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{function}: {} of {count} scheduled events after 15 s",
-            events.len()
-        );
+        assert!(Instant::now() < deadline, "{function}: {} of {count} scheduled events after 15 s", events.len());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -98,34 +94,17 @@ async fn schedules_deliver_eventbridge_events_at_the_overridden_interval() {
     let events = wait_for_events(&dir, "ticker", 3).await;
     let elapsed = started.elapsed();
     // The first delivery is one interval after start, as with a new EventBridge rule.
-    assert!(
-        elapsed >= INTERVAL * 3,
-        "3 deliveries after only {elapsed:?}"
-    );
+    assert!(elapsed >= INTERVAL * 3, "3 deliveries after only {elapsed:?}");
     let delivered = recorded(&dir, "ticker").len() as u32;
     let at_most = started.elapsed().as_millis() as u32 / INTERVAL.as_millis() as u32;
-    assert!(
-        delivered <= at_most,
-        "{delivered} deliveries in {:?}: faster than every {INTERVAL:?}",
-        started.elapsed()
-    );
+    assert!(delivered <= at_most, "{delivered} deliveries in {:?}: faster than every {INTERVAL:?}", started.elapsed());
 
     let mut ids = Vec::new();
     for event in &events {
         let object = event.as_object().expect("an object");
         let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        let expected = [
-            "account",
-            "detail",
-            "detail-type",
-            "id",
-            "region",
-            "resources",
-            "source",
-            "time",
-            "version",
-        ];
+        let expected = ["account", "detail", "detail-type", "id", "region", "resources", "source", "time", "version"];
         assert_eq!(keys, expected, "{event}");
         assert_eq!(event["version"], "0");
         assert_eq!(event["detail-type"], "Scheduled Event");
@@ -134,9 +113,7 @@ async fn schedules_deliver_eventbridge_events_at_the_overridden_interval() {
         assert_eq!(event["region"], "eu-west-1");
         assert_eq!(
             event["resources"],
-            serde_json::json!([
-                "arn:aws:events:eu-west-1:123456789012:rule/hemostat-local-TickerFunctionTick"
-            ])
+            serde_json::json!(["arn:aws:events:eu-west-1:123456789012:rule/hemostat-local-TickerFunctionTick"])
         );
         assert_eq!(event["detail"], serde_json::json!({}));
         let time = event["time"].as_str().expect("time");
@@ -144,10 +121,7 @@ async fn schedules_deliver_eventbridge_events_at_the_overridden_interval() {
         assert!(time.len() == 20 && time.ends_with('Z'), "{time}");
         let parsed = chrono::DateTime::parse_from_rfc3339(time).expect("RFC 3339");
         let age = chrono::Utc::now() - parsed.with_timezone(&chrono::Utc);
-        assert!(
-            age < chrono::Duration::seconds(30),
-            "time {time} is not now"
-        );
+        assert!(age < chrono::Duration::seconds(30), "time {time} is not now");
         let id = event["id"].as_str().expect("id");
         assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
         ids.push(id.to_owned());
@@ -171,18 +145,13 @@ async fn no_schedules_delivers_nothing() {
     let dir = temp_dir();
     let mut config = config(&template(&dir), 4);
     config.schedules.disabled = true;
-    config.schedules.intervals = [("*".to_owned(), Duration::from_millis(100))]
-        .into_iter()
-        .collect();
+    config.schedules.intervals = [("*".to_owned(), Duration::from_millis(100))].into_iter().collect();
     let emulator = TestEmulator::with_config(config).await;
     // The functions work; they are just never called on a schedule.
     let reply = emulator.invoke("ticker", r#"{"direct":true}"#).await;
     assert_eq!(reply.status, 200);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        recorded(&dir, "ticker"),
-        vec![serde_json::json!({"direct": true})]
-    );
+    assert_eq!(recorded(&dir, "ticker"), vec![serde_json::json!({"direct": true})]);
     assert!(recorded(&dir, "with-input").is_empty());
     emulator.stop().await;
 }
@@ -193,30 +162,14 @@ async fn schedule_errors_are_clear_at_startup() {
     let mut unknown = config(&template(&dir), 4);
     unknown.schedules.intervals = [("tikcer".to_owned(), INTERVAL)].into_iter().collect();
     let err = Emulator::start(unknown).await.err().expect("start fails");
-    assert!(
-        matches!(err, Error::ScheduleIntervalUnknown { .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("tikcer") && err.to_string().contains("ticker"),
-        "{err}"
-    );
+    assert!(matches!(err, Error::ScheduleIntervalUnknown { .. }), "{err:?}");
+    assert!(err.to_string().contains("tikcer") && err.to_string().contains("ticker"), "{err}");
 
     let bad = template(&dir).replace("rate(1 minute)", "rate(1 fortnight)");
-    let err = Emulator::start(config(&bad, 4))
-        .await
-        .err()
-        .expect("start fails");
-    assert!(
-        err.to_string()
-            .contains("TickerFunction.Events.Tick.Properties.Schedule"),
-        "{err}"
-    );
+    let err = Emulator::start(config(&bad, 4)).await.err().expect("start fails");
+    assert!(err.to_string().contains("TickerFunction.Events.Tick.Properties.Schedule"), "{err}");
 
     let bad = template(&dir).replace("\"n\": 1}", "\"n\": }");
-    let err = Emulator::start(config(&bad, 4))
-        .await
-        .err()
-        .expect("start fails");
+    let err = Emulator::start(config(&bad, 4)).await.err().expect("start fails");
     assert!(err.to_string().contains("Input is not valid JSON"), "{err}");
 }

@@ -31,19 +31,11 @@ fn env(spec: &FunctionSpec, key: &str) -> Option<String> {
 fn real_template_defaults() {
     let template = Template::load(real_template(), &TemplateSettings::default()).expect("parses");
     let names: Vec<&str> = template.functions.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(
-        names[..2],
-        ["hemostat-analyzer", "hemostat-responder"],
-        "{names:?}"
-    );
+    assert_eq!(names[..2], ["hemostat-analyzer", "hemostat-responder"], "{names:?}");
     // Every schedule of the real template is one the emulator runs (no skipped cron).
     for spec in &template.functions {
         for event in &spec.schedules {
-            assert!(
-                !matches!(event.expression, Expression::Unsupported { .. }),
-                "{}: {event:?}",
-                spec.name
-            );
+            assert!(!matches!(event.expression, Expression::Unsupported { .. }), "{}: {event:?}", spec.name);
         }
     }
 
@@ -52,38 +44,20 @@ fn real_template_defaults() {
     assert_eq!(analyzer.binary, "analyzer");
     assert_eq!(analyzer.handler, "bootstrap");
     assert_eq!(analyzer.memory_mb, 128);
-    assert_eq!(
-        analyzer.timeout_secs, 55,
-        "function Timeout overrides Globals"
-    );
+    assert_eq!(analyzer.timeout_secs, 55, "function Timeout overrides Globals");
     assert_eq!(analyzer.reserved_concurrency, None);
     // !If UseRedisSecret: no secret by default, so the plain URL parameter.
-    assert_eq!(
-        env(analyzer, "REDIS_URL").as_deref(),
-        Some("redis://127.0.0.1:6379")
-    );
+    assert_eq!(env(analyzer, "REDIS_URL").as_deref(), Some("redis://127.0.0.1:6379"));
     assert_eq!(env(analyzer, "RUST_LOG").as_deref(), Some("info"));
-    assert_eq!(
-        env(analyzer, "ANALYZER_CONFIDENCE_THRESHOLD").as_deref(),
-        Some("0.7")
-    );
+    assert_eq!(env(analyzer, "ANALYZER_CONFIDENCE_THRESHOLD").as_deref(), Some("0.7"));
     assert!(!analyzer.environment.contains_key("RESPONDER_DRY_RUN"));
 
     let responder = function(&template, "hemostat-responder");
     assert_eq!(responder.binary, "responder");
     assert_eq!(responder.timeout_secs, 10, "Globals Timeout applies");
-    assert_eq!(
-        env(responder, "RESPONDER_COOLDOWN_SECONDS").as_deref(),
-        Some("3600")
-    );
-    assert_eq!(
-        env(responder, "RESPONDER_MAX_RETRIES_PER_HOUR").as_deref(),
-        Some("3")
-    );
-    assert_eq!(
-        env(responder, "RESPONDER_DRY_RUN").as_deref(),
-        Some("false")
-    );
+    assert_eq!(env(responder, "RESPONDER_COOLDOWN_SECONDS").as_deref(), Some("3600"));
+    assert_eq!(env(responder, "RESPONDER_MAX_RETRIES_PER_HOUR").as_deref(), Some("3"));
+    assert_eq!(env(responder, "RESPONDER_DRY_RUN").as_deref(), Some("false"));
     assert_eq!(env(responder, "HEMOSTAT_COMMAND_KEY").as_deref(), Some(""));
     assert!(responder.environment.contains_key("REDIS_URL"));
 }
@@ -102,26 +76,17 @@ fn real_template_with_parameter_overrides() {
     assert!(function(&template, "hs-analyzer").timeout_secs > 0);
     let responder = function(&template, "hs-responder");
     assert_eq!(env(responder, "RESPONDER_DRY_RUN").as_deref(), Some("true"));
-    assert_eq!(
-        env(responder, "REDIS_URL").as_deref(),
-        Some("redis://cache:6379")
-    );
+    assert_eq!(env(responder, "REDIS_URL").as_deref(), Some("redis://cache:6379"));
 
     // With a secret, the !If picks the dynamic reference, which only
     // CloudFormation resolves: passed through as written.
     let settings = TemplateSettings {
-        parameter_overrides: BTreeMap::from([(
-            "RedisUrlSecret".to_owned(),
-            "hemostat/redis".to_owned(),
-        )]),
+        parameter_overrides: BTreeMap::from([("RedisUrlSecret".to_owned(), "hemostat/redis".to_owned())]),
         ..TemplateSettings::default()
     };
     let template = Template::load(real_template(), &settings).expect("parses");
     let analyzer = function(&template, "hemostat-analyzer");
-    assert_eq!(
-        env(analyzer, "REDIS_URL").as_deref(),
-        Some("{{resolve:secretsmanager:hemostat/redis}}")
-    );
+    assert_eq!(env(analyzer, "REDIS_URL").as_deref(), Some("{{resolve:secretsmanager:hemostat/redis}}"));
 }
 
 const CONDITIONS: &str = r#"
@@ -155,10 +120,7 @@ Resources:
 fn conditions_and_if() {
     let parse = |overrides: &[(&str, &str)]| {
         let settings = TemplateSettings {
-            parameter_overrides: overrides
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            parameter_overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ..TemplateSettings::default()
         };
         Template::parse(CONDITIONS, &settings).expect("parses")
@@ -172,22 +134,12 @@ fn conditions_and_if() {
     // AWS::NoValue, a condition naming itself and an undefined one: declared,
     // not set, left to the emulator's environment (with a warning).
     for unset in ["UNSET", "LOOP", "UNDEFINED"] {
-        assert!(
-            f.environment.contains_key(unset) && env(f, unset).is_none(),
-            "{unset}"
-        );
+        assert!(f.environment.contains_key(unset) && env(f, unset).is_none(), "{unset}");
     }
 
-    let overridden = parse(&[
-        ("Secret", "s1"),
-        ("Subnets", "subnet-1,subnet-2"),
-        ("Stage", "dev"),
-    ]);
+    let overridden = parse(&[("Secret", "s1"), ("Subnets", "subnet-1,subnet-2"), ("Stage", "dev")]);
     let f = &overridden.functions[0];
-    assert_eq!(
-        env(f, "URL").as_deref(),
-        Some("{{resolve:secretsmanager:s1}}")
-    );
+    assert_eq!(env(f, "URL").as_deref(), Some("{{resolve:secretsmanager:s1}}"));
     assert_eq!(env(f, "VPC").as_deref(), Some("yes"));
     assert_eq!(env(f, "PROD_NO_SECRET").as_deref(), Some("0"));
     assert_eq!(env(f, "EITHER").as_deref(), Some("1"));
@@ -258,10 +210,7 @@ fn intrinsics_and_globals() {
     assert_eq!(template.functions.len(), 2, "only functions are read");
 
     let plain = function(&template, "Plain");
-    assert_eq!(
-        plain.binary, "plain",
-        "binary falls back to the lowercased logical id"
-    );
+    assert_eq!(plain.binary, "plain", "binary falls back to the lowercased logical id");
     assert_eq!(plain.handler, "main");
     assert_eq!(plain.memory_mb, 512);
     assert_eq!(plain.timeout_secs, 7);
@@ -304,23 +253,14 @@ fn bad_templates_are_errors_not_panics() {
         ("- a list", "not a mapping"),
         ("Parameters: {}", "no Resources"),
         ("Resources: {Q: {Type: AWS::SQS::Queue}}", "no functions"),
-        (
-            "Resources: {F: {Type: AWS::Serverless::Function, Properties: {Timeout: soon}}}",
-            "non-numeric Timeout",
-        ),
-        (
-            "Resources: {F: {Type: AWS::Serverless::Function, Properties: {Timeout: 0}}}",
-            "zero Timeout",
-        ),
+        ("Resources: {F: {Type: AWS::Serverless::Function, Properties: {Timeout: soon}}}", "non-numeric Timeout"),
+        ("Resources: {F: {Type: AWS::Serverless::Function, Properties: {Timeout: 0}}}", "zero Timeout"),
         (
             "Resources: {F: {Type: AWS::Serverless::Function, Properties: {FunctionName: !GetAtt X.Y}}}",
             "unresolvable name",
         ),
     ] {
-        assert!(
-            Template::parse(yaml, &settings).is_err(),
-            "{why} should be rejected"
-        );
+        assert!(Template::parse(yaml, &settings).is_err(), "{why} should be rejected");
     }
     assert!(Template::load(Path::new("/nonexistent/template.yaml"), &settings).is_err());
 }
@@ -342,42 +282,18 @@ fn launch_environment_precedence() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let env = launch_environment(
-        plain,
-        &host,
-        "http://127.0.0.1:1/runtime/Plain/0",
-        "eu-north-1",
-        Path::new("/task"),
-    );
+    let env = launch_environment(plain, &host, "http://127.0.0.1:1/runtime/Plain/0", "eu-north-1", Path::new("/task"));
 
     assert_eq!(env["PATH"], "/usr/bin");
     assert_eq!(env["HOME"], "/home/dev");
-    assert_eq!(
-        env["RUST_LOG"], "debug",
-        "RUST_LOG passes through when the template has none"
-    );
-    assert_eq!(
-        env["SHORT_REF"], "from-host",
-        "a host variable the template declares wins"
-    );
-    assert_eq!(
-        env["GETATT"], "arn:from:host",
-        "the host can supply what the template cannot resolve"
-    );
-    assert!(
-        !env.contains_key("SUB_GETATT"),
-        "unresolvable and not on the host: skipped"
-    );
-    assert!(
-        !env.contains_key("UNRELATED"),
-        "undeclared host variables stay out"
-    );
+    assert_eq!(env["RUST_LOG"], "debug", "RUST_LOG passes through when the template has none");
+    assert_eq!(env["SHORT_REF"], "from-host", "a host variable the template declares wins");
+    assert_eq!(env["GETATT"], "arn:from:host", "the host can supply what the template cannot resolve");
+    assert!(!env.contains_key("SUB_GETATT"), "unresolvable and not on the host: skipped");
+    assert!(!env.contains_key("UNRELATED"), "undeclared host variables stay out");
     assert_eq!(env["LONG_SUB"], "dev:6379");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "Plain");
-    assert_eq!(
-        env["AWS_LAMBDA_RUNTIME_API"],
-        "http://127.0.0.1:1/runtime/Plain/0"
-    );
+    assert_eq!(env["AWS_LAMBDA_RUNTIME_API"], "http://127.0.0.1:1/runtime/Plain/0");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "512");
     assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/Plain");
     assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].contains("/[$LATEST]"));
@@ -392,13 +308,7 @@ fn launch_environment_precedence() {
     let analyzer = function(&real, "hemostat-analyzer");
     let env = launch_environment(analyzer, &host, "x", "us-east-1", Path::new("/task"));
     assert_eq!(env["RUST_LOG"], "debug");
-    let env = launch_environment(
-        analyzer,
-        &HashMap::new(),
-        "x",
-        "us-east-1",
-        Path::new("/task"),
-    );
+    let env = launch_environment(analyzer, &HashMap::new(), "x", "us-east-1", Path::new("/task"));
     assert_eq!(env["RUST_LOG"], "info");
     assert!(!env.contains_key("PATH"));
 }
@@ -445,52 +355,26 @@ Resources:
 "#;
     let template = Template::parse(yaml, &TemplateSettings::default()).expect("parses");
     let events = &template.functions[0].schedules;
-    let summary: Vec<(&str, &str, bool, Option<&str>)> = events
-        .iter()
-        .map(|e| {
-            (
-                e.event_id.as_str(),
-                e.rule_name.as_str(),
-                e.enabled,
-                e.input.as_deref(),
-            )
-        })
-        .collect();
+    let summary: Vec<(&str, &str, bool, Option<&str>)> =
+        events.iter().map(|e| (e.event_id.as_str(), e.rule_name.as_str(), e.enabled, e.input.as_deref())).collect();
     assert_eq!(
         summary,
         [
             ("Tick", "hemostat-local-ExporterTick", true, None),
             ("Nightly", "nightly", false, Some(r#"{"full": true}"#)),
-            (
-                "Parameterised",
-                "hemostat-local-ExporterParameterised",
-                false,
-                None
-            ),
+            ("Parameterised", "hemostat-local-ExporterParameterised", false, None),
             ("Last", "hemostat-local-ExporterLast", true, None),
         ],
         "the SQS event is not a schedule"
     );
-    assert_eq!(
-        events[0].expression,
-        Expression::Rate(std::time::Duration::from_secs(300))
-    );
+    assert_eq!(events[0].expression, Expression::Rate(std::time::Duration::from_secs(300)));
     assert!(matches!(events[1].expression, Expression::Cron(_)));
-    assert!(matches!(
-        events[3].expression,
-        Expression::Unsupported { .. }
-    ));
+    assert!(matches!(events[3].expression, Expression::Unsupported { .. }));
 
     for (bad, complaint) in [
         ("Schedule: !Ref Every", "Schedule: rate(5 minutes"),
-        (
-            "Schedule: !Ref Every",
-            "Enabled: maybe\n            Schedule: rate(1 minute)",
-        ),
-        (
-            "Schedule: !Ref Every",
-            "Input: rate(1 minute)\n            Schedule: rate(1 minute)",
-        ),
+        ("Schedule: !Ref Every", "Enabled: maybe\n            Schedule: rate(1 minute)"),
+        ("Schedule: !Ref Every", "Input: rate(1 minute)\n            Schedule: rate(1 minute)"),
         ("Schedule: !Ref Every", "Name: x"),
     ] {
         let broken = yaml.replacen(bad, complaint, 1);

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
-    HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, HealthConfig, HostConfig,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures::TryStreamExt;
 
@@ -248,9 +247,7 @@ impl TestContainer {
     /// Removes the container now, reporting errors (Drop only logs them).
     pub async fn remove(mut self) {
         self.removed = true;
-        remove(&self.docker, &self.id)
-            .await
-            .unwrap_or_else(|e| panic!("removing container {} failed: {e}", self.name));
+        remove(&self.docker, &self.id).await.unwrap_or_else(|e| panic!("removing container {} failed: {e}", self.name));
     }
 }
 

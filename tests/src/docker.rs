@@ -19,8 +19,9 @@ pub async fn docker() -> Docker {
     let Some(path) = host.strip_prefix("unix://") else {
         panic!("DOCKER_HOST={host} is not supported: the harness only talks to a unix:// socket");
     };
-    let client = Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
-        .unwrap_or_else(|e| panic!("cannot connect to DOCKER_HOST={host}: {e} (is scripts/test-env.sh start running?)"));
+    let client = Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION).unwrap_or_else(|e| {
+        panic!("cannot connect to DOCKER_HOST={host}: {e} (is scripts/test-env.sh start running?)")
+    });
     client
         .negotiate_version()
         .await

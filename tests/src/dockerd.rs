@@ -72,12 +72,8 @@ impl PrivateDockerd {
 
     /// A client for this daemon (API version negotiated).
     pub async fn docker(&self) -> Docker {
-        let client = Docker::connect_with_unix(
-            &self.socket().to_string_lossy(),
-            120,
-            bollard::API_DEFAULT_VERSION,
-        )
-        .expect("docker client for the private daemon");
+        let client = Docker::connect_with_unix(&self.socket().to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
+            .expect("docker client for the private daemon");
         client
             .negotiate_version()
             .await
@@ -137,9 +133,8 @@ impl PrivateDockerd {
             .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
             .args(["--containerd-namespace", &self.namespace])
             .args(["--containerd-plugins-namespace", &format!("{}-plugins", self.namespace)]);
-        let child = spawn_logged(&mut cmd, &self.log_path).unwrap_or_else(|e| {
-            panic!("spawning dockerd failed: {e} (run scripts/test-env.sh install)")
-        });
+        let child = spawn_logged(&mut cmd, &self.log_path)
+            .unwrap_or_else(|e| panic!("spawning dockerd failed: {e} (run scripts/test-env.sh install)"));
         self.child = Some(child);
         let socket = self.socket();
         let mut exited = false;
@@ -194,9 +189,7 @@ rm -rf "$1"
             let socket = self.socket();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(60), remove_all(&socket)).await.ok()
-                })
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), remove_all(&socket)).await.ok() })
             })
             .join();
         }
@@ -228,10 +221,7 @@ async fn ping(socket: &Path) -> bool {
     let Ok(client) = Docker::connect_with_unix(&socket.to_string_lossy(), 5, bollard::API_DEFAULT_VERSION) else {
         return false;
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), client.ping()).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(Duration::from_secs(5), client.ping()).await, Ok(Ok(_)))
 }
 
 async fn remove_all(socket: &Path) {
@@ -242,10 +232,7 @@ async fn remove_all(socket: &Path) {
     let options = bollard::query_parameters::ListContainersOptions { all: true, ..Default::default() };
     let Ok(containers) = client.list_containers(Some(options)).await else { return };
     for id in containers.into_iter().filter_map(|c| c.id) {
-        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
+        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         let _ = client.remove_container(&id, Some(options)).await;
     }
 }

@@ -36,8 +36,8 @@
 
 pub mod container;
 pub mod docker;
-pub mod events;
 pub mod dockerd;
+pub mod events;
 pub mod paths;
 pub mod polling;
 pub mod port;
@@ -47,8 +47,8 @@ pub mod stack;
 
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
-pub use events::stream_events;
 pub use dockerd::PrivateDockerd;
+pub use events::stream_events;
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
@@ -59,12 +59,6 @@ pub use stack::{Stack, start_bridge, start_emulator, start_stack};
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.
 pub fn current_test_name() -> String {
-    let raw = std::thread::current()
-        .name()
-        .filter(|n| *n != "main")
-        .unwrap_or("e2e")
-        .replace("::", "-");
-    raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect()
+    let raw = std::thread::current().name().filter(|n| *n != "main").unwrap_or("e2e").replace("::", "-");
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }

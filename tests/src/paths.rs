@@ -5,10 +5,7 @@ use std::path::PathBuf;
 /// Root of the Cargo workspace (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest)
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
 /// Cargo's target directory; honours `CARGO_TARGET_DIR` so the tests find the
@@ -35,7 +32,6 @@ pub fn bin_dir() -> PathBuf {
 /// Directory for per-test process logs (`<target>/e2e-logs`), created on demand.
 pub fn log_dir() -> PathBuf {
     let dir = target_dir().join("e2e-logs");
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create log dir {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create log dir {}: {e}", dir.display()));
     dir
 }

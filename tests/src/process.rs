@@ -147,13 +147,7 @@ impl ProcessBuilder {
             .open(&log_path)
             .unwrap_or_else(|e| panic!("cannot open log {}: {e}", log_path.display()));
         let spawned_at = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = writeln!(
-            log,
-            "=== {} spawn {} {:?} ===",
-            chrono::Utc::now().to_rfc3339(),
-            path.display(),
-            self.args
-        );
+        let _ = writeln!(log, "=== {} spawn {} {:?} ===", chrono::Utc::now().to_rfc3339(), path.display(), self.args);
         let cursor = log.metadata().map(|m| m.len()).unwrap_or(0);
         drop(log);
 
@@ -168,8 +162,8 @@ impl ProcessBuilder {
         if let Some(dir) = &self.current_dir {
             cmd.current_dir(dir);
         }
-        let child = spawn_logged(&mut cmd, &log_path)
-            .unwrap_or_else(|e| panic!("spawning {} failed: {e}", path.display()));
+        let child =
+            spawn_logged(&mut cmd, &log_path).unwrap_or_else(|e| panic!("spawning {} failed: {e}", path.display()));
         Process { name, log_path, spawned_at, child: Mutex::new(child), cursor: Mutex::new(cursor) }
     }
 }
@@ -200,9 +194,7 @@ impl Process {
 
     /// Shorthand for `builder(bin).args(args).env(..)..spawn()`.
     pub fn spawn(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Process {
-        envs.iter()
-            .fold(Self::builder(bin).args(args), |b, (k, v)| b.env(k, v))
-            .spawn()
+        envs.iter().fold(Self::builder(bin).args(args), |b, (k, v)| b.env(k, v)).spawn()
     }
 
     pub fn name(&self) -> &str {

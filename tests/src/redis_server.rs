@@ -78,11 +78,7 @@ impl RedisServer {
             (true, None) => Ok(()),
             (_, Some(status)) => {
                 self.child = None;
-                Err(format!(
-                    "redis-server on port {} exited ({status}):\n{}",
-                    self.port,
-                    file_tail(&self.log_path, 20)
-                ))
+                Err(format!("redis-server on port {} exited ({status}):\n{}", self.port, file_tail(&self.log_path, 20)))
             }
             (false, None) => {
                 self.stop();

@@ -60,8 +60,10 @@ pub async fn start_stack(redis_url: &str, command_key: &str) -> Stack {
             .env("RUST_LOG", "info")
     })
     .await;
-    let bridge =
-        start_bridge(|b| b.env("REDIS_URL", redis_url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")).await;
+    let bridge = start_bridge(|b| {
+        b.env("REDIS_URL", redis_url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")
+    })
+    .await;
     let collector = Process::builder("hemostat-collector")
         .env("REDIS_URL", redis_url)
         .env("DOCKER_HOST", &docker_host)

@@ -58,7 +58,12 @@ async fn kill_9_ten_times_loses_nothing() {
     let Some(seen) = all else {
         let seen = seen(&mut conn).await;
         let pending = pending(&mut conn, ALERTS, ANALYZER_GROUP).await;
-        let dead: Vec<String> = dead_letters(&mut conn).await.into_iter().take(10).map(|d| format!("{} {}", d["id"], d["reason"])).collect();
+        let dead: Vec<String> = dead_letters(&mut conn)
+            .await
+            .into_iter()
+            .take(10)
+            .map(|d| format!("{} {}", d["id"], d["reason"]))
+            .collect();
         panic!(
             "not every event handled and acked in time: {} of {EVENTS} seen, {pending} pending, dead letters (first 10): {dead:#?}\n--- bridge ---\n{}\n--- emulator ---\n{}",
             seen.len(),
@@ -70,7 +75,9 @@ async fn kill_9_ten_times_loses_nothing() {
     assert!(missing.is_empty(), "lost events: {missing:?}");
     let duplicates: u64 = seen.values().map(|n| n - 1).sum();
     let twice = seen.values().filter(|n| **n > 1).count();
-    println!("kill -9 x{KILLS}: {EVENTS} events, all handled; {duplicates} duplicate deliveries ({twice} events more than once)");
+    println!(
+        "kill -9 x{KILLS}: {EVENTS} events, all handled; {duplicates} duplicate deliveries ({twice} events more than once)"
+    );
     assert!(dead_letters(&mut conn).await.is_empty(), "nothing should be dead-lettered");
 }
 
@@ -106,7 +113,10 @@ async fn redis_restart_mid_run_then_every_new_event_is_delivered() {
     .await;
     let seen = after.unwrap_or_else(|| panic!("events after the restart not delivered\n{}", bridge.log_tail(40)));
     assert!(bridge.is_running(), "the bridge must survive a Redis restart");
-    println!("redis restart: 600/600 events published after the restart delivered ({} handled in total since)", seen.len());
+    println!(
+        "redis restart: 600/600 events published after the restart delivered ({} handled in total since)",
+        seen.len()
+    );
 }
 
 /// A function that returns an error, panics, or outlives its timeout: its
@@ -152,10 +162,20 @@ async fn broken_functions_are_dead_lettered_and_others_keep_being_served() {
         }
     })
     .await
-    .unwrap_or_else(|| panic!("broken records not dead-lettered\n{}\n{}", bridge.log_tail(40), env.emulator_log_tail()));
+    .unwrap_or_else(|| {
+        panic!("broken records not dead-lettered\n{}\n{}", bridge.log_tail(40), env.emulator_log_tail())
+    });
     let by_id: HashMap<String, &HashMap<String, String>> = dead
         .iter()
-        .map(|d| (serde_json::from_str::<serde_json::Value>(&d["envelope"]).unwrap()["data"]["id"].as_str().unwrap().to_owned(), d))
+        .map(|d| {
+            (
+                serde_json::from_str::<serde_json::Value>(&d["envelope"]).unwrap()["data"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                d,
+            )
+        })
         .collect();
     for (id, _, _) in &broken {
         let d = by_id.get(*id).unwrap_or_else(|| panic!("{id} not dead-lettered: {dead:?}"));
@@ -197,7 +217,8 @@ async fn malformed_records_on_every_stream_are_dead_lettered() {
     ];
     for (stream, _) in streams {
         for (field, value) in &malformed {
-            let _: String = redis::AsyncCommands::xadd(&mut conn, stream, "*", &[(*field, value.as_slice())]).await.expect("XADD");
+            let _: String =
+                redis::AsyncCommands::xadd(&mut conn, stream, "*", &[(*field, value.as_slice())]).await.expect("XADD");
         }
         publish(&mut conn, stream, &format!("valid-{stream}"), "ok", json!({})).await;
     }
@@ -228,7 +249,11 @@ async fn malformed_records_on_every_stream_are_dead_lettered() {
     }
     let seen = seen(&mut conn).await;
     for (stream, _) in streams {
-        assert_eq!(seen.get(&format!("valid-{stream}")), Some(&1), "the valid record after the malformed ones: {seen:?}");
+        assert_eq!(
+            seen.get(&format!("valid-{stream}")),
+            Some(&1),
+            "the valid record after the malformed ones: {seen:?}"
+        );
     }
     assert!(bridge.is_running(), "malformed input must not crash the bridge");
 }

@@ -24,7 +24,8 @@ use std::{
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, Stack, docker, free_port, paths::target_dir, start_emulator, start_stack, workspace_root,
+    ContainerSpec, RedisServer, Stack, docker, free_port, paths::target_dir, start_emulator, start_stack,
+    workspace_root,
 };
 use hemostat_protocol::{ContainerRef, EventKind, keys, publisher::ENVELOPE_FIELD};
 use redis::AsyncCommands;
@@ -41,7 +42,8 @@ const COMMAND_KEY: &str = "e2e-dashboard-key";
 /// The browser, node and playwright-core, or a panic that says how to get them.
 fn browser_tools() -> PathBuf {
     let install = "run `scripts/test-env.sh install` (it installs Debian's chromium, nodejs and npm, and playwright-core into tests/browser/node_modules)";
-    let chromium = std::env::var_os("HEMOSTAT_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let chromium =
+        std::env::var_os("HEMOSTAT_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
     assert!(chromium.is_file(), "Chromium not found at {}: {install}", chromium.display());
     let node = std::process::Command::new("node").arg("--version").output();
     assert!(node.as_ref().is_ok_and(|o| o.status.success()), "`node` not found on PATH: {install}");
@@ -115,8 +117,15 @@ impl Browser {
                         return Err(self.drain(Duration::from_secs(5)).await);
                     }
                 }
-                Ok(None) => return Err(format!("the browser script ended without {prefix}:\n{}", self.seen.join("\n"))),
-                Err(_) => return Err(format!("no {prefix} from the browser script within {timeout:?}:\n{}", self.seen.join("\n"))),
+                Ok(None) => {
+                    return Err(format!("the browser script ended without {prefix}:\n{}", self.seen.join("\n")));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "no {prefix} from the browser script within {timeout:?}:\n{}",
+                        self.seen.join("\n")
+                    ));
+                }
             }
         }
     }
@@ -171,7 +180,10 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let crashed = Instant::now();
     container.kill("USR1").await;
     let result = browser.line("RESULT", Duration::from_secs(120)).await.unwrap_or_else(|e| panic!("{}", logs(e)));
-    println!("history row restart/success shown {:.1} s after the crash, without a reload: {result}", crashed.elapsed().as_secs_f64());
+    println!(
+        "history row restart/success shown {:.1} s after the crash, without a reload: {result}",
+        crashed.elapsed().as_secs_f64()
+    );
     let status = browser.child.wait().await.unwrap();
     assert!(status.success(), "{}", logs(browser.seen.join("\n")));
     println!("screenshot: {}", screenshot.display());
@@ -184,9 +196,16 @@ async fn dashboard_shows_hostile_names_and_reasons_as_text() {
     let redis = RedisServer::start().await;
     let port = free_port();
     let (emulator, _) = start_emulator(|b| {
-        b.args(["--template", template.to_str().unwrap(), "--functions", FUNCTION, "--url-port", &format!("{FUNCTION}={port}")])
-            .env("REDIS_URL", redis.url())
-            .env("RUST_LOG", "info")
+        b.args([
+            "--template",
+            template.to_str().unwrap(),
+            "--functions",
+            FUNCTION,
+            "--url-port",
+            &format!("{FUNCTION}={port}"),
+        ])
+        .env("REDIS_URL", redis.url())
+        .env("RUST_LOG", "info")
     })
     .await;
 

@@ -32,12 +32,15 @@ async fn start_moto() -> (Process, String) {
 
 async fn sum(client: &Client, namespace: &str, name: &str, dims: &[(&str, &str)], stat: &str) -> Option<f64> {
     let now = std::time::SystemTime::now();
-    let dimensions: Vec<Dimension> = dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(*v).build()).collect();
+    let dimensions: Vec<Dimension> =
+        dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(*v).build()).collect();
     let query = MetricDataQuery::builder()
         .id("q")
         .metric_stat(
             MetricStat::builder()
-                .metric(Metric::builder().namespace(namespace).metric_name(name).set_dimensions(Some(dimensions)).build())
+                .metric(
+                    Metric::builder().namespace(namespace).metric_name(name).set_dimensions(Some(dimensions)).build(),
+                )
                 .period(60)
                 .stat(stat)
                 .build(),
@@ -90,7 +93,11 @@ async fn batches_and_schedule_reach_cloudwatch_once() {
     assert!(summary.get("cloudwatch_error").is_none(), "{summary}");
 
     // Read back with the SDK, through the exporter's own client set-up.
-    let client = CloudWatchSink::new(namespace.clone(), Some(&moto_url), Duration::from_secs(10)).await.unwrap().client().clone();
+    let client = CloudWatchSink::new(namespace.clone(), Some(&moto_url), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .client()
+        .clone();
     let listed = wait_for(Duration::from_secs(10), || async {
         let out = client.list_metrics().namespace(&namespace).send().await.ok()?;
         let mut names: Vec<String> = out.metrics().iter().filter_map(|m| m.metric_name().map(str::to_owned)).collect();
@@ -101,15 +108,25 @@ async fn batches_and_schedule_reach_cloudwatch_once() {
     .await
     .unwrap_or_else(|| panic!("metrics not listed in {namespace}\n{}", emulator.log_tail(30)));
     println!("CloudWatch metrics in {namespace}: {listed:?}");
-    for name in
-        ["Alerts", "Analyses", "AnalysisConfidence", "CollectorUp", "DetectionToFix", "Events", "RemediationDuration", "Remediations"]
-    {
+    for name in [
+        "Alerts",
+        "Analyses",
+        "AnalysisConfidence",
+        "CollectorUp",
+        "DetectionToFix",
+        "Events",
+        "RemediationDuration",
+        "Remediations",
+    ] {
         assert!(listed.iter().any(|n| n == name), "{name} missing from {listed:?}");
     }
 
     let alerts = [("Type", "non_zero_exit"), ("Severity", "high")];
     assert_eq!(sum(&client, &namespace, "Alerts", &alerts, "Sum").await, Some(2.0));
-    assert_eq!(sum(&client, &namespace, "Remediations", &[("Action", "restart"), ("Status", "success")], "Sum").await, Some(2.0));
+    assert_eq!(
+        sum(&client, &namespace, "Remediations", &[("Action", "restart"), ("Status", "success")], "Sum").await,
+        Some(2.0)
+    );
     assert_eq!(sum(&client, &namespace, "DetectionToFix", &[("Action", "restart")], "SampleCount").await, Some(2.0));
     assert_eq!(sum(&client, &namespace, "CollectorUp", &[("Host", "e2e-h1")], "Maximum").await, Some(1.0));
 

@@ -52,7 +52,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut i = 0;
     while let Some(at) = expr[i..].find("hemostat_") {
         let start = i + at;
-        let end = expr[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(expr.len(), |n| start + n);
+        let end =
+            expr[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(expr.len(), |n| start + n);
         // Not part of a longer identifier, nor inside a label value.
         let inside_quotes = expr[..start].matches('"').count() % 2 == 1;
         if (start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_')) && !inside_quotes {

@@ -28,7 +28,12 @@ fn collector(redis: &RedisServer, host: &str) -> Process {
 
 async fn alerts(redis: &RedisServer, host: &str) -> Vec<SystemAlert> {
     let mut conn = redis.connection().await;
-    stream_events::<SystemAlert>(&mut conn, EventKind::SystemAlert).await.into_iter().map(|(_, a)| a).filter(|a| a.host == host).collect()
+    stream_events::<SystemAlert>(&mut conn, EventKind::SystemAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.host == host)
+        .collect()
 }
 
 async fn up(endpoint: &str, host: &str) -> Option<f64> {
@@ -45,10 +50,15 @@ async fn a_silent_collector_is_reported_once_and_its_return_once() {
     let first = collector(&redis, &host);
     first.wait_for_line("collector ready", Duration::from_secs(20)).await;
 
-    let seen = wait_for(Duration::from_secs(10), || async { (up(&endpoint, &host).await == Some(1.0)).then_some(()) }).await;
+    let seen =
+        wait_for(Duration::from_secs(10), || async { (up(&endpoint, &host).await == Some(1.0)).then_some(()) }).await;
     assert!(seen.is_some(), "collector never up\n{}", emulator.log_tail(20));
     let summary = invoke(&endpoint, &scheduled_event()).await;
-    assert_eq!((summary["collectors"].as_u64(), summary["collectors_missing"].as_u64()), (Some(1), Some(0)), "{summary}");
+    assert_eq!(
+        (summary["collectors"].as_u64(), summary["collectors_missing"].as_u64()),
+        (Some(1), Some(0)),
+        "{summary}"
+    );
 
     // kill -9: no goodbye, the heartbeat just stops. The schedule runs
     // every minute in the cloud; here it is invoked every 250 ms.
@@ -68,7 +78,10 @@ async fn a_silent_collector_is_reported_once_and_its_return_once() {
     .await;
     let Some((summary, found)) = missing else { panic!("no collector_missing within 15 s\n{}", emulator.log_tail(30)) };
     let detected = killed.elapsed();
-    println!("kill -9 to collector_missing: {} ms (heartbeat 1 s, TTL 3 s, schedule every ~250 ms)", detected.as_millis());
+    println!(
+        "kill -9 to collector_missing: {} ms (heartbeat 1 s, TTL 3 s, schedule every ~250 ms)",
+        detected.as_millis()
+    );
     assert!(detected >= Duration::from_secs(2), "reported before three intervals passed: {detected:?}");
     assert_eq!(summary["collectors_missing"], 1, "{summary}");
     assert_eq!(found.len(), 1);
@@ -87,7 +100,8 @@ async fn a_silent_collector_is_reported_once_and_its_return_once() {
     // Back: the next scrape sees it and publishes the recovery, once.
     let second = collector(&redis, &host);
     second.wait_for_line("collector ready", Duration::from_secs(20)).await;
-    let back = wait_for(Duration::from_secs(10), || async { (up(&endpoint, &host).await == Some(1.0)).then_some(()) }).await;
+    let back =
+        wait_for(Duration::from_secs(10), || async { (up(&endpoint, &host).await == Some(1.0)).then_some(()) }).await;
     assert!(back.is_some(), "collector not back up");
     invoke(&endpoint, &scheduled_event()).await;
     let all = alerts(&redis, &host).await;

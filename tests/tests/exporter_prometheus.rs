@@ -17,8 +17,7 @@ use serde_json::{Value, json};
 
 /// Every route of the exporter, as protocol's ROUTES has them, and no other
 /// function (the emulator runs only the exporter here).
-const ROUTES: &str =
-    "health_alert=exporter,remediation_needed=exporter,remediation_complete=exporter,false_alarm=exporter,system_alert=exporter";
+const ROUTES: &str = "health_alert=exporter,remediation_needed=exporter,remediation_complete=exporter,false_alarm=exporter,system_alert=exporter";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_scraped_by_prometheus_through_the_function_url() {
@@ -39,7 +38,11 @@ async fn events_are_scraped_by_prometheus_through_the_function_url() {
         .set_ex(keys::heartbeat("e2e-h1"), json!({"host": "e2e-h1", "interval_seconds": 10.0}).to_string(), 30)
         .zadd(keys::COLLECTORS, "e2e-h1", chrono::Utc::now().timestamp_millis())
         .sadd(keys::CONTAINERS, web.key())
-        .set_ex(keys::stats(&web), json!({"name": "web", "status": "running", "cpu_pct": 37.5, "memory_pct": 61.25}).to_string(), 300)
+        .set_ex(
+            keys::stats(&web),
+            json!({"name": "web", "status": "running", "cpu_pct": 37.5, "memory_pct": 61.25}).to_string(),
+            300,
+        )
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -69,7 +72,11 @@ async fn events_are_scraped_by_prometheus_through_the_function_url() {
     })
     .await
     .unwrap_or_else(|| {
-        panic!("events not counted in time\n--- bridge ---\n{}\n--- emulator ---\n{}", bridge.log_tail(30), emulator.log_tail(30))
+        panic!(
+            "events not counted in time\n--- bridge ---\n{}\n--- emulator ---\n{}",
+            bridge.log_tail(30),
+            emulator.log_tail(30)
+        )
     });
     println!("publish to visible in /metrics: {} ms ({} events)", published.elapsed().as_millis(), events.len());
     assert!(text.headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/plain; version=0.0.4"));
@@ -100,7 +107,8 @@ async fn events_are_scraped_by_prometheus_through_the_function_url() {
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
     let verified = query(&api, r#"hemostat_remediation_verifications_total{result="verified"}"#).await.unwrap();
     assert_eq!(verified[0]["value"][1], "3");
-    let p50 = query(&api, "histogram_quantile(0.5, sum by (le) (hemostat_detection_to_fix_seconds_bucket))").await.unwrap();
+    let p50 =
+        query(&api, "histogram_quantile(0.5, sum by (le) (hemostat_detection_to_fix_seconds_bucket))").await.unwrap();
     let p50: f64 = p50[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!((1.0..=30.0).contains(&p50), "median detection-to-fix {p50}");
     for metric in ["scrape_duration_seconds", "scrape_samples_scraped"] {
@@ -111,8 +119,11 @@ async fn events_are_scraped_by_prometheus_through_the_function_url() {
     // The rules load and evaluate against the real series.
     let rules_ok = wait_for(Duration::from_secs(20), || async {
         let v = get(&format!("{api}/api/v1/rules")).await.json();
-        let rules: Vec<Value> =
-            v["data"]["groups"].as_array()?.iter().flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default()).collect();
+        let rules: Vec<Value> = v["data"]["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
         (rules.len() == 5 && rules.iter().all(|r| r["health"] == "ok")).then_some(rules.len())
     })
     .await;
@@ -121,7 +132,8 @@ async fn events_are_scraped_by_prometheus_through_the_function_url() {
     // Every query of the Grafana dashboard is valid PromQL over these
     // series, and the headline panels have data.
     let dashboard: Value =
-        serde_json::from_str(&std::fs::read_to_string(workspace_root().join("infra/grafana/hemostat.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(workspace_root().join("infra/grafana/hemostat.json")).unwrap())
+            .unwrap();
     let mut exprs = Vec::new();
     collect_exprs(&dashboard, &mut exprs);
     assert!(exprs.len() >= 20, "{}", exprs.len());
@@ -137,8 +149,11 @@ async fn events_are_scraped_by_prometheus_through_the_function_url() {
     }
     println!("dashboard: {} queries valid, {} with data", exprs.len(), exprs.len() - empty.len());
     // Only series this run has no reason to create may be empty.
-    let may_be_empty =
-        ["hemostat_system_alerts_total", "hemostat_exporter_duplicate_records_total", "hemostat_exporter_cloudwatch_failures_total"];
+    let may_be_empty = [
+        "hemostat_system_alerts_total",
+        "hemostat_exporter_duplicate_records_total",
+        "hemostat_exporter_cloudwatch_failures_total",
+    ];
     empty.retain(|q| !may_be_empty.iter().any(|m| q.contains(m)));
     assert!(empty.is_empty(), "dashboard queries without data: {empty:#?}");
     drop(prometheus);

@@ -93,5 +93,7 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
 
     let instances = emulator.log().matches("instance initialized").count();
     assert!(instances >= 2, "several responder instances must have served the stampede, saw {instances}");
-    println!("{REQUESTS} concurrent requests over {instances} responder instances in {took:?}: 1 command, {rejected} refusals");
+    println!(
+        "{REQUESTS} concurrent requests over {instances} responder instances in {took:?}: 1 command, {rejected} refusals"
+    );
 }

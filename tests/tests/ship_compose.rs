@@ -12,7 +12,11 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use hemostat_e2e::{bin_dir, docker, free_port, wait_for, wait_until, workspace_root};
-use hemostat_protocol::{EventKind, event::{RemediationComplete, RemediationStatus}, keys};
+use hemostat_protocol::{
+    EventKind,
+    event::{RemediationComplete, RemediationStatus},
+    keys,
+};
 use redis::AsyncCommands;
 
 fn compose_file() -> PathBuf {

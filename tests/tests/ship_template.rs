@@ -17,11 +17,7 @@ fn sam() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
     let sam = venv.join("bin/sam");
-    assert!(
-        sam.is_file(),
-        "{} missing: run scripts/python-tools.sh (it installs aws-sam-cli)",
-        sam.display()
-    );
+    assert!(sam.is_file(), "{} missing: run scripts/python-tools.sh (it installs aws-sam-cli)", sam.display());
     sam
 }
 
@@ -29,10 +25,7 @@ fn sam() -> PathBuf {
 /// `sam` then runs with no network at all, which proves the check never
 /// depends on AWS being reachable.
 fn can_unshare_net() -> bool {
-    Command::new("unshare")
-        .args(["--net", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("unshare").args(["--net", "true"]).output().is_ok_and(|o| o.status.success())
 }
 
 fn run_sam(args: &[&str]) -> Output {
@@ -74,10 +67,7 @@ fn sam_validate_lint_is_clean() {
         "cfn-lint findings in template.yaml (fix every one):\n{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        stdout.contains("is a valid SAM Template"),
-        "unexpected sam output: {stdout}"
-    );
+    assert!(stdout.contains("is a valid SAM Template"), "unexpected sam output: {stdout}");
 }
 
 #[test]
@@ -98,9 +88,7 @@ fn template() -> Value {
 
 /// A function property, or the Globals value it inherits.
 fn property<'a>(template: &'a Value, function: &'a Value, key: &str) -> Option<&'a Value> {
-    function["Properties"]
-        .get(key)
-        .or_else(|| template["Globals"]["Function"].get(key))
+    function["Properties"].get(key).or_else(|| template["Globals"]["Function"].get(key))
 }
 
 fn functions(template: &Value) -> Vec<(String, &Value)> {
@@ -144,11 +132,7 @@ fn every_function_is_declared_for_cargo_lambda_on_graviton() {
         // The emulator runs the same binary by the same name; `scripts/test.sh`
         // built every workspace binary.
         let built = bin_dir().join(binary);
-        assert!(
-            built.is_file(),
-            "{id}: Binary {binary:?} is not a workspace binary ({} missing)",
-            built.display()
-        );
+        assert!(built.is_file(), "{id}: Binary {binary:?} is not a workspace binary ({} missing)", built.display());
     }
 }
 
@@ -158,14 +142,9 @@ fn secrets_stay_out_of_stack_parameters_and_logs() {
     let parameters = template["Parameters"].as_mapping().expect("Parameters");
     for (name, parameter) in parameters {
         let name = name.as_str().unwrap_or_default();
-        let secret = ["Key", "Webhook", "Password", "Token"].iter().any(|s| name.contains(s))
-            || name == "RedisUrl";
+        let secret = ["Key", "Webhook", "Password", "Token"].iter().any(|s| name.contains(s)) || name == "RedisUrl";
         if secret {
-            assert_eq!(
-                parameter["NoEcho"].as_bool(),
-                Some(true),
-                "parameter {name} holds a secret: NoEcho: true"
-            );
+            assert_eq!(parameter["NoEcho"].as_bool(), Some(true), "parameter {name} holds a secret: NoEcho: true");
         }
     }
     let redis_url = &template["Globals"]["Function"]["Environment"]["Variables"]["REDIS_URL"];

@@ -87,7 +87,9 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
     let state = healed.state.unwrap();
     let exit_to_running = parse_time(&state.started_at) - parse_time(&state.finished_at);
     let exit_to_running_ms = exit_to_running.num_milliseconds();
-    println!("exit-to-running: {exit_to_running_ms} ms (Docker's FinishedAt of the crash to StartedAt of HemoStat's restart)");
+    println!(
+        "exit-to-running: {exit_to_running_ms} ms (Docker's FinishedAt of the crash to StartedAt of HemoStat's restart)"
+    );
     assert_eq!(state.exit_code, Some(0), "running again");
     assert_eq!(healed.restart_count, Some(0), "restarted by HemoStat, not by a Docker restart policy");
     assert!(exit_to_running_ms <= 3000, "exit-to-running {exit_to_running_ms} ms exceeds 3 s");
@@ -123,7 +125,11 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
     })
     .await;
     let Some(refused) = refused else {
-        panic!("no refusal recorded.\nbridge:\n{}\ncollector:\n{}", stack.bridge.log_tail(40), stack.collector.log_tail(40));
+        panic!(
+            "no refusal recorded.\nbridge:\n{}\ncollector:\n{}",
+            stack.bridge.log_tail(40),
+            stack.collector.log_tail(40)
+        );
     };
     let reason = refused.result.reason.clone().unwrap_or_default();
     assert!(reason.starts_with("cooldown"), "refusal reason: {reason}");
@@ -139,7 +145,8 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
     let seen = seen.lock().await.clone();
     let mut kinds = Vec::new();
     for (channel, payload) in &seen {
-        let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{channel}: {e}: {payload}"));
+        let value: serde_json::Value =
+            serde_json::from_str(payload).unwrap_or_else(|e| panic!("{channel}: {e}: {payload}"));
         let mut fields: Vec<&String> = value.as_object().expect("object").keys().collect();
         fields.sort();
         assert_eq!(fields, ["agent", "data", "timestamp", "type"], "{channel}: {payload}");

@@ -41,7 +41,9 @@ async fn handler(recorder: Option<&Recorder>, event: LambdaEvent<BatchEvent>) ->
             "reject" => response
                 .rejected_items
                 .push(RejectedItem { item_identifier: record.message_id.clone(), reason: "asked to reject".into() }),
-            "error" => return Err(Diagnostic { error_type: "TestFailure".into(), error_message: "asked to fail".into() }),
+            "error" => {
+                return Err(Diagnostic { error_type: "TestFailure".into(), error_message: "asked to fail".into() });
+            }
             "panic" => panic!("bridge-test-function was asked to panic"),
             "sleep" => {
                 let ms = data.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0);

@@ -180,7 +180,6 @@ fn env_duration(name: &'static str, default: Duration) -> Result<Duration, Alert
 mod tests {
     use super::*;
 
-
     #[test]
     fn secrets_never_show_in_debug() {
         let c = Config {

@@ -65,7 +65,11 @@ impl HttpRequest {
             method: request.method().clone(),
             path,
             query: request.uri().query().unwrap_or_default().to_owned(),
-            if_none_match: request.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            if_none_match: request
+                .headers()
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         }
     }
 }
@@ -124,7 +128,9 @@ impl<S: Store> Dashboard<S> {
         let response = match result {
             Ok(body) => json(StatusCode::OK, body),
             Err(Route::NotFound) => json(StatusCode::NOT_FOUND, error_body("not found")),
-            Err(Route::Failed(DashboardError::BadRequest(reason))) => json(StatusCode::BAD_REQUEST, error_body(&reason)),
+            Err(Route::Failed(DashboardError::BadRequest(reason))) => {
+                json(StatusCode::BAD_REQUEST, error_body(&reason))
+            }
             Err(Route::Failed(e)) => {
                 tracing::warn!(path, error = %e, "dashboard read failed");
                 json(StatusCode::SERVICE_UNAVAILABLE, error_body("redis unavailable"))
@@ -164,7 +170,8 @@ impl<S: Store> Dashboard<S> {
     }
 
     async fn containers(&self) -> Result<String, Route> {
-        let (members, collectors) = tokio::join!(self.store.members(keys::CONTAINERS), self.store.scored(keys::COLLECTORS));
+        let (members, collectors) =
+            tokio::join!(self.store.members(keys::CONTAINERS), self.store.scored(keys::COLLECTORS));
         let (members, collectors) = (members?, collectors?);
         let (containers, total) = views::containers_to_read(&members, self.config.max_containers);
         let hosts = views::hosts_of(&containers, &collectors);
@@ -175,19 +182,30 @@ impl<S: Store> Dashboard<S> {
         let mut values = self.store.get_many(&wanted).await?;
         let heartbeats = values.split_off(2 * containers.len());
         let remediation = values.split_off(containers.len());
-        let view = views::containers_view(&containers, total, &values, &remediation, &hosts, &heartbeats, &collectors, now_ms());
+        let view = views::containers_view(
+            &containers,
+            total,
+            &values,
+            &remediation,
+            &hosts,
+            &heartbeats,
+            &collectors,
+            now_ms(),
+        );
         to_json(&view)
     }
 
     async fn issues(&self) -> Result<String, Route> {
         let n = self.config.stream_scan;
-        let streams = [EventKind::HealthAlert, EventKind::RemediationComplete, EventKind::FalseAlarm].map(EventKind::stream);
+        let streams =
+            [EventKind::HealthAlert, EventKind::RemediationComplete, EventKind::FalseAlarm].map(EventKind::stream);
         let (alerts, completions, false_alarms) = tokio::join!(
             self.store.stream_tail(&streams[0], n),
             self.store.stream_tail(&streams[1], n),
             self.store.stream_tail(&streams[2], n),
         );
-        let view = views::issues_view(&alerts?, &completions?, &false_alarms?, now_ms(), self.config.issue_window_seconds);
+        let view =
+            views::issues_view(&alerts?, &completions?, &false_alarms?, now_ms(), self.config.issue_window_seconds);
         to_json(&view)
     }
 
@@ -306,11 +324,15 @@ mod tests {
         s.sets.insert(keys::CONTAINERS.into(), vec!["h1/web".into(), format!("h1/{HOSTILE}")]);
         s.strings.insert(
             keys::stats(&ContainerRef::new("h1", "web")),
-            json!({"name": "web", "status": "running", "cpu_pct": 5.5, "memory_pct": 20.0, "health": "healthy"}).to_string(),
+            json!({"name": "web", "status": "running", "cpu_pct": 5.5, "memory_pct": 20.0, "health": "healthy"})
+                .to_string(),
         );
         s.strings.insert(keys::heartbeat("h1"), json!({"host": "h1", "version": "0.1.0"}).to_string());
         s.zsets.insert(keys::COLLECTORS.into(), vec![("h1".into(), now as f64)]);
-        let event = |kind: &str, data: Value| json!({"timestamp": "2025-11-03T10:30:53.000000", "agent": "HemoStat-Monitor", "type": kind, "data": data}).to_string();
+        let event = |kind: &str, data: Value| {
+            json!({"timestamp": "2025-11-03T10:30:53.000000", "agent": "HemoStat-Monitor", "type": kind, "data": data})
+                .to_string()
+        };
         s.lists.insert(
             keys::events("all"),
             vec![
@@ -320,9 +342,18 @@ mod tests {
         );
         s.streams.insert(
             EventKind::HealthAlert.stream(),
-            vec![(format!("{}-0", now - 1000), Some(event("health_alert", json!({"container": HOSTILE, "host": "h1", "issues": [HOSTILE], "metrics": {"name": "x"}}))))],
+            vec![(
+                format!("{}-0", now - 1000),
+                Some(event(
+                    "health_alert",
+                    json!({"container": HOSTILE, "host": "h1", "issues": [HOSTILE], "metrics": {"name": "x"}}),
+                )),
+            )],
         );
-        s.lists.insert(keys::series(&ContainerRef::new("h1", "web")), vec![r#"{"t":2,"cpu":2.0,"mem":20.0}"#.into(), r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into()]);
+        s.lists.insert(
+            keys::series(&ContainerRef::new("h1", "web")),
+            vec![r#"{"t":2,"cpu":2.0,"mem":20.0}"#.into(), r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into()],
+        );
         s
     }
 
@@ -385,7 +416,14 @@ mod tests {
     #[tokio::test]
     async fn api_answers_json_that_is_never_cached() {
         let d = dashboard(store());
-        for path in ["/api/containers", "/api/containers/", "/api/issues", "/api/events", "/api/events?type=false_alarm", "/api/series/h1/web"] {
+        for path in [
+            "/api/containers",
+            "/api/containers/",
+            "/api/issues",
+            "/api/events",
+            "/api/events?type=false_alarm",
+            "/api/series/h1/web",
+        ] {
             let (status, ct, r) = get(&d, path).await;
             assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json; charset=utf-8"), "{path}");
             assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store", "{path}");
@@ -470,7 +508,10 @@ mod tests {
     #[tokio::test]
     async fn lambda_requests_map_to_paths_with_and_without_a_stage() {
         let r = HttpRequest::from_lambda(&lambda_event("/api/events", "$default"));
-        assert_eq!((r.path.as_str(), r.query.as_str(), r.if_none_match.as_deref()), ("/api/events", "type=false_alarm", Some("\"x\"")));
+        assert_eq!(
+            (r.path.as_str(), r.query.as_str(), r.if_none_match.as_deref()),
+            ("/api/events", "type=false_alarm", Some("\"x\""))
+        );
         assert_eq!(HttpRequest::from_lambda(&lambda_event("/prod/api/events", "prod")).path, "/api/events");
         assert_eq!(HttpRequest::from_lambda(&lambda_event("/prod", "prod")).path, "/");
         assert_eq!(HttpRequest::from_lambda(&lambda_event("/production/x", "prod")).path, "/production/x");

@@ -12,8 +12,6 @@ async fn main() -> Result<(), Error> {
     tracing::info!(?config, "dashboard starting");
     let dashboard = Dashboard::new(config, RedisStore::new(conn));
     let dashboard = &dashboard;
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(dashboard.handle(request).await)
-    }))
-    .await
+    lambda_http::run(service_fn(move |request: Request| async move { Ok::<_, Error>(dashboard.handle(request).await) }))
+        .await
 }

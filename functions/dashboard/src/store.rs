@@ -27,7 +27,11 @@ pub trait Store: Send + Sync {
     /// The first `limit` elements of a list (`LRANGE key 0 limit-1`).
     fn list(&self, key: &str, limit: usize) -> impl Future<Output = Result<Vec<String>, DashboardError>> + Send;
     /// The newest `count` entries of a stream, newest first (`XREVRANGE + - COUNT`).
-    fn stream_tail(&self, stream: &str, count: usize) -> impl Future<Output = Result<Vec<StreamEntry>, DashboardError>> + Send;
+    fn stream_tail(
+        &self,
+        stream: &str,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<StreamEntry>, DashboardError>> + Send;
 }
 
 /// The store of a deployed dashboard: one multiplexed connection per
@@ -74,10 +78,14 @@ impl Store for RedisStore {
 
     async fn stream_tail(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, DashboardError> {
         let reply: StreamRangeReply = self.conn.clone().xrevrange_count(stream, "+", "-", count).await?;
-        Ok(reply.ids.into_iter().map(|e| {
-            let envelope: Option<String> = e.get(ENVELOPE_FIELD);
-            (e.id, envelope)
-        }).collect())
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|e| {
+                let envelope: Option<String> = e.get(ENVELOPE_FIELD);
+                (e.id, envelope)
+            })
+            .collect())
     }
 }
 

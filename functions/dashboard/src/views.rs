@@ -88,7 +88,8 @@ pub fn containers_to_read(members: &[String], max: usize) -> (Vec<ContainerRef>,
 
 /// Every host: those with a collector record, and those only named by a container.
 pub fn hosts_of(containers: &[ContainerRef], collectors: &[(String, f64)]) -> Vec<String> {
-    let mut hosts: Vec<String> = collectors.iter().map(|(h, _)| h.clone()).chain(containers.iter().map(|c| c.host.clone())).collect();
+    let mut hosts: Vec<String> =
+        collectors.iter().map(|(h, _)| h.clone()).chain(containers.iter().map(|c| c.host.clone())).collect();
     hosts.sort();
     hosts.dedup();
     hosts
@@ -134,12 +135,19 @@ pub fn containers_view(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let stats: Option<Value> = stats.get(i).cloned().flatten().and_then(|s| serde_json::from_str(&s).ok()).filter(Value::is_object);
-            let record: Option<Value> = remediation.get(i).cloned().flatten().and_then(|s| serde_json::from_str(&s).ok()).filter(Value::is_object);
+            let stats: Option<Value> =
+                stats.get(i).cloned().flatten().and_then(|s| serde_json::from_str(&s).ok()).filter(Value::is_object);
+            let record: Option<Value> = remediation
+                .get(i)
+                .cloned()
+                .flatten()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .filter(Value::is_object);
             let s = stats.as_ref();
             let running = s.and_then(|s| str_field(s, "status")).is_some_and(|st| st == "running");
             // A stopped container's percentages are zeros, not measurements.
-            let measured = |field: &str| if running { s.and_then(|s| s.get(field)).and_then(Value::as_f64) } else { None };
+            let measured =
+                |field: &str| if running { s.and_then(|s| s.get(field)).and_then(Value::as_f64) } else { None };
             ContainerRow {
                 key: c.key(),
                 host: c.host.clone(),
@@ -148,7 +156,11 @@ pub fn containers_view(
                 health: s.and_then(|s| str_field(s, "health")),
                 cpu_pct: measured("cpu_pct"),
                 memory_pct: measured("memory_pct"),
-                memory_usage: if running { s.and_then(|s| s.get("memory_usage")).and_then(Value::as_u64) } else { None },
+                memory_usage: if running {
+                    s.and_then(|s| s.get("memory_usage")).and_then(Value::as_u64)
+                } else {
+                    None
+                },
                 memory_limit: s.and_then(|s| s.get("memory_limit")).and_then(Value::as_u64).filter(|l| *l > 0),
                 pids: if running { s.and_then(|s| s.get("pids")).and_then(Value::as_u64) } else { None },
                 image: s.and_then(|s| str_field(s, "image")),
@@ -158,7 +170,13 @@ pub fn containers_view(
             }
         })
         .collect();
-    ContainersView { generated_at_ms: now_ms, hosts: host_rows, containers: rows, total, truncated: total > containers.len() }
+    ContainersView {
+        generated_at_ms: now_ms,
+        hosts: host_rows,
+        containers: rows,
+        total,
+        truncated: total > containers.len(),
+    }
 }
 
 fn str_field(v: &Value, field: &str) -> Option<String> {
@@ -280,7 +298,8 @@ pub fn issues_view(
             issues[i].first_seen_ms = issues[i].first_seen_ms.min(*ms);
             continue;
         }
-        let anomalies: Vec<&Value> = data.get("anomalies").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+        let anomalies: Vec<&Value> =
+            data.get("anomalies").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
         let severity = anomalies
             .iter()
             .filter_map(|a| a.get("severity").and_then(Value::as_str))
@@ -291,8 +310,15 @@ pub fn issues_view(
             key,
             host: who.0.clone(),
             name: who.1.clone(),
-            issues: data.get("issues").and_then(Value::as_array).map(|a| a.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
-            anomalies: anomalies.iter().filter_map(|a| a.get("type").and_then(Value::as_str).map(str::to_owned)).collect(),
+            issues: data
+                .get("issues")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            anomalies: anomalies
+                .iter()
+                .filter_map(|a| a.get("type").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
             severity,
             alerts: 1,
             first_seen_ms: *ms,
@@ -352,13 +378,19 @@ impl EventFilter {
                 "container" => filter.container = Some(value.to_lowercase()),
                 "type" => {
                     let kind = value.parse::<EventKind>().map_err(|_| {
-                        DashboardError::BadRequest(format!("unknown type {value:?}: one of {}", EventKind::ALL.map(|k| k.as_str()).join(", ")))
+                        DashboardError::BadRequest(format!(
+                            "unknown type {value:?}: one of {}",
+                            EventKind::ALL.map(|k| k.as_str()).join(", ")
+                        ))
                     })?;
                     filter.kind = Some(kind);
                 }
                 "status" => {
                     if !STATUSES.contains(&value) {
-                        return Err(DashboardError::BadRequest(format!("unknown status {value:?}: one of {}", STATUSES.join(", "))));
+                        return Err(DashboardError::BadRequest(format!(
+                            "unknown status {value:?}: one of {}",
+                            STATUSES.join(", ")
+                        )));
                     }
                     filter.status = Some(value.to_owned());
                 }
@@ -367,7 +399,12 @@ impl EventFilter {
                         .parse()
                         .ok()
                         .filter(|n| (1..=hemostat_protocol::keys::EVENTS_MAX).contains(n))
-                        .ok_or_else(|| DashboardError::BadRequest(format!("limit {value:?}: expected 1 to {}", hemostat_protocol::keys::EVENTS_MAX)))?;
+                        .ok_or_else(|| {
+                            DashboardError::BadRequest(format!(
+                                "limit {value:?}: expected 1 to {}",
+                                hemostat_protocol::keys::EVENTS_MAX
+                            ))
+                        })?;
                 }
                 // Unknown parameters (cache busters, ...) are ignored, as most APIs do.
                 _ => {}
@@ -453,7 +490,8 @@ fn event_row(item: &str) -> Option<EventRow> {
         key: subject_key(&host, &container),
         host,
         container,
-        action: str_field(&data, "action").or_else(|| data.pointer("/result/action").and_then(Value::as_str).map(str::to_owned)),
+        action: str_field(&data, "action")
+            .or_else(|| data.pointer("/result/action").and_then(Value::as_str).map(str::to_owned)),
         status: data.pointer("/result/status").and_then(Value::as_str).map(str::to_owned),
         kind,
         summary,
@@ -496,7 +534,8 @@ mod tests {
     use serde_json::json;
 
     fn env(kind: &str, data: Value) -> String {
-        json!({"timestamp": "2025-11-03T10:30:45.123456", "agent": "HemoStat-Test", "type": kind, "data": data}).to_string()
+        json!({"timestamp": "2025-11-03T10:30:45.123456", "agent": "HemoStat-Test", "type": kind, "data": data})
+            .to_string()
     }
 
     fn entry(ms: i64, kind: &str, data: Value) -> (String, Option<String>) {
@@ -504,13 +543,21 @@ mod tests {
     }
 
     fn alert(ms: i64, host: &str, name: &str, issue: &str) -> (String, Option<String>) {
-        entry(ms, "health_alert", json!({"container": name, "host": host, "issues": [issue], "metrics": {"name": name},
-            "anomalies": [{"type": "non_zero_exit", "severity": "high"}, {"type": "oom_killed", "severity": "critical"}]}))
+        entry(
+            ms,
+            "health_alert",
+            json!({"container": name, "host": host, "issues": [issue], "metrics": {"name": name},
+            "anomalies": [{"type": "non_zero_exit", "severity": "high"}, {"type": "oom_killed", "severity": "critical"}]}),
+        )
     }
 
     fn done(ms: i64, host: &str, name: &str, status: &str) -> (String, Option<String>) {
-        entry(ms, "remediation_complete", json!({"container": name, "host": host, "action": "restart",
-            "result": {"status": status, "action": "restart", "container": name, "reason": format!("{status} reason")}}))
+        entry(
+            ms,
+            "remediation_complete",
+            json!({"container": name, "host": host, "action": "restart",
+            "result": {"status": status, "action": "restart", "container": name, "reason": format!("{status} reason")}}),
+        )
     }
 
     const NOW: i64 = 1_800_000_000_000;
@@ -535,7 +582,8 @@ mod tests {
             // A seed-protocol publisher without a host matches by name.
             done(NOW - 1_000, "", "db", "success"),
         ];
-        let false_alarms = vec![entry(NOW - 1_500, "false_alarm", json!({"container": "cache", "host": "h1", "reason": "spike"}))];
+        let false_alarms =
+            vec![entry(NOW - 1_500, "false_alarm", json!({"container": "cache", "host": "h1", "reason": "spike"}))];
         let view = issues_view(&alerts, &completions, &false_alarms, NOW, 3600);
         let keys: Vec<&str> = view.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["h1/web"], "{view:#?}");
@@ -567,10 +615,19 @@ mod tests {
     #[test]
     fn events_are_filtered_by_container_type_and_status() {
         let raw = vec![
-            env("remediation_complete", json!({"container": "web", "host": "h1", "action": "restart", "result": {"status": "success", "action": "restart", "container": "web"}})),
-            env("remediation_complete", json!({"container": "api", "host": "h1", "action": "restart", "result": {"status": "rejected", "action": "restart", "container": "api", "reason": "cooldown: 3540 s left"}})),
+            env(
+                "remediation_complete",
+                json!({"container": "web", "host": "h1", "action": "restart", "result": {"status": "success", "action": "restart", "container": "web"}}),
+            ),
+            env(
+                "remediation_complete",
+                json!({"container": "api", "host": "h1", "action": "restart", "result": {"status": "rejected", "action": "restart", "container": "api", "reason": "cooldown: 3540 s left"}}),
+            ),
             env("false_alarm", json!({"container": "web", "host": "h2", "reason": "Transient spike"})),
-            env("system_alert", json!({"kind": "collector_missing", "severity": "high", "host": "h3", "message": "collector on h3 silent for 35 s"})),
+            env(
+                "system_alert",
+                json!({"kind": "collector_missing", "severity": "high", "host": "h3", "message": "collector on h3 silent for 35 s"}),
+            ),
             "garbage".into(),
         ];
         let all = events_view(&raw, &EventFilter::parse("").unwrap());
@@ -603,12 +660,21 @@ mod tests {
 
     #[test]
     fn bad_filters_are_refused_with_the_reason() {
-        for (query, says) in [("type=bogus", "unknown type"), ("status=fine", "unknown status"), ("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit")] {
+        for (query, says) in [
+            ("type=bogus", "unknown type"),
+            ("status=fine", "unknown status"),
+            ("limit=0", "limit"),
+            ("limit=101", "limit"),
+            ("limit=x", "limit"),
+        ] {
             let err = EventFilter::parse(query).unwrap_err().to_string();
             assert!(err.contains(says), "{query}: {err}");
         }
         // Empty values mean "no filter", unknown parameters are ignored.
-        assert_eq!(EventFilter::parse("container=&status=&_=123").unwrap(), EventFilter { limit: 100, ..EventFilter::default() });
+        assert_eq!(
+            EventFilter::parse("container=&status=&_=123").unwrap(),
+            EventFilter { limit: 100, ..EventFilter::default() }
+        );
     }
 
     #[test]
@@ -625,16 +691,27 @@ mod tests {
             Some(json!({"name": "z", "status": "exited", "cpu_pct": 0.0, "memory_pct": 0.0, "health": null}).to_string()),
             None,
         ];
-        let remediation = vec![Some(json!({"last_action": "2025-11-03T10:30:53", "count": 2}).to_string()), None, Some("{broken".into())];
+        let remediation = vec![
+            Some(json!({"last_action": "2025-11-03T10:30:53", "count": 2}).to_string()),
+            None,
+            Some("{broken".into()),
+        ];
         let heartbeats = vec![Some(json!({"host": "h1", "version": "0.1.0"}).to_string()), None, None];
         let view = containers_view(&containers, total, &stats, &remediation, &hosts, &heartbeats, &collectors, NOW);
         let a = &view.containers[0];
-        assert_eq!((a.status.as_str(), a.health.as_deref(), a.cpu_pct, a.memory_pct), ("running", Some("healthy"), Some(12.5), Some(40.25)));
+        assert_eq!(
+            (a.status.as_str(), a.health.as_deref(), a.cpu_pct, a.memory_pct),
+            ("running", Some("healthy"), Some(12.5), Some(40.25))
+        );
         assert_eq!((a.memory_usage, a.memory_limit, a.pids), (Some(1024), Some(4096), Some(3)));
         assert!(a.host_alive);
         assert_eq!(a.remediation.as_ref().unwrap()["count"], 2);
         let z = &view.containers[1];
-        assert_eq!((z.status.as_str(), z.health.as_deref(), z.cpu_pct), ("exited", None, None), "no numbers for a stopped container");
+        assert_eq!(
+            (z.status.as_str(), z.health.as_deref(), z.cpu_pct),
+            ("exited", None, None),
+            "no numbers for a stopped container"
+        );
         let b = &view.containers[2];
         assert_eq!((b.status.as_str(), b.host_alive, b.remediation.is_none()), ("unknown", false, true));
         let h: Vec<(&str, bool, usize)> = view.hosts.iter().map(|h| (h.host.as_str(), h.alive, h.containers)).collect();
@@ -650,7 +727,12 @@ mod tests {
     #[test]
     fn series_is_oldest_first_and_skips_junk() {
         let c = ContainerRef::new("h", "web");
-        let raw: Vec<String> = vec![r#"{"t":3,"cpu":3.0,"mem":30.0}"#.into(), "junk".into(), r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into(), r#"{"t":2,"cpu":2}"#.into()];
+        let raw: Vec<String> = vec![
+            r#"{"t":3,"cpu":3.0,"mem":30.0}"#.into(),
+            "junk".into(),
+            r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into(),
+            r#"{"t":2,"cpu":2}"#.into(),
+        ];
         let view = series_view(&c, &raw);
         assert_eq!(view.samples, [Sample { t: 1, cpu: 1.0, mem: 10.0 }, Sample { t: 3, cpu: 3.0, mem: 30.0 }]);
     }

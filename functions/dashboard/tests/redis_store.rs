@@ -6,10 +6,7 @@
 use hemostat_dashboard::{Config, Dashboard, HttpRequest, store::RedisStore};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
-    ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
-    connection::connect,
-    envelope::agent,
-    keys,
+    ContainerRef, Envelope, EventKind, Publisher, RedisPublisher, connection::connect, envelope::agent, keys,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -42,9 +39,13 @@ async fn every_endpoint_reads_the_real_schema() {
     let _: () = c.sadd(keys::CONTAINERS, &[web.key(), db.key()]).await.unwrap();
     let stats = json!({"name": "web", "status": "running", "cpu_pct": 3.25, "memory_pct": 12.5, "health": "healthy", "host": "h1", "image": "nginx:1"});
     let _: () = c.set_ex(keys::stats(&web), stats.to_string(), 300).await.unwrap();
-    let _: () = c.set_ex(keys::remediation(&web), json!({"last_action": "2025-11-03T10:30:53", "count": 1}).to_string(), 3600).await.unwrap();
+    let _: () = c
+        .set_ex(keys::remediation(&web), json!({"last_action": "2025-11-03T10:30:53", "count": 1}).to_string(), 3600)
+        .await
+        .unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let _: () = c.set_ex(keys::heartbeat("h1"), json!({"host": "h1", "version": "0.1.0"}).to_string(), 30).await.unwrap();
+    let _: () =
+        c.set_ex(keys::heartbeat("h1"), json!({"host": "h1", "version": "0.1.0"}).to_string(), 30).await.unwrap();
     let _: () = c.zadd(keys::COLLECTORS, "h1", now).await.unwrap();
     let _: () = c.zadd(keys::COLLECTORS, "h2", now - 120_000).await.unwrap();
     for (t, cpu) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
@@ -53,7 +54,12 @@ async fn every_endpoint_reads_the_real_schema() {
 
     // Streams through the real publisher: db's crash is fixed, web's is refused.
     let publisher = RedisPublisher::new(conn.clone());
-    let publish = |kind, data: Value| Envelope { timestamp: "2025-11-03T10:30:45.123456".into(), agent: agent::MONITOR.into(), kind, data };
+    let publish = |kind, data: Value| Envelope {
+        timestamp: "2025-11-03T10:30:45.123456".into(),
+        agent: agent::MONITOR.into(),
+        kind,
+        data,
+    };
     for env in [
         publish(EventKind::HealthAlert, alert("h1", "web")),
         publish(EventKind::HealthAlert, alert("h2", "db")),

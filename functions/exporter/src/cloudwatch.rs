@@ -76,7 +76,8 @@ pub fn from_facts<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> Vec<Datum> {
     let mut out: Vec<Datum> = Vec::new();
     for fact in facts {
         let Some((name, unit)) = fact.family().cloudwatch else { continue };
-        let dimensions: Vec<(String, String)> = fact.labels().iter().map(|(k, v)| (dimension_name(k), v.clone())).collect();
+        let dimensions: Vec<(String, String)> =
+            fact.labels().iter().map(|(k, v)| (dimension_name(k), v.clone())).collect();
         let existing = out.iter_mut().find(|d| d.name == name && d.dimensions == dimensions);
         match fact {
             Fact::Count { .. } => match existing {
@@ -96,7 +97,12 @@ pub fn from_facts<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> Vec<Datum> {
         .flat_map(|d| {
             d.values
                 .chunks(MAX_VALUES_PER_DATUM)
-                .map(|chunk| Datum { name: d.name, dimensions: d.dimensions.clone(), unit: d.unit, values: chunk.to_vec() })
+                .map(|chunk| Datum {
+                    name: d.name,
+                    dimensions: d.dimensions.clone(),
+                    unit: d.unit,
+                    values: chunk.to_vec(),
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -181,8 +187,9 @@ impl CloudWatchSink {
     /// override it. Against a loopback endpoint (moto), a missing region or
     /// missing credentials get obvious local stand-ins.
     pub async fn new(namespace: String, endpoint: Option<&str>, timeout: Duration) -> Result<Self, ExporterError> {
-        let loader = aws::loader()
-            .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(3)).build());
+        let loader = aws::loader().timeout_config(
+            TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(3)).build(),
+        );
         let shared = aws::load(loader, endpoint).await.map_err(|e| match e {
             ProtocolError::AwsEndpoint(_) => {
                 ExporterError::Config { name: "EXPORTER_CLOUDWATCH_ENDPOINT", reason: "not an http(s) URL".into() }
@@ -220,13 +227,9 @@ impl MetricSink for CloudWatchSink {
         let mut calls = 0;
         for request in requests(datums) {
             let data: Vec<MetricDatum> = request.iter().map(|d| sdk_datum(d, now)).collect();
-            self.client
-                .put_metric_data()
-                .namespace(&self.namespace)
-                .set_metric_data(Some(data))
-                .send()
-                .await
-                .map_err(|e| ExporterError::CloudWatch(aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string()))?;
+            self.client.put_metric_data().namespace(&self.namespace).set_metric_data(Some(data)).send().await.map_err(
+                |e| ExporterError::CloudWatch(aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string()),
+            )?;
             calls += 1;
         }
         Ok(calls)
@@ -240,13 +243,23 @@ mod tests {
 
     #[test]
     fn counts_sum_and_observations_group() {
-        let alert = |sev: &str| Fact::Count { family: &metrics::ALERTS, labels: vec![("type", "exited".into()), ("severity", sev.into())] };
-        let fix = |v: f64| Fact::Observe { family: &metrics::DETECTION_TO_FIX, labels: vec![("action", "restart".into())], value: v };
+        let alert = |sev: &str| Fact::Count {
+            family: &metrics::ALERTS,
+            labels: vec![("type", "exited".into()), ("severity", sev.into())],
+        };
+        let fix = |v: f64| Fact::Observe {
+            family: &metrics::DETECTION_TO_FIX,
+            labels: vec![("action", "restart".into())],
+            value: v,
+        };
         let facts = [alert("high"), alert("high"), alert("low"), fix(3.0), fix(3.0), fix(4.5)];
         let data = from_facts(&facts);
         assert_eq!(data.len(), 3);
         assert_eq!(data[0].name, "Alerts");
-        assert_eq!(data[0].dimensions, [("Type".to_string(), "exited".to_string()), ("Severity".into(), "high".into())]);
+        assert_eq!(
+            data[0].dimensions,
+            [("Type".to_string(), "exited".to_string()), ("Severity".into(), "high".into())]
+        );
         assert_eq!(data[0].values, [(2.0, 1.0)]);
         assert_eq!(data[1].values, [(1.0, 1.0)]);
         assert_eq!((data[2].name, data[2].unit), ("DetectionToFix", Unit::Seconds));
@@ -258,7 +271,11 @@ mod tests {
     #[test]
     fn many_values_split_at_150_per_datum() {
         let facts: Vec<Fact> = (0..400)
-            .map(|i| Fact::Observe { family: &metrics::CONFIDENCE, labels: vec![("verdict", "remediate".into())], value: i as f64 / 400.0 })
+            .map(|i| Fact::Observe {
+                family: &metrics::CONFIDENCE,
+                labels: vec![("verdict", "remediate".into())],
+                value: i as f64 / 400.0,
+            })
             .collect();
         let data = from_facts(&facts);
         assert_eq!(data.iter().map(|d| d.values.len()).collect::<Vec<_>>(), [150, 150, 100]);
@@ -266,8 +283,9 @@ mod tests {
 
     #[test]
     fn requests_stay_within_the_limits() {
-        let small: Vec<Datum> =
-            (0..2500).map(|i| Datum::gauge("CollectorUp", vec![("Host".into(), format!("h{i}"))], Unit::None, 1.0)).collect();
+        let small: Vec<Datum> = (0..2500)
+            .map(|i| Datum::gauge("CollectorUp", vec![("Host".into(), format!("h{i}"))], Unit::None, 1.0))
+            .collect();
         let calls = requests(small);
         assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [1000, 1000, 500]);
         let big: Vec<Datum> = (0..200)

@@ -57,8 +57,8 @@ pub fn evaluate(readings: Vec<CollectorReading>) -> Vec<CollectorStatus> {
 
 /// What a transition publishes.
 pub fn alert(status: &CollectorStatus, now_ms: u64) -> SystemAlert {
-    let last_seen =
-        DateTime::<Utc>::from_timestamp_millis(status.last_seen_ms as i64).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let last_seen = DateTime::<Utc>::from_timestamp_millis(status.last_seen_ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let silent_for = now_ms.saturating_sub(status.last_seen_ms) / 1000;
     let at = last_seen.clone().unwrap_or_else(|| "never".into());
     if status.up {
@@ -89,7 +89,11 @@ pub fn alert(status: &CollectorStatus, now_ms: u64) -> SystemAlert {
 /// (any instance's), and returns the statuses. A transition is published
 /// by the one caller whose SET NX / DEL changed the marker; if publishing
 /// fails the marker is put back, so a later check tries again.
-pub async fn check<P: Publisher>(store: &RedisStore, publisher: &P, now_ms: u64) -> Result<Vec<CollectorStatus>, ExporterError> {
+pub async fn check<P: Publisher>(
+    store: &RedisStore,
+    publisher: &P,
+    now_ms: u64,
+) -> Result<Vec<CollectorStatus>, ExporterError> {
     let mut statuses = evaluate(store.collectors().await?);
     for status in &mut statuses {
         let transition = match (status.up, status.reported_missing) {
@@ -121,7 +125,11 @@ pub async fn check<P: Publisher>(store: &RedisStore, publisher: &P, now_ms: u64)
             }
             Err(e) => {
                 tracing::warn!(host = %status.host, kind = %data.kind, error = %e, "system_alert not published; next check retries");
-                let undo = if status.up { store.mark_missing(&status.host).await } else { store.clear_missing(&status.host).await };
+                let undo = if status.up {
+                    store.mark_missing(&status.host).await
+                } else {
+                    store.clear_missing(&status.host).await
+                };
                 if let Err(e) = undo {
                     tracing::warn!(host = %status.host, error = %e, "could not restore the collector marker");
                 }
@@ -136,7 +144,12 @@ mod tests {
     use super::*;
 
     fn reading(host: &str, heartbeat: Option<&str>, reported_missing: bool) -> CollectorReading {
-        CollectorReading { host: host.into(), last_seen_ms: 1_700_000_000_000, heartbeat: heartbeat.map(str::to_owned), reported_missing }
+        CollectorReading {
+            host: host.into(),
+            last_seen_ms: 1_700_000_000_000,
+            heartbeat: heartbeat.map(str::to_owned),
+            reported_missing,
+        }
     }
 
     #[test]
@@ -155,7 +168,10 @@ mod tests {
     fn alerts_say_what_happened() {
         let mut s = evaluate(vec![reading("h1", None, false)]).remove(0);
         let missing = alert(&s, 1_700_000_042_000);
-        assert_eq!((missing.kind.as_str(), missing.severity, missing.missing_for_seconds), (MISSING, Severity::High, Some(42)));
+        assert_eq!(
+            (missing.kind.as_str(), missing.severity, missing.missing_for_seconds),
+            (MISSING, Severity::High, Some(42))
+        );
         assert_eq!(missing.last_seen.as_deref(), Some("2023-11-14T22:13:20.000Z"));
         assert!(missing.message.contains("h1"), "{}", missing.message);
         s.up = true;

@@ -115,10 +115,12 @@ impl Config {
             });
         }
         let timeout = match std::env::var("EXPORTER_CLOUDWATCH_TIMEOUT") {
-            Ok(v) if !v.trim().is_empty() => parse_duration(&v).ok().filter(|d| !d.is_zero()).ok_or_else(|| ExporterError::Config {
-                name: "EXPORTER_CLOUDWATCH_TIMEOUT",
-                reason: format!("{v:?} is not a positive duration (5, 5s, 500ms, 1m)"),
-            })?,
+            Ok(v) if !v.trim().is_empty() => {
+                parse_duration(&v).ok().filter(|d| !d.is_zero()).ok_or_else(|| ExporterError::Config {
+                    name: "EXPORTER_CLOUDWATCH_TIMEOUT",
+                    reason: format!("{v:?} is not a positive duration (5, 5s, 500ms, 1m)"),
+                })?
+            }
             _ => Duration::from_secs(5),
         };
         Ok(Config {
@@ -156,7 +158,6 @@ pub fn running_on_aws(is_set: impl Fn(&str) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn cloudwatch_modes() {

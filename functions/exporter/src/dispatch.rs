@@ -59,9 +59,9 @@ pub fn classify(payload: Value) -> Result<Invocation, ExporterError> {
             .map_err(|e| ExporterError::UnsupportedEvent(format!("a Records batch that does not decode: {e}")));
     }
     if obj.get("requestContext").and_then(|c| c.get("http")).is_some() {
-        return serde_json::from_value(payload)
-            .map(|r| Invocation::Http(Box::new(r)))
-            .map_err(|e| ExporterError::UnsupportedEvent(format!("an API Gateway v2 request that does not decode: {e}")));
+        return serde_json::from_value(payload).map(|r| Invocation::Http(Box::new(r))).map_err(|e| {
+            ExporterError::UnsupportedEvent(format!("an API Gateway v2 request that does not decode: {e}"))
+        });
     }
     let source = obj.get("source").and_then(Value::as_str);
     let detail_type = obj.get("detail-type").and_then(Value::as_str);
@@ -129,7 +129,10 @@ mod tests {
         for (payload, says) in [
             (json!([1, 2]), "not a JSON object"),
             (json!({"hello": "world"}), "\"hello\""),
-            (json!({"source": "aws.events", "detail-type": "EC2 Instance State-change Notification"}), "Scheduled Event"),
+            (
+                json!({"source": "aws.events", "detail-type": "EC2 Instance State-change Notification"}),
+                "Scheduled Event",
+            ),
             (json!({"Records": "nope"}), "Records batch that does not decode"),
             (json!({"requestContext": {"http": {"method": 5}}}), "API Gateway v2"),
         ] {

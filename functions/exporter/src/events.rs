@@ -24,10 +24,11 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
         EventKind::HealthAlert => {
             let alert: HealthAlert = env.data_as()?;
             // The most severe anomaly names the alert; the first one on ties.
-            let top = alert.anomalies.iter().fold(None, |best: Option<&hemostat_protocol::event::Anomaly>, a| match best {
-                Some(b) if b.severity >= a.severity => Some(b),
-                _ => Some(a),
-            });
+            let top =
+                alert.anomalies.iter().fold(None, |best: Option<&hemostat_protocol::event::Anomaly>, a| match best {
+                    Some(b) if b.severity >= a.severity => Some(b),
+                    _ => Some(a),
+                });
             let (kind, severity) = match top {
                 Some(a) => (serde_name(&a.kind), serde_name(&a.severity)),
                 None => ("unknown".to_owned(), "unknown".to_owned()),
@@ -37,7 +38,10 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
         EventKind::RemediationNeeded => {
             let needed: RemediationNeeded = env.data_as()?;
             out.push(analysis("remediate", needed.analysis_method.as_deref()));
-            out.push(Fact::Count { family: &metrics::REMEDIATION_REQUESTS, labels: vec![("action", needed.action.as_str().to_owned())] });
+            out.push(Fact::Count {
+                family: &metrics::REMEDIATION_REQUESTS,
+                labels: vec![("action", needed.action.as_str().to_owned())],
+            });
             out.extend(confidence("remediate", Some(needed.confidence)));
         }
         EventKind::FalseAlarm => {
@@ -69,7 +73,11 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
             let fixed = done.result.verified == Some(true) && done.result.status == RemediationStatus::Success;
             let seconds = if fixed { detection_to_fix(done.detected_at.as_deref(), &env.timestamp) } else { None };
             if let Some(seconds) = seconds {
-                out.push(Fact::Observe { family: &metrics::DETECTION_TO_FIX, labels: vec![("action", action)], value: seconds });
+                out.push(Fact::Observe {
+                    family: &metrics::DETECTION_TO_FIX,
+                    labels: vec![("action", action)],
+                    value: seconds,
+                });
             }
         }
         EventKind::SystemAlert => {
@@ -137,7 +145,8 @@ mod tests {
     use serde_json::json;
 
     fn env(kind: &str, data: serde_json::Value) -> Envelope {
-        let text = json!({"timestamp": "2025-11-03T10:31:00.500000", "agent": "t", "type": kind, "data": data}).to_string();
+        let text =
+            json!({"timestamp": "2025-11-03T10:31:00.500000", "agent": "t", "type": kind, "data": data}).to_string();
         Envelope::parse(text.as_bytes()).unwrap()
     }
 
@@ -163,11 +172,22 @@ mod tests {
             ]}),
         );
         let f = fields(&facts(&e).unwrap());
-        assert_eq!(f, [r#"hemostat_events_total{type="health_alert"}"#, r#"hemostat_alerts_total{type="oom_killed",severity="critical"}"#]);
+        assert_eq!(
+            f,
+            [
+                r#"hemostat_events_total{type="health_alert"}"#,
+                r#"hemostat_alerts_total{type="oom_killed",severity="critical"}"#
+            ]
+        );
         // The seed's own example has no anomalies.
-        let seed =
-            env("health_alert", json!({"container": "api", "issues": ["High CPU: 92.5%"], "metrics": {"name": "api", "cpu_pct": 92.5}}));
-        assert!(fields(&facts(&seed).unwrap()).contains(&r#"hemostat_alerts_total{type="unknown",severity="unknown"}"#.to_owned()));
+        let seed = env(
+            "health_alert",
+            json!({"container": "api", "issues": ["High CPU: 92.5%"], "metrics": {"name": "api", "cpu_pct": 92.5}}),
+        );
+        assert!(
+            fields(&facts(&seed).unwrap())
+                .contains(&r#"hemostat_alerts_total{type="unknown",severity="unknown"}"#.to_owned())
+        );
     }
 
     #[test]
@@ -184,7 +204,9 @@ mod tests {
         // The seed's false alarm: no method, no confidence.
         let alarm = env("false_alarm", json!({"container": "web", "reason": "transient"}));
         let f = facts(&alarm).unwrap();
-        assert!(fields(&f).contains(&r#"hemostat_analyses_total{verdict="false_alarm",method="unspecified"}"#.to_owned()));
+        assert!(
+            fields(&f).contains(&r#"hemostat_analyses_total{verdict="false_alarm",method="unspecified"}"#.to_owned())
+        );
         assert!(!f.iter().any(|x| matches!(x, Fact::Observe { .. })));
     }
 
@@ -205,7 +227,11 @@ mod tests {
         assert_eq!(fix, [12.5]);
         let names = fields(&f);
         assert!(names.contains(&r#"hemostat_remediations_total{action="restart",status="success"}"#.to_owned()));
-        assert!(names.contains(&r#"hemostat_remediation_verifications_total{action="restart",result="verified"}"#.to_owned()));
+        assert!(
+            names.contains(
+                &r#"hemostat_remediation_verifications_total{action="restart",result="verified"}"#.to_owned()
+            )
+        );
         assert!(f.iter().any(
             |x| matches!(x, Fact::Observe { family, value, .. } if family.name == metrics::REMEDIATION_DURATION.name && *value == 2.5)
         ));
@@ -226,9 +252,11 @@ mod tests {
 
     #[test]
     fn system_alerts_and_malformed_data() {
-        let e = env("system_alert", json!({"kind": "collector_missing", "severity": "high", "host": "h1", "message": "m"}));
+        let e =
+            env("system_alert", json!({"kind": "collector_missing", "severity": "high", "host": "h1", "message": "m"}));
         assert!(
-            fields(&facts(&e).unwrap()).contains(&r#"hemostat_system_alerts_total{kind="collector_missing",severity="high"}"#.to_owned())
+            fields(&facts(&e).unwrap())
+                .contains(&r#"hemostat_system_alerts_total{kind="collector_missing",severity="high"}"#.to_owned())
         );
         let bad = env("remediation_complete", json!({"container": 5}));
         assert!(facts(&bad).is_err());

@@ -168,13 +168,36 @@ mod tests {
     #[test]
     fn renders_every_family_in_the_text_format() {
         let facts = vec![
-            Fact::Count { family: &metrics::ALERTS, labels: vec![("type", "oom_killed".into()), ("severity", "critical".into())] },
-            Fact::Count { family: &metrics::ANALYSES, labels: vec![("verdict", "remediate".into()), ("method", "rule_based".into())] },
-            Fact::Count { family: &metrics::ANALYSES, labels: vec![("verdict", "false_alarm".into()), ("method", "rule_based".into())] },
-            Fact::Count { family: &metrics::ANALYSES, labels: vec![("verdict", "remediate".into()), ("method", "llm".into())] },
-            Fact::Count { family: &metrics::ANALYSES, labels: vec![("verdict", "remediate".into()), ("method", "llm".into())] },
-            Fact::Observe { family: &metrics::DETECTION_TO_FIX, labels: vec![("action", "restart".into())], value: 12.5 },
-            Fact::Observe { family: &metrics::DETECTION_TO_FIX, labels: vec![("action", "restart".into())], value: 0.5 },
+            Fact::Count {
+                family: &metrics::ALERTS,
+                labels: vec![("type", "oom_killed".into()), ("severity", "critical".into())],
+            },
+            Fact::Count {
+                family: &metrics::ANALYSES,
+                labels: vec![("verdict", "remediate".into()), ("method", "rule_based".into())],
+            },
+            Fact::Count {
+                family: &metrics::ANALYSES,
+                labels: vec![("verdict", "false_alarm".into()), ("method", "rule_based".into())],
+            },
+            Fact::Count {
+                family: &metrics::ANALYSES,
+                labels: vec![("verdict", "remediate".into()), ("method", "llm".into())],
+            },
+            Fact::Count {
+                family: &metrics::ANALYSES,
+                labels: vec![("verdict", "remediate".into()), ("method", "llm".into())],
+            },
+            Fact::Observe {
+                family: &metrics::DETECTION_TO_FIX,
+                labels: vec![("action", "restart".into())],
+                value: 12.5,
+            },
+            Fact::Observe {
+                family: &metrics::DETECTION_TO_FIX,
+                labels: vec![("action", "restart".into())],
+                value: 0.5,
+            },
         ];
         let snapshot = Snapshot {
             stored: stored(&facts),
@@ -231,7 +254,11 @@ mod tests {
         // Buckets in ascending order, +Inf last, then sum and count.
         let hist: Vec<&str> = text.lines().filter(|l| l.starts_with("hemostat_detection_to_fix_seconds")).collect();
         assert!(hist[0].contains("le=\"1\""), "{hist:?}");
-        assert!(hist[hist.len() - 3].contains("+Inf") && hist[hist.len() - 2].contains("_sum") && hist[hist.len() - 1].contains("_count"));
+        assert!(
+            hist[hist.len() - 3].contains("+Inf")
+                && hist[hist.len() - 2].contains("_sum")
+                && hist[hist.len() - 1].contains("_count")
+        );
         // Each family's lines are contiguous, after its TYPE.
         let mut seen = std::collections::HashSet::new();
         let mut current = "";

@@ -51,7 +51,9 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
         let invocation = classify(payload)?;
         tracing::debug!(kind = invocation.kind(), "invocation");
         match invocation {
-            Invocation::Batch(batch) => Ok(serde_json::to_value(self.batch(batch).await).map_err(hemostat_protocol::ProtocolError::from)?),
+            Invocation::Batch(batch) => {
+                Ok(serde_json::to_value(self.batch(batch).await).map_err(hemostat_protocol::ProtocolError::from)?)
+            }
             Invocation::Http(request) => Ok(self.http(&request).await),
             Invocation::Schedule(event) => {
                 let summary = self.schedule(&event).await?;
@@ -71,8 +73,11 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
             let facts = record.envelope().and_then(|env| events::facts(&env));
             match facts {
                 Ok(facts) => {
-                    let source =
-                        if record.event_source_arn.is_empty() { record.event_source.clone() } else { record.event_source_arn.clone() };
+                    let source = if record.event_source_arn.is_empty() {
+                        record.event_source.clone()
+                    } else {
+                        record.event_source_arn.clone()
+                    };
                     records.push(RecordCounts {
                         source,
                         message_id: record.message_id,
@@ -82,7 +87,9 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
                 }
                 Err(e) => {
                     tracing::warn!(message_id = %record.message_id, source = %record.event_source_arn, reason = %e, "record rejected");
-                    response.rejected_items.push(RejectedItem { item_identifier: record.message_id, reason: e.to_string() });
+                    response
+                        .rejected_items
+                        .push(RejectedItem { item_identifier: record.message_id, reason: e.to_string() });
                 }
             }
         }
@@ -100,7 +107,8 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
         if duplicates > 0 {
             tracing::info!(duplicates, "redelivered records were already counted; skipped");
         }
-        let new_facts: Vec<&Fact> = record_facts.iter().zip(&counted).filter(|(_, c)| **c).flat_map(|(f, _)| f.iter()).collect();
+        let new_facts: Vec<&Fact> =
+            record_facts.iter().zip(&counted).filter(|(_, c)| **c).flat_map(|(f, _)| f.iter()).collect();
         if !new_facts.is_empty() {
             self.send(cloudwatch::from_facts(new_facts)).await;
         }
@@ -178,7 +186,9 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
 pub fn gauges(statuses: &[CollectorStatus], snapshot: &crate::store::Snapshot) -> Vec<Datum> {
     let mut out: Vec<Datum> = statuses
         .iter()
-        .map(|s| Datum::gauge("CollectorUp", vec![("Host".into(), s.host.clone())], Unit::None, if s.up { 1.0 } else { 0.0 }))
+        .map(|s| {
+            Datum::gauge("CollectorUp", vec![("Host".into(), s.host.clone())], Unit::None, if s.up { 1.0 } else { 0.0 })
+        })
         .collect();
     let missing = statuses.iter().filter(|s| !s.up).count();
     out.push(Datum::gauge("CollectorsMissing", vec![], Unit::Count, missing as f64));

@@ -18,8 +18,12 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sink = if config.cloudwatch_enabled() {
         Sink::On(
-            CloudWatchSink::new(config.cloudwatch_namespace.clone(), config.cloudwatch_endpoint.as_deref(), config.cloudwatch_timeout)
-                .await?,
+            CloudWatchSink::new(
+                config.cloudwatch_namespace.clone(),
+                config.cloudwatch_endpoint.as_deref(),
+                config.cloudwatch_timeout,
+            )
+            .await?,
         )
     } else {
         Sink::Off

@@ -56,7 +56,8 @@ const fn gauge(name: &'static str, help: &'static str) -> Family {
 
 // --- stored: counted per event ---------------------------------------------
 
-pub static EVENTS: Family = counter("hemostat_events_total", "HemoStat events counted, by type.", Some(("Events", Unit::Count)));
+pub static EVENTS: Family =
+    counter("hemostat_events_total", "HemoStat events counted, by type.", Some(("Events", Unit::Count)));
 pub static ALERTS: Family = counter(
     "hemostat_alerts_total",
     "Health alerts, by the type and severity of their most severe anomaly (unknown for seed-protocol alerts without anomalies).",
@@ -108,8 +109,11 @@ pub static REMEDIATION_DURATION: Family = Family {
     buckets: &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
     cloudwatch: Some(("RemediationDuration", Unit::Seconds)),
 };
-pub static DUPLICATES: Family =
-    counter("hemostat_exporter_duplicate_records_total", "Records delivered again after they were counted, and not counted again.", None);
+pub static DUPLICATES: Family = counter(
+    "hemostat_exporter_duplicate_records_total",
+    "Records delivered again after they were counted, and not counted again.",
+    None,
+);
 pub static CLOUDWATCH_FAILURES: Family = counter(
     "hemostat_exporter_cloudwatch_failures_total",
     "PutMetricData calls that failed (their data points are lost; Prometheus counts are not affected).",
@@ -122,18 +126,27 @@ pub static FALSE_ALARM_RATIO: Family = gauge(
     "hemostat_false_alarm_ratio",
     "False alarms / analysed alerts, over every event counted so far (use rates of hemostat_analyses_total for a window).",
 );
-pub static COLLECTOR_UP: Family =
-    gauge("hemostat_collector_up", "1 while a collector's heartbeat is fresh, 0 once it has been missing for three heartbeat intervals.");
-pub static COLLECTOR_LAST_SEEN: Family =
-    gauge("hemostat_collector_last_seen_seconds", "Unix time of a collector's last heartbeat (time() - this = seconds since).");
-pub static COLLECTOR_INTERVAL: Family = gauge("hemostat_collector_heartbeat_interval_seconds", "A live collector's heartbeat interval.");
+pub static COLLECTOR_UP: Family = gauge(
+    "hemostat_collector_up",
+    "1 while a collector's heartbeat is fresh, 0 once it has been missing for three heartbeat intervals.",
+);
+pub static COLLECTOR_LAST_SEEN: Family = gauge(
+    "hemostat_collector_last_seen_seconds",
+    "Unix time of a collector's last heartbeat (time() - this = seconds since).",
+);
+pub static COLLECTOR_INTERVAL: Family =
+    gauge("hemostat_collector_heartbeat_interval_seconds", "A live collector's heartbeat interval.");
 pub static CONTAINERS: Family = gauge("hemostat_containers", "Containers the collectors see (hemostat:containers).");
 pub static CONTAINER_CPU: Family =
     gauge("hemostat_container_cpu_percent", "A container's CPU use from its collector's stats (100 = one core).");
-pub static CONTAINER_MEMORY: Family =
-    gauge("hemostat_container_memory_percent", "A container's memory use, percent of its limit, from its collector's stats.");
-pub static CONTAINER_STATUS: Family =
-    gauge("hemostat_container_status", "1 for a container's current Docker status (running, exited, ...), from its collector's stats.");
+pub static CONTAINER_MEMORY: Family = gauge(
+    "hemostat_container_memory_percent",
+    "A container's memory use, percent of its limit, from its collector's stats.",
+);
+pub static CONTAINER_STATUS: Family = gauge(
+    "hemostat_container_status",
+    "1 for a container's current Docker status (running, exited, ...), from its collector's stats.",
+);
 pub static STREAM_LENGTH: Family =
     gauge("hemostat_stream_length", "Entries in a durable event stream (capped), and in the dead-letter stream.");
 pub static CONTAINERS_TRUNCATED: Family =
@@ -412,11 +425,28 @@ mod tests {
         let fact = Fact::Observe { family: &CONFIDENCE, labels: vec![("verdict", "remediate".into())], value: 0.85 };
         let updates = fact.updates();
         assert_eq!(updates.len(), CONFIDENCE.buckets.len() + 3);
-        assert!(updates.contains(&Update::Int(r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="0.8"}"#.into(), 0)));
-        assert!(updates.contains(&Update::Int(r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="0.9"}"#.into(), 1)));
-        assert!(updates.contains(&Update::Int(r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="+Inf"}"#.into(), 1)));
+        assert!(
+            updates.contains(&Update::Int(
+                r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="0.8"}"#.into(),
+                0
+            ))
+        );
+        assert!(
+            updates.contains(&Update::Int(
+                r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="0.9"}"#.into(),
+                1
+            ))
+        );
+        assert!(
+            updates.contains(&Update::Int(
+                r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="+Inf"}"#.into(),
+                1
+            ))
+        );
         assert!(updates.contains(&Update::Int(r#"hemostat_analysis_confidence_count{verdict="remediate"}"#.into(), 1)));
-        assert!(updates.contains(&Update::Float(r#"hemostat_analysis_confidence_sum{verdict="remediate"}"#.into(), 0.85)));
+        assert!(
+            updates.contains(&Update::Float(r#"hemostat_analysis_confidence_sum{verdict="remediate"}"#.into(), 0.85))
+        );
     }
 
     #[test]

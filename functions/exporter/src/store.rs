@@ -81,7 +81,9 @@ impl RedisStore {
         for r in records {
             invocation.key(keys::seen(&r.source, &r.message_id));
         }
-        invocation.arg(self.dedupe_ttl.as_secs().max(1)).arg(crate::metrics::series(crate::metrics::DUPLICATES.name, &[]));
+        invocation
+            .arg(self.dedupe_ttl.as_secs().max(1))
+            .arg(crate::metrics::series(crate::metrics::DUPLICATES.name, &[]));
         for r in records {
             invocation.arg(r.updates.len());
             for u in &r.updates {
@@ -122,10 +124,18 @@ impl RedisStore {
             let lengths = lengths.into_iter().map(redis::from_redis_value).collect::<Result<_, _>>()?;
             (stored, total, lengths)
         };
-        let mut snapshot =
-            Snapshot { stored, containers_total, streams: streams.into_iter().zip(lengths).collect(), ..Snapshot::default() };
+        let mut snapshot = Snapshot {
+            stored,
+            containers_total,
+            streams: streams.into_iter().zip(lengths).collect(),
+            ..Snapshot::default()
+        };
         if container_metrics {
-            let members = if max_containers > 0 && containers_total > 0 { self.members(max_containers).await? } else { Vec::new() };
+            let members = if max_containers > 0 && containers_total > 0 {
+                self.members(max_containers).await?
+            } else {
+                Vec::new()
+            };
             snapshot.truncated = containers_total.saturating_sub(members.len() as u64);
             snapshot.containers = self.stats(&members).await?;
         }
@@ -190,7 +200,8 @@ impl RedisStore {
     /// whether it is currently reported missing.
     pub async fn collectors(&self) -> Result<Vec<CollectorReading>, ExporterError> {
         let mut conn = self.conn.clone();
-        let hosts: Vec<(String, f64)> = conn.zrange_withscores(protocol_keys::COLLECTORS, 0, MAX_COLLECTORS - 1).await?;
+        let hosts: Vec<(String, f64)> =
+            conn.zrange_withscores(protocol_keys::COLLECTORS, 0, MAX_COLLECTORS - 1).await?;
         if hosts.is_empty() {
             return Ok(Vec::new());
         }
@@ -212,8 +223,12 @@ impl RedisStore {
     /// which then publishes the alert.
     pub async fn mark_missing(&self, host: &str) -> Result<bool, ExporterError> {
         let mut conn = self.conn.clone();
-        let set: Option<String> =
-            redis::cmd("SET").arg(keys::collector_missing(host)).arg(crate::events::now_rfc3339()).arg("NX").query_async(&mut conn).await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(keys::collector_missing(host))
+            .arg(crate::events::now_rfc3339())
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
         Ok(set.is_some())
     }
 

@@ -189,9 +189,12 @@ async fn redis_down_hands_every_record_back() {
     let mut redis = RedisServer::start().await;
     let e = exporter(&redis, Recorder::default()).await;
     redis.stop();
-    let response = tokio::time::timeout(Duration::from_secs(30), e.batch(BatchEvent { records: vec![alert("1-0", "low"), fixed("2-0")] }))
-        .await
-        .expect("bounded by the connection's timeouts");
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        e.batch(BatchEvent { records: vec![alert("1-0", "low"), fixed("2-0")] }),
+    )
+    .await
+    .expect("bounded by the connection's timeouts");
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["1-0", "2-0"]);
     let reply = e.handle(scrape_request()).await.unwrap();
@@ -214,15 +217,28 @@ async fn scrape_shows_counters_gauges_and_containers() {
             ),
         )
     };
-    let alarm = record("9-0", "false_alarm", envelope("false_alarm", json!({"container": "web", "reason": "spike", "confidence": 0.65})));
-    e.batch(BatchEvent { records: vec![needed("1-0", 0.9), needed("2-0", 0.75), needed("3-0", 0.9), alarm, fixed("4-0")] }).await;
+    let alarm = record(
+        "9-0",
+        "false_alarm",
+        envelope("false_alarm", json!({"container": "web", "reason": "spike", "confidence": 0.65})),
+    );
+    e.batch(BatchEvent {
+        records: vec![needed("1-0", 0.9), needed("2-0", 0.75), needed("3-0", 0.9), alarm, fixed("4-0")],
+    })
+    .await;
     // A collector's picture of one host.
     let web = ContainerRef::new("h1", "web");
     let db = ContainerRef::new("h1", "db");
     let _: () = redis::pipe()
         .sadd(protocol_keys::CONTAINERS, &[web.key(), db.key(), "h1/gone".into()])
-        .set(protocol_keys::stats(&web), json!({"name": "web", "status": "running", "cpu_pct": 12.5, "memory_pct": 40.25}).to_string())
-        .set(protocol_keys::stats(&db), json!({"name": "db", "status": "exited", "cpu_pct": 0.0, "memory_pct": 0.0}).to_string())
+        .set(
+            protocol_keys::stats(&web),
+            json!({"name": "web", "status": "running", "cpu_pct": 12.5, "memory_pct": 40.25}).to_string(),
+        )
+        .set(
+            protocol_keys::stats(&db),
+            json!({"name": "db", "status": "exited", "cpu_pct": 0.0, "memory_pct": 0.0}).to_string(),
+        )
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -231,7 +247,10 @@ async fn scrape_shows_counters_gauges_and_containers() {
     assert_eq!(line_value(&text, "hemostat_false_alarm_ratio"), Some(0.25));
     assert_eq!(line_value(&text, r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="0.8"}"#), Some(1.0));
     assert_eq!(line_value(&text, r#"hemostat_analysis_confidence_bucket{verdict="remediate",le="+Inf"}"#), Some(3.0));
-    assert_eq!(line_value(&text, r#"hemostat_remediation_verifications_total{action="restart",result="verified"}"#), Some(1.0));
+    assert_eq!(
+        line_value(&text, r#"hemostat_remediation_verifications_total{action="restart",result="verified"}"#),
+        Some(1.0)
+    );
     assert_eq!(line_value(&text, "hemostat_containers"), Some(3.0));
     assert_eq!(line_value(&text, r#"hemostat_container_cpu_percent{host="h1",container="web"}"#), Some(12.5));
     assert_eq!(line_value(&text, r#"hemostat_container_memory_percent{host="h1",container="web"}"#), Some(40.25));
@@ -258,7 +277,11 @@ async fn container_gauges_are_bounded() {
     let e = exporter(&redis, Recorder::default()).await;
     let started = std::time::Instant::now();
     let text = scrape(&e).await;
-    println!("scrape with 2000 of 2500 containers: {} ms, {} KiB (debug build)", started.elapsed().as_millis(), text.len() / 1024);
+    println!(
+        "scrape with 2000 of 2500 containers: {} ms, {} KiB (debug build)",
+        started.elapsed().as_millis(),
+        text.len() / 1024
+    );
     assert_eq!(text.lines().filter(|l| l.starts_with("hemostat_container_cpu_percent{")).count(), 2000);
     assert_eq!(line_value(&text, "hemostat_exporter_containers_truncated"), Some(500.0));
     let config = Config { max_containers: 100, ..Config::default() };
@@ -339,7 +362,11 @@ async fn a_silent_collector_is_reported_once_and_its_return_once() {
     for r in runs {
         let summary = r.await.unwrap();
         if !summary.is_null() {
-            assert_eq!((summary["collectors"].as_u64(), summary["collectors_missing"].as_u64()), (Some(2), Some(1)), "{summary}");
+            assert_eq!(
+                (summary["collectors"].as_u64(), summary["collectors_missing"].as_u64()),
+                (Some(2), Some(1)),
+                "{summary}"
+            );
         }
     }
     let alerts = system_alerts(&mut conn).await;

@@ -17,7 +17,8 @@ pub const LOCAL_REGION: &str = "us-east-1";
 /// no C/CMake toolchain needed to cross-compile for arm64. Callers add
 /// their timeouts before [`load`].
 pub fn loader() -> ConfigLoader {
-    let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+    let http =
+        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 

@@ -35,30 +35,22 @@ pub fn seed_timestamp() -> String {
 impl Envelope {
     /// Wraps typed `data` in an envelope stamped now.
     pub fn new<T: Serialize>(agent: &str, kind: EventKind, data: &T) -> Result<Self, ProtocolError> {
-        Ok(Envelope {
-            timestamp: seed_timestamp(),
-            agent: agent.to_owned(),
-            kind,
-            data: serde_json::to_value(data)?,
-        })
+        Ok(Envelope { timestamp: seed_timestamp(), agent: agent.to_owned(), kind, data: serde_json::to_value(data)? })
     }
 
     /// Parses bytes from a channel or stream; anything that is not a seed
     /// envelope is an error value that says why.
     pub fn parse(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| ProtocolError::MalformedEnvelope(format!("not JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| ProtocolError::MalformedEnvelope("not a JSON object".into()))?;
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| ProtocolError::MalformedEnvelope(format!("not JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| ProtocolError::MalformedEnvelope("not a JSON object".into()))?;
         for field in ["timestamp", "agent", "type", "data"] {
             if !obj.contains_key(field) {
                 return Err(ProtocolError::MalformedEnvelope(format!("missing field {field:?}")));
             }
         }
-        let kind = obj["type"]
-            .as_str()
-            .ok_or_else(|| ProtocolError::MalformedEnvelope("\"type\" is not a string".into()))?;
+        let kind =
+            obj["type"].as_str().ok_or_else(|| ProtocolError::MalformedEnvelope("\"type\" is not a string".into()))?;
         // Checked separately so an unknown type is reported as such, not as
         // a generic deserialisation failure.
         kind.parse::<EventKind>()?;
@@ -67,10 +59,8 @@ impl Envelope {
 
     /// The typed `data`, checked against the envelope's kind.
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, ProtocolError> {
-        T::deserialize(&self.data).map_err(|e| ProtocolError::MalformedData {
-            kind: self.kind.to_string(),
-            reason: e.to_string(),
-        })
+        T::deserialize(&self.data)
+            .map_err(|e| ProtocolError::MalformedData { kind: self.kind.to_string(), reason: e.to_string() })
     }
 
     /// The typed `data`, after checking the envelope is of `kind`: what a
@@ -142,7 +132,10 @@ mod tests {
         let unknown = Envelope::parse(b"{\"timestamp\":\"x\",\"agent\":\"a\",\"type\":\"nope\",\"data\":{}}");
         assert!(matches!(unknown, Err(ProtocolError::UnknownEventType(t)) if t == "nope"));
         // Well-formed envelope, data of the wrong shape: error at data_as.
-        let env = Envelope::parse(b"{\"timestamp\":\"x\",\"agent\":\"a\",\"type\":\"health_alert\",\"data\":{\"container\":5}}").unwrap();
+        let env = Envelope::parse(
+            b"{\"timestamp\":\"x\",\"agent\":\"a\",\"type\":\"health_alert\",\"data\":{\"container\":5}}",
+        )
+        .unwrap();
         assert!(env.data_as::<HealthAlert>().is_err());
     }
 }

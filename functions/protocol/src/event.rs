@@ -28,12 +28,8 @@ impl EventKind {
     ];
 
     /// The four channels of the seed protocol.
-    pub const SEED: [EventKind; 4] = [
-        EventKind::HealthAlert,
-        EventKind::RemediationNeeded,
-        EventKind::RemediationComplete,
-        EventKind::FalseAlarm,
-    ];
+    pub const SEED: [EventKind; 4] =
+        [EventKind::HealthAlert, EventKind::RemediationNeeded, EventKind::RemediationComplete, EventKind::FalseAlarm];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -14,11 +14,17 @@ static GATE_LUA: &str = include_str!("gate.lua");
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Go ahead; `count` actions in the last hour, this one included.
-    Allowed { count: u64 },
-    Refused { reason: String },
+    Allowed {
+        count: u64,
+    },
+    Refused {
+        reason: String,
+    },
     /// The fleet brake holds: this image was remediated on too many hosts
     /// recently, a suspected bad release.
-    Brake { reason: String },
+    Brake {
+        reason: String,
+    },
     /// This very request (same command id) was already allowed.
     Duplicate,
 }

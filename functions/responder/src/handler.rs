@@ -90,13 +90,18 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 tracing::info!(container = %container, command_id = %id, "duplicate request, already dispatched");
                 Ok(())
             }
-            Verdict::Allowed { .. } | Verdict::Duplicate => self.dispatch(needed, &container, id, image.as_deref()).await,
+            Verdict::Allowed { .. } | Verdict::Duplicate => {
+                self.dispatch(needed, &container, id, image.as_deref()).await
+            }
         }
     }
 
     /// `Ok(Err(reason))` when the host cannot be told: a seed-protocol
     /// publisher may name only the container.
-    async fn resolve_host(&self, needed: &RemediationNeeded) -> Result<Result<String, String>, hemostat_protocol::ProtocolError> {
+    async fn resolve_host(
+        &self,
+        needed: &RemediationNeeded,
+    ) -> Result<Result<String, String>, hemostat_protocol::ProtocolError> {
         if !needed.host.is_empty() {
             return Ok(Ok(needed.host.clone()));
         }
@@ -104,7 +109,11 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         Ok(match hosts.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(format!("no collector reports a container named {:?}", needed.container)),
-            many => Err(format!("container name {:?} exists on {} hosts; the request must name one", needed.container, many.len())),
+            many => Err(format!(
+                "container name {:?} exists on {} hosts; the request must name one",
+                needed.container,
+                many.len()
+            )),
         })
     }
 

@@ -22,7 +22,12 @@ pub trait Store: Send + Sync {
     fn image_of(&self, container: &ContainerRef) -> impl Future<Output = Result<Option<String>, ProtocolError>> + Send;
     fn was_dispatched(&self, command_id: &str) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
     /// Appends the command to the host's stream; returns the entry id.
-    fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> impl Future<Output = Result<String, ProtocolError>> + Send;
+    fn dispatch(
+        &self,
+        host: &str,
+        id: &str,
+        cmd: &SignedCommand,
+    ) -> impl Future<Output = Result<String, ProtocolError>> + Send;
 }
 
 pub struct RedisStore {
@@ -51,12 +56,7 @@ impl Store for RedisStore {
 
     async fn hosts_of(&self, name: &str) -> Result<Vec<String>, ProtocolError> {
         let members: Vec<String> = self.conn.clone().smembers(keys::CONTAINERS).await?;
-        Ok(members
-            .iter()
-            .filter_map(|m| ContainerRef::parse(m))
-            .filter(|c| c.name == name)
-            .map(|c| c.host)
-            .collect())
+        Ok(members.iter().filter_map(|m| ContainerRef::parse(m)).filter(|c| c.name == name).map(|c| c.host).collect())
     }
 
     async fn image_of(&self, container: &ContainerRef) -> Result<Option<String>, ProtocolError> {

@@ -6,7 +6,15 @@ use hemostat_responder::gate::{FleetBrake, Gate, GateRequest, Verdict};
 use redis::AsyncCommands;
 
 fn request<'a>(c: &'a ContainerRef, id: &'a str) -> GateRequest<'a> {
-    GateRequest { container: c, command_id: id, action: "restart", reason: "exit 1", confidence: 0.9, dry_run: false, image: None }
+    GateRequest {
+        container: c,
+        command_id: id,
+        action: "restart",
+        reason: "exit 1",
+        confidence: 0.9,
+        dry_run: false,
+        image: None,
+    }
 }
 
 fn with_image<'a>(c: &'a ContainerRef, id: &'a str, image: &'a str) -> GateRequest<'a> {
@@ -105,7 +113,10 @@ async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
     assert!(ttl > 590_000 && ttl <= 600_000, "brake holds for the window: {ttl}");
     // Other images are unaffected, and so is a request whose image is unknown.
     let db = ContainerRef::new("h4", "db");
-    assert!(matches!(gate.check(&mut conn, &with_image(&db, "db-1", "postgres:16")).await.unwrap(), Verdict::Allowed { .. }));
+    assert!(matches!(
+        gate.check(&mut conn, &with_image(&db, "db-1", "postgres:16")).await.unwrap(),
+        Verdict::Allowed { .. }
+    ));
     let unknown = ContainerRef::new("h5", "api");
     assert!(matches!(gate.check(&mut conn, &request(&unknown, "h5-1")).await.unwrap(), Verdict::Allowed { .. }));
     // The refusal is audited with the image.

@@ -8,17 +8,12 @@
 //! `?status=N` sets the status code of any response.
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use lambda_http::{
-    Body, Error, Request, RequestExt, Response, request::RequestContext, service_fn,
-};
+use lambda_http::{Body, Error, Request, RequestExt, Response, request::RequestContext, service_fn};
 use serde_json::{Map, Value, json};
 
 async fn handler(request: Request) -> Result<Response<Body>, Error> {
     let query = request.query_string_parameters();
-    let status: u16 = query
-        .first("status")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let status: u16 = query.first("status").and_then(|s| s.parse().ok()).unwrap_or(200);
     let path = request.raw_http_path().to_owned();
 
     let mut builder = Response::builder().status(status);
@@ -26,9 +21,7 @@ async fn handler(request: Request) -> Result<Response<Body>, Error> {
         "/fail" => return Err("asked to fail".into()),
         "/binary" => {
             let bytes = request.body().to_vec();
-            return Ok(builder
-                .header("content-type", "application/octet-stream")
-                .body(Body::Binary(bytes))?);
+            return Ok(builder.header("content-type", "application/octet-stream").body(Body::Binary(bytes))?);
         }
         "/cookie" => {
             builder = builder
@@ -51,11 +44,7 @@ async fn handler(request: Request) -> Result<Response<Body>, Error> {
     }
     let mut params = Map::new();
     for (key, value) in query.iter() {
-        if let Some(all) = params
-            .entry(key.to_owned())
-            .or_insert_with(|| Value::Array(Vec::new()))
-            .as_array_mut()
-        {
+        if let Some(all) = params.entry(key.to_owned()).or_insert_with(|| Value::Array(Vec::new())).as_array_mut() {
             all.push(Value::String(value.to_owned()));
         }
     }
@@ -94,9 +83,7 @@ async fn handler(request: Request) -> Result<Response<Body>, Error> {
         "context": context,
         "lambdaRequestId": lambda_request_id,
     });
-    Ok(builder
-        .header("content-type", "application/json")
-        .body(Body::Text(echo.to_string()))?)
+    Ok(builder.header("content-type", "application/json").body(Body::Text(echo.to_string()))?)
 }
 
 #[tokio::main]

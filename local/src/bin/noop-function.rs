@@ -22,18 +22,10 @@ fn record(payload: &Value) -> Result<(), Diagnostic> {
     let Some(Some(path)) = RECORD_FILE.get() else {
         return Ok(());
     };
-    let failed = |e: std::io::Error| Diagnostic {
-        error_type: "NoopRecordFailed".into(),
-        error_message: e.to_string(),
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(failed)?;
+    let failed = |e: std::io::Error| Diagnostic { error_type: "NoopRecordFailed".into(), error_message: e.to_string() };
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(failed)?;
     // One write per line, so concurrent instances' lines do not interleave.
-    file.write_all(format!("{payload}\n").as_bytes())
-        .map_err(failed)
+    file.write_all(format!("{payload}\n").as_bytes()).map_err(failed)
 }
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
@@ -43,10 +35,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if let Some(message) = payload.get("fail").and_then(Value::as_str) {
-        return Err(Diagnostic {
-            error_type: "NoopFailure".into(),
-            error_message: message.into(),
-        });
+        return Err(Diagnostic { error_type: "NoopFailure".into(), error_message: message.into() });
     }
     if payload.get("panic") == Some(&Value::Bool(true)) {
         panic!("noop-function was asked to panic");
@@ -55,10 +44,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         std::process::exit(3);
     }
     if let Some(path) = payload.get("write_file").and_then(Value::as_str) {
-        std::fs::write(path, payload.to_string()).map_err(|e| Diagnostic {
-            error_type: "NoopWriteFailed".into(),
-            error_message: e.to_string(),
-        })?;
+        std::fs::write(path, payload.to_string())
+            .map_err(|e| Diagnostic { error_type: "NoopWriteFailed".into(), error_message: e.to_string() })?;
     }
     if payload.get("pid") == Some(&Value::Bool(true)) {
         return Ok(json!({ "pid": std::process::id() }));
@@ -82,12 +69,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         let vars: serde_json::Map<String, Value> = names
             .iter()
             .filter_map(Value::as_str)
-            .map(|name| {
-                (
-                    name.to_owned(),
-                    std::env::var(name).map_or(Value::Null, Value::String),
-                )
-            })
+            .map(|name| (name.to_owned(), std::env::var(name).map_or(Value::Null, Value::String)))
             .collect();
         return Ok(Value::Object(vars));
     }

@@ -61,10 +61,7 @@ Resources:
 "#;
 
 pub fn noop_bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_noop-function"))
-        .parent()
-        .expect("binary has a parent directory")
-        .to_owned()
+    Path::new(env!("CARGO_BIN_EXE_noop-function")).parent().expect("binary has a parent directory").to_owned()
 }
 
 pub fn temp_dir() -> PathBuf {
@@ -108,12 +105,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -141,56 +134,28 @@ impl TestEmulator {
         }
     }
 
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+        let mut builder = http::Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
         let request = builder.body(Full::new(body.into())).expect("valid request");
-        let response = self
-            .client
-            .request(request)
-            .await
-            .expect("request succeeds");
+        let response = self.client.request(request).await.expect("request succeeds");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        Reply { status, headers, body }
     }
 
     pub async fn invoke(&self, function: &str, payload: &str) -> Reply {
         self.invoke_as(function, payload, None).await
     }
 
-    pub async fn invoke_as(
-        &self,
-        function: &str,
-        payload: &str,
-        invocation_type: Option<&str>,
-    ) -> Reply {
+    pub async fn invoke_as(&self, function: &str, payload: &str, invocation_type: Option<&str>) -> Reply {
         let path = format!("/2015-03-31/functions/{function}/invocations");
-        let headers: Vec<(&str, &str)> = invocation_type
-            .map(|t| vec![("X-Amz-Invocation-Type", t)])
-            .unwrap_or_default();
-        self.request("POST", &path, &headers, payload.to_owned())
-            .await
+        let headers: Vec<(&str, &str)> =
+            invocation_type.map(|t| vec![("X-Amz-Invocation-Type", t)]).unwrap_or_default();
+        self.request("POST", &path, &headers, payload.to_owned()).await
     }
 
     pub async fn stop(mut self) {

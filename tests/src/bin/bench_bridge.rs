@@ -108,10 +108,14 @@ async fn publish(conn: &mut MultiplexedConnection, from: usize, to: usize) -> Ve
 
 /// (entries-read, pending, last-delivered-id) of the bridge's group.
 async fn group_state(conn: &mut MultiplexedConnection) -> Option<(u64, u64, String)> {
-    let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO").arg("GROUPS").arg(STREAM).query_async(conn).await.ok()?;
+    let groups: Vec<HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(STREAM).query_async(conn).await.ok()?;
     let group = groups.into_iter().find(|g| matches!(g.get("name"), Some(v) if redis::from_redis_value::<String>(v.clone()).ok().as_deref() == Some(GROUP)))?;
     let get = |k: &str| group.get(k).and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0);
-    let last = group.get("last-delivered-id").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()).unwrap_or_default();
+    let last = group
+        .get("last-delivered-id")
+        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+        .unwrap_or_default();
     Some((get("entries-read"), get("pending"), last))
 }
 
@@ -159,7 +163,15 @@ async fn start_stack(redis: &RedisServer, invoker: &str, batch: usize, in_flight
 async fn drain(o: &Options, invoker: &str, batch: usize, in_flight: u16) -> String {
     let redis = RedisServer::start().await;
     let mut conn = redis.connection().await;
-    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(STREAM).arg(GROUP).arg("0").arg("MKSTREAM").query_async(&mut conn).await.expect("XGROUP");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP");
     for from in (0..o.events).step_by(1000) {
         publish(&mut conn, from, (from + 1000).min(o.events)).await;
     }
@@ -189,7 +201,15 @@ async fn drain(o: &Options, invoker: &str, batch: usize, in_flight: u16) -> Stri
 async fn live(o: &Options, invoker: &str, batch: usize, in_flight: u16) -> String {
     let redis = RedisServer::start().await;
     let mut conn = redis.connection().await;
-    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(STREAM).arg(GROUP).arg("$").arg("MKSTREAM").query_async(&mut conn).await.expect("XGROUP");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(STREAM)
+        .arg(GROUP)
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP");
     let label = format!("live-{invoker}-b{batch}-f{in_flight}-r{}", o.rate);
     let stack = start_stack(&redis, invoker, batch, in_flight, &label).await;
     let published: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -224,20 +244,34 @@ async fn live(o: &Options, invoker: &str, batch: usize, in_flight: u16) -> Strin
     let first_publish = now_ms();
     while latencies.len() < o.events {
         if Instant::now() > deadline {
-            return format!("{label}: TIMED OUT with {}/{} acked\n{}", latencies.len(), o.events, stack.bridge.log_tail(20));
+            return format!(
+                "{label}: TIMED OUT with {}/{} acked\n{}",
+                latencies.len(),
+                o.events,
+                stack.bridge.log_tail(20)
+            );
         }
         tokio::time::sleep(POLL).await;
         let reply: Result<Snapshot, _> = redis::pipe()
             .atomic()
-            .cmd("XINFO").arg("GROUPS").arg(STREAM)
-            .cmd("XPENDING").arg(STREAM).arg(GROUP).arg("-").arg("+").arg(1_000_000)
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(STREAM)
+            .cmd("XPENDING")
+            .arg(STREAM)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(1_000_000)
             .query_async(&mut conn)
             .await;
         let at = now_ms();
         let Ok((groups, pending)) = reply else { continue };
         let Some(last) = groups
             .iter()
-            .find(|g| g.get("name").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()).as_deref() == Some(GROUP))
+            .find(|g| {
+                g.get("name").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()).as_deref() == Some(GROUP)
+            })
             .and_then(|g| g.get("last-delivered-id"))
             .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
         else {
@@ -285,8 +319,12 @@ fn main() {
     let o = options();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
-        println!("bench_bridge: {} events, binaries from {}, {} cores", o.events, bin_dir().display(),
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        println!(
+            "bench_bridge: {} events, binaries from {}, {} cores",
+            o.events,
+            bin_dir().display(),
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        );
         for invoker in &o.invokers {
             for &batch in &o.batch_sizes {
                 for &in_flight in &o.in_flight {

@@ -40,18 +40,12 @@ struct Args {
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args {
-        containers: 50,
-        seconds: 30,
-        bin_dir: None,
-    };
+    let mut a = Args { containers: 50, seconds: 30, bin_dir: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--containers" => {
-                a.containers = value()?.parse().map_err(|e| format!("--containers: {e}"))?
-            }
+            "--containers" => a.containers = value()?.parse().map_err(|e| format!("--containers: {e}"))?,
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--bin-dir" => a.bin_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
@@ -96,19 +90,12 @@ fn cmdline(pid: u32) -> String {
 
 fn ppid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()
 }
 
 fn pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default()
 }
 
@@ -122,36 +109,27 @@ struct Engine {
 
 /// dockerd serving DOCKER_HOST, its containerd, and that containerd's shims.
 fn engine_pids() -> Engine {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let socket = host.trim_start_matches("unix://").to_owned();
     let all = pids();
     let dockerd = all.iter().copied().find(|p| {
         let c = cmdline(*p);
         let is_dockerd = c.starts_with("dockerd") || c.contains("/dockerd ");
-        is_dockerd
-            && (c.contains(&socket) || (socket == "/var/run/docker.sock" && !c.contains(" -H ")))
+        is_dockerd && (c.contains(&socket) || (socket == "/var/run/docker.sock" && !c.contains(" -H ")))
     });
     let Some(dockerd) = dockerd else {
         eprintln!("warning: no dockerd found for {host}; engine CPU not measured");
         return Engine { daemons: Vec::new(), shims: Vec::new() };
     };
     let mut found = vec![dockerd];
-    let containerd: Vec<u32> = all
-        .iter()
-        .copied()
-        .filter(|p| ppid(*p) == Some(dockerd) && cmdline(*p).starts_with("containerd"))
-        .collect();
+    let containerd: Vec<u32> =
+        all.iter().copied().filter(|p| ppid(*p) == Some(dockerd) && cmdline(*p).starts_with("containerd")).collect();
     // The shims name their containerd's socket, under its state directory.
     let dirs: Vec<String> = containerd
         .iter()
         .filter_map(|p| {
             let c = cmdline(*p);
-            let config = c
-                .split_whitespace()
-                .skip_while(|a| *a != "--config")
-                .nth(1)?
-                .to_owned();
+            let config = c.split_whitespace().skip_while(|a| *a != "--config").nth(1)?.to_owned();
             Some(config.rsplit_once('/')?.0.to_owned())
         })
         .collect();
@@ -195,11 +173,7 @@ async fn measure(engine: &Engine, watched: Option<u32>, window: Duration) -> Sam
 
 async fn start_containers(docker: &Docker, n: usize, run: &str) -> Vec<TestContainer> {
     futures::stream::iter(0..n)
-        .map(|_| {
-            ContainerSpec::shell("sleep 100000")
-                .label(LABEL, run)
-                .start(docker)
-        })
+        .map(|_| ContainerSpec::shell("sleep 100000").label(LABEL, run).start(docker))
         .buffer_unordered(8)
         .collect()
         .await
@@ -208,10 +182,7 @@ async fn start_containers(docker: &Docker, n: usize, run: &str) -> Vec<TestConta
 /// Removes every container of this run, whatever state it is in.
 async fn cleanup(docker: &Docker, run: &str) {
     let filter = std::collections::HashMap::from([("label", vec![format!("{LABEL}={run}")])]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filter)
-        .build();
+    let options = ListContainersOptionsBuilder::default().all(true).filters(&filter).build();
     let ids: Vec<String> = docker
         .list_containers(Some(options))
         .await
@@ -220,10 +191,7 @@ async fn cleanup(docker: &Docker, run: &str) {
     let n = ids.len();
     futures::stream::iter(ids)
         .map(|id| async move {
-            let o = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
+            let o = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
             let _ = docker.remove_container(&id, Some(o)).await;
         })
         .buffer_unordered(8)
@@ -244,10 +212,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
     eprintln!("starting {} containers ...", args.containers);
     let started = Instant::now();
     let containers = start_containers(docker, args.containers, run).await;
-    eprintln!(
-        "started in {:.1}s; settling",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("started in {:.1}s; settling", started.elapsed().as_secs_f64());
     tokio::time::sleep(WARMUP).await;
     let engine = engine_pids();
     let mut rows = Vec::new();
@@ -266,9 +231,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
         .env("HEMOSTAT_STATS_INTERVAL", "1s")
         .env("RUST_LOG", "warn")
         .spawn();
-    collector
-        .wait_for_line("collector ready", Duration::from_secs(60))
-        .await;
+    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
     tokio::time::sleep(WARMUP).await;
     let sample = measure(&engine, Some(collector.pid()), window).await;
     let mut conn = redis.connection().await;
@@ -277,11 +240,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
         .query_async(&mut conn)
         .await
         .unwrap_or_default();
-    eprintln!(
-        "collector wrote {} stats keys for {} containers",
-        keys.len(),
-        containers.len()
-    );
+    eprintln!("collector wrote {} stats keys for {} containers", keys.len(), containers.len());
     rows.push(Row { what: "HemoStat collector", watched: true, sample });
     drop(collector);
     drop(redis);
@@ -342,12 +301,18 @@ async fn main() -> std::process::ExitCode {
     );
     println!(
         "| {:<18} | {:>13} | {:>14} | {:>22} | {:>10} | {:>29} |",
-        "", "watcher CPU %", "watcher RSS MB", "dockerd+containerd CPU %", "shims CPU %", "watcher+dockerd+containerd %"
+        "",
+        "watcher CPU %",
+        "watcher RSS MB",
+        "dockerd+containerd CPU %",
+        "shims CPU %",
+        "watcher+dockerd+containerd %"
     );
     println!("|{:-<20}|{:->15}|{:->16}|{:->26}|{:->12}|{:->31}|", "", "", "", "", "", "");
     for r in &rows {
         let s = &r.sample;
-        let (cpu, rss) = if r.watched { (format!("{:.2}", s.watcher), format!("{:.1}", s.rss)) } else { ("-".into(), "-".into()) };
+        let (cpu, rss) =
+            if r.watched { (format!("{:.2}", s.watcher), format!("{:.1}", s.rss)) } else { ("-".into(), "-".into()) };
         println!(
             "| {:<18} | {:>13} | {:>14} | {:>24} | {:>10} | {:>29} |",
             r.what,

@@ -31,7 +31,12 @@ fn alert(i: usize) -> Envelope {
         host: HOST.into(),
         container_id: None,
         image: Some("bench/app:1".into()),
-        anomalies: vec![Anomaly { kind: AnomalyKind::NonZeroExit, severity: Severity::High, threshold: None, actual: Some(1.0) }],
+        anomalies: vec![Anomaly {
+            kind: AnomalyKind::NonZeroExit,
+            severity: Severity::High,
+            threshold: None,
+            actual: Some(1.0),
+        }],
         exit_code: Some(1),
         detected_at: None,
     };
@@ -65,7 +70,10 @@ async fn run(alerts: usize) {
     })
     .await;
     let bridge = start_bridge(|b| {
-        b.name("bench-bridge").env("REDIS_URL", redis.url()).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")
+        b.name("bench-bridge")
+            .env("REDIS_URL", redis.url())
+            .env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint)
+            .env("RUST_LOG", "info")
     })
     .await;
 
@@ -84,7 +92,11 @@ async fn run(alerts: usize) {
         let elapsed = started.elapsed();
         let entry = reply.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next());
         let Some(entry) = entry else {
-            panic!("no command within 5 s for alert {i}\nbridge:\n{}\nemulator:\n{}", bridge.log_tail(20), emulator.log_tail(20));
+            panic!(
+                "no command within 5 s for alert {i}\nbridge:\n{}\nemulator:\n{}",
+                bridge.log_tail(20),
+                emulator.log_tail(20)
+            );
         };
         last_id = entry.id;
         if i >= WARMUP {

@@ -90,19 +90,31 @@ pub fn envelope(stream: &str, id: &str, mode: &str, extra: serde_json::Value) ->
     if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
         d.extend(e.clone());
     }
-    serde_json::json!({"timestamp": "2025-11-03T10:30:45.123456", "agent": "test", "type": kind, "data": data}).to_string()
+    serde_json::json!({"timestamp": "2025-11-03T10:30:45.123456", "agent": "test", "type": kind, "data": data})
+        .to_string()
 }
 
 /// XADDs events `prefix{from..to}` (mode ok) in one pipeline.
 pub async fn publish_range(conn: &mut MultiplexedConnection, stream: &str, prefix: &str, from: usize, to: usize) {
     let mut pipe = redis::pipe();
     for i in from..to {
-        pipe.cmd("XADD").arg(stream).arg("*").arg("envelope").arg(envelope(stream, &format!("{prefix}{i}"), "ok", serde_json::json!({}))).ignore();
+        pipe.cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("envelope")
+            .arg(envelope(stream, &format!("{prefix}{i}"), "ok", serde_json::json!({})))
+            .ignore();
     }
     let _: () = pipe.query_async(conn).await.expect("XADD");
 }
 
-pub async fn publish(conn: &mut MultiplexedConnection, stream: &str, id: &str, mode: &str, extra: serde_json::Value) -> String {
+pub async fn publish(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    id: &str,
+    mode: &str,
+    extra: serde_json::Value,
+) -> String {
     conn.xadd(stream, "*", &[("envelope", envelope(stream, id, mode, extra))]).await.expect("XADD")
 }
 

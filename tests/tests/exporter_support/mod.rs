@@ -181,7 +181,8 @@ pub async fn start_prometheus(config: &str) -> (Process, String, PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
-    let bin = which("prometheus").expect("prometheus not found: run scripts/test-env.sh install (Debian package prometheus)");
+    let bin =
+        which("prometheus").expect("prometheus not found: run scripts/test-env.sh install (Debian package prometheus)");
     let port = free_port();
     let process = Process::builder(bin.to_str().unwrap())
         .name("prometheus")
@@ -229,7 +230,8 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 /// The Python virtualenv of scripts/python-tools.sh.
 pub fn venv_bin(program: &str) -> PathBuf {
-    let venv = std::env::var_os("HEMOSTAT_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
+    let venv =
+        std::env::var_os("HEMOSTAT_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
     let path = venv.join("bin").join(program);
     assert!(path.is_file(), "{} not found: run scripts/python-tools.sh (or set HEMOSTAT_VENV)", path.display());
     path

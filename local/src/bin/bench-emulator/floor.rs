@@ -20,9 +20,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{
-    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
-};
+use hyper::{Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::oneshot};
 
@@ -34,19 +32,12 @@ pub const ECHO_THREAD: &str = "floor-echo";
 
 /// A server on a current-thread runtime in a thread of its own (like the
 /// emulator under test: the benchmark's client must not share its scheduler).
-fn spawn_server<S, F>(
-    name: &str,
-    state: S,
-    handler: fn(S, Request<Incoming>) -> F,
-) -> Result<SocketAddr, String>
+fn spawn_server<S, F>(name: &str, state: S, handler: fn(S, Request<Incoming>) -> F) -> Result<SocketAddr, String>
 where
     S: Clone + Send + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     // Detached: it lives as long as the benchmark process.
     let thread = std::thread::Builder::new().name(name.to_owned());
@@ -68,25 +59,19 @@ where
                         let reply = handler(state.clone(), request);
                         async move { Ok::<_, Infallible>(reply.await) }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
     });
     spawned.map_err(|e| e.to_string())?;
-    ready_rx
-        .recv()
-        .map_err(|_| "the floor server thread died".to_owned())?
+    ready_rx.recv().map_err(|_| "the floor server thread died".to_owned())?
 }
 
 fn json(status: StatusCode, body: Bytes) -> Reply {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", "application/json".parse().expect("valid"));
+    response.headers_mut().insert("content-type", "application/json".parse().expect("valid"));
     response
 }
 
@@ -100,9 +85,7 @@ impl Echo {
         async fn echo(_: (), _request: Request<Incoming>) -> Reply {
             json(StatusCode::OK, Bytes::from_static(b"{}"))
         }
-        Ok(Echo {
-            addr: spawn_server(ECHO_THREAD, (), echo)?,
-        })
+        Ok(Echo { addr: spawn_server(ECHO_THREAD, (), echo)? })
     }
 }
 
@@ -137,22 +120,14 @@ impl BareRuntimeApi {
             .env("AWS_LAMBDA_FUNCTION_NAME", function)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{function}"),
-            )
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        Ok(BareRuntimeApi {
-            addr,
-            _function: child,
-        })
+        let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        Ok(BareRuntimeApi { addr, _function: child })
     }
 }
 
@@ -206,16 +181,10 @@ async fn bare(state: BareState, request: Request<Incoming>) -> Reply {
         for (name, value) in [
             ("lambda-runtime-aws-request-id", id.as_str()),
             ("lambda-runtime-deadline-ms", "99999999999999"),
-            (
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:000000000000:function:noop-function",
-            ),
+            ("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:000000000000:function:noop-function"),
             // Lambda always sends one, and the runtime acts on it (it sets
             // `_X_AMZN_TRACE_ID`), so leaving it out would flatter the floor.
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0",
-            ),
+            ("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0"),
         ] {
             if let Ok(value) = value.parse() {
                 headers.insert(name, value);
@@ -223,26 +192,16 @@ async fn bare(state: BareState, request: Request<Incoming>) -> Reply {
         }
         return response;
     }
-    if let Some(id) = path
-        .strip_suffix("/response")
-        .and_then(|p| p.rsplit('/').next())
-    {
+    if let Some(id) = path.strip_suffix("/response").and_then(|p| p.rsplit('/').next()) {
         let id = id.to_owned();
         let Ok(body) = request.into_body().collect().await else {
             return json(StatusCode::BAD_REQUEST, Bytes::new());
         };
-        let caller = state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .callers
-            .remove(&id);
+        let caller = state.lock().unwrap_or_else(|p| p.into_inner()).callers.remove(&id);
         if let Some(caller) = caller {
             let _ = caller.send(body.to_bytes());
         }
-        return json(
-            StatusCode::ACCEPTED,
-            Bytes::from_static(br#"{"status":"OK"}"#),
-        );
+        return json(StatusCode::ACCEPTED, Bytes::from_static(br#"{"status":"OK"}"#));
     }
     json(StatusCode::NOT_FOUND, Bytes::new())
 }

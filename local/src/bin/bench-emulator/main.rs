@@ -81,16 +81,7 @@ impl Redis {
     async fn start() -> Option<Redis> {
         let port = free_port().await.ok()?;
         let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,10 +91,7 @@ impl Redis {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..100 {
             if TcpStream::connect(addr).await.is_ok() {
-                return Some(Redis {
-                    _child: child,
-                    url: format!("redis://{addr}"),
-                });
+                return Some(Redis { _child: child, url: format!("redis://{addr}") });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -157,14 +145,7 @@ impl Baseline {
             .arg(template)
             .arg("--bin-dir")
             .arg(bin_dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--functions",
-                "noop-function",
-                "--max-concurrency",
-                "1",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--functions", "noop-function", "--max-concurrency", "1"])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
@@ -187,10 +168,7 @@ impl Baseline {
         };
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Baseline {
-            _child: child,
-            addr,
-        })
+        Ok(Baseline { _child: child, addr })
     }
 }
 
@@ -204,14 +182,8 @@ struct Target {
 }
 
 impl Target {
-    async fn connect(
-        label: &'static str,
-        addr: SocketAddr,
-        function: &str,
-    ) -> Result<Target, String> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("{label}: connect {addr}: {e}"))?;
+    async fn connect(label: &'static str, addr: SocketAddr, function: &str) -> Result<Target, String> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("{label}: connect {addr}: {e}"))?;
         // Small requests and replies: Nagle would add 40 ms stalls to some of them.
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -235,30 +207,14 @@ impl Target {
             .body(Full::new(Bytes::from_static(b"{}")))
             .map_err(|e| e.to_string())?;
         let start = Instant::now();
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| format!("{}: connection: {e}", self.label))?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("{}: request: {e}", self.label))?;
+        self.sender.ready().await.map_err(|e| format!("{}: connection: {e}", self.label))?;
+        let response = self.sender.send_request(request).await.map_err(|e| format!("{}: request: {e}", self.label))?;
         let status = response.status();
         let error = response.headers().contains_key("x-amz-function-error");
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{}: body: {e}", self.label))?
-            .to_bytes();
+        let body = response.into_body().collect().await.map_err(|e| format!("{}: body: {e}", self.label))?.to_bytes();
         let elapsed = start.elapsed();
         if status != 200 || error || body.as_ref() != b"{}" {
-            return Err(format!(
-                "{}: unexpected reply {status}: {}",
-                self.label,
-                String::from_utf8_lossy(&body)
-            ));
+            return Err(format!("{}: unexpected reply {status}: {}", self.label, String::from_utf8_lossy(&body)));
         }
         Ok(elapsed)
     }
@@ -330,19 +286,8 @@ impl Watch {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut command = tokio::process::Command::new(cargo_lambda);
         command
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--release",
-                "--quiet",
-            ])
-            .args([
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &port.to_string(),
-            ])
+            .args(["lambda", "watch", "--ignore-changes", "--release", "--quiet"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
             .args(["-p", "hemostat-local", "--bin", "noop-function"])
             .current_dir(&cli.workspace)
             // The function's own logging would otherwise be measured too.
@@ -353,9 +298,7 @@ impl Watch {
             .kill_on_drop(true);
         #[cfg(unix)]
         command.process_group(0);
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cargo_lambda.display()))?;
+        let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", cargo_lambda.display()))?;
         // Keep its stderr for the report if it dies, without blocking it on a full pipe.
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(async move {
@@ -375,9 +318,7 @@ impl Watch {
         let mut last_error = String::new();
         while start.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "cargo lambda watch exited ({status}); last error: {last_error}"
-                ));
+                return Err(format!("cargo lambda watch exited ({status}); last error: {last_error}"));
             }
             match Target::connect("cargo lambda watch", self.addr, "noop-function").await {
                 Ok(mut target) => match tokio::time::timeout(limit, target.invoke()).await {
@@ -440,33 +381,19 @@ impl EmulatorThread {
                 })
             })
             .map_err(|e| e.to_string())?;
-        let (addr, functions) = ready_rx
-            .recv()
-            .map_err(|_| "the emulator thread died".to_owned())??;
-        Ok(EmulatorThread {
-            addr,
-            functions,
-            stop,
-            thread,
-        })
+        let (addr, functions) = ready_rx.recv().map_err(|_| "the emulator thread died".to_owned())??;
+        Ok(EmulatorThread { addr, functions, stop, thread })
     }
 
     fn stop(self) -> Result<(), String> {
         let _ = self.stop.send(());
-        self.thread
-            .join()
-            .map_err(|_| "the emulator thread panicked".to_owned())?
+        self.thread.join().map_err(|_| "the emulator thread panicked".to_owned())?
     }
 }
 
 async fn free_port() -> Result<u16, String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -487,15 +414,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(path) if path.is_file() => {
             println!("starting cargo lambda watch ({})", path.display());
             let mut watch = Watch::start(&cli, path).await?;
-            match watch
-                .ready(Duration::from_secs(cli.watch_startup_secs))
-                .await
-            {
+            match watch.ready(Duration::from_secs(cli.watch_startup_secs)).await {
                 Ok(took) => {
-                    println!(
-                        "cargo lambda watch ready after {:.1} s (build + first invocation)",
-                        took.as_secs_f64()
-                    );
+                    println!("cargo lambda watch ready after {:.1} s (build + first invocation)", took.as_secs_f64());
                     Some(watch)
                 }
                 Err(e) => {
@@ -506,10 +427,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Some(path) => {
-            println!(
-                "no cargo-lambda at {}: comparison skipped (run scripts/python-tools.sh)",
-                path.display()
-            );
+            println!("no cargo-lambda at {}: comparison skipped (run scripts/python-tools.sh)", path.display());
             None
         }
         None => {
@@ -559,22 +477,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         };
         match cold {
             Some(d) => println!("  {:<22} {:>8.2} ms", function.name(), ms(d)),
-            None => println!(
-                "  {:<22}  no first /next within 10 s (init failed? see log above)",
-                function.name()
-            ),
+            None => println!("  {:<22}  no first /next within 10 s (init failed? see log above)", function.name()),
         }
     }
-    let missing: Vec<&str> = ["hemostat-analyzer", "hemostat-responder"]
-        .into_iter()
-        .filter(|f| !functions.contains(f))
-        .collect();
+    let missing: Vec<&str> =
+        ["hemostat-analyzer", "hemostat-responder"].into_iter().filter(|f| !functions.contains(f)).collect();
     if !missing.is_empty() {
-        println!(
-            "  (not built in {}: {})",
-            bin_dir.display(),
-            missing.join(", ")
-        );
+        println!("  (not built in {}: {})", bin_dir.display(), missing.join(", "));
     }
 
     // The floors and the baseline start now, after the cold starts were taken,
@@ -596,17 +505,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     targets.push(Target::connect(BARE, bare.addr, "noop-function").await?);
     targets.push(Target::connect(ECHO, echo.addr, "noop-function").await?);
     let cpu_threads: [(&str, &[&str]); 3] = [
-        (
-            OURS,
-            &[EMULATOR_THREAD, hemostat_local::RUNTIME_THREAD_NAME],
-        ),
+        (OURS, &[EMULATOR_THREAD, hemostat_local::RUNTIME_THREAD_NAME]),
         (BARE, &[floor::BARE_THREAD]),
         (ECHO, &[floor::ECHO_THREAD]),
     ];
-    let cpu_before: Vec<Option<Duration>> = cpu_threads
-        .iter()
-        .map(|(_, names)| thread_cpu(names))
-        .collect();
+    let cpu_before: Vec<Option<Duration>> = cpu_threads.iter().map(|(_, names)| thread_cpu(names)).collect();
     for target in &mut targets {
         // The bare Runtime API's function may still be initialising: its first
         // invocation waits in the queue, as it would behind any emulator.
@@ -631,12 +534,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let cpu_per_invocation: HashMap<&str, Duration> = cpu_threads
         .iter()
         .zip(cpu_before)
-        .filter_map(|((label, names), before)| {
-            Some((
-                *label,
-                thread_cpu(names)?.checked_sub(before?)? / invocations,
-            ))
-        })
+        .filter_map(|((label, names), before)| Some((*label, thread_cpu(names)?.checked_sub(before?)? / invocations)))
         .collect();
 
     println!(
@@ -647,18 +545,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         "  {:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
         "target", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms", "server CPU"
     );
-    let summaries: HashMap<&str, Summary> = targets
-        .iter()
-        .map(|t| (t.label, summarize(&t.samples)))
-        .collect();
+    let summaries: HashMap<&str, Summary> = targets.iter().map(|t| (t.label, summarize(&t.samples))).collect();
     for target in &targets {
         let s = &summaries[target.label];
         // Only for the servers in this process; the others' CPU is not ours to read.
         let cpu = cpu_per_invocation
             .get(target.label)
-            .map_or_else(String::new, |d| {
-                format!("{:.1} us/inv", d.as_secs_f64() * 1e6)
-            });
+            .map_or_else(String::new, |d| format!("{:.1} us/inv", d.as_secs_f64() * 1e6));
         println!(
             "  {:<24} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>12}",
             target.label,
@@ -674,11 +567,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let ours = &summaries[OURS];
     let bare = &summaries[BARE];
     let mut ok = ours.p50 <= Duration::from_millis(1);
-    println!(
-        "\n  goal p50 <= 1 ms: {} ({:.3} ms)",
-        if ok { "met" } else { "NOT met" },
-        ms(ours.p50)
-    );
+    println!("\n  goal p50 <= 1 ms: {} ({:.3} ms)", if ok { "met" } else { "NOT met" }, ms(ours.p50));
     if let Some(theirs) = summaries.get(WATCH) {
         let r = ratio(ours.p50, theirs.p50);
         let half = r <= 0.5;
@@ -715,11 +604,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     server.stop()?;
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
-    if ok {
-        Ok(())
-    } else {
-        Err("performance goal not met".into())
-    }
+    if ok { Ok(()) } else { Err("performance goal not met".into()) }
 }
 
 // The client needs one thread; the emulator has its own runtime (EmulatorThread).
