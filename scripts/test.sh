@@ -10,6 +10,10 @@
 #   HEMOSTAT_TEST_BUILD_ARGS   args for the `cargo build` phase (default "--workspace --bins");
 #                              "skip" skips the phase (escape hatch while a crate is mid-edit)
 #   HEMOSTAT_TEST_KEEP_ENV=1   leave dockerd/redis running afterwards (faster reruns)
+#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt and clippy gates (while iterating on one test)
+#   HEMOSTAT_TEST_REDIS_MODES  the Redis the suite runs on, in turn (default "node cluster"):
+#                              `node`, a redis-server per test; `cluster`, a six-node Redis
+#                              Cluster per test (the harness reads HEMOSTAT_TEST_REDIS)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +57,16 @@ test_args() {
 main() {
     check_toolchain
 
+    # Style and lints first: they need nothing installed, and a failure is
+    # reported in a minute or two instead of after the end-to-end tests.
+    if [[ "${HEMOSTAT_TEST_SKIP_CHECKS:-0}" != 1 ]]; then
+        phase "checking style: cargo fmt --check"
+        cargo fmt --all -- --check ||
+            { echo "error: run \`cargo fmt --all\` (rustfmt.toml sets the style)" >&2; exit 1; }
+        phase "checking lints: cargo clippy --workspace --all-targets -- -D warnings"
+        CARGO_INCREMENTAL=0 cargo clippy --workspace --all-targets -- -D warnings
+    fi
+
     phase "installing system packages"
     "${TEST_ENV[@]}" install
 
@@ -85,10 +99,12 @@ main() {
 
     local -a extra
     read -r -a extra <<<"$(test_args "$@")"
-    phase "running tests: cargo test --no-fail-fast ${extra[*]:+${extra[*]} }$*"
-    local status=0
-    # --no-fail-fast: one failing test binary must not hide the results of the others.
-    cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
+    local status=0 mode
+    for mode in ${HEMOSTAT_TEST_REDIS_MODES:-node cluster}; do
+        phase "running tests on Redis $mode: cargo test --no-fail-fast ${extra[*]:+${extra[*]} }$*"
+        # --no-fail-fast: one failing test binary must not hide the results of the others.
+        HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
+    done
     if ((status == 0)); then
         phase "tests passed"
     else
