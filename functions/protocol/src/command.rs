@@ -6,6 +6,8 @@
 //! re-serialisation keeps verification independent of field order and of
 //! fields a newer responder may add.
 
+use std::collections::HashMap;
+
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -63,23 +65,17 @@ pub struct Command {
     pub issued_at: String,
     #[serde(default)]
     pub dry_run: bool,
-    /// Carried through so the final event can report detection-to-fix time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detected_at: Option<String>,
     /// `exec` only: the command line to run in the container, as argv (no
     /// shell). Omitted when empty, so commands without it serialise (and
     /// sign) exactly as before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     /// Context the collector copies into its `remediation_complete`, so the
-    /// alert can say how the decision was taken. Omitted when unknown, so
-    /// commands without them serialise (and sign) exactly as before.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<crate::event::Severity>,
+    /// alert can say how the decision was taken and how long the fix took.
+    /// Flattened, its fields omitted when unknown, so commands without them
+    /// serialise (and sign) exactly as before.
+    #[serde(flatten)]
+    pub context: crate::event::IncidentContext,
 }
 
 /// A command as it sits in a host's stream.
@@ -88,6 +84,11 @@ pub struct SignedCommand {
     pub json: String,
     pub signature: Option<String>,
 }
+
+/// The field of a command stream entry that holds the command JSON.
+pub const COMMAND_FIELD: &str = "command";
+/// The field that holds the hex signature; absent when unsigned.
+pub const SIGNATURE_FIELD: &str = "signature";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -108,6 +109,23 @@ impl Command {
 }
 
 impl SignedCommand {
+    /// The fields of its stream entry: the command, then the signature if any.
+    pub fn to_fields(&self) -> Vec<(&'static str, &str)> {
+        let mut fields = vec![(COMMAND_FIELD, self.json.as_str())];
+        if let Some(sig) = &self.signature {
+            fields.push((SIGNATURE_FIELD, sig.as_str()));
+        }
+        fields
+    }
+
+    /// Reads a stream entry's fields; `None` without a command field.
+    pub fn from_fields(fields: &HashMap<String, String>) -> Option<SignedCommand> {
+        Some(SignedCommand {
+            json: fields.get(COMMAND_FIELD)?.clone(),
+            signature: fields.get(SIGNATURE_FIELD).cloned(),
+        })
+    }
+
     /// Verifies (when a key is configured) and parses. With a key, an
     /// unsigned or forged command is refused before its JSON is even read.
     pub fn open(&self, key: Option<&[u8]>) -> Result<Command, ProtocolError> {
@@ -138,11 +156,8 @@ mod tests {
             confidence: 0.9,
             issued_at: "2026-01-01T00:00:00Z".into(),
             dry_run: false,
-            detected_at: None,
+            context: Default::default(),
             args: Vec::new(),
-            analysis_method: None,
-            image: None,
-            severity: None,
         }
     }
 
@@ -173,6 +188,23 @@ mod tests {
         exec.action = Action::Exec;
         exec.args = vec!["nginx".into(), "-s".into(), "reload".into()];
         assert_eq!(exec.seal(None).open(None).unwrap(), exec);
+    }
+
+    #[test]
+    fn stream_fields_round_trip() {
+        let sealed = command().seal(Some(b"k"));
+        let fields = sealed.to_fields();
+        assert_eq!(fields[0], ("command", sealed.json.as_str()));
+        assert_eq!(fields[1], ("signature", sealed.signature.as_deref().unwrap()));
+        let map: HashMap<String, String> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(SignedCommand::from_fields(&map), Some(sealed));
+
+        let unsigned = command().seal(None);
+        assert_eq!(unsigned.to_fields().len(), 1);
+        let map: HashMap<String, String> =
+            unsigned.to_fields().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(SignedCommand::from_fields(&map), Some(unsigned));
+        assert_eq!(SignedCommand::from_fields(&HashMap::new()), None);
     }
 
     #[test]

@@ -170,17 +170,6 @@ pub struct RemediationNeeded {
     pub host: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detected_at: Option<String>,
-    /// The container's image, for the fleet brake; looked up from the
-    /// collector's stats when a seed-protocol publisher leaves it out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The model that decided, when `analysis_method` is `llm`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
     /// Why the rules decided although an LLM is configured (`llm_timeout`,
     /// `budget_exhausted`, ...), when `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,10 +178,10 @@ pub struct RemediationNeeded {
     /// (no call was made for this alert).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub llm_cached: bool,
-    /// The highest severity among the alert's anomalies, so a refusal of a
-    /// critical alert can be told apart from a routine one downstream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<Severity>,
+    /// Detection time, decision method and model, image, severity:
+    /// carried from the alert to the outcome (flattened: same JSON fields).
+    #[serde(flatten)]
+    pub context: IncidentContext,
 }
 
 /// How a remediation ended.
@@ -245,17 +234,10 @@ pub struct RemediationComplete {
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detected_at: Option<String>,
-    /// How the decision to act was taken (`rule_based`, `llm`,
-    /// `rule_fallback`), carried from the `remediation_needed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The alert's highest anomaly severity, when the analyzer said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<Severity>,
+    /// Detection time, decision method and model, image, severity:
+    /// carried from the alert to the outcome (flattened: same JSON fields).
+    #[serde(flatten)]
+    pub context: IncidentContext,
 }
 
 /// `data` of a `false_alarm`.
@@ -267,11 +249,6 @@ pub struct FalseAlarm {
     pub host: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis_method: Option<String>,
-    /// The model that decided, when `analysis_method` is `llm`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
     /// Why the rules decided although an LLM is configured, when
     /// `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,8 +256,33 @@ pub struct FalseAlarm {
     /// The LLM's verdict came from the cache (no call was made for this alert).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub llm_cached: bool,
-    /// The alert's highest anomaly severity: a critical alert that leads to
-    /// no action is what an operator most needs to hear about.
+    /// Detection time, decision method and model, image, severity:
+    /// carried from the alert to the outcome (flattened: same JSON fields).
+    #[serde(flatten)]
+    pub context: IncidentContext,
+}
+
+/// What an incident carries from its detection to its outcome: through the
+/// analyzer's verdict, the responder's command and the collector's report,
+/// one type instead of fields copied one by one. Flattened into each
+/// payload, so the JSON keeps the fields where they always were.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentContext {
+    /// When the collector saw the problem (RFC 3339): detection-to-fix time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+    /// How the decision was taken (`rule_based`, `llm`, `rule_fallback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_method: Option<String>,
+    /// The model that decided, when `analysis_method` is `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The container's image, for the fleet brake; looked up from the
+    /// collector's stats when a seed-protocol publisher leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The alert's highest anomaly severity, so a refusal of a critical
+    /// alert can be told apart from a routine one downstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
 }
@@ -300,4 +302,33 @@ pub struct SystemAlert {
     pub last_seen: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_for_seconds: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_sits_where_its_fields_always_were() {
+        let needed: RemediationNeeded = serde_json::from_value(serde_json::json!({
+            "container": "web", "action": "restart", "reason": "exit 1", "confidence": 0.9, "host": "h1",
+            "analysis_method": "llm", "model": "gpt-4o-mini", "detected_at": "2026-12-01T10:00:00Z",
+            "image": "shop/web:2", "severity": "critical", "fallback_reason": "x"}))
+        .unwrap();
+        assert_eq!(needed.context.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(needed.context.severity, Some(Severity::Critical));
+        let json = serde_json::to_value(&needed).unwrap();
+        assert!(json.get("context").is_none(), "{json}");
+        for key in ["analysis_method", "model", "detected_at", "image", "severity", "fallback_reason"] {
+            assert!(json.get(key).is_some(), "{key} missing: {json}");
+        }
+        // Unknown context is left out, as before.
+        let bare: RemediationComplete = serde_json::from_value(serde_json::json!({
+            "container": "web", "action": "restart", "host": "h1",
+            "result": {"status": "success", "action": "restart", "container": "web"}}))
+        .unwrap();
+        assert_eq!(bare.context, IncidentContext::default());
+        let json = serde_json::to_string(&bare).unwrap();
+        assert!(!json.contains("analysis_method") && !json.contains("context"), "{json}");
+    }
 }

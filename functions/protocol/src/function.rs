@@ -3,8 +3,8 @@
 
 use std::future::Future;
 
+use crate::connection::Connection;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use redis::aio::ConnectionManager;
 
 use crate::{
     batch::{BatchEvent, BatchResponse},
@@ -15,7 +15,7 @@ use crate::{
 
 /// Tracing, then one Redis connection for the life of the instance (built
 /// once in init, shared by every invocation, as Lambda's model intends).
-pub async fn init() -> Result<ConnectionManager, Error> {
+pub async fn init() -> Result<Connection, Error> {
     telemetry::init();
     let url = redis_url();
     Ok(connect(&url).await.map_err(|e| format!("connecting to {}: {e}", redact(&url)))?)

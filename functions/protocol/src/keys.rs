@@ -1,10 +1,17 @@
 //! The Redis key schema and TTLs (the seed's, plus HemoStat's own).
 //!
-//! Keys the safety gate touches together in one Lua script carry one hash
-//! tag, [`GATE_TAG`], so they live in one Redis Cluster slot: the gate's
-//! decisions span a container (cooldown, breaker) and its image across
-//! hosts (fleet brake), and the gate's write rate is far too low for one
-//! slot to be a hot spot.
+//! Every key that crosses Redis is spelled here and nowhere else.
+//!
+//! On a Redis Cluster each key lives in one slot, and a script or a
+//! transaction may only touch keys of one slot. So keys that one script
+//! touches together share a hash tag, and the tag is chosen so that no slot
+//! gathers the whole fleet: a container's safety state (remediation record,
+//! action log, audit, pending gate decisions) and the analyzer's history
+//! share the tag `{host/name}`; the fleet brake's keys share the tag
+//! `{image}`. The safety gate therefore decides in two slots (the
+//! container's, then the image's), see `functions/responder/src/gate.rs`.
+//! Keys written alone (stats, series, heartbeats) need no tag. Streams that
+//! every event passes through are one key each (one slot each).
 
 use std::time::Duration;
 
@@ -26,9 +33,6 @@ pub const STREAM_MAXLEN: usize = 100_000;
 /// Where the bridge moves records that failed every attempt.
 pub const DEAD_LETTER_STREAM: &str = "hemostat:stream:dead_letter";
 
-/// The hash tag shared by every key of the safety gate.
-pub const GATE_TAG: &str = "{hemostat-gate}";
-
 pub fn stats(c: &ContainerRef) -> String {
     format!("hemostat:stats:{}", c.key())
 }
@@ -40,37 +44,106 @@ pub const SERIES_MAX: usize = 120;
 pub const SERIES_TTL: Duration = STATS_TTL;
 
 /// A container's recent samples for charts: a list, newest first, of compact
-/// JSON `{"t": epoch ms, "cpu": cpu_pct, "mem": memory_pct}`, capped at
-/// [`SERIES_MAX`].
+/// JSON `{"t": epoch ms, "cpu": cpu_pct, "mem": memory_pct}`
+/// ([`SeriesSample`](crate::series::SeriesSample)), capped at [`SERIES_MAX`].
 pub fn series(c: &ContainerRef) -> String {
     format!("hemostat:series:{}", c.key())
 }
 
+/// The hash tag of a container's keys: `{host/name}`, so its safety state
+/// and history share a slot, and containers spread over the cluster.
+fn container_tag(c: &ContainerRef) -> String {
+    format!("{{{}}}", c.key())
+}
+
 /// The seed's remediation record (`{"last_action", "count"}`).
 pub fn remediation(c: &ContainerRef) -> String {
-    format!("hemostat:remediation:{GATE_TAG}:{}", c.key())
+    format!("hemostat:remediation:{}", container_tag(c))
 }
 
 /// Timestamps (ms) of the actions taken on a container, for the hourly
 /// circuit breaker.
 pub fn action_log(c: &ContainerRef) -> String {
-    format!("hemostat:actions:{GATE_TAG}:{}", c.key())
+    format!("hemostat:actions:{}", container_tag(c))
 }
 
 /// Audit trail of every gate decision for a container.
 pub fn audit(c: &ContainerRef) -> String {
-    format!("hemostat:audit:{GATE_TAG}:{}", c.key())
+    format!("hemostat:audit:{}", container_tag(c))
+}
+
+/// Gate decisions allowed for the container but still waiting for the fleet
+/// brake's answer (hash: command id -> the remediation record before it).
+pub fn gate_pending(c: &ContainerRef) -> String {
+    format!("hemostat:gate_pending:{}", container_tag(c))
 }
 
 /// Hosts (scored by time) where containers of `image` were remediated
 /// recently: the fleet brake's evidence.
 pub fn fleet(image: &str) -> String {
-    format!("hemostat:fleet:{GATE_TAG}:{image}")
+    format!("hemostat:fleet:{{{image}}}")
 }
 
 /// Present while the fleet brake holds for `image` ("suspected bad release").
 pub fn fleet_brake(image: &str) -> String {
-    format!("hemostat:fleet_brake:{GATE_TAG}:{image}")
+    format!("hemostat:fleet_brake:{{{image}}}")
+}
+
+/// "Command `id` is in its host's stream": the responder's check that a
+/// redelivered, already allowed request was dispatched.
+pub fn dispatched(id: &str) -> String {
+    format!("hemostat:dispatched:{id}")
+}
+
+/// How long [`dispatched`] is remembered.
+pub const DISPATCHED_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Commands kept (approximately) per host stream.
+pub const COMMANDS_MAXLEN: usize = 10_000;
+
+/// Marks a message (its exact JSON) as already in `stream`. It shares the
+/// stream's slot (its hash tag is the stream's name), so the publisher's
+/// `MULTI` of mark, `XADD` and `PUBLISH` runs on a cluster.
+pub fn published_mark(stream: &str, digest: &str) -> String {
+    format!("hemostat:published:{{{stream}}}:{digest}")
+}
+
+/// Present while an envelope with this digest is in the event log `list`;
+/// in the list's slot, so the store script runs on a cluster.
+pub fn alert_stored(list: &str, digest: &str) -> String {
+    format!("hemostat:alert:stored:{{{list}}}:{digest}")
+}
+
+/// Held by whoever sends notice `fingerprint` to `sink`, for the dedupe TTL.
+pub fn alert_dedupe(sink: &str, fingerprint: &str) -> String {
+    format!("hemostat:alert:dedupe:{sink}:{fingerprint}")
+}
+
+/// Notifications that failed after every retry (a plain counter, INCR).
+pub const ALERT_FAILURES: &str = "hemostat:alert:failures";
+
+/// The hash tag of the exporter's counting script: the metrics hash and one
+/// dedupe key per record. One slot takes every count: the write rate is the
+/// event rate, like the streams', far below what one slot serves.
+const EXPORTER_TAG: &str = "{hemostat-exporter}";
+
+/// Every stored series (counters, histogram buckets, sums and counts):
+/// field = the series in Prometheus syntax, value = its number.
+pub fn exporter_metrics() -> String {
+    format!("hemostat:exporter:{EXPORTER_TAG}:metrics")
+}
+
+/// Marks a record as counted by the exporter; expires after its dedupe TTL.
+pub fn exporter_seen(source: &str, message_id: &str) -> String {
+    format!("hemostat:exporter:{EXPORTER_TAG}:seen:{source}:{message_id}")
+}
+
+/// Present while `host`'s collector is reported missing: set with NX when
+/// it goes silent (only the instance that sets it publishes the alert),
+/// deleted when it beats again (only the instance whose DEL removed it
+/// publishes the recovery).
+pub fn collector_missing(host: &str) -> String {
+    format!("hemostat:exporter:collector_missing:{host}")
 }
 
 /// A collector's heartbeat (JSON: host, pid, version, interval_seconds,
@@ -107,7 +180,7 @@ pub fn bridge_takeovers(stream: &str, group: &str) -> String {
 
 /// The analyzer's recent alerts for a container (newest first, capped).
 pub fn history(c: &ContainerRef) -> String {
-    format!("hemostat:history:{{{}}}", c.key())
+    format!("hemostat:history:{}", container_tag(c))
 }
 
 /// A cached LLM verdict for a failure signature.
@@ -131,11 +204,23 @@ mod tests {
     }
 
     #[test]
-    fn gate_keys_share_one_hash_tag() {
+    fn a_containers_keys_share_its_tag_and_images_theirs() {
         let c = ContainerRef::new("h1", "web");
-        for key in [remediation(&c), action_log(&c), audit(&c), fleet("nginx:1.25"), fleet_brake("nginx:1.25")] {
-            assert_eq!(hash_tag(&key), "hemostat-gate", "{key}");
+        for key in [remediation(&c), action_log(&c), audit(&c), gate_pending(&c), history(&c)] {
+            assert_eq!(hash_tag(&key), "h1/web", "{key}");
+        }
+        let other = ContainerRef::new("h2", "web");
+        assert_eq!(hash_tag(&audit(&other)), "h2/web");
+        for key in [fleet("nginx:1.25"), fleet_brake("nginx:1.25")] {
+            assert_eq!(hash_tag(&key), "nginx:1.25", "{key}");
         }
         assert_eq!(stats(&c), "hemostat:stats:h1/web");
+    }
+
+    #[test]
+    fn markers_share_the_slot_of_what_they_mark() {
+        assert_eq!(hash_tag(&published_mark("hemostat:stream:health_alert", "ab")), "hemostat:stream:health_alert");
+        assert_eq!(hash_tag(&alert_stored("hemostat:events:all", "ab")), "hemostat:events:all");
+        assert_eq!(hash_tag(&exporter_seen("s", "1-0")), hash_tag(&exporter_metrics()));
     }
 }

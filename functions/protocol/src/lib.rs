@@ -13,14 +13,17 @@
 //!   durable streams that back them, plus the typed `data` of each.
 //! - [`container`]: how a container is named across a fleet (host + name).
 //! - [`keys`]: the Redis key schema and TTLs.
+//! - [`series`]: the samples of the dashboard's charts.
 //! - [`command`]: remediation commands sent to one host's collector, with
 //!   ids for idempotency and HMAC-SHA256 signatures.
+//! - [`backoff`]: exponential backoff with jitter, for every retry loop.
 //! - [`batch`]: the SQS-like batch the bridge hands to a function, and the
 //!   partial-failure answer a function gives back.
 //! - [`publisher`]: publish = pub/sub channel + durable stream, atomically.
 //! - [`routes`]: which function consumes which stream (bridge, cloud).
 //! - [`connection`]: `redis://` / `rediss://` URLs with AUTH, and redaction
 //!   of credentials for logs.
+//! - [`slot`]: Redis Cluster hash slots of keys.
 //! - [`config`]: typed environment variables with clear errors.
 //! - `function` (feature `lambda`): the start-up every function binary
 //!   shares: tracing, one Redis connection, the batch handler loop.
@@ -29,6 +32,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod backoff;
 pub mod batch;
 pub mod command;
 pub mod config;
@@ -42,6 +46,8 @@ pub mod function;
 pub mod keys;
 pub mod publisher;
 pub mod routes;
+pub mod series;
+pub mod slot;
 pub mod telemetry;
 
 pub use command::{Action, Command};

@@ -2,10 +2,10 @@
 
 use std::future::Future;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Connection;
 use sha2::{Digest, Sha256};
 
-use crate::{envelope::Envelope, error::ProtocolError, keys};
+use crate::{envelope::Envelope, error::ProtocolError, event::EventKind, keys};
 
 /// Where events go. Handlers are generic over this so they can be tested
 /// without Redis.
@@ -20,15 +20,15 @@ pub trait Publisher: Send + Sync {
 /// `PUBLISH` to the literal channel [`ALL_CHANNEL`]. All or nothing.
 #[derive(Clone)]
 pub struct RedisPublisher {
-    conn: ConnectionManager,
+    conn: Connection,
 }
 
 impl RedisPublisher {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: Connection) -> Self {
         RedisPublisher { conn }
     }
 
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Connection {
         self.conn.clone()
     }
 }
@@ -42,7 +42,7 @@ impl Publisher for RedisPublisher {
             // Before the PUBLISH, in the same MULTI: the bridge's relay must
             // see the mark when the message reaches it.
             .cmd("SET")
-            .arg(published_mark(&json))
+            .arg(published_mark(env.kind, &json))
             .arg(1)
             .arg("EX")
             .arg(PUBLISHED_MARK_TTL_SECONDS)
@@ -65,6 +65,9 @@ impl Publisher for RedisPublisher {
             .ignore()
             .query_async(&mut conn)
             .await?;
+        // An event acknowledged but lost in a failover would be an alert
+        // nobody acts on: published means on a replica too.
+        conn.wait_replicated(&env.kind.stream()).await?;
         tracing::debug!(kind = %env.kind, stream_id = %id, "published");
         Ok(id)
     }
@@ -79,9 +82,9 @@ pub const PUBLISHED_MARK_TTL_SECONDS: u64 = 60;
 /// appends a message some other publisher put only on a seed channel, so
 /// each message reaches its stream exactly once whatever the number of
 /// relays.
-pub fn published_mark(json: &str) -> String {
+pub fn published_mark(kind: EventKind, json: &str) -> String {
     let digest = Sha256::digest(json.as_bytes());
-    format!("hemostat:published:{}", hex::encode(&digest[..16]))
+    keys::published_mark(&kind.stream(), &hex::encode(&digest[..16]))
 }
 
 /// The seed documents `redis-cli SUBSCRIBE "hemostat:*"` to watch every
