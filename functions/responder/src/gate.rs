@@ -1,4 +1,21 @@
 //! The safety gate's decision, made atomically inside Redis.
+//!
+//! A decision spans a container (cooldown, circuit breaker) and its image
+//! across hosts (fleet brake). On a Redis Cluster those are two slots (the
+//! key schema tags a container's keys with `{host/name}` and an image's with
+//! `{image}`, so state spreads over the masters), and one script cannot
+//! touch both. So the gate decides in steps, each one atomic script:
+//! 1. `gate_container.lua`, in the container's slot: cooldown and breaker;
+//!    an allowed action is taken at once (a concurrent request for the same
+//!    container sees the cooldown) and, when the fleet brake must still
+//!    decide, marked pending;
+//! 2. `gate_fleet.lua`, in the image's slot: admits the host or trips the
+//!    brake, exactly, however many responders race;
+//! 3. `gate_settle.lua`, in the container's slot: confirms the action, or
+//!    undoes it when the brake said no, and audits the outcome.
+//!
+//! A responder that dies between steps leaves the action pending; the
+//! redelivered request finds it (`pending`) and finishes steps 2 and 3.
 
 use redis::Script;
 use serde_json::json;
@@ -8,7 +25,9 @@ use hemostat_protocol::{ContainerRef, ProtocolError, keys};
 /// Audit entries kept per container.
 const AUDIT_MAX: usize = 1000;
 
-static GATE_LUA: &str = include_str!("gate.lua");
+static CONTAINER_LUA: &str = include_str!("gate_container.lua");
+static FLEET_LUA: &str = include_str!("gate_fleet.lua");
+static SETTLE_LUA: &str = include_str!("gate_settle.lua");
 
 /// What the gate decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +70,9 @@ pub struct FleetBrake {
 }
 
 pub struct Gate {
-    script: Script,
+    container: Script,
+    fleet: Script,
+    settle: Script,
     cooldown_seconds: u64,
     max_per_hour: u64,
     brake: FleetBrake,
@@ -63,7 +84,14 @@ impl Gate {
     }
 
     pub fn with_brake(cooldown_seconds: u64, max_per_hour: u64, brake: FleetBrake) -> Self {
-        Gate { script: Script::new(GATE_LUA), cooldown_seconds, max_per_hour, brake }
+        Gate {
+            container: Script::new(CONTAINER_LUA),
+            fleet: Script::new(FLEET_LUA),
+            settle: Script::new(SETTLE_LUA),
+            cooldown_seconds,
+            max_per_hour,
+            brake,
+        }
     }
 
     pub async fn check<C>(&self, conn: &mut C, req: &GateRequest<'_>) -> Result<Verdict, ProtocolError>
@@ -79,34 +107,68 @@ impl Gate {
             "confidence": req.confidence,
             "dry_run": req.dry_run,
             "image": req.image,
-        });
-        let image = req.image.unwrap_or("");
-        let brake_hosts = if image.is_empty() { 0 } else { self.brake.hosts };
-        let (verdict, reason, count): (String, String, u64) = self
-            .script
-            .key(keys::remediation(req.container))
-            .key(keys::action_log(req.container))
-            .key(keys::audit(req.container))
-            .key(keys::fleet(image))
-            .key(keys::fleet_brake(image))
+        })
+        .to_string();
+        let image = req.image.filter(|i| !i.is_empty());
+        let brake_decides = image.is_some() && self.brake.hosts > 0;
+        let c = req.container;
+        // In the order both scripts of the container's slot take them.
+        let container_keys = [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c)];
+        let (verdict, reason, count): (String, String, u64) = with_keys(&self.container, &container_keys)
             .arg(self.cooldown_seconds)
             .arg(self.max_per_hour)
             .arg(req.command_id)
             .arg(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string())
             .arg(keys::REMEDIATION_TTL.as_secs())
-            .arg(audit.to_string())
+            .arg(&audit)
             .arg(AUDIT_MAX)
-            .arg(&req.container.host)
-            .arg(brake_hosts)
+            .arg(if brake_decides { "1" } else { "0" })
+            .invoke_async(conn)
+            .await?;
+        match verdict.as_str() {
+            "allowed" => return Ok(Verdict::Allowed { count }),
+            "duplicate" => return Ok(Verdict::Duplicate),
+            "refused" => return Ok(Verdict::Refused { reason }),
+            "reserved" | "pending" => {}
+            other => return Err(ProtocolError::Redis(unexpected(other))),
+        }
+        let image = image.unwrap_or_default();
+        let (fleet, reason): (String, String) = self
+            .fleet
+            .key(keys::fleet(image))
+            .key(keys::fleet_brake(image))
+            .arg(&c.host)
+            .arg(self.brake.hosts)
             .arg(self.brake.window_seconds)
             .arg(image)
             .invoke_async(conn)
             .await?;
-        Ok(match verdict.as_str() {
-            "allowed" => Verdict::Allowed { count },
-            "duplicate" => Verdict::Duplicate,
-            "brake" => Verdict::Brake { reason },
-            _ => Verdict::Refused { reason },
+        let settled = if fleet == "admitted" { "allowed" } else { "brake" };
+        let count: u64 = with_keys(&self.settle, &container_keys)
+            .arg(req.command_id)
+            .arg(settled)
+            .arg(&reason)
+            .arg(keys::REMEDIATION_TTL.as_secs())
+            .arg(&audit)
+            .arg(AUDIT_MAX)
+            .invoke_async(conn)
+            .await?;
+        Ok(match (settled, verdict.as_str()) {
+            ("brake", _) => Verdict::Brake { reason },
+            (_, "pending") => Verdict::Duplicate,
+            _ => Verdict::Allowed { count },
         })
     }
+}
+
+fn with_keys<'a>(script: &'a Script, keys: &[String]) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation
+}
+
+fn unexpected(verdict: &str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "unknown gate verdict", verdict.to_owned()))
 }

@@ -7,7 +7,7 @@ use hemostat_protocol::{
     Action, Command, ContainerRef, Envelope, EventKind, Publisher,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
-    event::{RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
+    event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
 };
 
 use crate::{
@@ -57,10 +57,10 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     async fn decide(&self, env: &Envelope, needed: &RemediationNeeded) -> Result<(), hemostat_protocol::ProtocolError> {
         let host = match self.resolve_host(needed).await? {
             Ok(host) => host,
-            Err(reason) => return self.refuse(needed, "", &reason, None, needed.image.as_deref()).await,
+            Err(reason) => return self.refuse(needed, "", &reason, None, needed.context.image.as_deref()).await,
         };
         let container = ContainerRef::new(host, &needed.container);
-        let image = match &needed.image {
+        let image = match &needed.context.image {
             Some(image) => Some(image.clone()),
             None => self.store.image_of(&container).await?,
         };
@@ -134,11 +134,8 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             confidence: needed.confidence,
             issued_at: chrono::Utc::now().to_rfc3339(),
             dry_run: self.config.dry_run,
-            detected_at: needed.detected_at.clone(),
             args: Vec::new(),
-            analysis_method: needed.analysis_method.clone(),
-            image: image.map(str::to_owned),
-            severity: needed.severity,
+            context: IncidentContext { image: image.map(str::to_owned), ..needed.context.clone() },
         };
         let sealed = command.seal(self.config.command_key.as_deref().map(str::as_bytes));
         let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;
@@ -173,10 +170,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             dry_run: self.config.dry_run,
             confidence: Some(needed.confidence),
             reason: Some(needed.reason.clone()),
-            detected_at: needed.detected_at.clone(),
-            analysis_method: needed.analysis_method.clone(),
-            image: image.map(str::to_owned),
-            severity: needed.severity,
+            context: IncidentContext { image: image.map(str::to_owned), ..needed.context.clone() },
         };
         let env = Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &complete)?;
         self.publisher.publish(&env).await.map(|_| ())

@@ -3,16 +3,12 @@
 
 use std::future::Future;
 
-use redis::{AsyncCommands, aio::ConnectionManager};
+use hemostat_protocol::connection::Connection;
+use redis::AsyncCommands;
 
 use hemostat_protocol::{ContainerRef, ProtocolError, command::SignedCommand, keys};
 
 use crate::gate::{Gate, GateRequest, Verdict};
-
-/// Commands kept (approximately) per host stream.
-const COMMANDS_MAXLEN: usize = 10_000;
-/// How long "command X was dispatched" is remembered.
-const DISPATCHED_TTL_SECONDS: u64 = 24 * 3600;
 
 pub trait Store: Send + Sync {
     fn gate(&self, req: &GateRequest<'_>) -> impl Future<Output = Result<Verdict, ProtocolError>> + Send;
@@ -31,22 +27,18 @@ pub trait Store: Send + Sync {
 }
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     gate: Gate,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, gate: Gate) -> Self {
+    pub fn new(conn: Connection, gate: Gate) -> Self {
         RedisStore { conn, gate }
     }
 
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Connection {
         self.conn.clone()
     }
-}
-
-fn dispatched_key(id: &str) -> String {
-    format!("hemostat:dispatched:{id}")
 }
 
 impl Store for RedisStore {
@@ -68,30 +60,33 @@ impl Store for RedisStore {
     }
 
     async fn was_dispatched(&self, command_id: &str) -> Result<bool, ProtocolError> {
-        Ok(self.conn.clone().exists(dispatched_key(command_id)).await?)
+        Ok(self.conn.clone().exists(keys::dispatched(command_id)).await?)
     }
 
     async fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {
-        let mut fields = vec![("command", cmd.json.as_str())];
-        if let Some(sig) = &cmd.signature {
-            fields.push(("signature", sig.as_str()));
-        }
-        let (entry,): (String,) = redis::pipe()
-            .cmd("XADD")
-            .arg(keys::commands(host))
+        let fields = cmd.to_fields();
+        let stream = keys::commands(host);
+        let mut conn = self.conn.clone();
+        let entry: String = redis::cmd("XADD")
+            .arg(&stream)
             .arg("MAXLEN")
             .arg("~")
-            .arg(COMMANDS_MAXLEN)
+            .arg(keys::COMMANDS_MAXLEN)
             .arg("*")
             .arg(&fields)
-            .cmd("SET")
-            .arg(dispatched_key(id))
+            .query_async(&mut conn)
+            .await?;
+        // On a replica before it counts as dispatched: if the master dies
+        // first, the redelivered request dispatches again (same command id,
+        // which the collector executes once).
+        conn.wait_replicated(&stream).await?;
+        let () = redis::cmd("SET")
+            .arg(keys::dispatched(id))
             // The value says when; the key's existence is what matters.
             .arg(chrono::Utc::now().to_rfc3339())
             .arg("EX")
-            .arg(DISPATCHED_TTL_SECONDS)
-            .ignore()
-            .query_async(&mut self.conn.clone())
+            .arg(keys::DISPATCHED_TTL.as_secs())
+            .query_async(&mut conn)
             .await?;
         Ok(entry)
     }

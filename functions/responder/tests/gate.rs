@@ -65,13 +65,12 @@ async fn cooldown_then_circuit_breaker_with_seed_record_and_audit() {
 #[tokio::test]
 async fn concurrent_requests_allow_exactly_one() {
     let server = RedisServer::start().await;
-    let client = server.client();
     let c = ContainerRef::new("h1", "web");
     let gate = Gate::new(3600, 3);
     let mut tasks = Vec::new();
     for i in 0..200 {
         // Separate connections, as separate responder instances would have.
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = server.connection().await;
         let gate = &gate;
         let c = &c;
         tasks.push(async move { gate.check(&mut conn, &request(c, &format!("id-{i}"))).await.unwrap() });
@@ -123,4 +122,67 @@ async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
     let audit: Vec<String> = conn.lrange(keys::audit(&h4), 0, 0).await.unwrap();
     let entry: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
     assert_eq!((entry["verdict"].as_str(), entry["image"].as_str()), (Some("brake"), Some(image)));
+}
+
+#[tokio::test]
+async fn racing_hosts_trip_the_fleet_brake_at_exactly_its_count() {
+    // 40 hosts, 5 containers each, all of one image, all asking at once
+    // from their own connections (responder instances): the brake admits
+    // exactly 3 hosts. Their containers' limits live in 200 slots (on a
+    // cluster, on every master), the image's in one.
+    let server = RedisServer::start().await;
+    let gate = Gate::with_brake(3600, 3, FleetBrake { hosts: 3, window_seconds: 600 });
+    let image = "shop/api:3.0.0";
+    let containers: Vec<ContainerRef> =
+        (0..40).flat_map(|h| (0..5).map(move |n| ContainerRef::new(format!("host-{h}"), format!("api-{n}")))).collect();
+    let mut tasks = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        let mut conn = server.connection().await;
+        let gate = &gate;
+        tasks.push(async move { (c, gate.check(&mut conn, &with_image(c, &format!("id-{i}"), image)).await.unwrap()) });
+    }
+    let verdicts = futures::future::join_all(tasks).await;
+    let admitted: std::collections::BTreeSet<&str> =
+        verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Allowed { .. })).map(|(c, _)| c.host.as_str()).collect();
+    assert_eq!(admitted.len(), 3, "hosts admitted: {admitted:?}");
+    let braked = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Brake { .. })).count();
+    let allowed = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Allowed { .. })).count();
+    assert_eq!(allowed + braked, containers.len(), "every request is allowed or braked: {verdicts:?}");
+
+    // A braked request left nothing behind: no cooldown, no action counted,
+    // no seed record, nothing pending; and its refusal is audited.
+    let mut conn = server.connection().await;
+    let (loser, _) = verdicts.iter().find(|(_, v)| matches!(v, Verdict::Brake { .. })).unwrap();
+    let actions: u64 = conn.zcard(keys::action_log(loser)).await.unwrap();
+    let record: Option<String> = conn.get(keys::remediation(loser)).await.unwrap();
+    let pending: u64 = conn.hlen(keys::gate_pending(loser)).await.unwrap();
+    assert_eq!((actions, record, pending), (0, None, 0));
+    let audit: Vec<String> = conn.lrange(keys::audit(loser), 0, -1).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert!(audit[0].contains("\"verdict\":\"brake\""), "{audit:?}");
+    // A winner's action stands, audited as allowed.
+    let (winner, _) = verdicts.iter().find(|(_, v)| matches!(v, Verdict::Allowed { .. })).unwrap();
+    let actions: u64 = conn.zcard(keys::action_log(winner)).await.unwrap();
+    let pending: u64 = conn.hlen(keys::gate_pending(winner)).await.unwrap();
+    assert_eq!((actions, pending), (1, 0));
+    let audit: Vec<String> = conn.lrange(keys::audit(winner), 0, -1).await.unwrap();
+    assert!(audit.len() == 1 && audit[0].contains("\"verdict\":\"allowed\""), "{audit:?}");
+}
+
+#[tokio::test]
+async fn a_decision_cut_short_between_the_slots_is_finished_by_the_redelivery() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let gate = Gate::with_brake(3600, 3, FleetBrake { hosts: 3, window_seconds: 600 });
+    let c = ContainerRef::new("h1", "api");
+    // As if a responder had died after the container's step: the action is
+    // taken and pending, the fleet brake never asked.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let _: () = conn.zadd(keys::action_log(&c), "cut-1", now_ms).await.unwrap();
+    let _: () = conn.hset(keys::gate_pending(&c), "cut-1", "").await.unwrap();
+    let again = gate.check(&mut conn, &with_image(&c, "cut-1", "shop/api:9")).await.unwrap();
+    assert_eq!(again, Verdict::Duplicate, "finished, and the caller dispatches if it never did");
+    let pending: u64 = conn.hlen(keys::gate_pending(&c)).await.unwrap();
+    let hosts: Vec<String> = conn.zrange(keys::fleet("shop/api:9"), 0, -1).await.unwrap();
+    assert_eq!((pending, hosts), (0, vec!["h1".to_string()]));
 }

@@ -1,26 +1,24 @@
--- HemoStat's safety gate: one atomic decision per remediation request.
--- Every key carries the same hash tag, so this runs on Redis Cluster.
+-- The safety gate, first step: the container's own limits, in the
+-- container's slot (every key carries the tag {host/name}).
 -- KEYS:
 --   1 remediation record (seed shape: {"last_action", "count"})
---   2 action log of the container: sorted set of action ids scored by epoch ms
+--   2 action log of the container: sorted set of command ids scored by epoch ms
 --   3 audit list of the container (newest first)
---   4 fleet: hosts where this image was remediated, scored by epoch ms
---   5 fleet brake flag of this image
+--   4 pending: command id -> the record before it, for actions allowed here
+--     that still wait for the fleet brake's answer (step two, another slot)
 -- ARGV:
 --   1 cooldown seconds   2 max actions per hour   3 command id
 --   4 seed timestamp     5 record TTL seconds     6 audit entry JSON (without verdict)
---   7 audit max length   8 host                   9 fleet brake hosts (0: off)
---   10 fleet brake window seconds                 11 image
--- Returns {verdict, reason, count}; verdict is allowed, refused, brake or duplicate.
+--   7 audit max length   8 1 when the fleet brake must still decide
+-- Returns {verdict, reason, count}; verdict is allowed, reserved (allowed
+-- here, the fleet brake decides next), refused, duplicate or pending (a
+-- redelivered request whose fleet decision never finished).
 -- Redis' own clock, not the caller's: responders on different machines
 -- must agree on what "an hour ago" means.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cooldown_ms = tonumber(ARGV[1]) * 1000
 local max_per_hour = tonumber(ARGV[2])
-local brake_hosts = tonumber(ARGV[9])
-local window_ms = tonumber(ARGV[10]) * 1000
-local host, image = ARGV[8], ARGV[11]
 
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms - 3600000)
 local count = redis.call('ZCARD', KEYS[2])
@@ -29,6 +27,9 @@ local count = redis.call('ZCARD', KEYS[2])
 -- already allowed once, so not counted twice; the caller re-dispatches
 -- only if the first dispatch never happened. Not audited twice either.
 if redis.call('ZSCORE', KEYS[2], ARGV[3]) then
+  if redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1 then
+    return {'pending', '', count}
+  end
   return {'duplicate', 'already allowed', count}
 end
 
@@ -41,30 +42,20 @@ if #last > 0 and now_ms - tonumber(last[2]) < cooldown_ms then
 elseif count >= max_per_hour then
   verdict = 'refused'
   reason = string.format('circuit breaker: %d actions in the last hour (max %d)', count, max_per_hour)
-elseif brake_hosts > 0 then
-  -- One bad release crashes containers everywhere; restarting them all
-  -- hides it. Past K hosts in the window, stop and say so.
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now_ms - window_ms)
-  local hosts = redis.call('ZCARD', KEYS[4])
-  if redis.call('EXISTS', KEYS[5]) == 1 then
-    verdict = 'brake'
-    reason = string.format('fleet brake: suspected bad release of %s (brake holds for %ss after it tripped)', image, ARGV[10])
-  elseif not redis.call('ZSCORE', KEYS[4], host) and hosts >= brake_hosts then
-    redis.call('SET', KEYS[5], tostring(now_ms), 'PX', window_ms)
-    verdict = 'brake'
-    reason = string.format('fleet brake: suspected bad release of %s: already remediated on %d hosts within %ss',
-      image, hosts, ARGV[10])
-  end
 end
 
 if verdict == 'allowed' then
+  -- Taken now, so a concurrent request for this container sees the
+  -- cooldown even while the fleet brake is still deciding.
+  local before = redis.call('GET', KEYS[1]) or ''
   redis.call('ZADD', KEYS[2], now_ms, ARGV[3])
   redis.call('PEXPIRE', KEYS[2], 3600000)
   count = count + 1
   redis.call('SET', KEYS[1], cjson.encode({last_action = ARGV[4], count = count}), 'EX', tonumber(ARGV[5]))
-  if brake_hosts > 0 then
-    redis.call('ZADD', KEYS[4], now_ms, host)
-    redis.call('PEXPIRE', KEYS[4], window_ms)
+  if ARGV[8] == '1' then
+    redis.call('HSET', KEYS[4], ARGV[3], before)
+    redis.call('PEXPIRE', KEYS[4], 3600000)
+    return {'reserved', '', count}
   end
 end
 

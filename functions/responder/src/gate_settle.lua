@@ -1,0 +1,32 @@
+-- The safety gate, last step: the fleet brake's answer back in the
+-- container's slot. Same KEYS as gate_container.lua.
+-- ARGV:
+--   1 command id   2 verdict (allowed or brake)   3 reason
+--   4 record TTL seconds   5 audit entry JSON (without verdict)   6 audit max length
+-- A brake undoes the reservation: the action log loses the id and the
+-- remediation record is what it was before. Returns the actions of the
+-- last hour.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local before = redis.call('HGET', KEYS[4], ARGV[1])
+if not before then
+  -- Settled already (a redelivery raced the first delivery).
+  return redis.call('ZCARD', KEYS[2])
+end
+redis.call('HDEL', KEYS[4], ARGV[1])
+if ARGV[2] ~= 'allowed' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  if before == '' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], before, 'EX', tonumber(ARGV[4]))
+  end
+end
+local entry = cjson.decode(ARGV[5])
+entry['verdict'] = ARGV[2]
+entry['reason'] = ARGV[3]
+entry['at_ms'] = now_ms
+redis.call('LPUSH', KEYS[3], cjson.encode(entry))
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+redis.call('EXPIRE', KEYS[3], 7 * 24 * 3600)
+return redis.call('ZCARD', KEYS[2])
