@@ -17,6 +17,8 @@ use std::{
     time::Duration,
 };
 
+use hemostat_protocol::backoff::Backoff;
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, Command, Envelope, EventKind, Publisher,
     command::SignedCommand,
@@ -24,12 +26,11 @@ use hemostat_protocol::{
     event::{RemediationComplete, RemediationResult, RemediationStatus},
     keys,
 };
-use redis::{Value, aio::ConnectionManager};
+use redis::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backoff::Backoff,
     error::CollectorError,
     executor::Executor,
     lanes::Lanes,
@@ -43,6 +44,10 @@ pub const OUTCOME_UNKNOWN: &str = "collector restarted while executing; outcome 
 pub const GROUP: &str = "collectors";
 pub const BLOCK: Duration = Duration::from_secs(5);
 const COUNT: usize = 10;
+/// `HEMOSTAT_COMMAND_MAX_AGE`'s default: a command is meant for the problem
+/// it was issued for, and a collector back after an hour must not replay an
+/// hour of restarts.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 /// Entries a dead predecessor (same host, other pid) left unacknowledged
 /// for this long are taken over.
 const CLAIM_IDLE: Duration = Duration::from_secs(60);
@@ -59,10 +64,10 @@ pub struct Entry {
 
 pub struct Consumer<P> {
     /// Its own socket: XREADGROUP BLOCK holds the connection.
-    conn: ConnectionManager,
+    conn: Connection,
     /// For the command tasks (markers, XACK), which must not queue behind
     /// a blocked XREADGROUP.
-    tasks_conn: ConnectionManager,
+    tasks_conn: Connection,
     publisher: P,
     executor: Executor,
     host: String,
@@ -73,6 +78,9 @@ pub struct Consumer<P> {
     /// a collector that has since died".
     instance: String,
     lanes: Lanes,
+    /// Commands issued longer ago than this are refused as expired; zero
+    /// accepts any age.
+    max_age: Duration,
     /// Entries and command ids with a task in this process.
     running: Arc<Mutex<Running>>,
     tasks: JoinSet<()>,
@@ -86,7 +94,7 @@ struct Running {
 
 /// What a command task needs, cloned out of the consumer.
 struct Task<P> {
-    conn: ConnectionManager,
+    conn: Connection,
     publisher: P,
     executor: Executor,
     host: String,
@@ -97,8 +105,8 @@ struct Task<P> {
 
 impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
     pub fn new(
-        conn: ConnectionManager,
-        tasks_conn: ConnectionManager,
+        conn: Connection,
+        tasks_conn: Connection,
         publisher: P,
         executor: Executor,
         host: String,
@@ -119,9 +127,16 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             key,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             lanes: Lanes::new(concurrency),
+            max_age: DEFAULT_MAX_AGE,
             running: Arc::default(),
             tasks: JoinSet::new(),
         }
+    }
+
+    /// Refuse commands issued longer ago than `max_age` (zero: any age).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     /// Consumes until shutdown, then waits for the commands under way: a
@@ -133,13 +148,13 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
 
     async fn consume(&mut self, cancel: &CancellationToken) {
         let cancel = cancel.clone();
-        let mut backoff = Backoff::standard();
+        let mut backoff = Backoff::redis();
         // Start (and restart after any error) with this consumer's pending
         // entries: commands delivered before a crash are not lost.
         'session: loop {
             if let Err(e) = self.prepare().await {
                 tracing::warn!(error = %e, "command stream unavailable; retrying");
-                if !backoff.wait(&cancel).await {
+                if !backoff.wait_or(cancel.cancelled()).await {
                     return;
                 }
                 continue;
@@ -156,7 +171,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                     Ok(entries) => entries,
                     Err(e) => {
                         tracing::warn!(error = %e, "reading commands failed; retrying");
-                        if !backoff.wait(&cancel).await {
+                        if !backoff.wait_or(cancel.cancelled()).await {
                             return;
                         }
                         continue 'session;
@@ -182,7 +197,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                 for entry in entries {
                     if let Err(e) = self.process(&entry, &cancel).await {
                         tracing::warn!(entry = %entry.id, error = %e, "command left pending; will retry");
-                        if !backoff.wait(&cancel).await {
+                        if !backoff.wait_or(cancel.cancelled()).await {
                             return;
                         }
                         continue 'session;
@@ -267,9 +282,10 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             tracing::warn!(entry = %entry.id, "pending command was trimmed from the stream; dropping");
             return self.ack(&entry.id).await;
         };
-        let signed = SignedCommand {
-            json: fields.get("command").cloned().unwrap_or_default(),
-            signature: fields.get("signature").cloned(),
+        let Some(signed) = SignedCommand::from_fields(fields) else {
+            // Nothing to execute nor to report on.
+            tracing::warn!(entry = %entry.id, "command refused: entry has no command field");
+            return self.ack(&entry.id).await;
         };
         let cmd = match signed.open(self.key.as_deref()) {
             Ok(cmd) => cmd,
@@ -286,6 +302,13 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
         if cmd.host != self.host {
             let reason = format!("command for host {:?} refused by the collector of {:?}", cmd.host, self.host);
             tracing::warn!(entry = %entry.id, command_id = %cmd.id, %reason);
+            let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
+            publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
+            return self.ack(&entry.id).await;
+        }
+        if let Some(reason) = expired(&cmd, &entry.id, self.max_age, chrono::Utc::now()) {
+            tracing::warn!(entry = %entry.id, command_id = %cmd.id, container = %cmd.container, action = %cmd.action, %reason,
+                "command refused");
             let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
             publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
             return self.ack(&entry.id).await;
@@ -381,7 +404,31 @@ impl<P: Publisher> Task<P> {
     }
 }
 
-async fn ack(conn: &mut ConnectionManager, stream: &str, id: &str) -> Result<(), CollectorError> {
+/// `Some(reason)` when `cmd` was issued more than `max_age` before `now`:
+/// by its signed `issued_at`, or, when that is unreadable, by the time Redis
+/// gave its stream entry. A command from the future (clock skew) is fresh.
+fn expired(cmd: &Command, entry_id: &str, max_age: Duration, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    if max_age.is_zero() {
+        return None;
+    }
+    let issued = chrono::DateTime::parse_from_rfc3339(&cmd.issued_at)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            let ms: i64 = entry_id.split('-').next()?.parse().ok()?;
+            chrono::DateTime::from_timestamp_millis(ms)
+        })?;
+    let age = (now - issued).to_std().ok()?;
+    (age > max_age).then(|| {
+        format!(
+            "expired: issued {:.0}s ago, older than the maximum age of {}s (HEMOSTAT_COMMAND_MAX_AGE); not executed",
+            age.as_secs_f64(),
+            max_age.as_secs()
+        )
+    })
+}
+
+async fn ack(conn: &mut Connection, stream: &str, id: &str) -> Result<(), CollectorError> {
     let _: i64 = redis::cmd("XACK").arg(stream).arg(GROUP).arg(id).query_async(conn).await?;
     Ok(())
 }
@@ -396,10 +443,7 @@ fn complete(host: &str, cmd: &Command, result: RemediationResult) -> Result<Enve
         dry_run: cmd.dry_run,
         confidence: Some(cmd.confidence),
         reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
-        detected_at: cmd.detected_at.clone(),
-        analysis_method: cmd.analysis_method.clone(),
-        image: cmd.image.clone(),
-        severity: cmd.severity,
+        context: cmd.context.clone(),
     };
     Ok(Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &data)?)
 }
@@ -425,10 +469,7 @@ fn complete_refused(host: &str, claimed: &Claimed, container: String, why: Strin
         dry_run: false,
         confidence: None,
         reason: None,
-        detected_at: None,
-        analysis_method: None,
-        image: None,
-        severity: None,
+        context: Default::default(),
     };
     Ok(Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &data)?)
 }
@@ -529,6 +570,31 @@ fn text(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hemostat_protocol::command::{COMMAND_FIELD, SIGNATURE_FIELD};
+
+    #[test]
+    fn commands_expire_by_issue_time_or_entry_time() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let mut cmd: Command = serde_json::from_value(serde_json::json!({
+            "id": "1", "host": "h", "container": "c", "action": "restart", "reason": "r",
+            "confidence": 0.9, "issued_at": "2026-12-01T11:59:00Z"}))
+        .unwrap();
+        let five = Duration::from_secs(300);
+        assert_eq!(expired(&cmd, "0-0", five, now), None);
+        cmd.issued_at = "2026-12-01T11:00:00Z".into();
+        let reason = expired(&cmd, "0-0", five, now).unwrap();
+        assert!(reason.starts_with("expired: issued 3600s ago, older than the maximum age of 300s"), "{reason}");
+        assert_eq!(expired(&cmd, "0-0", Duration::ZERO, now), None, "0 accepts any age");
+        // From the future (clock skew): fresh.
+        cmd.issued_at = "2026-12-01T12:10:00Z".into();
+        assert_eq!(expired(&cmd, "0-0", five, now), None);
+        // Unreadable issue time: the stream entry's time decides.
+        cmd.issued_at = "yesterday".into();
+        let an_hour_ago = (now.timestamp_millis() - 3_600_000).to_string();
+        assert!(expired(&cmd, &format!("{an_hour_ago}-0"), five, now).is_some());
+        let just_now = now.timestamp_millis().to_string();
+        assert_eq!(expired(&cmd, &format!("{just_now}-3"), five, now), None);
+    }
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
@@ -541,14 +607,14 @@ mod tests {
             Value::Array(vec![
                 Value::Array(vec![
                     bulk("1-0"),
-                    Value::Array(vec![bulk("command"), bulk("{}"), bulk("signature"), bulk("ab")]),
+                    Value::Array(vec![bulk(COMMAND_FIELD), bulk("{}"), bulk(SIGNATURE_FIELD), bulk("ab")]),
                 ]),
                 Value::Array(vec![bulk("2-0"), Value::Nil]),
             ]),
         ])]);
         let entries = parse_read_reply(reply).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].fields.as_ref().unwrap()["signature"], "ab");
+        assert_eq!(entries[0].fields.as_ref().unwrap()[SIGNATURE_FIELD], "ab");
         assert_eq!(entries[1], Entry { id: "2-0".into(), fields: None });
         assert!(parse_read_reply(Value::Nil).unwrap().is_empty());
         assert!(parse_read_reply(Value::Int(3)).is_err());

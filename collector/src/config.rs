@@ -76,6 +76,12 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub command_concurrency: u16,
 
+    /// A command issued longer ago than this is refused as expired and
+    /// reported, never executed (e.g. 5m; 0 accepts any age): a collector
+    /// back after an outage does not replay the restarts queued meanwhile.
+    #[arg(long, env = "HEMOSTAT_COMMAND_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub command_max_age: Duration,
+
     /// How often every running container's CPU, memory, network, block
     /// I/O and pids are sampled and written to `hemostat:stats:<host/name>`
     /// (e.g. 1s, 500ms; 0 turns sampling and threshold alerts off).
@@ -186,6 +192,7 @@ impl fmt::Debug for Config {
             .field("exec_allowlist", &self.exec_allowlist)
             .field("exec_timeout", &self.exec_timeout)
             .field("command_concurrency", &self.command_concurrency)
+            .field("command_max_age", &self.command_max_age)
             .field("stats_interval", &self.stats_interval)
             .field("proc_root", &self.proc_root)
             .field("cgroup_root", &self.cgroup_root)

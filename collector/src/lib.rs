@@ -27,8 +27,6 @@
 //! - [`marker`]: the per-command marker (executing / done) behind
 //!   at-most-once execution.
 //! - [`outbox`]: publishing that rides out Redis outages (bounded, ordered).
-//! - [`link`]: Redis connections that connect on first use.
-//! - [`backoff`]: the exponential backoff every retry uses.
 //! - [`snapshot`]: the `--once` JSON snapshot.
 //! - [`sampler`]: samples every container's resources each interval,
 //!   writes the stats keys, and runs the resource detectors:
@@ -38,7 +36,6 @@
 //! - [`cgroup`]: reading them from cgroup v1/v2 files and /proc.
 //! - [`error`]: the crate's error enum.
 
-pub mod backoff;
 pub mod cgroup;
 pub mod cleanup;
 pub mod commands;
@@ -52,7 +49,6 @@ pub mod executor;
 pub mod inflight;
 pub mod lanes;
 pub mod leak;
-pub mod link;
 pub mod marker;
 pub mod outbox;
 pub mod reconcile;
@@ -70,16 +66,18 @@ pub mod watcher;
 use std::future::Future;
 
 use bollard::Docker;
-use hemostat_protocol::{RedisPublisher, connection::redact};
-use redis::aio::ConnectionManager;
+use hemostat_protocol::backoff::Backoff;
+use hemostat_protocol::{
+    RedisPublisher,
+    connection::{Connection, Target, redact},
+};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::CollectorError;
 
 use crate::{
-    backoff::Backoff, commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox, registry::Registry,
-    watcher::Watcher,
+    commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox, registry::Registry, watcher::Watcher,
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -122,8 +120,9 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
-    let conn: ConnectionManager = link::lazy(&config.redis_url)?;
-    let blocking = link::lazy_blocking(&config.redis_url, commands::BLOCK)?;
+    let target = Target::from_env(&config.redis_url)?;
+    let conn: Connection = target.lazy()?;
+    let blocking = target.lazy_blocking(commands::BLOCK)?;
 
     let scope = config.scope()?;
     let inflight = InFlight::new();
@@ -166,7 +165,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         config.host.clone(),
         config.command_key().map(<[u8]>::to_vec),
         usize::from(config.command_concurrency),
-    );
+    )
+    .max_age(config.command_max_age);
     let watcher_task = tokio::spawn(watcher.run(cancel.clone()));
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
 
@@ -192,7 +192,7 @@ where
             Ok(t) => return Ok(t),
             Err(e) => {
                 tracing::warn!(error = %e, "{what} unreachable; retrying");
-                if !backoff.wait(cancel).await {
+                if !backoff.wait_or(cancel.cancelled()).await {
                     return Err(CollectorError::Cancelled);
                 }
             }

@@ -9,8 +9,8 @@
 //! and silently dropping would leave the sender waiting forever, so that
 //! case is reported as failed instead.
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::keys;
-use redis::aio::ConnectionManager;
 
 use crate::error::CollectorError;
 
@@ -41,7 +41,7 @@ impl Marker {
 }
 
 /// Takes the marker for `id`, or says who has it.
-pub async fn take(conn: &mut ConnectionManager, id: &str, instance: &str) -> Result<Marker, CollectorError> {
+pub async fn take(conn: &mut Connection, id: &str, instance: &str) -> Result<Marker, CollectorError> {
     let key = keys::command_seen(id);
     // Twice: the marker can expire between a failed SET and the GET.
     for _ in 0..2 {
@@ -65,7 +65,7 @@ pub async fn take(conn: &mut ConnectionManager, id: &str, instance: &str) -> Res
 }
 
 /// Records the final status (`success`, `failed`, ...).
-pub async fn finish(conn: &mut ConnectionManager, id: &str, status: &str) -> Result<(), CollectorError> {
+pub async fn finish(conn: &mut Connection, id: &str, status: &str) -> Result<(), CollectorError> {
     let _: () = redis::cmd("SET")
         .arg(keys::command_seen(id))
         .arg(format!("{DONE}{status}"))

@@ -17,7 +17,6 @@
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
 };
 
 use hemostat_protocol::{Envelope, ProtocolError, Publisher};
@@ -27,14 +26,12 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{backoff::Backoff, error::CollectorError};
+use hemostat_protocol::backoff::Backoff;
+
+use crate::error::CollectorError;
 
 /// The default `--outbox-capacity`: a few hours of a busy host's alerts.
 pub const DEFAULT_CAPACITY: usize = 10_000;
-
-/// Retries start at 1 s; the cap bounds how long delivery can lag behind
-/// Redis coming back (at most one wait of this length).
-const MAX_DELAY: Duration = Duration::from_secs(10);
 
 /// Publishes, retrying with capped backoff until it succeeds. Stops retrying
 /// once shutdown is requested (after the attempt in progress), so shutdown
@@ -44,14 +41,14 @@ pub async fn publish_with_retry<P: Publisher>(
     env: &Envelope,
     cancel: &CancellationToken,
 ) -> Result<String, CollectorError> {
-    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_DELAY);
+    let mut backoff = Backoff::redis();
     let mut attempt = 1u64;
     loop {
         match publisher.publish(env).await {
             Ok(id) => return Ok(id),
             Err(e) if !cancel.is_cancelled() => {
                 tracing::warn!(kind = %env.kind, attempt, error = %e, "publish failed; retrying");
-                if !backoff.wait(cancel).await {
+                if !backoff.wait_or(cancel.cancelled()).await {
                     return Err(e.into());
                 }
                 attempt += 1;
@@ -189,7 +186,7 @@ impl Publisher for Outbox {
 }
 
 async fn drain<P: Publisher>(publisher: P, shared: Arc<Shared>, cancel: CancellationToken) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), MAX_DELAY);
+    let mut backoff = Backoff::redis();
     // Failed attempts in the current outage, for the recovery summary.
     let mut failures = 0u64;
     let mut dropped_before = 0u64;
@@ -228,7 +225,7 @@ async fn drain<P: Publisher>(publisher: P, shared: Arc<Shared>, cancel: Cancella
                 tracing::warn!(kind = %env.kind, queued, attempt = failures, error = %e, "publish failed; holding events until Redis is back");
             }
             // Shutdown during the wait: the loop comes back for one last try.
-            backoff.wait(&cancel).await;
+            backoff.wait_or(cancel.cancelled()).await;
             continue;
         }
         let receipt = {
@@ -280,6 +277,7 @@ mod tests {
     use hemostat_protocol::{EventKind, ProtocolError, envelope::agent};
 
     use super::*;
+    use std::time::Duration;
 
     fn env(n: u32) -> Envelope {
         Envelope::new(agent::MONITOR, EventKind::HealthAlert, &serde_json::json!({ "n": n })).unwrap()
@@ -366,7 +364,8 @@ mod tests {
         assert!(fake.accepted().is_empty());
         assert_eq!(outbox.queued(), 50);
         fake.down.store(false, Ordering::SeqCst);
-        tokio::time::sleep(MAX_DELAY).await;
+        // The longest wait between attempts (Backoff::redis' cap).
+        tokio::time::sleep(Duration::from_secs(2)).await;
         settle().await;
         assert_eq!(fake.accepted(), (0..50).collect::<Vec<_>>());
         assert_eq!((outbox.queued(), outbox.dropped()), (0, 0));
@@ -387,7 +386,8 @@ mod tests {
         }
         assert_eq!((outbox.queued(), outbox.dropped()), (3, 7));
         fake.down.store(false, Ordering::SeqCst);
-        tokio::time::sleep(MAX_DELAY).await;
+        // The longest wait between attempts (Backoff::redis' cap).
+        tokio::time::sleep(Duration::from_secs(2)).await;
         settle().await;
         assert_eq!(fake.accepted(), [7, 8, 9]);
         cancel.cancel();

@@ -4,8 +4,9 @@
 use std::{collections::HashSet, time::Duration};
 
 use bollard::{Docker, query_parameters::ListContainersOptions};
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{ContainerRef, envelope::seed_timestamp, keys};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +32,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn spawn(
-        conn: ConnectionManager,
+        conn: Connection,
         docker: Docker,
         host: String,
         interval: Duration,
@@ -58,7 +59,7 @@ impl Registry {
 }
 
 struct Task {
-    conn: ConnectionManager,
+    conn: Connection,
     docker: Docker,
     host: String,
     interval: Duration,
@@ -179,9 +180,10 @@ impl Task {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         // The set outlives the heartbeat key, so a collector that went
-        // silent is still known to whoever reports missing collectors.
+        // silent is still known to whoever reports missing collectors. Two
+        // slots on a cluster, so not one MULTI: a beat half-written is
+        // completed by the next one.
         let () = redis::pipe()
-            .atomic()
             .set_ex(heartbeat_key(&self.host), value.to_string(), ttl)
             .ignore()
             .zadd(keys::COLLECTORS, &self.host, now_ms)

@@ -18,13 +18,14 @@ use bollard::{
 };
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
     envelope::{agent, seed_timestamp},
     event::{Anomaly, AnomalyKind, HealthAlert, Severity},
     keys,
+    series::SeriesSample,
 };
-use redis::aio::ConnectionManager;
 use serde_json::json;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -133,7 +134,7 @@ impl Tap {
 pub fn start(
     config: &Config,
     docker: Docker,
-    conn: ConnectionManager,
+    conn: Connection,
     outbox: Outbox,
     scope: Scope,
     inflight: InFlight,
@@ -151,7 +152,8 @@ pub fn start(
 /// Where a running container's readings come from.
 #[derive(Debug)]
 enum Source {
-    Cgroup(Probe),
+    /// Boxed: a probe holds open files and buffers, the API variant nothing.
+    Cgroup(Box<Probe>),
     /// The Docker stats API: cgroup files not readable.
     Api,
 }
@@ -179,7 +181,7 @@ impl Tracked {
 
 pub struct Sampler {
     docker: Docker,
-    conn: ConnectionManager,
+    conn: Connection,
     outbox: Outbox,
     scope: Scope,
     inflight: InFlight,
@@ -200,7 +202,7 @@ impl Sampler {
     #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         docker: Docker,
-        conn: ConnectionManager,
+        conn: Connection,
         outbox: Outbox,
         scope: Scope,
         inflight: InFlight,
@@ -329,7 +331,7 @@ impl Sampler {
         let pid = state.and_then(|s| s.pid).filter(|p| *p > 0).and_then(|p| u32::try_from(p).ok());
         let source = running.then(|| match self.version {
             Some(v) => match Probe::open(&self.settings.roots, v, pid, id) {
-                Ok(p) => Source::Cgroup(p),
+                Ok(p) => Source::Cgroup(Box::new(p)),
                 Err(e) => {
                     tracing::debug!(container = %who.name, error = %e, "cgroup not readable; using the stats API");
                     Source::Api
@@ -447,10 +449,8 @@ impl Sampler {
             t.prev = Some(timed);
             t.last = Some(usage);
             // The first reading has no CPU rate yet.
-            if !first {
-                if let Some(b) = t.cpu.observe(usage.cpu_pct, now, &self.settings.cpu) {
-                    alerts.push((id.clone(), AnomalyKind::HighCpu, b));
-                }
+            if !first && let Some(b) = t.cpu.observe(usage.cpu_pct, now, &self.settings.cpu) {
+                alerts.push((id.clone(), AnomalyKind::HighCpu, b));
             }
             if let Some(b) = t.memory.observe(usage.memory_pct, now, &self.settings.memory) {
                 alerts.push((id.clone(), AnomalyKind::HighMemory, b));
@@ -504,8 +504,9 @@ impl Sampler {
             // in the same round trip as the stats.
             if let Some(u) = usage {
                 let series = keys::series(&ContainerRef::new(&t.who.host, &t.who.name));
-                let sample = json!({"t": now_ms, "cpu": round2(u.cpu_pct), "mem": round2(u.memory_pct)});
-                pipe.lpush(&series, sample.to_string())
+                let sample = SeriesSample { t: now_ms, cpu: round2(u.cpu_pct), mem: round2(u.memory_pct) };
+                // Numbers only: serialising cannot fail.
+                pipe.lpush(&series, serde_json::to_string(&sample).unwrap_or_default())
                     .ignore()
                     .ltrim(&series, 0, keys::SERIES_MAX as isize - 1)
                     .ignore()

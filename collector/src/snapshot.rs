@@ -73,7 +73,8 @@ impl From<stats::Usage> for Usage {
 
 /// Where one running container's readings come from.
 enum Reader {
-    Cgroup(Probe),
+    /// Boxed: a probe holds open files and buffers, the API variant nothing.
+    Cgroup(Box<Probe>),
     Api,
 }
 
@@ -109,7 +110,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
         if docker::is_running(&inspect) {
             let pid = state.and_then(|s| s.pid).and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0);
             let mut reader = match version.map(|v| Probe::open(roots, v, pid, &id)) {
-                Some(Ok(p)) => Reader::Cgroup(p),
+                Some(Ok(p)) => Reader::Cgroup(Box::new(p)),
                 _ => Reader::Api,
             };
             let first = reader.read(docker, &id).await;

@@ -11,11 +11,11 @@ use std::{collections::HashMap, time::Duration};
 
 use bollard::{Docker, models::EventMessage, query_parameters::EventsOptionsBuilder};
 use futures::StreamExt;
+use hemostat_protocol::backoff::Backoff;
 use hemostat_protocol::{Envelope, EventKind, envelope::agent};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    backoff::Backoff,
     detector::{Detector, Suspect, Verdict, assess},
     docker,
     event::{ContainerEvent, Happening},
@@ -26,6 +26,8 @@ use crate::{
     scope::Scope,
 };
 
+/// Containers remembered in `seen` before quiet ones are forgotten.
+const SEEN_MAX: usize = 10_000;
 const EVENTS: [&str; 6] = ["die", "oom", "kill", "start", "destroy", "health_status"];
 
 pub struct Watcher {
@@ -36,10 +38,15 @@ pub struct Watcher {
     outbox: Outbox,
     registry: Registry,
     scope: Scope,
-    /// Time and identity of the last event handled: the resubscription
-    /// starts there, so nothing is missed across a reconnect, and the
-    /// replayed boundary event is not handled twice.
-    last: (i64, String),
+    /// Time of the latest event handled: a resubscription starts there, so
+    /// nothing is missed across a reconnect.
+    last: i64,
+    /// Per container: time and identity of its last event handled, so a
+    /// replayed event is not handled twice. Per container, not one for the
+    /// engine: Docker orders each container's events, but two containers'
+    /// events may arrive a hair out of time order, and a global "older than
+    /// the last one" would drop a real exit.
+    seen: HashMap<String, (i64, String)>,
     /// Alert exits that look like the daemon's own kills; see
     /// [`crate::reconcile`].
     alert_daemon_exits: bool,
@@ -72,7 +79,8 @@ impl Watcher {
             registry,
             scope,
             // From now: the registry's startup sync covers what came before.
-            last: (now_nanos(), String::new()),
+            last: now_nanos(),
+            seen: HashMap::new(),
             alert_daemon_exits: false,
             replayed_dies: None,
             reported: HashMap::new(),
@@ -106,7 +114,7 @@ impl Watcher {
                 };
                 if let Err(e) = caught_up {
                     tracing::warn!(error = %e, "Docker unreachable; retrying");
-                    if !backoff.wait(&cancel).await {
+                    if !backoff.wait_or(cancel.cancelled()).await {
                         return;
                     }
                     continue;
@@ -116,7 +124,7 @@ impl Watcher {
                 // Containers may have come and gone while Docker was away.
                 self.registry.resync();
             }
-            let since = timestamp(self.last.0);
+            let since = timestamp(self.last);
             let options = EventsOptionsBuilder::new().since(&since).filters(&filters).build();
             let mut stream = self.docker.events(Some(options));
             tracing::debug!(%since, "subscribed to Docker events");
@@ -135,7 +143,7 @@ impl Watcher {
             };
             tracing::warn!(%error, "Docker event stream lost; reconnecting");
             lost = true;
-            if !backoff.wait(&cancel).await {
+            if !backoff.wait_or(cancel.cancelled()).await {
                 return;
             }
         }
@@ -144,7 +152,7 @@ impl Watcher {
     /// Replays the engine's event log from the last event handled up to
     /// now, then reports from state the exits that no event covered.
     async fn catch_up(&mut self, filters: &HashMap<&str, Vec<&str>>) -> Result<(), crate::error::CollectorError> {
-        let cutoff = self.last.0;
+        let cutoff = self.last;
         let until = now_nanos();
         let options =
             EventsOptionsBuilder::new().since(&timestamp(cutoff)).until(&timestamp(until)).filters(filters).build();
@@ -192,11 +200,26 @@ impl Watcher {
         let Some(event) = ContainerEvent::from_message(msg) else {
             return;
         };
-        let identity = format!("{}:{:?}", event.id, event.happening);
-        if event.time_nano < self.last.0 || (event.time_nano == self.last.0 && identity == self.last.1) {
+        let identity = format!("{:?}", event.happening);
+        // A die replayed while catching up counts as covered by an event,
+        // also when it was handled before the engine went away.
+        if let Happening::Died { .. } = event.happening
+            && let Some(dies) = &mut self.replayed_dies
+        {
+            dies.insert(event.id.clone(), event.time_nano);
+        }
+        if let Some((time, last)) = self.seen.get(&event.id)
+            && (event.time_nano < *time || (event.time_nano == *time && identity == *last))
+        {
             return;
         }
-        self.last = (event.time_nano, identity);
+        self.last = self.last.max(event.time_nano);
+        self.seen.insert(event.id.clone(), (event.time_nano, identity));
+        if self.seen.len() > SEEN_MAX {
+            // Bounded: containers quiet for minutes cannot be replayed.
+            let horizon = self.last - 10 * 60 * 1_000_000_000;
+            self.seen.retain(|_, (time, _)| *time >= horizon);
+        }
         match event.happening {
             Happening::Started if self.scope.excludes(&event.attributes).is_none() => self.registry.add(&event.name),
             Happening::Destroyed => self.registry.remove(&event.name),
@@ -204,11 +227,6 @@ impl Watcher {
         }
         if let Some(tap) = &self.stats {
             tap.observe(&event);
-        }
-        if let Happening::Died { .. } = event.happening
-            && let Some(dies) = &mut self.replayed_dies
-        {
-            dies.insert(event.id.clone(), event.time_nano);
         }
         // A run that started after an exit reported from state ends with
         // a die of its own, which is news.

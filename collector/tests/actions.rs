@@ -15,12 +15,13 @@ use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
     stream_events, wait_for,
 };
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, Command, EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
     keys,
 };
-use redis::{AsyncCommands, aio::MultiplexedConnection};
+use redis::AsyncCommands;
 
 const KEY: &str = "e2e-command-key";
 /// Prints `started` on every start, so starts can be counted in the logs.
@@ -29,7 +30,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Env {
     redis: RedisServer,
-    conn: MultiplexedConnection,
+    conn: Connection,
     host: String,
     collector: Process,
     test: String,
@@ -73,19 +74,14 @@ impl Env {
             confidence: 0.9,
             issued_at: chrono::Utc::now().to_rfc3339(),
             dry_run: false,
-            detected_at: None,
+            context: Default::default(),
             args: Vec::new(),
-            analysis_method: None,
-            image: None,
-            severity: None,
         }
     }
 
     async fn send(&mut self, cmd: &Command) -> String {
         let sealed = cmd.seal(Some(KEY.as_bytes()));
-        let mut fields = vec![("command", sealed.json)];
-        fields.extend(sealed.signature.map(|s| ("signature", s)));
-        self.conn.xadd(keys::commands(&self.host), "*", &fields).await.unwrap()
+        self.conn.xadd(keys::commands(&self.host), "*", &sealed.to_fields()).await.unwrap()
     }
 
     async fn completions(&mut self, command_id: &str) -> Vec<RemediationComplete> {
@@ -488,6 +484,26 @@ async fn dry_run_of_every_action_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_older_than_the_maximum_age_is_refused_and_never_executed() {
+    let mut env = start(&[("HEMOSTAT_COMMAND_MAX_AGE", "2m")]).await;
+    let c = running(ContainerSpec::shell(SERVER)).await;
+    let before = c.state().await.started_at;
+    // Queued an hour ago while this host's collector was away.
+    let mut stale = env.command(&c, Action::Restart);
+    stale.issued_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let done = env.run(&stale).await;
+    assert_eq!(done.result.status, RemediationStatus::Rejected, "{done:?}");
+    let reason = done.result.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("expired: issued 36") && reason.contains("maximum age of 120s"), "{reason}");
+    // A fresh one right after is executed: the refusal blocked nothing else.
+    let fresh = env.command(&c, Action::Restart);
+    assert_eq!(env.run(&fresh).await.result.status, RemediationStatus::Success);
+    assert_eq!(starts(&c).await, 2, "the expired command ran");
+    assert_ne!(c.state().await.started_at, before);
+    assert!(env.marker(&stale.id).await.is_none(), "an expired command is not marked as executed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_command_is_not_executed_twice() {
     let mut env = start(&[("HEMOSTAT_VERIFY_SECONDS", "2")]).await;
     let c = running(ContainerSpec::shell(SERVER)).await;
@@ -526,7 +542,17 @@ async fn a_command_cut_short_by_a_collector_crash_is_reported_as_unknown() {
     let done = env.outcome(&cmd).await;
     assert_eq!(done.result.status, RemediationStatus::Failed, "{done:?}");
     assert_eq!(done.result.error.as_deref(), Some("collector restarted while executing; outcome unknown"));
-    assert_eq!(env.marker(&cmd.id).await.as_deref(), Some("done:failed"));
+    // Finished after the outcome is out (publish, then mark): wait for it.
+    let marked = wait_for(Duration::from_secs(5), || {
+        let mut conn = env.conn.clone();
+        let id = cmd.id.clone();
+        async move {
+            (conn.get::<_, Option<String>>(keys::command_seen(&id)).await.ok()?.as_deref() == Some("done:failed"))
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(marked.is_some(), "marker: {:?}", env.marker(&cmd.id).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(starts(&c).await, 2, "re-executed after the crash");
     assert_eq!(env.completions(&cmd.id).await.len(), 1);

@@ -13,19 +13,20 @@ use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
     stream_events, wait_for,
 };
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, Command, EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
     keys,
 };
-use redis::{AsyncCommands, aio::MultiplexedConnection};
+use redis::AsyncCommands;
 
 const KEY: &str = "e2e-command-key";
 const CRASHER: &str = "trap 'exit 1' USR1; while :; do sleep 0.2; done";
 
 struct Env {
     redis: RedisServer,
-    conn: MultiplexedConnection,
+    conn: Connection,
     host: String,
     collector: Process,
 }
@@ -47,7 +48,7 @@ async fn start() -> Env {
     Env { redis, conn, host, collector }
 }
 
-async fn alerts_for(conn: &mut MultiplexedConnection, container: &str) -> Vec<(u64, HealthAlert)> {
+async fn alerts_for(conn: &mut Connection, container: &str) -> Vec<(u64, HealthAlert)> {
     stream_events::<HealthAlert>(conn, EventKind::HealthAlert)
         .await
         .into_iter()
@@ -55,7 +56,7 @@ async fn alerts_for(conn: &mut MultiplexedConnection, container: &str) -> Vec<(u
         .collect()
 }
 
-async fn completions_for(conn: &mut MultiplexedConnection, command_id: &str) -> Vec<RemediationComplete> {
+async fn completions_for(conn: &mut Connection, command_id: &str) -> Vec<RemediationComplete> {
     stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
         .await
         .into_iter()
@@ -89,19 +90,17 @@ fn command(host: &str, container: &TestContainer, action: Action) -> Command {
         confidence: 0.9,
         issued_at: chrono::Utc::now().to_rfc3339(),
         dry_run: false,
-        detected_at: Some("2026-01-01T00:00:00Z".into()),
+        context: hemostat_protocol::event::IncidentContext {
+            detected_at: Some("2026-01-01T00:00:00Z".into()),
+            ..Default::default()
+        },
         args: Vec::new(),
-        analysis_method: None,
-        image: None,
-        severity: None,
     }
 }
 
 async fn send(env: &mut Env, cmd: &Command, key: &[u8]) -> String {
     let sealed = cmd.seal(Some(key));
-    let mut fields = vec![("command", sealed.json)];
-    fields.extend(sealed.signature.map(|s| ("signature", s)));
-    env.conn.xadd(keys::commands(&env.host), "*", &fields).await.unwrap()
+    env.conn.xadd(keys::commands(&env.host), "*", &sealed.to_fields()).await.unwrap()
 }
 
 /// Waits until the collector has read and acknowledged everything up to
@@ -223,7 +222,7 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     .unwrap_or_else(|| panic!("no remediation_complete; log:\n{}", env.collector.log_tail(40)));
     assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
     assert_eq!((done.action, done.host.as_str()), (Action::Restart, env.host.as_str()));
-    assert_eq!(done.detected_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert_eq!(done.context.detected_at.as_deref(), Some("2026-01-01T00:00:00Z"));
     assert!(done.result.details.as_deref().is_some_and(|d| d.starts_with("running since")), "{done:?}");
     let state = c.state().await;
     assert_eq!(state.running, Some(true));

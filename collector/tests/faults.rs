@@ -12,8 +12,9 @@ use hemostat_e2e::{
     ContainerSpec, PrivateDockerd, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name,
     docker, stream_events, wait_for,
 };
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{ContainerRef, EventKind, event::HealthAlert, keys};
-use redis::{AsyncCommands, aio::MultiplexedConnection};
+use redis::AsyncCommands;
 
 fn collector(redis: &RedisServer, host: &str, docker_host: Option<&str>) -> Process {
     let mut builder = Process::builder("hemostat-collector")
@@ -36,17 +37,12 @@ fn host_name() -> String {
 
 /// Every health alert in the stream, in stream order, with its arrival
 /// time (ms, from the entry id).
-async fn alerts(conn: &mut MultiplexedConnection) -> Vec<(u64, HealthAlert)> {
+async fn alerts(conn: &mut Connection) -> Vec<(u64, HealthAlert)> {
     stream_events(conn, EventKind::HealthAlert).await
 }
 
 /// Waits until every container in `names` has an alert; returns all alerts.
-async fn wait_alerts(
-    conn: &MultiplexedConnection,
-    names: &[&str],
-    timeout: Duration,
-    log: &Process,
-) -> Vec<(u64, HealthAlert)> {
+async fn wait_alerts(conn: &Connection, names: &[&str], timeout: Duration, log: &Process) -> Vec<(u64, HealthAlert)> {
     let found = wait_for(timeout, || {
         let mut conn = conn.clone();
         async move {
@@ -71,7 +67,7 @@ fn ms_since(t: Instant) -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_while_redis_is_down_are_delivered_in_order_when_it_is_back() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start_node().await;
     let host = host_name();
     let collector = collector(&redis, &host, None);
     collector.wait_for_line("collector ready", Duration::from_secs(60)).await;

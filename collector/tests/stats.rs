@@ -8,17 +8,18 @@ use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
 };
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef, EventKind,
     event::{AnomalyKind, HealthAlert, Severity},
     keys,
 };
-use redis::{AsyncCommands, aio::MultiplexedConnection};
+use redis::AsyncCommands;
 use serde_json::Value;
 
 struct Env {
     _redis: RedisServer,
-    conn: MultiplexedConnection,
+    conn: Connection,
     host: String,
     collector: Process,
 }
@@ -44,7 +45,7 @@ async fn start(envs: &[(&str, &str)]) -> Env {
 }
 
 /// (arrival ms, alert) of every health_alert for `container` with `kind`.
-async fn alerts(conn: &mut MultiplexedConnection, container: &str, kind: AnomalyKind) -> Vec<(u64, HealthAlert)> {
+async fn alerts(conn: &mut Connection, container: &str, kind: AnomalyKind) -> Vec<(u64, HealthAlert)> {
     stream_events::<HealthAlert>(conn, EventKind::HealthAlert)
         .await
         .into_iter()
