@@ -18,9 +18,9 @@ use std::{
 };
 
 use bytes::Bytes;
+use hemostat_protocol::{backoff::Backoff, connection::Connection};
 use redis::{
     AsyncCommands,
-    aio::ConnectionManager,
     streams::{StreamClaimReply, StreamId, StreamReadOptions, StreamReadReply},
 };
 use tokio::{
@@ -55,14 +55,10 @@ const MAX_TAKEOVERS: u64 = 10;
 const TAKEOVERS_TTL_SECONDS: i64 = 24 * 3600;
 /// Remembered failure reasons (for dead-letter entries); bounded.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
-/// Longest pause between attempts to read a stream that keeps failing
-/// (Redis down): short enough to resume promptly after a restart.
-const MAX_READ_RETRY: Duration = Duration::from_secs(5);
-
 pub struct Consumer<I> {
     route: Arc<Route<I>>,
     /// Blocking reads only: a blocked read stalls its socket.
-    reader: ConnectionManager,
+    reader: Connection,
 }
 
 /// What the read loop and its delivery tasks share.
@@ -70,7 +66,7 @@ struct Route<I> {
     config: Config,
     binding: Binding,
     /// Multiplexed: concurrent acks from several deliveries are pipelined.
-    writer: ConnectionManager,
+    writer: Connection,
     invoker: I,
     stats: Arc<Stats>,
     last_errors: Mutex<HashMap<String, String>>,
@@ -88,13 +84,7 @@ struct Pending {
 }
 
 impl<I: Invoker> Consumer<I> {
-    pub fn new(
-        binding: Binding,
-        config: Config,
-        reader: ConnectionManager,
-        writer: ConnectionManager,
-        invoker: I,
-    ) -> Self {
+    pub fn new(binding: Binding, config: Config, reader: Connection, writer: Connection, invoker: I) -> Self {
         Self::with_stats(binding, config, reader, writer, invoker, Arc::default())
     }
 
@@ -102,8 +92,8 @@ impl<I: Invoker> Consumer<I> {
     pub fn with_stats(
         binding: Binding,
         config: Config,
-        reader: ConnectionManager,
-        writer: ConnectionManager,
+        reader: Connection,
+        writer: Connection,
         invoker: I,
         stats: Arc<Stats>,
     ) -> Self {
@@ -131,7 +121,7 @@ impl<I: Invoker> Consumer<I> {
         let slots = Arc::new(Semaphore::new(usize::from(route.config.max_in_flight.max(1))));
         let mut deliveries = JoinSet::new();
         let mut last_reclaim = Instant::now();
-        let mut failures = 0u32;
+        let mut backoff = Backoff::redis();
         while !*stop.borrow() {
             while deliveries.try_join_next().is_some() {}
             // A free slot first, so what is read is delivered at once.
@@ -142,7 +132,7 @@ impl<I: Invoker> Consumer<I> {
             let Ok(slot) = slot else { break };
             match self.read_new().await {
                 Ok(entries) => {
-                    failures = 0;
+                    backoff.reset();
                     if !entries.is_empty() {
                         route.mark_in_flight(&entries);
                         let count = vec![1; entries.len()];
@@ -155,8 +145,7 @@ impl<I: Invoker> Consumer<I> {
                 }
                 Err(e) => {
                     drop(slot);
-                    failures += 1;
-                    let wait = (Duration::from_millis(250) * (1 << failures.min(5))).min(MAX_READ_RETRY);
+                    let wait = backoff.next_delay();
                     tracing::warn!(stream = %route.binding.stream, error = %e, retry_in = ?wait, "reading the stream failed");
                     if e.to_string().contains("NOGROUP") {
                         // The stream or group vanished (e.g. Redis restarted without persistence).
@@ -355,24 +344,31 @@ impl<I: Invoker> Route<I> {
         if let Some(body) = body {
             fields.push((ENVELOPE_FIELD, body.to_owned()));
         }
-        // Both or neither: a record is never acked without its dead letter.
-        let result: Result<(), redis::RedisError> = redis::pipe()
-            .atomic()
-            .cmd("XADD")
-            .arg(keys::DEAD_LETTER_STREAM)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(keys::STREAM_MAXLEN)
-            .arg("*")
-            .arg(&fields)
-            .ignore()
-            .cmd("XACK")
-            .arg(&self.binding.stream)
-            .arg(&self.binding.group)
-            .arg(id)
-            .ignore()
-            .query_async(&mut self.writer.clone())
-            .await;
+        // Dead letter first, then the ack: a record is never acked without
+        // its dead letter. The two keys live in different slots of a
+        // cluster, so no MULTI can hold both; a crash in between leaves the
+        // record pending, and it is dead-lettered again (a duplicate with
+        // the same `stream` and `id` fields), never lost.
+        let mut writer = self.writer.clone();
+        let result: Result<(), redis::RedisError> = async {
+            let _: String = redis::cmd("XADD")
+                .arg(keys::DEAD_LETTER_STREAM)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(keys::STREAM_MAXLEN)
+                .arg("*")
+                .arg(&fields)
+                .query_async(&mut writer)
+                .await?;
+            let _: u64 = redis::cmd("XACK")
+                .arg(&self.binding.stream)
+                .arg(&self.binding.group)
+                .arg(id)
+                .query_async(&mut writer)
+                .await?;
+            Ok(())
+        }
+        .await;
         match result {
             Ok(()) => {
                 self.forget_errors(&[id]);

@@ -38,7 +38,7 @@ use std::{future::Future, sync::Arc};
 
 pub use config::Config;
 pub use error::BridgeError;
-use hemostat_protocol::connection;
+use hemostat_protocol::connection::Target;
 use tokio::sync::watch;
 
 use crate::{
@@ -73,9 +73,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let bindings = Binding::all(&config.routes, &config.function_prefix);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let target = Target::from_env(&config.redis_url)?;
     for binding in &bindings {
-        let reader = connection::connect_blocking(&config.redis_url, config.block()).await?;
-        let writer = connection::connect(&config.redis_url).await?;
+        let reader = target.lazy_blocking(config.block())?;
+        let writer = target.connect().await?;
         let consumer =
             Consumer::with_stats(binding.clone(), config.clone(), reader, writer, invoker.clone(), stats.clone());
         consumer.ensure_group().await?;
@@ -84,10 +85,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tasks.spawn(consumer.run(stop_rx.clone()));
     }
     if config.relay {
-        tasks.spawn(relay::run(config.redis_url.clone(), stop_rx.clone()));
+        tasks.spawn(relay::run(target.clone(), stop_rx.clone()));
     }
     tracing::info!(routes = bindings.len(), endpoint = %config.lambda_endpoint, invoker = ?config.invoker,
-        redis = %connection::redact(&config.redis_url), batch_size = config.batch_size,
+        redis = %target.redacted(), batch_size = config.batch_size,
         max_in_flight = config.max_in_flight, "bridge ready");
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight batches");

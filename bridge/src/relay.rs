@@ -11,13 +11,14 @@
 //! only unmarked messages, marking them with `SET NX`, so each message
 //! lands in its stream once however many bridge replicas relay.
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use hemostat_protocol::{
-    Envelope, EventKind, connection, keys,
+    Envelope, EventKind,
+    backoff::Backoff,
+    connection::Target,
+    keys,
     publisher::{ENVELOPE_FIELD, PUBLISHED_MARK_TTL_SECONDS, published_mark},
 };
 
@@ -35,14 +36,17 @@ pub enum Relayed {
 }
 
 /// Relays until `stop`; reconnects with backoff when the subscription drops.
-pub async fn run(redis_url: String, mut stop: watch::Receiver<bool>) {
-    let mut failures = 0u32;
+pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Backoff::redis();
+    let mut node = 0;
     while !*stop.borrow() {
-        match relay_until_disconnected(&redis_url, &mut stop).await {
-            Ok(()) => failures = 0,
+        // Any node of a cluster hears every PUBLISH; after a failure try the
+        // next seed, so a dead node does not silence the relay.
+        match relay_until_disconnected(&target, node, &mut stop).await {
+            Ok(()) => backoff.reset(),
             Err(e) => {
-                failures += 1;
-                let wait = Duration::from_millis(250 << failures.min(5));
+                node += 1;
+                let wait = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?wait, "relay subscription failed");
                 let _ = tokio::time::timeout(wait, stop.changed()).await;
             }
@@ -50,13 +54,17 @@ pub async fn run(redis_url: String, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn relay_until_disconnected(redis_url: &str, stop: &mut watch::Receiver<bool>) -> Result<(), BridgeError> {
-    let client = connection::client(redis_url)?;
+async fn relay_until_disconnected(
+    target: &Target,
+    node: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), BridgeError> {
+    let client = target.node_client(node)?;
     let mut pubsub = client.get_async_pubsub().await?;
     for kind in EventKind::ALL {
         pubsub.subscribe(kind.channel()).await?;
     }
-    let mut writer = connection::connect(redis_url).await?;
+    let mut writer = target.connect().await?;
     tracing::info!(channels = EventKind::ALL.len(), "relay subscribed to the seed channels");
     let mut messages = pubsub.on_message();
     loop {
@@ -84,7 +92,10 @@ where
     C: redis::aio::ConnectionLike + Send,
 {
     let text = String::from_utf8_lossy(payload);
-    let mark = published_mark(&text);
+    let Some(channel_kind) = EventKind::ALL.into_iter().find(|k| k.channel() == channel) else {
+        return Err(BridgeError::Config(format!("relay got a message on {channel:?}, not a seed channel")));
+    };
+    let mark = published_mark(channel_kind, &text);
     // First relay to see it wins; HemoStat's own publishes are marked already.
     let first: bool = redis::cmd("SET")
         .arg(&mark)
@@ -114,9 +125,8 @@ where
             .await?;
         return Ok(Relayed::Malformed);
     }
-    let kind = EventKind::ALL.into_iter().find(|k| k.channel() == channel).expect("checked above");
     let _: String = redis::cmd("XADD")
-        .arg(kind.stream())
+        .arg(channel_kind.stream())
         .arg("MAXLEN")
         .arg("~")
         .arg(keys::STREAM_MAXLEN)

@@ -99,13 +99,13 @@ async fn start(server: &RedisServer, function: FakeFunction, adjust: impl FnOnce
     tx
 }
 
-async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let summary: (u64, Option<String>, Option<String>, Option<Vec<(String, String)>>) =
+async fn pending(conn: &mut hemostat_protocol::connection::Connection) -> u64 {
+    let summary: redis::streams::StreamPendingReply =
         redis::cmd("XPENDING").arg(route().stream()).arg(route().group()).query_async(conn).await.unwrap();
-    summary.0
+    summary.count() as u64
 }
 
-async fn dead_letters(conn: &mut redis::aio::MultiplexedConnection) -> Vec<HashMap<String, String>> {
+async fn dead_letters(conn: &mut hemostat_protocol::connection::Connection) -> Vec<HashMap<String, String>> {
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(keys::DEAD_LETTER_STREAM).await.unwrap();
     reply.ids.iter().map(|e| e.map.keys().map(|k| (k.clone(), e.get::<String>(k).unwrap())).collect()).collect()
 }

@@ -50,11 +50,18 @@ async fn a_running_relay_carries_a_seed_publish_into_the_stream() {
     let server = RedisServer::start().await;
     let mut conn = server.connection().await;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(relay::run(server.url(), stop_rx));
-    // Subscribed once a PUBLISH reaches a listener.
+    let target = hemostat_protocol::connection::Target::from_env(&server.url()).unwrap();
+    let task = tokio::spawn(relay::run(target, stop_rx));
+    // Subscribed once a PUBLISH reaches a listener. Sent to the node the
+    // relay subscribes to first: on a cluster, PUBLISH counts only the
+    // receiving node's subscribers (the message itself reaches every node).
+    let first_node = server.client();
     let subscribed = wait_until(Duration::from_secs(10), || {
-        let mut conn = conn.clone();
-        async move { conn.publish::<_, _, i64>("hemostat:remediation_needed", "probe").await.unwrap_or(0) > 0 }
+        let client = first_node.clone();
+        async move {
+            let Ok(mut node) = client.get_multiplexed_async_connection().await else { return false };
+            node.publish::<_, _, i64>("hemostat:remediation_needed", "probe").await.unwrap_or(0) > 0
+        }
     })
     .await;
     assert!(subscribed, "relay never subscribed");

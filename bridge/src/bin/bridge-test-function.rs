@@ -16,16 +16,16 @@
 
 use std::time::Duration;
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     batch::{BatchEvent, BatchResponse, RejectedItem},
     connection,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use redis::aio::ConnectionManager;
 use serde_json::Value;
 
 struct Recorder {
-    conn: ConnectionManager,
+    conn: Connection,
     key: String,
 }
 
