@@ -117,7 +117,7 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
     };
     let action = c.action.as_str();
     let at = place(&c.container, &c.host);
-    let critical_no_action = status == RemediationStatus::Rejected && is_critical(c.severity);
+    let critical_no_action = status == RemediationStatus::Rejected && is_critical(c.context.severity);
     let title = if critical_no_action {
         format!("CRITICAL alert not remediated: {action} of {at} was rejected")
     } else {
@@ -148,7 +148,7 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
         fields.push(long("Details", details));
     }
     fields.push(field("Confidence", c.confidence.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())));
-    fields.push(field("Analysis method", c.analysis_method.clone().unwrap_or_else(|| "-".into())));
+    fields.push(field("Analysis method", c.context.analysis_method.clone().unwrap_or_else(|| "-".into())));
     fields.push(field("Duration", c.result.duration_ms.map(duration).unwrap_or_else(|| "-".into())));
     fields.push(field(
         "Verified",
@@ -158,10 +158,10 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
             None => "not verified",
         },
     ));
-    if let Some(severity) = c.severity {
+    if let Some(severity) = c.context.severity {
         fields.push(field("Severity", severity_name(severity)));
     }
-    if let Some(image) = &c.image {
+    if let Some(image) = &c.context.image {
         fields.push(field("Image", image));
     }
     if c.dry_run && status != RemediationStatus::DryRun {
@@ -179,7 +179,7 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
         host: c.host,
         container: Some(c.container),
         action: Some(action.into()),
-        severity: c.severity,
+        severity: c.context.severity,
         critical_no_action,
         timestamp: env.timestamp.clone(),
         fields,
@@ -188,7 +188,7 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
 
 fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
     let at = place(&f.container, &f.host);
-    let critical_no_action = is_critical(f.severity);
+    let critical_no_action = is_critical(f.context.severity);
     let title = if critical_no_action {
         format!("CRITICAL alert dismissed as a false alarm: {at}")
     } else {
@@ -199,7 +199,7 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
     fields.push(long("Reason", &f.reason));
     fields.push(field("Confidence", f.confidence.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())));
     let cached = if f.llm_cached { ", cached verdict" } else { "" };
-    let method = match (&f.analysis_method, &f.model) {
+    let method = match (&f.context.analysis_method, &f.context.model) {
         (Some(m), Some(model)) => format!("{m} ({model}{cached})"),
         (Some(m), None) => m.clone(),
         (None, _) => "-".into(),
@@ -208,7 +208,7 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
     if let Some(why) = &f.fallback_reason {
         fields.push(field("Fallback reason", why));
     }
-    if let Some(severity) = f.severity {
+    if let Some(severity) = f.context.severity {
         fields.push(field("Severity", severity_name(severity)));
     }
     Notice {
@@ -221,7 +221,7 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
         host: f.host,
         container: Some(f.container),
         action: None,
-        severity: f.severity,
+        severity: f.context.severity,
         critical_no_action,
         timestamp: env.timestamp.clone(),
         fields,

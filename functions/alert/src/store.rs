@@ -9,7 +9,8 @@
 
 use std::{future::Future, time::Duration};
 
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use hemostat_protocol::connection::Connection;
+use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
 
 use hemostat_protocol::{EventKind, keys};
@@ -17,18 +18,13 @@ use hemostat_protocol::{EventKind, keys};
 use crate::error::AlertError;
 
 /// Notifications that failed after every retry (a plain counter, INCR).
-pub const FAILURES: &str = "hemostat:alert:failures";
+pub const FAILURES: &str = keys::ALERT_FAILURES;
 
-/// Present while an envelope with this digest is in the event log, so a
-/// redelivered record is not stored twice.
-pub fn stored_marker(envelope_json: &str) -> String {
+/// The marker of an envelope in `list`: the envelope's digest, in the
+/// list's slot.
+fn stored_marker(list: &str, envelope_json: &str) -> String {
     let digest = Sha256::digest(envelope_json.as_bytes());
-    format!("hemostat:alert:stored:{}", hex::encode(&digest[..16]))
-}
-
-/// Held by whoever sends notice `fingerprint` to `sink`, for the dedupe TTL.
-pub fn dedupe(sink: &str, fingerprint: &str) -> String {
-    format!("hemostat:alert:dedupe:{sink}:{fingerprint}")
+    keys::alert_stored(list, &hex::encode(&digest[..16]))
 }
 
 /// The lists an event of `kind` goes to.
@@ -49,24 +45,25 @@ pub trait EventLog: Send + Sync {
     fn count_failure(&self, sink: &str) -> impl Future<Output = Result<(), AlertError>> + Send;
 }
 
-/// The marker and the pushes in one atomic script: a crash in between can
+/// One list's marker and push in one atomic script: a crash in between can
 /// leave neither a marker without its event (the redelivery would then be
 /// skipped, losing the event) nor an event without its marker. Same effect
-/// as a MULTI of LPUSH, LTRIM, EXPIRE per list, made conditional.
+/// as a MULTI of LPUSH, LTRIM, EXPIRE, made conditional. One script per
+/// list, each with its own marker in the list's slot, because the lists
+/// live in different slots of a cluster; each is idempotent, so a crash
+/// between the two lists is repaired by the redelivery.
 const STORE: &str = r"
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
   return 0
 end
-for i = 2, #KEYS do
-  redis.call('LPUSH', KEYS[i], ARGV[1])
-  redis.call('LTRIM', KEYS[i], 0, tonumber(ARGV[2]) - 1)
-  redis.call('EXPIRE', KEYS[i], ARGV[3])
-end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 ";
 
 pub struct RedisLog {
-    conn: ConnectionManager,
+    conn: Connection,
     script: Script,
     max_events: usize,
     event_ttl: Duration,
@@ -74,11 +71,11 @@ pub struct RedisLog {
 }
 
 impl RedisLog {
-    pub fn new(conn: ConnectionManager, max_events: usize, event_ttl: Duration, dedupe_ttl: Duration) -> Self {
+    pub fn new(conn: Connection, max_events: usize, event_ttl: Duration, dedupe_ttl: Duration) -> Self {
         RedisLog { conn, script: Script::new(STORE), max_events, event_ttl, dedupe_ttl }
     }
 
-    pub fn from_config(conn: ConnectionManager, config: &crate::Config) -> Self {
+    pub fn from_config(conn: Connection, config: &crate::Config) -> Self {
         RedisLog::new(conn, config.max_events, config.event_ttl, config.dedupe_ttl)
     }
 }
@@ -86,13 +83,21 @@ impl RedisLog {
 impl EventLog for RedisLog {
     async fn store(&self, kind: EventKind, envelope_json: &str) -> Result<bool, AlertError> {
         let ttl = self.event_ttl.as_secs().max(1);
-        let mut invocation = self.script.key(stored_marker(envelope_json));
+        let mut stored_now = false;
         for list in lists(kind) {
-            invocation.key(list);
+            let stored: i64 = self
+                .script
+                .key(stored_marker(&list, envelope_json))
+                .key(&list)
+                .arg(envelope_json)
+                .arg(self.max_events)
+                .arg(ttl)
+                .arg(ttl)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            stored_now |= stored == 1;
         }
-        invocation.arg(envelope_json).arg(self.max_events).arg(ttl).arg(ttl);
-        let stored: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(stored == 1)
+        Ok(stored_now)
     }
 
     async fn claim(&self, sink: &str, fingerprint: &str) -> Result<bool, AlertError> {
@@ -102,7 +107,7 @@ impl EventLog for RedisLog {
             return Ok(true);
         }
         let set: Option<String> = redis::cmd("SET")
-            .arg(dedupe(sink, fingerprint))
+            .arg(keys::alert_dedupe(sink, fingerprint))
             .arg("1")
             .arg("NX")
             .arg("EX")
@@ -113,7 +118,7 @@ impl EventLog for RedisLog {
     }
 
     async fn release(&self, sink: &str, fingerprint: &str) -> Result<(), AlertError> {
-        let _: i64 = self.conn.clone().del(dedupe(sink, fingerprint)).await?;
+        let _: i64 = self.conn.clone().del(keys::alert_dedupe(sink, fingerprint)).await?;
         Ok(())
     }
 

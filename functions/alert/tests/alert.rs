@@ -26,7 +26,7 @@ fn field<'a>(body: &'a serde_json::Value, title: &str) -> Option<&'a str> {
     attachment(body)["fields"].as_array()?.iter().find(|f| f["title"] == title)?["value"].as_str()
 }
 
-async fn failures(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
+async fn failures(conn: &mut hemostat_protocol::connection::Connection) -> i64 {
     conn.get::<_, Option<i64>>(FAILURES).await.unwrap().unwrap_or(0)
 }
 

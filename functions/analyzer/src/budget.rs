@@ -1,8 +1,8 @@
 //! The hourly LLM call budget, shared by every analyzer instance: one
 //! counter per clock hour (UTC), incremented atomically before each call.
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::keys;
-use redis::aio::ConnectionManager;
 
 use crate::error::AnalyzerError;
 
@@ -17,7 +17,7 @@ pub fn hour_bucket(now_ms: i64) -> String {
 
 /// Takes one call from this hour's budget: `true` if it was available.
 /// A refused attempt is counted too; it changes nothing, the hour is spent.
-pub async fn take(conn: &mut ConnectionManager, max_per_hour: u64, now_ms: i64) -> Result<bool, AnalyzerError> {
+pub async fn take(conn: &mut Connection, max_per_hour: u64, now_ms: i64) -> Result<bool, AnalyzerError> {
     if max_per_hour == 0 {
         return Ok(false);
     }

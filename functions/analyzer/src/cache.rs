@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{ContainerRef, event::HealthAlert, keys};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -37,14 +38,14 @@ pub fn signature(alert: &HealthAlert, pattern: Pattern) -> String {
     format!("{subject}|{}|{}", kinds.join(","), pattern.as_str())
 }
 
-pub async fn get(conn: &mut ConnectionManager, signature: &str) -> Result<Option<CachedVerdict>, AnalyzerError> {
+pub async fn get(conn: &mut Connection, signature: &str) -> Result<Option<CachedVerdict>, AnalyzerError> {
     let json: Option<String> = conn.get(keys::ai_verdict(signature)).await?;
     // An entry this version cannot read is a miss, not a failure.
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
 
 pub async fn put(
-    conn: &mut ConnectionManager,
+    conn: &mut Connection,
     signature: &str,
     cached: &CachedVerdict,
     ttl: Duration,

@@ -6,13 +6,13 @@
 //! ask it (cache first, then the hourly budget), falling back to the
 //! rules' verdict on any failure; apply the confidence threshold; publish.
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, ContainerRef, Envelope, EventKind, Publisher,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
-    event::{FalseAlarm, HealthAlert, RemediationNeeded},
+    event::{FalseAlarm, HealthAlert, IncidentContext, RemediationNeeded},
 };
-use redis::aio::ConnectionManager;
 
 use crate::{
     Config,
@@ -27,13 +27,13 @@ use crate::{
 pub struct Analyzer<P, L> {
     config: Config,
     publisher: P,
-    redis: ConnectionManager,
+    redis: Connection,
     llm: Option<L>,
 }
 
 impl<P: Publisher, L: Llm> Analyzer<P, L> {
     /// `llm`: `None` when no provider is configured; the rules decide.
-    pub fn new(config: Config, publisher: P, redis: ConnectionManager, llm: Option<L>) -> Self {
+    pub fn new(config: Config, publisher: P, redis: Connection, llm: Option<L>) -> Self {
         Analyzer { config, publisher, redis, llm }
     }
 
@@ -108,7 +108,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
     async fn consult(
         &self,
         llm: &L,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         alert: &HealthAlert,
         history: &History,
         assessment: rules::Verdict,
@@ -147,9 +147,14 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
     /// The event to publish: `remediation_needed` to act, `false_alarm`
     /// for `none` or a confidence below the threshold.
     fn decision(&self, alert: &HealthAlert, analysis: &Analysis) -> Result<Envelope, AnalyzerError> {
-        let method = Some(analysis.method.as_str().to_owned());
         let fallback_reason = analysis.fallback_reason.map(str::to_owned);
-        let severity = alert.anomalies.iter().map(|a| a.severity).max();
+        let context = IncidentContext {
+            detected_at: alert.detected_at.clone(),
+            analysis_method: Some(analysis.method.as_str().to_owned()),
+            model: analysis.model.clone(),
+            image: alert.image.clone(),
+            severity: alert.anomalies.iter().map(|a| a.severity).max(),
+        };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {
             let reason = if analysis.action == Action::None {
@@ -162,11 +167,9 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
                 reason,
                 host: alert.host.clone(),
                 confidence: Some(analysis.confidence),
-                analysis_method: method,
-                model: analysis.model.clone(),
                 fallback_reason,
-                severity,
                 llm_cached: analysis.cached,
+                context,
             };
             return Ok(Envelope::new(agent::ANALYZER, EventKind::FalseAlarm, &alarm)?);
         }
@@ -178,13 +181,9 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             metrics: Some(alert.metrics.clone()),
             host: alert.host.clone(),
             container_id: alert.container_id.clone(),
-            analysis_method: method,
-            detected_at: alert.detected_at.clone(),
-            image: alert.image.clone(),
-            model: analysis.model.clone(),
             fallback_reason,
-            severity,
             llm_cached: analysis.cached,
+            context,
         };
         Ok(Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed)?)
     }

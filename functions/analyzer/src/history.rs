@@ -9,12 +9,12 @@
 
 use std::time::Duration;
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef,
     event::{AnomalyKind, HealthAlert},
     keys,
 };
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AnalyzerError;
@@ -97,7 +97,7 @@ impl History {
 
 /// Stores `summary` and returns the container's history, in one round trip.
 pub async fn record(
-    conn: &mut ConnectionManager,
+    conn: &mut Connection,
     container: &ContainerRef,
     summary: &AlertSummary,
     size: usize,

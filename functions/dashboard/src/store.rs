@@ -7,7 +7,8 @@
 
 use std::{collections::HashMap, future::Future};
 
-use redis::{AsyncCommands, aio::ConnectionManager, streams::StreamRangeReply};
+use hemostat_protocol::connection::Connection;
+use redis::{AsyncCommands, streams::StreamRangeReply};
 
 use hemostat_protocol::publisher::ENVELOPE_FIELD;
 
@@ -38,11 +39,11 @@ pub trait Store: Send + Sync {
 /// instance, cloned per request.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: Connection) -> Self {
         RedisStore { conn }
     }
 }

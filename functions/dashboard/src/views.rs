@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use hemostat_protocol::{ContainerRef, EventKind};
+use hemostat_protocol::{ContainerRef, EventKind, series::SeriesSample};
 
 use crate::error::DashboardError;
 
@@ -499,31 +499,17 @@ fn event_row(item: &str) -> Option<EventRow> {
     })
 }
 
-/// One chart point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Sample {
-    /// Epoch ms.
-    pub t: i64,
-    pub cpu: f64,
-    pub mem: f64,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SeriesView {
     pub key: String,
     /// Oldest first, as a chart draws them.
-    pub samples: Vec<Sample>,
+    pub samples: Vec<SeriesSample>,
 }
 
 /// The chart of a container from its series list (newest first).
 pub fn series_view(container: &ContainerRef, raw: &[String]) -> SeriesView {
-    let mut samples: Vec<Sample> = raw
-        .iter()
-        .filter_map(|s| {
-            let v: Value = serde_json::from_str(s).ok()?;
-            Some(Sample { t: v.get("t")?.as_i64()?, cpu: v.get("cpu")?.as_f64()?, mem: v.get("mem")?.as_f64()? })
-        })
-        .collect();
+    // A malformed sample is skipped, not an error.
+    let mut samples: Vec<SeriesSample> = raw.iter().filter_map(|s| serde_json::from_str(s).ok()).collect();
     samples.sort_by_key(|s| s.t);
     SeriesView { key: container.key(), samples }
 }
@@ -734,6 +720,9 @@ mod tests {
             r#"{"t":2,"cpu":2}"#.into(),
         ];
         let view = series_view(&c, &raw);
-        assert_eq!(view.samples, [Sample { t: 1, cpu: 1.0, mem: 10.0 }, Sample { t: 3, cpu: 3.0, mem: 30.0 }]);
+        assert_eq!(
+            view.samples,
+            [SeriesSample { t: 1, cpu: 1.0, mem: 10.0 }, SeriesSample { t: 3, cpu: 3.0, mem: 30.0 }]
+        );
     }
 }

@@ -7,6 +7,7 @@ use hemostat_dashboard::{Config, Dashboard, HttpRequest, store::RedisStore};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, Publisher, RedisPublisher, connection::connect, envelope::agent, keys,
+    series::SeriesSample,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -49,7 +50,10 @@ async fn every_endpoint_reads_the_real_schema() {
     let _: () = c.zadd(keys::COLLECTORS, "h1", now).await.unwrap();
     let _: () = c.zadd(keys::COLLECTORS, "h2", now - 120_000).await.unwrap();
     for (t, cpu) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
-        let _: () = c.lpush(keys::series(&web), json!({"t": t, "cpu": cpu, "mem": 10.0}).to_string()).await.unwrap();
+        let _: () = c
+            .lpush(keys::series(&web), serde_json::to_string(&SeriesSample { t, cpu, mem: 10.0 }).unwrap())
+            .await
+            .unwrap();
     }
 
     // Streams through the real publisher: db's crash is fixed, web's is refused.

@@ -37,7 +37,7 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
         }
         EventKind::RemediationNeeded => {
             let needed: RemediationNeeded = env.data_as()?;
-            out.push(analysis("remediate", needed.analysis_method.as_deref()));
+            out.push(analysis("remediate", needed.context.analysis_method.as_deref()));
             out.push(Fact::Count {
                 family: &metrics::REMEDIATION_REQUESTS,
                 labels: vec![("action", needed.action.as_str().to_owned())],
@@ -46,7 +46,7 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
         }
         EventKind::FalseAlarm => {
             let alarm: FalseAlarm = env.data_as()?;
-            out.push(analysis("false_alarm", alarm.analysis_method.as_deref()));
+            out.push(analysis("false_alarm", alarm.context.analysis_method.as_deref()));
             out.extend(confidence("false_alarm", alarm.confidence));
         }
         EventKind::RemediationComplete => {
@@ -71,7 +71,8 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
                 });
             }
             let fixed = done.result.verified == Some(true) && done.result.status == RemediationStatus::Success;
-            let seconds = if fixed { detection_to_fix(done.detected_at.as_deref(), &env.timestamp) } else { None };
+            let seconds =
+                if fixed { detection_to_fix(done.context.detected_at.as_deref(), &env.timestamp) } else { None };
             if let Some(seconds) = seconds {
                 out.push(Fact::Observe {
                     family: &metrics::DETECTION_TO_FIX,

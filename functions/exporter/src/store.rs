@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{ContainerRef, EventKind, keys as protocol_keys};
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 
 use crate::{error::ExporterError, keys, metrics::Update};
 
@@ -60,13 +61,13 @@ const STATS_CHUNK: usize = 500;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     dedupe_ttl: Duration,
     script: std::sync::Arc<redis::Script>,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, dedupe_ttl: Duration) -> Self {
+    pub fn new(conn: Connection, dedupe_ttl: Duration) -> Self {
         RedisStore { conn, dedupe_ttl, script: std::sync::Arc::new(redis::Script::new(include_str!("count.lua"))) }
     }
 

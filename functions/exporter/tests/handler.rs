@@ -15,13 +15,14 @@ use hemostat_exporter::{
     keys,
     store::RedisStore,
 };
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef, EventKind, RedisPublisher,
     batch::{BatchEvent, BatchRecord, BatchResponse, EVENT_SOURCE},
     event::SystemAlert,
     keys as protocol_keys,
 };
-use redis::{AsyncCommands, aio::ConnectionManager};
+use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 /// Keeps what would have gone to CloudWatch.
@@ -41,8 +42,8 @@ impl Recorder {
     }
 }
 
-async fn manager(redis: &RedisServer) -> ConnectionManager {
-    ConnectionManager::new(redis.client()).await.expect("connection manager")
+async fn manager(redis: &RedisServer) -> Connection {
+    hemostat_protocol::connection::connect(&redis.url()).await.expect("redis connection")
 }
 
 async fn exporter(redis: &RedisServer, sink: Recorder) -> Exporter<RedisPublisher, Recorder> {
@@ -76,7 +77,7 @@ fn fixed(id: &str) -> BatchRecord {
     record(id, "remediation_complete", envelope("remediation_complete", data))
 }
 
-async fn metrics_hash(conn: &mut ConnectionManager) -> std::collections::HashMap<String, String> {
+async fn metrics_hash(conn: &mut Connection) -> std::collections::HashMap<String, String> {
     conn.hgetall(keys::metrics()).await.unwrap()
 }
 
@@ -186,7 +187,7 @@ async fn malformed_records_are_rejected_and_the_rest_counted() {
 
 #[tokio::test]
 async fn redis_down_hands_every_record_back() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start_node().await;
     let e = exporter(&redis, Recorder::default()).await;
     redis.stop();
     let response = tokio::time::timeout(
@@ -297,7 +298,7 @@ async fn container_gauges_are_bounded() {
 }
 
 /// Reads `hemostat:stream:system_alert` back.
-async fn system_alerts(conn: &mut ConnectionManager) -> Vec<SystemAlert> {
+async fn system_alerts(conn: &mut Connection) -> Vec<SystemAlert> {
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(EventKind::SystemAlert.stream()).await.unwrap();
     reply
         .ids

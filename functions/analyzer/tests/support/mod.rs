@@ -9,12 +9,12 @@ use std::sync::Mutex;
 
 use hemostat_analyzer::{Analyzer, Config, llm::Llm};
 use hemostat_e2e::RedisServer;
+use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Envelope, EventKind, ProtocolError, Publisher,
     batch::{self, BatchEvent, BatchRecord},
     event::{FalseAlarm, RemediationNeeded},
 };
-use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 /// Keeps what the handler published.
@@ -34,8 +34,8 @@ impl Recorder {
     }
 }
 
-pub async fn manager(redis: &RedisServer) -> ConnectionManager {
-    ConnectionManager::new(redis.client()).await.expect("connection manager")
+pub async fn manager(redis: &RedisServer) -> Connection {
+    hemostat_protocol::connection::connect(&redis.url()).await.expect("redis connection")
 }
 
 /// A health alert from the collector: `anomalies` as (kind, severity),
@@ -156,8 +156,8 @@ pub fn decided(env: &Envelope) -> Decided {
                 action: n.action.as_str().into(),
                 confidence: n.confidence,
                 reason: n.reason,
-                method: n.analysis_method,
-                model: n.model,
+                method: n.context.analysis_method,
+                model: n.context.model,
                 fallback_reason: n.fallback_reason,
                 cached: n.llm_cached,
                 json: env.to_json(),
@@ -170,8 +170,8 @@ pub fn decided(env: &Envelope) -> Decided {
                 action: "none".into(),
                 confidence: f.confidence.unwrap_or(-1.0),
                 reason: f.reason,
-                method: f.analysis_method,
-                model: f.model,
+                method: f.context.analysis_method,
+                model: f.context.model,
                 fallback_reason: f.fallback_reason,
                 cached: f.llm_cached,
                 json: env.to_json(),
