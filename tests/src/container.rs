@@ -36,6 +36,7 @@ pub struct ContainerSpec {
     memory: Option<i64>,
     binds: Vec<String>,
     healthcheck: Option<HealthConfig>,
+    name: Option<String>,
 }
 
 impl ContainerSpec {
@@ -57,12 +58,20 @@ impl ContainerSpec {
             memory: None,
             binds: Vec::new(),
             healthcheck: None,
+            name: None,
         }
     }
 
     /// Runs `sh -c script`.
     pub fn shell(script: &str) -> Self {
         Self::new(["sh", "-c", script])
+    }
+
+    /// A name of the test's choosing instead of a random one, e.g. the same
+    /// name on several engines (names repeat across hosts).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     pub fn image(mut self, image: impl Into<String>) -> Self {
@@ -132,9 +141,13 @@ pub struct TestContainer {
 }
 
 impl TestContainer {
-    /// Creates and starts a container named `hemostat-e2e-{random}`.
+    /// Creates and starts a container named `hemostat-e2e-{random}` (or as
+    /// [`ContainerSpec::name`] says).
     pub async fn start(docker: &Docker, spec: ContainerSpec) -> Self {
-        let name = format!("{NAME_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{NAME_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),

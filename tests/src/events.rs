@@ -1,7 +1,7 @@
 //! Reading HemoStat's durable streams back, as the tests' evidence.
 
 use hemostat_protocol::{Envelope, EventKind, publisher::ENVELOPE_FIELD};
-use redis::{AsyncCommands, aio::MultiplexedConnection, streams::StreamRangeReply};
+use redis::{AsyncCommands, streams::StreamRangeReply};
 use serde::de::DeserializeOwned;
 
 /// Every event of `kind` in its durable stream, oldest first, with the time
@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 /// Entries that are not such events are skipped, and an unreachable Redis
 /// reads as empty: callers poll until what they wait for is there, also
 /// across a Redis restart.
-pub async fn stream_events<T: DeserializeOwned>(conn: &mut MultiplexedConnection, kind: EventKind) -> Vec<(u64, T)> {
+pub async fn stream_events<T: DeserializeOwned>(
+    conn: &mut (impl redis::aio::ConnectionLike + Send + Sync),
+    kind: EventKind,
+) -> Vec<(u64, T)> {
     let reply: StreamRangeReply = conn.xrange_all(kind.stream()).await.unwrap_or_default();
     reply
         .ids

@@ -8,12 +8,17 @@
 //!
 //! # Module map
 //!
+//! - [`bench`] — what the benchmark binaries share: stream-id times,
+//!   percentiles.
 //! - [`paths`] — where things live: workspace root, built binaries
 //!   ([`bin_dir`]), per-test logs ([`log_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
 //! - [`polling`] — [`wait_until`] / [`wait_for`], deadline-bounded polling.
 //! - [`redis_server`] — [`RedisServer`], a throwaway `redis-server` per test,
 //!   restartable on the same port for fault tests.
+//! - [`redis_cluster`] — [`RedisCluster`], a throwaway six-node Redis Cluster
+//!   (3 masters, 1 replica each) whose nodes a test may crash to watch
+//!   failover; [`key_slot`] computes a key's hash slot.
 //! - [`docker`] — [`docker()`] client for the private engine, [`test_image`].
 //! - [`dockerd`] — [`PrivateDockerd`], a test's own `dockerd` it may stop,
 //!   crash and restart.
@@ -28,12 +33,14 @@
 //!
 //! # Lifetimes of spawned processes
 //!
-//! Children ([`RedisServer`], [`Process`]) are killed on `Drop`, and also by the
-//! kernel when the *thread* that spawned them exits (`PR_SET_PDEATHSIG`), so a
-//! test binary killed with Ctrl-C leaves no orphans. Consequence: spawn them
-//! from the test's own task (not from `spawn_blocking`, whose threads come and
-//! go), and do not share one instance across tests through a `static`.
+//! Children ([`RedisServer`], [`RedisCluster`], [`Process`]) are killed on
+//! `Drop`, and also by the kernel when the *thread* that spawned them exits
+//! (`PR_SET_PDEATHSIG`), so a test binary killed with Ctrl-C leaves no
+//! orphans. Consequence: spawn them from the test's own task (not from
+//! `spawn_blocking`, whose threads come and go), and do not share one
+//! instance across tests through a `static`.
 
+pub mod bench;
 pub mod container;
 pub mod docker;
 pub mod dockerd;
@@ -42,6 +49,7 @@ pub mod paths;
 pub mod polling;
 pub mod port;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod stack;
 
@@ -53,6 +61,7 @@ pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder};
+pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
 pub use stack::{Stack, start_bridge, start_emulator, start_stack};
 

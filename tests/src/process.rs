@@ -62,7 +62,7 @@ pub(crate) fn terminate(child: &mut Child, signal: i32, grace: Duration) -> Opti
 }
 
 /// Last `lines` lines of the file at `path` (empty if unreadable).
-pub(crate) fn file_tail(path: &Path, lines: usize) -> String {
+pub fn file_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -1,31 +1,58 @@
-//! A private `redis-server` per test, so tests neither share state nor
-//! disturb each other when one of them crashes or restarts Redis.
+//! A private Redis per test, so tests neither share state nor disturb each
+//! other when one of them crashes or restarts Redis.
+//!
+//! [`RedisServer::start`] gives a single `redis-server`, or, when
+//! `HEMOSTAT_TEST_REDIS=cluster`, a whole [`RedisCluster`]: the same tests
+//! run on both (`scripts/test.sh` runs the suite once each way). Tests that
+//! stop, kill or restart Redis, which means something else on a cluster,
+//! take [`RedisServer::start_node`], always a single node.
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use hemostat_protocol::connection::Connection;
 
 use crate::paths::log_dir;
 use crate::polling::wait_until;
 use crate::port::free_port;
 use crate::process::{file_tail, kill_and_reap, spawn_logged, terminate};
+use crate::redis_cluster::RedisCluster;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `redis-server` on 127.0.0.1 without persistence; killed when dropped.
+/// Whether this test run's Redis is a cluster (`HEMOSTAT_TEST_REDIS=cluster`).
+pub fn cluster_mode() -> bool {
+    std::env::var("HEMOSTAT_TEST_REDIS").is_ok_and(|v| v.eq_ignore_ascii_case("cluster"))
+}
+
+/// A `redis-server` on 127.0.0.1 without persistence, or a Redis Cluster of
+/// six; killed when dropped.
 ///
 /// `redis-server` is taken from `PATH`, or from `HEMOSTAT_REDIS_SERVER`.
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     log_path: PathBuf,
+    cluster: Option<RedisCluster>,
 }
 
 impl RedisServer {
-    /// Starts a server on a free port and waits until it answers PING.
+    /// The test run's Redis: a single node, or a cluster under
+    /// `HEMOSTAT_TEST_REDIS=cluster`.
     pub async fn start() -> Self {
+        if cluster_mode() {
+            let cluster = RedisCluster::start().await;
+            let port = cluster.ports()[0];
+            let log_path = log_dir().join(format!("{}-redis-cluster.log", crate::current_test_name()));
+            return Self { port, child: None, log_path, cluster: Some(cluster) };
+        }
+        Self::start_node().await
+    }
+
+    /// A single node whatever the mode, for tests that stop, kill or
+    /// restart it. Starts on a free port and waits until it answers PING.
+    pub async fn start_node() -> Self {
         // free_port releases the port before redis binds it; on a lost race
         // redis exits at once and we try another port.
         let mut last_error = String::new();
@@ -41,7 +68,7 @@ impl RedisServer {
 
     fn new(port: u16) -> Self {
         let log_path = log_dir().join(format!("{}-redis-{port}.log", crate::current_test_name()));
-        Self { port, child: None, log_path }
+        Self { port, child: None, log_path, cluster: None }
     }
 
     async fn launch(&mut self) -> Result<(), String> {
@@ -91,34 +118,53 @@ impl RedisServer {
         }
     }
 
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&RedisCluster> {
+        self.cluster.as_ref()
+    }
+
+    fn single_only(&self, what: &str) {
+        assert!(self.cluster.is_none(), "{what} needs a single node: take RedisServer::start_node()");
+    }
+
+    /// The (first) node's port.
     pub fn port(&self) -> u16 {
+        self.single_only("port()");
         self.port
     }
 
-    /// `redis://127.0.0.1:{port}`.
+    /// `redis://127.0.0.1:{port}`, or a cluster's seed list
+    /// (`redis://127.0.0.1:p1,redis://127.0.0.1:p2,...`): what `REDIS_URL` takes.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.cluster {
+            Some(cluster) => cluster.url(),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
+    /// A client of one node (of the first, on a cluster), e.g. for pub/sub,
+    /// which any node of a cluster serves for every channel.
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("redis URL is well-formed")
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).expect("redis URL is well-formed")
     }
 
-    /// A fresh multiplexed connection; panics if the server does not answer.
-    pub async fn connection(&self) -> MultiplexedConnection {
-        self.client()
-            .get_multiplexed_async_connection()
+    /// A fresh connection of the kind every HemoStat component uses (single
+    /// node or cluster); panics if Redis does not answer.
+    pub async fn connection(&self) -> Connection {
+        hemostat_protocol::connection::connect(&self.url())
             .await
             .unwrap_or_else(|e| panic!("connecting to {} failed: {e}", self.url()))
     }
 
     pub fn is_running(&mut self) -> bool {
+        self.single_only("is_running()");
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Graceful shutdown (SIGTERM, SIGKILL after 5 s). Data is lost: there is
     /// no persistence. Idempotent.
     pub fn stop(&mut self) {
+        self.single_only("stop()");
         if let Some(mut child) = self.child.take() {
             terminate(&mut child, libc::SIGTERM, Duration::from_secs(5));
         }
@@ -126,6 +172,7 @@ impl RedisServer {
 
     /// Abrupt death, like a crash or OOM kill. Idempotent.
     pub fn kill(&mut self) {
+        self.single_only("kill()");
         if let Some(mut child) = self.child.take() {
             kill_and_reap(&mut child);
         }
@@ -134,6 +181,7 @@ impl RedisServer {
     /// Stops the server if running and starts a new one on the same port
     /// (clients can reconnect to the same URL); the new server is empty.
     pub async fn restart(&mut self) {
+        self.single_only("restart()");
         self.stop();
         // The port was ours a moment ago, but something else may grab it in
         // between; a retry or two covers a transient clash.
@@ -148,15 +196,20 @@ impl RedisServer {
         panic!("restarting redis-server on port {} failed: {last_error}", self.port);
     }
 
-    /// Last `lines` lines of the server's log.
+    /// Last `lines` lines of the server's log (of every node's, on a cluster).
     pub fn log_tail(&self, lines: usize) -> String {
-        file_tail(&self.log_path, lines)
+        match &self.cluster {
+            Some(cluster) => cluster.log_tail(lines),
+            None => file_tail(&self.log_path, lines),
+        }
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.child.take() {
+            kill_and_reap(&mut child);
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use std::{
 
 use hemostat_e2e::{RedisServer, start_bridge, start_emulator, wait_for, workspace_root};
 use hemostat_protocol::{
-    Envelope, EventKind, Publisher, RedisPublisher, connection, envelope::agent, keys, publisher::ENVELOPE_FIELD,
+    Envelope, EventKind, Publisher, RedisPublisher, command::COMMAND_FIELD, connection, envelope::agent, keys,
+    publisher::ENVELOPE_FIELD,
 };
 use redis::{AsyncCommands, streams::StreamRangeReply};
 use serde_json::{Value, json};
@@ -157,7 +158,7 @@ async fn events_reach_the_event_log_and_slack_through_the_stack() {
         let commands = commands.clone();
         async move {
             let reply: StreamRangeReply = conn.xrange_all(&commands).await.ok()?;
-            reply.ids.first().and_then(|e| e.get::<String>("command"))
+            reply.ids.first().and_then(|e| e.get::<String>(COMMAND_FIELD))
         }
     })
     .await

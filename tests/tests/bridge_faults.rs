@@ -85,7 +85,7 @@ async fn kill_9_ten_times_loses_nothing() {
 /// groups, and delivers every event published after the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_mid_run_then_every_new_event_is_delivered() {
-    let mut env = Env::start(10).await;
+    let mut env = Env::start_on(hemostat_e2e::RedisServer::start_node().await, 10).await;
     let mut conn = env.conn().await;
     let bridge = env.bridge("bridge", &[]).await;
     publish_range(&mut conn, ALERTS, "before", 0, 500).await;

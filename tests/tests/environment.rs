@@ -28,7 +28,7 @@ async fn redis_server_serves_keys_and_streams() {
 
 #[tokio::test]
 async fn redis_server_restart_keeps_port() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start_node().await;
     let port = redis.port();
     let url = redis.url();
 

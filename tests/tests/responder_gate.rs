@@ -27,12 +27,12 @@ fn request(i: usize, host: &str) -> BatchEvent {
         metrics: None,
         host: host.into(),
         container_id: None,
-        analysis_method: Some("rule_based".into()),
-        detected_at: None,
-        image: Some("shop/api:1".into()),
-        model: None,
+        context: hemostat_protocol::event::IncidentContext {
+            analysis_method: Some("rule_based".into()),
+            image: Some("shop/api:1".into()),
+            ..Default::default()
+        },
         fallback_reason: None,
-        severity: None,
         llm_cached: false,
     };
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap();

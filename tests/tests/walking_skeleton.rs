@@ -40,7 +40,10 @@ async fn record_pubsub(redis: &RedisServer) -> Arc<Mutex<Vec<(String, String)>>>
     seen
 }
 
-async fn completions(conn: &mut redis::aio::MultiplexedConnection, container: &str) -> Vec<RemediationComplete> {
+async fn completions(
+    conn: &mut hemostat_protocol::connection::Connection,
+    container: &str,
+) -> Vec<RemediationComplete> {
     stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
         .await
         .into_iter()
@@ -156,4 +159,13 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
         assert!(kinds.contains(&kind), "SUBSCRIBE \"hemostat:*\" showed no {kind}: {kinds:?}");
     }
     println!("SUBSCRIBE \"hemostat:*\" received {} seed envelopes: {kinds:?}", seen.len());
+
+    // On a cluster as on one node: no component ever met a redirection or a
+    // cross-slot error (the connection routes every command itself).
+    for p in [&stack.emulator, &stack.bridge, &stack.collector] {
+        let log = p.log();
+        for word in ["MOVED", "Moved:", "ASK ", "CROSSSLOT", "CrossSlot"] {
+            assert!(!log.contains(word), "{} logged {word}:\n{}", p.name(), p.log_tail(40));
+        }
+    }
 }

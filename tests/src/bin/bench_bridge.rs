@@ -26,11 +26,15 @@ use std::{
     collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use hemostat_e2e::{Process, RedisServer, bin_dir, start_bridge, start_emulator};
-use redis::aio::MultiplexedConnection;
+use hemostat_e2e::{
+    Process, RedisServer,
+    bench::{id_key, id_ms, now_ms},
+    bin_dir, start_bridge, start_emulator,
+};
+use hemostat_protocol::connection::Connection;
 
 const STREAM: &str = "hemostat:stream:health_alert";
 const GROUP: &str = "bridge:noop";
@@ -76,20 +80,6 @@ fn options() -> Options {
     o
 }
 
-fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
-}
-
-fn id_ms(id: &str) -> f64 {
-    id.split('-').next().and_then(|ms| ms.parse::<f64>().ok()).unwrap_or(0.0)
-}
-
-/// Stream ids compare as (milliseconds, sequence).
-fn id_key(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
 fn envelope(i: usize) -> String {
     serde_json::json!({
         "timestamp": "2025-11-03T10:30:45.123456", "agent": "bench", "type": "health_alert",
@@ -98,7 +88,7 @@ fn envelope(i: usize) -> String {
     .to_string()
 }
 
-async fn publish(conn: &mut MultiplexedConnection, from: usize, to: usize) -> Vec<String> {
+async fn publish(conn: &mut Connection, from: usize, to: usize) -> Vec<String> {
     let mut pipe = redis::pipe();
     for i in from..to {
         pipe.cmd("XADD").arg(STREAM).arg("*").arg("envelope").arg(envelope(i));
@@ -107,7 +97,7 @@ async fn publish(conn: &mut MultiplexedConnection, from: usize, to: usize) -> Ve
 }
 
 /// (entries-read, pending, last-delivered-id) of the bridge's group.
-async fn group_state(conn: &mut MultiplexedConnection) -> Option<(u64, u64, String)> {
+async fn group_state(conn: &mut Connection) -> Option<(u64, u64, String)> {
     let groups: Vec<HashMap<String, redis::Value>> =
         redis::cmd("XINFO").arg("GROUPS").arg(STREAM).query_async(conn).await.ok()?;
     let group = groups.into_iter().find(|g| matches!(g.get("name"), Some(v) if redis::from_redis_value::<String>(v.clone()).ok().as_deref() == Some(GROUP)))?;

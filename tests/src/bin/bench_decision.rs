@@ -44,7 +44,7 @@ fn alert(i: usize) -> Envelope {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+    hemostat_e2e::bench::percentile(sorted, p).unwrap_or_default()
 }
 
 fn main() {

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 
 use hemostat_e2e::{Process, RedisServer, bin_dir, log_dir, start_bridge, start_emulator};
-use redis::{AsyncCommands, aio::MultiplexedConnection};
+use hemostat_protocol::connection::Connection;
+use redis::AsyncCommands;
 
 pub const ALERTS: &str = "hemostat:stream:health_alert";
 pub const NEEDED: &str = "hemostat:stream:remediation_needed";
@@ -30,7 +31,12 @@ impl Env {
     /// Redis, then the emulator; `responder_timeout` is the responder's
     /// Lambda timeout in seconds (the analyzer gets 10).
     pub async fn start(responder_timeout: u64) -> Env {
-        let redis = RedisServer::start().await;
+        Self::start_on(RedisServer::start().await, responder_timeout).await
+    }
+
+    /// [`Env::start`] on a Redis of the caller's (a single node, for tests
+    /// that restart it).
+    pub async fn start_on(redis: RedisServer, responder_timeout: u64) -> Env {
         let test = hemostat_e2e::current_test_name();
         let template = log_dir().join(format!("{test}-template.yaml"));
         let function = |id: &str, name: &str, timeout: u64| {
@@ -73,7 +79,7 @@ impl Env {
         .await
     }
 
-    pub async fn conn(&self) -> MultiplexedConnection {
+    pub async fn conn(&self) -> Connection {
         self.redis.connection().await
     }
 
@@ -95,7 +101,7 @@ pub fn envelope(stream: &str, id: &str, mode: &str, extra: serde_json::Value) ->
 }
 
 /// XADDs events `prefix{from..to}` (mode ok) in one pipeline.
-pub async fn publish_range(conn: &mut MultiplexedConnection, stream: &str, prefix: &str, from: usize, to: usize) {
+pub async fn publish_range(conn: &mut Connection, stream: &str, prefix: &str, from: usize, to: usize) {
     let mut pipe = redis::pipe();
     for i in from..to {
         pipe.cmd("XADD")
@@ -108,22 +114,16 @@ pub async fn publish_range(conn: &mut MultiplexedConnection, stream: &str, prefi
     let _: () = pipe.query_async(conn).await.expect("XADD");
 }
 
-pub async fn publish(
-    conn: &mut MultiplexedConnection,
-    stream: &str,
-    id: &str,
-    mode: &str,
-    extra: serde_json::Value,
-) -> String {
+pub async fn publish(conn: &mut Connection, stream: &str, id: &str, mode: &str, extra: serde_json::Value) -> String {
     conn.xadd(stream, "*", &[("envelope", envelope(stream, id, mode, extra))]).await.expect("XADD")
 }
 
 /// How many times the function handled each event id.
-pub async fn seen(conn: &mut MultiplexedConnection) -> HashMap<String, u64> {
+pub async fn seen(conn: &mut Connection) -> HashMap<String, u64> {
     conn.hgetall(SEEN).await.unwrap_or_default()
 }
 
-pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> u64 {
+pub async fn pending(conn: &mut Connection, stream: &str, group: &str) -> u64 {
     // The summary form: count, smallest id, greatest id, per-consumer counts.
     let summary: Result<(u64, redis::Value, redis::Value, redis::Value), _> =
         redis::cmd("XPENDING").arg(stream).arg(group).query_async(conn).await;
@@ -131,7 +131,7 @@ pub async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str
 }
 
 /// Every dead letter, as field maps.
-pub async fn dead_letters(conn: &mut MultiplexedConnection) -> Vec<HashMap<String, String>> {
+pub async fn dead_letters(conn: &mut Connection) -> Vec<HashMap<String, String>> {
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(DEAD_LETTER).await.expect("XRANGE");
     reply
         .ids

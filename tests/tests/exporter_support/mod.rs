@@ -131,7 +131,7 @@ pub fn incident(host: &str, container: &str, detected: chrono::DateTime<chrono::
 
 /// Publishes events the way every HemoStat component does (stream + channel).
 pub async fn publish(redis: &RedisServer, events: &[(EventKind, Value)]) {
-    let conn = redis::aio::ConnectionManager::new(redis.client()).await.expect("redis");
+    let conn = hemostat_protocol::connection::connect(&redis.url()).await.expect("redis");
     let publisher = RedisPublisher::new(conn);
     for (kind, data) in events {
         let env = Envelope::new("HemoStat-Test", *kind, data).expect("envelope");
