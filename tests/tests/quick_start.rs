@@ -1,0 +1,108 @@
+//! The README's first command, `scripts/stack.sh`, as a user runs it
+//! against their own Redis: a crashed container is healed. Run on a single
+//! node and (with `HEMOSTAT_TEST_REDIS=cluster`) on a Redis Cluster reached
+//! through the URL of one of its nodes, which the stack must recognise as a
+//! cluster by itself; no component may ever meet a redirection.
+
+use std::{
+    os::unix::process::CommandExt,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use bollard::models::ContainerStateStatusEnum;
+use hemostat_e2e::{
+    ContainerSpec, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, log_dir,
+    process::file_tail, stream_events, wait_for, workspace_root,
+};
+use hemostat_protocol::{
+    EventKind,
+    event::{RemediationComplete, RemediationStatus},
+};
+
+/// `scripts/stack.sh` in its own process group, stopped (SIGTERM to the
+/// group: the script's trap stops what it started) when dropped.
+struct StackScript {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for StackScript {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as i32;
+        // SAFETY: signalling a process group this test created.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_start_heals_a_crashed_container() {
+    let redis = RedisServer::start().await;
+    // A user points REDIS_URL at one node, cluster or not.
+    let url = match redis.cluster() {
+        Some(cluster) => cluster.urls()[0].clone(),
+        None => redis.url(),
+    };
+    let host = format!("quick-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let log = log_dir().join(format!("{}-stack.log", current_test_name()));
+    let out = std::fs::File::create(&log).unwrap();
+    let profile = if hemostat_e2e::bin_dir().ends_with("release") { "release" } else { "debug" };
+    let child = Command::new("bash")
+        .arg(workspace_root().join("scripts/stack.sh"))
+        .current_dir(workspace_root())
+        .env("REDIS_URL", &url)
+        .env("HEMOSTAT_SKIP_BUILD", "1")
+        .env("HEMOSTAT_PROFILE", profile)
+        .env("HEMOSTAT_LOCAL_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("HEMOSTAT_HOST", &host)
+        // Only this test's containers: the engine is shared with other tests.
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .expect("bash runs scripts/stack.sh");
+    let stack = StackScript { child, log };
+    let ready = wait_for(Duration::from_secs(60), || async {
+        std::fs::read_to_string(&stack.log).unwrap_or_default().contains("collector ready").then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "stack.sh never came up:\n{}", file_tail(&stack.log, 40));
+
+    let docker = docker().await;
+    let script = "[ -e /tmp/crashed ] || { sleep 1; touch /tmp/crashed; exit 1; }; while :; do sleep 0.2; done";
+    let c = ContainerSpec::shell(script).start(&docker).await;
+    let conn = redis.connection().await;
+    let healed = wait_for(Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let (host, name) = (host.clone(), c.name().to_owned());
+        async move {
+            stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+                .await
+                .into_iter()
+                .map(|(_, d)| d)
+                .find(|d| d.host == host && d.container == name)
+        }
+    })
+    .await;
+    let Some(done) = healed else { panic!("no remediation_complete:\n{}", file_tail(&stack.log, 60)) };
+    assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
+    assert_eq!(done.result.verified, Some(true), "{done:?}");
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+
+    let log = std::fs::read_to_string(&stack.log).unwrap_or_default();
+    for word in ["MOVED", "Moved:", "ASK ", "CROSSSLOT", "CrossSlot"] {
+        assert!(!log.contains(word), "stack.sh's components logged {word}:\n{}", file_tail(&stack.log, 60));
+    }
+}
