@@ -18,10 +18,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use hemostat_protocol::{backoff::Backoff, connection::Connection};
-use redis::{
-    AsyncCommands,
-    streams::{StreamClaimReply, StreamId, StreamReadOptions, StreamReadReply},
+use hemostat_protocol::{
+    ProtocolError,
+    backoff::Backoff,
+    connection::Connection,
+    stream::{self, Entry, Group, Pending},
 };
 use tokio::{
     sync::{Semaphore, watch},
@@ -55,6 +56,7 @@ const MAX_TAKEOVERS: u64 = 10;
 const TAKEOVERS_TTL_SECONDS: i64 = 24 * 3600;
 /// Remembered failure reasons (for dead-letter entries); bounded.
 const MAX_REMEMBERED_ERRORS: usize = 10_000;
+
 pub struct Consumer<I> {
     route: Arc<Route<I>>,
     /// Blocking reads only: a blocked read stalls its socket.
@@ -65,6 +67,7 @@ pub struct Consumer<I> {
 struct Route<I> {
     config: Config,
     binding: Binding,
+    group: Group,
     /// Multiplexed: concurrent acks from several deliveries are pipelined.
     writer: Connection,
     invoker: I,
@@ -73,14 +76,6 @@ struct Route<I> {
     /// Ids being delivered by this process right now: the reclaimer must
     /// not hand them out again just because the function is slow.
     in_flight: Mutex<HashSet<String>>,
-}
-
-/// One pending entry as `XPENDING` reports it.
-struct Pending {
-    id: String,
-    consumer: String,
-    idle_ms: u64,
-    deliveries: u64,
 }
 
 impl<I: Invoker> Consumer<I> {
@@ -97,9 +92,11 @@ impl<I: Invoker> Consumer<I> {
         invoker: I,
         stats: Arc<Stats>,
     ) -> Self {
+        let group = Group::new(&binding.stream, &binding.group, &config.consumer);
         let route = Route {
             config,
             binding,
+            group,
             writer,
             invoker,
             stats,
@@ -147,7 +144,7 @@ impl<I: Invoker> Consumer<I> {
                     drop(slot);
                     let wait = backoff.next_delay();
                     tracing::warn!(stream = %route.binding.stream, error = %e, retry_in = ?wait, "reading the stream failed");
-                    if e.to_string().contains("NOGROUP") {
+                    if stream::is_missing_group(&e) {
                         // The stream or group vanished (e.g. Redis restarted without persistence).
                         let _ = route.ensure_group().await;
                     }
@@ -180,29 +177,19 @@ impl<I: Invoker> Consumer<I> {
         tracing::info!(stream = %route.binding.stream, function = %route.binding.function, "route stopped");
     }
 
-    async fn read_new(&mut self) -> Result<Vec<StreamId>, BridgeError> {
+    async fn read_new(&mut self) -> Result<Vec<Entry>, ProtocolError> {
         let route = &self.route;
-        let options = StreamReadOptions::default()
-            .group(&route.binding.group, &route.config.consumer)
-            .count(route.config.batch_size.max(1))
-            .block(route.config.block_ms as usize);
-        let reply: Option<StreamReadReply> =
-            self.reader.xread_options(&[&route.binding.stream], &[">"], &options).await?;
-        Ok(reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect()).unwrap_or_default())
+        let block = Duration::from_millis(route.config.block_ms);
+        route.group.read_new(&mut self.reader, route.config.batch_size, Some(block)).await
     }
 }
 
 impl<I: Invoker> Route<I> {
     async fn ensure_group(&self) -> Result<(), BridgeError> {
-        let created: Result<(), redis::RedisError> =
-            self.writer.clone().xgroup_create_mkstream(&self.binding.stream, &self.binding.group, "0").await;
-        match created {
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => Ok(other?),
-        }
+        Ok(self.group.ensure(&mut self.writer.clone()).await?)
     }
 
-    fn mark_in_flight(&self, entries: &[StreamId]) {
+    fn mark_in_flight(&self, entries: &[Entry]) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         in_flight.extend(entries.iter().map(|e| e.id.clone()));
     }
@@ -213,7 +200,7 @@ impl<I: Invoker> Route<I> {
 
     /// Validates, invokes, then acks / keeps pending / dead-letters; the
     /// records stop being in flight afterwards, whatever happened.
-    async fn deliver(&self, entries: Vec<StreamId>, deliveries: Vec<u64>) {
+    async fn deliver(&self, entries: Vec<Entry>, deliveries: Vec<u64>) {
         let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         self.deliver_batch(entries, deliveries).await;
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -222,11 +209,12 @@ impl<I: Invoker> Route<I> {
         }
     }
 
-    async fn deliver_batch(&self, entries: Vec<StreamId>, deliveries: Vec<u64>) {
+    async fn deliver_batch(&self, entries: Vec<Entry>, deliveries: Vec<u64>) {
         let mut records = Vec::with_capacity(entries.len());
         for (entry, delivery) in entries.into_iter().zip(deliveries) {
-            let body: Option<String> = entry.get(ENVELOPE_FIELD);
+            let body = entry.field(ENVELOPE_FIELD).map(str::to_owned);
             let problem = match &body {
+                None if entry.fields.is_none() => Some("trimmed from the stream (MAXLEN) while pending".to_owned()),
                 None => Some(format!("entry has no UTF-8 {ENVELOPE_FIELD:?} field")),
                 Some(body) => match Envelope::parse(body.as_bytes()) {
                     Err(e) => Some(e.to_string()),
@@ -283,7 +271,7 @@ impl<I: Invoker> Route<I> {
         if ack.is_empty() {
             return;
         }
-        let acked: Result<u64, _> = self.writer.clone().xack(stream, &self.binding.group, &ack).await;
+        let acked = self.group.ack(&mut self.writer.clone(), &ack).await;
         match acked {
             Ok(_) => {
                 self.forget_errors(&ack);
@@ -350,7 +338,7 @@ impl<I: Invoker> Route<I> {
         // record pending, and it is dead-lettered again (a duplicate with
         // the same `stream` and `id` fields), never lost.
         let mut writer = self.writer.clone();
-        let result: Result<(), redis::RedisError> = async {
+        let result: Result<(), ProtocolError> = async {
             let _: String = redis::cmd("XADD")
                 .arg(keys::DEAD_LETTER_STREAM)
                 .arg("MAXLEN")
@@ -360,12 +348,7 @@ impl<I: Invoker> Route<I> {
                 .arg(&fields)
                 .query_async(&mut writer)
                 .await?;
-            let _: u64 = redis::cmd("XACK")
-                .arg(&self.binding.stream)
-                .arg(&self.binding.group)
-                .arg(id)
-                .query_async(&mut writer)
-                .await?;
+            self.group.ack(&mut writer, &[id]).await?;
             Ok(())
         }
         .await;
@@ -384,23 +367,12 @@ impl<I: Invoker> Route<I> {
     /// (marked in flight). A record that failed here is retried alone, so a
     /// poisonous record cannot drag its batch-mates to the dead letter;
     /// records taken over from a dead replica go in full batches.
-    async fn reclaim(&self) -> Result<Vec<(Vec<StreamId>, Vec<u64>)>, BridgeError> {
-        let shortest = self.config.backoff(1).as_millis() as u64;
-        let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(&self.binding.stream)
-            .arg(&self.binding.group)
-            .arg("IDLE")
-            .arg(shortest)
-            .arg("-")
-            .arg("+")
-            .arg(RECLAIM_SCAN)
-            .query_async(&mut self.writer.clone())
-            .await?;
+    async fn reclaim(&self) -> Result<Vec<(Vec<Entry>, Vec<u64>)>, BridgeError> {
+        let rows = self.group.pending(&mut self.writer.clone(), self.config.backoff(1), RECLAIM_SCAN).await?;
         let mut batches = Vec::new();
-        let (mut taken, mut taken_count): (Vec<StreamId>, Vec<u64>) = (Vec::new(), Vec::new());
+        let (mut taken, mut taken_count): (Vec<Entry>, Vec<u64>) = (Vec::new(), Vec::new());
         let candidates: Vec<Pending> = rows
             .into_iter()
-            .map(|(id, consumer, idle_ms, deliveries)| Pending { id, consumer, idle_ms, deliveries })
             .filter(|pending| !(pending.consumer == self.config.consumer && self.is_in_flight(&pending.id)))
             .collect();
         let takeovers = self.takeovers(&candidates).await?;
@@ -416,12 +388,9 @@ impl<I: Invoker> Route<I> {
             }
             // XCLAIM with the same min-idle: if another replica claimed it
             // first, the entry is no longer idle and nothing comes back.
-            let claimed: StreamClaimReply = self
-                .writer
-                .clone()
-                .xclaim(&self.binding.stream, &self.binding.group, &self.config.consumer, due, &[&pending.id])
-                .await?;
-            let Some(entry) = claimed.ids.into_iter().next() else { continue };
+            let claimed =
+                self.group.claim(&mut self.writer.clone(), Duration::from_millis(due), &[&pending.id]).await?;
+            let Some(entry) = claimed.into_iter().next() else { continue };
             let exhausted =
                 failures >= self.config.max_attempts || pending.deliveries >= self.config.max_attempts + MAX_TAKEOVERS;
             if exhausted {
@@ -434,8 +403,7 @@ impl<I: Invoker> Route<I> {
                             )
                         },
                     );
-                let body: Option<String> = entry.get(ENVELOPE_FIELD);
-                self.dead_letter(&entry.id, &reason, body.as_deref(), pending.deliveries).await;
+                self.dead_letter(&entry.id, &reason, entry.field(ENVELOPE_FIELD), pending.deliveries).await;
                 continue;
             }
             if !mine {

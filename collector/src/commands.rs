@@ -12,21 +12,21 @@
 //! containers, while commands for one container keep their order.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use hemostat_protocol::backoff::Backoff;
-use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, Command, Envelope, EventKind, Publisher,
+    backoff::Backoff,
     command::SignedCommand,
+    connection::Connection,
     envelope::agent,
     event::{RemediationComplete, RemediationResult, RemediationStatus},
     keys,
+    stream::{Entry, Group},
 };
-use redis::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -54,14 +54,6 @@ const CLAIM_IDLE: Duration = Duration::from_secs(60);
 /// Look for such entries every this many empty reads (~1 min).
 const CLAIM_EVERY: u32 = 12;
 
-/// One stream entry; `fields` is None when the entry was trimmed away
-/// while pending.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub id: String,
-    pub fields: Option<HashMap<String, String>>,
-}
-
 pub struct Consumer<P> {
     /// Its own socket: XREADGROUP BLOCK holds the connection.
     conn: Connection,
@@ -71,8 +63,7 @@ pub struct Consumer<P> {
     publisher: P,
     executor: Executor,
     host: String,
-    name: String,
-    stream: String,
+    group: Group,
     key: Option<Vec<u8>>,
     /// This process, in markers: tells "executing here" from "executing in
     /// a collector that has since died".
@@ -98,7 +89,7 @@ struct Task<P> {
     publisher: P,
     executor: Executor,
     host: String,
-    stream: String,
+    group: Group,
     instance: String,
     running: Arc<Mutex<Running>>,
 }
@@ -118,11 +109,11 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             tasks_conn,
             publisher,
             executor,
-            // Stable across restarts (one collector per host), so a restarted
-            // collector finds its own pending commands at once instead of
-            // waiting for them to go idle and be claimed.
-            name: host.clone(),
-            stream: keys::commands(&host),
+            // The consumer name is the host, stable across restarts (one
+            // collector per host), so a restarted collector finds its own
+            // pending commands at once instead of waiting for them to go idle
+            // and be claimed.
+            group: Group::new(keys::commands(&host), GROUP, &host),
             host,
             key,
             instance: uuid::Uuid::new_v4().simple().to_string(),
@@ -211,48 +202,21 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
     /// before this host's first collector started are not skipped) and
     /// takes over entries abandoned by a previous process.
     async fn prepare(&mut self) -> Result<(), CollectorError> {
-        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut self.conn)
-            .await;
-        match created {
-            Ok(()) => {}
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.group.ensure(&mut self.conn).await?;
         self.claim_abandoned().await;
         Ok(())
     }
 
-    /// XAUTOCLAIM into this consumer's pending list; best effort.
+    /// Takes entries idle at a previous consumer into this one's pending
+    /// list; best effort.
     async fn claim_abandoned(&mut self) -> usize {
-        let claimed: Result<Value, _> = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(&self.name)
-            .arg(CLAIM_IDLE.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(100)
-            .arg("JUSTID")
-            .query_async(&mut self.conn)
-            .await;
-        match claimed {
-            Ok(Value::Array(parts)) => {
-                let n = match parts.get(1) {
-                    Some(Value::Array(ids)) => ids.len(),
-                    _ => 0,
-                };
+        match self.group.claim_idle(&mut self.conn, CLAIM_IDLE, 100).await {
+            Ok(n) => {
                 if n > 0 {
                     tracing::info!(entries = n, "took over commands abandoned by a previous collector");
                 }
                 n
             }
-            Ok(_) => 0,
             Err(e) => {
                 tracing::debug!(error = %e, "XAUTOCLAIM failed");
                 0
@@ -261,18 +225,17 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
     }
 
     async fn read(&mut self, cursor: &str) -> Result<Vec<Entry>, CollectorError> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(GROUP).arg(&self.name).arg("COUNT").arg(COUNT);
-        if cursor == ">" {
-            cmd.arg("BLOCK").arg(BLOCK.as_millis() as u64);
-        }
-        cmd.arg("STREAMS").arg(&self.stream).arg(cursor);
-        let reply: Value = cmd.query_async(&mut self.conn).await?;
-        parse_read_reply(reply)
+        let entries = if cursor == ">" {
+            self.group.read_new(&mut self.conn, COUNT, Some(BLOCK)).await?
+        } else {
+            self.group.read_own_pending(&mut self.conn, cursor, COUNT).await?
+        };
+        Ok(entries)
     }
 
     async fn ack(&mut self, id: &str) -> Result<(), CollectorError> {
-        ack(&mut self.conn, &self.stream, id).await
+        self.group.ack(&mut self.conn, &[id]).await?;
+        Ok(())
     }
 
     /// Ok means the entry is finished (acknowledged) or handed to a task;
@@ -338,7 +301,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             publisher: self.publisher.clone(),
             executor: self.executor.clone(),
             host: self.host.clone(),
-            stream: self.stream.clone(),
+            group: self.group.clone(),
             instance: self.instance.clone(),
             running: self.running.clone(),
         };
@@ -373,13 +336,13 @@ impl<P: Publisher> Task<P> {
             Marker::Taken => self.executor.execute(cmd, cancel).await,
             Marker::Done { status } => {
                 tracing::info!(command_id = %cmd.id, %status, "command already executed; not executing again");
-                return ack(&mut self.conn, &self.stream, entry).await;
+                return self.ack(entry).await;
             }
             Marker::Executing { instance } if instance == self.instance => {
                 // Ran in this process, whose task could not record the end:
                 // its outcome was published (or logged) then.
                 tracing::info!(command_id = %cmd.id, "command already executed here; not executing again");
-                return ack(&mut self.conn, &self.stream, entry).await;
+                return self.ack(entry).await;
             }
             Marker::Executing { .. } => {
                 tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; reporting the outcome as unknown");
@@ -400,7 +363,12 @@ impl<P: Publisher> Task<P> {
             tracing::error!(command_id = %cmd.id, error = %e, "outcome could not be published");
         }
         marker::finish(&mut self.conn, &cmd.id, &status).await?;
-        ack(&mut self.conn, &self.stream, entry).await
+        self.ack(entry).await
+    }
+
+    async fn ack(&mut self, id: &str) -> Result<(), CollectorError> {
+        self.group.ack(&mut self.conn, &[id]).await?;
+        Ok(())
     }
 }
 
@@ -426,11 +394,6 @@ fn expired(cmd: &Command, entry_id: &str, max_age: Duration, now: chrono::DateTi
             max_age.as_secs()
         )
     })
-}
-
-async fn ack(conn: &mut Connection, stream: &str, id: &str) -> Result<(), CollectorError> {
-    let _: i64 = redis::cmd("XACK").arg(stream).arg(GROUP).arg(id).query_async(conn).await?;
-    Ok(())
 }
 
 fn complete(host: &str, cmd: &Command, result: RemediationResult) -> Result<Envelope, CollectorError> {
@@ -507,70 +470,9 @@ impl Claimed {
     }
 }
 
-/// XREADGROUP's reply (RESP2 arrays or RESP3 map) into entries.
-pub fn parse_read_reply(reply: Value) -> Result<Vec<Entry>, CollectorError> {
-    let bad = |detail: &str| CollectorError::Reply { what: "XREADGROUP", detail: detail.to_owned() };
-    let streams: Vec<Value> = match reply {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams) => streams
-            .into_iter()
-            .map(|s| match s {
-                Value::Array(mut kv) if kv.len() == 2 => Ok(kv.remove(1)),
-                _ => Err(bad("stream is not [key, entries]")),
-            })
-            .collect::<Result<_, _>>()?,
-        Value::Map(streams) => streams.into_iter().map(|(_, entries)| entries).collect(),
-        _ => return Err(bad("not an array")),
-    };
-    let mut out = Vec::new();
-    for entries in streams {
-        let Value::Array(entries) = entries else {
-            return Err(bad("entries are not an array"));
-        };
-        for entry in entries {
-            let Value::Array(mut parts) = entry else {
-                return Err(bad("entry is not an array"));
-            };
-            if parts.is_empty() {
-                return Err(bad("empty entry"));
-            }
-            let fields = if parts.len() > 1 { parts.remove(1) } else { Value::Nil };
-            let id = text(&parts[0]).ok_or_else(|| bad("entry id is not a string"))?;
-            let fields = match fields {
-                Value::Nil => None,
-                Value::Array(flat) => {
-                    let mut map = HashMap::new();
-                    for pair in flat.chunks(2) {
-                        if let [k, v] = pair
-                            && let (Some(k), Some(v)) = (text(k), text(v))
-                        {
-                            map.insert(k, v);
-                        }
-                    }
-                    Some(map)
-                }
-                Value::Map(pairs) => Some(pairs.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect()),
-                _ => return Err(bad("fields are not an array")),
-            };
-            out.push(Entry { id, fields });
-        }
-    }
-    Ok(out)
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hemostat_protocol::command::{COMMAND_FIELD, SIGNATURE_FIELD};
 
     #[test]
     fn commands_expire_by_issue_time_or_entry_time() {
@@ -594,31 +496,6 @@ mod tests {
         assert!(expired(&cmd, &format!("{an_hour_ago}-0"), five, now).is_some());
         let just_now = now.timestamp_millis().to_string();
         assert_eq!(expired(&cmd, &format!("{just_now}-3"), five, now), None);
-    }
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn parses_resp2_replies_including_trimmed_entries() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            bulk("hemostat:commands:h1"),
-            Value::Array(vec![
-                Value::Array(vec![
-                    bulk("1-0"),
-                    Value::Array(vec![bulk(COMMAND_FIELD), bulk("{}"), bulk(SIGNATURE_FIELD), bulk("ab")]),
-                ]),
-                Value::Array(vec![bulk("2-0"), Value::Nil]),
-            ]),
-        ])]);
-        let entries = parse_read_reply(reply).unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].fields.as_ref().unwrap()[SIGNATURE_FIELD], "ab");
-        assert_eq!(entries[1], Entry { id: "2-0".into(), fields: None });
-        assert!(parse_read_reply(Value::Nil).unwrap().is_empty());
-        assert!(parse_read_reply(Value::Int(3)).is_err());
-        assert!(parse_read_reply(Value::Array(vec![Value::Int(3)])).is_err());
     }
 
     #[test]

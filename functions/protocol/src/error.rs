@@ -30,6 +30,9 @@ pub enum ProtocolError {
     /// No region from the environment, profile or instance metadata.
     #[error("no AWS region: set AWS_REGION")]
     AwsRegion,
+    /// Redis answered with something of a shape this crate cannot read.
+    #[error("unexpected reply to {what}: {detail}")]
+    Reply { what: &'static str, detail: String },
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("json: {0}")]

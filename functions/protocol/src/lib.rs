@@ -24,6 +24,8 @@
 //! - [`connection`]: `redis://` / `rediss://` URLs with AUTH, and redaction
 //!   of credentials for logs.
 //! - [`slot`]: Redis Cluster hash slots of keys.
+//! - [`stream`]: a consumer group's reads, acks and claims, for the bridge
+//!   and the collector's command reader alike.
 //! - [`config`]: typed environment variables with clear errors.
 //! - `function` (feature `lambda`): the start-up every function binary
 //!   shares: tracing, one Redis connection, the batch handler loop.
@@ -48,6 +50,7 @@ pub mod publisher;
 pub mod routes;
 pub mod series;
 pub mod slot;
+pub mod stream;
 pub mod telemetry;
 
 pub use command::{Action, Command};
