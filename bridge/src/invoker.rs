@@ -1,6 +1,7 @@
 //! Invoking a function through the Lambda Invoke API: the trait the
-//! consumer is generic over, the plain-HTTP client, and the choice between
-//! it and the SDK client ([`crate::lambda_invoker`]).
+//! consumer is generic over, and the plain-HTTP client. The SDK client
+//! ([`crate::lambda_invoker`]) builds on this module, so the choice between
+//! the two ([`crate::AnyInvoker`]) lives in the crate root, which sees both.
 
 use std::{future::Future, time::Duration};
 
@@ -21,24 +22,6 @@ pub enum Invocation {
 
 pub trait Invoker: Clone + Send + Sync + 'static {
     fn invoke(&self, function: &str, payload: Bytes) -> impl Future<Output = Result<Invocation, BridgeError>> + Send;
-}
-
-/// The invoker chosen by `--invoker` (the trait is not object-safe, so an
-/// enum rather than a `Box<dyn>`).
-#[derive(Clone)]
-pub enum AnyInvoker {
-    Sdk(crate::lambda_invoker::LambdaInvoker),
-    // Boxed: the hyper client is much larger than the SDK handle.
-    Http(Box<HttpInvoker>),
-}
-
-impl Invoker for AnyInvoker {
-    async fn invoke(&self, function: &str, payload: Bytes) -> Result<Invocation, BridgeError> {
-        match self {
-            AnyInvoker::Sdk(i) => i.invoke(function, payload).await,
-            AnyInvoker::Http(i) => i.invoke(function, payload).await,
-        }
-    }
 }
 
 /// Speaks the Invoke API over plain HTTP, unsigned: the local emulator, or a

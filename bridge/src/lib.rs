@@ -13,14 +13,16 @@
 //! - [`config`]: flags and environment variables.
 //! - [`binding`]: what one consumer serves (stream, group, function), from
 //!   protocol's routes or `--routes`.
-//! - [`invoker`]: the Invoke API trait, the plain-HTTP client, and the
-//!   choice between clients.
+//! - [`invoker`](mod@invoker): the Invoke API trait and the plain-HTTP client.
 //! - [`lambda_invoker`]: the AWS SDK client (SigV4; AWS or the emulator).
 //! - [`consumer`]: one route's read / invoke / ack loop and its reclaimer.
 //! - [`relay`]: seed-channel-only messages (seed-protocol publishers) into
 //!   their streams, once.
 //! - [`stats`]: typed delivery events, logged and counted together.
 //! - [`error`]: the crate's error enum.
+//!
+//! The crate root chooses the client ([`AnyInvoker`], [`invoker()`]) and
+//! runs the routes ([`run`]).
 //!
 //! Binaries: `hemostat-bridge` (`main.rs`), and `bridge-test-function`
 //! (`bin/`), a Lambda function for the fault tests and the benchmark.
@@ -36,6 +38,8 @@ pub mod stats;
 
 use std::{future::Future, sync::Arc};
 
+use bytes::Bytes;
+
 pub use config::Config;
 pub use error::BridgeError;
 use hemostat_protocol::connection::Target;
@@ -45,10 +49,28 @@ use crate::{
     binding::Binding,
     config::InvokerKind,
     consumer::Consumer,
-    invoker::{AnyInvoker, HttpInvoker},
+    invoker::{HttpInvoker, Invocation, Invoker},
     lambda_invoker::LambdaInvoker,
     stats::Stats,
 };
+
+/// The invoker chosen by `--invoker` (the trait is not object-safe, so an
+/// enum rather than a `Box<dyn>`).
+#[derive(Clone)]
+pub enum AnyInvoker {
+    Sdk(LambdaInvoker),
+    // Boxed: the hyper client is much larger than the SDK handle.
+    Http(Box<HttpInvoker>),
+}
+
+impl Invoker for AnyInvoker {
+    async fn invoke(&self, function: &str, payload: Bytes) -> Result<Invocation, BridgeError> {
+        match self {
+            AnyInvoker::Sdk(i) => i.invoke(function, payload).await,
+            AnyInvoker::Http(i) => i.invoke(function, payload).await,
+        }
+    }
+}
 
 /// The invoker `config` asks for.
 pub async fn invoker(config: &Config) -> Result<AnyInvoker, BridgeError> {

@@ -14,7 +14,7 @@ use bollard::{
     query_parameters::{ListContainersOptions, ListImagesOptions, PruneImagesOptions, RemoveContainerOptions},
 };
 
-use crate::{docker, error::CollectorError, executor::short, scope::Scope};
+use crate::{docker, error::CollectorError, scope::Scope};
 
 /// Names listed in a report; the rest are counted.
 const LISTED: usize = 20;
@@ -63,7 +63,7 @@ pub async fn survey(docker: &Docker, scope: &Scope) -> Result<Found, CollectorEr
                 .names
                 .and_then(|n| n.into_iter().next())
                 .map(|n| n.trim_start_matches('/').to_owned())
-                .unwrap_or_else(|| short(&id).to_owned());
+                .unwrap_or_else(|| docker::short(&id).to_owned());
             Some(Item { id, name, bytes: c.size_rw.and_then(|b| u64::try_from(b).ok()) })
         })
         .collect();
@@ -71,7 +71,7 @@ pub async fn survey(docker: &Docker, scope: &Scope) -> Result<Found, CollectorEr
         docker.list_images(Some(ListImagesOptions { filters: Some(dangling_filter()), ..Default::default() })).await?;
     let images = dangling
         .into_iter()
-        .map(|i| Item { name: short(&i.id).to_owned(), bytes: u64::try_from(i.size).ok(), id: i.id })
+        .map(|i| Item { name: docker::short(&i.id).to_owned(), bytes: u64::try_from(i.size).ok(), id: i.id })
         .collect();
     Ok(Found { containers, images })
 }
@@ -104,7 +104,7 @@ pub async fn run(docker: &Docker, found: Found) -> Report {
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|d| d.deleted)
-                .map(|id| Item { name: short(&id).to_owned(), id, bytes: None })
+                .map(|id| Item { name: docker::short(&id).to_owned(), id, bytes: None })
                 .collect();
         }
         Err(e) => report.errors.push(format!("image prune: {}", docker::error_text(&e.into()))),

@@ -4,9 +4,9 @@
 //! own event timestamps order everything), so every rule is unit-tested.
 //! Detection is two steps because one fact, `State.OOMKilled`, needs an
 //! inspect: [`Detector::observe`] remembers context (recent kills, OOM
-//! events) and names a [`Suspect`]; [`assess`] turns it into a [`Verdict`]
-//! once the caller has inspected the container and checked whether the
-//! collector itself is acting on it.
+//! events) and names a [`Suspect`]; [`assess`] turns it into a
+//! [`Detection`] once the caller has inspected the container and checked
+//! whether the collector itself is acting on it.
 
 use std::collections::HashMap;
 
@@ -73,8 +73,10 @@ pub struct Finding {
     pub time_nano: i64,
 }
 
+/// What [`assess`] made of a suspect: an alert, or the reason there is none
+/// (logged, so an unreported exit can be explained).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Detection {
     Alert(Finding),
     Ignore(String),
 }
@@ -144,16 +146,16 @@ impl Detector {
     }
 }
 
-/// The verdict on a suspect. `facts` is None when the container could not
-/// be inspected (e.g. already removed by `--rm`): the event's own
-/// attributes, which carry the labels, stand in.
-pub fn assess(s: &Suspect, facts: Option<&Facts>, in_flight: bool, scope: &Scope) -> Verdict {
+/// Whether a suspect is an alert. `facts` is None when the container
+/// could not be inspected (e.g. already removed by `--rm`): the event's
+/// own attributes, which carry the labels, stand in.
+pub fn assess(s: &Suspect, facts: Option<&Facts>, in_flight: bool, scope: &Scope) -> Detection {
     let labels = facts.map(|f| &f.labels).unwrap_or(&s.attributes);
     if let Some(why) = scope.excludes(labels) {
-        return Verdict::Ignore(why.into());
+        return Detection::Ignore(why.into());
     }
     if in_flight {
-        return Verdict::Ignore("caused by the collector's own action".into());
+        return Detection::Ignore("caused by the collector's own action".into());
     }
     let (kind, exit_code) = match s.trouble {
         Trouble::Exit { code, oom_event, requested_stop } => {
@@ -161,14 +163,14 @@ pub fn assess(s: &Suspect, facts: Option<&Facts>, in_flight: bool, scope: &Scope
             match (oom, requested_stop) {
                 (true, _) => (FindingKind::Oom, Some(code)),
                 (false, Some(signal)) => {
-                    return Verdict::Ignore(format!("requested stop (signal {signal})"));
+                    return Detection::Ignore(format!("requested stop (signal {signal})"));
                 }
                 (false, None) => (FindingKind::Crash, Some(code)),
             }
         }
         Trouble::Unhealthy => (FindingKind::Unhealthy, None),
     };
-    Verdict::Alert(Finding {
+    Detection::Alert(Finding {
         kind,
         container: s.name.trim_start_matches('/').to_owned(),
         container_id: s.id.clone(),
@@ -249,33 +251,33 @@ mod tests {
     }
 
     /// Runs events through a fresh detector, assessing with `facts`.
-    fn verdicts(events: &[ContainerEvent], facts: Option<&Facts>, in_flight: bool) -> Vec<Verdict> {
+    fn detections(events: &[ContainerEvent], facts: Option<&Facts>, in_flight: bool) -> Vec<Detection> {
         let mut d = Detector::new();
         events.iter().filter_map(|e| d.observe(e)).map(|s| assess(&s, facts, in_flight, &Scope::default())).collect()
     }
 
-    /// The single alert among the verdicts (ignores are not alerts).
-    fn alert(v: &[Verdict]) -> &Finding {
+    /// The single alert among the detections (ignores are not alerts).
+    fn alert(v: &[Detection]) -> &Finding {
         let alerts: Vec<&Finding> =
-            v.iter().filter_map(|v| if let Verdict::Alert(f) = v { Some(f) } else { None }).collect();
+            v.iter().filter_map(|v| if let Detection::Alert(f) = v { Some(f) } else { None }).collect();
         match alerts[..] {
             [f] => f,
             _ => panic!("expected one alert, got {v:?}"),
         }
     }
 
-    fn no_alert(v: &[Verdict]) -> bool {
-        v.iter().all(|v| matches!(v, Verdict::Ignore(_)))
+    fn no_alert(v: &[Detection]) -> bool {
+        v.iter().all(|v| matches!(v, Detection::Ignore(_)))
     }
 
     #[test]
     fn exit_zero_is_nothing() {
-        assert!(verdicts(&[die(0, T0)], None, false).is_empty());
+        assert!(detections(&[die(0, T0)], None, false).is_empty());
     }
 
     #[test]
     fn exit_one_is_a_high_crash_alert() {
-        let v = verdicts(&[die(1, T0)], None, false);
+        let v = detections(&[die(1, T0)], None, false);
         let f = alert(&v);
         assert_eq!((f.kind, f.exit_code), (FindingKind::Crash, Some(1)));
         let a = f.health_alert("h1");
@@ -292,70 +294,70 @@ mod tests {
     #[test]
     fn exit_137_oom_killed_is_a_critical_oom_alert() {
         let facts = Facts { oom_killed: true, image: Some("app:1".into()), ..Default::default() };
-        let v = verdicts(&[die(137, T0)], Some(&facts), false);
+        let v = detections(&[die(137, T0)], Some(&facts), false);
         let a = alert(&v).health_alert("h1");
         assert_eq!(a.issues, ["OOM killed (exit 137)"]);
         assert_eq!(a.anomalies[0].kind, AnomalyKind::OomKilled);
         assert_eq!(a.anomalies[0].severity, Severity::Critical);
         assert_eq!(a.image.as_deref(), Some("app:1"));
         // The oom event alone is enough when the container is already gone.
-        let v = verdicts(&[ev(Happening::Oom, T0, &[]), die(137, T0 + 1)], None, false);
+        let v = detections(&[ev(Happening::Oom, T0, &[]), die(137, T0 + 1)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Oom);
     }
 
     #[test]
     fn docker_stop_is_nothing() {
-        let v = verdicts(&[kill(15, T0), die(143, T0 + SEC)], None, false);
-        assert_eq!(v, [Verdict::Ignore("requested stop (signal 15)".into())]);
+        let v = detections(&[kill(15, T0), die(143, T0 + SEC)], None, false);
+        assert_eq!(v, [Detection::Ignore("requested stop (signal 15)".into())]);
         // stop whose grace period ran out: SIGTERM, then SIGKILL.
-        assert!(no_alert(&verdicts(&[kill(15, T0), kill(9, T0 + 10 * SEC), die(137, T0 + 10 * SEC)], None, false)));
-        assert!(no_alert(&verdicts(&[kill(9, T0), die(137, T0)], None, false)));
+        assert!(no_alert(&detections(&[kill(15, T0), kill(9, T0 + 10 * SEC), die(137, T0 + 10 * SEC)], None, false)));
+        assert!(no_alert(&detections(&[kill(9, T0), die(137, T0)], None, false)));
     }
 
     #[test]
     fn user_signal_then_exit_one_is_a_crash() {
-        let v = verdicts(&[kill(10, T0), die(1, T0 + SEC / 5)], None, false);
+        let v = detections(&[kill(10, T0), die(1, T0 + SEC / 5)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Crash);
     }
 
     #[test]
     fn an_old_stop_does_not_hide_a_later_crash() {
-        let v = verdicts(&[kill(15, T0), die(1, T0 + 31 * SEC)], None, false);
+        let v = detections(&[kill(15, T0), die(1, T0 + 31 * SEC)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Crash);
         // Nor does a stop before an earlier die (each die consumes its kill).
-        let v = verdicts(&[kill(15, T0), die(143, T0 + SEC), die(1, T0 + 2 * SEC)], None, false);
+        let v = detections(&[kill(15, T0), die(143, T0 + SEC), die(1, T0 + 2 * SEC)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Crash);
     }
 
     #[test]
     fn opted_out_containers_are_nothing() {
         let e = ev(Happening::Died { exit_code: 1 }, T0, &[("hemostat.enable", "false")]);
-        assert!(matches!(verdicts(std::slice::from_ref(&e), None, false)[..], [Verdict::Ignore(_)]));
+        assert!(matches!(detections(std::slice::from_ref(&e), None, false)[..], [Detection::Ignore(_)]));
         // Inspected labels win over event attributes.
         let facts = Facts { labels: [("hemostat.enable".into(), "FALSE".into())].into(), ..Default::default() };
-        assert!(matches!(verdicts(&[die(1, T0)], Some(&facts), false)[..], [Verdict::Ignore(_)]));
+        assert!(matches!(detections(&[die(1, T0)], Some(&facts), false)[..], [Detection::Ignore(_)]));
         let enabled = ev(Happening::Died { exit_code: 1 }, T0, &[("hemostat.enable", "true")]);
-        assert!(matches!(verdicts(&[enabled], None, false)[..], [Verdict::Alert(_)]));
+        assert!(matches!(detections(&[enabled], None, false)[..], [Detection::Alert(_)]));
     }
 
     #[test]
     fn hemostat_own_containers_are_nothing() {
         let e = ev(Happening::Died { exit_code: 1 }, T0, &[("hemostat.role", "collector")]);
-        assert!(matches!(verdicts(&[e], None, false)[..], [Verdict::Ignore(_)]));
+        assert!(matches!(detections(&[e], None, false)[..], [Detection::Ignore(_)]));
     }
 
     #[test]
     fn the_collectors_own_action_is_nothing() {
-        assert!(matches!(verdicts(&[die(1, T0)], None, true)[..], [Verdict::Ignore(_)]));
+        assert!(matches!(detections(&[die(1, T0)], None, true)[..], [Detection::Ignore(_)]));
     }
 
     #[test]
     fn unhealthy_alerts_healthy_does_not() {
-        let v = verdicts(&[ev(Happening::Health { healthy: false }, T0, &[])], None, false);
+        let v = detections(&[ev(Happening::Health { healthy: false }, T0, &[])], None, false);
         let a = alert(&v).health_alert("h1");
         assert_eq!(a.anomalies[0].kind, AnomalyKind::Unhealthy);
         assert_eq!(a.exit_code, None);
-        assert!(verdicts(&[ev(Happening::Health { healthy: true }, T0, &[])], None, false).is_empty());
+        assert!(detections(&[ev(Happening::Health { healthy: true }, T0, &[])], None, false).is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The Docker connection and what the collector reads from inspect.
+//! The Docker connection, what the collector reads from inspect, and the
+//! short ids its reports name containers and images by.
 
 use bollard::{Docker, models::ContainerInspectResponse, query_parameters::InspectContainerOptions};
 
@@ -48,4 +49,10 @@ pub fn name(inspect: &ContainerInspectResponse) -> Option<String> {
 
 pub fn is_running(inspect: &ContainerInspectResponse) -> bool {
     inspect.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+}
+
+/// Docker's short id (12 hex digits), as `docker ps` shows it.
+pub fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
 }

@@ -4,7 +4,7 @@
 //! (or a bad analyzer rule) into a shell in every container, so nothing runs
 //! unless the operator (`--exec-allowlist`) or the container's owner (label
 //! `hemostat.exec_allowlist`) allowed it. Entries without spaces allow a
-//! program (exact argv[0], any arguments); entries with spaces allow one
+//! program (exact `argv[0]`, any arguments); entries with spaces allow one
 //! exact command line (argv joined by single spaces). The command is argv,
 //! never a shell string, so an allowed program cannot be extended with
 //! `; rm -rf /`.

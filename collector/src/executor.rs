@@ -3,7 +3,7 @@
 //! Every action follows the same shape: resolve the target, refuse what is
 //! out of scope, in a dry run describe instead of acting, act, and for the
 //! actions meant to bring a container up (restart, start, scale_up) watch
-//! it afterwards ([`verify`](crate::verify)) so the report says whether the
+//! it afterwards ([`verify`]) so the report says whether the
 //! fix held, not just that Docker answered 204.
 
 use std::time::{Duration, Instant};
@@ -22,7 +22,8 @@ use hemostat_protocol::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cleanup, docker, error::CollectorError, exec, exec::Allowlist, inflight::InFlight, scale, scope::Scope, verify,
+    cleanup, docker, error::CollectorError, exec, exec::Allowlist, inflight::InFlight, outcome::Outcome, scale,
+    scope::Scope, verify,
 };
 
 /// Overrides `--stop-timeout` for one container.
@@ -37,34 +38,6 @@ pub struct Executor {
     exec_timeout: Duration,
     inflight: InFlight,
     scope: Scope,
-}
-
-/// The part of a result that differs between outcomes.
-#[derive(Debug)]
-pub struct Outcome {
-    pub status: RemediationStatus,
-    pub error: Option<String>,
-    pub details: Option<String>,
-    pub verified: Option<bool>,
-}
-
-impl Outcome {
-    pub fn failed(error: impl Into<String>) -> Self {
-        Outcome { status: RemediationStatus::Failed, error: Some(error.into()), details: None, verified: None }
-    }
-    pub fn rejected(error: impl Into<String>) -> Self {
-        Outcome { status: RemediationStatus::Rejected, ..Outcome::failed(error) }
-    }
-    pub fn with(status: RemediationStatus, details: impl Into<String>) -> Self {
-        Outcome { status, error: None, details: Some(details.into()), verified: None }
-    }
-    pub fn dry_run(details: impl Into<String>) -> Self {
-        Outcome::with(RemediationStatus::DryRun, details)
-    }
-    fn details(mut self, details: impl Into<String>) -> Self {
-        self.details = Some(details.into());
-        self
-    }
 }
 
 /// A container an action is aimed at, after the scope check.
@@ -203,7 +176,7 @@ impl Executor {
             Ok(r) => r,
             Err(e) => return Outcome::failed(docker::error_text(&e)),
         };
-        let created = format!("created replica {} ({}) of {}", replica.name, short(&replica.id), target.name);
+        let created = format!("created replica {} ({}) of {}", replica.name, docker::short(&replica.id), target.name);
         let watched = verify::watch(&self.docker, &replica.id, self.verify_window, cancel).await;
         let outcome = watched.into_outcome();
         let details = format!("{created}; {}", outcome.details.as_deref().unwrap_or(""));
@@ -279,10 +252,4 @@ fn exit_code(inspect: &ContainerInspectResponse) -> i64 {
 
 fn state_text(inspect: &ContainerInspectResponse) -> String {
     inspect.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
-}
-
-/// Docker's short id (12 hex digits), as `docker ps` shows it.
-pub fn short(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    id.get(..12).unwrap_or(id)
 }

@@ -8,9 +8,9 @@
 //!
 //! Module map:
 //! - [`config`]: flags and environment variables.
-//! - [`docker`]: connecting (with API version negotiation) and reading inspect.
+//! - [`docker`]: connecting (with API version negotiation), reading inspect, short ids.
 //! - [`event`]: a Docker event reduced to what detection needs.
-//! - [`detector`]: pure crash detection (events in, verdicts out).
+//! - [`detector`]: pure crash detection (events in, detections out).
 //! - [`watcher`]: follows the event stream, reconnecting without losing events.
 //! - [`reconcile`]: after a reconnect, the exits no event reported (dockerd
 //!   restarts).
@@ -23,11 +23,13 @@
 //!   the actions beyond restart/stop/start are [`scale`] (scale_up),
 //!   [`cleanup`] and [`exec`] (allowlisted), and [`verify`] is the closed
 //!   loop that watches a container after a fix.
+//! - [`outcome`]: what one command came to, built by the executor and
+//!   [`verify`] alike.
 //! - [`lanes`]: commands run concurrently, in order per container.
 //! - [`marker`]: the per-command marker (executing / done) behind
 //!   at-most-once execution.
 //! - [`outbox`]: publishing that rides out Redis outages (bounded, ordered).
-//! - [`snapshot`]: the `--once` JSON snapshot.
+//! - [`snapshot`](mod@snapshot): the `--once` JSON snapshot.
 //! - [`sampler`]: samples every container's resources each interval,
 //!   writes the stats keys, and runs the resource detectors:
 //!   [`thresholds`] (CPU/memory, sustained, with hysteresis), [`leak`]
@@ -51,6 +53,7 @@ pub mod lanes;
 pub mod leak;
 pub mod marker;
 pub mod outbox;
+pub mod outcome;
 pub mod reconcile;
 pub mod registry;
 pub mod restarts;

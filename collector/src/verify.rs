@@ -18,7 +18,7 @@ use bollard::{
 use hemostat_protocol::event::RemediationStatus;
 use tokio_util::sync::CancellationToken;
 
-use crate::{docker, executor::Outcome};
+use crate::{docker, outcome::Outcome};
 
 const POLL: Duration = Duration::from_millis(200);
 /// After the window, how long a health check still `starting` may take to
@@ -28,7 +28,7 @@ const HEALTH_GRACE: Duration = Duration::from_secs(60);
 
 /// How a watch ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum Verification {
     /// Stayed up (and healthy) for the window.
     Held {
         since: String,
@@ -53,12 +53,12 @@ pub enum Verdict {
     },
 }
 
-impl Verdict {
+impl Verification {
     pub fn into_outcome(self) -> Outcome {
         let ok = |details: String, verified| Outcome { verified, ..Outcome::with(RemediationStatus::Success, details) };
         let bad = |error: String| Outcome { verified: Some(false), ..Outcome::failed(error) };
         match self {
-            Verdict::Held { since, seconds, healthy } => ok(
+            Verification::Held { since, seconds, healthy } => ok(
                 format!(
                     "running since {since}; verified: stayed up {seconds:.1} s, {}",
                     match healthy {
@@ -68,14 +68,14 @@ impl Verdict {
                 ),
                 Some(true),
             ),
-            Verdict::Exited { code } => bad(format!("exited again with code {code}")),
-            Verdict::Restarted => bad("exited again and was restarted by its restart policy".into()),
-            Verdict::Unhealthy => bad("unhealthy".into()),
-            Verdict::NotHealthy { status } => {
+            Verification::Exited { code } => bad(format!("exited again with code {code}")),
+            Verification::Restarted => bad("exited again and was restarted by its restart policy".into()),
+            Verification::Unhealthy => bad("unhealthy".into()),
+            Verification::NotHealthy { status } => {
                 bad(format!("not healthy {} s after starting (health: {status})", HEALTH_GRACE.as_secs()))
             }
-            Verdict::Lost(e) => bad(format!("could not verify: {e}")),
-            Verdict::Interrupted { since } => {
+            Verification::Lost(e) => bad(format!("could not verify: {e}")),
+            Verification::Interrupted { since } => {
                 ok(format!("running since {since}; verification interrupted by shutdown"), None)
             }
         }
@@ -83,11 +83,11 @@ impl Verdict {
 }
 
 /// Watches `id` for `window` (0: one look).
-pub async fn watch(docker: &Docker, id: &str, window: Duration, cancel: &CancellationToken) -> Verdict {
+pub async fn watch(docker: &Docker, id: &str, window: Duration, cancel: &CancellationToken) -> Verification {
     let begun = Instant::now();
     let first = match docker::inspect(docker, id).await {
         Ok(i) => i,
-        Err(e) => return Verdict::Lost(docker::error_text(&e)),
+        Err(e) => return Verification::Lost(docker::error_text(&e)),
     };
     let run = Run::of(&first);
     let mut current = first;
@@ -97,31 +97,31 @@ pub async fn watch(docker: &Docker, id: &str, window: Duration, cancel: &Cancell
         }
         let health = health(&current);
         if health == Some(HealthStatusEnum::UNHEALTHY) {
-            return Verdict::Unhealthy;
+            return Verification::Unhealthy;
         }
         let elapsed = begun.elapsed();
         if elapsed >= window {
             match health {
                 None | Some(HealthStatusEnum::HEALTHY) => {
-                    return Verdict::Held {
+                    return Verification::Held {
                         since: run.started_at.clone(),
                         seconds: elapsed.as_secs_f64(),
                         healthy: health.map(|_| true),
                     };
                 }
                 Some(other) if elapsed >= window + HEALTH_GRACE => {
-                    return Verdict::NotHealthy { status: other.to_string() };
+                    return Verification::NotHealthy { status: other.to_string() };
                 }
                 Some(_) => {}
             }
         }
         tokio::select! {
-            _ = cancel.cancelled() => return Verdict::Interrupted { since: run.started_at },
+            _ = cancel.cancelled() => return Verification::Interrupted { since: run.started_at },
             _ = tokio::time::sleep(POLL.min(window.saturating_sub(elapsed)).max(Duration::from_millis(20))) => {}
         }
         current = match docker::inspect(docker, id).await {
             Ok(i) => i,
-            Err(e) => return Verdict::Lost(docker::error_text(&e)),
+            Err(e) => return Verification::Lost(docker::error_text(&e)),
         };
     }
 }
@@ -140,15 +140,15 @@ impl Run {
         }
     }
 
-    fn broken_by(&self, now: &ContainerInspectResponse) -> Option<Verdict> {
+    fn broken_by(&self, now: &ContainerInspectResponse) -> Option<Verification> {
         let state = now.state.as_ref();
         if !docker::is_running(now) {
             let code = state.and_then(|s| s.exit_code).unwrap_or_default();
-            return Some(Verdict::Exited { code });
+            return Some(Verification::Exited { code });
         }
         let started = state.and_then(|s| s.started_at.as_deref()).unwrap_or_default();
         if started != self.started_at || now.restart_count.unwrap_or_default() != self.restart_count {
-            return Some(Verdict::Restarted);
+            return Some(Verification::Restarted);
         }
         None
     }
@@ -169,14 +169,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verdicts_map_to_outcomes() {
-        let held = Verdict::Held { since: "t".into(), seconds: 2.0, healthy: Some(true) }.into_outcome();
+    fn verifications_map_to_outcomes() {
+        let held = Verification::Held { since: "t".into(), seconds: 2.0, healthy: Some(true) }.into_outcome();
         assert_eq!((held.status, held.verified), (RemediationStatus::Success, Some(true)));
         assert!(held.details.unwrap().starts_with("running since t; verified: stayed up 2.0 s, healthy"));
-        let exited = Verdict::Exited { code: 3 }.into_outcome();
+        let exited = Verification::Exited { code: 3 }.into_outcome();
         assert_eq!((exited.status, exited.verified), (RemediationStatus::Failed, Some(false)));
         assert_eq!(exited.error.as_deref(), Some("exited again with code 3"));
-        assert_eq!(Verdict::Unhealthy.into_outcome().error.as_deref(), Some("unhealthy"));
-        assert_eq!(Verdict::Interrupted { since: "t".into() }.into_outcome().verified, None);
+        assert_eq!(Verification::Unhealthy.into_outcome().error.as_deref(), Some("unhealthy"));
+        assert_eq!(Verification::Interrupted { since: "t".into() }.into_outcome().verified, None);
     }
 }

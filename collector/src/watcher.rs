@@ -16,7 +16,7 @@ use hemostat_protocol::{Envelope, EventKind, envelope::agent};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    detector::{Detector, Suspect, Verdict, assess},
+    detector::{Detection, Detector, Suspect, assess},
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
@@ -184,7 +184,7 @@ impl Watcher {
                     self.reported.insert(exit.id.clone(), exit.finished_nano);
                     let suspect = exit.suspect();
                     let facts = exit.facts.clone();
-                    self.assess(suspect, Some(facts), now_nanos());
+                    self.alert_or_ignore(suspect, Some(facts), now_nanos());
                 }
                 Decision::Skip(why) => {
                     tracing::info!(container = %exit.name, exit_code = exit.code, reason = why, "exit found in state not reported");
@@ -258,14 +258,15 @@ impl Watcher {
                 None
             }
         };
-        self.assess(suspect, facts, received_nano);
+        self.alert_or_ignore(suspect, facts, received_nano);
     }
 
-    fn assess(&mut self, suspect: Suspect, facts: Option<crate::detector::Facts>, received_nano: i64) {
+    /// Publishes the suspect's alert, or logs why there is none.
+    fn alert_or_ignore(&mut self, suspect: Suspect, facts: Option<crate::detector::Facts>, received_nano: i64) {
         let in_flight = self.inflight.covers(&suspect.id, suspect.time_nano)
             || self.inflight.covers(&suspect.name, suspect.time_nano);
         match assess(&suspect, facts.as_ref(), in_flight, &self.scope) {
-            Verdict::Alert(finding) => {
+            Detection::Alert(finding) => {
                 let alert = finding.health_alert(&self.host);
                 let ms = |from: i64, to: i64| (to - from) / 1_000_000;
                 tracing::info!(
@@ -279,7 +280,7 @@ impl Watcher {
                     Err(e) => tracing::error!(error = %e, "could not build health alert"),
                 }
             }
-            Verdict::Ignore(reason) => {
+            Detection::Ignore(reason) => {
                 tracing::info!(container = %suspect.name, %reason, "exit not reported")
             }
         }

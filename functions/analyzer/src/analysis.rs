@@ -40,7 +40,7 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    pub fn rules(v: rules::Verdict) -> Self {
+    pub fn rules(v: rules::RuleDecision) -> Self {
         Analysis {
             action: v.action,
             confidence: v.confidence,
@@ -52,11 +52,11 @@ impl Analysis {
         }
     }
 
-    pub fn fallback(v: rules::Verdict, reason: &'static str) -> Self {
+    pub fn fallback(v: rules::RuleDecision, reason: &'static str) -> Self {
         Analysis { method: Method::RuleFallback, fallback_reason: Some(reason), ..Analysis::rules(v) }
     }
 
-    pub fn from_error(v: rules::Verdict, error: &AnalyzerError) -> Self {
+    pub fn from_error(v: rules::RuleDecision, error: &AnalyzerError) -> Self {
         Analysis::fallback(v, error.fallback_reason())
     }
 

@@ -111,7 +111,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
         conn: &mut Connection,
         alert: &HealthAlert,
         history: &History,
-        assessment: rules::Verdict,
+        assessment: rules::RuleDecision,
         now_ms: i64,
     ) -> Result<Analysis, AnalyzerError> {
         let signature = cache::signature(alert, assessment.pattern);

@@ -85,16 +85,16 @@ impl Pattern {
 
 /// What the rules concluded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub struct RuleDecision {
     pub action: Action,
     pub confidence: f64,
     pub reason: String,
     pub pattern: Pattern,
 }
 
-impl Verdict {
+impl RuleDecision {
     fn new(pattern: Pattern, action: Action, confidence: f64, reason: impl Into<String>) -> Self {
-        Verdict { action, confidence, reason: reason.into(), pattern }
+        RuleDecision { action, confidence, reason: reason.into(), pattern }
     }
 }
 
@@ -104,11 +104,11 @@ fn is_exit(kind: AnomalyKind) -> bool {
 
 /// `history`: the container's recent alerts, this one included (see
 /// [`crate::history::record`]); an empty history is a first alert.
-pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
+pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
     let has = |kind: AnomalyKind| alert.anomalies.iter().any(|a| a.kind == kind);
 
     if has(AnomalyKind::ExcessiveRestarts) {
-        return Verdict::new(
+        return RuleDecision::new(
             Pattern::ExcessiveRestarts,
             Action::None,
             0.6,
@@ -120,7 +120,7 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
         let exits =
             history.within(REPEATED_FAILURE_WINDOW).iter().filter(|s| s.kinds.iter().any(|k| is_exit(*k))).count();
         if exits >= REPEATED_FAILURES {
-            return Verdict::new(
+            return RuleDecision::new(
                 Pattern::RepeatedFailures,
                 Action::None,
                 0.6,
@@ -132,10 +132,10 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
         }
         let how = if has(AnomalyKind::OomKilled) { "was OOM-killed" } else { "exited" };
         let code = alert.exit_code.map(|c| format!(" with code {c}")).unwrap_or_default();
-        return Verdict::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}"));
+        return RuleDecision::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}"));
     }
     if let Some(a) = alert.anomalies.iter().find(|a| a.severity == Severity::Critical) {
-        return Verdict::new(
+        return RuleDecision::new(
             Pattern::Critical,
             Action::Restart,
             0.85,
@@ -143,10 +143,10 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
         );
     }
     if has(AnomalyKind::Unhealthy) {
-        return Verdict::new(Pattern::Unhealthy, Action::Restart, 0.7, "Health check failing");
+        return RuleDecision::new(Pattern::Unhealthy, Action::Restart, 0.7, "Health check failing");
     }
     if has(AnomalyKind::MemoryLeak) {
-        return Verdict::new(
+        return RuleDecision::new(
             Pattern::MemoryLeak,
             Action::Restart,
             0.8,
@@ -156,7 +156,7 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
     if has(AnomalyKind::HighMemory)
         && let Some((from, to, n)) = leak_trend(history)
     {
-        return Verdict::new(
+        return RuleDecision::new(
             Pattern::MemoryLeak,
             Action::Restart,
             0.8,
@@ -165,7 +165,7 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
     }
     if has(AnomalyKind::HighCpu) {
         if let Some(secs) = sustained_seconds(alert).filter(|s| *s >= SUSTAINED_SECONDS) {
-            return Verdict::new(
+            return RuleDecision::new(
                 Pattern::SustainedCpu,
                 Action::Restart,
                 0.75,
@@ -174,7 +174,7 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
         }
         let recent = history.within(SUSTAINED_WINDOW).iter().filter(|s| s.has(AnomalyKind::HighCpu)).count();
         if recent >= SUSTAINED_ALERTS {
-            return Verdict::new(
+            return RuleDecision::new(
                 Pattern::SustainedCpu,
                 Action::Restart,
                 0.75,
@@ -186,7 +186,7 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> Verdict {
             );
         }
     }
-    Verdict::new(Pattern::Transient, Action::None, 0.65, "Transient spike, no action needed")
+    RuleDecision::new(Pattern::Transient, Action::None, 0.65, "Transient spike, no action needed")
 }
 
 /// Memory rising across the history: at least [`LEAK_MIN_SAMPLES`] alerts
@@ -232,7 +232,7 @@ mod tests {
 
     /// The history after a sequence of alerts `(minute, alert)`, evaluated
     /// at the last one, as the handler would build it.
-    fn run(sequence: &[(i64, HealthAlert)]) -> Verdict {
+    fn run(sequence: &[(i64, HealthAlert)]) -> RuleDecision {
         let mut alerts = Vec::new();
         let mut last = None;
         for (minute, a) in sequence {
@@ -243,7 +243,7 @@ mod tests {
         evaluate(a, &History { now, alerts })
     }
 
-    fn single(a: HealthAlert) -> Verdict {
+    fn single(a: HealthAlert) -> RuleDecision {
         run(&[(0, a)])
     }
 

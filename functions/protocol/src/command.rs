@@ -12,40 +12,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::error::ProtocolError;
-
-/// What can be done to a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Restart,
-    Stop,
-    Start,
-    ScaleUp,
-    Cleanup,
-    Exec,
-    None,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Restart => "restart",
-            Action::Stop => "stop",
-            Action::Start => "start",
-            Action::ScaleUp => "scale_up",
-            Action::Cleanup => "cleanup",
-            Action::Exec => "exec",
-            Action::None => "none",
-        }
-    }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// Re-exported: an action is part of every command, and this was its path.
+pub use crate::action::Action;
+use crate::{error::ProtocolError, event::IncidentContext};
 
 /// One instruction to a collector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +44,7 @@ pub struct Command {
     /// Flattened, its fields omitted when unknown, so commands without them
     /// serialise (and sign) exactly as before.
     #[serde(flatten)]
-    pub context: crate::event::IncidentContext,
+    pub context: IncidentContext,
 }
 
 /// A command as it sits in a host's stream.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::ProtocolError;
+use crate::{action::Action, error::ProtocolError};
 
 /// The `type` of an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ pub struct HealthAlert {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemediationNeeded {
     pub container: String,
-    pub action: crate::command::Action,
+    pub action: Action,
     pub reason: String,
     pub confidence: f64,
     #[serde(default)]
@@ -201,7 +201,7 @@ pub enum RemediationStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemediationResult {
     pub status: RemediationStatus,
-    pub action: crate::command::Action,
+    pub action: Action,
     pub container: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -222,7 +222,7 @@ pub struct RemediationResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemediationComplete {
     pub container: String,
-    pub action: crate::command::Action,
+    pub action: Action,
     pub result: RemediationResult,
     #[serde(default)]
     pub host: String,

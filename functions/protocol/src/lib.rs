@@ -16,6 +16,8 @@
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`command`]: remediation commands sent to one host's collector, with
 //!   ids for idempotency and HMAC-SHA256 signatures.
+//! - [`action`]: what can be done to a container, shared by events and
+//!   commands.
 //! - [`backoff`]: exponential backoff with jitter, for every retry loop.
 //! - [`batch`]: the SQS-like batch the bridge hands to a function, and the
 //!   partial-failure answer a function gives back.
@@ -32,6 +34,7 @@
 //! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
 //! - [`error`]: the crate's error enum.
 
+pub mod action;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod backoff;
@@ -53,7 +56,8 @@ pub mod slot;
 pub mod stream;
 pub mod telemetry;
 
-pub use command::{Action, Command};
+pub use action::Action;
+pub use command::Command;
 pub use container::ContainerRef;
 pub use envelope::Envelope;
 pub use error::ProtocolError;

@@ -31,7 +31,7 @@ static SETTLE_LUA: &str = include_str!("gate_settle.lua");
 
 /// What the gate decided.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum GateDecision {
     /// Go ahead; `count` actions in the last hour, this one included.
     Allowed {
         count: u64,
@@ -94,7 +94,7 @@ impl Gate {
         }
     }
 
-    pub async fn check<C>(&self, conn: &mut C, req: &GateRequest<'_>) -> Result<Verdict, ProtocolError>
+    pub async fn check<C>(&self, conn: &mut C, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError>
     where
         C: redis::aio::ConnectionLike + Send,
     {
@@ -126,9 +126,9 @@ impl Gate {
             .invoke_async(conn)
             .await?;
         match verdict.as_str() {
-            "allowed" => return Ok(Verdict::Allowed { count }),
-            "duplicate" => return Ok(Verdict::Duplicate),
-            "refused" => return Ok(Verdict::Refused { reason }),
+            "allowed" => return Ok(GateDecision::Allowed { count }),
+            "duplicate" => return Ok(GateDecision::Duplicate),
+            "refused" => return Ok(GateDecision::Refused { reason }),
             "reserved" | "pending" => {}
             other => return Err(ProtocolError::Redis(unexpected(other))),
         }
@@ -154,9 +154,9 @@ impl Gate {
             .invoke_async(conn)
             .await?;
         Ok(match (settled, verdict.as_str()) {
-            ("brake", _) => Verdict::Brake { reason },
-            (_, "pending") => Verdict::Duplicate,
-            _ => Verdict::Allowed { count },
+            ("brake", _) => GateDecision::Brake { reason },
+            (_, "pending") => GateDecision::Duplicate,
+            _ => GateDecision::Allowed { count },
         })
     }
 }

@@ -12,7 +12,7 @@ use hemostat_protocol::{
 
 use crate::{
     Config,
-    gate::{GateRequest, Verdict},
+    gate::{GateDecision, GateRequest},
     store::Store,
 };
 
@@ -77,20 +77,20 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             image: image.as_deref(),
         };
         match self.store.gate(&request).await? {
-            Verdict::Refused { reason } => {
+            GateDecision::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
                 self.refuse(needed, &container.host, &reason, None, image.as_deref()).await
             }
-            Verdict::Brake { reason } => {
+            GateDecision::Brake { reason } => {
                 tracing::error!(container = %container, image = ?image, %reason, "fleet brake: suspected bad release");
                 let details = format!("suspected bad release of image {}", image.as_deref().unwrap_or("?"));
                 self.refuse(needed, &container.host, &reason, Some(details), image.as_deref()).await
             }
-            Verdict::Duplicate if self.store.was_dispatched(&id).await? => {
+            GateDecision::Duplicate if self.store.was_dispatched(&id).await? => {
                 tracing::info!(container = %container, command_id = %id, "duplicate request, already dispatched");
                 Ok(())
             }
-            Verdict::Allowed { .. } | Verdict::Duplicate => {
+            GateDecision::Allowed { .. } | GateDecision::Duplicate => {
                 self.dispatch(needed, &container, id, image.as_deref()).await
             }
         }
@@ -198,16 +198,16 @@ mod tests {
     }
 
     impl Store for FakeStore {
-        async fn gate(&self, req: &GateRequest<'_>) -> Result<Verdict, ProtocolError> {
+        async fn gate(&self, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError> {
             let mut allowed = self.allowed.lock().unwrap();
             if allowed.iter().any(|id| id == req.command_id) {
-                return Ok(Verdict::Duplicate);
+                return Ok(GateDecision::Duplicate);
             }
             if allowed.is_empty() {
                 allowed.push(req.command_id.to_owned());
-                Ok(Verdict::Allowed { count: 1 })
+                Ok(GateDecision::Allowed { count: 1 })
             } else {
-                Ok(Verdict::Refused { reason: "cooldown: test".into() })
+                Ok(GateDecision::Refused { reason: "cooldown: test".into() })
             }
         }
         async fn hosts_of(&self, _name: &str) -> Result<Vec<String>, ProtocolError> {

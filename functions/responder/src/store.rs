@@ -8,10 +8,10 @@ use redis::AsyncCommands;
 
 use hemostat_protocol::{ContainerRef, ProtocolError, command::SignedCommand, keys};
 
-use crate::gate::{Gate, GateRequest, Verdict};
+use crate::gate::{Gate, GateDecision, GateRequest};
 
 pub trait Store: Send + Sync {
-    fn gate(&self, req: &GateRequest<'_>) -> impl Future<Output = Result<Verdict, ProtocolError>> + Send;
+    fn gate(&self, req: &GateRequest<'_>) -> impl Future<Output = Result<GateDecision, ProtocolError>> + Send;
     /// Hosts whose collector reported a container of this name.
     fn hosts_of(&self, name: &str) -> impl Future<Output = Result<Vec<String>, ProtocolError>> + Send;
     /// The image the collector last reported for the container, if any.
@@ -42,7 +42,7 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    async fn gate(&self, req: &GateRequest<'_>) -> Result<Verdict, ProtocolError> {
+    async fn gate(&self, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError> {
         self.gate.check(&mut self.conn.clone(), req).await
     }
 

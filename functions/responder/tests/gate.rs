@@ -2,7 +2,7 @@
 
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{ContainerRef, keys};
-use hemostat_responder::gate::{FleetBrake, Gate, GateRequest, Verdict};
+use hemostat_responder::gate::{FleetBrake, Gate, GateDecision, GateRequest};
 use redis::AsyncCommands;
 
 fn request<'a>(c: &'a ContainerRef, id: &'a str) -> GateRequest<'a> {
@@ -28,12 +28,12 @@ async fn cooldown_then_circuit_breaker_with_seed_record_and_audit() {
     let c = ContainerRef::new("h1", "web");
 
     let cooldown = Gate::new(3600, 3);
-    assert_eq!(cooldown.check(&mut conn, &request(&c, "a")).await.unwrap(), Verdict::Allowed { count: 1 });
+    assert_eq!(cooldown.check(&mut conn, &request(&c, "a")).await.unwrap(), GateDecision::Allowed { count: 1 });
     match cooldown.check(&mut conn, &request(&c, "b")).await.unwrap() {
-        Verdict::Refused { reason } => assert!(reason.starts_with("cooldown"), "{reason}"),
+        GateDecision::Refused { reason } => assert!(reason.starts_with("cooldown"), "{reason}"),
         other => panic!("expected cooldown refusal, got {other:?}"),
     }
-    assert_eq!(cooldown.check(&mut conn, &request(&c, "a")).await.unwrap(), Verdict::Duplicate);
+    assert_eq!(cooldown.check(&mut conn, &request(&c, "a")).await.unwrap(), GateDecision::Duplicate);
 
     // The seed's record: {"last_action", "count"} with the seed TTL.
     let record: String = conn.get(keys::remediation(&c)).await.unwrap();
@@ -47,10 +47,10 @@ async fn cooldown_then_circuit_breaker_with_seed_record_and_audit() {
     let other = ContainerRef::new("h1", "api");
     let breaker = Gate::new(0, 2);
     for id in ["x", "y"] {
-        assert!(matches!(breaker.check(&mut conn, &request(&other, id)).await.unwrap(), Verdict::Allowed { .. }));
+        assert!(matches!(breaker.check(&mut conn, &request(&other, id)).await.unwrap(), GateDecision::Allowed { .. }));
     }
     match breaker.check(&mut conn, &request(&other, "z")).await.unwrap() {
-        Verdict::Refused { reason } => assert!(reason.starts_with("circuit breaker"), "{reason}"),
+        GateDecision::Refused { reason } => assert!(reason.starts_with("circuit breaker"), "{reason}"),
         v => panic!("expected breaker refusal, got {v:?}"),
     }
 
@@ -75,9 +75,9 @@ async fn concurrent_requests_allow_exactly_one() {
         let c = &c;
         tasks.push(async move { gate.check(&mut conn, &request(c, &format!("id-{i}"))).await.unwrap() });
     }
-    let verdicts = futures::future::join_all(tasks).await;
-    let allowed = verdicts.iter().filter(|v| matches!(v, Verdict::Allowed { .. })).count();
-    assert_eq!(allowed, 1, "{verdicts:?}");
+    let decisions = futures::future::join_all(tasks).await;
+    let allowed = decisions.iter().filter(|v| matches!(v, GateDecision::Allowed { .. })).count();
+    assert_eq!(allowed, 1, "{decisions:?}");
 }
 
 #[tokio::test]
@@ -91,12 +91,12 @@ async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
     for host in ["h1", "h2", "h3"] {
         let c = ContainerRef::new(host, "api");
         let v = gate.check(&mut conn, &with_image(&c, &format!("{host}-1"), image)).await.unwrap();
-        assert!(matches!(v, Verdict::Allowed { .. }), "{host}: {v:?}");
+        assert!(matches!(v, GateDecision::Allowed { .. }), "{host}: {v:?}");
     }
     // ...the fourth host trips the brake instead of a fourth restart.
     let h4 = ContainerRef::new("h4", "api");
     match gate.check(&mut conn, &with_image(&h4, "h4-1", image)).await.unwrap() {
-        Verdict::Brake { reason } => {
+        GateDecision::Brake { reason } => {
             assert!(reason.contains("suspected bad release of shop/api:2.4.1"), "{reason}");
             assert!(reason.contains("3 hosts"), "{reason}");
         }
@@ -106,7 +106,7 @@ async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
     let other_on_h1 = ContainerRef::new("h1", "api-2");
     assert!(matches!(
         gate.check(&mut conn, &with_image(&other_on_h1, "h1-2", image)).await.unwrap(),
-        Verdict::Brake { .. }
+        GateDecision::Brake { .. }
     ));
     let ttl: i64 = conn.pttl(keys::fleet_brake(image)).await.unwrap();
     assert!(ttl > 590_000 && ttl <= 600_000, "brake holds for the window: {ttl}");
@@ -114,10 +114,10 @@ async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
     let db = ContainerRef::new("h4", "db");
     assert!(matches!(
         gate.check(&mut conn, &with_image(&db, "db-1", "postgres:16")).await.unwrap(),
-        Verdict::Allowed { .. }
+        GateDecision::Allowed { .. }
     ));
     let unknown = ContainerRef::new("h5", "api");
-    assert!(matches!(gate.check(&mut conn, &request(&unknown, "h5-1")).await.unwrap(), Verdict::Allowed { .. }));
+    assert!(matches!(gate.check(&mut conn, &request(&unknown, "h5-1")).await.unwrap(), GateDecision::Allowed { .. }));
     // The refusal is audited with the image.
     let audit: Vec<String> = conn.lrange(keys::audit(&h4), 0, 0).await.unwrap();
     let entry: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
@@ -141,18 +141,21 @@ async fn racing_hosts_trip_the_fleet_brake_at_exactly_its_count() {
         let gate = &gate;
         tasks.push(async move { (c, gate.check(&mut conn, &with_image(c, &format!("id-{i}"), image)).await.unwrap()) });
     }
-    let verdicts = futures::future::join_all(tasks).await;
-    let admitted: std::collections::BTreeSet<&str> =
-        verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Allowed { .. })).map(|(c, _)| c.host.as_str()).collect();
+    let decisions = futures::future::join_all(tasks).await;
+    let admitted: std::collections::BTreeSet<&str> = decisions
+        .iter()
+        .filter(|(_, v)| matches!(v, GateDecision::Allowed { .. }))
+        .map(|(c, _)| c.host.as_str())
+        .collect();
     assert_eq!(admitted.len(), 3, "hosts admitted: {admitted:?}");
-    let braked = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Brake { .. })).count();
-    let allowed = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Allowed { .. })).count();
-    assert_eq!(allowed + braked, containers.len(), "every request is allowed or braked: {verdicts:?}");
+    let braked = decisions.iter().filter(|(_, v)| matches!(v, GateDecision::Brake { .. })).count();
+    let allowed = decisions.iter().filter(|(_, v)| matches!(v, GateDecision::Allowed { .. })).count();
+    assert_eq!(allowed + braked, containers.len(), "every request is allowed or braked: {decisions:?}");
 
     // A braked request left nothing behind: no cooldown, no action counted,
     // no seed record, nothing pending; and its refusal is audited.
     let mut conn = server.connection().await;
-    let (loser, _) = verdicts.iter().find(|(_, v)| matches!(v, Verdict::Brake { .. })).unwrap();
+    let (loser, _) = decisions.iter().find(|(_, v)| matches!(v, GateDecision::Brake { .. })).unwrap();
     let actions: u64 = conn.zcard(keys::action_log(loser)).await.unwrap();
     let record: Option<String> = conn.get(keys::remediation(loser)).await.unwrap();
     let pending: u64 = conn.hlen(keys::gate_pending(loser)).await.unwrap();
@@ -161,7 +164,7 @@ async fn racing_hosts_trip_the_fleet_brake_at_exactly_its_count() {
     assert_eq!(audit.len(), 1);
     assert!(audit[0].contains("\"verdict\":\"brake\""), "{audit:?}");
     // A winner's action stands, audited as allowed.
-    let (winner, _) = verdicts.iter().find(|(_, v)| matches!(v, Verdict::Allowed { .. })).unwrap();
+    let (winner, _) = decisions.iter().find(|(_, v)| matches!(v, GateDecision::Allowed { .. })).unwrap();
     let actions: u64 = conn.zcard(keys::action_log(winner)).await.unwrap();
     let pending: u64 = conn.hlen(keys::gate_pending(winner)).await.unwrap();
     assert_eq!((actions, pending), (1, 0));
@@ -181,7 +184,7 @@ async fn a_decision_cut_short_between_the_slots_is_finished_by_the_redelivery() 
     let _: () = conn.zadd(keys::action_log(&c), "cut-1", now_ms).await.unwrap();
     let _: () = conn.hset(keys::gate_pending(&c), "cut-1", "").await.unwrap();
     let again = gate.check(&mut conn, &with_image(&c, "cut-1", "shop/api:9")).await.unwrap();
-    assert_eq!(again, Verdict::Duplicate, "finished, and the caller dispatches if it never did");
+    assert_eq!(again, GateDecision::Duplicate, "finished, and the caller dispatches if it never did");
     let pending: u64 = conn.hlen(keys::gate_pending(&c)).await.unwrap();
     let hosts: Vec<String> = conn.zrange(keys::fleet("shop/api:9"), 0, -1).await.unwrap();
     assert_eq!((pending, hosts), (0, vec!["h1".to_string()]));

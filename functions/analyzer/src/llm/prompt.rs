@@ -15,7 +15,7 @@ pub struct Prompt {
 }
 
 impl Prompt {
-    pub fn new(alert: &HealthAlert, history: &History, assessment: &rules::Verdict, allowed: &[Action]) -> Self {
+    pub fn new(alert: &HealthAlert, history: &History, assessment: &rules::RuleDecision, allowed: &[Action]) -> Self {
         let actions: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
         let system = format!(
             "You are the analyzer of HemoStat, which keeps Docker containers healthy. \
