@@ -4,13 +4,14 @@ use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
     path::PathBuf,
+    time::Duration,
 };
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The SAM template describing the functions.
     pub template: PathBuf,
-    /// Port 0 picks a free port; see [`crate::Emulator::local_addr`].
+    /// Port 0 picks a free port; `Emulator::local_addr` tells which.
     pub listen: SocketAddr,
     /// Directory holding the function binaries named by the template.
     pub bin_dir: PathBuf,
@@ -29,11 +30,11 @@ pub struct Config {
     pub host_env: HashMap<String, String>,
     /// Functions (by name) whose URL is also served at the root of its own port,
     /// on the `listen` address's IP; port 0 picks a free one (see
-    /// [`crate::Emulator::url_addr`]). Every function URL is served under
+    /// `Emulator::url_addr`). Every function URL is served under
     /// `/urls/{function}/` on `listen` regardless.
     pub url_ports: BTreeMap<String, u16>,
     /// Whether `Schedule` events fire, and at what interval where overridden.
-    pub schedules: crate::schedule::Overrides,
+    pub schedules: ScheduleOverrides,
 }
 
 impl Config {
@@ -52,7 +53,17 @@ impl Config {
             region,
             host_env,
             url_ports: BTreeMap::new(),
-            schedules: crate::schedule::Overrides::default(),
+            schedules: ScheduleOverrides::default(),
         }
     }
+}
+
+/// What decides how often a function's schedules fire, beyond the template.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleOverrides {
+    /// Off: no schedule fires at all.
+    pub disabled: bool,
+    /// A fixed interval replacing the expression, by function name or logical
+    /// id; `*` applies to every function without an entry of its own.
+    pub intervals: BTreeMap<String, Duration>,
 }

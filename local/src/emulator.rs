@@ -1,4 +1,4 @@
-//! Wires template, functions and the two APIs into one server.
+//! Wires template, functions, the two APIs, function URLs and schedules into one server.
 
 use std::{collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -8,47 +8,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    config::Config,
+    config::{Config, ScheduleOverrides},
     error::{Error, Result},
     function::Function,
     function_url,
     instance::Launcher,
     schedule, server,
-    template::{Template, TemplateSettings},
+    state::{Shared, arn},
+    template::{FunctionSpec, Template, TemplateSettings},
 };
 
 /// How long open HTTP requests get to finish once instances are gone.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// State shared by all HTTP handlers.
-pub struct Shared {
-    functions: BTreeMap<String, Arc<Function>>,
-    region: String,
-    account_id: String,
-    schedules: schedule::Overrides,
-}
-
-impl Shared {
-    pub fn function(&self, name: &str) -> Option<Arc<Function>> {
-        self.functions.get(name).cloned()
-    }
-
-    pub fn arn(&self, name: &str) -> String {
-        arn(&self.region, &self.account_id, name)
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
-    pub fn account_id(&self) -> &str {
-        &self.account_id
-    }
-}
-
-pub fn arn(region: &str, account_id: &str, name: &str) -> String {
-    format!("arn:aws:lambda:{region}:{account_id}:function:{name}")
-}
 
 /// A bound, running emulator whose first instances are already starting.
 pub struct Emulator {
@@ -120,17 +91,12 @@ impl Emulator {
             let function = Arc::new(Function::new(spec, arn, max, launcher.clone()));
             functions.insert(function.name().to_owned(), function);
         }
-        let shared = Arc::new(Shared {
-            functions,
-            region: config.region,
-            account_id: config.account_id,
-            schedules: config.schedules,
-        });
+        let shared = Arc::new(Shared::new(functions, config.region, config.account_id, config.schedules));
         for (name, _, bound) in &url_listeners {
             info!(function = %name, url = %format!("http://{bound}/"), "function URL on its own port");
         }
         let emulator = Emulator { listener, addr, shared, url_listeners };
-        for function in emulator.shared.functions.values() {
+        for function in emulator.shared.functions() {
             if let Err(e) = function.start() {
                 stop_instances(&emulator.shared).await;
                 return Err(e);
@@ -144,7 +110,7 @@ impl Emulator {
     }
 
     pub fn function_names(&self) -> Vec<String> {
-        self.shared.functions.keys().cloned().collect()
+        self.shared.functions().map(|f| f.name().to_owned()).collect()
     }
 
     /// Where `--url-port` serves `function`'s URL, if it was asked to.
@@ -155,7 +121,7 @@ impl Emulator {
     /// The loaded functions, for callers that watch them while the emulator
     /// serves (the benchmark reads their cold starts).
     pub fn functions(&self) -> Vec<Arc<Function>> {
-        self.shared.functions.values().cloned().collect()
+        self.shared.functions().cloned().collect()
     }
 
     /// Serves both APIs until `shutdown` resolves, then kills every instance.
@@ -178,8 +144,7 @@ impl Emulator {
             });
         }
 
-        let functions: Vec<Arc<Function>> = shared.functions.values().cloned().collect();
-        schedule::start(&functions, &shared.schedules, &shared.region, &shared.account_id, &stop);
+        schedule::start(&shared, &stop);
 
         let early = tokio::select! {
             result = &mut server => Some(result),
@@ -216,13 +181,13 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
 }
 
 async fn stop_instances(shared: &Shared) {
-    let all = shared.functions.values().map(|f| f.shutdown());
+    let all = shared.functions().map(|f| f.shutdown());
     futures::future::join_all(all).await;
 }
 
 /// A `--schedule-interval` must name a function of the template (whether or
 /// not `--functions` selects it), so a typo does not silently keep the slow schedule.
-fn check_schedule_intervals(template: &Template, overrides: &schedule::Overrides) -> Result<()> {
+fn check_schedule_intervals(template: &Template, overrides: &ScheduleOverrides) -> Result<()> {
     for name in overrides.intervals.keys() {
         let known = name == "*" || template.functions.iter().any(|f| &f.name == name || &f.logical_id == name);
         if !known {
@@ -234,7 +199,7 @@ fn check_schedule_intervals(template: &Template, overrides: &schedule::Overrides
 }
 
 /// Applies `--functions`, by function name or logical id.
-fn select(template: Template, wanted: &[String]) -> Result<Vec<crate::template::FunctionSpec>> {
+fn select(template: Template, wanted: &[String]) -> Result<Vec<FunctionSpec>> {
     if wanted.is_empty() {
         return Ok(template.functions);
     }

@@ -15,7 +15,7 @@ pub enum Error {
     TemplateRead { path: PathBuf, source: io::Error },
 
     #[error("cannot parse template {path}: {source}")]
-    TemplateParse { path: PathBuf, source: serde_yaml::Error },
+    TemplateParse { path: PathBuf, source: serde_yaml_ng::Error },
 
     #[error("invalid template: {0}")]
     Template(String),

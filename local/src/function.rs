@@ -99,14 +99,14 @@ pub struct Function {
     pub arn: String,
     /// The ARN as the runtime's `Lambda-Runtime-Invoked-Function-Arn` value,
     /// made once; `None` if a template-provided name cannot be a header value.
-    pub arn_header: Option<http::HeaderValue>,
+    pub(crate) arn_header: Option<http::HeaderValue>,
     max_instances: usize,
     launcher: Arc<Launcher>,
     pool: Mutex<Pool>,
 }
 
 impl Function {
-    pub fn new(spec: FunctionSpec, arn: String, max_instances: usize, launcher: Arc<Launcher>) -> Function {
+    pub(crate) fn new(spec: FunctionSpec, arn: String, max_instances: usize, launcher: Arc<Launcher>) -> Function {
         let arn_header = http::HeaderValue::from_str(&arn).ok();
         if arn_header.is_none() {
             warn!(function = %spec.name, "the function ARN cannot be sent as a header value");
@@ -136,13 +136,13 @@ impl Function {
     }
 
     /// Starts the first instance up front so its cold start is not paid by a request.
-    pub fn start(self: &Arc<Self>) -> Result<()> {
+    pub(crate) fn start(self: &Arc<Self>) -> Result<()> {
         let mut guard = self.pool();
         let pool = &mut *guard;
         self.spawn(pool)
     }
 
-    pub fn submit(self: &Arc<Self>, invocation: Arc<Invocation>) {
+    pub(crate) fn submit(self: &Arc<Self>, invocation: Arc<Invocation>) {
         let mut guard = self.pool();
         let pool = &mut *guard;
         if pool.closed {
@@ -155,8 +155,33 @@ impl Function {
         self.scale(pool, true);
     }
 
+    /// Queues an asynchronous (`Event`) invocation. Nobody waits for its result, so
+    /// the outcome is logged, tagged with `rule` for scheduled deliveries.
+    pub(crate) fn submit_event(
+        self: &Arc<Self>,
+        invocation: Arc<Invocation>,
+        outcome: oneshot::Receiver<Outcome>,
+        rule: Option<Arc<str>>,
+    ) {
+        let name = self.name().to_owned();
+        let request_id = invocation.request_id.clone();
+        self.submit(invocation);
+        tokio::spawn(async move {
+            let rule = rule.as_deref().unwrap_or("");
+            match outcome.await {
+                Ok(Outcome::Failure { body, .. }) => {
+                    warn!(function = %name, request_id, rule, error = %String::from_utf8_lossy(&body), "async invocation failed")
+                }
+                Ok(Outcome::Success(_)) => {
+                    info!(function = %name, request_id, rule, "async invocation succeeded")
+                }
+                Err(_) => {}
+            }
+        });
+    }
+
     /// The runtime of `instance` asks for work.
-    pub fn next(self: &Arc<Self>, instance: u64) -> Result<Next> {
+    pub(crate) fn next(self: &Arc<Self>, instance: u64) -> Result<Next> {
         let mut guard = self.pool();
         let pool = &mut *guard;
         let slot = match pool.instances.get_mut(&instance) {
@@ -205,7 +230,7 @@ impl Function {
     }
 
     /// The runtime of `instance` reports the result of `request_id`.
-    pub fn complete(&self, instance: u64, request_id: &str, outcome: Outcome) -> Result<()> {
+    pub(crate) fn complete(&self, instance: u64, request_id: &str, outcome: Outcome) -> Result<()> {
         let mut guard = self.pool();
         let pool = &mut *guard;
         match pool.in_flight.get(request_id) {
@@ -234,7 +259,7 @@ impl Function {
     }
 
     /// The runtime of `instance` could not initialise.
-    pub fn init_error(&self, instance: u64, outcome: Outcome) -> Result<()> {
+    pub(crate) fn init_error(&self, instance: u64, outcome: Outcome) -> Result<()> {
         let mut guard = self.pool();
         let pool = &mut *guard;
         let Some(slot) = pool.instances.get_mut(&instance) else {
@@ -285,7 +310,7 @@ impl Function {
     }
 
     /// Kills every instance, fails whatever is queued or running, and waits for the processes to go.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let exits: Vec<_> = {
             let mut guard = self.pool();
             let pool = &mut *guard;
@@ -381,7 +406,9 @@ impl Function {
     fn spawn(self: &Arc<Self>, pool: &mut Pool) -> Result<()> {
         let id = pool.next_instance_id;
         pool.next_instance_id += 1;
-        match self.launcher.launch(self, id) {
+        let function = self.clone();
+        let on_exit = move |instance: u64, exit: &str| function.instance_exited(instance, exit);
+        match self.launcher.launch(&self.spec, id, on_exit) {
             Ok(instance) => {
                 info!(function = %self.spec.name, instance = id, pid = instance.pid, "instance started");
                 tokio::spawn(self.clone().watchdog(instance.clone()));

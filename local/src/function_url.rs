@@ -27,11 +27,10 @@ use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use crate::{
-    emulator::Shared,
     error::{Error, Result},
     function::Function,
-    invocation::{Invocation, Outcome},
-    invoke_api::MAX_PAYLOAD_BYTES,
+    invocation::{Invocation, MAX_PAYLOAD_BYTES, Outcome},
+    state::Shared,
 };
 
 /// Path prefixes under the main listener; the first is the documented one.

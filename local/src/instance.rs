@@ -19,7 +19,6 @@ use tracing::warn;
 
 use crate::{
     error::{Error, Result},
-    function::Function,
     template::FunctionSpec,
 };
 
@@ -47,8 +46,14 @@ impl Launcher {
         self.bin_dir.join(&spec.binary)
     }
 
-    pub(crate) fn launch(&self, function: &Arc<Function>, id: u64) -> Result<Arc<Instance>> {
-        let spec = &function.spec;
+    /// Spawns instance `id` of `spec`; once its process is gone and reaped,
+    /// `on_exit` hears the instance id and how it exited.
+    pub(crate) fn launch(
+        &self,
+        spec: &FunctionSpec,
+        id: u64,
+        on_exit: impl FnOnce(u64, &str) + Send + 'static,
+    ) -> Result<Arc<Instance>> {
         let path = self.binary_path(spec);
         let runtime_api = format!("{}/{}/{id}", self.runtime_api_base, spec.name);
         let env = launch_environment(spec, &self.host_env, &runtime_api, &self.region, &self.bin_dir);
@@ -83,7 +88,7 @@ impl Launcher {
         if let Some(err) = child.stderr.take() {
             readers.push(tokio::spawn(forward_lines(err, spec.name.clone(), instance.clone())));
         }
-        tokio::spawn(supervise(function.clone(), instance.clone(), child, readers));
+        tokio::spawn(supervise(spec.name.clone(), instance.clone(), child, readers, on_exit));
         Ok(instance)
     }
 }
@@ -163,12 +168,18 @@ impl Instance {
     }
 }
 
-async fn supervise(function: Arc<Function>, instance: Arc<Instance>, mut child: Child, readers: Vec<JoinHandle<()>>) {
+async fn supervise(
+    function: String,
+    instance: Arc<Instance>,
+    mut child: Child,
+    readers: Vec<JoinHandle<()>>,
+    on_exit: impl FnOnce(u64, &str),
+) {
     let status = tokio::select! {
         status = child.wait() => status,
         _ = instance.kill.cancelled() => {
             if let Err(e) = child.start_kill() {
-                warn!(function = %function.name(), instance = instance.id, "cannot kill: {e}");
+                warn!(function = %function, instance = instance.id, "cannot kill: {e}");
             }
             child.wait().await
         }
@@ -180,7 +191,7 @@ async fn supervise(function: Arc<Function>, instance: Arc<Instance>, mut child: 
     // Let the process's last words (often the reason it died) print before we report
     // the exit; bounded, because a grandchild may hold the pipes open.
     let _ = tokio::time::timeout(OUTPUT_DRAIN, futures::future::join_all(readers)).await;
-    function.instance_exited(instance.id, &exit);
+    on_exit(instance.id, &exit);
     instance.exited.cancel();
 }
 

@@ -1,4 +1,5 @@
-//! One request to a function, from the Invoke API until the runtime reports back.
+//! One request to a function, from the Invoke API until the runtime reports back,
+//! and Lambda's limit on its payloads.
 
 use std::{
     sync::{
@@ -10,6 +11,9 @@ use std::{
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
+
+/// Lambda's synchronous request and response payload limit.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), as the
 //! AWS SDK's `lambda.invoke()` calls it.
 
-use std::{borrow::Cow, sync::Arc};
+use std::borrow::Cow;
 
 use axum::{
     body::{Body, Bytes},
@@ -10,17 +10,13 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tracing::{info, warn};
 
 use crate::{
-    emulator::Shared,
     error::{Error, Result},
-    function::Function,
-    invocation::{CallerContext, Invocation, Outcome},
+    invocation::{CallerContext, Invocation, MAX_PAYLOAD_BYTES, Outcome},
+    state::Shared,
 };
 
-/// Lambda's synchronous request and response payload limit.
-pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// How much of an oversized request is read before giving up on it.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
@@ -99,7 +95,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     let request_id = invocation.request_id.clone();
 
     if kind == InvocationType::Event {
-        submit_event(&function, invocation, outcome, None);
+        function.submit_event(invocation, outcome, None);
         return Ok(reply(StatusCode::ACCEPTED, &request_id, Body::empty()));
     }
 
@@ -116,31 +112,6 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     };
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
-}
-
-/// Queues an asynchronous (`Event`) invocation. Nobody waits for its result, so
-/// the outcome is logged, tagged with `rule` for scheduled deliveries.
-pub fn submit_event(
-    function: &Arc<Function>,
-    invocation: Arc<Invocation>,
-    outcome: tokio::sync::oneshot::Receiver<Outcome>,
-    rule: Option<Arc<str>>,
-) {
-    let name = function.name().to_owned();
-    let request_id = invocation.request_id.clone();
-    function.submit(invocation);
-    tokio::spawn(async move {
-        let rule = rule.as_deref().unwrap_or("");
-        match outcome.await {
-            Ok(Outcome::Failure { body, .. }) => {
-                warn!(function = %name, request_id, rule, error = %String::from_utf8_lossy(&body), "async invocation failed")
-            }
-            Ok(Outcome::Success(_)) => {
-                info!(function = %name, request_id, rule, "async invocation succeeded")
-            }
-            Err(_) => {}
-        }
-    });
 }
 
 /// `%XX` escapes decoded; anything malformed is left as it is.

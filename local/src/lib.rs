@@ -10,44 +10,56 @@
 //! with `--url-port function=PORT`) turns plain HTTP into API Gateway v2 events,
 //! as `lambda_http` functions expect. Each instance's init duration (spawn to
 //! first `/next`) is logged as "instance initialized (cold start)" and kept in
-//! [`function::Function::cold_starts`]. `scripts/bench-emulator.sh` measures the
+//! [`Function::cold_starts`]. `scripts/bench-emulator.sh` measures the
 //! per-invocation overhead against `cargo lambda watch`. Functions with `Schedule`
 //! events are invoked asynchronously with EventBridge's scheduled-event JSON
 //! (`--schedule-interval function=2s` shortens the wait, `--no-schedules` stops them).
 //!
-//! Module map:
+//! Module map. The modules are private; what the binaries and tests use is
+//! re-exported here. The wiring comes first; each module imports only modules
+//! listed below it, so no two import each other.
 //!
-//! - [`config`] — the settings of one run.
-//! - [`template`] — SAM template parsing (`Parameters`, `Globals`, intrinsics).
-//! - [`emulator`] — binds the server and wires the pieces together.
-//! - [`function`] — one function's queue and instance pool (scaling, timeouts, crashes).
-//! - [`instance`] — one child process: environment, log capture, supervision.
-//! - [`invocation`] — one request and its outcome.
-//! - [`runtime_api`] — `/runtime/{function}/{instance}/2018-06-01/runtime/...`.
-//! - [`invoke_api`] — `/2015-03-31/functions/{name}/invocations`.
-//! - `server` — the main listener: the two APIs above on plain hyper, the rest through axum.
-//! - [`schedule`] — `Type: Schedule` events, delivered as EventBridge does.
-//! - [`function_url`] — `/urls/{function}/...`: Function URLs, HTTP to API Gateway v2 events and back.
-//! - [`error`] — the crate's error type and its HTTP rendering.
+//! - `emulator` — [`Emulator`]: binds the listeners, loads the functions, wires the modules below together.
+//! - `server` — the main listener: the Invoke and Runtime APIs on plain hyper, the rest through axum.
+//! - `invoke_api` — `/2015-03-31/functions/{name}/invocations`.
+//! - `runtime_api` — `/runtime/{function}/{instance}/2018-06-01/runtime/...`.
+//! - `function_url` — `/urls/{function}/...`: Function URLs, HTTP to API Gateway v2 events and back ([`url_id`]).
+//! - `schedule` — `Type: Schedule` events, delivered as EventBridge does ([`parse_interval_flag`]).
+//! - `state` — what the four above share: the loaded functions by name, region, account, schedule settings.
+//! - `function` — [`Function`]: one function's queue and instance pool (scaling, timeouts, crashes).
+//! - `instance` — one child process: environment ([`launch_environment`]), log capture, supervision.
+//! - `template` — SAM template parsing ([`Template`]: `Parameters`, `Globals`, intrinsics).
+//! - `schedule_expression` — `rate(...)` and `cron(...)` ([`Expression`]), and the [`ScheduleEvent`]s carrying them.
+//! - `invocation` — one request and its outcome, and Lambda's payload limit.
+//! - `config` — [`Config`]: the settings of one run.
+//! - `error` — [`Error`]: the crate's error type and its HTTP rendering.
 
-pub mod config;
-pub mod emulator;
-pub mod error;
-pub mod function;
-pub mod function_url;
-pub mod instance;
-pub mod invocation;
-pub mod invoke_api;
-pub mod runtime_api;
-pub mod schedule;
+mod config;
+mod emulator;
+mod error;
+mod function;
+mod function_url;
+mod instance;
+mod invocation;
+mod invoke_api;
+mod runtime_api;
+mod schedule;
+mod schedule_expression;
 mod server;
-pub mod template;
+mod state;
+mod template;
 
 use std::future::Future;
 
-pub use config::Config;
+pub use config::{Config, ScheduleOverrides};
 pub use emulator::Emulator;
 pub use error::{Error, Result};
+pub use function::Function;
+pub use function_url::url_id;
+pub use instance::launch_environment;
+pub use schedule::parse_interval_flag;
+pub use schedule_expression::{Cron, Expression, ScheduleEvent};
+pub use template::{FunctionSpec, FunctionUrlConfig, Template, TemplateSettings};
 
 /// The tokio runtime the emulator runs on. `worker_threads`: 0 is tokio's
 /// current-thread scheduler, `None` the default (see the `hemostat-local` binary's

@@ -72,7 +72,7 @@ fn parse_url_port(s: &str) -> Result<(String, u16), Error> {
 }
 
 fn parse_schedule_interval(s: &str) -> Result<(String, std::time::Duration), Error> {
-    hemostat_local::schedule::parse_interval_flag(s)
+    hemostat_local::parse_interval_flag(s)
 }
 
 fn parse_override(s: &str) -> Result<(String, String), Error> {

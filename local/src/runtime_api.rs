@@ -16,11 +16,10 @@ use hyper::body::Incoming;
 use tracing::warn;
 
 use crate::{
-    emulator::Shared,
     error::{Error, Result},
     function::{Dispatch, Function, Next},
-    invocation::Outcome,
-    invoke_api::MAX_PAYLOAD_BYTES,
+    invocation::{MAX_PAYLOAD_BYTES, Outcome},
+    state::Shared,
 };
 
 /// Every Runtime API path starts with this, then `{function}/{instance}/2018-06-01/runtime/`.

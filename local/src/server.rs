@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 use tracing::{debug, warn};
 
-use crate::{emulator::Shared, invoke_api, runtime_api};
+use crate::{invoke_api, runtime_api, state::Shared};
 
 /// Serves until `stop` is cancelled, then lets open connections finish their
 /// current request and returns once all are closed.

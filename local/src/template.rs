@@ -10,12 +10,12 @@ use std::{
     path::Path,
 };
 
-use serde_yaml::{Mapping, Value};
+use serde_yaml_ng::{Mapping, Value};
 use tracing::warn;
 
 use crate::{
     error::{Error, Result},
-    schedule::{Expression, ScheduleEvent},
+    schedule_expression::{Expression, ScheduleEvent},
 };
 
 /// SAM's defaults for properties a template leaves out.
@@ -38,9 +38,9 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, Option<String>>,
     pub reserved_concurrency: Option<u32>,
     /// Set when the function has a SAM `FunctionUrlConfig`: it is then also
-    /// reachable over plain HTTP (see [`crate::function_url`]).
+    /// reachable over plain HTTP, as a Function URL.
     pub url: Option<FunctionUrlConfig>,
-    /// Its `Events` of `Type: Schedule`, in template order (see [`crate::schedule`]).
+    /// Its `Events` of `Type: Schedule`, in template order.
     pub schedules: Vec<ScheduleEvent>,
 }
 
@@ -83,12 +83,12 @@ impl Template {
         let text =
             std::fs::read_to_string(path).map_err(|source| Error::TemplateRead { path: path.to_owned(), source })?;
         let root: Value =
-            serde_yaml::from_str(&text).map_err(|source| Error::TemplateParse { path: path.to_owned(), source })?;
+            serde_yaml_ng::from_str(&text).map_err(|source| Error::TemplateParse { path: path.to_owned(), source })?;
         Template::from_value(&root, settings)
     }
 
     pub fn parse(yaml: &str, settings: &TemplateSettings) -> Result<Template> {
-        let root: Value = serde_yaml::from_str(yaml).map_err(|e| Error::Template(e.to_string()))?;
+        let root: Value = serde_yaml_ng::from_str(yaml).map_err(|e| Error::Template(e.to_string()))?;
         Template::from_value(&root, settings)
     }
 

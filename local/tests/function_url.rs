@@ -6,7 +6,7 @@ mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use common::{TestEmulator, config};
-use hemostat_local::{Emulator, Error, function_url::url_id};
+use hemostat_local::{Emulator, Error, url_id};
 use serde_json::Value;
 
 const TEMPLATE: &str = r#"

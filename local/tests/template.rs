@@ -5,11 +5,7 @@ use std::{
     path::Path,
 };
 
-use hemostat_local::{
-    instance::launch_environment,
-    schedule::Expression,
-    template::{FunctionSpec, Template, TemplateSettings},
-};
+use hemostat_local::{Expression, FunctionSpec, Template, TemplateSettings, launch_environment};
 
 fn real_template() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))

@@ -46,7 +46,7 @@ fn show(what: &str, output: &Output) -> String {
 /// build) may not yet on a fresh checkout. Empty is enough to check the file.
 fn ensure_build_contexts() {
     let text = std::fs::read_to_string(compose_file()).expect("read compose.yaml");
-    let compose: serde_yaml::Value = serde_yaml::from_str(&text).expect("compose.yaml is YAML");
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("compose.yaml is YAML");
     for service in compose["services"].as_mapping().expect("services").values() {
         if let Some(context) = service["build"]["context"].as_str() {
             let dir = workspace_root().join(context);
@@ -81,11 +81,11 @@ fn compose_passes_every_template_variable_to_the_functions() {
     ensure_build_contexts();
     let output = docker_compose().args(["config"]).output().expect("run docker-compose config");
     assert!(output.status.success(), "{}", show("docker-compose config", &output));
-    let config: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).expect("config is YAML");
+    let config: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&output.stdout).expect("config is YAML");
     let passed = config["services"]["functions"]["environment"].as_mapping().expect("functions.environment");
 
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("read template.yaml");
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template.yaml is YAML");
     let mut scopes = vec![&template["Globals"]["Function"]["Environment"]["Variables"]];
     for resource in template["Resources"].as_mapping().expect("Resources").values() {
         if resource["Type"].as_str() == Some("AWS::Serverless::Function") {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use hemostat_e2e::{bin_dir, workspace_root};
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 fn sam() -> PathBuf {
     let venv = std::env::var_os("HEMOSTAT_VENV")
@@ -83,7 +83,7 @@ fn sam_translator_accepts_template() {
 
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("read template.yaml");
-    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
 }
 
 /// A function property, or the Globals value it inherits.
@@ -148,7 +148,7 @@ fn secrets_stay_out_of_stack_parameters_and_logs() {
         }
     }
     let redis_url = &template["Globals"]["Function"]["Environment"]["Variables"]["REDIS_URL"];
-    let text = serde_yaml::to_string(redis_url).expect("serialize");
+    let text = serde_yaml_ng::to_string(redis_url).expect("serialize");
     assert!(
         text.contains("{{resolve:secretsmanager:") && text.contains("UseRedisSecret"),
         "REDIS_URL must come from Secrets Manager when RedisUrlSecret is set: {text}"

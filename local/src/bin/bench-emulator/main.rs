@@ -349,7 +349,7 @@ impl Watch {
 /// `hemostat-local` binary: the benchmark's client must not share its scheduler.
 struct EmulatorThread {
     addr: SocketAddr,
-    functions: Vec<std::sync::Arc<hemostat_local::function::Function>>,
+    functions: Vec<std::sync::Arc<hemostat_local::Function>>,
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<Result<(), String>>,
 }
