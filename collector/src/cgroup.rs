@@ -241,6 +241,10 @@ pub fn raise_fd_limit() -> usize {
     budget
 }
 
+/// Bytes asked for per read: more than any counter file a container has,
+/// so one read returns all of it.
+const CHUNK: usize = 16 * 1024;
+
 /// A pseudo-file kept open and re-read from offset 0.
 #[derive(Debug)]
 struct Source {
@@ -274,13 +278,17 @@ impl Source {
                 &opened
             }
         };
-        let mut chunk = [0u8; 4096];
+        let mut chunk = [0u8; CHUNK];
         loop {
             let n = file.read_at(&mut chunk, buf.len() as u64).map_err(fail)?;
-            if n == 0 || buf.len() > 1 << 20 {
+            buf.extend_from_slice(&chunk[..n]);
+            // A short read is the end: a seq_file fills the whole buffer
+            // while it has records. Asking again to hear "0" is not free:
+            // a read at a non-zero offset makes the kernel format the whole
+            // file again to find its place, doubling the cost of a sample.
+            if n < CHUNK || buf.len() > 1 << 20 {
                 break;
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
         std::str::from_utf8(buf).map_err(|_| CollectorError::Stats(format!("{}: not text", self.path.display())))
     }
@@ -297,6 +305,16 @@ impl Drop for Source {
 /// Re-read the limit every this many samples: it only changes through
 /// `docker update`, and not reading it saves a file read per sample.
 const LIMIT_EVERY: u32 = 30;
+/// The detail files (`memory.stat`, block I/O, `net/dev`) are re-read every
+/// this many samples. They are what the kernel spends most of a sample on
+/// (formatting dozens of counters each), while what they give changes
+/// slowly or only matters as a running total: the page cache subtracted from
+/// memory usage, and I/O and network byte counts.
+const DETAIL_EVERY: u32 = 5;
+/// ... except `memory.stat`, re-read at once when usage moved by more than
+/// this since it was last read: a growing or shrinking container gets an
+/// exact working set every sample.
+const USAGE_MOVED: u64 = 1 << 20;
 
 /// The open files of one container's counters.
 #[derive(Debug)]
@@ -311,6 +329,13 @@ pub struct Probe {
     net: Option<Source>,
     limit: Option<u64>,
     limit_age: u32,
+    /// Samples since the detail files were read, and what they gave.
+    detail_age: u32,
+    /// Memory usage when `memory.stat` was last read.
+    usage_at_stat: u64,
+    inactive_file: u64,
+    blk: (u64, u64),
+    net_bytes: (u64, u64),
     buf: Vec<u8>,
 }
 
@@ -347,7 +372,12 @@ impl Probe {
             net,
             limit: None,
             limit_age: LIMIT_EVERY,
-            buf: Vec::with_capacity(4096),
+            detail_age: DETAIL_EVERY,
+            usage_at_stat: 0,
+            inactive_file: 0,
+            blk: (0, 0),
+            net_bytes: (0, 0),
+            buf: Vec::with_capacity(CHUNK),
         })
     }
 
@@ -367,7 +397,11 @@ impl Probe {
             Version::V1 => "total_inactive_file",
             Version::V2 => "inactive_file",
         };
-        let mem_inactive_file = parse_keyed(self.mem_stat.read(buf)?, inactive_key).unwrap_or_default();
+        let details_due = self.detail_age >= DETAIL_EVERY;
+        if details_due || mem_usage.abs_diff(self.usage_at_stat) > USAGE_MOVED {
+            self.inactive_file = parse_keyed(self.mem_stat.read(buf)?, inactive_key).unwrap_or_default();
+            self.usage_at_stat = mem_usage;
+        }
         if self.limit_age >= LIMIT_EVERY {
             let text = std::fs::read_to_string(&self.mem_limit)
                 .map_err(|e| CollectorError::Stats(format!("{}: {e}", self.mem_limit.display())))?;
@@ -375,20 +409,25 @@ impl Probe {
             self.limit_age = 0;
         }
         self.limit_age += 1;
-        let (blk_read, blk_write) = match &self.blkio {
-            Some(s) => match (self.version, s.read(buf)) {
-                (Version::V1, Ok(t)) => parse_blkio_v1(t),
-                (Version::V2, Ok(t)) => parse_io_stat_v2(t),
-                (_, Err(_)) => (0, 0),
-            },
-            None => (0, 0),
-        };
+        if details_due {
+            self.blk = match &self.blkio {
+                Some(s) => match (self.version, s.read(buf)) {
+                    (Version::V1, Ok(t)) => parse_blkio_v1(t),
+                    (Version::V2, Ok(t)) => parse_io_stat_v2(t),
+                    (_, Err(_)) => (0, 0),
+                },
+                None => (0, 0),
+            };
+            self.net_bytes = self.net.as_ref().and_then(|s| s.read(buf).ok().map(parse_net_dev)).unwrap_or_default();
+            self.detail_age = 0;
+        }
+        self.detail_age += 1;
+        let ((blk_read, blk_write), (net_rx, net_tx)) = (self.blk, self.net_bytes);
         let pids = self.pids.as_ref().and_then(|s| s.read(buf).ok().and_then(parse_u64)).unwrap_or_default();
-        let (net_rx, net_tx) = self.net.as_ref().and_then(|s| s.read(buf).ok().map(parse_net_dev)).unwrap_or_default();
         Ok(Reading {
             cpu_ns,
             mem_usage,
-            mem_inactive_file,
+            mem_inactive_file: self.inactive_file,
             mem_limit: self.limit,
             net_rx,
             net_tx,
@@ -500,6 +539,23 @@ mod tests {
         // Re-reading an open file sees new contents (offset 0 each time).
         write(&dir.join("pids.current"), "7\n");
         assert_eq!(probe.read().unwrap().pids, 7);
+        // The detail files wait for their turn, unless usage moved: then
+        // the working set is exact at once.
+        write(&dir.join("memory.stat"), &MEMORY_STAT_V2.replace("inactive_file 524288", "inactive_file 4096"));
+        write(&dir.join("io.stat"), &IO_STAT_V2.replace("rbytes=1000", "rbytes=9000"));
+        assert_eq!(probe.read().unwrap().mem_inactive_file, 524_288, "usage unchanged: memory.stat not re-read");
+        write(&dir.join("memory.current"), "8388608\n");
+        let r = probe.read().unwrap();
+        assert_eq!((r.mem_usage, r.mem_inactive_file, r.blk_read), (8 << 20, 4096, 1010));
+        for _ in 0..DETAIL_EVERY {
+            probe.read().unwrap();
+        }
+        assert_eq!(probe.read().unwrap().blk_read, 9010, "block I/O re-read every {DETAIL_EVERY} samples");
+        // A file longer than one read is read whole.
+        let long = format!("{}inactive_file 77\n", "x 1\n".repeat(CHUNK));
+        write(&dir.join("memory.stat"), &long);
+        write(&dir.join("memory.current"), "4194304\n");
+        assert_eq!(probe.read().unwrap().mem_inactive_file, 77);
         // Without a pid (or /proc), the systemd-driver path is guessed.
         assert!(locate(&roots, Version::V2, None, ID).is_some());
         let _ = std::fs::remove_dir_all(&base);
