@@ -99,18 +99,25 @@ async fn failures_fall_back(provider: Provider) {
     let a = analyzer(&redis, &fake, provider, "some-model").await;
     let cases = [
         (Mode::Slow(Duration::from_secs(3)), "llm_timeout"),
-        (Mode::ServerError, "llm_error"),
+        (Mode::ServerError, "llm_server_error"),
         (Mode::Malformed, "llm_invalid_response"),
         (Mode::BrokenBody, "llm_invalid_response"),
         (Mode::Disallowed, "llm_invalid_response"),
         (Mode::Refusal, "llm_refusal"),
+        (Mode::InvalidRequest, "llm_bad_request"),
+        (Mode::Unauthorized, "llm_unauthorized"),
+        (Mode::Overloaded, "llm_overloaded"),
+        (Mode::CutShort, "llm_cut_short"),
+        // Last: it holds calls back for a while.
+        (Mode::RateLimited(30), "llm_rate_limited"),
     ];
     for (i, (mode, reason)) in cases.into_iter().enumerate() {
         fake.set(mode);
         let before = fake.requests();
         // A distinct container (no repeated failures in its history) and
         // image (nothing can come from the cache) per case.
-        let names = ["api-1", "api-2", "api-3", "api-4", "api-5", "api-6"];
+        let names =
+            ["api-0", "api-1", "api-2", "api-3", "api-4", "api-5", "api-6", "api-7", "api-8", "api-9", "api-10"];
         let spec = AlertSpec::new(names[i], "non_zero_exit").image(format!("acme/api:{provider:?}-{i}"));
         let started = Instant::now();
         let d = decide(&a, spec.envelope(0.0)).await;
@@ -129,6 +136,37 @@ async fn failures_fall_back(provider: Provider) {
             assert!(took >= TIMEOUT && took < Duration::from_millis(2500), "gave up after {took:?}");
         }
     }
+    // Inside the retry-after window the provider is not asked at all.
+    fake.set(Mode::Good);
+    let before = fake.requests();
+    let d = decide(&a, AlertSpec::new("api-held", "non_zero_exit").image("acme/held:1").envelope(0.0)).await;
+    assert_eq!((d.method.as_deref(), d.fallback_reason.as_deref()), (Some("rule_fallback"), Some("llm_rate_limited")));
+    assert_eq!(fake.requests(), before, "asked again inside retry-after");
+}
+
+#[tokio::test]
+async fn a_model_without_json_mode_is_asked_again_without_it() {
+    // gpt-4 (and many compatible servers) answer 400, param response_format.
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    fake.set(Mode::NoJsonMode);
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "gpt-4").await;
+    let d = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((d.method.as_deref(), d.fallback_reason.as_deref()), (Some("llm"), None), "{d:?}");
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "asked once with JSON mode, once without");
+    assert_eq!(seen[0].body["response_format"]["type"], "json_object");
+    assert!(seen[1].body.get("response_format").is_none());
+    // Remembered: the next question goes without it at once.
+    let d = decide(&a, AlertSpec::new("api-2", "non_zero_exit").image("other:2").envelope(0.0)).await;
+    assert_eq!(d.method.as_deref(), Some("llm"));
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[2].body.get("response_format").is_none());
+    // A 400 for another parameter is not retried.
+    fake.set(Mode::InvalidRequest);
+    let d = decide(&a, AlertSpec::new("api-3", "non_zero_exit").image("other:3").envelope(0.0)).await;
+    assert_eq!(d.fallback_reason.as_deref(), Some("llm_bad_request"));
+    assert_eq!(fake.requests(), 4);
 }
 
 #[tokio::test]

@@ -171,7 +171,8 @@ pub struct RemediationNeeded {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
     /// Why the rules decided although an LLM is configured (`llm_timeout`,
-    /// `budget_exhausted`, ...), when `analysis_method` is `rule_fallback`.
+    /// `llm_rate_limited`, `budget_exhausted`, ...; the README lists them),
+    /// when `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
     /// The LLM's verdict came from the cache of verdicts by failure signature

@@ -14,11 +14,17 @@ pub mod openai;
 pub mod prompt;
 pub mod verdict;
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
 
 use crate::{
     config::{LlmConfig, Provider},
-    error::AnalyzerError,
+    error::{AnalyzerError, ProviderError},
 };
 
 pub use prompt::Prompt;
@@ -32,9 +38,21 @@ pub trait Llm: Send + Sync {
     fn complete(&self, prompt: &Prompt) -> impl Future<Output = Result<String, AnalyzerError>> + Send;
 }
 
-/// The configured provider.
+/// A `retry-after` longer than this is not waited out: the provider is
+/// asked again after this long.
+const LONGEST_HOLD: Duration = Duration::from_secs(300);
+
+/// The configured provider, and how long it asked not to be called.
 #[derive(Debug, Clone)]
-pub enum LlmClient {
+pub struct LlmClient {
+    provider: ProviderClient,
+    /// Until when calls are held back after a 429 with `retry-after`
+    /// (shared by the clones an instance hands out).
+    hold: Arc<Mutex<Option<Instant>>>,
+}
+
+#[derive(Debug, Clone)]
+enum ProviderClient {
     OpenAi(openai::OpenAi),
     Anthropic(anthropic::Anthropic),
 }
@@ -43,26 +61,42 @@ impl LlmClient {
     /// `http`: the instance's one client (see [`http_client`]); `timeout`
     /// only names the limit in errors, the client enforces it.
     pub fn new(http: reqwest::Client, config: &LlmConfig, timeout: Duration) -> Self {
-        match config.provider {
-            Provider::OpenAi => LlmClient::OpenAi(openai::OpenAi::new(http, config, timeout)),
-            Provider::Anthropic => LlmClient::Anthropic(anthropic::Anthropic::new(http, config, timeout)),
-        }
+        let provider = match config.provider {
+            Provider::OpenAi => ProviderClient::OpenAi(openai::OpenAi::new(http, config, timeout)),
+            Provider::Anthropic => ProviderClient::Anthropic(anthropic::Anthropic::new(http, config, timeout)),
+        };
+        LlmClient { provider, hold: Arc::default() }
+    }
+
+    fn held_for(&self) -> Option<Duration> {
+        let hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        hold.and_then(|until| until.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
     }
 }
 
 impl Llm for LlmClient {
     fn model(&self) -> &str {
-        match self {
-            LlmClient::OpenAi(c) => c.model(),
-            LlmClient::Anthropic(c) => c.model(),
+        match &self.provider {
+            ProviderClient::OpenAi(c) => c.model(),
+            ProviderClient::Anthropic(c) => c.model(),
         }
     }
 
     async fn complete(&self, prompt: &Prompt) -> Result<String, AnalyzerError> {
-        match self {
-            LlmClient::OpenAi(c) => c.complete(prompt).await,
-            LlmClient::Anthropic(c) => c.complete(prompt).await,
+        // Asking again inside the window the provider named only earns
+        // another 429 and counts against the quota.
+        if let Some(left) = self.held_for() {
+            return Err(AnalyzerError::LlmRateLimited(left));
         }
+        let result = match &self.provider {
+            ProviderClient::OpenAi(c) => c.complete(prompt).await,
+            ProviderClient::Anthropic(c) => c.complete(prompt).await,
+        };
+        if let Err(AnalyzerError::LlmStatus(ProviderError { status: 429, retry_after: Some(after), .. })) = &result {
+            let until = Instant::now() + (*after).min(LONGEST_HOLD);
+            *self.hold.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+        }
+        result
     }
 }
 
@@ -86,7 +120,7 @@ pub(crate) fn transport_error(e: reqwest::Error, timeout: Duration) -> AnalyzerE
     if e.is_timeout() {
         AnalyzerError::LlmTimeout(timeout)
     } else if let Some(status) = e.status() {
-        AnalyzerError::LlmStatus { status: status.as_u16() }
+        AnalyzerError::LlmStatus(ProviderError { status: status.as_u16(), ..ProviderError::default() })
     } else {
         // Without the URL: it is configuration, not news, and keeps the
         // message short.
@@ -102,13 +136,40 @@ pub(crate) async fn send(
     let response = request.send().await.map_err(|e| transport_error(e, timeout))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(AnalyzerError::LlmStatus { status: status.as_u16() });
+        let retry_after = retry_after(response.headers());
+        // The body says which parameter or limit; unreadable is fine.
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        return Err(AnalyzerError::LlmStatus(provider_error(status.as_u16(), &body, retry_after)));
     }
-    response.json().await.map_err(|e| {
+    // The headers came: failing now means the body stopped half-way.
+    let bytes = response.bytes().await.map_err(|e| {
         if e.is_timeout() {
             AnalyzerError::LlmTimeout(timeout)
         } else {
-            AnalyzerError::InvalidVerdict(format!("response body is not JSON: {}", e.without_url()))
+            AnalyzerError::LlmCutShort(e.without_url().to_string())
         }
-    })
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| AnalyzerError::InvalidVerdict(format!("response body is not JSON: {e}")))
+}
+
+/// `retry-after` in seconds (both providers send seconds; an HTTP date is
+/// not worth a date parser here and is ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// The safe parts of an error body: OpenAI's `{"error": {"message", "type",
+/// "param", "code"}}` and Anthropic's `{"type": "error", "error": {"type",
+/// "message"}}`. The message is never kept (it may quote the key).
+fn provider_error(status: u16, body: &Value, retry_after: Option<Duration>) -> ProviderError {
+    let error = body.get("error").unwrap_or(&Value::Null);
+    let text = |k: &str| error.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(safe_word);
+    ProviderError { status, kind: text("code").or_else(|| text("type")), param: text("param"), retry_after }
+}
+
+/// At most 64 characters of `[A-Za-z0-9_.-]`: error codes and parameter
+/// names are words; anything else is not repeated.
+fn safe_word(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).take(64).collect()
 }

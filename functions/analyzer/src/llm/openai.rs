@@ -1,14 +1,20 @@
 //! OpenAI Chat Completions, at a configurable base URL so OpenAI, Ollama,
 //! vLLM and other compatible servers all work.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 
 use super::{Llm, Prompt, send};
 use crate::{
     config::{ApiKey, LlmConfig},
-    error::AnalyzerError,
+    error::{AnalyzerError, ProviderError},
 };
 
 #[derive(Debug, Clone)]
@@ -18,6 +24,10 @@ pub struct OpenAi {
     model: String,
     key: ApiKey,
     timeout: Duration,
+    /// Whether to ask for JSON mode: cleared for good the first time the
+    /// model refuses the parameter (gpt-4 and many compatible servers
+    /// answer 400 `param: response_format`).
+    json_mode: Arc<AtomicBool>,
 }
 
 impl OpenAi {
@@ -28,21 +38,32 @@ impl OpenAi {
             model: config.model.clone(),
             key: config.api_key.clone(),
             timeout,
+            json_mode: Arc::new(AtomicBool::new(true)),
         }
     }
 
-    /// JSON mode (`response_format`) so the model cannot answer in prose.
-    /// No `temperature` or `max_tokens`: some models (o-series, gpt-5)
-    /// reject them, and the answer is a few dozen tokens anyway.
+    /// JSON mode (`response_format`) while the model accepts it, so it
+    /// cannot answer in prose; without it the system prompt still asks for
+    /// JSON only and the verdict's validation enforces it. No `temperature`
+    /// or `max_tokens`: some models (o-series, gpt-5) reject them, and the
+    /// answer is a few dozen tokens anyway.
     pub fn body(&self, prompt: &Prompt) -> Value {
-        json!({
+        let mut body = json!({
             "model": self.model,
             "messages": [
                 {"role": "system", "content": prompt.system},
                 {"role": "user", "content": prompt.user},
             ],
-            "response_format": {"type": "json_object"},
-        })
+        });
+        if self.json_mode.load(Ordering::Relaxed) {
+            body["response_format"] = json!({"type": "json_object"});
+        }
+        body
+    }
+
+    async fn ask(&self, prompt: &Prompt) -> Result<String, AnalyzerError> {
+        let request = self.http.post(&self.url).bearer_auth(self.key.expose()).json(&self.body(prompt));
+        answer(&send(request, self.timeout).await?)
     }
 }
 
@@ -74,7 +95,14 @@ impl Llm for OpenAi {
     }
 
     async fn complete(&self, prompt: &Prompt) -> Result<String, AnalyzerError> {
-        let request = self.http.post(&self.url).bearer_auth(self.key.expose()).json(&self.body(prompt));
-        answer(&send(request, self.timeout).await?)
+        match self.ask(prompt).await {
+            Err(AnalyzerError::LlmStatus(ProviderError { status: 400, param: Some(param), .. }))
+                if param == "response_format" && self.json_mode.swap(false, Ordering::Relaxed) =>
+            {
+                tracing::info!(model = %self.model, "the model does not support JSON mode (response_format); asking without it from now on");
+                self.ask(prompt).await
+            }
+            other => other,
+        }
     }
 }

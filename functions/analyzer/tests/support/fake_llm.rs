@@ -24,8 +24,21 @@ pub enum Mode {
     Good,
     /// A good answer, after this long.
     Slow(Duration),
-    /// HTTP 500.
+    /// HTTP 500, in the provider's error shape.
     ServerError,
+    /// HTTP 400 `invalid_request_error` (a bad parameter value).
+    InvalidRequest,
+    /// HTTP 400 naming `param: response_format` whenever the request asks
+    /// for JSON mode, as gpt-4 answers; a good answer without it.
+    NoJsonMode,
+    /// HTTP 401 with the provider's message, which quotes part of the key.
+    Unauthorized,
+    /// HTTP 429 with `retry-after` in seconds.
+    RateLimited(u64),
+    /// Overloaded: Anthropic's 529 `overloaded_error`, OpenAI's 503.
+    Overloaded,
+    /// A 200 whose body stops half-way (the connection drops).
+    CutShort,
     /// A 200 whose answer text is prose, not JSON.
     Malformed,
     /// A 200 whose body is not JSON at all.
@@ -100,15 +113,15 @@ impl FakeLlm {
     }
 }
 
-/// Records the request and returns the mode to answer in.
-async fn observe(shared: &Shared, path: &str, headers: HeaderMap, body: &Bytes) -> Mode {
-    let body = serde_json::from_slice(body).unwrap_or(Value::Null);
-    shared.seen.lock().unwrap().push(Seen { path: path.into(), headers, body });
+/// Records the request and returns the mode to answer in, and the request.
+async fn observe(shared: &Shared, path: &str, headers: HeaderMap, body: &Bytes) -> (Mode, Value) {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    shared.seen.lock().unwrap().push(Seen { path: path.into(), headers, body: body.clone() });
     let mode = *shared.mode.lock().unwrap();
     if let Mode::Slow(d) = mode {
         tokio::time::sleep(d).await;
     }
-    mode
+    (mode, body)
 }
 
 fn text_of(mode: Mode) -> &'static str {
@@ -119,9 +132,85 @@ fn text_of(mode: Mode) -> &'static str {
     }
 }
 
-fn special(mode: Mode) -> Option<Response> {
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+/// An error body as the provider writes it: OpenAI `{"error": {"message",
+/// "type", "param", "code"}}`, Anthropic `{"type": "error", "error": {"type",
+/// "message"}}`.
+fn error(api: Api, status: StatusCode, kind: &str, param: Option<&str>, message: &str) -> Response {
+    let body = match api {
+        Api::OpenAi => json!({"error": {"message": message, "type": kind, "param": param, "code": null}}),
+        Api::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn special(api: Api, mode: Mode, request: &Value) -> Option<Response> {
+    let openai = api == Api::OpenAi;
     match mode {
-        Mode::ServerError => Some((StatusCode::INTERNAL_SERVER_ERROR, "upstream overloaded").into_response()),
+        Mode::ServerError => {
+            let kind = if openai { "server_error" } else { "api_error" };
+            Some(error(api, StatusCode::INTERNAL_SERVER_ERROR, kind, None, "The server had an error"))
+        }
+        Mode::InvalidRequest => Some(error(
+            api,
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("messages").filter(|_| openai),
+            "Invalid value for 'messages'.",
+        )),
+        Mode::NoJsonMode if openai && request.get("response_format").is_some() => Some(error(
+            api,
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("response_format"),
+            "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model.",
+        )),
+        Mode::Unauthorized if openai => {
+            // OpenAI puts a code beside the type, and quotes part of the key.
+            let message = "Incorrect API key provided: sk-test-****4242. You can find your API key at \
+                https://platform.openai.com/account/api-keys.";
+            let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null,
+                "code": "invalid_api_key"}});
+            Some((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
+        }
+        Mode::Unauthorized => {
+            Some(error(api, StatusCode::UNAUTHORIZED, "authentication_error", None, "invalid x-api-key"))
+        }
+        Mode::RateLimited(secs) => {
+            let kind = if openai { "requests" } else { "rate_limit_error" };
+            let mut r = error(api, StatusCode::TOO_MANY_REQUESTS, kind, None, "Rate limit reached; try again later.");
+            r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+            Some(r)
+        }
+        Mode::Overloaded if openai => Some(error(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            None,
+            "The engine is currently overloaded, please try again later",
+        )),
+        Mode::Overloaded => {
+            Some(error(api, StatusCode::from_u16(529).unwrap(), "overloaded_error", None, "Overloaded"))
+        }
+        Mode::CutShort => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"id\": \"x\", \"choices\": [{\"index\": 0, ")),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection dropped")),
+            ];
+            // A pause before each chunk, so the headers and the first half
+            // are on the wire before the connection drops.
+            let chunks = futures::StreamExt::then(futures::stream::iter(chunks), |c| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                c
+            });
+            let body = axum::body::Body::from_stream(chunks);
+            Some((StatusCode::OK, [("content-type", "application/json")], body).into_response())
+        }
         Mode::BrokenBody => {
             Some((StatusCode::OK, [("content-type", "application/json")], "{\"choices\": [").into_response())
         }
@@ -130,8 +219,8 @@ fn special(mode: Mode) -> Option<Response> {
 }
 
 async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let mode = observe(&shared, "/v1/chat/completions", headers, &body).await;
-    if let Some(r) = special(mode) {
+    let (mode, request) = observe(&shared, "/v1/chat/completions", headers, &body).await;
+    if let Some(r) = special(Api::OpenAi, mode, &request) {
         return r;
     }
     let message = if mode == Mode::Refusal {
@@ -150,8 +239,8 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
 }
 
 async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let mode = observe(&shared, "/v1/messages", headers, &body).await;
-    if let Some(r) = special(mode) {
+    let (mode, request) = observe(&shared, "/v1/messages", headers, &body).await;
+    if let Some(r) = special(Api::Anthropic, mode, &request) {
         return r;
     }
     let (content, stop) = if mode == Mode::Refusal {
