@@ -205,6 +205,8 @@ struct Row {
     /// False for the baseline, where nothing watches.
     watched: bool,
     sample: Sample,
+    /// Why the watcher's figures are missing: it exited during the window.
+    failed: Option<String>,
 }
 
 async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
@@ -219,7 +221,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
 
     eprintln!("baseline: {}s with nothing watching", args.seconds);
     let sample = measure(&engine, None, window).await;
-    rows.push(Row { what: "idle baseline", watched: false, sample });
+    rows.push(Row { what: "idle baseline", watched: false, sample, failed: None });
 
     eprintln!("HemoStat collector: {}s at 1 s resolution", args.seconds);
     let redis = RedisServer::start().await;
@@ -241,26 +243,41 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
         .await
         .unwrap_or_default();
     eprintln!("collector wrote {} stats keys for {} containers", keys.len(), containers.len());
-    rows.push(Row { what: "HemoStat collector", watched: true, sample });
+    rows.push(Row { what: "HemoStat collector", watched: true, sample, failed: None });
     drop(collector);
     drop(redis);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     eprintln!("docker stats: {}s streaming to /dev/null", args.seconds);
     let names: Vec<&str> = containers.iter().map(|c| c.name()).collect();
+    let errors = std::env::temp_dir().join(format!("hemostat-bench-docker-stats-{}.err", std::process::id()));
+    let stderr = std::fs::File::create(&errors).unwrap_or_else(|e| panic!("{}: {e}", errors.display()));
     let mut cli: Child = Command::new("docker")
         .arg("stats")
         .args(&names)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run docker stats: {e}"));
     tokio::time::sleep(WARMUP).await;
     let sample = measure(&engine, Some(cli.id()), window).await;
+    // A CLI that died early measures as a free watcher: say so instead.
+    let failed = match cli.try_wait() {
+        Ok(Some(status)) => {
+            let text = std::fs::read_to_string(&errors).unwrap_or_default();
+            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+            Some(format!("docker stats exited during the run ({status}): {last}"))
+        }
+        _ => None,
+    };
     let _ = cli.kill();
     let _ = cli.wait();
-    rows.push(Row { what: "docker stats", watched: true, sample });
+    let _ = std::fs::remove_file(&errors);
+    if let Some(why) = &failed {
+        eprintln!("warning: {why}");
+    }
+    rows.push(Row { what: "docker stats", watched: true, sample, failed });
     for c in containers {
         // Removed by cleanup(); dropping them only double-checks.
         std::mem::forget(c);
@@ -311,8 +328,11 @@ async fn main() -> std::process::ExitCode {
     println!("|{:-<20}|{:->15}|{:->16}|{:->26}|{:->12}|{:->31}|", "", "", "", "", "", "");
     for r in &rows {
         let s = &r.sample;
-        let (cpu, rss) =
-            if r.watched { (format!("{:.2}", s.watcher), format!("{:.1}", s.rss)) } else { ("-".into(), "-".into()) };
+        let (cpu, rss) = match (r.watched, &r.failed) {
+            (false, _) => ("-".into(), "-".into()),
+            (true, Some(_)) => ("n/a".into(), "n/a".into()),
+            (true, None) => (format!("{:.2}", s.watcher), format!("{:.1}", s.rss)),
+        };
         println!(
             "| {:<18} | {:>13} | {:>14} | {:>24} | {:>10} | {:>29} |",
             r.what,
@@ -322,6 +342,9 @@ async fn main() -> std::process::ExitCode {
             format!("{:.2}", s.shims),
             format!("{:.2}", s.daemons + if r.watched { s.watcher } else { 0.0 }),
         );
+    }
+    for why in rows.iter().filter_map(|r| r.failed.as_deref()) {
+        println!("n/a: {why}");
     }
     std::process::ExitCode::SUCCESS
 }
