@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use hemostat_protocol::config::{DEFAULT_REDIS_URL, library_help, parse_millis, parse_seconds};
 
 use crate::binding::RouteSpec;
 
@@ -10,11 +11,12 @@ use crate::binding::RouteSpec;
 #[command(
     name = "hemostat-bridge",
     version,
-    about = "Carries HemoStat events from Redis streams to functions, at least once."
+    about = "Carries HemoStat events from Redis streams to functions, at least once.",
+    after_help = library_help()
 )]
 pub struct Config {
     /// Redis URL (redis:// or rediss://, credentials allowed; never logged).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     pub redis_url: String,
 
     /// Base URL of the Lambda Invoke API: the local emulator, any Lambda-compatible endpoint, or `aws`
@@ -55,30 +57,33 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_BRIDGE_BATCH_SIZE", default_value_t = 10)]
     pub batch_size: usize,
 
-    /// How long one read waits for new records, in milliseconds.
-    #[arg(long, env = "HEMOSTAT_BRIDGE_BLOCK_MS", default_value_t = 1000)]
+    // Durations below: a bare number keeps the unit in the variable's name
+    // (configurations from before units were accepted); `250ms`, `10s`,
+    // `2m`, `1h` work too. Kept as integers: the consumer counts in them.
+    /// How long one read waits for new records (bare number: milliseconds).
+    #[arg(long, env = "HEMOSTAT_BRIDGE_BLOCK_MS", default_value = "1000", value_parser = parse_millis)]
     pub block_ms: u64,
 
     /// Deliveries of a record before it is dead-lettered.
     #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u64,
 
-    /// First retry delay in milliseconds; doubles with every further attempt.
-    #[arg(long, env = "HEMOSTAT_BRIDGE_RETRY_BASE_MS", default_value_t = 1000)]
+    /// First retry delay (bare number: milliseconds); doubles with every further attempt.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_RETRY_BASE_MS", default_value = "1000", value_parser = parse_millis)]
     pub retry_base_ms: u64,
 
-    /// A record pending this long (ms) at another consumer is taken over: that replica is presumed dead.
-    /// Keep it above the longest function timeout.
-    #[arg(long, env = "HEMOSTAT_BRIDGE_RECLAIM_IDLE_MS", default_value_t = 60_000)]
+    /// A record pending this long (bare number: milliseconds) at another consumer is taken over: that
+    /// replica is presumed dead. Keep it above the longest function timeout.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_RECLAIM_IDLE_MS", default_value = "60000", value_parser = parse_millis)]
     pub reclaim_idle_ms: u64,
 
-    /// Records older than this (seconds) are dead-lettered as stale instead of delivered: acting on an
-    /// hour-old crash would do harm. 0 disables.
-    #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_AGE_SECONDS", default_value_t = 600)]
+    /// Records older than this (bare number: seconds) are dead-lettered as stale instead of delivered:
+    /// acting on an hour-old crash would do harm. 0 disables.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_AGE_SECONDS", default_value = "600", value_parser = parse_seconds)]
     pub max_age_seconds: u64,
 
-    /// Longest wait for one invocation, in seconds.
-    #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKE_TIMEOUT_SECONDS", default_value_t = 60)]
+    /// Longest wait for one invocation (bare number: seconds).
+    #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKE_TIMEOUT_SECONDS", default_value = "60", value_parser = parse_seconds)]
     pub invoke_timeout_seconds: u64,
 }
 
@@ -127,6 +132,33 @@ mod tests {
         assert_eq!(c.backoff(1), Duration::from_millis(100));
         assert_eq!(c.backoff(2), Duration::from_millis(200));
         assert_eq!(c.backoff(4), Duration::from_millis(800));
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_numbers_in_the_named_unit() {
+        let d = Config::parse_from(["hemostat-bridge"]);
+        assert_eq!((d.block_ms, d.retry_base_ms, d.reclaim_idle_ms), (1000, 1000, 60_000));
+        assert_eq!((d.max_age_seconds, d.invoke_timeout_seconds), (600, 60));
+        let c = Config::parse_from([
+            "hemostat-bridge",
+            "--block-ms",
+            "250",
+            "--retry-base-ms",
+            "2s",
+            "--reclaim-idle-ms",
+            "2m",
+            "--max-age-seconds",
+            "1h",
+            "--invoke-timeout-seconds",
+            "90",
+        ]);
+        assert_eq!((c.block_ms, c.retry_base_ms, c.reclaim_idle_ms), (250, 2000, 120_000));
+        assert_eq!((c.max_age_seconds, c.invoke_timeout_seconds), (3600, 90));
+        assert_eq!((c.block(), c.invoke_timeout()), (Duration::from_millis(250), Duration::from_secs(90)));
+        for bad in [["--block-ms", "fast"], ["--max-age-seconds", "1500ms"], ["--invoke-timeout-seconds", "1d"]] {
+            let err = Config::try_parse_from(["hemostat-bridge", bad[0], bad[1]]).unwrap_err().to_string();
+            assert!(err.contains(bad[0]), "{err}");
+        }
     }
 
     #[test]

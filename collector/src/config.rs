@@ -3,15 +3,18 @@
 use std::{fmt, time::Duration};
 
 use clap::Parser;
-use hemostat_protocol::{config::parse_duration, connection::redact};
+use hemostat_protocol::{
+    config::{DEFAULT_REDIS_URL, library_help, parse_duration},
+    connection::redact,
+};
 
 /// HemoStat collector: watches this host's Docker engine, reports crashes
 /// and executes remediation commands.
 #[derive(Clone, Parser)]
-#[command(name = "hemostat-collector", version, about)]
+#[command(name = "hemostat-collector", version, about, after_help = library_help())]
 pub struct Config {
     /// Redis URL (redis:// or rediss://, may carry a password).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     pub redis_url: String,
 
     /// Docker Engine endpoint (unix:// socket or tcp://).

@@ -1,16 +1,13 @@
 //! Lambda entry point: the Redis connection and the HTTP client are built
 //! once per instance and shared by every invocation.
 
-use hemostat_alert::{Alert, Config, config::HELP, deliver, store::RedisLog};
+use hemostat_alert::{Alert, Config, config::USAGE, deliver, store::RedisLog};
 use hemostat_protocol::function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    // Lambda passes no arguments; these only exist for a human at a shell.
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!("{HELP}");
-        return Ok(());
-    }
+    // Before any connection, so `--help` works without Redis or a runtime.
+    USAGE.exit_unless_run();
     let conn = function::init().await?;
     let config = Config::from_env()?;
     let alert = Alert::new(&config, RedisLog::from_config(conn, &config), deliver::client(&config)?);

@@ -5,7 +5,7 @@ use std::{fmt, time::Duration};
 
 use hemostat_protocol::{
     Action,
-    config::{env_or, env_secret},
+    config::{Env, Setting, Usage, empty_env, process_env},
 };
 
 use crate::error::AnalyzerError;
@@ -45,60 +45,126 @@ impl fmt::Debug for ApiKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmConfig {
     pub provider: Provider,
-    /// `AI_MODEL`.
+    /// [`MODEL`].
     pub model: String,
-    /// `OPENAI_BASE_URL` or `ANTHROPIC_BASE_URL`, without a trailing slash.
+    /// [`OPENAI_BASE_URL`] or [`ANTHROPIC_BASE_URL`], without a trailing slash.
     pub base_url: String,
-    /// `OPENAI_API_KEY` or `ANTHROPIC_API_KEY`.
+    /// [`OPENAI_API_KEY`] or [`ANTHROPIC_API_KEY`].
     pub api_key: ApiKey,
 }
 
 pub const DEFAULT_MODEL: &str = "gpt-4";
+// A macro, not only a const, so `MODEL`'s help line can `concat!` it.
+macro_rules! default_anthropic_model {
+    () => {
+        "claude-sonnet-4-5"
+    };
+}
 /// Used when only `ANTHROPIC_API_KEY` is set and `AI_MODEL` is not.
-pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+pub const DEFAULT_ANTHROPIC_MODEL: &str = default_anthropic_model!();
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
-/// What the LLM may choose from unless `AI_ALLOWED_ACTIONS` says otherwise.
-pub const DEFAULT_ALLOWED_ACTIONS: [Action; 5] =
-    [Action::Restart, Action::None, Action::Stop, Action::ScaleUp, Action::Cleanup];
 
+pub const CONFIDENCE_THRESHOLD: Setting =
+    Setting::new("ANALYZER_CONFIDENCE_THRESHOLD", "0.7", "0 to 1: below it, a verdict to act becomes a false alarm");
+pub const HISTORY_SIZE: Setting =
+    Setting::new("ANALYZER_HISTORY_SIZE", "10", "alerts remembered per container, for the pattern rules");
+pub const HISTORY_TTL: Setting =
+    Setting::new("ANALYZER_HISTORY_TTL", "3600", "a container's history is forgotten this long after its last alert")
+        .seconds();
+pub const ALLOWED_ACTIONS: Setting = Setting::new(
+    "AI_ALLOWED_ACTIONS",
+    "restart,none,stop,scale_up,cleanup",
+    "the only actions an LLM verdict may carry (none is always allowed; start and exec never)",
+);
+pub const MODEL: Setting = Setting::new(
+    "AI_MODEL",
+    DEFAULT_MODEL,
+    concat!(
+        "LLM model; claude* with ANTHROPIC_API_KEY selects Anthropic (only that key set: ",
+        default_anthropic_model!(),
+        ")"
+    ),
+);
+pub const OPENAI_API_KEY: Setting =
+    Setting::unset("OPENAI_API_KEY", "OpenAI Chat Completions, or any server speaking it (Ollama, vLLM)").secret();
+pub const OPENAI_BASE_URL: Setting = Setting::new("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, "its base URL");
+pub const ANTHROPIC_API_KEY: Setting = Setting::unset("ANTHROPIC_API_KEY", "Anthropic Messages").secret();
+pub const ANTHROPIC_BASE_URL: Setting = Setting::new("ANTHROPIC_BASE_URL", DEFAULT_ANTHROPIC_BASE_URL, "its base URL");
+pub const TIMEOUT: Setting = Setting::new(
+    "AI_TIMEOUT_SECONDS",
+    "10",
+    "an LLM slower than this is abandoned and the rules decide (rule_fallback)",
+)
+.seconds();
+pub const CACHE_TTL: Setting = Setting::new(
+    "AI_CACHE_TTL_SECONDS",
+    "900",
+    "an LLM verdict is reused this long for the same failure signature; 0 disables",
+)
+.seconds();
+pub const MAX_CALLS_PER_HOUR: Setting = Setting::new(
+    "AI_MAX_CALLS_PER_HOUR",
+    "60",
+    "LLM calls per clock hour across every analyzer instance; beyond, the rules decide; 0 disables the LLM",
+);
+
+/// What `analyzer --help` prints.
+pub const USAGE: Usage = Usage {
+    name: "analyzer",
+    about: "\
+analyzer: HemoStat's analyzer function (AWS Lambda, or the local emulator).
+
+Consumes health_alert batches from the bridge; decides with its rules, or an
+LLM when a key is configured, whether an alert calls for remediation, and
+publishes remediation_needed or false_alarm.",
+    settings: &[
+        CONFIDENCE_THRESHOLD,
+        HISTORY_SIZE,
+        HISTORY_TTL,
+        ALLOWED_ACTIONS,
+        MODEL,
+        OPENAI_API_KEY,
+        OPENAI_BASE_URL,
+        ANTHROPIC_API_KEY,
+        ANTHROPIC_BASE_URL,
+        TIMEOUT,
+        CACHE_TTL,
+        MAX_CALLS_PER_HOUR,
+    ],
+};
+
+/// The settings, each read by the [`Setting`] named in its comment (which
+/// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `ANALYZER_CONFIDENCE_THRESHOLD` (0.7): below it, a verdict to act
-    /// becomes a false alarm.
+    /// [`CONFIDENCE_THRESHOLD`]: below it, a verdict to act becomes a false
+    /// alarm.
     pub confidence_threshold: f64,
-    /// `ANALYZER_HISTORY_SIZE` (10): alerts remembered per container.
+    /// [`HISTORY_SIZE`]: alerts remembered per container.
     pub history_size: usize,
-    /// `ANALYZER_HISTORY_TTL` (3600 s): a container's history is forgotten
-    /// this long after its last alert.
+    /// [`HISTORY_TTL`]: a container's history is forgotten this long after
+    /// its last alert; at least 1 s (Redis expires whole seconds).
     pub history_ttl: Duration,
-    /// `AI_ALLOWED_ACTIONS` (`restart,none,stop,scale_up,cleanup`): the only
-    /// actions an LLM verdict may carry; `none` is always allowed.
+    /// [`ALLOWED_ACTIONS`]: the only actions an LLM verdict may carry;
+    /// `none` is always allowed.
     pub allowed_actions: Vec<Action>,
-    /// The LLM, from `AI_MODEL` and the provider keys; `None`: rules only.
+    /// The LLM, from [`MODEL`] and the provider keys; `None`: rules only.
     pub llm: Option<LlmConfig>,
-    /// `AI_TIMEOUT_SECONDS` (10): a slower answer is abandoned for the rules.
+    /// [`TIMEOUT`]: a slower answer is abandoned for the rules.
     pub ai_timeout: Duration,
-    /// `AI_CACHE_TTL_SECONDS` (900): how long an LLM verdict is reused for
-    /// the same failure signature (image, anomaly kinds, pattern).
+    /// [`CACHE_TTL`]: how long an LLM verdict is reused for the same failure
+    /// signature (image, anomaly kinds, pattern).
     pub cache_ttl: Duration,
-    /// `AI_MAX_CALLS_PER_HOUR` (60): LLM calls per clock hour across every
-    /// analyzer instance; beyond, the rules decide. 0 disables the LLM.
+    /// [`MAX_CALLS_PER_HOUR`]: LLM calls per clock hour across every analyzer
+    /// instance; beyond, the rules decide. 0 disables the LLM.
     pub max_calls_per_hour: u64,
 }
 
 impl Default for Config {
+    /// Every setting at its default: what an empty environment gives.
     fn default() -> Self {
-        Config {
-            confidence_threshold: 0.7,
-            history_size: 10,
-            history_ttl: Duration::from_secs(3600),
-            allowed_actions: DEFAULT_ALLOWED_ACTIONS.to_vec(),
-            llm: None,
-            ai_timeout: Duration::from_secs(10),
-            cache_ttl: Duration::from_secs(900),
-            max_calls_per_hour: 60,
-        }
+        Config::from_source(&empty_env).expect("the analyzer defaults are valid")
     }
 }
 
@@ -108,38 +174,38 @@ fn bad(name: &'static str, reason: impl Into<String>) -> AnalyzerError {
 
 impl Config {
     pub fn from_env() -> Result<Self, AnalyzerError> {
-        let d = Config::default();
-        let confidence_threshold: f64 = env_or("ANALYZER_CONFIDENCE_THRESHOLD", d.confidence_threshold)?;
+        Config::from_source(&process_env)
+    }
+
+    pub fn from_source(env: Env<'_>) -> Result<Self, AnalyzerError> {
+        let confidence_threshold: f64 = CONFIDENCE_THRESHOLD.parse(env)?;
         if !(0.0..=1.0).contains(&confidence_threshold) {
-            return Err(bad("ANALYZER_CONFIDENCE_THRESHOLD", "must be between 0 and 1"));
+            return Err(bad(CONFIDENCE_THRESHOLD.name, "must be between 0 and 1"));
         }
-        let history_size: usize = env_or("ANALYZER_HISTORY_SIZE", d.history_size)?;
+        let history_size: usize = HISTORY_SIZE.parse(env)?;
         if history_size == 0 {
-            return Err(bad("ANALYZER_HISTORY_SIZE", "must be at least 1"));
+            return Err(bad(HISTORY_SIZE.name, "must be at least 1"));
         }
-        let history_ttl = Duration::from_secs(env_or("ANALYZER_HISTORY_TTL", 3600u64)?.max(1));
-        let allowed = std::env::var("AI_ALLOWED_ACTIONS").unwrap_or_default();
-        let allowed_actions = if allowed.trim().is_empty() { d.allowed_actions } else { parse_actions(&allowed)? };
-        let ai_timeout: f64 = env_or("AI_TIMEOUT_SECONDS", 10.0)?;
-        if !(ai_timeout.is_finite() && ai_timeout > 0.0) {
-            return Err(bad("AI_TIMEOUT_SECONDS", "must be a positive number"));
+        let ai_timeout = TIMEOUT.duration(env)?;
+        if ai_timeout.is_zero() {
+            return Err(bad(TIMEOUT.name, "must be above 0"));
         }
         let llm = select_llm(
-            env_secret("AI_MODEL").as_deref(),
-            env_secret("OPENAI_API_KEY").map(ApiKey),
-            env_secret("ANTHROPIC_API_KEY").map(ApiKey),
-            env_secret("OPENAI_BASE_URL").as_deref(),
-            env_secret("ANTHROPIC_BASE_URL").as_deref(),
+            MODEL.configured(env).as_deref(),
+            OPENAI_API_KEY.configured(env).map(ApiKey),
+            ANTHROPIC_API_KEY.configured(env).map(ApiKey),
+            OPENAI_BASE_URL.configured(env).as_deref(),
+            ANTHROPIC_BASE_URL.configured(env).as_deref(),
         )?;
         Ok(Config {
             confidence_threshold,
             history_size,
-            history_ttl,
-            allowed_actions,
+            history_ttl: HISTORY_TTL.duration(env)?.max(Duration::from_secs(1)),
+            allowed_actions: parse_actions(&ALLOWED_ACTIONS.text(env).unwrap_or_default())?,
             llm,
-            ai_timeout: Duration::from_secs_f64(ai_timeout),
-            cache_ttl: Duration::from_secs(env_or("AI_CACHE_TTL_SECONDS", 900u64)?),
-            max_calls_per_hour: env_or("AI_MAX_CALLS_PER_HOUR", 60u64)?,
+            ai_timeout,
+            cache_ttl: CACHE_TTL.duration(env)?,
+            max_calls_per_hour: MAX_CALLS_PER_HOUR.parse(env)?,
         })
     }
 
@@ -149,20 +215,24 @@ impl Config {
     }
 }
 
-/// `restart,none,...`. `start` and `exec` are refused: an alert never
-/// calls for starting a running container, and `exec` needs a command line
-/// no verdict carries.
+/// `restart,none,...`, in the order given (the prompt lists them so);
+/// `none` is added first when missing. `start` and `exec` are refused: an
+/// alert never calls for starting a running container, and `exec` needs a
+/// command line no verdict carries.
 pub fn parse_actions(list: &str) -> Result<Vec<Action>, AnalyzerError> {
-    let mut out = vec![Action::None];
+    let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let action: Action = serde_json::from_value(serde_json::Value::String(name.to_owned()))
-            .map_err(|_| bad("AI_ALLOWED_ACTIONS", format!("unknown action {name:?}")))?;
+            .map_err(|_| bad(ALLOWED_ACTIONS.name, format!("unknown action {name:?}")))?;
         if matches!(action, Action::Start | Action::Exec) {
-            return Err(bad("AI_ALLOWED_ACTIONS", format!("{name} cannot be chosen by the analyzer")));
+            return Err(bad(ALLOWED_ACTIONS.name, format!("{name} cannot be chosen by the analyzer")));
         }
         if !out.contains(&action) {
             out.push(action);
         }
+    }
+    if !out.contains(&Action::None) {
+        out.insert(0, Action::None);
     }
     Ok(out)
 }
@@ -201,7 +271,7 @@ pub fn select_llm(
             api_key: key,
         }),
         (None, Some(_)) if model.is_some() => {
-            return Err(bad("AI_MODEL", "only ANTHROPIC_API_KEY is set, so the model must be a Claude model"));
+            return Err(bad(MODEL.name, "only ANTHROPIC_API_KEY is set, so the model must be a Claude model"));
         }
         (None, Some(key)) => Some(anthropic(key, DEFAULT_ANTHROPIC_MODEL)),
         (None, None) => None,
@@ -247,6 +317,51 @@ mod tests {
             Config { llm: select_llm(None, key("sk-secret-123"), None, None, None).unwrap(), ..Config::default() };
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("sk-secret-123") && shown.contains("redacted"), "{shown}");
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let d = Config::default();
+        assert_eq!((d.confidence_threshold, d.history_size, d.max_calls_per_hour), (0.7, 10, 60));
+        assert_eq!((d.history_ttl, d.ai_timeout, d.cache_ttl), (secs(3600), secs(10), secs(900)));
+        let expected = [Action::Restart, Action::None, Action::Stop, Action::ScaleUp, Action::Cleanup];
+        assert_eq!(d.allowed_actions, expected);
+        assert!(d.llm.is_none());
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        let env =
+            env_of(&[("AI_TIMEOUT_SECONDS", "2.5"), ("AI_CACHE_TTL_SECONDS", "15m"), ("ANALYZER_HISTORY_TTL", "2h")]);
+        let c = Config::from_source(&env).unwrap();
+        assert_eq!((c.ai_timeout, c.cache_ttl, c.history_ttl), (Duration::from_millis(2500), secs(900), secs(7200)));
+        let c = Config::from_source(&env_of(&[("AI_TIMEOUT_SECONDS", "500ms"), ("ANALYZER_HISTORY_TTL", "0")]));
+        let c = c.unwrap();
+        assert_eq!((c.ai_timeout, c.history_ttl), (Duration::from_millis(500), secs(1)));
+        for (name, value) in
+            [("AI_TIMEOUT_SECONDS", "0"), ("AI_TIMEOUT_SECONDS", "10x"), ("AI_CACHE_TTL_SECONDS", "-1")]
+        {
+            let env = move |n: &str| (n == name).then(|| value.to_owned());
+            let err = Config::from_source(&env).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn help_names_every_setting_and_no_key() {
+        let help = USAGE.help(&env_of(&[("OPENAI_API_KEY", "sk-secret-123")]));
+        for s in USAGE.settings {
+            assert!(help.contains(s.name), "{}", s.name);
+        }
+        assert!(!help.contains("sk-secret-123") && help.contains("[secret: set]"), "{help}");
     }
 
     #[test]

@@ -3,12 +3,15 @@
 
 use hemostat_analyzer::{
     Analyzer, Config,
+    config::USAGE,
     llm::{LlmClient, http_client},
 };
 use hemostat_protocol::{RedisPublisher, function};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // Before any connection, so `--help` works without Redis or a runtime.
+    USAGE.exit_unless_run();
     let conn = function::init().await?;
     let config = Config::from_env()?;
     let llm = match &config.llm {

@@ -1,12 +1,14 @@
 //! Lambda entry point: the Redis connection and the page are built once per
 //! instance and shared by every request.
 
-use hemostat_dashboard::{Config, Dashboard, store::RedisStore};
+use hemostat_dashboard::{Config, Dashboard, config::USAGE, store::RedisStore};
 use hemostat_protocol::function;
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // Before any connection, so `--help` works without Redis or a runtime.
+    USAGE.exit_unless_run();
     let conn = function::init().await?;
     let config = Config::from_env()?;
     tracing::info!(?config, "dashboard starting");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hemostat_protocol::config::{env_bool, env_or, env_secret, parse_duration};
+use hemostat_protocol::config::{Env, Setting, Usage, empty_env, process_env};
 
 use crate::error::ExporterError;
 
@@ -29,36 +29,90 @@ impl std::str::FromStr for CloudWatchMode {
     }
 }
 
+pub const DEDUPE_TTL: Setting = Setting::new(
+    "EXPORTER_DEDUPE_TTL_SECONDS",
+    "3600",
+    "a counted record is remembered this long so a redelivery is not counted twice; \
+     above the bridge's HEMOSTAT_BRIDGE_MAX_AGE_SECONDS",
+)
+.seconds();
+pub const CONTAINER_METRICS: Setting = Setting::new(
+    "EXPORTER_CONTAINER_METRICS",
+    "true",
+    "per-container gauges (CPU, memory, status) from the collectors' stats on every scrape",
+);
+pub const MAX_CONTAINERS: Setting = Setting::new(
+    "EXPORTER_MAX_CONTAINERS",
+    "2000",
+    "containers exported per scrape at most; the rest are counted in hemostat_exporter_containers_truncated",
+);
+pub const BEARER_TOKEN: Setting =
+    Setting::unset("EXPORTER_BEARER_TOKEN", "when set, /metrics requires Authorization: Bearer <token>").secret();
+pub const CLOUDWATCH_ENABLED: Setting = Setting::new(
+    "EXPORTER_CLOUDWATCH_ENABLED",
+    "auto",
+    "also send to CloudWatch: true, false, or auto (on inside AWS Lambda with the role's credentials)",
+);
+pub const CLOUDWATCH_NAMESPACE: Setting = Setting::new(
+    "EXPORTER_CLOUDWATCH_NAMESPACE",
+    "HemoStat",
+    "the CloudWatch namespace (the template's IAM policy allows this one only)",
+);
+pub const CLOUDWATCH_ENDPOINT: Setting = Setting::unset("EXPORTER_CLOUDWATCH_ENDPOINT", "CloudWatch endpoint override");
+pub const CLOUDWATCH_TIMEOUT: Setting =
+    Setting::new("EXPORTER_CLOUDWATCH_TIMEOUT", "5s", "bound on each PutMetricData call").seconds();
+
+/// What `exporter --help` prints.
+pub const USAGE: Usage = Usage {
+    name: "exporter",
+    about: "\
+exporter: HemoStat's exporter function (AWS Lambda, or the local emulator).
+
+Counts every event batch the bridge delivers, serves Prometheus metrics at
+/metrics of its function URL, and on its schedule reports collector
+heartbeats and sends metrics to CloudWatch.",
+    settings: &[
+        DEDUPE_TTL,
+        CONTAINER_METRICS,
+        MAX_CONTAINERS,
+        BEARER_TOKEN,
+        CLOUDWATCH_ENABLED,
+        CLOUDWATCH_NAMESPACE,
+        CLOUDWATCH_ENDPOINT,
+        CLOUDWATCH_TIMEOUT,
+    ],
+};
+
+/// The settings, each read by the [`Setting`] named in its comment (which
+/// holds the variable and its default).
 #[derive(Clone)]
 pub struct Config {
-    /// `EXPORTER_DEDUPE_TTL_SECONDS` (3600): how long a counted record is
-    /// remembered, so a redelivery is not counted twice. Must exceed how
-    /// long the bridge keeps redelivering (`HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`,
-    /// 600 s by default).
+    /// [`DEDUPE_TTL`], at least 1 s: how long a counted record is
+    /// remembered, so a redelivery is not counted twice. Must exceed how long
+    /// the bridge keeps redelivering (`HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`).
     pub dedupe_ttl: Duration,
-    /// `EXPORTER_CONTAINER_METRICS` (true): per-container gauges (CPU,
-    /// memory, status) from the collectors' stats keys on every scrape.
+    /// [`CONTAINER_METRICS`]: per-container gauges (CPU, memory, status) from
+    /// the collectors' stats keys on every scrape.
     pub container_metrics: bool,
-    /// `EXPORTER_MAX_CONTAINERS` (2000): at most this many containers are
-    /// exported per scrape, so a huge fleet cannot make a scrape slow or
-    /// its answer exceed the function URL's 6 MB; the rest are counted in
+    /// [`MAX_CONTAINERS`]: at most this many containers are exported per
+    /// scrape, so a huge fleet cannot make a scrape slow or its answer exceed
+    /// the function URL's 6 MB; the rest are counted in
     /// `hemostat_exporter_containers_truncated`.
     pub max_containers: usize,
-    /// `EXPORTER_BEARER_TOKEN` (unset): when set, `/metrics` requires
-    /// `Authorization: Bearer <token>` (for a function URL with AuthType
-    /// NONE). Never logged.
+    /// [`BEARER_TOKEN`]: when set, `/metrics` requires `Authorization: Bearer
+    /// <token>` (for a function URL with AuthType NONE). Never logged.
     pub bearer_token: Option<String>,
-    /// `EXPORTER_CLOUDWATCH_ENABLED` (auto): `true`, `false`, or `auto` (on
-    /// inside AWS Lambda).
+    /// [`CLOUDWATCH_ENABLED`]: `true`, `false`, or `auto` (on inside AWS
+    /// Lambda).
     pub cloudwatch: CloudWatchMode,
-    /// `EXPORTER_CLOUDWATCH_NAMESPACE` (HemoStat): the CloudWatch namespace;
-    /// the template's IAM policy allows PutMetricData in this one only.
+    /// [`CLOUDWATCH_NAMESPACE`]: the CloudWatch namespace; the template's IAM
+    /// policy allows PutMetricData in this one only.
     pub cloudwatch_namespace: String,
-    /// `EXPORTER_CLOUDWATCH_ENDPOINT` (unset): CloudWatch endpoint override
-    /// (tests point it at moto). `AWS_ENDPOINT_URL_CLOUDWATCH`, which the
-    /// SDK reads itself, works as well outside the emulator.
+    /// [`CLOUDWATCH_ENDPOINT`]: CloudWatch endpoint override (tests point it
+    /// at moto). `AWS_ENDPOINT_URL_CLOUDWATCH`, which the SDK reads itself,
+    /// works as well outside the emulator.
     pub cloudwatch_endpoint: Option<String>,
-    /// `EXPORTER_CLOUDWATCH_TIMEOUT` (5s): bound on each PutMetricData call.
+    /// [`CLOUDWATCH_TIMEOUT`], above 0: bound on each PutMetricData call.
     pub cloudwatch_timeout: Duration,
 }
 
@@ -79,59 +133,46 @@ impl std::fmt::Debug for Config {
 }
 
 impl Default for Config {
+    /// Every setting at its default: what an empty environment gives.
     fn default() -> Self {
-        Config {
-            dedupe_ttl: Duration::from_secs(3600),
-            container_metrics: true,
-            max_containers: 2000,
-            bearer_token: None,
-            cloudwatch: CloudWatchMode::Auto,
-            cloudwatch_namespace: "HemoStat".into(),
-            cloudwatch_endpoint: None,
-            cloudwatch_timeout: Duration::from_secs(5),
-        }
+        Config::from_source(&empty_env).expect("the exporter defaults are valid")
     }
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ExporterError> {
-        let dedupe_ttl: u64 = env_or("EXPORTER_DEDUPE_TTL_SECONDS", 3600)?;
-        if dedupe_ttl == 0 {
+        Config::from_source(&process_env)
+    }
+
+    pub fn from_source(env: Env<'_>) -> Result<Self, ExporterError> {
+        let dedupe_ttl = DEDUPE_TTL.duration(env)?;
+        if dedupe_ttl < Duration::from_secs(1) {
             return Err(ExporterError::Config {
-                name: "EXPORTER_DEDUPE_TTL_SECONDS",
-                reason: "must be at least 1: redelivered records would be counted again".into(),
+                name: DEDUPE_TTL.name,
+                reason: "must be at least 1s: redelivered records would be counted again".into(),
             });
         }
-        let namespace = std::env::var("EXPORTER_CLOUDWATCH_NAMESPACE")
-            .ok()
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "HemoStat".into());
+        let namespace = CLOUDWATCH_NAMESPACE.text(env).unwrap_or_default();
         // CloudWatch reserves the AWS/ prefix for AWS's own metrics.
         if namespace.starts_with("AWS/") || namespace.len() > 255 {
             return Err(ExporterError::Config {
-                name: "EXPORTER_CLOUDWATCH_NAMESPACE",
+                name: CLOUDWATCH_NAMESPACE.name,
                 reason: "must not start with AWS/ and be at most 255 characters".into(),
             });
         }
-        let timeout = match std::env::var("EXPORTER_CLOUDWATCH_TIMEOUT") {
-            Ok(v) if !v.trim().is_empty() => {
-                parse_duration(&v).ok().filter(|d| !d.is_zero()).ok_or_else(|| ExporterError::Config {
-                    name: "EXPORTER_CLOUDWATCH_TIMEOUT",
-                    reason: format!("{v:?} is not a positive duration (5, 5s, 500ms, 1m)"),
-                })?
-            }
-            _ => Duration::from_secs(5),
-        };
+        let cloudwatch_timeout = CLOUDWATCH_TIMEOUT.duration(env)?;
+        if cloudwatch_timeout.is_zero() {
+            return Err(ExporterError::Config { name: CLOUDWATCH_TIMEOUT.name, reason: "must be above 0".into() });
+        }
         Ok(Config {
-            dedupe_ttl: Duration::from_secs(dedupe_ttl),
-            container_metrics: env_bool("EXPORTER_CONTAINER_METRICS", true)?,
-            max_containers: env_or("EXPORTER_MAX_CONTAINERS", 2000)?,
-            bearer_token: env_secret("EXPORTER_BEARER_TOKEN"),
-            cloudwatch: env_or("EXPORTER_CLOUDWATCH_ENABLED", CloudWatchMode::Auto)?,
+            dedupe_ttl,
+            container_metrics: CONTAINER_METRICS.flag(env)?,
+            max_containers: MAX_CONTAINERS.parse(env)?,
+            bearer_token: BEARER_TOKEN.configured(env),
+            cloudwatch: CLOUDWATCH_ENABLED.parse(env)?,
             cloudwatch_namespace: namespace,
-            cloudwatch_endpoint: env_secret("EXPORTER_CLOUDWATCH_ENDPOINT"),
-            cloudwatch_timeout: timeout,
+            cloudwatch_endpoint: CLOUDWATCH_ENDPOINT.configured(env),
+            cloudwatch_timeout,
         })
     }
 
@@ -158,6 +199,46 @@ pub fn running_on_aws(is_set: impl Fn(&str) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let d = Config::default();
+        assert_eq!((d.dedupe_ttl, d.cloudwatch_timeout), (Duration::from_secs(3600), Duration::from_secs(5)));
+        assert_eq!((d.container_metrics, d.max_containers, d.cloudwatch), (true, 2000, CloudWatchMode::Auto));
+        assert_eq!((d.cloudwatch_namespace.as_str(), d.bearer_token, d.cloudwatch_endpoint), ("HemoStat", None, None));
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        let env = env_of(&[("EXPORTER_DEDUPE_TTL_SECONDS", "2h"), ("EXPORTER_CLOUDWATCH_TIMEOUT", "1500ms")]);
+        let c = Config::from_source(&env).unwrap();
+        assert_eq!((c.dedupe_ttl, c.cloudwatch_timeout), (Duration::from_secs(7200), Duration::from_millis(1500)));
+        let c = Config::from_source(&env_of(&[("EXPORTER_DEDUPE_TTL_SECONDS", "600")])).unwrap();
+        assert_eq!(c.dedupe_ttl, Duration::from_secs(600));
+        for (name, value) in [
+            ("EXPORTER_DEDUPE_TTL_SECONDS", "0"),
+            ("EXPORTER_DEDUPE_TTL_SECONDS", "500ms"),
+            ("EXPORTER_CLOUDWATCH_TIMEOUT", "0s"),
+            ("EXPORTER_CLOUDWATCH_TIMEOUT", "soon"),
+        ] {
+            let env = move |n: &str| (n == name).then(|| value.to_owned());
+            let err = Config::from_source(&env).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn help_names_every_setting_and_not_the_token() {
+        let help = USAGE.help(&env_of(&[("EXPORTER_BEARER_TOKEN", "tok-123")]));
+        for s in USAGE.settings {
+            assert!(help.contains(s.name), "{}", s.name);
+        }
+        assert!(!help.contains("tok-123"), "{help}");
+    }
 
     #[test]
     fn cloudwatch_modes() {

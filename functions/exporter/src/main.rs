@@ -6,6 +6,7 @@
 use hemostat_exporter::{
     Config, Exporter,
     cloudwatch::{CloudWatchSink, Sink},
+    config::USAGE,
     store::RedisStore,
 };
 use hemostat_protocol::{RedisPublisher, function};
@@ -14,6 +15,8 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // Before any connection, so `--help` works without Redis or a runtime.
+    USAGE.exit_unless_run();
     let conn = function::init().await?;
     let config = Config::from_env()?;
     let sink = if config.cloudwatch_enabled() {

@@ -2,28 +2,69 @@
 
 use hemostat_protocol::{
     ProtocolError,
-    config::{env_bool, env_or, env_secret},
+    config::{Env, Setting, Usage, empty_env, process_env},
 };
 
+// The gate's Lua scripts count whole seconds, hence `whole_seconds` below.
+pub const COOLDOWN: Setting =
+    Setting::new("RESPONDER_COOLDOWN_SECONDS", "3600", "minimum time between two actions on one container").seconds();
+pub const MAX_RETRIES_PER_HOUR: Setting =
+    Setting::new("RESPONDER_MAX_RETRIES_PER_HOUR", "3", "actions per container and hour (circuit breaker)");
+pub const DRY_RUN: Setting = Setting::new(
+    "RESPONDER_DRY_RUN",
+    "false",
+    "commands are marked dry-run: the collector reports what it would do and does nothing",
+);
+pub const COMMAND_KEY: Setting = Setting::unset(
+    "HEMOSTAT_COMMAND_KEY",
+    "HMAC-SHA256 key signing commands; collectors with the same key refuse unsigned ones",
+)
+.secret();
+pub const FLEET_BRAKE_HOSTS: Setting = Setting::new(
+    "RESPONDER_FLEET_BRAKE_HOSTS",
+    "3",
+    "at most this many hosts per image remediated within the window; the next trips the brake; 0 disables",
+);
+pub const FLEET_BRAKE_WINDOW: Setting = Setting::new(
+    "RESPONDER_FLEET_BRAKE_WINDOW_SECONDS",
+    "600",
+    "the fleet brake's window, and how long it holds once tripped",
+)
+.seconds();
+
+/// What `responder --help` prints.
+pub const USAGE: Usage = Usage {
+    name: "responder",
+    about: "\
+responder: HemoStat's responder function (AWS Lambda, or the local emulator).
+
+Consumes remediation_needed batches from the bridge; its safety gate
+(cooldown, circuit breaker, fleet brake) decides, and allowed actions become
+signed commands in the container's host stream.",
+    settings: &[COOLDOWN, MAX_RETRIES_PER_HOUR, DRY_RUN, COMMAND_KEY, FLEET_BRAKE_HOSTS, FLEET_BRAKE_WINDOW],
+};
+
+/// The settings, each read by the [`Setting`] named in its comment (which
+/// holds the variable and its default).
 #[derive(Clone)]
 pub struct Config {
-    /// `RESPONDER_COOLDOWN_SECONDS` (3600): minimum time between two actions
-    /// on one container.
+    /// [`COOLDOWN`], in whole seconds: minimum time between two actions on
+    /// one container.
     pub cooldown_seconds: u64,
-    /// `RESPONDER_MAX_RETRIES_PER_HOUR` (3): circuit breaker per container.
+    /// [`MAX_RETRIES_PER_HOUR`]: circuit breaker per container.
     pub max_actions_per_hour: u64,
-    /// `RESPONDER_DRY_RUN` (false): commands are marked dry-run; the
-    /// collector reports what it would have done without doing it.
+    /// [`DRY_RUN`]: commands are marked dry-run; the collector reports what
+    /// it would have done without doing it.
     pub dry_run: bool,
-    /// `HEMOSTAT_COMMAND_KEY`: HMAC key signing commands; collectors with the
-    /// same key refuse anything unsigned or forged.
+    /// [`COMMAND_KEY`]: HMAC key signing commands; collectors with the same
+    /// key refuse anything unsigned or forged.
     pub command_key: Option<String>,
-    /// `RESPONDER_FLEET_BRAKE_HOSTS` (3): at most this many hosts per image
-    /// remediated within the window; the next one trips the brake
-    /// ("suspected bad release"). 0 turns the brake off.
+    /// [`FLEET_BRAKE_HOSTS`]: at most this many hosts per image remediated
+    /// within the window; the next one trips the brake ("suspected bad
+    /// release"). 0 turns the brake off.
     pub fleet_brake_hosts: u64,
-    /// `RESPONDER_FLEET_BRAKE_WINDOW_SECONDS` (600): the brake's window, and
-    /// how long it holds once tripped.
+    /// [`FLEET_BRAKE_WINDOW`], in whole seconds: the brake's window, and how
+    /// long it holds once tripped.
     pub fleet_brake_window_seconds: u64,
 }
 
@@ -42,27 +83,25 @@ impl std::fmt::Debug for Config {
 }
 
 impl Default for Config {
+    /// Every setting at its default: what an empty environment gives.
     fn default() -> Self {
-        Config {
-            cooldown_seconds: 3600,
-            max_actions_per_hour: 3,
-            dry_run: false,
-            command_key: None,
-            fleet_brake_hosts: 3,
-            fleet_brake_window_seconds: 600,
-        }
+        Config::from_source(&empty_env).expect("the responder defaults are valid")
     }
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ProtocolError> {
+        Config::from_source(&process_env)
+    }
+
+    pub fn from_source(env: Env<'_>) -> Result<Self, ProtocolError> {
         Ok(Config {
-            cooldown_seconds: env_or("RESPONDER_COOLDOWN_SECONDS", 3600)?,
-            max_actions_per_hour: env_or("RESPONDER_MAX_RETRIES_PER_HOUR", 3)?,
-            dry_run: env_bool("RESPONDER_DRY_RUN", false)?,
-            command_key: env_secret("HEMOSTAT_COMMAND_KEY"),
-            fleet_brake_hosts: env_or("RESPONDER_FLEET_BRAKE_HOSTS", 3)?,
-            fleet_brake_window_seconds: env_or("RESPONDER_FLEET_BRAKE_WINDOW_SECONDS", 600)?,
+            cooldown_seconds: COOLDOWN.whole_seconds(env)?,
+            max_actions_per_hour: MAX_RETRIES_PER_HOUR.parse(env)?,
+            dry_run: DRY_RUN.flag(env)?,
+            command_key: COMMAND_KEY.configured(env),
+            fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
+            fleet_brake_window_seconds: FLEET_BRAKE_WINDOW.whole_seconds(env)?,
         })
     }
 
@@ -79,9 +118,43 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
     #[test]
     fn debug_never_shows_the_key() {
         let c = Config { command_key: Some("hunter2".into()), ..Config::default() };
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!((c.cooldown_seconds, c.max_actions_per_hour, c.dry_run), (3600, 3, false));
+        assert_eq!((c.fleet_brake_hosts, c.fleet_brake_window_seconds, c.command_key), (3, 600, None));
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        let c = Config::from_source(&env_of(&[
+            ("RESPONDER_COOLDOWN_SECONDS", "30m"),
+            ("RESPONDER_FLEET_BRAKE_WINDOW_SECONDS", "120"),
+        ]))
+        .unwrap();
+        assert_eq!((c.cooldown_seconds, c.fleet_brake_window_seconds), (1800, 120));
+        let err = Config::from_source(&env_of(&[("RESPONDER_COOLDOWN_SECONDS", "1500ms")])).unwrap_err().to_string();
+        assert!(err.contains("RESPONDER_COOLDOWN_SECONDS") && err.contains("whole number"), "{err}");
+        let err = Config::from_source(&env_of(&[("RESPONDER_FLEET_BRAKE_WINDOW_SECONDS", "ten")])).unwrap_err();
+        assert!(err.to_string().contains("RESPONDER_FLEET_BRAKE_WINDOW_SECONDS"), "{err}");
+    }
+
+    #[test]
+    fn help_names_every_setting_and_not_the_key() {
+        let help = USAGE.help(&env_of(&[("HEMOSTAT_COMMAND_KEY", "hunter2")]));
+        for s in USAGE.settings {
+            assert!(help.contains(s.name), "{}", s.name);
+        }
+        assert!(!help.contains("hunter2"), "{help}");
     }
 }

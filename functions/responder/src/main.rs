@@ -2,10 +2,12 @@
 //! every invocation.
 
 use hemostat_protocol::{RedisPublisher, function};
-use hemostat_responder::{Config, Responder, store::RedisStore};
+use hemostat_responder::{Config, Responder, config::USAGE, store::RedisStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    // Before any connection, so `--help` works without Redis or a runtime.
+    USAGE.exit_unless_run();
     let conn = function::init().await?;
     let config = Config::from_env()?;
     tracing::info!(?config, "responder starting");

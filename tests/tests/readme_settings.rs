@@ -1,0 +1,293 @@
+//! The README's tables of environment variables and the binaries' `--help`
+//! agree: every variable a binary's help lists is in the README table of
+//! that binary (or the shared one), and every variable of a table is in the
+//! help of the binaries it is for, unless an allow-list below says why not.
+//!
+//! Runs the built binaries (`cargo build --workspace --bins`), with an empty
+//! environment: `--help` must need neither Redis nor a Lambda runtime.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+use hemostat_e2e::{bin_dir, workspace_root};
+
+const COLLECTOR: &str = "hemostat-collector";
+const BRIDGE: &str = "hemostat-bridge";
+const LOCAL: &str = "hemostat-local";
+const ANALYZER: &str = "analyzer";
+const RESPONDER: &str = "responder";
+const ALERT: &str = "alert";
+const DASHBOARD: &str = "dashboard";
+const EXPORTER: &str = "exporter";
+
+const FUNCTIONS: [&str; 5] = [ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER];
+const BINARIES: [&str; 8] = [COLLECTOR, BRIDGE, LOCAL, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER];
+
+/// Each README table of variables, by the first word of the line that
+/// introduces it, and the binaries whose help must list its variables.
+const TABLES: &[(&str, &[&str])] = &[
+    ("Shared", &[COLLECTOR, BRIDGE, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER]),
+    ("Collector", &[COLLECTOR]),
+    ("Bridge", &[BRIDGE]),
+    ("Analyzer", &[ANALYZER]),
+    ("Responder", &[RESPONDER]),
+    ("Alert", &[ALERT]),
+    ("Dashboard", &[DASHBOARD]),
+    ("Exporter", &[EXPORTER]),
+    ("Emulator", &[LOCAL]),
+];
+
+/// Variables in a README table that no binary reads: the variable, a file
+/// (from the repository root) that does read it, and why it is documented
+/// next to the binaries. The test checks the file still mentions it.
+const READ_BY_FILES: &[(&str, &str, &str)] = &[
+    ("HEMOSTAT_REDIS_PORT", "compose.yaml", "compose publishes Redis on this 127.0.0.1 port"),
+    ("HEMOSTAT_LOCAL_PORT", "compose.yaml", "compose publishes the emulator on this 127.0.0.1 port"),
+    ("HEMOSTAT_DEMO_PORT", "compose.yaml", "compose publishes the demo target on this 127.0.0.1 port"),
+    ("HEMOSTAT_PROMETHEUS_PORT", "compose.yaml", "compose publishes Prometheus on this 127.0.0.1 port"),
+    ("DOCKER_SOCKET", "compose.yaml", "compose mounts this socket into the collector"),
+    ("COMPOSE_PROJECT_NAME", "compose.yaml", "docker-compose's own project name"),
+    ("HEMOSTAT_PROFILE", "scripts/stack.sh", "the build profile of scripts/stack.sh and scripts/compose.sh"),
+    ("HEMOSTAT_SKIP_BUILD", "scripts/stack.sh", "scripts/stack.sh and scripts/compose.sh use target/ as it is"),
+    ("HEMOSTAT_IMAGES_DIR", "infra/images/stage.sh", "where the image build contexts are staged"),
+    ("HEMOSTAT_BASE_IMAGE", "infra/images/stage.sh", "the staged base image's name"),
+    ("HEMOSTAT_LAMBDA_TARGET_DIR", "scripts/lambda-build.sh", "cargo's target dir of the arm64 build"),
+    ("HEMOSTAT_SKIP_INIT", "scripts/lambda-build.sh", "skips the cold-start measurement"),
+    ("HEMOSTAT_VENV", "scripts/python-tools.sh", "where the Python tools are installed"),
+    ("HEMOSTAT_DEMO_IMAGE", "scripts/demo/lib.sh", "the demo target's image"),
+    ("HEMOSTAT_DEMO_LABELS", "scripts/demo/lib.sh", "extra labels on the demo target"),
+    ("HEMOSTAT_DEMO_KEEP", "scripts/demo/lib.sh", "keeps the demo target afterwards"),
+];
+
+/// Variables of the shared table that only some binaries read, with why.
+const SHARED_BY_SOME: &[(&str, &[&str], &str)] = &[(
+    "HEMOSTAT_COMMAND_KEY",
+    &[COLLECTOR, RESPONDER],
+    "the responder signs commands and the collector checks them; nothing else handles a command",
+)];
+
+fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+/// `name args...` with only `env` in its environment.
+fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let path = binary(name);
+    Command::new(&path)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
+}
+
+fn help(name: &str) -> String {
+    let out = run(name, &["--help"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} --help exited with {}: {stderr}", out.status);
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{name} --help is not UTF-8: {e}"))
+}
+
+fn is_variable(s: &str) -> bool {
+    s.contains('_')
+        && s.starts_with(|c: char| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The variables a help lists: clap's `[env: NAME=...]` annotations, and the
+/// lines `  NAME  default  meaning` of hemostat-protocol's settings tables.
+/// Variables merely mentioned in a description are neither.
+fn help_variables(help: &str) -> BTreeSet<String> {
+    let mut vars = BTreeSet::new();
+    for (at, marker) in help.match_indices("[env: ") {
+        let rest = &help[at + marker.len()..];
+        let end = rest.find(['=', ']']).unwrap_or(rest.len());
+        assert!(is_variable(&rest[..end]), "odd clap env annotation: {:?}", &rest[..end.min(60)]);
+        vars.insert(rest[..end].to_owned());
+    }
+    for line in help.lines() {
+        let Some(rest) = line.strip_prefix("  ") else { continue };
+        let first = rest.split_whitespace().next().unwrap_or("");
+        if !rest.starts_with(' ') && is_variable(first) {
+            vars.insert(first.to_owned());
+        }
+    }
+    vars
+}
+
+/// The README's `| variable | default | meaning |` tables: the line that
+/// introduces each (its first word), and the variables of its first column.
+fn readme_tables(readme: &str) -> Vec<(String, BTreeSet<String>)> {
+    let mut tables: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut intro = "";
+    let mut in_table = false;
+    for line in readme.lines().map(str::trim) {
+        if line.starts_with('|') {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let first = cells.get(1).copied().unwrap_or("");
+            if !in_table {
+                in_table = true;
+                if first == "variable" {
+                    let word = intro.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
+                    tables.push((word.to_owned(), BTreeSet::new()));
+                } else {
+                    // Another kind of table (keys, metrics, parameters).
+                    tables.push((String::new(), BTreeSet::new()));
+                }
+                continue;
+            }
+            if first.starts_with("---") {
+                continue;
+            }
+            let Some((title, vars)) = tables.last_mut() else { continue };
+            if title.is_empty() {
+                continue;
+            }
+            for (i, token) in first.split('`').enumerate() {
+                if i % 2 == 1 {
+                    assert!(is_variable(token), "README table {title}: {token:?} is not a variable name");
+                    vars.insert(token.to_owned());
+                }
+            }
+        } else {
+            in_table = false;
+            if !line.is_empty() {
+                intro = line;
+            }
+        }
+    }
+    tables.retain(|(title, _)| !title.is_empty());
+    tables
+}
+
+#[test]
+fn readme_tables_and_help_agree() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let tables = readme_tables(&readme);
+    let mut problems = Vec::new();
+
+    let mut documented: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (title, vars) in &tables {
+        match TABLES.iter().find(|(t, _)| t == title) {
+            Some((_, binaries)) => {
+                for b in *binaries {
+                    documented.entry(b).or_default().extend(vars.iter().cloned());
+                }
+            }
+            None => problems.push(format!("README table {title:?} is not mapped to binaries in TABLES")),
+        }
+    }
+    for (title, _) in TABLES {
+        if !tables.iter().any(|(t, _)| t == title) {
+            problems.push(format!("README has no table of variables introduced by {title:?}"));
+        }
+    }
+    let in_readme: BTreeSet<&String> = tables.iter().flat_map(|(_, vars)| vars).collect();
+
+    let helps: BTreeMap<&str, BTreeSet<String>> = BINARIES.iter().map(|b| (*b, help_variables(&help(b)))).collect();
+    for (binary, vars) in &helps {
+        if vars.is_empty() {
+            problems.push(format!("{binary} --help lists no variables"));
+        }
+        let readme_vars = documented.get(binary).cloned().unwrap_or_default();
+        for var in vars.difference(&readme_vars) {
+            problems.push(format!("{binary} --help lists {var}, which its README tables do not"));
+        }
+    }
+
+    for (title, vars) in &tables {
+        let Some((_, binaries)) = TABLES.iter().find(|(t, _)| t == title) else { continue };
+        for var in vars {
+            if READ_BY_FILES.iter().any(|(v, ..)| v == var) {
+                continue;
+            }
+            let readers = SHARED_BY_SOME.iter().find(|(v, ..)| v == var).map(|(_, readers, _)| *readers);
+            for binary in binaries.iter().filter(|b| readers.is_none_or(|r| r.contains(b))) {
+                if !helps[binary].contains(var) {
+                    problems.push(format!("README table {title} lists {var}, which {binary} --help does not"));
+                }
+            }
+        }
+    }
+
+    // The allow-lists must not outlive what they excuse.
+    for (var, file, _why) in READ_BY_FILES {
+        if !in_readme.contains(&var.to_string()) {
+            problems.push(format!("READ_BY_FILES: {var} is in no README table any more"));
+        }
+        match std::fs::read_to_string(workspace_root().join(file)) {
+            Ok(text) if text.contains(var) => {}
+            _ => problems.push(format!("READ_BY_FILES: {file} does not mention {var}")),
+        }
+        if let Some((binary, _)) = helps.iter().find(|(_, vars)| vars.contains(*var)) {
+            problems.push(format!("READ_BY_FILES: {var} is read by {binary} after all"));
+        }
+    }
+    for (var, readers, _why) in SHARED_BY_SOME {
+        if !in_readme.contains(&var.to_string()) {
+            problems.push(format!("SHARED_BY_SOME: {var} is in no README table any more"));
+        }
+        for (binary, vars) in &helps {
+            if vars.contains(*var) && !readers.contains(binary) {
+                problems.push(format!("SHARED_BY_SOME: {binary} reads {var} too"));
+            }
+        }
+    }
+
+    assert!(problems.is_empty(), "README and --help disagree:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn unknown_arguments_are_refused() {
+    for binary in BINARIES {
+        let out = run(binary, &["--no-such-setting"], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{binary} accepted --no-such-setting");
+        assert!(stderr.contains("--no-such-setting"), "{binary}: {stderr}");
+    }
+}
+
+#[test]
+fn help_never_shows_a_secret() {
+    let env = [
+        ("REDIS_URL", "redis://:pw-5ecret@127.0.0.1:1"),
+        ("HEMOSTAT_COMMAND_KEY", "key-5ecret"),
+        ("OPENAI_API_KEY", "sk-5ecret"),
+        ("ANTHROPIC_API_KEY", "sk-ant-5ecret"),
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/5ecret"),
+        ("ALERT_WEBHOOK_URL", "https://hook.example/5ecret"),
+        ("ALERT_WEBHOOK_SECRET", "hmac-5ecret"),
+        ("EXPORTER_BEARER_TOKEN", "token-5ecret"),
+    ];
+    for binary in BINARIES {
+        let out = run(binary, &["--help"], &env);
+        assert!(out.status.success(), "{binary} --help exited with {}", out.status);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("5ecret"), "{binary} --help shows a secret:\n{text}");
+    }
+    for function in FUNCTIONS {
+        let out = run(function, &["--help"], &env);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("[secret: set]"), "{function}");
+    }
+}
+
+#[test]
+fn extraction_reads_both_help_styles() {
+    let clap = "      --block-ms <BLOCK_MS>\n          How long [env: HEMOSTAT_BRIDGE_BLOCK_MS=] [default: 1000]\n      \
+                --redis-url <URL>\n          Redis, not REDIS_CLUSTER [env: REDIS_URL]\n";
+    let table = "Settings:\n  ALERT_HTTP_TIMEOUT  5s  one request, see ALERT_NOTIFY_DEADLINE\n  REDIS_URL\n    \
+                 NOT_A_ROW  x\n  Usage  y\n";
+    let vars: Vec<String> = help_variables(clap).into_iter().chain(help_variables(table)).collect();
+    assert_eq!(vars, ["HEMOSTAT_BRIDGE_BLOCK_MS", "REDIS_URL", "ALERT_HTTP_TIMEOUT", "REDIS_URL"]);
+    let readme = "Intro.\n\nBridge (host):\n\n| variable | default | meaning |\n|---|---|---|\n\
+                  | `A_B`, `C_D` | `1` | x `E_F` |\n\n| key | content |\n|---|---|\n| `G_H` | y |\n";
+    let tables = readme_tables(readme);
+    assert_eq!(tables.len(), 1);
+    assert_eq!(tables[0].0, "Bridge");
+    assert_eq!(tables[0].1.iter().map(String::as_str).collect::<Vec<_>>(), ["A_B", "C_D"]);
+}
