@@ -6,6 +6,11 @@
 //! custom analyzers and dashboards users wrote against the original seed
 //! protocol (`redis-cli SUBSCRIBE "hemostat:*"` keeps working).
 //!
+//! "Seed", here and across the code, means HemoStat's original system (its
+//! Python agents and the documents specifying them); the *seed protocol* is
+//! its wire format (envelope, channels, keys and field names), kept exactly
+//! so that software written against it keeps working, and only added to.
+//!
 //! Module map:
 //! - [`envelope`]: the seed envelope `{timestamp, agent, type, data}` and
 //!   strict parsing (malformed input is an error value, never a panic).
