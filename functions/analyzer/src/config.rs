@@ -53,7 +53,9 @@ pub struct LlmConfig {
     pub api_key: ApiKey,
 }
 
-pub const DEFAULT_MODEL: &str = "gpt-4";
+/// The OpenAI model when `AI_MODEL` is unset: one that accepts JSON mode
+/// (`response_format`), cheap enough to ask once per alert.
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 // A macro, not only a const, so `MODEL`'s help line can `concat!` it.
 macro_rules! default_anthropic_model {
     () => {
@@ -295,7 +297,7 @@ mod tests {
         let none = select_llm(None, None, None, None, None).unwrap();
         assert_eq!(none, None);
         let openai = select_llm(None, key("sk-o"), None, None, None).unwrap().unwrap();
-        assert_eq!((openai.provider, openai.model.as_str()), (Provider::OpenAi, "gpt-4"));
+        assert_eq!((openai.provider, openai.model.as_str()), (Provider::OpenAi, "gpt-4o-mini"));
         assert_eq!(openai.base_url, "https://api.openai.com/v1");
         let both = select_llm(Some("claude-sonnet-4-5"), key("sk-o"), key("sk-a"), None, None).unwrap().unwrap();
         assert_eq!((both.provider, both.api_key.expose()), (Provider::Anthropic, "sk-a"));
