@@ -10,9 +10,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use hemostat_protocol::event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity};
-
 use crate::{
     event::{ContainerEvent, Happening},
     scope::Scope,
@@ -180,47 +177,6 @@ pub fn assess(s: &Suspect, facts: Option<&Facts>, in_flight: bool, scope: &Scope
     })
 }
 
-impl Finding {
-    pub fn health_alert(&self, host: &str) -> HealthAlert {
-        let time = DateTime::<Utc>::from_timestamp_nanos(self.time_nano);
-        let code = self.exit_code.unwrap_or_default();
-        let (issue, anomaly, severity, status) = match self.kind {
-            FindingKind::Crash => {
-                (format!("Exited with code {code}"), AnomalyKind::NonZeroExit, Severity::High, "exited")
-            }
-            FindingKind::Oom => {
-                (format!("OOM killed (exit {code})"), AnomalyKind::OomKilled, Severity::Critical, "exited")
-            }
-            FindingKind::Unhealthy => {
-                ("Health check failing".to_owned(), AnomalyKind::Unhealthy, Severity::High, "running")
-            }
-        };
-        HealthAlert {
-            container: self.container.clone(),
-            issues: vec![issue],
-            metrics: Metrics {
-                name: self.container.clone(),
-                status: Some(status.into()),
-                memory_pct: 0.0,
-                cpu_pct: 0.0,
-                timestamp: Some(time.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-                extra: Default::default(),
-            },
-            host: host.to_owned(),
-            container_id: Some(self.container_id.clone()),
-            image: self.image.clone(),
-            anomalies: vec![Anomaly {
-                kind: anomaly,
-                severity,
-                threshold: None,
-                actual: self.exit_code.map(|c| c as f64),
-            }],
-            exit_code: self.exit_code,
-            detected_at: Some(time.to_rfc3339_opts(SecondsFormat::Nanos, true)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,30 +232,22 @@ mod tests {
     }
 
     #[test]
-    fn exit_one_is_a_high_crash_alert() {
+    fn exit_one_is_a_crash() {
         let v = detections(&[die(1, T0)], None, false);
         let f = alert(&v);
         assert_eq!((f.kind, f.exit_code), (FindingKind::Crash, Some(1)));
-        let a = f.health_alert("h1");
-        assert_eq!(a.issues, ["Exited with code 1"]);
-        assert_eq!(a.anomalies[0].kind, AnomalyKind::NonZeroExit);
-        assert_eq!(a.anomalies[0].severity, Severity::High);
-        assert_eq!(a.anomalies[0].actual, Some(1.0));
-        assert_eq!(a.metrics.status.as_deref(), Some("exited"));
-        assert_eq!((a.host.as_str(), a.container.as_str()), ("h1", "web"));
-        assert_eq!(a.detected_at.as_deref(), Some("2023-11-14T22:13:20.000000000Z"));
-        assert_eq!(a.metrics.timestamp.as_deref(), Some("2023-11-14T22:13:20.000000"));
+        assert_eq!((f.container.as_str(), f.container_id.as_str(), f.time_nano), ("web", "c1", T0));
+        assert_eq!(f.image.as_deref(), Some("nginx"));
     }
 
     #[test]
-    fn exit_137_oom_killed_is_a_critical_oom_alert() {
+    fn exit_137_oom_killed_is_an_oom() {
         let facts = Facts { oom_killed: true, image: Some("app:1".into()), ..Default::default() };
         let v = detections(&[die(137, T0)], Some(&facts), false);
-        let a = alert(&v).health_alert("h1");
-        assert_eq!(a.issues, ["OOM killed (exit 137)"]);
-        assert_eq!(a.anomalies[0].kind, AnomalyKind::OomKilled);
-        assert_eq!(a.anomalies[0].severity, Severity::Critical);
-        assert_eq!(a.image.as_deref(), Some("app:1"));
+        let f = alert(&v);
+        assert_eq!((f.kind, f.exit_code), (FindingKind::Oom, Some(137)));
+        // The inspected image wins over the event's.
+        assert_eq!(f.image.as_deref(), Some("app:1"));
         // The oom event alone is enough when the container is already gone.
         let v = detections(&[ev(Happening::Oom, T0, &[]), die(137, T0 + 1)], None, false);
         assert_eq!(alert(&v).kind, FindingKind::Oom);
@@ -354,9 +302,8 @@ mod tests {
     #[test]
     fn unhealthy_alerts_healthy_does_not() {
         let v = detections(&[ev(Happening::Health { healthy: false }, T0, &[])], None, false);
-        let a = alert(&v).health_alert("h1");
-        assert_eq!(a.anomalies[0].kind, AnomalyKind::Unhealthy);
-        assert_eq!(a.exit_code, None);
+        let f = alert(&v);
+        assert_eq!((f.kind, f.exit_code), (FindingKind::Unhealthy, None));
         assert!(detections(&[ev(Happening::Health { healthy: true }, T0, &[])], None, false).is_empty());
     }
 

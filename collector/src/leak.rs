@@ -96,11 +96,6 @@ pub struct LeakDetector {
 }
 
 impl LeakDetector {
-    /// Forgets the history (the container restarted: a new process).
-    pub fn reset(&mut self) {
-        *self = LeakDetector::default();
-    }
-
     /// Feeds memory in use at `now` (seconds) against `limit` (bytes).
     /// Returns a leak when one is first seen; not again until the trend
     /// has gone.

@@ -6,65 +6,73 @@
 //! remediation commands addressed to this host, reporting each outcome as a
 //! `remediation_complete`.
 //!
-//! Module map:
-//! - [`config`]: flags and environment variables.
-//! - [`docker`]: connecting (with API version negotiation), reading inspect, short ids.
-//! - [`event`]: a Docker event reduced to what detection needs.
-//! - [`detector`]: pure crash detection (events in, detections out).
-//! - [`watcher`]: follows the event stream, reconnecting without losing events.
-//! - [`reconcile`]: after a reconnect, the exits no event reported (dockerd
-//!   restarts).
-//! - [`inflight`]: containers the collector is acting on, so its own
-//!   restarts are not reported as crashes.
-//! - [`registry`]: `hemostat:containers` membership and the heartbeat.
-//! - [`scope`]: which containers this collector manages (labels, opt-in).
-//! - [`commands`]: the consumer of this host's command stream.
-//! - [`executor`]: carries out one command on Docker and verifies it;
-//!   the actions beyond restart/stop/start are [`scale`] (scale_up),
-//!   [`cleanup`] and [`exec`] (allowlisted), and [`verify`] is the closed
-//!   loop that watches a container after a fix.
-//! - [`outcome`]: what one command came to, built by the executor and
-//!   [`verify`] alike.
-//! - [`lanes`]: commands run concurrently, in order per container.
-//! - [`marker`]: the per-command marker (executing / done) behind
-//!   at-most-once execution.
-//! - [`outbox`]: publishing that rides out Redis outages (bounded, ordered).
-//! - [`snapshot`](mod@snapshot): the `--once` JSON snapshot.
-//! - [`sampler`]: samples every container's resources each interval,
-//!   writes the stats keys, and runs the resource detectors:
-//!   [`thresholds`] (CPU/memory, sustained, with hysteresis), [`leak`]
-//!   (memory trend), [`restarts`] (restart loops).
-//! - [`stats`]: readings and the figures `docker stats` computes from them.
-//! - [`cgroup`]: reading them from cgroup v1/v2 files and /proc.
-//! - [`error`]: the crate's error enum.
+//! Module map. The modules are private; what the binary uses is
+//! re-exported here. The wiring (this file) comes first; each module imports
+//! only modules listed below it, so no two import each other.
+//!
+//! - `watcher` — follows the Docker event stream, reconnecting without losing events; crashes go to `alerting`.
+//! - `reconcile` — after a reconnect, the exits no event reported (dockerd restarts).
+//! - `registry` — `hemostat:containers` membership and the heartbeat.
+//! - `sampler` — the stats loop: tracks containers from the watcher's notices; each interval reads, detects, writes.
+//! - `alerting` — every `health_alert` (crash, resource, restart loop) built one way and handed to the outbox.
+//! - `resources` — pure per-interval detection: a container's new reading through its gauges and leak window.
+//! - `thresholds` — CPU/memory gauges: sustained breaches, with hysteresis.
+//! - `leak` — the memory trend: steady growth that reaches the limit soon.
+//! - `restarts` — restart loops, from Docker's start and die events.
+//! - `store` — the stats keys and chart samples, written to Redis in one pipeline per interval.
+//! - `snapshot` — `--once`: the JSON snapshot of this host's containers.
+//! - `source` — where a running container's readings come from: cgroup files, else the Docker stats API.
+//! - `cgroup` — readings from cgroup v1/v2 files and /proc.
+//! - `stats` — readings, the figures `docker stats` computes from them, a container as its stats key shows it.
+//! - `commands` — the consumer of this host's command stream.
+//! - `lanes` — commands run concurrently, in order per container.
+//! - `marker` — the per-command marker (executing / done) behind at-most-once execution.
+//! - `executor` — carries out one command on Docker and verifies it.
+//! - `scale` — `scale_up`: one more replica of a container's service.
+//! - `cleanup` — `cleanup`: reclaiming disk from exited containers and dangling images.
+//! - `exec` — `exec`: a command inside a container, only if allowlisted.
+//! - `verify` — the closed loop that watches a container after a fix.
+//! - `outcome` — what one command came to, built by the executor and `verify` alike.
+//! - `config` — [`Config`]: flags and environment variables.
+//! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
+//! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
+//! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
+//! - `detector` — pure crash detection (events in, detections out).
+//! - `scope` — which containers this collector manages (labels, opt-in).
+//! - `event` — a Docker event reduced to what detection needs.
+//! - `error` — [`CollectorError`]: the crate's error enum.
 
-pub mod cgroup;
-pub mod cleanup;
-pub mod commands;
-pub mod config;
-pub mod detector;
-pub mod docker;
-pub mod error;
-pub mod event;
-pub mod exec;
-pub mod executor;
-pub mod inflight;
-pub mod lanes;
-pub mod leak;
-pub mod marker;
-pub mod outbox;
-pub mod outcome;
-pub mod reconcile;
-pub mod registry;
-pub mod restarts;
-pub mod sampler;
-pub mod scale;
-pub mod scope;
-pub mod snapshot;
-pub mod stats;
-pub mod thresholds;
-pub mod verify;
-pub mod watcher;
+mod alerting;
+mod cgroup;
+mod cleanup;
+mod commands;
+mod config;
+mod detector;
+mod docker;
+mod error;
+mod event;
+mod exec;
+mod executor;
+mod inflight;
+mod lanes;
+mod leak;
+mod marker;
+mod outbox;
+mod outcome;
+mod reconcile;
+mod registry;
+mod resources;
+mod restarts;
+mod sampler;
+mod scale;
+mod scope;
+mod snapshot;
+mod source;
+mod stats;
+mod store;
+mod thresholds;
+mod verify;
+mod watcher;
 
 use std::future::Future;
 
@@ -80,7 +88,8 @@ pub use config::Config;
 pub use error::CollectorError;
 
 use crate::{
-    commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox, registry::Registry, watcher::Watcher,
+    alerting::Alerts, commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox, registry::Registry,
+    watcher::Watcher,
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -133,13 +142,16 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
     let tasks_conn = conn.clone();
     let (outbox, outbox_task) = Outbox::spawn(publisher, config.outbox_capacity, cancel.clone());
+    let alerts = Alerts::new(config.host.clone(), outbox.clone());
     let (stats_tap, sampler_task) = sampler::start(
         &config,
-        docker.clone(),
-        conn.clone(),
-        outbox.clone(),
-        scope.clone(),
-        inflight.clone(),
+        sampler::Deps {
+            docker: docker.clone(),
+            conn: conn.clone(),
+            alerts: alerts.clone(),
+            scope: scope.clone(),
+            inflight: inflight.clone(),
+        },
         cancel.clone(),
     );
     let (registry, registry_task) = Registry::spawn(
@@ -150,9 +162,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         scope.clone(),
         cancel.clone(),
     );
-    let watcher =
-        Watcher::new(docker.clone(), config.host.clone(), inflight.clone(), outbox.clone(), registry, scope.clone())
-            .alert_daemon_exits(config.alert_daemon_restart_exits);
+    let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
+        .alert_daemon_exits(config.alert_daemon_restart_exits);
     let watcher = match stats_tap {
         Some(tap) => watcher.with_stats(tap),
         None => watcher,
@@ -178,7 +189,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
     // The outbox ends last: it stops only once every sender (watcher,
-    // consumer) is gone, after one last attempt at what they queued.
+    // sampler, consumer) is gone, after one last attempt at what they queued.
     Ok(vec![watcher_task, consumer_task, registry_task, sampler_task, outbox_task])
 }
 

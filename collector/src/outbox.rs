@@ -132,11 +132,13 @@ impl Outbox {
     }
 
     /// Events waiting for Redis (including the one being sent).
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.shared.lock().queue.len()
     }
 
     /// Events dropped because the queue was full, since start.
+    #[cfg(test)]
     pub fn dropped(&self) -> u64 {
         self.shared.lock().dropped
     }

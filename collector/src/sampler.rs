@@ -1,6 +1,9 @@
-//! The stats loop: every interval, one reading per running container, one
-//! Redis pipeline with every `hemostat:stats:<host/name>` key, and the
-//! detectors (thresholds, leak, restart loop) fed from the same readings.
+//! The stats loop: every interval, one reading per running container
+//! ([`crate::source`]), fed to that container's resource detectors
+//! ([`crate::resources`]), then one Redis pipeline with every
+//! `hemostat:stats:<host/name>` key ([`crate::store`]). Start events feed
+//! the restart-loop detector ([`crate::restarts`]). What they find goes
+//! out through [`crate::alerting`], like the watcher's crash alerts.
 //!
 //! The set of containers comes from one list at startup, then from the
 //! watcher's Docker events through a [`Tap`] (no second event stream, no
@@ -12,43 +15,29 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bollard::{
-    Docker,
-    query_parameters::{ListContainersOptions, StatsOptionsBuilder},
-};
-use chrono::{SecondsFormat, Utc};
-use futures::StreamExt;
+use bollard::{Docker, query_parameters::ListContainersOptions};
 use hemostat_protocol::connection::Connection;
-use hemostat_protocol::{
-    ContainerRef, Envelope, EventKind,
-    envelope::{agent, seed_timestamp},
-    event::{Anomaly, AnomalyKind, HealthAlert, Severity},
-    keys,
-    series::SeriesSample,
-};
-use serde_json::json;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cgroup::{self, Probe, Roots, Version},
+    alerting::Alerts,
+    cgroup::{self, Roots, Version},
     config::Config,
     docker,
     error::CollectorError,
     event::{ContainerEvent, Happening},
     inflight::InFlight,
-    leak::{Leak, LeakDetector, LeakRule},
-    outbox::Outbox,
+    leak::LeakRule,
+    resources::{Rules, Vitals},
     restarts::{RestartRule, Restarts},
     scope::Scope,
-    stats::{self, Identity, Timed, Usage, round2},
-    thresholds::{Breach, Gauge, Rule},
+    source::{self, Source},
+    stats::{self, Identity, View},
+    store::{Batch, Store},
+    thresholds::Rule,
 };
 
-/// Stats API calls in flight at once for containers without readable
-/// cgroup files: enough to finish a few hundred within an interval,
-/// without stampeding dockerd.
-const API_CONCURRENCY: usize = 8;
 /// Exited containers' keys are rewritten this often (their TTL is 300 s):
 /// nothing changes while they are down, so every interval would be waste.
 const EXITED_REFRESH: Duration = Duration::from_secs(100);
@@ -60,9 +49,7 @@ const MAX_LEAK_SAMPLES: usize = 600;
 pub struct Settings {
     pub interval: Duration,
     pub roots: Roots,
-    pub cpu: Rule,
-    pub memory: Rule,
-    pub leak: LeakRule,
+    pub rules: Rules,
     pub restarts: RestartRule,
 }
 
@@ -80,9 +67,11 @@ impl Settings {
         Settings {
             interval,
             roots: roots(c),
-            cpu: rule(c.threshold_cpu_percent),
-            memory: rule(c.threshold_memory_percent),
-            leak: LeakRule { window: samples.clamp(10, MAX_LEAK_SAMPLES), horizon: c.leak_horizon.as_secs_f64() },
+            rules: Rules {
+                cpu: rule(c.threshold_cpu_percent),
+                memory: rule(c.threshold_memory_percent),
+                leak: LeakRule { window: samples.clamp(10, MAX_LEAK_SAMPLES), horizon: c.leak_horizon.as_secs_f64() },
+            },
             restarts: RestartRule {
                 max: c.max_restarts,
                 window_nanos: c.restart_window.as_nanos().min(i64::MAX as u128) as i64,
@@ -93,6 +82,16 @@ impl Settings {
 
 pub fn roots(c: &Config) -> Roots {
     Roots { proc: c.proc_root.clone(), cgroup: c.cgroup_root.clone() }
+}
+
+/// What the sampler works with, shared with the rest of the collector.
+pub struct Deps {
+    pub docker: Docker,
+    /// For the stats keys; alerts go through `alerts`' outbox instead.
+    pub conn: Connection,
+    pub alerts: Alerts,
+    pub scope: Scope,
+    pub inflight: InFlight,
 }
 
 /// What the sampler needs to hear of a Docker event.
@@ -130,32 +129,13 @@ impl Tap {
 
 /// Starts the sampler unless `--stats-interval` is 0; the tap goes to the
 /// watcher. The task ends on `cancel`, dropping its outbox handle.
-#[allow(clippy::too_many_arguments)]
-pub fn start(
-    config: &Config,
-    docker: Docker,
-    conn: Connection,
-    outbox: Outbox,
-    scope: Scope,
-    inflight: InFlight,
-    cancel: CancellationToken,
-) -> (Option<Tap>, JoinHandle<()>) {
+pub fn start(config: &Config, deps: Deps, cancel: CancellationToken) -> (Option<Tap>, JoinHandle<()>) {
     if config.stats_interval.is_zero() {
         tracing::info!("stats sampling off (--stats-interval 0)");
         return (None, tokio::spawn(async {}));
     }
-    let settings = Settings::from_config(config);
-    let (tap, task) = Sampler::spawn(docker, conn, outbox, scope, inflight, settings, config.host.clone(), cancel);
+    let (tap, task) = Sampler::spawn(deps, Settings::from_config(config), cancel);
     (Some(tap), task)
-}
-
-/// Where a running container's readings come from.
-#[derive(Debug)]
-enum Source {
-    /// Boxed: a probe holds open files and buffers, the API variant nothing.
-    Cgroup(Box<Probe>),
-    /// The Docker stats API: cgroup files not readable.
-    Api,
 }
 
 #[derive(Debug)]
@@ -163,70 +143,69 @@ struct Tracked {
     who: Identity,
     status: String,
     health: Option<String>,
+    /// None while the container is not running.
     source: Option<Source>,
-    prev: Option<Timed>,
-    last: Option<Usage>,
-    cpu: Gauge,
-    memory: Gauge,
-    leak: LeakDetector,
+    vitals: Vitals,
     /// When the key of a container that is not running is due.
     write_at: Option<Instant>,
 }
 
 impl Tracked {
+    fn new(who: Identity) -> Tracked {
+        Tracked {
+            who,
+            status: "created".into(),
+            health: None,
+            source: None,
+            vitals: Vitals::default(),
+            write_at: Some(Instant::now()),
+        }
+    }
+
     fn running(&self) -> bool {
         self.source.is_some()
     }
+
+    fn view(&self) -> View<'_> {
+        View {
+            who: &self.who,
+            status: &self.status,
+            health: self.health.as_deref(),
+            usage: if self.running() { self.vitals.usage() } else { None },
+        }
+    }
 }
 
-pub struct Sampler {
+struct Sampler {
     docker: Docker,
-    conn: Connection,
-    outbox: Outbox,
+    alerts: Alerts,
     scope: Scope,
     inflight: InFlight,
     settings: Settings,
-    host: String,
     version: Option<Version>,
     host_memory: u64,
     tracked: HashMap<String, Tracked>,
     restarts: Restarts,
-    /// Keys of removed containers, deleted with the next pipeline.
-    deleted: Vec<String>,
+    store: Store,
     origin: Instant,
-    /// Whether the last Redis write failed (log once per outage).
-    redis_down: bool,
 }
 
 impl Sampler {
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn(
-        docker: Docker,
-        conn: Connection,
-        outbox: Outbox,
-        scope: Scope,
-        inflight: InFlight,
-        settings: Settings,
-        host: String,
-        cancel: CancellationToken,
-    ) -> (Tap, JoinHandle<()>) {
+    fn spawn(deps: Deps, settings: Settings, cancel: CancellationToken) -> (Tap, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let version = settings.roots.version();
+        let Deps { docker, conn, alerts, scope, inflight } = deps;
         let sampler = Sampler {
             docker,
-            conn,
-            outbox,
+            alerts,
             scope,
             inflight,
+            version: settings.roots.version(),
             host_memory: stats::host_memory(&settings.roots.proc),
+            store: Store::new(conn, settings.interval),
             settings,
-            host,
-            version,
             tracked: HashMap::new(),
             restarts: Restarts::default(),
-            deleted: Vec::new(),
             origin: Instant::now(),
-            redis_down: false,
         };
         (Tap { tx }, tokio::spawn(sampler.run(rx, cancel)))
     }
@@ -263,6 +242,10 @@ impl Sampler {
         }
     }
 
+    fn identity(&self, id: String, name: String, image: Option<String>) -> Identity {
+        Identity { host: self.alerts.host().to_owned(), id, name, image }
+    }
+
     /// Every container at startup: running ones are sampled, the others
     /// shown with their status.
     async fn sync(&mut self) -> Result<(), CollectorError> {
@@ -277,33 +260,13 @@ impl Sampler {
                 self.track(&id).await;
             } else {
                 let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_else(|| id.clone());
-                let mut t = self.new_tracked(Identity {
-                    host: self.host.clone(),
-                    id: id.clone(),
-                    name: name.trim_start_matches('/').to_owned(),
-                    image: c.image,
-                });
+                let mut t = Tracked::new(self.identity(id.clone(), name.trim_start_matches('/').to_owned(), c.image));
                 t.status = status;
                 self.tracked.insert(id, t);
             }
         }
         tracing::debug!(containers = self.tracked.len(), "stats sampler synced");
         Ok(())
-    }
-
-    fn new_tracked(&self, who: Identity) -> Tracked {
-        Tracked {
-            who,
-            status: "created".into(),
-            health: None,
-            source: None,
-            prev: None,
-            last: None,
-            cpu: Gauge::default(),
-            memory: Gauge::default(),
-            leak: LeakDetector::default(),
-            write_at: Some(Instant::now()),
-        }
     }
 
     /// (Re)reads a container that is (or just was) started: its process,
@@ -320,26 +283,16 @@ impl Sampler {
         if self.scope.excludes(&labels).is_some() {
             return;
         }
-        let who = Identity {
-            host: self.host.clone(),
-            id: id.to_owned(),
-            name: docker::name(&inspect).unwrap_or_else(|| id.to_owned()),
-            image: inspect.config.as_ref().and_then(|c| c.image.clone()),
-        };
+        let who = self.identity(
+            id.to_owned(),
+            docker::name(&inspect).unwrap_or_else(|| id.to_owned()),
+            inspect.config.as_ref().and_then(|c| c.image.clone()),
+        );
         let state = inspect.state.as_ref();
         let running = docker::is_running(&inspect);
         let pid = state.and_then(|s| s.pid).filter(|p| *p > 0).and_then(|p| u32::try_from(p).ok());
-        let source = running.then(|| match self.version {
-            Some(v) => match Probe::open(&self.settings.roots, v, pid, id) {
-                Ok(p) => Source::Cgroup(Box::new(p)),
-                Err(e) => {
-                    tracing::debug!(container = %who.name, error = %e, "cgroup not readable; using the stats API");
-                    Source::Api
-                }
-            },
-            None => Source::Api,
-        });
-        let mut t = self.new_tracked(who);
+        let source = running.then(|| Source::open(&self.settings.roots, self.version, pid, id, &who.name));
+        let mut t = Tracked::new(who);
         t.status = state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "running".into());
         t.health = state
             .and_then(|s| s.health.as_ref())
@@ -362,17 +315,7 @@ impl Sampler {
                 let looping = self.restarts.started(&id, time_nano, ours, &self.settings.restarts);
                 self.track(&id).await;
                 if let (Some(count), Some(t)) = (looping, self.tracked.get(&id)) {
-                    let window = self.settings.restarts.window_nanos / 1_000_000_000;
-                    let alert = self.alert(
-                        t,
-                        AnomalyKind::ExcessiveRestarts,
-                        Severity::High,
-                        self.settings.restarts.max as f64,
-                        count as f64,
-                        format!("Excessive restarts: {count} in {window}s"),
-                        vec![("restarts", json!(count)), ("window_seconds", json!(window))],
-                    );
-                    self.publish(alert);
+                    self.alerts.publish(self.alerts.restart_loop(&t.view(), count, &self.settings.restarts));
                 }
             }
             Notice::Died { id } => {
@@ -380,15 +323,14 @@ impl Sampler {
                     self.restarts.died(&id);
                     t.status = "exited".into();
                     t.source = None;
-                    t.prev = None;
-                    t.last = None;
+                    t.vitals.stopped();
                     t.write_at = Some(Instant::now());
                 }
             }
             Notice::Destroyed { id } => {
                 self.restarts.forget(&id);
                 if let Some(t) = self.tracked.remove(&id) {
-                    self.deleted.push(t.who.key());
+                    self.store.remove(t.who.key());
                 }
             }
             Notice::Health { id, healthy } => {
@@ -401,41 +343,10 @@ impl Sampler {
 
     /// One interval: read, detect, write.
     async fn sample(&mut self) {
-        let mut readings: Vec<(String, Timed)> = Vec::with_capacity(self.tracked.len());
-        let mut from_api: Vec<String> = Vec::new();
-        // The files are kernel pseudo-files served from memory (never disk),
-        // so reading them inline costs microseconds and cannot stall.
-        for (id, t) in self.tracked.iter_mut() {
-            match &mut t.source {
-                Some(Source::Cgroup(probe)) => match probe.read() {
-                    Ok(reading) => readings.push((id.clone(), Timed { reading, at: Instant::now() })),
-                    Err(e) => {
-                        // Usually the container just exited (its cgroup is
-                        // gone) and the die event is on its way; otherwise
-                        // the API still works.
-                        tracing::debug!(container = %t.who.name, error = %e, "cgroup read failed; using the stats API");
-                        t.source = Some(Source::Api);
-                    }
-                },
-                Some(Source::Api) => from_api.push(id.clone()),
-                None => {}
-            }
-        }
-        if !from_api.is_empty() {
-            let docker = &self.docker;
-            let fetched: Vec<(String, Option<Timed>)> = futures::stream::iter(from_api)
-                .map(|id| async move {
-                    let r = api_reading(docker, &id).await;
-                    (id, r)
-                })
-                .buffer_unordered(API_CONCURRENCY)
-                .collect()
-                .await;
-            readings.extend(fetched.into_iter().filter_map(|(id, r)| Some((id, r?))));
-        }
-
+        let due =
+            self.tracked.iter_mut().filter_map(|(id, t)| Some((id.as_str(), t.who.name.as_str(), t.source.as_mut()?)));
+        let readings = source::read_all(&self.docker, due).await;
         let now = self.origin.elapsed().as_secs_f64();
-        let (mut alerts, mut leaks) = (Vec::new(), Vec::new());
         for (id, timed) in readings {
             let Some(t) = self.tracked.get_mut(&id) else {
                 continue;
@@ -444,195 +355,28 @@ impl Sampler {
             if !t.running() {
                 continue;
             }
-            let first = t.prev.is_none();
-            let usage = stats::usage(t.prev.as_ref(), &timed, self.host_memory);
-            t.prev = Some(timed);
-            t.last = Some(usage);
-            // The first reading has no CPU rate yet.
-            if !first && let Some(b) = t.cpu.observe(usage.cpu_pct, now, &self.settings.cpu) {
-                alerts.push((id.clone(), AnomalyKind::HighCpu, b));
-            }
-            if let Some(b) = t.memory.observe(usage.memory_pct, now, &self.settings.memory) {
-                alerts.push((id.clone(), AnomalyKind::HighMemory, b));
-            }
-            if let Some(leak) = t.leak.observe(now, usage.memory_usage, usage.memory_limit, &self.settings.leak) {
-                leaks.push((id.clone(), leak));
-            }
-        }
-        for (id, kind, breach) in alerts {
-            if let Some(t) = self.tracked.get(&id) {
-                let alert = self.breach_alert(t, kind, &breach);
-                self.publish(alert);
-            }
-        }
-        for (id, leak) in leaks {
-            if let Some(t) = self.tracked.get(&id) {
-                let alert = self.leak_alert(t, &leak);
-                self.publish(alert);
+            for symptom in t.vitals.observe(timed, self.host_memory, now, &self.settings.rules) {
+                self.alerts.publish(self.alerts.symptom(&t.view(), &symptom, &self.settings.rules));
             }
         }
         self.write().await;
     }
 
-    /// One pipeline: every running container's key and chart sample, due
-    /// keys of stopped ones, deletions of removed ones.
+    /// Every running container's key and chart sample, and the due keys of
+    /// stopped ones.
     async fn write(&mut self) {
-        let timestamp = seed_timestamp();
-        let ttl = keys::STATS_TTL.as_secs();
-        let series_ttl = keys::SERIES_TTL.as_secs() as i64;
-        let now_ms = Utc::now().timestamp_millis();
         let now = Instant::now();
-        let mut pipe = redis::pipe();
-        let mut writes = 0usize;
+        let mut batch = Batch::now();
         for t in self.tracked.values_mut() {
             let due = t.running() || t.write_at.is_some_and(|at| at <= now);
             if !due {
                 continue;
             }
-            let usage = if t.running() { t.last.as_ref() } else { None };
-            let m = stats::metrics(&t.who, &t.status, t.health.as_deref(), usage, timestamp.clone());
-            match serde_json::to_string(&m) {
-                Ok(json) => {
-                    pipe.set_ex(t.who.key(), json, ttl).ignore();
-                    writes += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(container = %t.who.name, error = %e, "stats not serialisable")
-                }
-            }
-            // The dashboard's charts: a short capped list per container,
-            // in the same round trip as the stats.
-            if let Some(u) = usage {
-                let series = keys::series(&ContainerRef::new(&t.who.host, &t.who.name));
-                let sample = SeriesSample { t: now_ms, cpu: round2(u.cpu_pct), mem: round2(u.memory_pct) };
-                // Numbers only: serialising cannot fail.
-                pipe.lpush(&series, serde_json::to_string(&sample).unwrap_or_default())
-                    .ignore()
-                    .ltrim(&series, 0, keys::SERIES_MAX as isize - 1)
-                    .ignore()
-                    .expire(&series, series_ttl)
-                    .ignore();
-            }
+            batch.add(&t.view());
             if !t.running() {
                 t.write_at = Some(now + EXITED_REFRESH);
             }
         }
-        let deleted = std::mem::take(&mut self.deleted);
-        for key in &deleted {
-            pipe.del(key).ignore();
-        }
-        if writes == 0 && deleted.is_empty() {
-            return;
-        }
-        // Bounded by the interval: a stuck Redis must not pile up ticks; the
-        // next interval writes fresher values anyway.
-        let limit = self.settings.interval.max(Duration::from_secs(1));
-        let result = tokio::time::timeout(limit, pipe.query_async::<()>(&mut self.conn)).await;
-        match result {
-            Ok(Ok(())) => {
-                if self.redis_down {
-                    tracing::info!("stats written to Redis again");
-                }
-                self.redis_down = false;
-            }
-            Ok(Err(e)) if !self.redis_down => {
-                self.redis_down = true;
-                tracing::warn!(error = %e, "writing stats to Redis failed; retrying every interval");
-            }
-            Err(_) if !self.redis_down => {
-                self.redis_down = true;
-                tracing::warn!("writing stats to Redis timed out; retrying every interval");
-            }
-            _ => {}
-        }
-        if self.redis_down {
-            // Removals must not be forgotten during an outage.
-            self.deleted.extend(deleted);
-        }
-    }
-
-    fn leak_alert(&self, t: &Tracked, leak: &Leak) -> HealthAlert {
-        let per_min = leak.slope * 60.0 / (1024.0 * 1024.0);
-        let minutes = leak.time_to_limit / 60.0;
-        // The limit is near: the analyzer treats critical as urgent.
-        let severity = if leak.time_to_limit < 120.0 { Severity::Critical } else { Severity::High };
-        self.alert(
-            t,
-            AnomalyKind::MemoryLeak,
-            severity,
-            self.settings.leak.horizon,
-            round2(leak.time_to_limit),
-            format!("Memory leak: +{per_min:.1} MB/min, limit in ~{minutes:.1} min"),
-            vec![
-                ("growth_bytes_per_second", json!(round2(leak.slope))),
-                ("r_squared", json!(round2(leak.r2))),
-                ("seconds_to_limit", json!(round2(leak.time_to_limit))),
-            ],
-        )
-    }
-
-    fn breach_alert(&self, t: &Tracked, kind: AnomalyKind, b: &Breach) -> HealthAlert {
-        let what = if kind == AnomalyKind::HighCpu { "CPU" } else { "memory" };
-        self.alert(
-            t,
-            kind,
-            b.severity,
-            b.threshold,
-            round2(b.actual),
-            format!("High {what}: {:.1}%", b.actual),
-            vec![("sustained_seconds", json!(round2(b.sustained)))],
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn alert(
-        &self,
-        t: &Tracked,
-        kind: AnomalyKind,
-        severity: Severity,
-        threshold: f64,
-        actual: f64,
-        issue: String,
-        extra: Vec<(&str, serde_json::Value)>,
-    ) -> HealthAlert {
-        let usage = if t.running() { t.last.as_ref() } else { None };
-        let mut metrics = stats::metrics(&t.who, &t.status, t.health.as_deref(), usage, seed_timestamp());
-        for (k, v) in extra {
-            metrics.extra.insert(k.to_owned(), v);
-        }
-        HealthAlert {
-            container: t.who.name.clone(),
-            issues: vec![issue],
-            metrics,
-            host: self.host.clone(),
-            container_id: Some(t.who.id.clone()),
-            image: t.who.image.clone(),
-            anomalies: vec![Anomaly { kind, severity, threshold: Some(threshold), actual: Some(actual) }],
-            exit_code: None,
-            detected_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)),
-        }
-    }
-
-    fn publish(&self, alert: HealthAlert) {
-        tracing::info!(container = %alert.container, issues = ?alert.issues, anomaly = ?alert.anomalies.first().map(|a| a.kind), "health alert");
-        match Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert) {
-            Ok(env) => self.outbox.send(env),
-            Err(e) => tracing::error!(error = %e, "could not build health alert"),
-        }
-    }
-}
-
-/// One reading through the Docker stats API (`stream=false`, `one-shot`:
-/// no second sample inside dockerd; the rate comes from our previous one).
-pub async fn api_reading(docker: &Docker, id: &str) -> Option<Timed> {
-    let options = StatsOptionsBuilder::new().stream(false).one_shot(true).build();
-    let mut stream = docker.stats(id, Some(options));
-    match stream.next().await {
-        Some(Ok(s)) => stats::from_api(&s).map(|reading| Timed { reading, at: Instant::now() }),
-        Some(Err(e)) => {
-            tracing::debug!(container = %id, error = %e, "stats API failed");
-            None
-        }
-        None => None,
+        self.store.write(batch).await;
     }
 }

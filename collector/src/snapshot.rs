@@ -10,7 +10,7 @@ use crate::{
     cgroup::{Probe, Roots},
     docker,
     error::CollectorError,
-    sampler::api_reading,
+    source::api_reading,
     stats::{self, Timed, round2},
 };
 

@@ -170,37 +170,42 @@ impl Identity {
     }
 }
 
-/// The seed's metrics object (`name`, `status`, `memory_pct`, `cpu_pct`,
-/// `timestamp`) plus everything else measured, as written to
-/// `hemostat:stats:<host/name>` and carried by alerts. `usage` is None for
-/// a container that is not running.
-pub fn metrics(
-    who: &Identity,
-    status: &str,
-    health: Option<&str>,
-    usage: Option<&Usage>,
-    timestamp: String,
-) -> Metrics {
-    let u = usage.copied().unwrap_or_default();
-    let mut extra = Map::new();
-    extra.insert("host".into(), json!(who.host));
-    extra.insert("id".into(), json!(who.id));
-    extra.insert("image".into(), json!(who.image));
-    extra.insert("memory_usage".into(), json!(u.memory_usage));
-    extra.insert("memory_limit".into(), json!(u.memory_limit));
-    extra.insert("net_rx_bytes".into(), json!(u.net_rx_bytes));
-    extra.insert("net_tx_bytes".into(), json!(u.net_tx_bytes));
-    extra.insert("blk_read_bytes".into(), json!(u.blk_read_bytes));
-    extra.insert("blk_write_bytes".into(), json!(u.blk_write_bytes));
-    extra.insert("pids".into(), json!(u.pids));
-    extra.insert("health".into(), health.map_or(Value::Null, |h| json!(h)));
-    Metrics {
-        name: who.name.clone(),
-        status: Some(status.to_owned()),
-        memory_pct: round2(u.memory_pct),
-        cpu_pct: round2(u.cpu_pct),
-        timestamp: Some(timestamp),
-        extra,
+/// A container as its stats key and its resource alerts show it. `usage`
+/// is None for a container that is not running.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub who: &'a Identity,
+    pub status: &'a str,
+    pub health: Option<&'a str>,
+    pub usage: Option<&'a Usage>,
+}
+
+impl View<'_> {
+    /// The seed's metrics object (`name`, `status`, `memory_pct`, `cpu_pct`,
+    /// `timestamp`) plus everything else measured, as written to
+    /// `hemostat:stats:<host/name>` and carried by alerts.
+    pub fn metrics(&self, timestamp: String) -> Metrics {
+        let (who, u) = (self.who, self.usage.copied().unwrap_or_default());
+        let mut extra = Map::new();
+        extra.insert("host".into(), json!(who.host));
+        extra.insert("id".into(), json!(who.id));
+        extra.insert("image".into(), json!(who.image));
+        extra.insert("memory_usage".into(), json!(u.memory_usage));
+        extra.insert("memory_limit".into(), json!(u.memory_limit));
+        extra.insert("net_rx_bytes".into(), json!(u.net_rx_bytes));
+        extra.insert("net_tx_bytes".into(), json!(u.net_tx_bytes));
+        extra.insert("blk_read_bytes".into(), json!(u.blk_read_bytes));
+        extra.insert("blk_write_bytes".into(), json!(u.blk_write_bytes));
+        extra.insert("pids".into(), json!(u.pids));
+        extra.insert("health".into(), self.health.map_or(Value::Null, |h| json!(h)));
+        Metrics {
+            name: who.name.clone(),
+            status: Some(self.status.to_owned()),
+            memory_pct: round2(u.memory_pct),
+            cpu_pct: round2(u.cpu_pct),
+            timestamp: Some(timestamp),
+            extra,
+        }
     }
 }
 

@@ -11,8 +11,6 @@ use hemostat_protocol::event::Severity;
 
 /// Above this, whatever the threshold, the seed calls it critical.
 pub const CRITICAL_PERCENT: f64 = 95.0;
-/// The seed's medium band starts at this fraction of the threshold.
-pub const MEDIUM_FRACTION: f64 = 0.8;
 
 /// One metric's rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,20 +23,6 @@ pub struct Rule {
     pub clear: f64,
     /// Percentage points below the threshold that count as recovered.
     pub margin: f64,
-}
-
-/// The seed's severities: critical above 95 %, high above the threshold,
-/// medium above 80 % of the threshold.
-pub fn severity(value: f64, threshold: f64) -> Option<Severity> {
-    if value > CRITICAL_PERCENT.max(threshold) {
-        Some(Severity::Critical)
-    } else if value > threshold {
-        Some(Severity::High)
-    } else if value > threshold * MEDIUM_FRACTION {
-        Some(Severity::Medium)
-    } else {
-        None
-    }
 }
 
 /// A sustained breach, to be published.
@@ -62,15 +46,6 @@ pub struct Gauge {
 }
 
 impl Gauge {
-    /// How long the value has been continuously above the threshold.
-    pub fn sustained(&self, now: f64) -> f64 {
-        self.above_since.map_or(0.0, |t| now - t)
-    }
-
-    pub fn is_reported(&self) -> bool {
-        self.reported.is_some()
-    }
-
     /// Feeds the value measured at `now` (seconds, any monotonic origin).
     /// Returns a breach when one starts, or when a reported high breach
     /// has since been sustained at critical (an escalation the analyzer
@@ -130,14 +105,6 @@ mod tests {
     fn run(values: &[f64]) -> Vec<(usize, Breach)> {
         let mut g = Gauge::default();
         values.iter().enumerate().filter_map(|(t, v)| g.observe(*v, t as f64, &RULE).map(|b| (t, b))).collect()
-    }
-
-    #[test]
-    fn seed_severities() {
-        assert_eq!(severity(96.0, 85.0), Some(Severity::Critical));
-        assert_eq!(severity(90.0, 85.0), Some(Severity::High));
-        assert_eq!(severity(70.0, 85.0), Some(Severity::Medium));
-        assert_eq!(severity(60.0, 85.0), None);
     }
 
     #[test]

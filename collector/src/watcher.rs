@@ -12,15 +12,14 @@ use std::{collections::HashMap, time::Duration};
 use bollard::{Docker, models::EventMessage, query_parameters::EventsOptionsBuilder};
 use futures::StreamExt;
 use hemostat_protocol::backoff::Backoff;
-use hemostat_protocol::{Envelope, EventKind, envelope::agent};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    alerting::{Alerts, Latency},
     detector::{Detection, Detector, Suspect, assess},
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
-    outbox::Outbox,
     reconcile::{self, Decision},
     registry::Registry,
     scope::Scope,
@@ -32,10 +31,9 @@ const EVENTS: [&str; 6] = ["die", "oom", "kill", "start", "destroy", "health_sta
 
 pub struct Watcher {
     docker: Docker,
-    host: String,
+    alerts: Alerts,
     detector: Detector,
     inflight: InFlight,
-    outbox: Outbox,
     registry: Registry,
     scope: Scope,
     /// Time of the latest event handled: a resubscription starts there, so
@@ -62,20 +60,12 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn new(
-        docker: Docker,
-        host: String,
-        inflight: InFlight,
-        outbox: Outbox,
-        registry: Registry,
-        scope: Scope,
-    ) -> Self {
+    pub fn new(docker: Docker, alerts: Alerts, inflight: InFlight, registry: Registry, scope: Scope) -> Self {
         Watcher {
             docker,
-            host,
+            alerts,
             detector: Detector::new(),
             inflight,
-            outbox,
             registry,
             scope,
             // From now: the registry's startup sync covers what came before.
@@ -267,18 +257,12 @@ impl Watcher {
             || self.inflight.covers(&suspect.name, suspect.time_nano);
         match assess(&suspect, facts.as_ref(), in_flight, &self.scope) {
             Detection::Alert(finding) => {
-                let alert = finding.health_alert(&self.host);
                 let ms = |from: i64, to: i64| (to - from) / 1_000_000;
-                tracing::info!(
-                    container = %alert.container, issues = ?alert.issues,
-                    event_to_receipt_ms = ms(suspect.time_nano, received_nano),
-                    inspect_ms = ms(received_nano, now_nanos()),
-                    "health alert"
-                );
-                match Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert) {
-                    Ok(env) => self.outbox.send(env),
-                    Err(e) => tracing::error!(error = %e, "could not build health alert"),
-                }
+                let latency = Latency {
+                    event_to_receipt_ms: ms(suspect.time_nano, received_nano),
+                    inspect_ms: ms(received_nano, now_nanos()),
+                };
+                self.alerts.publish_timed(self.alerts.finding(&finding), latency);
             }
             Detection::Ignore(reason) => {
                 tracing::info!(container = %suspect.name, %reason, "exit not reported")
