@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use hemostat_protocol::config::{DEFAULT_REDIS_URL, library_help, parse_millis, parse_seconds};
+use hemostat_protocol::{
+    config::{DEFAULT_REDIS_URL, library_help, parse_millis, parse_seconds},
+    secret::RedisUrl,
+};
 
 use crate::binding::RouteSpec;
 
@@ -16,8 +19,9 @@ use crate::binding::RouteSpec;
 )]
 pub struct Config {
     /// Redis URL (redis:// or rediss://, credentials allowed; never logged).
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
-    pub redis_url: String,
+    // A `RedisUrl`: the derived `Debug` shows it without its credentials.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true, value_parser = clap::value_parser!(RedisUrl))]
+    pub redis_url: RedisUrl,
 
     /// Base URL of the Lambda Invoke API: the local emulator, any Lambda-compatible endpoint, or `aws`
     /// for AWS Lambda's own regional endpoint (region and credentials from the standard AWS chain).
@@ -159,6 +163,14 @@ mod tests {
             let err = Config::try_parse_from(["hemostat-bridge", bad[0], bad[1]]).unwrap_err().to_string();
             assert!(err.contains(bad[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn debug_hides_the_redis_password() {
+        let c = Config::parse_from(["hemostat-bridge", "--redis-url", "redis://:hunter2@r:6379"]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("redis://***@r:6379"), "{shown}");
+        assert_eq!(&*c.redis_url, "redis://:hunter2@r:6379");
     }
 
     #[test]

@@ -1,21 +1,24 @@
 //! Command-line flags and their environment variables.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
 use hemostat_protocol::{
     config::{DEFAULT_REDIS_URL, library_help, parse_duration},
-    connection::redact,
+    secret::{RedisUrl, Secret},
 };
 
 /// HemoStat collector: watches this host's Docker engine, reports crashes
 /// and executes remediation commands.
-#[derive(Clone, Parser)]
+///
+/// `Debug` is derived: the command key is a [`Secret`] and the Redis URL a
+/// [`RedisUrl`], so logging a Config shows neither the key nor a password.
+#[derive(Debug, Clone, Parser)]
 #[command(name = "hemostat-collector", version, about, after_help = library_help())]
 pub struct Config {
     /// Redis URL (redis:// or rediss://, may carry a password).
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
-    pub redis_url: String,
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true, value_parser = clap::value_parser!(RedisUrl))]
+    pub redis_url: RedisUrl,
 
     /// Docker Engine endpoint (unix:// socket or tcp://).
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
@@ -28,8 +31,8 @@ pub struct Config {
 
     /// HMAC key for remediation commands. When set, unsigned or forged
     /// commands are refused.
-    #[arg(long, env = "HEMOSTAT_COMMAND_KEY", hide_env_values = true)]
-    pub command_key: Option<String>,
+    #[arg(long, env = "HEMOSTAT_COMMAND_KEY", hide_env_values = true, value_parser = clap::value_parser!(Secret))]
+    pub command_key: Option<Secret>,
 
     /// Grace period before a stop or restart kills the container (e.g. 10,
     /// 10s, 500ms). A container label `hemostat.stop_timeout` overrides it.
@@ -175,43 +178,7 @@ impl Config {
 
     /// The command key, with an empty value meaning "not configured".
     pub fn command_key(&self) -> Option<&[u8]> {
-        self.command_key.as_deref().filter(|k| !k.is_empty()).map(str::as_bytes)
-    }
-}
-
-// By hand, so that logging a Config never leaks the key or a Redis password.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("redis_url", &redact(&self.redis_url))
-            .field("docker_host", &self.docker_host)
-            .field("host", &self.host)
-            .field("command_key", &self.command_key().map(|_| "***"))
-            .field("stop_timeout", &self.stop_timeout)
-            .field("heartbeat_interval", &self.heartbeat_interval)
-            .field("label_selector", &self.label_selector)
-            .field("opt_in", &self.opt_in)
-            .field("verify_seconds", &self.verify_seconds)
-            .field("exec_allowlist", &self.exec_allowlist)
-            .field("exec_timeout", &self.exec_timeout)
-            .field("command_concurrency", &self.command_concurrency)
-            .field("command_max_age", &self.command_max_age)
-            .field("stats_interval", &self.stats_interval)
-            .field("proc_root", &self.proc_root)
-            .field("cgroup_root", &self.cgroup_root)
-            .field("threshold_cpu_percent", &self.threshold_cpu_percent)
-            .field("threshold_memory_percent", &self.threshold_memory_percent)
-            .field("sustain_seconds", &self.sustain_seconds)
-            .field("clear_seconds", &self.clear_seconds)
-            .field("clear_margin", &self.clear_margin)
-            .field("leak_window", &self.leak_window)
-            .field("leak_horizon", &self.leak_horizon)
-            .field("max_restarts", &self.max_restarts)
-            .field("restart_window", &self.restart_window)
-            .field("outbox_capacity", &self.outbox_capacity)
-            .field("alert_daemon_restart_exits", &self.alert_daemon_restart_exits)
-            .field("once", &self.once)
-            .finish()
+        self.command_key.as_ref().filter(|k| !k.is_empty()).map(|k| k.expose().as_bytes())
     }
 }
 
@@ -253,6 +220,10 @@ mod tests {
         ]);
         let s = format!("{c:?}");
         assert!(!s.contains("hunter2") && !s.contains("topsecret"), "{s}");
+        assert!(s.contains("redis://***@r:6379") && s.contains("command_key: Some(Secret(<redacted>))"), "{s}");
         assert_eq!(c.command_key(), Some(&b"topsecret"[..]));
+        assert_eq!(&*c.redis_url, "redis://:hunter2@r:6379");
+        let unsigned = Config::parse_from(["hemostat-collector", "--command-key", "", "--host", "h1"]);
+        assert_eq!(unsigned.command_key(), None);
     }
 }

@@ -2,9 +2,12 @@
 //! the delivery bounds. A bad value is a start-up error naming the variable
 //! (never echoing a secret).
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
-use hemostat_protocol::config::{Env, Setting, Usage, empty_env, process_env};
+use hemostat_protocol::{
+    config::{Env, Setting, Usage, empty_env, process_env},
+    secret::Secret,
+};
 
 use crate::error::AlertError;
 
@@ -65,28 +68,6 @@ then notifies Slack and/or a JSON webhook.",
     ],
 };
 
-/// A webhook URL or signing key. `Debug` never shows the value, so it cannot
-/// reach a log through a `{:?}` of the configuration.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value itself, for the one place that needs it (a request).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// The settings, each read by the [`Setting`] named in its comment (which
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
@@ -143,7 +124,7 @@ impl Config {
         let config = Config {
             slack_webhook_url: url(SLACK_WEBHOOK_URL, env)?,
             webhook_url: url(WEBHOOK_URL, env)?,
-            webhook_secret: WEBHOOK_SECRET.configured(env).map(Secret),
+            webhook_secret: WEBHOOK_SECRET.configured_secret(env),
             enabled: ENABLED.flag(env)?,
             dedupe_ttl: DEDUPE_TTL.duration(env)?,
             max_events: MAX_EVENTS.parse(env)?,
@@ -189,7 +170,7 @@ fn url(setting: Setting, env: Env<'_>) -> Result<Option<Secret>, AlertError> {
     if !(value.starts_with("https://") || value.starts_with("http://")) {
         return Err(bad(setting.name, "must be an http:// or https:// URL"));
     }
-    Ok(Some(Secret(value)))
+    Ok(Some(Secret::new(value)))
 }
 
 #[cfg(test)]

@@ -7,14 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use hemostat_protocol::secret::Secret;
 use reqwest::{StatusCode, header::HeaderMap};
 
-use crate::{
-    config::{Config, Secret},
-    error::AlertError,
-    format,
-    notice::Notice,
-};
+use crate::{config::Config, error::AlertError, format, notice::Notice};
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]

@@ -147,8 +147,8 @@ fn report(response: &mut BatchResponse, record: &BatchRecord, outcome: RecordOut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AlertError, config::Secret};
-    use hemostat_protocol::{EventKind, batch};
+    use crate::AlertError;
+    use hemostat_protocol::{EventKind, batch, secret::Secret};
     use std::{
         collections::{HashMap, HashSet},
         sync::{Arc, Mutex},

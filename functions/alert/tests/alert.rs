@@ -7,12 +7,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hemostat_alert::{
-    config::Secret,
     format::{SIGNATURE_HEADER, signature},
     store::FAILURES,
 };
 use hemostat_e2e::RedisServer;
-use hemostat_protocol::{EventKind, batch::BatchEvent};
+use hemostat_protocol::{EventKind, batch::BatchEvent, secret::Secret};
 use redis::AsyncCommands;
 use support::{Receiver, Reply, alert, complete, config, envelope, record};
 

@@ -1,11 +1,12 @@
 //! The analyzer's settings, from environment variables. A bad value is a
 //! start-up error naming the variable.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use hemostat_protocol::{
     Action,
     config::{Env, Setting, Usage, empty_env, process_env},
+    secret::Secret,
 };
 
 use crate::error::AnalyzerError;
@@ -19,28 +20,6 @@ pub enum Provider {
     Anthropic,
 }
 
-/// An API key. Its `Debug` and `Display` never show the value, so a key
-/// cannot reach a log line through a `{:?}` of the configuration.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
-    }
-
-    /// The key itself, for the one place that needs it: a request header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
 /// The LLM to consult, when one is configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmConfig {
@@ -50,7 +29,7 @@ pub struct LlmConfig {
     /// [`OPENAI_BASE_URL`] or [`ANTHROPIC_BASE_URL`], without a trailing slash.
     pub base_url: String,
     /// [`OPENAI_API_KEY`] or [`ANTHROPIC_API_KEY`].
-    pub api_key: ApiKey,
+    pub api_key: Secret,
 }
 
 /// The OpenAI model when `AI_MODEL` is unset: one that accepts JSON mode
@@ -194,8 +173,8 @@ impl Config {
         }
         let llm = select_llm(
             MODEL.configured(env).as_deref(),
-            OPENAI_API_KEY.configured(env).map(ApiKey),
-            ANTHROPIC_API_KEY.configured(env).map(ApiKey),
+            OPENAI_API_KEY.configured_secret(env),
+            ANTHROPIC_API_KEY.configured_secret(env),
             OPENAI_BASE_URL.configured(env).as_deref(),
             ANTHROPIC_BASE_URL.configured(env).as_deref(),
         )?;
@@ -252,13 +231,13 @@ pub fn parse_actions(list: &str) -> Result<Vec<Action>, AnalyzerError> {
 /// 4. No key: no LLM, the rules decide (`analysis_method` = `rule_based`).
 pub fn select_llm(
     model: Option<&str>,
-    openai_key: Option<ApiKey>,
-    anthropic_key: Option<ApiKey>,
+    openai_key: Option<Secret>,
+    anthropic_key: Option<Secret>,
     openai_base: Option<&str>,
     anthropic_base: Option<&str>,
 ) -> Result<Option<LlmConfig>, AnalyzerError> {
     let is_claude = model.is_some_and(|m| m.to_ascii_lowercase().starts_with("claude"));
-    let anthropic = |api_key: ApiKey, model: &str| LlmConfig {
+    let anthropic = |api_key: Secret, model: &str| LlmConfig {
         provider: Provider::Anthropic,
         model: model.to_owned(),
         base_url: base(anthropic_base, DEFAULT_ANTHROPIC_BASE_URL),
@@ -288,8 +267,8 @@ fn base(configured: Option<&str>, default: &str) -> String {
 mod tests {
     use super::*;
 
-    fn key(k: &str) -> Option<ApiKey> {
-        Some(ApiKey::new(k))
+    fn key(k: &str) -> Option<Secret> {
+        Some(Secret::new(k))
     }
 
     #[test]

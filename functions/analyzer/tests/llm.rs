@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use hemostat_analyzer::{
     Analyzer, Config,
-    config::{ApiKey, LlmConfig, Provider},
+    config::{LlmConfig, Provider},
     llm::{LlmClient, http_client},
 };
 use hemostat_e2e::RedisServer;
-use hemostat_protocol::EventKind;
+use hemostat_protocol::{EventKind, secret::Secret};
 use support::{fake_llm::*, *};
 
 const KEY: &str = "sk-test-DO-NOT-LEAK-4242";
@@ -27,7 +27,7 @@ async fn analyzer(
         Provider::OpenAi => fake.openai_base(),
         Provider::Anthropic => fake.anthropic_base(),
     };
-    let llm = LlmConfig { provider, model: model.into(), base_url, api_key: ApiKey::new(KEY) };
+    let llm = LlmConfig { provider, model: model.into(), base_url, api_key: Secret::new(KEY) };
     let client = LlmClient::new(http_client(TIMEOUT).unwrap(), &llm, TIMEOUT);
     let config = Config { llm: Some(llm), ai_timeout: TIMEOUT, ..Config::default() };
     Analyzer::new(config, Recorder::default(), manager(redis).await, Some(client))
@@ -148,7 +148,7 @@ async fn failures_fall_back(provider: Provider) {
 async fn a_model_without_json_mode_is_asked_again_without_it() {
     // gpt-4 (and many compatible servers) answer 400, param response_format.
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
-    fake.set(Mode::NoJsonMode);
+    fake.set(Mode::JsonModeRefused);
     let a = analyzer(&redis, &fake, Provider::OpenAi, "gpt-4").await;
     let d = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
     assert_eq!((d.method.as_deref(), d.fallback_reason.as_deref()), (Some("llm"), None), "{d:?}");
@@ -196,7 +196,7 @@ async fn llm_verdicts_override_rules_and_face_the_threshold() {
                 provider: Provider::OpenAi,
                 model: "m".into(),
                 base_url: fake.openai_base(),
-                api_key: ApiKey::new(KEY),
+                api_key: Secret::new(KEY),
             },
             TIMEOUT,
         )),

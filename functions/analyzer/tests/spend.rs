@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use hemostat_analyzer::{
     Analyzer, Config, budget,
-    config::{ApiKey, LlmConfig, Provider},
+    config::{LlmConfig, Provider},
     llm::{LlmClient, http_client},
 };
 use hemostat_e2e::RedisServer;
-use hemostat_protocol::{EventKind, keys};
+use hemostat_protocol::{EventKind, keys, secret::Secret};
 use redis::AsyncCommands;
 use support::{fake_llm::*, *};
 
@@ -22,7 +22,7 @@ async fn analyzer(redis: &RedisServer, fake: &FakeLlm, config: Config) -> Analyz
         provider: Provider::OpenAi,
         model: "gpt-4".into(),
         base_url: fake.openai_base(),
-        api_key: ApiKey::new("k"),
+        api_key: Secret::new("k"),
     };
     let client = LlmClient::new(http_client(TIMEOUT).unwrap(), &llm, TIMEOUT);
     Analyzer::new(

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use hemostat_protocol::config::{Env, Setting, Usage, empty_env, process_env};
+use hemostat_protocol::{
+    config::{Env, Setting, Usage, empty_env, process_env},
+    secret::Secret,
+};
 
 use crate::error::ExporterError;
 
@@ -85,7 +88,7 @@ heartbeats and sends metrics to CloudWatch.",
 
 /// The settings, each read by the [`Setting`] named in its comment (which
 /// holds the variable and its default).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// [`DEDUPE_TTL`], at least 1 s: how long a counted record is
     /// remembered, so a redelivery is not counted twice. Must exceed how long
@@ -101,7 +104,7 @@ pub struct Config {
     pub max_containers: usize,
     /// [`BEARER_TOKEN`]: when set, `/metrics` requires `Authorization: Bearer
     /// <token>` (for a function URL with AuthType NONE). Never logged.
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
     /// [`CLOUDWATCH_ENABLED`]: `true`, `false`, or `auto` (on inside AWS
     /// Lambda).
     pub cloudwatch: CloudWatchMode,
@@ -114,22 +117,6 @@ pub struct Config {
     pub cloudwatch_endpoint: Option<String>,
     /// [`CLOUDWATCH_TIMEOUT`], above 0: bound on each PutMetricData call.
     pub cloudwatch_timeout: Duration,
-}
-
-impl std::fmt::Debug for Config {
-    // Hand-written so the token can never reach a log through `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("dedupe_ttl", &self.dedupe_ttl)
-            .field("container_metrics", &self.container_metrics)
-            .field("max_containers", &self.max_containers)
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
-            .field("cloudwatch", &self.cloudwatch)
-            .field("cloudwatch_namespace", &self.cloudwatch_namespace)
-            .field("cloudwatch_endpoint", &self.cloudwatch_endpoint)
-            .field("cloudwatch_timeout", &self.cloudwatch_timeout)
-            .finish()
-    }
 }
 
 impl Default for Config {
@@ -168,7 +155,7 @@ impl Config {
             dedupe_ttl,
             container_metrics: CONTAINER_METRICS.flag(env)?,
             max_containers: MAX_CONTAINERS.parse(env)?,
-            bearer_token: BEARER_TOKEN.configured(env),
+            bearer_token: BEARER_TOKEN.configured_secret(env),
             cloudwatch: CLOUDWATCH_ENABLED.parse(env)?,
             cloudwatch_namespace: namespace,
             cloudwatch_endpoint: CLOUDWATCH_ENDPOINT.configured(env),
@@ -210,6 +197,13 @@ mod tests {
         assert_eq!((d.dedupe_ttl, d.cloudwatch_timeout), (Duration::from_secs(3600), Duration::from_secs(5)));
         assert_eq!((d.container_metrics, d.max_containers, d.cloudwatch), (true, 2000, CloudWatchMode::Auto));
         assert_eq!((d.cloudwatch_namespace.as_str(), d.bearer_token, d.cloudwatch_endpoint), ("HemoStat", None, None));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = Config { bearer_token: Some("tok-123".into()), ..Config::default() };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("tok-123") && shown.contains("bearer_token: Some(Secret(<redacted>))"), "{shown}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use crate::error::ProtocolError;
+use crate::{error::ProtocolError, secret::Secret};
 
 /// Booleans as operators write them: true/false, 1/0, yes/no, on/off.
 pub fn parse_bool(v: &str) -> Option<bool> {
@@ -183,6 +183,14 @@ impl Setting {
         let v = env(self.name)?;
         let v = if self.secret { v } else { v.trim().to_owned() };
         (!v.trim().is_empty()).then_some(v)
+    }
+
+    /// The configured value of a [`secret`](Setting::secret) setting, as a
+    /// [`Secret`] so that it cannot reach a log through `{:?}`; kept byte for
+    /// byte, like [`configured`](Setting::configured) keeps every secret.
+    pub fn configured_secret(&self, env: Env<'_>) -> Option<Secret> {
+        debug_assert!(self.secret, "{} is not a secret setting", self.name);
+        self.configured(env).map(Secret::from)
     }
 
     /// The configured value, else the default.
@@ -452,6 +460,10 @@ mod tests {
     fn secrets_are_kept_as_given_and_never_shown() {
         assert_eq!(KEY.configured(&empty_env), None);
         assert_eq!(KEY.configured(&env_of(&[("HEMOSTAT_T_KEY", " k ")])).as_deref(), Some(" k "));
+        assert_eq!(KEY.configured_secret(&env_of(&[("HEMOSTAT_T_KEY", " k ")])), Some(Secret::new(" k ")));
+        assert_eq!(KEY.configured_secret(&env_of(&[("HEMOSTAT_T_KEY", "  ")])), None);
+        let read = KEY.configured_secret(&env_of(&[("HEMOSTAT_T_KEY", "hunter2")]));
+        assert!(!format!("{read:?}").contains("hunter2"));
         let err = KEY.invalid("hunter2", "too short").to_string();
         assert!(!err.contains("hunter2"), "{err}");
         let set = env_of(&[("HEMOSTAT_T_KEY", "hunter2")]);

@@ -34,6 +34,7 @@
 //! - [`stream`]: a consumer group's reads, acks and claims, for the bridge
 //!   and the collector's command reader alike.
 //! - [`config`]: typed environment variables with clear errors.
+//! - [`secret`]: settings whose `Debug` never shows them (keys, Redis URLs).
 //! - `function` (feature `lambda`): the start-up every function binary
 //!   shares: tracing, one Redis connection, the batch handler loop.
 //! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
@@ -56,6 +57,7 @@ pub mod function;
 pub mod keys;
 pub mod publisher;
 pub mod routes;
+pub mod secret;
 pub mod series;
 pub mod slot;
 pub mod stream;

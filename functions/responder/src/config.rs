@@ -3,6 +3,7 @@
 use hemostat_protocol::{
     ProtocolError,
     config::{Env, Setting, Usage, empty_env, process_env},
+    secret::Secret,
 };
 
 // The gate's Lua scripts count whole seconds, hence `whole_seconds` below.
@@ -46,7 +47,7 @@ signed commands in the container's host stream.",
 
 /// The settings, each read by the [`Setting`] named in its comment (which
 /// holds the variable and its default).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// [`COOLDOWN`], in whole seconds: minimum time between two actions on
     /// one container.
@@ -57,8 +58,8 @@ pub struct Config {
     /// it would have done without doing it.
     pub dry_run: bool,
     /// [`COMMAND_KEY`]: HMAC key signing commands; collectors with the same
-    /// key refuse anything unsigned or forged.
-    pub command_key: Option<String>,
+    /// key refuse anything unsigned or forged. Never logged.
+    pub command_key: Option<Secret>,
     /// [`FLEET_BRAKE_HOSTS`]: at most this many hosts per image remediated
     /// within the window; the next one trips the brake ("suspected bad
     /// release"). 0 turns the brake off.
@@ -66,20 +67,6 @@ pub struct Config {
     /// [`FLEET_BRAKE_WINDOW`], in whole seconds: the brake's window, and how
     /// long it holds once tripped.
     pub fleet_brake_window_seconds: u64,
-}
-
-impl std::fmt::Debug for Config {
-    // Hand-written so the key can never reach a log through `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("cooldown_seconds", &self.cooldown_seconds)
-            .field("max_actions_per_hour", &self.max_actions_per_hour)
-            .field("dry_run", &self.dry_run)
-            .field("command_key", &self.command_key.as_ref().map(|_| "<set>"))
-            .field("fleet_brake_hosts", &self.fleet_brake_hosts)
-            .field("fleet_brake_window_seconds", &self.fleet_brake_window_seconds)
-            .finish()
-    }
 }
 
 impl Default for Config {
@@ -99,7 +86,7 @@ impl Config {
             cooldown_seconds: COOLDOWN.whole_seconds(env)?,
             max_actions_per_hour: MAX_RETRIES_PER_HOUR.parse(env)?,
             dry_run: DRY_RUN.flag(env)?,
-            command_key: COMMAND_KEY.configured(env),
+            command_key: COMMAND_KEY.configured_secret(env),
             fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
             fleet_brake_window_seconds: FLEET_BRAKE_WINDOW.whole_seconds(env)?,
         })

@@ -137,7 +137,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             args: Vec::new(),
             context: IncidentContext { image: image.map(str::to_owned), ..needed.context.clone() },
         };
-        let sealed = command.seal(self.config.command_key.as_deref().map(str::as_bytes));
+        let sealed = command.seal(self.config.command_key.as_ref().map(|k| k.expose().as_bytes()));
         let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;
         tracing::info!(container = %container, action = %command.action, command_id = %command.id, stream_entry = %entry,
             dry_run = command.dry_run, signed = sealed.signature.is_some(), "command dispatched");

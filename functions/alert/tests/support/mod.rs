@@ -13,9 +13,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use hemostat_alert::{Alert, Config, config::Secret, deliver, store::RedisLog};
+use hemostat_alert::{Alert, Config, deliver, store::RedisLog};
 use hemostat_e2e::RedisServer;
-use hemostat_protocol::{EventKind, batch, batch::BatchRecord, connection};
+use hemostat_protocol::{EventKind, batch, batch::BatchRecord, connection, secret::Secret};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]

@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
+use hemostat_protocol::secret::Secret;
 use serde_json::{Value, json};
 
 use super::{Llm, Prompt, send};
-use crate::{
-    config::{ApiKey, LlmConfig},
-    error::AnalyzerError,
-};
+use crate::{config::LlmConfig, error::AnalyzerError};
 
 pub const API_VERSION: &str = "2023-06-01";
 /// The verdict is a few dozen tokens; the cap bounds the cost of a model
@@ -20,7 +18,7 @@ pub struct Anthropic {
     http: reqwest::Client,
     url: String,
     model: String,
-    key: ApiKey,
+    key: Secret,
     timeout: Duration,
 }
 

@@ -9,11 +9,12 @@ use std::{
     time::Duration,
 };
 
+use hemostat_protocol::secret::Secret;
 use serde_json::{Value, json};
 
 use super::{Llm, Prompt, send};
 use crate::{
-    config::{ApiKey, LlmConfig},
+    config::LlmConfig,
     error::{AnalyzerError, ProviderError},
 };
 
@@ -22,7 +23,7 @@ pub struct OpenAi {
     http: reqwest::Client,
     url: String,
     model: String,
-    key: ApiKey,
+    key: Secret,
     timeout: Duration,
     /// Whether to ask for JSON mode: cleared for good the first time the
     /// model refuses the parameter (gpt-4 and many compatible servers

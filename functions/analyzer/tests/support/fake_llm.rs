@@ -30,7 +30,7 @@ pub enum Mode {
     InvalidRequest,
     /// HTTP 400 naming `param: response_format` whenever the request asks
     /// for JSON mode, as gpt-4 answers; a good answer without it.
-    NoJsonMode,
+    JsonModeRefused,
     /// HTTP 401 with the provider's message, which quotes part of the key.
     Unauthorized,
     /// HTTP 429 with `retry-after` in seconds.
@@ -163,7 +163,7 @@ fn special(api: Api, mode: Mode, request: &Value) -> Option<Response> {
             Some("messages").filter(|_| openai),
             "Invalid value for 'messages'.",
         )),
-        Mode::NoJsonMode if openai && request.get("response_format").is_some() => Some(error(
+        Mode::JsonModeRefused if openai && request.get("response_format").is_some() => Some(error(
             api,
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
