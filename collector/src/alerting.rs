@@ -1,9 +1,17 @@
 //! Every `health_alert` this collector raises: built here, whichever path
 //! found the problem (a Docker event through the watcher, a resource
 //! reading or a restart loop through the sampler), and handed to the
-//! outbox here, so every alert carries the same host, the same timestamps
-//! and the same log line.
+//! outbox here, so every alert carries the same host, the same timestamps,
+//! the same evidence and the same log line.
+//!
+//! Evidence (log lines, health output, Docker state) is gathered off the
+//! caller's task, so the event stream and the stats loop never wait on a
+//! logs read; the alert goes once it is gathered (bounded by the
+//! gatherer's timeout), or without it if gathering failed.
 
+use std::time::Instant;
+
+use bollard::models::ContainerInspectResponse;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hemostat_protocol::{
     Envelope, EventKind,
@@ -14,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::{
     detector::{Finding, FindingKind},
+    evidence::{Gatherer, Provided},
     leak::Leak,
     outbox::Outbox,
     resources::{Rules, Symptom},
@@ -22,11 +31,14 @@ use crate::{
     thresholds::Breach,
 };
 
-/// Builds alerts for this host and publishes them. Cheap to clone.
+/// Builds alerts for this host and publishes them (never blocking: see
+/// [`Outbox::send`]). Cheap to clone.
 #[derive(Clone)]
 pub struct Alerts {
     host: String,
     outbox: Outbox,
+    /// None: alerts go without evidence (unit tests).
+    evidence: Option<Gatherer>,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -35,6 +47,14 @@ pub struct Alerts {
 pub struct Latency {
     pub event_to_receipt_ms: i64,
     pub inspect_ms: i64,
+}
+
+/// What evidence gathering may start from.
+pub enum Inspected {
+    /// The caller already inspected the container (the watcher, after the event).
+    Yes(Box<ContainerInspectResponse>),
+    /// Only its id or name is known: the gatherer inspects it.
+    No(String),
 }
 
 /// A resource anomaly of one container, before it becomes an alert.
@@ -82,7 +102,14 @@ impl Alarm {
 
 impl Alerts {
     pub fn new(host: String, outbox: Outbox) -> Alerts {
-        Alerts { host, outbox }
+        Alerts { host, outbox, evidence: None }
+    }
+
+    /// Alerts published through [`Alerts::publish_with_evidence`] carry
+    /// what `gatherer` finds.
+    pub fn with_evidence(mut self, gatherer: Gatherer) -> Alerts {
+        self.evidence = Some(gatherer);
+        self
     }
 
     pub fn host(&self) -> &str {
@@ -127,6 +154,7 @@ impl Alerts {
             }],
             exit_code: f.exit_code,
             detected_at: Some(time.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+            evidence: None,
         }
     }
 
@@ -178,25 +206,43 @@ impl Alerts {
             }],
             exit_code: None,
             detected_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)),
+            evidence: None,
         }
     }
 
-    /// Queues the alert; never blocks (see [`Outbox::send`]).
-    pub fn publish(&self, alert: HealthAlert) {
-        self.send(alert, None);
+    /// Publishes `alert` with the container's evidence attached, gathered
+    /// on a task of its own (see the module doc); `latency`, when the alert
+    /// came from an event, is logged with it.
+    pub fn publish_with_evidence(&self, mut alert: HealthAlert, from: Inspected, latency: Option<Latency>) {
+        let Some(gatherer) = self.evidence.clone() else {
+            return self.send(alert, latency, None);
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let evidence = match from {
+                Inspected::Yes(inspect) => Some(gatherer.gather_inspected(&inspect, Provided::default()).await),
+                Inspected::No(id) => match gatherer.gather(&id, Provided::default()).await {
+                    Ok(evidence) => Some(evidence),
+                    Err(e) => {
+                        tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert");
+                        None
+                    }
+                },
+            };
+            alert.evidence = evidence;
+            this.send(alert, latency, Some(started.elapsed().as_millis() as u64));
+        });
     }
 
-    /// [`Alerts::publish`], logging how long the event took to become an alert.
-    pub fn publish_timed(&self, alert: HealthAlert, latency: Latency) {
-        self.send(alert, Some(latency));
-    }
-
-    fn send(&self, alert: HealthAlert, latency: Option<Latency>) {
+    fn send(&self, alert: HealthAlert, latency: Option<Latency>, evidence_ms: Option<u64>) {
         tracing::info!(
             container = %alert.container, issues = ?alert.issues,
             anomaly = ?alert.anomalies.first().map(|a| a.kind),
             event_to_receipt_ms = latency.map(|l| l.event_to_receipt_ms),
             inspect_ms = latency.map(|l| l.inspect_ms),
+            evidence_ms,
+            log_lines = alert.evidence.as_ref().map(|e| e.logs.lines.len()),
             "health alert"
         );
         match Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert) {
@@ -322,9 +368,14 @@ mod tests {
     #[tokio::test]
     async fn published_alerts_reach_the_outbox_in_order() {
         let (alerts, recorder) = alerts();
-        alerts.publish(alerts.finding(&finding(FindingKind::Crash, Some(1))));
+        alerts.publish_with_evidence(
+            alerts.finding(&finding(FindingKind::Crash, Some(1))),
+            Inspected::No("c1".into()),
+            None,
+        );
         let latency = Latency { event_to_receipt_ms: 1, inspect_ms: 2 };
-        alerts.publish_timed(alerts.finding(&finding(FindingKind::Oom, Some(137))), latency);
+        let oom = alerts.finding(&finding(FindingKind::Oom, Some(137)));
+        alerts.publish_with_evidence(oom, Inspected::No("c1".into()), Some(latency));
         for _ in 0..100 {
             if recorder.0.lock().unwrap().len() == 2 {
                 break;

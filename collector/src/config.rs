@@ -88,6 +88,29 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_COMMAND_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
     pub command_max_age: Duration,
 
+    /// Log lines attached to an alert as evidence (the tail since the
+    /// container's last start); 0 attaches none.
+    #[arg(long, env = "HEMOSTAT_EVIDENCE_LINES", default_value_t = 50)]
+    pub evidence_lines: u32,
+
+    /// Cap on an alert's evidence (log lines, health output, Docker state),
+    /// in bytes of JSON: the oldest lines go first.
+    #[arg(long, env = "HEMOSTAT_EVIDENCE_MAX_BYTES", default_value_t = 4096)]
+    pub evidence_max_bytes: usize,
+
+    /// Read containers' logs into evidence at all (false: state and health
+    /// only, for every container; the label `hemostat.evidence.logs=false`
+    /// turns logs off for one).
+    #[arg(long, env = "HEMOSTAT_EVIDENCE_LOGS", default_value_t = true, value_parser = parse_flag)]
+    pub evidence_logs: bool,
+
+    /// More redaction patterns (Rust regex syntax, comma-separated) for log
+    /// and health output, on top of the built-in ones (tokens, keys,
+    /// passwords in URLs, `password=` style assignments); a match becomes
+    /// `[REDACTED]` before anything leaves the host.
+    #[arg(long, env = "HEMOSTAT_REDACT_PATTERNS", value_delimiter = ',', default_value = "")]
+    pub redact_patterns: Vec<String>,
+
     /// How often every running container's CPU, memory, network, block
     /// I/O and pids are sampled and written to `hemostat:stats:<host/name>`
     /// (e.g. 1s, 500ms; 0 turns sampling and threshold alerts off).

@@ -36,6 +36,8 @@
 //! - `config` — [`Config`]: flags and environment variables.
 //! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
 //! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
+//! - `evidence` (public for its tests) — what an alert carries about its container: log lines since the last start, health output, Docker state; bounded, redacted.
+//! - `redact` (public for its tests) — secrets out of log and health output before anything leaves the host.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
 //! - `detector` — pure crash detection (events in, detections out).
 //! - `scope` — which containers this collector manages (labels, opt-in).
@@ -51,6 +53,7 @@ mod detector;
 mod docker;
 mod error;
 mod event;
+pub mod evidence;
 mod exec;
 mod executor;
 mod inflight;
@@ -60,6 +63,7 @@ mod marker;
 mod outbox;
 mod outcome;
 mod reconcile;
+pub mod redact;
 mod registry;
 mod resources;
 mod restarts;
@@ -88,8 +92,8 @@ pub use config::Config;
 pub use error::CollectorError;
 
 use crate::{
-    alerting::Alerts, commands::Consumer, executor::Executor, inflight::InFlight, outbox::Outbox, registry::Registry,
-    watcher::Watcher,
+    alerting::Alerts, commands::Consumer, evidence::Gatherer, executor::Executor, inflight::InFlight, outbox::Outbox,
+    registry::Registry, watcher::Watcher,
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -142,7 +146,17 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
     let tasks_conn = conn.clone();
     let (outbox, outbox_task) = Outbox::spawn(publisher, config.outbox_capacity, cancel.clone());
-    let alerts = Alerts::new(config.host.clone(), outbox.clone());
+    let gatherer = Gatherer::new(
+        docker.clone(),
+        evidence::Settings {
+            lines: config.evidence_lines,
+            max_bytes: config.evidence_max_bytes,
+            logs: config.evidence_logs,
+            patterns: config.redact_patterns.iter().filter(|p| !p.is_empty()).cloned().collect(),
+            ..evidence::Settings::default()
+        },
+    )?;
+    let alerts = Alerts::new(config.host.clone(), outbox.clone()).with_evidence(gatherer);
     let (stats_tap, sampler_task) = sampler::start(
         &config,
         sampler::Deps {

@@ -21,7 +21,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    alerting::Alerts,
+    alerting::{Alerts, Inspected},
     cgroup::{self, Roots, Version},
     config::Config,
     docker,
@@ -315,7 +315,8 @@ impl Sampler {
                 let looping = self.restarts.started(&id, time_nano, ours, &self.settings.restarts);
                 self.track(&id).await;
                 if let (Some(count), Some(t)) = (looping, self.tracked.get(&id)) {
-                    self.alerts.publish(self.alerts.restart_loop(&t.view(), count, &self.settings.restarts));
+                    let alert = self.alerts.restart_loop(&t.view(), count, &self.settings.restarts);
+                    self.alerts.publish_with_evidence(alert, Inspected::No(t.who.id.clone()), None);
                 }
             }
             Notice::Died { id } => {
@@ -356,7 +357,8 @@ impl Sampler {
                 continue;
             }
             for symptom in t.vitals.observe(timed, self.host_memory, now, &self.settings.rules) {
-                self.alerts.publish(self.alerts.symptom(&t.view(), &symptom, &self.settings.rules));
+                let alert = self.alerts.symptom(&t.view(), &symptom, &self.settings.rules);
+                self.alerts.publish_with_evidence(alert, Inspected::No(t.who.id.clone()), None);
             }
         }
         self.write().await;

@@ -9,13 +9,17 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use bollard::{Docker, models::EventMessage, query_parameters::EventsOptionsBuilder};
+use bollard::{
+    Docker,
+    models::{ContainerInspectResponse, EventMessage},
+    query_parameters::EventsOptionsBuilder,
+};
 use futures::StreamExt;
 use hemostat_protocol::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    alerting::{Alerts, Latency},
+    alerting::{Alerts, Inspected, Latency},
     detector::{Detection, Detector, Suspect, assess},
     docker,
     event::{ContainerEvent, Happening},
@@ -174,7 +178,7 @@ impl Watcher {
                     self.reported.insert(exit.id.clone(), exit.finished_nano);
                     let suspect = exit.suspect();
                     let facts = exit.facts.clone();
-                    self.alert_or_ignore(suspect, Some(facts), now_nanos());
+                    self.alert_or_ignore(suspect, Some(facts), None, now_nanos());
                 }
                 Decision::Skip(why) => {
                     tracing::info!(container = %exit.name, exit_code = exit.code, reason = why, "exit found in state not reported");
@@ -239,8 +243,8 @@ impl Watcher {
 
     async fn judge(&mut self, suspect: Suspect) {
         let received_nano = now_nanos();
-        let facts = match docker::inspect(&self.docker, &suspect.id).await {
-            Ok(inspect) => Some(docker::facts(&inspect)),
+        let inspect = match docker::inspect(&self.docker, &suspect.id).await {
+            Ok(inspect) => Some(inspect),
             Err(e) => {
                 // Removed already (--rm): the event's attributes still carry
                 // the labels, and the oom event, if any, was seen.
@@ -248,11 +252,19 @@ impl Watcher {
                 None
             }
         };
-        self.alert_or_ignore(suspect, facts, received_nano);
+        let facts = inspect.as_ref().map(docker::facts);
+        self.alert_or_ignore(suspect, facts, inspect, received_nano);
     }
 
     /// Publishes the suspect's alert, or logs why there is none.
-    fn alert_or_ignore(&mut self, suspect: Suspect, facts: Option<crate::detector::Facts>, received_nano: i64) {
+    /// `inspect`, when the caller made one, is the evidence's starting point.
+    fn alert_or_ignore(
+        &mut self,
+        suspect: Suspect,
+        facts: Option<crate::detector::Facts>,
+        inspect: Option<ContainerInspectResponse>,
+        received_nano: i64,
+    ) {
         let in_flight = self.inflight.covers(&suspect.id, suspect.time_nano)
             || self.inflight.covers(&suspect.name, suspect.time_nano);
         match assess(&suspect, facts.as_ref(), in_flight, &self.scope) {
@@ -262,7 +274,11 @@ impl Watcher {
                     event_to_receipt_ms: ms(suspect.time_nano, received_nano),
                     inspect_ms: ms(received_nano, now_nanos()),
                 };
-                self.alerts.publish_timed(self.alerts.finding(&finding), latency);
+                let from = match inspect {
+                    Some(inspect) => Inspected::Yes(Box::new(inspect)),
+                    None => Inspected::No(suspect.id.clone()),
+                };
+                self.alerts.publish_with_evidence(self.alerts.finding(&finding), from, Some(latency));
             }
             Detection::Ignore(reason) => {
                 tracing::info!(container = %suspect.name, %reason, "exit not reported")

@@ -181,6 +181,31 @@ async fn a_crash_is_alerted_within_milliseconds_of_the_exit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_alert_carries_its_redacted_evidence() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let c = ContainerSpec::shell(
+        "echo 'connecting to postgres://app:hunter2@db:5432/shop'; \
+         echo 'Error: connect ECONNREFUSED 127.0.0.1:5432' >&2; exit 1",
+    )
+    .env("SECRET_TOKEN", "abc123zz")
+    .start(&docker)
+    .await;
+    let (_, alert) = wait_alert(&mut env, c.name()).await;
+    let evidence = alert.evidence.expect("a crash alert carries evidence");
+    let lines: Vec<&str> = evidence.logs.lines.iter().map(|l| l.line.as_str()).collect();
+    assert!(lines.contains(&"Error: connect ECONNREFUSED 127.0.0.1:5432"), "{lines:?}");
+    assert!(lines.contains(&"connecting to postgres://app:***@db:5432/shop"), "{lines:?}");
+    assert_eq!(evidence.redactions, 1);
+    let state = &evidence.state;
+    assert_eq!((state.exit_code, state.oom_killed), (Some(1), false));
+    let json = serde_json::to_string(&evidence).unwrap();
+    assert!(!json.contains("hunter2") && !json.contains("abc123zz"), "{json}");
+    // The seed's fields are as they were: evidence is an addition.
+    assert_eq!(alert.issues, ["Exited with code 1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_stop_and_kill_are_not_crashes() {
     let mut env = start().await;
     let docker = docker().await;
@@ -294,6 +319,9 @@ async fn a_health_check_that_flips_to_unhealthy_is_alerted() {
 
     let (_, alert) = wait_alert(&mut env, c.name()).await;
     assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::Unhealthy);
+    // The health check's own results travel with the alert.
+    let health = alert.evidence.and_then(|e| e.health).expect("health evidence");
+    assert!(health.results.iter().any(|r| r.exit_code == Some(1)), "{health:?}");
     assert_eq!(c.state().await.status, Some(ContainerStateStatusEnum::RUNNING), "still running: only unhealthy");
 }
 

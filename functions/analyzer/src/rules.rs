@@ -227,6 +227,7 @@ mod tests {
             anomalies: vec![Anomaly { kind, severity, threshold: None, actual: None }],
             exit_code: Some(1),
             detected_at: None,
+            evidence: None,
         }
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{action::Action, error::ProtocolError};
+use crate::{action::Action, error::ProtocolError, evidence::Evidence};
 
 /// The `type` of an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,6 +153,11 @@ pub struct HealthAlert {
     /// later stages can measure detection-to-fix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<String>,
+    /// What the collector gathered about the container when it raised the
+    /// alert (log lines, health output, Docker state), redacted on the host;
+    /// an addition to the seed's fields, absent from seed publishers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 /// `data` of a `remediation_needed`.

@@ -17,6 +17,7 @@
 //! - [`event`]: the four seed event kinds, their pub/sub channels and the
 //!   durable streams that back them, plus the typed `data` of each.
 //! - [`container`]: how a container is named across a fleet (host + name).
+//! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
 //! - [`keys`]: the Redis key schema and TTLs.
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`command`]: remediation commands sent to one host's collector, with
@@ -52,6 +53,7 @@ pub mod container;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod evidence;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod keys;

@@ -39,6 +39,7 @@ fn alert(i: usize) -> Envelope {
         }],
         exit_code: Some(1),
         detected_at: None,
+        evidence: None,
     };
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
 }

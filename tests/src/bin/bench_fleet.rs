@@ -706,6 +706,7 @@ fn crash_alert(host: &str, c: &AlertTarget) -> Envelope {
         }],
         exit_code: Some(1),
         detected_at: Some(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        evidence: None,
     };
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
 }

@@ -1,0 +1,603 @@
+//! Gathering an alert's [`Evidence`] for one container from Docker: its
+//! state and limits from inspect, its health check's results, and the tail
+//! of its logs since its last start.
+//!
+//! Three promises:
+//! - **Bounded in time.** One budget ([`Settings::timeout`], 2 s by
+//!   default) covers inspect and the log read, so a slow dockerd delays an
+//!   alert by that much at most; a log read cut short keeps what it got.
+//! - **Bounded in size.** At most [`Settings::lines`] lines are asked for,
+//!   at most [`MAX_READ_BYTES`] read, each line cut to [`MAX_LINE_BYTES`],
+//!   and the whole evidence cut to [`Settings::max_bytes`] of JSON.
+//! - **Secrets stay on the host.** Every log line, health output, Docker
+//!   error and event action goes through [`Redactor`]; the container's
+//!   environment (`Config.Env`), command and arguments are never read into
+//!   evidence. Logs can be turned off globally ([`Settings::logs`]) or per
+//!   container with the label `hemostat.evidence.logs=false`.
+
+use std::time::Duration;
+
+use bollard::{
+    Docker,
+    container::LogOutput,
+    models::{ContainerInspectResponse, ContainerState, HealthStatusEnum},
+    query_parameters::LogsOptionsBuilder,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
+use hemostat_protocol::evidence::{
+    DockerEvent, ELLIPSIS, Evidence, HealthEvidence, HealthResult, LogEvidence, LogLine, LogStream, LogsSkipped,
+    SampleSummary, StateEvidence,
+};
+use tokio::time::Instant;
+
+use crate::{
+    docker,
+    error::CollectorError,
+    redact::{LineRedactor, Redactor},
+};
+
+/// The per-container opt-out: `hemostat.evidence.logs=false` keeps the
+/// container's logs out of its alerts (state and health still go).
+pub const LOGS_LABEL: &str = "hemostat.evidence.logs";
+/// Compose's labels naming a container's project and service.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// A log line is cut to this many bytes (after redaction, so a cut never
+/// leaves half a secret that the rules no longer recognise).
+pub const MAX_LINE_BYTES: usize = 1024;
+/// A health check's output is cut to this many bytes (Docker keeps 4 KiB).
+pub const MAX_HEALTH_OUTPUT_BYTES: usize = 1024;
+/// At most this much is read from the logs API per gathering, whatever
+/// the container wrote (Docker splits lines at 16 KiB: 50 such lines is
+/// under 1 MiB).
+pub const MAX_READ_BYTES: usize = 1 << 20;
+/// The pieces of one line Docker split (at 16 KiB) are joined up to this
+/// size; the rest of such a line is dropped, not shown as new lines (a
+/// piece starting mid-secret would escape the rules).
+const MAX_JOINED_BYTES: usize = 64 * 1024;
+/// Docker records `StartedAt` after the process started, so a process that
+/// prints at once (and crashes) has lines a few milliseconds before its
+/// own start. Lines this much older than the start are kept: a run that
+/// follows another within a second may show that run's last lines too,
+/// better than losing a crash's only line.
+const START_SLACK: Duration = Duration::from_secs(1);
+
+/// How evidence is gathered. The defaults suit an alert: a screenful of
+/// log, a few KiB in all, two seconds at most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Log lines asked for (Docker's `tail`); 0 reads no logs.
+    pub lines: u32,
+    /// Cap on the evidence's JSON, in bytes.
+    pub max_bytes: usize,
+    /// Whether logs are read at all (global switch; the label
+    /// [`LOGS_LABEL`] turns them off per container).
+    pub logs: bool,
+    /// The operator's extra redaction patterns (Rust regex syntax).
+    pub patterns: Vec<String>,
+    /// Budget for the whole gathering (inspect and logs).
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { lines: 50, max_bytes: 4096, logs: true, patterns: Vec::new(), timeout: Duration::from_secs(2) }
+    }
+}
+
+/// What the caller knows and the gatherer does not: the container's recent
+/// Docker events (from the event stream it follows) and its resource
+/// samples (from the sampler).
+#[derive(Debug, Clone, Default)]
+pub struct Provided {
+    pub events: Vec<DockerEvent>,
+    pub samples: Option<SampleSummary>,
+}
+
+/// Gathers evidence; cheap to clone (the redaction rules are compiled once).
+#[derive(Clone)]
+pub struct Gatherer {
+    docker: Docker,
+    settings: Settings,
+    redactor: Redactor,
+}
+
+impl Gatherer {
+    /// Fails only on an operator pattern that does not compile.
+    pub fn new(docker: Docker, settings: Settings) -> Result<Gatherer, CollectorError> {
+        let redactor = Redactor::new(&settings.patterns)?;
+        Ok(Gatherer { docker, settings, redactor })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Inspects `container` (id or name) and gathers its evidence, within
+    /// [`Settings::timeout`] in all. An error (the container is gone,
+    /// Docker does not answer in time) means no evidence for this alert;
+    /// the alert itself should go without it.
+    pub async fn gather(&self, container: &str, provided: Provided) -> Result<Evidence, CollectorError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        let inspect = tokio::time::timeout_at(deadline, docker::inspect(&self.docker, container))
+            .await
+            .map_err(|_| CollectorError::Docker(bollard::errors::Error::RequestTimeoutError))??;
+        Ok(self.gather_until(&inspect, provided, deadline).await)
+    }
+
+    /// Gathers evidence from an inspect the caller already made (the
+    /// watcher inspects after every event), reading only the logs; within
+    /// [`Settings::timeout`]. Never fails: what cannot be read is left out
+    /// and said so (`logs.skipped`, `truncated`).
+    pub async fn gather_inspected(&self, inspect: &ContainerInspectResponse, provided: Provided) -> Evidence {
+        self.gather_until(inspect, provided, Instant::now() + self.settings.timeout).await
+    }
+
+    async fn gather_until(
+        &self,
+        inspect: &ContainerInspectResponse,
+        provided: Provided,
+        deadline: Instant,
+    ) -> Evidence {
+        let mut redactions = 0;
+        let state = self.state(inspect, &mut redactions);
+        let health = self.health(inspect, &mut redactions);
+        let mut truncated = false;
+        let logs = if !self.settings.logs || self.settings.lines == 0 {
+            LogEvidence { skipped: Some(LogsSkipped::Disabled), ..Default::default() }
+        } else if opted_out(inspect) {
+            LogEvidence { skipped: Some(LogsSkipped::OptedOut), ..Default::default() }
+        } else {
+            self.logs(inspect, deadline, &mut redactions, &mut truncated).await
+        };
+        let events = provided
+            .events
+            .into_iter()
+            .map(|e| DockerEvent { action: self.redact(&e.action, &mut redactions), time: e.time })
+            .collect();
+        let mut evidence = Evidence { logs, health, state, events, samples: provided.samples, truncated, redactions };
+        if !evidence.bound(self.settings.max_bytes) {
+            tracing::debug!(cap = self.settings.max_bytes, size = evidence.json_len(), "evidence exceeds its cap");
+        }
+        evidence
+    }
+
+    fn redact(&self, text: &str, redactions: &mut u32) -> String {
+        let (text, n) = self.redactor.redact(text);
+        *redactions += n;
+        text
+    }
+
+    fn state(&self, inspect: &ContainerInspectResponse, redactions: &mut u32) -> StateEvidence {
+        let state = inspect.state.clone().unwrap_or_default();
+        let host = inspect.host_config.as_ref();
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.as_ref());
+        let label = |key: &str| labels.and_then(|l| l.get(key)).filter(|v| !v.is_empty()).cloned();
+        let running = state.running.unwrap_or(false);
+        let nano_cpus = host.and_then(|h| h.nano_cpus).filter(|&n| n > 0);
+        let quota = host.and_then(|h| Some((h.cpu_quota?, h.cpu_period?))).filter(|&(q, p)| q > 0 && p > 0);
+        let cpu = match (nano_cpus, quota) {
+            (Some(n), _) => Some(n as f64 / 1e9),
+            (None, Some((q, p))) => Some(q as f64 / p as f64),
+            (None, None) => None,
+        };
+        StateEvidence {
+            status: state.status.map(|s| s.to_string()).filter(|s| !s.is_empty()),
+            // A running container's exit code is Docker's placeholder 0.
+            exit_code: state.exit_code.filter(|_| !running),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            error: state
+                .error
+                .as_deref()
+                .filter(|e| !e.is_empty())
+                .map(|e| cut(self.redact(e, redactions), MAX_LINE_BYTES)),
+            restart_count: inspect.restart_count.unwrap_or(0),
+            started_at: time(state.started_at.as_deref()),
+            finished_at: time(state.finished_at.as_deref()),
+            memory_limit_bytes: host.and_then(|h| h.memory).filter(|&m| m > 0),
+            cpu_limit_cores: cpu.map(|c| (c * 100.0).round() / 100.0),
+            image: inspect.config.as_ref().and_then(|c| c.image.clone()),
+            compose_project: label(COMPOSE_PROJECT_LABEL),
+            compose_service: label(COMPOSE_SERVICE_LABEL),
+        }
+    }
+
+    fn health(&self, inspect: &ContainerInspectResponse, redactions: &mut u32) -> Option<HealthEvidence> {
+        let health = inspect.state.as_ref()?.health.as_ref()?;
+        let log = health.log.as_deref().unwrap_or_default();
+        let status = health.status.filter(|s| !matches!(s, HealthStatusEnum::EMPTY | HealthStatusEnum::NONE));
+        if status.is_none() && log.is_empty() {
+            return None;
+        }
+        let results = log
+            .iter()
+            .map(|r| HealthResult {
+                exit_code: r.exit_code,
+                output: cut(
+                    self.redact(r.output.as_deref().unwrap_or("").trim_end(), redactions),
+                    MAX_HEALTH_OUTPUT_BYTES,
+                ),
+                // `to_string`: Docker's RFC 3339 text, whichever date type
+                // bollard's features make of it.
+                start: r.start.as_ref().map(|t| t.to_string()).and_then(|t| time(Some(&t))),
+                end: r.end.as_ref().map(|t| t.to_string()).and_then(|t| time(Some(&t))),
+            })
+            .collect();
+        Some(HealthEvidence {
+            status: status.map(|s| s.to_string()).unwrap_or_default(),
+            failing_streak: health.failing_streak.unwrap_or(0),
+            results,
+        })
+    }
+
+    async fn logs(
+        &self,
+        inspect: &ContainerInspectResponse,
+        deadline: Instant,
+        redactions: &mut u32,
+        truncated: &mut bool,
+    ) -> LogEvidence {
+        let tail = self.settings.lines;
+        let Some(id) = inspect.id.as_deref() else {
+            return LogEvidence { tail, skipped: Some(LogsSkipped::Unavailable), ..Default::default() };
+        };
+        let since = inspect.state.as_ref().and_then(run_start);
+        let mut options =
+            LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).tail(&tail.to_string());
+        // Whole seconds (the API's unit here), rounded down; lines are then
+        // filtered to the exact time.
+        if let Some(seconds) = since.and_then(|s| i32::try_from(s.timestamp()).ok()) {
+            options = options.since(seconds);
+        }
+        let mut stream = self.docker.logs(id, Some(options.build()));
+        let mut reader = Reader::default();
+        let read = tokio::time::timeout_at(deadline, async {
+            while let Some(item) = stream.next().await {
+                if !reader.push(item?) {
+                    break;
+                }
+            }
+            Ok::<(), bollard::errors::Error>(())
+        })
+        .await;
+        let skipped = match read {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(container = %docker::short(id), error = %e, "reading logs for evidence failed");
+                Some(LogsSkipped::Unavailable)
+            }
+            Err(_) => {
+                tracing::debug!(container = %docker::short(id), "reading logs for evidence timed out");
+                Some(LogsSkipped::Timeout)
+            }
+        };
+        *truncated |= reader.cut_short;
+        let raw = reader.finish(since, tail as usize);
+        // What was read before a failure or timeout is kept, marked.
+        let skipped = match skipped {
+            Some(_) if !raw.is_empty() => {
+                *truncated = true;
+                None
+            }
+            other => other,
+        };
+        let mut redactor = self.redactor.lines();
+        let lines: Vec<LogLine> = raw.into_iter().map(|r| r.into_line(&mut redactor, redactions)).collect();
+        LogEvidence {
+            count: u32::try_from(lines.len()).unwrap_or(u32::MAX),
+            lines,
+            since: since.map(|s| s.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            tail,
+            skipped,
+        }
+    }
+}
+
+/// The container's label says no logs.
+fn opted_out(inspect: &ContainerInspectResponse) -> bool {
+    let labels = inspect.config.as_ref().and_then(|c| c.labels.as_ref());
+    labels
+        .and_then(|l| l.get(LOGS_LABEL))
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0" | "no" | "off"))
+}
+
+/// Where the last run's output begins: its start less [`START_SLACK`],
+/// or, for a container running again after an exit, that exit (whichever
+/// is later). `None` for a container that never started.
+fn run_start(state: &ContainerState) -> Option<DateTime<Utc>> {
+    let started = parse_time(state.started_at.as_deref()?)?;
+    let mut from = started - START_SLACK;
+    // While running (not between two runs), `FinishedAt` is the previous
+    // run's end: nothing of this run is older.
+    if state.running.unwrap_or(false)
+        && !state.restarting.unwrap_or(false)
+        && let Some(finished) = state.finished_at.as_deref().and_then(parse_time)
+        && finished < started
+        && finished > from
+    {
+        from = finished;
+    }
+    Some(from)
+}
+
+/// Docker's RFC 3339 time; `None` for its zero time (`0001-01-01...`,
+/// "never") and for anything unreadable.
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let t = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+    (t.timestamp() > 0).then_some(t)
+}
+
+/// A Docker time as evidence shows it: RFC 3339 to the millisecond.
+fn time(text: Option<&str>) -> Option<String> {
+    parse_time(text?).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// `text` cut to at most `max` bytes (plus [`ELLIPSIS`]) at a character
+/// boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(ELLIPSIS);
+    }
+    text
+}
+
+/// One line as read, before redaction.
+#[derive(Debug)]
+struct Raw {
+    stream: LogStream,
+    time: Option<DateTime<Utc>>,
+    bytes: Vec<u8>,
+    /// Arrival order of its first piece: a line completed late (its
+    /// last piece came after other lines) keeps its place.
+    seq: usize,
+}
+
+impl Raw {
+    fn into_line(self, redactor: &mut LineRedactor<'_>, redactions: &mut u32) -> LogLine {
+        let (line, n) = redactor.redact(&String::from_utf8_lossy(&self.bytes));
+        *redactions += n;
+        LogLine {
+            stream: self.stream,
+            line: cut(line, MAX_LINE_BYTES),
+            timestamp: self.time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
+    }
+}
+
+/// Turns the logs API's frames into lines. With `timestamps=1` each frame
+/// starts with Docker's time; a frame without a newline at its end is a
+/// piece of a longer line (Docker splits at 16 KiB), continued by the next
+/// frame of the same stream. A TTY container's output arrives as raw
+/// lines, some without a time of their own.
+#[derive(Debug, Default)]
+struct Reader {
+    lines: Vec<Raw>,
+    /// The open line of stdout and of stderr.
+    open: [Option<Raw>; 2],
+    read: usize,
+    seq: usize,
+    /// Stopped at [`MAX_READ_BYTES`], or a line lost its end.
+    cut_short: bool,
+}
+
+impl Reader {
+    /// Takes one frame; false once enough was read.
+    fn push(&mut self, output: LogOutput) -> bool {
+        let (stream, message) = match output {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => (LogStream::Stdout, message),
+            LogOutput::StdErr { message } => (LogStream::Stderr, message),
+            LogOutput::StdIn { .. } => return true,
+        };
+        self.read += message.len();
+        if self.read > MAX_READ_BYTES {
+            self.cut_short = true;
+            return false;
+        }
+        let (time, rest) = split_time(&message);
+        let (content, complete) = match rest.strip_suffix(b"\n") {
+            Some(content) => (content.strip_suffix(b"\r").unwrap_or(content), true),
+            None => (rest, false),
+        };
+        let slot = &mut self.open[usize::from(stream == LogStream::Stderr)];
+        match slot {
+            Some(open) => {
+                let room = MAX_JOINED_BYTES.saturating_sub(open.bytes.len());
+                if content.len() > room {
+                    self.cut_short = true;
+                }
+                open.bytes.extend_from_slice(&content[..content.len().min(room)]);
+            }
+            None => {
+                self.seq += 1;
+                let len = content.len().min(MAX_JOINED_BYTES);
+                *slot = Some(Raw { stream, time, bytes: content[..len].to_vec(), seq: self.seq });
+            }
+        }
+        if complete {
+            self.lines.extend(slot.take());
+        }
+        true
+    }
+
+    /// The lines in order, those older than `since` left out (Docker's
+    /// `since` is in whole seconds), at most the newest `tail`.
+    fn finish(mut self, since: Option<DateTime<Utc>>, tail: usize) -> Vec<Raw> {
+        // A last line without a newline (written just before the exit).
+        self.lines.extend(self.open.into_iter().flatten());
+        self.lines.sort_by_key(|l| l.seq);
+        self.lines.retain(|l| match (since, l.time) {
+            (Some(since), Some(time)) => time >= since,
+            _ => true,
+        });
+        let excess = self.lines.len().saturating_sub(tail);
+        self.lines.drain(..excess);
+        self.lines
+    }
+}
+
+/// Splits Docker's leading RFC 3339 time off a frame, if it has one.
+fn split_time(frame: &[u8]) -> (Option<DateTime<Utc>>, &[u8]) {
+    let Some(space) = frame.iter().take(40).position(|&b| b == b' ') else {
+        return (None, frame);
+    };
+    let time = std::str::from_utf8(&frame[..space])
+        .ok()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match time {
+        Some(time) => (Some(time), &frame[space + 1..]),
+        None => (None, frame),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(text: &str) -> LogOutput {
+        LogOutput::StdOut { message: text.to_owned().into() }
+    }
+
+    fn err(text: &str) -> LogOutput {
+        LogOutput::StdErr { message: text.to_owned().into() }
+    }
+
+    fn texts(lines: &[Raw]) -> Vec<String> {
+        lines.iter().map(|l| String::from_utf8_lossy(&l.bytes).into_owned()).collect()
+    }
+
+    fn t(text: &str) -> DateTime<Utc> {
+        parse_time(text).unwrap()
+    }
+
+    #[test]
+    fn frames_become_lines_with_times_and_streams() {
+        let mut r = Reader::default();
+        assert!(r.push(out("2026-12-02T06:50:18.783883808Z starting\n")));
+        assert!(r.push(err("2026-12-02T06:50:18.783887435Z boom\r\n")));
+        let lines = r.finish(None, 50);
+        assert_eq!(texts(&lines), ["starting", "boom"]);
+        assert_eq!(lines[1].stream, LogStream::Stderr);
+        assert_eq!(lines[0].time, Some(t("2026-12-02T06:50:18.783883808Z")));
+    }
+
+    #[test]
+    fn split_lines_are_joined_in_their_place() {
+        let mut r = Reader::default();
+        r.push(out("2026-12-02T06:50:18.1Z aaaa"));
+        r.push(err("2026-12-02T06:50:18.2Z other\n"));
+        r.push(out("2026-12-02T06:50:18.3Z bbbb\n"));
+        r.push(out("2026-12-02T06:50:18.4Z tail without newline"));
+        assert_eq!(texts(&r.finish(None, 50)), ["aaaabbbb", "other", "tail without newline"]);
+    }
+
+    #[test]
+    fn tty_lines_without_times_are_kept() {
+        let mut r = Reader::default();
+        r.push(LogOutput::Console { message: "2026-12-02T06:50:18.1Z first\r\n".to_owned().into() });
+        r.push(LogOutput::Console { message: "second\r\n".to_owned().into() });
+        let lines = r.finish(Some(t("2026-12-02T06:50:18Z")), 50);
+        assert_eq!(texts(&lines), ["first", "second"]);
+        assert_eq!(lines[1].time, None);
+    }
+
+    #[test]
+    fn older_lines_and_excess_lines_go() {
+        let mut r = Reader::default();
+        r.push(out("2026-12-02T06:50:10.0Z previous run\n"));
+        for i in 0..5 {
+            r.push(out(&format!("2026-12-02T06:50:12.{i}Z line {i}\n")));
+        }
+        assert_eq!(texts(&r.finish(Some(t("2026-12-02T06:50:11.5Z")), 3)), ["line 2", "line 3", "line 4"]);
+    }
+
+    #[test]
+    fn reading_stops_at_its_byte_budget() {
+        let mut r = Reader::default();
+        let line = format!("2026-12-02T06:50:10.0Z {}\n", "x".repeat(16 * 1024));
+        let mut frames = 0;
+        while r.push(out(&line)) {
+            frames += 1;
+            assert!(frames < 1000, "never stopped");
+        }
+        assert!(r.cut_short);
+        assert!(frames * line.len() <= MAX_READ_BYTES);
+        // A line of many pieces is kept to MAX_JOINED_BYTES.
+        let mut r = Reader::default();
+        for _ in 0..10 {
+            r.push(out(&format!("2026-12-02T06:50:10.0Z {}", "y".repeat(16 * 1024))));
+        }
+        r.push(out("2026-12-02T06:50:10.0Z end\n"));
+        let lines = r.finish(None, 50);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes.len(), MAX_JOINED_BYTES);
+    }
+
+    #[test]
+    fn a_run_starts_a_second_before_docker_says_or_at_the_previous_exit() {
+        let exited = ContainerState {
+            running: Some(false),
+            started_at: Some("2026-12-02T06:50:20.100Z".into()),
+            finished_at: Some("2026-12-02T06:50:20.099Z".into()),
+            ..Default::default()
+        };
+        assert_eq!(run_start(&exited), Some(t("2026-12-02T06:50:19.100Z")));
+        let running_again = ContainerState {
+            running: Some(true),
+            started_at: Some("2026-12-02T06:50:20.100Z".into()),
+            finished_at: Some("2026-12-02T06:50:19.900Z".into()),
+            ..Default::default()
+        };
+        assert_eq!(run_start(&running_again), Some(t("2026-12-02T06:50:19.900Z")));
+        let never = ContainerState { started_at: Some("0001-01-01T00:00:00Z".into()), ..Default::default() };
+        assert_eq!(run_start(&never), None);
+        assert_eq!(time(Some("0001-01-01T00:00:00Z")), None);
+        assert_eq!(time(Some("2026-12-02T06:50:18.783883808Z")).as_deref(), Some("2026-12-02T06:50:18.783Z"));
+    }
+
+    #[test]
+    fn lines_are_redacted_then_cut() {
+        let r = Redactor::default();
+        let mut lines = r.lines();
+        let mut n = 0;
+        let raw = Raw {
+            stream: LogStream::Stderr,
+            time: None,
+            bytes: format!("{} password=hunter2", "é".repeat(MAX_LINE_BYTES)).into_bytes(),
+            seq: 0,
+        };
+        let line = raw.into_line(&mut lines, &mut n);
+        assert_eq!(n, 1);
+        assert!(line.line.len() <= MAX_LINE_BYTES + ELLIPSIS.len());
+        let bad = Raw {
+            stream: LogStream::Stdout,
+            time: None,
+            bytes: vec![0xff, b'o', b'k', 0x1b, b'[', b'0', b'm'],
+            seq: 0,
+        };
+        assert_eq!(bad.into_line(&mut lines, &mut n).line, "\u{fffd}ok");
+    }
+
+    #[test]
+    fn opt_out_label_values() {
+        let with = |v: &str| ContainerInspectResponse {
+            config: Some(bollard::models::ContainerConfig {
+                labels: Some([(LOGS_LABEL.to_string(), v.to_string())].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(opted_out(&with("false")));
+        assert!(opted_out(&with(" FALSE ")));
+        assert!(opted_out(&with("0")));
+        assert!(!opted_out(&with("true")));
+        assert!(!opted_out(&ContainerInspectResponse::default()));
+    }
+}
