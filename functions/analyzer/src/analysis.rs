@@ -1,6 +1,6 @@
 //! The outcome of analysing one alert: a verdict and how it was reached.
 
-use hemostat_protocol::Action;
+use hemostat_protocol::{Action, diagnosis::Diagnosis};
 
 use crate::{error::AnalyzerError, llm::verdict::LlmVerdict, rules};
 
@@ -37,6 +37,9 @@ pub struct Analysis {
     pub fallback_reason: Option<&'static str>,
     /// The LLM verdict came from the cache.
     pub cached: bool,
+    /// Why the container failed: the model's, when it gave one, else the
+    /// rules'.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 impl Analysis {
@@ -49,6 +52,7 @@ impl Analysis {
             model: None,
             fallback_reason: None,
             cached: false,
+            diagnosis: v.diagnosis,
         }
     }
 
@@ -60,7 +64,8 @@ impl Analysis {
         Analysis::fallback(v, error.fallback_reason())
     }
 
-    pub fn llm(v: LlmVerdict, model: &str, cached: bool) -> Self {
+    /// `rules`: the rules' diagnosis, kept when the model gave none.
+    pub fn llm(v: LlmVerdict, model: &str, cached: bool, rules: Option<Diagnosis>) -> Self {
         Analysis {
             action: v.action,
             confidence: v.confidence,
@@ -69,6 +74,7 @@ impl Analysis {
             model: Some(model.to_owned()),
             fallback_reason: None,
             cached,
+            diagnosis: v.diagnosis.or(rules),
         }
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! The signature is the image (or the container, when the collector did
 //! not report an image), the sorted anomaly kinds, and the pattern the
-//! rules saw in the history: a verdict for a lone crash must not be reused
-//! for a crash loop of the same image.
+//! rules saw in the history, and the cause the rules diagnosed: a verdict
+//! for a lone crash must not be reused for a crash loop of the same image,
+//! nor one for a full disk for a refused dependency.
 
 use std::time::Duration;
 
 use hemostat_protocol::connection::Connection;
-use hemostat_protocol::{ContainerRef, event::HealthAlert, keys};
+use hemostat_protocol::{ContainerRef, diagnosis::Cause, event::HealthAlert, keys};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +27,8 @@ pub struct CachedVerdict {
     pub verdict: LlmVerdict,
 }
 
-/// `image|kind,kind|pattern`.
-pub fn signature(alert: &HealthAlert, pattern: Pattern) -> String {
+/// `image|kind,kind|pattern|cause` (`cause` empty without a diagnosis).
+pub fn signature(alert: &HealthAlert, pattern: Pattern, cause: Option<Cause>) -> String {
     let subject = match alert.image.as_deref().filter(|i| !i.is_empty()) {
         Some(image) => image.to_owned(),
         None => ContainerRef::new(&alert.host, &alert.container).key(),
@@ -35,7 +36,8 @@ pub fn signature(alert: &HealthAlert, pattern: Pattern) -> String {
     let mut kinds: Vec<String> = alert.anomalies.iter().map(|a| rules::kind_name(a.kind)).collect();
     kinds.sort();
     kinds.dedup();
-    format!("{subject}|{}|{}", kinds.join(","), pattern.as_str())
+    let cause = cause.map(Cause::as_str).unwrap_or_default();
+    format!("{subject}|{}|{}|{cause}", kinds.join(","), pattern.as_str())
 }
 
 pub async fn get(conn: &mut Connection, signature: &str) -> Result<Option<CachedVerdict>, AnalyzerError> {

@@ -114,12 +114,22 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
         assessment: rules::RuleDecision,
         now_ms: i64,
     ) -> Result<Analysis, AnalyzerError> {
-        let signature = cache::signature(alert, assessment.pattern);
+        let signature = cache::signature(alert, assessment.pattern, assessment.diagnosis.as_ref().map(|d| d.cause));
         if let Some(hit) = cache::get(conn, &signature).await? {
             // A verdict cached under an older, wider allowed set must not
             // slip through after the operator narrowed it.
             if self.config.allows(hit.verdict.action) {
-                return Ok(Analysis::llm(hit.verdict, &hit.model, true));
+                let mut verdict = hit.verdict;
+                // The cached diagnosis cited another alert's lines: only
+                // those this alert carries too are kept.
+                if let Some(d) = &mut verdict.diagnosis {
+                    let mut texts = Vec::new();
+                    if let Some(e) = &alert.evidence {
+                        crate::llm::prompt::evidence_json(e, usize::MAX, &mut texts);
+                    }
+                    d.evidence.retain(|line| texts.iter().any(|t| t.contains(line.as_str())));
+                }
+                return Ok(Analysis::llm(verdict, &hit.model, true, assessment.diagnosis));
             }
         }
         if !budget::take(conn, self.config.max_calls_per_hour, now_ms).await? {
@@ -131,11 +141,11 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             Ok(answer) => answer,
             Err(_) => Err(AnalyzerError::LlmTimeout(self.config.ai_timeout)),
         };
-        match answer.and_then(|text| verdict::parse(&text, |a| self.config.allows(a))) {
+        match answer.and_then(|text| verdict::parse(&text, |a| self.config.allows(a), &prompt.evidence)) {
             Ok(v) => {
                 let cached = cache::CachedVerdict { model: llm.model().to_owned(), verdict: v.clone() };
                 cache::put(conn, &signature, &cached, self.config.cache_ttl).await?;
-                Ok(Analysis::llm(v, llm.model(), false))
+                Ok(Analysis::llm(v, llm.model(), false, assessment.diagnosis))
             }
             Err(e) => {
                 tracing::warn!(container = %alert.container, model = llm.model(), error = %e, "LLM analysis failed, rules decide");
@@ -154,6 +164,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             model: analysis.model.clone(),
             image: alert.image.clone(),
             severity: alert.anomalies.iter().map(|a| a.severity).max(),
+            diagnosis: analysis.diagnosis.clone(),
         };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {

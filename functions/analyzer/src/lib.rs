@@ -6,6 +6,8 @@
 //!   [`llm::Llm`].
 //! - [`history`]: each container's recent alerts in Redis, stored and
 //!   read in one atomic round trip.
+//! - [`diagnosis`]: why a container failed, read from the alert's
+//!   evidence (exit code, Docker state, failure signatures in logs).
 //! - [`rules`]: the rule table, a pure function of (alert, history).
 //! - [`llm`]: LLM analysis (OpenAI Chat Completions, Anthropic Messages),
 //!   the prompt, strict validation of the answer.
@@ -19,6 +21,7 @@ pub mod analysis;
 pub mod budget;
 pub mod cache;
 pub mod config;
+pub mod diagnosis;
 pub mod error;
 pub mod handler;
 pub mod history;

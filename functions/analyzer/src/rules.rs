@@ -1,12 +1,17 @@
 //! The rule-based analysis: a pure function of an alert and the container's
 //! recent history.
 //!
-//! Rules are checked in order, first match wins:
+//! First the alert's evidence is diagnosed ([`crate::diagnosis::diagnose`]:
+//! exit code, Docker state, failure signatures in logs and health output).
+//! Then rules are checked in order, first match wins:
 //!
 //! | pattern | when | action | confidence |
 //! |---|---|---|---|
 //! | excessive restarts | the collector reports `excessive_restarts` | none | 0.6 |
 //! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`] | none | 0.6 |
+//! | diagnosed: disk full | the diagnosis is `disk_full` | cleanup | 0.85 |
+//! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` (a restart cannot help; the diagnosis recommends what a human should do) | none | 0.85 |
+//! | diagnosed: clean exit | the diagnosis is `clean_exit` (exit code 0) | none | 0.8 |
 //! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
 //! | critical | any anomaly of severity critical | restart | 0.85 |
 //! | unhealthy | the health check fails | restart | 0.7 |
@@ -16,15 +21,26 @@
 //!
 //! Repeated failures come before the crash rule: when restarts keep
 //! failing, one more restart will not help, and a human should look.
+//! Diagnoses a restart cannot fix come next, before the crash rule; every
+//! other diagnosis (`oom_killed`, `killed`, `segfault`, `terminated`,
+//! `app_error`, `panic_or_exception`, `out_of_memory_in_app`,
+//! `health_check_failing`, `memory_leak`, `cpu_burn`) leaves the decision
+//! to the rules below it. Whatever decides, the diagnosis rides along in
+//! the decision (for a crash loop without a more specific cause, it
+//! becomes `crash_loop`).
 
 use std::time::Duration;
 
 use hemostat_protocol::{
     Action,
+    diagnosis::{Cause, Diagnosis},
     event::{AnomalyKind, HealthAlert, Severity},
 };
 
-use crate::history::{History, sustained_seconds};
+use crate::{
+    diagnosis::{self, diagnose},
+    history::{History, sustained_seconds},
+};
 
 /// Exits (non-zero or OOM) within [`REPEATED_FAILURE_WINDOW`], this one
 /// included, from which a restart is judged futile. Three matches the
@@ -58,6 +74,8 @@ pub enum Pattern {
     MemoryLeak,
     SustainedCpu,
     Transient,
+    /// The diagnosis decided: a cause a restart cannot fix.
+    Diagnosed,
 }
 
 impl Pattern {
@@ -79,6 +97,7 @@ impl Pattern {
             Pattern::MemoryLeak => "memory_leak",
             Pattern::SustainedCpu => "sustained_cpu",
             Pattern::Transient => "transient",
+            Pattern::Diagnosed => "diagnosed",
         }
     }
 }
@@ -90,11 +109,25 @@ pub struct RuleDecision {
     pub confidence: f64,
     pub reason: String,
     pub pattern: Pattern,
+    /// Why the container failed, as far as the alert's evidence tells.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 impl RuleDecision {
     fn new(pattern: Pattern, action: Action, confidence: f64, reason: impl Into<String>) -> Self {
-        RuleDecision { action, confidence, reason: reason.into(), pattern }
+        RuleDecision { action, confidence, reason: reason.into(), pattern, diagnosis: None }
+    }
+}
+
+/// The decision a diagnosis imposes, when a restart cannot fix its cause.
+pub fn decided_by(cause: Cause) -> Option<(Action, f64)> {
+    match cause {
+        Cause::DiskFull => Some((Action::Cleanup, 0.85)),
+        Cause::PortInUse | Cause::DependencyUnreachable | Cause::MissingFileOrConfig | Cause::PermissionDenied => {
+            Some((Action::None, 0.85))
+        }
+        Cause::CleanExit => Some((Action::None, 0.8)),
+        _ => None,
     }
 }
 
@@ -105,6 +138,23 @@ fn is_exit(kind: AnomalyKind) -> bool {
 /// `history`: the container's recent alerts, this one included (see
 /// [`crate::history::record`]); an empty history is a first alert.
 pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
+    let mut diagnosis = diagnose(alert);
+    let mut decision = decide(alert, history, diagnosis.as_ref());
+    if decision.pattern.is_guard()
+        && diagnosis.as_ref().is_none_or(|d| matches!(d.cause, Cause::AppError | Cause::Unknown))
+    {
+        let evidence = diagnosis.take().map(|d| d.evidence).unwrap_or_default();
+        diagnosis = Some(diagnosis::diagnosis(
+            Cause::CrashLoop,
+            "The container keeps failing: restarts have not fixed it.",
+            evidence,
+        ));
+    }
+    decision.diagnosis = diagnosis;
+    decision
+}
+
+fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>) -> RuleDecision {
     let has = |kind: AnomalyKind| alert.anomalies.iter().any(|a| a.kind == kind);
 
     if has(AnomalyKind::ExcessiveRestarts) {
@@ -130,6 +180,22 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
                 ),
             );
         }
+    }
+    if let Some(d) = diagnosis
+        && let Some((action, confidence)) = decided_by(d.cause)
+    {
+        let why = match action {
+            Action::None => "a restart would not help",
+            _ => "a restart would not help, a cleanup may",
+        };
+        return RuleDecision::new(
+            Pattern::Diagnosed,
+            action,
+            confidence,
+            format!("{} ({}): {why}", d.summary, d.cause),
+        );
+    }
+    if crashed {
         let how = if has(AnomalyKind::OomKilled) { "was OOM-killed" } else { "exited" };
         let code = alert.exit_code.map(|c| format!(" with code {c}")).unwrap_or_default();
         return RuleDecision::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}"));
@@ -317,6 +383,80 @@ mod tests {
         // One alert delivered three times (same timestamp), then a second.
         let v = run(&[(0, exit()), (0, exit()), (0, exit()), (2, exit())]);
         assert_eq!(v.pattern, Pattern::Crash);
+    }
+
+    fn with_logs(mut a: HealthAlert, code: i64, lines: &[&str]) -> HealthAlert {
+        use hemostat_protocol::evidence::{Evidence, LogLine, LogStream};
+        let mut e = Evidence::default();
+        e.logs.lines =
+            lines.iter().map(|l| LogLine { stream: LogStream::Stderr, line: (*l).into(), timestamp: None }).collect();
+        e.state.exit_code = Some(code);
+        e.state.status = Some("exited".into());
+        a.exit_code = Some(code);
+        a.evidence = Some(e);
+        a
+    }
+
+    #[test]
+    fn diagnoses_a_restart_cannot_fix_decide() {
+        let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+        let cases = [
+            ("OSError: [Errno 28] No space left on device", 1, Action::Cleanup, Cause::DiskFull),
+            ("listen tcp :8080: bind: address already in use", 1, Action::None, Cause::PortInUse),
+            ("Error: connect ECONNREFUSED 10.0.0.7:5432", 1, Action::None, Cause::DependencyUnreachable),
+            ("open /etc/app/config.yaml: no such file or directory", 1, Action::None, Cause::MissingFileOrConfig),
+            ("open /data/state.db: permission denied", 1, Action::None, Cause::PermissionDenied),
+            ("batch finished, 42 rows", 0, Action::None, Cause::CleanExit),
+        ];
+        for (line, code, action, cause) in cases {
+            let v = single(with_logs(exit(), code, &["starting", line]));
+            assert_eq!((v.action, v.pattern), (action, Pattern::Diagnosed), "{line}");
+            let d = v.diagnosis.expect("diagnosed");
+            assert_eq!((d.cause, d.restart_helps), (cause, false), "{line}");
+            assert!(d.recommendation.is_some(), "{line}");
+            assert!(v.reason.contains(cause.as_str()), "{}", v.reason);
+            if code != 0 {
+                assert_eq!(d.evidence, [line]);
+            }
+        }
+    }
+
+    #[test]
+    fn other_diagnoses_leave_the_decision_to_the_rules() {
+        let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+        for (line, code, cause) in [
+            ("thread 'main' panicked at src/main.rs:3:5:", 101, Cause::PanicOrException),
+            ("java.lang.OutOfMemoryError: Java heap space", 1, Cause::OutOfMemoryInApp),
+            ("Segmentation fault (core dumped)", 139, Cause::Segfault),
+            ("Error: bad flag", 1, Cause::AppError),
+        ] {
+            let v = single(with_logs(exit(), code, &[line]));
+            assert_eq!((v.action, v.confidence, v.pattern), (Action::Restart, 0.9, Pattern::Crash), "{line}");
+            assert_eq!(v.diagnosis.map(|d| d.cause), Some(cause));
+        }
+        // No evidence: the exit code alone.
+        assert_eq!(single(exit()).diagnosis.map(|d| d.cause), Some(Cause::AppError));
+        let spike = single(alert(AnomalyKind::HighCpu, Severity::High, 92.0, 0.0));
+        assert_eq!(spike.diagnosis, None);
+    }
+
+    #[test]
+    fn the_crash_loop_rule_stays_first() {
+        let full = || with_logs(alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0), 1, &["ENOSPC: write"]);
+        let v = run(&[(0, full()), (3, full()), (6, full())]);
+        assert_eq!((v.action, v.pattern), (Action::None, Pattern::RepeatedFailures));
+        // The specific cause is kept.
+        assert_eq!(v.diagnosis.map(|d| d.cause), Some(Cause::DiskFull));
+        // A loop of plain errors is diagnosed as a crash loop.
+        let plain = || with_logs(alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0), 1, &["fatal: boom"]);
+        let v = run(&[(0, plain()), (3, plain()), (6, plain())]);
+        let d = v.diagnosis.unwrap();
+        assert_eq!(
+            (d.cause, d.restart_helps, d.evidence.as_slice()),
+            (Cause::CrashLoop, false, &["fatal: boom".to_owned()][..])
+        );
+        let ex = single(with_logs(alert(AnomalyKind::ExcessiveRestarts, Severity::High, 0.0, 0.0), 1, &["ENOSPC"]));
+        assert_eq!((ex.action, ex.pattern), (Action::None, Pattern::ExcessiveRestarts));
     }
 
     #[test]

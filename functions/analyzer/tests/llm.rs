@@ -222,3 +222,71 @@ async fn a_crash_loop_the_rules_see_is_not_handed_to_the_llm() {
     assert_eq!(d.method.as_deref(), Some("rule_based"));
     assert_eq!(fake.requests(), asked, "the LLM must not be consulted on a crash loop");
 }
+
+/// The dependency line the alerts below carry, and a line nobody logged.
+const REFUSED: &str = "Error: connect ECONNREFUSED 10.0.0.7:5432";
+
+fn refused_alert(name: &'static str, image: &str) -> AlertSpec {
+    AlertSpec::new(name, "non_zero_exit").image(image).logs(&["starting api", REFUSED])
+}
+
+#[tokio::test]
+async fn an_answer_citing_a_line_that_was_not_sent_is_rejected() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    fake.set(Mode::Answer(
+        r#"{"cause": "disk_full", "root_cause": "The disk is full.", "action": "cleanup", "confidence": 0.95,
+            "evidence": ["No space left on device"], "recommendation": "Free space."}"#,
+    ));
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
+    let d = decide(&a, refused_alert("api-1", "acme/api:cite-1").envelope(0.0)).await;
+    assert_eq!(fake.requests(), 1);
+    // The rules decide, and say why; their diagnosis is in the event.
+    assert_eq!((d.kind, d.method.as_deref()), (EventKind::FalseAlarm, Some("rule_fallback")), "{d:?}");
+    assert_eq!(d.fallback_reason.as_deref(), Some("llm_invalid_response"));
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "{data}");
+    assert_eq!(data["diagnosis"]["evidence"][0], REFUSED);
+    assert_eq!(data["diagnosis"]["restart_helps"], false);
+}
+
+#[tokio::test]
+async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_event() {
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    fake.set(Mode::Answer(
+        r#"{"cause": "dependency_unreachable", "root_cause": "fake model: the database at 10.0.0.7 refuses connections.",
+            "action": "none", "confidence": 0.93, "evidence": ["Error: connect ECONNREFUSED 10.0.0.7:5432"],
+            "recommendation": "fake model: check the postgres container."}"#,
+    ));
+    let a = analyzer(&redis, &fake, Provider::Anthropic, "claude-sonnet-4-5").await;
+    let d = decide(&a, refused_alert("api-1", "acme/api:cite-2").envelope(0.0)).await;
+    assert_eq!((d.kind, d.method.as_deref(), d.confidence), (EventKind::FalseAlarm, Some("llm"), 0.93), "{d:?}");
+    assert_eq!(d.reason, "fake model: the database at 10.0.0.7 refuses connections.");
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    let diagnosis = &data["diagnosis"];
+    assert_eq!(diagnosis["cause"], "dependency_unreachable", "{data}");
+    assert_eq!(diagnosis["evidence"], serde_json::json!([REFUSED]));
+    assert_eq!(diagnosis["recommendation"], "fake model: check the postgres container.");
+    assert_eq!(diagnosis["summary"], "fake model: the database at 10.0.0.7 refuses connections.");
+
+    // The evidence reached the prompt, and the answer format asks for it.
+    let seen = fake.seen();
+    let req = &seen[0];
+    let system = req.body["system"].as_str().unwrap();
+    assert!(system.contains("\"evidence\"") && system.contains("dependency_unreachable"), "{system}");
+    let user: serde_json::Value = serde_json::from_str(req.body["messages"][0]["content"].as_str().unwrap()).unwrap();
+    let lines = &user["evidence"]["log_lines_oldest_first"];
+    assert_eq!(lines[1]["line"], REFUSED, "{user}");
+    assert_eq!(lines[1]["stream"], "stderr");
+    assert_eq!(user["evidence"]["state"]["exit_code"], 1);
+    assert_eq!(user["rule_based_assessment"]["cause"], "dependency_unreachable");
+
+    // An unknown category is read as `unknown`, not rejected.
+    fake.set(Mode::Answer(
+        r#"{"cause": "gremlins", "root_cause": "fake model: unclear.", "action": "restart", "confidence": 0.8,
+            "evidence": [], "recommendation": null}"#,
+    ));
+    let d = decide(&a, refused_alert("api-2", "acme/api:cite-3").envelope(0.0)).await;
+    assert_eq!((d.kind, d.method.as_deref()), (EventKind::RemediationNeeded, Some("llm")), "{d:?}");
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    assert_eq!(data["diagnosis"]["cause"], "unknown", "{data}");
+}

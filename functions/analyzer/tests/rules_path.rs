@@ -179,3 +179,33 @@ async fn history_is_capped_expires_and_survives_concurrent_invocations() {
     assert_eq!(len, 10);
     assert!(ttl > 3500 && ttl <= 3600, "ttl {ttl}");
 }
+
+#[tokio::test]
+async fn diagnoses_from_evidence_reach_the_events() {
+    let redis = RedisServer::start().await;
+    let a = analyzer(&redis, config()).await;
+    let full = AlertSpec::new("c-disk", "non_zero_exit")
+        .logs(&["writing segment 12", "OSError: [Errno 28] No space left on device: '/data/seg12'"]);
+    let d = decide(&a, full.envelope(0.0)).await;
+    assert_eq!(
+        (d.kind, d.action.as_str(), d.method.as_deref()),
+        (EventKind::RemediationNeeded, "cleanup", Some("rule_based"))
+    );
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    assert_eq!(data["diagnosis"]["cause"], "disk_full", "{data}");
+    assert_eq!(data["diagnosis"]["evidence"][0], "OSError: [Errno 28] No space left on device: '/data/seg12'");
+    assert_eq!(data["diagnosis"]["restart_helps"], false);
+
+    let port = AlertSpec::new("c-port", "non_zero_exit").logs(&["listen tcp :8080: bind: address already in use"]);
+    let d = decide(&a, port.envelope(0.0)).await;
+    assert_eq!((d.kind, d.action.as_str()), (EventKind::FalseAlarm, "none"));
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    assert_eq!(data["diagnosis"]["cause"], "port_in_use", "{data}");
+    assert!(data["diagnosis"]["recommendation"].as_str().is_some_and(|r| !r.is_empty()));
+
+    // A plain crash still restarts, and says what it read.
+    let d = decide(&a, AlertSpec::new("c-plain", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((d.kind, d.action.as_str()), (EventKind::RemediationNeeded, "restart"));
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    assert_eq!(data["diagnosis"]["cause"], "app_error", "{data}");
+}

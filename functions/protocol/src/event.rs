@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{action::Action, error::ProtocolError, evidence::Evidence};
+use crate::{action::Action, diagnosis::Diagnosis, error::ProtocolError, evidence::Evidence};
 
 /// The `type` of an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -291,6 +291,11 @@ pub struct IncidentContext {
     /// alert can be told apart from a routine one downstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
+    /// Why the container failed, as the analyzer read the alert's evidence
+    /// (cause, evidence lines, whether a restart helps): travels with the
+    /// verdict, the command and the outcome alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.

@@ -17,6 +17,7 @@
 //! - [`event`]: the four seed event kinds, their pub/sub channels and the
 //!   durable streams that back them, plus the typed `data` of each.
 //! - [`container`]: how a container is named across a fleet (host + name).
+//! - [`diagnosis`]: why a container failed (cause, summary, evidence lines, restart or not).
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
 //! - [`keys`]: the Redis key schema and TTLs.
 //! - [`series`]: the samples of the dashboard's charts.
@@ -50,6 +51,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod container;
+pub mod diagnosis;
 pub mod envelope;
 pub mod error;
 pub mod event;

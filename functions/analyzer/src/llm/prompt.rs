@@ -1,28 +1,61 @@
-//! What the model is asked. The alert's own text (issues, names) is
-//! data, passed as JSON in the user message; whatever it says, the answer
-//! is validated against the allowed actions.
+//! What the model is asked. The alert's own text (issues, names, log
+//! lines) is data, passed as JSON in the user message; whatever it says,
+//! the answer is validated against the allowed actions and the evidence
+//! that was sent.
+//!
+//! The evidence (Docker state, health check results, recent events, the
+//! samples' summary, log lines) is bounded to [`EVIDENCE_BUDGET`]
+//! characters of JSON: state, health and events first (they are small and
+//! say how the container ended), then log lines newest first, as many as
+//! fit; each string is cut to [`STRING_CAP`] characters.
 
-use hemostat_protocol::{Action, event::HealthAlert};
-use serde_json::json;
+use hemostat_protocol::{
+    Action,
+    diagnosis::Cause,
+    event::HealthAlert,
+    evidence::{ELLIPSIS, Evidence},
+};
+use serde_json::{Value, json};
 
 use crate::{history::History, rules};
+
+/// Characters of evidence JSON in the prompt (about 1,500 tokens).
+pub const EVIDENCE_BUDGET: usize = 6_000;
+/// Characters of one log line, health output or error in the prompt.
+pub const STRING_CAP: usize = 1_000;
+/// Health check results and Docker events sent, the newest.
+const MAX_RESULTS: usize = 5;
+const MAX_EVENTS: usize = 10;
 
 /// A system instruction and one user message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
     pub system: String,
     pub user: String,
+    /// The evidence texts sent (log lines, health outputs, Docker's error),
+    /// as sent: a verdict may only cite these.
+    pub evidence: Vec<String>,
 }
 
 impl Prompt {
     pub fn new(alert: &HealthAlert, history: &History, assessment: &rules::RuleDecision, allowed: &[Action]) -> Self {
         let actions: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
+        let causes: Vec<&str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+        let cleanup = if allowed.contains(&Action::Cleanup) { " Choose \"cleanup\" for a full disk." } else { "" };
         let system = format!(
             "You are the analyzer of HemoStat, which keeps Docker containers healthy. \
-             Given a health alert for one container and its recent alerts, decide the remediation. \
-             Answer with one JSON object and nothing else: \
-             {{\"action\": one of {actions:?}, \"confidence\": a number from 0 to 1, \"reason\": one short sentence}}. \
-             Choose \"none\" when acting would not help (a crash loop, a transient spike) or when unsure."
+             Given a health alert for one container, the evidence gathered with it (Docker state, \
+             health check output, log lines) and its recent alerts, diagnose why it failed and decide \
+             the remediation. Answer with one JSON object and nothing else: \
+             {{\"cause\": one of {causes:?}, \"root_cause\": one sentence, \
+             \"action\": one of {actions:?}, \"confidence\": a number from 0 to 1, \
+             \"evidence\": [the log or health output lines the diagnosis rests on, at most 5, each quoted \
+             verbatim from the evidence given; an empty list when none applies], \
+             \"recommendation\": what a human should do, or null}}. \
+             Never cite a line that is not in the evidence. \
+             Choose \"none\" when acting would not help (a crash loop, a transient spike, a cause outside \
+             the container such as a dependency down, a port in use, a missing file or configuration, \
+             a permission denied, a clean exit) or when unsure.{cleanup}"
         );
         let past: Vec<_> = history
             .alerts
@@ -37,6 +70,8 @@ impl Prompt {
                 })
             })
             .collect();
+        let mut sent = Vec::new();
+        let evidence = alert.evidence.as_ref().map(|e| evidence_json(e, EVIDENCE_BUDGET, &mut sent));
         let user = json!({
             "alert": {
                 "container": alert.container,
@@ -47,14 +82,127 @@ impl Prompt {
                 "exit_code": alert.exit_code,
                 "metrics": alert.metrics,
             },
+            "evidence": evidence,
             "history_newest_first": past,
             "rule_based_assessment": {
                 "action": assessment.action.as_str(),
                 "confidence": assessment.confidence,
                 "reason": assessment.reason,
+                "cause": assessment.diagnosis.as_ref().map(|d| d.cause.as_str()),
             },
         })
         .to_string();
-        Prompt { system, user }
+        Prompt { system, user, evidence: sent }
+    }
+}
+
+/// `s`, cut to `max` characters (with an ellipsis when cut).
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}{ELLIPSIS}", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+fn len(v: &Value) -> usize {
+    v.to_string().len()
+}
+
+/// The evidence as sent, within `budget` characters of JSON (log lines are
+/// dropped, oldest first, to fit); `sent` receives every text included.
+pub fn evidence_json(e: &Evidence, budget: usize, sent: &mut Vec<String>) -> Value {
+    let mut state = e.state.clone();
+    if let Some(error) = &mut state.error {
+        *error = cut(error, STRING_CAP);
+        sent.push(error.clone());
+    }
+    let mut out = json!({"state": state, "truncated": e.truncated});
+    if let Some(h) = &e.health {
+        let start = h.results.len().saturating_sub(MAX_RESULTS);
+        let results: Vec<Value> = h.results[start..]
+            .iter()
+            .map(|r| {
+                let output = cut(&r.output, STRING_CAP / 2);
+                sent.push(output.clone());
+                json!({"exit_code": r.exit_code, "output": output, "start": r.start, "end": r.end})
+            })
+            .collect();
+        out["health"] = json!({"status": h.status, "failing_streak": h.failing_streak, "results": results});
+    }
+    if !e.events.is_empty() {
+        let start = e.events.len().saturating_sub(MAX_EVENTS);
+        out["events"] = json!(&e.events[start..]);
+    }
+    if let Some(samples) = &e.samples {
+        out["samples"] = json!(samples);
+    }
+    let mut used = len(&out) + 40;
+    let mut lines = Vec::new();
+    for l in e.logs.lines.iter().rev() {
+        let line = cut(&l.line, STRING_CAP);
+        let v = json!({"stream": l.stream, "line": line});
+        let n = len(&v) + 1;
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        sent.push(line);
+        lines.push(v);
+    }
+    lines.reverse();
+    let not_sent = (e.logs.count as usize).max(e.logs.lines.len()) - lines.len();
+    out["log_lines_oldest_first"] = Value::Array(lines);
+    if not_sent > 0 {
+        out["older_log_lines_not_sent"] = json!(not_sent);
+    }
+    if let Some(skipped) = e.logs.skipped {
+        out["logs_skipped"] = json!(skipped);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hemostat_protocol::evidence::{HealthEvidence, HealthResult, LogLine, LogStream};
+
+    #[test]
+    fn evidence_fits_the_budget_and_keeps_the_newest_lines() {
+        let mut e = Evidence::default();
+        e.logs.lines = (0..500)
+            .map(|i| LogLine {
+                stream: LogStream::Stderr,
+                line: format!("line {i}: {}", "x".repeat(80)),
+                timestamp: None,
+            })
+            .collect();
+        e.logs.count = 500;
+        e.state.exit_code = Some(1);
+        e.state.error = Some("e".repeat(5_000));
+        e.health = Some(HealthEvidence {
+            status: "unhealthy".into(),
+            failing_streak: 9,
+            results: (0..9)
+                .map(|i| HealthResult {
+                    exit_code: Some(1),
+                    output: format!("check {i} refused"),
+                    start: None,
+                    end: None,
+                })
+                .collect(),
+        });
+        let mut sent = Vec::new();
+        let v = evidence_json(&e, EVIDENCE_BUDGET, &mut sent);
+        assert!(v.to_string().len() <= EVIDENCE_BUDGET, "{}", v.to_string().len());
+        let lines = v["log_lines_oldest_first"].as_array().unwrap();
+        assert!(lines.len() > 10 && lines.len() < 500);
+        assert!(lines.last().unwrap()["line"].as_str().unwrap().starts_with("line 499:"));
+        assert_eq!(v["older_log_lines_not_sent"], 500 - lines.len());
+        assert_eq!(v["health"]["results"].as_array().unwrap().len(), MAX_RESULTS);
+        assert_eq!(v["health"]["results"][4]["output"], "check 8 refused");
+        assert!(v["state"]["error"].as_str().unwrap().ends_with(ELLIPSIS));
+        assert!(sent.iter().any(|s| s.starts_with("line 499:")));
+        assert!(sent.contains(&"check 8 refused".to_owned()));
+        assert!(!sent.contains(&"check 0 refused".to_owned()));
     }
 }

@@ -1,11 +1,20 @@
 //! Strict validation of a model's answer: a JSON object with a known,
-//! allowed `action`, a `confidence` in [0, 1] and a non-empty `reason`.
-//! Anything else is an error, and the rules decide.
+//! allowed `action`, a `confidence` in [0, 1] and a non-empty `reason` (or
+//! `root_cause`). Anything else is an error, and the rules decide.
+//!
+//! The diagnosis part is optional: `cause` (a category this version does
+//! not know reads as `unknown`), `root_cause`, `evidence` and
+//! `recommendation`. Cited evidence must be in what was sent: each line
+//! must appear, verbatim, in one of the texts the prompt carried; a single
+//! invented line rejects the whole answer.
 
-use hemostat_protocol::Action;
+use hemostat_protocol::{
+    Action,
+    diagnosis::{Cause, Diagnosis},
+};
 use serde_json::Value;
 
-use crate::error::AnalyzerError;
+use crate::{diagnosis::MAX_CITED, error::AnalyzerError};
 
 /// A validated LLM verdict.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -13,6 +22,10 @@ pub struct LlmVerdict {
     pub action: Action,
     pub confidence: f64,
     pub reason: String,
+    /// The model's diagnosis, when it gave one (`cause`, `root_cause` or
+    /// `evidence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
 }
 
 fn invalid(reason: impl Into<String>) -> AnalyzerError {
@@ -21,8 +34,9 @@ fn invalid(reason: impl Into<String>) -> AnalyzerError {
 
 /// Parses `text`. A JSON object wrapped in one Markdown code fence is
 /// accepted (models without a JSON mode often fence it); nothing else
-/// around the object is.
-pub fn parse(text: &str, allows: impl Fn(Action) -> bool) -> Result<LlmVerdict, AnalyzerError> {
+/// around the object is. `sent`: the evidence texts the prompt carried
+/// ([`crate::llm::Prompt::evidence`]).
+pub fn parse(text: &str, allows: impl Fn(Action) -> bool, sent: &[String]) -> Result<LlmVerdict, AnalyzerError> {
     let body = unfence(text.trim());
     let value: Value = serde_json::from_str(body).map_err(|e| invalid(format!("not JSON: {e}")))?;
     let obj = value.as_object().ok_or_else(|| invalid("not a JSON object"))?;
@@ -37,11 +51,49 @@ pub fn parse(text: &str, allows: impl Fn(Action) -> bool) -> Result<LlmVerdict, 
     if !(0.0..=1.0).contains(&confidence) {
         return Err(invalid(format!("confidence {confidence} is outside [0, 1]")));
     }
-    let reason = obj.get("reason").and_then(Value::as_str).map(str::trim).unwrap_or_default();
-    if reason.is_empty() {
+    let text_of = |k: &str| obj.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let root_cause = text_of("root_cause");
+    let Some(reason) = text_of("reason").or(root_cause) else {
         return Err(invalid("missing \"reason\""));
+    };
+    let evidence = match obj.get("evidence") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => cited(items, sent)?,
+        Some(_) => return Err(invalid("\"evidence\" is not a list of lines")),
+    };
+    let cause = obj.get("cause").and_then(Value::as_str).map(Cause::parse);
+    let diagnosis = (cause.is_some() || root_cause.is_some() || !evidence.is_empty()).then(|| {
+        let cause = cause.unwrap_or(Cause::Unknown);
+        let restart_helps = obj.get("restart_helps").and_then(Value::as_bool).unwrap_or(action == Action::Restart);
+        Diagnosis {
+            cause,
+            summary: truncate(root_cause.unwrap_or(reason)).to_owned(),
+            evidence,
+            restart_helps,
+            recommendation: text_of("recommendation").map(|r| truncate(r).to_owned()),
+        }
+    });
+    Ok(LlmVerdict { action, confidence, reason: truncate(reason).to_owned(), diagnosis })
+}
+
+/// The cited lines, each checked against what was sent; at most
+/// [`MAX_CITED`] are kept.
+fn cited(items: &[Value], sent: &[String]) -> Result<Vec<String>, AnalyzerError> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let line = item.as_str().ok_or_else(|| invalid("an \"evidence\" item is not a string"))?;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !sent.iter().any(|s| s.contains(line)) {
+            return Err(invalid(format!("cited evidence was not sent: {:?}", truncate_to(line, 80))));
+        }
+        if out.len() < MAX_CITED && !out.iter().any(|o| o == line) {
+            out.push(line.to_owned());
+        }
     }
-    Ok(LlmVerdict { action, confidence, reason: truncate(reason).to_owned() })
+    Ok(out)
 }
 
 fn unfence(text: &str) -> &str {
@@ -52,7 +104,11 @@ fn unfence(text: &str) -> &str {
 
 /// Reasons go into events and logs: keep them bounded.
 fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(500) {
+    truncate_to(s, 500)
+}
+
+fn truncate_to(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
     }
@@ -68,10 +124,10 @@ mod tests {
 
     #[test]
     fn accepts_a_good_answer_fenced_or_not() {
-        let v = parse(r#"{"action":"restart","confidence":0.82,"reason":"crashed once"}"#, allowed).unwrap();
+        let v = parse(r#"{"action":"restart","confidence":0.82,"reason":"crashed once"}"#, allowed, &[]).unwrap();
         assert_eq!((v.action, v.confidence, v.reason.as_str()), (Action::Restart, 0.82, "crashed once"));
         let fenced = "```json\n{\"action\":\"none\",\"confidence\":1,\"reason\":\"spike\"}\n```";
-        assert_eq!(parse(fenced, allowed).unwrap().action, Action::None);
+        assert_eq!(parse(fenced, allowed, &[]).unwrap().action, Action::None);
     }
 
     #[test]
@@ -91,8 +147,39 @@ mod tests {
             r#"{"confidence":0.9,"reason":"x"}"#,
             r#"{"action":"restart","confidence":0.9}"#,
             r#"{"action":"restart","confidence":0.9,"reason":"  "}"#,
+            r#"{"action":"restart","confidence":0.9,"reason":"x","evidence":["invented line"]}"#,
+            r#"{"action":"restart","confidence":0.9,"reason":"x","evidence":"a string"}"#,
+            r#"{"action":"restart","confidence":0.9,"reason":"x","evidence":[42]}"#,
         ] {
-            assert!(matches!(parse(bad, allowed), Err(AnalyzerError::InvalidVerdict(_))), "{bad}");
+            assert!(matches!(parse(bad, allowed, &[]), Err(AnalyzerError::InvalidVerdict(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_diagnosis_is_read_and_its_evidence_checked_against_what_was_sent() {
+        let sent = vec!["Error: listen EADDRINUSE: address already in use :::8080".to_owned(), "starting".to_owned()];
+        let answer = r#"{"cause": "port_in_use", "root_cause": "Port 8080 is taken by another process.",
+            "action": "none", "confidence": 0.9,
+            "evidence": ["Error: listen EADDRINUSE: address already in use :::8080", "EADDRINUSE"],
+            "recommendation": "Free port 8080."}"#;
+        let v = parse(answer, allowed, &sent).unwrap();
+        assert_eq!(v.reason, "Port 8080 is taken by another process.");
+        let d = v.diagnosis.unwrap();
+        assert_eq!((d.cause, d.restart_helps), (Cause::PortInUse, false));
+        assert_eq!(d.evidence, ["Error: listen EADDRINUSE: address already in use :::8080", "EADDRINUSE"]);
+        assert_eq!(d.recommendation.as_deref(), Some("Free port 8080."));
+        // An unknown category is `unknown`, not a rejection.
+        let odd = r#"{"cause": "cosmic_rays", "root_cause": "bit flip", "action": "restart", "confidence": 0.5}"#;
+        let d = parse(odd, allowed, &sent).unwrap().diagnosis.unwrap();
+        assert_eq!((d.cause, d.restart_helps), (Cause::Unknown, true));
+        // One invented line rejects the answer, even beside real ones.
+        let invented = answer.replace("\"EADDRINUSE\"", "\"disk full\"");
+        assert!(matches!(parse(&invented, allowed, &sent), Err(AnalyzerError::InvalidVerdict(_))));
+        // Nothing was sent: nothing can be cited.
+        assert!(parse(answer, allowed, &[]).is_err());
+        // No diagnosis fields: no diagnosis.
+        let plain =
+            parse(r#"{"action":"restart","confidence":0.8,"reason":"x","evidence":[]}"#, allowed, &sent).unwrap();
+        assert_eq!(plain.diagnosis, None);
     }
 }

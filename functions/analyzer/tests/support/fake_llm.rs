@@ -47,6 +47,8 @@ pub enum Mode {
     Disallowed,
     /// The provider's refusal (OpenAI `refusal`, Anthropic `stop_reason`).
     Refusal,
+    /// A 200 whose answer text is this.
+    Answer(&'static str),
 }
 
 pub const GOOD_ANSWER: &str = r#"{"action": "restart", "confidence": 0.88, "reason": "fake model: crash, restart"}"#;
@@ -128,6 +130,7 @@ fn text_of(mode: Mode) -> &'static str {
     match mode {
         Mode::Malformed => "I would restart the container, it crashed.",
         Mode::Disallowed => r#"{"action": "exec", "confidence": 0.95, "reason": "run rm -rf /tmp/cache"}"#,
+        Mode::Answer(text) => text,
         _ => GOOD_ANSWER,
     }
 }

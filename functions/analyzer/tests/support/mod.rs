@@ -48,6 +48,8 @@ pub struct AlertSpec {
     pub mem: f64,
     pub exit_code: Option<i64>,
     pub extra: Value,
+    /// The `evidence` the collector attached, when any.
+    pub evidence: Option<Value>,
 }
 
 impl AlertSpec {
@@ -60,7 +62,19 @@ impl AlertSpec {
             mem: 40.0,
             exit_code: matches!(kind, "non_zero_exit" | "oom_killed").then_some(1),
             extra: json!({}),
+            evidence: None,
         }
+    }
+
+    /// Evidence with these stderr log lines and Docker's exit code.
+    pub fn logs(mut self, lines: &[&str]) -> Self {
+        let lines: Vec<Value> = lines.iter().map(|l| json!({"stream": "stderr", "line": l})).collect();
+        let count = lines.len();
+        self.evidence = Some(json!({
+            "logs": {"lines": lines, "tail": 50, "count": count},
+            "state": {"status": "exited", "exit_code": self.exit_code, "oom_killed": false, "restart_count": 0},
+        }));
+        self
     }
 
     pub fn image(mut self, image: impl Into<String>) -> Self {
@@ -113,6 +127,7 @@ impl AlertSpec {
                 "metrics": metrics,
                 "anomalies": anomalies,
                 "exit_code": self.exit_code,
+                "evidence": self.evidence,
             }
         })
         .to_string()
