@@ -10,16 +10,19 @@
 //! number of replicas share the work through the consumer groups.
 //!
 //! Module map:
-//! - [`config`]: flags and environment variables.
-//! - [`binding`]: what one consumer serves (stream, group, function), from
-//!   protocol's routes or `--routes`.
-//! - [`invoker`](mod@invoker): the Invoke API trait and the plain-HTTP client.
-//! - [`lambda_invoker`]: the AWS SDK client (SigV4; AWS or the emulator).
-//! - [`consumer`]: one route's read / invoke / ack loop and its reclaimer.
+//! - `config`: flags and environment variables ([`Config`]).
+//! - `binding`: what one consumer serves (stream, group, function), from
+//!   protocol's routes or `--routes` ([`Binding`]).
+//! - `invoker`: the Invoke API trait and the plain-HTTP client ([`Invoker`],
+//!   [`HttpInvoker`]).
+//! - `lambda_invoker`: the AWS SDK client (SigV4; AWS or the emulator;
+//!   [`LambdaInvoker`]).
+//! - `consumer`: one route's read / invoke / ack loop and its reclaimer
+//!   ([`Consumer`]).
 //! - [`relay`]: seed-channel-only messages (seed-protocol publishers) into
 //!   their streams, once.
-//! - [`stats`]: typed delivery events, logged and counted together.
-//! - [`error`]: the crate's error enum.
+//! - `stats`: typed delivery events, logged and counted together.
+//! - `error`: the crate's error enum ([`BridgeError`]).
 //!
 //! The crate root chooses the client ([`AnyInvoker`], [`invoker()`]) and
 //! runs the routes ([`run`]).
@@ -27,32 +30,33 @@
 //! Binaries: `hemostat-bridge` (`main.rs`), and `bridge-test-function`
 //! (`bin/`), a Lambda function for the fault tests and the benchmark.
 
-pub mod binding;
-pub mod config;
-pub mod consumer;
-pub mod error;
-pub mod invoker;
-pub mod lambda_invoker;
+mod binding;
+mod config;
+mod consumer;
+mod error;
+mod invoker;
+mod lambda_invoker;
+// A public module: its API is `relay::run` and `relay::relay`, and a root
+// `run` is the bridge's own.
 pub mod relay;
-pub mod stats;
+mod stats;
 
 use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
 
-pub use config::Config;
-pub use error::BridgeError;
 use hemostat_protocol::connection::Target;
 use tokio::sync::watch;
 
-use crate::{
+pub use crate::{
     binding::Binding,
-    config::InvokerKind,
+    config::Config,
     consumer::Consumer,
+    error::BridgeError,
     invoker::{HttpInvoker, Invocation, Invoker},
     lambda_invoker::LambdaInvoker,
-    stats::Stats,
 };
+use crate::{config::InvokerKind, stats::Stats};
 
 /// The invoker chosen by `--invoker` (the trait is not object-safe, so an
 /// enum rather than a `Box<dyn>`).

@@ -9,12 +9,7 @@ use std::{
 
 use bytes::Bytes;
 use clap::Parser;
-use hemostat_bridge::{
-    BridgeError, Config,
-    binding::Binding,
-    consumer::Consumer,
-    invoker::{Invocation, Invoker},
-};
+use hemostat_bridge::{Binding, BridgeError, Config, Consumer, Invocation, Invoker};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     Envelope, EventKind, Publisher, RedisPublisher,

@@ -14,10 +14,7 @@ use axum::{
     response::IntoResponse,
     routing::post,
 };
-use hemostat_bridge::{
-    invoker::{Invocation, Invoker},
-    lambda_invoker::LambdaInvoker,
-};
+use hemostat_bridge::{Invocation, Invoker, LambdaInvoker};
 
 type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use exporter_support::*;
 use hemostat_e2e::{Process, RedisServer, wait_for};
-use hemostat_exporter::cloudwatch::{
+use hemostat_exporter::{
     CloudWatchSink,
-    sdk::{
+    cloudwatch_sdk::{
         Client,
         primitives::DateTime,
         types::{Dimension, Metric, MetricDataQuery, MetricStat},

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hemostat_bridge::invoker::{HttpInvoker, Invocation, Invoker};
+use hemostat_bridge::{HttpInvoker, Invocation, Invoker};
 use hemostat_e2e::{RedisServer, start_emulator, stream_events, workspace_root};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,

@@ -72,33 +72,33 @@ then notifies Slack and/or a JSON webhook.",
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// [`SLACK_WEBHOOK_URL`] (the seed's name); `None` sends nothing to Slack.
+    /// `SLACK_WEBHOOK_URL` (the seed's name); `None` sends nothing to Slack.
     pub slack_webhook_url: Option<Secret>,
-    /// [`WEBHOOK_URL`]: a generic webhook receiving the envelope plus a
+    /// `WEBHOOK_URL`: a generic webhook receiving the envelope plus a
     /// summary as JSON; `None` sends nothing.
     pub webhook_url: Option<Secret>,
-    /// [`WEBHOOK_SECRET`]: when set, webhook requests carry
+    /// `WEBHOOK_SECRET`: when set, webhook requests carry
     /// `X-HemoStat-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
     pub webhook_secret: Option<Secret>,
-    /// [`ENABLED`]: false stops notifications; events are still stored for
+    /// `ENABLED`: false stops notifications; events are still stored for
     /// the dashboard.
     pub enabled: bool,
-    /// [`DEDUPE_TTL`]: a notification with the same fingerprint is sent once
+    /// `DEDUPE_TTL`: a notification with the same fingerprint is sent once
     /// per sink within this window, across replicas and redeliveries. Zero
     /// turns deduplication off.
     pub dedupe_ttl: Duration,
-    /// [`MAX_EVENTS`]: events kept in each `hemostat:events:*` list.
+    /// `MAX_EVENTS`: events kept in each `hemostat:events:*` list.
     pub max_events: usize,
-    /// [`EVENT_TTL`]: the lists expire this long after their last event; also
+    /// `EVENT_TTL`: the lists expire this long after their last event; also
     /// how long a stored envelope is recognised when redelivered.
     pub event_ttl: Duration,
-    /// [`HTTP_TIMEOUT`]: one HTTP request, connect to last byte.
+    /// `HTTP_TIMEOUT`: one HTTP request, connect to last byte.
     pub http_timeout: Duration,
-    /// [`MAX_ATTEMPTS`]: attempts per notification and sink.
+    /// `MAX_ATTEMPTS`: attempts per notification and sink.
     pub max_attempts: u32,
-    /// [`RETRY_BASE`]: first retry delay, doubling after.
+    /// `RETRY_BASE`: first retry delay, doubling after.
     pub retry_base: Duration,
-    /// [`NOTIFY_DEADLINE`]: everything one notification may take, retries and
+    /// `NOTIFY_DEADLINE`: everything one notification may take, retries and
     /// Slack's `Retry-After` included, so a batch always ends well inside the
     /// function's timeout (template: 30 s).
     pub notify_deadline: Duration,

@@ -6,10 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hemostat_alert::{
-    format::{SIGNATURE_HEADER, signature},
-    store::FAILURES,
-};
+use hemostat_alert::{FAILURES, SIGNATURE_HEADER, signature};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{EventKind, batch::BatchEvent, secret::Secret};
 use redis::AsyncCommands;

@@ -36,18 +36,18 @@ issues, events, the fleet.",
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// [`REFRESH`], in whole seconds: how often the page polls the JSON API,
+    /// `REFRESH`, in whole seconds: how often the page polls the JSON API,
     /// 2 to 5 s (the seed's Streamlit page refreshed every 5 s; under 2 s
     /// every open tab would cost an invocation a second per endpoint).
     pub refresh_seconds: u64,
-    /// [`ISSUE_WINDOW`], in whole seconds: a health alert older than this is
+    /// `ISSUE_WINDOW`, in whole seconds: a health alert older than this is
     /// history, not an active issue.
     pub issue_window_seconds: u64,
-    /// [`STREAM_SCAN`]: newest entries read from each durable stream to find
+    /// `STREAM_SCAN`: newest entries read from each durable stream to find
     /// active issues, so one request's work is bounded whatever the stream's
     /// length.
     pub stream_scan: usize,
-    /// [`MAX_CONTAINERS`]: containers listed at most (sorted by host and
+    /// `MAX_CONTAINERS`: containers listed at most (sorted by host and
     /// name; the answer says when it was cut).
     pub max_containers: usize,
 }

@@ -7,24 +7,25 @@
 //! JSON API every 2 to 5 s. Every asset is compiled into the binary.
 //!
 //! Module map:
-//! - [`handler`]: routes, JSON answers and their headers (caching,
+//! - `handler`: routes, JSON answers and their headers (caching,
 //!   content types, escaping), and the lambda_http adapter.
-//! - [`views`]: the API's answers built from raw Redis values by pure
+//! - `views`: the API's answers built from raw Redis values by pure
 //!   functions (grid, active issues, filtered history, series).
-//! - [`page`]: the HTML page with its script and style inlined, its ETag
+//! - `page`: the HTML page with its script and style inlined, its ETag
 //!   and Content-Security-Policy.
-//! - [`store`]: the few Redis reads the handler needs, as a trait, with the
+//! - `store`: the few Redis reads the handler needs, as a trait, with the
 //!   Redis and in-memory implementations.
-//! - [`config`]: environment variables.
-//! - [`error`]: the crate's error enum.
+//! - `config`: environment variables.
+//! - `error`: the crate's error enum.
 
-pub mod config;
-pub mod error;
-pub mod handler;
-pub mod page;
-pub mod store;
-pub mod views;
+mod config;
+mod error;
+mod handler;
+mod page;
+mod store;
+mod views;
 
-pub use config::Config;
+pub use config::{Config, USAGE};
 pub use error::DashboardError;
 pub use handler::{Dashboard, HttpRequest};
+pub use store::RedisStore;

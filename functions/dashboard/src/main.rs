@@ -1,7 +1,7 @@
 //! Lambda entry point: the Redis connection and the page are built once per
 //! instance and shared by every request.
 
-use hemostat_dashboard::{Config, Dashboard, config::USAGE, store::RedisStore};
+use hemostat_dashboard::{Config, Dashboard, RedisStore, USAGE};
 use hemostat_protocol::function;
 use lambda_http::{Error, Request, service_fn};
 

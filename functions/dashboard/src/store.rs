@@ -1,11 +1,13 @@
 //! What the dashboard reads from Redis, as a small trait of plain reads so
-//! the handler is tested without a server ([`MemoryStore`]) and the Redis
+//! the handler is tested without a server (`MemoryStore`, in unit tests) and the Redis
 //! implementation is tested against a real one.
 //!
 //! Reads only: the dashboard never writes, so it cannot disturb the loop it
 //! shows, and any number of instances (or a read replica) can serve it.
 
-use std::{collections::HashMap, future::Future};
+#[cfg(test)]
+use std::collections::HashMap;
+use std::future::Future;
 
 use hemostat_protocol::connection::Connection;
 use redis::{AsyncCommands, streams::StreamRangeReply};
@@ -90,7 +92,8 @@ impl Store for RedisStore {
     }
 }
 
-/// An in-memory [`Store`] for tests and examples: fill its public maps.
+/// An in-memory [`Store`] for the handler's unit tests: fill its public maps.
+#[cfg(test)]
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     pub sets: HashMap<String, Vec<String>>,
@@ -104,6 +107,7 @@ pub struct MemoryStore {
     pub down: bool,
 }
 
+#[cfg(test)]
 impl MemoryStore {
     fn check(&self) -> Result<(), DashboardError> {
         if self.down {
@@ -113,6 +117,7 @@ impl MemoryStore {
     }
 }
 
+#[cfg(test)]
 impl Store for MemoryStore {
     async fn members(&self, key: &str) -> Result<Vec<String>, DashboardError> {
         self.check()?;

@@ -67,15 +67,6 @@ pub struct ContainersView {
     pub truncated: bool,
 }
 
-/// Raw values for [`containers_view`], as read from Redis.
-#[derive(Debug, Default, Clone)]
-pub struct ContainersInput {
-    /// `hemostat:containers`.
-    pub members: Vec<String>,
-    /// `hemostat:collectors`: host -> epoch ms of its last heartbeat.
-    pub collectors: Vec<(String, f64)>,
-}
-
 /// The containers to read stats for (sorted, capped) and every host seen.
 pub fn containers_to_read(members: &[String], max: usize) -> (Vec<ContainerRef>, usize) {
     let mut all: Vec<ContainerRef> = members.iter().filter_map(|m| ContainerRef::parse(m)).collect();

@@ -3,7 +3,7 @@
 //! protocol's publisher (streams), stats, heartbeats, series and event lists
 //! under the protocol's keys.
 
-use hemostat_dashboard::{Config, Dashboard, HttpRequest, store::RedisStore};
+use hemostat_dashboard::{Config, Dashboard, HttpRequest, RedisStore};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, Publisher, RedisPublisher, connection::connect, envelope::agent, keys,

@@ -29,9 +29,6 @@ use crate::{
     metrics::{Fact, Unit},
 };
 
-/// The SDK, for callers that read metrics back (tests against moto).
-pub use aws_sdk_cloudwatch as sdk;
-
 pub const MAX_DATUMS_PER_CALL: usize = 1000;
 pub const MAX_VALUES_PER_DATUM: usize = 150;
 /// Below the API's 1 MB, with room for the estimate being rough.
@@ -138,20 +135,6 @@ pub trait MetricSink: Send + Sync {
     /// gauges otherwise).
     fn enabled(&self) -> bool {
         true
-    }
-}
-
-/// No CloudWatch (disabled, or local runs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoSink;
-
-impl MetricSink for NoSink {
-    async fn put(&self, _datums: Vec<Datum>) -> Result<usize, ExporterError> {
-        Ok(0)
-    }
-
-    fn enabled(&self) -> bool {
-        false
     }
 }
 

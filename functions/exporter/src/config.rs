@@ -90,32 +90,32 @@ heartbeats and sends metrics to CloudWatch.",
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// [`DEDUPE_TTL`], at least 1 s: how long a counted record is
+    /// `DEDUPE_TTL`, at least 1 s: how long a counted record is
     /// remembered, so a redelivery is not counted twice. Must exceed how long
     /// the bridge keeps redelivering (`HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`).
     pub dedupe_ttl: Duration,
-    /// [`CONTAINER_METRICS`]: per-container gauges (CPU, memory, status) from
+    /// `CONTAINER_METRICS`: per-container gauges (CPU, memory, status) from
     /// the collectors' stats keys on every scrape.
     pub container_metrics: bool,
-    /// [`MAX_CONTAINERS`]: at most this many containers are exported per
+    /// `MAX_CONTAINERS`: at most this many containers are exported per
     /// scrape, so a huge fleet cannot make a scrape slow or its answer exceed
     /// the function URL's 6 MB; the rest are counted in
     /// `hemostat_exporter_containers_truncated`.
     pub max_containers: usize,
-    /// [`BEARER_TOKEN`]: when set, `/metrics` requires `Authorization: Bearer
+    /// `BEARER_TOKEN`: when set, `/metrics` requires `Authorization: Bearer
     /// <token>` (for a function URL with AuthType NONE). Never logged.
     pub bearer_token: Option<Secret>,
-    /// [`CLOUDWATCH_ENABLED`]: `true`, `false`, or `auto` (on inside AWS
+    /// `CLOUDWATCH_ENABLED`: `true`, `false`, or `auto` (on inside AWS
     /// Lambda).
     pub cloudwatch: CloudWatchMode,
-    /// [`CLOUDWATCH_NAMESPACE`]: the CloudWatch namespace; the template's IAM
+    /// `CLOUDWATCH_NAMESPACE`: the CloudWatch namespace; the template's IAM
     /// policy allows PutMetricData in this one only.
     pub cloudwatch_namespace: String,
-    /// [`CLOUDWATCH_ENDPOINT`]: CloudWatch endpoint override (tests point it
+    /// `CLOUDWATCH_ENDPOINT`: CloudWatch endpoint override (tests point it
     /// at moto). `AWS_ENDPOINT_URL_CLOUDWATCH`, which the SDK reads itself,
     /// works as well outside the emulator.
     pub cloudwatch_endpoint: Option<String>,
-    /// [`CLOUDWATCH_TIMEOUT`], above 0: bound on each PutMetricData call.
+    /// `CLOUDWATCH_TIMEOUT`, above 0: bound on each PutMetricData call.
     pub cloudwatch_timeout: Duration,
 }
 

@@ -8,44 +8,50 @@
 //! adds gauges read fresh from Redis (collector liveness, per-container
 //! stats), and renders the Prometheus text format.
 //!
-//! One binary serves three kinds of invocation (see [`dispatch`]): a batch
+//! One binary serves three kinds of invocation (see `dispatch`): a batch
 //! of events from the bridge, an HTTP request through the function URL
 //! (`GET /metrics`), and the EventBridge schedule (collector check and
 //! CloudWatch gauges).
 //!
 //! Module map:
-//! - [`dispatch`]: tells the three invocation shapes apart.
-//! - [`handler`]: the Lambda handler, generic over the publisher and the
+//! - `dispatch`: tells the three invocation shapes apart.
+//! - `handler`: the Lambda handler, generic over the publisher and the
 //!   CloudWatch sink so it can be driven in tests.
 //! - [`metrics`]: the metric families (names, types, help, buckets,
 //!   CloudWatch names) and how a series is written as a Redis hash field.
-//! - [`events`]: an event becomes facts (a count, an observation): a pure
+//! - `events`: an event becomes facts (a count, an observation): a pure
 //!   function, the one mapping behind both Prometheus and CloudWatch.
-//! - [`store`]: Redis: the counting script with dedupe, the scrape's reads,
+//! - `store`: Redis: the counting script with dedupe, the scrape's reads,
 //!   the once-per-transition markers of missing collectors.
-//! - [`collectors`]: which collectors are up, which went silent, and the
+//! - `collectors`: which collectors are up, which went silent, and the
 //!   `system_alert`s that say so, once per transition.
-//! - [`exposition`]: the Prometheus text format.
-//! - [`http`]: the function URL's routes (`/metrics`, optional bearer token).
-//! - [`cloudwatch`]: `PutMetricData` batching within the API's limits, and
+//! - `exposition`: the Prometheus text format.
+//! - `http`: the function URL's routes (`/metrics`, optional bearer token).
+//! - `cloudwatch`: `PutMetricData` batching within the API's limits, and
 //!   the SDK client.
-//! - [`keys`]: the exporter's own Redis keys.
-//! - [`config`]: environment variables.
-//! - [`error`]: the crate's error enum.
+//! - `keys`: the exporter's own Redis keys.
+//! - `config`: environment variables.
+//! - `error`: the crate's error enum.
 
-pub mod cloudwatch;
-pub mod collectors;
-pub mod config;
-pub mod dispatch;
-pub mod error;
-pub mod events;
-pub mod exposition;
-pub mod handler;
-pub mod http;
-pub mod keys;
+mod cloudwatch;
+mod collectors;
+mod config;
+mod dispatch;
+mod error;
+mod events;
+mod exposition;
+mod handler;
+mod http;
+mod keys;
+// A public module: the metric families are the exporter's contract with the
+// Prometheus rules and dashboards, checked by name (`metrics::ALL`, ...).
 pub mod metrics;
-pub mod store;
+mod store;
 
-pub use config::Config;
+/// The CloudWatch SDK, for callers that read metrics back (tests against moto).
+pub use aws_sdk_cloudwatch as cloudwatch_sdk;
+pub use cloudwatch::{CloudWatchSink, Datum, MetricSink, Sink};
+pub use config::{Config, USAGE};
 pub use error::ExporterError;
 pub use handler::Exporter;
+pub use store::RedisStore;

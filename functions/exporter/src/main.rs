@@ -3,12 +3,7 @@
 //! JSON and dispatched on its shape (bridge batch, function URL request,
 //! scheduled event).
 
-use hemostat_exporter::{
-    Config, Exporter,
-    cloudwatch::{CloudWatchSink, Sink},
-    config::USAGE,
-    store::RedisStore,
-};
+use hemostat_exporter::{CloudWatchSink, Config, Exporter, RedisStore, Sink, USAGE};
 use hemostat_protocol::{RedisPublisher, function};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;

@@ -9,12 +9,7 @@ use std::{
 };
 
 use hemostat_e2e::RedisServer;
-use hemostat_exporter::{
-    Config, Exporter, ExporterError,
-    cloudwatch::{Datum, MetricSink},
-    keys,
-    store::RedisStore,
-};
+use hemostat_exporter::{Config, Datum, Exporter, ExporterError, MetricSink, RedisStore};
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef, EventKind, RedisPublisher,
@@ -78,7 +73,7 @@ fn fixed(id: &str) -> BatchRecord {
 }
 
 async fn metrics_hash(conn: &mut Connection) -> std::collections::HashMap<String, String> {
-    conn.hgetall(keys::metrics()).await.unwrap()
+    conn.hgetall(protocol_keys::exporter_metrics()).await.unwrap()
 }
 
 fn scrape_request() -> Value {
@@ -126,7 +121,7 @@ async fn redelivered_records_are_counted_once() {
     assert!(sink.take().is_empty(), "nothing sent to CloudWatch twice");
 
     // The dedupe marks expire (bounded memory).
-    let ttl: i64 = conn.ttl(keys::seen("hemostat:stream:health_alert", "1-0")).await.unwrap();
+    let ttl: i64 = conn.ttl(protocol_keys::exporter_seen("hemostat:stream:health_alert", "1-0")).await.unwrap();
     assert!((3500..=3600).contains(&ttl), "{ttl}");
 }
 

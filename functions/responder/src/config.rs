@@ -49,22 +49,22 @@ signed commands in the container's host stream.",
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// [`COOLDOWN`], in whole seconds: minimum time between two actions on
+    /// `COOLDOWN`, in whole seconds: minimum time between two actions on
     /// one container.
     pub cooldown_seconds: u64,
-    /// [`MAX_RETRIES_PER_HOUR`]: circuit breaker per container.
+    /// `MAX_RETRIES_PER_HOUR`: circuit breaker per container.
     pub max_actions_per_hour: u64,
-    /// [`DRY_RUN`]: commands are marked dry-run; the collector reports what
+    /// `DRY_RUN`: commands are marked dry-run; the collector reports what
     /// it would have done without doing it.
     pub dry_run: bool,
-    /// [`COMMAND_KEY`]: HMAC key signing commands; collectors with the same
+    /// `COMMAND_KEY`: HMAC key signing commands; collectors with the same
     /// key refuse anything unsigned or forged. Never logged.
     pub command_key: Option<Secret>,
-    /// [`FLEET_BRAKE_HOSTS`]: at most this many hosts per image remediated
+    /// `FLEET_BRAKE_HOSTS`: at most this many hosts per image remediated
     /// within the window; the next one trips the brake ("suspected bad
     /// release"). 0 turns the brake off.
     pub fleet_brake_hosts: u64,
-    /// [`FLEET_BRAKE_WINDOW`], in whole seconds: the brake's window, and how
+    /// `FLEET_BRAKE_WINDOW`, in whole seconds: the brake's window, and how
     /// long it holds once tripped.
     pub fleet_brake_window_seconds: u64,
 }

@@ -2,7 +2,7 @@
 //! every invocation.
 
 use hemostat_protocol::{RedisPublisher, function};
-use hemostat_responder::{Config, Responder, config::USAGE, store::RedisStore};
+use hemostat_responder::{Config, RedisStore, Responder, USAGE};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

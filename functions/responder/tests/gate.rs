@@ -2,7 +2,7 @@
 
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{ContainerRef, keys};
-use hemostat_responder::gate::{FleetBrake, Gate, GateDecision, GateRequest};
+use hemostat_responder::{FleetBrake, Gate, GateDecision, GateRequest};
 use redis::AsyncCommands;
 
 fn request<'a>(c: &'a ContainerRef, id: &'a str) -> GateRequest<'a> {
