@@ -15,30 +15,56 @@ pub const EVENT_HEADER: &str = "X-HemoStat-Event";
 /// Header with the notice's fingerprint: a receiver's own dedupe key.
 pub const FINGERPRINT_HEADER: &str = "X-HemoStat-Fingerprint";
 
+/// Slack's control characters escaped as its docs require: `&`, `<` and
+/// `>` (and nothing else), so text from containers, logs or an LLM can
+/// neither mention `<!channel>` nor forge a link.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The key evidence lines as a Slack code block, escaped; a line's own
+/// triple backticks would end the block early, so they are broken up.
+fn code_block(lines: &[String]) -> String {
+    let body: Vec<String> = lines.iter().map(|l| escape(l).replace("```", "`\u{200b}`\u{200b}`")).collect();
+    format!("```\n{}\n```", body.join("\n"))
+}
+
 /// Slack's legacy attachments: the only layout with a coloured bar, which
 /// is how the seed tells outcomes apart at a glance.
 pub fn slack(notice: &Notice) -> Value {
-    let fields: Vec<Value> =
-        notice.fields.iter().map(|f| json!({"title": f.title, "value": f.value, "short": f.short})).collect();
+    let mut fields: Vec<Value> =
+        notice.fields.iter().map(|f| json!({"title": f.title, "value": escape(&f.value), "short": f.short})).collect();
+    let has_lines = !notice.evidence.is_empty();
+    if has_lines {
+        // Right after the diagnosis it supports.
+        let at = notice
+            .fields
+            .iter()
+            .rposition(|f| f.title == "Cause" || f.title == "Recommendation")
+            .map_or(fields.len(), |i| i + 1);
+        fields.insert(at, json!({"title": "Evidence", "value": code_block(&notice.evidence), "short": false}));
+    }
     // The top-level text is what the push notification and the channel
     // preview show; a critical alert left alone must stand out there too.
-    let text =
-        if notice.critical_no_action { format!(":rotating_light: *{}*", notice.title) } else { notice.title.clone() };
+    let title = escape(&notice.title);
+    let text = if notice.critical_no_action { format!(":rotating_light: *{title}*") } else { title.clone() };
     let ts = chrono::NaiveDateTime::parse_from_str(&notice.timestamp, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc().timestamp())
         .unwrap_or_else(|_| chrono::Utc::now().timestamp());
-    json!({
-        "text": text,
-        "attachments": [{
-            "color": notice.color,
-            "fallback": format!("{}: {}", notice.title, notice.text),
-            "title": notice.title,
-            "text": notice.text,
-            "fields": fields,
-            "footer": format!("HemoStat · {}", notice.kind),
-            "ts": ts,
-        }],
-    })
+    let mut attachment = json!({
+        "color": notice.color,
+        "fallback": escape(&format!("{}: {}", notice.title, notice.text)),
+        "title": title,
+        "text": escape(&notice.text),
+        "fields": fields,
+        "footer": format!("HemoStat · {}", notice.kind),
+        "ts": ts,
+    });
+    if has_lines {
+        // Field values are plain text unless asked; the code block needs mrkdwn.
+        attachment["mrkdwn_in"] = json!(["fields"]);
+    }
+    json!({"text": text, "attachments": [attachment]})
 }
 
 /// The generic webhook: the envelope exactly as received, plus the summary.
@@ -89,6 +115,48 @@ mod tests {
         assert_eq!(payload["summary"]["status"], "failed");
         assert_eq!(payload["summary"]["type"], "remediation_complete");
         assert_eq!(payload["summary"]["color"], "#ff0000");
+    }
+
+    const DIAGNOSED: &str = r#"{"timestamp":"2025-11-03T10:30:53.789012","agent":"HemoStat-Responder","type":"remediation_complete","data":{"container":"web","host":"h1","action":"restart","reason":"Exited with code 1","result":{"status":"failed","action":"restart","container":"web","error":"exited again"},"diagnosis":{"cause":"port_in_use","summary":"Port 8080 is taken by <another> process.","evidence":["Error: listen EADDRINUSE: address already in use :::8080","<!channel> & ```rm -rf```"],"restart_helps":false,"recommendation":"Free the port & retry."}}}"#;
+
+    #[test]
+    fn slack_carries_cause_recommendation_and_escaped_key_lines() {
+        let diagnosed = crate::notice::of(&Envelope::parse(DIAGNOSED.as_bytes()).unwrap()).unwrap();
+        let msg = slack(&diagnosed);
+        let a = &msg["attachments"][0];
+        let fields = a["fields"].as_array().unwrap();
+        let titles: Vec<&str> = fields.iter().map(|f| f["title"].as_str().unwrap()).collect();
+        let at = |t: &str| titles.iter().position(|x| *x == t).unwrap_or_else(|| panic!("{t} in {titles:?}"));
+        assert_eq!(at("Recommendation") + 1, at("Evidence"), "the lines follow the diagnosis: {titles:?}");
+        assert_eq!(fields[at("Cause")]["value"], "port_in_use: Port 8080 is taken by &lt;another&gt; process.");
+        assert_eq!(fields[at("Recommendation")]["value"], "Free the port &amp; retry.");
+        let block = fields[at("Evidence")]["value"].as_str().unwrap();
+        assert!(block.starts_with("```\nError: listen EADDRINUSE") && block.ends_with("\n```"), "{block}");
+        assert!(block.contains("&lt;!channel&gt; &amp; "), "{block}");
+        assert!(!block.contains('<') && block.matches("```").count() == 2, "{block}");
+        assert_eq!(a["mrkdwn_in"], json!(["fields"]));
+        // Without a diagnosis: no such fields, no mrkdwn.
+        let plain = slack(&notice());
+        assert!(plain["attachments"][0].get("mrkdwn_in").is_none());
+        assert!(plain["attachments"][0]["fields"].as_array().unwrap().iter().all(|f| f["title"] != "Evidence"));
+    }
+
+    #[test]
+    fn webhook_summary_carries_the_diagnosis_unescaped() {
+        let notice = crate::notice::of(&Envelope::parse(DIAGNOSED.as_bytes()).unwrap()).unwrap();
+        let summary = &webhook(DIAGNOSED, &notice)["summary"];
+        assert_eq!(summary["cause"], "port_in_use");
+        assert_eq!(summary["cause_summary"], "Port 8080 is taken by <another> process.");
+        assert_eq!(summary["recommendation"], "Free the port & retry.");
+        assert_eq!(
+            summary["evidence"],
+            json!(["Error: listen EADDRINUSE: address already in use :::8080", "<!channel> & ```rm -rf```"])
+        );
+    }
+
+    #[test]
+    fn escape_touches_only_the_three_control_characters() {
+        assert_eq!(escape("a & b <@U1> > *c*"), "a &amp; b &lt;@U1&gt; &gt; *c*");
     }
 
     #[test]

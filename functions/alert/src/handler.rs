@@ -75,6 +75,7 @@ impl<L: EventLog> Alert<L> {
             host = %notice.host,
             container = notice.container.as_deref(),
             critical_no_action = notice.critical_no_action,
+            cause = notice.cause.as_deref(),
             redelivered = !stored,
             "event stored"
         );

@@ -5,8 +5,14 @@ use sha2::{Digest, Sha256};
 
 use hemostat_protocol::{
     Envelope, EventKind, ProtocolError,
+    diagnosis::Diagnosis,
     event::{FalseAlarm, RemediationComplete, RemediationStatus, Severity, SystemAlert},
 };
+
+/// Evidence lines a notice carries: the first ones the diagnosis rests on.
+pub const KEY_LINES: usize = 3;
+/// Characters kept of each evidence line (then `…`).
+pub const LINE_CHARS: usize = 200;
 
 /// The seed's Slack colours.
 pub mod color {
@@ -54,6 +60,53 @@ pub struct Notice {
     /// The envelope's timestamp.
     pub timestamp: String,
     pub fields: Vec<Field>,
+    /// The analyzer's diagnosis category (`port_in_use`, `oom_killed`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The diagnosis in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause_summary: Option<String>,
+    /// What a human should do, when the fix is outside the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<String>,
+    /// The key evidence lines (at most [`KEY_LINES`], each cut to
+    /// [`LINE_CHARS`] characters), verbatim otherwise: not escaped for any
+    /// sink.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+}
+
+/// The diagnosis parts of a notice.
+#[derive(Default)]
+struct Diag {
+    cause: Option<String>,
+    summary: Option<String>,
+    recommendation: Option<String>,
+    evidence: Vec<String>,
+}
+
+/// `line` without trailing whitespace, cut to `max` characters (then `…`).
+fn cut(line: &str, max: usize) -> String {
+    let line = line.trim_end();
+    match line.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    }
+}
+
+/// Reads the diagnosis and adds its `Cause` and `Recommendation` fields.
+fn diagnosis(d: Option<&Diagnosis>, fields: &mut Vec<Field>) -> Diag {
+    let Some(d) = d else { return Diag::default() };
+    let cause = d.cause.as_str().to_owned();
+    let summary = Some(d.summary.trim().to_owned()).filter(|s| !s.is_empty());
+    let recommendation = d.recommendation.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
+    fields.push(long("Cause", summary.as_ref().map_or_else(|| cause.clone(), |s| format!("{cause}: {s}"))));
+    if let Some(r) = &recommendation {
+        fields.push(long("Recommendation", r));
+    }
+    let evidence =
+        d.evidence.iter().filter(|l| !l.trim().is_empty()).take(KEY_LINES).map(|l| cut(l, LINE_CHARS)).collect();
+    Diag { cause: Some(cause), summary, recommendation, evidence }
 }
 
 /// Builds the notice of an envelope; an error for kinds the alert does not
@@ -144,6 +197,7 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
         RemediationStatus::Failed => fields.extend(outcome.as_ref().map(|e| long("Error", e))),
         _ => {}
     }
+    let diag = diagnosis(c.context.diagnosis.as_ref(), &mut fields);
     if let Some(details) = &c.result.details {
         fields.push(long("Details", details));
     }
@@ -183,6 +237,10 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
         critical_no_action,
         timestamp: env.timestamp.clone(),
         fields,
+        cause: diag.cause,
+        cause_summary: diag.summary,
+        recommendation: diag.recommendation,
+        evidence: diag.evidence,
     }
 }
 
@@ -197,6 +255,7 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
     let mut fields = vec![field("Host", or_dash(&f.host)), field("Container", &f.container), field("Action", "none")];
     fields.push(field("Status", "false_alarm"));
     fields.push(long("Reason", &f.reason));
+    let diag = diagnosis(f.context.diagnosis.as_ref(), &mut fields);
     fields.push(field("Confidence", f.confidence.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())));
     let cached = if f.llm_cached { ", cached verdict" } else { "" };
     let method = match (&f.context.analysis_method, &f.context.model) {
@@ -225,6 +284,10 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
         critical_no_action,
         timestamp: env.timestamp.clone(),
         fields,
+        cause: diag.cause,
+        cause_summary: diag.summary,
+        recommendation: diag.recommendation,
+        evidence: diag.evidence,
     }
 }
 
@@ -267,6 +330,10 @@ fn system(env: &Envelope, s: SystemAlert) -> Notice {
         critical_no_action: false,
         timestamp: env.timestamp.clone(),
         fields,
+        cause: None,
+        cause_summary: None,
+        recommendation: None,
+        evidence: Vec::new(),
     }
 }
 
@@ -395,6 +462,47 @@ mod tests {
         assert!(of(&env("health_alert", serde_json::json!({"container": "c", "metrics": {"name": "c"}}))).is_err());
         assert!(of(&env("false_alarm", serde_json::json!({"container": 5}))).is_err());
         assert!(of(&env("system_alert", serde_json::json!({"kind": "collector_missing"}))).is_err());
+    }
+
+    #[test]
+    fn the_diagnosis_gives_cause_recommendation_and_three_cut_lines() {
+        let long_line = format!("Error: {}", "é".repeat(300));
+        let n = of(&env(
+            "remediation_complete",
+            serde_json::json!({"container": "web", "host": "h1", "action": "restart", "reason": "Exited with code 1",
+                "result": {"status": "failed", "action": "restart", "container": "web", "error": "exited again"},
+                "diagnosis": {"cause": "port_in_use", "summary": "Another process holds port 8080.",
+                    "evidence": ["listen EADDRINUSE :::8080", "  ", long_line, "third", "fourth"],
+                    "recommendation": "Free the port."}}),
+        ))
+        .unwrap();
+        assert_eq!(n.cause.as_deref(), Some("port_in_use"));
+        assert_eq!(n.cause_summary.as_deref(), Some("Another process holds port 8080."));
+        assert_eq!(n.recommendation.as_deref(), Some("Free the port."));
+        assert_eq!(value(&n, "Cause"), Some("port_in_use: Another process holds port 8080."));
+        assert_eq!(value(&n, "Recommendation"), Some("Free the port."));
+        assert_eq!(n.evidence.len(), KEY_LINES, "blank lines skipped, at most three: {:?}", n.evidence);
+        assert_eq!(n.evidence[0], "listen EADDRINUSE :::8080");
+        assert_eq!(n.evidence[1].chars().count(), LINE_CHARS + 1);
+        assert!(n.evidence[1].ends_with('…'));
+        assert_eq!(n.evidence[2], "third");
+        let json = serde_json::to_value(&n).unwrap();
+        assert_eq!(json["cause"], "port_in_use");
+        assert_eq!(json["evidence"][0], "listen EADDRINUSE :::8080");
+
+        let alarm = of(&env(
+            "false_alarm",
+            serde_json::json!({"container": "c", "reason": "spike", "diagnosis": {"cause": "cpu_burn"}}),
+        ))
+        .unwrap();
+        assert_eq!(value(&alarm, "Cause"), Some("cpu_burn"), "no summary: the category alone");
+        assert_eq!((alarm.recommendation.as_deref(), alarm.evidence.len()), (None, 0));
+        assert!(value(&alarm, "Recommendation").is_none());
+
+        let bare = of(&env("false_alarm", serde_json::json!({"container": "c", "reason": "spike"}))).unwrap();
+        assert!(bare.cause.is_none() && value(&bare, "Cause").is_none());
+        let json = serde_json::to_string(&bare).unwrap();
+        assert!(!json.contains("\"cause\"") && !json.contains("\"evidence\""), "{json}");
     }
 
     #[test]

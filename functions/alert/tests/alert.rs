@@ -301,3 +301,44 @@ async fn the_generic_webhook_gets_the_envelope_a_summary_and_a_signature() {
     let sig = got[0].headers[SIGNATURE_HEADER].to_str().unwrap();
     assert_eq!(sig, signature(b"s3cret", &got[0].raw), "signature over the exact body");
 }
+
+#[tokio::test]
+async fn a_diagnosed_outcome_reaches_slack_and_the_webhook_with_its_cause_and_lines() {
+    let redis = RedisServer::start().await;
+    let slack = Receiver::start(vec![]).await;
+    let hook = Receiver::start(vec![]).await;
+    let cfg = hemostat_alert::Config { webhook_url: Some(Secret::new(&hook.url)), ..config(Some(&slack.url)) };
+    let a = alert(&redis, &cfg).await;
+    let line = "Error: listen EADDRINUSE: address already in use :::8080";
+    let body = envelope(
+        "remediation_complete",
+        TS,
+        serde_json::json!({"container": "web", "host": "h1", "action": "restart", "reason": "Exited with code 1",
+            "analysis_method": "rule_based",
+            "result": {"status": "failed", "action": "restart", "container": "web", "error": "exited again"},
+            "diagnosis": {"cause": "port_in_use", "summary": "Another process holds port 8080.",
+                "evidence": [line, "at Server.listen (<node_internals>/net.js:1)"], "restart_helps": false,
+                "recommendation": "Free the port or change the container's port mapping."}}),
+    );
+    let response = a.handle(BatchEvent { records: vec![record("1-0", EventKind::RemediationComplete, &body)] }).await;
+    assert!(response.batch_item_failures.is_empty() && response.rejected_items.is_empty(), "{response:?}");
+
+    let bodies = slack.bodies();
+    assert_eq!(bodies.len(), 1);
+    let msg = &bodies[0];
+    assert_eq!(field(msg, "Cause"), Some("port_in_use: Another process holds port 8080."));
+    assert_eq!(field(msg, "Recommendation"), Some("Free the port or change the container's port mapping."));
+    let block = field(msg, "Evidence").unwrap();
+    assert!(block.starts_with("```\n") && block.contains(line), "{block}");
+    assert!(block.contains("(&lt;node_internals&gt;/net.js:1)"), "escaped for Slack: {block}");
+    println!("slack message: {}", serde_json::to_string_pretty(msg).unwrap());
+
+    let got = hook.all();
+    assert_eq!(got.len(), 1);
+    let summary = &got[0].body["summary"];
+    assert_eq!(summary["cause"], "port_in_use");
+    assert_eq!(summary["recommendation"], "Free the port or change the container's port mapping.");
+    assert_eq!(summary["evidence"][0], line);
+    assert_eq!(summary["evidence"][1], "at Server.listen (<node_internals>/net.js:1)", "verbatim in JSON");
+    println!("webhook summary: {}", serde_json::to_string_pretty(summary).unwrap());
+}

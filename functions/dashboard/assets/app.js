@@ -121,6 +121,16 @@
     }));
   }
 
+  // The analyzer's diagnosis: cause and summary, recommendation, and the
+  // evidence lines verbatim (text nodes: a log line is never markup).
+  function diagnosis(d) {
+    if (!d) return null;
+    const kids = [el('div', { class: 'cause' }, [el('span', { class: 'badge cause', text: d.cause }), d.summary ? ' ' + d.summary : null])];
+    if (d.recommendation) kids.push(el('div', { class: 'recommendation', text: '→ ' + d.recommendation }));
+    if (d.evidence && d.evidence.length) kids.push(el('pre', { class: 'evidence', text: d.evidence.join('\n') }));
+    return el('div', { class: 'diagnosis' }, kids);
+  }
+
   function renderIssues(view) {
     $('issue-count').textContent = String(view.issues.length);
     $('issues-empty').hidden = view.issues.length > 0;
@@ -134,6 +144,7 @@
         el('td', { text: ago(i.last_seen_ms), title: new Date(i.last_seen_ms).toLocaleString() }),
         el('td', { text: i.alerts }),
         el('td', {}, attempt),
+        el('td', {}, [diagnosis(i.diagnosis)]),
       ]);
     }));
   }
@@ -158,7 +169,7 @@
         el('td', { text: e.type }),
         el('td', { text: e.action || '' }),
         el('td', {}, e.status ? [el('span', { class: 'badge ' + cls(e.status), text: e.status })] : []),
-        el('td', { text: e.summary }),
+        el('td', {}, [e.summary, diagnosis(e.diagnosis)]),
       ]);
       row.addEventListener('click', () => { state.selectedEvent = identity(e); showDetails(e); renderEvents({ events: state.events }); });
       return row;

@@ -197,15 +197,27 @@ impl<S: Store> Dashboard<S> {
 
     async fn issues(&self) -> Result<String, Route> {
         let n = self.config.stream_scan;
-        let streams =
-            [EventKind::HealthAlert, EventKind::RemediationComplete, EventKind::FalseAlarm].map(EventKind::stream);
-        let (alerts, completions, false_alarms) = tokio::join!(
+        let streams = [
+            EventKind::HealthAlert,
+            EventKind::RemediationComplete,
+            EventKind::FalseAlarm,
+            EventKind::RemediationNeeded,
+        ]
+        .map(EventKind::stream);
+        let (alerts, completions, false_alarms, needed) = tokio::join!(
             self.store.stream_tail(&streams[0], n),
             self.store.stream_tail(&streams[1], n),
             self.store.stream_tail(&streams[2], n),
+            self.store.stream_tail(&streams[3], n),
         );
-        let view =
-            views::issues_view(&alerts?, &completions?, &false_alarms?, now_ms(), self.config.issue_window_seconds);
+        let view = views::issues_view(
+            &alerts?,
+            &completions?,
+            &false_alarms?,
+            &needed?,
+            now_ms(),
+            self.config.issue_window_seconds,
+        );
         to_json(&view)
     }
 
@@ -337,7 +349,11 @@ mod tests {
             keys::events("all"),
             vec![
                 event("remediation_complete", json!({"container": "web", "host": "h1", "action": "restart", "result": {"status": "success", "action": "restart", "container": "web"}})),
-                event("false_alarm", json!({"container": HOSTILE, "host": "h1", "reason": HOSTILE})),
+                event(
+                    "false_alarm",
+                    json!({"container": HOSTILE, "host": "h1", "reason": HOSTILE,
+                        "diagnosis": {"cause": HOSTILE, "summary": HOSTILE, "evidence": [HOSTILE], "recommendation": HOSTILE}}),
+                ),
             ],
         );
         s.streams.insert(
@@ -347,6 +363,17 @@ mod tests {
                 Some(event(
                     "health_alert",
                     json!({"container": HOSTILE, "host": "h1", "issues": [HOSTILE], "metrics": {"name": "x"}}),
+                )),
+            )],
+        );
+        s.streams.insert(
+            EventKind::RemediationNeeded.stream(),
+            vec![(
+                format!("{}-0", now - 500),
+                Some(event(
+                    "remediation_needed",
+                    json!({"container": HOSTILE, "host": "h1", "action": "restart", "reason": HOSTILE, "confidence": 0.9,
+                        "diagnosis": {"cause": "port_in_use", "evidence": [HOSTILE], "recommendation": HOSTILE}}),
                 )),
             )],
         );
@@ -470,9 +497,14 @@ mod tests {
             }
             if path == "/api/events" {
                 assert_eq!(body_json(&r)["events"][1]["summary"], HOSTILE);
+                let diagnosis = &body_json(&r)["events"][1]["diagnosis"];
+                assert_eq!((&diagnosis["cause"], &diagnosis["evidence"][0]), (&json!(HOSTILE), &json!(HOSTILE)));
             }
             if path == "/api/issues" {
                 assert_eq!(body_json(&r)["issues"][0]["issues"][0], HOSTILE);
+                let diagnosis = &body_json(&r)["issues"][0]["diagnosis"];
+                assert_eq!(diagnosis["evidence"][0], HOSTILE, "the verdict's diagnosis, still text");
+                assert_eq!(diagnosis["recommendation"], HOSTILE);
             }
         }
         // The page itself carries no data at all.

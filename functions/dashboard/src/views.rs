@@ -211,6 +211,60 @@ fn parse_entry(id: &str, envelope: Option<&str>) -> Option<(i64, String, Value)>
     data.is_object().then_some((ms, kind, data))
 }
 
+/// Evidence lines shown per diagnosis: the analyzer bounds them already,
+/// this only keeps a hostile publisher from filling the page.
+pub const EVIDENCE_LINES: usize = 10;
+/// Characters kept of each evidence line (then `…`).
+pub const EVIDENCE_CHARS: usize = 500;
+
+/// Why a container failed, as the analyzer diagnosed it: an event's
+/// `data.diagnosis`, read leniently (a missing cause reads `unknown`,
+/// anything not a string is left out). Shown as text, like everything.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiagnosisView {
+    /// The category (`port_in_use`, `oom_killed`, ...).
+    pub cause: String,
+    /// One sentence for a human.
+    pub summary: Option<String>,
+    /// What a human should do, when the fix is outside the container.
+    pub recommendation: Option<String>,
+    /// Whether a restart can be expected to help, when said.
+    pub restart_helps: Option<bool>,
+    /// The lines it rests on (log lines, health output, Docker's error).
+    pub evidence: Vec<String>,
+}
+
+fn cut(line: &str, max: usize) -> String {
+    match line.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    }
+}
+
+/// The `diagnosis` of an event's data, when it has one.
+fn diagnosis_of(data: &Value) -> Option<DiagnosisView> {
+    let d = data.get("diagnosis").filter(|d| d.is_object())?;
+    Some(DiagnosisView {
+        cause: str_field(d, "cause").unwrap_or_else(|| "unknown".into()),
+        summary: str_field(d, "summary"),
+        recommendation: str_field(d, "recommendation"),
+        restart_helps: d.get("restart_helps").and_then(Value::as_bool),
+        evidence: d
+            .get("evidence")
+            .and_then(Value::as_array)
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|l| !l.trim().is_empty())
+                    .take(EVIDENCE_LINES)
+                    .map(|l| cut(l, EVIDENCE_CHARS))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 /// The latest remediation attempt after an issue was last seen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
@@ -240,6 +294,9 @@ pub struct Issue {
     pub last_seen_ms: i64,
     /// What was tried since the latest alert (refused, failed, pending...).
     pub last_attempt: Option<Attempt>,
+    /// Why it failed: the diagnosis of the newest verdict or outcome since
+    /// the latest alert (`remediation_needed`, `remediation_complete`).
+    pub diagnosis: Option<DiagnosisView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -252,11 +309,13 @@ pub struct IssuesView {
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
 /// Active issues from the newest entries of the `health_alert`,
-/// `remediation_complete` and `false_alarm` streams (each newest first).
+/// `remediation_complete`, `false_alarm` and `remediation_needed` streams
+/// (each newest first).
 pub fn issues_view(
     alerts: &[(String, Option<String>)],
     completions: &[(String, Option<String>)],
     false_alarms: &[(String, Option<String>)],
+    needed: &[(String, Option<String>)],
     now_ms: i64,
     window_seconds: u64,
 ) -> IssuesView {
@@ -276,6 +335,7 @@ pub fn issues_view(
     let alerts = parse(alerts, EventKind::HealthAlert);
     let completions = parse(completions, EventKind::RemediationComplete);
     let false_alarms = parse(false_alarms, EventKind::FalseAlarm);
+    let needed = parse(needed, EventKind::RemediationNeeded);
 
     // Newest alert first per container; the rest only count.
     let mut issues: Vec<Issue> = Vec::new();
@@ -315,6 +375,7 @@ pub fn issues_view(
             first_seen_ms: *ms,
             last_seen_ms: *ms,
             last_attempt: None,
+            diagnosis: None,
         });
     }
 
@@ -335,6 +396,14 @@ pub fn issues_view(
                     .find_map(|p| d.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)),
             });
         }
+        // The newest diagnosis wins; an outcome's over the verdict it followed.
+        issue.diagnosis = needed
+            .iter()
+            .chain(completions.iter())
+            .filter(after)
+            .filter_map(|(ms, _, d)| Some((*ms, diagnosis_of(d)?)))
+            .max_by_key(|(ms, _)| *ms)
+            .map(|(_, d)| d);
         !(fixed || dismissed)
     });
     IssuesView { generated_at_ms: now_ms, window_seconds, issues }
@@ -433,6 +502,9 @@ pub struct EventRow {
     pub status: Option<String>,
     /// One line for the table: the reason, error, message or issues.
     pub summary: String,
+    /// The analyzer's diagnosis the event carries (`remediation_complete`,
+    /// `false_alarm`).
+    pub diagnosis: Option<DiagnosisView>,
     /// The whole `data`, for the details view.
     pub data: Value,
 }
@@ -486,6 +558,7 @@ fn event_row(item: &str) -> Option<EventRow> {
         status: data.pointer("/result/status").and_then(Value::as_str).map(str::to_owned),
         kind,
         summary,
+        diagnosis: diagnosis_of(&data),
         data,
     })
 }
@@ -561,7 +634,7 @@ mod tests {
         ];
         let false_alarms =
             vec![entry(NOW - 1_500, "false_alarm", json!({"container": "cache", "host": "h1", "reason": "spike"}))];
-        let view = issues_view(&alerts, &completions, &false_alarms, NOW, 3600);
+        let view = issues_view(&alerts, &completions, &false_alarms, &[], NOW, 3600);
         let keys: Vec<&str> = view.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["h1/web"], "{view:#?}");
         let web = &view.issues[0];
@@ -575,6 +648,88 @@ mod tests {
         assert_eq!(attempt.reason.as_deref(), Some("rejected reason"));
     }
 
+    const HOSTILE: &str = "<script>alert(1)</script>";
+
+    fn diagnosed(cause: &str, line: &str) -> Value {
+        json!({"cause": cause, "summary": format!("{cause} summary"), "evidence": [line, "", 7],
+            "restart_helps": false, "recommendation": "Free the port."})
+    }
+
+    #[test]
+    fn an_issue_shows_the_newest_diagnosis_since_its_latest_alert() {
+        let alerts = vec![alert(NOW - 5_000, "h1", "web", "Exited with code 1"), alert(NOW - 5_000, "h1", "db", "x")];
+        let needed = vec![
+            // Before the latest alert: an older story.
+            entry(
+                NOW - 6_000,
+                "remediation_needed",
+                json!({"container": "web", "host": "h1", "action": "restart",
+                "reason": "r", "confidence": 0.9, "diagnosis": diagnosed("oom_killed", "old")}),
+            ),
+            entry(
+                NOW - 4_000,
+                "remediation_needed",
+                json!({"container": "web", "host": "h1", "action": "restart",
+                "reason": "r", "confidence": 0.9, "diagnosis": diagnosed("port_in_use", HOSTILE)}),
+            ),
+        ];
+        let view = issues_view(&alerts, &[], &[], &needed, NOW, 3600);
+        let web = view.issues.iter().find(|i| i.key == "h1/web").unwrap();
+        let d = web.diagnosis.as_ref().expect("the verdict's diagnosis");
+        assert_eq!(d.cause, "port_in_use");
+        assert_eq!(d.summary.as_deref(), Some("port_in_use summary"));
+        assert_eq!(d.recommendation.as_deref(), Some("Free the port."));
+        assert_eq!(d.restart_helps, Some(false));
+        assert_eq!(d.evidence, [HOSTILE], "verbatim, blanks and non-strings left out");
+        assert!(view.issues.iter().find(|i| i.key == "h1/db").unwrap().diagnosis.is_none());
+
+        // A later refused outcome with its own diagnosis outranks the verdict.
+        let completions = vec![entry(
+            NOW - 3_000,
+            "remediation_complete",
+            json!({"container": "web", "host": "h1", "action": "restart",
+                "result": {"status": "rejected", "action": "restart", "container": "web"},
+                "diagnosis": {"evidence": ["x".repeat(EVIDENCE_CHARS + 50)]}}),
+        )];
+        let view = issues_view(&alerts, &completions, &[], &needed, NOW, 3600);
+        let d = view.issues.iter().find(|i| i.key == "h1/web").unwrap().diagnosis.clone().unwrap();
+        assert_eq!((d.cause.as_str(), d.summary, d.recommendation), ("unknown", None, None));
+        assert_eq!(d.evidence[0].chars().count(), EVIDENCE_CHARS + 1, "cut, with an ellipsis");
+    }
+
+    #[test]
+    fn history_rows_carry_the_diagnosis_and_hostile_lines_stay_text() {
+        let raw = vec![
+            env(
+                "remediation_complete",
+                json!({"container": "web", "host": "h1", "action": "restart",
+                    "result": {"status": "failed", "action": "restart", "container": "web", "error": "exited again"},
+                    "diagnosis": diagnosed("port_in_use", HOSTILE)}),
+            ),
+            env(
+                "false_alarm",
+                json!({"container": "api", "host": "h1", "reason": "spike",
+                "diagnosis": {"cause": "cpu_burn", "evidence": (0..20).map(|i| format!("l{i}")).collect::<Vec<_>>()}}),
+            ),
+            env("false_alarm", json!({"container": "db", "host": "h1", "reason": "spike", "diagnosis": "junk"})),
+        ];
+        let view = events_view(&raw, &EventFilter::parse("").unwrap());
+        let d = view.events[0].diagnosis.as_ref().unwrap();
+        assert_eq!(view.events[0].summary, "exited again", "the summary is unchanged");
+        assert_eq!((d.cause.as_str(), d.recommendation.as_deref()), ("port_in_use", Some("Free the port.")));
+        assert_eq!(d.evidence, [HOSTILE]);
+        assert_eq!(view.events[1].diagnosis.as_ref().unwrap().evidence.len(), EVIDENCE_LINES);
+        assert!(view.events[2].diagnosis.is_none(), "not an object: no diagnosis, the row still shown");
+        // The API answers JSON that no browser can read as markup, and the
+        // page only ever sets the line as text.
+        let json = crate::handler::escape_json_for_html(&serde_json::to_string(&view).unwrap());
+        assert!(!json.contains('<') && json.contains("\\u003cscript\\u003e"), "{json}");
+        let back: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["events"][0]["diagnosis"]["evidence"][0], HOSTILE);
+        let script = include_str!("../assets/app.js");
+        assert!(!script.contains("innerHTML") && !script.contains("insertAdjacentHTML"), "text only in the page");
+    }
+
     #[test]
     fn malformed_stream_entries_are_skipped() {
         let alerts = vec![
@@ -584,7 +739,7 @@ mod tests {
             (format!("{NOW}-2"), Some(env("health_alert", json!("not an object")))),
             alert(NOW, "h", "ok", "Exited with code 1"),
         ];
-        let view = issues_view(&alerts, &[], &[], NOW, 60);
+        let view = issues_view(&alerts, &[], &[], &[], NOW, 60);
         assert_eq!(view.issues.len(), 1);
         assert_eq!(view.issues[0].key, "h/ok");
     }
