@@ -211,13 +211,25 @@ async fn events_reach_the_event_log_and_slack_through_the_stack() {
     .unwrap_or_else(|| panic!("system_alert not stored\n{}", logs()));
     assert_eq!(system, [missing.to_json()]);
 
-    // Every stored event is one of the streams' envelopes, once.
-    let all: Vec<String> = conn.lrange(keys::events("all"), 0, -1).await.unwrap();
+    // Every stored event is one of the streams' envelopes, once. On a
+    // cluster each list is written by its own script (their keys are in
+    // different slots), so `all` may lag the per-type list read above by a
+    // moment: wait for it, then compare.
     let mut streamed = Vec::new();
     for kind in [EventKind::RemediationComplete, EventKind::FalseAlarm, EventKind::SystemAlert] {
         let reply: StreamRangeReply = conn.xrange_all(kind.stream()).await.unwrap();
         streamed.extend(reply.ids.iter().filter_map(|e| e.get::<String>(ENVELOPE_FIELD)));
     }
+    let _ = wait_for(Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        let want = streamed.len();
+        async move {
+            let n: usize = conn.llen(keys::events("all")).await.ok()?;
+            (n >= want).then_some(())
+        }
+    })
+    .await;
+    let all: Vec<String> = conn.lrange(keys::events("all"), 0, -1).await.unwrap();
     assert_eq!(all.len(), streamed.len(), "one row per event: {all:#?}");
     assert!(all.iter().all(|row| streamed.contains(row)));
     println!("hemostat:events:all: {} events; Slack received {} messages", all.len(), seen.lock().unwrap().len());
