@@ -218,7 +218,7 @@ impl<I: Invoker> Route<I> {
                 None => Some(format!("entry has no UTF-8 {ENVELOPE_FIELD:?} field")),
                 Some(body) => match Envelope::parse(body.as_bytes()) {
                     Err(e) => Some(e.to_string()),
-                    Ok(_) => self.stale(&entry.id),
+                    Ok(_) => self.stale(&entry),
                 },
             };
             match (problem, body) {
@@ -309,11 +309,11 @@ impl<I: Invoker> Route<I> {
     }
 
     /// `Some(reason)` when the record is too old to act on.
-    fn stale(&self, id: &str) -> Option<String> {
+    fn stale(&self, entry: &Entry) -> Option<String> {
         if self.config.max_age_seconds == 0 {
             return None;
         }
-        let ms: u64 = id.split('-').next()?.parse().ok()?;
+        let ms = entry.added_ms()?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
         let age = now.saturating_sub(ms) / 1000;
         (age > self.config.max_age_seconds)
