@@ -2,7 +2,7 @@
 
 use hemostat_protocol::{Action, diagnosis::Diagnosis};
 
-use crate::{error::AnalyzerError, llm::verdict::LlmVerdict, rules};
+use crate::{error::AnalyzerError, llm::LlmVerdict, rules};
 
 /// `analysis_method` in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

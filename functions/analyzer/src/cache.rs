@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AnalyzerError,
-    llm::verdict::LlmVerdict,
+    llm::LlmVerdict,
     rules::{self, Pattern},
 };
 

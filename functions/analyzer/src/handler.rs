@@ -20,7 +20,7 @@ use crate::{
     budget, cache,
     error::AnalyzerError,
     history::{self, AlertSummary, History},
-    llm::{Llm, Prompt, verdict},
+    llm::{Llm, Prompt, evidence_json, parse_verdict},
     rules,
 };
 
@@ -125,7 +125,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
                 if let Some(d) = &mut verdict.diagnosis {
                     let mut texts = Vec::new();
                     if let Some(e) = &alert.evidence {
-                        crate::llm::prompt::evidence_json(e, usize::MAX, &mut texts);
+                        evidence_json(e, usize::MAX, &mut texts);
                     }
                     d.evidence.retain(|line| texts.iter().any(|t| t.contains(line.as_str())));
                 }
@@ -141,7 +141,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             Ok(answer) => answer,
             Err(_) => Err(AnalyzerError::LlmTimeout(self.config.ai_timeout)),
         };
-        match answer.and_then(|text| verdict::parse(&text, |a| self.config.allows(a), &prompt.evidence)) {
+        match answer.and_then(|text| parse_verdict(&text, |a| self.config.allows(a), &prompt.evidence)) {
             Ok(v) => {
                 let cached = cache::CachedVerdict { model: llm.model().to_owned(), verdict: v.clone() };
                 cache::put(conn, &signature, &cached, self.config.cache_ttl).await?;

@@ -1,33 +1,39 @@
 //! The analyzer function: decides what a `health_alert` means.
 //!
 //! Module map:
-//! - [`handler`]: the Lambda handler: batch in, `remediation_needed` or
+//! - `handler`: the Lambda handler: batch in, `remediation_needed` or
 //!   `false_alarm` out; generic over [`hemostat_protocol::Publisher`] and
-//!   [`llm::Llm`].
-//! - [`history`]: each container's recent alerts in Redis, stored and
+//!   [`Llm`].
+//! - `history`: each container's recent alerts in Redis, stored and
 //!   read in one atomic round trip.
-//! - [`diagnosis`]: why a container failed, read from the alert's
+//! - `diagnosis`: why a container failed, read from the alert's
 //!   evidence (exit code, Docker state, failure signatures in logs).
-//! - [`rules`]: the rule table, a pure function of (alert, history).
-//! - [`llm`]: LLM analysis (OpenAI Chat Completions, Anthropic Messages),
+//! - `rules`: the rule table, a pure function of (alert, history).
+//! - `llm`: LLM analysis (OpenAI Chat Completions, Anthropic Messages),
 //!   the prompt, strict validation of the answer.
-//! - [`cache`]: LLM verdicts cached by failure signature.
-//! - [`budget`]: the hourly LLM call budget.
-//! - [`analysis`]: a verdict and how it was reached (`analysis_method`).
-//! - [`config`]: environment variables and the provider selection rule.
-//! - [`error`]: the crate's error enum.
+//! - `cache`: LLM verdicts cached by failure signature.
+//! - `budget`: the hourly LLM call budget.
+//! - `analysis`: a verdict and how it was reached (`analysis_method`).
+//! - `config`: environment variables and the provider selection rule.
+//! - `error`: the crate's error enum.
 
-pub mod analysis;
-pub mod budget;
-pub mod cache;
-pub mod config;
-pub mod diagnosis;
-pub mod error;
-pub mod handler;
-pub mod history;
-pub mod llm;
-pub mod rules;
+mod analysis;
+mod budget;
+mod cache;
+mod config;
+mod diagnosis;
+mod error;
+mod handler;
+mod history;
+mod llm;
+mod rules;
 
-pub use config::Config;
+// The API: the handler and its settings (main.rs), the LLM client and the
+// trait it implements, and the two Redis-atomic pieces (the history and the
+// LLM budget) that tests check against a real server.
+pub use budget::{hour_bucket, take as take_llm_call};
+pub use config::{Config, LlmConfig, Provider, USAGE};
 pub use error::AnalyzerError;
 pub use handler::{Analyzer, NoLlm};
+pub use history::{AlertSummary, record as record_history};
+pub use llm::{Llm, LlmClient, Prompt, http_client};

@@ -1,11 +1,7 @@
 //! Lambda entry point: clients (Redis, HTTP) are built once per instance
 //! and shared by every invocation.
 
-use hemostat_analyzer::{
-    Analyzer, Config,
-    config::USAGE,
-    llm::{LlmClient, http_client},
-};
+use hemostat_analyzer::{Analyzer, Config, LlmClient, USAGE, http_client};
 use hemostat_protocol::{RedisPublisher, function};
 
 #[tokio::main]

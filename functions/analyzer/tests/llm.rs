@@ -5,11 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hemostat_analyzer::{
-    Analyzer, Config,
-    config::{LlmConfig, Provider},
-    llm::{LlmClient, http_client},
-};
+use hemostat_analyzer::{Analyzer, Config, LlmClient, LlmConfig, Provider, http_client};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{EventKind, secret::Secret};
 use support::{fake_llm::*, *};

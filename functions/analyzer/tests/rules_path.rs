@@ -6,10 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use hemostat_analyzer::{
-    Analyzer, Config, NoLlm,
-    history::{self, AlertSummary},
-};
+use hemostat_analyzer::{AlertSummary, Analyzer, Config, NoLlm, record_history};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{ContainerRef, EventKind, event::HealthAlert, keys};
 use redis::AsyncCommands;
@@ -161,7 +158,7 @@ async fn history_is_capped_expires_and_survives_concurrent_invocations() {
     for i in 0..40i64 {
         let (mut conn, container, summary) = (conn.clone(), container.clone(), AlertSummary::of(&alert, 1_000 + i));
         tasks.spawn(async move {
-            let h = history::record(&mut conn, &container, &summary, 10, Duration::from_secs(3600)).await.unwrap();
+            let h = record_history(&mut conn, &container, &summary, 10, Duration::from_secs(3600)).await.unwrap();
             (summary, h)
         });
     }

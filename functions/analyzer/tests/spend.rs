@@ -5,11 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use hemostat_analyzer::{
-    Analyzer, Config, budget,
-    config::{LlmConfig, Provider},
-    llm::{LlmClient, http_client},
-};
+use hemostat_analyzer::{Analyzer, Config, LlmClient, LlmConfig, Provider, hour_bucket, http_client, take_llm_call};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{EventKind, keys, secret::Secret};
 use redis::AsyncCommands;
@@ -95,7 +91,7 @@ async fn beyond_the_hourly_budget_the_rules_decide() {
     let fallback = ("rule_fallback".to_owned(), Some("budget_exhausted".to_owned()), EventKind::RemediationNeeded, 0.9);
     assert_eq!(methods, [llm.clone(), llm, fallback.clone(), fallback]);
     // The counter is this hour's, and expires.
-    let key = keys::ai_calls(&budget::hour_bucket(chrono::Utc::now().timestamp_millis()));
+    let key = keys::ai_calls(&hour_bucket(chrono::Utc::now().timestamp_millis()));
     let mut c = redis.connection().await;
     let (count, ttl): (u64, i64) = (c.get(&key).await.unwrap(), c.ttl(&key).await.unwrap());
     assert_eq!(count, 4);
@@ -114,10 +110,10 @@ async fn the_budget_holds_under_concurrent_instances() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
         let mut conn = conn.clone();
-        tasks.spawn(async move { budget::take(&mut conn, 7, now).await.unwrap() });
+        tasks.spawn(async move { take_llm_call(&mut conn, 7, now).await.unwrap() });
     }
     let granted = tasks.join_all().await.into_iter().filter(|ok| *ok).count();
     assert_eq!(granted, 7);
     let mut conn = conn.clone();
-    assert!(!budget::take(&mut conn, 0, now).await.unwrap(), "0 disables the LLM");
+    assert!(!take_llm_call(&mut conn, 0, now).await.unwrap(), "0 disables the LLM");
 }

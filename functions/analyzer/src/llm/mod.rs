@@ -9,10 +9,10 @@
 //! Providers only return the answer's text; validating it is the same for
 //! every provider and lives in [`verdict`].
 
-pub mod anthropic;
-pub mod openai;
-pub mod prompt;
-pub mod verdict;
+mod anthropic;
+mod openai;
+mod prompt;
+mod verdict;
 
 use std::{
     future::Future,
@@ -27,7 +27,8 @@ use crate::{
     error::{AnalyzerError, ProviderError},
 };
 
-pub use prompt::Prompt;
+pub use prompt::{Prompt, evidence_json};
+pub use verdict::{LlmVerdict, parse as parse_verdict};
 
 /// Something that answers a prompt with text. The handler is generic over
 /// it so its tests need no HTTP server.

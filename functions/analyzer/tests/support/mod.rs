@@ -7,7 +7,7 @@ pub mod fake_llm;
 
 use std::sync::Mutex;
 
-use hemostat_analyzer::{Analyzer, Config, llm::Llm};
+use hemostat_analyzer::{Analyzer, Config, Llm};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
