@@ -35,7 +35,9 @@ pub struct Config {
     pub command_key: Option<Secret>,
 
     /// Grace period before a stop or restart kills the container (e.g. 10,
-    /// 10s, 500ms). A container label `hemostat.stop_timeout` overrides it.
+    /// 10s, 500ms), for a container that sets none: its label
+    /// `hemostat.stop_timeout` (or autoheal's `autoheal.stop.timeout`), else
+    /// its own `StopTimeout` (compose's `stop_grace_period`), comes first.
     #[arg(long, env = "HEMOSTAT_STOP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 

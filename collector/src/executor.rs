@@ -16,8 +16,8 @@ use bollard::{
 };
 use hemostat_protocol::{
     Action, Command,
-    config::parse_duration,
     event::{RemediationResult, RemediationStatus},
+    policy::Policy,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +25,6 @@ use crate::{
     cleanup, docker, error::CollectorError, exec, exec::Allowlist, inflight::InFlight, outcome::Outcome, scale,
     scope::Scope, verify,
 };
-
-/// Overrides `--stop-timeout` for one container.
-pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
 
 #[derive(Clone)]
 pub struct Executor {
@@ -233,16 +230,17 @@ impl Executor {
         }
     }
 
+    /// The container's labels (`hemostat.stop_timeout`, then autoheal's),
+    /// else its own `StopTimeout` (compose's `stop_grace_period`: a database
+    /// given a minute to flush gets its minute), else `--stop-timeout`.
+    /// Passed to Docker explicitly, so the log and a dry run say what it is.
     fn stop_timeout_for(&self, inspect: &ContainerInspectResponse) -> Duration {
-        let label = docker::facts(inspect).labels.remove(LABEL_STOP_TIMEOUT);
-        match label.as_deref().map(parse_duration) {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                tracing::warn!(label = LABEL_STOP_TIMEOUT, error = %e, "ignoring bad label; using --stop-timeout");
-                self.stop_timeout
-            }
-            None => self.stop_timeout,
+        let own = inspect.config.as_ref().and_then(|c| c.stop_timeout);
+        let resolved = Policy::from_labels(&docker::facts(inspect).labels, own);
+        for problem in &resolved.problems {
+            tracing::debug!(container = ?docker::name(inspect), problem, "ignoring a bad label");
         }
+        resolved.policy.stop_timeout().unwrap_or(self.stop_timeout)
     }
 }
 

@@ -2,11 +2,11 @@
 //!
 //! Three layers, checked in order: HemoStat never touches itself
 //! (`hemostat.role`); an owner can always opt a container out
-//! (`hemostat.enable=false`); then the operator's scope: an optional label
-//! selector (run several collectors, or several test stacks, on one engine
-//! without them acting on each other's containers) and an optional opt-in
-//! mode (only `hemostat.enable=true`, or autoheal's `autoheal=true` for
-//! drop-in use).
+//! (`hemostat.enable=false`, or autoheal's `autoheal=false`); then the
+//! operator's scope: an optional label selector (run several collectors, or
+//! several test stacks, on one engine without them acting on each other's
+//! containers) and an optional opt-in mode (only `hemostat.enable=true`, or
+//! autoheal's `autoheal=true` for drop-in use).
 
 use std::collections::HashMap;
 
@@ -52,6 +52,11 @@ impl Scope {
         if flag(LABEL_ENABLE) == Some(false) {
             return Some("container opted out (hemostat.enable=false)");
         }
+        // docker-autoheal's opt-out, for drop-in use; hemostat.enable=true
+        // (the more specific label) overrides it.
+        if flag(LABEL_AUTOHEAL) == Some(false) && flag(LABEL_ENABLE) != Some(true) {
+            return Some("container opted out (autoheal=false)");
+        }
         let selected = self.selector.iter().all(|(k, v)| match v {
             Some(v) => labels.get(k) == Some(v),
             None => labels.contains_key(k),
@@ -81,6 +86,8 @@ mod tests {
         assert!(all.excludes(&labels(&[("hemostat.role", "collector")])).is_some());
         assert!(all.excludes(&labels(&[("hemostat.enable", "FALSE")])).is_some());
         assert!(all.excludes(&labels(&[("hemostat.enable", "true")])).is_none());
+        assert!(all.excludes(&labels(&[("autoheal", "False")])).is_some());
+        assert!(all.excludes(&labels(&[("autoheal", "false"), ("hemostat.enable", "true")])).is_none());
     }
 
     #[test]

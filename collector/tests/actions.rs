@@ -575,3 +575,33 @@ async fn out_of_scope_and_own_containers_are_refused() {
         assert!(!file_exists(c, "/tmp/x").await);
     }
 }
+
+/// A container that drains for 3 s on SIGTERM, then exits 0.
+const DRAINS: &str = "trap 'echo draining; sleep 3; echo drained; exit 0' TERM; while :; do sleep 0.2; done";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_gives_the_container_its_own_stop_timeout_unless_a_label_says_otherwise() {
+    // The collector's own default here is 1 s: the container's 30 s must win.
+    let mut env = start(&[]).await;
+    let own = running(ContainerSpec::shell(DRAINS).stop_timeout(30)).await;
+    let labelled = running(ContainerSpec::shell(DRAINS).stop_timeout(30).label("hemostat.stop_timeout", "1s")).await;
+    let autoheal = running(ContainerSpec::shell(DRAINS).label("autoheal.stop.timeout", "30")).await;
+
+    let commands: Vec<Command> = [&own, &labelled, &autoheal].iter().map(|c| env.command(c, Action::Stop)).collect();
+    for cmd in &commands {
+        env.send(cmd).await;
+    }
+    let mut done = Vec::new();
+    for cmd in &commands {
+        done.push(env.outcome(cmd).await);
+    }
+    for (c, d) in [(&own, &done[0]), (&autoheal, &done[2])] {
+        assert_eq!(d.result.status, RemediationStatus::Success, "{d:?}");
+        assert_eq!(c.state().await.exit_code, Some(0), "not given its time to drain: {d:?}");
+        assert!(c.logs().await.contains("drained"), "{}", c.logs().await);
+        assert!(d.result.duration_ms.unwrap() >= 3000, "{d:?}");
+    }
+    // The label's 1 s cuts the drain short: killed.
+    assert_eq!(labelled.state().await.exit_code, Some(137), "{:?}", done[1]);
+    assert!(!labelled.logs().await.contains("drained"));
+}

@@ -20,6 +20,7 @@
 //! - [`diagnosis`]: why a container failed (cause, summary, evidence lines, restart or not).
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
 //! - [`keys`]: the Redis key schema and TTLs.
+//! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`command`]: remediation commands sent to one host's collector, with
 //!   ids for idempotency and HMAC-SHA256 signatures.
@@ -59,6 +60,7 @@ pub mod evidence;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod keys;
+pub mod policy;
 pub mod publisher;
 pub mod routes;
 pub mod secret;

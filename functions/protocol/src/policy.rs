@@ -1,0 +1,292 @@
+//! A container's own policy: what its owner told HemoStat about it, in
+//! labels set when the container was created.
+//!
+//! The collector reads the labels (it alone talks to Docker) and resolves
+//! them into a [`Policy`], which travels with the container's alerts and,
+//! through the analyzer's verdict, to the safety gate that enforces it. A
+//! policy holds only what its labels override; everything else stays at the
+//! fleet's settings. This file is the single spelling of the labels.
+//!
+//! | label | value | means |
+//! |---|---|---|
+//! | `hemostat.action` | `restart` (default), `stop`, `notify`, `none` | what a fix may be: the analyzer's choice, only a stop, alert only, or not even an alert |
+//! | `hemostat.cooldown` | duration (`90s`, `5m`) | the gate's cooldown between two actions |
+//! | `hemostat.max_actions_per_hour` | whole number | the gate's hourly cap |
+//! | `hemostat.cpu_threshold` | percent of the CPU limit | the CPU alert's threshold |
+//! | `hemostat.memory_threshold` | percent of the memory limit | the memory alert's threshold |
+//! | `hemostat.sustain` | duration | how long a breach lasts before it is an alert |
+//! | `hemostat.unhealthy_grace` | duration | how long `unhealthy` lasts before it is an alert |
+//! | `hemostat.stop_timeout` | duration | graceful stop before a stop or restart kills |
+//! | `autoheal` | `true` / `false`, any case | docker-autoheal's opt-in and opt-out (the collector's scope) |
+//! | `autoheal.stop.timeout` | seconds | docker-autoheal's stop timeout (`hemostat.stop_timeout` wins) |
+//!
+//! A container without a stop-timeout label keeps its own `StopTimeout`
+//! (compose's `stop_grace_period`); only a container with neither gets the
+//! collector's `--stop-timeout`.
+//!
+//! A label that does not parse is left out of the policy (the fleet's
+//! setting applies) and named in [`Resolved::problems`], for the collector to
+//! report once.
+
+use std::{collections::HashMap, fmt, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::parse_duration;
+
+pub const LABEL_ACTION: &str = "hemostat.action";
+pub const LABEL_COOLDOWN: &str = "hemostat.cooldown";
+pub const LABEL_MAX_ACTIONS_PER_HOUR: &str = "hemostat.max_actions_per_hour";
+pub const LABEL_CPU_THRESHOLD: &str = "hemostat.cpu_threshold";
+pub const LABEL_MEMORY_THRESHOLD: &str = "hemostat.memory_threshold";
+pub const LABEL_SUSTAIN: &str = "hemostat.sustain";
+pub const LABEL_UNHEALTHY_GRACE: &str = "hemostat.unhealthy_grace";
+pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
+/// docker-autoheal's stop timeout, in whole seconds.
+pub const LABEL_AUTOHEAL_STOP_TIMEOUT: &str = "autoheal.stop.timeout";
+
+/// What a fix may be, as the container's owner allows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionPolicy {
+    /// Whatever the analysis decides (the default).
+    #[default]
+    Restart,
+    /// Never a restart: a stop where the analysis would restart.
+    Stop,
+    /// Neither act nor alert.
+    None,
+    /// Alert, never act. Also what an action this version does not know
+    /// (a newer collector's) reads as: the safe side is not to act.
+    #[serde(other)]
+    Notify,
+}
+
+impl ActionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionPolicy::Restart => "restart",
+            ActionPolicy::Stop => "stop",
+            ActionPolicy::Notify => "notify",
+            ActionPolicy::None => "none",
+        }
+    }
+
+    fn parse(v: &str) -> Option<ActionPolicy> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "restart" => Some(ActionPolicy::Restart),
+            "stop" => Some(ActionPolicy::Stop),
+            "notify" => Some(ActionPolicy::Notify),
+            "none" => Some(ActionPolicy::None),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ActionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The overrides a container's labels set; `None` (left out of the JSON)
+/// is the fleet's setting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    #[serde(default, skip_serializing_if = "is_default_action")]
+    pub action: ActionPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_actions_per_hour: Option<u32>,
+    /// Percent of the container's CPU limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_threshold: Option<f64>,
+    /// Percent of the container's memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustain_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_grace_seconds: Option<f64>,
+    /// From `hemostat.stop_timeout`, else `autoheal.stop.timeout`, else the
+    /// container's own `StopTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_seconds: Option<f64>,
+}
+
+fn is_default_action(a: &ActionPolicy) -> bool {
+    *a == ActionPolicy::Restart
+}
+
+/// A policy, and the labels that could not be read (`label=value: why`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    pub policy: Policy,
+    pub problems: Vec<String>,
+}
+
+impl Policy {
+    /// Whether no label changed anything (such a policy is not sent).
+    pub fn is_default(&self) -> bool {
+        *self == Policy::default()
+    }
+
+    /// Resolves `labels`; `own_stop_timeout` is the container's own
+    /// `StopTimeout` in seconds, used when no label sets one.
+    pub fn from_labels(labels: &HashMap<String, String>, own_stop_timeout: Option<i64>) -> Resolved {
+        let mut problems = Vec::new();
+        let action = read_label(labels, &mut problems, LABEL_ACTION, &|v| {
+            ActionPolicy::parse(v).ok_or_else(|| "expected restart, stop, notify or none".to_owned())
+        });
+        let mut read =
+            |label: &str, parse: &dyn Fn(&str) -> Result<f64, String>| read_label(labels, &mut problems, label, parse);
+        let cooldown_seconds = read(LABEL_COOLDOWN, &seconds).map(|s| s.ceil() as u64);
+        let max_actions_per_hour = read(LABEL_MAX_ACTIONS_PER_HOUR, &|v| whole(v, "a whole number")).map(|n| n as u32);
+        let cpu_threshold = read(LABEL_CPU_THRESHOLD, &percent);
+        let memory_threshold = read(LABEL_MEMORY_THRESHOLD, &percent);
+        let sustain_seconds = read(LABEL_SUSTAIN, &seconds);
+        let unhealthy_grace_seconds = read(LABEL_UNHEALTHY_GRACE, &seconds);
+        let stop_timeout_seconds = read(LABEL_STOP_TIMEOUT, &seconds)
+            .or_else(|| read(LABEL_AUTOHEAL_STOP_TIMEOUT, &|v| whole(v, "whole seconds")))
+            .or_else(|| own_stop_timeout.filter(|s| *s >= 0).map(|s| s as f64));
+        Resolved {
+            policy: Policy {
+                action: action.unwrap_or_default(),
+                cooldown_seconds,
+                max_actions_per_hour,
+                cpu_threshold,
+                memory_threshold,
+                sustain_seconds,
+                unhealthy_grace_seconds,
+                stop_timeout_seconds,
+            },
+            problems,
+        }
+    }
+
+    pub fn stop_timeout(&self) -> Option<Duration> {
+        self.stop_timeout_seconds.map(Duration::from_secs_f64)
+    }
+
+    pub fn unhealthy_grace(&self) -> Option<Duration> {
+        self.unhealthy_grace_seconds.map(Duration::from_secs_f64)
+    }
+}
+
+/// `label`'s value parsed, `None` when absent; a value that does not parse
+/// is named in `problems` and reads as absent.
+fn read_label<T>(
+    labels: &HashMap<String, String>,
+    problems: &mut Vec<String>,
+    label: &str,
+    parse: &dyn Fn(&str) -> Result<T, String>,
+) -> Option<T> {
+    let value = labels.get(label)?;
+    parse(value).map_err(|why| problems.push(format!("{label}={value:?}: {why}"))).ok()
+}
+
+fn seconds(v: &str) -> Result<f64, String> {
+    parse_duration(v).map(|d| d.as_secs_f64())
+}
+
+fn percent(v: &str) -> Result<f64, String> {
+    match v.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err("expected a percentage above 0 and at most 100".to_owned()),
+    }
+}
+
+fn whole(v: &str, what: &str) -> Result<f64, String> {
+    v.trim().parse::<u32>().map(f64::from).map_err(|_| format!("expected {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn no_labels_is_the_default_policy() {
+        let r = Policy::from_labels(&labels(&[("com.docker.compose.project", "shop")]), None);
+        assert!(r.policy.is_default());
+        assert!(r.problems.is_empty());
+        assert_eq!(serde_json::to_string(&r.policy).unwrap(), "{}");
+    }
+
+    #[test]
+    fn every_label_is_read() {
+        let r = Policy::from_labels(
+            &labels(&[
+                ("hemostat.action", "Notify"),
+                ("hemostat.cooldown", "2m"),
+                ("hemostat.max_actions_per_hour", "3"),
+                ("hemostat.cpu_threshold", "95%"),
+                ("hemostat.memory_threshold", "80"),
+                ("hemostat.sustain", "30s"),
+                ("hemostat.unhealthy_grace", "45"),
+                ("hemostat.stop_timeout", "1m"),
+            ]),
+            Some(30),
+        );
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let p = r.policy;
+        assert_eq!(p.action, ActionPolicy::Notify);
+        assert_eq!(p.cooldown_seconds, Some(120));
+        assert_eq!(p.max_actions_per_hour, Some(3));
+        assert_eq!(p.cpu_threshold, Some(95.0));
+        assert_eq!(p.memory_threshold, Some(80.0));
+        assert_eq!(p.sustain_seconds, Some(30.0));
+        assert_eq!(p.unhealthy_grace_seconds, Some(45.0));
+        // The label wins over the container's own StopTimeout.
+        assert_eq!(p.stop_timeout(), Some(Duration::from_secs(60)));
+        let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn stop_timeout_falls_back_from_label_to_autoheal_to_the_container() {
+        let own = Policy::from_labels(&labels(&[]), Some(30)).policy;
+        assert_eq!(own.stop_timeout(), Some(Duration::from_secs(30)));
+        let autoheal = Policy::from_labels(&labels(&[("autoheal.stop.timeout", "20")]), Some(30)).policy;
+        assert_eq!(autoheal.stop_timeout(), Some(Duration::from_secs(20)));
+        let both =
+            Policy::from_labels(&labels(&[("autoheal.stop.timeout", "20"), ("hemostat.stop_timeout", "5s")]), Some(30))
+                .policy;
+        assert_eq!(both.stop_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(Policy::from_labels(&labels(&[]), None).policy.stop_timeout(), None);
+    }
+
+    #[test]
+    fn bad_values_are_named_and_fall_back() {
+        let r = Policy::from_labels(
+            &labels(&[
+                ("hemostat.action", "reboot"),
+                ("hemostat.cooldown", "soon"),
+                ("hemostat.cpu_threshold", "150"),
+                ("hemostat.max_actions_per_hour", "-1"),
+                ("autoheal.stop.timeout", "1.5"),
+            ]),
+            Some(12),
+        );
+        assert_eq!(r.policy.action, ActionPolicy::Restart);
+        assert_eq!(r.policy.cooldown_seconds, None);
+        assert_eq!(r.policy.cpu_threshold, None);
+        assert_eq!(r.policy.max_actions_per_hour, None);
+        // A bad autoheal timeout leaves the container's own.
+        assert_eq!(r.policy.stop_timeout(), Some(Duration::from_secs(12)));
+        assert_eq!(r.problems.len(), 5, "{:?}", r.problems);
+        assert!(r.problems.iter().any(|p| p.starts_with("hemostat.action=\"reboot\": expected restart")));
+    }
+
+    #[test]
+    fn unknown_fields_and_actions_from_a_newer_collector_do_not_break_reading() {
+        let p: Policy = serde_json::from_str(r#"{"action":"stop","future":1}"#).unwrap();
+        assert_eq!(p.action, ActionPolicy::Stop);
+        let p: Policy = serde_json::from_str(r#"{"action":"drain"}"#).unwrap();
+        assert_eq!(p.action, ActionPolicy::Notify);
+    }
+}
