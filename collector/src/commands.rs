@@ -233,22 +233,17 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
         Ok(entries)
     }
 
-    async fn ack(&mut self, id: &str) -> Result<(), CollectorError> {
-        self.group.ack(&mut self.conn, &[id]).await?;
-        Ok(())
-    }
-
     /// Ok means the entry is finished (acknowledged) or handed to a task;
     /// Err leaves it pending.
     async fn process(&mut self, entry: &Entry, cancel: &CancellationToken) -> Result<(), CollectorError> {
         let Some(fields) = &entry.fields else {
             tracing::warn!(entry = %entry.id, "pending command was trimmed from the stream; dropping");
-            return self.ack(&entry.id).await;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
         };
         let Some(signed) = SignedCommand::from_fields(fields) else {
             // Nothing to execute nor to report on.
             tracing::warn!(entry = %entry.id, "command refused: entry has no command field");
-            return self.ack(&entry.id).await;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
         };
         let cmd = match signed.open(self.key.as_deref()) {
             Ok(cmd) => cmd,
@@ -259,7 +254,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                     let env = complete_refused(&self.host, &claimed, container, e.to_string());
                     publish_with_retry(&self.publisher, &env?, cancel).await?;
                 }
-                return self.ack(&entry.id).await;
+                return ack(&self.group, &mut self.conn, &entry.id).await;
             }
         };
         if cmd.host != self.host {
@@ -267,14 +262,14 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             tracing::warn!(entry = %entry.id, command_id = %cmd.id, %reason);
             let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
             publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
-            return self.ack(&entry.id).await;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
         }
         if let Some(reason) = expired(&cmd, &entry.id, self.max_age, chrono::Utc::now()) {
             tracing::warn!(entry = %entry.id, command_id = %cmd.id, container = %cmd.container, action = %cmd.action, %reason,
                 "command refused");
             let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
             publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
-            return self.ack(&entry.id).await;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
         }
         let duplicate = {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -292,7 +287,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
         };
         if duplicate {
             tracing::info!(command_id = %cmd.id, entry = %entry.id, "command already executing here; not executing again");
-            return self.ack(&entry.id).await;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
         }
         // Joined now, in arrival order; the task waits for its turn.
         let turn = self.lanes.join(&cmd.container);
@@ -336,13 +331,13 @@ impl<P: Publisher> Task<P> {
             Marker::Taken => self.executor.execute(cmd, cancel).await,
             Marker::Done { status } => {
                 tracing::info!(command_id = %cmd.id, %status, "command already executed; not executing again");
-                return self.ack(entry).await;
+                return ack(&self.group, &mut self.conn, entry).await;
             }
             Marker::Executing { instance } if instance == self.instance => {
                 // Ran in this process, whose task could not record the end:
                 // its outcome was published (or logged) then.
                 tracing::info!(command_id = %cmd.id, "command already executed here; not executing again");
-                return self.ack(entry).await;
+                return ack(&self.group, &mut self.conn, entry).await;
             }
             Marker::Executing { .. } => {
                 tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; reporting the outcome as unknown");
@@ -363,13 +358,15 @@ impl<P: Publisher> Task<P> {
             tracing::error!(command_id = %cmd.id, error = %e, "outcome could not be published");
         }
         marker::finish(&mut self.conn, &cmd.id, &status).await?;
-        self.ack(entry).await
+        ack(&self.group, &mut self.conn, entry).await
     }
+}
 
-    async fn ack(&mut self, id: &str) -> Result<(), CollectorError> {
-        self.group.ack(&mut self.conn, &[id]).await?;
-        Ok(())
-    }
+/// Acknowledges one entry: the reader (for entries it drops) and each
+/// task (for the command it ran) share this.
+async fn ack(group: &Group, conn: &mut Connection, id: &str) -> Result<(), CollectorError> {
+    group.ack(conn, &[id]).await?;
+    Ok(())
 }
 
 /// `Some(reason)` when `cmd` was issued more than `max_age` before `now`:
