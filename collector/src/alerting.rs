@@ -7,7 +7,9 @@
 //! Evidence (log lines, health output, Docker state) is gathered off the
 //! caller's task, so the event stream and the stats loop never wait on a
 //! logs read; the alert goes once it is gathered (bounded by the
-//! gatherer's timeout), or without it if gathering failed.
+//! gatherer's timeout), or without it if gathering failed. The container's
+//! recent events and sample summary ([`crate::recent`]) are taken at once,
+//! on the caller's task: the event or reading behind the alert is in them.
 
 use std::time::Instant;
 
@@ -25,6 +27,7 @@ use crate::{
     evidence::{Gatherer, Provided},
     leak::Leak,
     outbox::Outbox,
+    recent::Recent,
     resources::{Rules, Symptom},
     restarts::RestartRule,
     stats::{View, round2},
@@ -39,6 +42,8 @@ pub struct Alerts {
     outbox: Outbox,
     /// None: alerts go without evidence (unit tests).
     evidence: Option<Gatherer>,
+    /// Recent events and samples per container; None: evidence goes without.
+    recent: Option<Recent>,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -102,7 +107,14 @@ impl Alarm {
 
 impl Alerts {
     pub fn new(host: String, outbox: Outbox) -> Alerts {
-        Alerts { host, outbox, evidence: None }
+        Alerts { host, outbox, evidence: None, recent: None }
+    }
+
+    /// Evidence also carries the container's recent events and samples
+    /// from `recent`.
+    pub fn with_recent(mut self, recent: Recent) -> Alerts {
+        self.recent = Some(recent);
+        self
     }
 
     /// Alerts published through [`Alerts::publish_with_evidence`] carry
@@ -217,12 +229,16 @@ impl Alerts {
         let Some(gatherer) = self.evidence.clone() else {
             return self.send(alert, latency, None);
         };
+        let provided = match (&self.recent, alert.container_id.as_deref()) {
+            (Some(recent), Some(id)) => recent.provided(id),
+            _ => Provided::default(),
+        };
         let this = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             let evidence = match from {
-                Inspected::Yes(inspect) => Some(gatherer.gather_inspected(&inspect, Provided::default()).await),
-                Inspected::No(id) => match gatherer.gather(&id, Provided::default()).await {
+                Inspected::Yes(inspect) => Some(gatherer.gather_inspected(&inspect, provided).await),
+                Inspected::No(id) => match gatherer.gather(&id, provided).await {
                     Ok(evidence) => Some(evidence),
                     Err(e) => {
                         tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert");
@@ -243,6 +259,8 @@ impl Alerts {
             inspect_ms = latency.map(|l| l.inspect_ms),
             evidence_ms,
             log_lines = alert.evidence.as_ref().map(|e| e.logs.lines.len()),
+            events = alert.evidence.as_ref().map(|e| e.events.len()),
+            samples = alert.evidence.as_ref().and_then(|e| e.samples.as_ref()).map(|s| s.count),
             "health alert"
         );
         match Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert) {

@@ -89,9 +89,10 @@ impl Default for Settings {
 
 /// What the caller knows and the gatherer does not: the container's recent
 /// Docker events (from the event stream it follows) and its resource
-/// samples (from the sampler).
+/// samples (from the sampler); the collector's come from `recent`.
 #[derive(Debug, Clone, Default)]
 pub struct Provided {
+    /// Oldest first; each action is redacted like any other text.
     pub events: Vec<DockerEvent>,
     pub samples: Option<SampleSummary>,
 }
@@ -155,7 +156,7 @@ impl Gatherer {
         let events = provided
             .events
             .into_iter()
-            .map(|e| DockerEvent { action: self.redact(&e.action, &mut redactions), time: e.time })
+            .map(|e| DockerEvent { action: self.redact(&e.action, &mut redactions), ..e })
             .collect();
         let mut evidence = Evidence { logs, health, state, events, samples: provided.samples, truncated, redactions };
         if !evidence.bound(self.settings.max_bytes) {

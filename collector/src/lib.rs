@@ -15,6 +15,7 @@
 //! - `registry` — `hemostat:containers` membership and the heartbeat.
 //! - `sampler` — the stats loop: tracks containers from the watcher's notices; each interval reads, detects, writes.
 //! - `alerting` — every `health_alert` (crash, resource, restart loop) built one way and handed to the outbox.
+//! - `recent` — per container, the last Docker events (from the watcher) and CPU/memory samples (from the sampler) that alerts' evidence carries; bounded rings behind one lock.
 //! - `resources` — pure per-interval detection: a container's new reading through its gauges and leak window.
 //! - `thresholds` — CPU/memory gauges: sustained breaches, with hysteresis.
 //! - `leak` — the memory trend: steady growth that reaches the limit soon.
@@ -62,6 +63,7 @@ mod leak;
 mod marker;
 mod outbox;
 mod outcome;
+mod recent;
 mod reconcile;
 pub mod redact;
 mod registry;
@@ -156,7 +158,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             ..evidence::Settings::default()
         },
     )?;
-    let alerts = Alerts::new(config.host.clone(), outbox.clone()).with_evidence(gatherer);
+    let recent = recent::Recent::new(recent::sample_capacity(config.stats_interval));
+    let alerts = Alerts::new(config.host.clone(), outbox.clone()).with_evidence(gatherer).with_recent(recent.clone());
     let (stats_tap, sampler_task) = sampler::start(
         &config,
         sampler::Deps {
@@ -165,6 +168,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             alerts: alerts.clone(),
             scope: scope.clone(),
             inflight: inflight.clone(),
+            recent: recent.clone(),
         },
         cancel.clone(),
     );
@@ -177,7 +181,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
-        .alert_daemon_exits(config.alert_daemon_restart_exits);
+        .alert_daemon_exits(config.alert_daemon_restart_exits)
+        .with_recent(recent);
     let watcher = match stats_tap {
         Some(tap) => watcher.with_stats(tap),
         None => watcher,

@@ -47,6 +47,12 @@ impl Vitals {
         self.last.as_ref()
     }
 
+    /// Whether the next reading yields a CPU rate (there is a previous
+    /// reading of this run to compute it against).
+    pub fn rated(&self) -> bool {
+        self.prev.is_some()
+    }
+
     /// The container stopped: no usage to show, and its next reading, if it
     /// runs again, has no rate to be computed against.
     pub fn stopped(&mut self) {

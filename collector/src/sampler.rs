@@ -9,6 +9,8 @@
 //! watcher's Docker events through a [`Tap`] (no second event stream, no
 //! polling of the container list). Per container it keeps the open cgroup
 //! files, the previous reading, two gauges and the leak window: a few KiB.
+//! Each interval's readings are also noted, under one lock, in
+//! [`crate::recent`], whose last minute an alert's evidence summarises.
 
 use std::{
     collections::HashMap,
@@ -29,6 +31,7 @@ use crate::{
     event::{ContainerEvent, Happening},
     inflight::InFlight,
     leak::LeakRule,
+    recent::{self, Recent},
     resources::{Rules, Vitals},
     restarts::{RestartRule, Restarts},
     scope::Scope,
@@ -92,6 +95,8 @@ pub struct Deps {
     pub alerts: Alerts,
     pub scope: Scope,
     pub inflight: InFlight,
+    /// Where every reading is noted for alerts' evidence.
+    pub recent: Recent,
 }
 
 /// What the sampler needs to hear of a Docker event.
@@ -181,6 +186,7 @@ struct Sampler {
     alerts: Alerts,
     scope: Scope,
     inflight: InFlight,
+    recent: Recent,
     settings: Settings,
     version: Option<Version>,
     host_memory: u64,
@@ -193,12 +199,13 @@ struct Sampler {
 impl Sampler {
     fn spawn(deps: Deps, settings: Settings, cancel: CancellationToken) -> (Tap, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let Deps { docker, conn, alerts, scope, inflight } = deps;
+        let Deps { docker, conn, alerts, scope, inflight, recent } = deps;
         let sampler = Sampler {
             docker,
             alerts,
             scope,
             inflight,
+            recent,
             version: settings.roots.version(),
             host_memory: stats::host_memory(&settings.roots.proc),
             store: Store::new(conn, settings.interval),
@@ -330,6 +337,9 @@ impl Sampler {
             }
             Notice::Destroyed { id } => {
                 self.restarts.forget(&id);
+                // The watcher forgot it too, but a reading may have been
+                // noted since; after this notice none is.
+                self.recent.forget(&id);
                 if let Some(t) = self.tracked.remove(&id) {
                     self.store.remove(t.who.key());
                 }
@@ -342,24 +352,44 @@ impl Sampler {
         }
     }
 
-    /// One interval: read, detect, write.
+    /// One interval: read, detect, note, alert, write.
     async fn sample(&mut self) {
         let due =
             self.tracked.iter_mut().filter_map(|(id, t)| Some((id.as_str(), t.who.name.as_str(), t.source.as_mut()?)));
         let readings = source::read_all(&self.docker, due).await;
         let now = self.origin.elapsed().as_secs_f64();
-        for (id, timed) in readings {
-            let Some(t) = self.tracked.get_mut(&id) else {
+        let mut noted = Vec::with_capacity(readings.len());
+        let mut alerts = Vec::new();
+        for (id, timed) in &readings {
+            let Some(t) = self.tracked.get_mut(id) else {
                 continue;
             };
             // A reading racing a die event is stale: drop it.
             if !t.running() {
                 continue;
             }
-            for symptom in t.vitals.observe(timed, self.host_memory, now, &self.settings.rules) {
-                let alert = self.alerts.symptom(&t.view(), &symptom, &self.settings.rules);
-                self.alerts.publish_with_evidence(alert, Inspected::No(t.who.id.clone()), None);
+            let rated = t.vitals.rated();
+            for symptom in t.vitals.observe(*timed, self.host_memory, now, &self.settings.rules) {
+                alerts.push(self.alerts.symptom(&t.view(), &symptom, &self.settings.rules));
             }
+            if let Some(u) = t.vitals.usage() {
+                noted.push(recent::Reading {
+                    id,
+                    at: timed.at,
+                    cpu_pct: rated.then_some(u.cpu_pct),
+                    mem_pct: u.memory_pct,
+                    mem_bytes: u.memory_usage,
+                    mem_limit: u.memory_limit,
+                });
+            }
+        }
+        // Noted before the alerts go, so each one's summary has the
+        // reading that raised it.
+        self.recent.record(&noted);
+        drop(noted);
+        for alert in alerts {
+            let id = alert.container_id.clone().unwrap_or_else(|| alert.container.clone());
+            self.alerts.publish_with_evidence(alert, Inspected::No(id), None);
         }
         self.write().await;
     }

@@ -24,6 +24,7 @@ use crate::{
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
+    recent::Recent,
     reconcile::{self, Decision},
     registry::Registry,
     scope::Scope,
@@ -31,7 +32,8 @@ use crate::{
 
 /// Containers remembered in `seen` before quiet ones are forgotten.
 const SEEN_MAX: usize = 10_000;
-const EVENTS: [&str; 6] = ["die", "oom", "kill", "start", "destroy", "health_status"];
+/// `stop` and `restart` are only noted for evidence (see [`crate::recent`]).
+const EVENTS: [&str; 8] = ["die", "oom", "kill", "start", "destroy", "health_status", "stop", "restart"];
 
 pub struct Watcher {
     docker: Docker,
@@ -61,6 +63,8 @@ pub struct Watcher {
     /// The stats sampler's hook: it hears starts, dies, removals and
     /// health changes from here instead of following events itself.
     stats: Option<crate::sampler::Tap>,
+    /// Where every event is noted for alerts' evidence.
+    recent: Option<Recent>,
 }
 
 impl Watcher {
@@ -79,7 +83,14 @@ impl Watcher {
             replayed_dies: None,
             reported: HashMap::new(),
             stats: None,
+            recent: None,
         }
+    }
+
+    /// Notes every container event in `recent` (alerts' evidence).
+    pub fn with_recent(mut self, recent: Recent) -> Self {
+        self.recent = Some(recent);
+        self
     }
 
     /// Hands every container event to the stats sampler too.
@@ -191,6 +202,11 @@ impl Watcher {
     }
 
     async fn handle(&mut self, msg: &EventMessage) {
+        // Before detection, so the alert this event may raise lists it; the
+        // store drops replayed duplicates itself.
+        if let Some(recent) = &self.recent {
+            recent.note(msg);
+        }
         let Some(event) = ContainerEvent::from_message(msg) else {
             return;
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::{
     models::ContainerStateStatusEnum,
-    query_parameters::{KillContainerOptions, StopContainerOptions},
+    query_parameters::{KillContainerOptions, RestartContainerOptions, StopContainerOptions},
 };
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
@@ -17,6 +17,7 @@ use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, Command, EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
+    evidence::Evidence,
     keys,
 };
 use redis::AsyncCommands;
@@ -32,17 +33,25 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with(&[]).await
+}
+
+/// A collector with `envs` beside the usual settings.
+async fn start_with(envs: &[(&str, &str)]) -> Env {
     let redis = RedisServer::start().await;
     let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let collector = Process::builder("hemostat-collector")
+    let mut builder = Process::builder("hemostat-collector")
         .env("REDIS_URL", redis.url())
         .env("HEMOSTAT_HOST", &host)
         // Only this test's containers: tests run in parallel on one engine.
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         .env("HEMOSTAT_COMMAND_KEY", KEY)
         .env("HEMOSTAT_STOP_TIMEOUT", "2")
-        .env("RUST_LOG", "info,hemostat_collector=debug")
-        .spawn();
+        .env("RUST_LOG", "info,hemostat_collector=debug");
+    for (k, v) in envs {
+        builder = builder.env(k, v);
+    }
+    let collector = builder.spawn();
     collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
     let conn = redis.connection().await;
     Env { redis, conn, host, collector }
@@ -66,8 +75,12 @@ async fn completions_for(conn: &mut Connection, command_id: &str) -> Vec<Remedia
 }
 
 async fn wait_alert(env: &mut Env, container: &str) -> (u64, HealthAlert) {
+    wait_alert_within(env, container, Duration::from_secs(10)).await
+}
+
+async fn wait_alert_within(env: &mut Env, container: &str, timeout: Duration) -> (u64, HealthAlert) {
     let conn = &mut env.conn;
-    let found = wait_for(Duration::from_secs(10), || {
+    let found = wait_for(timeout, || {
         let mut conn = conn.clone();
         async move { alerts_for(&mut conn, container).await.into_iter().next() }
     })
@@ -340,4 +353,106 @@ async fn an_oom_kill_is_alerted_as_such() {
     assert_eq!(alert.anomalies[0].severity, hemostat_protocol::event::Severity::Critical);
     assert_eq!(alert.exit_code, Some(137));
     assert!(alert.issues[0].starts_with("OOM killed"), "{:?}", alert.issues);
+}
+
+/// (action, exit code, signal) of each event in an alert's evidence.
+fn event_facts(evidence: &Evidence) -> Vec<(&str, Option<i64>, Option<i32>)> {
+    evidence.events.iter().map(|e| (e.action.as_str(), e.exit_code, e.signal)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_alert_lists_the_containers_recent_events_in_order() {
+    let mut env = start().await;
+    let docker = docker().await;
+    // 60 lines of 200 bytes in each run: more log than the 4 KiB cap holds,
+    // so the cap is tested with the events present.
+    let c = ContainerSpec::shell(
+        "i=0; while [ $i -lt 60 ]; do printf 'line %03d %0190d\\n' $i 0; i=$((i+1)); done; \
+         trap 'exit 1' USR1; while :; do sleep 0.2; done",
+    )
+    .start(&docker)
+    .await;
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // docker kill: a requested stop (SIGKILL, 137), not an alert.
+    docker.kill_container(c.id(), None::<KillContainerOptions>).await.unwrap();
+    c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
+    docker.restart_container(c.id(), None::<RestartContainerOptions>).await.unwrap();
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let up =
+        wait_for(Duration::from_secs(10), || async { c.logs().await.matches("line 059").count().eq(&2).then_some(()) });
+    assert!(up.await.is_some(), "the second run never printed: {}", c.logs().await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.kill("USR1").await;
+    let (_, alert) = wait_alert(&mut env, c.name()).await;
+    assert_eq!(alert.exit_code, Some(1));
+    let evidence = alert.evidence.expect("a crash alert carries evidence");
+    let json = serde_json::to_string(&evidence).unwrap();
+    assert_eq!(
+        event_facts(&evidence),
+        [
+            ("start", None, None),
+            ("kill", None, Some(9)),
+            ("die", Some(137), None),
+            ("start", None, None),
+            ("restart", None, None),
+            ("kill", None, Some(10)),
+            ("die", Some(1), None),
+        ],
+        "{json}"
+    );
+    let times: Vec<i64> = evidence
+        .events
+        .iter()
+        .map(|e| chrono::DateTime::parse_from_rfc3339(e.time.as_deref().unwrap()).unwrap().timestamp_millis())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "not oldest first: {times:?}");
+    let finished = rfc3339_ms(c.state().await.finished_at.as_deref().unwrap()) as i64;
+    assert!((times[6] - finished).abs() < 1000, "the last die is this exit: {} vs {finished}", times[6]);
+    // The cap holds with the events in, the newest lines kept.
+    assert!(json.len() <= 4096, "{}", json.len());
+    assert!(evidence.truncated, "{json}");
+    assert!(evidence.logs.lines.last().is_some_and(|l| l.line.starts_with("line 059")), "{json}");
+    // The kill before was not an alert; only the crash is.
+    assert_eq!(alerts_for(&mut env.conn, c.name()).await.len(), 1);
+    // Nothing of the event's attributes (every label) travels.
+    assert!(!json.contains(TEST_LABEL), "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_alert_carries_the_summary_of_its_samples() {
+    // Sampling every 500 ms, 3 s sustain, a low threshold so the burner
+    // crosses it however busy the 2 cores are.
+    let mut env = start_with(&[
+        ("HEMOSTAT_STATS_INTERVAL", "500ms"),
+        ("HEMOSTAT_SUSTAIN_SECONDS", "3"),
+        ("THRESHOLD_CPU_PERCENT", "20"),
+    ])
+    .await;
+    let docker = docker().await;
+    let c = ContainerSpec::shell("while :; do :; done").memory(64 * 1024 * 1024).start(&docker).await;
+    let (_, alert) = wait_alert_within(&mut env, c.name(), Duration::from_secs(30)).await;
+    assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::HighCpu, "{alert:?}");
+    let evidence = alert.evidence.expect("a cpu alert carries evidence");
+    let json = serde_json::to_string(&evidence).unwrap();
+    println!("cpu alert evidence: {json}");
+    let s = evidence.samples.as_ref().unwrap_or_else(|| panic!("no sample summary: {json}"));
+    let cpu = s.cpu_pct.unwrap_or_else(|| panic!("no cpu series: {json}"));
+    // Sustained 3 s above 20 % at 500 ms: at least 7 rated readings, and
+    // the reading that raised the alert is the summary's last.
+    assert!(cpu.max > 20.0 && cpu.max >= cpu.last && cpu.last > 20.0, "{json}");
+    assert!((cpu.last - alert.metrics.cpu_pct).abs() <= 0.02, "last {} vs alert {}", cpu.last, alert.metrics.cpu_pct);
+    assert!((7..=121).contains(&s.count), "{json}");
+    // One sample per 500 ms tick (a late tick is skipped, never doubled),
+    // all within the last minute.
+    let spacing = s.window_seconds / f64::from(s.count - 1);
+    assert!(s.window_seconds >= 3.0 && s.window_seconds <= 60.0, "{json}");
+    assert!((0.45..=1.5).contains(&spacing), "{spacing} s between samples: {json}");
+    assert_eq!(s.memory_limit_bytes, Some(64 * 1024 * 1024), "{json}");
+    let mem = s.memory_bytes.unwrap_or_else(|| panic!("no memory series: {json}"));
+    assert!(mem.max > 0.0 && mem.max < 64.0 * 1024.0 * 1024.0, "{json}");
+    assert!(s.memory_pct.is_some_and(|m| m.max < 100.0), "{json}");
+    // Its events came along: the start of this run.
+    assert_eq!(event_facts(&evidence), [("start", None, None)], "{json}");
+    assert!(json.len() <= 4096, "{}", json.len());
 }

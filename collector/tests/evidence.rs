@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
 use hemostat_collector::evidence::{Gatherer, LOGS_LABEL, Provided, Settings};
 use hemostat_e2e::{ContainerSpec, TestContainer, docker, wait_for};
-use hemostat_protocol::evidence::{DockerEvent, Evidence, LogStream, LogsSkipped};
+use hemostat_protocol::evidence::{DockerEvent, Evidence, LogStream, LogsSkipped, SampleSummary, SeriesSummary};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,7 +47,10 @@ async fn a_crash_brings_its_last_lines_redacted_and_its_exit() {
     let e = g
         .gather(
             c.id(),
-            Provided { events: vec![DockerEvent { action: "die".into(), time: None }], ..Default::default() },
+            Provided {
+                events: vec![DockerEvent { action: "die".into(), exit_code: Some(1), ..Default::default() }],
+                ..Default::default()
+            },
         )
         .await
         .expect("gathered");
@@ -68,7 +71,7 @@ async fn a_crash_brings_its_last_lines_redacted_and_its_exit() {
     assert!(e.logs.lines.iter().all(|l| l.timestamp.is_some()), "{text}");
     assert_eq!((e.logs.count, e.logs.tail, e.logs.skipped), (4, 50, None));
     assert_eq!(e.redactions, 2);
-    assert_eq!(e.events.len(), 1);
+    assert_eq!(e.events, [DockerEvent { action: "die".into(), exit_code: Some(1), ..Default::default() }]);
     assert!(!e.truncated);
     for secret in ["hunter2", "s3cr3tpw", "abc123zz", "SECRET_TOKEN"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
@@ -224,4 +227,74 @@ async fn a_dockerd_that_does_not_answer_delays_nothing_much() {
     assert_eq!(e.state.exit_code, Some(1));
     held.abort();
     let _ = std::fs::remove_file(&path);
+}
+
+/// 20 events (what the collector keeps at most), the oldest one's action
+/// carrying a secret, as a newer engine's free text might.
+fn twenty_events() -> Vec<DockerEvent> {
+    (0..20)
+        .map(|i| DockerEvent {
+            action: match i {
+                0 => "kill password=hunter2".into(),
+                i if i % 2 == 1 => "kill".into(),
+                _ => "die".into(),
+            },
+            time: Some(format!("2026-12-02T06:50:{i:02}.000Z")),
+            exit_code: (i % 2 == 0).then_some(137),
+            signal: (i % 2 == 1).then_some(9),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provided_events_and_samples_travel_redacted_within_the_cap() {
+    let c = exited(ContainerSpec::shell(
+        "i=0; while [ $i -lt 300 ]; do \
+           echo \"line $i bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"; \
+           i=$((i+1)); done; exit 1",
+    ))
+    .await;
+    let points: Vec<(f64, f64)> = (0..60).map(|i| (f64::from(i), 90.0 + f64::from(i % 7))).collect();
+    let samples = SampleSummary {
+        count: 60,
+        window_seconds: 59.0,
+        cpu_pct: SeriesSummary::from_points(&points),
+        memory_pct: SeriesSummary::from_points(&points),
+        memory_bytes: SeriesSummary::from_points(&points),
+        memory_limit_bytes: Some(64 << 20),
+    };
+    let provided = || Provided { events: twenty_events(), samples: Some(samples.clone()) };
+
+    // Roomy: everything provided arrives, the secret redacted.
+    let roomy = Settings { lines: 5, max_bytes: 16384, ..Default::default() };
+    let e = gatherer(roomy).await.gather(c.id(), provided()).await.expect("gathered");
+    let text = json(&e);
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(e.events[0].action, "kill password=[REDACTED]");
+    assert_eq!(e.events[1..], twenty_events()[1..], "{text}");
+    assert_eq!(e.samples.as_ref(), Some(&samples));
+    assert_eq!(e.redactions, 1);
+
+    for max_bytes in [4096, 2048, 1200] {
+        let settings = Settings { max_bytes, ..Default::default() };
+        let e = gatherer(settings).await.gather(c.id(), provided()).await.expect("gathered");
+        let text = json(&e);
+        assert!(text.len() <= max_bytes, "{} > {max_bytes}", text.len());
+        assert!(e.truncated, "{text}");
+        // What is left of the events is the newest, unchanged.
+        let kept = e.events.len();
+        let times = |events: &[DockerEvent]| events.iter().map(|e| e.time.clone()).collect::<Vec<_>>();
+        assert_eq!(times(&e.events), times(&twenty_events()[20 - kept..]), "{text}");
+        // Past the redacted first one, unchanged.
+        let unchanged = kept.min(19);
+        assert_eq!(e.events[kept - unchanged..], twenty_events()[20 - unchanged..], "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        if max_bytes == 4096 {
+            // At the default cap the crash's last events and the samples
+            // stay beside the newest lines.
+            assert!(kept >= 5, "{text}");
+            assert_eq!(e.samples.as_ref(), Some(&samples), "{text}");
+            assert!(e.logs.lines.last().is_some_and(|l| l.line.starts_with("line 299")), "{text}");
+        }
+    }
 }

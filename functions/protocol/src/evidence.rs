@@ -28,9 +28,14 @@
 //!             "started_at": "...", "finished_at": "...", "memory_limit_bytes": 67108864,
 //!             "cpu_limit_cores": 0.5, "image": "web:1.2",
 //!             "compose_project": "shop", "compose_service": "web"},
-//!   "events": [{"action": "die", "time": "..."}],
-//!   "samples": {"count": 12, "window_seconds": 60.0,
-//!               "cpu_pct": {"min": 1.0, "max": 97.5, "last": 97.5, "trend_per_minute": 40.2}},
+//!   "events": [{"action": "start", "time": "..."},
+//!              {"action": "kill", "time": "...", "signal": 9},
+//!              {"action": "die", "time": "...", "exit_code": 137}],
+//!   "samples": {"count": 60, "window_seconds": 59.0, "memory_limit_bytes": 67108864,
+//!               "cpu_pct": {"min": 1.0, "max": 97.5, "last": 97.5, "trend_per_minute": 40.2},
+//!               "memory_pct": {"min": 40.1, "max": 42.0, "last": 42.0, "trend_per_minute": 1.9},
+//!               "memory_bytes": {"min": 26910720.0, "max": 28185395.0, "last": 28185395.0,
+//!                                "trend_per_minute": 1275068.42}},
 //!   "truncated": false,
 //!   "redactions": 1
 //! }
@@ -50,6 +55,10 @@ const KEEP_LINES: usize = 5;
 const HEALTH_OUTPUT_FLOOR: usize = 256;
 /// The last few log lines are shortened to this many bytes before they go.
 const LINE_FLOOR: usize = 256;
+/// Events [`Evidence::bound`] keeps until the newest log lines have been
+/// shortened: the last few (a kill, the die and its exit code) are the
+/// crash's own story, at some 60 bytes each.
+const KEEP_EVENTS: usize = 5;
 
 /// Everything gathered about one container for one alert.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -223,15 +232,25 @@ pub struct StateEvidence {
     pub compose_service: Option<String>,
 }
 
-/// One Docker event of the container.
+/// One Docker event of the container. Only these few facts are kept: the
+/// event's attributes also carry every label of the container, which may
+/// hold secrets, and never travel.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerEvent {
-    /// Docker's action: `start`, `die`, `oom`, `kill`, `health_status: unhealthy`, ...
+    /// Docker's action: `start`, `die`, `oom`, `kill`, `stop`, `restart`,
+    /// `health_status: unhealthy`, ...
     #[serde(default)]
     pub action: String,
     /// When it happened (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+    /// A `die`'s exit code (Docker's `exitCode` attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// A `kill`'s signal number (Docker's `signal` attribute): 9 or 15 is
+    /// an API stop or kill, anything else a signal someone chose to send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
 }
 
 /// Recent resource samples, summarised: enough to tell a spike from a
@@ -247,9 +266,17 @@ pub struct SampleSummary {
     /// CPU, percent of one core (as `docker stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_pct: Option<SeriesSummary>,
-    /// Memory, percent of the limit.
+    /// Memory, percent of the limit (the container's, or the host's
+    /// memory when it has none, as `docker stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_pct: Option<SeriesSummary>,
+    /// Memory in use, in bytes (page cache excluded, as `docker stats`);
+    /// its trend is bytes per minute, what a leak's growth is read in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<SeriesSummary>,
+    /// The limit `memory_pct` is of, in bytes, at the latest sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// One series' summary.
@@ -322,10 +349,11 @@ impl Evidence {
     ///
     /// What goes, in order: the oldest log lines (down to the newest few);
     /// health outputs, shortened, then older health results; the oldest
-    /// events; then the remaining log lines, shortened, then dropped; and
-    /// last, the samples, the health results and Docker's error text. The
-    /// newest log lines outlive everything but the state because they
-    /// usually are the failure itself.
+    /// events (down to the newest few); then the remaining log lines,
+    /// shortened; the remaining events; the remaining log lines; and last,
+    /// the samples, the health results and Docker's error text. The newest
+    /// log lines outlive everything but the state because they usually are
+    /// the failure itself.
     pub fn bound(&mut self, cap: usize) -> bool {
         if self.json_len() <= cap {
             return true;
@@ -339,10 +367,11 @@ impl Evidence {
             }
             drop_oldest(&mut health.results, 1, &mut size, cap);
         }
-        drop_oldest(&mut self.events, 0, &mut size, cap);
+        drop_oldest(&mut self.events, KEEP_EVENTS, &mut size, cap);
         for line in &mut self.logs.lines {
             shorten(&mut line.line, LINE_FLOOR, &mut size, cap);
         }
+        drop_oldest(&mut self.events, 0, &mut size, cap);
         drop_oldest(&mut self.logs.lines, 0, &mut size, cap);
         if size > cap {
             self.samples = None;
@@ -426,6 +455,15 @@ mod tests {
         }
     }
 
+    fn event(i: usize) -> DockerEvent {
+        DockerEvent {
+            action: if i.is_multiple_of(2) { "kill".into() } else { "die".into() },
+            time: Some(format!("2026-12-02T06:{:02}:{:02}.000Z", i / 60 % 60, i % 60)),
+            exit_code: (!i.is_multiple_of(2)).then_some(137),
+            signal: i.is_multiple_of(2).then_some(9),
+        }
+    }
+
     fn full() -> Evidence {
         Evidence {
             logs: LogEvidence {
@@ -459,12 +497,19 @@ mod tests {
                 compose_project: Some("shop".into()),
                 compose_service: Some("web".into()),
             },
-            events: vec![DockerEvent { action: "die".into(), time: Some("2026-12-02T06:50:19Z".into()) }],
+            events: vec![DockerEvent {
+                action: "die".into(),
+                time: Some("2026-12-02T06:50:19Z".into()),
+                exit_code: Some(137),
+                signal: None,
+            }],
             samples: Some(SampleSummary {
                 count: 3,
                 window_seconds: 20.0,
                 cpu_pct: SeriesSummary::from_points(&[(0.0, 1.0), (10.0, 2.0), (20.0, 3.0)]),
                 memory_pct: None,
+                memory_bytes: SeriesSummary::from_points(&[(0.0, 1e6), (10.0, 2e6), (20.0, 3e6)]),
+                memory_limit_bytes: Some(64 << 20),
             }),
             truncated: false,
             redactions: 2,
@@ -484,7 +529,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        e.events = (0..300).map(|i| DockerEvent { action: format!("die {i}"), time: None }).collect();
+        e.events = (0..300).map(event).collect();
         e
     }
 
@@ -499,6 +544,64 @@ mod tests {
         assert_eq!(value["logs"]["lines"][1]["stream"], "stderr");
         assert_eq!(value["state"]["oom_killed"], true);
         assert_eq!(value["samples"]["cpu_pct"]["trend_per_minute"], 6.0);
+        assert_eq!(value["samples"]["memory_bytes"]["trend_per_minute"], 6e6);
+        assert_eq!(value["samples"]["memory_limit_bytes"], 64 << 20);
+        assert_eq!(
+            value["events"][0],
+            serde_json::json!({"action": "die", "time": "2026-12-02T06:50:19Z", "exit_code": 137})
+        );
+    }
+
+    /// What the collector attaches at most: 20 events, a full sample
+    /// summary, 50 lines of 1 KiB and five 1 KiB health outputs.
+    fn fullest() -> Evidence {
+        let mut e = full();
+        e.logs.lines = (0..50).map(|i| line(i, 1018)).collect();
+        e.logs.count = 50;
+        let health = e.health.get_or_insert_with(Default::default);
+        health.results = (0..5)
+            .map(|i| HealthResult { exit_code: Some(1), output: format!("{i:0>1024}"), ..Default::default() })
+            .collect();
+        e.events = (0..20).map(event).collect();
+        let series =
+            SeriesSummary { min: 0.01, max: 123_456_789.12, last: 98_765_432.1, trend_per_minute: -1_234_567.89 };
+        e.samples = Some(SampleSummary {
+            count: 60,
+            window_seconds: 59.01,
+            cpu_pct: Some(series),
+            memory_pct: Some(series),
+            memory_bytes: Some(series),
+            memory_limit_bytes: Some(u64::MAX),
+        });
+        e
+    }
+
+    #[test]
+    fn bound_holds_with_events_and_samples_and_keeps_the_newest_events() {
+        let original = fullest();
+        for cap in [1024, 2048, 4096, 8192, 16384] {
+            let mut e = original.clone();
+            assert!(e.bound(cap), "cap {cap}: {}", e.json_len());
+            let json = serde_json::to_string(&e).unwrap();
+            assert!(json.len() <= cap, "cap {cap}: {}", json.len());
+            assert!(e.truncated);
+            // Whatever events survive are the newest, in order.
+            let kept = e.events.len();
+            assert_eq!(e.events[..], original.events[original.events.len() - kept..], "cap {cap}");
+            assert_eq!(serde_json::from_str::<Evidence>(&json).unwrap(), e);
+        }
+        // At the default cap the summary and the crash's last events stay,
+        // beside the newest log lines (shortened).
+        let mut e = original.clone();
+        assert!(e.bound(4096));
+        assert_eq!(e.samples, original.samples);
+        assert_eq!(e.events[..], original.events[20 - KEEP_EVENTS..]);
+        assert!(!e.logs.lines.is_empty());
+        assert_eq!(e.logs.lines.last().map(|l| &l.line[..5]), Some("00049"));
+        // Lines go only after every event went.
+        let mut e = original.clone();
+        assert!(e.bound(1024));
+        assert!(e.events.is_empty() || e.logs.lines.len() == KEEP_LINES, "{e:?}");
     }
 
     #[test]
