@@ -1,7 +1,45 @@
-//! What the benchmark binaries share: wall-clock and stream-id times, and
-//! percentiles.
+//! What the benchmark binaries share: wall-clock and stream-id times,
+//! percentiles, and the crash alert they publish.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{SecondsFormat, Utc};
+use hemostat_protocol::{
+    Envelope, EventKind,
+    envelope::agent,
+    event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity},
+};
+
+/// The `health_alert` a collector publishes when `container` (on `host`,
+/// running `image`) exits with code 1, detected now.
+pub fn crash_alert(host: &str, container: &str, container_id: Option<&str>, image: &str) -> Envelope {
+    let now = Utc::now();
+    let alert = HealthAlert {
+        container: container.to_owned(),
+        issues: vec!["Exited with code 1".into()],
+        metrics: Metrics {
+            name: container.to_owned(),
+            status: Some("exited".into()),
+            memory_pct: 0.0,
+            cpu_pct: 0.0,
+            timestamp: Some(now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+            extra: Default::default(),
+        },
+        host: host.to_owned(),
+        container_id: container_id.map(str::to_owned),
+        image: Some(image.to_owned()),
+        anomalies: vec![Anomaly {
+            kind: AnomalyKind::NonZeroExit,
+            severity: Severity::High,
+            threshold: None,
+            actual: Some(1.0),
+        }],
+        exit_code: Some(1),
+        detected_at: Some(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
+        evidence: None,
+    };
+    Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
+}
 
 /// Now, in epoch milliseconds (fractional).
 pub fn now_ms() -> f64 {
@@ -36,5 +74,15 @@ mod tests {
         assert_eq!(id_key("17-3"), (17, 3));
         assert!(id_key("17-3") < id_key("17-10"));
         assert_eq!(id_ms("1700000000000-0"), 1_700_000_000_000.0);
+    }
+
+    #[test]
+    fn crash_alert_is_a_collector_crash() {
+        let env = crash_alert("h1", "svc-1", Some("abc"), "bench/app:1");
+        let alert: HealthAlert = env.data_of(EventKind::HealthAlert).unwrap();
+        assert_eq!((alert.host.as_str(), alert.container.as_str(), alert.exit_code), ("h1", "svc-1", Some(1)));
+        assert_eq!(alert.anomalies[0].kind, AnomalyKind::NonZeroExit);
+        assert_eq!((alert.container_id.as_deref(), alert.image.as_deref()), (Some("abc"), Some("bench/app:1")));
+        assert!(alert.detected_at.is_some() && alert.metrics.timestamp.is_some());
     }
 }

@@ -37,6 +37,9 @@ pub struct ContainerSpec {
     binds: Vec<String>,
     healthcheck: Option<HealthConfig>,
     name: Option<String>,
+    memory_swap: Option<i64>,
+    tmpfs: HashMap<String, String>,
+    user: Option<String>,
 }
 
 impl ContainerSpec {
@@ -59,6 +62,9 @@ impl ContainerSpec {
             binds: Vec::new(),
             healthcheck: None,
             name: None,
+            memory_swap: None,
+            tmpfs: HashMap::new(),
+            user: None,
         }
     }
 
@@ -104,6 +110,26 @@ impl ContainerSpec {
     /// Memory limit in bytes (`docker run -m`).
     pub fn memory(mut self, bytes: i64) -> Self {
         self.memory = Some(bytes);
+        self
+    }
+
+    /// Memory limit in bytes with no swap beside it (`-m N --memory-swap N`),
+    /// so exceeding it is an OOM kill at once rather than a slow swap.
+    pub fn memory_without_swap(mut self, bytes: i64) -> Self {
+        self.memory = Some(bytes);
+        self.memory_swap = Some(bytes);
+        self
+    }
+
+    /// A tmpfs mount at `path` with mount `options` (`--tmpfs /data:size=1m`).
+    pub fn tmpfs(mut self, path: impl Into<String>, options: impl Into<String>) -> Self {
+        self.tmpfs.insert(path.into(), options.into());
+        self
+    }
+
+    /// The user the command runs as (`docker run -u 65534`).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
         self
     }
 
@@ -155,9 +181,12 @@ impl TestContainer {
             labels: Some(spec.labels.clone()),
             stop_timeout: spec.stop_timeout,
             healthcheck: spec.healthcheck.clone(),
+            user: spec.user.clone(),
             host_config: Some(HostConfig {
                 restart_policy: spec.restart_policy.clone(),
                 memory: spec.memory,
+                memory_swap: spec.memory_swap,
+                tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone()),
                 binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
                 // The private engine runs with --bridge=none.
                 network_mode: Some("none".to_string()),
@@ -211,6 +240,16 @@ impl TestContainer {
             .kill_container(&self.id, Some(options))
             .await
             .unwrap_or_else(|e| panic!("sending {signal} to container {} failed: {e}", self.name));
+    }
+
+    /// `docker stop`: SIGTERM, then SIGKILL after `timeout_seconds`, as an
+    /// operator would.
+    pub async fn stop(&self, timeout_seconds: i32) {
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::default().t(timeout_seconds).build();
+        self.docker
+            .stop_container(&self.id, Some(options))
+            .await
+            .unwrap_or_else(|e| panic!("stopping container {} failed: {e}", self.name));
     }
 
     /// Everything the container wrote so far, stdout and stderr interleaved.

@@ -9,7 +9,12 @@
 //! # Module map
 //!
 //! - [`bench`] — what the benchmark binaries share: stream-id times,
-//!   percentiles.
+//!   percentiles, the crash alert they publish.
+//! - [`incidents`] — the incident suite: containers that really fail (OOM,
+//!   segfault, port in use, full disk, ...) with their expected cause and
+//!   action, run through the whole stack to a table.
+//! - [`fake_llm`] — [`FakeLlm`], a local server answering like OpenAI's
+//!   Chat Completions and Anthropic's Messages APIs.
 //! - [`paths`] — where things live: workspace root, built binaries
 //!   ([`bin_dir`]), per-test logs ([`log_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
@@ -26,8 +31,9 @@
 //!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
-//! - [`stack`] — [`start_emulator`] / [`start_bridge`]: HemoStat's
-//!   long-running parts, started and waited for.
+//! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_stack`]
+//!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
+//!   HemoStat's long-running parts, started and waited for.
 //! - [`process`] — [`Process`], a workspace binary run with its output in
 //!   `target/e2e-logs/{test}-{name}.log`, killed when dropped.
 //!
@@ -45,6 +51,8 @@ pub mod container;
 pub mod docker;
 pub mod dockerd;
 pub mod events;
+pub mod fake_llm;
+pub mod incidents;
 pub mod paths;
 pub mod polling;
 pub mod port;
@@ -57,13 +65,14 @@ pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
 pub use dockerd::PrivateDockerd;
 pub use events::stream_events;
+pub use fake_llm::FakeLlm;
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
-pub use stack::{Stack, start_bridge, start_emulator, start_stack};
+pub use stack::{Stack, StackEnv, start_bridge, start_emulator, start_stack, start_stack_with};
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.

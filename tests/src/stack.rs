@@ -46,18 +46,50 @@ pub struct Stack {
     pub collector: Process,
 }
 
+/// Settings a test gives its [`Stack`] on top of the defaults: environment
+/// variables for the emulator (and through it the functions: it passes on
+/// what template.yaml declares) and for the collector.
+#[derive(Debug, Clone, Default)]
+pub struct StackEnv {
+    /// Set on `hemostat-local`, e.g. `RESPONDER_COOLDOWN_SECONDS`,
+    /// `OPENAI_BASE_URL`.
+    pub emulator: Vec<(String, String)>,
+    /// Set on the collector, e.g. `HEMOSTAT_SUSTAIN_SECONDS`.
+    pub collector: Vec<(String, String)>,
+}
+
+impl StackEnv {
+    pub fn emulator(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.emulator.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn collector(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.collector.push((key.to_owned(), value.into()));
+        self
+    }
+}
+
 /// Starts [`Stack`] against `redis_url`, signing commands with
 /// `command_key`. Needs `DOCKER_HOST` (scripts/test.sh sets it).
 pub async fn start_stack(redis_url: &str, command_key: &str) -> Stack {
+    start_stack_with(redis_url, command_key, &StackEnv::default()).await
+}
+
+/// [`start_stack`] with `env` on top of the defaults.
+pub async fn start_stack_with(redis_url: &str, command_key: &str, env: &StackEnv) -> Stack {
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
     let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let template = workspace_root().join("template.yaml");
 
     let (emulator, endpoint) = start_emulator(|b| {
-        b.args(["--template", template.to_str().unwrap()])
+        let b = b
+            .args(["--template", template.to_str().unwrap()])
             .env("REDIS_URL", redis_url)
             .env("HEMOSTAT_COMMAND_KEY", command_key)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        // The test's settings last: they override the defaults.
+        env.emulator.iter().fold(b, |b, (k, v)| b.env(k, v))
     })
     .await;
     let bridge = start_bridge(|b| {
@@ -71,8 +103,8 @@ pub async fn start_stack(redis_url: &str, command_key: &str) -> Stack {
         // Only this test's containers: tests share one engine.
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         .env("HEMOSTAT_COMMAND_KEY", command_key)
-        .env("RUST_LOG", "info")
-        .spawn();
+        .env("RUST_LOG", "info");
+    let collector = env.collector.iter().fold(collector, |b, (k, v)| b.env(k, v)).spawn();
     collector.wait_for_line("collector ready", READY).await;
     Stack { host, endpoint, emulator, bridge, collector }
 }

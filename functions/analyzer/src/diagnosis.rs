@@ -20,13 +20,15 @@
 //!
 //! Log signatures are only read for failures (exits, a failing health
 //! check, a crash loop): a running container's routine log noise does not
-//! explain a CPU spike. Request-scoped lines (nginx's `..., client: ...,
+//! explain a CPU spike. A "crash loop" of exit code 0 is a clean exit (a job
+//! run under a restart policy), and critical CPU (pegged for the
+//! collector's whole sustain window) is a burner. Request-scoped lines (nginx's `..., client: ...,
 //! request: "GET /favicon.ico"`) are not read at all: a missing favicon is
 //! not a missing configuration.
 
 use hemostat_protocol::{
     diagnosis::{Cause, Diagnosis},
-    event::{AnomalyKind, HealthAlert},
+    event::{AnomalyKind, HealthAlert, Severity},
     evidence::Evidence,
 };
 
@@ -98,8 +100,10 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
     let code = state.exit_code.or(alert.exit_code).filter(|_| exited);
     let lines = lines(evidence);
 
-    // The kernel's word is final.
-    if state.oom_killed || has(AnomalyKind::OomKilled) {
+    // The kernel's word is final. Docker sets `OOMKilled` only when its oom
+    // event beat the exit; the event itself, in the recent events, counts.
+    let oom_event = evidence.events.iter().any(|e| e.action == "oom");
+    if state.oom_killed || has(AnomalyKind::OomKilled) || (oom_event && code == Some(137)) {
         let limit = state.memory_limit_bytes.map(|b| format!(" (limit {} MiB)", b / (1024 * 1024))).unwrap_or_default();
         return Some(diagnosis(
             Cause::OomKilled,
@@ -110,6 +114,24 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
     // Signals from outside, and native crashes: what the logs said before
     // does not explain them.
     match code {
+        // A SIGKILL nobody sent through Docker (the recent events show no
+        // kill or stop) to a container with a memory limit is the kernel's
+        // OOM killer, whose record Docker can lose when the exit wins the
+        // race with the oom event.
+        Some(137)
+            if state.memory_limit_bytes.is_some()
+                && evidence.events.iter().any(|e| e.action == "die")
+                && !evidence.events.iter().any(|e| matches!(e.action.as_str(), "kill" | "stop" | "restart")) =>
+        {
+            let limit = state.memory_limit_bytes.unwrap_or_default() / (1024 * 1024);
+            return Some(diagnosis(
+                Cause::OomKilled,
+                format!(
+                    "The container was killed (SIGKILL, exit code 137) with no `docker kill` or stop before it,                      under a {limit} MiB memory limit: the kernel's OOM killer, though Docker did not record it."
+                ),
+                Vec::new(),
+            ));
+        }
         Some(137) => {
             return Some(diagnosis(
                 Cause::Killed,
@@ -140,6 +162,25 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
     }
     if has(AnomalyKind::ExcessiveRestarts) {
         let restarts = state.restart_count;
+        // A process that keeps finishing with 0 under a restart policy is a
+        // job run as a service, not a crash. Docker resets the exit code to
+        // 0 when a container starts, so only a stopped or restarting
+        // container's 0 is the process's own.
+        let stopped = matches!(state.status.as_deref(), Some("exited" | "dead" | "restarting"));
+        // The recent `die` events keep each run's own code, whatever state
+        // the alert caught the container in.
+        let dies: Vec<i64> = evidence.events.iter().filter(|e| e.action == "die").filter_map(|e| e.exit_code).collect();
+        let clean_runs = !dies.is_empty() && dies.iter().all(|c| *c == 0);
+        if (state.exit_code == Some(0) && stopped) || clean_runs {
+            return Some(diagnosis(
+                Cause::CleanExit,
+                format!(
+                    "The process keeps finishing on its own (exit code 0) and its restart policy starts it again \
+                     ({restarts} restarts)."
+                ),
+                Vec::new(),
+            ));
+        }
         let cited = cite(&lines, error_like);
         return Some(diagnosis(
             Cause::CrashLoop,
@@ -178,7 +219,10 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
             Vec::new(),
         ));
     }
-    if has(AnomalyKind::HighCpu) && sustained_seconds(alert).is_some_and(|s| s >= CPU_BURN_SECONDS) {
+    // Critical CPU is pegged for the collector's whole sustain window: a
+    // burner, however short that window is configured.
+    let pegged = alert.anomalies.iter().any(|a| a.kind == AnomalyKind::HighCpu && a.severity == Severity::Critical);
+    if has(AnomalyKind::HighCpu) && (pegged || sustained_seconds(alert).is_some_and(|s| s >= CPU_BURN_SECONDS)) {
         return Some(diagnosis(Cause::CpuBurn, "The process has been burning CPU for a sustained period.", Vec::new()));
     }
     None
@@ -615,6 +659,64 @@ mod tests {
         assert_eq!(diagnose(&cpu), None, "a spike says nothing, and logs do not explain it");
         cpu.metrics.extra.insert("sustained_seconds".into(), 120.into());
         assert_eq!(cause(&cpu), Cause::CpuBurn);
+    }
+
+    #[test]
+    fn critical_cpu_is_a_burner_whatever_the_sustain_window() {
+        let mut cpu = alert(AnomalyKind::HighCpu, None, &[]);
+        cpu.metrics.extra.insert("sustained_seconds".into(), 3.into());
+        assert_eq!(diagnose(&cpu), None, "high, briefly: not yet a burner");
+        cpu.anomalies[0].severity = Severity::Critical;
+        let d = diagnose(&cpu).unwrap();
+        assert_eq!((d.cause, d.restart_helps), (Cause::CpuBurn, true));
+    }
+
+    #[test]
+    fn a_loop_of_clean_exits_is_a_clean_exit_not_a_crash_loop() {
+        let mut job = alert(AnomalyKind::ExcessiveRestarts, None, &["migrate: applied 3 migrations"]);
+        let state = &mut job.evidence.as_mut().unwrap().state;
+        (state.exit_code, state.restart_count, state.status) = (Some(0), 6, Some("restarting".into()));
+        let d = diagnose(&job).unwrap();
+        assert_eq!((d.cause, d.restart_helps), (Cause::CleanExit, false));
+        assert!(d.summary.contains("6 restarts"), "{}", d.summary);
+        // Running again, Docker says 0 whatever the last exit was: a loop.
+        job.evidence.as_mut().unwrap().state.status = Some("running".into());
+        assert_eq!(cause(&job), Cause::CrashLoop);
+        // Restarting after exit 1: a crash loop.
+        let state = &mut job.evidence.as_mut().unwrap().state;
+        (state.exit_code, state.status) = (Some(1), Some("restarting".into()));
+        assert_eq!(cause(&job), Cause::CrashLoop);
+        // Caught running, but every recent run's `die` said 0: clean exits.
+        let e = job.evidence.as_mut().unwrap();
+        (e.state.exit_code, e.state.status) = (Some(0), Some("running".into()));
+        let die = |code| hemostat_protocol::evidence::DockerEvent {
+            action: "die".into(),
+            exit_code: Some(code),
+            ..Default::default()
+        };
+        e.events = vec![die(0), die(0)];
+        assert_eq!(cause(&job), Cause::CleanExit);
+        // A 137 whose oom event Docker did not match to the exit: still OOM.
+        let mut killed = alert(AnomalyKind::NonZeroExit, None, &[]);
+        let e = killed.evidence.as_mut().unwrap();
+        (e.state.exit_code, e.state.status) = (Some(137), Some("exited".into()));
+        assert_eq!(cause(&killed), Cause::Killed);
+        killed.evidence.as_mut().unwrap().events =
+            vec![hemostat_protocol::evidence::DockerEvent { action: "oom".into(), ..Default::default() }];
+        assert_eq!(cause(&killed), Cause::OomKilled);
+        // No oom event, but no kill either, under a memory limit: the kernel.
+        let e = killed.evidence.as_mut().unwrap();
+        let event =
+            |action: &str| hemostat_protocol::evidence::DockerEvent { action: action.into(), ..Default::default() };
+        e.state.memory_limit_bytes = Some(16 << 20);
+        e.events = vec![event("start"), event("die")];
+        assert_eq!(cause(&killed), Cause::OomKilled);
+        // A docker kill before the die: a kill.
+        killed.evidence.as_mut().unwrap().events = vec![event("start"), event("kill"), event("die")];
+        assert_eq!(cause(&killed), Cause::Killed);
+        // One run that failed makes it a crash loop again.
+        job.evidence.as_mut().unwrap().events.push(die(2));
+        assert_eq!(cause(&job), Cause::CrashLoop);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | diagnosed: disk full | the diagnosis is `disk_full` | cleanup | 0.85 |
 //! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` (a restart cannot help; the diagnosis recommends what a human should do) | none | 0.85 |
 //! | diagnosed: clean exit | the diagnosis is `clean_exit` (exit code 0) | none | 0.8 |
+//! | CPU burn after restart | `high_cpu`, and an earlier `high_cpu` alert within [`CPU_RECURRENCE_WINDOW`] came before the container's current start (it was restarted, and burns again) | none | 0.8 |
 //! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
 //! | critical | any anomaly of severity critical | restart | 0.85 |
 //! | unhealthy | the health check fails | restart | 0.7 |
@@ -25,7 +26,8 @@
 //! other diagnosis (`oom_killed`, `killed`, `segfault`, `terminated`,
 //! `app_error`, `panic_or_exception`, `out_of_memory_in_app`,
 //! `health_check_failing`, `memory_leak`, `cpu_burn`) leaves the decision
-//! to the rules below it. Whatever decides, the diagnosis rides along in
+//! to the rules below it. A burner that resumed after a restart is
+//! diagnosed `cpu_burn` with `restart_helps: false`. Whatever decides, the diagnosis rides along in
 //! the decision (for a crash loop without a more specific cause, it
 //! becomes `crash_loop`).
 
@@ -53,6 +55,9 @@ pub const SUSTAINED_ALERTS: usize = 3;
 pub const SUSTAINED_WINDOW: Duration = Duration::from_secs(300);
 /// The collector's `sustained_seconds` from which high CPU is sustained.
 pub const SUSTAINED_SECONDS: f64 = 60.0;
+/// How far back a `high_cpu` alert before the container's last start
+/// shows that restarting did not stop the burn.
+pub const CPU_RECURRENCE_WINDOW: Duration = Duration::from_secs(1800);
 /// Memory samples within [`LEAK_WINDOW`] needed to call a trend.
 pub const LEAK_MIN_SAMPLES: usize = 4;
 pub const LEAK_WINDOW: Duration = Duration::from_secs(1800);
@@ -76,6 +81,8 @@ pub enum Pattern {
     Transient,
     /// The diagnosis decided: a cause a restart cannot fix.
     Diagnosed,
+    /// High CPU again after the container was restarted for it.
+    CpuAfterRestart,
 }
 
 impl Pattern {
@@ -98,6 +105,7 @@ impl Pattern {
             Pattern::SustainedCpu => "sustained_cpu",
             Pattern::Transient => "transient",
             Pattern::Diagnosed => "diagnosed",
+            Pattern::CpuAfterRestart => "cpu_after_restart",
         }
     }
 }
@@ -150,8 +158,34 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
             evidence,
         ));
     }
+    if decision.pattern == Pattern::CpuAfterRestart {
+        let mut d = diagnosis::diagnosis(
+            Cause::CpuBurn,
+            "The process burns CPU again after being restarted: a restart does not help.",
+            diagnosis.take().map(|d| d.evidence).unwrap_or_default(),
+        );
+        d.restart_helps = false;
+        d.recommendation = Some(
+            "Profile the process or give it more CPU: restarting only interrupts the work, which starts over.".into(),
+        );
+        diagnosis = Some(d);
+    }
     decision.diagnosis = diagnosis;
     decision
+}
+
+/// When `alert` is high CPU on a container started after an earlier high
+/// CPU alert (within [`CPU_RECURRENCE_WINDOW`]): seconds between that alert
+/// and the start.
+fn cpu_after_restart(alert: &HealthAlert, history: &History) -> Option<i64> {
+    let started = alert.evidence.as_ref()?.state.started_at.as_deref()?;
+    let started = chrono::DateTime::parse_from_rfc3339(started).ok()?.timestamp_micros();
+    history
+        .within(CPU_RECURRENCE_WINDOW)
+        .iter()
+        .filter(|s| s.at < started && s.at < history.now && s.has(AnomalyKind::HighCpu))
+        .map(|s| (started - s.at) / 1_000_000)
+        .min()
 }
 
 fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>) -> RuleDecision {
@@ -193,6 +227,19 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
             action,
             confidence,
             format!("{} ({}): {why}", d.summary, d.cause),
+        );
+    }
+    if has(AnomalyKind::HighCpu)
+        && let Some(after) = cpu_after_restart(alert, history)
+    {
+        return RuleDecision::new(
+            Pattern::CpuAfterRestart,
+            Action::None,
+            0.8,
+            format!(
+                "High CPU again ({:.1}%) after a restart {after} s after the last high CPU alert: restarting again would not help",
+                alert.metrics.cpu_pct
+            ),
         );
     }
     if crashed {
@@ -457,6 +504,39 @@ mod tests {
         );
         let ex = single(with_logs(alert(AnomalyKind::ExcessiveRestarts, Severity::High, 0.0, 0.0), 1, &["ENOSPC"]));
         assert_eq!((ex.action, ex.pattern), (Action::None, Pattern::ExcessiveRestarts));
+    }
+
+    #[test]
+    fn a_cpu_burner_that_resumes_after_its_restart_is_not_restarted_again() {
+        use hemostat_protocol::evidence::Evidence;
+        // Started at minute `start` (the evidence's Docker state).
+        let cpu = |start: i64| {
+            let mut a = alert(AnomalyKind::HighCpu, Severity::Critical, 99.0, 5.0);
+            let mut e = Evidence::default();
+            let started = chrono::DateTime::from_timestamp_micros(start * MIN).unwrap();
+            e.state.started_at = Some(started.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+            e.state.status = Some("running".into());
+            a.evidence = Some(e);
+            a
+        };
+        // First alert: a pegged core, restart.
+        let v = run(&[(1, cpu(0))]);
+        assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Critical));
+        assert_eq!(v.diagnosis.as_ref().map(|d| (d.cause, d.restart_helps)), Some((Cause::CpuBurn, true)));
+        // Restarted at minute 2, burning again at minute 3: restarting did not help.
+        let v = run(&[(1, cpu(0)), (3, cpu(2))]);
+        assert_eq!((v.action, v.confidence, v.pattern), (Action::None, 0.8, Pattern::CpuAfterRestart));
+        let d = v.diagnosis.unwrap();
+        assert_eq!((d.cause, d.restart_helps), (Cause::CpuBurn, false));
+        assert!(d.recommendation.is_some_and(|r| r.contains("Profile")));
+        // Two alerts without a restart between them: still the first verdict.
+        assert_eq!(run(&[(1, cpu(0)), (3, cpu(0))]).pattern, Pattern::Critical);
+        // An alert before the restart but outside the window: forgotten.
+        assert_eq!(run(&[(1, cpu(0)), (50, cpu(45))]).pattern, Pattern::Critical);
+        // Without Docker's start time, nothing can be said.
+        let mut bare = cpu(2);
+        bare.evidence = None;
+        assert_eq!(run(&[(1, cpu(0)), (3, bare)]).pattern, Pattern::Critical);
     }
 
     #[test]

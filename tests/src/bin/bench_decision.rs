@@ -11,37 +11,14 @@
 use std::time::{Duration, Instant};
 
 use hemostat_e2e::{RedisServer, start_bridge, start_emulator, workspace_root};
-use hemostat_protocol::{
-    Envelope, EventKind, Publisher, RedisPublisher, connection,
-    envelope::agent,
-    event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity},
-    keys,
-};
+use hemostat_protocol::{Envelope, Publisher, RedisPublisher, connection, keys};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 
 const HOST: &str = "bench-host";
 const WARMUP: usize = 50;
 
 fn alert(i: usize) -> Envelope {
-    let name = format!("svc-{i}");
-    let alert = HealthAlert {
-        container: name.clone(),
-        issues: vec!["Exited with code 1".into()],
-        metrics: Metrics { name, status: Some("exited".into()), ..Default::default() },
-        host: HOST.into(),
-        container_id: None,
-        image: Some("bench/app:1".into()),
-        anomalies: vec![Anomaly {
-            kind: AnomalyKind::NonZeroExit,
-            severity: Severity::High,
-            threshold: None,
-            actual: Some(1.0),
-        }],
-        exit_code: Some(1),
-        detected_at: None,
-        evidence: None,
-    };
-    Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
+    hemostat_e2e::bench::crash_alert(HOST, &format!("svc-{i}"), None, "bench/app:1")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

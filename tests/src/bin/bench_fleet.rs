@@ -86,18 +86,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use hemostat_e2e::{
     RedisCluster, RedisServer,
     bench::{id_key, id_ms, now_ms, percentile},
     bin_dir, key_slot, log_dir, start_bridge, start_emulator, workspace_root,
 };
 use hemostat_protocol::{
-    Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    Command, ContainerRef, Envelope, Publisher, RedisPublisher,
     command::COMMAND_FIELD,
     connection::{self, Connection},
-    envelope::{agent, seed_timestamp},
-    event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity},
+    envelope::seed_timestamp,
+    event::Metrics,
     keys,
     routes::ROUTES,
     series::SeriesSample,
@@ -683,32 +683,7 @@ async fn run_host(
 
 /// A crash alert as the collector's detector builds it.
 fn crash_alert(host: &str, c: &AlertTarget) -> Envelope {
-    let now = Utc::now();
-    let alert = HealthAlert {
-        container: c.name.clone(),
-        issues: vec!["Exited with code 1".into()],
-        metrics: Metrics {
-            name: c.name.clone(),
-            status: Some("exited".into()),
-            memory_pct: 0.0,
-            cpu_pct: 0.0,
-            timestamp: Some(now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-            extra: Default::default(),
-        },
-        host: host.to_owned(),
-        container_id: Some(c.id.clone()),
-        image: Some(c.image.clone()),
-        anomalies: vec![Anomaly {
-            kind: AnomalyKind::NonZeroExit,
-            severity: Severity::High,
-            threshold: None,
-            actual: Some(1.0),
-        }],
-        exit_code: Some(1),
-        detected_at: Some(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
-        evidence: None,
-    };
-    Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
+    hemostat_e2e::bench::crash_alert(host, &c.name, Some(&c.id), &c.image)
 }
 
 /// One alert published: its container and its stream id.

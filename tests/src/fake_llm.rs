@@ -1,6 +1,7 @@
 //! A local HTTP server that answers like OpenAI Chat Completions
 //! (`POST /v1/chat/completions`) and Anthropic Messages (`POST
 //! /v1/messages`), in a mode the test sets, and keeps every request.
+//! Shared by the analyzer's tests and the incident suite's LLM path.
 
 use std::{
     net::SocketAddr,

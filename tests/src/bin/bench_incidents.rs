@@ -1,0 +1,129 @@
+//! The incident suite, measured: every incident of `hemostat_e2e::incidents`
+//! (real containers failing on the test engine) through the whole stack on
+//! the rules path, as a table (expected cause and action, diagnosed cause
+//! and action, correct or not, made worse or not, detection-to-diagnosis
+//! time) with the rules path's accuracy; then a few incidents on the LLM
+//! path against a local fake of OpenAI's Chat Completions API, showing the
+//! evidence in the prompt and the model's verdict in the events.
+//!
+//!   scripts/test-env.sh start; source /tmp/hemostat-test/env
+//!   cargo build --workspace --bins && target/debug/hemostat-bench-incidents [--redis node|cluster] [--no-llm]
+//!
+//! The binaries it starts come from `HEMOSTAT_BIN_DIR` (default
+//! `target/debug`). Exits non-zero when the rules path gets less than 90 %
+//! right or any incident gets an action that makes it worse.
+
+use hemostat_e2e::{
+    FakeLlm, RedisServer, docker,
+    fake_llm::Mode,
+    incidents::{self, Outcome},
+    start_stack_with,
+};
+
+const COMMAND_KEY: &str = "bench-incidents-key";
+/// The goal: at least this share of steps right on the rules path.
+const GOAL: f64 = 0.9;
+
+fn main() {
+    let mut llm = true;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // RedisServer::start reads the mode from the environment.
+            "--redis" => {
+                let mode = args.next().unwrap_or_default();
+                // SAFETY: single-threaded here; no runtime or thread exists yet.
+                unsafe { std::env::set_var("HEMOSTAT_TEST_REDIS", &mode) };
+            }
+            "--no-llm" => llm = false,
+            _ => {
+                eprintln!("usage: hemostat-bench-incidents [--redis node|cluster] [--no-llm]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let ok = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run(llm));
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+async fn run(with_llm: bool) -> bool {
+    let docker = docker().await;
+    let suite = incidents::all();
+    println!("# Incident suite: {} incidents, rules path\n", suite.len());
+    for i in &suite {
+        println!("- {}: {}", i.name, i.what);
+    }
+    println!();
+
+    let outcomes = {
+        let redis = RedisServer::start().await;
+        let stack = start_stack_with(&redis.url(), COMMAND_KEY, &incidents::stack_env()).await;
+        let conn = redis.connection().await;
+        let started = std::time::Instant::now();
+        let outcomes = incidents::run_all(&docker, &conn, &stack.host, &suite).await;
+        println!("{}", incidents::table(&outcomes));
+        println!("suite wall time: {:.1} s", started.elapsed().as_secs_f64());
+        outcomes
+    };
+    print_latency(&outcomes);
+    let (_, _, share) = incidents::accuracy(&outcomes);
+    let worse = outcomes.iter().filter(|o| o.made_worse()).count();
+    let mut ok = share >= GOAL && worse == 0;
+    println!("goal: >= {:.0} % correct and nothing made worse: {}", GOAL * 100.0, if ok { "met" } else { "MISSED" });
+
+    if with_llm {
+        ok &= llm_path(&docker).await;
+    }
+    ok
+}
+
+fn print_latency(outcomes: &[Outcome]) {
+    let mut ms: Vec<i64> = outcomes.iter().filter_map(|o| o.detection_to_decision_ms).collect();
+    ms.sort_unstable();
+    let p = |q| hemostat_e2e::bench::percentile(&ms, q).map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    println!("detection to diagnosis: p50 {} ms, max {} ms over {} decisions", p(0.5), p(1.0), ms.len());
+}
+
+async fn llm_path(docker: &bollard::Docker) -> bool {
+    println!("\n# LLM path (fake OpenAI-compatible server)\n");
+    let redis = RedisServer::start().await;
+    let fake = FakeLlm::start().await;
+    let env = incidents::stack_env()
+        .emulator("OPENAI_API_KEY", "sk-bench-incidents")
+        .emulator("OPENAI_BASE_URL", fake.openai_base());
+    let stack = start_stack_with(&redis.url(), COMMAND_KEY, &env).await;
+    let conn = redis.connection().await;
+    println!("{}", incidents::TABLE_HEADER);
+    let mut ok = true;
+    let mut notes = Vec::new();
+    for run in incidents::llm_runs() {
+        fake.set(Mode::Answer(run.answer));
+        let before = fake.requests();
+        let incident = incidents::all().into_iter().find(|i| i.name == run.incident).expect("incident");
+        let outcomes = incidents::run_all(docker, &conn, &stack.host, std::slice::from_ref(&incident)).await;
+        let o = &outcomes[0];
+        println!("{}", o.row());
+        let seen = fake.seen();
+        let in_prompt = seen.len() > before && seen.last().is_some_and(|s| s.body.to_string().contains(run.evidence));
+        let d = o.decision.as_ref();
+        let method = d.and_then(|d| d.context.analysis_method.clone()).unwrap_or_else(|| "-".into());
+        let diagnosis = d.and_then(|d| d.context.diagnosis.clone());
+        let verdict_in_events = method == "llm"
+            && d.map(|d| d.action) == Some(run.action)
+            && diagnosis.as_ref().is_some_and(|g| {
+                g.cause == run.cause && g.summary.starts_with("fake model:") && g.evidence == [run.evidence]
+            });
+        ok &= in_prompt && verdict_in_events;
+        notes.push(format!(
+            "- {}: evidence {:?} in the prompt: {}; events: analysis_method {method}, cause {}, summary {:?}: {}",
+            run.incident,
+            run.evidence,
+            if in_prompt { "yes" } else { "NO" },
+            diagnosis.as_ref().map(|g| g.cause.to_string()).unwrap_or_else(|| "-".into()),
+            diagnosis.as_ref().map(|g| g.summary.as_str()).unwrap_or("-"),
+            if verdict_in_events { "the model's verdict" } else { "NOT the model's verdict" },
+        ));
+    }
+    println!("\n{}", notes.join("\n"));
+    ok
+}
