@@ -178,6 +178,18 @@ pub fn bridge_takeovers(stream: &str, group: &str) -> String {
     format!("hemostat:bridge:takeovers:{stream}:{group}")
 }
 
+/// Every silence (see [`crate::silence`]): a sorted set, member = the
+/// silence's JSON, score = its end in epoch ms; readers prune ended ones.
+pub const SILENCES: &str = "hemostat:silences";
+
+/// What an operator's reset clears (`hemostat reset`): the container's
+/// cooldown and circuit breaker, i.e. its remediation record, action log and
+/// pending gate decisions. Its audit stays (the reset is appended to it).
+/// One hash tag, so one `MULTI` clears them on a cluster.
+pub fn safety_state(c: &ContainerRef) -> [String; 3] {
+    [remediation(c), action_log(c), gate_pending(c)]
+}
+
 /// The analyzer's recent alerts for a container (newest first, capped).
 pub fn history(c: &ContainerRef) -> String {
     format!("hemostat:history:{}", container_tag(c))

@@ -22,6 +22,7 @@
 //! - [`keys`]: the Redis key schema and TTLs.
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
+//! - [`silence`]: operators' silences (maintenance): stored, expiring, matched by the gate.
 //! - [`command`]: remediation commands sent to one host's collector, with
 //!   ids for idempotency and HMAC-SHA256 signatures.
 //! - [`action`]: what can be done to a container, shared by events and
@@ -65,6 +66,7 @@ pub mod publisher;
 pub mod routes;
 pub mod secret;
 pub mod series;
+pub mod silence;
 pub mod slot;
 pub mod stream;
 pub mod telemetry;

@@ -5,7 +5,8 @@
 //! key schema tags a container's keys with `{host/name}` and an image's with
 //! `{image}`, so state spreads over the masters), and one script cannot
 //! touch both. So the gate decides in steps, each one atomic script:
-//! 1. `gate_container.lua`, in the container's slot: cooldown and breaker;
+//! 1. `gate_container.lua`, in the container's slot: an operator's silence
+//!    (found by the handler, refused and audited here), cooldown and breaker;
 //!    an allowed action is taken at once (a concurrent request for the same
 //!    container sees the cooldown) and, when the fleet brake must still
 //!    decide, marked pending;
@@ -59,6 +60,9 @@ pub struct GateRequest<'a> {
     pub dry_run: bool,
     /// The container's image; `None` leaves the fleet brake out of the decision.
     pub image: Option<&'a str>,
+    /// The refusal reason of an operator's silence that holds for the
+    /// container (`silenced: <reason> (until ...)`): refused and audited so.
+    pub silenced: Option<&'a str>,
 }
 
 /// The fleet brake: at most `hosts` hosts per image remediated within
@@ -123,6 +127,7 @@ impl Gate {
             .arg(&audit)
             .arg(AUDIT_MAX)
             .arg(if brake_decides { "1" } else { "0" })
+            .arg(req.silenced.unwrap_or_default())
             .invoke_async(conn)
             .await?;
         match verdict.as_str() {

@@ -8,6 +8,7 @@ use hemostat_protocol::{
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
     event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
+    silence::{self, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Silence, Subject, TargetKind},
 };
 
 use crate::{
@@ -64,6 +65,8 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             Some(image) => Some(image.clone()),
             None => self.store.image_of(&container).await?,
         };
+        let silence = self.silence_for(&container, image.as_deref()).await?;
+        let silenced = silence.as_ref().map(Silence::refusal);
         // Derived from the request itself, so a redelivered request maps to
         // the same command and is neither counted nor executed twice.
         let id = command_id(env);
@@ -75,11 +78,15 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             confidence: needed.confidence,
             dry_run: self.config.dry_run,
             image: image.as_deref(),
+            silenced: silenced.as_deref(),
         };
         match self.store.gate(&request).await? {
             GateDecision::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
-                self.refuse(needed, &container.host, &reason, None, image.as_deref()).await
+                let details = silence
+                    .filter(|_| Some(&reason) == silenced.as_ref())
+                    .map(|s| format!("silence {} on {} by {}", s.id, s.target_text(), s.by));
+                self.refuse(needed, &container.host, &reason, details, image.as_deref()).await
             }
             GateDecision::Brake { reason } => {
                 tracing::error!(container = %container, image = ?image, %reason, "fleet brake: suspected bad release");
@@ -94,6 +101,30 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 self.dispatch(needed, &container, id, image.as_deref()).await
             }
         }
+    }
+
+    /// The first live silence that holds for the container. Its compose
+    /// project is looked up only when a project or label silence exists.
+    async fn silence_for(
+        &self,
+        container: &ContainerRef,
+        image: Option<&str>,
+    ) -> Result<Option<Silence>, hemostat_protocol::ProtocolError> {
+        let silences = self.store.silences().await?;
+        if silences.is_empty() {
+            return Ok(None);
+        }
+        let mut subject = Subject { image: image.map(str::to_owned), ..Subject::of(container) };
+        if silences.iter().any(|s| matches!(s.kind, TargetKind::Project | TargetKind::Label)) {
+            let (project, service) = self.store.compose_of(container).await?;
+            for (label, value) in [(COMPOSE_PROJECT_LABEL, &project), (COMPOSE_SERVICE_LABEL, &service)] {
+                if let Some(value) = value {
+                    subject.labels.insert(label.to_owned(), value.clone());
+                }
+            }
+            subject.project = project;
+        }
+        Ok(silence::matching(&silences, &subject).cloned())
     }
 
     /// `Ok(Err(reason))` when the host cannot be told: a seed-protocol
@@ -195,10 +226,15 @@ mod tests {
         allowed: Mutex<Vec<String>>,
         dispatched: Mutex<Vec<(String, SignedCommand)>>,
         hosts: Vec<String>,
+        silences: Vec<Silence>,
+        compose: Option<String>,
     }
 
     impl Store for FakeStore {
         async fn gate(&self, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError> {
+            if let Some(reason) = req.silenced {
+                return Ok(GateDecision::Refused { reason: reason.to_owned() });
+            }
             let mut allowed = self.allowed.lock().unwrap();
             if allowed.iter().any(|id| id == req.command_id) {
                 return Ok(GateDecision::Duplicate);
@@ -215,6 +251,12 @@ mod tests {
         }
         async fn image_of(&self, _c: &ContainerRef) -> Result<Option<String>, ProtocolError> {
             Ok(None)
+        }
+        async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
+            Ok(self.silences.clone())
+        }
+        async fn compose_of(&self, _c: &ContainerRef) -> Result<(Option<String>, Option<String>), ProtocolError> {
+            Ok((self.compose.clone(), None))
         }
         async fn was_dispatched(&self, id: &str) -> Result<bool, ProtocolError> {
             Ok(self.dispatched.lock().unwrap().iter().any(|(_, c)| c.json.contains(id)))
@@ -266,6 +308,50 @@ mod tests {
         let done: RemediationComplete = published[0].data_as().unwrap();
         assert_eq!(done.result.status, RemediationStatus::Rejected);
         assert!(done.result.reason.as_deref().unwrap().contains("cooldown"));
+    }
+
+    fn silence(kind: TargetKind, target: &str) -> Silence {
+        Silence {
+            id: "s1".into(),
+            kind,
+            target: target.into(),
+            reason: "kernel upgrade".into(),
+            created: "2026-12-02T10:00:00+00:00".into(),
+            until: "2099-01-01T00:00:00+00:00".into(),
+            by: "alice".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silenced_container_is_refused_with_the_silences_reason() {
+        for (kind, target, compose) in [
+            (TargetKind::Host, "h1", None),
+            (TargetKind::Container, "h1/web", None),
+            (TargetKind::Project, "shop", Some("shop")),
+            (TargetKind::Label, "com.docker.compose.project=shop", Some("shop")),
+        ] {
+            let mut r = responder(vec![]);
+            r.store.silences = vec![silence(kind, target)];
+            r.store.compose = compose.map(str::to_owned);
+            r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+            assert!(r.store.dispatched.lock().unwrap().is_empty(), "{kind}: nothing dispatched");
+            let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+            assert_eq!(done.result.status, RemediationStatus::Rejected);
+            assert_eq!(
+                done.result.reason.as_deref(),
+                Some("silenced: kernel upgrade (until 2099-01-01T00:00:00+00:00)"),
+                "{kind}"
+            );
+            assert!(done.result.details.unwrap().contains("by alice"), "{kind}");
+        }
+        // A silence elsewhere, or on a project the container is not in, lets it through.
+        for (kind, target) in [(TargetKind::Host, "h2"), (TargetKind::Project, "blog")] {
+            let mut r = responder(vec![]);
+            r.store.silences = vec![silence(kind, target)];
+            r.store.compose = Some("shop".into());
+            r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+            assert_eq!(r.store.dispatched.lock().unwrap().len(), 1, "{kind}:{target}");
+        }
     }
 
     #[tokio::test]

@@ -6,7 +6,12 @@ use std::future::Future;
 use hemostat_protocol::connection::Connection;
 use redis::AsyncCommands;
 
-use hemostat_protocol::{ContainerRef, ProtocolError, command::SignedCommand, keys};
+use hemostat_protocol::{
+    ContainerRef, ProtocolError,
+    command::SignedCommand,
+    keys,
+    silence::{self, Silence},
+};
 
 use crate::gate::{Gate, GateDecision, GateRequest};
 
@@ -17,6 +22,14 @@ pub trait Store: Send + Sync {
     /// The image the collector last reported for the container, if any.
     fn image_of(&self, container: &ContainerRef) -> impl Future<Output = Result<Option<String>, ProtocolError>> + Send;
     fn was_dispatched(&self, command_id: &str) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
+    /// Every operator's silence still holding.
+    fn silences(&self) -> impl Future<Output = Result<Vec<Silence>, ProtocolError>> + Send;
+    /// The container's compose project and service, as its latest health
+    /// alert's evidence says (the only place they reach the responder).
+    fn compose_of(
+        &self,
+        container: &ContainerRef,
+    ) -> impl Future<Output = Result<(Option<String>, Option<String>), ProtocolError>> + Send;
     /// Appends the command to the host's stream; returns the entry id.
     fn dispatch(
         &self,
@@ -61,6 +74,16 @@ impl Store for RedisStore {
 
     async fn was_dispatched(&self, command_id: &str) -> Result<bool, ProtocolError> {
         Ok(self.conn.clone().exists(keys::dispatched(command_id)).await?)
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
+        silence::live(&mut self.conn.clone()).await
+    }
+
+    async fn compose_of(&self, container: &ContainerRef) -> Result<(Option<String>, Option<String>), ProtocolError> {
+        // Asked only while a project or label silence holds, so the scan
+        // costs nothing otherwise.
+        silence::compose_of(&mut self.conn.clone(), container).await
     }
 
     async fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {

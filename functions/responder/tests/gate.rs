@@ -14,6 +14,7 @@ fn request<'a>(c: &'a ContainerRef, id: &'a str) -> GateRequest<'a> {
         confidence: 0.9,
         dry_run: false,
         image: None,
+        silenced: None,
     }
 }
 
@@ -188,4 +189,66 @@ async fn a_decision_cut_short_between_the_slots_is_finished_by_the_redelivery() 
     let pending: u64 = conn.hlen(keys::gate_pending(&c)).await.unwrap();
     let hosts: Vec<String> = conn.zrange(keys::fleet("shop/api:9"), 0, -1).await.unwrap();
     assert_eq!((pending, hosts), (0, vec!["h1".to_string()]));
+}
+
+#[tokio::test]
+async fn a_silence_refuses_first_and_is_audited_with_its_reason() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let c = ContainerRef::new("h1", "web");
+    let gate = Gate::new(0, 3);
+    let reason = "silenced: db migration (until 2099-01-01T00:00:00+00:00)";
+    let silenced = GateRequest { silenced: Some(reason), ..request(&c, "a") };
+    match gate.check(&mut conn, &silenced).await.unwrap() {
+        GateDecision::Refused { reason: r } => assert_eq!(r, reason),
+        other => panic!("expected the silence's refusal, got {other:?}"),
+    }
+    // Refused means nothing taken: no action counted, no seed record.
+    let actions: u64 = conn.zcard(keys::action_log(&c)).await.unwrap();
+    let record: Option<String> = conn.get(keys::remediation(&c)).await.unwrap();
+    assert_eq!((actions, record), (0, None));
+    let audit: Vec<String> = conn.lrange(keys::audit(&c), 0, -1).await.unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
+    assert_eq!((entry["verdict"].as_str(), entry["reason"].as_str()), (Some("refused"), Some(reason)));
+    // Once the silence is gone (the handler finds none), the same container is allowed.
+    assert!(matches!(gate.check(&mut conn, &request(&c, "b")).await.unwrap(), GateDecision::Allowed { count: 1 }));
+    // And a silence outranks a cooldown in the reason given.
+    let cooled = Gate::new(3600, 3);
+    match cooled.check(&mut conn, &GateRequest { silenced: Some(reason), ..request(&c, "c") }).await.unwrap() {
+        GateDecision::Refused { reason: r } => assert_eq!(r, reason),
+        other => panic!("expected the silence's refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn silences_are_stored_listed_matched_removed_and_expire() {
+    use hemostat_protocol::silence::{self, Silence, Subject, TargetKind};
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let at = |secs: i64| (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339();
+    let make = |id: &str, kind, target: &str, until: String| Silence {
+        id: id.into(),
+        kind,
+        target: target.into(),
+        reason: "maintenance".into(),
+        created: at(0),
+        until,
+        by: "test".into(),
+    };
+    silence::add(&mut conn, &make("long", TargetKind::Host, "h1", at(3600))).await.unwrap();
+    silence::add(&mut conn, &make("short", TargetKind::Image, "shop/api", at(1))).await.unwrap();
+    let live = silence::live(&mut conn).await.unwrap();
+    assert_eq!(live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["short", "long"]);
+    let subject = Subject { image: Some("shop/api:2".into()), ..Subject::of(&ContainerRef::new("h2", "api")) };
+    assert_eq!(silence::matching(&live, &subject).map(|s| s.id.as_str()), Some("short"));
+    // The short one ends by itself and is pruned from the set.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let live = silence::live(&mut conn).await.unwrap();
+    assert_eq!(live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["long"]);
+    let stored: u64 = conn.zcard(keys::SILENCES).await.unwrap();
+    assert_eq!(stored, 1);
+    assert!(silence::matching(&live, &subject).is_none());
+    assert!(silence::remove(&mut conn, "long").await.unwrap());
+    assert!(!silence::remove(&mut conn, "long").await.unwrap());
+    assert!(silence::live(&mut conn).await.unwrap().is_empty());
 }

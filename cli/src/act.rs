@@ -1,0 +1,349 @@
+//! The verbs that change something: `silence`, `reset`, `remediate`, `dlq`.
+
+use std::{collections::HashMap, time::Duration};
+
+use hemostat_protocol::{
+    Action, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    envelope::agent,
+    event::{IncidentContext, RemediationNeeded},
+    keys,
+    publisher::ENVELOPE_FIELD,
+    silence::{self, Silence},
+};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+
+use crate::{
+    context::{Context, now_ms},
+    error::CliError,
+    look, show,
+};
+
+/// Audit entries kept per container (the gate's own bound).
+const AUDIT_MAX: isize = 1000;
+/// The audit's lifetime, as the gate sets it.
+const AUDIT_TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// How often `remediate` looks for its outcome.
+const OUTCOME_POLL: Duration = Duration::from_millis(200);
+
+pub async fn silence_add(
+    ctx: &Context,
+    target: &str,
+    duration: Duration,
+    reason: &str,
+    by: &str,
+) -> Result<(), CliError> {
+    let (kind, value) = silence::parse_target(target).map_err(CliError::Usage)?;
+    if duration.is_zero() {
+        return Err(CliError::Usage("--for must be longer than 0s".into()));
+    }
+    if reason.trim().is_empty() {
+        return Err(CliError::Usage("--reason must say why (the gate's refusals quote it)".into()));
+    }
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::from_std(duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
+    let s = Silence {
+        id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        kind,
+        target: value,
+        reason: reason.trim().to_owned(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        until: until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        by: by.to_owned(),
+    };
+    silence::add(&mut ctx.conn(), &s).await?;
+    if !s.enforceable() {
+        eprintln!(
+            "hemostat: warning: the collector does not publish container labels yet; the gate matches a label \
+             silence only on {} and {}",
+            silence::COMPOSE_PROJECT_LABEL,
+            silence::COMPOSE_SERVICE_LABEL
+        );
+    }
+    if ctx.json {
+        show::json(&serde_json::to_value(&s)?);
+    } else {
+        println!(
+            "silence {} on {} until {} ({}): {}",
+            s.id,
+            s.target_text(),
+            s.until,
+            show::span(s.until_ms() - now_ms()),
+            s.reason
+        );
+    }
+    Ok(())
+}
+
+pub async fn silence_ls(ctx: &Context) -> Result<(), CliError> {
+    let live = silence::live(&mut ctx.conn()).await?;
+    let values: Vec<Value> = live.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
+    if ctx.json {
+        show::json(&Value::Array(values));
+    } else {
+        look::print_silences(&values);
+    }
+    Ok(())
+}
+
+pub async fn silence_rm(ctx: &Context, id: &str) -> Result<(), CliError> {
+    if !silence::remove(&mut ctx.conn(), id.trim()).await? {
+        return Err(CliError::NotFound(format!(
+            "no silence {id:?} (ended, removed, or never set; see `hemostat silence ls`)"
+        )));
+    }
+    if ctx.json {
+        show::json(&json!({"removed": id}));
+    } else {
+        println!("silence {id} removed");
+    }
+    Ok(())
+}
+
+/// Clears the container's cooldown and circuit breaker (its remediation
+/// record, action log and pending decisions) and appends the reset to its
+/// audit, in one `MULTI`: every key carries the container's hash tag.
+pub async fn reset(ctx: &Context, c: &ContainerRef, by: &str) -> Result<(), CliError> {
+    ctx.require_known(c).await?;
+    let mut conn = ctx.conn();
+    let actions: u64 = conn.zcard(keys::action_log(c)).await?;
+    let entry = json!({
+        "host": c.host, "container": c.name, "action": "reset", "verdict": "reset",
+        "reason": format!("reset by operator {by}"), "forgotten_actions": actions, "at_ms": now_ms(),
+    });
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for key in keys::safety_state(c) {
+        pipe.del(key).ignore();
+    }
+    pipe.lpush(keys::audit(c), entry.to_string())
+        .ignore()
+        .ltrim(keys::audit(c), 0, AUDIT_MAX - 1)
+        .ignore()
+        .expire(keys::audit(c), AUDIT_TTL_SECONDS)
+        .ignore();
+    let () = pipe.query_async(&mut conn).await?;
+    if ctx.json {
+        show::json(&entry);
+    } else {
+        println!(
+            "{c}: cooldown and circuit breaker cleared ({actions} recorded actions forgotten), reset by operator {by}"
+        );
+    }
+    Ok(())
+}
+
+/// The actions an operator may ask for by hand: `exec` needs an argv that a
+/// remediation_needed does not carry, and `none` does nothing.
+pub fn manual_action(text: &str) -> Result<Action, CliError> {
+    const MANUAL: [Action; 5] = [Action::Restart, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
+    MANUAL.into_iter().find(|a| a.as_str() == text.trim()).ok_or_else(|| {
+        let names: Vec<&str> = MANUAL.iter().map(|a| a.as_str()).collect();
+        CliError::Usage(format!("action {text:?}: expected one of {}", names.join(", ")))
+    })
+}
+
+/// Publishes a `remediation_needed` for the container, as any analyzer
+/// would, so the responder's gate decides and signs the command; then
+/// waits for the `remediation_complete` answering it (the same reason,
+/// unique per request) and prints it.
+pub async fn remediate(
+    ctx: &Context,
+    c: &ContainerRef,
+    action: Action,
+    by: &str,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    if !ctx.is_reported(c).await? {
+        return Err(CliError::NotFound(format!(
+            "unknown container {c}: no collector reports it, so no collector would act (`hemostat status` lists the known ones)"
+        )));
+    }
+    let stats = ctx.stats(c).await?;
+    let image = stats.as_ref().and_then(|s| s.get("image")).and_then(Value::as_str).map(str::to_owned);
+    let request = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let reason = format!("manual {action} by operator {by} (request {request})");
+    let needed = RemediationNeeded {
+        container: c.name.clone(),
+        action,
+        reason: reason.clone(),
+        confidence: 1.0,
+        metrics: None,
+        host: c.host.clone(),
+        container_id: stats.as_ref().and_then(|s| s.get("id")).and_then(Value::as_str).map(str::to_owned),
+        fallback_reason: None,
+        llm_cached: false,
+        context: IncidentContext {
+            detected_at: Some(chrono::Utc::now().to_rfc3339()),
+            analysis_method: Some("manual".into()),
+            image,
+            ..Default::default()
+        },
+    };
+    let outcomes = EventKind::RemediationComplete.stream();
+    let mut conn = ctx.conn();
+    let last: redis::streams::StreamRangeReply = conn.xrevrange_count(&outcomes, "+", "-", 1).await?;
+    let mut cursor = last.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone());
+    let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed)?;
+    RedisPublisher::new(ctx.conn()).publish(&env).await?;
+    if !ctx.json {
+        eprintln!("requested {action} of {c} ({reason}); waiting up to {timeout:?} for the outcome");
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(&outcomes)
+            .arg(&cursor)
+            .query_async(&mut conn)
+            .await?;
+        for key in &reply.keys {
+            for entry in &key.ids {
+                cursor = entry.id.clone();
+                let Some(json) = entry.get::<String>(ENVELOPE_FIELD) else { continue };
+                let Ok(done) = Envelope::parse(json.as_bytes()) else { continue };
+                let d = &done.data;
+                if show::text(d, "host") == c.host
+                    && show::text(d, "container") == c.name
+                    && show::text(d, "reason") == reason
+                {
+                    return outcome(ctx, &done);
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CliError::Failed(format!(
+                "no outcome for the {action} of {c} within {timeout:?}: is the bridge running, and the responder? \
+                 (`hemostat dlq ls`, `hemostat audit {c}`)"
+            )));
+        }
+        tokio::time::sleep(OUTCOME_POLL).await;
+    }
+}
+
+fn outcome(ctx: &Context, done: &Envelope) -> Result<(), CliError> {
+    let status = done.data.pointer("/result/status").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+    if ctx.json {
+        show::json(&serde_json::to_value(done)?);
+    } else {
+        println!("{}", show::event_line(done));
+    }
+    match status.as_str() {
+        "success" | "dry_run" => Ok(()),
+        _ => Err(CliError::Failed(format!("{}: {}", status, show::summary(done)))),
+    }
+}
+
+/// One dead letter: its id in the dead-letter stream and its fields.
+struct DeadLetter {
+    id: String,
+    fields: HashMap<String, String>,
+}
+
+async fn dead_letters(ctx: &Context) -> Result<Vec<DeadLetter>, CliError> {
+    let reply: redis::streams::StreamRangeReply = ctx.conn().xrange_all(keys::DEAD_LETTER_STREAM).await?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            let fields = e
+                .map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), redis::from_redis_value::<String>(v.clone()).ok()?)))
+                .collect();
+            DeadLetter { id: e.id, fields }
+        })
+        .collect())
+}
+
+fn field<'a>(d: &'a DeadLetter, name: &str) -> &'a str {
+    d.fields.get(name).map_or("", String::as_str)
+}
+
+pub async fn dlq_ls(ctx: &Context) -> Result<(), CliError> {
+    let letters = dead_letters(ctx).await?;
+    if ctx.json {
+        let rows: Vec<Value> = letters.iter().map(|d| json!({"id": d.id, "fields": d.fields})).collect();
+        show::json(&Value::Array(rows));
+        return Ok(());
+    }
+    println!("DEAD LETTERS ({})", letters.len());
+    for d in &letters {
+        let at = d.id.split('-').next().and_then(|ms| ms.parse().ok()).map(show::time).unwrap_or_default();
+        println!(
+            "  {}  {at}  {} -> {} (record {}, {} attempts): {}",
+            d.id,
+            field(d, "stream"),
+            field(d, "function"),
+            field(d, "id"),
+            field(d, "attempts"),
+            field(d, "reason")
+        );
+    }
+    Ok(())
+}
+
+/// Appends each dead letter's envelope to the stream it came from (every
+/// consumer group of that stream sees it again, as a new entry), then
+/// deletes the dead letter.
+pub async fn dlq_replay(ctx: &Context, id: Option<String>) -> Result<(), CliError> {
+    let letters = dead_letters(ctx).await?;
+    let chosen: Vec<&DeadLetter> = match &id {
+        Some(id) => {
+            let one = letters.iter().find(|d| d.id == *id);
+            vec![one.ok_or_else(|| CliError::NotFound(format!("no dead letter {id:?} (see `hemostat dlq ls`)")))?]
+        }
+        None => letters.iter().collect(),
+    };
+    let mut conn = ctx.conn();
+    let mut replayed = Vec::new();
+    for d in chosen {
+        let (stream, body) = (field(d, "stream"), field(d, "envelope"));
+        if stream.is_empty() || body.is_empty() {
+            let why = format!(
+                "dead letter {} has no {}: nothing to replay",
+                d.id,
+                if stream.is_empty() { "stream" } else { "envelope" }
+            );
+            if id.is_some() {
+                return Err(CliError::Failed(why));
+            }
+            eprintln!("hemostat: {why}; kept");
+            continue;
+        }
+        let new_id: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(keys::STREAM_MAXLEN)
+            .arg("*")
+            .arg(ENVELOPE_FIELD)
+            .arg(body)
+            .query_async(&mut conn)
+            .await?;
+        let _: u64 = conn.xdel(keys::DEAD_LETTER_STREAM, &[&d.id]).await?;
+        replayed.push(json!({"dead_letter": d.id, "stream": stream, "entry": new_id}));
+        if !ctx.json {
+            println!("replayed {} into {stream} as {new_id}", d.id);
+        }
+    }
+    if ctx.json {
+        show::json(&Value::Array(replayed));
+    }
+    Ok(())
+}
+
+pub async fn dlq_drop(ctx: &Context, id: &str) -> Result<(), CliError> {
+    let removed: u64 = ctx.conn().xdel(keys::DEAD_LETTER_STREAM, &[id]).await?;
+    if removed == 0 {
+        return Err(CliError::NotFound(format!("no dead letter {id:?} (see `hemostat dlq ls`)")));
+    }
+    if ctx.json {
+        show::json(&json!({"dropped": id}));
+    } else {
+        println!("dead letter {id} dropped");
+    }
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The verbs that only read: `status`, `events`, `explain`, `audit`.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use hemostat_protocol::{
+    ContainerRef, Envelope, EventKind, keys,
+    publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
+    silence::{self, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Subject},
+};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+
+use crate::{
+    context::{Context, now_ms},
+    error::CliError,
+    show,
+};
+
+/// Newest entries read from each durable stream (issues, explain): bounded
+/// work whatever the streams' length.
+const STREAM_SCAN: usize = 500;
+/// A health alert older than this is history, not an active issue (the
+/// dashboard's default window).
+const ISSUE_WINDOW_MS: i64 = 3600 * 1000;
+const HOUR_MS: i64 = 3600 * 1000;
+
+/// The newest `count` events of `kind`'s stream, newest first, with the
+/// time Redis took each (ms).
+pub async fn newest(ctx: &Context, kind: EventKind, count: usize) -> Result<Vec<(i64, Envelope)>, CliError> {
+    let reply: redis::streams::StreamRangeReply = ctx.conn().xrevrange_count(kind.stream(), "+", "-", count).await?;
+    Ok(reply
+        .ids
+        .iter()
+        .filter_map(|e| {
+            let ms = e.id.split('-').next()?.parse().ok()?;
+            let json: String = e.get(ENVELOPE_FIELD)?;
+            Some((ms, Envelope::parse(json.as_bytes()).ok()?))
+        })
+        .collect())
+}
+
+fn about(env: &Envelope, c: &ContainerRef) -> bool {
+    show::text(&env.data, "container") == c.name
+        && matches!(show::text(&env.data, "host"), h if h == c.host || h.is_empty())
+}
+
+/// Actions of the last hour and the newest one's time (ms), from the action log.
+async fn actions(ctx: &Context, c: &ContainerRef) -> Result<(u64, Option<i64>), CliError> {
+    let now = now_ms();
+    let mut conn = ctx.conn();
+    let (count, last): (u64, Vec<(String, f64)>) = redis::pipe()
+        .zcount(keys::action_log(c), now - HOUR_MS, "+inf")
+        .zrevrange_withscores(keys::action_log(c), 0, 0)
+        .query_async(&mut conn)
+        .await?;
+    Ok((count, last.first().map(|(_, ms)| *ms as i64)))
+}
+
+pub async fn status(ctx: &Context) -> Result<(), CliError> {
+    let now = now_ms();
+    let mut conn = ctx.conn();
+    let collectors: Vec<(String, f64)> = conn.zrange_withscores(keys::COLLECTORS, 0, -1).await?;
+    let mut hosts = Vec::new();
+    for (host, ms) in &collectors {
+        let alive: bool = conn.exists(keys::heartbeat(host)).await?;
+        let ms = *ms as i64;
+        hosts.push(json!({"host": host, "last_heartbeat_ms": ms, "age_seconds": (now - ms) / 1000, "alive": alive}));
+    }
+    let mut members: Vec<String> = conn.smembers(keys::CONTAINERS).await?;
+    members.sort();
+    let refs: Vec<ContainerRef> = members.iter().filter_map(|m| ContainerRef::parse(m)).collect();
+    let mut containers = Vec::new();
+    let mut breakers = Vec::new();
+    if !refs.is_empty() {
+        let mut pipe = redis::pipe();
+        for c in &refs {
+            pipe.get(keys::stats(c)).zcount(keys::action_log(c), now - HOUR_MS, "+inf");
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        for (c, pair) in refs.iter().zip(replies.chunks(2)) {
+            let stats: Value = redis::from_redis_value::<Option<String>>(pair[0].clone())
+                .ok()
+                .flatten()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or(Value::Null);
+            let actions: u64 = redis::from_redis_value(pair[1].clone()).unwrap_or(0);
+            containers.push(json!({
+                "container": c.key(), "host": c.host, "name": c.name,
+                "status": stats.get("status"), "health": stats.get("health"),
+                "cpu_pct": stats.get("cpu_pct"), "memory_pct": stats.get("memory_pct"),
+                "image": stats.get("image"), "actions_last_hour": actions,
+            }));
+            if actions >= ctx.max_per_hour {
+                breakers.push(json!({"container": c.key(), "actions_last_hour": actions, "max": ctx.max_per_hour}));
+            }
+        }
+    }
+    let issues = active_issues(ctx, now).await?;
+    let silences = silence::live(&mut conn).await?;
+    let silences: Vec<Value> = silences.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
+    if ctx.json {
+        show::json(&json!({
+            "hosts": hosts, "containers": containers, "issues": issues,
+            "circuit_breakers": breakers, "silences": silences,
+        }));
+        return Ok(());
+    }
+    println!("HOSTS ({})", hosts.len());
+    for h in &hosts {
+        let age = h["age_seconds"].as_i64().unwrap_or_default() * 1000;
+        let state = if h["alive"].as_bool() == Some(true) { "alive" } else { "MISSING" };
+        println!("  {:<24}  {state:<7}  heartbeat {} ago", show::text(h, "host"), show::span(age));
+    }
+    println!("CONTAINERS ({})", containers.len());
+    for c in &containers {
+        let health = c["health"].as_str().unwrap_or("-");
+        println!(
+            "  {:<32}  {:<10}  {health:<10}  cpu {:>7}  mem {:>7}",
+            show::text(c, "container"),
+            c["status"].as_str().unwrap_or("unknown"),
+            show::pct(c, "cpu_pct"),
+            show::pct(c, "memory_pct")
+        );
+    }
+    println!("ACTIVE ISSUES ({})", issues.len());
+    for i in &issues {
+        let age = now - i["last_seen_ms"].as_i64().unwrap_or(now);
+        println!(
+            "  {:<32}  {} ({} alerts, last {} ago)",
+            show::text(i, "container"),
+            show::text(i, "issue"),
+            i["alerts"],
+            show::span(age)
+        );
+    }
+    println!("OPEN CIRCUIT BREAKERS ({})", breakers.len());
+    for b in &breakers {
+        println!(
+            "  {:<32}  {} actions in the last hour (max {})",
+            show::text(b, "container"),
+            b["actions_last_hour"],
+            b["max"]
+        );
+    }
+    print_silences(&silences);
+    Ok(())
+}
+
+pub fn print_silences(silences: &[Value]) {
+    println!("SILENCES ({})", silences.len());
+    for s in silences {
+        let until_ms = chrono::DateTime::parse_from_rfc3339(show::text(s, "until")).map_or(0, |t| t.timestamp_millis());
+        let kind = show::text(s, "kind");
+        let target = if kind == "container" {
+            show::text(s, "target").to_owned()
+        } else {
+            format!("{kind}:{}", show::text(s, "target"))
+        };
+        println!(
+            "  {}  {target:<32}  until {} ({} left)  by {}: {}",
+            show::text(s, "id"),
+            show::text(s, "until"),
+            show::span(until_ms - now_ms()),
+            show::text(s, "by"),
+            show::text(s, "reason")
+        );
+    }
+}
+
+/// Containers whose newest alert within the window came after their newest
+/// success or false alarm (the dashboard's rule).
+async fn active_issues(ctx: &Context, now: i64) -> Result<Vec<Value>, CliError> {
+    let alerts = newest(ctx, EventKind::HealthAlert, STREAM_SCAN).await?;
+    let mut settled: BTreeMap<String, i64> = BTreeMap::new();
+    for (ms, env) in newest(ctx, EventKind::RemediationComplete, STREAM_SCAN).await? {
+        if env.data.pointer("/result/status").and_then(Value::as_str) == Some("success") {
+            let e = settled.entry(show::subject(&env)).or_default();
+            *e = (*e).max(ms);
+        }
+    }
+    for (ms, env) in newest(ctx, EventKind::FalseAlarm, STREAM_SCAN).await? {
+        let e = settled.entry(show::subject(&env)).or_default();
+        *e = (*e).max(ms);
+    }
+    let mut issues: BTreeMap<String, Value> = BTreeMap::new();
+    for (ms, env) in alerts.iter().filter(|(ms, _)| *ms >= now - ISSUE_WINDOW_MS) {
+        let who = show::subject(env);
+        if settled.get(&who).is_some_and(|s| s >= ms) {
+            continue;
+        }
+        let entry = issues.entry(who.clone()).or_insert_with(|| {
+            json!({"container": who, "issue": show::summary(env), "alerts": 0, "last_seen_ms": ms, "first_seen_ms": ms})
+        });
+        entry["alerts"] = json!(entry["alerts"].as_u64().unwrap_or(0) + 1);
+        entry["first_seen_ms"] = json!(ms);
+    }
+    Ok(issues.into_values().collect())
+}
+
+/// `events --container --type`.
+pub struct EventFilter {
+    container: Option<String>,
+    kind: Option<EventKind>,
+}
+
+impl EventFilter {
+    pub fn new(container: Option<String>, kind: Option<String>) -> Result<Self, CliError> {
+        let kind = kind
+            .map(|k| {
+                k.parse::<EventKind>().map_err(|_| {
+                    let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                    CliError::Usage(format!("--type {k:?}: expected one of {}", known.join(", ")))
+                })
+            })
+            .transpose()?;
+        Ok(EventFilter { container: container.filter(|c| !c.is_empty()), kind })
+    }
+
+    fn wants(&self, env: &Envelope) -> bool {
+        self.kind.is_none_or(|k| k == env.kind)
+            && self.container.as_deref().is_none_or(|c| {
+                let name = show::text(&env.data, "container");
+                if c.contains('/') { show::subject(env) == c } else { name == c }
+            })
+    }
+}
+
+fn print_event(ctx: &Context, env: &Envelope) {
+    if ctx.json { println!("{}", env.to_json()) } else { println!("{}", show::event_line(env)) }
+}
+
+/// The newest `last` events (matching the filter) of every stream, oldest first.
+pub async fn recent(ctx: &Context, filter: &EventFilter, last: usize) -> Result<(), CliError> {
+    let mut all = Vec::new();
+    for kind in EventKind::ALL.into_iter().filter(|k| filter.kind.is_none_or(|f| f == *k)) {
+        all.extend(newest(ctx, kind, STREAM_SCAN).await?.into_iter().filter(|(_, env)| filter.wants(env)));
+    }
+    all.sort_by_key(|(ms, _)| *ms);
+    for (_, env) in &all[all.len().saturating_sub(last)..] {
+        print_event(ctx, env);
+    }
+    Ok(())
+}
+
+/// Every event as it is published, on the channel `hemostat:*` that every
+/// publish goes to (on a cluster, any node hears every channel).
+pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError> {
+    let client = ctx.target.node_client(0)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(ALL_CHANNEL).await?;
+    eprintln!("following {ALL_CHANNEL} on {} (Ctrl-C to stop)", ctx.target.redacted());
+    let mut messages = pubsub.into_on_message();
+    while let Some(msg) = messages.next().await {
+        let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
+        match Envelope::parse(&payload) {
+            Ok(env) if filter.wants(&env) => print_event(ctx, &env),
+            Ok(_) => {}
+            Err(e) => eprintln!("unreadable message on {ALL_CHANNEL}: {e}"),
+        }
+    }
+    Err(CliError::Redis(format!("the subscription to {ALL_CHANNEL} ended (Redis closed the connection)")))
+}
+
+pub async fn audit(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<(), CliError> {
+    ctx.require_known(c).await?;
+    let entries = audit_entries(ctx, c, limit).await?;
+    if ctx.json {
+        show::json(&Value::Array(entries));
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!("{c}: no gate decision recorded (the audit keeps 7 days)");
+    }
+    for e in &entries {
+        println!("{}", audit_line(e));
+    }
+    Ok(())
+}
+
+async fn audit_entries(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<Vec<Value>, CliError> {
+    let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
+    let raw: Vec<String> = ctx.conn().lrange(keys::audit(c), 0, stop).await?;
+    Ok(raw.iter().map(|r| serde_json::from_str(r).unwrap_or_else(|_| Value::String(r.clone()))).collect())
+}
+
+fn audit_line(e: &Value) -> String {
+    let at = e.get("at_ms").and_then(Value::as_i64).map(show::time).unwrap_or_default();
+    let reason = match show::text(e, "reason") {
+        "" => String::new(),
+        r => format!(": {r}"),
+    };
+    let request = match show::text(e, "request_reason") {
+        "" => String::new(),
+        r => format!(" <- {r}"),
+    };
+    format!("{at}  {:<8}  {:<8}{reason}{request}", show::text(e, "verdict"), show::text(e, "action"))
+}
+
+pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
+    ctx.require_known(c).await?;
+    let now = now_ms();
+    let mut conn = ctx.conn();
+    let reported = ctx.is_reported(c).await?;
+    let stats = ctx.stats(c).await?.unwrap_or(Value::Null);
+    let image = stats.get("image").and_then(Value::as_str).map(str::to_owned);
+    let (project, service) = silence::compose_of(&mut conn, c).await?;
+    let record: Option<String> = conn.get(keys::remediation(c)).await?;
+    let (actions, last_action_ms) = actions(ctx, c).await?;
+    let cooldown_left_ms = last_action_ms.map_or(0, |last| (last + ctx.cooldown_seconds as i64 * 1000 - now).max(0));
+    let breaker_open = actions >= ctx.max_per_hour;
+
+    let mut subject = Subject { image: image.clone(), project: project.clone(), ..Subject::of(c) };
+    for (label, value) in [(COMPOSE_PROJECT_LABEL, &project), (COMPOSE_SERVICE_LABEL, &service)] {
+        if let Some(v) = value {
+            subject.labels.insert(label.to_owned(), v.clone());
+        }
+    }
+    let live = silence::live(&mut conn).await?;
+    let matching: Vec<&silence::Silence> = live.iter().filter(|s| s.matches(&subject)).collect();
+
+    let alerts: Vec<Envelope> = newest(ctx, EventKind::HealthAlert, STREAM_SCAN)
+        .await?
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| about(e, c))
+        .take(5)
+        .collect();
+    let logged: Vec<String> = conn.lrange(keys::events("all"), 0, -1).await?;
+    let outcomes: Vec<Envelope> = logged
+        .iter()
+        .filter_map(|j| Envelope::parse(j.as_bytes()).ok())
+        .filter(|e| e.kind != EventKind::SystemAlert && about(e, c))
+        .take(5)
+        .collect();
+    let audit = audit_entries(ctx, c, 5).await?;
+
+    let verdict = if !reported {
+        "would refuse: no collector reports this container (out of scope, gone, or its host is down)".to_owned()
+    } else if let Some(s) = matching.first() {
+        format!("would refuse: {}", s.refusal())
+    } else if cooldown_left_ms > 0 {
+        format!("would refuse: cooldown, {} left (cooldown is {}s)", show::span(cooldown_left_ms), ctx.cooldown_seconds)
+    } else if breaker_open {
+        format!("would refuse: circuit breaker, {actions} actions in the last hour (max {})", ctx.max_per_hour)
+    } else {
+        "would allow an action now (unless the fleet brake holds for its image)".to_owned()
+    };
+
+    if ctx.json {
+        show::json(&json!({
+            "container": c.key(),
+            "reported_by_collector": reported,
+            "stats": stats,
+            "image": image, "compose_project": project, "compose_service": service,
+            "policy": {"cooldown_seconds": ctx.cooldown_seconds, "max_actions_per_hour": ctx.max_per_hour},
+            "remediation_record": record.and_then(|r| serde_json::from_str::<Value>(&r).ok()),
+            "cooldown_remaining_seconds": cooldown_left_ms / 1000,
+            "actions_last_hour": actions,
+            "circuit_breaker_open": breaker_open,
+            "silences": matching,
+            "verdict": verdict,
+            "audit": audit,
+            "alerts": alerts.iter().map(|e| &e.data).collect::<Vec<_>>(),
+            "outcomes": outcomes.iter().map(|e| json!({"type": e.kind, "timestamp": e.timestamp, "data": e.data})).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    println!("{c}");
+    println!("  verdict:     {verdict}");
+    let scope = if reported { "reported by its host's collector (in scope)" } else { "not reported by any collector" };
+    println!("  scope:       {scope}");
+    println!(
+        "  state:       {} {}, cpu {}, mem {}, image {}",
+        stats.get("status").and_then(Value::as_str).unwrap_or("unknown"),
+        stats.get("health").and_then(Value::as_str).unwrap_or(""),
+        show::pct(&stats, "cpu_pct"),
+        show::pct(&stats, "memory_pct"),
+        image.as_deref().unwrap_or("unknown")
+    );
+    let labels = match (&project, &service) {
+        (None, None) => {
+            "no compose labels seen in its alerts (other labels are not published by the collector)".to_owned()
+        }
+        _ => format!(
+            "compose project {}, service {}",
+            project.as_deref().unwrap_or("-"),
+            service.as_deref().unwrap_or("-")
+        ),
+    };
+    println!("  labels:      {labels}");
+    println!("  policy:      cooldown {}s, at most {} actions per hour", ctx.cooldown_seconds, ctx.max_per_hour);
+    let cooldown =
+        if cooldown_left_ms > 0 { format!("{} left", show::span(cooldown_left_ms)) } else { "none".to_owned() };
+    println!("  cooldown:    {cooldown}");
+    let breaker = if breaker_open { "OPEN" } else { "closed" };
+    println!("  actions:     {actions} in the last hour (max {}), circuit breaker {breaker}", ctx.max_per_hour);
+    if let Some(r) = record {
+        println!("  record:      {r}");
+    }
+    if matching.is_empty() {
+        println!("  silences:    none");
+    }
+    for s in &matching {
+        println!("  silence:     {} {} until {} by {}: {}", s.id, s.target_text(), s.until, s.by, s.reason);
+    }
+    println!("  last alerts:");
+    for e in &alerts {
+        println!("    {}  {}", e.timestamp, show::summary(e));
+    }
+    println!("  last outcomes and diagnoses:");
+    for e in &outcomes {
+        println!("    {}", show::event_line(e));
+        if let Some(d) = e.data.get("diagnosis") {
+            println!("      diagnosis: {} - {}", show::text(d, "cause"), show::text(d, "summary"));
+        }
+    }
+    println!("  last gate decisions:");
+    for e in &audit {
+        println!("    {}", audit_line(e));
+    }
+    Ok(())
+}

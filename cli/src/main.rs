@@ -1,0 +1,226 @@
+//! `hemostat`: the operator's command. What HemoStat sees and did, why it
+//! did or did not act, and the few things an operator does by hand
+//! (silences, resets, manual actions, dead letters), all through Redis with
+//! the same `REDIS_URL` as every other component, on one node or a cluster.
+//!
+//! Module map:
+//! - `error`: the one error type, its exit code (1: a failure, 2: bad
+//!   input) and its one-line message.
+//! - `context`: the Redis connection and the settings every verb shares.
+//! - `show`: how times, ages and events are written for people.
+//! - `look`: the verbs that only read (`status`, `events`, `explain`, `audit`).
+//! - `act`: the verbs that change something (`silence`, `reset`,
+//!   `remediate`, `dlq`).
+
+mod act;
+mod context;
+mod error;
+mod look;
+mod show;
+
+use clap::{Args, Parser, Subcommand};
+use hemostat_protocol::{
+    config::{DEFAULT_REDIS_URL, library_help, parse_duration, parse_seconds},
+    secret::RedisUrl,
+};
+
+use crate::{context::Context, error::CliError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hemostat",
+    version,
+    about = "HemoStat's operator command: status, live events, why it acted or not, silences, resets, manual actions, dead letters.",
+    after_help = library_help()
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+/// Options every verb takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// Redis URL (redis:// or rediss://, credentials allowed; never shown); several comma-separated:
+    /// a cluster's seed nodes.
+    // A `RedisUrl`: its `Debug` hides the credentials.
+    #[arg(long, global = true, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true,
+          value_parser = clap::value_parser!(RedisUrl))]
+    redis_url: RedisUrl,
+
+    /// Print JSON instead of text (one document; `events` prints one envelope per line).
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// The responder's cooldown (as it is configured there): `explain` and `status` compute what
+    /// remains of it.
+    #[arg(long, global = true, env = "RESPONDER_COOLDOWN_SECONDS", default_value = "3600", value_parser = parse_seconds)]
+    cooldown: u64,
+
+    /// The responder's actions per container and hour (circuit breaker), as configured there.
+    #[arg(long, global = true, env = "RESPONDER_MAX_RETRIES_PER_HOUR", default_value_t = 3)]
+    max_per_hour: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Hosts with heartbeat age, containers with state, health, CPU and memory, active issues,
+    /// open circuit breakers, silences.
+    Status,
+    /// Events, readable: the newest ones, or with --follow the live stream (what
+    /// `redis-cli SUBSCRIBE "hemostat:*"` shows).
+    Events {
+        /// Keep printing events as they are published, until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only this container (`name` or `host/name`).
+        #[arg(long)]
+        container: Option<String>,
+        /// Only this event type (health_alert, remediation_needed, remediation_complete,
+        /// false_alarm, system_alert).
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Without --follow: how many of the newest events.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
+    /// Why HemoStat did or did not act on a container: scope, policy, silences, cooldown
+    /// remaining, actions this hour, circuit breaker, the last alerts, diagnoses and outcomes.
+    Explain {
+        /// The container, `host/name`.
+        container: String,
+    },
+    /// Every gate decision on a container, newest first.
+    Audit {
+        /// The container, `host/name`.
+        container: String,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Silences: while one holds, the gate refuses every action on what it names.
+    #[command(subcommand)]
+    Silence(SilenceVerb),
+    /// Clears a container's cooldown and circuit breaker (recorded in its audit).
+    Reset {
+        /// The container, `host/name`.
+        container: String,
+        /// Who does it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// A manual action through the same safety gate: published as a remediation_needed
+    /// (analysis_method manual), then the outcome is awaited and printed.
+    Remediate {
+        /// The container, `host/name`.
+        container: String,
+        /// restart, stop, start, scale_up or cleanup.
+        action: String,
+        /// Who asks (default: $USER); the request's reason names them.
+        #[arg(long)]
+        by: Option<String>,
+        /// How long to wait for the outcome (250ms, 10s, 2m; a bare number is seconds).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Dead letters: records the bridge gave up on, with their reasons.
+    #[command(subcommand)]
+    Dlq(DlqVerb),
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceVerb {
+    /// Silences a target for a while: `host/name` (a container), `host:H`, `image:I` (with a tag,
+    /// or every tag of a repository), `project:P` (compose), `label:key=value`.
+    Add {
+        /// What to silence.
+        target: String,
+        /// For how long (30m, 2h; a bare number is seconds).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Why: the gate's refusals say it.
+        #[arg(long)]
+        reason: String,
+        /// Who sets it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Every silence still holding.
+    Ls,
+    /// Ends a silence now.
+    Rm {
+        /// Its id, as `silence ls` shows it.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqVerb {
+    /// Every dead letter with its reason, oldest first.
+    Ls,
+    /// Appends dead letters back to the stream they came from, and removes them here.
+    Replay {
+        /// The dead letter's id, as `dlq ls` shows it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Deletes a dead letter.
+    Drop {
+        /// The dead letter's id.
+        id: String,
+    },
+}
+
+/// Who the operator is: `--by`, else `$USER`, else "operator".
+fn operator(by: Option<String>) -> String {
+    by.filter(|b| !b.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "operator".to_owned())
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx =
+        Context::connect(cli.global.redis_url.expose(), cli.global.json, cli.global.cooldown, cli.global.max_per_hour)
+            .await?;
+    match cli.verb {
+        Verb::Status => look::status(&ctx).await,
+        Verb::Events { follow, container, kind, last } => {
+            let filter = look::EventFilter::new(container, kind)?;
+            if follow { look::follow(&ctx, &filter).await } else { look::recent(&ctx, &filter, last).await }
+        }
+        Verb::Explain { container } => look::explain(&ctx, &context::container(&container)?).await,
+        Verb::Audit { container, limit } => look::audit(&ctx, &context::container(&container)?, limit).await,
+        Verb::Silence(SilenceVerb::Add { target, duration, reason, by }) => {
+            act::silence_add(&ctx, &target, duration, &reason, &operator(by)).await
+        }
+        Verb::Silence(SilenceVerb::Ls) => act::silence_ls(&ctx).await,
+        Verb::Silence(SilenceVerb::Rm { id }) => act::silence_rm(&ctx, &id).await,
+        Verb::Reset { container, by } => act::reset(&ctx, &context::container(&container)?, &operator(by)).await,
+        Verb::Remediate { container, action, by, timeout } => {
+            let action = act::manual_action(&action)?;
+            act::remediate(&ctx, &context::container(&container)?, action, &operator(by), timeout).await
+        }
+        Verb::Dlq(DlqVerb::Ls) => act::dlq_ls(&ctx).await,
+        Verb::Dlq(DlqVerb::Replay { id, all }) => act::dlq_replay(&ctx, if all { None } else { id }).await,
+        Verb::Dlq(DlqVerb::Drop { id }) => act::dlq_drop(&ctx, &id).await,
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    // Logs only when asked for: an operator's terminal gets answers, not
+    // the library's info lines.
+    if std::env::var_os("RUST_LOG").is_some() {
+        hemostat_protocol::telemetry::init();
+    }
+    if let Err(e) = run(cli).await {
+        eprintln!("hemostat: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,364 @@
+//! `hemostat`, the operator's command, run as the built binary against a
+//! real Redis (one node, or a cluster under `HEMOSTAT_TEST_REDIS=cluster`),
+//! every verb; and on the whole stack with the real dockerd, a silence that
+//! holds (the crash is refused with the silence's reason), expires (the next
+//! crash is healed), and a manual remediation through the same gate.
+
+use std::{
+    process::{Command, Output},
+    time::Duration,
+};
+
+use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use hemostat_e2e::{ContainerSpec, Process, RedisServer, bin_dir, docker, start_stack, stream_events, wait_for};
+use hemostat_protocol::{
+    ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    envelope::agent,
+    event::{RemediationComplete, RemediationStatus},
+    keys,
+};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+
+const COMMAND_KEY: &str = "e2e-command-key";
+
+/// Runs `hemostat args...` against `url`, as operator `tester`.
+fn hemostat(url: &str, args: &[&str]) -> Output {
+    let path = bin_dir().join("hemostat");
+    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    Command::new(&path)
+        .args(args)
+        .env("REDIS_URL", url)
+        .env("USER", "tester")
+        .env_remove("RUST_LOG")
+        .env_remove("REDIS_CLUSTER")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Succeeds, or panics with what it said.
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = hemostat(url, args);
+    assert!(out.status.success(), "hemostat {args:?} exited {}: {}{}", out.status, stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+fn ok_json(url: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let text = ok(url, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("hemostat {args:?} --json: {e}: {text}"))
+}
+
+/// Fails with `code` and a one-line message containing `needle`, never a panic or a backtrace.
+fn fails(url: &str, args: &[&str], code: i32, needle: &str) -> String {
+    let out = hemostat(url, args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "hemostat {args:?}: {}{err}", stdout(&out));
+    assert!(err.contains(needle), "hemostat {args:?}: expected {needle:?} in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
+    if code == 1 {
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    err
+}
+
+fn envelope(kind: EventKind, data: Value) -> Envelope {
+    Envelope::new(agent::MONITOR, kind, &data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_verb_on_redis() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let mut conn = redis.connection().await;
+    let c = ContainerRef::new("cli-host", "api");
+    let now = chrono::Utc::now().timestamp_millis();
+
+    // What a collector and the gate leave in Redis: a heartbeat, a
+    // container with stats, three actions this hour (breaker open), audit.
+    let _: () = conn.zadd(keys::COLLECTORS, &c.host, now - 2000).await.unwrap();
+    let _: () = conn.set_ex(keys::heartbeat(&c.host), "{}", 30).await.unwrap();
+    let _: () = conn.sadd(keys::CONTAINERS, c.key()).await.unwrap();
+    let stats = json!({"name": "api", "status": "running", "cpu_pct": 12.5, "memory_pct": 40.0, "health": "healthy", "image": "shop/api:2"});
+    let _: () = conn.set_ex(keys::stats(&c), stats.to_string(), 300).await.unwrap();
+    for (i, ago) in [50_000, 30_000, 10_000].iter().enumerate() {
+        let _: () = conn.zadd(keys::action_log(&c), format!("cmd-{i}"), now - ago).await.unwrap();
+    }
+    let _: () = conn.set_ex(keys::remediation(&c), r#"{"last_action":"x","count":3}"#, 3600).await.unwrap();
+    for (verdict, reason) in [("allowed", ""), ("refused", "cooldown: last action 5.0s ago, cooldown is 3600s")] {
+        let entry = json!({"verdict": verdict, "reason": reason, "action": "restart", "at_ms": now, "host": c.host, "container": c.name});
+        let _: () = conn.lpush(keys::audit(&c), entry.to_string()).await.unwrap();
+    }
+
+    // status: hosts, containers, breakers, in text and JSON.
+    let text = ok(&url, &["status"]);
+    assert!(text.contains("cli-host") && text.contains("alive") && text.contains("cli-host/api"), "{text}");
+    assert!(text.contains("12.5%") && text.contains("healthy"), "{text}");
+    let status = ok_json(&url, &["status"]);
+    assert_eq!(status["hosts"][0]["host"], "cli-host");
+    assert_eq!(status["hosts"][0]["alive"], true);
+    assert_eq!(status["containers"][0]["cpu_pct"], 12.5);
+    assert_eq!(status["circuit_breakers"][0]["container"], "cli-host/api", "{status}");
+
+    // audit: newest first.
+    let audit = ok_json(&url, &["audit", "cli-host/api"]);
+    assert_eq!(audit[0]["verdict"], "refused");
+    assert_eq!(audit[1]["verdict"], "allowed");
+    assert!(ok(&url, &["audit", "cli-host/api"]).lines().next().unwrap().contains("refused"));
+
+    // explain: cooldown remaining, actions against the limit, the verdict.
+    let explain = ok_json(&url, &["explain", "cli-host/api"]);
+    assert_eq!(explain["actions_last_hour"], 3);
+    assert_eq!(explain["circuit_breaker_open"], true);
+    let left = explain["cooldown_remaining_seconds"].as_i64().unwrap();
+    assert!((3580..=3590).contains(&left), "cooldown left: {left}");
+    assert!(explain["verdict"].as_str().unwrap().starts_with("would refuse: cooldown"), "{explain}");
+    let with_short_cooldown = ok_json(&url, &["explain", "cli-host/api", "--cooldown", "5s"]);
+    assert!(with_short_cooldown["verdict"].as_str().unwrap().contains("circuit breaker"), "{with_short_cooldown}");
+
+    // silences: add, listed everywhere, matched by explain, removed, expired.
+    let added = ok_json(&url, &["silence", "add", "cli-host/api", "--for", "2h", "--reason", "db migration"]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert_eq!((added["kind"].as_str(), added["by"].as_str()), (Some("container"), Some("tester")));
+    let explain = ok_json(&url, &["explain", "cli-host/api"]);
+    let verdict = explain["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("would refuse: silenced: db migration (until "), "{verdict}");
+    let _ = ok_json(&url, &["silence", "add", "image:shop/api", "--for", "1s", "--reason", "short"]);
+    let listed = ok_json(&url, &["silence", "ls"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(ok(&url, &["status"]).contains("db migration"));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let listed = ok_json(&url, &["silence", "ls"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "the 1s silence expired by itself: {listed}");
+    ok(&url, &["silence", "rm", &id]);
+    assert_eq!(ok_json(&url, &["silence", "ls"]), json!([]));
+    fails(&url, &["silence", "rm", &id], 1, "no silence");
+
+    // reset: cooldown and breaker gone, the audit says who.
+    let text = ok(&url, &["reset", "cli-host/api"]);
+    assert!(text.contains("3 recorded actions forgotten"), "{text}");
+    let actions: u64 = conn.zcard(keys::action_log(&c)).await.unwrap();
+    let record: Option<String> = conn.get(keys::remediation(&c)).await.unwrap();
+    assert_eq!((actions, record), (0, None));
+    let audit = ok_json(&url, &["audit", "cli-host/api", "--limit", "1"]);
+    assert_eq!(audit.as_array().unwrap().len(), 1);
+    assert_eq!(audit[0]["reason"], "reset by operator tester");
+    let explain = ok_json(&url, &["explain", "cli-host/api"]);
+    assert_eq!(
+        (explain["cooldown_remaining_seconds"].as_i64(), explain["circuit_breaker_open"].as_bool()),
+        (Some(0), Some(false))
+    );
+    assert_eq!(ok_json(&url, &["status"])["circuit_breakers"], json!([]));
+
+    // events: the newest, filtered by container and type.
+    let publisher = RedisPublisher::new(redis.connection().await);
+    let alert = envelope(
+        EventKind::HealthAlert,
+        json!({"container": "api", "host": "cli-host", "issues": ["Exited with code 1"], "metrics": {"name": "api"}}),
+    );
+    let other = envelope(
+        EventKind::HealthAlert,
+        json!({"container": "db", "host": "cli-host", "issues": ["High CPU: 99%"], "metrics": {"name": "db"}}),
+    );
+    publisher.publish(&alert).await.unwrap();
+    publisher.publish(&other).await.unwrap();
+    let text = ok(&url, &["events", "--container", "cli-host/api"]);
+    assert!(
+        text.contains("health_alert") && text.contains("Exited with code 1") && !text.contains("High CPU"),
+        "{text}"
+    );
+    let text = ok(&url, &["events", "--type", "false_alarm"]);
+    assert!(text.trim().is_empty(), "{text}");
+    assert!(ok(&url, &["status"]).contains("ACTIVE ISSUES (2)"));
+
+    // events --follow: the live stream, readable, filtered.
+    let follow =
+        Process::builder("hemostat").args(["events", "--follow", "--container", "api"]).env("REDIS_URL", &url).spawn();
+    follow.wait_for_line("following hemostat:*", Duration::from_secs(10)).await;
+    publisher.publish(&other).await.unwrap();
+    let done = envelope(
+        EventKind::RemediationComplete,
+        json!({"container": "api", "host": "cli-host", "action": "restart",
+               "result": {"status": "success", "action": "restart", "container": "api", "duration_ms": 812}}),
+    );
+    publisher.publish(&done).await.unwrap();
+    let line = follow.wait_for_line("remediation_complete", Duration::from_secs(10)).await;
+    assert!(line.contains("cli-host/api") && line.contains("restart success") && line.contains("812 ms"), "{line}");
+    assert!(!follow.log().contains("High CPU"), "filtered out: {}", follow.log());
+    follow.kill();
+
+    // dlq: listed with the reason, replayed into its stream, dropped.
+    let stream = EventKind::FalseAlarm.stream();
+    let body = envelope(EventKind::FalseAlarm, json!({"container": "api", "reason": "replayed"})).to_json();
+    let fields = [
+        ("stream", stream.as_str()),
+        ("function", "alert"),
+        ("id", "1-0"),
+        ("reason", "malformed: x"),
+        ("attempts", "5"),
+    ];
+    let mut dead: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let mut all = fields.to_vec();
+        all.push(("envelope", &body));
+        dead.push(conn.xadd(keys::DEAD_LETTER_STREAM, "*", &all).await.unwrap());
+    }
+    let text = ok(&url, &["dlq", "ls"]);
+    assert!(text.contains("DEAD LETTERS (3)") && text.contains("malformed: x"), "{text}");
+    let before: usize = conn.xlen(&stream).await.unwrap();
+    ok(&url, &["dlq", "replay", &dead[0]]);
+    let after: usize = conn.xlen(&stream).await.unwrap();
+    assert_eq!(after, before + 1, "replayed into {stream}");
+    ok(&url, &["dlq", "drop", &dead[1]]);
+    fails(&url, &["dlq", "drop", &dead[1]], 1, "no dead letter");
+    let rows = ok_json(&url, &["dlq", "ls"]);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    ok(&url, &["dlq", "replay", "--all"]);
+    assert_eq!(ok_json(&url, &["dlq", "ls"]), json!([]));
+    assert_eq!(conn.xlen::<_, usize>(&stream).await.unwrap(), before + 2);
+
+    // Bad input: a clear line and a non-zero exit, never a backtrace.
+    fails(&url, &["explain", "cli-host/nope"], 1, "unknown container cli-host/nope");
+    fails(&url, &["audit", "nohost"], 2, "expected host/name");
+    fails(&url, &["silence", "add", "cli-host/api", "--for", "2 fortnights", "--reason", "x"], 2, "--for");
+    fails(&url, &["silence", "add", "planet:mars", "--for", "1h", "--reason", "x"], 2, "expected host/name");
+    fails(&url, &["remediate", "cli-host/api", "reboot"], 2, "expected one of restart");
+    fails(&url, &["events", "--type", "gossip"], 2, "expected one of health_alert");
+    let err = fails("redis://:pw-5ecret@127.0.0.1:1", &["status"], 1, "cannot reach Redis at redis://***@127.0.0.1:1");
+    assert!(!err.contains("5ecret"), "{err}");
+    for verb in [
+        &["status"][..],
+        &["events"],
+        &["explain"],
+        &["audit"],
+        &["silence", "add"],
+        &["silence", "ls"],
+        &["silence", "rm"],
+        &["reset"],
+        &["remediate"],
+        &["dlq", "ls"],
+        &["dlq", "replay"],
+        &["dlq", "drop"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let help = ok("redis://127.0.0.1:1", &args);
+        assert!(help.contains("Usage: hemostat") && help.contains("--json"), "{verb:?} --help: {help}");
+    }
+}
+
+async fn completions(conn: &mut hemostat_protocol::connection::Connection, name: &str) -> Vec<RemediationComplete> {
+    stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
+        .await
+        .into_iter()
+        .map(|(_, c)| c)
+        .filter(|c| c.container == name)
+        .collect()
+}
+
+fn started_at(state: &bollard::models::ContainerState) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(state.started_at.as_deref().unwrap()).unwrap().into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let docker = docker().await;
+    let stack = start_stack(&url, COMMAND_KEY).await;
+    let conn = redis.connection().await;
+
+    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+        .restart_policy(RestartPolicyNameEnum::NO)
+        .start(&docker)
+        .await;
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let c = ContainerRef::new(&stack.host, container.name());
+    let target = c.key();
+    let reported = wait_for(Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let key = target.clone();
+        async move { conn.sismember::<_, _, bool>(keys::CONTAINERS, &key).await.unwrap_or(false).then_some(()) }
+    })
+    .await;
+    assert!(reported.is_some(), "the collector never reported {target}:\n{}", stack.collector.log_tail(40));
+
+    // Silenced: the crash is refused with the silence's reason, and stays down.
+    let silence = ok_json(&url, &["silence", "add", &target, "--for", "3s", "--reason", "maintenance window"]);
+    let until = silence["until"].as_str().unwrap().to_owned();
+    let first_start = started_at(&container.state().await);
+    container.kill("USR1").await;
+    let refused = wait_for(Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let name = container.name().to_owned();
+        async move {
+            completions(&mut conn, &name).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
+        }
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!("no refusal.\nbridge:\n{}\ncollector:\n{}", stack.bridge.log_tail(40), stack.collector.log_tail(40))
+    });
+    let reason = refused.result.reason.clone().unwrap_or_default();
+    assert_eq!(reason, format!("silenced: maintenance window (until {until})"));
+    assert!(refused.result.details.as_deref().unwrap_or("").contains("by tester"), "{:?}", refused.result.details);
+    let audit = ok_json(&url, &["audit", &target]);
+    assert_eq!((audit[0]["verdict"].as_str(), audit[0]["reason"].as_str()), (Some("refused"), Some(reason.as_str())));
+    let explained = ok(&url, &["explain", &target]);
+    assert!(explained.contains("maintenance window"), "{explained}");
+    let state = container.state().await;
+    assert_eq!(state.status, Some(ContainerStateStatusEnum::EXITED), "silenced: not restarted");
+    assert_eq!(started_at(&state), first_start);
+
+    // Expired: the silence ends by itself and the next crash is healed.
+    let expired = wait_for(Duration::from_secs(10), || {
+        let url = url.clone();
+        async move { (ok_json(&url, &["silence", "ls"]) == json!([])).then_some(()) }
+    })
+    .await;
+    assert!(expired.is_some(), "the 3s silence did not expire");
+    docker.start_container(container.id(), None).await.unwrap();
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let second_start = started_at(&container.state().await);
+    container.kill("USR1").await;
+    let healed = wait_for(Duration::from_secs(20), || async {
+        let state = container.state().await;
+        (state.running == Some(true) && started_at(&state) > second_start).then_some(())
+    })
+    .await;
+    assert!(healed.is_some(), "not healed after the silence expired.\ncollector:\n{}", stack.collector.log_tail(40));
+    let success = wait_for(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let name = container.name().to_owned();
+        async move {
+            completions(&mut conn, &name).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
+        }
+    })
+    .await;
+    assert!(success.is_some(), "no success recorded");
+
+    // remediate: through the same gate, so the cooldown refuses it...
+    let out = hemostat(&url, &["remediate", &target, "restart", "--timeout", "30s"]);
+    assert_eq!(out.status.code(), Some(1), "refused by the cooldown: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("rejected: cooldown"), "{}{}", stdout(&out), stderr(&out));
+    // ...and after a reset the manual restart is executed and verified.
+    ok(&url, &["reset", &target]);
+    let before = started_at(&container.state().await);
+    let outcome = ok_json(&url, &["remediate", &target, "restart", "--timeout", "30s"]);
+    assert_eq!(outcome["data"]["result"]["status"], "success", "{outcome}");
+    assert_eq!(outcome["data"]["analysis_method"], "manual", "{outcome}");
+    assert!(outcome["data"]["reason"].as_str().unwrap().starts_with("manual restart by operator tester"), "{outcome}");
+    assert!(started_at(&container.state().await) > before, "restarted by the manual remediation");
+    let audit = ok_json(&url, &["audit", &target, "--limit", "3"]);
+    assert_eq!(audit[0]["verdict"], "allowed");
+    assert_eq!(audit[1]["reason"], "reset by operator tester");
+}
