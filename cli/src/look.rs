@@ -6,7 +6,7 @@ use futures::StreamExt;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, keys,
     publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
-    silence::{self, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Subject},
+    silence::{self, Subject},
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -310,12 +310,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     let cooldown_left_ms = last_action_ms.map_or(0, |last| (last + ctx.cooldown_seconds as i64 * 1000 - now).max(0));
     let breaker_open = actions >= ctx.max_per_hour;
 
-    let mut subject = Subject { image: image.clone(), project: project.clone(), ..Subject::of(c) };
-    for (label, value) in [(COMPOSE_PROJECT_LABEL, &project), (COMPOSE_SERVICE_LABEL, &service)] {
-        if let Some(v) = value {
-            subject.labels.insert(label.to_owned(), v.clone());
-        }
-    }
+    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_compose(project.clone(), service.clone());
     let live = silence::live(&mut conn).await?;
     let matching: Vec<&silence::Silence> = live.iter().filter(|s| s.matches(&subject)).collect();
 

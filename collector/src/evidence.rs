@@ -29,6 +29,7 @@ use hemostat_protocol::evidence::{
     DockerEvent, ELLIPSIS, Evidence, HealthEvidence, HealthResult, LogEvidence, LogLine, LogStream, LogsSkipped,
     SampleSummary, StateEvidence,
 };
+use hemostat_protocol::policy::{COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
 use tokio::time::Instant;
 
 use crate::{
@@ -40,9 +41,6 @@ use crate::{
 /// The per-container opt-out: `hemostat.evidence.logs=false` keeps the
 /// container's logs out of its alerts (state and health still go).
 pub const LOGS_LABEL: &str = "hemostat.evidence.logs";
-/// Compose's labels naming a container's project and service.
-pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
-pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
 
 /// A log line is cut to this many bytes (after redaction, so a cut never
 /// leaves half a secret that the rules no longer recognise).

@@ -20,12 +20,10 @@ use bollard::{
     },
     query_parameters::{CreateContainerOptions, ListContainersOptions, StartContainerOptions},
 };
+use hemostat_protocol::policy::{COMPOSE_NUMBER_LABEL, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
 
 use crate::{docker, error::CollectorError};
 
-pub const LABEL_COMPOSE_PROJECT: &str = "com.docker.compose.project";
-pub const LABEL_COMPOSE_SERVICE: &str = "com.docker.compose.service";
-pub const LABEL_COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
 /// On every replica HemoStat creates: the container it was cloned from
 /// (the original, also when cloning a replica), for naming and audit.
 pub const LABEL_REPLICA_OF: &str = "hemostat.replica_of";
@@ -74,7 +72,7 @@ pub async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<
     let config = source.config.clone().unwrap_or_default();
     let mut labels = config.labels.clone().unwrap_or_default();
     let name = docker::name(source).unwrap_or_default();
-    let naming = match (labels.get(LABEL_COMPOSE_PROJECT), labels.get(LABEL_COMPOSE_SERVICE)) {
+    let naming = match (labels.get(COMPOSE_PROJECT_LABEL), labels.get(COMPOSE_SERVICE_LABEL)) {
         (Some(p), Some(s)) if !p.is_empty() && !s.is_empty() => {
             Naming::Compose { project: p.clone(), service: s.clone() }
         }
@@ -89,8 +87,8 @@ pub async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<
         Naming::Compose { project, service } => existing
             .iter()
             .filter_map(|c| c.labels.as_ref())
-            .filter(|l| l.get(LABEL_COMPOSE_PROJECT) == Some(project) && l.get(LABEL_COMPOSE_SERVICE) == Some(service))
-            .filter_map(|l| l.get(LABEL_COMPOSE_NUMBER)?.parse::<u64>().ok())
+            .filter(|l| l.get(COMPOSE_PROJECT_LABEL) == Some(project) && l.get(COMPOSE_SERVICE_LABEL) == Some(service))
+            .filter_map(|l| l.get(COMPOSE_NUMBER_LABEL)?.parse::<u64>().ok())
             .max()
             .unwrap_or(0),
         Naming::Clone { .. } => 0,
@@ -104,7 +102,7 @@ pub async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<
         },
     );
     if matches!(naming, Naming::Compose { .. }) {
-        labels.insert(LABEL_COMPOSE_NUMBER.to_owned(), number.to_string());
+        labels.insert(COMPOSE_NUMBER_LABEL.to_owned(), number.to_string());
     }
 
     let host_config = source.host_config.clone().map(ephemeral_ports);
@@ -209,7 +207,7 @@ pub async fn create(docker: &Docker, mut plan: Plan) -> Result<Replica, Collecto
                 plan.number += 1;
                 plan.name = plan.naming.name(plan.number);
                 if let (Naming::Compose { .. }, Some(labels)) = (&plan.naming, plan.body.labels.as_mut()) {
-                    labels.insert(LABEL_COMPOSE_NUMBER.to_owned(), plan.number.to_string());
+                    labels.insert(COMPOSE_NUMBER_LABEL.to_owned(), plan.number.to_string());
                 }
             }
             Err(e) => return Err(e.into()),

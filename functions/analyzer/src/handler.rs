@@ -165,6 +165,8 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             image: alert.image.clone(),
             severity: alert.anomalies.iter().map(|a| a.severity).max(),
             diagnosis: analysis.diagnosis.clone(),
+            compose_project: alert.evidence.as_ref().and_then(|e| e.state.compose_project.clone()),
+            compose_service: alert.evidence.as_ref().and_then(|e| e.state.compose_service.clone()),
         };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {

@@ -296,6 +296,13 @@ pub struct IncidentContext {
     /// verdict, the command and the outcome alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnosis: Option<Diagnosis>,
+    /// The container's compose project and service, from the alert's
+    /// evidence, so the gate can match project and label silences without
+    /// looking for the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose_project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose_service: Option<String>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.

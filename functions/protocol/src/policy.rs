@@ -44,6 +44,11 @@ pub const LABEL_UNHEALTHY_GRACE: &str = "hemostat.unhealthy_grace";
 pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
 /// docker-autoheal's stop timeout, in whole seconds.
 pub const LABEL_AUTOHEAL_STOP_TIMEOUT: &str = "autoheal.stop.timeout";
+/// Compose's labels: a container's project, its service, and its replica
+/// number within the service.
+pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+pub const COMPOSE_NUMBER_LABEL: &str = "com.docker.compose.container-number";
 
 /// What a fix may be, as the container's owner allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -62,8 +62,7 @@ impl std::fmt::Display for TargetKind {
 /// The compose labels: the only labels that reach the responder today
 /// (through the alert's evidence), so the only ones a label silence can
 /// match there.
-pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
-pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
+pub use crate::policy::{COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
 
 /// One silence, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +95,18 @@ pub struct Subject {
 impl Subject {
     pub fn of(container: &ContainerRef) -> Self {
         Subject { host: container.host.clone(), name: container.name.clone(), ..Default::default() }
+    }
+
+    /// The container's compose project and service (as [`compose_of`]
+    /// reads them): the project, and both as labels.
+    pub fn with_compose(mut self, project: Option<String>, service: Option<String>) -> Self {
+        for (label, value) in [(COMPOSE_PROJECT_LABEL, &project), (COMPOSE_SERVICE_LABEL, &service)] {
+            if let Some(value) = value {
+                self.labels.insert(label.to_owned(), value.clone());
+            }
+        }
+        self.project = project;
+        self
     }
 }
 

@@ -8,7 +8,7 @@ use hemostat_protocol::{
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
     event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
-    silence::{self, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, Silence, Subject, TargetKind},
+    silence::{self, Silence, Subject, TargetKind},
 };
 
 use crate::{
@@ -65,7 +65,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             Some(image) => Some(image.clone()),
             None => self.store.image_of(&container).await?,
         };
-        let silence = self.silence_for(&container, image.as_deref()).await?;
+        let silence = self.silence_for(&container, image.as_deref(), &needed.context).await?;
         let silenced = silence.as_ref().map(Silence::refusal);
         // Derived from the request itself, so a redelivered request maps to
         // the same command and is neither counted nor executed twice.
@@ -104,11 +104,14 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     /// The first live silence that holds for the container. Its compose
-    /// project is looked up only when a project or label silence exists.
+    /// project matters only when a project or label silence exists: the
+    /// analyzer's context carries it; a request without (a manual or a
+    /// seed-protocol one) has it looked up from the container's last alert.
     async fn silence_for(
         &self,
         container: &ContainerRef,
         image: Option<&str>,
+        context: &IncidentContext,
     ) -> Result<Option<Silence>, hemostat_protocol::ProtocolError> {
         let silences = self.store.silences().await?;
         if silences.is_empty() {
@@ -116,13 +119,11 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         }
         let mut subject = Subject { image: image.map(str::to_owned), ..Subject::of(container) };
         if silences.iter().any(|s| matches!(s.kind, TargetKind::Project | TargetKind::Label)) {
-            let (project, service) = self.store.compose_of(container).await?;
-            for (label, value) in [(COMPOSE_PROJECT_LABEL, &project), (COMPOSE_SERVICE_LABEL, &service)] {
-                if let Some(value) = value {
-                    subject.labels.insert(label.to_owned(), value.clone());
-                }
-            }
-            subject.project = project;
+            let (project, service) = match (&context.compose_project, &context.compose_service) {
+                (None, None) => self.store.compose_of(container).await?,
+                (project, service) => (project.clone(), service.clone()),
+            };
+            subject = subject.with_compose(project, service);
         }
         Ok(silence::matching(&silences, &subject).cloned())
     }
@@ -344,6 +345,13 @@ mod tests {
             );
             assert!(done.result.details.unwrap().contains("by alice"), "{kind}");
         }
+        // The analyzer's context names the project: no lookup needed.
+        let mut r = responder(vec![]);
+        r.store.silences = vec![silence(TargetKind::Project, "shop")];
+        let mut record = needed("t1", "h1");
+        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"compose_project":"shop""#);
+        r.handle(BatchEvent { records: vec![record] }).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty(), "the context's project is silenced");
         // A silence elsewhere, or on a project the container is not in, lets it through.
         for (kind, target) in [(TargetKind::Host, "h2"), (TargetKind::Project, "blog")] {
             let mut r = responder(vec![]);
