@@ -81,7 +81,10 @@ impl Alarm {
             threshold: b.threshold,
             actual: round2(b.actual),
             issue: format!("High {what}: {:.1}%", b.actual),
-            extra: vec![("sustained_seconds", json!(round2(b.sustained)))],
+            extra: vec![
+                (Metrics::SUSTAINED_SECONDS, json!(round2(b.sustained))),
+                (Metrics::SUSTAIN_SECONDS, json!(round2(b.sustain))),
+            ],
         }
     }
 
@@ -352,13 +355,14 @@ mod tests {
         let who = who();
         let usage = Usage { cpu_pct: 91.234, memory_pct: 40.0, pids: 7, ..Default::default() };
         let view = View { who: &who, status: "running", health: Some("healthy"), usage: Some(&usage) };
-        let breach = Breach { severity: Severity::High, actual: 91.234, threshold: 85.0, sustained: 5.0 };
+        let breach = Breach { severity: Severity::High, actual: 91.234, threshold: 85.0, sustained: 5.0, sustain: 5.0 };
         let a = alerts.symptom(&view, &Symptom::HighCpu(breach), &RULES);
         assert_eq!(a.issues, ["High CPU: 91.2%"]);
         assert_eq!(a.anomalies[0].kind, AnomalyKind::HighCpu);
         assert_eq!((a.anomalies[0].threshold, a.anomalies[0].actual), (Some(85.0), Some(91.23)));
         assert_eq!((a.metrics.cpu_pct, a.metrics.extra["pids"].clone()), (91.23, json!(7)));
         assert_eq!(a.metrics.extra["sustained_seconds"], json!(5.0));
+        assert_eq!(a.metrics.extra["sustain_seconds"], json!(5.0));
         assert_eq!(a.metrics.extra["health"], json!("healthy"));
         assert_eq!((a.container_id.as_deref(), a.exit_code), (Some("c1"), None));
         let a = alerts.symptom(&view, &Symptom::HighMemory(breach), &RULES);

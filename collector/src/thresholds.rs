@@ -33,6 +33,8 @@ pub struct Breach {
     pub threshold: f64,
     /// How long the value has been above the threshold.
     pub sustained: f64,
+    /// The rule's sustain window: what "sustained" meant for this breach.
+    pub sustain: f64,
 }
 
 /// The state of one metric of one container.
@@ -91,7 +93,13 @@ impl Gauge {
         };
         self.reported = Some(severity);
         self.below_since = None;
-        Some(Breach { severity, actual: value, threshold: rule.threshold, sustained: now - since })
+        Some(Breach {
+            severity,
+            actual: value,
+            threshold: rule.threshold,
+            sustained: now - since,
+            sustain: rule.sustain,
+        })
     }
 }
 

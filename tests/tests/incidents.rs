@@ -16,13 +16,6 @@ use hemostat_protocol::diagnosis::Cause;
 
 const COMMAND_KEY: &str = "e2e-incidents-key";
 
-/// Incidents shown in the table but not yet asserted, with why. The rules
-/// wait for a burn to be sustained (60 s, or three alerts in five minutes)
-/// before they restart, so under the suite's 3 s window the burner's first
-/// alert is a false alarm and its second the first restart: the steps the
-/// suite judges are one alert early. Judging it by decision rather than by
-/// alert number is open in issue 12.
-const KNOWN_GAPS: &[&str] = &["cpu_burner"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
@@ -40,7 +33,6 @@ async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
 
     let wrong: Vec<String> = outcomes
         .iter()
-        .filter(|o| !KNOWN_GAPS.contains(&o.incident))
         .filter(|o| !o.correct() || o.made_worse())
         .map(|o| format!("{}: expected {}, got {}", o.label, o.expected(), o.diagnosed()))
         .collect();
@@ -51,7 +43,7 @@ async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
         stack.collector.log_tail(60),
         stack.emulator.log_tail(60)
     );
-    for o in outcomes.iter().filter(|o| !KNOWN_GAPS.contains(&o.incident)) {
+    for o in outcomes.iter() {
         let Some(d) = &o.decision else { continue };
         assert_eq!(d.context.analysis_method.as_deref(), Some("rule_based"), "{}", o.label);
         if let Expect::Decision { cause, .. } = o.step.expect {

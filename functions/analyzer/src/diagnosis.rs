@@ -32,13 +32,10 @@ use hemostat_protocol::{
     evidence::Evidence,
 };
 
-use crate::history::sustained_seconds;
+use crate::history::sustained;
 
 /// At most this many evidence lines are cited.
 pub const MAX_CITED: usize = 5;
-/// `sustained_seconds` from which a CPU alert is a burner, not a spike (the
-/// rules' threshold).
-const CPU_BURN_SECONDS: f64 = 60.0;
 
 /// The failure signatures, most specific first: lowercase substrings.
 pub const SIGNATURES: &[(Cause, &[&str])] = &[
@@ -222,7 +219,7 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
     // Critical CPU is pegged for the collector's whole sustain window: a
     // burner, however short that window is configured.
     let pegged = alert.anomalies.iter().any(|a| a.kind == AnomalyKind::HighCpu && a.severity == Severity::Critical);
-    if has(AnomalyKind::HighCpu) && (pegged || sustained_seconds(alert).is_some_and(|s| s >= CPU_BURN_SECONDS)) {
+    if has(AnomalyKind::HighCpu) && (pegged || sustained(alert).is_some()) {
         return Some(diagnosis(Cause::CpuBurn, "The process has been burning CPU for a sustained period.", Vec::new()));
     }
     None

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef,
-    event::{AnomalyKind, HealthAlert},
+    event::{AnomalyKind, HealthAlert, Metrics},
     keys,
 };
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,22 @@ impl AlertSummary {
 
 /// The collector's `metrics.sustained_seconds`, if present and a number.
 pub fn sustained_seconds(alert: &HealthAlert) -> Option<f64> {
-    alert.metrics.extra.get("sustained_seconds").and_then(|v| v.as_f64()).filter(|s| s.is_finite())
+    alert.metrics.extra_f64(Metrics::SUSTAINED_SECONDS)
+}
+
+/// What "sustained" means when the alert does not say: the collector's
+/// default sustain window, and what the seed's monitor alerts are held to.
+pub const SUSTAINED_SECONDS: f64 = 60.0;
+
+/// How long a breach has lasted, when that makes it sustained: at least
+/// the sustain window the collector applied (`metrics.sustain_seconds`, the
+/// operator's setting or the container's label), or [`SUSTAINED_SECONDS`]
+/// when the alert does not name one. A collector told that 10 s of high
+/// CPU is a burn has already waited those 10 s; holding its alert to 60 s
+/// again would call every such burn a spike.
+pub fn sustained(alert: &HealthAlert) -> Option<f64> {
+    let window = alert.metrics.extra_f64(Metrics::SUSTAIN_SECONDS).filter(|w| *w >= 0.0).unwrap_or(SUSTAINED_SECONDS);
+    sustained_seconds(alert).filter(|s| *s >= window)
 }
 
 /// The seed timestamp (`2025-11-03T10:30:45.123456`, UTC) as Unix µs; an

@@ -17,7 +17,7 @@
 //! | critical | any anomaly of severity critical | restart | 0.85 |
 //! | unhealthy | the health check fails | restart | 0.7 |
 //! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
-//! | sustained CPU | `high_cpu` for [`SUSTAINED_SECONDS`] (collector) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
+//! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::history::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
 //! | transient | anything else (one spike) | none | 0.65 |
 //!
 //! Repeated failures come before the crash rule: when restarts keep
@@ -41,7 +41,7 @@ use hemostat_protocol::{
 
 use crate::{
     diagnosis::{self, diagnose},
-    history::{History, sustained_seconds},
+    history::{History, sustained},
 };
 
 /// Exits (non-zero or OOM) within [`REPEATED_FAILURE_WINDOW`], this one
@@ -53,8 +53,6 @@ pub const REPEATED_FAILURE_WINDOW: Duration = Duration::from_secs(600);
 /// make high CPU sustained rather than a spike.
 pub const SUSTAINED_ALERTS: usize = 3;
 pub const SUSTAINED_WINDOW: Duration = Duration::from_secs(300);
-/// The collector's `sustained_seconds` from which high CPU is sustained.
-pub const SUSTAINED_SECONDS: f64 = 60.0;
 /// How far back a `high_cpu` alert before the container's last start
 /// shows that restarting did not stop the burn.
 pub const CPU_RECURRENCE_WINDOW: Duration = Duration::from_secs(1800);
@@ -277,7 +275,7 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
         );
     }
     if has(AnomalyKind::HighCpu) {
-        if let Some(secs) = sustained_seconds(alert).filter(|s| *s >= SUSTAINED_SECONDS) {
+        if let Some(secs) = sustained(alert) {
             return RuleDecision::new(
                 Pattern::SustainedCpu,
                 Action::Restart,
@@ -394,6 +392,13 @@ mod tests {
         let v = single(a.clone());
         assert_eq!((v.action, v.confidence), (Action::Restart, 0.75));
         a.metrics.extra.insert("sustained_seconds".into(), 20.into());
+        assert_eq!(single(a.clone()).pattern, Pattern::Transient);
+        // The collector says its window was 10 s: 20 s is sustained.
+        a.metrics.extra.insert("sustain_seconds".into(), 10.into());
+        let v = single(a.clone());
+        assert_eq!((v.pattern, v.diagnosis.map(|d| d.cause)), (Pattern::SustainedCpu, Some(Cause::CpuBurn)));
+        // A breach shorter than its own window is not (a collector would not send it, a hand-written alert might).
+        a.metrics.extra.insert("sustain_seconds".into(), 30.into());
         assert_eq!(single(a).pattern, Pattern::Transient);
     }
 

@@ -90,6 +90,22 @@ pub struct Metrics {
     pub extra: serde_json::Map<String, Value>,
 }
 
+impl Metrics {
+    /// `extra`: seconds a CPU or memory value has stayed above its
+    /// threshold, when the alert is a threshold breach.
+    pub const SUSTAINED_SECONDS: &'static str = "sustained_seconds";
+    /// `extra`: the sustain window the collector required before it called
+    /// the breach (its own setting, or the container's `hemostat.sustain`).
+    /// What "sustained" means is the operator's choice, so the analyzer
+    /// reads it from here rather than assuming its own.
+    pub const SUSTAIN_SECONDS: &'static str = "sustain_seconds";
+
+    /// A finite number in `extra`.
+    pub fn extra_f64(&self, key: &str) -> Option<f64> {
+        self.extra.get(key).and_then(Value::as_f64).filter(|v| v.is_finite())
+    }
+}
+
 /// What kind of trouble a collector saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
