@@ -11,19 +11,25 @@
 //! recent events and sample summary ([`crate::recent`]) are taken at once,
 //! on the caller's task: the event or reading behind the alert is in them.
 
-use std::time::Instant;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use bollard::models::ContainerInspectResponse;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hemostat_protocol::{
     Envelope, EventKind,
     envelope::{agent, seed_timestamp},
-    event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity},
+    event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity, SystemAlert},
+    policy::{ActionPolicy, Policy, Resolved},
 };
 use serde_json::{Value, json};
 
 use crate::{
     detector::{Finding, FindingKind},
+    docker,
     evidence::{Gatherer, Provided},
     leak::Leak,
     outbox::Outbox,
@@ -44,6 +50,8 @@ pub struct Alerts {
     evidence: Option<Gatherer>,
     /// Recent events and samples per container; None: evidence goes without.
     recent: Option<Recent>,
+    /// Containers (by id) whose bad labels were reported already.
+    reported: Arc<Mutex<HashSet<String>>>,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -110,7 +118,7 @@ impl Alarm {
 
 impl Alerts {
     pub fn new(host: String, outbox: Outbox) -> Alerts {
-        Alerts { host, outbox, evidence: None, recent: None }
+        Alerts { host, outbox, evidence: None, recent: None, reported: Default::default() }
     }
 
     /// Evidence also carries the container's recent events and samples
@@ -170,6 +178,7 @@ impl Alerts {
             exit_code: f.exit_code,
             detected_at: Some(time.to_rfc3339_opts(SecondsFormat::Nanos, true)),
             evidence: None,
+            policy: None,
         }
     }
 
@@ -222,12 +231,19 @@ impl Alerts {
             exit_code: None,
             detected_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)),
             evidence: None,
+            policy: None,
         }
     }
 
     /// Publishes `alert` with the container's evidence attached, gathered
     /// on a task of its own (see the module doc); `latency`, when the alert
     /// came from an event, is logged with it.
+    ///
+    /// The container's labels decide first ([`docker::policy`]): with
+    /// `hemostat.action=none` nothing is published; any other policy that
+    /// differs from the fleet's travels in [`HealthAlert::policy`], for the
+    /// analyzer and the gate. A container that could not be inspected
+    /// (gone already) is alerted on with the fleet's policy.
     pub fn publish_with_evidence(&self, mut alert: HealthAlert, from: Inspected, latency: Option<Latency>) {
         let Some(gatherer) = self.evidence.clone() else {
             return self.send(alert, latency, None);
@@ -239,19 +255,58 @@ impl Alerts {
         let this = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let evidence = match from {
-                Inspected::Yes(inspect) => Some(gatherer.gather_inspected(&inspect, provided).await),
-                Inspected::No(id) => match gatherer.gather(&id, provided).await {
-                    Ok(evidence) => Some(evidence),
-                    Err(e) => {
-                        tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert");
-                        None
-                    }
-                },
+            let inspect = match from {
+                Inspected::Yes(inspect) => Ok(*inspect),
+                Inspected::No(id) => gatherer.inspect(&id).await,
             };
-            alert.evidence = evidence;
+            match inspect {
+                Ok(inspect) => {
+                    let policy = this.policy(&alert, &inspect);
+                    if policy.action == ActionPolicy::None {
+                        tracing::info!(container = %alert.container, issues = ?alert.issues, "hemostat.action=none: no alert");
+                        return;
+                    }
+                    alert.policy = (!policy.is_default()).then_some(policy);
+                    alert.evidence = Some(gatherer.gather_inspected(&inspect, provided).await);
+                }
+                Err(e) => tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert"),
+            }
             this.send(alert, latency, Some(started.elapsed().as_millis() as u64));
         });
+    }
+
+    /// The container's policy; labels that do not parse are reported once
+    /// per container (a warning and a `system_alert`), and the fleet's
+    /// settings stand in for them.
+    fn policy(&self, alert: &HealthAlert, inspect: &ContainerInspectResponse) -> Policy {
+        let Resolved { policy, problems } = docker::policy(inspect);
+        if problems.is_empty() {
+            return policy;
+        }
+        let id = inspect.id.clone().unwrap_or_else(|| alert.container.clone());
+        if !self.reported.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+            return policy;
+        }
+        let message = format!(
+            "container {} has labels HemoStat cannot read, the defaults apply instead: {}",
+            alert.container,
+            problems.join("; ")
+        );
+        tracing::warn!(container = %alert.container, problems = ?problems, "bad labels: the defaults apply");
+        let report = SystemAlert {
+            kind: SystemAlert::BAD_LABELS.into(),
+            severity: Severity::Medium,
+            host: self.host.clone(),
+            message,
+            last_seen: None,
+            missing_for_seconds: None,
+            container: Some(alert.container.clone()),
+        };
+        match Envelope::new(agent::MONITOR, EventKind::SystemAlert, &report) {
+            Ok(env) => self.outbox.send(env),
+            Err(e) => tracing::error!(error = %e, "could not build the bad-labels alert"),
+        }
+        policy
     }
 
     fn send(&self, alert: HealthAlert, latency: Option<Latency>, evidence_ms: Option<u64>) {

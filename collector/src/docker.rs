@@ -1,7 +1,9 @@
-//! The Docker connection, what the collector reads from inspect, and the
+//! The Docker connection, what the collector reads from inspect (facts and
+//! the container's policy), and the
 //! short ids its reports name containers and images by.
 
 use bollard::{Docker, models::ContainerInspectResponse, query_parameters::InspectContainerOptions};
+use hemostat_protocol::policy::{Policy, Resolved};
 
 use crate::{detector::Facts, error::CollectorError};
 
@@ -41,6 +43,12 @@ pub fn facts(inspect: &ContainerInspectResponse) -> Facts {
         image: inspect.config.as_ref().and_then(|c| c.image.clone()),
         labels: inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default(),
     }
+}
+
+/// The container's policy from its labels and its own `StopTimeout`.
+pub fn policy(inspect: &ContainerInspectResponse) -> Resolved {
+    let own = inspect.config.as_ref().and_then(|c| c.stop_timeout);
+    Policy::from_labels(&facts(inspect).labels, own)
 }
 
 pub fn name(inspect: &ContainerInspectResponse) -> Option<String> {

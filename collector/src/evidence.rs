@@ -120,10 +120,25 @@ impl Gatherer {
     /// the alert itself should go without it.
     pub async fn gather(&self, container: &str, provided: Provided) -> Result<Evidence, CollectorError> {
         let deadline = Instant::now() + self.settings.timeout;
-        let inspect = tokio::time::timeout_at(deadline, docker::inspect(&self.docker, container))
-            .await
-            .map_err(|_| CollectorError::Docker(bollard::errors::Error::RequestTimeoutError))??;
+        let inspect = self.inspect_until(container, deadline).await?;
         Ok(self.gather_until(&inspect, provided, deadline).await)
+    }
+
+    /// Inspects `container` within [`Settings::timeout`]: what an alert
+    /// raised without an inspect (the sampler's) reads its policy from
+    /// before [`Gatherer::gather_inspected`].
+    pub async fn inspect(&self, container: &str) -> Result<ContainerInspectResponse, CollectorError> {
+        self.inspect_until(container, Instant::now() + self.settings.timeout).await
+    }
+
+    async fn inspect_until(
+        &self,
+        container: &str,
+        deadline: Instant,
+    ) -> Result<ContainerInspectResponse, CollectorError> {
+        tokio::time::timeout_at(deadline, docker::inspect(&self.docker, container))
+            .await
+            .map_err(|_| CollectorError::Docker(bollard::errors::Error::RequestTimeoutError))?
     }
 
     /// Gathers evidence from an inspect the caller already made (the

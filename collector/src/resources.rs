@@ -6,6 +6,8 @@
 //! time), so what a run of readings yields is unit-tested here, and the
 //! sampler is left with reading, tracking and publishing.
 
+use hemostat_protocol::policy::Policy;
+
 use crate::{
     leak::{Leak, LeakDetector, LeakRule},
     stats::{self, Timed, Usage},
@@ -18,6 +20,25 @@ pub struct Rules {
     pub cpu: Rule,
     pub memory: Rule,
     pub leak: LeakRule,
+}
+
+impl Rules {
+    /// These rules with a container's own thresholds and sustain window
+    /// (its `hemostat.cpu_threshold`, `hemostat.memory_threshold` and
+    /// `hemostat.sustain` labels).
+    pub fn with_policy(mut self, policy: &Policy) -> Rules {
+        if let Some(t) = policy.cpu_threshold {
+            self.cpu.threshold = t;
+        }
+        if let Some(t) = policy.memory_threshold {
+            self.memory.threshold = t;
+        }
+        if let Some(s) = policy.sustain_seconds {
+            self.cpu.sustain = s;
+            self.memory.sustain = s;
+        }
+        self
+    }
 }
 
 /// What one reading revealed.
@@ -116,6 +137,15 @@ mod tests {
             out.extend(vitals.observe(timed, 0, s as f64, &RULES).into_iter().map(|sym| (s, sym)));
         }
         out
+    }
+
+    #[test]
+    fn a_containers_labels_set_its_own_thresholds_and_sustain() {
+        let policy = Policy { cpu_threshold: Some(50.0), sustain_seconds: Some(2.0), ..Default::default() };
+        let rules = RULES.with_policy(&policy);
+        assert_eq!((rules.cpu.threshold, rules.cpu.sustain), (50.0, 2.0));
+        assert_eq!((rules.memory.threshold, rules.memory.sustain), (85.0, 2.0));
+        assert_eq!(RULES.with_policy(&Policy::default()), RULES);
     }
 
     #[test]

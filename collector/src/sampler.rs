@@ -151,18 +151,21 @@ struct Tracked {
     /// None while the container is not running.
     source: Option<Source>,
     vitals: Vitals,
+    /// The fleet's rules with the container's own labels applied.
+    rules: Rules,
     /// When the key of a container that is not running is due.
     write_at: Option<Instant>,
 }
 
 impl Tracked {
-    fn new(who: Identity) -> Tracked {
+    fn new(who: Identity, rules: Rules) -> Tracked {
         Tracked {
             who,
             status: "created".into(),
             health: None,
             source: None,
             vitals: Vitals::default(),
+            rules,
             write_at: Some(Instant::now()),
         }
     }
@@ -267,7 +270,9 @@ impl Sampler {
                 self.track(&id).await;
             } else {
                 let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_else(|| id.clone());
-                let mut t = Tracked::new(self.identity(id.clone(), name.trim_start_matches('/').to_owned(), c.image));
+                // Not sampled until it starts, when `track` reads its labels.
+                let who = self.identity(id.clone(), name.trim_start_matches('/').to_owned(), c.image);
+                let mut t = Tracked::new(who, self.settings.rules);
                 t.status = status;
                 self.tracked.insert(id, t);
             }
@@ -299,7 +304,9 @@ impl Sampler {
         let running = docker::is_running(&inspect);
         let pid = state.and_then(|s| s.pid).filter(|p| *p > 0).and_then(|p| u32::try_from(p).ok());
         let source = running.then(|| Source::open(&self.settings.roots, self.version, pid, id, &who.name));
-        let mut t = Tracked::new(who);
+        // Bad labels are reported by the alert that reads them (alerting).
+        let rules = self.settings.rules.with_policy(&docker::policy(&inspect).policy);
+        let mut t = Tracked::new(who, rules);
         t.status = state.and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "running".into());
         t.health = state
             .and_then(|s| s.health.as_ref())
@@ -369,8 +376,8 @@ impl Sampler {
                 continue;
             }
             let rated = t.vitals.rated();
-            for symptom in t.vitals.observe(*timed, self.host_memory, now, &self.settings.rules) {
-                alerts.push(self.alerts.symptom(&t.view(), &symptom, &self.settings.rules));
+            for symptom in t.vitals.observe(*timed, self.host_memory, now, &t.rules) {
+                alerts.push(self.alerts.symptom(&t.view(), &symptom, &t.rules));
             }
             if let Some(u) = t.vitals.usage() {
                 noted.push(recent::Reading {

@@ -11,7 +11,7 @@ use std::{collections::HashMap, time::Duration};
 
 use bollard::{
     Docker,
-    models::{ContainerInspectResponse, EventMessage},
+    models::{ContainerInspectResponse, EventMessage, HealthStatusEnum},
     query_parameters::EventsOptionsBuilder,
 };
 use futures::StreamExt;
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     alerting::{Alerts, Inspected, Latency},
-    detector::{Detection, Detector, Suspect, assess},
+    detector::{Detection, Detector, Finding, FindingKind, Suspect, assess},
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
@@ -290,6 +290,11 @@ impl Watcher {
                     event_to_receipt_ms: ms(suspect.time_nano, received_nano),
                     inspect_ms: ms(received_nano, now_nanos()),
                 };
+                let grace = inspect.as_ref().and_then(|i| docker::policy(i).policy.unhealthy_grace());
+                if let (FindingKind::Unhealthy, Some(grace)) = (finding.kind, grace.filter(|g| !g.is_zero())) {
+                    tokio::spawn(unhealthy_after_grace(self.docker.clone(), self.alerts.clone(), finding, grace));
+                    return;
+                }
                 let from = match inspect {
                     Some(inspect) => Inspected::Yes(Box::new(inspect)),
                     None => Inspected::No(suspect.id.clone()),
@@ -300,6 +305,25 @@ impl Watcher {
                 tracing::info!(container = %suspect.name, %reason, "exit not reported")
             }
         }
+    }
+}
+
+/// A container labelled `hemostat.unhealthy_grace` is alerted on only if it
+/// is still unhealthy once the grace has passed since Docker flagged it; a
+/// health check that recovers by itself within the grace raises nothing.
+/// The alert keeps the time Docker flagged it.
+async fn unhealthy_after_grace(docker: Docker, alerts: Alerts, finding: Finding, grace: Duration) {
+    tracing::info!(container = %finding.container, grace_seconds = grace.as_secs_f64(), "unhealthy: waiting out its grace");
+    tokio::time::sleep(grace).await;
+    let inspect = match docker::inspect(&docker, &finding.container_id).await {
+        Ok(inspect) => inspect,
+        Err(e) => return tracing::info!(container = %finding.container, error = %e, "gone within its unhealthy grace"),
+    };
+    let health = inspect.state.as_ref().and_then(|s| s.health.as_ref()).and_then(|h| h.status);
+    if docker::is_running(&inspect) && health == Some(HealthStatusEnum::UNHEALTHY) {
+        alerts.publish_with_evidence(alerts.finding(&finding), Inspected::Yes(Box::new(inspect)), None);
+    } else {
+        tracing::info!(container = %finding.container, health = ?health, "recovered within its unhealthy grace: no alert");
     }
 }
 

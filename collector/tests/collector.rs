@@ -338,6 +338,50 @@ async fn a_health_check_that_flips_to_unhealthy_is_alerted() {
     assert_eq!(c.state().await.status, Some(ContainerStateStatusEnum::RUNNING), "still running: only unhealthy");
 }
 
+async fn health(c: &TestContainer) -> Option<bollard::models::HealthStatusEnum> {
+    c.state().await.health.and_then(|h| h.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_grace_lets_a_health_check_recover_before_any_alert() {
+    use bollard::models::HealthStatusEnum::{HEALTHY, UNHEALTHY};
+    let mut env = start().await;
+    let docker = docker().await;
+    // Unhealthy for about two seconds, then healthy again: within its 6 s grace.
+    let blip =
+        ContainerSpec::shell("touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 2; touch /tmp/ok; while :; do sleep 0.2; done")
+            .healthcheck("test -f /tmp/ok", 300)
+            .label("hemostat.unhealthy_grace", "6s")
+            .start(&docker)
+            .await;
+    // Unhealthy for good, with a 2 s grace.
+    let down = ContainerSpec::shell("touch /tmp/ok; sleep 2; rm /tmp/ok; while :; do sleep 0.2; done")
+        .healthcheck("test -f /tmp/ok", 300)
+        .label("hemostat.unhealthy_grace", "2s")
+        .start(&docker)
+        .await;
+    let flagged =
+        wait_for(Duration::from_secs(15), || async { (health(&blip).await == Some(UNHEALTHY)).then_some(()) });
+    assert!(flagged.await.is_some(), "the blip never turned unhealthy");
+    let unhealthy_at = std::time::Instant::now();
+
+    let (entry_ms, alert) = wait_alert_within(&mut env, down.name(), Duration::from_secs(20)).await;
+    assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::Unhealthy);
+    let detected_ms = rfc3339_ms(alert.detected_at.as_deref().unwrap());
+    assert!(
+        entry_ms >= detected_ms + 2000,
+        "alerted {} ms after Docker flagged it, within its 2 s grace",
+        entry_ms - detected_ms
+    );
+
+    let recovered =
+        wait_for(Duration::from_secs(15), || async { (health(&blip).await == Some(HEALTHY)).then_some(()) });
+    assert!(recovered.await.is_some(), "the blip never recovered");
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(unhealthy_at.elapsed())).await;
+    assert!(alerts_for(&mut env.conn, blip.name()).await.is_empty(), "recovered within its grace, yet alerted");
+    assert!(env.collector.log_tail(200).contains("recovered within its unhealthy grace"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oom_kill_is_alerted_as_such() {
     let mut env = start().await;

@@ -37,6 +37,7 @@ pub fn crash_alert(host: &str, container: &str, container_id: Option<&str>, imag
         exit_code: Some(1),
         detected_at: Some(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
         evidence: None,
+        policy: None,
     };
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
 }

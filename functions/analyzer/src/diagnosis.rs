@@ -444,6 +444,7 @@ mod tests {
             exit_code: code,
             detected_at: None,
             evidence: Some(evidence),
+            policy: None,
         }
     }
 

@@ -167,6 +167,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             diagnosis: analysis.diagnosis.clone(),
             compose_project: alert.evidence.as_ref().and_then(|e| e.state.compose_project.clone()),
             compose_service: alert.evidence.as_ref().and_then(|e| e.state.compose_service.clone()),
+            policy: alert.policy.clone(),
         };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {

@@ -339,6 +339,7 @@ mod tests {
             exit_code: Some(1),
             detected_at: None,
             evidence: None,
+            policy: None,
         }
     }
 

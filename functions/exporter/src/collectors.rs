@@ -69,6 +69,7 @@ pub fn alert(status: &CollectorStatus, now_ms: u64) -> SystemAlert {
             message: format!("collector on {} is back (heartbeat at {at})", status.host),
             last_seen,
             missing_for_seconds: None,
+            container: None,
         }
     } else {
         SystemAlert {
@@ -81,6 +82,7 @@ pub fn alert(status: &CollectorStatus, now_ms: u64) -> SystemAlert {
             ),
             last_seen,
             missing_for_seconds: Some(silent_for),
+            container: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{action::Action, diagnosis::Diagnosis, error::ProtocolError, evidence::Evidence};
+use crate::{action::Action, diagnosis::Diagnosis, error::ProtocolError, evidence::Evidence, policy::Policy};
 
 /// The `type` of an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -174,6 +174,10 @@ pub struct HealthAlert {
     /// an addition to the seed's fields, absent from seed publishers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// What the container's labels tell HemoStat (see [`Policy`]), resolved
+    /// by the collector; absent when no label changes anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// `data` of a `remediation_needed`.
@@ -319,6 +323,9 @@ pub struct IncidentContext {
     pub compose_project: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose_service: Option<String>,
+    /// The container's policy from its alert, for the gate to enforce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.
@@ -336,6 +343,14 @@ pub struct SystemAlert {
     pub last_seen: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_for_seconds: Option<u64>,
+    /// The container concerned, when the alert is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+impl SystemAlert {
+    /// A container's labels could not be read (reported once per container).
+    pub const BAD_LABELS: &'static str = "bad_labels";
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! `{image}`, so state spreads over the masters), and one script cannot
 //! touch both. So the gate decides in steps, each one atomic script:
 //! 1. `gate_container.lua`, in the container's slot: an operator's silence
-//!    (found by the handler, refused and audited here), cooldown and breaker;
+//!    or the container's policy (found by the handler, refused and audited
+//!    here), cooldown and breaker (the container's own, when it has them);
 //!    an allowed action is taken at once (a concurrent request for the same
 //!    container sees the cooldown) and, when the fleet brake must still
 //!    decide, marked pending;
@@ -60,9 +61,15 @@ pub struct GateRequest<'a> {
     pub dry_run: bool,
     /// The container's image; `None` leaves the fleet brake out of the decision.
     pub image: Option<&'a str>,
-    /// The refusal reason of an operator's silence that holds for the
-    /// container (`silenced: <reason> (until ...)`): refused and audited so.
-    pub silenced: Option<&'a str>,
+    /// A refusal decided before the gate, refused and audited with this
+    /// reason: an operator's silence that holds for the container
+    /// (`silenced: <reason> (until ...)`), or its policy (`policy: notify`).
+    pub held: Option<&'a str>,
+    /// The container's own cooldown (`hemostat.cooldown`), else the gate's.
+    pub cooldown_seconds: Option<u64>,
+    /// The container's own hourly cap (`hemostat.max_actions_per_hour`),
+    /// else the gate's.
+    pub max_per_hour: Option<u64>,
 }
 
 /// The fleet brake: at most `hosts` hosts per image remediated within
@@ -119,15 +126,15 @@ impl Gate {
         // In the order both scripts of the container's slot take them.
         let container_keys = [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c)];
         let (verdict, reason, count): (String, String, u64) = with_keys(&self.container, &container_keys)
-            .arg(self.cooldown_seconds)
-            .arg(self.max_per_hour)
+            .arg(req.cooldown_seconds.unwrap_or(self.cooldown_seconds))
+            .arg(req.max_per_hour.unwrap_or(self.max_per_hour))
             .arg(req.command_id)
             .arg(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string())
             .arg(keys::REMEDIATION_TTL.as_secs())
             .arg(&audit)
             .arg(AUDIT_MAX)
             .arg(if brake_decides { "1" } else { "0" })
-            .arg(req.silenced.unwrap_or_default())
+            .arg(req.held.unwrap_or_default())
             .invoke_async(conn)
             .await?;
         match verdict.as_str() {

@@ -10,7 +10,8 @@
 --   1 cooldown seconds   2 max actions per hour   3 command id
 --   4 seed timestamp     5 record TTL seconds     6 audit entry JSON (without verdict)
 --   7 audit max length   8 1 when the fleet brake must still decide
---   9 the refusal reason of a silence holding for the container, or empty
+--   9 a refusal decided before the gate (a silence holding for the
+--     container, its notify-only policy), or empty
 -- Returns {verdict, reason, count}; verdict is allowed, reserved (allowed
 -- here, the fleet brake decides next), refused, duplicate or pending (a
 -- redelivered request whose fleet decision never finished).
@@ -37,7 +38,8 @@ end
 local verdict, reason = 'allowed', ''
 local last = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if ARGV[9] ~= nil and ARGV[9] ~= '' then
-  -- An operator's silence comes first: it says why better than a cooldown.
+  -- An operator's silence or the owner's policy comes first: either says
+  -- why better than a cooldown.
   verdict = 'refused'
   reason = ARGV[9]
 elseif #last > 0 and now_ms - tonumber(last[2]) < cooldown_ms then

@@ -8,6 +8,7 @@ use hemostat_protocol::{
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
     event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
+    policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{self, Silence, Subject, TargetKind},
 };
 
@@ -67,6 +68,16 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         };
         let silence = self.silence_for(&container, image.as_deref(), &needed.context).await?;
         let silenced = silence.as_ref().map(Silence::refusal);
+        let policy = needed.context.policy.clone().unwrap_or_default();
+        let held = silenced.clone().or_else(|| policy_refusal(&policy));
+        let adjusted;
+        let needed = match stop_instead(needed, &policy) {
+            Some(stop) => {
+                adjusted = stop;
+                &adjusted
+            }
+            None => needed,
+        };
         // Derived from the request itself, so a redelivered request maps to
         // the same command and is neither counted nor executed twice.
         let id = command_id(env);
@@ -78,7 +89,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             confidence: needed.confidence,
             dry_run: self.config.dry_run,
             image: image.as_deref(),
-            silenced: silenced.as_deref(),
+            held: held.as_deref(),
+            cooldown_seconds: policy.cooldown_seconds,
+            max_per_hour: policy.max_actions_per_hour.map(u64::from),
         };
         match self.store.gate(&request).await? {
             GateDecision::Refused { reason } => {
@@ -215,6 +228,23 @@ fn command_id(env: &Envelope) -> String {
     hex::encode(&digest[..16])
 }
 
+/// Why the container's policy refuses any action, if it does: its owner
+/// asked for alerts only.
+fn policy_refusal(policy: &Policy) -> Option<String> {
+    (policy.action == ActionPolicy::Notify)
+        .then(|| format!("policy: notify ({LABEL_ACTION}=notify: alert only, never act)"))
+}
+
+/// The request as a stop, when the container's policy allows only stops
+/// and the analysis asked for a restart.
+fn stop_instead(needed: &RemediationNeeded, policy: &Policy) -> Option<RemediationNeeded> {
+    (policy.action == ActionPolicy::Stop && needed.action == Action::Restart).then(|| RemediationNeeded {
+        action: Action::Stop,
+        reason: format!("{} (a stop instead of a restart: {LABEL_ACTION}=stop)", needed.reason),
+        ..needed.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +263,7 @@ mod tests {
 
     impl Store for FakeStore {
         async fn gate(&self, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError> {
-            if let Some(reason) = req.silenced {
+            if let Some(reason) = req.held {
                 return Ok(GateDecision::Refused { reason: reason.to_owned() });
             }
             let mut allowed = self.allowed.lock().unwrap();

@@ -14,7 +14,9 @@ fn request<'a>(c: &'a ContainerRef, id: &'a str) -> GateRequest<'a> {
         confidence: 0.9,
         dry_run: false,
         image: None,
-        silenced: None,
+        held: None,
+        cooldown_seconds: None,
+        max_per_hour: None,
     }
 }
 
@@ -198,7 +200,7 @@ async fn a_silence_refuses_first_and_is_audited_with_its_reason() {
     let c = ContainerRef::new("h1", "web");
     let gate = Gate::new(0, 3);
     let reason = "silenced: db migration (until 2099-01-01T00:00:00+00:00)";
-    let silenced = GateRequest { silenced: Some(reason), ..request(&c, "a") };
+    let silenced = GateRequest { held: Some(reason), ..request(&c, "a") };
     match gate.check(&mut conn, &silenced).await.unwrap() {
         GateDecision::Refused { reason: r } => assert_eq!(r, reason),
         other => panic!("expected the silence's refusal, got {other:?}"),
@@ -214,7 +216,7 @@ async fn a_silence_refuses_first_and_is_audited_with_its_reason() {
     assert!(matches!(gate.check(&mut conn, &request(&c, "b")).await.unwrap(), GateDecision::Allowed { count: 1 }));
     // And a silence outranks a cooldown in the reason given.
     let cooled = Gate::new(3600, 3);
-    match cooled.check(&mut conn, &GateRequest { silenced: Some(reason), ..request(&c, "c") }).await.unwrap() {
+    match cooled.check(&mut conn, &GateRequest { held: Some(reason), ..request(&c, "c") }).await.unwrap() {
         GateDecision::Refused { reason: r } => assert_eq!(r, reason),
         other => panic!("expected the silence's refusal, got {other:?}"),
     }
@@ -251,4 +253,32 @@ async fn silences_are_stored_listed_matched_removed_and_expire() {
     assert!(silence::remove(&mut conn, "long").await.unwrap());
     assert!(!silence::remove(&mut conn, "long").await.unwrap());
     assert!(silence::live(&mut conn).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_containers_own_cooldown_and_hourly_cap_replace_the_gates() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let gate = Gate::new(3600, 3);
+
+    // hemostat.cooldown=0s, hemostat.max_actions_per_hour=2: no cooldown, and the third is the breaker's.
+    let own = ContainerRef::new("h1", "batch");
+    let labelled = |id| GateRequest { cooldown_seconds: Some(0), max_per_hour: Some(2), ..request(&own, id) };
+    for id in ["a", "b"] {
+        assert!(matches!(gate.check(&mut conn, &labelled(id)).await.unwrap(), GateDecision::Allowed { .. }));
+    }
+    match gate.check(&mut conn, &labelled("c")).await.unwrap() {
+        GateDecision::Refused { reason } => {
+            assert_eq!(reason, "circuit breaker: 2 actions in the last hour (max 2)")
+        }
+        v => panic!("expected the container's own cap, got {v:?}"),
+    }
+
+    // Its neighbour keeps the gate's hour of cooldown.
+    let plain = ContainerRef::new("h1", "web");
+    assert!(matches!(gate.check(&mut conn, &request(&plain, "d")).await.unwrap(), GateDecision::Allowed { .. }));
+    match gate.check(&mut conn, &request(&plain, "e")).await.unwrap() {
+        GateDecision::Refused { reason } => assert!(reason.ends_with("cooldown is 3600s"), "{reason}"),
+        v => panic!("expected the gate's cooldown, got {v:?}"),
+    }
 }

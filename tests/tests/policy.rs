@@ -1,0 +1,165 @@
+//! Per-container policy on the whole stack, with the real dockerd and a
+//! real Redis (one node, or a cluster under `HEMOSTAT_TEST_REDIS=cluster`):
+//! what a container's labels tell HemoStat reaches the collector, the
+//! analyzer and the gate.
+//!
+//! - `hemostat.action=notify`: the crash is alerted, and refused by the
+//!   gate with `policy: notify`; the container stays down.
+//! - `hemostat.action=none`: not even an alert.
+//! - `hemostat.action=stop` with its own CPU threshold and sustain window:
+//!   a busy loop far below the fleet's threshold is alerted within a second
+//!   or two, and stopped instead of restarted.
+//! - a label that does not parse is reported once (a `system_alert`), and
+//!   the container is healed with the fleet's defaults.
+
+use std::time::Duration;
+
+use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use hemostat_e2e::{ContainerSpec, RedisServer, docker, start_stack, stream_events, wait_for};
+use hemostat_protocol::{
+    Action, ContainerRef, EventKind,
+    connection::Connection,
+    event::{HealthAlert, RemediationComplete, RemediationStatus, SystemAlert},
+    keys,
+    policy::ActionPolicy,
+};
+use redis::AsyncCommands;
+
+const COMMAND_KEY: &str = "e2e-policy-key";
+/// Exits 1 on SIGUSR1: a crash on demand.
+const CRASHER: &str = r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#;
+
+async fn alerts_for(conn: &Connection, name: &str) -> Vec<HealthAlert> {
+    let mut conn = conn.clone();
+    stream_events::<HealthAlert>(&mut conn, EventKind::HealthAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.container == name)
+        .collect()
+}
+
+async fn completions(conn: &Connection, name: &str) -> Vec<RemediationComplete> {
+    let mut conn = conn.clone();
+    stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+        .await
+        .into_iter()
+        .map(|(_, c)| c)
+        .filter(|c| c.container == name)
+        .collect()
+}
+
+async fn bad_label_reports(conn: &Connection, name: &str) -> usize {
+    let mut conn = conn.clone();
+    stream_events::<SystemAlert>(&mut conn, EventKind::SystemAlert)
+        .await
+        .into_iter()
+        .filter(|(_, a)| a.kind == SystemAlert::BAD_LABELS && a.container.as_deref() == Some(name))
+        .count()
+}
+
+/// Waits until the collector lists the container in the fleet registry.
+async fn registered(conn: &Connection, host: &str, name: &str) {
+    let key = ContainerRef::new(host, name).key();
+    let seen = wait_for(Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move { conn.sismember::<_, _, bool>(keys::CONTAINERS, &key).await.unwrap_or(false).then_some(()) }
+    })
+    .await;
+    assert!(seen.is_some(), "the collector never reported {key}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containers_labels_decide_whether_and_how_hemostat_acts() {
+    let redis = RedisServer::start().await;
+    let docker = docker().await;
+    let stack = start_stack(&redis.url(), COMMAND_KEY).await;
+    let conn = redis.connection().await;
+
+    let spec = |action: &str| {
+        ContainerSpec::shell(CRASHER).restart_policy(RestartPolicyNameEnum::NO).label("hemostat.action", action)
+    };
+    let notify = spec("notify").start(&docker).await;
+    let none = spec("NONE").start(&docker).await;
+    let mislabelled = ContainerSpec::shell(CRASHER)
+        .restart_policy(RestartPolicyNameEnum::NO)
+        .label("hemostat.cooldown", "soon")
+        .label("hemostat.cpu_threshold", "150")
+        .start(&docker)
+        .await;
+    // 40 % of a core, well under the fleet's 85 % threshold, pegged for good.
+    let burner = ContainerSpec::shell(
+        r#"trap 'exit 143' TERM
+while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
+    )
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .label("hemostat.action", "stop")
+    .label("hemostat.cpu_threshold", "20")
+    .label("hemostat.sustain", "2s")
+    .start(&docker)
+    .await;
+    for c in [&notify, &none, &mislabelled, &burner] {
+        registered(&conn, &stack.host, c.name()).await;
+    }
+
+    // notify: alerted with its policy, refused by the gate, left down.
+    let notify_start = notify.state().await.started_at;
+    notify.kill("USR1").await;
+    none.kill("USR1").await;
+    mislabelled.kill("USR1").await;
+    let refused = wait_for(Duration::from_secs(20), || async {
+        completions(&conn, notify.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the notify container's crash was not refused:\n{}", stack.collector.log_tail(40)));
+    assert_eq!(
+        refused.result.reason.as_deref(),
+        Some("policy: notify (hemostat.action=notify: alert only, never act)"),
+        "{refused:?}"
+    );
+    let alerts = alerts_for(&conn, notify.name()).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].policy.as_ref().map(|p| p.action), Some(ActionPolicy::Notify));
+    let state = notify.state().await;
+    assert_eq!((state.status, state.started_at), (Some(ContainerStateStatusEnum::EXITED), notify_start));
+
+    // The mislabelled container is healed with the defaults, its labels
+    // reported once; a second crash raises a second alert, not a second report.
+    let healed = wait_for(Duration::from_secs(20), || async {
+        completions(&conn, mislabelled.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the mislabelled container was not healed:\n{}", stack.collector.log_tail(40)));
+    assert_eq!(healed.action, Action::Restart);
+    mislabelled.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    mislabelled.kill("USR1").await;
+    let second = wait_for(Duration::from_secs(15), || async {
+        (alerts_for(&conn, mislabelled.name()).await.len() >= 2).then_some(())
+    })
+    .await;
+    assert!(second.is_some(), "no second alert for the mislabelled container");
+    assert_eq!(bad_label_reports(&conn, mislabelled.name()).await, 1);
+    let alert = &alerts_for(&conn, mislabelled.name()).await[0];
+    assert!(alert.policy.is_none(), "bad labels leave the fleet's policy: {:?}", alert.policy);
+    let log = stack.collector.log_tail(400);
+    assert!(log.contains("bad labels") && log.contains("hemostat.cooldown"), "the log names the label:\n{log}");
+
+    // none: by now its crash would have been alerted long ago.
+    assert!(alerts_for(&conn, none.name()).await.is_empty(), "hemostat.action=none still alerted");
+    assert!(completions(&conn, none.name()).await.is_empty());
+    assert_eq!(none.state().await.status, Some(ContainerStateStatusEnum::EXITED));
+
+    // stop, with its own threshold and sustain: stopped, not restarted.
+    let stopped = wait_for(Duration::from_secs(30), || async {
+        completions(&conn, burner.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the burner was not stopped:\n{}", stack.collector.log_tail(60)));
+    assert_eq!(stopped.action, Action::Stop, "{stopped:?}");
+    assert!(stopped.reason.as_deref().unwrap_or("").contains("a stop instead of a restart"), "{stopped:?}");
+    let alert = &alerts_for(&conn, burner.name()).await[0];
+    assert_eq!(alert.metrics.extra_f64("sustain_seconds"), Some(2.0), "the label's window: {alert:?}");
+    assert_eq!(alert.anomalies[0].threshold, Some(20.0));
+    assert_eq!(burner.state().await.status, Some(ContainerStateStatusEnum::EXITED));
+}
