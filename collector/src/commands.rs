@@ -423,6 +423,7 @@ fn complete_refused(host: &str, claimed: &Claimed, container: String, why: Strin
             details: None,
             duration_ms: None,
             verified: None,
+            dependents: Vec::new(),
         },
         host: host.to_owned(),
         command_id: claimed.id.clone(),
@@ -444,6 +445,7 @@ fn result(cmd: &Command, status: RemediationStatus, error: Option<String>) -> Re
         details: None,
         duration_ms: None,
         verified: None,
+        dependents: Vec::new(),
     }
 }
 

@@ -5,6 +5,9 @@
 //! actions meant to bring a container up (restart, start, scale_up) watch
 //! it afterwards ([`verify`]) so the report says whether the
 //! fix held, not just that Docker answered 204.
+//!
+//! A restart, stop or start carries the containers sharing the target's
+//! network namespace along with it, after it ([`dependents`]).
 
 use std::time::{Duration, Instant};
 
@@ -16,14 +19,13 @@ use bollard::{
 };
 use hemostat_protocol::{
     Action, Command,
-    event::{RemediationResult, RemediationStatus},
-    policy::Policy,
+    event::{DependentResult, RemediationResult, RemediationStatus},
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cleanup, docker, error::CollectorError, exec, exec::Allowlist, inflight::InFlight, outcome::Outcome, scale,
-    scope::Scope, verify,
+    cleanup, dependents, docker, error::CollectorError, exec, exec::Allowlist, inflight::InFlight, outcome::Outcome,
+    scale, scope::Scope, verify,
 };
 
 #[derive(Clone)]
@@ -66,12 +68,12 @@ impl Executor {
     /// sent to Docker is always seen through and reported.
     pub async fn execute(&self, cmd: &Command, cancel: &CancellationToken) -> RemediationResult {
         let started = Instant::now();
-        let outcome = match cmd.action {
+        let (outcome, dependents) = match cmd.action {
             Action::Restart | Action::Stop | Action::Start => self.lifecycle(cmd, cancel).await,
-            Action::ScaleUp => self.scale_up(cmd, cancel).await,
-            Action::Cleanup => self.cleanup(cmd).await,
-            Action::Exec => self.exec(cmd).await,
-            Action::None => Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"),
+            Action::ScaleUp => (self.scale_up(cmd, cancel).await, Vec::new()),
+            Action::Cleanup => (self.cleanup(cmd).await, Vec::new()),
+            Action::Exec => (self.exec(cmd).await, Vec::new()),
+            Action::None => (Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"), Vec::new()),
         };
         RemediationResult {
             status: outcome.status,
@@ -82,6 +84,7 @@ impl Executor {
             details: outcome.details,
             duration_ms: Some(started.elapsed().as_millis() as u64),
             verified: outcome.verified,
+            dependents,
         }
     }
 
@@ -103,22 +106,96 @@ impl Executor {
         })
     }
 
-    async fn lifecycle(&self, cmd: &Command, cancel: &CancellationToken) -> Outcome {
+    /// The target, then its dependents ([`dependents`]): found before the
+    /// action, handled once it is done.
+    async fn lifecycle(&self, cmd: &Command, cancel: &CancellationToken) -> (Outcome, Vec<DependentResult>) {
         let target = match self.target(cmd).await {
             Ok(t) => t,
-            Err(refused) => return refused,
+            Err(refused) => return (refused, Vec::new()),
         };
+        let was_running = docker::is_running(&target.inspect);
+        // When the parent goes down: now, or when its last run ended. A
+        // start of a running container changes nothing for its dependents.
+        let parent_down = match was_running {
+            true => Some(chrono::Utc::now()),
+            false => dependents::finished_at(&target.inspect),
+        };
+        let found = match cmd.action {
+            Action::Start if was_running => Vec::new(),
+            _ => match dependents::find(&self.docker, &target.id, &target.name, &self.scope).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(container = %target.name, error = %docker::error_text(&e), "could not list dependents");
+                    Vec::new()
+                }
+            },
+        };
+        let cascade = dependents::Cascade {
+            docker: &self.docker,
+            inflight: &self.inflight,
+            stop_timeout: self.stop_timeout,
+            verify_window: self.verify_window,
+            cancel,
+        };
+        if cmd.dry_run {
+            let deps = cascade.describe(&found, cmd.action, parent_down);
+            return (with_summary(self.lifecycle_dry_run(cmd, &target), &deps), deps);
+        }
+        // Open before the parent's action: its dependents may die of it.
+        let window = cascade.begin(&found);
+        if let Err(failed) = self.lifecycle_action(cmd, &target).await {
+            let deps = cascade.unhandled(&found, cmd.action, &format!("its parent's {} failed", cmd.action));
+            return (failed, deps);
+        }
+        let id = target.id.as_str();
+        let (outcome, deps) = match cmd.action {
+            Action::Stop => {
+                let outcome = match docker::inspect(&self.docker, id).await {
+                    Ok(after) if !docker::is_running(&after) => {
+                        Outcome::with(RemediationStatus::Success, format!("stopped (exit code {})", exit_code(&after)))
+                    }
+                    Ok(_) => Outcome::failed("container is still running after stop"),
+                    Err(e) => Outcome::failed(format!("could not verify: {}", docker::error_text(&e))),
+                };
+                let deps = match outcome.status {
+                    RemediationStatus::Success => {
+                        cascade.run(&target.name, &found, cmd.action, parent_down, window).await
+                    }
+                    _ => cascade.unhandled(&found, cmd.action, "its parent did not stop"),
+                };
+                (outcome, deps)
+            }
+            _ => {
+                // Once the parent runs again, its verification and its
+                // dependents' handling go on together.
+                let runs = docker::inspect(&self.docker, id).await.is_ok_and(|i| docker::is_running(&i));
+                let deps = async {
+                    match runs {
+                        true => cascade.run(&target.name, &found, cmd.action, parent_down, window).await,
+                        false => cascade.unhandled(&found, cmd.action, "its parent is not running"),
+                    }
+                };
+                let verified =
+                    async { verify::watch(&self.docker, id, self.verify_window, cancel).await.into_outcome() };
+                tokio::join!(verified, deps)
+            }
+        };
+        (with_summary(outcome, &deps), deps)
+    }
+
+    fn lifecycle_dry_run(&self, cmd: &Command, target: &Target) -> Outcome {
+        let timeout = self.stop_timeout_for(&target.inspect);
+        let state = state_text(&target.inspect);
+        Outcome::dry_run(match cmd.action {
+            Action::Start => format!("would start {} (now {state})", target.name),
+            action => format!("would {action} {} (now {state}; stop timeout {} s)", target.name, timeout.as_secs_f64()),
+        })
+    }
+
+    /// The target's own restart, stop or start; Err: Docker refused it.
+    async fn lifecycle_action(&self, cmd: &Command, target: &Target) -> Result<(), Outcome> {
         let timeout = self.stop_timeout_for(&target.inspect);
         let t = Some(timeout.as_secs_f64().ceil() as i32);
-        if cmd.dry_run {
-            let state = state_text(&target.inspect);
-            return Outcome::dry_run(match cmd.action {
-                Action::Start => format!("would start {} (now {state})", target.name),
-                action => {
-                    format!("would {action} {} (now {state}; stop timeout {} s)", target.name, timeout.as_secs_f64())
-                }
-            });
-        }
         let id = target.id.as_str();
         let done = {
             // The window covers the action only: the die a restart causes
@@ -134,21 +211,11 @@ impl Executor {
             }
         };
         match done {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             // 304: already in the requested state, which is the goal.
-            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => {}
-            Err(e) => return Outcome::failed(docker::error_text(&CollectorError::from(e))),
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(Outcome::failed(docker::error_text(&CollectorError::from(e)))),
         }
-        if cmd.action == Action::Stop {
-            return match docker::inspect(&self.docker, id).await {
-                Ok(after) if !docker::is_running(&after) => {
-                    Outcome::with(RemediationStatus::Success, format!("stopped (exit code {})", exit_code(&after)))
-                }
-                Ok(_) => Outcome::failed("container is still running after stop"),
-                Err(e) => Outcome::failed(format!("could not verify: {}", docker::error_text(&e))),
-            };
-        }
-        verify::watch(&self.docker, id, self.verify_window, cancel).await.into_outcome()
     }
 
     async fn scale_up(&self, cmd: &Command, cancel: &CancellationToken) -> Outcome {
@@ -235,12 +302,25 @@ impl Executor {
     /// given a minute to flush gets its minute), else `--stop-timeout`.
     /// Passed to Docker explicitly, so the log and a dry run say what it is.
     fn stop_timeout_for(&self, inspect: &ContainerInspectResponse) -> Duration {
-        let own = inspect.config.as_ref().and_then(|c| c.stop_timeout);
-        let resolved = Policy::from_labels(&docker::facts(inspect).labels, own);
+        let resolved = docker::policy(inspect);
         for problem in &resolved.problems {
             tracing::debug!(container = ?docker::name(inspect), problem, "ignoring a bad label");
         }
         resolved.policy.stop_timeout().unwrap_or(self.stop_timeout)
+    }
+}
+
+/// The parent's details end with what became of its dependents.
+fn with_summary(outcome: Outcome, deps: &[DependentResult]) -> Outcome {
+    match dependents::summary(deps) {
+        Some(summary) => {
+            let details = match outcome.details.as_deref() {
+                Some(d) if !d.is_empty() => format!("{d}; {summary}"),
+                _ => summary,
+            };
+            outcome.details(details)
+        }
+        None => outcome,
     }
 }
 

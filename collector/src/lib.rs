@@ -32,6 +32,7 @@
 //! - `scale` — `scale_up`: one more replica of a container's service.
 //! - `cleanup` — `cleanup`: reclaiming disk from exited containers and dangling images.
 //! - `exec` — `exec`: a command inside a container, only if allowlisted.
+//! - `dependents` — containers sharing a container's network namespace: found at action time, handled after it, recovered after someone else restarts it.
 //! - `verify` — the closed loop that watches a container after a fix.
 //! - `outcome` — what one command came to, built by the executor and `verify` alike.
 //! - `config` — [`Config`]: flags and environment variables.
@@ -50,6 +51,7 @@ mod cgroup;
 mod cleanup;
 mod commands;
 mod config;
+mod dependents;
 mod detector;
 mod docker;
 mod error;
@@ -182,7 +184,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
         .alert_daemon_exits(config.alert_daemon_restart_exits)
-        .with_recent(recent);
+        .with_recent(recent)
+        .with_dependents(outbox.clone(), config.verify_seconds);
     let watcher = match stats_tap {
         Some(tap) => watcher.with_stats(tap),
         None => watcher,

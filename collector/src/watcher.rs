@@ -65,6 +65,9 @@ pub struct Watcher {
     stats: Option<crate::sampler::Tap>,
     /// Where every event is noted for alerts' evidence.
     recent: Option<Recent>,
+    /// Starts the dependents that went down with a container someone
+    /// else restarted (see [`crate::dependents`]).
+    dependents: Option<crate::dependents::Recovery>,
 }
 
 impl Watcher {
@@ -84,7 +87,17 @@ impl Watcher {
             reported: HashMap::new(),
             stats: None,
             recent: None,
+            dependents: None,
         }
+    }
+
+    /// Recovers dependents after their parent's restart, reporting each on
+    /// `outbox`, verified for `verify_window`.
+    pub fn with_dependents(mut self, outbox: crate::outbox::Outbox, verify_window: Duration) -> Self {
+        let host = self.alerts.host().to_owned();
+        let (docker, scope, inflight) = (self.docker.clone(), self.scope.clone(), self.inflight.clone());
+        self.dependents = Some(crate::dependents::Recovery::new(docker, scope, inflight, outbox, host, verify_window));
+        self
     }
 
     /// Notes every container event in `recent` (alerts' evidence).
@@ -229,6 +242,10 @@ impl Watcher {
             // Bounded: containers quiet for minutes cannot be replayed.
             let horizon = self.last - 10 * 60 * 1_000_000_000;
             self.seen.retain(|_, (time, _)| *time >= horizon);
+        }
+        // The parent may be out of scope; its dependents are checked one by one.
+        if let (Happening::Started, Some(dependents)) = (&event.happening, &self.dependents) {
+            dependents.parent_started(&event.id, &event.name, event.time_nano);
         }
         match event.happening {
             Happening::Started if self.scope.excludes(&event.attributes).is_none() => self.registry.add(&event.name),

@@ -242,6 +242,30 @@ pub struct RemediationResult {
     /// action is not verified (stop, cleanup, exec, dry run, refusals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// The containers sharing this container's network namespace
+    /// (`network_mode: container:<it>`, compose's `service:<it>`), handled
+    /// after it: restarted once it runs again, stopped after it. Absent
+    /// when it has none (and from seed publishers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<DependentResult>,
+}
+
+/// What became of one dependent of a restarted or stopped container.
+/// `status` is `rejected` (with the reason in `error`) for a dependent
+/// outside the collector's scope, which is left alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependentResult {
+    pub container: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    pub action: Action,
+    pub status: RemediationStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
 }
 
 /// `data` of a `remediation_complete`.

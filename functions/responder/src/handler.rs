@@ -209,6 +209,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 details,
                 duration_ms: None,
                 verified: None,
+                dependents: Vec::new(),
             },
             host: host.to_owned(),
             command_id: None,

@@ -1,0 +1,517 @@
+//! Containers that share another's network namespace
+//! (`network_mode: container:<parent>`, which compose writes for
+//! `service:<parent>`): they lose their network when the parent restarts,
+//! and cannot start while it is down.
+//!
+//! Found at action time, never from a cache: one list of every container
+//! (its summary carries `HostConfig.NetworkMode`), then an inspect of each
+//! container that names the parent, by full id or name (Docker stores the
+//! id even when the name was given). Handled in the order they were
+//! created (compose's start order), after the parent:
+//!
+//! - the parent restarted (or started from stopped): each running
+//!   dependent is restarted, so it joins the parent's new namespace; one
+//!   that exited when the parent went down ([`recoverable`]) is started;
+//! - the parent stopped: each running dependent is stopped after it;
+//! - a dependent outside the collector's scope is left alone and listed as
+//!   skipped.
+//!
+//! [`Recovery`] does the same for a parent restarted by someone else (an
+//! operator, another tool, its restart policy): on the parent's `start`,
+//! its dependents that exited within a few seconds of its going down are
+//! started, verified, and each reported in a `remediation_complete`.
+
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
+
+use bollard::{
+    Docker,
+    errors::Error as BollardError,
+    models::{ContainerInspectResponse, ContainerStateStatusEnum},
+    query_parameters::{ListContainersOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions},
+};
+use chrono::{DateTime, Utc};
+use hemostat_protocol::{
+    Action, Envelope, EventKind,
+    envelope::agent,
+    event::{DependentResult, IncidentContext, RemediationComplete, RemediationResult, RemediationStatus},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    docker, error::CollectorError, inflight::InFlight, outbox::Outbox, outcome::Outcome, scope::Scope, verify,
+};
+
+/// A dependent that exited this long before its parent went down, or any
+/// time after, went down with it.
+pub const WITH_PARENT: Duration = Duration::from_secs(5);
+/// After a parent's `start`, how long its dependents' `die` may still come.
+const DIE_WINDOW: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(500);
+
+/// A container sharing the parent's network namespace.
+pub struct Dependent {
+    pub id: String,
+    pub name: String,
+    pub inspect: ContainerInspectResponse,
+    /// Why the collector must leave it alone, if it must.
+    pub excluded: Option<&'static str>,
+}
+
+impl Dependent {
+    pub fn running(&self) -> bool {
+        docker::is_running(&self.inspect)
+    }
+
+    fn exited(&self) -> bool {
+        self.inspect.state.as_ref().and_then(|s| s.status) == Some(ContainerStateStatusEnum::EXITED)
+    }
+
+    fn result(&self, action: Action, status: RemediationStatus) -> DependentResult {
+        DependentResult {
+            container: self.name.clone(),
+            container_id: Some(self.id.clone()),
+            action,
+            status,
+            verified: None,
+            error: None,
+            details: None,
+        }
+    }
+
+    /// Listed, not touched: out of scope.
+    pub fn skipped(&self, action: Action, why: &str) -> DependentResult {
+        DependentResult { error: Some(format!("skipped: {why}")), ..self.result(action, RemediationStatus::Rejected) }
+    }
+
+    fn not_applicable(&self, action: Action, why: String) -> DependentResult {
+        DependentResult { details: Some(why), ..self.result(action, RemediationStatus::NotApplicable) }
+    }
+}
+
+/// Whether `network_mode` joins the namespace of the container with this
+/// full id and name (`container:<id>`, `container:<name>`, or an id prefix
+/// of at least Docker's short 12 digits).
+pub fn joins(network_mode: &str, parent_id: &str, parent_name: &str) -> bool {
+    let Some(target) = network_mode.strip_prefix("container:") else {
+        return false;
+    };
+    let target = target.trim();
+    !target.is_empty()
+        && (target == parent_id
+            || target.trim_start_matches('/') == parent_name.trim_start_matches('/')
+            || (target.len() >= 12 && parent_id.starts_with(target)))
+}
+
+/// The parent's dependents, in creation order, each inspected now.
+pub async fn find(
+    docker: &Docker,
+    parent_id: &str,
+    parent_name: &str,
+    scope: &Scope,
+) -> Result<Vec<Dependent>, CollectorError> {
+    let list = docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
+    let mut found = Vec::new();
+    for c in list {
+        let Some(id) = c.id.filter(|id| id != parent_id) else { continue };
+        let mode = c.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+        if !joins(&mode, parent_id, parent_name) {
+            continue;
+        }
+        let inspect = match docker::inspect(docker, &id).await {
+            Ok(i) => i,
+            // Removed since the list: not a dependent any more.
+            Err(e) if docker::is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let name = docker::name(&inspect).unwrap_or_else(|| id.clone());
+        let excluded = scope.excludes(&docker::facts(&inspect).labels);
+        found.push(Dependent { id, name, inspect, excluded });
+    }
+    found.sort_by(|a, b| (created(&a.inspect), &a.name).cmp(&(created(&b.inspect), &b.name)));
+    Ok(found)
+}
+
+fn created(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
+    time(inspect.created.as_deref())
+}
+
+fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s?).ok().map(|t| t.with_timezone(&Utc)).filter(|t| t.timestamp() > 0)
+}
+
+/// When the container's last run ended (None: it never ran, or runs).
+pub fn finished_at(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
+    time(inspect.state.as_ref().and_then(|s| s.finished_at.as_deref()))
+}
+
+/// An exited dependent that went down with its parent, which went down at
+/// `parent_down`: it exited no earlier than [`WITH_PARENT`] before.
+pub fn recoverable(dependent: &Dependent, parent_down: DateTime<Utc>) -> bool {
+    let window = chrono::Duration::from_std(WITH_PARENT).unwrap_or_default();
+    dependent.exited() && finished_at(&dependent.inspect).is_some_and(|f| f >= parent_down - window)
+}
+
+/// What to do to each dependent after the parent's `action`, given when
+/// the parent went down (for a restart or a start). None: leave it alone,
+/// with why.
+fn plan(d: &Dependent, action: Action, parent_down: Option<DateTime<Utc>>) -> Result<Action, String> {
+    match action {
+        Action::Stop if d.running() => Ok(Action::Stop),
+        Action::Stop => Err("not running".into()),
+        _ if d.running() => Ok(Action::Restart),
+        _ if parent_down.is_some_and(|down| recoverable(d, down)) => Ok(Action::Start),
+        _ => Err(format!("{}; did not go down with its parent: left as it is", state_text(&d.inspect))),
+    }
+}
+
+/// How the executor's cascade is carried out.
+pub struct Cascade<'a> {
+    pub docker: &'a Docker,
+    pub inflight: &'a InFlight,
+    /// `--stop-timeout`, when a dependent's labels and its own
+    /// `StopTimeout` say nothing.
+    pub stop_timeout: Duration,
+    pub verify_window: Duration,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Cascade<'_> {
+    /// A dry run's account of what would be done.
+    pub fn describe(
+        &self,
+        found: &[Dependent],
+        action: Action,
+        parent_down: Option<DateTime<Utc>>,
+    ) -> Vec<DependentResult> {
+        found
+            .iter()
+            .filter_map(|d| match (d.excluded, plan(d, action, parent_down)) {
+                (Some(why), _) => Some(d.skipped(action, why)),
+                (None, Ok(act)) => Some(DependentResult {
+                    details: Some(format!("would {act} {} after its parent ({})", d.name, state_text(&d.inspect))),
+                    ..d.result(act, RemediationStatus::DryRun)
+                }),
+                (None, Err(_)) if action == Action::Stop => None,
+                (None, Err(why)) => Some(d.not_applicable(action, why)),
+            })
+            .collect()
+    }
+
+    /// Opens the in-flight window of the dependents that will be acted on,
+    /// before the parent's action: a dependent that dies because its
+    /// parent went away is not a crash to report while it is being handled.
+    pub fn begin(&self, found: &[Dependent]) -> crate::inflight::Action {
+        self.inflight.begin(found.iter().filter(|d| d.excluded.is_none()).flat_map(|d| [d.id.clone(), d.name.clone()]))
+    }
+
+    /// After the parent's `action` succeeded (and, for a restart or a
+    /// start, the parent runs): each dependent in order, then the
+    /// verification of those brought up, together. `window` is the guard
+    /// from [`Cascade::begin`], closed once the actions are done.
+    pub async fn run(
+        &self,
+        parent: &str,
+        found: &[Dependent],
+        action: Action,
+        parent_down: Option<DateTime<Utc>>,
+        window: crate::inflight::Action,
+    ) -> Vec<DependentResult> {
+        let mut results: Vec<Option<DependentResult>> = Vec::new();
+        let mut to_verify = Vec::new();
+        for d in found {
+            if let Some(why) = d.excluded {
+                tracing::info!(container = %d.name, parent, why, "dependent left alone: out of scope");
+                results.push(Some(d.skipped(action, why)));
+                continue;
+            }
+            let act = match plan(d, action, parent_down) {
+                Ok(act) => act,
+                Err(_) if action == Action::Stop => continue,
+                Err(why) => {
+                    results.push(Some(d.not_applicable(action, why)));
+                    continue;
+                }
+            };
+            let timeout = docker::policy(&d.inspect).policy.stop_timeout().unwrap_or(self.stop_timeout);
+            tracing::info!(container = %d.name, parent, action = %act, stop_timeout_s = timeout.as_secs_f64(), "handling a dependent after its parent");
+            match lifecycle(self.docker, &d.id, act, timeout).await {
+                Err(e) => {
+                    results.push(Some(DependentResult { error: Some(e), ..d.result(act, RemediationStatus::Failed) }))
+                }
+                Ok(()) if act == Action::Stop => results.push(Some(stopped(self.docker, d, act).await)),
+                Ok(()) => {
+                    to_verify.push((results.len(), d, act));
+                    results.push(None);
+                }
+            }
+        }
+        drop(window);
+        let verified = futures::future::join_all(
+            to_verify.iter().map(|(_, d, _)| verify::watch(self.docker, &d.id, self.verify_window, self.cancel)),
+        )
+        .await;
+        for ((slot, d, act), watched) in to_verify.into_iter().zip(verified) {
+            results[slot] = Some(from_outcome(d, act, watched.into_outcome()));
+        }
+        results.into_iter().flatten().collect()
+    }
+
+    /// Every dependent, unhandled because the parent's action did not get
+    /// it where it should be.
+    pub fn unhandled(&self, found: &[Dependent], action: Action, why: &str) -> Vec<DependentResult> {
+        found
+            .iter()
+            .map(|d| match d.excluded {
+                Some(excluded) => d.skipped(action, excluded),
+                None => d.not_applicable(action, format!("not handled: {why}")),
+            })
+            .collect()
+    }
+}
+
+/// One summary for the parent's details, e.g. `dependents: 2 restarted, 1 skipped`.
+pub fn summary(results: &[DependentResult]) -> Option<String> {
+    if results.is_empty() {
+        return None;
+    }
+    let count = |f: &dyn Fn(&DependentResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let parts = [
+        (count(&|r| r.status == RemediationStatus::Success), "handled"),
+        (count(&|r| r.status == RemediationStatus::Failed), "failed"),
+        (count(&|r| r.status == RemediationStatus::Rejected), "skipped (out of scope)"),
+        (count(&|r| r.status == RemediationStatus::DryRun), "would be handled"),
+        (count(&|r| r.status == RemediationStatus::NotApplicable), "left as they are"),
+    ];
+    let text: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    Some(format!("dependents: {}", text.join(", ")))
+}
+
+async fn lifecycle(docker: &Docker, id: &str, action: Action, timeout: Duration) -> Result<(), String> {
+    let t = Some(timeout.as_secs_f64().ceil() as i32);
+    let done = match action {
+        Action::Restart => docker.restart_container(id, Some(RestartContainerOptions { t, signal: None })).await,
+        Action::Stop => docker.stop_container(id, Some(StopContainerOptions { t, signal: None })).await,
+        _ => docker.start_container(id, None::<StartContainerOptions>).await,
+    };
+    match done {
+        Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        Err(e) => Err(docker::error_text(&CollectorError::from(e))),
+    }
+}
+
+async fn stopped(docker: &Docker, d: &Dependent, act: Action) -> DependentResult {
+    match docker::inspect(docker, &d.id).await {
+        Ok(after) if !docker::is_running(&after) => DependentResult {
+            details: Some(format!(
+                "stopped (exit code {})",
+                after.state.as_ref().and_then(|s| s.exit_code).unwrap_or_default()
+            )),
+            ..d.result(act, RemediationStatus::Success)
+        },
+        Ok(_) => DependentResult {
+            error: Some("still running after stop".into()),
+            ..d.result(act, RemediationStatus::Failed)
+        },
+        Err(e) => DependentResult {
+            error: Some(format!("could not verify: {}", docker::error_text(&e))),
+            ..d.result(act, RemediationStatus::Failed)
+        },
+    }
+}
+
+fn from_outcome(d: &Dependent, act: Action, o: Outcome) -> DependentResult {
+    DependentResult { verified: o.verified, error: o.error, details: o.details, ..d.result(act, o.status) }
+}
+
+fn state_text(inspect: &ContainerInspectResponse) -> String {
+    inspect.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Recovers the dependents of a parent restarted by someone else.
+#[derive(Clone)]
+pub struct Recovery {
+    docker: Docker,
+    scope: Scope,
+    inflight: InFlight,
+    outbox: Outbox,
+    host: String,
+    verify_window: Duration,
+}
+
+impl Recovery {
+    pub fn new(
+        docker: Docker,
+        scope: Scope,
+        inflight: InFlight,
+        outbox: Outbox,
+        host: String,
+        verify_window: Duration,
+    ) -> Self {
+        Recovery { docker, scope, inflight, outbox, host, verify_window }
+    }
+
+    /// The watcher saw container `id` start at `time_nano`. Not when the
+    /// collector is acting on it: the executor handles those dependents.
+    /// Off the watcher's task.
+    pub fn parent_started(&self, id: &str, name: &str, time_nano: i64) {
+        if self.inflight.covers(id, time_nano) || self.inflight.covers(name, time_nano) {
+            return;
+        }
+        let this = self.clone();
+        let (id, name) = (id.to_owned(), name.to_owned());
+        tokio::spawn(async move { this.recover(&id, &name).await });
+    }
+
+    async fn recover(&self, parent_id: &str, parent_name: &str) {
+        let begun = Instant::now();
+        let mut handled: HashSet<String> = HashSet::new();
+        let mut noted: HashSet<String> = HashSet::new();
+        loop {
+            let parent = match docker::inspect(&self.docker, parent_id).await {
+                Ok(p) if docker::is_running(&p) => p,
+                _ => return,
+            };
+            // A first start: nothing can have run in its namespace before.
+            let Some(down) = finished_at(&parent) else { return };
+            let found = match find(&self.docker, parent_id, parent_name, &self.scope).await {
+                Ok(found) => found,
+                Err(e) => {
+                    return tracing::warn!(parent = parent_name, error = %docker::error_text(&e), "could not list dependents");
+                }
+            };
+            if found.is_empty() {
+                return;
+            }
+            for d in &found {
+                if handled.contains(&d.id) || !recoverable(d, down) {
+                    continue;
+                }
+                if let Some(why) = d.excluded {
+                    if noted.insert(d.id.clone()) {
+                        tracing::info!(container = %d.name, parent = parent_name, why, "dependent exited with its parent: left alone, out of scope");
+                    }
+                    continue;
+                }
+                handled.insert(d.id.clone());
+                self.start(parent_name, d).await;
+            }
+            if begun.elapsed() >= DIE_WINDOW {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn start(&self, parent: &str, d: &Dependent) {
+        let started = Instant::now();
+        let reason = format!("dependent of {parent} recovered after its restart");
+        tracing::info!(container = %d.name, parent, "dependent exited when its parent restarted: starting it");
+        let outcome = match lifecycle(&self.docker, &d.id, Action::Start, Duration::ZERO).await {
+            Ok(()) => {
+                verify::watch(&self.docker, &d.id, self.verify_window, &CancellationToken::new()).await.into_outcome()
+            }
+            Err(e) => Outcome::failed(e),
+        };
+        tracing::info!(container = %d.name, parent, status = ?outcome.status, verified = ?outcome.verified, error = ?outcome.error, "dependent recovery done");
+        let data = RemediationComplete {
+            container: d.name.clone(),
+            action: Action::Start,
+            result: RemediationResult {
+                status: outcome.status,
+                action: Action::Start,
+                container: d.name.clone(),
+                error: outcome.error,
+                reason: Some(reason.clone()),
+                details: outcome.details,
+                duration_ms: Some(started.elapsed().as_millis() as u64),
+                verified: outcome.verified,
+                dependents: Vec::new(),
+            },
+            host: self.host.clone(),
+            command_id: None,
+            dry_run: false,
+            confidence: None,
+            reason: Some(reason),
+            context: IncidentContext { image: docker::facts(&d.inspect).image, ..Default::default() },
+        };
+        match Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &data) {
+            Ok(env) => self.outbox.send(env),
+            Err(e) => tracing::warn!(container = %d.name, error = %e, "could not build remediation_complete"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "64290c8cfd9c12af940ef1fff24fa7c365b505e48297a949ff26ee230a17c856";
+
+    #[test]
+    fn joins_by_full_id_name_or_long_prefix() {
+        assert!(joins(&format!("container:{ID}"), ID, "web"));
+        assert!(joins("container:web", ID, "web"));
+        assert!(joins("container:/web", ID, "/web"));
+        assert!(joins("container:64290c8cfd9c", ID, "web"));
+        assert!(!joins("container:6429", ID, "web"), "too short a prefix to be sure");
+        assert!(!joins("container:webx", ID, "web"));
+        assert!(!joins("container:", ID, "web"));
+        assert!(!joins("web", ID, "web"));
+        assert!(!joins("none", ID, "web"));
+        assert!(!joins("bridge", ID, "web"));
+    }
+
+    fn dependent(status: ContainerStateStatusEnum, finished: &str) -> Dependent {
+        Dependent {
+            id: "d".into(),
+            name: "d".into(),
+            inspect: ContainerInspectResponse {
+                state: Some(bollard::models::ContainerState {
+                    status: Some(status),
+                    running: Some(status == ContainerStateStatusEnum::RUNNING),
+                    finished_at: Some(finished.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            excluded: None,
+        }
+    }
+
+    #[test]
+    fn only_what_went_down_with_the_parent_is_started() {
+        let down = DateTime::parse_from_rfc3339("2026-12-02T20:41:18Z").unwrap().with_timezone(&Utc);
+        let with = dependent(ContainerStateStatusEnum::EXITED, "2026-12-02T20:41:19.5Z");
+        let just_before = dependent(ContainerStateStatusEnum::EXITED, "2026-12-02T20:41:15Z");
+        let long_before = dependent(ContainerStateStatusEnum::EXITED, "2026-12-02T20:30:00Z");
+        let never = dependent(ContainerStateStatusEnum::CREATED, "0001-01-01T00:00:00Z");
+        let running = dependent(ContainerStateStatusEnum::RUNNING, "0001-01-01T00:00:00Z");
+        assert!(recoverable(&with, down) && recoverable(&just_before, down));
+        assert!(!recoverable(&long_before, down) && !recoverable(&never, down) && !recoverable(&running, down));
+        assert_eq!(plan(&running, Action::Restart, Some(down)), Ok(Action::Restart));
+        assert_eq!(plan(&with, Action::Restart, Some(down)), Ok(Action::Start));
+        assert!(plan(&long_before, Action::Restart, Some(down)).is_err());
+        assert_eq!(plan(&running, Action::Stop, None), Ok(Action::Stop));
+        assert!(plan(&with, Action::Stop, None).is_err());
+    }
+
+    #[test]
+    fn summary_counts_by_outcome() {
+        let r = |status| DependentResult {
+            container: "x".into(),
+            container_id: None,
+            action: Action::Restart,
+            status,
+            verified: None,
+            error: None,
+            details: None,
+        };
+        assert_eq!(summary(&[]), None);
+        let s =
+            summary(&[r(RemediationStatus::Success), r(RemediationStatus::Success), r(RemediationStatus::Rejected)]);
+        assert_eq!(s.as_deref(), Some("dependents: 2 handled, 1 skipped (out of scope)"));
+    }
+}
