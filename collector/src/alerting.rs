@@ -31,6 +31,8 @@ use crate::{
     detector::{Finding, FindingKind},
     docker,
     evidence::{Gatherer, Provided},
+    grace::{self, Graces, Moment},
+    inflight::{InFlight, now_nanos},
     leak::Leak,
     outbox::Outbox,
     recent::Recent,
@@ -52,6 +54,10 @@ pub struct Alerts {
     recent: Option<Recent>,
     /// Containers (by id) whose bad labels were reported already.
     reported: Arc<Mutex<HashSet<String>>>,
+    /// When to hold off (see [`crate::grace`]), and the collector's own
+    /// actions, which never count as an operator's.
+    graces: Graces,
+    inflight: InFlight,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -118,13 +124,29 @@ impl Alarm {
 
 impl Alerts {
     pub fn new(host: String, outbox: Outbox) -> Alerts {
-        Alerts { host, outbox, evidence: None, recent: None, reported: Default::default() }
+        Alerts {
+            host,
+            outbox,
+            evidence: None,
+            recent: None,
+            reported: Default::default(),
+            graces: Graces::default(),
+            inflight: InFlight::new(),
+        }
     }
 
     /// Evidence also carries the container's recent events and samples
     /// from `recent`.
     pub fn with_recent(mut self, recent: Recent) -> Alerts {
         self.recent = Some(recent);
+        self
+    }
+
+    /// Alerts say when someone else is at work on their container (see
+    /// [`crate::grace`]); `inflight` tells the collector's own actions apart.
+    pub fn with_graces(mut self, graces: Graces, inflight: InFlight) -> Alerts {
+        self.graces = graces;
+        self.inflight = inflight;
         self
     }
 
@@ -179,6 +201,7 @@ impl Alerts {
             detected_at: Some(time.to_rfc3339_opts(SecondsFormat::Nanos, true)),
             evidence: None,
             policy: None,
+            held: None,
         }
     }
 
@@ -232,6 +255,7 @@ impl Alerts {
             detected_at: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)),
             evidence: None,
             policy: None,
+            held: None,
         }
     }
 
@@ -267,12 +291,36 @@ impl Alerts {
                         return;
                     }
                     alert.policy = (!policy.is_default()).then_some(policy);
+                    alert.held = this.held(&inspect);
                     alert.evidence = Some(gatherer.gather_inspected(&inspect, provided).await);
                 }
                 Err(e) => tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert"),
             }
             this.send(alert, latency, Some(started.elapsed().as_millis() as u64));
         });
+    }
+
+    /// Why the gate must not act on the container now, if it must not.
+    fn held(&self, inspect: &ContainerInspectResponse) -> Option<String> {
+        let id = inspect.id.as_deref()?;
+        let name = docker::name(inspect).unwrap_or_default();
+        let events = self.recent.as_ref().map(|r| r.noted(id)).unwrap_or_default();
+        let moment = Moment {
+            events: &events,
+            paused: inspect.state.as_ref().and_then(|s| s.paused).unwrap_or(false),
+            created_nano: inspect
+                .created
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .and_then(|t| t.timestamp_nanos_opt()),
+            now_nano: now_nanos(),
+        };
+        let own = |t| self.inflight.covers(id, t) || self.inflight.covers(&name, t);
+        let held = grace::hold(&self.graces, &moment, own);
+        if let Some(why) = &held {
+            tracing::info!(container = %name, held = %why, "someone else is at work on it: the gate will not act");
+        }
+        held
     }
 
     /// The container's policy; labels that do not parse are reported once

@@ -41,6 +41,19 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_STOP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 
+    /// No action on a container within this long after an operator's own
+    /// `docker stop`, `restart`, `kill` or `pause`, nor while it is paused
+    /// (e.g. 30s; 0 turns it off): its alerts say so and the gate refuses.
+    /// The collector's own actions never count.
+    #[arg(long, env = "HEMOSTAT_OPERATOR_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub operator_grace: Duration,
+
+    /// No action on a container created (or recreated) within this long:
+    /// a deploy, `compose up` or an image updater is still at work (e.g.
+    /// 60s; 0, the default, acts at once).
+    #[arg(long, env = "HEMOSTAT_CREATE_GRACE", default_value = "0s", value_parser = parse_duration)]
+    pub create_grace: Duration,
+
     /// How often the heartbeat key is refreshed (its TTL is three times this).
     #[arg(long, env = "HEMOSTAT_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,

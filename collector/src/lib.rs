@@ -15,6 +15,7 @@
 //! - `registry` — `hemostat:containers` membership and the heartbeat.
 //! - `sampler` — the stats loop: tracks containers from the watcher's notices; each interval reads, detects, writes.
 //! - `alerting` — every `health_alert` (crash, resource, restart loop) built one way and handed to the outbox.
+//! - `grace` — when someone else is at work on a container (an operator's stop or restart, a pause, a deploy): alerts say so and the gate does not act.
 //! - `recent` — per container, the last Docker events (from the watcher) and CPU/memory samples (from the sampler) that alerts' evidence carries; bounded rings behind one lock.
 //! - `resources` — pure per-interval detection: a container's new reading through its gauges and leak window.
 //! - `thresholds` — CPU/memory gauges: sustained breaches, with hysteresis.
@@ -58,6 +59,7 @@ mod error;
 mod event;
 pub mod evidence;
 mod exec;
+mod grace;
 mod executor;
 mod inflight;
 mod lanes;
@@ -161,7 +163,11 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         },
     )?;
     let recent = recent::Recent::new(recent::sample_capacity(config.stats_interval));
-    let alerts = Alerts::new(config.host.clone(), outbox.clone()).with_evidence(gatherer).with_recent(recent.clone());
+    let graces = grace::Graces { operator: config.operator_grace, created: config.create_grace };
+    let alerts = Alerts::new(config.host.clone(), outbox.clone())
+        .with_evidence(gatherer)
+        .with_recent(recent.clone())
+        .with_graces(graces, inflight.clone());
     let (stats_tap, sampler_task) = sampler::start(
         &config,
         sampler::Deps {

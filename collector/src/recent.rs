@@ -64,13 +64,16 @@ pub struct Noted {
 
 /// Actions worth showing, as Docker spells them. A `destroy` forgets the
 /// container instead.
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 12] = [
+    "create",
     "start",
     "die",
     "oom",
     "kill",
     "stop",
     "restart",
+    "pause",
+    "unpause",
     "health_status: healthy",
     "health_status: unhealthy",
     "health_status: starting",
@@ -306,6 +309,12 @@ impl Recent {
         let mut inner = self.lock();
         inner.events.remove(id);
         inner.samples.remove(id);
+    }
+
+    /// The container's recent events as noted, oldest first (what
+    /// [`crate::grace`] reads).
+    pub fn noted(&self, id: &str) -> Vec<Noted> {
+        self.lock().events.get(id).map(|r| r.events.iter().copied().collect()).unwrap_or_default()
     }
 
     /// What an alert about container `id` carries from here, as of now.

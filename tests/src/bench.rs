@@ -38,6 +38,7 @@ pub fn crash_alert(host: &str, container: &str, container_id: Option<&str>, imag
         detected_at: Some(now.to_rfc3339_opts(SecondsFormat::Nanos, true)),
         evidence: None,
         policy: None,
+        held: None,
     };
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
 }

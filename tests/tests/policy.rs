@@ -11,6 +11,8 @@
 //!   or two, and stopped instead of restarted.
 //! - a label that does not parse is reported once (a `system_alert`), and
 //!   the container is healed with the fleet's defaults.
+//! - an operator's `docker restart` holds HemoStat off the container for
+//!   the operator's grace: its crash right after is refused, not healed.
 
 use std::time::Duration;
 
@@ -99,9 +101,25 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     .label("hemostat.sustain", "2s")
     .start(&docker)
     .await;
-    for c in [&notify, &none, &mislabelled, &burner] {
+    let operated = ContainerSpec::shell(CRASHER).restart_policy(RestartPolicyNameEnum::NO).start(&docker).await;
+    for c in [&notify, &none, &mislabelled, &burner, &operated] {
         registered(&conn, &stack.host, c.name()).await;
     }
+
+    // An operator restarts a container, which then crashes: within the
+    // operator's grace (30 s by default) HemoStat alerts but does not act.
+    docker.restart_container(operated.id(), None).await.unwrap();
+    operated.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    operated.kill("USR1").await;
+    let left_alone = wait_for(Duration::from_secs(20), || async {
+        completions(&conn, operated.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the operator's container was not left alone:\n{}", stack.collector.log_tail(40)));
+    let reason = left_alone.result.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("operator: docker restart ") && reason.ends_with(" s ago (grace 30 s)"), "{reason}");
+    assert_eq!(alerts_for(&conn, operated.name()).await[0].held.as_deref(), Some(reason.as_str()));
+    assert_eq!(operated.state().await.status, Some(ContainerStateStatusEnum::EXITED));
 
     // notify: alerted with its policy, refused by the gate, left down.
     let notify_start = notify.state().await.started_at;

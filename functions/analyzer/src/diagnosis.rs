@@ -445,6 +445,7 @@ mod tests {
             detected_at: None,
             evidence: Some(evidence),
             policy: None,
+            held: None,
         }
     }
 

@@ -340,6 +340,7 @@ mod tests {
             detected_at: None,
             evidence: None,
             policy: None,
+            held: None,
         }
     }
 

@@ -178,6 +178,12 @@ pub struct HealthAlert {
     /// by the collector; absent when no label changes anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// Why HemoStat must not act on the container now, as the collector
+    /// saw it when it alerted: an operator's recent `docker stop`,
+    /// `restart`, `kill` or `pause`, a paused container, a deploy that just
+    /// created it. The gate refuses with this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// `data` of a `remediation_needed`.
@@ -350,6 +356,9 @@ pub struct IncidentContext {
     /// The container's policy from its alert, for the gate to enforce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// The alert's `held`: why the gate must not act now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.

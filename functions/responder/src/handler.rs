@@ -69,7 +69,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         let silence = self.silence_for(&container, image.as_deref(), &needed.context).await?;
         let silenced = silence.as_ref().map(Silence::refusal);
         let policy = needed.context.policy.clone().unwrap_or_default();
-        let held = silenced.clone().or_else(|| policy_refusal(&policy));
+        // An operator's silence says why best, then the owner's policy,
+        // then what the collector saw someone else doing to the container.
+        let held = silenced.clone().or_else(|| policy_refusal(&policy)).or_else(|| needed.context.held.clone());
         let adjusted;
         let needed = match stop_instead(needed, &policy) {
             Some(stop) => {

@@ -1,0 +1,125 @@
+//! When HemoStat keeps its hands off a container in trouble because someone
+//! else is at work on it: an operator who just stopped, restarted, killed or
+//! paused it (HemoStat does not fight the person at the keyboard), a
+//! container that is paused, or one a deploy just created.
+//!
+//! Pure: the container's recent events, its state and the time in, the
+//! reason out. The alert still goes (people should know), carrying the
+//! reason in `health_alert.held`; the gate refuses any action with it and
+//! audits the refusal.
+
+use std::time::Duration;
+
+use crate::recent::Noted;
+
+/// `kill` signals an API stop or kill sends; any other signal is one
+/// someone chose to send (a reload, a test's crash on demand), not a stop.
+const STOP_SIGNALS: [i32; 2] = [9, 15];
+
+/// The collector's graces (0: off).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Graces {
+    /// After an operator's `docker stop`, `restart`, `kill` or `pause`.
+    pub operator: Duration,
+    /// After the container was created (a deploy, `compose up`, an updater).
+    pub created: Duration,
+}
+
+/// What [`hold`] reads about one container.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment<'a> {
+    /// Its recent events, oldest first.
+    pub events: &'a [Noted],
+    pub paused: bool,
+    /// When it was created (Unix ns), if known.
+    pub created_nano: Option<i64>,
+    pub now_nano: i64,
+}
+
+/// Why HemoStat must not act on the container now, if it must not.
+/// `own(time)`: whether an event at `time` was HemoStat's own action.
+pub fn hold(graces: &Graces, at: &Moment<'_>, own: impl Fn(i64) -> bool) -> Option<String> {
+    if at.paused {
+        return Some("operator: the container is paused".into());
+    }
+    let ago = |t: i64| (at.now_nano - t) as f64 / 1e9;
+    if !graces.operator.is_zero() {
+        let within = |t: i64| at.now_nano - t <= graces.operator.as_nanos() as i64;
+        let by_operator = at.events.iter().rev().take_while(|e| within(e.time_nano)).find(|e| {
+            let verb = match e.action {
+                "kill" => e.signal.is_some_and(|s| STOP_SIGNALS.contains(&s)),
+                "stop" | "restart" | "pause" => true,
+                _ => false,
+            };
+            verb && !own(e.time_nano)
+        });
+        if let Some(e) = by_operator {
+            return Some(format!(
+                "operator: docker {} {:.0} s ago (grace {} s)",
+                e.action,
+                ago(e.time_nano),
+                graces.operator.as_secs_f64()
+            ));
+        }
+    }
+    if !graces.created.is_zero()
+        && let Some(created) = at.created_nano.filter(|c| at.now_nano - c <= graces.created.as_nanos() as i64)
+    {
+        return Some(format!("deploy: created {:.0} s ago (grace {} s)", ago(created), graces.created.as_secs_f64()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+    const NOW: i64 = 1_700_000_000 * S;
+    const GRACES: Graces = Graces { operator: Duration::from_secs(30), created: Duration::from_secs(60) };
+
+    fn ev(action: &'static str, secs_ago: i64, signal: Option<i32>) -> Noted {
+        Noted { time_nano: NOW - secs_ago * S, action, exit_code: None, signal }
+    }
+
+    fn at(events: &[Noted]) -> Moment<'_> {
+        Moment { events, paused: false, created_nano: Some(NOW - 3600 * S), now_nano: NOW }
+    }
+
+    #[test]
+    fn an_operators_restart_stop_kill_or_pause_holds_for_the_grace() {
+        for action in ["restart", "stop", "pause"] {
+            let events = [ev("start", 50, None), ev(action, 12, None)];
+            assert_eq!(
+                hold(&GRACES, &at(&events), |_| false).as_deref(),
+                Some(format!("operator: docker {action} 12 s ago (grace 30 s)").as_str())
+            );
+            let old = [ev(action, 31, None)];
+            assert_eq!(hold(&GRACES, &at(&old), |_| false), None, "{action}: the grace is over");
+        }
+        let killed = [ev("kill", 5, Some(9)), ev("die", 5, None)];
+        assert!(hold(&GRACES, &at(&killed), |_| false).unwrap().starts_with("operator: docker kill 5 s ago"));
+    }
+
+    #[test]
+    fn hemostats_own_actions_and_chosen_signals_do_not_hold() {
+        let restarted = [ev("kill", 4, Some(15)), ev("stop", 4, None), ev("restart", 3, None)];
+        assert_eq!(hold(&GRACES, &at(&restarted), |_| true), None);
+        // `docker kill -s USR1`: a signal chosen to make the process act, not a stop.
+        let usr1 = [ev("kill", 2, Some(10)), ev("die", 2, None)];
+        assert_eq!(hold(&GRACES, &at(&usr1), |_| false), None);
+        let off = Graces { operator: Duration::ZERO, ..GRACES };
+        assert_eq!(hold(&off, &at(&[ev("restart", 1, None)]), |_| false), None);
+    }
+
+    #[test]
+    fn paused_and_just_created_containers_are_held() {
+        let mut m = at(&[]);
+        m.paused = true;
+        assert_eq!(hold(&GRACES, &m, |_| false).as_deref(), Some("operator: the container is paused"));
+        let mut fresh = at(&[]);
+        fresh.created_nano = Some(NOW - 20 * S);
+        assert_eq!(hold(&GRACES, &fresh, |_| false).as_deref(), Some("deploy: created 20 s ago (grace 60 s)"));
+        assert_eq!(hold(&Graces { created: Duration::ZERO, ..GRACES }, &fresh, |_| false), None);
+    }
+}
