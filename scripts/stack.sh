@@ -12,13 +12,23 @@
 #
 # Settings come from the environment (see README: every variable), or from
 # a .env file at the repository root.
+#
+# Set-up is its own: what it needs and lacks (redis-server and redis-cli
+# unless REDIS_URL is set; a C linker to build) it installs with apt-get when
+# it runs as root on a system that has apt-get, like scripts/test-env.sh
+# install; otherwise it stops and prints the exact command to run. Rust
+# (cargo) is never installed for you: the message says how. With everything
+# present the checks cost a few `command -v`.
+#
+# Commands are signed: unless HEMOSTAT_COMMAND_KEY is set, the first start
+# generates a key (32 random bytes, hex) in $HEMOSTAT_STATE_DIR/command.key
+# (default .hemostat/command.key), mode 0600, and every later start reuses
+# it; every process gets it as HEMOSTAT_COMMAND_KEY, and `hemostat` finds
+# the same file. Rotate: delete the file and restart.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-state="$root/.hemostat"
-logs="$state/logs"
-mkdir -p "$logs"
 
 if [[ -f .env ]]; then
   set -a
@@ -27,12 +37,112 @@ if [[ -f .env ]]; then
   set +a
 fi
 
+state="${HEMOSTAT_STATE_DIR:-$root/.hemostat}"
+logs="$state/logs"
+mkdir -p "$logs"
+
 : "${DOCKER_HOST:=unix:///var/run/docker.sock}"
 : "${HEMOSTAT_PROFILE:=release}"
 : "${HEMOSTAT_LOCAL_LISTEN:=127.0.0.1:9001}"
 export DOCKER_HOST
 
+die() { echo "error: $*" >&2; exit 1; }
+
+# --- set-up: what this script needs ------------------------------------------
+
+# The oldest toolchain that builds the workspace (Cargo.toml's rust-version).
+rust_version=$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' Cargo.toml)
+building=1
+[[ "${HEMOSTAT_SKIP_BUILD:-0}" == 1 ]] && building=0
+
+# Debian/Ubuntu packages of the commands that are missing.
+packages=()
+want() { command -v "$1" >/dev/null 2>&1 || packages+=("${@:2}"); }
+
+if ((building)); then
+  command -v cargo >/dev/null 2>&1 || die "cargo (Rust $rust_version or newer) is not installed; install it with:
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\"
+then run scripts/stack.sh again"
+  have=$(rustc --version 2>/dev/null | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p')
+  if [[ -n "$have" && -n "$rust_version" ]] &&
+    [[ "$(printf '%s\n' "$rust_version" "$have" | sort -V | head -n1)" != "$rust_version" ]]; then
+    die "rustc $have is older than $rust_version, which the workspace needs; update it with: rustup update stable"
+  fi
+  # The linker cargo calls, and the C library it links against.
+  want cc gcc libc6-dev
+fi
+if [[ -z "${REDIS_URL:-}" ]]; then
+  want redis-server redis-server
+  want redis-cli redis-tools
+fi
+
+if ((${#packages[@]})); then
+  mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
+  hint=""
+  [[ " ${packages[*]} " == *" redis-"* ]] && hint=" (or set REDIS_URL to a Redis of yours)"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    die "missing: ${packages[*]} (Debian package names) and there is no apt-get here: install their equivalents with your package manager$hint, then run scripts/stack.sh again"
+  fi
+  if [[ "$(id -u)" != 0 ]]; then
+    die "missing packages: ${packages[*]}; install them with:
+  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages[*]}
+then run scripts/stack.sh again$hint"
+  fi
+  echo "== installing: ${packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  installed=(redis-server redis-cli)
+  ((building)) && installed+=(cc)
+  for c in "${installed[@]}"; do
+    [[ "$c" == redis-* && -n "${REDIS_URL:-}" ]] && continue
+    command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install ${packages[*]}"
+  done
+fi
+
+command -v docker >/dev/null 2>&1 ||
+  echo "note: no docker CLI here; HemoStat does not need it, the README's examples do (Debian/Ubuntu: apt-get install docker.io, or Docker's docker-ce-cli)" >&2
+
+docker_socket=${DOCKER_HOST#unix://}
+if [[ "$DOCKER_HOST" == unix://* ]]; then
+  [[ -S "$docker_socket" ]] || die "no Docker socket at $docker_socket; start Docker or set DOCKER_HOST"
+  [[ -r "$docker_socket" && -w "$docker_socket" ]] ||
+    die "no permission on $docker_socket; run: sudo usermod -aG docker $(id -un) (then log in again), or run as root"
+fi
+
+# --- the command key ----------------------------------------------------------
+
+key_file="$state/command.key"
+if [[ -n "${HEMOSTAT_COMMAND_KEY:-}" ]]; then
+  echo "== commands are signed with HEMOSTAT_COMMAND_KEY from the environment"
+else
+  if [[ ! -e "$key_file" ]]; then
+    (
+      # Private from its first byte: the temporary file is born 0600.
+      umask 077
+      tmp=$(mktemp "$state/.command.key.XXXXXX")
+      trap 'rm -f "$tmp"' EXIT
+      key=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+      [[ ${#key} == 64 ]] || die "could not read 32 random bytes from /dev/urandom"
+      printf '%s\n' "$key" >"$tmp"
+      # A hard link never replaces a key another start wrote meanwhile.
+      ln "$tmp" "$key_file" 2>/dev/null || true
+    )
+    echo "== generated a command key in $key_file"
+  fi
+  [[ -f "$key_file" && ! -L "$key_file" ]] || die "$key_file is not a regular file; delete it and run scripts/stack.sh again"
+  mode=$(stat -c %a "$key_file")
+  (((8#$mode & 8#077) == 0)) || die "$key_file has mode $mode, open to group or others: run chmod 600 $key_file"
+  HEMOSTAT_COMMAND_KEY=$(<"$key_file")
+  # One line of printable ASCII, what `hemostat` accepts too.
+  [[ -n "$HEMOSTAT_COMMAND_KEY" && -z "$(printf '%s' "$HEMOSTAT_COMMAND_KEY" | LC_ALL=C tr -d '!-~')" ]] ||
+    die "$key_file is not one line of printable characters; delete it and run scripts/stack.sh again for a new key"
+  export HEMOSTAT_COMMAND_KEY
+  echo "== commands are signed with the key in $key_file (mode 0600; delete it and restart to rotate)"
+fi
+
 pids=()
+# shellcheck disable=SC2317 # invoked by the traps below
 stop_all() {
   # Ignore (not reset) further signals: a second Ctrl-C must not cut the
   # teardown short and leave redis-server behind.
@@ -50,24 +160,19 @@ stop_redis() {
   local pidfile="$state/redis.pid" pid
   [[ -f "$pidfile" ]] || return 0
   pid=$(cat "$pidfile")
-  if [[ "$(ps -p "$pid" -o comm= 2>/dev/null)" == redis-server* ]]; then
+  if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server* ]]; then
     kill "$pid" 2>/dev/null || true
+    # Gone before its port is looked at again (up to 5 s).
+    for _ in $(seq 50); do
+      [[ -e "/proc/$pid" ]] || break
+      sleep 0.1
+    done
   fi
   rm -f "$pidfile"
 }
 trap stop_all EXIT
 trap "stop_all; exit 130" INT
 trap "stop_all; exit 143" TERM
-
-need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "error: $1 is not installed ($2)" >&2; exit 1; }
-}
-
-docker_socket=${DOCKER_HOST#unix://}
-if [[ "$DOCKER_HOST" == unix://* && ! -S "$docker_socket" ]]; then
-  echo "error: no Docker socket at $docker_socket; start Docker or set DOCKER_HOST" >&2
-  exit 1
-fi
 
 if [[ "${HEMOSTAT_SKIP_BUILD:-0}" == 1 ]]; then
   echo "== using the binaries already built in target/$HEMOSTAT_PROFILE"
@@ -79,19 +184,29 @@ else
   cargo build --bins
 fi
 bin="$root/target/$HEMOSTAT_PROFILE"
+for b in hemostat-local hemostat-bridge hemostat-collector; do
+  [[ -x "$bin/$b" ]] || die "$bin/$b is missing; build it with: cargo build --bins$([[ "$HEMOSTAT_PROFILE" == release ]] && echo " --release")"
+done
 
 if [[ -z "${REDIS_URL:-}" ]]; then
-  need redis-server "apt-get install redis-server, or set REDIS_URL"
   port=${HEMOSTAT_REDIS_PORT:-6379}
-  echo "== starting redis-server on 127.0.0.1:$port"
   stop_redis
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+  # Something else there (a packaged redis-server's service, say) would
+  # answer our pings and silently become the stack's Redis.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "127.0.0.1:$port is taken (a redis-server service? systemctl stop redis-server); set HEMOSTAT_REDIS_PORT to a free port, or REDIS_URL=redis://127.0.0.1:$port to use that Redis"
+  fi
+  echo "== starting redis-server on 127.0.0.1:$port"
+  # Not given the command key: Redis has no use for it.
+  env -u HEMOSTAT_COMMAND_KEY redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
     --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
   export REDIS_URL="redis://127.0.0.1:$port"
   for _ in $(seq 50); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && break
     sleep 0.1
   done
+  [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] ||
+    die "redis-server did not answer on 127.0.0.1:$port; see $logs/redis.log"
 fi
 export REDIS_URL
 
@@ -116,6 +231,16 @@ start collector "$bin/hemostat-collector"
 
 echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/   Metrics: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-exporter/metrics"
 echo "HemoStat is running; logs in $logs. Watch events with: redis-cli -u \"\$REDIS_URL\" SUBSCRIBE 'hemostat:*'"
+if [[ -f "$key_file" && "$(<"$key_file")" == "$HEMOSTAT_COMMAND_KEY" ]]; then
+  if [[ -n "${HEMOSTAT_STATE_DIR:-}" ]]; then
+    key_note="with HEMOSTAT_STATE_DIR=$state it reads the command key from $key_file"
+  else
+    key_note="run in $root or below, it reads the command key from $key_file"
+  fi
+else
+  key_note="with the same HEMOSTAT_COMMAND_KEY"
+fi
+echo "Operator command: $bin/hemostat status (the same REDIS_URL; $key_note)"
 wait -n "${pids[@]}" || true
 echo "a component exited; see $logs" >&2
 exit 1

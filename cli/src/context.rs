@@ -10,7 +10,7 @@ use hemostat_protocol::{
 };
 use redis::AsyncCommands;
 
-use crate::error::CliError;
+use crate::{error::CliError, key::CommandKey};
 
 /// How long Redis may take to answer the first PING: an unreachable Redis
 /// is an error in seconds, not a hang.
@@ -25,10 +25,18 @@ pub struct Context {
     pub cooldown_seconds: u64,
     /// The responder's circuit breaker: actions per container and hour.
     pub max_per_hour: u64,
+    /// The command key `status` checks the hosts' newest commands with.
+    pub command_key: Option<CommandKey>,
 }
 
 impl Context {
-    pub async fn connect(url: &str, json: bool, cooldown_seconds: u64, max_per_hour: u64) -> Result<Self, CliError> {
+    pub async fn connect(
+        url: &str,
+        json: bool,
+        cooldown_seconds: u64,
+        max_per_hour: u64,
+        command_key: Option<CommandKey>,
+    ) -> Result<Self, CliError> {
         let target = Target::from_env(url).map_err(|e| CliError::Usage(e.to_string()))?;
         let unreachable = |why: String| {
             let why = why.strip_prefix("redis: ").unwrap_or(&why).to_owned();
@@ -39,7 +47,7 @@ impl Context {
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Err(_) => return Err(unreachable(format!("no answer within {CONNECT_DEADLINE:?}"))),
         };
-        Ok(Context { conn, target, json, cooldown_seconds, max_per_hour })
+        Ok(Context { conn, target, json, cooldown_seconds, max_per_hour, command_key })
     }
 
     pub fn conn(&self) -> Connection {

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use hemostat_protocol::{
-    ContainerRef, Envelope, EventKind, keys,
+    ContainerRef, Envelope, EventKind, ProtocolError,
+    command::{COMMAND_FIELD, SIGNATURE_FIELD, SignedCommand},
+    keys,
     publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
     silence::{self, Subject},
 };
@@ -14,7 +16,7 @@ use serde_json::{Value, json};
 use crate::{
     context::{Context, now_ms},
     error::CliError,
-    show,
+    key, show,
 };
 
 /// Newest entries read from each durable stream (issues, explain): bounded
@@ -99,10 +101,16 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
     let issues = active_issues(ctx, now).await?;
     let silences = silence::live(&mut conn).await?;
     let silences: Vec<Value> = silences.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
+    let mut signing = Vec::new();
+    for (host, _) in &collectors {
+        signing.push(newest_command_signature(ctx, host, now).await?);
+    }
+    let key_source = ctx.command_key.as_ref().map(|k| k.source.to_string());
     if ctx.json {
         show::json(&json!({
             "hosts": hosts, "containers": containers, "issues": issues,
             "circuit_breakers": breakers, "silences": silences,
+            "command_signing": {"key": key_source, "hosts": signing},
         }));
         return Ok(());
     }
@@ -144,7 +152,56 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
         );
     }
     print_silences(&silences);
+    match &key_source {
+        Some(source) => println!("COMMAND SIGNING (key from {source})"),
+        None => println!(
+            "COMMAND SIGNING (no key here: {} unset, no {}/{} found)",
+            key::KEY_VAR,
+            key::STATE_DIR,
+            key::KEY_FILE
+        ),
+    }
+    for s in &signing {
+        let age = s["age_seconds"].as_i64().map_or_else(String::new, |a| format!(" ({} ago)", show::span(a * 1000)));
+        let said = match show::text(s, "signature") {
+            "valid" => "signed, valid with this key",
+            "another_key" => "signed with ANOTHER key (the responder's key differs from this one)",
+            "unsigned" => "UNSIGNED (the responder has no key)",
+            "signed_unchecked" => "signed (no key here to check it)",
+            _ => "none yet",
+        };
+        println!("  {:<24}  newest command: {said}{age}", show::text(s, "host"));
+    }
     Ok(())
+}
+
+/// How the newest command on a host's stream is signed, checked with this
+/// command's key: `valid`, `another_key` (signed, but not with this key),
+/// `unsigned`, `signed_unchecked` (no key here to check it), `none` (no
+/// command yet).
+async fn newest_command_signature(ctx: &Context, host: &str, now: i64) -> Result<Value, CliError> {
+    let reply: redis::streams::StreamRangeReply = ctx.conn().xrevrange_count(keys::commands(host), "+", "-", 1).await?;
+    let Some(entry) = reply.ids.first() else {
+        return Ok(json!({"host": host, "signature": "none"}));
+    };
+    let command = SignedCommand {
+        json: entry.get::<String>(COMMAND_FIELD).unwrap_or_default(),
+        signature: entry.get::<String>(SIGNATURE_FIELD),
+    };
+    let signature = match (&ctx.command_key, &command.signature) {
+        (_, None) => "unsigned",
+        (None, Some(_)) => "signed_unchecked",
+        (Some(key), Some(_)) => match command.open(Some(key.bytes())) {
+            // Malformed JSON under a good signature: the signature is still valid.
+            Ok(_) | Err(ProtocolError::MalformedCommand(_)) => "valid",
+            Err(_) => "another_key",
+        },
+    };
+    let ms: Option<i64> = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
+    Ok(json!({
+        "host": host, "signature": signature, "command_id": entry.id,
+        "age_seconds": ms.map(|ms| (now - ms) / 1000),
+    }))
 }
 
 pub fn print_silences(silences: &[Value]) {

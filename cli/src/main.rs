@@ -7,6 +7,8 @@
 //! - `error`: the one error type, its exit code (1: a failure, 2: bad
 //!   input) and its one-line message.
 //! - `context`: the Redis connection and the settings every verb shares.
+//! - `key`: the command key (`HEMOSTAT_COMMAND_KEY`, or the file
+//!   `scripts/stack.sh` generates) that `status` checks commands with.
 //! - `show`: how times, ages and events are written for people.
 //! - `look`: the verbs that only read (`status`, `events`, `explain`, `audit`).
 //! - `act`: the verbs that change something (`silence`, `reset`,
@@ -15,6 +17,7 @@
 mod act;
 mod context;
 mod error;
+mod key;
 mod look;
 mod show;
 
@@ -31,13 +34,29 @@ use crate::{context::Context, error::CliError};
     name = "hemostat",
     version,
     about = "HemoStat's operator command: status, live events, why it acted or not, silences, resets, manual actions, dead letters.",
-    after_help = library_help()
+    after_help = after_help()
 )]
 struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
     verb: Verb,
+}
+
+/// The environment's settings: the library's, then the command key's.
+fn after_help() -> String {
+    format!(
+        "{}\n  {:<20} unset       the command key (never shown); unset or empty: the file $HEMOSTAT_STATE_DIR/{}, \
+         else the nearest {}/{} up from the current directory (scripts/stack.sh writes it, mode 0600; a file open \
+         to group or others is refused)\n  {:<20} unset       the stack's state folder, where scripts/stack.sh keeps \
+         the command key",
+        library_help().trim_end(),
+        key::KEY_VAR,
+        key::KEY_FILE,
+        key::STATE_DIR,
+        key::KEY_FILE,
+        key::STATE_DIR_VAR,
+    )
 }
 
 /// Options every verb takes.
@@ -184,9 +203,16 @@ fn operator(by: Option<String>) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let ctx =
-        Context::connect(cli.global.redis_url.expose(), cli.global.json, cli.global.cooldown, cli.global.max_per_hour)
-            .await?;
+    // Before Redis: a key file open to others is refused whatever the verb.
+    let command_key = key::from_process()?;
+    let ctx = Context::connect(
+        cli.global.redis_url.expose(),
+        cli.global.json,
+        cli.global.cooldown,
+        cli.global.max_per_hour,
+        command_key,
+    )
+    .await?;
     match cli.verb {
         Verb::Status => look::status(&ctx).await,
         Verb::Events { follow, container, kind, last } => {

@@ -50,6 +50,7 @@ const READ_BY_FILES: &[(&str, &str, &str)] = &[
     ("HEMOSTAT_PROMETHEUS_PORT", "compose.yaml", "compose publishes Prometheus on this 127.0.0.1 port"),
     ("DOCKER_SOCKET", "compose.yaml", "compose mounts this socket into the collector"),
     ("COMPOSE_PROJECT_NAME", "compose.yaml", "docker-compose's own project name"),
+    ("HEMOSTAT_STATE_DIR", "scripts/stack.sh", "the state folder of scripts/stack.sh, where hemostat finds the key"),
     ("HEMOSTAT_PROFILE", "scripts/stack.sh", "the build profile of scripts/stack.sh and scripts/compose.sh"),
     ("HEMOSTAT_SKIP_BUILD", "scripts/stack.sh", "scripts/stack.sh and scripts/compose.sh use target/ as it is"),
     ("HEMOSTAT_IMAGES_DIR", "infra/images/stage.sh", "where the image build contexts are staged"),
