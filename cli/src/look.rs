@@ -6,7 +6,9 @@ use futures::StreamExt;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, ProtocolError,
     command::{COMMAND_FIELD, SIGNATURE_FIELD, SignedCommand},
+    event::HealthAlert,
     keys,
+    policy::{ActionPolicy, Policy},
     publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
     silence::{self, Subject},
 };
@@ -77,10 +79,10 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
     if !refs.is_empty() {
         let mut pipe = redis::pipe();
         for c in &refs {
-            pipe.get(keys::stats(c)).zcount(keys::action_log(c), now - HOUR_MS, "+inf");
+            pipe.get(keys::stats(c)).zcount(keys::action_log(c), now - HOUR_MS, "+inf").get(keys::breaker(c));
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-        for (c, pair) in refs.iter().zip(replies.chunks(2)) {
+        for (c, pair) in refs.iter().zip(replies.chunks(3)) {
             let stats: Value = redis::from_redis_value::<Option<String>>(pair[0].clone())
                 .ok()
                 .flatten()
@@ -93,8 +95,11 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
                 "cpu_pct": stats.get("cpu_pct"), "memory_pct": stats.get("memory_pct"),
                 "image": stats.get("image"), "actions_last_hour": actions,
             }));
-            if actions >= ctx.max_per_hour {
-                breakers.push(json!({"container": c.key(), "actions_last_hour": actions, "max": ctx.max_per_hour}));
+            let opened: Option<String> = redis::from_redis_value(pair[2].clone()).ok().flatten();
+            if opened.is_some() || actions >= ctx.max_per_hour {
+                breakers.push(json!({
+                    "container": c.key(), "actions_last_hour": actions, "max": ctx.max_per_hour, "reason": opened,
+                }));
             }
         }
     }
@@ -150,6 +155,9 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
             b["actions_last_hour"],
             b["max"]
         );
+        if let Some(reason) = b["reason"].as_str() {
+            println!("  {:<32}  {reason}", "");
+        }
     }
     print_silences(&silences);
     match &key_source {
@@ -365,7 +373,8 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     let record: Option<String> = conn.get(keys::remediation(c)).await?;
     let (actions, last_action_ms) = actions(ctx, c).await?;
     let cooldown_left_ms = last_action_ms.map_or(0, |last| (last + ctx.cooldown_seconds as i64 * 1000 - now).max(0));
-    let breaker_open = actions >= ctx.max_per_hour;
+    let opened: Option<String> = conn.get(keys::breaker(c)).await?;
+    let breaker_open = opened.is_some() || actions >= ctx.max_per_hour;
 
     let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_compose(project.clone(), service.clone());
     let live = silence::live(&mut conn).await?;
@@ -378,6 +387,9 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         .filter(|e| about(e, c))
         .take(5)
         .collect();
+    // What its labels said when it last alerted (the collector reads them).
+    let own_policy: Option<Policy> =
+        alerts.first().and_then(|e| e.data_of::<HealthAlert>(EventKind::HealthAlert).ok()).and_then(|a| a.policy);
     let logged: Vec<String> = conn.lrange(keys::events("all"), 0, -1).await?;
     let outcomes: Vec<Envelope> = logged
         .iter()
@@ -391,6 +403,10 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         "would refuse: no collector reports this container (out of scope, gone, or its host is down)".to_owned()
     } else if let Some(s) = matching.first() {
         format!("would refuse: {}", s.refusal())
+    } else if let Some(policy) = own_policy.as_ref().filter(|p| p.action == ActionPolicy::Notify) {
+        format!("would refuse: policy: {} (hemostat.action: alert only, never act)", policy.action)
+    } else if let Some(reason) = &opened {
+        format!("would refuse: {reason}")
     } else if cooldown_left_ms > 0 {
         format!("would refuse: cooldown, {} left (cooldown is {}s)", show::span(cooldown_left_ms), ctx.cooldown_seconds)
     } else if breaker_open {
@@ -406,6 +422,8 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             "stats": stats,
             "image": image, "compose_project": project, "compose_service": service,
             "policy": {"cooldown_seconds": ctx.cooldown_seconds, "max_actions_per_hour": ctx.max_per_hour},
+            "container_policy": own_policy,
+            "circuit_breaker_reason": opened,
             "remediation_record": record.and_then(|r| serde_json::from_str::<Value>(&r).ok()),
             "cooldown_remaining_seconds": cooldown_left_ms / 1000,
             "actions_last_hour": actions,
@@ -442,11 +460,18 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     };
     println!("  labels:      {labels}");
     println!("  policy:      cooldown {}s, at most {} actions per hour", ctx.cooldown_seconds, ctx.max_per_hour);
+    match &own_policy {
+        Some(p) => println!("  its labels:  {}", serde_json::to_string(p).unwrap_or_default()),
+        None => println!("  its labels:  none that change the policy (as of its last alert)"),
+    }
     let cooldown =
         if cooldown_left_ms > 0 { format!("{} left", show::span(cooldown_left_ms)) } else { "none".to_owned() };
     println!("  cooldown:    {cooldown}");
     let breaker = if breaker_open { "OPEN" } else { "closed" };
     println!("  actions:     {actions} in the last hour (max {}), circuit breaker {breaker}", ctx.max_per_hour);
+    if let Some(reason) = &opened {
+        println!("  breaker:     {reason}");
+    }
     if let Some(r) = record {
         println!("  record:      {r}");
     }

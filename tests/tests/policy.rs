@@ -11,6 +11,8 @@
 //!   or two, and stopped instead of restarted.
 //! - a label that does not parse is reported once (a `system_alert`), and
 //!   the container is healed with the fleet's defaults.
+//! - a container's own cooldown and hourly cap: its second crash within
+//!   the hour opens its circuit breaker, with a critical `circuit_open`.
 //! - an operator's `docker restart` holds HemoStat off the container for
 //!   the operator's grace: its crash right after is refused, not healed.
 
@@ -21,7 +23,7 @@ use hemostat_e2e::{ContainerSpec, RedisServer, docker, start_stack, stream_event
 use hemostat_protocol::{
     Action, ContainerRef, EventKind,
     connection::Connection,
-    event::{HealthAlert, RemediationComplete, RemediationStatus, SystemAlert},
+    event::{HealthAlert, RemediationComplete, RemediationStatus, Severity, SystemAlert},
     keys,
     policy::ActionPolicy,
 };
@@ -102,7 +104,14 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     .start(&docker)
     .await;
     let operated = ContainerSpec::shell(CRASHER).restart_policy(RestartPolicyNameEnum::NO).start(&docker).await;
-    for c in [&notify, &none, &mislabelled, &burner, &operated] {
+    // Its own limits: no cooldown, one action an hour.
+    let flaky = ContainerSpec::shell(CRASHER)
+        .restart_policy(RestartPolicyNameEnum::NO)
+        .label("hemostat.cooldown", "0s")
+        .label("hemostat.max_actions_per_hour", "1")
+        .start(&docker)
+        .await;
+    for c in [&notify, &none, &mislabelled, &burner, &operated, &flaky] {
         registered(&conn, &stack.host, c.name()).await;
     }
 
@@ -162,6 +171,34 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     assert!(alert.policy.is_none(), "bad labels leave the fleet's policy: {:?}", alert.policy);
     let log = stack.collector.log_tail(400);
     assert!(log.contains("bad labels") && log.contains("hemostat.cooldown"), "the log names the label:\n{log}");
+
+    // One fix an hour: the first crash is healed, the second opens its
+    // circuit breaker (the fix did not hold), with a critical alert.
+    flaky.kill("USR1").await;
+    let first = wait_for(Duration::from_secs(20), || async {
+        completions(&conn, flaky.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
+    })
+    .await;
+    assert!(first.is_some(), "the flaky container's first crash was not healed:\n{}", stack.collector.log_tail(40));
+    flaky.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    flaky.kill("USR1").await;
+    let opened = wait_for(Duration::from_secs(20), || async {
+        completions(&conn, flaky.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the second crash was not refused:\n{}", stack.collector.log_tail(40)));
+    let reason = opened.result.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("circuit breaker open: 1 actions in the last hour did not hold (max 1)"), "{reason}");
+    let mut c = conn.clone();
+    let critical: Vec<SystemAlert> = stream_events::<SystemAlert>(&mut c, EventKind::SystemAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.kind == SystemAlert::CIRCUIT_OPEN && a.container.as_deref() == Some(flaky.name()))
+        .collect();
+    assert_eq!(critical.len(), 1, "{critical:?}");
+    assert_eq!(critical[0].severity, Severity::Critical);
+    assert!(critical[0].message.contains("hemostat reset"), "{}", critical[0].message);
 
     // none: by now its crash would have been alerted long ago.
     assert!(alerts_for(&conn, none.name()).await.is_empty(), "hemostat.action=none still alerted");

@@ -384,6 +384,9 @@ pub struct SystemAlert {
 impl SystemAlert {
     /// A container's labels could not be read (reported once per container).
     pub const BAD_LABELS: &'static str = "bad_labels";
+    /// A container's circuit breaker opened: its fixes do not hold, and
+    /// HemoStat stops acting on it until the breaker expires or is reset.
+    pub const CIRCUIT_OPEN: &'static str = "circuit_open";
 }
 
 #[cfg(test)]

@@ -67,6 +67,13 @@ pub fn action_log(c: &ContainerRef) -> String {
     format!("hemostat:actions:{}", container_tag(c))
 }
 
+/// A container's open circuit breaker: set (with the reason, expiring by
+/// itself) when its fixes keep not holding; while it exists the gate refuses
+/// every action, until it expires or an operator's reset deletes it.
+pub fn breaker(c: &ContainerRef) -> String {
+    format!("hemostat:breaker:{}", container_tag(c))
+}
+
 /// Audit trail of every gate decision for a container.
 pub fn audit(c: &ContainerRef) -> String {
     format!("hemostat:audit:{}", container_tag(c))
@@ -183,11 +190,11 @@ pub fn bridge_takeovers(stream: &str, group: &str) -> String {
 pub const SILENCES: &str = "hemostat:silences";
 
 /// What an operator's reset clears (`hemostat reset`): the container's
-/// cooldown and circuit breaker, i.e. its remediation record, action log and
-/// pending gate decisions. Its audit stays (the reset is appended to it).
-/// One hash tag, so one `MULTI` clears them on a cluster.
-pub fn safety_state(c: &ContainerRef) -> [String; 3] {
-    [remediation(c), action_log(c), gate_pending(c)]
+/// cooldown and circuit breaker, i.e. its remediation record, action log,
+/// pending gate decisions and open breaker. Its audit stays (the reset is
+/// appended to it). One hash tag, so one `MULTI` clears them on a cluster.
+pub fn safety_state(c: &ContainerRef) -> [String; 4] {
+    [remediation(c), action_log(c), gate_pending(c), breaker(c)]
 }
 
 /// The analyzer's recent alerts for a container (newest first, capped).

@@ -11,6 +11,12 @@ pub const COOLDOWN: Setting =
     Setting::new("RESPONDER_COOLDOWN_SECONDS", "3600", "minimum time between two actions on one container").seconds();
 pub const MAX_RETRIES_PER_HOUR: Setting =
     Setting::new("RESPONDER_MAX_RETRIES_PER_HOUR", "3", "actions per container and hour (circuit breaker)");
+pub const BREAKER: Setting = Setting::new(
+    "RESPONDER_BREAKER_SECONDS",
+    "3600",
+    "once a container's fixes keep not holding (the hourly cap reached), its circuit breaker stays open this long, or until hemostat reset",
+)
+.seconds();
 pub const DRY_RUN: Setting = Setting::new(
     "RESPONDER_DRY_RUN",
     "false",
@@ -42,7 +48,7 @@ responder: HemoStat's responder function (AWS Lambda, or the local emulator).
 Consumes remediation_needed batches from the bridge; its safety gate
 (cooldown, circuit breaker, fleet brake) decides, and allowed actions become
 signed commands in the container's host stream.",
-    settings: &[COOLDOWN, MAX_RETRIES_PER_HOUR, DRY_RUN, COMMAND_KEY, FLEET_BRAKE_HOSTS, FLEET_BRAKE_WINDOW],
+    settings: &[COOLDOWN, MAX_RETRIES_PER_HOUR, BREAKER, DRY_RUN, COMMAND_KEY, FLEET_BRAKE_HOSTS, FLEET_BRAKE_WINDOW],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -54,6 +60,8 @@ pub struct Config {
     pub cooldown_seconds: u64,
     /// `MAX_RETRIES_PER_HOUR`: circuit breaker per container.
     pub max_actions_per_hour: u64,
+    /// `BREAKER`, in whole seconds: how long an opened breaker stays open.
+    pub breaker_seconds: u64,
     /// `DRY_RUN`: commands are marked dry-run; the collector reports what
     /// it would have done without doing it.
     pub dry_run: bool,
@@ -85,6 +93,7 @@ impl Config {
         Ok(Config {
             cooldown_seconds: COOLDOWN.whole_seconds(env)?,
             max_actions_per_hour: MAX_RETRIES_PER_HOUR.parse(env)?,
+            breaker_seconds: BREAKER.whole_seconds(env)?,
             dry_run: DRY_RUN.flag(env)?,
             command_key: COMMAND_KEY.configured_secret(env),
             fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
@@ -98,6 +107,7 @@ impl Config {
             self.max_actions_per_hour,
             crate::gate::FleetBrake { hosts: self.fleet_brake_hosts, window_seconds: self.fleet_brake_window_seconds },
         )
+        .with_breaker_seconds(self.breaker_seconds)
     }
 }
 

@@ -41,6 +41,12 @@ pub enum GateDecision {
     Refused {
         reason: String,
     },
+    /// Refused because the container's fixes keep not holding: this
+    /// request opened its circuit breaker, which now refuses every action
+    /// until it expires or an operator resets it.
+    BreakerOpened {
+        reason: String,
+    },
     /// The fleet brake holds: this image was remediated on too many hosts
     /// recently, a suspected bad release.
     Brake {
@@ -87,7 +93,11 @@ pub struct Gate {
     cooldown_seconds: u64,
     max_per_hour: u64,
     brake: FleetBrake,
+    breaker_seconds: u64,
 }
+
+/// How long an opened circuit breaker stays open by default.
+pub const BREAKER_SECONDS: u64 = 3600;
 
 impl Gate {
     pub fn new(cooldown_seconds: u64, max_per_hour: u64) -> Self {
@@ -102,7 +112,14 @@ impl Gate {
             cooldown_seconds,
             max_per_hour,
             brake,
+            breaker_seconds: BREAKER_SECONDS,
         }
+    }
+
+    /// An opened circuit breaker stays open `seconds` (unless reset).
+    pub fn with_breaker_seconds(mut self, seconds: u64) -> Self {
+        self.breaker_seconds = seconds.max(1);
+        self
     }
 
     pub async fn check<C>(&self, conn: &mut C, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError>
@@ -124,7 +141,8 @@ impl Gate {
         let brake_decides = image.is_some() && self.brake.hosts > 0;
         let c = req.container;
         // In the order both scripts of the container's slot take them.
-        let container_keys = [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c)];
+        let container_keys =
+            [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c), keys::breaker(c)];
         let (verdict, reason, count): (String, String, u64) = with_keys(&self.container, &container_keys)
             .arg(req.cooldown_seconds.unwrap_or(self.cooldown_seconds))
             .arg(req.max_per_hour.unwrap_or(self.max_per_hour))
@@ -135,12 +153,14 @@ impl Gate {
             .arg(AUDIT_MAX)
             .arg(if brake_decides { "1" } else { "0" })
             .arg(req.held.unwrap_or_default())
+            .arg(self.breaker_seconds)
             .invoke_async(conn)
             .await?;
         match verdict.as_str() {
             "allowed" => return Ok(GateDecision::Allowed { count }),
             "duplicate" => return Ok(GateDecision::Duplicate),
             "refused" => return Ok(GateDecision::Refused { reason }),
+            "opened" => return Ok(GateDecision::BreakerOpened { reason }),
             "reserved" | "pending" => {}
             other => return Err(ProtocolError::Redis(unexpected(other))),
         }

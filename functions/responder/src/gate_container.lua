@@ -6,14 +6,18 @@
 --   3 audit list of the container (newest first)
 --   4 pending: command id -> the record before it, for actions allowed here
 --     that still wait for the fleet brake's answer (step two, another slot)
+--   5 the open circuit breaker: its reason, set when the hourly cap is hit
+--     (the fixes did not hold), expiring after ARGV[10] seconds
 -- ARGV:
 --   1 cooldown seconds   2 max actions per hour   3 command id
 --   4 seed timestamp     5 record TTL seconds     6 audit entry JSON (without verdict)
 --   7 audit max length   8 1 when the fleet brake must still decide
 --   9 a refusal decided before the gate (a silence holding for the
 --     container, its notify-only policy), or empty
+--  10 how long an opened circuit breaker stays open, seconds
 -- Returns {verdict, reason, count}; verdict is allowed, reserved (allowed
--- here, the fleet brake decides next), refused, duplicate or pending (a
+-- here, the fleet brake decides next), refused, opened (refused, and the
+-- circuit breaker opened by this very request), duplicate or pending (a
 -- redelivered request whose fleet decision never finished).
 -- Redis' own clock, not the caller's: responders on different machines
 -- must agree on what "an hour ago" means.
@@ -37,6 +41,7 @@ end
 
 local verdict, reason = 'allowed', ''
 local last = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local open = redis.call('GET', KEYS[5])
 if ARGV[9] ~= nil and ARGV[9] ~= '' then
   -- An operator's silence or the owner's policy comes first: either says
   -- why better than a cooldown.
@@ -46,9 +51,17 @@ elseif #last > 0 and now_ms - tonumber(last[2]) < cooldown_ms then
   verdict = 'refused'
   reason = string.format('cooldown: last action %.1fs ago, cooldown is %ss',
     (now_ms - tonumber(last[2])) / 1000, ARGV[1])
-elseif count >= max_per_hour then
+elseif open then
+  -- Open until it expires or an operator resets it, even once the actions
+  -- that opened it have left the hour.
   verdict = 'refused'
-  reason = string.format('circuit breaker: %d actions in the last hour (max %d)', count, max_per_hour)
+  reason = open
+elseif count >= max_per_hour then
+  -- This many fixes within the hour, and the container needs another: they
+  -- did not hold. Open the breaker; the caller raises a critical alert.
+  verdict = 'opened'
+  reason = string.format('circuit breaker open: %d actions in the last hour did not hold (max %d), open for %ss or until hemostat reset', count, max_per_hour, ARGV[10])
+  redis.call('SET', KEYS[5], reason, 'EX', tonumber(ARGV[10]))
 end
 
 if verdict == 'allowed' then
@@ -67,7 +80,8 @@ if verdict == 'allowed' then
 end
 
 local entry = cjson.decode(ARGV[6])
-entry['verdict'] = verdict
+-- An opening is a refusal; its reason says the breaker opened.
+entry['verdict'] = (verdict == 'opened') and 'refused' or verdict
 entry['reason'] = reason
 entry['at_ms'] = now_ms
 redis.call('LPUSH', KEYS[3], cjson.encode(entry))

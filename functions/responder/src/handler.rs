@@ -7,7 +7,10 @@ use hemostat_protocol::{
     Action, Command, ContainerRef, Envelope, EventKind, Publisher,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
-    event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
+    event::{
+        IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus, Severity,
+        SystemAlert,
+    },
     policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{self, Silence, Subject, TargetKind},
 };
@@ -102,6 +105,24 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                     .filter(|_| Some(&reason) == silenced.as_ref())
                     .map(|s| format!("silence {} on {} by {}", s.id, s.target_text(), s.by));
                 self.refuse(needed, &container.host, &reason, details, image.as_deref()).await
+            }
+            GateDecision::BreakerOpened { reason } => {
+                tracing::error!(container = %container, action = %needed.action, %reason, "circuit breaker opened");
+                // Published first: if the refusal's publish fails, the
+                // redelivery finds the breaker open and refuses plainly.
+                let alert = SystemAlert {
+                    kind: SystemAlert::CIRCUIT_OPEN.into(),
+                    severity: Severity::Critical,
+                    host: container.host.clone(),
+                    message: format!(
+                        "{container}: HemoStat stopped acting on it, its fixes do not hold ({reason}); read its logs, then `hemostat reset {container}`"
+                    ),
+                    last_seen: None,
+                    missing_for_seconds: None,
+                    container: Some(container.name.clone()),
+                };
+                self.publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::SystemAlert, &alert)?).await?;
+                self.refuse(needed, &container.host, &reason, None, image.as_deref()).await
             }
             GateDecision::Brake { reason } => {
                 tracing::error!(container = %container, image = ?image, %reason, "fleet brake: suspected bad release");

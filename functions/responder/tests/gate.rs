@@ -53,8 +53,10 @@ async fn cooldown_then_circuit_breaker_with_seed_record_and_audit() {
         assert!(matches!(breaker.check(&mut conn, &request(&other, id)).await.unwrap(), GateDecision::Allowed { .. }));
     }
     match breaker.check(&mut conn, &request(&other, "z")).await.unwrap() {
-        GateDecision::Refused { reason } => assert!(reason.starts_with("circuit breaker"), "{reason}"),
-        v => panic!("expected breaker refusal, got {v:?}"),
+        GateDecision::BreakerOpened { reason } => {
+            assert!(reason.starts_with("circuit breaker open: 2 actions"), "{reason}")
+        }
+        v => panic!("expected the breaker to open, got {v:?}"),
     }
 
     // Every decision is audited, refusals included, newest first.
@@ -268,8 +270,11 @@ async fn a_containers_own_cooldown_and_hourly_cap_replace_the_gates() {
         assert!(matches!(gate.check(&mut conn, &labelled(id)).await.unwrap(), GateDecision::Allowed { .. }));
     }
     match gate.check(&mut conn, &labelled("c")).await.unwrap() {
-        GateDecision::Refused { reason } => {
-            assert_eq!(reason, "circuit breaker: 2 actions in the last hour (max 2)")
+        GateDecision::BreakerOpened { reason } => {
+            assert!(
+                reason.starts_with("circuit breaker open: 2 actions in the last hour did not hold (max 2)"),
+                "{reason}"
+            )
         }
         v => panic!("expected the container's own cap, got {v:?}"),
     }
@@ -281,4 +286,35 @@ async fn a_containers_own_cooldown_and_hourly_cap_replace_the_gates() {
         GateDecision::Refused { reason } => assert!(reason.ends_with("cooldown is 3600s"), "{reason}"),
         v => panic!("expected the gate's cooldown, got {v:?}"),
     }
+}
+
+#[tokio::test]
+async fn an_opened_breaker_holds_past_the_hour_until_it_expires_or_is_reset() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let gate = Gate::new(0, 1).with_breaker_seconds(2);
+    let c = ContainerRef::new("h1", "flaky");
+    assert!(matches!(gate.check(&mut conn, &request(&c, "a")).await.unwrap(), GateDecision::Allowed { .. }));
+    let opened = match gate.check(&mut conn, &request(&c, "b")).await.unwrap() {
+        GateDecision::BreakerOpened { reason } => reason,
+        v => panic!("expected the breaker to open, got {v:?}"),
+    };
+    assert!(opened.ends_with("open for 2s or until hemostat reset"), "{opened}");
+    // The action that opened it leaves the hour: the breaker still holds.
+    let () = conn.del(keys::action_log(&c)).await.unwrap();
+    match gate.check(&mut conn, &request(&c, "c")).await.unwrap() {
+        GateDecision::Refused { reason } => assert_eq!(reason, opened, "refused with the reason it opened with"),
+        v => panic!("expected the open breaker to refuse, got {v:?}"),
+    }
+    let audit: Vec<String> = conn.lrange(keys::audit(&c), 0, 0).await.unwrap();
+    assert!(audit[0].contains("\"verdict\":\"refused\""), "{}", audit[0]);
+    // It expires by itself.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert!(matches!(gate.check(&mut conn, &request(&c, "d")).await.unwrap(), GateDecision::Allowed { .. }));
+    // An operator's reset (what `hemostat reset` deletes) closes it at once.
+    assert!(matches!(gate.check(&mut conn, &request(&c, "e")).await.unwrap(), GateDecision::BreakerOpened { .. }));
+    for key in keys::safety_state(&c) {
+        let () = conn.del(key).await.unwrap();
+    }
+    assert!(matches!(gate.check(&mut conn, &request(&c, "f")).await.unwrap(), GateDecision::Allowed { .. }));
 }
