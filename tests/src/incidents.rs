@@ -46,8 +46,9 @@ const MIB: i64 = 1024 * 1024;
 /// The suite collector's sustain window (high CPU or memory this long is
 /// an alert).
 pub const SUSTAIN_SECONDS: u64 = 3;
-/// The CPU threshold the suite's collector alerts above (the default).
-pub const CPU_THRESHOLD: f64 = 85.0;
+/// The CPU threshold the suite's collector alerts above: below the default
+/// 85, so the burner still crosses it when other work shares the 2 cores.
+pub const CPU_THRESHOLD: f64 = 70.0;
 
 /// The collector settings the suite runs with, on top of the stack's.
 pub fn stack_env() -> StackEnv {
@@ -342,13 +343,15 @@ done"#,
         },
         Incident {
             name: "transient_spike",
-            what: "3 s after start (once the collector samples it), a 2 s CPU burst, shorter than the sustain window; then idle",
+            what: "3 s after start (once the collector samples it), a 2 s CPU burst on two threads, shorter than the sustain window; then idle",
             spec: || {
                 ContainerSpec::shell(
                     r#"trap 'exit 143' TERM
 sleep 3
 echo "report: rendering monthly report"
+timeout 2 sh -c 'while :; do :; done' &
 timeout 2 sh -c 'while :; do :; done'
+wait
 echo "report: done"
 while :; do sleep 0.2; done"#,
                 )
@@ -357,10 +360,10 @@ while :; do sleep 0.2; done"#,
             steps: vec![Step {
                 expect: Expect::Quiet {
                     window: Duration::from_secs(SUSTAIN_SECONDS + 9),
-                    // Proof the burst registered, well above idle: on a
-                    // loaded 2-core machine it does not always reach the
-                    // alert threshold within its 2 s.
-                    proof: Proof::CpuPeak(30.0),
+                    // Proof the burst registered, well above idle (under
+                    // 1 %): on a loaded 2-core machine (the suite's own
+                    // burners, other suites) it may get a tenth of a core.
+                    proof: Proof::CpuPeak(5.0),
                 },
                 worse: &[Action::Restart, Action::Stop, Action::ScaleUp],
             }],
