@@ -16,7 +16,6 @@ use hemostat_protocol::diagnosis::Cause;
 
 const COMMAND_KEY: &str = "e2e-incidents-key";
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
     let redis = RedisServer::start().await;
