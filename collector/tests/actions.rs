@@ -64,19 +64,7 @@ async fn start(extra: &[(&str, &str)]) -> Env {
 
 impl Env {
     fn command(&self, container: &TestContainer, action: Action) -> Command {
-        Command {
-            id: uuid::Uuid::new_v4().to_string(),
-            host: self.host.clone(),
-            container: container.name().into(),
-            container_id: Some(container.id().into()),
-            action,
-            reason: "e2e".into(),
-            confidence: 0.9,
-            issued_at: chrono::Utc::now().to_rfc3339(),
-            dry_run: false,
-            context: Default::default(),
-            args: Vec::new(),
-        }
+        container.command(&self.host, action)
     }
 
     async fn send(&mut self, cmd: &Command) -> String {

@@ -93,22 +93,7 @@ fn rfc3339_ms(s: &str) -> u64 {
 }
 
 fn command(host: &str, container: &TestContainer, action: Action) -> Command {
-    Command {
-        id: uuid::Uuid::new_v4().to_string(),
-        host: host.into(),
-        container: container.name().into(),
-        container_id: Some(container.id().into()),
-        action,
-        reason: "e2e".into(),
-        confidence: 0.9,
-        issued_at: chrono::Utc::now().to_rfc3339(),
-        dry_run: false,
-        context: hemostat_protocol::event::IncidentContext {
-            detected_at: Some("2026-01-01T00:00:00Z".into()),
-            ..Default::default()
-        },
-        args: Vec::new(),
-    }
+    container.command(host, action)
 }
 
 async fn send(env: &mut Env, cmd: &Command, key: &[u8]) -> String {

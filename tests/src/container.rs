@@ -342,3 +342,26 @@ impl Drop for TestContainer {
         }
     }
 }
+
+impl TestContainer {
+    /// A fresh command for this container's collector on `host`, as the
+    /// responder would issue it (unsigned: callers seal it with their key).
+    pub fn command(&self, host: &str, action: hemostat_protocol::Action) -> hemostat_protocol::Command {
+        hemostat_protocol::Command {
+            id: uuid::Uuid::new_v4().to_string(),
+            host: host.into(),
+            container: self.name().into(),
+            container_id: Some(self.id().into()),
+            action,
+            reason: "e2e".into(),
+            confidence: 0.9,
+            issued_at: chrono::Utc::now().to_rfc3339(),
+            dry_run: false,
+            context: hemostat_protocol::event::IncidentContext {
+                detected_at: Some("2026-01-01T00:00:00Z".into()),
+                ..Default::default()
+            },
+            args: Vec::new(),
+        }
+    }
+}
