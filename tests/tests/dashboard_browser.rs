@@ -12,6 +12,11 @@
 //!   straight to Redis (as any seed-protocol publisher could), are shown as
 //!   literal text and nothing of them runs. Served at the root of the
 //!   function's own port.
+//! - silences: two silences (one with markup in its reason) and an open
+//!   circuit breaker, written with the protocol's types: the page lists the
+//!   silences and marks the containers, then drops the removed one and the
+//!   one that ends by itself without a reload. Its driver is this file's
+//!   `SILENCES_SCRIPT`, run with the same node and playwright-core.
 //!
 //! Screenshots are kept under `$HEMOSTAT_TEST_ARTIFACTS` (default
 //! `target/test-artifacts/`) and their paths printed.
@@ -24,7 +29,7 @@ use std::{
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, Stack, docker, free_port, paths::target_dir, start_emulator, start_stack,
+    ContainerSpec, Process, RedisServer, Stack, docker, free_port, paths::target_dir, start_emulator, start_stack,
     workspace_root,
 };
 use hemostat_protocol::{ContainerRef, EventKind, keys, publisher::ENVELOPE_FIELD};
@@ -189,11 +194,10 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     println!("screenshot: {}", screenshot.display());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_shows_hostile_names_and_reasons_as_text() {
-    let script = browser_tools();
+/// The dashboard function alone under the emulator, on Redis `redis`:
+/// the emulator, and the port of the dashboard's function URL.
+async fn dashboard_alone(redis: &RedisServer) -> (Process, u16) {
     let template = workspace_root().join("template.yaml");
-    let redis = RedisServer::start().await;
     let port = free_port();
     let (emulator, _) = start_emulator(|b| {
         b.args([
@@ -208,6 +212,14 @@ async fn dashboard_shows_hostile_names_and_reasons_as_text() {
         .env("RUST_LOG", "info")
     })
     .await;
+    (emulator, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_hostile_names_and_reasons_as_text() {
+    let script = browser_tools();
+    let redis = RedisServer::start().await;
+    let (emulator, port) = dashboard_alone(&redis).await;
 
     // Markup in every field the page shows. Docker would refuse such a
     // name, but Redis is written by any seed-protocol publisher, and reasons
@@ -247,5 +259,187 @@ async fn dashboard_shows_hostile_names_and_reasons_as_text() {
         .unwrap_or_else(|e| panic!("{e}\nscreenshot: {}\nemulator:\n{}", screenshot.display(), emulator.log_tail(30)));
     assert!(browser.child.wait().await.unwrap().success());
     println!("hostile data shown as text, nothing ran: {result}");
+    println!("screenshot: {}", screenshot.display());
+}
+
+/// The silences scenario's driver: written next to the screenshots and run
+/// with the same node and playwright-core (found through `browserDir`).
+/// Protocol as `dashboard.mjs`'s: `READY`, `RESULT <json>` or `FAIL <reason>`.
+const SILENCES_SCRIPT: &str = r#"
+import { createRequire } from 'node:module';
+const opts = JSON.parse(process.argv[2] || '{}');
+const { chromium } = createRequire(opts.browserDir + '/package.json')('playwright-core');
+const timeout = opts.timeoutMs || 60000;
+const started = Date.now();
+const since = () => Date.now() - started;
+const consoleErrors = [], pageErrors = [], dialogs = [];
+let browser, page, last;
+function fail(reason) { const e = new Error(reason); e.expected = true; throw e; }
+
+// What the page shows of the two silences and the two containers.
+function look() {
+  return page.evaluate((o) => {
+    const card = (k) => [...document.querySelectorAll('#grid .card')].find((c) => c.dataset.container === k);
+    const row = (id) => [...document.querySelectorAll('#silences tr')].find((r) => r.dataset.silence === id);
+    const text = (e, sel) => { const x = e && e.querySelector(sel); return x ? x.textContent : null; };
+    const info = (k) => {
+      const c = card(k);
+      if (!c) return null;
+      const s = c.querySelector('.flag.silenced');
+      return { silence: s ? s.dataset.silence : null, silence_reason: text(c, '.flag.silenced .reason'), breaker: text(c, '.flag.breaker .reason') };
+    };
+    const silence = (id) => { const r = row(id); return r ? { reason: text(r, '.reason'), left: text(r, '.left'), cells: [...r.cells].map((td) => td.textContent) } : null; };
+    return {
+      a: silence(o.a.id), b: silence(o.b.id), web: info(o.a.key), db: info(o.b.key),
+      count: document.getElementById('silence-count').textContent,
+      injected: document.querySelectorAll('main img, main script, main b, main iframe, [onerror], [onload]').length,
+      pwned: window.__pwned === true, loaded: window.__hemostatLoaded === true,
+    };
+  }, opts);
+}
+
+async function until(pred, what, ms) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    last = await look();
+    if (pred(last)) return last;
+    if (Date.now() > deadline) fail(`${what} within ${ms} ms: ${JSON.stringify(last)}`);
+    await page.waitForTimeout(200);
+  }
+}
+
+async function main() {
+  browser = await chromium.launch({
+    executablePath: process.env.HEMOSTAT_CHROMIUM || '/usr/bin/chromium', headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  await page.goto(opts.url, { waitUntil: 'load', timeout });
+
+  const { a, b } = opts;
+  let s = await until((s) => s.a && s.b && s.web && s.db && s.web.silence === a.id && s.db.silence === b.id && s.web.breaker,
+    'both silences listed and both containers marked', timeout);
+  if (s.a.reason !== a.reason) fail(`silence ${a.id}'s reason ${JSON.stringify(s.a.reason)} is not the literal ${JSON.stringify(a.reason)}`);
+  if (s.b.reason !== b.reason) fail(`silence ${b.id}'s reason ${JSON.stringify(s.b.reason)} is not the literal`);
+  if (s.web.silence_reason !== a.reason) fail(`${a.key}'s card shows ${JSON.stringify(s.web.silence_reason)}, not the silence's reason`);
+  if (s.web.breaker !== opts.breaker) fail(`${a.key}'s card shows the breaker as ${JSON.stringify(s.web.breaker)}`);
+  if (s.db.breaker !== null) fail(`${b.key} has no breaker, its card shows ${JSON.stringify(s.db.breaker)}`);
+  for (const want of [a.target, a.by, a.id]) {
+    if (!s.a.cells.includes(want)) fail(`the row of ${a.id} lacks ${JSON.stringify(want)}: ${JSON.stringify(s.a.cells)}`);
+  }
+  if (!s.b.cells.includes('image:' + b.target)) fail(`the row of ${b.id} does not show its target: ${JSON.stringify(s.b.cells)}`);
+  if (!/ left$/.test(s.a.left) || !/ left$/.test(s.b.left)) fail(`no time left shown: ${s.a.left} / ${s.b.left}`);
+  await page.evaluate(() => { window.__hemostatLoaded = true; });
+  await page.screenshot({ path: opts.screenshot, fullPage: true });
+  const readyMs = since();
+  console.log(`READY ${readyMs}`);
+
+  // The caller removes silence a: gone from the list and the card, the breaker stays.
+  s = await until((s) => !s.a && s.web && s.web.silence === null, `silence ${a.id} still shown after its removal`, timeout);
+  if (s.web.breaker !== opts.breaker) fail(`the breaker vanished with the silence: ${JSON.stringify(s.web)}`);
+  if (!s.b) fail(`silence ${b.id} vanished with ${a.id}`);
+  const removedMs = since();
+  console.log(`REMOVED ${removedMs}`);
+
+  // b ends by itself.
+  s = await until((s) => !s.b && s.db && s.db.silence === null, `silence ${b.id} still shown after it ended`, timeout);
+  const expiredLateMs = Date.now() - b.untilMs;
+  if (expiredLateMs < -1000) fail(`silence ${b.id} vanished ${-expiredLateMs} ms before it ended`);
+  if (s.count !== '0') fail(`the silence count says ${s.count}`);
+  if (!s.loaded) fail('the page was reloaded');
+  if (s.injected !== 0) fail(`${s.injected} injected element(s) in the page`);
+  await page.waitForTimeout(500);
+  if (s.pwned || (await page.evaluate(() => window.__pwned === true))) fail('injected script ran');
+  if (dialogs.length) fail(`injected script opened dialogs: ${JSON.stringify(dialogs)}`);
+  const csp = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
+  if (csp.length) fail(`CSP violations: ${JSON.stringify(csp)}`);
+  if (pageErrors.length) fail(`script errors: ${JSON.stringify(pageErrors)}`);
+  console.log('RESULT ' + JSON.stringify({ ready_ms: readyMs, removed_ms: removedMs, expired_shown_after_end_ms: expiredLateMs, total_ms: since() }));
+}
+
+try {
+  await main();
+  await browser.close();
+  process.exit(0);
+} catch (e) {
+  console.log(`FAIL ${e.expected ? e.message : e.stack || e}`);
+  if (last) console.log('PAGE ' + JSON.stringify(last));
+  if (page) await page.screenshot({ path: opts.screenshot, fullPage: true }).catch(() => {});
+  if (browser) await browser.close().catch(() => {});
+  process.exit(1);
+}
+"#;
+
+/// Silences and open circuit breakers: the page lists a live silence with
+/// its reason (markup in it stays text), marks the containers it holds for
+/// and the one whose breaker is open, and without a reload drops a silence
+/// once removed and one that ends by itself. Silences are written with the
+/// protocol's own `silence::add` and removed with `silence::remove`, as the
+/// CLI does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_silences_and_open_breakers_live() {
+    use hemostat_protocol::silence::{self, Silence, TargetKind};
+
+    let tools = browser_tools();
+    let redis = RedisServer::start().await;
+    let (emulator, port) = dashboard_alone(&redis).await;
+
+    let web = ContainerRef::new("h1", "web");
+    let db = ContainerRef::new("h1", "db");
+    let mut conn = redis.connection().await;
+    let _: () = conn.sadd(keys::CONTAINERS, &[web.key(), db.key()]).await.unwrap();
+    for (c, image) in [(&web, "nginx:1.27"), (&db, "shop/db:16")] {
+        let stats = json!({"name": c.name, "status": "running", "cpu_pct": 1.5, "memory_pct": 10.0, "image": image});
+        let _: () = conn.set_ex(keys::stats(c), stats.to_string(), 300).await.unwrap();
+    }
+    let breaker =
+        "circuit breaker open: 3 actions in the last hour did not hold (max 3), open for 600s or until hemostat reset";
+    let _: () = conn.set_ex(keys::breaker(&web), breaker, 600).await.unwrap();
+
+    let now = chrono::Utc::now();
+    let silence = |id: &str, kind, target: &str, reason: &str, for_ms: i64| Silence {
+        id: id.into(),
+        kind,
+        target: target.into(),
+        reason: reason.into(),
+        created: now.to_rfc3339(),
+        until: (now + chrono::Duration::milliseconds(for_ms)).to_rfc3339(),
+        by: "ops@example".into(),
+    };
+    // a is removed while the page is open; b (every tag of shop/db) ends by itself.
+    let a = silence(
+        "a1b2c3",
+        TargetKind::Container,
+        &web.key(),
+        r#"<script>window.__pwned = true; alert(1)</script><b>db migration</b>"#,
+        600_000,
+    );
+    let b = silence("d4e5f6", TargetKind::Image, "shop/db", "rollout of shop/db:17", 25_000);
+    for s in [&a, &b] {
+        silence::add(&mut conn, s).await.unwrap();
+    }
+
+    let script = artifact("dashboard-silences.mjs");
+    std::fs::write(&script, SILENCES_SCRIPT).unwrap();
+    let screenshot = artifact("dashboard-silences.png");
+    let side = |s: &Silence, key: &str| json!({"id": s.id, "reason": s.reason, "target": s.target, "by": s.by, "key": key, "untilMs": s.until_ms()});
+    let mut browser = Browser::start(
+        &script,
+        json!({"url": format!("http://127.0.0.1:{port}/"), "browserDir": tools.parent().unwrap(),
+               "a": side(&a, &web.key()), "b": side(&b, &db.key()), "breaker": breaker,
+               "screenshot": screenshot, "timeoutMs": 30_000}),
+    );
+    let failed = |e: String| format!("{e}\nscreenshot: {}\nemulator:\n{}", screenshot.display(), emulator.log_tail(30));
+    let ready = browser.line("READY", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{}", failed(e)));
+    println!("page lists both silences and marks both containers after {ready} ms");
+
+    assert!(silence::remove(&mut conn, &a.id).await.unwrap(), "silence {} was stored", a.id);
+    let result = browser.line("RESULT", Duration::from_secs(90)).await.unwrap_or_else(|e| panic!("{}", failed(e)));
+    assert!(browser.child.wait().await.unwrap().success(), "{}", browser.seen.join("\n"));
+    println!("removed and expired silences left the page without a reload: {result}");
     println!("screenshot: {}", screenshot.display());
 }

@@ -54,6 +54,19 @@
     return Math.round(s / 3600) + ' h ago';
   }
 
+  // A duration in seconds, for a silence's or breaker's time left.
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min' + (s % 60 ? ' ' + (s % 60) + ' s' : '');
+    const h = Math.floor(s / 3600), m = Math.round((s % 3600) / 60);
+    return h + ' h' + (m ? ' ' + m + ' min' : '');
+  }
+  function until(ms) {
+    const d = new Date(ms);
+    return isNaN(d.getTime()) ? '' : d.toLocaleString();
+  }
+
   async function getJson(rel) {
     const r = await fetch(base + rel, { cache: 'no-store', headers: { accept: 'application/json' } });
     if (!r.ok) {
@@ -113,12 +126,46 @@
         el('div', { class: 'sub' }, [c.host, c.host_alive ? '' : ' (collector missing)', ...health, fixes]),
         meter('CPU', c.cpu_pct, 'cpu'),
         meter('Mem', c.memory_pct, 'mem'),
+        flags(c),
       ]);
+      if (c.silenced) card.classList.add('silenced');
+      if (c.breaker) card.classList.add('breaker');
       const select = () => { state.selected = c.key; kick(); };
       card.addEventListener('click', select);
       card.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(); } });
       return card;
     }));
+  }
+
+  // Why HemoStat leaves a container alone: the silence that holds for it
+  // and its open circuit breaker, each with its reason (as text).
+  function flags(c) {
+    const kids = [];
+    if (c.silenced) {
+      const s = c.silenced;
+      kids.push(el('div', { class: 'flag silenced', 'data-silence': s.id, title: 'silence ' + s.id + ' on ' + s.target + ' by ' + s.by + ' until ' + s.until }, [
+        el('span', { class: 'badge silenced', text: 'silenced' }), ' ', el('span', { class: 'reason', text: s.reason }), ' · until ' + until(s.until_ms)]));
+    }
+    if (c.breaker) {
+      const b = c.breaker;
+      const left = typeof b.seconds_left === 'number' ? ' · closes in ' + duration(b.seconds_left) : '';
+      kids.push(el('div', { class: 'flag breaker', title: b.reason + left }, [
+        el('span', { class: 'badge breaker', text: 'breaker open' }), ' ', el('span', { class: 'reason', text: b.reason }), left]));
+    }
+    return kids.length ? el('div', { class: 'flags' }, kids) : null;
+  }
+
+  function renderSilences(view) {
+    $('silence-count').textContent = String(view.silences.length);
+    $('silences-empty').hidden = view.silences.length > 0;
+    $('silences').replaceChildren(...view.silences.map((s) => el('tr', { 'data-silence': s.id, 'data-kind': s.kind, 'data-target': s.target_text }, [
+      el('td', {}, [s.target_text, s.enforceable ? null : ' ', s.enforceable ? null : el('span', { class: 'badge unenforced', text: 'not enforceable yet', title: 'the gate cannot see this label yet' })]),
+      el('td', { class: 'reason', text: s.reason }),
+      el('td', { text: s.by }),
+      el('td', { text: until(s.until_ms), title: s.until }),
+      el('td', { class: 'left', text: duration(s.seconds_left) + ' left' }),
+      el('td', {}, [el('code', { text: s.id })]),
+    ])));
   }
 
   // The analyzer's diagnosis: cause and summary, recommendation, and the
@@ -238,9 +285,10 @@
     state.running = true;
     clearTimeout(state.timer);
     try {
-      const [containers, issues, events] = await Promise.all([getJson('api/containers'), getJson('api/issues'), getJson(eventsQuery())]);
+      const [containers, issues, events, silences] = await Promise.all([getJson('api/containers'), getJson('api/issues'), getJson(eventsQuery()), getJson('api/silences')]);
       renderHosts(containers.hosts);
       renderGrid(containers);
+      renderSilences(silences);
       renderIssues(issues);
       renderEvents(events);
       renderSeries(state.selected ? await getJson(seriesPath(state.selected)) : null);

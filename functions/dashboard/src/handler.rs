@@ -3,7 +3,8 @@
 //! | path | answer |
 //! |---|---|
 //! | `/` | the page (`text/html`, ETag, revalidated every load) |
-//! | `/api/containers` | grid: every container's stats, remediation record, and every host's liveness |
+//! | `/api/containers` | grid: every container's stats, remediation record, the silence that holds for it, its open circuit breaker, and every host's liveness |
+//! | `/api/silences` | every live silence: target, reason, by whom, until when, id |
 //! | `/api/issues` | health alerts of the window not yet followed by a successful remediation |
 //! | `/api/events?container=&type=&status=&limit=` | the alert function's event lists, filtered |
 //! | `/api/series/<host>/<name>` | the container's recent CPU and memory samples |
@@ -115,6 +116,7 @@ impl<S: Store> Dashboard<S> {
             "" | "/" => return self.page(request, head),
             "/api/containers" => self.containers().await,
             "/api/issues" => self.issues().await,
+            "/api/silences" => self.silences().await,
             "/api/events" => self.events(&request.query).await,
             _ => match path.strip_prefix("/api/series/") {
                 Some(rest) => self.series(rest).await,
@@ -170,29 +172,45 @@ impl<S: Store> Dashboard<S> {
     }
 
     async fn containers(&self) -> Result<String, Route> {
-        let (members, collectors) =
-            tokio::join!(self.store.members(keys::CONTAINERS), self.store.scored(keys::COLLECTORS));
-        let (members, collectors) = (members?, collectors?);
+        let (members, collectors, silences) = tokio::join!(
+            self.store.members(keys::CONTAINERS),
+            self.store.scored(keys::COLLECTORS),
+            self.store.scored(keys::SILENCES),
+        );
+        let (members, collectors, silences) = (members?, collectors?, silences?);
+        let now = now_ms();
+        let (live, _) = views::live_silences(&silences, now);
         let (containers, total) = views::containers_to_read(&members, self.config.max_containers);
         let hosts = views::hosts_of(&containers, &collectors);
         // One round trip for everything keyed by container or host.
         let mut wanted: Vec<String> = containers.iter().map(keys::stats).collect();
         wanted.extend(containers.iter().map(keys::remediation));
         wanted.extend(hosts.iter().map(|h| keys::heartbeat(h)));
-        let mut values = self.store.get_many(&wanted).await?;
+        // The breakers: one pipeline, each key in its container's slot.
+        let breaker_keys: Vec<String> = containers.iter().map(keys::breaker).collect();
+        // Compose projects and labels reach Redis only in the health alerts'
+        // evidence: read them only when a silence needs them.
+        let alerts = async {
+            if views::needs_compose(&live) {
+                self.store.stream_tail(&EventKind::HealthAlert.stream(), self.config.stream_scan).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (values, breakers, alerts) =
+            tokio::join!(self.store.get_many(&wanted), self.store.get_with_ttl(&breaker_keys), alerts);
+        let (mut values, breakers, alerts) = (values?, breakers?, alerts?);
         let heartbeats = values.split_off(2 * containers.len());
         let remediation = values.split_off(containers.len());
-        let view = views::containers_view(
-            &containers,
-            total,
-            &values,
-            &remediation,
-            &hosts,
-            &heartbeats,
-            &collectors,
-            now_ms(),
-        );
+        let mut view =
+            views::containers_view(&containers, total, &values, &remediation, &hosts, &heartbeats, &collectors, now);
+        views::mark_safety(&mut view.containers, &live, &views::compose_from_alerts(&alerts), &breakers);
         to_json(&view)
+    }
+
+    async fn silences(&self) -> Result<String, Route> {
+        let raw = self.store.scored(keys::SILENCES).await?;
+        to_json(&views::silences_view(&raw, now_ms()))
     }
 
     async fn issues(&self) -> Result<String, Route> {
@@ -377,6 +395,26 @@ mod tests {
                 )),
             )],
         );
+        let silence = hemostat_protocol::silence::Silence {
+            id: "s-1".into(),
+            kind: hemostat_protocol::silence::TargetKind::Container,
+            target: "h1/web".into(),
+            reason: HOSTILE.into(),
+            created: "2026-12-02T10:00:00+00:00".into(),
+            until: "2099-01-01T00:00:00+00:00".into(),
+            by: "alice".into(),
+        };
+        let ended = hemostat_protocol::silence::Silence { id: "s-0".into(), ..silence.clone() };
+        s.zsets.insert(
+            keys::SILENCES.into(),
+            vec![
+                (serde_json::to_string(&silence).unwrap(), (now + 600_000) as f64),
+                (serde_json::to_string(&ended).unwrap(), (now - 1) as f64),
+            ],
+        );
+        let web = ContainerRef::new("h1", "web");
+        s.strings.insert(keys::breaker(&web), format!("circuit breaker open: {HOSTILE}"));
+        s.ttls.insert(keys::breaker(&web), 30_000);
         s.lists.insert(
             keys::series(&ContainerRef::new("h1", "web")),
             vec![r#"{"t":2,"cpu":2.0,"mem":20.0}"#.into(), r#"{"t":1,"cpu":1.0,"mem":10.0}"#.into()],
@@ -450,6 +488,8 @@ mod tests {
             "/api/events",
             "/api/events?type=false_alarm",
             "/api/series/h1/web",
+            "/api/silences",
+            "/api/silences/",
         ] {
             let (status, ct, r) = get(&d, path).await;
             assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json; charset=utf-8"), "{path}");
@@ -462,6 +502,16 @@ mod tests {
         assert_eq!(v["containers"][1]["cpu_pct"], 5.5);
         assert_eq!(v["containers"][1]["health"], "healthy");
         assert_eq!(v["hosts"][0]["alive"], true);
+        assert_eq!(v["containers"][1]["silenced"]["id"], "s-1");
+        assert_eq!(v["containers"][1]["breaker"]["seconds_left"], 30.0);
+        assert_eq!(v["containers"][0]["silenced"], Value::Null, "the other container is not silenced");
+        assert_eq!(v["containers"][0]["breaker"], Value::Null);
+
+        let (_, _, r) = get(&d, "/api/silences").await;
+        let v = body_json(&r);
+        assert_eq!(v["silences"].as_array().unwrap().len(), 1, "the ended one is not shown: {v}");
+        assert_eq!((&v["silences"][0]["id"], &v["silences"][0]["target_text"]), (&json!("s-1"), &json!("h1/web")));
+        assert!(v["silences"][0]["seconds_left"].as_f64().unwrap() > 590.0);
 
         let (_, _, r) = get(&d, "/api/events?container=web&status=success").await;
         let v = body_json(&r);
@@ -487,13 +537,19 @@ mod tests {
     #[tokio::test]
     async fn hostile_names_and_reasons_never_appear_as_markup() {
         let d = dashboard(store());
-        for path in ["/api/containers", "/api/issues", "/api/events", "/api/events?type=<script>"] {
+        for path in ["/api/containers", "/api/issues", "/api/events", "/api/events?type=<script>", "/api/silences"] {
             let (_, _, r) = get(&d, path).await;
             let body = r.body();
             assert!(!body.contains('<') && !body.contains('>'), "{path}: {body}");
             // Still the same data once parsed.
             if path == "/api/containers" {
                 assert_eq!(body_json(&r)["containers"][0]["name"], HOSTILE);
+                let web = &body_json(&r)["containers"][1];
+                assert_eq!(web["silenced"]["reason"], HOSTILE);
+                assert_eq!(web["breaker"]["reason"], format!("circuit breaker open: {HOSTILE}"));
+            }
+            if path == "/api/silences" {
+                assert_eq!(body_json(&r)["silences"][0]["reason"], HOSTILE);
             }
             if path == "/api/events" {
                 assert_eq!(body_json(&r)["events"][1]["summary"], HOSTILE);
@@ -516,7 +572,7 @@ mod tests {
     #[tokio::test]
     async fn redis_down_is_503_without_details() {
         let d = dashboard(MemoryStore { down: true, ..MemoryStore::default() });
-        for path in ["/api/containers", "/api/issues", "/api/events", "/api/series/h/n"] {
+        for path in ["/api/containers", "/api/issues", "/api/events", "/api/series/h/n", "/api/silences"] {
             let (status, _, r) = get(&d, path).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
             assert_eq!(body_json(&r)["error"], "redis unavailable");

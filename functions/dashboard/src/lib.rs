@@ -2,7 +2,8 @@
 //! function URL (`lambda_http`, API Gateway v2 events), reading Redis only.
 //!
 //! The page shows the container grid across hosts (CPU %, memory %, status,
-//! health, host liveness), active issues, the remediation history with
+//! health, host liveness, the silence and open circuit breaker holding
+//! it), active issues, the live silences, the remediation history with
 //! filters and details, and small CPU and memory charts; it polls a small
 //! JSON API every 2 to 5 s. Every asset is compiled into the binary.
 //!
@@ -10,7 +11,7 @@
 //! - `handler`: routes, JSON answers and their headers (caching,
 //!   content types, escaping), and the lambda_http adapter.
 //! - `views`: the API's answers built from raw Redis values by pure
-//!   functions (grid, active issues, filtered history, series).
+//!   functions (grid, active issues, silences, filtered history, series).
 //! - `page`: the HTML page with its script and style inlined, its ETag
 //!   and Content-Security-Policy.
 //! - `store`: the few Redis reads the handler needs, as a trait, with the

@@ -25,6 +25,15 @@ pub trait Store: Send + Sync {
     fn members(&self, key: &str) -> impl Future<Output = Result<Vec<String>, DashboardError>> + Send;
     /// `GET` of every key, in order, in one round trip (missing keys are None).
     fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<String>>, DashboardError>> + Send;
+    /// `GET` and `PTTL` of every key, in order, in one pipeline: the value
+    /// and its milliseconds left (`-1`: no expiry) of each key that exists.
+    /// Both commands of a key go to its slot, so on a cluster the pipeline
+    /// is split by slot (a container's keys by its hash tag) and still one
+    /// round trip per node.
+    fn get_with_ttl(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<(String, i64)>>, DashboardError>> + Send;
     /// A sorted set, lowest score first, with the scores.
     fn scored(&self, key: &str) -> impl Future<Output = Result<Vec<(String, f64)>, DashboardError>> + Send;
     /// The first `limit` elements of a list (`LRANGE key 0 limit-1`).
@@ -68,6 +77,28 @@ impl Store for RedisStore {
         Ok(pipe.query_async(&mut self.conn.clone()).await?)
     }
 
+    async fn get_with_ttl(&self, keys: &[String]) -> Result<Vec<Option<(String, i64)>>, DashboardError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.get(key).pttl(key);
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for pair in replies.chunks(2) {
+            let value: Option<String> = redis::from_redis_value_ref(&pair[0]).map_err(redis::RedisError::from)?;
+            let ttl: i64 = match pair.get(1) {
+                Some(t) => redis::from_redis_value_ref(t).map_err(redis::RedisError::from)?,
+                None => -1,
+            };
+            // Gone between the GET and the PTTL (-2): it just closed.
+            out.push(value.filter(|_| ttl != -2).map(|v| (v, ttl)));
+        }
+        Ok(out)
+    }
+
     async fn scored(&self, key: &str) -> Result<Vec<(String, f64)>, DashboardError> {
         Ok(self.conn.clone().zrange_withscores(key, 0, -1).await?)
     }
@@ -98,6 +129,8 @@ impl Store for RedisStore {
 pub struct MemoryStore {
     pub sets: HashMap<String, Vec<String>>,
     pub strings: HashMap<String, String>,
+    /// Milliseconds left of a string key (absent: no expiry).
+    pub ttls: HashMap<String, i64>,
     pub zsets: HashMap<String, Vec<(String, f64)>>,
     /// Lists, first element first (as `LRANGE` returns them).
     pub lists: HashMap<String, Vec<String>>,
@@ -127,6 +160,14 @@ impl Store for MemoryStore {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>, DashboardError> {
         self.check()?;
         Ok(keys.iter().map(|k| self.strings.get(k).cloned()).collect())
+    }
+
+    async fn get_with_ttl(&self, keys: &[String]) -> Result<Vec<Option<(String, i64)>>, DashboardError> {
+        self.check()?;
+        Ok(keys
+            .iter()
+            .map(|k| self.strings.get(k).map(|v| (v.clone(), self.ttls.get(k).copied().unwrap_or(-1))))
+            .collect())
     }
 
     async fn scored(&self, key: &str) -> Result<Vec<(String, f64)>, DashboardError> {

@@ -11,9 +11,13 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use hemostat_protocol::{ContainerRef, EventKind, series::SeriesSample};
+use hemostat_protocol::{
+    ContainerRef, EventKind,
+    series::SeriesSample,
+    silence::{Silence, Subject, TargetKind},
+};
 
-use crate::error::DashboardError;
+use crate::{error::DashboardError, store::StreamEntry};
 
 /// One cell of the container grid.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,6 +44,34 @@ pub struct ContainerRow {
     pub host_alive: bool,
     /// The seed's remediation record (`last_action`, `count`) of the last hour.
     pub remediation: Option<Value>,
+    /// The live silence that holds for it (the one ending first), if any:
+    /// while it holds the responder's gate refuses every action on it.
+    pub silenced: Option<SilenceMark>,
+    /// Its open circuit breaker, if any: the gate refuses every action until
+    /// it expires or an operator's `hemostat reset`.
+    pub breaker: Option<BreakerView>,
+}
+
+/// Which silence holds for a container, in short.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SilenceMark {
+    pub id: String,
+    /// As the CLI shows it (`host/name`, `image:shop/api`, ...).
+    pub target: String,
+    pub reason: String,
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub until: String,
+    pub until_ms: i64,
+}
+
+/// A container's open circuit breaker: the breaker key's value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerView {
+    /// Why it opened, as the gate wrote it.
+    pub reason: String,
+    /// How long until it closes by itself (None: no expiry set).
+    pub seconds_left: Option<f64>,
 }
 
 /// One Docker host, from its collector's heartbeat.
@@ -158,6 +190,8 @@ pub fn containers_view(
                 updated: s.and_then(|s| str_field(s, "timestamp")),
                 host_alive: alive.get(c.host.as_str()).copied().unwrap_or(false),
                 remediation: record,
+                silenced: None,
+                breaker: None,
             }
         })
         .collect();
@@ -167,6 +201,146 @@ pub fn containers_view(
         containers: rows,
         total,
         truncated: total > containers.len(),
+    }
+}
+
+/// One live silence, for the silences panel and `/api/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SilenceRow {
+    /// What `hemostat silence rm` takes.
+    pub id: String,
+    /// `container`, `host`, `image`, `project` or `label`.
+    pub kind: TargetKind,
+    /// The target's value (`web-1/api`, `shop/api`, `team=payments`).
+    pub target: String,
+    /// As the CLI shows it: `web-1/api`, `host:web-1`, `image:shop/api`...
+    pub target_text: String,
+    pub reason: String,
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// RFC 3339, UTC: when it ends by itself.
+    pub until: String,
+    /// Its end in epoch ms (the sorted set's score).
+    pub until_ms: i64,
+    pub seconds_left: f64,
+    /// Whether the gate can tell if it matches (a label silence on a label
+    /// other than the compose ones cannot yet).
+    pub enforceable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SilencesView {
+    pub generated_at_ms: i64,
+    /// Soonest end first.
+    pub silences: Vec<SilenceRow>,
+    /// Members of the set that are not silences (skipped).
+    pub skipped: usize,
+}
+
+/// The silences still holding at `now_ms`, soonest end first, from the
+/// sorted set's members and scores (its end in ms). Ended ones are left out
+/// without removing them: the dashboard only reads (the CLI and the gate
+/// prune them). A member that is not a silence is counted, not shown.
+pub fn live_silences(raw: &[(String, f64)], now_ms: i64) -> (Vec<(Silence, i64)>, usize) {
+    let mut skipped = 0;
+    let mut live: Vec<(Silence, i64)> = raw
+        .iter()
+        .filter(|(_, score)| *score as i64 > now_ms)
+        .filter_map(|(member, score)| match serde_json::from_str::<Silence>(member) {
+            Ok(s) => Some((s, *score as i64)),
+            Err(_) => {
+                skipped += 1;
+                None
+            }
+        })
+        .collect();
+    live.sort_by_key(|(_, end)| *end);
+    (live, skipped)
+}
+
+/// `/api/silences`: every live silence.
+pub fn silences_view(raw: &[(String, f64)], now_ms: i64) -> SilencesView {
+    let (live, skipped) = live_silences(raw, now_ms);
+    let silences = live
+        .into_iter()
+        .map(|(s, end)| SilenceRow {
+            target_text: s.target_text(),
+            enforceable: s.enforceable(),
+            seconds_left: ((end - now_ms).max(0) as f64) / 1000.0,
+            until_ms: end,
+            id: s.id,
+            kind: s.kind,
+            target: s.target,
+            reason: s.reason,
+            by: s.by,
+            created: s.created,
+            until: s.until,
+        })
+        .collect();
+    SilencesView { generated_at_ms: now_ms, silences, skipped }
+}
+
+/// Whether matching a silence needs a container's compose project or
+/// labels (which only the health alerts' evidence carries).
+pub fn needs_compose(silences: &[(Silence, i64)]) -> bool {
+    silences.iter().any(|(s, _)| matches!(s.kind, TargetKind::Project | TargetKind::Label))
+}
+
+/// A container's compose project and service.
+pub type Compose = (Option<String>, Option<String>);
+
+/// Each container's compose project and service as its newest health alert
+/// (`alerts`, newest first) says, by `host/name`: the evidence's
+/// `state.compose_project` and `state.compose_service`.
+pub fn compose_from_alerts(alerts: &[StreamEntry]) -> HashMap<String, Compose> {
+    let mut out: HashMap<String, Compose> = HashMap::new();
+    for (id, envelope) in alerts {
+        let Some((_, kind, data)) = parse_entry(id, envelope.as_deref()) else { continue };
+        if kind != EventKind::HealthAlert.as_str() {
+            continue;
+        }
+        let (host, name) = subject(&data);
+        if host.is_empty() || name.is_empty() {
+            continue;
+        }
+        out.entry(format!("{host}/{name}")).or_insert_with(|| {
+            let state = data.pointer("/evidence/state");
+            let field = |f: &str| state.and_then(|s| str_field(s, f));
+            (field("compose_project"), field("compose_service"))
+        });
+    }
+    out
+}
+
+/// Marks each container silenced (the first live silence that matches it,
+/// as the gate matches: host, name, image, compose project and labels) and
+/// with its open breaker. `breakers` is aligned with `rows`: the breaker
+/// key's value and its `PTTL` in ms.
+pub fn mark_safety(
+    rows: &mut [ContainerRow],
+    silences: &[(Silence, i64)],
+    compose: &HashMap<String, Compose>,
+    breakers: &[Option<(String, i64)>],
+) {
+    for (i, row) in rows.iter_mut().enumerate() {
+        let (project, service) = compose.get(&row.key).cloned().unwrap_or_default();
+        let subject =
+            Subject { host: row.host.clone(), name: row.name.clone(), image: row.image.clone(), ..Default::default() }
+                .with_compose(project, service);
+        row.silenced = silences.iter().find(|(s, _)| s.matches(&subject)).map(|(s, end)| SilenceMark {
+            id: s.id.clone(),
+            target: s.target_text(),
+            reason: s.reason.clone(),
+            by: s.by.clone(),
+            until: s.until.clone(),
+            until_ms: *end,
+        });
+        row.breaker = breakers
+            .get(i)
+            .cloned()
+            .flatten()
+            .map(|(reason, pttl)| BreakerView { reason, seconds_left: (pttl >= 0).then(|| pttl as f64 / 1000.0) });
     }
 }
 
@@ -854,6 +1028,113 @@ mod tests {
 
         let (cut, total) = containers_to_read(&members, 2);
         assert_eq!((cut.len(), total), (2, 3));
+    }
+
+    fn silence(id: &str, kind: TargetKind, target: &str, reason: &str, end_ms: i64) -> (String, f64) {
+        let until = chrono::DateTime::from_timestamp_millis(end_ms).unwrap().to_rfc3339();
+        let s = Silence {
+            id: id.into(),
+            kind,
+            target: target.into(),
+            reason: reason.into(),
+            created: "2027-01-15T08:00:00+00:00".into(),
+            until,
+            by: "alice".into(),
+        };
+        (serde_json::to_string(&s).unwrap(), end_ms as f64)
+    }
+
+    #[test]
+    fn silences_are_the_live_ones_soonest_end_first_with_hostile_reasons_as_data() {
+        let raw = vec![
+            silence("old", TargetKind::Host, "h1", "ended", NOW - 1),
+            silence("now", TargetKind::Host, "h1", "ends this very ms", NOW),
+            ("not a silence".to_owned(), (NOW + 5_000) as f64),
+            silence("b", TargetKind::Image, "shop/api", HOSTILE, NOW + 90_000),
+            silence("a", TargetKind::Container, "h1/web", "db migration", NOW + 30_500),
+            silence("l", TargetKind::Label, "team=pay", "freeze", NOW + 3_600_000),
+        ];
+        let view = silences_view(&raw, NOW);
+        let ids: Vec<&str> = view.silences.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "l"], "ended ones left out, soonest end first");
+        assert_eq!(view.skipped, 1);
+        let a = &view.silences[0];
+        assert_eq!(
+            (a.target_text.as_str(), a.reason.as_str(), a.by.as_str(), a.seconds_left, a.until_ms),
+            ("h1/web", "db migration", "alice", 30.5, NOW + 30_500)
+        );
+        assert!(a.until.starts_with("2027-"), "{}", a.until);
+        assert_eq!(view.silences[1].target_text, "image:shop/api");
+        assert_eq!(view.silences[1].reason, HOSTILE, "kept verbatim: the page sets it as text");
+        assert!(!view.silences[2].enforceable, "a label the gate cannot see yet");
+
+        let json = crate::handler::escape_json_for_html(&serde_json::to_string(&view).unwrap());
+        assert!(!json.contains('<') && !json.contains('>'), "{json}");
+        let back: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["silences"][1]["reason"], HOSTILE);
+        assert_eq!(back["silences"][0]["kind"], "container");
+        assert_eq!(silences_view(&raw, NOW + 4_000_000).silences, []);
+    }
+
+    #[test]
+    fn containers_are_marked_silenced_and_with_their_open_breaker() {
+        let containers: Vec<ContainerRef> =
+            ["h1/api", "h1/db", "h1/web", "h2/web"].iter().filter_map(|k| ContainerRef::parse(k)).collect();
+        let stats: Vec<Option<String>> = ["shop/api:2", "postgres:16", "nginx:1", "nginx:1"]
+            .iter()
+            .map(|image| Some(json!({"status": "running", "image": image}).to_string()))
+            .collect();
+        let hosts = vec!["h1".to_owned(), "h2".to_owned()];
+        let mut view =
+            containers_view(&containers, 4, &stats, &[None, None, None, None], &hosts, &[None, None], &[], NOW);
+        let raw = vec![
+            silence("img", TargetKind::Image, "shop/api", HOSTILE, NOW + 60_000),
+            silence("web", TargetKind::Container, "h2/web", "rollout", NOW + 120_000),
+            silence("proj", TargetKind::Project, "shop", "shop maintenance", NOW + 180_000),
+            silence("gone", TargetKind::Host, "h1", "ended", NOW - 1),
+        ];
+        let (live, _) = live_silences(&raw, NOW);
+        assert!(needs_compose(&live));
+        assert!(!needs_compose(&live[..2]));
+        // db's compose project, from its newest health alert's evidence.
+        let evidence = |project: &str| {
+            json!({"container": "db", "host": "h1", "issues": ["x"], "metrics": {},
+                "evidence": {"state": {"compose_project": project, "compose_service": "db"}}})
+        };
+        let alerts =
+            vec![entry(NOW, "health_alert", evidence("shop")), entry(NOW - 1, "health_alert", evidence("blog"))];
+        let compose = compose_from_alerts(&alerts);
+        assert_eq!(compose["h1/db"], (Some("shop".into()), Some("db".into())), "the newest alert wins");
+        let reason = "circuit breaker open: 3 actions in the last hour did not hold (max 3)";
+        let breakers = vec![None, Some((reason.to_owned(), 90_500)), None, Some((HOSTILE.to_owned(), -1))];
+        mark_safety(&mut view.containers, &live, &compose, &breakers);
+
+        let marks: Vec<(&str, Option<&str>, Option<&str>)> = view
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.key.as_str(),
+                    c.silenced.as_ref().map(|s| s.id.as_str()),
+                    c.breaker.as_ref().map(|b| b.reason.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            marks,
+            [
+                ("h1/api", Some("img"), None),
+                ("h1/db", Some("proj"), Some(reason)),
+                ("h1/web", None, None),
+                ("h2/web", Some("web"), Some(HOSTILE)),
+            ]
+        );
+        let api = view.containers[0].silenced.as_ref().unwrap();
+        assert_eq!((api.reason.as_str(), api.target.as_str(), api.until_ms), (HOSTILE, "image:shop/api", NOW + 60_000));
+        assert_eq!(view.containers[1].breaker.as_ref().unwrap().seconds_left, Some(90.5));
+        assert_eq!(view.containers[3].breaker.as_ref().unwrap().seconds_left, None, "no expiry set");
+        let json = crate::handler::escape_json_for_html(&serde_json::to_string(&view).unwrap());
+        assert!(!json.contains('<'), "{json}");
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The dashboard's Redis reads against a real redis-server, with the data
 //! written the way its writers write it: events published through the
 //! protocol's publisher (streams), stats, heartbeats, series and event lists
-//! under the protocol's keys.
+//! under the protocol's keys, silences through the protocol's own `add`.
 
 use hemostat_dashboard::{Config, Dashboard, HttpRequest, RedisStore};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
-    ContainerRef, Envelope, EventKind, Publisher, RedisPublisher, connection::connect, envelope::agent, keys,
+    ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    connection::connect,
+    envelope::agent,
+    keys,
     series::SeriesSample,
+    silence::{self, Silence, TargetKind},
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -64,8 +68,11 @@ async fn every_endpoint_reads_the_real_schema() {
         kind,
         data,
     };
+    // web's alert carries its compose project, as the collector's evidence does.
+    let mut web_alert = alert("h1", "web");
+    web_alert["evidence"] = json!({"state": {"compose_project": "shop", "compose_service": "web"}});
     for env in [
-        publish(EventKind::HealthAlert, alert("h1", "web")),
+        publish(EventKind::HealthAlert, web_alert),
         publish(EventKind::HealthAlert, alert("h2", "db")),
         publish(EventKind::RemediationComplete, complete("h2", "db", "success")),
         publish(EventKind::RemediationComplete, complete("h1", "web", "rejected")),
@@ -81,6 +88,28 @@ async fn every_endpoint_reads_the_real_schema() {
         let _: () = c.lpush(keys::events("remediation_complete"), env.to_json()).await.unwrap();
     }
 
+    // Silences as `hemostat silence add` writes them; a breaker as the gate's script sets it.
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(now + ms).unwrap().to_rfc3339();
+    let silence = |id: &str, kind, target: &str, reason: &str, until: String| Silence {
+        id: id.into(),
+        kind,
+        target: target.into(),
+        reason: reason.into(),
+        created: at(0),
+        until,
+        by: "ops".into(),
+    };
+    let mut w = conn.clone();
+    for s in [
+        silence("s-db", TargetKind::Container, "h2/db", "<b>db migration</b>", at(600_000)),
+        silence("s-shop", TargetKind::Project, "shop", "shop freeze", at(1_200_000)),
+        silence("s-old", TargetKind::Host, "h1", "over", at(-1_000)),
+    ] {
+        silence::add(&mut w, &s).await.unwrap();
+    }
+    let reason = "circuit breaker open: 3 actions in the last hour did not hold (max 3)";
+    let _: () = c.set_ex(keys::breaker(&web), reason, 600).await.unwrap();
+
     let d = Dashboard::new(Config::default(), RedisStore::new(conn));
 
     let grid = get(&d, "/api/containers").await;
@@ -92,6 +121,24 @@ async fn every_endpoint_reads_the_real_schema() {
     assert_eq!(grid["hosts"][0]["alive"], true);
     assert_eq!(grid["hosts"][1]["alive"], false, "h2's heartbeat expired");
     assert_eq!(grid["hosts"][1]["seconds_since_seen"].as_f64().map(|s| s >= 119.0), Some(true));
+    let web_row = &grid["containers"][0];
+    assert_eq!(web_row["silenced"]["id"], "s-shop", "by its compose project, from the alert's evidence: {web_row}");
+    assert_eq!(web_row["breaker"]["reason"], reason);
+    let left = web_row["breaker"]["seconds_left"].as_f64().unwrap();
+    assert!((590.0..=600.0).contains(&left), "{left}");
+    assert_eq!(grid["containers"][1]["silenced"]["reason"], "<b>db migration</b>");
+    assert_eq!(grid["containers"][1]["breaker"], Value::Null);
+
+    let silences = get(&d, "/api/silences").await;
+    let ids: Vec<&str> = silences["silences"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["s-db", "s-shop"], "live ones, soonest end first: {silences}");
+    assert_eq!(silences["silences"][1]["target_text"], "project:shop");
+    let stored: u64 = c.zcard(keys::SILENCES).await.unwrap();
+    assert_eq!(stored, 3, "the dashboard only reads: the ended one is left for the writers to prune");
+    assert!(silence::remove(&mut w, "s-db").await.unwrap());
+    let silences = get(&d, "/api/silences").await;
+    assert_eq!(silences["silences"].as_array().unwrap().len(), 1);
+    assert_eq!(get(&d, "/api/containers").await["containers"][1]["silenced"], Value::Null);
 
     let issues = get(&d, "/api/issues").await;
     let list = issues["issues"].as_array().unwrap();
