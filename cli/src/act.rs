@@ -52,14 +52,6 @@ pub async fn silence_add(
         by: by.to_owned(),
     };
     silence::add(&mut ctx.conn(), &s).await?;
-    if !s.enforceable() {
-        eprintln!(
-            "hemostat: warning: the collector does not publish container labels yet; the gate matches a label \
-             silence only on {} and {}",
-            silence::COMPOSE_PROJECT_LABEL,
-            silence::COMPOSE_SERVICE_LABEL
-        );
-    }
     if ctx.json {
         show::json(&serde_json::to_value(&s)?);
     } else {

@@ -369,14 +369,15 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     let reported = ctx.is_reported(c).await?;
     let stats = ctx.stats(c).await?.unwrap_or(Value::Null);
     let image = stats.get("image").and_then(Value::as_str).map(str::to_owned);
-    let (project, service) = silence::compose_of(&mut conn, c).await?;
+    let facts = silence::facts_of(&mut conn, c).await?;
+    let (project, service) = (facts.compose_project.clone(), facts.compose_service.clone());
     let record: Option<String> = conn.get(keys::remediation(c)).await?;
     let (actions, last_action_ms) = actions(ctx, c).await?;
     let cooldown_left_ms = last_action_ms.map_or(0, |last| (last + ctx.cooldown_seconds as i64 * 1000 - now).max(0));
     let opened: Option<String> = conn.get(keys::breaker(c)).await?;
     let breaker_open = opened.is_some() || actions >= ctx.max_per_hour;
 
-    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_compose(project.clone(), service.clone());
+    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_facts(facts);
     let live = silence::live(&mut conn).await?;
     let matching: Vec<&silence::Silence> = live.iter().filter(|s| s.matches(&subject)).collect();
 

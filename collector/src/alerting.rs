@@ -38,6 +38,7 @@ use crate::{
     recent::Recent,
     resources::{Rules, Symptom},
     restarts::RestartRule,
+    silences::LabelSilences,
     stats::{View, round2},
     thresholds::Breach,
 };
@@ -58,6 +59,8 @@ pub struct Alerts {
     /// actions, which never count as an operator's.
     graces: Graces,
     inflight: InFlight,
+    /// The operators' label silences; None: alerts name none (unit tests).
+    silences: Option<LabelSilences>,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -132,7 +135,14 @@ impl Alerts {
             reported: Default::default(),
             graces: Graces::default(),
             inflight: InFlight::new(),
+            silences: None,
         }
+    }
+
+    /// Alerts name the label silences that select their container.
+    pub fn with_silences(mut self, silences: LabelSilences) -> Alerts {
+        self.silences = Some(silences);
+        self
     }
 
     /// Evidence also carries the container's recent events and samples
@@ -202,6 +212,7 @@ impl Alerts {
             evidence: None,
             policy: None,
             held: None,
+            silenced_by: Vec::new(),
         }
     }
 
@@ -256,6 +267,7 @@ impl Alerts {
             evidence: None,
             policy: None,
             held: None,
+            silenced_by: Vec::new(),
         }
     }
 
@@ -292,12 +304,23 @@ impl Alerts {
                     }
                     alert.policy = (!policy.is_default()).then_some(policy);
                     alert.held = this.held(&inspect);
+                    alert.silenced_by = this.silenced_by(&alert.container, &inspect).await;
                     alert.evidence = Some(gatherer.gather_inspected(&inspect, provided).await);
                 }
                 Err(e) => tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert"),
             }
             this.send(alert, latency, Some(started.elapsed().as_millis() as u64));
         });
+    }
+
+    /// The label silences that select the container (see [`crate::silences`]).
+    async fn silenced_by(&self, name: &str, inspect: &ContainerInspectResponse) -> Vec<String> {
+        let Some(silences) = &self.silences else { return Vec::new() };
+        let ids = silences.selecting(&docker::facts(inspect).labels).await;
+        if !ids.is_empty() {
+            tracing::info!(container = %name, silences = ?ids, "a label silence holds: the gate will not act");
+        }
+        ids
     }
 
     /// Why the gate must not act on the container now, if it must not.

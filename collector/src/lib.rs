@@ -15,6 +15,7 @@
 //! - `registry` — `hemostat:containers` membership and the heartbeat.
 //! - `sampler` — the stats loop: tracks containers from the watcher's notices; each interval reads, detects, writes.
 //! - `alerting` — every `health_alert` (crash, resource, restart loop) built one way and handed to the outbox.
+//! - `silences` — which operators' label silences select a container: matched on the host, where the labels are; alerts carry only the silences' ids.
 //! - `grace` — when someone else is at work on a container (an operator's stop or restart, a pause, a deploy): alerts say so and the gate does not act.
 //! - `recent` — per container, the last Docker events (from the watcher) and CPU/memory samples (from the sampler) that alerts' evidence carries; bounded rings behind one lock.
 //! - `resources` — pure per-interval detection: a container's new reading through its gauges and leak window.
@@ -76,6 +77,7 @@ mod restarts;
 mod sampler;
 mod scale;
 mod scope;
+mod silences;
 mod snapshot;
 mod source;
 mod stats;
@@ -167,7 +169,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let alerts = Alerts::new(config.host.clone(), outbox.clone())
         .with_evidence(gatherer)
         .with_recent(recent.clone())
-        .with_graces(graces, inflight.clone());
+        .with_graces(graces, inflight.clone())
+        .with_silences(silences::LabelSilences::new(conn.clone()));
     let (stats_tap, sampler_task) = sampler::start(
         &config,
         sampler::Deps {

@@ -39,6 +39,7 @@ pub fn crash_alert(host: &str, container: &str, container_id: Option<&str>, imag
         evidence: None,
         policy: None,
         held: None,
+        silenced_by: Vec::new(),
     };
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).expect("serialisable")
 }

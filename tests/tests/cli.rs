@@ -2,7 +2,9 @@
 //! real Redis (one node, or a cluster under `HEMOSTAT_TEST_REDIS=cluster`),
 //! every verb; and on the whole stack with the real dockerd, a silence that
 //! holds (the crash is refused with the silence's reason), expires (the next
-//! crash is healed), and a manual remediation through the same gate.
+//! crash is healed), and a manual remediation through the same gate; a
+//! label silence, matched by the collector on labels that never leave the
+//! host, refuses until it is removed.
 
 use std::{
     process::{Command, Output},
@@ -269,6 +271,61 @@ fn started_at(state: &bollard::models::ContainerState) -> chrono::DateTime<chron
     chrono::DateTime::parse_from_rfc3339(state.started_at.as_deref().unwrap()).unwrap().into()
 }
 
+/// A container that exits 1 on `SIGUSR1` (a crash on demand), running and
+/// reported by the stack's collector.
+async fn crashable(
+    docker: &bollard::Docker,
+    stack: &hemostat_e2e::Stack,
+    conn: &hemostat_protocol::connection::Connection,
+    labels: &[(&str, &str)],
+) -> (hemostat_e2e::TestContainer, ContainerRef) {
+    let mut spec = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+        .restart_policy(RestartPolicyNameEnum::NO);
+    for (k, v) in labels {
+        spec = spec.label(*k, *v);
+    }
+    let container = spec.start(docker).await;
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let c = ContainerRef::new(&stack.host, container.name());
+    let reported = wait_for(Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let key = c.key();
+        async move { conn.sismember::<_, _, bool>(keys::CONTAINERS, &key).await.unwrap_or(false).then_some(()) }
+    })
+    .await;
+    assert!(reported.is_some(), "the collector never reported {c}:\n{}", stack.collector.log_tail(40));
+    (container, c)
+}
+
+/// The first outcome for `name` with `status`, within `within`.
+async fn outcome(
+    conn: &hemostat_protocol::connection::Connection,
+    name: &str,
+    status: RemediationStatus,
+    within: Duration,
+) -> Option<RemediationComplete> {
+    wait_for(within, || {
+        let mut conn = conn.clone();
+        let name = name.to_owned();
+        async move { completions(&mut conn, &name).await.into_iter().find(|c| c.result.status == status) }
+    })
+    .await
+}
+
+/// Starts `container` again, crashes it, and waits for HemoStat to restart it.
+async fn crash_is_healed(container: &hemostat_e2e::TestContainer, docker: &bollard::Docker) -> bool {
+    docker.start_container(container.id(), None).await.unwrap();
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let start = started_at(&container.state().await);
+    container.kill("USR1").await;
+    wait_for(Duration::from_secs(20), || async {
+        let state = container.state().await;
+        (state.running == Some(true) && started_at(&state) > start).then_some(())
+    })
+    .await
+    .is_some()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate() {
     let redis = RedisServer::start().await;
@@ -277,37 +334,19 @@ async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate(
     let stack = start_stack(&url, COMMAND_KEY).await;
     let conn = redis.connection().await;
 
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
-    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
-    let c = ContainerRef::new(&stack.host, container.name());
+    let (container, c) = crashable(&docker, &stack, &conn, &[]).await;
     let target = c.key();
-    let reported = wait_for(Duration::from_secs(15), || {
-        let mut conn = conn.clone();
-        let key = target.clone();
-        async move { conn.sismember::<_, _, bool>(keys::CONTAINERS, &key).await.unwrap_or(false).then_some(()) }
-    })
-    .await;
-    assert!(reported.is_some(), "the collector never reported {target}:\n{}", stack.collector.log_tail(40));
 
     // Silenced: the crash is refused with the silence's reason, and stays down.
     let silence = ok_json(&url, &["silence", "add", &target, "--for", "3s", "--reason", "maintenance window"]);
     let until = silence["until"].as_str().unwrap().to_owned();
     let first_start = started_at(&container.state().await);
     container.kill("USR1").await;
-    let refused = wait_for(Duration::from_secs(15), || {
-        let mut conn = conn.clone();
-        let name = container.name().to_owned();
-        async move {
-            completions(&mut conn, &name).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
-        }
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!("no refusal.\nbridge:\n{}\ncollector:\n{}", stack.bridge.log_tail(40), stack.collector.log_tail(40))
-    });
+    let refused = outcome(&conn, container.name(), RemediationStatus::Rejected, Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| {
+            panic!("no refusal.\nbridge:\n{}\ncollector:\n{}", stack.bridge.log_tail(40), stack.collector.log_tail(40))
+        });
     let reason = refused.result.reason.clone().unwrap_or_default();
     assert_eq!(reason, format!("silenced: maintenance window (until {until})"));
     assert!(refused.result.details.as_deref().unwrap_or("").contains("by tester"), "{:?}", refused.result.details);
@@ -326,24 +365,9 @@ async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate(
     })
     .await;
     assert!(expired.is_some(), "the 3s silence did not expire");
-    docker.start_container(container.id(), None).await.unwrap();
-    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
-    let second_start = started_at(&container.state().await);
-    container.kill("USR1").await;
-    let healed = wait_for(Duration::from_secs(20), || async {
-        let state = container.state().await;
-        (state.running == Some(true) && started_at(&state) > second_start).then_some(())
-    })
-    .await;
-    assert!(healed.is_some(), "not healed after the silence expired.\ncollector:\n{}", stack.collector.log_tail(40));
-    let success = wait_for(Duration::from_secs(10), || {
-        let mut conn = conn.clone();
-        let name = container.name().to_owned();
-        async move {
-            completions(&mut conn, &name).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
-        }
-    })
-    .await;
+    let healed = crash_is_healed(&container, &docker).await;
+    assert!(healed, "not healed after the silence expired.\ncollector:\n{}", stack.collector.log_tail(40));
+    let success = outcome(&conn, container.name(), RemediationStatus::Success, Duration::from_secs(10)).await;
     assert!(success.is_some(), "no success recorded");
 
     // remediate: through the same gate, so the cooldown refuses it...
@@ -361,4 +385,47 @@ async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate(
     let audit = ok_json(&url, &["audit", &target, "--limit", "3"]);
     assert_eq!(audit[0]["verdict"], "allowed");
     assert_eq!(audit[1]["reason"], "reset by operator tester");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_silence_is_matched_on_the_host_and_lifted_by_silence_rm() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let docker = docker().await;
+    let stack = start_stack(&url, COMMAND_KEY).await;
+    let conn = redis.connection().await;
+    // A label that is nobody's business off the host rides along.
+    let labels = [("team", "payments"), ("db.password", "hunter2-label-secret")];
+    let (container, c) = crashable(&docker, &stack, &conn, &labels).await;
+    let target = c.key();
+
+    let silence =
+        ok_json(&url, &["silence", "add", "label:team=payments", "--for", "1h", "--reason", "payments freeze"]);
+    let (id, until) = (silence["id"].as_str().unwrap().to_owned(), silence["until"].as_str().unwrap().to_owned());
+    let other = ok_json(&url, &["silence", "add", "label:team=ops", "--for", "1h", "--reason", "not this one"]);
+    container.kill("USR1").await;
+    let refused = outcome(&conn, container.name(), RemediationStatus::Rejected, Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("no refusal.\ncollector:\n{}", stack.collector.log_tail(40)));
+    assert_eq!(refused.result.reason.as_deref(), Some(format!("silenced: payments freeze (until {until})").as_str()));
+    assert_eq!(container.state().await.status, Some(ContainerStateStatusEnum::EXITED), "silenced: not restarted");
+
+    // The alert names the silence that selected it, and no label travels.
+    let alerts: Vec<Value> = stream_events::<Value>(&mut conn.clone(), EventKind::HealthAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a["container"] == container.name())
+        .collect();
+    assert_eq!(alerts.last().map(|a| a["silenced_by"].clone()), Some(json!([id])), "{alerts:?}");
+    let everything = serde_json::to_string(&alerts).unwrap();
+    assert!(!everything.contains("hunter2") && !everything.contains("payments"), "labels left the host: {everything}");
+    let explained = ok(&url, &["explain", &target]);
+    assert!(explained.contains("would refuse: silenced: payments freeze"), "{explained}");
+
+    // Removed: the next crash is healed, though the alert still names it
+    // until the collector's list is read again: the gate asks which still hold.
+    ok(&url, &["silence", "rm", &id]);
+    ok(&url, &["silence", "rm", other["id"].as_str().unwrap()]);
+    assert!(crash_is_healed(&container, &docker).await, "not healed.\ncollector:\n{}", stack.collector.log_tail(40));
 }

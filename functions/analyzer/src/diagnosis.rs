@@ -446,6 +446,7 @@ mod tests {
             evidence: Some(evidence),
             policy: None,
             held: None,
+            silenced_by: Vec::new(),
         }
     }
 

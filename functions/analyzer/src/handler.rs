@@ -169,6 +169,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             compose_service: alert.evidence.as_ref().and_then(|e| e.state.compose_service.clone()),
             policy: alert.policy.clone(),
             held: alert.held.clone(),
+            silenced_by: alert.silenced_by.clone(),
         };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {

@@ -341,6 +341,7 @@ mod tests {
             evidence: None,
             policy: None,
             held: None,
+            silenced_by: Vec::new(),
         }
     }
 

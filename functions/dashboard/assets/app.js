@@ -159,7 +159,7 @@
     $('silence-count').textContent = String(view.silences.length);
     $('silences-empty').hidden = view.silences.length > 0;
     $('silences').replaceChildren(...view.silences.map((s) => el('tr', { 'data-silence': s.id, 'data-kind': s.kind, 'data-target': s.target_text }, [
-      el('td', {}, [s.target_text, s.enforceable ? null : ' ', s.enforceable ? null : el('span', { class: 'badge unenforced', text: 'not enforceable yet', title: 'the gate cannot see this label yet' })]),
+      el('td', {}, [s.target_text]),
       el('td', { class: 'reason', text: s.reason }),
       el('td', { text: s.by }),
       el('td', { text: until(s.until_ms), title: s.until }),

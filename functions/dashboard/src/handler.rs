@@ -188,10 +188,10 @@ impl<S: Store> Dashboard<S> {
         wanted.extend(hosts.iter().map(|h| keys::heartbeat(h)));
         // The breakers: one pipeline, each key in its container's slot.
         let breaker_keys: Vec<String> = containers.iter().map(keys::breaker).collect();
-        // Compose projects and labels reach Redis only in the health alerts'
-        // evidence: read them only when a silence needs them.
+        // Compose projects and label matches reach Redis only in the health
+        // alerts: read them only when a silence needs them.
         let alerts = async {
-            if views::needs_compose(&live) {
+            if views::needs_alert_facts(&live) {
                 self.store.stream_tail(&EventKind::HealthAlert.stream(), self.config.stream_scan).await
             } else {
                 Ok(Vec::new())
@@ -204,7 +204,7 @@ impl<S: Store> Dashboard<S> {
         let remediation = values.split_off(containers.len());
         let mut view =
             views::containers_view(&containers, total, &values, &remediation, &hosts, &heartbeats, &collectors, now);
-        views::mark_safety(&mut view.containers, &live, &views::compose_from_alerts(&alerts), &breakers);
+        views::mark_safety(&mut view.containers, &live, &views::facts_from_alerts(&alerts), &breakers);
         to_json(&view)
     }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use hemostat_protocol::{
     ContainerRef, EventKind,
     series::SeriesSample,
-    silence::{Silence, Subject, TargetKind},
+    silence::{AlertFacts, Silence, Subject, TargetKind},
 };
 
 use crate::{error::DashboardError, store::StreamEntry};
@@ -224,9 +224,6 @@ pub struct SilenceRow {
     /// Its end in epoch ms (the sorted set's score).
     pub until_ms: i64,
     pub seconds_left: f64,
-    /// Whether the gate can tell if it matches (a label silence on a label
-    /// other than the compose ones cannot yet).
-    pub enforceable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -266,7 +263,6 @@ pub fn silences_view(raw: &[(String, f64)], now_ms: i64) -> SilencesView {
         .into_iter()
         .map(|(s, end)| SilenceRow {
             target_text: s.target_text(),
-            enforceable: s.enforceable(),
             seconds_left: ((end - now_ms).max(0) as f64) / 1000.0,
             until_ms: end,
             id: s.id,
@@ -281,20 +277,16 @@ pub fn silences_view(raw: &[(String, f64)], now_ms: i64) -> SilencesView {
     SilencesView { generated_at_ms: now_ms, silences, skipped }
 }
 
-/// Whether matching a silence needs a container's compose project or
-/// labels (which only the health alerts' evidence carries).
-pub fn needs_compose(silences: &[(Silence, i64)]) -> bool {
-    silences.iter().any(|(s, _)| matches!(s.kind, TargetKind::Project | TargetKind::Label))
+/// Whether matching a silence needs what containers' alerts say of them
+/// (their compose project, the label silences the collector matched).
+pub fn needs_alert_facts(silences: &[(Silence, i64)]) -> bool {
+    AlertFacts::needed_by(silences.iter().map(|(s, _)| s))
 }
 
-/// A container's compose project and service.
-pub type Compose = (Option<String>, Option<String>);
-
-/// Each container's compose project and service as its newest health alert
-/// (`alerts`, newest first) says, by `host/name`: the evidence's
-/// `state.compose_project` and `state.compose_service`.
-pub fn compose_from_alerts(alerts: &[StreamEntry]) -> HashMap<String, Compose> {
-    let mut out: HashMap<String, Compose> = HashMap::new();
+/// What each container's newest health alert (`alerts`, newest first) says
+/// of it, by `host/name` ([`AlertFacts`]).
+pub fn facts_from_alerts(alerts: &[StreamEntry]) -> HashMap<String, AlertFacts> {
+    let mut out: HashMap<String, AlertFacts> = HashMap::new();
     for (id, envelope) in alerts {
         let Some((_, kind, data)) = parse_entry(id, envelope.as_deref()) else { continue };
         if kind != EventKind::HealthAlert.as_str() {
@@ -304,30 +296,26 @@ pub fn compose_from_alerts(alerts: &[StreamEntry]) -> HashMap<String, Compose> {
         if host.is_empty() || name.is_empty() {
             continue;
         }
-        out.entry(format!("{host}/{name}")).or_insert_with(|| {
-            let state = data.pointer("/evidence/state");
-            let field = |f: &str| state.and_then(|s| str_field(s, f));
-            (field("compose_project"), field("compose_service"))
-        });
+        out.entry(format!("{host}/{name}")).or_insert_with(|| AlertFacts::of_alert(&data));
     }
     out
 }
 
 /// Marks each container silenced (the first live silence that matches it,
-/// as the gate matches: host, name, image, compose project and labels) and
+/// as the gate matches: host, name, image, compose project, labels and the
+/// label silences the collector matched) and
 /// with its open breaker. `breakers` is aligned with `rows`: the breaker
 /// key's value and its `PTTL` in ms.
 pub fn mark_safety(
     rows: &mut [ContainerRow],
     silences: &[(Silence, i64)],
-    compose: &HashMap<String, Compose>,
+    facts: &HashMap<String, AlertFacts>,
     breakers: &[Option<(String, i64)>],
 ) {
     for (i, row) in rows.iter_mut().enumerate() {
-        let (project, service) = compose.get(&row.key).cloned().unwrap_or_default();
         let subject =
             Subject { host: row.host.clone(), name: row.name.clone(), image: row.image.clone(), ..Default::default() }
-                .with_compose(project, service);
+                .with_facts(facts.get(&row.key).cloned().unwrap_or_default());
         row.silenced = silences.iter().find(|(s, _)| s.matches(&subject)).map(|(s, end)| SilenceMark {
             id: s.id.clone(),
             target: s.target_text(),
@@ -1066,7 +1054,6 @@ mod tests {
         assert!(a.until.starts_with("2027-"), "{}", a.until);
         assert_eq!(view.silences[1].target_text, "image:shop/api");
         assert_eq!(view.silences[1].reason, HOSTILE, "kept verbatim: the page sets it as text");
-        assert!(!view.silences[2].enforceable, "a label the gate cannot see yet");
 
         let json = crate::handler::escape_json_for_html(&serde_json::to_string(&view).unwrap());
         assert!(!json.contains('<') && !json.contains('>'), "{json}");
@@ -1091,23 +1078,33 @@ mod tests {
             silence("img", TargetKind::Image, "shop/api", HOSTILE, NOW + 60_000),
             silence("web", TargetKind::Container, "h2/web", "rollout", NOW + 120_000),
             silence("proj", TargetKind::Project, "shop", "shop maintenance", NOW + 180_000),
+            silence("team", TargetKind::Label, "team=payments", "payments freeze", NOW + 240_000),
             silence("gone", TargetKind::Host, "h1", "ended", NOW - 1),
         ];
         let (live, _) = live_silences(&raw, NOW);
-        assert!(needs_compose(&live));
-        assert!(!needs_compose(&live[..2]));
+        assert!(needs_alert_facts(&live));
+        assert!(!needs_alert_facts(&live[..2]));
         // db's compose project, from its newest health alert's evidence.
         let evidence = |project: &str| {
             json!({"container": "db", "host": "h1", "issues": ["x"], "metrics": {},
                 "evidence": {"state": {"compose_project": project, "compose_service": "db"}}})
         };
-        let alerts =
-            vec![entry(NOW, "health_alert", evidence("shop")), entry(NOW - 1, "health_alert", evidence("blog"))];
-        let compose = compose_from_alerts(&alerts);
-        assert_eq!(compose["h1/db"], (Some("shop".into()), Some("db".into())), "the newest alert wins");
+        // h1/web carries the label the "team" silence selects: its collector said so.
+        let web = json!({"container": "web", "host": "h1", "issues": ["x"], "metrics": {}, "silenced_by": ["team"]});
+        let alerts = vec![
+            entry(NOW, "health_alert", evidence("shop")),
+            entry(NOW - 1, "health_alert", evidence("blog")),
+            entry(NOW - 2, "health_alert", web),
+        ];
+        let facts = facts_from_alerts(&alerts);
+        assert_eq!(
+            (facts["h1/db"].compose_project.as_deref(), facts["h1/db"].compose_service.as_deref()),
+            (Some("shop"), Some("db")),
+            "the newest alert wins"
+        );
         let reason = "circuit breaker open: 3 actions in the last hour did not hold (max 3)";
         let breakers = vec![None, Some((reason.to_owned(), 90_500)), None, Some((HOSTILE.to_owned(), -1))];
-        mark_safety(&mut view.containers, &live, &compose, &breakers);
+        mark_safety(&mut view.containers, &live, &facts, &breakers);
 
         let marks: Vec<(&str, Option<&str>, Option<&str>)> = view
             .containers
@@ -1125,7 +1122,7 @@ mod tests {
             [
                 ("h1/api", Some("img"), None),
                 ("h1/db", Some("proj"), Some(reason)),
-                ("h1/web", None, None),
+                ("h1/web", Some("team"), None),
                 ("h2/web", Some("web"), Some(HOSTILE)),
             ]
         );

@@ -184,6 +184,12 @@ pub struct HealthAlert {
     /// created it. The gate refuses with this reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+    /// The ids of the live label silences whose selector matches the
+    /// container's labels, as the collector found them when it alerted.
+    /// Labels may hold secrets, so they never leave the host: the collector
+    /// matches them there, and only the ids travel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silenced_by: Vec<String>,
 }
 
 /// `data` of a `remediation_needed`.
@@ -359,6 +365,9 @@ pub struct IncidentContext {
     /// The alert's `held`: why the gate must not act now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+    /// The alert's `silenced_by`: label silences the collector matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silenced_by: Vec<String>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.

@@ -12,7 +12,7 @@
 //! expire by themselves without a sweeper. There are few silences (a
 //! handful per maintenance), so one key is no hot spot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redis::aio::ConnectionLike;
 use serde::{Deserialize, Serialize};
@@ -59,9 +59,12 @@ impl std::fmt::Display for TargetKind {
     }
 }
 
-/// The compose labels: the only labels that reach the responder today
-/// (through the alert's evidence), so the only ones a label silence can
-/// match there.
+/// The compose labels, which the alert's evidence carries: a label silence
+/// on one of them is matched by the gate itself. Any other label is
+/// matched by the collector, which alone reads labels
+/// ([`Silence::selects`], [`HealthAlert::silenced_by`]).
+///
+/// [`HealthAlert::silenced_by`]: crate::event::HealthAlert::silenced_by
 pub use crate::policy::{COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
 
 /// One silence, as stored.
@@ -88,8 +91,10 @@ pub struct Subject {
     pub name: String,
     pub image: Option<String>,
     pub project: Option<String>,
-    /// The labels known for it (today: the compose ones, from the evidence).
+    /// The labels known for it: the compose ones, from the evidence.
     pub labels: BTreeMap<String, String>,
+    /// The label silences the collector found matching its labels (their ids).
+    pub label_silences: BTreeSet<String>,
 }
 
 impl Subject {
@@ -107,6 +112,42 @@ impl Subject {
         }
         self.project = project;
         self
+    }
+
+    /// What the container's latest alert said of it.
+    pub fn with_facts(self, facts: AlertFacts) -> Self {
+        let mut s = self.with_compose(facts.compose_project, facts.compose_service);
+        s.label_silences = facts.silenced_by.into_iter().collect();
+        s
+    }
+}
+
+/// What a health alert tells the gate about its container beyond its name:
+/// its compose project and service (from the evidence) and the label
+/// silences the collector matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertFacts {
+    pub compose_project: Option<String>,
+    pub compose_service: Option<String>,
+    pub silenced_by: Vec<String>,
+}
+
+impl AlertFacts {
+    /// From a `health_alert`'s `data` as JSON.
+    pub fn of_alert(data: &serde_json::Value) -> AlertFacts {
+        let state = data.pointer("/evidence/state");
+        let field = |name: &str| state.and_then(|s| s.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
+        let silenced_by = data
+            .get("silenced_by")
+            .and_then(|v| v.as_array())
+            .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        AlertFacts { compose_project: field("compose_project"), compose_service: field("compose_service"), silenced_by }
+    }
+
+    /// Whether matching `silences` needs them (else the lookup is skipped).
+    pub fn needed_by<'a>(silences: impl IntoIterator<Item = &'a Silence>) -> bool {
+        silences.into_iter().any(|s| matches!(s.kind, TargetKind::Project | TargetKind::Label))
     }
 }
 
@@ -166,20 +207,20 @@ impl Silence {
                 image == self.target || (!repository_has_tag(&self.target) && image_repository(image) == self.target)
             }),
             TargetKind::Project => s.project.as_deref() == Some(self.target.as_str()),
-            TargetKind::Label => match self.target.split_once('=') {
-                Some((key, value)) => s.labels.get(key).is_some_and(|v| v == value),
-                None => s.labels.contains_key(&self.target),
-            },
+            TargetKind::Label => self.selector_matches(|key| s.labels.get(key)) || s.label_silences.contains(&self.id),
         }
     }
 
-    /// Whether the gate can tell if it matches: a label silence on a label
-    /// other than the compose ones cannot, until the collector publishes
-    /// containers' labels.
-    pub fn enforceable(&self) -> bool {
-        self.kind != TargetKind::Label || {
-            let key = self.target.split_once('=').map_or(self.target.as_str(), |(k, _)| k);
-            key == COMPOSE_PROJECT_LABEL || key == COMPOSE_SERVICE_LABEL
+    /// Whether this label silence selects a container with `labels` (all of
+    /// them, as the collector reads them); false for other kinds.
+    pub fn selects(&self, labels: &HashMap<String, String>) -> bool {
+        self.kind == TargetKind::Label && self.selector_matches(|key| labels.get(key))
+    }
+
+    fn selector_matches<'a>(&self, label: impl Fn(&str) -> Option<&'a String>) -> bool {
+        match self.target.split_once('=') {
+            Some((key, value)) => label(key).is_some_and(|v| v == value),
+            None => label(&self.target).is_some(),
         }
     }
 }
@@ -215,6 +256,19 @@ pub async fn add<C: ConnectionLike + Send>(conn: &mut C, silence: &Silence) -> R
     Ok(())
 }
 
+/// Every silence still holding, soonest end first, without pruning the
+/// ended ones: for readers that must not write (the collector).
+pub async fn holding<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<Silence>, ProtocolError> {
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys::SILENCES)
+        .arg(format!("({}", now_ms()))
+        .arg("+inf")
+        .arg("BYSCORE")
+        .query_async(conn)
+        .await?;
+    Ok(members.iter().filter_map(|m| serde_json::from_str(m).ok()).collect())
+}
+
 /// Every silence still holding, soonest end first; ended ones are removed.
 pub async fn live<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<Silence>, ProtocolError> {
     let now = now_ms();
@@ -246,24 +300,23 @@ pub async fn remove<C: ConnectionLike + Send>(conn: &mut C, id: &str) -> Result<
     Ok(removed > 0)
 }
 
-/// Newest health alerts [`compose_of`] reads.
-pub const COMPOSE_SCAN: usize = 500;
+/// Newest health alerts [`facts_of`] reads.
+pub const ALERT_SCAN: usize = 500;
 
-/// A container's compose project and service, as its latest health alert's
-/// evidence says (`state.compose_project`, `state.compose_service`): the
-/// only place they reach Redis. The alert behind a remediation was
-/// published a moment before it, so it is among the newest
-/// [`COMPOSE_SCAN`] entries; `(None, None)` when none of them is its.
-pub async fn compose_of<C: ConnectionLike + Send>(
+/// What a container's latest health alert says of it ([`AlertFacts`]): the
+/// only place its compose labels and its label silences reach Redis. The
+/// alert behind a remediation was published a moment before it, so it is
+/// among the newest [`ALERT_SCAN`] entries; empty when none of them is its.
+pub async fn facts_of<C: ConnectionLike + Send>(
     conn: &mut C,
     container: &ContainerRef,
-) -> Result<(Option<String>, Option<String>), ProtocolError> {
+) -> Result<AlertFacts, ProtocolError> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(EventKind::HealthAlert.stream())
         .arg("+")
         .arg("-")
         .arg("COUNT")
-        .arg(COMPOSE_SCAN)
+        .arg(ALERT_SCAN)
         .query_async(conn)
         .await?;
     for entry in &reply.ids {
@@ -274,11 +327,9 @@ pub async fn compose_of<C: ConnectionLike + Send>(
         if !is("host", &container.host) || !is("container", &container.name) {
             continue;
         }
-        let state = data.pointer("/evidence/state");
-        let field = |name: &str| state.and_then(|s| s.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
-        return Ok((field("compose_project"), field("compose_service")));
+        return Ok(AlertFacts::of_alert(data));
     }
-    Ok((None, None))
+    Ok(AlertFacts::default())
 }
 
 /// The first live silence matching `subject`, if any.
@@ -311,6 +362,7 @@ mod tests {
             image: Some("reg:5000/shop/api:2.4".into()),
             project: Some("shop".into()),
             labels,
+            label_silences: BTreeSet::new(),
         }
     }
 
@@ -364,7 +416,39 @@ mod tests {
         assert_eq!(s.refusal(), "silenced: db migration (until 2026-12-02T12:00:00+00:00)");
         assert_eq!(s.until_ms(), 1_796_212_800_000);
         assert_eq!(s.target_text(), "host:web-1");
-        assert!(!silence(TargetKind::Label, "team=pay").enforceable());
-        assert!(silence(TargetKind::Label, "com.docker.compose.service=web").enforceable());
+    }
+
+    #[test]
+    fn any_other_label_is_selected_by_the_collector_and_matched_by_id() {
+        let labels: HashMap<String, String> =
+            [("team".to_owned(), "pay".to_owned()), ("tier".to_owned(), String::new())].into();
+        assert!(silence(TargetKind::Label, "team=pay").selects(&labels));
+        assert!(silence(TargetKind::Label, "tier").selects(&labels));
+        assert!(!silence(TargetKind::Label, "team=ops").selects(&labels));
+        assert!(!silence(TargetKind::Label, "owner").selects(&labels));
+        // Only label silences select: a host silence is the gate's to match.
+        assert!(!silence(TargetKind::Host, "team").selects(&labels));
+
+        let team = silence(TargetKind::Label, "team=pay");
+        assert!(!team.matches(&subject()), "the gate cannot see the label itself");
+        let told = Subject { label_silences: ["s1".to_owned()].into(), ..subject() };
+        assert!(team.matches(&told), "the collector said s1 selects it");
+        let other = Silence { id: "s2".into(), ..team };
+        assert!(!other.matches(&told), "another silence on the same selector was not matched");
+    }
+
+    #[test]
+    fn an_alerts_facts_are_its_compose_labels_and_the_silences_it_names() {
+        let data = serde_json::json!({
+            "container": "api", "host": "web-1", "silenced_by": ["s1", 7, "s2"],
+            "evidence": {"state": {"compose_project": "shop", "compose_service": "api"}}});
+        let facts = AlertFacts::of_alert(&data);
+        assert_eq!(facts.compose_project.as_deref(), Some("shop"));
+        assert_eq!(facts.compose_service.as_deref(), Some("api"));
+        assert_eq!(facts.silenced_by, ["s1", "s2"], "a non-string id is skipped");
+        let s = Subject::of(&ContainerRef::new("web-1", "api")).with_facts(facts);
+        assert_eq!(s.labels.get(COMPOSE_SERVICE_LABEL).map(String::as_str), Some("api"));
+        assert!(s.label_silences.contains("s2"));
+        assert_eq!(AlertFacts::of_alert(&serde_json::json!({"container": "api"})), AlertFacts::default());
     }
 }

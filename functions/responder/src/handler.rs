@@ -12,7 +12,7 @@ use hemostat_protocol::{
         SystemAlert,
     },
     policy::{ActionPolicy, LABEL_ACTION, Policy},
-    silence::{self, Silence, Subject, TargetKind},
+    silence::{self, AlertFacts, Silence, Subject},
 };
 
 use crate::{
@@ -140,9 +140,10 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     /// The first live silence that holds for the container. Its compose
-    /// project matters only when a project or label silence exists: the
-    /// analyzer's context carries it; a request without (a manual or a
-    /// seed-protocol one) has it looked up from the container's last alert.
+    /// project and the label silences the collector matched matter only
+    /// when a project or label silence exists: the analyzer's context
+    /// carries them; a request without (a manual or a seed-protocol one)
+    /// has them looked up from the container's last alert.
     async fn silence_for(
         &self,
         container: &ContainerRef,
@@ -154,12 +155,21 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             return Ok(None);
         }
         let mut subject = Subject { image: image.map(str::to_owned), ..Subject::of(container) };
-        if silences.iter().any(|s| matches!(s.kind, TargetKind::Project | TargetKind::Label)) {
-            let (project, service) = match (&context.compose_project, &context.compose_service) {
-                (None, None) => self.store.compose_of(container).await?,
-                (project, service) => (project.clone(), service.clone()),
+        if AlertFacts::needed_by(&silences) {
+            let from_an_alert = context.analysis_method.is_some()
+                || context.compose_project.is_some()
+                || context.compose_service.is_some()
+                || !context.silenced_by.is_empty();
+            let facts = if from_an_alert {
+                AlertFacts {
+                    compose_project: context.compose_project.clone(),
+                    compose_service: context.compose_service.clone(),
+                    silenced_by: context.silenced_by.clone(),
+                }
+            } else {
+                self.store.facts_of(container).await?
             };
-            subject = subject.with_compose(project, service);
+            subject = subject.with_facts(facts);
         }
         Ok(silence::matching(&silences, &subject).cloned())
     }
@@ -272,7 +282,7 @@ fn stop_instead(needed: &RemediationNeeded, policy: &Policy) -> Option<Remediati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hemostat_protocol::{ProtocolError, batch::BatchRecord, command::SignedCommand};
+    use hemostat_protocol::{ProtocolError, batch::BatchRecord, command::SignedCommand, silence::TargetKind};
     use std::sync::Mutex;
 
     /// In-memory store: refuses everything after the first allowed request.
@@ -310,8 +320,8 @@ mod tests {
         async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
             Ok(self.silences.clone())
         }
-        async fn compose_of(&self, _c: &ContainerRef) -> Result<(Option<String>, Option<String>), ProtocolError> {
-            Ok((self.compose.clone(), None))
+        async fn facts_of(&self, _c: &ContainerRef) -> Result<AlertFacts, ProtocolError> {
+            Ok(AlertFacts { compose_project: self.compose.clone(), ..Default::default() })
         }
         async fn was_dispatched(&self, id: &str) -> Result<bool, ProtocolError> {
             Ok(self.dispatched.lock().unwrap().iter().any(|(_, c)| c.json.contains(id)))
@@ -406,6 +416,22 @@ mod tests {
         record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"compose_project":"shop""#);
         r.handle(BatchEvent { records: vec![record] }).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty(), "the context's project is silenced");
+        // Any other label: the collector matched it, the context names the silence.
+        let mut r = responder(vec![]);
+        r.store.silences = vec![silence(TargetKind::Label, "team=payments")];
+        let mut record = needed("t1", "h1");
+        let analyzed = r#""confidence":0.9,"analysis_method":"rule_based","silenced_by":["s1"]"#;
+        record.body = record.body.replace(r#""confidence":0.9"#, analyzed);
+        r.handle(BatchEvent { records: vec![record] }).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty(), "the collector's label match is honoured");
+        // An analyzed request the collector matched no silence for goes through
+        // (and its facts are not looked up again).
+        let mut r = responder(vec![]);
+        r.store.silences = vec![silence(TargetKind::Label, "team=payments")];
+        let mut record = needed("t1", "h1");
+        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"analysis_method":"rule_based""#);
+        r.handle(BatchEvent { records: vec![record] }).await;
+        assert_eq!(r.store.dispatched.lock().unwrap().len(), 1, "no label silence selects it");
         // A silence elsewhere, or on a project the container is not in, lets it through.
         for (kind, target) in [(TargetKind::Host, "h2"), (TargetKind::Project, "blog")] {
             let mut r = responder(vec![]);

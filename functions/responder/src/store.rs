@@ -10,7 +10,7 @@ use hemostat_protocol::{
     ContainerRef, ProtocolError,
     command::SignedCommand,
     keys,
-    silence::{self, Silence},
+    silence::{self, AlertFacts, Silence},
 };
 
 use crate::gate::{Gate, GateDecision, GateRequest};
@@ -24,12 +24,10 @@ pub trait Store: Send + Sync {
     fn was_dispatched(&self, command_id: &str) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
     /// Every operator's silence still holding.
     fn silences(&self) -> impl Future<Output = Result<Vec<Silence>, ProtocolError>> + Send;
-    /// The container's compose project and service, as its latest health
-    /// alert's evidence says (the only place they reach the responder).
-    fn compose_of(
-        &self,
-        container: &ContainerRef,
-    ) -> impl Future<Output = Result<(Option<String>, Option<String>), ProtocolError>> + Send;
+    /// What the container's latest health alert says of it: its compose
+    /// project and service and the label silences the collector matched
+    /// (the only place they reach the responder).
+    fn facts_of(&self, container: &ContainerRef) -> impl Future<Output = Result<AlertFacts, ProtocolError>> + Send;
     /// Appends the command to the host's stream; returns the entry id.
     fn dispatch(
         &self,
@@ -80,10 +78,10 @@ impl Store for RedisStore {
         silence::live(&mut self.conn.clone()).await
     }
 
-    async fn compose_of(&self, container: &ContainerRef) -> Result<(Option<String>, Option<String>), ProtocolError> {
+    async fn facts_of(&self, container: &ContainerRef) -> Result<AlertFacts, ProtocolError> {
         // Asked only while a project or label silence holds, so the scan
         // costs nothing otherwise.
-        silence::compose_of(&mut self.conn.clone(), container).await
+        silence::facts_of(&mut self.conn.clone(), container).await
     }
 
     async fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {

@@ -1,0 +1,84 @@
+//! Which operators' label silences select a container: matched here,
+//! because the collector alone reads labels, and labels may hold secrets
+//! that must not leave the host. An alert carries only the ids of the
+//! silences that select its container (`health_alert.silenced_by`); the gate
+//! refuses with the silence's reason while that silence still holds, so
+//! removing it, or its end, takes effect at once.
+//!
+//! The live silences are read from Redis at most every [`MAX_AGE`], read
+//! only (pruning ended ones is the gate's and the CLI's job), and within
+//! [`READ_TIMEOUT`]: an alert is never held back longer by Redis being slow
+//! or down. Then the last list read stands in.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hemostat_protocol::{
+    connection::Connection,
+    silence::{self, Silence, TargetKind},
+};
+use tokio::sync::Mutex;
+
+/// How old the list may be when an alert asks.
+pub const MAX_AGE: Duration = Duration::from_secs(2);
+/// How long an alert waits for the list.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The live label silences, read lazily. Cheap to clone.
+#[derive(Clone)]
+pub struct LabelSilences {
+    conn: Connection,
+    cache: Arc<Mutex<Cache>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    read_at: Option<Instant>,
+    silences: Vec<Silence>,
+    /// Whether the last read failed (the warning is logged once per outage).
+    failing: bool,
+}
+
+impl LabelSilences {
+    pub fn new(conn: Connection) -> LabelSilences {
+        LabelSilences { conn, cache: Arc::default() }
+    }
+
+    /// The ids of the live label silences that select a container with
+    /// these labels.
+    pub async fn selecting(&self, labels: &HashMap<String, String>) -> Vec<String> {
+        let mut cache = self.cache.lock().await;
+        if cache.read_at.is_none_or(|t| t.elapsed() >= MAX_AGE) {
+            self.refresh(&mut cache).await;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        cache.silences.iter().filter(|s| s.until_ms() > now && s.selects(labels)).map(|s| s.id.clone()).collect()
+    }
+
+    async fn refresh(&self, cache: &mut Cache) {
+        let read = tokio::time::timeout(READ_TIMEOUT, silence::holding(&mut self.conn.clone())).await;
+        // Tried now either way: a Redis that is down is asked again after
+        // MAX_AGE, not by every alert of a storm.
+        cache.read_at = Some(Instant::now());
+        match read {
+            Ok(Ok(all)) => {
+                cache.silences = all.into_iter().filter(|s| s.kind == TargetKind::Label).collect();
+                if std::mem::replace(&mut cache.failing, false) {
+                    tracing::info!(label_silences = cache.silences.len(), "silences readable again");
+                }
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {} ms", READ_TIMEOUT.as_millis()),
+                };
+                if !std::mem::replace(&mut cache.failing, true) {
+                    tracing::warn!(%error, kept = cache.silences.len(), "cannot read silences; alerts use the last list read");
+                }
+            }
+        }
+    }
+}
