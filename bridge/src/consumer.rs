@@ -33,7 +33,7 @@ use hemostat_protocol::{
     Envelope,
     batch::{self, BatchEvent, BatchRecord, BatchResponse},
     keys,
-    publisher::ENVELOPE_FIELD,
+    publisher::{ENVELOPE_FIELD, REPLAY_FOR_FIELD, dead_letter},
 };
 
 use crate::{
@@ -211,7 +211,12 @@ impl<I: Invoker> Route<I> {
 
     async fn deliver_batch(&self, entries: Vec<Entry>, deliveries: Vec<u64>) {
         let mut records = Vec::with_capacity(entries.len());
+        let mut not_ours = Vec::new();
         for (entry, delivery) in entries.into_iter().zip(deliveries) {
+            if entry.field(REPLAY_FOR_FIELD).is_some_and(|group| group != self.binding.group) {
+                not_ours.push(entry.id);
+                continue;
+            }
             let body = entry.field(ENVELOPE_FIELD).map(str::to_owned);
             let problem = match &body {
                 None if entry.fields.is_none() => Some("trimmed from the stream (MAXLEN) while pending".to_owned()),
@@ -235,6 +240,7 @@ impl<I: Invoker> Route<I> {
                 }
             }
         }
+        self.pass_over(&not_ours).await;
         if records.is_empty() {
             return;
         }
@@ -283,6 +289,22 @@ impl<I: Invoker> Route<I> {
         }
     }
 
+    /// Acknowledges replays meant for another group unseen; one that is
+    /// not acked now comes again, and is passed over again.
+    async fn pass_over(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        match self.group.ack(&mut self.writer.clone(), &ids).await {
+            Ok(_) => {
+                self.forget_errors(&ids);
+                self.stats.record(Event::PassedOver { stream: &self.binding.stream, records: ids.len() });
+            }
+            Err(e) => tracing::warn!(stream = %self.binding.stream, error = %e, "ack of others' replays failed"),
+        }
+    }
+
     fn keep_pending(&self, records: &[BatchRecord], error: &str) {
         let (stream, function) = (self.binding.stream.as_str(), self.binding.function.as_str());
         self.stats.record(Event::InvocationFailed { stream, function, records: records.len(), error });
@@ -322,12 +344,12 @@ impl<I: Invoker> Route<I> {
 
     async fn dead_letter(&self, id: &str, reason: &str, body: Option<&str>, attempts: u64) {
         let mut fields = vec![
-            ("stream", self.binding.stream.clone()),
-            ("group", self.binding.group.clone()),
-            ("function", self.binding.function.clone()),
-            ("id", id.to_owned()),
-            ("reason", reason.to_owned()),
-            ("attempts", attempts.to_string()),
+            (dead_letter::STREAM, self.binding.stream.clone()),
+            (dead_letter::GROUP, self.binding.group.clone()),
+            (dead_letter::FUNCTION, self.binding.function.clone()),
+            (dead_letter::ID, id.to_owned()),
+            (dead_letter::REASON, reason.to_owned()),
+            (dead_letter::ATTEMPTS, attempts.to_string()),
         ];
         if let Some(body) = body {
             fields.push((ENVELOPE_FIELD, body.to_owned()));

@@ -127,6 +127,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         failed = t.failed,
         dead_lettered = t.dead_lettered,
         taken_over = t.taken_over,
+        passed_over = t.passed_over,
         "bridge stopped"
     );
     Ok(())

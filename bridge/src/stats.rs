@@ -11,6 +11,7 @@ pub struct Stats {
     failed: AtomicU64,
     dead_lettered: AtomicU64,
     taken_over: AtomicU64,
+    passed_over: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -21,6 +22,7 @@ pub struct Totals {
     pub failed: u64,
     pub dead_lettered: u64,
     pub taken_over: u64,
+    pub passed_over: u64,
 }
 
 /// One thing that happened to records of a stream.
@@ -33,6 +35,8 @@ pub enum Event<'a> {
     DeadLettered { stream: &'a str, id: &'a str, reason: &'a str, attempts: u64 },
     /// A record pending at another (presumed dead) consumer was taken over.
     TakenOver { stream: &'a str, id: &'a str, from: &'a str, idle_ms: u64 },
+    /// Dead letters replayed for another group of the stream, acked unseen.
+    PassedOver { stream: &'a str, records: usize },
 }
 
 impl Stats {
@@ -57,6 +61,10 @@ impl Stats {
                 self.taken_over.fetch_add(1, Relaxed);
                 tracing::info!(%stream, id, %from, idle_ms, "took over a record from an idle consumer");
             }
+            Event::PassedOver { stream, records } => {
+                self.passed_over.fetch_add(records as u64, Relaxed);
+                tracing::debug!(%stream, records, "passed over replays for another group");
+            }
         }
     }
 
@@ -67,6 +75,7 @@ impl Stats {
             failed: self.failed.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             taken_over: self.taken_over.load(Relaxed),
+            passed_over: self.passed_over.load(Relaxed),
         }
     }
 }

@@ -15,6 +15,7 @@ use hemostat_protocol::{
     Envelope, EventKind, Publisher, RedisPublisher,
     batch::{BatchEvent, BatchResponse, ItemFailure, RejectedItem},
     connection, keys,
+    publisher::{ENVELOPE_FIELD, REPLAY_FOR_FIELD},
     routes::{ROUTES, Route},
 };
 use redis::AsyncCommands;
@@ -189,6 +190,34 @@ async fn stale_records_are_dead_lettered_not_delivered() {
     eventually("stale record dead-lettered", async || dead_letters(&mut conn).await.len() == 1).await;
     assert!(dead_letters(&mut conn).await[0]["reason"].starts_with("stale"));
     assert!(function.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_reaches_only_the_group_that_gave_up_on_it() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let function = FakeFunction::default();
+    let _stop = start(&server, function.clone(), |_| {}).await;
+    let group = route().group();
+    for (name, replay_for) in [("ours", Some(group.as_str())), ("theirs", Some("hemostat-exporter")), ("all", None)] {
+        let body = alert(name).to_json();
+        let mut fields = vec![(ENVELOPE_FIELD, body.as_str())];
+        fields.extend(replay_for.map(|g| (REPLAY_FOR_FIELD, g)));
+        let _: String = conn.xadd(route().stream(), "*", &fields).await.unwrap();
+    }
+    eventually("all three acked", async || {
+        let seen = function.seen.lock().unwrap().len();
+        seen == 2 && pending(&mut conn).await == 0
+    })
+    .await;
+    // Give a wrongly delivered "theirs" time to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = function.seen.lock().unwrap().clone();
+    assert_eq!((seen.get("ours"), seen.get("all"), seen.get("theirs")), (Some(&1), Some(&1), None), "{seen:?}");
+    assert!(dead_letters(&mut conn).await.is_empty(), "passed over, not dead-lettered");
+    let info: redis::streams::StreamInfoGroupsReply = conn.xinfo_groups(route().stream()).await.unwrap();
+    let ours = info.groups.iter().find(|g| g.name == group).unwrap();
+    assert_eq!(ours.pending, 0, "the other group's replay is acked too");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use hemostat_protocol::{
     envelope::agent,
     event::{IncidentContext, RemediationNeeded},
     keys,
-    publisher::ENVELOPE_FIELD,
+    publisher::{ENVELOPE_FIELD, REPLAY_FOR_FIELD, dead_letter},
     silence::{self, Silence},
 };
 use redis::AsyncCommands;
@@ -267,19 +267,20 @@ pub async fn dlq_ls(ctx: &Context) -> Result<(), CliError> {
         println!(
             "  {}  {at}  {} -> {} (record {}, {} attempts): {}",
             d.id,
-            field(d, "stream"),
-            field(d, "function"),
-            field(d, "id"),
-            field(d, "attempts"),
-            field(d, "reason")
+            field(d, dead_letter::STREAM),
+            field(d, dead_letter::FUNCTION),
+            field(d, dead_letter::ID),
+            field(d, dead_letter::ATTEMPTS),
+            field(d, dead_letter::REASON)
         );
     }
     Ok(())
 }
 
-/// Appends each dead letter's envelope to the stream it came from (every
-/// consumer group of that stream sees it again, as a new entry), then
-/// deletes the dead letter.
+/// Appends each dead letter's envelope to the stream it came from, as a new
+/// entry for the one consumer group that gave up on it (the others handled
+/// the original and pass it over), then deletes the dead letter. A dead
+/// letter that names no group is replayed for every group.
 pub async fn dlq_replay(ctx: &Context, id: Option<String>) -> Result<(), CliError> {
     let letters = dead_letters(ctx).await?;
     let chosen: Vec<&DeadLetter> = match &id {
@@ -292,7 +293,8 @@ pub async fn dlq_replay(ctx: &Context, id: Option<String>) -> Result<(), CliErro
     let mut conn = ctx.conn();
     let mut replayed = Vec::new();
     for d in chosen {
-        let (stream, body) = (field(d, "stream"), field(d, "envelope"));
+        let (stream, body, group) =
+            (field(d, dead_letter::STREAM), field(d, ENVELOPE_FIELD), field(d, dead_letter::GROUP));
         if stream.is_empty() || body.is_empty() {
             let why = format!(
                 "dead letter {} has no {}: nothing to replay",
@@ -305,20 +307,18 @@ pub async fn dlq_replay(ctx: &Context, id: Option<String>) -> Result<(), CliErro
             eprintln!("hemostat: {why}; kept");
             continue;
         }
-        let new_id: String = redis::cmd("XADD")
-            .arg(stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(keys::STREAM_MAXLEN)
-            .arg("*")
-            .arg(ENVELOPE_FIELD)
-            .arg(body)
-            .query_async(&mut conn)
-            .await?;
+        let mut add = redis::cmd("XADD");
+        add.arg(stream).arg("MAXLEN").arg("~").arg(keys::STREAM_MAXLEN).arg("*").arg(ENVELOPE_FIELD).arg(body);
+        if !group.is_empty() {
+            add.arg(REPLAY_FOR_FIELD).arg(group);
+        }
+        let new_id: String = add.query_async(&mut conn).await?;
         let _: u64 = conn.xdel(keys::DEAD_LETTER_STREAM, &[&d.id]).await?;
-        replayed.push(json!({"dead_letter": d.id, "stream": stream, "entry": new_id}));
+        let group = (!group.is_empty()).then_some(group);
+        replayed.push(json!({"dead_letter": d.id, "stream": stream, "group": group, "entry": new_id}));
         if !ctx.json {
-            println!("replayed {} into {stream} as {new_id}", d.id);
+            let only = group.map(|g| format!(" for group {g}")).unwrap_or_else(|| " for every group".into());
+            println!("replayed {} into {stream}{only} as {new_id}", d.id);
         }
     }
     if ctx.json {

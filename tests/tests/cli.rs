@@ -203,6 +203,7 @@ async fn every_verb_on_redis() {
     let body = envelope(EventKind::FalseAlarm, json!({"container": "api", "reason": "replayed"})).to_json();
     let fields = [
         ("stream", stream.as_str()),
+        ("group", "hemostat-alert"),
         ("function", "alert"),
         ("id", "1-0"),
         ("reason", "malformed: x"),
@@ -220,6 +221,9 @@ async fn every_verb_on_redis() {
     ok(&url, &["dlq", "replay", &dead[0]]);
     let after: usize = conn.xlen(&stream).await.unwrap();
     assert_eq!(after, before + 1, "replayed into {stream}");
+    let newest: redis::streams::StreamRangeReply = conn.xrevrange_count(&stream, "+", "-", 1).await.unwrap();
+    let replay_for: Option<String> = newest.ids[0].get(hemostat_protocol::publisher::REPLAY_FOR_FIELD);
+    assert_eq!(replay_for.as_deref(), Some("hemostat-alert"), "for the group that gave up on it only");
     ok(&url, &["dlq", "drop", &dead[1]]);
     fails(&url, &["dlq", "drop", &dead[1]], 1, "no dead letter");
     let rows = ok_json(&url, &["dlq", "ls"]);

@@ -97,3 +97,25 @@ pub const ALL_CHANNEL: &str = "hemostat:*";
 
 /// The field of a stream entry that holds the envelope JSON.
 pub const ENVELOPE_FIELD: &str = "envelope";
+
+/// The field of a stream entry replayed from the dead-letter stream
+/// (`hemostat dlq replay`) that names the one consumer group it is for: the
+/// group that gave up on it. Every other group of the stream handled the
+/// original already, so it acknowledges the replay without delivering it.
+pub const REPLAY_FOR_FIELD: &str = "replay_for";
+
+/// The fields of a dead letter (see [`crate::keys::DEAD_LETTER_STREAM`]),
+/// besides the envelope: where the record came from and why it was given up.
+pub mod dead_letter {
+    /// The stream the record was read from.
+    pub const STREAM: &str = "stream";
+    /// The consumer group that gave up on it.
+    pub const GROUP: &str = "group";
+    /// The function the bridge invoked with it.
+    pub const FUNCTION: &str = "function";
+    /// The record's id in its stream.
+    pub const ID: &str = "id";
+    pub const REASON: &str = "reason";
+    /// Deliveries before it was given up.
+    pub const ATTEMPTS: &str = "attempts";
+}
