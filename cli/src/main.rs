@@ -179,7 +179,7 @@ enum SilenceVerb {
 enum DlqVerb {
     /// Every dead letter with its reason, oldest first.
     Ls,
-    /// Appends dead letters back to the stream they came from, and removes them here.
+    /// Appends dead letters back to the stream they came from, for the consumer group that gave up on each only, and removes them here.
     Replay {
         /// The dead letter's id, as `dlq ls` shows it.
         #[arg(required_unless_present = "all", conflicts_with = "all")]

@@ -5,6 +5,9 @@
 //!
 //! Runs the built binaries (`cargo build --workspace --bins`), with an empty
 //! environment: `--help` must need neither Redis nor a Lambda runtime.
+//!
+//! Also: every `hemostat` verb has an example in the README, and every
+//! label HemoStat reads is in its label table, with an example.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -22,14 +25,15 @@ const RESPONDER: &str = "responder";
 const ALERT: &str = "alert";
 const DASHBOARD: &str = "dashboard";
 const EXPORTER: &str = "exporter";
+const CLI: &str = "hemostat";
 
 const FUNCTIONS: [&str; 5] = [ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER];
-const BINARIES: [&str; 8] = [COLLECTOR, BRIDGE, LOCAL, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER];
+const BINARIES: [&str; 9] = [COLLECTOR, BRIDGE, LOCAL, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER, CLI];
 
 /// Each README table of variables, by the first word of the line that
 /// introduces it, and the binaries whose help must list its variables.
 const TABLES: &[(&str, &[&str])] = &[
-    ("Shared", &[COLLECTOR, BRIDGE, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER]),
+    ("Shared", &[COLLECTOR, BRIDGE, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER, CLI]),
     ("Collector", &[COLLECTOR]),
     ("Bridge", &[BRIDGE]),
     ("Analyzer", &[ANALYZER]),
@@ -38,6 +42,7 @@ const TABLES: &[(&str, &[&str])] = &[
     ("Dashboard", &[DASHBOARD]),
     ("Exporter", &[EXPORTER]),
     ("Emulator", &[LOCAL]),
+    ("Operator", &[CLI]),
 ];
 
 /// Variables in a README table that no binary reads: the variable, a file
@@ -50,7 +55,6 @@ const READ_BY_FILES: &[(&str, &str, &str)] = &[
     ("HEMOSTAT_PROMETHEUS_PORT", "compose.yaml", "compose publishes Prometheus on this 127.0.0.1 port"),
     ("DOCKER_SOCKET", "compose.yaml", "compose mounts this socket into the collector"),
     ("COMPOSE_PROJECT_NAME", "compose.yaml", "docker-compose's own project name"),
-    ("HEMOSTAT_STATE_DIR", "scripts/stack.sh", "the state folder of scripts/stack.sh, where hemostat finds the key"),
     ("HEMOSTAT_PROFILE", "scripts/stack.sh", "the build profile of scripts/stack.sh and scripts/compose.sh"),
     ("HEMOSTAT_SKIP_BUILD", "scripts/stack.sh", "scripts/stack.sh and scripts/compose.sh use target/ as it is"),
     ("HEMOSTAT_IMAGES_DIR", "infra/images/stage.sh", "where the image build contexts are staged"),
@@ -66,8 +70,9 @@ const READ_BY_FILES: &[(&str, &str, &str)] = &[
 /// Variables of the shared table that only some binaries read, with why.
 const SHARED_BY_SOME: &[(&str, &[&str], &str)] = &[(
     "HEMOSTAT_COMMAND_KEY",
-    &[COLLECTOR, RESPONDER],
-    "the responder signs commands and the collector checks them; nothing else handles a command",
+    &[COLLECTOR, RESPONDER, CLI],
+    "the responder signs commands, the collector checks them and hemostat checks them in `status`; nothing else \
+     handles a command",
 )];
 
 fn binary(name: &str) -> PathBuf {
@@ -291,4 +296,86 @@ fn extraction_reads_both_help_styles() {
     assert_eq!(tables.len(), 1);
     assert_eq!(tables[0].0, "Bridge");
     assert_eq!(tables[0].1.iter().map(String::as_str).collect::<Vec<_>>(), ["A_B", "C_D"]);
+}
+
+/// The subcommands a clap help lists under `Commands:` (without `help`).
+fn verbs(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| *v != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_verb_has_an_example_in_the_readme() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    // The README's examples: lines of its code blocks that run `hemostat`.
+    let examples: Vec<&str> = readme.lines().map(str::trim).filter(|l| l.starts_with("hemostat ")).collect();
+    let top = verbs(&help(CLI));
+    assert!(top.len() >= 8, "hemostat --help lists too few verbs: {top:?}");
+    let mut missing = Vec::new();
+    for verb in &top {
+        let out = run(CLI, &[verb, "--help"], &[]);
+        assert!(out.status.success(), "hemostat {verb} --help exited with {}", out.status);
+        let subs = verbs(&String::from_utf8_lossy(&out.stdout));
+        let wanted: Vec<String> = match subs.is_empty() {
+            true => vec![format!("hemostat {verb}")],
+            false => subs.iter().map(|sub| format!("hemostat {verb} {sub}")).collect(),
+        };
+        for want in wanted {
+            if !examples.iter().any(|l| *l == want || l.starts_with(&format!("{want} "))) {
+                missing.push(want);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "verbs without an example in the README: {missing:?}");
+}
+
+/// The label names HemoStat's sources define (`pub const ...LABEL...: &str
+/// = "hemostat..."` or `"autoheal..."`), with the file that defines each.
+fn labels_in_sources() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for dir in ["collector/src", "functions/protocol/src"] {
+        for entry in std::fs::read_dir(workspace_root().join(dir)).expect(dir) {
+            let path = entry.expect("dir entry").path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines().map(str::trim) {
+                let Some(rest) = line.strip_prefix("pub const ") else { continue };
+                let Some((name, value)) = rest.split_once(": &str = \"") else { continue };
+                let value = value.trim_end_matches("\";");
+                if name.contains("LABEL") && (value.starts_with("hemostat.") || value.starts_with("autoheal")) {
+                    found.push((value.to_owned(), path.display().to_string()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_label_is_in_the_readme_table_with_an_example() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let rows: BTreeMap<String, String> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `hemostat.") || l.starts_with("| `autoheal"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            Some((cells.get(1)?.trim_matches('`').to_owned(), cells.get(4)?.to_string()))
+        })
+        .collect();
+    let labels = labels_in_sources();
+    assert!(labels.len() >= 14, "too few labels found in the sources: {labels:?}");
+    let problems: Vec<String> = labels
+        .iter()
+        .filter_map(|(label, file)| match rows.get(label) {
+            None => Some(format!("{label} ({file}) is not in the README's label table")),
+            Some(example) if example.is_empty() => Some(format!("{label}: no example")),
+            Some(_) => None,
+        })
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
