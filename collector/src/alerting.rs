@@ -327,7 +327,18 @@ impl Alerts {
     fn held(&self, inspect: &ContainerInspectResponse) -> Option<String> {
         let id = inspect.id.as_deref()?;
         let name = docker::name(inspect).unwrap_or_default();
-        let events = self.recent.as_ref().map(|r| r.noted(id)).unwrap_or_default();
+        let noted = |id: &str| self.recent.as_ref().map(|r| r.noted(id)).unwrap_or_default();
+        let events = noted(id);
+        // Docker stores the parent's full id in `container:<id>`, which is
+        // what the recent events are kept by; it has no name to offer here.
+        let parent_id = inspect
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.as_deref())
+            .and_then(|m| m.strip_prefix("container:"))
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
+        let parent_events = parent_id.map(noted).unwrap_or_default();
         let moment = Moment {
             events: &events,
             paused: inspect.state.as_ref().and_then(|s| s.paused).unwrap_or(false),
@@ -336,6 +347,12 @@ impl Alerts {
                 .as_deref()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .and_then(|t| t.timestamp_nanos_opt()),
+            // A running container's FinishedAt is its previous run's.
+            finished_nano: (!docker::is_running(inspect))
+                .then(|| crate::dependents::finished_at(inspect))
+                .flatten()
+                .and_then(|t| t.timestamp_nanos_opt()),
+            parent: parent_id.map(|p| grace::Parent { name: docker::short(p), events: &parent_events }),
             now_nano: now_nanos(),
         };
         let own = |t| self.inflight.covers(id, t) || self.inflight.covers(&name, t);

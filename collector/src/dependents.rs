@@ -13,8 +13,16 @@
 //!   dependent is restarted, so it joins the parent's new namespace; one
 //!   that exited when the parent went down ([`recoverable`]) is started;
 //! - the parent stopped: each running dependent is stopped after it;
-//! - a dependent outside the collector's scope is left alone and listed as
+//! - a dependent outside the collector's scope, or whose owner said
+//!   `hemostat.action=notify` or `none`, is left alone and listed as
 //!   skipped.
+//!
+//! Dependents of dependents are found too, level by level (at most
+//! [`MAX_DEPTH`]): Docker records `container:<B>` for a container started
+//! in B's namespace, which is really B's parent A's, and the engine does
+//! not follow a restart of A into it. C stays in A's old namespace, with
+//! only loopback, until it is restarted after B has joined A's new one;
+//! so C is handled after B, and left alone with B when B is.
 //!
 //! [`Recovery`] does the same for a parent restarted by someone else (an
 //! operator, another tool, its restart policy): on the parent's `start`,
@@ -37,6 +45,7 @@ use hemostat_protocol::{
     Action, Envelope, EventKind,
     envelope::agent,
     event::{DependentResult, IncidentContext, RemediationComplete, RemediationResult, RemediationStatus},
+    policy::ActionPolicy,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +59,9 @@ pub const WITH_PARENT: Duration = Duration::from_secs(5);
 /// After a parent's `start`, how long its dependents' `die` may still come.
 const DIE_WINDOW: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(500);
+/// How far `container:` chains are followed: compose never nests them, and
+/// a deeper chain is more likely a mistake than a design.
+pub const MAX_DEPTH: usize = 5;
 
 /// A container sharing the parent's network namespace.
 pub struct Dependent {
@@ -57,7 +69,12 @@ pub struct Dependent {
     pub name: String,
     pub inspect: ContainerInspectResponse,
     /// Why the collector must leave it alone, if it must.
-    pub excluded: Option<&'static str>,
+    pub excluded: Option<String>,
+    /// The container whose namespace it joins: the parent, or a dependent
+    /// found before it.
+    pub joins: String,
+    /// 1 for the parent's own dependents, 2 for theirs, and so on.
+    pub depth: usize,
 }
 
 impl Dependent {
@@ -81,7 +98,7 @@ impl Dependent {
         }
     }
 
-    /// Listed, not touched: out of scope.
+    /// Listed, not touched: out of scope, or its policy says so.
     pub fn skipped(&self, action: Action, why: &str) -> DependentResult {
         DependentResult { error: Some(format!("skipped: {why}")), ..self.result(action, RemediationStatus::Rejected) }
     }
@@ -105,7 +122,80 @@ pub fn joins(network_mode: &str, parent_id: &str, parent_name: &str) -> bool {
             || (target.len() >= 12 && parent_id.starts_with(target)))
 }
 
-/// The parent's dependents, in creation order, each inspected now.
+/// A container as the list shows it: enough to tell whose namespace it joins.
+struct Listed {
+    id: String,
+    name: String,
+    mode: String,
+}
+
+/// A dependent found in the list: `at` its index there, `via` the index
+/// (in the links found before it) of the dependent it joins, None for the
+/// parent itself.
+#[derive(Debug, PartialEq)]
+struct Link {
+    at: usize,
+    via: Option<usize>,
+    depth: usize,
+}
+
+/// Level by level from the parent, each container at most once (a cycle,
+/// which Docker does not allow anyway, cannot loop), at most [`MAX_DEPTH`]
+/// levels deep.
+fn chain(listed: &[Listed], parent_id: &str, parent_name: &str) -> Vec<Link> {
+    let mut links: Vec<Link> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::from([parent_id]);
+    let mut level = 0..0;
+    for depth in 1..=MAX_DEPTH {
+        let owners: Vec<(Option<usize>, &str, &str)> = match depth {
+            1 => vec![(None, parent_id, parent_name)],
+            _ => level
+                .clone()
+                .map(|i| (Some(i), listed[links[i].at].id.as_str(), listed[links[i].at].name.as_str()))
+                .collect(),
+        };
+        let begun = links.len();
+        for (at, c) in listed.iter().enumerate() {
+            if seen.contains(c.id.as_str()) {
+                continue;
+            }
+            if let Some(&(via, _, _)) = owners.iter().find(|(_, id, name)| joins(&c.mode, id, name)) {
+                seen.insert(&c.id);
+                links.push(Link { at, via, depth });
+            }
+        }
+        if links.len() == begun {
+            break;
+        }
+        level = begun..links.len();
+    }
+    links
+}
+
+/// Why a dependent must be left alone, if it must: out of scope, or its
+/// owner allows no action on it.
+fn left_alone(inspect: &ContainerInspectResponse, scope: &Scope) -> Option<String> {
+    if let Some(why) = scope.excludes(&docker::facts(inspect).labels) {
+        return Some(why.to_owned());
+    }
+    match docker::policy(inspect).policy.action {
+        action @ (ActionPolicy::Notify | ActionPolicy::None) => Some(format!("policy: {action}")),
+        ActionPolicy::Restart | ActionPolicy::Stop => None,
+    }
+}
+
+/// Why a dependent must be left alone, if it must; `via_left_alone`: the
+/// dependent it joins (`joined`) is. Handling it then would only put it
+/// back into that one's stale namespace.
+fn exclusion(inspect: &ContainerInspectResponse, scope: &Scope, joined: &str, via_left_alone: bool) -> Option<String> {
+    match via_left_alone {
+        true => Some(format!("joins {joined}, which is left alone")),
+        false => left_alone(inspect, scope),
+    }
+}
+
+/// The parent's dependents, and theirs (see the module doc), each
+/// inspected now: level by level, each level in creation order.
 pub async fn find(
     docker: &Docker,
     parent_id: &str,
@@ -113,24 +203,37 @@ pub async fn find(
     scope: &Scope,
 ) -> Result<Vec<Dependent>, CollectorError> {
     let list = docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
-    let mut found = Vec::new();
-    for c in list {
-        let Some(id) = c.id.filter(|id| id != parent_id) else { continue };
-        let mode = c.host_config.and_then(|h| h.network_mode).unwrap_or_default();
-        if !joins(&mode, parent_id, parent_name) {
-            continue;
-        }
-        let inspect = match docker::inspect(docker, &id).await {
+    let listed: Vec<Listed> = list
+        .into_iter()
+        .filter_map(|c| {
+            let id = c.id?;
+            let name =
+                c.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').to_owned();
+            let mode = c.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+            Some(Listed { id, name, mode })
+        })
+        .collect();
+    let links = chain(&listed, parent_id, parent_name);
+    // By link: the dependent found for it, None when it was removed since the list.
+    let mut found: Vec<Option<Dependent>> = Vec::with_capacity(links.len());
+    for link in &links {
+        let id = &listed[link.at].id;
+        let inspect = match docker::inspect(docker, id).await {
             Ok(i) => i,
-            // Removed since the list: not a dependent any more.
-            Err(e) if docker::is_not_found(&e) => continue,
+            Err(e) if docker::is_not_found(&e) => {
+                found.push(None);
+                continue;
+            }
             Err(e) => return Err(e),
         };
+        let via = link.via.and_then(|v| found.get(v)).and_then(Option::as_ref);
+        let joined = via.map_or(parent_name, |v| v.name.as_str()).trim_start_matches('/').to_owned();
+        let excluded = exclusion(&inspect, scope, &joined, via.is_some_and(|v| v.excluded.is_some()));
         let name = docker::name(&inspect).unwrap_or_else(|| id.clone());
-        let excluded = scope.excludes(&docker::facts(&inspect).labels);
-        found.push(Dependent { id, name, inspect, excluded });
+        found.push(Some(Dependent { id: id.clone(), name, inspect, excluded, joins: joined, depth: link.depth }));
     }
-    found.sort_by(|a, b| (created(&a.inspect), &a.name).cmp(&(created(&b.inspect), &b.name)));
+    let mut found: Vec<Dependent> = found.into_iter().flatten().collect();
+    found.sort_by(|a, b| (a.depth, created(&a.inspect), &a.name).cmp(&(b.depth, created(&b.inspect), &b.name)));
     Ok(found)
 }
 
@@ -167,6 +270,20 @@ fn plan(d: &Dependent, action: Action, parent_down: Option<DateTime<Utc>>) -> Re
     }
 }
 
+/// What a dry run says of one dependent; None: nothing worth saying (a
+/// stopped dependent of a parent being stopped).
+fn dry_run(d: &Dependent, action: Action, parent_down: Option<DateTime<Utc>>) -> Option<DependentResult> {
+    match (d.excluded.as_deref(), plan(d, action, parent_down)) {
+        (Some(why), _) => Some(d.skipped(action, why)),
+        (None, Ok(act)) => Some(DependentResult {
+            details: Some(format!("would {act} {} after its parent ({})", d.name, state_text(&d.inspect))),
+            ..d.result(act, RemediationStatus::DryRun)
+        }),
+        (None, Err(_)) if action == Action::Stop => None,
+        (None, Err(why)) => Some(d.not_applicable(action, why)),
+    }
+}
+
 /// How the executor's cascade is carried out.
 pub struct Cascade<'a> {
     pub docker: &'a Docker,
@@ -186,18 +303,7 @@ impl Cascade<'_> {
         action: Action,
         parent_down: Option<DateTime<Utc>>,
     ) -> Vec<DependentResult> {
-        found
-            .iter()
-            .filter_map(|d| match (d.excluded, plan(d, action, parent_down)) {
-                (Some(why), _) => Some(d.skipped(action, why)),
-                (None, Ok(act)) => Some(DependentResult {
-                    details: Some(format!("would {act} {} after its parent ({})", d.name, state_text(&d.inspect))),
-                    ..d.result(act, RemediationStatus::DryRun)
-                }),
-                (None, Err(_)) if action == Action::Stop => None,
-                (None, Err(why)) => Some(d.not_applicable(action, why)),
-            })
-            .collect()
+        found.iter().filter_map(|d| dry_run(d, action, parent_down)).collect()
     }
 
     /// Opens the in-flight window of the dependents that will be acted on,
@@ -222,8 +328,8 @@ impl Cascade<'_> {
         let mut results: Vec<Option<DependentResult>> = Vec::new();
         let mut to_verify = Vec::new();
         for d in found {
-            if let Some(why) = d.excluded {
-                tracing::info!(container = %d.name, parent, why, "dependent left alone: out of scope");
+            if let Some(why) = d.excluded.as_deref() {
+                tracing::info!(container = %d.name, parent, joins = %d.joins, why, "dependent left alone");
                 results.push(Some(d.skipped(action, why)));
                 continue;
             }
@@ -236,7 +342,7 @@ impl Cascade<'_> {
                 }
             };
             let timeout = docker::policy(&d.inspect).policy.stop_timeout().unwrap_or(self.stop_timeout);
-            tracing::info!(container = %d.name, parent, action = %act, stop_timeout_s = timeout.as_secs_f64(), "handling a dependent after its parent");
+            tracing::info!(container = %d.name, parent, joins = %d.joins, action = %act, stop_timeout_s = timeout.as_secs_f64(), "handling a dependent after its parent");
             match lifecycle(self.docker, &d.id, act, timeout).await {
                 Err(e) => {
                     results.push(Some(DependentResult { error: Some(e), ..d.result(act, RemediationStatus::Failed) }))
@@ -264,7 +370,7 @@ impl Cascade<'_> {
     pub fn unhandled(&self, found: &[Dependent], action: Action, why: &str) -> Vec<DependentResult> {
         found
             .iter()
-            .map(|d| match d.excluded {
+            .map(|d| match d.excluded.as_deref() {
                 Some(excluded) => d.skipped(action, excluded),
                 None => d.not_applicable(action, format!("not handled: {why}")),
             })
@@ -281,7 +387,7 @@ pub fn summary(results: &[DependentResult]) -> Option<String> {
     let parts = [
         (count(&|r| r.status == RemediationStatus::Success), "handled"),
         (count(&|r| r.status == RemediationStatus::Failed), "failed"),
-        (count(&|r| r.status == RemediationStatus::Rejected), "skipped (out of scope)"),
+        (count(&|r| r.status == RemediationStatus::Rejected), "skipped"),
         (count(&|r| r.status == RemediationStatus::DryRun), "would be handled"),
         (count(&|r| r.status == RemediationStatus::NotApplicable), "left as they are"),
     ];
@@ -389,9 +495,9 @@ impl Recovery {
                 if handled.contains(&d.id) || !recoverable(d, down) {
                     continue;
                 }
-                if let Some(why) = d.excluded {
+                if let Some(why) = d.excluded.as_deref() {
                     if noted.insert(d.id.clone()) {
-                        tracing::info!(container = %d.name, parent = parent_name, why, "dependent exited with its parent: left alone, out of scope");
+                        tracing::info!(container = %d.name, parent = parent_name, why, "dependent exited with its parent: left alone");
                     }
                     continue;
                 }
@@ -408,8 +514,14 @@ impl Recovery {
     async fn start(&self, parent: &str, d: &Dependent) {
         let started = Instant::now();
         let reason = format!("dependent of {parent} recovered after its restart");
-        tracing::info!(container = %d.name, parent, "dependent exited when its parent restarted: starting it");
-        let outcome = match lifecycle(&self.docker, &d.id, Action::Start, Duration::ZERO).await {
+        tracing::info!(container = %d.name, parent, joins = %d.joins, "dependent exited when its parent restarted: starting it");
+        // Its start is HemoStat's own: the watcher must not take it for a
+        // parent someone else restarted (it may have dependents of its own,
+        // which this recovery starts next).
+        let window = self.inflight.begin([d.id.clone(), d.name.clone()]);
+        let started_it = lifecycle(&self.docker, &d.id, Action::Start, Duration::ZERO).await;
+        drop(window);
+        let outcome = match started_it {
             Ok(()) => {
                 verify::watch(&self.docker, &d.id, self.verify_window, &CancellationToken::new()).await.into_outcome()
             }
@@ -478,6 +590,88 @@ mod tests {
                 ..Default::default()
             },
             excluded: None,
+            joins: "p".into(),
+            depth: 1,
+        }
+    }
+
+    fn listed(id: &str, mode: &str) -> Listed {
+        Listed { id: id.repeat(64 / id.len()), name: id.into(), mode: mode.into() }
+    }
+
+    fn id(short: &str) -> String {
+        short.repeat(64 / short.len())
+    }
+
+    #[test]
+    fn dependents_of_dependents_come_level_by_level() {
+        let (a, b, c) = (id("a"), id("b"), id("c"));
+        // Listed newest first, as Docker does; C joins B, which joins A.
+        let list = [
+            listed("d", "bridge"),
+            listed("c", &format!("container:{b}")),
+            listed("b", &format!("container:{a}")),
+            listed("e", "container:b"),
+            listed("a", "default"),
+        ];
+        let links = chain(&list, &a, "a");
+        assert_eq!(
+            links,
+            [
+                Link { at: 2, via: None, depth: 1 },
+                Link { at: 1, via: Some(0), depth: 2 },
+                Link { at: 3, via: Some(0), depth: 2 }
+            ]
+        );
+        // From B: only its own.
+        let from_b = chain(&list, &b, "b");
+        assert_eq!(from_b.iter().map(|l| list[l.at].name.as_str()).collect::<Vec<_>>(), ["c", "e"]);
+        assert!(chain(&list, &c, "c").is_empty());
+    }
+
+    #[test]
+    fn chains_are_cycle_safe_and_bounded() {
+        // A cycle Docker would refuse: each container once, the parent never.
+        let cycle = [listed("a", &format!("container:{}", id("b"))), listed("b", &format!("container:{}", id("a")))];
+        let links = chain(&cycle, &id("a"), "a");
+        assert_eq!(links, [Link { at: 1, via: None, depth: 1 }]);
+        // A chain of 8: only MAX_DEPTH levels are followed.
+        let names = ["0", "1", "2", "3", "4", "5", "6", "7", "8"];
+        let long: Vec<Listed> = names.windows(2).map(|w| listed(w[1], &format!("container:{}", id(w[0])))).collect();
+        let links = chain(&long, &id("0"), "0");
+        assert_eq!(links.len(), MAX_DEPTH);
+        assert_eq!(links.last().map(|l| l.depth), Some(MAX_DEPTH));
+    }
+
+    fn labelled(pairs: &[(&str, &str)]) -> ContainerInspectResponse {
+        let labels = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ContainerInspectResponse {
+            config: Some(bollard::models::ContainerConfig { labels: Some(labels), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_dependent_whose_policy_allows_no_action_is_skipped() {
+        let all = Scope::default();
+        let why = |pairs: &[(&str, &str)]| exclusion(&labelled(pairs), &all, "b", false);
+        assert_eq!(why(&[("hemostat.action", "notify")]).as_deref(), Some("policy: notify"));
+        assert_eq!(why(&[("hemostat.action", "NONE")]).as_deref(), Some("policy: none"));
+        assert_eq!(why(&[("hemostat.action", "stop")]), None);
+        assert_eq!(why(&[]), None);
+        assert!(why(&[("hemostat.enable", "false")]).is_some_and(|w| w.contains("opted out")));
+        assert_eq!(
+            exclusion(&labelled(&[]), &all, "b", true).as_deref(),
+            Some("joins b, which is left alone"),
+            "its namespace's owner stays as it is"
+        );
+
+        let down = DateTime::parse_from_rfc3339("2026-12-02T20:41:18Z").unwrap().with_timezone(&Utc);
+        let mut notify = dependent(ContainerStateStatusEnum::RUNNING, "0001-01-01T00:00:00Z");
+        notify.excluded = Some("policy: notify".into());
+        for action in [Action::Restart, Action::Stop, Action::Start] {
+            let r = dry_run(&notify, action, Some(down)).unwrap();
+            assert_eq!((r.status, r.error.as_deref()), (RemediationStatus::Rejected, Some("skipped: policy: notify")));
         }
     }
 
@@ -512,6 +706,6 @@ mod tests {
         assert_eq!(summary(&[]), None);
         let s =
             summary(&[r(RemediationStatus::Success), r(RemediationStatus::Success), r(RemediationStatus::Rejected)]);
-        assert_eq!(s.as_deref(), Some("dependents: 2 handled, 1 skipped (out of scope)"));
+        assert_eq!(s.as_deref(), Some("dependents: 2 handled, 1 skipped"));
     }
 }

@@ -1,7 +1,11 @@
 //! When HemoStat keeps its hands off a container in trouble because someone
 //! else is at work on it: an operator who just stopped, restarted, killed or
 //! paused it (HemoStat does not fight the person at the keyboard), a
-//! container that is paused, or one a deploy just created.
+//! container that is paused, one a deploy just created, or one that went
+//! down with the container whose network namespace it shares (its
+//! recovery is [`crate::dependents::Recovery`]'s, which starts it when the
+//! parent is back: a restart of its own would race that, or fail while the
+//! parent is down).
 //!
 //! Pure: the container's recent events, its state and the time in, the
 //! reason out. The alert still goes (people should know), carrying the
@@ -10,7 +14,9 @@
 
 use std::time::Duration;
 
-use crate::recent::Noted;
+use chrono::{DateTime, SecondsFormat};
+
+use crate::{dependents::WITH_PARENT, recent::Noted};
 
 /// `kill` signals an API stop or kill sends; any other signal is one
 /// someone chose to send (a reload, a test's crash on demand), not a stop.
@@ -33,7 +39,20 @@ pub struct Moment<'a> {
     pub paused: bool,
     /// When it was created (Unix ns), if known.
     pub created_nano: Option<i64>,
+    /// When its last run ended (Unix ns); None while it runs.
+    pub finished_nano: Option<i64>,
+    /// The container whose network namespace it joins, if it joins one.
+    pub parent: Option<Parent<'a>>,
     pub now_nano: i64,
+}
+
+/// What [`hold`] reads about a container's namespace parent.
+#[derive(Debug, Clone, Copy)]
+pub struct Parent<'a> {
+    /// As the reason names it.
+    pub name: &'a str,
+    /// Its recent events, oldest first.
+    pub events: &'a [Noted],
 }
 
 /// Why HemoStat must not act on the container now, if it must not.
@@ -41,6 +60,11 @@ pub struct Moment<'a> {
 pub fn hold(graces: &Graces, at: &Moment<'_>, own: impl Fn(i64) -> bool) -> Option<String> {
     if at.paused {
         return Some("operator: the container is paused".into());
+    }
+    // Before the operator's grace: a dependent's own `kill` is often the
+    // operator cleaning up after the parent, and the parent is the story.
+    if let Some(why) = with_parent(at) {
+        return Some(why);
     }
     let ago = |t: i64| (at.now_nano - t) as f64 / 1e9;
     if !graces.operator.is_zero() {
@@ -70,6 +94,32 @@ pub fn hold(graces: &Graces, at: &Moment<'_>, own: impl Fn(i64) -> bool) -> Opti
     None
 }
 
+fn is_stop(e: &Noted) -> bool {
+    match e.action {
+        "kill" => e.signal.is_some_and(|s| STOP_SIGNALS.contains(&s)),
+        "stop" => true,
+        _ => false,
+    }
+}
+
+/// Whether the container went down with its namespace parent: the parent
+/// is down now, or went down within [`WITH_PARENT`] of the container's end.
+/// A parent with no event noted is taken to be fine: a dependent's crash
+/// of its own must still be healed.
+fn with_parent(at: &Moment<'_>) -> Option<String> {
+    let parent = at.parent?;
+    let down = parent.events.iter().rev().find(|e| e.action == "die" || is_stop(e))?;
+    let back = parent.events.iter().any(|e| e.action == "start" && e.time_nano > down.time_nano);
+    let ended = at.finished_nano.unwrap_or(at.now_nano);
+    let together = (ended - down.time_nano).abs() <= WITH_PARENT.as_nanos() as i64;
+    if back && !together {
+        return None;
+    }
+    let when = DateTime::from_timestamp_nanos(down.time_nano).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let then = if back { "recovered with it" } else { "it is still down; recovered with it when it starts" };
+    Some(format!("dependent of {}: its parent went down at {when} (shared network namespace); {then}", parent.name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,7 +133,61 @@ mod tests {
     }
 
     fn at(events: &[Noted]) -> Moment<'_> {
-        Moment { events, paused: false, created_nano: Some(NOW - 3600 * S), now_nano: NOW }
+        Moment {
+            events,
+            paused: false,
+            created_nano: Some(NOW - 3600 * S),
+            finished_nano: None,
+            parent: None,
+            now_nano: NOW,
+        }
+    }
+
+    /// A dependent that ended `ended_ago` s ago, its parent's events given.
+    fn dependent<'a>(own: &'a [Noted], parent: &'a [Noted], ended_ago: i64) -> Moment<'a> {
+        Moment {
+            finished_nano: Some(NOW - ended_ago * S),
+            parent: Some(Parent { name: "vpn", events: parent }),
+            ..at(own)
+        }
+    }
+
+    #[test]
+    fn a_dependent_that_went_down_with_its_parent_is_held() {
+        // An operator's restart of the parent; the dependent died of it 2 s later.
+        let restarted = [ev("kill", 12, Some(15)), ev("die", 12, None), ev("stop", 12, None), ev("start", 11, None)];
+        let died = [ev("die", 10, None)];
+        let why = hold(&GRACES, &dependent(&died, &restarted, 10), |_| false).unwrap();
+        assert_eq!(
+            why,
+            "dependent of vpn: its parent went down at 2023-11-14T22:13:08Z (shared network namespace); recovered with it"
+        );
+        // Also before the operator's grace, which its own kill would raise.
+        let killed = [ev("kill", 10, Some(9)), ev("die", 10, None)];
+        assert!(hold(&GRACES, &dependent(&killed, &restarted, 10), |_| false).unwrap().starts_with("dependent of vpn"));
+        // A parent that stays down holds it however long ago it went.
+        let stopped = [ev("start", 900, None), ev("kill", 300, Some(15)), ev("die", 300, None), ev("stop", 300, None)];
+        let why = hold(&GRACES, &dependent(&died, &stopped, 10), |_| false).unwrap();
+        assert!(why.ends_with("it is still down; recovered with it when it starts"), "{why}");
+        // The dependent went down first, the parent right after.
+        let after = [ev("die", 7, None), ev("start", 6, None)];
+        assert!(hold(&GRACES, &dependent(&died, &after, 10), |_| false).is_some());
+    }
+
+    #[test]
+    fn a_dependent_whose_parent_is_fine_is_not_held() {
+        let died = [ev("die", 10, None)];
+        // Restarted long before, and running since.
+        let earlier = [ev("die", 200, None), ev("start", 199, None)];
+        assert_eq!(hold(&GRACES, &dependent(&died, &earlier, 10), |_| false), None);
+        // Never went down while the collector watched.
+        assert_eq!(hold(&GRACES, &dependent(&died, &[ev("start", 100, None)], 10), |_| false), None);
+        assert_eq!(hold(&GRACES, &dependent(&died, &[], 10), |_| false), None);
+        // `docker kill -s USR1` of the parent is no going down.
+        let usr1 = [ev("start", 100, None), ev("kill", 10, Some(10))];
+        assert_eq!(hold(&GRACES, &dependent(&died, &usr1, 10), |_| false), None);
+        // Not a dependent at all.
+        assert_eq!(hold(&GRACES, &at(&died), |_| false), None);
     }
 
     #[test]
