@@ -24,6 +24,12 @@
 //! only loopback, until it is restarted after B has joined A's new one;
 //! so C is handled after B, and left alone with B when B is.
 //!
+//! Compose services that say `depends_on: {<parent's service>: {restart:
+//! true}}` follow the parent too, as compose itself restarts them after it
+//! restarts their dependency: once the parent runs (and, for `condition:
+//! service_healthy`, is healthy), each running one is restarted. They keep
+//! their own network, so a stop of the parent leaves them running.
+//!
 //! [`Recovery`] does the same for a parent restarted by someone else (an
 //! operator, another tool, its restart policy): on the parent's `start`,
 //! its dependents that exited within a few seconds of its going down are
@@ -37,7 +43,7 @@ use std::{
 use bollard::{
     Docker,
     errors::Error as BollardError,
-    models::{ContainerInspectResponse, ContainerStateStatusEnum},
+    models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum},
     query_parameters::{ListContainersOptions, RestartContainerOptions, StartContainerOptions, StopContainerOptions},
 };
 use chrono::{DateTime, Utc};
@@ -45,7 +51,7 @@ use hemostat_protocol::{
     Action, Envelope, EventKind,
     envelope::agent,
     event::{DependentResult, IncidentContext, RemediationComplete, RemediationResult, RemediationStatus},
-    policy::ActionPolicy,
+    policy::{ActionPolicy, COMPOSE_DEPENDS_ON_LABEL, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -59,20 +65,35 @@ pub const WITH_PARENT: Duration = Duration::from_secs(5);
 /// After a parent's `start`, how long its dependents' `die` may still come.
 const DIE_WINDOW: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(500);
+/// How long a `service_healthy` dependent waits for its dependency to be
+/// healthy before it is restarted (compose waits too).
+pub const HEALTHY_WAIT: Duration = Duration::from_secs(60);
 /// How far `container:` chains are followed: compose never nests them, and
 /// a deeper chain is more likely a mistake than a design.
 pub const MAX_DEPTH: usize = 5;
 
-/// A container sharing the parent's network namespace.
+/// What ties a dependent to the container it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tie {
+    /// `network_mode: container:<it>`: it lives in that one's namespace.
+    Namespace,
+    /// Compose's `depends_on` on that one's service with `restart: true`;
+    /// `healthy`: with `condition: service_healthy`.
+    Compose { healthy: bool },
+}
+
+/// A container that follows the parent: it shares its network namespace,
+/// or compose restarts it after the parent.
 pub struct Dependent {
     pub id: String,
     pub name: String,
     pub inspect: ContainerInspectResponse,
     /// Why the collector must leave it alone, if it must.
     pub excluded: Option<String>,
-    /// The container whose namespace it joins: the parent, or a dependent
-    /// found before it.
+    /// The container it follows (whose namespace it joins, or whose
+    /// service it depends on): the parent, or a dependent found before it.
     pub joins: String,
+    pub tie: Tie,
     /// 1 for the parent's own dependents, 2 for theirs, and so on.
     pub depth: usize,
 }
@@ -122,11 +143,39 @@ pub fn joins(network_mode: &str, parent_id: &str, parent_name: &str) -> bool {
             || (target.len() >= 12 && parent_id.starts_with(target)))
 }
 
-/// A container as the list shows it: enough to tell whose namespace it joins.
+/// A container as the list shows it: enough to tell whose namespace it
+/// joins, and which compose services it follows.
+#[derive(Default)]
 struct Listed {
     id: String,
     name: String,
     mode: String,
+    /// Its compose project and service, and its `depends_on` label.
+    project: Option<String>,
+    service: Option<String>,
+    depends_on: String,
+}
+
+/// Whether compose restarts a container with this `depends_on` label after
+/// `service` restarts: an entry `service:condition:true`. `Some(healthy)`:
+/// it does, waiting for `service` to be healthy first when the condition
+/// is `service_healthy`.
+fn restarts_after(depends_on: &str, service: &str) -> Option<bool> {
+    depends_on.split(',').find_map(|entry| {
+        let mut parts = entry.trim().split(':');
+        let (name, condition, restart) = (parts.next()?, parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        (name == service && restart.eq_ignore_ascii_case("true")).then_some(condition == "service_healthy")
+    })
+}
+
+/// How `c` follows `owner`, if it does.
+fn tie(c: &Listed, owner: &Listed) -> Option<Tie> {
+    if joins(&c.mode, &owner.id, &owner.name) {
+        return Some(Tie::Namespace);
+    }
+    let same_project = c.project.is_some() && c.project == owner.project;
+    let healthy = owner.service.as_deref().filter(|_| same_project).and_then(|s| restarts_after(&c.depends_on, s))?;
+    Some(Tie::Compose { healthy })
 }
 
 /// A dependent found in the list: `at` its index there, `via` the index
@@ -137,6 +186,7 @@ struct Link {
     at: usize,
     via: Option<usize>,
     depth: usize,
+    tie: Tie,
 }
 
 /// Level by level from the parent, each container at most once (a cycle,
@@ -146,22 +196,22 @@ fn chain(listed: &[Listed], parent_id: &str, parent_name: &str) -> Vec<Link> {
     let mut links: Vec<Link> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::from([parent_id]);
     let mut level = 0..0;
+    // The parent as the list shows it (its compose labels), or as named.
+    let named = Listed { id: parent_id.to_owned(), name: parent_name.to_owned(), ..Default::default() };
+    let parent = listed.iter().find(|c| c.id == parent_id).unwrap_or(&named);
     for depth in 1..=MAX_DEPTH {
-        let owners: Vec<(Option<usize>, &str, &str)> = match depth {
-            1 => vec![(None, parent_id, parent_name)],
-            _ => level
-                .clone()
-                .map(|i| (Some(i), listed[links[i].at].id.as_str(), listed[links[i].at].name.as_str()))
-                .collect(),
+        let owners: Vec<(Option<usize>, &Listed)> = match depth {
+            1 => vec![(None, parent)],
+            _ => level.clone().map(|i| (Some(i), &listed[links[i].at])).collect(),
         };
         let begun = links.len();
         for (at, c) in listed.iter().enumerate() {
             if seen.contains(c.id.as_str()) {
                 continue;
             }
-            if let Some(&(via, _, _)) = owners.iter().find(|(_, id, name)| joins(&c.mode, id, name)) {
+            if let Some((via, tie)) = owners.iter().find_map(|(via, owner)| Some((*via, tie(c, owner)?))) {
                 seen.insert(&c.id);
-                links.push(Link { at, via, depth });
+                links.push(Link { at, via, depth, tie });
             }
         }
         if links.len() == begun {
@@ -210,7 +260,16 @@ pub async fn find(
             let name =
                 c.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').to_owned();
             let mode = c.host_config.and_then(|h| h.network_mode).unwrap_or_default();
-            Some(Listed { id, name, mode })
+            let labels = c.labels.unwrap_or_default();
+            let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
+            Some(Listed {
+                id,
+                name,
+                mode,
+                project: label(COMPOSE_PROJECT_LABEL),
+                service: label(COMPOSE_SERVICE_LABEL),
+                depends_on: label(COMPOSE_DEPENDS_ON_LABEL).unwrap_or_default(),
+            })
         })
         .collect();
     let links = chain(&listed, parent_id, parent_name);
@@ -230,7 +289,8 @@ pub async fn find(
         let joined = via.map_or(parent_name, |v| v.name.as_str()).trim_start_matches('/').to_owned();
         let excluded = exclusion(&inspect, scope, &joined, via.is_some_and(|v| v.excluded.is_some()));
         let name = docker::name(&inspect).unwrap_or_else(|| id.clone());
-        found.push(Some(Dependent { id: id.clone(), name, inspect, excluded, joins: joined, depth: link.depth }));
+        let (depth, tie) = (link.depth, link.tie);
+        found.push(Some(Dependent { id: id.clone(), name, inspect, excluded, joins: joined, depth, tie }));
     }
     let mut found: Vec<Dependent> = found.into_iter().flatten().collect();
     found.sort_by(|a, b| (a.depth, created(&a.inspect), &a.name).cmp(&(b.depth, created(&b.inspect), &b.name)));
@@ -262,6 +322,9 @@ pub fn recoverable(dependent: &Dependent, parent_down: DateTime<Utc>) -> bool {
 /// with why.
 fn plan(d: &Dependent, action: Action, parent_down: Option<DateTime<Utc>>) -> Result<Action, String> {
     match action {
+        // Its network is its own: it runs on without its dependency, as
+        // with compose's `stop <dependency>`.
+        Action::Stop if matches!(d.tie, Tie::Compose { .. }) => Err("compose depends_on: not stopped with it".into()),
         Action::Stop if d.running() => Ok(Action::Stop),
         Action::Stop => Err("not running".into()),
         _ if d.running() => Ok(Action::Restart),
@@ -341,8 +404,12 @@ impl Cascade<'_> {
                     continue;
                 }
             };
+            if let (Tie::Compose { healthy: true }, Err(why)) = (d.tie, self.healthy(&d.joins).await) {
+                results.push(Some(d.not_applicable(act, why)));
+                continue;
+            }
             let timeout = docker::policy(&d.inspect).policy.stop_timeout().unwrap_or(self.stop_timeout);
-            tracing::info!(container = %d.name, parent, joins = %d.joins, action = %act, stop_timeout_s = timeout.as_secs_f64(), "handling a dependent after its parent");
+            tracing::info!(container = %d.name, parent, joins = %d.joins, tie = ?d.tie, action = %act, stop_timeout_s = timeout.as_secs_f64(), "handling a dependent after its parent");
             match lifecycle(self.docker, &d.id, act, timeout).await {
                 Err(e) => {
                     results.push(Some(DependentResult { error: Some(e), ..d.result(act, RemediationStatus::Failed) }))
@@ -363,6 +430,31 @@ impl Cascade<'_> {
             results[slot] = Some(from_outcome(d, act, watched.into_outcome()));
         }
         results.into_iter().flatten().collect()
+    }
+
+    /// Waits (at most [`HEALTHY_WAIT`]) for `owner` to be healthy, as
+    /// compose waits for a `service_healthy` dependency; one without a
+    /// health check counts once it runs.
+    async fn healthy(&self, owner: &str) -> Result<(), String> {
+        let deadline = Instant::now() + HEALTHY_WAIT;
+        loop {
+            let health = match docker::inspect(self.docker, owner).await {
+                Ok(i) => i.state.and_then(|s| s.health).and_then(|h| h.status),
+                Err(e) => return Err(format!("its dependency {owner} is gone: {}", docker::error_text(&e))),
+            };
+            match health {
+                None | Some(HealthStatusEnum::HEALTHY | HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) => {
+                    return Ok(());
+                }
+                _ if Instant::now() >= deadline || self.cancel.is_cancelled() => {
+                    return Err(format!(
+                        "not restarted: its dependency {owner} was not healthy within {} s (condition: service_healthy)",
+                        HEALTHY_WAIT.as_secs()
+                    ));
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
     }
 
     /// Every dependent, unhandled because the parent's action did not get
@@ -592,11 +684,51 @@ mod tests {
             excluded: None,
             joins: "p".into(),
             depth: 1,
+            tie: Tie::Namespace,
         }
     }
 
     fn listed(id: &str, mode: &str) -> Listed {
-        Listed { id: id.repeat(64 / id.len()), name: id.into(), mode: mode.into() }
+        Listed { id: id.repeat(64 / id.len()), name: id.into(), mode: mode.into(), ..Default::default() }
+    }
+
+    /// A compose container of project `shop`.
+    fn service(id: &str, service: &str, depends_on: &str) -> Listed {
+        Listed {
+            project: Some("shop".into()),
+            service: Some(service.into()),
+            depends_on: depends_on.into(),
+            ..listed(id, "bridge")
+        }
+    }
+
+    #[test]
+    fn compose_services_that_restart_with_their_dependency_follow_it() {
+        assert_eq!(restarts_after("db:service_started:true", "db"), Some(false));
+        assert_eq!(restarts_after("cache:service_started:false, db:service_healthy:true", "db"), Some(true));
+        assert_eq!(restarts_after("db:service_started:false", "db"), None, "restart: false");
+        assert_eq!(restarts_after("db", "db"), None, "no restart part");
+        assert_eq!(restarts_after("", "db"), None);
+        assert_eq!(restarts_after("dbx:service_started:true", "db"), None);
+
+        let list = [
+            service("a", "app", "db:service_healthy:true"),
+            service("w", "worker", "db:service_started:false"),
+            Listed { project: Some("blog".into()), ..service("o", "other", "db:service_started:true") },
+            service("d", "db", ""),
+            // In app's namespace: follows app, after it.
+            listed("s", &format!("container:{}", id("a"))),
+        ];
+        let links = chain(&list, &id("d"), "d");
+        let names: Vec<(&str, Tie)> = links.iter().map(|l| (list[l.at].name.as_str(), l.tie)).collect();
+        assert_eq!(names, [("a", Tie::Compose { healthy: true }), ("s", Tie::Namespace)]);
+        // A parent the list does not show has no compose labels to follow.
+        assert!(chain(&list[..3], &id("d"), "d").is_empty());
+
+        let mut app = dependent(ContainerStateStatusEnum::RUNNING, "0001-01-01T00:00:00Z");
+        app.tie = Tie::Compose { healthy: false };
+        assert!(plan(&app, Action::Stop, None).is_err(), "its network is its own: not stopped");
+        assert_eq!(plan(&app, Action::Restart, Some(Utc::now())), Ok(Action::Restart));
     }
 
     fn id(short: &str) -> String {
@@ -618,9 +750,9 @@ mod tests {
         assert_eq!(
             links,
             [
-                Link { at: 2, via: None, depth: 1 },
-                Link { at: 1, via: Some(0), depth: 2 },
-                Link { at: 3, via: Some(0), depth: 2 }
+                Link { at: 2, via: None, depth: 1, tie: Tie::Namespace },
+                Link { at: 1, via: Some(0), depth: 2, tie: Tie::Namespace },
+                Link { at: 3, via: Some(0), depth: 2, tie: Tie::Namespace }
             ]
         );
         // From B: only its own.
@@ -634,7 +766,7 @@ mod tests {
         // A cycle Docker would refuse: each container once, the parent never.
         let cycle = [listed("a", &format!("container:{}", id("b"))), listed("b", &format!("container:{}", id("a")))];
         let links = chain(&cycle, &id("a"), "a");
-        assert_eq!(links, [Link { at: 1, via: None, depth: 1 }]);
+        assert_eq!(links, [Link { at: 1, via: None, depth: 1, tie: Tie::Namespace }]);
         // A chain of 8: only MAX_DEPTH levels are followed.
         let names = ["0", "1", "2", "3", "4", "5", "6", "7", "8"];
         let long: Vec<Listed> = names.windows(2).map(|w| listed(w[1], &format!("container:{}", id(w[0])))).collect();

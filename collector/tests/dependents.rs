@@ -5,7 +5,8 @@
 //! left alone out of scope or by their policy, and started again when they
 //! exited because someone else restarted their parent (their own crash
 //! alert then held); dependents of dependents after the dependent they
-//! join.
+//! join; compose services with `depends_on: {restart: true}` restarted
+//! after the service they depend on.
 //!
 //! Needs DOCKER_HOST (a private engine) and HEMOSTAT_TEST_IMAGE (busybox);
 //! run through scripts/test.sh, which provides both.
@@ -472,4 +473,53 @@ async fn dependents_of_dependents_that_exited_with_a_restarted_parent_are_starte
         .map(|(_, r)| r.container)
         .collect();
     assert_eq!(recoveries, [b.name.clone(), c.name.clone()], "{}", env.collector.log_tail(40));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_services_that_depend_on_a_restarted_one_with_restart_true_follow_it() {
+    let mut env = start().await;
+    let project = format!("p{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let compose = |spec: ContainerSpec, service: &str, depends_on: &str| {
+        spec.label("com.docker.compose.project", project.as_str())
+            .label("com.docker.compose.service", service)
+            .label("com.docker.compose.depends_on", depends_on)
+    };
+    // db turns healthy at its first check, 0.5 s after each start; app waits for that.
+    let db = running(compose(ContainerSpec::shell(SERVER).healthcheck("true", 500), "db", "")).await;
+    let app = running(compose(ContainerSpec::shell(SERVER), "app", "db:service_healthy:true")).await;
+    let worker = running(compose(ContainerSpec::shell(SERVER), "worker", "db:service_started:false")).await;
+    let before = |c: &TestContainer| {
+        let c = c.id().to_owned();
+        async move { docker().await.inspect_container(&c, None).await.unwrap().state.unwrap().started_at.unwrap() }
+    };
+    let (app_before, worker_before) = (before(&app).await, before(&worker).await);
+
+    let done = env.run(&env.command(&db, Action::Restart)).await;
+    assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
+    let r = only(&done.result.dependents, app.name());
+    assert_eq!((r.action, r.status, r.verified), (Action::Restart, RemediationStatus::Success, Some(true)), "{r:?}");
+    assert!(done.result.dependents.iter().all(|d| d.container != worker.name()), "restart: false: {done:?}");
+    assert_ne!(before(&app).await, app_before, "app restarted");
+    assert_eq!(before(&worker).await, worker_before, "worker left running as it was");
+    // After db was healthy again: its first success since its restart ends before app's start.
+    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).expect("an RFC 3339 time");
+    let inspect = docker().await.inspect_container(db.id(), None).await.unwrap();
+    let state = inspect.state.unwrap_or_default();
+    let db_started = time(state.started_at.as_deref().unwrap());
+    let log = state.health.and_then(|h| h.log).unwrap_or_default();
+    let healthy_at = log
+        .iter()
+        .filter(|r| r.exit_code == Some(0))
+        .filter_map(|r| r.end.as_ref().map(|t| time(&t.to_string())))
+        .filter(|end| *end > db_started)
+        .min()
+        .expect("db turned healthy after its restart");
+    let app_started = time(&before(&app).await);
+    assert!(app_started >= healthy_at, "app started {app_started}, before db was healthy at {healthy_at}");
+
+    // A stop of db leaves app running: its network is its own.
+    let done = env.run(&env.command(&db, Action::Stop)).await;
+    assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
+    assert!(done.result.dependents.is_empty(), "{done:?}");
+    assert_eq!(app.state().await.running, Some(true));
 }

@@ -49,6 +49,12 @@ pub const LABEL_AUTOHEAL_STOP_TIMEOUT: &str = "autoheal.stop.timeout";
 pub const COMPOSE_PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const COMPOSE_SERVICE_LABEL: &str = "com.docker.compose.service";
 pub const COMPOSE_NUMBER_LABEL: &str = "com.docker.compose.container-number";
+/// Compose's record of a service's `depends_on`: comma-separated
+/// `service:condition:restart` entries (`db:service_healthy:true`).
+pub const COMPOSE_DEPENDS_ON_LABEL: &str = "com.docker.compose.depends_on";
+/// Set by compose on a container it created to replace another (`up` after
+/// a change): the replaced container's name or id.
+pub const COMPOSE_REPLACE_LABEL: &str = "com.docker.compose.replace";
 
 /// What a fix may be, as the container's owner allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
