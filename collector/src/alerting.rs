@@ -23,7 +23,7 @@ use hemostat_protocol::{
     Envelope, EventKind,
     envelope::{agent, seed_timestamp},
     event::{Anomaly, AnomalyKind, HealthAlert, Metrics, Severity, SystemAlert},
-    policy::{ActionPolicy, Policy, Resolved},
+    policy::{ActionPolicy, COMPOSE_REPLACE_LABEL, Policy, Resolved},
 };
 use serde_json::{Value, json};
 
@@ -339,7 +339,10 @@ impl Alerts {
             .map(str::trim)
             .filter(|p| !p.is_empty());
         let parent_events = parent_id.map(noted).unwrap_or_default();
+        let replaces =
+            inspect.config.as_ref().and_then(|c| c.labels.as_ref()).and_then(|l| l.get(COMPOSE_REPLACE_LABEL));
         let moment = Moment {
+            replaces: replaces.map(String::as_str).filter(|r| !r.is_empty()),
             events: &events,
             paused: inspect.state.as_ref().and_then(|s| s.paused).unwrap_or(false),
             created_nano: inspect

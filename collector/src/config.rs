@@ -54,6 +54,12 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_CREATE_GRACE", default_value = "0s", value_parser = parse_duration)]
     pub create_grace: Duration,
 
+    /// No action on a container compose created within this long to
+    /// replace another (`compose up` after a change; its label
+    /// `com.docker.compose.replace`): the deploy is still at work. 0: off.
+    #[arg(long, env = "HEMOSTAT_RECREATE_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub recreate_grace: Duration,
+
     /// How often the heartbeat key is refreshed (its TTL is three times this).
     #[arg(long, env = "HEMOSTAT_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,

@@ -29,6 +29,9 @@ pub struct Graces {
     pub operator: Duration,
     /// After the container was created (a deploy, `compose up`, an updater).
     pub created: Duration,
+    /// After compose created the container to replace another (`compose up`
+    /// after a change: label `com.docker.compose.replace`).
+    pub recreated: Duration,
 }
 
 /// What [`hold`] reads about one container.
@@ -39,6 +42,9 @@ pub struct Moment<'a> {
     pub paused: bool,
     /// When it was created (Unix ns), if known.
     pub created_nano: Option<i64>,
+    /// The container compose created it to replace (its
+    /// `com.docker.compose.replace` label), if it did.
+    pub replaces: Option<&'a str>,
     /// When its last run ended (Unix ns); None while it runs.
     pub finished_nano: Option<i64>,
     /// The container whose network namespace it joins, if it joins one.
@@ -86,12 +92,28 @@ pub fn hold(graces: &Graces, at: &Moment<'_>, own: impl Fn(i64) -> bool) -> Opti
             ));
         }
     }
-    if !graces.created.is_zero()
-        && let Some(created) = at.created_nano.filter(|c| at.now_nano - c <= graces.created.as_nanos() as i64)
-    {
+    let within =
+        |grace: Duration| at.created_nano.filter(|c| !grace.is_zero() && at.now_nano - c <= grace.as_nanos() as i64);
+    if let (Some(replaced), Some(created)) = (at.replaces, within(graces.recreated)) {
+        return Some(format!(
+            "deploy: compose recreated it {:.0} s ago, replacing {} (grace {} s)",
+            ago(created),
+            short(replaced),
+            graces.recreated.as_secs_f64()
+        ));
+    }
+    if let Some(created) = within(graces.created) {
         return Some(format!("deploy: created {:.0} s ago (grace {} s)", ago(created), graces.created.as_secs_f64()));
     }
     None
+}
+
+/// A replaced container's id as `docker ps` shows it; a name as it is.
+fn short(replaced: &str) -> &str {
+    match replaced.len() == 64 && replaced.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => &replaced[..12],
+        false => replaced,
+    }
 }
 
 fn is_stop(e: &Noted) -> bool {
@@ -126,7 +148,11 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
     const NOW: i64 = 1_700_000_000 * S;
-    const GRACES: Graces = Graces { operator: Duration::from_secs(30), created: Duration::from_secs(60) };
+    const GRACES: Graces = Graces {
+        operator: Duration::from_secs(30),
+        created: Duration::from_secs(60),
+        recreated: Duration::from_secs(60),
+    };
 
     fn ev(action: &'static str, secs_ago: i64, signal: Option<i32>) -> Noted {
         Noted { time_nano: NOW - secs_ago * S, action, exit_code: None, signal }
@@ -137,6 +163,7 @@ mod tests {
             events,
             paused: false,
             created_nano: Some(NOW - 3600 * S),
+            replaces: None,
             finished_nano: None,
             parent: None,
             now_nano: NOW,
@@ -225,5 +252,24 @@ mod tests {
         fresh.created_nano = Some(NOW - 20 * S);
         assert_eq!(hold(&GRACES, &fresh, |_| false).as_deref(), Some("deploy: created 20 s ago (grace 60 s)"));
         assert_eq!(hold(&Graces { created: Duration::ZERO, ..GRACES }, &fresh, |_| false), None);
+    }
+
+    #[test]
+    fn a_container_compose_recreated_is_held_for_its_own_grace() {
+        let only_recreated = Graces { created: Duration::ZERO, ..GRACES };
+        let old = "3734efb788e244631300a9d0ef26d97bff4a0ad74c4ebfdc7a74ad7e37b3f076";
+        let recreated = Moment { created_nano: Some(NOW - 12 * S), replaces: Some(old), ..at(&[]) };
+        assert_eq!(
+            hold(&only_recreated, &recreated, |_| false).as_deref(),
+            Some("deploy: compose recreated it 12 s ago, replacing 3734efb788e2 (grace 60 s)")
+        );
+        let by_name = Moment { replaces: Some("shop-web-1"), ..recreated };
+        assert!(hold(&only_recreated, &by_name, |_| false).unwrap().contains("replacing shop-web-1"));
+        // A first creation is not a recreation; an old recreation is over.
+        assert_eq!(hold(&only_recreated, &Moment { replaces: None, ..recreated }, |_| false), None);
+        let long_ago = Moment { created_nano: Some(NOW - 61 * S), ..recreated };
+        assert_eq!(hold(&only_recreated, &long_ago, |_| false), None);
+        let off = Graces { recreated: Duration::ZERO, ..only_recreated };
+        assert_eq!(hold(&off, &recreated, |_| false), None);
     }
 }

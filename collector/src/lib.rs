@@ -165,7 +165,11 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         },
     )?;
     let recent = recent::Recent::new(recent::sample_capacity(config.stats_interval));
-    let graces = grace::Graces { operator: config.operator_grace, created: config.create_grace };
+    let graces = grace::Graces {
+        operator: config.operator_grace,
+        created: config.create_grace,
+        recreated: config.recreate_grace,
+    };
     let alerts = Alerts::new(config.host.clone(), outbox.clone())
         .with_evidence(gatherer)
         .with_recent(recent.clone())

@@ -15,6 +15,8 @@
 //!   the hour opens its circuit breaker, with a critical `circuit_open`.
 //! - an operator's `docker restart` holds HemoStat off the container for
 //!   the operator's grace: its crash right after is refused, not healed.
+//! - a container compose recreated (label `com.docker.compose.replace`) is
+//!   held for the recreate grace in the same way.
 
 use std::time::Duration;
 
@@ -111,9 +113,30 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
         .label("hemostat.max_actions_per_hour", "1")
         .start(&docker)
         .await;
-    for c in [&notify, &none, &mislabelled, &burner, &operated, &flaky] {
+    // What `compose up` creates after a change: labelled with the container it replaces.
+    let recreated = ContainerSpec::shell(CRASHER)
+        .restart_policy(RestartPolicyNameEnum::NO)
+        .label("com.docker.compose.replace", "shop-web-1")
+        .start(&docker)
+        .await;
+    for c in [&notify, &none, &mislabelled, &burner, &operated, &flaky, &recreated] {
         registered(&conn, &stack.host, c.name()).await;
     }
+
+    // compose recreated it a moment ago and it crashes: within the
+    // recreate grace (60 s by default) HemoStat alerts but does not act.
+    recreated.kill("USR1").await;
+    let deploy = wait_for(Duration::from_secs(20), || async {
+        completions(&conn, recreated.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the recreated container was not left alone:\n{}", stack.collector.log_tail(40)));
+    let reason = deploy.result.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("deploy: compose recreated it ") && reason.ends_with(", replacing shop-web-1 (grace 60 s)"),
+        "{reason}"
+    );
+    assert_eq!(recreated.state().await.status, Some(ContainerStateStatusEnum::EXITED));
 
     // An operator restarts a container, which then crashes: within the
     // operator's grace (30 s by default) HemoStat alerts but does not act.
