@@ -95,6 +95,13 @@ impl Env {
         .unwrap_or_else(|| panic!("no health_alert for {container}; log:\n{}", self.collector.log_tail(40)))
     }
 
+    /// The recovery of `name` (a `remediation_complete` no command asked for).
+    async fn recovery(&self, name: &str) -> RemediationComplete {
+        self.complete(|c| c.container == name && c.command_id.is_none())
+            .await
+            .unwrap_or_else(|| panic!("no recovery of {name}; log:\n{}", self.collector.log_tail(40)))
+    }
+
     async fn complete(&self, want: impl Fn(&RemediationComplete) -> bool) -> Option<RemediationComplete> {
         wait_for(TIMEOUT, || {
             let mut conn = self.conn.clone();
@@ -178,6 +185,16 @@ impl Drop for Dependent {
             });
         })
         .join();
+    }
+}
+
+/// An operator's `docker restart` of `parent` (1 s to stop), then `killed`
+/// die of it, in order (as a VPN client or sidecar whose network vanished would).
+async fn operator_restart(docker: &Docker, parent: &str, killed: &[&Dependent]) {
+    docker.restart_container(parent, Some(RestartContainerOptions { t: Some(1), signal: None })).await.unwrap();
+    for d in killed {
+        let kill = KillContainerOptionsBuilder::default().signal("KILL").build();
+        docker.kill_container(&d.id, Some(kill)).await.unwrap();
     }
 }
 
@@ -296,15 +313,9 @@ async fn a_dependent_that_exited_when_someone_else_restarted_its_parent_is_start
 
     // An operator's restart, then the dependent dies of it (as a VPN
     // client or sidecar whose network vanished would).
-    docker.restart_container(parent.id(), Some(RestartContainerOptions { t: Some(1), signal: None })).await.unwrap();
-    let kill = KillContainerOptionsBuilder::default().signal("KILL").build();
-    docker.kill_container(&dependent.id, Some(kill)).await.unwrap();
+    operator_restart(&docker, parent.id(), &[&dependent]).await;
 
-    let name = dependent.name.clone();
-    let done = env
-        .complete(|c| c.container == name && c.command_id.is_none())
-        .await
-        .unwrap_or_else(|| panic!("no remediation_complete for the dependent; log:\n{}", env.collector.log_tail(40)));
+    let done = env.recovery(&dependent.name).await;
     assert_eq!(done.action, Action::Start, "{done:?}");
     assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
     assert_eq!(done.result.verified, Some(true), "{done:?}");
@@ -328,7 +339,7 @@ async fn a_dependent_that_crashed_when_its_parent_went_down_is_alerted_on_held_a
     let script = "echo started; while grep -q ':1B58 0' /proc/net/tcp6; do sleep 0.2; done; exit 1";
     let dependent = Dependent::start_with(parent.id(), &env.test, &[], script).await;
     let docker = docker().await;
-    docker.restart_container(parent.id(), Some(RestartContainerOptions { t: Some(1), signal: None })).await.unwrap();
+    operator_restart(&docker, parent.id(), &[]).await;
 
     let alert = env.alert(&dependent.name).await;
     assert_eq!(alert.exit_code, Some(1), "{alert:?}");
@@ -337,11 +348,7 @@ async fn a_dependent_that_crashed_when_its_parent_went_down_is_alerted_on_held_a
     assert!(held.starts_with(&format!("dependent of {short}: its parent went down at ")), "{alert:?}");
     // The parent may be back by the time the alert is built, or not yet.
     assert!(held.contains("(shared network namespace); "), "{alert:?}");
-    let name = dependent.name.clone();
-    let done = env
-        .complete(|c| c.container == name && c.command_id.is_none())
-        .await
-        .unwrap_or_else(|| panic!("no recovery of the dependent; log:\n{}", env.collector.log_tail(40)));
+    let done = env.recovery(&dependent.name).await;
     assert_eq!((done.action, done.result.status), (Action::Start, RemediationStatus::Success), "{done:?}");
     assert_eq!(netns(&docker, &dependent.id).await, netns(&docker, parent.id()).await);
 }
@@ -450,17 +457,9 @@ async fn dependents_of_dependents_that_exited_with_a_restarted_parent_are_starte
     let b = Dependent::start(a.id(), &env.test).await;
     let c = Dependent::start(&b.id, &env.test).await;
 
-    docker.restart_container(a.id(), Some(RestartContainerOptions { t: Some(1), signal: None })).await.unwrap();
-    for d in [&c, &b] {
-        let kill = KillContainerOptionsBuilder::default().signal("KILL").build();
-        docker.kill_container(&d.id, Some(kill)).await.unwrap();
-    }
+    operator_restart(&docker, a.id(), &[&c, &b]).await;
 
-    let name = c.name.clone();
-    let done = env
-        .complete(|r| r.container == name && r.command_id.is_none())
-        .await
-        .unwrap_or_else(|| panic!("no recovery of C; log:\n{}", env.collector.log_tail(40)));
+    let done = env.recovery(&c.name).await;
     assert_eq!((done.action, done.result.status), (Action::Start, RemediationStatus::Success), "{done:?}");
     assert_eq!(netns(&docker, &c.id).await, netns(&docker, a.id()).await, "C is in A's new namespace");
     assert!(c.started_at().await > b.started_at().await, "C started before B");

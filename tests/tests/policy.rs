@@ -55,6 +55,14 @@ async fn completions(conn: &Connection, name: &str) -> Vec<RemediationComplete> 
         .collect()
 }
 
+/// The first outcome for `name` with `status`, within 20 s.
+async fn outcome(conn: &Connection, name: &str, status: RemediationStatus) -> Option<RemediationComplete> {
+    wait_for(Duration::from_secs(20), || async {
+        completions(conn, name).await.into_iter().find(|c| c.result.status == status)
+    })
+    .await
+}
+
 async fn bad_label_reports(conn: &Connection, name: &str) -> usize {
     let mut conn = conn.clone();
     stream_events::<SystemAlert>(&mut conn, EventKind::SystemAlert)
@@ -126,11 +134,9 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     // compose recreated it a moment ago and it crashes: within the
     // recreate grace (60 s by default) HemoStat alerts but does not act.
     recreated.kill("USR1").await;
-    let deploy = wait_for(Duration::from_secs(20), || async {
-        completions(&conn, recreated.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
-    })
-    .await
-    .unwrap_or_else(|| panic!("the recreated container was not left alone:\n{}", stack.collector.log_tail(40)));
+    let deploy = outcome(&conn, recreated.name(), RemediationStatus::Rejected)
+        .await
+        .unwrap_or_else(|| panic!("the recreated container was not left alone:\n{}", stack.collector.log_tail(40)));
     let reason = deploy.result.reason.clone().unwrap_or_default();
     assert!(
         reason.starts_with("deploy: compose recreated it ") && reason.ends_with(", replacing shop-web-1 (grace 60 s)"),
@@ -143,11 +149,9 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     docker.restart_container(operated.id(), None).await.unwrap();
     operated.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     operated.kill("USR1").await;
-    let left_alone = wait_for(Duration::from_secs(20), || async {
-        completions(&conn, operated.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
-    })
-    .await
-    .unwrap_or_else(|| panic!("the operator's container was not left alone:\n{}", stack.collector.log_tail(40)));
+    let left_alone = outcome(&conn, operated.name(), RemediationStatus::Rejected)
+        .await
+        .unwrap_or_else(|| panic!("the operator's container was not left alone:\n{}", stack.collector.log_tail(40)));
     let reason = left_alone.result.reason.clone().unwrap_or_default();
     assert!(reason.starts_with("operator: docker restart ") && reason.ends_with(" s ago (grace 30 s)"), "{reason}");
     assert_eq!(alerts_for(&conn, operated.name()).await[0].held.as_deref(), Some(reason.as_str()));
@@ -158,11 +162,9 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     notify.kill("USR1").await;
     none.kill("USR1").await;
     mislabelled.kill("USR1").await;
-    let refused = wait_for(Duration::from_secs(20), || async {
-        completions(&conn, notify.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
-    })
-    .await
-    .unwrap_or_else(|| panic!("the notify container's crash was not refused:\n{}", stack.collector.log_tail(40)));
+    let refused = outcome(&conn, notify.name(), RemediationStatus::Rejected)
+        .await
+        .unwrap_or_else(|| panic!("the notify container's crash was not refused:\n{}", stack.collector.log_tail(40)));
     assert_eq!(
         refused.result.reason.as_deref(),
         Some("policy: notify (hemostat.action=notify: alert only, never act)"),
@@ -176,11 +178,9 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
 
     // The mislabelled container is healed with the defaults, its labels
     // reported once; a second crash raises a second alert, not a second report.
-    let healed = wait_for(Duration::from_secs(20), || async {
-        completions(&conn, mislabelled.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
-    })
-    .await
-    .unwrap_or_else(|| panic!("the mislabelled container was not healed:\n{}", stack.collector.log_tail(40)));
+    let healed = outcome(&conn, mislabelled.name(), RemediationStatus::Success)
+        .await
+        .unwrap_or_else(|| panic!("the mislabelled container was not healed:\n{}", stack.collector.log_tail(40)));
     assert_eq!(healed.action, Action::Restart);
     mislabelled.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     mislabelled.kill("USR1").await;
@@ -198,18 +198,13 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     // One fix an hour: the first crash is healed, the second opens its
     // circuit breaker (the fix did not hold), with a critical alert.
     flaky.kill("USR1").await;
-    let first = wait_for(Duration::from_secs(20), || async {
-        completions(&conn, flaky.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Success)
-    })
-    .await;
+    let first = outcome(&conn, flaky.name(), RemediationStatus::Success).await;
     assert!(first.is_some(), "the flaky container's first crash was not healed:\n{}", stack.collector.log_tail(40));
     flaky.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     flaky.kill("USR1").await;
-    let opened = wait_for(Duration::from_secs(20), || async {
-        completions(&conn, flaky.name()).await.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
-    })
-    .await
-    .unwrap_or_else(|| panic!("the second crash was not refused:\n{}", stack.collector.log_tail(40)));
+    let opened = outcome(&conn, flaky.name(), RemediationStatus::Rejected)
+        .await
+        .unwrap_or_else(|| panic!("the second crash was not refused:\n{}", stack.collector.log_tail(40)));
     let reason = opened.result.reason.clone().unwrap_or_default();
     assert!(reason.starts_with("circuit breaker open: 1 actions in the last hour did not hold (max 1)"), "{reason}");
     let mut c = conn.clone();
