@@ -441,17 +441,20 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     println!("  verdict:     {verdict}");
     let scope = if reported { "reported by its host's collector (in scope)" } else { "not reported by any collector" };
     println!("  scope:       {scope}");
+    let health = stats.get("health").and_then(Value::as_str).filter(|h| !h.is_empty());
     println!(
-        "  state:       {} {}, cpu {}, mem {}, image {}",
+        "  state:       {}{}, cpu {}, mem {}, image {}",
         stats.get("status").and_then(Value::as_str).unwrap_or("unknown"),
-        stats.get("health").and_then(Value::as_str).unwrap_or(""),
+        health.map(|h| format!(" ({h})")).unwrap_or_default(),
         show::pct(&stats, "cpu_pct"),
         show::pct(&stats, "memory_pct"),
         image.as_deref().unwrap_or("unknown")
     );
     let labels = match (&project, &service) {
         (None, None) => {
-            "no compose labels seen in its alerts (other labels are not published by the collector)".to_owned()
+            "no compose labels seen in its alerts (other labels stay on the host; its collector matches label \
+             silences there)"
+                .to_owned()
         }
         _ => format!(
             "compose project {}, service {}",
