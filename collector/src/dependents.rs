@@ -33,7 +33,9 @@
 //! [`Recovery`] does the same for a parent restarted by someone else (an
 //! operator, another tool, its restart policy): on the parent's `start`,
 //! its dependents that exited within a few seconds of its going down are
-//! started, verified, and each reported in a `remediation_complete`.
+//! started, and those still running in its old namespace (loopback only:
+//! a VPN client's app that lost its tunnel) are restarted into the new
+//! one; each verified and reported in a `remediation_complete`.
 
 use std::{
     collections::HashSet,
@@ -64,6 +66,9 @@ use crate::{
 pub const WITH_PARENT: Duration = Duration::from_secs(5);
 /// After a parent's `start`, how long its dependents' `die` may still come.
 const DIE_WINDOW: Duration = Duration::from_secs(5);
+/// After a parent's `start`, how long a dependent still running in its old
+/// namespace is left to die of it before it is restarted instead.
+const SETTLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(500);
 /// How long a `service_healthy` dependent waits for its dependency to be
 /// healthy before it is restarted (compose waits too).
@@ -94,6 +99,10 @@ pub struct Dependent {
     /// service it depends on): the parent, or a dependent found before it.
     pub joins: String,
     pub tie: Tie,
+    /// Whether it lives in the parent's network namespace: joined by
+    /// namespace all the way up (C on B on A; not C on B where B only
+    /// follows A's compose service).
+    pub in_parents_namespace: bool,
     /// 1 for the parent's own dependents, 2 for theirs, and so on.
     pub depth: usize,
 }
@@ -290,7 +299,18 @@ pub async fn find(
         let excluded = exclusion(&inspect, scope, &joined, via.is_some_and(|v| v.excluded.is_some()));
         let name = docker::name(&inspect).unwrap_or_else(|| id.clone());
         let (depth, tie) = (link.depth, link.tie);
-        found.push(Some(Dependent { id: id.clone(), name, inspect, excluded, joins: joined, depth, tie }));
+        let in_parents_namespace = tie == Tie::Namespace && via.is_none_or(|v| v.in_parents_namespace);
+        let joins = joined;
+        found.push(Some(Dependent {
+            id: id.clone(),
+            name,
+            inspect,
+            excluded,
+            joins,
+            depth,
+            tie,
+            in_parents_namespace,
+        }));
     }
     let mut found: Vec<Dependent> = found.into_iter().flatten().collect();
     found.sort_by(|a, b| (a.depth, created(&a.inspect), &a.name).cmp(&(b.depth, created(&b.inspect), &b.name)));
@@ -308,6 +328,20 @@ fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
 /// When the container's last run ended (None: it never ran, or runs).
 pub fn finished_at(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
     time(inspect.state.as_ref().and_then(|s| s.finished_at.as_deref()))
+}
+
+/// When the container's current run started (None: it never ran).
+fn started_at(inspect: &ContainerInspectResponse) -> Option<DateTime<Utc>> {
+    time(inspect.state.as_ref().and_then(|s| s.started_at.as_deref()))
+}
+
+/// A running dependent left in its parent's old network namespace: it
+/// joins by namespace and has run since before the parent's current start
+/// (at `parent_started`). It has loopback only, and runs on.
+pub fn stranded(dependent: &Dependent, parent_started: DateTime<Utc>) -> bool {
+    dependent.in_parents_namespace
+        && dependent.running()
+        && started_at(&dependent.inspect).is_some_and(|s| s < parent_started)
 }
 
 /// An exited dependent that went down with its parent, which went down at
@@ -531,26 +565,17 @@ fn state_text(inspect: &ContainerInspectResponse) -> String {
 /// Recovers the dependents of a parent restarted by someone else.
 #[derive(Clone)]
 pub struct Recovery {
-    docker: Docker,
-    scope: Scope,
-    inflight: InFlight,
-    outbox: Outbox,
-    host: String,
-    verify_window: Duration,
+    pub docker: Docker,
+    pub scope: Scope,
+    pub inflight: InFlight,
+    pub outbox: Outbox,
+    pub host: String,
+    pub verify_window: Duration,
+    /// `--stop-timeout`, for a stranded dependent that says nothing of its own.
+    pub stop_timeout: Duration,
 }
 
 impl Recovery {
-    pub fn new(
-        docker: Docker,
-        scope: Scope,
-        inflight: InFlight,
-        outbox: Outbox,
-        host: String,
-        verify_window: Duration,
-    ) -> Self {
-        Recovery { docker, scope, inflight, outbox, host, verify_window }
-    }
-
     /// The watcher saw container `id` start at `time_nano`. Not when the
     /// collector is acting on it: the executor handles those dependents.
     /// Off the watcher's task.
@@ -574,6 +599,7 @@ impl Recovery {
             };
             // A first start: nothing can have run in its namespace before.
             let Some(down) = finished_at(&parent) else { return };
+            let parent_started = started_at(&parent);
             let found = match find(&self.docker, parent_id, parent_name, &self.scope).await {
                 Ok(found) => found,
                 Err(e) => {
@@ -583,18 +609,28 @@ impl Recovery {
             if found.is_empty() {
                 return;
             }
+            // A dependent that lost its network may still be dying of it:
+            // it is given a moment to, and is then started like the others.
+            let settled = begun.elapsed() >= SETTLE;
             for d in &found {
-                if handled.contains(&d.id) || !recoverable(d, down) {
+                if handled.contains(&d.id) {
                     continue;
                 }
+                let act = if recoverable(d, down) {
+                    Action::Start
+                } else if settled && parent_started.is_some_and(|p| stranded(d, p)) {
+                    Action::Restart
+                } else {
+                    continue;
+                };
                 if let Some(why) = d.excluded.as_deref() {
                     if noted.insert(d.id.clone()) {
-                        tracing::info!(container = %d.name, parent = parent_name, why, "dependent exited with its parent: left alone");
+                        tracing::info!(container = %d.name, parent = parent_name, why, "dependent of a restarted parent: left alone");
                     }
                     continue;
                 }
                 handled.insert(d.id.clone());
-                self.start(parent_name, d).await;
+                self.bring_back(parent_name, d, act).await;
             }
             if begun.elapsed() >= DIE_WINDOW {
                 return;
@@ -603,15 +639,23 @@ impl Recovery {
         }
     }
 
-    async fn start(&self, parent: &str, d: &Dependent) {
+    /// Starts an exited dependent, or restarts a stranded one, verifies
+    /// it, and reports it in a `remediation_complete` of its own.
+    async fn bring_back(&self, parent: &str, d: &Dependent, act: Action) {
         let started = Instant::now();
-        let reason = format!("dependent of {parent} recovered after its restart");
-        tracing::info!(container = %d.name, parent, joins = %d.joins, "dependent exited when its parent restarted: starting it");
+        let reason = match act {
+            Action::Restart => {
+                format!("dependent of {parent} restarted into its new network namespace (it ran on in the old one)")
+            }
+            _ => format!("dependent of {parent} recovered after its restart"),
+        };
+        tracing::info!(container = %d.name, parent, joins = %d.joins, action = %act, "dependent of a parent someone else restarted");
         // Its start is HemoStat's own: the watcher must not take it for a
         // parent someone else restarted (it may have dependents of its own,
-        // which this recovery starts next).
+        // which this recovery handles next), nor its restart for a crash.
+        let timeout = docker::policy(&d.inspect).policy.stop_timeout().unwrap_or(self.stop_timeout);
         let window = self.inflight.begin([d.id.clone(), d.name.clone()]);
-        let started_it = lifecycle(&self.docker, &d.id, Action::Start, Duration::ZERO).await;
+        let started_it = lifecycle(&self.docker, &d.id, act, timeout).await;
         drop(window);
         let outcome = match started_it {
             Ok(()) => {
@@ -622,10 +666,10 @@ impl Recovery {
         tracing::info!(container = %d.name, parent, status = ?outcome.status, verified = ?outcome.verified, error = ?outcome.error, "dependent recovery done");
         let data = RemediationComplete {
             container: d.name.clone(),
-            action: Action::Start,
+            action: act,
             result: RemediationResult {
                 status: outcome.status,
-                action: Action::Start,
+                action: act,
                 container: d.name.clone(),
                 error: outcome.error,
                 reason: Some(reason.clone()),
@@ -685,6 +729,7 @@ mod tests {
             joins: "p".into(),
             depth: 1,
             tie: Tie::Namespace,
+            in_parents_namespace: true,
         }
     }
 
@@ -700,6 +745,25 @@ mod tests {
             depends_on: depends_on.into(),
             ..listed(id, "bridge")
         }
+    }
+
+    #[test]
+    fn a_running_dependent_that_predates_its_parents_start_is_stranded() {
+        let parent_started: DateTime<Utc> = "2026-12-03T10:00:10Z".parse().unwrap();
+        let mut d = dependent(ContainerStateStatusEnum::RUNNING, "0001-01-01T00:00:00Z");
+        let run_since = |d: &mut Dependent, t: &str| {
+            d.inspect.state.as_mut().unwrap().started_at = Some(t.into());
+        };
+        run_since(&mut d, "2026-12-03T09:00:00Z");
+        assert!(stranded(&d, parent_started), "ran on through the parent's restart");
+        run_since(&mut d, "2026-12-03T10:00:11Z");
+        assert!(!stranded(&d, parent_started), "started after the parent: in its new namespace");
+        run_since(&mut d, "2026-12-03T09:00:00Z");
+        d.in_parents_namespace = false;
+        assert!(!stranded(&d, parent_started), "its network is not the parent's");
+        let mut exited = dependent(ContainerStateStatusEnum::EXITED, "2026-12-03T10:00:09Z");
+        run_since(&mut exited, "2026-12-03T09:00:00Z");
+        assert!(!stranded(&exited, parent_started), "an exited one is started, not restarted");
     }
 
     #[test]

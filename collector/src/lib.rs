@@ -198,7 +198,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)
-        .with_dependents(outbox.clone(), config.verify_seconds);
+        .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout);
     let watcher = match stats_tap {
         Some(tap) => watcher.with_stats(tap),
         None => watcher,

@@ -92,11 +92,19 @@ impl Watcher {
     }
 
     /// Recovers dependents after their parent's restart, reporting each on
-    /// `outbox`, verified for `verify_window`.
-    pub fn with_dependents(mut self, outbox: crate::outbox::Outbox, verify_window: Duration) -> Self {
+    /// `outbox`, verified for `verify_window`; `stop_timeout` when one
+    /// must be restarted and says nothing of its own.
+    pub fn with_dependents(
+        mut self,
+        outbox: crate::outbox::Outbox,
+        verify_window: Duration,
+        stop_timeout: Duration,
+    ) -> Self {
         let host = self.alerts.host().to_owned();
         let (docker, scope, inflight) = (self.docker.clone(), self.scope.clone(), self.inflight.clone());
-        self.dependents = Some(crate::dependents::Recovery::new(docker, scope, inflight, outbox, host, verify_window));
+        let recovery =
+            crate::dependents::Recovery { docker, scope, inflight, outbox, host, verify_window, stop_timeout };
+        self.dependents = Some(recovery);
         self
     }
 

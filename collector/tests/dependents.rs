@@ -522,3 +522,24 @@ async fn compose_services_that_depend_on_a_restarted_one_with_restart_true_follo
     assert!(done.result.dependents.is_empty(), "{done:?}");
     assert_eq!(app.state().await.running, Some(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_left_running_in_its_parents_old_namespace_is_restarted_into_the_new_one() {
+    let env = start().await;
+    let parent = running(ContainerSpec::shell(SERVER)).await;
+    // Runs on whatever happens to its network, as an app behind a VPN
+    // client does when the client restarts.
+    let dependent = Dependent::start(parent.id(), &env.test).await;
+    let docker = docker().await;
+    let old = netns(&docker, parent.id()).await;
+    operator_restart(&docker, parent.id(), &[]).await;
+    assert_ne!(netns(&docker, parent.id()).await, old, "the parent's restart gave it a new namespace");
+    assert_eq!(netns(&docker, &dependent.id).await, old, "left in the old one by the engine");
+
+    let done = env.recovery(&dependent.name).await;
+    assert_eq!((done.action, done.result.status), (Action::Restart, RemediationStatus::Success), "{done:?}");
+    let reason = done.reason.clone().unwrap_or_default();
+    assert!(reason.contains("restarted into its new network namespace"), "{reason}");
+    assert_eq!(netns(&docker, &dependent.id).await, netns(&docker, parent.id()).await, "now in the new one");
+    assert_eq!(dependent.state().await.running, Some(true));
+}
