@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use hemostat_protocol::{
     Envelope, EventKind,
     backoff::Backoff,
-    connection::Target,
+    connection::{Connection, Target},
     keys,
     publisher::{ENVELOPE_FIELD, PUBLISHED_MARK_TTL_SECONDS, published_mark},
 };
@@ -37,35 +37,46 @@ pub enum Relayed {
 
 /// Relays until `stop`; reconnects with backoff when the subscription drops.
 pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
+    let writer = match target.lazy() {
+        Ok(writer) => writer,
+        Err(e) => {
+            tracing::error!(error = %e, "relay cannot address Redis; seed-channel messages will not be relayed");
+            return;
+        }
+    };
     let mut backoff = Backoff::redis();
-    let mut node = 0;
+    let mut nodes = target.subscriber_clients(&writer).await;
+    let mut next = 0;
     while !*stop.borrow() {
         // Any node of a cluster hears every PUBLISH; after a failure try the
-        // next seed, so a dead node does not silence the relay.
-        match relay_until_disconnected(&target, node, &mut stop).await {
+        // next node the cluster serves from now, so neither a dead node nor
+        // dead seeds silence the relay.
+        let node = &nodes[next % nodes.len()];
+        match relay_until_disconnected(node, &writer, &mut stop).await {
             Ok(()) => backoff.reset(),
             Err(e) => {
-                node += 1;
+                next += 1;
                 let wait = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?wait, "relay subscription failed");
                 let _ = tokio::time::timeout(wait, stop.changed()).await;
+                nodes = target.subscriber_clients(&writer).await;
             }
         }
     }
 }
 
 async fn relay_until_disconnected(
-    target: &Target,
-    node: usize,
+    node: &redis::Client,
+    writer: &Connection,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), BridgeError> {
-    let client = target.node_client(node)?;
-    let mut pubsub = client.get_async_pubsub().await?;
+    let mut pubsub = node.get_async_pubsub().await?;
     for kind in EventKind::ALL {
         pubsub.subscribe(kind.channel()).await?;
     }
-    let mut writer = target.connect().await?;
-    tracing::info!(channels = EventKind::ALL.len(), "relay subscribed to the seed channels");
+    let mut writer = writer.clone();
+    tracing::info!(channels = EventKind::ALL.len(), node = %node.get_connection_info().addr(),
+        "relay subscribed to the seed channels");
     let mut messages = pubsub.on_message();
     loop {
         tokio::select! {

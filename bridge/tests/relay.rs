@@ -5,8 +5,12 @@
 use std::time::Duration;
 
 use hemostat_bridge::relay::{self, Relayed};
-use hemostat_e2e::{RedisServer, wait_until};
-use hemostat_protocol::{Envelope, EventKind, Publisher, RedisPublisher, connection, keys};
+use hemostat_e2e::{RedisCluster, RedisServer, redis_server::cluster_mode, wait_until};
+use hemostat_protocol::{
+    Envelope, EventKind, Publisher, RedisPublisher,
+    connection::{self, Target},
+    keys,
+};
 use redis::AsyncCommands;
 use tokio::sync::watch;
 
@@ -50,33 +54,94 @@ async fn a_running_relay_carries_a_seed_publish_into_the_stream() {
     let server = RedisServer::start().await;
     let mut conn = server.connection().await;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let target = hemostat_protocol::connection::Target::from_env(&server.url()).unwrap();
+    let target = Target::from_env(&server.url()).unwrap();
     let task = tokio::spawn(relay::run(target, stop_rx));
-    // Subscribed once a PUBLISH reaches a listener. Sent to the node the
-    // relay subscribes to first: on a cluster, PUBLISH counts only the
-    // receiving node's subscribers (the message itself reaches every node).
-    let first_node = server.client();
-    let subscribed = wait_until(Duration::from_secs(10), || {
-        let client = first_node.clone();
-        async move {
-            let Ok(mut node) = client.get_multiplexed_async_connection().await else { return false };
-            node.publish::<_, _, i64>("hemostat:remediation_needed", "probe").await.unwrap_or(0) > 0
-        }
-    })
-    .await;
-    assert!(subscribed, "relay never subscribed");
+    let ports = match server.cluster() {
+        Some(cluster) => cluster.ports(),
+        None => vec![server.port()],
+    };
+    assert!(subscribed_on(&ports).await.is_some(), "relay never subscribed");
 
     // Exactly what `redis-cli PUBLISH hemostat:remediation_needed '...'` does.
     let _: i64 = conn.publish(EventKind::RemediationNeeded.channel(), FOREIGN).await.unwrap();
-    let arrived = wait_until(Duration::from_secs(5), || {
-        let mut conn = conn.clone();
-        async move {
-            let entries: redis::streams::StreamRangeReply = conn.xrange_all(stream()).await.unwrap();
-            entries.ids.iter().any(|e| e.get::<String>("envelope").is_some_and(|b| b.contains("Custom-Analyzer")))
-        }
-    })
-    .await;
-    assert!(arrived, "the seed publish never reached the stream");
+    assert!(arrives(&conn, "Custom-Analyzer").await, "the seed publish never reached the stream");
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("relay stops").unwrap();
+}
+
+/// A cluster user often gives one seed. When that node dies, the relay must
+/// go on from a node the cluster told it of, or a custom analyzer's
+/// `remediation_needed` never reaches the gate again.
+#[tokio::test]
+async fn the_relay_outlives_its_only_seed_on_a_cluster() {
+    if !cluster_mode() {
+        eprintln!("cluster only (HEMOSTAT_TEST_REDIS=cluster): a single node has no other node to move to");
+        return;
+    }
+    let mut cluster = RedisCluster::start().await;
+    // The relay subscribes first to the first node the cluster names;
+    // that node is made its only seed, and then killed.
+    let probe = Target::from_env(&cluster.url()).unwrap();
+    let first = probe.subscriber_clients(&probe.connect().await.unwrap()).await.remove(0);
+    let seed_port = match first.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(_, port) => *port,
+        other => panic!("not a TCP node: {other}"),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let target = Target::from_env(&format!("redis://127.0.0.1:{seed_port}")).unwrap();
+    let task = tokio::spawn(relay::run(target, stop_rx));
+    let on = subscribed_on(&cluster.ports()).await.expect("relay never subscribed");
+    assert_eq!(on, seed_port, "the relay subscribed first to a node other than its seed");
+
+    cluster.kill(seed_port);
+    cluster.wait_for_failover(seed_port, Duration::from_secs(30)).await;
+    let live: Vec<u16> = cluster.ports().into_iter().filter(|&p| p != seed_port).collect();
+    let moved = subscribed_on(&live).await.expect("the relay never subscribed again after its seed died");
+    assert_ne!(moved, seed_port);
+
+    let survivors: Vec<String> = live.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+    let conn = hemostat_protocol::connection::connect(&survivors.join(",")).await.unwrap();
+    let after = FOREIGN.replace("custom rule", "after the seed died");
+    let mut node = redis::Client::open(format!("redis://127.0.0.1:{}", live[0]))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = node.publish(EventKind::RemediationNeeded.channel(), &after).await.unwrap();
+    assert!(arrives(&conn, "after the seed died").await, "a seed publish after the failover never reached the stream");
+    let _ = stop_tx.send(true);
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("relay stops").unwrap();
+}
+
+/// The port of the node the relay is subscribed on, once it is: a PUBLISH
+/// counts only the receiving node's subscribers (on a cluster the message
+/// itself reaches every node). Waits up to 20 s.
+async fn subscribed_on(ports: &[u16]) -> Option<u16> {
+    let found = std::sync::Mutex::new(None);
+    let found_ref = &found;
+    wait_until(Duration::from_secs(20), || async move {
+        for &port in ports {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else { continue };
+            let Ok(mut node) = client.get_multiplexed_async_connection().await else { continue };
+            if node.publish::<_, _, i64>("hemostat:remediation_needed", "probe").await.unwrap_or(0) > 0 {
+                *found_ref.lock().unwrap() = Some(port);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    found.into_inner().unwrap()
+}
+
+/// Whether an envelope containing `text` reaches the stream within 5 s.
+async fn arrives(conn: &hemostat_protocol::connection::Connection, text: &str) -> bool {
+    wait_until(Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        async move {
+            let entries: redis::streams::StreamRangeReply = conn.xrange_all(stream()).await.unwrap_or_default();
+            entries.ids.iter().any(|e| e.get::<String>("envelope").is_some_and(|b| b.contains(text)))
+        }
+    })
+    .await
 }

@@ -309,12 +309,47 @@ pub async fn recent(ctx: &Context, filter: &EventFilter, last: usize) -> Result<
 }
 
 /// Every event as it is published, on the channel `hemostat:*` that every
-/// publish goes to (on a cluster, any node hears every channel).
+/// publish goes to (on a cluster, any node hears every channel). When the
+/// node goes away the stream goes on from the next node the cluster names;
+/// it ends only when no node will take the subscription.
 pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError> {
-    let client = ctx.target.node_client(0)?;
-    let mut pubsub = client.get_async_pubsub().await?;
+    let mut nodes = ctx.target.subscriber_clients(&ctx.conn).await;
+    let mut next = 0;
+    let mut refused = 0;
+    loop {
+        let node = &nodes[next % nodes.len()];
+        let at = node.get_connection_info().addr().to_string();
+        match subscribe_all(node).await {
+            Ok(pubsub) => {
+                refused = 0;
+                eprintln!("following {ALL_CHANNEL} on {at} (Ctrl-C to stop)");
+                print_until_closed(ctx, filter, pubsub).await;
+                eprintln!("the subscription on {at} ended (Redis closed the connection)");
+            }
+            Err(e) => {
+                refused += 1;
+                if refused >= nodes.len() {
+                    return Err(CliError::Redis(format!("no Redis node takes a subscription to {ALL_CHANNEL}: {e}")));
+                }
+            }
+        }
+        next += 1;
+        nodes = ctx.target.subscriber_clients(&ctx.conn).await;
+        tokio::time::sleep(RESUBSCRIBE_PAUSE).await;
+    }
+}
+
+/// Between two subscription attempts: a failover takes seconds, and a
+/// refused node should not be hammered.
+const RESUBSCRIBE_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn subscribe_all(node: &redis::Client) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut pubsub = node.get_async_pubsub().await?;
     pubsub.subscribe(ALL_CHANNEL).await?;
-    eprintln!("following {ALL_CHANNEL} on {} (Ctrl-C to stop)", ctx.target.redacted());
+    Ok(pubsub)
+}
+
+async fn print_until_closed(ctx: &Context, filter: &EventFilter, pubsub: redis::aio::PubSub) {
     let mut messages = pubsub.into_on_message();
     while let Some(msg) = messages.next().await {
         let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
@@ -324,7 +359,6 @@ pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError>
             Err(e) => eprintln!("unreadable message on {ALL_CHANNEL}: {e}"),
         }
     }
-    Err(CliError::Redis(format!("the subscription to {ALL_CHANNEL} ended (Redis closed the connection)")))
 }
 
 pub async fn audit(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<(), CliError> {

@@ -433,3 +433,46 @@ async fn a_label_silence_is_matched_on_the_host_and_lifted_by_silence_rm() {
     ok(&url, &["silence", "rm", other["id"].as_str().unwrap()]);
     assert!(crash_is_healed(&container, &docker).await, "not healed.\ncollector:\n{}", stack.collector.log_tail(40));
 }
+
+/// `events --follow` given one seed of a cluster goes on after that node
+/// dies: it resubscribes on a node the cluster names, and the next event is
+/// printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_outlives_the_node_it_follows_on_a_cluster() {
+    if !hemostat_e2e::redis_server::cluster_mode() {
+        eprintln!("cluster only (HEMOSTAT_TEST_REDIS=cluster): a single node has no other node to move to");
+        return;
+    }
+    let mut cluster = hemostat_e2e::RedisCluster::start().await;
+    // `follow` subscribes first on the first node the cluster names: that
+    // node is given as the only seed, and killed.
+    let probe = hemostat_protocol::connection::Target::from_env(&cluster.url()).unwrap();
+    let first = probe.subscriber_clients(&probe.connect().await.unwrap()).await.remove(0);
+    let seed = first.get_connection_info().addr().to_string();
+    let seed_port: u16 = seed.rsplit(':').next().and_then(|p| p.parse().ok()).expect("host:port");
+    let follow = Process::builder("hemostat")
+        .args(["events", "--follow"])
+        .env("REDIS_URL", format!("redis://{seed}"))
+        .env_remove("REDIS_CLUSTER")
+        .spawn();
+    follow.wait_for_line(&format!("following hemostat:* on {seed}"), Duration::from_secs(10)).await;
+
+    cluster.kill(seed_port);
+    cluster.wait_for_failover(seed_port, Duration::from_secs(30)).await;
+    follow.wait_for_line(&format!("the subscription on {seed} ended"), Duration::from_secs(10)).await;
+    let again = follow.wait_for_line("following hemostat:* on", Duration::from_secs(30)).await;
+    assert!(!again.contains(&seed), "resubscribed on the dead node: {again}");
+
+    let survivors: Vec<String> =
+        cluster.ports().into_iter().filter(|&p| p != seed_port).map(|p| format!("redis://127.0.0.1:{p}")).collect();
+    let publisher = RedisPublisher::new(hemostat_protocol::connection::connect(&survivors.join(",")).await.unwrap());
+    let done = envelope(
+        EventKind::RemediationComplete,
+        json!({"container": "after-failover", "host": "cli-host", "action": "restart",
+               "result": {"status": "success", "action": "restart", "container": "after-failover", "duration_ms": 90}}),
+    );
+    publisher.publish(&done).await.unwrap();
+    let line = follow.wait_for_line("cli-host/after-failover", Duration::from_secs(10)).await;
+    assert!(line.contains("restart success"), "{line}");
+    follow.kill();
+}

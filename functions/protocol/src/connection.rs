@@ -36,6 +36,9 @@ use crate::{error::ProtocolError, slot::key_slot};
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long opening one socket may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Target::subscriber_clients`] asks the cluster for its nodes
+/// before it settles for the seeds.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long [`Connection::wait_replicated`] waits for a replica.
 pub const REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -140,6 +143,66 @@ impl Target {
         node_client(&self.urls[index % self.urls.len()], self.ca_pem.clone())
     }
 
+    /// Clients for pub/sub, in the order to try them: on a cluster, every
+    /// node that serves slots now as `conn` learns it from `CLUSTER SLOTS`
+    /// (masters, then replicas), then the seeds not among them; the seeds
+    /// alone on a single node or when the cluster does not answer. Any node
+    /// of a cluster hears every `PUBLISH`, so a subscriber whose seeds have
+    /// died moves to a node the seeds never named. Discovered nodes are
+    /// reached with the first seed's scheme, credentials and CA. Never empty.
+    pub async fn subscriber_clients(&self, conn: &Connection) -> Vec<redis::Client> {
+        let discovered = match tokio::time::timeout(DISCOVERY_TIMEOUT, conn.cluster_nodes()).await {
+            Ok(Ok(nodes)) => nodes,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no cluster nodes discovered; subscribing to the seeds only");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        let seeds: Vec<(Option<(String, u16)>, &String)> = self.urls.iter().map(|u| (tcp_address(u), u)).collect();
+        let mut clients = Vec::new();
+        for (host, port) in &discovered {
+            match self.client_at(host, *port) {
+                Ok(client) => clients.push(client),
+                Err(e) => tracing::debug!(error = %e, "cannot address a discovered cluster node"),
+            }
+        }
+        for (address, url) in seeds {
+            let known = address.is_some_and(|a| discovered.contains(&a));
+            if !known && let Ok(client) = node_client(url, self.ca_pem.clone()) {
+                clients.push(client);
+            }
+        }
+        if clients.is_empty() {
+            // Checked in `new`: the first seed always makes a client.
+            clients.extend(node_client(&self.urls[0], self.ca_pem.clone()));
+        }
+        clients
+    }
+
+    /// A client for `host:port` with the first seed's scheme, credentials
+    /// and CA.
+    fn client_at(&self, host: &str, port: u16) -> Result<redis::Client, ProtocolError> {
+        let seed = &self.urls[0];
+        let bad = |e: redis::RedisError| ProtocolError::RedisUrl(format!("{} ({e})", redact(seed)));
+        let info = redis::IntoConnectionInfo::into_connection_info(seed.as_str()).map_err(bad)?;
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        let addr = match info.addr() {
+            redis::ConnectionAddr::TcpTls { insecure, .. } => {
+                redis::ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure: *insecure, tls_params: None }
+            }
+            _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let info = info.set_addr(addr);
+        match &self.ca_pem {
+            Some(pem) if tls => {
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
+                redis::Client::build_with_tls(info, certs).map_err(bad)
+            }
+            _ => redis::Client::open(info).map_err(bad),
+        }
+    }
+
     /// Opens a connection now: fails if Redis does not answer.
     pub async fn connect(&self) -> Result<Connection, ProtocolError> {
         let conn = self.lazy_with(RESPONSE_TIMEOUT)?;
@@ -220,6 +283,16 @@ impl Target {
     }
 }
 
+/// `(host, port)` of a TCP URL, to compare a seed with a discovered node.
+fn tcp_address(url: &str) -> Option<(String, u16)> {
+    match redis::IntoConnectionInfo::into_connection_info(url).ok()?.addr() {
+        redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+            Some((host.clone(), *port))
+        }
+        _ => None,
+    }
+}
+
 /// A client for one node; the URL is checked, never echoed with its password.
 fn node_client(url: &str, ca_pem: Option<Vec<u8>>) -> Result<redis::Client, ProtocolError> {
     let bad = |e: redis::RedisError| ProtocolError::RedisUrl(format!("{} ({e})", redact(url)));
@@ -294,6 +367,15 @@ impl Connection {
             tracing::debug!(key, "no replica acknowledged within {REPLICA_ACK_TIMEOUT:?}");
         }
         Ok(())
+    }
+
+    /// Every node serving slots now, masters first, from `CLUSTER SLOTS`
+    /// asked of any master; empty on a single node.
+    pub async fn cluster_nodes(&self) -> Result<Vec<(String, u16)>, ProtocolError> {
+        let Inner::Cluster(mut conn) = self.inner().await? else { return Ok(Vec::new()) };
+        let routing = redis::cluster_routing::RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+        let reply = conn.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), routing).await?;
+        Ok(nodes_of_cluster_slots(&reply))
     }
 
     async fn inner(&self) -> Result<Inner, ProtocolError> {
@@ -520,6 +602,38 @@ impl SlotMap {
     }
 }
 
+/// The nodes a `CLUSTER SLOTS` reply names, each once: every range's
+/// master, then the replicas. A node whose endpoint the cluster does not
+/// know (`?` or empty) is left out.
+fn nodes_of_cluster_slots(reply: &Value) -> Vec<(String, u16)> {
+    let Value::Array(entries) = reply else { return Vec::new() };
+    let endpoint = |node: &Value| -> Option<(String, u16)> {
+        let Value::Array(fields) = node else { return None };
+        let host = match fields.first()? {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+            Value::SimpleString(s) => s.clone(),
+            _ => return None,
+        };
+        let Value::Int(port) = fields.get(1)? else { return None };
+        (!host.is_empty() && host != "?").then_some((host, u16::try_from(*port).ok()?))
+    };
+    let mut masters = Vec::new();
+    let mut replicas = Vec::new();
+    for entry in entries {
+        let Value::Array(fields) = entry else { continue };
+        for (i, node) in fields.iter().enumerate().skip(2) {
+            let Some(address) = endpoint(node) else { continue };
+            let list = if i == 2 { &mut masters } else { &mut replicas };
+            if !list.contains(&address) {
+                list.push(address);
+            }
+        }
+    }
+    replicas.retain(|r| !masters.contains(r));
+    masters.extend(replicas);
+    masters
+}
+
 /// The cached slot map, fetched again when older than [`SlotMap::TTL`] or
 /// found stale; `None` when the cluster does not answer `CLUSTER SLOTS`
 /// (then pipelines are split per slot: slower, still correct).
@@ -659,6 +773,11 @@ mod tests {
             Value::Array(vec![Value::Int(0), Value::Int(5460), node(7000)]),
             Value::Array(vec![Value::Int(10923), Value::Int(16383), node(7002)]),
         ]);
+        assert_eq!(
+            nodes_of_cluster_slots(&reply),
+            [7001, 7000, 7002, 7004].map(|p| ("127.0.0.1".to_owned(), p)).to_vec(),
+            "masters first, then replicas, each once"
+        );
         let map = SlotMap::parse(&reply).unwrap();
         assert_eq!(map.node_of(0), map.node_of(5460));
         assert_ne!(map.node_of(5460), map.node_of(5461));
