@@ -28,6 +28,7 @@ use hemostat_protocol::{
 use serde_json::{Value, json};
 
 use crate::{
+    dependents::MAX_DEPTH,
     detector::{Finding, FindingKind},
     docker,
     evidence::{Gatherer, Provided},
@@ -35,7 +36,7 @@ use crate::{
     inflight::{InFlight, now_nanos},
     leak::Leak,
     outbox::Outbox,
-    recent::Recent,
+    recent::{Noted, Recent},
     resources::{Rules, Symptom},
     restarts::RestartRule,
     silences::LabelSilences,
@@ -303,7 +304,8 @@ impl Alerts {
                         return;
                     }
                     alert.policy = (!policy.is_default()).then_some(policy);
-                    alert.held = this.held(&inspect);
+                    let ancestors = this.ancestors(&gatherer, &inspect).await;
+                    alert.held = this.held(&inspect, &ancestors);
                     alert.silenced_by = this.silenced_by(&alert.container, &inspect).await;
                     alert.evidence = Some(gatherer.gather_inspected(&inspect, provided).await);
                 }
@@ -323,22 +325,45 @@ impl Alerts {
         ids
     }
 
+    /// The containers whose network namespace it joins, nearest first, each
+    /// named as `docker ps` names it and with its recent events: Docker
+    /// records `container:<id>` (or the name the user gave), and C started
+    /// to join B, who joins A, shares A's namespace through B. At most
+    /// [`MAX_DEPTH`] levels; a parent that cannot be inspected (removed
+    /// already) ends the chain under the reference its child holds.
+    async fn ancestors(&self, gatherer: &Gatherer, inspect: &ContainerInspectResponse) -> Vec<(String, Vec<Noted>)> {
+        let noted = |id: &str| self.recent.as_ref().map(|r| r.noted(id)).unwrap_or_default();
+        let mut seen: HashSet<String> = inspect.id.iter().cloned().collect();
+        let mut chain = Vec::new();
+        let mut mode = network_mode(inspect);
+        while chain.len() < MAX_DEPTH {
+            let Some(reference) = mode.as_deref().and_then(|m| m.strip_prefix("container:")).map(str::trim) else {
+                break;
+            };
+            if reference.is_empty() {
+                break;
+            }
+            let Ok(parent) = gatherer.inspect(reference).await else {
+                chain.push((docker::short(reference).to_owned(), noted(reference)));
+                break;
+            };
+            let id = parent.id.clone().unwrap_or_else(|| reference.to_owned());
+            if !seen.insert(id.clone()) {
+                break;
+            }
+            chain.push((docker::name(&parent).unwrap_or_else(|| docker::short(&id).to_owned()), noted(&id)));
+            mode = network_mode(&parent);
+        }
+        chain
+    }
+
     /// Why the gate must not act on the container now, if it must not.
-    fn held(&self, inspect: &ContainerInspectResponse) -> Option<String> {
+    fn held(&self, inspect: &ContainerInspectResponse, ancestors: &[(String, Vec<Noted>)]) -> Option<String> {
         let id = inspect.id.as_deref()?;
         let name = docker::name(inspect).unwrap_or_default();
-        let noted = |id: &str| self.recent.as_ref().map(|r| r.noted(id)).unwrap_or_default();
-        let events = noted(id);
-        // Docker stores the parent's full id in `container:<id>`, which is
-        // what the recent events are kept by; it has no name to offer here.
-        let parent_id = inspect
-            .host_config
-            .as_ref()
-            .and_then(|h| h.network_mode.as_deref())
-            .and_then(|m| m.strip_prefix("container:"))
-            .map(str::trim)
-            .filter(|p| !p.is_empty());
-        let parent_events = parent_id.map(noted).unwrap_or_default();
+        let events = self.recent.as_ref().map(|r| r.noted(id)).unwrap_or_default();
+        let ancestors: Vec<grace::Parent<'_>> =
+            ancestors.iter().map(|(name, events)| grace::Parent { name, events }).collect();
         let replaces =
             inspect.config.as_ref().and_then(|c| c.labels.as_ref()).and_then(|l| l.get(COMPOSE_REPLACE_LABEL));
         let moment = Moment {
@@ -355,7 +380,7 @@ impl Alerts {
                 .then(|| crate::dependents::finished_at(inspect))
                 .flatten()
                 .and_then(|t| t.timestamp_nanos_opt()),
-            parent: parent_id.map(|p| grace::Parent { name: docker::short(p), events: &parent_events }),
+            ancestors: &ancestors,
             now_nano: now_nanos(),
         };
         let own = |t| self.inflight.covers(id, t) || self.inflight.covers(&name, t);
@@ -417,6 +442,10 @@ impl Alerts {
             Err(e) => tracing::error!(error = %e, "could not build health alert"),
         }
     }
+}
+
+fn network_mode(inspect: &ContainerInspectResponse) -> Option<String> {
+    inspect.host_config.as_ref().and_then(|h| h.network_mode.clone())
 }
 
 #[cfg(test)]

@@ -35,7 +35,9 @@
 //! its dependents that exited within a few seconds of its going down are
 //! started, and those still running in its old namespace (loopback only:
 //! a VPN client's app that lost its tunnel) are restarted into the new
-//! one; each verified and reported in a `remediation_complete`.
+//! one, and those that join such a stranded one wait for its restart (a
+//! start before it would join the old namespace); each verified and
+//! reported in a `remediation_complete`.
 
 use std::{
     collections::HashSet,
@@ -612,13 +614,25 @@ impl Recovery {
             // A dependent that lost its network may still be dying of it:
             // it is given a moment to, and is then started like the others.
             let settled = begun.elapsed() >= SETTLE;
+            // Names of the stranded ones still to be restarted into the new
+            // namespace, and of those that join them: one started now would
+            // join the old namespace, so it waits for the one it joins.
+            let mut waiting: HashSet<&str> = HashSet::new();
             for d in &found {
                 if handled.contains(&d.id) {
                     continue;
                 }
+                if waiting.contains(d.joins.as_str()) {
+                    waiting.insert(&d.name);
+                    continue;
+                }
                 let act = if recoverable(d, down) {
                     Action::Start
-                } else if settled && parent_started.is_some_and(|p| stranded(d, p)) {
+                } else if parent_started.is_some_and(|p| stranded(d, p)) {
+                    if !settled {
+                        waiting.insert(&d.name);
+                        continue;
+                    }
                     Action::Restart
                 } else {
                     continue;

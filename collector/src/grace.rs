@@ -47,8 +47,10 @@ pub struct Moment<'a> {
     pub replaces: Option<&'a str>,
     /// When its last run ended (Unix ns); None while it runs.
     pub finished_nano: Option<i64>,
-    /// The container whose network namespace it joins, if it joins one.
-    pub parent: Option<Parent<'a>>,
+    /// The containers whose network namespace it joins, nearest first: its
+    /// parent, that parent's parent (Docker records `container:<B>` for C
+    /// started to join B, who joins A), and so on; empty when it joins none.
+    pub ancestors: &'a [Parent<'a>],
     pub now_nano: i64,
 }
 
@@ -124,22 +126,32 @@ fn is_stop(e: &Noted) -> bool {
     }
 }
 
-/// Whether the container went down with its namespace parent: the parent
-/// is down now, or went down within [`WITH_PARENT`] of the container's end.
-/// A parent with no event noted is taken to be fine: a dependent's crash
-/// of its own must still be healed.
+/// Whether the container went down with a namespace ancestor: the nearest
+/// ancestor that is down now, or went down within [`WITH_PARENT`] of the
+/// container's end. An ancestor with no event noted is taken to be fine: a
+/// dependent's crash of its own must still be healed.
 fn with_parent(at: &Moment<'_>) -> Option<String> {
-    let parent = at.parent?;
-    let down = parent.events.iter().rev().find(|e| e.action == "die" || is_stop(e))?;
-    let back = parent.events.iter().any(|e| e.action == "start" && e.time_nano > down.time_nano);
+    let (depth, ancestor, down, back) = at.ancestors.iter().enumerate().find_map(|(depth, ancestor)| {
+        let (down, back) = went_down_with(ancestor, at)?;
+        Some((depth, ancestor, down, back))
+    })?;
+    let when = DateTime::from_timestamp_nanos(down).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let then = if back { "recovered with it" } else { "it is still down; recovered with it when it starts" };
+    let (whose, went) = match depth {
+        0 => (ancestor.name.to_owned(), "its parent".to_owned()),
+        _ => (format!("{} through {}", ancestor.name, at.ancestors[0].name), ancestor.name.to_owned()),
+    };
+    Some(format!("dependent of {whose}: {went} went down at {when} (shared network namespace); {then}"))
+}
+
+/// When `ancestor` went down, and whether it is back, if the container went
+/// down with it.
+fn went_down_with(ancestor: &Parent<'_>, at: &Moment<'_>) -> Option<(i64, bool)> {
+    let down = ancestor.events.iter().rev().find(|e| e.action == "die" || is_stop(e))?;
+    let back = ancestor.events.iter().any(|e| e.action == "start" && e.time_nano > down.time_nano);
     let ended = at.finished_nano.unwrap_or(at.now_nano);
     let together = (ended - down.time_nano).abs() <= WITH_PARENT.as_nanos() as i64;
-    if back && !together {
-        return None;
-    }
-    let when = DateTime::from_timestamp_nanos(down.time_nano).to_rfc3339_opts(SecondsFormat::Secs, true);
-    let then = if back { "recovered with it" } else { "it is still down; recovered with it when it starts" };
-    Some(format!("dependent of {}: its parent went down at {when} (shared network namespace); {then}", parent.name))
+    (!back || together).then_some((down.time_nano, back))
 }
 
 #[cfg(test)]
@@ -165,18 +177,24 @@ mod tests {
             created_nano: Some(NOW - 3600 * S),
             replaces: None,
             finished_nano: None,
-            parent: None,
+            ancestors: &[],
             now_nano: NOW,
         }
     }
 
-    /// A dependent that ended `ended_ago` s ago, its parent's events given.
-    fn dependent<'a>(own: &'a [Noted], parent: &'a [Noted], ended_ago: i64) -> Moment<'a> {
-        Moment {
-            finished_nano: Some(NOW - ended_ago * S),
-            parent: Some(Parent { name: "vpn", events: parent }),
-            ..at(own)
-        }
+    /// Why a dependent that ended `ended_ago` s ago is held, given its
+    /// ancestors' events, nearest first (`vpn`, then `gateway`, ...).
+    fn held_with(own: &[Noted], ancestors: &[&[Noted]], ended_ago: i64) -> Option<String> {
+        const NAMES: [&str; 3] = ["vpn", "gateway", "edge"];
+        let ancestors: Vec<Parent<'_>> =
+            ancestors.iter().zip(NAMES).map(|(events, name)| Parent { name, events }).collect();
+        let moment = Moment { finished_nano: Some(NOW - ended_ago * S), ancestors: &ancestors, ..at(own) };
+        hold(&GRACES, &moment, |_| false)
+    }
+
+    /// Why a dependent is held, given its parent's events.
+    fn held(own: &[Noted], parent: &[Noted], ended_ago: i64) -> Option<String> {
+        held_with(own, &[parent], ended_ago)
     }
 
     #[test]
@@ -184,21 +202,40 @@ mod tests {
         // An operator's restart of the parent; the dependent died of it 2 s later.
         let restarted = [ev("kill", 12, Some(15)), ev("die", 12, None), ev("stop", 12, None), ev("start", 11, None)];
         let died = [ev("die", 10, None)];
-        let why = hold(&GRACES, &dependent(&died, &restarted, 10), |_| false).unwrap();
+        let why = held(&died, &restarted, 10).unwrap();
         assert_eq!(
             why,
             "dependent of vpn: its parent went down at 2023-11-14T22:13:08Z (shared network namespace); recovered with it"
         );
         // Also before the operator's grace, which its own kill would raise.
         let killed = [ev("kill", 10, Some(9)), ev("die", 10, None)];
-        assert!(hold(&GRACES, &dependent(&killed, &restarted, 10), |_| false).unwrap().starts_with("dependent of vpn"));
+        assert!(held(&killed, &restarted, 10).unwrap().starts_with("dependent of vpn"));
         // A parent that stays down holds it however long ago it went.
         let stopped = [ev("start", 900, None), ev("kill", 300, Some(15)), ev("die", 300, None), ev("stop", 300, None)];
-        let why = hold(&GRACES, &dependent(&died, &stopped, 10), |_| false).unwrap();
+        let why = held(&died, &stopped, 10).unwrap();
         assert!(why.ends_with("it is still down; recovered with it when it starts"), "{why}");
         // The dependent went down first, the parent right after.
         let after = [ev("die", 7, None), ev("start", 6, None)];
-        assert!(hold(&GRACES, &dependent(&died, &after, 10), |_| false).is_some());
+        assert!(held(&died, &after, 10).is_some());
+    }
+
+    #[test]
+    fn a_dependent_that_went_down_with_its_grandparent_is_held() {
+        // C joins vpn, which joins gateway: gateway restarted, vpn kept
+        // running (no event), C died of it 2 s later.
+        let restarted = [ev("kill", 12, Some(15)), ev("die", 12, None), ev("stop", 12, None), ev("start", 11, None)];
+        let died = [ev("die", 10, None)];
+        let running = [ev("start", 900, None)];
+        assert_eq!(
+            held_with(&died, &[&running, &restarted], 10).unwrap(),
+            "dependent of gateway through vpn: gateway went down at 2023-11-14T22:13:08Z (shared network \
+             namespace); recovered with it"
+        );
+        // The nearest ancestor that went down is the one named.
+        assert!(held_with(&died, &[&restarted, &restarted], 10).unwrap().starts_with("dependent of vpn: its parent"));
+        // A grandparent restarted long before holds nothing.
+        let earlier = [ev("die", 200, None), ev("start", 199, None)];
+        assert_eq!(held_with(&died, &[&running, &earlier], 10), None);
     }
 
     #[test]
@@ -206,13 +243,13 @@ mod tests {
         let died = [ev("die", 10, None)];
         // Restarted long before, and running since.
         let earlier = [ev("die", 200, None), ev("start", 199, None)];
-        assert_eq!(hold(&GRACES, &dependent(&died, &earlier, 10), |_| false), None);
+        assert_eq!(held(&died, &earlier, 10), None);
         // Never went down while the collector watched.
-        assert_eq!(hold(&GRACES, &dependent(&died, &[ev("start", 100, None)], 10), |_| false), None);
-        assert_eq!(hold(&GRACES, &dependent(&died, &[], 10), |_| false), None);
+        assert_eq!(held(&died, &[ev("start", 100, None)], 10), None);
+        assert_eq!(held(&died, &[], 10), None);
         // `docker kill -s USR1` of the parent is no going down.
         let usr1 = [ev("start", 100, None), ev("kill", 10, Some(10))];
-        assert_eq!(hold(&GRACES, &dependent(&died, &usr1, 10), |_| false), None);
+        assert_eq!(held(&died, &usr1, 10), None);
         // Not a dependent at all.
         assert_eq!(hold(&GRACES, &at(&died), |_| false), None);
     }

@@ -198,9 +198,10 @@ async fn operator_restart(docker: &Docker, parent: &str, killed: &[&Dependent]) 
     }
 }
 
-/// The inode of the network namespace of `id`'s main process, read inside it.
+/// The inode of the network namespace of `id`'s main process, read inside
+/// it; empty when it cannot be read (the container is not running).
 async fn netns(docker: &Docker, id: &str) -> String {
-    let exec = docker
+    let Ok(exec) = docker
         .create_exec(
             id,
             bollard::exec::CreateExecOptions {
@@ -210,11 +211,11 @@ async fn netns(docker: &Docker, id: &str) -> String {
             },
         )
         .await
-        .unwrap();
+    else {
+        return String::new();
+    };
     let mut out = String::new();
-    if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-        docker.start_exec(&exec.id, None).await.unwrap()
-    {
+    if let Ok(bollard::exec::StartExecResults::Attached { mut output, .. }) = docker.start_exec(&exec.id, None).await {
         while let Some(Ok(chunk)) = output.next().await {
             out.push_str(&chunk.to_string());
         }
@@ -344,13 +345,40 @@ async fn a_dependent_that_crashed_when_its_parent_went_down_is_alerted_on_held_a
     let alert = env.alert(&dependent.name).await;
     assert_eq!(alert.exit_code, Some(1), "{alert:?}");
     let held = alert.held.clone().unwrap_or_default();
-    let short = &parent.id()[..12];
-    assert!(held.starts_with(&format!("dependent of {short}: its parent went down at ")), "{alert:?}");
+    // Docker records the parent's id; the reason names it as `docker ps` does.
+    assert!(held.starts_with(&format!("dependent of {}: its parent went down at ", parent.name())), "{alert:?}");
     // The parent may be back by the time the alert is built, or not yet.
     assert!(held.contains("(shared network namespace); "), "{alert:?}");
     let done = env.recovery(&dependent.name).await;
     assert_eq!((done.action, done.result.status), (Action::Start, RemediationStatus::Success), "{done:?}");
     assert_eq!(netns(&docker, &dependent.id).await, netns(&docker, parent.id()).await);
+}
+
+/// C joins B, which joins A: all three share A's namespace. A restarts, B
+/// runs on in the old namespace and C dies of it (its service on A is gone):
+/// C's alert is held in A's name, and C comes back in A's new namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_that_crashed_when_its_grandparent_went_down_is_held_in_its_name() {
+    let env = start().await;
+    let a = running(ContainerSpec::shell(&format!("httpd -p 7000; {SERVER}"))).await;
+    a.wait_for_log("started", Duration::from_secs(10)).await;
+    let b = Dependent::start(a.id(), &env.test).await;
+    let script = "echo started; while grep -q ':1B58 0' /proc/net/tcp6; do sleep 0.2; done; exit 1";
+    let c = Dependent::start_with(&b.id, &env.test, &[], script).await;
+    let docker = docker().await;
+    operator_restart(&docker, a.id(), &[]).await;
+
+    let alert = env.alert(&c.name).await;
+    assert_eq!(alert.exit_code, Some(1), "{alert:?}");
+    let held = alert.held.clone().unwrap_or_default();
+    let want = format!("dependent of {} through {}: {} went down at ", a.name(), b.name, a.name());
+    assert!(held.starts_with(&want), "{alert:?}");
+    // Started once, after B was restarted into A's new namespace: not
+    // before, into the old one, where it would die again.
+    let done = env.recovery(&c.name).await;
+    assert_eq!((done.action, done.result.status), (Action::Start, RemediationStatus::Success), "{done:?}");
+    assert_eq!(netns(&docker, &c.id).await, netns(&docker, a.id()).await, "C is in A's new namespace");
+    assert!(c.started_at().await > b.started_at().await, "C started before B");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
