@@ -245,6 +245,18 @@ pub fn raise_fd_limit() -> usize {
 /// so one read returns all of it.
 const CHUNK: usize = 16 * 1024;
 
+/// The bytes of the file being parsed, shared by every probe a sampler
+/// reads in turn: one per probe cost each container a 16 KiB allocation
+/// that the kernel's pages made most of its memory.
+#[derive(Debug)]
+pub struct ReadBuffer(Vec<u8>);
+
+impl Default for ReadBuffer {
+    fn default() -> Self {
+        ReadBuffer(Vec::with_capacity(CHUNK))
+    }
+}
+
 /// A pseudo-file kept open and re-read from offset 0.
 #[derive(Debug)]
 struct Source {
@@ -336,7 +348,6 @@ pub struct Probe {
     inactive_file: u64,
     blk: (u64, u64),
     net_bytes: (u64, u64),
-    buf: Vec<u8>,
 }
 
 impl Probe {
@@ -377,15 +388,15 @@ impl Probe {
             inactive_file: 0,
             blk: (0, 0),
             net_bytes: (0, 0),
-            buf: Vec::with_capacity(CHUNK),
         })
     }
 
-    /// One reading. CPU and memory must be readable; the rest (block I/O,
-    /// pids, network) is reported as 0 when its file is missing.
-    pub fn read(&mut self) -> Result<Reading, CollectorError> {
+    /// One reading, through `buf` (see [`ReadBuffer`]). CPU and memory must
+    /// be readable; the rest (block I/O, pids, network) is reported as 0
+    /// when its file is missing.
+    pub fn read(&mut self, buf: &mut ReadBuffer) -> Result<Reading, CollectorError> {
         let bad = |what: &str| CollectorError::Stats(format!("unreadable {what}"));
-        let buf = &mut self.buf;
+        let buf = &mut buf.0;
         let cpu_ns = match self.version {
             Version::V1 => parse_u64(self.cpu.read(buf)?).ok_or_else(|| bad("cpuacct.usage"))?,
             Version::V2 => {
@@ -521,7 +532,7 @@ mod tests {
         write(&dir.join("pids.current"), "3\n");
         assert_eq!(roots.version(), Some(Version::V2));
         let mut probe = Probe::open(&roots, Version::V2, Some(42), ID).unwrap();
-        let r = probe.read().unwrap();
+        let r = probe.read(&mut ReadBuffer::default()).unwrap();
         assert_eq!(
             r,
             Reading {
@@ -538,24 +549,32 @@ mod tests {
         );
         // Re-reading an open file sees new contents (offset 0 each time).
         write(&dir.join("pids.current"), "7\n");
-        assert_eq!(probe.read().unwrap().pids, 7);
+        assert_eq!(probe.read(&mut ReadBuffer::default()).unwrap().pids, 7);
         // The detail files wait for their turn, unless usage moved: then
         // the working set is exact at once.
         write(&dir.join("memory.stat"), &MEMORY_STAT_V2.replace("inactive_file 524288", "inactive_file 4096"));
         write(&dir.join("io.stat"), &IO_STAT_V2.replace("rbytes=1000", "rbytes=9000"));
-        assert_eq!(probe.read().unwrap().mem_inactive_file, 524_288, "usage unchanged: memory.stat not re-read");
+        assert_eq!(
+            probe.read(&mut ReadBuffer::default()).unwrap().mem_inactive_file,
+            524_288,
+            "usage unchanged: memory.stat not re-read"
+        );
         write(&dir.join("memory.current"), "8388608\n");
-        let r = probe.read().unwrap();
+        let r = probe.read(&mut ReadBuffer::default()).unwrap();
         assert_eq!((r.mem_usage, r.mem_inactive_file, r.blk_read), (8 << 20, 4096, 1010));
         for _ in 0..DETAIL_EVERY {
-            probe.read().unwrap();
+            probe.read(&mut ReadBuffer::default()).unwrap();
         }
-        assert_eq!(probe.read().unwrap().blk_read, 9010, "block I/O re-read every {DETAIL_EVERY} samples");
+        assert_eq!(
+            probe.read(&mut ReadBuffer::default()).unwrap().blk_read,
+            9010,
+            "block I/O re-read every {DETAIL_EVERY} samples"
+        );
         // A file longer than one read is read whole.
         let long = format!("{}inactive_file 77\n", "x 1\n".repeat(CHUNK));
         write(&dir.join("memory.stat"), &long);
         write(&dir.join("memory.current"), "4194304\n");
-        assert_eq!(probe.read().unwrap().mem_inactive_file, 77);
+        assert_eq!(probe.read(&mut ReadBuffer::default()).unwrap().mem_inactive_file, 77);
         // Without a pid (or /proc), the systemd-driver path is guessed.
         assert!(locate(&roots, Version::V2, None, ID).is_some());
         let _ = std::fs::remove_dir_all(&base);
@@ -578,7 +597,7 @@ mod tests {
         write(&cg.join(format!("blkio/docker/{ID}/blkio.throttle.io_service_bytes_recursive")), BLKIO_V1);
         write(&cg.join(format!("pids/docker/{ID}/pids.current")), "2\n");
         assert_eq!(roots.version(), Some(Version::V1));
-        let r = Probe::open(&roots, Version::V1, Some(7), ID).unwrap().read().unwrap();
+        let r = Probe::open(&roots, Version::V1, Some(7), ID).unwrap().read(&mut ReadBuffer::default()).unwrap();
         assert_eq!(r.cpu_ns, 5_000_000_000);
         assert_eq!((r.mem_usage, r.mem_inactive_file, r.mem_limit), (16 << 20, 8192, Some(32 << 20)));
         assert_eq!((r.blk_read, r.blk_write, r.pids), (4196, 8192, 2));

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     alerting::{Alerts, Inspected},
-    cgroup::{self, Roots, Version},
+    cgroup::{self, ReadBuffer, Roots, Version},
     config::Config,
     docker,
     error::CollectorError,
@@ -197,6 +197,8 @@ struct Sampler {
     restarts: Restarts,
     store: Store,
     origin: Instant,
+    /// What every container's cgroup files are read into, in turn.
+    buf: ReadBuffer,
 }
 
 impl Sampler {
@@ -216,6 +218,7 @@ impl Sampler {
             tracked: HashMap::new(),
             restarts: Restarts::default(),
             origin: Instant::now(),
+            buf: ReadBuffer::default(),
         };
         (Tap { tx }, tokio::spawn(sampler.run(rx, cancel)))
     }
@@ -363,7 +366,7 @@ impl Sampler {
     async fn sample(&mut self) {
         let due =
             self.tracked.iter_mut().filter_map(|(id, t)| Some((id.as_str(), t.who.name.as_str(), t.source.as_mut()?)));
-        let readings = source::read_all(&self.docker, due).await;
+        let readings = source::read_all(&self.docker, due, &mut self.buf).await;
         let now = self.origin.elapsed().as_secs_f64();
         let mut noted = Vec::with_capacity(readings.len());
         let mut alerts = Vec::new();

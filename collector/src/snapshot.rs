@@ -7,7 +7,7 @@ use hemostat_protocol::envelope::seed_timestamp;
 use serde::Serialize;
 
 use crate::{
-    cgroup::{Probe, Roots},
+    cgroup::{Probe, ReadBuffer, Roots},
     docker,
     error::CollectorError,
     source::api_reading,
@@ -73,15 +73,15 @@ impl From<stats::Usage> for Usage {
 
 /// Where one running container's readings come from.
 enum Reader {
-    /// Boxed: a probe holds open files and buffers, the API variant nothing.
+    /// Boxed: a probe holds open files, the API variant nothing.
     Cgroup(Box<Probe>),
     Api,
 }
 
 impl Reader {
-    async fn read(&mut self, docker: &Docker, id: &str) -> Option<Timed> {
+    async fn read(&mut self, docker: &Docker, id: &str, buf: &mut ReadBuffer) -> Option<Timed> {
         match self {
-            Reader::Cgroup(p) => match p.read() {
+            Reader::Cgroup(p) => match p.read(buf) {
                 Ok(reading) => Some(Timed { reading, at: Instant::now() }),
                 Err(_) => {
                     *self = Reader::Api;
@@ -98,6 +98,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
     let version = roots.version();
     let host_memory = stats::host_memory(&roots.proc);
     let mut containers = Vec::with_capacity(list.len());
+    let mut buf = ReadBuffer::default();
     // (index in containers, reader, first reading) of running containers.
     let mut running = Vec::new();
     for summary in list {
@@ -113,7 +114,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
                 Some(Ok(p)) => Reader::Cgroup(Box::new(p)),
                 _ => Reader::Api,
             };
-            let first = reader.read(docker, &id).await;
+            let first = reader.read(docker, &id, &mut buf).await;
             running.push((containers.len(), reader, first));
         }
         containers.push(ContainerState {
@@ -133,7 +134,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
     }
     for (i, mut reader, first) in running {
         let id = containers[i].id.clone();
-        if let Some(second) = reader.read(docker, &id).await {
+        if let Some(second) = reader.read(docker, &id, &mut buf).await {
             containers[i].usage = Some(stats::usage(first.as_ref(), &second, host_memory).into());
         }
     }

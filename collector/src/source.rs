@@ -8,7 +8,7 @@ use bollard::{Docker, query_parameters::StatsOptionsBuilder};
 use futures::StreamExt;
 
 use crate::{
-    cgroup::{Probe, Roots, Version},
+    cgroup::{Probe, ReadBuffer, Roots, Version},
     stats::{self, Timed},
 };
 
@@ -19,7 +19,7 @@ const API_CONCURRENCY: usize = 8;
 
 #[derive(Debug)]
 pub enum Source {
-    /// Boxed: a probe holds open files and buffers, the API variant nothing.
+    /// Boxed: a probe holds open files, the API variant nothing.
     Cgroup(Box<Probe>),
     /// The Docker stats API: cgroup files not readable.
     Api,
@@ -48,14 +48,18 @@ pub type Due<'a> = (&'a str, &'a str, &'a mut Source);
 
 /// One reading per container, by id; a container whose reading failed is
 /// left out of this interval.
-pub async fn read_all<'a>(docker: &Docker, due: impl Iterator<Item = Due<'a>>) -> Vec<(String, Timed)> {
+pub async fn read_all<'a>(
+    docker: &Docker,
+    due: impl Iterator<Item = Due<'a>>,
+    buf: &mut ReadBuffer,
+) -> Vec<(String, Timed)> {
     let mut readings = Vec::with_capacity(due.size_hint().1.unwrap_or_default());
     let mut from_api: Vec<String> = Vec::new();
     // The files are kernel pseudo-files served from memory (never disk),
     // so reading them inline costs microseconds and cannot stall.
     for (id, name, source) in due {
         match source {
-            Source::Cgroup(probe) => match probe.read() {
+            Source::Cgroup(probe) => match probe.read(buf) {
                 Ok(reading) => readings.push((id.to_owned(), Timed { reading, at: Instant::now() })),
                 Err(e) => {
                     // Usually the container just exited (its cgroup is
