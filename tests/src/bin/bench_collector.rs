@@ -12,21 +12,24 @@
 //!
 //! ```text
 //! hemostat-bench-collector [--containers 50] [--seconds 30] [--bin-dir target/release]
+//!                          [--compare PATH]
 //! ```
+//! `--compare PATH` measures a second collector binary (another commit's
+//! build) in the same run, on the same containers, right after the first.
 //! Needs DOCKER_HOST and HEMOSTAT_TEST_IMAGE (scripts/test-env.sh start).
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use bollard::{
     Docker,
-    query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder},
+    query_parameters::{KillContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder},
 };
 use futures::StreamExt;
-use hemostat_e2e::{ContainerSpec, Process, RedisServer, TestContainer, docker};
+use hemostat_e2e::{ContainerSpec, Process, RedisServer, TestContainer, bin_dir, docker};
 
 const LABEL: &str = "hemostat-bench";
 /// Let a newly started watcher settle (startup sync, first inspects)
@@ -37,10 +40,12 @@ struct Args {
     containers: usize,
     seconds: u64,
     bin_dir: Option<PathBuf>,
+    /// Another collector binary, measured in the same run.
+    compare: Option<PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { containers: 50, seconds: 30, bin_dir: None };
+    let mut a = Args { containers: 50, seconds: 30, bin_dir: None, compare: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -48,8 +53,17 @@ fn args() -> Result<Args, String> {
             "--containers" => a.containers = value()?.parse().map_err(|e| format!("--containers: {e}"))?,
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--bin-dir" => a.bin_dir = Some(PathBuf::from(value()?)),
+            "--compare" => {
+                let path = PathBuf::from(value()?);
+                if !path.is_file() {
+                    return Err(format!("--compare: {} is not a file", path.display()));
+                }
+                a.compare = Some(path);
+            }
             "-h" | "--help" => {
-                return Err("usage: hemostat-bench-collector [--containers N] [--seconds S] [--bin-dir DIR]".into());
+                return Err("usage: hemostat-bench-collector [--containers N] [--seconds S] [--bin-dir DIR] \
+                            [--compare PATH]"
+                    .into());
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -189,24 +203,62 @@ async fn cleanup(docker: &Docker, run: &str) {
         .map(|l| l.into_iter().filter_map(|c| c.id).collect())
         .unwrap_or_default();
     let n = ids.len();
-    futures::stream::iter(ids)
+    // Killed first, then removed, a few at a time: a thousand concurrent
+    // forced removals of running containers wedged dockerd 20.10 here.
+    futures::stream::iter(&ids)
+        .map(|id| async move {
+            let _ = docker.kill_container(id, None::<KillContainerOptions>).await;
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
+    futures::stream::iter(&ids)
         .map(|id| async move {
             let o = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-            let _ = docker.remove_container(&id, Some(o)).await;
+            let _ = docker.remove_container(id, Some(o)).await;
         })
-        .buffer_unordered(8)
+        .buffer_unordered(4)
         .collect::<Vec<()>>()
         .await;
     eprintln!("removed {n} bench containers");
 }
 
 struct Row {
-    what: &'static str,
+    what: String,
     /// False for the baseline, where nothing watches.
     watched: bool,
     sample: Sample,
     /// Why the watcher's figures are missing: it exited during the window.
     failed: Option<String>,
+}
+
+/// The collector at `bin` watching the run's containers over `window`.
+async fn collector_window(engine: &Engine, bin: &Path, run: &str, containers: usize, window: Duration) -> Sample {
+    eprintln!("{}: {}s at 1 s resolution", bin.display(), window.as_secs());
+    let redis = RedisServer::start().await;
+    let collector = Process::builder(bin.to_string_lossy())
+        .name("hemostat-collector")
+        .test("bench")
+        .env("REDIS_URL", redis.url())
+        .env("HEMOSTAT_HOST", format!("bench-{run}"))
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{LABEL}={run}"))
+        .env("HEMOSTAT_STATS_INTERVAL", "1s")
+        .env("RUST_LOG", "warn")
+        .spawn();
+    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
+    tokio::time::sleep(WARMUP).await;
+    let sample = measure(engine, Some(collector.pid()), window).await;
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("hemostat:stats:bench-{run}/*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    eprintln!("collector wrote {} stats keys for {containers} containers", keys.len());
+    drop(collector);
+    drop(redis);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sample
 }
 
 async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
@@ -221,32 +273,16 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
 
     eprintln!("baseline: {}s with nothing watching", args.seconds);
     let sample = measure(&engine, None, window).await;
-    rows.push(Row { what: "idle baseline", watched: false, sample, failed: None });
+    rows.push(Row { what: "idle baseline".into(), watched: false, sample, failed: None });
 
-    eprintln!("HemoStat collector: {}s at 1 s resolution", args.seconds);
-    let redis = RedisServer::start().await;
-    let collector = Process::builder("hemostat-collector")
-        .test("bench")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_HOST", format!("bench-{run}"))
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{LABEL}={run}"))
-        .env("HEMOSTAT_STATS_INTERVAL", "1s")
-        .env("RUST_LOG", "warn")
-        .spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
-    tokio::time::sleep(WARMUP).await;
-    let sample = measure(&engine, Some(collector.pid()), window).await;
-    let mut conn = redis.connection().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("hemostat:stats:bench-{run}/*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    eprintln!("collector wrote {} stats keys for {} containers", keys.len(), containers.len());
-    rows.push(Row { what: "HemoStat collector", watched: true, sample, failed: None });
-    drop(collector);
-    drop(redis);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let collectors = std::iter::once(("HemoStat collector".to_owned(), bin_dir().join("hemostat-collector")))
+        .chain(args.compare.iter().map(|p| ("--compare binary".to_owned(), p.clone())))
+        // Absolute: Process looks a relative path up in the bin dir again.
+        .map(|(what, bin)| (what, std::path::absolute(&bin).unwrap_or(bin)));
+    for (what, bin) in collectors {
+        let sample = collector_window(&engine, &bin, run, containers.len(), window).await;
+        rows.push(Row { what, watched: true, sample, failed: None });
+    }
 
     eprintln!("docker stats: {}s streaming to /dev/null", args.seconds);
     let names: Vec<&str> = containers.iter().map(|c| c.name()).collect();
@@ -277,7 +313,7 @@ async fn bench(args: &Args, docker: &Docker, run: &str) -> Vec<Row> {
     if let Some(why) = &failed {
         eprintln!("warning: {why}");
     }
-    rows.push(Row { what: "docker stats", watched: true, sample, failed });
+    rows.push(Row { what: "docker stats".into(), watched: true, sample, failed });
     for c in containers {
         // Removed by cleanup(); dropping them only double-checks.
         std::mem::forget(c);
@@ -307,10 +343,17 @@ async fn main() -> std::process::ExitCode {
             None
         }
     };
-    cleanup(&docker, &run).await;
     let Some(rows) = rows else {
+        cleanup(&docker, &run).await;
         return std::process::ExitCode::from(130);
     };
+    // The figures first: removing a thousand containers takes minutes.
+    print_table(&args, &rows);
+    cleanup(&docker, &run).await;
+    std::process::ExitCode::SUCCESS
+}
+
+fn print_table(args: &Args, rows: &[Row]) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "\n{} idle containers, {} s windows, 1 s resolution, {} cores (CPU %: 100 = one core)",
@@ -326,7 +369,7 @@ async fn main() -> std::process::ExitCode {
         "watcher+dockerd+containerd %"
     );
     println!("|{:-<20}|{:->15}|{:->16}|{:->26}|{:->12}|{:->31}|", "", "", "", "", "", "");
-    for r in &rows {
+    for r in rows {
         let s = &r.sample;
         let (cpu, rss) = match (r.watched, &r.failed) {
             (false, _) => ("-".into(), "-".into()),
@@ -346,5 +389,7 @@ async fn main() -> std::process::ExitCode {
     for why in rows.iter().filter_map(|r| r.failed.as_deref()) {
         println!("n/a: {why}");
     }
-    std::process::ExitCode::SUCCESS
+    if let Some(path) = &args.compare {
+        println!("--compare binary: {}", path.display());
+    }
 }
