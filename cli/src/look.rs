@@ -1,6 +1,9 @@
 //! The verbs that only read: `status`, `events`, `explain`, `audit`.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use hemostat_protocol::{
@@ -310,26 +313,30 @@ pub async fn recent(ctx: &Context, filter: &EventFilter, last: usize) -> Result<
 
 /// Every event as it is published, on the channel `hemostat:*` that every
 /// publish goes to (on a cluster, any node hears every channel). When the
-/// node goes away the stream goes on from the next node the cluster names;
-/// it ends only when no node will take the subscription.
+/// node goes away the stream goes on from the next node the cluster names
+/// (or the same node once it is back); it ends when no node has taken the
+/// subscription for [`FOLLOW_PATIENCE`].
 pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError> {
     let mut nodes = ctx.target.subscriber_clients(&ctx.conn).await;
     let mut next = 0;
-    let mut refused = 0;
+    let mut refused_since: Option<Instant> = None;
     loop {
         let node = &nodes[next % nodes.len()];
         let at = node.get_connection_info().addr().to_string();
         match subscribe_all(node).await {
             Ok(pubsub) => {
-                refused = 0;
+                refused_since = None;
                 eprintln!("following {ALL_CHANNEL} on {at} (Ctrl-C to stop)");
                 print_until_closed(ctx, filter, pubsub).await;
                 eprintln!("the subscription on {at} ended (Redis closed the connection)");
             }
             Err(e) => {
-                refused += 1;
-                if refused >= nodes.len() {
-                    return Err(CliError::Redis(format!("no Redis node takes a subscription to {ALL_CHANNEL}: {e}")));
+                let since = *refused_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= FOLLOW_PATIENCE {
+                    return Err(CliError::Redis(format!(
+                        "no Redis node has taken a subscription to {ALL_CHANNEL} for {} s: {e}",
+                        FOLLOW_PATIENCE.as_secs()
+                    )));
                 }
             }
         }
@@ -341,7 +348,10 @@ pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError>
 
 /// Between two subscription attempts: a failover takes seconds, and a
 /// refused node should not be hammered.
-const RESUBSCRIBE_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(500);
+/// How long `events --follow` keeps trying while no node takes the
+/// subscription: longer than a failover or a quick restart of Redis.
+const FOLLOW_PATIENCE: Duration = Duration::from_secs(30);
 
 async fn subscribe_all(node: &redis::Client) -> Result<redis::aio::PubSub, redis::RedisError> {
     let mut pubsub = node.get_async_pubsub().await?;

@@ -476,3 +476,31 @@ async fn events_follow_outlives_the_node_it_follows_on_a_cluster() {
     assert!(line.contains("restart success"), "{line}");
     follow.kill();
 }
+
+/// `events --follow` on a single node that restarts (a package upgrade, an
+/// OOM kill under systemd) picks the stream up again on the same node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_picks_up_again_after_its_redis_restarts() {
+    let mut redis = RedisServer::start_node().await;
+    let url = redis.url();
+    let follow = Process::builder("hemostat").args(["events", "--follow"]).env("REDIS_URL", &url).spawn();
+    follow.wait_for_line("following hemostat:* on", Duration::from_secs(10)).await;
+
+    // Down for a few seconds: a follower that gave up at the first refusal
+    // would have exited by the time it is back.
+    redis.stop();
+    follow.wait_for_line("ended (Redis closed the connection)", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart().await;
+    follow.wait_for_line("following hemostat:* on", Duration::from_secs(20)).await;
+    let publisher = RedisPublisher::new(redis.connection().await);
+    let done = envelope(
+        EventKind::RemediationComplete,
+        json!({"container": "after-restart", "host": "cli-host", "action": "restart",
+               "result": {"status": "success", "action": "restart", "container": "after-restart", "duration_ms": 70}}),
+    );
+    publisher.publish(&done).await.unwrap();
+    let line = follow.wait_for_line("cli-host/after-restart", Duration::from_secs(10)).await;
+    assert!(line.contains("restart success"), "{line}");
+    follow.kill();
+}
