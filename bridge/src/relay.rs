@@ -45,21 +45,18 @@ pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
         }
     };
     let mut backoff = Backoff::redis();
-    let mut nodes = target.subscriber_clients(&writer).await;
-    let mut next = 0;
+    let mut nodes = target.subscribers(&writer).await;
     while !*stop.borrow() {
         // Any node of a cluster hears every PUBLISH; after a failure try the
         // next node the cluster serves from now, so neither a dead node nor
         // dead seeds silence the relay.
-        let node = &nodes[next % nodes.len()];
-        match relay_until_disconnected(node, &writer, &mut stop).await {
+        match relay_until_disconnected(nodes.current(), &writer, &mut stop).await {
             Ok(()) => backoff.reset(),
             Err(e) => {
-                next += 1;
                 let wait = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?wait, "relay subscription failed");
                 let _ = tokio::time::timeout(wait, stop.changed()).await;
-                nodes = target.subscriber_clients(&writer).await;
+                nodes.advance().await;
             }
         }
     }

@@ -317,11 +317,10 @@ pub async fn recent(ctx: &Context, filter: &EventFilter, last: usize) -> Result<
 /// (or the same node once it is back); it ends when no node has taken the
 /// subscription for [`FOLLOW_PATIENCE`].
 pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError> {
-    let mut nodes = ctx.target.subscriber_clients(&ctx.conn).await;
-    let mut next = 0;
+    let mut nodes = ctx.target.subscribers(&ctx.conn).await;
     let mut refused_since: Option<Instant> = None;
     loop {
-        let node = &nodes[next % nodes.len()];
+        let node = nodes.current();
         let at = node.get_connection_info().addr().to_string();
         match subscribe_all(node).await {
             Ok(pubsub) => {
@@ -340,8 +339,7 @@ pub async fn follow(ctx: &Context, filter: &EventFilter) -> Result<(), CliError>
                 }
             }
         }
-        next += 1;
-        nodes = ctx.target.subscriber_clients(&ctx.conn).await;
+        nodes.advance().await;
         tokio::time::sleep(RESUBSCRIBE_PAUSE).await;
     }
 }

@@ -77,6 +77,15 @@ fn envelope(kind: EventKind, data: Value) -> Envelope {
     Envelope::new(agent::MONITOR, kind, &data).unwrap()
 }
 
+/// A successful restart of `cli-host/<container>` that took `ms`.
+fn restarted(container: &str, ms: u64) -> Envelope {
+    envelope(
+        EventKind::RemediationComplete,
+        json!({"container": container, "host": "cli-host", "action": "restart",
+               "result": {"status": "success", "action": "restart", "container": container, "duration_ms": ms}}),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verb_on_redis() {
     let redis = RedisServer::start().await;
@@ -187,11 +196,7 @@ async fn every_verb_on_redis() {
         Process::builder("hemostat").args(["events", "--follow", "--container", "api"]).env("REDIS_URL", &url).spawn();
     follow.wait_for_line("following hemostat:*", Duration::from_secs(10)).await;
     publisher.publish(&other).await.unwrap();
-    let done = envelope(
-        EventKind::RemediationComplete,
-        json!({"container": "api", "host": "cli-host", "action": "restart",
-               "result": {"status": "success", "action": "restart", "container": "api", "duration_ms": 812}}),
-    );
+    let done = restarted("api", 812);
     publisher.publish(&done).await.unwrap();
     let line = follow.wait_for_line("remediation_complete", Duration::from_secs(10)).await;
     assert!(line.contains("cli-host/api") && line.contains("restart success") && line.contains("812 ms"), "{line}");
@@ -466,11 +471,7 @@ async fn events_follow_outlives_the_node_it_follows_on_a_cluster() {
     let survivors: Vec<String> =
         cluster.ports().into_iter().filter(|&p| p != seed_port).map(|p| format!("redis://127.0.0.1:{p}")).collect();
     let publisher = RedisPublisher::new(hemostat_protocol::connection::connect(&survivors.join(",")).await.unwrap());
-    let done = envelope(
-        EventKind::RemediationComplete,
-        json!({"container": "after-failover", "host": "cli-host", "action": "restart",
-               "result": {"status": "success", "action": "restart", "container": "after-failover", "duration_ms": 90}}),
-    );
+    let done = restarted("after-failover", 90);
     publisher.publish(&done).await.unwrap();
     let line = follow.wait_for_line("cli-host/after-failover", Duration::from_secs(10)).await;
     assert!(line.contains("restart success"), "{line}");
@@ -494,11 +495,7 @@ async fn events_follow_picks_up_again_after_its_redis_restarts() {
     redis.restart().await;
     follow.wait_for_line("following hemostat:* on", Duration::from_secs(20)).await;
     let publisher = RedisPublisher::new(redis.connection().await);
-    let done = envelope(
-        EventKind::RemediationComplete,
-        json!({"container": "after-restart", "host": "cli-host", "action": "restart",
-               "result": {"status": "success", "action": "restart", "container": "after-restart", "duration_ms": 70}}),
-    );
+    let done = restarted("after-restart", 70);
     publisher.publish(&done).await.unwrap();
     let line = follow.wait_for_line("cli-host/after-restart", Duration::from_secs(10)).await;
     assert!(line.contains("restart success"), "{line}");

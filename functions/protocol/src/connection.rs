@@ -159,7 +159,6 @@ impl Target {
             }
             Err(_) => Vec::new(),
         };
-        let seeds: Vec<(Option<(String, u16)>, &String)> = self.urls.iter().map(|u| (tcp_address(u), u)).collect();
         let mut clients = Vec::new();
         for (host, port) in &discovered {
             match self.client_at(host, *port) {
@@ -167,8 +166,8 @@ impl Target {
                 Err(e) => tracing::debug!(error = %e, "cannot address a discovered cluster node"),
             }
         }
-        for (address, url) in seeds {
-            let known = address.is_some_and(|a| discovered.contains(&a));
+        for url in &self.urls {
+            let known = tcp_address(url).is_some_and(|a| discovered.contains(&a));
             if !known && let Ok(client) = node_client(url, self.ca_pem.clone()) {
                 clients.push(client);
             }
@@ -178,6 +177,12 @@ impl Target {
             clients.extend(node_client(&self.urls[0], self.ca_pem.clone()));
         }
         clients
+    }
+
+    /// The nodes to subscribe on, in turn (see [`Subscribers`]).
+    pub async fn subscribers(&self, conn: &Connection) -> Subscribers {
+        let nodes = self.subscriber_clients(conn).await;
+        Subscribers { target: self.clone(), conn: conn.clone(), nodes, next: 0 }
     }
 
     /// A client for `host:port` with the first seed's scheme, credentials
@@ -280,6 +285,31 @@ impl Target {
                 .set_max_delay(Duration::from_secs(1));
             Ok(Inner::Node(ConnectionManager::new_lazy_with_config(self.node_client(0)?, config)?))
         }
+    }
+}
+
+/// Where a pub/sub listener subscribes: one node of
+/// [`Target::subscriber_clients`] at a time, the next one (of the list as
+/// the cluster names it then) after a failure.
+pub struct Subscribers {
+    target: Target,
+    conn: Connection,
+    /// Never empty.
+    nodes: Vec<redis::Client>,
+    next: usize,
+}
+
+impl Subscribers {
+    /// The node to subscribe on now.
+    pub fn current(&self) -> &redis::Client {
+        &self.nodes[self.next % self.nodes.len()]
+    }
+
+    /// Moves on from a node that failed, asking the cluster again which
+    /// nodes serve it now.
+    pub async fn advance(&mut self) {
+        self.next += 1;
+        self.nodes = self.target.subscriber_clients(&self.conn).await;
     }
 }
 
@@ -572,23 +602,17 @@ impl SlotMap {
 
     fn parse(reply: &Value) -> Option<SlotMap> {
         let Value::Array(entries) = reply else { return None };
-        let mut nodes: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut nodes: Vec<(String, u16)> = Vec::new();
         let mut replicas = Vec::new();
         let mut ranges = Vec::new();
         for entry in entries {
             let Value::Array(fields) = entry else { return None };
-            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(master)) =
                 (fields.first(), fields.get(1), fields.get(2))
             else {
                 return None;
             };
-            let host = match master.first()? {
-                Value::BulkString(b) => b.clone(),
-                Value::SimpleString(s) => s.clone().into_bytes(),
-                _ => return None,
-            };
-            let Value::Int(port) = master.get(1)? else { return None };
-            let node = (host, *port);
+            let node = slot_node(master)?;
             let index = nodes.iter().position(|n| *n == node).unwrap_or_else(|| {
                 nodes.push(node);
                 replicas.push(0);
@@ -602,21 +626,24 @@ impl SlotMap {
     }
 }
 
+/// One node of a `CLUSTER SLOTS` range: `[host, port, id, ...]`.
+fn slot_node(node: &Value) -> Option<(String, u16)> {
+    let Value::Array(fields) = node else { return None };
+    let host = match fields.first()? {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+        Value::SimpleString(s) => s.clone(),
+        _ => return None,
+    };
+    let Value::Int(port) = fields.get(1)? else { return None };
+    Some((host, u16::try_from(*port).ok()?))
+}
+
 /// The nodes a `CLUSTER SLOTS` reply names, each once: every range's
 /// master, then the replicas. A node whose endpoint the cluster does not
 /// know (`?` or empty) is left out.
 fn nodes_of_cluster_slots(reply: &Value) -> Vec<(String, u16)> {
     let Value::Array(entries) = reply else { return Vec::new() };
-    let endpoint = |node: &Value| -> Option<(String, u16)> {
-        let Value::Array(fields) = node else { return None };
-        let host = match fields.first()? {
-            Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
-            Value::SimpleString(s) => s.clone(),
-            _ => return None,
-        };
-        let Value::Int(port) = fields.get(1)? else { return None };
-        (!host.is_empty() && host != "?").then_some((host, u16::try_from(*port).ok()?))
-    };
+    let endpoint = |node: &Value| slot_node(node).filter(|(host, _)| !host.is_empty() && host != "?");
     let mut masters = Vec::new();
     let mut replicas = Vec::new();
     for entry in entries {
