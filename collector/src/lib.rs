@@ -7,84 +7,41 @@
 //! `remediation_complete`.
 //!
 //! Module map. The modules are private; what the binary uses is
-//! re-exported here. The wiring (this file) comes first; each module imports
-//! only modules listed below it, so no two import each other.
+//! re-exported here. The wiring (this file) comes first. Five folders follow
+//! the path of a crash, each importing only what is listed after it (so no
+//! two import each other), then the modules they share:
 //!
-//! - `watcher` — follows the Docker event stream, reconnecting without losing events; crashes go to `alerting`.
-//! - `reconcile` — after a reconnect, the exits no event reported (dockerd restarts).
-//! - `registry` — `hemostat:containers` membership and the heartbeat.
-//! - `sampler` — the stats loop: tracks containers from the watcher's notices; each interval reads, detects, writes.
-//! - `alerting` — every `health_alert` (crash, resource, restart loop) built one way and handed to the outbox.
-//! - `silences` — which operators' label silences select a container: matched on the host, where the labels are; alerts carry only the silences' ids.
-//! - `grace` — when someone else is at work on a container (an operator's stop or restart, a pause, a deploy): alerts say so and the gate does not act.
-//! - `recent` — per container, the last Docker events (from the watcher) and CPU/memory samples (from the sampler) that alerts' evidence carries; bounded rings behind one lock.
-//! - `resources` — pure per-interval detection: a container's new reading through its gauges and leak window.
-//! - `thresholds` — CPU/memory gauges: sustained breaches, with hysteresis.
-//! - `leak` — the memory trend: steady growth that reaches the limit soon.
-//! - `restarts` — restart loops, from Docker's start and die events.
-//! - `store` — the stats keys and chart samples, written to Redis in one pipeline per interval.
-//! - `snapshot` — `--once`: the JSON snapshot of this host's containers.
-//! - `source` — where a running container's readings come from: cgroup files, else the Docker stats API.
-//! - `cgroup` — readings from cgroup v1/v2 files and /proc.
-//! - `stats` — readings, the figures `docker stats` computes from them, a container as its stats key shows it.
-//! - `commands` — the consumer of this host's command stream.
-//! - `lanes` — commands run concurrently, in order per container.
-//! - `marker` — the per-command marker (executing / done) behind at-most-once execution.
-//! - `executor` — carries out one command on Docker and verifies it.
-//! - `scale` — `scale_up`: one more replica of a container's service.
-//! - `cleanup` — `cleanup`: reclaiming disk from exited containers and dangling images.
-//! - `exec` — `exec`: a command inside a container, only if allowlisted.
-//! - `dependents` — containers sharing a container's network namespace: found at action time, handled after it, recovered after someone else restarts it.
-//! - `verify` — the closed loop that watches a container after a fix.
-//! - `outcome` — what one command came to, built by the executor and `verify` alike.
-//! - `config` — [`Config`]: flags and environment variables.
+//! - `watch/` — the Docker event stream (reconnecting without losing events), reconciliation after a reconnect, this host's registry and heartbeat.
+//! - `sample/` — the stats loop: cgroup (or stats API) readings, the stats keys written to Redis, `--once`'s snapshot.
+//! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents.
+//! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
+//! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
 //! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
-//! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
-//! - `evidence` (public for its tests) — what an alert carries about its container: log lines since the last start, health output, Docker state; bounded, redacted.
-//! - `redact` (public for its tests) — secrets out of log and health output before anything leaves the host.
+//! - `config` — [`Config`]: flags and environment variables.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
-//! - `detector` — pure crash detection (events in, detections out).
+//! - `namespace` — shared network namespaces, as alerts and actions read them.
+//! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
 //! - `scope` — which containers this collector manages (labels, opt-in).
+//! - `usage` — readings, the figures `docker stats` computes from them, a container as its stats key shows it.
 //! - `event` — a Docker event reduced to what detection needs.
 //! - `error` — [`CollectorError`]: the crate's error enum.
+//!
+//! `evidence` and `redact` (in `alert/`) are public for their tests.
 
-mod alerting;
-mod cgroup;
-mod cleanup;
-mod commands;
+mod act;
+mod alert;
 mod config;
-mod dependents;
-mod detector;
+mod detect;
 mod docker;
 mod error;
 mod event;
-pub mod evidence;
-mod exec;
-mod executor;
-mod grace;
 mod inflight;
-mod lanes;
-mod leak;
-mod marker;
+mod namespace;
 mod outbox;
-mod outcome;
-mod recent;
-mod reconcile;
-pub mod redact;
-mod registry;
-mod resources;
-mod restarts;
-mod sampler;
-mod scale;
+mod sample;
 mod scope;
-mod silences;
-mod snapshot;
-mod source;
-mod stats;
-mod store;
-mod thresholds;
-mod verify;
-mod watcher;
+mod usage;
+mod watch;
 
 use std::future::Future;
 
@@ -96,12 +53,16 @@ use hemostat_protocol::{
 };
 use tokio_util::sync::CancellationToken;
 
+pub use alert::{evidence, redact};
 pub use config::Config;
 pub use error::CollectorError;
 
 use crate::{
-    alerting::Alerts, commands::Consumer, evidence::Gatherer, executor::Executor, inflight::InFlight, outbox::Outbox,
-    registry::Registry, watcher::Watcher,
+    act::{Consumer, Executor},
+    alert::{Alerts, Graces, LabelSilences, Recent, evidence::Gatherer},
+    inflight::InFlight,
+    outbox::Outbox,
+    watch::{Registry, Watcher},
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -146,7 +107,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // watching Docker (alerts wait in the outbox). Each use reconnects.
     let target = Target::from_env(&config.redis_url)?;
     let conn: Connection = target.lazy()?;
-    let blocking = target.lazy_blocking(commands::BLOCK)?;
+    let blocking = target.lazy_blocking(act::BLOCK)?;
 
     let scope = config.scope()?;
     let inflight = InFlight::new();
@@ -164,20 +125,17 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             ..evidence::Settings::default()
         },
     )?;
-    let recent = recent::Recent::new(recent::sample_capacity(config.stats_interval));
-    let graces = grace::Graces {
-        operator: config.operator_grace,
-        created: config.create_grace,
-        recreated: config.recreate_grace,
-    };
+    let recent = Recent::new(alert::sample_capacity(config.stats_interval));
+    let graces =
+        Graces { operator: config.operator_grace, created: config.create_grace, recreated: config.recreate_grace };
     let alerts = Alerts::new(config.host.clone(), outbox.clone())
         .with_evidence(gatherer)
         .with_recent(recent.clone())
         .with_graces(graces, inflight.clone())
-        .with_silences(silences::LabelSilences::new(conn.clone()));
-    let (stats_tap, sampler_task) = sampler::start(
+        .with_silences(LabelSilences::new(conn.clone()));
+    let (stats_tap, sampler_task) = sample::start(
         &config,
-        sampler::Deps {
+        sample::Deps {
             docker: docker.clone(),
             conn: conn.clone(),
             alerts: alerts.clone(),
@@ -252,5 +210,5 @@ where
 /// `--once`: a snapshot of this host's containers, as JSON.
 pub async fn snapshot(config: &Config) -> Result<String, CollectorError> {
     let docker: Docker = docker::connect(&config.docker_host).await?;
-    Ok(serde_json::to_string(&snapshot::take(&docker, &config.host, &sampler::roots(config)).await?)?)
+    Ok(serde_json::to_string(&sample::snapshot(&docker, &config.host, &sample::roots(config)).await?)?)
 }

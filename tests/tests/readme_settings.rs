@@ -340,8 +340,7 @@ fn every_verb_has_an_example_in_the_readme() {
 fn labels_in_sources() -> Vec<(String, String)> {
     let mut found = Vec::new();
     for dir in ["collector/src", "functions/protocol/src"] {
-        for entry in std::fs::read_dir(workspace_root().join(dir)).expect(dir) {
-            let path = entry.expect("dir entry").path();
+        for path in rust_files(&workspace_root().join(dir)) {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             for line in text.lines().map(str::trim) {
                 let Some(rest) = line.strip_prefix("pub const ") else { continue };
@@ -351,6 +350,20 @@ fn labels_in_sources() -> Vec<(String, String)> {
                     found.push((value.to_owned(), path.display().to_string()));
                 }
             }
+        }
+    }
+    found
+}
+
+/// Every `.rs` file under `dir`, its folders included.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            found.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
         }
     }
     found

@@ -18,7 +18,7 @@
 //! six nodes, three masters), the Lambda emulator with every function of the
 //! real `template.yaml`, and the bridge; no collector. Instead, H simulated
 //! hosts each write, through a [`Connection`] of their own, exactly what a
-//! collector writes (`collector/src/sampler.rs`, `registry.rs`):
+//! collector writes (`collector/src/sample/store.rs`, `collector/src/watch/registry.rs`):
 //! - once: their members of `hemostat:containers` (one `SADD`);
 //! - every second, one pipeline per host: per running container its stats key
 //!   (`SET EX`, the seed fields plus the collector's extras) and its chart
@@ -524,7 +524,7 @@ impl GenCounters {
     }
 }
 
-/// The collector's stats JSON (`collector/src/stats.rs::metrics`).
+/// The collector's stats JSON (`collector/src/usage.rs`, `View::metrics`).
 fn stats_json(host: &str, c: &SimContainer, running: bool, usage: Option<(f64, f64)>, timestamp: String) -> String {
     let (cpu, mem) = usage.unwrap_or((0.0, 0.0));
     let zero_unless = |v: u64| if running { v } else { 0 };

@@ -1,0 +1,14 @@
+//! One file per remediation action: how the executor carries it out on
+//! Docker, with its dry run, and what it reports. Each takes the
+//! [`Executor`](super::executor::Executor) (its Docker client, settings and
+//! scope) and the command, and returns its [`Outcome`](super::outcome::Outcome).
+//!
+//! - `lifecycle`: `restart`, `stop` and `start`, with the target's namespace dependents.
+//! - `scale_up`: one more replica of a container's service.
+//! - `cleanup`: reclaiming disk from exited containers and dangling images.
+//! - `exec`: a command inside a container, only if allowlisted.
+
+pub(super) mod cleanup;
+pub(super) mod exec;
+pub(super) mod lifecycle;
+pub(super) mod scale_up;

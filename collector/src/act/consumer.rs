@@ -1,0 +1,422 @@
+//! Consuming this host's command stream (`hemostat:commands:{host}`).
+//!
+//! Delivery is at-least-once (consumer group, XACK only after the outcome
+//! is published); execution is at-most-once (the [`marker`] is taken with
+//! SET NX just before executing), because restarting a container twice for
+//! one command is worse than a lost command, which the responder can
+//! reissue. A command whose collector died mid-action is reported as failed
+//! with an unknown outcome rather than silently dropped.
+//!
+//! Each command runs in its own task, in its container's [`Lanes`] lane:
+//! verifying one fix for seconds does not delay commands for other
+//! containers, while commands for one container keep their order.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hemostat_protocol::{
+    Command, Publisher,
+    backoff::Backoff,
+    command::SignedCommand,
+    connection::Connection,
+    event::RemediationStatus,
+    keys,
+    stream::{Entry, Group},
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    executor::Executor,
+    lanes::Lanes,
+    marker::{self, Marker},
+    report::{Claimed, complete, complete_refused, result},
+};
+use crate::{error::CollectorError, outbox::publish_with_retry};
+
+/// The error a command gets when its collector died while executing it.
+pub const OUTCOME_UNKNOWN: &str = "collector restarted while executing; outcome unknown";
+
+pub const GROUP: &str = "collectors";
+pub const BLOCK: Duration = Duration::from_secs(5);
+const COUNT: usize = 10;
+/// `HEMOSTAT_COMMAND_MAX_AGE`'s default: a command is meant for the problem
+/// it was issued for, and a collector back after an hour must not replay an
+/// hour of restarts.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+/// Entries a dead predecessor (same host, other pid) left unacknowledged
+/// for this long are taken over.
+const CLAIM_IDLE: Duration = Duration::from_secs(60);
+/// Look for such entries every this many empty reads (~1 min).
+const CLAIM_EVERY: u32 = 12;
+
+pub struct Consumer<P> {
+    /// Its own socket: XREADGROUP BLOCK holds the connection.
+    conn: Connection,
+    /// For the command tasks (markers, XACK), which must not queue behind
+    /// a blocked XREADGROUP.
+    tasks_conn: Connection,
+    publisher: P,
+    executor: Executor,
+    host: String,
+    group: Group,
+    key: Option<Vec<u8>>,
+    /// This process, in markers: tells "executing here" from "executing in
+    /// a collector that has since died".
+    instance: String,
+    lanes: Lanes,
+    /// Commands issued longer ago than this are refused as expired; zero
+    /// accepts any age.
+    max_age: Duration,
+    /// Entries and command ids with a task in this process.
+    running: Arc<Mutex<Running>>,
+    tasks: JoinSet<()>,
+}
+
+#[derive(Default)]
+struct Running {
+    entries: HashSet<String>,
+    commands: HashSet<String>,
+}
+
+/// What a command task needs, cloned out of the consumer.
+struct Task<P> {
+    conn: Connection,
+    publisher: P,
+    executor: Executor,
+    host: String,
+    group: Group,
+    instance: String,
+    running: Arc<Mutex<Running>>,
+}
+
+impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
+    pub fn new(
+        conn: Connection,
+        tasks_conn: Connection,
+        publisher: P,
+        executor: Executor,
+        host: String,
+        key: Option<Vec<u8>>,
+        concurrency: usize,
+    ) -> Self {
+        Consumer {
+            conn,
+            tasks_conn,
+            publisher,
+            executor,
+            // The consumer name is the host, stable across restarts (one
+            // collector per host), so a restarted collector finds its own
+            // pending commands at once instead of waiting for them to go idle
+            // and be claimed.
+            group: Group::new(keys::commands(&host), GROUP, &host),
+            host,
+            key,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            lanes: Lanes::new(concurrency),
+            max_age: DEFAULT_MAX_AGE,
+            running: Arc::default(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Refuse commands issued longer ago than `max_age` (zero: any age).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Consumes until shutdown, then waits for the commands under way: a
+    /// half-done command must finish and report.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.consume(&cancel).await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    async fn consume(&mut self, cancel: &CancellationToken) {
+        let cancel = cancel.clone();
+        let mut backoff = Backoff::redis();
+        // Start (and restart after any error) with this consumer's pending
+        // entries: commands delivered before a crash are not lost.
+        'session: loop {
+            if let Err(e) = self.prepare().await {
+                tracing::warn!(error = %e, "command stream unavailable; retrying");
+                if !backoff.wait_or(cancel.cancelled()).await {
+                    return;
+                }
+                continue;
+            }
+            let mut cursor = "0".to_owned();
+            let mut idle_reads = 0;
+            loop {
+                let pending = cursor != ">";
+                let read = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = self.read(&cursor) => r,
+                };
+                let entries = match read {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading commands failed; retrying");
+                        if !backoff.wait_or(cancel.cancelled()).await {
+                            return;
+                        }
+                        continue 'session;
+                    }
+                };
+                backoff.reset();
+                if pending {
+                    match entries.last() {
+                        Some(last) => cursor = last.id.clone(),
+                        None => cursor = ">".into(),
+                    }
+                } else if entries.is_empty() {
+                    idle_reads += 1;
+                    if idle_reads >= CLAIM_EVERY {
+                        idle_reads = 0;
+                        if self.claim_abandoned().await > 0 {
+                            cursor = "0".into();
+                        }
+                    }
+                }
+                // Reap finished tasks so the set does not grow.
+                while self.tasks.try_join_next().is_some() {}
+                for entry in entries {
+                    if let Err(e) = self.process(&entry, &cancel).await {
+                        tracing::warn!(entry = %entry.id, error = %e, "command left pending; will retry");
+                        if !backoff.wait_or(cancel.cancelled()).await {
+                            return;
+                        }
+                        continue 'session;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates the group (from the start of the stream, so commands sent
+    /// before this host's first collector started are not skipped) and
+    /// takes over entries abandoned by a previous process.
+    async fn prepare(&mut self) -> Result<(), CollectorError> {
+        self.group.ensure(&mut self.conn).await?;
+        self.claim_abandoned().await;
+        Ok(())
+    }
+
+    /// Takes entries idle at a previous consumer into this one's pending
+    /// list; best effort.
+    async fn claim_abandoned(&mut self) -> usize {
+        match self.group.claim_idle(&mut self.conn, CLAIM_IDLE, 100).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(entries = n, "took over commands abandoned by a previous collector");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "XAUTOCLAIM failed");
+                0
+            }
+        }
+    }
+
+    async fn read(&mut self, cursor: &str) -> Result<Vec<Entry>, CollectorError> {
+        let entries = if cursor == ">" {
+            self.group.read_new(&mut self.conn, COUNT, Some(BLOCK)).await?
+        } else {
+            self.group.read_own_pending(&mut self.conn, cursor, COUNT).await?
+        };
+        Ok(entries)
+    }
+
+    /// Ok means the entry is finished (acknowledged) or handed to a task;
+    /// Err leaves it pending.
+    async fn process(&mut self, entry: &Entry, cancel: &CancellationToken) -> Result<(), CollectorError> {
+        let Some(fields) = &entry.fields else {
+            tracing::warn!(entry = %entry.id, "pending command was trimmed from the stream; dropping");
+            return ack(&self.group, &mut self.conn, &entry.id).await;
+        };
+        let Some(signed) = SignedCommand::from_fields(fields) else {
+            // Nothing to execute nor to report on.
+            tracing::warn!(entry = %entry.id, "command refused: entry has no command field");
+            return ack(&self.group, &mut self.conn, &entry.id).await;
+        };
+        let cmd = match signed.open(self.key.as_deref()) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                tracing::warn!(entry = %entry.id, error = %e, "command refused");
+                let claimed = Claimed::read(&signed.json);
+                if let Some(container) = claimed.container.clone() {
+                    let env = complete_refused(&self.host, &claimed, container, e.to_string());
+                    publish_with_retry(&self.publisher, &env?, cancel).await?;
+                }
+                return ack(&self.group, &mut self.conn, &entry.id).await;
+            }
+        };
+        if cmd.host != self.host {
+            let reason = format!("command for host {:?} refused by the collector of {:?}", cmd.host, self.host);
+            tracing::warn!(entry = %entry.id, command_id = %cmd.id, %reason);
+            let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
+            publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
+        }
+        if let Some(reason) = expired(&cmd, &entry.id, self.max_age, chrono::Utc::now()) {
+            tracing::warn!(entry = %entry.id, command_id = %cmd.id, container = %cmd.container, action = %cmd.action, %reason,
+                "command refused");
+            let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
+            publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
+            return ack(&self.group, &mut self.conn, &entry.id).await;
+        }
+        let duplicate = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.entries.contains(&entry.id) {
+                // Re-read from the pending list while its task runs: the
+                // task acknowledges it.
+                return Ok(());
+            }
+            let duplicate = running.commands.contains(&cmd.id);
+            if !duplicate {
+                running.entries.insert(entry.id.clone());
+                running.commands.insert(cmd.id.clone());
+            }
+            duplicate
+        };
+        if duplicate {
+            tracing::info!(command_id = %cmd.id, entry = %entry.id, "command already executing here; not executing again");
+            return ack(&self.group, &mut self.conn, &entry.id).await;
+        }
+        // Joined now, in arrival order; the task waits for its turn.
+        let turn = self.lanes.join(&cmd.container);
+        let task = Task {
+            conn: self.tasks_conn.clone(),
+            publisher: self.publisher.clone(),
+            executor: self.executor.clone(),
+            host: self.host.clone(),
+            group: self.group.clone(),
+            instance: self.instance.clone(),
+            running: self.running.clone(),
+        };
+        let entry_id = entry.id.clone();
+        let cancel = cancel.clone();
+        self.tasks.spawn(async move {
+            let _turn = turn.await;
+            task.run(&entry_id, cmd, &cancel).await;
+        });
+        Ok(())
+    }
+}
+
+impl<P: Publisher> Task<P> {
+    async fn run(mut self, entry: &str, cmd: Command, cancel: &CancellationToken) {
+        if let Err(e) = self.execute(entry, &cmd, cancel).await {
+            tracing::warn!(entry, command_id = %cmd.id, error = %e, "command left pending; will retry");
+        }
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.entries.remove(entry);
+        running.commands.remove(&cmd.id);
+    }
+
+    /// Ok means acknowledged; Err leaves the entry pending for a re-read.
+    async fn execute(&mut self, entry: &str, cmd: &Command, cancel: &CancellationToken) -> Result<(), CollectorError> {
+        if cancel.is_cancelled() {
+            // Queued behind another command at shutdown and not started:
+            // left pending, unmarked, for the next collector to run.
+            return Err(CollectorError::Cancelled);
+        }
+        let result = match marker::take(&mut self.conn, &cmd.id, &self.instance).await? {
+            Marker::Taken => self.executor.execute(cmd, cancel).await,
+            Marker::Done { status } => {
+                tracing::info!(command_id = %cmd.id, %status, "command already executed; not executing again");
+                return ack(&self.group, &mut self.conn, entry).await;
+            }
+            Marker::Executing { instance } if instance == self.instance => {
+                // Ran in this process, whose task could not record the end:
+                // its outcome was published (or logged) then.
+                tracing::info!(command_id = %cmd.id, "command already executed here; not executing again");
+                return ack(&self.group, &mut self.conn, entry).await;
+            }
+            Marker::Executing { .. } => {
+                tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; reporting the outcome as unknown");
+                result(cmd, RemediationStatus::Failed, Some(OUTCOME_UNKNOWN.into()))
+            }
+        };
+        tracing::info!(
+            command_id = %cmd.id, container = %cmd.container, action = %cmd.action,
+            status = ?result.status, error = ?result.error, verified = ?result.verified,
+            duration_ms = ?result.duration_ms, "command done"
+        );
+        let status = serde_json::to_value(result.status)?;
+        let status = status.as_str().unwrap_or("unknown").to_owned();
+        let env = complete(&self.host, cmd, result)?;
+        if let Err(e) = publish_with_retry(&self.publisher, &env, cancel).await {
+            // Still finished: the command ran and is marked, so a
+            // redelivery could only be skipped; the outcome is in the log.
+            tracing::error!(command_id = %cmd.id, error = %e, "outcome could not be published");
+        }
+        marker::finish(&mut self.conn, &cmd.id, &status).await?;
+        ack(&self.group, &mut self.conn, entry).await
+    }
+}
+
+/// Acknowledges one entry: the reader (for entries it drops) and each
+/// task (for the command it ran) share this.
+async fn ack(group: &Group, conn: &mut Connection, id: &str) -> Result<(), CollectorError> {
+    group.ack(conn, &[id]).await?;
+    Ok(())
+}
+
+/// `Some(reason)` when `cmd` was issued more than `max_age` before `now`:
+/// by its signed `issued_at`, or, when that is unreadable, by the time Redis
+/// gave its stream entry. A command from the future (clock skew) is fresh.
+fn expired(cmd: &Command, entry_id: &str, max_age: Duration, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    if max_age.is_zero() {
+        return None;
+    }
+    let issued = chrono::DateTime::parse_from_rfc3339(&cmd.issued_at)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            let ms: i64 = entry_id.split('-').next()?.parse().ok()?;
+            chrono::DateTime::from_timestamp_millis(ms)
+        })?;
+    let age = (now - issued).to_std().ok()?;
+    (age > max_age).then(|| {
+        format!(
+            "expired: issued {:.0}s ago, older than the maximum age of {}s (HEMOSTAT_COMMAND_MAX_AGE); not executed",
+            age.as_secs_f64(),
+            max_age.as_secs()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_expire_by_issue_time_or_entry_time() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let mut cmd: Command = serde_json::from_value(serde_json::json!({
+            "id": "1", "host": "h", "container": "c", "action": "restart", "reason": "r",
+            "confidence": 0.9, "issued_at": "2026-12-01T11:59:00Z"}))
+        .unwrap();
+        let five = Duration::from_secs(300);
+        assert_eq!(expired(&cmd, "0-0", five, now), None);
+        cmd.issued_at = "2026-12-01T11:00:00Z".into();
+        let reason = expired(&cmd, "0-0", five, now).unwrap();
+        assert!(reason.starts_with("expired: issued 3600s ago, older than the maximum age of 300s"), "{reason}");
+        assert_eq!(expired(&cmd, "0-0", Duration::ZERO, now), None, "0 accepts any age");
+        // From the future (clock skew): fresh.
+        cmd.issued_at = "2026-12-01T12:10:00Z".into();
+        assert_eq!(expired(&cmd, "0-0", five, now), None);
+        // Unreadable issue time: the stream entry's time decides.
+        cmd.issued_at = "yesterday".into();
+        let an_hour_ago = (now.timestamp_millis() - 3_600_000).to_string();
+        assert!(expired(&cmd, &format!("{an_hour_ago}-0"), five, now).is_some());
+        let just_now = now.timestamp_millis().to_string();
+        assert_eq!(expired(&cmd, &format!("{just_now}-3"), five, now), None);
+    }
+}

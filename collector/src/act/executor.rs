@@ -1,0 +1,73 @@
+//! Carrying out one command on Docker and saying how it went.
+//!
+//! Every action follows the same shape: resolve the target, refuse what is
+//! out of scope, in a dry run describe instead of acting, act, and for the
+//! actions meant to bring a container up (restart, start, scale_up) watch
+//! it afterwards (`verify`) so the report says whether the fix held, not
+//! just that Docker answered 204. How each action does so is in its own
+//! file under `actions/`; this is where a command finds its action.
+
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use hemostat_protocol::{
+    Action, Command,
+    event::{RemediationResult, RemediationStatus},
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    actions::{cleanup, exec, exec::Allowlist, lifecycle, scale_up},
+    outcome::Outcome,
+    target::Context,
+};
+use crate::{config::Config, error::CollectorError, inflight::InFlight, scope::Scope};
+
+#[derive(Clone)]
+pub struct Executor {
+    cx: Context,
+    /// `exec`'s: what the operator allows, and how long a command may run.
+    allowlist: Allowlist,
+    exec_timeout: Duration,
+}
+
+impl Executor {
+    pub fn new(docker: Docker, config: &Config, inflight: InFlight, scope: Scope) -> Result<Self, CollectorError> {
+        Ok(Executor {
+            cx: Context {
+                docker,
+                stop_timeout: config.stop_timeout,
+                verify_window: config.verify_seconds,
+                inflight,
+                scope,
+            },
+            allowlist: Allowlist::parse(&config.exec_allowlist).map_err(CollectorError::Config)?,
+            exec_timeout: config.exec_timeout,
+        })
+    }
+
+    /// `cancel` only cuts verification short (shutdown); an action already
+    /// sent to Docker is always seen through and reported.
+    pub async fn execute(&self, cmd: &Command, cancel: &CancellationToken) -> RemediationResult {
+        let started = Instant::now();
+        let cx = &self.cx;
+        let (outcome, dependents) = match cmd.action {
+            Action::Restart | Action::Stop | Action::Start => lifecycle::run(cx, cmd, cancel).await,
+            Action::ScaleUp => (scale_up::run(cx, cmd, cancel).await, Vec::new()),
+            Action::Cleanup => (cleanup::run(cx, cmd).await, Vec::new()),
+            Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, cmd).await, Vec::new()),
+            Action::None => (Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"), Vec::new()),
+        };
+        RemediationResult {
+            status: outcome.status,
+            action: cmd.action,
+            container: cmd.container.clone(),
+            error: outcome.error,
+            reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
+            details: outcome.details,
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+            verified: outcome.verified,
+            dependents,
+        }
+    }
+}

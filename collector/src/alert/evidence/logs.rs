@@ -1,0 +1,339 @@
+//! The tail of a container's logs since its last start, read within the
+//! evidence's time and byte budgets and redacted line by line.
+
+use bollard::{
+    container::LogOutput,
+    models::{ContainerInspectResponse, ContainerState},
+    query_parameters::LogsOptionsBuilder,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
+use hemostat_protocol::evidence::{LogEvidence, LogLine, LogStream, LogsSkipped};
+use tokio::time::Instant;
+
+use super::{Gatherer, MAX_JOINED_BYTES, MAX_LINE_BYTES, MAX_READ_BYTES, START_SLACK, cut, parse_time};
+use crate::{alert::redact::LineRedactor, docker};
+
+impl Gatherer {
+    pub(super) async fn logs(
+        &self,
+        inspect: &ContainerInspectResponse,
+        deadline: Instant,
+        redactions: &mut u32,
+        truncated: &mut bool,
+    ) -> LogEvidence {
+        let tail = self.settings.lines;
+        let Some(id) = inspect.id.as_deref() else {
+            return LogEvidence { tail, skipped: Some(LogsSkipped::Unavailable), ..Default::default() };
+        };
+        let since = inspect.state.as_ref().and_then(run_start);
+        let mut options =
+            LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).tail(&tail.to_string());
+        // Whole seconds (the API's unit here), rounded down; lines are then
+        // filtered to the exact time.
+        if let Some(seconds) = since.and_then(|s| i32::try_from(s.timestamp()).ok()) {
+            options = options.since(seconds);
+        }
+        let mut stream = self.docker.logs(id, Some(options.build()));
+        let mut reader = Reader::default();
+        let read = tokio::time::timeout_at(deadline, async {
+            while let Some(item) = stream.next().await {
+                if !reader.push(item?) {
+                    break;
+                }
+            }
+            Ok::<(), bollard::errors::Error>(())
+        })
+        .await;
+        let skipped = match read {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(container = %docker::short(id), error = %e, "reading logs for evidence failed");
+                Some(LogsSkipped::Unavailable)
+            }
+            Err(_) => {
+                tracing::debug!(container = %docker::short(id), "reading logs for evidence timed out");
+                Some(LogsSkipped::Timeout)
+            }
+        };
+        *truncated |= reader.cut_short;
+        let raw = reader.finish(since, tail as usize);
+        // What was read before a failure or timeout is kept, marked.
+        let skipped = match skipped {
+            Some(_) if !raw.is_empty() => {
+                *truncated = true;
+                None
+            }
+            other => other,
+        };
+        let mut redactor = self.redactor.lines();
+        let lines: Vec<LogLine> = raw.into_iter().map(|r| r.into_line(&mut redactor, redactions)).collect();
+        LogEvidence {
+            count: u32::try_from(lines.len()).unwrap_or(u32::MAX),
+            lines,
+            since: since.map(|s| s.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            tail,
+            skipped,
+        }
+    }
+}
+
+/// Where the last run's output begins: its start less [`START_SLACK`],
+/// or, for a container running again after an exit, that exit (whichever
+/// is later). `None` for a container that never started.
+fn run_start(state: &ContainerState) -> Option<DateTime<Utc>> {
+    let started = parse_time(state.started_at.as_deref()?)?;
+    let mut from = started - START_SLACK;
+    // While running (not between two runs), `FinishedAt` is the previous
+    // run's end: nothing of this run is older.
+    if state.running.unwrap_or(false)
+        && !state.restarting.unwrap_or(false)
+        && let Some(finished) = state.finished_at.as_deref().and_then(parse_time)
+        && finished < started
+        && finished > from
+    {
+        from = finished;
+    }
+    Some(from)
+}
+
+/// One line as read, before redaction.
+#[derive(Debug)]
+struct Raw {
+    stream: LogStream,
+    time: Option<DateTime<Utc>>,
+    bytes: Vec<u8>,
+    /// Arrival order of its first piece: a line completed late (its
+    /// last piece came after other lines) keeps its place.
+    seq: usize,
+}
+
+impl Raw {
+    fn into_line(self, redactor: &mut LineRedactor<'_>, redactions: &mut u32) -> LogLine {
+        let (line, n) = redactor.redact(&String::from_utf8_lossy(&self.bytes));
+        *redactions += n;
+        LogLine {
+            stream: self.stream,
+            line: cut(line, MAX_LINE_BYTES),
+            timestamp: self.time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
+    }
+}
+
+/// Turns the logs API's frames into lines. With `timestamps=1` each frame
+/// starts with Docker's time; a frame without a newline at its end is a
+/// piece of a longer line (Docker splits at 16 KiB), continued by the next
+/// frame of the same stream. A TTY container's output arrives as raw
+/// lines, some without a time of their own.
+#[derive(Debug, Default)]
+struct Reader {
+    lines: Vec<Raw>,
+    /// The open line of stdout and of stderr.
+    open: [Option<Raw>; 2],
+    read: usize,
+    seq: usize,
+    /// Stopped at [`MAX_READ_BYTES`], or a line lost its end.
+    cut_short: bool,
+}
+
+impl Reader {
+    /// Takes one frame; false once enough was read.
+    fn push(&mut self, output: LogOutput) -> bool {
+        let (stream, message) = match output {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => (LogStream::Stdout, message),
+            LogOutput::StdErr { message } => (LogStream::Stderr, message),
+            LogOutput::StdIn { .. } => return true,
+        };
+        self.read += message.len();
+        if self.read > MAX_READ_BYTES {
+            self.cut_short = true;
+            return false;
+        }
+        let (time, rest) = split_time(&message);
+        let (content, complete) = match rest.strip_suffix(b"\n") {
+            Some(content) => (content.strip_suffix(b"\r").unwrap_or(content), true),
+            None => (rest, false),
+        };
+        let slot = &mut self.open[usize::from(stream == LogStream::Stderr)];
+        match slot {
+            Some(open) => {
+                let room = MAX_JOINED_BYTES.saturating_sub(open.bytes.len());
+                if content.len() > room {
+                    self.cut_short = true;
+                }
+                open.bytes.extend_from_slice(&content[..content.len().min(room)]);
+            }
+            None => {
+                self.seq += 1;
+                let len = content.len().min(MAX_JOINED_BYTES);
+                *slot = Some(Raw { stream, time, bytes: content[..len].to_vec(), seq: self.seq });
+            }
+        }
+        if complete {
+            self.lines.extend(slot.take());
+        }
+        true
+    }
+
+    /// The lines in order, those older than `since` left out (Docker's
+    /// `since` is in whole seconds), at most the newest `tail`.
+    fn finish(mut self, since: Option<DateTime<Utc>>, tail: usize) -> Vec<Raw> {
+        // A last line without a newline (written just before the exit).
+        self.lines.extend(self.open.into_iter().flatten());
+        self.lines.sort_by_key(|l| l.seq);
+        self.lines.retain(|l| match (since, l.time) {
+            (Some(since), Some(time)) => time >= since,
+            _ => true,
+        });
+        let excess = self.lines.len().saturating_sub(tail);
+        self.lines.drain(..excess);
+        self.lines
+    }
+}
+
+/// Splits Docker's leading RFC 3339 time off a frame, if it has one.
+fn split_time(frame: &[u8]) -> (Option<DateTime<Utc>>, &[u8]) {
+    let Some(space) = frame.iter().take(40).position(|&b| b == b' ') else {
+        return (None, frame);
+    };
+    let time = std::str::from_utf8(&frame[..space])
+        .ok()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match time {
+        Some(time) => (Some(time), &frame[space + 1..]),
+        None => (None, frame),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hemostat_protocol::evidence::ELLIPSIS;
+
+    use super::{super::time, *};
+    use crate::alert::redact::Redactor;
+
+    fn out(text: &str) -> LogOutput {
+        LogOutput::StdOut { message: text.to_owned().into() }
+    }
+
+    fn err(text: &str) -> LogOutput {
+        LogOutput::StdErr { message: text.to_owned().into() }
+    }
+
+    fn texts(lines: &[Raw]) -> Vec<String> {
+        lines.iter().map(|l| String::from_utf8_lossy(&l.bytes).into_owned()).collect()
+    }
+
+    fn t(text: &str) -> DateTime<Utc> {
+        parse_time(text).unwrap()
+    }
+
+    #[test]
+    fn frames_become_lines_with_times_and_streams() {
+        let mut r = Reader::default();
+        assert!(r.push(out("2026-12-02T06:50:18.783883808Z starting\n")));
+        assert!(r.push(err("2026-12-02T06:50:18.783887435Z boom\r\n")));
+        let lines = r.finish(None, 50);
+        assert_eq!(texts(&lines), ["starting", "boom"]);
+        assert_eq!(lines[1].stream, LogStream::Stderr);
+        assert_eq!(lines[0].time, Some(t("2026-12-02T06:50:18.783883808Z")));
+    }
+
+    #[test]
+    fn split_lines_are_joined_in_their_place() {
+        let mut r = Reader::default();
+        r.push(out("2026-12-02T06:50:18.1Z aaaa"));
+        r.push(err("2026-12-02T06:50:18.2Z other\n"));
+        r.push(out("2026-12-02T06:50:18.3Z bbbb\n"));
+        r.push(out("2026-12-02T06:50:18.4Z tail without newline"));
+        assert_eq!(texts(&r.finish(None, 50)), ["aaaabbbb", "other", "tail without newline"]);
+    }
+
+    #[test]
+    fn tty_lines_without_times_are_kept() {
+        let mut r = Reader::default();
+        r.push(LogOutput::Console { message: "2026-12-02T06:50:18.1Z first\r\n".to_owned().into() });
+        r.push(LogOutput::Console { message: "second\r\n".to_owned().into() });
+        let lines = r.finish(Some(t("2026-12-02T06:50:18Z")), 50);
+        assert_eq!(texts(&lines), ["first", "second"]);
+        assert_eq!(lines[1].time, None);
+    }
+
+    #[test]
+    fn older_lines_and_excess_lines_go() {
+        let mut r = Reader::default();
+        r.push(out("2026-12-02T06:50:10.0Z previous run\n"));
+        for i in 0..5 {
+            r.push(out(&format!("2026-12-02T06:50:12.{i}Z line {i}\n")));
+        }
+        assert_eq!(texts(&r.finish(Some(t("2026-12-02T06:50:11.5Z")), 3)), ["line 2", "line 3", "line 4"]);
+    }
+
+    #[test]
+    fn reading_stops_at_its_byte_budget() {
+        let mut r = Reader::default();
+        let line = format!("2026-12-02T06:50:10.0Z {}\n", "x".repeat(16 * 1024));
+        let mut frames = 0;
+        while r.push(out(&line)) {
+            frames += 1;
+            assert!(frames < 1000, "never stopped");
+        }
+        assert!(r.cut_short);
+        assert!(frames * line.len() <= MAX_READ_BYTES);
+        // A line of many pieces is kept to MAX_JOINED_BYTES.
+        let mut r = Reader::default();
+        for _ in 0..10 {
+            r.push(out(&format!("2026-12-02T06:50:10.0Z {}", "y".repeat(16 * 1024))));
+        }
+        r.push(out("2026-12-02T06:50:10.0Z end\n"));
+        let lines = r.finish(None, 50);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].bytes.len(), MAX_JOINED_BYTES);
+    }
+
+    #[test]
+    fn a_run_starts_a_second_before_docker_says_or_at_the_previous_exit() {
+        let exited = ContainerState {
+            running: Some(false),
+            started_at: Some("2026-12-02T06:50:20.100Z".into()),
+            finished_at: Some("2026-12-02T06:50:20.099Z".into()),
+            ..Default::default()
+        };
+        assert_eq!(run_start(&exited), Some(t("2026-12-02T06:50:19.100Z")));
+        let running_again = ContainerState {
+            running: Some(true),
+            started_at: Some("2026-12-02T06:50:20.100Z".into()),
+            finished_at: Some("2026-12-02T06:50:19.900Z".into()),
+            ..Default::default()
+        };
+        assert_eq!(run_start(&running_again), Some(t("2026-12-02T06:50:19.900Z")));
+        let never = ContainerState { started_at: Some("0001-01-01T00:00:00Z".into()), ..Default::default() };
+        assert_eq!(run_start(&never), None);
+        assert_eq!(time(Some("0001-01-01T00:00:00Z")), None);
+        assert_eq!(time(Some("2026-12-02T06:50:18.783883808Z")).as_deref(), Some("2026-12-02T06:50:18.783Z"));
+    }
+
+    #[test]
+    fn lines_are_redacted_then_cut() {
+        let r = Redactor::default();
+        let mut lines = r.lines();
+        let mut n = 0;
+        let raw = Raw {
+            stream: LogStream::Stderr,
+            time: None,
+            bytes: format!("{} password=hunter2", "é".repeat(MAX_LINE_BYTES)).into_bytes(),
+            seq: 0,
+        };
+        let line = raw.into_line(&mut lines, &mut n);
+        assert_eq!(n, 1);
+        assert!(line.line.len() <= MAX_LINE_BYTES + ELLIPSIS.len());
+        let bad = Raw {
+            stream: LogStream::Stdout,
+            time: None,
+            bytes: vec![0xff, b'o', b'k', 0x1b, b'[', b'0', b'm'],
+            seq: 0,
+        };
+        assert_eq!(bad.into_line(&mut lines, &mut n).line, "\u{fffd}ok");
+    }
+}
