@@ -13,7 +13,7 @@ use bollard::{
 };
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
-    stream_events, wait_for,
+    start_collector, stream_events, test_host, wait_for,
 };
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
@@ -36,28 +36,20 @@ struct Env {
     test: String,
 }
 
-fn collector(redis: &RedisServer, host: &str, test: &str, extra: &[(&str, &str)]) -> Process {
-    let mut b = Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_HOST", host)
-        // Only this test's containers: tests run in parallel on one engine.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={test}"))
-        .env("HEMOSTAT_COMMAND_KEY", KEY)
-        .env("HEMOSTAT_STOP_TIMEOUT", "1")
-        .env("HEMOSTAT_VERIFY_SECONDS", "1")
-        .env("RUST_LOG", "info,hemostat_collector=debug");
-    for (k, v) in extra {
-        b = b.env(k, v);
-    }
-    b.spawn()
+async fn collector(redis: &RedisServer, host: &str, extra: &[(&str, &str)]) -> Process {
+    start_collector(&redis.url(), host, |b| {
+        let b =
+            b.env("HEMOSTAT_COMMAND_KEY", KEY).env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1");
+        extra.iter().fold(b, |b, (k, v)| b.env(k, v))
+    })
+    .await
 }
 
 async fn start(extra: &[(&str, &str)]) -> Env {
     let redis = RedisServer::start().await;
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let host = test_host();
     let test = current_test_name();
-    let collector = collector(&redis, &host, &test, extra);
-    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
+    let collector = collector(&redis, &host, extra).await;
     let conn = redis.connection().await;
     Env { redis, conn, host, collector, test }
 }
@@ -524,9 +516,7 @@ async fn a_command_cut_short_by_a_collector_crash_is_reported_as_unknown() {
     assert!(marker.starts_with("executing:"), "marker while executing: {marker}");
 
     env.collector.kill();
-    let next = collector(&env.redis, &env.host, &env.test, &[]);
-    next.wait_for_line("collector ready", Duration::from_secs(60)).await;
-    env.collector = next;
+    env.collector = collector(&env.redis, &env.host, &[]).await;
     let done = env.outcome(&cmd).await;
     assert_eq!(done.result.status, RemediationStatus::Failed, "{done:?}");
     assert_eq!(done.result.error.as_deref(), Some("collector restarted while executing; outcome unknown"));

@@ -10,8 +10,8 @@ use bollard::{
     query_parameters::{KillContainerOptions, RestartContainerOptions, StopContainerOptions},
 };
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
-    stream_events, wait_for,
+    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, docker, start_collector, stream_events,
+    test_host, wait_for,
 };
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
@@ -39,20 +39,12 @@ async fn start() -> Env {
 /// A collector with `envs` beside the usual settings.
 async fn start_with(envs: &[(&str, &str)]) -> Env {
     let redis = RedisServer::start().await;
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let mut builder = Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_HOST", &host)
-        // Only this test's containers: tests run in parallel on one engine.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
-        .env("HEMOSTAT_COMMAND_KEY", KEY)
-        .env("HEMOSTAT_STOP_TIMEOUT", "2")
-        .env("RUST_LOG", "info,hemostat_collector=debug");
-    for (k, v) in envs {
-        builder = builder.env(k, v);
-    }
-    let collector = builder.spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
+    let host = test_host();
+    let collector = start_collector(&redis.url(), &host, |b| {
+        let b = b.env("HEMOSTAT_COMMAND_KEY", KEY).env("HEMOSTAT_STOP_TIMEOUT", "2");
+        envs.iter().fold(b, |b, (k, v)| b.env(k, v))
+    })
+    .await;
     let conn = redis.connection().await;
     Env { redis, conn, host, collector }
 }

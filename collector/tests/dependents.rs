@@ -23,7 +23,7 @@ use bollard::{
 use futures::StreamExt;
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
-    stream_events, test_image, wait_for,
+    start_collector, stream_events, test_host, test_image, wait_for,
 };
 use hemostat_protocol::{
     Action, Command, EventKind,
@@ -47,19 +47,12 @@ struct Env {
 
 async fn start() -> Env {
     let redis = RedisServer::start().await;
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let host = test_host();
     let test = current_test_name();
-    let collector = Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_HOST", &host)
-        // Only this test's containers: tests run in parallel on one engine.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={test}"))
-        .env("HEMOSTAT_COMMAND_KEY", KEY)
-        .env("HEMOSTAT_STOP_TIMEOUT", "1")
-        .env("HEMOSTAT_VERIFY_SECONDS", "1")
-        .env("RUST_LOG", "info,hemostat_collector=debug")
-        .spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
+    let collector = start_collector(&redis.url(), &host, |b| {
+        b.env("HEMOSTAT_COMMAND_KEY", KEY).env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1")
+    })
+    .await;
     let conn = redis.connection().await;
     Env { _redis: redis, conn, host, collector, test }
 }

@@ -9,30 +9,21 @@ use std::time::{Duration, Instant};
 
 use bollard::{Docker, models::ContainerStateStatusEnum};
 use hemostat_e2e::{
-    ContainerSpec, PrivateDockerd, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name,
-    docker, stream_events, wait_for,
+    ContainerSpec, PrivateDockerd, Process, RedisServer, TestContainer, docker, stream_events, test_host, wait_for,
 };
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{ContainerRef, EventKind, event::HealthAlert, keys};
 use redis::AsyncCommands;
 
 fn collector(redis: &RedisServer, host: &str, docker_host: Option<&str>) -> Process {
-    let mut builder = Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_HOST", host)
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+    let mut builder = hemostat_e2e::collector(&redis.url(), host)
         // Quick heartbeats, so its recovery is seen within the test.
         .env("HEMOSTAT_HEARTBEAT_INTERVAL", "1s")
-        .env("HEMOSTAT_STATS_INTERVAL", "0")
-        .env("RUST_LOG", "info,hemostat_collector=debug");
+        .env("HEMOSTAT_STATS_INTERVAL", "0");
     if let Some(docker_host) = docker_host {
         builder = builder.env("DOCKER_HOST", docker_host);
     }
     builder.spawn()
-}
-
-fn host_name() -> String {
-    format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
 /// Every health alert in the stream, in stream order, with its arrival
@@ -68,7 +59,7 @@ fn ms_since(t: Instant) -> u128 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_while_redis_is_down_are_delivered_in_order_when_it_is_back() {
     let mut redis = RedisServer::start_node().await;
-    let host = host_name();
+    let host = test_host();
     let collector = collector(&redis, &host, None);
     collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
     let docker = docker().await;
@@ -143,7 +134,7 @@ async fn no_exit_is_lost_across_dockerd_restarts() {
     let mut dockerd = PrivateDockerd::start().await;
     let docker = dockerd.docker().await;
     let redis = RedisServer::start().await;
-    let host = host_name();
+    let host = test_host();
     let collector = collector(&redis, &host, Some(&dockerd.host()));
     collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
     let conn = redis.connection().await;

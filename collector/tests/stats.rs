@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
-use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, container::TEST_LABEL, current_test_name, docker, stream_events, wait_for,
-};
+use hemostat_e2e::{ContainerSpec, Process, RedisServer, docker, start_collector, stream_events, test_host, wait_for};
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef, EventKind,
@@ -27,19 +25,12 @@ struct Env {
 /// A collector sampling every 500 ms with a 3 s sustain window, plus `envs`.
 async fn start(envs: &[(&str, &str)]) -> Env {
     let redis = RedisServer::start().await;
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let mut builder = Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis.url())
-        .env("HEMOSTAT_HOST", &host)
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
-        .env("HEMOSTAT_STATS_INTERVAL", "500ms")
-        .env("HEMOSTAT_SUSTAIN_SECONDS", "3")
-        .env("RUST_LOG", "info,hemostat_collector=debug");
-    for (k, v) in envs {
-        builder = builder.env(k, v);
-    }
-    let collector = builder.spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
+    let host = test_host();
+    let collector = start_collector(&redis.url(), &host, |b| {
+        let b = b.env("HEMOSTAT_STATS_INTERVAL", "500ms").env("HEMOSTAT_SUSTAIN_SECONDS", "3");
+        envs.iter().fold(b, |b, (k, v)| b.env(k, v))
+    })
+    .await;
     let conn = redis.connection().await;
     Env { _redis: redis, conn, host, collector }
 }

@@ -31,7 +31,8 @@
 //!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
-//! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_stack`]
+//! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_collector`]
+//!   ([`collector`] to start one without waiting) / [`start_stack`]
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
 //!   HemoStat's long-running parts, started and waited for.
 //! - [`process`] — [`Process`], a workspace binary run with its output in
@@ -72,7 +73,9 @@ pub use port::free_port;
 pub use process::{Process, ProcessBuilder};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
-pub use stack::{Stack, StackEnv, start_bridge, start_emulator, start_stack, start_stack_with};
+pub use stack::{
+    Stack, StackEnv, collector, start_bridge, start_collector, start_emulator, start_stack, start_stack_with, test_host,
+};
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.

@@ -13,6 +13,7 @@ use crate::{
 
 /// How long a part may take to come up on a loaded machine.
 const READY: Duration = Duration::from_secs(20);
+const COLLECTOR_READY: Duration = Duration::from_secs(60);
 
 /// Starts `hemostat-local` on a free loopback port, after `configure` has
 /// added its template, functions and environment, and waits until it
@@ -31,6 +32,37 @@ pub async fn start_bridge(configure: impl FnOnce(ProcessBuilder) -> ProcessBuild
     let bridge = configure(Process::builder("hemostat-bridge")).spawn();
     bridge.wait_for_line("bridge ready", READY).await;
     bridge
+}
+
+/// A unique host name for a test's collector: names repeat across hosts,
+/// and tests share one Redis per test binary at most.
+pub fn test_host() -> String {
+    format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The collector as every test runs it: on `redis_url` as `host`, watching
+/// only the running test's containers (tests share one engine), logging
+/// its own debug lines. Add the test's settings, then `spawn` it, or use
+/// [`start_collector`] to wait until it is ready.
+pub fn collector(redis_url: &str, host: &str) -> ProcessBuilder {
+    Process::builder("hemostat-collector")
+        .env("REDIS_URL", redis_url)
+        .env("HEMOSTAT_HOST", host)
+        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+        .env("RUST_LOG", "info,hemostat_collector=debug")
+}
+
+/// Starts [`collector`] with `configure`'s settings on top and waits for
+/// its ready line (Docker and Redis reachable take longer on a loaded
+/// machine than the other parts: 60 s).
+pub async fn start_collector(
+    redis_url: &str,
+    host: &str,
+    configure: impl FnOnce(ProcessBuilder) -> ProcessBuilder,
+) -> Process {
+    let collector = configure(collector(redis_url, host)).spawn();
+    collector.wait_for_line("collector ready", COLLECTOR_READY).await;
+    collector
 }
 
 /// The whole stack of one test: the emulator running every function of the
@@ -79,7 +111,7 @@ pub async fn start_stack(redis_url: &str, command_key: &str) -> Stack {
 /// [`start_stack`] with `env` on top of the defaults.
 pub async fn start_stack_with(redis_url: &str, command_key: &str, env: &StackEnv) -> Stack {
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
-    let host = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let host = test_host();
     let template = workspace_root().join("template.yaml");
 
     let (emulator, endpoint) = start_emulator(|b| {
@@ -96,15 +128,10 @@ pub async fn start_stack_with(redis_url: &str, command_key: &str, env: &StackEnv
         b.env("REDIS_URL", redis_url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")
     })
     .await;
-    let collector = Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis_url)
-        .env("DOCKER_HOST", &docker_host)
-        .env("HEMOSTAT_HOST", &host)
-        // Only this test's containers: tests share one engine.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
-        .env("HEMOSTAT_COMMAND_KEY", command_key)
-        .env("RUST_LOG", "info");
-    let collector = env.collector.iter().fold(collector, |b, (k, v)| b.env(k, v)).spawn();
-    collector.wait_for_line("collector ready", READY).await;
+    let collector = start_collector(redis_url, &host, |b| {
+        let b = b.env("DOCKER_HOST", &docker_host).env("HEMOSTAT_COMMAND_KEY", command_key).env("RUST_LOG", "info");
+        env.collector.iter().fold(b, |b, (k, v)| b.env(k, v))
+    })
+    .await;
     Stack { host, endpoint, emulator, bridge, collector }
 }

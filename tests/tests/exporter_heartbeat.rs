@@ -9,19 +9,14 @@ mod exporter_support;
 use std::time::{Duration, Instant};
 
 use exporter_support::*;
-use hemostat_e2e::{Process, RedisServer, container::TEST_LABEL, current_test_name, stream_events, wait_for};
+use hemostat_e2e::{Process, RedisServer, stream_events, wait_for};
 use hemostat_protocol::{EventKind, event::SystemAlert};
 
 fn collector(redis: &RedisServer, host: &str) -> Process {
-    let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
-    Process::builder("hemostat-collector")
-        .env("REDIS_URL", redis.url())
-        .env("DOCKER_HOST", docker_host)
-        .env("HEMOSTAT_HOST", host)
+    hemostat_e2e::collector(&redis.url(), host)
         .env("HEMOSTAT_HEARTBEAT_INTERVAL", "1s")
-        // Liveness only: no sampling, and none of the shared engine's containers.
+        // Liveness only: no sampling.
         .env("HEMOSTAT_STATS_INTERVAL", "0")
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         .env("RUST_LOG", "info")
         .spawn()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisCluster, TestContainer, docker, key_slot, start_bridge, start_emulator, stream_events,
+    ContainerSpec, RedisCluster, TestContainer, docker, key_slot, start_bridge, start_emulator, stream_events,
     wait_for, workspace_root,
 };
 use hemostat_protocol::{
@@ -59,21 +59,15 @@ async fn remediation_resumes_by_itself_after_a_master_dies() {
     })
     .await;
     let host = format!("failover-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let collector = Process::builder("hemostat-collector")
-        .env("REDIS_URL", &url)
-        .env("DOCKER_HOST", &docker_host)
-        .env("HEMOSTAT_HOST", &host)
-        .env(
-            "HEMOSTAT_LABEL_SELECTOR",
-            format!("{}={}", hemostat_e2e::container::TEST_LABEL, hemostat_e2e::current_test_name()),
-        )
-        .env("HEMOSTAT_COMMAND_KEY", KEY)
-        .env("HEMOSTAT_STATS_INTERVAL", "0")
-        .env("HEMOSTAT_VERIFY_SECONDS", "1")
-        .env("HEMOSTAT_STOP_TIMEOUT", "1")
-        .env("RUST_LOG", "info")
-        .spawn();
-    collector.wait_for_line("collector ready", Duration::from_secs(30)).await;
+    let collector = hemostat_e2e::start_collector(&url, &host, |b| {
+        b.env("DOCKER_HOST", &docker_host)
+            .env("HEMOSTAT_COMMAND_KEY", KEY)
+            .env("HEMOSTAT_STATS_INTERVAL", "0")
+            .env("HEMOSTAT_VERIFY_SECONDS", "1")
+            .env("HEMOSTAT_STOP_TIMEOUT", "1")
+            .env("RUST_LOG", "info")
+    })
+    .await;
 
     let docker = docker().await;
     let started = Instant::now();

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bollard::{models::ContainerStateStatusEnum, query_parameters::TagImageOptions};
 use hemostat_e2e::{
-    ContainerSpec, PrivateDockerd, Process, RedisCluster, TestContainer, container::TEST_LABEL, current_test_name,
-    start_bridge, start_emulator, stream_events, test_image, wait_for, workspace_root,
+    ContainerSpec, PrivateDockerd, Process, RedisCluster, TestContainer, start_bridge, start_emulator, stream_events,
+    test_image, wait_for, workspace_root,
 };
 use hemostat_protocol::{
     Action, Envelope, EventKind, Publisher, RedisPublisher,
@@ -32,12 +32,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const SERVER: &str = "echo started; while :; do sleep 0.2; done";
 
 fn collector(url: &str, engine: &PrivateDockerd, host: &str) -> Process {
-    Process::builder("hemostat-collector")
+    hemostat_e2e::collector(url, host)
         .name(format!("collector-{host}"))
-        .env("REDIS_URL", url)
         .env("DOCKER_HOST", engine.host())
-        .env("HEMOSTAT_HOST", host)
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         .env("HEMOSTAT_COMMAND_KEY", KEY)
         .env("HEMOSTAT_HEARTBEAT_INTERVAL", "1s")
         .env("HEMOSTAT_STATS_INTERVAL", "0")
