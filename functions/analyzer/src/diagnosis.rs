@@ -124,7 +124,8 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
             return Some(diagnosis(
                 Cause::OomKilled,
                 format!(
-                    "The container was killed (SIGKILL, exit code 137) with no `docker kill` or stop before it,                      under a {limit} MiB memory limit: the kernel's OOM killer, though Docker did not record it."
+                    "The container was killed (SIGKILL, exit code 137) with no `docker kill` or stop before it, \
+                     under a {limit} MiB memory limit: the kernel's OOM killer, though Docker did not record it."
                 ),
                 Vec::new(),
             ));
@@ -710,7 +711,10 @@ mod tests {
             |action: &str| hemostat_protocol::evidence::DockerEvent { action: action.into(), ..Default::default() };
         e.state.memory_limit_bytes = Some(16 << 20);
         e.events = vec![event("start"), event("die")];
-        assert_eq!(cause(&killed), Cause::OomKilled);
+        let d = diagnose(&killed).unwrap();
+        assert_eq!(d.cause, Cause::OomKilled);
+        assert!(d.summary.contains("under a 16 MiB memory limit"), "{}", d.summary);
+        assert!(!d.summary.contains("  "), "a run of spaces in {:?}", d.summary);
         // A docker kill before the die: a kill.
         killed.evidence.as_mut().unwrap().events = vec![event("start"), event("kill"), event("die")];
         assert_eq!(cause(&killed), Cause::Killed);
