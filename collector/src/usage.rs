@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use hemostat_protocol::{ContainerRef, event::Metrics, keys};
-use serde_json::{Map, Value, json};
 
 /// Raw counters of one container at one instant. The cumulative ones
 /// (CPU time, network, block I/O) only grow while the container runs.
@@ -139,25 +138,24 @@ impl View<'_> {
     /// `hemostat:stats:<host/name>` and carried by alerts.
     pub fn metrics(&self, timestamp: String) -> Metrics {
         let (who, u) = (self.who, self.usage.copied().unwrap_or_default());
-        let mut extra = Map::new();
-        extra.insert("host".into(), json!(who.host));
-        extra.insert("id".into(), json!(who.id));
-        extra.insert("image".into(), json!(who.image));
-        extra.insert("memory_usage".into(), json!(u.memory_usage));
-        extra.insert("memory_limit".into(), json!(u.memory_limit));
-        extra.insert("net_rx_bytes".into(), json!(u.net_rx_bytes));
-        extra.insert("net_tx_bytes".into(), json!(u.net_tx_bytes));
-        extra.insert("blk_read_bytes".into(), json!(u.blk_read_bytes));
-        extra.insert("blk_write_bytes".into(), json!(u.blk_write_bytes));
-        extra.insert("pids".into(), json!(u.pids));
-        extra.insert("health".into(), self.health.map_or(Value::Null, |h| json!(h)));
         Metrics {
             name: who.name.clone(),
             status: Some(self.status.to_owned()),
             memory_pct: round2(u.memory_pct),
             cpu_pct: round2(u.cpu_pct),
             timestamp: Some(timestamp),
-            extra,
+            host: Some(who.host.clone()),
+            id: Some(who.id.clone()),
+            image: who.image.clone(),
+            health: self.health.map(str::to_owned),
+            memory_usage: Some(u.memory_usage),
+            memory_limit: Some(u.memory_limit),
+            net_rx_bytes: Some(u.net_rx_bytes),
+            net_tx_bytes: Some(u.net_tx_bytes),
+            blk_read_bytes: Some(u.blk_read_bytes),
+            blk_write_bytes: Some(u.blk_write_bytes),
+            pids: Some(u.pids),
+            extra: Default::default(),
         }
     }
 }

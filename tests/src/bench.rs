@@ -23,7 +23,7 @@ pub fn crash_alert(host: &str, container: &str, container_id: Option<&str>, imag
             memory_pct: 0.0,
             cpu_pct: 0.0,
             timestamp: Some(now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-            extra: Default::default(),
+            ..Default::default()
         },
         host: host.to_owned(),
         container_id: container_id.map(str::to_owned),

@@ -177,7 +177,7 @@ impl Alerts {
                 memory_pct: 0.0,
                 cpu_pct: 0.0,
                 timestamp: Some(time.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-                extra: Default::default(),
+                ..Default::default()
             },
             host: self.host.clone(),
             container_id: Some(f.container_id.clone()),
@@ -339,10 +339,10 @@ mod tests {
         assert_eq!(a.issues, ["High CPU: 91.2%"]);
         assert_eq!(a.anomalies[0].kind, AnomalyKind::HighCpu);
         assert_eq!((a.anomalies[0].threshold, a.anomalies[0].actual), (Some(85.0), Some(91.23)));
-        assert_eq!((a.metrics.cpu_pct, a.metrics.extra["pids"].clone()), (91.23, json!(7)));
+        assert_eq!((a.metrics.cpu_pct, a.metrics.pids), (91.23, Some(7)));
         assert_eq!(a.metrics.extra["sustained_seconds"], json!(5.0));
         assert_eq!(a.metrics.extra["sustain_seconds"], json!(5.0));
-        assert_eq!(a.metrics.extra["health"], json!("healthy"));
+        assert_eq!(a.metrics.health.as_deref(), Some("healthy"));
         assert_eq!((a.container_id.as_deref(), a.exit_code), (Some("c1"), None));
         let a = alerts.symptom(&view, &Symptom::HighMemory(breach), &RULES);
         assert_eq!(a.issues, ["High memory: 91.2%"]);

@@ -69,12 +69,8 @@ pub fn render(snapshot: &Snapshot, collectors: &[CollectorStatus], container_met
     if container_metrics {
         for s in &snapshot.containers {
             let labels = [("host", s.container.host.as_str()), ("container", s.container.name.as_str())];
-            if let Some(cpu) = s.cpu_pct {
-                gauge(&metrics::CONTAINER_CPU, &labels, cpu);
-            }
-            if let Some(memory) = s.memory_pct {
-                gauge(&metrics::CONTAINER_MEMORY, &labels, memory);
-            }
+            gauge(&metrics::CONTAINER_CPU, &labels, s.cpu_pct);
+            gauge(&metrics::CONTAINER_MEMORY, &labels, s.memory_pct);
             if let Some(status) = &s.status {
                 let status = metrics::label_value(status);
                 gauge(&metrics::CONTAINER_STATUS, &[labels[0], labels[1], ("status", status.as_str())], 1.0);
@@ -206,8 +202,8 @@ mod tests {
             containers: vec![ContainerStats {
                 container: ContainerRef::new("h1", "web"),
                 status: Some("running".into()),
-                cpu_pct: Some(12.5),
-                memory_pct: Some(40.0),
+                cpu_pct: 12.5,
+                memory_pct: 40.0,
             }],
             truncated: 1,
         };

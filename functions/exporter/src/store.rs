@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hemostat_protocol::connection::Connection;
-use hemostat_protocol::{ContainerRef, EventKind, keys as protocol_keys};
+use hemostat_protocol::{ContainerRef, EventKind, keys as protocol_keys, metrics::Metrics};
 use redis::AsyncCommands;
 
 use crate::{error::ExporterError, keys, metrics::Update};
@@ -33,13 +33,14 @@ pub struct Snapshot {
     pub truncated: u64,
 }
 
-/// The seed's stats fields the exporter turns into gauges.
+/// The seed's stats fields the exporter turns into gauges (of the stats
+/// record, [`Metrics`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerStats {
     pub container: ContainerRef,
     pub status: Option<String>,
-    pub cpu_pct: Option<f64>,
-    pub memory_pct: Option<f64>,
+    pub cpu_pct: f64,
+    pub memory_pct: f64,
 }
 
 /// A collector as Redis knows it.
@@ -182,15 +183,15 @@ impl RedisStore {
             for (c, json) in chunk.iter().zip(values) {
                 // A stopped container's stats may have expired: not exported.
                 let Some(json) = json else { continue };
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&json) else {
-                    tracing::debug!(container = %c, "stats key is not JSON; skipped");
+                let Some(m) = Metrics::parse(&json) else {
+                    tracing::debug!(container = %c, "stats key is not a stats record; skipped");
                     continue;
                 };
                 out.push(ContainerStats {
                     container: c.clone(),
-                    status: v.get("status").and_then(|s| s.as_str()).map(str::to_owned),
-                    cpu_pct: v.get("cpu_pct").and_then(|x| x.as_f64()),
-                    memory_pct: v.get("memory_pct").and_then(|x| x.as_f64()),
+                    status: m.status,
+                    cpu_pct: m.cpu_pct,
+                    memory_pct: m.memory_pct,
                 });
             }
         }

@@ -1,8 +1,8 @@
 //! The seed's four event kinds, where each is published, and their data.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+pub use crate::metrics::Metrics;
 use crate::{action::Action, diagnosis::Diagnosis, error::ProtocolError, evidence::Evidence, policy::Policy};
 
 /// The `type` of an envelope.
@@ -66,39 +66,6 @@ impl std::str::FromStr for EventKind {
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The seed's `metrics` object (`name`, `status`, `memory_pct`, `cpu_pct`,
-/// `timestamp`); anything else a collector measured rides along in `extra`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub memory_pct: f64,
-    #[serde(default)]
-    pub cpu_pct: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<String>,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, Value>,
-}
-
-impl Metrics {
-    /// `extra`: seconds a CPU or memory value has stayed above its
-    /// threshold, when the alert is a threshold breach.
-    pub const SUSTAINED_SECONDS: &'static str = "sustained_seconds";
-    /// `extra`: the sustain window the collector required before it called
-    /// the breach (its own setting, or the container's `hemostat.sustain`).
-    /// What "sustained" means is the operator's choice, so the analyzer
-    /// reads it from here rather than assuming its own.
-    pub const SUSTAIN_SECONDS: &'static str = "sustain_seconds";
-
-    /// A finite number in `extra`.
-    pub fn extra_f64(&self, key: &str) -> Option<f64> {
-        self.extra.get(key).and_then(Value::as_f64).filter(|v| v.is_finite())
     }
 }
 

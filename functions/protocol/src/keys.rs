@@ -33,6 +33,7 @@ pub const STREAM_MAXLEN: usize = 100_000;
 /// Where the bridge moves records that failed every attempt.
 pub const DEAD_LETTER_STREAM: &str = "hemostat:stream:dead_letter";
 
+/// The container's stats record: a [`crate::metrics::Metrics`] as JSON.
 pub fn stats(c: &ContainerRef) -> String {
     format!("hemostat:stats:{}", c.key())
 }

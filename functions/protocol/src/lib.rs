@@ -20,6 +20,7 @@
 //! - [`diagnosis`]: why a container failed (cause, summary, evidence lines, restart or not).
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
 //! - [`keys`]: the Redis key schema and TTLs.
+//! - [`metrics`]: what a collector measured of a container: its stats record, and an alert's figures.
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`silence`]: operators' silences (maintenance): stored, expiring, matched by the gate.
@@ -61,6 +62,7 @@ pub mod evidence;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod publisher;
 pub mod routes;

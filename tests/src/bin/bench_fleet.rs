@@ -527,26 +527,25 @@ impl GenCounters {
 /// The collector's stats JSON (`collector/src/usage.rs`, `View::metrics`).
 fn stats_json(host: &str, c: &SimContainer, running: bool, usage: Option<(f64, f64)>, timestamp: String) -> String {
     let (cpu, mem) = usage.unwrap_or((0.0, 0.0));
-    let zero_unless = |v: u64| if running { v } else { 0 };
-    let mut extra = serde_json::Map::new();
-    extra.insert("host".into(), json!(host));
-    extra.insert("id".into(), json!(c.id));
-    extra.insert("image".into(), json!(c.image));
-    extra.insert("memory_usage".into(), json!(zero_unless((mem / 100.0 * MEMORY_LIMIT as f64) as u64)));
-    extra.insert("memory_limit".into(), json!(zero_unless(MEMORY_LIMIT)));
-    extra.insert("net_rx_bytes".into(), json!(zero_unless(c.net_rx)));
-    extra.insert("net_tx_bytes".into(), json!(zero_unless(c.net_tx)));
-    extra.insert("blk_read_bytes".into(), json!(zero_unless(c.blk_read)));
-    extra.insert("blk_write_bytes".into(), json!(zero_unless(c.blk_write)));
-    extra.insert("pids".into(), json!(zero_unless(c.pids)));
-    extra.insert("health".into(), serde_json::Value::Null);
+    let zero_unless = |v: u64| Some(if running { v } else { 0 });
     let m = Metrics {
         name: c.name.clone(),
         status: Some(if running { "running" } else { "exited" }.into()),
         memory_pct: round2(mem),
         cpu_pct: round2(cpu),
         timestamp: Some(timestamp),
-        extra,
+        host: Some(host.to_owned()),
+        id: Some(c.id.clone()),
+        image: Some(c.image.clone()),
+        health: None,
+        memory_usage: zero_unless((mem / 100.0 * MEMORY_LIMIT as f64) as u64),
+        memory_limit: zero_unless(MEMORY_LIMIT),
+        net_rx_bytes: zero_unless(c.net_rx),
+        net_tx_bytes: zero_unless(c.net_tx),
+        blk_read_bytes: zero_unless(c.blk_read),
+        blk_write_bytes: zero_unless(c.blk_write),
+        pids: zero_unless(c.pids),
+        extra: Default::default(),
     };
     serde_json::to_string(&m).expect("serialisable")
 }
