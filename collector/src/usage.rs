@@ -35,7 +35,7 @@ pub struct Timed {
 }
 
 /// What one sampling interval says about a running container.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Usage {
     /// 100 % is one core fully busy, as in `docker stats`.
     pub cpu_pct: f64,

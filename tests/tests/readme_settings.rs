@@ -392,3 +392,64 @@ fn every_label_is_in_the_readme_table_with_an_example() {
         .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The folders of this repository a README path can start with.
+const REPO_FOLDERS: [&str; 10] =
+    ["bridge/", "cli/", "collector/", "functions/", "local/", "tests/", "scripts/", "infra/", "docs/", ".ci/"];
+
+/// Every `path` the README names in this repository (in backticks, starting
+/// with one of its folders), with the line it is on.
+fn repo_paths(readme: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (n, line) in readme.lines().enumerate() {
+        for (i, quoted) in line.split('`').enumerate() {
+            // Odd pieces are inside backticks.
+            if i % 2 == 1 && REPO_FOLDERS.iter().any(|f| quoted.starts_with(f)) && !quoted.contains(' ') {
+                // `file.rs::item` and `file.rs` (`Type::method`) name the file.
+                let path = quoted.split("::").next().unwrap_or(quoted);
+                found.push((n + 1, path.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// Whether `path` exists; a `*` in its last part matches any characters
+/// (`infra/Dockerfile*`: at least one such file).
+fn exists(path: &str) -> bool {
+    let full = workspace_root().join(path.trim_end_matches('/'));
+    let name = full.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let Some((prefix, suffix)) = name.split_once('*') else {
+        return full.exists();
+    };
+    let Some(dir) = full.parent().and_then(|d| std::fs::read_dir(d).ok()) else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.len() >= prefix.len() + suffix.len() && n.starts_with(prefix) && n.ends_with(suffix)
+    })
+}
+
+#[test]
+fn every_file_the_readme_names_exists() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let paths = repo_paths(&readme);
+    // The Contributing section alone names dozens: a parser that finds
+    // none would make this test pass on anything.
+    assert!(paths.len() >= 30, "too few paths found in the README: {paths:?}");
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|(_, p)| !exists(p))
+        .map(|(line, p)| format!("README.md:{line}: {p} does not exist"))
+        .collect();
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+#[test]
+fn paths_are_found_in_backticks_only() {
+    let text = "see `collector/src/act/executor.rs` (`Executor::execute`) and `functions/x.rs::f`,\n\
+                not collector/src/lib.rs nor `target/x` nor `docker run -v collector/x`";
+    let paths: Vec<String> = repo_paths(text).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(paths, ["collector/src/act/executor.rs", "functions/x.rs"]);
+}

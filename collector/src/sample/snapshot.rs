@@ -13,7 +13,7 @@ use super::{
 use crate::{
     docker,
     error::CollectorError,
-    usage::{self, Timed, round2},
+    usage::{self, Timed, Usage, round2},
 };
 
 /// CPU is a rate: two readings this far apart make one sample.
@@ -41,36 +41,6 @@ pub struct ContainerState {
     /// Resource usage, for running containers.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-}
-
-/// The snapshot's resource figures (the stats key's, rounded).
-#[derive(Debug, Clone, Serialize)]
-pub struct Usage {
-    pub cpu_pct: f64,
-    pub memory_pct: f64,
-    pub memory_usage: u64,
-    pub memory_limit: u64,
-    pub net_rx_bytes: u64,
-    pub net_tx_bytes: u64,
-    pub blk_read_bytes: u64,
-    pub blk_write_bytes: u64,
-    pub pids: u64,
-}
-
-impl From<usage::Usage> for Usage {
-    fn from(u: usage::Usage) -> Self {
-        Usage {
-            cpu_pct: round2(u.cpu_pct),
-            memory_pct: round2(u.memory_pct),
-            memory_usage: u.memory_usage,
-            memory_limit: u.memory_limit,
-            net_rx_bytes: u.net_rx_bytes,
-            net_tx_bytes: u.net_tx_bytes,
-            blk_read_bytes: u.blk_read_bytes,
-            blk_write_bytes: u.blk_write_bytes,
-            pids: u.pids,
-        }
-    }
 }
 
 /// Where one running container's readings come from.
@@ -137,7 +107,7 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
     for (i, mut reader, first) in running {
         let id = containers[i].id.clone();
         if let Some(second) = reader.read(docker, &id, &mut buf).await {
-            containers[i].usage = Some(usage::usage(first.as_ref(), &second, host_memory).into());
+            containers[i].usage = Some(rounded(usage::usage(first.as_ref(), &second, host_memory)));
         }
     }
     containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -147,4 +117,9 @@ pub async fn take(docker: &Docker, host: &str, roots: &Roots) -> Result<Snapshot
         docker_api: docker::api_version(docker),
         containers,
     })
+}
+
+/// The figures as the stats key shows them: percentages to two decimals.
+fn rounded(u: Usage) -> Usage {
+    Usage { cpu_pct: round2(u.cpu_pct), memory_pct: round2(u.memory_pct), ..u }
 }
