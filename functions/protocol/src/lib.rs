@@ -32,8 +32,9 @@
 //!   partial-failure answer a function gives back.
 //! - [`publisher`]: publish = pub/sub channel + durable stream, atomically.
 //! - [`routes`]: which function consumes which stream (bridge, cloud).
-//! - [`connection`]: `redis://` / `rediss://` URLs with AUTH, and redaction
-//!   of credentials for logs.
+//! - [`connection`]: one node or a Redis Cluster behind one connection
+//!   (`redis://` / `rediss://` URLs with AUTH, cluster routing, slot map),
+//!   and redaction of credentials for logs.
 //! - [`slot`]: Redis Cluster hash slots of keys.
 //! - [`stream`]: a consumer group's reads, acks and claims, for the bridge
 //!   and the collector's command reader alike.
