@@ -191,9 +191,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The HTTP client every sink shares, built once per instance.
 pub fn client(config: &Config) -> Result<reqwest::Client, AlertError> {
-    // Err only means a provider is already installed (the Redis TLS code
-    // installs the same one): fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    hemostat_protocol::tls::install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(config.http_timeout)
         .user_agent(concat!("HemoStat-Alert/", env!("CARGO_PKG_VERSION")))

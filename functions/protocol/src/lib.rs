@@ -43,6 +43,7 @@
 //! - `function` (feature `lambda`): the start-up every function binary
 //!   shares: tracing, one Redis connection, the batch handler loop.
 //! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
+//! - [`tls`]: the one TLS crypto provider (rustls with ring) every client uses.
 //! - [`error`]: the crate's error enum.
 
 pub mod action;
@@ -71,6 +72,7 @@ pub mod silence;
 pub mod slot;
 pub mod stream;
 pub mod telemetry;
+pub mod tls;
 
 pub use action::Action;
 pub use command::Command;

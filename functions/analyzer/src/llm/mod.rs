@@ -105,9 +105,7 @@ impl Llm for LlmClient {
 /// (no C toolchain for the arm64 cross-compile), the OS's root
 /// certificates, and `timeout` on every request.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, AnalyzerError> {
-    // Err only means a provider is already installed (the Redis TLS code
-    // installs the same one): fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    hemostat_protocol::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)

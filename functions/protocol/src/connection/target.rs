@@ -2,7 +2,7 @@
 //! CA for TLS), the clients and connections made from it, and the nodes a
 //! pub/sub listener subscribes on in turn ([`Subscribers`]).
 
-use std::{sync::Once, time::Duration};
+use std::time::Duration;
 
 use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
@@ -91,7 +91,7 @@ impl Target {
         for u in &urls {
             match scheme(u) {
                 "redis" | "redis+unix" | "unix" => {}
-                "rediss" => install_crypto_provider(),
+                "rediss" => crate::tls::install_crypto_provider(),
                 other => {
                     return Err(ProtocolError::RedisUrl(format!(
                         "scheme {other:?} is not redis:// or rediss:// (URL: {})",
@@ -313,14 +313,6 @@ fn node_client(url: &str, ca_pem: Option<Vec<u8>>) -> Result<redis::Client, Prot
 
 fn scheme(url: &str) -> &str {
     url.split_once("://").map(|(s, _)| s).unwrap_or("")
-}
-
-fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Err only means another provider is already installed: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 #[cfg(test)]
