@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use hemostat_protocol::secret::Secret;
+use hemostat_protocol::{retry_after, secret::Secret};
 use reqwest::{StatusCode, header::HeaderMap};
 
 use crate::{config::Config, error::AlertError, format, notice::Notice};
@@ -181,12 +181,10 @@ fn retryable(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT
 }
 
-/// `Retry-After` in seconds (what Slack sends). The HTTP-date form is left
-/// to the ordinary backoff.
+/// `Retry-After`: seconds (what Slack sends) or an HTTP date; anything
+/// else is left to the ordinary backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = value.parse().ok()?;
-    Duration::try_from_secs_f64(secs).ok()
+    retry_after::parse(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// The HTTP client every sink shares, built once per instance.
@@ -207,11 +205,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_in_seconds() {
+    fn retry_after_in_seconds_or_a_date() {
         let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
         h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        // A date long past: retry now.
         h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(reqwest::header::RETRY_AFTER, "1e20".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
 

@@ -32,6 +32,7 @@
 //!   partial-failure answer a function gives back.
 //! - [`publisher`]: publish = pub/sub channel + durable stream, atomically.
 //! - [`routes`]: which function consumes which stream (bridge, cloud).
+//! - [`retry_after`]: an HTTP server's `Retry-After`, for every HTTP client.
 //! - [`connection`]: one node or a Redis Cluster behind one connection
 //!   (`redis://` / `rediss://` URLs with AUTH, cluster routing, slot map),
 //!   and redaction of credentials for logs.
@@ -65,6 +66,7 @@ pub mod function;
 pub mod keys;
 pub mod policy;
 pub mod publisher;
+pub mod retry_after;
 pub mod routes;
 pub mod secret;
 pub mod series;
