@@ -1,13 +1,13 @@
 //! HTTP delivery, bounded: a per-request timeout, a few attempts with
-//! doubling backoff, Slack's 429 `Retry-After` honoured when it fits, and a
-//! deadline over all of it, so a dead or slow receiver costs a batch at most
-//! [`Policy::deadline`].
+//! doubling, jittered backoff, Slack's 429 `Retry-After` honoured when it
+//! fits, and a deadline over all of it, so a dead or slow receiver costs a
+//! batch at most [`Policy::deadline`].
 //!
 //! Errors never include the URL: webhook URLs are credentials.
 
 use std::time::{Duration, Instant};
 
-use hemostat_protocol::{retry_after, secret::Secret};
+use hemostat_protocol::{backoff::Backoff, retry_after, secret::Secret};
 use reqwest::{StatusCode, header::HeaderMap};
 
 use crate::{config::Config, error::AlertError, format, notice::Notice};
@@ -31,8 +31,12 @@ impl Policy {
         }
     }
 
+    /// The wait after failed attempt number `attempt`: `retry_base`
+    /// doubling, jittered (a fleet's alert instances do not retry a
+    /// recovering receiver in lockstep), never beyond the deadline (a wait
+    /// that long is not waited: the delivery gives up).
     fn backoff(&self, attempt: u32) -> Duration {
-        self.retry_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        Backoff::new(self.retry_base, self.deadline).delay(attempt.into())
     }
 }
 
@@ -218,17 +222,17 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles() {
+    fn backoff_doubles_with_jitter_up_to_the_deadline() {
         let p = Policy {
             request_timeout: Duration::from_secs(1),
             max_attempts: 5,
             retry_base: Duration::from_millis(100),
-            deadline: Duration::from_secs(10),
+            deadline: Duration::from_secs(1),
         };
-        assert_eq!(
-            [1, 2, 3].map(|a| p.backoff(a)),
-            [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)]
-        );
+        for (attempt, nominal) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (9, 1000)] {
+            let (wait, nominal) = (p.backoff(attempt), Duration::from_millis(nominal));
+            assert!(wait >= nominal / 2 && wait <= nominal, "attempt {attempt}: {wait:?} for nominal {nominal:?}");
+        }
     }
 
     #[tokio::test]
