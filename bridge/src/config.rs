@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use hemostat_protocol::{
+    backoff::Backoff,
     config::{DEFAULT_REDIS_URL, library_help, parse_millis, parse_seconds},
     secret::RedisUrl,
 };
@@ -72,7 +73,8 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_BRIDGE_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u64,
 
-    /// First retry delay (bare number: milliseconds); doubles with every further attempt.
+    /// First retry delay (bare number: milliseconds); doubles with every further attempt (each delay
+    /// jittered between half and all of it).
     #[arg(long, env = "HEMOSTAT_BRIDGE_RETRY_BASE_MS", default_value = "1000", value_parser = parse_millis)]
     pub retry_base_ms: u64,
 
@@ -90,6 +92,10 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKE_TIMEOUT_SECONDS", default_value = "60", value_parser = parse_seconds)]
     pub invoke_timeout_seconds: u64,
 }
+
+/// Retry delays grow no longer than this: the default `HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`, past which
+/// a record is dead-lettered as stale when it is delivered again anyway.
+const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(600);
 
 /// The Invoke API client; see [`Config::invoker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,10 +125,24 @@ impl Config {
         Duration::from_secs(self.invoke_timeout_seconds)
     }
 
-    /// Delay before delivery number `deliveries + 1`.
-    pub fn backoff(&self, deliveries: u64) -> Duration {
-        let exp = deliveries.saturating_sub(1).min(16) as u32;
-        Duration::from_millis(self.retry_base_ms.saturating_mul(1u64 << exp))
+    /// The retry delays: `--retry-base-ms` doubling with every failed
+    /// delivery, up to [`LONGEST_RETRY_DELAY`], jittered.
+    fn retry_backoff(&self) -> Backoff {
+        Backoff::new(Duration::from_millis(self.retry_base_ms), LONGEST_RETRY_DELAY)
+    }
+
+    /// Delay before delivery number `deliveries + 1` of record `id`. The
+    /// jitter is drawn from the id: every scan and every replica computes
+    /// the same delay for a record (one moment it is due, one min-idle for
+    /// its XCLAIM), while records that failed together retry spread out.
+    pub fn backoff(&self, deliveries: u64, id: &str) -> Duration {
+        self.retry_backoff().delay_for(deliveries, id)
+    }
+
+    /// The shortest [`Config::backoff`] of any record: how long a record
+    /// must have been idle before a scan for retries looks at it.
+    pub fn shortest_backoff(&self) -> Duration {
+        self.retry_backoff().shortest(1)
     }
 }
 
@@ -131,11 +151,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_the_base() {
+    fn backoff_doubles_from_the_base_with_jitter_stable_per_record() {
         let c = Config::parse_from(["hemostat-bridge", "--retry-base-ms", "100"]);
-        assert_eq!(c.backoff(1), Duration::from_millis(100));
-        assert_eq!(c.backoff(2), Duration::from_millis(200));
-        assert_eq!(c.backoff(4), Duration::from_millis(800));
+        for (deliveries, nominal) in [(1, 100), (2, 200), (4, 800), (13, 409_600), (14, 600_000), (40, 600_000)] {
+            let nominal = Duration::from_millis(nominal);
+            for id in ["1700000000000-0", "1700000000000-1", "1700000000001-0"] {
+                let delay = c.backoff(deliveries, id);
+                assert!(delay >= nominal / 2 && delay <= nominal, "{deliveries}, {id}: {delay:?} for {nominal:?}");
+                assert!(delay >= c.shortest_backoff(), "a scan sees every record once due");
+                assert_eq!(delay, c.backoff(deliveries, id), "the same on every scan");
+            }
+        }
+        let spread: std::collections::HashSet<Duration> =
+            (0..20).map(|i| c.backoff(3, &format!("1700000000000-{i}"))).collect();
+        assert!(spread.len() > 15, "records that failed together retry apart: {spread:?}");
+        assert_eq!(c.shortest_backoff(), Duration::from_millis(50));
     }
 
     #[test]

@@ -390,7 +390,7 @@ impl<I: Invoker> Route<I> {
     /// poisonous record cannot drag its batch-mates to the dead letter;
     /// records taken over from a dead replica go in full batches.
     async fn reclaim(&self) -> Result<Vec<(Vec<Entry>, Vec<u64>)>, BridgeError> {
-        let rows = self.group.pending(&mut self.writer.clone(), self.config.backoff(1), RECLAIM_SCAN).await?;
+        let rows = self.group.pending(&mut self.writer.clone(), self.config.shortest_backoff(), RECLAIM_SCAN).await?;
         let mut batches = Vec::new();
         let (mut taken, mut taken_count): (Vec<Entry>, Vec<u64>) = (Vec::new(), Vec::new());
         let candidates: Vec<Pending> = rows
@@ -404,7 +404,7 @@ impl<I: Invoker> Route<I> {
             // the previous takeovers, and this one if the owner is dead.
             let unknown = takeovers + u64::from(!mine);
             let failures = pending.deliveries.saturating_sub(unknown);
-            let due = self.due_ms(failures, mine);
+            let due = self.due_ms(&pending.id, failures, mine);
             if pending.idle_ms < due {
                 continue;
             }
@@ -454,8 +454,8 @@ impl<I: Invoker> Route<I> {
 impl<I: Invoker> Route<I> {
     /// How long a pending record must have been idle before it is retried
     /// (ours: its backoff) or taken over (another consumer's).
-    fn due_ms(&self, failures: u64, mine: bool) -> u64 {
-        let due = self.config.backoff(failures.max(1)).as_millis() as u64;
+    fn due_ms(&self, id: &str, failures: u64, mine: bool) -> u64 {
+        let due = self.config.backoff(failures.max(1), id).as_millis() as u64;
         if mine { due } else { due.max(self.config.reclaim_idle_ms) }
     }
 

@@ -36,7 +36,8 @@ pub const EVENT_TTL: Setting =
 pub const HTTP_TIMEOUT: Setting = Setting::new("ALERT_HTTP_TIMEOUT", "5s", "one HTTP request").seconds();
 pub const MAX_ATTEMPTS: Setting =
     Setting::new("ALERT_MAX_ATTEMPTS", "3", "attempts per notification and sink (5xx, 429, timeouts are retried)");
-pub const RETRY_BASE: Setting = Setting::new("ALERT_RETRY_BASE", "500ms", "first retry delay, doubling").seconds();
+pub const RETRY_BASE: Setting =
+    Setting::new("ALERT_RETRY_BASE", "500ms", "first retry delay, doubling (jittered)").seconds();
 pub const NOTIFY_DEADLINE: Setting = Setting::new(
     "ALERT_NOTIFY_DEADLINE",
     "15s",

@@ -1,13 +1,13 @@
 //! HTTP delivery, bounded: a per-request timeout, a few attempts with
-//! doubling backoff, Slack's 429 `Retry-After` honoured when it fits, and a
-//! deadline over all of it, so a dead or slow receiver costs a batch at most
-//! [`Policy::deadline`].
+//! doubling, jittered backoff, Slack's 429 `Retry-After` honoured when it
+//! fits, and a deadline over all of it, so a dead or slow receiver costs a
+//! batch at most [`Policy::deadline`].
 //!
 //! Errors never include the URL: webhook URLs are credentials.
 
 use std::time::{Duration, Instant};
 
-use hemostat_protocol::secret::Secret;
+use hemostat_protocol::{backoff::Backoff, retry_after, secret::Secret};
 use reqwest::{StatusCode, header::HeaderMap};
 
 use crate::{config::Config, error::AlertError, format, notice::Notice};
@@ -31,8 +31,12 @@ impl Policy {
         }
     }
 
+    /// The wait after failed attempt number `attempt`: `retry_base`
+    /// doubling, jittered (a fleet's alert instances do not retry a
+    /// recovering receiver in lockstep), never beyond the deadline (a wait
+    /// that long is not waited: the delivery gives up).
     fn backoff(&self, attempt: u32) -> Duration {
-        self.retry_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        Backoff::new(self.retry_base, self.deadline).delay(attempt.into())
     }
 }
 
@@ -181,19 +185,15 @@ fn retryable(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT
 }
 
-/// `Retry-After` in seconds (what Slack sends). The HTTP-date form is left
-/// to the ordinary backoff.
+/// `Retry-After`: seconds (what Slack sends) or an HTTP date; anything
+/// else is left to the ordinary backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = value.parse().ok()?;
-    Duration::try_from_secs_f64(secs).ok()
+    retry_after::parse(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// The HTTP client every sink shares, built once per instance.
 pub fn client(config: &Config) -> Result<reqwest::Client, AlertError> {
-    // Err only means a provider is already installed (the Redis TLS code
-    // installs the same one): fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    hemostat_protocol::tls::install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(config.http_timeout)
         .user_agent(concat!("HemoStat-Alert/", env!("CARGO_PKG_VERSION")))
@@ -209,26 +209,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_in_seconds() {
+    fn retry_after_in_seconds_or_a_date() {
         let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
         h.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        // A date long past: retry now.
         h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(reqwest::header::RETRY_AFTER, "1e20".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
 
     #[test]
-    fn backoff_doubles() {
+    fn backoff_doubles_with_jitter_up_to_the_deadline() {
         let p = Policy {
             request_timeout: Duration::from_secs(1),
             max_attempts: 5,
             retry_base: Duration::from_millis(100),
-            deadline: Duration::from_secs(10),
+            deadline: Duration::from_secs(1),
         };
-        assert_eq!(
-            [1, 2, 3].map(|a| p.backoff(a)),
-            [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)]
-        );
+        for (attempt, nominal) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (9, 1000)] {
+            let (wait, nominal) = (p.backoff(attempt), Duration::from_millis(nominal));
+            assert!(wait >= nominal / 2 && wait <= nominal, "attempt {attempt}: {wait:?} for nominal {nominal:?}");
+        }
     }
 
     #[tokio::test]

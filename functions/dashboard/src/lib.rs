@@ -11,7 +11,8 @@
 //! - `handler`: routes, JSON answers and their headers (caching,
 //!   content types, escaping), and the lambda_http adapter.
 //! - `views`: the API's answers built from raw Redis values by pure
-//!   functions (grid, active issues, silences, filtered history, series).
+//!   functions, one file per view (grid, silences, active issues, filtered
+//!   history, series).
 //! - `page`: the HTML page with its script and style inlined, its ETag
 //!   and Content-Security-Policy.
 //! - `store`: the few Redis reads the handler needs, as a trait, with the

@@ -33,8 +33,10 @@
 //!   partial-failure answer a function gives back.
 //! - [`publisher`]: publish = pub/sub channel + durable stream, atomically.
 //! - [`routes`]: which function consumes which stream (bridge, cloud).
-//! - [`connection`]: `redis://` / `rediss://` URLs with AUTH, and redaction
-//!   of credentials for logs.
+//! - [`retry_after`]: an HTTP server's `Retry-After`, for every HTTP client.
+//! - [`connection`]: one node or a Redis Cluster behind one connection
+//!   (`redis://` / `rediss://` URLs with AUTH, cluster routing, slot map),
+//!   and redaction of credentials for logs.
 //! - [`slot`]: Redis Cluster hash slots of keys.
 //! - [`stream`]: a consumer group's reads, acks and claims, for the bridge
 //!   and the collector's command reader alike.
@@ -43,6 +45,7 @@
 //! - `function` (feature `lambda`): the start-up every function binary
 //!   shares: tracing, one Redis connection, the batch handler loop.
 //! - [`telemetry`]: `tracing` setup (JSON inside Lambda).
+//! - [`tls`]: the one TLS crypto provider (rustls with ring) every client uses.
 //! - [`error`]: the crate's error enum.
 
 pub mod action;
@@ -65,6 +68,7 @@ pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod publisher;
+pub mod retry_after;
 pub mod routes;
 pub mod secret;
 pub mod series;
@@ -72,6 +76,7 @@ pub mod silence;
 pub mod slot;
 pub mod stream;
 pub mod telemetry;
+pub mod tls;
 
 pub use action::Action;
 pub use command::Command;

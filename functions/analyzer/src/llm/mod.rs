@@ -105,9 +105,7 @@ impl Llm for LlmClient {
 /// (no C toolchain for the arm64 cross-compile), the OS's root
 /// certificates, and `timeout` on every request.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, AnalyzerError> {
-    // Err only means a provider is already installed (the Redis TLS code
-    // installs the same one): fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    hemostat_protocol::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -153,11 +151,10 @@ pub(crate) async fn send(
     serde_json::from_slice(&bytes).map_err(|e| AnalyzerError::InvalidVerdict(format!("response body is not JSON: {e}")))
 }
 
-/// `retry-after` in seconds (both providers send seconds; an HTTP date is
-/// not worth a date parser here and is ignored).
+/// `retry-after`: seconds (what both providers send) or an HTTP date;
+/// anything else is ignored.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    hemostat_protocol::retry_after::parse(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// The safe parts of an error body: OpenAI's `{"error": {"message", "type",
@@ -173,4 +170,21 @@ fn provider_error(status: u16, body: &Value, retry_after: Option<Duration>) -> P
 /// names are words; anything else is not repeated.
 fn safe_word(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')).take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+    #[test]
+    fn a_hostile_retry_after_is_ignored_not_a_panic() {
+        let with = |value: &str| HeaderMap::from_iter([(RETRY_AFTER, value.parse().unwrap())]);
+        assert_eq!(retry_after(&with("2")), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&with("0.5")), Some(Duration::from_millis(500)));
+        for bad in ["1e20", "-1", "NaN", "inf", "soon"] {
+            assert_eq!(retry_after(&with(bad)), None, "{bad}");
+        }
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
 }
