@@ -14,6 +14,9 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// The container's name (the seed always writes it; a record without
+    /// one still reads).
+    #[serde(default, deserialize_with = "lenient_text")]
     pub name: String,
     /// Docker's status (`running`, `exited`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient")]
@@ -88,6 +91,11 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
     Ok(Option::<Value>::deserialize(d)?.and_then(|v| serde_json::from_value(v).ok()))
 }
 
+/// A string, else empty.
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(lenient::<D, String>(d)?.unwrap_or_default())
+}
+
 /// A finite number, else 0 (the seed's default for a figure not measured).
 fn finite<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(lenient::<D, f64>(d)?.filter(|x| x.is_finite()).unwrap_or_default())
@@ -137,5 +145,7 @@ mod tests {
         assert_eq!((m.health.as_deref(), m.image.as_deref()), (None, None));
         assert_eq!(m.extra_f64(Metrics::SUSTAINED_SECONDS), Some(12.0));
         assert_eq!(Metrics::parse("[1, 2]"), None);
+        let nameless = Metrics::parse(r#"{"status": "running", "name": 3}"#).unwrap();
+        assert_eq!((nameless.name.as_str(), nameless.status.as_deref()), ("", Some("running")));
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use hemostat_protocol::{
     ContainerRef, EventKind,
+    metrics::Metrics,
     silence::{AlertFacts, Silence, Subject},
 };
 
@@ -153,8 +154,7 @@ pub fn containers_view(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let stats: Option<Value> =
-                stats.get(i).cloned().flatten().and_then(|s| serde_json::from_str(&s).ok()).filter(Value::is_object);
+            let stats: Option<Metrics> = stats.get(i).cloned().flatten().and_then(|s| Metrics::parse(&s));
             let record: Option<Value> = remediation
                 .get(i)
                 .cloned()
@@ -162,27 +162,26 @@ pub fn containers_view(
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .filter(Value::is_object);
             let s = stats.as_ref();
-            let running = s.and_then(|s| str_field(s, "status")).is_some_and(|st| st == "running");
-            // A stopped container's percentages are zeros, not measurements.
-            let measured =
-                |field: &str| if running { s.and_then(|s| s.get(field)).and_then(Value::as_f64) } else { None };
+            let text = |field: fn(&Metrics) -> &Option<String>| {
+                s.and_then(|s| field(s).as_deref()).filter(|t| !t.is_empty()).map(str::to_owned)
+            };
+            let status = text(|s| &s.status);
+            // A stopped container's figures are zeros, not measurements.
+            let running = status.as_deref() == Some("running");
+            let measured = s.filter(|_| running);
             ContainerRow {
                 key: c.key(),
                 host: c.host.clone(),
                 name: c.name.clone(),
-                status: s.and_then(|s| str_field(s, "status")).unwrap_or_else(|| "unknown".into()),
-                health: s.and_then(|s| str_field(s, "health")),
-                cpu_pct: measured("cpu_pct"),
-                memory_pct: measured("memory_pct"),
-                memory_usage: if running {
-                    s.and_then(|s| s.get("memory_usage")).and_then(Value::as_u64)
-                } else {
-                    None
-                },
-                memory_limit: s.and_then(|s| s.get("memory_limit")).and_then(Value::as_u64).filter(|l| *l > 0),
-                pids: if running { s.and_then(|s| s.get("pids")).and_then(Value::as_u64) } else { None },
-                image: s.and_then(|s| str_field(s, "image")),
-                updated: s.and_then(|s| str_field(s, "timestamp")),
+                status: status.unwrap_or_else(|| "unknown".into()),
+                health: text(|s| &s.health),
+                cpu_pct: measured.map(|s| s.cpu_pct),
+                memory_pct: measured.map(|s| s.memory_pct),
+                memory_usage: measured.and_then(|s| s.memory_usage),
+                memory_limit: s.and_then(|s| s.memory_limit).filter(|l| *l > 0),
+                pids: measured.and_then(|s| s.pids),
+                image: text(|s| &s.image),
+                updated: text(|s| &s.timestamp),
                 host_alive: alive.get(c.host.as_str()).copied().unwrap_or(false),
                 remediation: record,
                 silenced: None,
