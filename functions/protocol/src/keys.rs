@@ -9,7 +9,7 @@
 //! action log, audit, pending gate decisions) and the analyzer's history
 //! share the tag `{host/name}`; the fleet brake's keys share the tag
 //! `{image}`. The safety gate therefore decides in two slots (the
-//! container's, then the image's), see `functions/responder/src/gate.rs`.
+//! container's, then the image's), see [`crate::gate`].
 //! Keys written alone (stats, series, heartbeats) need no tag. Streams that
 //! every event passes through are one key each (one slot each).
 

@@ -23,6 +23,9 @@
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`silence`]: operators' silences (maintenance): stored, expiring, matched by the gate.
+//! - [`gate`]: the responder's safety gate (cooldown, circuit breaker, fleet
+//!   brake, audit), atomic Redis scripts, and its read-only preview for
+//!   `hemostat explain`.
 //! - [`command`]: remediation commands sent to one host's collector, with
 //!   ids for idempotency and HMAC-SHA256 signatures.
 //! - [`action`]: what can be done to a container, shared by events and
@@ -60,6 +63,7 @@ pub mod event;
 pub mod evidence;
 #[cfg(feature = "lambda")]
 pub mod function;
+pub mod gate;
 pub mod keys;
 pub mod policy;
 pub mod publisher;

@@ -1,5 +1,5 @@
 -- The safety gate, last step: the fleet brake's answer back in the
--- container's slot. Same KEYS as gate_container.lua.
+-- container's slot. Same KEYS as container.lua.
 -- ARGV:
 --   1 command id   2 verdict (allowed or brake)   3 reason
 --   4 record TTL seconds   5 audit entry JSON (without verdict)   6 audit max length

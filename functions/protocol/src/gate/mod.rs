@@ -1,35 +1,52 @@
-//! The safety gate's decision, made atomically inside Redis.
+//! The responder's safety gate: its decision, made atomically inside Redis,
+//! and the same decision previewed without a write (`hemostat explain`).
 //!
 //! A decision spans a container (cooldown, circuit breaker) and its image
 //! across hosts (fleet brake). On a Redis Cluster those are two slots (the
 //! key schema tags a container's keys with `{host/name}` and an image's with
 //! `{image}`, so state spreads over the masters), and one script cannot
 //! touch both. So the gate decides in steps, each one atomic script:
-//! 1. `gate_container.lua`, in the container's slot: an operator's silence
-//!    or the container's policy (found by the handler, refused and audited
-//!    here), cooldown and breaker (the container's own, when it has them);
-//!    an allowed action is taken at once (a concurrent request for the same
-//!    container sees the cooldown) and, when the fleet brake must still
-//!    decide, marked pending;
-//! 2. `gate_fleet.lua`, in the image's slot: admits the host or trips the
+//! 1. `container.lua`, in the container's slot: a refusal decided before
+//!    the gate (an operator's silence, the container's policy, its `held`:
+//!    [`GateInputs::refusal`], refused and audited here), cooldown and
+//!    breaker (the container's own, when it has them); an allowed action is
+//!    taken at once (a concurrent request for the same container sees the
+//!    cooldown) and, when the fleet brake must still decide, marked pending;
+//! 2. `fleet.lua`, in the image's slot: admits the host or trips the
 //!    brake, exactly, however many responders race;
-//! 3. `gate_settle.lua`, in the container's slot: confirms the action, or
+//! 3. `settle.lua`, in the container's slot: confirms the action, or
 //!    undoes it when the brake said no, and audits the outcome.
 //!
 //! A responder that dies between steps leaves the action pending; the
 //! redelivered request finds it (`pending`) and finishes steps 2 and 3.
+//!
+//! [`Gate::preview`] runs step 1's script in its read-only mode: the same
+//! checks in the same order, nothing written (no action taken, no breaker
+//! opened, no audit).
+//!
+//! Module map:
+//! - `settings`: the fleet's limits and their environment variables, and
+//!   the fleet brake's.
+//! - `inputs`: a container's facts (policy, `held`, silence) turned into
+//!   the script's inputs, for the decision and the preview alike.
+
+mod inputs;
+mod settings;
 
 use redis::Script;
 use serde_json::json;
 
-use hemostat_protocol::{ContainerRef, ProtocolError, keys};
+pub use inputs::{ContainerFacts, GateInputs};
+pub use settings::{BREAKER, COOLDOWN, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR};
+
+use crate::{ContainerRef, ProtocolError, keys};
 
 /// Audit entries kept per container.
 const AUDIT_MAX: usize = 1000;
 
-static CONTAINER_LUA: &str = include_str!("gate_container.lua");
-static FLEET_LUA: &str = include_str!("gate_fleet.lua");
-static SETTLE_LUA: &str = include_str!("gate_settle.lua");
+static CONTAINER_LUA: &str = include_str!("container.lua");
+static FLEET_LUA: &str = include_str!("fleet.lua");
+static SETTLE_LUA: &str = include_str!("settle.lua");
 
 /// What the gate decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,58 +84,45 @@ pub struct GateRequest<'a> {
     pub dry_run: bool,
     /// The container's image; `None` leaves the fleet brake out of the decision.
     pub image: Option<&'a str>,
-    /// A refusal decided before the gate, refused and audited with this
-    /// reason: an operator's silence that holds for the container
-    /// (`silenced: <reason> (until ...)`), or its policy (`policy: notify`).
-    pub held: Option<&'a str>,
-    /// The container's own cooldown (`hemostat.cooldown`), else the gate's.
-    pub cooldown_seconds: Option<u64>,
-    /// The container's own hourly cap (`hemostat.max_actions_per_hour`),
-    /// else the gate's.
-    pub max_per_hour: Option<u64>,
+    /// From the container's facts ([`GateSettings::inputs`]).
+    pub inputs: &'a GateInputs,
 }
 
-/// The fleet brake: at most `hosts` hosts per image remediated within
-/// `window_seconds`; `hosts == 0` turns it off.
-#[derive(Debug, Clone, Copy)]
-pub struct FleetBrake {
-    pub hosts: u64,
-    pub window_seconds: u64,
+/// What the gate would decide for a container now, and the state it read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// [`GateDecision::Allowed`] (the fleet brake left out),
+    /// [`GateDecision::Refused`] or [`GateDecision::BreakerOpened`] (the
+    /// next request would open it).
+    pub decision: GateDecision,
+    /// Actions taken on it within the last hour.
+    pub actions_last_hour: u64,
+    /// What remains of its cooldown, ms.
+    pub cooldown_left_ms: u64,
 }
 
 pub struct Gate {
     container: Script,
     fleet: Script,
     settle: Script,
-    cooldown_seconds: u64,
-    max_per_hour: u64,
+    settings: GateSettings,
     brake: FleetBrake,
-    breaker_seconds: u64,
 }
 
-/// How long an opened circuit breaker stays open by default.
-pub const BREAKER_SECONDS: u64 = 3600;
-
 impl Gate {
-    pub fn new(cooldown_seconds: u64, max_per_hour: u64) -> Self {
-        Self::with_brake(cooldown_seconds, max_per_hour, FleetBrake { hosts: 0, window_seconds: 0 })
-    }
-
-    pub fn with_brake(cooldown_seconds: u64, max_per_hour: u64, brake: FleetBrake) -> Self {
+    /// The gate with these limits and no fleet brake.
+    pub fn new(settings: GateSettings) -> Self {
         Gate {
             container: Script::new(CONTAINER_LUA),
             fleet: Script::new(FLEET_LUA),
             settle: Script::new(SETTLE_LUA),
-            cooldown_seconds,
-            max_per_hour,
-            brake,
-            breaker_seconds: BREAKER_SECONDS,
+            settings,
+            brake: FleetBrake::OFF,
         }
     }
 
-    /// An opened circuit breaker stays open `seconds` (unless reset).
-    pub fn with_breaker_seconds(mut self, seconds: u64) -> Self {
-        self.breaker_seconds = seconds.max(1);
+    pub fn with_brake(mut self, brake: FleetBrake) -> Self {
+        self.brake = brake;
         self
     }
 
@@ -140,20 +144,15 @@ impl Gate {
         let image = req.image.filter(|i| !i.is_empty());
         let brake_decides = image.is_some() && self.brake.hosts > 0;
         let c = req.container;
-        // In the order both scripts of the container's slot take them.
-        let container_keys =
-            [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c), keys::breaker(c)];
-        let (verdict, reason, count): (String, String, u64) = with_keys(&self.container, &container_keys)
-            .arg(req.cooldown_seconds.unwrap_or(self.cooldown_seconds))
-            .arg(req.max_per_hour.unwrap_or(self.max_per_hour))
+        let container_keys = container_keys(c);
+        let (verdict, reason, count, _): (String, String, u64, u64) = self
+            .container_step(&container_keys, req.inputs, false)
             .arg(req.command_id)
             .arg(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string())
             .arg(keys::REMEDIATION_TTL.as_secs())
             .arg(&audit)
             .arg(AUDIT_MAX)
             .arg(if brake_decides { "1" } else { "0" })
-            .arg(req.held.unwrap_or_default())
-            .arg(self.breaker_seconds)
             .invoke_async(conn)
             .await?;
         match verdict.as_str() {
@@ -191,6 +190,48 @@ impl Gate {
             _ => GateDecision::Allowed { count },
         })
     }
+
+    /// What [`check`](Gate::check) would decide for the container now, by
+    /// the same script in its read-only mode: nothing is written. The
+    /// fleet brake is left out (it depends on the request's image and the
+    /// other hosts' requests).
+    pub async fn preview<C>(
+        &self,
+        conn: &mut C,
+        container: &ContainerRef,
+        inputs: &GateInputs,
+    ) -> Result<Preview, ProtocolError>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let (verdict, reason, count, cooldown_left_ms): (String, String, u64, u64) =
+            self.container_step(&container_keys(container), inputs, true).invoke_async(conn).await?;
+        let decision = match verdict.as_str() {
+            "allowed" => GateDecision::Allowed { count: count + 1 },
+            "refused" => GateDecision::Refused { reason },
+            "opened" => GateDecision::BreakerOpened { reason },
+            other => return Err(ProtocolError::Redis(unexpected(other))),
+        };
+        Ok(Preview { decision, actions_last_hour: count, cooldown_left_ms })
+    }
+
+    /// `container.lua` with its keys and the arguments the decision and the
+    /// preview share (the script's ARGV 1 to 5); a decision adds the rest.
+    fn container_step(&self, keys: &[String], inputs: &GateInputs, preview: bool) -> redis::ScriptInvocation<'_> {
+        let mut invocation = with_keys(&self.container, keys);
+        invocation
+            .arg(inputs.cooldown_seconds)
+            .arg(inputs.max_per_hour)
+            .arg(inputs.refusal.as_deref().unwrap_or_default())
+            .arg(self.settings.breaker_seconds.max(1))
+            .arg(if preview { "1" } else { "0" });
+        invocation
+    }
+}
+
+/// The container's keys, in the order both scripts of its slot take them.
+fn container_keys(c: &ContainerRef) -> [String; 5] {
+    [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c), keys::breaker(c)]
 }
 
 fn with_keys<'a>(script: &'a Script, keys: &[String]) -> redis::ScriptInvocation<'a> {
