@@ -8,6 +8,7 @@ use std::{
 use futures::StreamExt;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, ProtocolError,
+    audit::{self, AuditEntry},
     command::{COMMAND_FIELD, SIGNATURE_FIELD, SignedCommand},
     event::HealthAlert,
     gate::{ContainerFacts, Gate, GateDecision},
@@ -376,9 +377,9 @@ async fn print_until_closed(ctx: &Context, filter: &EventFilter, pubsub: redis::
 
 pub async fn audit(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<(), CliError> {
     ctx.require_known(c).await?;
-    let entries = audit_entries(ctx, c, limit).await?;
+    let entries = audit::newest(&mut ctx.conn(), c, limit).await?;
     if ctx.json {
-        show::json(&Value::Array(entries));
+        show::json(&Value::Array(entries.iter().map(audit_json).collect()));
         return Ok(());
     }
     if entries.is_empty() {
@@ -390,23 +391,25 @@ pub async fn audit(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<(), 
     Ok(())
 }
 
-async fn audit_entries(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<Vec<Value>, CliError> {
-    let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
-    let raw: Vec<String> = ctx.conn().lrange(keys::audit(c), 0, stop).await?;
-    Ok(raw.iter().map(|r| serde_json::from_str(r).unwrap_or_else(|_| Value::String(r.clone()))).collect())
+/// An entry as JSON; one that did not parse, as the text it is.
+fn audit_json(e: &Result<AuditEntry, String>) -> Value {
+    match e {
+        Ok(entry) => serde_json::to_value(entry).unwrap_or_default(),
+        Err(raw) => Value::String(raw.clone()),
+    }
 }
 
-fn audit_line(e: &Value) -> String {
-    let at = e.get("at_ms").and_then(Value::as_i64).map(show::time).unwrap_or_default();
-    let reason = match show::text(e, "reason") {
-        "" => String::new(),
-        r => format!(": {r}"),
+fn audit_line(e: &Result<AuditEntry, String>) -> String {
+    let e = match e {
+        Ok(entry) => entry,
+        Err(raw) => return format!("unreadable entry: {raw}"),
     };
-    let request = match show::text(e, "request_reason") {
-        "" => String::new(),
-        r => format!(" <- {r}"),
+    let reason = if e.reason.is_empty() { String::new() } else { format!(": {}", e.reason) };
+    let request = match e.request.request_reason.as_deref() {
+        None | Some("") => String::new(),
+        Some(r) => format!(" <- {r}"),
     };
-    format!("{at}  {:<8}  {:<8}{reason}{request}", show::text(e, "verdict"), show::text(e, "action"))
+    format!("{}  {:<8}  {:<8}{reason}{request}", show::time(e.at_ms), e.verdict.as_str(), e.request.action)
 }
 
 pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
@@ -457,7 +460,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         .filter(|e| e.kind != EventKind::SystemAlert && about(e, c))
         .take(5)
         .collect();
-    let audit = audit_entries(ctx, c, 5).await?;
+    let audit = audit::newest(&mut conn, c, 5).await?;
 
     let verdict = if !reported {
         "would refuse: no collector reports this container (out of scope, gone, or its host is down)".to_owned()
@@ -488,7 +491,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             "circuit_breaker_open": breaker_open,
             "silences": matching,
             "verdict": verdict,
-            "audit": audit,
+            "audit": audit.iter().map(audit_json).collect::<Vec<_>>(),
             "alerts": alerts.iter().map(|e| &e.data).collect::<Vec<_>>(),
             "outcomes": outcomes.iter().map(|e| json!({"type": e.kind, "timestamp": e.timestamp, "data": e.data})).collect::<Vec<_>>(),
         }));

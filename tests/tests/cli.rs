@@ -20,6 +20,7 @@ use hemostat_e2e::{
 };
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    audit::{self, AuditEntry, AuditRequest, Verdict},
     envelope::agent,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
     keys,
@@ -111,9 +112,19 @@ async fn every_verb_on_redis() {
         let _: () = conn.zadd(keys::action_log(&c), format!("cmd-{i}"), now - ago).await.unwrap();
     }
     let _: () = conn.set_ex(keys::remediation(&c), r#"{"last_action":"x","count":3}"#, 3600).await.unwrap();
-    for (verdict, reason) in [("allowed", ""), ("refused", "cooldown: last action 5.0s ago, cooldown is 3600s")] {
-        let entry = json!({"verdict": verdict, "reason": reason, "action": "restart", "at_ms": now, "host": c.host, "container": c.name});
-        let _: () = conn.lpush(keys::audit(&c), entry.to_string()).await.unwrap();
+    for (verdict, reason) in
+        [(Verdict::Allowed, ""), (Verdict::Refused, "cooldown: last action 5.0s ago, cooldown is 3600s")]
+    {
+        let request = AuditRequest {
+            host: c.host.clone(),
+            container: c.name.clone(),
+            action: "restart".into(),
+            ..Default::default()
+        };
+        let entry = AuditEntry { request, verdict, reason: reason.into(), at_ms: now };
+        let mut pipe = redis::pipe();
+        audit::push(&mut pipe, &c, &entry).unwrap();
+        let () = pipe.query_async(&mut conn).await.unwrap();
     }
 
     // status: hosts, containers, breakers, in text and JSON.

@@ -74,10 +74,15 @@ pub fn breaker(c: &ContainerRef) -> String {
     format!("hemostat:breaker:{}", container_tag(c))
 }
 
-/// Audit trail of every gate decision for a container.
+/// Audit trail of every gate decision for a container (and its resets):
+/// a list of [`AuditEntry`](crate::audit::AuditEntry), newest first, at
+/// most [`AUDIT_MAX`], kept [`AUDIT_TTL`] after the newest.
 pub fn audit(c: &ContainerRef) -> String {
     format!("hemostat:audit:{}", container_tag(c))
 }
+
+pub const AUDIT_MAX: usize = 1000;
+pub const AUDIT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Gate decisions allowed for the container but still waiting for the fleet
 /// brake's answer (hash: command id -> the remediation record before it).

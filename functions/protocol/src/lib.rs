@@ -23,6 +23,7 @@
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`silence`]: operators' silences (maintenance): stored, expiring, matched by the gate.
+//! - [`audit`]: the audit trail of a container's gate decisions and resets.
 //! - [`gate`]: the responder's safety gate (cooldown, circuit breaker, fleet
 //!   brake, audit), atomic Redis scripts, and its read-only preview for
 //!   `hemostat explain`.
@@ -48,6 +49,7 @@
 //! - [`error`]: the crate's error enum.
 
 pub mod action;
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod backoff;

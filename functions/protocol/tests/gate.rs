@@ -4,6 +4,7 @@
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     ContainerRef,
+    audit::{self, AuditEntry, AuditRequest, Verdict},
     gate::{ContainerFacts, FleetBrake, Gate, GateDecision, GateInputs, GateRequest, GateSettings},
     keys,
     policy::Policy,
@@ -79,11 +80,15 @@ async fn cooldown_then_circuit_breaker_with_seed_record_and_audit() {
     }
 
     // Every decision is audited, refusals included, newest first.
-    let audit: Vec<String> = conn.lrange(keys::audit(&other), 0, -1).await.unwrap();
+    let audit = entries(&mut conn, &other).await;
     assert_eq!(audit.len(), 3);
-    let newest: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
-    assert_eq!(newest["verdict"], "refused");
-    assert_eq!(newest["command_id"], "z");
+    assert_eq!((audit[0].verdict, audit[0].request.command_id.as_deref()), (Verdict::Refused, Some("z")));
+}
+
+/// The container's audit trail, each entry parsed as the one type.
+async fn entries(conn: &mut hemostat_protocol::connection::Connection, c: &ContainerRef) -> Vec<AuditEntry> {
+    let all = audit::newest(conn, c, usize::MAX).await.unwrap();
+    all.into_iter().map(|e| e.unwrap_or_else(|raw| panic!("not an AuditEntry: {raw}"))).collect()
 }
 
 #[tokio::test]
@@ -147,9 +152,8 @@ async fn fleet_brake_stops_a_bad_release_spreading_across_hosts() {
         GateDecision::Allowed { .. }
     ));
     // The refusal is audited with the image.
-    let audit: Vec<String> = conn.lrange(keys::audit(&h4), 0, 0).await.unwrap();
-    let entry: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
-    assert_eq!((entry["verdict"].as_str(), entry["image"].as_str()), (Some("brake"), Some(image)));
+    let entry = &entries(&mut conn, &h4).await[0];
+    assert_eq!((entry.verdict, entry.request.image.as_deref()), (Verdict::Brake, Some(image)));
 }
 
 #[tokio::test]
@@ -191,16 +195,15 @@ async fn racing_hosts_trip_the_fleet_brake_at_exactly_its_count() {
     let record: Option<String> = conn.get(keys::remediation(loser)).await.unwrap();
     let pending: u64 = conn.hlen(keys::gate_pending(loser)).await.unwrap();
     assert_eq!((actions, record, pending), (0, None, 0));
-    let audit: Vec<String> = conn.lrange(keys::audit(loser), 0, -1).await.unwrap();
-    assert_eq!(audit.len(), 1);
-    assert!(audit[0].contains("\"verdict\":\"brake\""), "{audit:?}");
+    let audit = entries(&mut conn, loser).await;
+    assert_eq!(audit.iter().map(|e| e.verdict).collect::<Vec<_>>(), [Verdict::Brake], "{audit:?}");
     // A winner's action stands, audited as allowed.
     let (winner, _) = decisions.iter().find(|(_, v)| matches!(v, GateDecision::Allowed { .. })).unwrap();
     let actions: u64 = conn.zcard(keys::action_log(winner)).await.unwrap();
     let pending: u64 = conn.hlen(keys::gate_pending(winner)).await.unwrap();
     assert_eq!((actions, pending), (1, 0));
-    let audit: Vec<String> = conn.lrange(keys::audit(winner), 0, -1).await.unwrap();
-    assert!(audit.len() == 1 && audit[0].contains("\"verdict\":\"allowed\""), "{audit:?}");
+    let audit = entries(&mut conn, winner).await;
+    assert_eq!(audit.iter().map(|e| e.verdict).collect::<Vec<_>>(), [Verdict::Allowed], "{audit:?}");
 }
 
 #[tokio::test]
@@ -239,9 +242,8 @@ async fn a_silence_refuses_first_and_is_audited_with_its_reason() {
     let actions: u64 = conn.zcard(keys::action_log(&c)).await.unwrap();
     let record: Option<String> = conn.get(keys::remediation(&c)).await.unwrap();
     assert_eq!((actions, record), (0, None));
-    let audit: Vec<String> = conn.lrange(keys::audit(&c), 0, -1).await.unwrap();
-    let entry: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
-    assert_eq!((entry["verdict"].as_str(), entry["reason"].as_str()), (Some("refused"), Some(reason)));
+    let entry = &entries(&mut conn, &c).await[0];
+    assert_eq!((entry.verdict, entry.reason.as_str()), (Verdict::Refused, reason));
     // Once the silence is gone (the handler finds none), the same container is allowed.
     assert!(matches!(
         gate.check(&mut conn, &request(&c, "b", &inputs)).await.unwrap(),
@@ -347,8 +349,7 @@ async fn an_opened_breaker_holds_past_the_hour_until_it_expires_or_is_reset() {
         GateDecision::Refused { reason } => assert_eq!(reason, opened, "refused with the reason it opened with"),
         v => panic!("expected the open breaker to refuse, got {v:?}"),
     }
-    let audit: Vec<String> = conn.lrange(keys::audit(&c), 0, 0).await.unwrap();
-    assert!(audit[0].contains("\"verdict\":\"refused\""), "{}", audit[0]);
+    assert_eq!(entries(&mut conn, &c).await[0].verdict, Verdict::Refused);
     // It expires by itself.
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert!(matches!(gate.check(&mut conn, &request(&c, "d", &inputs)).await.unwrap(), GateDecision::Allowed { .. }));
@@ -436,4 +437,54 @@ async fn the_preview_decides_as_the_gate_does_and_writes_nothing() {
     let GateDecision::BreakerOpened { reason } = opened else { unreachable!() };
     let preview = gate.preview(&mut conn, &c, &uncooled).await.unwrap();
     assert_eq!(preview.decision, GateDecision::Refused { reason });
+}
+
+#[tokio::test]
+async fn what_the_scripts_write_reads_back_as_audit_entries() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let gate = Gate::new(settings(3600, 1)).with_brake(FleetBrake { hosts: 1, window_seconds: 600 });
+    let inputs = plain(settings(3600, 1));
+    let (a, b) = (ContainerRef::new("h1", "api"), ContainerRef::new("h2", "api"));
+    let started = chrono::Utc::now().timestamp_millis();
+    // container.lua alone (no image: no brake), then refused by its cooldown;
+    // settle.lua after the fleet brake admitted h1, and after it held h2.
+    let unbraked = ContainerRef::new("h1", "db");
+    gate.check(&mut conn, &request(&unbraked, "u1", &inputs)).await.unwrap();
+    gate.check(&mut conn, &request(&unbraked, "u2", &inputs)).await.unwrap();
+    gate.check(&mut conn, &with_image(&a, "a1", "shop/api:1", &inputs)).await.unwrap();
+    gate.check(&mut conn, &with_image(&b, "b1", "shop/api:1", &inputs)).await.unwrap();
+    // An operator's reset, as `hemostat reset` writes it.
+    let reset = AuditEntry::reset(&unbraked, "alice", 1, started);
+    let mut pipe = redis::pipe();
+    audit::push(&mut pipe, &unbraked, &reset).unwrap();
+    let () = pipe.query_async(&mut conn).await.unwrap();
+
+    let db = entries(&mut conn, &unbraked).await;
+    assert_eq!(db.iter().map(|e| e.verdict).collect::<Vec<_>>(), [Verdict::Reset, Verdict::Refused, Verdict::Allowed]);
+    assert_eq!(db[0], reset);
+    let allowed = &db[2];
+    let asked = AuditRequest {
+        host: "h1".into(),
+        container: "db".into(),
+        action: "restart".into(),
+        command_id: Some("u1".into()),
+        request_reason: Some("exit 1".into()),
+        confidence: Some(0.9),
+        dry_run: Some(false),
+        image: None,
+        forgotten_actions: None,
+    };
+    assert_eq!((&allowed.request, allowed.reason.as_str()), (&asked, ""));
+    assert!(db[1].reason.starts_with("cooldown: "), "{:?}", db[1]);
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(db[1..].iter().all(|e| (started - 1000..=now + 1000).contains(&e.at_ms)), "Redis' clock, in ms: {db:?}");
+
+    let admitted = &entries(&mut conn, &a).await[0];
+    assert_eq!((admitted.verdict, admitted.request.image.as_deref()), (Verdict::Allowed, Some("shop/api:1")));
+    let braked = &entries(&mut conn, &b).await[0];
+    assert_eq!(braked.verdict, Verdict::Brake);
+    assert!(braked.reason.starts_with("fleet brake: suspected bad release of shop/api:1"), "{braked:?}");
+    let ttl: i64 = conn.ttl(keys::audit(&b)).await.unwrap();
+    assert!(ttl > 7 * 24 * 3600 - 60 && ttl <= 7 * 24 * 3600, "kept a week: {ttl}");
 }

@@ -15,10 +15,11 @@
 --   3 a refusal decided before the gate (a silence holding for the
 --     container, its notify-only policy, its held), or empty
 --   4 how long an opened circuit breaker stays open, seconds
---   5 1 for a preview (then 6 to 10 are not read), else 0
+--   5 1 for a preview (then 6 to 12 are not read), else 0
 --   6 command id         7 seed timestamp     8 record TTL seconds
---   9 audit entry JSON (without verdict)     10 audit max length
---  11 1 when the fleet brake must still decide
+--   9 audit entry JSON (an AuditRequest: without verdict, reason, at_ms)
+--  10 audit max length   11 audit TTL seconds
+--  12 1 when the fleet brake must still decide
 -- Returns {verdict, reason, count, cooldown left ms}; verdict is allowed,
 -- reserved (allowed here, the fleet brake decides next), refused, opened
 -- (refused, and the circuit breaker opened by this very request, or by the
@@ -93,7 +94,7 @@ if verdict == 'allowed' then
   redis.call('PEXPIRE', KEYS[2], 3600000)
   count = count + 1
   redis.call('SET', KEYS[1], cjson.encode({last_action = ARGV[7], count = count}), 'EX', tonumber(ARGV[8]))
-  if ARGV[11] == '1' then
+  if ARGV[12] == '1' then
     redis.call('HSET', KEYS[4], ARGV[6], before)
     redis.call('PEXPIRE', KEYS[4], 3600000)
     return {'reserved', '', count, cooldown_left}
@@ -107,6 +108,6 @@ entry['reason'] = reason
 entry['at_ms'] = now_ms
 redis.call('LPUSH', KEYS[3], cjson.encode(entry))
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[10]) - 1)
-redis.call('EXPIRE', KEYS[3], 7 * 24 * 3600)
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[11]))
 
 return {verdict, reason, count, cooldown_left}

@@ -34,15 +34,11 @@ mod inputs;
 mod settings;
 
 use redis::Script;
-use serde_json::json;
 
 pub use inputs::{ContainerFacts, GateInputs};
 pub use settings::{BREAKER, COOLDOWN, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR};
 
-use crate::{ContainerRef, ProtocolError, keys};
-
-/// Audit entries kept per container.
-const AUDIT_MAX: usize = 1000;
+use crate::{ContainerRef, ProtocolError, audit::AuditRequest, keys};
 
 static CONTAINER_LUA: &str = include_str!("container.lua");
 static FLEET_LUA: &str = include_str!("fleet.lua");
@@ -130,17 +126,18 @@ impl Gate {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let audit = json!({
-            "command_id": req.command_id,
-            "host": req.container.host,
-            "container": req.container.name,
-            "action": req.action,
-            "request_reason": req.reason,
-            "confidence": req.confidence,
-            "dry_run": req.dry_run,
-            "image": req.image,
-        })
-        .to_string();
+        // The scripts add the decision (verdict, reason, at_ms).
+        let audit = serde_json::to_string(&AuditRequest {
+            host: req.container.host.clone(),
+            container: req.container.name.clone(),
+            action: req.action.to_owned(),
+            command_id: Some(req.command_id.to_owned()),
+            request_reason: Some(req.reason.to_owned()),
+            confidence: Some(req.confidence),
+            dry_run: Some(req.dry_run),
+            image: req.image.map(str::to_owned),
+            forgotten_actions: None,
+        })?;
         let image = req.image.filter(|i| !i.is_empty());
         let brake_decides = image.is_some() && self.brake.hosts > 0;
         let c = req.container;
@@ -151,7 +148,8 @@ impl Gate {
             .arg(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string())
             .arg(keys::REMEDIATION_TTL.as_secs())
             .arg(&audit)
-            .arg(AUDIT_MAX)
+            .arg(keys::AUDIT_MAX)
+            .arg(keys::AUDIT_TTL.as_secs())
             .arg(if brake_decides { "1" } else { "0" })
             .invoke_async(conn)
             .await?;
@@ -181,7 +179,8 @@ impl Gate {
             .arg(&reason)
             .arg(keys::REMEDIATION_TTL.as_secs())
             .arg(&audit)
-            .arg(AUDIT_MAX)
+            .arg(keys::AUDIT_MAX)
+            .arg(keys::AUDIT_TTL.as_secs())
             .invoke_async(conn)
             .await?;
         Ok(match (settled, verdict.as_str()) {
