@@ -114,14 +114,17 @@ pub async fn reset(ctx: &Context, c: &ContainerRef, by: &str) -> Result<(), CliE
     Ok(())
 }
 
-/// The actions an operator may ask for by hand: `exec` needs an argv that a
-/// remediation_needed does not carry, and `none` does nothing.
+/// One of the actions an operator may ask for by hand ([`Action::MANUAL`]).
 pub fn manual_action(text: &str) -> Result<Action, CliError> {
-    const MANUAL: [Action; 5] = [Action::Restart, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
-    MANUAL.into_iter().find(|a| a.as_str() == text.trim()).ok_or_else(|| {
-        let names: Vec<&str> = MANUAL.iter().map(|a| a.as_str()).collect();
-        CliError::Usage(format!("action {text:?}: expected one of {}", names.join(", ")))
-    })
+    Action::MANUAL
+        .into_iter()
+        .find(|a| a.as_str() == text.trim())
+        .ok_or_else(|| CliError::Usage(format!("action {text:?}: expected one of {}", manual_actions())))
+}
+
+/// `restart, stop, ...`: what `remediate` takes.
+pub fn manual_actions() -> String {
+    Action::MANUAL.map(Action::as_str).join(", ")
 }
 
 /// Publishes a `remediation_needed` for the container, as any analyzer

@@ -144,7 +144,7 @@ enum Verb {
     Remediate {
         /// The container, `host/name`.
         container: String,
-        /// restart, stop, start, scale_up or cleanup.
+        #[arg(help = format!("One of {}", act::manual_actions()))]
         action: String,
         /// Who asks (default: $USER); the request's reason names them.
         #[arg(long)]
