@@ -27,10 +27,6 @@ impl EventKind {
         EventKind::SystemAlert,
     ];
 
-    /// The four channels of the seed protocol.
-    pub const SEED: [EventKind; 4] =
-        [EventKind::HealthAlert, EventKind::RemediationNeeded, EventKind::RemediationComplete, EventKind::FalseAlarm];
-
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::HealthAlert => "health_alert",

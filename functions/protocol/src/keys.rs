@@ -21,8 +21,8 @@ use crate::container::ContainerRef;
 pub const STATS_TTL: Duration = Duration::from_secs(300);
 /// Seed: `hemostat:remediation:<container>`, JSON, TTL 3600 s.
 pub const REMEDIATION_TTL: Duration = Duration::from_secs(3600);
-/// Seed: `hemostat:events:<type>` and `:all`, at most 100, TTL 3600 s.
-pub const EVENTS_TTL: Duration = Duration::from_secs(3600);
+/// Seed: `hemostat:events:<type>` and `:all`, at most 100 (the alert
+/// function's `ALERT_MAX_EVENTS` and `ALERT_EVENT_TTL` keep them).
 pub const EVENTS_MAX: usize = 100;
 /// Seed: the set of monitored containers.
 pub const CONTAINERS: &str = "hemostat:containers";
