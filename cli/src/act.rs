@@ -4,6 +4,7 @@ use std::{collections::HashMap, time::Duration};
 
 use hemostat_protocol::{
     Action, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    audit::{self, AuditEntry},
     envelope::agent,
     event::{IncidentContext, RemediationNeeded},
     keys,
@@ -19,10 +20,6 @@ use crate::{
     look, show,
 };
 
-/// Audit entries kept per container (the gate's own bound).
-const AUDIT_MAX: isize = 1000;
-/// The audit's lifetime, as the gate sets it.
-const AUDIT_TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// How often `remediate` looks for its outcome.
 const OUTCOME_POLL: Duration = Duration::from_millis(200);
 
@@ -99,24 +96,16 @@ pub async fn reset(ctx: &Context, c: &ContainerRef, by: &str) -> Result<(), CliE
     ctx.require_known(c).await?;
     let mut conn = ctx.conn();
     let actions: u64 = conn.zcard(keys::action_log(c)).await?;
-    let entry = json!({
-        "host": c.host, "container": c.name, "action": "reset", "verdict": "reset",
-        "reason": format!("reset by operator {by}"), "forgotten_actions": actions, "at_ms": now_ms(),
-    });
+    let entry = AuditEntry::reset(c, by, actions, now_ms());
     let mut pipe = redis::pipe();
     pipe.atomic();
     for key in keys::safety_state(c) {
         pipe.del(key).ignore();
     }
-    pipe.lpush(keys::audit(c), entry.to_string())
-        .ignore()
-        .ltrim(keys::audit(c), 0, AUDIT_MAX - 1)
-        .ignore()
-        .expire(keys::audit(c), AUDIT_TTL_SECONDS)
-        .ignore();
+    audit::push(&mut pipe, c, &entry)?;
     let () = pipe.query_async(&mut conn).await?;
     if ctx.json {
-        show::json(&entry);
+        show::json(&serde_json::to_value(&entry)?);
     } else {
         println!(
             "{c}: cooldown and circuit breaker cleared ({actions} recorded actions forgotten), reset by operator {by}"
@@ -125,14 +114,17 @@ pub async fn reset(ctx: &Context, c: &ContainerRef, by: &str) -> Result<(), CliE
     Ok(())
 }
 
-/// The actions an operator may ask for by hand: `exec` needs an argv that a
-/// remediation_needed does not carry, and `none` does nothing.
+/// One of the actions an operator may ask for by hand ([`Action::MANUAL`]).
 pub fn manual_action(text: &str) -> Result<Action, CliError> {
-    const MANUAL: [Action; 5] = [Action::Restart, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
-    MANUAL.into_iter().find(|a| a.as_str() == text.trim()).ok_or_else(|| {
-        let names: Vec<&str> = MANUAL.iter().map(|a| a.as_str()).collect();
-        CliError::Usage(format!("action {text:?}: expected one of {}", names.join(", ")))
-    })
+    Action::MANUAL
+        .into_iter()
+        .find(|a| a.as_str() == text.trim())
+        .ok_or_else(|| CliError::Usage(format!("action {text:?}: expected one of {}", manual_actions())))
+}
+
+/// `restart, stop, ...`: what `remediate` takes.
+pub fn manual_actions() -> String {
+    Action::MANUAL.map(Action::as_str).join(", ")
 }
 
 /// Publishes a `remediation_needed` for the container, as any analyzer

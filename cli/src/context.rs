@@ -6,6 +6,7 @@ use std::time::Duration;
 use hemostat_protocol::{
     ContainerRef,
     connection::{Connection, Target},
+    gate::GateSettings,
     keys,
 };
 use redis::AsyncCommands;
@@ -21,10 +22,9 @@ pub struct Context {
     /// For pub/sub (`events --follow`): a node's own client.
     pub target: Target,
     pub json: bool,
-    /// The responder's cooldown, whole seconds.
-    pub cooldown_seconds: u64,
-    /// The responder's circuit breaker: actions per container and hour.
-    pub max_per_hour: u64,
+    /// The gate's limits as the responder is configured (the same
+    /// variables), for what `explain` and `status` preview.
+    pub gate: GateSettings,
     /// The command key `status` checks the hosts' newest commands with.
     pub command_key: Option<CommandKey>,
 }
@@ -33,8 +33,7 @@ impl Context {
     pub async fn connect(
         url: &str,
         json: bool,
-        cooldown_seconds: u64,
-        max_per_hour: u64,
+        gate: GateSettings,
         command_key: Option<CommandKey>,
     ) -> Result<Self, CliError> {
         let target = Target::from_env(url).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -47,7 +46,7 @@ impl Context {
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Err(_) => return Err(unreachable(format!("no answer within {CONNECT_DEADLINE:?}"))),
         };
-        Ok(Context { conn, target, json, cooldown_seconds, max_per_hour, command_key })
+        Ok(Context { conn, target, json, gate, command_key })
     }
 
     pub fn conn(&self) -> Connection {

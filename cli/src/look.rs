@@ -8,12 +8,14 @@ use std::{
 use futures::StreamExt;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, ProtocolError,
+    audit::{self, AuditEntry},
     command::{COMMAND_FIELD, SIGNATURE_FIELD, SignedCommand},
     event::HealthAlert,
+    gate::{ContainerFacts, Gate, GateDecision},
     keys,
-    policy::{ActionPolicy, Policy},
+    policy::Policy,
     publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
-    silence::{self, Subject},
+    silence::{self, AlertFacts, Subject},
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -52,16 +54,16 @@ fn about(env: &Envelope, c: &ContainerRef) -> bool {
         && matches!(show::text(&env.data, "host"), h if h == c.host || h.is_empty())
 }
 
-/// Actions of the last hour and the newest one's time (ms), from the action log.
-async fn actions(ctx: &Context, c: &ContainerRef) -> Result<(u64, Option<i64>), CliError> {
-    let now = now_ms();
-    let mut conn = ctx.conn();
-    let (count, last): (u64, Vec<(String, f64)>) = redis::pipe()
-        .zcount(keys::action_log(c), now - HOUR_MS, "+inf")
-        .zrevrange_withscores(keys::action_log(c), 0, 0)
-        .query_async(&mut conn)
-        .await?;
-    Ok((count, last.first().map(|(_, ms)| *ms as i64)))
+/// The policy each container's newest alert among `alerts` (newest first)
+/// carried, by `host/name`.
+fn policies(alerts: &[(i64, Envelope)]) -> BTreeMap<String, Policy> {
+    let mut out = BTreeMap::new();
+    for (_, env) in alerts {
+        out.entry(show::subject(env)).or_insert_with(|| {
+            env.data_of::<HealthAlert>(EventKind::HealthAlert).ok().and_then(|a| a.policy).unwrap_or_default()
+        });
+    }
+    out
 }
 
 pub async fn status(ctx: &Context) -> Result<(), CliError> {
@@ -77,6 +79,8 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
     let mut members: Vec<String> = conn.smembers(keys::CONTAINERS).await?;
     members.sort();
     let refs: Vec<ContainerRef> = members.iter().filter_map(|m| ContainerRef::parse(m)).collect();
+    let alerts = newest(ctx, EventKind::HealthAlert, STREAM_SCAN).await?;
+    let policies = policies(&alerts);
     let mut containers = Vec::new();
     let mut breakers = Vec::new();
     if !refs.is_empty() {
@@ -99,14 +103,17 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
                 "image": stats.get("image"), "actions_last_hour": actions,
             }));
             let opened: Option<String> = redis::from_redis_value(pair[2].clone()).ok().flatten();
-            if opened.is_some() || actions >= ctx.max_per_hour {
+            // Its own hourly cap when its labels set one, as the gate applies it.
+            let facts = ContainerFacts { policy: policies.get(&c.key()), ..ContainerFacts::default() };
+            let max = ctx.gate.inputs(&facts).max_per_hour;
+            if opened.is_some() || actions >= max {
                 breakers.push(json!({
-                    "container": c.key(), "actions_last_hour": actions, "max": ctx.max_per_hour, "reason": opened,
+                    "container": c.key(), "actions_last_hour": actions, "max": max, "reason": opened,
                 }));
             }
         }
     }
-    let issues = active_issues(ctx, now).await?;
+    let issues = active_issues(ctx, now, &alerts).await?;
     let silences = silence::live(&mut conn).await?;
     let silences: Vec<Value> = silences.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
     let mut signing = Vec::new();
@@ -238,8 +245,7 @@ pub fn print_silences(silences: &[Value]) {
 
 /// Containers whose newest alert within the window came after their newest
 /// success or false alarm (the dashboard's rule).
-async fn active_issues(ctx: &Context, now: i64) -> Result<Vec<Value>, CliError> {
-    let alerts = newest(ctx, EventKind::HealthAlert, STREAM_SCAN).await?;
+async fn active_issues(ctx: &Context, now: i64, alerts: &[(i64, Envelope)]) -> Result<Vec<Value>, CliError> {
     let mut settled: BTreeMap<String, i64> = BTreeMap::new();
     for (ms, env) in newest(ctx, EventKind::RemediationComplete, STREAM_SCAN).await? {
         if env.data.pointer("/result/status").and_then(Value::as_str) == Some("success") {
@@ -371,9 +377,9 @@ async fn print_until_closed(ctx: &Context, filter: &EventFilter, pubsub: redis::
 
 pub async fn audit(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<(), CliError> {
     ctx.require_known(c).await?;
-    let entries = audit_entries(ctx, c, limit).await?;
+    let entries = audit::newest(&mut ctx.conn(), c, limit).await?;
     if ctx.json {
-        show::json(&Value::Array(entries));
+        show::json(&Value::Array(entries.iter().map(audit_json).collect()));
         return Ok(());
     }
     if entries.is_empty() {
@@ -385,43 +391,35 @@ pub async fn audit(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<(), 
     Ok(())
 }
 
-async fn audit_entries(ctx: &Context, c: &ContainerRef, limit: usize) -> Result<Vec<Value>, CliError> {
-    let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
-    let raw: Vec<String> = ctx.conn().lrange(keys::audit(c), 0, stop).await?;
-    Ok(raw.iter().map(|r| serde_json::from_str(r).unwrap_or_else(|_| Value::String(r.clone()))).collect())
+/// An entry as JSON; one that did not parse, as the text it is.
+fn audit_json(e: &Result<AuditEntry, String>) -> Value {
+    match e {
+        Ok(entry) => serde_json::to_value(entry).unwrap_or_default(),
+        Err(raw) => Value::String(raw.clone()),
+    }
 }
 
-fn audit_line(e: &Value) -> String {
-    let at = e.get("at_ms").and_then(Value::as_i64).map(show::time).unwrap_or_default();
-    let reason = match show::text(e, "reason") {
-        "" => String::new(),
-        r => format!(": {r}"),
+fn audit_line(e: &Result<AuditEntry, String>) -> String {
+    let e = match e {
+        Ok(entry) => entry,
+        Err(raw) => return format!("unreadable entry: {raw}"),
     };
-    let request = match show::text(e, "request_reason") {
-        "" => String::new(),
-        r => format!(" <- {r}"),
+    let reason = if e.reason.is_empty() { String::new() } else { format!(": {}", e.reason) };
+    let request = match e.request.request_reason.as_deref() {
+        None | Some("") => String::new(),
+        Some(r) => format!(" <- {r}"),
     };
-    format!("{at}  {:<8}  {:<8}{reason}{request}", show::text(e, "verdict"), show::text(e, "action"))
+    format!("{}  {:<8}  {:<8}{reason}{request}", show::time(e.at_ms), e.verdict.as_str(), e.request.action)
 }
 
 pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     ctx.require_known(c).await?;
-    let now = now_ms();
     let mut conn = ctx.conn();
     let reported = ctx.is_reported(c).await?;
     let stats = ctx.stats(c).await?.unwrap_or(Value::Null);
     let image = stats.get("image").and_then(Value::as_str).map(str::to_owned);
-    let facts = silence::facts_of(&mut conn, c).await?;
-    let (project, service) = (facts.compose_project.clone(), facts.compose_service.clone());
     let record: Option<String> = conn.get(keys::remediation(c)).await?;
-    let (actions, last_action_ms) = actions(ctx, c).await?;
-    let cooldown_left_ms = last_action_ms.map_or(0, |last| (last + ctx.cooldown_seconds as i64 * 1000 - now).max(0));
     let opened: Option<String> = conn.get(keys::breaker(c)).await?;
-    let breaker_open = opened.is_some() || actions >= ctx.max_per_hour;
-
-    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_facts(facts);
-    let live = silence::live(&mut conn).await?;
-    let matching: Vec<&silence::Silence> = live.iter().filter(|s| s.matches(&subject)).collect();
 
     let alerts: Vec<Envelope> = newest(ctx, EventKind::HealthAlert, STREAM_SCAN)
         .await?
@@ -430,9 +428,31 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         .filter(|e| about(e, c))
         .take(5)
         .collect();
-    // What its labels said when it last alerted (the collector reads them).
-    let own_policy: Option<Policy> =
-        alerts.first().and_then(|e| e.data_of::<HealthAlert>(EventKind::HealthAlert).ok()).and_then(|a| a.policy);
+    // What it said when it last alerted, as the analyzer passes it on to
+    // the gate: its labels' policy, `held`, compose labels and the label
+    // silences its collector matched.
+    let newest_alert = alerts.first();
+    let facts = newest_alert.map(|e| AlertFacts::of_alert(&e.data)).unwrap_or_default();
+    let (project, service) = (facts.compose_project.clone(), facts.compose_service.clone());
+    let alert: Option<HealthAlert> = newest_alert.and_then(|e| e.data_of(EventKind::HealthAlert).ok());
+    let own_policy: Option<Policy> = alert.as_ref().and_then(|a| a.policy.clone());
+    let held: Option<String> = alert.and_then(|a| a.held);
+
+    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_facts(facts);
+    let live = silence::live(&mut conn).await?;
+    let matching: Vec<&silence::Silence> = live.iter().filter(|s| s.matches(&subject)).collect();
+
+    // The gate's own decision, previewed: the same inputs and script.
+    let inputs = ctx.gate.inputs(&ContainerFacts {
+        policy: own_policy.as_ref(),
+        held: held.as_deref(),
+        silence: matching.first().copied(),
+    });
+    let preview = Gate::new(ctx.gate).preview(&mut conn, c, &inputs).await?;
+    let actions = preview.actions_last_hour;
+    let cooldown_left_ms = i64::try_from(preview.cooldown_left_ms).unwrap_or(i64::MAX);
+    let breaker_open = opened.is_some() || actions >= inputs.max_per_hour;
+
     let logged: Vec<String> = conn.lrange(keys::events("all"), 0, -1).await?;
     let outcomes: Vec<Envelope> = logged
         .iter()
@@ -440,22 +460,19 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         .filter(|e| e.kind != EventKind::SystemAlert && about(e, c))
         .take(5)
         .collect();
-    let audit = audit_entries(ctx, c, 5).await?;
+    let audit = audit::newest(&mut conn, c, 5).await?;
 
     let verdict = if !reported {
         "would refuse: no collector reports this container (out of scope, gone, or its host is down)".to_owned()
-    } else if let Some(s) = matching.first() {
-        format!("would refuse: {}", s.refusal())
-    } else if let Some(policy) = own_policy.as_ref().filter(|p| p.action == ActionPolicy::Notify) {
-        format!("would refuse: policy: {} (hemostat.action: alert only, never act)", policy.action)
-    } else if let Some(reason) = &opened {
-        format!("would refuse: {reason}")
-    } else if cooldown_left_ms > 0 {
-        format!("would refuse: cooldown, {} left (cooldown is {}s)", show::span(cooldown_left_ms), ctx.cooldown_seconds)
-    } else if breaker_open {
-        format!("would refuse: circuit breaker, {actions} actions in the last hour (max {})", ctx.max_per_hour)
     } else {
-        "would allow an action now (unless the fleet brake holds for its image)".to_owned()
+        match &preview.decision {
+            GateDecision::Refused { reason }
+            | GateDecision::BreakerOpened { reason }
+            | GateDecision::Brake { reason } => format!("would refuse: {reason}"),
+            GateDecision::Allowed { .. } | GateDecision::Duplicate => {
+                "would allow an action now (unless the fleet brake holds for its image)".to_owned()
+            }
+        }
     };
 
     if ctx.json {
@@ -464,8 +481,9 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             "reported_by_collector": reported,
             "stats": stats,
             "image": image, "compose_project": project, "compose_service": service,
-            "policy": {"cooldown_seconds": ctx.cooldown_seconds, "max_actions_per_hour": ctx.max_per_hour},
+            "policy": {"cooldown_seconds": inputs.cooldown_seconds, "max_actions_per_hour": inputs.max_per_hour},
             "container_policy": own_policy,
+            "held": held,
             "circuit_breaker_reason": opened,
             "remediation_record": record.and_then(|r| serde_json::from_str::<Value>(&r).ok()),
             "cooldown_remaining_seconds": cooldown_left_ms / 1000,
@@ -473,7 +491,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             "circuit_breaker_open": breaker_open,
             "silences": matching,
             "verdict": verdict,
-            "audit": audit,
+            "audit": audit.iter().map(audit_json).collect::<Vec<_>>(),
             "alerts": alerts.iter().map(|e| &e.data).collect::<Vec<_>>(),
             "outcomes": outcomes.iter().map(|e| json!({"type": e.kind, "timestamp": e.timestamp, "data": e.data})).collect::<Vec<_>>(),
         }));
@@ -505,16 +523,19 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         ),
     };
     println!("  labels:      {labels}");
-    println!("  policy:      cooldown {}s, at most {} actions per hour", ctx.cooldown_seconds, ctx.max_per_hour);
+    println!("  policy:      cooldown {}s, at most {} actions per hour", inputs.cooldown_seconds, inputs.max_per_hour);
     match &own_policy {
         Some(p) => println!("  its labels:  {}", serde_json::to_string(p).unwrap_or_default()),
         None => println!("  its labels:  none that change the policy (as of its last alert)"),
+    }
+    if let Some(held) = &held {
+        println!("  held:        {held} (as of its last alert)");
     }
     let cooldown =
         if cooldown_left_ms > 0 { format!("{} left", show::span(cooldown_left_ms)) } else { "none".to_owned() };
     println!("  cooldown:    {cooldown}");
     let breaker = if breaker_open { "OPEN" } else { "closed" };
-    println!("  actions:     {actions} in the last hour (max {}), circuit breaker {breaker}", ctx.max_per_hour);
+    println!("  actions:     {actions} in the last hour (max {}), circuit breaker {breaker}", inputs.max_per_hour);
     if let Some(reason) = &opened {
         println!("  breaker:     {reason}");
     }

@@ -24,6 +24,7 @@ mod show;
 use clap::{Args, Parser, Subcommand};
 use hemostat_protocol::{
     config::{DEFAULT_REDIS_URL, library_help, parse_duration, parse_seconds},
+    gate::{self, GateSettings},
     secret::RedisUrl,
 };
 
@@ -73,14 +74,22 @@ struct Global {
     #[arg(long, global = true)]
     json: bool,
 
-    /// The responder's cooldown (as it is configured there): `explain` and `status` compute what
-    /// remains of it.
-    #[arg(long, global = true, env = "RESPONDER_COOLDOWN_SECONDS", default_value = "3600", value_parser = parse_seconds)]
+    /// The responder's cooldown (as it is configured there), for what `explain` and `status`
+    /// preview of its gate; a container's own `hemostat.cooldown` replaces it.
+    #[arg(long, global = true, env = gate::COOLDOWN.name, default_value = gate::COOLDOWN.default_text(),
+          value_parser = parse_seconds)]
     cooldown: u64,
 
-    /// The responder's actions per container and hour (circuit breaker), as configured there.
-    #[arg(long, global = true, env = "RESPONDER_MAX_RETRIES_PER_HOUR", default_value_t = 3)]
+    /// The responder's actions per container and hour (circuit breaker), as configured there; a
+    /// container's own `hemostat.max_actions_per_hour` replaces it.
+    #[arg(long, global = true, env = gate::MAX_RETRIES_PER_HOUR.name,
+          default_value = gate::MAX_RETRIES_PER_HOUR.default_text())]
     max_per_hour: u64,
+
+    /// How long the responder keeps an opened circuit breaker open, as configured there.
+    #[arg(long, global = true, env = gate::BREAKER.name, default_value = gate::BREAKER.default_text(),
+          value_parser = parse_seconds)]
+    breaker: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,7 +144,7 @@ enum Verb {
     Remediate {
         /// The container, `host/name`.
         container: String,
-        /// restart, stop, start, scale_up or cleanup.
+        #[arg(help = format!("One of {}", act::manual_actions()))]
         action: String,
         /// Who asks (default: $USER); the request's reason names them.
         #[arg(long)]
@@ -208,8 +217,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let ctx = Context::connect(
         cli.global.redis_url.expose(),
         cli.global.json,
-        cli.global.cooldown,
-        cli.global.max_per_hour,
+        GateSettings {
+            cooldown_seconds: cli.global.cooldown,
+            max_per_hour: cli.global.max_per_hour,
+            breaker_seconds: cli.global.breaker,
+        },
         command_key,
     )
     .await?;

@@ -4,7 +4,9 @@
 //! holds (the crash is refused with the silence's reason), expires (the next
 //! crash is healed), and a manual remediation through the same gate; a
 //! label silence, matched by the collector on labels that never leave the
-//! host, refuses until it is removed.
+//! host, refuses until it is removed; and `explain` previews the gate's own
+//! decision (a container's own cooldown and hourly cap, an alert's `held`)
+//! on the bridge, analyzer and responder.
 
 use std::{
     process::{Command, Output},
@@ -12,12 +14,17 @@ use std::{
 };
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
-use hemostat_e2e::{ContainerSpec, Process, RedisServer, bin_dir, docker, start_stack, stream_events, wait_for};
+use hemostat_e2e::{
+    ContainerSpec, Process, RedisServer, bench::crash_alert, bin_dir, docker, start_bridge, start_emulator,
+    start_stack, stream_events, wait_for, workspace_root,
+};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    audit::{self, AuditEntry, AuditRequest, Verdict},
     envelope::agent,
-    event::{RemediationComplete, RemediationStatus},
+    event::{HealthAlert, RemediationComplete, RemediationStatus},
     keys,
+    policy::Policy,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -105,9 +112,19 @@ async fn every_verb_on_redis() {
         let _: () = conn.zadd(keys::action_log(&c), format!("cmd-{i}"), now - ago).await.unwrap();
     }
     let _: () = conn.set_ex(keys::remediation(&c), r#"{"last_action":"x","count":3}"#, 3600).await.unwrap();
-    for (verdict, reason) in [("allowed", ""), ("refused", "cooldown: last action 5.0s ago, cooldown is 3600s")] {
-        let entry = json!({"verdict": verdict, "reason": reason, "action": "restart", "at_ms": now, "host": c.host, "container": c.name});
-        let _: () = conn.lpush(keys::audit(&c), entry.to_string()).await.unwrap();
+    for (verdict, reason) in
+        [(Verdict::Allowed, ""), (Verdict::Refused, "cooldown: last action 5.0s ago, cooldown is 3600s")]
+    {
+        let request = AuditRequest {
+            host: c.host.clone(),
+            container: c.name.clone(),
+            action: "restart".into(),
+            ..Default::default()
+        };
+        let entry = AuditEntry { request, verdict, reason: reason.into(), at_ms: now };
+        let mut pipe = redis::pipe();
+        audit::push(&mut pipe, &c, &entry).unwrap();
+        let () = pipe.query_async(&mut conn).await.unwrap();
     }
 
     // status: hosts, containers, breakers, in text and JSON.
@@ -437,6 +454,115 @@ async fn a_label_silence_is_matched_on_the_host_and_lifted_by_silence_rm() {
     ok(&url, &["silence", "rm", &id]);
     ok(&url, &["silence", "rm", other["id"].as_str().unwrap()]);
     assert!(crash_is_healed(&container, &docker).await, "not healed.\ncollector:\n{}", stack.collector.log_tail(40));
+}
+
+/// A crash alert of `gate-host/<name>`, as its collector publishes it, with
+/// what its labels and the collector tell the gate.
+fn crash(name: &str, policy: Option<Policy>, held: Option<&str>) -> Envelope {
+    let mut alert: HealthAlert =
+        crash_alert("gate-host", name, None, "shop/api:1").data_of(EventKind::HealthAlert).unwrap();
+    alert.policy = policy;
+    alert.held = held.map(str::to_owned);
+    Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).unwrap()
+}
+
+/// The newest gate decision on `target` once there are `count`, within 20 s.
+fn decisions(url: &str, target: &str, count: usize) -> Option<Value> {
+    for _ in 0..200 {
+        let audit = ok_json(url, &["audit", target]);
+        if audit.as_array().is_some_and(|a| a.len() >= count) {
+            return Some(audit[0].clone());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn verdict(url: &str, target: &str) -> String {
+    ok_json(url, &["explain", target])["verdict"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The bridge, the analyzer and the responder (no collector: the tests
+/// publish its alerts), and what a collector on `gate-host` reports of
+/// `names`.
+async fn functions_on(redis: &RedisServer, names: &[&str]) -> (Process, Process) {
+    let url = redis.url();
+    let template = workspace_root().join("template.yaml");
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.args(["--template", template.to_str().unwrap()])
+            .env("REDIS_URL", &url)
+            .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
+            .env("RUST_LOG", "info")
+    })
+    .await;
+    let bridge =
+        start_bridge(|b| b.env("REDIS_URL", &url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info"))
+            .await;
+    let mut conn = redis.connection().await;
+    for name in names {
+        let c = ContainerRef::new("gate-host", *name);
+        let _: () = conn.sadd(keys::CONTAINERS, c.key()).await.unwrap();
+        let stats = json!({"name": name, "status": "exited", "image": "shop/api:1"});
+        let _: () = conn.set_ex(keys::stats(&c), stats.to_string(), 300).await.unwrap();
+    }
+    (emulator, bridge)
+}
+
+/// What `explain` says is what the gate then does, by a container's own
+/// cooldown (5 s, the fleet's is an hour) and hourly cap (2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_and_the_gate_go_by_a_containers_own_cooldown_and_cap() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let _functions = functions_on(&redis, &["quick"]).await;
+    let mut conn = redis.connection().await;
+    let publisher = RedisPublisher::new(conn.clone());
+
+    // hemostat.cooldown=5s, hemostat.max_actions_per_hour=2.
+    let quick = "gate-host/quick";
+    let policy = Policy { cooldown_seconds: Some(5), max_actions_per_hour: Some(2), ..Policy::default() };
+    publisher.publish(&crash("quick", Some(policy.clone()), None)).await.unwrap();
+    let first = decisions(&url, quick, 1).expect("no gate decision on the first crash");
+    assert_eq!(first["verdict"], "allowed", "{first}");
+    let acted_ms = first["at_ms"].as_i64().unwrap();
+    let said = verdict(&url, quick);
+    if chrono::Utc::now().timestamp_millis() - acted_ms < 4000 {
+        assert!(said.starts_with("would refuse: cooldown: ") && said.ends_with("cooldown is 5s"), "{said}");
+    }
+    // Its own cooldown over (the fleet's is not): allowed, and so it is.
+    let wait = (acted_ms + 5200 - chrono::Utc::now().timestamp_millis()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let said = verdict(&url, quick);
+    assert_eq!(said, "would allow an action now (unless the fleet brake holds for its image)");
+    publisher.publish(&crash("quick", Some(policy.clone()), None)).await.unwrap();
+    let second = decisions(&url, quick, 2).expect("no gate decision on the second crash");
+    assert_eq!((second["verdict"].as_str(), second["reason"].as_str()), (Some("allowed"), Some("")), "{second}");
+    let commands: usize = conn.xlen(keys::commands("gate-host")).await.unwrap();
+    assert_eq!(commands, 2, "both crashes were acted on");
+    // Its own hourly cap reached: status lists its breaker with its cap.
+    let status = ok_json(&url, &["status"]);
+    let breakers = status["circuit_breakers"].as_array().unwrap();
+    assert!(breakers.iter().any(|b| b["container"] == quick && b["max"] == 2), "{status}");
+}
+
+/// A held container (an operator's own docker restart, within the grace):
+/// `explain` and the gate refuse it with the collector's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_and_the_gate_refuse_a_held_container_alike() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let _functions = functions_on(&redis, &["held"]).await;
+    let mut conn = redis.connection().await;
+    let publisher = RedisPublisher::new(conn.clone());
+
+    let held = "operator: docker restart 1 s ago (grace 30 s)";
+    let target = "gate-host/held";
+    publisher.publish(&crash("held", None, Some(held))).await.unwrap();
+    let refused = decisions(&url, target, 1).expect("no gate decision on the held crash");
+    assert_eq!((refused["verdict"].as_str(), refused["reason"].as_str()), (Some("refused"), Some(held)), "{refused}");
+    assert_eq!(verdict(&url, target), format!("would refuse: {held}"));
+    let commands: usize = conn.xlen(keys::commands("gate-host")).await.unwrap();
+    assert_eq!(commands, 0, "nothing dispatched for the held container");
 }
 
 /// `events --follow` given one seed of a cluster goes on after that node

@@ -55,8 +55,8 @@ pub const HISTORY_TTL: Setting =
         .seconds();
 pub const ALLOWED_ACTIONS: Setting = Setting::new(
     "AI_ALLOWED_ACTIONS",
-    "restart,none,stop,scale_up,cleanup",
-    "the only actions an LLM verdict may carry (none is always allowed; start and exec never)",
+    Action::LLM_CHOICES_TEXT,
+    "the only actions an LLM verdict may carry, of those the default lists (none is always allowed)",
 );
 pub const MODEL: Setting = Setting::new(
     "AI_MODEL",
@@ -197,15 +197,14 @@ impl Config {
 }
 
 /// `restart,none,...`, in the order given (the prompt lists them so);
-/// `none` is added first when missing. `start` and `exec` are refused: an
-/// alert never calls for starting a running container, and `exec` needs a
-/// command line no verdict carries.
+/// `none` is added first when missing. An action no LLM verdict may carry
+/// ([`Action::llm_may_choose`]) is refused.
 pub fn parse_actions(list: &str) -> Result<Vec<Action>, AnalyzerError> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let action: Action = serde_json::from_value(serde_json::Value::String(name.to_owned()))
             .map_err(|_| bad(ALLOWED_ACTIONS.name, format!("unknown action {name:?}")))?;
-        if matches!(action, Action::Start | Action::Exec) {
+        if !action.llm_may_choose() {
             return Err(bad(ALLOWED_ACTIONS.name, format!("{name} cannot be chosen by the analyzer")));
         }
         if !out.contains(&action) {
@@ -309,8 +308,7 @@ mod tests {
         let d = Config::default();
         assert_eq!((d.confidence_threshold, d.history_size, d.max_calls_per_hour), (0.7, 10, 60));
         assert_eq!((d.history_ttl, d.ai_timeout, d.cache_ttl), (secs(3600), secs(10), secs(900)));
-        let expected = [Action::Restart, Action::None, Action::Stop, Action::ScaleUp, Action::Cleanup];
-        assert_eq!(d.allowed_actions, expected);
+        assert_eq!(d.allowed_actions, Action::LLM_CHOICES);
         assert!(d.llm.is_none());
     }
 
@@ -349,6 +347,7 @@ mod tests {
     fn allowed_actions_always_include_none_and_refuse_exec() {
         assert_eq!(parse_actions("restart").unwrap(), vec![Action::None, Action::Restart]);
         assert!(parse_actions("restart,exec").is_err());
+        assert!(parse_actions("start").is_err());
         assert!(parse_actions("reboot").is_err());
     }
 }

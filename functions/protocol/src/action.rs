@@ -19,7 +19,32 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    /// The actions an operator may run by hand (`hemostat remediate`),
+    /// through the same gate: `exec` needs an argv a `remediation_needed`
+    /// does not carry, and `none` does nothing.
+    pub const MANUAL: [Action; 5] = [Action::Restart, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
+
+    /// The actions an LLM verdict may carry, all of them unless the
+    /// operator narrows the list (the analyzer's `AI_ALLOWED_ACTIONS`), in
+    /// the order its prompt lists them. Never `start` (an alert never calls
+    /// for starting a running container) nor `exec` (it needs a command
+    /// line no verdict carries).
+    pub const LLM_CHOICES: [Action; 5] =
+        [Action::Restart, Action::None, Action::Stop, Action::ScaleUp, Action::Cleanup];
+
+    /// [`LLM_CHOICES`](Action::LLM_CHOICES) as an operator writes the list:
+    /// `restart,none,...` (the analyzer setting's default).
+    pub const LLM_CHOICES_TEXT: &'static str = match std::str::from_utf8(&LLM_CHOICES_BYTES) {
+        Ok(text) => text,
+        Err(_) => panic!("action names are ASCII"),
+    };
+
+    /// Whether an LLM verdict may carry it ([`LLM_CHOICES`](Action::LLM_CHOICES)).
+    pub fn llm_may_choose(self) -> bool {
+        Action::LLM_CHOICES.contains(&self)
+    }
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             Action::Restart => "restart",
             Action::Stop => "stop",
@@ -32,8 +57,61 @@ impl Action {
     }
 }
 
+// `LLM_CHOICES_TEXT`, joined at compile time (a setting's default is a
+// `&'static str`).
+const LLM_CHOICES_BYTES: [u8; joined_len(&Action::LLM_CHOICES)] = joined(&Action::LLM_CHOICES);
+
+/// The length of `actions`' names joined with commas.
+const fn joined_len(actions: &[Action]) -> usize {
+    let mut len = actions.len().saturating_sub(1);
+    let mut i = 0;
+    while i < actions.len() {
+        len += actions[i].as_str().len();
+        i += 1;
+    }
+    len
+}
+
+/// `actions`' names joined with commas; `N` is their [`joined_len`].
+const fn joined<const N: usize>(actions: &[Action]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let (mut at, mut i) = (0, 0);
+    while i < actions.len() {
+        if i > 0 {
+            out[at] = b',';
+            at += 1;
+        }
+        let name = actions[i].as_str().as_bytes();
+        let mut j = 0;
+        while j < name.len() {
+            out[at] = name[j];
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_may_choose_what() {
+        assert_eq!(Action::LLM_CHOICES_TEXT, "restart,none,stop,scale_up,cleanup");
+        for a in [Action::Start, Action::Exec] {
+            assert!(!a.llm_may_choose(), "{a}");
+        }
+        for a in [Action::Exec, Action::None] {
+            assert!(!Action::MANUAL.contains(&a), "{a}");
+        }
+        assert!(Action::MANUAL.contains(&Action::Start) && Action::Restart.llm_may_choose());
     }
 }

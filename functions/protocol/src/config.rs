@@ -176,6 +176,15 @@ impl Setting {
         self
     }
 
+    /// The default as an operator would write it, empty when it has none
+    /// (for a flag's `default_value`).
+    pub const fn default_text(&self) -> &'static str {
+        match self.default {
+            Some(d) => d,
+            None => "",
+        }
+    }
+
     /// The configured value; unset and empty both mean "not configured".
     /// Secrets are kept byte for byte (a key must match the collector's),
     /// everything else is trimmed.

@@ -9,7 +9,7 @@
 //! action log, audit, pending gate decisions) and the analyzer's history
 //! share the tag `{host/name}`; the fleet brake's keys share the tag
 //! `{image}`. The safety gate therefore decides in two slots (the
-//! container's, then the image's), see `functions/responder/src/gate.rs`.
+//! container's, then the image's), see [`crate::gate`].
 //! Keys written alone (stats, series, heartbeats) need no tag. Streams that
 //! every event passes through are one key each (one slot each).
 
@@ -21,8 +21,8 @@ use crate::container::ContainerRef;
 pub const STATS_TTL: Duration = Duration::from_secs(300);
 /// Seed: `hemostat:remediation:<container>`, JSON, TTL 3600 s.
 pub const REMEDIATION_TTL: Duration = Duration::from_secs(3600);
-/// Seed: `hemostat:events:<type>` and `:all`, at most 100, TTL 3600 s (the
-/// alert function, which writes them, has both as settings).
+/// Seed: `hemostat:events:<type>` and `:all`, at most 100 (the alert
+/// function's `ALERT_MAX_EVENTS` and `ALERT_EVENT_TTL` keep them).
 pub const EVENTS_MAX: usize = 100;
 /// Seed: the set of monitored containers.
 pub const CONTAINERS: &str = "hemostat:containers";
@@ -75,10 +75,15 @@ pub fn breaker(c: &ContainerRef) -> String {
     format!("hemostat:breaker:{}", container_tag(c))
 }
 
-/// Audit trail of every gate decision for a container.
+/// Audit trail of every gate decision for a container (and its resets):
+/// a list of [`AuditEntry`](crate::audit::AuditEntry), newest first, at
+/// most [`AUDIT_MAX`], kept [`AUDIT_TTL`] after the newest.
 pub fn audit(c: &ContainerRef) -> String {
     format!("hemostat:audit:{}", container_tag(c))
 }
+
+pub const AUDIT_MAX: usize = 1000;
+pub const AUDIT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Gate decisions allowed for the container but still waiting for the fleet
 /// brake's answer (hash: command id -> the remediation record before it).

@@ -24,6 +24,10 @@
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`silence`]: operators' silences (maintenance): stored, expiring, matched by the gate.
+//! - [`audit`]: the audit trail of a container's gate decisions and resets.
+//! - [`gate`]: the responder's safety gate (cooldown, circuit breaker, fleet
+//!   brake, audit), atomic Redis scripts, and its read-only preview for
+//!   `hemostat explain`.
 //! - [`command`]: remediation commands sent to one host's collector, with
 //!   ids for idempotency and HMAC-SHA256 signatures.
 //! - [`action`]: what can be done to a container, shared by events and
@@ -49,6 +53,7 @@
 //! - [`error`]: the crate's error enum.
 
 pub mod action;
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod backoff;
@@ -64,6 +69,7 @@ pub mod event;
 pub mod evidence;
 #[cfg(feature = "lambda")]
 pub mod function;
+pub mod gate;
 pub mod keys;
 pub mod metrics;
 pub mod policy;

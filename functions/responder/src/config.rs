@@ -3,20 +3,10 @@
 use hemostat_protocol::{
     ProtocolError,
     config::{Env, Setting, Usage, empty_env, process_env},
+    gate::{BREAKER, COOLDOWN, FleetBrake, Gate, GateSettings, MAX_RETRIES_PER_HOUR},
     secret::Secret,
 };
 
-// The gate's Lua scripts count whole seconds, hence `whole_seconds` below.
-pub const COOLDOWN: Setting =
-    Setting::new("RESPONDER_COOLDOWN_SECONDS", "3600", "minimum time between two actions on one container").seconds();
-pub const MAX_RETRIES_PER_HOUR: Setting =
-    Setting::new("RESPONDER_MAX_RETRIES_PER_HOUR", "3", "actions per container and hour (circuit breaker)");
-pub const BREAKER: Setting = Setting::new(
-    "RESPONDER_BREAKER_SECONDS",
-    "3600",
-    "once a container's fixes keep not holding (the hourly cap reached), its circuit breaker stays open this long, or until hemostat reset",
-)
-.seconds();
 pub const DRY_RUN: Setting = Setting::new(
     "RESPONDER_DRY_RUN",
     "false",
@@ -55,13 +45,9 @@ signed commands in the container's host stream.",
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `COOLDOWN`, in whole seconds: minimum time between two actions on
-    /// one container.
-    pub cooldown_seconds: u64,
-    /// `MAX_RETRIES_PER_HOUR`: circuit breaker per container.
-    pub max_actions_per_hour: u64,
-    /// `BREAKER`, in whole seconds: how long an opened breaker stays open.
-    pub breaker_seconds: u64,
+    /// `COOLDOWN`, `MAX_RETRIES_PER_HOUR`, `BREAKER`: the gate's limits for
+    /// every container (`hemostat` reads the same variables).
+    pub gate: GateSettings,
     /// `DRY_RUN`: commands are marked dry-run; the collector reports what
     /// it would have done without doing it.
     pub dry_run: bool,
@@ -91,9 +77,7 @@ impl Config {
 
     pub fn from_source(env: Env<'_>) -> Result<Self, ProtocolError> {
         Ok(Config {
-            cooldown_seconds: COOLDOWN.whole_seconds(env)?,
-            max_actions_per_hour: MAX_RETRIES_PER_HOUR.parse(env)?,
-            breaker_seconds: BREAKER.whole_seconds(env)?,
+            gate: GateSettings::from_source(env)?,
             dry_run: DRY_RUN.flag(env)?,
             command_key: COMMAND_KEY.configured_secret(env),
             fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
@@ -101,13 +85,9 @@ impl Config {
         })
     }
 
-    pub fn gate(&self) -> crate::gate::Gate {
-        crate::gate::Gate::with_brake(
-            self.cooldown_seconds,
-            self.max_actions_per_hour,
-            crate::gate::FleetBrake { hosts: self.fleet_brake_hosts, window_seconds: self.fleet_brake_window_seconds },
-        )
-        .with_breaker_seconds(self.breaker_seconds)
+    pub fn gate(&self) -> Gate {
+        Gate::new(self.gate)
+            .with_brake(FleetBrake { hosts: self.fleet_brake_hosts, window_seconds: self.fleet_brake_window_seconds })
     }
 }
 
@@ -128,7 +108,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::default();
-        assert_eq!((c.cooldown_seconds, c.max_actions_per_hour, c.dry_run), (3600, 3, false));
+        assert_eq!((c.gate.cooldown_seconds, c.gate.max_per_hour, c.dry_run), (3600, 3, false));
         assert_eq!((c.fleet_brake_hosts, c.fleet_brake_window_seconds, c.command_key), (3, 600, None));
     }
 
@@ -139,7 +119,7 @@ mod tests {
             ("RESPONDER_FLEET_BRAKE_WINDOW_SECONDS", "120"),
         ]))
         .unwrap();
-        assert_eq!((c.cooldown_seconds, c.fleet_brake_window_seconds), (1800, 120));
+        assert_eq!((c.gate.cooldown_seconds, c.fleet_brake_window_seconds), (1800, 120));
         let err = Config::from_source(&env_of(&[("RESPONDER_COOLDOWN_SECONDS", "1500ms")])).unwrap_err().to_string();
         assert!(err.contains("RESPONDER_COOLDOWN_SECONDS") && err.contains("whole number"), "{err}");
         let err = Config::from_source(&env_of(&[("RESPONDER_FLEET_BRAKE_WINDOW_SECONDS", "ten")])).unwrap_err();

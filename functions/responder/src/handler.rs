@@ -11,15 +11,12 @@ use hemostat_protocol::{
         IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus, Severity,
         SystemAlert,
     },
+    gate::{ContainerFacts, GateDecision, GateRequest},
     policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{self, AlertFacts, Silence, Subject},
 };
 
-use crate::{
-    Config,
-    gate::{GateDecision, GateRequest},
-    store::Store,
-};
+use crate::{Config, store::Store};
 
 pub struct Responder<S, P> {
     config: Config,
@@ -70,11 +67,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             None => self.store.image_of(&container).await?,
         };
         let silence = self.silence_for(&container, image.as_deref(), &needed.context).await?;
-        let silenced = silence.as_ref().map(Silence::refusal);
         let policy = needed.context.policy.clone().unwrap_or_default();
-        // An operator's silence says why best, then the owner's policy,
-        // then what the collector saw someone else doing to the container.
-        let held = silenced.clone().or_else(|| policy_refusal(&policy)).or_else(|| needed.context.held.clone());
+        // The alert's facts, as the analyzer copied them into the request.
+        let inputs = self.config.gate.inputs(&ContainerFacts {
+            policy: needed.context.policy.as_ref(),
+            held: needed.context.held.as_deref(),
+            silence: silence.as_ref(),
+        });
         let adjusted;
         let needed = match stop_instead(needed, &policy) {
             Some(stop) => {
@@ -94,15 +93,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             confidence: needed.confidence,
             dry_run: self.config.dry_run,
             image: image.as_deref(),
-            held: held.as_deref(),
-            cooldown_seconds: policy.cooldown_seconds,
-            max_per_hour: policy.max_actions_per_hour.map(u64::from),
+            inputs: &inputs,
         };
         match self.store.gate(&request).await? {
             GateDecision::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
                 let details = silence
-                    .filter(|_| Some(&reason) == silenced.as_ref())
+                    .filter(|s| reason == s.refusal())
                     .map(|s| format!("silence {} on {} by {}", s.id, s.target_text(), s.by));
                 self.refuse(needed, &container.host, &reason, details, image.as_deref()).await
             }
@@ -262,13 +259,6 @@ fn command_id(env: &Envelope) -> String {
     hex::encode(&digest[..16])
 }
 
-/// Why the container's policy refuses any action, if it does: its owner
-/// asked for alerts only.
-fn policy_refusal(policy: &Policy) -> Option<String> {
-    (policy.action == ActionPolicy::Notify)
-        .then(|| format!("policy: notify ({LABEL_ACTION}=notify: alert only, never act)"))
-}
-
 /// The request as a stop, when the container's policy allows only stops
 /// and the analysis asked for a restart.
 fn stop_instead(needed: &RemediationNeeded, policy: &Policy) -> Option<RemediationNeeded> {
@@ -297,8 +287,8 @@ mod tests {
 
     impl Store for FakeStore {
         async fn gate(&self, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError> {
-            if let Some(reason) = req.held {
-                return Ok(GateDecision::Refused { reason: reason.to_owned() });
+            if let Some(reason) = &req.inputs.refusal {
+                return Ok(GateDecision::Refused { reason: reason.clone() });
             }
             let mut allowed = self.allowed.lock().unwrap();
             if allowed.iter().any(|id| id == req.command_id) {
@@ -439,6 +429,26 @@ mod tests {
             r.store.compose = Some("shop".into());
             r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
             assert_eq!(r.store.dispatched.lock().unwrap().len(), 1, "{kind}:{target}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_alerts_policy_and_held_refuse_in_the_gates_order() {
+        let held = r#""held":"operator: docker stop 3 s ago (grace 30 s)""#;
+        for (context, reason) in [
+            (
+                format!(r#""policy":{{"action":"notify"}},{held}"#),
+                "policy: notify (hemostat.action=notify: alert only, never act)",
+            ),
+            (held.to_owned(), "operator: docker stop 3 s ago (grace 30 s)"),
+        ] {
+            let r = responder(vec![]);
+            let mut record = needed("t1", "h1");
+            record.body = record.body.replace(r#""confidence":0.9"#, &format!(r#""confidence":0.9,{context}"#));
+            r.handle(BatchEvent { records: vec![record] }).await;
+            assert!(r.store.dispatched.lock().unwrap().is_empty(), "{context}");
+            let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+            assert_eq!(done.result.reason.as_deref(), Some(reason), "{context}");
         }
     }
 

@@ -9,11 +9,10 @@ use redis::AsyncCommands;
 use hemostat_protocol::{
     ContainerRef, ProtocolError,
     command::SignedCommand,
+    gate::{Gate, GateDecision, GateRequest},
     keys,
     silence::{self, AlertFacts, Silence},
 };
-
-use crate::gate::{Gate, GateDecision, GateRequest};
 
 pub trait Store: Send + Sync {
     fn gate(&self, req: &GateRequest<'_>) -> impl Future<Output = Result<GateDecision, ProtocolError>> + Send;

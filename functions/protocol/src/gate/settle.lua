@@ -1,8 +1,9 @@
 -- The safety gate, last step: the fleet brake's answer back in the
--- container's slot. Same KEYS as gate_container.lua.
+-- container's slot. Same KEYS as container.lua.
 -- ARGV:
 --   1 command id   2 verdict (allowed or brake)   3 reason
---   4 record TTL seconds   5 audit entry JSON (without verdict)   6 audit max length
+--   4 record TTL seconds   5 audit entry JSON (an AuditRequest: without verdict,
+--   reason, at_ms)   6 audit max length   7 audit TTL seconds
 -- A brake undoes the reservation: the action log loses the id and the
 -- remediation record is what it was before. Returns the actions of the
 -- last hour.
@@ -28,5 +29,5 @@ entry['reason'] = ARGV[3]
 entry['at_ms'] = now_ms
 redis.call('LPUSH', KEYS[3], cjson.encode(entry))
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
-redis.call('EXPIRE', KEYS[3], 7 * 24 * 3600)
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
 return redis.call('ZCARD', KEYS[2])
