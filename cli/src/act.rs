@@ -144,7 +144,7 @@ pub async fn remediate(
         )));
     }
     let stats = ctx.stats(c).await?;
-    let image = stats.as_ref().and_then(|s| s.get("image")).and_then(Value::as_str).map(str::to_owned);
+    let image = stats.as_ref().and_then(|s| s.image.clone());
     let request = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let reason = format!("manual {action} by operator {by} (request {request})");
     let needed = RemediationNeeded {
@@ -154,7 +154,7 @@ pub async fn remediate(
         confidence: 1.0,
         metrics: None,
         host: c.host.clone(),
-        container_id: stats.as_ref().and_then(|s| s.get("id")).and_then(Value::as_str).map(str::to_owned),
+        container_id: stats.as_ref().and_then(|s| s.id.clone()),
         fallback_reason: None,
         llm_cached: false,
         context: IncidentContext {

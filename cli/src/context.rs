@@ -8,6 +8,7 @@ use hemostat_protocol::{
     connection::{Connection, Target},
     gate::GateSettings,
     keys,
+    metrics::Metrics,
 };
 use redis::AsyncCommands;
 
@@ -59,9 +60,9 @@ impl Context {
     }
 
     /// The collector's last stats of the container, if any.
-    pub async fn stats(&self, c: &ContainerRef) -> Result<Option<serde_json::Value>, CliError> {
+    pub async fn stats(&self, c: &ContainerRef) -> Result<Option<Metrics>, CliError> {
         let json: Option<String> = self.conn().get(keys::stats(c)).await?;
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        Ok(json.as_deref().and_then(Metrics::parse))
     }
 
     /// Fails with a clear message unless HemoStat knows the container: a

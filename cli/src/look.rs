@@ -13,6 +13,7 @@ use hemostat_protocol::{
     event::HealthAlert,
     gate::{ContainerFacts, Gate, GateDecision},
     keys,
+    metrics::Metrics,
     policy::Policy,
     publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
     silence::{self, AlertFacts, Subject},
@@ -90,17 +91,18 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
         for (c, pair) in refs.iter().zip(replies.chunks(3)) {
-            let stats: Value = redis::from_redis_value::<Option<String>>(pair[0].clone())
+            let stats: Option<Metrics> = redis::from_redis_value::<Option<String>>(pair[0].clone())
                 .ok()
                 .flatten()
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or(Value::Null);
+                .as_deref()
+                .and_then(Metrics::parse);
+            let s = stats.as_ref();
             let actions: u64 = redis::from_redis_value(pair[1].clone()).unwrap_or(0);
             containers.push(json!({
                 "container": c.key(), "host": c.host, "name": c.name,
-                "status": stats.get("status"), "health": stats.get("health"),
-                "cpu_pct": stats.get("cpu_pct"), "memory_pct": stats.get("memory_pct"),
-                "image": stats.get("image"), "actions_last_hour": actions,
+                "status": s.and_then(|s| s.status.as_deref()), "health": s.and_then(|s| s.health.as_deref()),
+                "cpu_pct": s.map(|s| s.cpu_pct), "memory_pct": s.map(|s| s.memory_pct),
+                "image": s.and_then(|s| s.image.as_deref()), "actions_last_hour": actions,
             }));
             let opened: Option<String> = redis::from_redis_value(pair[2].clone()).ok().flatten();
             // Its own hourly cap when its labels set one, as the gate applies it.
@@ -142,8 +144,8 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
             "  {:<32}  {:<10}  {health:<10}  cpu {:>7}  mem {:>7}",
             show::text(c, "container"),
             c["status"].as_str().unwrap_or("unknown"),
-            show::pct(c, "cpu_pct"),
-            show::pct(c, "memory_pct")
+            show::pct(c["cpu_pct"].as_f64()),
+            show::pct(c["memory_pct"].as_f64())
         );
     }
     println!("ACTIVE ISSUES ({})", issues.len());
@@ -416,8 +418,8 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     ctx.require_known(c).await?;
     let mut conn = ctx.conn();
     let reported = ctx.is_reported(c).await?;
-    let stats = ctx.stats(c).await?.unwrap_or(Value::Null);
-    let image = stats.get("image").and_then(Value::as_str).map(str::to_owned);
+    let stats = ctx.stats(c).await?;
+    let image = stats.as_ref().and_then(|s| s.image.clone());
     let record: Option<String> = conn.get(keys::remediation(c)).await?;
     let opened: Option<String> = conn.get(keys::breaker(c)).await?;
 
@@ -501,13 +503,14 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     println!("  verdict:     {verdict}");
     let scope = if reported { "reported by its host's collector (in scope)" } else { "not reported by any collector" };
     println!("  scope:       {scope}");
-    let health = stats.get("health").and_then(Value::as_str).filter(|h| !h.is_empty());
+    let s = stats.as_ref();
+    let health = s.and_then(|s| s.health.as_deref()).filter(|h| !h.is_empty());
     println!(
         "  state:       {}{}, cpu {}, mem {}, image {}",
-        stats.get("status").and_then(Value::as_str).unwrap_or("unknown"),
+        s.and_then(|s| s.status.as_deref()).unwrap_or("unknown"),
         health.map(|h| format!(" ({h})")).unwrap_or_default(),
-        show::pct(&stats, "cpu_pct"),
-        show::pct(&stats, "memory_pct"),
+        show::pct(s.map(|s| s.cpu_pct)),
+        show::pct(s.map(|s| s.memory_pct)),
         image.as_deref().unwrap_or("unknown")
     );
     let labels = match (&project, &service) {

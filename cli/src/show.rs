@@ -26,8 +26,8 @@ pub fn text<'a>(v: &'a Value, field: &str) -> &'a str {
 }
 
 /// A number with one decimal, or `-`.
-pub fn pct(v: &Value, field: &str) -> String {
-    v.get(field).and_then(Value::as_f64).map_or_else(|| "-".to_owned(), |x| format!("{x:.1}%"))
+pub fn pct(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |x| format!("{x:.1}%"))
 }
 
 /// The container an event is about: `host/name`, or `name` when no host.
