@@ -11,6 +11,7 @@ use hemostat_protocol::{
     command::SignedCommand,
     gate::{Gate, GateDecision, GateRequest},
     keys,
+    metrics::Metrics,
     silence::{self, AlertFacts, Silence},
 };
 
@@ -64,9 +65,7 @@ impl Store for RedisStore {
     async fn image_of(&self, container: &ContainerRef) -> Result<Option<String>, ProtocolError> {
         let stats: Option<String> = self.conn.clone().get(keys::stats(container)).await?;
         // Stats are the collector's; a missing or odd entry just means "unknown".
-        Ok(stats
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_owned)))
+        Ok(stats.as_deref().and_then(Metrics::parse).and_then(|m| m.image))
     }
 
     async fn was_dispatched(&self, command_id: &str) -> Result<bool, ProtocolError> {
