@@ -76,9 +76,15 @@ async fn crashes_while_redis_is_down_are_delivered_in_order_when_it_is_back() {
     for c in &crashers {
         c.kill("USR1").await;
         c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
+        // Each alert enters the outbox once its evidence is gathered, which
+        // with Redis down includes the silences' read timeout (500 ms):
+        // crashes closer than that may queue in the order their evidence
+        // finished. The outbox's order is what is tested, so each crash's
+        // alert is queued before the next crash.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // Long enough for several failed attempts (1 s, 2 s, 4 s backoff).
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let outage_ms = ms_since(down);
     redis.restart().await;
     let back = Instant::now();
