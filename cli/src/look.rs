@@ -11,12 +11,13 @@ use hemostat_protocol::{
     audit::{self, AuditEntry},
     command::{COMMAND_FIELD, SIGNATURE_FIELD, SignedCommand},
     event::HealthAlert,
-    gate::{ContainerFacts, Gate, GateDecision},
+    facts,
+    gate::{Asked, Belief, ContainerFacts, Gate, GateDecision},
     keys,
     metrics::Metrics,
     policy::Policy,
     publisher::{ALL_CHANNEL, ENVELOPE_FIELD},
-    silence::{self, AlertFacts, Subject},
+    silence::{self, Subject},
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -430,17 +431,27 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         .filter(|e| about(e, c))
         .take(5)
         .collect();
-    // What it said when it last alerted, as the analyzer passes it on to
-    // the gate: its labels' policy, `held`, compose labels and the label
-    // silences its collector matched.
-    let newest_alert = alerts.first();
-    let facts = newest_alert.map(|e| AlertFacts::of_alert(&e.data)).unwrap_or_default();
-    let (project, service) = (facts.compose_project.clone(), facts.compose_service.clone());
-    let alert: Option<HealthAlert> = newest_alert.and_then(|e| e.data_of(EventKind::HealthAlert).ok());
-    let own_policy: Option<Policy> = alert.as_ref().and_then(|a| a.policy.clone());
-    let held: Option<String> = alert.and_then(|a| a.held);
+    // What the gate believes, from its collector's facts, for a request
+    // made of its newest alert (as the analyzer passes it on: its policy,
+    // `held` and the label silences its collector matched can only make the
+    // collector's account stricter).
+    let alert: Option<HealthAlert> = alerts.first().and_then(|e| e.data_of(EventKind::HealthAlert).ok());
+    let facts = facts::read(&mut conn, c).await?;
+    let asked = Asked {
+        container_id: alert.as_ref().and_then(|a| a.container_id.as_deref()),
+        policy: alert.as_ref().and_then(|a| a.policy.as_ref()),
+        held: alert.as_ref().and_then(|a| a.held.as_deref()),
+        silenced_by: alert.as_ref().map_or(&[], |a| a.silenced_by.as_slice()),
+    };
+    let believed = Belief::of(facts.as_ref(), c, &asked, now_ms());
+    let belief = believed.as_ref().ok();
+    let alert_facts = belief.map(Belief::alert_facts).unwrap_or_default();
+    let (project, service) = (alert_facts.compose_project.clone(), alert_facts.compose_service.clone());
+    let own_policy: Option<Policy> = belief.map(|b| b.observed.policy.clone()).filter(|p| !p.is_default());
+    let held: Option<String> = belief.and_then(|b| b.held.clone());
+    let image = belief.and_then(|b| b.observed.image.clone()).or(image);
 
-    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_facts(facts);
+    let subject = Subject { image: image.clone(), ..Subject::of(c) }.with_facts(alert_facts);
     let live = silence::live(&mut conn).await?;
     let matching: Vec<&silence::Silence> = live.iter().filter(|s| s.matches(&subject)).collect();
 
@@ -466,6 +477,8 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
 
     let verdict = if !reported {
         "would refuse: no collector reports this container (out of scope, gone, or its host is down)".to_owned()
+    } else if let Err(refusal) = &believed {
+        format!("would refuse: {refusal}")
     } else {
         match &preview.decision {
             GateDecision::Refused { reason }
@@ -515,9 +528,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     );
     let labels = match (&project, &service) {
         (None, None) => {
-            "no compose labels seen in its alerts (other labels stay on the host; its collector matches label \
-             silences there)"
-                .to_owned()
+            "no compose labels (other labels stay on the host; its collector matches label silences there)".to_owned()
         }
         _ => format!(
             "compose project {}, service {}",
@@ -529,10 +540,10 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     println!("  policy:      cooldown {}s, at most {} actions per hour", inputs.cooldown_seconds, inputs.max_per_hour);
     match &own_policy {
         Some(p) => println!("  its labels:  {}", serde_json::to_string(p).unwrap_or_default()),
-        None => println!("  its labels:  none that change the policy (as of its last alert)"),
+        None => println!("  its labels:  none that change the policy"),
     }
     if let Some(held) = &held {
-        println!("  held:        {held} (as of its last alert)");
+        println!("  held:        {held}");
     }
     let cooldown =
         if cooldown_left_ms > 0 { format!("{} left", show::span(cooldown_left_ms)) } else { "none".to_owned() };

@@ -59,7 +59,7 @@ pub use error::CollectorError;
 
 use crate::{
     act::{Consumer, Executor},
-    alert::{Alerts, Graces, LabelSilences, Recent, evidence::Gatherer},
+    alert::{Alerts, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
     inflight::InFlight,
     outbox::Outbox,
     watch::{Registry, Watcher},
@@ -128,11 +128,15 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let recent = Recent::new(alert::sample_capacity(config.stats_interval));
     let graces =
         Graces { operator: config.operator_grace, created: config.create_grace, recreated: config.recreate_grace };
+    // One list of label silences, read at most every 2 s, for the alerts and
+    // the registry alike.
+    let label_silences = LabelSilences::new(conn.clone());
     let alerts = Alerts::new(config.host.clone(), outbox.clone())
         .with_evidence(gatherer)
         .with_recent(recent.clone())
         .with_graces(graces, inflight.clone())
-        .with_silences(LabelSilences::new(conn.clone()));
+        .with_silences(label_silences.clone())
+        .with_facts(FactsWriter::new(conn.clone(), &graces));
     let (stats_tap, sampler_task) = sample::start(
         &config,
         sample::Deps {
@@ -151,6 +155,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         config.host.clone(),
         config.heartbeat_interval,
         scope.clone(),
+        label_silences,
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())

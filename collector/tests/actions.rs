@@ -554,6 +554,52 @@ async fn out_of_scope_and_own_containers_are_refused() {
     }
 }
 
+/// The collector's own line, should the gate be bypassed (Redis written by
+/// someone else, a stolen key): a validly signed command is still refused
+/// when its name and id are of two containers, or when the container's
+/// labels forbid it (none, notify, stop only, its own hourly cap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_commands_against_a_containers_labels_or_identity_are_refused() {
+    let mut env = start(&[]).await;
+    let none = running(ContainerSpec::shell(SERVER).label("hemostat.action", "none")).await;
+    let notify = running(ContainerSpec::shell(SERVER).label("hemostat.action", "notify")).await;
+    let stop_only = running(ContainerSpec::shell(SERVER).label("hemostat.action", "stop")).await;
+    let capped = running(ContainerSpec::shell(SERVER).label("hemostat.max_actions_per_hour", "1")).await;
+    let other = running(ContainerSpec::shell(SERVER)).await;
+
+    for (c, action, why) in [
+        (&none, Action::Stop, "policy: none (hemostat.action=none): its collector does not act on it"),
+        (&notify, Action::Restart, "policy: notify (hemostat.action=notify): its collector does not act on it"),
+        (
+            &stop_only,
+            Action::Restart,
+            "policy: stop (hemostat.action=stop): its collector only stops it, never restart",
+        ),
+    ] {
+        let done = env.run(&env.command(c, action)).await;
+        assert_eq!(done.result.status, RemediationStatus::Rejected, "{done:?}");
+        assert_eq!(done.result.error.as_deref(), Some(why));
+        assert_eq!((starts(c).await, c.state().await.running), (1, Some(true)), "{}", c.name());
+    }
+
+    // Its own cap of one action an hour: the second is refused here too.
+    let first = env.run(&env.command(&capped, Action::Restart)).await;
+    assert_eq!(first.result.status, RemediationStatus::Success, "{first:?}");
+    let second = env.run(&env.command(&capped, Action::Restart)).await;
+    assert_eq!(second.result.status, RemediationStatus::Rejected, "{second:?}");
+    assert!(second.result.error.as_deref().unwrap_or("").starts_with("hourly cap: 1 actions on it in the last hour"));
+    assert_eq!(starts(&capped).await, 2);
+
+    // The name of one container with the id of another: neither is touched.
+    let mut cmd = env.command(&other, Action::Restart);
+    cmd.container_id = Some(none.id().to_owned());
+    let done = env.run(&cmd).await;
+    assert_eq!(done.result.status, RemediationStatus::Rejected, "{done:?}");
+    let why = done.result.error.unwrap_or_default();
+    assert!(why.starts_with(&format!("name and id disagree: the command names {}", other.name())), "{why}");
+    assert_eq!((starts(&other).await, starts(&none).await), (1, 1));
+}
+
 /// A container that drains for 3 s on SIGTERM, then exits 0.
 const DRAINS: &str = "trap 'echo draining; sleep 3; echo drained; exit 0' TERM; while :; do sleep 0.2; done";
 

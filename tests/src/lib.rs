@@ -27,6 +27,8 @@
 //! - [`docker`] — [`docker()`] client for the private engine, [`test_image`].
 //! - [`dockerd`] — [`PrivateDockerd`], a test's own `dockerd` it may stop,
 //!   crash and restart.
+//! - [`facts`] — [`report_container`]: what a collector writes of a container, for
+//!   tests that play the collector (the gate acts only on reported containers).
 //! - [`events`] — [`stream_events`], a durable stream read back as typed
 //!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
@@ -52,6 +54,7 @@ pub mod container;
 pub mod docker;
 pub mod dockerd;
 pub mod events;
+pub mod facts;
 pub mod fake_llm;
 pub mod incidents;
 pub mod paths;
@@ -66,6 +69,7 @@ pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
 pub use dockerd::PrivateDockerd;
 pub use events::stream_events;
+pub use facts::report_container;
 pub use fake_llm::FakeLlm;
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};

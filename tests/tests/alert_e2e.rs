@@ -150,7 +150,16 @@ async fn events_reach_the_event_log_and_slack_through_the_stack() {
     let stored: Vec<String> = conn.lrange(keys::events("remediation_complete"), 0, -1).await.unwrap();
     assert!(stored.contains(&done.to_json()));
 
-    // 2. A critical crash, then another inside the cooldown: refused.
+    // 2. A critical crash, then another inside the cooldown: refused. The
+    // test plays db's collector, whose account the gate believes.
+    let reported = conn.clone();
+    hemostat_e2e::report_container(
+        &reported,
+        &hemostat_protocol::ContainerRef::new(&host, "db"),
+        "shop/api:1",
+        Default::default(),
+    )
+    .await;
     publisher.publish(&health_alert(&host, "db", "non_zero_exit", "critical")).await.unwrap();
     let commands = keys::commands(&host);
     let command = wait_for(Duration::from_secs(20), || {

@@ -105,7 +105,7 @@ async fn every_verb_on_redis() {
     // container with stats, three actions this hour (breaker open), audit.
     let _: () = conn.zadd(keys::COLLECTORS, &c.host, now - 2000).await.unwrap();
     let _: () = conn.set_ex(keys::heartbeat(&c.host), "{}", 30).await.unwrap();
-    let _: () = conn.sadd(keys::CONTAINERS, c.key()).await.unwrap();
+    hemostat_e2e::report_container(&conn, &c, "shop/api:2", Policy::default()).await;
     let stats = json!({"name": "api", "status": "running", "cpu_pct": 12.5, "memory_pct": 40.0, "health": "healthy", "image": "shop/api:2"});
     let _: () = conn.set_ex(keys::stats(&c), stats.to_string(), 300).await.unwrap();
     for (i, ago) in [50_000, 30_000, 10_000].iter().enumerate() {
@@ -484,8 +484,8 @@ fn verdict(url: &str, target: &str) -> String {
 
 /// The bridge, the analyzer and the responder (no collector: the tests
 /// publish its alerts), and what a collector on `gate-host` reports of
-/// `names`.
-async fn functions_on(redis: &RedisServer, names: &[&str]) -> (Process, Process) {
+/// `containers` (each with the policy its labels make).
+async fn functions_on(redis: &RedisServer, containers: &[(&str, Policy)]) -> (Process, Process) {
     let url = redis.url();
     let template = workspace_root().join("template.yaml");
     let (emulator, endpoint) = start_emulator(|b| {
@@ -498,12 +498,10 @@ async fn functions_on(redis: &RedisServer, names: &[&str]) -> (Process, Process)
     let bridge =
         start_bridge(|b| b.env("REDIS_URL", &url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info"))
             .await;
-    let mut conn = redis.connection().await;
-    for name in names {
-        let c = ContainerRef::new("gate-host", *name);
-        let _: () = conn.sadd(keys::CONTAINERS, c.key()).await.unwrap();
-        let stats = json!({"name": name, "status": "exited", "image": "shop/api:1"});
-        let _: () = conn.set_ex(keys::stats(&c), stats.to_string(), 300).await.unwrap();
+    let conn = redis.connection().await;
+    for (name, policy) in containers {
+        hemostat_e2e::report_container(&conn, &ContainerRef::new("gate-host", *name), "shop/api:1", policy.clone())
+            .await;
     }
     (emulator, bridge)
 }
@@ -514,13 +512,12 @@ async fn functions_on(redis: &RedisServer, names: &[&str]) -> (Process, Process)
 async fn explain_and_the_gate_go_by_a_containers_own_cooldown_and_cap() {
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let _functions = functions_on(&redis, &["quick"]).await;
+    // hemostat.cooldown=5s, hemostat.max_actions_per_hour=2.
+    let policy = Policy { cooldown_seconds: Some(5), max_actions_per_hour: Some(2), ..Policy::default() };
+    let _functions = functions_on(&redis, &[("quick", policy.clone())]).await;
     let mut conn = redis.connection().await;
     let publisher = RedisPublisher::new(conn.clone());
-
-    // hemostat.cooldown=5s, hemostat.max_actions_per_hour=2.
     let quick = "gate-host/quick";
-    let policy = Policy { cooldown_seconds: Some(5), max_actions_per_hour: Some(2), ..Policy::default() };
     publisher.publish(&crash("quick", Some(policy.clone()), None)).await.unwrap();
     let first = decisions(&url, quick, 1).expect("no gate decision on the first crash");
     assert_eq!(first["verdict"], "allowed", "{first}");
@@ -551,7 +548,7 @@ async fn explain_and_the_gate_go_by_a_containers_own_cooldown_and_cap() {
 async fn explain_and_the_gate_refuse_a_held_container_alike() {
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let _functions = functions_on(&redis, &["held"]).await;
+    let _functions = functions_on(&redis, &[("held", Policy::default())]).await;
     let mut conn = redis.connection().await;
     let publisher = RedisPublisher::new(conn.clone());
 

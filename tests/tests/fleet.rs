@@ -18,7 +18,7 @@ use hemostat_e2e::{
     test_image, wait_for, workspace_root,
 };
 use hemostat_protocol::{
-    Action, Envelope, EventKind, Publisher, RedisPublisher,
+    Action, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
     command::COMMAND_FIELD,
     envelope::agent,
     event::{RemediationComplete, RemediationNeeded, RemediationStatus, SystemAlert},
@@ -184,7 +184,20 @@ async fn three_hosts_on_a_cluster_heal_their_own_share_the_brake_and_survive_a_l
     assert_eq!((healed, braked.len()), (2, 1), "{statuses:?}");
     assert!(braked[0].1.contains(&format!("suspected bad release of fleet/bad:{suffix}")), "{statuses:?}");
 
-    // 3. kill -9 host c's collector: reported missing.
+    // 3. kill -9 host c's collector: reported missing. Its db container
+    //    runs already, so its collector has reported it (the gate acts only
+    //    on what a collector reports).
+    let docker_c = engines[2].docker().await;
+    let lonely = ContainerSpec::shell(SERVER).name(format!("db-{suffix}")).start(&docker_c).await;
+    lonely.wait_for_status(ContainerStateStatusEnum::RUNNING, TIMEOUT).await;
+    let facts_key = keys::facts(&ContainerRef::new(&hosts[2], lonely.name()));
+    let reported = wait_for(TIMEOUT, || {
+        let mut conn = conn.clone();
+        let key = facts_key.clone();
+        async move { conn.exists::<_, bool>(&key).await.ok()?.then_some(()) }
+    })
+    .await;
+    assert!(reported.is_some(), "{}", logs!("db reported by its collector"));
     collectors[2].kill();
     let missing = wait_for(TIMEOUT, || {
         let mut conn = conn.clone();
@@ -201,9 +214,6 @@ async fn three_hosts_on_a_cluster_heal_their_own_share_the_brake_and_survive_a_l
 
     //    A restart is requested for its container while it is away (as a
     //    custom analyzer would): queued in its stream, not executed.
-    let docker_c = engines[2].docker().await;
-    let lonely = ContainerSpec::shell(SERVER).name(format!("db-{suffix}")).start(&docker_c).await;
-    lonely.wait_for_status(ContainerStateStatusEnum::RUNNING, TIMEOUT).await;
     let needed = RemediationNeeded {
         container: lonely.name().into(),
         action: Action::Restart,

@@ -17,17 +17,23 @@
 //!   the operator's grace: its crash right after is refused, not healed.
 //! - a container compose recreated (label `com.docker.compose.replace`) is
 //!   held for the recreate grace in the same way.
+//! - forged `remediation_needed` (anyone may publish one) cannot make the
+//!   gate act against a container's labels, its cooldown or the fleet
+//!   brake, nor on a container no collector reports.
 
 use std::time::Duration;
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
-use hemostat_e2e::{ContainerSpec, RedisServer, docker, start_stack, stream_events, wait_for};
+use hemostat_e2e::{
+    ContainerSpec, RedisServer, StackEnv, docker, start_stack, start_stack_with, stream_events, wait_for,
+};
 use hemostat_protocol::{
-    Action, ContainerRef, EventKind,
+    Action, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
     connection::Connection,
     event::{HealthAlert, RemediationComplete, RemediationStatus, Severity, SystemAlert},
     keys,
     policy::ActionPolicy,
+    silence::{self, Silence, TargetKind},
 };
 use redis::AsyncCommands;
 
@@ -235,4 +241,120 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     assert_eq!(alert.metrics.extra_f64("sustain_seconds"), Some(2.0), "the label's window: {alert:?}");
     assert_eq!(alert.anomalies[0].threshold, Some(20.0));
     assert_eq!(burner.state().await.status, Some(ContainerStateStatusEnum::EXITED));
+}
+
+/// A `remediation_needed` as anyone who can publish to Redis sends it (the
+/// seed protocol invites custom analyzers to): `extra` adds what it claims
+/// about the container.
+fn forged(host: &str, name: &str, action: &str, extra: serde_json::Value) -> Envelope {
+    let mut data = serde_json::json!({
+        "container": name, "host": host, "action": action, "reason": "forged", "confidence": 1.0,
+    });
+    if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+        data.extend(extra.clone());
+    }
+    Envelope::new("custom-analyzer", EventKind::RemediationNeeded, &data).unwrap()
+}
+
+/// Refusals of `name`, with their reasons, once there are `count`.
+async fn refusals(conn: &Connection, name: &str, count: usize) -> Vec<String> {
+    let found = wait_for(Duration::from_secs(20), || async {
+        let refused: Vec<String> = completions(conn, name)
+            .await
+            .into_iter()
+            .filter(|c| c.result.status == RemediationStatus::Rejected)
+            .map(|c| c.result.reason.unwrap_or_default())
+            .collect();
+        (refused.len() >= count).then_some(refused)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("fewer than {count} refusals of {name}"))
+}
+
+/// Forged requests cannot turn the gate against a container: it believes
+/// what the container's collector wrote (its labels, identity, image, its
+/// cooldown), not what a request claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_requests_cannot_turn_the_gate_against_a_container() {
+    let redis = RedisServer::start().await;
+    let docker = docker().await;
+    let env = StackEnv::default().collector("HEMOSTAT_HEARTBEAT_INTERVAL", "1s");
+    let stack = start_stack_with(&redis.url(), COMMAND_KEY, &env).await;
+    let conn = redis.connection().await;
+    let publisher = RedisPublisher::new(conn.clone());
+    const SERVER: &str = "while :; do sleep 0.2; done";
+    let none = ContainerSpec::shell(SERVER).label("hemostat.action", "none").start(&docker).await;
+    let notify = ContainerSpec::shell(SERVER).label("hemostat.action", "notify").start(&docker).await;
+    let plain = ContainerSpec::shell(CRASHER).restart_policy(RestartPolicyNameEnum::NO).start(&docker).await;
+    for c in [&none, &notify, &plain] {
+        registered(&conn, &stack.host, c.name()).await;
+    }
+    let started = |c: &hemostat_e2e::TestContainer| {
+        let c = c.id().to_owned();
+        let docker = docker.clone();
+        async move { docker.inspect_container(&c, None).await.unwrap().state.unwrap().started_at }
+    };
+
+    // Labelled none; the request claims a restart policy and no cooldown.
+    let before = started(&none).await;
+    let claims = serde_json::json!({"policy": {"action": "restart", "cooldown_seconds": 0}, "image": "fresh:1"});
+    publisher.publish(&forged(&stack.host, none.name(), "stop", claims)).await.unwrap();
+    // Labelled notify; a seed-shaped request says nothing of its policy.
+    publisher.publish(&forged(&stack.host, notify.name(), "restart", serde_json::json!({}))).await.unwrap();
+    assert_eq!(refusals(&conn, none.name(), 1).await, ["policy: none (hemostat.action=none: never act)"]);
+    let refused = refusals(&conn, notify.name(), 1).await;
+    assert!(refused[0].starts_with("policy: notify"), "{refused:?}");
+    assert_eq!((none.state().await.status, started(&none).await), (Some(ContainerStateStatusEnum::RUNNING), before));
+    assert_eq!(notify.state().await.status, Some(ContainerStateStatusEnum::RUNNING));
+
+    // Healed once for real; then requests that claim no cooldown and a new
+    // image each time (to dodge the fleet brake) meet the fleet's hour.
+    plain.kill("USR1").await;
+    assert!(outcome(&conn, plain.name(), RemediationStatus::Success).await.is_some(), "the crash was not healed");
+    let healed_at = started(&plain).await;
+    for i in 0..3 {
+        let claims = serde_json::json!({"policy": {"cooldown_seconds": 0}, "image": format!("fresh:{i}")});
+        publisher.publish(&forged(&stack.host, plain.name(), "restart", claims)).await.unwrap();
+    }
+    let refused = refusals(&conn, plain.name(), 3).await;
+    assert!(refused.iter().all(|r| r.starts_with("cooldown: ")), "{refused:?}");
+    assert_eq!(started(&plain).await, healed_at, "restarted by a forged request");
+
+    // A label silence added since its last alert: the collector matches it
+    // on the host within a heartbeat; a request that names no silence is
+    // refused with it all the same.
+    let frozen = ContainerSpec::shell(SERVER).label("team", "payments").start(&docker).await;
+    registered(&conn, &stack.host, frozen.name()).await;
+    let now = chrono::Utc::now();
+    let freeze = Silence {
+        id: "freeze".into(),
+        kind: TargetKind::Label,
+        target: "team=payments".into(),
+        reason: "payments freeze".into(),
+        created: now.to_rfc3339(),
+        until: (now + chrono::Duration::minutes(10)).to_rfc3339(),
+        by: "tester".into(),
+    };
+    silence::add(&mut conn.clone(), &freeze).await.unwrap();
+    let key = keys::facts(&ContainerRef::new(&stack.host, frozen.name()));
+    let matched = wait_for(Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let ids: Option<String> = conn.hget(&key, "silenced_by").await.ok()?;
+            ids.filter(|ids| ids.contains("freeze"))
+        }
+    })
+    .await;
+    assert!(matched.is_some(), "the collector never wrote the silence to the facts");
+    publisher.publish(&forged(&stack.host, frozen.name(), "restart", serde_json::json!({}))).await.unwrap();
+    let refused = refusals(&conn, frozen.name(), 1).await;
+    assert!(refused[0].starts_with("silenced: payments freeze"), "{refused:?}");
+
+    // Nothing its collector reports: nothing to act on.
+    publisher.publish(&forged(&stack.host, "ghost", "restart", serde_json::json!({}))).await.unwrap();
+    let refused = refusals(&conn, "ghost", 1).await;
+    assert!(refused[0].starts_with("unknown container: no collector reports"), "{refused:?}");
+    let commands: usize = conn.clone().xlen(keys::commands(&stack.host)).await.unwrap();
+    assert_eq!(commands, 1, "only the real crash was acted on");
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     actions::{cleanup, exec, exec::Allowlist, lifecycle, scale_up},
+    limits::Limits,
     outcome::Outcome,
     target::Context,
 };
@@ -40,6 +41,7 @@ impl Executor {
                 verify_window: config.verify_seconds,
                 inflight,
                 scope,
+                limits: Limits::default(),
             },
             allowlist: Allowlist::parse(&config.exec_allowlist).map_err(CollectorError::Config)?,
             exec_timeout: config.exec_timeout,

@@ -9,6 +9,7 @@
 //!
 //! - `consumer`: the consumer of this host's command stream, one task per command.
 //! - `lanes`: commands run concurrently, in order per container.
+//! - `limits`: a container's own labels (action, hourly cap, cooldown), enforced again on the host.
 //! - `marker`: the per-command marker (executing / done) behind at-most-once execution.
 //! - `report`: what a command came to, as the `remediation_complete` its sender reads.
 //! - `executor`: a command's dispatch to its action, one file per action in `actions/`.
@@ -23,6 +24,7 @@ mod consumer;
 mod dependents;
 mod executor;
 mod lanes;
+mod limits;
 mod marker;
 mod outcome;
 mod report;

@@ -16,7 +16,7 @@ use hemostat_protocol::{
 };
 use serde_json::{Value, json};
 
-use super::{evidence::Gatherer, grace::Graces, recent::Recent, silences::LabelSilences};
+use super::{evidence::Gatherer, facts::FactsWriter, grace::Graces, recent::Recent, silences::LabelSilences};
 use crate::{
     detect::{Breach, Finding, FindingKind, Leak, RestartRule, Rules, Symptom},
     inflight::InFlight,
@@ -36,12 +36,15 @@ pub struct Alerts {
     pub(super) recent: Option<Recent>,
     /// Containers (by id) whose bad labels were reported already.
     pub(super) reported: Arc<Mutex<HashSet<String>>>,
-    /// When to hold off (see [`crate::grace`]), and the collector's own
+    /// When to hold off (see [`super::grace`]), and the collector's own
     /// actions, which never count as an operator's.
     pub(super) graces: Graces,
     pub(super) inflight: InFlight,
     /// The operators' label silences; None: alerts name none (unit tests).
     pub(super) silences: Option<LabelSilences>,
+    /// Writes what each alert found to the container's facts; None: not
+    /// written (unit tests).
+    pub(super) facts: Option<FactsWriter>,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -117,12 +120,19 @@ impl Alerts {
             graces: Graces::default(),
             inflight: InFlight::new(),
             silences: None,
+            facts: None,
         }
     }
 
     /// Alerts name the label silences that select their container.
     pub fn with_silences(mut self, silences: LabelSilences) -> Alerts {
         self.silences = Some(silences);
+        self
+    }
+
+    /// Each alert's findings go to the container's facts first.
+    pub fn with_facts(mut self, facts: FactsWriter) -> Alerts {
+        self.facts = Some(facts);
         self
     }
 

@@ -9,6 +9,7 @@
 //!
 //! - `alerts`: [`Alerts`], building a `health_alert` from a finding, a symptom or a restart loop.
 //! - `publish`: what the host adds (policy, holds, silences, evidence), then the outbox.
+//! - `facts`: what each alert found, written to the container's facts (the account the gate believes).
 //! - `evidence`: gathering one container's evidence from Docker, bounded in time and size.
 //! - `redact`: secrets out of container output, before anything leaves the host.
 //! - `recent`: per container, the last Docker events and samples that evidence shows.
@@ -17,6 +18,7 @@
 
 mod alerts;
 pub mod evidence;
+mod facts;
 mod grace;
 mod publish;
 mod recent;
@@ -24,6 +26,7 @@ pub mod redact;
 mod silences;
 
 pub use alerts::{Alerts, Inspected, Latency};
+pub use facts::FactsWriter;
 pub use grace::Graces;
 pub use recent::{Measurement, Recent, sample_capacity};
 pub use silences::LabelSilences;

@@ -13,7 +13,7 @@ use std::{collections::HashSet, time::Instant};
 
 use bollard::models::ContainerInspectResponse;
 use hemostat_protocol::{
-    Envelope, EventKind,
+    ContainerRef, Envelope, EventKind,
     envelope::agent,
     event::{HealthAlert, Severity, SystemAlert},
     policy::{ActionPolicy, COMPOSE_REPLACE_LABEL, Policy, Resolved},
@@ -63,10 +63,14 @@ impl Alerts {
                         tracing::info!(container = %alert.container, issues = ?alert.issues, "hemostat.action=none: no alert");
                         return;
                     }
-                    alert.policy = (!policy.is_default()).then_some(policy);
+                    alert.policy = (!policy.is_default()).then(|| policy.clone());
                     let ancestors = this.ancestors(&gatherer, &inspect).await;
                     alert.held = this.held(&inspect, &ancestors);
                     alert.silenced_by = this.silenced_by(&alert.container, &inspect).await;
+                    if let Some(facts) = &this.facts {
+                        let c = ContainerRef::new(&alert.host, &alert.container);
+                        facts.record(&c, &inspect, &policy, alert.held.as_deref(), &alert.silenced_by).await;
+                    }
                     alert.evidence = Some(gatherer.gather_inspected(&inspect, provided).await);
                 }
                 Err(e) => tracing::debug!(container = %alert.container, error = %e, "no evidence for this alert"),

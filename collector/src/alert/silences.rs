@@ -58,6 +58,16 @@ impl LabelSilences {
         cache.silences.iter().filter(|s| s.until_ms() > now && s.selects(labels)).map(|s| s.id.clone()).collect()
     }
 
+    /// Whether any label silence holds now (the list read as for an alert).
+    pub async fn any(&self) -> bool {
+        let mut cache = self.cache.lock().await;
+        if cache.read_at.is_none_or(|t| t.elapsed() >= MAX_AGE) {
+            self.refresh(&mut cache).await;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        cache.silences.iter().any(|s| s.until_ms() > now)
+    }
+
     async fn refresh(&self, cache: &mut Cache) {
         let read = tokio::time::timeout(READ_TIMEOUT, silence::holding(&mut self.conn.clone())).await;
         // Tried now either way: a Redis that is down is asked again after

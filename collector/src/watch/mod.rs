@@ -25,7 +25,7 @@ use bollard::{
     query_parameters::EventsOptionsBuilder,
 };
 use futures::StreamExt;
-use hemostat_protocol::backoff::Backoff;
+use hemostat_protocol::{backoff::Backoff, facts::Observed};
 use tokio_util::sync::CancellationToken;
 
 pub use registry::Registry;
@@ -268,7 +268,9 @@ impl Watcher {
             dependents.parent_started(&event.id, &event.name, event.time_nano);
         }
         match event.happening {
-            Happening::Started if self.scope.excludes(&event.attributes).is_none() => self.registry.add(&event.name),
+            Happening::Started if self.scope.excludes(&event.attributes).is_none() => self
+                .registry
+                .add(&event.name, Observed::from_labels(&event.id, event.image.as_deref(), &event.attributes)),
             Happening::Destroyed => self.registry.remove(&event.name),
             _ => {}
         }

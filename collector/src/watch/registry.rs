@@ -1,22 +1,35 @@
-//! This host's entry in the fleet: its containers in `hemostat:containers`
-//! and a heartbeat key that expires if the collector dies.
+//! This host's entry in the fleet: its containers in `hemostat:containers`,
+//! what it says about each (`hemostat:facts:{host/name}`: identity, image,
+//! policy from its labels; the only account of a container the safety gate
+//! believes), and a heartbeat key that expires if the collector dies.
+//!
+//! While a label silence holds, each heartbeat also writes which label
+//! silences select each container to its facts (alerts write it too): a
+//! silence added since a container's last alert holds at the gate for any
+//! request, within a heartbeat.
 
 use std::{collections::HashSet, time::Duration};
 
 use bollard::{Docker, query_parameters::ListContainersOptions};
 use hemostat_protocol::connection::Connection;
-use hemostat_protocol::{ContainerRef, envelope::seed_timestamp, keys};
+use hemostat_protocol::{
+    ContainerRef,
+    envelope::seed_timestamp,
+    facts::{self, Observed},
+    keys,
+};
 use redis::AsyncCommands;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::CollectorError, scope::Scope};
+use crate::{alert::LabelSilences, error::CollectorError, scope::Scope};
 
 pub use hemostat_protocol::keys::heartbeat as heartbeat_key;
 
 #[derive(Debug)]
 enum Change {
-    Add(String),
+    /// A container started: a member, with what its collector says of it.
+    Add(String, Box<Observed>),
     Remove(String),
     /// Re-derive this host's members from Docker (startup, after a Docker
     /// reconnect, after a failed update).
@@ -37,16 +50,17 @@ impl Registry {
         host: String,
         interval: Duration,
         scope: Scope,
+        silences: LabelSilences,
         cancel: CancellationToken,
     ) -> (Registry, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(Change::Resync);
-        let task = Task { conn, docker, host, interval, scope, dirty: false, beating: true };
+        let task = Task { conn, docker, host, interval, scope, silences, dirty: false, beating: true };
         (Registry { tx }, tokio::spawn(task.run(rx, cancel)))
     }
 
-    pub fn add(&self, name: &str) {
-        let _ = self.tx.send(Change::Add(name.to_owned()));
+    pub fn add(&self, name: &str, observed: Observed) {
+        let _ = self.tx.send(Change::Add(name.to_owned(), Box::new(observed)));
     }
 
     pub fn remove(&self, name: &str) {
@@ -64,6 +78,7 @@ struct Task {
     host: String,
     interval: Duration,
     scope: Scope,
+    silences: LabelSilences,
     /// An update failed: resync on the next heartbeat instead of retrying
     /// each update, since a resync repairs everything at once.
     dirty: bool,
@@ -102,6 +117,9 @@ impl Task {
                     if self.dirty {
                         self.apply(Change::Resync).await;
                     }
+                    if self.beating && let Err(e) = self.silenced().await {
+                        tracing::debug!(error = %e, "label silences not written to the facts; next beat");
+                    }
                 }
                 change = rx.recv() => match change {
                     Some(change) => self.apply(change).await,
@@ -113,11 +131,12 @@ impl Task {
 
     async fn apply(&mut self, change: Change) {
         let result = match &change {
-            Change::Add(name) => {
-                self.conn.sadd(keys::CONTAINERS, self.member(name)).await.map(|_: usize| ()).map_err(Into::into)
-            }
+            Change::Add(name, observed) => self.add(name, observed).await,
             Change::Remove(name) => {
-                self.conn.srem(keys::CONTAINERS, self.member(name)).await.map(|_: usize| ()).map_err(Into::into)
+                let mut pipe = redis::pipe();
+                pipe.srem(keys::CONTAINERS, self.member(name)).ignore();
+                facts::forget(&mut pipe, &self.container(name));
+                pipe.query_async(&mut self.conn).await.map_err(Into::into)
             }
             Change::Resync => self.resync().await,
         };
@@ -135,18 +154,35 @@ impl Task {
         }
     }
 
+    fn container(&self, name: &str) -> ContainerRef {
+        ContainerRef::new(&self.host, name.trim_start_matches('/'))
+    }
+
     fn member(&self, name: &str) -> String {
-        ContainerRef::new(&self.host, name).key()
+        self.container(name).key()
+    }
+
+    async fn add(&mut self, name: &str, observed: &Observed) -> Result<(), CollectorError> {
+        let mut pipe = redis::pipe();
+        pipe.sadd(keys::CONTAINERS, self.member(name)).ignore();
+        facts::observe(&mut pipe, &self.container(name), observed)?;
+        let () = pipe.query_async(&mut self.conn).await?;
+        Ok(())
     }
 
     async fn resync(&mut self) -> Result<(), CollectorError> {
         let containers =
             self.docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
-        let present: HashSet<String> = containers
+        let in_scope: Vec<(String, Observed)> = containers
             .iter()
             .filter(|c| c.labels.as_ref().is_none_or(|l| self.scope.excludes(l).is_none()))
-            .filter_map(|c| c.names.as_ref()?.first().map(|n| self.member(n)))
+            .filter_map(|c| {
+                let name = c.names.as_ref()?.first()?;
+                let labels = c.labels.clone().unwrap_or_default();
+                Some((self.member(name), Observed::from_labels(c.id.as_deref()?, c.image.as_deref(), &labels)))
+            })
             .collect();
+        let present: HashSet<&String> = in_scope.iter().map(|(member, _)| member).collect();
         let members: HashSet<String> = self.conn.smembers(keys::CONTAINERS).await?;
         let prefix = format!("{}/", self.host);
         let stale: Vec<&String> = members.iter().filter(|m| m.starts_with(&prefix) && !present.contains(*m)).collect();
@@ -156,13 +192,49 @@ impl Task {
         }
         let mut pipe = redis::pipe();
         if !stale.is_empty() {
-            pipe.srem(keys::CONTAINERS, stale).ignore();
+            pipe.srem(keys::CONTAINERS, &stale).ignore();
+            for member in &stale {
+                if let Some(c) = ContainerRef::parse(member) {
+                    facts::forget(&mut pipe, &c);
+                }
+            }
         }
         if !present.is_empty() {
             pipe.sadd(keys::CONTAINERS, present.iter().collect::<Vec<_>>()).ignore();
         }
+        for (member, observed) in &in_scope {
+            if let Some(c) = ContainerRef::parse(member) {
+                facts::observe(&mut pipe, &c, observed)?;
+            }
+        }
         let () = pipe.query_async(&mut self.conn).await?;
         tracing::debug!(containers = present.len(), "registry resynced");
+        Ok(())
+    }
+
+    /// While a label silence holds: the silences that select each container
+    /// of this host, into its facts.
+    async fn silenced(&mut self) -> Result<(), CollectorError> {
+        if !self.silences.any().await {
+            return Ok(());
+        }
+        let containers =
+            self.docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
+        let mut pipe = redis::pipe();
+        let mut written = 0usize;
+        for c in &containers {
+            let labels = c.labels.clone().unwrap_or_default();
+            let Some(name) = c.names.as_ref().and_then(|n| n.first()) else { continue };
+            if self.scope.excludes(&labels).is_some() {
+                continue;
+            }
+            let ids = self.silences.selecting(&labels).await;
+            facts::silenced(&mut pipe, &self.container(name), &ids)?;
+            written += 1;
+        }
+        if written > 0 {
+            let () = pipe.query_async(&mut self.conn).await?;
+        }
         Ok(())
     }
 

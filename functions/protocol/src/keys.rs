@@ -57,6 +57,12 @@ fn container_tag(c: &ContainerRef) -> String {
     format!("{{{}}}", c.key())
 }
 
+/// What the container's collector says about it (a hash; see
+/// [`crate::facts`]): the only account of it the gate believes.
+pub fn facts(c: &ContainerRef) -> String {
+    format!("hemostat:facts:{}", container_tag(c))
+}
+
 /// The seed's remediation record (`{"last_action", "count"}`).
 pub fn remediation(c: &ContainerRef) -> String {
     format!("hemostat:remediation:{}", container_tag(c))

@@ -19,6 +19,7 @@
 //! - [`container`]: how a container is named across a fleet (host + name).
 //! - [`diagnosis`]: why a container failed (cause, summary, evidence lines, restart or not).
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
+//! - [`facts`]: what a container's collector says about it, the only account the gate believes.
 //! - [`keys`]: the Redis key schema and TTLs.
 //! - [`metrics`]: what a collector measured of a container: its stats record, and an alert's figures.
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
@@ -67,6 +68,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod evidence;
+pub mod facts;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod gate;

@@ -143,6 +143,33 @@ impl Policy {
         *self == Policy::default()
     }
 
+    /// This policy (a container's own), made stricter by `other` (a
+    /// request's) wherever `other` is stricter: the action that does less
+    /// (none, then notify, then stop, then restart), the longer cooldown,
+    /// the lower hourly cap. What the gate makes of a container's own policy
+    /// and a request's: a request may ask for less than the container's
+    /// labels allow, never for more. Where the container has no limit of its
+    /// own, the fleet's applies, and a request's is not taken: `other`
+    /// cannot be compared with a setting it does not know, and a forged
+    /// `cooldown_seconds: 0` must not replace the fleet's hour.
+    pub fn stricter(&self, other: &Policy) -> Policy {
+        let strictness = |a: ActionPolicy| match a {
+            ActionPolicy::None => 3,
+            ActionPolicy::Notify => 2,
+            ActionPolicy::Stop => 1,
+            ActionPolicy::Restart => 0,
+        };
+        let action = if strictness(other.action) > strictness(self.action) { other.action } else { self.action };
+        Policy {
+            action,
+            cooldown_seconds: self.cooldown_seconds.map(|own| other.cooldown_seconds.map_or(own, |o| own.max(o))),
+            max_actions_per_hour: self
+                .max_actions_per_hour
+                .map(|own| other.max_actions_per_hour.map_or(own, |o| own.min(o))),
+            ..self.clone()
+        }
+    }
+
     /// Resolves `labels`; `own_stop_timeout` is the container's own
     /// `StopTimeout` in seconds, used when no label sets one.
     pub fn from_labels(labels: &HashMap<String, String>, own_stop_timeout: Option<i64>) -> Resolved {
@@ -218,6 +245,37 @@ mod tests {
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_request_may_make_a_policy_stricter_never_looser() {
+        let own = Policy {
+            action: ActionPolicy::Stop,
+            cooldown_seconds: Some(600),
+            max_actions_per_hour: Some(2),
+            ..Policy::default()
+        };
+        let looser = Policy {
+            action: ActionPolicy::Restart,
+            cooldown_seconds: Some(0),
+            max_actions_per_hour: Some(100),
+            ..Policy::default()
+        };
+        assert_eq!(own.stricter(&looser), own);
+        let stricter = Policy {
+            action: ActionPolicy::Notify,
+            cooldown_seconds: Some(3600),
+            max_actions_per_hour: Some(1),
+            ..Policy::default()
+        };
+        assert_eq!(own.stricter(&stricter), stricter);
+        assert_eq!(own.stricter(&Policy::default()), own);
+        // No limit of its own: the fleet's holds, a request's is not taken.
+        let fleet = Policy::default().stricter(&looser);
+        assert_eq!((fleet.cooldown_seconds, fleet.max_actions_per_hour), (None, None));
+        assert_eq!(Policy::default().stricter(&own), Policy { action: ActionPolicy::Stop, ..Policy::default() });
+        let none = Policy { action: ActionPolicy::None, ..Policy::default() };
+        assert_eq!(stricter.stricter(&none).action, ActionPolicy::None);
     }
 
     #[test]

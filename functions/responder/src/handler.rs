@@ -11,9 +11,9 @@ use hemostat_protocol::{
         IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus, Severity,
         SystemAlert,
     },
-    gate::{ContainerFacts, GateDecision, GateRequest},
+    gate::{Asked, Belief, GateDecision, GateRequest},
     policy::{ActionPolicy, LABEL_ACTION, Policy},
-    silence::{self, AlertFacts, Silence, Subject},
+    silence::{self, Silence, Subject},
 };
 
 use crate::{Config, store::Store};
@@ -59,21 +59,29 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     async fn decide(&self, env: &Envelope, needed: &RemediationNeeded) -> Result<(), hemostat_protocol::ProtocolError> {
         let host = match self.resolve_host(needed).await? {
             Ok(host) => host,
-            Err(reason) => return self.refuse(needed, "", &reason, None, needed.context.image.as_deref()).await,
+            Err(reason) => return self.refuse(needed, "", &reason, None, None).await,
         };
         let container = ContainerRef::new(host, &needed.container);
-        let image = match &needed.context.image {
-            Some(image) => Some(image.clone()),
-            None => self.store.image_of(&container).await?,
-        };
-        let silence = self.silence_for(&container, image.as_deref(), &needed.context).await?;
-        let policy = needed.context.policy.clone().unwrap_or_default();
-        // The alert's facts, as the analyzer copied them into the request.
-        let inputs = self.config.gate.inputs(&ContainerFacts {
+        // The target as its collector knows it; the request may only ask
+        // for less (anyone may publish a remediation_needed).
+        let facts = self.store.facts(&container).await?;
+        let asked = Asked {
+            container_id: needed.container_id.as_deref(),
             policy: needed.context.policy.as_ref(),
             held: needed.context.held.as_deref(),
-            silence: silence.as_ref(),
-        });
+            silenced_by: &needed.context.silenced_by,
+        };
+        let belief = match Belief::of(facts.as_ref(), &container, &asked, chrono::Utc::now().timestamp_millis()) {
+            Ok(belief) => belief,
+            Err(reason) => {
+                tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
+                return self.refuse(needed, &container.host, &reason, None, None).await;
+            }
+        };
+        let image = belief.observed.image.clone();
+        let silence = self.silence_for(&container, image.as_deref(), &belief).await?;
+        let policy = belief.observed.policy.clone();
+        let inputs = self.config.gate.inputs(&belief.facts(silence.as_ref()));
         let adjusted;
         let needed = match stop_instead(needed, &policy) {
             Some(stop) => {
@@ -131,43 +139,23 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 Ok(())
             }
             GateDecision::Allowed { .. } | GateDecision::Duplicate => {
-                self.dispatch(needed, &container, id, image.as_deref()).await
+                self.dispatch(needed, &container, &belief.observed.id, id, image.as_deref()).await
             }
         }
     }
 
-    /// The first live silence that holds for the container. Its compose
-    /// project and the label silences the collector matched matter only
-    /// when a project or label silence exists: the analyzer's context
-    /// carries them; a request without (a manual or a seed-protocol one)
-    /// has them looked up from the container's last alert.
+    /// The first live silence that holds for the container, matched
+    /// against what its collector says of it (compose project and service,
+    /// the label silences it matched on the host).
     async fn silence_for(
         &self,
         container: &ContainerRef,
         image: Option<&str>,
-        context: &IncidentContext,
+        belief: &Belief,
     ) -> Result<Option<Silence>, hemostat_protocol::ProtocolError> {
         let silences = self.store.silences().await?;
-        if silences.is_empty() {
-            return Ok(None);
-        }
-        let mut subject = Subject { image: image.map(str::to_owned), ..Subject::of(container) };
-        if AlertFacts::needed_by(&silences) {
-            let from_an_alert = context.analysis_method.is_some()
-                || context.compose_project.is_some()
-                || context.compose_service.is_some()
-                || !context.silenced_by.is_empty();
-            let facts = if from_an_alert {
-                AlertFacts {
-                    compose_project: context.compose_project.clone(),
-                    compose_service: context.compose_service.clone(),
-                    silenced_by: context.silenced_by.clone(),
-                }
-            } else {
-                self.store.facts_of(container).await?
-            };
-            subject = subject.with_facts(facts);
-        }
+        let subject =
+            Subject { image: image.map(str::to_owned), ..Subject::of(container) }.with_facts(belief.alert_facts());
         Ok(silence::matching(&silences, &subject).cloned())
     }
 
@@ -196,6 +184,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         &self,
         needed: &RemediationNeeded,
         container: &ContainerRef,
+        container_id: &str,
         id: String,
         image: Option<&str>,
     ) -> Result<(), hemostat_protocol::ProtocolError> {
@@ -203,7 +192,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             id,
             host: container.host.clone(),
             container: container.name.clone(),
-            container_id: needed.container_id.clone(),
+            // The collector's id, so the command reaches the container the
+            // gate judged, not another one of that name created since.
+            container_id: Some(container_id.to_owned()),
             action: needed.action,
             reason: needed.reason.clone(),
             confidence: needed.confidence,
@@ -272,17 +263,44 @@ fn stop_instead(needed: &RemediationNeeded, policy: &Policy) -> Option<Remediati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hemostat_protocol::{ProtocolError, batch::BatchRecord, command::SignedCommand, silence::TargetKind};
+    use hemostat_protocol::{
+        ProtocolError,
+        batch::BatchRecord,
+        command::SignedCommand,
+        facts::{Facts, Observed},
+        silence::TargetKind,
+    };
     use std::sync::Mutex;
 
+    const ID: &str = "64290c8cfd9c12af940ef1fff24fa7c365b505e48297a949ff26ee230a17c856";
+
     /// In-memory store: refuses everything after the first allowed request.
-    #[derive(Default)]
     struct FakeStore {
         allowed: Mutex<Vec<String>>,
         dispatched: Mutex<Vec<(String, SignedCommand)>>,
         hosts: Vec<String>,
         silences: Vec<Silence>,
-        compose: Option<String>,
+        /// What the container's collector wrote (by default: it knows it).
+        facts: Option<Facts>,
+    }
+
+    impl Default for FakeStore {
+        fn default() -> Self {
+            let observed = Observed { id: ID.into(), image: Some("shop/web:1".into()), ..Observed::default() };
+            FakeStore {
+                allowed: Mutex::default(),
+                dispatched: Mutex::default(),
+                hosts: Vec::new(),
+                silences: Vec::new(),
+                facts: Some(Facts { container: Some(observed), ..Facts::default() }),
+            }
+        }
+    }
+
+    impl FakeStore {
+        fn observed(&mut self) -> &mut Observed {
+            self.facts.as_mut().and_then(|f| f.container.as_mut()).expect("known container")
+        }
     }
 
     impl Store for FakeStore {
@@ -304,14 +322,11 @@ mod tests {
         async fn hosts_of(&self, _name: &str) -> Result<Vec<String>, ProtocolError> {
             Ok(self.hosts.clone())
         }
-        async fn image_of(&self, _c: &ContainerRef) -> Result<Option<String>, ProtocolError> {
-            Ok(None)
+        async fn facts(&self, _c: &ContainerRef) -> Result<Option<Facts>, ProtocolError> {
+            Ok(self.facts.clone())
         }
         async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
             Ok(self.silences.clone())
-        }
-        async fn facts_of(&self, _c: &ContainerRef) -> Result<AlertFacts, ProtocolError> {
-            Ok(AlertFacts { compose_project: self.compose.clone(), ..Default::default() })
         }
         async fn was_dispatched(&self, id: &str) -> Result<bool, ProtocolError> {
             Ok(self.dispatched.lock().unwrap().iter().any(|(_, c)| c.json.contains(id)))
@@ -387,7 +402,7 @@ mod tests {
         ] {
             let mut r = responder(vec![]);
             r.store.silences = vec![silence(kind, target)];
-            r.store.compose = compose.map(str::to_owned);
+            r.store.observed().compose_project = compose.map(str::to_owned);
             r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
             assert!(r.store.dispatched.lock().unwrap().is_empty(), "{kind}: nothing dispatched");
             let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
@@ -399,13 +414,14 @@ mod tests {
             );
             assert!(done.result.details.unwrap().contains("by alice"), "{kind}");
         }
-        // The analyzer's context names the project: no lookup needed.
+        // The collector's project decides, not the one a request claims.
         let mut r = responder(vec![]);
         r.store.silences = vec![silence(TargetKind::Project, "shop")];
+        r.store.observed().compose_project = Some("shop".into());
         let mut record = needed("t1", "h1");
-        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"compose_project":"shop""#);
+        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"compose_project":"blog""#);
         r.handle(BatchEvent { records: vec![record] }).await;
-        assert!(r.store.dispatched.lock().unwrap().is_empty(), "the context's project is silenced");
+        assert!(r.store.dispatched.lock().unwrap().is_empty(), "the collector's project is silenced");
         // Any other label: the collector matched it, the context names the silence.
         let mut r = responder(vec![]);
         r.store.silences = vec![silence(TargetKind::Label, "team=payments")];
@@ -426,7 +442,7 @@ mod tests {
         for (kind, target) in [(TargetKind::Host, "h2"), (TargetKind::Project, "blog")] {
             let mut r = responder(vec![]);
             r.store.silences = vec![silence(kind, target)];
-            r.store.compose = Some("shop".into());
+            r.store.observed().compose_project = Some("shop".into());
             r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
             assert_eq!(r.store.dispatched.lock().unwrap().len(), 1, "{kind}:{target}");
         }
@@ -450,6 +466,55 @@ mod tests {
             let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
             assert_eq!(done.result.reason.as_deref(), Some(reason), "{context}");
         }
+    }
+
+    fn refusal(r: &Responder<FakeStore, Recorder>) -> String {
+        let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert_eq!(done.result.status, RemediationStatus::Rejected);
+        done.result.reason.unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_request_cannot_vouch_for_what_the_collector_does_not_say() {
+        // A container no collector reports: nothing to act on.
+        let mut r = responder(vec![]);
+        r.store.facts = None;
+        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert!(refusal(&r).starts_with("unknown container: no collector reports h1/web"), "{}", refusal(&r));
+
+        // Its labels say none; a forged request says restart, cooldown 0.
+        let mut r = responder(vec![]);
+        r.store.observed().policy = Policy { action: ActionPolicy::None, ..Policy::default() };
+        let mut record = needed("t1", "h1");
+        let forged = r#""confidence":0.9,"policy":{"action":"restart","cooldown_seconds":0},"image":"fresh:1""#;
+        record.body = record.body.replace(r#""confidence":0.9"#, forged);
+        r.handle(BatchEvent { records: vec![record] }).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert_eq!(refusal(&r), "policy: none (hemostat.action=none: never act)");
+
+        // A seed-shaped request with no policy at all: the labels still apply.
+        let mut r = responder(vec![]);
+        r.store.observed().policy = Policy { action: ActionPolicy::Notify, ..Policy::default() };
+        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert!(refusal(&r).starts_with("policy: notify"), "{}", refusal(&r));
+
+        // A request for another container of that name (recreated since).
+        let r = responder(vec![]);
+        let mut record = needed("t1", "h1");
+        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"container_id":"ffffffffffff""#);
+        r.handle(BatchEvent { records: vec![record] }).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert!(refusal(&r).starts_with("container id mismatch"), "{}", refusal(&r));
+
+        // The command names the collector's id and image, not the request's.
+        let r = responder(vec![]);
+        let mut record = needed("t1", "h1");
+        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"image":"fresh:2""#);
+        r.handle(BatchEvent { records: vec![record] }).await;
+        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(b"k")).unwrap();
+        assert_eq!((cmd.container_id.as_deref(), cmd.context.image.as_deref()), (Some(ID), Some("shop/web:1")));
     }
 
     #[tokio::test]

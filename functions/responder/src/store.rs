@@ -9,25 +9,22 @@ use redis::AsyncCommands;
 use hemostat_protocol::{
     ContainerRef, ProtocolError,
     command::SignedCommand,
+    facts::{self, Facts},
     gate::{Gate, GateDecision, GateRequest},
     keys,
-    metrics::Metrics,
-    silence::{self, AlertFacts, Silence},
+    silence::{self, Silence},
 };
 
 pub trait Store: Send + Sync {
     fn gate(&self, req: &GateRequest<'_>) -> impl Future<Output = Result<GateDecision, ProtocolError>> + Send;
     /// Hosts whose collector reported a container of this name.
     fn hosts_of(&self, name: &str) -> impl Future<Output = Result<Vec<String>, ProtocolError>> + Send;
-    /// The image the collector last reported for the container, if any.
-    fn image_of(&self, container: &ContainerRef) -> impl Future<Output = Result<Option<String>, ProtocolError>> + Send;
+    /// What the container's collector says about it (see
+    /// [`hemostat_protocol::facts`]): the only account the gate believes.
+    fn facts(&self, container: &ContainerRef) -> impl Future<Output = Result<Option<Facts>, ProtocolError>> + Send;
     fn was_dispatched(&self, command_id: &str) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
     /// Every operator's silence still holding.
     fn silences(&self) -> impl Future<Output = Result<Vec<Silence>, ProtocolError>> + Send;
-    /// What the container's latest health alert says of it: its compose
-    /// project and service and the label silences the collector matched
-    /// (the only place they reach the responder).
-    fn facts_of(&self, container: &ContainerRef) -> impl Future<Output = Result<AlertFacts, ProtocolError>> + Send;
     /// Appends the command to the host's stream; returns the entry id.
     fn dispatch(
         &self,
@@ -62,10 +59,8 @@ impl Store for RedisStore {
         Ok(members.iter().filter_map(|m| ContainerRef::parse(m)).filter(|c| c.name == name).map(|c| c.host).collect())
     }
 
-    async fn image_of(&self, container: &ContainerRef) -> Result<Option<String>, ProtocolError> {
-        let stats: Option<String> = self.conn.clone().get(keys::stats(container)).await?;
-        // Stats are the collector's; a missing or odd entry just means "unknown".
-        Ok(stats.as_deref().and_then(Metrics::parse).and_then(|m| m.image))
+    async fn facts(&self, container: &ContainerRef) -> Result<Option<Facts>, ProtocolError> {
+        facts::read(&mut self.conn.clone(), container).await
     }
 
     async fn was_dispatched(&self, command_id: &str) -> Result<bool, ProtocolError> {
@@ -74,12 +69,6 @@ impl Store for RedisStore {
 
     async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
         silence::live(&mut self.conn.clone()).await
-    }
-
-    async fn facts_of(&self, container: &ContainerRef) -> Result<AlertFacts, ProtocolError> {
-        // Asked only while a project or label silence holds, so the scan
-        // costs nothing otherwise.
-        silence::facts_of(&mut self.conn.clone(), container).await
     }
 
     async fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {

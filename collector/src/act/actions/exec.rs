@@ -53,6 +53,7 @@ pub(in crate::act) async fn run(cx: &Context, allowlist: &Allowlist, timeout: Du
         ));
     }
     tracing::info!(container = %target.name, command_id = %cmd.id, program, "exec");
+    cx.acted(&target);
     match run_in(&cx.docker, &target.id, &cmd.args, timeout).await {
         Ok(ran) if ran.exit_code == Some(0) => Outcome::with(RemediationStatus::Success, ran.describe()),
         Ok(ran) => Outcome::failed(match ran.exit_code {

@@ -107,7 +107,9 @@ async fn act_on_target(cx: &Context, cmd: &Command, target: &Target) -> Result<(
     // a crash during verification afterwards is real.
     let _in_flight = cx.inflight.begin([target.id.clone(), target.name.clone()]);
     tracing::info!(container = %target.name, action = %cmd.action, command_id = %cmd.id, stop_timeout_s = timeout.as_secs_f64().ceil() as i64, "executing");
-    docker::apply(&cx.docker, &target.id, cmd.action, timeout).await.map_err(Outcome::failed)
+    let done = docker::apply(&cx.docker, &target.id, cmd.action, timeout).await.map_err(Outcome::failed);
+    cx.acted(target);
+    done
 }
 
 /// The parent's details end with what became of its dependents.

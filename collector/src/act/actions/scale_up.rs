@@ -57,6 +57,7 @@ pub(in crate::act) async fn run(cx: &Context, cmd: &Command, cancel: &Cancellati
         ));
     }
     tracing::info!(container = %target.name, replica = %plan.name, command_id = %cmd.id, "scaling up");
+    cx.acted(&target);
     let replica = match create(&cx.docker, plan).await {
         Ok(r) => r,
         Err(e) => return Outcome::failed(docker::error_text(&e)),

@@ -4,10 +4,92 @@
 //! previewing alike, so both give the same reasons in the same order.
 
 use crate::{
+    ContainerRef,
+    facts::{Facts, Observed},
     gate::GateSettings,
     policy::{ActionPolicy, LABEL_ACTION, Policy},
-    silence::Silence,
+    silence::{AlertFacts, Silence},
 };
+
+/// What a request says about its container: it may only ask for less than
+/// the container's collector allows (a stricter policy, a hold, a silence),
+/// never change who the container is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// The container id the request was made for, if it names one.
+    pub container_id: Option<&'a str>,
+    pub policy: Option<&'a Policy>,
+    pub held: Option<&'a str>,
+    pub silenced_by: &'a [String],
+}
+
+/// What the gate believes about a container: its collector's account
+/// ([`Facts`]), made stricter by what a request asks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Belief {
+    /// Identity, image, compose labels: the collector's alone; the policy,
+    /// its own made stricter by the request's.
+    pub observed: Observed,
+    /// The collector's hold while it holds, else the request's.
+    pub held: Option<String>,
+    /// The silences the collector matched, and any the request names.
+    pub silenced_by: Vec<String>,
+}
+
+impl Belief {
+    /// `Err(refusal)` when the gate must not act whatever it finds: no
+    /// collector reports the container, or the request is about another
+    /// container than the one of that name now (recreated since).
+    pub fn of(facts: Option<&Facts>, c: &ContainerRef, asked: &Asked<'_>, now_ms: i64) -> Result<Belief, String> {
+        let Some((facts, observed)) = facts.and_then(|f| Some((f, f.container.as_ref()?))) else {
+            return Err(format!(
+                "unknown container: no collector reports {c} (a request cannot vouch for a container its collector does not know)"
+            ));
+        };
+        if let Some(asked_id) = asked.container_id.filter(|id| !id.is_empty())
+            && !same_id(asked_id, &observed.id)
+        {
+            return Err(format!(
+                "container id mismatch: the request is for {}, {c} is now {} (recreated since?)",
+                short(asked_id),
+                short(&observed.id)
+            ));
+        }
+        let policy = match asked.policy {
+            Some(asked) => observed.policy.stricter(asked),
+            None => observed.policy.clone(),
+        };
+        let held = facts.held_at(now_ms).or(asked.held.filter(|h| !h.is_empty())).map(str::to_owned);
+        let mut silenced_by = facts.silenced_by.clone();
+        silenced_by.extend(asked.silenced_by.iter().filter(|id| !facts.silenced_by.contains(id)).cloned());
+        Ok(Belief { observed: Observed { policy, ..observed.clone() }, held, silenced_by })
+    }
+
+    /// What silences are matched against besides the container's name,
+    /// host and image.
+    pub fn alert_facts(&self) -> AlertFacts {
+        AlertFacts {
+            compose_project: self.observed.compose_project.clone(),
+            compose_service: self.observed.compose_service.clone(),
+            silenced_by: self.silenced_by.clone(),
+        }
+    }
+
+    /// The gate's facts, with the silence that holds for the container.
+    pub fn facts<'a>(&'a self, silence: Option<&'a Silence>) -> ContainerFacts<'a> {
+        ContainerFacts { policy: Some(&self.observed.policy), held: self.held.as_deref(), silence }
+    }
+}
+
+/// Whether two references to a container id agree: the full id, or an id
+/// prefix of at least Docker's short 12 digits.
+fn same_id(asked: &str, known: &str) -> bool {
+    asked == known || (asked.len() >= 12 && known.starts_with(asked))
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
 
 /// A container's facts, as the newest alert about it tells them (the
 /// responder reads them from the request's context, which the analyzer
@@ -40,16 +122,21 @@ pub struct GateInputs {
 impl GateSettings {
     /// The gate's inputs for a container. The refusals come first, in this
     /// order (the first that applies is the reason given): an operator's
-    /// silence, the owner's notify-only policy, then `held`; the script
+    /// silence, the owner's policy (notify or none), then `held`; the script
     /// then checks the cooldown, the open circuit breaker and the hourly
     /// cap.
     pub fn inputs(&self, facts: &ContainerFacts<'_>) -> GateInputs {
         let policy = facts.policy;
-        let notify_only = policy.is_some_and(|p| p.action == ActionPolicy::Notify);
         let refusal = facts
             .silence
             .map(Silence::refusal)
-            .or_else(|| notify_only.then(|| format!("policy: notify ({LABEL_ACTION}=notify: alert only, never act)")))
+            .or_else(|| match policy.map(|p| p.action) {
+                Some(ActionPolicy::Notify) => {
+                    Some(format!("policy: notify ({LABEL_ACTION}=notify: alert only, never act)"))
+                }
+                Some(ActionPolicy::None) => Some(format!("policy: none ({LABEL_ACTION}=none: never act)")),
+                _ => None,
+            })
             .or_else(|| facts.held.filter(|h| !h.is_empty()).map(str::to_owned));
         GateInputs {
             refusal,
@@ -106,5 +193,76 @@ mod tests {
         let own = Policy { cooldown_seconds: Some(90), max_actions_per_hour: Some(1), ..Policy::default() };
         let inputs = settings.inputs(&ContainerFacts { policy: Some(&own), ..ContainerFacts::default() });
         assert_eq!((inputs.cooldown_seconds, inputs.max_per_hour), (90, 1));
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            container: Some(Observed {
+                id: "64290c8cfd9c12af940ef1fff24fa7c3".into(),
+                image: Some("shop/api:1".into()),
+                policy: Policy { action: ActionPolicy::Notify, cooldown_seconds: Some(600), ..Policy::default() },
+                compose_project: Some("shop".into()),
+                compose_service: Some("api".into()),
+            }),
+            held: Some(crate::facts::Hold { reason: "operator: docker stop 3 s ago".into(), until_ms: 2_000 }),
+            silenced_by: vec!["s1".into()],
+        }
+    }
+
+    #[test]
+    fn the_gate_believes_the_collector_not_the_request() {
+        let c = ContainerRef::new("h1", "api");
+        let f = facts();
+        let none = Asked::default();
+        assert!(
+            Belief::of(None, &c, &none, 0).unwrap_err().starts_with("unknown container: no collector reports h1/api")
+        );
+        let only_alert_news = Facts { container: None, ..f.clone() };
+        assert!(Belief::of(Some(&only_alert_news), &c, &none, 0).is_err());
+
+        // A request that claims a looser policy, no hold, no silence, and
+        // another image gets the collector's.
+        let loose = Policy { action: ActionPolicy::Restart, cooldown_seconds: Some(0), ..Policy::default() };
+        let forged = Asked { policy: Some(&loose), ..Asked::default() };
+        let b = Belief::of(Some(&f), &c, &forged, 1_000).unwrap();
+        assert_eq!((b.observed.policy.action, b.observed.policy.cooldown_seconds), (ActionPolicy::Notify, Some(600)));
+        assert_eq!(b.held.as_deref(), Some("operator: docker stop 3 s ago"));
+        assert_eq!(
+            (b.silenced_by.as_slice(), b.observed.image.as_deref()),
+            (&["s1".to_owned()][..], Some("shop/api:1"))
+        );
+
+        // Without a cooldown of its own the fleet's holds: a forged 0 is not taken.
+        let fleet_only = Facts {
+            container: Some(Observed { policy: Policy::default(), ..f.container.clone().unwrap() }),
+            ..f.clone()
+        };
+        let b = Belief::of(Some(&fleet_only), &c, &forged, 1_000).unwrap();
+        let settings = GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60 };
+        assert_eq!(settings.inputs(&b.facts(None)).cooldown_seconds, 3600);
+
+        // It may ask for less: a hold of its own once the collector's ended,
+        // another silence, a stricter policy.
+        let stricter = Policy { action: ActionPolicy::None, ..Policy::default() };
+        let more = ["s2".to_owned(), "s1".to_owned()];
+        let asked = Asked { policy: Some(&stricter), held: Some("deploy"), silenced_by: &more, ..Asked::default() };
+        let b = Belief::of(Some(&f), &c, &asked, 5_000).unwrap();
+        assert_eq!((b.observed.policy.action, b.held.as_deref()), (ActionPolicy::None, Some("deploy")));
+        assert_eq!(b.silenced_by, ["s1", "s2"]);
+        assert_eq!(
+            settings.inputs(&b.facts(None)).refusal.as_deref(),
+            Some("policy: none (hemostat.action=none: never act)")
+        );
+
+        // The id it was made for: the collector's (or its 12-digit prefix),
+        // else it is about another container.
+        let same = Asked { container_id: Some("64290c8cfd9c"), ..Asked::default() };
+        assert!(Belief::of(Some(&f), &c, &same, 0).is_ok());
+        let other = Asked { container_id: Some("ffffffffffff0000"), ..Asked::default() };
+        let e = Belief::of(Some(&f), &c, &other, 0).unwrap_err();
+        assert!(
+            e.starts_with("container id mismatch: the request is for ffffffffffff, h1/api is now 64290c8cfd9c"),
+            "{e}"
+        );
     }
 }

@@ -27,15 +27,16 @@
 //! Module map:
 //! - `settings`: the fleet's limits and their environment variables, and
 //!   the fleet brake's.
-//! - `inputs`: a container's facts (policy, `held`, silence) turned into
-//!   the script's inputs, for the decision and the preview alike.
+//! - `inputs`: what the gate believes about a container (its collector's
+//!   facts, made stricter by the request) turned into the script's inputs,
+//!   for the decision and the preview alike.
 
 mod inputs;
 mod settings;
 
 use redis::Script;
 
-pub use inputs::{ContainerFacts, GateInputs};
+pub use inputs::{Asked, Belief, ContainerFacts, GateInputs};
 pub use settings::{BREAKER, COOLDOWN, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR};
 
 use crate::{ContainerRef, ProtocolError, audit::AuditRequest, keys};
