@@ -1,11 +1,13 @@
-//! LLM verdicts cached by failure signature, so a fleet of containers of
-//! one image failing the same way costs one call, not one per alert.
+//! LLM verdicts cached by failure signature, so a container failing the
+//! same way again costs one call, not one per alert.
 //!
-//! The signature is the image (or the container, when the collector did
-//! not report an image), the sorted anomaly kinds, and the pattern the
-//! rules saw in the history, and the cause the rules diagnosed: a verdict
-//! for a lone crash must not be reused for a crash loop of the same image,
-//! nor one for a full disk for a refused dependency.
+//! The signature is the container (host and name), its image, the sorted
+//! anomaly kinds, the pattern the rules saw in the history, and the cause
+//! the rules diagnosed: a verdict for a lone crash must not be reused for a
+//! crash loop, nor one for a full disk for a refused dependency. Per
+//! container, not per image across hosts: a model can be steered by the
+//! log lines it reads, and one container's logs must not decide for
+//! another's.
 
 use std::time::Duration;
 
@@ -27,12 +29,11 @@ pub struct CachedVerdict {
     pub verdict: LlmVerdict,
 }
 
-/// `image|kind,kind|pattern|cause` (`cause` empty without a diagnosis).
+/// `host/name|image|kind,kind|pattern|cause` (`image` and `cause` empty
+/// when unknown).
 pub fn signature(alert: &HealthAlert, pattern: Pattern, cause: Option<Cause>) -> String {
-    let subject = match alert.image.as_deref().filter(|i| !i.is_empty()) {
-        Some(image) => image.to_owned(),
-        None => ContainerRef::new(&alert.host, &alert.container).key(),
-    };
+    let container = ContainerRef::new(&alert.host, &alert.container).key();
+    let subject = format!("{container}|{}", alert.image.as_deref().unwrap_or_default());
     let mut kinds: Vec<String> = alert.anomalies.iter().map(|a| rules::kind_name(a.kind)).collect();
     kinds.sort();
     kinds.dedup();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use hemostat_protocol::{
     Action,
     config::{Env, Setting, Usage, empty_env, process_env},
+    policy::{ActionPolicy, Policy},
     secret::Secret,
 };
 
@@ -55,8 +56,8 @@ pub const HISTORY_TTL: Setting =
         .seconds();
 pub const ALLOWED_ACTIONS: Setting = Setting::new(
     "AI_ALLOWED_ACTIONS",
-    Action::LLM_CHOICES_TEXT,
-    "the only actions an LLM verdict may carry, of those the default lists (none is always allowed)",
+    Action::LLM_DEFAULT_TEXT,
+    "the only actions an LLM verdict may carry: of restart, none, stop, scale_up and cleanup (cleanup, host-wide, only if listed; none is always allowed)",
 );
 pub const MODEL: Setting = Setting::new(
     "AI_MODEL",
@@ -194,6 +195,24 @@ impl Config {
     pub fn allows(&self, action: Action) -> bool {
         action == Action::None || self.allowed_actions.contains(&action)
     }
+
+    /// The actions an LLM verdict may carry for a container with `policy`
+    /// (its labels): the operator's list, of what the policy allows (only
+    /// a stop, or nothing, for `hemostat.action=stop`; nothing for notify
+    /// and none), with `none`, always allowed.
+    pub fn allowed_for(&self, policy: Option<&Policy>) -> Vec<Action> {
+        let permits = |a: Action| match policy.map(|p| p.action).unwrap_or_default() {
+            _ if a == Action::None => true,
+            ActionPolicy::Restart => true,
+            ActionPolicy::Stop => a == Action::Stop,
+            ActionPolicy::Notify | ActionPolicy::None => false,
+        };
+        let mut allowed: Vec<Action> = self.allowed_actions.iter().copied().filter(|a| permits(*a)).collect();
+        if !allowed.contains(&Action::None) {
+            allowed.push(Action::None);
+        }
+        allowed
+    }
 }
 
 /// `restart,none,...`, in the order given (the prompt lists them so);
@@ -308,7 +327,7 @@ mod tests {
         let d = Config::default();
         assert_eq!((d.confidence_threshold, d.history_size, d.max_calls_per_hour), (0.7, 10, 60));
         assert_eq!((d.history_ttl, d.ai_timeout, d.cache_ttl), (secs(3600), secs(10), secs(900)));
-        assert_eq!(d.allowed_actions, Action::LLM_CHOICES);
+        assert_eq!(d.allowed_actions, Action::LLM_DEFAULT);
         assert!(d.llm.is_none());
     }
 
@@ -341,6 +360,18 @@ mod tests {
             assert!(help.contains(s.name), "{}", s.name);
         }
         assert!(!help.contains("sk-secret-123") && help.contains("[secret: set]"), "{help}");
+    }
+
+    #[test]
+    fn a_models_choices_are_what_the_containers_policy_allows() {
+        let c = Config { allowed_actions: Action::LLM_CHOICES.to_vec(), ..Config::default() };
+        let all = c.allowed_for(None);
+        assert!(all.contains(&Action::Cleanup) && all.contains(&Action::Restart) && all.contains(&Action::None));
+        let with = |action| Policy { action, ..Policy::default() };
+        assert_eq!(c.allowed_for(Some(&with(ActionPolicy::Stop))), [Action::None, Action::Stop]);
+        assert_eq!(c.allowed_for(Some(&with(ActionPolicy::Notify))), [Action::None]);
+        // By default, nothing host-wide.
+        assert!(!Config::default().allowed_for(None).contains(&Action::Cleanup));
     }
 
     #[test]

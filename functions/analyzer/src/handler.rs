@@ -115,10 +115,14 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
         now_ms: i64,
     ) -> Result<Analysis, AnalyzerError> {
         let signature = cache::signature(alert, assessment.pattern, assessment.diagnosis.as_ref().map(|d| d.cause));
+        // What the model may choose: what the operator allows, of what the
+        // container's own policy allows.
+        let allowed = self.config.allowed_for(alert.policy.as_ref());
+        let allows = |a: Action| a == Action::None || allowed.contains(&a);
         if let Some(hit) = cache::get(conn, &signature).await? {
             // A verdict cached under an older, wider allowed set must not
             // slip through after the operator narrowed it.
-            if self.config.allows(hit.verdict.action) {
+            if allows(hit.verdict.action) {
                 let mut verdict = hit.verdict;
                 // The cached diagnosis cited another alert's lines: only
                 // those this alert carries too are kept.
@@ -136,12 +140,12 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             tracing::warn!(container = %alert.container, "LLM call budget exhausted, rules decide");
             return Ok(Analysis::fallback(assessment, "budget_exhausted"));
         }
-        let prompt = Prompt::new(alert, history, &assessment, &self.config.allowed_actions);
+        let prompt = Prompt::new(alert, history, &assessment, &allowed);
         let answer = match tokio::time::timeout(self.config.ai_timeout, llm.complete(&prompt)).await {
             Ok(answer) => answer,
             Err(_) => Err(AnalyzerError::LlmTimeout(self.config.ai_timeout)),
         };
-        match answer.and_then(|text| parse_verdict(&text, |a| self.config.allows(a), &prompt.evidence)) {
+        match answer.and_then(|text| parse_verdict(&text, allows, &prompt.evidence)) {
             Ok(v) => {
                 let cached = cache::CachedVerdict { model: llm.model().to_owned(), verdict: v.clone() };
                 cache::put(conn, &signature, &cached, self.config.cache_ttl).await?;

@@ -24,17 +24,23 @@ impl Action {
     /// does not carry, and `none` does nothing.
     pub const MANUAL: [Action; 5] = [Action::Restart, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
 
-    /// The actions an LLM verdict may carry, all of them unless the
-    /// operator narrows the list (the analyzer's `AI_ALLOWED_ACTIONS`), in
-    /// the order its prompt lists them. Never `start` (an alert never calls
-    /// for starting a running container) nor `exec` (it needs a command
-    /// line no verdict carries).
+    /// The actions an LLM verdict may ever carry, in the order its prompt
+    /// lists them, if the operator allows them (the analyzer's
+    /// `AI_ALLOWED_ACTIONS`). Never `start` (an alert never calls for
+    /// starting a running container) nor `exec` (it needs a command line no
+    /// verdict carries).
     pub const LLM_CHOICES: [Action; 5] =
         [Action::Restart, Action::None, Action::Stop, Action::ScaleUp, Action::Cleanup];
 
-    /// [`LLM_CHOICES`](Action::LLM_CHOICES) as an operator writes the list:
+    /// What an LLM verdict may carry unless the operator says otherwise:
+    /// actions on the alert's own container. Never `cleanup` by default: it
+    /// reaches every exited container of the host, and a model can be
+    /// steered by the very log lines it reads.
+    pub const LLM_DEFAULT: [Action; 4] = [Action::Restart, Action::None, Action::Stop, Action::ScaleUp];
+
+    /// [`LLM_DEFAULT`](Action::LLM_DEFAULT) as an operator writes the list:
     /// `restart,none,...` (the analyzer setting's default).
-    pub const LLM_CHOICES_TEXT: &'static str = match std::str::from_utf8(&LLM_CHOICES_BYTES) {
+    pub const LLM_DEFAULT_TEXT: &'static str = match std::str::from_utf8(&LLM_DEFAULT_BYTES) {
         Ok(text) => text,
         Err(_) => panic!("action names are ASCII"),
     };
@@ -57,9 +63,9 @@ impl Action {
     }
 }
 
-// `LLM_CHOICES_TEXT`, joined at compile time (a setting's default is a
+// `LLM_DEFAULT_TEXT`, joined at compile time (a setting's default is a
 // `&'static str`).
-const LLM_CHOICES_BYTES: [u8; joined_len(&Action::LLM_CHOICES)] = joined(&Action::LLM_CHOICES);
+const LLM_DEFAULT_BYTES: [u8; joined_len(&Action::LLM_DEFAULT)] = joined(&Action::LLM_DEFAULT);
 
 /// The length of `actions`' names joined with commas.
 const fn joined_len(actions: &[Action]) -> usize {
@@ -105,7 +111,8 @@ mod tests {
 
     #[test]
     fn who_may_choose_what() {
-        assert_eq!(Action::LLM_CHOICES_TEXT, "restart,none,stop,scale_up,cleanup");
+        assert_eq!(Action::LLM_DEFAULT_TEXT, "restart,none,stop,scale_up");
+        assert!(Action::Cleanup.llm_may_choose() && !Action::LLM_DEFAULT.contains(&Action::Cleanup));
         for a in [Action::Start, Action::Exec] {
             assert!(!a.llm_may_choose(), "{a}");
         }
