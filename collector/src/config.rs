@@ -98,6 +98,19 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_EXEC_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub exec_timeout: Duration,
 
+    /// `cleanup` removes an exited container only once it has been down
+    /// this long (and never one Docker may start again by its restart
+    /// policy): what crashed recently is evidence, and may be about to be
+    /// healed. Never shorter than `HEMOSTAT_COMMAND_MAX_AGE`.
+    #[arg(long, env = "HEMOSTAT_CLEANUP_MIN_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub cleanup_min_age: Duration,
+
+    /// `scale_up` adds a replica only while the service (its compose
+    /// service, or the container and the replicas made of it) has fewer
+    /// containers than this.
+    #[arg(long, env = "HEMOSTAT_SCALE_MAX_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub scale_max_replicas: u16,
+
     /// Commands executed (and verified) at once, for different containers;
     /// commands for one container always run one after another, in order.
     #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

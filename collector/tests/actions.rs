@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use bollard::{
-    models::ContainerStateStatusEnum,
+    models::{ContainerStateStatusEnum, RestartPolicyNameEnum},
     query_parameters::{CommitContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions},
 };
 use hemostat_e2e::{
@@ -321,6 +321,11 @@ async fn scale_up_creates_the_next_compose_replica() {
     let _cleanup3 = Removing(vec![third.clone()]);
     let done = env.run(&env.command(&c, Action::ScaleUp)).await;
     assert!(done.result.details.as_deref().is_some_and(|d| d.contains(&third)), "{done:?}");
+    // Three containers is the cap (HEMOSTAT_SCALE_MAX_REPLICAS): a fourth is refused.
+    let done = env.run(&env.command(&c, Action::ScaleUp)).await;
+    assert_eq!(done.result.status, RemediationStatus::Rejected, "{done:?}");
+    let why = done.result.error.unwrap_or_default();
+    assert!(why.starts_with(&format!("replica cap: {} already has 3 containers", c.name())), "{why}");
 
     // Without compose labels: a clone named after the container.
     let plain = running(ContainerSpec::shell(SERVER)).await;
@@ -335,7 +340,9 @@ async fn scale_up_creates_the_next_compose_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_removes_only_exited_managed_containers_and_dangling_images() {
-    let mut env = start(&[]).await;
+    // Containers must have been down 3 s to go (a day by default): the
+    // command's maximum age comes down with it, cleanup never waits less.
+    let mut env = start(&[("HEMOSTAT_CLEANUP_MIN_AGE", "3s"), ("HEMOSTAT_COMMAND_MAX_AGE", "3s")]).await;
     let docker = docker().await;
     let volume = format!("hemostat-e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let gone = exited(ContainerSpec::shell("echo data > /data/f").bind(format!("{volume}:/data"))).await;
@@ -343,6 +350,11 @@ async fn cleanup_removes_only_exited_managed_containers_and_dangling_images() {
     let foreign = exited(ContainerSpec::shell("exit 0").label(TEST_LABEL, format!("{}-other", env.test))).await;
     let own = exited(ContainerSpec::shell("exit 0").label("hemostat.role", "collector")).await;
     let opted_out = exited(ContainerSpec::shell("exit 0").label("hemostat.enable", "false")).await;
+    // Docker may start it again: kept however long it has been down.
+    let restarts = exited(ContainerSpec::shell("exit 0").restart_policy(RestartPolicyNameEnum::ON_FAILURE)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Down for less than the minimum age: kept (a crash being healed, evidence).
+    let fresh = exited(ContainerSpec::shell("exit 3")).await;
     // An untagged commit is a dangling image.
     let image = docker
         .commit_container(
@@ -358,13 +370,16 @@ async fn cleanup_removes_only_exited_managed_containers_and_dangling_images() {
     let details = done.result.details.clone().unwrap_or_default();
     assert!(details.contains("removed 1 exited container") && details.contains(gone.name()), "{details}");
     assert!(details.contains(short(&image)) && details.contains("reclaimed"), "{details}");
+    assert!(details.contains("kept 2 exited container(s)"), "{details}");
+    assert!(details.contains(&format!("{} (restart policy on-failure", restarts.name())), "{details}");
+    assert!(details.contains(&format!("{} (exited ", fresh.name())), "{details}");
 
     let exists = |id: String| {
         let docker = docker.clone();
         async move { docker.inspect_container(&id, None::<InspectContainerOptions>).await.is_ok() }
     };
     assert!(!exists(gone.id().into()).await, "exited managed container kept");
-    for kept in [&up, &foreign, &own, &opted_out] {
+    for kept in [&up, &foreign, &own, &opted_out, &restarts, &fresh] {
         assert!(exists(kept.id().into()).await, "{} was removed", kept.name());
     }
     assert!(docker.inspect_volume(&volume).await.is_ok(), "the volume was removed");
@@ -451,7 +466,8 @@ async fn dry_run_of_every_action_changes_nothing() {
     }
     let details = |a: Action| outcomes.iter().find(|(x, _)| *x == a).map(|(_, d)| d.clone()).unwrap();
     assert!(details(Action::ScaleUp).contains(&format!("{project}-web-2")), "{outcomes:?}");
-    assert!(details(Action::Cleanup).contains(down.name()), "{outcomes:?}");
+    // Just exited: kept, and the dry run says why.
+    assert!(details(Action::Cleanup).contains(&format!("{} (exited ", down.name())), "{outcomes:?}");
     assert!(details(Action::Restart).starts_with("would restart"), "{outcomes:?}");
 
     let up_after = up.state().await;

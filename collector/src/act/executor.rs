@@ -30,6 +30,10 @@ pub struct Executor {
     /// `exec`'s: what the operator allows, and how long a command may run.
     allowlist: Allowlist,
     exec_timeout: Duration,
+    /// `cleanup`'s: how long a container must have been down to go.
+    cleanup_min_age: Duration,
+    /// `scale_up`'s: the most containers a service may have.
+    max_replicas: usize,
 }
 
 impl Executor {
@@ -45,6 +49,8 @@ impl Executor {
             },
             allowlist: Allowlist::parse(&config.exec_allowlist).map_err(CollectorError::Config)?,
             exec_timeout: config.exec_timeout,
+            cleanup_min_age: config.cleanup_min_age.max(config.command_max_age),
+            max_replicas: usize::from(config.scale_max_replicas),
         })
     }
 
@@ -55,8 +61,8 @@ impl Executor {
         let cx = &self.cx;
         let (outcome, dependents) = match cmd.action {
             Action::Restart | Action::Stop | Action::Start => lifecycle::run(cx, cmd, cancel).await,
-            Action::ScaleUp => (scale_up::run(cx, cmd, cancel).await, Vec::new()),
-            Action::Cleanup => (cleanup::run(cx, cmd).await, Vec::new()),
+            Action::ScaleUp => (scale_up::run(cx, self.max_replicas, cmd, cancel).await, Vec::new()),
+            Action::Cleanup => (cleanup::run(cx, self.cleanup_min_age, cmd).await, Vec::new()),
             Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, cmd).await, Vec::new()),
             Action::None => (Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"), Vec::new()),
         };

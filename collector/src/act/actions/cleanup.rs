@@ -1,18 +1,25 @@
 //! `cleanup`: reclaiming disk from exited containers and dangling images.
 //!
-//! Only exited containers this collector manages are removed (the scope
-//! check is the same as for every other action, so HemoStat's own
-//! containers and other collectors' containers are never touched), never
-//! with force (a container that started again meanwhile makes Docker refuse
-//! rather than being killed) and never with their volumes: volumes hold
-//! data, and losing data is worse than any disk pressure.
+//! Only what is provably garbage goes: dangling images, and exited
+//! containers this collector manages (the scope check is the same as for
+//! every other action, so HemoStat's own containers and other collectors'
+//! are never touched) that have been down for the cleanup's minimum age
+//! (`HEMOSTAT_CLEANUP_MIN_AGE`, a day by default, never less than a
+//! command's maximum age, so no container with an incident under way or a
+//! command still valid goes) and that Docker would not start again (no
+//! restart policy). What is kept is reported with why. Never with force (a
+//! container that started again meanwhile makes Docker refuse rather than
+//! being killed) and never with volumes: volumes hold data, and losing data
+//! is worse than any disk pressure.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use bollard::{
     Docker,
+    models::{ContainerInspectResponse, RestartPolicyNameEnum},
     query_parameters::{ListContainersOptions, ListImagesOptions, PruneImagesOptions, RemoveContainerOptions},
 };
+use chrono::{DateTime, Utc};
 
 use hemostat_protocol::{Command, event::RemediationStatus};
 
@@ -29,19 +36,21 @@ const LISTED: usize = 20;
 /// `cleanup` as the executor runs it: host-wide within scope (the
 /// command's container only says what prompted it, so it need not exist
 /// any more), or in a dry run what would go.
-pub(in crate::act) async fn run(cx: &Context, cmd: &Command) -> Outcome {
-    let found = match survey(&cx.docker, &cx.scope).await {
+pub(in crate::act) async fn run(cx: &Context, min_age: Duration, cmd: &Command) -> Outcome {
+    let found = match survey(&cx.docker, &cx.scope, min_age).await {
         Ok(f) => f,
         Err(e) => return Outcome::failed(docker::error_text(&e)),
     };
     if cmd.dry_run {
-        return Outcome::dry_run(format!("would remove {}", found.describe()));
+        return Outcome::dry_run(format!("would remove {}{}", found.describe(), found.kept()));
     }
     tracing::info!(command_id = %cmd.id, containers = found.containers.len(), "cleaning up");
+    let kept = found.kept();
     let report = remove(&cx.docker, found).await;
+    let details = format!("{}{kept}", report.describe());
     match report.errors.is_empty() {
-        true => Outcome::with(RemediationStatus::Success, report.describe()),
-        false => Outcome::failed(report.errors.join("; ")).details(report.describe()),
+        true => Outcome::with(RemediationStatus::Success, details),
+        false => Outcome::failed(report.errors.join("; ")).details(details),
     }
 }
 
@@ -49,6 +58,8 @@ pub(in crate::act) async fn run(cx: &Context, cmd: &Command) -> Outcome {
 pub struct Found {
     pub containers: Vec<Item>,
     pub images: Vec<Item>,
+    /// Exited containers left in place, with why.
+    pub kept: Vec<(Item, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,8 +80,8 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
-/// What a cleanup would remove now.
-async fn survey(docker: &Docker, scope: &Scope) -> Result<Found, CollectorError> {
+/// What a cleanup would remove now, and which exited containers it keeps.
+async fn survey(docker: &Docker, scope: &Scope, min_age: Duration) -> Result<Found, CollectorError> {
     let exited = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -80,26 +91,57 @@ async fn survey(docker: &Docker, scope: &Scope) -> Result<Found, CollectorError>
             ..Default::default()
         }))
         .await?;
-    let containers = exited
-        .into_iter()
-        .filter(|c| scope.excludes(&c.labels.clone().unwrap_or_default()).is_none())
-        .filter_map(|c| {
-            let id = c.id?;
-            let name = c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_owned())
-                .unwrap_or_else(|| docker::short(&id).to_owned());
-            Some(Item { id, name, bytes: c.size_rw.and_then(|b| u64::try_from(b).ok()) })
-        })
-        .collect();
+    let now = chrono::Utc::now();
+    let mut found = Found::default();
+    for c in exited.into_iter().filter(|c| scope.excludes(&c.labels.clone().unwrap_or_default()).is_none()) {
+        let Some(id) = c.id else { continue };
+        let name = c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| docker::short(&id).to_owned());
+        let item = Item { bytes: c.size_rw.and_then(|b| u64::try_from(b).ok()), id, name };
+        // Inspected now: when it went down and whether Docker may start it
+        // again are not in the list.
+        let inspect = match docker::inspect(docker, &item.id).await {
+            Ok(i) => i,
+            Err(e) if docker::is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        match keep(&inspect, now, min_age) {
+            Some(why) => found.kept.push((item, why)),
+            None => found.containers.push(item),
+        }
+    }
     let dangling =
         docker.list_images(Some(ListImagesOptions { filters: Some(dangling_filter()), ..Default::default() })).await?;
-    let images = dangling
+    found.images = dangling
         .into_iter()
         .map(|i| Item { name: docker::short(&i.id).to_owned(), bytes: u64::try_from(i.size).ok(), id: i.id })
         .collect();
-    Ok(Found { containers, images })
+    Ok(found)
+}
+
+/// Why an exited container must stay, if it must: Docker may start it
+/// again, or it went down less than `min_age` ago (or when, is unknown).
+fn keep(inspect: &ContainerInspectResponse, now: DateTime<Utc>, min_age: Duration) -> Option<String> {
+    let policy = inspect.host_config.as_ref().and_then(|h| h.restart_policy.as_ref()).and_then(|p| p.name);
+    if let Some(p) = policy.filter(|p| !matches!(p, RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY)) {
+        return Some(format!("restart policy {p}: Docker may start it again"));
+    }
+    let Some(down) = docker::finished_at(inspect) else {
+        return Some("when it exited is unknown".into());
+    };
+    let ago = (now - down).to_std().unwrap_or_default();
+    (ago < min_age).then(|| format!("exited {} ago, cleanup waits {}", span(ago), span(min_age)))
+}
+
+fn span(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 => format!("{:.1} h", s as f64 / 3600.0),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 fn dangling_filter() -> HashMap<String, Vec<String>> {
@@ -139,6 +181,17 @@ async fn remove(docker: &Docker, found: Found) -> Report {
 }
 
 impl Found {
+    /// `; kept N exited containers: a (why), ...`, or nothing.
+    pub fn kept(&self) -> String {
+        if self.kept.is_empty() {
+            return String::new();
+        }
+        let listed: Vec<String> = self.kept.iter().take(LISTED).map(|(i, why)| format!("{} ({why})", i.name)).collect();
+        let more = self.kept.len().saturating_sub(LISTED);
+        let extra = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!("; kept {} exited container(s): {}{extra}", self.kept.len(), listed.join(", "))
+    }
+
     pub fn describe(&self) -> String {
         let bytes: u64 = self.containers.iter().chain(&self.images).filter_map(|i| i.bytes).sum();
         format!(
@@ -189,8 +242,30 @@ mod tests {
     #[test]
     fn reports_list_names_and_sizes() {
         let item = |n: &str, b| Item { id: n.into(), name: n.into(), bytes: Some(b) };
-        let found = Found { containers: vec![item("b", 10), item("a", 2048)], images: vec![] };
+        let found = Found { containers: vec![item("b", 10), item("a", 2048)], ..Found::default() };
         assert_eq!(found.describe(), "2 exited containers [a, b] and 0 dangling images (2.0 KiB); volumes are kept");
         assert_eq!(human(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn only_what_has_been_down_long_and_stays_down_goes() {
+        use bollard::models::{ContainerState, HostConfig, RestartPolicy};
+        let now: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let exited = |finished: &str, policy: Option<RestartPolicyNameEnum>| ContainerInspectResponse {
+            state: Some(ContainerState { finished_at: Some(finished.into()), ..Default::default() }),
+            host_config: Some(HostConfig {
+                restart_policy: policy.map(|name| RestartPolicy { name: Some(name), ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(keep(&exited("2026-12-04T12:00:00Z", None), now, day), None);
+        assert_eq!(keep(&exited("2026-12-04T12:00:00Z", Some(RestartPolicyNameEnum::NO)), now, day), None);
+        let recent = keep(&exited("2026-12-06T11:55:00Z", None), now, day).unwrap();
+        assert_eq!(recent, "exited 5 min ago, cleanup waits 24.0 h");
+        let restarts = keep(&exited("2026-12-01T12:00:00Z", Some(RestartPolicyNameEnum::ON_FAILURE)), now, day);
+        assert_eq!(restarts.as_deref(), Some("restart policy on-failure: Docker may start it again"));
+        assert!(keep(&exited("0001-01-01T00:00:00Z", None), now, day).is_some(), "unknown end: kept");
     }
 }

@@ -38,8 +38,15 @@ pub const LABEL_REPLICA_OF: &str = "hemostat.replica_of";
 const NAME_ATTEMPTS: usize = 5;
 
 /// `scale_up` as the executor runs it: the replica planned from the
-/// target, created and started, then watched like any fix.
-pub(in crate::act) async fn run(cx: &Context, cmd: &Command, cancel: &CancellationToken) -> Outcome {
+/// target, created and started, then watched like any fix; refused once
+/// the service has `max_replicas` containers (a scale-up that does not
+/// help must not fill the host).
+pub(in crate::act) async fn run(
+    cx: &Context,
+    max_replicas: usize,
+    cmd: &Command,
+    cancel: &CancellationToken,
+) -> Outcome {
     let target = match cx.target(cmd).await {
         Ok(t) => t,
         Err(refused) => return refused,
@@ -48,6 +55,12 @@ pub(in crate::act) async fn run(cx: &Context, cmd: &Command, cancel: &Cancellati
         Ok(p) => p,
         Err(e) => return Outcome::failed(docker::error_text(&e)),
     };
+    if plan.members >= max_replicas {
+        return Outcome::rejected(format!(
+            "replica cap: {} already has {} containers (HEMOSTAT_SCALE_MAX_REPLICAS={max_replicas})",
+            target.name, plan.members
+        ));
+    }
     if cmd.dry_run {
         return Outcome::dry_run(format!(
             "would create and start replica {} of {} (image {})",
@@ -74,6 +87,8 @@ pub(in crate::act) async fn run(cx: &Context, cmd: &Command, cancel: &Cancellati
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub name: String,
+    /// Containers the service has now (the source and its replicas).
+    pub members: usize,
     naming: Naming,
     number: u64,
     body: ContainerCreateBody,
@@ -133,6 +148,20 @@ async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<Plan
         Naming::Clone { .. } => 0,
     };
     let number = next_free(&naming, highest + 1, &names);
+    let members = existing
+        .iter()
+        .filter_map(|c| c.labels.as_ref().map(|l| (c, l)))
+        .filter(|(c, l)| match &naming {
+            Naming::Compose { project, service } => {
+                l.get(COMPOSE_PROJECT_LABEL) == Some(project) && l.get(COMPOSE_SERVICE_LABEL) == Some(service)
+            }
+            Naming::Clone { base } => {
+                l.get(LABEL_REPLICA_OF) == Some(base)
+                    || c.names.iter().flatten().any(|n| n.trim_start_matches('/') == base)
+            }
+        })
+        .count()
+        .max(1);
     labels.insert(
         LABEL_REPLICA_OF.to_owned(),
         match &naming {
@@ -171,7 +200,7 @@ async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<Plan
         networking_config,
         ..Default::default()
     };
-    Ok(Plan { name: naming.name(number), naming, number, body, more_networks })
+    Ok(Plan { name: naming.name(number), members, naming, number, body, more_networks })
 }
 
 fn next_free(naming: &Naming, from: u64, names: &HashSet<String>) -> u64 {
