@@ -2,18 +2,18 @@
 //!
 //! Log lines and health-check output travel with alerts to Redis, to an
 //! LLM, to Slack and the dashboard; a container that prints its database
-//! URL or an API key at start-up must not publish it there. Every text the
-//! evidence carries goes through [`Redactor::redact`] first: terminal
-//! escapes and control characters are removed (so that `pass\x1b[0mword=`
-//! cannot hide an assignment), then each secret is replaced by [`MARK`] (a
-//! URL's password by `***`), and counted.
+//! URL or an API key must not publish it there. Every such text goes through
+//! [`Redactor::redact`] first: terminal escapes and control characters are
+//! removed (so that `pass\x1b[0mword=` cannot hide an assignment), then
+//! each secret is replaced by [`MARK`] (a URL's password by `***`), and
+//! counted.
 //!
 //! The built-in rules are data, `rules.toml` in this folder (its header
-//! says how to write one): `Authorization` and `Cookie` header values,
-//! bearer tokens, well-known key formats (AWS, OpenAI / Anthropic, Stripe,
-//! GitHub, GitLab, Slack, Google), JWTs, PEM private key blocks,
-//! `scheme://user:PASS@host`, and `password=` / `secret: ` /
-//! `"token": "..."` style assignments. Operators add their own patterns. The rules prefer redacting too much to too little,
+//! says how to write one): the shapes secrets take in output (`Authorization`
+//! and `Cookie` headers, vendors' token formats, private keys, passwords in
+//! URLs, command lines and connection strings, `password=` / `"token": ...`
+//! style assignments in env, JSON, YAML, XML and object dumps). Operators add
+//! their own patterns. The rules prefer redacting too much to too little,
 //! but stop short of words that merely mention a secret ("password
 //! authentication failed", "tokenizer loaded"): those lines are what a
 //! diagnosis is made of.
@@ -75,7 +75,7 @@ impl Redactor {
     pub fn redact(&self, text: &str) -> (String, u32) {
         let mut text = clean(text);
         let mut count = 0;
-        self.apply(&mut text, &mut count);
+        self.apply(false, &mut text, &mut count);
         (text, count)
     }
 
@@ -85,10 +85,16 @@ impl Redactor {
         LineRedactor::new(self)
     }
 
-    /// The built-in rules, then the operator's.
-    fn apply(&self, text: &mut String, count: &mut u32) {
-        for rule in RULES.iter().chain(self.extra.iter()) {
+    /// The built-in rules for texts (`per_line` false) or those for lines
+    /// read one by one, then (for texts) the operator's.
+    fn apply(&self, per_line: bool, text: &mut String, count: &mut u32) {
+        for rule in RULES.iter().filter(|r| r.per_line == per_line) {
             replace(rule, text, count);
+        }
+        if !per_line {
+            for rule in self.extra.iter() {
+                replace(rule, text, count);
+            }
         }
     }
 }
@@ -122,9 +128,10 @@ fn replace(rule: &Rule, text: &mut String, count: &mut u32) {
     }
 }
 
-/// Already hidden, by this redactor or the application (`password=****`).
+/// Already hidden, by this redactor or the application (`password=****`);
+/// `***@host` is a URL whose password was.
 fn already_masked(s: &str) -> bool {
-    s == MARK || s.starts_with(MARK) || s.chars().all(|c| c == '*')
+    s.starts_with(MARK) || s.starts_with(URL_MARK) || s.chars().all(|c| c == '*')
 }
 
 /// Plain text: terminal escapes removed, `\r` and other control characters
