@@ -1,8 +1,9 @@
 //! Redaction of container output before it leaves the host.
 //!
-//! Log lines and health-check output travel with alerts to Redis, to an
-//! LLM, to Slack and the dashboard; a container that prints its database
-//! URL or an API key must not publish it there. Every such text goes through
+//! Log lines, health-check output, `exec` output and Docker's error strings
+//! travel with alerts and remediation reports to Redis, to an LLM, to Slack
+//! and the dashboard; a container that prints its database URL or an API
+//! key must not publish it there. Every such text goes through
 //! [`Redactor::redact`] first: terminal escapes and control characters are
 //! removed (so that `pass\x1b[0mword=` cannot hide an assignment), then
 //! each secret is replaced by [`MARK`] (a URL's password by `***`), and
