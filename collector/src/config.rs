@@ -138,10 +138,11 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_EVIDENCE_LOGS", default_value_t = true, value_parser = parse_flag)]
     pub evidence_logs: bool,
 
-    /// More redaction patterns (Rust regex syntax, comma-separated) for log
-    /// and health output, on top of the built-in ones (tokens, keys,
-    /// passwords in URLs, `password=` style assignments); a match becomes
-    /// `[REDACTED]` before anything leaves the host.
+    /// More redaction patterns (Rust regex syntax, comma-separated) for
+    /// container output (logs, health checks, `exec` output, Docker's
+    /// error text), on top of the built-in ones (tokens, keys, passwords in
+    /// URLs, `password=` style assignments); a match becomes `[REDACTED]`
+    /// before anything leaves the host.
     #[arg(long, env = "HEMOSTAT_REDACT_PATTERNS", value_delimiter = ',', default_value = "")]
     pub redact_patterns: Vec<String>,
 

@@ -125,6 +125,9 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             ..evidence::Settings::default()
         },
     )?;
+    // One redactor, the evidence's, for everything else from a container
+    // that leaves the host: exec output, Docker's error text in reports.
+    let redactor = gatherer.redactor().clone();
     let recent = Recent::new(alert::sample_capacity(config.stats_interval));
     let graces =
         Graces { operator: config.operator_grace, created: config.create_grace, recreated: config.recreate_grace };
@@ -161,12 +164,12 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)
-        .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout);
+        .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout, redactor.clone());
     let watcher = match stats_tap {
         Some(tap) => watcher.with_stats(tap),
         None => watcher,
     };
-    let executor = Executor::new(docker.clone(), &config, inflight, scope)?;
+    let executor = Executor::new(docker.clone(), &config, inflight, scope, redactor)?;
     let consumer = Consumer::new(
         blocking,
         tasks_conn,

@@ -8,12 +8,16 @@
 use std::time::Duration;
 
 use bollard::{
-    models::{ContainerStateStatusEnum, RestartPolicyNameEnum},
-    query_parameters::{CommitContainerOptions, InspectContainerOptions, RemoveContainerOptions, RemoveVolumeOptions},
+    models::{ContainerCreateBody, ContainerStateStatusEnum, HostConfig, RestartPolicyNameEnum},
+    query_parameters::{
+        CommitContainerOptions, CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptions,
+        RemoveVolumeOptions,
+    },
 };
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
-    start_collector, stream_events, test_host, wait_for,
+    ContainerSpec, Process, RedisServer, TestContainer,
+    container::{NAME_PREFIX, TEST_LABEL},
+    current_test_name, docker, start_collector, stream_events, test_host, test_image, wait_for,
 };
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
@@ -411,6 +415,63 @@ async fn exec_runs_allowlisted_commands_and_captures_output() {
     assert_eq!(done.result.error.as_deref(), Some("exited with code 4"));
     let details = done.result.details.unwrap_or_default();
     assert!(details.contains("truncated: 4096 of 10000 bytes"), "{details}");
+}
+
+/// What an exec prints is the container's output, like its logs: it leaves
+/// the host redacted, stdout and stderr, whether the command succeeds or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_output_is_reported_redacted() {
+    let mut env = start(&[("HEMOSTAT_REDACT_PATTERNS", r"acct-(?P<s>\d{6})")]).await;
+    let c = running(ContainerSpec::shell(SERVER).label("hemostat.exec_allowlist", "sh")).await;
+    let token = format!("ghp_{}", "Zx8Qm2Lp5R".repeat(4));
+    let script = format!(
+        "echo DB_PASSWORD=hunter2-exec; echo 'calling with {token}'; echo acct-123456; echo password=s3cr3t-err >&2; echo done"
+    );
+    for (exit, status) in [("", RemediationStatus::Success), ("; exit 3", RemediationStatus::Failed)] {
+        let mut cmd = env.command(&c, Action::Exec);
+        cmd.args = vec!["sh".into(), "-c".into(), format!("{script}{exit}")];
+        let done = env.run(&cmd).await;
+        assert_eq!(done.result.status, status, "{done:?}");
+        let details = done.result.details.clone().unwrap_or_default();
+        assert!(details.contains("DB_PASSWORD=[REDACTED]") && details.contains("done"), "{details}");
+        assert!(details.contains("acct-[REDACTED]"), "the operator's pattern applies too: {details}");
+        let report = serde_json::to_string(&done).unwrap();
+        for secret in ["hunter2-exec", token.as_str(), "123456", "s3cr3t-err"] {
+            assert!(!report.contains(secret), "{secret} left the host: {report}");
+        }
+    }
+}
+
+/// Docker's error text can quote the container's own configuration (here
+/// the command it cannot start): a report carries it redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_errors_are_reported_redacted() {
+    let mut env = start(&[]).await;
+    let docker = docker().await;
+    let name = format!("{NAME_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let _cleanup = Removing(vec![name.clone()]);
+    let body = ContainerCreateBody {
+        image: Some(test_image()),
+        cmd: Some(vec!["/nonexistent --password=hunter2-docker".into()]),
+        labels: Some([(TEST_LABEL.to_owned(), current_test_name())].into()),
+        host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+        .await
+        .expect("created");
+    // A command's shape from a container of this test, aimed at the other.
+    let probe = running(ContainerSpec::shell(SERVER)).await;
+    let mut cmd = env.command(&probe, Action::Start);
+    cmd.container = name.clone();
+    cmd.container_id = Some(created.id.clone());
+    let done = env.run(&cmd).await;
+    assert_eq!(done.result.status, RemediationStatus::Failed, "{done:?}");
+    let error = done.result.error.clone().unwrap_or_default();
+    assert!(error.contains("/nonexistent --password=[REDACTED]"), "{error}");
+    let report = serde_json::to_string(&done).unwrap();
+    assert!(!report.contains("hunter2-docker"), "left the host: {report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

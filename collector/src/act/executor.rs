@@ -5,14 +5,16 @@
 //! actions meant to bring a container up (restart, start, scale_up) watch
 //! it afterwards (`verify`) so the report says whether the fix held, not
 //! just that Docker answered 204. How each action does so is in its own
-//! file under `actions/`; this is where a command finds its action.
+//! file under `actions/`; this is where a command finds its action, and
+//! where every report's error text (Docker's own words, which can quote the
+//! container's command line or a hook's output) is redacted.
 
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use hemostat_protocol::{
     Action, Command,
-    event::{RemediationResult, RemediationStatus},
+    event::{DependentResult, RemediationResult, RemediationStatus},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +24,7 @@ use super::{
     outcome::Outcome,
     target::Context,
 };
-use crate::{config::Config, error::CollectorError, inflight::InFlight, scope::Scope};
+use crate::{alert::redact::Redactor, config::Config, error::CollectorError, inflight::InFlight, scope::Scope};
 
 #[derive(Clone)]
 pub struct Executor {
@@ -34,10 +36,18 @@ pub struct Executor {
     cleanup_min_age: Duration,
     /// `scale_up`'s: the most containers a service may have.
     max_replicas: usize,
+    /// The collector's one redactor: for `exec`'s output and every error.
+    redactor: Redactor,
 }
 
 impl Executor {
-    pub fn new(docker: Docker, config: &Config, inflight: InFlight, scope: Scope) -> Result<Self, CollectorError> {
+    pub fn new(
+        docker: Docker,
+        config: &Config,
+        inflight: InFlight,
+        scope: Scope,
+        redactor: Redactor,
+    ) -> Result<Self, CollectorError> {
         Ok(Executor {
             cx: Context {
                 docker,
@@ -51,6 +61,7 @@ impl Executor {
             exec_timeout: config.exec_timeout,
             cleanup_min_age: config.cleanup_min_age.max(config.command_max_age),
             max_replicas: usize::from(config.scale_max_replicas),
+            redactor,
         })
     }
 
@@ -63,14 +74,16 @@ impl Executor {
             Action::Restart | Action::Stop | Action::Start => lifecycle::run(cx, cmd, cancel).await,
             Action::ScaleUp => (scale_up::run(cx, self.max_replicas, cmd, cancel).await, Vec::new()),
             Action::Cleanup => (cleanup::run(cx, self.cleanup_min_age, cmd).await, Vec::new()),
-            Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, cmd).await, Vec::new()),
+            Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, &self.redactor, cmd).await, Vec::new()),
             Action::None => (Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"), Vec::new()),
         };
+        let redact = |text: Option<String>| text.map(|t| self.redactor.redact(&t).0);
+        let dependents = dependents.into_iter().map(|d| DependentResult { error: redact(d.error), ..d }).collect();
         RemediationResult {
             status: outcome.status,
             action: cmd.action,
             container: cmd.container.clone(),
-            error: outcome.error,
+            error: redact(outcome.error),
             reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
             details: outcome.details,
             duration_ms: Some(started.elapsed().as_millis() as u64),

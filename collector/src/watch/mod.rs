@@ -112,10 +112,11 @@ impl Watcher {
         outbox: crate::outbox::Outbox,
         verify_window: Duration,
         stop_timeout: Duration,
+        redactor: crate::alert::redact::Redactor,
     ) -> Self {
         let host = self.alerts.host().to_owned();
         let (docker, scope, inflight) = (self.docker.clone(), self.scope.clone(), self.inflight.clone());
-        let recovery = Recovery { docker, scope, inflight, outbox, host, verify_window, stop_timeout };
+        let recovery = Recovery { docker, scope, inflight, outbox, host, verify_window, stop_timeout, redactor };
         self.dependents = Some(recovery);
         self
     }

@@ -8,6 +8,10 @@
 //! exact command line (argv joined by single spaces). The command is argv,
 //! never a shell string, so an allowed program cannot be extended with
 //! `; rm -rf /`.
+//!
+//! What the command prints is the container's output like its logs: it is
+//! redacted before it is reported (the report goes to Redis, Slack, the
+//! dashboard and the audit trail).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -21,6 +25,7 @@ use hemostat_protocol::{Command, event::RemediationStatus};
 
 use crate::{
     act::{outcome::Outcome, target::Context},
+    alert::redact::Redactor,
     docker,
     error::CollectorError,
 };
@@ -29,10 +34,20 @@ use crate::{
 pub const LABEL_EXEC_ALLOWLIST: &str = "hemostat.exec_allowlist";
 /// Output kept for the report; the rest is drained and counted.
 pub const OUTPUT_LIMIT: usize = 4096;
+/// Output read before redaction: more than is kept, so that the line the
+/// report's limit cuts is redacted whole (a secret cut in two would escape
+/// the rules that know it).
+const READ_LIMIT: usize = 2 * OUTPUT_LIMIT;
 
 /// `exec` as the executor runs it: allowlisted, dry run, or run with its
 /// output reported.
-pub(in crate::act) async fn run(cx: &Context, allowlist: &Allowlist, timeout: Duration, cmd: &Command) -> Outcome {
+pub(in crate::act) async fn run(
+    cx: &Context,
+    allowlist: &Allowlist,
+    timeout: Duration,
+    redactor: &Redactor,
+    cmd: &Command,
+) -> Outcome {
     let target = match cx.target(cmd).await {
         Ok(t) => t,
         Err(refused) => return refused,
@@ -55,12 +70,12 @@ pub(in crate::act) async fn run(cx: &Context, allowlist: &Allowlist, timeout: Du
     tracing::info!(container = %target.name, command_id = %cmd.id, program, "exec");
     cx.acted(&target);
     match run_in(&cx.docker, &target.id, &cmd.args, timeout).await {
-        Ok(ran) if ran.exit_code == Some(0) => Outcome::with(RemediationStatus::Success, ran.describe()),
+        Ok(ran) if ran.exit_code == Some(0) => Outcome::with(RemediationStatus::Success, ran.describe(redactor)),
         Ok(ran) => Outcome::failed(match ran.exit_code {
             Some(code) => format!("exited with code {code}"),
             None => format!("still running after {} s", timeout.as_secs_f64()),
         })
-        .details(ran.describe()),
+        .details(ran.describe(redactor)),
         Err(e) => Outcome::failed(docker::error_text(&e)),
     }
 }
@@ -112,25 +127,46 @@ pub fn permit(configured: &Allowlist, labels: &HashMap<String, String>, argv: &[
 pub struct Ran {
     /// None when it was still running at the timeout.
     pub exit_code: Option<i64>,
-    /// stdout and stderr interleaved, at most [`OUTPUT_LIMIT`] bytes.
+    /// stdout and stderr interleaved, as read (at most `READ_LIMIT`
+    /// bytes), not yet redacted.
     pub output: String,
     /// Bytes produced in all.
     pub output_bytes: usize,
 }
 
 impl Ran {
-    pub fn describe(&self) -> String {
+    /// The report: exit code and output, redacted, then cut to
+    /// [`OUTPUT_LIMIT`] bytes.
+    pub fn describe(&self, redactor: &Redactor) -> String {
         let code = match self.exit_code {
             Some(c) => format!("exit code {c}"),
             None => "timed out".to_owned(),
         };
-        let cut = if self.output_bytes > self.output.len() {
-            format!(" [truncated: {} of {} bytes]", self.output.len(), self.output_bytes)
+        let read_all = self.output_bytes <= self.output.len();
+        // What the read cut off mid-line is left out, not redacted in part.
+        let whole = if read_all {
+            self.output.as_str()
         } else {
-            String::new()
+            &self.output[..self.output.rfind(|c: char| c.is_ascii_whitespace()).map_or(0, |i| i + 1)]
         };
-        format!("{code}; output: {}{cut}", self.output)
+        let (mut output, _) = redactor.redact(whole);
+        let shown = floor_char_boundary(&output, OUTPUT_LIMIT);
+        let cut = if read_all && shown == output.len() {
+            String::new()
+        } else {
+            format!(" [truncated: {shown} of {} bytes]", self.output_bytes)
+        };
+        output.truncate(shown);
+        format!("{code}; output: {output}{cut}")
     }
+}
+
+/// The largest char boundary of `s` at or below `max`.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if max >= s.len() {
+        return s.len();
+    }
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
 
 async fn run_in(docker: &Docker, container: &str, argv: &[String], timeout: Duration) -> Result<Ran, CollectorError> {
@@ -156,7 +192,7 @@ async fn run_in(docker: &Docker, container: &str, argv: &[String], timeout: Dura
                 while let Some(chunk) = output.next().await {
                     let bytes = chunk?.into_bytes();
                     total += bytes.len();
-                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                    let room = READ_LIMIT.saturating_sub(kept.len());
                     kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 }
                 Ok::<_, CollectorError>(())
@@ -196,6 +232,40 @@ mod tests {
         assert!(!allow.allows(&argv("redis-cli FLUSHALL")));
         assert!(!allow.allows(&argv("redis-cli")));
         assert!(!allow.allows(&[]));
+    }
+
+    fn ran(output: &str, output_bytes: usize) -> Ran {
+        Ran { exit_code: Some(0), output: output.to_owned(), output_bytes }
+    }
+
+    #[test]
+    fn output_is_reported_redacted() {
+        let r = Redactor::default();
+        let out = format!("DB_PASSWORD=hunter2\ntoken ghp_{}\nok\n", "a1B2".repeat(9));
+        let described = ran(&out, out.len()).describe(&r);
+        assert_eq!(described, "exit code 0; output: DB_PASSWORD=[REDACTED]\ntoken [REDACTED]\nok\n");
+        // Redacted first, then cut: a key printed whole is hidden whole.
+        let key = format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n", "QUJD".repeat(2000));
+        let described = ran(&key, key.len()).describe(&r);
+        assert_eq!(described, "exit code 0; output: [REDACTED]\n");
+    }
+
+    #[test]
+    fn a_line_the_read_cut_off_is_left_out() {
+        let r = Redactor::default();
+        let token = format!("ghp_{}", "a1B2".repeat(9));
+        // The read stopped inside the token: its start no longer matches.
+        let read = format!("{}key {}", "y\n".repeat(10), &token[..10]);
+        let described = ran(&read, read.len() + 100).describe(&r);
+        assert!(!described.contains("ghp_a1B2"), "{described}");
+        assert!(described.ends_with(&format!("y\nkey  [truncated: 24 of {} bytes]", read.len() + 100)), "{described}");
+        // A multi-byte character at the limit is not split.
+        let wide = format!("a{}", "é".repeat(OUTPUT_LIMIT));
+        let described = ran(&wide, wide.len()).describe(&r);
+        assert!(
+            described.contains(&format!("[truncated: {} of {} bytes]", OUTPUT_LIMIT - 1, wide.len())),
+            "{described}"
+        );
     }
 
     #[test]

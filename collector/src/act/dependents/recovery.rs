@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     act::{outcome::Outcome, verify},
+    alert::redact::Redactor,
     docker,
     inflight::InFlight,
     outbox::Outbox,
@@ -40,6 +41,8 @@ pub struct Recovery {
     pub verify_window: Duration,
     /// `--stop-timeout`, for a stranded dependent that says nothing of its own.
     pub stop_timeout: Duration,
+    /// For Docker's error text, as every report's.
+    pub redactor: Redactor,
 }
 
 impl Recovery {
@@ -150,7 +153,7 @@ impl Recovery {
                 status: outcome.status,
                 action: act,
                 container: d.name.clone(),
-                error: outcome.error,
+                error: outcome.error.map(|e| self.redactor.redact(&e).0),
                 reason: Some(reason.clone()),
                 details: outcome.details,
                 duration_ms: Some(started.elapsed().as_millis() as u64),

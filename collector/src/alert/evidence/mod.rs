@@ -110,6 +110,12 @@ impl Gatherer {
         &self.settings
     }
 
+    /// The redactor its texts go through (built-in rules and the
+    /// operator's patterns), for the collector's other texts to share.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// Inspects `container` (id or name) and gathers its evidence, within
     /// [`Settings::timeout`] in all. An error (the container is gone,
     /// Docker does not answer in time) means no evidence for this alert;

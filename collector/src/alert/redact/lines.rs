@@ -1,0 +1,93 @@
+//! A log read line by line, where one line cannot always be judged alone:
+//! a private key's body lines follow its `BEGIN` line, a certificate's do
+//! too (and are no secret), and some programs announce a secret on one line
+//! and print it alone on the next (Jenkins' initial admin password,
+//! Elasticsearch's first-start password).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{MARK, Redactor, clean, validators::looks_like_token};
+
+/// See [`Redactor::lines`].
+pub struct LineRedactor<'a> {
+    redactor: &'a Redactor,
+    /// Inside a private key block: every line is the key's.
+    in_key: bool,
+    /// Inside a certificate or public key block: its base64 lines are kept.
+    in_public: bool,
+    /// The last line that was not blank announced a secret.
+    announced: bool,
+}
+
+impl<'a> LineRedactor<'a> {
+    pub(super) fn new(redactor: &'a Redactor) -> Self {
+        LineRedactor { redactor, in_key: false, in_public: false, announced: false }
+    }
+
+    /// One line, redacted (a block counts once, at its first line).
+    pub fn redact(&mut self, line: &str) -> (String, u32) {
+        if self.in_key {
+            let Some(end) = KEY_END.find(line) else {
+                return (MARK.to_owned(), 0);
+            };
+            self.in_key = false;
+            let (rest, count) = self.redact(&line[end.end()..]);
+            return (format!("{MARK}{rest}"), count);
+        }
+        let cleaned = clean(line);
+        let trimmed = cleaned.trim();
+        if self.in_public {
+            if PUBLIC_BODY.is_match(trimmed) {
+                return (cleaned, 0);
+            }
+            self.in_public = false;
+        }
+        if trimmed.is_empty() {
+            return (cleaned, 0);
+        }
+        if std::mem::take(&mut self.announced) && !trimmed.contains(char::is_whitespace) && looks_like_token(trimmed) {
+            return (cleaned.replacen(trimmed, MARK, 1), 1);
+        }
+        let (mut text, mut count) = self.redactor.redact(&cleaned);
+        self.redactor.apply(true, &mut text, &mut count);
+        let last_end = KEY_END.find_iter(line).last().map(|m| m.start());
+        if let Some(begin) = KEY_BEGIN.find_iter(line).last().map(|m| m.start()) {
+            self.in_key = last_end.is_none_or(|end| end < begin);
+        }
+        let last_end = PUBLIC_END.find_iter(line).last().map(|m| m.start());
+        if let Some(begin) = PUBLIC_BEGIN.find_iter(line).last().map(|m| m.start()) {
+            self.in_public = last_end.is_none_or(|end| end < begin);
+        }
+        self.announced = ANNOUNCE.is_match(&text);
+        (text, count)
+    }
+}
+
+fn constant(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("constant pattern compiles")
+}
+
+/// The start and end of a PEM private key block.
+pub(super) static KEY_BEGIN: LazyLock<Regex> =
+    LazyLock::new(|| constant(r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"));
+pub(super) static KEY_END: LazyLock<Regex> =
+    LazyLock::new(|| constant(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"));
+/// The start of a block that holds no secret, its body, and its end.
+pub(super) static PUBLIC_BEGIN: LazyLock<Regex> = LazyLock::new(|| {
+    constant(
+        r"-----BEGIN (?:CERTIFICATE|TRUSTED CERTIFICATE|(?:NEW )?CERTIFICATE REQUEST|X509 CRL|PUBLIC KEY|RSA PUBLIC KEY|PGP PUBLIC KEY BLOCK|PGP SIGNATURE)-----",
+    )
+});
+static PUBLIC_BODY: LazyLock<Regex> = LazyLock::new(|| constant(r"^[A-Za-z0-9+/=]+$"));
+static PUBLIC_END: LazyLock<Regex> = LazyLock::new(|| constant(r"-----END [A-Z0-9 ]+-----"));
+/// A line that ends by announcing a secret: "Please use the following
+/// password to proceed to installation:", "Password for the elastic user
+/// (reset with ...):". The next line that is not blank is redacted if it
+/// is one word that looks like a token.
+pub(super) static ANNOUNCE: LazyLock<Regex> = LazyLock::new(|| {
+    constant(
+        r"(?i)\b(?:password|passphrase|token|secret|(?:api|access|secret|private|unseal|recovery) key)\b[^\r\n]*:[ \t]*$",
+    )
+});

@@ -1,0 +1,846 @@
+//! The redactor's tests: the rules file loads, and for each shape of
+//! secret, examples hidden and near misses left alone. Every token here is
+//! made up (see [`fake`]).
+
+use std::sync::LazyLock;
+
+use super::{
+    lines::{ANNOUNCE, KEY_BEGIN, KEY_END, PUBLIC_BEGIN},
+    rules::{RULES, RULES_TOML, load},
+    *,
+};
+
+fn redact(text: &str) -> (String, u32) {
+    Redactor::default().redact(text)
+}
+
+/// `text` redacted, asserting none of `secrets` survives and `count`
+/// replacements were made.
+fn hides(text: &str, secrets: &[&str], count: u32) -> String {
+    let (out, n) = redact(text);
+    for s in secrets {
+        assert!(!out.contains(s), "{s:?} survived in {out:?} (from {text:?})");
+    }
+    assert_eq!(n, count, "count for {text:?} -> {out:?}");
+    out
+}
+
+fn untouched(text: &str) {
+    assert_eq!(redact(text), (text.to_owned(), 0), "must not be redacted");
+}
+
+#[test]
+fn builtin_patterns_compile() {
+    assert!(RULES.len() > 50);
+    LazyLock::force(&KEY_BEGIN);
+    LazyLock::force(&KEY_END);
+    LazyLock::force(&PUBLIC_BEGIN);
+    LazyLock::force(&ANNOUNCE);
+    LazyLock::force(&ANSI);
+}
+
+#[test]
+fn authorization_headers_and_bearer_tokens() {
+    assert_eq!(
+        hides("GET / Authorization: Bearer abc123.def456-ghi", &["abc123"], 1),
+        "GET / Authorization: Bearer [REDACTED]"
+    );
+    hides("authorization=Basic dXNlcjpwYXNzd29yZA==", &["dXNlcjpw"], 1);
+    assert_eq!(
+        hides(r#"{"headers": {"Authorization": "Bearer eyJhbGciOi.eyJzdWIiOiIx.sig"}, "x": 1}"#, &["eyJ"], 1),
+        r#"{"headers": {"Authorization": "Bearer [REDACTED]"}, "x": 1}"#
+    );
+    hides("Proxy-Authorization: Digest username=\"bob\", nonce=\"abc\"", &["bob", "nonce"], 1);
+    hides("calling api with bearer 9f8e7d6c5b4a3f2e1d0c", &["9f8e7d6c5b4a3f2e1d0c"], 1);
+    hides("Cookie: session=4f3a9b2c; theme=dark", &["4f3a9b2c"], 1);
+    hides("set-cookie: sid=s%3Aabcdef123456; Path=/; HttpOnly", &["abcdef123456"], 1);
+}
+
+#[test]
+fn key_formats() {
+    hides("using key AKIAIOSFODNN7EXAMPLE for s3", &["AKIAIOSFODNN7EXAMPLE"], 1);
+    hides("temp creds ASIAXXXXXXXXXXXXXXXX", &["ASIAXXXXXXXXXXXXXXXX"], 1);
+    hides(
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        &["wJalrXUtnFEMI", "bPxRfiCYEXAMPLEKEY"],
+        1,
+    );
+    hides(r#"{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}"#, &["wJalrXUtnFEMI"], 1);
+    hides("openai key sk-proj-AbCdEf0123456789AbCdEf0123", &["AbCdEf0123456789"], 1);
+    hides("ANTHROPIC sk-ant-api03-AbCdEf0123456789_xyz-AbCdEf", &["api03-AbCdEf", "xyz"], 1);
+    hides("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", &["4eC39HqLyjWDarjtT1zdp7dc"], 1);
+    hides("push with ghp_abcdefghijklmnopqrstuvwxyz0123456789AB", &["ghp_abc"], 1);
+    hides("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", &["11ABCDEFG"], 1);
+    hides("glpat-abcdefghij0123456789", &["abcdefghij0123456789"], 1);
+    hides("slack xoxb-123456789012-1234567890123-AbCdEfGhIjKl", &["xoxb-1234", "AbCdEfGhIjKl"], 1);
+    hides("xoxp-1234567890-abc", &["xoxp-1234567890"], 1);
+    hides("posting to https://hooks.slack.com/services/T000/B000/XXXXXXXX", &["T000/B000/XXXXXXXX"], 1);
+    hides("maps AIzaSyA-1234567890abcdefghijklmnopqrstu", &["AIzaSyA"], 1);
+    hides(
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ok",
+        &["eyJhbGci", "dozjgN"],
+        1,
+    );
+}
+
+#[test]
+fn private_key_blocks() {
+    let pem = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nabcdef\n-----END RSA PRIVATE KEY-----\ndone";
+    assert_eq!(hides(pem, &["MIIEp", "abcdef"], 1), "key:\n[REDACTED]\ndone");
+    // Cut off before its end: redacted to the end of the text.
+    hides("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA", &["b3BlbnNz"], 1);
+    hides("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----", &["lQOYBF"], 1);
+    // A public key or certificate is not a secret.
+    untouched("-----BEGIN PUBLIC KEY-----");
+    untouched("-----BEGIN CERTIFICATE-----");
+}
+
+#[test]
+fn private_key_blocks_across_log_lines() {
+    let r = Redactor::default();
+    let mut lines = r.lines();
+    let out: Vec<(String, u32)> = [
+        "loading key",
+        "-----BEGIN EC PRIVATE KEY-----",
+        "MHcCAQEEIBkg",
+        "AwEHoUQDQgAE",
+        "-----END EC PRIVATE KEY----- loaded password=x1",
+        "next",
+    ]
+    .iter()
+    .map(|l| lines.redact(l))
+    .collect();
+    let text: Vec<&str> = out.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        text,
+        ["loading key", "[REDACTED]", "[REDACTED]", "[REDACTED]", "[REDACTED] loaded password=[REDACTED]", "next"]
+    );
+    assert_eq!(out.iter().map(|(_, n)| n).sum::<u32>(), 2);
+}
+
+#[test]
+fn key_bodies_whose_start_the_tail_cut_off() {
+    let r = Redactor::default();
+    let mut lines = r.lines();
+    let body = "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB";
+    assert_eq!(lines.redact(body), (MARK.to_owned(), 1));
+    assert_eq!(lines.redact("-----END RSA PRIVATE KEY-----").1, 0);
+    // Ordinary lines of letters, or short ones, stay.
+    assert_eq!(lines.redact("abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz").1, 0);
+    assert_eq!(lines.redact("deadbeef").1, 0);
+}
+
+#[test]
+fn passwords_in_urls() {
+    assert_eq!(
+        hides("connecting to postgres://app:s3cr3t@db:5432/shop", &["s3cr3t"], 1),
+        "connecting to postgres://app:***@db:5432/shop"
+    );
+    assert_eq!(hides("redis://:hunter2@cache:6379/0", &["hunter2"], 1), "redis://:***@cache:6379/0");
+    // A password holding '@' is hidden up to the host.
+    assert_eq!(hides("amqp://u:p@ss@mq/", &["p@ss", "ss@"], 1), "amqp://u:***@mq/");
+    hides("DATABASE_URL=mysql://root:pw1@h/db and https://x:y@z", &["pw1", "x:y"], 2);
+    untouched("listening on http://0.0.0.0:8080/health");
+    untouched("GET http://api:8080/users/a@b.c");
+    untouched("ssh://git@github.com:22/org/repo");
+}
+
+#[test]
+fn assignments() {
+    assert_eq!(
+        hides("login failed: password=hunter2 user=bob", &["hunter2"], 1),
+        "login failed: password=[REDACTED] user=bob"
+    );
+    hides("DB_PASSWORD=hunter2", &["hunter2"], 1);
+    hides("Password: hunter2", &["hunter2"], 1);
+    hides("passwd=abc secret=def token=ghi api_key=jkl apikey=mno", &["abc", "def", "ghi", "jkl", "mno"], 5);
+    hides("X-API-Key: 0123abcd", &["0123abcd"], 1);
+    hides("client_secret=zzz9&grant_type=client_credentials", &["zzz9"], 1);
+    hides("GET /cb?access_token=abc.def&state=1", &["abc.def"], 1);
+    hides("Server=db;User Id=sa;Password=P4ss;Database=x", &["P4ss"], 1);
+    hides("PASSPHRASE='correct horse battery'", &["correct", "horse"], 1);
+    assert_eq!(
+        hides(r#"{"user": "bob", "password": "correct horse battery", "n": 1}"#, &["correct", "horse"], 1),
+        r#"{"user": "bob", "password": "[REDACTED]", "n": 1}"#
+    );
+    hides(r#"{"Token":"a\"b c"}"#, &["a\\\"b", "b c"], 1);
+    hides("config: {secret: s3, private_key: pk}", &["s3", "pk"], 2);
+    hides("mysqld --user=root --password hunter2 --port 3306", &["hunter2"], 1);
+    hides("auth with --password=hunter2", &["hunter2"], 1);
+    // Already hidden by the application: neither changed nor counted.
+    untouched("password=****");
+    untouched(r#"password: """#);
+}
+
+#[test]
+fn near_misses_are_left_alone() {
+    for line in [
+        "password reset succeeded for user 42",
+        "tokenizer loaded (vocab 50257)",
+        "max_tokens: 256",
+        "token_count=17",
+        "passwords do not match",
+        "secretary: Jane",
+        "secrets mounted: 3",
+        "missing Authorization header",
+        "authorization failed: invalid credentials",
+        "authorization: denied",
+        "Bearer authentication required",
+        "task-0123456789abcdefghij0123 finished",
+        "sk-learn is installed",
+        "eyJ is how base64 JSON starts",
+        "api.example.com v1.2.3 ok",
+        "listening on 0.0.0.0:443",
+        "user=bob email=bob@example.com",
+        "AKIA is a prefix",
+        "the token bucket refilled",
+    ] {
+        untouched(line);
+    }
+}
+
+#[test]
+fn operator_patterns() {
+    let r = Redactor::new(&["acct-[0-9]{6}".into(), r"card=(?P<s>\d{4})".into()]).unwrap();
+    assert_eq!(r.redact("user acct-123456 card=4242"), ("user [REDACTED] card=[REDACTED]".into(), 2));
+    let err = Redactor::new(&["ok".into(), "(unclosed-hunter2".into()]).unwrap_err().to_string();
+    assert!(err.contains("#2"), "{err}");
+    assert!(!err.contains("hunter2"), "the pattern is not echoed: {err}");
+}
+
+#[test]
+fn escapes_and_control_characters_are_removed_first() {
+    assert_eq!(hides("\x1b[31mERROR\x1b[0m pass\x1b[1mword=hunter2\r", &["hunter2"], 1), "ERROR password=[REDACTED]");
+    assert_eq!(clean("a\x07b\x00c\td\ne\u{9b}f\x1b]0;title\x07g"), "abc\td\nefg");
+}
+
+#[test]
+fn hostile_input_does_not_break_it() {
+    // Long lines, invalid UTF-8 (already lossily decoded), binary.
+    let long = format!("{}password=hunter2{}", "a".repeat(100_000), "b".repeat(100_000));
+    let (out, n) = redact(&long);
+    assert_eq!(n, 1);
+    assert!(!out.contains("hunter2"));
+    let binary: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let (out, _) = redact(&String::from_utf8_lossy(&binary));
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+    assert_eq!(redact(""), (String::new(), 0));
+    let many = "token=x ".repeat(10_000);
+    assert_eq!(redact(&many).1, 10_000);
+}
+
+// ------------------------------------------------------------------------
+// The rules file.
+
+#[test]
+fn the_rules_file_loads_every_rule_compiles_and_names_are_unique() {
+    let rules = load(RULES_TOML).expect("rules.toml loads");
+    let mut names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), rules.len(), "duplicate rule names");
+    assert!(rules.iter().any(|r| r.per_line) && rules.iter().any(|r| !r.per_line));
+}
+
+#[test]
+fn a_broken_rules_file_is_refused_with_the_rule_named() {
+    let rule = |name: &str, body: &str| format!("[[rule]]\nname = \"{name}\"\n{body}\n");
+    let ok = rule("one", "pattern = 'a(?P<s>b)'\nsecret = \"s\"");
+    assert!(load(&ok).is_ok());
+    for (file, why) in [
+        (String::new(), "missing field"),
+        ("[[rule]]\nname = 'x'\npattern = '(unclosed'\n".to_owned(), "\"x\""),
+        (format!("{ok}{ok}"), "used twice"),
+        (rule("x", "pattern = 'a<NOPE>'"), "unknown part <NOPE>"),
+        (rule("x", "pattern = 'a'\nvalidator = 'looks_nice'"), "unknown variant"),
+        (rule("x", "pattern = 'a'\nmark = 'stars'"), "unknown variant"),
+        (rule("x", "pattern = 'a'\ncolour = 'red'"), "unknown field"),
+        (rule("x", "pattern = 'a(?P<t>b)'\nsecret = 's'"), "no group \"s\""),
+        (rule("Not Ok", "pattern = 'a'"), "lowercase"),
+        ("[[part]]\nname = 'P'\npattern = 'a'\n[[part]]\nname = 'P'\npattern = 'b'\n".to_owned() + &ok, "twice"),
+        ("rule = 3".to_owned(), "invalid type"),
+        ("[[rule\n".to_owned(), ""),
+    ] {
+        let err = load(&file).err().unwrap_or_else(|| panic!("{file:?} loaded"));
+        assert!(err.contains(why), "{file:?}: {err}");
+    }
+    // Parts expand in later parts and in rules.
+    let rules = load("[[part]]\nname = 'A'\npattern = 'x'\n[[part]]\nname = 'B'\npattern = '<A>y'\n[[rule]]\nname = 'r'\npattern = '<B>z'\n").unwrap();
+    assert_eq!(rules[0].re.as_str(), "xyz");
+}
+
+// ------------------------------------------------------------------------
+// Shapes of secrets, each hidden, each with near misses left alone.
+
+/// A made-up token of `n` characters: letters of both cases and digits,
+/// never a real credential.
+fn fake(n: usize) -> String {
+    "Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyA".chars().cycle().take(n).collect()
+}
+
+fn hex(n: usize) -> String {
+    "3f9a0c7e51b2d864".chars().cycle().take(n).collect()
+}
+
+/// `secret`, inside `text`, is hidden (at least one replacement).
+fn hidden(text: &str, secret: &str) -> String {
+    assert!(text.contains(secret), "bad example: {secret:?} is not in {text:?}");
+    let (out, n) = redact(text);
+    assert!(!out.contains(secret), "{secret:?} survived in {out:?}");
+    assert!(n >= 1, "nothing counted for {text:?}");
+    out
+}
+
+fn lines_untouched(lines: &[&str]) {
+    let r = Redactor::default();
+    for line in lines {
+        assert_eq!(r.lines().redact(line), ((*line).to_owned(), 0), "must not be redacted");
+    }
+}
+
+#[test]
+fn env_assignments() {
+    for key in [
+        "DB_PASS",
+        "MYSQL_ROOT_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "SMTP_PWD",
+        "MYSQL_PWD",
+        "STRIPE_KEY",
+        "MASTER_KEY",
+        "JWT_SECRET",
+        "GITHUB_TOKEN",
+        "AWS_CREDENTIALS",
+        "PGPASSWORD",
+        "REDIS_PW",
+        "api_key",
+        "db.password",
+        "spring.datasource.password",
+    ] {
+        for line in [
+            format!("{key}=Sup3r-s3cret"),
+            format!("export {key}=Sup3r-s3cret"),
+            format!("+ {key}=Sup3r-s3cret ./start.sh"),
+            format!("docker run -e {key}=Sup3r-s3cret app"),
+            format!("  - {key}=Sup3r-s3cret"),
+            format!("Environment={key}=Sup3r-s3cret"),
+            format!("{key}: Sup3r-s3cret"),
+            format!("{key} = Sup3r-s3cret"),
+            format!("{key}=\"Sup3r-s3cret\""),
+            format!("{key}='Sup3r-s3cret'"),
+            format!("ENV {key} Sup3r-s3cret"),
+        ] {
+            hidden(&line, "Sup3r-s3cret");
+        }
+    }
+    // Values with spaces: an env line to its end, quoted ones to their quote.
+    assert_eq!(hides("DB_PASSWORD=correct horse battery", &["horse"], 1), "DB_PASSWORD=[REDACTED]");
+    hides("+ export 'DB_PASSWORD=correct horse battery'", &["horse"], 1);
+    hides(r#""Env": ["PATH=/usr/bin", "DB_PASSWORD=correct horse", "TZ=UTC"]"#, &["horse"], 1);
+    hides("declare -x API_TOKEN=\"abc 123\"", &["abc 123"], 1);
+    hides(r#"{"log":"SECRET_KEY=django-insecure-9x!k\n","stream":"stdout"}"#, &["django-insecure"], 1);
+    lines_untouched(&[
+        "PWD=/home/app",
+        "OLDPWD=/",
+        "OLDPWD=",
+        "pwd: /srv/app",
+        "GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/google/key.json",
+        "DB_PASSWORD_FILE=/run/secrets/db_password",
+        "POSTGRES_PASSWORD_FILE=/run/secrets/pg",
+        "MYSQL_RANDOM_ROOT_PASSWORD=yes",
+        "MYSQL_ALLOW_EMPTY_PASSWORD=no",
+        "DB_PASSWORD=${DB_PASSWORD}",
+        "PGPASSWORD=$POSTGRES_PASSWORD psql -h db",
+        "ssl.truststore.password = null",
+        "password = (sensitive value)",
+        "ROUTING_KEY=orders.created",
+        "GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D",
+        "TLS_KEY=/etc/ssl/private/server.key",
+        "SECRETS_DIR=/run/secrets",
+        "TOKEN_TTL=3600",
+        "keyspace_hits:1024",
+        "monkey=1 donkey=2",
+        "secretary=Jane",
+        "token_type=bearer expires_in=3600",
+        "max_tokens=256",
+        "bypass=true compass=north",
+    ]);
+}
+
+#[test]
+fn json_and_object_dumps() {
+    for line in [
+        r#"{"user":"bob","password":"p@ss w0rd"}"#,
+        r#"{ "password" : "p@ss w0rd" }"#,
+        r#"{'password': 'p@ss w0rd'}"#,
+        r#"{:password=>"p@ss w0rd"}"#,
+        r#"&{User:bob Password:"p@ss w0rd"}"#,
+        r#"{ password: 'p@ss w0rd', host: 'db' }"#,
+        r#"<Password>p@ss w0rd</Password>"#,
+        r#"<add key="DbPassword" value="p@ss w0rd" />"#,
+        r#"password = "p@ss w0rd""#,
+    ] {
+        hidden(line, "p@ss w0rd");
+    }
+    hidden("{User:bob Password:hunter2 Host:db}", "hunter2");
+    // Keys that are secrets only where they are clearly keys.
+    hidden(r#"{"smtp":{"user":"app","pass":"hunter2"}}"#, "hunter2");
+    hidden(r#"<Connector port="8443" keystorePass="hunter2" />"#, "hunter2");
+    hidden("RootPass: hunter2", "hunter2");
+    // A key and its value as two arguments.
+    hidden("define('DB_PASSWORD', 'hunter2');", "hunter2");
+    hidden("define( 'AUTH_SALT', 'hunter2!@#' );", "hunter2!@#");
+    hidden(r#"os.Setenv("API_TOKEN", "hunter2")"#, "hunter2");
+    hidden(r#"headers = [("Authorization", "Bearer hunter2")]"#, "hunter2");
+    hidden("os.environ['DB_PASSWORD'] = 'hunter2'", "hunter2");
+    // A config line's value runs to its end, unless another key follows.
+    assert_eq!(hides("password = correct horse battery", &["horse"], 1), "password = [REDACTED]");
+    assert_eq!(hides("  secret: two words", &["two words"], 1), "  secret: [REDACTED]");
+    assert_eq!(hides("token=abc123 user=bob action=login", &["abc123"], 1), "token=[REDACTED] user=bob action=login");
+    hidden("User{name=bob, password=hunter2}", "hunter2");
+    // JSON escaped inside JSON, at any depth.
+    for line in [
+        r#"{"log":"{\"user\":\"bob\",\"password\":\"hunter2!\"}\n"}"#,
+        r#"{"msg":"body={\\\"api_key\\\":\\\"hunter2!\\\"}"}"#,
+        r#"payload: "{\"client_secret\": \"hunter2!\"}""#,
+    ] {
+        hidden(line, "hunter2!");
+    }
+    lines_untouched(&[
+        r#"{"level":"info","msg":"token refreshed","expires_in":3600}"#,
+        r#"{"error":"invalid password"}"#,
+        r#"{"password_length":12,"token_count":3}"#,
+        r#"{"password": null}"#,
+        r#"{"password": ""}"#,
+        r#"Parameters: {"user"=>{"email"=>"a@b.c", "password"=>"[FILTERED]"}}"#,
+        "Password: must be at least 8 characters",
+        r#"("token", "")"#,
+    ]);
+}
+
+#[test]
+fn passwords_in_urls_of_every_kind() {
+    for (url, secret) in [
+        ("postgres://app:s3cr3t@db:5432/shop", "s3cr3t"),
+        ("postgresql://app:pa/ss+wo=rd@db/shop", "pa/ss+wo=rd"),
+        ("mysql://root:p%40ss%2Fw%3Ard@db:3306/x", "p%40ss%2Fw%3Ard"),
+        ("mongodb+srv://admin:Zx8Qm2Lp@cluster0.abcde.mongodb.net/db?retryWrites=true", "Zx8Qm2Lp"),
+        ("rediss://default:AbC123xYz@cache:6380/0", "AbC123xYz"),
+        ("amqp://guest:gu3st!@mq:5672/", "gu3st!"),
+        ("https://oauth2:glpat-aaaa@gitlab.example.com/g/r.git", "glpat-aaaa"),
+        ("ftp://user:ftp-pass@files.example.com/", "ftp-pass"),
+        ("jdbc:mysql://app:j-pass@db:3306/shop", "j-pass"),
+        ("http://proxyuser:pr0xy@proxy:3128", "pr0xy"),
+        ("smtp://mailer:m4il@smtp.example.com:587", "m4il"),
+        ("nats://nats:n4ts@nats:4222", "n4ts"),
+        ("https://x-access-token:ghs-t0ken@github.com/o/r.git", "ghs-t0ken"),
+    ] {
+        assert!(hidden(&format!("connecting to {url}"), secret).contains(":***@"), "{url}");
+    }
+    // Query strings and form bodies, also URL-encoded.
+    for (text, secret) in [
+        ("GET /login?user=bob&password=hunter2&next=/", "hunter2"),
+        ("POST /oauth/token grant_type=client_credentials&client_id=app&client_secret=cl1ent-s3cret", "cl1ent-s3cret"),
+        ("GET /api?api_key=9f8e7d6c5b4a&page=2", "9f8e7d6c5b4a"),
+        ("GET /cb#access_token=ya-abc.def&state=1", "ya-abc.def"),
+        ("GET /maps/api/geocode/json?address=x&key=k3y-Zx8Qm2", "k3y-Zx8Qm2"),
+        ("GET /lab?token=3f9a0c7e51b2d8643f9a0c7e51b2d864", "3f9a0c7e51b2d8643f9a0c7e51b2d864"),
+        (
+            "https://acct.blob.core.windows.net/c/f?sv=2022-11-02&se=2030-01-01&sp=r&sig=AbC%2Bd3F%2Fgh%3D",
+            "AbC%2Bd3F%2Fgh%3D",
+        ),
+        ("redirect=%2Flogin%3Fuser%3Dbob%26password%3Dhunter2%26x%3D1", "hunter2"),
+        ("GET /s3/x?X-Amz-Signature=3f9a0c7e51b2d864&X-Amz-Date=20240101", "3f9a0c7e51b2d864"),
+    ] {
+        hidden(text, secret);
+    }
+    lines_untouched(&[
+        "listening on http://0.0.0.0:8080/health",
+        "GET http://api:8080/users/a@b.c 200",
+        "ssh://git@github.com:22/org/repo",
+        "git@github.com:org/repo.git",
+        "GET /search?q=password+reset&page=2 200",
+        "GET /api/tokens?limit=10 200",
+        "mailto:bob@example.com",
+        "dial tcp 10.0.0.5:5432: connect: connection refused",
+    ]);
+}
+
+#[test]
+fn command_lines() {
+    for (line, secret) in [
+        ("curl -u admin:cUrl-s3cret https://api.example.com", "cUrl-s3cret"),
+        ("curl -sS --user 'admin:cUrl-s3cret' https://api.example.com", "cUrl-s3cret"),
+        ("mysql -uroot -pmY-s3cret -h db shop", "mY-s3cret"),
+        ("mysqldump --user=root --password=mY-s3cret shop", "mY-s3cret"),
+        ("mysqladmin -h localhost -u root -p'mY s3cret' ping", "mY s3cret"),
+        ("redis-cli -h cache -a r3dis-s3cret ping", "r3dis-s3cret"),
+        ("sshpass -p 'ssh-s3cret' ssh deploy@host", "ssh-s3cret"),
+        ("sshpass -pssh-s3cret scp f host:", "ssh-s3cret"),
+        ("PGPASSWORD=pg-s3cret psql -h db -U app", "pg-s3cret"),
+        ("docker login -u bot -p reg-s3cret registry.example.com", "reg-s3cret"),
+        ("mongosh --host db -u admin -p m0ngo-s3cret", "m0ngo-s3cret"),
+        ("wget --user=bob --password=w-s3cret https://x", "w-s3cret"),
+        ("java -Djavax.net.ssl.keyStorePassword=ks-s3cret -jar app.jar", "ks-s3cret"),
+        ("app --db-password ks-s3cret --port 80", "ks-s3cret"),
+        (r#""Cmd": ["server", "--auth-token", "tok-s3cret"]"#, "tok-s3cret"),
+        ("openssl pkcs12 -export -passout pass:p12-s3cret -out a.p12", "p12-s3cret"),
+        ("htpasswd -bc /etc/nginx/.htpasswd admin htp-s3cret", "htp-s3cret"),
+        ("rabbitmqctl add_user app rmq-s3cret", "rmq-s3cret"),
+        ("mc alias set local http://minio:9000 minioadmin mc-s3cret", "mc-s3cret"),
+        ("helm install db bitnami/postgresql --set auth.password=h-s3cret", "h-s3cret"),
+        ("ALTER ROLE app WITH LOGIN PASSWORD 'sql-s3cret';", "sql-s3cret"),
+        ("CREATE USER 'app'@'%' IDENTIFIED BY 'sql-s3cret';", "sql-s3cret"),
+        ("requirepass rds-s3cret", "rds-s3cret"),
+        (r#"1700000000.1 [0 10.0.0.2:5123] "AUTH" "default" "rds-s3cret""#, "rds-s3cret"),
+        ("ACL SETUSER app on >acl-s3cret ~* +@all", "acl-s3cret"),
+        ("machine api.example.com login bob password n3trc-s3cret", "n3trc-s3cret"),
+        ("::add-mask::m4sk-s3cret", "m4sk-s3cret"),
+        ("SET PASSWORD FOR 'app'@'%' = 'sql-s3cret';", "sql-s3cret"),
+        ("CREATE USER 'a'@'%' IDENTIFIED WITH mysql_native_password BY 'sql-s3cret';", "sql-s3cret"),
+        ("sqlplus system/0ra-s3cret@//db:1521/XE", "0ra-s3cret"),
+        ("ldapsearch -x -D cn=admin,dc=x -w ld4p-s3cret -b dc=x", "ld4p-s3cret"),
+        ("smbclient //host/share -U bob%smb-s3cret", "smb-s3cret"),
+        ("zip -r -P z1p-s3cret out.zip dir", "z1p-s3cret"),
+        ("echo \"st4in-s3cret\" | docker login -u bob --password-stdin", "st4in-s3cret"),
+        ("echo 'root:chp-s3cret' | chpasswd", "chp-s3cret"),
+        ("aws configure set aws_secret_access_key awsc-s3cret", "awsc-s3cret"),
+    ] {
+        hidden(line, secret);
+    }
+    lines_untouched(&[
+        "mysql: [Warning] Using a password on the command line interface can be insecure.",
+        "docker run -u 1000:1000 -p 8080:80 app",
+        "mysql -h db -P 3306 -u app -p",
+        "psql -h db -U app -d shop",
+        "redis-cli -h cache ping",
+        " PASS  src/app.test.js",
+        "--- PASS: TestLogin (0.01s)",
+        "Step 3/8 : ENV NODE_ENV production",
+        "ERR AUTH <password> called without any password configured for the default user.",
+        "-NOAUTH Authentication required.",
+        "echo \"$REG_PASS\" | docker login -u bob --password-stdin",
+        "zip -r out.zip dir",
+    ]);
+}
+
+#[test]
+fn protocol_traces_and_stack_traces() {
+    hidden("C: a001 LOGIN bob imap-s3cret", "imap-s3cret");
+    hidden("> PASS ftp-s3cret", "ftp-s3cret");
+    hidden("C: AUTH PLAIN AGJvYgBzbXRwLXMzY3JldA==", "AGJvYgBzbXRwLXMzY3JldA==");
+    hidden("#0 /app/db.php(12): PDO->__construct('mysql:host=db;...', 'app', 'pdo-s3cret')", "pdo-s3cret");
+    hidden("#1 mysqli_connect('db', 'app', 'my-s3cret', 'shop')", "my-s3cret");
+    hidden(r#"  File "app.py", line 9, in connect: psycopg2.connect(host="db", password="py-s3cret")"#, "py-s3cret");
+    lines_untouched(&[
+        "Traceback (most recent call last):",
+        "psycopg2.OperationalError: FATAL:  password authentication failed for user \"app\"",
+        "goroutine 1 [running]:",
+        "at com.example.Auth.login(Auth.java:42)",
+    ]);
+}
+
+#[test]
+fn connection_strings_and_java_config() {
+    for (line, secret) in [
+        ("Server=db;Database=shop;User Id=sa;Password=My P@ss;Encrypt=true", "My P@ss"),
+        ("Driver={ODBC Driver 18};Server=db;UID=sa;PWD=0dbc-s3cret;", "0dbc-s3cret"),
+        ("Host=db;Username=app;Password=npg-s3cret;Database=shop", "npg-s3cret"),
+        (
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0Ty+a/b==;EndpointSuffix=core.windows.net",
+            "Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0Ty+a/b==",
+        ),
+        (
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6=",
+            "Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6=",
+        ),
+        (
+            r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="app" password="k4fka-s3cret";"#,
+            "k4fka-s3cret",
+        ),
+        ("ssl.keystore.password = ks-s3cret", "ks-s3cret"),
+        ("spring.datasource.password=spr1ng-s3cret", "spr1ng-s3cret"),
+        ("-Dspring.datasource.password=spr1ng-s3cret", "spr1ng-s3cret"),
+    ] {
+        hidden(line, secret);
+    }
+}
+
+#[test]
+fn headers_and_cookies() {
+    for (line, secret) in [
+        ("Authorization: Bearer Zx8Qm2Lp5Rt7Wn4Kd9", "Zx8Qm2Lp5Rt7Wn4Kd9"),
+        ("authorization: token ghx-abcdef", "ghx-abcdef"),
+        ("Authorization: Bot NzkyNzE1.X-hvzA.Ovy4MCQywSkoMRRclStW4xAYK7I", "NzkyNzE1"),
+        ("Proxy-Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
+        ("X-Api-Key: 0123abcdef", "0123abcdef"),
+        ("x-api-key=0123abcdef", "0123abcdef"),
+        ("PRIVATE-TOKEN: glpat-abcdefabcdef", "glpat-abcdefabcdef"),
+        ("X-Vault-Token: hvs.abcdef", "hvs.abcdef"),
+        ("Cookie: sessionid=9f8e7d6c5b4a; csrftoken=abc", "9f8e7d6c5b4a"),
+        ("Set-Cookie: JSESSIONID=9F8E7D6C5B4A; Path=/; HttpOnly", "9F8E7D6C5B4A"),
+        (r"send: b'GET / HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer Zx8Qm2Lp5Rt7\r\n\r\n'", "Zx8Qm2Lp5Rt7"),
+        (
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKIAZX8QM2LP5RT7WN4K/20240101/eu-west-1/s3/aws4_request, Signature=3f9a0c7e",
+            "3f9a0c7e",
+        ),
+    ] {
+        hidden(line, secret);
+    }
+    lines_untouched(&[
+        "401: api_key header missing",
+        "missing Authorization header",
+        "Authorization: denied",
+        "WWW-Authenticate: Bearer realm=\"api\"",
+        "Cookie consent banner shown",
+        "cookies: 3",
+    ]);
+}
+
+#[test]
+fn docker_registry_credentials() {
+    let auth = "ZGVwbG95OnJlZy1zM2NyZXQ=";
+    for line in [
+        format!(r#"{{"auths":{{"registry.example.com":{{"auth":"{auth}"}}}}}}"#),
+        format!(r#"{{"auths": {{"https://index.docker.io/v1/": {{"auth": "{auth}", "email": "a@b.c"}}}}}}"#),
+        format!(r#"{{\"auths\":{{\"r\":{{\"auth\":\"{auth}\"}}}}}}"#),
+    ] {
+        hidden(&line, auth);
+    }
+    hidden(".dockerconfigjson: eyJhdXRocyI6eyJyZWdpc3RyeSI6eyJhdXRoIjoiWkdWd2JHOTUifX19", "eyJhdXRocyI6eyJy");
+    hidden(&format!("login with dckr_pat_{}", fake(27)), &fake(27));
+    hidden("docker login -u bot --password reg-s3cret", "reg-s3cret");
+    lines_untouched(&[
+        "Login Succeeded",
+        "\"auth\": \"required\"",
+        "WARNING! Using --password via the CLI is insecure.",
+    ]);
+}
+
+#[test]
+fn vendor_token_formats() {
+    let tokens = [
+        format!("AKIA{}", "ZX8QM2LP5RT7WN4K"),
+        format!("ASIA{}", "ZX8QM2LP5RT7WN4K"),
+        format!("ghp_{}", fake(36)),
+        format!("gho_{}", fake(36)),
+        format!("ghu_{}", fake(36)),
+        format!("ghs_{}", fake(36)),
+        format!("ghr_{}", fake(36)),
+        format!("github_pat_{}_{}", fake(22), fake(59)),
+        format!("glpat-{}", fake(20)),
+        format!("xoxb-123456789012-1234567890123-{}", fake(24)),
+        format!("xoxp-123456789012-123456789012-1234567890123-{}", hex(32)),
+        format!("xoxa-2-{}", fake(20)),
+        format!("xoxs-{}", fake(20)),
+        format!("xoxr-{}", fake(20)),
+        format!("xoxo-{}", fake(20)),
+        format!("xapp-1-A0123456789-1234567890123-{}", hex(64)),
+        format!("sk_live_{}", fake(24)),
+        format!("rk_live_{}", fake(24)),
+        format!("sk_test_{}", fake(24)),
+        format!("whsec_{}", fake(32)),
+        format!("sk-{}", fake(48)),
+        format!("sk-proj-{}", fake(80)),
+        format!("sk-ant-api03-{}-{}AA", fake(80), fake(10)),
+        format!("AIza{}", fake(35)),
+        format!("GOCSPX-{}", fake(28)),
+        format!("SG.{}.{}", fake(22), fake(43)),
+        format!("npm_{}", fake(36)),
+        format!("pypi-AgEIcHlwaS5vcmc{}", fake(60)),
+        format!("hvs.{}", fake(24)),
+        format!("hvb.{}", fake(90)),
+        format!("dop_v1_{}", hex(64)),
+        format!("shpat_{}", hex(32)),
+        format!("shpss_{}", hex(32)),
+        format!("hf_{}", fake(34)),
+        format!("SK{}", hex(32)),
+        format!("key-{}", hex(32)),
+        format!("ATATT3{}", fake(180)),
+        format!("dckr_pat_{}", fake(27)),
+        format!("HRKU-{}", fake(60)),
+        format!("glsa_{}_{}", fake(32), hex(8)),
+        format!("AGE-SECRET-KEY-1{}", "ZX8QM2LP5RT7WN4KD9HS3VB6GC1JF0TYAZX8QM2LP5RT7WN4KD9HS3VB6GC"),
+        format!("ya29.{}", fake(60)),
+        format!("IQoJb3JpZ2luX2Vj{}", fake(200)),
+        format!("{}.atlasv1.{}", fake(14), fake(67)),
+        format!("MTIzNDU2Nzg5MDEyMzQ1Njc4.GAbCdE.{}", fake(38)),
+        format!("abc8Q~{}", fake(34)),
+        format!("{}-us21", hex(32)),
+        format!("sq0atp-{}", fake(22)),
+        format!("PMAK-{}-{}", hex(24), hex(34)),
+        format!("lin_api_{}", fake(40)),
+        format!("sntrys_{}", fake(60)),
+        format!("dp.pt.{}", fake(43)),
+        format!("sbp_{}", hex(40)),
+        format!("pul-{}", hex(40)),
+        format!("ATBB{}", fake(32)),
+        format!("AAAA{}:{}", fake(7), fake(140)),
+        format!("LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFb3dJQkFBS0NBUUVB{}", fake(40)),
+        format!("LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0K{}", fake(40)),
+    ];
+    for token in &tokens {
+        for line in [format!("using {token} for the api"), format!("\"{token}\""), format!("config={{client:{token}}}")]
+        {
+            hidden(&line, token);
+        }
+    }
+    // Secrets given by their context.
+    let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    hidden(&format!("aws_secret_access_key = {aws}"), aws);
+    hidden(&format!(r#""SecretAccessKey": "{aws}""#), aws);
+    hidden(&format!("AKIAZX8QM2LP5RT7WN4K,{aws}"), aws);
+    hidden(&format!("AWS_SESSION_TOKEN={}", fake(300)), &fake(300));
+    hidden(&format!("https://hooks.slack.com/services/T0123ABCD/B0123ABCD/{}", fake(24)), &fake(24));
+    hidden(&format!("POST https://discord.com/api/webhooks/123456789012345678/{}", fake(68)), &fake(68));
+    let telegram = format!("123456789:AA{}", fake(33));
+    hidden(&format!("POST https://api.telegram.org/bot{telegram}/sendMessage"), &telegram);
+    hidden(&format!("TELEGRAM_BOT_TOKEN={telegram}"), &telegram);
+    hidden(&format!("mailgun key {}-{}-{}", hex(32), hex(8), hex(8)), &hex(32));
+    hidden("DD_API_KEY=3f9a0c7e51b2d8643f9a0c7e51b2d864", "3f9a0c7e51b2d864");
+    hidden("AZURE_CLIENT_SECRET=abc8Q~Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyA", "abc8Q~Zx8Qm");
+    lines_untouched(&[
+        "sk-learn is installed",
+        "AKIA is a prefix",
+        "task-0123456789abcdefghij0123 finished",
+        "hf_transfer enabled",
+        "npm_config_cache=/root/.npm",
+        "key-value store ready",
+        "SKU 12 restocked",
+        "xoxo hugs",
+    ]);
+}
+
+#[test]
+fn gcp_service_account_json() {
+    let key = format!("-----BEGIN PRIVATE KEY-----\\n{}\\n{}\\n-----END PRIVATE KEY-----\\n", fake(64), fake(40));
+    let json = format!(
+        r#"{{"type": "service_account", "project_id": "p", "private_key_id": "{}", "private_key": "{key}", "client_email": "sa@p.iam.gserviceaccount.com"}}"#,
+        hex(40)
+    );
+    let out = hidden(&json, &fake(64));
+    assert!(!out.contains(&fake(40)), "{out}");
+    assert!(out.contains("sa@p.iam.gserviceaccount.com") && out.contains("service_account"), "{out}");
+    // Printed with spaces for newlines.
+    hidden(&format!("key: -----BEGIN RSA PRIVATE KEY----- {} -----END RSA PRIVATE KEY-----", fake(64)), &fake(64));
+}
+
+#[test]
+fn banners_that_print_credentials() {
+    for (line, secret) in [
+        ("[Entrypoint] GENERATED ROOT PASSWORD: Gk2r.Bfh7Xs!q", "Gk2r.Bfh7Xs!q"),
+        ("Using generated security password: 8e557245-73e2-4286-969a-ff57fe326336", "8e557245"),
+        ("Root Token: hvs.Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6", "hvs.Zx8Qm2Lp"),
+        ("Unseal Key: Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyA=", "Zx8Qm2Lp5Rt7"),
+        ("Unseal Key 1: Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyA=", "Zx8Qm2Lp5Rt7"),
+        ("standalone | Login with username: admin  password: Zx8Qm2Lp5Rt7", "Zx8Qm2Lp5Rt7"),
+        ("RootUser: minioadmin RootPass: m1ni0-s3cret", "m1ni0-s3cret"),
+        ("code-server: Password is Zx8Qm2Lp5Rt", "Zx8Qm2Lp5Rt"),
+        ("your API key is `sk0-Zx8Qm2Lp5Rt`", "sk0-Zx8Qm2Lp5Rt"),
+        ("using token 3f9a0c7e51b2d864 for the api", "3f9a0c7e51b2d864"),
+        (" * Debugger PIN: 123-456-789", "123-456-789"),
+    ] {
+        hidden(line, secret);
+    }
+    // A secret announced on one line and printed alone on the next.
+    let r = Redactor::default();
+    let mut lines = r.lines();
+    let out: Vec<(String, u32)> = [
+        "Please use the following password to proceed to installation:",
+        "",
+        "3f9a0c7e51b2d8643f9a0c7e51b2d864",
+        "This may also be found at: /var/jenkins_home/secrets/initialAdminPassword",
+        "next",
+    ]
+    .iter()
+    .map(|l| lines.redact(l))
+    .collect();
+    assert_eq!(out[2], (MARK.to_owned(), 1));
+    assert_eq!(out[3].1, 0);
+    assert_eq!(out[4], ("next".to_owned(), 0));
+    let mut lines = r.lines();
+    lines.redact("Password for the elastic user (reset with `bin/elasticsearch-reset-password -u elastic`):");
+    assert_eq!(lines.redact("  x9*Zx8Qm2Lp5Rt+7Wn4K"), (format!("  {MARK}"), 1));
+    // Only a lone token: prose after an announcement stays.
+    let mut lines = r.lines();
+    lines.redact("enter the token:");
+    assert_eq!(lines.redact("started server on :8080").1, 0);
+    lines_untouched(&[
+        "Failed to verify token TokenExpiredError",
+        "the password is invalid",
+        "token 1234 expired",
+        "token bucket refilled",
+        "Please enter your password:",
+        "Elasticsearch security features have been automatically configured!",
+    ]);
+}
+
+#[test]
+fn key_bodies_after_a_log_prefix() {
+    let r = Redactor::default();
+    for line in [format!("2024-01-01T00:00:00Z {}", fake(64)), format!("key | {}", fake(70))] {
+        let (out, n) = r.lines().redact(&line);
+        assert!(!out.contains(&fake(64)) && n == 1, "{out}");
+    }
+    // A certificate's body is no secret, nor are hashes and ids.
+    let mut lines = r.lines();
+    for line in ["-----BEGIN CERTIFICATE-----", &fake(64), &fake(64), "Zx8Qm2==", "-----END CERTIFICATE-----"] {
+        assert_eq!(lines.redact(line), (line.to_owned(), 0));
+    }
+    lines_untouched(&[
+        "commit 3f2a9b1c4d5e6f708192a3b4c5d6e7f8091a2b3c",
+        "3f2a9b1c4d5e6f708192a3b4c5d6e7f8091a2b3c",
+        &hex(64),
+        &format!("Status: Downloaded newer image; Digest: sha256:{}", hex(64)),
+        &format!("{} app-web-1 Up 3 minutes", hex(12)),
+        "request 123e4567-e89b-12d3-a456-426614174000 done in 12 ms",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl deploy@ci",
+        "-----BEGIN PUBLIC KEY-----",
+        "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8 (ED25519)",
+        "client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM=",
+        "SSH_KEY=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ci",
+        "integrity sha512-Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyAZx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyAZx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1==",
+        "h1:Zx8Qm2Lp5Rt7Wn4Kd9Hs3Vb6Gc1Jf0TyAZx8Qm2Lp5=",
+    ]);
+}
+
+#[test]
+fn prose_about_secrets_is_left_alone() {
+    lines_untouched(&[
+        "FATAL:  password authentication failed for user \"app\"",
+        "Access denied for user 'root'@'172.18.0.3' (using password: YES)",
+        "invalid password",
+        "ERROR: invalid password for user bob",
+        "token expired",
+        "JWT token expired at 2024-01-01T00:00:00Z",
+        "loading tokenizer from /models/bert",
+        "Tokenizer: 50257 tokens",
+        "api_key header missing",
+        "Please provide a valid API key",
+        "password reset email sent to bob@example.com",
+        "secret \"db-credentials\" not found",
+        "Secret db-credentials created",
+        "Successfully authenticated with token",
+        "Permission denied (publickey,password).",
+        "sudo: 3 incorrect password attempts",
+        "Authentication failed: bad credentials",
+        "vault: permission denied (token lacks policy)",
+        "openai.AuthenticationError: Incorrect API key provided",
+        "ERROR: duplicate key value violates unique constraint \"users_pkey\"",
+        "-----BEGIN CERTIFICATE-----",
+        "Saving debug log to /var/log/letsencrypt/letsencrypt.log",
+    ]);
+}
+
+#[test]
+fn every_text_the_collector_sends_is_redacted_alike() {
+    // Exec and health output are texts of many lines: a key printed whole
+    // is one secret, an env dump's lines are each redacted.
+    let text = format!(
+        "HOSTNAME=web\nDB_PASSWORD=hunter2 x\nPWD=/app\n-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\nok",
+        fake(64)
+    );
+    let (out, n) = redact(&text);
+    assert_eq!(out, "HOSTNAME=web\nDB_PASSWORD=[REDACTED]\nPWD=/app\n[REDACTED]\nok");
+    assert_eq!(n, 2);
+}

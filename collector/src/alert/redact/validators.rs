@@ -1,0 +1,289 @@
+//! The last look a rule may take at a match its pattern alone cannot
+//! judge: a small fixed set, named by the rules file (`validator = ...`).
+
+use regex::Captures;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Validator {
+    /// Looks like a credential rather than a word.
+    Token,
+    /// An `Authorization` value with a scheme, or one that looks like a token.
+    Authorization,
+    /// An assigned value that is a secret (see [`assigned_value`]).
+    Value,
+    /// A URL's password, not its port and path.
+    UrlPassword,
+    /// A generated secret: letters and digits.
+    Generated,
+    /// Base64 key material: mixed case and digits.
+    KeyBody,
+}
+
+impl Validator {
+    pub(super) fn accepts(self, caps: &Captures<'_>, secret: &str) -> bool {
+        match self {
+            Validator::Token => looks_like_token(secret),
+            // "authorization: denied" is prose; "Authorization: Basic x" is not.
+            Validator::Authorization => caps.name("scheme").is_some() || looks_like_token(secret),
+            Validator::Value => assigned_value(caps.name("key").map_or("", |m| m.as_str()), secret),
+            Validator::UrlPassword => !port_and_path(secret),
+            Validator::Generated => {
+                secret.len() >= 8
+                    && secret.bytes().any(|b| b.is_ascii_digit())
+                    && secret.bytes().any(|b| b.is_ascii_alphabetic())
+            }
+            Validator::KeyBody => {
+                secret.bytes().any(|b| b.is_ascii_uppercase())
+                    && secret.bytes().any(|b| b.is_ascii_lowercase())
+                    && secret.bytes().any(|b| b.is_ascii_digit())
+            }
+        }
+    }
+}
+
+/// Looks like a credential rather than a word: long enough, and with a
+/// digit, a symbol, or inner capitals. "Bearer authentication" is a phrase;
+/// "Bearer abc123..." is a token.
+pub(super) fn looks_like_token(s: &str) -> bool {
+    let inner_upper = s.chars().skip(1).any(|c| c.is_ascii_uppercase()) && s.chars().any(|c| c.is_ascii_lowercase());
+    s.len() >= 24 || (s.len() >= 8 && (s.chars().any(|c| !c.is_ascii_alphabetic()) || inner_upper))
+}
+
+/// The value of a secret-named key, unless it holds none: a placeholder
+/// (`null`, `${DB_PASSWORD}`, Terraform's `(sensitive value)`), a file path
+/// (`GOOGLE_APPLICATION_CREDENTIALS=/secrets/sa.json`), the shell's working
+/// directory (`PWD=/app`, `OLDPWD=/`), an SSH public key, or the value of a
+/// `*_KEY` whose name
+/// says what kind of key it is (`ROUTING_KEY`, `primaryKey`, `GPG_KEY`).
+fn assigned_value(key: &str, value: &str) -> bool {
+    // The first word, for a value that runs to the end of its line
+    // (`PGPASSWORD=$PGPASS psql -h db`).
+    let first = value.split_whitespace().next().unwrap_or("").trim_matches(|c| c == '"' || c == '\'');
+    if placeholder(value) || env_reference(first) || looks_like_path(value) || PROSE.contains(&first) {
+        return false;
+    }
+    // An SSH public key (`SSH_KEY=ssh-ed25519 AAAA...`) is meant to be shown.
+    if matches!(
+        first,
+        "ssh-rsa"
+            | "ssh-dss"
+            | "ssh-ed25519"
+            | "ecdsa-sha2-nistp256"
+            | "ecdsa-sha2-nistp384"
+            | "ecdsa-sha2-nistp521"
+            | "sk-ssh-ed25519@openssh.com"
+            | "sk-ecdsa-sha2-nistp256@openssh.com"
+    ) {
+        return false;
+    }
+    let words = words(key);
+    let last = words.last().map(String::as_str).unwrap_or("");
+    if matches!(last, "pwd" | "oldpwd") && words.len() == 1 && (value.starts_with('/') || value.starts_with('~')) {
+        return false;
+    }
+    if last == "key" && words.len() >= 2 {
+        // An ARN names a key (KMS), it is not one.
+        return !NOT_SECRET_KEYS.contains(&words[words.len() - 2].as_str()) && !value.starts_with("arn:");
+    }
+    true
+}
+
+/// Words that follow a key in a sentence, not as its value: "Using
+/// --password via the CLI is insecure", "token: is missing".
+const PROSE: &[&str] = &[
+    "a", "an", "the", "is", "are", "was", "were", "be", "not", "via", "from", "with", "in", "on", "for", "to", "and",
+    "or", "of", "instead", "must", "should", "will", "can", "cannot", "required", "missing",
+];
+
+/// What comes before `_KEY` when the key is no secret: a database or queue
+/// key, a cache key, a public key, a key's fingerprint.
+const NOT_SECRET_KEYS: &[&str] = &[
+    "primary",
+    "foreign",
+    "sort",
+    "partition",
+    "clustering",
+    "routing",
+    "shard",
+    "hash",
+    "row",
+    "idempotency",
+    "object",
+    "s3",
+    "unique",
+    "group",
+    "index",
+    "lookup",
+    "dedup",
+    "dedupe",
+    "cache",
+    "public",
+    "pub",
+    "host",
+    "gpg",
+    "pgp",
+    "kms",
+    "message",
+    "event",
+    "composite",
+    "natural",
+    "join",
+];
+
+/// A key's words, lowercase: `DB_PASSWORD` -> db, password; `primaryKey`
+/// -> primary, key; `-Dssl.keyStorePassword` -> d, ssl, key, store, password.
+fn words(key: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if !c.is_ascii_alphanumeric() {
+            words.extend((!current.is_empty()).then(|| std::mem::take(&mut current)));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        current.push(c.to_ascii_lowercase());
+    }
+    words.extend((!current.is_empty()).then_some(current));
+    words
+}
+
+/// A value that stands for a secret without being one.
+fn placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let word = lower.trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>' | '[' | ']' | '(' | ')'));
+    matches!(
+        word,
+        "" | "null"
+            | "nil"
+            | "none"
+            | "undefined"
+            | "true"
+            | "false"
+            | "yes"
+            | "no"
+            | "on"
+            | "off"
+            | "empty"
+            | "unset"
+            | "sensitive"
+            | "sensitive value"
+            | "known"
+            | "known after apply"
+            | "redacted"
+            | "hidden"
+            | "filtered"
+            | "masked"
+    ) || ["${", "{{", "$(", "<%", "#{"].iter().any(|p| value.starts_with(p))
+        || env_reference(value)
+}
+
+/// `$DB_PASSWORD`, `%DB_PASSWORD%`: a reference to a variable (uppercase,
+/// as environment variables are named; `$ecret1` may be a password).
+fn env_reference(value: &str) -> bool {
+    let name = match (value.strip_prefix('$'), value.strip_prefix('%').and_then(|v| v.strip_suffix('%'))) {
+        (Some(name), _) | (None, Some(name)) => name,
+        _ => return false,
+    };
+    name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A file path: absolute, relative (`./`, `../`), home (`~/`) or Windows
+/// (`C:\`), of path characters, with two or more parts or a file
+/// extension, none of them random (`/K7MDENG/bPxRfiCY` is a password).
+fn looks_like_path(value: &str) -> bool {
+    let rest = ["~/", "./", "../", "/"].iter().find_map(|p| value.strip_prefix(p)).or_else(|| {
+        let b = value.as_bytes();
+        (b.len() > 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\').then(|| &value[3..])
+    });
+    let Some(rest) = rest else { return false };
+    if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'/' | b'\\')) {
+        return false;
+    }
+    let parts: Vec<&str> = rest.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let extension = parts.last().and_then(|p| p.rsplit_once('.')).is_some_and(|(stem, ext)| {
+        !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    (parts.len() >= 2 || extension) && !parts.iter().any(|p| random(p))
+}
+
+/// A random string rather than a name: long, and either letters, digits
+/// and both cases at once, or case changing more than a name's does
+/// (`PostgreSQL` once, `bPxRfiCY` three times).
+fn random(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (upper, lower, digit) =
+        (b.iter().any(u8::is_ascii_uppercase), b.iter().any(u8::is_ascii_lowercase), b.iter().any(u8::is_ascii_digit));
+    let humps = b.windows(2).filter(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase()).count();
+    b.len() >= 8 && ((upper && lower && digit) || humps >= 2)
+}
+
+/// `8080/users/a` of `http://api:8080/users/a@b.c`: a port and a path.
+fn port_and_path(s: &str) -> bool {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && s.as_bytes().get(digits) == Some(&b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_on_separators_and_humps() {
+        assert_eq!(words("DB_PASSWORD"), ["db", "password"]);
+        assert_eq!(words("primaryKey"), ["primary", "key"]);
+        assert_eq!(words("-Dssl.keyStorePassword"), ["dssl", "key", "store", "password"]);
+        assert_eq!(words("x-api-key"), ["x", "api", "key"]);
+    }
+
+    #[test]
+    fn values_that_hold_no_secret() {
+        for (key, value) in [
+            ("PWD", "/home/app"),
+            ("OLDPWD", "/"),
+            ("pwd", "~/src"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/secrets/sa.json"),
+            ("SSL_KEY", "/etc/ssl/private/server.key"),
+            ("DB_PASSWORD", "${DB_PASSWORD}"),
+            ("DB_PASSWORD", "$DB_PASSWORD"),
+            ("DB_PASSWORD", "%DB_PASSWORD%"),
+            ("MYSQL_RANDOM_ROOT_PASSWORD", "yes"),
+            ("ssl.truststore.password", "null"),
+            ("password", "(sensitive"),
+            ("password", "<redacted>"),
+            ("ROUTING_KEY", "orders.created"),
+            ("primaryKey", "id"),
+            ("GPG_KEY", "A035C8C19219BA821ECEA86B64E628F8D684696D"),
+            ("KMS_KEY", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
+            ("SSH_KEY", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ci"),
+        ] {
+            assert!(!assigned_value(key, value), "{key}={value} is no secret");
+        }
+        for (key, value) in [
+            ("PWD", "s3cr3t"),
+            ("DB_PWD", "/Xk9aB3"),
+            ("PWD", "hunter2 x"),
+            ("DB_PASSWORD", "/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            ("DB_PASSWORD", "$ecret1"),
+            ("MASTER_KEY", "0123456789abcdef"),
+            ("apiKey", "abc"),
+            ("password", "hunter2"),
+        ] {
+            assert!(assigned_value(key, value), "{key}={value} is a secret");
+        }
+    }
+
+    #[test]
+    fn ports_and_paths_are_not_url_passwords() {
+        assert!(port_and_path("8080/users/a"));
+        assert!(!port_and_path("123456"));
+        assert!(!port_and_path("pa/ss"));
+    }
+}
