@@ -197,7 +197,8 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
 }
 
 /// How the newest command on a host's stream is signed, checked with this
-/// command's key: `valid`, `another_key` (signed, but not with this key),
+/// command's signing key (its public half): `valid`, `another_key` (signed,
+/// but not with this key),
 /// `unsigned`, `signed_unchecked` (no key here to check it), `none` (no
 /// command yet).
 async fn newest_command_signature(ctx: &Context, host: &str, now: i64) -> Result<Value, CliError> {
@@ -212,7 +213,7 @@ async fn newest_command_signature(ctx: &Context, host: &str, now: i64) -> Result
     let signature = match (&ctx.command_key, &command.signature) {
         (_, None) => "unsigned",
         (None, Some(_)) => "signed_unchecked",
-        (Some(key), Some(_)) => match command.open(Some(key.bytes())) {
+        (Some(key), Some(_)) => match command.open(Some(&key.public())) {
             // Malformed JSON under a good signature: the signature is still valid.
             Ok(_) | Err(ProtocolError::MalformedCommand(_)) => "valid",
             Err(_) => "another_key",
@@ -220,7 +221,7 @@ async fn newest_command_signature(ctx: &Context, host: &str, now: i64) -> Result
     };
     let ms: Option<i64> = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
     Ok(json!({
-        "host": host, "signature": signature, "command_id": entry.id,
+        "host": host, "signature": signature, "key_id": command.key_id(), "command_id": entry.id,
         "age_seconds": ms.map(|ms| (now - ms) / 1000),
     }))
 }

@@ -7,8 +7,9 @@
 //! - `error`: the one error type, its exit code (1: a failure, 2: bad
 //!   input) and its one-line message.
 //! - `context`: the Redis connection and the settings every verb shares.
-//! - `key`: the command key (`HEMOSTAT_COMMAND_KEY`, or the file
-//!   `scripts/stack.sh` generates) that `status` checks commands with.
+//! - `key`: the command signing key (`HEMOSTAT_COMMAND_SIGNING_KEY`, or the
+//!   file `scripts/stack.sh` generates) that `status` checks commands with,
+//!   and `keys generate`.
 //! - `show`: how times, ages and events are written for people.
 //! - `look`: the verbs that only read (`status`, `events`, `explain`, `audit`).
 //! - `act`: the verbs that change something (`silence`, `reset`,
@@ -47,10 +48,10 @@ struct Cli {
 /// The environment's settings: the library's, then the command key's.
 fn after_help() -> String {
     format!(
-        "{}\n  {:<20} unset       the command key (never shown); unset or empty: the file $HEMOSTAT_STATE_DIR/{}, \
-         else the nearest {}/{} up from the current directory (scripts/stack.sh writes it, mode 0600; a file open \
-         to group or others is refused)\n  {:<20} unset       the stack's state folder, where scripts/stack.sh keeps \
-         the command key",
+        "{}\n  {:<20} unset       the command signing key (never shown); unset or empty: the file \
+         $HEMOSTAT_STATE_DIR/{}, else the nearest {}/{} up from the current directory (`hemostat keys generate` and \
+         scripts/stack.sh write it, mode 0600; a file open to group or others is refused)\n  {:<20} unset       the \
+         stack's state folder, where scripts/stack.sh keeps the keys",
         library_help().trim_end(),
         key::KEY_VAR,
         key::KEY_FILE,
@@ -156,6 +157,25 @@ enum Verb {
     /// Dead letters: records the bridge gave up on, with their reasons.
     #[command(subcommand)]
     Dlq(DlqVerb),
+    /// Command signing keys (Ed25519): the responder signs with the private key, collectors
+    /// verify with the public one.
+    #[command(subcommand)]
+    Keys(KeysVerb),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysVerb {
+    /// Makes a key pair: the signing key (mode 0600) and its public key, in the state folder;
+    /// prints the public key and where each goes. Needs no Redis.
+    Generate {
+        /// Where to write them (default: $HEMOSTAT_STATE_DIR, else ./.hemostat).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Replace a key pair that is there (commands signed with the old key are then refused
+        /// by collectors that do not hold the new public key).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +232,9 @@ fn operator(by: Option<String>) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Verb::Keys(KeysVerb::Generate { dir, force }) = &cli.verb {
+        return key::generate(dir.as_deref(), *force, cli.global.json);
+    }
     // Before Redis: a key file open to others is refused whatever the verb.
     let command_key = key::from_process()?;
     let ctx = Context::connect(
@@ -246,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Dlq(DlqVerb::Ls) => act::dlq_ls(&ctx).await,
         Verb::Dlq(DlqVerb::Replay { id, all }) => act::dlq_replay(&ctx, if all { None } else { id }).await,
         Verb::Dlq(DlqVerb::Drop { id }) => act::dlq_drop(&ctx, &id).await,
+        Verb::Keys(_) => unreachable!("handled before connecting"),
     }
 }
 

@@ -1,9 +1,10 @@
-//! `hemostat` finds the command key as the README says (the variable, then
-//! `$HEMOSTAT_STATE_DIR/command.key`, then the nearest `.hemostat/command.key`
-//! up from the current directory), refuses a key file open to group or
-//! others with one line and exit 2 before it even reaches for Redis, never
-//! prints the key, and checks the hosts' newest commands with it (`status`,
-//! on a real redis-server of its own).
+//! `hemostat` finds the command signing key as the README says (the
+//! variable, then `$HEMOSTAT_STATE_DIR/command_signing.key`, then the nearest
+//! `.hemostat/command_signing.key` up from the current directory), refuses a
+//! key file open to group or others with one line and exit 2 before it even
+//! reaches for Redis, never prints the key, checks the hosts' newest commands
+//! with it (`status`, on a real redis-server of its own), and makes a key
+//! pair (`keys generate`).
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -12,7 +13,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-const KEY: &str = "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c0b2d4f6e8a0c2e4f6a8b0d2f4e6a8c0b";
+use hemostat_protocol::command::SigningKey;
+
+/// This test binary's signing key (base64 PKCS#8), and its public half.
+fn pair() -> &'static (String, String) {
+    static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| SigningKey::generate().unwrap())
+}
+
+fn key() -> &'static str {
+    &pair().0
+}
 /// Nothing listens there: a verb that got past the key fails on Redis (exit 1).
 const NO_REDIS: &str = "redis://127.0.0.1:1";
 
@@ -35,8 +46,8 @@ impl Drop for TempDir {
 
 fn write_key(dir: &Path, mode: u32) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("command.key");
-    std::fs::write(&path, format!("{KEY}\n")).unwrap();
+    let path = dir.join("command_signing.key");
+    std::fs::write(&path, format!("{}\n", key())).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     path
 }
@@ -59,7 +70,7 @@ fn stderr(out: &Output) -> String {
 
 fn assert_no_key(out: &Output) {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(out));
-    assert!(!all.contains(KEY) && !all.contains(&KEY[..16]), "the key was printed:\n{all}");
+    assert!(!all.contains(key()) && !all.contains(&key()[..24]), "the key was printed:\n{all}");
 }
 
 #[test]
@@ -93,7 +104,7 @@ fn the_variable_wins_and_the_state_dir_variable_is_looked_at_alone() {
     let tmp = TempDir::new();
     write_key(&tmp.0.join(".hemostat"), 0o666);
     // The variable: the bad file is never read.
-    let out = hemostat(&tmp.0, &[("REDIS_URL", NO_REDIS), ("HEMOSTAT_COMMAND_KEY", "from-env")], &["status"]);
+    let out = hemostat(&tmp.0, &[("REDIS_URL", NO_REDIS), ("HEMOSTAT_COMMAND_SIGNING_KEY", key())], &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
     // HEMOSTAT_STATE_DIR: its file only, so the walk's bad file does not matter...
@@ -103,10 +114,10 @@ fn the_variable_wins_and_the_state_dir_variable_is_looked_at_alone() {
     let out = hemostat(&tmp.0, &[("REDIS_URL", NO_REDIS), ("HEMOSTAT_STATE_DIR", state_str)], &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // ...and its own bad file is refused.
-    std::fs::set_permissions(state.join("command.key"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(state.join("command_signing.key"), std::fs::Permissions::from_mode(0o640)).unwrap();
     let out = hemostat(&tmp.0, &[("REDIS_URL", NO_REDIS), ("HEMOSTAT_STATE_DIR", state_str)], &["status"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&state.join("command.key").display().to_string()), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&state.join("command_signing.key").display().to_string()), "{}", stderr(&out));
 }
 
 #[test]
@@ -115,7 +126,7 @@ fn help_says_where_the_key_comes_from() {
     let out = hemostat(&tmp.0, &[], &["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", stderr(&out));
-    for word in ["HEMOSTAT_COMMAND_KEY", "HEMOSTAT_STATE_DIR", ".hemostat/command.key", "0600"] {
+    for word in ["HEMOSTAT_COMMAND_SIGNING_KEY", "HEMOSTAT_STATE_DIR", ".hemostat/command_signing.key", "0600"] {
         assert!(help.contains(word), "--help does not mention {word}:\n{help}");
     }
 }
@@ -155,7 +166,7 @@ impl Drop for Redis {
     }
 }
 
-fn add_command(conn: &mut redis::Connection, host: &str, key: Option<&[u8]>) {
+fn add_command(conn: &mut redis::Connection, host: &str, key: Option<&SigningKey>) {
     let command = hemostat_protocol::Command {
         id: uuid::Uuid::new_v4().to_string(),
         host: host.into(),
@@ -165,6 +176,7 @@ fn add_command(conn: &mut redis::Connection, host: &str, key: Option<&[u8]>) {
         reason: "test".into(),
         confidence: 1.0,
         issued_at: chrono::Utc::now().to_rfc3339(),
+        expires_at: None,
         dry_run: false,
         args: Vec::new(),
         context: Default::default(),
@@ -185,8 +197,9 @@ fn status_checks_each_hosts_newest_command_with_the_found_key() {
     let tmp = TempDir::new();
     let redis = Redis::start(&tmp.0);
     let mut conn = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
-    add_command(&mut conn, "good-host", Some(KEY.as_bytes()));
-    add_command(&mut conn, "other-host", Some(b"another key"));
+    add_command(&mut conn, "good-host", Some(&SigningKey::from_base64(key()).unwrap()));
+    let (other, _) = SigningKey::generate().unwrap();
+    add_command(&mut conn, "other-host", Some(&SigningKey::from_base64(&other).unwrap()));
     add_command(&mut conn, "plain-host", None);
     let path = write_key(&tmp.0.join(".hemostat"), 0o600);
 
@@ -211,4 +224,30 @@ fn status_checks_each_hosts_newest_command_with_the_found_key() {
     assert!(text.contains("COMMAND SIGNING (no key here"), "{text}");
     assert!(text.lines().any(|l| l.contains("good-host") && l.contains("signed (no key here to check it)")), "{text}");
     assert!(text.lines().any(|l| l.contains("plain-host") && l.contains("UNSIGNED")), "{text}");
+}
+
+#[test]
+fn keys_generate_writes_a_private_key_and_prints_only_its_public_half() {
+    let tmp = TempDir::new();
+    let dir = tmp.0.join("keys");
+    let out = hemostat(&tmp.0, &[], &["--json", "keys", "generate", "--dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let private_path = dir.join("command_signing.key");
+    let private = std::fs::read_to_string(&private_path).unwrap();
+    assert_eq!(std::fs::metadata(&private_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!all.contains(private.trim()), "the private key was printed");
+    let signing = SigningKey::from_base64(&private).unwrap();
+    assert_eq!(doc["public_key"], signing.public_base64());
+    assert_eq!(doc["key_id"], signing.id());
+    let public = std::fs::read_to_string(dir.join("command_signing.pub")).unwrap();
+    assert_eq!(public.trim(), signing.public_base64());
+    // Not replaced unless asked: commands signed with it would be refused.
+    let again = hemostat(&tmp.0, &[], &["keys", "generate", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(&private_path).unwrap(), private);
+    let forced = hemostat(&tmp.0, &[], &["keys", "generate", "--dir", dir.to_str().unwrap(), "--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert_ne!(std::fs::read_to_string(&private_path).unwrap(), private);
 }

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use hemostat_protocol::{
+    command::VerifyingKeys,
     config::{DEFAULT_REDIS_URL, library_help, parse_duration},
-    secret::{RedisUrl, Secret},
+    secret::RedisUrl,
 };
 
 /// HemoStat collector: watches this host's Docker engine, reports crashes
@@ -29,10 +30,19 @@ pub struct Config {
     #[arg(long = "host", env = "HEMOSTAT_HOST", default_value_t = hostname())]
     pub host: String,
 
-    /// HMAC key for remediation commands. When set, unsigned or forged
-    /// commands are refused.
-    #[arg(long, env = "HEMOSTAT_COMMAND_KEY", hide_env_values = true, value_parser = clap::value_parser!(Secret))]
-    pub command_key: Option<Secret>,
+    /// Public keys (base64, comma-separated; two during a rotation) that
+    /// remediation commands must be signed for (Ed25519): anything unsigned,
+    /// forged or signed with another key is refused. The collector holds no
+    /// key that can sign. Without one, every command is refused, unless
+    /// HEMOSTAT_INSECURE_UNSIGNED_COMMANDS says otherwise.
+    #[arg(long, env = "HEMOSTAT_COMMAND_PUBLIC_KEYS", default_value = "")]
+    pub command_public_keys: String,
+
+    /// Accept unsigned commands when no public key is set (anyone who can
+    /// write this host's command stream can then make it act): for a
+    /// throwaway test bed only.
+    #[arg(long, env = "HEMOSTAT_INSECURE_UNSIGNED_COMMANDS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub insecure_unsigned_commands: bool,
 
     /// Grace period before a stop or restart kills the container (e.g. 10,
     /// 10s, 500ms), for a container that sets none: its label
@@ -234,9 +244,22 @@ impl Config {
         crate::scope::Scope::new(&self.label_selector, self.opt_in).map_err(crate::error::CollectorError::Config)
     }
 
-    /// The command key, with an empty value meaning "not configured".
-    pub fn command_key(&self) -> Option<&[u8]> {
-        self.command_key.as_ref().filter(|k| !k.is_empty()).map(|k| k.expose().as_bytes())
+    /// What commands must be signed with: `Some(keys)`, or `None` when the
+    /// operator accepts unsigned commands. Without keys and without that
+    /// consent, an error: the collector does not run open.
+    pub fn command_keys(&self) -> Result<Option<VerifyingKeys>, crate::error::CollectorError> {
+        let keys = VerifyingKeys::parse(&self.command_public_keys)
+            .map_err(|e| crate::error::CollectorError::Config(format!("HEMOSTAT_COMMAND_PUBLIC_KEYS: {e}")))?;
+        match (keys.is_empty(), self.insecure_unsigned_commands) {
+            (false, _) => Ok(Some(keys)),
+            (true, true) => Ok(None),
+            (true, false) => Err(crate::error::CollectorError::Config(
+                "no HEMOSTAT_COMMAND_PUBLIC_KEYS: commands could not be verified. Give the responder's public \
+                 key (`hemostat keys generate` makes a pair), or set HEMOSTAT_INSECURE_UNSIGNED_COMMANDS=true \
+                 on a test bed"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -267,21 +290,25 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let c = Config::parse_from([
-            "hemostat-collector",
-            "--redis-url",
-            "redis://:hunter2@r:6379",
-            "--command-key",
-            "topsecret",
-            "--host",
-            "h1",
-        ]);
+        let c = Config::parse_from(["hemostat-collector", "--redis-url", "redis://:hunter2@r:6379", "--host", "h1"]);
         let s = format!("{c:?}");
-        assert!(!s.contains("hunter2") && !s.contains("topsecret"), "{s}");
-        assert!(s.contains("redis://***@r:6379") && s.contains("command_key: Some(Secret(<redacted>))"), "{s}");
-        assert_eq!(c.command_key(), Some(&b"topsecret"[..]));
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(s.contains("redis://***@r:6379"), "{s}");
         assert_eq!(&*c.redis_url, "redis://:hunter2@r:6379");
-        let unsigned = Config::parse_from(["hemostat-collector", "--command-key", "", "--host", "h1"]);
-        assert_eq!(unsigned.command_key(), None);
+    }
+
+    #[test]
+    fn commands_must_be_signed_unless_the_operator_says_otherwise() {
+        let (_, public) = hemostat_protocol::command::SigningKey::generate().unwrap();
+        let signed = Config::parse_from(["hemostat-collector", "--command-public-keys", &public, "--host", "h1"]);
+        assert_eq!(signed.command_keys().unwrap().map(|k| k.ids().len()), Some(1));
+        let open = Config::parse_from(["hemostat-collector", "--host", "h1"]);
+        let e = open.command_keys().unwrap_err().to_string();
+        assert!(e.contains("HEMOSTAT_INSECURE_UNSIGNED_COMMANDS"), "{e}");
+        let insecure =
+            Config::parse_from(["hemostat-collector", "--insecure-unsigned-commands", "true", "--host", "h1"]);
+        assert!(insecure.command_keys().unwrap().is_none());
+        let bad = Config::parse_from(["hemostat-collector", "--command-public-keys", "nope", "--host", "h1"]);
+        assert!(bad.command_keys().unwrap_err().to_string().contains("HEMOSTAT_COMMAND_PUBLIC_KEYS"));
     }
 }

@@ -102,6 +102,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 }
 
 async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::task::JoinHandle<()>>, CollectorError> {
+    // Before anything: a collector that cannot verify commands does not run
+    // open by accident.
+    let keys = config.command_keys()?;
+    let key_ids: Vec<String> = keys.iter().flat_map(|k| k.ids()).map(str::to_owned).collect();
+    if keys.is_none() {
+        tracing::warn!(
+            "HEMOSTAT_INSECURE_UNSIGNED_COMMANDS: unsigned commands are executed; anyone who can write this host's command stream can make it act"
+        );
+    }
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
@@ -178,7 +187,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         outbox.clone(),
         executor,
         config.host.clone(),
-        config.command_key().map(<[u8]>::to_vec),
+        keys,
         usize::from(config.command_concurrency),
     )
     .max_age(config.command_max_age);
@@ -186,7 +195,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
 
     let api = docker::api_version(&docker);
-    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), signed_commands = config.command_key().is_some(), "collector ready");
+    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, "collector ready");
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
     // The outbox ends last: it stops only once every sender (watcher,

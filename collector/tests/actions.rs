@@ -17,7 +17,7 @@ use bollard::{
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer,
     container::{NAME_PREFIX, TEST_LABEL},
-    current_test_name, docker, start_collector, stream_events, test_host, test_image, wait_for,
+    current_test_name, docker, start_collector, stream_events, test_host, test_image, test_keys, wait_for,
 };
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
@@ -27,7 +27,6 @@ use hemostat_protocol::{
 };
 use redis::AsyncCommands;
 
-const KEY: &str = "e2e-command-key";
 /// Prints `started` on every start, so starts can be counted in the logs.
 const SERVER: &str = "echo started; while :; do sleep 0.2; done";
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,8 +41,7 @@ struct Env {
 
 async fn collector(redis: &RedisServer, host: &str, extra: &[(&str, &str)]) -> Process {
     start_collector(&redis.url(), host, |b| {
-        let b =
-            b.env("HEMOSTAT_COMMAND_KEY", KEY).env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1");
+        let b = b.env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1");
         extra.iter().fold(b, |b, (k, v)| b.env(k, v))
     })
     .await
@@ -64,7 +62,7 @@ impl Env {
     }
 
     async fn send(&mut self, cmd: &Command) -> String {
-        let sealed = cmd.seal(Some(KEY.as_bytes()));
+        let sealed = cmd.seal(Some(&test_keys().signing));
         self.conn.xadd(keys::commands(&self.host), "*", &sealed.to_fields()).await.unwrap()
     }
 

@@ -11,18 +11,18 @@ use bollard::{
 };
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, docker, start_collector, stream_events,
-    test_host, wait_for,
+    test_host, test_keys, wait_for,
 };
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     Action, Command, EventKind,
+    command::SigningKey,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
     evidence::Evidence,
     keys,
 };
 use redis::AsyncCommands;
 
-const KEY: &str = "e2e-command-key";
 const CRASHER: &str = "trap 'exit 1' USR1; while :; do sleep 0.2; done";
 
 struct Env {
@@ -41,7 +41,7 @@ async fn start_with(envs: &[(&str, &str)]) -> Env {
     let redis = RedisServer::start().await;
     let host = test_host();
     let collector = start_collector(&redis.url(), &host, |b| {
-        let b = b.env("HEMOSTAT_COMMAND_KEY", KEY).env("HEMOSTAT_STOP_TIMEOUT", "2");
+        let b = b.env("HEMOSTAT_STOP_TIMEOUT", "2");
         envs.iter().fold(b, |b, (k, v)| b.env(k, v))
     })
     .await;
@@ -88,7 +88,7 @@ fn command(host: &str, container: &TestContainer, action: Action) -> Command {
     container.command(host, action)
 }
 
-async fn send(env: &mut Env, cmd: &Command, key: &[u8]) -> String {
+async fn send(env: &mut Env, cmd: &Command, key: &SigningKey) -> String {
     let sealed = cmd.seal(Some(key));
     env.conn.xadd(keys::commands(&env.host), "*", &sealed.to_fields()).await.unwrap()
 }
@@ -227,7 +227,7 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
 
     let cmd = command(&env.host, &c, Action::Restart);
-    let first = send(&mut env, &cmd, KEY.as_bytes()).await;
+    let first = send(&mut env, &cmd, &test_keys().signing).await;
     let done = wait_for(Duration::from_secs(30), || {
         let mut conn = env.conn.clone();
         let id = cmd.id.clone();
@@ -244,7 +244,7 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     wait_acked(&mut env, &first).await;
 
     // Redelivered (same id): acknowledged, not executed again.
-    let again = send(&mut env, &cmd, KEY.as_bytes()).await;
+    let again = send(&mut env, &cmd, &test_keys().signing).await;
     wait_acked(&mut env, &again).await;
     assert_eq!(c.state().await.started_at, state.started_at, "restarted twice");
     assert_eq!(completions_for(&mut env.conn, &cmd.id).await.len(), 1);
@@ -257,8 +257,8 @@ async fn a_signed_restart_runs_once_and_is_reported() {
     let mut dry = command(&env.host, &c, Action::Restart);
     dry.dry_run = true;
     let scale = command(&env.host, &c, Action::None);
-    send(&mut env, &dry, KEY.as_bytes()).await;
-    let last = send(&mut env, &scale, KEY.as_bytes()).await;
+    send(&mut env, &dry, &test_keys().signing).await;
+    let last = send(&mut env, &scale, &test_keys().signing).await;
     wait_acked(&mut env, &last).await;
     let dry_done = completions_for(&mut env.conn, &dry.id).await;
     assert_eq!(dry_done[0].result.status, RemediationStatus::DryRun);
@@ -277,7 +277,9 @@ async fn a_forged_command_is_rejected_and_changes_nothing() {
     let before = c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
 
     let cmd = command(&env.host, &c, Action::Restart);
-    let entry = send(&mut env, &cmd, b"not-the-key").await;
+    // Signed, but with a key whose public half this collector does not hold.
+    let (other, _) = SigningKey::generate().unwrap();
+    let entry = send(&mut env, &cmd, &SigningKey::from_base64(&other).unwrap()).await;
     wait_acked(&mut env, &entry).await;
     let done = completions_for(&mut env.conn, &cmd.id).await;
     assert_eq!(done.len(), 1, "{done:?}");

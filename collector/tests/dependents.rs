@@ -23,7 +23,7 @@ use bollard::{
 use futures::StreamExt;
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker,
-    start_collector, stream_events, test_host, test_image, wait_for,
+    start_collector, stream_events, test_host, test_image, test_keys, wait_for,
 };
 use hemostat_protocol::{
     Action, Command, EventKind,
@@ -33,7 +33,6 @@ use hemostat_protocol::{
 };
 use redis::AsyncCommands;
 
-const KEY: &str = "e2e-command-key";
 const SERVER: &str = "echo started; while :; do sleep 0.2; done";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,7 +49,7 @@ async fn start() -> Env {
     let host = test_host();
     let test = current_test_name();
     let collector = start_collector(&redis.url(), &host, |b| {
-        b.env("HEMOSTAT_COMMAND_KEY", KEY).env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1")
+        b.env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1")
     })
     .await;
     let conn = redis.connection().await;
@@ -64,7 +63,7 @@ impl Env {
 
     /// Sends `cmd` and returns its one `remediation_complete`.
     async fn run(&mut self, cmd: &Command) -> RemediationComplete {
-        let sealed = cmd.seal(Some(KEY.as_bytes()));
+        let sealed = cmd.seal(Some(&test_keys().signing));
         let _: String = self.conn.xadd(keys::commands(&self.host), "*", &sealed.to_fields()).await.unwrap();
         let id = cmd.id.clone();
         self.complete(|c| c.command_id.as_deref() == Some(id.as_str()))

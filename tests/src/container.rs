@@ -356,6 +356,7 @@ impl TestContainer {
             reason: "e2e".into(),
             confidence: 0.9,
             issued_at: chrono::Utc::now().to_rfc3339(),
+            expires_at: Some((chrono::Utc::now() + hemostat_protocol::command::LIFETIME).to_rfc3339()),
             dry_run: false,
             context: hemostat_protocol::event::IncidentContext {
                 detected_at: Some("2026-01-01T00:00:00Z".into()),

@@ -15,6 +15,8 @@
 //!   action, run through the whole stack to a table.
 //! - [`fake_llm`] — [`FakeLlm`], a local server answering like OpenAI's
 //!   Chat Completions and Anthropic's Messages APIs.
+//! - [`keys`] — [`test_keys`]: the run's command signing key pair (responder,
+//!   collectors, tests that sign commands).
 //! - [`paths`] — where things live: workspace root, built binaries
 //!   ([`bin_dir`]), per-test logs ([`log_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
@@ -57,6 +59,7 @@ pub mod events;
 pub mod facts;
 pub mod fake_llm;
 pub mod incidents;
+pub mod keys;
 pub mod paths;
 pub mod polling;
 pub mod port;
@@ -71,6 +74,7 @@ pub use dockerd::PrivateDockerd;
 pub use events::stream_events;
 pub use facts::report_container;
 pub use fake_llm::FakeLlm;
+pub use keys::{TestKeys, test_keys};
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::{
     container::TEST_LABEL,
     current_test_name,
+    keys::test_keys,
     paths::workspace_root,
     port::free_port,
     process::{Process, ProcessBuilder},
@@ -49,6 +50,8 @@ pub fn collector(redis_url: &str, host: &str) -> ProcessBuilder {
         .env("REDIS_URL", redis_url)
         .env("HEMOSTAT_HOST", host)
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+        // Commands must be signed, with the run's key.
+        .env("HEMOSTAT_COMMAND_PUBLIC_KEYS", &test_keys().public)
         .env("RUST_LOG", "info,hemostat_collector=debug")
 }
 
@@ -103,13 +106,13 @@ impl StackEnv {
 }
 
 /// Starts [`Stack`] against `redis_url`, signing commands with
-/// `command_key`. Needs `DOCKER_HOST` (scripts/test.sh sets it).
-pub async fn start_stack(redis_url: &str, command_key: &str) -> Stack {
-    start_stack_with(redis_url, command_key, &StackEnv::default()).await
+/// the run's key ([`test_keys`]). Needs `DOCKER_HOST` (scripts/test.sh sets it).
+pub async fn start_stack(redis_url: &str) -> Stack {
+    start_stack_with(redis_url, &StackEnv::default()).await
 }
 
 /// [`start_stack`] with `env` on top of the defaults.
-pub async fn start_stack_with(redis_url: &str, command_key: &str, env: &StackEnv) -> Stack {
+pub async fn start_stack_with(redis_url: &str, env: &StackEnv) -> Stack {
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
     let host = test_host();
     let template = workspace_root().join("template.yaml");
@@ -118,7 +121,7 @@ pub async fn start_stack_with(redis_url: &str, command_key: &str, env: &StackEnv
         let b = b
             .args(["--template", template.to_str().unwrap()])
             .env("REDIS_URL", redis_url)
-            .env("HEMOSTAT_COMMAND_KEY", command_key)
+            .env("HEMOSTAT_COMMAND_SIGNING_KEY", &test_keys().private)
             .env("RUST_LOG", "info");
         // The test's settings last: they override the defaults.
         env.emulator.iter().fold(b, |b, (k, v)| b.env(k, v))
@@ -129,7 +132,7 @@ pub async fn start_stack_with(redis_url: &str, command_key: &str, env: &StackEnv
     })
     .await;
     let collector = start_collector(redis_url, &host, |b| {
-        let b = b.env("DOCKER_HOST", &docker_host).env("HEMOSTAT_COMMAND_KEY", command_key).env("RUST_LOG", "info");
+        let b = b.env("DOCKER_HOST", &docker_host).env("RUST_LOG", "info");
         env.collector.iter().fold(b, |b, (k, v)| b.env(k, v))
     })
     .await;

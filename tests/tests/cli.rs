@@ -29,8 +29,6 @@ use hemostat_protocol::{
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
-const COMMAND_KEY: &str = "e2e-command-key";
-
 /// Runs `hemostat args...` against `url`, as operator `tester`.
 fn hemostat(url: &str, args: &[&str]) -> Output {
     let path = bin_dir().join("hemostat");
@@ -357,7 +355,7 @@ async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate(
     let redis = RedisServer::start().await;
     let url = redis.url();
     let docker = docker().await;
-    let stack = start_stack(&url, COMMAND_KEY).await;
+    let stack = start_stack(&url).await;
     let conn = redis.connection().await;
 
     let (container, c) = crashable(&docker, &stack, &conn, &[]).await;
@@ -418,7 +416,7 @@ async fn a_label_silence_is_matched_on_the_host_and_lifted_by_silence_rm() {
     let redis = RedisServer::start().await;
     let url = redis.url();
     let docker = docker().await;
-    let stack = start_stack(&url, COMMAND_KEY).await;
+    let stack = start_stack(&url).await;
     let conn = redis.connection().await;
     // A label that is nobody's business off the host rides along.
     let labels = [("team", "payments"), ("db.password", "hunter2-label-secret")];
@@ -491,7 +489,7 @@ async fn functions_on(redis: &RedisServer, containers: &[(&str, Policy)]) -> (Pr
     let (emulator, endpoint) = start_emulator(|b| {
         b.args(["--template", template.to_str().unwrap()])
             .env("REDIS_URL", &url)
-            .env("HEMOSTAT_COMMAND_KEY", COMMAND_KEY)
+            .env("HEMOSTAT_COMMAND_SIGNING_KEY", &hemostat_e2e::test_keys().private)
             .env("RUST_LOG", "info")
     })
     .await;

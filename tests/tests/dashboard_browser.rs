@@ -42,7 +42,6 @@ use tokio::{
 };
 
 const FUNCTION: &str = "hemostat-dashboard";
-const COMMAND_KEY: &str = "e2e-dashboard-key";
 
 /// The browser, node and playwright-core, or a panic that says how to get them.
 fn browser_tools() -> PathBuf {
@@ -154,7 +153,7 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let redis = RedisServer::start().await;
     let url = redis.url();
     let docker = docker().await;
-    let Stack { host, endpoint, emulator, bridge, collector } = start_stack(&url, COMMAND_KEY).await;
+    let Stack { host, endpoint, emulator, bridge, collector } = start_stack(&url).await;
 
     // USR1 makes the process exit 1: a crash, not a requested stop.
     let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)

@@ -17,7 +17,6 @@ use hemostat_protocol::{
     event::{RemediationComplete, RemediationStatus},
 };
 
-const KEY: &str = "failover-key";
 /// Containers, crashing one every [`SPACING`] from [`FIRST_CRASH`] on.
 const CONTAINERS: usize = 16;
 const FIRST_CRASH: Duration = Duration::from_secs(2);
@@ -46,7 +45,7 @@ async fn remediation_resumes_by_itself_after_a_master_dies() {
         b.args(["--template", template.to_str().unwrap()])
             .args(["--functions", "hemostat-analyzer,hemostat-responder"])
             .env("REDIS_URL", &url)
-            .env("HEMOSTAT_COMMAND_KEY", KEY)
+            .env("HEMOSTAT_COMMAND_SIGNING_KEY", &hemostat_e2e::test_keys().private)
             .env("RUST_LOG", "info")
     })
     .await;
@@ -61,7 +60,6 @@ async fn remediation_resumes_by_itself_after_a_master_dies() {
     let host = format!("failover-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let collector = hemostat_e2e::start_collector(&url, &host, |b| {
         b.env("DOCKER_HOST", &docker_host)
-            .env("HEMOSTAT_COMMAND_KEY", KEY)
             .env("HEMOSTAT_STATS_INTERVAL", "0")
             .env("HEMOSTAT_VERIFY_SECONDS", "1")
             .env("HEMOSTAT_STOP_TIMEOUT", "1")

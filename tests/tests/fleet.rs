@@ -26,7 +26,6 @@ use hemostat_protocol::{
 };
 use redis::AsyncCommands;
 
-const KEY: &str = "fleet-command-key";
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs until killed; prints `started` on each start.
 const SERVER: &str = "echo started; while :; do sleep 0.2; done";
@@ -35,7 +34,6 @@ fn collector(url: &str, engine: &PrivateDockerd, host: &str) -> Process {
     hemostat_e2e::collector(url, host)
         .name(format!("collector-{host}"))
         .env("DOCKER_HOST", engine.host())
-        .env("HEMOSTAT_COMMAND_KEY", KEY)
         .env("HEMOSTAT_HEARTBEAT_INTERVAL", "1s")
         .env("HEMOSTAT_STATS_INTERVAL", "0")
         .env("HEMOSTAT_STOP_TIMEOUT", "1")
@@ -104,7 +102,7 @@ async fn three_hosts_on_a_cluster_heal_their_own_share_the_brake_and_survive_a_l
             .args(["--parameter-overrides", "ResponderFleetBrakeHosts=2"])
             .args(["--schedule-interval", "hemostat-exporter=500ms"])
             .env("REDIS_URL", &url)
-            .env("HEMOSTAT_COMMAND_KEY", KEY)
+            .env("HEMOSTAT_COMMAND_SIGNING_KEY", &hemostat_e2e::test_keys().private)
             .env("RUST_LOG", "info")
     })
     .await;

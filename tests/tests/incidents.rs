@@ -14,13 +14,11 @@ use hemostat_e2e::{
 };
 use hemostat_protocol::diagnosis::Cause;
 
-const COMMAND_KEY: &str = "e2e-incidents-key";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
     let redis = RedisServer::start().await;
     let docker = docker().await;
-    let stack = start_stack_with(&redis.url(), COMMAND_KEY, &incidents::stack_env()).await;
+    let stack = start_stack_with(&redis.url(), &incidents::stack_env()).await;
     let conn = redis.connection().await;
 
     let suite = incidents::all();
@@ -65,7 +63,7 @@ async fn the_llm_path_sees_the_evidence_and_its_verdict_reaches_the_events() {
     let env = incidents::stack_env()
         .emulator("OPENAI_API_KEY", "sk-test-incidents")
         .emulator("OPENAI_BASE_URL", llm.openai_base());
-    let stack = start_stack_with(&redis.url(), COMMAND_KEY, &env).await;
+    let stack = start_stack_with(&redis.url(), &env).await;
     let conn = redis.connection().await;
 
     for run in incidents::llm_runs() {

@@ -37,7 +37,6 @@ use hemostat_protocol::{
 };
 use redis::AsyncCommands;
 
-const COMMAND_KEY: &str = "e2e-policy-key";
 /// Exits 1 on SIGUSR1: a crash on demand.
 const CRASHER: &str = r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#;
 
@@ -94,7 +93,7 @@ async fn registered(conn: &Connection, host: &str, name: &str) {
 async fn a_containers_labels_decide_whether_and_how_hemostat_acts() {
     let redis = RedisServer::start().await;
     let docker = docker().await;
-    let stack = start_stack(&redis.url(), COMMAND_KEY).await;
+    let stack = start_stack(&redis.url()).await;
     let conn = redis.connection().await;
 
     let spec = |action: &str| {
@@ -279,7 +278,7 @@ async fn forged_requests_cannot_turn_the_gate_against_a_container() {
     let redis = RedisServer::start().await;
     let docker = docker().await;
     let env = StackEnv::default().collector("HEMOSTAT_HEARTBEAT_INTERVAL", "1s");
-    let stack = start_stack_with(&redis.url(), COMMAND_KEY, &env).await;
+    let stack = start_stack_with(&redis.url(), &env).await;
     let conn = redis.connection().await;
     let publisher = RedisPublisher::new(conn.clone());
     const SERVER: &str = "while :; do sleep 0.2; done";

@@ -20,8 +20,6 @@ use hemostat_protocol::{
 use redis::AsyncCommands;
 use tokio::sync::Mutex;
 
-const COMMAND_KEY: &str = "e2e-command-key";
-
 /// Every component of the stack, killed when dropped.
 /// Every message `redis-cli SUBSCRIBE "hemostat:*"` (the seed's documented
 /// command: a plain SUBSCRIBE, not a pattern) receives while the test runs.
@@ -60,7 +58,7 @@ fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
 async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() {
     let redis = RedisServer::start().await;
     let docker = docker().await;
-    let stack = start_stack(&redis.url(), COMMAND_KEY).await;
+    let stack = start_stack(&redis.url()).await;
     let seen = record_pubsub(&redis).await;
     let mut conn = redis.connection().await;
 

@@ -20,7 +20,7 @@ use std::{
 use hemostat_protocol::{
     Command, Publisher,
     backoff::Backoff,
-    command::SignedCommand,
+    command::{SignedCommand, VerifyingKeys},
     connection::Connection,
     event::RemediationStatus,
     keys,
@@ -63,7 +63,9 @@ pub struct Consumer<P> {
     executor: Executor,
     host: String,
     group: Group,
-    key: Option<Vec<u8>>,
+    /// The public keys commands must be signed with; None: unsigned
+    /// commands are accepted (the operator said so).
+    keys: Option<VerifyingKeys>,
     /// This process, in markers: tells "executing here" from "executing in
     /// a collector that has since died".
     instance: String,
@@ -100,7 +102,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
         publisher: P,
         executor: Executor,
         host: String,
-        key: Option<Vec<u8>>,
+        keys: Option<VerifyingKeys>,
         concurrency: usize,
     ) -> Self {
         Consumer {
@@ -114,7 +116,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             // and be claimed.
             group: Group::new(keys::commands(&host), GROUP, &host),
             host,
-            key,
+            keys,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             lanes: Lanes::new(concurrency),
             max_age: DEFAULT_MAX_AGE,
@@ -244,7 +246,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             tracing::warn!(entry = %entry.id, "command refused: entry has no command field");
             return ack(&self.group, &mut self.conn, &entry.id).await;
         };
-        let cmd = match signed.open(self.key.as_deref()) {
+        let cmd = match signed.open(self.keys.as_ref()) {
             Ok(cmd) => cmd,
             Err(e) => {
                 tracing::warn!(entry = %entry.id, error = %e, "command refused");
@@ -372,6 +374,11 @@ async fn ack(group: &Group, conn: &mut Connection, id: &str) -> Result<(), Colle
 /// by its signed `issued_at`, or, when that is unreadable, by the time Redis
 /// gave its stream entry. A command from the future (clock skew) is fresh.
 fn expired(cmd: &Command, entry_id: &str, max_age: Duration, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    // Its own end, which the signature covers: a command is not replayed later.
+    let expires = cmd.expires_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    if let Some(expires) = expires.filter(|t| *t < now) {
+        return Some(format!("expired: valid until {}, not executed", expires.to_rfc3339()));
+    }
     if max_age.is_zero() {
         return None;
     }
@@ -418,5 +425,10 @@ mod tests {
         assert!(expired(&cmd, &format!("{an_hour_ago}-0"), five, now).is_some());
         let just_now = now.timestamp_millis().to_string();
         assert_eq!(expired(&cmd, &format!("{just_now}-3"), five, now), None);
+        // Past its own end (which its signature covers): expired whatever the maximum age.
+        cmd.issued_at = "2026-12-01T11:59:00Z".into();
+        cmd.expires_at = Some("2026-12-01T11:59:30Z".into());
+        let reason = expired(&cmd, "0-0", Duration::ZERO, now).unwrap();
+        assert!(reason.starts_with("expired: valid until 2026-12-01T11:59:30"), "{reason}");
     }
 }

@@ -204,6 +204,7 @@ mod tests {
             reason: String::new(),
             confidence: 0.85,
             issued_at: "2026-12-02T07:00:00Z".into(),
+            expires_at: None,
             dry_run: false,
             args: Vec::new(),
             context,

@@ -18,6 +18,9 @@ pub enum ProtocolError {
     /// A command's signature is missing or does not match.
     #[error("command signature rejected: {0}")]
     BadSignature(&'static str),
+    /// A command signing or public key that cannot be used (never quoted).
+    #[error("command key: {0}")]
+    BadKey(String),
     /// An environment variable has a value that cannot be used.
     #[error("invalid configuration {name}={value:?}: {reason}")]
     Config { name: String, value: String, reason: String },

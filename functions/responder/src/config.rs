@@ -1,10 +1,12 @@
 //! The responder's settings, from the seed's environment variables.
 
+use std::sync::Arc;
+
 use hemostat_protocol::{
     ProtocolError,
+    command::SigningKey,
     config::{Env, Setting, Usage, empty_env, process_env},
     gate::{BREAKER, COOLDOWN, FleetBrake, Gate, GateSettings, MAX_RETRIES_PER_HOUR},
-    secret::Secret,
 };
 
 pub const DRY_RUN: Setting = Setting::new(
@@ -12,9 +14,9 @@ pub const DRY_RUN: Setting = Setting::new(
     "false",
     "commands are marked dry-run: the collector reports what it would do and does nothing",
 );
-pub const COMMAND_KEY: Setting = Setting::unset(
-    "HEMOSTAT_COMMAND_KEY",
-    "HMAC-SHA256 key signing commands; collectors with the same key refuse unsigned ones",
+pub const SIGNING_KEY: Setting = Setting::unset(
+    "HEMOSTAT_COMMAND_SIGNING_KEY",
+    "Ed25519 private key (base64 PKCS#8, `hemostat keys generate`) signing commands; collectors hold its public key",
 )
 .secret();
 pub const FLEET_BRAKE_HOSTS: Setting = Setting::new(
@@ -38,7 +40,7 @@ responder: HemoStat's responder function (AWS Lambda, or the local emulator).
 Consumes remediation_needed batches from the bridge; its safety gate
 (cooldown, circuit breaker, fleet brake) decides, and allowed actions become
 signed commands in the container's host stream.",
-    settings: &[COOLDOWN, MAX_RETRIES_PER_HOUR, BREAKER, DRY_RUN, COMMAND_KEY, FLEET_BRAKE_HOSTS, FLEET_BRAKE_WINDOW],
+    settings: &[COOLDOWN, MAX_RETRIES_PER_HOUR, BREAKER, DRY_RUN, SIGNING_KEY, FLEET_BRAKE_HOSTS, FLEET_BRAKE_WINDOW],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -51,9 +53,10 @@ pub struct Config {
     /// `DRY_RUN`: commands are marked dry-run; the collector reports what
     /// it would have done without doing it.
     pub dry_run: bool,
-    /// `COMMAND_KEY`: HMAC key signing commands; collectors with the same
-    /// key refuse anything unsigned or forged. Never logged.
-    pub command_key: Option<Secret>,
+    /// `SIGNING_KEY`: the Ed25519 key commands are signed with; collectors
+    /// verify with its public key and refuse anything unsigned or forged.
+    /// Never logged (its `Debug` is its id).
+    pub signing_key: Option<Arc<SigningKey>>,
     /// `FLEET_BRAKE_HOSTS`: at most this many hosts per image remediated
     /// within the window; the next one trips the brake ("suspected bad
     /// release"). 0 turns the brake off.
@@ -79,7 +82,11 @@ impl Config {
         Ok(Config {
             gate: GateSettings::from_source(env)?,
             dry_run: DRY_RUN.flag(env)?,
-            command_key: COMMAND_KEY.configured_secret(env),
+            signing_key: SIGNING_KEY
+                .configured_secret(env)
+                .map(|k| SigningKey::from_base64(k.expose()).map(Arc::new))
+                .transpose()
+                .map_err(|e| ProtocolError::BadKey(format!("{}: {e}", SIGNING_KEY.name)))?,
             fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
             fleet_brake_window_seconds: FLEET_BRAKE_WINDOW.whole_seconds(env)?,
         })
@@ -100,16 +107,21 @@ mod tests {
     }
 
     #[test]
-    fn debug_never_shows_the_key() {
-        let c = Config { command_key: Some("hunter2".into()), ..Config::default() };
-        assert!(!format!("{c:?}").contains("hunter2"));
+    fn debug_never_shows_the_key_and_a_bad_key_is_named_not_quoted() {
+        let (private, _) = SigningKey::generate().unwrap();
+        let c = Config::from_source(&|name: &str| (name == "HEMOSTAT_COMMAND_SIGNING_KEY").then(|| private.clone()))
+            .unwrap();
+        assert!(!format!("{c:?}").contains(&private[..20]));
+        let bad = Config::from_source(&env_of(&[("HEMOSTAT_COMMAND_SIGNING_KEY", "hunter2")])).unwrap_err().to_string();
+        assert!(bad.contains("HEMOSTAT_COMMAND_SIGNING_KEY") && !bad.contains("hunter2"), "{bad}");
     }
 
     #[test]
     fn defaults() {
         let c = Config::default();
         assert_eq!((c.gate.cooldown_seconds, c.gate.max_per_hour, c.dry_run), (3600, 3, false));
-        assert_eq!((c.fleet_brake_hosts, c.fleet_brake_window_seconds, c.command_key), (3, 600, None));
+        assert_eq!((c.fleet_brake_hosts, c.fleet_brake_window_seconds), (3, 600));
+        assert!(c.signing_key.is_none());
     }
 
     #[test]
@@ -128,7 +140,7 @@ mod tests {
 
     #[test]
     fn help_names_every_setting_and_not_the_key() {
-        let help = USAGE.help(&env_of(&[("HEMOSTAT_COMMAND_KEY", "hunter2")]));
+        let help = USAGE.help(&env_of(&[("HEMOSTAT_COMMAND_SIGNING_KEY", "hunter2")]));
         for s in USAGE.settings {
             assert!(help.contains(s.name), "{}", s.name);
         }

@@ -188,6 +188,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         id: String,
         image: Option<&str>,
     ) -> Result<(), hemostat_protocol::ProtocolError> {
+        let now = chrono::Utc::now();
         let command = Command {
             id,
             host: container.host.clone(),
@@ -198,12 +199,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             action: needed.action,
             reason: needed.reason.clone(),
             confidence: needed.confidence,
-            issued_at: chrono::Utc::now().to_rfc3339(),
+            issued_at: now.to_rfc3339(),
+            expires_at: Some((now + hemostat_protocol::command::LIFETIME).to_rfc3339()),
             dry_run: self.config.dry_run,
             args: Vec::new(),
             context: IncidentContext { image: image.map(str::to_owned), ..needed.context.clone() },
         };
-        let sealed = command.seal(self.config.command_key.as_ref().map(|k| k.expose().as_bytes()));
+        let sealed = command.seal(self.config.signing_key.as_deref());
         let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;
         tracing::info!(container = %container, action = %command.action, command_id = %command.id, stream_entry = %entry,
             dry_run = command.dry_run, signed = sealed.signature.is_some(), "command dispatched");
@@ -359,8 +361,22 @@ mod tests {
         }
     }
 
+    /// One key pair for the whole test binary.
+    fn pair() -> &'static (String, String) {
+        static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+        PAIR.get_or_init(|| hemostat_protocol::command::SigningKey::generate().unwrap())
+    }
+
+    fn signing() -> hemostat_protocol::command::SigningKey {
+        hemostat_protocol::command::SigningKey::from_base64(&pair().0).unwrap()
+    }
+
+    fn public() -> hemostat_protocol::command::VerifyingKeys {
+        hemostat_protocol::command::VerifyingKeys::parse(&pair().1).unwrap()
+    }
+
     fn responder(hosts: Vec<String>) -> Responder<FakeStore, Recorder> {
-        let config = Config { command_key: Some("k".into()), ..Config::default() };
+        let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
         Responder::new(config, FakeStore { hosts, ..Default::default() }, Recorder::default())
     }
 
@@ -371,7 +387,7 @@ mod tests {
         let dispatched = r.store.dispatched.lock().unwrap();
         assert_eq!(dispatched.len(), 1);
         assert_eq!(dispatched[0].0, "h1");
-        let cmd = dispatched[0].1.open(Some(b"k")).unwrap();
+        let cmd = dispatched[0].1.open(Some(&public())).unwrap();
         assert_eq!((cmd.action, cmd.container.as_str()), (Action::Restart, "web"));
         let published = r.publisher.0.lock().unwrap();
         assert_eq!(published.len(), 1);
@@ -513,7 +529,7 @@ mod tests {
         let mut record = needed("t1", "h1");
         record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"image":"fresh:2""#);
         r.handle(BatchEvent { records: vec![record] }).await;
-        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(b"k")).unwrap();
+        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
         assert_eq!((cmd.container_id.as_deref(), cmd.context.image.as_deref()), (Some(ID), Some("shop/web:1")));
     }
 

@@ -1077,14 +1077,13 @@ async fn run(o: Options) {
     };
     let url = redis.url();
     let template = workspace_root().join("template.yaml");
-    let command_key = uuid::Uuid::new_v4().simple().to_string();
     let (emulator, endpoint) = start_emulator(|b| {
         b.test(RUN_NAME)
             .name("emulator")
             .args(["--template", template.to_str().expect("utf-8 path")])
             .args(["--bin-dir".to_string(), bin_dir().display().to_string()])
             .env("REDIS_URL", &url)
-            .env("HEMOSTAT_COMMAND_KEY", &command_key)
+            .env("HEMOSTAT_COMMAND_SIGNING_KEY", &hemostat_e2e::test_keys().private)
             // Info for the readiness line; per-request logs are at debug.
             .env("RUST_LOG", "info")
     })

@@ -20,7 +20,6 @@ use hemostat_e2e::{
     start_stack_with,
 };
 
-const COMMAND_KEY: &str = "bench-incidents-key";
 /// The goal: at least this share of steps right on the rules path.
 const GOAL: f64 = 0.9;
 
@@ -57,7 +56,7 @@ async fn run(with_llm: bool) -> bool {
 
     let outcomes = {
         let redis = RedisServer::start().await;
-        let stack = start_stack_with(&redis.url(), COMMAND_KEY, &incidents::stack_env()).await;
+        let stack = start_stack_with(&redis.url(), &incidents::stack_env()).await;
         let conn = redis.connection().await;
         let started = std::time::Instant::now();
         let outcomes = incidents::run_all(&docker, &conn, &stack.host, &suite).await;
@@ -91,7 +90,7 @@ async fn llm_path(docker: &bollard::Docker) -> bool {
     let env = incidents::stack_env()
         .emulator("OPENAI_API_KEY", "sk-bench-incidents")
         .emulator("OPENAI_BASE_URL", fake.openai_base());
-    let stack = start_stack_with(&redis.url(), COMMAND_KEY, &env).await;
+    let stack = start_stack_with(&redis.url(), &env).await;
     let conn = redis.connection().await;
     println!("{}", incidents::TABLE_HEADER);
     let mut ok = true;
