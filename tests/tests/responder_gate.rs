@@ -59,7 +59,7 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     .await;
 
     let host = "stampede-host";
-    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120)).unwrap();
+    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120), None).unwrap();
     let calls = (0..REQUESTS).map(|i| {
         let invoker = invoker.clone();
         let payload = Bytes::from(serde_json::to_vec(&request(i, host)).unwrap());
