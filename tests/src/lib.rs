@@ -18,6 +18,7 @@
 //! - [`paths`] — where things live: workspace root, built binaries
 //!   ([`bin_dir`]), per-test logs ([`log_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
+//! - [`http`] — [`http_get`] / [`http_request`], one plain request and its [`http::Answer`].
 //! - [`polling`] — [`wait_until`] / [`wait_for`], deadline-bounded polling.
 //! - [`redis_server`] — [`RedisServer`], a throwaway `redis-server` per test,
 //!   restartable on the same port for fault tests.
@@ -34,7 +35,8 @@
 //! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_collector`]
 //!   ([`collector`] to start one without waiting) / [`start_stack`]
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
-//!   HemoStat's long-running parts, started and waited for.
+//!   HemoStat's long-running parts, started and waited for; the emulator's
+//!   token they share ([`lambda_token`], [`lambda_bearer`]).
 //! - [`process`] — [`Process`], a workspace binary run with its output in
 //!   `target/e2e-logs/{test}-{name}.log`, killed when dropped.
 //!
@@ -53,6 +55,7 @@ pub mod docker;
 pub mod dockerd;
 pub mod events;
 pub mod fake_llm;
+pub mod http;
 pub mod incidents;
 pub mod paths;
 pub mod polling;
@@ -67,6 +70,7 @@ pub use docker::{docker, test_image};
 pub use dockerd::PrivateDockerd;
 pub use events::stream_events;
 pub use fake_llm::FakeLlm;
+pub use http::{http_get, http_request};
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
@@ -74,7 +78,8 @@ pub use process::{Process, ProcessBuilder};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
 pub use stack::{
-    Stack, StackEnv, collector, start_bridge, start_collector, start_emulator, start_stack, start_stack_with, test_host,
+    Stack, StackEnv, collector, lambda_bearer, lambda_token, start_bridge, start_collector, start_emulator,
+    start_stack, start_stack_with, test_host,
 };
 
 /// Name of the running test, derived from the test thread's name (libtest

@@ -59,7 +59,8 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     .await;
 
     let host = "stampede-host";
-    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120), None).unwrap();
+    let token = hemostat_protocol::secret::Secret::new(hemostat_e2e::lambda_token());
+    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120), Some(&token)).unwrap();
     let calls = (0..REQUESTS).map(|i| {
         let invoker = invoker.clone();
         let payload = Bytes::from(serde_json::to_vec(&request(i, host)).unwrap());
