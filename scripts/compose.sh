@@ -12,10 +12,21 @@
 # Environment: DOCKER_HOST (the engine), HEMOSTAT_PROFILE=debug (faster
 # build), HEMOSTAT_SKIP_BUILD=1 (use what target/ has), and every variable of
 # compose.yaml / .env.example.
+#
+# As scripts/stack.sh does, it gives the stack its secrets from the state
+# folder ($HEMOSTAT_STATE_DIR, default .hemostat/), unless the environment
+# (or .env) sets them: the emulator's token (HEMOSTAT_LAMBDA_TOKEN, a new one
+# at every `up`, in lambda.token) for the emulator and the bridge, and the
+# dashboard's (DASHBOARD_AUTH_TOKEN, kept in dashboard.token: the password
+# a browser asks for); the dashboard's and exporter's URLs are AuthType NONE
+# (HEMOSTAT_LOCAL_PARAMETER_OVERRIDES of yours come after and win). It
+# prints where they are, never what.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib/secrets.sh
+source "$ROOT/scripts/lib/secrets.sh"
 
 if command -v docker-compose >/dev/null 2>&1; then
     compose=(docker-compose)
@@ -53,6 +64,35 @@ if ((needs_images)); then
         fi
     done
 fi
+
+# The stack's secrets, as compose.yaml passes them on (a value in .env, which
+# docker-compose reads itself, wins).
+if [[ -f .env ]]; then
+    set -a
+    # shellcheck disable=SC1091
+    source .env
+    set +a
+fi
+state="${HEMOSTAT_STATE_DIR:-$ROOT/.hemostat}"
+mkdir -p "$state"
+starting=0
+for a in "${args[@]}"; do [[ "$a" == up ]] && starting=1; done
+if [[ -z "${HEMOSTAT_LAMBDA_TOKEN:-}" ]]; then
+    # A new one when the stack starts; the same for anything else run on it.
+    if ((starting)) || [[ ! -e "$state/lambda.token" ]]; then
+        secrets_fresh "$state/lambda.token"
+    else
+        secrets_read "$state/lambda.token"
+    fi
+    export HEMOSTAT_LAMBDA_TOKEN=$REPLY
+    ((starting)) && echo "== the emulator requires the token in $state/lambda.token (new every start)"
+fi
+if [[ -z "${DASHBOARD_AUTH_TOKEN:-}" ]]; then
+    secrets_keep "$state/dashboard.token"
+    export DASHBOARD_AUTH_TOKEN=$REPLY
+    ((starting)) && echo "== the dashboard asks for the token in $state/dashboard.token (any user name)"
+fi
+export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
 
 echo "== ${compose[*]} ${args[*]}"
 exec "${compose[@]}" -f compose.yaml "${args[@]}"

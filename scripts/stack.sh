@@ -25,10 +25,25 @@
 # (default .hemostat/command.key), mode 0600, and every later start reuses
 # it; every process gets it as HEMOSTAT_COMMAND_KEY, and `hemostat` finds
 # the same file. Rotate: delete the file and restart.
+#
+# The emulator and the dashboard authenticate their callers, the same way:
+# - the emulator's token (HEMOSTAT_LAMBDA_TOKEN), a new one every start in
+#   $HEMOSTAT_STATE_DIR/lambda.token (0600), given to the emulator and the
+#   bridge only;
+# - the dashboard's token (DASHBOARD_AUTH_TOKEN), kept like the command key
+#   in $HEMOSTAT_STATE_DIR/dashboard.token: the password a browser asks for.
+# Locally the dashboard's and the exporter's function URLs are AuthType NONE
+# (template parameters DashboardUrlAuthType, ExporterUrlAuthType): the
+# dashboard then requires its token, and Prometheus scrapes the exporter on
+# loopback (EXPORTER_BEARER_TOKEN makes it require one too).
+# HEMOSTAT_LOCAL_PARAMETER_OVERRIDES set by you come after these and win.
+# No secret is ever printed, only where it is.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/lib/secrets.sh
+source "$root/scripts/lib/secrets.sh"
 
 if [[ -f .env ]]; then
   set -a
@@ -116,30 +131,37 @@ key_file="$state/command.key"
 if [[ -n "${HEMOSTAT_COMMAND_KEY:-}" ]]; then
   echo "== commands are signed with HEMOSTAT_COMMAND_KEY from the environment"
 else
-  if [[ ! -e "$key_file" ]]; then
-    (
-      # Private from its first byte: the temporary file is born 0600.
-      umask 077
-      tmp=$(mktemp "$state/.command.key.XXXXXX")
-      trap 'rm -f "$tmp"' EXIT
-      key=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
-      [[ ${#key} == 64 ]] || die "could not read 32 random bytes from /dev/urandom"
-      printf '%s\n' "$key" >"$tmp"
-      # A hard link never replaces a key another start wrote meanwhile.
-      ln "$tmp" "$key_file" 2>/dev/null || true
-    )
-    echo "== generated a command key in $key_file"
-  fi
-  [[ -f "$key_file" && ! -L "$key_file" ]] || die "$key_file is not a regular file; delete it and run scripts/stack.sh again"
-  mode=$(stat -c %a "$key_file")
-  (((8#$mode & 8#077) == 0)) || die "$key_file has mode $mode, open to group or others: run chmod 600 $key_file"
-  HEMOSTAT_COMMAND_KEY=$(<"$key_file")
-  # One line of printable ASCII, what `hemostat` accepts too.
-  [[ -n "$HEMOSTAT_COMMAND_KEY" && -z "$(printf '%s' "$HEMOSTAT_COMMAND_KEY" | LC_ALL=C tr -d '!-~')" ]] ||
-    die "$key_file is not one line of printable characters; delete it and run scripts/stack.sh again for a new key"
+  [[ -e "$key_file" ]] || echo "== generating a command key in $key_file"
+  secrets_keep "$key_file"
+  HEMOSTAT_COMMAND_KEY=$REPLY
   export HEMOSTAT_COMMAND_KEY
   echo "== commands are signed with the key in $key_file (mode 0600; delete it and restart to rotate)"
 fi
+
+# --- who may call the emulator and see the dashboard -------------------------
+
+# Given to the emulator and the bridge below, to no other process.
+if [[ -n "${HEMOSTAT_LAMBDA_TOKEN:-}" ]]; then
+  lambda_token=$HEMOSTAT_LAMBDA_TOKEN
+  lambda_note="HEMOSTAT_LAMBDA_TOKEN from the environment"
+else
+  secrets_fresh "$state/lambda.token"
+  lambda_token=$REPLY
+  lambda_note="the token in $state/lambda.token (new every start)"
+fi
+unset HEMOSTAT_LAMBDA_TOKEN
+dashboard_file="$state/dashboard.token"
+if [[ -n "${DASHBOARD_AUTH_TOKEN:-}" ]]; then
+  dashboard_token=$DASHBOARD_AUTH_TOKEN
+  dashboard_note="DASHBOARD_AUTH_TOKEN from the environment"
+else
+  [[ -e "$dashboard_file" ]] || echo "== generating the dashboard's token in $dashboard_file"
+  secrets_keep "$dashboard_file"
+  dashboard_token=$REPLY
+  dashboard_note="the token in $dashboard_file (mode 0600; delete it and restart to rotate)"
+fi
+unset DASHBOARD_AUTH_TOKEN
+echo "== the emulator requires $lambda_note; the dashboard requires $dashboard_note"
 
 pids=()
 # shellcheck disable=SC2317 # invoked by the traps below
@@ -217,7 +239,12 @@ start() {
 }
 
 echo "== starting the Lambda emulator ($HEMOSTAT_LOCAL_LISTEN) with every function of template.yaml"
+# Exported for the emulator alone (the dashboard function gets its token
+# through it: template.yaml declares DASHBOARD_AUTH_TOKEN), then withdrawn.
+export HEMOSTAT_LAMBDA_TOKEN=$lambda_token DASHBOARD_AUTH_TOKEN=$dashboard_token
+export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
 start local "$bin/hemostat-local" --template template.yaml --listen "$HEMOSTAT_LOCAL_LISTEN" --bin-dir "$bin"
+unset DASHBOARD_AUTH_TOKEN
 for _ in $(seq 100); do
   (echo > "/dev/tcp/${HEMOSTAT_LOCAL_LISTEN%:*}/${HEMOSTAT_LOCAL_LISTEN#*:}") 2>/dev/null && break
   sleep 0.1
@@ -225,11 +252,16 @@ done
 
 echo "== starting the bridge"
 HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemostat-bridge"
+unset HEMOSTAT_LAMBDA_TOKEN
 
 echo "== starting the collector (Docker at $DOCKER_HOST)"
 start collector "$bin/hemostat-collector"
 
-echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/   Metrics: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-exporter/metrics"
+echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/ (your browser asks for a user name, any, and a password: $dashboard_note)"
+if [[ "$dashboard_note" == "the token in"* ]]; then
+  echo "  from a script: curl -H \"Authorization: Bearer \$(cat $dashboard_file)\" http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/api/containers"
+fi
+echo "Metrics: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-exporter/metrics"
 echo "HemoStat is running; logs in $logs. Watch events with: redis-cli -u \"\$REDIS_URL\" SUBSCRIBE 'hemostat:*'"
 if [[ -f "$key_file" && "$(<"$key_file")" == "$HEMOSTAT_COMMAND_KEY" ]]; then
   if [[ -n "${HEMOSTAT_STATE_DIR:-}" ]]; then

@@ -6,7 +6,7 @@ use clap::{Parser, ValueEnum};
 use hemostat_protocol::{
     backoff::Backoff,
     config::{DEFAULT_REDIS_URL, library_help, parse_millis, parse_seconds},
-    secret::RedisUrl,
+    secret::{RedisUrl, Secret},
 };
 
 use crate::binding::RouteSpec;
@@ -33,6 +33,12 @@ pub struct Config {
     /// against the emulator) or `http` (plain unsigned HTTP; emulator only).
     #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKER", value_enum, default_value_t = InvokerKind::Sdk)]
     pub invoker: InvokerKind,
+
+    /// The local emulator's token (its HEMOSTAT_LAMBDA_TOKEN; never logged): `sdk` signs with it as the
+    /// secret access key, `http` sends it as a bearer token. Not for AWS Lambda, which takes the
+    /// standard AWS credentials.
+    #[arg(long, env = "HEMOSTAT_LAMBDA_TOKEN", hide_env_values = true, value_parser = clap::value_parser!(Secret))]
+    pub lambda_token: Option<Secret>,
 
     /// Replaces protocol's routes: comma-separated `stream=function` (stream: an event kind such as
     /// `health_alert`, or a full stream name; function: the short name, prefixed). Default: protocol's ROUTES.
@@ -115,6 +121,11 @@ impl Config {
     pub fn endpoint_override(&self) -> Option<&str> {
         let e = self.lambda_endpoint.trim();
         (!e.eq_ignore_ascii_case("aws") && !e.is_empty()).then_some(e)
+    }
+
+    /// The emulator's token, when one is configured (empty is none).
+    pub fn lambda_token(&self) -> Option<&Secret> {
+        self.lambda_token.as_ref().filter(|t| !t.is_empty())
     }
 
     pub fn block(&self) -> Duration {
@@ -201,6 +212,15 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && shown.contains("redis://***@r:6379"), "{shown}");
         assert_eq!(&*c.redis_url, "redis://:hunter2@r:6379");
+    }
+
+    #[test]
+    fn debug_hides_the_lambda_token() {
+        let c = Config::parse_from(["hemostat-bridge", "--lambda-token", "t0ken-5ecret"]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("5ecret"), "{shown}");
+        assert_eq!(c.lambda_token().map(Secret::expose), Some("t0ken-5ecret"));
+        assert!(Config::parse_from(["hemostat-bridge", "--lambda-token", ""]).lambda_token().is_none());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use std::{future::Future, time::Duration};
 
 use bytes::Bytes;
+use hemostat_protocol::secret::Secret;
+use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
@@ -31,27 +33,43 @@ pub struct HttpInvoker {
     endpoint: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// `Bearer <the emulator's token>`, marked sensitive.
+    authorization: Option<HeaderValue>,
 }
 
 impl HttpInvoker {
-    pub fn new(endpoint: &str, timeout: Duration) -> Result<Self, BridgeError> {
+    /// `token`: the emulator's (`HEMOSTAT_LAMBDA_TOKEN`), sent as a bearer
+    /// token with every request.
+    pub fn new(endpoint: &str, timeout: Duration, token: Option<&Secret>) -> Result<Self, BridgeError> {
         let endpoint = endpoint.trim_end_matches('/').to_owned();
         if !endpoint.starts_with("http://") || endpoint.parse::<http::Uri>().is_err() {
             return Err(BridgeError::Endpoint(endpoint));
         }
+        let authorization = match token {
+            Some(token) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| BridgeError::Config("HEMOSTAT_LAMBDA_TOKEN is not a valid header value".into()))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
-        Ok(HttpInvoker { endpoint, client, timeout })
+        Ok(HttpInvoker { endpoint, client, timeout, authorization })
     }
 }
 
 impl Invoker for HttpInvoker {
     async fn invoke(&self, function: &str, payload: Bytes) -> Result<Invocation, BridgeError> {
         let fail = |reason: String| BridgeError::Invoke { function: function.to_owned(), reason };
-        let request = http::Request::post(format!("{}/2015-03-31/functions/{function}/invocations", self.endpoint))
+        let mut request = http::Request::post(format!("{}/2015-03-31/functions/{function}/invocations", self.endpoint))
             .header("content-type", "application/json")
             .header("x-amz-invocation-type", "RequestResponse")
             .body(Full::new(payload))
             .map_err(|e| fail(e.to_string()))?;
+        if let Some(value) = &self.authorization {
+            request.headers_mut().insert(http::header::AUTHORIZATION, value.clone());
+        }
         let response = tokio::time::timeout(self.timeout, self.client.request(request))
             .await
             .map_err(|_| fail(format!("no answer within {:?}", self.timeout)))?

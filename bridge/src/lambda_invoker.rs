@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use aws_config::{stalled_stream_protection::StalledStreamProtectionConfig, timeout::TimeoutConfig};
-use aws_sdk_lambda::{Client, primitives::Blob, types::InvocationType};
+use aws_sdk_lambda::{Client, config::Credentials, primitives::Blob, types::InvocationType};
 use bytes::Bytes;
-use hemostat_protocol::{ProtocolError, aws};
+use hemostat_protocol::{ProtocolError, aws, secret::Secret};
 
 use crate::{
     error::BridgeError,
@@ -33,8 +33,11 @@ impl LambdaInvoker {
     /// credentials from the standard chain: environment, profile, web
     /// identity, ECS/EC2 roles); `Some(url)` to override it. A loopback
     /// override gets dummy credentials and a default region unless the
-    /// environment sets them, because the emulator needs none.
-    pub async fn new(endpoint: Option<&str>, timeout: Duration) -> Result<Self, BridgeError> {
+    /// environment sets them. `token`: the emulator's
+    /// (`HEMOSTAT_LAMBDA_TOKEN`), which it checks the signature against: the
+    /// secret access key, whatever credentials the environment has. It never
+    /// leaves this process: a signature is made with it, not of it.
+    pub async fn new(endpoint: Option<&str>, timeout: Duration, token: Option<&Secret>) -> Result<Self, BridgeError> {
         let loader = aws::loader()
             .timeout_config(
                 TimeoutConfig::builder().operation_timeout(timeout).connect_timeout(Duration::from_secs(5)).build(),
@@ -46,7 +49,17 @@ impl LambdaInvoker {
             ProtocolError::AwsEndpoint(url) => BridgeError::Endpoint(url),
             other => BridgeError::Config(other.to_string()),
         })?;
-        Ok(LambdaInvoker { client: Client::new(&shared) })
+        let mut config = aws_sdk_lambda::config::Builder::from(&shared);
+        if let Some(token) = token {
+            config = config.credentials_provider(Credentials::new(
+                "hemostat-local",
+                token.expose(),
+                None,
+                None,
+                "HEMOSTAT_LAMBDA_TOKEN",
+            ));
+        }
+        Ok(LambdaInvoker { client: Client::from_conf(config.build()) })
     }
 }
 

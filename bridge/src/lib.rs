@@ -78,15 +78,23 @@ impl Invoker for AnyInvoker {
 
 /// The invoker `config` asks for.
 pub async fn invoker(config: &Config) -> Result<AnyInvoker, BridgeError> {
+    let token = config.lambda_token();
+    if token.is_some() && config.endpoint_override().is_none() {
+        return Err(BridgeError::Config(
+            "HEMOSTAT_LAMBDA_TOKEN is the local emulator's token; AWS Lambda takes the standard AWS credentials \
+             (unset the token, or point --lambda-endpoint at the emulator)"
+                .into(),
+        ));
+    }
     Ok(match config.invoker {
         InvokerKind::Sdk => {
-            AnyInvoker::Sdk(LambdaInvoker::new(config.endpoint_override(), config.invoke_timeout()).await?)
+            AnyInvoker::Sdk(LambdaInvoker::new(config.endpoint_override(), config.invoke_timeout(), token).await?)
         }
         InvokerKind::Http => {
             let endpoint = config.endpoint_override().ok_or_else(|| {
                 BridgeError::Config("--invoker http needs an endpoint; AWS Lambda needs --invoker sdk".into())
             })?;
-            AnyInvoker::Http(Box::new(HttpInvoker::new(endpoint, config.invoke_timeout())?))
+            AnyInvoker::Http(Box::new(HttpInvoker::new(endpoint, config.invoke_timeout(), token)?))
         }
     })
 }

@@ -1,8 +1,10 @@
 //! The SDK invoker against a local endpoint: requests are SigV4-signed with
 //! the dummy local credentials (as AWS would require), use the Invoke API's
 //! path and `RequestResponse`, and function errors are told apart from
-//! results. (Against the real emulator it runs in every `bridge_*` test of
-//! the e2e crate, where it is the bridge's default invoker.)
+//! results. Both invokers against the emulator (in-process): with its token
+//! they get through, without it or with another they are refused. (The
+//! bridge's default invoker also runs against the real emulator in every
+//! `bridge_*` test of the e2e crate.)
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +16,9 @@ use axum::{
     response::IntoResponse,
     routing::post,
 };
-use hemostat_bridge::{Invocation, Invoker, LambdaInvoker};
+use hemostat_bridge::{HttpInvoker, Invocation, Invoker, LambdaInvoker};
+use hemostat_local::{Config, Emulator, Token};
+use hemostat_protocol::secret::Secret;
 
 type Seen = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 
@@ -40,7 +44,8 @@ async fn signs_requests_and_maps_function_errors() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let invoker = LambdaInvoker::new(Some(&format!("http://{addr}")), std::time::Duration::from_secs(5)).await.unwrap();
+    let invoker =
+        LambdaInvoker::new(Some(&format!("http://{addr}")), std::time::Duration::from_secs(5), None).await.unwrap();
     let ok = invoker.invoke("hemostat-analyzer", Bytes::from_static(br#"{"Records":[]}"#)).await.unwrap();
     assert!(matches!(&ok, Invocation::Ok(body) if body.as_ref() == br#"{"Records":[]}"#), "{ok:?}");
     let failed = invoker.invoke("broken", Bytes::from_static(br#"{"errorMessage":"boom"}"#)).await.unwrap();
@@ -65,7 +70,61 @@ async fn signs_requests_and_maps_function_errors() {
 async fn an_unreachable_endpoint_is_an_error_not_a_result() {
     let port = hemostat_e2e::free_port();
     let invoker =
-        LambdaInvoker::new(Some(&format!("http://127.0.0.1:{port}")), std::time::Duration::from_secs(2)).await.unwrap();
+        LambdaInvoker::new(Some(&format!("http://127.0.0.1:{port}")), std::time::Duration::from_secs(2), None)
+            .await
+            .unwrap();
     let err = invoker.invoke("f", Bytes::from_static(b"{}")).await.unwrap_err();
     assert!(err.to_string().contains("invoking f"), "{err}");
+}
+
+/// The emulator with `bridge-test-function` (a no-op without Redis) as
+/// `echo`, requiring `token`; its Invoke API endpoint.
+async fn emulator(token: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_bridge-test-function"));
+    let dir = std::env::temp_dir().join(format!("hemostat-bridge-invoker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("template.yaml");
+    std::fs::write(
+        &template,
+        "Resources:\n  Echo:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        \
+         Binary: bridge-test-function\n    Properties:\n      FunctionName: echo\n",
+    )
+    .unwrap();
+    let mut config = Config::new(&template, bin.parent().unwrap());
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.host_env = [("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())].into();
+    config.token = Token::new(token);
+    let emulator = Emulator::start(config).await.expect("the emulator starts");
+    let endpoint = format!("http://{}", emulator.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(emulator.serve(async move {
+        let _ = stopped.await;
+    }));
+    (endpoint, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_invokers_authenticate_with_the_emulators_token() {
+    let (endpoint, _stop) = emulator("bridge-test-token").await;
+    let timeout = std::time::Duration::from_secs(10);
+    let batch = Bytes::from_static(br#"{"Records":[]}"#);
+    let right = Secret::new("bridge-test-token");
+    let wrong = Secret::new("another-token");
+
+    let sdk = LambdaInvoker::new(Some(&endpoint), timeout, Some(&right)).await.unwrap();
+    let ok = sdk.invoke("echo", batch.clone()).await.unwrap();
+    assert!(matches!(ok, Invocation::Ok(_)), "{ok:?}");
+    let http = HttpInvoker::new(&endpoint, timeout, Some(&right)).unwrap();
+    let ok = http.invoke("echo", batch.clone()).await.unwrap();
+    assert!(matches!(ok, Invocation::Ok(_)), "{ok:?}");
+
+    for token in [None, Some(&wrong)] {
+        let sdk = LambdaInvoker::new(Some(&endpoint), timeout, token).await.unwrap();
+        let err = sdk.invoke("echo", batch.clone()).await.unwrap_err().to_string();
+        assert!(err.contains("MissingAuthenticationToken") || err.contains("UnrecognizedClient"), "{err}");
+        let http = HttpInvoker::new(&endpoint, timeout, token).unwrap();
+        let err = http.invoke("echo", batch.clone()).await.unwrap_err().to_string();
+        assert!(err.contains("401") || err.contains("403"), "{err}");
+        assert!(!err.contains("bridge-test-token"), "the token is never shown: {err}");
+    }
 }

@@ -7,6 +7,8 @@ use std::{
     time::Duration,
 };
 
+use crate::access::Token;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The SAM template describing the functions.
@@ -35,6 +37,10 @@ pub struct Config {
     pub url_ports: BTreeMap<String, u16>,
     /// Whether `Schedule` events fire, and at what interval where overridden.
     pub schedules: ScheduleOverrides,
+    /// What callers of the Invoke API and of `AWS_IAM` function URLs must
+    /// present (see `access`). [`Config::new`] makes a random one that
+    /// nobody knows: set it to one the callers were given.
+    pub token: Token,
 }
 
 impl Config {
@@ -54,6 +60,7 @@ impl Config {
             host_env,
             url_ports: BTreeMap::new(),
             schedules: ScheduleOverrides::default(),
+            token: Token::generate(),
         }
     }
 }

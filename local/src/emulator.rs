@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    access::{Access, Hosts, Token},
     config::{Config, ScheduleOverrides},
     error::{Error, Result},
     function::Function,
@@ -60,9 +61,11 @@ impl Emulator {
             url_listeners.push((name.clone(), listener, bound));
         }
 
+        // Only the function processes learn it, through AWS_LAMBDA_RUNTIME_API.
+        let runtime_secret = Token::generate();
         let launcher = Arc::new(Launcher {
             bin_dir: config.bin_dir.clone(),
-            runtime_api_base: format!("http://{addr}/runtime"),
+            runtime_api_base: format!("http://{}/runtime/{}", connect_addr(addr), runtime_secret.expose()),
             region: config.region.clone(),
             host_env: config.host_env.clone(),
         });
@@ -91,7 +94,8 @@ impl Emulator {
             let function = Arc::new(Function::new(spec, arn, max, launcher.clone()));
             functions.insert(function.name().to_owned(), function);
         }
-        let shared = Arc::new(Shared::new(functions, config.region, config.account_id, config.schedules));
+        let access = Access { token: config.token, runtime_secret, hosts: Hosts::of(addr) };
+        let shared = Arc::new(Shared::new(functions, config.region, config.account_id, config.schedules, access));
         for (name, _, bound) in &url_listeners {
             info!(function = %name, url = %format!("http://{bound}/"), "function URL on its own port");
         }
@@ -131,7 +135,7 @@ impl Emulator {
         let stop = CancellationToken::new();
         let mut server = tokio::spawn(server::serve(listener, shared.clone(), fallback, stop.clone()));
         for (name, listener, addr) in url_listeners {
-            let router = function_url::port_router(shared.clone(), name.clone());
+            let router = function_url::port_router(shared.clone(), name.clone(), Hosts::of(addr));
             // Connect info gives function URL events their `sourceIp`.
             let server =
                 axum::serve(listener.tap_io(no_delay), router.into_make_service_with_connect_info::<SocketAddr>())
@@ -169,6 +173,19 @@ impl Emulator {
             Ok(Err(e)) => Err(Error::Serve(e)),
             Err(join) => Err(Error::Serve(std::io::Error::other(join))),
         }
+    }
+}
+
+/// Where the function processes reach the listener: its address, or loopback
+/// for a wildcard one (a request addressed to `0.0.0.0` would be refused:
+/// that is nobody's name).
+fn connect_addr(listener: SocketAddr) -> SocketAddr {
+    match listener.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listener.port())),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listener.port()))
+        }
+        _ => listener,
     }
 }
 

@@ -4,9 +4,11 @@ use std::{io, net::SocketAddr, path::PathBuf};
 
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode},
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+
+use crate::access::Refusal;
 
 /// Everything that can go wrong in the emulator, from startup to a single HTTP request.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,16 @@ pub enum Error {
 
     #[error("Response payload exceeded maximum allowed payload size ({limit} bytes)")]
     ResponseTooLarge { limit: usize },
+
+    // --- Access (see `access`): the same refusals, in each API's dialect ---
+    #[error("Invoke API refused: {0}")]
+    InvokeRefused(Refusal),
+
+    #[error("Runtime API refused: {0}")]
+    RuntimeRefused(Refusal),
+
+    #[error("Forbidden: {0}")]
+    UrlRefused(Refusal),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -117,6 +129,13 @@ impl Error {
             | Error::BodyRead(_)
             | Error::UnknownRequestId(_) => StatusCode::BAD_REQUEST,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::InvokeRefused(r) | Error::RuntimeRefused(r) | Error::UrlRefused(r) => {
+                if r.is_unauthenticated() {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                }
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +151,11 @@ impl Error {
             Error::UnknownRequestId(_) => "InvalidRequestID",
             Error::UnknownInstance { .. } => "InvalidInstance",
             Error::ResponseTooLarge { .. } => "RequestEntityTooLarge",
+            // Lambda's names for the same refusals.
+            Error::InvokeRefused(Refusal::NoCredentials) => "MissingAuthenticationTokenException",
+            Error::InvokeRefused(Refusal::BadCredentials(_)) => "UnrecognizedClientException",
+            Error::InvokeRefused(_) => "AccessDeniedException",
+            Error::RuntimeRefused(_) => "Forbidden",
             _ => "ServiceException",
         }
     }
@@ -143,11 +167,27 @@ impl Error {
                 | Error::UrlRequestTooLarge { .. }
                 | Error::UrlFunctionFailed
                 | Error::UrlInvalidResponse(_)
+                | Error::UrlRefused(_)
         )
     }
 
     fn is_runtime_api(&self) -> bool {
-        matches!(self, Error::UnknownRequestId(_) | Error::UnknownInstance { .. } | Error::ResponseTooLarge { .. })
+        matches!(
+            self,
+            Error::UnknownRequestId(_)
+                | Error::UnknownInstance { .. }
+                | Error::ResponseTooLarge { .. }
+                | Error::RuntimeRefused(_)
+        )
+    }
+
+    /// A 401 says which credentials would do.
+    fn challenge(&self, response: &mut Response) {
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"hemostat-local\""));
+        }
     }
 }
 
@@ -165,7 +205,9 @@ impl IntoResponse for Error {
         if self.is_function_url() {
             // Function URLs answer errors in API Gateway's `{"Message": ..}` shape.
             let body = serde_json::json!({ "Message": message });
-            return (status, Json(body)).into_response();
+            let mut response = (status, Json(body)).into_response();
+            self.challenge(&mut response);
+            return response;
         }
         let kind = if status.is_server_error() { "Service" } else { "User" };
         // `Type`/`message` is what AWS sends; `errorType`/`errorMessage` repeat it in
@@ -178,6 +220,7 @@ impl IntoResponse for Error {
             "errorMessage": message,
         });
         let mut response = (status, Json(body)).into_response();
+        self.challenge(&mut response);
         let headers = response.headers_mut();
         headers.insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
         if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {

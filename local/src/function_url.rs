@@ -11,6 +11,12 @@
 //! documentation: headers lowercased with repeated values comma-joined, the
 //! `Cookie` header moved to `cookies`, non-text bodies base64-encoded, and a
 //! response that is not a `{"statusCode": ..}` object returned as JSON with 200.
+//!
+//! Browsers are welcome here, but only at this listener's own names (a
+//! `Host` that merely resolves here is DNS rebinding), and a URL whose
+//! `AuthType` is `AWS_IAM` needs the emulator's token as AWS needs IAM
+//! credentials: a SigV4 signature with the token as the secret key, or
+//! `Authorization: Bearer <token>` (see `access`). `NONE` is open.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -27,6 +33,7 @@ use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use crate::{
+    access::{self, Hosts},
     error::{Error, Result},
     function::Function,
     invocation::{Invocation, MAX_PAYLOAD_BYTES, Outcome},
@@ -44,15 +51,18 @@ pub fn router() -> Router<Arc<Shared>> {
     router
 }
 
-/// The router of a function's own port: every path belongs to the function.
-pub fn port_router(shared: Arc<Shared>, function: String) -> Router {
+/// The router of a function's own port: every path belongs to the function;
+/// `hosts` are the port's own names.
+pub fn port_router(shared: Arc<Shared>, function: String, hosts: Hosts) -> Router {
     let function = Arc::new(function);
+    let hosts = Arc::new(hosts);
     Router::new().fallback(any(move |request: Request| {
         let shared = shared.clone();
         let function = function.clone();
+        let hosts = hosts.clone();
         async move {
             let raw_path = request.uri().path().to_owned();
-            serve(&shared, &function, raw_path, request).await
+            serve(&shared, &hosts, &function, raw_path, request).await
         }
     }))
 }
@@ -65,24 +75,47 @@ async fn by_prefix(State(shared): State<Arc<Shared>>, request: Request) -> Resul
         None => (rest, "/".to_owned()),
     };
     let name = name.to_owned();
-    serve(&shared, &name, raw_path, request).await
+    serve(&shared, &shared.access().hosts, &name, raw_path, request).await
 }
 
-/// Invokes `function_name` with the event for `request` and turns its answer into HTTP.
-pub async fn serve(shared: &Shared, function_name: &str, raw_path: String, request: Request) -> Result<Response> {
+/// Invokes `function_name` with the event for `request` and turns its answer
+/// into HTTP, for a request that reached a listener whose names are `hosts`.
+pub async fn serve(
+    shared: &Shared,
+    hosts: &Hosts,
+    function_name: &str,
+    raw_path: String,
+    request: Request,
+) -> Result<Response> {
+    if let Err(refusal) = access::check_host(hosts, request.headers()) {
+        return Err(Error::UrlRefused(access::logged("function URL", request.method(), request.uri().path(), refusal)));
+    }
     let function = shared
         .function(function_name)
         .filter(|f| f.spec.url.is_some())
         .ok_or_else(|| Error::NoFunctionUrl { function: function_name.to_owned() })?;
+    let auth_type = function.spec.url.as_ref().map_or_else(|| "NONE".to_owned(), |u| u.auth_type.clone());
     let source_ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_string())
         .unwrap_or_else(|| "127.0.0.1".to_owned());
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)
         .await
         .map_err(|_| Error::UrlRequestTooLarge { limit: MAX_PAYLOAD_BYTES })?;
+    if auth_type == "AWS_IAM" {
+        let checked = shared.access().check_credentials(&parts.method, &parts.uri, &parts.headers, &body);
+        if let Err(refusal) = checked {
+            return Err(Error::UrlRefused(access::logged("function URL", &parts.method, parts.uri.path(), refusal)));
+        }
+        // A bearer token is the emulator's secret itself: the function has no
+        // business seeing it (a signature, as in AWS, it may).
+        let bearer = parts.headers.get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+        if bearer {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+    }
     let http_request = HttpRequest {
         method: parts.method,
         uri: parts.uri,
@@ -97,7 +130,7 @@ pub async fn serve(shared: &Shared, function_name: &str, raw_path: String, reque
         account_id: shared.account_id().to_owned(),
         region: shared.region().to_owned(),
         url_id: url_id(function.name()),
-        auth_type: function.spec.url.as_ref().map_or_else(|| "NONE".to_owned(), |u| u.auth_type.clone()),
+        auth_type,
         request_id: request_id.clone(),
         time: chrono::Utc::now(),
     };

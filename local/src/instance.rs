@@ -31,11 +31,13 @@ const CREDENTIALS: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AW
 /// How long an exited process's remaining output may take to be printed.
 const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
 
-/// What every launch needs to know about the emulator.
-#[derive(Debug, Clone)]
+/// What every launch needs to know about the emulator. No `Debug`: the
+/// Runtime API's address holds its secret.
+#[derive(Clone)]
 pub struct Launcher {
     pub bin_dir: PathBuf,
-    /// `http://127.0.0.1:PORT/runtime`; the function and instance are appended.
+    /// `http://127.0.0.1:PORT/runtime/<secret>`; the function and instance
+    /// are appended.
     pub runtime_api_base: String,
     pub region: String,
     pub host_env: HashMap<String, String>,

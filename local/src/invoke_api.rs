@@ -1,5 +1,6 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), as the
-//! AWS SDK's `lambda.invoke()` calls it.
+//! AWS SDK's `lambda.invoke()` calls it: with the emulator's token, as a bearer
+//! token or a SigV4 signature (see `access`).
 
 use std::borrow::Cow;
 
@@ -12,6 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::{
+    access,
     error::{Error, Result},
     invocation::{CallerContext, Invocation, MAX_PAYLOAD_BYTES, Outcome},
     state::Shared,
@@ -79,6 +81,13 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return Ok(response);
     }
+    // A signature covers the body, so it is read before the caller is known
+    // (bounded like any payload); nothing else is looked at before.
+    let payload = read_payload(body).await?;
+    if let Err(refusal) = shared.access().check_credentials(&parts.method, &parts.uri, &parts.headers, &payload) {
+        return Err(Error::InvokeRefused(access::logged("invoke", &parts.method, parts.uri.path(), refusal)));
+    }
+    let payload = json_payload(payload)?;
     let segment = parts.uri.path().strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)).unwrap_or_default();
     // SDKs percent-encode the colons of an ARN.
     let identifier = percent_decode(segment);
@@ -86,7 +95,6 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     let function = shared.function(name).ok_or_else(|| Error::FunctionNotFound { arn: shared.arn(name) })?;
     let kind = InvocationType::from_headers(&parts.headers)?;
     let caller = caller_context(&parts.headers)?;
-    let payload = read_payload(body).await?;
 
     if kind == InvocationType::DryRun {
         return Ok(reply(StatusCode::NO_CONTENT, &crate::invocation::request_id(), Body::empty()));
@@ -210,7 +218,11 @@ async fn read_payload(mut body: Incoming) -> Result<Bytes> {
     if total > MAX_PAYLOAD_BYTES {
         return Err(Error::PayloadTooLarge { limit: MAX_PAYLOAD_BYTES });
     }
-    let payload = first.unwrap_or_else(|| Bytes::from(joined));
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
+}
+
+/// The payload the function gets: valid JSON, `{}` for none.
+fn json_payload(payload: Bytes) -> Result<Bytes> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         // The CLI and SDKs send no body for "no payload"; Lambda hands the function `{}`.
         return Ok(Bytes::from_static(b"{}"));

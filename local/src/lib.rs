@@ -15,6 +15,11 @@
 //! events are invoked asynchronously with EventBridge's scheduled-event JSON
 //! (`--schedule-interval function=2s` shortens the wait, `--no-schedules` stops them).
 //!
+//! Every caller is checked (`access`): browsers may not use the Invoke and
+//! Runtime APIs, the Invoke API and `AWS_IAM` function URLs need the token
+//! ([`Config::token`], `HEMOSTAT_LAMBDA_TOKEN`), and the Runtime API a secret
+//! only the function processes are given.
+//!
 //! Module map. The modules are private; what the binaries and tests use is
 //! re-exported here. The wiring comes first; each module imports only modules
 //! listed below it, so no two import each other.
@@ -22,10 +27,10 @@
 //! - `emulator` — [`Emulator`]: binds the listeners, loads the functions, wires the modules below together.
 //! - `server` — the main listener: the Invoke and Runtime APIs on plain hyper, the rest through axum.
 //! - `invoke_api` — `/2015-03-31/functions/{name}/invocations`.
-//! - `runtime_api` — `/runtime/{function}/{instance}/2018-06-01/runtime/...`.
+//! - `runtime_api` — `/runtime/{secret}/{function}/{instance}/2018-06-01/runtime/...`.
 //! - `function_url` — `/urls/{function}/...`: Function URLs, HTTP to API Gateway v2 events and back ([`url_id`]).
 //! - `schedule` — `Type: Schedule` events, delivered as EventBridge does ([`parse_interval_flag`]).
-//! - `state` — what the four above share: the loaded functions by name, region, account, schedule settings.
+//! - `state` — what the four above share: the loaded functions by name, region, account, schedule settings, access.
 //! - `function` — [`Function`]: one function's queue and instance pool (scaling, timeouts, crashes).
 //! - `instance` — one child process: environment ([`launch_environment`]), log capture, supervision.
 //! - `template` — SAM template parsing ([`Template`]: `Parameters`, `Globals`, intrinsics).
@@ -33,7 +38,10 @@
 //! - `invocation` — one request and its outcome, and Lambda's payload limit.
 //! - `config` — [`Config`]: the settings of one run.
 //! - `error` — [`Error`]: the crate's error type and its HTTP rendering.
+//! - `access` — who may call: the [`Token`], browser and `Host` checks, the Runtime API's secret ([`Refusal`]).
+//! - `sigv4` — a SigV4-signed request checked against a secret key.
 
+mod access;
 mod config;
 mod emulator;
 mod error;
@@ -46,11 +54,13 @@ mod runtime_api;
 mod schedule;
 mod schedule_expression;
 mod server;
+mod sigv4;
 mod state;
 mod template;
 
 use std::future::Future;
 
+pub use access::{Refusal, Token};
 pub use config::{Config, ScheduleOverrides};
 pub use emulator::Emulator;
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use hemostat_local::{Config, Error};
+use hemostat_local::{Config, Error, Token};
 use tracing_subscriber::EnvFilter;
 
 /// Runs the HemoStat Lambda functions locally behind the Lambda Runtime and Invoke APIs.
@@ -26,9 +26,17 @@ struct Cli {
     #[arg(long, env = "HEMOSTAT_LOCAL_FUNCTIONS", value_delimiter = ',')]
     functions: Vec<String>,
 
-    /// Template parameter override as KEY=VALUE; repeat for several.
-    #[arg(long = "parameter-overrides", env = "HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", value_parser = parse_override)]
-    parameter_overrides: Vec<(String, String)>,
+    /// Template parameter overrides as KEY=VALUE, several separated by spaces (as `sam deploy
+    /// --parameter-overrides` takes them) or by repeating the flag; a later value for a key wins.
+    #[arg(long = "parameter-overrides", env = "HEMOSTAT_LOCAL_PARAMETER_OVERRIDES")]
+    parameter_overrides: Vec<String>,
+
+    /// The token callers of the Invoke API (and of AWS_IAM function URLs) must present: as
+    /// `Authorization: Bearer <token>`, or as the secret access key of a SigV4 signature (AWS SDKs and
+    /// CLIs). Prefer the variable: a flag shows in `ps`. Unset: a random token nobody knows, so only
+    /// function URLs with AuthType NONE and schedules invoke anything.
+    #[arg(long, env = "HEMOSTAT_LAMBDA_TOKEN", hide_env_values = true)]
+    lambda_token: Option<String>,
 
     /// Instances per function when the template sets no ReservedConcurrentExecutions.
     #[arg(long, env = "HEMOSTAT_LOCAL_MAX_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
@@ -124,7 +132,19 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let mut config = Config::new(cli.template, bin_dir);
     config.listen = cli.listen;
     config.functions = cli.functions.into_iter().filter(|f| !f.is_empty()).collect();
-    config.parameter_overrides = cli.parameter_overrides.into_iter().collect::<BTreeMap<_, _>>();
+    config.parameter_overrides = cli
+        .parameter_overrides
+        .iter()
+        .flat_map(|overrides| overrides.split_whitespace())
+        .map(parse_override)
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    match cli.lambda_token.filter(|t| !t.is_empty()) {
+        Some(token) => config.token = Token::new(token),
+        None => tracing::warn!(
+            "HEMOSTAT_LAMBDA_TOKEN is not set: the Invoke API accepts nobody (a random token nobody knows); \
+             set it, and give the same to the bridge"
+        ),
+    }
     config.max_concurrency = cli.max_concurrency as usize;
     config.account_id = cli.account_id;
     config.url_ports = cli.url_ports.into_iter().collect();

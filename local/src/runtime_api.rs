@@ -1,8 +1,9 @@
 //! The Lambda Runtime API, one namespace per instance.
 //!
-//! Every instance gets `AWS_LAMBDA_RUNTIME_API=http://HOST:PORT/runtime/{function}/{instance}`;
+//! Every instance gets `AWS_LAMBDA_RUNTIME_API=http://HOST:PORT/runtime/{secret}/{function}/{instance}`;
 //! the official runtime client prefixes that base path to its `/2018-06-01/...` requests,
-//! so one server can tell all instances apart without a port each.
+//! so one server can tell all instances apart without a port each. The secret
+//! (random per start, see `access`) keeps everyone but the function processes out.
 
 use std::sync::Arc;
 
@@ -16,13 +17,14 @@ use hyper::body::Incoming;
 use tracing::warn;
 
 use crate::{
+    access,
     error::{Error, Result},
     function::{Dispatch, Function, Next},
     invocation::{MAX_PAYLOAD_BYTES, Outcome},
     state::Shared,
 };
 
-/// Every Runtime API path starts with this, then `{function}/{instance}/2018-06-01/runtime/`.
+/// Every Runtime API path starts with this, then `{secret}/{function}/{instance}/2018-06-01/runtime/`.
 pub const PREFIX: &str = "/runtime/";
 const VERSION: &str = "2018-06-01/runtime/";
 
@@ -65,7 +67,11 @@ impl<'a> Route<'a> {
 pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let rest = &parts.uri.path()[PREFIX.len()..];
-    let mut segments = rest.splitn(3, '/');
+    let mut segments = rest.splitn(4, '/');
+    let secret = segments.next().unwrap_or_default();
+    if let Err(refusal) = shared.access().check_runtime_secret(secret) {
+        return Err(Error::RuntimeRefused(access::logged("runtime", &parts.method, PREFIX, refusal)));
+    }
     let (Some(function), Some(instance), Some(tail)) = (segments.next(), segments.next(), segments.next()) else {
         return Ok(not_found());
     };

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 use tracing::{debug, warn};
 
-use crate::{invoke_api, runtime_api, state::Shared};
+use crate::{access, error::Error, invoke_api, runtime_api, state::Shared};
 
 /// Serves until `stop` is cancelled, then lets open connections finish their
 /// current request and returns once all are closed.
@@ -78,10 +78,20 @@ async fn route(
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
+    // No browser, and addressed to us, before anything else is looked at.
     if path.starts_with(runtime_api::PREFIX) {
+        if let Err(refusal) = shared.access().check_api_caller(request.headers()) {
+            // The path may hold the Runtime API's secret: not logged.
+            let refusal = access::logged("runtime", request.method(), runtime_api::PREFIX, refusal);
+            return Ok(Error::RuntimeRefused(refusal).into_response());
+        }
         return Ok(runtime_api::handle(&shared, request).await.unwrap_or_else(IntoResponse::into_response));
     }
     if invoke_api::is_invoke_path(path) {
+        if let Err(refusal) = shared.access().check_api_caller(request.headers()) {
+            let refusal = access::logged("invoke", request.method(), path, refusal);
+            return Ok(Error::InvokeRefused(refusal).into_response());
+        }
         return Ok(invoke_api::handle(&shared, request).await.unwrap_or_else(IntoResponse::into_response));
     }
     // Function URL events carry the caller's address as `sourceIp`.

@@ -1,10 +1,10 @@
 //! What the emulator's front ends share: the loaded functions by name, the region
-//! and account they run in, and the schedule settings. The emulator builds it
+//! and account they run in, the schedule settings, and who may call. The emulator builds it
 //! once; the Invoke API, the Runtime API, function URLs and schedules read it.
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use crate::{config::ScheduleOverrides, function::Function};
+use crate::{access::Access, config::ScheduleOverrides, function::Function};
 
 /// State shared by all HTTP handlers and schedules.
 pub struct Shared {
@@ -12,6 +12,7 @@ pub struct Shared {
     region: String,
     account_id: String,
     schedules: ScheduleOverrides,
+    access: Access,
 }
 
 impl Shared {
@@ -21,8 +22,9 @@ impl Shared {
         region: String,
         account_id: String,
         schedules: ScheduleOverrides,
+        access: Access,
     ) -> Shared {
-        Shared { functions, region, account_id, schedules }
+        Shared { functions, region, account_id, schedules, access }
     }
 
     pub fn function(&self, name: &str) -> Option<Arc<Function>> {
@@ -48,6 +50,11 @@ impl Shared {
 
     pub fn schedules(&self) -> &ScheduleOverrides {
         &self.schedules
+    }
+
+    /// Who may call the main listener.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 }
 

@@ -1,4 +1,7 @@
-//! The emulator checked with a real client: `cargo lambda invoke`.
+//! The emulator checked with a real client: `cargo lambda invoke --remote`,
+//! which calls Lambda through the AWS SDK, SigV4-signed, pointed at the
+//! emulator with `--endpoint-url` and given its token as the secret key.
+//! (Its local mode sends no credentials at all, so the emulator refuses it.)
 //!
 //! The cargo-lambda binary comes from the project's virtualenv
 //! (`scripts/python-tools.sh`, `$HEMOSTAT_VENV`, default /tmp/hemostat-venv) or
@@ -12,7 +15,7 @@ use std::{
     process::Output,
 };
 
-use common::{TestEmulator, temp_dir};
+use common::{TOKEN, TestEmulator, temp_dir};
 
 fn cargo_lambda() -> PathBuf {
     let venv =
@@ -33,19 +36,31 @@ fn cargo_lambda() -> PathBuf {
     })
 }
 
-/// `cargo lambda invoke FUNCTION ARGS..` against `emulator`.
-async fn invoke(emulator: &TestEmulator, function: &str, args: &[&str]) -> Output {
-    let port = emulator.addr.port().to_string();
+/// `cargo lambda invoke --remote FUNCTION ARGS..` against `emulator`, as
+/// against AWS Lambda: through the AWS SDK, SigV4-signed, with the
+/// emulator's token as the secret access key (`secret`).
+async fn invoke_signed(emulator: &TestEmulator, secret: &str, function: &str, args: &[&str]) -> Output {
+    let endpoint = format!("http://{}", emulator.addr);
     // The binary is a cargo subcommand: its first argument is the subcommand name.
     tokio::process::Command::new(cargo_lambda())
-        .args(["lambda", "invoke", function])
-        .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port])
+        .args(["lambda", "invoke", function, "--remote", "--endpoint-url", &endpoint, "--region", "us-east-1"])
         .args(["--color", "never"])
         .args(args)
         .env("CARGO_LAMBDA_COLOR", "never")
+        .env("AWS_ACCESS_KEY_ID", "hemostat-local")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        // No profile or credentials of the machine may change the outcome.
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .output()
         .await
         .expect("cargo-lambda runs")
+}
+
+async fn invoke(emulator: &TestEmulator, function: &str, args: &[&str]) -> Output {
+    invoke_signed(emulator, TOKEN, function, args).await
 }
 
 fn stdout_json(output: &Output) -> serde_json::Value {
@@ -92,15 +107,6 @@ async fn cargo_lambda_invoke_data_ascii_and_data_file() {
     assert_eq!(context["client_context"]["environment"]["stage"], "test");
     assert_eq!(context["client_context"]["client"]["appTitle"], "hemostat");
 
-    let output = invoke(
-        &emulator,
-        "echo",
-        &["--data-ascii", r#"{"context": true}"#, "--identity-id", "id-1", "--identity-pool-id", "pool-1"],
-    )
-    .await;
-    let context = stdout_json(&output);
-    assert_eq!(context["identity"]["identityId"], "id-1");
-    assert_eq!(context["identity"]["identityPoolId"], "pool-1");
     emulator.stop().await;
 }
 
@@ -109,11 +115,11 @@ async fn cargo_lambda_sees_function_errors_and_missing_functions() {
     let emulator = TestEmulator::start().await;
 
     // Lambda answers a function error with 200 and X-Amz-Function-Error; the
-    // client prints the error document.
+    // client fails with the error document's type and message.
     let output = invoke(&emulator, "echo", &["--data-ascii", r#"{"fail":"boom"}"#]).await;
-    let error = stdout_json(&output);
-    assert_eq!(error["errorType"], "NoopFailure");
-    assert_eq!(error["errorMessage"], "boom");
+    assert!(!output.status.success(), "a function error must fail the command");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NoopFailure") && stderr.contains("boom"), "{stderr}");
 
     let output = invoke(&emulator, "no-such-function", &["--data-ascii", "{}"]).await;
     assert!(!output.status.success(), "an unknown function must fail the command");
@@ -123,6 +129,29 @@ async fn cargo_lambda_sees_function_errors_and_missing_functions() {
         stderr.contains("ResourceNotFoundException") && stderr.contains("Function not found"),
         "cargo lambda should print the emulator's reason: {stderr}"
     );
+    emulator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_lambda_without_the_token_is_refused() {
+    let emulator = TestEmulator::start().await;
+    let output = invoke_signed(&emulator, "not-the-token", "echo", &["--data-ascii", "{}"]).await;
+    assert!(!output.status.success(), "signed with another secret");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("UnrecognizedClient") || stderr.contains("signature does not match"), "{stderr}");
+
+    // Its local mode: no credentials at all.
+    let port = emulator.addr.port().to_string();
+    let output = tokio::process::Command::new(cargo_lambda())
+        .args(["lambda", "invoke", "echo", "--invoke-address", "127.0.0.1", "--invoke-port", &port])
+        .args(["--color", "never", "--data-ascii", "{}"])
+        .env("CARGO_LAMBDA_COLOR", "never")
+        .output()
+        .await
+        .expect("cargo-lambda runs");
+    assert!(!output.status.success(), "unsigned");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MissingAuthenticationToken") || stderr.contains("missing credentials"), "{stderr}");
     emulator.stop().await;
 }
 

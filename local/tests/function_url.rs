@@ -5,7 +5,7 @@
 mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use common::{TestEmulator, config};
+use common::{BEARER, TestEmulator, config};
 use hemostat_local::{Emulator, Error, url_id};
 use serde_json::Value;
 
@@ -177,7 +177,7 @@ async fn the_event_is_payload_format_2() {
         .request(
             "DELETE",
             "/urls/raw/a/b%20c?x=1&x=2&y=&z=%26",
-            &[("X-Multi", "1"), ("X-Multi", "2"), ("Cookie", "a=1; b=2"), ("Content-Type", "image/png")],
+            &[BEARER, ("X-Multi", "1"), ("X-Multi", "2"), ("Cookie", "a=1; b=2"), ("Content-Type", "image/png")],
             vec![0x89u8, b'P', b'N', b'G', 0xff],
         )
         .await;
@@ -197,6 +197,7 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert!(headers["x-amzn-trace-id"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
     assert!(!headers.contains_key("cookie"), "cookies move to `cookies`");
+    assert!(!headers.contains_key("authorization"), "the emulator's token never reaches the function");
     assert!(headers.keys().all(|k| k == &k.to_lowercase()), "header names are lowercase: {headers:?}");
     assert_eq!(event["isBase64Encoded"], true);
     let body = BASE64.decode(event["body"].as_str().expect("body")).expect("base64");
@@ -224,13 +225,14 @@ async fn the_event_is_payload_format_2() {
     assert_eq!(parsed.timestamp(), epoch / 1000);
 
     // Text bodies stay text; no body means no `body` key.
-    let reply = emulator.request("POST", "/urls/raw/", &[("Content-Type", "text/plain; charset=utf-8")], "héllo").await;
+    let reply =
+        emulator.request("POST", "/urls/raw/", &[BEARER, ("Content-Type", "text/plain; charset=utf-8")], "héllo").await;
     let event = reply.json();
     assert_eq!(event["body"], "héllo");
     assert_eq!(event["isBase64Encoded"], false);
     assert!(event.get("queryStringParameters").is_none());
     assert!(event.get("cookies").is_none());
-    let reply = emulator.request("GET", "/urls/raw/", &[], "").await;
+    let reply = emulator.request("GET", "/urls/raw/", &[BEARER], "").await;
     assert!(reply.json().get("body").is_none());
     emulator.stop().await;
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{TestEmulator, config, noop_bin_dir};
+use common::{BEARER, TestEmulator, config, noop_bin_dir};
 use futures::future::join_all;
 use hemostat_local::{Emulator, Error};
 
@@ -99,7 +99,10 @@ async fn environment_reaches_the_function() {
     assert_eq!(env["NOT_LOCAL"], serde_json::Value::Null, "unresolvable intrinsics are skipped");
     assert_eq!(env["UNDECLARED"], serde_json::Value::Null, "undeclared host variables stay out");
     let api = env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap();
-    assert!(api.starts_with(&format!("http://{}/runtime/echo/", emulator.addr)), "{api}");
+    let rest = api.strip_prefix(&format!("http://{}/runtime/", emulator.addr)).unwrap_or_else(|| panic!("{api}"));
+    let (secret, rest) = rest.split_once('/').unwrap();
+    assert!(secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()), "a per-start secret: {api}");
+    assert!(rest.starts_with("echo/"), "{api}");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "echo");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
@@ -290,17 +293,19 @@ async fn max_concurrency_one_serialises() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_api_rejects_unknown_request_ids_and_instances() {
     let emulator = TestEmulator::start().await;
-    let base = "/runtime/echo/0/2018-06-01/runtime/invocation";
+    let prefix = emulator.runtime_prefix().await;
+    let base = format!("{prefix}/echo/0/2018-06-01/runtime/invocation");
     let reply = emulator.request("POST", &format!("{base}/not-a-request/response"), &[], "{}").await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()["errorType"], "InvalidRequestID");
     let reply = emulator.request("POST", &format!("{base}/not-a-request/error"), &[], "{}").await;
     assert_eq!(reply.status, 400);
 
-    let reply = emulator.request("GET", "/runtime/echo/not-a-number/2018-06-01/runtime/invocation/next", &[], "").await;
+    let next = "2018-06-01/runtime/invocation/next";
+    let reply = emulator.request("GET", &format!("{prefix}/echo/not-a-number/{next}"), &[], "").await;
     assert_eq!(reply.status, 404);
     assert!(reply.json()["errorMessage"].is_string());
-    let reply = emulator.request("GET", "/runtime/nope/0/2018-06-01/runtime/invocation/next", &[], "").await;
+    let reply = emulator.request("GET", &format!("{prefix}/nope/0/{next}"), &[], "").await;
     assert_eq!(reply.status, 404);
     emulator.stop().await;
 }
@@ -308,10 +313,11 @@ async fn runtime_api_rejects_unknown_request_ids_and_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_error_retires_the_instance_and_a_new_one_serves() {
     let emulator = TestEmulator::start().await;
+    let prefix = emulator.runtime_prefix().await;
     let reply = emulator
         .request(
             "POST",
-            "/runtime/echo/0/2018-06-01/runtime/init/error",
+            &format!("{prefix}/echo/0/2018-06-01/runtime/init/error"),
             &[("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")],
             r#"{"errorType":"Runtime.InitError","errorMessage":"cannot connect"}"#,
         )
@@ -368,14 +374,24 @@ async fn client_context_reaches_the_function_decoded() {
     let path = "/2015-03-31/functions/echo/invocations";
     let context = r#"{"custom":{"trace":"abc"},"environment":{"k":"v"}}"#;
     let encoded = STANDARD.encode(context);
-    let reply = emulator.request("POST", path, &[("X-Amz-Client-Context", &encoded)], r#"{"context":true}"#).await;
+    let reply =
+        emulator.request("POST", path, &[BEARER, ("X-Amz-Client-Context", &encoded)], r#"{"context":true}"#).await;
     assert_eq!(reply.status, 200);
     let ctx = reply.json();
     assert_eq!(ctx["client_context"]["custom"]["trace"], "abc");
     assert_eq!(ctx["client_context"]["environment"]["k"], "v");
 
+    // The runtime's own header names, as `cargo lambda invoke` sends them locally.
+    let identity = r#"{"identityId":"id-1","identityPoolId":"pool-1"}"#;
+    let reply = emulator
+        .request("POST", path, &[BEARER, ("Lambda-Runtime-Cognito-Identity", identity)], r#"{"context":true}"#)
+        .await;
+    assert_eq!(reply.json()["identity"]["identityId"], "id-1");
+    assert_eq!(reply.json()["identity"]["identityPoolId"], "pool-1");
+
     for bad in ["not base64!", &STANDARD.encode("not json")] {
-        let reply = emulator.request("POST", path, &[("X-Amz-Client-Context", bad)], r#"{"context":true}"#).await;
+        let reply =
+            emulator.request("POST", path, &[BEARER, ("X-Amz-Client-Context", bad)], r#"{"context":true}"#).await;
         assert_eq!(reply.status, 400, "{bad}");
         assert_eq!(reply.header("x-amzn-ErrorType"), Some("InvalidRequestContentException"));
     }
@@ -387,14 +403,15 @@ async fn percent_encoded_arns_and_wrong_methods() {
     let emulator = TestEmulator::start().await;
     // SDKs percent-encode an ARN's colons in the path.
     let path = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Aecho/invocations";
-    let reply = emulator.request("POST", path, &[], r#"{"n":1}"#).await;
+    let reply = emulator.request("POST", path, &[BEARER], r#"{"n":1}"#).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json(), serde_json::json!({"n": 1}));
 
     let reply = emulator.request("GET", "/2015-03-31/functions/echo/invocations", &[], "").await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow"), Some("POST"));
-    let reply = emulator.request("POST", "/runtime/echo/0/2018-06-01/runtime/invocation/next", &[], "").await;
+    let prefix = emulator.runtime_prefix().await;
+    let reply = emulator.request("POST", &format!("{prefix}/echo/0/2018-06-01/runtime/invocation/next"), &[], "").await;
     assert_eq!(reply.status, 404);
     let reply = emulator.request("GET", "/nothing/here", &[], "").await;
     assert_eq!(reply.status, 404);

@@ -4,8 +4,14 @@
 //
 //   node tests/browser/dashboard.mjs '<json options>'
 //
-// Options: scenario ("heal" | "hostile"), url, container (host/name key),
-// screenshot (PNG path), timeoutMs, and for "hostile": name, reason, issue.
+// Options: scenario ("heal" | "hostile" | "cross-origin"), url, screenshot
+// (PNG path), timeoutMs; password (the dashboard's token: the browser gives
+// it as HTTP Basic credentials, as a user types it into the browser's
+// prompt); hostResolverRules (Chromium's, e.g. "MAP evil.example
+// 127.0.0.1"); for "heal" and "hostile": container (host/name key), and
+// for "hostile": name, reason, issue. "cross-origin" opens a page of
+// another site (the test's) that tries to invoke a function through the
+// emulator, and reports what its fetches came to.
 //
 // Protocol with the caller, one line each on stdout:
 //   READY <ms>      the page shows the container (heal: now crash it)
@@ -104,21 +110,35 @@ async function hostile() {
   return { ready_ms: readyMs, name: seen.name };
 }
 
+// The page of another site does the requests itself (as any web page
+// could); this waits for them to settle and reports each outcome.
+async function crossOrigin() {
+  await page.waitForFunction(() => window.__attack && window.__attack.done, null, { timeout })
+    .catch(() => fail('the page never finished its requests'));
+  const attack = await page.evaluate(() => window.__attack);
+  console.log(`READY ${since()}`);
+  return attack;
+}
+
 async function main() {
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  if (opts.hostResolverRules) args.push(`--host-resolver-rules=${opts.hostResolverRules}`);
   browser = await chromium.launch({
     executablePath,
     headless: true,
     // What works on a machine whose only network is loopback: no sandbox as
     // root, and none of Chromium's background connections.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args,
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const credentials = opts.password ? { httpCredentials: { username: 'hemostat', password: opts.password } } : {};
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 }, ...credentials });
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   await page.goto(opts.url, { waitUntil: 'load', timeout });
-  const result = opts.scenario === 'hostile' ? await hostile() : await heal();
+  const scenarios = { hostile, heal, 'cross-origin': crossOrigin };
+  const result = await (scenarios[opts.scenario] || heal)();
   // Every inlined script and style must pass the page's CSP.
   const csp = consoleErrors.filter((e) => /Content Security Policy/i.test(e));
   if (csp.length) fail(`CSP violations: ${JSON.stringify(csp)}`);

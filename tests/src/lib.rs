@@ -20,6 +20,7 @@
 //! - [`paths`] — where things live: workspace root, built binaries
 //!   ([`bin_dir`]), per-test logs ([`log_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
+//! - [`http`] — [`http_get`] / [`http_request`], one plain request and its [`http::Answer`].
 //! - [`polling`] — [`wait_until`] / [`wait_for`], deadline-bounded polling.
 //! - [`redis_server`] — [`RedisServer`], a throwaway `redis-server` per test,
 //!   restartable on the same port for fault tests.
@@ -38,7 +39,8 @@
 //! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_collector`]
 //!   ([`collector`] to start one without waiting) / [`start_stack`]
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
-//!   HemoStat's long-running parts, started and waited for.
+//!   HemoStat's long-running parts, started and waited for; the emulator's
+//!   token they share ([`lambda_token`], [`lambda_bearer`]).
 //! - [`process`] — [`Process`], a workspace binary run with its output in
 //!   `target/e2e-logs/{test}-{name}.log`, killed when dropped.
 //!
@@ -58,6 +60,7 @@ pub mod dockerd;
 pub mod events;
 pub mod facts;
 pub mod fake_llm;
+pub mod http;
 pub mod incidents;
 pub mod keys;
 pub mod paths;
@@ -74,6 +77,7 @@ pub use dockerd::PrivateDockerd;
 pub use events::stream_events;
 pub use facts::report_container;
 pub use fake_llm::FakeLlm;
+pub use http::{http_get, http_request};
 pub use keys::{TestKeys, test_keys};
 pub use paths::{bin_dir, log_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
@@ -82,7 +86,8 @@ pub use process::{Process, ProcessBuilder};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
 pub use stack::{
-    Stack, StackEnv, collector, start_bridge, start_collector, start_emulator, start_stack, start_stack_with, test_host,
+    Stack, StackEnv, collector, lambda_bearer, lambda_token, start_bridge, start_collector, start_emulator,
+    start_stack, start_stack_with, test_host,
 };
 
 /// Name of the running test, derived from the test thread's name (libtest

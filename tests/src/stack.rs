@@ -1,7 +1,11 @@
 //! HemoStat's own long-running parts as test processes: the Lambda emulator,
 //! the bridge and the collector, started and waited for in one place.
+//!
+//! The emulator authenticates its callers: every emulator and bridge started
+//! here gets the test binary's [`lambda_token`] (`HEMOSTAT_LAMBDA_TOKEN`),
+//! and a test calling the Invoke API itself sends it.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use crate::{
     container::TEST_LABEL,
@@ -16,21 +20,36 @@ use crate::{
 const READY: Duration = Duration::from_secs(20);
 const COLLECTOR_READY: Duration = Duration::from_secs(60);
 
-/// Starts `hemostat-local` on a free loopback port, after `configure` has
-/// added its template, functions and environment, and waits until it
-/// listens. Returns the process and its Invoke API endpoint
-/// (`http://127.0.0.1:PORT`).
+/// The emulator's token in this test binary: random, one per process, given
+/// to every emulator and bridge started here.
+pub fn lambda_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| format!("e2e-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// `Bearer <lambda_token>`: what a test sends to the Invoke API (or an
+/// `AWS_IAM` function URL) itself.
+pub fn lambda_bearer() -> String {
+    format!("Bearer {}", lambda_token())
+}
+
+/// Starts `hemostat-local` on a free loopback port with [`lambda_token`],
+/// after `configure` has added its template, functions and environment (it
+/// may set another token), and waits until it listens. Returns the process
+/// and its Invoke API endpoint (`http://127.0.0.1:PORT`).
 pub async fn start_emulator(configure: impl FnOnce(ProcessBuilder) -> ProcessBuilder) -> (Process, String) {
     let listen = format!("127.0.0.1:{}", free_port());
-    let emulator = configure(Process::builder("hemostat-local")).args(["--listen", &listen]).spawn();
+    let builder = Process::builder("hemostat-local").env("HEMOSTAT_LAMBDA_TOKEN", lambda_token());
+    let emulator = configure(builder).args(["--listen", &listen]).spawn();
     emulator.wait_for_line("listening on", READY).await;
     (emulator, format!("http://{listen}"))
 }
 
-/// Starts `hemostat-bridge` as `configure` sets it up and waits until every
-/// route is ready.
+/// Starts `hemostat-bridge` with [`lambda_token`] as `configure` sets it up
+/// and waits until every route is ready.
 pub async fn start_bridge(configure: impl FnOnce(ProcessBuilder) -> ProcessBuilder) -> Process {
-    let bridge = configure(Process::builder("hemostat-bridge")).spawn();
+    let builder = Process::builder("hemostat-bridge").env("HEMOSTAT_LAMBDA_TOKEN", lambda_token());
+    let bridge = configure(builder).spawn();
     bridge.wait_for_line("bridge ready", READY).await;
     bridge
 }

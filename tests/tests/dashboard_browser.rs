@@ -18,8 +18,23 @@
 //!   one that ends by itself without a reload. Its driver is this file's
 //!   `SILENCES_SCRIPT`, run with the same node and playwright-core.
 //!
-//! Screenshots are kept under `$HEMOSTAT_TEST_ARTIFACTS` (default
-//! `target/test-artifacts/`) and their paths printed.
+//! - access: the dashboard's function URL as the local stack serves it
+//!   (AuthType NONE) refuses a caller without the dashboard's token (401
+//!   with a Basic challenge, which is how the browser above is asked for
+//!   it) and serves one with it; with the template's default AuthType,
+//!   AWS_IAM, the emulator refuses an unauthenticated request before the
+//!   dashboard runs; without a token and without IAM it serves nobody.
+//! - cross-origin: a page of another site (served by the test, opened as
+//!   `http://evil.example:PORT/`, a name Chromium resolves to 127.0.0.1)
+//!   tries what any web page can: `fetch(..., {mode: "no-cors"})` POSTs
+//!   of `text/plain` to the emulator's Invoke API, also by a name that
+//!   merely resolves there (DNS rebinding). The emulator sees and refuses
+//!   every one, and the function is never invoked.
+//!
+//! The browser gives the dashboard's token as HTTP Basic credentials, as a
+//! user types it into the browser's prompt. Screenshots are kept under
+//! `$HEMOSTAT_TEST_ARTIFACTS` (default `target/test-artifacts/`) and their
+//! paths printed.
 
 use std::{
     path::{Path, PathBuf},
@@ -29,10 +44,10 @@ use std::{
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, Stack, docker, free_port, paths::target_dir, start_emulator, start_stack,
-    workspace_root,
+    ContainerSpec, Process, RedisServer, Stack, StackEnv, bin_dir, docker, free_port, http_get, lambda_bearer,
+    lambda_token, log_dir, paths::target_dir, start_emulator, start_stack_with, wait_for, workspace_root,
 };
-use hemostat_protocol::{ContainerRef, EventKind, keys, publisher::ENVELOPE_FIELD};
+use hemostat_protocol::{ContainerRef, Envelope, EventKind, keys, publisher::ENVELOPE_FIELD};
 use redis::AsyncCommands;
 use serde_json::json;
 use tokio::{
@@ -42,6 +57,10 @@ use tokio::{
 };
 
 const FUNCTION: &str = "hemostat-dashboard";
+/// The dashboard's own token (`DASHBOARD_AUTH_TOKEN`), the browser's password.
+const DASHBOARD_TOKEN: &str = "e2e-dashboard-token";
+/// As scripts/stack.sh serves the dashboard: its own token, not IAM.
+const DASHBOARD_URL_NONE: &str = "DashboardUrlAuthType=NONE";
 
 /// The browser, node and playwright-core, or a panic that says how to get them.
 fn browser_tools() -> PathBuf {
@@ -153,7 +172,10 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let redis = RedisServer::start().await;
     let url = redis.url();
     let docker = docker().await;
-    let Stack { host, endpoint, emulator, bridge, collector } = start_stack(&url).await;
+    let env = StackEnv::default()
+        .emulator("HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", DASHBOARD_URL_NONE)
+        .emulator("DASHBOARD_AUTH_TOKEN", DASHBOARD_TOKEN);
+    let Stack { host, endpoint, emulator, bridge, collector } = start_stack_with(&url, &env).await;
 
     // USR1 makes the process exit 1: a crash, not a requested stop.
     let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
@@ -167,7 +189,8 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let page = format!("{endpoint}/urls/{FUNCTION}/");
     let mut browser = Browser::start(
         &script,
-        json!({"scenario": "heal", "url": page, "container": key, "screenshot": screenshot, "timeoutMs": 60_000}),
+        json!({"scenario": "heal", "url": page, "container": key, "screenshot": screenshot, "timeoutMs": 60_000,
+               "password": DASHBOARD_TOKEN}),
     );
     let logs = |why: String| {
         format!(
@@ -193,25 +216,37 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     println!("screenshot: {}", screenshot.display());
 }
 
-/// The dashboard function alone under the emulator, on Redis `redis`:
+/// The dashboard function alone under the emulator, on Redis `redis`, with
+/// the template parameters `overrides` and the dashboard's token `token`:
 /// the emulator, and the port of the dashboard's function URL.
-async fn dashboard_alone(redis: &RedisServer) -> (Process, u16) {
+async fn dashboard_with(redis: &RedisServer, overrides: &str, token: Option<&str>) -> (Process, u16) {
     let template = workspace_root().join("template.yaml");
     let port = free_port();
     let (emulator, _) = start_emulator(|b| {
-        b.args([
-            "--template",
-            template.to_str().unwrap(),
-            "--functions",
-            FUNCTION,
-            "--url-port",
-            &format!("{FUNCTION}={port}"),
-        ])
-        .env("REDIS_URL", redis.url())
-        .env("RUST_LOG", "info")
+        let b = b
+            .args([
+                "--template",
+                template.to_str().unwrap(),
+                "--functions",
+                FUNCTION,
+                "--url-port",
+                &format!("{FUNCTION}={port}"),
+            ])
+            .env("HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", overrides)
+            .env("REDIS_URL", redis.url())
+            .env("RUST_LOG", "info");
+        match token {
+            Some(token) => b.env("DASHBOARD_AUTH_TOKEN", token),
+            None => b.env_remove("DASHBOARD_AUTH_TOKEN"),
+        }
     })
     .await;
     (emulator, port)
+}
+
+/// The dashboard as scripts/stack.sh serves it: AuthType NONE, its own token.
+async fn dashboard_alone(redis: &RedisServer) -> (Process, u16) {
+    dashboard_with(redis, DASHBOARD_URL_NONE, Some(DASHBOARD_TOKEN)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +285,8 @@ async fn dashboard_shows_hostile_names_and_reasons_as_text() {
     let mut browser = Browser::start(
         &script,
         json!({"scenario": "hostile", "url": format!("http://127.0.0.1:{port}/"), "container": c.key(),
-               "name": name, "reason": reason, "issue": issue, "screenshot": screenshot, "timeoutMs": 30_000}),
+               "name": name, "reason": reason, "issue": issue, "screenshot": screenshot, "timeoutMs": 30_000,
+               "password": DASHBOARD_TOKEN}),
     );
     let result = browser
         .line("RESULT", Duration::from_secs(60))
@@ -313,7 +349,8 @@ async function main() {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 },
+    httpCredentials: { username: 'hemostat', password: opts.password } });
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
@@ -430,7 +467,7 @@ async fn dashboard_shows_silences_and_open_breakers_live() {
         &script,
         json!({"url": format!("http://127.0.0.1:{port}/"), "browserDir": tools.parent().unwrap(),
                "a": side(&a, &web.key()), "b": side(&b, &db.key()), "breaker": breaker,
-               "screenshot": screenshot, "timeoutMs": 30_000}),
+               "screenshot": screenshot, "timeoutMs": 30_000, "password": DASHBOARD_TOKEN}),
     );
     let failed = |e: String| format!("{e}\nscreenshot: {}\nemulator:\n{}", screenshot.display(), emulator.log_tail(30));
     let ready = browser.line("READY", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{}", failed(e)));
@@ -441,4 +478,173 @@ async fn dashboard_shows_silences_and_open_breakers_live() {
     assert!(browser.child.wait().await.unwrap().success(), "{}", browser.seen.join("\n"));
     println!("removed and expired silences left the page without a reload: {result}");
     println!("screenshot: {}", screenshot.display());
+}
+
+/// One GET with `headers`: status, `WWW-Authenticate`, body.
+async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    let answer = http_get(url, headers).await;
+    let challenge = answer.header("www-authenticate").map(str::to_owned);
+    (answer.status, challenge, answer.body)
+}
+
+fn basic(password: &str) -> String {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    format!("Basic {}", STANDARD.encode(format!("hemostat:{password}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_refuses_callers_without_its_token_and_serves_those_with_it() {
+    let redis = RedisServer::start().await;
+
+    // As the local stack serves it: AuthType NONE, the dashboard's own token.
+    let (emulator, port) = dashboard_alone(&redis).await;
+    let page = format!("http://127.0.0.1:{port}/");
+    let api = format!("http://127.0.0.1:{port}/api/containers");
+    let (status, challenge, body) = get(&page, &[]).await;
+    assert_eq!(status, 401, "{body}\n{}", emulator.log_tail(20));
+    assert!(challenge.is_some_and(|c| c.starts_with("Basic ")), "browsers are asked for the token");
+    assert!(!body.contains("<!doctype html>"));
+    for wrong in [basic("wrong"), "Bearer wrong".to_owned(), lambda_bearer()] {
+        assert_eq!(get(&api, &[("authorization", &wrong)]).await.0, 401, "{wrong}");
+    }
+    let (status, _, body) = get(&page, &[("authorization", &basic(DASHBOARD_TOKEN))]).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("<!doctype html>"), "{body}");
+    let (status, _, body) = get(&api, &[("authorization", &format!("Bearer {DASHBOARD_TOKEN}"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"containers\""), "{body}");
+    assert!(!emulator.log().contains(DASHBOARD_TOKEN), "the token is never logged");
+    drop(emulator);
+
+    // The template's default: AuthType AWS_IAM, which the emulator checks
+    // (with its own token) before the dashboard runs.
+    let (emulator, port) = dashboard_with(&redis, "", None).await;
+    let api = format!("http://127.0.0.1:{port}/api/containers");
+    let (status, _, body) = get(&api, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("missing credentials"), "the emulator's refusal, not the dashboard's: {body}");
+    assert_eq!(get(&api, &[("authorization", &basic(DASHBOARD_TOKEN))]).await.0, 403);
+    let (status, _, body) = get(&api, &[("authorization", &lambda_bearer())]).await;
+    assert_eq!(status, 200, "{body}\n{}", emulator.log_tail(20));
+    drop(emulator);
+
+    // A public URL and no token: the dashboard serves nobody.
+    let (_emulator, port) = dashboard_with(&redis, DASHBOARD_URL_NONE, None).await;
+    let (status, _, body) = get(&format!("http://127.0.0.1:{port}/"), &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("DASHBOARD_AUTH_TOKEN"), "{body}");
+}
+
+/// A page of another site, which on load POSTs `body` (no-CORS, text/plain)
+/// to every one of `targets`, and says when all settled.
+fn attacker_page(targets: &[String], body: &str) -> String {
+    format!(
+        r#"<!doctype html><title>a page of another site</title><script>
+window.__attack = {{ done: false, results: [] }};
+const targets = {targets};
+Promise.allSettled(targets.map((url) =>
+  fetch(url, {{ method: 'POST', mode: 'no-cors', headers: {{ 'Content-Type': 'text/plain' }}, body: {body} }})
+    .then((r) => 'sent: ' + r.type)))
+  .then((all) => {{
+    window.__attack.results = all.map((r, i) => ({{ url: targets[i], outcome: r.status === 'fulfilled' ? r.value : 'blocked: ' + r.reason }}));
+    window.__attack.done = true;
+  }});
+</script>"#,
+        targets = serde_json::to_string(targets).unwrap(),
+        body = serde_json::to_string(body).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_site_cannot_invoke_a_function_through_the_emulator() {
+    use hemostat_bridge::{HttpInvoker, Invocation, Invoker};
+    use hemostat_protocol::secret::Secret;
+
+    let script = browser_tools();
+    let redis = RedisServer::start().await;
+    // The responder's name, run by a function that counts every record it
+    // is invoked with in Redis (`bridge-test:seen`, field `data.id`).
+    let template = log_dir().join(format!("{}-template.yaml", hemostat_e2e::current_test_name()));
+    std::fs::write(
+        &template,
+        format!(
+            "Resources:\n  Responder:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        \
+             Binary: bridge-test-function\n    Properties:\n      FunctionName: hemostat-responder\n      \
+             Environment:\n        Variables:\n          BRIDGE_TEST_REDIS_URL: {}\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let (emulator, endpoint) = start_emulator(|b| {
+        b.args(["--template".to_owned(), template.display().to_string()])
+            .args(["--bin-dir".to_owned(), bin_dir().display().to_string()])
+            .env_remove("BRIDGE_TEST_REDIS_URL")
+            .env("RUST_LOG", "info")
+    })
+    .await;
+    let port = endpoint.rsplit(':').next().unwrap().to_owned();
+    let record = |id: &str| {
+        let data = json!({"id": id, "container": "web", "host": "h1", "action": "restart", "reason": "forged"});
+        let envelope = Envelope::new("a-web-page", EventKind::RemediationNeeded, &data).unwrap();
+        json!({"Records": [{"messageId": "1-0", "eventSourceArn": EventKind::RemediationNeeded.stream(),
+            "eventSource": "hemostat:redis-stream", "approximateReceiveCount": 1, "body": envelope.to_json()}]})
+        .to_string()
+    };
+
+    // The page: another site's, on a port of its own.
+    let path = "/2015-03-31/functions/hemostat-responder/invocations";
+    let targets = vec![
+        format!("http://127.0.0.1:{port}{path}"),
+        format!("http://localhost:{port}{path}"),
+        // DNS rebinding: the attacker's own name, resolving to 127.0.0.1.
+        format!("http://evil.example:{port}{path}"),
+    ];
+    let html = attacker_page(&targets, &record("from-a-web-page"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(move || {
+        let html = html.clone();
+        async move { ([(http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html) }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let screenshot = artifact("cross-origin.png");
+    let mut browser = Browser::start(
+        &script,
+        json!({"scenario": "cross-origin", "url": format!("http://evil.example:{page_port}/"),
+               "hostResolverRules": "MAP evil.example 127.0.0.1", "screenshot": screenshot, "timeoutMs": 30_000}),
+    );
+    let result = browser
+        .line("RESULT", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nemulator:\n{}", emulator.log_tail(30)));
+    assert!(browser.child.wait().await.unwrap().success(), "{}", browser.seen.join("\n"));
+    let outcome: serde_json::Value = serde_json::from_str(&result).unwrap();
+    println!("the page's requests: {}", outcome["results"]);
+    let sent = outcome["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"].as_str().is_some_and(|o| o.starts_with("sent")))
+        .count();
+    assert!(sent >= 1, "the browser must have sent the page's requests for this to prove anything: {outcome}");
+
+    // Every request that left the browser reached the emulator and was refused.
+    let refusals = || emulator.log().matches("a web page's request").count();
+    let seen = wait_for(Duration::from_secs(10), || async { (refusals() >= sent).then_some(()) }).await;
+    assert!(seen.is_some(), "{sent} requests sent, {} refused:\n{}", refusals(), emulator.log_tail(30));
+    let mut conn = redis.connection().await;
+    let invoked: std::collections::HashMap<String, u64> =
+        redis::AsyncCommands::hgetall(&mut conn, "bridge-test:seen").await.unwrap();
+    assert!(invoked.is_empty(), "the function was invoked from a web page: {invoked:?}");
+
+    // The same request from a caller with the token is carried out: the
+    // function does record what reaches it.
+    let token = Secret::new(lambda_token());
+    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(30), Some(&token)).unwrap();
+    let reply = invoker.invoke("hemostat-responder", bytes::Bytes::from(record("with-the-token"))).await.unwrap();
+    assert!(matches!(reply, Invocation::Ok(_)), "{reply:?}");
+    let invoked: std::collections::HashMap<String, u64> =
+        redis::AsyncCommands::hgetall(&mut conn, "bridge-test:seen").await.unwrap();
+    assert_eq!(invoked.into_keys().collect::<Vec<_>>(), ["with-the-token"]);
 }

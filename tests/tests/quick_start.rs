@@ -3,17 +3,23 @@
 //! node and (with `HEMOSTAT_TEST_REDIS=cluster`) on a Redis Cluster reached
 //! through the URL of one of its nodes, which the stack must recognise as a
 //! cluster by itself; no component may ever meet a redirection.
+//!
+//! Also what the script does for trust: the emulator's token (new every
+//! start) and the dashboard's token are private files (0600) in the state
+//! folder, never in its output or any component's log; the emulator refuses
+//! a caller without its token; the dashboard asks for its token (a Basic
+//! challenge, what a browser shows as a password prompt) and serves with it.
 
 use std::{
-    os::unix::process::CommandExt,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, log_dir,
-    process::file_tail, stream_events, wait_for, workspace_root,
+    ContainerSpec, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, http_get, http_request,
+    log_dir, process::file_tail, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
     EventKind,
@@ -56,13 +62,21 @@ async fn the_quick_start_heals_a_crashed_container() {
     let log = log_dir().join(format!("{}-stack.log", current_test_name()));
     let out = std::fs::File::create(&log).unwrap();
     let profile = if hemostat_e2e::bin_dir().ends_with("release") { "release" } else { "debug" };
+    let listen = format!("127.0.0.1:{}", free_port());
+    // Its own state folder: the tokens it writes are this test's.
+    let state = log_dir().join(format!("{}-state", current_test_name()));
+    let _ = std::fs::remove_dir_all(&state);
     let child = Command::new("bash")
         .arg(workspace_root().join("scripts/stack.sh"))
         .current_dir(workspace_root())
         .env("REDIS_URL", &url)
         .env("HEMOSTAT_SKIP_BUILD", "1")
         .env("HEMOSTAT_PROFILE", profile)
-        .env("HEMOSTAT_LOCAL_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("HEMOSTAT_LOCAL_LISTEN", &listen)
+        .env("HEMOSTAT_STATE_DIR", &state)
+        .env_remove("HEMOSTAT_LAMBDA_TOKEN")
+        .env_remove("HEMOSTAT_COMMAND_KEY")
+        .env_remove("DASHBOARD_AUTH_TOKEN")
         .env("HEMOSTAT_HOST", &host)
         // Only this test's containers: the engine is shared with other tests.
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
@@ -105,4 +119,44 @@ async fn the_quick_start_heals_a_crashed_container() {
     for word in ["MOVED", "Moved:", "ASK ", "CROSSSLOT", "CrossSlot"] {
         assert!(!log.contains(word), "stack.sh's components logged {word}:\n{}", file_tail(&stack.log, 60));
     }
+
+    // The tokens: private files, in no output.
+    let mut tokens = Vec::new();
+    for name in ["lambda.token", "dashboard.token", "command.key"] {
+        let path = state.join(name);
+        let mode = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{} has mode {:o}", path.display(), mode & 0o777);
+        let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+        assert_eq!(token.len(), 64, "{name}: 32 random bytes, hex");
+        tokens.push(token);
+    }
+    assert!(
+        log.contains(&format!("{}", state.join("dashboard.token").display())),
+        "it says where the dashboard's token is"
+    );
+    let mut logs = vec![log];
+    for entry in std::fs::read_dir(state.join("logs")).unwrap() {
+        logs.push(std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    for token in &tokens {
+        assert!(logs.iter().all(|l| !l.contains(token.as_str())), "a token is in stack.sh's output or a log");
+    }
+
+    // The emulator refuses a caller without its token; the dashboard asks
+    // for its own, and serves with it.
+    let (lambda, dashboard) = (&tokens[0], &tokens[1]);
+    let invoke = format!("http://{listen}/2015-03-31/functions/hemostat-dashboard/invocations");
+    let refused = http_request("POST", &invoke, &[], "{}").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let page = format!("http://{listen}/urls/hemostat-dashboard/");
+    let asked = http_get(&page, &[]).await;
+    assert_eq!(asked.status, 401, "{}", asked.body);
+    assert!(asked.header("www-authenticate").is_some_and(|c| c.starts_with("Basic ")), "{}", asked.head);
+    use base64::Engine;
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("me:{dashboard}")));
+    let served = http_get(&page, &[("Authorization", &basic)]).await;
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert!(served.body.starts_with("<!doctype html>"));
+    let not_the_lambda_token = http_get(&page, &[("Authorization", &format!("Bearer {lambda}"))]).await;
+    assert_eq!(not_the_lambda_token.status, 401, "the emulator's token is not the dashboard's");
 }

@@ -269,6 +269,8 @@ fn help_never_shows_a_secret() {
         ("ALERT_WEBHOOK_URL", "https://hook.example/5ecret"),
         ("ALERT_WEBHOOK_SECRET", "hmac-5ecret"),
         ("EXPORTER_BEARER_TOKEN", "token-5ecret"),
+        ("HEMOSTAT_LAMBDA_TOKEN", "lambda-5ecret"),
+        ("DASHBOARD_AUTH_TOKEN", "dashboard-5ecret"),
     ];
     for binary in BINARIES {
         let out = run(binary, &["--help"], &env);

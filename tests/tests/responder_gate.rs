@@ -62,7 +62,8 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     // The test plays api's collector, whose account the gate believes.
     let conn = redis.connection().await;
     hemostat_e2e::report_container(&conn, &ContainerRef::new(host, "api"), "shop/api:1", Default::default()).await;
-    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120)).unwrap();
+    let token = hemostat_protocol::secret::Secret::new(hemostat_e2e::lambda_token());
+    let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120), Some(&token)).unwrap();
     let calls = (0..REQUESTS).map(|i| {
         let invoker = invoker.clone();
         let payload = Bytes::from(serde_json::to_vec(&request(i, host)).unwrap());

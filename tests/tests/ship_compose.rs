@@ -192,6 +192,8 @@ async fn compose_stack_heals_a_crashing_demo_container() {
         ("HEMOSTAT_DEMO_PORT", free_port().to_string()),
         ("HEMOSTAT_PROMETHEUS_PORT", prometheus_port.to_string()),
         ("HEMOSTAT_HOST", name.clone()),
+        // What scripts/compose.sh generates: the emulator's token, for it and the bridge.
+        ("HEMOSTAT_LAMBDA_TOKEN", hemostat_e2e::lambda_token().to_owned()),
         // Tests share the engine: this collector manages this project only.
         ("HEMOSTAT_LABEL_SELECTOR", format!("com.docker.compose.project={name}")),
         ("RUST_LOG", "info".to_owned()),

@@ -3,6 +3,7 @@
 use hemostat_protocol::{
     ProtocolError,
     config::{Env, Setting, Usage, empty_env, process_env},
+    secret::Secret,
 };
 
 // The page counts whole seconds (refresh) and the views whole seconds
@@ -19,6 +20,12 @@ pub const STREAM_SCAN: Setting =
     Setting::new("DASHBOARD_STREAM_SCAN", "500", "newest entries read from each durable stream to find active issues");
 pub const MAX_CONTAINERS: Setting =
     Setting::new("DASHBOARD_MAX_CONTAINERS", "1000", "containers listed at most (the answer says when it was cut)");
+pub const AUTH_TOKEN: Setting = Setting::unset(
+    "DASHBOARD_AUTH_TOKEN",
+    "required of every request, as Authorization: Bearer <token> or as the password of HTTP Basic (browsers \
+     ask); unset, only requests an AWS_IAM function URL authenticated are served",
+)
+.secret();
 
 /// What `dashboard --help` prints.
 pub const USAGE: Usage = Usage {
@@ -29,7 +36,7 @@ local emulator's).
 
 Serves one page and a small JSON API read from Redis: containers, active
 issues, events, the fleet.",
-    settings: &[REFRESH, ISSUE_WINDOW, STREAM_SCAN, MAX_CONTAINERS],
+    settings: &[REFRESH, ISSUE_WINDOW, STREAM_SCAN, MAX_CONTAINERS, AUTH_TOKEN],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -50,6 +57,9 @@ pub struct Config {
     /// `MAX_CONTAINERS`: containers listed at most (sorted by host and
     /// name; the answer says when it was cut).
     pub max_containers: usize,
+    /// `AUTH_TOKEN`: what a caller must present when the function URL's
+    /// `AuthType` is `NONE` (see `auth`). Never logged.
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -70,6 +80,7 @@ impl Config {
             issue_window_seconds: ISSUE_WINDOW.whole_seconds(env)?,
             stream_scan: STREAM_SCAN.parse(env)?,
             max_containers: MAX_CONTAINERS.parse(env)?,
+            auth_token: AUTH_TOKEN.configured_secret(env),
         };
         config.validate()?;
         Ok(config)
@@ -129,5 +140,14 @@ mod tests {
         for s in USAGE.settings {
             assert!(help.contains(s.name), "{}", s.name);
         }
+    }
+
+    #[test]
+    fn the_token_is_kept_and_never_shown() {
+        assert_eq!(Config::default().auth_token, None);
+        let c = Config::from_source(&env_of(&[("DASHBOARD_AUTH_TOKEN", "t0k-5ecret")])).unwrap();
+        assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("t0k-5ecret"));
+        assert!(!format!("{c:?}").contains("5ecret"));
+        assert!(!USAGE.help(&env_of(&[("DASHBOARD_AUTH_TOKEN", "t0k-5ecret")])).contains("5ecret"));
     }
 }

@@ -1,5 +1,9 @@
 //! The HTTP handler: routes, JSON answers and their headers.
 //!
+//! Every request is authenticated first (`auth`): a 401 with a Basic
+//! challenge, or a 403 when the dashboard has no way to tell, is all an
+//! unknown caller gets.
+//!
 //! | path | answer |
 //! |---|---|
 //! | `/` | the page (`text/html`, ETag, revalidated every load) |
@@ -23,6 +27,7 @@ use serde::Serialize;
 use hemostat_protocol::{ContainerRef, EventKind, keys};
 
 use crate::{
+    auth::{self, Access},
     config::Config,
     error::DashboardError,
     page::Page,
@@ -91,13 +96,46 @@ impl<S: Store> Dashboard<S> {
         Dashboard { store, config, page }
     }
 
-    /// The lambda_http entry point.
+    /// The lambda_http entry point: the caller first, then the route.
     pub async fn handle(&self, request: lambda_http::Request) -> Response<Body> {
-        let request = HttpRequest::from_lambda(&request);
-        let response = self.respond(&request).await;
+        let response = match self.refusal(&request) {
+            Some(refused) => refused,
+            None => self.respond(&HttpRequest::from_lambda(&request)).await,
+        };
         let (parts, body) = response.into_parts();
         let body = if body.is_empty() { Body::Empty } else { Body::Text(body) };
         Response::from_parts(parts, body)
+    }
+
+    /// The answer to a caller who may not see the dashboard, if this one
+    /// may not (see `auth`).
+    fn refusal(&self, request: &lambda_http::Request) -> Option<Response<String>> {
+        // Present only when the function URL's AuthType is AWS_IAM and the
+        // caller passed it: AWS (or the emulator) writes the request context.
+        let iam = matches!(request.request_context_ref(), Some(RequestContext::ApiGatewayV2(ctx))
+            if ctx.authorizer.as_ref().is_some_and(|a| a.iam.is_some()));
+        let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let mut response = match auth::check(self.config.auth_token.as_ref(), iam, authorization) {
+            Access::Allowed => return None,
+            Access::Challenge => {
+                let mut r = plain(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication required: the dashboard's token (DASHBOARD_AUTH_TOKEN), as the password\n",
+                );
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(auth::CHALLENGE));
+                r
+            }
+            Access::NotConfigured => {
+                tracing::warn!("request refused: DASHBOARD_AUTH_TOKEN is not set and the function URL is not AWS_IAM");
+                plain(
+                    StatusCode::FORBIDDEN,
+                    "the dashboard serves nobody: set DASHBOARD_AUTH_TOKEN, or serve it through a function URL \
+                     whose AuthType is AWS_IAM\n",
+                )
+            }
+        };
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(if request.method() == Method::HEAD { strip(response) } else { response })
     }
 
     pub async fn respond(&self, request: &HttpRequest) -> Response<String> {
@@ -581,8 +619,10 @@ mod tests {
         assert_eq!(get(&d, "/").await.0, StatusCode::OK);
     }
 
-    fn lambda_event(raw_path: &str, stage: &str) -> lambda_http::Request {
-        let event = json!({
+    /// A function URL event; `iam`: its URL's AuthType is AWS_IAM (and the
+    /// caller passed it); `authorization`: the caller's header.
+    fn url_event(raw_path: &str, stage: &str, iam: bool, authorization: Option<&str>) -> lambda_http::Request {
+        let mut event = json!({
             "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": "type=false_alarm",
             "headers": {"if-none-match": "\"x\"", "host": "abc.lambda-url.us-east-1.on.aws"},
             "requestContext": {"accountId": "anonymous", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws", "domainPrefix": "abc",
@@ -590,7 +630,48 @@ mod tests {
                 "requestId": "r", "routeKey": "$default", "stage": stage, "time": "03/Nov/2025:10:30:45 +0000", "timeEpoch": 0},
             "isBase64Encoded": false
         });
+        if iam {
+            event["requestContext"]["accountId"] = json!("000000000000");
+            event["requestContext"]["authorizer"] = json!({"iam": {"accessKey": "AKIA", "accountId": "000000000000",
+                "callerId": "000000000000", "userArn": "arn:aws:iam::000000000000:root", "userId": "000000000000"}});
+        }
+        if let Some(value) = authorization {
+            event["headers"]["authorization"] = json!(value);
+        }
         lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+    }
+
+    fn lambda_event(raw_path: &str, stage: &str) -> lambda_http::Request {
+        url_event(raw_path, stage, true, None)
+    }
+
+    #[tokio::test]
+    async fn callers_are_authenticated_before_anything_is_read() {
+        let with_token = Dashboard::new(Config { auth_token: Some("t0ken".into()), ..Config::default() }, store());
+        let down = MemoryStore { down: true, ..MemoryStore::default() };
+        let without = Dashboard::new(Config::default(), down);
+        let status = |r: &Response<Body>| r.status();
+
+        let r = with_token.handle(url_event("/api/containers", "$default", false, None)).await;
+        assert_eq!(status(&r), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], auth::CHALLENGE);
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        let r = with_token.handle(url_event("/", "$default", false, Some("Bearer wrong"))).await;
+        assert_eq!(status(&r), StatusCode::UNAUTHORIZED);
+        let r = with_token.handle(url_event("/api/containers", "$default", false, Some("Bearer t0ken"))).await;
+        assert_eq!(status(&r), StatusCode::OK);
+        let basic = "Basic aGVtb3N0YXQ6dDBrZW4="; // hemostat:t0ken
+        let r = with_token.handle(url_event("/", "$default", false, Some(basic))).await;
+        assert_eq!(status(&r), StatusCode::OK);
+
+        // No token and no IAM: nobody; the store is not even asked (it is down).
+        let r = without.handle(url_event("/api/containers", "$default", false, Some("Bearer t0ken"))).await;
+        assert_eq!(status(&r), StatusCode::FORBIDDEN);
+        let r = without.handle(url_event("/", "$default", false, None)).await;
+        assert_eq!(status(&r), StatusCode::FORBIDDEN);
+        // An AWS_IAM URL has authenticated the caller.
+        let r = without.handle(url_event("/", "$default", true, None)).await;
+        assert_eq!(status(&r), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -5,11 +5,16 @@
 //! health, host liveness, the silence and open circuit breaker holding
 //! it), active issues, the live silences, the remediation history with
 //! filters and details, and small CPU and memory charts; it polls a small
-//! JSON API every 2 to 5 s. Every asset is compiled into the binary.
+//! JSON API every 2 to 5 s. Every asset is compiled into the binary. Every
+//! request is authenticated, by an `AWS_IAM` function URL or by the
+//! dashboard's own token (`DASHBOARD_AUTH_TOKEN`).
 //!
 //! Module map:
 //! - `handler`: routes, JSON answers and their headers (caching,
-//!   content types, escaping), and the lambda_http adapter.
+//!   content types, escaping), and the lambda_http adapter, which
+//!   authenticates first.
+//! - `auth`: who may see the page: the URL's IAM check or the token
+//!   (bearer, or HTTP Basic for browsers).
 //! - `views`: the API's answers built from raw Redis values by pure
 //!   functions, one file per view (grid, silences, active issues, filtered
 //!   history, series).
@@ -20,6 +25,7 @@
 //! - `config`: environment variables.
 //! - `error`: the crate's error enum.
 
+mod auth;
 mod config;
 mod error;
 mod handler;

@@ -12,6 +12,11 @@ async fn main() -> Result<(), Error> {
     let conn = function::init().await?;
     let config = Config::from_env()?;
     tracing::info!(?config, "dashboard starting");
+    if config.auth_token.is_none() {
+        tracing::info!(
+            "DASHBOARD_AUTH_TOKEN is not set: only requests an AWS_IAM function URL authenticated are served"
+        );
+    }
     let dashboard = Dashboard::new(config, RedisStore::new(conn));
     let dashboard = &dashboard;
     lambda_http::run(service_fn(move |request: Request| async move { Ok::<_, Error>(dashboard.handle(request).await) }))

@@ -4,7 +4,6 @@ use hemostat_protocol::{
     Publisher,
     batch::{BatchEvent, BatchResponse, RejectedItem},
     keys as protocol_keys,
-    secret::Secret,
 };
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde::Serialize;
@@ -118,7 +117,7 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
 
     /// The function URL.
     pub async fn http(&self, request: &ApiGatewayV2httpRequest) -> Value {
-        match http::route(request, self.config.bearer_token.as_ref().map(Secret::expose)) {
+        match http::route(request, self.config.bearer_token.as_ref()) {
             Route::Metrics { head } => match self.scrape().await {
                 Ok(text) => http::response(200, exposition::CONTENT_TYPE, if head { "" } else { &text }),
                 Err(e) => {

@@ -3,6 +3,7 @@
 //! `/metrics` requires `Authorization: Bearer <token>` (Prometheus'
 //! `authorization` scrape setting), for URLs whose AuthType is NONE.
 
+use hemostat_protocol::secret::Secret;
 use http::Method;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ pub enum Route {
     Unauthorized,
 }
 
-pub fn route(request: &ApiGatewayV2httpRequest, bearer_token: Option<&str>) -> Route {
+pub fn route(request: &ApiGatewayV2httpRequest, bearer_token: Option<&Secret>) -> Route {
     let method = &request.request_context.http.method;
     let path = request.raw_path.as_deref().or(request.request_context.http.path.as_deref()).unwrap_or("/");
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
@@ -34,7 +35,7 @@ pub fn route(request: &ApiGatewayV2httpRequest, bearer_token: Option<&str>) -> R
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or_default();
-                if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
+                if !token.matches(given.trim().as_bytes()) {
                     return Route::Unauthorized;
                 }
             }
@@ -60,13 +61,6 @@ pub fn response(status: u16, content_type: &str, body: &str) -> Value {
 
 pub fn text(status: u16, body: &str) -> Value {
     response(status, "text/plain; charset=utf-8", body)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -98,7 +92,8 @@ mod tests {
 
     #[test]
     fn bearer_token() {
-        let token = Some("s3cret");
+        let token = Secret::new("s3cret");
+        let token = Some(&token);
         assert_eq!(route(&request("GET", "/metrics", None), token), Route::Unauthorized);
         assert_eq!(route(&request("GET", "/metrics", Some("Bearer nope")), token), Route::Unauthorized);
         assert_eq!(route(&request("GET", "/metrics", Some("Basic s3cret")), token), Route::Unauthorized);

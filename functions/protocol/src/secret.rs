@@ -19,6 +19,8 @@
 
 use std::{convert::Infallible, fmt, ops::Deref, str::FromStr};
 
+use subtle::ConstantTimeEq;
+
 use crate::connection::redact;
 
 /// A secret setting's value. `Debug` prints `Secret(<redacted>)`; there is
@@ -46,6 +48,12 @@ impl Secret {
     /// readers).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether a caller's `given` value is this secret (a bearer token, a
+    /// password), in time that does not depend on where the two differ.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(given).into()
     }
 }
 
@@ -162,6 +170,7 @@ mod tests {
         assert_eq!(k.expose(), " k ");
         assert_eq!(k, Secret::new(" k "));
         assert!(!k.is_empty() && Secret::new("").is_empty());
+        assert!(k.matches(b" k ") && !k.matches(b"k") && !k.matches(b" k  ") && !k.matches(b""));
         let url = RedisUrl::new("redis://:pw@a:1,redis://b:2");
         assert_eq!(&*url, "redis://:pw@a:1,redis://b:2");
         assert_eq!(url.expose(), &*url);

@@ -9,7 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hemostat_local::{Config, Emulator};
+use hemostat_local::{Config, Emulator, Token};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -60,6 +60,12 @@ Resources:
       FunctionName: broken
 "#;
 
+/// The emulator's token in these tests (`HEMOSTAT_LAMBDA_TOKEN`).
+pub const TOKEN: &str = "local-test-token";
+
+/// What a caller with the token sends.
+pub const BEARER: (&str, &str) = ("Authorization", "Bearer local-test-token");
+
 pub fn noop_bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_noop-function")).parent().expect("binary has a parent directory").to_owned()
 }
@@ -82,6 +88,7 @@ pub fn config(template: &str, max_concurrency: usize) -> Config {
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.max_concurrency = max_concurrency;
     config.region = "us-east-1".into();
+    config.token = Token::new(TOKEN);
     config.host_env = HashMap::from([
         ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
         ("HOST_WINS".to_owned(), "from-host".to_owned()),
@@ -151,11 +158,21 @@ impl TestEmulator {
         self.invoke_as(function, payload, None).await
     }
 
+    /// An Invoke API request with the token.
     pub async fn invoke_as(&self, function: &str, payload: &str, invocation_type: Option<&str>) -> Reply {
         let path = format!("/2015-03-31/functions/{function}/invocations");
-        let headers: Vec<(&str, &str)> =
-            invocation_type.map(|t| vec![("X-Amz-Invocation-Type", t)]).unwrap_or_default();
+        let mut headers = vec![BEARER];
+        headers.extend(invocation_type.map(|t| ("X-Amz-Invocation-Type", t)));
         self.request("POST", &path, &headers, payload.to_owned()).await
+    }
+
+    /// `/runtime/<secret>`, the Runtime API's prefix as the function
+    /// processes are given it (asked of `echo`, which reports its environment).
+    pub async fn runtime_prefix(&self) -> String {
+        let env = self.invoke("echo", r#"{"env":["AWS_LAMBDA_RUNTIME_API"]}"#).await.json();
+        let api = env["AWS_LAMBDA_RUNTIME_API"].as_str().expect("the function has AWS_LAMBDA_RUNTIME_API").to_owned();
+        let path = api.strip_prefix(&format!("http://{}", self.addr)).expect("the API is on the emulator's address");
+        path.rsplitn(3, '/').nth(2).expect("/runtime/<secret>/{function}/{instance}").to_owned()
     }
 
     pub async fn stop(mut self) {

@@ -90,7 +90,7 @@ use chrono::Utc;
 use hemostat_e2e::{
     RedisCluster, RedisServer,
     bench::{id_key, id_ms, now_ms, percentile},
-    bin_dir, key_slot, log_dir, start_bridge, start_emulator, workspace_root,
+    bin_dir, key_slot, lambda_bearer, log_dir, start_bridge, start_emulator, workspace_root,
 };
 use hemostat_protocol::{
     Command, ContainerRef, Envelope, Publisher, RedisPublisher,
@@ -907,7 +907,11 @@ async fn http_get(addr: &str, path: &str) -> Result<HttpSample, String> {
     let started = Instant::now();
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+        // Both URLs are AuthType AWS_IAM in the template: the emulator's token.
+        let auth = lambda_bearer();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
         s.write_all(request.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await.map_err(|e| format!("read: {e}"))?;

@@ -7,7 +7,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use bytes::Bytes;
-use hemostat_e2e::{Process, RedisServer, free_port, start_emulator, wait_for, workspace_root};
+use hemostat_e2e::{Process, RedisServer, free_port, lambda_bearer, start_emulator, wait_for, workspace_root};
 use hemostat_protocol::{Envelope, EventKind, Publisher, RedisPublisher};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -52,13 +52,15 @@ pub async fn get(url: &str) -> Reply {
 
 /// The emulator running only the exporter of the real template.yaml, with
 /// `envs` (the exporter's variables, which the template declares so a host
-/// value wins).
+/// value wins). Its URL's AuthType is NONE, as the local stack runs it for
+/// Prometheus (`EXPORTER_BEARER_TOKEN` is then the exporter's own check).
 pub async fn start_exporter(redis: &RedisServer, envs: &[(&str, &str)]) -> (Process, String) {
     let template = workspace_root().join("template.yaml");
     start_emulator(|b| {
         let b = b
             .args(["--template", template.to_str().unwrap()])
             .args(["--functions", EXPORTER])
+            .args(["--parameter-overrides", "ExporterUrlAuthType=NONE"])
             .env("REDIS_URL", redis.url())
             .env("RUST_LOG", "info")
             .env("EXPORTER_CLOUDWATCH_ENABLED", "false");
@@ -75,7 +77,9 @@ pub fn metrics_url(endpoint: &str) -> String {
 /// A synchronous invocation through the Invoke API; panics on a function error.
 pub async fn invoke(endpoint: &str, payload: &Value) -> Value {
     let url = format!("{endpoint}/2015-03-31/functions/{EXPORTER}/invocations");
-    let reply = request("POST", &url, &[("content-type", "application/json")], payload.to_string()).await;
+    let bearer = lambda_bearer();
+    let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+    let reply = request("POST", &url, &headers, payload.to_string()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.headers.get("x-amz-function-error").is_none(), "function error: {}", reply.body);
     reply.json()

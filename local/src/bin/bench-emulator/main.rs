@@ -28,7 +28,7 @@ use std::{
 
 use bytes::Bytes;
 use clap::Parser;
-use hemostat_local::{Config, Emulator};
+use hemostat_local::{Config, Emulator, Token};
 
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -126,6 +126,10 @@ fn thread_cpu(names: &[&str]) -> Option<Duration> {
     Some(total)
 }
 
+/// The emulators' token here (`HEMOSTAT_LAMBDA_TOKEN`); every target is sent
+/// it, as a bearer token (those without one ignore the header).
+const BENCH_TOKEN: &str = "bench-emulator-token";
+
 /// Another `hemostat-local` binary serving the same template, as a child process.
 struct Baseline {
     /// Held so that dropping `Baseline` kills the emulator (and so its instances).
@@ -149,6 +153,7 @@ impl Baseline {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
+            .env("HEMOSTAT_LAMBDA_TOKEN", BENCH_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -204,6 +209,7 @@ impl Target {
         let request = http::Request::post(&self.path)
             .header("host", &self.host)
             .header("content-type", "application/json")
+            .header("authorization", bearer_header())
             .body(Full::new(Bytes::from_static(b"{}")))
             .map_err(|e| e.to_string())?;
         let start = Instant::now();
@@ -218,6 +224,10 @@ impl Target {
         }
         Ok(elapsed)
     }
+}
+
+fn bearer_header() -> String {
+    format!("Bearer {BENCH_TOKEN}")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -453,6 +463,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let mut config = Config::new(&template_path, &bin_dir);
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.max_concurrency = 1;
+    config.token = Token::new(BENCH_TOKEN);
     config.host_env = HashMap::from([
         ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
         ("RUST_LOG".to_owned(), "warn".to_owned()),
