@@ -19,8 +19,11 @@
 # at every `up`, in lambda.token) for the emulator and the bridge, and the
 # dashboard's (DASHBOARD_AUTH_TOKEN, kept in dashboard.token: the password
 # a browser asks for); the dashboard's and exporter's URLs are AuthType NONE
-# (HEMOSTAT_LOCAL_PARAMETER_OVERRIDES of yours come after and win). It
-# prints where they are, never what.
+# (HEMOSTAT_LOCAL_PARAMETER_OVERRIDES of yours come after and win); and the
+# command signing key pair (`hemostat keys generate`, kept in
+# command_signing.key, mode 0600, for the emulator's responder, and
+# command_signing.pub for the collector). It prints where they are, never
+# what.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -91,6 +94,17 @@ if [[ -z "${DASHBOARD_AUTH_TOKEN:-}" ]]; then
     secrets_keep "$state/dashboard.token"
     export DASHBOARD_AUTH_TOKEN=$REPLY
     ((starting)) && echo "== the dashboard asks for the token in $state/dashboard.token (any user name)"
+fi
+if [[ -z "${HEMOSTAT_COMMAND_SIGNING_KEY:-}" ]]; then
+    if [[ ! -e "$state/command_signing.key" ]]; then
+        hemostat="target/${HEMOSTAT_PROFILE:-release}/hemostat"
+        [[ -x "$hemostat" ]] || { echo "error: $hemostat is missing: build it (cargo build --bins) or set HEMOSTAT_COMMAND_SIGNING_KEY" >&2; exit 1; }
+        "$hemostat" keys generate --dir "$state" >/dev/null
+    fi
+    secrets_read "$state/command_signing.key"
+    export HEMOSTAT_COMMAND_SIGNING_KEY=$REPLY
+    export HEMOSTAT_COMMAND_PUBLIC_KEYS="${HEMOSTAT_COMMAND_PUBLIC_KEYS:-$(<"$state/command_signing.pub")}"
+    ((starting)) && echo "== commands are signed with the key in $state/command_signing.key; the collector verifies with $state/command_signing.pub"
 fi
 export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
 

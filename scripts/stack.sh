@@ -20,11 +20,12 @@
 # (cargo) is never installed for you: the message says how. With everything
 # present the checks cost a few `command -v`.
 #
-# Commands are signed: unless HEMOSTAT_COMMAND_KEY is set, the first start
-# generates a key (32 random bytes, hex) in $HEMOSTAT_STATE_DIR/command.key
-# (default .hemostat/command.key), mode 0600, and every later start reuses
-# it; every process gets it as HEMOSTAT_COMMAND_KEY, and `hemostat` finds
-# the same file. Rotate: delete the file and restart.
+# Commands are signed (Ed25519): unless HEMOSTAT_COMMAND_SIGNING_KEY is set,
+# the first start generates a key pair with `hemostat keys generate` in
+# $HEMOSTAT_STATE_DIR (default .hemostat): command_signing.key (mode 0600,
+# the responder's and `hemostat`'s) and command_signing.pub (the
+# collector's HEMOSTAT_COMMAND_PUBLIC_KEYS); every later start reuses them.
+# The collector never gets the private key. Rotate: see the README.
 #
 # The emulator and the dashboard authenticate their callers, the same way:
 # - the emulator's token (HEMOSTAT_LAMBDA_TOKEN), a new one every start in
@@ -125,19 +126,6 @@ if [[ "$DOCKER_HOST" == unix://* ]]; then
     die "no permission on $docker_socket; run: sudo usermod -aG docker $(id -un) (then log in again), or run as root"
 fi
 
-# --- the command key ----------------------------------------------------------
-
-key_file="$state/command.key"
-if [[ -n "${HEMOSTAT_COMMAND_KEY:-}" ]]; then
-  echo "== commands are signed with HEMOSTAT_COMMAND_KEY from the environment"
-else
-  [[ -e "$key_file" ]] || echo "== generating a command key in $key_file"
-  secrets_keep "$key_file"
-  HEMOSTAT_COMMAND_KEY=$REPLY
-  export HEMOSTAT_COMMAND_KEY
-  echo "== commands are signed with the key in $key_file (mode 0600; delete it and restart to rotate)"
-fi
-
 # --- who may call the emulator and see the dashboard -------------------------
 
 # Given to the emulator and the bridge below, to no other process.
@@ -206,9 +194,32 @@ else
   cargo build --bins
 fi
 bin="$root/target/$HEMOSTAT_PROFILE"
-for b in hemostat-local hemostat-bridge hemostat-collector; do
+for b in hemostat-local hemostat-bridge hemostat-collector hemostat; do
   [[ -x "$bin/$b" ]] || die "$bin/$b is missing; build it with: cargo build --bins$([[ "$HEMOSTAT_PROFILE" == release ]] && echo " --release")"
 done
+
+# --- the command signing keys -------------------------------------------------
+
+key_file="$state/command_signing.key"
+public_file="$state/command_signing.pub"
+if [[ -n "${HEMOSTAT_COMMAND_SIGNING_KEY:-}" ]]; then
+  [[ -n "${HEMOSTAT_COMMAND_PUBLIC_KEYS:-}" ]] ||
+    die "HEMOSTAT_COMMAND_SIGNING_KEY is set but HEMOSTAT_COMMAND_PUBLIC_KEYS is not: give the collector its public key"
+  signing_key=$HEMOSTAT_COMMAND_SIGNING_KEY
+  public_keys=$HEMOSTAT_COMMAND_PUBLIC_KEYS
+  echo "== commands are signed with HEMOSTAT_COMMAND_SIGNING_KEY from the environment"
+else
+  if [[ ! -e "$key_file" ]]; then
+    echo "== generating the command signing key pair in $state"
+    "$bin/hemostat" keys generate --dir "$state" >/dev/null || die "could not generate the command signing keys in $state"
+  fi
+  secrets_read "$key_file"
+  signing_key=$REPLY
+  [[ -f "$public_file" ]] || die "$public_file is missing; delete $key_file and start again for a new pair"
+  public_keys=$(<"$public_file")
+  echo "== commands are signed with the key in $key_file (mode 0600); the collector verifies with $public_file"
+fi
+unset HEMOSTAT_COMMAND_SIGNING_KEY HEMOSTAT_COMMAND_PUBLIC_KEYS
 
 if [[ -z "${REDIS_URL:-}" ]]; then
   port=${HEMOSTAT_REDIS_PORT:-6379}
@@ -219,8 +230,7 @@ if [[ -z "${REDIS_URL:-}" ]]; then
     die "127.0.0.1:$port is taken (a redis-server service? systemctl stop redis-server); set HEMOSTAT_REDIS_PORT to a free port, or REDIS_URL=redis://127.0.0.1:$port to use that Redis"
   fi
   echo "== starting redis-server on 127.0.0.1:$port"
-  # Not given the command key: Redis has no use for it.
-  env -u HEMOSTAT_COMMAND_KEY redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
     --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
   export REDIS_URL="redis://127.0.0.1:$port"
   for _ in $(seq 50); do
@@ -241,10 +251,10 @@ start() {
 echo "== starting the Lambda emulator ($HEMOSTAT_LOCAL_LISTEN) with every function of template.yaml"
 # Exported for the emulator alone (the dashboard function gets its token
 # through it: template.yaml declares DASHBOARD_AUTH_TOKEN), then withdrawn.
-export HEMOSTAT_LAMBDA_TOKEN=$lambda_token DASHBOARD_AUTH_TOKEN=$dashboard_token
+export HEMOSTAT_LAMBDA_TOKEN=$lambda_token DASHBOARD_AUTH_TOKEN=$dashboard_token HEMOSTAT_COMMAND_SIGNING_KEY=$signing_key
 export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
 start local "$bin/hemostat-local" --template template.yaml --listen "$HEMOSTAT_LOCAL_LISTEN" --bin-dir "$bin"
-unset DASHBOARD_AUTH_TOKEN
+unset DASHBOARD_AUTH_TOKEN HEMOSTAT_COMMAND_SIGNING_KEY
 for _ in $(seq 100); do
   (echo > "/dev/tcp/${HEMOSTAT_LOCAL_LISTEN%:*}/${HEMOSTAT_LOCAL_LISTEN#*:}") 2>/dev/null && break
   sleep 0.1
@@ -255,7 +265,7 @@ HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemo
 unset HEMOSTAT_LAMBDA_TOKEN
 
 echo "== starting the collector (Docker at $DOCKER_HOST)"
-start collector "$bin/hemostat-collector"
+HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys start collector "$bin/hemostat-collector"
 
 echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/ (your browser asks for a user name, any, and a password: $dashboard_note)"
 if [[ "$dashboard_note" == "the token in"* ]]; then
@@ -263,14 +273,14 @@ if [[ "$dashboard_note" == "the token in"* ]]; then
 fi
 echo "Metrics: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-exporter/metrics"
 echo "HemoStat is running; logs in $logs. Watch events with: redis-cli -u \"\$REDIS_URL\" SUBSCRIBE 'hemostat:*'"
-if [[ -f "$key_file" && "$(<"$key_file")" == "$HEMOSTAT_COMMAND_KEY" ]]; then
+if [[ -f "$key_file" && "$(<"$key_file")" == "$signing_key" ]]; then
   if [[ -n "${HEMOSTAT_STATE_DIR:-}" ]]; then
-    key_note="with HEMOSTAT_STATE_DIR=$state it reads the command key from $key_file"
+    key_note="with HEMOSTAT_STATE_DIR=$state it reads the signing key from $key_file"
   else
-    key_note="run in $root or below, it reads the command key from $key_file"
+    key_note="run in $root or below, it reads the signing key from $key_file"
   fi
 else
-  key_note="with the same HEMOSTAT_COMMAND_KEY"
+  key_note="with the same HEMOSTAT_COMMAND_SIGNING_KEY"
 fi
 echo "Operator command: $bin/hemostat status (the same REDIS_URL; $key_note)"
 wait -n "${pids[@]}" || true

@@ -54,7 +54,7 @@ fn real_template_defaults() {
     assert_eq!(env(responder, "RESPONDER_COOLDOWN_SECONDS").as_deref(), Some("3600"));
     assert_eq!(env(responder, "RESPONDER_MAX_RETRIES_PER_HOUR").as_deref(), Some("3"));
     assert_eq!(env(responder, "RESPONDER_DRY_RUN").as_deref(), Some("false"));
-    assert_eq!(env(responder, "HEMOSTAT_COMMAND_KEY").as_deref(), Some(""));
+    assert_eq!(env(responder, "HEMOSTAT_COMMAND_SIGNING_KEY").as_deref(), Some(""));
     assert!(responder.environment.contains_key("REDIS_URL"));
 }
 

@@ -69,10 +69,10 @@ const READ_BY_FILES: &[(&str, &str, &str)] = &[
 
 /// Variables of the shared table that only some binaries read, with why.
 const SHARED_BY_SOME: &[(&str, &[&str], &str)] = &[(
-    "HEMOSTAT_COMMAND_KEY",
-    &[COLLECTOR, RESPONDER, CLI],
-    "the responder signs commands, the collector checks them and hemostat checks them in `status`; nothing else \
-     handles a command",
+    "HEMOSTAT_COMMAND_SIGNING_KEY",
+    &[RESPONDER, CLI],
+    "the responder signs commands and hemostat checks them in `status`; collectors hold only the public key \
+     (HEMOSTAT_COMMAND_PUBLIC_KEYS), nothing else handles a command",
 )];
 
 fn binary(name: &str) -> PathBuf {
@@ -262,7 +262,7 @@ fn unknown_arguments_are_refused() {
 fn help_never_shows_a_secret() {
     let env = [
         ("REDIS_URL", "redis://:pw-5ecret@127.0.0.1:1"),
-        ("HEMOSTAT_COMMAND_KEY", "key-5ecret"),
+        ("HEMOSTAT_COMMAND_SIGNING_KEY", "key-5ecret"),
         ("OPENAI_API_KEY", "sk-5ecret"),
         ("ANTHROPIC_API_KEY", "sk-ant-5ecret"),
         ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/5ecret"),

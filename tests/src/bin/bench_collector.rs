@@ -243,6 +243,8 @@ async fn collector_window(engine: &Engine, bin: &Path, run: &str, containers: us
         .env("HEMOSTAT_HOST", format!("bench-{run}"))
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{LABEL}={run}"))
         .env("HEMOSTAT_STATS_INTERVAL", "1s")
+        // Commands are never sent here, but a collector does not start without a key to check them.
+        .env("HEMOSTAT_COMMAND_PUBLIC_KEYS", &hemostat_e2e::test_keys().public)
         .env("RUST_LOG", "warn")
         .spawn();
     collector.wait_for_line("collector ready", Duration::from_secs(60)).await;
