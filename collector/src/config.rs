@@ -26,8 +26,10 @@ pub struct Config {
     pub docker_host: String,
 
     /// This host's name in the fleet: commands are addressed to it and
-    /// alerts carry it. Defaults to the machine's hostname.
-    #[arg(long = "host", env = "HEMOSTAT_HOST", default_value_t = hostname())]
+    /// alerts carry it. Defaults to the machine's hostname. Letters, digits,
+    /// `.`, `-` and `_` only: it prefixes this host's Redis keys (and its
+    /// Redis ACL user's patterns).
+    #[arg(long = "host", env = "HEMOSTAT_HOST", default_value_t = hostname(), value_parser = parse_host)]
     pub host: String,
 
     /// Public keys (base64, comma-separated; two during a rotation) that
@@ -271,6 +273,10 @@ fn parse_capacity(s: &str) -> Result<usize, String> {
 }
 
 /// The machine's hostname: /etc/hostname, else the `hostname` command.
+fn parse_host(text: &str) -> Result<String, String> {
+    hemostat_protocol::container::check_host(text).map(|()| text.to_owned())
+}
+
 pub fn hostname() -> String {
     let from_file = std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned());
     let name = from_file.filter(|s| !s.is_empty()).or_else(|| {

@@ -30,9 +30,11 @@
 //!   brake, audit), atomic Redis scripts, and its read-only preview for
 //!   `hemostat explain`.
 //! - [`command`]: remediation commands sent to one host's collector, with
-//!   ids for idempotency and HMAC-SHA256 signatures.
+//!   ids for idempotency, an expiry and Ed25519 signatures.
 //! - [`action`]: what can be done to a container, shared by events and
 //!   commands.
+//! - [`acl`]: Redis ACL users per role (collector of a host, bridge, each
+//!   function, operator, a seed-protocol publisher), least keys and commands.
 //! - [`backoff`]: exponential backoff with jitter, for every retry loop.
 //! - [`batch`]: the SQS-like batch the bridge hands to a function, and the
 //!   partial-failure answer a function gives back.
@@ -53,6 +55,7 @@
 //! - [`tls`]: the one TLS crypto provider (rustls with ring) every client uses.
 //! - [`error`]: the crate's error enum.
 
+pub mod acl;
 pub mod action;
 pub mod audit;
 #[cfg(feature = "aws")]
