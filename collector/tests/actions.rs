@@ -131,7 +131,7 @@ impl Env {
     }
 
     async fn marker(&mut self, command_id: &str) -> Option<String> {
-        self.conn.get(keys::command_seen(command_id)).await.unwrap()
+        self.conn.get(keys::command_seen(&self.host, command_id)).await.unwrap()
     }
 }
 
@@ -598,11 +598,8 @@ async fn a_command_cut_short_by_a_collector_crash_is_reported_as_unknown() {
     // Finished after the outcome is out (publish, then mark): wait for it.
     let marked = wait_for(Duration::from_secs(5), || {
         let mut conn = env.conn.clone();
-        let id = cmd.id.clone();
-        async move {
-            (conn.get::<_, Option<String>>(keys::command_seen(&id)).await.ok()?.as_deref() == Some("done:failed"))
-                .then_some(())
-        }
+        let key = keys::command_seen(&env.host, &cmd.id);
+        async move { (conn.get::<_, Option<String>>(&key).await.ok()?.as_deref() == Some("done:failed")).then_some(()) }
     })
     .await;
     assert!(marked.is_some(), "marker: {:?}", env.marker(&cmd.id).await);

@@ -288,7 +288,7 @@ async fn a_forged_command_is_rejected_and_changes_nothing() {
     let after = c.state().await;
     assert_eq!((after.running, after.started_at), (Some(false), before.started_at));
     // Not marked as taken: the genuine command with this id can still run.
-    assert!(!env.conn.exists::<_, bool>(keys::command_seen(&cmd.id)).await.unwrap());
+    assert!(!env.conn.exists::<_, bool>(keys::command_seen(&env.host, &cmd.id)).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,7 +328,7 @@ impl<P: Publisher> Task<P> {
             // left pending, unmarked, for the next collector to run.
             return Err(CollectorError::Cancelled);
         }
-        let result = match marker::take(&mut self.conn, &cmd.id, &self.instance).await? {
+        let result = match marker::take(&mut self.conn, &self.host, &cmd.id, &self.instance).await? {
             Marker::Taken => self.executor.execute(cmd, cancel).await,
             Marker::Done { status } => {
                 tracing::info!(command_id = %cmd.id, %status, "command already executed; not executing again");
@@ -358,7 +358,7 @@ impl<P: Publisher> Task<P> {
             // redelivery could only be skipped; the outcome is in the log.
             tracing::error!(command_id = %cmd.id, error = %e, "outcome could not be published");
         }
-        marker::finish(&mut self.conn, &cmd.id, &status).await?;
+        marker::finish(&mut self.conn, &self.host, &cmd.id, &status).await?;
         ack(&self.group, &mut self.conn, entry).await
     }
 }

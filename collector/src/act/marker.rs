@@ -1,4 +1,4 @@
-//! The per-command marker (`hemostat:command_seen:<id>`) that makes
+//! The per-command marker (`hemostat:command_seen:<host>/<id>`) that makes
 //! execution at-most-once and says what became of a command.
 //!
 //! `executing:<instance>` is set (SET NX) just before acting and replaced by
@@ -40,9 +40,9 @@ impl Marker {
     }
 }
 
-/// Takes the marker for `id`, or says who has it.
-pub async fn take(conn: &mut Connection, id: &str, instance: &str) -> Result<Marker, CollectorError> {
-    let key = keys::command_seen(id);
+/// Takes the marker for `host`'s command `id`, or says who has it.
+pub async fn take(conn: &mut Connection, host: &str, id: &str, instance: &str) -> Result<Marker, CollectorError> {
+    let key = keys::command_seen(host, id);
     // Twice: the marker can expire between a failed SET and the GET.
     for _ in 0..2 {
         let set: Option<String> = redis::cmd("SET")
@@ -65,9 +65,9 @@ pub async fn take(conn: &mut Connection, id: &str, instance: &str) -> Result<Mar
 }
 
 /// Records the final status (`success`, `failed`, ...).
-pub async fn finish(conn: &mut Connection, id: &str, status: &str) -> Result<(), CollectorError> {
+pub async fn finish(conn: &mut Connection, host: &str, id: &str, status: &str) -> Result<(), CollectorError> {
     let _: () = redis::cmd("SET")
-        .arg(keys::command_seen(id))
+        .arg(keys::command_seen(host, id))
         .arg(format!("{DONE}{status}"))
         .arg("EX")
         .arg(keys::COMMAND_DEDUPE_TTL.as_secs())

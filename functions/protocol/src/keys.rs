@@ -185,9 +185,11 @@ pub fn commands(host: &str) -> String {
     format!("hemostat:commands:{host}")
 }
 
-/// Marker that a command id was already taken by a collector.
-pub fn command_seen(id: &str) -> String {
-    format!("hemostat:command_seen:{id}")
+/// Marker that command `id` was already taken by `host`'s collector: under
+/// the host's prefix, so one host's credentials cannot mark (and so
+/// suppress) another host's commands.
+pub fn command_seen(host: &str, id: &str) -> String {
+    format!("hemostat:command_seen:{host}/{id}")
 }
 
 /// How often each pending record of a route was taken over from a consumer
