@@ -5,10 +5,16 @@
 //! refuses with the silence's reason while that silence still holds, so
 //! removing it, or its end, takes effect at once.
 //!
-//! The live silences are read from Redis at most every [`MAX_AGE`], read
-//! only (pruning ended ones is the gate's and the CLI's job), and within
-//! [`READ_TIMEOUT`]: an alert is never held back longer by Redis being slow
-//! or down. Then the last list read stands in.
+//! An alert reads the live silences from Redis after it asked (a silence
+//! added just before a crash holds for it), concurrent alerts sharing one
+//! read; read only (pruning ended ones is the gate's and the CLI's job), and
+//! within [`READ_TIMEOUT`]: an alert is never held back longer by Redis
+//! being slow or down. Then the last list read stands in, and for
+//! [`MAX_AGE`] Redis is not asked again (a storm during an outage does not
+//! wait [`READ_TIMEOUT`] per alert). The heartbeat's question ([`any`])
+//! takes a list up to [`MAX_AGE`] old.
+//!
+//! [`any`]: LabelSilences::any
 
 use std::{
     collections::HashMap,
@@ -22,7 +28,7 @@ use hemostat_protocol::{
 };
 use tokio::sync::Mutex;
 
-/// How old the list may be when an alert asks.
+/// How old the list may be for the heartbeat, or after a failed read.
 pub const MAX_AGE: Duration = Duration::from_secs(2);
 /// How long an alert waits for the list.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(500);
@@ -36,6 +42,7 @@ pub struct LabelSilences {
 
 #[derive(Default)]
 struct Cache {
+    /// When the last read started.
     read_at: Option<Instant>,
     silences: Vec<Silence>,
     /// Whether the last read failed (the warning is logged once per outage).
@@ -50,8 +57,11 @@ impl LabelSilences {
     /// The ids of the live label silences that select a container with
     /// these labels.
     pub async fn selecting(&self, labels: &HashMap<String, String>) -> Vec<String> {
+        let asked = Instant::now();
         let mut cache = self.cache.lock().await;
-        if cache.read_at.is_none_or(|t| t.elapsed() >= MAX_AGE) {
+        let fresh = cache.read_at.is_some_and(|t| t >= asked);
+        let resting = cache.failing && cache.read_at.is_some_and(|t| t.elapsed() < MAX_AGE);
+        if !fresh && !resting {
             self.refresh(&mut cache).await;
         }
         let now = chrono::Utc::now().timestamp_millis();
@@ -69,10 +79,10 @@ impl LabelSilences {
     }
 
     async fn refresh(&self, cache: &mut Cache) {
-        let read = tokio::time::timeout(READ_TIMEOUT, silence::holding(&mut self.conn.clone())).await;
         // Tried now either way: a Redis that is down is asked again after
         // MAX_AGE, not by every alert of a storm.
         cache.read_at = Some(Instant::now());
+        let read = tokio::time::timeout(READ_TIMEOUT, silence::holding(&mut self.conn.clone())).await;
         match read {
             Ok(Ok(all)) => {
                 cache.silences = all.into_iter().filter(|s| s.kind == TargetKind::Label).collect();
