@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use crate::access::Token;
+use crate::{access::Token, env_vars::EnvVars};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -30,6 +30,8 @@ pub struct Config {
     /// The environment that template variables are overridden from. Passed in
     /// rather than read from the process so tests can run side by side.
     pub host_env: HashMap<String, String>,
+    /// Per-function variables (`--env-vars`): they win over `host_env`.
+    pub env_vars: EnvVars,
     /// Functions (by name) whose URL is also served at the root of its own port,
     /// on the `listen` address's IP; port 0 picks a free one (see
     /// `Emulator::url_addr`). Every function URL is served under
@@ -58,6 +60,7 @@ impl Config {
             account_id: "000000000000".to_owned(),
             region,
             host_env,
+            env_vars: EnvVars::default(),
             url_ports: BTreeMap::new(),
             schedules: ScheduleOverrides::default(),
             token: Token::generate(),

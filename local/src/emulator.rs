@@ -68,7 +68,12 @@ impl Emulator {
             runtime_api_base: format!("http://{}/runtime/{}", connect_addr(addr), runtime_secret.expose()),
             region: config.region.clone(),
             host_env: config.host_env.clone(),
+            env_vars: config.env_vars.clone(),
         });
+        let known: Vec<&str> = specs.iter().flat_map(|s| [s.name.as_str(), s.logical_id.as_str()]).collect();
+        for entry in config.env_vars.unknown(&known) {
+            warn!(entry, "--env-vars names no function that runs here: its variables are unused");
+        }
         for spec in &specs {
             let path = launcher.binary_path(spec);
             if !path.is_file() {

@@ -25,6 +25,9 @@ pub enum Error {
     #[error("invalid parameter override {0:?}: expected KEY=VALUE")]
     ParameterOverride(String),
 
+    #[error("--env-vars {}: {reason}", path.display())]
+    EnvVars { path: std::path::PathBuf, reason: String },
+
     #[error("invalid --url-port {0:?}: expected FUNCTION=PORT")]
     UrlPortFlag(String),
 

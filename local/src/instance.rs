@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::{
+    env_vars::EnvVars,
     error::{Error, Result},
     template::FunctionSpec,
 };
@@ -41,6 +42,8 @@ pub struct Launcher {
     pub runtime_api_base: String,
     pub region: String,
     pub host_env: HashMap<String, String>,
+    /// Per-function variables on top of `host_env`.
+    pub env_vars: EnvVars,
 }
 
 impl Launcher {
@@ -58,7 +61,8 @@ impl Launcher {
     ) -> Result<Arc<Instance>> {
         let path = self.binary_path(spec);
         let runtime_api = format!("{}/{}/{id}", self.runtime_api_base, spec.name);
-        let env = launch_environment(spec, &self.host_env, &runtime_api, &self.region, &self.bin_dir);
+        let host_env = self.env_vars.environment_for(&spec.name, &spec.logical_id, &self.host_env);
+        let env = launch_environment(spec, &host_env, &runtime_api, &self.region, &self.bin_dir);
         let mut command = Command::new(&path);
         command
             .env_clear()

@@ -37,6 +37,7 @@
 //! - `schedule_expression` — `rate(...)` and `cron(...)` ([`Expression`]), and the [`ScheduleEvent`]s carrying them.
 //! - `invocation` — one request and its outcome, and Lambda's payload limit.
 //! - `config` — [`Config`]: the settings of one run.
+//! - `env_vars` — [`EnvVars`]: `--env-vars`, per-function variables in SAM's JSON.
 //! - `error` — [`Error`]: the crate's error type and its HTTP rendering.
 //! - `access` — who may call: the [`Token`], browser and `Host` checks, the Runtime API's secret ([`Refusal`]).
 //! - `sigv4` — a SigV4-signed request checked against a secret key.
@@ -44,6 +45,7 @@
 mod access;
 mod config;
 mod emulator;
+mod env_vars;
 mod error;
 mod function;
 mod function_url;
@@ -63,6 +65,7 @@ use std::future::Future;
 pub use access::{Refusal, Token};
 pub use config::{Config, ScheduleOverrides};
 pub use emulator::Emulator;
+pub use env_vars::EnvVars;
 pub use error::{Error, Result};
 pub use function::Function;
 pub use function_url::url_id;

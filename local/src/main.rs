@@ -31,6 +31,12 @@ struct Cli {
     #[arg(long = "parameter-overrides", env = "HEMOSTAT_LOCAL_PARAMETER_OVERRIDES")]
     parameter_overrides: Vec<String>,
 
+    /// Per-function environment variables, as `sam local invoke --env-vars` takes them (JSON:
+    /// {"Parameters": {...}, "<logical id or name>": {...}}); they win over this process's
+    /// environment, for the variables the template declares.
+    #[arg(long, env = "HEMOSTAT_LOCAL_ENV_VARS")]
+    env_vars: Option<PathBuf>,
+
     /// The token callers of the Invoke API (and of AWS_IAM function URLs) must present: as
     /// `Authorization: Bearer <token>`, or as the secret access key of a SigV4 signature (AWS SDKs and
     /// CLIs). Prefer the variable: a flag shows in `ps`. Unset: a random token nobody knows, so only
@@ -144,6 +150,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
             "HEMOSTAT_LAMBDA_TOKEN is not set: the Invoke API accepts nobody (a random token nobody knows); \
              set it, and give the same to the bridge"
         ),
+    }
+    if let Some(path) = &cli.env_vars {
+        config.env_vars = hemostat_local::EnvVars::load(path)?;
     }
     config.max_concurrency = cli.max_concurrency as usize;
     config.account_id = cli.account_id;
