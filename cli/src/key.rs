@@ -21,7 +21,6 @@
 
 use std::{
     fmt,
-    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -31,14 +30,13 @@ use hemostat_protocol::{
     secret::Secret,
 };
 
-use crate::error::CliError;
+use crate::{
+    error::CliError,
+    state::{self, STATE_DIR_VAR},
+};
 
 /// The variable holding the key itself.
 pub const KEY_VAR: &str = "HEMOSTAT_COMMAND_SIGNING_KEY";
-/// The variable naming the stack's state folder.
-pub const STATE_DIR_VAR: &str = "HEMOSTAT_STATE_DIR";
-/// The state folder's name, at the repository root.
-pub const STATE_DIR: &str = ".hemostat";
 /// The key file's name in the state folder.
 pub const KEY_FILE: &str = "command_signing.key";
 /// The public key's file, beside it (`hemostat keys generate`).
@@ -87,11 +85,7 @@ pub struct Lookup<'a> {
 
 /// The key file the rules above pick, if any (not yet checked or read).
 pub fn find_file(lookup: &Lookup<'_>) -> Option<PathBuf> {
-    if let Some(dir) = lookup.state_dir.filter(|d| !d.as_os_str().is_empty()) {
-        let path = dir.join(KEY_FILE);
-        return path.exists().then_some(path);
-    }
-    lookup.cwd.ancestors().map(|dir| dir.join(STATE_DIR).join(KEY_FILE)).find(|path| path.exists())
+    state::find(lookup.state_dir, lookup.cwd, KEY_FILE)
 }
 
 /// The command key by the rules above; `None` when there is none (commands
@@ -123,13 +117,7 @@ pub fn from_process() -> Result<Option<CommandKey>, CliError> {
 /// `hemostat keys generate`: a new key pair in `dir` (default: the state
 /// folder), the private key 0600 and never printed, the public key printed.
 pub fn generate(dir: Option<&Path>, force: bool, json: bool) -> Result<(), CliError> {
-    use std::{fs::OpenOptions, io::Write, os::unix::fs::OpenOptionsExt};
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::var_os(STATE_DIR_VAR)
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from(STATE_DIR), PathBuf::from),
-    };
+    let dir = state::folder(dir);
     let (private_path, public_path) = (dir.join(KEY_FILE), dir.join(PUBLIC_FILE));
     if private_path.exists() && !force {
         return Err(CliError::Usage(format!(
@@ -139,18 +127,9 @@ pub fn generate(dir: Option<&Path>, force: bool, json: bool) -> Result<(), CliEr
     }
     let (private, public) = SigningKey::generate().map_err(|e| CliError::Usage(e.to_string()))?;
     let id = SigningKey::from_base64(&private).map_err(|e| CliError::Usage(e.to_string()))?.id().to_owned();
-    let io = |path: &Path, e: std::io::Error| CliError::Usage(format!("{}: {e}", path.display()));
-    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    let write = |path: &Path, text: &str, mode: u32| -> Result<(), CliError> {
-        // Written fresh with its mode: a key is never readable by others, even for a moment.
-        let _ = std::fs::remove_file(path);
-        let mut file =
-            OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(|e| io(path, e))?;
-        file.write_all(format!("{text}\n").as_bytes()).map_err(|e| io(path, e))
-    };
-    write(&private_path, &private, 0o600)?;
-    write(&public_path, &public, 0o644)?;
+    state::create(&dir)?;
+    state::write(&private_path, &private, 0o600)?;
+    state::write(&public_path, &public, 0o644)?;
     if json {
         crate::show::json(&serde_json::json!({
             "signing_key_file": private_path, "public_key_file": public_path, "public_key": public, "key_id": id,
@@ -165,31 +144,7 @@ pub fn generate(dir: Option<&Path>, force: bool, json: bool) -> Result<(), CliEr
 
 /// Reads a key file after checking it is a private regular file.
 pub fn read_file(path: &Path) -> Result<Secret, CliError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| CliError::Usage(format!("command key file {shown}: {e}")))?;
-    if !meta.is_file() {
-        return Err(CliError::Usage(format!("command key file {shown} is not a regular file")));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(CliError::Usage(format!(
-            "command key file {shown} has mode {mode:04o}, open to group or others: refusing it (run `chmod 600 {shown}`)"
-        )));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("command key file {shown} is unreadable: {e}")))?;
-    let key = text.trim_end_matches('\n');
-    if key.is_empty() {
-        return Err(CliError::Usage(format!(
-            "command key file {shown} is empty (delete it and restart scripts/stack.sh for a new one)"
-        )));
-    }
-    if !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(CliError::Usage(format!(
-            "command key file {shown} must hold one line of printable characters, no spaces"
-        )));
-    }
-    Ok(Secret::new(key))
+    state::read_private(path, "command key file")
 }
 
 #[cfg(test)]
@@ -197,6 +152,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::state::STATE_DIR;
 
     /// A fresh directory, removed when dropped.
     struct TempDir(PathBuf);

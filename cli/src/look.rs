@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::{
     context::{Context, now_ms},
     error::CliError,
-    key, show,
+    key, show, state,
 };
 
 /// Newest entries read from each durable stream (issues, explain): bounded
@@ -178,7 +178,7 @@ pub async fn status(ctx: &Context) -> Result<(), CliError> {
         None => println!(
             "COMMAND SIGNING (no key here: {} unset, no {}/{} found)",
             key::KEY_VAR,
-            key::STATE_DIR,
+            state::STATE_DIR,
             key::KEY_FILE
         ),
     }

@@ -7,6 +7,7 @@
 //! - `error`: the one error type, its exit code (1: a failure, 2: bad
 //!   input) and its one-line message.
 //! - `context`: the Redis connection and the settings every verb shares.
+//! - `state`: the stack's state folder (`.hemostat/`) and its secret files.
 //! - `key`: the command signing key (`HEMOSTAT_COMMAND_SIGNING_KEY`, or the
 //!   file `scripts/stack.sh` generates) that `status` checks commands with,
 //!   and `keys generate`.
@@ -14,17 +15,21 @@
 //! - `look`: the verbs that only read (`status`, `events`, `explain`, `audit`).
 //! - `act`: the verbs that change something (`silence`, `reset`,
 //!   `remediate`, `dlq`).
+//! - `acl`: `hemostat acl`, the Redis ACL users of HemoStat's roles.
 
+mod acl;
 mod act;
 mod context;
 mod error;
 mod key;
 mod look;
 mod show;
+mod state;
 
 use clap::{Args, Parser, Subcommand};
 use hemostat_protocol::{
-    config::{DEFAULT_REDIS_URL, library_help, parse_duration, parse_seconds},
+    acl::Role,
+    config::{library_help, parse_duration, parse_seconds},
     gate::{self, GateSettings},
     secret::RedisUrl,
 };
@@ -55,9 +60,9 @@ fn after_help() -> String {
         library_help().trim_end(),
         key::KEY_VAR,
         key::KEY_FILE,
-        key::STATE_DIR,
+        state::STATE_DIR,
         key::KEY_FILE,
-        key::STATE_DIR_VAR,
+        state::STATE_DIR_VAR,
     )
 }
 
@@ -65,11 +70,11 @@ fn after_help() -> String {
 #[derive(Debug, Args)]
 struct Global {
     /// Redis URL (redis:// or rediss://, credentials allowed; never shown); several comma-separated:
-    /// a cluster's seed nodes.
+    /// a cluster's seed nodes. Unset: the operator's URL that scripts/stack.sh keeps in the state
+    /// folder (redis.url, mode 0600, found as the signing key is), else redis://127.0.0.1:6379.
     // A `RedisUrl`: its `Debug` hides the credentials.
-    #[arg(long, global = true, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true,
-          value_parser = clap::value_parser!(RedisUrl))]
-    redis_url: RedisUrl,
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true, value_parser = clap::value_parser!(RedisUrl))]
+    redis_url: Option<RedisUrl>,
 
     /// Print JSON instead of text (one document; `events` prints one envelope per line).
     #[arg(long, global = true)]
@@ -161,6 +166,35 @@ enum Verb {
     /// verify with the public one.
     #[command(subcommand)]
     Keys(KeysVerb),
+    /// Redis ACL users, one per role, with the least keys, channels and commands it needs: prints
+    /// `ACL SETUSER` lines (passwords as SHA-256) to pipe to redis-cli (on a cluster, to every
+    /// node), and keeps each password in a file of its own. Needs no Redis.
+    #[command(after_help = acl_help())]
+    Acl {
+        /// The roles: collector:<host>, bridge, analyzer, responder, alert, exporter, dashboard,
+        /// operator, publisher (a custom analyzer of the seed protocol).
+        #[arg(required = true, value_name = "ROLE")]
+        roles: Vec<String>,
+        /// The state folder whose redis/ holds the passwords (default: $HEMOSTAT_STATE_DIR, else
+        /// ./.hemostat).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// New passwords for these roles (the old ones stop working once the lines are loaded).
+        #[arg(long)]
+        rotate: bool,
+        /// Print ACL file lines (`user ...`) instead of ACL SETUSER commands.
+        #[arg(long)]
+        acl_file: bool,
+    },
+}
+
+fn acl_help() -> String {
+    format!(
+        "Roles without a host: {}.\nExample: hemostat acl collector:web-1 responder | redis-cli -u \"$ADMIN_URL\"\n\
+         then REDIS_URL=redis://hemostat-collector-web-1:$(cat .hemostat/redis/hemostat-collector-web-1.password)@redis:6379 \
+         on web-1.",
+        Role::names().collect::<Vec<_>>().join(", ")
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,13 +266,22 @@ fn operator(by: Option<String>) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    if let Verb::Keys(KeysVerb::Generate { dir, force }) = &cli.verb {
-        return key::generate(dir.as_deref(), *force, cli.global.json);
+    // The verbs that need no Redis.
+    match &cli.verb {
+        Verb::Keys(KeysVerb::Generate { dir, force }) => return key::generate(dir.as_deref(), *force, cli.global.json),
+        Verb::Acl { roles, dir, rotate, acl_file } => {
+            return acl::users(roles, dir.as_deref(), *rotate, *acl_file, cli.global.json);
+        }
+        _ => {}
     }
     // Before Redis: a key file open to others is refused whatever the verb.
     let command_key = key::from_process()?;
+    let redis_url = match cli.global.redis_url {
+        Some(url) => url,
+        None => state::redis_url()?,
+    };
     let ctx = Context::connect(
-        cli.global.redis_url.expose(),
+        redis_url.expose(),
         cli.global.json,
         GateSettings {
             cooldown_seconds: cli.global.cooldown,
@@ -269,7 +312,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Dlq(DlqVerb::Ls) => act::dlq_ls(&ctx).await,
         Verb::Dlq(DlqVerb::Replay { id, all }) => act::dlq_replay(&ctx, if all { None } else { id }).await,
         Verb::Dlq(DlqVerb::Drop { id }) => act::dlq_drop(&ctx, &id).await,
-        Verb::Keys(_) => unreachable!("handled before connecting"),
+        Verb::Keys(_) | Verb::Acl { .. } => unreachable!("handled before connecting"),
     }
 }
 
