@@ -38,6 +38,14 @@
 # dashboard then requires its token, and Prometheus scrapes the exporter on
 # loopback (EXPORTER_BEARER_TOKEN makes it require one too).
 # HEMOSTAT_LOCAL_PARAMETER_OVERRIDES set by you come after these and win.
+#
+# Redis (unless REDIS_URL is set) has no user without a password: its
+# default user is off, and every component connects as an ACL user of its
+# own with the least keys, channels and commands it needs (`hemostat acl`):
+# the collector can write only its host's keys, cannot command another host
+# nor ask for a remediation. Passwords in $HEMOSTAT_STATE_DIR/redis/ (0600),
+# the functions' handed over by the emulator's --env-vars file there; the
+# operator's URL in $HEMOSTAT_STATE_DIR/redis.url, where `hemostat` finds it.
 # No secret is ever printed, only where it is.
 set -euo pipefail
 
@@ -221,6 +229,24 @@ else
 fi
 unset HEMOSTAT_COMMAND_SIGNING_KEY HEMOSTAT_COMMAND_PUBLIC_KEYS
 
+# The collector's host name (as it would pick it: /etc/hostname, else
+# `hostname`), pinned here so that its Redis user is made for the same name.
+if [[ -z "${HEMOSTAT_HOST:-}" ]]; then
+  HEMOSTAT_HOST=$(tr -d '[:space:]' </etc/hostname 2>/dev/null || true)
+  [[ -n "$HEMOSTAT_HOST" ]] || HEMOSTAT_HOST=$(hostname 2>/dev/null || true)
+  [[ -n "$HEMOSTAT_HOST" ]] || HEMOSTAT_HOST=localhost
+fi
+export HEMOSTAT_HOST
+
+# --- Redis: ours, with one ACL user per component, or yours -----------------
+
+redis_dir="$state/redis"
+operator_url_file="$state/redis.url"
+# The URL of the ACL user $1 on our redis-server, in $REPLY.
+role_url() {
+  secrets_read "$redis_dir/$1.password"
+  REPLY="redis://$1:$REPLY@127.0.0.1:$port"
+}
 if [[ -z "${REDIS_URL:-}" ]]; then
   port=${HEMOSTAT_REDIS_PORT:-6379}
   stop_redis
@@ -229,18 +255,59 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "127.0.0.1:$port is taken (a redis-server service? systemctl stop redis-server); set HEMOSTAT_REDIS_PORT to a free port, or REDIS_URL=redis://127.0.0.1:$port to use that Redis"
   fi
-  echo "== starting redis-server on 127.0.0.1:$port"
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+  # No user without a password: the default user is off, and each component
+  # gets a user of its own with the least keys and commands it needs
+  # (`hemostat acl`; passwords kept in $redis_dir, mode 0600).
+  mkdir -p "$redis_dir"
+  acl_file="$redis_dir/users.acl"
+  (
+    umask 077
+    "$bin/hemostat" acl --dir "$state" --acl-file "collector:$HEMOSTAT_HOST" \
+      bridge analyzer responder alert exporter dashboard operator >"$acl_file.tmp" 2>/dev/null &&
+      echo "user default off resetkeys resetchannels -@all" >>"$acl_file.tmp" &&
+      mv -f "$acl_file.tmp" "$acl_file"
+  ) || die "could not make the Redis users in $redis_dir (hemostat acl)"
+  echo "== starting redis-server on 127.0.0.1:$port (no default user; one ACL user per component, passwords in $redis_dir)"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --aclfile "$acl_file" \
     --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
-  export REDIS_URL="redis://127.0.0.1:$port"
+  secrets_read "$redis_dir/hemostat-operator.password"
+  operator_password=$REPLY
+  pong() { [[ "$(REDISCLI_AUTH=$operator_password redis-cli --user hemostat-operator -p "$port" ping 2>/dev/null)" == PONG ]]; }
   for _ in $(seq 50); do
-    [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && break
+    pong && break
     sleep 0.1
   done
-  [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] ||
-    die "redis-server did not answer on 127.0.0.1:$port; see $logs/redis.log"
+  pong || die "redis-server did not answer on 127.0.0.1:$port; see $logs/redis.log"
+  # `hemostat`, run here, finds the operator's URL in the state folder.
+  role_url hemostat-operator
+  (umask 077 && printf '%s\n' "$REPLY" >"$operator_url_file.tmp" && mv -f "$operator_url_file.tmp" "$operator_url_file")
+  role_url "hemostat-collector-$HEMOSTAT_HOST"
+  collector_redis_url=$REPLY
+  role_url hemostat-bridge
+  bridge_redis_url=$REPLY
+  # Each function's own user, through the emulator's --env-vars (SAM's format).
+  env_vars="$redis_dir/functions.env.json"
+  {
+    printf '{'
+    sep=""
+    for f in analyzer responder alert exporter dashboard; do
+      role_url "hemostat-$f"
+      printf '%s"hemostat-%s": {"REDIS_URL": "%s"}' "$sep" "$f" "$REPLY"
+      sep=", "
+    done
+    printf '}\n'
+  } | (umask 077 && cat >"$env_vars")
+  redis_note="the operator's URL in $operator_url_file (mode 0600)"
+else
+  # Yours: every component uses it (per-component users: `hemostat acl`, README).
+  rm -f "$operator_url_file"
+  collector_redis_url=$REDIS_URL
+  bridge_redis_url=$REDIS_URL
+  functions_redis_url=$REDIS_URL
+  env_vars=""
+  redis_note="the same REDIS_URL"
 fi
-export REDIS_URL
+unset REDIS_URL
 
 start() {
   local name=$1; shift
@@ -253,7 +320,11 @@ echo "== starting the Lambda emulator ($HEMOSTAT_LOCAL_LISTEN) with every functi
 # through it: template.yaml declares DASHBOARD_AUTH_TOKEN), then withdrawn.
 export HEMOSTAT_LAMBDA_TOKEN=$lambda_token DASHBOARD_AUTH_TOKEN=$dashboard_token HEMOSTAT_COMMAND_SIGNING_KEY=$signing_key
 export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
-start local "$bin/hemostat-local" --template template.yaml --listen "$HEMOSTAT_LOCAL_LISTEN" --bin-dir "$bin"
+if [[ -n "$env_vars" ]]; then
+  start local "$bin/hemostat-local" --template template.yaml --listen "$HEMOSTAT_LOCAL_LISTEN" --bin-dir "$bin" --env-vars "$env_vars"
+else
+  REDIS_URL=$functions_redis_url start local "$bin/hemostat-local" --template template.yaml --listen "$HEMOSTAT_LOCAL_LISTEN" --bin-dir "$bin"
+fi
 unset DASHBOARD_AUTH_TOKEN HEMOSTAT_COMMAND_SIGNING_KEY
 for _ in $(seq 100); do
   (echo > "/dev/tcp/${HEMOSTAT_LOCAL_LISTEN%:*}/${HEMOSTAT_LOCAL_LISTEN#*:}") 2>/dev/null && break
@@ -261,18 +332,18 @@ for _ in $(seq 100); do
 done
 
 echo "== starting the bridge"
-HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemostat-bridge"
+REDIS_URL=$bridge_redis_url HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemostat-bridge"
 unset HEMOSTAT_LAMBDA_TOKEN
 
 echo "== starting the collector (Docker at $DOCKER_HOST)"
-HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys start collector "$bin/hemostat-collector"
+REDIS_URL=$collector_redis_url HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys start collector "$bin/hemostat-collector"
 
 echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/ (your browser asks for a user name, any, and a password: $dashboard_note)"
 if [[ "$dashboard_note" == "the token in"* ]]; then
   echo "  from a script: curl -H \"Authorization: Bearer \$(cat $dashboard_file)\" http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/api/containers"
 fi
 echo "Metrics: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-exporter/metrics"
-echo "HemoStat is running; logs in $logs. Watch events with: redis-cli -u \"\$REDIS_URL\" SUBSCRIBE 'hemostat:*'"
+echo "HemoStat is running; logs in $logs. Watch events with: $bin/hemostat events --follow"
 if [[ -f "$key_file" && "$(<"$key_file")" == "$signing_key" ]]; then
   if [[ -n "${HEMOSTAT_STATE_DIR:-}" ]]; then
     key_note="with HEMOSTAT_STATE_DIR=$state it reads the signing key from $key_file"
@@ -282,7 +353,7 @@ if [[ -f "$key_file" && "$(<"$key_file")" == "$signing_key" ]]; then
 else
   key_note="with the same HEMOSTAT_COMMAND_SIGNING_KEY"
 fi
-echo "Operator command: $bin/hemostat status (the same REDIS_URL; $key_note)"
+echo "Operator command: $bin/hemostat status ($redis_note; $key_note)"
 wait -n "${pids[@]}" || true
 echo "a component exited; see $logs" >&2
 exit 1

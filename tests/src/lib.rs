@@ -8,6 +8,8 @@
 //!
 //! # Module map
 //!
+//! - [`acl`] — [`create_users`]: Redis ACL users per role on the test's
+//!   Redis, node or cluster, and their URLs.
 //! - [`bench`] — what the benchmark binaries share: stream-id times,
 //!   percentiles, the crash alert they publish.
 //! - [`incidents`] — the incident suite: containers that really fail (OOM,
@@ -53,6 +55,7 @@
 //! `spawn_blocking`, whose threads come and go), and do not share one
 //! instance across tests through a `static`.
 
+pub mod acl;
 pub mod bench;
 pub mod container;
 pub mod docker;
@@ -71,6 +74,7 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod stack;
 
+pub use acl::{Users, create_users};
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
 pub use dockerd::PrivateDockerd;

@@ -7,11 +7,14 @@
 
 use std::{sync::OnceLock, time::Duration};
 
+use hemostat_protocol::acl::Role;
+
 use crate::{
+    acl::{Users, create_users},
     container::TEST_LABEL,
     current_test_name,
     keys::test_keys,
-    paths::workspace_root,
+    paths::{log_dir, workspace_root},
     port::free_port,
     process::{Process, ProcessBuilder},
 };
@@ -98,6 +101,8 @@ pub struct Stack {
     pub emulator: Process,
     pub bridge: Process,
     pub collector: Process,
+    /// The components' Redis users, with [`StackEnv::least_privilege`].
+    pub users: Option<Users>,
 }
 
 /// Settings a test gives its [`Stack`] on top of the defaults: environment
@@ -110,6 +115,10 @@ pub struct StackEnv {
     pub emulator: Vec<(String, String)>,
     /// Set on the collector, e.g. `HEMOSTAT_SUSTAIN_SECONDS`.
     pub collector: Vec<(String, String)>,
+    /// Every component as its own Redis ACL user (collector, bridge, each
+    /// function through the emulator's `--env-vars`), as `scripts/stack.sh`
+    /// runs them, rather than all as the default user.
+    pub least_privilege: bool,
 }
 
 impl StackEnv {
@@ -120,6 +129,12 @@ impl StackEnv {
 
     pub fn collector(mut self, key: &str, value: impl Into<String>) -> Self {
         self.collector.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// See [`StackEnv::least_privilege`].
+    pub fn least_privilege(mut self) -> Self {
+        self.least_privilege = true;
         self
     }
 }
@@ -135,25 +150,44 @@ pub async fn start_stack_with(redis_url: &str, env: &StackEnv) -> Stack {
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
     let host = test_host();
     let template = workspace_root().join("template.yaml");
+    let users = match env.least_privilege {
+        true => Some(create_users(redis_url, &Role::stack(&host)).await),
+        false => None,
+    };
+    let url_of = |role: Role| users.as_ref().map_or(redis_url, |u| u.url(&role)).to_owned();
+    // Each function's own user, as SAM's --env-vars takes them.
+    let env_vars = users.as_ref().map(|users| {
+        let functions = [Role::Analyzer, Role::Responder, Role::Alert, Role::Exporter, Role::Dashboard];
+        let vars: serde_json::Map<String, serde_json::Value> = functions
+            .into_iter()
+            .map(|role| (format!("hemostat-{role}"), serde_json::json!({ "REDIS_URL": users.url(&role) })))
+            .collect();
+        let path = log_dir().join(format!("{}-{host}-env.json", current_test_name()));
+        std::fs::write(&path, serde_json::Value::Object(vars).to_string()).expect("writing the --env-vars file");
+        path
+    });
 
     let (emulator, endpoint) = start_emulator(|b| {
-        let b = b
+        let mut b = b
             .args(["--template", template.to_str().unwrap()])
             .env("REDIS_URL", redis_url)
             .env("HEMOSTAT_COMMAND_SIGNING_KEY", &test_keys().private)
             .env("RUST_LOG", "info");
+        if let Some(path) = &env_vars {
+            b = b.args(["--env-vars", path.to_str().unwrap()]);
+        }
         // The test's settings last: they override the defaults.
         env.emulator.iter().fold(b, |b, (k, v)| b.env(k, v))
     })
     .await;
     let bridge = start_bridge(|b| {
-        b.env("REDIS_URL", redis_url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")
+        b.env("REDIS_URL", url_of(Role::Bridge)).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info")
     })
     .await;
-    let collector = start_collector(redis_url, &host, |b| {
+    let collector = start_collector(&url_of(Role::Collector(host.clone())), &host, |b| {
         let b = b.env("DOCKER_HOST", &docker_host).env("RUST_LOG", "info");
         env.collector.iter().fold(b, |b, (k, v)| b.env(k, v))
     })
     .await;
-    Stack { host, endpoint, emulator, bridge, collector }
+    Stack { host, endpoint, emulator, bridge, collector, users }
 }

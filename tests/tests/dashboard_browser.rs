@@ -175,7 +175,7 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let env = StackEnv::default()
         .emulator("HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", DASHBOARD_URL_NONE)
         .emulator("DASHBOARD_AUTH_TOKEN", DASHBOARD_TOKEN);
-    let Stack { host, endpoint, emulator, bridge, collector } = start_stack_with(&url, &env).await;
+    let Stack { host, endpoint, emulator, bridge, collector, .. } = start_stack_with(&url, &env).await;
 
     // USR1 makes the process exit 1: a crash, not a requested stop.
     let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)

@@ -4,11 +4,16 @@
 //! through the URL of one of its nodes, which the stack must recognise as a
 //! cluster by itself; no component may ever meet a redirection.
 //!
+//! On a single node the script runs its own redis-server, as a user who sets
+//! nothing does: no user without a password, each component its own ACL
+//! user, and `hemostat` finds the operator's URL in the state folder.
+//!
 //! Also what the script does for trust: the emulator's token (new every
-//! start) and the dashboard's token are private files (0600) in the state
-//! folder, never in its output or any component's log; the emulator refuses
-//! a caller without its token; the dashboard asks for its token (a Basic
-//! challenge, what a browser shows as a password prompt) and serves with it.
+//! start), the dashboard's token, the command signing key and the Redis
+//! passwords are private files (0600) in the state folder, never in its
+//! output or any component's log; the emulator refuses a caller without its
+//! token; the dashboard asks for its token (a Basic challenge, what a
+//! browser shows as a password prompt) and serves with it.
 
 use std::{
     os::unix::{fs::PermissionsExt, process::CommandExt},
@@ -19,11 +24,13 @@ use std::{
 use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
     ContainerSpec, RedisServer, container::TEST_LABEL, current_test_name, docker, free_port, http_get, http_request,
-    log_dir, process::file_tail, stream_events, wait_for, workspace_root,
+    log_dir, process::file_tail, redis_server::cluster_mode, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
     EventKind,
+    connection::connect,
     event::{RemediationComplete, RemediationStatus},
+    keys,
 };
 
 /// `scripts/stack.sh` in its own process group, stopped (SIGTERM to the
@@ -52,12 +59,15 @@ impl Drop for StackScript {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_heals_a_crashed_container() {
-    let redis = RedisServer::start().await;
-    // A user points REDIS_URL at one node, cluster or not.
-    let url = match redis.cluster() {
-        Some(cluster) => cluster.urls()[0].clone(),
-        None => redis.url(),
+    // On a cluster, a user points REDIS_URL at one node; else the script
+    // starts its own Redis, on a port of the test's.
+    let cluster = cluster_mode().then(RedisServer::start);
+    let cluster = match cluster {
+        Some(starting) => Some(starting.await),
+        None => None,
     };
+    let url = cluster.as_ref().map(|r| r.cluster().expect("cluster mode").urls()[0].clone());
+    let own_port = free_port();
     let host = format!("quick-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let log = log_dir().join(format!("{}-stack.log", current_test_name()));
     let out = std::fs::File::create(&log).unwrap();
@@ -66,16 +76,21 @@ async fn the_quick_start_heals_a_crashed_container() {
     // Its own state folder: the tokens it writes are this test's.
     let state = log_dir().join(format!("{}-state", current_test_name()));
     let _ = std::fs::remove_dir_all(&state);
-    let child = Command::new("bash")
+    let mut command = Command::new("bash");
+    match &url {
+        Some(url) => command.env("REDIS_URL", url),
+        None => command.env_remove("REDIS_URL").env("HEMOSTAT_REDIS_PORT", own_port.to_string()),
+    };
+    let child = command
         .arg(workspace_root().join("scripts/stack.sh"))
         .current_dir(workspace_root())
-        .env("REDIS_URL", &url)
         .env("HEMOSTAT_SKIP_BUILD", "1")
         .env("HEMOSTAT_PROFILE", profile)
         .env("HEMOSTAT_LOCAL_LISTEN", &listen)
         .env("HEMOSTAT_STATE_DIR", &state)
         .env_remove("HEMOSTAT_LAMBDA_TOKEN")
-        .env_remove("HEMOSTAT_COMMAND_KEY")
+        .env_remove("HEMOSTAT_COMMAND_SIGNING_KEY")
+        .env_remove("HEMOSTAT_COMMAND_PUBLIC_KEYS")
         .env_remove("DASHBOARD_AUTH_TOKEN")
         .env("HEMOSTAT_HOST", &host)
         // Only this test's containers: the engine is shared with other tests.
@@ -97,7 +112,18 @@ async fn the_quick_start_heals_a_crashed_container() {
     let docker = docker().await;
     let script = "[ -e /tmp/crashed ] || { sleep 1; touch /tmp/crashed; exit 1; }; while :; do sleep 0.2; done";
     let c = ContainerSpec::shell(script).start(&docker).await;
-    let conn = redis.connection().await;
+    // The operator's URL, where the script keeps it for `hemostat`.
+    let operator_url = match &url {
+        Some(url) => url.clone(),
+        None => {
+            let file = state.join("redis.url");
+            let mode =
+                std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{} has mode {:o}", file.display(), mode & 0o777);
+            std::fs::read_to_string(&file).unwrap().trim().to_owned()
+        }
+    };
+    let conn = connect(&operator_url).await.unwrap_or_else(|e| panic!("the operator's URL: {e}"));
     let healed = wait_for(Duration::from_secs(60), || {
         let mut conn = conn.clone();
         let (host, name) = (host.clone(), c.name().to_owned());
@@ -120,16 +146,23 @@ async fn the_quick_start_heals_a_crashed_container() {
         assert!(!log.contains(word), "stack.sh's components logged {word}:\n{}", file_tail(&stack.log, 60));
     }
 
-    // The tokens: private files, in no output.
+    // The secrets: private files, in no output.
     let mut tokens = Vec::new();
-    for name in ["lambda.token", "dashboard.token", "command.key"] {
-        let path = state.join(name);
-        let mode = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode();
+    let mut secrets =
+        vec![state.join("lambda.token"), state.join("dashboard.token"), state.join("command_signing.key")];
+    if url.is_none() {
+        let passwords = std::fs::read_dir(state.join("redis")).unwrap().map(|e| e.unwrap().path());
+        secrets.extend(passwords.filter(|p| p.extension().is_some_and(|e| e == "password")));
+        assert!(secrets.len() >= 3 + 7, "one password per component: {secrets:?}");
+    }
+    for path in &secrets {
+        let mode = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{} has mode {:o}", path.display(), mode & 0o777);
-        let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
-        assert_eq!(token.len(), 64, "{name}: 32 random bytes, hex");
+        let token = std::fs::read_to_string(path).unwrap().trim().to_owned();
+        assert!(token.len() >= 40, "{}: at least 32 random bytes", path.display());
         tokens.push(token);
     }
+    assert!(log.contains(&state.join("command_signing.key").display().to_string()), "it says where the signing key is");
     assert!(
         log.contains(&format!("{}", state.join("dashboard.token").display())),
         "it says where the dashboard's token is"
@@ -159,4 +192,35 @@ async fn the_quick_start_heals_a_crashed_container() {
     assert!(served.body.starts_with("<!doctype html>"));
     let not_the_lambda_token = http_get(&page, &[("Authorization", &format!("Bearer {lambda}"))]).await;
     assert_eq!(not_the_lambda_token.status, 401, "the emulator's token is not the dashboard's");
+
+    if url.is_none() {
+        // Its own Redis: nobody gets in without a password...
+        let anonymous = redis::Client::open(format!("redis://127.0.0.1:{own_port}")).unwrap();
+        let mut anonymous = anonymous.get_multiplexed_async_connection().await.unwrap();
+        let ping: Result<String, _> = redis::cmd("PING").query_async(&mut anonymous).await;
+        assert!(ping.as_ref().is_err_and(|e| e.to_string().contains("NOAUTH")), "{ping:?}");
+        // ...the collector's password opens its host's keys only...
+        let collector =
+            std::fs::read_to_string(state.join(format!("redis/hemostat-collector-{host}.password"))).unwrap();
+        let collector = format!("redis://hemostat-collector-{host}:{}@127.0.0.1:{own_port}", collector.trim());
+        let mut collector = connect(&collector).await.unwrap();
+        let forged: Result<String, _> = redis::cmd("XADD")
+            .arg(keys::commands("another-host"))
+            .arg("*")
+            .arg("k")
+            .arg("v")
+            .query_async(&mut collector)
+            .await;
+        assert!(forged.as_ref().is_err_and(|e| e.to_string().contains("NoPerm")), "{forged:?}");
+        // ...and `hemostat`, run in the state folder's reach, finds the operator's URL.
+        let status = Command::new(hemostat_e2e::bin_dir().join("hemostat"))
+            .args(["status", "--json"])
+            .env("HEMOSTAT_STATE_DIR", &state)
+            .env_remove("REDIS_URL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&status.stdout);
+        assert!(status.status.success() && out.contains(&host), "{out}{}", String::from_utf8_lossy(&status.stderr));
+    }
 }

@@ -194,6 +194,9 @@ async fn compose_stack_heals_a_crashing_demo_container() {
         ("HEMOSTAT_HOST", name.clone()),
         // What scripts/compose.sh generates: the emulator's token, for it and the bridge.
         ("HEMOSTAT_LAMBDA_TOKEN", hemostat_e2e::lambda_token().to_owned()),
+        // And the command signing pair: the private half for the responder, the public for the collector.
+        ("HEMOSTAT_COMMAND_SIGNING_KEY", hemostat_e2e::test_keys().private.clone()),
+        ("HEMOSTAT_COMMAND_PUBLIC_KEYS", hemostat_e2e::test_keys().public.clone()),
         // Tests share the engine: this collector manages this project only.
         ("HEMOSTAT_LABEL_SELECTOR", format!("com.docker.compose.project={name}")),
         ("RUST_LOG", "info".to_owned()),

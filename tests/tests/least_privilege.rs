@@ -1,0 +1,184 @@
+//! Redis ACL users per role (`hemostat acl`, `hemostat_protocol::acl`) on a
+//! real Redis, single node and (with `HEMOSTAT_TEST_REDIS=cluster`) cluster:
+//! - the whole stack, every component logged in as its own user, heals a
+//!   crashed container, and no component is ever refused a command;
+//! - a collector's credentials cannot write another host's command stream,
+//!   facts or markers, cannot ask for a remediation (neither on the channel
+//!   nor on the stream the bridge delivers from), cannot touch silences or
+//!   the gate's state, and cannot run the commands that reach past keys;
+//! - a seed-protocol publisher may ask for a remediation and nothing more,
+//!   and the dashboard may only read.
+
+use std::time::Duration;
+
+use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use hemostat_e2e::{
+    ContainerSpec, RedisServer, bin_dir, create_users, docker, stack::StackEnv, start_stack_with, stream_events,
+    wait_for,
+};
+use hemostat_protocol::{
+    ContainerRef, Envelope, EventKind,
+    acl::Role,
+    connection::{Connection, connect},
+    event::{RemediationComplete, RemediationStatus},
+    keys,
+    publisher::{Publisher, RedisPublisher},
+};
+
+/// What a refused command answers.
+const NOPERM: &str = "NoPerm";
+
+async fn as_user(url: &str) -> Connection {
+    connect(url).await.unwrap_or_else(|e| panic!("logging in: {e}"))
+}
+
+/// Runs `args` as the connection's user; the error's text when refused.
+async fn run(conn: &Connection, args: &[&str]) -> Result<(), String> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async::<redis::Value>(&mut conn.clone()).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+async fn refused(conn: &Connection, args: &[&str]) {
+    match run(conn, args).await {
+        Err(e) if e.contains(NOPERM) => {}
+        other => panic!("{args:?} was not refused: {other:?}"),
+    }
+}
+
+async fn allowed(conn: &Connection, args: &[&str]) {
+    if let Err(e) = run(conn, args).await {
+        panic!("{args:?} was refused: {e}");
+    }
+}
+
+fn needed(container: &str) -> Envelope {
+    let data = serde_json::json!({
+        "container": container, "host": "web-2", "action": "restart", "reason": "forged",
+        "confidence": 1.0, "analysis_method": "rule_based",
+    });
+    Envelope::new("custom-analyzer", EventKind::RemediationNeeded, &data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collectors_credentials_reach_its_own_host_only() {
+    let redis = RedisServer::start().await;
+    let (mine, theirs) = ("web-1", "web-2");
+    let roles = [Role::Collector(mine.into()), Role::Publisher, Role::Dashboard];
+    let users = create_users(&redis.url(), &roles).await;
+    let collector = as_user(users.url(&roles[0])).await;
+
+    // Its own host: the command stream it reads, its facts, stats, markers.
+    let own = ContainerRef::new(mine, "db");
+    allowed(&collector, &["XADD", &keys::commands(mine), "*", "k", "v"]).await;
+    allowed(&collector, &["HSET", &keys::facts(&own), "container", "{}"]).await;
+    allowed(&collector, &["SET", &keys::stats(&own), "{}"]).await;
+    allowed(&collector, &["SET", &keys::command_seen(mine, "c1"), "done:success"]).await;
+    allowed(&collector, &["ZRANGE", keys::SILENCES, "0", "-1"]).await;
+
+    // Another host's.
+    let other = ContainerRef::new(theirs, "db");
+    refused(&collector, &["XADD", &keys::commands(theirs), "*", "k", "v"]).await;
+    refused(&collector, &["HSET", &keys::facts(&other), "container", "{}"]).await;
+    refused(&collector, &["SET", &keys::command_seen(theirs, "c1"), "done:success"]).await;
+    refused(&collector, &["SET", &keys::heartbeat(theirs), "{}"]).await;
+    // Asking for a remediation, by channel (the bridge relays it) or stream.
+    refused(&collector, &["PUBLISH", &EventKind::RemediationNeeded.channel(), "{}"]).await;
+    refused(&collector, &["XADD", &EventKind::RemediationNeeded.stream(), "*", "envelope", "{}"]).await;
+    let forged = RedisPublisher::new(collector.clone()).publish(&needed("db")).await;
+    assert!(forged.is_err_and(|e| e.to_string().contains(NOPERM)), "a collector published a remediation_needed");
+    // Silences, the gate's state, every key, the server.
+    refused(&collector, &["ZADD", keys::SILENCES, "1", "x"]).await;
+    refused(&collector, &["DEL", &keys::remediation(&own)]).await;
+    refused(&collector, &["DEL", &keys::breaker(&own)]).await;
+    refused(&collector, &["FLUSHALL"]).await;
+    // (KEYS fans out to every node of a cluster, where the client reports
+    // the refusal as a reply of the wrong type; SORT is as dangerous and
+    // routed by its key.)
+    refused(&collector, &["SORT", &keys::stats(&own)]).await;
+    refused(&collector, &["CONFIG", "SET", "requirepass", "x"]).await;
+    refused(&collector, &["ACL", "SETUSER", "evil", "on", "nopass", "+@all", "~*"]).await;
+    // What it publishes itself still goes through.
+    let alert = Envelope::new(
+        "collector",
+        EventKind::SystemAlert,
+        &serde_json::json!({"host": mine, "kind": "test", "message": "ok", "severity": "info"}),
+    )
+    .unwrap();
+    RedisPublisher::new(collector.clone()).publish(&alert).await.expect("a collector publishes system alerts");
+
+    // A custom analyzer asks for remediations (the gate decides), and no more.
+    let publisher = as_user(users.url(&Role::Publisher)).await;
+    RedisPublisher::new(publisher.clone()).publish(&needed("db")).await.expect("a publisher asks");
+    refused(&publisher, &["XADD", &keys::commands(theirs), "*", "k", "v"]).await;
+    refused(&publisher, &["HSET", &keys::facts(&other), "container", "{}"]).await;
+
+    // The dashboard reads.
+    let dashboard = as_user(users.url(&Role::Dashboard)).await;
+    allowed(&dashboard, &["GET", &keys::stats(&own)]).await;
+    refused(&dashboard, &["SET", &keys::stats(&own), "{}"]).await;
+    refused(&dashboard, &["ZADD", keys::SILENCES, "1", "x"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_heals_with_every_component_as_its_own_redis_user() {
+    let redis = RedisServer::start().await;
+    let docker = docker().await;
+    let stack = start_stack_with(&redis.url(), &StackEnv::default().least_privilege()).await;
+    let conn = redis.connection().await;
+
+    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+        .restart_policy(RestartPolicyNameEnum::NO)
+        .start(&docker)
+        .await;
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    container.kill("USR1").await;
+    let name = container.name().to_owned();
+    let done = wait_for(Duration::from_secs(30), || {
+        let (mut conn, name) = (conn.clone(), name.clone());
+        async move {
+            stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+                .await
+                .into_iter()
+                .map(|(_, c)| c)
+                .find(|c| c.container == name)
+        }
+    })
+    .await;
+    let logs = || {
+        format!(
+            "collector:\n{}\nemulator:\n{}\nbridge:\n{}",
+            stack.collector.log_tail(30),
+            stack.emulator.log_tail(30),
+            stack.bridge.log_tail(20)
+        )
+    };
+    let done = done.unwrap_or_else(|| panic!("not healed\n{}", logs()));
+    assert_eq!(done.result.status, RemediationStatus::Success, "{done:?}");
+    assert_eq!(done.result.verified, Some(true), "{done:?}");
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+
+    // The operator's user runs `hemostat status` (it reads every key).
+    let users = stack.users.as_ref().expect("least privilege made users");
+    let operator = create_users(&redis.url(), &[Role::Operator]).await;
+    let status = std::process::Command::new(bin_dir().join("hemostat"))
+        .args(["status", "--json"])
+        .env("REDIS_URL", operator.url(&Role::Operator))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{out}{}", String::from_utf8_lossy(&status.stderr));
+    assert!(out.contains(&stack.host), "{out}");
+
+    // No component was refused anything on the way.
+    for (what, log) in [("collector", &stack.collector), ("emulator", &stack.emulator), ("bridge", &stack.bridge)] {
+        let text = std::fs::read_to_string(log.log_path()).unwrap_or_default();
+        assert!(!text.contains("NoPerm") && !text.contains("NOPERM"), "{what} was refused:\n{}", logs());
+    }
+    // And the credentials were theirs: the collector's cannot command its neighbour.
+    let collector = as_user(users.url(&Role::Collector(stack.host.clone()))).await;
+    refused(&collector, &["XADD", &keys::commands("another-host"), "*", "k", "v"]).await;
+}
