@@ -10,7 +10,8 @@
 #   scripts/compose.sh down -v            stop and remove everything
 #
 # Environment: DOCKER_HOST (the engine), HEMOSTAT_PROFILE=debug (faster
-# build), HEMOSTAT_SKIP_BUILD=1 (use what target/ has), and every variable of
+# build), HEMOSTAT_SKIP_BUILD=1 (use what target/ has), HEMOSTAT_BIN_DIR (the
+# binaries' folder, default target/<profile>), and every variable of
 # compose.yaml / .env.example.
 #
 # As scripts/stack.sh does, it gives the stack its secrets from the state
@@ -22,14 +23,21 @@
 # (HEMOSTAT_LOCAL_PARAMETER_OVERRIDES of yours come after and win); and the
 # command signing key pair (`hemostat keys generate`, kept in
 # command_signing.key, mode 0600, for the emulator's responder, and
-# command_signing.pub for the collector). It prints where they are, never
-# what.
+# command_signing.pub for the collector). Its Redis has no user without a
+# password: one ACL user per component (`hemostat acl`, passwords in
+# redis/, 0600), the functions' URLs handed to the emulator in
+# redis/functions.env.json, the collector's and the bridge's as
+# HEMOSTAT_COLLECTOR_REDIS_URL and HEMOSTAT_BRIDGE_REDIS_URL, the operator's
+# in redis.url where `hemostat` finds it. With REDIS_URL set (your own
+# Redis) every component uses it. It prints where they are, never what.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/secrets.sh
 source "$ROOT/scripts/lib/secrets.sh"
+# shellcheck source=scripts/lib/redis-users.sh
+source "$ROOT/scripts/lib/redis-users.sh"
 
 if command -v docker-compose >/dev/null 2>&1; then
     compose=(docker-compose)
@@ -51,14 +59,16 @@ for a in "${args[@]}"; do
     esac
 done
 
+profile="${HEMOSTAT_PROFILE:-release}"
+bin_dir="${HEMOSTAT_BIN_DIR:-target/$profile}"
+hemostat="$bin_dir/hemostat"
 if ((needs_images)); then
-    profile="${HEMOSTAT_PROFILE:-release}"
     if [[ "${HEMOSTAT_SKIP_BUILD:-0}" != 1 ]]; then
-        echo "== cargo build ($profile)"
+        echo "== cargo build ($profile)" >&2
         if [[ "$profile" == release ]]; then cargo build --release --bins; else cargo build --bins; fi
     fi
-    echo "== staging images from target/$profile"
-    bash infra/images/stage.sh --bin-dir "target/$profile"
+    echo "== staging images from $bin_dir" >&2
+    bash infra/images/stage.sh --bin-dir "$bin_dir"
     # `up` rebuilds what changed (docker's layer cache makes the rest free).
     for i in "${!args[@]}"; do
         if [[ "${args[$i]}" == up ]]; then
@@ -88,25 +98,42 @@ if [[ -z "${HEMOSTAT_LAMBDA_TOKEN:-}" ]]; then
         secrets_read "$state/lambda.token"
     fi
     export HEMOSTAT_LAMBDA_TOKEN=$REPLY
-    ((starting)) && echo "== the emulator requires the token in $state/lambda.token (new every start)"
+    ((starting)) && echo "== the emulator requires the token in $state/lambda.token (new every start)" >&2
 fi
 if [[ -z "${DASHBOARD_AUTH_TOKEN:-}" ]]; then
     secrets_keep "$state/dashboard.token"
     export DASHBOARD_AUTH_TOKEN=$REPLY
-    ((starting)) && echo "== the dashboard asks for the token in $state/dashboard.token (any user name)"
+    ((starting)) && echo "== the dashboard asks for the token in $state/dashboard.token (any user name)" >&2
 fi
 if [[ -z "${HEMOSTAT_COMMAND_SIGNING_KEY:-}" ]]; then
     if [[ ! -e "$state/command_signing.key" ]]; then
-        hemostat="target/${HEMOSTAT_PROFILE:-release}/hemostat"
         [[ -x "$hemostat" ]] || { echo "error: $hemostat is missing: build it (cargo build --bins) or set HEMOSTAT_COMMAND_SIGNING_KEY" >&2; exit 1; }
         "$hemostat" keys generate --dir "$state" >/dev/null
     fi
     secrets_read "$state/command_signing.key"
     export HEMOSTAT_COMMAND_SIGNING_KEY=$REPLY
     export HEMOSTAT_COMMAND_PUBLIC_KEYS="${HEMOSTAT_COMMAND_PUBLIC_KEYS:-$(<"$state/command_signing.pub")}"
-    ((starting)) && echo "== commands are signed with the key in $state/command_signing.key; the collector verifies with $state/command_signing.pub"
+    ((starting)) && echo "== commands are signed with the key in $state/command_signing.key; the collector verifies with $state/command_signing.pub" >&2
 fi
+if ((starting)) || [[ -x "$hemostat" ]]; then
+    [[ -x "$hemostat" ]] || { echo "error: $hemostat is missing: build it (cargo build --bins)" >&2; exit 1; }
+    redis_users_host
+    redis_users "$state" "$HEMOSTAT_HOST" "${HEMOSTAT_REDIS_PORT:-6379}" "$hemostat"
+    # compose.yaml's redis reads users.acl as this user (it holds hashes only).
+    HEMOSTAT_UID=$(id -u) HEMOSTAT_GID=$(id -g)
+    export HEMOSTAT_UID HEMOSTAT_GID
+    if [[ -n "${REDIS_URL:-}" ]]; then
+        rm -f "$state/redis.url"
+        (umask 077 && echo '{}' >"$state/redis/functions.env.json")
+        collector_redis_url=$REDIS_URL bridge_redis_url=$REDIS_URL
+        ((starting)) && echo "== every component uses REDIS_URL" >&2
+    else
+        ((starting)) && echo "== Redis has no default user; one ACL user per component, passwords in $state/redis, the operator's URL in $state/redis.url" >&2
+    fi
+    export HEMOSTAT_COLLECTOR_REDIS_URL=$collector_redis_url HEMOSTAT_BRIDGE_REDIS_URL=$bridge_redis_url
+fi
+export HEMOSTAT_STATE_DIR=$state
 export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
 
-echo "== ${compose[*]} ${args[*]}"
+echo "== ${compose[*]} ${args[*]}" >&2
 exec "${compose[@]}" -f compose.yaml "${args[@]}"

@@ -53,6 +53,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib/secrets.sh
 source "$root/scripts/lib/secrets.sh"
+# shellcheck source=scripts/lib/redis-users.sh
+source "$root/scripts/lib/redis-users.sh"
 
 if [[ -f .env ]]; then
   set -a
@@ -229,24 +231,12 @@ else
 fi
 unset HEMOSTAT_COMMAND_SIGNING_KEY HEMOSTAT_COMMAND_PUBLIC_KEYS
 
-# The collector's host name (as it would pick it: /etc/hostname, else
-# `hostname`), pinned here so that its Redis user is made for the same name.
-if [[ -z "${HEMOSTAT_HOST:-}" ]]; then
-  HEMOSTAT_HOST=$(tr -d '[:space:]' </etc/hostname 2>/dev/null || true)
-  [[ -n "$HEMOSTAT_HOST" ]] || HEMOSTAT_HOST=$(hostname 2>/dev/null || true)
-  [[ -n "$HEMOSTAT_HOST" ]] || HEMOSTAT_HOST=localhost
-fi
-export HEMOSTAT_HOST
+redis_users_host
 
 # --- Redis: ours, with one ACL user per component, or yours -----------------
 
 redis_dir="$state/redis"
 operator_url_file="$state/redis.url"
-# The URL of the ACL user $1 on our redis-server, in $REPLY.
-role_url() {
-  secrets_read "$redis_dir/$1.password"
-  REPLY="redis://$1:$REPLY@127.0.0.1:$port"
-}
 if [[ -z "${REDIS_URL:-}" ]]; then
   port=${HEMOSTAT_REDIS_PORT:-6379}
   stop_redis
@@ -256,47 +246,18 @@ if [[ -z "${REDIS_URL:-}" ]]; then
     die "127.0.0.1:$port is taken (a redis-server service? systemctl stop redis-server); set HEMOSTAT_REDIS_PORT to a free port, or REDIS_URL=redis://127.0.0.1:$port to use that Redis"
   fi
   # No user without a password: the default user is off, and each component
-  # gets a user of its own with the least keys and commands it needs
-  # (`hemostat acl`; passwords kept in $redis_dir, mode 0600).
-  mkdir -p "$redis_dir"
-  acl_file="$redis_dir/users.acl"
-  (
-    umask 077
-    "$bin/hemostat" acl --dir "$state" --acl-file "collector:$HEMOSTAT_HOST" \
-      bridge analyzer responder alert exporter dashboard operator >"$acl_file.tmp" 2>/dev/null &&
-      echo "user default off resetkeys resetchannels -@all" >>"$acl_file.tmp" &&
-      mv -f "$acl_file.tmp" "$acl_file"
-  ) || die "could not make the Redis users in $redis_dir (hemostat acl)"
+  # gets a user of its own with the least keys and commands it needs.
+  redis_users "$state" "$HEMOSTAT_HOST" "$port" "$bin/hemostat"
   echo "== starting redis-server on 127.0.0.1:$port (no default user; one ACL user per component, passwords in $redis_dir)"
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --aclfile "$acl_file" \
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --aclfile "$redis_dir/users.acl" \
     --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
-  secrets_read "$redis_dir/hemostat-operator.password"
-  operator_password=$REPLY
   pong() { [[ "$(REDISCLI_AUTH=$operator_password redis-cli --user hemostat-operator -p "$port" ping 2>/dev/null)" == PONG ]]; }
   for _ in $(seq 50); do
     pong && break
     sleep 0.1
   done
   pong || die "redis-server did not answer on 127.0.0.1:$port; see $logs/redis.log"
-  # `hemostat`, run here, finds the operator's URL in the state folder.
-  role_url hemostat-operator
-  (umask 077 && printf '%s\n' "$REPLY" >"$operator_url_file.tmp" && mv -f "$operator_url_file.tmp" "$operator_url_file")
-  role_url "hemostat-collector-$HEMOSTAT_HOST"
-  collector_redis_url=$REPLY
-  role_url hemostat-bridge
-  bridge_redis_url=$REPLY
-  # Each function's own user, through the emulator's --env-vars (SAM's format).
   env_vars="$redis_dir/functions.env.json"
-  {
-    printf '{'
-    sep=""
-    for f in analyzer responder alert exporter dashboard; do
-      role_url "hemostat-$f"
-      printf '%s"hemostat-%s": {"REDIS_URL": "%s"}' "$sep" "$f" "$REPLY"
-      sep=", "
-    done
-    printf '}\n'
-  } | (umask 077 && cat >"$env_vars")
   redis_note="the operator's URL in $operator_url_file (mode 0600)"
 else
   # Yours: every component uses it (per-component users: `hemostat acl`, README).

@@ -3,7 +3,10 @@
 # did about it, with timings.
 #
 # Environment (also read from .env at the repository root):
-#   REDIS_URL             the stack's Redis (default redis://127.0.0.1:6379)
+#   REDIS_URL             the stack's Redis (default: the operator's URL that
+#                         scripts/stack.sh and scripts/compose.sh keep in
+#                         $HEMOSTAT_STATE_DIR/redis.url, else
+#                         redis://127.0.0.1:6379)
 #   DOCKER_HOST           the Docker engine the collector watches
 #   HEMOSTAT_DEMO_IMAGE   the target's image (default hemostat/demo:local,
 #                         built from infra/Dockerfile.demo when missing)
@@ -19,6 +22,9 @@ if [[ -f "$DEMO_ROOT/.env" ]]; then
     # shellcheck disable=SC1091
     source "$DEMO_ROOT/.env"
     set +a
+fi
+if [[ -z "${REDIS_URL:-}" && -f "${HEMOSTAT_STATE_DIR:-$DEMO_ROOT/.hemostat}/redis.url" ]]; then
+    REDIS_URL=$(<"${HEMOSTAT_STATE_DIR:-$DEMO_ROOT/.hemostat}/redis.url")
 fi
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 DEMO_IMAGE="${HEMOSTAT_DEMO_IMAGE:-hemostat/demo:local}"

@@ -1,13 +1,15 @@
 //! compose.yaml for real: the images are built from host files
 //! (`infra/images/stage.sh`, `infra/Dockerfile*`), the whole stack comes up
-//! on the private dockerd with docker-compose, a crashing demo container is
+//! on the private dockerd through `scripts/compose.sh` (which makes its
+//! secrets: tokens, signing keys, a Redis user per component and no user
+//! without a password), a crashing demo container is
 //! restarted by HemoStat with its `remediation_complete` in the stack's
 //! Redis, a demo script (`scripts/demo/restart-limit.sh`) reports what
 //! HemoStat did, Prometheus (profile `prometheus`) runs with HemoStat's
 //! rules, and `docker-compose down -v` tears it all down, also when the test
 //! fails.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -102,8 +104,9 @@ fn compose_passes_every_template_variable_to_the_functions() {
     assert!(missing.is_empty(), "compose.yaml's functions service does not pass {missing:?} through");
 }
 
-/// One compose project on the private dockerd; `down -v` when dropped, so a
-/// failing assertion still leaves nothing behind.
+/// One compose project on the private dockerd, run by `scripts/compose.sh`
+/// with its own state folder; `down -v` when dropped, so a failing assertion
+/// still leaves nothing behind.
 struct Project {
     name: String,
     env: Vec<(String, String)>,
@@ -111,8 +114,13 @@ struct Project {
 
 impl Project {
     fn compose(&self) -> Command {
-        let mut cmd = docker_compose();
-        cmd.args(["-p", &self.name]);
+        assert!(docker_compose().arg("version").output().is_ok_and(|o| o.status.success()));
+        let mut cmd = Command::new("timeout");
+        // No compose step may hang the suite: a wedged build or daemon fails the test.
+        cmd.args(["600", "bash"]).arg(workspace_root().join("scripts/compose.sh"));
+        cmd.args(["--ansi", "never", "-p", &self.name]);
+        // Its own Redis, not the suite's.
+        cmd.env_remove("REDIS_URL");
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     }
@@ -161,42 +169,25 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     (status == "200").then(|| body.to_owned())
 }
 
-fn stage(bin_dir: &Path) {
-    let started = std::time::Instant::now();
-    let output = Command::new("bash")
-        .arg(workspace_root().join("infra/images/stage.sh"))
-        .arg("--bin-dir")
-        .arg(bin_dir)
-        .output()
-        .expect("run infra/images/stage.sh");
-    assert!(output.status.success(), "{}", show("infra/images/stage.sh", &output));
-    println!("staged images from {} in {:.1} s", bin_dir.display(), started.elapsed().as_secs_f64());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_stack_heals_a_crashing_demo_container() {
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
     let socket = docker_host.strip_prefix("unix://").expect("DOCKER_HOST is a unix:// socket").to_owned();
-    stage(&bin_dir());
-
     let name = format!("hemostat-ship-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let redis_port = free_port();
     let prometheus_port = free_port();
-    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let state = hemostat_e2e::log_dir().join(format!("{name}-state"));
     let env: Vec<(String, String)> = [
         ("DOCKER_HOST", docker_host.clone()),
         ("DOCKER_SOCKET", socket),
         ("HEMOSTAT_REDIS_PORT", redis_port.to_string()),
-        ("REDIS_URL", redis_url.clone()),
+        ("HEMOSTAT_STATE_DIR", state.display().to_string()),
+        ("HEMOSTAT_SKIP_BUILD", "1".to_owned()),
+        ("HEMOSTAT_BIN_DIR", bin_dir().display().to_string()),
         ("HEMOSTAT_LOCAL_PORT", free_port().to_string()),
         ("HEMOSTAT_DEMO_PORT", free_port().to_string()),
         ("HEMOSTAT_PROMETHEUS_PORT", prometheus_port.to_string()),
         ("HEMOSTAT_HOST", name.clone()),
-        // What scripts/compose.sh generates: the emulator's token, for it and the bridge.
-        ("HEMOSTAT_LAMBDA_TOKEN", hemostat_e2e::lambda_token().to_owned()),
-        // And the command signing pair: the private half for the responder, the public for the collector.
-        ("HEMOSTAT_COMMAND_SIGNING_KEY", hemostat_e2e::test_keys().private.clone()),
-        ("HEMOSTAT_COMMAND_PUBLIC_KEYS", hemostat_e2e::test_keys().public.clone()),
         // Tests share the engine: this collector manages this project only.
         ("HEMOSTAT_LABEL_SELECTOR", format!("com.docker.compose.project={name}")),
         ("RUST_LOG", "info".to_owned()),
@@ -207,8 +198,28 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let project = Project { name: name.clone(), env };
 
     let started = std::time::Instant::now();
-    project.run(&["--profile", "prometheus", "up", "-d", "--build"]);
-    println!("docker-compose up --build: {:.1} s", started.elapsed().as_secs_f64());
+    project.run(&["--profile", "prometheus", "up", "-d"]);
+    println!("scripts/compose.sh up (staging, build, start): {:.1} s", started.elapsed().as_secs_f64());
+
+    // Its Redis: no user without a password, the operator's URL in the state folder.
+    let redis_url = std::fs::read_to_string(state.join("redis.url")).expect("compose.sh writes redis.url");
+    let redis_url = redis_url.trim().to_owned();
+    let anonymous = format!("redis://127.0.0.1:{redis_port}");
+    let refused = wait_for(Duration::from_secs(30), || {
+        let anonymous = anonymous.clone();
+        async move {
+            let mut conn =
+                redis::Client::open(anonymous.as_str()).ok()?.get_multiplexed_async_connection().await.ok()?;
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+            pong.err().map(|e| e.to_string())
+        }
+    })
+    .await;
+    assert!(
+        refused.as_deref().is_some_and(|e| e.contains("NOAUTH")),
+        "a client without a password was not refused: {refused:?}\n{}",
+        project.logs()
+    );
 
     let client = redis::Client::open(redis_url.as_str()).expect("redis url");
     let conn = wait_for(Duration::from_secs(30), || {
