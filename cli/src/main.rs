@@ -185,6 +185,11 @@ enum Verb {
         /// Print ACL file lines (`user ...`) instead of ACL SETUSER commands.
         #[arg(long)]
         acl_file: bool,
+        /// Also write redis/urls.json (mode 0600) in the state folder: each role's URL on this
+        /// Redis (`rediss://host:6379`, no credentials), keyed by role, the Secrets Manager
+        /// secret of template.yaml's RedisUrlSecretPerFunction.
+        #[arg(long, value_name = "BASE_URL")]
+        urls: Option<String>,
     },
 }
 
@@ -269,8 +274,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     // The verbs that need no Redis.
     match &cli.verb {
         Verb::Keys(KeysVerb::Generate { dir, force }) => return key::generate(dir.as_deref(), *force, cli.global.json),
-        Verb::Acl { roles, dir, rotate, acl_file } => {
-            return acl::users(roles, dir.as_deref(), *rotate, *acl_file, cli.global.json);
+        Verb::Acl { roles, dir, rotate, acl_file, urls } => {
+            let options = acl::Options { rotate: *rotate, acl_file: *acl_file, urls: urls.as_deref() };
+            return acl::users(roles, dir.as_deref(), &options, cli.global.json);
         }
         _ => {}
     }

@@ -153,4 +153,15 @@ fn secrets_stay_out_of_stack_parameters_and_logs() {
         text.contains("{{resolve:secretsmanager:") && text.contains("UseRedisSecret"),
         "REDIS_URL must come from Secrets Manager when RedisUrlSecret is set: {text}"
     );
+    // With RedisUrlSecretPerFunction, each function logs in as its own Redis
+    // user: its own key of the secret, and no other's.
+    for (name, function) in functions(&template) {
+        let role = name.trim_end_matches("Function").to_lowercase();
+        let own = &function["Properties"]["Environment"]["Variables"]["REDIS_URL"];
+        let text = serde_yaml_ng::to_string(own).expect("serialize");
+        assert!(
+            text.contains("RedisPerFunction") && text.contains(&format!(":SecretString:{role}}}}}")),
+            "{name}'s REDIS_URL must be its own key ({role}) of the secret with RedisUrlSecretPerFunction: {text}"
+        );
+    }
 }
