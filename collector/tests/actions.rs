@@ -482,6 +482,8 @@ async fn exec_not_on_the_allowlist_is_rejected_and_nothing_runs() {
         let done = env.run(&cmd).await;
         assert_eq!(done.result.status, RemediationStatus::Rejected, "{argv:?}: {done:?}");
         assert!(done.result.error.as_deref().is_some_and(|e| e.contains("not on the exec allowlist")), "{done:?}");
+        // The lines `scripts/security-figures.sh` counts.
+        println!("attack refused: signed command: exec off the allowlist ({})", argv[0]);
     }
     assert!(!file_exists(&c, "/tmp/pwned").await, "a refused command ran");
     let log = env.collector.log();
@@ -550,6 +552,7 @@ async fn a_command_older_than_the_maximum_age_is_refused_and_never_executed() {
     assert_eq!(done.result.status, RemediationStatus::Rejected, "{done:?}");
     let reason = done.result.reason.clone().unwrap_or_default();
     assert!(reason.starts_with("expired: issued 36") && reason.contains("maximum age of 120s"), "{reason}");
+    println!("attack refused: signed command: replayed an hour later");
     // A fresh one right after is executed: the refusal blocked nothing else.
     let fresh = env.command(&c, Action::Restart);
     assert_eq!(env.run(&fresh).await.result.status, RemediationStatus::Success);
@@ -619,6 +622,7 @@ async fn out_of_scope_and_own_containers_are_refused() {
             cmd.args = vec!["touch".into(), "/tmp/x".into()];
             let done = env.run(&cmd).await;
             assert_eq!(done.result.status, RemediationStatus::Rejected, "{action} on {}: {done:?}", c.name());
+            println!("attack refused: signed command: {action} on a container out of scope or HemoStat's own");
         }
         assert_eq!(starts(c).await, 1);
         assert_eq!(c.state().await.running, Some(true));
@@ -652,6 +656,7 @@ async fn signed_commands_against_a_containers_labels_or_identity_are_refused() {
         assert_eq!(done.result.status, RemediationStatus::Rejected, "{done:?}");
         assert_eq!(done.result.error.as_deref(), Some(why));
         assert_eq!((starts(c).await, c.state().await.running), (1, Some(true)), "{}", c.name());
+        println!("attack refused: signed command: {action} against the container's hemostat.action label");
     }
 
     // Its own cap of one action an hour: the second is refused here too.
@@ -660,6 +665,7 @@ async fn signed_commands_against_a_containers_labels_or_identity_are_refused() {
     let second = env.run(&env.command(&capped, Action::Restart)).await;
     assert_eq!(second.result.status, RemediationStatus::Rejected, "{second:?}");
     assert!(second.result.error.as_deref().unwrap_or("").starts_with("hourly cap: 1 actions on it in the last hour"));
+    println!("attack refused: signed command: beyond the container's own hourly cap");
     assert_eq!(starts(&capped).await, 2);
 
     // The name of one container with the id of another: neither is touched.
@@ -670,6 +676,7 @@ async fn signed_commands_against_a_containers_labels_or_identity_are_refused() {
     let why = done.result.error.unwrap_or_default();
     assert!(why.starts_with(&format!("name and id disagree: the command names {}", other.name())), "{why}");
     assert_eq!((starts(&other).await, starts(&none).await), (1, 1));
+    println!("attack refused: signed command: one container's name with another's id");
 }
 
 /// A container that drains for 3 s on SIGTERM, then exits 0.

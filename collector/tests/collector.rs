@@ -289,6 +289,8 @@ async fn a_forged_command_is_rejected_and_changes_nothing() {
     assert_eq!((after.running, after.started_at), (Some(false), before.started_at));
     // Not marked as taken: the genuine command with this id can still run.
     assert!(!env.conn.exists::<_, bool>(keys::command_seen(&env.host, &cmd.id)).await.unwrap());
+    // The line `scripts/security-figures.sh` counts.
+    println!("attack refused: forged command: signed with a key the collector does not hold");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,8 @@ async fn the_invoke_api_needs_the_token() {
         assert_eq!(reply.status, 403, "{wrong}");
         assert_eq!(reply.header("x-amzn-ErrorType"), Some("UnrecognizedClientException"), "{wrong}");
         assert!(!String::from_utf8_lossy(&reply.body).contains(TOKEN), "the answer never shows the token");
+        // The lines `scripts/security-figures.sh` counts.
+        println!("attack refused: control plane: invoke with a wrong token");
     }
     // An unknown function tells nothing to a caller without the token.
     let reply = emulator.request("POST", "/2015-03-31/functions/nope/invocations", &[], "{}").await;
@@ -121,6 +123,9 @@ async fn a_sigv4_signature_made_with_the_token_is_the_token() {
     let stale = signed(&host, arn_path, body, TOKEN, now - Duration::from_secs(600));
     let reply = emulator.request("POST", arn_path, &refs(&stale), body).await;
     assert_eq!(reply.status, 403, "a signature from 10 minutes ago");
+    for what in ["another body", "another secret", "a stale time"] {
+        println!("attack refused: control plane: SigV4 signature with {what}");
+    }
     emulator.stop().await;
 }
 
@@ -150,6 +155,7 @@ async fn browsers_and_foreign_host_names_are_refused_even_with_the_token() {
         let reply = emulator.request("POST", INVOKE, headers, payload.clone()).await;
         assert_eq!(reply.status, 403, "{headers:?}");
         assert_eq!(reply.header("x-amzn-ErrorType"), Some("AccessDeniedException"), "{headers:?}");
+        println!("attack refused: control plane: a browser's or a rebound name's request");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!marker.exists(), "a refused request never reaches the function");
@@ -175,6 +181,9 @@ async fn the_runtime_api_needs_its_secret_and_no_browser() {
     }
     let reply = emulator.request("GET", &format!("{prefix}/{next}"), &[("Origin", "http://evil.example")], "").await;
     assert_eq!(reply.status, 403, "a browser with the secret");
+    for what in ["without its secret", "with another secret", "from a browser"] {
+        println!("attack refused: control plane: runtime API {what}");
+    }
     assert_eq!(emulator.invoke("echo", r#"{"after":1}"#).await.status, 200, "the function's own client still works");
     emulator.stop().await;
 }

@@ -504,8 +504,11 @@ async fn the_dashboard_refuses_callers_without_its_token_and_serves_those_with_i
     assert_eq!(status, 401, "{body}\n{}", emulator.log_tail(20));
     assert!(challenge.is_some_and(|c| c.starts_with("Basic ")), "browsers are asked for the token");
     assert!(!body.contains("<!doctype html>"));
+    println!("attack refused: dashboard: no credentials");
     for wrong in [basic("wrong"), "Bearer wrong".to_owned(), lambda_bearer()] {
         assert_eq!(get(&api, &[("authorization", &wrong)]).await.0, 401, "{wrong}");
+        // The lines `scripts/security-figures.sh` counts.
+        println!("attack refused: dashboard: a wrong token or another component's");
     }
     let (status, _, body) = get(&page, &[("authorization", &basic(DASHBOARD_TOKEN))]).await;
     assert_eq!(status, 200);

@@ -305,6 +305,9 @@ async fn forged_requests_cannot_turn_the_gate_against_a_container() {
     assert!(refused[0].starts_with("policy: notify"), "{refused:?}");
     assert_eq!((none.state().await.status, started(&none).await), (Some(ContainerStateStatusEnum::RUNNING), before));
     assert_eq!(notify.state().await.status, Some(ContainerStateStatusEnum::RUNNING));
+    // The lines `scripts/security-figures.sh` counts.
+    println!("attack refused: forged request: stop a container labelled none, claiming policy restart");
+    println!("attack refused: forged request: restart a container labelled notify, claiming no policy");
 
     // Healed once for real; then requests that claim no cooldown and a new
     // image each time (to dodge the fleet brake) meet the fleet's hour.
@@ -318,6 +321,9 @@ async fn forged_requests_cannot_turn_the_gate_against_a_container() {
     let refused = refusals(&conn, plain.name(), 3).await;
     assert!(refused.iter().all(|r| r.starts_with("cooldown: ")), "{refused:?}");
     assert_eq!(started(&plain).await, healed_at, "restarted by a forged request");
+    for i in 0..3 {
+        println!("attack refused: forged request: claims cooldown 0 and a fresh image ({i})");
+    }
 
     // A label silence added since its last alert: the collector matches it
     // on the host within a heartbeat; a request that names no silence is
@@ -349,11 +355,13 @@ async fn forged_requests_cannot_turn_the_gate_against_a_container() {
     publisher.publish(&forged(&stack.host, frozen.name(), "restart", serde_json::json!({}))).await.unwrap();
     let refused = refusals(&conn, frozen.name(), 1).await;
     assert!(refused[0].starts_with("silenced: payments freeze"), "{refused:?}");
+    println!("attack refused: forged request: names no silence for a silenced container");
 
     // Nothing its collector reports: nothing to act on.
     publisher.publish(&forged(&stack.host, "ghost", "restart", serde_json::json!({}))).await.unwrap();
     let refused = refusals(&conn, "ghost", 1).await;
     assert!(refused[0].starts_with("unknown container: no collector reports"), "{refused:?}");
+    println!("attack refused: forged request: a container no collector reports");
     let commands: usize = conn.clone().xlen(keys::commands(&stack.host)).await.unwrap();
     assert_eq!(commands, 1, "only the real crash was acted on");
 }
