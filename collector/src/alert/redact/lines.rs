@@ -1,8 +1,10 @@
-//! A log read line by line, where one line cannot always be judged alone:
-//! a private key's body lines follow its `BEGIN` line, a certificate's do
-//! too (and are no secret), and some programs announce a secret on one line
-//! and print it alone on the next (Jenkins' initial admin password,
-//! Elasticsearch's first-start password).
+//! The one implementation of redaction: a text read line by line, where
+//! one line cannot always be judged alone. A private key's body lines
+//! follow its `BEGIN` line, a certificate's do too (and are no secret), and
+//! some programs announce a secret on one line and print it alone on the
+//! next (Jenkins' initial admin password, Elasticsearch's first-start
+//! password). A log's lines come one call at a time; a text of many lines
+//! (health-check or `exec` output) in one call, split here.
 
 use std::sync::LazyLock;
 
@@ -26,38 +28,67 @@ impl<'a> LineRedactor<'a> {
         LineRedactor { redactor, in_key: false, in_public: false, announced: false }
     }
 
-    /// One line, redacted (a block counts once, at its first line).
-    pub fn redact(&mut self, line: &str) -> (String, u32) {
+    /// The next line, or lines, of the text, made plain (see [`clean`]) and
+    /// redacted; and how many secrets were replaced (a key block counts
+    /// once, at its first line).
+    pub fn redact(&mut self, text: &str) -> (String, u32) {
+        let text = clean(text);
+        if !text.contains('\n') {
+            return self.line(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut count = 0;
+        for (i, line) in text.split('\n').enumerate() {
+            let in_key = self.in_key;
+            let (line, n) = self.line(line.to_owned());
+            count += n;
+            if in_key {
+                // The line that opened the key ends in its mark: in a text,
+                // the key's lines join it, so that a key reads as one mark
+                // (a log shows one per line, as its lines are separate).
+                out.push_str(line.strip_prefix(MARK).unwrap_or(&line));
+                continue;
+            }
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&line);
+        }
+        (out, count)
+    }
+
+    /// One plain line.
+    fn line(&mut self, line: String) -> (String, u32) {
         if self.in_key {
-            let Some(end) = KEY_END.find(line) else {
+            let Some(end) = KEY_END.find(&line) else {
                 return (MARK.to_owned(), 0);
             };
             self.in_key = false;
-            let (rest, count) = self.redact(&line[end.end()..]);
+            let (rest, count) = self.line(line[end.end()..].to_owned());
             return (format!("{MARK}{rest}"), count);
         }
-        let cleaned = clean(line);
-        let trimmed = cleaned.trim();
+        let trimmed = line.trim();
         if self.in_public {
             if PUBLIC_BODY.is_match(trimmed) {
-                return (cleaned, 0);
+                return (line, 0);
             }
             self.in_public = false;
         }
         if trimmed.is_empty() {
-            return (cleaned, 0);
+            return (line, 0);
         }
         if std::mem::take(&mut self.announced) && !trimmed.contains(char::is_whitespace) && looks_like_token(trimmed) {
-            return (cleaned.replacen(trimmed, MARK, 1), 1);
+            return (line.replacen(trimmed, MARK, 1), 1);
         }
-        let (mut text, mut count) = self.redactor.redact(&cleaned);
-        self.redactor.apply(true, &mut text, &mut count);
-        let last_end = KEY_END.find_iter(line).last().map(|m| m.start());
-        if let Some(begin) = KEY_BEGIN.find_iter(line).last().map(|m| m.start()) {
+        let mut text = line.clone();
+        let mut count = 0;
+        self.redactor.apply(&mut text, &mut count);
+        let last_end = KEY_END.find_iter(&line).last().map(|m| m.start());
+        if let Some(begin) = KEY_BEGIN.find_iter(&line).last().map(|m| m.start()) {
             self.in_key = last_end.is_none_or(|end| end < begin);
         }
-        let last_end = PUBLIC_END.find_iter(line).last().map(|m| m.start());
-        if let Some(begin) = PUBLIC_BEGIN.find_iter(line).last().map(|m| m.start()) {
+        let last_end = PUBLIC_END.find_iter(&line).last().map(|m| m.start());
+        if let Some(begin) = PUBLIC_BEGIN.find_iter(&line).last().map(|m| m.start()) {
             self.in_public = last_end.is_none_or(|end| end < begin);
         }
         self.announced = ANNOUNCE.is_match(&text);

@@ -33,8 +33,6 @@ pub(super) struct Rule {
     secret: Vec<String>,
     pub(super) mark: &'static str,
     validator: Option<Validator>,
-    /// Only for logs read line by line.
-    pub(super) per_line: bool,
 }
 
 impl Rule {
@@ -46,7 +44,6 @@ impl Rule {
             secret: vec!["s".to_owned()],
             mark: MARK,
             validator: None,
-            per_line: false,
         }
     }
 
@@ -84,8 +81,6 @@ struct RuleSpec {
     mark: MarkSpec,
     #[serde(default)]
     validator: Option<Validator>,
-    #[serde(default)]
-    per_line: bool,
 }
 
 /// `secret = "s"` or `secret = ["dq", "sq", "bare"]`.
@@ -153,7 +148,7 @@ pub(super) fn load(text: &str) -> Result<Vec<Rule>, String> {
                 MarkSpec::Redacted => MARK,
                 MarkSpec::Url => URL_MARK,
             };
-            Ok(Rule { name, re, secret, mark, validator: spec.validator, per_line: spec.per_line })
+            Ok(Rule { name, re, secret, mark, validator: spec.validator })
         })
         .collect()
 }
