@@ -35,13 +35,13 @@ use serde::Deserialize;
 const TUNING_SIZE: Option<(usize, usize, usize)> = Some((273, 340, 289));
 /// First measured (the rules as committed before): 13 secrets leaked as
 /// log lines, 17 as text, 5 benign lines altered. Tuned since: nothing
-/// leaks; the altered benign lines are values named like secrets that are
-/// none (`MYSQL_RANDOM_ROOT_PASSWORD=yes` style edge cases the README
-/// weighs apart) or that the rules cannot tell from one.
-const TUNING_MAX_LEAKED: usize = 13;
-const TUNING_MAX_LEAKED_AS_TEXT: usize = 13;
-const TUNING_MAX_ALTERED: usize = 5;
-const TUNING_MAX_ALTERED_AS_TEXT: usize = 5;
+/// leaks, by either path, and no benign line is altered; the altered
+/// bound leaves room for two, so that a rule that hides a whole format may
+/// cost an edge case such as `MYSQL_RANDOM_ROOT_PASSWORD=yes`.
+const TUNING_MAX_LEAKED: usize = 0;
+const TUNING_MAX_LEAKED_AS_TEXT: usize = 0;
+const TUNING_MAX_ALTERED: usize = 2;
+const TUNING_MAX_ALTERED_AS_TEXT: usize = 2;
 
 /// The evaluation set: its size and bounds, set from its first measurement
 /// (until then `None` and `usize::MAX`: measured and printed, not bounded).

@@ -3,14 +3,18 @@
 //! follow its `BEGIN` line, a certificate's do too (and are no secret), and
 //! some programs announce a secret on one line and print it alone on the
 //! next (Jenkins' initial admin password, Elasticsearch's first-start
-//! password). A log's lines come one call at a time; a text of many lines
+//! password), and a Kubernetes manifest names a variable on one line and
+//! gives its value on the next. A log's lines come one call at a time; a text of many lines
 //! (health-check or `exec` output) in one call, split here.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{MARK, Redactor, clean, validators::looks_like_token};
+use super::{
+    MARK, Redactor, clean,
+    validators::{assigned_value, looks_like_token},
+};
 
 /// See [`Redactor::lines`].
 pub struct LineRedactor<'a> {
@@ -21,11 +25,14 @@ pub struct LineRedactor<'a> {
     in_public: bool,
     /// The last line that was not blank announced a secret.
     announced: bool,
+    /// The last line that was not blank was `- name: DB_PASSWORD`: the
+    /// name of a secret whose `value:` may follow.
+    named: Option<String>,
 }
 
 impl<'a> LineRedactor<'a> {
     pub(super) fn new(redactor: &'a Redactor) -> Self {
-        LineRedactor { redactor, in_key: false, in_public: false, announced: false }
+        LineRedactor { redactor, in_key: false, in_public: false, announced: false, named: None }
     }
 
     /// The next line, or lines, of the text, made plain (see [`clean`]) and
@@ -80,6 +87,14 @@ impl<'a> LineRedactor<'a> {
         if std::mem::take(&mut self.announced) && !trimmed.contains(char::is_whitespace) && looks_like_token(trimmed) {
             return (line.replacen(trimmed, MARK, 1), 1);
         }
+        if let Some(key) = self.named.take()
+            && let Some(caps) = VALUE_LINE.captures(&line)
+            && let Some(value) = caps.name("dq").or_else(|| caps.name("sq")).or_else(|| caps.name("bare"))
+            && assigned_value(&key, value.as_str())
+            && !value.as_str().starts_with(MARK)
+        {
+            return (format!("{}{MARK}{}", &line[..value.start()], &line[value.end()..]), 1);
+        }
         let mut text = line.clone();
         let mut count = 0;
         self.redactor.apply(&mut text, &mut count);
@@ -92,6 +107,11 @@ impl<'a> LineRedactor<'a> {
             self.in_public = last_end.is_none_or(|end| end < begin);
         }
         self.announced = ANNOUNCE.is_match(&text);
+        self.named = NAME_LINE
+            .captures(&text)
+            .and_then(|c| c.name("key"))
+            .filter(|k| SECRET_NAME.is_match(k.as_str()))
+            .map(|k| k.as_str().to_owned());
         (text, count)
     }
 }
@@ -121,4 +141,20 @@ pub(super) static ANNOUNCE: LazyLock<Regex> = LazyLock::new(|| {
     constant(
         r"(?i)\b(?:password|passphrase|token|secret|(?:api|access|secret|private|unseal|recovery) key)\b[^\r\n]*:[ \t]*$",
     )
+});
+
+/// `- name: DB_PASSWORD` (a Kubernetes container's `env`, an Ansible or
+/// CI variable list), whose value is on the next line ...
+static NAME_LINE: LazyLock<Regex> =
+    LazyLock::new(|| constant(r#"^[ \t]*(?:-[ \t]+)?name:[ \t]*["']?(?P<key>[A-Za-z0-9_.-]+)["']?[ \t]*$"#));
+/// ... when the name is a secret's (as the rules' keys: ends in a secret's
+/// word, maybe with a suffix such as `_VALUE`) ...
+static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    constant(
+        r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|api[_-]?key|[_.-]key|[_.-]auth|cookie)(?:[_.-](?:value|string|data|b64|base64|hash|salt))?$",
+    )
+});
+/// ... as `value: x` (not `valueFrom:`, a reference).
+static VALUE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    constant(r#"^[ \t]*value:[ \t]*(?:"(?P<dq>[^"]+)"|'(?P<sq>[^']+)'|(?P<bare>[^\s"'][^\r\n]*?))[ \t]*$"#)
 });

@@ -99,23 +99,31 @@ impl Redactor {
 }
 
 /// Replaces each accepted match of `rule` in `text` (its secret group, or
-/// all of it) by its mark, counting.
+/// all of it) by its mark, counting; a rule with a `within` pattern only
+/// inside that pattern's matches.
 fn replace(rule: &Rule, text: &mut String, count: &mut u32) {
-    if !rule.re.is_match(text) {
+    let scopes: Vec<(usize, usize)> = match &rule.within {
+        None => vec![(0, text.len())],
+        Some(within) => within.find_iter(text).map(|m| (m.start(), m.end())).collect(),
+    };
+    if !scopes.iter().any(|&(start, end)| rule.re.is_match(&text[start..end])) {
         return;
     }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut replaced = 0;
-    for caps in rule.re.captures_iter(text) {
-        let Some(span) = rule.secret(&caps) else { continue };
-        if span.is_empty() || already_masked(span.as_str()) {
-            continue;
+    for (start, end) in scopes {
+        let scope = &text[start..end];
+        for caps in rule.re.captures_iter(scope) {
+            let Some(span) = rule.secret(&caps, scope) else { continue };
+            if span.is_empty() || already_masked(span.as_str()) {
+                continue;
+            }
+            out.push_str(&text[last..start + span.start()]);
+            out.push_str(rule.mark);
+            last = start + span.end();
+            replaced += 1;
         }
-        out.push_str(&text[last..span.start()]);
-        out.push_str(rule.mark);
-        last = span.end();
-        replaced += 1;
     }
     if replaced > 0 {
         // Which rule, never what it hid: for an operator wondering why a

@@ -33,6 +33,10 @@ pub(super) struct Rule {
     secret: Vec<String>,
     pub(super) mark: &'static str,
     validator: Option<Validator>,
+    /// Where the rule applies: inside the matches of this pattern only
+    /// (`user_alice="..."` inside a JAAS `LoginModule` entry); None: the
+    /// whole line.
+    pub(super) within: Option<Regex>,
 }
 
 impl Rule {
@@ -44,14 +48,15 @@ impl Rule {
             secret: vec!["s".to_owned()],
             mark: MARK,
             validator: None,
+            within: None,
         }
     }
 
-    /// The span to replace in one match, or None when the validator
-    /// rejects it.
-    pub(super) fn secret<'t>(&self, caps: &Captures<'t>) -> Option<Match<'t>> {
+    /// The span to replace in one match of `line`, or None when the
+    /// validator rejects it.
+    pub(super) fn secret<'t>(&self, caps: &Captures<'t>, line: &str) -> Option<Match<'t>> {
         let span = self.secret.iter().find_map(|g| caps.name(g)).or_else(|| caps.get(0))?;
-        self.validator.is_none_or(|v| v.accepts(caps, span.as_str())).then_some(span)
+        self.validator.is_none_or(|v| v.accepts(caps, span, line)).then_some(span)
     }
 }
 
@@ -81,6 +86,8 @@ struct RuleSpec {
     mark: MarkSpec,
     #[serde(default)]
     validator: Option<Validator>,
+    #[serde(default)]
+    within: Option<String>,
 }
 
 /// `secret = "s"` or `secret = ["dq", "sq", "bare"]`.
@@ -148,7 +155,17 @@ pub(super) fn load(text: &str) -> Result<Vec<Rule>, String> {
                 MarkSpec::Redacted => MARK,
                 MarkSpec::Url => URL_MARK,
             };
-            Ok(Rule { name, re, secret, mark, validator: spec.validator })
+            let within = match spec.within {
+                Some(w) => {
+                    let w = expand(&w, &parts);
+                    if let Some(unknown) = placeholder.find(&w) {
+                        return Err(fail(format!("unknown part {} in within", unknown.as_str())));
+                    }
+                    Some(Regex::new(&w).map_err(|e| fail(format!("within: {e}")))?)
+                }
+                None => None,
+            };
+            Ok(Rule { name, re, secret, mark, validator: spec.validator, within })
         })
         .collect()
 }
