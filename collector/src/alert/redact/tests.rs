@@ -1095,3 +1095,29 @@ fn a_rule_may_apply_only_within_a_context() {
     let err = load("[[rule]]\nname = 'r'\nwithin = '<NOPE>'\npattern = 'x'\n").unwrap_err();
     assert!(err.contains("unknown part <NOPE>"), "{err}");
 }
+
+#[test]
+fn wrapped_values_sql_functions_plans_and_prompts() {
+    for (line, secret) in [
+        ("ok: [db] => (item={u'name': u'app', u'password': u'Tq4-mmRv8'})", "Tq4-mmRv8"),
+        ("Settings(api_token=SecretStr('Tq4-mmRv8'), debug=False)", "Tq4-mmRv8"),
+        ("{:password=>Secret.new(\"Tq4-mmRv8\")}", "Tq4-mmRv8"),
+        (r#"<entry key="mail.smtp.password">Tq4-mmRv8</entry>"#, "Tq4-mmRv8"),
+        (r#"<setting name="ApiToken" serializeAs="String">Tq4-mmRv8</setting>"#, "Tq4-mmRv8"),
+        ("SET PASSWORD FOR 'app'@'%' = PASSWORD('Tq4-mmRv8');", "Tq4-mmRv8"),
+        (r#"      ~ admin_password = (sensitive value) -> "Tq4-mmRv8""#, "Tq4-mmRv8"),
+        ("useradd -m -p '$6$Tq4mmRv8$abcdef' deploy", "$6$Tq4mmRv8$abcdef"),
+        ("127.0.0.1:6379> AUTH Tq4-mmRv8", "Tq4-mmRv8"),
+        ("AUTH default Tq4-mmRv8", "Tq4-mmRv8"),
+    ] {
+        hidden(line, secret);
+    }
+    lines_untouched(&[
+        r#"<entry key="mail.smtp.host">smtp.example.org</entry>"#,
+        r#"      ~ instance_type = "t3.small" -> "t3.large""#,
+        "ERR AUTH <password> called without any password configured for the default user.",
+        "password(): deprecated",
+        "useradd -m deploy",
+        "(error) NOAUTH Authentication required.",
+    ]);
+}
