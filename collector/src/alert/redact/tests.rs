@@ -1018,6 +1018,9 @@ fn banners_and_lone_generated_passwords() {
         "7d3f0e2c9b8a4f61a0b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718",
         "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
         "Started in 3.2s",
+        "  Release-2026.01_RC2",
+        "web-1  | Build_2026_Release1",
+        "Reloading secret app-config-v12",
         "POST /v1/auth/token HTTP/1.1 200",
         "GET /password/reset HTTP/2 302",
     ]);

@@ -63,6 +63,7 @@ impl Validator {
             Validator::Strong => {
                 (text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
                     || !assignment(text)
+                        && mixed(text)
                         && text.bytes().any(|b| b.is_ascii_uppercase())
                         && text.bytes().any(|b| b.is_ascii_lowercase())
                         && text.bytes().any(|b| b.is_ascii_digit())
@@ -70,6 +71,21 @@ impl Validator {
             }
         }
     }
+}
+
+/// Characters of its four kinds (capitals, small letters, digits, symbols)
+/// change from one to the next at least every other character, as in a
+/// generated password (`eV_RLT1Vc-=HFw`), not in a name (`Version-2024.05_RC1`).
+fn mixed(s: &str) -> bool {
+    let kind = |b: &u8| match b {
+        b'A'..=b'Z' => 0,
+        b'a'..=b'z' => 1,
+        b'0'..=b'9' => 2,
+        _ => 3,
+    };
+    let kinds: Vec<u8> = s.as_bytes().iter().map(kind).collect();
+    let changes = kinds.windows(2).filter(|w| w[0] != w[1]).count();
+    changes * 2 >= kinds.len().saturating_sub(1)
 }
 
 /// `HOSTNAME=3f4e8a9b2c1d`: a name (letters, digits, `_`, `.`) assigned a
