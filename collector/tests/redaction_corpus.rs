@@ -1,12 +1,20 @@
-//! The redactor measured on an evaluation corpus written apart from it
-//! (`tests/corpus/redaction/`, whose README says how): how many of the
-//! listed secrets survive redaction, how many benign lines are altered.
+//! The redactor measured on two corpora of container output
+//! (`tests/corpus/redaction/`, whose READMEs say how they were written):
+//! how many of the listed secrets survive redaction, as a log line and as
+//! text (health-check and exec output), and how many benign lines are
+//! altered.
 //!
-//! The corpus is for measuring, not for tuning: the rules were written
-//! without reading it, and are not changed to fit it. This test prints
-//! counts per `kind` and totals, never a line (the lines are a test set;
-//! read one and it stops being one), and fails if the redactor gets worse
-//! than it was when first measured.
+//! - `tuning/`: the first evaluation set. It was measured once, as written
+//!   apart from the rules, and has since been read and used to improve
+//!   them: its figures say nothing about secrets the rules were not written
+//!   for. The bounds below hold the rules to it.
+//! - `evaluation/`: a set written apart from the rules and not read by
+//!   whoever changes them. Skipped, with a message, until it exists. Its
+//!   bounds are set once, after its first measurement, and only keep the
+//!   redactor from getting worse; the rules are never changed to fit it
+//!   (read one of its lines and it stops being an evaluation set).
+//!
+//! The test prints counts per `kind`, totals and throughput, never a line.
 //!
 //! ```text
 //! cargo test -p hemostat-collector --test redaction_corpus -- --nocapture
@@ -15,21 +23,66 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use hemostat_collector::redact::{Redactor, clean};
 use serde::Deserialize;
 
-/// The first measurement, of the rules as committed before it was made:
-/// 13 of the 340 secrets leaked as log lines (17 through the text path of
-/// health and exec output, which has no line-by-line rules), and 5 of the
-/// 289 benign lines altered by a rule. The goal is 0 and 0; these bounds
-/// only keep the redactor from getting worse.
-const MAX_LEAKED: usize = 13;
-const MAX_LEAKED_AS_TEXT: usize = 17;
-const MAX_ALTERED: usize = 5;
+/// The tuning set as its README describes it: secret-bearing lines, secret
+/// substrings, benign lines.
+const TUNING_SIZE: Option<(usize, usize, usize)> = Some((273, 340, 289));
+/// First measured (the rules as committed before): 13 secrets leaked as
+/// log lines, 17 as text, 5 benign lines altered. Tuned since: nothing
+/// leaks, by either path, and no benign line is altered; the altered
+/// bound leaves room for two, so that a rule that hides a whole format may
+/// cost an edge case such as `MYSQL_RANDOM_ROOT_PASSWORD=yes`.
+const TUNING_MAX_LEAKED: usize = 0;
+const TUNING_MAX_LEAKED_AS_TEXT: usize = 0;
+const TUNING_MAX_ALTERED: usize = 2;
+const TUNING_MAX_ALTERED_AS_TEXT: usize = 2;
+
+/// The evaluation set: its size and bounds, set from its first measurement
+/// (until then `None` and `usize::MAX`: measured and printed, not bounded).
+const EVALUATION_SIZE: Option<(usize, usize, usize)> = None;
+const EVALUATION_MAX_LEAKED: usize = usize::MAX;
+const EVALUATION_MAX_LEAKED_AS_TEXT: usize = usize::MAX;
+const EVALUATION_MAX_ALTERED: usize = usize::MAX;
+const EVALUATION_MAX_ALTERED_AS_TEXT: usize = usize::MAX;
+
+/// One corpus and what it must achieve.
+struct Set {
+    name: &'static str,
+    /// May be absent (skipped with a message).
+    optional: bool,
+    size: Option<(usize, usize, usize)>,
+    max_leaked: usize,
+    max_leaked_as_text: usize,
+    max_altered: usize,
+    max_altered_as_text: usize,
+}
+
+const SETS: [Set; 2] = [
+    Set {
+        name: "tuning",
+        optional: false,
+        size: TUNING_SIZE,
+        max_leaked: TUNING_MAX_LEAKED,
+        max_leaked_as_text: TUNING_MAX_LEAKED_AS_TEXT,
+        max_altered: TUNING_MAX_ALTERED,
+        max_altered_as_text: TUNING_MAX_ALTERED_AS_TEXT,
+    },
+    Set {
+        name: "evaluation",
+        optional: true,
+        size: EVALUATION_SIZE,
+        max_leaked: EVALUATION_MAX_LEAKED,
+        max_leaked_as_text: EVALUATION_MAX_LEAKED_AS_TEXT,
+        max_altered: EVALUATION_MAX_ALTERED,
+        max_altered_as_text: EVALUATION_MAX_ALTERED_AS_TEXT,
+    },
+];
 
 #[derive(Deserialize)]
 struct SecretLine {
@@ -44,87 +97,104 @@ struct BenignLine {
     kind: String,
 }
 
-fn corpus(file: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/redaction").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
+fn folder(set: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/redaction").join(set)
 }
 
-/// Parses one JSON line; an error names the file and line number only.
-fn parse<T: for<'de> Deserialize<'de>>(file: &str, lines: &[String]) -> Vec<T> {
-    lines
-        .iter()
+/// The JSON lines of one file; an error names the file and line number
+/// only, never the line.
+fn parse<T: for<'de> Deserialize<'de>>(dir: &Path, file: &str) -> Vec<T> {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
         .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{file} line {}: {e}", i + 1)))
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("{} line {}: not a corpus line (column {})", path.display(), i + 1, e.column())
+            })
+        })
         .collect()
 }
 
 /// One log line as the collector redacts a container's logs.
-fn redact_line(r: &Redactor, line: &str) -> String {
+fn as_line(r: &Redactor, line: &str) -> String {
     r.lines().redact(line).0
 }
 
-#[derive(Default)]
+/// The same line as health-check or exec output.
+fn as_text(r: &Redactor, line: &str) -> String {
+    r.redact(line).0
+}
+
+#[derive(Default, Clone, Copy)]
 struct Tally {
     lines: usize,
     items: usize,
+    /// Leaked (secrets) or altered (benign), as a log line.
     bad: usize,
+    /// The same, as text.
+    bad_as_text: usize,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, t: Tally) {
+        self.lines += t.lines;
+        self.items += t.items;
+        self.bad += t.bad;
+        self.bad_as_text += t.bad_as_text;
+    }
 }
 
 #[derive(Default)]
 struct Measurement {
     secrets: BTreeMap<String, Tally>,
     benign: BTreeMap<String, Tally>,
-    /// Secrets leaked when the lines go through the text path instead
-    /// (health and exec output: no line-by-line rules).
-    leaked_as_text: usize,
     /// Benign lines changed only by the removal of terminal escapes.
     cleaned_only: usize,
+    /// Lines redacted in the timing loop, and how long it took.
+    timed_lines: usize,
     elapsed: Duration,
-    passes: u32,
 }
 
-impl Measurement {
-    fn total(map: &BTreeMap<String, Tally>) -> Tally {
-        map.values().fold(Tally::default(), |t, k| Tally {
-            lines: t.lines + k.lines,
-            items: t.items + k.items,
-            bad: t.bad + k.bad,
-        })
-    }
+fn total(map: &BTreeMap<String, Tally>) -> Tally {
+    map.values().fold(Tally::default(), |mut t, k| {
+        t += *k;
+        t
+    })
 }
 
-fn measure() -> Measurement {
-    let secrets: Vec<SecretLine> = parse("secrets.jsonl", &corpus("secrets.jsonl"));
-    let benign: Vec<BenignLine> = parse("benign.jsonl", &corpus("benign.jsonl"));
+fn measure(dir: &Path) -> Measurement {
+    let secrets: Vec<SecretLine> = parse(dir, "secrets.jsonl");
+    let benign: Vec<BenignLine> = parse(dir, "benign.jsonl");
     let r = Redactor::default();
     let mut m = Measurement::default();
     for s in &secrets {
-        let out = redact_line(&r, &s.line);
-        let text = r.redact(&s.line).0;
-        let t = m.secrets.entry(s.kind.clone()).or_default();
-        t.lines += 1;
-        t.items += s.secrets.len();
-        t.bad += s.secrets.iter().filter(|secret| out.contains(secret.as_str())).count();
-        m.leaked_as_text += s.secrets.iter().filter(|secret| text.contains(secret.as_str())).count();
+        let (line, text) = (as_line(&r, &s.line), as_text(&r, &s.line));
+        let leaked = |out: &str| s.secrets.iter().filter(|secret| out.contains(secret.as_str())).count();
+        *m.secrets.entry(s.kind.clone()).or_default() +=
+            Tally { lines: 1, items: s.secrets.len(), bad: leaked(&line), bad_as_text: leaked(&text) };
     }
     for b in &benign {
         let plain = clean(&b.line);
-        let altered = redact_line(&r, &b.line) != plain;
-        let t = m.benign.entry(b.kind.clone()).or_default();
-        t.lines += 1;
-        t.items += 1;
-        t.bad += usize::from(altered);
+        let altered = as_line(&r, &b.line) != plain;
+        let altered_as_text = as_text(&r, &b.line) != plain;
+        *m.benign.entry(b.kind.clone()).or_default() +=
+            Tally { lines: 1, items: 1, bad: usize::from(altered), bad_as_text: usize::from(altered_as_text) };
         m.cleaned_only += usize::from(!altered && plain != b.line);
     }
-    // Time: every line of both files, redacted as a log line, a few times.
+    // Throughput: every line of both files, redacted as a log line, for at
+    // least half a second.
     let lines: Vec<&str> =
         secrets.iter().map(|s| s.line.as_str()).chain(benign.iter().map(|b| b.line.as_str())).collect();
-    m.passes = 20;
     let started = Instant::now();
-    for _ in 0..m.passes {
+    while m.timed_lines == 0 || started.elapsed() < Duration::from_millis(500) {
         for line in &lines {
-            std::hint::black_box(redact_line(&r, line));
+            std::hint::black_box(as_line(&r, line));
+        }
+        m.timed_lines += lines.len();
+        if lines.is_empty() {
+            break;
         }
     }
     m.elapsed = started.elapsed();
@@ -132,31 +202,46 @@ fn measure() -> Measurement {
 }
 
 /// The report: kinds and counts only.
-fn report(m: &Measurement) -> String {
-    let mut out = String::new();
-    let s = Measurement::total(&m.secrets);
-    let b = Measurement::total(&m.benign);
+fn report(set: &str, m: &Measurement) -> String {
+    let mut out = format!("== {set} set ==\n");
+    let s = total(&m.secrets);
+    let b = total(&m.benign);
     out.push_str(&format!(
-        "secrets leaked: {} of {} ({} lines); as text (health, exec output): {} of {}\n",
-        s.bad, s.items, s.lines, m.leaked_as_text, s.items
+        "secrets leaked: {} of {} ({} lines) as log lines; {} of {} as text (health, exec output)\n",
+        s.bad, s.items, s.lines, s.bad_as_text, s.items
     ));
     out.push_str(&format!(
-        "benign lines altered: {} of {} (and {} changed only by removing terminal escapes)\n",
-        b.bad, b.lines, m.cleaned_only
+        "benign lines altered: {} of {} as log lines; {} as text (and {} changed only by removing terminal escapes)\n",
+        b.bad, b.lines, b.bad_as_text, m.cleaned_only
     ));
-    out.push_str("\nsecrets.jsonl by kind: leaked / secrets (lines)\n");
+    out.push_str(&format!("\n{set}/secrets.jsonl by kind: leaked as lines, as text / secrets (lines)\n"));
     for (kind, t) in &m.secrets {
-        out.push_str(&format!("  {kind:<26} {:>3} / {:<3} ({}){}\n", t.bad, t.items, t.lines, flag(t.bad)));
+        out.push_str(&format!(
+            "  {kind:<26} {:>3} {:>3} / {:<3} ({}){}\n",
+            t.bad,
+            t.bad_as_text,
+            t.items,
+            t.lines,
+            flag(t.bad + t.bad_as_text)
+        ));
     }
-    out.push_str("\nbenign.jsonl by kind: altered / lines\n");
+    out.push_str(&format!("\n{set}/benign.jsonl by kind: altered as lines, as text / lines\n"));
     for (kind, t) in &m.benign {
-        out.push_str(&format!("  {kind:<26} {:>3} / {:<3}{}\n", t.bad, t.lines, flag(t.bad)));
+        out.push_str(&format!(
+            "  {kind:<26} {:>3} {:>3} / {:<3}{}\n",
+            t.bad,
+            t.bad_as_text,
+            t.lines,
+            flag(t.bad + t.bad_as_text)
+        ));
     }
-    let n = (s.lines + b.lines) as u32 * m.passes;
+    let secs = m.elapsed.as_secs_f64();
     out.push_str(&format!(
-        "\ntime: {n} lines in {:.1} ms, {:.1} µs a line ({} build)\n",
-        m.elapsed.as_secs_f64() * 1e3,
-        m.elapsed.as_secs_f64() * 1e6 / f64::from(n.max(1)),
+        "\nthroughput: {} lines in {:.1} ms: {:.0} lines/s, {:.1} µs a line ({} build)\n",
+        m.timed_lines,
+        secs * 1e3,
+        m.timed_lines as f64 / secs.max(f64::MIN_POSITIVE),
+        secs * 1e6 / m.timed_lines.max(1) as f64,
         if cfg!(debug_assertions) { "debug" } else { "release" }
     ));
     out
@@ -166,20 +251,42 @@ fn flag(bad: usize) -> &'static str {
     if bad > 0 { "  <" } else { "" }
 }
 
+/// What `set` fails to achieve, if anything.
+fn failures(set: &Set, m: &Measurement) -> Vec<String> {
+    let s = total(&m.secrets);
+    let b = total(&m.benign);
+    let mut failed = Vec::new();
+    if let Some(size) = set.size
+        && (s.lines, s.items, b.lines) != size
+    {
+        failed.push(format!("{}: the corpus changed: {:?}, expected {size:?}", set.name, (s.lines, s.items, b.lines)));
+    }
+    for (what, got, max) in [
+        ("secrets leaked as log lines", s.bad, set.max_leaked),
+        ("secrets leaked as text", s.bad_as_text, set.max_leaked_as_text),
+        ("benign lines altered as log lines", b.bad, set.max_altered),
+        ("benign lines altered as text", b.bad_as_text, set.max_altered_as_text),
+    ] {
+        if got > max {
+            failed.push(format!("{}: {got} {what} (at most {max})", set.name));
+        }
+    }
+    failed
+}
+
 #[test]
-fn the_corpus_is_redacted_no_worse_than_first_measured() {
-    let m = measure();
-    let report = report(&m);
-    println!("{report}");
-    let s = Measurement::total(&m.secrets);
-    let b = Measurement::total(&m.benign);
-    // What the corpus README says it holds.
-    assert_eq!((s.lines, s.items, b.lines), (273, 340, 289), "the corpus changed: {report}");
-    assert!(s.bad <= MAX_LEAKED, "{} secrets leaked (was {MAX_LEAKED}):\n{report}", s.bad);
-    assert!(
-        m.leaked_as_text <= MAX_LEAKED_AS_TEXT,
-        "{} secrets leaked as text (was {MAX_LEAKED_AS_TEXT}):\n{report}",
-        m.leaked_as_text
-    );
-    assert!(b.bad <= MAX_ALTERED, "{} benign lines altered (was {MAX_ALTERED}):\n{report}", b.bad);
+fn the_redactor_on_the_tuning_and_evaluation_sets() {
+    let mut failed = Vec::new();
+    for set in &SETS {
+        let dir = folder(set.name);
+        if !dir.is_dir() {
+            assert!(set.optional, "{} is missing", dir.display());
+            println!("== {} set ==\nskipped: {} does not exist\n", set.name, dir.display());
+            continue;
+        }
+        let m = measure(&dir);
+        println!("{}", report(set.name, &m));
+        failed.extend(failures(set, &m));
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

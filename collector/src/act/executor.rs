@@ -77,6 +77,9 @@ impl Executor {
             Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, &self.redactor, cmd).await, Vec::new()),
             Action::None => (Outcome::with(RemediationStatus::NotApplicable, "action none: nothing to do"), Vec::new()),
         };
+        // Every text of the report, once more here: `exec` redacts its
+        // output itself (before cutting it to size), the other actions'
+        // details and errors quote Docker and the container.
         let redact = |text: Option<String>| text.map(|t| self.redactor.redact(&t).0);
         let dependents = dependents.into_iter().map(|d| DependentResult { error: redact(d.error), ..d }).collect();
         RemediationResult {
@@ -85,7 +88,7 @@ impl Executor {
             container: cmd.container.clone(),
             error: redact(outcome.error),
             reason: Some(cmd.reason.clone()).filter(|r| !r.is_empty()),
-            details: outcome.details,
+            details: redact(outcome.details),
             duration_ms: Some(started.elapsed().as_millis() as u64),
             verified: outcome.verified,
             dependents,

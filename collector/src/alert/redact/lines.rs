@@ -1,14 +1,20 @@
-//! A log read line by line, where one line cannot always be judged alone:
-//! a private key's body lines follow its `BEGIN` line, a certificate's do
-//! too (and are no secret), and some programs announce a secret on one line
-//! and print it alone on the next (Jenkins' initial admin password,
-//! Elasticsearch's first-start password).
+//! The one implementation of redaction: a text read line by line, where
+//! one line cannot always be judged alone. A private key's body lines
+//! follow its `BEGIN` line, a certificate's do too (and are no secret), and
+//! some programs announce a secret on one line and print it alone on the
+//! next (Jenkins' initial admin password, Elasticsearch's first-start
+//! password), and a Kubernetes manifest names a variable on one line and
+//! gives its value on the next. A log's lines come one call at a time; a text of many lines
+//! (health-check or `exec` output) in one call, split here.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{MARK, Redactor, clean, validators::looks_like_token};
+use super::{
+    MARK, Redactor, clean,
+    validators::{assigned_value, looks_like_token},
+};
 
 /// See [`Redactor::lines`].
 pub struct LineRedactor<'a> {
@@ -19,48 +25,93 @@ pub struct LineRedactor<'a> {
     in_public: bool,
     /// The last line that was not blank announced a secret.
     announced: bool,
+    /// The last line that was not blank was `- name: DB_PASSWORD`: the
+    /// name of a secret whose `value:` may follow.
+    named: Option<String>,
 }
 
 impl<'a> LineRedactor<'a> {
     pub(super) fn new(redactor: &'a Redactor) -> Self {
-        LineRedactor { redactor, in_key: false, in_public: false, announced: false }
+        LineRedactor { redactor, in_key: false, in_public: false, announced: false, named: None }
     }
 
-    /// One line, redacted (a block counts once, at its first line).
-    pub fn redact(&mut self, line: &str) -> (String, u32) {
+    /// The next line, or lines, of the text, made plain (see [`clean`]) and
+    /// redacted; and how many secrets were replaced (a key block counts
+    /// once, at its first line).
+    pub fn redact(&mut self, text: &str) -> (String, u32) {
+        let text = clean(text);
+        if !text.contains('\n') {
+            return self.line(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut count = 0;
+        for (i, line) in text.split('\n').enumerate() {
+            let in_key = self.in_key;
+            let (line, n) = self.line(line.to_owned());
+            count += n;
+            if in_key {
+                // The line that opened the key ends in its mark: in a text,
+                // the key's lines join it, so that a key reads as one mark
+                // (a log shows one per line, as its lines are separate).
+                out.push_str(line.strip_prefix(MARK).unwrap_or(&line));
+                continue;
+            }
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&line);
+        }
+        (out, count)
+    }
+
+    /// One plain line.
+    fn line(&mut self, line: String) -> (String, u32) {
         if self.in_key {
-            let Some(end) = KEY_END.find(line) else {
+            let Some(end) = KEY_END.find(&line) else {
                 return (MARK.to_owned(), 0);
             };
             self.in_key = false;
-            let (rest, count) = self.redact(&line[end.end()..]);
+            let (rest, count) = self.line(line[end.end()..].to_owned());
             return (format!("{MARK}{rest}"), count);
         }
-        let cleaned = clean(line);
-        let trimmed = cleaned.trim();
+        let trimmed = line.trim();
         if self.in_public {
             if PUBLIC_BODY.is_match(trimmed) {
-                return (cleaned, 0);
+                return (line, 0);
             }
             self.in_public = false;
         }
         if trimmed.is_empty() {
-            return (cleaned, 0);
+            return (line, 0);
         }
         if std::mem::take(&mut self.announced) && !trimmed.contains(char::is_whitespace) && looks_like_token(trimmed) {
-            return (cleaned.replacen(trimmed, MARK, 1), 1);
+            return (line.replacen(trimmed, MARK, 1), 1);
         }
-        let (mut text, mut count) = self.redactor.redact(&cleaned);
-        self.redactor.apply(true, &mut text, &mut count);
-        let last_end = KEY_END.find_iter(line).last().map(|m| m.start());
-        if let Some(begin) = KEY_BEGIN.find_iter(line).last().map(|m| m.start()) {
+        if let Some(key) = self.named.take()
+            && let Some(caps) = VALUE_LINE.captures(&line)
+            && let Some(value) = caps.name("dq").or_else(|| caps.name("sq")).or_else(|| caps.name("bare"))
+            && assigned_value(&key, value.as_str())
+            && !value.as_str().starts_with(MARK)
+        {
+            return (format!("{}{MARK}{}", &line[..value.start()], &line[value.end()..]), 1);
+        }
+        let mut text = line.clone();
+        let mut count = 0;
+        self.redactor.apply(&mut text, &mut count);
+        let last_end = KEY_END.find_iter(&line).last().map(|m| m.start());
+        if let Some(begin) = KEY_BEGIN.find_iter(&line).last().map(|m| m.start()) {
             self.in_key = last_end.is_none_or(|end| end < begin);
         }
-        let last_end = PUBLIC_END.find_iter(line).last().map(|m| m.start());
-        if let Some(begin) = PUBLIC_BEGIN.find_iter(line).last().map(|m| m.start()) {
+        let last_end = PUBLIC_END.find_iter(&line).last().map(|m| m.start());
+        if let Some(begin) = PUBLIC_BEGIN.find_iter(&line).last().map(|m| m.start()) {
             self.in_public = last_end.is_none_or(|end| end < begin);
         }
         self.announced = ANNOUNCE.is_match(&text);
+        self.named = NAME_LINE
+            .captures(&text)
+            .and_then(|c| c.name("key"))
+            .filter(|k| SECRET_NAME.is_match(k.as_str()))
+            .map(|k| k.as_str().to_owned());
         (text, count)
     }
 }
@@ -90,4 +141,20 @@ pub(super) static ANNOUNCE: LazyLock<Regex> = LazyLock::new(|| {
     constant(
         r"(?i)\b(?:password|passphrase|token|secret|(?:api|access|secret|private|unseal|recovery) key)\b[^\r\n]*:[ \t]*$",
     )
+});
+
+/// `- name: DB_PASSWORD` (a Kubernetes container's `env`, an Ansible or
+/// CI variable list), whose value is on the next line ...
+static NAME_LINE: LazyLock<Regex> =
+    LazyLock::new(|| constant(r#"^[ \t]*(?:-[ \t]+)?name:[ \t]*["']?(?P<key>[A-Za-z0-9_.-]+)["']?[ \t]*$"#));
+/// ... when the name is a secret's (as the rules' keys: ends in a secret's
+/// word, maybe with a suffix such as `_VALUE`) ...
+static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    constant(
+        r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|api[_-]?key|[_.-]key|[_.-]auth|cookie)(?:[_.-](?:value|string|data|b64|base64|hash|salt))?$",
+    )
+});
+/// ... as `value: x` (not `valueFrom:`, a reference).
+static VALUE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    constant(r#"^[ \t]*value:[ \t]*(?:"(?P<dq>[^"]+)"|'(?P<sq>[^']+)'|(?P<bare>[^\s"'][^\r\n]*?))[ \t]*$"#)
 });

@@ -24,7 +24,9 @@
 //!
 //! - `rules`: loading the rules file, and a rule.
 //! - `validators`: the checks a rule may make of a match beyond its pattern.
-//! - `lines`: [`LineRedactor`], for a log read line by line.
+//! - `lines`: [`LineRedactor`], the one implementation: a text is redacted
+//!   line by line, remembering what a line says about the next (an open
+//!   private key block, an announced password).
 
 mod lines;
 mod rules;
@@ -50,7 +52,8 @@ pub struct Redactor {
 
 impl Redactor {
     /// Compiles the operator's patterns (Rust `regex` syntax; a named group
-    /// `s` limits the replacement to that group). A pattern that does not
+    /// `s` limits the replacement to that group; each is matched within
+    /// one line, as the built-in rules are). A pattern that does not
     /// compile is a configuration error, not a silently weaker redaction.
     pub fn new(patterns: &[String]) -> Result<Redactor, CollectorError> {
         let extra = patterns
@@ -72,12 +75,12 @@ impl Redactor {
     }
 
     /// `text` as it may leave the host: plain (see [`clean`]), secrets
-    /// replaced; and how many were.
+    /// replaced; and how many were. A text of many lines (health-check or
+    /// `exec` output, an error string) is redacted line by line exactly as
+    /// a log is, so a private key printed over several lines, or a secret
+    /// announced on one line and printed alone on the next, is hidden too.
     pub fn redact(&self, text: &str) -> (String, u32) {
-        let mut text = clean(text);
-        let mut count = 0;
-        self.apply(false, &mut text, &mut count);
-        (text, count)
+        self.lines().redact(text)
     }
 
     /// A redactor for one log read line by line: it remembers an open
@@ -86,38 +89,41 @@ impl Redactor {
         LineRedactor::new(self)
     }
 
-    /// The built-in rules for texts (`per_line` false) or those for lines
-    /// read one by one, then (for texts) the operator's.
-    fn apply(&self, per_line: bool, text: &mut String, count: &mut u32) {
-        for rule in RULES.iter().filter(|r| r.per_line == per_line) {
-            replace(rule, text, count);
-        }
-        if !per_line {
-            for rule in self.extra.iter() {
-                replace(rule, text, count);
-            }
+    /// Every rule, the built-in ones in their file's order then the
+    /// operator's, on one plain line.
+    fn apply(&self, line: &mut String, count: &mut u32) {
+        for rule in RULES.iter().chain(self.extra.iter()) {
+            replace(rule, line, count);
         }
     }
 }
 
 /// Replaces each accepted match of `rule` in `text` (its secret group, or
-/// all of it) by its mark, counting.
+/// all of it) by its mark, counting; a rule with a `within` pattern only
+/// inside that pattern's matches.
 fn replace(rule: &Rule, text: &mut String, count: &mut u32) {
-    if !rule.re.is_match(text) {
+    let scopes: Vec<(usize, usize)> = match &rule.within {
+        None => vec![(0, text.len())],
+        Some(within) => within.find_iter(text).map(|m| (m.start(), m.end())).collect(),
+    };
+    if !scopes.iter().any(|&(start, end)| rule.re.is_match(&text[start..end])) {
         return;
     }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut replaced = 0;
-    for caps in rule.re.captures_iter(text) {
-        let Some(span) = rule.secret(&caps) else { continue };
-        if span.is_empty() || already_masked(span.as_str()) {
-            continue;
+    for (start, end) in scopes {
+        let scope = &text[start..end];
+        for caps in rule.re.captures_iter(scope) {
+            let Some(span) = rule.secret(&caps, scope) else { continue };
+            if span.is_empty() || already_masked(span.as_str()) {
+                continue;
+            }
+            out.push_str(&text[last..start + span.start()]);
+            out.push_str(rule.mark);
+            last = start + span.end();
+            replaced += 1;
         }
-        out.push_str(&text[last..span.start()]);
-        out.push_str(rule.mark);
-        last = span.end();
-        replaced += 1;
     }
     if replaced > 0 {
         // Which rule, never what it hid: for an operator wondering why a

@@ -33,8 +33,10 @@ pub(super) struct Rule {
     secret: Vec<String>,
     pub(super) mark: &'static str,
     validator: Option<Validator>,
-    /// Only for logs read line by line.
-    pub(super) per_line: bool,
+    /// Where the rule applies: inside the matches of this pattern only
+    /// (`user_alice="..."` inside a JAAS `LoginModule` entry); None: the
+    /// whole line.
+    pub(super) within: Option<Regex>,
 }
 
 impl Rule {
@@ -46,15 +48,15 @@ impl Rule {
             secret: vec!["s".to_owned()],
             mark: MARK,
             validator: None,
-            per_line: false,
+            within: None,
         }
     }
 
-    /// The span to replace in one match, or None when the validator
-    /// rejects it.
-    pub(super) fn secret<'t>(&self, caps: &Captures<'t>) -> Option<Match<'t>> {
+    /// The span to replace in one match of `line`, or None when the
+    /// validator rejects it.
+    pub(super) fn secret<'t>(&self, caps: &Captures<'t>, line: &str) -> Option<Match<'t>> {
         let span = self.secret.iter().find_map(|g| caps.name(g)).or_else(|| caps.get(0))?;
-        self.validator.is_none_or(|v| v.accepts(caps, span.as_str())).then_some(span)
+        self.validator.is_none_or(|v| v.accepts(caps, span, line)).then_some(span)
     }
 }
 
@@ -85,7 +87,7 @@ struct RuleSpec {
     #[serde(default)]
     validator: Option<Validator>,
     #[serde(default)]
-    per_line: bool,
+    within: Option<String>,
 }
 
 /// `secret = "s"` or `secret = ["dq", "sq", "bare"]`.
@@ -153,7 +155,17 @@ pub(super) fn load(text: &str) -> Result<Vec<Rule>, String> {
                 MarkSpec::Redacted => MARK,
                 MarkSpec::Url => URL_MARK,
             };
-            Ok(Rule { name, re, secret, mark, validator: spec.validator, per_line: spec.per_line })
+            let within = match spec.within {
+                Some(w) => {
+                    let w = expand(&w, &parts);
+                    if let Some(unknown) = placeholder.find(&w) {
+                        return Err(fail(format!("unknown part {} in within", unknown.as_str())));
+                    }
+                    Some(Regex::new(&w).map_err(|e| fail(format!("within: {e}")))?)
+                }
+                None => None,
+            };
+            Ok(Rule { name, re, secret, mark, validator: spec.validator, within })
         })
         .collect()
 }

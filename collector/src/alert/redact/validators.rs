@@ -1,7 +1,7 @@
 //! The last look a rule may take at a match its pattern alone cannot
 //! judge: a small fixed set, named by the rules file (`validator = ...`).
 
-use regex::Captures;
+use regex::{Captures, Match};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -19,28 +19,97 @@ pub(super) enum Validator {
     Generated,
     /// Base64 key material: mixed case and digits.
     KeyBody,
+    /// A password a program generated and printed alone: capitals, small
+    /// letters, digits and a symbol; or 32 hexadecimal digits.
+    Strong,
 }
 
 impl Validator {
-    pub(super) fn accepts(self, caps: &Captures<'_>, secret: &str) -> bool {
+    /// Whether `secret`, matched in `line` with `caps`, is one.
+    pub(super) fn accepts(self, caps: &Captures<'_>, secret: Match<'_>, line: &str) -> bool {
+        let text = secret.as_str();
         match self {
-            Validator::Token => looks_like_token(secret),
+            Validator::Token => looks_like_token(text),
             // "authorization: denied" is prose; "Authorization: Basic x" is not.
-            Validator::Authorization => caps.name("scheme").is_some() || looks_like_token(secret),
-            Validator::Value => assigned_value(caps.name("key").map_or("", |m| m.as_str()), secret),
-            Validator::UrlPassword => !port_and_path(secret),
+            Validator::Authorization => caps.name("scheme").is_some() || looks_like_token(text),
+            Validator::Value => {
+                let key = caps.name("key");
+                // `/etc/certs/tls.key: PEM_read_bio_PrivateKey() failed`:
+                // a file named like a key, in a path (or an ARN's
+                // `...:123456789012:secret:db-x`).
+                let (before, sep) = key.map_or(("", ""), |k| (&line[..k.start()], &line[k.end()..secret.start()]));
+                let in_path = before.ends_with(['/', '\\'])
+                    || (sep.starts_with(':')
+                        && before.strip_suffix(':').is_some_and(|b| b.ends_with(|c: char| c.is_ascii_alphanumeric())));
+                // {"name": "DB_PASSWORD", "value": "x"}: "value" is a key.
+                let a_key = line[secret.end()..].trim_start_matches(['"', '\'', '\\']).trim_start().starts_with(':')
+                    && line[..secret.start()].ends_with(['"', '\'']);
+                !in_path
+                    && !a_key
+                    && !starts_a_sentence(text, &line[secret.end()..])
+                    && assigned_value(key.map_or("", |m| m.as_str()), text)
+            }
+            Validator::UrlPassword => !port_and_path(text),
             Validator::Generated => {
-                secret.len() >= 8
-                    && secret.bytes().any(|b| b.is_ascii_digit())
-                    && secret.bytes().any(|b| b.is_ascii_alphabetic())
+                text.len() >= 8
+                    && text.bytes().any(|b| b.is_ascii_digit())
+                    && text.bytes().any(|b| b.is_ascii_alphabetic())
             }
             Validator::KeyBody => {
-                secret.bytes().any(|b| b.is_ascii_uppercase())
-                    && secret.bytes().any(|b| b.is_ascii_lowercase())
-                    && secret.bytes().any(|b| b.is_ascii_digit())
+                text.bytes().any(|b| b.is_ascii_uppercase())
+                    && text.bytes().any(|b| b.is_ascii_lowercase())
+                    && text.bytes().any(|b| b.is_ascii_digit())
+            }
+            Validator::Strong => {
+                (text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+                    || !assignment(text)
+                        && mixed(text)
+                        && text.bytes().any(|b| b.is_ascii_uppercase())
+                        && text.bytes().any(|b| b.is_ascii_lowercase())
+                        && text.bytes().any(|b| b.is_ascii_digit())
+                        && text.bytes().any(|b| !b.is_ascii_alphanumeric())
             }
         }
     }
+}
+
+/// Characters of its four kinds (capitals, small letters, digits, symbols)
+/// change from one to the next at least every other character, as in a
+/// generated password (`eV_RLT1Vc-=HFw`), not in a name (`Version-2024.05_RC1`).
+fn mixed(s: &str) -> bool {
+    let kind = |b: &u8| match b {
+        b'A'..=b'Z' => 0,
+        b'a'..=b'z' => 1,
+        b'0'..=b'9' => 2,
+        _ => 3,
+    };
+    let kinds: Vec<u8> = s.as_bytes().iter().map(kind).collect();
+    let changes = kinds.windows(2).filter(|w| w[0] != w[1]).count();
+    changes * 2 >= kinds.len().saturating_sub(1)
+}
+
+/// `HOSTNAME=3f4e8a9b2c1d`: a name (letters, digits, `_`, `.`) assigned a
+/// value, which the assignment rules judge by the name.
+fn assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, value)| {
+        !value.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    })
+}
+
+/// A bare word of letters (small but the first) followed by a word of
+/// small letters is the start of a sentence, not a value: `passwd: password
+/// updated successfully`, `passwd: Authentication token manipulation
+/// error`, `token: expired for user 3`. (`password: hunter2` and `token=abc def`
+/// are values; so is a value that runs to the end of its line.)
+fn starts_a_sentence(value: &str, after: &str) -> bool {
+    value.bytes().skip(1).all(|b| b.is_ascii_lowercase())
+        && value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && after.strip_prefix(' ').is_some_and(|rest| {
+            let next = rest.split(' ').next().unwrap_or("").trim_end_matches(['.', ',', ';', '!']);
+            !next.is_empty() && next.bytes().all(|b| b.is_ascii_lowercase())
+        })
 }
 
 /// Looks like a credential rather than a word: long enough, and with a
@@ -57,11 +126,31 @@ pub(super) fn looks_like_token(s: &str) -> bool {
 /// directory (`PWD=/app`, `OLDPWD=/`), an SSH public key, or the value of a
 /// `*_KEY` whose name
 /// says what kind of key it is (`ROUTING_KEY`, `primaryKey`, `GPG_KEY`).
-fn assigned_value(key: &str, value: &str) -> bool {
+pub(super) fn assigned_value(key: &str, value: &str) -> bool {
     // The first word, for a value that runs to the end of its line
     // (`PGPASSWORD=$PGPASS psql -h db`).
     let first = value.split_whitespace().next().unwrap_or("").trim_matches(|c| c == '"' || c == '\'');
     if placeholder(value) || env_reference(first) || looks_like_path(value) || PROSE.contains(&first) {
+        return false;
+    }
+    // A sentence about the secret: `passwd: password updated successfully`,
+    // `token: token expired`.
+    if value.contains(' ') && matches!(first, "password" | "passwd" | "passphrase" | "token" | "secret" | "key") {
+        return false;
+    }
+    // A sentence: three words or more, one of them a word that joins a
+    // sentence (`token: expired for user 12`; a passphrase such as
+    // `correct horse battery staple` has none).
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    if parts.len() >= 3
+        && parts.iter().all(|w| w.trim_end_matches(['.', ',', ';', '!']).bytes().all(|b| b.is_ascii_alphanumeric()))
+        && parts.iter().any(|w| PROSE.contains(&w.to_ascii_lowercase().as_str()))
+    {
+        return false;
+    }
+    // The passwd program's messages: `passwd: Authentication token
+    // manipulation error`.
+    if key == "passwd" && value.contains(' ') {
         return false;
     }
     // An SSH public key (`SSH_KEY=ssh-ed25519 AAAA...`) is meant to be shown.
@@ -93,8 +182,38 @@ fn assigned_value(key: &str, value: &str) -> bool {
 /// Words that follow a key in a sentence, not as its value: "Using
 /// --password via the CLI is insecure", "token: is missing".
 const PROSE: &[&str] = &[
-    "a", "an", "the", "is", "are", "was", "were", "be", "not", "via", "from", "with", "in", "on", "for", "to", "and",
-    "or", "of", "instead", "must", "should", "will", "can", "cannot", "required", "missing",
+    "a",
+    "an",
+    "the",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "not",
+    "via",
+    "from",
+    "with",
+    "in",
+    "on",
+    "for",
+    "to",
+    "and",
+    "or",
+    "of",
+    "instead",
+    "must",
+    "should",
+    "will",
+    "can",
+    "cannot",
+    "required",
+    "missing",
+    "flag",
+    "option",
+    "argument",
+    "parameter",
+    "deprecated",
 ];
 
 /// What comes before `_KEY` when the key is no secret: a database or queue
