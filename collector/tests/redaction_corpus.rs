@@ -43,13 +43,18 @@ const TUNING_MAX_LEAKED_AS_TEXT: usize = 0;
 const TUNING_MAX_ALTERED: usize = 2;
 const TUNING_MAX_ALTERED_AS_TEXT: usize = 2;
 
-/// The evaluation set: its size and bounds, set from its first measurement
-/// (until then `None` and `usize::MAX`: measured and printed, not bounded).
-const EVALUATION_SIZE: Option<(usize, usize, usize)> = None;
-const EVALUATION_MAX_LEAKED: usize = usize::MAX;
-const EVALUATION_MAX_LEAKED_AS_TEXT: usize = usize::MAX;
-const EVALUATION_MAX_ALTERED: usize = usize::MAX;
-const EVALUATION_MAX_ALTERED_AS_TEXT: usize = usize::MAX;
+/// The evaluation set (written apart from the rules, from vendors' and
+/// programs' documented formats; never read to tune them), measured once on
+/// 2026-12-06 with the rules tuned on the tuning set: 18 of its 609 secrets
+/// leaked (455 lines), as log lines and as text alike, and 15 of its 389
+/// benign lines were altered. These bounds only keep the redactor from
+/// getting worse on it; improving the rules is done on the tuning set (or a
+/// new one), and a fresh evaluation set measures the result.
+const EVALUATION_SIZE: Option<(usize, usize, usize)> = Some((455, 609, 389));
+const EVALUATION_MAX_LEAKED: usize = 18;
+const EVALUATION_MAX_LEAKED_AS_TEXT: usize = 18;
+const EVALUATION_MAX_ALTERED: usize = 15;
+const EVALUATION_MAX_ALTERED_AS_TEXT: usize = 15;
 
 /// One corpus and what it must achieve.
 struct Set {
