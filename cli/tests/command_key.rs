@@ -15,6 +15,9 @@ use std::{
 
 use hemostat_protocol::command::SigningKey;
 
+mod support;
+use support::TempDir;
+
 /// This test binary's signing key (base64 PKCS#8), and its public half.
 fn pair() -> &'static (String, String) {
     static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
@@ -26,23 +29,6 @@ fn key() -> &'static str {
 }
 /// Nothing listens there: a verb that got past the key fails on Redis (exit 1).
 const NO_REDIS: &str = "redis://127.0.0.1:1";
-
-/// A fresh directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("hemostat-cli-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn write_key(dir: &Path, mode: u32) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
