@@ -65,9 +65,9 @@ fn dashboard(input: &[u8]) -> u64 {
     let stage = request.headers().get("x-fuzz-stage").and_then(|v| v.to_str().ok()).unwrap_or("$default").to_owned();
     let Some(event) = lambda_event(&request, iam, &stage) else { return path(&["no event"]) };
     // Whether the request could pass: IAM, the token as bearer, or Basic (checked by the handler).
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = joined(&request, header::AUTHORIZATION.as_str()).filter(|a| !a.is_empty());
     let authorized = iam
-        || authorization.is_some_and(|a| {
+        || authorization.as_deref().is_some_and(|a| {
             let lower = a.to_ascii_lowercase();
             lower.starts_with("basic ") || (lower.starts_with("bearer ") && a[7..].trim() == TOKEN)
         });
@@ -84,18 +84,28 @@ fn dashboard(input: &[u8]) -> u64 {
         assert!(!body.contains('<') && !body.contains('>'), "markup in JSON");
         serde_json::from_str::<Value>(body).expect("the API answers JSON");
     }
-    path(&[status.as_str(), request.uri().path().split('/').nth(2).unwrap_or_default()])
+    let route = ["containers", "issues", "silences", "events", "series"]
+        .into_iter()
+        .find(|r| request.uri().path().starts_with(&format!("/api/{r}")))
+        .unwrap_or("other");
+    path(&[status.as_str(), route])
+}
+
+/// A header's values as a function URL passes them: comma-joined.
+fn joined(request: &http::Request<bytes::Bytes>, name: &str) -> Option<String> {
+    let values: Vec<&str> = request.headers().get_all(name).iter().map(|v| v.to_str().ok()).collect::<Option<_>>()?;
+    Some(values.join(","))
 }
 
 /// The API Gateway v2 event a function URL makes of `request`.
 fn lambda_event(request: &http::Request<bytes::Bytes>, iam: bool, stage: &str) -> Option<lambda_http::Request> {
     let mut headers = serde_json::Map::new();
-    for (name, value) in request.headers() {
+    for name in request.headers().keys() {
         // AWS writes the Host of a function URL (lambda_http trusts it to be one).
         if name == header::HOST {
             continue;
         }
-        headers.insert(name.as_str().to_owned(), Value::String(String::from_utf8_lossy(value.as_bytes()).into()));
+        headers.insert(name.as_str().to_owned(), Value::String(joined(request, name.as_str())?));
     }
     headers.insert("host".into(), Value::String("abc.lambda-url.us-east-1.on.aws".into()));
     let path = request.uri().path();

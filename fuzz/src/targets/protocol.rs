@@ -342,7 +342,7 @@ fn settings(input: &[u8]) -> u64 {
         assert!(value.trim().len() < 8 || !e.to_string().contains(value.trim()), "a key's error repeats it");
     }
     // A password never survives redaction, whatever else the URL holds.
-    let password: String = value.chars().filter(|c| !matches!(c, '@' | ',' | '/')).take(40).collect();
+    let password: String = value.chars().filter(|c| !matches!(c, '@' | '/')).take(40).collect();
     if password.len() >= 4 {
         let url = format!("redis://user:{password}@redis.example:6379/0");
         let shown = redact(&url);
