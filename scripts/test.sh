@@ -129,7 +129,9 @@ main() {
         # shellcheck disable=SC2086 # word splitting intended for the arg list
         cargo build $build_args
     fi
-    fuzz
+    # A finding fails the run, after the tests (whose results it must not hide).
+    local fuzz_status=0
+    fuzz || fuzz_status=$?
 
     local -a extra
     read -r -a extra <<<"$(test_args "$@")"
@@ -139,6 +141,10 @@ main() {
         # --no-fail-fast: one failing test binary must not hide the results of the others.
         HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
     done
+    if ((fuzz_status != 0)); then
+        phase "fuzzing FOUND a panic or a broken invariant (exit $fuzz_status): inputs in target/fuzz-findings/"
+        ((status != 0)) || status=$fuzz_status
+    fi
     if ((status == 0)); then
         phase "tests passed"
     else
