@@ -10,7 +10,9 @@
 #   HEMOSTAT_TEST_BUILD_ARGS   args for the `cargo build` phase (default "--workspace --bins");
 #                              "skip" skips the phase (escape hatch while a crate is mid-edit)
 #   HEMOSTAT_TEST_KEEP_ENV=1   leave dockerd/redis running afterwards (faster reruns)
-#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt and clippy gates (while iterating on one test)
+#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt, clippy and cargo-deny gates (while iterating on one test)
+#   HEMOSTAT_TEST_FUZZ_SECONDS seconds of fuzzing per target after the build (default 2; 0 skips;
+#                              longer runs: cargo run --release -p hemostat-fuzz -- --seconds 60)
 #   HEMOSTAT_TEST_REDIS_MODES  the Redis the suite runs on, in turn (default "node cluster"):
 #                              `node`, a redis-server per test; `cluster`, a six-node Redis
 #                              Cluster per test (the harness reads HEMOSTAT_TEST_REDIS)
@@ -54,6 +56,36 @@ test_args() {
     echo --workspace
 }
 
+# deny.toml: licenses, crates.io only, duplicate versions (reported). The
+# advisories need the RustSec database from GitHub: checked when it can be
+# fetched, skipped (and said so) when it cannot.
+supply_chain() {
+    if ! command -v cargo-deny >/dev/null 2>&1; then
+        phase "installing cargo-deny (once, into ~/.cargo/bin; several minutes)"
+        CARGO_INCREMENTAL=0 cargo install --locked cargo-deny
+    fi
+    phase "checking dependencies: cargo deny check licenses sources bans"
+    cargo deny --log-level error check --hide-inclusion-graph licenses sources bans
+    phase "checking advisories: cargo deny check advisories"
+    if timeout 60 cargo deny --log-level error fetch db >/dev/null 2>&1; then
+        cargo deny --log-level error check --disable-fetch --hide-inclusion-graph advisories
+    else
+        echo "advisories: skipped, the RustSec database (github.com/rustsec/advisory-db) is unreachable"
+    fi
+}
+
+# Every parser of untrusted input, with the invariants of its results, for a
+# few seconds each (fuzz/: seeds, findings in target/fuzz-findings/).
+fuzz() {
+    local seconds="${HEMOSTAT_TEST_FUZZ_SECONDS:-2}"
+    if [[ "$seconds" == 0 ]]; then
+        phase "skipping fuzzing (HEMOSTAT_TEST_FUZZ_SECONDS=0)"
+        return 0
+    fi
+    phase "fuzzing: cargo run -p hemostat-fuzz -- --seconds $seconds"
+    cargo run -q -p hemostat-fuzz -- --seconds "$seconds"
+}
+
 main() {
     check_toolchain
 
@@ -65,6 +97,7 @@ main() {
             { echo "error: run \`cargo fmt --all\` (rustfmt.toml sets the style)" >&2; exit 1; }
         phase "checking lints: cargo clippy --workspace --all-targets -- -D warnings"
         CARGO_INCREMENTAL=0 cargo clippy --workspace --all-targets -- -D warnings
+        supply_chain
     fi
 
     phase "installing system packages"
@@ -96,6 +129,9 @@ main() {
         # shellcheck disable=SC2086 # word splitting intended for the arg list
         cargo build $build_args
     fi
+    # A finding fails the run, after the tests (whose results it must not hide).
+    local fuzz_status=0
+    fuzz || fuzz_status=$?
 
     local -a extra
     read -r -a extra <<<"$(test_args "$@")"
@@ -105,6 +141,10 @@ main() {
         # --no-fail-fast: one failing test binary must not hide the results of the others.
         HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
     done
+    if ((fuzz_status != 0)); then
+        phase "fuzzing FOUND a panic or a broken invariant (exit $fuzz_status): inputs in target/fuzz-findings/"
+        ((status != 0)) || status=$fuzz_status
+    fi
     if ((status == 0)); then
         phase "tests passed"
     else

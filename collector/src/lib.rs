@@ -26,7 +26,8 @@
 //! - `event` — a Docker event reduced to what detection needs.
 //! - `error` — [`CollectorError`]: the crate's error enum.
 //!
-//! `evidence` and `redact` (in `alert/`) are public for their tests.
+//! `evidence` and `redact` (in `alert/`) are public for their tests; `fuzzing`
+//! (feature `fuzzing`) exposes the parsers of others' input to `hemostat-fuzz`.
 
 mod act;
 mod alert;
@@ -35,6 +36,8 @@ mod detect;
 mod docker;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod inflight;
 mod namespace;
 mod outbox;

@@ -68,14 +68,18 @@ pub fn port_router(shared: Arc<Shared>, function: String, hosts: Hosts) -> Route
 }
 
 async fn by_prefix(State(shared): State<Arc<Shared>>, request: Request) -> Result<Response> {
-    let path = request.uri().path();
-    let rest = PREFIXES.iter().find_map(|p| path.strip_prefix(p)).unwrap_or_default();
-    let (name, raw_path) = match rest.find('/') {
-        Some(at) => (&rest[..at], rest[at..].to_owned()),
-        None => (rest, "/".to_owned()),
-    };
-    let name = name.to_owned();
+    let (name, raw_path) = split_prefixed(request.uri().path());
     serve(&shared, &shared.access().hosts, &name, raw_path, request).await
+}
+
+/// `/urls/{function}/{path...}`: the function's name and the path it sees
+/// (`/` for none).
+pub(crate) fn split_prefixed(path: &str) -> (String, String) {
+    let rest = PREFIXES.iter().find_map(|p| path.strip_prefix(p)).unwrap_or_default();
+    match rest.find('/') {
+        Some(at) => (rest[..at].to_owned(), rest[at..].to_owned()),
+        None => (rest.to_owned(), "/".to_owned()),
+    }
 }
 
 /// Invokes `function_name` with the event for `request` and turns its answer
@@ -104,17 +108,8 @@ pub async fn serve(
     let body = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)
         .await
         .map_err(|_| Error::UrlRequestTooLarge { limit: MAX_PAYLOAD_BYTES })?;
-    if auth_type == "AWS_IAM" {
-        let checked = shared.access().check_credentials(&parts.method, &parts.uri, &parts.headers, &body);
-        if let Err(refusal) = checked {
-            return Err(Error::UrlRefused(access::logged("function URL", &parts.method, parts.uri.path(), refusal)));
-        }
-        // A bearer token is the emulator's secret itself: the function has no
-        // business seeing it (a signature, as in AWS, it may).
-        let bearer = parts.headers.get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
-        if bearer {
-            parts.headers.remove(header::AUTHORIZATION);
-        }
+    if let Err(refusal) = authorize(shared.access(), &auth_type, &mut parts, &body) {
+        return Err(Error::UrlRefused(access::logged("function URL", &parts.method, parts.uri.path(), refusal)));
     }
     let http_request = HttpRequest {
         method: parts.method,
@@ -187,6 +182,25 @@ pub struct EventContext {
     pub request_id: String,
     /// When the request arrived.
     pub time: chrono::DateTime<chrono::Utc>,
+}
+
+/// An `AWS_IAM` URL's caller must present the token; a bearer token (the
+/// emulator's secret itself) is then removed: the function has no business
+/// seeing it (a signature, as in AWS, it may). `NONE` is open.
+pub(crate) fn authorize(
+    access: &access::Access,
+    auth_type: &str,
+    parts: &mut http::request::Parts,
+    body: &[u8],
+) -> std::result::Result<(), access::Refusal> {
+    if auth_type == "AWS_IAM" {
+        access.check_credentials(&parts.method, &parts.uri, &parts.headers, body)?;
+        let bearer = parts.headers.get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+        if bearer {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+    }
+    Ok(())
 }
 
 /// A stable 32-character URL id per function name (AWS's are random, but ours

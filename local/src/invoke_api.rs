@@ -42,7 +42,7 @@ pub fn is_invoke_path(path: &str) -> bool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InvocationType {
+pub(crate) enum InvocationType {
     RequestResponse,
     Event,
     DryRun,
@@ -84,17 +84,9 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     // A signature covers the body, so it is read before the caller is known
     // (bounded like any payload); nothing else is looked at before.
     let payload = read_payload(body).await?;
-    if let Err(refusal) = shared.access().check_credentials(&parts.method, &parts.uri, &parts.headers, &payload) {
-        return Err(Error::InvokeRefused(access::logged("invoke", &parts.method, parts.uri.path(), refusal)));
-    }
-    let payload = json_payload(payload)?;
-    let segment = parts.uri.path().strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)).unwrap_or_default();
-    // SDKs percent-encode the colons of an ARN.
-    let identifier = percent_decode(segment);
+    let Prepared { identifier, payload, kind, caller } = prepare(shared.access(), &parts, payload)?;
     let name = function_name(&identifier);
     let function = shared.function(name).ok_or_else(|| Error::FunctionNotFound { arn: shared.arn(name) })?;
-    let kind = InvocationType::from_headers(&parts.headers)?;
-    let caller = caller_context(&parts.headers)?;
 
     if kind == InvocationType::DryRun {
         return Ok(reply(StatusCode::NO_CONTENT, &crate::invocation::request_id(), Body::empty()));
@@ -120,6 +112,32 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
     };
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
+}
+
+/// An Invoke API request once its caller and contents are checked.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The path's function name, ARN or partial ARN, percent-decoded.
+    pub(crate) identifier: String,
+    /// Valid JSON (`{}` for none).
+    pub(crate) payload: Bytes,
+    pub(crate) kind: InvocationType,
+    pub(crate) caller: CallerContext,
+}
+
+/// The caller's credentials first, then the payload, the path and the
+/// headers: everything short of finding and running the function.
+pub(crate) fn prepare(access: &access::Access, parts: &http::request::Parts, payload: Bytes) -> Result<Prepared> {
+    if let Err(refusal) = access.check_credentials(&parts.method, &parts.uri, &parts.headers, &payload) {
+        return Err(Error::InvokeRefused(access::logged("invoke", &parts.method, parts.uri.path(), refusal)));
+    }
+    let payload = json_payload(payload)?;
+    let segment = parts.uri.path().strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix(SUFFIX)).unwrap_or_default();
+    // SDKs percent-encode the colons of an ARN.
+    let identifier = percent_decode(segment).into_owned();
+    let kind = InvocationType::from_headers(&parts.headers)?;
+    let caller = caller_context(&parts.headers)?;
+    Ok(Prepared { identifier, payload, kind, caller })
 }
 
 /// `%XX` escapes decoded; anything malformed is left as it is.
@@ -227,8 +245,10 @@ fn json_payload(payload: Bytes) -> Result<Bytes> {
         // The CLI and SDKs send no body for "no payload"; Lambda hands the function `{}`.
         return Ok(Bytes::from_static(b"{}"));
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(&payload)
-        .map_err(|e| Error::InvalidRequestContent(e.to_string()))?;
+    // JSON is UTF-8; skipping a value does not check its strings' bytes.
+    let text = std::str::from_utf8(&payload)
+        .map_err(|e| Error::InvalidRequestContent(format!("the payload is not UTF-8: {e}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| Error::InvalidRequestContent(e.to_string()))?;
     Ok(payload)
 }
 
@@ -245,7 +265,18 @@ fn reply(status: StatusCode, request_id: &str, body: Body) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{function_name, is_invoke_path, percent_decode};
+    use super::{function_name, is_invoke_path, json_payload, percent_decode};
+    use axum::body::Bytes;
+
+    #[test]
+    fn payloads_are_json_in_utf8() {
+        assert_eq!(json_payload(Bytes::from_static(b" \n")).unwrap(), Bytes::from_static(b"{}"));
+        assert!(json_payload(Bytes::from_static(b"{\"a\":1}")).is_ok());
+        assert!(json_payload(Bytes::from_static(b"{\"a\":")).is_err());
+        // Found by hemostat-fuzz (emulator): invalid UTF-8 inside a string
+        // passed, and the function got a payload that is not JSON.
+        assert!(json_payload(Bytes::from_static(b"{\"k\xe2y\":\"value\"}")).is_err());
+    }
 
     #[test]
     fn invoke_paths_and_encoded_arns() {

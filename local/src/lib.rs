@@ -41,6 +41,7 @@
 //! - `error` — [`Error`]: the crate's error type and its HTTP rendering.
 //! - `access` — who may call: the [`Token`], browser and `Host` checks, the Runtime API's secret ([`Refusal`]).
 //! - `sigv4` — a SigV4-signed request checked against a secret key.
+//! - `fuzzing` (feature `fuzzing`) — the request checks above, callable without a server, for `hemostat-fuzz`.
 
 mod access;
 mod config;
@@ -49,6 +50,8 @@ mod env_vars;
 mod error;
 mod function;
 mod function_url;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod instance;
 mod invocation;
 mod invoke_api;

@@ -36,7 +36,8 @@ const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-clien
 const COGNITO_IDENTITY: HeaderName = HeaderName::from_static("lambda-runtime-cognito-identity");
 
 /// The Runtime API's routes.
-enum Route<'a> {
+#[derive(Debug)]
+pub(crate) enum Route<'a> {
     Next,
     Response(&'a str),
     Error(&'a str),
@@ -63,22 +64,43 @@ impl<'a> Route<'a> {
     }
 }
 
+/// What a Runtime API path names: `{secret}/{function}/{instance}/2018-06-01/runtime/{route}`.
+pub(crate) struct Target<'a> {
+    pub(crate) function: &'a str,
+    pub(crate) instance: &'a str,
+    pub(crate) route: Route<'a>,
+}
+
+/// The secret first (a wrong one is refused before anything else is read),
+/// then the route; `None`: no such route (404).
+pub(crate) fn resolve<'a>(
+    access: &access::Access,
+    method: &Method,
+    path: &'a str,
+) -> std::result::Result<Option<Target<'a>>, access::Refusal> {
+    let rest = path.strip_prefix(PREFIX).unwrap_or_default();
+    let mut segments = rest.splitn(4, '/');
+    access.check_runtime_secret(segments.next().unwrap_or_default())?;
+    let (Some(function), Some(instance), Some(tail)) = (segments.next(), segments.next(), segments.next()) else {
+        return Ok(None);
+    };
+    Ok(tail.strip_prefix(VERSION).and_then(|t| Route::parse(method, t)).map(|route| Target {
+        function,
+        instance,
+        route,
+    }))
+}
+
 /// Serves a request whose path starts with [`PREFIX`].
 pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Response> {
     let (parts, body) = request.into_parts();
-    let rest = &parts.uri.path()[PREFIX.len()..];
-    let mut segments = rest.splitn(4, '/');
-    let secret = segments.next().unwrap_or_default();
-    if let Err(refusal) = shared.access().check_runtime_secret(secret) {
-        return Err(Error::RuntimeRefused(access::logged("runtime", &parts.method, PREFIX, refusal)));
-    }
-    let (Some(function), Some(instance), Some(tail)) = (segments.next(), segments.next(), segments.next()) else {
-        return Ok(not_found());
+    let target = match resolve(shared.access(), &parts.method, parts.uri.path()) {
+        Ok(Some(target)) => target,
+        Ok(None) => return Ok(not_found()),
+        Err(refusal) => return Err(Error::RuntimeRefused(access::logged("runtime", &parts.method, PREFIX, refusal))),
     };
-    let Some(route) = tail.strip_prefix(VERSION).and_then(|t| Route::parse(&parts.method, t)) else {
-        return Ok(not_found());
-    };
-    let (f, id) = locate(shared, function, instance)?;
+    let (f, id) = locate(shared, target.function, target.instance)?;
+    let route = target.route;
     match route {
         Route::Next => next(f, id).await,
         Route::Response(request_id) => response(&f, id, request_id, body).await,
@@ -175,7 +197,7 @@ async fn response(f: &Function, id: u64, request_id: &str, body: Incoming) -> Re
 
 /// Builds the outcome from a runtime's error report, tolerating runtimes that
 /// send no body or something other than Lambda's error JSON.
-fn function_error(headers: &HeaderMap, body: Bytes) -> Outcome {
+pub(crate) fn function_error(headers: &HeaderMap, body: Bytes) -> Outcome {
     let header_type =
         headers.get("Lambda-Runtime-Function-Error-Type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();

@@ -78,8 +78,9 @@ async fn route(
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path();
+    let api = Api::of(path);
     // No browser, and addressed to us, before anything else is looked at.
-    if path.starts_with(runtime_api::PREFIX) {
+    if api == Api::Runtime {
         if let Err(refusal) = shared.access().check_api_caller(request.headers()) {
             // The path may hold the Runtime API's secret: not logged.
             let refusal = access::logged("runtime", request.method(), runtime_api::PREFIX, refusal);
@@ -87,7 +88,7 @@ async fn route(
         }
         return Ok(runtime_api::handle(&shared, request).await.unwrap_or_else(IntoResponse::into_response));
     }
-    if invoke_api::is_invoke_path(path) {
+    if api == Api::Invoke {
         if let Err(refusal) = shared.access().check_api_caller(request.headers()) {
             let refusal = access::logged("invoke", request.method(), path, refusal);
             return Ok(Error::InvokeRefused(refusal).into_response());
@@ -97,6 +98,27 @@ async fn route(
     // Function URL events carry the caller's address as `sourceIp`.
     request.extensions_mut().insert(ConnectInfo(remote));
     fallback.call(request).await
+}
+
+/// Which API of the main listener a path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    Runtime,
+    Invoke,
+    /// Function URLs and unknown paths: the axum router.
+    Other,
+}
+
+impl Api {
+    pub(crate) fn of(path: &str) -> Api {
+        if path.starts_with(runtime_api::PREFIX) {
+            Api::Runtime
+        } else if invoke_api::is_invoke_path(path) {
+            Api::Invoke
+        } else {
+            Api::Other
+        }
+    }
 }
 
 /// What `axum::serve` does: errors that concern one connection are skipped;

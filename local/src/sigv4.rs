@@ -84,6 +84,12 @@ pub fn verify(
     }
     let session_token = headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
 
+    // SigV4 always signs Host; without it the signer would take the host
+    // from the URI, which a server's request line does not have (and
+    // panics: found by hemostat-fuzz).
+    if !auth.signed_headers.iter().any(|h| h.eq_ignore_ascii_case("host")) {
+        return Err("the signature does not cover the Host header");
+    }
     // Exactly the headers the client signed; the signer adds X-Amz-Date and
     // X-Amz-Security-Token itself, from the time and the identity.
     let mut signed = Vec::new();
@@ -189,6 +195,22 @@ mod tests {
         let mut missing = headers.clone();
         missing.remove("x-amz-invocation-type");
         assert!(check(&missing, body, "t0ken", now).is_err());
+    }
+
+    #[test]
+    fn a_signature_without_host_is_refused_not_a_panic() {
+        let now = SystemTime::now();
+        let date = chrono::DateTime::<chrono::Utc>::from(now).format("%Y%m%dT%H%M%SZ").to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:9001"));
+        headers.insert("x-amz-date", HeaderValue::from_str(&date).unwrap());
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature=00",
+            ),
+        );
+        assert_eq!(check(&headers, b"{}", "t0ken", now), Err("the signature does not cover the Host header"));
     }
 
     #[test]

@@ -401,8 +401,8 @@ fn every_label_is_in_the_readme_table_with_an_example() {
 }
 
 /// The folders of this repository a README path can start with.
-const REPO_FOLDERS: [&str; 10] =
-    ["bridge/", "cli/", "collector/", "functions/", "local/", "tests/", "scripts/", "infra/", "docs/", ".ci/"];
+const REPO_FOLDERS: [&str; 11] =
+    ["bridge/", "cli/", "collector/", "functions/", "local/", "tests/", "scripts/", "infra/", "docs/", ".ci/", "fuzz/"];
 
 /// Every `path` the README names in this repository (in backticks, starting
 /// with one of its folders), with the line it is on.

@@ -246,32 +246,24 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             tracing::warn!(entry = %entry.id, "command refused: entry has no command field");
             return ack(&self.group, &mut self.conn, &entry.id).await;
         };
-        let cmd = match signed.open(self.keys.as_ref()) {
-            Ok(cmd) => cmd,
-            Err(e) => {
-                tracing::warn!(entry = %entry.id, error = %e, "command refused");
-                let claimed = Claimed::read(&signed.json);
+        let cmd = match admit(&signed, self.keys.as_ref(), &self.host, &entry.id, self.max_age, chrono::Utc::now()) {
+            Admission::Run(cmd) => cmd,
+            Admission::Unopened { claimed, why } => {
+                tracing::warn!(entry = %entry.id, error = %why, "command refused");
                 if let Some(container) = claimed.container.clone() {
-                    let env = complete_refused(&self.host, &claimed, container, e.to_string());
+                    let env = complete_refused(&self.host, &claimed, container, why);
                     publish_with_retry(&self.publisher, &env?, cancel).await?;
                 }
                 return ack(&self.group, &mut self.conn, &entry.id).await;
             }
+            Admission::Refused { cmd, reason } => {
+                tracing::warn!(entry = %entry.id, command_id = %cmd.id, container = %cmd.container, action = %cmd.action, %reason,
+                    "command refused");
+                let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
+                publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
+                return ack(&self.group, &mut self.conn, &entry.id).await;
+            }
         };
-        if cmd.host != self.host {
-            let reason = format!("command for host {:?} refused by the collector of {:?}", cmd.host, self.host);
-            tracing::warn!(entry = %entry.id, command_id = %cmd.id, %reason);
-            let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
-            publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
-            return ack(&self.group, &mut self.conn, &entry.id).await;
-        }
-        if let Some(reason) = expired(&cmd, &entry.id, self.max_age, chrono::Utc::now()) {
-            tracing::warn!(entry = %entry.id, command_id = %cmd.id, container = %cmd.container, action = %cmd.action, %reason,
-                "command refused");
-            let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
-            publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
-            return ack(&self.group, &mut self.conn, &entry.id).await;
-        }
         let duplicate = {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             if running.entries.contains(&entry.id) {
@@ -368,6 +360,43 @@ impl<P: Publisher> Task<P> {
 async fn ack(group: &Group, conn: &mut Connection, id: &str) -> Result<(), CollectorError> {
     group.ack(conn, &[id]).await?;
     Ok(())
+}
+
+/// What the checks that need neither Redis nor Docker make of one entry.
+#[derive(Debug)]
+pub enum Admission {
+    /// Verified, for this host, not expired: to be executed.
+    Run(Command),
+    /// Unsigned, forged or unreadable: only what its JSON claims, for the
+    /// report, and why it was not opened.
+    Unopened { claimed: Claimed, why: String },
+    /// Verified but not to run here or now (another host, expired).
+    Refused { cmd: Command, reason: String },
+}
+
+/// The signature (with `keys`), then the host, then the age: everything a
+/// command must pass before it is executed, decided without side effects
+/// (the reader reports and acknowledges what is not [`Admission::Run`]).
+pub fn admit(
+    signed: &SignedCommand,
+    keys: Option<&VerifyingKeys>,
+    host: &str,
+    entry_id: &str,
+    max_age: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Admission {
+    let cmd = match signed.open(keys) {
+        Ok(cmd) => cmd,
+        Err(e) => return Admission::Unopened { claimed: Claimed::read(&signed.json), why: e.to_string() },
+    };
+    if cmd.host != host {
+        let reason = format!("command for host {:?} refused by the collector of {host:?}", cmd.host);
+        return Admission::Refused { cmd, reason };
+    }
+    match expired(&cmd, entry_id, max_age, now) {
+        Some(reason) => Admission::Refused { cmd, reason },
+        None => Admission::Run(cmd),
+    }
 }
 
 /// `Some(reason)` when `cmd` was issued more than `max_age` before `now`:

@@ -31,6 +31,10 @@ mod report;
 mod target;
 mod verify;
 
+#[cfg(feature = "fuzzing")]
+pub use consumer::{Admission, admit};
 pub use consumer::{BLOCK, Consumer};
 pub use dependents::Recovery;
 pub use executor::Executor;
+#[cfg(feature = "fuzzing")]
+pub use report::Claimed;

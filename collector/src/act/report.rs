@@ -73,14 +73,14 @@ pub(super) fn result(cmd: &Command, status: RemediationStatus, error: Option<Str
 
 /// What an untrusted or malformed command says about itself.
 #[derive(Debug)]
-pub(super) struct Claimed {
-    pub(super) id: Option<String>,
-    pub(super) container: Option<String>,
-    pub(super) action: Action,
+pub struct Claimed {
+    pub id: Option<String>,
+    pub container: Option<String>,
+    pub action: Action,
 }
 
 impl Claimed {
-    pub(super) fn read(json: &str) -> Claimed {
+    pub fn read(json: &str) -> Claimed {
         let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
         let text = |k: &str| v.get(k).and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(str::to_owned);
         Claimed {

@@ -37,3 +37,6 @@ pub use config::{Config, USAGE};
 pub use error::DashboardError;
 pub use handler::{Dashboard, HttpRequest};
 pub use store::RedisStore;
+// For hemostat-fuzz (fuzz/): the handler over Redis contents it chooses.
+#[cfg(feature = "fuzzing")]
+pub use store::MemoryStore;

@@ -1,11 +1,11 @@
 //! What the dashboard reads from Redis, as a small trait of plain reads so
-//! the handler is tested without a server (`MemoryStore`, in unit tests) and the Redis
+//! the handler is tested without a server (`MemoryStore`, in unit tests and the fuzzer) and the Redis
 //! implementation is tested against a real one.
 //!
 //! Reads only: the dashboard never writes, so it cannot disturb the loop it
 //! shows, and any number of instances (or a read replica) can serve it.
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -123,8 +123,9 @@ impl Store for RedisStore {
     }
 }
 
-/// An in-memory [`Store`] for the handler's unit tests: fill its public maps.
-#[cfg(test)]
+/// An in-memory [`Store`] for the handler's unit tests and `hemostat-fuzz`:
+/// fill its public maps.
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     pub sets: HashMap<String, Vec<String>>,
@@ -140,7 +141,7 @@ pub struct MemoryStore {
     pub down: bool,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl MemoryStore {
     fn check(&self) -> Result<(), DashboardError> {
         if self.down {
@@ -150,7 +151,7 @@ impl MemoryStore {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Store for MemoryStore {
     async fn members(&self, key: &str) -> Result<Vec<String>, DashboardError> {
         self.check()?;

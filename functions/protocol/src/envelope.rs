@@ -109,6 +109,15 @@ mod tests {
     }
 
     #[test]
+    fn numbers_survive_a_round_trip_exactly() {
+        // Found by hemostat-fuzz (envelope): serde_json's default float parser
+        // read the shortest form of this number 1 ULP away.
+        let json = br#"{"timestamp":"t","agent":"a","type":"false_alarm","data":{"confidence":2.222222222222222e+44}}"#;
+        let env = Envelope::parse(json).unwrap();
+        assert_eq!(Envelope::parse(env.to_json().as_bytes()).unwrap(), env);
+    }
+
+    #[test]
     fn timestamp_has_the_seed_format() {
         let ts = seed_timestamp();
         assert!(chrono::NaiveDateTime::parse_from_str(&ts, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(), "{ts}");

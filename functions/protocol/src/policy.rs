@@ -203,12 +203,15 @@ impl Policy {
         }
     }
 
+    /// `None` also for a value no `Duration` holds (negative, NaN, past
+    /// its range), which only a policy read from JSON can carry.
     pub fn stop_timeout(&self) -> Option<Duration> {
-        self.stop_timeout_seconds.map(Duration::from_secs_f64)
+        self.stop_timeout_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok())
     }
 
+    /// As [`Policy::stop_timeout`].
     pub fn unhealthy_grace(&self) -> Option<Duration> {
-        self.unhealthy_grace_seconds.map(Duration::from_secs_f64)
+        self.unhealthy_grace_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok())
     }
 }
 
@@ -276,6 +279,19 @@ mod tests {
         assert_eq!(Policy::default().stricter(&own), Policy { action: ActionPolicy::Stop, ..Policy::default() });
         let none = Policy { action: ActionPolicy::None, ..Policy::default() };
         assert_eq!(stricter.stricter(&none).action, ActionPolicy::None);
+    }
+
+    #[test]
+    fn durations_no_duration_holds_are_none_not_a_panic() {
+        // Found by hemostat-fuzz (envelope): a policy from an alert's JSON.
+        for bad in ["-1", "1e300", "1.8446744073709552e19"] {
+            let p: Policy =
+                serde_json::from_str(&format!(r#"{{"stop_timeout_seconds":{bad},"unhealthy_grace_seconds":{bad}}}"#))
+                    .unwrap();
+            assert_eq!((p.stop_timeout(), p.unhealthy_grace()), (None, None), "{bad}");
+        }
+        let p = Policy { stop_timeout_seconds: Some(f64::NAN), ..Policy::default() };
+        assert_eq!(p.stop_timeout(), None);
     }
 
     #[test]

@@ -78,6 +78,32 @@ impl Gatherer {
     }
 }
 
+/// The lines a sequence of the logs API's frames (`(stderr, bytes)`) makes,
+/// as [`Gatherer::logs`] turns them into evidence (read, ordered, filtered,
+/// redacted, cut), and whether reading was cut short: what `hemostat-fuzz`
+/// feeds with hostile output.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn lines_of(
+    frames: &[(bool, Vec<u8>)],
+    since: Option<DateTime<Utc>>,
+    tail: usize,
+    redactor: &crate::alert::redact::Redactor,
+) -> (Vec<LogLine>, bool, u32) {
+    let mut reader = Reader::default();
+    for (stderr, bytes) in frames {
+        let message = bytes.clone().into();
+        let frame = if *stderr { LogOutput::StdErr { message } } else { LogOutput::StdOut { message } };
+        if !reader.push(frame) {
+            break;
+        }
+    }
+    let cut_short = reader.cut_short;
+    let mut redactions = 0;
+    let mut lines = redactor.lines();
+    let lines = reader.finish(since, tail).into_iter().map(|r| r.into_line(&mut lines, &mut redactions)).collect();
+    (lines, cut_short, redactions)
+}
+
 /// Where the last run's output begins: its start less [`START_SLACK`],
 /// or, for a container running again after an exit, that exit (whichever
 /// is later). `None` for a container that never started.

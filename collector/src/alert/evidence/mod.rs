@@ -17,6 +17,9 @@
 
 mod logs;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use logs::lines_of;
+
 use std::time::Duration;
 
 use bollard::{

@@ -184,8 +184,24 @@ pub async fn connect_blocking(url: &str, longest_block: Duration) -> Result<Conn
 /// The URL (or URLs) with passwords (and usernames) replaced, safe for logs.
 pub fn redact(url: &str) -> String {
     if url.contains(',') {
-        return url.split(',').map(|u| redact(u.trim())).collect::<Vec<_>>().join(",");
+        // A new URL starts only where a scheme does: a comma in a password
+        // (which makes the setting unusable, but is logged when it fails)
+        // must not leave the part before it outside the redaction.
+        let mut urls: Vec<String> = Vec::new();
+        for piece in url.split(',') {
+            match urls.last_mut() {
+                Some(last) if !piece.contains("://") => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => urls.push(piece.to_owned()),
+            }
+        }
+        if urls.len() > 1 {
+            return urls.iter().map(|u| redact(u.trim())).collect::<Vec<_>>().join(",");
+        }
     }
+    let url = url.trim();
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<unparseable URL>".into();
     };
@@ -206,5 +222,8 @@ mod tests {
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert!(!redact("nonsense:s3cret").contains("s3cret"));
         assert_eq!(redact("redis://:a@h1:1, redis://:b@h2:2"), "redis://***@h1:1,redis://***@h2:2");
+        // A comma in a password: no part of it shown.
+        assert_eq!(redact("redis://user:se,cret@h:1"), "redis://***@h:1");
+        assert_eq!(redact("redis://:a,b@h1:1,redis://:c,d@h2:2"), "redis://***@h1:1,redis://***@h2:2");
     }
 }
