@@ -19,7 +19,7 @@ use hemostat_protocol::{
     backoff::Backoff,
     connection::{Connection, Target},
     keys,
-    publisher::{ENVELOPE_FIELD, PUBLISHED_MARK_TTL_SECONDS, published_mark},
+    publisher::{ENVELOPE_FIELD, PUBLISHED_MARK_TTL_SECONDS, dead_letter, published_mark},
 };
 
 use crate::error::BridgeError;
@@ -125,10 +125,19 @@ where
     if let Some(reason) = problem {
         let reason = format!("malformed message on seed channel {channel}: {reason}");
         tracing::warn!(%reason, "relay dead-lettering");
+        // Capped like every stream: anyone who can publish on a seed
+        // channel can send garbage, and it must not grow Redis forever.
         let _: String = redis::cmd("XADD")
             .arg(keys::DEAD_LETTER_STREAM)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(keys::STREAM_MAXLEN)
             .arg("*")
-            .arg(&[("stream", channel), ("reason", reason.as_str()), (ENVELOPE_FIELD, text.as_ref())])
+            .arg(&[
+                (dead_letter::STREAM, channel),
+                (dead_letter::REASON, reason.as_str()),
+                (ENVELOPE_FIELD, text.as_ref()),
+            ])
             .query_async(conn)
             .await?;
         return Ok(Relayed::Malformed);
