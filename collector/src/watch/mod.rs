@@ -13,15 +13,17 @@
 //!
 //! - `reconcile`: after a reconnect, the exits no event reported.
 //! - `registry`: `hemostat:containers` membership and the heartbeat.
+//! - `unhealthy`: waiting out a container's `hemostat.unhealthy_grace`.
 
 mod reconcile;
 mod registry;
+mod unhealthy;
 
 use std::{collections::HashMap, time::Duration};
 
 use bollard::{
     Docker,
-    models::{ContainerInspectResponse, EventMessage, HealthStatusEnum},
+    models::{ContainerInspectResponse, EventMessage},
     query_parameters::EventsOptionsBuilder,
 };
 use futures::StreamExt;
@@ -35,7 +37,7 @@ use reconcile::Decision;
 use crate::{
     act::Recovery,
     alert::{Alerts, Inspected, Latency, Recent},
-    detect::{Detection, Detector, Facts, Finding, FindingKind, Suspect, assess},
+    detect::{Detection, Detector, Facts, FindingKind, Suspect, assess},
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
@@ -81,6 +83,8 @@ pub struct Watcher {
     /// Starts the dependents that went down with a container someone
     /// else restarted (see [`crate::dependents`]).
     dependents: Option<Recovery>,
+    /// Containers waiting out their unhealthy grace.
+    waits: unhealthy::Waits,
 }
 
 impl Watcher {
@@ -101,6 +105,7 @@ impl Watcher {
             stats: None,
             recent: None,
             dependents: None,
+            waits: unhealthy::Waits::default(),
         }
     }
 
@@ -332,7 +337,7 @@ impl Watcher {
                 };
                 let grace = inspect.as_ref().and_then(|i| docker::policy(i).policy.unhealthy_grace());
                 if let (FindingKind::Unhealthy, Some(grace)) = (finding.kind, grace.filter(|g| !g.is_zero())) {
-                    tokio::spawn(unhealthy_after_grace(self.docker.clone(), self.alerts.clone(), finding, grace));
+                    self.waits.start(self.docker.clone(), self.alerts.clone(), finding, grace);
                     return;
                 }
                 let from = match inspect {
@@ -345,25 +350,6 @@ impl Watcher {
                 tracing::info!(container = %suspect.name, %reason, "exit not reported")
             }
         }
-    }
-}
-
-/// A container labelled `hemostat.unhealthy_grace` is alerted on only if it
-/// is still unhealthy once the grace has passed since Docker flagged it; a
-/// health check that recovers by itself within the grace raises nothing.
-/// The alert keeps the time Docker flagged it.
-async fn unhealthy_after_grace(docker: Docker, alerts: Alerts, finding: Finding, grace: Duration) {
-    tracing::info!(container = %finding.container, grace_seconds = grace.as_secs_f64(), "unhealthy: waiting out its grace");
-    tokio::time::sleep(grace).await;
-    let inspect = match docker::inspect(&docker, &finding.container_id).await {
-        Ok(inspect) => inspect,
-        Err(e) => return tracing::info!(container = %finding.container, error = %e, "gone within its unhealthy grace"),
-    };
-    let health = inspect.state.as_ref().and_then(|s| s.health.as_ref()).and_then(|h| h.status);
-    if docker::is_running(&inspect) && health == Some(HealthStatusEnum::UNHEALTHY) {
-        alerts.publish_with_evidence(alerts.finding(&finding), Inspected::Yes(Box::new(inspect)), None);
-    } else {
-        tracing::info!(container = %finding.container, health = ?health, "recovered within its unhealthy grace: no alert");
     }
 }
 
