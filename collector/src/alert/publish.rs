@@ -31,6 +31,9 @@ use crate::{
     namespace::{self, MAX_DEPTH},
 };
 
+/// Containers whose bad labels are remembered as reported, at most.
+const REPORTED_MAX: usize = 10_000;
+
 impl Alerts {
     /// Publishes `alert` with the container's evidence attached, gathered
     /// on a task of its own (see the module doc); `latency`, when the alert
@@ -155,8 +158,17 @@ impl Alerts {
             return policy;
         }
         let id = inspect.id.clone().unwrap_or_else(|| alert.container.clone());
-        if !self.reported.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
-            return policy;
+        {
+            let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+            // Ids of removed containers never leave on their own (each
+            // redeploy brings new ones): past the bound, start over; a
+            // container reported twice costs one more warning.
+            if reported.len() >= REPORTED_MAX {
+                reported.clear();
+            }
+            if !reported.insert(id) {
+                return policy;
+            }
         }
         let message = format!(
             "container {} has labels HemoStat cannot read, the defaults apply instead: {}",
