@@ -23,6 +23,8 @@ struct User {
     role: Role,
     name: String,
     password_file: PathBuf,
+    /// Kept for `--urls`; never printed.
+    password: String,
     rules: Vec<String>,
 }
 
@@ -54,8 +56,7 @@ pub fn users(roles: &[String], dir: Option<&Path>, options: &Options<'_>, json: 
     if let Some((scheme, rest)) = base {
         let mut urls = serde_json::Map::new();
         for u in &users {
-            let password = state::read_private(&u.password_file, "Redis password file")?;
-            let url = format!("{scheme}://{}:{}@{rest}", u.name, password.expose());
+            let url = format!("{scheme}://{}:{}@{rest}", u.name, u.password);
             urls.insert(u.role.to_string(), serde_json::Value::String(url));
         }
         let path = folder.join(URLS_FILE);
@@ -113,5 +114,5 @@ fn user(folder: &Path, role: Role, rotate: bool) -> Result<User, CliError> {
         password
     };
     let rules = role.rules(&acl::password_sha256(&password));
-    Ok(User { role, name, password_file, rules })
+    Ok(User { role, name, password_file, password, rules })
 }
