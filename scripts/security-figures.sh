@@ -53,6 +53,7 @@ attacks hemostat-e2e dashboard_browser the_dashboard_refuses
 attacks hemostat-collector collector a_forged_command
 attacks hemostat-collector actions refused rejected
 attacks hemostat-local access
+attacks hemostat-analyzer rules_path only_alerts_their_host_attested
 
 echo
 echo "Attacks tried, by kind (every one refused; tests named in scripts/security-figures.sh):"

@@ -6,6 +6,8 @@
 //!   facts or markers, cannot ask for a remediation (neither on the channel
 //!   nor on the stream the bridge delivers from), cannot touch silences or
 //!   the gate's state, and cannot run the commands that reach past keys;
+//! - nor raise an alert for another host's container: Redis refuses its
+//!   attestation, and the analyzer dead-letters the unattested alert;
 //! - a seed-protocol publisher may ask for a remediation and nothing more,
 //!   and the dashboard may only read.
 
@@ -13,17 +15,18 @@ use std::time::Duration;
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, bin_dir, create_users, docker, stack::StackEnv, start_stack_with, stream_events,
-    wait_for,
+    ContainerSpec, RedisServer, bench::crash_alert, bin_dir, create_users, docker, stack::StackEnv, start_stack_with,
+    stream_events, wait_for,
 };
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
     acl::Role,
     connection::{Connection, connect},
-    event::{RemediationComplete, RemediationStatus},
+    event::{RemediationComplete, RemediationNeeded, RemediationStatus},
     keys,
-    publisher::{Publisher, RedisPublisher},
+    publisher::{ENVELOPE_FIELD, Publisher, RedisPublisher, dead_letter},
 };
+use redis::AsyncCommands;
 
 /// What a refused command answers.
 const NOPERM: &str = "NoPerm";
@@ -183,4 +186,41 @@ async fn the_stack_heals_with_every_component_as_its_own_redis_user() {
     // And the credentials were theirs: the collector's cannot command its neighbour.
     let collector = as_user(users.url(&Role::Collector(stack.host.clone()))).await;
     refused(&collector, &["XADD", &keys::commands("another-host"), "*", "k", "v"]).await;
+
+    // Another host's collector raises an alert for this host's container:
+    // Redis refuses its attestation, so HemoStat's publisher does not send
+    // it; put on the stream by hand, the analyzer dead-letters it unread.
+    let intruder = create_users(&redis.url(), &[Role::Collector("intruder".into())]).await;
+    let intruder = as_user(intruder.url(&Role::Collector("intruder".into()))).await;
+    let forged = crash_alert(&stack.host, &name, Some(container.id()), "forged/image:1");
+    match RedisPublisher::new(intruder.clone()).publish(&forged).await {
+        Err(e) if e.to_string().contains(NOPERM) => {
+            println!("attack refused: forged alert: attested as {}", stack.host)
+        }
+        other => panic!("another host's collector attested an alert of {}: {other:?}", stack.host),
+    }
+    let asked = || {
+        let (mut conn, name) = (conn.clone(), name.clone());
+        async move {
+            stream_events::<RemediationNeeded>(&mut conn, EventKind::RemediationNeeded)
+                .await
+                .into_iter()
+                .filter(|(_, n)| n.container == name)
+                .count()
+        }
+    };
+    let before = asked().await;
+    allowed(&intruder, &["XADD", &EventKind::HealthAlert.stream(), "*", ENVELOPE_FIELD, &forged.to_json()]).await;
+    let reason = wait_for(Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        async move {
+            let dead: redis::streams::StreamRangeReply = conn.xrange_all(keys::DEAD_LETTER_STREAM).await.ok()?;
+            dead.ids.iter().filter_map(|e| e.get::<String>(dead_letter::REASON)).find(|r| r.contains("not attested"))
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the forged alert was not refused\n{}", logs()));
+    println!("attack refused: forged alert: {reason}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(asked().await, before, "a remediation was asked for on a forged alert");
 }

@@ -92,6 +92,11 @@ pub const MAX_CALLS_PER_HOUR: Setting = Setting::new(
 );
 
 /// What `analyzer --help` prints.
+pub const REQUIRE_ATTESTED_ALERTS: Setting = Setting::new(
+    "ANALYZER_REQUIRE_ATTESTED_ALERTS",
+    "true",
+    "diagnose only alerts their host's collector attested (false: also alerts a custom monitor publishes by hand)",
+);
 pub const USAGE: Usage = Usage {
     name: "analyzer",
     about: "\
@@ -113,6 +118,7 @@ publishes remediation_needed or false_alarm.",
         TIMEOUT,
         CACHE_TTL,
         MAX_CALLS_PER_HOUR,
+        REQUIRE_ATTESTED_ALERTS,
     ],
 };
 
@@ -141,6 +147,11 @@ pub struct Config {
     /// [`MAX_CALLS_PER_HOUR`]: LLM calls per clock hour across every analyzer
     /// instance; beyond, the rules decide. 0 disables the LLM.
     pub max_calls_per_hour: u64,
+    /// [`REQUIRE_ATTESTED_ALERTS`]: an alert its host's collector did not
+    /// attest ([`hemostat_protocol::attestation`]) is refused, not
+    /// diagnosed: any collector may put an alert on the stream, only the
+    /// named host's may vouch for it.
+    pub require_attested_alerts: bool,
 }
 
 impl Default for Config {
@@ -188,6 +199,7 @@ impl Config {
             ai_timeout,
             cache_ttl: CACHE_TTL.duration(env)?,
             max_calls_per_hour: MAX_CALLS_PER_HOUR.parse(env)?,
+            require_attested_alerts: REQUIRE_ATTESTED_ALERTS.flag(env)?,
         })
     }
 

@@ -1,14 +1,15 @@
 //! The Lambda handler: a batch of `health_alert` records in, one decision
 //! event out per alert.
 //!
-//! Per alert: store it in the container's history and read the history
+//! Per alert: check that its host's collector attested it (refused
+//! otherwise: see `hemostat_protocol::attestation`); store it in the container's history and read the history
 //! back (one round trip); let the rules judge; when an LLM is configured,
 //! ask it (cache first, then the hourly budget), falling back to the
 //! rules' verdict on any failure; apply the confidence threshold; publish.
 
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
-    Action, ContainerRef, Envelope, EventKind, Publisher,
+    Action, ContainerRef, Envelope, EventKind, Publisher, attestation,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
     event::{FalseAlarm, HealthAlert, IncidentContext, RemediationNeeded},
@@ -50,6 +51,25 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             Ok(a) => a,
             Err(e) => return RecordOutcome::Rejected(e.to_string()),
         };
+        if self.config.require_attested_alerts {
+            match attestation::is_attested(&self.redis, &env).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Dead-lettered with its reason, never diagnosed: no
+                    // command can follow from it.
+                    tracing::warn!(
+                        container = %alert.container,
+                        host = %alert.host,
+                        "alert refused: its host's collector did not attest it"
+                    );
+                    return RecordOutcome::Rejected(format!(
+                        "not attested by host {:?}'s collector: only a host's own collector may raise its alerts",
+                        alert.host
+                    ));
+                }
+                Err(e) => return RecordOutcome::Retry(e.to_string()),
+            }
+        }
         let analysis = match self.analysis(&alert, &env.timestamp).await {
             Ok(a) => a,
             // Only Redis fails here; the bridge delivers the alert again

@@ -25,7 +25,7 @@ async fn analyzer(
     };
     let llm = LlmConfig { provider, model: model.into(), base_url, api_key: Secret::new(KEY) };
     let client = LlmClient::new(http_client(TIMEOUT).unwrap(), &llm, TIMEOUT);
-    let config = Config { llm: Some(llm), ai_timeout: TIMEOUT, ..Config::default() };
+    let config = Config { llm: Some(llm), ai_timeout: TIMEOUT, ..config() };
     Analyzer::new(config, Recorder::default(), manager(redis).await, Some(client))
 }
 
@@ -186,7 +186,7 @@ async fn llm_verdicts_override_rules_and_face_the_threshold() {
     let d = decide(&a, AlertSpec::new("api-1", "high_cpu").cpu(93.0).envelope(0.0)).await;
     assert_eq!((d.kind, d.method.as_deref()), (EventKind::RemediationNeeded, Some("llm")));
     let strict = Analyzer::new(
-        Config { confidence_threshold: 0.9, ..Config { llm: None, ..Config::default() } },
+        Config { confidence_threshold: 0.9, ..Config { llm: None, ..config() } },
         Recorder::default(),
         manager(&redis).await,
         Some(LlmClient::new(

@@ -8,12 +8,49 @@ use std::time::Duration;
 
 use hemostat_analyzer::{AlertSummary, Analyzer, Config, NoLlm, record_history};
 use hemostat_e2e::RedisServer;
-use hemostat_protocol::{ContainerRef, EventKind, event::HealthAlert, keys};
+use hemostat_protocol::{ContainerRef, Envelope, EventKind, attestation, event::HealthAlert, keys};
 use redis::AsyncCommands;
 use support::*;
 
 async fn analyzer(redis: &RedisServer, config: Config) -> Analyzer<Recorder, NoLlm> {
     Analyzer::new(config, Recorder::default(), manager(redis).await, None)
+}
+
+/// By default only an alert its host's collector attested is diagnosed: a
+/// forged alert naming a host (published by another host's collector, or
+/// by anyone else who may write the stream) is refused and dead-lettered,
+/// and no remediation can follow from it.
+#[tokio::test]
+async fn only_alerts_their_host_attested_are_diagnosed() {
+    let redis = RedisServer::start().await;
+    let a = analyzer(&redis, Config::default()).await;
+    let mut conn = manager(&redis).await;
+    let refused = |body: String| {
+        let a = &a;
+        async move {
+            let response = a.handle(batch_of(vec![body])).await;
+            assert_eq!(response.rejected_items.len(), 1, "{response:?}");
+            assert!(response.rejected_items[0].reason.contains("not attested"), "{response:?}");
+            assert!(a.publisher().take().is_empty());
+            // The line `scripts/security-figures.sh` counts.
+            println!("attack refused: forged alert: {}", response.rejected_items[0].reason);
+        }
+    };
+    // Nobody attested it.
+    refused(AlertSpec::new("c-forged", "non_zero_exit").envelope(0.0)).await;
+    // Another alert of the same container was attested: it vouches for that one only.
+    let genuine = AlertSpec::new("c-forged", "non_zero_exit").envelope(0.5);
+    let key = attestation::key(&Envelope::parse(genuine.as_bytes()).unwrap()).unwrap();
+    let (): () = conn.set(&key, 1).await.unwrap();
+    refused(AlertSpec::new("c-forged", "non_zero_exit").envelope(0.0)).await;
+    // The same alert attested under another host's prefix (what another
+    // host's credentials may write) does not vouch for it either.
+    let forged = AlertSpec::new("c-other", "non_zero_exit").envelope(0.0);
+    let key = attestation::key(&Envelope::parse(forged.as_bytes()).unwrap()).unwrap();
+    let (): () = conn.set(key.replace(":h1/", ":h2/"), 1).await.unwrap();
+    refused(forged).await;
+    // The genuine one is diagnosed.
+    assert_eq!(decide(&a, genuine).await.kind, EventKind::RemediationNeeded);
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ async fn analyzer(redis: &RedisServer, fake: &FakeLlm, config: Config) -> Analyz
 #[tokio::test]
 async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
-    let a = analyzer(&redis, &fake, Config { cache_ttl: Duration::from_secs(2), ..Config::default() }).await;
+    let a = analyzer(&redis, &fake, Config { cache_ttl: Duration::from_secs(2), ..config() }).await;
     // One container crashing the same way again: one call, then the cache.
     // Another container of the same image asks for itself: one container's
     // logs (which may steer a model) never decide for another's.
@@ -64,7 +64,7 @@ async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
 #[tokio::test]
 async fn failed_answers_are_not_cached() {
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
-    let a = analyzer(&redis, &fake, Config::default()).await;
+    let a = analyzer(&redis, &fake, config()).await;
     fake.set(Mode::ServerError);
     assert_eq!(
         decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await.method.as_deref(),
@@ -78,7 +78,7 @@ async fn failed_answers_are_not_cached() {
 #[tokio::test]
 async fn beyond_the_hourly_budget_the_rules_decide() {
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
-    let a = analyzer(&redis, &fake, Config { max_calls_per_hour: 2, ..Config::default() }).await;
+    let a = analyzer(&redis, &fake, Config { max_calls_per_hour: 2, ..config() }).await;
     let mut methods = Vec::new();
     for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
         // Distinct images: every alert would need a call.

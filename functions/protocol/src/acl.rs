@@ -17,10 +17,12 @@
 //! `CONFIG`, `ACL`, `DEBUG`, `MIGRATE`, ...: Redis's `@dangerous`), keeping
 //! the few a cluster client needs to find its nodes.
 //!
+//! A collector may still put an alert naming another host's container on
+//! the alert stream, but cannot attest it under that host's prefix, and the
+//! analyzer diagnoses only attested alerts ([`crate::attestation`]).
+//!
 //! What they cannot prevent (see the README's security section): a
-//! collector may publish alerts that name another host's containers (the
-//! gate then acts only on what that host's collector reported about them),
-//! and may write the fleet-wide container and collector sets.
+//! collector may write the fleet-wide container and collector sets.
 //!
 //! `hemostat acl` prints the `ACL SETUSER` lines, with hashed passwords, for
 //! an operator to load (`redis-cli`, or an ACL file; on a cluster, on every
@@ -165,6 +167,8 @@ impl Role {
                     // The facts' hash tag `{host/name}`: its brace comes first.
                     format!("hemostat:facts:{{{h}/*"),
                     format!("hemostat:command_seen:{h}/*"),
+                    // Its alerts' attestations: only it vouches for its host.
+                    format!("{}*", glob(&keys::attestation(host, ""))),
                     glob(&keys::heartbeat(host)),
                     glob(&keys::commands(host)),
                     glob(keys::CONTAINERS),
@@ -183,6 +187,8 @@ impl Role {
             Role::Analyzer => {
                 let mut g = Grants::publishing(&[EventKind::RemediationNeeded, EventKind::FalseAlarm]);
                 g.write.extend(owned(&["hemostat:history:*", "hemostat:ai_verdict:*", "hemostat:ai_calls:*"]));
+                // Which host vouched for each alert.
+                g.read.push("hemostat:attested:*".to_owned());
                 g
             }
             Role::Responder => {
@@ -344,6 +350,7 @@ mod tests {
             keys::heartbeat("web"),
             keys::commands("web"),
             keys::command_seen("web", "id-1"),
+            keys::attestation("web", "d"),
             keys::published_mark(&EventKind::HealthAlert.stream(), "d"),
             EventKind::SystemAlert.stream(),
         ] {
@@ -356,6 +363,8 @@ mod tests {
             keys::commands("web2"),
             keys::commands("web-1"),
             keys::command_seen("web2", "id-1"),
+            keys::attestation("web2", "d"),
+            keys::attestation("web-1", "d"),
             EventKind::RemediationNeeded.stream(),
             keys::published_mark(&EventKind::RemediationNeeded.stream(), "d"),
             keys::remediation(&mine),
@@ -375,6 +384,11 @@ mod tests {
         assert!(reads(&Role::Responder, &keys::facts(&any)) && !writes(&Role::Responder, &keys::facts(&any)));
         for key in [keys::history(&any), keys::ai_verdict("s"), keys::ai_calls("2026120100")] {
             assert!(writes(&Role::Analyzer, &key), "{key}");
+        }
+        let attested = keys::attestation("h", "d");
+        assert!(reads(&Role::Analyzer, &attested) && !writes(&Role::Analyzer, &attested));
+        for role in [Role::Publisher, Role::Bridge, Role::Responder, Role::Dashboard, Role::Collector("h2".into())] {
+            assert!(!writes(&role, &attested), "{role}");
         }
         for key in [
             keys::events("all"),

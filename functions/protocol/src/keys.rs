@@ -185,6 +185,19 @@ pub fn commands(host: &str) -> String {
     format!("hemostat:commands:{host}")
 }
 
+/// "`host`'s collector published the alert with this digest": under the
+/// host's prefix, which only that host's collector (and the operator) may
+/// write, so the analyzer can tell an alert a host's own collector raised
+/// from one that names the host but was published by anybody else.
+pub fn attestation(host: &str, digest: &str) -> String {
+    format!("hemostat:attested:{host}/{digest}")
+}
+
+/// How long an [`attestation`] is kept: longer than any alert waits in its
+/// stream (the bridge gives up on a record after minutes), short enough
+/// that one key per alert never piles up.
+pub const ATTESTATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Marker that command `id` was already taken by `host`'s collector: under
 /// the host's prefix, so one host's credentials cannot mark (and so
 /// suppress) another host's commands.

@@ -19,6 +19,8 @@
 //! - [`container`]: how a container is named across a fleet (host + name).
 //! - [`diagnosis`]: why a container failed (cause, summary, evidence lines, restart or not).
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
+//! - [`attestation`]: which collector vouches for an alert (only the named
+//!   host's collector may), checked by the analyzer.
 //! - [`facts`]: what a container's collector says about it, the only account the gate believes.
 //! - [`keys`]: the Redis key schema and TTLs.
 //! - [`metrics`]: what a collector measured of a container: its stats record, and an alert's figures.
@@ -57,6 +59,7 @@
 
 pub mod acl;
 pub mod action;
+pub mod attestation;
 pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;

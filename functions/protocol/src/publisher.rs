@@ -17,7 +17,8 @@ pub trait Publisher: Send + Sync {
 /// Publishes to Redis: one `MULTI` with `XADD` to the kind's stream (what the
 /// bridge consumes; survives nobody listening), `PUBLISH` to the seed
 /// channel of its kind (what seed-protocol consumers subscribe to), and
-/// `PUBLISH` to the literal channel [`ALL_CHANNEL`]. All or nothing.
+/// `PUBLISH` to the literal channel [`ALL_CHANNEL`]. All or nothing. An
+/// alert is first attested by its host ([`crate::attestation`]).
 #[derive(Clone)]
 pub struct RedisPublisher {
     conn: Connection,
@@ -36,6 +37,12 @@ impl RedisPublisher {
 impl Publisher for RedisPublisher {
     async fn publish(&self, env: &Envelope) -> Result<String, ProtocolError> {
         let json = env.to_json();
+        // An alert is attested under its host's prefix before anyone can
+        // read it (see `attestation`): refused for a host not ours.
+        let attestation = crate::attestation::key(env);
+        if let Some(key) = &attestation {
+            crate::attestation::attest(&self.conn, key).await?;
+        }
         let mut conn = self.conn.clone();
         let (id,): (String,) = redis::pipe()
             .atomic()
@@ -68,6 +75,9 @@ impl Publisher for RedisPublisher {
         // An event acknowledged but lost in a failover would be an alert
         // nobody acts on: published means on a replica too.
         conn.wait_replicated(&env.kind.stream()).await?;
+        if let Some(key) = &attestation {
+            conn.wait_replicated(key).await?;
+        }
         tracing::debug!(kind = %env.kind, stream_id = %id, "published");
         Ok(id)
     }
