@@ -11,6 +11,7 @@
 #                              "skip" skips the phase (escape hatch while a crate is mid-edit)
 #   HEMOSTAT_TEST_KEEP_ENV=1   leave dockerd/redis running afterwards (faster reruns)
 #   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt, clippy and cargo-deny gates (while iterating on one test)
+#   HEMOSTAT_ADVISORY_DB=PATH    a copy of the RustSec advisory database (git) where GitHub is unreachable
 #   HEMOSTAT_TEST_FUZZ_SECONDS seconds of fuzzing per target after the build (default 2; 0 skips;
 #                              longer runs: cargo run --release -p hemostat-fuzz -- --seconds 60)
 #   HEMOSTAT_TEST_REDIS_MODES  the Redis the suite runs on, in turn (default "node cluster"):
@@ -57,8 +58,8 @@ test_args() {
 }
 
 # deny.toml: licenses, crates.io only, duplicate versions (reported). The
-# advisories need the RustSec database from GitHub: checked when it can be
-# fetched, skipped (and said so) when it cannot.
+# advisories need the RustSec database from GitHub (or HEMOSTAT_ADVISORY_DB):
+# checked when it can be fetched, skipped (and said so) when it cannot.
 supply_chain() {
     if ! command -v cargo-deny >/dev/null 2>&1; then
         phase "installing cargo-deny (once, into ~/.cargo/bin; several minutes)"
@@ -67,10 +68,21 @@ supply_chain() {
     phase "checking dependencies: cargo deny check licenses sources bans"
     cargo deny --log-level error check --hide-inclusion-graph licenses sources bans
     phase "checking advisories: cargo deny check advisories"
-    if timeout 60 cargo deny --log-level error fetch db >/dev/null 2>&1; then
-        cargo deny --log-level error check --disable-fetch --hide-inclusion-graph advisories
+    # HEMOSTAT_ADVISORY_DB: a copy of the database (a git clone or mirror of
+    # github.com/rustsec/advisory-db) for a machine that cannot reach GitHub;
+    # git fetches from it in place of GitHub.
+    local db_url=https://github.com/rustsec/advisory-db
+    local -a redirect=()
+    if [[ -n "${HEMOSTAT_ADVISORY_DB:-}" ]]; then
+        redirect=(env GIT_CONFIG_COUNT=1 "GIT_CONFIG_KEY_0=url.$HEMOSTAT_ADVISORY_DB.insteadOf" "GIT_CONFIG_VALUE_0=$db_url")
+    fi
+    if timeout 120 "${redirect[@]}" cargo deny --log-level error fetch db >/dev/null 2>&1; then
+        "${redirect[@]}" cargo deny --log-level error --offline check --hide-inclusion-graph advisories
+        if [[ -n "${HEMOSTAT_ADVISORY_DB:-}" ]]; then
+            echo "advisories: checked against the copy in $HEMOSTAT_ADVISORY_DB (its last advisory: $(git -C "$HEMOSTAT_ADVISORY_DB" log -1 --format=%cs))"
+        fi
     else
-        echo "advisories: skipped, the RustSec database (github.com/rustsec/advisory-db) is unreachable"
+        echo "advisories: skipped, the RustSec database ($db_url) is unreachable (HEMOSTAT_ADVISORY_DB: a local copy)"
     fi
 }
 
