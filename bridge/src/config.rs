@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use hemostat_protocol::{
     backoff::Backoff,
-    config::{DEFAULT_REDIS_URL, library_help, parse_millis, parse_seconds},
+    config::{DEFAULT_REDIS_URL, library_help, parse_duration, parse_millis, parse_seconds},
     secret::{RedisUrl, Secret},
 };
 
@@ -97,6 +97,32 @@ pub struct Config {
     /// Longest wait for one invocation (bare number: seconds).
     #[arg(long, env = "HEMOSTAT_BRIDGE_INVOKE_TIMEOUT_SECONDS", default_value = "60", value_parser = parse_seconds)]
     pub invoke_timeout_seconds: u64,
+
+    /// How often this replica writes its heartbeat (`hemostat:bridge:heartbeat:<consumer>`, expiring
+    /// after three intervals) with each route's lag, and checks the alert thresholds below.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A `bridge_lag` system alert when this many records of a stream wait unread by its group
+    /// (0: never on count).
+    #[arg(long, env = "HEMOSTAT_BRIDGE_LAG_ALERT", default_value_t = 1000)]
+    pub lag_alert: u64,
+
+    /// A `bridge_lag` system alert when a stream's oldest unread record is this old (0: never on age).
+    /// Below HEMOSTAT_BRIDGE_MAX_AGE_SECONDS, so people hear of it before records go stale.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_WAIT_ALERT", default_value = "2m", value_parser = parse_duration)]
+    pub wait_alert: Duration,
+
+    /// How often the relay pings itself through Redis; three silent intervals and its subscription
+    /// is taken for half-open and replaced.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_KEEPALIVE", default_value = "5s", value_parser = parse_duration)]
+    pub keepalive: Duration,
+
+    /// Serve `/healthz` and `/metrics` (Prometheus text) on this address, e.g. `127.0.0.1:9465`
+    /// (empty: not served). `/healthz` answers 503 when a route has not read for three block
+    /// timeouts (10 s at least) or the relay stopped hearing its keepalive.
+    #[arg(long, env = "HEMOSTAT_BRIDGE_LISTEN", default_value = "")]
+    pub listen: String,
 }
 
 /// Retry delays grow no longer than this: the default `HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`, past which

@@ -40,6 +40,7 @@ use crate::{
     Config,
     binding::Binding,
     error::BridgeError,
+    health::Beat,
     invoker::{Invocation, Invoker},
     stats::{Event, Stats},
 };
@@ -76,6 +77,9 @@ struct Route<I> {
     /// Ids being delivered by this process right now: the reclaimer must
     /// not hand them out again just because the function is slow.
     in_flight: Mutex<HashSet<String>>,
+    /// The route's last read (or wait on busy deliveries): what `/healthz`
+    /// and the heartbeat tell a hung read by.
+    progress: Arc<Beat>,
 }
 
 impl<I: Invoker> Consumer<I> {
@@ -102,8 +106,14 @@ impl<I: Invoker> Consumer<I> {
             stats,
             last_errors: Mutex::default(),
             in_flight: Mutex::default(),
+            progress: Arc::default(),
         };
         Consumer { route: Arc::new(route), reader }
+    }
+
+    /// The route's progress, for the replica's health.
+    pub(crate) fn progress(&self) -> Arc<Beat> {
+        self.route.progress.clone()
     }
 
     /// Creates the group at the start of the stream, so events published
@@ -122,14 +132,20 @@ impl<I: Invoker> Consumer<I> {
         while !*stop.borrow() {
             while deliveries.try_join_next().is_some() {}
             // A free slot first, so what is read is delivered at once.
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot,
-                _ = stop.wait_for(|s| *s) => break,
+            let slot = 'wait: loop {
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => break 'wait Some(slot),
+                    _ = stop.wait_for(|s| *s) => break 'wait None,
+                    // Every slot busy delivering (each bounded by the invoke
+                    // timeout): the route works, it is not stalled.
+                    _ = tokio::time::sleep(Duration::from_millis(route.config.block_ms)) => route.progress.now(),
+                }
             };
-            let Ok(slot) = slot else { break };
+            let Some(Ok(slot)) = slot else { break };
             match self.read_new().await {
                 Ok(entries) => {
                     backoff.reset();
+                    route.progress.now();
                     if !entries.is_empty() {
                         route.mark_in_flight(&entries);
                         let count = vec![1; entries.len()];
@@ -218,12 +234,18 @@ impl<I: Invoker> Route<I> {
                 continue;
             }
             let body = entry.field(ENVELOPE_FIELD).map(str::to_owned);
-            let problem = match &body {
-                None if entry.fields.is_none() => Some("trimmed from the stream (MAXLEN) while pending".to_owned()),
-                None => Some(format!("entry has no UTF-8 {ENVELOPE_FIELD:?} field")),
+            let (problem, stale) = match &body {
+                None if entry.fields.is_none() => {
+                    (Some("trimmed from the stream (MAXLEN) while pending".to_owned()), false)
+                }
+                None => (Some(format!("entry has no UTF-8 {ENVELOPE_FIELD:?} field")), false),
                 Some(body) => match Envelope::parse(body.as_bytes()) {
-                    Err(e) => Some(e.to_string()),
-                    Ok(_) => self.stale(&entry),
+                    Err(e) => (Some(e.to_string()), false),
+                    Ok(_) => {
+                        let stale = self.stale(&entry);
+                        let is_stale = stale.is_some();
+                        (stale, is_stale)
+                    }
                 },
             };
             match (problem, body) {
@@ -236,7 +258,7 @@ impl<I: Invoker> Route<I> {
                 }),
                 (problem, body) => {
                     let reason = problem.unwrap_or_else(|| format!("entry has no {ENVELOPE_FIELD:?} field"));
-                    self.dead_letter(&entry.id, &reason, body.as_deref(), delivery).await
+                    self.dead_letter(&entry.id, &reason, body.as_deref(), delivery, stale).await
                 }
             }
         }
@@ -266,7 +288,7 @@ impl<I: Invoker> Route<I> {
             let id = record.message_id.as_str();
             if let Some(rejected) = response.rejected_items.iter().find(|r| r.item_identifier == id) {
                 let reason = format!("rejected by {function}: {}", rejected.reason);
-                self.dead_letter(id, &reason, Some(&record.body), record.approximate_receive_count).await;
+                self.dead_letter(id, &reason, Some(&record.body), record.approximate_receive_count, false).await;
             } else if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
                 failed += 1;
                 self.remember_error(id, "reported as failed by the function (batchItemFailures)");
@@ -342,7 +364,9 @@ impl<I: Invoker> Route<I> {
             .then(|| format!("stale: {age}s old, older than {}s", self.config.max_age_seconds))
     }
 
-    async fn dead_letter(&self, id: &str, reason: &str, body: Option<&str>, attempts: u64) {
+    /// `stale`: given up for its age (counted apart: it is an incident
+    /// nobody acted on, and people are told).
+    async fn dead_letter(&self, id: &str, reason: &str, body: Option<&str>, attempts: u64, stale: bool) {
         let mut fields = vec![
             (dead_letter::STREAM, self.binding.stream.clone()),
             (dead_letter::GROUP, self.binding.group.clone()),
@@ -377,7 +401,7 @@ impl<I: Invoker> Route<I> {
         match result {
             Ok(()) => {
                 self.forget_errors(&[id]);
-                self.stats.record(Event::DeadLettered { stream: &self.binding.stream, id, reason, attempts });
+                self.stats.record(Event::DeadLettered { stream: &self.binding.stream, id, reason, attempts, stale });
             }
             Err(e) => tracing::error!(error = %e, id, "dead-lettering failed; the record stays pending"),
         }
@@ -425,7 +449,7 @@ impl<I: Invoker> Route<I> {
                             )
                         },
                     );
-                self.dead_letter(&entry.id, &reason, entry.field(ENVELOPE_FIELD), pending.deliveries).await;
+                self.dead_letter(&entry.id, &reason, entry.field(ENVELOPE_FIELD), pending.deliveries, false).await;
                 continue;
             }
             if !mine {

@@ -22,6 +22,9 @@
 //! - [`relay`]: seed-channel-only messages (seed-protocol publishers) into
 //!   their streams, once.
 //! - `stats`: typed delivery events, logged and counted together.
+//! - `health`: liveness: each route's and the relay's progress, the
+//!   heartbeat with each stream's lag, lag and stale alerts, `/healthz` and
+//!   `/metrics`.
 //! - `error`: the crate's error enum ([`BridgeError`]).
 //!
 //! The crate root chooses the client ([`AnyInvoker`], [`invoker()`]) and
@@ -34,6 +37,7 @@ mod binding;
 mod config;
 mod consumer;
 mod error;
+mod health;
 mod invoker;
 mod lambda_invoker;
 // A public module: its API is `relay::run` and `relay::relay`, and a root
@@ -108,6 +112,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let target = Target::from_env(&config.redis_url)?;
+    // Bound first: a bad address is a start-up error, not a silent absence.
+    let server = match config.listen.trim() {
+        "" => None,
+        addr => Some(health::Server::bind(addr).await?),
+    };
+    let mut progress = Vec::with_capacity(bindings.len());
     for binding in &bindings {
         let reader = target.lazy_blocking(config.block())?;
         let writer = target.connect().await?;
@@ -116,10 +126,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         consumer.ensure_group().await?;
         tracing::info!(stream = %binding.stream, function = %binding.function, group = %binding.group,
             consumer = %config.consumer, "route ready");
+        progress.push((binding.clone(), consumer.progress()));
         tasks.spawn(consumer.run(stop_rx.clone()));
     }
-    if config.relay {
-        tasks.spawn(relay::run(target.clone(), stop_rx.clone()));
+    let relay_heard = config.relay.then(|| Arc::new(health::Beat::default()));
+    if let Some(heard) = &relay_heard {
+        let keepalive = relay::Keepalive {
+            channel: hemostat_protocol::keys::bridge_keepalive(&config.consumer),
+            every: config.keepalive,
+            heard: heard.clone(),
+        };
+        tasks.spawn(relay::run_with(target.clone(), keepalive, stats.clone(), stop_rx.clone()));
+    }
+    let health = Arc::new(health::Health::new(
+        config.consumer.clone(),
+        progress,
+        relay_heard,
+        stats.clone(),
+        config.block(),
+        config.keepalive,
+    ));
+    tasks.spawn(health::heartbeat(health.clone(), target.connect().await?, config.clone(), stop_rx.clone()));
+    if let Some(server) = server {
+        tracing::info!(addr = ?server.addr(), "serving /healthz and /metrics");
+        let mut stop = stop_rx.clone();
+        tasks.spawn(server.serve(health, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
     }
     tracing::info!(routes = bindings.len(), endpoint = %config.lambda_endpoint, invoker = ?config.invoker,
         redis = %target.redacted(), batch_size = config.batch_size,

@@ -11,6 +11,8 @@
 //! only unmarked messages, marking them with `SET NX`, so each message
 //! lands in its stream once however many bridge replicas relay.
 
+use std::{sync::Arc, time::Duration};
+
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -22,7 +24,11 @@ use hemostat_protocol::{
     publisher::{ENVELOPE_FIELD, PUBLISHED_MARK_TTL_SECONDS, dead_letter, published_mark},
 };
 
-use crate::error::BridgeError;
+use crate::{
+    error::BridgeError,
+    health::Beat,
+    stats::{Event, Stats},
+};
 
 /// What became of one channel message.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,8 +41,28 @@ pub enum Relayed {
     Malformed,
 }
 
-/// Relays until `stop`; reconnects with backoff when the subscription drops.
-pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
+/// How the relay knows it still hears: it pings itself on its own channel
+/// through Redis every `every`; a subscription that heard nothing for three
+/// pings is half-open (the node died without closing the socket, a
+/// firewall dropped it) and is replaced.
+pub(crate) struct Keepalive {
+    pub(crate) channel: String,
+    pub(crate) every: Duration,
+    pub(crate) heard: Arc<Beat>,
+}
+
+/// Relays until `stop`, pinging itself every `keepalive`; reconnects with
+/// backoff when the subscription drops or stops hearing its pings.
+pub async fn run(target: Target, keepalive: Duration, stop: watch::Receiver<bool>) {
+    static RELAYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RELAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let channel = keys::bridge_keepalive(&format!("relay-{}-{n}", std::process::id()));
+    let keepalive = Keepalive { channel, every: keepalive, heard: Arc::default() };
+    run_with(target, keepalive, Arc::default(), stop).await
+}
+
+/// [`run`], hearing its keepalive on `keepalive.heard` and counting into `stats`.
+pub(crate) async fn run_with(target: Target, keepalive: Keepalive, stats: Arc<Stats>, mut stop: watch::Receiver<bool>) {
     let writer = match target.lazy() {
         Ok(writer) => writer,
         Err(e) => {
@@ -50,7 +76,7 @@ pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
         // Any node of a cluster hears every PUBLISH; after a failure try the
         // next node the cluster serves from now, so neither a dead node nor
         // dead seeds silence the relay.
-        match relay_until_disconnected(nodes.current(), &writer, &mut stop).await {
+        match relay_until_disconnected(nodes.current(), &writer, &keepalive, &stats, &mut stop).await {
             Ok(()) => backoff.reset(),
             Err(e) => {
                 let wait = backoff.next_delay();
@@ -65,27 +91,58 @@ pub async fn run(target: Target, mut stop: watch::Receiver<bool>) {
 async fn relay_until_disconnected(
     node: &redis::Client,
     writer: &Connection,
+    keepalive: &Keepalive,
+    stats: &Stats,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), BridgeError> {
-    let mut pubsub = node.get_async_pubsub().await?;
-    for kind in EventKind::ALL {
-        pubsub.subscribe(kind.channel()).await?;
-    }
+    // Bounded like every other Redis call: a node that accepts and then
+    // never answers must not hold the relay forever.
+    let subscribed = tokio::time::timeout(keepalive.every * 3, async {
+        let mut pubsub = node.get_async_pubsub().await?;
+        for kind in EventKind::ALL {
+            pubsub.subscribe(kind.channel()).await?;
+        }
+        pubsub.subscribe(&keepalive.channel).await?;
+        Ok::<_, BridgeError>(pubsub)
+    })
+    .await
+    .map_err(|_| BridgeError::Config("subscribing timed out".into()))??;
     let mut writer = writer.clone();
     tracing::info!(channels = EventKind::ALL.len(), node = %node.get_connection_info().addr(),
         "relay subscribed to the seed channels");
-    let mut messages = pubsub.on_message();
+    keepalive.heard.now();
+    let mut ping = tokio::time::interval(keepalive.every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut messages = subscribed.into_on_message();
     loop {
         tokio::select! {
             _ = stop.changed() => return Ok(()),
+            _ = ping.tick() => {
+                let silent = keepalive.heard.ago();
+                if silent > keepalive.every * 3 {
+                    return Err(BridgeError::Config(format!(
+                        "no keepalive heard for {}s: the subscription is half-open",
+                        silent.as_secs()
+                    )));
+                }
+                let sent: Result<i64, _> =
+                    redis::cmd("PUBLISH").arg(&keepalive.channel).arg("ping").query_async(&mut writer).await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "relay keepalive not sent");
+                }
+            }
             message = messages.next() => {
                 let Some(message) = message else {
                     return Err(BridgeError::Config("relay subscription closed".into()));
                 };
                 let channel = message.get_channel_name().to_owned();
+                if channel == keepalive.channel {
+                    keepalive.heard.now();
+                    continue;
+                }
                 let payload: Vec<u8> = message.get_payload().unwrap_or_default();
                 match relay(&mut writer, &channel, &payload).await {
-                    Ok(Relayed::Appended) => tracing::info!(%channel, "relayed a message published only on its channel"),
+                    Ok(Relayed::Appended) => stats.record(Event::Relayed { channel: &channel }),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(%channel, error = %e, "relaying failed; the message is lost to the stream"),
                 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hemostat_bridge::relay::{self, Relayed};
-use hemostat_e2e::{RedisCluster, RedisServer, redis_server::cluster_mode, wait_until};
+use hemostat_e2e::{Freezer, RedisCluster, RedisServer, redis_server::cluster_mode, wait_until};
 use hemostat_protocol::{
     Envelope, EventKind, Publisher, RedisPublisher,
     connection::{self, Target},
@@ -55,7 +55,7 @@ async fn a_running_relay_carries_a_seed_publish_into_the_stream() {
     let mut conn = server.connection().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let target = Target::from_env(&server.url()).unwrap();
-    let task = tokio::spawn(relay::run(target, stop_rx));
+    let task = tokio::spawn(relay::run(target, Duration::from_secs(5), stop_rx));
     let ports = match server.cluster() {
         Some(cluster) => cluster.ports(),
         None => vec![server.port()],
@@ -89,7 +89,7 @@ async fn the_relay_outlives_its_only_seed_on_a_cluster() {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let target = Target::from_env(&format!("redis://127.0.0.1:{seed_port}")).unwrap();
-    let task = tokio::spawn(relay::run(target, stop_rx));
+    let task = tokio::spawn(relay::run(target, Duration::from_secs(5), stop_rx));
     let on = subscribed_on(&cluster.ports()).await.expect("relay never subscribed");
     assert_eq!(on, seed_port, "the relay subscribed first to a node other than its seed");
 
@@ -109,6 +109,51 @@ async fn the_relay_outlives_its_only_seed_on_a_cluster() {
         .unwrap();
     let _: i64 = node.publish(EventKind::RemediationNeeded.channel(), &after).await.unwrap();
     assert!(arrives(&conn, "after the seed died").await, "a seed publish after the failover never reached the stream");
+    let _ = stop_tx.send(true);
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("relay stops").unwrap();
+}
+
+/// A subscription whose connection goes half-open (the proxy between the
+/// relay and Redis goes silent, sockets open) hears nothing and gets no
+/// error: the relay notices its own keepalive missing, subscribes again,
+/// and seed publishes reach the stream again; its writer, silent too, is
+/// replaced after a response timeout.
+#[tokio::test]
+async fn a_half_open_subscription_is_noticed_and_replaced() {
+    if cluster_mode() {
+        eprintln!("single node only: the proxy stands in front of one node, and a cluster names its nodes' own ports");
+        return;
+    }
+    let server = RedisServer::start().await;
+    let conn = server.connection().await;
+    let proxy = Freezer::start(server.port()).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let target = Target::from_env(&format!("redis://127.0.0.1:{}", proxy.port())).unwrap();
+    let task = tokio::spawn(relay::run(target, Duration::from_millis(300), stop_rx));
+    assert!(subscribed_on(&[server.port()]).await.is_some(), "relay never subscribed");
+    let mut direct = conn.clone();
+    let _: i64 = direct.publish(EventKind::RemediationNeeded.channel(), FOREIGN).await.unwrap();
+    assert!(arrives(&conn, "Custom-Analyzer").await, "the seed publish never reached the stream");
+
+    proxy.freeze();
+    let started = std::time::Instant::now();
+    // Publishes into a deaf subscription are lost (pub/sub keeps nothing):
+    // publish until one arrives.
+    let mut n = 0;
+    let recovered = wait_until(Duration::from_secs(30), || {
+        n += 1;
+        let (mut direct, conn, text) = (direct.clone(), conn.clone(), format!("after the freeze {n}"));
+        async move {
+            let message = FOREIGN.replace("custom rule", &text);
+            let _: i64 = direct.publish(EventKind::RemediationNeeded.channel(), &message).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let entries: redis::streams::StreamRangeReply = conn.clone().xrange_all(stream()).await.unwrap();
+            entries.ids.iter().any(|e| e.get::<String>("envelope").is_some_and(|b| b.contains("after the freeze")))
+        }
+    })
+    .await;
+    assert!(recovered, "the relay never heard again after its connections went silent");
+    println!("relay recovered from a half-open connection in {:.1}s", started.elapsed().as_secs_f64());
     let _ = stop_tx.send(true);
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("relay stops").unwrap();
 }

@@ -17,6 +17,8 @@
 //!   action, run through the whole stack to a table.
 //! - [`fake_llm`] — [`FakeLlm`], a local server answering like OpenAI's
 //!   Chat Completions and Anthropic's Messages APIs.
+//! - [`freezer`] — [`Freezer`], a TCP proxy whose connections can go silent
+//!   (half-open), for keepalive and timeout tests.
 //! - [`keys`] — [`test_keys`]: the run's command signing key pair (responder,
 //!   collectors, tests that sign commands).
 //! - [`paths`] — where things live: workspace root, built binaries
@@ -63,6 +65,7 @@ pub mod dockerd;
 pub mod events;
 pub mod facts;
 pub mod fake_llm;
+pub mod freezer;
 pub mod http;
 pub mod incidents;
 pub mod keys;
@@ -81,6 +84,7 @@ pub use dockerd::PrivateDockerd;
 pub use events::stream_events;
 pub use facts::report_container;
 pub use fake_llm::FakeLlm;
+pub use freezer::Freezer;
 pub use http::{http_get, http_request};
 pub use keys::{TestKeys, test_keys};
 pub use paths::{bin_dir, log_dir, workspace_root};

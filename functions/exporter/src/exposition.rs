@@ -10,8 +10,8 @@ use crate::{
     store::Snapshot,
 };
 
-/// The Content-Type of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use hemostat_protocol::exposition::CONTENT_TYPE;
+use hemostat_protocol::exposition::escape_help;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Sample {
@@ -132,10 +132,6 @@ pub fn false_alarm_ratio(stored: &[(String, String)]) -> Option<f64> {
         }
     }
     (total > 0.0).then(|| false_alarms / total)
-}
-
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -294,33 +294,7 @@ fn bucket_series(name: &str, labels: &[(&str, String)], le: &str) -> String {
     series(&format!("{name}_bucket"), &with_le)
 }
 
-/// The text format's label value escapes: backslash, double quote, newline.
-pub fn escape_label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Floats as Prometheus writes them: `1`, `0.25`, `+Inf`, `NaN`.
-pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's shortest round-trip form: 1 for 1.0, 0.1 for 0.1.
-        format!("{v}")
-    }
-}
+pub use hemostat_protocol::exposition::{escape_label_value, format_float};
 
 /// Parses a stored series back: `name{k="v",...}` into the name and the
 /// unescaped labels. `None` for anything else (a field this version did not

@@ -182,7 +182,12 @@ impl Role {
                 // publishes into them), the relay's marks, its takeovers.
                 write: owned(&["hemostat:stream:*", "hemostat:published:*", "hemostat:bridge:*"]),
                 read: Vec::new(),
-                channels: EventKind::ALL.iter().map(|k| glob(&k.channel())).collect(),
+                channels: EventKind::ALL
+                    .iter()
+                    .map(|k| glob(&k.channel()))
+                    // Its relay's keepalive pings.
+                    .chain(std::iter::once("hemostat:bridge:keepalive:*".to_owned()))
+                    .collect(),
             },
             Role::Analyzer => {
                 let mut g = Grants::publishing(&[EventKind::RemediationNeeded, EventKind::FalseAlarm]);
@@ -401,9 +406,15 @@ mod tests {
         for key in [keys::exporter_metrics(), keys::exporter_seen("s", "1-0"), keys::collector_missing("h")] {
             assert!(writes(&Role::Exporter, &key), "{key}");
         }
-        for key in
-            [keys::DEAD_LETTER_STREAM.to_owned(), keys::bridge_takeovers("s", "g"), keys::published_mark("s", "d")]
-        {
+        for key in [
+            keys::DEAD_LETTER_STREAM.to_owned(),
+            keys::bridge_takeovers("s", "g"),
+            keys::published_mark("s", "d"),
+            keys::bridge_heartbeat("b-1"),
+            keys::BRIDGES.to_owned(),
+            keys::bridge_alerted("s"),
+            EventKind::SystemAlert.stream(),
+        ] {
             assert!(writes(&Role::Bridge, &key), "{key}");
         }
         for role in [Role::Dashboard, Role::Publisher, Role::Alert, Role::Analyzer, Role::Bridge] {

@@ -13,6 +13,8 @@ pub mod agent {
     pub const ANALYZER: &str = "HemoStat-Analyzer";
     pub const RESPONDER: &str = "HemoStat-Responder";
     pub const ALERT: &str = "HemoStat-Alert";
+    /// The bridge, about itself (its lag, records it gave up as stale).
+    pub const BRIDGE: &str = "HemoStat-Bridge";
 }
 
 /// One message on a seed channel or durable stream.

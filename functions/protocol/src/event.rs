@@ -359,6 +359,13 @@ impl SystemAlert {
     /// A container's circuit breaker opened: its fixes do not hold, and
     /// HemoStat stops acting on it until the breaker expires or is reset.
     pub const CIRCUIT_OPEN: &'static str = "circuit_open";
+    /// Records wait in a stream longer (or in greater number) than the
+    /// bridge's thresholds: the functions are not keeping up, or cannot be
+    /// reached, and alerts wait with them.
+    pub const BRIDGE_LAG: &'static str = "bridge_lag";
+    /// Records were dead-lettered as stale (older than the bridge's
+    /// `HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`): incidents nobody acted on.
+    pub const STALE_DEAD_LETTERED: &'static str = "stale_dead_lettered";
 }
 
 #[cfg(test)]

@@ -212,6 +212,29 @@ pub fn bridge_takeovers(stream: &str, group: &str) -> String {
     format!("hemostat:bridge:takeovers:{stream}:{group}")
 }
 
+/// A bridge replica's heartbeat ([`crate::liveness::BridgeHeartbeat`]),
+/// expiring three intervals after its last refresh.
+pub fn bridge_heartbeat(consumer: &str) -> String {
+    format!("hemostat:bridge:heartbeat:{consumer}")
+}
+
+/// Every bridge replica seen: a sorted set of consumer names scored by the
+/// epoch ms of its last heartbeat.
+pub const BRIDGES: &str = "hemostat:bridge:replicas";
+
+/// Present while one replica has alerted about `what` (a stream's lag), so
+/// the replicas of one fleet alert once per episode, not once each.
+pub fn bridge_alerted(what: &str) -> String {
+    format!("hemostat:bridge:alerted:{what}")
+}
+
+/// The channel a bridge replica pings itself on, through Redis, to know
+/// its relay's subscription still hears (a half-open connection is silent,
+/// not closed).
+pub fn bridge_keepalive(consumer: &str) -> String {
+    format!("hemostat:bridge:keepalive:{consumer}")
+}
+
 /// Every silence (see [`crate::silence`]): a sorted set, member = the
 /// silence's JSON, score = its end in epoch ms; readers prune ended ones.
 pub const SILENCES: &str = "hemostat:silences";

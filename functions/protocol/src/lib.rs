@@ -21,8 +21,10 @@
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
 //! - [`attestation`]: which collector vouches for an alert (only the named
 //!   host's collector may), checked by the analyzer.
+//! - [`exposition`]: the Prometheus text format every `/metrics` writes.
 //! - [`facts`]: what a container's collector says about it, the only account the gate believes.
 //! - [`keys`]: the Redis key schema and TTLs.
+//! - [`liveness`]: what a bridge replica reports of its own progress (its heartbeat).
 //! - [`metrics`]: what a collector measured of a container: its stats record, and an alert's figures.
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
@@ -74,11 +76,13 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod evidence;
+pub mod exposition;
 pub mod facts;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod gate;
 pub mod keys;
+pub mod liveness;
 pub mod metrics;
 pub mod policy;
 pub mod publisher;

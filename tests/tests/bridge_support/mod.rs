@@ -73,7 +73,9 @@ impl Env {
                 // Only the two routes this test template serves; the other
                 // functions' routes would dead-letter as "not found".
                 .args(["--routes", "health_alert=analyzer,remediation_needed=responder"])
-                .args(["--retry-base-ms", "100", "--max-attempts", "3", "--block-ms", "200", "--max-age-seconds", "0"])
+                .args(["--retry-base-ms", "100", "--max-attempts", "3", "--block-ms", "200"])
+                // Given once only (clap refuses a repeated value).
+                .args(if extra.contains(&"--max-age-seconds") { &[][..] } else { &["--max-age-seconds", "0"][..] })
                 .args(extra.iter().copied())
         })
         .await

@@ -27,7 +27,13 @@ mod cluster;
 mod slot_map;
 mod target;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use futures::FutureExt;
 use redis::{
@@ -58,7 +64,12 @@ struct Shared {
     target: Target,
     response_timeout: Duration,
     /// Decided on first use: `REDIS_CLUSTER=auto` asks the server.
-    inner: OnceCell<Inner>,
+    cluster: OnceCell<bool>,
+    /// The sockets, with a generation number. Replaced after a response
+    /// timeout: the client reconnects on a closed socket, but a half-open
+    /// one (a peer gone without a word, a dropped NAT or firewall entry)
+    /// only ever times out, and would stay dead for good.
+    inner: std::sync::Mutex<Option<(u64, Inner)>>,
     /// Which master serves which slots, to send one pipeline per master.
     slots: SlotCache,
 }
@@ -74,7 +85,13 @@ impl Connection {
     /// A connection to `target` that connects on first use (see [`Target::lazy`]).
     pub(super) fn new(target: Target, response_timeout: Duration) -> Connection {
         Connection {
-            shared: Arc::new(Shared { target, response_timeout, inner: OnceCell::new(), slots: SlotCache::default() }),
+            shared: Arc::new(Shared {
+                target,
+                response_timeout,
+                cluster: OnceCell::new(),
+                inner: std::sync::Mutex::new(None),
+                slots: SlotCache::default(),
+            }),
         }
     }
 
@@ -117,15 +134,36 @@ impl Connection {
     }
 
     async fn inner(&self) -> Result<Inner, ProtocolError> {
+        Ok(self.current().await?.1)
+    }
+
+    /// The sockets and their generation, opened (lazily) if there are none.
+    async fn current(&self) -> Result<(u64, Inner), ProtocolError> {
         let shared = &self.shared;
-        let inner = shared
-            .inner
-            .get_or_try_init(|| async {
-                let cluster = shared.target.is_cluster().await?;
-                shared.target.open(cluster, shared.response_timeout)
-            })
-            .await?;
-        Ok(inner.clone())
+        let cluster = *shared.cluster.get_or_try_init(|| shared.target.is_cluster()).await?;
+        let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = &*inner {
+            return Ok(current.clone());
+        }
+        static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+        let opened =
+            (GENERATIONS.fetch_add(1, Ordering::Relaxed), shared.target.open(cluster, shared.response_timeout)?);
+        *inner = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// After `result` of a request on generation `generation`: a response
+    /// timeout drops those sockets, so the next request opens new ones.
+    fn after<T>(&self, generation: u64, result: &redis::RedisResult<T>) {
+        let Err(e) = result else { return };
+        if !e.is_timeout() {
+            return;
+        }
+        let mut inner = self.shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.as_ref().is_some_and(|(g, _)| *g == generation) {
+            tracing::warn!(redis = %self.shared.target.redacted(), "Redis did not answer in time; reconnecting");
+            *inner = None;
+        }
     }
 }
 
@@ -139,10 +177,13 @@ fn as_redis_error(e: ProtocolError) -> redis::RedisError {
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
-            match self.inner().await.map_err(as_redis_error)? {
+            let (generation, inner) = self.current().await.map_err(as_redis_error)?;
+            let result = match inner {
                 Inner::Node(mut c) => c.req_packed_command(cmd).await,
                 Inner::Cluster(mut c) => c.req_packed_command(cmd).await,
-            }
+            };
+            self.after(generation, &result);
+            result
         }
         .boxed()
     }
@@ -154,10 +195,13 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
-            match self.inner().await.map_err(as_redis_error)? {
+            let (generation, inner) = self.current().await.map_err(as_redis_error)?;
+            let result = match inner {
                 Inner::Node(mut c) => c.req_packed_commands(pipeline, offset, count).await,
                 Inner::Cluster(c) => cluster_pipeline(&self.shared.slots, c, pipeline, offset, count).await,
-            }
+            };
+            self.after(generation, &result);
+            result
         }
         .boxed()
     }
