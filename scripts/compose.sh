@@ -128,7 +128,7 @@ if ((starting)) || [[ -x "$hemostat" ]]; then
         collector_redis_url=$REDIS_URL bridge_redis_url=$REDIS_URL
         ((starting)) && echo "== every component uses REDIS_URL" >&2
     else
-        ((starting)) && echo "== Redis has no default user; one ACL user per component, passwords in $state/redis, the operator's URL in $state/redis.url" >&2
+        ((starting)) && echo "== Redis has no user without a password; one ACL user per component, passwords in $state/redis, the operator's URL in $state/redis.url" >&2
     fi
     export HEMOSTAT_COLLECTOR_REDIS_URL=$collector_redis_url HEMOSTAT_BRIDGE_REDIS_URL=$bridge_redis_url
 fi

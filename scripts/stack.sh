@@ -39,8 +39,9 @@
 # loopback (EXPORTER_BEARER_TOKEN makes it require one too).
 # HEMOSTAT_LOCAL_PARAMETER_OVERRIDES set by you come after these and win.
 #
-# Redis (unless REDIS_URL is set) has no user without a password: its
-# default user is off, and every component connects as an ACL user of its
+# Redis (unless REDIS_URL is set) has no user without a password: nobody
+# can log in as its default user (scripts/lib/redis-users.sh says why it is
+# not simply off), and every component connects as an ACL user of its
 # own with the least keys, channels and commands it needs (`hemostat acl`):
 # the collector can write only its host's keys, cannot command another host
 # nor ask for a remediation. Passwords in $HEMOSTAT_STATE_DIR/redis/ (0600),
@@ -245,10 +246,11 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "127.0.0.1:$port is taken (a redis-server service? systemctl stop redis-server); set HEMOSTAT_REDIS_PORT to a free port, or REDIS_URL=redis://127.0.0.1:$port to use that Redis"
   fi
-  # No user without a password: the default user is off, and each component
-  # gets a user of its own with the least keys and commands it needs.
+  # No user without a password: nobody can log in as the default user, and
+  # each component gets a user of its own with the least keys and commands
+  # it needs.
   redis_users "$state" "$HEMOSTAT_HOST" "$port" "$bin/hemostat"
-  echo "== starting redis-server on 127.0.0.1:$port (no default user; one ACL user per component, passwords in $redis_dir)"
+  echo "== starting redis-server on 127.0.0.1:$port (no user without a password; one ACL user per component, passwords in $redis_dir)"
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --aclfile "$redis_dir/users.acl" \
     --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
   pong() { [[ "$(REDISCLI_AUTH=$operator_password redis-cli --user hemostat-operator -p "$port" ping 2>/dev/null)" == PONG ]]; }
