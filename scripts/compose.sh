@@ -28,8 +28,10 @@
 # redis/, 0600), the functions' URLs handed to the emulator in
 # redis/functions.env.json, the collector's and the bridge's as
 # HEMOSTAT_COLLECTOR_REDIS_URL and HEMOSTAT_BRIDGE_REDIS_URL, the operator's
-# in redis.url where `hemostat` finds it. With REDIS_URL set (your own
-# Redis) every component uses it. It prints where they are, never what.
+# in redis.url where `hemostat` finds it. Redis keeps its data in
+# redis/data (durable: infra/redis/durability.conf), which `down -v` leaves:
+# delete it for an empty Redis. With REDIS_URL set (your own Redis) every
+# component uses it. It prints where they are, never what.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -119,16 +121,20 @@ if ((starting)) || [[ -x "$hemostat" ]]; then
     [[ -x "$hemostat" ]] || { echo "error: $hemostat is missing: build it (cargo build --bins)" >&2; exit 1; }
     redis_users_host
     redis_users "$state" "$HEMOSTAT_HOST" "${HEMOSTAT_REDIS_PORT:-6379}" "$hemostat"
-    # compose.yaml's redis reads users.acl as this user (it holds hashes only).
+    # compose.yaml's redis reads users.acl as this user (it holds hashes
+    # only), and keeps its data in redis/data, which must exist (or the
+    # engine makes it, as root) and be this user's alone.
     HEMOSTAT_UID=$(id -u) HEMOSTAT_GID=$(id -g)
     export HEMOSTAT_UID HEMOSTAT_GID
+    mkdir -p "$state/redis/data"
+    chmod 0700 "$state/redis/data"
     if [[ -n "${REDIS_URL:-}" ]]; then
         rm -f "$state/redis.url"
         (umask 077 && echo '{}' >"$state/redis/functions.env.json")
         collector_redis_url=$REDIS_URL bridge_redis_url=$REDIS_URL
         ((starting)) && echo "== every component uses REDIS_URL" >&2
     else
-        ((starting)) && echo "== Redis has no default user; one ACL user per component, passwords in $state/redis, the operator's URL in $state/redis.url" >&2
+        ((starting)) && echo "== Redis has no user without a password; one ACL user per component, passwords in $state/redis, the operator's URL in $state/redis.url" >&2
     fi
     export HEMOSTAT_COLLECTOR_REDIS_URL=$collector_redis_url HEMOSTAT_BRIDGE_REDIS_URL=$bridge_redis_url
 fi

@@ -39,13 +39,18 @@
 # loopback (EXPORTER_BEARER_TOKEN makes it require one too).
 # HEMOSTAT_LOCAL_PARAMETER_OVERRIDES set by you come after these and win.
 #
-# Redis (unless REDIS_URL is set) has no user without a password: its
-# default user is off, and every component connects as an ACL user of its
+# Redis (unless REDIS_URL is set) has no user without a password: nobody
+# can log in as its default user (scripts/lib/redis-users.sh says why it is
+# not simply off), and every component connects as an ACL user of its
 # own with the least keys, channels and commands it needs (`hemostat acl`):
 # the collector can write only its host's keys, cannot command another host
 # nor ask for a remediation. Passwords in $HEMOSTAT_STATE_DIR/redis/ (0600),
 # the functions' handed over by the emulator's --env-vars file there; the
 # operator's URL in $HEMOSTAT_STATE_DIR/redis.url, where `hemostat` finds it.
+# Its data is durable (infra/redis/durability.conf: append-only file,
+# fsync every second) in $HEMOSTAT_STATE_DIR/redis/data (0700): silences,
+# cooldowns, circuit breakers, the collectors' registry and the streams
+# outlive a restart of the stack or a crash of Redis.
 # No secret is ever printed, only where it is.
 set -euo pipefail
 
@@ -64,8 +69,11 @@ if [[ -f .env ]]; then
 fi
 
 state="${HEMOSTAT_STATE_DIR:-$root/.hemostat}"
+mkdir -p "$state/logs"
+# Absolute: redis-server changes into its data folder before it reads its
+# ACL file, and writes its pid and log files from there.
+state=$(cd "$state" && pwd)
 logs="$state/logs"
-mkdir -p "$logs"
 
 : "${DOCKER_HOST:=unix:///var/run/docker.sock}"
 : "${HEMOSTAT_PROFILE:=release}"
@@ -245,15 +253,27 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "127.0.0.1:$port is taken (a redis-server service? systemctl stop redis-server); set HEMOSTAT_REDIS_PORT to a free port, or REDIS_URL=redis://127.0.0.1:$port to use that Redis"
   fi
-  # No user without a password: the default user is off, and each component
-  # gets a user of its own with the least keys and commands it needs.
+  # No user without a password: nobody can log in as the default user, and
+  # each component gets a user of its own with the least keys and commands
+  # it needs.
   redis_users "$state" "$HEMOSTAT_HOST" "$port" "$bin/hemostat"
-  echo "== starting redis-server on 127.0.0.1:$port (no default user; one ACL user per component, passwords in $redis_dir)"
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --aclfile "$redis_dir/users.acl" \
-    --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
+  # Durable: the settings compose.yaml's Redis and the durability test use
+  # too; the data of every earlier start is loaded again.
+  redis_data="$redis_dir/data"
+  mkdir -p "$redis_data"
+  chmod 0700 "$redis_data"
+  echo "== starting redis-server on 127.0.0.1:$port (no user without a password; one ACL user per component, passwords in $redis_dir; data in $redis_data, append-only, fsync every second)"
+  redis-server "$root/infra/redis/durability.conf" --bind 127.0.0.1 --port "$port" --dir "$redis_data" \
+    --aclfile "$redis_dir/users.acl" --daemonize yes --pidfile "$state/redis.pid" --logfile "$logs/redis.log"
   pong() { [[ "$(REDISCLI_AUTH=$operator_password redis-cli --user hemostat-operator -p "$port" ping 2>/dev/null)" == PONG ]]; }
-  for _ in $(seq 50); do
+  # It answers LOADING until the earlier data is loaded: wait for that (up
+  # to a minute), unless it died (a damaged AOF: its log says what to do).
+  for i in $(seq 600); do
     pong && break
+    redis_pid=$(cat "$state/redis.pid" 2>/dev/null || true)
+    if [[ -n "$redis_pid" && ! -e "/proc/$redis_pid" ]] || [[ -z "$redis_pid" && $i -gt 50 ]]; then
+      die "redis-server exited; see $logs/redis.log"
+    fi
     sleep 0.1
   done
   pong || die "redis-server did not answer on 127.0.0.1:$port; see $logs/redis.log"

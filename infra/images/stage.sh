@@ -13,7 +13,8 @@
 # Output (build contexts, one per image; the Dockerfiles are in infra/):
 #   target/images/base        -> hemostat/base:local   (built here: the others start FROM it)
 #   target/images/hemostat    -> hemostat:local        (collector, bridge, emulator + every function)
-#   target/images/redis       -> hemostat/redis:local  (the host's redis-server and redis-cli)
+#   target/images/redis       -> hemostat/redis:local  (the host's redis-server and redis-cli,
+#                                                      infra/redis/durability.conf)
 #   target/images/prometheus  -> hemostat/prometheus:local (the host's prometheus, if installed)
 #
 # Environment: DOCKER_HOST (the engine to build the base in),
@@ -140,6 +141,9 @@ stage_redis() {
         put "$rootfs" "$b"
     done
     put_libraries "$rootfs" /usr/bin/redis-server /usr/bin/redis-cli
+    # Its durability, the same file scripts/stack.sh runs redis-server with.
+    mkdir -p "$rootfs/etc/hemostat"
+    cp "$ROOT/infra/redis/durability.conf" "$rootfs/etc/hemostat/durability.conf"
 }
 
 stage_prometheus() {

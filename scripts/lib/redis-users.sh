@@ -10,7 +10,8 @@
 # on 127.0.0.1:PORT, makes or reuses in STATE:
 #   redis/hemostat-<role>.password  each user's password (0600, kept)
 #   redis/users.acl                 the users for redis-server --aclfile
-#                                   (passwords as SHA-256 only; default off)
+#                                   (passwords as SHA-256 only; the default
+#                                   user's a hash nobody has the password of)
 #   redis/functions.env.json        each function's REDIS_URL, for the
 #                                   emulator's --env-vars (0600)
 #   redis.url                       the operator's URL, where `hemostat`
@@ -32,6 +33,23 @@ redis_users_host() {
 # The functions of template.yaml, each its own Redis user.
 REDIS_USERS_FUNCTIONS=(analyzer responder alert exporter dashboard)
 
+# The default user's line: nobody can log in as it (its password is the
+# SHA-256 of 32 random bytes that are never kept, new at every start), so a
+# client without a password is refused (NOAUTH) as with the user off, yet
+# it may run everything. It must: when Redis loads its append-only file, it
+# replays each MULTI/EXEC as the default user and checks that user's
+# permissions again at EXEC, and Redis 7 (7.0.15 and 7.2.5 seen; fixed
+# upstream by redis/redis#14545, valkey-io/valkey#3984) silently drops
+# every transaction, and so every event published and every gate decision
+# (scripts are written to the AOF as transactions), that the default user
+# may not run.
+redis_users_default() {
+  local hash
+  hash=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+  [[ "$hash" =~ ^[0-9a-f]{64}$ ]] || secrets_die "could not hash 32 random bytes (sha256sum)"
+  printf 'user default on #%s ~* &* +@all\n' "$hash"
+}
+
 redis_users() {
   local state=$1 host=$2 port=$3 hemostat=$4
   local dir="$state/redis" acl_file="$state/redis/users.acl" f sep
@@ -40,7 +58,7 @@ redis_users() {
     umask 077
     "$hemostat" acl --dir "$state" --acl-file "collector:$host" bridge "${REDIS_USERS_FUNCTIONS[@]}" operator \
       >"$acl_file.tmp" 2>/dev/null &&
-      echo "user default off resetkeys resetchannels -@all" >>"$acl_file.tmp" &&
+      redis_users_default >>"$acl_file.tmp" &&
       mv -f "$acl_file.tmp" "$acl_file"
   ) || secrets_die "could not make the Redis users in $dir (hemostat acl)"
 

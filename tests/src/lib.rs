@@ -27,10 +27,13 @@
 //! - [`http`] — [`http_get`] / [`http_request`], one plain request and its [`http::Answer`].
 //! - [`polling`] — [`wait_until`] / [`wait_for`], deadline-bounded polling.
 //! - [`redis_server`] — [`RedisServer`], a throwaway `redis-server` per test,
-//!   restartable on the same port for fault tests.
+//!   restartable on the same port for fault tests; durable as the local
+//!   stack's Redis ([`RedisServer::start_durable`], node or cluster), it
+//!   keeps its data across a crash.
 //! - [`redis_cluster`] — [`RedisCluster`], a throwaway six-node Redis Cluster
 //!   (3 masters, 1 replica each) whose nodes a test may crash to watch
-//!   failover; [`key_slot`] computes a key's hash slot.
+//!   failover, or all at once and start again; [`key_slot`] computes a
+//!   key's hash slot.
 //! - [`docker`] — [`docker()`] client for the private engine, [`test_image`].
 //! - [`dockerd`] — [`PrivateDockerd`], a test's own `dockerd` it may stop,
 //!   crash and restart.

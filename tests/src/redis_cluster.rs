@@ -17,6 +17,7 @@ use crate::paths::log_dir;
 use crate::polling::{wait_for, wait_until};
 use crate::port::free_port;
 use crate::process::{file_tail, kill_and_reap, spawn_logged, terminate};
+use crate::redis_server::durability_conf;
 
 /// Nodes in the cluster: three masters, one replica each.
 const NODES: usize = 6;
@@ -36,8 +37,9 @@ const LAUNCH_ROUNDS: usize = 5;
 static CLUSTER_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Six `redis-server`s on 127.0.0.1 forming a Redis Cluster (3 masters,
-/// 1 replica each), without persistence; all killed and their directory
-/// removed when dropped.
+/// 1 replica each), without persistence (or, from
+/// [`start_durable`](Self::start_durable), each node with the local stack's);
+/// all killed and their directory removed when dropped.
 ///
 /// Nodes run with `cluster-node-timeout 1000` and
 /// `cluster-replica-validity-factor 0`, so a crashed master is replaced by
@@ -47,9 +49,11 @@ static CLUSTER_SEQ: AtomicU32 = AtomicU32::new(0);
 /// `redis-cli` from `PATH` or `HEMOSTAT_REDIS_CLI`.
 pub struct RedisCluster {
     nodes: Vec<Node>,
-    /// Holds each node's `nodes-<port>.conf`.
+    /// Holds each node's `nodes-<port>.conf` (and, durable, its AOF folder).
     dir: PathBuf,
     create_log: PathBuf,
+    /// Each node runs with [`durability_conf`].
+    durable: bool,
 }
 
 struct Node {
@@ -88,14 +92,26 @@ impl RedisCluster {
     /// `cluster_state:ok` with all slots assigned and all nodes agree on the
     /// same three masters. Panics with the nodes' log tails otherwise.
     pub async fn start() -> Self {
-        let mut cluster = Self::new();
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Self::start), every node durable as the local stack's Redis
+    /// ([`durability_conf`]: append-only file, fsync every second), each its
+    /// own AOF folder: the whole cluster may [`kill_all`](Self::kill_all)
+    /// and [`restart_all`](Self::restart_all) with its data.
+    pub async fn start_durable() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> Self {
+        let mut cluster = Self::new(durable);
         cluster.launch_nodes().await;
         cluster.create().await;
         cluster.wait_converged().await;
         cluster
     }
 
-    fn new() -> Self {
+    fn new(durable: bool) -> Self {
         let test = crate::current_test_name();
         let seq = CLUSTER_SEQ.fetch_add(1, Ordering::Relaxed);
         let dir =
@@ -108,7 +124,7 @@ impl RedisCluster {
         }
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         let create_log = log_dir().join(format!("{test}-redis-cluster-create.log"));
-        Self { nodes: Vec::new(), dir, create_log }
+        Self { nodes: Vec::new(), dir, create_log, durable }
     }
 
     /// Two ports (node, bus) not used by any other node of this cluster.
@@ -128,6 +144,14 @@ impl RedisCluster {
         let log_path = log_dir().join(format!("{}-redis-cluster-{port}.log", crate::current_test_name()));
         let bin = std::env::var("HEMOSTAT_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
         let mut cmd = Command::new(&bin);
+        if self.durable {
+            // The configuration file first, the command line's options after.
+            cmd.arg(durability_conf())
+                // The nodes share a directory: one AOF folder each.
+                .args(["--appenddirname", &format!("appendonlydir-{port}")]);
+        } else {
+            cmd.args(["--save", "", "--appendonly", "no"]);
+        }
         cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--cluster-enabled", "yes", "--cluster-port", &bus_port.to_string()])
             .arg("--cluster-config-file")
@@ -135,7 +159,6 @@ impl RedisCluster {
             .args(["--cluster-node-timeout", "1000"])
             .args(["--cluster-replica-validity-factor", "0"])
             .args(["--cluster-allow-reads-when-down", "no"])
-            .args(["--save", "", "--appendonly", "no"])
             // The nodes share a directory, and a replica's initial sync goes
             // through its RDB file: one name per node, or replicas load each
             // other's data.
@@ -314,6 +337,64 @@ impl RedisCluster {
             node.killed_at = Some(Instant::now());
         }
         node.kill();
+    }
+
+    /// SIGKILLs every node, like a power loss of the whole cluster.
+    /// Idempotent.
+    pub fn kill_all(&mut self) {
+        let now = Instant::now();
+        for node in &mut self.nodes {
+            if node.is_live() {
+                node.killed_at = Some(now);
+            }
+            node.kill();
+        }
+    }
+
+    /// After [`kill_all`](Self::kill_all): every node started again on its
+    /// ports with its `nodes.conf` (and, durable, its data), then waited for
+    /// until all agree again on a healthy cluster of three masters with one
+    /// replica each. The masters start first, so that no replica, seeing
+    /// its master still down, takes over from it. Panics with the nodes'
+    /// log tails otherwise.
+    pub async fn restart_all(&mut self) {
+        assert!(self.live_ports().is_empty(), "restart_all(): nodes still run; kill_all() first");
+        let masters = self.masters_in_config();
+        let (first, then): (Vec<usize>, Vec<usize>) =
+            (0..self.nodes.len()).partition(|&i| masters.contains(&self.nodes[i].port));
+        for round in [first, then] {
+            for &i in &round {
+                let (port, bus_port) = (self.nodes[i].port, self.nodes[i].bus_port);
+                let fresh = self.spawn_node(port, bus_port);
+                self.nodes[i] = fresh;
+            }
+            let ports: Vec<u16> = round.iter().map(|&i| self.nodes[i].port).collect();
+            let nodes = &self.nodes;
+            let ready = wait_until(READY_TIMEOUT, || {
+                let ports = ports.clone();
+                let dead = nodes.iter().any(|n| ports.contains(&n.port) && n.exited().is_some());
+                async move { dead || join_all(ports.into_iter().map(ping)).await.into_iter().all(|ok| ok) }
+            })
+            .await;
+            if !ready || self.nodes.iter().any(|n| ports.contains(&n.port) && n.exited().is_some()) {
+                panic!("redis cluster nodes {ports:?} did not come back:\n{}", self.log_tail(20));
+            }
+        }
+        self.wait_converged().await;
+    }
+
+    /// The ports of the nodes whose own `nodes-<port>.conf` says they are a
+    /// master (`myself,master`), as a restarted node will believe.
+    fn masters_in_config(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                let conf = std::fs::read_to_string(self.dir.join(format!("nodes-{}.conf", n.port))).unwrap_or_default();
+                conf.lines()
+                    .any(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("myself") && f.contains("master")))
+            })
+            .map(|n| n.port)
+            .collect()
     }
 
     fn node_mut(&mut self, port: u16) -> &mut Node {

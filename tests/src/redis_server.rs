@@ -6,14 +6,21 @@
 //! run on both (`scripts/test.sh` runs the suite once each way). Tests that
 //! stop, kill or restart Redis, which means something else on a cluster,
 //! take [`RedisServer::start_node`], always a single node.
+//!
+//! [`RedisServer::start_durable`] runs either with the durability of the
+//! local stack (`infra/redis/durability.conf`, which `scripts/stack.sh` and
+//! compose.yaml's Redis run too): it keeps its data across
+//! [`crash`](RedisServer::crash) and [`recover`](RedisServer::recover), on a
+//! single node and on a cluster alike.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hemostat_protocol::connection::Connection;
 
-use crate::paths::log_dir;
+use crate::paths::{log_dir, workspace_root};
 use crate::polling::wait_until;
 use crate::port::free_port;
 use crate::process::{file_tail, kill_and_reap, spawn_logged, terminate};
@@ -21,13 +28,24 @@ use crate::redis_cluster::RedisCluster;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Distinguishes the data folders of durable servers in one process.
+static DATA_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The local stack's Redis durability settings (append-only file, fsync
+/// every second): the file `scripts/stack.sh` gives `redis-server` and
+/// compose.yaml's Redis image holds, so a test runs exactly what they run.
+pub fn durability_conf() -> PathBuf {
+    workspace_root().join("infra/redis/durability.conf")
+}
+
 /// Whether this test run's Redis is a cluster (`HEMOSTAT_TEST_REDIS=cluster`).
 pub fn cluster_mode() -> bool {
     std::env::var("HEMOSTAT_TEST_REDIS").is_ok_and(|v| v.eq_ignore_ascii_case("cluster"))
 }
 
-/// A `redis-server` on 127.0.0.1 without persistence, or a Redis Cluster of
-/// six; killed when dropped.
+/// A `redis-server` on 127.0.0.1 without persistence (or, from
+/// [`start_durable`](Self::start_durable), with the local stack's), or a
+/// Redis Cluster of six; killed when dropped.
 ///
 /// `redis-server` is taken from `PATH`, or from `HEMOSTAT_REDIS_SERVER`.
 pub struct RedisServer {
@@ -35,6 +53,8 @@ pub struct RedisServer {
     child: Option<Child>,
     log_path: PathBuf,
     cluster: Option<RedisCluster>,
+    /// A durable single node's data folder (removed when dropped).
+    data: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -45,9 +65,41 @@ impl RedisServer {
             let cluster = RedisCluster::start().await;
             let port = cluster.ports()[0];
             let log_path = log_dir().join(format!("{}-redis-cluster.log", crate::current_test_name()));
-            return Self { port, child: None, log_path, cluster: Some(cluster) };
+            return Self { port, child: None, log_path, cluster: Some(cluster), data: None };
         }
         Self::start_node().await
+    }
+
+    /// The test run's Redis as [`start`](Self::start) gives it, but durable
+    /// as the local stack's ([`durability_conf`]), each node's data in a
+    /// folder of its own: what it acknowledged more than a second before a
+    /// [`crash`](Self::crash) is there again after [`recover`](Self::recover).
+    pub async fn start_durable() -> Self {
+        if cluster_mode() {
+            let cluster = RedisCluster::start_durable().await;
+            let port = cluster.ports()[0];
+            let log_path = log_dir().join(format!("{}-redis-cluster.log", crate::current_test_name()));
+            return Self { port, child: None, log_path, cluster: Some(cluster), data: None };
+        }
+        let seq = DATA_SEQ.fetch_add(1, Ordering::Relaxed);
+        let data = std::env::temp_dir().join(format!("hemostat-redis-data-{}-{seq}", std::process::id()));
+        // Left by an earlier process with the same pid: not this test's data.
+        if data.exists() {
+            let _ = std::fs::remove_dir_all(&data);
+        }
+        std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("cannot create {}: {e}", data.display()));
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut server = Self::new(free_port());
+            server.data = Some(data.clone());
+            match server.launch().await {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+            server.data = None;
+        }
+        let _ = std::fs::remove_dir_all(&data);
+        panic!("could not start a durable redis-server: {last_error}");
     }
 
     /// A single node whatever the mode, for tests that stop, kill or
@@ -68,19 +120,29 @@ impl RedisServer {
 
     fn new(port: u16) -> Self {
         let log_path = log_dir().join(format!("{}-redis-{port}.log", crate::current_test_name()));
-        Self { port, child: None, log_path, cluster: None }
+        Self { port, child: None, log_path, cluster: None, data: None }
     }
 
     async fn launch(&mut self) -> Result<(), String> {
         let bin = std::env::var("HEMOSTAT_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
         let mut cmd = Command::new(&bin);
-        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            // With persistence off nothing should be written, but keep the
-            // working dir out of the source tree regardless.
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .args(["--daemonize", "no", "--logfile", ""]);
+        match &self.data {
+            // The configuration file comes first, the command line's
+            // options after it (as scripts/stack.sh runs it).
+            Some(data) => cmd
+                .arg(durability_conf())
+                .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+                .arg("--dir")
+                .arg(data),
+            None => cmd
+                .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+                .args(["--save", "", "--appendonly", "no"])
+                // With persistence off nothing should be written, but keep
+                // the working dir out of the source tree regardless.
+                .arg("--dir")
+                .arg(std::env::temp_dir()),
+        };
+        cmd.args(["--daemonize", "no", "--logfile", ""]);
         let child = spawn_logged(&mut cmd, &self.log_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 format!("{bin} not found: run `scripts/test-env.sh install` (or set HEMOSTAT_REDIS_SERVER)")
@@ -161,8 +223,8 @@ impl RedisServer {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// Graceful shutdown (SIGTERM, SIGKILL after 5 s). Data is lost: there is
-    /// no persistence. Idempotent.
+    /// Graceful shutdown (SIGTERM, SIGKILL after 5 s). Data is lost unless
+    /// durable. Idempotent.
     pub fn stop(&mut self) {
         self.single_only("stop()");
         if let Some(mut child) = self.child.take() {
@@ -179,10 +241,42 @@ impl RedisServer {
     }
 
     /// Stops the server if running and starts a new one on the same port
-    /// (clients can reconnect to the same URL); the new server is empty.
+    /// (clients can reconnect to the same URL); the new server is empty,
+    /// unless durable.
     pub async fn restart(&mut self) {
         self.single_only("restart()");
         self.stop();
+        self.relaunch().await;
+    }
+
+    /// A crash of the whole Redis: SIGKILL of the node, or of every node of
+    /// the cluster, at once. Idempotent.
+    pub fn crash(&mut self) {
+        match &mut self.cluster {
+            Some(cluster) => cluster.kill_all(),
+            None => self.kill(),
+        }
+    }
+
+    /// After a [`crash`](Self::crash): every node started again on its
+    /// port with its data (a durable server's), and waited for (a cluster
+    /// until its nodes agree again on a healthy cluster).
+    pub async fn recover(&mut self) {
+        match &mut self.cluster {
+            Some(cluster) => cluster.restart_all().await,
+            None => {
+                assert!(!self.is_running(), "recover(): the node still runs; crash() it first");
+                self.relaunch().await;
+            }
+        }
+    }
+
+    /// A durable single node's data folder.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data.as_deref()
+    }
+
+    async fn relaunch(&mut self) {
         // The port was ours a moment ago, but something else may grab it in
         // between; a retry or two covers a transient clash.
         let mut last_error = String::new();
@@ -209,6 +303,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_and_reap(&mut child);
+        }
+        if let Some(data) = self.data.take() {
+            let _ = std::fs::remove_dir_all(data);
         }
     }
 }

@@ -57,6 +57,59 @@ impl Drop for StackScript {
     }
 }
 
+/// How the test runs `scripts/stack.sh`, every time the same way.
+struct Script {
+    /// A cluster node's URL, or `None`: the script's own Redis on `own_port`.
+    url: Option<String>,
+    own_port: u16,
+    host: String,
+    listen: String,
+    state: std::path::PathBuf,
+}
+
+impl Script {
+    /// Starts the script (its output in `<test>-<name>.log`) and waits until
+    /// its collector is ready.
+    async fn start(&self, name: &str) -> StackScript {
+        let log = log_dir().join(format!("{}-{name}.log", current_test_name()));
+        let out = std::fs::File::create(&log).unwrap();
+        let profile = if hemostat_e2e::bin_dir().ends_with("release") { "release" } else { "debug" };
+        let mut command = Command::new("bash");
+        match &self.url {
+            Some(url) => command.env("REDIS_URL", url),
+            None => command.env_remove("REDIS_URL").env("HEMOSTAT_REDIS_PORT", self.own_port.to_string()),
+        };
+        let child = command
+            .arg(workspace_root().join("scripts/stack.sh"))
+            .current_dir(workspace_root())
+            .env("HEMOSTAT_SKIP_BUILD", "1")
+            .env("HEMOSTAT_PROFILE", profile)
+            .env("HEMOSTAT_LOCAL_LISTEN", &self.listen)
+            .env("HEMOSTAT_STATE_DIR", &self.state)
+            .env_remove("HEMOSTAT_LAMBDA_TOKEN")
+            .env_remove("HEMOSTAT_COMMAND_SIGNING_KEY")
+            .env_remove("HEMOSTAT_COMMAND_PUBLIC_KEYS")
+            .env_remove("DASHBOARD_AUTH_TOKEN")
+            .env("HEMOSTAT_HOST", &self.host)
+            // Only this test's containers: the engine is shared with other tests.
+            .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("bash runs scripts/stack.sh");
+        let stack = StackScript { child, log };
+        let ready = wait_for(Duration::from_secs(60), || async {
+            std::fs::read_to_string(&stack.log).unwrap_or_default().contains("collector ready").then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "stack.sh never came up:\n{}", file_tail(&stack.log, 40));
+        stack
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_heals_a_crashed_container() {
     // On a cluster, a user points REDIS_URL at one node; else the script
@@ -69,45 +122,13 @@ async fn the_quick_start_heals_a_crashed_container() {
     let url = cluster.as_ref().map(|r| r.cluster().expect("cluster mode").urls()[0].clone());
     let own_port = free_port();
     let host = format!("quick-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let log = log_dir().join(format!("{}-stack.log", current_test_name()));
-    let out = std::fs::File::create(&log).unwrap();
-    let profile = if hemostat_e2e::bin_dir().ends_with("release") { "release" } else { "debug" };
     let listen = format!("127.0.0.1:{}", free_port());
     // Its own state folder: the tokens it writes are this test's.
     let state = log_dir().join(format!("{}-state", current_test_name()));
     let _ = std::fs::remove_dir_all(&state);
-    let mut command = Command::new("bash");
-    match &url {
-        Some(url) => command.env("REDIS_URL", url),
-        None => command.env_remove("REDIS_URL").env("HEMOSTAT_REDIS_PORT", own_port.to_string()),
-    };
-    let child = command
-        .arg(workspace_root().join("scripts/stack.sh"))
-        .current_dir(workspace_root())
-        .env("HEMOSTAT_SKIP_BUILD", "1")
-        .env("HEMOSTAT_PROFILE", profile)
-        .env("HEMOSTAT_LOCAL_LISTEN", &listen)
-        .env("HEMOSTAT_STATE_DIR", &state)
-        .env_remove("HEMOSTAT_LAMBDA_TOKEN")
-        .env_remove("HEMOSTAT_COMMAND_SIGNING_KEY")
-        .env_remove("HEMOSTAT_COMMAND_PUBLIC_KEYS")
-        .env_remove("DASHBOARD_AUTH_TOKEN")
-        .env("HEMOSTAT_HOST", &host)
-        // Only this test's containers: the engine is shared with other tests.
-        .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .process_group(0)
-        .spawn()
-        .expect("bash runs scripts/stack.sh");
-    let stack = StackScript { child, log };
-    let ready = wait_for(Duration::from_secs(60), || async {
-        std::fs::read_to_string(&stack.log).unwrap_or_default().contains("collector ready").then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "stack.sh never came up:\n{}", file_tail(&stack.log, 40));
+    let stack_sh =
+        Script { url: url.clone(), own_port, host: host.clone(), listen: listen.clone(), state: state.clone() };
+    let stack = stack_sh.start("stack").await;
 
     let docker = docker().await;
     let script = "[ -e /tmp/crashed ] || { sleep 1; touch /tmp/crashed; exit 1; }; while :; do sleep 0.2; done";
@@ -222,5 +243,35 @@ async fn the_quick_start_heals_a_crashed_container() {
             .unwrap();
         let out = String::from_utf8_lossy(&status.stdout);
         assert!(status.status.success() && out.contains(&host), "{out}{}", String::from_utf8_lossy(&status.stderr));
+
+        // Its Redis keeps its data in the state folder (0700), and a
+        // restarted stack loads it: the remediation is still in its stream,
+        // and the cooldown it started still holds for the container.
+        let data = state.join("redis/data");
+        let mode = std::fs::metadata(&data).unwrap_or_else(|e| panic!("{}: {e}", data.display())).permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{} has mode {:o}", data.display(), mode & 0o777);
+        drop(stack);
+        assert!(data.join("appendonlydir").is_dir(), "no AOF in {}", data.display());
+        let _again = stack_sh.start("stack-again").await;
+        let conn = connect(&operator_url).await.unwrap_or_else(|e| panic!("the operator's URL: {e}"));
+        let mut events = conn.clone();
+        let kept = stream_events::<RemediationComplete>(&mut events, EventKind::RemediationComplete)
+            .await
+            .into_iter()
+            .any(|(_, d)| d.host == host && d.container == c.name() && d.result.status == RemediationStatus::Success);
+        assert!(kept, "the restarted stack's Redis lost the remediation");
+        let explain = Command::new(hemostat_e2e::bin_dir().join("hemostat"))
+            .args(["--json", "explain", &format!("{host}/{}", c.name())])
+            .env("HEMOSTAT_STATE_DIR", &state)
+            .env_remove("REDIS_URL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&explain.stdout);
+        assert!(
+            explain.status.success() && out.contains("would refuse: cooldown"),
+            "{out}{}",
+            String::from_utf8_lossy(&explain.stderr)
+        );
     }
 }

@@ -282,9 +282,9 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     println!("crash to remediation_complete: {:.1} s", crashed_at.elapsed().as_secs_f64());
     assert_eq!(healed.host, name);
 
-    let state = docker.inspect_container(&demo_id, None).await.expect("inspect demo").state.unwrap_or_default();
-    assert_eq!(state.running, Some(true), "demo not running after HemoStat's restart");
-    assert!(state.started_at.unwrap_or_default() > first_start, "demo was not restarted");
+    let demo_state = docker.inspect_container(&demo_id, None).await.expect("inspect demo").state.unwrap_or_default();
+    assert_eq!(demo_state.running, Some(true), "demo not running after HemoStat's restart");
+    assert!(demo_state.started_at.unwrap_or_default() > first_start, "demo was not restarted");
 
     // A demo script against the same stack: the first crash is restarted,
     // the second refused (cooldown), and the script says so.
@@ -306,4 +306,26 @@ async fn compose_stack_heals_a_crashing_demo_container() {
         project.logs()
     );
     assert!(said.contains("cooldown"), "the refusal should say why:\n{said}");
+
+    // Its Redis is durable: SIGKILLed (once the AOF's every-second fsync
+    // ran) and started again, it loads what HemoStat wrote from the state
+    // folder's redis/data.
+    let outcomes = |conn: redis::aio::MultiplexedConnection| async move {
+        let mut conn = conn;
+        let reply: redis::RedisResult<usize> = conn.xlen(EventKind::RemediationComplete.stream()).await;
+        reply.ok()
+    };
+    let before = outcomes(conn.clone()).await.expect("XLEN of remediation_complete");
+    assert!(before >= 3, "the heal and the demo's two crashes: {before}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    project.run(&["kill", "-s", "SIGKILL", "redis"]);
+    project.run(&["start", "redis"]);
+    let after = wait_for(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { outcomes(client.get_multiplexed_async_connection().await.ok()?).await }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the stack's Redis did not come back\n{}", project.logs()));
+    assert_eq!(after, before, "Redis lost events across its crash");
+    assert!(state.join("redis/data/appendonlydir").is_dir(), "no AOF in the state folder");
 }
