@@ -85,6 +85,9 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     let mut conn = conn;
     let dispatched: usize = conn.xlen(keys::commands(host)).await.unwrap();
     assert_eq!(dispatched, 1, "exactly one command for {REQUESTS} concurrent requests");
+    // A host's stream does not outlive its last command by more than a week.
+    let ttl: i64 = conn.ttl(keys::commands(host)).await.unwrap();
+    assert!(ttl > 0 && ttl <= keys::COMMANDS_TTL.as_secs() as i64, "command stream TTL {ttl}");
 
     let rejected = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
         .await

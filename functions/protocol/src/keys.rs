@@ -120,6 +120,12 @@ pub const DISPATCHED_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Commands kept (approximately) per host stream.
 pub const COMMANDS_MAXLEN: usize = 10_000;
 
+/// A host's command stream expires this long after its last command: a
+/// host decommissioned (or named by mistake) does not keep its stream
+/// forever. A command older than minutes is refused anyway, and a collector
+/// whose stream expired makes its group again.
+pub const COMMANDS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Marks a message (its exact JSON) as already in `stream`. It shares the
 /// stream's slot (its hash tag is the stream's name), so the publisher's
 /// `MULTI` of mark, `XADD` and `PUBLISH` runs on a cluster.

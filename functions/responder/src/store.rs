@@ -75,13 +75,19 @@ impl Store for RedisStore {
         let fields = cmd.to_fields();
         let stream = keys::commands(host);
         let mut conn = self.conn.clone();
-        let entry: String = redis::cmd("XADD")
+        let (entry,): (String,) = redis::pipe()
+            .atomic()
+            .cmd("XADD")
             .arg(&stream)
             .arg("MAXLEN")
             .arg("~")
             .arg(keys::COMMANDS_MAXLEN)
             .arg("*")
             .arg(&fields)
+            .cmd("EXPIRE")
+            .arg(&stream)
+            .arg(keys::COMMANDS_TTL.as_secs())
+            .ignore()
             .query_async(&mut conn)
             .await?;
         // On a replica before it counts as dispatched: if the master dies
