@@ -311,6 +311,10 @@ async fn silences_cooldowns_breakers_and_collectors_outlive_a_crash_of_redis() {
     let restarting = Instant::now();
     redis.recover().await;
     let recovered = Instant::now();
+    // The schedule's check right away: every heartbeat expired while Redis
+    // was down, the living collector's too; it is not reported missing.
+    let early = invoke(&endpoint, "hemostat-exporter", &scheduled_event()).await;
+    println!("{mode}: the exporter's check right after Redis's start: {early}");
     println!(
         "{mode}: Redis down {:.1} s; from its start to answering with its data loaded{}: {:.2} s",
         (recovered - crashed).as_secs_f64(),
@@ -372,6 +376,9 @@ async fn silences_cooldowns_breakers_and_collectors_outlive_a_crash_of_redis() {
     let beating = wait_until(Duration::from_secs(30), || heartbeat_alive(&conn, &alive_host)).await;
     assert!(beating, "the living collector never beat again\n{}", alive.log_tail(30));
     println!("{mode}: the living collector's heartbeat is back {:.1} s after Redis", recovered.elapsed().as_secs_f64());
+    // Right after Redis's start every heartbeat had expired, the living
+    // one's too: the exporter waits three heartbeats of Redis's uptime
+    // before it judges, then reports the dead one.
     let summary = invoke(&endpoint, "hemostat-exporter", &scheduled_event()).await;
     assert_eq!(
         (summary["collectors"].as_u64(), summary["collectors_up"].as_u64(), summary["collectors_missing"].as_u64()),
@@ -379,6 +386,15 @@ async fn silences_cooldowns_breakers_and_collectors_outlive_a_crash_of_redis() {
         "{summary}\n{}",
         emulator.log_tail(30)
     );
+    let reported = wait_until(Duration::from_secs(30), || {
+        let (endpoint, conn) = (endpoint.clone(), conn.clone());
+        async move {
+            invoke(&endpoint, "hemostat-exporter", &scheduled_event()).await;
+            !system_alerts(&conn, "collector_missing").await.is_empty()
+        }
+    })
+    .await;
+    assert!(reported, "the dead collector was never reported\n{}", emulator.log_tail(30));
     let missing = system_alerts(&conn, "collector_missing").await;
     let hosts: Vec<&str> = missing.iter().map(|a| a.host.as_str()).collect();
     assert_eq!(hosts, [gone_host.as_str()], "{missing:?}");

@@ -7,6 +7,8 @@
 //! Redis's clock alone: comparing the collector's own timestamps with ours
 //! would turn clock skew between hosts into false alarms.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use hemostat_protocol::{
     Envelope, EventKind, Publisher,
@@ -97,7 +99,37 @@ pub async fn check<P: Publisher>(
     now_ms: u64,
 ) -> Result<Vec<CollectorStatus>, ExporterError> {
     let mut statuses = evaluate(store.collectors().await?);
+    // A Redis that was down longer than three heartbeats comes back with
+    // every heartbeat expired, the living collectors' too, until each beats
+    // again: within that grace of Redis's start, nobody is judged missing.
+    // Three of the longest interval a live collector announces, or
+    // announced at the last check that saw one (right after such a restart
+    // none is alive); none ever seen: nobody is waited for.
+    let live = statuses
+        .iter()
+        .filter_map(|s| s.interval_seconds)
+        .fold(None, |m: Option<f64>, i| Some(m.map_or(i, |m| m.max(i))));
+    let interval = match live {
+        Some(i) => {
+            if let Err(e) = store.remember_interval(i).await {
+                tracing::debug!(error = %e, "could not remember the heartbeat interval");
+            }
+            Some(i)
+        }
+        None => store.remembered_interval().await.unwrap_or_default(),
+    };
+    let grace = Duration::from_secs_f64(interval.map_or(0.0, |i| (i * 3.0).clamp(0.0, 86_400.0)));
     for status in &mut statuses {
+        if !status.up && !status.reported_missing && !grace.is_zero() {
+            match store.redis_uptime(&status.host).await {
+                Ok(up) if up < grace => {
+                    tracing::info!(host = %status.host, redis_up_for = ?up, "no heartbeat, but Redis only just started; not judged yet");
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "Redis's uptime unknown; judging by the heartbeat alone"),
+            }
+        }
         let transition = match (status.up, status.reported_missing) {
             (false, false) => store.mark_missing(&status.host).await,
             (true, true) => store.clear_missing(&status.host).await,

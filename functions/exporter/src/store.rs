@@ -221,6 +221,22 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// Remembers the longest live heartbeat interval (seconds).
+    pub async fn remember_interval(&self, seconds: f64) -> Result<(), ExporterError> {
+        let () = self.conn.clone().set(protocol_keys::EXPORTER_COLLECTOR_INTERVAL, seconds).await?;
+        Ok(())
+    }
+
+    /// The interval last remembered, if any.
+    pub async fn remembered_interval(&self) -> Result<Option<f64>, ExporterError> {
+        Ok(self.conn.clone().get(protocol_keys::EXPORTER_COLLECTOR_INTERVAL).await?)
+    }
+
+    /// How long the Redis server holding `host`'s heartbeat has been up.
+    pub async fn redis_uptime(&self, host: &str) -> Result<Duration, ExporterError> {
+        Ok(self.conn.uptime(&protocol_keys::heartbeat(host)).await?)
+    }
+
     /// Marks `host` missing; true only for the caller that set the marker,
     /// which then publishes the alert.
     pub async fn mark_missing(&self, host: &str) -> Result<bool, ExporterError> {

@@ -171,6 +171,11 @@ pub fn collector_missing(host: &str) -> String {
     format!("hemostat:exporter:collector_missing:{host}")
 }
 
+/// The longest heartbeat interval a live collector announced at the
+/// exporter's last check that saw one (seconds): after Redis restarts with
+/// every heartbeat expired, how long to wait before judging any missing.
+pub const EXPORTER_COLLECTOR_INTERVAL: &str = "hemostat:exporter:collector_interval";
+
 /// A collector's heartbeat (JSON: host, pid, version, interval_seconds,
 /// timestamp); expires after three missed intervals.
 pub fn heartbeat(host: &str) -> String {

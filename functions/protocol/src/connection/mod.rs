@@ -100,6 +100,30 @@ impl Connection {
         Ok(matches!(self.inner().await?, Inner::Cluster(_)))
     }
 
+    /// How long the server holding `key` (on a cluster, its slot's master)
+    /// has been up: keys that expired while it was down are gone the moment
+    /// it is back, before their owners could refresh them.
+    pub async fn uptime(&self, key: &str) -> Result<Duration, ProtocolError> {
+        let info = redis::cmd("INFO").arg("server").clone();
+        let reply = match self.inner().await? {
+            Inner::Node(mut conn) => info.query_async::<Value>(&mut conn).await?,
+            Inner::Cluster(mut conn) => {
+                let routing = redis::cluster_routing::RoutingInfo::SingleNode(route_to(key.as_bytes()));
+                conn.route_command(info, routing).await?
+            }
+        };
+        let text: String = redis::from_redis_value(reply).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                ProtocolError::Redis(redis::RedisError::from(std::io::Error::other(
+                    "no uptime_in_seconds in INFO server",
+                )))
+            })
+    }
+
     /// Waits (briefly) until a replica has every write this connection made
     /// to `key`'s master, on a cluster whose master for `key` has replicas;
     /// a no-op otherwise. Replication is asynchronous: a write acknowledged
