@@ -18,6 +18,7 @@
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
 //! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
 //! - `config` — [`Config`]: flags and environment variables.
+//! - `state` — the durable state folder (`--state-dir`): created and checked at start, files replaced atomically.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
 //! - `namespace` — shared network namespaces, as alerts and actions read them.
 //! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
@@ -43,6 +44,7 @@ mod namespace;
 mod outbox;
 mod sample;
 mod scope;
+mod state;
 mod usage;
 mod watch;
 
@@ -65,6 +67,7 @@ use crate::{
     alert::{Alerts, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
     inflight::InFlight,
     outbox::Outbox,
+    state::StateDir,
     watch::{Registry, Watcher},
 };
 
@@ -114,6 +117,9 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             "HEMOSTAT_INSECURE_UNSIGNED_COMMANDS: unsigned commands are executed; anyone who can write this host's command stream can make it act"
         );
     }
+    // Then the state folder: what must outlive this process is kept there,
+    // and a collector that cannot keep it must not run as if it could.
+    let state = StateDir::open(&config.state_dir())?;
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
@@ -198,7 +204,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
 
     let api = docker::api_version(&docker);
-    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, "collector ready");
+    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, state = %state.path().display(), "collector ready");
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
     // The outbox ends last: it stops only once every sender (watcher,
