@@ -241,6 +241,13 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_STATE_DIR")]
     pub state_dir: Option<std::path::PathBuf>,
 
+    /// Back after a longer absence than this, the collector reports only
+    /// the exits of the last this-long (and says so in its log): older
+    /// news is not worth a restart now (e.g. 24h, 30m; 0: never catch up,
+    /// start from now).
+    #[arg(long, env = "HEMOSTAT_RESUME_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub resume_max_age: Duration,
+
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,

@@ -11,7 +11,7 @@
 //! the path of a crash, each importing only what is listed after it (so no
 //! two import each other), then the modules they share:
 //!
-//! - `watch/` — the Docker event stream (reconnecting without losing events), reconciliation after a reconnect, this host's registry and heartbeat.
+//! - `watch/` — the Docker event stream (reconnecting without losing events), its cursor kept across restarts, reconciliation after a reconnect or a restart, this host's registry and heartbeat.
 //! - `sample/` — the stats loop: cgroup (or stats API) readings, the stats keys written to Redis, `--once`'s snapshot.
 //! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents.
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
@@ -68,7 +68,7 @@ use crate::{
     inflight::InFlight,
     outbox::Outbox,
     state::StateDir,
-    watch::{Registry, Watcher},
+    watch::{Cursor, Registry, Watcher},
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -117,9 +117,10 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             "HEMOSTAT_INSECURE_UNSIGNED_COMMANDS: unsigned commands are executed; anyone who can write this host's command stream can make it act"
         );
     }
-    // Then the state folder: what must outlive this process is kept there,
-    // and a collector that cannot keep it must not run as if it could.
+    // Then the state folder: a collector that cannot keep its place would
+    // forget every exit that happens while it is away.
     let state = StateDir::open(&config.state_dir())?;
+    let cursor = Cursor::load(&state);
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
@@ -180,6 +181,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
+        .resume(state.clone(), cursor, config.resume_max_age)
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)
         .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout, redactor.clone());

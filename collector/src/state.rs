@@ -77,6 +77,15 @@ impl StateDir {
         fs::rename(&tmp, self.path.join(name))?;
         File::open(&self.path)?.sync_all()
     }
+
+    /// The contents of `name`, or None when there is no such file.
+    pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.path.join(name)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,10 +126,10 @@ mod tests {
         let dir = StateDir::open(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        assert!(!path.join("cursor.json").exists());
+        assert_eq!(dir.read("cursor.json").unwrap(), None);
         dir.write_atomic("cursor.json", b"one").unwrap();
         dir.write_atomic("cursor.json", b"two").unwrap();
-        assert_eq!(fs::read(path.join("cursor.json")).unwrap(), b"two");
+        assert_eq!(dir.read("cursor.json").unwrap().as_deref(), Some(&b"two"[..]));
         let file_mode = fs::metadata(path.join("cursor.json")).unwrap().permissions().mode() & 0o777;
         assert_eq!(file_mode, 0o600);
         // Neither the write check nor a temporary file is left behind.
