@@ -32,6 +32,9 @@
 # redis/data (durable: infra/redis/durability.conf), which `down -v` leaves:
 # delete it for an empty Redis. With REDIS_URL set (your own Redis) every
 # component uses it. It prints where they are, never what.
+# The collector's state folder (its place in Docker's event stream, so that
+# exits while it was stopped are reported) is collector/ there, mounted at
+# /var/lib/hemostat/collector.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,6 +93,8 @@ if [[ -f .env ]]; then
 fi
 state="${HEMOSTAT_STATE_DIR:-$ROOT/.hemostat}"
 mkdir -p "$state"
+# Made here, not by the engine (which would make it root's, 0755).
+(umask 077 && mkdir -p "$state/collector")
 starting=0
 for a in "${args[@]}"; do [[ "$a" == up ]] && starting=1; done
 if [[ -z "${HEMOSTAT_LAMBDA_TOKEN:-}" ]]; then

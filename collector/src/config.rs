@@ -232,6 +232,22 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_ALERT_DAEMON_RESTART_EXITS", default_value_t = false, value_parser = parse_flag)]
     pub alert_daemon_restart_exits: bool,
 
+    /// The collector's durable state folder, created (0700) at start: where
+    /// it keeps its place in the Docker event stream (`cursor.json`), so
+    /// that exits while it was stopped are reported when it is back.
+    /// Default: systemd's STATE_DIRECTORY (the unit's `StateDirectory=`),
+    /// else /var/lib/hemostat/collector. Must be writable: the collector
+    /// does not start otherwise.
+    #[arg(long, env = "HEMOSTAT_STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+
+    /// Back after a longer absence than this, the collector reports only
+    /// the exits of the last this-long (and says so in its log): older
+    /// news is not worth a restart now (e.g. 24h, 30m; 0: never catch up,
+    /// start from now).
+    #[arg(long, env = "HEMOSTAT_RESUME_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub resume_max_age: Duration,
+
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,
@@ -242,6 +258,12 @@ fn parse_flag(s: &str) -> Result<bool, String> {
 }
 
 impl Config {
+    /// The state folder: [`Config::state_dir`], else systemd's
+    /// `STATE_DIRECTORY`, else the default.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        crate::state::resolve(self.state_dir.as_deref(), std::env::var_os("STATE_DIRECTORY"))
+    }
+
     pub fn scope(&self) -> Result<crate::scope::Scope, crate::error::CollectorError> {
         crate::scope::Scope::new(&self.label_selector, self.opt_in).map_err(crate::error::CollectorError::Config)
     }

@@ -24,6 +24,24 @@ pub enum Happening {
     },
 }
 
+impl Happening {
+    /// A stable name for it (`die:1`, `kill:15`, `start`, ...): the
+    /// watcher's record of the last event handled per container is kept in
+    /// the state folder across versions, so it does not use `Debug`.
+    pub fn identity(&self) -> String {
+        match self {
+            Happening::Died { exit_code } => format!("die:{exit_code}"),
+            Happening::Oom => "oom".into(),
+            Happening::Killed { signal: Some(signal) } => format!("kill:{signal}"),
+            Happening::Killed { signal: None } => "kill".into(),
+            Happening::Started => "start".into(),
+            Happening::Destroyed => "destroy".into(),
+            Happening::Health { healthy: true } => "health:healthy".into(),
+            Happening::Health { healthy: false } => "health:unhealthy".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerEvent {
     pub happening: Happening,
@@ -126,5 +144,24 @@ mod tests {
         assert!(ContainerEvent::from_message(&msg("exec_start: sh", &[])).is_none());
         assert!(ContainerEvent::from_message(&msg("die", &[("exitCode", "x")])).is_none());
         assert_eq!(parse_signal("SIGUSR1"), Some(10));
+    }
+
+    #[test]
+    fn identities_are_stable_and_distinct() {
+        let all = [
+            Happening::Died { exit_code: 1 },
+            Happening::Died { exit_code: 2 },
+            Happening::Oom,
+            Happening::Killed { signal: Some(15) },
+            Happening::Killed { signal: None },
+            Happening::Started,
+            Happening::Destroyed,
+            Happening::Health { healthy: true },
+            Happening::Health { healthy: false },
+        ];
+        let names: Vec<String> = all.iter().map(Happening::identity).collect();
+        assert_eq!(names[0], "die:1");
+        assert_eq!(names[3], "kill:15");
+        assert_eq!(names.iter().collect::<std::collections::HashSet<_>>().len(), all.len(), "{names:?}");
     }
 }

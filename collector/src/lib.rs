@@ -11,13 +11,14 @@
 //! the path of a crash, each importing only what is listed after it (so no
 //! two import each other), then the modules they share:
 //!
-//! - `watch/` — the Docker event stream (reconnecting without losing events), reconciliation after a reconnect, this host's registry and heartbeat.
+//! - `watch/` — the Docker event stream (reconnecting without losing events), its cursor kept across restarts, reconciliation after a reconnect or a restart, this host's registry and heartbeat.
 //! - `sample/` — the stats loop: cgroup (or stats API) readings, the stats keys written to Redis, `--once`'s snapshot.
 //! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents.
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
 //! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
 //! - `config` — [`Config`]: flags and environment variables.
+//! - `state` — the durable state folder (`--state-dir`): created and checked at start, files replaced atomically.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
 //! - `namespace` — shared network namespaces, as alerts and actions read them.
 //! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
@@ -43,6 +44,7 @@ mod namespace;
 mod outbox;
 mod sample;
 mod scope;
+mod state;
 mod usage;
 mod watch;
 
@@ -65,7 +67,8 @@ use crate::{
     alert::{Alerts, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
     inflight::InFlight,
     outbox::Outbox,
-    watch::{Registry, Watcher},
+    state::StateDir,
+    watch::{Cursor, Registry, Watcher},
 };
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
@@ -114,6 +117,10 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             "HEMOSTAT_INSECURE_UNSIGNED_COMMANDS: unsigned commands are executed; anyone who can write this host's command stream can make it act"
         );
     }
+    // Then the state folder: a collector that cannot keep its place would
+    // forget every exit that happens while it is away.
+    let state = StateDir::open(&config.state_dir())?;
+    let cursor = Cursor::load(&state);
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
@@ -174,6 +181,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
+        .resume(state.clone(), cursor, config.resume_max_age)
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)
         .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout, redactor.clone());
@@ -198,7 +206,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
 
     let api = docker::api_version(&docker);
-    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, "collector ready");
+    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, state = %state.path().display(), "collector ready");
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
     // The outbox ends last: it stops only once every sender (watcher,

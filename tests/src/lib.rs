@@ -22,7 +22,8 @@
 //! - [`keys`] — [`test_keys`]: the run's command signing key pair (responder,
 //!   collectors, tests that sign commands).
 //! - [`paths`] — where things live: workspace root, built binaries
-//!   ([`bin_dir`]), per-test logs ([`log_dir`]).
+//!   ([`bin_dir`]), per-test logs ([`log_dir`]), collectors' state folders
+//!   ([`state_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
 //! - [`http`] — [`http_get`] / [`http_request`], one plain request and its [`http::Answer`].
 //! - [`polling`] — [`wait_until`] / [`wait_for`], deadline-bounded polling.
@@ -90,7 +91,7 @@ pub use fake_llm::FakeLlm;
 pub use freezer::Freezer;
 pub use http::{http_get, http_request};
 pub use keys::{TestKeys, test_keys};
-pub use paths::{bin_dir, log_dir, workspace_root};
+pub use paths::{bin_dir, log_dir, state_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder};

@@ -35,3 +35,12 @@ pub fn log_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create log dir {}: {e}", dir.display()));
     dir
 }
+
+/// A collector's state folder (`HEMOSTAT_STATE_DIR`) for the running test:
+/// `<target>/e2e-state/{test}-{name}`, one per test and collector (name it
+/// after the collector's host: hosts are unique per run). Not created: the
+/// collector creates it, as it must on a real host. A collector started
+/// again under the same name in the same test finds the place it kept.
+pub fn state_dir(name: &str) -> PathBuf {
+    target_dir().join("e2e-state").join(format!("{}-{name}", crate::current_test_name()))
+}

@@ -14,7 +14,7 @@ use crate::{
     container::TEST_LABEL,
     current_test_name,
     keys::test_keys,
-    paths::{log_dir, workspace_root},
+    paths::{log_dir, state_dir, workspace_root},
     port::free_port,
     process::{Process, ProcessBuilder},
 };
@@ -64,13 +64,16 @@ pub fn test_host() -> String {
 }
 
 /// The collector as every test runs it: on `redis_url` as `host`, watching
-/// only the running test's containers (tests share one engine), logging
-/// its own debug lines. Add the test's settings, then `spawn` it, or use
+/// only the running test's containers (tests share one engine), with a
+/// state folder of its own ([`state_dir`] of `host`: started again under
+/// the same host, it resumes from where it stopped), logging its own debug
+/// lines. Add the test's settings, then `spawn` it, or use
 /// [`start_collector`] to wait until it is ready.
 pub fn collector(redis_url: &str, host: &str) -> ProcessBuilder {
     Process::builder("hemostat-collector")
         .env("REDIS_URL", redis_url)
         .env("HEMOSTAT_HOST", host)
+        .env("HEMOSTAT_STATE_DIR", state_dir(host))
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         // Commands must be signed, with the run's key.
         .env("HEMOSTAT_COMMAND_PUBLIC_KEYS", &test_keys().public)

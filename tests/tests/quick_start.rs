@@ -167,6 +167,14 @@ async fn the_quick_start_heals_a_crashed_container() {
         assert!(!log.contains(word), "stack.sh's components logged {word}:\n{}", file_tail(&stack.log, 60));
     }
 
+    // The collector keeps its place in Docker's events in a folder of its
+    // own in the state folder, private.
+    let collector_state = state.join("collector");
+    let cursor = collector_state.join("cursor.json");
+    assert!(cursor.exists(), "no {}", cursor.display());
+    let mode = std::fs::metadata(&collector_state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{} has mode {:o}", collector_state.display(), mode & 0o777);
+
     // The secrets: private files, in no output.
     let mut tokens = Vec::new();
     let mut secrets =

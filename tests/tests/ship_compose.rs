@@ -285,6 +285,16 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let demo_state = docker.inspect_container(&demo_id, None).await.expect("inspect demo").state.unwrap_or_default();
     assert_eq!(demo_state.running, Some(true), "demo not running after HemoStat's restart");
     assert!(demo_state.started_at.unwrap_or_default() > first_start, "demo was not restarted");
+    // The collector container keeps its place in Docker's events in the
+    // host's state folder (the compose volume).
+    let cursor = hemostat_e2e::log_dir().join(format!("{name}-state")).join("collector/cursor.json");
+    assert!(
+        cursor.exists(),
+        "no {}
+{}",
+        cursor.display(),
+        project.logs()
+    );
 
     // A demo script against the same stack: the first crash is restarted,
     // the second refused (cooldown), and the script says so.

@@ -11,6 +11,8 @@
 
 use std::{collections::HashSet, time::Instant};
 
+use tokio::task::JoinHandle;
+
 use bollard::models::ContainerInspectResponse;
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
@@ -44,16 +46,26 @@ impl Alerts {
     /// differs from the fleet's travels in [`HealthAlert::policy`], for the
     /// analyzer and the gate. A container that could not be inspected
     /// (gone already) is alerted on with the fleet's policy.
-    pub fn publish_with_evidence(&self, mut alert: HealthAlert, from: Inspected, latency: Option<Latency>) {
+    ///
+    /// Returns the gathering task, which ends once the alert is in the
+    /// outbox (or was dropped by its policy): the watcher keeps its place
+    /// in the event stream short of an alert not handed over yet.
+    pub fn publish_with_evidence(
+        &self,
+        mut alert: HealthAlert,
+        from: Inspected,
+        latency: Option<Latency>,
+    ) -> Option<JoinHandle<()>> {
         let Some(gatherer) = self.evidence.clone() else {
-            return self.send(alert, latency, None);
+            self.send(alert, latency, None);
+            return None;
         };
         let provided = match (&self.recent, alert.container_id.as_deref()) {
             (Some(recent), Some(id)) => recent.provided(id),
             _ => Provided::default(),
         };
         let this = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let started = Instant::now();
             let inspect = match from {
                 Inspected::Yes(inspect) => Ok(*inspect),
@@ -80,6 +92,7 @@ impl Alerts {
             }
             this.send(alert, latency, Some(started.elapsed().as_millis() as u64));
         });
+        Some(task)
     }
 
     /// The label silences that select the container (see [`super::silences`]).

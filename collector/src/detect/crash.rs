@@ -148,6 +148,22 @@ impl Detector {
         })
     }
 
+    /// The API kills (container id, signal, time) a later die may still
+    /// be the requested stop of: kept across a restart of the collector,
+    /// so a `docker stop` begun before it and ended while it was away is
+    /// still the operator's.
+    pub fn kills(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.kills.iter().map(|(id, (signal, at))| (id.as_str(), *signal, *at))
+    }
+
+    /// Restores a kill [`Detector::kills`] listed (a later one wins).
+    pub fn remember_kill(&mut self, id: &str, signal: i32, at: i64) {
+        let newer = self.kills.get(id).is_none_or(|(_, seen)| *seen < at);
+        if newer {
+            self.kills.insert(id.to_owned(), (signal, at));
+        }
+    }
+
     /// Bounds memory: context older than the window can no longer matter.
     fn forget_before(&mut self, horizon: i64) {
         self.kills.retain(|_, (_, at)| *at >= horizon);
@@ -317,6 +333,23 @@ mod tests {
         let f = alert(&v);
         assert_eq!((f.kind, f.exit_code), (FindingKind::Unhealthy, None));
         assert!(detections(&[ev(Happening::Health { healthy: true }, T0, &[])], None, false).is_empty());
+    }
+
+    #[test]
+    fn a_kill_remembered_across_a_restart_still_makes_the_die_a_stop() {
+        let mut before = Detector::new();
+        before.observe(&kill(15, T0));
+        let kept: Vec<(String, i32, i64)> = before.kills().map(|(id, s, t)| (id.to_owned(), s, t)).collect();
+        assert_eq!(kept, [("c1".to_owned(), 15, T0)]);
+        let mut after = Detector::new();
+        for (id, signal, at) in &kept {
+            after.remember_kill(id, *signal, *at);
+        }
+        let s = after.observe(&die(1, T0 + 5 * SEC)).unwrap();
+        assert_eq!(assess(&s, None, false, &Scope::default()), Detection::Ignore("requested stop (signal 15)".into()));
+        // Without it, the same die is a crash.
+        let s = Detector::new().observe(&die(1, T0 + 5 * SEC)).unwrap();
+        assert!(matches!(assess(&s, None, false, &Scope::default()), Detection::Alert(_)));
     }
 
     #[test]

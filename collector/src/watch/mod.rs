@@ -9,12 +9,17 @@
 //! watcher reconnects with backoff and catches up before following live
 //! events again: it replays the engine's event log from the last event it
 //! handled, then reconciles from state the exits no event reported
-//! (`reconcile`), then resubscribes.
+//! (`reconcile`), then resubscribes. A collector that was itself away (an
+//! upgrade, a crash, `kill -9`) does the same from the place it kept in
+//! the state folder (`cursor`), so an exit while it was stopped is
+//! reported once it is back; on a first start it follows events from now.
 //!
-//! - `reconcile`: after a reconnect, the exits no event reported.
+//! - `cursor`: the place in the event stream, kept across restarts.
+//! - `reconcile`: after a reconnect or a restart, the exits no event reported.
 //! - `registry`: `hemostat:containers` membership and the heartbeat.
 //! - `unhealthy`: waiting out a container's `hemostat.unhealthy_grace`.
 
+mod cursor;
 mod reconcile;
 mod registry;
 mod unhealthy;
@@ -30,8 +35,10 @@ use futures::StreamExt;
 use hemostat_protocol::{backoff::Backoff, facts::Observed};
 use tokio_util::sync::CancellationToken;
 
+pub use cursor::Cursor;
 pub use registry::Registry;
 
+use cursor::{Memory, Saver};
 use reconcile::Decision;
 
 use crate::{
@@ -43,10 +50,17 @@ use crate::{
     inflight::{InFlight, now_nanos},
     sample::Tap,
     scope::Scope,
+    state::StateDir,
 };
 
 /// Containers remembered in `seen` before quiet ones are forgotten.
 const SEEN_MAX: usize = 10_000;
+/// How long quiet containers are remembered past [`SEEN_MAX`], and exits
+/// reported from state past a catch-up.
+const SEEN_HORIZON_NANOS: i64 = 10 * 60 * 1_000_000_000;
+/// At shutdown, how long alerts still being gathered may take to reach
+/// the outbox before the cursor is written short of them.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 /// `stop` and `restart` are only noted for evidence (for the alerts' evidence).
 const EVENTS: [&str; 8] = ["die", "oom", "kill", "start", "destroy", "health_status", "stop", "restart"];
 
@@ -85,6 +99,17 @@ pub struct Watcher {
     dependents: Option<Recovery>,
     /// Containers waiting out their unhealthy grace.
     waits: unhealthy::Waits,
+    /// Writes the cursor to the state folder; None: nothing is kept (tests).
+    saver: Option<Saver>,
+    /// Something the cursor is made of changed since it was last offered.
+    dirty: bool,
+    /// Alerts whose evidence is still being gathered (container id, event
+    /// time, the task): the cursor stays short of them.
+    pending: Vec<(String, i64, tokio::task::JoinHandle<()>)>,
+    /// The start of a catch-up not finished yet (see [`cursor`]).
+    catching_up_from: Option<i64>,
+    /// Catch up from the cursor before following live events.
+    resuming: bool,
 }
 
 impl Watcher {
@@ -106,7 +131,45 @@ impl Watcher {
             recent: None,
             dependents: None,
             waits: unhealthy::Waits::default(),
+            saver: None,
+            dirty: true,
+            pending: Vec::new(),
+            catching_up_from: None,
+            resuming: false,
         }
+    }
+
+    /// Keeps the watcher's place in `dir`, and starts from `cursor`, the
+    /// place a previous run kept there, if any: the catch-up after a lost
+    /// stream runs first, from it. A cursor older than `max_age` catches up
+    /// on the last `max_age` only; `max_age` zero ignores it.
+    pub fn resume(mut self, dir: StateDir, cursor: Option<Cursor>, max_age: Duration) -> Self {
+        self.saver = Some(Saver::new(dir));
+        let Some(cursor) = cursor else { return self };
+        let now = now_nanos();
+        let away = Duration::from_nanos(now.saturating_sub(cursor.time_nano).max(0) as u64);
+        if max_age.is_zero() {
+            tracing::info!(cursor = %cursor.time, "HEMOSTAT_RESUME_MAX_AGE=0: not catching up, following Docker events from now");
+            return self;
+        }
+        let bound = now.saturating_sub(max_age.as_nanos().min(i64::MAX as u128) as i64);
+        if cursor.time_nano < bound {
+            tracing::warn!(
+                cursor = %cursor.time, away_s = away.as_secs(), max_age_s = max_age.as_secs(),
+                "the collector was away longer than HEMOSTAT_RESUME_MAX_AGE: catching up on the exits of the last {} s only; older ones are not reported",
+                max_age.as_secs()
+            );
+        } else {
+            tracing::info!(cursor = %cursor.time, away_ms = away.as_millis() as u64, "resuming from the cursor: catching up on what happened while the collector was away");
+        }
+        self.last = cursor.time_nano.max(bound);
+        self.seen = cursor.seen.into_iter().map(|s| (s.id, (s.time_nano, s.event))).collect();
+        self.reported = cursor.reported.into_iter().map(|r| (r.id, r.finished_nano)).collect();
+        for kill in cursor.kills {
+            self.detector.remember_kill(&kill.id, kill.signal, kill.time_nano);
+        }
+        self.resuming = true;
+        self
     }
 
     /// Recovers dependents after their parent's restart, reporting each on
@@ -148,18 +211,20 @@ impl Watcher {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut backoff = Backoff::standard();
         let filters = HashMap::from([("type", vec!["container"]), ("event", EVENTS.to_vec())]);
-        let mut lost = false;
+        let mut lost = std::mem::take(&mut self.resuming);
+        let mut save = tokio::time::interval(cursor::SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if lost {
                 let started = std::time::Instant::now();
                 let caught_up = tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => return self.stop().await,
                     r = self.catch_up(&filters) => r,
                 };
                 if let Err(e) = caught_up {
                     tracing::warn!(error = %e, "Docker unreachable; retrying");
                     if !backoff.wait_or(cancel.cancelled()).await {
-                        return;
+                        return self.stop().await;
                     }
                     continue;
                 }
@@ -174,7 +239,8 @@ impl Watcher {
             tracing::debug!(%since, "subscribed to Docker events");
             let error = loop {
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => return self.stop().await,
+                    _ = save.tick() => self.save(),
                     item = stream.next() => match item {
                         Some(Ok(msg)) => {
                             backoff.reset();
@@ -188,20 +254,79 @@ impl Watcher {
             tracing::warn!(%error, "Docker event stream lost; reconnecting");
             lost = true;
             if !backoff.wait_or(cancel.cancelled()).await {
-                return;
+                return self.stop().await;
             }
+        }
+    }
+
+    /// What the cursor is made of now.
+    fn memory(&mut self) -> Memory<'_> {
+        self.pending.retain(|(_, _, task)| !task.is_finished());
+        Memory {
+            last: self.last,
+            seen: &self.seen,
+            reported: &self.reported,
+            kills: self.detector.kills().collect(),
+            pending: self.pending.iter().map(|(id, t, _)| (id.as_str(), *t)).collect(),
+            catching_up_from: self.catching_up_from,
+        }
+    }
+
+    /// Offers the cursor to the saver when something changed (or an alert
+    /// is still pending, whose hand-over moves it).
+    fn save(&mut self) {
+        let changed = self.dirty || !self.pending.is_empty();
+        if self.saver.is_none() || !changed {
+            return;
+        }
+        let cursor = Cursor::of(&self.memory());
+        if let Some(saver) = &mut self.saver
+            && saver.offer(&cursor)
+        {
+            self.dirty = false;
+        }
+    }
+
+    /// At shutdown: lets the alerts being gathered reach the outbox (a few
+    /// seconds at most), then writes the cursor one last time.
+    async fn stop(mut self) {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        for (_, _, task) in &mut self.pending {
+            let _ = tokio::time::timeout_at(deadline, task).await;
+        }
+        let cursor = Cursor::of(&self.memory());
+        if let Some(saver) = &mut self.saver {
+            saver.flush(&cursor).await;
+            let stats = saver.stats();
+            tracing::info!(
+                cursor = %cursor.time,
+                writes = stats.writes,
+                failures = stats.failures,
+                mean_us = stats.total.as_micros().checked_div(u128::from(stats.writes)).unwrap_or_default() as u64,
+                max_us = stats.max.as_micros() as u64,
+                "cursor saved"
+            );
         }
     }
 
     /// Replays the engine's event log from the last event handled up to
     /// now, then reports from state the exits that no event covered.
     async fn catch_up(&mut self, filters: &HashMap<&str, Vec<&str>>) -> Result<(), crate::error::CollectorError> {
-        let cutoff = self.last;
+        // Where the last catch-up that did not finish started (its replay
+        // moved `last`, but its exits from state were never reconciled),
+        // else the last event handled. Kept until this one finishes, also in
+        // a cursor written meanwhile (at shutdown).
+        let cutoff = *self.catching_up_from.get_or_insert(self.last);
         let until = now_nanos();
-        let options =
-            EventsOptionsBuilder::new().since(&timestamp(cutoff)).until(&timestamp(until)).filters(filters).build();
+        // From a little before: an event stamped just before the last one
+        // handled may not have reached the watcher (`seen` skips the rest).
+        let since = timestamp(cutoff.saturating_sub(cursor::MARGIN_NANOS));
+        let options = EventsOptionsBuilder::new().since(&since).until(&timestamp(until)).filters(filters).build();
         self.replayed_dies = Some(HashMap::new());
-        self.reported.clear();
+        // Exits reported by an earlier catch-up stay reported (they may
+        // still be after the cutoff); those long settled are forgotten.
+        let horizon = cutoff.saturating_sub(SEEN_HORIZON_NANOS);
+        self.reported.retain(|_, finished| *finished >= horizon);
         let mut stream = self.docker.events(Some(options));
         let mut replayed = 0u32;
         // A finite query: the engine closes it after `until`.
@@ -221,7 +346,12 @@ impl Watcher {
         let exits = reconcile::exits_since(&self.docker, cutoff).await?;
         let mut reported = 0u32;
         for exit in exits {
-            match exit.decide(cutoff, dies.get(&exit.id).copied(), self.alert_daemon_exits) {
+            // An event of the container handled at or after the exit (its
+            // die, or a later one: Docker orders a container's events)
+            // covers it, whether replayed now or handled before.
+            let covered = dies.get(&exit.id).copied().max(self.seen.get(&exit.id).map(|(t, _)| *t));
+            let reported_before = self.reported.get(&exit.id).copied();
+            match exit.decide(cutoff, covered, reported_before, self.alert_daemon_exits) {
                 Decision::Report => {
                     tracing::info!(container = %exit.name, exit_code = exit.code, "exit found in state after reconnecting (no event for it)");
                     reported += 1;
@@ -237,6 +367,8 @@ impl Watcher {
             }
         }
         tracing::info!(replayed_events = replayed, reported_from_state = reported, "caught up with Docker");
+        self.catching_up_from = None;
+        self.dirty = true;
         Ok(())
     }
 
@@ -249,7 +381,7 @@ impl Watcher {
         let Some(event) = ContainerEvent::from_message(msg) else {
             return;
         };
-        let identity = format!("{:?}", event.happening);
+        let identity = event.happening.identity();
         // A die replayed while catching up counts as covered by an event,
         // also when it was handled before the engine went away.
         if let Happening::Died { .. } = event.happening
@@ -264,9 +396,10 @@ impl Watcher {
         }
         self.last = self.last.max(event.time_nano);
         self.seen.insert(event.id.clone(), (event.time_nano, identity));
+        self.dirty = true;
         if self.seen.len() > SEEN_MAX {
             // Bounded: containers quiet for minutes cannot be replayed.
-            let horizon = self.last - 10 * 60 * 1_000_000_000;
+            let horizon = self.last - SEEN_HORIZON_NANOS;
             self.seen.retain(|_, (time, _)| *time >= horizon);
         }
         // The parent may be out of scope; its dependents are checked one by one.
@@ -344,7 +477,10 @@ impl Watcher {
                     Some(inspect) => Inspected::Yes(Box::new(inspect)),
                     None => Inspected::No(suspect.id.clone()),
                 };
-                self.alerts.publish_with_evidence(self.alerts.finding(&finding), from, Some(latency));
+                let gathering = self.alerts.publish_with_evidence(self.alerts.finding(&finding), from, Some(latency));
+                if let Some(task) = gathering {
+                    self.pending.push((suspect.id.clone(), suspect.time_nano, task));
+                }
             }
             Detection::Ignore(reason) => {
                 tracing::info!(container = %suspect.name, %reason, "exit not reported")

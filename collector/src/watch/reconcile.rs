@@ -1,13 +1,15 @@
 //! Reconciliation from state: exits that no event reported.
 //!
-//! After the event stream is lost, the watcher first replays the engine's
-//! event log from the last event it handled. That covers a dropped
-//! connection, but not a dockerd restart: the log lives in the daemon's
-//! memory (and holds only the last 256 events), so the old process's events
-//! are gone, and a container that exited while dockerd was down (its shim
-//! kept it running) gets no `die` event at all. So the watcher then lists
-//! the containers and reports every non-zero exit that finished after the
-//! last event it had handled and that the replay did not already cover.
+//! After the event stream is lost, or when the collector starts again from
+//! its cursor, the watcher first replays the engine's event log from the
+//! last event it handled. That covers a dropped connection or a short
+//! absence, but not a dockerd restart nor a long absence: the log lives in
+//! the daemon's memory and holds only the last 256 events, so the old
+//! process's events are gone (or overrun by newer ones), and a container
+//! that exited while dockerd was down (its shim kept it running) gets no
+//! `die` event at all. So the watcher then lists the containers and
+//! reports every non-zero exit that finished after the last event it had
+//! handled and that no event handled (replayed now, or before) covers.
 //!
 //! A daemon restart is not an application crash. When dockerd stops or
 //! restores containers itself, it sends them `kill` events first (seen
@@ -75,14 +77,25 @@ impl Exit {
     }
 
     /// `cutoff`: time of the last event handled before the stream was lost
-    /// (every exit before it was seen). `seen_die`: time of a `die` event
-    /// for this container handled since (the replay).
-    pub fn decide(&self, cutoff: i64, seen_die: Option<i64>, alert_daemon_exits: bool) -> Decision {
+    /// or the collector stopped (every exit before it was seen). `covered`:
+    /// time of the latest event of this container handled (its `die`, or a
+    /// later one). `reported`: `FinishedAt` of the exit of this container
+    /// an earlier catch-up reported from state.
+    pub fn decide(
+        &self,
+        cutoff: i64,
+        covered: Option<i64>,
+        reported: Option<i64>,
+        alert_daemon_exits: bool,
+    ) -> Decision {
         if self.finished_nano <= cutoff {
             return Decision::Seen;
         }
         // A die event is stamped when dockerd processes the exit, after it.
-        if seen_die.is_some_and(|t| t >= self.finished_nano) {
+        if covered.is_some_and(|t| t >= self.finished_nano) {
+            return Decision::Seen;
+        }
+        if reported == Some(self.finished_nano) {
             return Decision::Seen;
         }
         if self.code == 0 {
@@ -146,7 +159,7 @@ mod tests {
 
     #[test]
     fn an_unseen_crash_after_the_cutoff_is_reported() {
-        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, None, false), Decision::Report);
+        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, None, None, false), Decision::Report);
         let s = exit(3, 10 * SEC).suspect();
         assert_eq!(s.time_nano, 10 * SEC);
         assert_eq!(s.trouble, Trouble::Exit { code: 3, oom_event: false, requested_stop: None });
@@ -154,22 +167,26 @@ mod tests {
 
     #[test]
     fn seen_old_or_clean_exits_are_not() {
-        assert_eq!(exit(3, 4 * SEC).decide(5 * SEC, None, false), Decision::Seen);
-        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, Some(10 * SEC + 1), false), Decision::Seen);
-        assert!(matches!(exit(0, 10 * SEC).decide(5 * SEC, None, false), Decision::Skip(_)));
+        assert_eq!(exit(3, 4 * SEC).decide(5 * SEC, None, None, false), Decision::Seen);
+        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, Some(10 * SEC + 1), None, false), Decision::Seen);
+        assert!(matches!(exit(0, 10 * SEC).decide(5 * SEC, None, None, false), Decision::Skip(_)));
         // A die seen before this exit belongs to an earlier run.
-        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, Some(7 * SEC), false), Decision::Report);
+        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, Some(7 * SEC), None, false), Decision::Report);
+        // Reported from state by an earlier catch-up (before a restart):
+        // once; a later exit of the same container is news.
+        assert_eq!(exit(3, 10 * SEC).decide(5 * SEC, None, Some(10 * SEC), false), Decision::Seen);
+        assert_eq!(exit(3, 12 * SEC).decide(5 * SEC, None, Some(10 * SEC), false), Decision::Report);
     }
 
     #[test]
     fn kills_while_the_daemon_was_away_are_not_crashes_unless_configured() {
         for code in DAEMON_EXIT_CODES {
-            assert!(matches!(exit(code, 10 * SEC).decide(5 * SEC, None, false), Decision::Skip(_)));
-            assert_eq!(exit(code, 10 * SEC).decide(5 * SEC, None, true), Decision::Report);
+            assert!(matches!(exit(code, 10 * SEC).decide(5 * SEC, None, None, false), Decision::Skip(_)));
+            assert_eq!(exit(code, 10 * SEC).decide(5 * SEC, None, None, true), Decision::Report);
         }
         let mut oom = exit(137, 10 * SEC);
         oom.facts.oom_killed = true;
-        assert_eq!(oom.decide(5 * SEC, None, false), Decision::Report);
+        assert_eq!(oom.decide(5 * SEC, None, None, false), Decision::Report);
     }
 
     #[test]
