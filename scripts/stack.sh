@@ -296,8 +296,9 @@ echo "== starting the bridge"
 REDIS_URL=$bridge_redis_url HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemostat-bridge"
 unset HEMOSTAT_LAMBDA_TOKEN
 
-echo "== starting the collector (Docker at $DOCKER_HOST)"
-REDIS_URL=$collector_redis_url HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys start collector "$bin/hemostat-collector"
+echo "== starting the collector (Docker at $DOCKER_HOST; its state, the outbox, in $state/collector)"
+REDIS_URL=$collector_redis_url HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys HEMOSTAT_STATE_DIR="$state/collector" \
+  start collector "$bin/hemostat-collector"
 
 echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/ (your browser asks for a user name, any, and a password: $dashboard_note)"
 if [[ "$dashboard_note" == "the token in"* ]]; then

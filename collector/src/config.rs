@@ -9,6 +9,9 @@ use hemostat_protocol::{
     secret::RedisUrl,
 };
 
+/// Where the collector keeps its state when nothing says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/hemostat/collector";
+
 /// HemoStat collector: watches this host's Docker engine, reports crashes
 /// and executes remediation commands.
 ///
@@ -219,6 +222,13 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_RESTART_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub restart_window: Duration,
 
+    /// The collector's own folder for what must outlive it (its outbox,
+    /// in `outbox/`). Unset: systemd's `STATE_DIRECTORY` (the unit's
+    /// `StateDirectory=`) when set, else /var/lib/hemostat/collector.
+    /// Created (mode 0700) if missing; one collector per folder.
+    #[arg(long, env = "HEMOSTAT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+
     /// Events (alerts, command outcomes) held in memory while Redis is
     /// unreachable, delivered in order when it is back. When full, the
     /// oldest is dropped (and counted in the log).
@@ -242,6 +252,21 @@ fn parse_flag(s: &str) -> Result<bool, String> {
 }
 
 impl Config {
+    /// The state folder: the setting, else systemd's `STATE_DIRECTORY`
+    /// (its first path, when the unit names several), else the default.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.state_dir_from(std::env::var_os("STATE_DIRECTORY"))
+    }
+
+    fn state_dir_from(&self, systemd: Option<std::ffi::OsString>) -> std::path::PathBuf {
+        let systemd = systemd
+            .and_then(|v| v.into_string().ok())
+            .and_then(|v| v.split(':').next().map(str::to_owned))
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        self.state_dir.clone().or(systemd).unwrap_or_else(|| DEFAULT_STATE_DIR.into())
+    }
+
     pub fn scope(&self) -> Result<crate::scope::Scope, crate::error::CollectorError> {
         crate::scope::Scope::new(&self.label_selector, self.opt_in).map_err(crate::error::CollectorError::Config)
     }
@@ -301,6 +326,17 @@ mod tests {
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("redis://***@r:6379"), "{s}");
         assert_eq!(&*c.redis_url, "redis://:hunter2@r:6379");
+    }
+
+    #[test]
+    fn the_state_folder_is_the_setting_then_systemds_then_the_default() {
+        let unset = Config::parse_from(["hemostat-collector", "--host", "h1"]);
+        assert_eq!(unset.state_dir_from(None), std::path::PathBuf::from(DEFAULT_STATE_DIR));
+        let systemd = Some("/var/lib/hemostat/collector:/var/lib/other".into());
+        assert_eq!(unset.state_dir_from(systemd.clone()), std::path::PathBuf::from("/var/lib/hemostat/collector"));
+        assert_eq!(unset.state_dir_from(Some("".into())), std::path::PathBuf::from(DEFAULT_STATE_DIR));
+        let set = Config::parse_from(["hemostat-collector", "--host", "h1", "--state-dir", "/srv/h"]);
+        assert_eq!(set.state_dir_from(systemd), std::path::PathBuf::from("/srv/h"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
 //! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
+//! - `state` — the state folder (`HEMOSTAT_STATE_DIR`): what must outlive the process.
 //! - `config` — [`Config`]: flags and environment variables.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
 //! - `namespace` — shared network namespaces, as alerts and actions read them.
@@ -43,6 +44,7 @@ mod namespace;
 mod outbox;
 mod sample;
 mod scope;
+mod state;
 mod usage;
 mod watch;
 
@@ -114,6 +116,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             "HEMOSTAT_INSECURE_UNSIGNED_COMMANDS: unsigned commands are executed; anyone who can write this host's command stream can make it act"
         );
     }
+    let state_dir = state::prepare(&config)?;
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
@@ -198,7 +201,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
 
     let api = docker::api_version(&docker);
-    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, "collector ready");
+    tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, state_dir = %state_dir.display(), "collector ready");
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
     // The outbox ends last: it stops only once every sender (watcher,

@@ -90,8 +90,8 @@ pub use process::{Process, ProcessBuilder};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
 pub use stack::{
-    Stack, StackEnv, collector, lambda_bearer, lambda_token, start_bridge, start_collector, start_emulator,
-    start_stack, start_stack_with, test_host,
+    Stack, StackEnv, collector, collector_state_dir, lambda_bearer, lambda_token, start_bridge, start_collector,
+    start_emulator, start_stack, start_stack_with, test_host,
 };
 
 /// Name of the running test, derived from the test thread's name (libtest

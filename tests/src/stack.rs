@@ -5,7 +5,7 @@
 //! here gets the test binary's [`lambda_token`] (`HEMOSTAT_LAMBDA_TOKEN`),
 //! and a test calling the Invoke API itself sends it.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use hemostat_protocol::acl::Role;
 
@@ -14,7 +14,7 @@ use crate::{
     container::TEST_LABEL,
     current_test_name,
     keys::test_keys,
-    paths::{log_dir, workspace_root},
+    paths::{log_dir, target_dir, workspace_root},
     port::free_port,
     process::{Process, ProcessBuilder},
 };
@@ -63,14 +63,23 @@ pub fn test_host() -> String {
     format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
+/// The state folder (`HEMOSTAT_STATE_DIR`) of a test's collector for
+/// `host`: one per host name, so a collector started again for the same
+/// host finds what its predecessor left (its outbox), as on a real host.
+pub fn collector_state_dir(host: &str) -> PathBuf {
+    target_dir().join("e2e-state").join(host)
+}
+
 /// The collector as every test runs it: on `redis_url` as `host`, watching
 /// only the running test's containers (tests share one engine), logging
-/// its own debug lines. Add the test's settings, then `spawn` it, or use
-/// [`start_collector`] to wait until it is ready.
+/// its own debug lines, its state in [`collector_state_dir`]. Add the
+/// test's settings, then `spawn` it, or use [`start_collector`] to wait
+/// until it is ready.
 pub fn collector(redis_url: &str, host: &str) -> ProcessBuilder {
     Process::builder("hemostat-collector")
         .env("REDIS_URL", redis_url)
         .env("HEMOSTAT_HOST", host)
+        .env("HEMOSTAT_STATE_DIR", collector_state_dir(host))
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         // Commands must be signed, with the run's key.
         .env("HEMOSTAT_COMMAND_PUBLIC_KEYS", &test_keys().public)

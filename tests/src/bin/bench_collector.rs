@@ -241,6 +241,7 @@ async fn collector_window(engine: &Engine, bin: &Path, run: &str, containers: us
         .test("bench")
         .env("REDIS_URL", redis.url())
         .env("HEMOSTAT_HOST", format!("bench-{run}"))
+        .env("HEMOSTAT_STATE_DIR", hemostat_e2e::collector_state_dir(&format!("bench-{run}")))
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{LABEL}={run}"))
         .env("HEMOSTAT_STATS_INTERVAL", "1s")
         // Commands are never sent here, but a collector does not start without a key to check them.
