@@ -642,4 +642,6 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
