@@ -317,16 +317,15 @@ impl Outbox {
                     if std::mem::take(&mut s.disk_failing) {
                         tracing::info!("outbox: writing to disk again");
                     }
-                    match receipt {
-                        // The task is gone: the event waits on disk for the next start.
-                        Some(r) if s.stopped => {
-                            let _ = s.log.sync_all();
+                    if s.stopped {
+                        // The task is gone (so is its syncer): the event
+                        // waits on disk for the next start.
+                        let _ = s.log.sync_all();
+                        if let Some(r) = receipt {
                             let _ = r.send(Err(stopping()));
                         }
-                        Some(r) => {
-                            s.receipts.insert(seq, r);
-                        }
-                        None => {}
+                    } else if let Some(r) = receipt {
+                        s.receipts.insert(seq, r);
                     }
                     s.dirty = true;
                     drop(s);
@@ -357,7 +356,9 @@ impl Outbox {
         if s.stopped
             && let Some(r) = receipt.take()
         {
-            let _ = r.send(Err(stopping()));
+            let _ = r.send(Err(ProtocolError::Undelivered(
+                "the collector is stopping and the disk refused the event".into(),
+            )));
         }
         let id = s.next_spill;
         s.next_spill += 1;
