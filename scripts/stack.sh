@@ -54,7 +54,7 @@
 # No secret is ever printed, only where it is.
 #
 # The collector keeps its place in Docker's event stream in
-# $HEMOSTAT_STATE_DIR/collector/ (its own HEMOSTAT_STATE_DIR): stopped and
+# $HEMOSTAT_STATE_DIR/collector/ (its HEMOSTAT_COLLECTOR_STATE_DIR): stopped and
 # started again, it reports the exits it missed meanwhile.
 set -euo pipefail
 
@@ -320,10 +320,10 @@ echo "== starting the bridge"
 REDIS_URL=$bridge_redis_url HEMOSTAT_LAMBDA_ENDPOINT="http://$HEMOSTAT_LOCAL_LISTEN" start bridge "$bin/hemostat-bridge"
 unset HEMOSTAT_LAMBDA_TOKEN
 
-echo "== starting the collector (Docker at $DOCKER_HOST; its place in Docker's events kept in $state/collector)"
-# Its own state folder (cursor.json): stopped and started again, it reports
-# the exits it missed meanwhile.
-REDIS_URL=$collector_redis_url HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys HEMOSTAT_STATE_DIR="$state/collector" \
+echo "== starting the collector (Docker at $DOCKER_HOST; its place in Docker's events and its outbox kept in $state/collector)"
+# Its own state folder (cursor.json, outbox/): stopped and started again, it
+# reports the exits it missed meanwhile, and delivers what Redis had not taken.
+REDIS_URL=$collector_redis_url HEMOSTAT_COMMAND_PUBLIC_KEYS=$public_keys HEMOSTAT_COLLECTOR_STATE_DIR="$state/collector" \
   start collector "$bin/hemostat-collector"
 
 echo "Dashboard: http://$HEMOSTAT_LOCAL_LISTEN/urls/hemostat-dashboard/ (your browser asks for a user name, any, and a password: $dashboard_note)"

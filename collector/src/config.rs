@@ -219,11 +219,18 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_RESTART_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub restart_window: Duration,
 
-    /// Events (alerts, command outcomes) held in memory while Redis is
-    /// unreachable, delivered in order when it is back. When full, the
-    /// oldest is dropped (and counted in the log).
-    #[arg(long, env = "HEMOSTAT_OUTBOX_CAPACITY", default_value_t = crate::outbox::DEFAULT_CAPACITY, value_parser = parse_capacity)]
-    pub outbox_capacity: usize,
+    /// Bytes on disk the outbox may take (events waiting for Redis:
+    /// alerts, command outcomes), e.g. 64MiB, 512KiB, or a number of bytes.
+    /// When full, the oldest are dropped (and counted in the log). 64 MiB
+    /// is about 11,000 crash alerts with 4 KB of evidence.
+    #[arg(long, env = "HEMOSTAT_OUTBOX_MAX_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub outbox_max_bytes: u64,
+
+    /// How long the outbox retries an event Redis refuses for a reason
+    /// that may pass (OOM, an error it does not know) before it moves it to
+    /// its dead-letter file and sends the next one (e.g. 10m).
+    #[arg(long, env = "HEMOSTAT_OUTBOX_REFUSAL_PATIENCE", default_value = "10m", value_parser = parse_duration)]
+    pub outbox_refusal_patience: Duration,
 
     /// Alert exits with code 137, 143 or 255 that happened while the
     /// Docker daemon was unreachable and that no event reported: by default
@@ -234,11 +241,11 @@ pub struct Config {
 
     /// The collector's durable state folder, created (0700) at start: where
     /// it keeps its place in the Docker event stream (`cursor.json`), so
-    /// that exits while it was stopped are reported when it is back.
-    /// Default: systemd's STATE_DIRECTORY (the unit's `StateDirectory=`),
-    /// else /var/lib/hemostat/collector. Must be writable: the collector
-    /// does not start otherwise.
-    #[arg(long, env = "HEMOSTAT_STATE_DIR")]
+    /// that exits while it was stopped are reported when it is back, and
+    /// its outbox (`outbox/`). Default: systemd's STATE_DIRECTORY (the
+    /// unit's `StateDirectory=`), else /var/lib/hemostat/collector. Must be
+    /// writable: the collector does not start otherwise.
+    #[arg(long, env = "HEMOSTAT_COLLECTOR_STATE_DIR")]
     pub state_dir: Option<std::path::PathBuf>,
 
     /// Back after a longer absence than this, the collector reports only
@@ -287,11 +294,29 @@ impl Config {
     }
 }
 
-fn parse_capacity(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{s:?} is not a positive number of events")),
+/// A size in bytes: a number, or one with `KiB`, `MiB`, `GiB` (also `K`,
+/// `M`, `G`, `KB`, `MB`, `GB`: powers of 1024 all). At least 64 KiB.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    const MIN: u64 = 64 << 10;
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?} is not a size (e.g. 64MiB, 512KiB, 1048576)")),
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 64MiB, 512KiB, 1048576)"))?;
+    if bytes < MIN {
+        return Err(format!("{s:?} is less than the least the outbox needs, 64KiB"));
     }
+    Ok(bytes)
 }
 
 /// The machine's hostname: /etc/hostname, else the `hostname` command.
@@ -323,6 +348,17 @@ mod tests {
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("redis://***@r:6379"), "{s}");
         assert_eq!(&*c.redis_url, "redis://:hunter2@r:6379");
+    }
+
+    #[test]
+    fn outbox_sizes_take_units_and_refuse_nonsense() {
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        for bad in ["", "MiB", "-1", "10", "1.5MiB", "64 parsecs", "99999999999999999999GiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents.
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
-//! - `outbox` — publishing that rides out Redis outages (bounded, ordered).
+//! - `outbox` — publishing that rides out Redis outages and collector restarts (a log on disk, bounded, ordered), dead-lettering what Redis refuses for good.
+//! - `state` — the state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`): what must outlive the process (the outbox).
 //! - `config` — [`Config`]: flags and environment variables.
 //! - `state` — the durable state folder (`--state-dir`): created and checked at start, files replaced atomically.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
@@ -121,19 +122,26 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // forget every exit that happens while it is away.
     let state = StateDir::open(&config.state_dir())?;
     let cursor = Cursor::load(&state);
-    let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
+    let scope = config.scope()?;
     // Not waited for: Redis being down must not keep the collector from
     // watching Docker (alerts wait in the outbox). Each use reconnects.
     let target = Target::from_env(&config.redis_url)?;
     let conn: Connection = target.lazy()?;
     let blocking = target.lazy_blocking(act::BLOCK)?;
-
-    let scope = config.scope()?;
-    let inflight = InFlight::new();
     let publisher = RedisPublisher::new(conn.clone());
+    // Before Docker: what a previous run left undelivered goes out while
+    // Docker is still awaited.
+    let outbox_settings = outbox::Settings {
+        dir: state.path().join("outbox"),
+        max_bytes: config.outbox_max_bytes,
+        refusal_patience: config.outbox_refusal_patience,
+    };
+    let (outbox, outbox_task) = Outbox::open(publisher, outbox_settings, cancel.clone())?;
+    let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
+
+    let inflight = InFlight::new();
     // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
     let tasks_conn = conn.clone();
-    let (outbox, outbox_task) = Outbox::spawn(publisher, config.outbox_capacity, cancel.clone());
     let gatherer = Gatherer::new(
         docker.clone(),
         evidence::Settings {
@@ -209,8 +217,9 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, state = %state.path().display(), "collector ready");
     // The exact line tests and operators wait for, on stdout.
     println!("collector ready host={} docker API={api}", config.host);
-    // The outbox ends last: it stops only once every sender (watcher,
-    // sampler, consumer) is gone, after one last attempt at what they queued.
+    // The outbox ends last: it stops once every sender (watcher, sampler,
+    // consumer) is gone and what they queued is delivered, or Redis fails
+    // once more; what it holds then stays on disk for the next start.
     Ok(vec![watcher_task, consumer_task, registry_task, sampler_task, outbox_task])
 }
 

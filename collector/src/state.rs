@@ -1,5 +1,5 @@
 //! The collector's durable state folder (`--state-dir`,
-//! `HEMOSTAT_STATE_DIR`): what must outlive the process (an upgrade, a
+//! `HEMOSTAT_COLLECTOR_STATE_DIR`): what must outlive the process (an upgrade, a
 //! crash, `kill -9`), one file per concern, each replaced atomically.
 //!
 //! The folder is created (mode 0700) and proven writable at start: a
@@ -19,7 +19,7 @@ use crate::error::CollectorError;
 /// The folder when neither the setting nor systemd names one.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hemostat/collector";
 
-/// Which folder to use: the setting (flag or `HEMOSTAT_STATE_DIR`), else
+/// Which folder to use: the setting (flag or `HEMOSTAT_COLLECTOR_STATE_DIR`), else
 /// systemd's `STATE_DIRECTORY` (set by the unit's `StateDirectory=`; the
 /// first one when it lists several), else [`DEFAULT_STATE_DIR`].
 pub fn resolve(setting: Option<&Path>, state_directory: Option<OsString>) -> PathBuf {
@@ -47,7 +47,7 @@ impl StateDir {
     pub fn open(path: &Path) -> Result<StateDir, CollectorError> {
         let refuse = |what: &str, e: io::Error| {
             CollectorError::Config(format!(
-                "state folder {} (HEMOSTAT_STATE_DIR, --state-dir): {what}: {e}; the collector keeps its place in \
+                "state folder {} (HEMOSTAT_COLLECTOR_STATE_DIR, --state-dir): {what}: {e}; the collector keeps its place in \
                  the Docker event stream there, so that exits while it is stopped are still reported. Give it a \
                  folder it can write",
                 path.display()
@@ -146,6 +146,6 @@ mod tests {
         let file = scratch.0.join("file");
         fs::write(&file, b"x").unwrap();
         let e = StateDir::open(&file.join("collector")).unwrap_err().to_string();
-        assert!(e.contains("HEMOSTAT_STATE_DIR") && e.contains("cannot create it"), "{e}");
+        assert!(e.contains("HEMOSTAT_COLLECTOR_STATE_DIR") && e.contains("cannot create it"), "{e}");
     }
 }

@@ -112,11 +112,12 @@ async fn kill_9(collector: &Process) {
 async fn an_unwritable_state_folder_stops_the_collector_with_the_setting_named() {
     let redis = RedisServer::start().await;
     // No folder can be made under /proc, root or not.
-    let collector = spawn(&redis, &test_host(), &[("HEMOSTAT_STATE_DIR", "/proc/hemostat-no-such-folder/collector")]);
+    let collector =
+        spawn(&redis, &test_host(), &[("HEMOSTAT_COLLECTOR_STATE_DIR", "/proc/hemostat-no-such-folder/collector")]);
     let status = collector.wait_exit(Duration::from_secs(30)).await;
     let log = collector.log();
     assert!(status.is_some_and(|s| !s.success()), "exit: {status:?}; log:\n{log}");
-    assert!(log.contains("HEMOSTAT_STATE_DIR") && log.contains("/proc/hemostat-no-such-folder"), "{log}");
+    assert!(log.contains("HEMOSTAT_COLLECTOR_STATE_DIR") && log.contains("/proc/hemostat-no-such-folder"), "{log}");
     assert!(!log.contains("collector ready"), "{log}");
 }
 

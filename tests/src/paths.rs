@@ -36,7 +36,7 @@ pub fn log_dir() -> PathBuf {
     dir
 }
 
-/// A collector's state folder (`HEMOSTAT_STATE_DIR`) for the running test:
+/// A collector's state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`) for the running test:
 /// `<target>/e2e-state/{test}-{name}`, one per test and collector (name it
 /// after the collector's host: hosts are unique per run). Not created: the
 /// collector creates it, as it must on a real host. A collector started

@@ -73,7 +73,7 @@ pub fn collector(redis_url: &str, host: &str) -> ProcessBuilder {
     Process::builder("hemostat-collector")
         .env("REDIS_URL", redis_url)
         .env("HEMOSTAT_HOST", host)
-        .env("HEMOSTAT_STATE_DIR", state_dir(host))
+        .env("HEMOSTAT_COLLECTOR_STATE_DIR", state_dir(host))
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{TEST_LABEL}={}", current_test_name()))
         // Commands must be signed, with the run's key.
         .env("HEMOSTAT_COMMAND_PUBLIC_KEYS", &test_keys().public)

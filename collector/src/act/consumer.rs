@@ -35,7 +35,10 @@ use super::{
     marker::{self, Marker},
     report::{Claimed, complete, complete_refused, result},
 };
-use crate::{error::CollectorError, outbox::publish_with_retry};
+use crate::{
+    error::CollectorError,
+    outbox::{Refusal, classify, publish_with_retry},
+};
 
 /// The error a command gets when its collector died while executing it.
 pub const OUTCOME_UNKNOWN: &str = "collector restarted while executing; outcome unknown";
@@ -252,7 +255,7 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                 tracing::warn!(entry = %entry.id, error = %why, "command refused");
                 if let Some(container) = claimed.container.clone() {
                     let env = complete_refused(&self.host, &claimed, container, why);
-                    publish_with_retry(&self.publisher, &env?, cancel).await?;
+                    report(publish_with_retry(&self.publisher, &env?, cancel).await, &entry.id)?;
                 }
                 return ack(&self.group, &mut self.conn, &entry.id).await;
             }
@@ -260,7 +263,10 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                 tracing::warn!(entry = %entry.id, command_id = %cmd.id, container = %cmd.container, action = %cmd.action, %reason,
                     "command refused");
                 let result = result(&cmd, RemediationStatus::Rejected, Some(reason));
-                publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await?;
+                report(
+                    publish_with_retry(&self.publisher, &complete(&self.host, &cmd, result)?, cancel).await,
+                    &entry.id,
+                )?;
                 return ack(&self.group, &mut self.conn, &entry.id).await;
             }
         };
@@ -352,6 +358,21 @@ impl<P: Publisher> Task<P> {
         }
         marker::finish(&mut self.conn, &self.host, &cmd.id, &status).await?;
         ack(&self.group, &mut self.conn, entry).await
+    }
+}
+
+/// Whether a refusal's report is out, for its entry's sake: `Ok` when it
+/// was delivered, or given up for good (dead-lettered by the outbox:
+/// publishing it again cannot help, and the entry is acknowledged like a
+/// delivered one); `Err` leaves the entry pending for a retry.
+fn report(published: Result<String, CollectorError>, entry: &str) -> Result<(), CollectorError> {
+    match published {
+        Ok(_) => Ok(()),
+        Err(CollectorError::Protocol(e)) if classify(&e) == Refusal::Final => {
+            tracing::error!(entry, error = %e, "refusal report not delivered; acknowledging the command anyway");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -273,6 +273,7 @@ mod tests {
     use super::*;
     use crate::{
         detect::{LeakRule, Rule},
+        outbox::testing::TempDir,
         usage::{Identity, Usage},
     };
 
@@ -293,10 +294,11 @@ mod tests {
         }
     }
 
-    fn alerts() -> (Alerts, Recorder) {
+    /// The folder is the outbox's: keep it while the alerts are used.
+    fn alerts() -> (Alerts, Recorder, TempDir) {
         let recorder = Recorder::default();
-        let (outbox, _task) = Outbox::spawn(recorder.clone(), 10, CancellationToken::new());
-        (Alerts::new("h1".into(), outbox), recorder)
+        let (outbox, _task, dir) = crate::outbox::testing::outbox(recorder.clone(), CancellationToken::new());
+        (Alerts::new("h1".into(), outbox), recorder, dir)
     }
 
     fn finding(kind: FindingKind, exit_code: Option<i64>) -> Finding {
@@ -316,7 +318,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_is_high_and_dated_by_its_event() {
-        let (alerts, _) = alerts();
+        let (alerts, _, _dir) = alerts();
         let a = alerts.finding(&finding(FindingKind::Crash, Some(1)));
         assert_eq!(a.issues, ["Exited with code 1"]);
         assert_eq!((a.anomalies[0].kind, a.anomalies[0].severity), (AnomalyKind::NonZeroExit, Severity::High));
@@ -329,7 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_oom_kill_is_critical_and_unhealthy_has_no_exit_code() {
-        let (alerts, _) = alerts();
+        let (alerts, _, _dir) = alerts();
         let a = alerts.finding(&finding(FindingKind::Oom, Some(137)));
         assert_eq!(a.issues, ["OOM killed (exit 137)"]);
         assert_eq!((a.anomalies[0].kind, a.anomalies[0].severity), (AnomalyKind::OomKilled, Severity::Critical));
@@ -340,7 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn resource_alerts_carry_the_stats_and_the_figures_behind_them() {
-        let (alerts, _) = alerts();
+        let (alerts, _, _dir) = alerts();
         let who = who();
         let usage = Usage { cpu_pct: 91.234, memory_pct: 40.0, pids: 7, ..Default::default() };
         let view = View { who: &who, status: "running", health: Some("healthy"), usage: Some(&usage) };
@@ -378,7 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn published_alerts_reach_the_outbox_in_order() {
-        let (alerts, recorder) = alerts();
+        let (alerts, recorder, _dir) = alerts();
         alerts.publish_with_evidence(
             alerts.finding(&finding(FindingKind::Crash, Some(1))),
             Inspected::No("c1".into()),

@@ -38,6 +38,10 @@ pub enum ProtocolError {
     Reply { what: &'static str, detail: String },
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A publisher gave the event up for good (Redis refused it as it is,
+    /// or it was dropped): publishing it again cannot help.
+    #[error("event not delivered: {0}")]
+    Undelivered(String),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -242,7 +242,10 @@ async fn collector_window(engine: &Engine, bin: &Path, run: &str, containers: us
         .env("REDIS_URL", redis.url())
         .env("HEMOSTAT_HOST", format!("bench-{run}"))
         // A folder per window: each binary measured starts afresh.
-        .env("HEMOSTAT_STATE_DIR", hemostat_e2e::state_dir(&format!("bench-{run}-{}", uuid::Uuid::new_v4().simple())))
+        .env(
+            "HEMOSTAT_COLLECTOR_STATE_DIR",
+            hemostat_e2e::state_dir(&format!("bench-{run}-{}", uuid::Uuid::new_v4().simple())),
+        )
         .env("HEMOSTAT_LABEL_SELECTOR", format!("{LABEL}={run}"))
         .env("HEMOSTAT_STATS_INTERVAL", "1s")
         // Commands are never sent here, but a collector does not start without a key to check them.

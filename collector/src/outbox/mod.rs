@@ -1,0 +1,648 @@
+//! Getting events to Redis despite Redis outages, collector restarts and
+//! records Redis refuses.
+//!
+//! Every event the collector emits goes through one outbox: an append-only
+//! log on disk in the state folder (`<HEMOSTAT_COLLECTOR_STATE_DIR>/outbox/`, see
+//! [`log`]), drained by one task strictly in order: the head is retried
+//! (capped exponential backoff) until Redis takes it, and only then is the
+//! next one sent. So an outage delays events but neither reorders nor loses
+//! them, and neither does a collector killed meanwhile: on start, what was
+//! not delivered is sent first, in order. The outbox is bounded in bytes on
+//! disk (`HEMOSTAT_OUTBOX_MAX_BYTES`); when full, the OLDEST events are
+//! dropped (and counted), because the newest news matters most to a
+//! remediation loop. Memory holds no record, only the log's positions.
+//! Queueing never blocks on Redis: the Docker event loop is never stalled
+//! behind it (an append is one `write`; `fsync` happens apart, see
+//! [`SYNC_INTERVAL`]).
+//!
+//! A record Redis refuses for good (see [`refusal`]) is written to the
+//! dead-letter file beside the log ([`dead_letters`]) with Redis' reason,
+//! counted, and the next one goes: a `WRONGTYPE` key or a missing ACL
+//! permission no longer holds every later event and outcome back.
+//!
+//! When the disk cannot be written (full, read-only), events are held in
+//! memory instead (at most [`SPILL_MAX_BYTES`], oldest dropped), after
+//! those on disk, until it can again; those are lost if the collector
+//! stops before Redis takes them.
+//!
+//! Callers that must know when their event is delivered (the command
+//! consumer acknowledges a command only after its outcome is out) use the
+//! [`Publisher`] implementation of [`Outbox`]: it queues like everyone else
+//! and waits for the delivery receipt, which may also say the event was
+//! dead-lettered or dropped ([`ProtocolError::Undelivered`]).
+
+mod dead_letters;
+mod log;
+mod refusal;
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use hemostat_protocol::{Envelope, ProtocolError, Publisher};
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinHandle,
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+
+use hemostat_protocol::backoff::Backoff;
+
+use crate::error::CollectorError;
+use log::{AppendError, Dropped, Log};
+pub use refusal::{Refusal, classify};
+
+/// Appends are synced to disk together, at most this long after the
+/// first: one `fsync` per burst, not per event, off the callers' path. A
+/// power loss can lose this much of the newest events (a killed process
+/// loses none: they are in the page cache).
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(50);
+/// Attempts before a final refusal is dead-lettered (an ACL being
+/// reloaded, a key being repaired, get this moment), and the least a
+/// refusal "for now" gets once the patience is over.
+const REFUSED_ATTEMPTS: u64 = 3;
+/// Events held in memory while the disk cannot be written.
+pub const SPILL_MAX_BYTES: usize = 4 << 20;
+
+/// Where the outbox lives and its bounds.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The outbox's own folder (`<state dir>/outbox`).
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub refusal_patience: Duration,
+}
+
+/// Publishes, retrying with capped backoff until it succeeds, the error is
+/// final ([`Refusal::Final`]: the outbox dead-lettered or dropped the
+/// event), or shutdown is requested (after the attempt in progress), so
+/// shutdown is not held up by a dead Redis.
+pub async fn publish_with_retry<P: Publisher>(
+    publisher: &P,
+    env: &Envelope,
+    cancel: &CancellationToken,
+) -> Result<String, CollectorError> {
+    let mut backoff = Backoff::redis();
+    let mut attempt = 1u64;
+    loop {
+        match publisher.publish(env).await {
+            Ok(id) => return Ok(id),
+            Err(e) if !cancel.is_cancelled() && classify(&e) != Refusal::Final => {
+                tracing::warn!(kind = %env.kind, attempt, error = %e, "publish failed; retrying");
+                if !backoff.wait_or(cancel.cancelled()).await {
+                    return Err(e.into());
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What a waiting publisher learns: the stream id, or why not.
+type Receipt = oneshot::Sender<Result<String, ProtocolError>>;
+
+/// An event held in memory while the disk cannot be written.
+struct Spilled {
+    id: u64,
+    payload: Vec<u8>,
+    receipt: Option<Receipt>,
+}
+
+/// The record being sent, identified across the unlocked publish: if it
+/// was dropped meanwhile (outbox full), its successor must not be taken
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Log(u64),
+    Spill(u64),
+}
+
+struct State {
+    log: Log,
+    /// By sequence number: the receipts of records in the log.
+    receipts: BTreeMap<u64, Receipt>,
+    spill: VecDeque<Spilled>,
+    spill_bytes: usize,
+    next_spill: u64,
+    /// Events dropped because the outbox was full, since start.
+    dropped: u64,
+    /// Events Redis refused for good, since start.
+    dead_lettered: u64,
+    /// Appended since the last sync.
+    dirty: bool,
+    /// The disk refused the last append: events go to memory.
+    disk_failing: bool,
+    /// Every `Outbox` handle is gone: drain and stop.
+    closed: bool,
+    /// The task has stopped: receipts are answered at once.
+    stopped: bool,
+}
+
+impl State {
+    /// Drops the records of `d` (the log made room) and answers their receipts.
+    fn dropped(&mut self, d: Dropped, max_bytes: u64) {
+        let before = self.dropped;
+        self.dropped += d.count();
+        let seqs: Vec<u64> = self.receipts.range(d.first..=d.last).map(|(s, _)| *s).collect();
+        for seq in seqs {
+            if let Some(r) = self.receipts.remove(&seq) {
+                let _ = r.send(Err(ProtocolError::Undelivered("dropped: outbox full".into())));
+            }
+        }
+        // Powers of two: the count stays visible without one line per
+        // event during a long outage.
+        if (before + 1..=self.dropped).any(u64::is_power_of_two) {
+            tracing::warn!(
+                dropped_total = self.dropped,
+                max_bytes,
+                "outbox full while Redis is unreachable: dropped the oldest events"
+            );
+        }
+    }
+
+    /// The record to send next: the log's head, then what memory holds.
+    fn head(&mut self) -> std::io::Result<Option<(Head, Vec<u8>)>> {
+        if let Some(r) = self.log.peek()? {
+            return Ok(Some((Head::Log(r.seq), r.payload)));
+        }
+        Ok(self.spill.front().map(|s| (Head::Spill(s.id), s.payload.clone())))
+    }
+
+    /// `head` is done with (delivered, or given up): the next one goes.
+    fn finish(&mut self, head: Head) -> Option<Receipt> {
+        match head {
+            Head::Log(seq) => {
+                if let Err(e) = self.log.advance(seq) {
+                    tracing::error!(error = %e, "outbox: cannot record the delivery on disk (sent again after a restart)");
+                }
+                self.receipts.remove(&seq)
+            }
+            Head::Spill(id) if self.spill.front().is_some_and(|s| s.id == id) => {
+                let done = self.spill.pop_front()?;
+                self.spill_bytes -= done.payload.len();
+                done.receipt
+            }
+            Head::Spill(_) => None,
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the drain: something was queued, or the last handle went away.
+    wake: Notify,
+    /// Wakes the syncer: something was appended.
+    sync: Notify,
+    settings: Settings,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves a usable outbox.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Dropped with the last `Outbox` clone; tells the task no more will come.
+struct Handles(Arc<Shared>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.wake.notify_one();
+    }
+}
+
+/// Handle to the outbox. Cheap to clone; the task ends when shutdown was
+/// requested and either every clone is dropped and everything delivered,
+/// or Redis failed once more (what is left stays on disk for the next
+/// start).
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+    _handles: Arc<Handles>,
+}
+
+impl Outbox {
+    /// Opens the log in `settings.dir` (replaying what a previous run left
+    /// undelivered first) and starts the task that drains it into
+    /// `publisher`. Fails when the folder cannot be used.
+    pub fn open<P: Publisher + 'static>(
+        publisher: P,
+        settings: Settings,
+        cancel: CancellationToken,
+    ) -> Result<(Outbox, JoinHandle<()>), CollectorError> {
+        let (log, recovery) = Log::open(&settings.dir, settings.max_bytes).map_err(|e| {
+            CollectorError::Config(format!(
+                "HEMOSTAT_COLLECTOR_STATE_DIR: the outbox folder {} cannot be used: {e}",
+                settings.dir.display()
+            ))
+        })?;
+        if recovery.pending > 0 || recovery.dropped > 0 {
+            tracing::info!(
+                pending = recovery.pending,
+                dropped = recovery.dropped,
+                dir = %settings.dir.display(),
+                "outbox: events a previous run did not deliver are sent first, in order"
+            );
+        }
+        if recovery.truncated_bytes > 0 || recovery.corrupt_bytes > 0 {
+            tracing::warn!(
+                truncated_bytes = recovery.truncated_bytes,
+                corrupt_bytes = recovery.corrupt_bytes,
+                corrupt_records = recovery.corrupt_records,
+                "outbox: repaired on start (a write cut short, or damaged records); every valid record kept"
+            );
+        }
+        let state = State {
+            log,
+            receipts: BTreeMap::new(),
+            spill: VecDeque::new(),
+            spill_bytes: 0,
+            next_spill: 0,
+            dropped: 0,
+            dead_lettered: 0,
+            dirty: false,
+            disk_failing: false,
+            closed: false,
+            stopped: false,
+        };
+        let shared = Arc::new(Shared { state: Mutex::new(state), wake: Notify::new(), sync: Notify::new(), settings });
+        let task = tokio::spawn(run(publisher, shared.clone(), cancel));
+        Ok((Outbox { _handles: Arc::new(Handles(shared.clone())), shared }, task))
+    }
+
+    /// Queues `env` for delivery; never waits for Redis.
+    pub fn send(&self, env: Envelope) {
+        self.push(&env, None);
+    }
+
+    /// Events waiting for Redis (including the one being sent).
+    #[cfg(test)]
+    pub fn queued(&self) -> u64 {
+        let s = self.shared.lock();
+        s.log.pending() + s.spill.len() as u64
+    }
+
+    /// Events dropped because the outbox was full, since start.
+    #[cfg(test)]
+    pub fn dropped(&self) -> u64 {
+        self.shared.lock().dropped
+    }
+
+    /// Events Redis refused for good, since start.
+    #[cfg(test)]
+    pub fn dead_lettered(&self) -> u64 {
+        self.shared.lock().dead_lettered
+    }
+
+    fn push(&self, env: &Envelope, receipt: Option<Receipt>) {
+        let payload = env.to_json().into_bytes();
+        let max_bytes = self.shared.settings.max_bytes;
+        let mut s = self.shared.lock();
+        // Once events are in memory, the next ones follow them there, so
+        // that the order holds; the disk is tried again when they are out.
+        let mut receipt = receipt;
+        if s.spill.is_empty() {
+            match s.log.append(&payload) {
+                Ok((seq, dropped)) => {
+                    for d in dropped {
+                        s.dropped(d, max_bytes);
+                    }
+                    if std::mem::take(&mut s.disk_failing) {
+                        tracing::info!("outbox: writing to disk again");
+                    }
+                    if s.stopped {
+                        // The task is gone (so is its syncer): the event
+                        // waits on disk for the next start.
+                        let _ = s.log.sync_all();
+                        if let Some(r) = receipt {
+                            let _ = r.send(Err(stopping()));
+                        }
+                    } else if let Some(r) = receipt {
+                        s.receipts.insert(seq, r);
+                    }
+                    s.dirty = true;
+                    drop(s);
+                    self.shared.sync.notify_one();
+                    self.shared.wake.notify_one();
+                    return;
+                }
+                Err(AppendError::TooLarge(bytes)) => {
+                    tracing::error!(kind = %env.kind, bytes, max_bytes, "event larger than the outbox allows: dropped");
+                    s.dropped += 1;
+                    if let Some(r) = receipt {
+                        let _ = r.send(Err(ProtocolError::Undelivered(format!(
+                            "{bytes} bytes: larger than the outbox allows (HEMOSTAT_OUTBOX_MAX_BYTES / 4)"
+                        ))));
+                    }
+                    return;
+                }
+                Err(AppendError::Io(e)) => {
+                    if !std::mem::replace(&mut s.disk_failing, true) {
+                        tracing::error!(
+                            error = %e, dir = %s.log.dir().display(),
+                            "outbox: cannot write to disk; holding events in memory until it can (lost if the collector stops first)"
+                        );
+                    }
+                }
+            }
+        }
+        if s.stopped
+            && let Some(r) = receipt.take()
+        {
+            let _ = r.send(Err(ProtocolError::Undelivered(
+                "the collector is stopping and the disk refused the event".into(),
+            )));
+        }
+        let id = s.next_spill;
+        s.next_spill += 1;
+        s.spill_bytes += payload.len();
+        s.spill.push_back(Spilled { id, payload, receipt });
+        while s.spill_bytes > SPILL_MAX_BYTES && s.spill.len() > 1 {
+            let Some(old) = s.spill.pop_front() else { break };
+            s.spill_bytes -= old.payload.len();
+            s.dropped += 1;
+            if let Some(r) = old.receipt {
+                let _ = r.send(Err(ProtocolError::Undelivered("dropped: outbox full".into())));
+            }
+        }
+        drop(s);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// What a receipt says when the outbox task stopped before delivering.
+fn stopping() -> ProtocolError {
+    ProtocolError::Redis(redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "not delivered yet",
+        "the collector is stopping; the event is on disk for its next start".to_owned(),
+    )))
+}
+
+/// Queues like [`Outbox::send`] and waits until Redis has the event: the
+/// outbox's order and bound apply to callers that need a receipt too.
+impl Publisher for Outbox {
+    async fn publish(&self, env: &Envelope) -> Result<String, ProtocolError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(env, Some(tx));
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(stopping()),
+        }
+    }
+}
+
+/// The drain and the syncer, until the drain is done; then a last sync.
+async fn run<P: Publisher>(publisher: P, shared: Arc<Shared>, cancel: CancellationToken) {
+    let stop = CancellationToken::new();
+    let syncer = tokio::spawn(syncer(shared.clone(), stop.clone()));
+    drain(publisher, &shared, &cancel).await;
+    stop.cancel();
+    let _ = syncer.await;
+    let mut s = shared.lock();
+    s.stopped = true;
+    if let Err(e) = s.log.sync_all() {
+        tracing::error!(error = %e, "outbox: final sync to disk failed");
+    }
+    let pending = s.log.pending();
+    if pending > 0 {
+        tracing::info!(pending, "outbox stopped: undelivered events stay on disk for the next start");
+    }
+    if !s.spill.is_empty() {
+        tracing::error!(
+            lost = s.spill.len(),
+            "outbox stopped with undelivered events held in memory (the disk refused them)"
+        );
+    }
+    for (_, r) in std::mem::take(&mut s.receipts) {
+        let _ = r.send(Err(stopping()));
+    }
+}
+
+/// Syncs appends to disk, one `fsync` per [`SYNC_INTERVAL`] at most.
+async fn syncer(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shared.sync.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+        // The appends of the next moment join this sync.
+        tokio::select! {
+            _ = tokio::time::sleep(SYNC_INTERVAL) => {}
+            _ = stop.cancelled() => return,
+        }
+        let handle = {
+            let mut s = shared.lock();
+            if !std::mem::take(&mut s.dirty) {
+                continue;
+            }
+            s.log.sync_handle()
+        };
+        let synced = match handle {
+            Ok((file, dir)) => tokio::task::spawn_blocking(move || {
+                file.sync_data()?;
+                dir.map_or(Ok(()), |d| d.sync_all())
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            tracing::warn!(error = %e, "outbox: fsync failed; events are written but may not survive a power loss");
+        }
+    }
+}
+
+async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &CancellationToken) {
+    let patience = shared.settings.refusal_patience;
+    let mut backoff = Backoff::redis();
+    // Failed attempts in the current outage, for the recovery summary.
+    let mut failures = 0u64;
+    let mut dropped_before = 0u64;
+    // Attempts at the current head, and since when Redis refuses "for now".
+    let mut attempts: Option<(Head, u64)> = None;
+    let mut refused_since: Option<Instant> = None;
+    loop {
+        let (head, closed) = {
+            let mut s = shared.lock();
+            (s.head(), s.closed)
+        };
+        let head = match head {
+            Ok(Some(head)) => Some(head),
+            // No handle left: nothing more can come.
+            Ok(None) if closed => break,
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot read from disk; retrying");
+                if !backoff.wait_or(cancel.cancelled()).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some((head, payload)) = head else {
+            // A permit stored by notify_one covers a push between the
+            // check above and this wait.
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = cancel.cancelled(), if !cancel.is_cancelled() => {}
+            }
+            continue;
+        };
+        let tries = match attempts {
+            Some((h, n)) if h == head => n + 1,
+            _ => 1,
+        };
+        attempts = Some((head, tries));
+        let result = match Envelope::parse(&payload) {
+            Ok(env) => publisher.publish(&env).await.map_err(|e| (env.kind.to_string(), e)),
+            Err(e) => Err(("unknown".to_owned(), e)),
+        };
+        let (kind, error) = match result {
+            Ok(id) => {
+                tracing::debug!(stream_id = %id, "event published");
+                if failures > 0 {
+                    let dropped = shared.lock().dropped - dropped_before;
+                    tracing::info!(
+                        failed_attempts = failures,
+                        dropped,
+                        "Redis is back; delivering held events in order"
+                    );
+                    failures = 0;
+                }
+                backoff.reset();
+                refused_since = None;
+                let receipt = shared.lock().finish(head);
+                if let Some(r) = receipt {
+                    let _ = r.send(Ok(id));
+                }
+                continue;
+            }
+            Err(failed) => failed,
+        };
+        let class = classify(&error);
+        let give_up = match class {
+            Refusal::Transient => false,
+            Refusal::ForNow => {
+                let since = *refused_since.get_or_insert_with(Instant::now);
+                since.elapsed() >= patience && tries >= REFUSED_ATTEMPTS
+            }
+            Refusal::Final => tries >= REFUSED_ATTEMPTS,
+        };
+        if give_up {
+            dead_letter(shared, head, &payload, &kind, &error, tries);
+            continue;
+        }
+        if cancel.is_cancelled() {
+            // Shutting down and Redis still fails: what is left waits on
+            // disk for the next start.
+            break;
+        }
+        if failures == 0 {
+            dropped_before = shared.lock().dropped;
+        }
+        failures += 1;
+        let queued = {
+            let s = shared.lock();
+            s.log.pending() + s.spill.len() as u64
+        };
+        match class {
+            Refusal::Transient => tracing::warn!(
+                %kind, queued, attempt = failures, error = %error,
+                "publish failed; holding events until Redis is back"
+            ),
+            _ => tracing::warn!(
+                %kind, queued, attempt = tries, error = %error, refusal = ?class,
+                "Redis refused the event; retrying it before giving it up"
+            ),
+        }
+        // Shutdown during the wait: the loop comes back for one last try.
+        backoff.wait_or(cancel.cancelled()).await;
+    }
+}
+
+/// Moves `head` out of the way: into the dead-letter file, counted, its
+/// receipt told why.
+fn dead_letter(shared: &Shared, head: Head, payload: &[u8], kind: &str, error: &ProtocolError, attempts: u64) {
+    let dir = &shared.settings.dir;
+    let reason = error.to_string();
+    let seq = match head {
+        Head::Log(seq) => seq,
+        Head::Spill(_) => 0,
+    };
+    let letter = dead_letters::DeadLetter { seq, kind: Some(kind), reason: &reason, attempts, record: payload };
+    let file = match dead_letters::write(dir, &letter) {
+        Ok(path) => path.display().to_string(),
+        Err(e) => {
+            tracing::error!(error = %e, "outbox: cannot write the dead-letter file; the refused event is only in this log");
+            format!("nowhere ({e})")
+        }
+    };
+    let mut s = shared.lock();
+    s.dead_lettered += 1;
+    let receipt = s.finish(head);
+    tracing::error!(
+        %kind, seq, attempts, dead_lettered_total = s.dead_lettered, reason = %refusal::redacted(&reason), %file,
+        "Redis refused an event for good: dead-lettered; the events after it go on"
+    );
+    drop(s);
+    if let Some(r) = receipt {
+        let _ = r.send(Err(ProtocolError::Undelivered(format!(
+            "refused by Redis ({}); dead-lettered in {file}",
+            refusal::redacted(&reason)
+        ))));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+
+    use tokio::task::JoinHandle;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{Outbox, Settings};
+
+    /// A folder removed when dropped.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let dir = std::env::temp_dir().join(format!("hemostat-outbox-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub fn settings(dir: &TempDir, max_bytes: u64) -> Settings {
+        Settings { dir: dir.0.join("outbox"), max_bytes, refusal_patience: std::time::Duration::from_secs(600) }
+    }
+
+    /// An outbox in a folder of its own (removed with the returned TempDir).
+    pub fn outbox<P: hemostat_protocol::Publisher + 'static>(
+        publisher: P,
+        cancel: CancellationToken,
+    ) -> (Outbox, JoinHandle<()>, TempDir) {
+        let dir = TempDir::new();
+        let (outbox, task) = Outbox::open(publisher, settings(&dir, 1 << 20), cancel).unwrap();
+        (outbox, task, dir)
+    }
+}
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod tests;
