@@ -11,7 +11,7 @@ use std::time::Duration;
 use bollard::{Docker, models::ContainerStateStatusEnum};
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, docker, redis_server::cluster_mode, state_dir, stream_events,
-    test_host, wait_for,
+    strip_ansi, test_host, wait_for,
 };
 use hemostat_protocol::{EventKind, connection::Connection, event::HealthAlert};
 use redis::AsyncCommands;
@@ -41,25 +41,6 @@ async fn crash(c: &TestContainer, collector: &Process) {
     assert!(queued.is_some(), "no alert for {}; log:\n{}", c.name(), collector.log_tail(40));
     // The append follows the log line at once.
     tokio::time::sleep(Duration::from_millis(200)).await;
-}
-
-/// `text` without the terminal colours of the log's fields.
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ ... m
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The containers of `names` in the order their alerts are in the stream,
@@ -120,7 +101,7 @@ async fn an_alert_raised_while_redis_is_down_survives_a_kill_9_of_the_collector(
     );
     assert_eq!(order, [a.name(), b.name(), c.name()], "out of order");
     assert_eq!(settled, order, "an alert was delivered twice");
-    let replayed = plain(&second.log());
+    let replayed = strip_ansi(&second.log());
     assert!(
         replayed.contains("events a previous run did not deliver are sent first, in order pending=2"),
         "the restart did not replay the outbox; log:\n{}",

@@ -16,7 +16,7 @@ use bollard::{
 use futures::StreamExt;
 use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, container::TEST_LABEL, current_test_name, docker, state_dir,
-    stream_events, test_host, wait_for,
+    stream_events, strip_ansi, test_host, wait_for,
 };
 use hemostat_protocol::{EventKind, connection::Connection, event::HealthAlert};
 
@@ -75,20 +75,6 @@ async fn crash(c: &TestContainer) {
 
 /// Kill events in the burst of the restart test.
 const BURST: usize = 200;
-
-/// A log line without its colours.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// The number after `name=` in a log line.
 fn field(line: &str, name: &str) -> Option<u64> {

@@ -94,7 +94,7 @@ pub use keys::{TestKeys, test_keys};
 pub use paths::{bin_dir, log_dir, state_dir, workspace_root};
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
-pub use process::{Process, ProcessBuilder};
+pub use process::{Process, ProcessBuilder, hemostat_cli, strip_ansi};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
 pub use stack::{

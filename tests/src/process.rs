@@ -323,3 +323,37 @@ impl Drop for Process {
         kill_and_reap(child);
     }
 }
+
+/// `text` without the terminal colour codes (`ESC [ ... m`) of the
+/// processes' log fields.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Runs the built `hemostat` command with `args` against `url`, as
+/// operator `tester`.
+pub fn hemostat_cli(url: &str, args: &[&str]) -> std::process::Output {
+    let path = crate::bin_dir().join("hemostat");
+    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    std::process::Command::new(&path)
+        .args(args)
+        .env("REDIS_URL", url)
+        .env("USER", "tester")
+        .env_remove("RUST_LOG")
+        .env_remove("REDIS_CLUSTER")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
+}

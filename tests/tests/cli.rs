@@ -8,14 +8,11 @@
 //! decision (a container's own cooldown and hourly cap, an alert's `held`)
 //! on the bridge, analyzer and responder.
 
-use std::{
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{process::Output, time::Duration};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, bench::crash_alert, bin_dir, docker, start_bridge, start_emulator,
+    ContainerSpec, Process, RedisServer, bench::crash_alert, docker, hemostat_cli, start_bridge, start_emulator,
     start_stack, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
@@ -29,20 +26,6 @@ use hemostat_protocol::{
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
-/// Runs `hemostat args...` against `url`, as operator `tester`.
-fn hemostat(url: &str, args: &[&str]) -> Output {
-    let path = bin_dir().join("hemostat");
-    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
-    Command::new(&path)
-        .args(args)
-        .env("REDIS_URL", url)
-        .env("USER", "tester")
-        .env_remove("RUST_LOG")
-        .env_remove("REDIS_CLUSTER")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -53,7 +36,7 @@ fn stderr(out: &Output) -> String {
 
 /// Succeeds, or panics with what it said.
 fn ok(url: &str, args: &[&str]) -> String {
-    let out = hemostat(url, args);
+    let out = hemostat_cli(url, args);
     assert!(out.status.success(), "hemostat {args:?} exited {}: {}{}", out.status, stdout(&out), stderr(&out));
     stdout(&out)
 }
@@ -67,7 +50,7 @@ fn ok_json(url: &str, args: &[&str]) -> Value {
 
 /// Fails with `code` and a one-line message containing `needle`, never a panic or a backtrace.
 fn fails(url: &str, args: &[&str], code: i32, needle: &str) -> String {
-    let out = hemostat(url, args);
+    let out = hemostat_cli(url, args);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(code), "hemostat {args:?}: {}{err}", stdout(&out));
     assert!(err.contains(needle), "hemostat {args:?}: expected {needle:?} in: {err}");
@@ -395,7 +378,7 @@ async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate(
     assert!(success.is_some(), "no success recorded");
 
     // remediate: through the same gate, so the cooldown refuses it...
-    let out = hemostat(&url, &["remediate", &target, "restart", "--timeout", "30s"]);
+    let out = hemostat_cli(&url, &["remediate", &target, "restart", "--timeout", "30s"]);
     assert_eq!(out.status.code(), Some(1), "refused by the cooldown: {}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("rejected: cooldown"), "{}{}", stdout(&out), stderr(&out));
     // ...and after a reset the manual restart is executed and verified.

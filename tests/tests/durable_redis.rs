@@ -25,13 +25,12 @@ mod exporter_support;
 
 use std::{
     cell::RefCell,
-    process::{Command, Output},
     time::{Duration, Instant},
 };
 
 use exporter_support::scheduled_event;
 use hemostat_e2e::{
-    Process, RedisServer, bin_dir, lambda_bearer, redis_server::cluster_mode, report_container, start_emulator,
+    Process, RedisServer, hemostat_cli, lambda_bearer, redis_server::cluster_mode, report_container, start_emulator,
     stream_events, test_host, test_keys, wait_for, wait_until, workspace_root,
 };
 use hemostat_protocol::{
@@ -55,24 +54,10 @@ const FSYNC: Duration = Duration::from_millis(2000);
 /// (three intervals) after its last beat.
 const DOWN: Duration = Duration::from_secs(5);
 
-/// `hemostat args...` against `url` as operator `tester`.
-fn hemostat(url: &str, args: &[&str]) -> Output {
-    let path = bin_dir().join("hemostat");
-    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
-    Command::new(&path)
-        .args(args)
-        .env("REDIS_URL", url)
-        .env("USER", "tester")
-        .env_remove("RUST_LOG")
-        .env_remove("REDIS_CLUSTER")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
-}
-
 fn hemostat_json(url: &str, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let out = hemostat(url, &all);
+    let out = hemostat_cli(url, &all);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "hemostat {args:?}: {}{text}{}", out.status, String::from_utf8_lossy(&out.stderr));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("hemostat {args:?} --json: {e}: {text}"))

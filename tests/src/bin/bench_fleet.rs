@@ -969,23 +969,6 @@ async fn sample_http(addr: String, path: String, every: Duration, until: Instant
 
 // ---------------------------------------------------------------- logs
 
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Markers of a cluster client or server refusing a command's slot.
 const SLOT_MARKERS: [&str; 7] = ["MOVED", "ASK ", "CROSSSLOT", "CrossSlot", "crossed slots", "TRYAGAIN", "CLUSTERDOWN"];
 
@@ -1022,7 +1005,7 @@ fn scan_log(text: &str) -> (usize, usize, usize, Vec<(usize, String)>) {
     let (mut warn, mut error, mut redirect) = (0, 0, 0);
     let mut examples: Vec<(String, usize, String)> = Vec::new();
     for raw in text.lines() {
-        let line = strip_ansi(raw);
+        let line = hemostat_e2e::strip_ansi(raw);
         let is_warn = line.contains(" WARN ") || line.contains("\"level\":\"WARN\"");
         let is_error = line.contains(" ERROR ") || line.contains("\"level\":\"ERROR\"") || line.contains("panicked");
         let is_redirect = SLOT_MARKERS.iter().any(|m| line.contains(m));

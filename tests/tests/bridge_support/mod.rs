@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use hemostat_e2e::{Process, RedisServer, bin_dir, log_dir, start_bridge, start_emulator};
+use hemostat_e2e::{Process, RedisServer, bin_dir, log_dir, start_bridge, start_emulator, strip_ansi};
 use hemostat_protocol::connection::Connection;
 use redis::AsyncCommands;
 
@@ -147,22 +147,4 @@ pub fn stopped_counter(log: &str, counter: &str) -> Option<u64> {
     let line = strip_ansi(log.lines().rev().find(|l| l.contains("bridge stopped"))?);
     let at = line.find(&format!("{counter}="))? + counter.len() + 1;
     line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
-/// The line without terminal colour codes (`ESC [ ... m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
