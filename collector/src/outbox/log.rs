@@ -343,6 +343,19 @@ impl Log {
         self.head_file.sync_data()
     }
 
+    /// Makes appends fail, as a full or read-only disk does (`repair`:
+    /// until told otherwise).
+    #[cfg(test)]
+    pub fn break_disk(&mut self, broken: bool) -> io::Result<()> {
+        self.writer = if broken {
+            // Opened for reading: every write fails (EBADF).
+            File::open(&self.active().path)?
+        } else {
+            OpenOptions::new().append(true).open(&self.active().path)?
+        };
+        Ok(())
+    }
+
     fn active(&self) -> &Segment {
         // Never empty: open() pushes the active segment, roll() replaces it.
         &self.segments[self.segments.len() - 1]

@@ -262,3 +262,35 @@ async fn out_of_memory_is_waited_out_for_the_patience_then_dead_lettered() {
     assert_eq!((fake.accepted(), outbox.dead_lettered()), (vec![1, 2, 4], 1));
     stop(outbox, task, cancel).await;
 }
+
+/// Events waiting in memory, and on disk.
+fn memory_and_disk(outbox: &Outbox) -> (usize, u64) {
+    let s = outbox.shared.lock();
+    (s.spill.len(), s.log.pending())
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_the_disk_refuses_wait_in_memory_behind_those_on_disk() {
+    let cancel = CancellationToken::new();
+    let fake = Fake::default();
+    fake.down(true);
+    let (outbox, task, _dir) = outbox(fake.clone(), cancel.clone());
+    outbox.send(env(1));
+    outbox.shared.lock().log.break_disk(true).unwrap();
+    outbox.send(env(2));
+    outbox.send(env(3));
+    assert_eq!(outbox.shared.lock().spill.len(), 2, "the disk refused them: in memory");
+    // Repaired, but what is in memory goes first: the next one follows it there.
+    outbox.shared.lock().log.break_disk(false).unwrap();
+    outbox.send(env(4));
+    assert_eq!(memory_and_disk(&outbox), (3, 1));
+    fake.down(false);
+    one_retry().await;
+    assert_eq!(fake.accepted(), [1, 2, 3, 4]);
+    // Memory empty: to disk again.
+    outbox.send(env(5));
+    assert_eq!(memory_and_disk(&outbox), (0, 1));
+    settle().await;
+    assert_eq!(fake.accepted(), [1, 2, 3, 4, 5]);
+    stop(outbox, task, cancel).await;
+}
