@@ -268,6 +268,43 @@ fn a_broken_rules_file_is_refused_with_the_rule_named() {
     assert_eq!(rules[0].re.as_str(), "xyz");
 }
 
+#[test]
+fn runs_of_plain_rules_are_merged_and_find_what_they_found_one_by_one() {
+    let rule = |name: &str, body: &str| format!("[[rule]]\nname = \"{name}\"\n{body}\n");
+    let file = [
+        rule("a", "pattern = 'aa_[0-9]+'"),
+        rule("b", "pattern = '(?i)bb_[0-9]+'"),
+        rule("c", "pattern = 'x=(?P<s>[0-9]+)'\nsecret = 's'"),
+        rule("d", "pattern = 'dd_[0-9]+'\nmark = 'url'"),
+        rule("e", "pattern = 'ee_[0-9]+'\nmark = 'url'"),
+        rule("f", "pattern = 'ff_[0-9]+'\nvalidator = 'token'"),
+    ]
+    .concat();
+    let merged = super::rules::merge_plain(load(&file).unwrap());
+    let names: Vec<&str> = merged.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a+b", "c", "d+e", "f"]);
+    // The built-in rules, merged, hide exactly what they hide one by one.
+    let one_by_one = load(RULES_TOML).unwrap();
+    assert!(RULES.len() < one_by_one.len());
+    let apply = |rules: &[super::rules::Rule], line: &str| {
+        let mut text = clean(line);
+        let mut n = 0;
+        for rule in rules {
+            super::replace(rule, &mut text, &mut n);
+        }
+        (text, n)
+    };
+    for line in [
+        format!("ghp_{} and xoxb-{} then AKIAZX8QM2LP5RT7WN4K", fake(36), fake(30)),
+        format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIx{}.{} sk-proj-{}", fake(20), fake(43), fake(40)),
+        format!("-----BEGIN PRIVATE KEY----- {} -----END PRIVATE KEY----- glpat-{}", fake(64), fake(20)),
+        format!("SG.{}.{} npm_{} hf_{}", fake(22), fake(43), fake(36), fake(34)),
+        "nothing to see here: GET /health 200".to_owned(),
+    ] {
+        assert_eq!(apply(&RULES, &line), apply(&one_by_one, &line), "{line}");
+    }
+}
+
 // ------------------------------------------------------------------------
 // Shapes of secrets, each hidden, each with near misses left alone.
 
