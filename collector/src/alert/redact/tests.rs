@@ -1161,3 +1161,261 @@ fn wrapped_values_sql_functions_plans_and_prompts() {
         "(error) NOAUTH Authentication required.",
     ]);
 }
+
+// ------------------------------------------------------------------------
+// Families added with the second tuning set and from vendors' documented
+// credential formats: each example made up (`fake`, `hex`), none taken
+// from a corpus.
+
+fn lower(n: usize) -> String {
+    fake(n).to_ascii_lowercase()
+}
+
+fn upper(n: usize) -> String {
+    fake(n).to_ascii_uppercase()
+}
+
+#[test]
+fn an_aws_secret_shortly_after_its_key_id() {
+    let secret = fake(40);
+    for line in [
+        // The Go SDK's static credentials provider, in an error.
+        format!("using static credentials provider (AKID \"AKIAZX8QM2LP5RT7WN4K\", secret \"{secret}\"): denied"),
+        format!("| AKIAZX8QM2LP5RT7WN4K | {secret} | active |"),
+        format!("access_key_id=AKIAZX8QM2LP5RT7WN4K region=eu-west-1 key {secret}"),
+    ] {
+        let out = hidden(&line, &secret);
+        assert!(!out.contains("AKIAZX8QM2LP5RT7WN4K"), "{out}");
+    }
+    // A commit (40 hexadecimal digits) near a key id is not its secret.
+    let sha = hex(40);
+    let (out, _) = redact(&format!("AKIAZX8QM2LP5RT7WN4K rotated in commit {sha}"));
+    assert!(out.contains(&sha), "{out}");
+}
+
+#[test]
+fn basic_credentials_given_to_http_clients() {
+    let token = hex(32);
+    for (line, secret) in [
+        (format!("auth=(\"AC{}\", \"{token}\")", hex(32)), token.as_str()),
+        (format!("client = Client('AC{}', '{token}')", hex(32)), token.as_str()),
+        (format!("curl -u AC{}:{token} https://api.twilio.com/", hex(32)), token.as_str()),
+        ("requests.get(url, auth=('ops', 'Tq4-mmRv8'))".to_owned(), "Tq4-mmRv8"),
+        ("session.auth = HTTPBasicAuth(\"ops\", \"Tq4-mmRv8\")".to_owned(), "Tq4-mmRv8"),
+        ("HTTPDigestAuth(user, 'Tq4-mmRv8')".to_owned(), "Tq4-mmRv8"),
+        ("aiohttp.BasicAuth(login=\"ops\", password=\"Tq4-mmRv8\")".to_owned(), "Tq4-mmRv8"),
+    ] {
+        hidden(&line, secret);
+    }
+    lines_untouched(&[
+        "requests.get(url, auth=(user, password))",
+        "auth=(\"ops\", \"\")",
+        "HTTPBasicAuth is deprecated, use auth=",
+        &format!("GET /2010-04-01/Accounts/{{sid}}/Messages/SM{}.json 200", hex(32)),
+    ]);
+}
+
+#[test]
+fn sentry_dsns() {
+    let key = hex(32);
+    for line in [
+        format!("SENTRY_DSN=https://{key}@o4504012345.ingest.us.sentry.io/4508765432"),
+        format!("sentry_sdk.init(dsn=\"https://{key}@o12.ingest.de.sentry.io/42\")"),
+        format!("  dsn: https://{key}:{}@sentry.example.org/14", hex(31) + "a"),
+        format!("SENTRY_DSN=http://{key}@sentry.internal:9000/3"),
+    ] {
+        let out = hidden(&line, &key);
+        assert!(!out.contains(&(hex(31) + "a")), "{out}");
+    }
+    lines_untouched(&[
+        "see https://sentry.io/organizations/acme/issues/4508765432/",
+        "POST https://o4504012345.ingest.us.sentry.io/api/4508765432/envelope/ 200",
+        &format!("event {key} sent to project 42"),
+    ]);
+}
+
+#[test]
+fn headers_inside_an_escaped_request_dump() {
+    let value = hex(64);
+    hidden(
+        &format!(r"DumpRequest: POST /hook HTTP/1.1\r\nHost: ci\r\nX-Webhook-Secret: {value}\r\nContent-Length: 2\r\n"),
+        &value,
+    );
+    hidden(&format!(r#"{{"log":"config loaded\nAPI_TOKEN={value}\n"}}"#), &value);
+    // A key-named file in a Windows path is no assignment.
+    lines_untouched(&[
+        r"C:\ProgramData\app\api.key: access is denied",
+        r"\\fileserver\certs\tls.key: The network path was not found",
+    ]);
+}
+
+#[test]
+fn cookies_and_session_ids() {
+    let sid = lower(26);
+    for line in [
+        format!("request cookies: PHPSESSID={sid}; _ga=GA1.1.123.456"),
+        format!("cookies={{'sessionid': '{sid}', 'csrftoken': 'x'}}"),
+        format!("GET /shop/cart;jsessionid={} HTTP/1.1", upper(32)),
+        format!("jar: laravel_session={sid}"),
+        format!("Set-Cookie: __Host-session={sid}; Path=/; Secure; HttpOnly"),
+        format!("Set-Cookie: _shop_session={sid}; path=/"),
+    ] {
+        let (out, n) = redact(&line);
+        assert!(!out.contains(&sid) && !out.contains(&upper(32)) && n >= 1, "{line} -> {out}");
+    }
+    lines_untouched(&[
+        "Set-Cookie: session=; Max-Age=0; Path=/",
+        "Set-Cookie: theme=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
+        "cookies: 3 set, 0 rejected",
+        "cookies: disabled in this browser",
+        "assumed role session=ci-2231 for arn:aws:iam::123456789012:role/deploy",
+        "sessionid cookie missing",
+    ]);
+}
+
+#[test]
+fn passwords_of_more_command_lines() {
+    for (line, secret) in [
+        ("ss-server -s 0.0.0.0 -p 8388 -k Tq4-mmRv8 -m aes-256-gcm", "Tq4-mmRv8"),
+        ("/usr/bin/ssserver -s [::]:8388 -k 'Tq4 mmRv8' -m chacha20-ietf-poly1305", "Tq4 mmRv8"),
+        ("openssl enc -aes-256-cbc -k Tq4-mmRv8 -in a -out a.enc", "Tq4-mmRv8"),
+        ("xfreerdp /v:rdp.example.org /u:ops /p:Tq4-mmRv8 /cert:ignore", "Tq4-mmRv8"),
+        ("xfreerdp /v:h /u:ops /gp:Tq4-mmRv8 /g:gw", "Tq4-mmRv8"),
+        ("wfreerdp /v:h /u:ops /pth:3f9a0c7e51b2d8643f9a0c7e51b2d864", "3f9a0c7e51b2d8643f9a0c7e51b2d864"),
+    ] {
+        hidden(line, secret);
+    }
+    lines_untouched(&[
+        "ssserver -c /etc/shadowsocks-rust/config.json",
+        "xfreerdp /v:rdp.example.org /u:ops /cert:ignore",
+        "openssl enc -d -aes-256-cbc -in a.enc -pass file:/run/secrets/k",
+    ]);
+}
+#[test]
+fn netrc_and_pgpass_lines() {
+    let r = Redactor::default();
+    for (line, secret) in [
+        ("password Zx8$q!mR3vT", "Zx8$q!mR3vT"),
+        ("  password Tq4#mm^Rv8", "Tq4#mm^Rv8"),
+        ("db.example.org:5432:shop:app:Tq4-mm:Rv8", "Tq4-mm:Rv8"),
+        ("*:*:*:replicator:Tq4mmRv8", "Tq4mmRv8"),
+        ("10.0.0.5:*:*:ops:Tq4-mmRv8", "Tq4-mmRv8"),
+        ("db-1  | localhost:5432:*:postgres:Tq4-mmRv8", "Tq4-mmRv8"),
+    ] {
+        let (out, n) = r.lines().redact(line);
+        assert!(!out.contains(secret) && n == 1, "{line} -> {out}");
+    }
+    lines_untouched(&[
+        "password required",
+        "password changed for user ops",
+        "root:x:0:0:root:/root:/bin/bash",
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin",
+        "12:30:45 worker started",
+        "redis:6379 is up",
+    ]);
+}
+
+#[test]
+fn password_hashes() {
+    for hash in [
+        format!("$2b$12${}", fake(53)),
+        format!("$2y$05${}", fake(53)),
+        format!("$6${}${}", fake(16), fake(86)),
+        format!("$5$rounds=5000${}${}", fake(16), fake(43)),
+        format!("$1${}${}", fake(8), fake(22)),
+        format!("$apr1${}${}", fake(8), fake(22)),
+        format!("$y$j9T${}${}", fake(22), fake(43)),
+        format!("$argon2id$v=19$m=65536,t=3,p=4${}${}", fake(22), fake(43)),
+        format!("$scrypt$ln=16,r=8,p=1${}${}", fake(22), fake(43)),
+        format!("$pbkdf2-sha256$29000${}${}", fake(22), fake(43)),
+        format!("pbkdf2_sha256$870000${}${}=", fake(22), fake(43)),
+        format!("scrypt:32768:8:1${}${}", fake(16), hex(128)),
+        format!("pbkdf2:sha256:600000${}${}", fake(16), hex(64)),
+        format!("SCRAM-SHA-256$4096:{}==${}=:{}=", fake(22), fake(43), fake(43)),
+        format!("md5{}", hex(32)),
+        format!("{{SSHA}}{}", fake(32)),
+    ] {
+        for line in [format!("admin:{hash}"), format!("INSERT INTO users VALUES ('ops', '{hash}')")] {
+            hidden(&line, &hash);
+        }
+    }
+    let shadow = format!("root:$6${}${}:19523:0:99999:7:::", fake(16), fake(86));
+    assert!(hidden(&shadow, &fake(86)).ends_with(":19523:0:99999:7:::"));
+    lines_untouched(&[
+        "UPDATE users SET password_hash = $1, updated_at = now() WHERE id = $2",
+        "echo $1 $2 $6",
+        "save $5 on your next order",
+        &format!("sha256:{}", hex(64)),
+        &format!("md5: {}", hex(32)),
+        "pbkdf2 iterations raised to 600000",
+        "hashing passwords with argon2id (m=65536, t=3, p=4)",
+        "host all all all scram-sha-256",
+    ]);
+}
+
+#[test]
+fn key_bodies_in_the_cri_log_format() {
+    let r = Redactor::default();
+    for line in [
+        format!("2026-01-02T03:04:05.123456789Z stdout F {}", fake(64)),
+        format!("2026-01-02T03:04:05.123456789Z stderr F {}==", fake(30)),
+        format!("{}=", fake(27)),
+    ] {
+        let (out, n) = r.lines().redact(&line);
+        assert!(!out.contains(&fake(27)) && n == 1, "{line} -> {out}");
+    }
+    lines_untouched(&[
+        "2026-01-02T03:04:05.123456789Z stdout F Started server on :8080",
+        "2026-01-02T03:04:05.123456789Z stdout P partial line",
+        "dGVzdA==",
+        "abcdefghijklmnopqrstuvwx==",
+    ]);
+}
+
+#[test]
+fn placeholders_where_a_secret_would_go() {
+    lines_untouched(&[
+        "Authorization: Bearer <token>",
+        "Authorization: Bearer ${API_TOKEN}",
+        "  -H 'Authorization: Bearer $TOKEN'",
+        "Authorization: Basic {{ .Values.basicAuth }}",
+        "token: <your-token-here>",
+        "password=xxxxxxxx",
+        "PASSWORD=XXXXXXXX",
+        "password: !vault |",
+        "auth_token: !!null",
+        "password: ~",
+        "password=%(DB_PASSWORD)s",
+        "password_hash=<omitted>",
+        "token: {token}",
+        "token={TOKEN}",
+        "SELECT id FROM users WHERE api_key_hash = ? LIMIT 1",
+        "UPDATE accounts SET token = :token WHERE id = :id",
+        "WHERE password = @password",
+        "ENABLE_API_KEY_AUTH=1",
+        "REQUIRE_CLIENT_SECRET=0",
+        "admin password: (not set)",
+        "db password: (see /run/secrets/db)",
+    ]);
+    // Brackets around a random value hold a secret.
+    hidden("password: <Tq4-mmRv8>", "Tq4-mmRv8");
+}
+
+#[test]
+fn nonces_and_public_keys_named_like_keys() {
+    lines_untouched(&[
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        "added authorized key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@bastion",
+        "host key: ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=",
+    ]);
+}
+
+#[test]
+fn more_vendor_token_formats() {
+    for token in [format!("LTAI{}", fake(20)), format!("NRII-{}", fake(32)), format!("NRIQ-{}", fake(32))] {
+        hidden(&format!("token {token} loaded"), &token);
+        hidden(&format!("{{\"k\":\"{token}\"}}"), &token);
+    }
+    lines_untouched(&["LTAI prefix", "NRAK is a user key prefix"]);
+}
