@@ -1276,21 +1276,52 @@ fn cookies_and_session_ids() {
 #[test]
 fn passwords_of_more_command_lines() {
     for (line, secret) in [
+        ("/opt/mssql-tools18/bin/sqlcmd -S localhost -U sa -P 'Tq4-mmRv8' -C -Q 'SELECT 1'", "Tq4-mmRv8"),
+        ("bcp dbo.orders out orders.dat -S db -U sa -PTq4-mmRv8 -c", "Tq4-mmRv8"),
+        ("tsql -H db -p 1433 -U sa -P Tq4-mmRv8", "Tq4-mmRv8"),
+        ("mosquitto_pub -h broker -u sensor -P Tq4-mmRv8 -t t -m 1", "Tq4-mmRv8"),
+        ("ipmitool -I lanplus -H 10.0.0.9 -U admin -P Tq4-mmRv8 chassis status", "Tq4-mmRv8"),
+        ("unzip -P Tq4-mmRv8 backup.zip", "Tq4-mmRv8"),
+        ("cqlsh cassandra 9042 -u cassandra -p Tq4-mmRv8", "Tq4-mmRv8"),
+        ("rabbitmqadmin -H mq -u admin -p Tq4-mmRv8 list queues", "Tq4-mmRv8"),
+        ("rdesktop -u admin -p Tq4-mmRv8 winhost", "Tq4-mmRv8"),
         ("ss-server -s 0.0.0.0 -p 8388 -k Tq4-mmRv8 -m aes-256-gcm", "Tq4-mmRv8"),
         ("/usr/bin/ssserver -s [::]:8388 -k 'Tq4 mmRv8' -m chacha20-ietf-poly1305", "Tq4 mmRv8"),
         ("openssl enc -aes-256-cbc -k Tq4-mmRv8 -in a -out a.enc", "Tq4-mmRv8"),
         ("xfreerdp /v:rdp.example.org /u:ops /p:Tq4-mmRv8 /cert:ignore", "Tq4-mmRv8"),
         ("xfreerdp /v:h /u:ops /gp:Tq4-mmRv8 /g:gw", "Tq4-mmRv8"),
         ("wfreerdp /v:h /u:ops /pth:3f9a0c7e51b2d8643f9a0c7e51b2d864", "3f9a0c7e51b2d8643f9a0c7e51b2d864"),
+        (r"net use Z: \\files\share Tq4-mmRv8 /user:CORP\ops", "Tq4-mmRv8"),
+        ("ngrok config add-authtoken 2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9", "2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9"),
+        ("./ngrok authtoken 2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9", "2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9"),
+        ("ngrok http 80 --authtoken 2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9", "2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9"),
+        ("curl --oauth2-bearer Tq4mmRv8Zx2Kp https://api", "Tq4mmRv8Zx2Kp"),
+        ("kubeadm join cp:6443 --control-plane --certificate-key 3f9a0c7e51b2d864", "3f9a0c7e51b2d864"),
+        ("app --dbpassword Tq4-mmRv8 --port 80", "Tq4-mmRv8"),
     ] {
         hidden(line, secret);
     }
+    // Both of SNMPv3's passphrases.
+    hides(
+        "snmpwalk -v3 -l authPriv -u mon -a SHA -A Tq4-mmRv8 -x AES -X Zx2-kpQ7w 10.0.0.1",
+        &["Tq4-mmRv8", "Zx2-kpQ7w"],
+        2,
+    );
     lines_untouched(&[
+        "sqlcmd -S localhost -U sa -Q \"SELECT 1\"",
+        "mosquitto_sub -h broker -t 'sensors/#' -v",
         "ssserver -c /etc/shadowsocks-rust/config.json",
         "xfreerdp /v:rdp.example.org /u:ops /cert:ignore",
+        "snmpwalk -v2c -c public 10.0.0.1 system",
+        "ipmitool -I lanplus -H bmc -U admin sdr list",
+        "unzip -o release.zip -d /srv",
         "openssl enc -d -aes-256-cbc -in a.enc -pass file:/run/secrets/k",
+        "ngrok http 8080",
+        r"net use Z: \\files\share /persistent:yes",
+        "rabbitmqadmin list queues",
     ]);
 }
+
 #[test]
 fn netrc_and_pgpass_lines() {
     let r = Redactor::default();
@@ -1397,8 +1428,10 @@ fn placeholders_where_a_secret_would_go() {
         "admin password: (not set)",
         "db password: (see /run/secrets/db)",
     ]);
-    // Brackets around a random value hold a secret.
+    // Brackets around a random value, or ODBC's braces, hold a secret.
     hidden("password: <Tq4-mmRv8>", "Tq4-mmRv8");
+    hidden("Driver={ODBC Driver 18 for SQL Server};Server=db;UID=sa;PWD={Tq4;mm}}Rv8};", "Tq4;mm}}Rv8");
+    hidden("Server=db;User Id=sa;Password=\"Tq4;mmRv8\";", "Tq4;mmRv8");
 }
 
 #[test]
@@ -1412,10 +1445,148 @@ fn nonces_and_public_keys_named_like_keys() {
 }
 
 #[test]
+fn configuration_dumps_keys_and_connection_strings() {
+    for (line, secret) in [
+        // Spring Boot's actuator.
+        (
+            r#"{"name":"applicationConfig","properties":{"spring.datasource.password":{"value":"Tq4-mmRv8","origin":"class path resource [application.yml] - 7:17"}}}"#,
+            "Tq4-mmRv8",
+        ),
+        (r#""DB_PASSWORD":{"value":"Tq4-mmRv8","origin":"System Environment Property \"DB_PASSWORD\""}"#, "Tq4-mmRv8"),
+        // A JSON Web Key's private members.
+        (
+            &format!(r#"{{"kty":"RSA","e":"AQAB","n":"{}","d":"{}","p":"{}"}}"#, lower(86), fake(43), fake(44)),
+            &fake(43),
+        ),
+        (&format!(r#"{{"kty":"oct","alg":"HS256","k":"{}"}}"#, fake(43)), &fake(43)),
+        (&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}","d":"{}"}}"#, hex(43), fake(42)), &fake(42)),
+        // A kubeconfig's client key, whatever its kind.
+        (&format!("    client-key-data: {}", fake(120)), &fake(120)),
+        // Oracle, SQL Server and Snowflake connection strings.
+        ("jdbc:oracle:thin:scott/Tq4-mmRv8@//db:1521/ORCLPDB1", "Tq4-mmRv8"),
+        ("jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=Tq4-mmRv8;encrypt=true", "Tq4-mmRv8"),
+        ("jdbc:snowflake://acct.snowflakecomputing.com/?user=app&password=Tq4-mmRv8&warehouse=wh", "Tq4-mmRv8"),
+        ("snowflake://app:Tq4-mmRv8@acct-eu/db/public", "Tq4-mmRv8"),
+        // PagerDuty's integration key.
+        (&format!(r#"{{"routing_key": "{}", "event_action": "trigger"}}"#, lower(32)), &lower(32)),
+        // Digest and SigV4 credentials as clients log them.
+        (
+            r#"Authorization: Digest username="ops", realm="api", nonce="dcd98b71", uri="/", response="6629fae49393a05397450978507c4ef1""#,
+            "6629fae49393a05397450978507c4ef1",
+        ),
+        (
+            "{'Authorization': 'AWS4-HMAC-SHA256 Credential=AKIAZX8QM2LP5RT7WN4K/20260102/eu-west-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=3f9a0c7e51b2d864'}",
+            "3f9a0c7e51b2d864",
+        ),
+        (&format!("X-Amz-Security-Token: IQoJb3JpZ2luX2VjE{}", fake(60)), &fake(60)),
+        ("Authorization: GenieKey 0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", "0a1b2c3d-4e5f"),
+        ("Authorization: SSWS 00Tq4mmRv8Zx2Kp", "00Tq4mmRv8Zx2Kp"),
+        // An OAuth authorization code, an Azure Functions key.
+        ("GET /oauth/callback?code=4/0AX4XfWhTq4mmRv8Zx2Kp&state=af0ifjsldkj", "4/0AX4XfWhTq4mmRv8Zx2Kp"),
+        ("POST https://fn.azurewebsites.net/api/hook?code=Tq4mmRv8Zx2Kp9Tq4mmRv8Zx2Kp9%3D%3D", "Tq4mmRv8Zx2Kp9"),
+    ] {
+        hidden(line, secret);
+    }
+    lines_untouched(&[
+        r#""spring.datasource.url":{"value":"jdbc:postgresql://db:5432/shop","origin":"env"}"#,
+        r#""spring.datasource.password":{"value":"******","origin":"env"}"#,
+        &format!(r#"{{"keys":[{{"kty":"RSA","kid":"k1","use":"sig","e":"AQAB","n":"{}"}}]}}"#, fake(86)),
+        &format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, fake(43), hex(43)),
+        &format!("    client-certificate-data: {}", fake(120)),
+        "jdbc:oracle:thin:@//db:1521/ORCLPDB1",
+        "routing_key=orders.created",
+        "WWW-Authenticate: Digest realm=\"api\", qop=\"auth\", nonce=\"dcd98b7102dd2f0e\"",
+        "GET /callback?code=invalid_request&state=x 400",
+        "GET /status?code=200",
+    ]);
+}
+
+#[test]
+fn putty_and_ssh2_private_keys() {
+    let ppk = format!(
+        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: ops\nPublic-Lines: 2\n{}\n{}\nPrivate-Lines: 2\n{}\n{}\nPrivate-MAC: {}\nok",
+        fake(64),
+        fake(12),
+        lower(64),
+        lower(10),
+        hex(64)
+    );
+    let (out, n) = redact(&ppk);
+    assert!(out.contains(&fake(64)) && out.contains(&fake(12)), "the public lines stay: {out}");
+    assert!(!out.contains(&lower(64)) && !out.contains(&lower(10)), "{out}");
+    assert!(out.ends_with("\nok"), "{out}");
+    assert_eq!(n, 1);
+    // A log's lines one by one, after a compose prefix or not.
+    let r = Redactor::default();
+    let mut lines = r.lines();
+    let out: Vec<String> = ppk.lines().map(|l| lines.redact(l).0).collect();
+    assert_eq!(out[4], fake(64));
+    assert_eq!(out[7], MARK);
+    assert_eq!(out[8], MARK);
+    assert_eq!(out[10], "ok");
+    // ssh.com's format.
+    let ssh2 = format!(
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nComment: \"ops\"\n{}\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\nok",
+        fake(70)
+    );
+    assert_eq!(hides(&ssh2, &[&fake(70)], 1), "[REDACTED]\nok");
+    untouched("---- BEGIN SSH2 PUBLIC KEY ----");
+}
+
+#[test]
 fn more_vendor_token_formats() {
-    for token in [format!("LTAI{}", fake(20)), format!("NRII-{}", fake(32)), format!("NRIQ-{}", fake(32))] {
+    for token in [
+        format!("hcxik_{}", fake(58)),
+        format!("hcamk_{}", fake(26)),
+        format!("cmVmdGtuOjAxOjE3{}", fake(48)),
+        format!("AKCp{}", fake(69)),
+        format!("ops_eyJzaWduSW5BZGRyZXNzIjoi{}", fake(200)),
+        "A3-TQ4MMR-ZX2KPQ-7WN4K-D9HS3-VB6GC-1JF0T".to_owned(),
+        format!("rnd_{}", fake(24)),
+        format!("pat-na1-{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12)),
+        format!("sl.{}", fake(140)),
+        format!("{}AZDO{}", fake(76), fake(4)),
+        format!("00D{}!{}", fake(15), fake(96)),
+        format!("access_token$production${}${}", lower(16), hex(32)),
+        format!("oauth:{}", lower(30)),
+        format!("oy2{}", lower(43)),
+        format!("sk.eyJ1Ijoib3BzIiwiYSI6{}.{}", fake(20), fake(22)),
+        format!("EAAA{}", fake(60)),
+        format!("ABSKQmVkcm9ja0FQSUtleS{}", fake(100)),
+        format!("bedrock-api-key-{}", fake(200)),
+        format!("v1.0-{}-{}", hex(24), hex(146)),
+        format!("eyJhIjoi{}", fake(120)),
+        format!("LTAI{}", fake(20)),
+        format!("AKID{}", fake(32)),
+        format!("SCW{}", upper(17)),
+        format!("lsv2_pt_{}_{}", hex(32), hex(10)),
+        format!("squ_{}", hex(40)),
+        format!("sgp_{}", fake(64)),
+        format!("cio{}", fake(32)),
+        format!("CLOJARS_{}", lower(60)),
+        format!("napi_{}", lower(64)),
+        format!("FLWSECK-{}-X", hex(32)),
+        format!("EZAK{}", fake(54)),
+        format!("shippo_live_{}", hex(40)),
+        format!("tfp_{}", fake(59)),
+        format!("md-{}", fake(22)),
+        format!("NRII-{}", fake(32)),
+        format!("NRIQ-{}", fake(32)),
+        format!("{}NRAL", hex(36)),
+    ] {
         hidden(&format!("token {token} loaded"), &token);
         hidden(&format!("{{\"k\":\"{token}\"}}"), &token);
     }
-    lines_untouched(&["LTAI prefix", "NRAK is a user key prefix"]);
+    lines_untouched(&[
+        "hcaik_ is the prefix of ingest keys",
+        "oauth:2 flow selected",
+        "GET https://sl.example.com/status 200",
+        "pat-na1- tokens are private app tokens",
+        "SCWATCHER started",
+        "class md-button md-primary",
+        "LTAI prefix",
+        "AKID \"AKIA\" in message",
+        "NRAK is a user key prefix",
+        "eyJhbGciOiJSUzI1NiJ9 is a header",
+    ]);
 }
