@@ -63,7 +63,7 @@ grep -o 'attack refused: [^:]*' "$out/attacks.log" | sed 's/attack refused: //' 
 echo
 echo "Redaction (collector/tests/redaction_corpus.rs):"
 cargo test -p hemostat-collector --release --test redaction_corpus -- --nocapture 2>/dev/null |
-    grep -E '^(== |secrets leaked|benign lines altered|throughput)' | sed 's/^/  /'
+    grep -E '^(== |secrets leaked|benign lines altered|throughput|no evaluation set)' | sed 's/^/  /'
 echo "  (per kind: cargo test -p hemostat-collector --release --test redaction_corpus -- --nocapture)"
 
 echo

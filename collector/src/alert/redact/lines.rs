@@ -4,8 +4,10 @@
 //! some programs announce a secret on one line and print it alone on the
 //! next (Jenkins' initial admin password, Elasticsearch's first-start
 //! password), and a Kubernetes manifest names a variable on one line and
-//! gives its value on the next. A log's lines come one call at a time; a text of many lines
-//! (health-check or `exec` output) in one call, split here.
+//! gives its value on the next; a PuTTY key file (`.ppk`) says how many of
+//! the lines after `Private-Lines: 14` are its private key. A log's lines
+//! come one call at a time; a text of many lines (health-check or `exec`
+//! output) in one call, split here.
 
 use std::sync::LazyLock;
 
@@ -28,11 +30,23 @@ pub struct LineRedactor<'a> {
     /// The last line that was not blank was `- name: DB_PASSWORD`: the
     /// name of a secret whose `value:` may follow.
     named: Option<String>,
+    /// Inside a PuTTY key file's public or private key: how many of its
+    /// lines are left.
+    putty: Option<Putty>,
+}
+
+/// The lines of a PuTTY key that follow `Public-Lines: N` (kept while they
+/// are base64) or `Private-Lines: N` (each redacted, counted once).
+#[derive(Clone, Copy)]
+struct Putty {
+    private: bool,
+    left: usize,
+    counted: bool,
 }
 
 impl<'a> LineRedactor<'a> {
     pub(super) fn new(redactor: &'a Redactor) -> Self {
-        LineRedactor { redactor, in_key: false, in_public: false, announced: false, named: None }
+        LineRedactor { redactor, in_key: false, in_public: false, announced: false, named: None, putty: None }
     }
 
     /// The next line, or lines, of the text, made plain (see [`clean`]) and
@@ -75,6 +89,19 @@ impl<'a> LineRedactor<'a> {
             return (format!("{MARK}{rest}"), count);
         }
         let trimmed = line.trim();
+        if let Some(putty) = self.putty.take()
+            && putty.left > 0
+        {
+            let left = Putty { left: putty.left - 1, counted: true, ..putty };
+            if putty.private {
+                self.putty = Some(left);
+                return (MARK.to_owned(), u32::from(!putty.counted));
+            }
+            if PUBLIC_BODY.is_match(trimmed) {
+                self.putty = Some(left);
+                return (line, 0);
+            }
+        }
         if self.in_public {
             if PUBLIC_BODY.is_match(trimmed) {
                 return (line, 0);
@@ -107,6 +134,15 @@ impl<'a> LineRedactor<'a> {
             self.in_public = last_end.is_none_or(|end| end < begin);
         }
         self.announced = ANNOUNCE.is_match(&text);
+        // (Most lines are not a PuTTY key's: a substring is found faster
+        // than a pattern.)
+        self.putty = text.contains("-Lines:").then(|| PUTTY_LINES.captures(&text)).flatten().and_then(|c| {
+            let private = &c["part"] == "Private";
+            // A bogus count keeps no more than a key's worth of lines, and
+            // hides no more than a large key's.
+            let left = c["n"].parse::<usize>().ok()?.min(if private { 256 } else { 64 });
+            Some(Putty { private, left, counted: false })
+        });
         self.named = NAME_LINE
             .captures(&text)
             .and_then(|c| c.name("key"))
@@ -120,11 +156,16 @@ fn constant(pattern: &str) -> Regex {
     Regex::new(pattern).expect("constant pattern compiles")
 }
 
-/// The start and end of a PEM private key block.
+/// The start and end of a PEM private key block (and of ssh.com's
+/// `---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----`).
 pub(super) static KEY_BEGIN: LazyLock<Regex> =
-    LazyLock::new(|| constant(r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"));
+    LazyLock::new(|| constant(r"-{4,5} ?BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)? ?-{4,5}"));
 pub(super) static KEY_END: LazyLock<Regex> =
-    LazyLock::new(|| constant(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"));
+    LazyLock::new(|| constant(r"-{4,5} ?END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)? ?-{4,5}"));
+/// A PuTTY key file's count of the base64 lines that follow: its public
+/// key's, then its private key's.
+static PUTTY_LINES: LazyLock<Regex> =
+    LazyLock::new(|| constant(r"\b(?P<part>Public|Private)-Lines:[ \t]*(?P<n>\d{1,6})[ \t]*$"));
 /// The start of a block that holds no secret, its body, and its end.
 pub(super) static PUBLIC_BEGIN: LazyLock<Regex> = LazyLock::new(|| {
     constant(

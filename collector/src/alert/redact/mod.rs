@@ -102,17 +102,25 @@ impl Redactor {
 /// all of it) by its mark, counting; a rule with a `within` pattern only
 /// inside that pattern's matches.
 fn replace(rule: &Rule, text: &mut String, count: &mut u32) {
-    let scopes: Vec<(usize, usize)> = match &rule.within {
-        None => vec![(0, text.len())],
-        Some(within) => within.find_iter(text).map(|m| (m.start(), m.end())).collect(),
+    // Most rules match nowhere in a line: that is found out without
+    // allocating anything, since every rule is tried on every line.
+    let whole = [(0, text.len())];
+    let within: Vec<(usize, usize)>;
+    let scopes: &[(usize, usize)] = match &rule.within {
+        None if !rule.re.is_match(text) => return,
+        None => &whole,
+        Some(pattern) => {
+            within = pattern.find_iter(text).map(|m| (m.start(), m.end())).collect();
+            if !within.iter().any(|&(start, end)| rule.re.is_match(&text[start..end])) {
+                return;
+            }
+            &within
+        }
     };
-    if !scopes.iter().any(|&(start, end)| rule.re.is_match(&text[start..end])) {
-        return;
-    }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut replaced = 0;
-    for (start, end) in scopes {
+    for &(start, end) in scopes {
         let scope = &text[start..end];
         for caps in rule.re.captures_iter(scope) {
             let Some(span) = rule.secret(&caps, scope) else { continue };

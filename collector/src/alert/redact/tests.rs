@@ -268,6 +268,43 @@ fn a_broken_rules_file_is_refused_with_the_rule_named() {
     assert_eq!(rules[0].re.as_str(), "xyz");
 }
 
+#[test]
+fn runs_of_plain_rules_are_merged_and_find_what_they_found_one_by_one() {
+    let rule = |name: &str, body: &str| format!("[[rule]]\nname = \"{name}\"\n{body}\n");
+    let file = [
+        rule("a", "pattern = 'aa_[0-9]+'"),
+        rule("b", "pattern = '(?i)bb_[0-9]+'"),
+        rule("c", "pattern = 'x=(?P<s>[0-9]+)'\nsecret = 's'"),
+        rule("d", "pattern = 'dd_[0-9]+'\nmark = 'url'"),
+        rule("e", "pattern = 'ee_[0-9]+'\nmark = 'url'"),
+        rule("f", "pattern = 'ff_[0-9]+'\nvalidator = 'token'"),
+    ]
+    .concat();
+    let merged = super::rules::merge_plain(load(&file).unwrap());
+    let names: Vec<&str> = merged.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a+b", "c", "d+e", "f"]);
+    // The built-in rules, merged, hide exactly what they hide one by one.
+    let one_by_one = load(RULES_TOML).unwrap();
+    assert!(RULES.len() < one_by_one.len());
+    let apply = |rules: &[super::rules::Rule], line: &str| {
+        let mut text = clean(line);
+        let mut n = 0;
+        for rule in rules {
+            super::replace(rule, &mut text, &mut n);
+        }
+        (text, n)
+    };
+    for line in [
+        format!("ghp_{} and xoxb-{} then AKIAZX8QM2LP5RT7WN4K", fake(36), fake(30)),
+        format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIx{}.{} sk-proj-{}", fake(20), fake(43), fake(40)),
+        format!("-----BEGIN PRIVATE KEY----- {} -----END PRIVATE KEY----- glpat-{}", fake(64), fake(20)),
+        format!("SG.{}.{} npm_{} hf_{}", fake(22), fake(43), fake(36), fake(34)),
+        "nothing to see here: GET /health 200".to_owned(),
+    ] {
+        assert_eq!(apply(&RULES, &line), apply(&one_by_one, &line), "{line}");
+    }
+}
+
 // ------------------------------------------------------------------------
 // Shapes of secrets, each hidden, each with near misses left alone.
 
@@ -1122,5 +1159,434 @@ fn wrapped_values_sql_functions_plans_and_prompts() {
         "password(): deprecated",
         "useradd -m deploy",
         "(error) NOAUTH Authentication required.",
+    ]);
+}
+
+// ------------------------------------------------------------------------
+// Families added with the second tuning set and from vendors' documented
+// credential formats: each example made up (`fake`, `hex`), none taken
+// from a corpus.
+
+fn lower(n: usize) -> String {
+    fake(n).to_ascii_lowercase()
+}
+
+fn upper(n: usize) -> String {
+    fake(n).to_ascii_uppercase()
+}
+
+#[test]
+fn an_aws_secret_shortly_after_its_key_id() {
+    let secret = fake(40);
+    for line in [
+        // The Go SDK's static credentials provider, in an error.
+        format!("using static credentials provider (AKID \"AKIAZX8QM2LP5RT7WN4K\", secret \"{secret}\"): denied"),
+        format!("| AKIAZX8QM2LP5RT7WN4K | {secret} | active |"),
+        format!("access_key_id=AKIAZX8QM2LP5RT7WN4K region=eu-west-1 key {secret}"),
+    ] {
+        let out = hidden(&line, &secret);
+        assert!(!out.contains("AKIAZX8QM2LP5RT7WN4K"), "{out}");
+    }
+    // A commit (40 hexadecimal digits) near a key id is not its secret.
+    let sha = hex(40);
+    let (out, _) = redact(&format!("AKIAZX8QM2LP5RT7WN4K rotated in commit {sha}"));
+    assert!(out.contains(&sha), "{out}");
+}
+
+#[test]
+fn basic_credentials_given_to_http_clients() {
+    let token = hex(32);
+    for (line, secret) in [
+        (format!("auth=(\"AC{}\", \"{token}\")", hex(32)), token.as_str()),
+        (format!("client = Client('AC{}', '{token}')", hex(32)), token.as_str()),
+        (format!("curl -u AC{}:{token} https://api.twilio.com/", hex(32)), token.as_str()),
+        ("requests.get(url, auth=('ops', 'Tq4-mmRv8'))".to_owned(), "Tq4-mmRv8"),
+        ("session.auth = HTTPBasicAuth(\"ops\", \"Tq4-mmRv8\")".to_owned(), "Tq4-mmRv8"),
+        ("HTTPDigestAuth(user, 'Tq4-mmRv8')".to_owned(), "Tq4-mmRv8"),
+        ("aiohttp.BasicAuth(login=\"ops\", password=\"Tq4-mmRv8\")".to_owned(), "Tq4-mmRv8"),
+    ] {
+        hidden(&line, secret);
+    }
+    lines_untouched(&[
+        "requests.get(url, auth=(user, password))",
+        "auth=(\"ops\", \"\")",
+        "HTTPBasicAuth is deprecated, use auth=",
+        &format!("GET /2010-04-01/Accounts/{{sid}}/Messages/SM{}.json 200", hex(32)),
+    ]);
+}
+
+#[test]
+fn sentry_dsns() {
+    let key = hex(32);
+    for line in [
+        format!("SENTRY_DSN=https://{key}@o4504012345.ingest.us.sentry.io/4508765432"),
+        format!("sentry_sdk.init(dsn=\"https://{key}@o12.ingest.de.sentry.io/42\")"),
+        format!("  dsn: https://{key}:{}@sentry.example.org/14", hex(31) + "a"),
+        format!("SENTRY_DSN=http://{key}@sentry.internal:9000/3"),
+    ] {
+        let out = hidden(&line, &key);
+        assert!(!out.contains(&(hex(31) + "a")), "{out}");
+    }
+    lines_untouched(&[
+        "see https://sentry.io/organizations/acme/issues/4508765432/",
+        "POST https://o4504012345.ingest.us.sentry.io/api/4508765432/envelope/ 200",
+        &format!("event {key} sent to project 42"),
+    ]);
+}
+
+#[test]
+fn headers_inside_an_escaped_request_dump() {
+    let value = hex(64);
+    hidden(
+        &format!(r"DumpRequest: POST /hook HTTP/1.1\r\nHost: ci\r\nX-Webhook-Secret: {value}\r\nContent-Length: 2\r\n"),
+        &value,
+    );
+    hidden(&format!(r#"{{"log":"config loaded\nAPI_TOKEN={value}\n"}}"#), &value);
+    // A key-named file in a Windows path is no assignment.
+    lines_untouched(&[
+        r"C:\ProgramData\app\api.key: access is denied",
+        r"\\fileserver\certs\tls.key: The network path was not found",
+    ]);
+}
+
+#[test]
+fn cookies_and_session_ids() {
+    let sid = lower(26);
+    for line in [
+        format!("request cookies: PHPSESSID={sid}; _ga=GA1.1.123.456"),
+        format!("cookies={{'sessionid': '{sid}', 'csrftoken': 'x'}}"),
+        format!("GET /shop/cart;jsessionid={} HTTP/1.1", upper(32)),
+        format!("jar: laravel_session={sid}"),
+        format!("Set-Cookie: __Host-session={sid}; Path=/; Secure; HttpOnly"),
+        format!("Set-Cookie: _shop_session={sid}; path=/"),
+    ] {
+        let (out, n) = redact(&line);
+        assert!(!out.contains(&sid) && !out.contains(&upper(32)) && n >= 1, "{line} -> {out}");
+    }
+    lines_untouched(&[
+        "Set-Cookie: session=; Max-Age=0; Path=/",
+        "Set-Cookie: theme=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
+        "cookies: 3 set, 0 rejected",
+        "cookies: disabled in this browser",
+        "assumed role session=ci-2231 for arn:aws:iam::123456789012:role/deploy",
+        "sessionid cookie missing",
+    ]);
+}
+
+#[test]
+fn passwords_of_more_command_lines() {
+    for (line, secret) in [
+        ("/opt/mssql-tools18/bin/sqlcmd -S localhost -U sa -P 'Tq4-mmRv8' -C -Q 'SELECT 1'", "Tq4-mmRv8"),
+        ("bcp dbo.orders out orders.dat -S db -U sa -PTq4-mmRv8 -c", "Tq4-mmRv8"),
+        ("tsql -H db -p 1433 -U sa -P Tq4-mmRv8", "Tq4-mmRv8"),
+        ("mosquitto_pub -h broker -u sensor -P Tq4-mmRv8 -t t -m 1", "Tq4-mmRv8"),
+        ("ipmitool -I lanplus -H 10.0.0.9 -U admin -P Tq4-mmRv8 chassis status", "Tq4-mmRv8"),
+        ("unzip -P Tq4-mmRv8 backup.zip", "Tq4-mmRv8"),
+        ("cqlsh cassandra 9042 -u cassandra -p Tq4-mmRv8", "Tq4-mmRv8"),
+        ("rabbitmqadmin -H mq -u admin -p Tq4-mmRv8 list queues", "Tq4-mmRv8"),
+        ("rdesktop -u admin -p Tq4-mmRv8 winhost", "Tq4-mmRv8"),
+        ("ss-server -s 0.0.0.0 -p 8388 -k Tq4-mmRv8 -m aes-256-gcm", "Tq4-mmRv8"),
+        ("/usr/bin/ssserver -s [::]:8388 -k 'Tq4 mmRv8' -m chacha20-ietf-poly1305", "Tq4 mmRv8"),
+        ("openssl enc -aes-256-cbc -k Tq4-mmRv8 -in a -out a.enc", "Tq4-mmRv8"),
+        ("xfreerdp /v:rdp.example.org /u:ops /p:Tq4-mmRv8 /cert:ignore", "Tq4-mmRv8"),
+        ("xfreerdp /v:h /u:ops /gp:Tq4-mmRv8 /g:gw", "Tq4-mmRv8"),
+        ("wfreerdp /v:h /u:ops /pth:3f9a0c7e51b2d8643f9a0c7e51b2d864", "3f9a0c7e51b2d8643f9a0c7e51b2d864"),
+        (r"net use Z: \\files\share Tq4-mmRv8 /user:CORP\ops", "Tq4-mmRv8"),
+        ("ngrok config add-authtoken 2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9", "2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9"),
+        ("./ngrok authtoken 2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9", "2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9"),
+        ("ngrok http 80 --authtoken 2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9", "2Tq4mmRv8Zx2Kp_3Tq4mmRv8Zx2Kp9"),
+        ("curl --oauth2-bearer Tq4mmRv8Zx2Kp https://api", "Tq4mmRv8Zx2Kp"),
+        ("kubeadm join cp:6443 --control-plane --certificate-key 3f9a0c7e51b2d864", "3f9a0c7e51b2d864"),
+        ("app --dbpassword Tq4-mmRv8 --port 80", "Tq4-mmRv8"),
+    ] {
+        hidden(line, secret);
+    }
+    // Both of SNMPv3's passphrases.
+    hides(
+        "snmpwalk -v3 -l authPriv -u mon -a SHA -A Tq4-mmRv8 -x AES -X Zx2-kpQ7w 10.0.0.1",
+        &["Tq4-mmRv8", "Zx2-kpQ7w"],
+        2,
+    );
+    lines_untouched(&[
+        "sqlcmd -S localhost -U sa -Q \"SELECT 1\"",
+        "mosquitto_sub -h broker -t 'sensors/#' -v",
+        "ssserver -c /etc/shadowsocks-rust/config.json",
+        "xfreerdp /v:rdp.example.org /u:ops /cert:ignore",
+        "snmpwalk -v2c -c public 10.0.0.1 system",
+        "ipmitool -I lanplus -H bmc -U admin sdr list",
+        "unzip -o release.zip -d /srv",
+        "openssl enc -d -aes-256-cbc -in a.enc -pass file:/run/secrets/k",
+        "ngrok http 8080",
+        r"net use Z: \\files\share /persistent:yes",
+        "rabbitmqadmin list queues",
+    ]);
+}
+
+#[test]
+fn netrc_and_pgpass_lines() {
+    let r = Redactor::default();
+    for (line, secret) in [
+        ("password Zx8$q!mR3vT", "Zx8$q!mR3vT"),
+        ("  password Tq4#mm^Rv8", "Tq4#mm^Rv8"),
+        ("db.example.org:5432:shop:app:Tq4-mm:Rv8", "Tq4-mm:Rv8"),
+        ("*:*:*:replicator:Tq4mmRv8", "Tq4mmRv8"),
+        ("10.0.0.5:*:*:ops:Tq4-mmRv8", "Tq4-mmRv8"),
+        ("db-1  | localhost:5432:*:postgres:Tq4-mmRv8", "Tq4-mmRv8"),
+    ] {
+        let (out, n) = r.lines().redact(line);
+        assert!(!out.contains(secret) && n == 1, "{line} -> {out}");
+    }
+    lines_untouched(&[
+        "password required",
+        "password changed for user ops",
+        "root:x:0:0:root:/root:/bin/bash",
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin",
+        "12:30:45 worker started",
+        "redis:6379 is up",
+    ]);
+}
+
+#[test]
+fn password_hashes() {
+    for hash in [
+        format!("$2b$12${}", fake(53)),
+        format!("$2y$05${}", fake(53)),
+        format!("$6${}${}", fake(16), fake(86)),
+        format!("$5$rounds=5000${}${}", fake(16), fake(43)),
+        format!("$1${}${}", fake(8), fake(22)),
+        format!("$apr1${}${}", fake(8), fake(22)),
+        format!("$y$j9T${}${}", fake(22), fake(43)),
+        format!("$argon2id$v=19$m=65536,t=3,p=4${}${}", fake(22), fake(43)),
+        format!("$scrypt$ln=16,r=8,p=1${}${}", fake(22), fake(43)),
+        format!("$pbkdf2-sha256$29000${}${}", fake(22), fake(43)),
+        format!("pbkdf2_sha256$870000${}${}=", fake(22), fake(43)),
+        format!("scrypt:32768:8:1${}${}", fake(16), hex(128)),
+        format!("pbkdf2:sha256:600000${}${}", fake(16), hex(64)),
+        format!("SCRAM-SHA-256$4096:{}==${}=:{}=", fake(22), fake(43), fake(43)),
+        format!("md5{}", hex(32)),
+        format!("{{SSHA}}{}", fake(32)),
+    ] {
+        for line in [format!("admin:{hash}"), format!("INSERT INTO users VALUES ('ops', '{hash}')")] {
+            hidden(&line, &hash);
+        }
+    }
+    let shadow = format!("root:$6${}${}:19523:0:99999:7:::", fake(16), fake(86));
+    assert!(hidden(&shadow, &fake(86)).ends_with(":19523:0:99999:7:::"));
+    lines_untouched(&[
+        "UPDATE users SET password_hash = $1, updated_at = now() WHERE id = $2",
+        "echo $1 $2 $6",
+        "save $5 on your next order",
+        &format!("sha256:{}", hex(64)),
+        &format!("md5: {}", hex(32)),
+        "pbkdf2 iterations raised to 600000",
+        "hashing passwords with argon2id (m=65536, t=3, p=4)",
+        "host all all all scram-sha-256",
+    ]);
+}
+
+#[test]
+fn key_bodies_in_the_cri_log_format() {
+    let r = Redactor::default();
+    for line in [
+        format!("2026-01-02T03:04:05.123456789Z stdout F {}", fake(64)),
+        format!("2026-01-02T03:04:05.123456789Z stderr F {}==", fake(30)),
+        format!("{}=", fake(27)),
+    ] {
+        let (out, n) = r.lines().redact(&line);
+        assert!(!out.contains(&fake(27)) && n == 1, "{line} -> {out}");
+    }
+    lines_untouched(&[
+        "2026-01-02T03:04:05.123456789Z stdout F Started server on :8080",
+        "2026-01-02T03:04:05.123456789Z stdout P partial line",
+        "dGVzdA==",
+        "abcdefghijklmnopqrstuvwx==",
+    ]);
+}
+
+#[test]
+fn placeholders_where_a_secret_would_go() {
+    lines_untouched(&[
+        "Authorization: Bearer <token>",
+        "Authorization: Bearer ${API_TOKEN}",
+        "  -H 'Authorization: Bearer $TOKEN'",
+        "Authorization: Basic {{ .Values.basicAuth }}",
+        "token: <your-token-here>",
+        "password=xxxxxxxx",
+        "PASSWORD=XXXXXXXX",
+        "password: !vault |",
+        "auth_token: !!null",
+        "password: ~",
+        "password=%(DB_PASSWORD)s",
+        "password_hash=<omitted>",
+        "token: {token}",
+        "token={TOKEN}",
+        "SELECT id FROM users WHERE api_key_hash = ? LIMIT 1",
+        "UPDATE accounts SET token = :token WHERE id = :id",
+        "WHERE password = @password",
+        "ENABLE_API_KEY_AUTH=1",
+        "REQUIRE_CLIENT_SECRET=0",
+        "admin password: (not set)",
+        "db password: (see /run/secrets/db)",
+    ]);
+    // Brackets around a random value, or ODBC's braces, hold a secret.
+    hidden("password: <Tq4-mmRv8>", "Tq4-mmRv8");
+    hidden("Driver={ODBC Driver 18 for SQL Server};Server=db;UID=sa;PWD={Tq4;mm}}Rv8};", "Tq4;mm}}Rv8");
+    hidden("Server=db;User Id=sa;Password=\"Tq4;mmRv8\";", "Tq4;mmRv8");
+}
+
+#[test]
+fn nonces_and_public_keys_named_like_keys() {
+    lines_untouched(&[
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        "added authorized key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@bastion",
+        "host key: ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=",
+    ]);
+}
+
+#[test]
+fn configuration_dumps_keys_and_connection_strings() {
+    for (line, secret) in [
+        // Spring Boot's actuator.
+        (
+            r#"{"name":"applicationConfig","properties":{"spring.datasource.password":{"value":"Tq4-mmRv8","origin":"class path resource [application.yml] - 7:17"}}}"#,
+            "Tq4-mmRv8",
+        ),
+        (r#""DB_PASSWORD":{"value":"Tq4-mmRv8","origin":"System Environment Property \"DB_PASSWORD\""}"#, "Tq4-mmRv8"),
+        // A JSON Web Key's private members.
+        (
+            &format!(r#"{{"kty":"RSA","e":"AQAB","n":"{}","d":"{}","p":"{}"}}"#, lower(86), fake(43), fake(44)),
+            &fake(43),
+        ),
+        (&format!(r#"{{"kty":"oct","alg":"HS256","k":"{}"}}"#, fake(43)), &fake(43)),
+        (&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}","d":"{}"}}"#, hex(43), fake(42)), &fake(42)),
+        // A kubeconfig's client key, whatever its kind.
+        (&format!("    client-key-data: {}", fake(120)), &fake(120)),
+        // Oracle, SQL Server and Snowflake connection strings.
+        ("jdbc:oracle:thin:scott/Tq4-mmRv8@//db:1521/ORCLPDB1", "Tq4-mmRv8"),
+        ("jdbc:sqlserver://db:1433;databaseName=shop;user=sa;password=Tq4-mmRv8;encrypt=true", "Tq4-mmRv8"),
+        ("jdbc:snowflake://acct.snowflakecomputing.com/?user=app&password=Tq4-mmRv8&warehouse=wh", "Tq4-mmRv8"),
+        ("snowflake://app:Tq4-mmRv8@acct-eu/db/public", "Tq4-mmRv8"),
+        // PagerDuty's integration key.
+        (&format!(r#"{{"routing_key": "{}", "event_action": "trigger"}}"#, lower(32)), &lower(32)),
+        // Digest and SigV4 credentials as clients log them.
+        (
+            r#"Authorization: Digest username="ops", realm="api", nonce="dcd98b71", uri="/", response="6629fae49393a05397450978507c4ef1""#,
+            "6629fae49393a05397450978507c4ef1",
+        ),
+        (
+            "{'Authorization': 'AWS4-HMAC-SHA256 Credential=AKIAZX8QM2LP5RT7WN4K/20260102/eu-west-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=3f9a0c7e51b2d864'}",
+            "3f9a0c7e51b2d864",
+        ),
+        (&format!("X-Amz-Security-Token: IQoJb3JpZ2luX2VjE{}", fake(60)), &fake(60)),
+        ("Authorization: GenieKey 0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", "0a1b2c3d-4e5f"),
+        ("Authorization: SSWS 00Tq4mmRv8Zx2Kp", "00Tq4mmRv8Zx2Kp"),
+        // An OAuth authorization code, an Azure Functions key.
+        ("GET /oauth/callback?code=4/0AX4XfWhTq4mmRv8Zx2Kp&state=af0ifjsldkj", "4/0AX4XfWhTq4mmRv8Zx2Kp"),
+        ("POST https://fn.azurewebsites.net/api/hook?code=Tq4mmRv8Zx2Kp9Tq4mmRv8Zx2Kp9%3D%3D", "Tq4mmRv8Zx2Kp9"),
+    ] {
+        hidden(line, secret);
+    }
+    lines_untouched(&[
+        r#""spring.datasource.url":{"value":"jdbc:postgresql://db:5432/shop","origin":"env"}"#,
+        r#""spring.datasource.password":{"value":"******","origin":"env"}"#,
+        &format!(r#"{{"keys":[{{"kty":"RSA","kid":"k1","use":"sig","e":"AQAB","n":"{}"}}]}}"#, fake(86)),
+        &format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, fake(43), hex(43)),
+        &format!("    client-certificate-data: {}", fake(120)),
+        "jdbc:oracle:thin:@//db:1521/ORCLPDB1",
+        "routing_key=orders.created",
+        "WWW-Authenticate: Digest realm=\"api\", qop=\"auth\", nonce=\"dcd98b7102dd2f0e\"",
+        "GET /callback?code=invalid_request&state=x 400",
+        "GET /status?code=200",
+    ]);
+}
+
+#[test]
+fn putty_and_ssh2_private_keys() {
+    let ppk = format!(
+        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: ops\nPublic-Lines: 2\n{}\n{}\nPrivate-Lines: 2\n{}\n{}\nPrivate-MAC: {}\nok",
+        fake(64),
+        fake(12),
+        lower(64),
+        lower(10),
+        hex(64)
+    );
+    let (out, n) = redact(&ppk);
+    assert!(out.contains(&fake(64)) && out.contains(&fake(12)), "the public lines stay: {out}");
+    assert!(!out.contains(&lower(64)) && !out.contains(&lower(10)), "{out}");
+    assert!(out.ends_with("\nok"), "{out}");
+    assert_eq!(n, 1);
+    // A log's lines one by one, after a compose prefix or not.
+    let r = Redactor::default();
+    let mut lines = r.lines();
+    let out: Vec<String> = ppk.lines().map(|l| lines.redact(l).0).collect();
+    assert_eq!(out[4], fake(64));
+    assert_eq!(out[7], MARK);
+    assert_eq!(out[8], MARK);
+    assert_eq!(out[10], "ok");
+    // ssh.com's format.
+    let ssh2 = format!(
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nComment: \"ops\"\n{}\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\nok",
+        fake(70)
+    );
+    assert_eq!(hides(&ssh2, &[&fake(70)], 1), "[REDACTED]\nok");
+    untouched("---- BEGIN SSH2 PUBLIC KEY ----");
+}
+
+#[test]
+fn more_vendor_token_formats() {
+    for token in [
+        format!("hcxik_{}", fake(58)),
+        format!("hcamk_{}", fake(26)),
+        format!("cmVmdGtuOjAxOjE3{}", fake(48)),
+        format!("AKCp{}", fake(69)),
+        format!("ops_eyJzaWduSW5BZGRyZXNzIjoi{}", fake(200)),
+        "A3-TQ4MMR-ZX2KPQ-7WN4K-D9HS3-VB6GC-1JF0T".to_owned(),
+        format!("rnd_{}", fake(24)),
+        format!("pat-na1-{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12)),
+        format!("sl.{}", fake(140)),
+        format!("{}AZDO{}", fake(76), fake(4)),
+        format!("00D{}!{}", fake(15), fake(96)),
+        format!("access_token$production${}${}", lower(16), hex(32)),
+        format!("oauth:{}", lower(30)),
+        format!("oy2{}", lower(43)),
+        format!("sk.eyJ1Ijoib3BzIiwiYSI6{}.{}", fake(20), fake(22)),
+        format!("EAAA{}", fake(60)),
+        format!("ABSKQmVkcm9ja0FQSUtleS{}", fake(100)),
+        format!("bedrock-api-key-{}", fake(200)),
+        format!("v1.0-{}-{}", hex(24), hex(146)),
+        format!("eyJhIjoi{}", fake(120)),
+        format!("LTAI{}", fake(20)),
+        format!("AKID{}", fake(32)),
+        format!("SCW{}", upper(17)),
+        format!("lsv2_pt_{}_{}", hex(32), hex(10)),
+        format!("squ_{}", hex(40)),
+        format!("sgp_{}", fake(64)),
+        format!("cio{}", fake(32)),
+        format!("CLOJARS_{}", lower(60)),
+        format!("napi_{}", lower(64)),
+        format!("FLWSECK-{}-X", hex(32)),
+        format!("EZAK{}", fake(54)),
+        format!("shippo_live_{}", hex(40)),
+        format!("tfp_{}", fake(59)),
+        format!("md-{}", fake(22)),
+        format!("NRII-{}", fake(32)),
+        format!("NRIQ-{}", fake(32)),
+        format!("{}NRAL", hex(36)),
+    ] {
+        hidden(&format!("token {token} loaded"), &token);
+        hidden(&format!("{{\"k\":\"{token}\"}}"), &token);
+    }
+    lines_untouched(&[
+        "hcaik_ is the prefix of ingest keys",
+        "oauth:2 flow selected",
+        "GET https://sl.example.com/status 200",
+        "pat-na1- tokens are private app tokens",
+        "SCWATCHER started",
+        "class md-button md-primary",
+        "LTAI prefix",
+        "AKID \"AKIA\" in message",
+        "NRAK is a user key prefix",
+        "eyJhbGciOiJSUzI1NiJ9 is a header",
     ]);
 }

@@ -22,6 +22,9 @@ pub(super) enum Validator {
     /// A password a program generated and printed alone: capitals, small
     /// letters, digits and a symbol; or 32 hexadecimal digits.
     Strong,
+    /// A `Cookie` or `Set-Cookie` value that sets a cookie (not one that
+    /// clears it: `session=; Max-Age=0`).
+    Cookie,
 }
 
 impl Validator {
@@ -30,15 +33,20 @@ impl Validator {
         let text = secret.as_str();
         match self {
             Validator::Token => looks_like_token(text),
-            // "authorization: denied" is prose; "Authorization: Basic x" is not.
-            Validator::Authorization => caps.name("scheme").is_some() || looks_like_token(text),
+            // "authorization: denied" is prose; "Authorization: Basic x" is
+            // not; "Bearer <token>" and "Bearer ${TOKEN}" show where one goes.
+            Validator::Authorization => {
+                !placeholder(text.trim_end_matches(['"', '\'', ')', ',', ';', ' ']))
+                    && (caps.name("scheme").is_some() || looks_like_token(text))
+            }
             Validator::Value => {
                 let key = caps.name("key");
                 // `/etc/certs/tls.key: PEM_read_bio_PrivateKey() failed`:
                 // a file named like a key, in a path (or an ARN's
                 // `...:123456789012:secret:db-x`).
                 let (before, sep) = key.map_or(("", ""), |k| (&line[..k.start()], &line[k.end()..secret.start()]));
-                let in_path = before.ends_with(['/', '\\'])
+                let in_path = before.ends_with('/')
+                    || windows_path(before)
                     || (sep.starts_with(':')
                         && before.strip_suffix(':').is_some_and(|b| b.ends_with(|c: char| c.is_ascii_alphanumeric())));
                 // {"name": "DB_PASSWORD", "value": "x"}: "value" is a key.
@@ -54,6 +62,7 @@ impl Validator {
                 text.len() >= 8
                     && text.bytes().any(|b| b.is_ascii_digit())
                     && text.bytes().any(|b| b.is_ascii_alphabetic())
+                    && !ssh_public_key_type(text)
             }
             Validator::KeyBody => {
                 text.bytes().any(|b| b.is_ascii_uppercase())
@@ -69,8 +78,63 @@ impl Validator {
                         && text.bytes().any(|b| b.is_ascii_digit())
                         && text.bytes().any(|b| !b.is_ascii_alphanumeric())
             }
+            Validator::Cookie => sets_a_cookie(text),
         }
     }
+}
+
+/// `C:\app\secrets\tls.key: ...`, `\\host\share\db.key`: the text before a
+/// key, ending in a backslash, is a Windows path; not `...\r\nX-Api-Key:`,
+/// an escaped line break in a dumped request (whose key the rules then see
+/// starting at the `n`).
+fn windows_path(before: &str) -> bool {
+    let word = before.rsplit([' ', '\t', '"', '\'', '=', '(']).next().unwrap_or("");
+    word.ends_with('\\')
+        && (word.starts_with("\\\\") || word.as_bytes().get(1..3) == Some(b":\\") || word.starts_with(".\\"))
+}
+
+/// A cookie header's value sets at least one cookie: a `name=value` pair
+/// with a value that is not a cookie attribute (`Path=/`, `Max-Age=0`);
+/// or, without any pair, a value that looks like a token.
+fn sets_a_cookie(value: &str) -> bool {
+    const ATTRIBUTES: &[&str] = &[
+        "path",
+        "domain",
+        "expires",
+        "max-age",
+        "samesite",
+        "secure",
+        "httponly",
+        "priority",
+        "partitioned",
+        "version",
+    ];
+    let pairs: Vec<(&str, &str)> =
+        value.split(';').filter_map(|p| p.split_once('=')).map(|(n, v)| (n.trim(), v.trim())).collect();
+    if pairs.is_empty() {
+        return looks_like_token(value);
+    }
+    pairs
+        .iter()
+        .any(|(name, v)| !v.is_empty() && !placeholder(v) && !ATTRIBUTES.contains(&name.to_ascii_lowercase().as_str()))
+}
+
+/// An SSH public key's type, the word before its base64 blob: a key meant
+/// to be shown (`SSH_KEY=ssh-ed25519 AAAA...`, "added authorized key:
+/// ssh-ed25519 AAAA...").
+fn ssh_public_key_type(word: &str) -> bool {
+    matches!(
+        word,
+        "ssh-rsa"
+            | "ssh-dss"
+            | "ssh-ed25519"
+            | "ssh-ed448"
+            | "ecdsa-sha2-nistp256"
+            | "ecdsa-sha2-nistp384"
+            | "ecdsa-sha2-nistp521"
+            | "sk-ssh-ed25519@openssh.com"
+            | "sk-ecdsa-sha2-nistp256@openssh.com"
+    ) || word.ends_with("-cert-v01@openssh.com")
 }
 
 /// Characters of its four kinds (capitals, small letters, digits, symbols)
@@ -154,17 +218,7 @@ pub(super) fn assigned_value(key: &str, value: &str) -> bool {
         return false;
     }
     // An SSH public key (`SSH_KEY=ssh-ed25519 AAAA...`) is meant to be shown.
-    if matches!(
-        first,
-        "ssh-rsa"
-            | "ssh-dss"
-            | "ssh-ed25519"
-            | "ecdsa-sha2-nistp256"
-            | "ecdsa-sha2-nistp384"
-            | "ecdsa-sha2-nistp521"
-            | "sk-ssh-ed25519@openssh.com"
-            | "sk-ecdsa-sha2-nistp256@openssh.com"
-    ) {
+    if ssh_public_key_type(first) {
         return false;
     }
     let words = words(key);
@@ -249,6 +303,9 @@ const NOT_SECRET_KEYS: &[&str] = &[
     "composite",
     "natural",
     "join",
+    // `Sec-WebSocket-Key`: a nonce of the WebSocket handshake (RFC 6455).
+    "socket",
+    "websocket",
 ];
 
 /// A key's words, lowercase: `DB_PASSWORD` -> db, password; `primaryKey`
@@ -273,11 +330,51 @@ fn words(key: &str) -> Vec<String> {
     words
 }
 
-/// A value that stands for a secret without being one.
-fn placeholder(value: &str) -> bool {
+/// A value that stands for a secret without being one: a word that means
+/// none (`null`, YAML's `~`), the value of a switch (`0`, `1`, `yes`), a
+/// mark that hides one (`****`, `xxxxxxxx`, `<redacted>`), a template's or
+/// a format's slot (`${DB_PASSWORD}`, `{{ .Values.token }}`,
+/// `%(password)s`, `<your-token-here>`, `{password}`), an SQL statement's
+/// parameter (`password_hash = $1`, `api_key = ?`, `:token`), a YAML tag
+/// that says the value is none or encrypted (`!!null`, Ansible's `!vault
+/// |`), or a remark in parentheses (`(printed to /var/lib/mysql/root.pw)`).
+pub(super) fn placeholder(value: &str) -> bool {
+    let first = value.split_whitespace().next().unwrap_or("");
     let lower = value.to_ascii_lowercase();
     let word = lower.trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>' | '[' | ']' | '(' | ')'));
-    matches!(
+    // `<your-token-here>`, `{password}`, `{DB_PASSWORD}`, `{}`: a name in
+    // brackets (not `{p@ss;w0rd}`, ODBC's quoting of a password).
+    let slot = |open: char, close: char| {
+        value.strip_prefix(open).and_then(|v| v.strip_suffix(close)).is_some_and(|name| {
+            let lower = name.bytes().all(|b| !b.is_ascii_uppercase());
+            let upper = name.bytes().all(|b| !b.is_ascii_lowercase());
+            (lower || upper)
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b' '))
+                && (open == '{' || name.bytes().any(|b| b.is_ascii_alphabetic()))
+        })
+    };
+    let masked = value.len() >= 3 && value.chars().all(|c| matches!(c, 'x' | 'X' | '*' | '#' | '•' | '.'));
+    let parameter = value == "?"
+        || value.strip_prefix('$').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || matches!(value, "%s" | "%d" | "%r")
+        || value.strip_prefix([':', '@']).is_some_and(|n| {
+            n.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+    let remark = first.strip_prefix('(').is_some_and(|w| {
+        let w = w.trim_end_matches(')');
+        !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+    });
+    masked
+        || parameter
+        || remark
+        || slot('<', '>')
+        || slot('{', '}')
+        || matches!(first, "!vault" | "!!null" | "~" | "stdin")
+        // Where the secret is, not the secret: openssl's `-pass file:/run/x`,
+        // `env:VAR`, `fd:3`; a 1Password secret reference `op://vault/item/field`.
+        || ["file:", "env:", "fd:", "op://"].iter().any(|p| value.starts_with(p))
+        || matches!(
         word,
         "" | "null"
             | "nil"
@@ -299,7 +396,10 @@ fn placeholder(value: &str) -> bool {
             | "hidden"
             | "filtered"
             | "masked"
-    ) || ["${", "{{", "$(", "<%", "#{"].iter().any(|p| value.starts_with(p))
+            | "omitted"
+            | "0"
+            | "1"
+    ) || ["${", "{{", "$(", "<%", "#{", "%("].iter().any(|p| value.starts_with(p))
         || env_reference(value)
 }
 
@@ -382,6 +482,25 @@ mod tests {
             ("GPG_KEY", "A035C8C19219BA821ECEA86B64E628F8D684696D"),
             ("KMS_KEY", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
             ("SSH_KEY", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ci"),
+            ("password", "xxxxxxxx"),
+            ("password", "********"),
+            ("token", "<your-token-here>"),
+            ("token", "<TOKEN>"),
+            ("token", "{token}"),
+            ("password", "%(DB_PASSWORD)s"),
+            ("password_hash", "$1"),
+            ("api_key_hash", "?"),
+            ("token", ":token"),
+            ("password", "@password"),
+            ("password", "!vault |"),
+            ("auth_token", "!!null"),
+            ("password", "~"),
+            ("password", "(not set)"),
+            ("ENABLE_API_KEY_AUTH", "1"),
+            ("password", "file:/run/secrets/db"),
+            ("password", "env:DB_PASSWORD"),
+            ("DB_PASSWORD", "op://prod/db/password"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ] {
             assert!(!assigned_value(key, value), "{key}={value} is no secret");
         }
@@ -394,9 +513,32 @@ mod tests {
             ("MASTER_KEY", "0123456789abcdef"),
             ("apiKey", "abc"),
             ("password", "hunter2"),
+            ("password", "{p@ss;w0rd}"),
+            ("password", "<Tq4-mmRv8>"),
+            ("password", "(Tq4-mmRv8)"),
+            ("token", "x1"),
+            ("password", "$ecret"),
+            ("password", "Xxxxxxxx1"),
         ] {
             assert!(assigned_value(key, value), "{key}={value} is a secret");
         }
+    }
+
+    #[test]
+    fn windows_paths_and_escaped_line_breaks() {
+        assert!(windows_path(r"open C:\app\certs\"));
+        assert!(windows_path(r"\\files\certs\"));
+        assert!(!windows_path(r"POST /hook HTTP/1.1\r\nHost: ci\r\"));
+        assert!(!windows_path("a/"));
+    }
+
+    #[test]
+    fn cookies_that_are_set_or_cleared() {
+        assert!(sets_a_cookie("sid=Tq4mmRv8; Path=/"));
+        assert!(sets_a_cookie("theme=dark"));
+        assert!(sets_a_cookie("Tq4mmRv8Zx2Kp9"));
+        assert!(!sets_a_cookie("session=; Max-Age=0; Path=/"));
+        assert!(!sets_a_cookie("consent"));
     }
 
     #[test]
