@@ -63,25 +63,44 @@ const TUNING: Bounds =
 const TUNING_2: Bounds =
     Bounds { size: (455, 609, 389), max_leaked: 0, max_leaked_as_text: 0, max_altered: 2, max_altered_as_text: 2 };
 
-/// The evaluation set, once `tests/corpus/redaction/evaluation/` exists:
-/// None until its first measurement, then that measurement (the test
-/// prints it, ready to paste here, and fails while this is None). Never
-/// tightened by changing the rules to fit its lines.
-const EVALUATION: Option<Bounds> = None;
+/// The evaluation set (`tests/corpus/redaction/evaluation/`, written apart
+/// from the rules, from vendors' documentation and programs' output
+/// formats): measured for the first time on 2026-12-06, after the rules
+/// were tuned on both tuning sets, at 142 of 1,624 secrets leaked as a log
+/// stream (189 as text), 45 of 580 benign lines altered (70 as text).
+/// These bounds only keep the redactor from getting worse; never tightened
+/// by changing the rules to fit its lines.
+const EVALUATION: Option<Bounds> = Some(Bounds {
+    size: (1369, 1624, 580),
+    max_leaked: 142,
+    max_leaked_as_text: 189,
+    max_altered: 45,
+    max_altered_as_text: 70,
+});
+
+/// Whether a set's files are fed to one log redactor each, in file order,
+/// as a container's output arrives (multi-line blocks such as a private
+/// key printed line by line are consecutive), rather than line by line
+/// apart: the evaluation set is written so, and its block lines that carry
+/// nothing themselves (`"secrets": []`, a PEM header) are fed but not
+/// scored.
+const EVALUATION_AS_STREAM: bool = true;
 
 /// One corpus and what it must achieve.
 struct Set {
     name: &'static str,
     /// May be absent: then the test says so and goes on.
     optional: bool,
+    /// Fed as one stream per file (see [`EVALUATION_AS_STREAM`]).
+    stream: bool,
     /// None: not measured before, so no bounds yet.
     bounds: Option<Bounds>,
 }
 
 const SETS: [Set; 3] = [
-    Set { name: "tuning", optional: false, bounds: Some(TUNING) },
-    Set { name: "tuning-2", optional: false, bounds: Some(TUNING_2) },
-    Set { name: "evaluation", optional: true, bounds: EVALUATION },
+    Set { name: "tuning", optional: false, stream: false, bounds: Some(TUNING) },
+    Set { name: "tuning-2", optional: false, stream: false, bounds: Some(TUNING_2) },
+    Set { name: "evaluation", optional: true, stream: EVALUATION_AS_STREAM, bounds: EVALUATION },
 ];
 
 #[derive(Deserialize)]
@@ -164,20 +183,27 @@ fn total(map: &BTreeMap<String, Tally>) -> Tally {
     })
 }
 
-fn measure(dir: &Path) -> Measurement {
+fn measure(dir: &Path, stream: bool) -> Measurement {
     let secrets: Vec<SecretLine> = parse(dir, "secrets.jsonl");
     let benign: Vec<BenignLine> = parse(dir, "benign.jsonl");
     let r = Redactor::default();
     let mut m = Measurement::default();
+    let mut log = r.lines();
     for s in &secrets {
-        let (line, text) = (as_line(&r, &s.line), as_text(&r, &s.line));
+        let line = if stream { log.redact(&s.line).0 } else { as_line(&r, &s.line) };
+        let text = as_text(&r, &s.line);
+        if s.secrets.is_empty() {
+            // A block's line that carries nothing itself: fed, not scored.
+            continue;
+        }
         let leaked = |out: &str| s.secrets.iter().filter(|secret| out.contains(secret.as_str())).count();
         *m.secrets.entry(s.kind.clone()).or_default() +=
             Tally { lines: 1, items: s.secrets.len(), bad: leaked(&line), bad_as_text: leaked(&text) };
     }
+    let mut log = r.lines();
     for b in &benign {
         let plain = clean(&b.line);
-        let altered = as_line(&r, &b.line) != plain;
+        let altered = if stream { log.redact(&b.line).0 } else { as_line(&r, &b.line) } != plain;
         let altered_as_text = as_text(&r, &b.line) != plain;
         *m.benign.entry(b.kind.clone()).or_default() +=
             Tally { lines: 1, items: 1, bad: usize::from(altered), bad_as_text: usize::from(altered_as_text) };
@@ -296,7 +322,7 @@ fn the_redactor_on_the_tuning_and_evaluation_sets() {
             println!("== {} set ==\nno {} set: {} does not exist\n", set.name, set.name, dir.display());
             continue;
         }
-        let m = measure(&dir);
+        let m = measure(&dir, set.stream);
         println!("{}", report(set.name, &m));
         failed.extend(failures(set, &m));
     }
