@@ -44,6 +44,7 @@
 //!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
+//! - [`temp_dir`] — [`TempDir`], a fresh folder removed when dropped.
 //! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_collector`]
 //!   ([`collector`] to start one without waiting) / [`start_stack`]
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
@@ -80,6 +81,7 @@ pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod stack;
+pub mod temp_dir;
 
 pub use acl::{Users, create_users};
 pub use container::{ContainerSpec, TestContainer};
@@ -101,6 +103,7 @@ pub use stack::{
     Stack, StackEnv, collector, lambda_bearer, lambda_token, start_bridge, start_collector, start_emulator,
     start_stack, start_stack_with, test_host,
 };
+pub use temp_dir::TempDir;
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.

@@ -603,29 +603,12 @@ fn dead_letter(shared: &Shared, head: Head, payload: &[u8], kind: &str, error: &
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::path::PathBuf;
-
     use tokio::task::JoinHandle;
     use tokio_util::sync::CancellationToken;
 
     use super::{Outbox, Settings};
 
-    /// A folder removed when dropped.
-    pub struct TempDir(pub PathBuf);
-
-    impl TempDir {
-        pub fn new() -> TempDir {
-            let dir = std::env::temp_dir().join(format!("hemostat-outbox-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    pub use hemostat_e2e::TempDir;
 
     pub fn settings(dir: &TempDir, max_bytes: u64) -> Settings {
         Settings { dir: dir.0.join("outbox"), max_bytes, refusal_patience: std::time::Duration::from_secs(600) }
