@@ -586,7 +586,7 @@ async fn probe(port: u16) -> Result<Probe, String> {
 }
 
 /// One command to one node, on a fresh connection.
-async fn query(port: u16, args: &[&str]) -> Result<String, String> {
+pub(crate) async fn query(port: u16, args: &[&str]) -> Result<String, String> {
     let attempt = async {
         let mut conn = connect(port).await?;
         run(port, &mut conn, args).await
