@@ -255,6 +255,28 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_RESUME_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
     pub resume_max_age: Duration,
 
+    /// Heal while the control plane is away: a crash (or OOM kill) whose
+    /// alert has not been taken by the analyzer this long after it (Redis
+    /// down or refusing, the bridge or the functions down) is restarted by
+    /// the collector itself, as a kubelet keeps restarting pods while its
+    /// API server is down: only restarts, only for containers whose labels
+    /// allow them, not held and not silenced (the last silences read),
+    /// under the collector's own limits (`HEMOSTAT_EDGE_COOLDOWN`,
+    /// `HEMOSTAT_EDGE_MAX_PER_HOUR`, kept in the state folder), verified as
+    /// usual, and reported (`analysis_method` `edge`) once Redis is back.
+    /// 0 turns it off: no action without the gate.
+    #[arg(long, env = "HEMOSTAT_EDGE_HEAL_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub edge_heal_after: Duration,
+
+    /// Edge restarts of one container at least this far apart.
+    #[arg(long, env = "HEMOSTAT_EDGE_COOLDOWN", default_value = "1m", value_parser = parse_duration)]
+    pub edge_cooldown: Duration,
+
+    /// Edge restarts of one container in any hour, at most (its own
+    /// `hemostat.max_actions_per_hour` and `hemostat.cooldown` apply too).
+    #[arg(long, env = "HEMOSTAT_EDGE_MAX_PER_HOUR", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub edge_max_per_hour: u16,
+
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,

@@ -64,8 +64,8 @@ pub use config::Config;
 pub use error::CollectorError;
 
 use crate::{
-    act::{Consumer, Executor},
-    alert::{Alerts, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
+    act::{Consumer, Edge, EdgeSettings, Executor},
+    alert::{Alerts, Awaiting, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
     inflight::InFlight,
     outbox::Outbox,
     state::StateDir,
@@ -161,12 +161,18 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // One list of label silences, read at most every 2 s, for the alerts and
     // the registry alike.
     let label_silences = LabelSilences::new(conn.clone());
+    // Crash alerts an edge restart may stand in for (off: none noted).
+    let awaiting = (!config.edge_heal_after.is_zero()).then(Awaiting::default);
     let alerts = Alerts::new(config.host.clone(), outbox.clone())
         .with_evidence(gatherer)
         .with_recent(recent.clone())
         .with_graces(graces, inflight.clone())
         .with_silences(label_silences.clone())
         .with_facts(FactsWriter::new(conn.clone(), &graces));
+    let alerts = match &awaiting {
+        Some(awaiting) => alerts.with_awaiting(awaiting.clone()),
+        None => alerts,
+    };
     let (stats_tap, sampler_task) = sample::start(
         &config,
         sample::Deps {
@@ -185,7 +191,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         config.host.clone(),
         config.heartbeat_interval,
         scope.clone(),
-        label_silences,
+        label_silences.clone(),
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
@@ -200,16 +206,35 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let executor = Executor::new(docker.clone(), &config, inflight, scope, redactor)?;
     let consumer = Consumer::new(
         blocking,
-        tasks_conn,
+        tasks_conn.clone(),
         // Outcomes share the alerts' bounded, ordered queue and wait for
         // delivery, so a command is acknowledged only once its outcome is out.
         outbox.clone(),
-        executor,
+        // The edge healer's restarts share its limits and in-flight marks.
+        executor.clone(),
         config.host.clone(),
         keys,
         usize::from(config.command_concurrency),
     )
     .max_age(config.command_max_age);
+    let edge_task = awaiting.map(|awaiting| {
+        let edge = Edge {
+            host: config.host.clone(),
+            settings: EdgeSettings {
+                after: config.edge_heal_after,
+                cooldown: config.edge_cooldown,
+                max_per_hour: config.edge_max_per_hour,
+            },
+            awaiting,
+            conn: tasks_conn.clone(),
+            docker: docker.clone(),
+            executor: executor.clone(),
+            outbox: outbox.clone(),
+            silences: label_silences,
+            state: state.clone(),
+        };
+        tokio::spawn(edge.run(cancel.clone()))
+    });
     let watcher_task = tokio::spawn(watcher.run(cancel.clone()));
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
 
@@ -220,7 +245,11 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // The outbox ends last: it stops once every sender (watcher, sampler,
     // consumer) is gone and what they queued is delivered, or Redis fails
     // once more; what it holds then stays on disk for the next start.
-    Ok(vec![watcher_task, consumer_task, registry_task, sampler_task, outbox_task])
+    Ok([watcher_task, consumer_task, registry_task, sampler_task]
+        .into_iter()
+        .chain(edge_task)
+        .chain([outbox_task])
+        .collect())
 }
 
 /// Retries `connect` with backoff until it succeeds or shutdown.

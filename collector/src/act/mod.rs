@@ -16,12 +16,14 @@
 //! - `target`: what every action works with, and the container it aims at (the scope check).
 //! - `verify`: the closed loop that watches a container after a fix.
 //! - `outcome`: what one action came to, built by the actions and `verify` alike.
+//! - `edge`: restarting crashes on its own while the control plane is away, under its own limits.
 //! - `dependents`: containers that follow another: found at action time,
 //!   handled after it, recovered after someone else restarts it.
 
 mod actions;
 mod consumer;
 mod dependents;
+mod edge;
 mod executor;
 mod lanes;
 mod limits;
@@ -35,6 +37,7 @@ mod verify;
 pub use consumer::{Admission, admit};
 pub use consumer::{BLOCK, Consumer};
 pub use dependents::Recovery;
+pub use edge::{Edge, Settings as EdgeSettings};
 pub use executor::Executor;
 #[cfg(feature = "fuzzing")]
 pub use report::Claimed;

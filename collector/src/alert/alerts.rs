@@ -16,7 +16,9 @@ use hemostat_protocol::{
 };
 use serde_json::{Value, json};
 
-use super::{evidence::Gatherer, facts::FactsWriter, grace::Graces, recent::Recent, silences::LabelSilences};
+use super::{
+    awaiting::Awaiting, evidence::Gatherer, facts::FactsWriter, grace::Graces, recent::Recent, silences::LabelSilences,
+};
 use crate::{
     detect::{Breach, Finding, FindingKind, Leak, RestartRule, Rules, Symptom},
     inflight::InFlight,
@@ -45,6 +47,8 @@ pub struct Alerts {
     /// Writes what each alert found to the container's facts; None: not
     /// written (unit tests).
     pub(super) facts: Option<FactsWriter>,
+    /// Crashes an edge restart may stand in for; None: edge healing off.
+    pub(super) awaiting: Option<Awaiting>,
 }
 
 /// How long an event-driven alert took, for the log line: from the event
@@ -121,7 +125,15 @@ impl Alerts {
             inflight: InFlight::new(),
             silences: None,
             facts: None,
+            awaiting: None,
         }
+    }
+
+    /// Crash alerts are noted in `awaiting` with their delivery, for edge
+    /// healing (`act::edge`).
+    pub fn with_awaiting(mut self, awaiting: Awaiting) -> Alerts {
+        self.awaiting = Some(awaiting);
+        self
     }
 
     /// Alerts name the label silences that select their container.

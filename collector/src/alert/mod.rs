@@ -15,8 +15,10 @@
 //! - `recent`: per container, the last Docker events and samples that evidence shows.
 //! - `grace`: when someone else is at work on a container, and the gate must not act.
 //! - `silences`: which operators' label silences select a container, matched on the host.
+//! - `awaiting`: crashes waiting for the control plane's decision, which an edge restart may stand in for.
 
 mod alerts;
+mod awaiting;
 pub mod evidence;
 mod facts;
 mod grace;
@@ -26,6 +28,7 @@ pub mod redact;
 mod silences;
 
 pub use alerts::{Alerts, Inspected, Latency};
+pub use awaiting::{Awaiting, Crash, Delivery};
 pub use facts::FactsWriter;
 pub use grace::Graces;
 pub use recent::{Measurement, Recent, sample_capacity};

@@ -23,6 +23,7 @@ use hemostat_protocol::{
 
 use super::{
     alerts::{Alerts, Inspected, Latency},
+    awaiting::{Awaiting, Delivery},
     evidence::{Gatherer, Provided},
     grace::{self, Moment},
     recent::Noted,
@@ -217,8 +218,12 @@ impl Alerts {
             samples = alert.evidence.as_ref().and_then(|e| e.samples.as_ref()).map(|s| s.count),
             "health alert"
         );
+        let edge = self.awaiting.as_ref().and_then(|a| Some((a, Awaiting::candidate(&alert)?)));
         match Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert) {
-            Ok(env) => self.outbox.send(env),
+            Ok(env) => match edge {
+                Some((awaiting, crash)) => awaiting.note(crash(Delivery::Queued(self.outbox.send_tracked(env)))),
+                None => self.outbox.send(env),
+            },
             Err(e) => tracing::error!(error = %e, "could not build health alert"),
         }
     }

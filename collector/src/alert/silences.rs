@@ -24,7 +24,7 @@ use std::{
 
 use hemostat_protocol::{
     connection::Connection,
-    silence::{self, Silence, TargetKind},
+    silence::{self, Silence, Subject, TargetKind},
 };
 use tokio::sync::Mutex;
 
@@ -33,7 +33,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(2);
 /// How long an alert waits for the list.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The live label silences, read lazily. Cheap to clone.
+/// The live silences (every kind: label silences are matched here, the
+/// others only for edge restarts), read lazily. Cheap to clone.
 #[derive(Clone)]
 pub struct LabelSilences {
     conn: Connection,
@@ -68,6 +69,19 @@ impl LabelSilences {
         cache.silences.iter().filter(|s| s.until_ms() > now && s.selects(labels)).map(|s| s.id.clone()).collect()
     }
 
+    /// The refusal of the live silence of any kind (container, host,
+    /// image, project, label) that holds for `subject`, from the list read
+    /// as for an alert (the last one read while Redis is down): what a
+    /// decision taken on the host without the gate must respect too.
+    pub async fn refusal(&self, subject: &Subject) -> Option<String> {
+        let mut cache = self.cache.lock().await;
+        if cache.read_at.is_none_or(|t| t.elapsed() >= MAX_AGE) {
+            self.refresh(&mut cache).await;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        cache.silences.iter().find(|s| s.until_ms() > now && s.matches(subject)).map(Silence::refusal)
+    }
+
     /// Whether any label silence holds now (the list read as for an alert).
     pub async fn any(&self) -> bool {
         let mut cache = self.cache.lock().await;
@@ -75,7 +89,7 @@ impl LabelSilences {
             self.refresh(&mut cache).await;
         }
         let now = chrono::Utc::now().timestamp_millis();
-        cache.silences.iter().any(|s| s.until_ms() > now)
+        cache.silences.iter().any(|s| s.kind == TargetKind::Label && s.until_ms() > now)
     }
 
     async fn refresh(&self, cache: &mut Cache) {
@@ -85,9 +99,9 @@ impl LabelSilences {
         let read = tokio::time::timeout(READ_TIMEOUT, silence::holding(&mut self.conn.clone())).await;
         match read {
             Ok(Ok(all)) => {
-                cache.silences = all.into_iter().filter(|s| s.kind == TargetKind::Label).collect();
+                cache.silences = all;
                 if std::mem::replace(&mut cache.failing, false) {
-                    tracing::info!(label_silences = cache.silences.len(), "silences readable again");
+                    tracing::info!(silences = cache.silences.len(), "silences readable again");
                 }
             }
             failed => {

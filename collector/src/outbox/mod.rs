@@ -282,6 +282,14 @@ impl Outbox {
         self.push(&env, None);
     }
 
+    /// Queues `env` like [`send`](Self::send), never waiting; the receiver
+    /// learns its stream id once Redis took it (or why it never will).
+    pub fn send_tracked(&self, env: Envelope) -> oneshot::Receiver<Result<String, ProtocolError>> {
+        let (tx, rx) = oneshot::channel();
+        self.push(&env, Some(tx));
+        rx
+    }
+
     /// Events waiting for Redis (including the one being sent).
     #[cfg(test)]
     pub fn queued(&self) -> u64 {

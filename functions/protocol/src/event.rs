@@ -287,6 +287,10 @@ pub struct FalseAlarm {
     pub context: IncidentContext,
 }
 
+/// `analysis_method` of a restart the collector decided on its own while
+/// the control plane could not be reached (see the collector's `act::edge`).
+pub const DECIDED_AT_THE_EDGE: &str = "edge";
+
 /// What an incident carries from its detection to its outcome: through the
 /// analyzer's verdict, the responder's command and the collector's report,
 /// one type instead of fields copied one by one. Flattened into each
@@ -296,7 +300,8 @@ pub struct IncidentContext {
     /// When the collector saw the problem (RFC 3339): detection-to-fix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<String>,
-    /// How the decision was taken (`rule_based`, `llm`, `rule_fallback`).
+    /// How the decision was taken (`rule_based`, `llm`, `rule_fallback`,
+    /// or [`DECIDED_AT_THE_EDGE`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_method: Option<String>,
     /// The model that decided, when `analysis_method` is `llm`.

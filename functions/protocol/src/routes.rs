@@ -42,6 +42,13 @@ pub const ROUTES: &[Route] = &[
     Route { kind: EventKind::SystemAlert, function: "exporter" },
 ];
 
+/// The route that decides what to do about a health alert (the
+/// analyzer's): once its group has taken an alert, the control plane has
+/// the crash in hand, whatever it decides.
+pub fn deciding() -> &'static Route {
+    &ROUTES[0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +61,6 @@ mod tests {
         pairs.dedup();
         assert_eq!(pairs.len(), n);
         assert_eq!(ROUTES[0].function_name("hemostat"), "hemostat-analyzer");
+        assert_eq!((deciding().kind, deciding().function), (EventKind::HealthAlert, "analyzer"));
     }
 }

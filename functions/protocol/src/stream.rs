@@ -149,6 +149,41 @@ impl Group {
             .collect())
     }
 
+    /// Whether the group has taken entry `id` and acknowledged it: it was
+    /// delivered (the group's last-delivered id is at or past it) and is
+    /// not pending any more. A group that does not exist has taken nothing.
+    pub async fn consumed<C: ConnectionLike>(&self, conn: &mut C, id: &str) -> Result<bool, ProtocolError> {
+        let Some(wanted) = parse_id(id) else {
+            return Err(ProtocolError::MalformedData { kind: "stream entry id".into(), reason: format!("{id:?}") });
+        };
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .query_async(conn)
+            .await
+            .or_else(|e| if e.code() == Some("NOGROUP") { Ok(Vec::new()) } else { Err(e) })?;
+        if !pending.is_empty() {
+            return Ok(false);
+        }
+        let groups: redis::streams::StreamInfoGroupsReply =
+            match redis::cmd("XINFO").arg("GROUPS").arg(&self.stream).query_async(conn).await {
+                Ok(groups) => groups,
+                Err(e) if e.to_string().contains("no such key") => {
+                    return Ok(false);
+                }
+                Err(e) => return Err(e.into()),
+            };
+        Ok(groups
+            .groups
+            .iter()
+            .find(|g| g.name == self.group)
+            .and_then(|g| parse_id(&g.last_delivered_id))
+            .is_some_and(|last| last >= wanted))
+    }
+
     /// Takes `ids` over for this consumer if they are still idle at least
     /// `min_idle`: when another consumer claimed one first, it is no longer
     /// idle and does not come back, so two replicas never both take it.
@@ -275,6 +310,13 @@ fn text(v: &Value) -> Option<String> {
         Value::VerbatimString { text, .. } => Some(text.clone()),
         _ => None,
     }
+}
+
+/// A stream entry id as numbers (milliseconds, sequence), so ids compare
+/// as Redis orders them.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 #[cfg(test)]

@@ -30,6 +30,19 @@ pub(in crate::act) async fn run(
         Err(refused) => return (refused, Vec::new()),
     };
     let was_running = docker::is_running(&target.inspect);
+    if let Some(since) = healed_since(cmd, &target) {
+        tracing::info!(container = %target.name, action = %cmd.action, command_id = %cmd.id, %since, "running again since the problem was seen: nothing to do");
+        return (
+            Outcome::with(
+                RemediationStatus::NotApplicable,
+                format!(
+                    "already running again since {since}, after the problem seen at {}: nothing to do",
+                    cmd.context.detected_at.as_deref().unwrap_or_default()
+                ),
+            ),
+            Vec::new(),
+        );
+    }
     // When the parent goes down: now, or when its last run ended. A
     // start of a running container changes nothing for its dependents.
     let parent_down = match was_running {
@@ -89,6 +102,20 @@ pub(in crate::act) async fn run(
         }
     };
     (with_summary(outcome, &deps), deps)
+}
+
+/// When a restart or start is moot: its container has been running since
+/// after the problem the command answers was seen (someone restarted it
+/// meanwhile: the collector itself while the control plane was away, an
+/// operator, Docker's restart policy). A command for a problem seen while
+/// the container was running (a failing health check, a CPU spike) is not
+/// moot: that run began before it.
+fn healed_since(cmd: &Command, target: &Target) -> Option<chrono::DateTime<chrono::Utc>> {
+    if !matches!(cmd.action, Action::Restart | Action::Start) || !docker::is_running(&target.inspect) {
+        return None;
+    }
+    let seen = chrono::DateTime::parse_from_rfc3339(cmd.context.detected_at.as_deref()?).ok()?;
+    docker::started_at(&target.inspect).filter(|started| *started > seen)
 }
 
 fn dry_run(cx: &Context, cmd: &Command, target: &Target) -> Outcome {

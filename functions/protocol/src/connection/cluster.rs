@@ -147,6 +147,9 @@ fn first_key(cmd: &Cmd) -> Option<&[u8]> {
         if numkeys == 0 { None } else { args.next() }
     } else if is(&[b"XREAD", b"XREADGROUP"]) {
         args.skip_while(|a| !a.eq_ignore_ascii_case(b"STREAMS")).nth(1)
+    } else if is(&[b"XINFO", b"XGROUP", b"OBJECT", b"MEMORY"]) {
+        // A subcommand first (`XINFO GROUPS <key>`, `XGROUP CREATE <key>`).
+        args.nth(1)
     } else if is(&[
         b"PUBLISH",
         b"PING",
@@ -201,5 +204,7 @@ mod tests {
             Some("s".into())
         );
         assert_eq!(key(redis::cmd("PUBLISH").arg("ch").arg("m")), None);
+        assert_eq!(key(redis::cmd("XINFO").arg("GROUPS").arg("s")), Some("s".into()));
+        assert_eq!(key(redis::cmd("XGROUP").arg("CREATE").arg("s").arg("g").arg("0")), Some("s".into()));
     }
 }
