@@ -135,6 +135,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         dir: state.path().join("outbox"),
         max_bytes: config.outbox_max_bytes,
         refusal_patience: config.outbox_refusal_patience,
+        host: config.host.clone(),
     };
     let (outbox, outbox_task) = Outbox::open(publisher, outbox_settings, cancel.clone())?;
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;

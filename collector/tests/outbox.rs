@@ -13,7 +13,11 @@ use hemostat_e2e::{
     ContainerSpec, Process, RedisServer, TestContainer, docker, redis_server::cluster_mode, state_dir, stream_events,
     strip_ansi, test_host, wait_for,
 };
-use hemostat_protocol::{EventKind, connection::Connection, event::HealthAlert};
+use hemostat_protocol::{
+    EventKind,
+    connection::Connection,
+    event::{HealthAlert, SystemAlert},
+};
 use redis::AsyncCommands;
 
 fn collector(url: &str, host: &str) -> Process {
@@ -147,5 +151,18 @@ async fn a_record_redis_refuses_for_good_is_dead_lettered_and_later_ones_arrive(
     assert!(letters[0]["reason"].as_str().unwrap_or("").contains("WRONGTYPE"), "{text}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+    // And people are told, naming the host, the container and the file.
+    let reports: Vec<SystemAlert> = stream_events::<SystemAlert>(&mut conn, EventKind::SystemAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.kind == SystemAlert::OUTBOX_DEAD_LETTERED)
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((reports[0].host.as_str(), reports[0].container.as_deref()), (host.as_str(), Some(refused.name())));
+    assert!(
+        reports[0].message.contains("WRONGTYPE") && reports[0].message.contains("dead-letters.jsonl"),
+        "{reports:?}"
+    );
     assert!(collector.is_running());
 }

@@ -42,7 +42,11 @@ use std::{
     time::Duration,
 };
 
-use hemostat_protocol::{Envelope, ProtocolError, Publisher};
+use hemostat_protocol::{
+    Envelope, EventKind, ProtocolError, Publisher,
+    envelope::agent,
+    event::{Severity, SystemAlert},
+};
 use tokio::{
     sync::{Notify, oneshot},
     task::JoinHandle,
@@ -65,6 +69,8 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// reloaded, a key being repaired, get this moment), and the least a
 /// refusal "for now" gets once the patience is over.
 const REFUSED_ATTEMPTS: u64 = 3;
+/// Dead letters are reported as a `system_alert` at most this often.
+const DEAD_LETTER_REPORT_EVERY: Duration = Duration::from_secs(60);
 /// Events held in memory while the disk cannot be written.
 pub const SPILL_MAX_BYTES: usize = 4 << 20;
 
@@ -75,6 +81,8 @@ pub struct Settings {
     pub dir: PathBuf,
     pub max_bytes: u64,
     pub refusal_patience: Duration,
+    /// The collector's host, named in the `system_alert` a dead letter raises.
+    pub host: String,
 }
 
 /// Publishes, retrying with capped backoff until it succeeds, the error is
@@ -133,6 +141,10 @@ struct State {
     dropped: u64,
     /// Events Redis refused for good, since start.
     dead_lettered: u64,
+    /// When a dead letter was last reported as a `system_alert`, and how
+    /// many were not since (one report a minute at most).
+    reported_at: Option<Instant>,
+    unreported: u64,
     /// Appended since the last sync.
     dirty: bool,
     /// The disk refused the last append: events go to memory.
@@ -144,6 +156,22 @@ struct State {
 }
 
 impl State {
+    /// Whether a dead letter of `kind` is reported now (`Some`: with how
+    /// many went unreported since the last report): at most one a minute,
+    /// and never about a `system_alert` (the report of a report Redis
+    /// refuses would refuse again, forever).
+    fn report_dead_letter(&mut self, kind: &str) -> Option<u64> {
+        if kind == EventKind::SystemAlert.as_str() {
+            return None;
+        }
+        if self.reported_at.is_some_and(|t| t.elapsed() < DEAD_LETTER_REPORT_EVERY) {
+            self.unreported += 1;
+            return None;
+        }
+        self.reported_at = Some(Instant::now());
+        Some(std::mem::take(&mut self.unreported))
+    }
+
     /// Drops the records of `d` (the log made room) and answers their receipts.
     fn dropped(&mut self, d: Dropped, max_bytes: u64) {
         let before = self.dropped;
@@ -267,6 +295,8 @@ impl Outbox {
             next_spill: 0,
             dropped: 0,
             dead_lettered: 0,
+            reported_at: None,
+            unreported: 0,
             dirty: false,
             disk_failing: false,
             closed: false,
@@ -310,79 +340,84 @@ impl Outbox {
     }
 
     fn push(&self, env: &Envelope, receipt: Option<Receipt>) {
-        let payload = env.to_json().into_bytes();
-        let max_bytes = self.shared.settings.max_bytes;
-        let mut s = self.shared.lock();
-        // Once events are in memory, the next ones follow them there, so
-        // that the order holds; the disk is tried again when they are out.
-        let mut receipt = receipt;
-        if s.spill.is_empty() {
-            match s.log.append(&payload) {
-                Ok((seq, dropped)) => {
-                    for d in dropped {
-                        s.dropped(d, max_bytes);
-                    }
-                    if std::mem::take(&mut s.disk_failing) {
-                        tracing::info!("outbox: writing to disk again");
-                    }
-                    if s.stopped {
-                        // The task is gone (so is its syncer): the event
-                        // waits on disk for the next start.
-                        let _ = s.log.sync_all();
-                        if let Some(r) = receipt {
-                            let _ = r.send(Err(stopping()));
-                        }
-                    } else if let Some(r) = receipt {
-                        s.receipts.insert(seq, r);
-                    }
-                    s.dirty = true;
-                    drop(s);
-                    self.shared.sync.notify_one();
-                    self.shared.wake.notify_one();
-                    return;
-                }
-                Err(AppendError::TooLarge(bytes)) => {
-                    tracing::error!(kind = %env.kind, bytes, max_bytes, "event larger than the outbox allows: dropped");
-                    s.dropped += 1;
-                    if let Some(r) = receipt {
-                        let _ = r.send(Err(ProtocolError::Undelivered(format!(
-                            "{bytes} bytes: larger than the outbox allows (HEMOSTAT_OUTBOX_MAX_BYTES / 4)"
-                        ))));
-                    }
-                    return;
-                }
-                Err(AppendError::Io(e)) => {
-                    if !std::mem::replace(&mut s.disk_failing, true) {
-                        tracing::error!(
-                            error = %e, dir = %s.log.dir().display(),
-                            "outbox: cannot write to disk; holding events in memory until it can (lost if the collector stops first)"
-                        );
-                    }
-                }
-            }
-        }
-        if s.stopped
-            && let Some(r) = receipt.take()
-        {
-            let _ = r.send(Err(ProtocolError::Undelivered(
-                "the collector is stopping and the disk refused the event".into(),
-            )));
-        }
-        let id = s.next_spill;
-        s.next_spill += 1;
-        s.spill_bytes += payload.len();
-        s.spill.push_back(Spilled { id, payload, receipt });
-        while s.spill_bytes > SPILL_MAX_BYTES && s.spill.len() > 1 {
-            let Some(old) = s.spill.pop_front() else { break };
-            s.spill_bytes -= old.payload.len();
-            s.dropped += 1;
-            if let Some(r) = old.receipt {
-                let _ = r.send(Err(ProtocolError::Undelivered("dropped: outbox full".into())));
-            }
-        }
-        drop(s);
-        self.shared.wake.notify_one();
+        push(&self.shared, env, receipt)
     }
+}
+
+/// Queues `env` in the log (or in memory while the disk refuses), its
+/// receipt kept for its delivery; wakes the drain.
+fn push(shared: &Shared, env: &Envelope, receipt: Option<Receipt>) {
+    let payload = env.to_json().into_bytes();
+    let max_bytes = shared.settings.max_bytes;
+    let mut s = shared.lock();
+    // Once events are in memory, the next ones follow them there, so
+    // that the order holds; the disk is tried again when they are out.
+    let mut receipt = receipt;
+    if s.spill.is_empty() {
+        match s.log.append(&payload) {
+            Ok((seq, dropped)) => {
+                for d in dropped {
+                    s.dropped(d, max_bytes);
+                }
+                if std::mem::take(&mut s.disk_failing) {
+                    tracing::info!("outbox: writing to disk again");
+                }
+                if s.stopped {
+                    // The task is gone (so is its syncer): the event
+                    // waits on disk for the next start.
+                    let _ = s.log.sync_all();
+                    if let Some(r) = receipt {
+                        let _ = r.send(Err(stopping()));
+                    }
+                } else if let Some(r) = receipt {
+                    s.receipts.insert(seq, r);
+                }
+                s.dirty = true;
+                drop(s);
+                shared.sync.notify_one();
+                shared.wake.notify_one();
+                return;
+            }
+            Err(AppendError::TooLarge(bytes)) => {
+                tracing::error!(kind = %env.kind, bytes, max_bytes, "event larger than the outbox allows: dropped");
+                s.dropped += 1;
+                if let Some(r) = receipt {
+                    let _ = r.send(Err(ProtocolError::Undelivered(format!(
+                        "{bytes} bytes: larger than the outbox allows (HEMOSTAT_OUTBOX_MAX_BYTES / 4)"
+                    ))));
+                }
+                return;
+            }
+            Err(AppendError::Io(e)) => {
+                if !std::mem::replace(&mut s.disk_failing, true) {
+                    tracing::error!(
+                        error = %e, dir = %s.log.dir().display(),
+                        "outbox: cannot write to disk; holding events in memory until it can (lost if the collector stops first)"
+                    );
+                }
+            }
+        }
+    }
+    if s.stopped
+        && let Some(r) = receipt.take()
+    {
+        let _ =
+            r.send(Err(ProtocolError::Undelivered("the collector is stopping and the disk refused the event".into())));
+    }
+    let id = s.next_spill;
+    s.next_spill += 1;
+    s.spill_bytes += payload.len();
+    s.spill.push_back(Spilled { id, payload, receipt });
+    while s.spill_bytes > SPILL_MAX_BYTES && s.spill.len() > 1 {
+        let Some(old) = s.spill.pop_front() else { break };
+        s.spill_bytes -= old.payload.len();
+        s.dropped += 1;
+        if let Some(r) = old.receipt {
+            let _ = r.send(Err(ProtocolError::Undelivered("dropped: outbox full".into())));
+        }
+    }
+    drop(s);
+    shared.wake.notify_one();
 }
 
 /// What a receipt says when the outbox task stopped before delivering.
@@ -600,6 +635,7 @@ fn dead_letter(shared: &Shared, head: Head, payload: &[u8], kind: &str, error: &
         %kind, seq, attempts, dead_lettered_total = s.dead_lettered, reason = %refusal::redacted(&reason), %file,
         "Redis refused an event for good: dead-lettered; the events after it go on"
     );
+    let report = s.report_dead_letter(kind);
     drop(s);
     if let Some(r) = receipt {
         let _ = r.send(Err(ProtocolError::Undelivered(format!(
@@ -607,6 +643,36 @@ fn dead_letter(shared: &Shared, head: Head, payload: &[u8], kind: &str, error: &
             refusal::redacted(&reason)
         ))));
     }
+    if let Some(unreported) = report {
+        let message = format!(
+            "Redis refused a {kind} from the collector on {} for good ({}): kept on that host in {file}{}",
+            shared.settings.host,
+            refusal::redacted(&reason),
+            match unreported {
+                0 => String::new(),
+                n => format!("; {n} more dead-lettered in the minute before"),
+            }
+        );
+        let alert = SystemAlert {
+            kind: SystemAlert::OUTBOX_DEAD_LETTERED.into(),
+            severity: Severity::High,
+            host: shared.settings.host.clone(),
+            message,
+            last_seen: None,
+            missing_for_seconds: None,
+            container: container_of(payload),
+        };
+        match Envelope::new(agent::MONITOR, EventKind::SystemAlert, &alert) {
+            Ok(env) => push(shared, &env, None),
+            Err(e) => tracing::error!(error = %e, "could not build the dead letter's system alert"),
+        }
+    }
+}
+
+/// The container an envelope is about, if its data names one.
+fn container_of(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    value["data"]["container"].as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -619,7 +685,12 @@ pub(crate) mod testing {
     pub use hemostat_e2e::TempDir;
 
     pub fn settings(dir: &TempDir, max_bytes: u64) -> Settings {
-        Settings { dir: dir.0.join("outbox"), max_bytes, refusal_patience: std::time::Duration::from_secs(600) }
+        Settings {
+            dir: dir.0.join("outbox"),
+            max_bytes,
+            refusal_patience: std::time::Duration::from_secs(600),
+            host: "test-host".into(),
+        }
     }
 
     /// An outbox in a folder of its own (removed with the returned TempDir).

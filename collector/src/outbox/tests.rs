@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use hemostat_protocol::{Envelope, EventKind, ProtocolError, Publisher, envelope::agent};
+use hemostat_protocol::{Envelope, EventKind, ProtocolError, Publisher, envelope::agent, event::SystemAlert};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -31,6 +31,9 @@ struct Fake {
     attempts: Arc<AtomicU32>,
     refuse: Arc<Mutex<HashMap<u64, &'static str>>>,
     accepted: Arc<Mutex<Vec<u64>>>,
+    /// What it accepted that is not one of the test's numbered events
+    /// (the outbox's own system alerts).
+    others: Arc<Mutex<Vec<Envelope>>>,
 }
 
 impl Publisher for Fake {
@@ -38,6 +41,10 @@ impl Publisher for Fake {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(ProtocolError::RedisUrl("down".into()));
+        }
+        if env.data.get("n").is_none() {
+            self.others.lock().unwrap().push(env.clone());
+            return Ok("0-1".into());
         }
         if let Some(code) = self.refuse.lock().unwrap().get(&n(env)) {
             return Err(ProtocolError::Redis(redis::make_extension_error(
@@ -213,6 +220,8 @@ async fn a_record_refused_for_good_is_dead_lettered_and_the_next_ones_go_on() {
     let cancel = CancellationToken::new();
     let fake = Fake::default();
     fake.refuse.lock().unwrap().insert(2, "WRONGTYPE");
+    fake.refuse.lock().unwrap().insert(4, "NOPERM");
+    fake.refuse.lock().unwrap().insert(5, "NOPERM");
     let (outbox, task, dir) = outbox(fake.clone(), cancel.clone());
     outbox.send(env(1));
     let refused = {
@@ -231,6 +240,31 @@ async fn a_record_refused_for_good_is_dead_lettered_and_the_next_ones_go_on() {
     assert_eq!(letter["envelope"]["data"]["n"], 2);
     assert_eq!((letter["kind"].as_str(), letter["attempts"].as_u64()), (Some("health_alert"), Some(3)));
     assert!(letter["reason"].as_str().unwrap().contains("WRONGTYPE"), "{letter}");
+    // Reported once as a system alert, naming the file and the reason.
+    let reports = |fake: &Fake| fake.others.lock().unwrap().iter().map(|e| e.data.clone()).collect::<Vec<_>>();
+    let first = reports(&fake);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["kind"], SystemAlert::OUTBOX_DEAD_LETTERED);
+    let message = first[0]["message"].as_str().unwrap();
+    assert!(message.contains("WRONGTYPE") && message.contains("dead-letters.jsonl"), "{message}");
+    // Two more within the minute: one report at most a minute, which
+    // then counts them.
+    outbox.send(env(4));
+    outbox.send(env(5));
+    for _ in 0..4 {
+        one_retry().await;
+    }
+    assert_eq!((outbox.dead_lettered(), reports(&fake).len()), (3, 1));
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    outbox.send(env(6));
+    fake.refuse.lock().unwrap().insert(7, "NOPERM");
+    outbox.send(env(7));
+    for _ in 0..4 {
+        one_retry().await;
+    }
+    let all = reports(&fake);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all[1]["message"].as_str().unwrap().contains("; 2 more dead-lettered in the minute before"), "{all:?}");
     stop(outbox, task, cancel).await;
 }
 

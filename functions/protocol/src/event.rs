@@ -371,6 +371,10 @@ impl SystemAlert {
     /// Records were dead-lettered as stale (older than the bridge's
     /// `HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`): incidents nobody acted on.
     pub const STALE_DEAD_LETTERED: &'static str = "stale_dead_lettered";
+    /// Redis refused a collector's event for good (`WRONGTYPE`, `NOPERM`,
+    /// too large, out of memory past the collector's patience): it was
+    /// kept in the dead-letter file on that host instead.
+    pub const OUTBOX_DEAD_LETTERED: &'static str = "outbox_dead_lettered";
 }
 
 #[cfg(test)]
