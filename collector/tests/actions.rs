@@ -586,7 +586,10 @@ async fn a_command_cut_short_by_a_collector_crash_is_reported_as_unknown() {
     // A long verification window: the crash lands mid-command.
     let mut env = start(&[("HEMOSTAT_VERIFY_SECONDS", "60")]).await;
     let c = running(ContainerSpec::shell(SERVER)).await;
-    let cmd = env.command(&c, Action::Restart);
+    // One that does not say when its problem was seen (a seed-protocol
+    // responder's): whether the restart took place cannot be told.
+    let mut cmd = env.command(&c, Action::Restart);
+    cmd.context.detected_at = None;
     env.send(&cmd).await;
     let restarted = wait_for(Duration::from_secs(15), || async { (starts(&c).await == 2).then_some(()) }).await;
     assert!(restarted.is_some(), "never restarted; log:\n{}", env.collector.log_tail(30));
@@ -608,6 +611,26 @@ async fn a_command_cut_short_by_a_collector_crash_is_reported_as_unknown() {
     assert!(marked.is_some(), "marker: {:?}", env.marker(&cmd.id).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(starts(&c).await, 2, "re-executed after the crash");
+    assert_eq!(env.completions(&cmd.id).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_for_a_problem_cut_short_by_a_collector_crash_is_finished_not_repeated() {
+    let mut env = start(&[("HEMOSTAT_VERIFY_SECONDS", "60")]).await;
+    let c = running(ContainerSpec::shell(SERVER)).await;
+    // Ordered for a problem seen now: the run it starts begins after it.
+    let cmd = env.command(&c, Action::Restart);
+    env.send(&cmd).await;
+    let restarted = wait_for(Duration::from_secs(15), || async { (starts(&c).await == 2).then_some(()) }).await;
+    assert!(restarted.is_some(), "never restarted; log:\n{}", env.collector.log_tail(30));
+
+    env.collector.kill();
+    env.collector = collector(&env.redis, &env.host, &[]).await;
+    let done = env.outcome(&cmd).await;
+    assert_eq!(done.result.status, RemediationStatus::NotApplicable, "{done:?}");
+    assert!(done.result.details.as_deref().is_some_and(|d| d.starts_with("already running again since")), "{done:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(starts(&c).await, 2, "restarted again after the crash");
     assert_eq!(env.completions(&cmd.id).await.len(), 1);
 }
 

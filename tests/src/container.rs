@@ -345,7 +345,9 @@ impl Drop for TestContainer {
 
 impl TestContainer {
     /// A fresh command for this container's collector on `host`, as the
-    /// responder would issue it (unsigned: callers seal it with their key).
+    /// responder would issue it (unsigned: callers seal it with their key),
+    /// for a problem seen now: a restart or start of a container running
+    /// since before that is carried out (since after it, it is moot).
     pub fn command(&self, host: &str, action: hemostat_protocol::Action) -> hemostat_protocol::Command {
         hemostat_protocol::Command {
             id: uuid::Uuid::new_v4().to_string(),
@@ -359,7 +361,7 @@ impl TestContainer {
             expires_at: Some((chrono::Utc::now() + hemostat_protocol::command::LIFETIME).to_rfc3339()),
             dry_run: false,
             context: hemostat_protocol::event::IncidentContext {
-                detected_at: Some("2026-01-01T00:00:00Z".into()),
+                detected_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
                 ..Default::default()
             },
             args: Vec::new(),

@@ -18,7 +18,7 @@ use std::{
 };
 
 use hemostat_protocol::{
-    Command, Publisher,
+    Action, Command, Publisher,
     backoff::Backoff,
     command::{SignedCommand, VerifyingKeys},
     connection::Connection,
@@ -337,6 +337,16 @@ impl<P: Publisher> Task<P> {
                 // its outcome was published (or logged) then.
                 tracing::info!(command_id = %cmd.id, "command already executed here; not executing again");
                 return ack(&self.group, &mut self.conn, entry).await;
+            }
+            // A restart or start is finished instead: the executor finds it
+            // moot if the container runs again since the problem (the dead
+            // collector got that far), and carries it out if not, so a
+            // crash is neither restarted twice nor left down.
+            Marker::Executing { .. }
+                if matches!(cmd.action, Action::Restart | Action::Start) && cmd.context.detected_at.is_some() =>
+            {
+                tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; finishing it unless the container runs again already");
+                self.executor.execute(cmd, cancel).await
             }
             Marker::Executing { .. } => {
                 tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; reporting the outcome as unknown");
