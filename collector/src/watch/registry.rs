@@ -87,6 +87,9 @@ struct Task {
     beating: bool,
 }
 
+/// How soon a failed heartbeat (and the registry with it) is tried again.
+const OUTAGE_RETRY: Duration = Duration::from_secs(1);
+
 impl Task {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Change>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
@@ -102,13 +105,17 @@ impl Task {
                             tracing::info!("heartbeat resumed");
                         }
                         Err(e) => {
-                            // Keep ticking: the next beat is the retry. A
-                            // Redis that comes back may have lost our
-                            // members (restarted without persistence), so
-                            // resync once it answers again.
+                            // The retry comes within a second, not an
+                            // interval: alerts held in the outbox go out
+                            // the moment Redis is back, and the gate
+                            // refuses those whose container the registry
+                            // does not list yet. A Redis that comes back
+                            // may have lost our members (restarted without
+                            // persistence), so resync once it answers.
+                            tick.reset_after(self.interval.min(OUTAGE_RETRY));
                             self.dirty = true;
                             if std::mem::replace(&mut self.beating, false) {
-                                tracing::warn!(error = %e, "heartbeat failed; retrying every interval");
+                                tracing::warn!(error = %e, "heartbeat failed; retrying every second");
                             } else {
                                 tracing::debug!(error = %e, "heartbeat failed again");
                             }
