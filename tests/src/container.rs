@@ -156,6 +156,12 @@ impl ContainerSpec {
     pub async fn start(self, docker: &Docker) -> TestContainer {
         TestContainer::start(docker, self).await
     }
+
+    /// [`start`](Self::start) that returns Docker's error instead of
+    /// panicking (an engine that is restarting, in fault tests).
+    pub async fn try_start(self, docker: &Docker) -> Result<TestContainer, bollard::errors::Error> {
+        TestContainer::try_start(docker, self).await
+    }
 }
 
 /// A running test container, force-removed (with its volumes) when dropped.
@@ -170,6 +176,17 @@ impl TestContainer {
     /// Creates and starts a container named `hemostat-e2e-{random}` (or as
     /// [`ContainerSpec::name`] says).
     pub async fn start(docker: &Docker, spec: ContainerSpec) -> Self {
+        let (image, cmd) = (spec.image.clone(), spec.cmd.clone());
+        Self::try_start(docker, spec).await.unwrap_or_else(|e| {
+            panic!(
+                "starting a container of {image} ({cmd:?}) failed: {e} \
+                 (is the image built? scripts/test-env.sh start builds it)"
+            )
+        })
+    }
+
+    /// [`start`](Self::start), with Docker's error returned.
+    pub async fn try_start(docker: &Docker, spec: ContainerSpec) -> Result<Self, bollard::errors::Error> {
         let name = spec
             .name
             .clone()
@@ -195,19 +212,11 @@ impl TestContainer {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = docker.create_container(Some(options), body).await.unwrap_or_else(|e| {
-            panic!(
-                "creating container {name} from image {} failed: {e} \
-                 (is the image built? scripts/test-env.sh start builds it)",
-                spec.image
-            )
-        });
+        let created = docker.create_container(Some(options), body).await?;
         // Own the container before starting it, so a failed start still cleans up.
         let container = Self { docker: docker.clone(), id: created.id, name, removed: false };
-        if let Err(e) = docker.start_container(&container.id, None).await {
-            panic!("starting container {} ({:?}) failed: {e}", container.name, spec.cmd);
-        }
-        container
+        docker.start_container(&container.id, None).await?;
+        Ok(container)
     }
 
     pub fn id(&self) -> &str {
@@ -297,9 +306,15 @@ impl TestContainer {
     }
 
     /// Removes the container now, reporting errors (Drop only logs them).
-    pub async fn remove(mut self) {
+    pub async fn remove(self) {
+        let name = self.name.clone();
+        self.try_remove().await.unwrap_or_else(|e| panic!("removing container {name} failed: {e}"));
+    }
+
+    /// [`remove`](Self::remove), with Docker's error returned.
+    pub async fn try_remove(mut self) -> Result<(), bollard::errors::Error> {
         self.removed = true;
-        remove(&self.docker, &self.id).await.unwrap_or_else(|e| panic!("removing container {} failed: {e}", self.name));
+        remove(&self.docker, &self.id).await
     }
 }
 

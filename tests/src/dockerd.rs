@@ -32,12 +32,25 @@ pub struct PrivateDockerd {
     namespace: String,
     log_path: PathBuf,
     child: Option<Child>,
+    /// `--live-restore`: containers outlive the daemon's stop and restart.
+    live_restore: bool,
 }
 
 impl PrivateDockerd {
     /// Starts a daemon, waits until it answers, and imports the busybox
     /// test image ([`test_image`]) into it from the host's static busybox.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Self::start) with `--live-restore`, as production engines
+    /// run: a [`restart`](Self::restart) leaves the containers running (and
+    /// exiting, unseen, while the daemon is away) instead of stopping them.
+    pub async fn start_live_restore() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(live_restore: bool) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
         // Short, because the socket path must fit in sun_path.
         let base = std::env::temp_dir();
@@ -50,6 +63,7 @@ impl PrivateDockerd {
             namespace: format!("hemostat-e2e-{id}"),
             dir,
             child: None,
+            live_restore,
         };
         assert!(
             daemon.socket().as_os_str().len() < MAX_SOCKET_PATH,
@@ -133,6 +147,9 @@ impl PrivateDockerd {
             .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
             .args(["--containerd-namespace", &self.namespace])
             .args(["--containerd-plugins-namespace", &format!("{}-plugins", self.namespace)]);
+        if self.live_restore {
+            cmd.arg("--live-restore");
+        }
         let child = spawn_logged(&mut cmd, &self.log_path)
             .unwrap_or_else(|e| panic!("spawning dockerd failed: {e} (run scripts/test-env.sh install)"));
         self.child = Some(child);

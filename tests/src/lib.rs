@@ -12,6 +12,9 @@
 //!   Redis, node or cluster, and their URLs.
 //! - [`bench`] — what the benchmark binaries share: stream-id times,
 //!   percentiles, the crash alert they publish.
+//! - [`chaos`] — [`chaos::run`]: containers crash at a steady rate while
+//!   every part of HemoStat is killed at random and the engine restarts;
+//!   crashes, alerts, healed, lost, executed twice ([`chaos::ChaosReport`]).
 //! - [`incidents`] — the incident suite: containers that really fail (OOM,
 //!   segfault, port in use, full disk, ...) with their expected cause and
 //!   action, run through the whole stack to a table.
@@ -64,6 +67,7 @@
 
 pub mod acl;
 pub mod bench;
+pub mod chaos;
 pub mod container;
 pub mod docker;
 pub mod dockerd;

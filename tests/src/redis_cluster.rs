@@ -339,6 +339,33 @@ impl RedisCluster {
         node.kill();
     }
 
+    /// After [`kill`](Self::kill) of one node (and, for a master, once
+    /// [`wait_for_failover`](Self::wait_for_failover) saw its replica take
+    /// over): the node started again on its ports with its `nodes.conf`
+    /// (and, durable, its data), as a supervisor would; it rejoins as a
+    /// replica of whoever serves its slots now. Waits until every node
+    /// agrees again on three masters with one replica each.
+    pub async fn start_again(&mut self, port: u16) {
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.port == port)
+            .unwrap_or_else(|| panic!("port {port} is not a node of this cluster (nodes: {:?})", self.ports()));
+        assert!(!self.nodes[i].is_live(), "start_again({port}): the node still runs; kill it first");
+        let fresh = self.spawn_node(port, self.nodes[i].bus_port);
+        self.nodes[i] = fresh;
+        let nodes = &self.nodes;
+        let ready = wait_until(READY_TIMEOUT, || {
+            let dead = nodes[i].exited().is_some();
+            async move { dead || ping(port).await }
+        })
+        .await;
+        if !ready || self.nodes[i].exited().is_some() {
+            panic!("redis cluster node {port} did not come back:\n{}", self.log_tail(20));
+        }
+        self.wait_converged().await;
+    }
+
     /// SIGKILLs every node, like a power loss of the whole cluster.
     /// Idempotent.
     pub fn kill_all(&mut self) {

@@ -81,6 +81,12 @@ impl RedisServer {
             let log_path = log_dir().join(format!("{}-redis-cluster.log", crate::current_test_name()));
             return Self { port, child: None, log_path, cluster: Some(cluster), data: None };
         }
+        Self::start_durable_node().await
+    }
+
+    /// A single durable node whatever the mode (as
+    /// [`start_durable`](Self::start_durable) gives it outside cluster mode).
+    pub async fn start_durable_node() -> Self {
         let seq = DATA_SEQ.fetch_add(1, Ordering::Relaxed);
         let data = std::env::temp_dir().join(format!("hemostat-redis-data-{}-{seq}", std::process::id()));
         // Left by an earlier process with the same pid: not this test's data.
