@@ -255,6 +255,16 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_RESUME_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
     pub resume_max_age: Duration,
 
+    /// When Docker's event stream has delivered nothing for this long, the
+    /// collector asks the engine whether it answers (a ping, with its own
+    /// timeout) and reopens the stream from its place, replaying what
+    /// happened meanwhile: a stream that hangs without an error (a
+    /// half-open connection; Docker's client timeout covers only response
+    /// headers, never a stream's body) is replaced within this long, and
+    /// nothing is lost (e.g. 60s; 0: never).
+    #[arg(long, env = "HEMOSTAT_EVENTS_IDLE", default_value = "60s", value_parser = parse_duration)]
+    pub events_idle: Duration,
+
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,

@@ -190,6 +190,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
         .resume(state.clone(), cursor, config.resume_max_age)
+        .idle_watchdog(config.events_idle)
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)
         .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout, redactor.clone());
