@@ -265,6 +265,12 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_EVENTS_IDLE", default_value = "60s", value_parser = parse_duration)]
     pub events_idle: Duration,
 
+    /// Serve `/healthz` (each task's progress, JSON; 503 naming the
+    /// stalled ones) and `/metrics` (Prometheus text) on this address, e.g.
+    /// 127.0.0.1:9465. Unset: no listener.
+    #[arg(long, env = "HEMOSTAT_COLLECTOR_LISTEN")]
+    pub listen: Option<String>,
+
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,

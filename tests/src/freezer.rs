@@ -14,7 +14,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -43,6 +43,8 @@ enum Target {
 
 pub struct Freezer {
     port: u16,
+    /// Set by [`Freezer::blackhole`]: new connections are held silent too.
+    holding: Arc<AtomicBool>,
     freezes: watch::Sender<Freeze>,
     generation: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -66,8 +68,16 @@ impl Freezer {
         let (freezes, watch) = watch::channel(Freeze::default());
         let generation = Arc::new(AtomicU64::new(0));
         let current = generation.clone();
+        let holding = Arc::new(AtomicBool::new(false));
+        let hold = holding.clone();
         let task = tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((client, _)) = listener.accept().await {
+                if hold.load(Ordering::SeqCst) {
+                    // Accepted, never answered: a peer gone silent.
+                    held.push(client);
+                    continue;
+                }
                 let born = current.load(Ordering::SeqCst);
                 let watch = watch.clone();
                 match &target {
@@ -82,7 +92,7 @@ impl Freezer {
                 }
             }
         });
-        Freezer { port, freezes, generation, task }
+        Freezer { port, holding, freezes, generation, task }
     }
 
     pub fn port(&self) -> u16 {
@@ -92,6 +102,13 @@ impl Freezer {
     /// Every connection open now goes silent (and stays open); new ones pass.
     pub fn freeze(&self) {
         self.freeze_where(None);
+    }
+
+    /// Every connection goes silent, open ones and new ones alike: the
+    /// peer is gone without a word, and reconnecting does not help.
+    pub fn blackhole(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+        self.freeze();
     }
 
     /// The connections open now whose latest HTTP request line (`GET

@@ -79,7 +79,8 @@ async fn bench() {
     let _ = std::fs::remove_dir_all(&dir);
     let envelopes: Vec<Envelope> = (0..EVENTS).map(alert).collect();
     let json_bytes: u64 = envelopes.iter().map(|e| e.to_json().len() as u64).sum();
-    let settings = Settings { dir: dir.clone(), max_bytes: 1 << 30, refusal_patience: Duration::from_secs(600) };
+    let settings =
+        Settings { dir: dir.clone(), max_bytes: 1 << 30, refusal_patience: Duration::from_secs(600), progress: None };
 
     // Appends while Redis is down: everything stays on disk.
     let sink = Sink::default();

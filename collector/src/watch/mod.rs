@@ -24,7 +24,7 @@ mod reconcile;
 mod registry;
 mod unhealthy;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bollard::{
     Docker,
@@ -48,6 +48,7 @@ use crate::{
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
+    liveness::{Progress, Task},
     sample::Tap,
     scope::Scope,
     state::StateDir,
@@ -120,6 +121,8 @@ pub struct Watcher {
     /// found events the stream had not delivered.
     reopenings: u64,
     stalls: u64,
+    /// Where the watcher's progress is recorded (None: tests).
+    progress: Option<Arc<Progress>>,
 }
 
 impl Watcher {
@@ -150,6 +153,7 @@ impl Watcher {
             handled: 0,
             reopenings: 0,
             stalls: 0,
+            progress: None,
         }
     }
 
@@ -224,6 +228,12 @@ impl Watcher {
         self
     }
 
+    /// Records the watcher's progress (events handled, catch-ups) in `progress`.
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// Report exits with kill codes found after the stream was lost, which
     /// are normally attributed to a daemon restart.
     pub fn alert_daemon_exits(mut self, alert: bool) -> Self {
@@ -258,6 +268,9 @@ impl Watcher {
                     continue;
                 }
                 backoff.reset();
+                // Caught up: the watcher sees the engine again (a failed
+                // catch-up is no progress: the collector is blind).
+                self.alive();
                 if lost {
                     tracing::info!(catch_up_ms = started.elapsed().as_millis() as u64, "Docker event stream back");
                     // Containers may have come and gone while Docker was away.
@@ -282,6 +295,7 @@ impl Watcher {
                     item = stream.next() => match item {
                         Some(Ok(msg)) => {
                             backoff.reset();
+                            self.alive();
                             watchdog.as_mut().reset(tokio::time::Instant::now() + idle);
                             self.handle(&msg).await;
                         }
@@ -320,6 +334,9 @@ impl Watcher {
     /// After the idle watchdog's reopening: a replay that found events the
     /// live stream had not delivered means the stream had stalled.
     fn reopened(&mut self, missed: u64, took: Duration) {
+        if let Some(p) = &self.progress {
+            p.reopened(missed > 0);
+        }
         if missed > 0 {
             self.stalls += 1;
             tracing::warn!(
@@ -337,6 +354,13 @@ impl Watcher {
                 catch_up_ms = took.as_millis() as u64,
                 "Docker event stream idle: reopened from the cursor, nothing missed"
             );
+        }
+    }
+
+    /// The stream (or a catch-up) delivered: the watcher is not stuck.
+    fn alive(&self) {
+        if let Some(p) = &self.progress {
+            p.alive(Task::Watcher);
         }
     }
 
@@ -487,6 +511,9 @@ impl Watcher {
         }
         self.last = self.last.max(event.time_nano);
         self.handled += 1;
+        if let Some(p) = &self.progress {
+            p.progressed(Task::Watcher);
+        }
         self.seen.insert(event.id.clone(), (event.time_nano, identity));
         self.dirty = true;
         if self.seen.len() > SEEN_MAX {

@@ -366,6 +366,12 @@ impl SystemAlert {
     /// Records were dead-lettered as stale (older than the bridge's
     /// `HEMOSTAT_BRIDGE_MAX_AGE_SECONDS`): incidents nobody acted on.
     pub const STALE_DEAD_LETTERED: &'static str = "stale_dead_lettered";
+    /// A collector task (event watcher, sampler, command consumer,
+    /// outbox) stayed without progress after it was restarted: the
+    /// collector is up but partly blind or deaf.
+    pub const COLLECTOR_DEGRADED: &'static str = "collector_degraded";
+    /// Every task of a collector that was degraded progresses again.
+    pub const COLLECTOR_RECOVERED_TASKS: &'static str = "collector_tasks_recovered";
 }
 
 #[cfg(test)]
