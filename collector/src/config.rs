@@ -276,6 +276,21 @@ pub struct Config {
     /// `hemostat.max_actions_per_hour` and `hemostat.cooldown` apply too).
     #[arg(long, env = "HEMOSTAT_EDGE_MAX_PER_HOUR", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub edge_max_per_hour: u16,
+    /// When Docker's event stream has delivered nothing for this long, the
+    /// collector asks the engine whether it answers (a ping, with its own
+    /// timeout) and reopens the stream from its place, replaying what
+    /// happened meanwhile: a stream that hangs without an error (a
+    /// half-open connection; Docker's client timeout covers only response
+    /// headers, never a stream's body) is replaced within this long, and
+    /// nothing is lost (e.g. 60s; 0: never).
+    #[arg(long, env = "HEMOSTAT_EVENTS_IDLE", default_value = "60s", value_parser = parse_duration)]
+    pub events_idle: Duration,
+
+    /// Serve `/healthz` (each task's progress, JSON; 503 naming the
+    /// stalled ones) and `/metrics` (Prometheus text) on this address, e.g.
+    /// 127.0.0.1:9465. Unset: no listener.
+    #[arg(long, env = "HEMOSTAT_COLLECTOR_LISTEN")]
+    pub listen: Option<String>,
 
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]

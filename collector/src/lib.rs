@@ -16,6 +16,7 @@
 //! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents.
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
+//! - `liveness` — each long-running task's last progress, for the heartbeat, `/healthz` and `/metrics` (`HEMOSTAT_COLLECTOR_LISTEN`).
 //! - `outbox` — publishing that rides out Redis outages and collector restarts (a log on disk, bounded, ordered), dead-lettering what Redis refuses for good.
 //! - `state` — the state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`): what must outlive the process (the outbox).
 //! - `config` — [`Config`]: flags and environment variables.
@@ -41,6 +42,7 @@ mod event;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod inflight;
+mod liveness;
 mod namespace;
 mod outbox;
 mod sample;
@@ -49,7 +51,7 @@ mod state;
 mod usage;
 mod watch;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use bollard::Docker;
 use hemostat_protocol::backoff::Backoff;
@@ -67,6 +69,7 @@ use crate::{
     act::{Consumer, Edge, EdgeSettings, Executor},
     alert::{Alerts, Awaiting, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
     inflight::InFlight,
+    liveness::{Progress, Task},
     outbox::Outbox,
     state::StateDir,
     watch::{Cursor, Registry, Watcher},
@@ -131,11 +134,13 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let publisher = RedisPublisher::new(conn.clone());
     // Before Docker: what a previous run left undelivered goes out while
     // Docker is still awaited.
+    let progress = Arc::new(expected_progress(&config));
     let outbox_settings = outbox::Settings {
         dir: state.path().join("outbox"),
         max_bytes: config.outbox_max_bytes,
         refusal_patience: config.outbox_refusal_patience,
         host: config.host.clone(),
+        progress: Some(progress.clone()),
     };
     let (outbox, outbox_task) = Outbox::open(publisher, outbox_settings, cancel.clone())?;
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
@@ -183,6 +188,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             scope: scope.clone(),
             inflight: inflight.clone(),
             recent: recent.clone(),
+            progress: progress.clone(),
         },
         cancel.clone(),
     );
@@ -193,10 +199,13 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         config.heartbeat_interval,
         scope.clone(),
         label_silences.clone(),
+        progress.clone(),
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
         .resume(state.clone(), cursor, config.resume_max_age)
+        .idle_watchdog(config.events_idle)
+        .with_progress(progress.clone())
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)
         .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout, redactor.clone());
@@ -217,7 +226,8 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         keys,
         usize::from(config.command_concurrency),
     )
-    .max_age(config.command_max_age);
+    .max_age(config.command_max_age)
+    .with_progress(progress.clone());
     let edge_task = awaiting.map(|awaiting| {
         let edge = Edge {
             host: config.host.clone(),
@@ -238,6 +248,13 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     });
     let watcher_task = tokio::spawn(watcher.run(cancel.clone()));
     let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
+    let mut tasks = vec![watcher_task, consumer_task, registry_task, sampler_task];
+    if let Some(addr) = &config.listen {
+        // Bound before "ready": a bad address is a start-up error.
+        let server = liveness::Server::bind(addr).await?;
+        tracing::info!(addr = ?server.addr(), "serving /healthz and /metrics");
+        tasks.push(tokio::spawn(server.serve(progress.clone(), cancel.clone().cancelled_owned())));
+    }
 
     let api = docker::api_version(&docker);
     tracing::info!(host = %config.host, docker_api = %api, redis = %redact(&config.redis_url), command_keys = ?key_ids, state = %state.path().display(), "collector ready");
@@ -246,11 +263,26 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // The outbox ends last: it stops once every sender (watcher, sampler,
     // consumer) is gone and what they queued is delivered, or Redis fails
     // once more; what it holds then stays on disk for the next start.
-    Ok([watcher_task, consumer_task, registry_task, sampler_task]
-        .into_iter()
-        .chain(edge_task)
-        .chain([outbox_task])
-        .collect())
+    tasks.extend(edge_task);
+    tasks.push(outbox_task);
+    Ok(tasks)
+}
+
+/// Each task's expected period: about three of its intervals plus a
+/// margin without progress, and it is stalled.
+fn expected_progress(config: &Config) -> Progress {
+    const MARGIN: Duration = Duration::from_secs(10);
+    let progress = Progress::default();
+    // Without the idle watchdog, a quiet engine looks like a hung stream:
+    // the watcher is then not judged.
+    let idle = (!config.events_idle.is_zero()).then(|| config.events_idle * 3 + MARGIN);
+    progress.expect(Task::Watcher, idle);
+    let stats = (!config.stats_interval.is_zero()).then(|| config.stats_interval * 3 + MARGIN);
+    progress.expect(Task::Sampler, stats);
+    progress.expect(Task::Consumer, Some(act::BLOCK * 3 + MARGIN));
+    // A publish may wait out Redis's response timeout before its backoff.
+    progress.expect(Task::Outbox, Some(outbox::IDLE_TURN * 3 + MARGIN * 3));
+    progress
 }
 
 /// Retries `connect` with backoff until it succeeds or shutdown.

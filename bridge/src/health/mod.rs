@@ -13,48 +13,19 @@ mod heartbeat;
 mod http;
 
 use std::{
-    sync::{
-        Arc, LazyLock, Mutex,
-        atomic::{AtomicU64, Ordering::Relaxed},
-    },
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use hemostat_protocol::liveness::{BridgeHeartbeat, RouteProgress};
+
+/// The collector keeps the same; one implementation, in the protocol crate.
+pub(crate) use hemostat_protocol::liveness::Beat;
 
 pub(crate) use heartbeat::run as heartbeat;
 pub(crate) use http::Server;
 
 use crate::{binding::Binding, stats::Stats};
-
-/// What every [`Beat`] counts from.
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// The time of a task's last progress.
-#[derive(Debug)]
-pub(crate) struct Beat(AtomicU64);
-
-impl Default for Beat {
-    /// Starts as "now": a task is given its first interval to progress.
-    fn default() -> Self {
-        let beat = Beat(AtomicU64::new(0));
-        beat.now();
-        beat
-    }
-}
-
-impl Beat {
-    /// The task progressed.
-    pub(crate) fn now(&self) {
-        self.0.store(EPOCH.elapsed().as_millis() as u64, Relaxed);
-    }
-
-    /// Since its last progress.
-    pub(crate) fn ago(&self) -> Duration {
-        let at = Duration::from_millis(self.0.load(Relaxed));
-        EPOCH.elapsed().saturating_sub(at)
-    }
-}
 
 /// This replica's liveness, shared by the routes, the relay, the heartbeat
 /// and the HTTP server.

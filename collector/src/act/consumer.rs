@@ -37,6 +37,7 @@ use super::{
 };
 use crate::{
     error::CollectorError,
+    liveness::{self, Progress},
     outbox::{Refusal, classify, publish_with_retry},
 };
 
@@ -79,6 +80,8 @@ pub struct Consumer<P> {
     /// Entries and command ids with a task in this process.
     running: Arc<Mutex<Running>>,
     tasks: JoinSet<()>,
+    /// Where each read that returns counts as progress.
+    progress: Option<Arc<Progress>>,
 }
 
 #[derive(Default)]
@@ -125,7 +128,14 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
             max_age: DEFAULT_MAX_AGE,
             running: Arc::default(),
             tasks: JoinSet::new(),
+            progress: None,
         }
+    }
+
+    /// Records each read that returns in `progress`.
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Refuse commands issued longer ago than `max_age` (zero: any age).
@@ -162,6 +172,15 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
                     _ = cancel.cancelled() => return,
                     r = self.read(&cursor) => r,
                 };
+                // A read that returns, even empty or failed, is a consumer
+                // that is not stuck: Redis being down shows elsewhere, and
+                // restarting the consumer would not help it.
+                if let Some(p) = &self.progress {
+                    p.progressed(liveness::Task::Consumer);
+                    if let Ok(entries) = &read {
+                        p.commands_read(entries.len());
+                    }
+                }
                 let entries = match read {
                     Ok(entries) => entries,
                     Err(e) => {

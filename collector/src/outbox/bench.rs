@@ -84,6 +84,7 @@ async fn bench() {
         max_bytes: 1 << 30,
         refusal_patience: Duration::from_secs(600),
         host: "bench".into(),
+        progress: None,
     };
 
     // Appends while Redis is down: everything stays on disk.

@@ -56,7 +56,10 @@ use tokio_util::sync::CancellationToken;
 
 use hemostat_protocol::backoff::Backoff;
 
-use crate::error::CollectorError;
+use crate::{
+    error::CollectorError,
+    liveness::{Progress, Task},
+};
 use log::{AppendError, Dropped, Log};
 pub use refusal::{Refusal, classify};
 
@@ -71,6 +74,9 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(50);
 const REFUSED_ATTEMPTS: u64 = 3;
 /// Dead letters are reported as a `system_alert` at most this often.
 const DEAD_LETTER_REPORT_EVERY: Duration = Duration::from_secs(60);
+/// With nothing to send, the delivery loop still turns this often, so its
+/// progress tells an idle outbox from a stuck one.
+pub const IDLE_TURN: Duration = Duration::from_secs(5);
 /// Events held in memory while the disk cannot be written.
 pub const SPILL_MAX_BYTES: usize = 4 << 20;
 
@@ -83,6 +89,8 @@ pub struct Settings {
     pub refusal_patience: Duration,
     /// The collector's host, named in the `system_alert` a dead letter raises.
     pub host: String,
+    /// Where each turn of the delivery loop counts as progress.
+    pub progress: Option<Arc<Progress>>,
 }
 
 /// Publishes, retrying with capped backoff until it succeeds, the error is
@@ -512,7 +520,14 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
     // Attempts at the current head, and since when Redis refuses "for now".
     let mut attempts: Option<(Head, u64)> = None;
     let mut refused_since: Option<Instant> = None;
+    let progress = shared.settings.progress.clone();
+    let turned = || {
+        if let Some(p) = &progress {
+            p.progressed(Task::Outbox);
+        }
+    };
     loop {
+        turned();
         let (head, closed) = {
             let mut s = shared.lock();
             (s.head(), s.closed)
@@ -536,6 +551,8 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
             tokio::select! {
                 _ = shared.wake.notified() => {}
                 _ = cancel.cancelled(), if !cancel.is_cancelled() => {}
+                // Idle is progress too: the loop shows it still turns.
+                _ = tokio::time::sleep(IDLE_TURN) => {}
             }
             continue;
         };
@@ -551,6 +568,9 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
         let (kind, error) = match result {
             Ok(id) => {
                 tracing::debug!(stream_id = %id, "event published");
+                if let Some(p) = &progress {
+                    p.delivered();
+                }
                 if failures > 0 {
                     let dropped = shared.lock().dropped - dropped_before;
                     tracing::info!(
@@ -690,6 +710,7 @@ pub(crate) mod testing {
             max_bytes,
             refusal_patience: std::time::Duration::from_secs(600),
             host: "test-host".into(),
+            progress: None,
         }
     }
 

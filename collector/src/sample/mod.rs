@@ -24,6 +24,7 @@ mod store;
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -46,6 +47,7 @@ use crate::{
     error::CollectorError,
     event::{ContainerEvent, Happening},
     inflight::InFlight,
+    liveness::{Progress, Task},
     scope::Scope,
     usage::{Identity, View},
 };
@@ -106,6 +108,8 @@ pub struct Deps {
     pub inflight: InFlight,
     /// Where every reading is noted for alerts' evidence.
     pub recent: Recent,
+    /// Where each round of readings counts as the sampler's progress.
+    pub progress: Arc<Progress>,
 }
 
 /// What the sampler needs to hear of a Docker event.
@@ -194,6 +198,7 @@ impl Tracked {
 }
 
 struct Sampler {
+    progress: Arc<Progress>,
     docker: Docker,
     alerts: Alerts,
     scope: Scope,
@@ -213,8 +218,9 @@ struct Sampler {
 impl Sampler {
     fn spawn(deps: Deps, settings: Settings, cancel: CancellationToken) -> (Tap, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let Deps { docker, conn, alerts, scope, inflight, recent } = deps;
+        let Deps { docker, conn, alerts, scope, inflight, recent, progress } = deps;
         let sampler = Sampler {
+            progress,
             docker,
             alerts,
             scope,
@@ -259,7 +265,10 @@ impl Sampler {
                     Some(n) => self.handle(n).await,
                     None => return,
                 },
-                _ = tick.tick() => self.sample().await,
+                _ = tick.tick() => {
+                    self.sample().await;
+                    self.progress.progressed(Task::Sampler);
+                }
             }
         }
     }

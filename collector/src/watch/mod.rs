@@ -24,7 +24,7 @@ mod reconcile;
 mod registry;
 mod unhealthy;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bollard::{
     Docker,
@@ -48,6 +48,7 @@ use crate::{
     docker,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
+    liveness::{Progress, Task},
     sample::Tap,
     scope::Scope,
     state::StateDir,
@@ -110,6 +111,18 @@ pub struct Watcher {
     catching_up_from: Option<i64>,
     /// Catch up from the cursor before following live events.
     resuming: bool,
+    /// The idle watchdog: a live stream silent this long is reopened from
+    /// the cursor (None: never).
+    idle: Option<Duration>,
+    /// Events handled that were news (not replayed duplicates): how a
+    /// reopening tells a stalled stream from a quiet engine.
+    handled: u64,
+    /// Times the idle watchdog reopened the stream, and how many of those
+    /// found events the stream had not delivered.
+    reopenings: u64,
+    stalls: u64,
+    /// Where the watcher's progress is recorded (None: tests).
+    progress: Option<Arc<Progress>>,
 }
 
 impl Watcher {
@@ -136,6 +149,11 @@ impl Watcher {
             pending: Vec::new(),
             catching_up_from: None,
             resuming: false,
+            idle: None,
+            handled: 0,
+            reopenings: 0,
+            stalls: 0,
+            progress: None,
         }
     }
 
@@ -201,6 +219,21 @@ impl Watcher {
         self
     }
 
+    /// Reopens the live stream from the cursor after `idle` without an
+    /// event (zero: never). Docker's client timeout covers a response's
+    /// headers only, so a stream whose connection goes silent would
+    /// otherwise leave the collector blind while it looks alive.
+    pub fn idle_watchdog(mut self, idle: Duration) -> Self {
+        self.idle = (!idle.is_zero()).then_some(idle);
+        self
+    }
+
+    /// Records the watcher's progress (events handled, catch-ups) in `progress`.
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// Report exits with kill codes found after the stream was lost, which
     /// are normally attributed to a daemon restart.
     pub fn alert_daemon_exits(mut self, alert: bool) -> Self {
@@ -212,31 +245,49 @@ impl Watcher {
         let mut backoff = Backoff::standard();
         let filters = HashMap::from([("type", vec!["container"]), ("event", EVENTS.to_vec())]);
         let mut lost = std::mem::take(&mut self.resuming);
+        // Set by the idle watchdog when the engine answered: catch up as
+        // after a lost stream (the one replay path), but Docker did not go
+        // away, so no backoff and no registry resync.
+        let mut reopen = false;
         let mut save = tokio::time::interval(cursor::SAVE_EVERY);
         save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if lost {
+            if lost || reopen {
                 let started = std::time::Instant::now();
+                let handled = self.handled;
                 let caught_up = tokio::select! {
                     _ = cancel.cancelled() => return self.stop().await,
-                    r = self.catch_up(&filters) => r,
+                    r = self.catch_up(&filters, lost) => r,
                 };
                 if let Err(e) = caught_up {
                     tracing::warn!(error = %e, "Docker unreachable; retrying");
+                    (lost, reopen) = (true, false);
                     if !backoff.wait_or(cancel.cancelled()).await {
                         return self.stop().await;
                     }
                     continue;
                 }
                 backoff.reset();
-                tracing::info!(catch_up_ms = started.elapsed().as_millis() as u64, "Docker event stream back");
-                // Containers may have come and gone while Docker was away.
-                self.registry.resync();
+                // Caught up: the watcher sees the engine again (a failed
+                // catch-up is no progress: the collector is blind).
+                self.alive();
+                if lost {
+                    tracing::info!(catch_up_ms = started.elapsed().as_millis() as u64, "Docker event stream back");
+                    // Containers may have come and gone while Docker was away.
+                    self.registry.resync();
+                } else {
+                    self.reopened(self.handled - handled, started.elapsed());
+                }
+                (lost, reopen) = (false, false);
             }
             let since = timestamp(self.last);
             let options = EventsOptionsBuilder::new().since(&since).filters(&filters).build();
             let mut stream = self.docker.events(Some(options));
             tracing::debug!(%since, "subscribed to Docker events");
+            // Never fires without an idle setting (a century is never here).
+            let idle = self.idle.unwrap_or(Duration::from_secs(100 * 365 * 86_400));
+            let watchdog = tokio::time::sleep(idle);
+            tokio::pin!(watchdog);
             let error = loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return self.stop().await,
@@ -244,18 +295,72 @@ impl Watcher {
                     item = stream.next() => match item {
                         Some(Ok(msg)) => {
                             backoff.reset();
+                            self.alive();
+                            watchdog.as_mut().reset(tokio::time::Instant::now() + idle);
                             self.handle(&msg).await;
                         }
                         Some(Err(e)) => break e.to_string(),
                         None => break "stream ended".to_owned(),
                     },
+                    _ = &mut watchdog => {
+                        self.reopenings += 1;
+                        // A quiet engine and a hung stream look alike from
+                        // here; the engine's answer to a ping (on another
+                        // connection, with its own timeout) and the replay
+                        // tell them apart.
+                        match tokio::time::timeout(PING_TIMEOUT, self.docker.ping()).await {
+                            Ok(Ok(_)) => {
+                                tracing::debug!(idle_ms = idle.as_millis() as u64, "no Docker event for the idle time; the engine answers: reopening the stream from the cursor");
+                                reopen = true;
+                                break String::new();
+                            }
+                            Ok(Err(e)) => break format!("no event for {} ms and the engine's ping failed: {e}", idle.as_millis()),
+                            Err(_) => break format!("no event for {} ms and the engine's ping got no answer within {} s", idle.as_millis(), PING_TIMEOUT.as_secs()),
+                        }
+                    }
                 }
             };
+            if reopen {
+                continue;
+            }
             tracing::warn!(%error, "Docker event stream lost; reconnecting");
             lost = true;
             if !backoff.wait_or(cancel.cancelled()).await {
                 return self.stop().await;
             }
+        }
+    }
+
+    /// After the idle watchdog's reopening: a replay that found events the
+    /// live stream had not delivered means the stream had stalled.
+    fn reopened(&mut self, missed: u64, took: Duration) {
+        if let Some(p) = &self.progress {
+            p.reopened(missed > 0);
+        }
+        if missed > 0 {
+            self.stalls += 1;
+            tracing::warn!(
+                missed_events = missed,
+                reopenings = self.reopenings,
+                stalls = self.stalls,
+                catch_up_ms = took.as_millis() as u64,
+                "Docker event stream had stalled: reopened from the cursor, replaying the events it had not delivered"
+            );
+        } else {
+            // Routine on a quiet engine: once per idle time.
+            tracing::debug!(
+                reopenings = self.reopenings,
+                stalls = self.stalls,
+                catch_up_ms = took.as_millis() as u64,
+                "Docker event stream idle: reopened from the cursor, nothing missed"
+            );
+        }
+    }
+
+    /// The stream (or a catch-up) delivered: the watcher is not stuck.
+    fn alive(&self) {
+        if let Some(p) = &self.progress {
+            p.alive(Task::Watcher);
         }
     }
 
@@ -311,7 +416,13 @@ impl Watcher {
 
     /// Replays the engine's event log from the last event handled up to
     /// now, then reports from state the exits that no event covered.
-    async fn catch_up(&mut self, filters: &HashMap<&str, Vec<&str>>) -> Result<(), crate::error::CollectorError> {
+    /// `lost`: after a lost stream or a restart (logged); else the idle
+    /// watchdog's routine reopening (logged only when it found something).
+    async fn catch_up(
+        &mut self,
+        filters: &HashMap<&str, Vec<&str>>,
+        lost: bool,
+    ) -> Result<(), crate::error::CollectorError> {
         // Where the last catch-up that did not finish started (its replay
         // moved `last`, but its exits from state were never reconciled),
         // else the last event handled. Kept until this one finishes, also in
@@ -366,7 +477,11 @@ impl Watcher {
                 Decision::Seen => {}
             }
         }
-        tracing::info!(replayed_events = replayed, reported_from_state = reported, "caught up with Docker");
+        if lost || reported > 0 {
+            tracing::info!(replayed_events = replayed, reported_from_state = reported, "caught up with Docker");
+        } else {
+            tracing::debug!(replayed_events = replayed, "caught up with Docker");
+        }
         self.catching_up_from = None;
         self.dirty = true;
         Ok(())
@@ -395,6 +510,10 @@ impl Watcher {
             return;
         }
         self.last = self.last.max(event.time_nano);
+        self.handled += 1;
+        if let Some(p) = &self.progress {
+            p.progressed(Task::Watcher);
+        }
         self.seen.insert(event.id.clone(), (event.time_nano, identity));
         self.dirty = true;
         if self.seen.len() > SEEN_MAX {
@@ -493,6 +612,9 @@ impl Watcher {
 fn timestamp(nanos: i64) -> String {
     format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
+
+/// How long the idle watchdog waits for the engine's answer to a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A replay that goes silent this long is over (the engine should close
 /// it at `until`; this guards against one that does not).

@@ -1,14 +1,16 @@
 //! This host's entry in the fleet: its containers in `hemostat:containers`,
 //! what it says about each (`hemostat:facts:{host/name}`: identity, image,
 //! policy from its labels; the only account of a container the safety gate
-//! believes), and a heartbeat key that expires if the collector dies.
+//! believes), and a heartbeat key that expires if the collector dies. The
+//! heartbeat carries each task's progress ([`crate::liveness`]): a
+//! collector whose tasks stalled is up, but not well, and says so.
 //!
 //! While a label silence holds, each heartbeat also writes which label
 //! silences select each container to its facts (alerts write it too): a
 //! silence added since a container's last alert holds at the gate for any
 //! request, within a heartbeat.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use bollard::{Docker, query_parameters::ListContainersOptions};
 use hemostat_protocol::connection::Connection;
@@ -17,12 +19,13 @@ use hemostat_protocol::{
     envelope::seed_timestamp,
     facts::{self, Observed},
     keys,
+    liveness::CollectorHeartbeat,
 };
 use redis::AsyncCommands;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{alert::LabelSilences, error::CollectorError, scope::Scope};
+use crate::{alert::LabelSilences, error::CollectorError, liveness::Progress, scope::Scope};
 
 pub use hemostat_protocol::keys::heartbeat as heartbeat_key;
 
@@ -44,6 +47,9 @@ pub struct Registry {
 }
 
 impl Registry {
+    // Each argument is one thing the registry keeps; a struct of them would
+    // only be built here.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         conn: Connection,
         docker: Docker,
@@ -51,11 +57,12 @@ impl Registry {
         interval: Duration,
         scope: Scope,
         silences: LabelSilences,
+        progress: Arc<Progress>,
         cancel: CancellationToken,
     ) -> (Registry, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(Change::Resync);
-        let task = Task { conn, docker, host, interval, scope, silences, dirty: false, beating: true };
+        let task = Task { conn, docker, host, interval, scope, silences, progress, dirty: false, beating: true };
         (Registry { tx }, tokio::spawn(task.run(rx, cancel)))
     }
 
@@ -79,6 +86,8 @@ struct Task {
     interval: Duration,
     scope: Scope,
     silences: LabelSilences,
+    /// The other tasks' progress, in each heartbeat.
+    progress: Arc<Progress>,
     /// An update failed: resync on the next heartbeat instead of retrying
     /// each update, since a resync repairs everything at once.
     dirty: bool,
@@ -246,13 +255,15 @@ impl Task {
     }
 
     async fn heartbeat(&mut self) -> Result<(), CollectorError> {
-        let value = serde_json::json!({
-            "host": self.host,
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "interval_seconds": self.interval.as_secs_f64(),
-            "timestamp": seed_timestamp(),
-        });
+        let value = serde_json::to_string(&CollectorHeartbeat {
+            host: self.host.clone(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            interval_seconds: self.interval.as_secs_f64(),
+            timestamp: seed_timestamp(),
+            degraded: self.progress.degraded(),
+            tasks: self.progress.tasks(),
+        })?;
         let ttl = (self.interval * 3).as_secs().max(1);
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -263,7 +274,7 @@ impl Task {
         // slots on a cluster, so not one MULTI: a beat half-written is
         // completed by the next one.
         let () = redis::pipe()
-            .set_ex(heartbeat_key(&self.host), value.to_string(), ttl)
+            .set_ex(heartbeat_key(&self.host), value, ttl)
             .ignore()
             .zadd(keys::COLLECTORS, &self.host, now_ms)
             .ignore()

@@ -375,6 +375,12 @@ impl SystemAlert {
     /// too large, out of memory past the collector's patience): it was
     /// kept in the dead-letter file on that host instead.
     pub const OUTBOX_DEAD_LETTERED: &'static str = "outbox_dead_lettered";
+    /// A collector task (event watcher, sampler, command consumer,
+    /// outbox) stayed without progress after it was restarted: the
+    /// collector is up but partly blind or deaf.
+    pub const COLLECTOR_DEGRADED: &'static str = "collector_degraded";
+    /// Every task of a collector that was degraded progresses again.
+    pub const COLLECTOR_RECOVERED_TASKS: &'static str = "collector_tasks_recovered";
 }
 
 #[cfg(test)]

@@ -176,8 +176,9 @@ pub fn collector_missing(host: &str) -> String {
 /// every heartbeat expired, how long to wait before judging any missing.
 pub const EXPORTER_COLLECTOR_INTERVAL: &str = "hemostat:exporter:collector_interval";
 
-/// A collector's heartbeat (JSON: host, pid, version, interval_seconds,
-/// timestamp); expires after three missed intervals.
+/// A collector's heartbeat (JSON: [`crate::liveness::CollectorHeartbeat`]:
+/// host, pid, version, interval_seconds, timestamp, and each task's
+/// progress); expires after three missed intervals.
 pub fn heartbeat(host: &str) -> String {
     format!("hemostat:heartbeat:{host}")
 }
