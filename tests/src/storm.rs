@@ -330,7 +330,7 @@ fn outcome(
     o.heal_ms.sort_by(f64::total_cmp);
     o.lost.sort();
     o.crash_spread_ms = if o.crashed > 0 { last_crash - first_crash } else { 0.0 };
-    o.all_running_ms = (o.crashed > 0 && o.lost.is_empty()).then(|| last_start - trigger_ms);
+    o.all_running_ms = (o.crashed > 0 && o.lost.is_empty()).then_some(last_start - trigger_ms);
     o
 }
 
