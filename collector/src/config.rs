@@ -123,8 +123,10 @@ pub struct Config {
     #[arg(long, env = "HEMOSTAT_SCALE_MAX_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub scale_max_replicas: u16,
 
-    /// Commands executed (and verified) at once, for different containers;
-    /// commands for one container always run one after another, in order.
+    /// Commands whose Docker work (the action, and a restart's dependents)
+    /// runs at once, for different containers; verifying a fix afterwards
+    /// holds no slot. Commands for one container always run one after
+    /// another, in order.
     #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub command_concurrency: u16,
 

@@ -53,6 +53,9 @@
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
 //!   HemoStat's long-running parts, started and waited for; the emulator's
 //!   token they share ([`lambda_token`], [`lambda_bearer`]).
+//! - [`storm`] — [`storm::Storm`]: N containers that crash (exit 1) at the
+//!   same moment, healed by HemoStat or by Docker's restart policy, and
+//!   what the engine's events and HemoStat's streams say of it.
 //! - [`process`] — [`Process`], a workspace binary run with its output in
 //!   `target/e2e-logs/{test}-{name}.log`, killed when dropped.
 //!
@@ -85,6 +88,7 @@ pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod stack;
+pub mod storm;
 pub mod temp_dir;
 
 pub use acl::{Users, create_users};

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     executor::Executor,
-    lanes::Lanes,
+    lanes::{Lanes, Slot},
     marker::{self, Marker},
     report::{Claimed, complete, complete_refused, result},
 };
@@ -321,16 +321,18 @@ impl<P: Publisher + Clone + Send + Sync + 'static> Consumer<P> {
         let entry_id = entry.id.clone();
         let cancel = cancel.clone();
         self.tasks.spawn(async move {
-            let _turn = turn.await;
-            task.run(&entry_id, cmd, &cancel).await;
+            let mut turn = turn.await;
+            let slot = turn.slot();
+            task.run(&entry_id, cmd, slot, &cancel).await;
+            drop(turn);
         });
         Ok(())
     }
 }
 
 impl<P: Publisher> Task<P> {
-    async fn run(mut self, entry: &str, cmd: Command, cancel: &CancellationToken) {
-        if let Err(e) = self.execute(entry, &cmd, cancel).await {
+    async fn run(mut self, entry: &str, cmd: Command, slot: Slot, cancel: &CancellationToken) {
+        if let Err(e) = self.execute(entry, &cmd, slot, cancel).await {
             tracing::warn!(entry, command_id = %cmd.id, error = %e, "command left pending; will retry");
         }
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -339,14 +341,20 @@ impl<P: Publisher> Task<P> {
     }
 
     /// Ok means acknowledged; Err leaves the entry pending for a re-read.
-    async fn execute(&mut self, entry: &str, cmd: &Command, cancel: &CancellationToken) -> Result<(), CollectorError> {
+    async fn execute(
+        &mut self,
+        entry: &str,
+        cmd: &Command,
+        slot: Slot,
+        cancel: &CancellationToken,
+    ) -> Result<(), CollectorError> {
         if cancel.is_cancelled() {
             // Queued behind another command at shutdown and not started:
             // left pending, unmarked, for the next collector to run.
             return Err(CollectorError::Cancelled);
         }
         let result = match marker::take(&mut self.conn, &self.host, &cmd.id, &self.instance).await? {
-            Marker::Taken => self.executor.execute(cmd, cancel).await,
+            Marker::Taken => self.executor.execute(cmd, slot, cancel).await,
             Marker::Done { status } => {
                 tracing::info!(command_id = %cmd.id, %status, "command already executed; not executing again");
                 return ack(&self.group, &mut self.conn, entry).await;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     actions::{cleanup, exec, exec::Allowlist, lifecycle, scale_up},
+    lanes::Slot,
     limits::Limits,
     outcome::Outcome,
     target::Context,
@@ -66,12 +67,14 @@ impl Executor {
     }
 
     /// `cancel` only cuts verification short (shutdown); an action already
-    /// sent to Docker is always seen through and reported.
-    pub async fn execute(&self, cmd: &Command, cancel: &CancellationToken) -> RemediationResult {
+    /// sent to Docker is always seen through and reported. `slot` is
+    /// handed back as soon as the Docker work is done (for a restart, stop
+    /// or start without dependents: before verification), else at the end.
+    pub async fn execute(&self, cmd: &Command, slot: Slot, cancel: &CancellationToken) -> RemediationResult {
         let started = Instant::now();
         let cx = &self.cx;
         let (outcome, dependents) = match cmd.action {
-            Action::Restart | Action::Stop | Action::Start => lifecycle::run(cx, cmd, cancel).await,
+            Action::Restart | Action::Stop | Action::Start => lifecycle::run(cx, cmd, slot, cancel).await,
             Action::ScaleUp => (scale_up::run(cx, self.max_replicas, cmd, cancel).await, Vec::new()),
             Action::Cleanup => (cleanup::run(cx, self.cleanup_min_age, cmd).await, Vec::new()),
             Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, &self.redactor, cmd).await, Vec::new()),

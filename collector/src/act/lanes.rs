@@ -5,6 +5,12 @@
 //! start) must run in the order they arrived. Each container has a lane:
 //! a command waits for the one before it in its lane, then for one of a
 //! bounded number of slots, so a burst cannot run unbounded Docker work.
+//!
+//! The slot bounds the Docker work, not the watching after it: a command
+//! hands its [`Slot`] back once its action is done and keeps only its lane
+//! while it verifies. Holding slots through verification made a storm of N
+//! crashes take N / slots verification windows (200 crashes, 4 slots, 3 s:
+//! 150 s) where Docker's restart policy starts them all at once.
 
 use std::{
     collections::HashMap,
@@ -23,8 +29,23 @@ pub struct Lanes {
 
 /// The right to run; dropping it lets the lane's next command go.
 pub struct Turn {
-    _slot: Option<OwnedSemaphorePermit>,
+    slot: Slot,
     _done: oneshot::Sender<()>,
+}
+
+/// One of the bounded slots for Docker work; dropping it lets another
+/// container's command start.
+#[derive(Default)]
+pub struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Turn {
+    /// Takes the slot out of the turn, to be handed back (dropped) when the
+    /// command's Docker work is done, while the turn keeps the lane.
+    pub fn slot(&mut self) -> Slot {
+        std::mem::take(&mut self.slot)
+    }
 }
 
 impl Lanes {
@@ -50,7 +71,7 @@ impl Lanes {
             }
             Turn {
                 // The semaphore is never closed, so this is always Some.
-                _slot: slots.acquire_owned().await.ok(),
+                slot: Slot { _permit: slots.acquire_owned().await.ok() },
                 _done: done,
             }
         }
@@ -85,5 +106,21 @@ mod tests {
         assert!(!b.is_finished());
         drop(a);
         tokio::time::timeout(Duration::from_millis(100), b).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_slot_handed_back_frees_other_lanes_but_not_its_own() {
+        let lanes = Lanes::new(1);
+        let mut first = lanes.join("web").await;
+        let next_web = tokio::spawn(lanes.join("web"));
+        let db = tokio::spawn(lanes.join("db"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!db.is_finished(), "the only slot is taken");
+        drop(first.slot());
+        let db = tokio::time::timeout(Duration::from_millis(100), db).await.expect("slot handed back").unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!next_web.is_finished(), "web's lane is still held by the first command");
+        drop((first, db));
+        tokio::time::timeout(Duration::from_millis(100), next_web).await.expect("lane and slot free").unwrap();
     }
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     act::{
         dependents::{self, Cascade},
+        lanes::Slot,
         outcome::Outcome,
         target::{Context, Target},
         verify,
@@ -23,6 +24,7 @@ use crate::{
 pub(in crate::act) async fn run(
     cx: &Context,
     cmd: &Command,
+    slot: Slot,
     cancel: &CancellationToken,
 ) -> (Outcome, Vec<DependentResult>) {
     let target = match cx.target(cmd).await {
@@ -70,6 +72,10 @@ pub(in crate::act) async fn run(
         let deps = cascade.unhandled(&found, cmd.action, &format!("its parent's {} failed", cmd.action));
         return (failed, deps);
     }
+    // Watching the target alone is no Docker work worth a slot: hand it
+    // back (a storm's other crashes start now). Dependents still have
+    // actions to come: the slot stays with them.
+    let _slot = (!found.is_empty()).then_some(slot);
     let id = target.id.as_str();
     let (outcome, deps) = match cmd.action {
         Action::Stop => {
