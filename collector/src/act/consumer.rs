@@ -373,7 +373,7 @@ impl<P: Publisher> Task<P> {
                 if matches!(cmd.action, Action::Restart | Action::Start) && cmd.context.detected_at.is_some() =>
             {
                 tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; finishing it unless the container runs again already");
-                self.executor.execute(cmd, cancel).await
+                self.executor.execute(cmd, slot, cancel).await
             }
             Marker::Executing { .. } => {
                 tracing::warn!(command_id = %cmd.id, container = %cmd.container, action = %cmd.action, "command was executing when its collector stopped; reporting the outcome as unknown");

@@ -23,11 +23,13 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Mutex,
     time::Duration,
 };
 
 use bollard::Docker;
 use chrono::{SecondsFormat, Utc};
+use futures::StreamExt;
 use hemostat_protocol::{
     Action, Command, ContainerRef, Envelope, EventKind,
     connection::Connection,
@@ -41,7 +43,7 @@ use hemostat_protocol::{
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::executor::Executor;
+use super::{executor::Executor, lanes::Slot};
 use crate::{
     alert::{Awaiting, Crash, Delivery, LabelSilences},
     docker,
@@ -53,6 +55,8 @@ use crate::{
 const LEDGER_FILE: &str = "edge.json";
 /// How often the waiting crashes are looked at.
 const TICK: Duration = Duration::from_secs(1);
+/// Crashes healed at once at most (a storm during an outage).
+const CONCURRENCY: usize = 4;
 /// How long the analyzer's group is asked whether it took an alert.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 const HOUR_MS: i64 = 3_600_000;
@@ -138,7 +142,7 @@ pub struct Edge {
 
 impl Edge {
     pub async fn run(self, cancel: CancellationToken) {
-        let mut ledger = Ledger::load(&self.state);
+        let ledger = Mutex::new(Ledger::load(&self.state));
         let route = routes::deciding();
         let group = Group::new(route.stream(), route.group(), "edge-check");
         tracing::info!(
@@ -153,13 +157,15 @@ impl Edge {
                 _ = tick.tick() => {}
             }
             let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-            for crash in self.awaiting.due(now, self.settings.after) {
-                let Some(why) = self.away(&group, &crash).await else {
-                    tracing::debug!(container = %crash.container, "the analyzer took its crash: the control plane decides");
-                    continue;
-                };
-                self.heal(crash, &why, &mut ledger, &cancel).await;
-            }
+            let due = self.awaiting.due(now, self.settings.after);
+            futures::stream::iter(due)
+                .for_each_concurrent(CONCURRENCY, |crash| async {
+                    match self.away(&group, &crash).await {
+                        Some(why) => self.heal(crash, &why, &ledger, &cancel).await,
+                        None => tracing::debug!(container = %crash.container, "the analyzer took its crash: the control plane decides"),
+                    }
+                })
+                .await;
         }
     }
 
@@ -181,7 +187,7 @@ impl Edge {
         }
     }
 
-    async fn heal(&self, crash: Crash, away: &str, ledger: &mut Ledger, cancel: &CancellationToken) {
+    async fn heal(&self, crash: Crash, away: &str, ledger: &Mutex<Ledger>, cancel: &CancellationToken) {
         let name = crash.container.as_str();
         let inspect = match docker::inspect(&self.docker, &crash.container_id).await {
             Ok(inspect) => inspect,
@@ -207,7 +213,9 @@ impl Edge {
         let now_ms = Utc::now().timestamp_millis();
         let refused = match self.silences.refusal(&subject).await {
             Some(silenced) => Some(silenced),
-            None => ledger.refusal(&crash.container_id, &self.settings, now_ms),
+            None => {
+                ledger.lock().unwrap_or_else(|e| e.into_inner()).refusal(&crash.container_id, &self.settings, now_ms)
+            }
         };
         let cmd = Command {
             id: format!("edge-{}", uuid::Uuid::new_v4()),
@@ -246,8 +254,11 @@ impl Edge {
             }
             None => {
                 tracing::warn!(container = %name, away, "the control plane is away: restarting the crashed container here");
-                let result = self.executor.execute(&cmd, cancel).await;
+                // Not the command stream's slots: one task, at most
+                // CONCURRENCY restarts at once.
+                let result = self.executor.execute(&cmd, Slot::default(), cancel).await;
                 if matches!(result.status, RemediationStatus::Success | RemediationStatus::Failed) {
+                    let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
                     ledger.record(&crash.container_id, now_ms, &self.state);
                 }
                 tracing::info!(container = %name, status = ?result.status, verified = ?result.verified, "edge restart done");
