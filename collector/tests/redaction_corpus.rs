@@ -4,7 +4,7 @@
 //! text (health-check and exec output), and how many benign lines are
 //! altered.
 //!
-//! - `tuning/` and `tuning-2/`: sets that were each written apart from the
+//! - `tuning/`, `tuning-2/` and `tuning-3/`: sets that were each written apart from the
 //!   rules as an evaluation set, measured once as written, and since read
 //!   and used to improve the rules: their figures say nothing about secrets
 //!   the rules were not written for. The bounds below hold the rules to them.
@@ -63,44 +63,57 @@ const TUNING: Bounds =
 const TUNING_2: Bounds =
     Bounds { size: (455, 609, 389), max_leaked: 0, max_leaked_as_text: 0, max_altered: 2, max_altered_as_text: 2 };
 
-/// The evaluation set (`tests/corpus/redaction/evaluation/`, written apart
-/// from the rules, from vendors' documentation and programs' output
-/// formats): measured for the first time on 2026-12-06, after the rules
-/// were tuned on both tuning sets, at 142 of 1,624 secrets leaked as a log
-/// stream (189 as text), 45 of 580 benign lines altered (70 as text).
-/// These bounds only keep the redactor from getting worse; never tightened
-/// by changing the rules to fit its lines.
-const EVALUATION: Option<Bounds> = Some(Bounds {
+/// The third tuning set, the third evaluation set written (from vendors'
+/// documentation and programs' output formats, apart from the rules, and
+/// fed as a container's output arrives, see [`TUNING_3_AS_STREAM`]):
+/// measured once, on 2026-12-06 after the rules were tuned on both other
+/// sets, at 142 of 1,624 secrets leaked as a log stream (189 as text) and
+/// 45 of 580 benign lines altered (70 as text); retired into tuning when a
+/// fresh evaluation set was written. Tuned since to 60 leaked (61 as text)
+/// and 16 altered; as text, 94 altered: a json-file record's `log` is now
+/// judged decoded, so a certificate's body line wrapped in one, alone,
+/// looks like a key's (in a stream it is kept). The bounds are what the
+/// rules reach now.
+const TUNING_3: Bounds = Bounds {
     size: (1369, 1624, 580),
-    max_leaked: 142,
-    max_leaked_as_text: 189,
-    max_altered: 45,
-    max_altered_as_text: 70,
-});
+    max_leaked: 60,
+    max_leaked_as_text: 61,
+    max_altered: 16,
+    max_altered_as_text: 94,
+};
 
-/// Whether a set's files are fed to one log redactor each, in file order,
-/// as a container's output arrives (multi-line blocks such as a private
-/// key printed line by line are consecutive), rather than line by line
-/// apart: the evaluation set is written so, and its block lines that carry
-/// nothing themselves (`"secrets": []`, a PEM header) are fed but not
-/// scored.
-const EVALUATION_AS_STREAM: bool = true;
+/// The evaluation set (`tests/corpus/redaction/evaluation/`): the slot for
+/// a set written apart from the rules, absent until one is. When it is
+/// dropped in, the test prints its figures and fails until they are set
+/// here as its bounds; from then on they only keep the redactor from
+/// getting worse and are never tightened by changing the rules to fit its
+/// lines.
+const EVALUATION: Option<Bounds> = None;
+
+/// Whether the sets written as streams (the third tuning set, and the
+/// evaluation set, written the same way) are fed to one log redactor per
+/// file, in file order, as a container's output arrives (multi-line blocks
+/// such as a private key printed line by line are consecutive), rather
+/// than line by line apart; their block lines that carry nothing
+/// themselves (`"secrets": []`, a PEM header) are fed but not scored.
+const TUNING_3_AS_STREAM: bool = true;
 
 /// One corpus and what it must achieve.
 struct Set {
     name: &'static str,
     /// May be absent: then the test says so and goes on.
     optional: bool,
-    /// Fed as one stream per file (see [`EVALUATION_AS_STREAM`]).
+    /// Fed as one stream per file (see [`TUNING_3_AS_STREAM`]).
     stream: bool,
     /// None: not measured before, so no bounds yet.
     bounds: Option<Bounds>,
 }
 
-const SETS: [Set; 3] = [
+const SETS: [Set; 4] = [
     Set { name: "tuning", optional: false, stream: false, bounds: Some(TUNING) },
     Set { name: "tuning-2", optional: false, stream: false, bounds: Some(TUNING_2) },
-    Set { name: "evaluation", optional: true, stream: EVALUATION_AS_STREAM, bounds: EVALUATION },
+    Set { name: "tuning-3", optional: false, stream: TUNING_3_AS_STREAM, bounds: Some(TUNING_3) },
+    Set { name: "evaluation", optional: true, stream: TUNING_3_AS_STREAM, bounds: EVALUATION },
 ];
 
 #[derive(Deserialize)]

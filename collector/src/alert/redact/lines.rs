@@ -78,14 +78,35 @@ impl<'a> LineRedactor<'a> {
         (out, count)
     }
 
-    /// One plain line.
+    /// One plain line. A Docker json-file record (`{"log":"...\\n",
+    /// "stream":...}`, as a node's log files and some log shippers give a
+    /// container's output) is judged by what the container printed: its
+    /// `log` string decoded, so that `password: \\"x\\"` is `password:
+    /// "x"` and a key's body line is a line of base64 again. When that
+    /// changes nothing, the record is judged as it is, as before.
     fn line(&mut self, line: String) -> (String, u32) {
+        if let Some(record) = JsonFileRecord::parse(&line) {
+            let inner = record.log.trim_end_matches('\n').to_owned();
+            let (out, count) = self.plain_line(inner.clone());
+            if out != inner {
+                return (record.with_log(&out), count);
+            }
+            let mut text = line;
+            let mut count = 0;
+            self.redactor.apply(&mut text, &mut count);
+            return (text, count);
+        }
+        self.plain_line(line)
+    }
+
+    /// One plain line, not a json-file record.
+    fn plain_line(&mut self, line: String) -> (String, u32) {
         if self.in_key {
             let Some(end) = KEY_END.find(&line) else {
                 return (MARK.to_owned(), 0);
             };
             self.in_key = false;
-            let (rest, count) = self.line(line[end.end()..].to_owned());
+            let (rest, count) = self.plain_line(line[end.end()..].to_owned());
             return (format!("{MARK}{rest}"), count);
         }
         let trimmed = line.trim();
@@ -152,9 +173,45 @@ impl<'a> LineRedactor<'a> {
     }
 }
 
+/// A Docker json-file log record: its `log` string decoded, and the line
+/// around it.
+struct JsonFileRecord<'l> {
+    /// Up to and including the opening quote of the `log` string.
+    head: &'l str,
+    log: String,
+    /// From the closing quote of the `log` string on.
+    tail: &'l str,
+}
+
+impl<'l> JsonFileRecord<'l> {
+    fn parse(line: &'l str) -> Option<Self> {
+        // (Most lines are not records: a prefix is checked before a pattern.)
+        if !line.contains("{\"log\":\"") {
+            return None;
+        }
+        let caps = JSON_FILE.captures(line)?;
+        let body = caps.name("body")?;
+        let log: String = serde_json::from_str(&line[body.start() - 1..body.end() + 1]).ok()?;
+        Some(JsonFileRecord { head: &line[..body.start()], log, tail: &line[body.end()..] })
+    }
+
+    /// The record with `log` (redacted) in place of its string, encoded
+    /// again, its line break kept.
+    fn with_log(&self, log: &str) -> String {
+        let newline = if self.log.ends_with('\n') { "\n" } else { "" };
+        let encoded = serde_json::to_string(&format!("{log}{newline}")).unwrap_or_else(|_| format!("\"{MARK}\""));
+        format!("{}{}{}", self.head, &encoded[1..encoded.len() - 1], self.tail)
+    }
+}
+
 fn constant(pattern: &str) -> Regex {
     Regex::new(pattern).expect("constant pattern compiles")
 }
+
+/// A Docker json-file record, after a log prefix or none: its `log`
+/// string (the body between its quotes) and the fields that follow.
+static JSON_FILE: LazyLock<Regex> =
+    LazyLock::new(|| constant(r#"^[^{]{0,80}\{"log":"(?P<body>(?:[^"\\]|\\.)*)","(?:stream|time|attrs)":"#));
 
 /// The start and end of a PEM private key block (and of ssh.com's
 /// `---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----`).

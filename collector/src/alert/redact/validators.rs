@@ -35,8 +35,16 @@ impl Validator {
             Validator::Token => looks_like_token(text),
             // "authorization: denied" is prose; "Authorization: Basic x" is
             // not; "Bearer <token>" and "Bearer ${TOKEN}" show where one goes.
+            // The first word decides (`Bearer $GITHUB_TOKEN" https://...`,
+            // Caddy's `"Authorization":["REDACTED"]`).
             Validator::Authorization => {
+                let first = text
+                    .trim_start_matches(['[', '"', '\''])
+                    .split(['"', '\'', ' ', ',', ']', ')', ';'])
+                    .next()
+                    .unwrap_or("");
                 !placeholder(text.trim_end_matches(['"', '\'', ')', ',', ';', ' ']))
+                    && !placeholder(first)
                     && (caps.name("scheme").is_some() || looks_like_token(text))
             }
             Validator::Value => {
@@ -45,7 +53,10 @@ impl Validator {
                 // a file named like a key, in a path (or an ARN's
                 // `...:123456789012:secret:db-x`).
                 let (before, sep) = key.map_or(("", ""), |k| (&line[..k.start()], &line[k.end()..secret.start()]));
+                // `${AWS_SECRET_ACCESS_KEY:?must be set}`: a variable's
+                // name in a reference, not a key.
                 let in_path = before.ends_with('/')
+                    || before.ends_with("${")
                     || windows_path(before)
                     || (sep.starts_with(':')
                         && before.strip_suffix(':').is_some_and(|b| b.ends_with(|c: char| c.is_ascii_alphanumeric())));
@@ -57,12 +68,15 @@ impl Validator {
                     && !starts_a_sentence(text, &line[secret.end()..])
                     && assigned_value(key.map_or("", |m| m.as_str()), text)
             }
-            Validator::UrlPassword => !port_and_path(text),
+            // `redis://:REDACTED@redis`, wget's `user:*password*@host`.
+            Validator::UrlPassword => !port_and_path(text) && !placeholder(text) && !starred(text),
             Validator::Generated => {
                 text.len() >= 8
                     && text.bytes().any(|b| b.is_ascii_digit())
                     && text.bytes().any(|b| b.is_ascii_alphabetic())
                     && !ssh_public_key_type(text)
+                    // An age recipient (`age1...`) is a public key.
+                    && !(text.starts_with("age1") && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
             }
             Validator::KeyBody => {
                 text.bytes().any(|b| b.is_ascii_uppercase())
@@ -222,6 +236,14 @@ pub(super) fn assigned_value(key: &str, value: &str) -> bool {
         return false;
     }
     let words = words(key);
+    // `NEXT_PUBLIC_*` is built into the pages a browser loads, and a
+    // publishable key (Stripe's, Supabase's) is meant to be: neither is a
+    // secret.
+    if words.iter().any(|w| w == "publishable")
+        || words.first().is_some_and(|w| w == "next") && words.get(1).is_some_and(|w| w == "public")
+    {
+        return false;
+    }
     let last = words.last().map(String::as_str).unwrap_or("");
     if matches!(last, "pwd" | "oldpwd") && words.len() == 1 && (value.starts_with('/') || value.starts_with('~')) {
         return false;
@@ -361,11 +383,27 @@ pub(super) fn placeholder(value: &str) -> bool {
             n.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
                 && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         });
+    // A tokenizer's special tokens (`</s>`, `<pad>`), `<` a name `>`.
+    let tag = value
+        .strip_prefix("</")
+        .and_then(|v| v.strip_suffix('>'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'|'));
+    // `REPLACE_ME`, `YOUR_API_KEY_HERE`: words that ask for one (not
+    // `changeme`, a default password that works).
+    let ask = {
+        let up = value.to_ascii_uppercase();
+        value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && (["REPLACE", "YOUR_", "YOUR-", "INSERT_", "ENTER_"].iter().any(|p| up.starts_with(p))
+                || up.ends_with("_HERE")
+                || up.ends_with("-HERE"))
+    };
     let remark = first.strip_prefix('(').is_some_and(|w| {
         let w = w.trim_end_matches(')');
         !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
     });
     masked
+        || tag
+        || ask
         || parameter
         || remark
         || slot('<', '>')
@@ -374,6 +412,15 @@ pub(super) fn placeholder(value: &str) -> bool {
         // Where the secret is, not the secret: openssl's `-pass file:/run/x`,
         // `env:VAR`, `fd:3`; a 1Password secret reference `op://vault/item/field`.
         || ["file:", "env:", "fd:", "op://"].iter().any(|p| value.starts_with(p))
+        // Encrypted to be stored in the open: SOPS' `ENC[AES256_GCM,...`,
+        // a Vault audit log's `hmac-sha256:...`; a reference to where the
+        // value is: `os.environ['X']`, `process.env.X`, Ruby's `ENV['X']`,
+        // Spring's `@Value("${x}")`, Grafana's `$__file{...}`, a
+        // Kubernetes `secretKeyRef`.
+        || ["ENC[", "hmac-sha256:", "os.environ", "os.getenv(", "process.env.", "ENV[", "ENV.fetch(", "@Value(", "$__", "secretKeyRef"]
+            .iter()
+            .any(|p| value.starts_with(p))
+        || sealed_secret(value)
         || matches!(
         word,
         "" | "null"
@@ -401,6 +448,14 @@ pub(super) fn placeholder(value: &str) -> bool {
             | "1"
     ) || ["${", "{{", "$(", "<%", "#{", "%("].iter().any(|p| value.starts_with(p))
         || env_reference(value)
+}
+
+/// A Bitnami SealedSecret's ciphertext (`AgB...`, hundreds of base64
+/// characters): encrypted to a cluster's key, to be stored in the open.
+fn sealed_secret(value: &str) -> bool {
+    value.len() >= 300
+        && value.starts_with("Ag")
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
 }
 
 /// `$DB_PASSWORD`, `%DB_PASSWORD%`: a reference to a variable (uppercase,
@@ -442,6 +497,11 @@ fn random(s: &str) -> bool {
         (b.iter().any(u8::is_ascii_uppercase), b.iter().any(u8::is_ascii_lowercase), b.iter().any(u8::is_ascii_digit));
     let humps = b.windows(2).filter(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase()).count();
     b.len() >= 8 && ((upper && lower && digit) || humps >= 2)
+}
+
+/// `*password*`: a word between stars, as wget shows a hidden password.
+fn starred(s: &str) -> bool {
+    s.len() > 2 && s.starts_with('*') && s.ends_with('*')
 }
 
 /// `8080/users/a` of `http://api:8080/users/a@b.c`: a port and a path.
