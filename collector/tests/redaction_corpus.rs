@@ -82,13 +82,24 @@ const TUNING_3: Bounds = Bounds {
     max_altered_as_text: 94,
 };
 
-/// The evaluation set (`tests/corpus/redaction/evaluation/`): the slot for
-/// a set written apart from the rules, absent until one is. When it is
-/// dropped in, the test prints its figures and fails until they are set
-/// here as its bounds; from then on they only keep the redactor from
-/// getting worse and are never tightened by changing the rules to fit its
-/// lines.
-const EVALUATION: Option<Bounds> = None;
+/// The evaluation set (`tests/corpus/redaction/evaluation/`), the fourth
+/// written apart from the rules (by someone who had read neither them nor
+/// the other corpora: vendors' documentation and programs' output formats;
+/// 1,748 secret-bearing lines with 1,903 secrets, 922 context lines, 582
+/// benign lines, fed as a stream). Measured once, on 2026-12-06 after the
+/// rules were tuned on the three tuning sets: 52 of 1,903 secrets leaked
+/// (2.7 %) as a log stream, 54 as text; 39 of 582 benign lines altered
+/// (6.7 %) as log lines, 114 as text. These bounds only keep the redactor
+/// from getting worse; they are never tightened by changing the rules to
+/// fit its lines (that would make it a tuning set, and a new evaluation
+/// set would be needed).
+const EVALUATION: Option<Bounds> = Some(Bounds {
+    size: (1748, 1903, 582),
+    max_leaked: 52,
+    max_leaked_as_text: 54,
+    max_altered: 39,
+    max_altered_as_text: 114,
+});
 
 /// Whether the sets written as streams (the third tuning set, and the
 /// evaluation set, written the same way) are fed to one log redactor per
