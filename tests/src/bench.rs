@@ -1,7 +1,11 @@
 //! What the benchmark binaries share: wall-clock and stream-id times,
-//! percentiles, and the crash alert they publish.
+//! percentiles, the crash alert they publish, the thread they run on and
+//! their command-line flags.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    future::Future,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use chrono::{SecondsFormat, Utc};
 use hemostat_protocol::{
@@ -63,6 +67,57 @@ pub fn id_key(id: &str) -> (u64, u64) {
 /// Nearest-rank percentile `p` (0 to 1) of sorted values; `None` when empty.
 pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     (!sorted.is_empty()).then(|| sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1])
+}
+
+/// Runs the future `run` makes on a runtime of two workers, on a thread
+/// named `name`, and returns its output; exits with 1 if it panicked.
+/// Children the harness spawns die with the thread that spawned them
+/// (PR_SET_PDEATHSIG), and their logs are named after it: one named thread
+/// spawns them all, from the future it blocks on (never a spawned task).
+pub fn on_named_thread<T, F>(name: &str, run: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T>,
+{
+    let runner = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(run())
+        })
+        .expect("thread");
+    runner.join().unwrap_or_else(|_| std::process::exit(1))
+}
+
+/// Prints `msg` and the usage to stderr and exits with 2.
+pub fn usage_error(usage: &str, msg: &str) -> ! {
+    eprintln!("{msg}\nusage: {usage}");
+    std::process::exit(2)
+}
+
+/// A benchmark's command line as (flag, value) pairs: `--flag value` or
+/// `--flag=value`; `-h` or `--help` prints the usage and exits; a flag
+/// without its value is a [`usage_error`].
+pub fn flags(usage: &'static str) -> impl Iterator<Item = (String, String)> {
+    let mut args = std::env::args().skip(1);
+    std::iter::from_fn(move || {
+        let arg = args.next()?;
+        if arg == "-h" || arg == "--help" {
+            println!("usage: {usage}");
+            std::process::exit(0);
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let value =
+            inline.or_else(|| args.next()).unwrap_or_else(|| usage_error(usage, &format!("{flag} needs a value")));
+        Some((flag, value))
+    })
 }
 
 #[cfg(test)]

@@ -12,14 +12,16 @@
 
 use std::time::Duration;
 
-use hemostat_e2e::chaos::{self, ChaosConfig};
+use hemostat_e2e::{
+    bench,
+    chaos::{self, ChaosConfig},
+};
 
 const USAGE: &str = "hemostat-bench-chaos [--minutes M] [--redis node|cluster] [--crash-every 2s] \
 [--kill-every 15s] [--seed N] [--settle 90s]";
 
 fn fail(msg: String) -> ! {
-    eprintln!("{msg}\nusage: {USAGE}");
-    std::process::exit(2)
+    bench::usage_error(USAGE, &msg)
 }
 
 /// `2s`, `500ms`, `1.5m`, or a bare number of seconds.
@@ -50,17 +52,7 @@ fn options() -> ChaosConfig {
         settle: Duration::from_secs(90),
         ..ChaosConfig::short(false, 1)
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("usage: {USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let value = inline.or_else(|| args.next()).unwrap_or_else(|| fail(format!("{flag} needs a value")));
+    for (flag, value) in bench::flags(USAGE) {
         match flag.as_str() {
             "--minutes" => config.duration = duration(&flag, &format!("{value}m")),
             "--redis" => {
@@ -84,28 +76,10 @@ fn options() -> ChaosConfig {
 
 fn main() {
     let config = options();
-    // Children die with the thread that spawned them (PR_SET_PDEATHSIG), and
-    // the harness names their logs (target/e2e-logs/) after the thread: one
-    // named thread spawns them all, from the future it blocks on.
     let name = format!("bench_chaos-{}", if config.cluster { "cluster" } else { "node" });
-    let runner = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(chaos::run(&config))
-        })
-        .expect("thread");
-    match runner.join() {
-        Ok(report) => {
-            println!("{}", report.render());
-            if !report.lost.is_empty() || !report.executed_twice.is_empty() {
-                std::process::exit(1);
-            }
-        }
-        Err(_) => std::process::exit(1),
+    let report = bench::on_named_thread(&name, move || async move { chaos::run(&config).await });
+    println!("{}", report.render());
+    if !report.lost.is_empty() || !report.executed_twice.is_empty() {
+        std::process::exit(1);
     }
 }

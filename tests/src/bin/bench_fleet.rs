@@ -89,7 +89,7 @@ use std::{
 use chrono::Utc;
 use hemostat_e2e::{
     RedisCluster, RedisServer,
-    bench::{id_key, id_ms, now_ms, percentile},
+    bench::{self, id_key, id_ms, now_ms, percentile},
     bin_dir, key_slot, lambda_bearer, log_dir, start_bridge, start_emulator, workspace_root,
 };
 use hemostat_protocol::{
@@ -157,21 +157,8 @@ fn options() -> Options {
         alert_rate: 2.0,
         bin_dir: None,
     };
-    let mut args = std::env::args().skip(1);
-    let fail = |msg: String| -> ! {
-        eprintln!("{msg}\nusage: {USAGE}");
-        std::process::exit(2)
-    };
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("usage: {USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let value = inline.or_else(|| args.next()).unwrap_or_else(|| fail(format!("{flag} needs a value")));
+    let fail = |msg: String| -> ! { bench::usage_error(USAGE, &msg) };
+    for (flag, value) in bench::flags(USAGE) {
         let num = |v: &str| -> f64 {
             v.parse::<f64>()
                 .ok()
@@ -208,23 +195,7 @@ fn main() {
         // SAFETY: single-threaded here; no runtime or thread exists yet.
         unsafe { std::env::set_var("HEMOSTAT_BIN_DIR", dir) };
     }
-    // Children die with the thread that spawned them (PR_SET_PDEATHSIG), and
-    // the harness names their logs after the thread: one named thread spawns
-    // them all, from the future it blocks on (never from a spawned task).
-    let runner = std::thread::Builder::new()
-        .name(RUN_NAME.into())
-        .spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(run(o))
-        })
-        .expect("thread");
-    if runner.join().is_err() {
-        std::process::exit(1);
-    }
+    bench::on_named_thread(RUN_NAME, move || run(o));
 }
 
 // ---------------------------------------------------------------- helpers

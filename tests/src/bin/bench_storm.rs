@@ -36,7 +36,7 @@ use std::{path::PathBuf, time::Duration};
 
 use hemostat_e2e::{
     RedisServer, StackEnv,
-    bench::percentile,
+    bench::{self, percentile},
     bin_dir, current_test_name, docker, log_dir, start_stack_with,
     storm::{Healer, Pipeline, Storm, StormOutcome},
 };
@@ -67,17 +67,8 @@ fn options() -> Options {
         bin_dir: None,
         env: StackEnv::default(),
     };
-    let fail = |msg: String| -> ! {
-        eprintln!("{msg}\nusage: {USAGE}");
-        std::process::exit(2)
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            println!("usage: {USAGE}");
-            std::process::exit(0);
-        }
-        let value = args.next().unwrap_or_else(|| fail(format!("{arg} needs a value")));
+    let fail = |msg: String| -> ! { bench::usage_error(USAGE, &msg) };
+    for (arg, value) in bench::flags(USAGE) {
         let num =
             |v: &str| -> u64 { v.parse().unwrap_or_else(|_| fail(format!("{arg}: {v:?} is not a whole number"))) };
         let pair = |v: &str| -> (String, String) {
@@ -126,22 +117,8 @@ fn main() {
         // RedisServer::start reads the mode from here.
         std::env::set_var("HEMOSTAT_TEST_REDIS", if o.cluster { "cluster" } else { "node" });
     }
-    // Children die with the thread that spawned them, and the harness names
-    // logs and the collector's label selector after the thread.
-    let runner = std::thread::Builder::new()
-        .name(RUN_NAME.into())
-        .spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(run(o))
-        })
-        .expect("thread");
-    if runner.join().is_err() {
-        std::process::exit(1);
-    }
+    // Logs and the collector's label selector are named after the thread.
+    bench::on_named_thread(RUN_NAME, move || run(o));
 }
 
 fn ms(v: Option<f64>) -> String {
