@@ -13,14 +13,13 @@
 //!
 //! - `watch/` — the Docker event stream (reconnecting without losing events), its cursor kept across restarts, reconciliation after a reconnect or a restart, this host's registry and heartbeat.
 //! - `sample/` — the stats loop: cgroup (or stats API) readings, the stats keys written to Redis, `--once`'s snapshot.
-//! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents.
+//! - `act/` — the command stream: at-most-once execution in per-container lanes, one file per action, verification, dependents; restarts decided on the host while the control plane is away (`edge`).
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
 //! - `liveness` — each long-running task's last progress, for the heartbeat, `/healthz` and `/metrics` (`HEMOSTAT_COLLECTOR_LISTEN`).
 //! - `outbox` — publishing that rides out Redis outages and collector restarts (a log on disk, bounded, ordered), dead-lettering what Redis refuses for good.
-//! - `state` — the state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`): what must outlive the process (the outbox).
 //! - `config` — [`Config`]: flags and environment variables.
-//! - `state` — the durable state folder (`--state-dir`): created and checked at start, files replaced atomically.
+//! - `state` — the durable state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`, `--state-dir`): what must outlive the process (cursor, outbox, edge restarts), created and checked at start, files replaced atomically.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
 //! - `namespace` — shared network namespaces, as alerts and actions read them.
 //! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
