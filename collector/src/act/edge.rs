@@ -31,7 +31,7 @@ use bollard::Docker;
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use hemostat_protocol::{
-    Action, Command, ContainerRef, Envelope, EventKind,
+    Action, Command, ContainerRef, Envelope, EventKind, ProtocolError,
     connection::Connection,
     envelope::agent,
     event::{DECIDED_AT_THE_EDGE, IncidentContext, RemediationComplete, RemediationResult, RemediationStatus},
@@ -180,7 +180,22 @@ impl Edge {
                 match asked {
                     Ok(Ok(true)) => None,
                     Ok(Ok(false)) => Some(format!("the analyzer had not taken its alert {after} s after the crash")),
-                    Ok(Err(e)) => Some(format!("Redis could not say whether the analyzer took its alert ({e})")),
+                    Ok(Err(ProtocolError::Redis(e)))
+                        if e.is_io_error()
+                            || e.is_timeout()
+                            || e.is_connection_dropped()
+                            || e.is_connection_refusal() =>
+                    {
+                        Some(format!("Redis could not be asked whether the analyzer took its alert ({e})"))
+                    }
+                    // Redis answered, with an error (an ACL that forbids
+                    // the question): the control plane may well have the
+                    // crash in hand, and a restart here could override its
+                    // refusal. Left to it.
+                    Ok(Err(e)) => {
+                        tracing::warn!(container = %crash.container, error = %e, "cannot tell whether the analyzer took this crash's alert: left to the control plane");
+                        None
+                    }
                     Err(_) => Some("Redis did not answer whether the analyzer took its alert".into()),
                 }
             }
