@@ -23,6 +23,10 @@ pub const NAME_PREFIX: &str = "hemostat-e2e-";
 /// `hemostat.` namespace, which the collector reads as configuration.
 pub const TEST_LABEL: &str = "hemostat-e2e.test";
 
+/// A shell script that runs until SIGUSR1, then exits 1: a crash on demand
+/// (`container.kill("USR1")`).
+pub const CRASH_ON_USR1: &str = r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#;
+
 /// What to run; build with [`ContainerSpec::new`] / [`ContainerSpec::shell`],
 /// then [`ContainerSpec::start`].
 #[derive(Debug, Clone)]

@@ -62,7 +62,7 @@ async fn setup_with(idle: &str, configure: impl FnOnce(ProcessBuilder) -> Proces
 /// the live stream (its start event delivered), then freezes that stream.
 async fn crash_behind_a_frozen_stream(s: &Setup) -> (hemostat_e2e::TestContainer, Instant) {
     let docker = docker().await;
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
         .restart_policy(RestartPolicyNameEnum::NO)
         .start(&docker)
         .await;

@@ -32,7 +32,7 @@ fn stack_env(after: &str) -> StackEnv {
 
 async fn crashing_container() -> TestContainer {
     let docker = docker().await;
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
         .restart_policy(RestartPolicyNameEnum::NO)
         .start(&docker)
         .await;

@@ -27,7 +27,7 @@ async fn a_crash_while_the_collector_was_killed_is_healed_once_it_is_back() {
     let written = wait_for(Duration::from_secs(10), || std::future::ready(cursor.exists().then_some(()))).await;
     assert!(written.is_some(), "no {}; collector:\n{}", cursor.display(), stack.collector.log_tail(30));
 
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
+    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
         .restart_policy(RestartPolicyNameEnum::NO)
         .start(&docker)
         .await;
