@@ -7,6 +7,7 @@
 //! network namespace's dependents, compose services that restart with it)
 //! are handled after it.
 //!
+//! - `admission`: the signature, host and age checks on a command, before anything runs.
 //! - `consumer`: the consumer of this host's command stream, one task per command.
 //! - `lanes`: commands run concurrently, in order per container.
 //! - `limits`: a container's own labels (action, hourly cap, cooldown), enforced again on the host.
@@ -21,6 +22,7 @@
 //!   handled after it, recovered after someone else restarts it.
 
 mod actions;
+mod admission;
 mod consumer;
 mod dependents;
 mod edge;
@@ -34,7 +36,7 @@ mod target;
 mod verify;
 
 #[cfg(feature = "fuzzing")]
-pub use consumer::{Admission, admit};
+pub use admission::{Admission, admit};
 pub use consumer::{BLOCK, Consumer};
 pub use dependents::Recovery;
 pub use edge::{Edge, Settings as EdgeSettings};

@@ -14,23 +14,23 @@
 //! the state folder (`cursor`), so an exit while it was stopped is
 //! reported once it is back; on a first start it follows events from now.
 //!
+//! - `catch_up`: replaying the event log, then reconciling from state.
 //! - `cursor`: the place in the event stream, kept across restarts.
 //! - `reconcile`: after a reconnect or a restart, the exits no event reported.
+//! - `judge`: a suspect's inspection, detection and alert.
 //! - `registry`: `hemostat:containers` membership and the heartbeat.
 //! - `unhealthy`: waiting out a container's `hemostat.unhealthy_grace`.
 
+mod catch_up;
 mod cursor;
+mod judge;
 mod reconcile;
 mod registry;
 mod unhealthy;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use bollard::{
-    Docker,
-    models::{ContainerInspectResponse, EventMessage},
-    query_parameters::EventsOptionsBuilder,
-};
+use bollard::{Docker, models::EventMessage, query_parameters::EventsOptionsBuilder};
 use futures::StreamExt;
 use hemostat_protocol::{backoff::Backoff, facts::Observed};
 use tokio_util::sync::CancellationToken;
@@ -38,14 +38,13 @@ use tokio_util::sync::CancellationToken;
 pub use cursor::Cursor;
 pub use registry::Registry;
 
+use catch_up::timestamp;
 use cursor::{Memory, Saver};
-use reconcile::Decision;
 
 use crate::{
     act::Recovery,
-    alert::{Alerts, Inspected, Latency, Recent},
-    detect::{Detection, Detector, Facts, FindingKind, Suspect, assess},
-    docker,
+    alert::{Alerts, Recent},
+    detect::Detector,
     event::{ContainerEvent, Happening},
     inflight::{InFlight, now_nanos},
     liveness::{Progress, Task},
@@ -414,79 +413,6 @@ impl Watcher {
         }
     }
 
-    /// Replays the engine's event log from the last event handled up to
-    /// now, then reports from state the exits that no event covered.
-    /// `lost`: after a lost stream or a restart (logged); else the idle
-    /// watchdog's routine reopening (logged only when it found something).
-    async fn catch_up(
-        &mut self,
-        filters: &HashMap<&str, Vec<&str>>,
-        lost: bool,
-    ) -> Result<(), crate::error::CollectorError> {
-        // Where the last catch-up that did not finish started (its replay
-        // moved `last`, but its exits from state were never reconciled),
-        // else the last event handled. Kept until this one finishes, also in
-        // a cursor written meanwhile (at shutdown).
-        let cutoff = *self.catching_up_from.get_or_insert(self.last);
-        let until = now_nanos();
-        // From a little before: an event stamped just before the last one
-        // handled may not have reached the watcher (`seen` skips the rest).
-        let since = timestamp(cutoff.saturating_sub(cursor::MARGIN_NANOS));
-        let options = EventsOptionsBuilder::new().since(&since).until(&timestamp(until)).filters(filters).build();
-        self.replayed_dies = Some(HashMap::new());
-        // Exits reported by an earlier catch-up stay reported (they may
-        // still be after the cutoff); those long settled are forgotten.
-        let horizon = cutoff.saturating_sub(SEEN_HORIZON_NANOS);
-        self.reported.retain(|_, finished| *finished >= horizon);
-        let mut stream = self.docker.events(Some(options));
-        let mut replayed = 0u32;
-        // A finite query: the engine closes it after `until`.
-        let replay: Result<(), crate::error::CollectorError> = loop {
-            match tokio::time::timeout(REPLAY_TIMEOUT, stream.next()).await {
-                Ok(Some(Ok(msg))) => {
-                    replayed += 1;
-                    self.handle(&msg).await;
-                }
-                Ok(Some(Err(e))) => break Err(e.into()),
-                Ok(None) => break Ok(()),
-                Err(_) => break Ok(()),
-            }
-        };
-        let dies = self.replayed_dies.take().unwrap_or_default();
-        replay?;
-        let exits = reconcile::exits_since(&self.docker, cutoff).await?;
-        let mut reported = 0u32;
-        for exit in exits {
-            // An event of the container handled at or after the exit (its
-            // die, or a later one: Docker orders a container's events)
-            // covers it, whether replayed now or handled before.
-            let covered = dies.get(&exit.id).copied().max(self.seen.get(&exit.id).map(|(t, _)| *t));
-            let reported_before = self.reported.get(&exit.id).copied();
-            match exit.decide(cutoff, covered, reported_before, self.alert_daemon_exits) {
-                Decision::Report => {
-                    tracing::info!(container = %exit.name, exit_code = exit.code, "exit found in state after reconnecting (no event for it)");
-                    reported += 1;
-                    self.reported.insert(exit.id.clone(), exit.finished_nano);
-                    let suspect = exit.suspect();
-                    let facts = exit.facts.clone();
-                    self.alert_or_ignore(suspect, Some(facts), None, now_nanos());
-                }
-                Decision::Skip(why) => {
-                    tracing::info!(container = %exit.name, exit_code = exit.code, reason = why, "exit found in state not reported");
-                }
-                Decision::Seen => {}
-            }
-        }
-        if lost || reported > 0 {
-            tracing::info!(replayed_events = replayed, reported_from_state = reported, "caught up with Docker");
-        } else {
-            tracing::debug!(replayed_events = replayed, "caught up with Docker");
-        }
-        self.catching_up_from = None;
-        self.dirty = true;
-        Ok(())
-    }
-
     async fn handle(&mut self, msg: &EventMessage) {
         // Before detection, so the alert this event may raise lists it; the
         // store drops replayed duplicates itself.
@@ -553,69 +479,7 @@ impl Watcher {
             self.judge(suspect).await;
         }
     }
-
-    async fn judge(&mut self, suspect: Suspect) {
-        let received_nano = now_nanos();
-        let inspect = match docker::inspect(&self.docker, &suspect.id).await {
-            Ok(inspect) => Some(inspect),
-            Err(e) => {
-                // Removed already (--rm): the event's attributes still carry
-                // the labels, and the oom event, if any, was seen.
-                tracing::debug!(container = %suspect.name, error = %e, "inspect after event failed");
-                None
-            }
-        };
-        let facts = inspect.as_ref().map(Facts::of);
-        self.alert_or_ignore(suspect, facts, inspect, received_nano);
-    }
-
-    /// Publishes the suspect's alert, or logs why there is none.
-    /// `inspect`, when the caller made one, is the evidence's starting point.
-    fn alert_or_ignore(
-        &mut self,
-        suspect: Suspect,
-        facts: Option<Facts>,
-        inspect: Option<ContainerInspectResponse>,
-        received_nano: i64,
-    ) {
-        let in_flight = self.inflight.covers(&suspect.id, suspect.time_nano)
-            || self.inflight.covers(&suspect.name, suspect.time_nano);
-        match assess(&suspect, facts.as_ref(), in_flight, &self.scope) {
-            Detection::Alert(finding) => {
-                let ms = |from: i64, to: i64| (to - from) / 1_000_000;
-                let latency = Latency {
-                    event_to_receipt_ms: ms(suspect.time_nano, received_nano),
-                    inspect_ms: ms(received_nano, now_nanos()),
-                };
-                let grace = inspect.as_ref().and_then(|i| docker::policy(i).policy.unhealthy_grace());
-                if let (FindingKind::Unhealthy, Some(grace)) = (finding.kind, grace.filter(|g| !g.is_zero())) {
-                    self.waits.start(self.docker.clone(), self.alerts.clone(), finding, grace);
-                    return;
-                }
-                let from = match inspect {
-                    Some(inspect) => Inspected::Yes(Box::new(inspect)),
-                    None => Inspected::No(suspect.id.clone()),
-                };
-                let gathering = self.alerts.publish_with_evidence(self.alerts.finding(&finding), from, Some(latency));
-                if let Some(task) = gathering {
-                    self.pending.push((suspect.id.clone(), suspect.time_nano, task));
-                }
-            }
-            Detection::Ignore(reason) => {
-                tracing::info!(container = %suspect.name, %reason, "exit not reported")
-            }
-        }
-    }
-}
-
-/// Docker's `since`/`until` format: seconds.nanoseconds.
-fn timestamp(nanos: i64) -> String {
-    format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
 
 /// How long the idle watchdog waits for the engine's answer to a ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A replay that goes silent this long is over (the engine should close
-/// it at `until`; this guards against one that does not).
-const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
