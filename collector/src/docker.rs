@@ -13,8 +13,10 @@ use bollard::{
 use chrono::{DateTime, Utc};
 use hemostat_protocol::{
     Action,
+    backoff::Backoff,
     policy::{Policy, Resolved},
 };
+use tokio::time::Instant;
 
 use crate::error::CollectorError;
 
@@ -34,21 +36,128 @@ pub async fn inspect(docker: &Docker, container: &str) -> Result<ContainerInspec
     Ok(docker.inspect_container(container, None::<InspectContainerOptions>).await?)
 }
 
+/// How long an action waits out an engine that went away mid-command (a
+/// `dockerd` restart takes seconds; with live-restore its containers run
+/// on) before it reports the call failed.
+pub const ENGINE_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Docker's restart, stop or start of container `id`, stops waiting
 /// `timeout` before the SIGKILL; Err: Docker's own message. The one call
 /// behind every restart, stop and start HemoStat makes: the target's, and
 /// its dependents' after it.
+///
+/// An engine that gives no answer (restarting: the request was not sent,
+/// or its answer was lost) is waited for up to [`ENGINE_PATIENCE`], and so
+/// is one still restoring the container's previous task; then the
+/// container is looked at first, so a call the engine carried out before
+/// it went away is not made twice.
 pub async fn apply(docker: &Docker, id: &str, action: Action, timeout: Duration) -> Result<(), String> {
-    let t = Some(timeout.as_secs_f64().ceil() as i32);
-    let done = match action {
-        Action::Restart => docker.restart_container(id, Some(RestartContainerOptions { t, signal: None })).await,
-        Action::Stop => docker.stop_container(id, Some(StopContainerOptions { t, signal: None })).await,
-        _ => docker.start_container(id, None::<StartContainerOptions>).await,
-    };
+    let began = Utc::now();
+    let deadline = Instant::now() + ENGINE_PATIENCE;
+    let mut done = call(docker, id, action, timeout).await;
+    loop {
+        match &done {
+            Err(e) if is_unreachable(e) => {
+                tracing::info!(container = short(id), %action, error = %e, "the engine did not answer; waiting for it");
+                if !wait_for_engine(docker, deadline).await {
+                    break;
+                }
+            }
+            Err(e) if is_restoring(e) && Instant::now() < deadline => {
+                tracing::info!(container = short(id), %action, error = %e, "the engine is still restoring the container; waiting");
+                tokio::time::sleep(RESTORE_POLL).await;
+            }
+            _ => break,
+        }
+        done = match docker.inspect_container(id, None::<InspectContainerOptions>).await {
+            Ok(now) if carried_out(&now, action, began) => {
+                tracing::info!(container = short(id), %action, "the engine carried the call out before it went away");
+                Ok(())
+            }
+            Ok(_) => {
+                tracing::info!(container = short(id), %action, "the engine is back; acting again");
+                call(docker, id, action, timeout).await
+            }
+            Err(e) => Err(e),
+        };
+    }
     match done {
         // 304: already in the requested state, which is the goal.
         Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
         Err(e) => Err(error_text(&CollectorError::from(e))),
+    }
+}
+
+/// [`inspect`], waiting out an engine that does not answer (up to
+/// [`ENGINE_PATIENCE`]): how an action finds its target, so a command that
+/// arrives while `dockerd` restarts runs once it is back.
+pub async fn inspect_patiently(docker: &Docker, container: &str) -> Result<ContainerInspectResponse, CollectorError> {
+    let deadline = Instant::now() + ENGINE_PATIENCE;
+    loop {
+        match docker.inspect_container(container, None::<InspectContainerOptions>).await {
+            Err(e) if is_unreachable(&e) => {
+                tracing::info!(container, error = %e, "the engine did not answer; waiting for it");
+                if !wait_for_engine(docker, deadline).await {
+                    return Err(e.into());
+                }
+            }
+            done => return Ok(done?),
+        }
+    }
+}
+
+/// Pings until the engine answers; false: not before `deadline`.
+async fn wait_for_engine(docker: &Docker, deadline: Instant) -> bool {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if let Ok(Ok(_)) = tokio::time::timeout(left.min(PING_TIMEOUT), docker.ping()).await {
+            return true;
+        }
+        tokio::time::sleep(backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+/// How long one ping may take while waiting for the engine.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a container whose previous task is being restored is tried.
+const RESTORE_POLL: Duration = Duration::from_millis(500);
+
+async fn call(docker: &Docker, id: &str, action: Action, timeout: Duration) -> Result<(), BollardError> {
+    let t = Some(timeout.as_secs_f64().ceil() as i32);
+    match action {
+        Action::Restart => docker.restart_container(id, Some(RestartContainerOptions { t, signal: None })).await,
+        Action::Stop => docker.stop_container(id, Some(StopContainerOptions { t, signal: None })).await,
+        _ => docker.start_container(id, None::<StartContainerOptions>).await,
+    }
+}
+
+/// The engine gave no answer: whether it carried a call out is unknown.
+fn is_unreachable(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::HyperLegacyError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_)
+    )
+}
+
+/// An engine back from a restart refuses to start a container whose
+/// previous task it is still restoring ("task ... already exists"); it
+/// accepts once that is done.
+fn is_restoring(err: &BollardError) -> bool {
+    matches!(err, BollardError::DockerResponseServerError { message, .. } if message.contains("task") && message.contains("already exists"))
+}
+
+/// Whether `action`, asked for at `began`, shows in the container's state.
+fn carried_out(now: &ContainerInspectResponse, action: Action, began: DateTime<Utc>) -> bool {
+    match action {
+        Action::Stop => !is_running(now),
+        _ => is_running(now) && started_at(now).is_some_and(|t| t >= began),
     }
 }
 
@@ -128,4 +237,57 @@ fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
 pub fn short(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::ContainerState;
+
+    use super::*;
+
+    fn state(running: bool, started_at: &str) -> ContainerInspectResponse {
+        let state =
+            ContainerState { running: Some(running), started_at: Some(started_at.into()), ..Default::default() };
+        ContainerInspectResponse { state: Some(state), ..Default::default() }
+    }
+
+    #[test]
+    fn a_call_the_engine_carried_out_before_it_went_away_is_not_made_again() {
+        let began: DateTime<Utc> = "2026-12-06T14:00:00Z".parse().unwrap();
+        let (before, after) = ("2026-12-06T13:59:59Z", "2026-12-06T14:00:01Z");
+        assert!(carried_out(&state(true, after), Action::Restart, began));
+        assert!(carried_out(&state(true, after), Action::Start, began));
+        // Running since before the call: a restart not done yet.
+        assert!(!carried_out(&state(true, before), Action::Restart, began));
+        assert!(!carried_out(&state(false, after), Action::Start, began));
+        assert!(carried_out(&state(false, before), Action::Stop, began));
+        assert!(!carried_out(&state(true, before), Action::Stop, began));
+    }
+
+    #[test]
+    fn only_a_missing_answer_or_a_task_being_restored_is_waited_out() {
+        assert!(is_unreachable(&BollardError::RequestTimeoutError));
+        assert!(is_unreachable(&BollardError::SocketNotFoundError("/var/run/docker.sock".into())));
+        let refused = BollardError::DockerResponseServerError { status_code: 409, message: "conflict".into() };
+        assert!(!is_unreachable(&refused) && !is_restoring(&refused));
+        let restoring = BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "Cannot restart container web: task 0d1f already exists: unknown".into(),
+        };
+        assert!(is_restoring(&restoring) && !is_unreachable(&restoring));
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_never_answers_is_given_up_on_at_the_deadline() {
+        // A socket file nobody listens on: every connection is refused.
+        let path = std::env::temp_dir().join(format!("hemostat-no-engine-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let docker = Docker::connect_with_unix(path.to_str().unwrap(), 1, bollard::API_DEFAULT_VERSION).unwrap();
+        let started = Instant::now();
+        assert!(!wait_for_engine(&docker, started + Duration::from_millis(600)).await);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(3), "{took:?}");
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -38,8 +38,9 @@ impl Context {
         // The id pins the exact container the responder saw; the name is
         // the fallback for seed-protocol commands that carry none.
         let wanted = cmd.container_id.as_deref().filter(|id| !id.is_empty()).unwrap_or(&cmd.container);
-        let inspect =
-            docker::inspect(&self.docker, wanted).await.map_err(|e| Outcome::failed(docker::error_text(&e)))?;
+        let inspect = docker::inspect_patiently(&self.docker, wanted)
+            .await
+            .map_err(|e| Outcome::failed(docker::error_text(&e)))?;
         let refuse = |why: &str| {
             tracing::warn!(container = %cmd.container, action = %cmd.action, command_id = %cmd.id, why, "command refused");
             Outcome::rejected(why)
