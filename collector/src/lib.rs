@@ -134,12 +134,15 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // Before Docker: what a previous run left undelivered goes out while
     // Docker is still awaited.
     let progress = Arc::new(expected_progress(&config));
+    // The registry says when Redis holds its facts; alerts wait for that.
+    let (facts_current, facts_current_rx) = tokio::sync::watch::channel(outbox::FactsState::Stale);
     let outbox_settings = outbox::Settings {
         dir: state.path().join("outbox"),
         max_bytes: config.outbox_max_bytes,
         refusal_patience: config.outbox_refusal_patience,
         host: config.host.clone(),
         progress: Some(progress.clone()),
+        facts_current: Some(facts_current_rx),
     };
     let (outbox, outbox_task) = Outbox::open(publisher, outbox_settings, cancel.clone())?;
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
@@ -199,6 +202,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         scope.clone(),
         label_silences.clone(),
         progress.clone(),
+        facts_current,
         cancel.clone(),
     );
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())

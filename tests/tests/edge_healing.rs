@@ -8,7 +8,10 @@
 //! - Redis is down: the same, the report delivered once Redis is back;
 //! - the control plane is there and refuses (a silence): the collector
 //!   leaves the container alone;
-//! - edge healing off: nothing acts without the gate.
+//! - edge healing off: nothing acts without the gate;
+//! - a container started while Redis was down, whose facts its collector
+//!   could not write, crashes: once Redis is back its alert waits for the
+//!   registry's facts, so the gate knows the container and restarts it.
 
 use std::time::Duration;
 
@@ -177,4 +180,28 @@ async fn with_edge_healing_off_nothing_acts_without_the_gate() {
     tokio::time::sleep(AFTER + Duration::from_secs(4)).await;
     assert_eq!(container.state().await.running, Some(false), "restarted without the gate");
     assert!(!outcomes(&conn, container.name()).await.iter().any(edge));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_started_during_a_redis_outage_is_healed_by_the_gate_once_redis_is_back() {
+    let mut redis = RedisServer::start_durable().await;
+    let conn = redis.connection().await;
+    let stack = start_stack_with(&redis.url(), &stack_env("0")).await;
+    redis.wait_aof_written().await;
+    redis.crash();
+    // Created during the outage: its collector cannot write its facts.
+    let container = crashing_container().await;
+    let before = crash(&container).await;
+    // Its alert waits in the outbox.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.recover().await;
+    running_again(&container, &before, Duration::from_secs(30), &stack).await;
+    let outcome = wait_for(Duration::from_secs(15), || async {
+        outcomes(&conn, container.name()).await.into_iter().find(|c| !edge(c))
+    })
+    .await;
+    let outcome = outcome.unwrap_or_else(|| panic!("no outcome; collector:\n{}", stack.collector.log_tail(40)));
+    assert_eq!(outcome.result.status, RemediationStatus::Success, "{outcome:?}");
+    let all = outcomes(&conn, container.name()).await;
+    assert!(all.iter().all(|c| c.result.status != RemediationStatus::Rejected), "{all:?}");
 }

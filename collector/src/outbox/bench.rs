@@ -85,6 +85,7 @@ async fn bench() {
         refusal_patience: Duration::from_secs(600),
         host: "bench".into(),
         progress: None,
+        facts_current: None,
     };
 
     // Appends while Redis is down: everything stays on disk.

@@ -10,11 +10,12 @@ use hemostat_protocol::{
     envelope::agent,
     event::{Severity, SystemAlert},
 };
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Head, IDLE_TURN, REFUSED_ATTEMPTS, Refusal, SYNC_INTERVAL, Shared, classify, dead_letters, push, refusal, stopping,
+    AWAY_WAIT, FACTS_WAIT, FactsState, Head, IDLE_TURN, REFUSED_ATTEMPTS, Refusal, SYNC_INTERVAL, Shared, classify,
+    dead_letters, push, refusal, stopping,
 };
 use crate::liveness::Task;
 
@@ -89,6 +90,7 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
     let mut attempts: Option<(Head, u64)> = None;
     let mut refused_since: Option<Instant> = None;
     let progress = shared.settings.progress.clone();
+    let mut facts = Facts { current: shared.settings.facts_current.clone(), waited: false };
     let turned = || {
         if let Some(p) = &progress {
             p.progressed(Task::Outbox);
@@ -130,7 +132,12 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
         };
         attempts = Some((head, tries));
         let result = match Envelope::parse(&payload) {
-            Ok(env) => publisher.publish(&env).await.map_err(|e| (env.kind.to_string(), e)),
+            Ok(env) => {
+                if env.kind == EventKind::HealthAlert {
+                    facts.wait(cancel).await;
+                }
+                publisher.publish(&env).await.map_err(|e| (env.kind.to_string(), e))
+            }
             Err(e) => Err(("unknown".to_owned(), e)),
         };
         let (kind, error) = match result {
@@ -176,6 +183,9 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
             // disk for the next start.
             break;
         }
+        // The wait for current facts was spent on a Redis that was away:
+        // the next attempt, maybe the first one it takes, waits again.
+        facts.waited = false;
         if failures == 0 {
             dropped_before = shared.lock().dropped;
         }
@@ -261,4 +271,48 @@ fn dead_letter(shared: &Shared, head: Head, payload: &[u8], kind: &str, error: &
 fn container_of(payload: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
     value["data"]["container"].as_str().map(str::to_owned)
+}
+
+/// The registry's facts, as alerts wait for them ([`super::Settings`]).
+struct Facts {
+    current: Option<watch::Receiver<FactsState>>,
+    /// A wait in this spell of stale facts ran out and Redis took what
+    /// went after: the next alerts go without waiting.
+    waited: bool,
+}
+
+impl Facts {
+    async fn wait(&mut self, cancel: &CancellationToken) {
+        let Some(current) = &mut self.current else { return };
+        let started = Instant::now();
+        loop {
+            let state = *current.borrow_and_update();
+            let budget = match state {
+                FactsState::Current => {
+                    self.waited = false;
+                    let waited_ms = started.elapsed().as_millis() as u64;
+                    if waited_ms > 0 {
+                        tracing::info!(waited_ms, "container facts current; delivering alerts");
+                    }
+                    return;
+                }
+                _ if self.waited => return,
+                FactsState::Stale => FACTS_WAIT,
+                FactsState::Away => AWAY_WAIT,
+            };
+            tokio::select! {
+                changed = tokio::time::timeout(budget, current.changed()) => match changed {
+                    Ok(Ok(())) => continue,
+                    // The registry is gone (shutting down): nothing to wait for.
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        self.waited = true;
+                        tracing::warn!(?state, "container facts not current; delivering alerts anyway (the gate refuses containers it has no facts of)");
+                        return;
+                    }
+                },
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
 }

@@ -45,7 +45,7 @@ use std::{
 
 use hemostat_protocol::{Envelope, EventKind, ProtocolError, Publisher};
 use tokio::{
-    sync::{Notify, oneshot},
+    sync::{Notify, oneshot, watch},
     task::JoinHandle,
     time::Instant,
 };
@@ -86,7 +86,34 @@ pub struct Settings {
     pub host: String,
     /// Where each turn of the delivery loop counts as progress.
     pub progress: Option<Arc<Progress>>,
+    /// Whether the registry's facts in Redis are current (None: not
+    /// waited for). A `health_alert` is delivered only once they are (see
+    /// [`FactsState`]): the gate believes only the facts, so an alert held
+    /// through a Redis outage must not reach it before the facts of a
+    /// container that started meanwhile.
+    pub facts_current: Option<watch::Receiver<FactsState>>,
 }
+
+/// The registry's facts in Redis, as its task last knew them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsState {
+    /// Redis holds every member's facts as Docker has them.
+    Current,
+    /// Redis answers, but a write of the facts failed (or none was made
+    /// yet): an alert waits [`FACTS_WAIT`] for them, once per spell.
+    Stale,
+    /// Redis does not answer the registry's heartbeat: an alert waits for
+    /// it to be back and the facts written, at most [`AWAY_WAIT`] at a time.
+    Away,
+}
+
+/// How long an alert waits for the registry's facts while Redis answers,
+/// once per spell of stale facts: a registry that cannot write does not
+/// hold every alert up.
+pub const FACTS_WAIT: Duration = Duration::from_secs(5);
+/// How long an alert waits at a time while Redis is away for the registry
+/// (shorter than the outbox task's expected period in the heartbeat).
+pub const AWAY_WAIT: Duration = Duration::from_secs(20);
 
 /// Publishes, retrying with capped backoff until it succeeds, the error is
 /// final ([`Refusal::Final`]: the outbox dead-lettered or dropped the
@@ -461,6 +488,7 @@ pub(crate) mod testing {
             refusal_patience: std::time::Duration::from_secs(600),
             host: "test-host".into(),
             progress: None,
+            facts_current: None,
         }
     }
 

@@ -11,7 +11,7 @@ use hemostat_protocol::{Envelope, EventKind, ProtocolError, Publisher, envelope:
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Outbox, Settings, publish_with_retry,
+    AWAY_WAIT, FACTS_WAIT, FactsState, Outbox, Settings, publish_with_retry,
     testing::{TempDir, outbox, settings},
 };
 
@@ -142,6 +142,55 @@ async fn holds_events_during_an_outage_and_delivers_them_in_order() {
     one_retry().await;
     assert_eq!(fake.accepted(), (0..50).collect::<Vec<_>>());
     assert_eq!((outbox.queued(), outbox.dropped()), (0, 0));
+    stop(outbox, task, cancel).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_wait_for_current_facts_once_per_spell() {
+    let cancel = CancellationToken::new();
+    let fake = Fake::default();
+    let dir = TempDir::new();
+    let (current, facts) = tokio::sync::watch::channel(FactsState::Away);
+    let settings = Settings { facts_current: Some(facts), ..settings(&dir, 1 << 20) };
+    let (outbox, task) = Outbox::open(fake.clone(), settings, cancel.clone()).unwrap();
+    outbox.send(env(1));
+    // Redis away for the registry: the alert waits, and when Redis is back
+    // it still waits for the facts.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    settle().await;
+    current.send_replace(FactsState::Stale);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle().await;
+    assert!(fake.accepted().is_empty(), "an alert went out before the facts were current");
+    current.send_replace(FactsState::Current);
+    settle().await;
+    assert_eq!(fake.accepted(), [1]);
+
+    // Stale and never current: one wait of FACTS_WAIT, then the alerts go
+    // (the gate decides), and the next ones do not wait again.
+    current.send_replace(FactsState::Stale);
+    outbox.send(env(2));
+    outbox.send(env(3));
+    tokio::time::sleep(FACTS_WAIT - Duration::from_millis(100)).await;
+    settle().await;
+    assert_eq!(fake.accepted(), [1]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    settle().await;
+    assert_eq!(fake.accepted(), [1, 2, 3]);
+
+    // A wait that ran out while Redis was down is not spent: the alert
+    // delivered when Redis is back waits for the facts again.
+    current.send_replace(FactsState::Away);
+    fake.down(true);
+    outbox.send(env(4));
+    tokio::time::sleep(AWAY_WAIT + Duration::from_secs(1)).await;
+    settle().await;
+    fake.down(false);
+    one_retry().await;
+    assert_eq!(fake.accepted(), [1, 2, 3], "delivered before the facts were current");
+    current.send_replace(FactsState::Current);
+    settle().await;
+    assert_eq!(fake.accepted(), [1, 2, 3, 4]);
     stop(outbox, task, cancel).await;
 }
 

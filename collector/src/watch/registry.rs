@@ -22,10 +22,13 @@ use hemostat_protocol::{
     liveness::CollectorHeartbeat,
 };
 use redis::AsyncCommands;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::{alert::LabelSilences, error::CollectorError, liveness::Progress, scope::Scope};
+use crate::{alert::LabelSilences, error::CollectorError, liveness::Progress, outbox::FactsState, scope::Scope};
 
 pub use hemostat_protocol::keys::heartbeat as heartbeat_key;
 
@@ -58,11 +61,13 @@ impl Registry {
         scope: Scope,
         silences: LabelSilences,
         progress: Arc<Progress>,
+        current: watch::Sender<FactsState>,
         cancel: CancellationToken,
     ) -> (Registry, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(Change::Resync);
-        let task = Task { conn, docker, host, interval, scope, silences, progress, dirty: false, beating: true };
+        let task =
+            Task { conn, docker, host, interval, scope, silences, progress, current, dirty: false, beating: true };
         (Registry { tx }, tokio::spawn(task.run(rx, cancel)))
     }
 
@@ -88,6 +93,13 @@ struct Task {
     silences: LabelSilences,
     /// The other tasks' progress, in each heartbeat.
     progress: Arc<Progress>,
+    /// Whether Redis holds every member's facts as Docker has them: stale
+    /// from a failed write until a resync succeeds, away while heartbeats
+    /// fail. The outbox holds alerts back until they are current (see
+    /// [`FactsState`]): the gate refuses a container whose facts are
+    /// missing, and a container that started during a Redis outage has
+    /// none until the resync.
+    current: watch::Sender<FactsState>,
     /// An update failed: resync on the next heartbeat instead of retrying
     /// each update, since a resync repairs everything at once.
     dirty: bool,
@@ -111,6 +123,7 @@ impl Task {
                         Ok(()) if self.beating => {}
                         Ok(()) => {
                             self.beating = true;
+                            self.current.send_replace(FactsState::Stale);
                             tracing::info!("heartbeat resumed");
                         }
                         Err(e) => {
@@ -123,6 +136,7 @@ impl Task {
                             // persistence), so resync once it answers.
                             tick.reset_after(self.interval.min(OUTAGE_RETRY));
                             self.dirty = true;
+                            self.current.send_replace(FactsState::Away);
                             if std::mem::replace(&mut self.beating, false) {
                                 tracing::warn!(error = %e, "heartbeat failed; retrying every second");
                             } else {
@@ -160,14 +174,29 @@ impl Task {
             Ok(()) => {
                 if matches!(change, Change::Resync) {
                     self.dirty = false;
+                    self.current.send_replace(FactsState::Current);
                 }
                 tracing::debug!(?change, "registry updated");
             }
             Err(e) => {
-                self.dirty = true;
+                self.stale();
                 tracing::warn!(?change, error = %e, "registry update failed; will resync");
             }
         }
+    }
+
+    /// A write failed: resync on the next beat; alerts wait for it (no
+    /// change while Redis is away: the next beat says when it is back).
+    fn stale(&mut self) {
+        self.dirty = true;
+        self.current.send_if_modified(|state| {
+            let was = *state;
+            *state = match was {
+                FactsState::Away => FactsState::Away,
+                _ => FactsState::Stale,
+            };
+            was != *state
+        });
     }
 
     fn container(&self, name: &str) -> ContainerRef {
