@@ -53,6 +53,12 @@ use slot_map::{SlotCache, nodes_of_cluster_slots};
 /// How long [`Connection::wait_replicated`] waits for a replica.
 pub const REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// How much longer than one attempt's response timeout a request may
+/// take, retries included: enough to ride out a failover's election on a
+/// cluster with a short node timeout; past it, the caller's backoff takes
+/// over with fresh sockets.
+const RIDE_THROUGH: Duration = Duration::from_secs(10);
+
 /// A self-reconnecting connection to a single node or a cluster; cheap to
 /// clone (clones share the sockets).
 #[derive(Clone)]
@@ -176,16 +182,45 @@ impl Connection {
         Ok(opened)
     }
 
+    /// A request's whole time, the client's own retries included: each
+    /// attempt has the response timeout, but a cluster client retrying
+    /// attempts that time out (a node restarting, slots not served yet)
+    /// could hold a blocking read for most of a minute, and its caller
+    /// with it. Past the deadline it is a timeout, which drops the sockets
+    /// ([`Connection::after`]): the caller's own retry starts afresh.
+    async fn within_deadline<T>(&self, request: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+        let deadline = self.shared.response_timeout + RIDE_THROUGH;
+        match tokio::time::timeout(deadline, request).await {
+            Ok(result) => result,
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s, retries included", deadline.as_secs()),
+            ))),
+        }
+    }
+
     /// After `result` of a request on generation `generation`: a response
-    /// timeout drops those sockets, so the next request opens new ones.
+    /// timeout drops those sockets, so the next request opens new ones; so
+    /// does a cluster client left with no connection to any node (after the
+    /// whole cluster was down, one was seen to stay so for good while its
+    /// siblings recovered: a fresh client starts from the seeds).
     fn after<T>(&self, generation: u64, result: &redis::RedisResult<T>) {
         let Err(e) = result else { return };
-        if !e.is_timeout() {
+        let lost = e.kind() == redis::ErrorKind::ClusterConnectionNotFound;
+        if !e.is_timeout() && !lost {
             return;
         }
         let mut inner = self.shared.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.as_ref().is_some_and(|(g, _)| *g == generation) {
-            tracing::warn!(redis = %self.shared.target.redacted(), "Redis did not answer in time; reconnecting");
+            match lost {
+                // Every request says so while the cluster is down: not a warning each.
+                true => {
+                    tracing::debug!(redis = %self.shared.target.redacted(), "no connection to any cluster node; reconnecting from the seeds")
+                }
+                false => {
+                    tracing::warn!(redis = %self.shared.target.redacted(), "Redis did not answer in time; reconnecting")
+                }
+            }
             *inner = None;
         }
     }
@@ -202,10 +237,14 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
             let (generation, inner) = self.current().await.map_err(as_redis_error)?;
-            let result = match inner {
-                Inner::Node(mut c) => c.req_packed_command(cmd).await,
-                Inner::Cluster(mut c) => c.req_packed_command(cmd).await,
-            };
+            let result = self
+                .within_deadline(async {
+                    match inner {
+                        Inner::Node(mut c) => c.req_packed_command(cmd).await,
+                        Inner::Cluster(mut c) => c.req_packed_command(cmd).await,
+                    }
+                })
+                .await;
             self.after(generation, &result);
             result
         }
@@ -220,10 +259,14 @@ impl ConnectionLike for Connection {
     ) -> RedisFuture<'a, Vec<Value>> {
         async move {
             let (generation, inner) = self.current().await.map_err(as_redis_error)?;
-            let result = match inner {
-                Inner::Node(mut c) => c.req_packed_commands(pipeline, offset, count).await,
-                Inner::Cluster(c) => cluster_pipeline(&self.shared.slots, c, pipeline, offset, count).await,
-            };
+            let result = self
+                .within_deadline(async {
+                    match inner {
+                        Inner::Node(mut c) => c.req_packed_commands(pipeline, offset, count).await,
+                        Inner::Cluster(c) => cluster_pipeline(&self.shared.slots, c, pipeline, offset, count).await,
+                    }
+                })
+                .await;
             self.after(generation, &result);
             result
         }
