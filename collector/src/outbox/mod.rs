@@ -473,37 +473,8 @@ impl Publisher for Outbox {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    use tokio::task::JoinHandle;
-    use tokio_util::sync::CancellationToken;
-
-    use super::{Outbox, Settings};
-
-    pub use hemostat_e2e::TempDir;
-
-    pub fn settings(dir: &TempDir, max_bytes: u64) -> Settings {
-        Settings {
-            dir: dir.0.join("outbox"),
-            max_bytes,
-            refusal_patience: std::time::Duration::from_secs(600),
-            host: "test-host".into(),
-            progress: None,
-            facts_current: None,
-        }
-    }
-
-    /// An outbox in a folder of its own (removed with the returned TempDir).
-    pub fn outbox<P: hemostat_protocol::Publisher + 'static>(
-        publisher: P,
-        cancel: CancellationToken,
-    ) -> (Outbox, JoinHandle<()>, TempDir) {
-        let dir = TempDir::new();
-        let (outbox, task) = Outbox::open(publisher, settings(&dir, 1 << 20), cancel).unwrap();
-        (outbox, task, dir)
-    }
-}
-
-#[cfg(test)]
 mod bench;
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
