@@ -127,7 +127,7 @@ pub struct Config {
     /// runs at once, for different containers; verifying a fix afterwards
     /// holds no slot. Commands for one container always run one after
     /// another, in order.
-    #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub command_concurrency: u16,
 
     /// Exits and unhealthy flags judged at once (each inspected, its
