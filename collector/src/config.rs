@@ -127,8 +127,15 @@ pub struct Config {
     /// runs at once, for different containers; verifying a fix afterwards
     /// holds no slot. Commands for one container always run one after
     /// another, in order.
-    #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "HEMOSTAT_COMMAND_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub command_concurrency: u16,
+
+    /// Exits and unhealthy flags judged at once (each inspected, its
+    /// alert's evidence gathered and handed to the outbox): a burst of
+    /// crashes on the host is not reported one after another. One
+    /// container's are judged in the order of their events.
+    #[arg(long, env = "HEMOSTAT_ALERT_CONCURRENCY", default_value_t = crate::watch::ALERT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub alert_concurrency: u16,
 
     /// A command issued longer ago than this is refused as expired and
     /// reported, never executed (e.g. 5m; 0 accepts any age): a collector

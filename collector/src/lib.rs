@@ -208,6 +208,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
         .resume(state.clone(), cursor, config.resume_max_age)
         .idle_watchdog(config.events_idle)
+        .alert_concurrency(usize::from(config.alert_concurrency))
         .with_progress(progress.clone())
         .alert_daemon_exits(config.alert_daemon_restart_exits)
         .with_recent(recent)

@@ -52,10 +52,12 @@ pub struct Alerts {
 }
 
 /// How long an event-driven alert took, for the log line: from the event
-/// to its receipt, and the inspect after it.
+/// to its receipt, waiting for a judging slot (a burst of exits), and the
+/// inspect after it.
 #[derive(Debug, Clone, Copy)]
 pub struct Latency {
     pub event_to_receipt_ms: i64,
+    pub queued_ms: i64,
     pub inspect_ms: i64,
 }
 
@@ -398,7 +400,7 @@ mod tests {
             Inspected::No("c1".into()),
             None,
         );
-        let latency = Latency { event_to_receipt_ms: 1, inspect_ms: 2 };
+        let latency = Latency { event_to_receipt_ms: 1, queued_ms: 0, inspect_ms: 2 };
         let oom = alerts.finding(&finding(FindingKind::Oom, Some(137)));
         alerts.publish_with_evidence(oom, Inspected::No("c1".into()), Some(latency));
         for _ in 0..100 {

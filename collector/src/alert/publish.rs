@@ -211,6 +211,7 @@ impl Alerts {
             container = %alert.container, issues = ?alert.issues,
             anomaly = ?alert.anomalies.first().map(|a| a.kind),
             event_to_receipt_ms = latency.map(|l| l.event_to_receipt_ms),
+            queued_ms = latency.map(|l| l.queued_ms),
             inspect_ms = latency.map(|l| l.inspect_ms),
             evidence_ms,
             log_lines = alert.evidence.as_ref().map(|e| e.logs.lines.len()),

@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use bollard::query_parameters::EventsOptionsBuilder;
 use futures::StreamExt;
 
-use super::{SEEN_HORIZON_NANOS, Watcher, cursor, reconcile, reconcile::Decision};
+use super::{SEEN_HORIZON_NANOS, Watcher, cursor, judge, reconcile, reconcile::Decision};
 use crate::inflight::now_nanos;
 
 impl Watcher {
@@ -64,9 +64,8 @@ impl Watcher {
                     tracing::info!(container = %exit.name, exit_code = exit.code, "exit found in state after reconnecting (no event for it)");
                     reported += 1;
                     self.reported.insert(exit.id.clone(), exit.finished_nano);
-                    let suspect = exit.suspect();
-                    let facts = exit.facts.clone();
-                    self.alert_or_ignore(suspect, Some(facts), None, now_nanos());
+                    let facts = judge::Basis::State(exit.facts.clone());
+                    self.judging.start(exit.suspect(), facts, now_nanos()).await;
                 }
                 Decision::Skip(why) => {
                     tracing::info!(container = %exit.name, exit_code = exit.code, reason = why, "exit found in state not reported");

@@ -18,14 +18,18 @@
 //! - `cursor`: the place in the event stream, kept across restarts.
 //! - `reconcile`: after a reconnect or a restart, the exits no event reported.
 //! - `judge`: a suspect's inspection, detection and alert.
+//! - `judging`: judging suspects concurrently, in order per container.
 //! - `registry`: `hemostat:containers` membership and the heartbeat.
 //! - `unhealthy`: waiting out a container's `hemostat.unhealthy_grace`.
 
 mod catch_up;
 mod cursor;
 mod judge;
+mod judging;
 mod reconcile;
 mod registry;
+#[cfg(test)]
+mod tests;
 mod unhealthy;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -40,6 +44,8 @@ pub use registry::Registry;
 
 use catch_up::timestamp;
 use cursor::{Memory, Saver};
+pub use judging::AT_ONCE as ALERT_CONCURRENCY;
+use judging::Judging;
 
 use crate::{
     act::Recovery,
@@ -97,15 +103,13 @@ pub struct Watcher {
     /// Starts the dependents that went down with a container someone
     /// else restarted (see [`crate::dependents`]).
     dependents: Option<Recovery>,
-    /// Containers waiting out their unhealthy grace.
-    waits: unhealthy::Waits,
     /// Writes the cursor to the state folder; None: nothing is kept (tests).
     saver: Option<Saver>,
     /// Something the cursor is made of changed since it was last offered.
     dirty: bool,
-    /// Alerts whose evidence is still being gathered (container id, event
-    /// time, the task): the cursor stays short of them.
-    pending: Vec<(String, i64, tokio::task::JoinHandle<()>)>,
+    /// Suspects being judged (inspected, their alerts' evidence gathered),
+    /// off the event loop: the cursor stays short of them.
+    judging: Judging,
     /// The start of a catch-up not finished yet (see [`cursor`]).
     catching_up_from: Option<i64>,
     /// Catch up from the cursor before following live events.
@@ -126,6 +130,13 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn new(docker: Docker, alerts: Alerts, inflight: InFlight, registry: Registry, scope: Scope) -> Self {
+        let judge = judge::Judge {
+            docker: docker.clone(),
+            alerts: alerts.clone(),
+            inflight: inflight.clone(),
+            scope: scope.clone(),
+            waits: unhealthy::Waits::default(),
+        };
         Watcher {
             docker,
             alerts,
@@ -142,10 +153,9 @@ impl Watcher {
             stats: None,
             recent: None,
             dependents: None,
-            waits: unhealthy::Waits::default(),
+            judging: Judging::new(judge),
             saver: None,
             dirty: true,
-            pending: Vec::new(),
             catching_up_from: None,
             resuming: false,
             idle: None,
@@ -224,6 +234,13 @@ impl Watcher {
     /// otherwise leave the collector blind while it looks alive.
     pub fn idle_watchdog(mut self, idle: Duration) -> Self {
         self.idle = (!idle.is_zero()).then_some(idle);
+        self
+    }
+
+    /// Judges `n` suspects (exits, unhealthy flags) at a time: inspects
+    /// them and gathers their alerts' evidence (at least one).
+    pub fn alert_concurrency(mut self, n: usize) -> Self {
+        self.judging.set_at_once(n);
         self
     }
 
@@ -365,13 +382,12 @@ impl Watcher {
 
     /// What the cursor is made of now.
     fn memory(&mut self) -> Memory<'_> {
-        self.pending.retain(|(_, _, task)| !task.is_finished());
         Memory {
             last: self.last,
             seen: &self.seen,
             reported: &self.reported,
             kills: self.detector.kills().collect(),
-            pending: self.pending.iter().map(|(id, t, _)| (id.as_str(), *t)).collect(),
+            pending: self.judging.pending(),
             catching_up_from: self.catching_up_from,
         }
     }
@@ -379,7 +395,7 @@ impl Watcher {
     /// Offers the cursor to the saver when something changed (or an alert
     /// is still pending, whose hand-over moves it).
     fn save(&mut self) {
-        let changed = self.dirty || !self.pending.is_empty();
+        let changed = self.dirty || !self.judging.is_idle();
         if self.saver.is_none() || !changed {
             return;
         }
@@ -391,13 +407,10 @@ impl Watcher {
         }
     }
 
-    /// At shutdown: lets the alerts being gathered reach the outbox (a few
+    /// At shutdown: lets the alerts being judged reach the outbox (a few
     /// seconds at most), then writes the cursor one last time.
     async fn stop(mut self) {
-        let deadline = tokio::time::Instant::now() + STOP_WAIT;
-        for (_, _, task) in &mut self.pending {
-            let _ = tokio::time::timeout_at(deadline, task).await;
-        }
+        self.judging.settle(tokio::time::Instant::now() + STOP_WAIT).await;
         let cursor = Cursor::of(&self.memory());
         if let Some(saver) = &mut self.saver {
             saver.flush(&cursor).await;
@@ -414,6 +427,7 @@ impl Watcher {
     }
 
     async fn handle(&mut self, msg: &EventMessage) {
+        let received_nano = now_nanos();
         // Before detection, so the alert this event may raise lists it; the
         // store drops replayed duplicates itself.
         if let Some(recent) = &self.recent {
@@ -476,7 +490,7 @@ impl Watcher {
                 tracing::debug!(container = %event.name, "die already reported from state");
                 return;
             }
-            self.judge(suspect).await;
+            self.judging.start(suspect, judge::Basis::Inspect, received_nano).await;
         }
     }
 }

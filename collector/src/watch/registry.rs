@@ -82,6 +82,12 @@ impl Registry {
     pub fn resync(&self) {
         let _ = self.tx.send(Change::Resync);
     }
+
+    /// A registry whose updates go nowhere (tests of the watcher alone).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Registry {
+        Registry { tx: mpsc::unbounded_channel().0 }
+    }
 }
 
 struct Task {
