@@ -68,11 +68,17 @@ use crate::{
     act::{Consumer, Edge, EdgeSettings, Executor},
     alert::{Alerts, Awaiting, FactsWriter, Graces, LabelSilences, Recent, evidence::Gatherer},
     inflight::InFlight,
-    liveness::{Progress, Task},
+    liveness::{Progress, Stop, Supervised, Supervisor, Task},
     outbox::Outbox,
     state::StateDir,
     watch::{Cursor, Registry, Watcher},
 };
+
+/// A stalled task's instance stops within this, or is aborted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The consumer's, whose commands under way finish first (a restart and
+/// its verification).
+const COMMANDS_GRACE: Duration = Duration::from_secs(120);
 
 /// Runs until `shutdown` completes. Docker or Redis being unreachable at
 /// start is waited out (with backoff), not an error: the collector is
@@ -144,7 +150,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         progress: Some(progress.clone()),
         facts_current: Some(facts_current_rx),
     };
-    let (outbox, outbox_task) = Outbox::open(publisher, outbox_settings, cancel.clone())?;
+    let (outbox, outbox_task) = Outbox::open(publisher.clone(), outbox_settings, cancel.clone())?;
     let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
 
     let inflight = InFlight::new();
@@ -181,7 +187,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         Some(awaiting) => alerts.with_awaiting(awaiting.clone()),
         None => alerts,
     };
-    let (stats_tap, sampler_task) = sample::start(
+    let sampler = sample::start(
         &config,
         sample::Deps {
             docker: docker.clone(),
@@ -192,7 +198,6 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
             recent: recent.clone(),
             progress: progress.clone(),
         },
-        cancel.clone(),
     );
     let (registry, registry_task) = Registry::spawn(
         conn,
@@ -205,33 +210,74 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         facts_current,
         cancel.clone(),
     );
-    let watcher = Watcher::new(docker.clone(), alerts, inflight.clone(), registry, scope.clone())
-        .resume(state.clone(), cursor, config.resume_max_age)
-        .idle_watchdog(config.events_idle)
-        .alert_concurrency(usize::from(config.alert_concurrency))
-        .with_progress(progress.clone())
-        .alert_daemon_exits(config.alert_daemon_restart_exits)
-        .with_recent(recent)
-        .with_dependents(outbox.clone(), config.verify_seconds, config.stop_timeout, redactor.clone());
-    let watcher = match stats_tap {
-        Some(tap) => watcher.with_stats(tap),
-        None => watcher,
+    // Each long-running task is started by the supervisor, from a closure
+    // it can call again to restart the task once it stalls.
+    let mut supervisor = {
+        let outbox = outbox.clone();
+        Supervisor::new(progress.clone(), config.host.clone(), move |env| outbox.send(env))
     };
-    let executor = Executor::new(docker.clone(), &config, inflight, scope, redactor)?;
-    let consumer = Consumer::new(
-        blocking,
-        tasks_conn.clone(),
-        // Outcomes share the alerts' bounded, ordered queue and wait for
-        // delivery, so a command is acknowledged only once its outcome is out.
-        outbox.clone(),
-        // The edge healer's restarts share its limits and in-flight marks.
-        executor.clone(),
-        config.host.clone(),
-        keys,
-        usize::from(config.command_concurrency),
-    )
-    .max_age(config.command_max_age)
-    .with_progress(progress.clone());
+    let executor = Executor::new(docker.clone(), &config, inflight.clone(), scope.clone(), redactor.clone())?;
+    let watcher = {
+        let (docker, inflight, scope, state, outbox, progress) =
+            (docker.clone(), inflight, scope, state.clone(), outbox.clone(), progress.clone());
+        let stats_tap = sampler.as_ref().map(|(tap, _)| tap.clone());
+        let config = config.clone();
+        // The first instance resumes from the cursor read at start; a
+        // restarted one from the cursor its predecessor saved as it stopped.
+        let mut first = Some(cursor);
+        move |cancel: CancellationToken| -> liveness::Body {
+            let watcher =
+                Watcher::new(docker.clone(), alerts.clone(), inflight.clone(), registry.clone(), scope.clone());
+            let (state, cursor, recent, outbox) = (state.clone(), first.take(), recent.clone(), outbox.clone());
+            let (stats_tap, progress, redactor, config) =
+                (stats_tap.clone(), progress.clone(), redactor.clone(), config.clone());
+            Box::pin(async move {
+                let cursor = cursor.unwrap_or_else(|| Cursor::load(&state));
+                let watcher = watcher
+                    .resume(state, cursor, config.resume_max_age)
+                    .idle_watchdog(config.events_idle)
+                    .alert_concurrency(usize::from(config.alert_concurrency))
+                    .with_progress(progress)
+                    .alert_daemon_exits(config.alert_daemon_restart_exits)
+                    .with_recent(recent)
+                    .with_dependents(outbox, config.verify_seconds, config.stop_timeout, redactor);
+                let watcher = match stats_tap {
+                    Some(tap) => watcher.with_stats(tap),
+                    None => watcher,
+                };
+                watcher.run(cancel).await
+            })
+        }
+    };
+    supervisor = supervisor.supervise(Supervised::new(Task::Watcher, Stop::Cancel(STOP_GRACE), watcher));
+    let consumer = {
+        let (tasks_conn, outbox, executor, host, progress) =
+            (tasks_conn.clone(), outbox.clone(), executor.clone(), config.host.clone(), progress.clone());
+        let (concurrency, max_age) = (usize::from(config.command_concurrency), config.command_max_age);
+        move |cancel: CancellationToken| -> liveness::Body {
+            let consumer = Consumer::new(
+                blocking.clone(),
+                tasks_conn.clone(),
+                // Outcomes share the alerts' bounded, ordered queue and wait for
+                // delivery, so a command is acknowledged only once its outcome is out.
+                outbox.clone(),
+                // The edge healer's restarts share its limits and in-flight marks.
+                executor.clone(),
+                host.clone(),
+                keys.clone(),
+                concurrency,
+            )
+            .max_age(max_age)
+            .with_progress(progress.clone());
+            Box::pin(consumer.run(cancel))
+        }
+    };
+    // Its commands under way finish and report before a new instance reads
+    // (and their at-most-once markers stand if they must be aborted).
+    supervisor = supervisor.supervise(Supervised::new(Task::Consumer, Stop::Cancel(COMMANDS_GRACE), consumer));
+    if let Some((_, sampler)) = sampler {
+        supervisor = supervisor.supervise(Supervised::new(Task::Sampler, Stop::Cancel(STOP_GRACE), sampler));
+    }
     let edge_task = awaiting.map(|awaiting| {
         let edge = Edge {
             host: config.host.clone(),
@@ -250,9 +296,12 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         };
         tokio::spawn(edge.run(cancel.clone()))
     });
-    let watcher_task = tokio::spawn(watcher.run(cancel.clone()));
-    let consumer_task = tokio::spawn(consumer.run(cancel.clone()));
-    let mut tasks = vec![watcher_task, consumer_task, registry_task, sampler_task];
+    // The supervisor waits for its tasks at shutdown, the outbox last.
+    let drain = outbox.restarter(publisher, cancel.clone());
+    drop(outbox);
+    supervisor = supervisor.supervise(Supervised::new(Task::Outbox, Stop::Abort, drain).running(outbox_task));
+    let supervisor_task = tokio::spawn(supervisor.run(cancel.clone()));
+    let mut tasks = vec![registry_task];
     if let Some(addr) = &config.listen {
         // Bound before "ready": a bad address is a start-up error.
         let server = liveness::Server::bind(addr).await?;
@@ -268,7 +317,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // consumer) is gone and what they queued is delivered, or Redis fails
     // once more; what it holds then stays on disk for the next start.
     tasks.extend(edge_task);
-    tasks.push(outbox_task);
+    tasks.push(supervisor_task);
     Ok(tasks)
 }
 

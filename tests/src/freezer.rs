@@ -47,6 +47,8 @@ pub struct Freezer {
     holding: Arc<AtomicBool>,
     freezes: watch::Sender<Freeze>,
     generation: Arc<AtomicU64>,
+    /// Bumped by [`Freezer::thaw`]: silent connections are closed.
+    thaws: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -70,29 +72,45 @@ impl Freezer {
         let current = generation.clone();
         let holding = Arc::new(AtomicBool::new(false));
         let hold = holding.clone();
+        let (thaws, thawed) = watch::channel(0u64);
+        let mut thawing = thawed.clone();
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
-            while let Ok((client, _)) = listener.accept().await {
+            loop {
+                let client = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => return,
+                    },
+                    changed = thawing.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        // Closed: the peer is back, and says so.
+                        held.clear();
+                        continue;
+                    }
+                };
                 if hold.load(Ordering::SeqCst) {
                     // Accepted, never answered: a peer gone silent.
                     held.push(client);
                     continue;
                 }
                 let born = current.load(Ordering::SeqCst);
-                let watch = watch.clone();
+                let (watch, thawed) = (watch.clone(), thawed.clone());
                 match &target {
                     Target::Tcp(port) => {
                         let Ok(server) = TcpStream::connect(("127.0.0.1", *port)).await else { continue };
-                        tokio::spawn(pipe(client, server, born, watch));
+                        tokio::spawn(pipe(client, server, born, watch, thawed));
                     }
                     Target::Unix(path) => {
                         let Ok(server) = UnixStream::connect(path).await else { continue };
-                        tokio::spawn(pipe(client, server, born, watch));
+                        tokio::spawn(pipe(client, server, born, watch, thawed));
                     }
                 }
             }
         });
-        Freezer { port, holding, freezes, generation, task }
+        Freezer { port, holding, freezes, generation, thaws, task }
     }
 
     pub fn port(&self) -> u16 {
@@ -118,6 +136,13 @@ impl Freezer {
         self.freeze_where(Some(Arc::new(matching)));
     }
 
+    /// The peer is back: silent connections are closed (their clients
+    /// see the connection end, as after a reset), and new ones pass.
+    pub fn thaw(&self) {
+        self.holding.store(false, Ordering::SeqCst);
+        self.thaws.send_modify(|n| *n += 1);
+    }
+
     fn freeze_where(&self, matching: Option<Matcher>) {
         let below = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = self.freezes.send(Freeze { below, matching });
@@ -139,10 +164,17 @@ fn request_line(chunk: &[u8]) -> Option<String> {
     })
 }
 
-async fn pipe<S>(client: TcpStream, server: S, born: u64, mut freezes: watch::Receiver<Freeze>)
-where
+async fn pipe<S>(
+    client: TcpStream,
+    server: S,
+    born: u64,
+    mut freezes: watch::Receiver<Freeze>,
+    mut thawed: watch::Receiver<u64>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    // Only thaws after this connection's freeze count.
+    thawed.borrow_and_update();
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = tokio::io::split(server);
     let (mut up, mut down) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
@@ -155,8 +187,10 @@ where
                 }
                 let freeze = freezes.borrow_and_update().clone();
                 if born < freeze.below && freeze.matching.as_ref().is_none_or(|m| m(&request)) {
-                    // Silent, not closed: hold both sockets until the test ends.
-                    std::future::pending::<()>().await;
+                    // Silent, not closed: hold both sockets until a thaw
+                    // (or the end of the test).
+                    let _ = thawed.changed().await;
+                    return;
                 }
             }
             n = cr.read(&mut up) => match n {

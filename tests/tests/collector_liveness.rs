@@ -21,7 +21,12 @@ use hemostat_e2e::{
     ContainerSpec, Freezer, Process, ProcessBuilder, RedisServer, docker, free_port, http_get, start_collector,
     stream_events, test_host, wait_for,
 };
-use hemostat_protocol::{EventKind, connection::Connection, event::HealthAlert, liveness::CollectorHeartbeat};
+use hemostat_protocol::{
+    EventKind,
+    connection::Connection,
+    event::{HealthAlert, SystemAlert},
+    liveness::CollectorHeartbeat,
+};
 
 /// The watchdog's idle time in these tests (the default is 60 s).
 const IDLE: Duration = Duration::from_secs(3);
@@ -185,4 +190,91 @@ async fn healthz_and_the_heartbeat_report_progress_and_name_a_stalled_watcher() 
         cut.elapsed().as_millis(),
         expected.as_secs()
     );
+}
+
+/// The collector's `collector_degraded` and `collector_tasks_recovered`
+/// system alerts about `host`, in order.
+async fn liveness_alerts(conn: &Connection, host: &str) -> Vec<SystemAlert> {
+    stream_events::<SystemAlert>(&mut conn.clone(), EventKind::SystemAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| {
+            a.host == host
+                && [SystemAlert::COLLECTOR_DEGRADED, SystemAlert::COLLECTOR_RECOVERED_TASKS].contains(&a.kind.as_str())
+        })
+        .collect()
+}
+
+/// A watcher cut off from its engine makes no progress: it is restarted
+/// once (logged, counted in `/metrics`); the new instance makes none
+/// either, and the collector reports itself degraded, once; when the
+/// engine is back, the recovery. Sampling is off, so the watcher is the
+/// only task the cut stalls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_stays_stalled_is_restarted_once_then_reported_degraded_once_then_recovered() {
+    const IDLE: Duration = Duration::from_secs(1);
+    let port = free_port();
+    let s = setup_with(&format!("{}s", IDLE.as_secs()), |c| {
+        c.env("HEMOSTAT_COLLECTOR_LISTEN", format!("127.0.0.1:{port}")).env("HEMOSTAT_STATS_INTERVAL", "0")
+    })
+    .await;
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let restarts = |page: &str| {
+        page.lines()
+            .find_map(|l| l.strip_prefix(r#"hemostat_collector_task_restarts_total{task="watcher"} "#))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    assert_eq!(restarts(&http_get(&metrics, &[]).await.body), Some(0.0));
+    // The watcher's expected period with this idle time.
+    let period = IDLE * 3 + Duration::from_secs(10);
+
+    s.freezer.blackhole();
+    let cut = Instant::now();
+    s.collector.wait_for_line("restarting it", period + Duration::from_secs(10)).await;
+    let restarted = cut.elapsed();
+    let page = http_get(&metrics, &[]).await.body;
+    assert_eq!(restarts(&page), Some(1.0), "{page}");
+
+    let degraded = wait_for(period + Duration::from_secs(10), || async {
+        liveness_alerts(&s.redis, &s.host).await.into_iter().next()
+    })
+    .await;
+    let Some(degraded) = degraded else {
+        panic!("no collector_degraded alert; collector:\n{}", s.collector.log_tail(40));
+    };
+    let reported = cut.elapsed();
+    assert_eq!(degraded.kind, SystemAlert::COLLECTOR_DEGRADED, "{degraded:?}");
+    assert!(degraded.message.contains("watcher") && degraded.message.contains(&s.host), "{degraded:?}");
+    assert!(degraded.missing_for_seconds.is_some_and(|n| n >= period.as_secs()), "{degraded:?}");
+    let page = http_get(&metrics, &[]).await.body;
+    assert!(page.contains("hemostat_collector_degraded 1"), "{page}");
+
+    // Kept stalled for another period: no second report, no second restart.
+    tokio::time::sleep(period).await;
+    let alerts = liveness_alerts(&s.redis, &s.host).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}\ncollector:\n{}", s.collector.log_tail(40));
+    assert_eq!(restarts(&http_get(&metrics, &[]).await.body), Some(1.0));
+
+    s.freezer.thaw();
+    let thawed = Instant::now();
+    let recovered =
+        wait_for(Duration::from_secs(20), || async { liveness_alerts(&s.redis, &s.host).await.into_iter().nth(1) })
+            .await;
+    let Some(recovered) = recovered else {
+        panic!("no recovery after the thaw; collector:\n{}", s.collector.log_tail(40));
+    };
+    assert_eq!(recovered.kind, SystemAlert::COLLECTOR_RECOVERED_TASKS, "{recovered:?}");
+    assert!(recovered.message.contains("watcher"), "{recovered:?}");
+    let page = http_get(&metrics, &[]).await.body;
+    assert!(page.contains("hemostat_collector_degraded 0"), "{page}");
+    println!(
+        "engine cut off: watcher restarted after {} ms, collector_degraded after {} ms (expected period {} s); recovered {} ms after the engine came back",
+        restarted.as_millis(),
+        reported.as_millis(),
+        period.as_secs(),
+        thawed.elapsed().as_millis()
+    );
+    let alerts = liveness_alerts(&s.redis, &s.host).await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
 }

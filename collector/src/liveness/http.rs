@@ -60,7 +60,7 @@ fn render(progress: &Progress) -> String {
     let healthy = if progress.stalled().is_empty() { 1.0 } else { 0.0 };
     page.single("hemostat_collector_healthy", Kind::Gauge, "1 when every watched task progresses", healthy);
     let degraded = if progress.degraded() { 1.0 } else { 0.0 };
-    page.single("hemostat_collector_degraded", Kind::Gauge, "1 while a watched task is stalled", degraded);
+    page.single("hemostat_collector_degraded", Kind::Gauge, "1 while a task stays stalled after its restart", degraded);
     for (name, help, value) in progress.counters() {
         page.single(name, Kind::Counter, help, value as f64);
     }
@@ -68,6 +68,11 @@ fn render(progress: &Progress) -> String {
     page.family(ago, Kind::Gauge, "seconds since the task's last progress");
     for task in progress.tasks() {
         page.sample(ago, &[("task", &task.task)], task.progress_seconds_ago);
+    }
+    let restarts = "hemostat_collector_task_restarts_total";
+    page.family(restarts, Kind::Counter, "restarts of a task that made no progress for its expected period");
+    for task in progress.tasks() {
+        page.sample(restarts, &[("task", &task.task)], task.restarts as f64);
     }
     page.finish()
 }

@@ -8,17 +8,21 @@
 //! - [`Progress`]: each task's last progress and counters, shared without
 //!   a lock (a task's hot path stores an integer or two).
 //! - `http`: `/healthz` and `/metrics`, off unless `HEMOSTAT_COLLECTOR_LISTEN`.
+//! - `supervisor`: restarts a stalled task once and, if it stays stalled,
+//!   reports the collector degraded (a `system_alert`), then its recovery.
 
 mod http;
+mod supervisor;
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     time::Duration,
 };
 
 use hemostat_protocol::liveness::{Beat, TaskProgress};
 
 pub(crate) use http::Server;
+pub(crate) use supervisor::{Body, Stop, Supervised, Supervisor};
 
 /// A long-running task whose progress is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,10 @@ struct Slot {
     /// an idle watchdog: a quiet engine is then indistinguishable from a
     /// hung stream).
     stall_after_ms: AtomicU64,
+    /// Restarts by the supervisor, since start.
+    restarts: AtomicU64,
+    /// Stalled still after its restart, until it progresses again.
+    degraded: AtomicBool,
 }
 
 /// Every task's progress, and the counters `/metrics` shows.
@@ -116,11 +124,24 @@ impl Progress {
         }
     }
 
-    /// A watched task is stalled: the collector is up but partly blind or
-    /// deaf. (Restarting a stalled task before calling it degraded is not
-    /// built yet.)
+    /// A watched task stayed stalled after the supervisor restarted it:
+    /// the collector is up but partly blind or deaf.
     pub(crate) fn degraded(&self) -> bool {
-        !self.stalled().is_empty()
+        Task::ALL.into_iter().any(|t| self.slot(t).degraded.load(Relaxed))
+    }
+
+    /// The supervisor restarted `task`.
+    pub(crate) fn restarted(&self, task: Task) {
+        self.slot(task).restarts.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn set_degraded(&self, task: Task, degraded: bool) {
+        self.slot(task).degraded.store(degraded, Relaxed);
+    }
+
+    /// The expected period of `task` (None: not watched).
+    pub(crate) fn period(&self, task: Task) -> Option<Duration> {
+        self.stall_after(task)
     }
 
     /// Since `task` last progressed.
@@ -150,13 +171,16 @@ impl Progress {
             .filter_map(|task| {
                 let after = self.stall_after(task)?;
                 let ago = self.ago(task);
+                let slot = self.slot(task);
                 Some(TaskProgress {
                     task: task.name().to_owned(),
                     // Milliseconds are enough, and read better.
                     progress_seconds_ago: (ago.as_millis() as f64) / 1000.0,
                     stalled_after_seconds: after.as_secs_f64(),
-                    count: self.slot(task).count.load(Relaxed),
+                    count: slot.count.load(Relaxed),
                     stalled: ago > after,
+                    restarts: slot.restarts.load(Relaxed),
+                    degraded: slot.degraded.load(Relaxed),
                 })
             })
             .collect()

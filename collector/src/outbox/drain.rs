@@ -22,6 +22,8 @@ use crate::liveness::Task;
 /// The drain and the syncer, until the drain is done; then a last sync.
 pub(super) async fn run<P: Publisher>(publisher: P, shared: Arc<Shared>, cancel: CancellationToken) {
     let stop = CancellationToken::new();
+    // Aborted (a stalled drain restarted), the syncer ends with it.
+    let _syncer_ends = stop.clone().drop_guard();
     let syncer = tokio::spawn(syncer(shared.clone(), stop.clone()));
     drain(publisher, &shared, &cancel).await;
     stop.cancel();

@@ -53,7 +53,10 @@ use tokio_util::sync::CancellationToken;
 
 use hemostat_protocol::backoff::Backoff;
 
-use crate::{error::CollectorError, liveness::Progress};
+use crate::{
+    error::CollectorError,
+    liveness::{Body, Progress},
+};
 use drain::run;
 use log::{AppendError, Dropped, Log};
 pub use refusal::{Refusal, classify};
@@ -335,6 +338,21 @@ impl Outbox {
         let shared = Arc::new(Shared { state: Mutex::new(state), wake: Notify::new(), sync: Notify::new(), settings });
         let task = tokio::spawn(run(publisher, shared.clone(), cancel));
         Ok((Outbox { _handles: Arc::new(Handles(shared.clone())), shared }, task))
+    }
+
+    /// Another instance of the delivery loop, for the supervisor to start
+    /// once it has stopped (aborted) a stalled one: one drain per log at a
+    /// time is the caller's to ensure. An abort loses nothing: the head is
+    /// advanced only after Redis took it (so it may be sent twice), and
+    /// the lock is never held across an await. Holds no [`Outbox`] handle,
+    /// so it does not keep the outbox open.
+    pub fn restarter<P: Publisher + Clone + 'static>(
+        &self,
+        publisher: P,
+        cancel: CancellationToken,
+    ) -> impl FnMut(CancellationToken) -> Body + Send + 'static {
+        let shared = self.shared.clone();
+        move |_| Box::pin(run(publisher.clone(), shared.clone(), cancel.clone()))
     }
 
     /// Queues `env` for delivery; never waits for Redis.

@@ -30,7 +30,7 @@ use std::{
 
 use bollard::{Docker, query_parameters::ListContainersOptions};
 use hemostat_protocol::connection::Connection;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use snapshot::take as snapshot;
@@ -47,7 +47,7 @@ use crate::{
     error::CollectorError,
     event::{ContainerEvent, Happening},
     inflight::InFlight,
-    liveness::{Progress, Task},
+    liveness::{Body, Progress, Task},
     scope::Scope,
     usage::{Identity, View},
 };
@@ -99,6 +99,7 @@ pub fn roots(c: &Config) -> Roots {
 }
 
 /// What the sampler works with, shared with the rest of the collector.
+#[derive(Clone)]
 pub struct Deps {
     pub docker: Docker,
     /// For the stats keys; alerts go through `alerts`' outbox instead.
@@ -145,15 +146,27 @@ impl Tap {
     }
 }
 
-/// Starts the sampler unless `--stats-interval` is 0; the tap goes to the
-/// watcher. The task ends on `cancel`, dropping its outbox handle.
-pub fn start(config: &Config, deps: Deps, cancel: CancellationToken) -> (Option<Tap>, JoinHandle<()>) {
+/// The sampler unless `--stats-interval` is 0: the tap goes to the
+/// watcher; each call of the closure makes an instance, which ends on its
+/// token, dropping its outbox handle. Instances take the tap's queue in
+/// turn (a restarted sampler gets the notices its predecessor left).
+pub fn start(config: &Config, deps: Deps) -> Option<(Tap, impl FnMut(CancellationToken) -> Body + Send + 'static)> {
     if config.stats_interval.is_zero() {
         tracing::info!("stats sampling off (--stats-interval 0)");
-        return (None, tokio::spawn(async {}));
+        return None;
     }
-    let (tap, task) = Sampler::spawn(deps, Settings::from_config(config), cancel);
-    (Some(tap), task)
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let settings = Settings::from_config(config);
+    let start = move |cancel: CancellationToken| -> Body {
+        let (deps, settings, rx) = (deps.clone(), settings.clone(), rx.clone());
+        Box::pin(async move {
+            // Held by one instance at a time; the previous one has ended.
+            let mut rx = rx.lock_owned().await;
+            Sampler::new(deps, settings).run(&mut rx, cancel).await
+        })
+    };
+    Some((Tap { tx }, start))
 }
 
 #[derive(Debug)]
@@ -216,10 +229,9 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn spawn(deps: Deps, settings: Settings, cancel: CancellationToken) -> (Tap, JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn new(deps: Deps, settings: Settings) -> Sampler {
         let Deps { docker, conn, alerts, scope, inflight, recent, progress } = deps;
-        let sampler = Sampler {
+        Sampler {
             progress,
             docker,
             alerts,
@@ -234,11 +246,10 @@ impl Sampler {
             restarts: Restarts::default(),
             origin: Instant::now(),
             buf: ReadBuffer::default(),
-        };
-        (Tap { tx }, tokio::spawn(sampler.run(rx, cancel)))
+        }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Notice>, cancel: CancellationToken) {
+    async fn run(mut self, rx: &mut mpsc::UnboundedReceiver<Notice>, cancel: CancellationToken) {
         let budget = cgroup::raise_fd_limit();
         match self.version {
             Some(v) => {

@@ -379,7 +379,7 @@ impl SystemAlert {
     /// outbox) stayed without progress after it was restarted: the
     /// collector is up but partly blind or deaf.
     pub const COLLECTOR_DEGRADED: &'static str = "collector_degraded";
-    /// Every task of a collector that was degraded progresses again.
+    /// A collector task reported degraded progresses again (one per task).
     pub const COLLECTOR_RECOVERED_TASKS: &'static str = "collector_tasks_recovered";
 }
 

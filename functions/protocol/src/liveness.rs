@@ -59,8 +59,8 @@ pub struct CollectorHeartbeat {
     pub interval_seconds: f64,
     /// When it was written (RFC 3339).
     pub timestamp: String,
-    /// A task is stalled: the collector is up but partly blind or deaf
-    /// (see `tasks`).
+    /// A task stayed stalled after it was restarted: the collector is up
+    /// but partly blind or deaf (see `tasks`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub degraded: bool,
     /// Each long-running task's progress.
@@ -82,6 +82,16 @@ pub struct TaskProgress {
     pub count: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stalled: bool,
+    /// Times the collector restarted it for want of progress.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u64,
+    /// Stalled still after its restart, until it progresses again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One bridge replica's heartbeat.
@@ -154,6 +164,8 @@ mod tests {
                 stalled_after_seconds: 190.0,
                 count: 3,
                 stalled: false,
+                restarts: 1,
+                degraded: false,
             }],
             ..beat
         };
