@@ -12,6 +12,10 @@
 //! daemon will not clean up, and it refuses that container's every start
 //! (`task ... already exists`); HemoStat reports the restart failed. Run it
 //! with `--ignored`.
+
+use hemostat_e2e::chaos::{self, ChaosConfig, Fault};
+use hemostat_e2e::redis_server::cluster_mode;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "loses a crash to the engine every run (a restart sent as dockerd stops leaves a containerd task it refuses to replace: task already exists); see README, Benchmarks"]
 async fn no_crash_is_lost_or_restarted_twice_while_every_part_is_killed() {
