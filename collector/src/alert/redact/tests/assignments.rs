@@ -286,3 +286,49 @@ fn placeholders_where_a_secret_would_go() {
     hidden("Driver={ODBC Driver 18 for SQL Server};Server=db;UID=sa;PWD={Tq4;mm}}Rv8};", "Tq4;mm}}Rv8");
     hidden("Server=db;User Id=sa;Password=\"Tq4;mmRv8\";", "Tq4;mmRv8");
 }
+
+#[test]
+fn configuration_paths_pins_and_variables_set_to_a_secret() {
+    let s = fake(32);
+    for text in [
+        format!("Configuration value OvhConsumerKey:OvhConsumerKey = {s}"),
+        format!("[DBG] Configuration value Box:DeveloperToken = {s}"),
+        format!(r#"config: user=uma pin = "{s}" (source: env)"#),
+        format!("DEBUG dump host=db 'pin': '{s}' (source: vault)"),
+        format!(r#"connecting with pin:\"{s}\" (source: /etc/app/config.yaml)"#),
+        format!("params region=eu set smtp_pass to {s}"),
+        format!("resolved settings: set apiKey to {s} request_id=1"),
+        format!("params host=db masterPassword is {}$q", fake(12)),
+        format!("changed: [web6] => (item={{'key': 'DB_PASSWORD', 'value': '{s}'}})"),
+        format!("host=db <encryptionKey>{s}</encryptionKey> request_id=1"),
+        format!(r#"{{"msg":"authentication failed for salesforce_client_secret \"{s}\": invalid credentials"}}"#),
+        format!("WARN Api-Key header '{s}' not found in key store"),
+    ] {
+        let secret = if text.contains("masterPassword") { format!("{}$q", fake(12)) } else { s.clone() };
+        hidden(&text, &secret);
+    }
+    lines_untouched(&[
+        "Configuration value Logging:LogLevel = Information",
+        "Configuration value Cache:RoutingKey = orders",
+        "pin-sha256=\"xZeBxdAsEo/mIQGIVkooQ2sJ4mJc=\"",
+        "pin: true",
+        "set password to expire in 30 days",
+        "apiKey is required",
+        "changed: [web6] => (item={'key': 'LOG_LEVEL', 'value': 'debug'})",
+        "<primaryKey>id</primaryKey>",
+        r#"{"name": "LOG_LEVEL", "value": "debug"}"#,
+    ]);
+}
+
+#[test]
+fn go_json_escapes_of_separators() {
+    let (code, verifier, pw) = (fake(40), fake(43), fake(21));
+    let body = format!(
+        r#"{{"body":"grant_type=authorization_code\u0026code={code}\u0026code_verifier={verifier}\u0026client_id=web"}}"#
+    );
+    let out = hidden(&body, &code);
+    assert!(!out.contains(&verifier) && out.contains(r"\u0026client_id=web"), "{out}");
+    let out = hidden(&format!(r#"{{"msg":"loaded [reports] :password =\u003e \"{pw}\" timeout=30s"}}"#), &pw);
+    assert!(out.contains(r"=\u003e"), "{out}");
+    lines_untouched(&[r#"{"msg":"a \u003c b \u0026\u0026 c \u003e d","code":"E1"}"#]);
+}

@@ -262,3 +262,55 @@ fn password_hashes() {
         "host all all all scram-sha-256",
     ]);
 }
+
+#[test]
+fn more_tools_hashes_and_traces() {
+    let s = fake(25);
+    for (text, secret) in [
+        (format!("+ expdp scott/{s}@FREEPDB1 schemas=SCOTT dumpfile=full.dmp"), s.clone()),
+        (format!("+ wg set wg0 private-key <(echo {}=) peer x", fake(43)), format!("{}=", fake(43))),
+        (format!("+ printf '%s' '{}-#{}'", fake(8), fake(8)), format!("{}-#{}", fake(8), fake(8))),
+        (format!("BUNDLE_ENTERPRISE__CONTRIBSYS__COM=c9d6{}:{}", lower(4), hex(8)), hex(8)),
+        (format!("+ bundle config set --global gems.example.com quinn:{s}"), s.clone()),
+        (format!(r##"1715679585.677345 [0 127.0.0.1:5769] "CONFIG" "SET" "masterauth" "#{s}""##), format!("#{s}")),
+        (format!("2024-05-14T09:34:42Z stdout F user auth on #{} ~jobs:* +@all", hex(64)), hex(64)),
+        (format!("- \"traefik.http.middlewares.auth.basicauth.users=ops:$$apr1$$qj./eDja$${}\"", fake(22)), fake(22)),
+        (format!("-Dzookeeper.DigestAuthenticationProvider.superDigest=super:{}=", fake(43)), format!("{}=", fake(43))),
+        (format!("      │              └ '{}*{}_h'", fake(10), fake(10)), format!("{}*{}_h", fake(10), fake(10))),
+        (
+            "Secret ID    = 2cf2e107-cac3-4844-9127-edb7e48f76d3".to_owned(),
+            "2cf2e107-cac3-4844-9127-edb7e48f76d3".to_owned(),
+        ),
+    ] {
+        hidden(&text, &secret);
+    }
+    lines_untouched(&[
+        "+ expdp help=y",
+        "+ wg set wg0 listen-port 51820 private-key /etc/wireguard/wg0.key",
+        "+ printf '%s' 'hello world'",
+        "BUNDLE_PATH=vendor/bundle",
+        "BUNDLE_BUILD__NOKOGIRI=--use-system-libraries",
+        r#"1715679585.677345 [0 127.0.0.1:5769] "CONFIG" "GET" "maxmemory""#,
+        "user default on nopass ~* +@all",
+        "      │              └ 'GET /api/v1/users'",
+        "Accessor ID  = 2cf2e107-cac3-4844-9127-edb7e48f76d3",
+    ]);
+}
+
+#[test]
+fn key_flags_and_escaped_tabs() {
+    let key = format!("{}/{}+{}==", fake(40), fake(20), fake(24));
+    hidden(
+        &format!("+ az storage blob upload-batch -d '$web' -s ./dist --account-name acme --account-key {key}"),
+        &key,
+    );
+    let s = format!("c.{}&{}", fake(8), fake(4));
+    hidden(&format!(r#"level=DEBUG msg="params user=ivan credential\t{s} (source: /etc/app/config.yaml)""#), &s);
+    let s = hex(40);
+    hidden(&format!(r#"{{"@mt":"authentication failed for dd_application_key \"{s}\": invalid credentials"}}"#), &s);
+    lines_untouched(&[
+        "+ az storage account keys list --account-name acme --query [0].value",
+        r#"msg="credential\t(none)""#,
+        r#"{"msg":"cache miss for cache_key \"user:42\""}"#,
+    ]);
+}

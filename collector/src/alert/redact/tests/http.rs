@@ -126,3 +126,10 @@ fn cookies_and_session_ids() {
         "sessionid cookie missing",
     ]);
 }
+
+#[test]
+fn basic_authentication_objects() {
+    let s = format!("{}/{}=", fake(20), fake(10));
+    hidden(&format!("trino.dbapi.connect(host='trino', user='hana', auth=BasicAuthentication('hana', '{s}'))"), &s);
+    untouched("auth=BasicAuthentication(user, password)");
+}

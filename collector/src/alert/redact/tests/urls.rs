@@ -183,3 +183,40 @@ fn configuration_dumps_keys_and_connection_strings() {
         "GET /status?code=200",
     ]);
 }
+
+#[test]
+fn urls_escaped_encoded_or_with_a_token_for_user() {
+    let token = fake(32);
+    // JSON-escaped slashes (PHP's json_encode).
+    hidden(&format!(r#"{{"url":"rediss:\/\/:{token}@cache.example.net:6380\/0"}}"#), &token);
+    // A token as the URL's user (NATS token auth).
+    hidden(&format!("NATS_URL=nats://{token}@nats:4222"), &token);
+    // A URL with credentials percent-encoded in another URL's parameter,
+    // its password's own escapes doubled.
+    let secret = format!("{}%252F{}%253D", fake(12), fake(10));
+    hidden(&format!("GET /redirect?next=https%3A%2F%2Fann%3A{secret}%40api.example.net%2Fhook HTTP/1.1"), &secret);
+    // An ODBC connection string percent-encoded as a parameter.
+    let pwd = format!("{}%40{}%23x", fake(9), fake(8));
+    hidden(&format!("create_engine('mssql+pyodbc:///?odbc_connect=DRIVER%3Dx%3BUID%3Dsa%3BPWD%3D{pwd}')"), &pwd);
+    lines_untouched(&[
+        // A user that is a name, not a token.
+        "cloning https://deploy@git.example.com/org/repo.git",
+        // A URL in a parameter without credentials: a port, not a password.
+        "GET /redirect?next=https%3A%2F%2Fapi.example.net%3A8443%2Fhook%40x HTTP/1.1",
+        r#"{"url":"https:\/\/example.com\/a"}"#,
+        "odbc_connect=DRIVER%3Dx%3BUID%3Dsa%3BTrusted_Connection%3Dyes",
+    ]);
+}
+
+#[test]
+fn jaas_users_on_lines_of_their_own() {
+    let (a, b) = (fake(14), format!("{}.{}", lower(8), fake(8)));
+    let r = Redactor::default();
+    let mut log = r.lines();
+    for line in ["KafkaServer {", "  org.apache.kafka.common.security.plain.PlainLoginModule required"] {
+        log.redact(line);
+    }
+    assert!(!log.redact(&format!("web-1  |     user_admin=\"{a}\"")).0.contains(&a));
+    assert!(!log.redact(&format!("    user_sync=\"{b}\";")).0.contains(&b));
+    lines_untouched(&["    user_agent=\"curl/8.5.0\" status=200", "user_id=\"42\" logged in"]);
+}

@@ -280,3 +280,28 @@ fn more_vendor_token_formats() {
         "eyJhbGciOiJSUzI1NiJ9 is a header",
     ]);
 }
+
+#[test]
+fn webhook_ids_pats_seeds_and_encoded_credentials() {
+    let hook = format!("{}{}", lower(20), "8x4k2m");
+    let asana = format!("2/{}/{}:{}", "1204848379106882", "1248952451779801", hex(32));
+    let seed: String = "SU".chars().chain("QWERTYUIOPASDFGHJKLZXCVBNM234567".chars().cycle().take(56)).collect();
+    let b2 = format!("K00{}", fake(28));
+    let blob = "eyJ1c2VybmFtZSI6ICJxdWlubiIsICJwYXNzd29yZCI6ICJaeDhRbTJMcDVSdDdXbjRLZDlIcyJ9";
+    for (text, secret) in [
+        (format!("MATTERMOST_WEBHOOK_URL=https://chat.example.com/hooks/{hook}"), hook.as_str()),
+        (format!(r#"{{"asana_pat": "{asana}", "debug": false}}"#), asana.as_str()),
+        (seed.clone(), seed.as_str()),
+        (format!("+ b2 account authorize {} {b2}", hex(25)), b2.as_str()),
+        (format!("decoded secret payload from env: {blob}"), blob),
+    ] {
+        hidden(&text, secret);
+    }
+    lines_untouched(&[
+        "POST https://git.example.com/hooks/12 200",
+        "asana task 1204848379106882 updated",
+        // A JWT-like base64 JSON object without a secret member.
+        "payload eyJ1c2VybmFtZSI6ICJxdWlubiIsICJyb2xlIjogImFkbWluIiwgInJlZ2lvbiI6ICJldSJ9",
+        "STATUS OK SUMMARY COMPLETE",
+    ]);
+}

@@ -1,6 +1,7 @@
 //! The last look a rule may take at a match its pattern alone cannot
 //! judge: a small fixed set, named by the rules file (`validator = ...`).
 
+mod encoded;
 mod placeholders;
 mod words;
 
@@ -31,6 +32,8 @@ pub(super) enum Validator {
     /// A `Cookie` or `Set-Cookie` value that sets a cookie (not one that
     /// clears it: `session=; Max-Age=0`).
     Cookie,
+    /// Base64 of a JSON object that holds a secret-named member.
+    EncodedSecret,
 }
 
 impl Validator {
@@ -66,9 +69,13 @@ impl Validator {
                     || windows_path(before)
                     || (sep.starts_with(':')
                         && before.strip_suffix(':').is_some_and(|b| b.ends_with(|c: char| c.is_ascii_alphanumeric())));
-                // {"name": "DB_PASSWORD", "value": "x"}: "value" is a key.
+                // {"name": "DB_PASSWORD", "value": "x"}: "value" is a key, a
+                // string that opens an object's member (after `{`, `,`, or
+                // nothing); not `failed for api_key \"x\": invalid`.
+                let opening =
+                    line[..secret.start()].strip_suffix(['"', '\'']).map(|b| b.trim_end_matches('\\').trim_end());
                 let a_key = line[secret.end()..].trim_start_matches(['"', '\'', '\\']).trim_start().starts_with(':')
-                    && line[..secret.start()].ends_with(['"', '\'']);
+                    && opening.is_some_and(|b| b.is_empty() || b.ends_with(['{', ',', '[', '(']));
                 !in_path
                     && !a_key
                     && !starts_a_sentence(text, &line[secret.end()..])
@@ -99,6 +106,7 @@ impl Validator {
                         && text.bytes().any(|b| !b.is_ascii_alphanumeric())
             }
             Validator::Cookie => sets_a_cookie(text),
+            Validator::EncodedSecret => encoded::holds_a_secret(text),
         }
     }
 }
