@@ -69,18 +69,14 @@ const TUNING_2: Bounds =
 /// measured once, on 2026-12-06 after the rules were tuned on both other
 /// sets, at 142 of 1,624 secrets leaked as a log stream (189 as text) and
 /// 45 of 580 benign lines altered (70 as text); retired into tuning when a
-/// fresh evaluation set was written. Tuned since to 60 leaked (61 as text)
-/// and 16 altered; as text, 94 altered: a json-file record's `log` is now
-/// judged decoded, so a certificate's body line wrapped in one, alone,
-/// looks like a key's (in a stream it is kept). The bounds are what the
-/// rules reach now.
-const TUNING_3: Bounds = Bounds {
-    size: (1369, 1624, 580),
-    max_leaked: 60,
-    max_leaked_as_text: 61,
-    max_altered: 16,
-    max_altered_as_text: 94,
-};
+/// fresh evaluation set was written. Tuned since to 60 leaked (61 as text),
+/// then by family to 7 (8 as text), and 16 altered; as text, 94 altered: a
+/// json-file record's `log` is judged decoded, so a certificate's body line
+/// wrapped in one, alone, looks like a key's (in a stream it is kept; not
+/// hiding a lone base64 line as text would leak some 170 key body lines
+/// judged alone as text). The bounds are what the rules reach now.
+const TUNING_3: Bounds =
+    Bounds { size: (1369, 1624, 580), max_leaked: 7, max_leaked_as_text: 8, max_altered: 16, max_altered_as_text: 94 };
 
 /// The evaluation set (`tests/corpus/redaction/evaluation/`), the fourth
 /// written apart from the rules (by someone who had read neither them nor

@@ -93,7 +93,7 @@ impl<'a> LineRedactor<'a> {
             }
             let mut text = line;
             let mut count = 0;
-            self.redactor.apply(&mut text, &mut count);
+            apply(self.redactor, &mut text, &mut count);
             return (text, count);
         }
         self.plain_line(line)
@@ -145,7 +145,7 @@ impl<'a> LineRedactor<'a> {
         }
         let mut text = line.clone();
         let mut count = 0;
-        self.redactor.apply(&mut text, &mut count);
+        apply(self.redactor, &mut text, &mut count);
         let last_end = KEY_END.find_iter(&line).last().map(|m| m.start());
         if let Some(begin) = KEY_BEGIN.find_iter(&line).last().map(|m| m.start()) {
             self.in_key = last_end.is_none_or(|end| end < begin);
@@ -171,6 +171,29 @@ impl<'a> LineRedactor<'a> {
             .map(|k| k.as_str().to_owned());
         (text, count)
     }
+}
+
+/// The rules on one line. JSON written by Go's `encoding/json` (slog, zap,
+/// logrus) spells `&`, `<` and `>` as `\u0026`, `\u003c`, `\u003e`, so a
+/// form body's `a=1\u0026code=x` or Ruby's `:password =\u003e "x"` would
+/// hide its separators from the rules: such a line is judged with them
+/// decoded, and encoded again, exactly (it had none of the three
+/// characters plain, and a mark has none).
+fn apply(redactor: &Redactor, text: &mut String, count: &mut u32) {
+    if text.contains("\\u00") && !text.contains(['&', '<', '>']) {
+        let decoded = text.replace("\\u0026", "&").replace("\\u003c", "<").replace("\\u003e", ">");
+        if decoded.len() != text.len() {
+            let mut out = decoded;
+            let mut n = 0;
+            redactor.apply(&mut out, &mut n);
+            if n > 0 {
+                *text = out.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e");
+                *count += n;
+                return;
+            }
+        }
+    }
+    redactor.apply(text, count);
 }
 
 /// A Docker json-file log record: its `log` string decoded, and the line
