@@ -245,7 +245,11 @@ fn restart(instance: &mut Instance, cancel: &CancellationToken) {
         };
         if !ended {
             if let Stop::Cancel(grace) = stop {
-                tracing::warn!(task = name, grace_seconds = grace.as_secs(), "stalled task did not stop in time: aborted");
+                tracing::warn!(
+                    task = name,
+                    grace_seconds = grace.as_secs(),
+                    "stalled task did not stop in time: aborted"
+                );
                 old.abort();
             }
             // Polled once more only if it had not ended (a JoinHandle must
