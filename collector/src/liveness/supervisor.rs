@@ -239,17 +239,21 @@ fn restart(instance: &mut Instance, cancel: &CancellationToken) {
     let name = instance.supervised.task.name();
     instance.handle = tokio::spawn(async move {
         let mut old = old;
-        // A JoinHandle must not be polled again once it returned: awaited
-        // again only when the grace ran out (or it was aborted).
         let ended = match stop {
             Stop::Cancel(grace) => tokio::time::timeout(grace, &mut old).await.is_ok(),
             Stop::Abort => false,
         };
         if !ended {
             if let Stop::Cancel(grace) = stop {
-                tracing::warn!(task = name, grace_seconds = grace.as_secs(), "stalled task did not stop in time: aborted");
+                tracing::warn!(
+                    task = name,
+                    grace_seconds = grace.as_secs(),
+                    "stalled task did not stop in time: aborted"
+                );
                 old.abort();
             }
+            // Polled once more only if it had not ended (a JoinHandle must
+            // not be polled after it completed).
             let _ = old.await;
         }
         body.await;

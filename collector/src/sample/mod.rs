@@ -293,6 +293,8 @@ impl Sampler {
     async fn sync(&mut self) -> Result<(), CollectorError> {
         let list = self.docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
         for c in list {
+            // A long list read through a slow engine is work, not a stall.
+            self.progress.alive(Task::Sampler);
             let Some(id) = c.id else { continue };
             if c.labels.as_ref().is_some_and(|l| self.scope.excludes(l).is_some()) {
                 continue;

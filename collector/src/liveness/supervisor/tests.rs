@@ -162,3 +162,43 @@ async fn the_supervisor_restarts_reports_once_and_reports_the_recovery() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_lets_the_old_instance_end_on_its_token_before_the_new_one_starts() {
+    let progress = Arc::new(Progress::default());
+    progress.expect(Task::Consumer, Some(Duration::from_millis(1200)));
+    let (starts, ended, overlapped) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let consumer = {
+        let (starts, ended, overlapped) = (starts.clone(), ended.clone(), overlapped.clone());
+        Supervised::new(
+            Task::Consumer,
+            Stop::Cancel(Duration::from_secs(30)),
+            move |token: CancellationToken| -> Body {
+                let (starts, ended, overlapped) = (starts.clone(), ended.clone(), overlapped.clone());
+                Box::pin(async move {
+                    if starts.fetch_add(1, SeqCst) != ended.load(SeqCst) {
+                        overlapped.store(true, SeqCst);
+                    }
+                    // Makes no progress, and ends as at shutdown.
+                    token.cancelled().await;
+                    ended.fetch_add(1, SeqCst);
+                })
+            },
+        )
+    };
+    let cancel = CancellationToken::new();
+    let supervisor = Supervisor::new(progress.clone(), "h1".into(), |_| {}).supervise(consumer);
+    let task = tokio::spawn(supervisor.run(cancel.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while starts.load(SeqCst) < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(starts.load(SeqCst), 2);
+    // Well within its 30 s grace: it ended on its token, not by an abort.
+    assert_eq!(ended.load(SeqCst), 1);
+    assert!(!overlapped.load(SeqCst));
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("shutdown waits for the instance").unwrap();
+    assert_eq!(ended.load(SeqCst), 2);
+}
