@@ -92,7 +92,7 @@ async fn drain<P: Publisher>(publisher: P, shared: &Shared, cancel: &Cancellatio
     let mut attempts: Option<(Head, u64)> = None;
     let mut refused_since: Option<Instant> = None;
     let progress = shared.settings.progress.clone();
-    let mut facts = Facts { current: shared.settings.facts_current.clone(), waited: false };
+    let mut facts = Facts { current: shared.settings.facts_current.clone(), waited: false, told: false };
     let turned = || {
         if let Some(p) = &progress {
             p.progressed(Task::Outbox);
@@ -281,6 +281,8 @@ struct Facts {
     /// A wait in this spell of stale facts ran out and Redis took what
     /// went after: the next alerts go without waiting.
     waited: bool,
+    /// Said that events are held while Redis is away (once per outage).
+    told: bool,
 }
 
 impl Facts {
@@ -293,14 +295,26 @@ impl Facts {
                 FactsState::Current => {
                     self.waited = false;
                     let waited_ms = started.elapsed().as_millis() as u64;
-                    if waited_ms > 0 {
+                    if std::mem::take(&mut self.told) {
+                        tracing::info!(
+                            waited_ms,
+                            "Redis is back and this host's container facts are written; delivering held events in order"
+                        );
+                    } else if waited_ms > 0 {
                         tracing::info!(waited_ms, "container facts current; delivering alerts");
                     }
                     return;
                 }
                 _ if self.waited => return,
                 FactsState::Stale => FACTS_WAIT,
-                FactsState::Away => AWAY_WAIT,
+                FactsState::Away => {
+                    if !std::mem::replace(&mut self.told, true) {
+                        tracing::warn!(
+                            "Redis does not answer this host's registry: holding events until Redis is back"
+                        );
+                    }
+                    AWAY_WAIT
+                }
             };
             tokio::select! {
                 changed = tokio::time::timeout(budget, current.changed()) => match changed {
