@@ -27,6 +27,17 @@ pub const TEST_LABEL: &str = "hemostat-e2e.test";
 /// (`container.kill("USR1")`).
 pub const CRASH_ON_USR1: &str = r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#;
 
+/// Starts [`CRASH_ON_USR1`] on `docker` with no restart policy (only
+/// HemoStat may start it again) and waits until it runs.
+pub async fn start_crash_on_usr1(docker: &Docker) -> TestContainer {
+    let container = ContainerSpec::shell(CRASH_ON_USR1)
+        .restart_policy(bollard::models::RestartPolicyNameEnum::NO)
+        .start(docker)
+        .await;
+    container.wait_for_status(bollard::models::ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    container
+}
+
 /// What to run; build with [`ContainerSpec::new`] / [`ContainerSpec::shell`],
 /// then [`ContainerSpec::start`].
 #[derive(Debug, Clone)]

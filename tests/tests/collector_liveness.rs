@@ -16,10 +16,10 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
-    ContainerSpec, Freezer, Process, ProcessBuilder, RedisServer, docker, free_port, http_get, start_collector,
-    stream_events, test_host, wait_for,
+    Freezer, Process, ProcessBuilder, RedisServer, docker, free_port, http_get, start_collector, stream_events,
+    test_host, wait_for,
 };
 use hemostat_protocol::{
     EventKind,
@@ -67,11 +67,7 @@ async fn setup_with(idle: &str, configure: impl FnOnce(ProcessBuilder) -> Proces
 /// the live stream (its start event delivered), then freezes that stream.
 async fn crash_behind_a_frozen_stream(s: &Setup) -> (hemostat_e2e::TestContainer, Instant) {
     let docker = docker().await;
-    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
-    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let container = hemostat_e2e::container::start_crash_on_usr1(&docker).await;
     // The start went through the live stream (the registry has it), so the
     // stream is up and the watchdog's clock was just reset.
     tokio::time::sleep(Duration::from_millis(500)).await;

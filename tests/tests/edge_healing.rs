@@ -15,10 +15,10 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, Stack, StackEnv, TestContainer, docker, hemostat_cli, start_bridge, start_stack_with,
-    stream_events, wait_for,
+    RedisServer, Stack, StackEnv, TestContainer, docker, hemostat_cli, start_bridge, start_stack_with, stream_events,
+    wait_for,
 };
 use hemostat_protocol::{
     EventKind,
@@ -35,11 +35,7 @@ fn stack_env(after: &str) -> StackEnv {
 
 async fn crashing_container() -> TestContainer {
     let docker = docker().await;
-    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
-    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let container = hemostat_e2e::container::start_crash_on_usr1(&docker).await;
     // Past the collector's grace for a container just created.
     tokio::time::sleep(Duration::from_secs(2)).await;
     container

@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
-use hemostat_e2e::{
-    ContainerSpec, PrivateDockerd, RedisServer, StackEnv, start_bridge, start_stack_with, stream_events, wait_for,
-};
+use bollard::models::ContainerStateStatusEnum;
+use hemostat_e2e::{PrivateDockerd, RedisServer, StackEnv, start_bridge, start_stack_with, stream_events, wait_for};
 use hemostat_protocol::{
     EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
@@ -27,11 +25,7 @@ async fn a_restart_ordered_while_the_engine_restarts_runs_once_it_is_back() {
         .collector("HEMOSTAT_VERIFY_SECONDS", "2");
     let mut stack = start_stack_with(&redis.url(), &env).await;
     let docker = engine.docker().await;
-    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
-    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let container = hemostat_e2e::container::start_crash_on_usr1(&docker).await;
     // Past the collector's grace for a container just created.
     tokio::time::sleep(Duration::from_secs(2)).await;
 

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
-use hemostat_e2e::{ContainerSpec, RedisServer, docker, start_stack, state_dir, stream_events, wait_for};
+use bollard::models::ContainerStateStatusEnum;
+use hemostat_e2e::{RedisServer, docker, start_stack, state_dir, stream_events, wait_for};
 use hemostat_protocol::{
     EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
@@ -27,11 +27,7 @@ async fn a_crash_while_the_collector_was_killed_is_healed_once_it_is_back() {
     let written = wait_for(Duration::from_secs(10), || std::future::ready(cursor.exists().then_some(()))).await;
     assert!(written.is_some(), "no {}; collector:\n{}", cursor.display(), stack.collector.log_tail(30));
 
-    let container = ContainerSpec::shell(hemostat_e2e::container::CRASH_ON_USR1)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
-    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let container = hemostat_e2e::container::start_crash_on_usr1(&docker).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let first_start = parse_time(&container.state().await.started_at);
 
