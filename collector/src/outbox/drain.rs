@@ -289,6 +289,9 @@ impl Facts {
     async fn wait(&mut self, cancel: &CancellationToken) {
         let Some(current) = &mut self.current else { return };
         let started = Instant::now();
+        // However the state flips meanwhile (a flapping Redis), one wait is
+        // over by AWAY_WAIT: the delivery loop keeps turning.
+        let give_up = started + AWAY_WAIT;
         loop {
             let state = *current.borrow_and_update();
             let budget = match state {
@@ -316,6 +319,7 @@ impl Facts {
                     AWAY_WAIT
                 }
             };
+            let budget = budget.min(give_up.saturating_duration_since(Instant::now()));
             tokio::select! {
                 changed = tokio::time::timeout(budget, current.changed()) => match changed {
                     Ok(Ok(())) => continue,

@@ -195,6 +195,25 @@ async fn alerts_wait_for_current_facts_once_per_spell() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_flapping_registry_holds_an_alert_no_longer_than_the_away_wait() {
+    let cancel = CancellationToken::new();
+    let fake = Fake::default();
+    let dir = TempDir::new();
+    let (current, facts) = tokio::sync::watch::channel(FactsState::Away);
+    let settings = Settings { facts_current: Some(facts), ..settings(&dir, 1 << 20) };
+    let (outbox, task) = Outbox::open(fake.clone(), settings, cancel.clone()).unwrap();
+    outbox.send(env(1));
+    // Redis comes and goes every second and the facts are never current.
+    for second in 0..AWAY_WAIT.as_secs() + 2 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        current.send_replace(if second % 2 == 0 { FactsState::Stale } else { FactsState::Away });
+    }
+    settle().await;
+    assert_eq!(fake.accepted(), [1], "held past the away wait by a state that kept changing");
+    stop(outbox, task, cancel).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_outbox_drops_the_oldest_and_counts() {
     let cancel = CancellationToken::new();
     let fake = Fake::default();
