@@ -13,7 +13,6 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use bollard::{Docker, query_parameters::ListContainersOptions};
-use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef,
     envelope::seed_timestamp,
@@ -21,6 +20,7 @@ use hemostat_protocol::{
     keys,
     liveness::CollectorHeartbeat,
 };
+use hemostat_protocol::{ProtocolError, connection::Connection};
 use redis::AsyncCommands;
 use tokio::{
     sync::{mpsc, watch},
@@ -28,7 +28,13 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{alert::LabelSilences, error::CollectorError, liveness::Progress, outbox::FactsState, scope::Scope};
+use crate::{
+    alert::LabelSilences,
+    error::CollectorError,
+    liveness::Progress,
+    outbox::{FactsState, Refusal, classify},
+    scope::Scope,
+};
 
 pub use hemostat_protocol::keys::heartbeat as heartbeat_key;
 
@@ -158,7 +164,16 @@ impl Task {
                     }
                 }
                 change = rx.recv() => match change {
-                    Some(change) => self.apply(change).await,
+                    Some(change) => {
+                        let before = *self.current.borrow();
+                        self.apply(change).await;
+                        // Redis went away under this write: the next beat
+                        // (which resyncs) within a second, as after a failed
+                        // beat (once: later failures must not keep moving it).
+                        if before != FactsState::Away && *self.current.borrow() == FactsState::Away {
+                            tick.reset_after(self.interval.min(OUTAGE_RETRY));
+                        }
+                    }
                     None => return,
                 },
             }
@@ -185,19 +200,28 @@ impl Task {
                 tracing::debug!(?change, "registry updated");
             }
             Err(e) => {
-                self.stale();
+                self.stale(&e);
                 tracing::warn!(?change, error = %e, "registry update failed; will resync");
             }
         }
     }
 
-    /// A write failed: resync on the next beat; alerts wait for it (no
-    /// change while Redis is away: the next beat says when it is back).
-    fn stale(&mut self) {
+    /// A write failed: resync on the next beat; alerts wait for it. A
+    /// Redis that does not answer (an outage, not a refusal) makes the
+    /// facts away at once, not only at the next failed heartbeat (up to an
+    /// interval later): an alert must not take "stale" for "Redis answers"
+    /// and go out the moment Redis is back, before the facts.
+    fn stale(&mut self, error: &CollectorError) {
         self.dirty = true;
+        let outage = match error {
+            CollectorError::Redis(e) => classify(&ProtocolError::Redis(e.clone())) == Refusal::Transient,
+            CollectorError::Protocol(e) => classify(e) == Refusal::Transient,
+            _ => false,
+        };
         self.current.send_if_modified(|state| {
             let was = *state;
             *state = match was {
+                _ if outage => FactsState::Away,
                 FactsState::Away => FactsState::Away,
                 _ => FactsState::Stale,
             };
