@@ -39,7 +39,7 @@ pub async fn inspect(docker: &Docker, container: &str) -> Result<ContainerInspec
 /// How long an action waits out an engine that went away mid-command (a
 /// `dockerd` restart takes seconds; with live-restore its containers run
 /// on) before it reports the call failed.
-pub const ENGINE_PATIENCE: Duration = Duration::from_secs(30);
+const ENGINE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Docker's restart, stop or start of container `id`, stops waiting
 /// `timeout` before the SIGKILL; Err: Docker's own message. The one call

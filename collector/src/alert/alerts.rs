@@ -279,15 +279,14 @@ impl Alerts {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
 
-    use hemostat_protocol::{Envelope, EventKind, ProtocolError, Publisher};
+    use hemostat_protocol::EventKind;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::{
         detect::{LeakRule, Rule},
-        outbox::testing::TempDir,
+        outbox::testing::{Recorder, TempDir},
         usage::{Identity, Usage},
     };
 
@@ -295,18 +294,6 @@ mod tests {
     const T0: i64 = 1_700_000_000 * SEC;
     const RULE: Rule = Rule { threshold: 85.0, sustain: 5.0, clear: 10.0, margin: 10.0 };
     const RULES: Rules = Rules { cpu: RULE, memory: RULE, leak: LeakRule { window: 10, horizon: 600.0 } };
-
-    /// Redis that takes everything; records what it was given.
-    #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<Envelope>>>);
-
-    impl Publisher for Recorder {
-        async fn publish(&self, env: &Envelope) -> Result<String, ProtocolError> {
-            let mut got = self.0.lock().unwrap();
-            got.push(env.clone());
-            Ok(format!("{}-0", got.len()))
-        }
-    }
 
     /// The folder is the outbox's: keep it while the alerts are used.
     fn alerts() -> (Alerts, Recorder, TempDir) {

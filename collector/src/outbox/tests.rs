@@ -145,14 +145,23 @@ async fn holds_events_during_an_outage_and_delivers_them_in_order() {
     stop(outbox, task, cancel).await;
 }
 
+/// An outbox whose alerts wait for the registry's facts, away at first.
+fn facts_outbox(
+    fake: Fake,
+    cancel: CancellationToken,
+) -> (Outbox, tokio::task::JoinHandle<()>, TempDir, tokio::sync::watch::Sender<FactsState>) {
+    let dir = TempDir::new();
+    let (current, facts) = tokio::sync::watch::channel(FactsState::Away);
+    let settings = Settings { facts_current: Some(facts), ..settings(&dir, 1 << 20) };
+    let (outbox, task) = Outbox::open(fake, settings, cancel).unwrap();
+    (outbox, task, dir, current)
+}
+
 #[tokio::test(start_paused = true)]
 async fn alerts_wait_for_current_facts_once_per_spell() {
     let cancel = CancellationToken::new();
     let fake = Fake::default();
-    let dir = TempDir::new();
-    let (current, facts) = tokio::sync::watch::channel(FactsState::Away);
-    let settings = Settings { facts_current: Some(facts), ..settings(&dir, 1 << 20) };
-    let (outbox, task) = Outbox::open(fake.clone(), settings, cancel.clone()).unwrap();
+    let (outbox, task, _dir, current) = facts_outbox(fake.clone(), cancel.clone());
     outbox.send(env(1));
     // Redis away for the registry: the alert waits, and when Redis is back
     // it still waits for the facts.
@@ -198,10 +207,7 @@ async fn alerts_wait_for_current_facts_once_per_spell() {
 async fn a_flapping_registry_holds_an_alert_no_longer_than_the_away_wait() {
     let cancel = CancellationToken::new();
     let fake = Fake::default();
-    let dir = TempDir::new();
-    let (current, facts) = tokio::sync::watch::channel(FactsState::Away);
-    let settings = Settings { facts_current: Some(facts), ..settings(&dir, 1 << 20) };
-    let (outbox, task) = Outbox::open(fake.clone(), settings, cancel.clone()).unwrap();
+    let (outbox, task, _dir, current) = facts_outbox(fake.clone(), cancel.clone());
     outbox.send(env(1));
     // Redis comes and goes every second and the facts are never current.
     for second in 0..AWAY_WAIT.as_secs() + 2 {

@@ -10,26 +10,14 @@ use std::{
 
 use axum::{Json, Router, http::Uri};
 use bollard::models::{EventActor, EventMessage, EventMessageTypeEnum};
-use hemostat_protocol::{Envelope, ProtocolError, Publisher};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::outbox::testing::Recorder;
 
 const SEC: i64 = 1_000_000_000;
-
-/// Redis that takes everything; records what it was given.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Envelope>>>);
-
-impl Publisher for Recorder {
-    async fn publish(&self, env: &Envelope) -> Result<String, ProtocolError> {
-        let mut got = self.0.lock().unwrap();
-        got.push(env.clone());
-        Ok(format!("{}-0", got.len()))
-    }
-}
 
 impl Recorder {
     /// (container, detected_at) of the alerts published so far.
