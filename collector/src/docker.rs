@@ -148,7 +148,9 @@ fn is_unreachable(err: &BollardError) -> bool {
 
 /// An engine back from a restart refuses to start a container whose
 /// previous task it is still restoring ("task ... already exists"); it
-/// accepts once that is done.
+/// accepts once that is done. Where it kept a stale containerd task (a
+/// restart sent as a `--live-restore` engine stopped), it refuses for good,
+/// and the failure is reported after [`ENGINE_PATIENCE`].
 fn is_restoring(err: &BollardError) -> bool {
     matches!(err, BollardError::DockerResponseServerError { message, .. } if message.contains("task") && message.contains("already exists"))
 }

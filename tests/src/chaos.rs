@@ -19,7 +19,14 @@
 //! - **healed**: started again after its crash;
 //! - **lost**: not started again within [`ChaosConfig::settle`] after the
 //!   last fault ended;
-//! - **executed twice**: started more than once after its one crash.
+//! - **executed twice**: started more than once after its one crash;
+//! - **refused by the engine**: not started again, and the engine refuses
+//!   the run's own `docker start` of it too with `task ... already exists`
+//!   (a restart sent as a `--live-restore` engine stops leaves a containerd
+//!   task the restarted engine will not replace; nobody can start that
+//!   container again until the engine's host is cleaned up). Told apart
+//!   from a loss so a loss stays HemoStat's: one the run's own start heals
+//!   was HemoStat's to heal.
 //!
 //! [`run`] returns a [`ChaosReport`]; `hemostat-bench-chaos` prints it
 //! for ten minutes, `tests/tests/chaos.rs` asserts it for a short pass.
@@ -167,6 +174,9 @@ pub struct ChaosReport {
     pub alerted: usize,
     pub healed: usize,
     pub lost: Vec<LostCrash>,
+    /// Unhealed crashes the engine refuses to start for anyone (see the
+    /// module docs).
+    pub engine_refused: Vec<LostCrash>,
     /// Containers started more than once after their one crash, with the
     /// number of starts.
     pub executed_twice: Vec<(String, usize)>,
@@ -191,6 +201,10 @@ impl ChaosReport {
         out.push_str(&format!("alerts: {} (for {} of the crashes)\n", self.alerts, self.alerted));
         out.push_str(&format!("healed: {}\n", self.healed));
         out.push_str(&format!("lost: {} (goal 0)\n", self.lost.len()));
+        out.push_str(&format!(
+            "refused by the engine (task already exists, for the run's own start too): {}\n",
+            self.engine_refused.len()
+        ));
         out.push_str(&format!("executed twice: {} (goal 0)\n", self.executed_twice.len()));
         out.push_str(&format!(
             "longest time a crash waited: {:.1} s ({}); median {:.1} s\n",
@@ -209,6 +223,15 @@ impl ChaosReport {
                 lost.alerts,
                 lost.outcomes.join("; "),
                 lost.state
+            ));
+        }
+        for refused in &self.engine_refused {
+            out.push_str(&format!(
+                "REFUSED {} crashed at {:.1} s: {} alert(s), outcomes [{}]\n",
+                refused.container,
+                refused.crashed_at,
+                refused.alerts,
+                refused.outcomes.join("; ")
             ));
         }
         for (name, starts) in &self.executed_twice {
@@ -341,9 +364,12 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
 
     // Every crash gets `settle` after the last fault to be healed.
     let deadline = faults_over + config.settle;
+    // A crash whose restart the engine refused for good (reported as
+    // `task ... already exists`) is not waited for.
     while Instant::now() < deadline {
-        let pending = ledger.lock().expect("ledger").unhealed(&planned);
-        if pending == 0 {
+        let pending: Vec<String> =
+            ledger.lock().expect("ledger").unhealed(&planned).into_iter().map(str::to_owned).collect();
+        if pending.is_empty() || refused_for_good(&parts.url, &parts.host, &pending).await {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -429,13 +455,23 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
                         .map(|(_, f)| format!("false alarm: {}", f.reason)),
                 );
                 let state = state.map_or("unknown".to_owned(), |s| format!("{:?} exit {:?}", s.status, s.exit_code));
-                report.lost.push(LostCrash {
+                let unhealed = LostCrash {
                     container: p.name.clone(),
                     crashed_at: (crash_ns - t0_ns) as f64 / 1e9,
                     alerts: mine,
                     outcomes: said,
                     state,
-                });
+                };
+                // Could anyone have started it? Only the engine's own
+                // refusal excuses HemoStat.
+                let own_start = match p.container.as_ref() {
+                    Some(c) => docker.start_container(c.id(), None).await.map_err(|e| e.to_string()),
+                    None => Err("no container".to_owned()),
+                };
+                match own_start {
+                    Err(e) if e.contains("already exists") => report.engine_refused.push(unhealed),
+                    _ => report.lost.push(unhealed),
+                }
             }
         }
         if restarts.len() > 1 {
@@ -454,6 +490,22 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
     drop(dockerd);
     drop(redis);
     report
+}
+
+/// Whether every one of `names` has a restart outcome that failed with the
+/// engine's `task ... already exists` (see the module docs).
+async fn refused_for_good(url: &str, host: &str, names: &[String]) -> bool {
+    let Ok(mut conn) = hemostat_protocol::connection::connect(url).await else {
+        return false;
+    };
+    let outcomes = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
+    names.iter().all(|name| {
+        outcomes.iter().any(|(_, o)| {
+            o.host == host
+                && &o.container == name
+                && o.result.error.as_deref().is_some_and(|e| e.contains("already exists"))
+        })
+    })
 }
 
 /// The run's Redis.
@@ -645,8 +697,8 @@ impl Ledger {
         starts
     }
 
-    /// Crashed containers not started again yet.
-    fn unhealed(&self, planned: &[Planned]) -> usize {
+    /// Crashed containers not started again yet, by name.
+    fn unhealed<'p>(&self, planned: &'p [Planned]) -> Vec<&'p str> {
         planned
             .iter()
             .filter(|p| match self.crash_of(&p.id) {
@@ -655,7 +707,8 @@ impl Ledger {
                 // unless it should have long ago.
                 None => p.crash_ns > now_ns() - Duration::from_secs(10).as_nanos() as i64,
             })
-            .count()
+            .map(|p| p.name.as_str())
+            .collect()
     }
 }
 
