@@ -72,6 +72,8 @@ pub enum Judge {
     First,
     /// The `n`th alert (1-based) carrying this anomaly.
     Nth(AnomalyKind, usize),
+    /// The `n`th alert (1-based) about an exit, whatever its code.
+    NthExit(usize),
 }
 
 /// What the suite expects of one incident, step by step.
@@ -80,6 +82,10 @@ pub enum Expect {
     /// A decision on the judged alert: its diagnosis's cause and the action
     /// (`none` for a `false_alarm`).
     Decision { judge: Judge, cause: Cause, action: Action },
+    /// A verdict on the judged alert: its cause, and whether it is
+    /// restarted (exactly when a restart can help; any other action for a
+    /// failure a restart cannot fix).
+    Verdict { judge: Judge, cause: Cause, restart: bool },
     /// Nothing to fix: no `remediation_needed` within `window` after the
     /// provocation (a `false_alarm`, or no alert at all), and proof that
     /// the incident happened.
@@ -109,14 +115,26 @@ pub enum Provoke {
     Nothing,
     /// An operator runs `docker stop` once the container printed this.
     OperatorStop { after: &'static str },
+    /// The container fails this many times in all: after each exit but the
+    /// last, once HemoStat decided, it is started again if HemoStat did not
+    /// (as an operator or a deploy retrying would).
+    Repeat(usize),
+}
+
+/// How an incident's container is made.
+pub(crate) enum Spec {
+    /// Written in Rust, in [`all`].
+    Code(fn() -> ContainerSpec),
+    /// Written as data ([`crate::incident_files`]).
+    Written(crate::incident_files::IncidentFile),
 }
 
 /// One incident.
 pub struct Incident {
-    pub name: &'static str,
+    pub name: String,
     /// What happens, for the table's legend.
-    pub what: &'static str,
-    spec: fn() -> ContainerSpec,
+    pub what: String,
+    pub(crate) spec: Spec,
     pub provoke: Provoke,
     pub steps: Vec<Step>,
     /// How long its decisions may take to arrive, from the container's start.
@@ -127,7 +145,10 @@ impl Incident {
     /// The container, labelled for the running test (call it from the
     /// test's own thread: the label is the thread's test name).
     pub fn spec(&self) -> ContainerSpec {
-        (self.spec)()
+        match &self.spec {
+            Spec::Code(spec) => spec(),
+            Spec::Written(file) => file.spec(),
+        }
     }
 }
 
@@ -151,32 +172,32 @@ pub fn all() -> Vec<Incident> {
     let secs = Duration::from_secs;
     vec![
         Incident {
-            name: "oom_kill",
-            what: "a loader outgrows its 16 MiB limit (no swap): the kernel OOM-kills it",
-            spec: || {
+            name: "oom_kill".into(),
+            what: "a loader outgrows its 16 MiB limit (no swap): the kernel OOM-kills it".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(r#"echo "loader: reading 2.1 GB training set into memory"; exec tail /dev/zero"#)
                     .memory_without_swap(16 * MIB)
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::OomKilled, Restart, KEEPS_DOWN)],
             deadline: secs(20),
         },
         Incident {
-            name: "segfault",
-            what: "a native worker dies of SIGSEGV (exit 139)",
-            spec: || {
+            name: "segfault".into(),
+            what: "a native worker dies of SIGSEGV (exit 139)".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "encoder: processing frame 1024"; sh -c 'kill -SEGV $$'; rc=$?; [ "$rc" = 139 ] && echo "Segmentation fault (core dumped)" >&2; exit $rc"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::Segfault, Restart, KEEPS_DOWN)],
             deadline: secs(20),
         },
         Incident {
-            name: "port_in_use",
-            what: "a second server binds a port another process of the container holds",
-            spec: || {
+            name: "port_in_use".into(),
+            what: "a second server binds a port another process of the container holds".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"nc -l -p 8080 >/dev/null & sleep 0.3
 echo "Server starting on :8080"
@@ -186,15 +207,15 @@ if ! nc -l -p 8080 >/dev/null; then
   exit 1
 fi"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::PortInUse, Nothing, REPEATS)],
             deadline: secs(20),
         },
         Incident {
-            name: "disk_full",
-            what: "a spooler fills its 1 MiB tmpfs, then dies writing",
-            spec: || {
+            name: "disk_full".into(),
+            what: "a spooler fills its 1 MiB tmpfs, then dies writing".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "spooler: writing batches to /data"
 while dd if=/dev/zero bs=64k count=1 2>/tmp/dd.err >> /data/spool.bin; do sleep 0.25; done
@@ -205,15 +226,15 @@ echo "OSError: [Errno 28] No space left on device" >&2
 exit 1"#,
                 )
                 .tmpfs("/data", "size=1m")
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::DiskFull, Action::Cleanup, REPEATS)],
             deadline: secs(25),
         },
         Incident {
-            name: "dependency_refused",
-            what: "an API cannot reach its database: the connection is refused",
-            spec: || {
+            name: "dependency_refused".into(),
+            what: "an API cannot reach its database: the connection is refused".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "api: connecting to postgres at 127.0.0.1:5432"
 if ! nc 127.0.0.1 5432 </dev/null; then
@@ -222,15 +243,15 @@ if ! nc 127.0.0.1 5432 </dev/null; then
   exit 1
 fi"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::DependencyUnreachable, Nothing, REPEATS)],
             deadline: secs(20),
         },
         Incident {
-            name: "missing_config",
-            what: "a service starts without its configuration file",
-            spec: || {
+            name: "missing_config".into(),
+            what: "a service starts without its configuration file".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "app: loading /etc/app/config.yaml"
 if ! cat /etc/app/config.yaml >/dev/null; then
@@ -238,15 +259,15 @@ if ! cat /etc/app/config.yaml >/dev/null; then
   exit 1
 fi"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::MissingFileOrConfig, Nothing, REPEATS)],
             deadline: secs(20),
         },
         Incident {
-            name: "permission_denied",
-            what: "a service running as nobody cannot write its state file",
-            spec: || {
+            name: "permission_denied".into(),
+            what: "a service running as nobody cannot write its state file".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "app: writing pid file /app.pid"
 if ! echo $$ > /app.pid; then
@@ -255,36 +276,36 @@ if ! echo $$ > /app.pid; then
 fi"#,
                 )
                 .user("65534")
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::PermissionDenied, Nothing, REPEATS)],
             deadline: secs(20),
         },
         Incident {
-            name: "health_timeout",
-            what: "a server accepts connections and never answers: its health check times out",
-            spec: || {
+            name: "health_timeout".into(),
+            what: "a server accepts connections and never answers: its health check times out".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"trap 'exit 143' TERM
 echo "Listening on 127.0.0.1:8080"
 while :; do nc -l -p 8080 >/dev/null; done"#,
                 )
                 .healthcheck("wget -q -O- http://127.0.0.1:8080/health", 1000)
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::HealthCheckFailing, Restart, KEEPS_DOWN)],
             deadline: secs(25),
         },
         Incident {
-            name: "cpu_burner",
-            what: "a busy loop pegs a core; restarted, it burns again",
-            spec: || {
+            name: "cpu_burner".into(),
+            what: "a busy loop pegs a core; restarted, it burns again".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"trap 'exit 143' TERM
 echo "indexer: rebuilding search index"
 while :; do :; done"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![
                 decision(Judge::Nth(AnomalyKind::HighCpu, 1), Cause::CpuBurn, Restart, &[Action::Stop]),
@@ -299,9 +320,9 @@ while :; do :; done"#,
             deadline: secs(45),
         },
         Incident {
-            name: "memory_leak",
-            what: "a cache grows 1 MiB every 250 ms toward its 48 MiB limit",
-            spec: || {
+            name: "memory_leak".into(),
+            what: "a cache grows 1 MiB every 250 ms toward its 48 MiB limit".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"trap 'exit 143' TERM
 n=0
@@ -312,39 +333,39 @@ while :; do
 done"#,
                 )
                 .memory_without_swap(48 * MIB)
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::MemoryLeak, Restart, &[Action::Stop])],
             deadline: secs(30),
         },
         Incident {
-            name: "crash_loop",
-            what: "a worker exits 1 at once, restarted by Docker's restart policy again and again",
-            spec: || {
+            name: "crash_loop".into(),
+            what: "a worker exits 1 at once, restarted by Docker's restart policy again and again".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "worker: starting"; echo "Error: worker 1 exited with status 1" >&2; exit 1"#,
                 )
                 .restart_policy(RestartPolicyNameEnum::ALWAYS)
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![decision(Judge::Nth(AnomalyKind::ExcessiveRestarts, 1), Cause::CrashLoop, Nothing, REPEATS)],
             deadline: secs(30),
         },
         Incident {
-            name: "clean_exit",
-            what: "a one-shot migration finishes (exit 0) under restart policy always",
-            spec: || {
+            name: "clean_exit".into(),
+            what: "a one-shot migration finishes (exit 0) under restart policy always".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(r#"echo "migrate: applied 3 migrations, schema at version 42"; exit 0"#)
                     .restart_policy(RestartPolicyNameEnum::ALWAYS)
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![decision(Judge::Nth(AnomalyKind::ExcessiveRestarts, 1), Cause::CleanExit, Nothing, REPEATS)],
             deadline: secs(30),
         },
         Incident {
-            name: "transient_spike",
-            what: "3 s after start (once the collector samples it), a 2 s CPU burst on two threads, shorter than the sustain window; then idle",
-            spec: || {
+            name: "transient_spike".into(),
+            what: "3 s after start (once the collector samples it), a 2 s CPU burst on two threads, shorter than the sustain window; then idle".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"trap 'exit 143' TERM
 sleep 3
@@ -355,7 +376,7 @@ wait
 echo "report: done"
 while :; do sleep 0.2; done"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![Step {
                 expect: Expect::Quiet {
@@ -370,15 +391,15 @@ while :; do sleep 0.2; done"#,
             deadline: secs(20),
         },
         Incident {
-            name: "operator_stop",
-            what: "an operator runs docker stop on a healthy service",
-            spec: || {
+            name: "operator_stop".into(),
+            what: "an operator runs docker stop on a healthy service".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"trap 'echo "Received SIGTERM, shutting down"; exit 143' TERM
 echo "service ready"
 while :; do sleep 0.2; done"#,
                 )
-            },
+            }),
             provoke: Provoke::OperatorStop { after: "service ready" },
             steps: vec![Step {
                 expect: Expect::Quiet { window: Duration::from_secs(6), proof: Proof::Exited },
@@ -387,9 +408,9 @@ while :; do sleep 0.2; done"#,
             deadline: secs(20),
         },
         Incident {
-            name: "go_panic",
-            what: "a Go service dereferences a nil pointer and panics with its goroutine trace",
-            spec: || {
+            name: "go_panic".into(),
+            what: "a Go service dereferences a nil pointer and panics with its goroutine trace".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo '2026/12/02 07:00:00 listening on :8080'
 cat >&2 <<'EOF'
@@ -404,15 +425,15 @@ net/http.serverHandler.ServeHTTP({0xc00009c0f0?}, {0x7f3c20?, 0xc0001a2000?}, 0x
 EOF
 exit 2"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::PanicOrException, Restart, KEEPS_DOWN)],
             deadline: secs(20),
         },
         Incident {
-            name: "java_heap",
-            what: "a JVM runs out of heap and exits",
-            spec: || {
+            name: "java_heap".into(),
+            what: "a JVM runs out of heap and exits".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "INFO  Started ReportService in 4.2 seconds"
 cat >&2 <<'EOF'
@@ -422,21 +443,21 @@ Exception in thread "main" java.lang.OutOfMemoryError: Java heap space
 EOF
 exit 1"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::OutOfMemoryInApp, Restart, KEEPS_DOWN)],
             deadline: secs(20),
         },
         Incident {
-            name: "app_error",
-            what: "a consumer gives up on a stalled queue and exits 3 for its supervisor",
-            spec: || {
+            name: "app_error".into(),
+            what: "a consumer gives up on a stalled queue and exits 3 for its supervisor".into(),
+            spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"echo "INFO  consumer: 4 workers started"
 echo "ERROR consumer: no progress for 30s on partition 7, exiting for a clean restart" >&2
 exit 3"#,
                 )
-            },
+            }),
             provoke: Provoke::Nothing,
             steps: vec![first(Cause::AppError, Restart, KEEPS_DOWN)],
             deadline: secs(20),
@@ -502,7 +523,7 @@ impl Decision {
 /// What happened to one step of an incident.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub incident: &'static str,
+    pub incident: String,
     /// `name`, or `name#2` for an incident's second step.
     pub label: String,
     pub step: Step,
@@ -534,7 +555,31 @@ impl Outcome {
         }
         match &self.step.expect {
             Expect::Decision { cause, action, .. } => self.cause() == Some(*cause) && self.action() == Some(*action),
+            Expect::Verdict { .. } => self.cause_correct() && self.action_correct(),
             Expect::Quiet { .. } => self.action().is_none_or(|a| a == Action::None),
+        }
+    }
+
+    /// The diagnosed cause is the expected one (a quiet step has none).
+    pub fn cause_correct(&self) -> bool {
+        match &self.step.expect {
+            Expect::Decision { cause, .. } | Expect::Verdict { cause, .. } => {
+                self.problem.is_none() && self.cause() == Some(*cause)
+            }
+            Expect::Quiet { .. } => self.correct(),
+        }
+    }
+
+    /// The action is right: the expected one, or for a verdict, a restart
+    /// exactly when one can help.
+    pub fn action_correct(&self) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        match &self.step.expect {
+            Expect::Decision { action, .. } => self.action() == Some(*action),
+            Expect::Verdict { restart, .. } => self.action().is_some_and(|a| (a == Action::Restart) == *restart),
+            Expect::Quiet { .. } => self.correct(),
         }
     }
 
@@ -546,6 +591,8 @@ impl Outcome {
     pub fn expected(&self) -> String {
         match &self.step.expect {
             Expect::Decision { cause, action, .. } => format!("{cause} / {action}"),
+            Expect::Verdict { cause, restart: true, .. } => format!("{cause} / restart"),
+            Expect::Verdict { cause, restart: false, .. } => format!("{cause} / not restart"),
             Expect::Quiet { .. } => "nothing done".into(),
         }
     }
@@ -641,6 +688,7 @@ async fn judged(
         Judge::Nth(kind, n) => {
             all.iter().filter(|a| a.anomalies.iter().any(|x| x.kind == kind)).nth(n.saturating_sub(1))
         }
+        Judge::NthExit(n) => all.iter().filter(|a| a.exit_code.is_some()).nth(n.saturating_sub(1)),
     };
     let Some(alert) = alert.cloned() else { return (all.len(), None) };
     let decision = decisions(conn, host, container)
@@ -656,15 +704,44 @@ pub async fn run(incident: &Incident, container: &crate::TestContainer, conn: &C
     let started = tokio::time::Instant::now();
     let deadline = started + incident.deadline;
     let mut conn = conn.clone();
-    if let Provoke::OperatorStop { after } = incident.provoke {
-        container.wait_for_log(after, Duration::from_secs(10)).await;
-        container.stop(5).await;
+    match incident.provoke {
+        Provoke::Nothing => {}
+        Provoke::OperatorStop { after } => {
+            container.wait_for_log(after, Duration::from_secs(10)).await;
+            container.stop(5).await;
+        }
+        Provoke::Repeat(exits) => {
+            for n in 1..exits {
+                let mut decided = None;
+                while decided.is_none() && tokio::time::Instant::now() < deadline {
+                    if let (_, Some((_, Some(d)))) = judged(&mut conn, host, container.name(), Judge::NthExit(n)).await
+                    {
+                        decided = Some(d.action);
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                // A restart HemoStat decided is waited for (the gate may
+                // still refuse it); starting it too would kill the restarted
+                // process and add an exit of its own.
+                let mut waited = Duration::ZERO;
+                if decided == Some(Action::Restart) {
+                    while waited < Duration::from_secs(5) && container.state().await.running != Some(true) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        waited += Duration::from_millis(200);
+                    }
+                }
+                if container.state().await.running != Some(true) {
+                    let _ = container.docker().start_container(container.id(), None).await;
+                }
+            }
+        }
     }
     let mut out = Vec::new();
     for (i, step) in incident.steps.iter().enumerate() {
         let label = if i == 0 { incident.name.to_owned() } else { format!("{}#{}", incident.name, i + 1) };
         let mut outcome = Outcome {
-            incident: incident.name,
+            incident: incident.name.clone(),
             label,
             step: step.clone(),
             decision: None,
@@ -673,7 +750,7 @@ pub async fn run(incident: &Incident, container: &crate::TestContainer, conn: &C
             problem: None,
         };
         match &step.expect {
-            Expect::Decision { judge, .. } => loop {
+            Expect::Decision { judge, .. } | Expect::Verdict { judge, .. } => loop {
                 let (count, found) = judged(&mut conn, host, container.name(), *judge).await;
                 outcome.alerts = count;
                 if let Some((alert, Some(d))) = found {
@@ -756,4 +833,26 @@ pub fn table(outcomes: &[Outcome]) -> String {
         share * 100.0
     ));
     out
+}
+
+/// A set's figures in one paragraph: cause and action accuracy, made
+/// worse, and detection to diagnosis p50/p99.
+pub fn summary(set: &str, outcomes: &[Outcome]) -> String {
+    let total = outcomes.len();
+    let share = |n: usize| if total == 0 { 0.0 } else { n as f64 * 100.0 / total as f64 };
+    let cause = outcomes.iter().filter(|o| o.cause_correct()).count();
+    let action = outcomes.iter().filter(|o| o.action_correct()).count();
+    let worse = outcomes.iter().filter(|o| o.made_worse()).count();
+    let undecided = outcomes.iter().filter(|o| o.decision.is_none()).count();
+    let mut ms: Vec<i64> = outcomes.iter().filter_map(|o| o.detection_to_decision_ms).collect();
+    ms.sort_unstable();
+    let p = |q| crate::bench::percentile(&ms, q).map_or("-".to_owned(), |v: i64| v.to_string());
+    format!(
+        "{set}: {total} incidents; action right {action}/{total} ({:.0} %), cause right {cause}/{total} ({:.0} %), \
+         made worse {worse}, undecided {undecided}; detection to diagnosis p50 {} ms, p99 {} ms",
+        share(action),
+        share(cause),
+        p(0.5),
+        p(0.99)
+    )
 }

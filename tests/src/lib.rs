@@ -79,6 +79,7 @@ pub mod facts;
 pub mod fake_llm;
 pub mod freezer;
 pub mod http;
+pub mod incident_files;
 pub mod incidents;
 pub mod keys;
 pub mod paths;

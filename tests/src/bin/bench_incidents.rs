@@ -16,6 +16,7 @@
 use hemostat_e2e::{
     FakeLlm, RedisServer, docker,
     fake_llm::Mode,
+    incident_files::{self, Set},
     incidents::{self, Outcome},
     start_stack_with,
 };
@@ -62,6 +63,7 @@ async fn run(with_llm: bool) -> bool {
         let outcomes = incidents::run_all(&docker, &conn, &stack.host, &suite).await;
         println!("{}", incidents::table(&outcomes));
         println!("suite wall time: {:.1} s", started.elapsed().as_secs_f64());
+        written_sets(&docker, &conn, &stack.host).await;
         outcomes
     };
     print_latency(&outcomes);
@@ -74,6 +76,32 @@ async fn run(with_llm: bool) -> bool {
         ok &= llm_path(&docker).await;
     }
     ok
+}
+
+/// The incidents written as data: each set's table and figures (the
+/// evaluation set was written apart and is never tuned on).
+async fn written_sets(docker: &bollard::Docker, conn: &hemostat_protocol::connection::Connection, host: &str) {
+    for set in [Set::Tuning, Set::Evaluation] {
+        if !set.dir().exists() {
+            continue;
+        }
+        let files = match incident_files::load(set) {
+            Ok(files) => files,
+            Err(e) => {
+                println!("\n{}: not loaded: {e}", set.folder());
+                continue;
+            }
+        };
+        let suite: Vec<_> = files.iter().map(|f| f.incident()).collect();
+        println!(
+            "\n# Written incidents, {} set: {} files (tests/incidents/{})\n",
+            set.folder(),
+            files.len(),
+            set.folder()
+        );
+        let outcomes = incidents::run_all(docker, conn, host, &suite).await;
+        println!("{}\n\n{}", incidents::table(&outcomes), incidents::summary(set.folder(), &outcomes));
+    }
 }
 
 fn print_latency(outcomes: &[Outcome]) {
