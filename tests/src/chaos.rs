@@ -215,24 +215,17 @@ impl ChaosReport {
         if self.not_started > 0 {
             out.push_str(&format!("containers the engine refused to start (restarting): {}\n", self.not_started));
         }
-        for lost in &self.lost {
-            out.push_str(&format!(
-                "LOST {} crashed at {:.1} s: {} alert(s), outcomes [{}], now {}\n",
-                lost.container,
-                lost.crashed_at,
-                lost.alerts,
-                lost.outcomes.join("; "),
-                lost.state
-            ));
-        }
-        for refused in &self.engine_refused {
-            out.push_str(&format!(
-                "REFUSED {} crashed at {:.1} s: {} alert(s), outcomes [{}]\n",
-                refused.container,
-                refused.crashed_at,
-                refused.alerts,
-                refused.outcomes.join("; ")
-            ));
+        for (tag, crashes) in [("LOST", &self.lost), ("REFUSED", &self.engine_refused)] {
+            for c in crashes {
+                out.push_str(&format!(
+                    "{tag} {} crashed at {:.1} s: {} alert(s), outcomes [{}], now {}\n",
+                    c.container,
+                    c.crashed_at,
+                    c.alerts,
+                    c.outcomes.join("; "),
+                    c.state
+                ));
+            }
         }
         for (name, starts) in &self.executed_twice {
             out.push_str(&format!("TWICE {name}: started {starts} times after its crash\n"));
