@@ -262,15 +262,20 @@ pub const REDIS_CLUSTER: Setting = Setting::new(
 );
 pub const REDIS_CA_CERT: Setting = Setting::unset("REDIS_CA_CERT", "PEM file of a private CA for rediss://");
 pub const RUST_LOG: Setting = Setting::new("RUST_LOG", "info", "log filter (tracing's EnvFilter)");
-pub const HEMOSTAT_LOG_FORMAT: Setting =
-    Setting::unset("HEMOSTAT_LOG_FORMAT", "json: JSON logs (always JSON inside AWS Lambda)");
+pub const HEMOSTAT_LOG_FORMAT: Setting = Setting::unset(
+    "HEMOSTAT_LOG_FORMAT",
+    "json: JSON logs (inside AWS Lambda JSON unless AWS_LAMBDA_LOG_FORMAT is Text)",
+);
+pub const NO_COLOR: Setting =
+    Setting::unset("NO_COLOR", "any value: no colour codes in text logs (none unless stderr is a terminal)");
 
 /// Read by this crate's connection and telemetry in every binary, with no
 /// flag of their own; the hosts list them after their flags.
-pub const LIBRARY: &[Setting] = &[REDIS_CLUSTER, REDIS_CA_CERT, RUST_LOG, HEMOSTAT_LOG_FORMAT];
+pub const LIBRARY: &[Setting] = &[REDIS_CLUSTER, REDIS_CA_CERT, RUST_LOG, HEMOSTAT_LOG_FORMAT, NO_COLOR];
 
 /// Every function's shared settings: the Redis URL, then [`LIBRARY`].
-pub const FUNCTION_SHARED: &[Setting] = &[REDIS_URL, REDIS_CLUSTER, REDIS_CA_CERT, RUST_LOG, HEMOSTAT_LOG_FORMAT];
+pub const FUNCTION_SHARED: &[Setting] =
+    &[REDIS_URL, REDIS_CLUSTER, REDIS_CA_CERT, RUST_LOG, HEMOSTAT_LOG_FORMAT, NO_COLOR];
 
 /// Settings as `--help` lines: name, default, meaning. Secrets say whether
 /// they are set in `env`, never their value.
@@ -327,6 +332,8 @@ pub enum Invocation {
     Run,
     /// `--help` or `-h`.
     Help,
+    /// `--version` or `-V`.
+    Version,
     /// Anything else: refused, since nothing reads it.
     Unknown(String),
 }
@@ -334,7 +341,7 @@ pub enum Invocation {
 impl Usage {
     pub fn help(&self, env: Env<'_>) -> String {
         let width = self.settings.iter().chain(FUNCTION_SHARED).map(|s| s.name.len()).max().unwrap_or(0);
-        let mut out = format!("{}\n\nUsage: {} [--help]\n\n", self.about.trim_end(), self.name);
+        let mut out = format!("{}\n\nUsage: {} [--help | --version]\n\n", self.about.trim_end(), self.name);
         let _ = writeln!(out, "Settings, from the environment (variable, default, meaning):");
         out.push_str(&table(self.settings, env, width));
         let _ = writeln!(out, "\nShared by every HemoStat component:");
@@ -350,6 +357,7 @@ impl Usage {
         match args.next() {
             None => Invocation::Run,
             Some(a) if a == "--help" || a == "-h" => Invocation::Help,
+            Some(a) if a == "--version" || a == "-V" => Invocation::Version,
             Some(a) => Invocation::Unknown(a),
         }
     }
@@ -361,6 +369,11 @@ impl Usage {
             Invocation::Run => {}
             Invocation::Help => {
                 print!("{}", self.help(&process_env));
+                std::process::exit(0);
+            }
+            Invocation::Version => {
+                // Every crate takes the workspace's version, this one too.
+                println!("{} {}", self.name, env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
             }
             Invocation::Unknown(arg) => {
@@ -506,6 +519,8 @@ mod tests {
         assert_eq!(args(&[]), Invocation::Run);
         assert_eq!(args(&["--help"]), Invocation::Help);
         assert_eq!(args(&["-h"]), Invocation::Help);
+        assert_eq!(args(&["--version"]), Invocation::Version);
+        assert_eq!(args(&["-V"]), Invocation::Version);
         assert_eq!(args(&["--bogus"]), Invocation::Unknown("--bogus".into()));
     }
 
