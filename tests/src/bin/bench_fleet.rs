@@ -19,7 +19,8 @@
 //! real `template.yaml`, and the bridge; no collector. Instead, H simulated
 //! hosts each write, through a [`Connection`] of their own, exactly what a
 //! collector writes (`collector/src/sample/store.rs`, `collector/src/watch/registry.rs`):
-//! - once: their members of `hemostat:containers` (one `SADD`);
+//! - once: their members of `hemostat:containers` and each member's facts
+//!   (identity, image, policy), in one pipeline;
 //! - every second, one pipeline per host: per running container its stats key
 //!   (`SET EX`, the seed fields plus the collector's extras) and its chart
 //!   sample (`LPUSH`, `LTRIM` to `SERIES_MAX`, `EXPIRE`); per exited
@@ -98,6 +99,7 @@ use hemostat_protocol::{
     connection::{self, Connection},
     envelope::seed_timestamp,
     event::Metrics,
+    facts::Observed,
     keys,
     routes::ROUTES,
     series::SeriesSample,
@@ -592,9 +594,19 @@ async fn run_host(
     counters: Arc<GenCounters>,
 ) {
     let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (offset.as_nanos() as u64 + 1));
-    let members: Vec<String> = host.containers.iter().map(|c| ContainerRef::new(&host.name, &c.name).key()).collect();
-    if let Err(e) = conn.sadd::<_, _, ()>(keys::CONTAINERS, &members).await {
-        counters.error(format!("{}: SADD {}: {e}", host.name, keys::CONTAINERS));
+    // As the collector's registry: the members, and each one's facts (the
+    // gate acts only on a container its collector reports).
+    let mut pipe = redis::pipe();
+    for c in &host.containers {
+        let container = ContainerRef::new(&host.name, &c.name);
+        pipe.sadd(keys::CONTAINERS, container.key()).ignore();
+        let observed = Observed::from_labels(&c.id, Some(&c.image), &Default::default());
+        if let Err(e) = hemostat_protocol::facts::observe(&mut pipe, &container, &observed) {
+            counters.error(format!("{}: facts of {}: {e}", host.name, c.name));
+        }
+    }
+    if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+        counters.error(format!("{}: registry (SADD {}, facts): {e}", host.name, keys::CONTAINERS));
     }
     tokio::time::sleep(offset).await;
     let mut tick = tokio::time::interval(TICK);
