@@ -5,17 +5,16 @@
 //!   without (SIGKILL: `docker kill`, a stop that timed out), 139 (SIGSEGV),
 //!   143 (SIGTERM), 0 (a clean exit), anything else (the application's own
 //!   error code).
-//! - Well-known failure signatures in the log lines, the health check's
-//!   output and Docker's error, matched case-insensitively (see
-//!   [`SIGNATURES`]): the runtime's own out-of-memory words, a port in use,
-//!   a full disk, a permission denied, a missing file, an unreachable
-//!   dependency, a panic or unhandled exception.
+//! - Failure signatures in the log lines, the health check's output and
+//!   Docker's error: the catalogue in `functions/analyzer/signatures/`
+//!   ([`crate::signatures`]), each signature with its cause, whether a
+//!   restart can help and a recommendation, which the diagnosis carries.
 //!
 //! The most specific cause wins: the kernel's OOM kill, then the signals
-//! that end a process from outside or natively (137, 143, 139), then a
-//! signature (in [`SIGNATURES`] order), then a crash loop, a failing health
-//! check, a leak or a CPU burner as the collector reports them, then the
-//! bare exit code. A diagnosis cites the lines it rests on, verbatim, at
+//! that end a process from outside or natively (137, 143, 139), then the
+//! strongest signature any line matches (the catalogue's precedence), then
+//! a crash loop, a failing health check, a leak or a CPU burner as the
+//! collector reports them, then the bare exit code. A diagnosis cites the lines it rests on, verbatim, at
 //! most [`MAX_CITED`] of them (the newest).
 //!
 //! Log signatures are only read for failures (exits, a failing health
@@ -32,48 +31,10 @@ use hemostat_protocol::{
     evidence::Evidence,
 };
 
-use crate::history::sustained;
+use crate::{history::sustained, signatures};
 
 /// At most this many evidence lines are cited.
 pub const MAX_CITED: usize = 5;
-
-/// The failure signatures, most specific first: lowercase substrings.
-pub const SIGNATURES: &[(Cause, &[&str])] = &[
-    (
-        Cause::OutOfMemoryInApp,
-        &[
-            "java.lang.outofmemoryerror",
-            "javascript heap out of memory",
-            "memoryerror",
-            "fatal error: runtime: out of memory",
-            "cannot allocate memory",
-        ],
-    ),
-    (Cause::DiskFull, &["no space left on device", "enospc", "disk quota exceeded"]),
-    (Cause::PortInUse, &["address already in use", "eaddrinuse", "port is already allocated", "addrinuse"]),
-    (Cause::PermissionDenied, &["permission denied", "eacces", "operation not permitted"]),
-    (
-        Cause::MissingFileOrConfig,
-        &["no such file or directory", "enoent", "config file not found", "cannot open", "can't open file"],
-    ),
-    (
-        Cause::DependencyUnreachable,
-        &[
-            "connection refused",
-            "econnrefused",
-            "could not connect to",
-            "name or service not known",
-            "temporary failure in name resolution",
-            "no such host",
-            "getaddrinfo enotfound",
-            "could not translate host name",
-        ],
-    ),
-    (
-        Cause::PanicOrException,
-        &["panic:", "' panicked", "traceback (most recent call last)", "unhandled exception", "uncaught exception"],
-    ),
-];
 
 /// One line of evidence and where it came from.
 #[derive(Debug, Clone, Copy)]
@@ -241,34 +202,57 @@ fn lines(evidence: &Evidence) -> Vec<Line<'_>> {
     out
 }
 
-/// The first signature (in [`SIGNATURES`] order) some line matches.
-/// Without a failure, only the runtime's out-of-memory words count.
+/// The strongest signature some line matches (see [`crate::signatures`]
+/// for the precedence). Without a failure, only the runtime's
+/// out-of-memory words count. The diagnosis cites every line that matches a
+/// signature of the winning cause, and carries the winner's
+/// `restart_helps` and recommendation.
 fn signature(lines: &[Line<'_>], failing: bool) -> Option<Diagnosis> {
-    for (cause, needles) in SIGNATURES {
-        if !failing && *cause != Cause::OutOfMemoryInApp {
-            continue;
+    let catalogue = match signatures::catalogue() {
+        Ok(c) => c,
+        // Checked at start (main.rs): never reached in a running analyzer.
+        Err(e) => {
+            tracing::error!(error = %e, "no failure signatures");
+            return None;
         }
-        let matches = |l: &Line<'_>| !request_scoped(l.text) && matches_signature(*cause, l, needles);
-        if !lines.iter().any(matches) {
-            continue;
+    };
+    let counts = |i: usize| failing || catalogue.get(i).cause == Cause::OutOfMemoryInApp;
+    // One pass over the lines: each line's matches, kept for the citation.
+    let matched: Vec<Vec<usize>> = lines
+        .iter()
+        .map(|l| {
+            if request_scoped(l.text) {
+                return Vec::new();
+            }
+            catalogue.matching(l.text).filter(|i| counts(*i) && applies(catalogue.get(*i).cause, l)).collect()
+        })
+        .collect();
+    let best = catalogue.strongest(matched.iter().flatten().copied())?;
+    let winner = catalogue.get(best);
+    let cause = winner.cause;
+    let mut cited = Vec::new();
+    for (l, m) in lines.iter().zip(&matched).rev() {
+        if cited.len() == MAX_CITED {
+            break;
         }
-        let mut cited = cite(lines, matches);
-        if *cause == Cause::PanicOrException {
-            add_exception_lines(lines, &mut cited);
+        if m.iter().any(|i| catalogue.get(*i).cause == cause) && !cited.iter().any(|c| c == l.text) {
+            cited.push(l.text.to_owned());
         }
-        return Some(diagnosis(*cause, summary(*cause), cited));
     }
-    None
+    cited.reverse();
+    if cause == Cause::PanicOrException {
+        add_exception_lines(lines, &mut cited);
+    }
+    let mut d = diagnosis(cause, summary(cause), cited);
+    d.restart_helps = winner.restart_helps;
+    d.recommendation = Some(winner.recommendation.clone());
+    Some(d)
 }
 
-fn matches_signature(cause: Cause, line: &Line<'_>, needles: &[&str]) -> bool {
-    let lower = line.text.to_lowercase();
-    if !needles.iter().any(|n| lower.contains(n)) {
-        return false;
-    }
-    // A health check refused by the container itself says the service is
-    // not answering, not that a dependency is down.
-    !(cause == Cause::DependencyUnreachable && line.health && local(&lower))
+/// A health check refused by the container itself says the service is not
+/// answering, not that a dependency is down.
+fn applies(cause: Cause, line: &Line<'_>) -> bool {
+    !(cause == Cause::DependencyUnreachable && line.health && local(&line.text.to_lowercase()))
 }
 
 fn local(lower: &str) -> bool {
@@ -339,6 +323,9 @@ fn summary(cause: Cause) -> &'static str {
             "A service the container depends on refused the connection or cannot be resolved."
         }
         Cause::PanicOrException => "The process died of a panic or an unhandled exception.",
+        Cause::Segfault => "The process crashed on an invalid memory access (segmentation fault).",
+        Cause::OomKilled => "The kernel's OOM killer ended the process.",
+        Cause::AppError => "The application stopped on an error it reported.",
         _ => "The container failed.",
     }
 }
