@@ -8,10 +8,10 @@
 //! | pattern | when | action | confidence |
 //! |---|---|---|---|
 //! | excessive restarts | the collector reports `excessive_restarts` | none | 0.6 |
-//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`] | none | 0.6 |
-//! | diagnosed: disk full | the diagnosis is `disk_full` | cleanup | 0.85 |
-//! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` (a restart cannot help; the diagnosis recommends what a human should do) | none | 0.85 |
-//! | diagnosed: clean exit | the diagnosis is `clean_exit` (exit code 0) | none | 0.8 |
+//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`], or the [`UNEXPLAINED_FAILURES`]th when its cause is unrecognised (`unknown`, or `app_error` from the bare exit code) | none | 0.6 |
+//! | diagnosed: disk full | the diagnosis is `disk_full` and says a restart cannot help | cleanup | 0.85 |
+//! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` and says a restart cannot help (the diagnosis recommends what a human should do) | none | 0.85 |
+//! | diagnosed: restart cannot help | any other diagnosis with `restart_helps: false` (a clean exit, a signature that says so: a bad configuration, a wrong password, an incompatible data directory) | none | 0.8 |
 //! | CPU burn after restart | `high_cpu`, and an earlier `high_cpu` alert within [`CPU_RECURRENCE_WINDOW`] came before the container's current start (it was restarted, and burns again) | none | 0.8 |
 //! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
 //! | critical | any anomaly of severity critical | restart | 0.85 |
@@ -22,11 +22,12 @@
 //!
 //! Repeated failures come before the crash rule: when restarts keep
 //! failing, one more restart will not help, and a human should look.
-//! Diagnoses a restart cannot fix come next, before the crash rule; every
+//! Diagnoses a restart cannot fix (`restart_helps: false`, said by the cause
+//! or by the matched signature) come next, before the crash rule; every
 //! other diagnosis (`oom_killed`, `killed`, `segfault`, `terminated`,
 //! `app_error`, `panic_or_exception`, `out_of_memory_in_app`,
-//! `health_check_failing`, `memory_leak`, `cpu_burn`) leaves the decision
-//! to the rules below it. A burner that resumed after a restart is
+//! `health_check_failing`, `memory_leak`, `cpu_burn`, as a rule) leaves the
+//! decision to the rules below it. A burner that resumed after a restart is
 //! diagnosed `cpu_burn` with `restart_helps: false`. Whatever decides, the diagnosis rides along in
 //! the decision (for a crash loop without a more specific cause, it
 //! becomes `crash_loop`).
@@ -49,6 +50,10 @@ use crate::{
 /// responder's default circuit breaker (3 actions per hour).
 pub const REPEATED_FAILURES: usize = 3;
 pub const REPEATED_FAILURE_WINDOW: Duration = Duration::from_secs(600);
+/// Exits within [`REPEATED_FAILURE_WINDOW`], this one included, from which
+/// a failure whose cause nothing names is not restarted again: an unknown
+/// cause gets one restart, not a guess at a second.
+pub const UNEXPLAINED_FAILURES: usize = 2;
 /// `high_cpu` alerts within [`SUSTAINED_WINDOW`], this one included, that
 /// make high CPU sustained rather than a spike.
 pub const SUSTAINED_ALERTS: usize = 3;
@@ -125,16 +130,26 @@ impl RuleDecision {
     }
 }
 
-/// The decision a diagnosis imposes, when a restart cannot fix its cause.
-pub fn decided_by(cause: Cause) -> Option<(Action, f64)> {
-    match cause {
-        Cause::DiskFull => Some((Action::Cleanup, 0.85)),
-        Cause::PortInUse | Cause::DependencyUnreachable | Cause::MissingFileOrConfig | Cause::PermissionDenied => {
-            Some((Action::None, 0.85))
-        }
-        Cause::CleanExit => Some((Action::None, 0.8)),
-        _ => None,
+/// The decision a diagnosis imposes when it says a restart cannot help
+/// (`restart_helps: false`, from its cause or its signature): a cleanup for
+/// a full disk, otherwise nothing (a human follows the recommendation).
+pub fn decided_by(diagnosis: &Diagnosis) -> Option<(Action, f64)> {
+    if diagnosis.restart_helps {
+        return None;
     }
+    Some(match diagnosis.cause {
+        Cause::DiskFull => (Action::Cleanup, 0.85),
+        Cause::PortInUse | Cause::DependencyUnreachable | Cause::MissingFileOrConfig | Cause::PermissionDenied => {
+            (Action::None, 0.85)
+        }
+        _ => (Action::None, 0.8),
+    })
+}
+
+/// A diagnosis that names no cause: nothing recognised, or only the bare
+/// exit code.
+fn unexplained(diagnosis: Option<&Diagnosis>) -> bool {
+    diagnosis.is_none_or(|d| d.cause == Cause::Unknown || (d.cause == Cause::AppError && d.recommendation.is_none()))
 }
 
 fn is_exit(kind: AnomalyKind) -> bool {
@@ -201,20 +216,21 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
     if crashed {
         let exits =
             history.within(REPEATED_FAILURE_WINDOW).iter().filter(|s| s.kinds.iter().any(|k| is_exit(*k))).count();
-        if exits >= REPEATED_FAILURES {
+        if exits >= REPEATED_FAILURES || (exits >= UNEXPLAINED_FAILURES && unexplained(diagnosis)) {
             return RuleDecision::new(
                 Pattern::RepeatedFailures,
                 Action::None,
                 0.6,
                 format!(
-                    "Repeated failures: {exits} exits within {} minutes, a restart would not help",
-                    REPEATED_FAILURE_WINDOW.as_secs() / 60
+                    "Repeated failures: {exits} exits within {} minutes{}, a restart would not help",
+                    REPEATED_FAILURE_WINDOW.as_secs() / 60,
+                    if exits < REPEATED_FAILURES { " with no recognisable cause" } else { "" }
                 ),
             );
         }
     }
     if let Some(d) = diagnosis
-        && let Some((action, confidence)) = decided_by(d.cause)
+        && let Some((action, confidence)) = decided_by(d)
     {
         let why = match action {
             Action::None => "a restart would not help",

@@ -98,16 +98,46 @@ fn four_exits_in_ten_minutes_are_repeated_failures() {
     let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
     let v = run(&[(0, exit()), (3, exit()), (6, exit()), (9, exit())]);
     assert_eq!((v.action, v.confidence, v.pattern), (Action::None, 0.6, Pattern::RepeatedFailures));
-    // Two exits in the window: still a plain crash.
-    let v = run(&[(0, exit()), (30, exit()), (35, exit())]);
+    // Two exits of a recognised cause a restart can fix, in the window:
+    // still a crash.
+    let panic = || with_logs(exit(), 2, &["panic: runtime error: index out of range [3] with length 3"]);
+    let v = run(&[(0, panic()), (30, panic()), (35, panic())]);
     assert_eq!((v.action, v.confidence), (Action::Restart, 0.9));
+}
+
+#[test]
+fn an_unrecognised_cause_gets_one_restart_not_two() {
+    let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    let plain = || with_logs(exit(), 3, &["worker: giving up"]);
+    // The first exit nothing explains: one restart.
+    let v = single(plain());
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    assert_eq!(v.diagnosis.as_ref().map(|d| d.cause), Some(Cause::AppError));
+    // A second within the window: no guess at a second restart.
+    for second in [plain(), exit()] {
+        let v = run(&[(0, plain()), (4, second)]);
+        assert_eq!((v.action, v.pattern), (Action::None, Pattern::RepeatedFailures));
+        assert!(v.reason.contains("no recognisable cause"), "{}", v.reason);
+        let d = v.diagnosis.unwrap();
+        assert_eq!((d.cause, d.restart_helps), (Cause::CrashLoop, false));
+    }
+    // Outside the window, it is a first exit again.
+    assert_eq!(run(&[(0, plain()), (30, plain())]).action, Action::Restart);
+    // A recognised cause a restart can fix keeps the three-exit rule.
+    let oom = || with_logs(exit(), 1, &["java.lang.OutOfMemoryError: Java heap space"]);
+    assert_eq!(run(&[(0, oom()), (4, oom())]).action, Action::Restart);
+    assert_eq!(run(&[(0, oom()), (4, oom()), (8, oom())]).pattern, Pattern::RepeatedFailures);
 }
 
 #[test]
 fn redelivered_alerts_count_once() {
     let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    let panic = || with_logs(exit(), 2, &["panic: runtime error: index out of range [3] with length 3"]);
     // One alert delivered three times (same timestamp), then a second.
-    let v = run(&[(0, exit()), (0, exit()), (0, exit()), (2, exit())]);
+    let v = run(&[(0, panic()), (0, panic()), (0, panic()), (2, panic())]);
+    assert_eq!(v.pattern, Pattern::Crash);
+    // One unexplained exit delivered three times is still one exit.
+    let v = run(&[(0, exit()), (0, exit()), (0, exit())]);
     assert_eq!(v.pattern, Pattern::Crash);
 }
 
@@ -145,6 +175,30 @@ fn diagnoses_a_restart_cannot_fix_decide() {
             assert_eq!(d.evidence, [line]);
         }
     }
+}
+
+#[test]
+fn a_signature_that_says_a_restart_cannot_help_decides() {
+    let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    for (line, cause) in [
+        // A cause that a restart usually fixes, but not this time.
+        (
+            "ERROR:  could not resize shared memory segment \"/PostgreSQL.1450751626\" to 50438144 bytes: No space left on device",
+            Cause::OutOfMemoryInApp,
+        ),
+        ("PANIC:  could not locate a valid checkpoint record", Cause::AppError),
+        ("SyntaxError: invalid syntax", Cause::AppError),
+    ] {
+        let v = single(with_logs(exit(), 1, &[line]));
+        assert_eq!((v.action, v.confidence, v.pattern), (Action::None, 0.8, Pattern::Diagnosed), "{line}");
+        let d = v.diagnosis.unwrap();
+        assert_eq!((d.cause, d.restart_helps), (cause, false), "{line}");
+        assert!(d.recommendation.is_some(), "{line}");
+    }
+    // A dependency still starting: a restart helps, the crash rule decides.
+    let v = single(with_logs(exit(), 1, &["FATAL:  the database system is starting up"]));
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    assert_eq!(v.diagnosis.map(|d| (d.cause, d.restart_helps)), Some((Cause::DependencyUnreachable, true)));
 }
 
 #[test]
