@@ -286,8 +286,10 @@ async fn crashable(
     conn: &hemostat_protocol::connection::Connection,
     labels: &[(&str, &str)],
 ) -> (hemostat_e2e::TestContainer, ContainerRef) {
-    let mut spec = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
-        .restart_policy(RestartPolicyNameEnum::NO);
+    let mut spec = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .restart_policy(RestartPolicyNameEnum::NO);
     for (k, v) in labels {
         spec = spec.label(*k, *v);
     }
