@@ -25,7 +25,8 @@ pub const TEST_LABEL: &str = "hemostat-e2e.test";
 
 /// A shell script that runs until SIGUSR1, then exits 1: a crash on demand
 /// (`container.kill("USR1")`).
-pub const CRASH_ON_USR1: &str = r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#;
+pub const CRASH_ON_USR1: &str =
+    r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#;
 
 /// Starts [`CRASH_ON_USR1`] on `docker` with no restart policy (only
 /// HemoStat may start it again) and waits until it runs.

@@ -88,6 +88,12 @@ fn health_alert(host: &str, container: &str, kind: &str, severity: &str) -> Enve
         "anomalies": [{"type": kind, "severity": severity}],
         "exit_code": 1,
         "detected_at": chrono::Utc::now().to_rfc3339(),
+        // A crash of a cause a restart can fix: the analyzer restarts it
+        // again on its second exit (one it cannot explain, it would not).
+        "evidence": {
+            "logs": {"lines": [{"stream": "stderr", "line": "panic: runtime error: slice bounds out of range"}], "tail": 50, "count": 1},
+            "state": {"status": "exited", "exit_code": 1, "oom_killed": false, "restart_count": 0},
+        },
     });
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &data).unwrap()
 }

@@ -286,8 +286,10 @@ async fn crashable(
     conn: &hemostat_protocol::connection::Connection,
     labels: &[(&str, &str)],
 ) -> (hemostat_e2e::TestContainer, ContainerRef) {
-    let mut spec = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
-        .restart_policy(RestartPolicyNameEnum::NO);
+    let mut spec = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .restart_policy(RestartPolicyNameEnum::NO);
     for (k, v) in labels {
         spec = spec.label(*k, *v);
     }
@@ -444,6 +446,16 @@ fn crash(name: &str, policy: Option<Policy>, held: Option<&str>) -> Envelope {
         crash_alert("gate-host", name, None, "shop/api:1").data_of(EventKind::HealthAlert).unwrap();
     alert.policy = policy;
     alert.held = held.map(str::to_owned);
+    // A crash of a cause a restart can fix, so a second one within minutes
+    // is still restarted (one nothing explains would not be).
+    let mut evidence = hemostat_protocol::evidence::Evidence::default();
+    evidence.logs.lines = vec![hemostat_protocol::evidence::LogLine {
+        stream: hemostat_protocol::evidence::LogStream::Stderr,
+        line: "panic: crashed on demand (SIGUSR1)".into(),
+        timestamp: None,
+    }];
+    (evidence.state.exit_code, evidence.state.status) = (Some(1), Some("exited".into()));
+    alert.evidence = Some(evidence);
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).unwrap()
 }
 

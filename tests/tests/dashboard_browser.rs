@@ -178,10 +178,12 @@ async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let Stack { host, endpoint, emulator, bridge, collector, .. } = start_stack_with(&url, &env).await;
 
     // USR1 makes the process exit 1: a crash, not a requested stop.
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
+    let container = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .start(&docker)
+    .await;
     container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     let key = ContainerRef::new(&host, container.name()).key();
 

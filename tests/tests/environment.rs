@@ -47,11 +47,13 @@ async fn container_exits_with_code_from_signal_trap() {
     let docker = docker().await;
     // `echo ready` tells the test the trap is installed: PID 1 ignores
     // signals it has no handler for, so an early USR1 would be lost.
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; echo ready; while :; do sleep 0.2; done"#)
-        .label("hemostat-e2e.purpose", "smoke")
-        .restart_policy(bollard::models::RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
+    let container = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; echo ready; while :; do sleep 0.2; done"#,
+    )
+    .label("hemostat-e2e.purpose", "smoke")
+    .restart_policy(bollard::models::RestartPolicyNameEnum::NO)
+    .start(&docker)
+    .await;
 
     container.wait_for_log("ready", Duration::from_secs(10)).await;
     assert_eq!(container.state().await.running, Some(true));

@@ -134,10 +134,12 @@ async fn the_stack_heals_with_every_component_as_its_own_redis_user() {
     let stack = start_stack_with(&redis.url(), &StackEnv::default().least_privilege()).await;
     let conn = redis.connection().await;
 
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
+    let container = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .start(&docker)
+    .await;
     container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     container.kill("USR1").await;
     let name = container.name().to_owned();

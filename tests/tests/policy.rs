@@ -38,7 +38,8 @@ use hemostat_protocol::{
 use redis::AsyncCommands;
 
 /// Exits 1 on SIGUSR1: a crash on demand.
-const CRASHER: &str = r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#;
+const CRASHER: &str =
+    r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#;
 
 async fn alerts_for(conn: &Connection, name: &str) -> Vec<HealthAlert> {
     let mut conn = conn.clone();

@@ -63,10 +63,12 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
     let mut conn = redis.connection().await;
 
     // USR1 makes the process exit 1: a crash, not a requested stop.
-    let container = ContainerSpec::shell(r#"trap "exit 1" USR1; while :; do sleep 0.2; done"#)
-        .restart_policy(RestartPolicyNameEnum::NO)
-        .start(&docker)
-        .await;
+    let container = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .start(&docker)
+    .await;
     container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     let first_start = parse_time(&container.state().await.started_at);
 

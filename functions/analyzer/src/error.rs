@@ -35,6 +35,10 @@ pub enum AnalyzerError {
     LlmRefusal(String),
     #[error("invalid LLM verdict: {0}")]
     InvalidVerdict(String),
+    /// The embedded failure signatures do not parse or validate: the
+    /// analyzer refuses to start.
+    #[error("signature catalogue: {0}")]
+    Catalogue(String),
 }
 
 impl AnalyzerError {
@@ -56,7 +60,10 @@ impl AnalyzerError {
             AnalyzerError::LlmCutShort(_) => "llm_cut_short",
             AnalyzerError::LlmRefusal(_) => "llm_refusal",
             AnalyzerError::InvalidVerdict(_) => "llm_invalid_response",
-            AnalyzerError::Redis(_) | AnalyzerError::Protocol(_) | AnalyzerError::Config { .. } => "internal_error",
+            AnalyzerError::Redis(_)
+            | AnalyzerError::Protocol(_)
+            | AnalyzerError::Config { .. }
+            | AnalyzerError::Catalogue(_) => "internal_error",
         }
     }
 }

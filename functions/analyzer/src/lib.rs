@@ -8,6 +8,9 @@
 //!   read in one atomic round trip.
 //! - `diagnosis`: why a container failed, read from the alert's
 //!   evidence (exit code, Docker state, failure signatures in logs).
+//! - `signatures`: the failure signatures, a catalogue kept as data
+//!   (`functions/analyzer/signatures/*.yaml`), compiled once, matched in
+//!   linear time.
 //! - `rules`: the rule table, a pure function of (alert, history).
 //! - `llm`: LLM analysis (OpenAI Chat Completions, Anthropic Messages),
 //!   the prompt, strict validation of the answer.
@@ -27,6 +30,7 @@ mod handler;
 mod history;
 mod llm;
 mod rules;
+mod signatures;
 
 // The API: the handler and its settings (main.rs), the LLM client and the
 // trait it implements, and the two Redis-atomic pieces (the history and the
@@ -37,3 +41,10 @@ pub use error::AnalyzerError;
 pub use handler::{Analyzer, NoLlm};
 pub use history::{AlertSummary, record as record_history};
 pub use llm::{Llm, LlmClient, Prompt, http_client};
+
+/// Parses and compiles the embedded failure signatures, returning how many
+/// there are: main.rs calls it at start, so an invalid catalogue stops the
+/// analyzer with a clear error instead of diagnosing without it.
+pub fn load_signatures() -> Result<usize, AnalyzerError> {
+    signatures::catalogue().map(|c| c.signatures().len())
+}

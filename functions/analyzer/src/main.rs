@@ -1,7 +1,7 @@
 //! Lambda entry point: clients (Redis, HTTP) are built once per instance
 //! and shared by every invocation.
 
-use hemostat_analyzer::{Analyzer, Config, LlmClient, USAGE, http_client};
+use hemostat_analyzer::{Analyzer, Config, LlmClient, USAGE, http_client, load_signatures};
 use hemostat_protocol::{RedisPublisher, function};
 
 #[tokio::main]
@@ -9,12 +9,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Before any connection, so `--help` works without Redis or a runtime.
     USAGE.exit_unless_run();
     let conn = function::init().await?;
+    let signatures = load_signatures()?;
     let config = Config::from_env()?;
     let llm = match &config.llm {
         Some(llm) => Some(LlmClient::new(http_client(config.ai_timeout)?, llm, config.ai_timeout)),
         None => None,
     };
-    tracing::info!(llm = ?config.llm, "analyzer configured");
+    tracing::info!(llm = ?config.llm, signatures, "analyzer configured");
     let analyzer = Analyzer::new(config, RedisPublisher::new(conn.clone()), conn, llm);
     function::serve(|batch| analyzer.handle(batch)).await
 }

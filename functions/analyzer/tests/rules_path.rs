@@ -127,7 +127,8 @@ async fn memory_rising_across_the_history_is_a_leak() {
 async fn four_exits_in_ten_minutes_stop_the_restarts() {
     let redis = RedisServer::start().await;
     let a = analyzer(&redis, config()).await;
-    let spec = AlertSpec::new("crashy", "non_zero_exit");
+    // A cause a restart can fix (a panic): restarted until the third exit.
+    let spec = AlertSpec::new("crashy", "non_zero_exit").logs(&["panic: runtime error: slice bounds out of range"]);
     let mut decisions = Vec::new();
     for ago in [9.0, 6.0, 3.0, 0.0] {
         decisions.push(decide(&a, spec.envelope(ago)).await);
@@ -150,10 +151,22 @@ async fn four_exits_in_ten_minutes_stop_the_restarts() {
 }
 
 #[tokio::test]
+async fn an_exit_nothing_recognises_is_restarted_once() {
+    let redis = RedisServer::start().await;
+    let a = analyzer(&redis, config()).await;
+    let spec = AlertSpec::new("mystery", "non_zero_exit").logs(&["worker: giving up"]);
+    let first = decide(&a, spec.envelope(3.0)).await;
+    assert_eq!((first.kind, first.confidence), (EventKind::RemediationNeeded, 0.9), "{first:?}");
+    let second = decide(&a, spec.envelope(0.0)).await;
+    assert_eq!((second.kind, second.confidence), (EventKind::FalseAlarm, 0.6), "{second:?}");
+    assert!(second.reason.contains("no recognisable cause"), "{}", second.reason);
+}
+
+#[tokio::test]
 async fn a_redelivered_alert_is_counted_once() {
     let redis = RedisServer::start().await;
     let a = analyzer(&redis, config()).await;
-    let spec = AlertSpec::new("again", "non_zero_exit");
+    let spec = AlertSpec::new("again", "non_zero_exit").logs(&["panic: runtime error: slice bounds out of range"]);
     let same = spec.envelope(1.0);
     for _ in 0..3 {
         assert_eq!(decide(&a, same.clone()).await.confidence, 0.9);

@@ -1,0 +1,339 @@
+//! The rule-based analysis: a pure function of an alert and the container's
+//! recent history.
+//!
+//! First the alert's evidence is diagnosed ([`crate::diagnosis::diagnose`]:
+//! exit code, Docker state, failure signatures in logs and health output).
+//! Then rules are checked in order, first match wins:
+//!
+//! | pattern | when | action | confidence |
+//! |---|---|---|---|
+//! | excessive restarts | the collector reports `excessive_restarts` | none | 0.6 |
+//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`], or the [`UNEXPLAINED_FAILURES`]th when its cause is unrecognised (`unknown`, or `app_error` from the bare exit code) | none | 0.6 |
+//! | diagnosed: disk full | the diagnosis is `disk_full` and says a restart cannot help | cleanup | 0.85 |
+//! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` and says a restart cannot help (the diagnosis recommends what a human should do) | none | 0.85 |
+//! | diagnosed: restart cannot help | any other diagnosis with `restart_helps: false` (a clean exit, a signature that says so: a bad configuration, a wrong password, an incompatible data directory) | none | 0.8 |
+//! | CPU burn after restart | `high_cpu`, and an earlier `high_cpu` alert within [`CPU_RECURRENCE_WINDOW`] came before the container's current start (it was restarted, and burns again) | none | 0.8 |
+//! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
+//! | critical | any anomaly of severity critical | restart | 0.85 |
+//! | unhealthy | the health check fails | restart | 0.7 |
+//! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
+//! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::history::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
+//! | transient | anything else (one spike) | none | 0.65 |
+//!
+//! Repeated failures come before the crash rule: when restarts keep
+//! failing, one more restart will not help, and a human should look.
+//! Diagnoses a restart cannot fix (`restart_helps: false`, said by the cause
+//! or by the matched signature) come next, before the crash rule; every
+//! other diagnosis (`oom_killed`, `killed`, `segfault`, `terminated`,
+//! `app_error`, `panic_or_exception`, `out_of_memory_in_app`,
+//! `health_check_failing`, `memory_leak`, `cpu_burn`, as a rule) leaves the
+//! decision to the rules below it. A burner that resumed after a restart is
+//! diagnosed `cpu_burn` with `restart_helps: false`. Whatever decides, the diagnosis rides along in
+//! the decision (for a crash loop without a more specific cause, it
+//! becomes `crash_loop`).
+
+use std::time::Duration;
+
+use hemostat_protocol::{
+    Action,
+    diagnosis::{Cause, Diagnosis},
+    event::{AnomalyKind, HealthAlert, Severity},
+};
+
+use crate::{
+    diagnosis::{self, diagnose},
+    history::{History, sustained},
+};
+
+/// Exits (non-zero or OOM) within [`REPEATED_FAILURE_WINDOW`], this one
+/// included, from which a restart is judged futile. Three matches the
+/// responder's default circuit breaker (3 actions per hour).
+pub const REPEATED_FAILURES: usize = 3;
+pub const REPEATED_FAILURE_WINDOW: Duration = Duration::from_secs(600);
+/// Exits within [`REPEATED_FAILURE_WINDOW`], this one included, from which
+/// a failure whose cause nothing names is not restarted again: an unknown
+/// cause gets one restart, not a guess at a second.
+pub const UNEXPLAINED_FAILURES: usize = 2;
+/// `high_cpu` alerts within [`SUSTAINED_WINDOW`], this one included, that
+/// make high CPU sustained rather than a spike.
+pub const SUSTAINED_ALERTS: usize = 3;
+pub const SUSTAINED_WINDOW: Duration = Duration::from_secs(300);
+/// How far back a `high_cpu` alert before the container's last start
+/// shows that restarting did not stop the burn.
+pub const CPU_RECURRENCE_WINDOW: Duration = Duration::from_secs(1800);
+/// Memory samples within [`LEAK_WINDOW`] needed to call a trend.
+pub const LEAK_MIN_SAMPLES: usize = 4;
+pub const LEAK_WINDOW: Duration = Duration::from_secs(1800);
+/// Total rise (percentage points of the limit) across the samples.
+pub const LEAK_MIN_RISE: f64 = 10.0;
+/// A step may dip this much (points) without breaking the trend: GC and
+/// cache churn make real leaks slightly noisy.
+pub const LEAK_STEP_TOLERANCE: f64 = 1.0;
+
+/// Which rule matched; part of the LLM cache's failure signature, so a
+/// verdict cached for a lone crash is not reused for a crash loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    ExcessiveRestarts,
+    RepeatedFailures,
+    Crash,
+    Critical,
+    Unhealthy,
+    MemoryLeak,
+    SustainedCpu,
+    Transient,
+    /// The diagnosis decided: a cause a restart cannot fix.
+    Diagnosed,
+    /// High CPU again after the container was restarted for it.
+    CpuAfterRestart,
+}
+
+impl Pattern {
+    /// Crash loops: restarting again cannot help, so these verdicts are
+    /// final and no LLM is asked to second-guess them (the model sees the
+    /// same history, but a confident "restart" from it must not override a
+    /// loop the rules can see).
+    pub fn is_guard(self) -> bool {
+        matches!(self, Pattern::ExcessiveRestarts | Pattern::RepeatedFailures)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::ExcessiveRestarts => "excessive_restarts",
+            Pattern::RepeatedFailures => "repeated_failures",
+            Pattern::Crash => "crash",
+            Pattern::Critical => "critical",
+            Pattern::Unhealthy => "unhealthy",
+            Pattern::MemoryLeak => "memory_leak",
+            Pattern::SustainedCpu => "sustained_cpu",
+            Pattern::Transient => "transient",
+            Pattern::Diagnosed => "diagnosed",
+            Pattern::CpuAfterRestart => "cpu_after_restart",
+        }
+    }
+}
+
+/// What the rules concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDecision {
+    pub action: Action,
+    pub confidence: f64,
+    pub reason: String,
+    pub pattern: Pattern,
+    /// Why the container failed, as far as the alert's evidence tells.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+impl RuleDecision {
+    fn new(pattern: Pattern, action: Action, confidence: f64, reason: impl Into<String>) -> Self {
+        RuleDecision { action, confidence, reason: reason.into(), pattern, diagnosis: None }
+    }
+}
+
+/// The decision a diagnosis imposes when it says a restart cannot help
+/// (`restart_helps: false`, from its cause or its signature): a cleanup for
+/// a full disk, otherwise nothing (a human follows the recommendation).
+pub fn decided_by(diagnosis: &Diagnosis) -> Option<(Action, f64)> {
+    if diagnosis.restart_helps {
+        return None;
+    }
+    Some(match diagnosis.cause {
+        Cause::DiskFull => (Action::Cleanup, 0.85),
+        Cause::PortInUse | Cause::DependencyUnreachable | Cause::MissingFileOrConfig | Cause::PermissionDenied => {
+            (Action::None, 0.85)
+        }
+        _ => (Action::None, 0.8),
+    })
+}
+
+/// A diagnosis that names no cause: nothing recognised, or only the bare
+/// exit code.
+fn unexplained(diagnosis: Option<&Diagnosis>) -> bool {
+    diagnosis.is_none_or(|d| d.cause == Cause::Unknown || (d.cause == Cause::AppError && d.recommendation.is_none()))
+}
+
+fn is_exit(kind: AnomalyKind) -> bool {
+    matches!(kind, AnomalyKind::NonZeroExit | AnomalyKind::OomKilled)
+}
+
+/// `history`: the container's recent alerts, this one included (see
+/// [`crate::history::record`]); an empty history is a first alert.
+pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
+    let mut diagnosis = diagnose(alert);
+    let mut decision = decide(alert, history, diagnosis.as_ref());
+    if decision.pattern.is_guard()
+        && diagnosis.as_ref().is_none_or(|d| matches!(d.cause, Cause::AppError | Cause::Unknown))
+    {
+        let evidence = diagnosis.take().map(|d| d.evidence).unwrap_or_default();
+        diagnosis = Some(diagnosis::diagnosis(
+            Cause::CrashLoop,
+            "The container keeps failing: restarts have not fixed it.",
+            evidence,
+        ));
+    }
+    if decision.pattern == Pattern::CpuAfterRestart {
+        let mut d = diagnosis::diagnosis(
+            Cause::CpuBurn,
+            "The process burns CPU again after being restarted: a restart does not help.",
+            diagnosis.take().map(|d| d.evidence).unwrap_or_default(),
+        );
+        d.restart_helps = false;
+        d.recommendation = Some(
+            "Profile the process or give it more CPU: restarting only interrupts the work, which starts over.".into(),
+        );
+        diagnosis = Some(d);
+    }
+    decision.diagnosis = diagnosis;
+    decision
+}
+
+/// When `alert` is high CPU on a container started after an earlier high
+/// CPU alert (within [`CPU_RECURRENCE_WINDOW`]): seconds between that alert
+/// and the start.
+fn cpu_after_restart(alert: &HealthAlert, history: &History) -> Option<i64> {
+    let started = alert.evidence.as_ref()?.state.started_at.as_deref()?;
+    let started = chrono::DateTime::parse_from_rfc3339(started).ok()?.timestamp_micros();
+    history
+        .within(CPU_RECURRENCE_WINDOW)
+        .iter()
+        .filter(|s| s.at < started && s.at < history.now && s.has(AnomalyKind::HighCpu))
+        .map(|s| (started - s.at) / 1_000_000)
+        .min()
+}
+
+fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>) -> RuleDecision {
+    let has = |kind: AnomalyKind| alert.anomalies.iter().any(|a| a.kind == kind);
+
+    if has(AnomalyKind::ExcessiveRestarts) {
+        return RuleDecision::new(
+            Pattern::ExcessiveRestarts,
+            Action::None,
+            0.6,
+            "Excessive restarts: restarting again would not help",
+        );
+    }
+    let crashed = alert.anomalies.iter().any(|a| is_exit(a.kind));
+    if crashed {
+        let exits =
+            history.within(REPEATED_FAILURE_WINDOW).iter().filter(|s| s.kinds.iter().any(|k| is_exit(*k))).count();
+        if exits >= REPEATED_FAILURES || (exits >= UNEXPLAINED_FAILURES && unexplained(diagnosis)) {
+            return RuleDecision::new(
+                Pattern::RepeatedFailures,
+                Action::None,
+                0.6,
+                format!(
+                    "Repeated failures: {exits} exits within {} minutes{}, a restart would not help",
+                    REPEATED_FAILURE_WINDOW.as_secs() / 60,
+                    if exits < REPEATED_FAILURES { " with no recognisable cause" } else { "" }
+                ),
+            );
+        }
+    }
+    if let Some(d) = diagnosis
+        && let Some((action, confidence)) = decided_by(d)
+    {
+        let why = match action {
+            Action::None => "a restart would not help",
+            _ => "a restart would not help, a cleanup may",
+        };
+        return RuleDecision::new(
+            Pattern::Diagnosed,
+            action,
+            confidence,
+            format!("{} ({}): {why}", d.summary, d.cause),
+        );
+    }
+    if has(AnomalyKind::HighCpu)
+        && let Some(after) = cpu_after_restart(alert, history)
+    {
+        return RuleDecision::new(
+            Pattern::CpuAfterRestart,
+            Action::None,
+            0.8,
+            format!(
+                "High CPU again ({:.1}%) after a restart {after} s after the last high CPU alert: restarting again would not help",
+                alert.metrics.cpu_pct
+            ),
+        );
+    }
+    if crashed {
+        let how = if has(AnomalyKind::OomKilled) { "was OOM-killed" } else { "exited" };
+        let code = alert.exit_code.map(|c| format!(" with code {c}")).unwrap_or_default();
+        return RuleDecision::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}"));
+    }
+    if let Some(a) = alert.anomalies.iter().find(|a| a.severity == Severity::Critical) {
+        return RuleDecision::new(
+            Pattern::Critical,
+            Action::Restart,
+            0.85,
+            format!("Critical anomaly: {}", kind_name(a.kind)),
+        );
+    }
+    if has(AnomalyKind::Unhealthy) {
+        return RuleDecision::new(Pattern::Unhealthy, Action::Restart, 0.7, "Health check failing");
+    }
+    if has(AnomalyKind::MemoryLeak) {
+        return RuleDecision::new(
+            Pattern::MemoryLeak,
+            Action::Restart,
+            0.8,
+            "Memory leak pattern reported by the collector",
+        );
+    }
+    if has(AnomalyKind::HighMemory)
+        && let Some((from, to, n)) = leak_trend(history)
+    {
+        return RuleDecision::new(
+            Pattern::MemoryLeak,
+            Action::Restart,
+            0.8,
+            format!("Memory leak pattern: memory rose from {from:.1}% to {to:.1}% across {n} alerts"),
+        );
+    }
+    if has(AnomalyKind::HighCpu) {
+        if let Some(secs) = sustained(alert) {
+            return RuleDecision::new(
+                Pattern::SustainedCpu,
+                Action::Restart,
+                0.75,
+                format!("Sustained high CPU: {:.1}% for {secs:.0} s", alert.metrics.cpu_pct),
+            );
+        }
+        let recent = history.within(SUSTAINED_WINDOW).iter().filter(|s| s.has(AnomalyKind::HighCpu)).count();
+        if recent >= SUSTAINED_ALERTS {
+            return RuleDecision::new(
+                Pattern::SustainedCpu,
+                Action::Restart,
+                0.75,
+                format!(
+                    "Sustained high CPU: {recent} alerts within {} minutes, now {:.1}%",
+                    SUSTAINED_WINDOW.as_secs() / 60,
+                    alert.metrics.cpu_pct
+                ),
+            );
+        }
+    }
+    RuleDecision::new(Pattern::Transient, Action::None, 0.65, "Transient spike, no action needed")
+}
+
+/// Memory rising across the history: at least [`LEAK_MIN_SAMPLES`] alerts
+/// within [`LEAK_WINDOW`], oldest to newest never falling by more than the
+/// tolerance, rising by [`LEAK_MIN_RISE`] points in total. Returns (first,
+/// last, samples).
+fn leak_trend(history: &History) -> Option<(f64, f64, usize)> {
+    let mut samples: Vec<f64> = history.within(LEAK_WINDOW).iter().map(|s| s.mem).collect();
+    samples.reverse();
+    if samples.len() < LEAK_MIN_SAMPLES {
+        return None;
+    }
+    let rising = samples.windows(2).all(|w| w[1] >= w[0] - LEAK_STEP_TOLERANCE);
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    (rising && last - first >= LEAK_MIN_RISE).then_some((first, last, samples.len()))
+}
+
+pub fn kind_name(kind: AnomalyKind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests;
