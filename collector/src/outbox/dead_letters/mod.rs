@@ -8,15 +8,36 @@
 //! redacted on the host); the reason is Redis' answer, redacted too
 //! ([`super::refusal::redacted`]). Each line is synced: dead letters are
 //! rare, and the record leaves the outbox once it is written.
+//!
+//! Once the cause is fixed, `hemostat-collector dead-letters replay`
+//! publishes them again ([`replay()`]), while the collector may be running
+//! and appending. Both sides take an exclusive `flock` on the outbox
+//! folder itself (not a lock file: a replay run as root must not leave a
+//! file the collector's user cannot open) around every change: the
+//! collector for one append (and rotation), the replay for reading the
+//! files and, after publishing without the lock, for rewriting them. The
+//! rewrite reads the files again under the lock and removes exactly the
+//! lines it replayed (by content), so a line appended meanwhile, or moved
+//! to `.1` by a rotation, is kept. Renaming the file away and processing
+//! it instead would lose a line: an append opened before the rename lands
+//! in the renamed file after it was read.
+
+mod replay;
+#[cfg(test)]
+mod tests;
 
 use std::{
-    fs::OpenOptions,
+    fs::{File, OpenOptions},
     io::{self, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
+pub use replay::{Letter, Outcome, list, replay};
+
 pub const FILE: &str = "dead-letters.jsonl";
+/// The file before the last rotation: older, replayed first.
+pub const ROTATED: &str = "dead-letters.jsonl.1";
 pub const MAX_BYTES: u64 = 8 << 20;
 
 pub struct DeadLetter<'a> {
@@ -30,9 +51,10 @@ pub struct DeadLetter<'a> {
 
 /// Appends `letter` to the dead-letter file in `dir`; returns the file's path.
 pub fn write(dir: &Path, letter: &DeadLetter<'_>) -> io::Result<PathBuf> {
+    let _lock = Lock::take(dir)?;
     let path = dir.join(FILE);
     if std::fs::metadata(&path).is_ok_and(|m| m.len() >= MAX_BYTES) {
-        std::fs::rename(&path, dir.join(format!("{FILE}.1")))?;
+        std::fs::rename(&path, dir.join(ROTATED))?;
     }
     let envelope = serde_json::from_slice::<serde_json::Value>(letter.record)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(letter.record).into_owned()));
@@ -48,4 +70,26 @@ pub fn write(dir: &Path, letter: &DeadLetter<'_>) -> io::Result<PathBuf> {
     file.write_all(format!("{line}\n").as_bytes())?;
     file.sync_data()?;
     Ok(path)
+}
+
+/// An exclusive `flock` on the outbox folder, released when dropped (see
+/// the module's documentation).
+struct Lock {
+    _held: File,
+}
+
+impl Lock {
+    fn take(dir: &Path) -> io::Result<Lock> {
+        let file = File::open(dir)?;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is involved.
+            if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } == 0 {
+                return Ok(Lock { _held: file });
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
 }
