@@ -38,6 +38,9 @@ fn ns(letters: &[(u64, String)]) -> Vec<u64> {
     letters.iter().map(|(n, _)| *n).collect()
 }
 
+/// What the collector does while a replay publishes.
+type During = Box<dyn FnOnce() + Send>;
+
 /// Redis refusing the numbers in `refuse` (WRONGTYPE), unreachable while
 /// `down`; `during` runs at the first publish (a collector busy meanwhile).
 #[derive(Clone, Default)]
@@ -45,7 +48,7 @@ struct Fake {
     refuse: Vec<u64>,
     down: bool,
     accepted: Arc<Mutex<Vec<u64>>>,
-    during: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    during: Arc<Mutex<Option<During>>>,
 }
 
 impl Publisher for Fake {
