@@ -20,7 +20,8 @@
 //! lines it replayed (by content), so a line appended meanwhile, or moved
 //! to `.1` by a rotation, is kept. Renaming the file away and processing
 //! it instead would lose a line: an append opened before the rename lands
-//! in the renamed file after it was read.
+//! in the renamed file after it was read. One replay runs at a time (a
+//! lock file of its own, `dead-letters.replay.lock`).
 
 mod replay;
 #[cfg(test)]
@@ -39,6 +40,8 @@ pub const FILE: &str = "dead-letters.jsonl";
 /// The file before the last rotation: older, replayed first.
 pub const ROTATED: &str = "dead-letters.jsonl.1";
 pub const MAX_BYTES: u64 = 8 << 20;
+/// Held by a replay (see [`Lock::replaying`]).
+const REPLAY_LOCK: &str = "dead-letters.replay.lock";
 
 pub struct DeadLetter<'a> {
     pub seq: u64,
@@ -80,16 +83,31 @@ struct Lock {
 
 impl Lock {
     fn take(dir: &Path) -> io::Result<Lock> {
-        let file = File::open(dir)?;
-        loop {
-            // SAFETY: flock on a descriptor we own; no memory is involved.
-            if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } == 0 {
-                return Ok(Lock { _held: file });
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+        flock(File::open(dir)?, libc::LOCK_EX)
+    }
+
+    /// The one replay at a time: two would publish the same letters. Its own
+    /// file (which the collector never opens), held for the whole replay
+    /// without holding the collector's appends up.
+    fn replaying(dir: &Path) -> io::Result<Lock> {
+        let file =
+            OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join(REPLAY_LOCK))?;
+        flock(file, libc::LOCK_EX | libc::LOCK_NB).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::new(e.kind(), "another replay is running"),
+            _ => e,
+        })
+    }
+}
+
+fn flock(file: File, how: libc::c_int) -> io::Result<Lock> {
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), how) } == 0 {
+            return Ok(Lock { _held: file });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }

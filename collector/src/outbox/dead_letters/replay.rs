@@ -132,6 +132,10 @@ pub async fn replay<P: Publisher>(
     kind: Option<&str>,
     dry_run: bool,
 ) -> io::Result<(Vec<(Letter, Outcome)>, Summary)> {
+    if !dir.is_dir() {
+        return Ok((Vec::new(), Summary::default()));
+    }
+    let _replaying = Lock::replaying(dir)?;
     let letters = list(dir)?;
     let total = letters.len();
     let mut done = Vec::new();

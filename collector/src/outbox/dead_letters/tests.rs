@@ -160,8 +160,19 @@ async fn redis_unreachable_stops_the_replay_and_a_dry_run_or_a_kind_changes_only
     assert_eq!(ns(&in_file(&dir, FILE)), [1, 3]);
 }
 
-#[test]
-fn a_missing_outbox_folder_has_no_dead_letters() {
+#[tokio::test]
+async fn a_missing_outbox_folder_has_no_dead_letters_and_one_replay_runs_at_a_time() {
     let tmp = TempDir::new();
     assert!(super::list(&tmp.0.join("nowhere")).unwrap().is_empty());
+    let (done, _) = replay(&tmp.0.join("nowhere"), &Fake::default(), None, false).await.unwrap();
+    assert!(done.is_empty());
+
+    let dir = outbox_dir(&tmp);
+    letter(&dir, EventKind::HealthAlert, 1);
+    let held = super::Lock::replaying(&dir).unwrap();
+    let busy = replay(&dir, &Fake::default(), None, false).await.unwrap_err();
+    assert!(busy.to_string().contains("another replay is running"), "{busy}");
+    drop(held);
+    let (_, summary) = replay(&dir, &Fake::default(), None, false).await.unwrap();
+    assert_eq!((summary.replayed, summary.left), (1, 0));
 }
