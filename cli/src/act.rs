@@ -1,6 +1,7 @@
-//! The verbs that change something: `silence`, `reset`, `remediate`, `dlq`.
+//! The verbs that change something: `silence`, `reset`, `remediate` (dead
+//! letters: `dead_letters`).
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use hemostat_protocol::{
     Action, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
@@ -8,7 +9,7 @@ use hemostat_protocol::{
     envelope::agent,
     event::{IncidentContext, RemediationNeeded},
     keys,
-    publisher::{ENVELOPE_FIELD, REPLAY_FOR_FIELD, dead_letter},
+    publisher::ENVELOPE_FIELD,
     silence::{self, Silence},
 };
 use redis::AsyncCommands;
@@ -200,7 +201,7 @@ pub async fn remediate(
         if tokio::time::Instant::now() >= deadline {
             return Err(CliError::Failed(format!(
                 "no outcome for the {action} of {c} within {timeout:?}: is the bridge running, and the responder? \
-                 (`hemostat dlq ls`, `hemostat audit {c}`)"
+                 (`hemostat dead-letters list`, `hemostat audit {c}`)"
             )));
         }
         tokio::time::sleep(OUTCOME_POLL).await;
@@ -218,116 +219,4 @@ fn outcome(ctx: &Context, done: &Envelope) -> Result<(), CliError> {
         "success" | "dry_run" => Ok(()),
         _ => Err(CliError::Failed(format!("{}: {}", status, show::summary(done)))),
     }
-}
-
-/// One dead letter: its id in the dead-letter stream and its fields.
-struct DeadLetter {
-    id: String,
-    fields: HashMap<String, String>,
-}
-
-async fn dead_letters(ctx: &Context) -> Result<Vec<DeadLetter>, CliError> {
-    let reply: redis::streams::StreamRangeReply = ctx.conn().xrange_all(keys::DEAD_LETTER_STREAM).await?;
-    Ok(reply
-        .ids
-        .into_iter()
-        .map(|e| {
-            let fields = e
-                .map
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), redis::from_redis_value::<String>(v.clone()).ok()?)))
-                .collect();
-            DeadLetter { id: e.id, fields }
-        })
-        .collect())
-}
-
-fn field<'a>(d: &'a DeadLetter, name: &str) -> &'a str {
-    d.fields.get(name).map_or("", String::as_str)
-}
-
-pub async fn dlq_ls(ctx: &Context) -> Result<(), CliError> {
-    let letters = dead_letters(ctx).await?;
-    if ctx.json {
-        let rows: Vec<Value> = letters.iter().map(|d| json!({"id": d.id, "fields": d.fields})).collect();
-        show::json(&Value::Array(rows));
-        return Ok(());
-    }
-    println!("DEAD LETTERS ({})", letters.len());
-    for d in &letters {
-        let at = d.id.split('-').next().and_then(|ms| ms.parse().ok()).map(show::time).unwrap_or_default();
-        println!(
-            "  {}  {at}  {} -> {} (record {}, {} attempts): {}",
-            d.id,
-            field(d, dead_letter::STREAM),
-            field(d, dead_letter::FUNCTION),
-            field(d, dead_letter::ID),
-            field(d, dead_letter::ATTEMPTS),
-            field(d, dead_letter::REASON)
-        );
-    }
-    Ok(())
-}
-
-/// Appends each dead letter's envelope to the stream it came from, as a new
-/// entry for the one consumer group that gave up on it (the others handled
-/// the original and pass it over), then deletes the dead letter. A dead
-/// letter that names no group is replayed for every group.
-pub async fn dlq_replay(ctx: &Context, id: Option<String>) -> Result<(), CliError> {
-    let letters = dead_letters(ctx).await?;
-    let chosen: Vec<&DeadLetter> = match &id {
-        Some(id) => {
-            let one = letters.iter().find(|d| d.id == *id);
-            vec![one.ok_or_else(|| CliError::NotFound(format!("no dead letter {id:?} (see `hemostat dlq ls`)")))?]
-        }
-        None => letters.iter().collect(),
-    };
-    let mut conn = ctx.conn();
-    let mut replayed = Vec::new();
-    for d in chosen {
-        let (stream, body, group) =
-            (field(d, dead_letter::STREAM), field(d, ENVELOPE_FIELD), field(d, dead_letter::GROUP));
-        if stream.is_empty() || body.is_empty() {
-            let why = format!(
-                "dead letter {} has no {}: nothing to replay",
-                d.id,
-                if stream.is_empty() { "stream" } else { "envelope" }
-            );
-            if id.is_some() {
-                return Err(CliError::Failed(why));
-            }
-            eprintln!("hemostat: {why}; kept");
-            continue;
-        }
-        let mut add = redis::cmd("XADD");
-        add.arg(stream).arg("MAXLEN").arg("~").arg(keys::STREAM_MAXLEN).arg("*").arg(ENVELOPE_FIELD).arg(body);
-        if !group.is_empty() {
-            add.arg(REPLAY_FOR_FIELD).arg(group);
-        }
-        let new_id: String = add.query_async(&mut conn).await?;
-        let _: u64 = conn.xdel(keys::DEAD_LETTER_STREAM, &[&d.id]).await?;
-        let group = (!group.is_empty()).then_some(group);
-        replayed.push(json!({"dead_letter": d.id, "stream": stream, "group": group, "entry": new_id}));
-        if !ctx.json {
-            let only = group.map(|g| format!(" for group {g}")).unwrap_or_else(|| " for every group".into());
-            println!("replayed {} into {stream}{only} as {new_id}", d.id);
-        }
-    }
-    if ctx.json {
-        show::json(&Value::Array(replayed));
-    }
-    Ok(())
-}
-
-pub async fn dlq_drop(ctx: &Context, id: &str) -> Result<(), CliError> {
-    let removed: u64 = ctx.conn().xdel(keys::DEAD_LETTER_STREAM, &[id]).await?;
-    if removed == 0 {
-        return Err(CliError::NotFound(format!("no dead letter {id:?} (see `hemostat dlq ls`)")));
-    }
-    if ctx.json {
-        show::json(&json!({"dropped": id}));
-    } else {
-        println!("dead letter {id} dropped");
-    }
-    Ok(())
 }

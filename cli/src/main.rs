@@ -14,12 +14,14 @@
 //! - `show`: how times, ages and events are written for people.
 //! - `look`: the verbs that only read (`status`, `events`, `explain`, `audit`).
 //! - `act`: the verbs that change something (`silence`, `reset`,
-//!   `remediate`, `dlq`).
+//!   `remediate`).
+//! - `dead_letters`: `dead-letters` (`dlq`): list, replay (once), drop.
 //! - `acl`: `hemostat acl`, the Redis ACL users of HemoStat's roles.
 
 mod acl;
 mod act;
 mod context;
+mod dead_letters;
 mod error;
 mod key;
 mod look;
@@ -159,8 +161,9 @@ enum Verb {
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
-    /// Dead letters: records the bridge gave up on, with their reasons.
-    #[command(subcommand)]
+    /// Dead letters: records the bridge gave up on, with their reasons; replayed once the cause
+    /// is fixed. (A collector's own dead letters are on its host: `hemostat-collector dead-letters`.)
+    #[command(subcommand, name = "dead-letters", visible_alias = "dlq")]
     Dlq(DlqVerb),
     /// Command signing keys (Ed25519): the responder signs with the private key, collectors
     /// verify with the public one.
@@ -246,15 +249,31 @@ enum SilenceVerb {
 #[derive(Debug, Subcommand)]
 enum DlqVerb {
     /// Every dead letter with its reason, oldest first.
-    Ls,
-    /// Appends dead letters back to the stream they came from, for the consumer group that gave up on each only, and removes them here.
-    Replay {
-        /// The dead letter's id, as `dlq ls` shows it.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        /// Every dead letter.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only those that came from this stream.
         #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Once the cause is fixed: appends dead letters back to the stream they came from, for the
+    /// consumer group that gave up on each only, and removes them here. Run twice, each record is
+    /// appended once.
+    Replay {
+        /// The dead letter's id, as `dead-letters list` shows it.
+        #[arg(conflicts_with_all = ["id_flag", "all", "stream"])]
+        id: Option<String>,
+        /// The same, as an option.
+        #[arg(long = "id", value_name = "ID", conflicts_with_all = ["all", "stream"])]
+        id_flag: Option<String>,
+        /// Every dead letter that came from this stream (e.g. hemostat:stream:health_alert).
+        #[arg(long, conflicts_with = "all")]
+        stream: Option<String>,
+        /// Every dead letter.
+        #[arg(long, required_unless_present_any = ["id", "id_flag", "stream"])]
         all: bool,
+        /// Print what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Deletes a dead letter.
     Drop {
@@ -315,9 +334,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let action = act::manual_action(&action)?;
             act::remediate(&ctx, &context::container(&container)?, action, &operator(by), timeout).await
         }
-        Verb::Dlq(DlqVerb::Ls) => act::dlq_ls(&ctx).await,
-        Verb::Dlq(DlqVerb::Replay { id, all }) => act::dlq_replay(&ctx, if all { None } else { id }).await,
-        Verb::Dlq(DlqVerb::Drop { id }) => act::dlq_drop(&ctx, &id).await,
+        Verb::Dlq(DlqVerb::List { stream }) => dead_letters::list(&ctx, stream.as_deref()).await,
+        Verb::Dlq(DlqVerb::Replay { id, id_flag, stream, all: _, dry_run }) => {
+            dead_letters::replay(&ctx, &dead_letters::Choice { id: id.or(id_flag), stream }, dry_run).await
+        }
+        Verb::Dlq(DlqVerb::Drop { id }) => dead_letters::drop(&ctx, &id).await,
         Verb::Keys(_) | Verb::Acl { .. } => unreachable!("handled before connecting"),
     }
 }
@@ -333,5 +354,34 @@ async fn main() {
     if let Err(e) = run(cli).await {
         eprintln!("hemostat: {e}");
         std::process::exit(e.exit_code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, DlqVerb, Verb};
+
+    fn replay(args: &[&str]) -> Result<DlqVerb, clap::Error> {
+        let cli = Cli::try_parse_from(["hemostat", "dead-letters", "replay"].iter().chain(args))?;
+        match cli.verb {
+            Verb::Dlq(verb) => Ok(verb),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dead_letter_replays_say_which_and_dlq_is_the_same_verb() {
+        Cli::command().debug_assert();
+        assert!(replay(&[]).is_err(), "which ones must be said");
+        assert!(replay(&["1-0", "--all"]).is_err());
+        assert!(replay(&["--id", "1-0", "--stream", "s"]).is_err());
+        let DlqVerb::Replay { id_flag, dry_run, .. } = replay(&["--id", "1-0", "--dry-run"]).unwrap() else { panic!() };
+        assert_eq!((id_flag.as_deref(), dry_run), (Some("1-0"), true));
+        let DlqVerb::Replay { stream, all, .. } = replay(&["--stream", "s"]).unwrap() else { panic!() };
+        assert_eq!((stream.as_deref(), all), (Some("s"), false));
+        let old = Cli::try_parse_from(["hemostat", "dlq", "ls"]).unwrap();
+        assert!(matches!(old.verb, Verb::Dlq(DlqVerb::List { stream: None })));
     }
 }

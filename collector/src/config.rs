@@ -304,6 +304,10 @@ pub struct Config {
     /// Print one JSON snapshot of every container and exit.
     #[arg(long)]
     pub once: bool,
+
+    /// A verb instead of running (the settings above still apply).
+    #[command(subcommand)]
+    pub verb: Option<crate::verbs::Verb>,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -420,5 +424,16 @@ mod tests {
         assert!(insecure.command_keys().unwrap().is_none());
         let bad = Config::parse_from(["hemostat-collector", "--command-public-keys", "nope", "--host", "h1"]);
         assert!(bad.command_keys().unwrap_err().to_string().contains("HEMOSTAT_COMMAND_PUBLIC_KEYS"));
+    }
+
+    #[test]
+    fn the_dead_letter_verbs_parse_and_running_is_the_default() {
+        use crate::verbs::{DeadLetters, Verb};
+        <Config as clap::CommandFactory>::command().debug_assert();
+        assert!(Config::parse_from(["hemostat-collector", "--host", "h1"]).verb.is_none());
+        let c =
+            Config::parse_from(["hemostat-collector", "dead-letters", "replay", "--kind", "health_alert", "--dry-run"]);
+        let Some(Verb::DeadLetters(DeadLetters::Replay { kind, dry_run })) = c.verb else { panic!("{:?}", c.verb) };
+        assert_eq!((kind.as_deref(), dry_run), (Some("health_alert"), true));
     }
 }

@@ -21,6 +21,9 @@ pub enum CollectorError {
     /// A container's resource counters could not be read or parsed.
     #[error("stats: {0}")]
     Stats(String),
+    /// The dead-letter files cannot be read or rewritten.
+    #[error("dead letters: {0}")]
+    DeadLetters(String),
     /// Shutdown was requested before the operation could finish.
     #[error("shutting down")]
     Cancelled,

@@ -19,6 +19,7 @@
 //! - `liveness` — each long-running task's last progress, for the heartbeat, `/healthz` and `/metrics` (`HEMOSTAT_COLLECTOR_LISTEN`).
 //! - `outbox` — publishing that rides out Redis outages and collector restarts (a log on disk, bounded, ordered), dead-lettering what Redis refuses for good.
 //! - `config` — [`Config`]: flags and environment variables.
+//! - `verbs` — the binary's verbs besides running: `dead-letters list|replay`.
 //! - `state` — the durable state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`, `--state-dir`): what must outlive the process (cursor, outbox, edge restarts), created and checked at start, files replaced atomically.
 //! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
 //! - `namespace` — shared network namespaces, as alerts and actions read them.
@@ -48,6 +49,7 @@ mod sample;
 mod scope;
 mod state;
 mod usage;
+mod verbs;
 mod watch;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -63,6 +65,7 @@ use tokio_util::sync::CancellationToken;
 pub use alert::{evidence, redact};
 pub use config::Config;
 pub use error::CollectorError;
+pub use verbs::{Verb, run as run_verb};
 
 use crate::{
     act::{Consumer, Edge, EdgeSettings, Executor},

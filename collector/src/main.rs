@@ -1,10 +1,20 @@
 use clap::Parser;
-use hemostat_collector::{Config, run, snapshot};
+use hemostat_collector::{Config, run, run_verb, snapshot};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     hemostat_protocol::telemetry::init();
     let config = Config::parse();
+    if let Some(verb) = &config.verb {
+        return match run_verb(&config, verb).await {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("hemostat-collector: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if config.once {
         return match snapshot(&config).await {
             Ok(json) => {

@@ -164,5 +164,26 @@ async fn a_record_redis_refuses_for_good_is_dead_lettered_and_later_ones_arrive(
         reports[0].message.contains("WRONGTYPE") && reports[0].message.contains("dead-letters.jsonl"),
         "{reports:?}"
     );
+
+    // The cause is fixed (the stream is a stream again): replayed while the
+    // collector runs, the alert is in its stream once and leaves the file;
+    // a second replay finds nothing to do.
+    let replay =
+        |name: &str| hemostat_e2e::collector(&redis.url(), &host).name(name).args(["dead-letters", "replay"]).spawn();
+    let first = replay("replay-1");
+    let status = first.wait_exit(Duration::from_secs(60)).await;
+    let out = strip_ansi(&first.log());
+    println!("replay: {out}");
+    assert!(status.is_some_and(|s| s.success()), "{out}");
+    assert!(out.contains("replayed 1, refused again 0, left 0"), "{out}");
+    let all: Vec<(u64, HealthAlert)> = stream_events(&mut conn, EventKind::HealthAlert).await;
+    assert_eq!(all.iter().filter(|(_, a)| a.container == refused.name()).count(), 1, "replayed once");
+    let left = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(left.trim().is_empty(), "the file keeps no replayed record: {left}");
+    let second = replay("replay-2");
+    second.wait_exit(Duration::from_secs(60)).await;
+    assert!(strip_ansi(&second.log()).contains("replayed 0, refused again 0, left 0"), "{}", second.log());
+    let all: Vec<(u64, HealthAlert)> = stream_events(&mut conn, EventKind::HealthAlert).await;
+    assert_eq!(all.iter().filter(|(_, a)| a.container == refused.name()).count(), 1, "still once");
     assert!(collector.is_running());
 }

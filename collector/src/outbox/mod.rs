@@ -31,7 +31,7 @@
 //! and waits for the delivery receipt, which may also say the event was
 //! dead-lettered or dropped ([`ProtocolError::Undelivered`]).
 
-mod dead_letters;
+pub(crate) mod dead_letters;
 mod drain;
 mod log;
 mod refusal;

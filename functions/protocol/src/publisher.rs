@@ -109,10 +109,16 @@ pub const ALL_CHANNEL: &str = "hemostat:*";
 pub const ENVELOPE_FIELD: &str = "envelope";
 
 /// The field of a stream entry replayed from the dead-letter stream
-/// (`hemostat dlq replay`) that names the one consumer group it is for: the
+/// (`hemostat dead-letters replay`) that names the one consumer group it is for: the
 /// group that gave up on it. Every other group of the stream handled the
 /// original already, so it acknowledges the replay without delivering it.
 pub const REPLAY_FOR_FIELD: &str = "replay_for";
+
+/// The field of a stream entry replayed from the dead-letter stream that
+/// holds the dead letter's id: a replay interrupted between appending the
+/// entry and deleting the dead letter finds it there and does not append
+/// it twice.
+pub const REPLAY_OF_FIELD: &str = "replay_of";
 
 /// The fields of a dead letter (see [`crate::keys::DEAD_LETTER_STREAM`]),
 /// besides the envelope: where the record came from and why it was given up.
