@@ -56,7 +56,7 @@ pub(crate) async fn run(health: Arc<Health>, conn: Connection, config: Config, m
                 host: heartbeat.consumer.clone(),
                 message: format!(
                     "{} record(s) were dead-lettered as stale (older than {}s) by bridge {}: incidents nobody acted \
-                     on. `hemostat dlq` lists them.",
+                     on. `hemostat dead-letters list` shows them, `replay` sends them again.",
                     stale - stale_reported,
                     config.max_age_seconds,
                     heartbeat.consumer
