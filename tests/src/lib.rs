@@ -48,6 +48,8 @@
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
 //! - [`temp_dir`] — [`TempDir`], a fresh folder removed when dropped.
+//! - [`tls_certs`] — [`TestCerts`], a CA and its certificates for a TLS
+//!   Docker endpoint.
 //! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_collector`]
 //!   ([`collector`] to start one without waiting) / [`start_stack`]
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
@@ -91,11 +93,12 @@ pub mod redis_server;
 pub mod stack;
 pub mod storm;
 pub mod temp_dir;
+pub mod tls_certs;
 
 pub use acl::{Users, create_users};
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
-pub use dockerd::PrivateDockerd;
+pub use dockerd::{PrivateDockerd, TlsListener};
 pub use events::stream_events;
 pub use facts::report_container;
 pub use fake_llm::FakeLlm;
@@ -113,6 +116,7 @@ pub use stack::{
     start_stack, start_stack_with, test_host,
 };
 pub use temp_dir::TempDir;
+pub use tls_certs::TestCerts;
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.
