@@ -47,6 +47,8 @@
 //!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
+//! - [`podman`] — [`PodmanService`], Podman's Docker-compatible API on a
+//!   socket of its own.
 //! - [`temp_dir`] — [`TempDir`], a fresh folder removed when dropped.
 //! - [`tls_certs`] — [`TestCerts`], a CA and its certificates for a TLS
 //!   Docker endpoint.
@@ -85,6 +87,7 @@ pub mod incident_files;
 pub mod incidents;
 pub mod keys;
 pub mod paths;
+pub mod podman;
 pub mod polling;
 pub mod port;
 pub mod process;
@@ -106,6 +109,7 @@ pub use freezer::Freezer;
 pub use http::{http_get, http_request};
 pub use keys::{TestKeys, test_keys};
 pub use paths::{bin_dir, log_dir, state_dir, workspace_root};
+pub use podman::PodmanService;
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder, hemostat_cli, strip_ansi};
