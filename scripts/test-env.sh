@@ -86,6 +86,10 @@ cmd_install() {
     command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
     command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    # The TLS engine's test: a client with no certificate must be refused.
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    # Podman's Docker-compatible API, for the collector's read paths.
+    command -v podman >/dev/null 2>&1 || missing+=(podman)
     # compose.yaml's test (docker-compose 1.x) and the demo scripts (jq).
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     command -v jq >/dev/null 2>&1 || missing+=(jq)
@@ -112,7 +116,7 @@ cmd_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # A systemd host may auto-start the packaged docker service; that is
     # harmless because we run our own daemon on our own socket.
-    for c in dockerd docker redis-server redis-cli busybox openssl chromium node npm docker-compose jq prometheus promtool; do
+    for c in dockerd docker redis-server redis-cli busybox openssl curl podman chromium node npm docker-compose jq prometheus promtool; do
         command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install"
     done
     log "installed: ${missing[*]}"

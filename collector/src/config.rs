@@ -21,9 +21,24 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true, value_parser = clap::value_parser!(RedisUrl))]
     pub redis_url: RedisUrl,
 
-    /// Docker Engine endpoint (unix:// socket or tcp://).
+    /// Docker Engine endpoint: unix:// socket, tcp:// (mutual TLS with
+    /// DOCKER_TLS_VERIFY or DOCKER_CERT_PATH, else plain HTTP) or https://
+    /// (always TLS). For ssh://, forward the socket (see the README).
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub docker_host: String,
+
+    /// Any non-empty value (as Docker's client reads it, `0` included):
+    /// the tcp:// engine is reached over mutual TLS with DOCKER_CERT_PATH's
+    /// files and verified against its ca.pem. A missing or unreadable file
+    /// stops the collector; it never falls back to plain HTTP.
+    #[arg(long, env = "DOCKER_TLS_VERIFY", default_value = "", hide_default_value = true)]
+    pub docker_tls_verify: String,
+
+    /// Folder with ca.pem, cert.pem and key.pem (Docker's names) for a TLS
+    /// engine; set, tcp:// is TLS even without DOCKER_TLS_VERIFY. Default:
+    /// ~/.docker.
+    #[arg(long, env = "DOCKER_CERT_PATH")]
+    pub docker_cert_path: Option<std::path::PathBuf>,
 
     /// This host's name in the fleet: commands are addressed to it and
     /// alerts carry it. Defaults to the machine's hostname. Letters, digits,
@@ -319,6 +334,13 @@ impl Config {
     /// `STATE_DIRECTORY`, else the default.
     pub fn state_dir(&self) -> std::path::PathBuf {
         crate::state::resolve(self.state_dir.as_deref(), std::env::var_os("STATE_DIRECTORY"))
+    }
+
+    /// The Docker endpoint and its TLS files, checked: an error here is a
+    /// setting to fix, not an engine to wait for.
+    pub(crate) fn docker_endpoint(&self) -> Result<crate::docker::Endpoint, crate::error::CollectorError> {
+        let cert_path = self.docker_cert_path.as_deref().filter(|p| !p.as_os_str().is_empty());
+        crate::docker::Endpoint::new(&self.docker_host, !self.docker_tls_verify.is_empty(), cert_path)
     }
 
     pub fn scope(&self) -> Result<crate::scope::Scope, crate::error::CollectorError> {

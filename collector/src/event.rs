@@ -73,7 +73,8 @@ impl ContainerEvent {
             "oom" => Happening::Oom,
             "kill" => Happening::Killed { signal: attributes.get("signal").and_then(|s| parse_signal(s)) },
             "start" => Happening::Started,
-            "destroy" => Happening::Destroyed,
+            // `remove`: Podman's name for it.
+            "destroy" | "remove" => Happening::Destroyed,
             a if a.starts_with("health_status") => match a.rsplit(':').next().map(str::trim) {
                 Some("healthy") => Happening::Health { healthy: true },
                 Some("unhealthy") => Happening::Health { healthy: false },
@@ -144,6 +145,12 @@ mod tests {
         assert!(ContainerEvent::from_message(&msg("exec_start: sh", &[])).is_none());
         assert!(ContainerEvent::from_message(&msg("die", &[("exitCode", "x")])).is_none());
         assert_eq!(parse_signal("SIGUSR1"), Some(10));
+    }
+
+    #[test]
+    fn podmans_remove_is_a_destroy() {
+        let e = ContainerEvent::from_message(&msg("remove", &[("name", "web")])).unwrap();
+        assert_eq!(e.happening, Happening::Destroyed);
     }
 
     #[test]

@@ -123,6 +123,9 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     // Before anything: a collector that cannot verify commands does not run
     // open by accident.
     let keys = config.command_keys()?;
+    // So is a Docker endpoint whose TLS cannot work: it fails now, clearly,
+    // not in the connect loop below.
+    let endpoint = config.docker_endpoint()?;
     let key_ids: Vec<String> = keys.iter().flat_map(|k| k.ids()).map(str::to_owned).collect();
     if keys.is_none() {
         tracing::warn!(
@@ -154,7 +157,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         facts_current: Some(facts_current_rx),
     };
     let (outbox, outbox_task) = Outbox::open(publisher.clone(), outbox_settings, cancel.clone())?;
-    let docker = retry("Docker", &cancel, || docker::connect(&config.docker_host)).await?;
+    let docker = retry("Docker", &cancel, || docker::connect(&endpoint)).await?;
 
     let inflight = InFlight::new();
     // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
@@ -364,6 +367,6 @@ where
 
 /// `--once`: a snapshot of this host's containers, as JSON.
 pub async fn snapshot(config: &Config) -> Result<String, CollectorError> {
-    let docker: Docker = docker::connect(&config.docker_host).await?;
+    let docker: Docker = docker::connect(&config.docker_endpoint()?).await?;
     Ok(serde_json::to_string(&sample::snapshot(&docker, &config.host, &sample::roots(config)).await?)?)
 }

@@ -34,23 +34,42 @@ pub struct PrivateDockerd {
     child: Option<Child>,
     /// `--live-restore`: containers outlive the daemon's stop and restart.
     live_restore: bool,
+    /// A TCP listener on 127.0.0.1 with mutual TLS, besides the socket.
+    tls: Option<TlsListener>,
+}
+
+/// What a daemon started with [`PrivateDockerd::start_tls`] listens with:
+/// `--tlsverify` on `tcp://127.0.0.1:port`, clients' certificates checked
+/// against `ca`.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub port: u16,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl PrivateDockerd {
     /// Starts a daemon, waits until it answers, and imports the busybox
     /// test image ([`test_image`]) into it from the host's static busybox.
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(false, None).await
     }
 
     /// [`start`](Self::start) with `--live-restore`, as production engines
     /// run: a [`restart`](Self::restart) leaves the containers running (and
     /// exiting, unseen, while the daemon is away) instead of stopping them.
     pub async fn start_live_restore() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, None).await
     }
 
-    async fn start_with(live_restore: bool) -> Self {
+    /// [`start`](Self::start), also listening on 127.0.0.1 with mutual TLS
+    /// ([`tls_host`](Self::tls_host)); the socket stays plain.
+    pub async fn start_tls(tls: TlsListener) -> Self {
+        Self::start_with(false, Some(tls)).await
+    }
+
+    async fn start_with(live_restore: bool, tls: Option<TlsListener>) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
         // Short, because the socket path must fit in sun_path.
         let base = std::env::temp_dir();
@@ -64,6 +83,7 @@ impl PrivateDockerd {
             dir,
             child: None,
             live_restore,
+            tls,
         };
         assert!(
             daemon.socket().as_os_str().len() < MAX_SOCKET_PATH,
@@ -82,6 +102,11 @@ impl PrivateDockerd {
     /// `unix://…`, for `DOCKER_HOST`.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket().display())
+    }
+
+    /// `tcp://127.0.0.1:port` of the TLS listener, for `DOCKER_HOST`.
+    pub fn tls_host(&self) -> Option<String> {
+        self.tls.as_ref().map(|t| format!("tcp://127.0.0.1:{}", t.port))
     }
 
     /// A client for this daemon (API version negotiated).
@@ -149,6 +174,17 @@ impl PrivateDockerd {
             .args(["--containerd-plugins-namespace", &format!("{}-plugins", self.namespace)]);
         if self.live_restore {
             cmd.arg("--live-restore");
+        }
+        if let Some(tls) = &self.tls {
+            cmd.arg("-H")
+                .arg(format!("tcp://127.0.0.1:{}", tls.port))
+                .arg("--tlsverify")
+                .arg("--tlscacert")
+                .arg(&tls.ca)
+                .arg("--tlscert")
+                .arg(&tls.cert)
+                .arg("--tlskey")
+                .arg(&tls.key);
         }
         let child = spawn_logged(&mut cmd, &self.log_path)
             .unwrap_or_else(|e| panic!("spawning dockerd failed: {e} (run scripts/test-env.sh install)"));

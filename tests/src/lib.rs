@@ -47,7 +47,11 @@
 //!   events with their arrival times.
 //! - [`container`] — [`ContainerSpec`] / [`TestContainer`], containers that are
 //!   force-removed when dropped.
+//! - [`podman`] — [`PodmanService`], Podman's Docker-compatible API on a
+//!   socket of its own.
 //! - [`temp_dir`] — [`TempDir`], a fresh folder removed when dropped.
+//! - [`tls_certs`] — [`TestCerts`], a CA and its certificates for a TLS
+//!   Docker endpoint.
 //! - [`stack`] — [`start_emulator`] / [`start_bridge`] / [`start_collector`]
 //!   ([`collector`] to start one without waiting) / [`start_stack`]
 //!   ([`start_stack_with`] and [`StackEnv`] for a test's own settings):
@@ -83,6 +87,7 @@ pub mod incident_files;
 pub mod incidents;
 pub mod keys;
 pub mod paths;
+pub mod podman;
 pub mod polling;
 pub mod port;
 pub mod process;
@@ -91,11 +96,12 @@ pub mod redis_server;
 pub mod stack;
 pub mod storm;
 pub mod temp_dir;
+pub mod tls_certs;
 
 pub use acl::{Users, create_users};
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
-pub use dockerd::PrivateDockerd;
+pub use dockerd::{PrivateDockerd, TlsListener};
 pub use events::stream_events;
 pub use facts::report_container;
 pub use fake_llm::FakeLlm;
@@ -103,6 +109,7 @@ pub use freezer::Freezer;
 pub use http::{http_get, http_request};
 pub use keys::{TestKeys, test_keys};
 pub use paths::{bin_dir, log_dir, state_dir, workspace_root};
+pub use podman::PodmanService;
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
 pub use process::{Process, ProcessBuilder, hemostat_cli, strip_ansi};
@@ -113,6 +120,7 @@ pub use stack::{
     start_stack, start_stack_with, test_host,
 };
 pub use temp_dir::TempDir;
+pub use tls_certs::TestCerts;
 
 /// Name of the running test, derived from the test thread's name (libtest
 /// names each test thread after the test), made safe for file names.

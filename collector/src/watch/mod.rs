@@ -68,7 +68,9 @@ const SEEN_HORIZON_NANOS: i64 = 10 * 60 * 1_000_000_000;
 /// the outbox before the cursor is written short of them.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 /// `stop` and `restart` are only noted for evidence (for the alerts' evidence).
-const EVENTS: [&str; 8] = ["die", "oom", "kill", "start", "destroy", "health_status", "stop", "restart"];
+/// `remove` is Podman's name for Docker's `destroy` (its Docker-compatible
+/// API passes it on as it is).
+const EVENTS: [&str; 9] = ["die", "oom", "kill", "start", "destroy", "remove", "health_status", "stop", "restart"];
 
 pub struct Watcher {
     docker: Docker,

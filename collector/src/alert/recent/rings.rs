@@ -56,7 +56,8 @@ impl Note {
         let actor = msg.actor.as_ref()?;
         let id = actor.id.clone().filter(|id| !id.is_empty())?;
         let raw = msg.action.as_deref()?.trim();
-        if raw == "destroy" {
+        // `remove`: Podman's name for Docker's `destroy`.
+        if raw == "destroy" || raw == "remove" {
             return Some(Note::Destroyed { id });
         }
         // `health_status: unhealthy`, also when an engine drops the space.
