@@ -81,6 +81,7 @@ pub mod freezer;
 pub mod http;
 pub mod incidents;
 pub mod keys;
+pub mod llm_incidents;
 pub mod paths;
 pub mod polling;
 pub mod port;
