@@ -38,7 +38,8 @@ teardown() {
         phase "stopping test environment"
         "${TEST_ENV[@]}" stop || echo "warning: test environment teardown failed" >&2
     fi
-    [[ -z "${LLM_PREPARE:-}" ]] || kill "$LLM_PREPARE" 2>/dev/null || true
+    # The background build, with its compilers (its own process group).
+    [[ -z "${LLM_PREPARE:-}" ]] || kill -- -"$LLM_PREPARE" 2>/dev/null || true
     bash "$ROOT/scripts/llm.sh" stop 2>/dev/null || true
     exit "$status"
 }
@@ -112,7 +113,7 @@ main() {
     [[ -n "$llm" ]] || { [[ "$(test_args "$@")" == --workspace ]] && llm=1 || llm=0; }
     if [[ "$llm" == 1 ]]; then
         phase "preparing the real model in the background (scripts/llm.sh prepare; log /tmp/hemostat-llm/prepare.log)"
-        bash "$ROOT/scripts/llm.sh" prepare >/dev/null 2>&1 &
+        setsid bash "$ROOT/scripts/llm.sh" prepare >/dev/null 2>&1 &
         LLM_PREPARE=$!
         # Until then the real-model test says it runs later, not skipped.
         export HEMOSTAT_TEST_LLM_LATER=1
