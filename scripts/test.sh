@@ -40,7 +40,7 @@ teardown() {
     fi
     # The background build, with its compilers (its own process group).
     [[ -z "${LLM_PREPARE:-}" ]] || kill -- -"$LLM_PREPARE" 2>/dev/null || true
-    bash "$ROOT/scripts/llm.sh" stop 2>/dev/null || true
+    [[ -z "${LLM_STARTED:-}" ]] || bash "$ROOT/scripts/llm.sh" stop 2>/dev/null || true
     exit "$status"
 }
 
@@ -173,6 +173,7 @@ main() {
     done
     if [[ "$llm" == 1 ]]; then
         phase "waiting for the real model (scripts/llm.sh wait), then starting it"
+        LLM_STARTED=1
         if bash "$ROOT/scripts/llm.sh" wait && bash "$ROOT/scripts/llm.sh" start; then
             # shellcheck source=/dev/null
             source /tmp/hemostat-llm/env
