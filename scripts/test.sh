@@ -112,7 +112,7 @@ main() {
     local llm="${HEMOSTAT_TEST_LLM:-}"
     [[ -n "$llm" ]] || { [[ "$(test_args "$@")" == --workspace ]] && llm=1 || llm=0; }
     if [[ "$llm" == 1 ]]; then
-        phase "preparing the real model in the background (scripts/llm.sh prepare; log /tmp/hemostat-llm/prepare.log)"
+        phase "preparing the real model in the background (scripts/llm.sh prepare; log in ${HEMOSTAT_LLM_DIR:-/tmp/hemostat-llm})"
         setsid bash "$ROOT/scripts/llm.sh" prepare >/dev/null 2>&1 &
         LLM_PREPARE=$!
         # Until then the real-model test says it runs later, not skipped.
@@ -176,7 +176,7 @@ main() {
         LLM_STARTED=1
         if bash "$ROOT/scripts/llm.sh" wait && bash "$ROOT/scripts/llm.sh" start; then
             # shellcheck source=/dev/null
-            source /tmp/hemostat-llm/env
+            source "$(bash "$ROOT/scripts/llm.sh" env)"
             unset HEMOSTAT_TEST_LLM_LATER
             for mode in ${HEMOSTAT_TEST_REDIS_MODES:-node cluster}; do
                 phase "real-model test on Redis $mode ($HEMOSTAT_TEST_LLM_MODEL at $HEMOSTAT_TEST_LLM_URL)"
