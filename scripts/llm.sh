@@ -23,6 +23,7 @@
 #                        models/<file>.gguf
 #   HEMOSTAT_LLM_DIR     state of the running server (default /tmp/hemostat-llm): env, pid, log
 #   HEMOSTAT_LLM_JOBS    parallel compile jobs (default 2)
+#   HEMOSTAT_LLM_THREADS llama-server's threads (default half the cores, 1 to 4)
 #
 # `source $DIR/env` exports HEMOSTAT_TEST_LLM_URL (the OpenAI base URL, ending in /v1) and
 # HEMOSTAT_TEST_LLM_MODEL (the model name the server answers to).
@@ -219,15 +220,21 @@ cmd_start() {
     local port url threads i
     port="$(free_port)"
     url="http://127.0.0.1:$port"
-    threads="$(nproc 2>/dev/null || echo 2)"
-    ((threads <= 2)) || threads=2
+    # Half the cores, 1 to 4: on a shared two-core machine two threads
+    # spin-wait on each other at every step (3 tokens/s measured, against
+    # 20-27 with one).
+    threads=$(($(nproc 2>/dev/null || echo 2) / 2))
+    ((threads >= 1)) || threads=1
+    ((threads <= 4)) || threads=4
+    threads="${HEMOSTAT_LLM_THREADS:-$threads}"
     log "starting llama-server on $url ($MODEL_ALIAS, context $CONTEXT, $threads threads)"
     # --parallel 1: one request at a time, the whole context for it; the
     # tests and the benchmark ask one question at a time. -n: a tiny model
     # can loop inside a JSON string; the answer is ~200 tokens, so 512 ends
     # a runaway (finish_reason length, which the analyzer refuses) early.
+    # --temp 0: greedy, so a run repeats (the analyzer sends no temperature).
     setsid "$SERVER" -m "$MODEL" --alias "$MODEL_ALIAS" --host 127.0.0.1 --port "$port" \
-        -c "$CONTEXT" -n 512 -t "$threads" --parallel 1 >"$SERVER_LOG" 2>&1 </dev/null &
+        -c "$CONTEXT" -n 512 --temp 0 -t "$threads" --parallel 1 >"$SERVER_LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     for ((i = 0; i < 1200; i++)); do
         if curl -fsS --max-time 2 "$url/health" >/dev/null 2>&1; then

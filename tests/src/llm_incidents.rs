@@ -173,7 +173,8 @@ const SCHEMA_KEYS: [&str; 6] = ["action", "cause", "confidence", "evidence", "re
 /// it (or the error), and how long it took.
 #[derive(Debug, Clone)]
 pub struct Call {
-    pub answer: Result<String, String>,
+    /// The text, or the error's `fallback_reason` and message.
+    pub answer: Result<String, (&'static str, String)>,
     pub elapsed: Duration,
 }
 
@@ -203,7 +204,7 @@ impl<L: Llm> Llm for Recording<L> {
         let answer = self.inner.complete(prompt).await;
         let kept = match &answer {
             Ok(text) => Ok(text.clone()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((e.fallback_reason(), e.to_string())),
         };
         let call = Call { answer: kept, elapsed: started.elapsed() };
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(call);
@@ -269,6 +270,8 @@ impl Verdict {
 pub struct ModelAnswer {
     pub cause: String,
     pub action: String,
+    /// Cited lines the container never printed (the answer is refused).
+    pub invented: usize,
 }
 
 /// One incident three ways.
@@ -401,11 +404,14 @@ fn judge(incident: LlmIncident, rules: Verdict, together: Verdict, calls: &[Call
     };
     let model = match call.map(|c| &c.answer) {
         None => Err("not asked".to_owned()),
-        Some(Err(e)) => {
+        // The model's own failure (an answer cut off at the server's
+        // token limit while looping, a refusal): the rules decide.
+        Some(Err(("llm_invalid_response" | "llm_refusal", e))) => Err(e.clone()),
+        Some(Err((_, e))) => {
             problems.push(format!("the server did not answer: {e}"));
-            Err(format!("no answer: {e}"))
+            Err(e.clone())
         }
-        Some(Ok(raw)) => model_answer(raw, allowed).inspect_err(|e| problems.push(e.clone())),
+        Some(Ok(raw)) => model_answer(raw, allowed, incident.log).inspect_err(|e| problems.push(e.clone())),
     };
     match (together.method.as_str(), together.fallback_reason.as_deref()) {
         ("llm", None) => {
@@ -432,7 +438,7 @@ fn judge(incident: LlmIncident, rules: Verdict, together: Verdict, calls: &[Call
 
 /// The answer as structured output must have it: one bare JSON object with
 /// exactly the schema's keys, a cause and an action from their lists.
-fn model_answer(raw: &str, allowed: &[Action]) -> Result<ModelAnswer, String> {
+fn model_answer(raw: &str, allowed: &[Action], log: &[&str]) -> Result<ModelAnswer, String> {
     let Ok(Value::Object(o)) = serde_json::from_str::<Value>(raw) else {
         return Err(format!("the answer is not a bare JSON object (was the schema honoured?): {raw:?}"));
     };
@@ -449,7 +455,14 @@ fn model_answer(raw: &str, allowed: &[Action]) -> Result<ModelAnswer, String> {
     if action != "none" && !allowed.iter().any(|a| a.as_str() == action) {
         return Err(format!("action {action:?} is not one of the schema's: {raw:?}"));
     }
-    Ok(ModelAnswer { cause, action })
+    let cited = o.get("evidence").and_then(Value::as_array).cloned().unwrap_or_default();
+    let invented = cited
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !log.iter().any(|l| l.contains(c)))
+        .count();
+    Ok(ModelAnswer { cause, action, invented })
 }
 
 /// The rows as a Markdown table, then the totals: accuracy (cause, action)
@@ -463,6 +476,9 @@ pub fn table(rows: &[Row]) -> String {
     );
     for r in rows {
         let model = match &r.model {
+            Ok(m) if m.invented > 0 => {
+                format!("{}/{} {}, {} invented line(s)", m.cause, m.action, mark(r.model_right()), m.invented)
+            }
             Ok(m) => format!("{}/{} {}", m.cause, m.action, mark(r.model_right())),
             Err(_) => "no valid answer --".into(),
         };

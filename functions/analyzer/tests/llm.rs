@@ -330,7 +330,8 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
     assert_eq!(user["evidence"]["state"]["exit_code"], 1);
     assert_eq!(user["rule_based_assessment"]["cause"], "dependency_unreachable");
 
-    // An unknown category is read as `unknown`, not rejected.
+    // An unknown category is read as `unknown`, not rejected; the event
+    // keeps the rules' more specific diagnosis.
     fake.set(Mode::Answer(
         r#"{"cause": "gremlins", "root_cause": "fake model: unclear.", "action": "none", "confidence": 0.8,
             "evidence": [], "recommendation": null}"#,
@@ -338,7 +339,7 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
     let d = decide(&a, refused_alert("api-2", "acme/api:cite-3").envelope(0.0)).await;
     assert_eq!((d.kind, d.method.as_deref()), (EventKind::FalseAlarm, Some("llm")), "{d:?}");
     let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
-    assert_eq!(data["diagnosis"]["cause"], "unknown", "{data}");
+    assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "{data}");
 }
 
 #[tokio::test]
