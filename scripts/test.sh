@@ -106,7 +106,7 @@ fuzz() {
 main() {
     check_toolchain
 
-    # The real model's server is built once per machine (10-25 minutes on two
+    # The real model's server is built once per machine (47 minutes on two busy
     # cores the first time): in the background from here, waited for only
     # when the real-model test runs, after everything else.
     local llm="${HEMOSTAT_TEST_LLM:-}"
