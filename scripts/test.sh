@@ -17,6 +17,8 @@
 #   HEMOSTAT_TEST_REDIS_MODES  the Redis the suite runs on, in turn (default "node cluster"):
 #                              `node`, a redis-server per test; `cluster`, a six-node Redis
 #                              Cluster per test (the harness reads HEMOSTAT_TEST_REDIS)
+#   HEMOSTAT_TEST_LLM          1: the real-model test (scripts/llm.sh: llama-server, Gemma 3 270M)
+#                              at the end, on each Redis mode; 0: not; default 1 when no package is picked
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +38,9 @@ teardown() {
         phase "stopping test environment"
         "${TEST_ENV[@]}" stop || echo "warning: test environment teardown failed" >&2
     fi
+    # The background build, with its compilers (its own process group).
+    [[ -z "${LLM_PREPARE:-}" ]] || kill -- -"$LLM_PREPARE" 2>/dev/null || true
+    [[ -z "${LLM_STARTED:-}" ]] || bash "$ROOT/scripts/llm.sh" stop 2>/dev/null || true
     exit "$status"
 }
 
@@ -101,6 +106,19 @@ fuzz() {
 main() {
     check_toolchain
 
+    # The real model's server is built once per machine (47 minutes on two busy
+    # cores the first time): in the background from here, waited for only
+    # when the real-model test runs, after everything else.
+    local llm="${HEMOSTAT_TEST_LLM:-}"
+    [[ -n "$llm" ]] || { [[ "$(test_args "$@")" == --workspace ]] && llm=1 || llm=0; }
+    if [[ "$llm" == 1 ]]; then
+        phase "preparing the real model in the background (scripts/llm.sh prepare; log in ${HEMOSTAT_LLM_DIR:-/tmp/hemostat-llm})"
+        setsid bash "$ROOT/scripts/llm.sh" prepare >/dev/null 2>&1 &
+        LLM_PREPARE=$!
+        # Until then the real-model test says it runs later, not skipped.
+        export HEMOSTAT_TEST_LLM_LATER=1
+    fi
+
     # Style and lints first: they need nothing installed, and a failure is
     # reported in a minute or two instead of after the end-to-end tests.
     if [[ "${HEMOSTAT_TEST_SKIP_CHECKS:-0}" != 1 ]]; then
@@ -153,6 +171,21 @@ main() {
         # --no-fail-fast: one failing test binary must not hide the results of the others.
         HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
     done
+    if [[ "$llm" == 1 ]]; then
+        phase "waiting for the real model (scripts/llm.sh wait), then starting it"
+        LLM_STARTED=1
+        if bash "$ROOT/scripts/llm.sh" wait && bash "$ROOT/scripts/llm.sh" start; then
+            # shellcheck source=/dev/null
+            source "$(bash "$ROOT/scripts/llm.sh" env)"
+            unset HEMOSTAT_TEST_LLM_LATER
+            for mode in ${HEMOSTAT_TEST_REDIS_MODES:-node cluster}; do
+                phase "real-model test on Redis $mode ($HEMOSTAT_TEST_LLM_MODEL at $HEMOSTAT_TEST_LLM_URL)"
+                HEMOSTAT_TEST_REDIS="$mode" cargo test -p hemostat-analyzer --test llm_real -- --nocapture || status=$?
+            done
+        else
+            status=1
+        fi
+    fi
     if ((fuzz_status != 0)); then
         phase "fuzzing FOUND a panic or a broken invariant (exit $fuzz_status): inputs in target/fuzz-findings/"
         ((status != 0)) || status=$fuzz_status

@@ -29,9 +29,13 @@ pub enum Mode {
     ServerError,
     /// HTTP 400 `invalid_request_error` (a bad parameter value).
     InvalidRequest,
-    /// HTTP 400 naming `param: response_format` whenever the request asks
-    /// for JSON mode, as gpt-4 answers; a good answer without it.
+    /// HTTP 400 naming `param: response_format` whenever the request has
+    /// one, as gpt-4 answers; a good answer without it.
     JsonModeRefused,
+    /// HTTP 400 naming `param: response_format` to a JSON Schema only, as
+    /// models with JSON mode but without structured outputs answer
+    /// (gpt-4-turbo); a good answer to JSON mode.
+    SchemaRefused,
     /// HTTP 401 with the provider's message, which quotes part of the key.
     Unauthorized,
     /// HTTP 429 with `retry-after` in seconds.
@@ -173,6 +177,13 @@ fn special(api: Api, mode: Mode, request: &Value) -> Option<Response> {
             "invalid_request_error",
             Some("response_format"),
             "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model.",
+        )),
+        Mode::SchemaRefused if openai && request["response_format"]["type"] == "json_schema" => Some(error(
+            api,
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("response_format"),
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
         )),
         Mode::Unauthorized if openai => {
             // OpenAI puts a code beside the type, and quotes part of the key.

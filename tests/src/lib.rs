@@ -86,6 +86,7 @@ pub mod http;
 pub mod incident_files;
 pub mod incidents;
 pub mod keys;
+pub mod llm_incidents;
 pub mod paths;
 pub mod podman;
 pub mod polling;

@@ -1,6 +1,9 @@
 //! The outcome of analysing one alert: a verdict and how it was reached.
 
-use hemostat_protocol::{Action, diagnosis::Diagnosis};
+use hemostat_protocol::{
+    Action,
+    diagnosis::{Cause, Diagnosis},
+};
 
 use crate::{error::AnalyzerError, llm::LlmVerdict, rules};
 
@@ -64,8 +67,16 @@ impl Analysis {
         Analysis::fallback(v, error.fallback_reason())
     }
 
-    /// `rules`: the rules' diagnosis, kept when the model gave none.
+    /// `rules`: the rules' diagnosis, kept when the model gave none, or
+    /// only a vaguer one (`app_error`, `unknown`) where the rules named a
+    /// cause: a small model's "app error" must not hide the port in use
+    /// the rules read in the log.
     pub fn llm(v: LlmVerdict, model: &str, cached: bool, rules: Option<Diagnosis>) -> Self {
+        let vague = |d: &Diagnosis| matches!(d.cause, Cause::AppError | Cause::Unknown);
+        let diagnosis = match (v.diagnosis, rules) {
+            (Some(m), Some(r)) if vague(&m) && !vague(&r) => Some(r),
+            (m, r) => m.or(r),
+        };
         Analysis {
             action: v.action,
             confidence: v.confidence,
@@ -74,7 +85,39 @@ impl Analysis {
             model: Some(model.to_owned()),
             fallback_reason: None,
             cached,
-            diagnosis: v.diagnosis.or(rules),
+            diagnosis,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vaguer_model_diagnosis_leaves_the_rules_one() {
+        let d = |cause| Diagnosis {
+            cause,
+            summary: cause.to_string(),
+            evidence: vec![],
+            restart_helps: false,
+            recommendation: None,
+        };
+        let verdict = |m: Option<Cause>| LlmVerdict {
+            action: Action::None,
+            confidence: 0.9,
+            reason: "model".into(),
+            diagnosis: m.map(d),
+        };
+        let cause = |m: Option<Cause>, r: Option<Cause>| {
+            Analysis::llm(verdict(m), "m", false, r.map(d)).diagnosis.map(|d| d.cause)
+        };
+        assert_eq!(cause(Some(Cause::AppError), Some(Cause::PortInUse)), Some(Cause::PortInUse));
+        assert_eq!(cause(Some(Cause::Unknown), Some(Cause::DiskFull)), Some(Cause::DiskFull));
+        // A specific cause of the model's stands, even against the rules'.
+        assert_eq!(cause(Some(Cause::PermissionDenied), Some(Cause::PortInUse)), Some(Cause::PermissionDenied));
+        assert_eq!(cause(Some(Cause::AppError), Some(Cause::Unknown)), Some(Cause::AppError));
+        assert_eq!(cause(None, Some(Cause::PortInUse)), Some(Cause::PortInUse));
+        assert_eq!(cause(Some(Cause::AppError), None), Some(Cause::AppError));
     }
 }

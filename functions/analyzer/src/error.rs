@@ -39,6 +39,10 @@ pub enum AnalyzerError {
     /// analyzer refuses to start.
     #[error("signature catalogue: {0}")]
     Catalogue(String),
+    /// A valid verdict that would make the failure worse by the rules' own
+    /// diagnosis (a restart where one cannot help, a stop where one would).
+    #[error("LLM verdict overruled: {0}")]
+    LlmOverruled(String),
 }
 
 impl AnalyzerError {
@@ -60,6 +64,7 @@ impl AnalyzerError {
             AnalyzerError::LlmCutShort(_) => "llm_cut_short",
             AnalyzerError::LlmRefusal(_) => "llm_refusal",
             AnalyzerError::InvalidVerdict(_) => "llm_invalid_response",
+            AnalyzerError::LlmOverruled(_) => "llm_overruled",
             AnalyzerError::Redis(_)
             | AnalyzerError::Protocol(_)
             | AnalyzerError::Config { .. }

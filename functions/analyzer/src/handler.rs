@@ -21,7 +21,7 @@ use crate::{
     budget, cache,
     error::AnalyzerError,
     history::{self, AlertSummary, History},
-    llm::{Llm, Prompt, evidence_json, parse_verdict},
+    llm::{Llm, Prompt, against_rules, evidence_json, parse_verdict},
     rules,
 };
 
@@ -40,6 +40,11 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
 
     pub fn publisher(&self) -> &P {
         &self.publisher
+    }
+
+    /// The LLM it consults, when one is configured.
+    pub fn llm(&self) -> Option<&L> {
+        self.llm.as_ref()
     }
 
     pub async fn handle(&self, event: BatchEvent) -> BatchResponse {
@@ -165,7 +170,11 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             Ok(answer) => answer,
             Err(_) => Err(AnalyzerError::LlmTimeout(self.config.ai_timeout)),
         };
-        match answer.and_then(|text| parse_verdict(&text, allows, &prompt.evidence)) {
+        let verdict = answer.and_then(|text| parse_verdict(&text, allows, &prompt.evidence)).and_then(|v| {
+            against_rules(&v, assessment.diagnosis.as_ref())?;
+            Ok(v)
+        });
+        match verdict {
             Ok(v) => {
                 let cached = cache::CachedVerdict { model: llm.model().to_owned(), verdict: v.clone() };
                 cache::put(conn, &signature, &cached, self.config.cache_ttl).await?;

@@ -55,7 +55,12 @@ async fn openai_good_answer_and_request_shape() {
     assert_eq!(req.path, "/v1/chat/completions");
     assert_eq!(req.headers["authorization"], format!("Bearer {KEY}").as_str());
     assert_eq!(req.body["model"], "gpt-4o-mini");
-    assert_eq!(req.body["response_format"]["type"], "json_object");
+    // Structured output: the answer's schema, the allowed actions in it.
+    let format = &req.body["response_format"];
+    assert_eq!((format["type"].as_str(), format["json_schema"]["strict"].as_bool()), (Some("json_schema"), Some(true)));
+    let schema = &format["json_schema"]["schema"];
+    assert!(schema["properties"]["action"]["enum"].as_array().unwrap().iter().any(|a| a == "restart"), "{schema}");
+    assert!(!schema["properties"]["action"]["enum"].as_array().unwrap().iter().any(|a| a == "cleanup"), "{schema}");
     let messages = req.body["messages"].as_array().unwrap();
     assert_eq!((messages[0]["role"].as_str(), messages[1]["role"].as_str()), (Some("system"), Some("user")));
     let system = messages[0]["content"].as_str().unwrap();
@@ -152,20 +157,37 @@ async fn a_model_without_json_mode_is_asked_again_without_it() {
     let d = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
     assert_eq!((d.method.as_deref(), d.fallback_reason.as_deref()), (Some("llm"), None), "{d:?}");
     let seen = fake.seen();
-    assert_eq!(seen.len(), 2, "asked once with JSON mode, once without");
-    assert_eq!(seen[0].body["response_format"]["type"], "json_object");
-    assert!(seen[1].body.get("response_format").is_none());
+    assert_eq!(seen.len(), 3, "asked with a schema, with JSON mode, then without");
+    assert_eq!(seen[0].body["response_format"]["type"], "json_schema");
+    assert_eq!(seen[1].body["response_format"]["type"], "json_object");
+    assert!(seen[2].body.get("response_format").is_none());
     // Remembered: the next question goes without it at once.
     let d = decide(&a, AlertSpec::new("api-2", "non_zero_exit").image("other:2").envelope(0.0)).await;
     assert_eq!(d.method.as_deref(), Some("llm"));
     let seen = fake.seen();
-    assert_eq!(seen.len(), 3);
-    assert!(seen[2].body.get("response_format").is_none());
+    assert_eq!(seen.len(), 4);
+    assert!(seen[3].body.get("response_format").is_none());
     // A 400 for another parameter is not retried.
     fake.set(Mode::InvalidRequest);
     let d = decide(&a, AlertSpec::new("api-3", "non_zero_exit").image("other:3").envelope(0.0)).await;
     assert_eq!(d.fallback_reason.as_deref(), Some("llm_bad_request"));
-    assert_eq!(fake.requests(), 4);
+    assert_eq!(fake.requests(), 5);
+}
+
+#[tokio::test]
+async fn a_model_without_structured_output_keeps_json_mode() {
+    // gpt-4-turbo: JSON mode, but 400 `param: response_format` to a schema.
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    fake.set(Mode::SchemaRefused);
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "gpt-4-turbo").await;
+    let d = decide(&a, AlertSpec::new("api-1", "non_zero_exit").envelope(0.0)).await;
+    assert_eq!((d.method.as_deref(), d.fallback_reason.as_deref()), (Some("llm"), None), "{d:?}");
+    let d = decide(&a, AlertSpec::new("api-2", "non_zero_exit").image("other:2").envelope(0.0)).await;
+    assert_eq!(d.method.as_deref(), Some("llm"));
+    let formats: Vec<Option<String>> =
+        fake.seen().iter().map(|s| s.body["response_format"]["type"].as_str().map(str::to_owned)).collect();
+    let expected = ["json_schema", "json_object", "json_object"].map(|f| Some(f.to_owned()));
+    assert_eq!(formats, expected, "stepped down once, then remembered");
 }
 
 #[tokio::test]
@@ -308,13 +330,38 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
     assert_eq!(user["evidence"]["state"]["exit_code"], 1);
     assert_eq!(user["rule_based_assessment"]["cause"], "dependency_unreachable");
 
-    // An unknown category is read as `unknown`, not rejected.
+    // An unknown category is read as `unknown`, not rejected; the event
+    // keeps the rules' more specific diagnosis.
     fake.set(Mode::Answer(
-        r#"{"cause": "gremlins", "root_cause": "fake model: unclear.", "action": "restart", "confidence": 0.8,
+        r#"{"cause": "gremlins", "root_cause": "fake model: unclear.", "action": "none", "confidence": 0.8,
             "evidence": [], "recommendation": null}"#,
     ));
     let d = decide(&a, refused_alert("api-2", "acme/api:cite-3").envelope(0.0)).await;
-    assert_eq!((d.kind, d.method.as_deref()), (EventKind::RemediationNeeded, Some("llm")), "{d:?}");
+    assert_eq!((d.kind, d.method.as_deref()), (EventKind::FalseAlarm, Some("llm")), "{d:?}");
     let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
-    assert_eq!(data["diagnosis"]["cause"], "unknown", "{data}");
+    assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "{data}");
+}
+
+#[tokio::test]
+async fn a_restart_the_rules_found_useless_is_overruled() {
+    // What Gemma 3 270M answered about a refused dependency: the right
+    // line, and a restart, which cannot bring the database back.
+    let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
+    fake.set(Mode::Answer(
+        r#"{"cause": "unknown", "root_cause": "fake model: it crashed.", "action": "restart", "confidence": 0.9,
+            "evidence": ["Error: connect ECONNREFUSED 10.0.0.7:5432"], "recommendation": null}"#,
+    ));
+    let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
+    let d = decide(&a, refused_alert("api-1", "acme/api:overruled").envelope(0.0)).await;
+    assert_eq!(fake.requests(), 1, "the model was asked");
+    assert_eq!(
+        (d.kind, d.method.as_deref(), d.fallback_reason.as_deref()),
+        (EventKind::FalseAlarm, Some("rule_fallback"), Some("llm_overruled")),
+        "{d:?}"
+    );
+    let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
+    assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "the rules' diagnosis: {data}");
+    // Not cached: the next alert asks again rather than replaying it.
+    let d = decide(&a, refused_alert("api-1", "acme/api:overruled").envelope(0.0)).await;
+    assert_eq!((d.fallback_reason.as_deref(), fake.requests()), (Some("llm_overruled"), 2), "{d:?}");
 }

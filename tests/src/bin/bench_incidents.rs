@@ -4,21 +4,30 @@
 //! and action, correct or not, made worse or not, detection-to-diagnosis
 //! time) with the rules path's accuracy; then a few incidents on the LLM
 //! path against a local fake of OpenAI's Chat Completions API, showing the
-//! evidence in the prompt and the model's verdict in the events.
+//! evidence in the prompt and the model's verdict in the events. With a
+//! real model's server (`HEMOSTAT_TEST_LLM_URL`, from `scripts/llm.sh
+//! start`), the model table: per failure of `hemostat_e2e::llm_incidents`
+//! and in total, accuracy (cause, action), made-worse count and latency for
+//! the rules alone, the model alone and the two together.
 //!
 //!   scripts/test-env.sh start; source /tmp/hemostat-test/env
-//!   cargo build --workspace --bins && target/debug/hemostat-bench-incidents [--redis node|cluster] [--no-llm]
+//!   scripts/llm.sh start; source /tmp/hemostat-llm/env      # optional: the model table
+//!   cargo build --workspace --bins && target/debug/hemostat-bench-incidents [--redis node|cluster] [--no-llm] [--model-table]
 //!
-//! The binaries it starts come from `HEMOSTAT_BIN_DIR` (default
-//! `target/debug`). Exits non-zero when the rules path gets less than 90 %
-//! right or any incident gets an action that makes it worse.
+//! `--model-table`: the model table alone (no containers). The binaries it
+//! starts come from `HEMOSTAT_BIN_DIR` (default `target/debug`). Exits
+//! non-zero when the rules path gets less than 90 % right, any incident
+//! gets an action that makes it worse, or the model table shows the model
+//! making anything worse (or its answers outside the schema).
+
+use std::time::Duration;
 
 use hemostat_e2e::{
     FakeLlm, RedisServer, docker,
     fake_llm::Mode,
     incident_files::{self, Set},
     incidents::{self, Outcome},
-    start_stack_with,
+    llm_incidents, start_stack_with,
 };
 
 /// The goal: at least this share of steps right on the rules path.
@@ -26,6 +35,7 @@ const GOAL: f64 = 0.9;
 
 fn main() {
     let mut llm = true;
+    let mut only_model = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -36,14 +46,56 @@ fn main() {
                 unsafe { std::env::set_var("HEMOSTAT_TEST_REDIS", &mode) };
             }
             "--no-llm" => llm = false,
+            "--model-table" => only_model = true,
             _ => {
-                eprintln!("usage: hemostat-bench-incidents [--redis node|cluster] [--no-llm]");
+                eprintln!("usage: hemostat-bench-incidents [--redis node|cluster] [--no-llm] [--model-table]");
                 std::process::exit(2);
             }
         }
     }
-    let ok = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(run(llm));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let ok = runtime.block_on(async {
+        let mut ok = only_model || run(llm).await;
+        if llm || only_model {
+            ok &= model_table().await;
+        }
+        ok
+    });
     std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// The model table against the real server named by `HEMOSTAT_TEST_LLM_URL`;
+/// said and skipped when it is unset.
+async fn model_table() -> bool {
+    let Ok(url) = std::env::var("HEMOSTAT_TEST_LLM_URL") else {
+        println!("\n# Model table: skipped (HEMOSTAT_TEST_LLM_URL unset; scripts/llm.sh start, then source its env)");
+        return true;
+    };
+    let model = std::env::var("HEMOSTAT_TEST_LLM_MODEL").unwrap_or_else(|_| "gemma-3-270m".into());
+    let incidents = llm_incidents::all();
+    println!("\n# Model table: {} failures, {model} at {url}\n", incidents.len());
+    for i in &incidents {
+        println!(
+            "- {}: exit {}, {} ({})",
+            i.name,
+            i.exit_code,
+            i.log.iter().rev().find(|l| !l.trim().is_empty()).unwrap_or(&""),
+            i.source
+        );
+    }
+    println!("\nC: cause right, A: action right (restart exactly where a restart helps)\n");
+    let redis = RedisServer::start().await;
+    let conn = redis.connection().await;
+    let started = std::time::Instant::now();
+    let rows = llm_incidents::evaluate(&conn, &url, &model, Duration::from_secs(120)).await;
+    println!("{}", llm_incidents::table(&rows));
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+    let problems: Vec<String> =
+        rows.iter().flat_map(|r| r.problems.iter().map(move |p| format!("- {}: {p}", r.incident.name))).collect();
+    if !problems.is_empty() {
+        println!("\nwhat must hold whatever the model says, and did NOT:\n{}", problems.join("\n"));
+    }
+    problems.is_empty()
 }
 
 async fn run(with_llm: bool) -> bool {

@@ -28,7 +28,7 @@ use crate::{
 };
 
 pub use prompt::{Prompt, evidence_json};
-pub use verdict::{LlmVerdict, parse as parse_verdict};
+pub use verdict::{LlmVerdict, against_rules, parse as parse_verdict};
 
 /// Something that answers a prompt with text. The handler is generic over
 /// it so its tests need no HTTP server.

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -25,11 +25,19 @@ pub struct OpenAi {
     model: String,
     key: Secret,
     timeout: Duration,
-    /// Whether to ask for JSON mode: cleared for good the first time the
-    /// model refuses the parameter (gpt-4 and many compatible servers
-    /// answer 400 `param: response_format`).
-    json_mode: Arc<AtomicBool>,
+    /// Which `response_format` to ask for ([`SCHEMA`], [`JSON_OBJECT`],
+    /// [`PLAIN`]): lowered for good, one step, each time the model refuses
+    /// the parameter (gpt-4 answers 400 `param: response_format` to a
+    /// schema, older compatible servers to JSON mode too).
+    format: Arc<AtomicU8>,
 }
+
+/// Structured output: the answer's JSON Schema (`json_schema`, strict).
+const SCHEMA: u8 = 2;
+/// JSON mode (`json_object`): any JSON object.
+const JSON_OBJECT: u8 = 1;
+/// No `response_format`: the system message alone asks for JSON.
+const PLAIN: u8 = 0;
 
 impl OpenAi {
     pub fn new(http: reqwest::Client, config: &LlmConfig, timeout: Duration) -> Self {
@@ -39,15 +47,16 @@ impl OpenAi {
             model: config.model.clone(),
             key: config.api_key.clone(),
             timeout,
-            json_mode: Arc::new(AtomicBool::new(true)),
+            format: Arc::new(AtomicU8::new(SCHEMA)),
         }
     }
 
-    /// JSON mode (`response_format`) while the model accepts it, so it
-    /// cannot answer in prose; without it the system prompt still asks for
-    /// JSON only and the verdict's validation enforces it. No `temperature`
-    /// or `max_tokens`: some models (o-series, gpt-5) reject them, and the
-    /// answer is a few dozen tokens anyway.
+    /// Structured output (`response_format` with the answer's JSON Schema)
+    /// while the model accepts it, so it cannot answer in prose or outside
+    /// the schema, then JSON mode, then neither: the system prompt still
+    /// asks for JSON only and the verdict's validation enforces it. No
+    /// `temperature` or `max_tokens`: some models (o-series, gpt-5) reject
+    /// them, and the answer is a few dozen tokens anyway.
     pub fn body(&self, prompt: &Prompt) -> Value {
         let mut body = json!({
             "model": self.model,
@@ -56,8 +65,15 @@ impl OpenAi {
                 {"role": "user", "content": prompt.user},
             ],
         });
-        if self.json_mode.load(Ordering::Relaxed) {
-            body["response_format"] = json!({"type": "json_object"});
+        match self.format.load(Ordering::Relaxed) {
+            SCHEMA => {
+                body["response_format"] = json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": "hemostat_verdict", "strict": true, "schema": prompt.schema},
+                });
+            }
+            JSON_OBJECT => body["response_format"] = json!({"type": "json_object"}),
+            _ => {}
         }
         body
     }
@@ -96,14 +112,20 @@ impl Llm for OpenAi {
     }
 
     async fn complete(&self, prompt: &Prompt) -> Result<String, AnalyzerError> {
-        match self.ask(prompt).await {
-            Err(AnalyzerError::LlmStatus(ProviderError { status: 400, param: Some(param), .. }))
-                if param == "response_format" && self.json_mode.swap(false, Ordering::Relaxed) =>
-            {
-                tracing::info!(model = %self.model, "the model does not support JSON mode (response_format); asking without it from now on");
-                self.ask(prompt).await
+        loop {
+            let format = self.format.load(Ordering::Relaxed);
+            match self.ask(prompt).await {
+                // `response_format` or one of its parts (`response_format.json_schema`).
+                Err(AnalyzerError::LlmStatus(ProviderError { status: 400, param: Some(param), .. }))
+                    if param.starts_with("response_format") && format > PLAIN =>
+                {
+                    // Another call may have lowered it meanwhile: only one step from what was asked.
+                    let _ = self.format.compare_exchange(format, format - 1, Ordering::Relaxed, Ordering::Relaxed);
+                    let next = if format == SCHEMA { "JSON mode (json_object)" } else { "no response_format" };
+                    tracing::info!(model = %self.model, "the model refused response_format; asking with {next} from now on");
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 }

@@ -17,7 +17,7 @@ use hemostat_protocol::{
 };
 use serde_json::{Value, json};
 
-use crate::{history::History, rules};
+use crate::{diagnosis::MAX_CITED, history::History, rules};
 
 /// Characters of evidence JSON in the prompt (about 1,500 tokens).
 pub const EVIDENCE_BUDGET: usize = 6_000;
@@ -35,6 +35,10 @@ pub struct Prompt {
     /// The evidence texts sent (log lines, health outputs, Docker's error),
     /// as sent: a verdict may only cite these.
     pub evidence: Vec<String>,
+    /// The answer's JSON Schema (the same object the system message
+    /// describes), for providers that constrain output to one
+    /// (`response_format: json_schema`).
+    pub schema: Value,
 }
 
 impl Prompt {
@@ -96,8 +100,29 @@ impl Prompt {
             },
         })
         .to_string();
-        Prompt { system, user, evidence: sent }
+        Prompt { system, user, evidence: sent, schema: answer_schema(&actions, &causes) }
     }
+}
+
+/// The verdict's shape as a JSON Schema: every key required, no others,
+/// the action and the cause from their lists. A server that honours it
+/// (OpenAI's structured outputs, llama.cpp's grammar, vLLM, Ollama) cannot
+/// answer in prose, with an unknown action or with a sixth cited line; the
+/// verdict's validation still checks everything (a server may ignore it).
+fn answer_schema(actions: &[&str], causes: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "cause": {"type": "string", "enum": causes},
+            "root_cause": {"type": "string"},
+            "action": {"type": "string", "enum": actions},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "evidence": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_CITED},
+            "recommendation": {"type": ["string", "null"]},
+        },
+        "required": ["cause", "root_cause", "action", "confidence", "evidence", "recommendation"],
+        "additionalProperties": false,
+    })
 }
 
 /// `s`, cut to `max` characters (with an ellipsis when cut).
@@ -208,5 +233,20 @@ mod tests {
         assert!(sent.iter().any(|s| s.starts_with("line 499:")));
         assert!(sent.contains(&"check 8 refused".to_owned()));
         assert!(!sent.contains(&"check 0 refused".to_owned()));
+    }
+
+    #[test]
+    fn the_schema_lists_the_allowed_actions_and_every_cause() {
+        let schema = answer_schema(&["restart", "none"], &["port_in_use", "unknown"]);
+        assert_eq!(schema["properties"]["action"]["enum"], json!(["restart", "none"]));
+        assert_eq!(schema["properties"]["cause"]["enum"], json!(["port_in_use", "unknown"]));
+        assert_eq!(schema["properties"]["evidence"]["maxItems"], MAX_CITED);
+        assert_eq!(schema["additionalProperties"], false);
+        let required: Vec<&str> = schema["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let mut keys: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut sorted = required.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, keys, "every key is required (OpenAI's strict mode demands it)");
     }
 }

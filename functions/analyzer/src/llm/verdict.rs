@@ -76,6 +76,35 @@ pub fn parse(text: &str, allows: impl Fn(Action) -> bool, sent: &[String]) -> Re
     Ok(LlmVerdict { action, confidence, reason: truncate(reason).to_owned(), diagnosis })
 }
 
+/// Whether the rules' diagnosis forbids `v`: a model may always do less
+/// (`none`), but not what the rules found makes the failure worse. When the
+/// rules named a specific cause, a restart or a scale-up where a restart
+/// cannot help (a port in use, a missing file, a crash loop) only repeats
+/// the failure, and a stop or a cleanup where a restart would help keeps
+/// the service down. A generic `app_error` or `unknown` diagnosis forbids
+/// nothing: there the model may know better. A tiny model cites the right
+/// line and still answers `restart`; this is what keeps it harmless.
+pub fn against_rules(v: &LlmVerdict, rules: Option<&Diagnosis>) -> Result<(), AnalyzerError> {
+    let Some(d) = rules.filter(|d| !matches!(d.cause, Cause::AppError | Cause::Unknown)) else {
+        return Ok(());
+    };
+    let worse = match v.action {
+        Action::Restart | Action::ScaleUp | Action::Start => !d.restart_helps,
+        Action::Stop | Action::Cleanup => d.restart_helps,
+        Action::None => false,
+        // Never a verdict's (see `Action::LLM_CHOICES`): refused wherever the rules know the cause.
+        Action::Exec => true,
+    };
+    if worse {
+        let helps = if d.restart_helps { "would" } else { "cannot" };
+        return Err(AnalyzerError::LlmOverruled(format!(
+            "{} where the rules found {} (a restart {helps} help)",
+            v.action, d.cause
+        )));
+    }
+    Ok(())
+}
+
 /// The cited lines, each checked against what was sent; at most
 /// [`MAX_CITED`] are kept.
 fn cited(items: &[Value], sent: &[String]) -> Result<Vec<String>, AnalyzerError> {
@@ -184,5 +213,36 @@ mod tests {
         let plain =
             parse(r#"{"action":"restart","confidence":0.8,"reason":"x","evidence":[]}"#, allowed, &sent).unwrap();
         assert_eq!(plain.diagnosis, None);
+    }
+
+    #[test]
+    fn nothing_the_rules_found_harmful_gets_through() {
+        let verdict = |action| LlmVerdict { action, confidence: 0.9, reason: "model".into(), diagnosis: None };
+        let rules = |cause| {
+            let (restart_helps, _) = crate::diagnosis::remedy(cause);
+            Diagnosis { cause, summary: "rules".into(), evidence: vec![], restart_helps, recommendation: None }
+        };
+        let overruled = |a, c: Option<Cause>| {
+            matches!(against_rules(&verdict(a), c.map(rules).as_ref()), Err(AnalyzerError::LlmOverruled(_)))
+        };
+        // A restart cannot fix a port in use, a missing file, a crash loop.
+        for cause in [Cause::PortInUse, Cause::MissingFileOrConfig, Cause::CrashLoop, Cause::PermissionDenied] {
+            assert!(overruled(Action::Restart, Some(cause)), "{cause}");
+            assert!(overruled(Action::ScaleUp, Some(cause)), "{cause}");
+            assert!(!overruled(Action::None, Some(cause)), "{cause}");
+        }
+        // A stop keeps down what a restart would bring back.
+        for cause in [Cause::OomKilled, Cause::Segfault, Cause::HealthCheckFailing] {
+            assert!(overruled(Action::Stop, Some(cause)), "{cause}");
+            assert!(overruled(Action::Cleanup, Some(cause)), "{cause}");
+            assert!(!overruled(Action::Restart, Some(cause)), "{cause}");
+            assert!(!overruled(Action::None, Some(cause)), "{cause}");
+        }
+        // Where the rules know little, the model decides.
+        for cause in [None, Some(Cause::AppError), Some(Cause::Unknown)] {
+            for a in [Action::Restart, Action::Stop, Action::None, Action::ScaleUp] {
+                assert!(!overruled(a, cause), "{a} {cause:?}");
+            }
+        }
     }
 }
