@@ -28,6 +28,7 @@ mod judge;
 mod judging;
 mod reconcile;
 mod registry;
+mod saving;
 #[cfg(test)]
 mod tests;
 mod unhealthy;
@@ -43,7 +44,7 @@ pub use cursor::Cursor;
 pub use registry::Registry;
 
 use catch_up::timestamp;
-use cursor::{Memory, Saver};
+use cursor::Saver;
 pub use judging::AT_ONCE as ALERT_CONCURRENCY;
 use judging::Judging;
 
@@ -379,52 +380,6 @@ impl Watcher {
     fn alive(&self) {
         if let Some(p) = &self.progress {
             p.alive(Task::Watcher);
-        }
-    }
-
-    /// What the cursor is made of now.
-    fn memory(&mut self) -> Memory<'_> {
-        Memory {
-            last: self.last,
-            seen: &self.seen,
-            reported: &self.reported,
-            kills: self.detector.kills().collect(),
-            pending: self.judging.pending(),
-            catching_up_from: self.catching_up_from,
-        }
-    }
-
-    /// Offers the cursor to the saver when something changed (or an alert
-    /// is still pending, whose hand-over moves it).
-    fn save(&mut self) {
-        let changed = self.dirty || !self.judging.is_idle();
-        if self.saver.is_none() || !changed {
-            return;
-        }
-        let cursor = Cursor::of(&self.memory());
-        if let Some(saver) = &mut self.saver
-            && saver.offer(&cursor)
-        {
-            self.dirty = false;
-        }
-    }
-
-    /// At shutdown: lets the alerts being judged reach the outbox (a few
-    /// seconds at most), then writes the cursor one last time.
-    async fn stop(mut self) {
-        self.judging.settle(tokio::time::Instant::now() + STOP_WAIT).await;
-        let cursor = Cursor::of(&self.memory());
-        if let Some(saver) = &mut self.saver {
-            saver.flush(&cursor).await;
-            let stats = saver.stats();
-            tracing::info!(
-                cursor = %cursor.time,
-                writes = stats.writes,
-                failures = stats.failures,
-                mean_us = stats.total.as_micros().checked_div(u128::from(stats.writes)).unwrap_or_default() as u64,
-                max_us = stats.max.as_micros() as u64,
-                "cursor saved"
-            );
         }
     }
 
