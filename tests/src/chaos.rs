@@ -150,7 +150,7 @@ pub struct LostCrash {
     pub container: String,
     /// Seconds after the run's start.
     pub crashed_at: f64,
-    /// Its `health_alert`s (exit 1).
+    /// Its `health_alert`s (a non-zero exit).
     pub alerts: usize,
     /// Its `remediation_complete`s and `false_alarm`s, as status and reason.
     pub outcomes: Vec<String>,
@@ -168,7 +168,7 @@ pub struct ChaosReport {
     /// Containers planned whose start the engine refused (it was
     /// restarting) or took over 10 s to start (a loaded machine).
     pub not_started: usize,
-    /// `health_alert`s of the crashed containers (exit 1).
+    /// `health_alert`s of the crashed containers (a non-zero exit).
     pub alerts: usize,
     /// Crashes with at least one alert.
     pub alerted: usize,
@@ -378,7 +378,9 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
         .await
         .into_iter()
         .map(|(_, a)| a)
-        .filter(|a| a.host == parts.host && a.exit_code == Some(1))
+        // Any exit code: a crash around the engine's restart can be
+        // reported as 255 (the engine lost the process's own code).
+        .filter(|a| a.host == parts.host && a.exit_code.is_some_and(|c| c != 0))
         .collect();
     let outcomes = stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete).await;
     let false_alarms = stream_events::<FalseAlarm>(conn, EventKind::FalseAlarm).await;
