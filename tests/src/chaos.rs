@@ -42,6 +42,7 @@ use bollard::query_parameters::EventsOptionsBuilder;
 use futures::StreamExt;
 use hemostat_protocol::{
     EventKind,
+    connection::Connection,
     event::{FalseAlarm, HealthAlert, RemediationComplete},
 };
 
@@ -355,6 +356,9 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
     let faults_over = Instant::now();
     let (mut planned, not_started) = crasher.await.expect("the crash task");
 
+    let conn = &mut hemostat_protocol::connection::connect(&parts.url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {} after the run failed: {e}", parts.url));
     // Every crash gets `settle` after the last fault to be healed.
     let deadline = faults_over + config.settle;
     // A crash whose restart the engine refused for good (reported as
@@ -362,7 +366,7 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
     while Instant::now() < deadline {
         let pending: Vec<String> =
             ledger.lock().expect("ledger").unhealed(&planned).into_iter().map(str::to_owned).collect();
-        if pending.is_empty() || refused_for_good(&parts.url, &parts.host, &pending).await {
+        if pending.is_empty() || refused_for_good(conn, &parts.host, &pending).await {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -371,9 +375,6 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
     watcher.abort();
 
     let docker = dockerd.docker().await;
-    let conn = &mut hemostat_protocol::connection::connect(&parts.url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {} after the run failed: {e}", parts.url));
     let alerts: Vec<HealthAlert> = stream_events::<HealthAlert>(conn, EventKind::HealthAlert)
         .await
         .into_iter()
@@ -489,11 +490,8 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
 
 /// Whether every one of `names` has a restart outcome that failed with the
 /// engine's `task ... already exists` (see the module docs).
-async fn refused_for_good(url: &str, host: &str, names: &[String]) -> bool {
-    let Ok(mut conn) = hemostat_protocol::connection::connect(url).await else {
-        return false;
-    };
-    let outcomes = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
+async fn refused_for_good(conn: &mut Connection, host: &str, names: &[String]) -> bool {
+    let outcomes = stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete).await;
     names.iter().all(|name| {
         outcomes.iter().any(|(_, o)| {
             o.host == host

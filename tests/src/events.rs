@@ -1,6 +1,6 @@
 //! Reading HemoStat's durable streams back, as the tests' evidence.
 
-use hemostat_protocol::{Envelope, EventKind, publisher::ENVELOPE_FIELD};
+use hemostat_protocol::{Envelope, EventKind, event::RemediationComplete, publisher::ENVELOPE_FIELD};
 use redis::{AsyncCommands, streams::StreamRangeReply};
 use serde::de::DeserializeOwned;
 
@@ -23,5 +23,18 @@ pub async fn stream_events<T: DeserializeOwned>(
             let data = Envelope::parse(json.as_bytes()).ok()?.data_of::<T>(kind).ok()?;
             Some((ms, data))
         })
+        .collect()
+}
+
+/// The `remediation_complete`s of the container named `name`, oldest first.
+pub async fn outcomes_for(
+    conn: &mut (impl redis::aio::ConnectionLike + Send + Sync),
+    name: &str,
+) -> Vec<RemediationComplete> {
+    stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
+        .await
+        .into_iter()
+        .map(|(_, c)| c)
+        .filter(|c| c.container == name)
         .collect()
 }

@@ -19,12 +19,9 @@ use std::{
 
 use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
-    PrivateDockerd, RedisServer, TempDir, TestCerts, bin_dir, start_collector, stream_events, test_host, wait_for,
+    PrivateDockerd, RedisServer, TempDir, TestCerts, bin_dir, outcomes_for, start_collector, test_host, wait_for,
 };
-use hemostat_protocol::{
-    EventKind,
-    event::{DECIDED_AT_THE_EDGE, RemediationComplete, RemediationStatus},
-};
+use hemostat_protocol::event::{DECIDED_AT_THE_EDGE, RemediationStatus};
 
 /// `hemostat-collector --once` (one snapshot of the engine's containers,
 /// as JSON) with `envs`, and no TLS setting from the test's own
@@ -87,11 +84,7 @@ async fn a_collector_on_a_tls_engine_sees_its_containers_and_heals_a_crash() {
     container.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
     // Its restart policy is `no`: only the collector can start it again.
     let healed = wait_for(Duration::from_secs(30), || async {
-        stream_events::<RemediationComplete>(&mut conn.clone(), EventKind::RemediationComplete)
-            .await
-            .into_iter()
-            .map(|(_, c)| c)
-            .find(|c| c.container == container.name())
+        outcomes_for(&mut conn.clone(), container.name()).await.into_iter().next()
     })
     .await;
     let healed = healed.unwrap_or_else(|| panic!("no outcome; collector:\n{}", collector.log_tail(40)));

@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use bollard::models::ContainerStateStatusEnum;
 use hemostat_e2e::{
-    RedisServer, Stack, StackEnv, TestContainer, docker, hemostat_cli, start_bridge, start_stack_with, stream_events,
+    RedisServer, Stack, StackEnv, TestContainer, docker, hemostat_cli, outcomes_for, start_bridge, start_stack_with,
     wait_for,
 };
 use hemostat_protocol::{
-    EventKind,
     connection::Connection,
     event::{DECIDED_AT_THE_EDGE, RemediationComplete, RemediationStatus},
 };
@@ -50,12 +49,7 @@ async fn crash(container: &TestContainer) -> String {
 }
 
 async fn outcomes(conn: &Connection, name: &str) -> Vec<RemediationComplete> {
-    stream_events::<RemediationComplete>(&mut conn.clone(), EventKind::RemediationComplete)
-        .await
-        .into_iter()
-        .map(|(_, c)| c)
-        .filter(|c| c.container == name)
-        .collect()
+    outcomes_for(&mut conn.clone(), name).await
 }
 
 fn edge(c: &RemediationComplete) -> bool {

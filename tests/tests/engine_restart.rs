@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use bollard::models::ContainerStateStatusEnum;
-use hemostat_e2e::{PrivateDockerd, RedisServer, StackEnv, start_bridge, start_stack_with, stream_events, wait_for};
+use hemostat_e2e::{
+    PrivateDockerd, RedisServer, StackEnv, outcomes_for, start_bridge, start_stack_with, stream_events, wait_for,
+};
 use hemostat_protocol::{
     EventKind,
     event::{HealthAlert, RemediationComplete, RemediationStatus},
@@ -55,11 +57,7 @@ async fn a_restart_ordered_while_the_engine_restarts_runs_once_it_is_back() {
     println!("engine away for {:.1} s while the command waited", away.elapsed().as_secs_f64());
 
     let outcome = wait_for(Duration::from_secs(40), || async {
-        stream_events::<RemediationComplete>(&mut conn.clone(), EventKind::RemediationComplete)
-            .await
-            .into_iter()
-            .map(|(_, c)| c)
-            .find(|c| c.container == container.name())
+        outcomes_for(&mut conn.clone(), container.name()).await.into_iter().next()
     })
     .await;
     let outcome = outcome.unwrap_or_else(|| {
