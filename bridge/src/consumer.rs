@@ -31,7 +31,7 @@ use tokio::{
 
 use hemostat_protocol::{
     Envelope,
-    batch::{self, BatchEvent, BatchRecord, BatchResponse},
+    batch::{self, BatchRecord, BatchResponse},
     keys,
     publisher::{ENVELOPE_FIELD, REPLAY_FOR_FIELD, dead_letter},
 };
@@ -249,13 +249,9 @@ impl<I: Invoker> Route<I> {
                 },
             };
             match (problem, body) {
-                (None, Some(body)) => records.push(BatchRecord {
-                    message_id: entry.id,
-                    event_source_arn: self.binding.stream.clone(),
-                    event_source: batch::EVENT_SOURCE.into(),
-                    approximate_receive_count: delivery,
-                    body,
-                }),
+                (None, Some(body)) => {
+                    records.push(batch::record(entry.id, self.binding.stream.clone(), body, delivery))
+                }
                 (problem, body) => {
                     let reason = problem.unwrap_or_else(|| format!("entry has no {ENVELOPE_FIELD:?} field"));
                     self.dead_letter(&entry.id, &reason, body.as_deref(), delivery, stale).await
@@ -266,7 +262,7 @@ impl<I: Invoker> Route<I> {
         if records.is_empty() {
             return;
         }
-        let event = BatchEvent { records };
+        let event = batch::event(records);
         let payload = match serde_json::to_vec(&event) {
             Ok(p) => Bytes::from(p),
             Err(e) => {
@@ -285,10 +281,10 @@ impl<I: Invoker> Route<I> {
         let mut ack: Vec<&str> = Vec::with_capacity(records.len());
         let mut failed = 0;
         for record in &records {
-            let id = record.message_id.as_str();
+            let id = batch::message_id(record);
             if let Some(rejected) = response.rejected_items.iter().find(|r| r.item_identifier == id) {
                 let reason = format!("rejected by {function}: {}", rejected.reason);
-                self.dead_letter(id, &reason, Some(&record.body), record.approximate_receive_count, false).await;
+                self.dead_letter(id, &reason, Some(batch::body(record)), batch::receive_count(record), false).await;
             } else if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
                 failed += 1;
                 self.remember_error(id, "reported as failed by the function (batchItemFailures)");
@@ -331,7 +327,7 @@ impl<I: Invoker> Route<I> {
         let (stream, function) = (self.binding.stream.as_str(), self.binding.function.as_str());
         self.stats.record(Event::InvocationFailed { stream, function, records: records.len(), error });
         for record in records {
-            self.remember_error(&record.message_id, error);
+            self.remember_error(batch::message_id(record), error);
         }
     }
 

@@ -13,7 +13,7 @@ use hemostat_bridge::{Binding, BridgeError, Config, Consumer, Invocation, Invoke
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     Envelope, EventKind, Publisher, RedisPublisher,
-    batch::{BatchEvent, BatchResponse, ItemFailure, RejectedItem},
+    batch::{self, BatchEvent, BatchResponse, ItemFailure, RejectedItem},
     connection, keys,
     publisher::{ENVELOPE_FIELD, REPLAY_FOR_FIELD},
     routes::{ROUTES, Route},
@@ -42,17 +42,18 @@ impl Invoker for FakeFunction {
         let event: BatchEvent = serde_json::from_slice(&payload).unwrap();
         let mut response = BatchResponse::default();
         for record in &event.records {
-            let env = record.envelope().unwrap();
+            let env = batch::envelope(record).unwrap();
             let name = env.data["container"].as_str().unwrap().to_owned();
             *self.seen.lock().unwrap().entry(name.clone()).or_default() += 1;
             match self.behaviour.lock().unwrap().get(&name).copied().unwrap_or(Behaviour::Succeed) {
                 Behaviour::Succeed => {}
-                Behaviour::FailItem => {
-                    response.batch_item_failures.push(ItemFailure { item_identifier: record.message_id.clone() })
-                }
-                Behaviour::Reject => response
-                    .rejected_items
-                    .push(RejectedItem { item_identifier: record.message_id.clone(), reason: "bad data".into() }),
+                Behaviour::FailItem => response
+                    .batch_item_failures
+                    .push(ItemFailure { item_identifier: batch::message_id(record).to_owned() }),
+                Behaviour::Reject => response.rejected_items.push(RejectedItem {
+                    item_identifier: batch::message_id(record).to_owned(),
+                    reason: "bad data".into(),
+                }),
             }
         }
         if *self.whole_invocation_fails.lock().unwrap() {

@@ -19,8 +19,7 @@ use hemostat_analyzer::{
     Analyzer, AnalyzerError, Config, Llm, LlmClient, LlmConfig, NoLlm, Prompt, Provider, http_client,
 };
 use hemostat_protocol::{
-    Action, Envelope, EventKind, ProtocolError, Publisher,
-    batch::{self, BatchEvent, BatchRecord},
+    Action, Envelope, EventKind, ProtocolError, Publisher, batch,
     connection::Connection,
     diagnosis::Cause,
     event::{FalseAlarm, RemediationNeeded},
@@ -350,14 +349,8 @@ pub async fn evaluate(conn: &Connection, base_url: &str, model: &str, timeout: D
 }
 
 async fn decide<L: Llm>(analyzer: &Analyzer<Published, L>, body: &str) -> Verdict {
-    let record = BatchRecord {
-        message_id: "1-0".into(),
-        event_source_arn: EventKind::HealthAlert.stream(),
-        event_source: batch::EVENT_SOURCE.into(),
-        approximate_receive_count: 1,
-        body: body.to_owned(),
-    };
-    let response = analyzer.handle(BatchEvent { records: vec![record] }).await;
+    let record = batch::record("1-0", EventKind::HealthAlert.stream(), body.to_owned(), 1);
+    let response = analyzer.handle(batch::event(vec![record])).await;
     assert!(response.batch_item_failures.is_empty() && response.rejected_items.is_empty(), "{response:?}");
     let published = std::mem::take(&mut *analyzer.publisher().0.lock().unwrap_or_else(|p| p.into_inner()));
     assert_eq!(published.len(), 1, "one decision per alert: {published:?}");

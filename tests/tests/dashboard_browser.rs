@@ -591,8 +591,8 @@ async fn a_page_of_another_site_cannot_invoke_a_function_through_the_emulator() 
     let record = |id: &str| {
         let data = json!({"id": id, "container": "web", "host": "h1", "action": "restart", "reason": "forged"});
         let envelope = Envelope::new("a-web-page", EventKind::RemediationNeeded, &data).unwrap();
-        json!({"Records": [{"messageId": "1-0", "eventSourceArn": EventKind::RemediationNeeded.stream(),
-            "eventSource": "hemostat:redis-stream", "approximateReceiveCount": 1, "body": envelope.to_json()}]})
+        json!({"Records": [{"messageId": "1-0", "eventSourceARN": EventKind::RemediationNeeded.stream(),
+            "eventSource": "hemostat:redis-stream", "attributes": {"ApproximateReceiveCount": "1"}, "body": envelope.to_json()}]})
         .to_string()
     };
 

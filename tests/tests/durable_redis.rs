@@ -35,7 +35,7 @@ use hemostat_e2e::{
 };
 use hemostat_protocol::{
     Action, ContainerRef, Envelope, EventKind,
-    batch::{BatchEvent, BatchRecord, BatchResponse},
+    batch::{self, BatchEvent, BatchResponse},
     connection::Connection,
     envelope::agent,
     event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationStatus, SystemAlert},
@@ -105,15 +105,7 @@ fn needed(c: &ContainerRef, n: u32) -> BatchEvent {
         llm_cached: false,
     };
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &data).unwrap();
-    BatchEvent {
-        records: vec![BatchRecord {
-            message_id: format!("{n}-0"),
-            event_source_arn: EventKind::RemediationNeeded.stream(),
-            event_source: hemostat_protocol::batch::EVENT_SOURCE.into(),
-            approximate_receive_count: 1,
-            body: env.to_json(),
-        }],
-    }
+    batch::event(vec![batch::record(format!("{n}-0"), EventKind::RemediationNeeded.stream(), env.to_json(), 1)])
 }
 
 /// A read that must not fail (Redis is up), retried while a connection

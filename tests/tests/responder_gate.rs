@@ -9,7 +9,7 @@ use hemostat_bridge::{HttpInvoker, Invocation, Invoker};
 use hemostat_e2e::{RedisServer, start_emulator, stream_events, workspace_root};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
-    batch::{BatchEvent, BatchRecord, BatchResponse},
+    batch::{self, BatchEvent, BatchResponse},
     envelope::agent,
     event::{RemediationComplete, RemediationNeeded, RemediationStatus},
     keys,
@@ -36,15 +36,7 @@ fn request(i: usize, host: &str) -> BatchEvent {
         llm_cached: false,
     };
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap();
-    BatchEvent {
-        records: vec![BatchRecord {
-            message_id: format!("{i}-0"),
-            event_source_arn: EventKind::RemediationNeeded.stream(),
-            event_source: hemostat_protocol::batch::EVENT_SOURCE.into(),
-            approximate_receive_count: 1,
-            body: env.to_json(),
-        }],
-    }
+    batch::event(vec![batch::record(format!("{i}-0"), EventKind::RemediationNeeded.stream(), env.to_json(), 1)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
-    batch::{BatchEvent, BatchResponse, RejectedItem},
+    batch::{self, BatchEvent, BatchResponse, RejectedItem},
     connection,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -30,17 +30,18 @@ struct Recorder {
 }
 
 async fn handler(recorder: Option<&Recorder>, event: LambdaEvent<BatchEvent>) -> Result<BatchResponse, Diagnostic> {
-    let batch = event.payload;
+    let event = event.payload;
     let mut response = BatchResponse::default();
     let mut handled = Vec::new();
-    for record in &batch.records {
-        let data = record.envelope().map(|e| e.data).unwrap_or(Value::Null);
+    for record in &event.records {
+        let data = batch::envelope(record).map(|e| e.data).unwrap_or(Value::Null);
         let mode = data.get("mode").and_then(Value::as_str).unwrap_or("ok");
         match mode {
-            "fail_item" => response.fail(&record.message_id),
-            "reject" => response
-                .rejected_items
-                .push(RejectedItem { item_identifier: record.message_id.clone(), reason: "asked to reject".into() }),
+            "fail_item" => response.fail(batch::message_id(record)),
+            "reject" => response.rejected_items.push(RejectedItem {
+                item_identifier: batch::message_id(record).to_owned(),
+                reason: "asked to reject".into(),
+            }),
             "error" => {
                 return Err(Diagnostic { error_type: "TestFailure".into(), error_message: "asked to fail".into() });
             }
@@ -48,9 +49,9 @@ async fn handler(recorder: Option<&Recorder>, event: LambdaEvent<BatchEvent>) ->
             "sleep" => {
                 let ms = data.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                handled.push(id_of(&data, &record.message_id));
+                handled.push(id_of(&data, batch::message_id(record)));
             }
-            _ => handled.push(id_of(&data, &record.message_id)),
+            _ => handled.push(id_of(&data, batch::message_id(record))),
         }
     }
     if let (Some(recorder), false) = (recorder, handled.is_empty()) {

@@ -11,10 +11,7 @@
 
 use futures::future::join_all;
 
-use hemostat_protocol::{
-    Envelope,
-    batch::{BatchEvent, BatchRecord, BatchResponse, RecordOutcome, RejectedItem},
-};
+use hemostat_protocol::batch::{self, BatchEvent, BatchRecord, BatchResponse, RecordOutcome};
 
 use crate::{
     Config,
@@ -50,14 +47,14 @@ impl<L: EventLog> Alert<L> {
         for record in &event.records {
             match self.accept(record).await {
                 Ok(notice) => to_notify.push((record, notice)),
-                Err(outcome) => report(&mut response, record, outcome),
+                Err(outcome) => batch::report(&mut response, record, outcome),
             }
         }
         if !self.sinks.is_empty() {
             let outcomes = join_all(to_notify.iter().map(|(record, notice)| self.notify(record, notice))).await;
             for ((record, _), outcome) in to_notify.iter().zip(outcomes) {
                 if let Err(outcome) = outcome {
-                    report(&mut response, record, outcome);
+                    batch::report(&mut response, record, outcome);
                 }
             }
         }
@@ -66,9 +63,10 @@ impl<L: EventLog> Alert<L> {
 
     /// Parses and stores one record.
     async fn accept(&self, record: &BatchRecord) -> Result<Notice, RecordOutcome> {
-        let env = Envelope::parse(record.body.as_bytes()).map_err(|e| RecordOutcome::Rejected(e.to_string()))?;
+        let env = batch::envelope(record).map_err(|e| RecordOutcome::Rejected(e.to_string()))?;
         let notice = notice::of(&env).map_err(|e| RecordOutcome::Rejected(e.to_string()))?;
-        let stored = self.log.store(env.kind, &record.body).await.map_err(|e| RecordOutcome::Retry(e.to_string()))?;
+        let stored =
+            self.log.store(env.kind, batch::body(record)).await.map_err(|e| RecordOutcome::Retry(e.to_string()))?;
         tracing::info!(
             kind = %env.kind,
             status = %notice.status,
@@ -85,7 +83,7 @@ impl<L: EventLog> Alert<L> {
     /// Every sink at once; `Err` only when Redis could not be asked for the
     /// dedupe claim (the record is then delivered again).
     async fn notify(&self, record: &BatchRecord, notice: &Notice) -> Result<(), RecordOutcome> {
-        let results = join_all(self.sinks.iter().map(|sink| self.notify_sink(sink, &record.body, notice))).await;
+        let results = join_all(self.sinks.iter().map(|sink| self.notify_sink(sink, batch::body(record), notice))).await;
         results.into_iter().collect()
     }
 
@@ -128,20 +126,6 @@ impl<L: EventLog> Alert<L> {
             }
         }
         Ok(())
-    }
-}
-
-fn report(response: &mut BatchResponse, record: &BatchRecord, outcome: RecordOutcome) {
-    match outcome {
-        RecordOutcome::Done => {}
-        RecordOutcome::Rejected(reason) => {
-            tracing::warn!(message_id = %record.message_id, source = %record.event_source_arn, %reason, "record rejected");
-            response.rejected_items.push(RejectedItem { item_identifier: record.message_id.clone(), reason });
-        }
-        RecordOutcome::Retry(reason) => {
-            tracing::warn!(message_id = %record.message_id, %reason, "record failed, asking for redelivery");
-            response.fail(&record.message_id);
-        }
     }
 }
 
@@ -219,13 +203,7 @@ mod tests {
     }
 
     fn record(id: &str, body: &str) -> BatchRecord {
-        BatchRecord {
-            message_id: id.into(),
-            event_source_arn: EventKind::RemediationComplete.stream(),
-            event_source: batch::EVENT_SOURCE.into(),
-            approximate_receive_count: 1,
-            body: body.into(),
-        }
+        batch::record(id, EventKind::RemediationComplete.stream(), body, 1)
     }
 
     fn complete(container: &str, status: &str) -> String {
@@ -251,7 +229,7 @@ mod tests {
         let a = alert(Some(&url), MemoryLog::default());
         let body = complete("web", "success");
         let again = body.replace("10:30:53", "10:30:54");
-        let response = a.handle(BatchEvent { records: vec![record("1-0", &body), record("2-0", &again)] }).await;
+        let response = a.handle(batch::event(vec![record("1-0", &body), record("2-0", &again)])).await;
         assert_eq!(response, BatchResponse::default());
         assert_eq!(a.log.lists.lock().unwrap()["hemostat:events:all"], vec![again.clone(), body.clone()]);
         assert_eq!(seen.lock().unwrap().len(), 1, "same fingerprint: one message");
@@ -268,7 +246,7 @@ mod tests {
             record("3-0", &complete("b", "teleported")),
             record("4-0", &complete("c", "failed")),
         ];
-        let response = a.handle(BatchEvent { records }).await;
+        let response = a.handle(batch::event(records)).await;
         let rejected: Vec<&str> = response.rejected_items.iter().map(|r| r.item_identifier.as_str()).collect();
         assert_eq!(rejected, ["2-0", "3-0"]);
         assert!(response.batch_item_failures.is_empty());
@@ -280,7 +258,7 @@ mod tests {
     async fn a_dead_receiver_is_counted_not_retried_forever() {
         let (url, seen) = receiver(vec![500, 500, 500, 500]).await;
         let a = alert(Some(&url), MemoryLog::default());
-        let response = a.handle(BatchEvent { records: vec![record("1-0", &complete("web", "failed"))] }).await;
+        let response = a.handle(batch::event(vec![record("1-0", &complete("web", "failed"))])).await;
         assert_eq!(response, BatchResponse::default(), "the event is stored; the record succeeds");
         assert_eq!(seen.lock().unwrap().len(), 3, "ALERT_MAX_ATTEMPTS = 3");
         assert_eq!(*a.log.failures.lock().unwrap(), 1);
@@ -291,7 +269,7 @@ mod tests {
     async fn redis_down_asks_for_redelivery_and_sends_nothing() {
         let (url, seen) = receiver(vec![]).await;
         let a = alert(Some(&url), MemoryLog { redis_down: true, ..MemoryLog::default() });
-        let response = a.handle(BatchEvent { records: vec![record("1-0", &complete("web", "success"))] }).await;
+        let response = a.handle(batch::event(vec![record("1-0", &complete("web", "success"))])).await;
         assert_eq!(response.batch_item_failures.len(), 1);
         assert!(seen.lock().unwrap().is_empty());
     }
@@ -300,7 +278,7 @@ mod tests {
     async fn no_url_or_disabled_only_stores() {
         let a = alert(None, MemoryLog::default());
         assert!(a.sinks().is_empty());
-        a.handle(BatchEvent { records: vec![record("1-0", &complete("web", "success"))] }).await;
+        a.handle(batch::event(vec![record("1-0", &complete("web", "success"))])).await;
         assert_eq!(a.log.lists.lock().unwrap()["hemostat:events:all"].len(), 1);
 
         let config = Config {

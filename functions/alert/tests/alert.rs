@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hemostat_alert::{FAILURES, SIGNATURE_HEADER, signature};
 use hemostat_e2e::RedisServer;
-use hemostat_protocol::{EventKind, batch::BatchEvent, secret::Secret};
+use hemostat_protocol::{EventKind, batch, secret::Secret};
 use redis::AsyncCommands;
 use support::{Receiver, Reply, alert, complete, config, envelope, record};
 
@@ -47,7 +47,7 @@ async fn events_are_stored_verbatim_newest_first_capped_and_expiring() {
         bodies.iter().enumerate().map(|(i, b)| record(&format!("{i}-0"), EventKind::RemediationComplete, b)).collect();
     records.push(record("5-0", EventKind::FalseAlarm, odd));
     records.push(record("6-0", EventKind::SystemAlert, &system));
-    let response = a.handle(BatchEvent { records: records.clone() }).await;
+    let response = a.handle(batch::event(records.clone())).await;
     assert!(response.batch_item_failures.is_empty() && response.rejected_items.is_empty(), "{response:?}");
 
     let complete_list: Vec<String> = conn.lrange("hemostat:events:remediation_complete", 0, -1).await.unwrap();
@@ -64,7 +64,7 @@ async fn events_are_stored_verbatim_newest_first_capped_and_expiring() {
     }
 
     // The bridge delivers the same batch again: no duplicate rows.
-    let again = a.handle(BatchEvent { records }).await;
+    let again = a.handle(batch::event(records)).await;
     assert!(again.batch_item_failures.is_empty());
     let all_after: Vec<String> = conn.lrange("hemostat:events:all", 0, -1).await.unwrap();
     assert_eq!(all_after, all, "a redelivered batch must not duplicate dashboard rows");
@@ -91,7 +91,7 @@ async fn slack_messages_have_the_seed_colours_and_every_field() {
             "analysis_method": "rule_based", "severity": "critical"}),
     );
     records.push(record("9-0", EventKind::FalseAlarm, &alarm));
-    a.handle(BatchEvent { records }).await;
+    a.handle(batch::event(records)).await;
 
     let bodies = slack.bodies();
     assert_eq!(bodies.len(), 5, "{bodies:#?}");
@@ -125,11 +125,11 @@ async fn identical_events_notify_once_across_replicas_and_redeliveries() {
     let first = complete("web", "failed", "2025-11-03T10:30:53.000001");
     let second = complete("web", "failed", "2025-11-03T10:30:54.000001");
     let (r1, r2) = tokio::join!(
-        one.handle(BatchEvent { records: vec![record("1-0", EventKind::RemediationComplete, &first)] }),
-        two.handle(BatchEvent { records: vec![record("2-0", EventKind::RemediationComplete, &second)] }),
+        one.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &first)])),
+        two.handle(batch::event(vec![record("2-0", EventKind::RemediationComplete, &second)])),
     );
     assert!(r1.batch_item_failures.is_empty() && r2.batch_item_failures.is_empty());
-    one.handle(BatchEvent { records: vec![record("1-0", EventKind::RemediationComplete, &first)] }).await;
+    one.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &first)])).await;
     assert_eq!(slack.count(), 1, "two identical events and a redelivery: one message");
     let mut conn = redis.connection().await;
     let all: Vec<String> = conn.lrange("hemostat:events:all", 0, -1).await.unwrap();
@@ -137,7 +137,7 @@ async fn identical_events_notify_once_across_replicas_and_redeliveries() {
 
     // A different outcome for the same container is news.
     let fixed = complete("web", "success", "2025-11-03T10:30:55.000001");
-    one.handle(BatchEvent { records: vec![record("3-0", EventKind::RemediationComplete, &fixed)] }).await;
+    one.handle(batch::event(vec![record("3-0", EventKind::RemediationComplete, &fixed)])).await;
     assert_eq!(slack.count(), 2);
 }
 
@@ -147,9 +147,7 @@ async fn slack_500_then_200_is_retried() {
     let slack = Receiver::start(vec![Reply::Status(500)]).await;
     let a = alert(&redis, &config(Some(&slack.url))).await;
     let response = a
-        .handle(BatchEvent {
-            records: vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))],
-        })
+        .handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))]))
         .await;
     assert!(response.batch_item_failures.is_empty());
     let seen = slack.all();
@@ -170,7 +168,7 @@ async fn a_hanging_slack_times_out_the_event_is_stored_and_the_batch_ends_in_bou
         .map(|i| record(&format!("{i}-0"), EventKind::RemediationComplete, &complete(&format!("c{i}"), "success", TS)))
         .collect();
     let started = Instant::now();
-    let response = a.handle(BatchEvent { records }).await;
+    let response = a.handle(batch::event(records)).await;
     let took = started.elapsed();
     println!(
         "10 records, Slack hanging: batch returned in {} ms (deadline {:?})",
@@ -193,10 +191,7 @@ async fn rate_limits_are_honoured_within_the_deadline() {
     let redis = RedisServer::start().await;
     let slack = Receiver::start(vec![Reply::RateLimited("1")]).await;
     let a = alert(&redis, &config(Some(&slack.url))).await;
-    a.handle(BatchEvent {
-        records: vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))],
-    })
-    .await;
+    a.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))])).await;
     let seen = slack.all();
     assert_eq!(seen.len(), 2);
     let waited = seen[1].at - seen[0].at;
@@ -207,10 +202,7 @@ async fn rate_limits_are_honoured_within_the_deadline() {
     let slow = Receiver::start(vec![Reply::RateLimited("30")]).await;
     let b = alert(&redis, &config(Some(&slow.url))).await;
     let started = Instant::now();
-    b.handle(BatchEvent {
-        records: vec![record("2-0", EventKind::RemediationComplete, &complete("api", "failed", TS))],
-    })
-    .await;
+    b.handle(batch::event(vec![record("2-0", EventKind::RemediationComplete, &complete("api", "failed", TS))])).await;
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     assert_eq!(slow.count(), 1);
     assert_eq!(failures(&mut redis.connection().await).await, 1);
@@ -221,10 +213,7 @@ async fn a_revoked_webhook_is_not_retried() {
     let redis = RedisServer::start().await;
     let slack = Receiver::start(vec![Reply::Status(404)]).await;
     let a = alert(&redis, &config(Some(&slack.url))).await;
-    a.handle(BatchEvent {
-        records: vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))],
-    })
-    .await;
+    a.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))])).await;
     assert_eq!(slack.count(), 1);
     assert_eq!(failures(&mut redis.connection().await).await, 1);
 }
@@ -248,7 +237,7 @@ async fn malformed_records_are_rejected_and_their_neighbours_served() {
             &envelope("false_alarm", TS, serde_json::json!({"container": "b", "reason": "fine"})),
         ),
     ];
-    let response = a.handle(BatchEvent { records }).await;
+    let response = a.handle(batch::event(records)).await;
     let rejected: Vec<(&str, &str)> =
         response.rejected_items.iter().map(|r| (r.item_identifier.as_str(), r.reason.as_str())).collect();
     assert_eq!(rejected.len(), 2, "{rejected:?}");
@@ -266,10 +255,7 @@ async fn alert_enabled_false_stores_and_sends_nothing() {
     let redis = RedisServer::start().await;
     let slack = Receiver::start(vec![]).await;
     let a = alert(&redis, &hemostat_alert::Config { enabled: false, ..config(Some(&slack.url)) }).await;
-    a.handle(BatchEvent {
-        records: vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))],
-    })
-    .await;
+    a.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &complete("web", "success", TS))])).await;
     let all: Vec<String> = redis.connection().await.lrange("hemostat:events:all", 0, -1).await.unwrap();
     assert_eq!(all.len(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -288,7 +274,7 @@ async fn the_generic_webhook_gets_the_envelope_a_summary_and_a_signature() {
     };
     let a = alert(&redis, &cfg).await;
     let body = complete("web", "rejected", TS);
-    a.handle(BatchEvent { records: vec![record("1-0", EventKind::RemediationComplete, &body)] }).await;
+    a.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &body)])).await;
     assert_eq!(slack.count(), 1, "both sinks are notified");
     let got = hook.all();
     assert_eq!(got.len(), 1);
@@ -320,7 +306,7 @@ async fn a_diagnosed_outcome_reaches_slack_and_the_webhook_with_its_cause_and_li
                 "evidence": [line, "at Server.listen (<node_internals>/net.js:1)"], "restart_helps": false,
                 "recommendation": "Free the port or change the container's port mapping."}}),
     );
-    let response = a.handle(BatchEvent { records: vec![record("1-0", EventKind::RemediationComplete, &body)] }).await;
+    let response = a.handle(batch::event(vec![record("1-0", EventKind::RemediationComplete, &body)])).await;
     assert!(response.batch_item_failures.is_empty() && response.rejected_items.is_empty(), "{response:?}");
 
     let bodies = slack.bodies();

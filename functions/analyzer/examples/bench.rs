@@ -13,7 +13,7 @@ use hemostat_analyzer::{Analyzer, Config, NoLlm};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     EventKind, RedisPublisher,
-    batch::{self, BatchEvent, BatchRecord},
+    batch::{self, BatchEvent},
     envelope::seed_timestamp,
 };
 
@@ -30,15 +30,7 @@ fn alert(i: usize) -> BatchEvent {
         seed_timestamp(),
         60 + i % 30
     );
-    BatchEvent {
-        records: vec![BatchRecord {
-            message_id: format!("{i}-0"),
-            event_source_arn: EventKind::HealthAlert.stream(),
-            event_source: batch::EVENT_SOURCE.into(),
-            approximate_receive_count: 1,
-            body,
-        }],
-    }
+    batch::event(vec![batch::record(format!("{i}-0"), EventKind::HealthAlert.stream(), body, 1)])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -102,10 +102,10 @@ mod tests {
 
     #[test]
     fn the_three_shapes() {
-        let batch = json!({"Records": [{"messageId": "1-0", "eventSourceArn": "hemostat:stream:health_alert",
-            "eventSource": "hemostat:redis-stream", "approximateReceiveCount": 1, "body": "{}"}]});
+        let batch = json!({"Records": [{"messageId": "1-0", "eventSourceARN": "hemostat:stream:health_alert",
+            "eventSource": "hemostat:redis-stream", "attributes": {"ApproximateReceiveCount": "1"}, "body": "{}"}]});
         match classify(batch).unwrap() {
-            Invocation::Batch(b) => assert_eq!(b.records[0].message_id, "1-0"),
+            Invocation::Batch(b) => assert_eq!(b.records[0].message_id.as_deref(), Some("1-0")),
             other => panic!("{other:?}"),
         }
         match classify(serde_json::from_str(HTTP).unwrap()).unwrap() {

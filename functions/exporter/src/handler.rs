@@ -2,7 +2,7 @@
 
 use hemostat_protocol::{
     Publisher,
-    batch::{BatchEvent, BatchResponse, RejectedItem},
+    batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     keys as protocol_keys,
 };
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
@@ -70,27 +70,21 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
         let mut records = Vec::with_capacity(event.records.len());
         let mut record_facts = Vec::with_capacity(event.records.len());
         for record in event.records {
-            let facts = record.envelope().and_then(|env| events::facts(&env));
+            let facts = batch::envelope(&record).and_then(|env| events::facts(&env));
             match facts {
                 Ok(facts) => {
-                    let source = if record.event_source_arn.is_empty() {
-                        record.event_source.clone()
-                    } else {
-                        record.event_source_arn.clone()
+                    let source = match batch::source(&record) {
+                        "" => record.event_source.clone().unwrap_or_default(),
+                        arn => arn.to_owned(),
                     };
                     records.push(RecordCounts {
                         source,
-                        message_id: record.message_id,
+                        message_id: batch::message_id(&record).to_owned(),
                         updates: facts.iter().flat_map(Fact::updates).collect(),
                     });
                     record_facts.push(facts);
                 }
-                Err(e) => {
-                    tracing::warn!(message_id = %record.message_id, source = %record.event_source_arn, reason = %e, "record rejected");
-                    response
-                        .rejected_items
-                        .push(RejectedItem { item_identifier: record.message_id, reason: e.to_string() });
-                }
+                Err(e) => batch::report(&mut response, &record, RecordOutcome::Rejected(e.to_string())),
             }
         }
         let counted = match self.store.count(&records).await {

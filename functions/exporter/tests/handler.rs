@@ -13,7 +13,7 @@ use hemostat_exporter::{Config, Datum, Exporter, ExporterError, MetricSink, Redi
 use hemostat_protocol::connection::Connection;
 use hemostat_protocol::{
     ContainerRef, EventKind, RedisPublisher,
-    batch::{BatchEvent, BatchRecord, BatchResponse, EVENT_SOURCE},
+    batch::{self, BatchRecord, BatchResponse},
     event::SystemAlert,
     keys as protocol_keys,
 };
@@ -52,13 +52,7 @@ fn envelope(kind: &str, data: Value) -> String {
 }
 
 fn record(id: &str, kind: &str, body: String) -> BatchRecord {
-    BatchRecord {
-        message_id: id.into(),
-        event_source_arn: format!("hemostat:stream:{kind}"),
-        event_source: EVENT_SOURCE.into(),
-        approximate_receive_count: 1,
-        body,
-    }
+    batch::record(id, format!("hemostat:stream:{kind}"), body, 1)
 }
 
 fn alert(id: &str, severity: &str) -> BatchRecord {
@@ -98,7 +92,7 @@ async fn redelivered_records_are_counted_once() {
     let sink = Recorder::default();
     let e = exporter(&redis, sink.clone()).await;
     let mut conn = manager(&redis).await;
-    let batch = BatchEvent { records: vec![alert("1-0", "high"), alert("2-0", "critical"), fixed("3-0")] };
+    let batch = batch::event(vec![alert("1-0", "high"), alert("2-0", "critical"), fixed("3-0")]);
 
     let first = e.batch(batch.clone()).await;
     assert_eq!(first, BatchResponse::default());
@@ -137,7 +131,7 @@ async fn concurrent_redeliveries_count_each_record_once() {
         let e = e.clone();
         let mut batch: Vec<BatchRecord> = records.iter().skip(k * 3).take(30).cloned().collect();
         batch.extend(records.iter().take(10).cloned());
-        tasks.push(tokio::spawn(async move { e.batch(BatchEvent { records: batch }).await }));
+        tasks.push(tokio::spawn(async move { e.batch(batch::event(batch)).await }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), BatchResponse::default());
@@ -161,15 +155,13 @@ async fn concurrent_redeliveries_count_each_record_once() {
 async fn malformed_records_are_rejected_and_the_rest_counted() {
     let redis = RedisServer::start().await;
     let e = exporter(&redis, Recorder::default()).await;
-    let batch = BatchEvent {
-        records: vec![
-            alert("1-0", "low"),
-            record("2-0", "health_alert", "not json".into()),
-            record("3-0", "remediation_complete", envelope("remediation_complete", json!({"container": 7}))),
-            fixed("4-0"),
-        ],
-    };
-    let response = e.batch(batch).await;
+    let event = batch::event(vec![
+        alert("1-0", "low"),
+        record("2-0", "health_alert", "not json".into()),
+        record("3-0", "remediation_complete", envelope("remediation_complete", json!({"container": 7}))),
+        fixed("4-0"),
+    ]);
+    let response = e.batch(event).await;
     assert!(response.batch_item_failures.is_empty());
     let rejected: Vec<&str> = response.rejected_items.iter().map(|r| r.item_identifier.as_str()).collect();
     assert_eq!(rejected, ["2-0", "3-0"]);
@@ -185,12 +177,10 @@ async fn redis_down_hands_every_record_back() {
     let mut redis = RedisServer::start_node().await;
     let e = exporter(&redis, Recorder::default()).await;
     redis.stop();
-    let response = tokio::time::timeout(
-        Duration::from_secs(30),
-        e.batch(BatchEvent { records: vec![alert("1-0", "low"), fixed("2-0")] }),
-    )
-    .await
-    .expect("bounded by the connection's timeouts");
+    let response =
+        tokio::time::timeout(Duration::from_secs(30), e.batch(batch::event(vec![alert("1-0", "low"), fixed("2-0")])))
+            .await
+            .expect("bounded by the connection's timeouts");
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["1-0", "2-0"]);
     let reply = e.handle(scrape_request()).await.unwrap();
@@ -218,10 +208,7 @@ async fn scrape_shows_counters_gauges_and_containers() {
         "false_alarm",
         envelope("false_alarm", json!({"container": "web", "reason": "spike", "confidence": 0.65})),
     );
-    e.batch(BatchEvent {
-        records: vec![needed("1-0", 0.9), needed("2-0", 0.75), needed("3-0", 0.9), alarm, fixed("4-0")],
-    })
-    .await;
+    e.batch(batch::event(vec![needed("1-0", 0.9), needed("2-0", 0.75), needed("3-0", 0.9), alarm, fixed("4-0")])).await;
     // A collector's picture of one host.
     let web = ContainerRef::new("h1", "web");
     let db = ContainerRef::new("h1", "db");

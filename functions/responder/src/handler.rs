@@ -352,13 +352,7 @@ mod tests {
         let body = format!(
             r#"{{"timestamp":"{ts}","agent":"HemoStat-Analyzer","type":"remediation_needed","data":{{"container":"web","host":"{host}","action":"restart","reason":"exit 1","confidence":0.9}}}}"#
         );
-        BatchRecord {
-            message_id: format!("{ts}-0"),
-            event_source_arn: EventKind::RemediationNeeded.stream(),
-            event_source: batch::EVENT_SOURCE.into(),
-            approximate_receive_count: 1,
-            body,
-        }
+        batch::record(format!("{ts}-0"), EventKind::RemediationNeeded.stream(), body, 1)
     }
 
     /// One key pair for the whole test binary.
@@ -383,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn first_request_dispatches_a_signed_command_second_is_refused_and_recorded() {
         let r = responder(vec![]);
-        r.handle(BatchEvent { records: vec![needed("t1", "h1"), needed("t2", "h1")] }).await;
+        r.handle(batch::event(vec![needed("t1", "h1"), needed("t2", "h1")])).await;
         let dispatched = r.store.dispatched.lock().unwrap();
         assert_eq!(dispatched.len(), 1);
         assert_eq!(dispatched[0].0, "h1");
@@ -419,7 +413,7 @@ mod tests {
             let mut r = responder(vec![]);
             r.store.silences = vec![silence(kind, target)];
             r.store.observed().compose_project = compose.map(str::to_owned);
-            r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+            r.handle(batch::event(vec![needed("t1", "h1")])).await;
             assert!(r.store.dispatched.lock().unwrap().is_empty(), "{kind}: nothing dispatched");
             let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
             assert_eq!(done.result.status, RemediationStatus::Rejected);
@@ -435,31 +429,34 @@ mod tests {
         r.store.silences = vec![silence(TargetKind::Project, "shop")];
         r.store.observed().compose_project = Some("shop".into());
         let mut record = needed("t1", "h1");
-        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"compose_project":"blog""#);
-        r.handle(BatchEvent { records: vec![record] }).await;
+        record.body =
+            Some(batch::body(&record).replace(r#""confidence":0.9"#, r#""confidence":0.9,"compose_project":"blog""#));
+        r.handle(batch::event(vec![record])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty(), "the collector's project is silenced");
         // Any other label: the collector matched it, the context names the silence.
         let mut r = responder(vec![]);
         r.store.silences = vec![silence(TargetKind::Label, "team=payments")];
         let mut record = needed("t1", "h1");
         let analyzed = r#""confidence":0.9,"analysis_method":"rule_based","silenced_by":["s1"]"#;
-        record.body = record.body.replace(r#""confidence":0.9"#, analyzed);
-        r.handle(BatchEvent { records: vec![record] }).await;
+        record.body = Some(batch::body(&record).replace(r#""confidence":0.9"#, analyzed));
+        r.handle(batch::event(vec![record])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty(), "the collector's label match is honoured");
         // An analyzed request the collector matched no silence for goes through
         // (and its facts are not looked up again).
         let mut r = responder(vec![]);
         r.store.silences = vec![silence(TargetKind::Label, "team=payments")];
         let mut record = needed("t1", "h1");
-        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"analysis_method":"rule_based""#);
-        r.handle(BatchEvent { records: vec![record] }).await;
+        record.body = Some(
+            batch::body(&record).replace(r#""confidence":0.9"#, r#""confidence":0.9,"analysis_method":"rule_based""#),
+        );
+        r.handle(batch::event(vec![record])).await;
         assert_eq!(r.store.dispatched.lock().unwrap().len(), 1, "no label silence selects it");
         // A silence elsewhere, or on a project the container is not in, lets it through.
         for (kind, target) in [(TargetKind::Host, "h2"), (TargetKind::Project, "blog")] {
             let mut r = responder(vec![]);
             r.store.silences = vec![silence(kind, target)];
             r.store.observed().compose_project = Some("shop".into());
-            r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+            r.handle(batch::event(vec![needed("t1", "h1")])).await;
             assert_eq!(r.store.dispatched.lock().unwrap().len(), 1, "{kind}:{target}");
         }
     }
@@ -476,8 +473,9 @@ mod tests {
         ] {
             let r = responder(vec![]);
             let mut record = needed("t1", "h1");
-            record.body = record.body.replace(r#""confidence":0.9"#, &format!(r#""confidence":0.9,{context}"#));
-            r.handle(BatchEvent { records: vec![record] }).await;
+            record.body =
+                Some(batch::body(&record).replace(r#""confidence":0.9"#, &format!(r#""confidence":0.9,{context}"#)));
+            r.handle(batch::event(vec![record])).await;
             assert!(r.store.dispatched.lock().unwrap().is_empty(), "{context}");
             let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
             assert_eq!(done.result.reason.as_deref(), Some(reason), "{context}");
@@ -495,7 +493,7 @@ mod tests {
         // A container no collector reports: nothing to act on.
         let mut r = responder(vec![]);
         r.store.facts = None;
-        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty());
         assert!(refusal(&r).starts_with("unknown container: no collector reports h1/web"), "{}", refusal(&r));
 
@@ -504,31 +502,34 @@ mod tests {
         r.store.observed().policy = Policy { action: ActionPolicy::None, ..Policy::default() };
         let mut record = needed("t1", "h1");
         let forged = r#""confidence":0.9,"policy":{"action":"restart","cooldown_seconds":0},"image":"fresh:1""#;
-        record.body = record.body.replace(r#""confidence":0.9"#, forged);
-        r.handle(BatchEvent { records: vec![record] }).await;
+        record.body = Some(batch::body(&record).replace(r#""confidence":0.9"#, forged));
+        r.handle(batch::event(vec![record])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty());
         assert_eq!(refusal(&r), "policy: none (hemostat.action=none: never act)");
 
         // A seed-shaped request with no policy at all: the labels still apply.
         let mut r = responder(vec![]);
         r.store.observed().policy = Policy { action: ActionPolicy::Notify, ..Policy::default() };
-        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty());
         assert!(refusal(&r).starts_with("policy: notify"), "{}", refusal(&r));
 
         // A request for another container of that name (recreated since).
         let r = responder(vec![]);
         let mut record = needed("t1", "h1");
-        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"container_id":"ffffffffffff""#);
-        r.handle(BatchEvent { records: vec![record] }).await;
+        record.body = Some(
+            batch::body(&record).replace(r#""confidence":0.9"#, r#""confidence":0.9,"container_id":"ffffffffffff""#),
+        );
+        r.handle(batch::event(vec![record])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty());
         assert!(refusal(&r).starts_with("container id mismatch"), "{}", refusal(&r));
 
         // The command names the collector's id and image, not the request's.
         let r = responder(vec![]);
         let mut record = needed("t1", "h1");
-        record.body = record.body.replace(r#""confidence":0.9"#, r#""confidence":0.9,"image":"fresh:2""#);
-        r.handle(BatchEvent { records: vec![record] }).await;
+        record.body =
+            Some(batch::body(&record).replace(r#""confidence":0.9"#, r#""confidence":0.9,"image":"fresh:2""#));
+        r.handle(batch::event(vec![record])).await;
         let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
         assert_eq!((cmd.container_id.as_deref(), cmd.context.image.as_deref()), (Some(ID), Some("shop/web:1")));
     }
@@ -536,8 +537,8 @@ mod tests {
     #[tokio::test]
     async fn redelivered_request_is_not_dispatched_twice() {
         let r = responder(vec![]);
-        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
-        r.handle(BatchEvent { records: vec![needed("t1", "h1")] }).await;
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
         assert_eq!(r.store.dispatched.lock().unwrap().len(), 1);
         assert!(r.publisher.0.lock().unwrap().is_empty());
     }
@@ -545,11 +546,11 @@ mod tests {
     #[tokio::test]
     async fn host_is_looked_up_when_a_seed_publisher_omits_it() {
         let r = responder(vec!["h9".into()]);
-        r.handle(BatchEvent { records: vec![needed("t1", "")] }).await;
+        r.handle(batch::event(vec![needed("t1", "")])).await;
         assert_eq!(r.store.dispatched.lock().unwrap()[0].0, "h9");
 
         let ambiguous = responder(vec!["h1".into(), "h2".into()]);
-        ambiguous.handle(BatchEvent { records: vec![needed("t1", "")] }).await;
+        ambiguous.handle(batch::event(vec![needed("t1", "")])).await;
         assert!(ambiguous.store.dispatched.lock().unwrap().is_empty());
         let done: RemediationComplete = ambiguous.publisher.0.lock().unwrap()[0].data_as().unwrap();
         assert!(done.result.reason.unwrap().contains("2 hosts"));

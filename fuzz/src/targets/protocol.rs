@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::LazyLock, time::Duration};
 
 use hemostat_protocol::{
     Envelope, EventKind,
-    batch::BatchEvent,
+    batch::{self as batch_event, BatchEvent},
     command::{Command, SignedCommand, SigningKey, VerifyingKeys},
     config,
     connection::redact,
@@ -124,7 +124,7 @@ pub const BATCH: Target = Target {
 
 fn batch(input: &[u8]) -> u64 {
     let Ok(batch) = serde_json::from_slice::<BatchEvent>(input) else { return path(&["not a batch"]) };
-    let ok = batch.records.iter().filter(|r| r.envelope().is_ok()).count();
+    let ok = batch.records.iter().filter(|r| batch_event::envelope(r).is_ok()).count();
     path(&[
         "batch",
         if ok == batch.records.len() {

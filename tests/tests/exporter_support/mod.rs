@@ -151,8 +151,8 @@ pub fn batch(events: &[(EventKind, Value)], first_id: u64) -> Value {
         .enumerate()
         .map(|(i, (kind, data))| {
             let env = Envelope::new("HemoStat-Test", *kind, data).expect("envelope");
-            json!({"messageId": format!("{}-0", first_id + i as u64), "eventSourceArn": kind.stream(),
-                   "eventSource": "hemostat:redis-stream", "approximateReceiveCount": 1, "body": env.to_json()})
+            json!({"messageId": format!("{}-0", first_id + i as u64), "eventSourceARN": kind.stream(),
+                   "eventSource": "hemostat:redis-stream", "attributes": {"ApproximateReceiveCount": "1"}, "body": env.to_json()})
         })
         .collect();
     json!({"Records": records})

@@ -112,13 +112,7 @@ pub async fn alert(redis: &RedisServer, config: &Config) -> Alert<RedisLog> {
 }
 
 pub fn record(id: &str, kind: EventKind, body: &str) -> BatchRecord {
-    BatchRecord {
-        message_id: id.into(),
-        event_source_arn: kind.stream(),
-        event_source: batch::EVENT_SOURCE.into(),
-        approximate_receive_count: 1,
-        body: body.into(),
-    }
+    batch::record(id, kind.stream(), body, 1)
 }
 
 pub fn envelope(kind: &str, ts: &str, data: serde_json::Value) -> String {

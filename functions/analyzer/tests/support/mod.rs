@@ -137,17 +137,11 @@ impl AlertSpec {
 }
 
 pub fn record(id: usize, body: String) -> BatchRecord {
-    BatchRecord {
-        message_id: format!("{id}-0"),
-        event_source_arn: EventKind::HealthAlert.stream(),
-        event_source: batch::EVENT_SOURCE.into(),
-        approximate_receive_count: 1,
-        body,
-    }
+    batch::record(format!("{id}-0"), EventKind::HealthAlert.stream(), body, 1)
 }
 
 pub fn batch_of(bodies: Vec<String>) -> BatchEvent {
-    BatchEvent { records: bodies.into_iter().enumerate().map(|(i, b)| record(i + 1, b)).collect() }
+    batch::event(bodies.into_iter().enumerate().map(|(i, b)| record(i + 1, b)).collect())
 }
 
 /// The decision, whichever kind it is.
