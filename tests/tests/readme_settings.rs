@@ -466,7 +466,9 @@ fn every_file_the_readme_names_exists() {
     for (file, text) in documents() {
         let paths = repo_paths(&text);
         found += paths.len();
-        missing.extend(paths.iter().filter(|(_, p)| !exists(p)).map(|(line, p)| format!("{file}:{line}: {p} does not exist")));
+        missing.extend(
+            paths.iter().filter(|(_, p)| !exists(p)).map(|(line, p)| format!("{file}:{line}: {p} does not exist")),
+        );
     }
     // The Contributing chapter alone names dozens: a parser that finds
     // none would make this test pass on anything.
