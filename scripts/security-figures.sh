@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# HemoStat's security figures, measured now on this machine (the README's
-# Security section quotes them): the attacks the tests try and how many were
+# HemoStat's security figures, measured now on this machine (the book's
+# Security chapter, docs/src/security.md, quotes them): the attacks the tests try and how many were
 # refused, the secrets of the redaction corpora that leak and the benign
 # lines altered, and the fuzzers' executions per target.
 #

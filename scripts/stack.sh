@@ -10,7 +10,7 @@
 #   HEMOSTAT_PROFILE=debug scripts/stack.sh     # faster build, slower binaries
 #   HEMOSTAT_SKIP_BUILD=1 scripts/stack.sh      # use what target/ already has
 #
-# Settings come from the environment (see README: every variable), or from
+# Settings come from the environment (docs/src/configuration.md: every variable), or from
 # a .env file at the repository root.
 #
 # Set-up is its own: what it needs and lacks (redis-server and redis-cli
@@ -25,7 +25,7 @@
 # $HEMOSTAT_STATE_DIR (default .hemostat): command_signing.key (mode 0600,
 # the responder's and `hemostat`'s) and command_signing.pub (the
 # collector's HEMOSTAT_COMMAND_PUBLIC_KEYS); every later start reuses them.
-# The collector never gets the private key. Rotate: see the README.
+# The collector never gets the private key. Rotate: see docs/src/cli.md.
 #
 # The emulator and the dashboard authenticate their callers, the same way:
 # - the emulator's token (HEMOSTAT_LAMBDA_TOKEN), a new one every start in
@@ -139,7 +139,7 @@ then run scripts/stack.sh again$hint"
 fi
 
 command -v docker >/dev/null 2>&1 ||
-  echo "note: no docker CLI here; HemoStat does not need it, the README's examples do (Debian/Ubuntu: apt-get install docker.io, or Docker's docker-ce-cli)" >&2
+  echo "note: no docker CLI here; HemoStat does not need it, the README's and the book's examples do (Debian/Ubuntu: apt-get install docker.io, or Docker's docker-ce-cli)" >&2
 
 docker_socket=${DOCKER_HOST#unix://}
 if [[ "$DOCKER_HOST" == unix://* ]]; then
@@ -284,7 +284,7 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   env_vars="$redis_dir/functions.env.json"
   redis_note="the operator's URL in $operator_url_file (mode 0600)"
 else
-  # Yours: every component uses it (per-component users: `hemostat acl`, README).
+  # Yours: every component uses it (per-component users: `hemostat acl`, docs/src/cli.md).
   rm -f "$operator_url_file"
   collector_redis_url=$REDIS_URL
   bridge_redis_url=$REDIS_URL

@@ -101,6 +101,8 @@ cmd_install() {
     # its output and infra/prometheus (both in Debian's prometheus).
     command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+    # `hemostat man`'s test renders the page as man(1) does.
+    command -v groff >/dev/null 2>&1 || missing+=(groff-base)
     if ((${#missing[@]} == 0)); then
         log "all packages present"
         install_browser_driver

@@ -10,7 +10,7 @@
 #   HEMOSTAT_TEST_BUILD_ARGS   args for the `cargo build` phase (default "--workspace --bins");
 #                              "skip" skips the phase (escape hatch while a crate is mid-edit)
 #   HEMOSTAT_TEST_KEEP_ENV=1   leave dockerd/redis running afterwards (faster reruns)
-#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt, clippy and cargo-deny gates (while iterating on one test)
+#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt, clippy, book and cargo-deny gates (while iterating on one test)
 #   HEMOSTAT_ADVISORY_DB=PATH    a copy of the RustSec advisory database (git) where GitHub is unreachable
 #   HEMOSTAT_TEST_FUZZ_SECONDS seconds of fuzzing per target after the build (default 2; 0 skips;
 #                              longer runs: cargo run --release -p hemostat-fuzz -- --seconds 60)
@@ -127,6 +127,11 @@ main() {
             { echo "error: run \`cargo fmt --all\` (rustfmt.toml sets the style)" >&2; exit 1; }
         phase "checking lints: cargo clippy --workspace --all-targets -- -D warnings"
         CARGO_INCREMENTAL=0 cargo clippy --workspace --all-targets -- -D warnings
+        # The book (docs/): a pinned mdBook, installed once per machine into the
+        # cache (minutes the first time, then reused); its links are checked by
+        # tests/tests/docs_links.rs with the rest of the suite.
+        phase "building the book: scripts/docs.sh build"
+        bash "$ROOT/scripts/docs.sh" build
         supply_chain
     fi
 

@@ -17,18 +17,20 @@
 //!   `remediate`).
 //! - `dead_letters`: `dead-letters` (`dlq`): list, replay (once), drop.
 //! - `acl`: `hemostat acl`, the Redis ACL users of HemoStat's roles.
+//! - `describe`: `completions` and `man`, generated from the clap definition.
 
 mod acl;
 mod act;
 mod context;
 mod dead_letters;
+mod describe;
 mod error;
 mod key;
 mod look;
 mod show;
 mod state;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use hemostat_protocol::{
     acl::Role,
     config::{library_help, parse_duration, parse_seconds},
@@ -194,6 +196,16 @@ enum Verb {
         #[arg(long, value_name = "BASE_URL")]
         urls: Option<String>,
     },
+    /// Prints the shell completion script: `hemostat completions bash > ...` (see `hemostat man`
+    /// for the whole command). Needs no Redis.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints this command's man page (roff): `hemostat man > hemostat.1`, or `hemostat man | man
+    /// -l -`. Needs no Redis.
+    Man,
 }
 
 fn acl_help() -> String {
@@ -297,6 +309,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let options = acl::Options { rotate: *rotate, acl_file: *acl_file, urls: urls.as_deref() };
             return acl::users(roles, dir.as_deref(), &options, cli.global.json);
         }
+        Verb::Completions { shell } => return describe::completions(Cli::command(), *shell),
+        Verb::Man => return describe::man(Cli::command()),
         _ => {}
     }
     // Before Redis: a key file open to others is refused whatever the verb.
@@ -339,7 +353,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             dead_letters::replay(&ctx, &dead_letters::Choice { id: id.or(id_flag), stream }, dry_run).await
         }
         Verb::Dlq(DlqVerb::Drop { id }) => dead_letters::drop(&ctx, &id).await,
-        Verb::Keys(_) | Verb::Acl { .. } => unreachable!("handled before connecting"),
+        Verb::Keys(_) | Verb::Acl { .. } | Verb::Completions { .. } | Verb::Man => {
+            unreachable!("handled before connecting")
+        }
     }
 }
 

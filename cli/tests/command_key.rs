@@ -1,4 +1,4 @@
-//! `hemostat` finds the command signing key as the README says (the
+//! `hemostat` finds the command signing key as docs/src/cli.md says (the
 //! variable, then `$HEMOSTAT_STATE_DIR/command_signing.key`, then the nearest
 //! `.hemostat/command_signing.key` up from the current directory), refuses a
 //! key file open to group or others with one line and exit 2 before it even

@@ -23,7 +23,7 @@ pub struct Config {
 
     /// Docker Engine endpoint: unix:// socket, tcp:// (mutual TLS with
     /// DOCKER_TLS_VERIFY or DOCKER_CERT_PATH, else plain HTTP) or https://
-    /// (always TLS). For ssh://, forward the socket (see the README).
+    /// (always TLS). For ssh://, forward the socket (see docs/src/docker-engine.md).
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub docker_host: String,
 

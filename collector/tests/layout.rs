@@ -1,5 +1,5 @@
-//! The collector's layout stays readable (the README's Contributing
-//! section relies on it): no source file over 500 lines, and every folder's
+//! The collector's layout stays readable (the book's Contributing
+//! chapter, docs/src/contributing.md, relies on it): no source file over 500 lines, and every folder's
 //! `mod.rs` opens with a paragraph saying its step.
 
 use std::path::{Path, PathBuf};

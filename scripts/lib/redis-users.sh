@@ -1,7 +1,7 @@
 # The local Redis's users (sourced by scripts/stack.sh and scripts/compose.sh
 # after scripts/lib/secrets.sh, not run): no user without a password, one
 # ACL user per component with the least keys, channels and commands it needs
-# (`hemostat acl`; see the README). Nothing here prints a secret.
+# (`hemostat acl`; see docs/src/cli.md). Nothing here prints a secret.
 #
 #   redis_users_host                  pins HEMOSTAT_HOST (the collector's name)
 #   redis_users STATE HOST PORT HEMOSTAT

@@ -24,7 +24,8 @@
 //!   (half-open), for keepalive and timeout tests.
 //! - [`keys`] — [`test_keys`]: the run's command signing key pair (responder,
 //!   collectors, tests that sign commands).
-//! - [`paths`] — where things live: workspace root, built binaries
+//! - [`paths`] — where things live: workspace root, the documentation
+//!   ([`documentation`]: README and book), built binaries
 //!   ([`bin_dir`]), per-test logs ([`log_dir`]), collectors' state folders
 //!   ([`state_dir`]).
 //! - [`port`] — [`free_port`], a port nobody listens on.
@@ -109,7 +110,7 @@ pub use fake_llm::FakeLlm;
 pub use freezer::Freezer;
 pub use http::{http_get, http_request};
 pub use keys::{TestKeys, test_keys};
-pub use paths::{bin_dir, log_dir, state_dir, workspace_root};
+pub use paths::{bin_dir, documentation, log_dir, state_dir, workspace_root};
 pub use podman::PodmanService;
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;

@@ -8,6 +8,23 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+/// The documentation: `README.md`, then the book's chapters
+/// (`docs/src/*.md`, `SUMMARY.md` among them) by file name. What the tests
+/// that hold the text to the code read, wherever a section moves.
+pub fn documentation() -> Vec<PathBuf> {
+    let root = workspace_root();
+    let src = root.join("docs/src");
+    let mut chapters: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap_or_else(|e| panic!("the book's chapters, {}: {e}", src.display()))
+        .map(|entry| entry.unwrap_or_else(|e| panic!("{}: {e}", src.display())).path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    chapters.sort();
+    let mut files = vec![root.join("README.md")];
+    files.extend(chapters);
+    files
+}
+
 /// Cargo's target directory; honours `CARGO_TARGET_DIR` so the tests find the
 /// binaries wherever `cargo build` put them.
 pub fn target_dir() -> PathBuf {

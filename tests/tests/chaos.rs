@@ -10,7 +10,7 @@
 //! apart and must have been reported: around its restart a `--live-restore`
 //! engine can keep a containerd task of a container HemoStat was restarting
 //! as it stopped, and then refuses that container's every start (`task ...
-//! already exists`; README, Benchmarks). HemoStat's part is to say so.
+//! already exists`; docs/src/benchmarks.md). HemoStat's part is to say so.
 
 use hemostat_e2e::chaos::{self, ChaosConfig, Fault};
 use hemostat_e2e::redis_server::cluster_mode;

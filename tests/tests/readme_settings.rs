@@ -1,13 +1,16 @@
-//! The README's tables of environment variables and the binaries' `--help`
-//! agree: every variable a binary's help lists is in the README table of
+//! The documentation's tables of environment variables (the book's
+//! Configuration and `hemostat` chapters, `docs/src/`) and the binaries'
+//! `--help` agree: every variable a binary's help lists is in the table of
 //! that binary (or the shared one), and every variable of a table is in the
 //! help of the binaries it is for, unless an allow-list below says why not.
 //!
 //! Runs the built binaries (`cargo build --workspace --bins`), with an empty
 //! environment: `--help` must need neither Redis nor a Lambda runtime.
 //!
-//! Also: every `hemostat` verb has an example in the README, and every
-//! label HemoStat reads is in its label table, with an example.
+//! Also: every `hemostat` verb has an example in the README or the book,
+//! every label HemoStat reads is in the book's label table, with an example,
+//! and every file either names exists. The documentation is README.md and
+//! `docs/src/*.md` (`hemostat_e2e::documentation`), wherever a section moves.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -15,7 +18,7 @@ use std::{
     process::{Command, Output},
 };
 
-use hemostat_e2e::{bin_dir, workspace_root};
+use hemostat_e2e::{bin_dir, documentation, workspace_root};
 
 const COLLECTOR: &str = "hemostat-collector";
 const BRIDGE: &str = "hemostat-bridge";
@@ -30,7 +33,7 @@ const CLI: &str = "hemostat";
 const FUNCTIONS: [&str; 5] = [ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER];
 const BINARIES: [&str; 9] = [COLLECTOR, BRIDGE, LOCAL, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER, CLI];
 
-/// Each README table of variables, by the first word of the line that
+/// Each table of variables, by the first word of the line that
 /// introduces it, and the binaries whose help must list its variables.
 const TABLES: &[(&str, &[&str])] = &[
     ("Shared", &[COLLECTOR, BRIDGE, ANALYZER, RESPONDER, ALERT, DASHBOARD, EXPORTER, CLI]),
@@ -45,7 +48,7 @@ const TABLES: &[(&str, &[&str])] = &[
     ("Operator", &[CLI]),
 ];
 
-/// Variables in a README table that no binary reads: the variable, a file
+/// Variables in a table that no binary reads: the variable, a file
 /// (from the repository root) that does read it, and why it is documented
 /// next to the binaries. The test checks the file still mentions it.
 const READ_BY_FILES: &[(&str, &str, &str)] = &[
@@ -79,6 +82,25 @@ const SHARED_BY_SOME: &[(&str, &[&str], &str)] = &[(
     "the responder signs commands and hemostat checks them in `status`; collectors hold only the public key \
      (HEMOSTAT_COMMAND_PUBLIC_KEYS), nothing else handles a command",
 )];
+
+/// README.md and the book's chapters, each with its path from the
+/// repository root.
+fn documents() -> Vec<(String, String)> {
+    let root = workspace_root();
+    documentation()
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path.strip_prefix(&root).unwrap_or(&path).display().to_string(), text)
+        })
+        .collect()
+}
+
+/// All of the documentation as one text, a blank line between files (a
+/// table's introducing line stays in its file).
+fn all_documents() -> String {
+    documents().into_iter().map(|(_, text)| text).collect::<Vec<_>>().join("\n\n")
+}
 
 fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
@@ -131,7 +153,7 @@ fn help_variables(help: &str) -> BTreeSet<String> {
     vars
 }
 
-/// The README's `| variable | default | meaning |` tables: the line that
+/// The documentation's `| variable | default | meaning |` tables: the line that
 /// introduces each (its first word), and the variables of its first column.
 fn readme_tables(readme: &str) -> Vec<(String, BTreeSet<String>)> {
     let mut tables: Vec<(String, BTreeSet<String>)> = Vec::new();
@@ -161,7 +183,7 @@ fn readme_tables(readme: &str) -> Vec<(String, BTreeSet<String>)> {
             }
             for (i, token) in first.split('`').enumerate() {
                 if i % 2 == 1 {
-                    assert!(is_variable(token), "README table {title}: {token:?} is not a variable name");
+                    assert!(is_variable(token), "table {title}: {token:?} is not a variable name");
                     vars.insert(token.to_owned());
                 }
             }
@@ -178,8 +200,7 @@ fn readme_tables(readme: &str) -> Vec<(String, BTreeSet<String>)> {
 
 #[test]
 fn readme_tables_and_help_agree() {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
-    let tables = readme_tables(&readme);
+    let tables = readme_tables(&all_documents());
     let mut problems = Vec::new();
 
     let mut documented: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -190,12 +211,12 @@ fn readme_tables_and_help_agree() {
                     documented.entry(b).or_default().extend(vars.iter().cloned());
                 }
             }
-            None => problems.push(format!("README table {title:?} is not mapped to binaries in TABLES")),
+            None => problems.push(format!("table {title:?} is not mapped to binaries in TABLES")),
         }
     }
     for (title, _) in TABLES {
         if !tables.iter().any(|(t, _)| t == title) {
-            problems.push(format!("README has no table of variables introduced by {title:?}"));
+            problems.push(format!("the documentation has no table of variables introduced by {title:?}"));
         }
     }
     let in_readme: BTreeSet<&String> = tables.iter().flat_map(|(_, vars)| vars).collect();
@@ -207,7 +228,7 @@ fn readme_tables_and_help_agree() {
         }
         let readme_vars = documented.get(binary).cloned().unwrap_or_default();
         for var in vars.difference(&readme_vars) {
-            problems.push(format!("{binary} --help lists {var}, which its README tables do not"));
+            problems.push(format!("{binary} --help lists {var}, which its tables in docs/src do not"));
         }
     }
 
@@ -220,7 +241,7 @@ fn readme_tables_and_help_agree() {
             let readers = SHARED_BY_SOME.iter().find(|(v, ..)| v == var).map(|(_, readers, _)| *readers);
             for binary in binaries.iter().filter(|b| readers.is_none_or(|r| r.contains(b))) {
                 if !helps[binary].contains(var) {
-                    problems.push(format!("README table {title} lists {var}, which {binary} --help does not"));
+                    problems.push(format!("table {title} lists {var}, which {binary} --help does not"));
                 }
             }
         }
@@ -229,7 +250,7 @@ fn readme_tables_and_help_agree() {
     // The allow-lists must not outlive what they excuse.
     for (var, file, _why) in READ_BY_FILES {
         if !in_readme.contains(&var.to_string()) {
-            problems.push(format!("READ_BY_FILES: {var} is in no README table any more"));
+            problems.push(format!("READ_BY_FILES: {var} is in no table any more"));
         }
         match std::fs::read_to_string(workspace_root().join(file)) {
             Ok(text) if text.contains(var) => {}
@@ -241,7 +262,7 @@ fn readme_tables_and_help_agree() {
     }
     for (var, readers, _why) in SHARED_BY_SOME {
         if !in_readme.contains(&var.to_string()) {
-            problems.push(format!("SHARED_BY_SOME: {var} is in no README table any more"));
+            problems.push(format!("SHARED_BY_SOME: {var} is in no table any more"));
         }
         for (binary, vars) in &helps {
             if vars.contains(*var) && !readers.contains(binary) {
@@ -250,7 +271,7 @@ fn readme_tables_and_help_agree() {
         }
     }
 
-    assert!(problems.is_empty(), "README and --help disagree:\n  {}", problems.join("\n  "));
+    assert!(problems.is_empty(), "the documentation and --help disagree:\n  {}", problems.join("\n  "));
 }
 
 #[test]
@@ -319,9 +340,9 @@ fn verbs(help: &str) -> Vec<String> {
 
 #[test]
 fn every_verb_has_an_example_in_the_readme() {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
-    // The README's examples: lines of its code blocks that run `hemostat`.
-    let examples: Vec<&str> = readme.lines().map(str::trim).filter(|l| l.starts_with("hemostat ")).collect();
+    let docs = all_documents();
+    // The examples: lines of the README's and the book's code blocks that run `hemostat`.
+    let examples: Vec<&str> = docs.lines().map(str::trim).filter(|l| l.starts_with("hemostat ")).collect();
     let top = verbs(&help(CLI));
     assert!(top.len() >= 8, "hemostat --help lists too few verbs: {top:?}");
     let mut missing = Vec::new();
@@ -339,7 +360,7 @@ fn every_verb_has_an_example_in_the_readme() {
             }
         }
     }
-    assert!(missing.is_empty(), "verbs without an example in the README: {missing:?}");
+    assert!(missing.is_empty(), "verbs without an example in the README or the book: {missing:?}");
 }
 
 /// The label names HemoStat's sources define (`pub const ...LABEL...: &str
@@ -378,8 +399,8 @@ fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_label_is_in_the_readme_table_with_an_example() {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
-    let rows: BTreeMap<String, String> = readme
+    let docs = all_documents();
+    let rows: BTreeMap<String, String> = docs
         .lines()
         .filter(|l| l.starts_with("| `hemostat.") || l.starts_with("| `autoheal"))
         .filter_map(|l| {
@@ -392,7 +413,7 @@ fn every_label_is_in_the_readme_table_with_an_example() {
     let problems: Vec<String> = labels
         .iter()
         .filter_map(|(label, file)| match rows.get(label) {
-            None => Some(format!("{label} ({file}) is not in the README's label table")),
+            None => Some(format!("{label} ({file}) is not in the label table (docs/src/labels.md)")),
             Some(example) if example.is_empty() => Some(format!("{label}: no example")),
             Some(_) => None,
         })
@@ -400,11 +421,11 @@ fn every_label_is_in_the_readme_table_with_an_example() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The folders of this repository a README path can start with.
+/// The folders of this repository a documented path can start with.
 const REPO_FOLDERS: [&str; 11] =
     ["bridge/", "cli/", "collector/", "functions/", "local/", "tests/", "scripts/", "infra/", "docs/", ".ci/", "fuzz/"];
 
-/// Every `path` the README names in this repository (in backticks, starting
+/// Every `path` a document names in this repository (in backticks, starting
 /// with one of its folders), with the line it is on.
 fn repo_paths(readme: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
@@ -440,16 +461,18 @@ fn exists(path: &str) -> bool {
 
 #[test]
 fn every_file_the_readme_names_exists() {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
-    let paths = repo_paths(&readme);
-    // The Contributing section alone names dozens: a parser that finds
+    let mut found = 0;
+    let mut missing = Vec::new();
+    for (file, text) in documents() {
+        let paths = repo_paths(&text);
+        found += paths.len();
+        missing.extend(
+            paths.iter().filter(|(_, p)| !exists(p)).map(|(line, p)| format!("{file}:{line}: {p} does not exist")),
+        );
+    }
+    // The Contributing chapter alone names dozens: a parser that finds
     // none would make this test pass on anything.
-    assert!(paths.len() >= 30, "too few paths found in the README: {paths:?}");
-    let missing: Vec<String> = paths
-        .iter()
-        .filter(|(_, p)| !exists(p))
-        .map(|(line, p)| format!("README.md:{line}: {p} does not exist"))
-        .collect();
+    assert!(found >= 30, "too few paths found in the README and the book: {found}");
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
 

@@ -21,7 +21,7 @@
 //! the alert stream, but cannot attest it under that host's prefix, and the
 //! analyzer diagnoses only attested alerts ([`crate::attestation`]).
 //!
-//! What they cannot prevent (see the README's security section): a
+//! What they cannot prevent (see the book's Security chapter, docs/src/security.md): a
 //! collector may write the fleet-wide container and collector sets.
 //!
 //! `hemostat acl` prints the `ACL SETUSER` lines, with hashed passwords, for

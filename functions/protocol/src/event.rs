@@ -171,7 +171,7 @@ pub struct RemediationNeeded {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
     /// Why the rules decided although an LLM is configured (`llm_timeout`,
-    /// `llm_rate_limited`, `budget_exhausted`, ...; the README lists them),
+    /// `llm_rate_limited`, `budget_exhausted`, ...; docs/src/configuration.md lists them),
     /// when `analysis_method` is `rule_fallback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
