@@ -15,14 +15,12 @@ set -euo pipefail
 VENV="${HEMOSTAT_VENV:-/tmp/hemostat-venv}"
 
 # Pinned so a new release cannot change test results under us. Add tools here
-# (e.g. aws-sam-cli, "moto[server]"), one pinned spec per line.
+# (e.g. aws-sam-cli), one pinned spec per line.
 DEFAULT_TOOLS=(
     "cargo-lambda==1.9.2"
     # `sam validate --lint` (bundles cfn-lint) for the template test, and
     # `sam build` with BuildMethod rust-cargolambda.
     "aws-sam-cli==1.170.0"
-    # The exporter's CloudWatch round trip runs against moto's server.
-    "moto[server]==5.2.5"
 )
 
 if (($# > 0)); then

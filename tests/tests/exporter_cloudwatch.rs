@@ -1,8 +1,9 @@
-//! The exporter's CloudWatch path against moto's server (a real HTTP
-//! CloudWatch API on loopback, from scripts/python-tools.sh): the exporter
-//! in the emulator sends each batch's counts and observations and the
-//! schedule's gauges with PutMetricData; the test reads them back with
-//! ListMetrics and GetMetricData. A redelivered batch adds nothing.
+//! The exporter's CloudWatch path: the exporter in the emulator writes each
+//! batch's counts and observations and the schedule's gauges as Embedded
+//! Metric Format documents on its standard output (what CloudWatch Logs
+//! turns into metrics inside Lambda); the test reads them from the
+//! emulator's log, checks each against the EMF specification and adds them
+//! up as CloudWatch would. A redelivered batch adds nothing.
 
 mod exporter_support;
 
@@ -10,66 +11,73 @@ use std::time::Duration;
 
 use exporter_support::*;
 use hemostat_e2e::{Process, RedisServer, wait_for};
-use hemostat_exporter::{
-    CloudWatchSink,
-    cloudwatch_sdk::{
-        Client,
-        primitives::DateTime,
-        types::{Dimension, Metric, MetricDataQuery, MetricStat},
-    },
-};
 use hemostat_protocol::keys;
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// moto's server on a port of its own choosing; returns it and its URL.
-async fn start_moto() -> (Process, String) {
-    let bin = venv_bin("moto_server");
-    let moto = Process::builder(bin.to_str().unwrap()).name("moto").args(["-H", "127.0.0.1", "-p0"]).spawn();
-    let line = moto.wait_for_line("Running on http://127.0.0.1:", Duration::from_secs(30)).await;
-    let url = line.split("Running on ").nth(1).expect("moto's URL").trim().trim_end_matches('/').to_owned();
-    (moto, url)
+/// The EMF documents the exporter has written so far: lines of the
+/// emulator's log (`[exporter] [request id] {...}`) that carry `_aws`.
+fn documents(emulator: &Process) -> Vec<Value> {
+    emulator
+        .log()
+        .lines()
+        .filter(|line| line.contains("\"_aws\":"))
+        .filter_map(|line| line.find('{').map(|at| &line[at..]))
+        .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("an EMF line that is not JSON ({e}): {json}")))
+        .collect()
 }
 
-async fn sum(client: &Client, namespace: &str, name: &str, dims: &[(&str, &str)], stat: &str) -> Option<f64> {
-    let now = std::time::SystemTime::now();
-    let dimensions: Vec<Dimension> =
-        dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(*v).build()).collect();
-    let query = MetricDataQuery::builder()
-        .id("q")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(
-                    Metric::builder().namespace(namespace).metric_name(name).set_dimensions(Some(dimensions)).build(),
-                )
-                .period(60)
-                .stat(stat)
-                .build(),
-        )
-        .build();
-    let out = client
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from(now - Duration::from_secs(900)))
-        .end_time(DateTime::from(now + Duration::from_secs(300)))
-        .send()
-        .await
-        .expect("GetMetricData");
-    let values = out.metric_data_results()[0].values().to_vec();
-    (!values.is_empty()).then(|| values.iter().sum())
+/// What the EMF specification asks of a document, or why it is not one.
+fn check(doc: &Value, namespace: &str) {
+    let aws = &doc["_aws"];
+    assert!(aws["Timestamp"].as_i64().is_some_and(|t| t > 1_600_000_000_000), "Timestamp in ms: {doc}");
+    for directive in aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics") {
+        assert_eq!(directive["Namespace"], namespace);
+        for set in directive["Dimensions"].as_array().expect("Dimensions") {
+            let set = set.as_array().expect("a dimension set");
+            assert!(set.len() <= 30);
+            for name in set {
+                assert!(doc[name.as_str().unwrap()].is_string(), "dimension {name} has no string value: {doc}");
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("Metrics");
+        assert!(!metrics.is_empty() && metrics.len() <= 100, "{doc}");
+        for metric in metrics {
+            match &doc[metric["Name"].as_str().expect("Name")] {
+                Value::Number(_) => {}
+                Value::Array(values) => assert!(values.len() <= 100 && values.iter().all(Value::is_number), "{doc}"),
+                other => panic!("metric {metric} has value {other}"),
+            }
+        }
+    }
+}
+
+/// The values of metric `name` with exactly these dimensions, over all
+/// documents, as CloudWatch would collect them.
+fn values(docs: &[Value], name: &str, dims: &[(&str, &str)]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for doc in docs {
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        let names: Vec<&str> =
+            directive["Dimensions"][0].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let same = names.len() == dims.len() && dims.iter().all(|(k, v)| names.contains(k) && doc[*k] == *v);
+        if !same || !directive["Metrics"].as_array().unwrap().iter().any(|m| m["Name"] == name) {
+            continue;
+        }
+        match &doc[name] {
+            Value::Array(vs) => out.extend(vs.iter().filter_map(Value::as_f64)),
+            v => out.extend(v.as_f64()),
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_and_schedule_reach_cloudwatch_once() {
     let redis = RedisServer::start().await;
-    let (_moto, moto_url) = start_moto().await;
     let namespace = format!("HemoStatE2E-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let (emulator, endpoint) = start_exporter(
         &redis,
-        &[
-            ("EXPORTER_CLOUDWATCH_ENABLED", "true"),
-            ("EXPORTER_CLOUDWATCH_ENDPOINT", &moto_url),
-            ("EXPORTER_CLOUDWATCH_NAMESPACE", &namespace),
-        ],
+        &[("EXPORTER_CLOUDWATCH_ENABLED", "true"), ("EXPORTER_CLOUDWATCH_NAMESPACE", &namespace)],
     )
     .await;
 
@@ -92,22 +100,19 @@ async fn batches_and_schedule_reach_cloudwatch_once() {
     assert!(summary["cloudwatch_calls"].as_u64().is_some_and(|n| n >= 1), "{summary}\n{}", emulator.log_tail(20));
     assert!(summary.get("cloudwatch_error").is_none(), "{summary}");
 
-    // Read back with the SDK, through the exporter's own client set-up.
-    let client = CloudWatchSink::new(namespace.clone(), Some(&moto_url), Duration::from_secs(10))
-        .await
-        .unwrap()
-        .client()
-        .clone();
-    let listed = wait_for(Duration::from_secs(10), || async {
-        let out = client.list_metrics().namespace(&namespace).send().await.ok()?;
-        let mut names: Vec<String> = out.metrics().iter().filter_map(|m| m.metric_name().map(str::to_owned)).collect();
-        names.sort();
-        names.dedup();
-        (names.len() >= 8).then_some(names)
+    let docs = wait_for(Duration::from_secs(10), || async {
+        let docs = documents(&emulator);
+        let names: std::collections::BTreeSet<String> = docs
+            .iter()
+            .flat_map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().cloned().unwrap_or_default())
+            .filter_map(|m| m["Name"].as_str().map(str::to_owned))
+            .collect();
+        (names.len() >= 8).then_some(docs)
     })
     .await
-    .unwrap_or_else(|| panic!("metrics not listed in {namespace}\n{}", emulator.log_tail(30)));
-    println!("CloudWatch metrics in {namespace}: {listed:?}");
+    .unwrap_or_else(|| panic!("no EMF documents in the exporter's log\n{}", emulator.log_tail(30)));
+    docs.iter().for_each(|d| check(d, &namespace));
+    println!("EMF documents written: {}; first: {}", docs.len(), docs[0]);
     for name in [
         "Alerts",
         "Analyses",
@@ -118,23 +123,20 @@ async fn batches_and_schedule_reach_cloudwatch_once() {
         "RemediationDuration",
         "Remediations",
     ] {
-        assert!(listed.iter().any(|n| n == name), "{name} missing from {listed:?}");
+        assert!(docs.iter().any(|d| d.get(name).is_some()), "{name} missing");
     }
-
     let alerts = [("Type", "non_zero_exit"), ("Severity", "high")];
-    assert_eq!(sum(&client, &namespace, "Alerts", &alerts, "Sum").await, Some(2.0));
-    assert_eq!(
-        sum(&client, &namespace, "Remediations", &[("Action", "restart"), ("Status", "success")], "Sum").await,
-        Some(2.0)
-    );
-    assert_eq!(sum(&client, &namespace, "DetectionToFix", &[("Action", "restart")], "SampleCount").await, Some(2.0));
-    assert_eq!(sum(&client, &namespace, "CollectorUp", &[("Host", "e2e-h1")], "Maximum").await, Some(1.0));
+    assert_eq!(values(&docs, "Alerts", &alerts).iter().sum::<f64>(), 2.0);
+    assert_eq!(values(&docs, "Remediations", &[("Action", "restart"), ("Status", "success")]).iter().sum::<f64>(), 2.0);
+    assert_eq!(values(&docs, "DetectionToFix", &[("Action", "restart")]).len(), 2, "two observations");
+    assert_eq!(values(&docs, "CollectorUp", &[("Host", "e2e-h1")]), [1.0]);
 
     // The bridge delivers the same batch again: counted before, not sent again.
     let reply = invoke(&endpoint, &payload).await;
     assert_eq!(reply["batchItemFailures"], json!([]));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sum(&client, &namespace, "Alerts", &alerts, "Sum").await, Some(2.0), "a redelivery reached CloudWatch");
+    let again = documents(&emulator);
+    assert_eq!(values(&again, "Alerts", &alerts).iter().sum::<f64>(), 2.0, "a redelivery reached CloudWatch");
     let text = get(&metrics_url(&endpoint)).await.body;
     assert_eq!(sample(&text, "hemostat_exporter_duplicate_records_total"), Some(events.len() as f64));
     assert_eq!(sample(&text, "hemostat_exporter_cloudwatch_failures_total"), None);

@@ -54,16 +54,10 @@ pub const BEARER_TOKEN: Setting =
 pub const CLOUDWATCH_ENABLED: Setting = Setting::new(
     "EXPORTER_CLOUDWATCH_ENABLED",
     "auto",
-    "also send to CloudWatch: true, false, or auto (on inside AWS Lambda with the role's credentials)",
+    "also send to CloudWatch, as Embedded Metric Format lines on standard output: true, false, or auto (on inside AWS Lambda)",
 );
-pub const CLOUDWATCH_NAMESPACE: Setting = Setting::new(
-    "EXPORTER_CLOUDWATCH_NAMESPACE",
-    "HemoStat",
-    "the CloudWatch namespace (the template's IAM policy allows this one only)",
-);
-pub const CLOUDWATCH_ENDPOINT: Setting = Setting::unset("EXPORTER_CLOUDWATCH_ENDPOINT", "CloudWatch endpoint override");
-pub const CLOUDWATCH_TIMEOUT: Setting =
-    Setting::new("EXPORTER_CLOUDWATCH_TIMEOUT", "5s", "bound on each PutMetricData call").seconds();
+pub const CLOUDWATCH_NAMESPACE: Setting =
+    Setting::new("EXPORTER_CLOUDWATCH_NAMESPACE", "HemoStat", "the CloudWatch namespace of the metrics");
 
 /// What `exporter --help` prints.
 pub const USAGE: Usage = Usage {
@@ -74,16 +68,7 @@ exporter: HemoStat's exporter function (AWS Lambda, or the local emulator).
 Counts every event batch the bridge delivers, serves Prometheus metrics at
 /metrics of its function URL, and on its schedule reports collector
 heartbeats and sends metrics to CloudWatch.",
-    settings: &[
-        DEDUPE_TTL,
-        CONTAINER_METRICS,
-        MAX_CONTAINERS,
-        BEARER_TOKEN,
-        CLOUDWATCH_ENABLED,
-        CLOUDWATCH_NAMESPACE,
-        CLOUDWATCH_ENDPOINT,
-        CLOUDWATCH_TIMEOUT,
-    ],
+    settings: &[DEDUPE_TTL, CONTAINER_METRICS, MAX_CONTAINERS, BEARER_TOKEN, CLOUDWATCH_ENABLED, CLOUDWATCH_NAMESPACE],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -108,15 +93,8 @@ pub struct Config {
     /// `CLOUDWATCH_ENABLED`: `true`, `false`, or `auto` (on inside AWS
     /// Lambda).
     pub cloudwatch: CloudWatchMode,
-    /// `CLOUDWATCH_NAMESPACE`: the CloudWatch namespace; the template's IAM
-    /// policy allows PutMetricData in this one only.
+    /// `CLOUDWATCH_NAMESPACE`: the CloudWatch namespace of the metrics.
     pub cloudwatch_namespace: String,
-    /// `CLOUDWATCH_ENDPOINT`: CloudWatch endpoint override (tests point it
-    /// at moto). `AWS_ENDPOINT_URL_CLOUDWATCH`, which the SDK reads itself,
-    /// works as well outside the emulator.
-    pub cloudwatch_endpoint: Option<String>,
-    /// `CLOUDWATCH_TIMEOUT`, above 0: bound on each PutMetricData call.
-    pub cloudwatch_timeout: Duration,
 }
 
 impl Default for Config {
@@ -147,10 +125,6 @@ impl Config {
                 reason: "must not start with AWS/ and be at most 255 characters".into(),
             });
         }
-        let cloudwatch_timeout = CLOUDWATCH_TIMEOUT.duration(env)?;
-        if cloudwatch_timeout.is_zero() {
-            return Err(ExporterError::Config { name: CLOUDWATCH_TIMEOUT.name, reason: "must be above 0".into() });
-        }
         Ok(Config {
             dedupe_ttl,
             container_metrics: CONTAINER_METRICS.flag(env)?,
@@ -158,8 +132,6 @@ impl Config {
             bearer_token: BEARER_TOKEN.configured_secret(env),
             cloudwatch: CLOUDWATCH_ENABLED.parse(env)?,
             cloudwatch_namespace: namespace,
-            cloudwatch_endpoint: CLOUDWATCH_ENDPOINT.configured(env),
-            cloudwatch_timeout,
         })
     }
 
@@ -194,9 +166,9 @@ mod tests {
     #[test]
     fn defaults() {
         let d = Config::default();
-        assert_eq!((d.dedupe_ttl, d.cloudwatch_timeout), (Duration::from_secs(3600), Duration::from_secs(5)));
+        assert_eq!(d.dedupe_ttl, Duration::from_secs(3600));
         assert_eq!((d.container_metrics, d.max_containers, d.cloudwatch), (true, 2000, CloudWatchMode::Auto));
-        assert_eq!((d.cloudwatch_namespace.as_str(), d.bearer_token, d.cloudwatch_endpoint), ("HemoStat", None, None));
+        assert_eq!((d.cloudwatch_namespace.as_str(), d.bearer_token), ("HemoStat", None));
     }
 
     #[test]
@@ -208,16 +180,15 @@ mod tests {
 
     #[test]
     fn durations_take_units_and_bare_seconds() {
-        let env = env_of(&[("EXPORTER_DEDUPE_TTL_SECONDS", "2h"), ("EXPORTER_CLOUDWATCH_TIMEOUT", "1500ms")]);
+        let env = env_of(&[("EXPORTER_DEDUPE_TTL_SECONDS", "2h")]);
         let c = Config::from_source(&env).unwrap();
-        assert_eq!((c.dedupe_ttl, c.cloudwatch_timeout), (Duration::from_secs(7200), Duration::from_millis(1500)));
+        assert_eq!(c.dedupe_ttl, Duration::from_secs(7200));
         let c = Config::from_source(&env_of(&[("EXPORTER_DEDUPE_TTL_SECONDS", "600")])).unwrap();
         assert_eq!(c.dedupe_ttl, Duration::from_secs(600));
         for (name, value) in [
             ("EXPORTER_DEDUPE_TTL_SECONDS", "0"),
             ("EXPORTER_DEDUPE_TTL_SECONDS", "500ms"),
-            ("EXPORTER_CLOUDWATCH_TIMEOUT", "0s"),
-            ("EXPORTER_CLOUDWATCH_TIMEOUT", "soon"),
+            ("EXPORTER_DEDUPE_TTL_SECONDS", "soon"),
         ] {
             let env = move |n: &str| (n == name).then(|| value.to_owned());
             let err = Config::from_source(&env).unwrap_err().to_string();

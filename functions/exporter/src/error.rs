@@ -14,7 +14,7 @@ pub enum ExporterError {
     /// A setting that cannot work; names the variable, never a secret's value.
     #[error("{name}: {reason}")]
     Config { name: &'static str, reason: String },
-    /// CloudWatch refused or could not be reached; the full SDK error chain.
+    /// The EMF documents could not be written to standard output.
     #[error("cloudwatch: {0}")]
     CloudWatch(String),
     /// An invocation whose payload is none of the three shapes the exporter

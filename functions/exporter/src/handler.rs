@@ -169,7 +169,7 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
     }
 
     async fn cloudwatch_failed(&self, e: &ExporterError) {
-        tracing::warn!(error = %e, "CloudWatch PutMetricData failed; these data points are lost");
+        tracing::warn!(error = %e, "writing the CloudWatch documents failed; these data points are lost");
         if let Err(e) = self.store.incr(&metrics::CLOUDWATCH_FAILURES, 1).await {
             tracing::warn!(error = %e, "could not count the CloudWatch failure");
         }

@@ -27,8 +27,8 @@
 //!   `system_alert`s that say so, once per transition.
 //! - `exposition`: the Prometheus text format.
 //! - `http`: the function URL's routes (`/metrics`, optional bearer token).
-//! - `cloudwatch`: `PutMetricData` batching within the API's limits, and
-//!   the SDK client.
+//! - `cloudwatch`: Embedded Metric Format documents within the
+//!   specification's limits, written to standard output.
 //! - `keys`: the exporter's own Redis keys.
 //! - `config`: environment variables.
 //! - `error`: the crate's error enum.
@@ -48,9 +48,7 @@ mod keys;
 pub mod metrics;
 mod store;
 
-/// The CloudWatch SDK, for callers that read metrics back (tests against moto).
-pub use aws_sdk_cloudwatch as cloudwatch_sdk;
-pub use cloudwatch::{CloudWatchSink, Datum, MetricSink, Sink};
+pub use cloudwatch::{Datum, EmfSink, MetricSink, Sink};
 pub use config::{Config, USAGE};
 pub use error::ExporterError;
 pub use handler::Exporter;

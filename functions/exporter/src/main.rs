@@ -1,9 +1,10 @@
-//! Lambda entry point: clients (Redis, CloudWatch) are built once per
-//! instance and shared by every invocation. The payload is taken as plain
+//! Lambda entry point: the Redis client and the CloudWatch sink (EMF on
+//! standard output) are built once per instance and shared by every
+//! invocation. The payload is taken as plain
 //! JSON and dispatched on its shape (bridge batch, function URL request,
 //! scheduled event).
 
-use hemostat_exporter::{CloudWatchSink, Config, Exporter, RedisStore, Sink, USAGE};
+use hemostat_exporter::{Config, EmfSink, Exporter, RedisStore, Sink, USAGE};
 use hemostat_protocol::{RedisPublisher, function};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -15,14 +16,7 @@ async fn main() -> Result<(), Error> {
     let conn = function::init().await?;
     let config = Config::from_env()?;
     let sink = if config.cloudwatch_enabled() {
-        Sink::On(
-            CloudWatchSink::new(
-                config.cloudwatch_namespace.clone(),
-                config.cloudwatch_endpoint.as_deref(),
-                config.cloudwatch_timeout,
-            )
-            .await?,
-        )
+        Sink::On(EmfSink::stdout(config.cloudwatch_namespace.clone()))
     } else {
         Sink::Off
     };

@@ -116,7 +116,7 @@ pub static DUPLICATES: Family = counter(
 );
 pub static CLOUDWATCH_FAILURES: Family = counter(
     "hemostat_exporter_cloudwatch_failures_total",
-    "PutMetricData calls that failed (their data points are lost; Prometheus counts are not affected).",
+    "CloudWatch (EMF) writes that failed (their data points are lost; Prometheus counts are not affected).",
     None,
 );
 

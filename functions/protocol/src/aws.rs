@@ -1,7 +1,6 @@
-//! The AWS SDK configuration every HemoStat client of AWS shares (the
-//! bridge's Lambda invoker, the exporter's CloudWatch sink): TLS from rustls
-//! with ring, and an endpoint override that also serves local stand-ins
-//! (the Lambda emulator, moto).
+//! The AWS SDK configuration of HemoStat's client of AWS (the bridge's
+//! Lambda invoker): TLS from rustls with ring, and an endpoint override that
+//! also serves a local stand-in (the Lambda emulator).
 
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::Credentials;

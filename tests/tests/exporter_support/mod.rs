@@ -1,6 +1,6 @@
 //! Shared by the exporter's end-to-end tests: the emulator running the real
 //! template's exporter, plain HTTP, events in the seed format, Prometheus
-//! and moto as processes.
+//! as a process.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -230,13 +230,4 @@ fn form_urlencoded(s: &str) -> String {
 
 pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| PathBuf::from(d).join(program)).find(|p| p.is_file())
-}
-
-/// The Python virtualenv of scripts/python-tools.sh.
-pub fn venv_bin(program: &str) -> PathBuf {
-    let venv =
-        std::env::var_os("HEMOSTAT_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
-    let path = venv.join("bin").join(program);
-    assert!(path.is_file(), "{} not found: run scripts/python-tools.sh (or set HEMOSTAT_VENV)", path.display());
-    path
 }
