@@ -7,7 +7,10 @@
 # is already refused; start the stack with RESPONDER_COOLDOWN_SECONDS=0 to
 # watch the circuit breaker (and the analyzer's repeated-failure rule) stop
 # the later ones. After a refusal the demo starts the target again itself,
-# as an operator would, to crash it once more.
+# as an operator would, to crash it once more. Each crash is provoked from
+# outside (`docker kill -s USR1`, the service exits 1): the analyzer tells
+# such a crash from one that repeats on its own, which it would stop
+# itself as deterministic before the gate is asked.
 #
 #   scripts/demo/restart-limit.sh [CRASHES]     default 4
 #
@@ -31,8 +34,8 @@ for ((i = 1; i <= crashes; i++)); do
     DEMO_SEEN=()
     start=$(redis_ms)
     say ""
-    say "crash $i of $crashes: demo-crash (exit 1)"
-    docker exec "$DEMO_TARGET" demo-crash || true
+    say "crash $i of $crashes: docker kill -s USR1 (the service exits 1)"
+    docker kill --signal USR1 "$DEMO_TARGET" >/dev/null || true
     watch_events "$DEMO_TARGET" "$start" 30 remediation_complete false_alarm || say "  (no outcome within 30 s)"
     fix=$(first_seen remediation_complete)
     if [[ -n "$fix" ]] &&

@@ -446,14 +446,22 @@ fn crash(name: &str, policy: Option<Policy>, held: Option<&str>) -> Envelope {
         crash_alert("gate-host", name, None, "shop/api:1").data_of(EventKind::HealthAlert).unwrap();
     alert.policy = policy;
     alert.held = held.map(str::to_owned);
-    // A crash of a cause a restart can fix, so a second one within minutes
-    // is still restarted (one nothing explains would not be).
+    // A crash of a cause a restart can fix, provoked from outside (`docker
+    // kill -s USR1`, as the collector's events show it), so a second one
+    // within minutes is still restarted (one nothing explains would not
+    // be, nor the same failure on its own).
     let mut evidence = hemostat_protocol::evidence::Evidence::default();
     evidence.logs.lines = vec![hemostat_protocol::evidence::LogLine {
         stream: hemostat_protocol::evidence::LogStream::Stderr,
         line: "panic: crashed on demand (SIGUSR1)".into(),
         timestamp: None,
     }];
+    let event = |action: &str, signal| hemostat_protocol::evidence::DockerEvent {
+        action: action.into(),
+        signal,
+        ..Default::default()
+    };
+    evidence.events = vec![event("start", None), event("kill", Some(10)), event("die", None)];
     (evidence.state.exit_code, evidence.state.status) = (Some(1), Some("exited".into()));
     alert.evidence = Some(evidence);
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &alert).unwrap()

@@ -14,10 +14,12 @@ use std::{collections::HashSet, time::Instant};
 use tokio::task::JoinHandle;
 
 use bollard::models::ContainerInspectResponse;
+use chrono::{DateTime, Utc};
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind,
     envelope::agent,
-    event::{HealthAlert, Severity, SystemAlert},
+    event::{HealthAlert, Metrics, Severity, SystemAlert},
+    evidence::DockerEvent,
     policy::{ActionPolicy, COMPOSE_REPLACE_LABEL, Policy, Resolved},
 };
 
@@ -32,7 +34,28 @@ use crate::{
     docker,
     inflight::now_nanos,
     namespace::{self, MAX_DEPTH},
+    usage::round2,
 };
+
+/// How long the run that ended had lasted, in seconds, for an exit's alert
+/// (`exit_code` set, `detected_at` the `die` event's time): from Docker's
+/// `StartedAt` when it is that run's (not after the die: Docker's restart
+/// policy may have started the next run before the inspect), else from the
+/// last `start` event before the die. None when neither is known.
+fn uptime_at_exit(alert: &HealthAlert, started: Option<DateTime<Utc>>, events: &[DockerEvent]) -> Option<f64> {
+    alert.exit_code?;
+    let time = |t: &str| DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc));
+    let died = time(alert.detected_at.as_deref()?)?;
+    let start = started.filter(|s| *s <= died).or_else(|| {
+        events
+            .iter()
+            .filter(|e| e.action == "start")
+            .filter_map(|e| time(e.time.as_deref()?))
+            .filter(|t| *t <= died)
+            .max()
+    })?;
+    Some((died - start).num_milliseconds() as f64 / 1000.0)
+}
 
 /// Containers whose bad labels are remembered as reported, at most.
 const REPORTED_MAX: usize = 10_000;
@@ -72,6 +95,10 @@ impl Alerts {
                 Inspected::Yes(inspect) => Ok(*inspect),
                 Inspected::No(id) => gatherer.inspect(&id).await,
             };
+            let run_started = inspect.as_ref().ok().and_then(docker::started_at);
+            if let Some(uptime) = uptime_at_exit(&alert, run_started, &provided.events) {
+                alert.metrics.extra.insert(Metrics::UPTIME_SECONDS.into(), serde_json::json!(round2(uptime)));
+            }
             match inspect {
                 Ok(inspect) => {
                     let policy = this.policy(&alert, &inspect);
@@ -227,5 +254,60 @@ impl Alerts {
             },
             Err(e) => tracing::error!(error = %e, "could not build health alert"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+    }
+
+    fn exit(died: &str) -> HealthAlert {
+        HealthAlert {
+            container: "web".into(),
+            issues: vec![],
+            metrics: Metrics::default(),
+            host: "h1".into(),
+            container_id: Some("c1".into()),
+            image: None,
+            anomalies: vec![],
+            exit_code: Some(1),
+            detected_at: Some(died.into()),
+            evidence: None,
+            policy: None,
+            held: None,
+            silenced_by: Vec::new(),
+        }
+    }
+
+    fn start(t: &str) -> DockerEvent {
+        DockerEvent { action: "start".into(), time: Some(t.into()), ..Default::default() }
+    }
+
+    #[test]
+    fn uptime_runs_from_the_start_of_the_run_that_died() {
+        let died = "2026-12-06T10:00:02.500000000Z";
+        // The exited container's own StartedAt.
+        let started = Some(at("2026-12-06T10:00:00Z"));
+        assert_eq!(uptime_at_exit(&exit(died), started, &[]), Some(2.5));
+        // Days of service.
+        let long = Some(at("2026-12-03T10:00:02.500Z"));
+        assert_eq!(uptime_at_exit(&exit(died), long, &[]), Some(3.0 * 86_400.0));
+        // Docker's restart policy started the next run before the inspect:
+        // that StartedAt is not the run that died; the start event before
+        // the die is.
+        let next = Some(at("2026-12-06T10:00:03Z"));
+        let events = [start("2026-12-06T09:59:00Z"), start("2026-12-06T10:00:01.5Z"), start("2026-12-06T10:00:03Z")];
+        assert_eq!(uptime_at_exit(&exit(died), next, &events), Some(1.0));
+        assert_eq!(uptime_at_exit(&exit(died), None, &events), Some(1.0));
+        // Nothing tells when the run began, or the alert is no exit.
+        assert_eq!(uptime_at_exit(&exit(died), next, &[]), None);
+        let unhealthy = HealthAlert { exit_code: None, ..exit(died) };
+        assert_eq!(uptime_at_exit(&unhealthy, started, &[]), None);
+        let undated = HealthAlert { detected_at: None, ..exit(died) };
+        assert_eq!(uptime_at_exit(&undated, started, &[]), None);
     }
 }

@@ -17,7 +17,7 @@ use hemostat_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::AnalyzerError;
+use crate::{diagnosis::diagnose, error::AnalyzerError, fingerprint};
 
 /// What the rules need to remember of one alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,18 +33,39 @@ pub struct AlertSummary {
     /// The collector's `sustained_seconds`, when it measured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<f64>,
+    /// An exit's code. Absent from entries older analyzers wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// An exit's failure line, normalised ([`crate::fingerprint`]): two
+    /// exits with the same code and fingerprint are the same failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// How long the run that ended in this exit had lasted, in seconds
+    /// (see [`uptime`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<f64>,
 }
 
 impl AlertSummary {
     /// `at_us`: the envelope's timestamp, see [`envelope_micros`].
     pub fn of(alert: &HealthAlert, at_us: i64) -> Self {
+        let kinds: Vec<AnomalyKind> = alert.anomalies.iter().map(|a| a.kind).collect();
+        let exit = alert.exit_code.is_some() && kinds.iter().any(|k| is_exit(*k));
         AlertSummary {
             at: at_us,
-            kinds: alert.anomalies.iter().map(|a| a.kind).collect(),
+            kinds,
             cpu: alert.metrics.cpu_pct,
             mem: alert.metrics.memory_pct,
             sustained: sustained_seconds(alert),
+            exit_code: alert.exit_code.filter(|_| exit),
+            fingerprint: exit.then(|| fingerprint::of(alert, diagnose(alert).as_ref())).flatten(),
+            uptime: uptime(alert).filter(|_| exit),
         }
+    }
+
+    /// An exit (non-zero or OOM-killed).
+    pub fn is_exit(&self) -> bool {
+        self.kinds.iter().any(|k| is_exit(*k))
     }
 
     pub fn has(&self, kind: AnomalyKind) -> bool {
@@ -55,6 +76,17 @@ impl AlertSummary {
 /// The collector's `metrics.sustained_seconds`, if present and a number.
 pub fn sustained_seconds(alert: &HealthAlert) -> Option<f64> {
     alert.metrics.extra_f64(Metrics::SUSTAINED_SECONDS)
+}
+
+/// The anomalies that are an exit of the container's process.
+pub fn is_exit(kind: AnomalyKind) -> bool {
+    matches!(kind, AnomalyKind::NonZeroExit | AnomalyKind::OomKilled)
+}
+
+/// How long the run that ended had lasted, in seconds, when the collector
+/// measured it (`metrics.uptime_seconds`, on an exit's alert).
+pub fn uptime(alert: &HealthAlert) -> Option<f64> {
+    alert.metrics.extra_f64(Metrics::UPTIME_SECONDS).filter(|s| *s >= 0.0)
 }
 
 /// What "sustained" means when the alert does not say: the collector's
@@ -145,4 +177,16 @@ pub async fn record(
     // skipped rather than failing the alert.
     let alerts = entries.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
     Ok(History { now: summary.at, alerts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_an_older_analyzer_wrote_still_reads() {
+        let old: AlertSummary =
+            serde_json::from_str(r#"{"at":5,"kinds":["non_zero_exit"],"cpu":1.5,"mem":2.0}"#).expect("reads");
+        assert_eq!((old.at, old.is_exit(), old.exit_code, old.fingerprint, old.uptime), (5, true, None, None, None));
+    }
 }

@@ -8,6 +8,8 @@
 //!   read in one atomic round trip.
 //! - `diagnosis`: why a container failed, read from the alert's
 //!   evidence (exit code, Docker state, failure signatures in logs).
+//! - `fingerprint`: a failure line with what varies between runs
+//!   masked, so a repeat of the same failure can be recognised.
 //! - `signatures`: the failure signatures, a catalogue kept as data
 //!   (`functions/analyzer/signatures/*.yaml`), compiled once, matched in
 //!   linear time.
@@ -26,6 +28,7 @@ mod cache;
 mod config;
 mod diagnosis;
 mod error;
+mod fingerprint;
 mod handler;
 mod history;
 mod llm;

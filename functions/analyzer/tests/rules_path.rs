@@ -127,11 +127,18 @@ async fn memory_rising_across_the_history_is_a_leak() {
 async fn four_exits_in_ten_minutes_stop_the_restarts() {
     let redis = RedisServer::start().await;
     let a = analyzer(&redis, config()).await;
-    // A cause a restart can fix (a panic): restarted until the third exit.
-    let spec = AlertSpec::new("crashy", "non_zero_exit").logs(&["panic: runtime error: slice bounds out of range"]);
+    // A cause a restart can fix (a panic), each time another one:
+    // restarted until the third exit.
+    let panics = [
+        "panic: runtime error: slice bounds out of range",
+        "panic: runtime error: index out of range [3] with length 3",
+        "panic: assignment to entry in nil map",
+        "panic: runtime error: integer divide by zero",
+    ];
+    let spec = |line: &str| AlertSpec::new("crashy", "non_zero_exit").logs(&[line]);
     let mut decisions = Vec::new();
-    for ago in [9.0, 6.0, 3.0, 0.0] {
-        decisions.push(decide(&a, spec.envelope(ago)).await);
+    for (ago, line) in [9.0, 6.0, 3.0, 0.0].into_iter().zip(panics) {
+        decisions.push(decide(&a, spec(line).envelope(ago)).await);
     }
     let got: Vec<_> = decisions.iter().map(|d| (d.kind, d.confidence)).collect();
     assert_eq!(
@@ -145,7 +152,7 @@ async fn four_exits_in_ten_minutes_stop_the_restarts() {
     );
     assert!(decisions[3].reason.contains("Repeated failures"), "{}", decisions[3].reason);
     // Another container of the same name on another host is unaffected.
-    let other = spec.envelope(0.0).replace("\"host\":\"h1\"", "\"host\":\"h2\"");
+    let other = spec(panics[3]).envelope(0.0).replace("\"host\":\"h1\"", "\"host\":\"h2\"");
     assert!(other.contains("\"host\":\"h2\""));
     assert_eq!(decide(&a, other).await.kind, EventKind::RemediationNeeded);
 }
@@ -171,7 +178,24 @@ async fn a_redelivered_alert_is_counted_once() {
     for _ in 0..3 {
         assert_eq!(decide(&a, same.clone()).await.confidence, 0.9);
     }
-    assert_eq!(decide(&a, spec.envelope(0.0)).await.kind, EventKind::RemediationNeeded);
+    let other = AlertSpec::new("again", "non_zero_exit").logs(&["panic: assignment to entry in nil map"]);
+    assert_eq!(decide(&a, other.envelope(0.0)).await.kind, EventKind::RemediationNeeded);
+}
+
+#[tokio::test]
+async fn the_same_failure_after_a_restart_is_not_restarted_again() {
+    let redis = RedisServer::start().await;
+    let a = analyzer(&redis, config()).await;
+    // The fingerprint and the exit code travel through the history in
+    // Redis: the second identical panic is told apart from the first.
+    let spec = |pid: u32| {
+        AlertSpec::new("same", "non_zero_exit").logs(&[&format!("[pid {pid}] panic: assignment to entry in nil map")])
+    };
+    let first = decide(&a, spec(7).envelope(3.0)).await;
+    assert_eq!((first.kind, first.confidence), (EventKind::RemediationNeeded, 0.9), "{first:?}");
+    let second = decide(&a, spec(12).envelope(0.0)).await;
+    assert_eq!((second.kind, second.confidence), (EventKind::FalseAlarm, 0.8), "{second:?}");
+    assert!(second.reason.contains("[pid 12] panic: assignment to entry in nil map"), "{}", second.reason);
 }
 
 #[tokio::test]

@@ -29,11 +29,21 @@ async fn analyzer(redis: &RedisServer, fake: &FakeLlm, config: Config) -> Analyz
     )
 }
 
-/// A crash of a cause a restart can fix: a container's second within
-/// minutes is still asked about (a second exit nothing explains is not,
-/// see rules_path.rs).
-fn crash(name: &'static str) -> AlertSpec {
-    AlertSpec::new(name, "non_zero_exit").logs(&["panic: runtime error: slice bounds out of range"])
+/// Panics: a cause a restart can fix, each another failure line.
+const PANICS: [&str; 4] = [
+    "panic: runtime error: slice bounds out of range",
+    "panic: runtime error: index out of range [3] with length 3",
+    "panic: runtime error: integer divide by zero",
+    "panic: assignment to entry in nil map",
+];
+
+/// A crash of a cause a restart can fix, the `n`th panic of [`PANICS`]: a
+/// container's second within minutes is still asked about when it fails
+/// another way (a second exit nothing explains is not, nor the same
+/// failure again: see rules_path.rs). The failure signature the cache
+/// keys on is the same for all (image, anomaly, pattern, cause).
+fn crash(name: &'static str, n: usize) -> AlertSpec {
+    AlertSpec::new(name, "non_zero_exit").logs(&[PANICS[n]])
 }
 
 #[tokio::test]
@@ -43,8 +53,8 @@ async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
     // One container crashing the same way again: one call, then the cache.
     // Another container of the same image asks for itself: one container's
     // logs (which may steer a model) never decide for another's.
-    for (name, cached) in [("api-1", false), ("api-2", false), ("api-1", true)] {
-        let d = decide(&a, crash(name).envelope(0.0)).await;
+    for (name, n, cached) in [("api-1", 0, false), ("api-2", 0, false), ("api-1", 1, true)] {
+        let d = decide(&a, crash(name, n).envelope(0.0)).await;
         assert_eq!(
             (d.method.as_deref(), d.model.as_deref(), d.confidence, d.cached),
             (Some("llm"), Some("gpt-4"), 0.88, cached),
@@ -54,13 +64,13 @@ async fn same_failure_signature_is_answered_from_the_cache_until_it_expires() {
     }
     assert_eq!(fake.requests(), 2);
     // Another image, or other anomalies: a new call.
-    decide(&a, crash("api-2").image("acme/web:2").envelope(0.0)).await;
+    decide(&a, crash("api-2", 1).image("acme/web:2").envelope(0.0)).await;
     assert_eq!(fake.requests(), 3);
     decide(&a, AlertSpec::new("api-5", "oom_killed").envelope(0.0)).await;
     assert_eq!(fake.requests(), 4);
     // Its third within minutes is a crash loop: neither the lone crash's
     // cached verdict nor a new call applies, the rules' verdict is final.
-    let third = decide(&a, crash("api-1").envelope(0.0)).await;
+    let third = decide(&a, crash("api-1", 2).envelope(0.0)).await;
     assert_eq!((third.method.as_deref(), third.confidence), (Some("rule_based"), 0.6), "{third:?}");
     assert_eq!(fake.requests(), 4);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -73,9 +83,9 @@ async fn failed_answers_are_not_cached() {
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
     let a = analyzer(&redis, &fake, config()).await;
     fake.set(Mode::ServerError);
-    assert_eq!(decide(&a, crash("api-1").envelope(0.0)).await.method.as_deref(), Some("rule_fallback"));
+    assert_eq!(decide(&a, crash("api-1", 0).envelope(0.0)).await.method.as_deref(), Some("rule_fallback"));
     fake.set(Mode::Good);
-    assert_eq!(decide(&a, crash("api-2").envelope(0.0)).await.method.as_deref(), Some("llm"));
+    assert_eq!(decide(&a, crash("api-2", 0).envelope(0.0)).await.method.as_deref(), Some("llm"));
     assert_eq!(fake.requests(), 2);
 }
 
@@ -86,7 +96,7 @@ async fn beyond_the_hourly_budget_the_rules_decide() {
     let mut methods = Vec::new();
     for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
         // Distinct images: every alert would need a call.
-        let d = decide(&a, crash(name).image(format!("img-{i}")).envelope(0.0)).await;
+        let d = decide(&a, crash(name, 0).image(format!("img-{i}")).envelope(0.0)).await;
         methods.push((d.method.unwrap(), d.fallback_reason, d.kind, d.confidence));
     }
     assert_eq!(fake.requests(), 2);
@@ -100,7 +110,7 @@ async fn beyond_the_hourly_budget_the_rules_decide() {
     assert_eq!(count, 4);
     assert!(ttl > 3600 && ttl <= 7200, "ttl {ttl}");
     // A cached verdict needs no budget.
-    let d = decide(&a, crash("a").image("img-0").envelope(0.0)).await;
+    let d = decide(&a, crash("a", 1).image("img-0").envelope(0.0)).await;
     assert_eq!(d.method.as_deref(), Some("llm"));
     assert_eq!(fake.requests(), 2);
 }

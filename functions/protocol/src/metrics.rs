@@ -74,6 +74,12 @@ impl Metrics {
     /// What "sustained" means is the operator's choice, so the analyzer
     /// reads it from here rather than assuming its own.
     pub const SUSTAIN_SECONDS: &'static str = "sustain_seconds";
+    /// `extra`, on an exit's alert: how long the run that ended had lasted,
+    /// in seconds (Docker's `StartedAt` to the `die` event). A failure
+    /// seconds after start (a configuration, a missing file, a port taken)
+    /// is not one after days of service (a leak, a transient), and the
+    /// analyzer weighs them apart.
+    pub const UPTIME_SECONDS: &'static str = "uptime_seconds";
 
     /// A finite number in `extra`.
     pub fn extra_f64(&self, key: &str) -> Option<f64> {

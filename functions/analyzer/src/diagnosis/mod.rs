@@ -31,7 +31,10 @@ use hemostat_protocol::{
     evidence::Evidence,
 };
 
-use crate::{history::sustained, signatures};
+use crate::{
+    history::{sustained, uptime},
+    signatures,
+};
 
 /// At most this many evidence lines are cited.
 pub const MAX_CITED: usize = 5;
@@ -43,8 +46,32 @@ struct Line<'a> {
     health: bool,
 }
 
-/// Why `alert`'s container failed, when the alert says enough to tell.
+/// Why `alert`'s container failed, when the alert says enough to tell. An
+/// exit's diagnosis says how long the run lasted, when the collector
+/// measured it ([`crate::history::uptime`]): that is evidence, never a cause
+/// by itself.
 pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
+    let mut d = cause_of(alert)?;
+    if alert.exit_code.is_some()
+        && let Some(uptime) = uptime(alert)
+    {
+        d.summary.push_str(&format!(" It exited {} after it started.", span(uptime)));
+    }
+    Some(d)
+}
+
+/// A duration as an engineer says it: seconds, minutes, hours, then days.
+pub fn span(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    match s {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 2.0 * 3600.0 => format!("{:.0} min", s / 60.0),
+        s if s < 48.0 * 3600.0 => format!("{:.0} h", s / 3600.0),
+        s => format!("{:.0} days", s / 86_400.0),
+    }
+}
+
+fn cause_of(alert: &HealthAlert) -> Option<Diagnosis> {
     let empty = Evidence::default();
     let evidence = alert.evidence.as_ref().unwrap_or(&empty);
     let has = |kind: AnomalyKind| alert.anomalies.iter().any(|a| a.kind == kind);
@@ -140,7 +167,7 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
                 Vec::new(),
             ));
         }
-        let cited = cite(&lines, error_like);
+        let cited = cite(&lines, error_like_line);
         return Some(diagnosis(
             Cause::CrashLoop,
             format!("The container keeps crashing and being restarted ({restarts} restarts)."),
@@ -164,7 +191,7 @@ pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
             _ => diagnosis(
                 Cause::AppError,
                 format!("The application exited with error code {code}."),
-                cite(&lines, |l| !l.health && error_like(l)),
+                cite(&lines, |l| !l.health && error_like_line(l)),
             ),
         });
     }
@@ -292,8 +319,14 @@ fn contains_any(line: &Line<'_>, needles: &[&str]) -> bool {
     needles.iter().any(|n| lower.contains(n))
 }
 
-fn error_like(line: &Line<'_>) -> bool {
-    !request_scoped(line.text) && contains_any(line, &["error", "fatal", "exception", "failed", "panic"])
+fn error_like_line(line: &Line<'_>) -> bool {
+    error_like(line.text)
+}
+
+/// A line that reports an error (and is not about one request).
+pub fn error_like(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    !request_scoped(text) && ["error", "fatal", "exception", "failed", "panic"].iter().any(|n| lower.contains(n))
 }
 
 /// The newest [`MAX_CITED`] distinct lines that match, oldest first,

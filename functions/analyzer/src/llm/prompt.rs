@@ -70,12 +70,23 @@ impl Prompt {
             .iter()
             .filter(|a| a.at <= history.now)
             .map(|a| {
-                json!({
+                let mut entry = json!({
                     "seconds_ago": (history.now - a.at) / 1_000_000,
                     "anomalies": a.kinds.iter().map(|k| rules::kind_name(*k)).collect::<Vec<_>>(),
                     "cpu_pct": a.cpu,
                     "memory_pct": a.mem,
-                })
+                });
+                // An exit's code and how long its run lasted: whether the
+                // same failure came back, and how soon.
+                if let Some(o) = entry.as_object_mut() {
+                    if let Some(code) = a.exit_code {
+                        o.insert("exit_code".into(), code.into());
+                    }
+                    if let Some(uptime) = a.uptime {
+                        o.insert("uptime_seconds".into(), uptime.into());
+                    }
+                }
+                entry
             })
             .collect();
         let mut sent = Vec::new();

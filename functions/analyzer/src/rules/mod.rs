@@ -8,7 +8,8 @@
 //! | pattern | when | action | confidence |
 //! |---|---|---|---|
 //! | excessive restarts | the collector reports `excessive_restarts` | none | 0.6 |
-//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`], or the [`UNEXPLAINED_FAILURES`]th when its cause is unrecognised (`unknown`, or `app_error` from the bare exit code) | none | 0.6 |
+//! | deterministic repeat | an exit whose code and failure line ([`crate::fingerprint`]) are those of the container's previous exit, after a run shorter than [`STABLE_SECONDS`], when its diagnosis says a restart helps and the failure is the process's own (see [`repeat_may_heal`]) | none | 0.8 |
+//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`], or the [`UNEXPLAINED_FAILURES`]th when its cause is unrecognised (`unknown`, or `app_error` from the bare exit code), or an unrecognised exit within [`BOOT_SECONDS`] of its start when the previous exit came as soon after its own (a crash loop at boot, however far apart) | none | 0.6 |
 //! | diagnosed: disk full | the diagnosis is `disk_full` and says a restart cannot help | cleanup | 0.85 |
 //! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` and says a restart cannot help (the diagnosis recommends what a human should do) | none | 0.85 |
 //! | diagnosed: restart cannot help | any other diagnosis with `restart_helps: false` (a clean exit, a signature that says so: a bad configuration, a wrong password, an incompatible data directory) | none | 0.8 |
@@ -19,6 +20,25 @@
 //! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
 //! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::history::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
 //! | transient | anything else (one spike) | none | 0.65 |
+//!
+//! A failure that repeats identically after a restart (the same exit
+//! code, the same failure line once what varies between runs is masked)
+//! is deterministic: the restart gave the process a fresh start and it
+//! failed the same way, so another restart will too; a human is told
+//! instead, before the repeated-failure limit or the responder's breaker
+//! has to stop it. How long the run lasted (the collector's
+//! `metrics.uptime_seconds`) decides whether the restart had helped: a
+//! container that served for [`STABLE_SECONDS`] or more before failing
+//! again was brought back by it, and is restarted again; one that failed
+//! within seconds was not. Without the uptime, the time between the two
+//! exits bounds the run. The uptime also bounds "unknown never leads to
+//! more than one restart": within a crash loop at boot (two exits in a
+//! row, each within [`BOOT_SECONDS`] of its start) the second unexplained
+//! exit is not restarted however far apart they came, while an unexplained
+//! exit after days of service is restarted whatever the history holds from
+//! before that run. The uptime never names a cause: a
+//! quick death is not called a configuration error, nor a late one a leak,
+//! without a line that says so.
 //!
 //! Repeated failures come before the crash rule: when restarts keep
 //! failing, one more restart will not help, and a human should look.
@@ -42,7 +62,8 @@ use hemostat_protocol::{
 
 use crate::{
     diagnosis::{self, diagnose},
-    history::{History, sustained},
+    fingerprint,
+    history::{AlertSummary, History, is_exit, sustained, uptime},
 };
 
 /// Exits (non-zero or OOM) within [`REPEATED_FAILURE_WINDOW`], this one
@@ -54,6 +75,17 @@ pub const REPEATED_FAILURE_WINDOW: Duration = Duration::from_secs(600);
 /// a failure whose cause nothing names is not restarted again: an unknown
 /// cause gets one restart, not a guess at a second.
 pub const UNEXPLAINED_FAILURES: usize = 2;
+/// An exit this soon after the container's start is a failure at boot:
+/// the process did not get through its start-up (reading its
+/// configuration, opening its files, binding its port). A minute leaves
+/// room for slow runtimes (a JVM's application context) to start.
+pub const BOOT_SECONDS: f64 = 60.0;
+/// A run at least this long means the restart before it worked: the
+/// container served, and a failure after it starts a new episode.
+/// Kubernetes resets its crash-loop back-off after as long a run, and
+/// it is [`REPEATED_FAILURE_WINDOW`] too, so an exit after such a run has
+/// no earlier exit within its window either.
+pub const STABLE_SECONDS: f64 = 600.0;
 /// `high_cpu` alerts within [`SUSTAINED_WINDOW`], this one included, that
 /// make high CPU sustained rather than a spike.
 pub const SUSTAINED_ALERTS: usize = 3;
@@ -75,6 +107,8 @@ pub const LEAK_STEP_TOLERANCE: f64 = 1.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pattern {
     ExcessiveRestarts,
+    /// The same failure again after a restart.
+    DeterministicRepeat,
     RepeatedFailures,
     Crash,
     Critical,
@@ -94,12 +128,13 @@ impl Pattern {
     /// same history, but a confident "restart" from it must not override a
     /// loop the rules can see).
     pub fn is_guard(self) -> bool {
-        matches!(self, Pattern::ExcessiveRestarts | Pattern::RepeatedFailures)
+        matches!(self, Pattern::ExcessiveRestarts | Pattern::DeterministicRepeat | Pattern::RepeatedFailures)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Pattern::ExcessiveRestarts => "excessive_restarts",
+            Pattern::DeterministicRepeat => "deterministic_repeat",
             Pattern::RepeatedFailures => "repeated_failures",
             Pattern::Crash => "crash",
             Pattern::Critical => "critical",
@@ -152,8 +187,35 @@ fn unexplained(diagnosis: Option<&Diagnosis>) -> bool {
     diagnosis.is_none_or(|d| d.cause == Cause::Unknown || (d.cause == Cause::AppError && d.recommendation.is_none()))
 }
 
-fn is_exit(kind: AnomalyKind) -> bool {
-    matches!(kind, AnomalyKind::NonZeroExit | AnomalyKind::OomKilled)
+/// Whether a restart may still fix the alert's failure although it
+/// repeated identically: when the process did not fail of itself (the
+/// kernel's OOM killer, a SIGKILL or SIGTERM, or any signal someone sent
+/// it through Docker during the run: what it printed then says what the
+/// signal made it do, not what is wrong with it), or when what it failed
+/// on lies outside the container and changes with time (a dependency not
+/// up yet: restarted once it is, the container starts). Those keep their
+/// restarts up to the repeated-failure limit.
+pub fn repeat_may_heal(alert: &HealthAlert, diagnosis: Option<&Diagnosis>) -> bool {
+    let outside = diagnosis.is_some_and(|d| {
+        matches!(d.cause, Cause::OomKilled | Cause::Killed | Cause::Terminated | Cause::DependencyUnreachable)
+    });
+    outside || signalled(alert)
+}
+
+/// A `kill` event (a signal sent through Docker's API, whichever) came
+/// during the run that ended: after its `start`, before its `die`.
+fn signalled(alert: &HealthAlert) -> bool {
+    let Some(evidence) = &alert.evidence else { return false };
+    let (mut killed, mut at_die) = (false, None);
+    for e in &evidence.events {
+        match e.action.as_str() {
+            "start" => killed = false,
+            "kill" => killed = true,
+            "die" => at_die = Some(killed),
+            _ => {}
+        }
+    }
+    at_die.unwrap_or(killed)
 }
 
 /// `history`: the container's recent alerts, this one included (see
@@ -161,6 +223,16 @@ fn is_exit(kind: AnomalyKind) -> bool {
 pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
     let mut diagnosis = diagnose(alert);
     let mut decision = decide(alert, history, diagnosis.as_ref());
+    if decision.pattern == Pattern::DeterministicRepeat
+        && let Some(d) = diagnosis.as_mut()
+    {
+        d.restart_helps = false;
+        d.recommendation = Some(
+            "The same failure repeats after a restart: fix what the cited line points at (the image, its \
+             configuration, its data) before starting it again."
+                .into(),
+        );
+    }
     if decision.pattern.is_guard()
         && diagnosis.as_ref().is_none_or(|d| matches!(d.cause, Cause::AppError | Cause::Unknown))
     {
@@ -185,6 +257,56 @@ pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
     }
     decision.diagnosis = diagnosis;
     decision
+}
+
+/// The container's newest exit before the alert being analysed.
+fn previous_exit(history: &History) -> Option<&AlertSummary> {
+    history.alerts.iter().filter(|s| s.at < history.now && s.is_exit()).max_by_key(|s| s.at)
+}
+
+/// The deterministic-repeat rule (see the module doc): this exit's code
+/// and fingerprint are the previous exit's, the run between them was
+/// shorter than [`STABLE_SECONDS`] (its uptime, else the time between the
+/// exits), its diagnosis says a restart helps (one that says otherwise
+/// decides by itself) and the failure is the process's own
+/// ([`repeat_may_heal`]).
+fn deterministic_repeat(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>) -> Option<RuleDecision> {
+    if diagnosis.is_some_and(|d| !d.restart_helps) || repeat_may_heal(alert, diagnosis) {
+        return None;
+    }
+    let code = alert.exit_code?;
+    let line = fingerprint::failure_line(alert, diagnosis)?;
+    let print = fingerprint::normalise(line);
+    let before = previous_exit(history)?;
+    if print.is_empty() || before.exit_code != Some(code) || before.fingerprint.as_deref() != Some(print.as_str()) {
+        return None;
+    }
+    let run = uptime(alert).unwrap_or((history.now - before.at) as f64 / 1e6);
+    if run >= STABLE_SECONDS {
+        return None;
+    }
+    let line = cut(line, 200);
+    let ran = match uptime(alert) {
+        Some(u) => format!("{} after it started", diagnosis::span(u)),
+        None => format!("{} after the previous exit", diagnosis::span(run)),
+    };
+    Some(RuleDecision::new(
+        Pattern::DeterministicRepeat,
+        Action::None,
+        0.8,
+        format!(
+            "Deterministic failure: after a restart it failed the same way again {ran}, exit code {code} and \
+             the same line: \"{line}\"; a restart would not help"
+        ),
+    ))
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// When `alert` is high CPU on a container started after an earlier high
@@ -214,8 +336,10 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
     }
     let crashed = alert.anomalies.iter().any(|a| is_exit(a.kind));
     if crashed {
-        let exits =
-            history.within(REPEATED_FAILURE_WINDOW).iter().filter(|s| s.kinds.iter().any(|k| is_exit(*k))).count();
+        if let Some(decision) = deterministic_repeat(alert, history, diagnosis) {
+            return decision;
+        }
+        let exits = history.within(REPEATED_FAILURE_WINDOW).iter().filter(|s| s.is_exit()).count();
         if exits >= REPEATED_FAILURES || (exits >= UNEXPLAINED_FAILURES && unexplained(diagnosis)) {
             return RuleDecision::new(
                 Pattern::RepeatedFailures,
@@ -225,6 +349,22 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
                     "Repeated failures: {exits} exits within {} minutes{}, a restart would not help",
                     REPEATED_FAILURE_WINDOW.as_secs() / 60,
                     if exits < REPEATED_FAILURES { " with no recognisable cause" } else { "" }
+                ),
+            );
+        }
+        if let Some(uptime) = uptime(alert).filter(|u| *u < BOOT_SECONDS)
+            && unexplained(diagnosis)
+            && let Some(before) = previous_exit(history).filter(|b| b.uptime.is_some_and(|u| u < BOOT_SECONDS))
+        {
+            return RuleDecision::new(
+                Pattern::RepeatedFailures,
+                Action::None,
+                0.6,
+                format!(
+                    "Repeated failures: it failed {} after it started with no recognisable cause, as it did at \
+                     its previous start {} ago: a restart would not help",
+                    diagnosis::span(uptime),
+                    diagnosis::span((history.now - before.at) as f64 / 1e6)
                 ),
             );
         }
@@ -259,7 +399,8 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
     if crashed {
         let how = if has(AnomalyKind::OomKilled) { "was OOM-killed" } else { "exited" };
         let code = alert.exit_code.map(|c| format!(" with code {c}")).unwrap_or_default();
-        return RuleDecision::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}"));
+        let after = uptime(alert).map(|u| format!(" after {} of uptime", diagnosis::span(u))).unwrap_or_default();
+        return RuleDecision::new(Pattern::Crash, Action::Restart, 0.9, format!("Container {how}{code}{after}"));
     }
     if let Some(a) = alert.anomalies.iter().find(|a| a.severity == Severity::Critical) {
         return RuleDecision::new(

@@ -98,10 +98,14 @@ fn four_exits_in_ten_minutes_are_repeated_failures() {
     let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
     let v = run(&[(0, exit()), (3, exit()), (6, exit()), (9, exit())]);
     assert_eq!((v.action, v.confidence, v.pattern), (Action::None, 0.6, Pattern::RepeatedFailures));
-    // Two exits of a recognised cause a restart can fix, in the window:
-    // still a crash.
-    let panic = || with_logs(exit(), 2, &["panic: runtime error: index out of range [3] with length 3"]);
-    let v = run(&[(0, panic()), (30, panic()), (35, panic())]);
+    // Two exits of a recognised cause a restart can fix, in the window,
+    // each failing its own way: still a crash.
+    let panic = |what: &str| with_logs(exit(), 2, &[&format!("panic: runtime error: {what}")]);
+    let v = run(&[
+        (0, panic("index out of range [3] with length 3")),
+        (30, panic("index out of range [3] with length 3")),
+        (35, panic("assignment to entry in nil map")),
+    ]);
     assert_eq!((v.action, v.confidence), (Action::Restart, 0.9));
 }
 
@@ -123,18 +127,21 @@ fn an_unrecognised_cause_gets_one_restart_not_two() {
     }
     // Outside the window, it is a first exit again.
     assert_eq!(run(&[(0, plain()), (30, plain())]).action, Action::Restart);
-    // A recognised cause a restart can fix keeps the three-exit rule.
-    let oom = || with_logs(exit(), 1, &["java.lang.OutOfMemoryError: Java heap space"]);
-    assert_eq!(run(&[(0, oom()), (4, oom())]).action, Action::Restart);
-    assert_eq!(run(&[(0, oom()), (4, oom()), (8, oom())]).pattern, Pattern::RepeatedFailures);
+    // A recognised cause a restart can fix keeps the three-exit rule (the
+    // failures differ: an identical one would be deterministic).
+    let oom = |space: &str| with_logs(exit(), 1, &[&format!("java.lang.OutOfMemoryError: {space}")]);
+    let (heap, meta, gc) = (|| oom("Java heap space"), || oom("Metaspace"), || oom("GC overhead limit exceeded"));
+    assert_eq!(run(&[(0, heap()), (4, meta())]).action, Action::Restart);
+    assert_eq!(run(&[(0, heap()), (4, meta()), (8, gc())]).pattern, Pattern::RepeatedFailures);
 }
 
 #[test]
 fn redelivered_alerts_count_once() {
     let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
     let panic = || with_logs(exit(), 2, &["panic: runtime error: index out of range [3] with length 3"]);
+    let other = || with_logs(exit(), 2, &["panic: assignment to entry in nil map"]);
     // One alert delivered three times (same timestamp), then a second.
-    let v = run(&[(0, panic()), (0, panic()), (0, panic()), (2, panic())]);
+    let v = run(&[(0, panic()), (0, panic()), (0, panic()), (2, other())]);
     assert_eq!(v.pattern, Pattern::Crash);
     // One unexplained exit delivered three times is still one exit.
     let v = run(&[(0, exit()), (0, exit()), (0, exit())]);
@@ -279,4 +286,171 @@ fn later_alerts_of_concurrent_invocations_are_not_history() {
     alerts.insert(0, AlertSummary::of(&cpu(), 9 * MIN)); // stored first, but later
     let v = evaluate(&cpu(), &History { now: 0, alerts });
     assert_eq!(v.pattern, Pattern::Transient);
+}
+
+/// `a` as the collector reports an exit `seconds` after its start.
+fn after(mut a: HealthAlert, seconds: f64) -> HealthAlert {
+    a.metrics.extra.insert(Metrics::UPTIME_SECONDS.into(), seconds.into());
+    a
+}
+
+const DAY: f64 = 86_400.0;
+
+#[test]
+fn a_failure_that_repeats_identically_after_a_restart_is_deterministic() {
+    let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    // The same panic; its timestamps, goroutine and address differ.
+    let crash = |t: &str, g: u32| {
+        with_logs(
+            exit(),
+            2,
+            &[
+                &format!("2026/12/06 10:{t} loading /etc/app/routes.yaml"),
+                "panic: assignment to entry in nil map",
+                &format!("goroutine {g} [running]:"),
+            ],
+        )
+    };
+    let first = crash("00:01", 1);
+    let second = crash("00:09", 7);
+    // The first exit: restarted.
+    let v = single(after(first.clone(), 2.0));
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    // The same failure 2 s into the run after that restart: deterministic.
+    let v = run(&[(0, after(first.clone(), 2.0)), (1, after(second.clone(), 2.0))]);
+    assert_eq!((v.action, v.pattern), (Action::None, Pattern::DeterministicRepeat));
+    assert!(v.pattern.is_guard());
+    assert!(v.reason.contains("\"panic: assignment to entry in nil map\""), "{}", v.reason);
+    assert!(v.reason.contains("exit code 2") && v.reason.contains("2 s after it started"), "{}", v.reason);
+    let d = v.diagnosis.expect("diagnosed");
+    assert_eq!((d.cause, d.restart_helps), (Cause::PanicOrException, false));
+    assert!(d.recommendation.is_some_and(|r| r.contains("same failure")));
+    // However long the container stayed down in between (an operator
+    // started it again after 45 minutes): its run was short.
+    assert_eq!(run(&[(0, after(first.clone(), 2.0)), (45, after(second.clone(), 2.0))]).action, Action::None);
+    // Without the uptime, the time between the exits bounds the run.
+    assert_eq!(run(&[(0, first.clone()), (3, second.clone())]).pattern, Pattern::DeterministicRepeat);
+    assert_eq!(run(&[(0, first.clone()), (45, second.clone())]).pattern, Pattern::Crash);
+
+    // Not the same failure: another code, another line.
+    let mut other_code = second.clone();
+    other_code.exit_code = Some(1);
+    other_code.evidence.as_mut().unwrap().state.exit_code = Some(1);
+    let other_line = with_logs(exit(), 2, &["panic: runtime error: index out of range [3] with length 3"]);
+    for other in [other_code, other_line] {
+        let v = run(&[(0, after(first.clone(), 2.0)), (1, after(other, 2.0))]);
+        assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    }
+    // The restart had brought it back for days (or for ten minutes, the
+    // window): a failure after that is not deterministic.
+    for uptime in [3.0 * DAY, STABLE_SECONDS] {
+        let v = run(&[(0, after(first.clone(), 2.0)), (1, after(second.clone(), uptime))]);
+        assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash), "{uptime}");
+    }
+    // The exit before it is the one compared, not an older one.
+    let between = after(with_logs(exit(), 2, &["panic: runtime error: slice bounds out of range"]), 2.0);
+    let v = run(&[(0, after(first.clone(), 2.0)), (20, between), (21, after(second.clone(), 2.0))]);
+    assert_eq!(v.pattern, Pattern::Crash);
+}
+
+#[test]
+fn repeats_a_restart_can_still_fix_keep_their_restarts() {
+    let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    // A dependency still starting: the next restart may find it up.
+    let starting = || after(with_logs(exit(), 1, &["FATAL:  the database system is starting up"]), 1.0);
+    let v = run(&[(0, starting()), (1, starting())]);
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    // Up to the repeated-failure limit.
+    assert_eq!(run(&[(0, starting()), (1, starting()), (2, starting())]).pattern, Pattern::RepeatedFailures);
+    // Ended from outside (the kernel's OOM killer, a SIGKILL): the last
+    // line printed is not the failure.
+    let oom = || {
+        let mut a = with_logs(alert(AnomalyKind::OomKilled, Severity::Critical, 0.0, 0.0), 137, &["load failed"]);
+        a.evidence.as_mut().unwrap().state.oom_killed = true;
+        after(a, 30.0)
+    };
+    let killed = || after(with_logs(exit(), 137, &["request failed"]), 30.0);
+    for (first, second, cause) in [(oom(), oom(), Cause::OomKilled), (killed(), killed(), Cause::Killed)] {
+        let v = run(&[(0, first), (1, second)]);
+        assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash), "{cause}");
+        assert_eq!(v.diagnosis.map(|d| d.cause), Some(cause));
+    }
+    // Crashed by a signal someone sent it through Docker (`docker kill -s
+    // USR1`): provoked from outside, however alike the lines.
+    let poked = || {
+        use hemostat_protocol::evidence::DockerEvent;
+        let mut a = after(with_logs(exit(), 1, &["panic: crashed on demand (SIGUSR1)"]), 4.0);
+        let ev = |action: &str, signal| DockerEvent { action: action.into(), signal, ..Default::default() };
+        a.evidence.as_mut().unwrap().events = vec![ev("start", None), ev("kill", Some(10)), ev("die", None)];
+        a
+    };
+    let v = run(&[(0, poked()), (1, poked())]);
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    // The same lines without the signal: deterministic.
+    let mut unprovoked = poked();
+    unprovoked.evidence.as_mut().unwrap().events.remove(1);
+    let v = run(&[(0, poked()), (1, unprovoked.clone())]);
+    assert_eq!(v.pattern, Pattern::DeterministicRepeat);
+    // A signal to an earlier run does not count.
+    unprovoked.evidence.as_mut().unwrap().events.insert(0, {
+        use hemostat_protocol::evidence::DockerEvent;
+        DockerEvent { action: "kill".into(), signal: Some(10), ..Default::default() }
+    });
+    assert_eq!(run(&[(0, poked()), (1, unprovoked)]).pattern, Pattern::DeterministicRepeat);
+    // A diagnosis that says a restart cannot help decides by itself, and a
+    // full disk still gets its cleanup.
+    let full = || after(with_logs(exit(), 1, &["OSError: [Errno 28] No space left on device"]), 1.0);
+    let v = run(&[(0, full()), (1, full())]);
+    assert_eq!((v.action, v.pattern), (Action::Cleanup, Pattern::Diagnosed));
+}
+
+#[test]
+fn uptime_tells_a_crash_loop_at_boot_from_a_failure_after_days() {
+    let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    // Nothing recognisable, nothing error-like: no fingerprint either.
+    let quiet = |uptime: f64| after(with_logs(exit(), 1, &["worker: starting"]), uptime);
+    // Within seconds of its start, as at the start before, 45 minutes
+    // apart (outside the ten-minute window): a crash loop at boot.
+    let v = run(&[(0, quiet(2.0)), (45, quiet(3.0))]);
+    assert_eq!((v.action, v.pattern), (Action::None, Pattern::RepeatedFailures));
+    assert!(v.reason.contains("3 s after it started") && v.reason.contains("45 min ago"), "{}", v.reason);
+    assert_eq!(v.diagnosis.map(|d| d.cause), Some(Cause::CrashLoop));
+    // The first such exit gets its one restart.
+    assert_eq!(single(quiet(2.0)).action, Action::Restart);
+    // After days of service: restarted, whatever came before that run.
+    for before in [quiet(2.0), quiet(3.0 * DAY)] {
+        let v = run(&[(0, before), (3 * 1440, quiet(3.0 * DAY))]);
+        assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+        assert!(v.reason.contains("after 3 days of uptime"), "{}", v.reason);
+    }
+    // At boot, but the exit before came after hours of service (or its
+    // run is not known): not a loop at boot; outside the window, restarted.
+    let unknown_run = with_logs(exit(), 1, &["worker: starting"]);
+    for before in [quiet(2.0 * 3600.0), unknown_run] {
+        assert_eq!(run(&[(0, before), (45, quiet(2.0))]).action, Action::Restart);
+    }
+    // Within the window, the unexplained-exit limit holds whatever the
+    // uptime: unknown never gets a second restart in a crash loop.
+    assert_eq!(run(&[(0, quiet(2.0)), (4, quiet(200.0))]).pattern, Pattern::RepeatedFailures);
+}
+
+#[test]
+fn uptime_is_evidence_shown_never_a_cause() {
+    let exit = || alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0);
+    for (uptime, shown) in [(0.4, "0 s"), (2.0, "2 s"), (600.0, "10 min"), (5.0 * 3600.0, "5 h"), (4.0 * DAY, "4 days")]
+    {
+        for a in [exit(), with_logs(exit(), 1, &["worker: starting"])] {
+            let v = single(after(a, uptime));
+            let d = v.diagnosis.expect("an exit is diagnosed");
+            // Quick or late, an exit nothing explains stays the bare exit
+            // code: no configuration error, no leak guessed from the time.
+            assert_eq!((d.cause, d.recommendation), (Cause::AppError, None), "{uptime}");
+            assert!(d.summary.ends_with(&format!("It exited {shown} after it started.")), "{}", d.summary);
+            assert!(v.reason.ends_with(&format!("after {shown} of uptime")), "{}", v.reason);
+        }
+    }
+    // A resource alert has no run that ended: nothing is said.
+    let mut spike = alert(AnomalyKind::HighCpu, Severity::High, 92.0, 0.0);
+    spike.exit_code = None;
+    assert_eq!(single(after(spike, 5.0)).diagnosis, None);
 }
