@@ -10,7 +10,10 @@
 #   HEMOSTAT_TEST_BUILD_ARGS   args for the `cargo build` phase (default "--workspace --bins");
 #                              "skip" skips the phase (escape hatch while a crate is mid-edit)
 #   HEMOSTAT_TEST_KEEP_ENV=1   leave dockerd/redis running afterwards (faster reruns)
-#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt, clippy, book and cargo-deny gates (while iterating on one test)
+#   HEMOSTAT_TEST_SKIP_CHECKS=1 skip the fmt, clippy, book, rust-version, workflow and cargo-deny
+#                              gates (while iterating on one test)
+#   HEMOSTAT_MSRV_TARGET_DIR   cargo's target dir for the rust-version check (default
+#                              ~/.cache/hemostat/msrv-target: kept between runs and clones)
 #   HEMOSTAT_ADVISORY_DB=PATH    a copy of the RustSec advisory database (git) where GitHub is unreachable
 #   HEMOSTAT_TEST_FUZZ_SECONDS seconds of fuzzing per target after the build (default 2; 0 skips;
 #                              longer runs: cargo run --release -p hemostat-fuzz -- --seconds 60)
@@ -91,6 +94,47 @@ supply_chain() {
     fi
 }
 
+# rust-version in Cargo.toml is the oldest toolchain that builds the
+# workspace: checked with that very toolchain (installed once, minimal
+# profile), in a target dir of its own that outlives the clone, so a rerun
+# only checks what changed.
+rust_version() {
+    local version
+    version="$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml")"
+    [[ -n "$version" ]] || { echo "error: no rust-version in Cargo.toml" >&2; exit 1; }
+    command -v rustup >/dev/null 2>&1 ||
+        { echo "rust-version: not checked, rustup is not installed (cargo +$version needs it)"; return 0; }
+    if ! rustup run "$version" cargo --version >/dev/null 2>&1; then
+        phase "installing Rust $version (rust-version in Cargo.toml; once)"
+        rustup toolchain install "$version" --profile minimal
+    fi
+    # Libraries and binaries (what a user's `cargo install` or build
+    # compiles); the tests are checked on the current toolchain, which keeps
+    # a cold check to about half.
+    phase "checking rust-version: cargo +$version check --workspace --locked"
+    CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="${HEMOSTAT_MSRV_TARGET_DIR:-$HOME/.cache/hemostat/msrv-target}" \
+        cargo "+$version" check --workspace --locked
+}
+
+# The GitHub workflows (.github/workflows): actionlint, with shellcheck on
+# their `run:` scripts when it is installed.
+workflows() {
+    phase "checking workflows: actionlint"
+    local tools
+    tools="$(bash "$ROOT/scripts/release-tools.sh" 2>/dev/null | tail -n1)"
+    "$tools/actionlint" -no-color "$ROOT"/.github/workflows/*.yml
+}
+
+# The static (musl) binaries a release ships, for the test that runs them in
+# an image without libc (tests/tests/static_binaries.rs): x86_64 only, the
+# CLI and the collector, dev profile (the release profile's optimisation adds
+# minutes and changes nothing in how they link).
+static_binaries() {
+    phase "building static binaries: scripts/release.sh --target x86_64-unknown-linux-musl --profile dev"
+    bash "$ROOT/scripts/release.sh" --target x86_64-unknown-linux-musl --profile dev \
+        --bin hemostat --bin hemostat-collector --no-pack
+}
+
 # Every parser of untrusted input, with the invariants of its results, for a
 # few seconds each (fuzz/: seeds, findings in target/fuzz-findings/).
 fuzz() {
@@ -132,6 +176,8 @@ main() {
         # tests/tests/docs_links.rs with the rest of the suite.
         phase "building the book: scripts/docs.sh build"
         bash "$ROOT/scripts/docs.sh" build
+        workflows
+        rust_version
         supply_chain
     fi
 
@@ -163,6 +209,10 @@ main() {
         phase "building binaries: cargo build $build_args"
         # shellcheck disable=SC2086 # word splitting intended for the arg list
         cargo build $build_args
+        # Only when the end-to-end tests, where their test is, run.
+        if [[ "$(test_args "$@")" == --workspace || " $* " == *" hemostat-e2e "* ]]; then
+            static_binaries
+        fi
     fi
     # A finding fails the run, after the tests (whose results it must not hide).
     local fuzz_status=0
