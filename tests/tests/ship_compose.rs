@@ -1,6 +1,7 @@
 //! compose.yaml for real: the images are built from host files
 //! (`infra/images/stage.sh`, `infra/Dockerfile*`), the whole stack comes up
-//! on the private dockerd through `scripts/compose.sh` (which makes its
+//! on the private dockerd (which has no bridge network: compose.host.yaml,
+//! `HEMOSTAT_NETWORK=host`) through `scripts/compose.sh` (which makes its
 //! secrets: tokens, signing keys, a Redis user per component and no user
 //! without a password), a crashing demo container is
 //! restarted by HemoStat with its `remediation_complete` in the stack's
@@ -25,13 +26,20 @@ fn compose_file() -> PathBuf {
     workspace_root().join("compose.yaml")
 }
 
-fn docker_compose() -> Command {
+/// docker-compose on compose.yaml and `extra`: compose.override.yaml (the
+/// published ports of bridge networking, the default) or compose.host.yaml.
+fn docker_compose_with(extra: &str) -> Command {
     let found = Command::new("docker-compose").arg("version").output().is_ok_and(|o| o.status.success());
     assert!(found, "docker-compose not found: run scripts/test-env.sh install (it installs Debian's docker-compose)");
     let mut cmd = Command::new("timeout");
     // No compose step may hang the suite: a wedged build or daemon fails the test.
     cmd.args(["600", "docker-compose", "--ansi", "never", "-f"]).arg(compose_file());
+    cmd.arg("-f").arg(workspace_root().join(extra));
     cmd
+}
+
+fn docker_compose() -> Command {
+    docker_compose_with("compose.override.yaml")
 }
 
 fn show(what: &str, output: &Output) -> String {
@@ -60,18 +68,51 @@ fn ensure_build_contexts() {
 #[test]
 fn compose_config_is_valid() {
     ensure_build_contexts();
-    for profile in [None, Some("prometheus")] {
-        let mut cmd = docker_compose();
-        if let Some(p) = profile {
-            cmd.args(["--profile", p]);
+    for extra in ["compose.override.yaml", "compose.host.yaml"] {
+        for profile in [None, Some("demo"), Some("prometheus")] {
+            let mut cmd = docker_compose_with(extra);
+            if let Some(p) = profile {
+                cmd.args(["--profile", p]);
+            }
+            let output = cmd.args(["config", "-q"]).output().expect("run docker-compose config");
+            assert!(output.status.success(), "{}", show("docker-compose config", &output));
         }
-        let output = cmd.args(["config", "-q"]).output().expect("run docker-compose config");
-        assert!(output.status.success(), "{}", show("docker-compose config", &output));
     }
     let output = docker_compose().args(["config", "--services"]).output().expect("run docker-compose config");
     let services = String::from_utf8_lossy(&output.stdout);
-    for service in ["redis", "functions", "bridge", "collector", "demo"] {
+    for service in ["redis", "functions", "bridge", "collector"] {
         assert!(services.lines().any(|s| s == service), "service {service} missing: {services}");
+    }
+    // The demo target only on request (profile demo).
+    let text = std::fs::read_to_string(compose_file()).expect("read compose.yaml");
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("compose.yaml is YAML");
+    let profiles = &compose["services"]["demo"]["profiles"];
+    assert_eq!(profiles.as_sequence().map(Vec::len), Some(1), "demo's profiles: {profiles:?}");
+    assert_eq!(profiles[0].as_str(), Some("demo"));
+
+    // Bridge networking by default, every published port on loopback; the
+    // host's network with compose.host.yaml.
+    let config = |extra| {
+        let output = docker_compose_with(extra)
+            .args(["--profile", "demo", "--profile", "prometheus", "config"])
+            .output()
+            .expect("run docker-compose config");
+        assert!(output.status.success(), "{}", show("docker-compose config", &output));
+        serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(&output.stdout).expect("config is YAML")
+    };
+    let bridge = config("compose.override.yaml");
+    for (name, service) in bridge["services"].as_mapping().expect("services") {
+        let mode = service["network_mode"].as_str().unwrap_or("");
+        assert!(mode != "host", "{name:?} is on the host's network by default");
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let published = serde_yaml_ng::to_string(port).unwrap_or_default();
+            assert!(published.contains("127.0.0.1"), "{name:?} publishes beyond loopback: {published}");
+        }
+    }
+    let host = config("compose.host.yaml");
+    for (name, service) in host["services"].as_mapping().expect("services") {
+        assert_eq!(service["network_mode"].as_str(), Some("host"), "{name:?} with compose.host.yaml");
+        assert!(service["ports"].is_null(), "{name:?} publishes ports on the host's network");
     }
 }
 
@@ -141,8 +182,8 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        // With the profile, or down would leave the prometheus container.
-        let down = ["--profile", "prometheus", "down", "-v", "--remove-orphans", "--timeout", "5"];
+        // With the profiles, or down would leave their containers.
+        let down = ["--profile", "demo", "--profile", "prometheus", "down", "-v", "--remove-orphans", "--timeout", "5"];
         match self.compose().args(down).output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!("{}", show("docker-compose down", &o)),
@@ -180,6 +221,8 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let state = hemostat_e2e::log_dir().join(format!("{name}-state"));
     let env: Vec<(String, String)> = [
         ("DOCKER_HOST", docker_host.clone()),
+        // The test engine has no bridge network (--bridge=none).
+        ("HEMOSTAT_NETWORK", "host".to_owned()),
         ("DOCKER_SOCKET", socket),
         ("HEMOSTAT_REDIS_PORT", redis_port.to_string()),
         ("HEMOSTAT_STATE_DIR", state.display().to_string()),
@@ -199,7 +242,7 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let project = Project { name: name.clone(), env };
 
     let started = std::time::Instant::now();
-    project.run(&["--profile", "prometheus", "up", "-d"]);
+    project.run(&["--profile", "demo", "--profile", "prometheus", "up", "-d"]);
     println!("scripts/compose.sh up (staging, build, start): {:.1} s", started.elapsed().as_secs_f64());
 
     // Its Redis: no user without a password, the operator's URL in the state folder.
@@ -255,7 +298,8 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     assert!(rules.contains("HemoStatCollectorMissing"), "infra/prometheus rules not loaded: {rules}");
 
     // The demo service: crash it (exit 1); no restart policy, so only HemoStat brings it back.
-    let demo_id = String::from_utf8_lossy(&project.run(&["ps", "-q", "demo"]).stdout).trim().to_owned();
+    let demo_id =
+        String::from_utf8_lossy(&project.run(&["--profile", "demo", "ps", "-q", "demo"]).stdout).trim().to_owned();
     assert!(!demo_id.is_empty(), "no demo container\n{}", project.logs());
     let docker = docker().await;
     let inspect = docker.inspect_container(&demo_id, None).await.expect("inspect demo");
