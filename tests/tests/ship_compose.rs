@@ -383,3 +383,96 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     assert_eq!(after, before, "Redis lost events across its crash");
     assert!(state.join("redis/data/appendonlydir").is_dir(), "no AOF in the state folder");
 }
+
+/// `curl` in the engine's network namespace: the HTTP status of `url`.
+fn status_in(engine: &hemostat_e2e::PrivateDockerd, url: &str, headers: &[String]) -> String {
+    let mut cmd = engine.in_netns("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().expect("run curl through nsenter");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// compose.yaml's default, bridge networking, on an engine that has it (a
+/// private dockerd in a network namespace of its own; the shared test
+/// engine runs --bridge=none): the parts reach Redis by its service name,
+/// the dashboard and the demo target (profile demo) answer on the published
+/// loopback ports, and a crash of the demo target is healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_bridge_network_publishes_on_loopback_and_heals() {
+    if hemostat_e2e::redis_server::cluster_mode() {
+        eprintln!("node pass only (compose runs its own Redis); skipped on the cluster pass");
+        return;
+    }
+    let _ = docker_compose();
+    // Declared first: dropped after the project is down.
+    let engine = hemostat_e2e::PrivateDockerd::start_bridged().await;
+    let name = format!("hemostat-bridged-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let state = hemostat_e2e::log_dir().join(format!("{name}-state"));
+    let env: Vec<(String, String)> = [
+        ("DOCKER_HOST", engine.host()),
+        ("DOCKER_SOCKET", engine.socket().display().to_string()),
+        ("HEMOSTAT_STATE_DIR", state.display().to_string()),
+        ("HEMOSTAT_SKIP_BUILD", "1".to_owned()),
+        ("HEMOSTAT_BIN_DIR", bin_dir().display().to_string()),
+        ("HEMOSTAT_HOST", name.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let project = Project { name: name.clone(), env };
+    let started = std::time::Instant::now();
+    project.run(&["--profile", "demo", "up", "-d"]);
+    println!("scripts/compose.sh up on a bridge network: {:.1} s", started.elapsed().as_secs_f64());
+
+    let logs = |service: &str| {
+        let out = project.compose().args(["logs", "--no-color", service]).output().expect("docker-compose logs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ready = wait_until(Duration::from_secs(90), || async { logs("collector").contains("collector ready") }).await;
+    assert!(ready, "collector not ready within 90 s\n{}", project.logs());
+    assert!(
+        logs("collector").contains("@redis:6379"),
+        "the collector reaches Redis by its name\n{}",
+        logs("collector")
+    );
+
+    let token = std::fs::read_to_string(state.join("dashboard.token")).expect("compose.sh writes dashboard.token");
+    let dashboard = "http://127.0.0.1:9001/urls/hemostat-dashboard/";
+    let with_token = [format!("Authorization: Bearer {}", token.trim())];
+    let answered = wait_for(Duration::from_secs(30), || async {
+        Some(status_in(&engine, dashboard, &with_token)).filter(|s| s == "200")
+    })
+    .await;
+    assert!(answered.is_some(), "the dashboard on the published port\n{}", project.logs());
+    assert_eq!(status_in(&engine, dashboard, &[]), "401", "the dashboard without its token");
+    let demo = wait_for(Duration::from_secs(30), || async {
+        Some(status_in(&engine, "http://127.0.0.1:8080/", &[])).filter(|s| s == "200")
+    })
+    .await;
+    assert!(demo.is_some(), "the demo target on the published port\n{}", project.logs());
+
+    let demo_id =
+        String::from_utf8_lossy(&project.run(&["--profile", "demo", "ps", "-q", "demo"]).stdout).trim().to_owned();
+    let docker = engine.docker().await;
+    let first = docker.inspect_container(&demo_id, None).await.expect("inspect demo").state.unwrap_or_default();
+    let crash = Command::new("docker")
+        .env("DOCKER_HOST", engine.host())
+        .args(["exec", &demo_id, "demo-crash"])
+        .output()
+        .expect("docker exec");
+    assert!(crash.status.success(), "{}", show("docker exec demo-crash", &crash));
+    let healed = wait_until(Duration::from_secs(60), || {
+        let docker = docker.clone();
+        let (demo_id, before) = (demo_id.clone(), first.started_at.clone());
+        async move {
+            let state = docker.inspect_container(&demo_id, None).await.ok().and_then(|i| i.state).unwrap_or_default();
+            state.running == Some(true) && state.started_at > before
+        }
+    })
+    .await;
+    assert!(healed, "the demo target was not restarted within 60 s\n{}", project.logs());
+}
