@@ -447,3 +447,83 @@ fn source_dockerfile_builds_what_the_staged_image_holds() {
     assert_eq!(tail(&source), tail(&local), "the runtime stage of Dockerfile.source and Dockerfile.all-in-one differ");
     assert!(tail(&local).contains("ENTRYPOINT [\"hemostat-supervisor\"]"));
 }
+
+/// The documented command, as is, on an engine with bridge networking (a
+/// private dockerd in a network namespace of its own): `docker run -d
+/// --name hemostat -v /var/run/docker.sock:... -v hemostat:/var/lib/hemostat
+/// -p 127.0.0.1:8080:8080 hemostat/all-in-one:local` serves the dashboard on
+/// the published port and heals a crash of any container of that engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_command_heals_on_a_bridge_network() {
+    if !node_pass_only("the_documented_command_heals_on_a_bridge_network") {
+        return;
+    }
+    images();
+    let engine = hemostat_e2e::PrivateDockerd::start_bridged().await;
+    let on_engine = |args: &[&str]| {
+        Command::new("timeout")
+            .arg("300")
+            .arg("docker")
+            .args(args)
+            .env("DOCKER_HOST", engine.host())
+            .output()
+            .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
+    };
+    // The staged image into that engine (its own image store).
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("docker save hemostat/all-in-one:local | DOCKER_HOST=\"$1\" docker load -q")
+        .arg("sh")
+        .arg(engine.host())
+        .output()
+        .expect("docker save | docker load");
+    assert!(out.status.success(), "{}", show("docker save | docker load", &out));
+
+    let socket = format!("{}:/var/run/docker.sock", engine.socket().display());
+    let run = on_engine(&[
+        "run",
+        "-d",
+        "--name",
+        "hemostat",
+        "-v",
+        &socket,
+        "-v",
+        "hemostat:/var/lib/hemostat",
+        "-p",
+        "127.0.0.1:8080:8080",
+        ALL_IN_ONE,
+    ]);
+    assert!(run.status.success(), "{}", show("docker run", &run));
+    let logs = || {
+        let out = on_engine(&["logs", "hemostat"]);
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    };
+    let ready = wait_until(Duration::from_secs(90), || async { logs().contains("collector ready") }).await;
+    assert!(ready, "no collector ready within 90 s\n{}", logs());
+
+    let status = |headers: &[String]| {
+        let mut cmd = engine.in_netns("curl");
+        cmd.args(["-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}"]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd.arg("http://127.0.0.1:8080/").output().expect("curl through nsenter");
+        text(&out.stdout).trim().to_owned()
+    };
+    let token = text(&on_engine(&["exec", "hemostat", "cat", "/var/lib/hemostat/dashboard.token"]).stdout);
+    assert_eq!(status(&[]), "401", "the published dashboard without its token\n{}", logs());
+    assert_eq!(status(&[format!("Authorization: Bearer {}", token.trim())]), "200", "with its token\n{}", logs());
+
+    let docker = engine.docker().await;
+    let target = ContainerSpec::shell(CRASH_ON_USR1).restart_policy(RestartPolicyNameEnum::NO).start(&docker).await;
+    target.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let before = target.state().await.started_at.unwrap_or_default();
+    let crash = on_engine(&["kill", "-s", "USR1", target.name()]);
+    assert!(crash.status.success(), "{}", show("docker kill -s USR1", &crash));
+    let healed = wait_until(Duration::from_secs(60), || async {
+        let state = target.state().await;
+        state.running == Some(true) && state.started_at.unwrap_or_default() > before
+    })
+    .await;
+    assert!(healed, "the crash was not healed within 60 s\n{}", logs());
+}
