@@ -259,18 +259,26 @@ async fn all_in_one_heals_restarts_its_parts_and_keeps_its_keys() {
     }
     assert!(log.contains("/var/lib/hemostat/dashboard.token"), "the log says where the dashboard's token is");
 
-    // Restarted (SIGTERM, a clean stop): the same keys and token.
+    // Stopped (SIGTERM, a clean stop) and started again: the same keys and token.
     let public = hemostat.exec_ok(&["cat", "/var/lib/hemostat/command_signing.pub"]);
     let generated = key_id_in(&log, "command signing key generated").expect("the first start generated the key");
-    let restart = docker_cli(&["restart", "-t", "10", &name]);
-    assert!(restart.status.success(), "{}", show("docker restart", &restart));
+    // docker stop: SIGTERM, every part stopped, exit 0 (not Docker's SIGKILL after 10 s).
+    let stopping = Instant::now();
+    let stop = docker_cli(&["stop", "-t", "10", &name]);
+    assert!(stop.status.success(), "{}", show("docker stop", &stop));
+    assert!(stopping.elapsed() < Duration::from_secs(9), "stopping took {:?}", stopping.elapsed());
+    let code = docker_cli(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
+    assert_eq!(text(&code.stdout).trim(), "0", "exit code after docker stop\n{}", hemostat.logs());
+    assert!(hemostat.logs().contains("stopped (exited with code 0) part=\"redis\""), "Redis stopped cleanly");
+    let start = docker_cli(&["start", &name]);
+    assert!(start.status.success(), "{}", show("docker start", &start));
     hemostat.wait_log("collector ready", 2, Duration::from_secs(90)).await;
     let log = hemostat.logs();
     assert_eq!(key_id_in(&log, "command signing key reused"), Some(generated), "the key was not reused");
     assert_eq!(hemostat.exec_ok(&["cat", "/var/lib/hemostat/command_signing.pub"]), public);
     assert_eq!(hemostat.exec_ok(&["cat", "/var/lib/hemostat/dashboard.token"]).trim(), token);
-    let exit = docker_cli(&["inspect", "-f", "{{.RestartCount}} {{.State.Running}}", &name]);
-    assert!(text(&exit.stdout).trim().ends_with("true"), "running after the restart");
+    let running = docker_cli(&["inspect", "-f", "{{.State.Running}}", &name]);
+    assert_eq!(text(&running.stdout).trim(), "true", "running after the restart");
 }
 
 /// A part that keeps dying ends the container with exit 1, so Docker's
