@@ -45,7 +45,7 @@ while (($# > 0)); do
             shift
             while (($# > 0)) && [[ "$1" != --* ]]; do BUILD+=("$1"); shift; done
             ;;
-        -h | --help) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h | --help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument $1 (try --help)" ;;
     esac
 done
