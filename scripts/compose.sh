@@ -5,11 +5,15 @@
 #
 #   scripts/compose.sh                    up -d --build: the whole stack, detached
 #   scripts/compose.sh up                 in the foreground (Ctrl-C stops it)
-#   scripts/compose.sh --profile prometheus up -d
+#   scripts/compose.sh --profile demo --profile prometheus up -d
+#   HEMOSTAT_NETWORK=host scripts/compose.sh up -d    on the host's network
 #   scripts/compose.sh logs -f collector
 #   scripts/compose.sh down -v            stop and remove everything
 #
-# Environment: DOCKER_HOST (the engine), HEMOSTAT_PROFILE=debug (faster
+# Environment: DOCKER_HOST (the engine), HEMOSTAT_NETWORK (bridge, the
+# default: compose.yaml's own network; host: with compose.host.yaml, every
+# service on the host's network, for engines without bridge networks),
+# HEMOSTAT_PROFILE=debug (faster
 # build), HEMOSTAT_SKIP_BUILD=1 (use what target/ has), HEMOSTAT_BIN_DIR (the
 # binaries' folder, default target/<profile>), and every variable of
 # compose.yaml / .env.example.
@@ -55,6 +59,21 @@ fi
 
 args=("$@")
 ((${#args[@]} > 0)) || args=(up -d)
+
+# compose.override.yaml: the published ports (bridge); compose.host.yaml
+# instead on the host's network.
+files=(-f compose.yaml)
+case "${HEMOSTAT_NETWORK:-bridge}" in
+    bridge)
+        files+=(-f compose.override.yaml)
+        redis_at="redis:6379"
+        ;;
+    host)
+        files+=(-f compose.host.yaml)
+        redis_at="127.0.0.1:${HEMOSTAT_REDIS_PORT:-6379}"
+        ;;
+    *) echo "error: HEMOSTAT_NETWORK=${HEMOSTAT_NETWORK} is not bridge or host" >&2; exit 2 ;;
+esac
 
 # Only `up` and `build` need fresh binaries and contexts.
 needs_images=0
@@ -125,7 +144,7 @@ fi
 if ((starting)) || [[ -x "$hemostat" ]]; then
     [[ -x "$hemostat" ]] || { echo "error: $hemostat is missing: build it (cargo build --bins)" >&2; exit 1; }
     redis_users_host
-    redis_users "$state" "$HEMOSTAT_HOST" "${HEMOSTAT_REDIS_PORT:-6379}" "$hemostat"
+    redis_users "$state" "$HEMOSTAT_HOST" "${HEMOSTAT_REDIS_PORT:-6379}" "$hemostat" "$redis_at"
     # compose.yaml's redis reads users.acl as this user (it holds hashes
     # only), and keeps its data in redis/data, which must exist (or the
     # engine makes it, as root) and be this user's alone.
@@ -146,5 +165,5 @@ fi
 export HEMOSTAT_STATE_DIR=$state
 export HEMOSTAT_LOCAL_PARAMETER_OVERRIDES="DashboardUrlAuthType=NONE ExporterUrlAuthType=NONE ${HEMOSTAT_LOCAL_PARAMETER_OVERRIDES:-}"
 
-echo "== ${compose[*]} ${args[*]}" >&2
-exec "${compose[@]}" -f compose.yaml "${args[@]}"
+echo "== ${compose[*]} ${files[*]} ${args[*]}" >&2
+exec "${compose[@]}" "${files[@]}" "${args[@]}"

@@ -93,6 +93,11 @@ cmd_install() {
     # compose.yaml's test (docker-compose 1.x) and the demo scripts (jq).
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     command -v jq >/dev/null 2>&1 || missing+=(jq)
+    # Bridge networking in a private engine's own network namespace (compose's
+    # default, the all-in-one image's documented command): unshare, nsenter, ip.
+    command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+    command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     # The dashboard's browser test: Debian's Chromium driven by playwright-core.
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -118,7 +123,7 @@ cmd_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # A systemd host may auto-start the packaged docker service; that is
     # harmless because we run our own daemon on our own socket.
-    for c in dockerd docker redis-server redis-cli busybox openssl curl podman chromium node npm docker-compose jq prometheus promtool; do
+    for c in dockerd docker redis-server redis-cli busybox openssl curl podman chromium node npm docker-compose jq unshare nsenter ip prometheus promtool; do
         command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install"
     done
     log "installed: ${missing[*]}"

@@ -16,6 +16,12 @@
 #   target/images/redis       -> hemostat/redis:local  (the host's redis-server and redis-cli,
 #                                                      infra/redis/durability.conf)
 #   target/images/prometheus  -> hemostat/prometheus:local (the host's prometheus, if installed)
+#   target/images/all-in-one  -> hemostat/all-in-one:local (one container: Redis, the emulator with
+#                                                      every function, bridge, collector, `hemostat`,
+#                                                      under hemostat-supervisor)
+#   target/images/collector   -> hemostat/collector:local (a fleet host's: collector + `hemostat`)
+#
+#   infra/images/stage.sh --build all-in-one collector   also builds those images (hemostat/X:local)
 #
 # Environment: DOCKER_HOST (the engine to build the base in),
 # HEMOSTAT_IMAGES_DIR (default target/images), HEMOSTAT_BASE_IMAGE
@@ -26,6 +32,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${HEMOSTAT_IMAGES_DIR:-$ROOT/target/images}"
 BASE_IMAGE="${HEMOSTAT_BASE_IMAGE:-hemostat/base:local}"
 BIN_DIR="$ROOT/target/release"
+BUILD=()
 
 log() { printf '[stage] %s\n' "$*" >&2; }
 die() { printf '[stage] error: %s\n' "$*" >&2; exit 1; }
@@ -34,7 +41,11 @@ while (($# > 0)); do
     case "$1" in
         --bin-dir) BIN_DIR="$(cd "$2" && pwd)"; shift 2 ;;
         --bin-dir=*) BIN_DIR="$(cd "${1#*=}" && pwd)"; shift ;;
-        -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --build)
+            shift
+            while (($# > 0)) && [[ "$1" != --* ]]; do BUILD+=("$1"); shift; done
+            ;;
+        -h | --help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument $1 (try --help)" ;;
     esac
 done
@@ -119,12 +130,7 @@ stage_hemostat() {
             missing+=("$b")
             continue
         fi
-        # Debug builds carry hundreds of MB of DWARF an image does not need.
-        if command -v objcopy >/dev/null 2>&1; then
-            objcopy --strip-debug "$BIN_DIR/$b" "$rootfs/usr/local/bin/$b"
-        else
-            cp "$BIN_DIR/$b" "$rootfs/usr/local/bin/$b"
-        fi
+        put_binary "$rootfs" "$b"
     done < <(hemostat_binaries | sort -u)
     ((${#missing[@]} == 0)) ||
         die "not built in $BIN_DIR: ${missing[*]} (cargo build --release --bins, or pass --bin-dir)"
@@ -144,6 +150,48 @@ stage_redis() {
     # Its durability, the same file scripts/stack.sh runs redis-server with.
     mkdir -p "$rootfs/etc/hemostat"
     cp "$ROOT/infra/redis/durability.conf" "$rootfs/etc/hemostat/durability.conf"
+}
+
+# One binary of BIN_DIR into ROOTFS's /usr/local/bin, without its debug info.
+put_binary() {
+    local rootfs="$1" b="$2"
+    mkdir -p "$rootfs/usr/local/bin"
+    # Debug builds carry hundreds of MB of DWARF an image does not need.
+    if command -v objcopy >/dev/null 2>&1; then
+        objcopy --strip-debug "$BIN_DIR/$b" "$rootfs/usr/local/bin/$b"
+    else
+        cp "$BIN_DIR/$b" "$rootfs/usr/local/bin/$b"
+    fi
+}
+
+# The all-in-one image: hemostat:local's binaries (hard links, no second
+# copy), `hemostat`, the supervisor, and redis:local's files.
+stage_all_in_one() {
+    local rootfs="$OUT/all-in-one" b
+    rm -rf "$rootfs"
+    for b in hemostat hemostat-supervisor; do
+        if [[ ! -x "$BIN_DIR/$b" ]]; then
+            log "no $BIN_DIR/$b (cargo build --bins): the all-in-one and collector images cannot be built"
+            return 0
+        fi
+    done
+    cp -al "$OUT/hemostat" "$rootfs"
+    cp -alf "$OUT/redis/." "$rootfs/"
+    put_binary "$rootfs" hemostat
+    put_binary "$rootfs" hemostat-supervisor
+    put_libraries "$rootfs" "$rootfs/usr/local/bin/hemostat" "$rootfs/usr/local/bin/hemostat-supervisor"
+    mkdir -p "$rootfs/var/lib/hemostat"
+}
+
+# A fleet host's collector image: the collector and `hemostat`.
+stage_collector() {
+    local rootfs="$OUT/collector" b
+    rm -rf "$rootfs"
+    [[ -x "$BIN_DIR/hemostat" ]] || return 0
+    mkdir -p "$rootfs/usr/local/bin" "$rootfs/var/lib/hemostat"
+    ln "$OUT/hemostat/usr/local/bin/hemostat-collector" "$rootfs/usr/local/bin/hemostat-collector"
+    ln "$OUT/all-in-one/usr/local/bin/hemostat" "$rootfs/usr/local/bin/hemostat" 2>/dev/null || put_binary "$rootfs" hemostat
+    put_libraries "$rootfs" "$rootfs"/usr/local/bin/*
 }
 
 stage_prometheus() {
@@ -167,7 +215,19 @@ stage_base
 stage_hemostat
 stage_redis
 stage_prometheus
+stage_all_in_one
+stage_collector
 
 log "building $BASE_IMAGE"
 docker build -q -t "$BASE_IMAGE" -f "$ROOT/infra/Dockerfile.base" "$OUT/base" >/dev/null
+for image in "${BUILD[@]}"; do
+    case "$image" in
+        all-in-one | collector) ;;
+        *) die "--build: $image is not all-in-one or collector (compose.yaml builds the others)" ;;
+    esac
+    [[ -d "$OUT/$image" ]] || die "$image was not staged (see above)"
+    log "building hemostat/$image:local"
+    docker build -q -t "hemostat/$image:local" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        -f "$ROOT/infra/Dockerfile.$image" "$OUT/$image" >/dev/null
+done
 log "done: docker-compose up --build"

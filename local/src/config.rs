@@ -2,7 +2,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     time::Duration,
 };
@@ -37,6 +37,10 @@ pub struct Config {
     /// `Emulator::url_addr`). Every function URL is served under
     /// `/urls/{function}/` on `listen` regardless.
     pub url_ports: BTreeMap<String, u16>,
+    /// The IP the `url_ports` listen on instead of `listen`'s: in a container,
+    /// the dashboard on 0.0.0.0 (reachable through a published port) while
+    /// the Invoke and Runtime APIs stay on loopback.
+    pub url_address: Option<IpAddr>,
     /// Whether `Schedule` events fire, and at what interval where overridden.
     pub schedules: ScheduleOverrides,
     /// What callers of the Invoke API and of `AWS_IAM` function URLs must
@@ -62,6 +66,7 @@ impl Config {
             host_env,
             env_vars: EnvVars::default(),
             url_ports: BTreeMap::new(),
+            url_address: None,
             schedules: ScheduleOverrides::default(),
             token: Token::generate(),
         }

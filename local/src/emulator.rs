@@ -55,7 +55,7 @@ impl Emulator {
             if !has_url {
                 return Err(Error::UrlPortWithoutUrl { function: name.clone() });
             }
-            let wanted = SocketAddr::new(config.listen.ip(), *port);
+            let wanted = SocketAddr::new(config.url_address.unwrap_or(config.listen.ip()), *port);
             let listener = TcpListener::bind(wanted).await.map_err(|source| Error::Bind { addr: wanted, source })?;
             let bound = listener.local_addr().map_err(|source| Error::Bind { addr: wanted, source })?;
             url_listeners.push((name.clone(), listener, bound));

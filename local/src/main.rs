@@ -58,6 +58,11 @@ struct Cli {
     #[arg(long = "url-port", env = "HEMOSTAT_LOCAL_URL_PORTS", value_delimiter = ',', value_parser = parse_url_port)]
     url_ports: Vec<(String, u16)>,
 
+    /// The IP the --url-port listeners bind (default: --listen's). In a container: 0.0.0.0 for a
+    /// published dashboard port, with --listen (the Invoke and Runtime APIs) kept on 127.0.0.1.
+    #[arg(long, env = "HEMOSTAT_LOCAL_URL_ADDRESS")]
+    url_address: Option<std::net::IpAddr>,
+
     /// Deliver FUNCTION's Schedule events every DURATION instead of on their
     /// rate/cron (as FUNCTION=DURATION, e.g. hemostat-exporter=2s or *=500ms; repeat for several).
     #[arg(long = "schedule-interval", env = "HEMOSTAT_LOCAL_SCHEDULE_INTERVALS", value_delimiter = ',', value_parser = parse_schedule_interval)]
@@ -157,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     config.max_concurrency = cli.max_concurrency as usize;
     config.account_id = cli.account_id;
     config.url_ports = cli.url_ports.into_iter().collect();
+    config.url_address = cli.url_address;
     config.schedules.disabled = cli.no_schedules;
     config.schedules.intervals = cli.schedule_intervals.into_iter().collect();
     hemostat_local::run(config, shutdown_signal()).await

@@ -4,10 +4,11 @@
 # (`hemostat acl`; see docs/src/cli.md). Nothing here prints a secret.
 #
 #   redis_users_host                  pins HEMOSTAT_HOST (the collector's name)
-#   redis_users STATE HOST PORT HEMOSTAT
+#   redis_users STATE HOST PORT HEMOSTAT [PARTS_AT]
 #
 # With the `hemostat` binary HEMOSTAT, for the collector of HOST and a Redis
-# on 127.0.0.1:PORT, makes or reuses in STATE:
+# on 127.0.0.1:PORT (which the parts reach at PARTS_AT, default the same:
+# compose.yaml's bridge network says redis:6379), makes or reuses in STATE:
 #   redis/hemostat-<role>.password  each user's password (0600, kept)
 #   redis/users.acl                 the users for redis-server --aclfile
 #                                   (passwords as SHA-256 only; the default
@@ -51,7 +52,7 @@ redis_users_default() {
 }
 
 redis_users() {
-  local state=$1 host=$2 port=$3 hemostat=$4
+  local state=$1 host=$2 port=$3 hemostat=$4 parts_at=${5:-127.0.0.1:$3}
   local dir="$state/redis" acl_file="$state/redis/users.acl" f sep
   mkdir -p "$dir"
   (
@@ -62,12 +63,13 @@ redis_users() {
       mv -f "$acl_file.tmp" "$acl_file"
   ) || secrets_die "could not make the Redis users in $dir (hemostat acl)"
 
-  # The URL of ACL user $1, in $REPLY.
+  # The URL of ACL user $1 at $2 (default: where the parts reach it), in $REPLY.
   redis_users_url() {
     secrets_read "$dir/$1.password"
-    REPLY="redis://$1:$REPLY@127.0.0.1:$port"
+    REPLY="redis://$1:$REPLY@${2:-$parts_at}"
   }
-  redis_users_url hemostat-operator
+  # The operator's, from this machine.
+  redis_users_url hemostat-operator "127.0.0.1:$port"
   (umask 077 && printf '%s\n' "$REPLY" >"$state/redis.url.tmp" && mv -f "$state/redis.url.tmp" "$state/redis.url")
   secrets_read "$dir/hemostat-operator.password"
   operator_password=$REPLY

@@ -36,6 +36,9 @@ pub struct PrivateDockerd {
     live_restore: bool,
     /// A TCP listener on 127.0.0.1 with mutual TLS, besides the socket.
     tls: Option<TlsListener>,
+    /// In a network namespace of its own, with bridge networking (and
+    /// iptables there): what compose.yaml's default needs.
+    bridged: bool,
 }
 
 /// What a daemon started with [`PrivateDockerd::start_tls`] listens with:
@@ -69,7 +72,28 @@ impl PrivateDockerd {
         Self::start_with(false, Some(tls)).await
     }
 
+    /// [`start`](Self::start) with bridge networks, in a network namespace
+    /// of its own (`unshare --net`, its loopback up): the shared engine and
+    /// the host's network are untouched, and the ports it publishes are on
+    /// that namespace's loopback ([`in_netns`](Self::in_netns) reaches them).
+    pub async fn start_bridged() -> Self {
+        Self::start_with_network(false, None, true).await
+    }
+
+    /// A command run in the daemon's network namespace (`nsenter -n`);
+    /// for a bridged daemon, the loopback its published ports are on.
+    pub fn in_netns(&self, program: &str) -> Command {
+        let pid = self.child.as_ref().map(Child::id).expect("private dockerd is running");
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &pid.to_string(), "-n", program]);
+        cmd
+    }
+
     async fn start_with(live_restore: bool, tls: Option<TlsListener>) -> Self {
+        Self::start_with_network(live_restore, tls, false).await
+    }
+
+    async fn start_with_network(live_restore: bool, tls: Option<TlsListener>, bridged: bool) -> Self {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
         // Short, because the socket path must fit in sun_path.
         let base = std::env::temp_dir();
@@ -84,6 +108,7 @@ impl PrivateDockerd {
             child: None,
             live_restore,
             tls,
+            bridged,
         };
         assert!(
             daemon.socket().as_os_str().len() < MAX_SOCKET_PATH,
@@ -160,7 +185,14 @@ impl PrivateDockerd {
 
     async fn launch(&mut self) {
         let dir = &self.dir;
-        let mut cmd = Command::new("dockerd");
+        let mut cmd = if self.bridged {
+            // unshare execs: the child is dockerd itself, in the new namespace.
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--net", "sh", "-c", "ip link set lo up && exec dockerd \"$@\"", "sh"]);
+            cmd
+        } else {
+            Command::new("dockerd")
+        };
         cmd.arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -169,9 +201,11 @@ impl PrivateDockerd {
             .arg(self.host())
             .arg("--pidfile")
             .arg(dir.join("d.pid"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
             .args(["--containerd-namespace", &self.namespace])
             .args(["--containerd-plugins-namespace", &format!("{}-plugins", self.namespace)]);
+        if !self.bridged {
+            cmd.args(["--bridge=none", "--iptables=false", "--ip6tables=false"]);
+        }
         if self.live_restore {
             cmd.arg("--live-restore");
         }

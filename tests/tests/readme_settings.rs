@@ -52,9 +52,9 @@ const TABLES: &[(&str, &[&str])] = &[
 /// (from the repository root) that does read it, and why it is documented
 /// next to the binaries. The test checks the file still mentions it.
 const READ_BY_FILES: &[(&str, &str, &str)] = &[
-    ("HEMOSTAT_REDIS_PORT", "compose.yaml", "compose publishes Redis on this 127.0.0.1 port"),
+    ("HEMOSTAT_REDIS_PORT", "compose.override.yaml", "compose publishes Redis on this 127.0.0.1 port"),
     ("HEMOSTAT_LOCAL_PORT", "compose.yaml", "compose publishes the emulator on this 127.0.0.1 port"),
-    ("HEMOSTAT_DEMO_PORT", "compose.yaml", "compose publishes the demo target on this 127.0.0.1 port"),
+    ("HEMOSTAT_DEMO_PORT", "compose.override.yaml", "compose publishes the demo target on this 127.0.0.1 port"),
     ("HEMOSTAT_PROMETHEUS_PORT", "compose.yaml", "compose publishes Prometheus on this 127.0.0.1 port"),
     ("DOCKER_SOCKET", "compose.yaml", "compose mounts this socket into the collector"),
     ("COMPOSE_PROJECT_NAME", "compose.yaml", "docker-compose's own project name"),

@@ -1,6 +1,7 @@
 //! compose.yaml for real: the images are built from host files
 //! (`infra/images/stage.sh`, `infra/Dockerfile*`), the whole stack comes up
-//! on the private dockerd through `scripts/compose.sh` (which makes its
+//! on the private dockerd (which has no bridge network: compose.host.yaml,
+//! `HEMOSTAT_NETWORK=host`) through `scripts/compose.sh` (which makes its
 //! secrets: tokens, signing keys, a Redis user per component and no user
 //! without a password), a crashing demo container is
 //! restarted by HemoStat with its `remediation_complete` in the stack's
@@ -25,13 +26,20 @@ fn compose_file() -> PathBuf {
     workspace_root().join("compose.yaml")
 }
 
-fn docker_compose() -> Command {
+/// docker-compose on compose.yaml and `extra`: compose.override.yaml (the
+/// published ports of bridge networking, the default) or compose.host.yaml.
+fn docker_compose_with(extra: &str) -> Command {
     let found = Command::new("docker-compose").arg("version").output().is_ok_and(|o| o.status.success());
     assert!(found, "docker-compose not found: run scripts/test-env.sh install (it installs Debian's docker-compose)");
     let mut cmd = Command::new("timeout");
     // No compose step may hang the suite: a wedged build or daemon fails the test.
     cmd.args(["600", "docker-compose", "--ansi", "never", "-f"]).arg(compose_file());
+    cmd.arg("-f").arg(workspace_root().join(extra));
     cmd
+}
+
+fn docker_compose() -> Command {
+    docker_compose_with("compose.override.yaml")
 }
 
 fn show(what: &str, output: &Output) -> String {
@@ -60,18 +68,51 @@ fn ensure_build_contexts() {
 #[test]
 fn compose_config_is_valid() {
     ensure_build_contexts();
-    for profile in [None, Some("prometheus")] {
-        let mut cmd = docker_compose();
-        if let Some(p) = profile {
-            cmd.args(["--profile", p]);
+    for extra in ["compose.override.yaml", "compose.host.yaml"] {
+        for profile in [None, Some("demo"), Some("prometheus")] {
+            let mut cmd = docker_compose_with(extra);
+            if let Some(p) = profile {
+                cmd.args(["--profile", p]);
+            }
+            let output = cmd.args(["config", "-q"]).output().expect("run docker-compose config");
+            assert!(output.status.success(), "{}", show("docker-compose config", &output));
         }
-        let output = cmd.args(["config", "-q"]).output().expect("run docker-compose config");
-        assert!(output.status.success(), "{}", show("docker-compose config", &output));
     }
     let output = docker_compose().args(["config", "--services"]).output().expect("run docker-compose config");
     let services = String::from_utf8_lossy(&output.stdout);
-    for service in ["redis", "functions", "bridge", "collector", "demo"] {
+    for service in ["redis", "functions", "bridge", "collector"] {
         assert!(services.lines().any(|s| s == service), "service {service} missing: {services}");
+    }
+    // The demo target only on request (profile demo).
+    let text = std::fs::read_to_string(compose_file()).expect("read compose.yaml");
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("compose.yaml is YAML");
+    let profiles = &compose["services"]["demo"]["profiles"];
+    assert_eq!(profiles.as_sequence().map(Vec::len), Some(1), "demo's profiles: {profiles:?}");
+    assert_eq!(profiles[0].as_str(), Some("demo"));
+
+    // Bridge networking by default, every published port on loopback; the
+    // host's network with compose.host.yaml.
+    let config = |extra| {
+        let output = docker_compose_with(extra)
+            .args(["--profile", "demo", "--profile", "prometheus", "config"])
+            .output()
+            .expect("run docker-compose config");
+        assert!(output.status.success(), "{}", show("docker-compose config", &output));
+        serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(&output.stdout).expect("config is YAML")
+    };
+    let bridge = config("compose.override.yaml");
+    for (name, service) in bridge["services"].as_mapping().expect("services") {
+        let mode = service["network_mode"].as_str().unwrap_or("");
+        assert!(mode != "host", "{name:?} is on the host's network by default");
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let published = serde_yaml_ng::to_string(port).unwrap_or_default();
+            assert!(published.contains("127.0.0.1"), "{name:?} publishes beyond loopback: {published}");
+        }
+    }
+    let host = config("compose.host.yaml");
+    for (name, service) in host["services"].as_mapping().expect("services") {
+        assert_eq!(service["network_mode"].as_str(), Some("host"), "{name:?} with compose.host.yaml");
+        assert!(service["ports"].is_null(), "{name:?} publishes ports on the host's network");
     }
 }
 
@@ -141,8 +182,8 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        // With the profile, or down would leave the prometheus container.
-        let down = ["--profile", "prometheus", "down", "-v", "--remove-orphans", "--timeout", "5"];
+        // With the profiles, or down would leave their containers.
+        let down = ["--profile", "demo", "--profile", "prometheus", "down", "-v", "--remove-orphans", "--timeout", "5"];
         match self.compose().args(down).output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!("{}", show("docker-compose down", &o)),
@@ -180,6 +221,8 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let state = hemostat_e2e::log_dir().join(format!("{name}-state"));
     let env: Vec<(String, String)> = [
         ("DOCKER_HOST", docker_host.clone()),
+        // The test engine has no bridge network (--bridge=none).
+        ("HEMOSTAT_NETWORK", "host".to_owned()),
         ("DOCKER_SOCKET", socket),
         ("HEMOSTAT_REDIS_PORT", redis_port.to_string()),
         ("HEMOSTAT_STATE_DIR", state.display().to_string()),
@@ -199,7 +242,7 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let project = Project { name: name.clone(), env };
 
     let started = std::time::Instant::now();
-    project.run(&["--profile", "prometheus", "up", "-d"]);
+    project.run(&["--profile", "demo", "--profile", "prometheus", "up", "-d"]);
     println!("scripts/compose.sh up (staging, build, start): {:.1} s", started.elapsed().as_secs_f64());
 
     // Its Redis: no user without a password, the operator's URL in the state folder.
@@ -255,7 +298,8 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     assert!(rules.contains("HemoStatCollectorMissing"), "infra/prometheus rules not loaded: {rules}");
 
     // The demo service: crash it (exit 1); no restart policy, so only HemoStat brings it back.
-    let demo_id = String::from_utf8_lossy(&project.run(&["ps", "-q", "demo"]).stdout).trim().to_owned();
+    let demo_id =
+        String::from_utf8_lossy(&project.run(&["--profile", "demo", "ps", "-q", "demo"]).stdout).trim().to_owned();
     assert!(!demo_id.is_empty(), "no demo container\n{}", project.logs());
     let docker = docker().await;
     let inspect = docker.inspect_container(&demo_id, None).await.expect("inspect demo");
@@ -338,4 +382,97 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     .unwrap_or_else(|| panic!("the stack's Redis did not come back\n{}", project.logs()));
     assert_eq!(after, before, "Redis lost events across its crash");
     assert!(state.join("redis/data/appendonlydir").is_dir(), "no AOF in the state folder");
+}
+
+/// `curl` in the engine's network namespace: the HTTP status of `url`.
+fn status_in(engine: &hemostat_e2e::PrivateDockerd, url: &str, headers: &[String]) -> String {
+    let mut cmd = engine.in_netns("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().expect("run curl through nsenter");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// compose.yaml's default, bridge networking, on an engine that has it (a
+/// private dockerd in a network namespace of its own; the shared test
+/// engine runs --bridge=none): the parts reach Redis by its service name,
+/// the dashboard and the demo target (profile demo) answer on the published
+/// loopback ports, and a crash of the demo target is healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_bridge_network_publishes_on_loopback_and_heals() {
+    if hemostat_e2e::redis_server::cluster_mode() {
+        eprintln!("node pass only (compose runs its own Redis); skipped on the cluster pass");
+        return;
+    }
+    let _ = docker_compose();
+    // Declared first: dropped after the project is down.
+    let engine = hemostat_e2e::PrivateDockerd::start_bridged().await;
+    let name = format!("hemostat-bridged-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let state = hemostat_e2e::log_dir().join(format!("{name}-state"));
+    let env: Vec<(String, String)> = [
+        ("DOCKER_HOST", engine.host()),
+        ("DOCKER_SOCKET", engine.socket().display().to_string()),
+        ("HEMOSTAT_STATE_DIR", state.display().to_string()),
+        ("HEMOSTAT_SKIP_BUILD", "1".to_owned()),
+        ("HEMOSTAT_BIN_DIR", bin_dir().display().to_string()),
+        ("HEMOSTAT_HOST", name.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let project = Project { name: name.clone(), env };
+    let started = std::time::Instant::now();
+    project.run(&["--profile", "demo", "up", "-d"]);
+    println!("scripts/compose.sh up on a bridge network: {:.1} s", started.elapsed().as_secs_f64());
+
+    let logs = |service: &str| {
+        let out = project.compose().args(["logs", "--no-color", service]).output().expect("docker-compose logs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ready = wait_until(Duration::from_secs(90), || async { logs("collector").contains("collector ready") }).await;
+    assert!(ready, "collector not ready within 90 s\n{}", project.logs());
+    assert!(
+        logs("collector").contains("@redis:6379"),
+        "the collector reaches Redis by its name\n{}",
+        logs("collector")
+    );
+
+    let token = std::fs::read_to_string(state.join("dashboard.token")).expect("compose.sh writes dashboard.token");
+    let dashboard = "http://127.0.0.1:9001/urls/hemostat-dashboard/";
+    let with_token = [format!("Authorization: Bearer {}", token.trim())];
+    let answered = wait_for(Duration::from_secs(30), || async {
+        Some(status_in(&engine, dashboard, &with_token)).filter(|s| s == "200")
+    })
+    .await;
+    assert!(answered.is_some(), "the dashboard on the published port\n{}", project.logs());
+    assert_eq!(status_in(&engine, dashboard, &[]), "401", "the dashboard without its token");
+    let demo = wait_for(Duration::from_secs(30), || async {
+        Some(status_in(&engine, "http://127.0.0.1:8080/", &[])).filter(|s| s == "200")
+    })
+    .await;
+    assert!(demo.is_some(), "the demo target on the published port\n{}", project.logs());
+
+    let demo_id =
+        String::from_utf8_lossy(&project.run(&["--profile", "demo", "ps", "-q", "demo"]).stdout).trim().to_owned();
+    let docker = engine.docker().await;
+    let first = docker.inspect_container(&demo_id, None).await.expect("inspect demo").state.unwrap_or_default();
+    let crash = Command::new("docker")
+        .env("DOCKER_HOST", engine.host())
+        .args(["exec", &demo_id, "demo-crash"])
+        .output()
+        .expect("docker exec");
+    assert!(crash.status.success(), "{}", show("docker exec demo-crash", &crash));
+    let healed = wait_until(Duration::from_secs(60), || {
+        let docker = docker.clone();
+        let (demo_id, before) = (demo_id.clone(), first.started_at.clone());
+        async move {
+            let state = docker.inspect_container(&demo_id, None).await.ok().and_then(|i| i.state).unwrap_or_default();
+            state.running == Some(true) && state.started_at > before
+        }
+    })
+    .await;
+    assert!(healed, "the demo target was not restarted within 60 s\n{}", project.logs());
 }
