@@ -28,6 +28,9 @@ use tracing::{error, info};
 use crate::{error::SupervisorError, run::Supervisor, settings::Settings};
 
 fn main() -> ExitCode {
+    // Before anything else: `--help` and `--version` must not start HemoStat
+    // (or make keys in a state folder) on the machine that asks.
+    settings::USAGE.exit_unless_run();
     hemostat_protocol::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -4,7 +4,70 @@
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
+use hemostat_protocol::config::{Setting, Usage};
+
 use crate::error::SupervisorError;
+
+pub const STATE_DIR: Setting = Setting::new(
+    "HEMOSTAT_STATE_DIR",
+    "/var/lib/hemostat",
+    "the state volume: keys, tokens, Redis users and data, the collector's cursor",
+);
+pub const BIN_DIR: Setting = Setting::new("HEMOSTAT_BIN_DIR", "/usr/local/bin", "where every HemoStat binary is");
+pub const TEMPLATE: Setting =
+    Setting::new("HEMOSTAT_TEMPLATE", "/etc/hemostat/template.yaml", "the SAM template the emulator runs");
+pub const REDIS_CONF: Setting = Setting::new(
+    "HEMOSTAT_REDIS_CONF",
+    "/etc/hemostat/durability.conf",
+    "the durability settings of the image's Redis",
+);
+pub const REDIS_PORT: Setting = Setting::new("HEMOSTAT_REDIS_PORT", "6379", "Redis, on the container's 127.0.0.1");
+pub const LOCAL_PORT: Setting =
+    Setting::new("HEMOSTAT_LOCAL_PORT", "9001", "the emulator's Invoke API, on the container's 127.0.0.1");
+pub const DASHBOARD_ADDRESS: Setting = Setting::new(
+    "HEMOSTAT_DASHBOARD_ADDRESS",
+    "0.0.0.0",
+    "where the dashboard listens in the container; 127.0.0.1 with --network host",
+);
+pub const DASHBOARD_PORT: Setting =
+    Setting::new("HEMOSTAT_DASHBOARD_PORT", "8080", "the dashboard's port in the container (publish the same number)");
+pub const HOST: Setting =
+    Setting::unset("HEMOSTAT_HOST", "the collector's host name in the fleet (default: the engine's name)");
+pub const DOCKER_HOST: Setting =
+    Setting::new("DOCKER_HOST", "unix:///var/run/docker.sock", "the Docker engine the collector watches");
+pub const MAX_FAILURES: Setting = Setting::new(
+    "HEMOSTAT_SUPERVISOR_MAX_FAILURES",
+    "5",
+    "quick deaths in a row of one part before the supervisor gives up (exit 1)",
+);
+pub const STABLE_SECONDS: Setting = Setting::new(
+    "HEMOSTAT_SUPERVISOR_STABLE_SECONDS",
+    "30",
+    "a run this long is not a quick death: the count starts again",
+)
+.seconds();
+
+/// What `hemostat-supervisor --help` prints.
+pub const USAGE: Usage = Usage {
+    name: "hemostat-supervisor",
+    about: "HemoStat in one container: makes the keys and tokens in the state volume on the first start, then \
+runs Redis, the Lambda emulator with every function, the bridge and the collector, restarting a part that \
+dies and exiting 1 when one keeps dying. Every other variable is passed on to the parts.",
+    settings: &[
+        STATE_DIR,
+        BIN_DIR,
+        TEMPLATE,
+        REDIS_CONF,
+        REDIS_PORT,
+        LOCAL_PORT,
+        DASHBOARD_ADDRESS,
+        DASHBOARD_PORT,
+        HOST,
+        DOCKER_HOST,
+        MAX_FAILURES,
+        STABLE_SECONDS,
+    ],
+};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -41,24 +104,24 @@ impl Settings {
     /// From `var` (a variable's value when set and not empty), so tests need no process state.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Settings, SupervisorError> {
         let path = |name: &str, default: &str| PathBuf::from(var(name).unwrap_or_else(|| default.to_owned()));
-        let docker_socket = match var("DOCKER_HOST") {
+        let docker_socket = match var(DOCKER_HOST.name) {
             None => Some(PathBuf::from("/var/run/docker.sock")),
             Some(host) => host.strip_prefix("unix://").map(PathBuf::from),
         };
         Ok(Settings {
-            state_dir: path("HEMOSTAT_STATE_DIR", "/var/lib/hemostat"),
-            bin_dir: path("HEMOSTAT_BIN_DIR", "/usr/local/bin"),
-            template: path("HEMOSTAT_TEMPLATE", "/etc/hemostat/template.yaml"),
-            redis_conf: path("HEMOSTAT_REDIS_CONF", "/etc/hemostat/durability.conf"),
+            state_dir: path(STATE_DIR.name, STATE_DIR.default.unwrap_or_default()),
+            bin_dir: path(BIN_DIR.name, BIN_DIR.default.unwrap_or_default()),
+            template: path(TEMPLATE.name, TEMPLATE.default.unwrap_or_default()),
+            redis_conf: path(REDIS_CONF.name, REDIS_CONF.default.unwrap_or_default()),
             external_redis: var("REDIS_URL").is_some(),
-            redis_port: parse(&var, "HEMOSTAT_REDIS_PORT", 6379)?,
-            local_port: parse(&var, "HEMOSTAT_LOCAL_PORT", 9001)?,
-            dashboard_address: parse(&var, "HEMOSTAT_DASHBOARD_ADDRESS", IpAddr::from([0, 0, 0, 0]))?,
-            dashboard_port: parse(&var, "HEMOSTAT_DASHBOARD_PORT", 8080)?,
-            host: var("HEMOSTAT_HOST"),
+            redis_port: parse(&var, REDIS_PORT.name, 6379)?,
+            local_port: parse(&var, LOCAL_PORT.name, 9001)?,
+            dashboard_address: parse(&var, DASHBOARD_ADDRESS.name, IpAddr::from([0, 0, 0, 0]))?,
+            dashboard_port: parse(&var, DASHBOARD_PORT.name, 8080)?,
+            host: var(HOST.name),
             docker_socket,
-            max_failures: parse(&var, "HEMOSTAT_SUPERVISOR_MAX_FAILURES", 5u32)?.max(1),
-            stable: Duration::from_secs(parse(&var, "HEMOSTAT_SUPERVISOR_STABLE_SECONDS", 30u64)?),
+            max_failures: parse(&var, MAX_FAILURES.name, 5u32)?.max(1),
+            stable: Duration::from_secs(parse(&var, STABLE_SECONDS.name, 30u64)?),
         })
     }
 }
