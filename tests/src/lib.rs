@@ -114,7 +114,7 @@ pub use paths::{bin_dir, documentation, log_dir, state_dir, workspace_root};
 pub use podman::PodmanService;
 pub use polling::{wait_for, wait_until};
 pub use port::free_port;
-pub use process::{Process, ProcessBuilder, hemostat_cli, strip_ansi};
+pub use process::{Process, ProcessBuilder, hemostat_cli, show_output, strip_ansi};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
 pub use stack::{

@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -356,4 +356,15 @@ pub fn hemostat_cli(url: &str, args: &[&str]) -> std::process::Output {
         .env_remove("REDIS_CLUSTER")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
+}
+
+/// A finished command for an assertion message: what it was, its status,
+/// and both outputs.
+pub fn show_output(what: &str, output: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }

@@ -22,8 +22,8 @@ use std::{
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, bin_dir, container::CRASH_ON_USR1, docker, free_port, http_get, test_keys, wait_for,
-    wait_until, workspace_root,
+    ContainerSpec, RedisServer, bin_dir, container::CRASH_ON_USR1, docker, free_port, http_get, show_output, test_keys,
+    wait_for, wait_until, workspace_root,
 };
 use hemostat_protocol::keys;
 use redis::AsyncCommands;
@@ -33,10 +33,6 @@ const COLLECTOR: &str = "hemostat/collector:local";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(what: &str, out: &Output) -> String {
-    format!("{what}: {}\n--- stdout\n{}\n--- stderr\n{}", out.status, text(&out.stdout), text(&out.stderr))
 }
 
 fn docker_cli(args: &[&str]) -> Output {
@@ -70,11 +66,11 @@ fn images() {
             .args(["--build", "all-in-one", "collector"])
             .output()
             .expect("run infra/images/stage.sh");
-        assert!(out.status.success(), "{}", show("infra/images/stage.sh --build all-in-one collector", &out));
+        assert!(out.status.success(), "{}", show_output("infra/images/stage.sh --build all-in-one collector", &out));
         println!("stage.sh --build all-in-one collector: {:.1} s", started.elapsed().as_secs_f64());
         for image in [ALL_IN_ONE, COLLECTOR, "hemostat/base:local"] {
             let out = docker_cli(&["image", "inspect", "-f", "{{.Size}}", image]);
-            assert!(out.status.success(), "{}", show("docker image inspect", &out));
+            assert!(out.status.success(), "{}", show_output("docker image inspect", &out));
             let bytes: f64 = text(&out.stdout).trim().parse().unwrap_or_default();
             println!("image {image}: {:.1} MB", bytes / 1e6);
         }
@@ -95,7 +91,7 @@ impl Running {
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
         let running = Running { name: name.to_owned(), volume: volume.map(str::to_owned) };
         let out = docker_cli(&cmd);
-        assert!(out.status.success(), "{}", show("docker run", &out));
+        assert!(out.status.success(), "{}", show_output("docker run", &out));
         running
     }
 
@@ -113,7 +109,12 @@ impl Running {
     /// Succeeds, or panics with what it said and the container's log.
     fn exec_ok(&self, args: &[&str]) -> String {
         let out = self.exec(args);
-        assert!(out.status.success(), "{}\n--- log\n{}", show(&format!("docker exec {args:?}"), &out), self.logs());
+        assert!(
+            out.status.success(),
+            "{}\n--- log\n{}",
+            show_output(&format!("docker exec {args:?}"), &out),
+            self.logs()
+        );
         text(&out.stdout)
     }
 
@@ -202,7 +203,7 @@ async fn all_in_one_heals_restarts_its_parts_and_keeps_its_keys() {
 
     // HemoStat's own container says so: no collector acts on it.
     let label = docker_cli(&["inspect", "-f", "{{index .Config.Labels \"hemostat.role\"}}", &name]);
-    assert_eq!(text(&label.stdout).trim(), "hemostat", "{}", show("docker inspect", &label));
+    assert_eq!(text(&label.stdout).trim(), "hemostat", "{}", show_output("docker inspect", &label));
 
     // The dashboard, on its own port, asks for the token the first start made.
     let token = hemostat.exec_ok(&["cat", "/var/lib/hemostat/dashboard.token"]).trim().to_owned();
@@ -217,7 +218,7 @@ async fn all_in_one_heals_restarts_its_parts_and_keeps_its_keys() {
     // A crash of a container in scope: restarted by HemoStat (no restart policy).
     let before = target.state().await.started_at.unwrap_or_default();
     let crash = docker_cli(&["kill", "-s", "USR1", target.name()]);
-    assert!(crash.status.success(), "{}", show("docker kill -s USR1", &crash));
+    assert!(crash.status.success(), "{}", show_output("docker kill -s USR1", &crash));
     let crashed_at = Instant::now();
     let healed = wait_until(Duration::from_secs(60), || async {
         let state = target.state().await;
@@ -265,13 +266,13 @@ async fn all_in_one_heals_restarts_its_parts_and_keeps_its_keys() {
     // docker stop: SIGTERM, every part stopped, exit 0 (not Docker's SIGKILL after 10 s).
     let stopping = Instant::now();
     let stop = docker_cli(&["stop", "-t", "10", &name]);
-    assert!(stop.status.success(), "{}", show("docker stop", &stop));
+    assert!(stop.status.success(), "{}", show_output("docker stop", &stop));
     assert!(stopping.elapsed() < Duration::from_secs(9), "stopping took {:?}", stopping.elapsed());
     let code = docker_cli(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
     assert_eq!(text(&code.stdout).trim(), "0", "exit code after docker stop\n{}", hemostat.logs());
     assert!(hemostat.logs().contains("stopped (exited with code 0) part=\"redis\""), "Redis stopped cleanly");
     let start = docker_cli(&["start", &name]);
-    assert!(start.status.success(), "{}", show("docker start", &start));
+    assert!(start.status.success(), "{}", show_output("docker start", &start));
     hemostat.wait_log("collector ready", 2, Duration::from_secs(90)).await;
     let log = hemostat.logs();
     assert_eq!(key_id_in(&log, "command signing key reused"), Some(generated), "the key was not reused");
@@ -413,7 +414,7 @@ fn workspace_binaries() -> BTreeSet<String> {
         .current_dir(workspace_root())
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "{}", show("cargo metadata", &out));
+    assert!(out.status.success(), "{}", show_output("cargo metadata", &out));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata is JSON");
     meta["packages"]
         .as_array()
@@ -485,7 +486,7 @@ async fn the_documented_command_heals_on_a_bridge_network() {
         .arg(engine.host())
         .output()
         .expect("docker save | docker load");
-    assert!(out.status.success(), "{}", show("docker save | docker load", &out));
+    assert!(out.status.success(), "{}", show_output("docker save | docker load", &out));
 
     let socket = format!("{}:/var/run/docker.sock", engine.socket().display());
     let run = on_engine(&[
@@ -501,7 +502,7 @@ async fn the_documented_command_heals_on_a_bridge_network() {
         "127.0.0.1:8080:8080",
         ALL_IN_ONE,
     ]);
-    assert!(run.status.success(), "{}", show("docker run", &run));
+    assert!(run.status.success(), "{}", show_output("docker run", &run));
     let logs = || {
         let out = on_engine(&["logs", "hemostat"]);
         format!("{}{}", text(&out.stdout), text(&out.stderr))
@@ -527,7 +528,7 @@ async fn the_documented_command_heals_on_a_bridge_network() {
     target.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     let before = target.state().await.started_at.unwrap_or_default();
     let crash = on_engine(&["kill", "-s", "USR1", target.name()]);
-    assert!(crash.status.success(), "{}", show("docker kill -s USR1", &crash));
+    assert!(crash.status.success(), "{}", show_output("docker kill -s USR1", &crash));
     let healed = wait_until(Duration::from_secs(60), || async {
         let state = target.state().await;
         state.running == Some(true) && state.started_at.unwrap_or_default() > before

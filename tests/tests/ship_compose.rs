@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use hemostat_e2e::{bin_dir, docker, free_port, wait_for, wait_until, workspace_root};
+use hemostat_e2e::{bin_dir, docker, free_port, show_output, wait_for, wait_until, workspace_root};
 use hemostat_protocol::{
     EventKind,
     event::{RemediationComplete, RemediationStatus},
@@ -42,15 +42,6 @@ fn docker_compose() -> Command {
     docker_compose_with("compose.override.yaml")
 }
 
-fn show(what: &str, output: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// `docker-compose config` insists that every build context exists; the
 /// staged ones (`target/images/*`, filled by `infra/images/stage.sh` before a
 /// build) may not yet on a fresh checkout. Empty is enough to check the file.
@@ -75,7 +66,7 @@ fn compose_config_is_valid() {
                 cmd.args(["--profile", p]);
             }
             let output = cmd.args(["config", "-q"]).output().expect("run docker-compose config");
-            assert!(output.status.success(), "{}", show("docker-compose config", &output));
+            assert!(output.status.success(), "{}", show_output("docker-compose config", &output));
         }
     }
     let output = docker_compose().args(["config", "--services"]).output().expect("run docker-compose config");
@@ -97,7 +88,7 @@ fn compose_config_is_valid() {
             .args(["--profile", "demo", "--profile", "prometheus", "config"])
             .output()
             .expect("run docker-compose config");
-        assert!(output.status.success(), "{}", show("docker-compose config", &output));
+        assert!(output.status.success(), "{}", show_output("docker-compose config", &output));
         serde_yaml_ng::from_slice::<serde_yaml_ng::Value>(&output.stdout).expect("config is YAML")
     };
     let bridge = config("compose.override.yaml");
@@ -123,7 +114,7 @@ fn compose_config_is_valid() {
 fn compose_passes_every_template_variable_to_the_functions() {
     ensure_build_contexts();
     let output = docker_compose().args(["config"]).output().expect("run docker-compose config");
-    assert!(output.status.success(), "{}", show("docker-compose config", &output));
+    assert!(output.status.success(), "{}", show_output("docker-compose config", &output));
     let config: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&output.stdout).expect("config is YAML");
     let passed = config["services"]["functions"]["environment"].as_mapping().expect("functions.environment");
 
@@ -167,7 +158,7 @@ impl Project {
 
     fn run(&self, args: &[&str]) -> Output {
         let output = self.compose().args(args).output().expect("run docker-compose");
-        assert!(output.status.success(), "{}", show(&format!("docker-compose {}", args.join(" ")), &output));
+        assert!(output.status.success(), "{}", show_output(&format!("docker-compose {}", args.join(" ")), &output));
         output
     }
 
@@ -186,7 +177,7 @@ impl Drop for Project {
         let down = ["--profile", "demo", "--profile", "prometheus", "down", "-v", "--remove-orphans", "--timeout", "5"];
         match self.compose().args(down).output() {
             Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("{}", show("docker-compose down", &o)),
+            Ok(o) => eprintln!("{}", show_output("docker-compose down", &o)),
             Err(e) => eprintln!("docker-compose down: {e}"),
         }
         // Each rebuild leaves the previous HemoStat images dangling; without
@@ -307,7 +298,7 @@ async fn compose_stack_heals_a_crashing_demo_container() {
     let first_start = inspect.state.and_then(|s| s.started_at).unwrap_or_default();
 
     let crash = Command::new("docker").args(["exec", &demo_id, "demo-crash"]).output().expect("docker exec");
-    assert!(crash.status.success(), "{}", show("docker exec demo-crash", &crash));
+    assert!(crash.status.success(), "{}", show_output("docker exec demo-crash", &crash));
     let crashed_at = std::time::Instant::now();
 
     let healed = wait_for(Duration::from_secs(45), || {
@@ -353,7 +344,7 @@ async fn compose_stack_heals_a_crashing_demo_container() {
         .expect("run scripts/demo/restart-limit.sh");
     let said = String::from_utf8_lossy(&demo.stdout);
     println!("scripts/demo/restart-limit.sh 2:\n{said}");
-    assert!(demo.status.success(), "{}\n{}", show("restart-limit.sh", &demo), project.logs());
+    assert!(demo.status.success(), "{}\n{}", show_output("restart-limit.sh", &demo), project.logs());
     assert!(
         said.contains("restarted the target 1 time(s), declined 1 time(s) out of 2 crashes"),
         "unexpected demo outcome:\n{said}\n{}",
@@ -464,7 +455,7 @@ async fn compose_bridge_network_publishes_on_loopback_and_heals() {
         .args(["exec", &demo_id, "demo-crash"])
         .output()
         .expect("docker exec");
-    assert!(crash.status.success(), "{}", show("docker exec demo-crash", &crash));
+    assert!(crash.status.success(), "{}", show_output("docker exec demo-crash", &crash));
     let healed = wait_until(Duration::from_secs(60), || {
         let docker = docker.clone();
         let (demo_id, before) = (demo_id.clone(), first.started_at.clone());

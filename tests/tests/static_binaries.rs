@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hemostat_e2e::{TempDir, bin_dir, paths};
+use hemostat_e2e::{TempDir, bin_dir, paths, show_output};
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
@@ -22,15 +22,6 @@ fn static_bin_dir() -> PathBuf {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => paths::target_dir().join(TARGET).join("debug"),
     }
-}
-
-fn show(what: &str, output: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn docker(args: &[&str]) -> Output {
@@ -76,12 +67,12 @@ fn static_binaries_run_in_an_image_without_libc() {
 
     let tar = stage.0.join("root.tar");
     let packed = Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").output().expect("run tar");
-    assert!(packed.status.success(), "{}", show("tar", &packed));
+    assert!(packed.status.success(), "{}", show_output("tar", &packed));
 
     let image = Image(format!("hemostat-static-test:{}", uuid::Uuid::new_v4().simple()));
     let tar_path = tar.to_str().expect("UTF-8 temp path");
     let imported = docker(&["import", tar_path, &image.0]);
-    assert!(imported.status.success(), "{}", show("docker import", &imported));
+    assert!(imported.status.success(), "{}", show_output("docker import", &imported));
 
     // What the image holds: the tar's three files and their folder, nothing else.
     let listed = Command::new("tar").arg("-tf").arg(&tar).output().expect("run tar -tf");
@@ -98,8 +89,8 @@ fn static_binaries_run_in_an_image_without_libc() {
         [("/hemostat", format!("hemostat {version}")), ("/hemostat-collector", format!("hemostat-collector {version}"))]
     {
         let ran = docker(&["run", "--rm", "--network", "none", &image.0, binary, "--version"]);
-        assert!(ran.status.success(), "{}", show(&format!("{binary} --version in an empty image"), &ran));
-        assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), expected, "{}", show(binary, &ran));
+        assert!(ran.status.success(), "{}", show_output(&format!("{binary} --version in an empty image"), &ran));
+        assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), expected, "{}", show_output(binary, &ran));
     }
 
     // The control: a glibc binary has no loader to start it here.
@@ -107,6 +98,6 @@ fn static_binaries_run_in_an_image_without_libc() {
     assert!(
         !ran.status.success(),
         "a dynamically linked binary ran in the image, so it is not libc-free:\n{}",
-        show("/glibc/hemostat --version", &ran)
+        show_output("/glibc/hemostat --version", &ran)
     );
 }
