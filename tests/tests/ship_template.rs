@@ -165,3 +165,64 @@ fn secrets_stay_out_of_stack_parameters_and_logs() {
         );
     }
 }
+
+/// Every function logs to a group of its own that keeps its lines
+/// `LogRetentionDays` (the group Lambda makes by itself keeps them forever),
+/// and the permissions boundary lets it write there.
+#[test]
+fn every_function_logs_to_a_group_with_a_retention() {
+    let template = template();
+    let resources = &template["Resources"];
+    for (id, function) in functions(&template) {
+        // `LogGroup: !Ref XLogGroup`, a tagged value: its text is "!Ref XLogGroup".
+        let reference = serde_yaml_ng::to_string(&function["Properties"]["LoggingConfig"]["LogGroup"]).unwrap();
+        let group = reference.trim().trim_start_matches("!Ref").trim().to_owned();
+        let resource = &resources[group.as_str()];
+        assert_eq!(resource["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id}: LoggingConfig.LogGroup {group:?}");
+        let retention = serde_yaml_ng::to_string(&resource["Properties"]["RetentionInDays"]).unwrap();
+        assert!(retention.contains("LogRetentionDays"), "{id}: its group's retention is {retention}");
+        let name = serde_yaml_ng::to_string(&resource["Properties"]["LogGroupName"]).unwrap();
+        assert!(name.contains("/hemostat/${FunctionPrefix}/"), "{id}: {name} is outside the boundary's log groups");
+    }
+    let boundary = serde_yaml_ng::to_string(&resources["FunctionPermissionsBoundary"]).unwrap();
+    assert!(boundary.contains("log-group:/hemostat/${FunctionPrefix}/*"), "{boundary}");
+}
+
+/// The example samconfig.toml sets only parameters the template declares,
+/// with values it allows, and no secret (a NoEcho parameter): those come
+/// from files at deploy time.
+#[test]
+fn the_example_samconfig_sets_declared_parameters_and_no_secret() {
+    let text = std::fs::read_to_string(workspace_root().join("infra/aws/samconfig.toml")).expect("samconfig.toml");
+    let config: toml::Table = text.parse().expect("samconfig.toml is TOML");
+    let deploy = &config["default"]["deploy"]["parameters"];
+    let overrides: Vec<&str> = deploy["parameter_overrides"]
+        .as_array()
+        .expect("parameter_overrides as a list")
+        .iter()
+        .map(|v| v.as_str().expect("Key=Value"))
+        .collect();
+    assert!(!overrides.is_empty());
+    let template = template();
+    let parameters = template["Parameters"].as_mapping().expect("Parameters");
+    for entry in overrides {
+        let (key, value) = entry.split_once('=').unwrap_or_else(|| panic!("{entry:?} is not Key=Value"));
+        let parameter = parameters
+            .get(Value::String(key.to_owned()))
+            .unwrap_or_else(|| panic!("{key} is not a parameter of template.yaml"));
+        assert_ne!(parameter["NoEcho"].as_bool(), Some(true), "{key} is a secret: keep it out of samconfig.toml");
+        if let Some(allowed) = parameter["AllowedValues"].as_sequence() {
+            let allowed: Vec<String> = allowed
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    other => panic!("{key}: AllowedValues holds {other:?}"),
+                })
+                .collect();
+            assert!(allowed.iter().any(|a| a == value), "{key}={value} is not one of {allowed:?}");
+        }
+    }
+    let capabilities = deploy["capabilities"].as_str().unwrap_or_default();
+    assert!(capabilities.contains("CAPABILITY_IAM"), "the stack makes IAM policies: {capabilities}");
+}
