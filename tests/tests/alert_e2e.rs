@@ -88,11 +88,15 @@ fn health_alert(host: &str, container: &str, kind: &str, severity: &str) -> Enve
         "anomalies": [{"type": kind, "severity": severity}],
         "exit_code": 1,
         "detected_at": chrono::Utc::now().to_rfc3339(),
-        // A crash of a cause a restart can fix: the analyzer restarts it
-        // again on its second exit (one it cannot explain, it would not).
+        // A crash of a cause a restart can fix, provoked from outside (`docker
+        // kill -s USR1`, as the collector's events show it): the analyzer
+        // restarts it again on its second exit, so the gate's cooldown is what
+        // refuses it (the same failure on its own would be deterministic, and
+        // one nothing explains would get a single restart).
         "evidence": {
-            "logs": {"lines": [{"stream": "stderr", "line": "panic: runtime error: slice bounds out of range"}], "tail": 50, "count": 1},
+            "logs": {"lines": [{"stream": "stderr", "line": "panic: crashed on demand (SIGUSR1)"}], "tail": 50, "count": 1},
             "state": {"status": "exited", "exit_code": 1, "oom_killed": false, "restart_count": 0},
+            "events": [{"action": "start"}, {"action": "kill", "signal": 10}, {"action": "die", "exit_code": 1}],
         },
     });
     Envelope::new(agent::MONITOR, EventKind::HealthAlert, &data).unwrap()
