@@ -364,11 +364,11 @@ done"#,
         },
         Incident {
             name: "transient_spike".into(),
-            what: "3 s after start (once the collector samples it), a 2 s CPU burst on two threads, shorter than the sustain window; then idle".into(),
+            what: "5 s after start (once the collector samples it, also on a loaded machine), a 2 s CPU burst on two threads, shorter than the sustain window; then idle".into(),
             spec: Spec::Code(|| {
                 ContainerSpec::shell(
                     r#"trap 'exit 143' TERM
-sleep 3
+sleep 5
 echo "report: rendering monthly report"
 timeout 2 sh -c 'while :; do :; done' &
 timeout 2 sh -c 'while :; do :; done'
@@ -380,7 +380,7 @@ while :; do sleep 0.2; done"#,
             provoke: Provoke::Nothing,
             steps: vec![Step {
                 expect: Expect::Quiet {
-                    window: Duration::from_secs(SUSTAIN_SECONDS + 9),
+                    window: Duration::from_secs(SUSTAIN_SECONDS + 11),
                     // Proof the burst registered, well above idle (under
                     // 1 %): on a loaded 2-core machine (the suite's own
                     // burners, other suites) it may get a tenth of a core.
