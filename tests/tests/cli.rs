@@ -12,8 +12,8 @@ use std::{process::Output, time::Duration};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    ContainerSpec, Process, RedisServer, bench::crash_alert, docker, hemostat_cli, start_bridge, start_emulator,
-    start_stack, stream_events, wait_for, workspace_root,
+    ContainerSpec, Process, RedisServer, bench::crash_alert, docker, hemostat_cli, outcomes_for, start_bridge,
+    start_emulator, start_stack, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
@@ -265,15 +265,6 @@ async fn every_verb_on_redis() {
     }
 }
 
-async fn completions(conn: &mut hemostat_protocol::connection::Connection, name: &str) -> Vec<RemediationComplete> {
-    stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
-        .await
-        .into_iter()
-        .map(|(_, c)| c)
-        .filter(|c| c.container == name)
-        .collect()
-}
-
 fn started_at(state: &bollard::models::ContainerState) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(state.started_at.as_deref().unwrap()).unwrap().into()
 }
@@ -316,7 +307,7 @@ async fn outcome(
     wait_for(within, || {
         let mut conn = conn.clone();
         let name = name.to_owned();
-        async move { completions(&mut conn, &name).await.into_iter().find(|c| c.result.status == status) }
+        async move { outcomes_for(&mut conn, &name).await.into_iter().find(|c| c.result.status == status) }
     })
     .await
 }

@@ -11,12 +11,8 @@ use std::{sync::Arc, time::Duration};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use futures::StreamExt;
-use hemostat_e2e::{ContainerSpec, RedisServer, docker, start_stack, stream_events, wait_for};
-use hemostat_protocol::{
-    ContainerRef, Envelope, EventKind,
-    event::{RemediationComplete, RemediationStatus},
-    keys,
-};
+use hemostat_e2e::{ContainerSpec, RedisServer, docker, outcomes_for, start_stack, wait_for};
+use hemostat_protocol::{ContainerRef, Envelope, EventKind, event::RemediationStatus, keys};
 use redis::AsyncCommands;
 use tokio::sync::Mutex;
 
@@ -36,18 +32,6 @@ async fn record_pubsub(redis: &RedisServer) -> Arc<Mutex<Vec<(String, String)>>>
         }
     });
     seen
-}
-
-async fn completions(
-    conn: &mut hemostat_protocol::connection::Connection,
-    container: &str,
-) -> Vec<RemediationComplete> {
-    stream_events::<RemediationComplete>(conn, EventKind::RemediationComplete)
-        .await
-        .into_iter()
-        .map(|(_, c)| c)
-        .filter(|c| c.container == container)
-        .collect()
 }
 
 fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
@@ -102,7 +86,7 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
         let mut conn = conn.clone();
         let name = container.name().to_owned();
         async move {
-            let all = completions(&mut conn, &name).await;
+            let all = outcomes_for(&mut conn, &name).await;
             all.into_iter().find(|c| c.result.status == RemediationStatus::Success)
         }
     })
@@ -122,7 +106,7 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
         let mut conn = conn.clone();
         let name = container.name().to_owned();
         async move {
-            let all = completions(&mut conn, &name).await;
+            let all = outcomes_for(&mut conn, &name).await;
             all.into_iter().find(|c| c.result.status == RemediationStatus::Rejected)
         }
     })
