@@ -188,11 +188,20 @@ fn cause_of(alert: &HealthAlert) -> Option<Diagnosis> {
     if let Some(code) = code {
         return Some(match code {
             0 => diagnosis(Cause::CleanExit, "The process finished on its own (exit code 0).", Vec::new()),
-            _ => diagnosis(
-                Cause::AppError,
-                format!("The application exited with error code {code}."),
-                cite(&lines, |l| !l.health && error_like_line(l)),
-            ),
+            // An error line the application printed says it stopped on an
+            // error of its own (`app_error`, quoting it); without one, the
+            // exit code alone names no cause, and guessing one would claim
+            // more than the evidence holds (`unknown`). Either way nothing
+            // says a restart cannot help, and the rules give it one restart,
+            // not two.
+            _ => match cite(&lines, |l| !l.health && error_like_line(l)) {
+                cited if cited.is_empty() => diagnosis(
+                    Cause::Unknown,
+                    format!("The process exited with code {code} and printed nothing that says why."),
+                    Vec::new(),
+                ),
+                cited => diagnosis(Cause::AppError, format!("The application exited with error code {code}."), cited),
+            },
         });
     }
     if has(AnomalyKind::Unhealthy) {

@@ -59,10 +59,16 @@ fn exit_codes_read_as_what_they_mean() {
     let clean = diagnose(&alert(AnomalyKind::Exited, Some(0), &["job done, 42 rows"])).unwrap();
     assert_eq!((clean.cause, clean.restart_helps), (Cause::CleanExit, false));
     assert!(clean.recommendation.is_some());
-    // Without evidence, the alert's own exit code is read.
+    // Without evidence, the alert's own exit code is read: it names no
+    // cause, and none is guessed.
     let mut bare = exit(1, &[]);
     bare.evidence = None;
-    assert_eq!(cause(&bare), Cause::AppError);
+    let d = diagnose(&bare).unwrap();
+    assert_eq!((d.cause, d.restart_helps, d.recommendation), (Cause::Unknown, true, None));
+    assert_eq!(d.summary, "The process exited with code 1 and printed nothing that says why.");
+    // Nor from lines that are no error: an unrecognised error line is the
+    // application's own error, quoted; plain output is not.
+    assert_eq!(cause(&exit(3, &["worker: starting", "worker: 4 jobs done"])), Cause::Unknown);
 }
 
 #[test]
@@ -125,7 +131,7 @@ fn missing_file_or_config() {
     }
     // nginx's per-request errors are not the container's configuration.
     let favicon = r#"2026/12/02 06:50:18 [error] 29#29: *1 open() "/usr/share/nginx/html/favicon.ico" failed (2: No such file or directory), client: 172.17.0.1, server: localhost, request: "GET /favicon.ico HTTP/1.1""#;
-    assert_eq!(cause(&exit(1, &[favicon])), Cause::AppError);
+    assert_eq!(cause(&exit(1, &[favicon])), Cause::Unknown);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | excessive restarts | the collector reports `excessive_restarts` | none | 0.6 |
 //! | deterministic repeat | an exit whose code and failure line ([`crate::fingerprint`]) are those of the container's previous exit, after a run shorter than [`STABLE_SECONDS`], when its diagnosis says a restart helps and the failure is the process's own (see [`repeat_may_heal`]) | none | 0.8 |
-//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`], or the [`UNEXPLAINED_FAILURES`]th when its cause is unrecognised (`unknown`, or `app_error` from the bare exit code), or an unrecognised exit within [`BOOT_SECONDS`] of its start when the previous exit came as soon after its own (a crash loop at boot, however far apart) | none | 0.6 |
+//! | repeated failures | this exit is the [`REPEATED_FAILURES`]th within [`REPEATED_FAILURE_WINDOW`], or the [`UNEXPLAINED_FAILURES`]th when its cause is unrecognised (`unknown`, or an `app_error` no signature recognised), or an unrecognised exit within [`BOOT_SECONDS`] of its start when the previous exit came as soon after its own (a crash loop at boot, however far apart) | none | 0.6 |
 //! | diagnosed: disk full | the diagnosis is `disk_full` and says a restart cannot help | cleanup | 0.85 |
 //! | diagnosed: outside the container | the diagnosis is `port_in_use`, `dependency_unreachable`, `missing_file_or_config` or `permission_denied` and says a restart cannot help (the diagnosis recommends what a human should do) | none | 0.85 |
 //! | diagnosed: restart cannot help | any other diagnosis with `restart_helps: false` (a clean exit, a signature that says so: a bad configuration, a wrong password, an incompatible data directory) | none | 0.8 |
@@ -181,8 +181,8 @@ pub fn decided_by(diagnosis: &Diagnosis) -> Option<(Action, f64)> {
     })
 }
 
-/// A diagnosis that names no cause: nothing recognised, or only the bare
-/// exit code.
+/// A diagnosis that names no cause: nothing recognised (`unknown`), or an
+/// error line no signature knows (`app_error` without a recommendation).
 fn unexplained(diagnosis: Option<&Diagnosis>) -> bool {
     diagnosis.is_none_or(|d| d.cause == Cause::Unknown || (d.cause == Cause::AppError && d.recommendation.is_none()))
 }

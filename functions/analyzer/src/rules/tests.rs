@@ -116,7 +116,7 @@ fn an_unrecognised_cause_gets_one_restart_not_two() {
     // The first exit nothing explains: one restart.
     let v = single(plain());
     assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
-    assert_eq!(v.diagnosis.as_ref().map(|d| d.cause), Some(Cause::AppError));
+    assert_eq!(v.diagnosis.as_ref().map(|d| d.cause), Some(Cause::Unknown));
     // A second within the window: no guess at a second restart.
     for second in [plain(), exit()] {
         let v = run(&[(0, plain()), (4, second)]);
@@ -221,8 +221,8 @@ fn other_diagnoses_leave_the_decision_to_the_rules() {
         assert_eq!((v.action, v.confidence, v.pattern), (Action::Restart, 0.9, Pattern::Crash), "{line}");
         assert_eq!(v.diagnosis.map(|d| d.cause), Some(cause));
     }
-    // No evidence: the exit code alone.
-    assert_eq!(single(exit()).diagnosis.map(|d| d.cause), Some(Cause::AppError));
+    // No evidence: the exit code alone, which names no cause.
+    assert_eq!(single(exit()).diagnosis.map(|d| d.cause), Some(Cause::Unknown));
     let spike = single(alert(AnomalyKind::HighCpu, Severity::High, 92.0, 0.0));
     assert_eq!(spike.diagnosis, None);
 }
@@ -442,9 +442,9 @@ fn uptime_is_evidence_shown_never_a_cause() {
         for a in [exit(), with_logs(exit(), 1, &["worker: starting"])] {
             let v = single(after(a, uptime));
             let d = v.diagnosis.expect("an exit is diagnosed");
-            // Quick or late, an exit nothing explains stays the bare exit
-            // code: no configuration error, no leak guessed from the time.
-            assert_eq!((d.cause, d.recommendation), (Cause::AppError, None), "{uptime}");
+            // Quick or late, an exit nothing explains stays unknown: no
+            // configuration error, no leak guessed from the time.
+            assert_eq!((d.cause, d.recommendation), (Cause::Unknown, None), "{uptime}");
             assert!(d.summary.ends_with(&format!("It exited {shown} after it started.")), "{}", d.summary);
             assert!(v.reason.ends_with(&format!("after {shown} of uptime")), "{}", v.reason);
         }
