@@ -108,6 +108,10 @@ cmd_install() {
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     # `hemostat man`'s test renders the page as man(1) does.
     command -v groff >/dev/null 2>&1 || missing+=(groff-base)
+    # An ssh:// engine: the collector's forward (ssh) to a private sshd.
+    command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+    command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+    [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
     if ((${#missing[@]} == 0)); then
         log "all packages present"
         install_browser_driver
@@ -120,10 +124,15 @@ cmd_install() {
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # Packages install their services stopped (openssh-server would start
+    # an sshd on every address): the tests start their own, on loopback.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # A systemd host may auto-start the packaged docker service; that is
-    # harmless because we run our own daemon on our own socket.
-    for c in dockerd docker redis-server redis-cli busybox openssl curl podman chromium node npm docker-compose jq unshare nsenter ip prometheus promtool; do
+    if [[ -n "$made_policy" ]]; then rm -f "$policy"; fi
+    for c in dockerd docker redis-server redis-cli busybox openssl curl podman chromium node npm docker-compose jq unshare nsenter ip prometheus promtool ssh ssh-keygen /usr/sbin/sshd; do
         command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install"
     done
     log "installed: ${missing[*]}"

@@ -22,8 +22,9 @@ pub struct Config {
     pub redis_url: RedisUrl,
 
     /// Docker Engine endpoint: unix:// socket, tcp:// (mutual TLS with
-    /// DOCKER_TLS_VERIFY or DOCKER_CERT_PATH, else plain HTTP) or https://
-    /// (always TLS). For ssh://, forward the socket (see docs/src/docker-engine.md).
+    /// DOCKER_TLS_VERIFY or DOCKER_CERT_PATH, else plain HTTP), https://
+    /// (always TLS) or ssh://[user@]host[:port][/path/to/docker.sock]
+    /// (one forward by the ssh client; see docs/src/docker-engine.md).
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub docker_host: String,
 
@@ -39,6 +40,12 @@ pub struct Config {
     /// ~/.docker.
     #[arg(long, env = "DOCKER_CERT_PATH")]
     pub docker_cert_path: Option<std::path::PathBuf>,
+
+    /// For an ssh:// engine: the ssh client configuration file to use
+    /// (`ssh -F`: identity, known hosts, jump host) instead of the user's
+    /// ~/.ssh/config.
+    #[arg(long, env = "DOCKER_SSH_CONFIG")]
+    pub docker_ssh_config: Option<std::path::PathBuf>,
 
     /// This host's name in the fleet: commands are addressed to it and
     /// alerts carry it. Defaults to the machine's hostname. Letters, digits,
@@ -340,7 +347,9 @@ impl Config {
     /// setting to fix, not an engine to wait for.
     pub(crate) fn docker_endpoint(&self) -> Result<crate::docker::Endpoint, crate::error::CollectorError> {
         let cert_path = self.docker_cert_path.as_deref().filter(|p| !p.as_os_str().is_empty());
-        crate::docker::Endpoint::new(&self.docker_host, !self.docker_tls_verify.is_empty(), cert_path)
+        let ssh_config = self.docker_ssh_config.as_deref().filter(|p| !p.as_os_str().is_empty());
+        crate::docker::Endpoint::new(&self.docker_host, !self.docker_tls_verify.is_empty(), cert_path)?
+            .ssh_config(ssh_config)
     }
 
     pub fn scope(&self) -> Result<crate::scope::Scope, crate::error::CollectorError> {

@@ -21,7 +21,7 @@
 //! - `config` — [`Config`]: flags and environment variables.
 //! - `verbs` — the binary's verbs besides running: `dead-letters list|replay`.
 //! - `state` — the durable state folder (`HEMOSTAT_COLLECTOR_STATE_DIR`, `--state-dir`): what must outlive the process (cursor, outbox, edge restarts), created and checked at start, files replaced atomically.
-//! - `docker` — connecting (with API version negotiation), reading inspect, short ids.
+//! - `docker` — connecting (unix, TLS, or an ssh forward in `docker/ssh`; API version negotiation), reading inspect, short ids.
 //! - `namespace` — shared network namespaces, as alerts and actions read them.
 //! - `inflight` — containers the collector is acting on, so its own restarts are not reported as crashes.
 //! - `scope` — which containers this collector manages (labels, opt-in).
@@ -157,6 +157,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         facts_current: Some(facts_current_rx),
     };
     let (outbox, outbox_task) = Outbox::open(publisher.clone(), outbox_settings, cancel.clone())?;
+    let endpoint = endpoint.reach(&cancel).await?;
     let docker = retry("Docker", &cancel, || docker::connect(&endpoint)).await?;
 
     let inflight = InFlight::new();
@@ -367,6 +368,10 @@ where
 
 /// `--once`: a snapshot of this host's containers, as JSON.
 pub async fn snapshot(config: &Config) -> Result<String, CollectorError> {
-    let docker: Docker = docker::connect(&config.docker_endpoint()?).await?;
+    // An ssh forward lives as long as the snapshot takes, no longer.
+    let cancel = CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    let endpoint = config.docker_endpoint()?.reach(&cancel).await?;
+    let docker: Docker = docker::connect(&endpoint).await?;
     Ok(serde_json::to_string(&sample::snapshot(&docker, &config.host, &sample::roots(config)).await?)?)
 }

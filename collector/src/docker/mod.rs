@@ -1,6 +1,9 @@
 //! The Docker connection, the one restart/stop/start call, what the
 //! collector reads from inspect (labels, times, state and the container's
 //! policy), and the short ids its reports name containers and images by.
+//! An `ssh://` engine is reached through a forwarded socket ([`ssh`]).
+
+mod ssh;
 
 use std::{
     collections::HashMap,
@@ -42,6 +45,7 @@ const REQUEST_TIMEOUT: u64 = 120;
 pub struct Endpoint {
     host: String,
     tls: Option<CertFiles>,
+    ssh: Option<ssh::Target>,
 }
 
 /// The three PEM files of a mutual-TLS endpoint, each read and parsed once
@@ -76,15 +80,11 @@ impl Endpoint {
             }
             "http" => false,
             "ssh" => {
-                return Err(CollectorError::Config(format!(
-                    "DOCKER_HOST {host}: ssh:// is not supported; forward the engine's socket over ssh \
-                     (ssh -nNT -L /run/hemostat-docker.sock:/var/run/docker.sock user@host) and use \
-                     DOCKER_HOST=unix:///run/hemostat-docker.sock, or serve the engine over TLS"
-                )));
+                return Ok(Endpoint { host: host.to_owned(), tls: None, ssh: Some(ssh::Target::parse(host, None)?) });
             }
             _ => {
                 return Err(CollectorError::Config(format!(
-                    "DOCKER_HOST {host}: expected unix://, tcp:// or https://"
+                    "DOCKER_HOST {host}: expected unix://, tcp://, https:// or ssh://"
                 )));
             }
         };
@@ -95,7 +95,7 @@ impl Endpoint {
                     "the Docker engine is reached over plain HTTP: unencrypted and unauthenticated, anyone on the path can drive it; set DOCKER_TLS_VERIFY and DOCKER_CERT_PATH"
                 );
             }
-            return Ok(Endpoint { host: host.to_owned(), tls: None });
+            return Ok(Endpoint { host: host.to_owned(), tls: None, ssh: None });
         }
         let dir = match cert_path {
             Some(dir) => dir.to_owned(),
@@ -111,7 +111,26 @@ impl Endpoint {
                 dir.display()
             ))
         })?;
-        Ok(Endpoint { host: host.to_owned(), tls: Some(files) })
+        Ok(Endpoint { host: host.to_owned(), tls: Some(files), ssh: None })
+    }
+
+    /// The ssh client configuration file an `ssh://` endpoint uses instead
+    /// of the user's own (`ssh -F`); ignored by the other schemes.
+    pub fn ssh_config(mut self, file: Option<&Path>) -> Result<Self, CollectorError> {
+        if self.ssh.is_some() {
+            self.ssh = Some(ssh::Target::parse(&self.host, file)?);
+        }
+        Ok(self)
+    }
+
+    /// Makes the endpoint reachable: for `ssh://`, starts the forward (kept
+    /// up until `cancel`) and answers the local socket it listens on; any
+    /// other endpoint is reachable as it is. An ssh that cannot log in is
+    /// an error at once, in ssh's own words.
+    pub async fn reach(self, cancel: &tokio_util::sync::CancellationToken) -> Result<Self, CollectorError> {
+        let Some(target) = self.ssh else { return Ok(self) };
+        let socket = ssh::open(target, cancel.clone()).await?;
+        Ok(Endpoint { host: format!("unix://{}", socket.display()), tls: None, ssh: None })
     }
 }
 
@@ -426,8 +445,10 @@ mod tests {
         assert!(socket.tls.is_none());
         let e = config_error(Endpoint::new("http://127.0.0.1:2376", true, None));
         assert!(e.contains("tcp:// or https://"), "{e}");
-        let e = config_error(Endpoint::new("ssh://root@127.0.0.1", false, None));
-        assert!(e.contains("forward"), "{e}");
+        let ssh = Endpoint::new("ssh://root@127.0.0.1", true, None).unwrap();
+        assert!(ssh.tls.is_none() && ssh.ssh.is_some());
+        let e = config_error(Endpoint::new("ssh://-oProxyCommand=sh", false, None));
+        assert!(e.contains("host name"), "{e}");
         let e = config_error(Endpoint::new("127.0.0.1:2375", false, None));
         assert!(e.contains("expected unix://"), "{e}");
     }

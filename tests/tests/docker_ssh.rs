@@ -1,0 +1,228 @@
+//! The collector on a Docker engine reached over ssh, as Docker's own
+//! client writes it: `DOCKER_HOST=ssh://user@host[:port]` (plus the
+//! engine's socket path when it is not `/var/run/docker.sock`). A private
+//! `sshd` on 127.0.0.1 with a key made for the test stands for the remote
+//! host; a private `dockerd` is the engine behind it.
+//!
+//! - the collector sees the engine's containers and heals a crash through
+//!   one ssh forward;
+//! - a host whose key is not known is refused (no trust on first sight),
+//!   and so is a key the server does not accept, each at start-up in ssh's
+//!   own words, and the collector exits non-zero;
+//! - a `DOCKER_HOST` that tries to pass ssh an option is refused before
+//!   anything runs.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+use bollard::models::ContainerStateStatusEnum;
+use hemostat_e2e::{
+    PrivateDockerd, RedisServer, TempDir, bin_dir, free_port, outcomes_for, start_collector, test_host, wait_for,
+};
+use hemostat_protocol::event::{DECIDED_AT_THE_EDGE, RemediationStatus};
+
+/// A private `sshd` on 127.0.0.1 accepting one client key for root.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Sshd {
+    async fn start() -> Sshd {
+        let dir = TempDir::new();
+        let d = &dir.0;
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd refuses to start without its privilege separation folder.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowStreamLocalForwarding yes\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run /usr/sbin/sshd (scripts/test-env.sh install installs openssh-server)");
+        let up = wait_for(Duration::from_secs(10), || async {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(drop)
+        })
+        .await;
+        assert!(up.is_some(), "sshd did not listen: {}", std::fs::read_to_string(d.join("sshd.log")).unwrap());
+        Sshd { child, port, dir }
+    }
+
+    /// An ssh client configuration for this server: the test's key, and
+    /// known hosts holding the server's key when `known` (else none).
+    fn client_config(&self, known: bool, key: &Path) -> PathBuf {
+        let d = &self.dir.0;
+        let known_hosts = d.join(if known { "known_hosts" } else { "empty_known_hosts" });
+        let host_key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let line =
+            format!("[127.0.0.1]:{} {}", self.port, host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+        std::fs::write(&known_hosts, if known { line + "\n" } else { String::new() }).unwrap();
+        let file = d.join(format!("ssh_config_{}_{}", known, key.file_name().unwrap().to_string_lossy()));
+        std::fs::write(
+            &file,
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
+                key.display(),
+                known_hosts.display()
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    fn url(&self, engine: &PrivateDockerd) -> String {
+        format!("ssh://root@127.0.0.1:{}{}", self.port, engine.socket().display())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "hemostat-test", "-f"])
+        .arg(path)
+        .output()
+        .expect("run ssh-keygen");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `hemostat-collector --once` over ssh.
+fn snapshot(url: &str, config: &Path) -> Output {
+    Command::new(bin_dir().join("hemostat-collector"))
+        .arg("--once")
+        .env("DOCKER_HOST", url)
+        .env("DOCKER_SSH_CONFIG", config)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run hemostat-collector --once (cargo build --workspace --bins first)")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The collector's private forward folders left in the temporary folder.
+fn forward_dirs() -> Vec<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    std::fs::read_dir(base)
+        .map(|dirs| {
+            dirs.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("hemostat-ssh-")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_on_an_ssh_engine_sees_its_containers_and_heals_a_crash() {
+    let sshd = Sshd::start().await;
+    let engine = PrivateDockerd::start().await;
+    let docker = engine.docker().await;
+    let container = hemostat_e2e::container::start_crash_on_usr1(&docker).await;
+    let config = sshd.client_config(true, &sshd.dir.0.join("client_key"));
+    let url = sshd.url(&engine);
+
+    // One snapshot over ssh lists the container, and leaves no forward behind.
+    let before_dirs = forward_dirs();
+    let out = snapshot(&url, &config);
+    assert!(out.status.success(), "snapshot over ssh failed:\n{}\nsshd:\n{}", text(&out), sshd.log());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(container.name()), "{}", text(&out));
+    assert_eq!(forward_dirs(), before_dirs, "the forward's folder was left behind");
+
+    // The collector, alone (it heals at the edge), over ssh.
+    let redis = RedisServer::start().await;
+    let conn = redis.connection().await;
+    let collector = start_collector(&redis.url(), &test_host(), |b| {
+        b.env("DOCKER_HOST", &url)
+            .env("DOCKER_SSH_CONFIG", &config)
+            .env("HEMOSTAT_EDGE_HEAL_AFTER", "2s")
+            .env("HEMOSTAT_VERIFY_SECONDS", "2")
+    })
+    .await;
+    // The forward's socket is this user's alone.
+    let dirs: Vec<PathBuf> = forward_dirs().into_iter().filter(|d| !before_dirs.contains(d)).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dirs[0]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dirs[0].display());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = container.state().await.started_at.unwrap_or_default();
+    container.kill("USR1").await;
+    container.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
+    let healed = wait_for(Duration::from_secs(30), || async {
+        outcomes_for(&mut conn.clone(), container.name()).await.into_iter().next()
+    })
+    .await;
+    let healed = healed.unwrap_or_else(|| panic!("no outcome; collector:\n{}", collector.log_tail(40)));
+    assert_eq!(healed.context.analysis_method.as_deref(), Some(DECIDED_AT_THE_EDGE), "{healed:?}");
+    assert_eq!(healed.result.status, RemediationStatus::Success, "{healed:?}\n{}", collector.log_tail(40));
+    assert_eq!(healed.result.verified, Some(true), "{healed:?}");
+    let state = container.state().await;
+    assert_eq!(state.running, Some(true), "{state:?}");
+    assert!(state.started_at.unwrap_or_default() > before, "not restarted");
+    // All of it through one login: one forward, not an ssh per connection.
+    let logins = sshd.log().matches("Accepted publickey").count();
+    assert_eq!(logins, 2, "one for the snapshot, one for the collector:\n{}", sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_host_key_a_refused_key_and_an_option_in_the_url_stop_the_collector() {
+    let sshd = Sshd::start().await;
+    let engine = PrivateDockerd::start().await;
+    let url = sshd.url(&engine);
+
+    // The server's key is not in known hosts: refused, not trusted on first sight.
+    let unknown = sshd.client_config(false, &sshd.dir.0.join("client_key"));
+    let out = snapshot(&url, &unknown);
+    assert!(!out.status.success(), "an unknown host key was accepted:\n{}", text(&out));
+    assert!(text(&out).contains("Host key verification failed"), "{}", text(&out));
+
+    // A key the server does not know.
+    let stranger = sshd.dir.0.join("stranger_key");
+    keygen(&stranger);
+    let refused = sshd.client_config(true, &stranger);
+    let collector = hemostat_e2e::stack::collector("redis://127.0.0.1:1", &test_host())
+        .env("DOCKER_HOST", &url)
+        .env("DOCKER_SSH_CONFIG", &refused)
+        .spawn();
+    let exit = collector.wait_exit(Duration::from_secs(40)).await;
+    assert!(exit.is_some_and(|s| !s.success()), "still running or succeeded ({exit:?}):\n{}", collector.log_tail(20));
+    let log = collector.log();
+    assert!(log.contains("Permission denied"), "{log}");
+    assert!(!log.contains("collector ready"), "{log}");
+
+    // An option smuggled in as the host: refused before any ssh runs.
+    let marker = sshd.dir.0.join("pwned");
+    let hostile = format!("ssh://-oProxyCommand=touch{}", marker.display());
+    let out = snapshot(&hostile, &refused);
+    assert!(!out.status.success() && text(&out).contains("DOCKER_HOST"), "{}", text(&out));
+    assert!(!marker.exists(), "the URL ran a command");
+}
