@@ -163,7 +163,31 @@ fn secrets_stay_out_of_stack_parameters_and_logs() {
             text.contains("RedisPerFunction") && text.contains(&format!(":SecretString:{role}}}}}")),
             "{name}'s REDIS_URL must be its own key ({role}) of the secret with RedisUrlSecretPerFunction: {text}"
         );
+        // Read at start-up instead (SecretsExtensionLayerArn): the same key,
+        // named, and the right to read that secret and no other.
+        assert!(
+            text.contains("RuntimeSecrets") && text.contains(&format!("aws-secretsmanager:${{RedisUrlSecret}}#{role}")),
+            "{name}'s REDIS_URL must name its key ({role}) of the secret when read at start-up: {text}"
+        );
+        let policies = serde_yaml_ng::to_string(&function["Properties"]["Policies"]).expect("serialize");
+        assert!(
+            policies.contains("RuntimeSecrets") && policies.contains("ReadRedisSecretPolicy"),
+            "{name}: {policies}"
+        );
     }
+    let resources = &template["Resources"];
+    for policy in ["ReadRedisSecretPolicy", "FunctionPermissionsBoundary"] {
+        let text = serde_yaml_ng::to_string(&resources[policy]).expect("serialize");
+        assert!(
+            text.contains("secretsmanager:GetSecretValue")
+                && text.contains("RuntimeSecrets")
+                && text.contains("${RedisUrlSecret}-??????"),
+            "{policy} must allow reading the Redis secret, only when the functions read it: {text}"
+        );
+        assert!(!text.contains("secretsmanager:*") && !text.contains("secret:*"), "{policy}: {text}");
+    }
+    let layers = serde_yaml_ng::to_string(&template["Globals"]["Function"]["Layers"]).expect("serialize");
+    assert!(layers.contains("RuntimeSecrets") && layers.contains("SecretsExtensionLayerArn"), "{layers}");
 }
 
 /// Every function logs to a group of its own that keeps its lines

@@ -121,9 +121,24 @@ pub fn parse_millis(s: &str) -> Result<u64, String> {
 /// a map in tests (no `set_var`, so tests can run side by side).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// The process environment, as an [`Env`].
+/// The process environment, as an [`Env`]: a setting that names a secret
+/// (`aws-secretsmanager:...`) reads as the secret once
+/// [`install_resolved`] has it (a function's start-up).
 pub fn process_env(name: &str) -> Option<String> {
+    if let Some(value) = RESOLVED.get().and_then(|resolved| resolved.get(name)) {
+        return Some(value.clone());
+    }
     std::env::var(name).ok()
+}
+
+/// The values of settings read from Secrets Manager at start-up
+/// ([`crate::stored_secret`]), set once; the environment is never written
+/// (`set_var` races any thread reading it).
+static RESOLVED: std::sync::OnceLock<std::collections::HashMap<String, String>> = std::sync::OnceLock::new();
+
+/// Makes [`process_env`] answer `resolved`'s values; only the first call counts.
+pub fn install_resolved(resolved: std::collections::HashMap<String, String>) {
+    let _ = RESOLVED.set(resolved);
 }
 
 /// No variable set: every setting takes its default.

@@ -8,17 +8,26 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::{
     batch::{BatchEvent, BatchResponse},
-    config::redis_url,
+    config::{self, process_env, redis_url},
     connection::{connect, redact},
-    telemetry,
+    stored_secret, telemetry,
 };
 
 /// Tracing, then one Redis connection for the life of the instance (built
 /// once in init, shared by every invocation, as Lambda's model intends).
 pub async fn init() -> Result<Connection, Error> {
     telemetry::init();
+    // Before any setting is read: those naming a secret read as it.
+    let resolved = stored_secret::resolve(utf8_vars(), || stored_secret::Extension::from_env(&process_env)).await?;
+    config::install_resolved(resolved);
     let url = redis_url();
     Ok(connect(&url).await.map_err(|e| format!("connecting to {}: {e}", redact(&url)))?)
+}
+
+/// The environment's variables that are UTF-8 (`std::env::vars` panics on
+/// any other; no setting is anything else).
+fn utf8_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
 /// Serves batches until the runtime stops; `handle` never fails the whole

@@ -92,6 +92,7 @@ pub mod secret;
 pub mod series;
 pub mod silence;
 pub mod slot;
+pub mod stored_secret;
 pub mod stream;
 pub mod telemetry;
 pub mod tls;
