@@ -133,6 +133,20 @@ static_binaries() {
     phase "building static binaries: scripts/release.sh --target x86_64-unknown-linux-musl --profile dev"
     bash "$ROOT/scripts/release.sh" --target x86_64-unknown-linux-musl --profile dev \
         --bin hemostat --bin hemostat-collector --no-pack
+    # What docs/src/release.md tells users to run, in the debug profile so the
+    # build above is reused (cargo install would otherwise build in a
+    # temporary folder of its own).
+    phase "installing with cargo: cargo install --locked --path cli|collector"
+    local root bin
+    root="$(mktemp -d)"
+    for bin in cli collector; do
+        CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
+            cargo install -q --locked --offline --debug --path "$ROOT/$bin" --root "$root"
+    done
+    for bin in hemostat hemostat-collector; do
+        "$root/bin/$bin" --version >/dev/null || { echo "error: the installed $bin does not run" >&2; return 1; }
+    done
+    rm -rf "$root"
 }
 
 # Every parser of untrusted input, with the invariants of its results, for a
