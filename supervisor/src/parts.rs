@@ -23,6 +23,8 @@ pub struct Part {
     pub env: Vec<(String, String)>,
     /// Started, the next part waits until this answers.
     pub ready: Ready,
+    /// The user and group it runs as; `None`: the supervisor's.
+    pub user: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,7 @@ pub fn parts(settings: &Settings, host: &str, secrets: &Secrets) -> Vec<Part> {
                 args,
                 env: Vec::new(),
                 ready: Ready::Redis(settings.redis_port),
+                user: users.run_as,
             });
             (users.collector_url.expose().to_owned(), users.bridge_url.expose().to_owned())
         }
@@ -115,6 +118,7 @@ pub fn parts(settings: &Settings, host: &str, secrets: &Secrets) -> Vec<Part> {
         args: local_args,
         env: local_env,
         ready: Ready::Tcp(settings.local_port),
+        user: None,
     });
 
     parts.push(Part {
@@ -127,6 +131,7 @@ pub fn parts(settings: &Settings, host: &str, secrets: &Secrets) -> Vec<Part> {
             ("HEMOSTAT_LAMBDA_TOKEN", secrets.lambda_token.expose()),
         ]),
         ready: Ready::Started,
+        user: None,
     });
 
     let mut collector_env: Vec<(String, String)> = env(&[
@@ -148,6 +153,7 @@ pub fn parts(settings: &Settings, host: &str, secrets: &Secrets) -> Vec<Part> {
         args: Vec::new(),
         env: collector_env,
         ready: Ready::Started,
+        user: None,
     });
     parts
 }

@@ -166,6 +166,10 @@ impl Supervisor {
             command.env_remove(var);
         }
         command.envs(part.env.iter().map(|(k, v)| (k, v)));
+        if let Some((uid, gid)) = part.user {
+            // As root, std also drops every supplementary group before setuid.
+            command.uid(uid).gid(gid);
+        }
         // Its own process group: what it starts dies with it.
         command.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command

@@ -51,7 +51,17 @@ pub struct RedisUsers {
     /// redis-server's --aclfile.
     pub acl_file: PathBuf,
     pub data_dir: PathBuf,
+    /// Who redis-server runs as: [`REDIS_USER`] when the supervisor is root.
+    pub run_as: Option<(u32, u32)>,
 }
+
+/// redis-server's user and group when the supervisor runs as root:
+/// `nobody`/`nogroup`, which owns nothing and is in no group, so a Redis
+/// turned against HemoStat (a Lua sandbox escape) holds neither the Docker
+/// socket (`root:docker`, 0660 on the host, whatever gid `docker` has
+/// there) nor the secrets beside its data. Not a low system id, which on
+/// the host could be the `docker` group itself.
+pub const REDIS_USER: (u32, u32) = (65534, 65534);
 
 pub fn prepare(settings: &Settings, host: &str) -> Result<Secrets, SupervisorError> {
     let dir = &settings.state_dir;
@@ -155,6 +165,7 @@ fn redis_users(settings: &Settings, host: &str) -> Result<RedisUsers, Supervisor
     acl.push_str(&default_user()?);
     let acl_file = redis_dir.join("users.acl");
     write_private(&acl_file, &acl)?;
+    let run_as = unprivileged_redis(&redis_dir, &data_dir, &acl_file)?;
 
     let url = |user: &str| -> Result<Secret, SupervisorError> {
         let password = read_private(&redis_dir.join(format!("{user}.password")))?;
@@ -180,7 +191,54 @@ fn redis_users(settings: &Settings, host: &str) -> Result<RedisUsers, Supervisor
         functions_env,
         acl_file,
         data_dir,
+        run_as,
     })
+}
+
+/// As root: hands redis-server what it must read and write (its data, the
+/// ACL file of password hashes) and lets it pass through the state folder
+/// and `redis/` (0711: through, not list), whose secret files stay root's
+/// own (0600).
+/// Otherwise Redis runs as the supervisor's user, which owns it all.
+fn unprivileged_redis(
+    redis_dir: &Path,
+    data_dir: &Path,
+    acl_file: &Path,
+) -> Result<Option<(u32, u32)>, SupervisorError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let (uid, gid) = REDIS_USER;
+    // The state folder and `redis/`: through, not list; every secret file
+    // in them is its owner's alone (0600).
+    for dir in redis_dir.ancestors().take(2) {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).map_err(|e| state_error(dir, e.to_string()))?;
+    }
+    for path in [data_dir, acl_file] {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| state_error(path, e.to_string()))?;
+    }
+    // What an older image's root Redis wrote there (its append-only files).
+    for entry in walk(data_dir) {
+        std::os::unix::fs::lchown(&entry, Some(uid), Some(gid)).map_err(|e| state_error(&entry, e.to_string()))?;
+    }
+    Ok(Some(REDIS_USER))
+}
+
+/// Every file and folder under `dir`, not following links.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// The default user's ACL line: on (Redis replays an append-only file's

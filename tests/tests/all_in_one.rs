@@ -238,6 +238,24 @@ async fn all_in_one_heals_restarts_its_parts_and_keeps_its_keys() {
     .unwrap_or_else(|| panic!("no restart in `hemostat audit {container_ref}`\n{}", hemostat.logs()));
     println!("hemostat audit {container_ref}:\n{audit}");
 
+    // Redis runs as nobody, in no group: not the Docker socket's owner, not
+    // a reader of the passwords beside its data.
+    let redis = hemostat.pid_of("redis-server").expect("redis-server runs");
+    let status = hemostat.exec_ok(&["cat", &format!("/proc/{redis}/status")]);
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
+    assert_eq!(field("Uid:").split_whitespace().nth(1), Some("65534"), "{status}");
+    assert_eq!(field("Gid:").split_whitespace().nth(1), Some("65534"), "{status}");
+    assert_eq!(field("Groups:").split_whitespace().count(), 1, "supplementary groups: {status}");
+    // What that user may read there, asked as that user (the control: a
+    // file anyone may read is read).
+    let as_redis = |path: &str| docker_cli(&["exec", "--user", "65534:65534", hemostat.name.as_str(), "cat", path]);
+    assert!(as_redis("/etc/hostname").status.success(), "{}", show_output("cat", &as_redis("/etc/hostname")));
+    for path in ["/var/lib/hemostat/redis/hemostat-operator.password", "/var/run/docker.sock"] {
+        let out = as_redis(path);
+        assert!(!out.status.success(), "redis' user reads {path}: {}", show_output("cat", &out));
+        assert!(text(&out.stderr).contains("ermission denied"), "{}", show_output("cat", &out));
+    }
+
     // A part killed with SIGKILL is started again.
     let bridge = hemostat.pid_of("hemostat-bridge").expect("the bridge runs");
     hemostat.exec_ok(&["kill", "-9", &bridge]);
