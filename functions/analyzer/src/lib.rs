@@ -51,3 +51,11 @@ pub use llm::{Llm, LlmClient, Prompt, http_client};
 pub fn load_signatures() -> Result<usize, AnalyzerError> {
     signatures::catalogue().map(|c| c.signatures().len())
 }
+
+/// The ids of the failure signatures `line` matches, in catalogue order:
+/// what `hemostat-bench-signatures` times (matching must stay linear in the
+/// line's length whatever the catalogue's size).
+pub fn matching_signatures(line: &str) -> Result<Vec<&'static str>, AnalyzerError> {
+    let c = signatures::catalogue()?;
+    Ok(c.matching(line).map(|i| c.get(i).id.as_str()).collect())
+}

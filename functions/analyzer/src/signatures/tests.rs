@@ -113,6 +113,18 @@ fn the_winning_signature_gives_restart_helps_and_the_recommendation() {
         diagnose_exit(&["panic: open /etc/app/config.yaml: no such file or directory"]).map(|d| d.cause),
         Some(Cause::MissingFileOrConfig)
     );
+    // ENOSPC from inotify is a host limit, not a full disk.
+    let d =
+        diagnose_exit(&["Error: ENOSPC: System limit for number of file watchers reached, watch '/app/src'"]).unwrap();
+    assert_eq!((d.cause, d.restart_helps), (Cause::MissingFileOrConfig, false));
+    // The kernel's OOM report outranks the C library's "out of memory".
+    let d = diagnose_exit(&["Memory cgroup out of memory: Killed process 4242 (java)"]).unwrap();
+    assert_eq!(d.cause, Cause::OomKilled);
+    // musl's words (Alpine images) are read like glibc's.
+    let d = diagnose_exit(&["socket.gaierror: [Errno -2] Name does not resolve"]).unwrap();
+    assert_eq!((d.cause, d.restart_helps), (Cause::DependencyUnreachable, false));
+    let d = diagnose_exit(&["bind: Address in use"]).unwrap();
+    assert_eq!(d.cause, Cause::PortInUse);
     // Words no signature knows: the bare exit code, nothing guessed.
     let d = diagnose_exit(&["ERROR consumer: no progress for 30s on partition 7, exiting"]).unwrap();
     assert_eq!((d.cause, d.recommendation), (Cause::AppError, None));
