@@ -103,7 +103,9 @@ impl Probe {
             Some(v) => match v.trim().parse::<u32>() {
                 Ok(n) if (1..=MAX_RETRIES).contains(&n) => n,
                 _ => {
-                    return Err(format!("{LABEL_PROBE_RETRIES}={v:?}: expected a whole number from 1 to {MAX_RETRIES}"));
+                    return Err(format!(
+                        "{LABEL_PROBE_RETRIES}={v:?}: expected a whole number from 1 to {MAX_RETRIES}"
+                    ));
                 }
             },
         };
