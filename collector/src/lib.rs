@@ -17,6 +17,7 @@
 //! - `alert/` — every `health_alert` built one way: policy, holds, silences, evidence (redacted), recent events and samples.
 //! - `detect/` — pure decisions: crashes, thresholds, leaks, resources, restart loops.
 //! - `liveness` — each long-running task's last progress, for the heartbeat, `/healthz` and `/metrics` (`HEMOSTAT_COLLECTOR_LISTEN`).
+//! - `probe/` — probes from labels (`hemostat.probe`) for containers without a HEALTHCHECK, run inside each container's network namespace; their failures alert as Docker's `unhealthy` does.
 //! - `outbox` — publishing that rides out Redis outages and collector restarts (a log on disk, bounded, ordered), dead-lettering what Redis refuses for good.
 //! - `config` — [`Config`]: flags and environment variables.
 //! - `verbs` — the binary's verbs besides running: `dead-letters list|replay`.
@@ -45,6 +46,7 @@ mod inflight;
 mod liveness;
 mod namespace;
 mod outbox;
+mod probe;
 mod sample;
 mod scope;
 mod state;
@@ -65,6 +67,8 @@ use tokio_util::sync::CancellationToken;
 pub use alert::{evidence, redact};
 pub use config::Config;
 pub use error::CollectorError;
+/// One probe as the collector runs it, for `hemostat-bench-collector --probes`.
+pub use probe::{Checker as ProbeChecker, Probed};
 pub use verbs::{Verb, run as run_verb};
 
 use crate::{
@@ -223,6 +227,16 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
         let outbox = outbox.clone();
         Supervisor::new(progress.clone(), config.host.clone(), move |env| outbox.send(env))
     };
+    // Probes from labels: their alerts go the way the watcher's go.
+    let prober = probe::Prober::new(
+        docker.clone(),
+        alerts.clone(),
+        inflight.clone(),
+        scope.clone(),
+        config.proc_root.clone(),
+        progress.clone(),
+    )
+    .map_err(|e| CollectorError::Config(format!("the probes' TLS client: {e}")))?;
     let executor = Executor::new(docker.clone(), &config, inflight.clone(), scope.clone(), redactor.clone())?;
     let watcher = {
         let (docker, inflight, scope, state, outbox, progress) =
@@ -308,7 +322,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     drop(outbox);
     supervisor = supervisor.supervise(Supervised::new(Task::Outbox, Stop::Abort, drain).running(outbox_task));
     let supervisor_task = tokio::spawn(supervisor.run(cancel.clone()));
-    let mut tasks = vec![registry_task];
+    let mut tasks = vec![registry_task, tokio::spawn(prober.run(cancel.clone()))];
     if let Some(addr) = &config.listen {
         // Bound before "ready": a bad address is a start-up error.
         let server = liveness::Server::bind(addr).await?;

@@ -481,3 +481,59 @@ async fn a_cpu_alert_carries_the_summary_of_its_samples() {
     assert_eq!(event_facts(&evidence), [("start", None, None)], "{json}");
     assert!(json.len() <= 4096, "{}", json.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_label_is_the_health_check_of_a_container_without_one() {
+    let mut env = start().await;
+    let docker = docker().await;
+    // busybox httpd on the container's loopback only (published nowhere,
+    // not even on its own network address): its health file is served
+    // for 8 s, then removed, and the probe gets 404s.
+    let c = ContainerSpec::shell(
+        "mkdir /www; echo ok > /www/healthz; httpd -f -p 127.0.0.1:8080 -h /www & sleep 8; rm /www/healthz; wait",
+    )
+    .label("hemostat.probe", "http://:8080/healthz")
+    .label("hemostat.probe.interval", "1s")
+    .label("hemostat.probe.timeout", "500ms")
+    .label("hemostat.probe.retries", "2")
+    .start(&docker)
+    .await;
+    // A label aiming elsewhere is refused, never probed.
+    let elsewhere = ContainerSpec::shell("while :; do sleep 0.2; done")
+        .label("hemostat.probe", "http://example.com/healthz")
+        .start(&docker)
+        .await;
+    // A HEALTHCHECK of its own (passing) wins over a probe that would fail.
+    let own = ContainerSpec::shell("while :; do sleep 0.2; done")
+        .healthcheck("true", 300)
+        .label("hemostat.probe", "tcp://:1")
+        .label("hemostat.probe.interval", "1s")
+        .label("hemostat.probe.retries", "1")
+        .start(&docker)
+        .await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(alerts_for(&mut env.conn, c.name()).await.is_empty(), "alerted while its probe passed");
+    let log = env.collector.log_tail(400);
+    assert!(log.contains("probing") && log.contains(c.name()), "never probed: {log}");
+
+    let (_, alert) = wait_alert_within(&mut env, c.name(), Duration::from_secs(25)).await;
+    assert_eq!(alert.anomalies[0].kind, hemostat_protocol::event::AnomalyKind::Unhealthy);
+    assert_eq!(alert.issues[0], "Health check failing");
+    assert_eq!(
+        alert.issues.get(1).map(String::as_str),
+        Some("HemoStat probe http://:8080/healthz failed 2 times in a row: HTTP 404"),
+        "{:?}",
+        alert.issues
+    );
+    assert_eq!(alert.metrics.extra.get("probe_last_failure"), Some(&serde_json::json!("HTTP 404")));
+    assert_eq!(c.state().await.status, Some(ContainerStateStatusEnum::RUNNING), "still running: only unhealthy");
+
+    let log = env.collector.log_tail(400);
+    assert!(log.contains("bad probe label") && log.contains("example.com"), "{log}");
+    assert!(log.contains("has a HEALTHCHECK of its own"), "{log}");
+    assert!(alerts_for(&mut env.conn, elsewhere.name()).await.is_empty());
+    assert!(alerts_for(&mut env.conn, own.name()).await.is_empty(), "the probe was run despite its HEALTHCHECK");
+    // One alert per unhealthy spell, not one per failed probe.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(alerts_for(&mut env.conn, c.name()).await.len(), 1);
+}

@@ -94,6 +94,7 @@ mod tests {
         assert!(page.contains("hemostat_collector_healthy 1"), "{page}");
         assert!(page.contains("hemostat_collector_events_total 1"), "{page}");
         assert!(page.contains("hemostat_collector_event_stream_stalls_total 1"), "{page}");
+        assert!(page.contains("hemostat_collector_probes_unavailable_total 0"), "{page}");
         assert!(page.contains(r#"hemostat_collector_task_progress_seconds_ago{task="watcher"}"#), "{page}");
         assert!(!page.contains(r#"task="sampler""#), "{page}");
     }

@@ -80,6 +80,20 @@ pub(crate) struct Progress {
     /// the ones that found events the stream had not delivered.
     reopenings: AtomicU64,
     stalls: AtomicU64,
+    /// What the label probes did (`probe/`).
+    pub(crate) probes: ProbeCounts,
+}
+
+/// Label probes since start.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeCounts {
+    pub(crate) run: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    /// Probes that could not run: the namespace could not be entered.
+    pub(crate) unavailable: AtomicU64,
+    /// Container starts not probed because a probe label is wrong.
+    pub(crate) bad_labels: AtomicU64,
+    pub(crate) alerts: AtomicU64,
 }
 
 impl Progress {
@@ -187,7 +201,7 @@ impl Progress {
     }
 
     /// The counters `/metrics` shows: (name, help, value).
-    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 6] {
+    pub(crate) fn counters(&self) -> [(&'static str, &'static str, u64); 11] {
         let count = |t: Task| self.slot(t).count.load(Relaxed);
         [
             ("hemostat_collector_events_total", "Docker events handled", count(Task::Watcher)),
@@ -207,6 +221,23 @@ impl Progress {
                 "hemostat_collector_event_stream_stalls_total",
                 "reopenings that found events the stream had not delivered",
                 self.stalls.load(Relaxed),
+            ),
+            ("hemostat_collector_probes_total", "label probes run (hemostat.probe)", self.probes.run.load(Relaxed)),
+            ("hemostat_collector_probe_failures_total", "label probes that failed", self.probes.failed.load(Relaxed)),
+            (
+                "hemostat_collector_probes_unavailable_total",
+                "label probes that could not run: the container's network namespace could not be entered",
+                self.probes.unavailable.load(Relaxed),
+            ),
+            (
+                "hemostat_collector_probe_bad_labels_total",
+                "container starts not probed because a hemostat.probe label is wrong",
+                self.probes.bad_labels.load(Relaxed),
+            ),
+            (
+                "hemostat_collector_probe_alerts_total",
+                "unhealthy alerts raised by label probes",
+                self.probes.alerts.load(Relaxed),
             ),
         ]
     }

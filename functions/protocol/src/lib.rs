@@ -85,6 +85,7 @@ pub mod keys;
 pub mod liveness;
 pub mod metrics;
 pub mod policy;
+pub mod probe;
 pub mod publisher;
 pub mod retry_after;
 pub mod routes;

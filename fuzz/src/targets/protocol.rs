@@ -11,6 +11,7 @@ use hemostat_protocol::{
     connection::redact,
     event::{FalseAlarm, HealthAlert, RemediationComplete, RemediationNeeded, SystemAlert},
     policy::Policy,
+    probe::{Probe, Target as ProbeTarget},
     retry_after,
     silence::{self, Silence},
 };
@@ -224,7 +225,7 @@ fn command(input: &[u8]) -> u64 {
 /// selectors and operators' targets.
 pub const LABELS: Target = Target {
     name: "labels",
-    about: "Policy::from_labels, silence targets and label selectors (lines of key=value)",
+    about: "Policy::from_labels, Probe::from_labels, silence targets and label selectors (lines of key=value)",
     dictionary: &[
         "hemostat.action=",
         "hemostat.cooldown=",
@@ -235,6 +236,18 @@ pub const LABELS: Target = Target {
         "hemostat.unhealthy_grace=",
         "hemostat.stop_timeout=",
         "autoheal.stop.timeout=",
+        "hemostat.probe=",
+        "hemostat.probe.interval=",
+        "hemostat.probe.timeout=",
+        "hemostat.probe.retries=",
+        "http://",
+        "https://",
+        "tcp://",
+        "localhost",
+        "[::1]",
+        "@",
+        ":8080",
+        "/healthz",
         "label:",
         "host:",
         "image:",
@@ -269,6 +282,16 @@ fn labels(input: &[u8]) -> u64 {
     let json = serde_json::to_string(policy).expect("a policy serialises");
     let again: Policy = serde_json::from_str(&json).expect("a policy parses");
     assert_eq!(again.action, policy.action);
+    // A probe only ever aims at the container's own loopback, and its path
+    // cannot end the request line.
+    let probe = Probe::from_labels(&labels);
+    if let Some(Ok(p)) = &probe {
+        assert!(p.target.ip().is_loopback(), "a probe aimed off the container: {p:?}");
+        assert!(p.timeout <= p.interval && p.retries >= 1, "probe timing out of range: {p:?}");
+        if let ProbeTarget::Http { path, .. } = &p.target {
+            assert!(path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()), "probe path: {path:?}");
+        }
+    }
     let mut targets = 0;
     for (k, v) in &labels {
         let line = if v.is_empty() { k.clone() } else { format!("{k}={v}") };
@@ -291,6 +314,11 @@ fn labels(input: &[u8]) -> u64 {
         if stop.is_some() { "stop" } else { "" },
         if grace.is_some() { "grace" } else { "" },
         if targets > 0 { "targets" } else { "" },
+        match &probe {
+            None => "",
+            Some(Ok(_)) => "probe",
+            Some(Err(_)) => "bad probe",
+        },
     ])
 }
 

@@ -17,6 +17,14 @@
 //! `--compare PATH` measures a second collector binary (another commit's
 //! build) in the same run, on the same containers, right after the first.
 //! Needs DOCKER_HOST and HEMOSTAT_TEST_IMAGE (scripts/test-env.sh start).
+//!
+//! `--probes N [--probe-interval 10]` measures label probes instead
+//! (`hemostat.probe`): N busybox `httpd` listeners on the loopback of one
+//! container (one network namespace, N ports: a thousand containers would
+//! measure their shims, not the probe), each probed with an HTTP GET every
+//! interval by the collector's own probe code, in this process, for
+//! `--seconds`. Printed: probes per second, this process's CPU (% of one
+//! core, and per probe), its RSS before and at its peak, probe latency.
 
 use std::{
     path::{Path, PathBuf},
@@ -42,10 +50,13 @@ struct Args {
     bin_dir: Option<PathBuf>,
     /// Another collector binary, measured in the same run.
     compare: Option<PathBuf>,
+    /// Label probes to measure instead of sampling (0: sampling).
+    probes: usize,
+    probe_interval: u64,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { containers: 50, seconds: 30, bin_dir: None, compare: None };
+    let mut a = Args { containers: 50, seconds: 30, bin_dir: None, compare: None, probes: 0, probe_interval: 10 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -60,9 +71,16 @@ fn args() -> Result<Args, String> {
                 }
                 a.compare = Some(path);
             }
+            "--probes" => a.probes = value()?.parse().map_err(|e| format!("--probes: {e}"))?,
+            "--probe-interval" => {
+                a.probe_interval = value()?.parse().map_err(|e| format!("--probe-interval: {e}"))?;
+                if a.probe_interval == 0 {
+                    return Err("--probe-interval: at least 1 (seconds)".into());
+                }
+            }
             "-h" | "--help" => {
                 return Err("usage: hemostat-bench-collector [--containers N] [--seconds S] [--bin-dir DIR] \
-                            [--compare PATH]"
+                            [--compare PATH] [--probes N [--probe-interval S]]"
                     .into());
             }
             other => return Err(format!("unknown argument {other}")),
@@ -343,6 +361,20 @@ async fn main() -> std::process::ExitCode {
     }
     let docker = docker().await;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    if args.probes > 0 {
+        let outcome = tokio::select! {
+            r = probes::bench(&args, &docker, &run) => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        };
+        cleanup(&docker, &run).await;
+        return match outcome {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let rows = tokio::select! {
         rows = bench(&args, &docker, &run) => Some(rows),
         _ = tokio::signal::ctrl_c() => {
@@ -398,5 +430,116 @@ fn print_table(args: &Args, rows: &[Row]) {
     }
     if let Some(path) = &args.compare {
         println!("--compare binary: {}", path.display());
+    }
+}
+
+/// `--probes`: the cost of label probes.
+mod probes {
+    use std::time::{Duration, Instant};
+
+    use bollard::Docker;
+    use hemostat_collector::{ProbeChecker, Probed};
+    use hemostat_e2e::ContainerSpec;
+    use hemostat_protocol::probe::Probe;
+
+    use super::{Args, LABEL, clock_ticks, cpu_ticks, rss_mb};
+
+    /// The first listener's port; N consecutive ones follow.
+    const FIRST_PORT: usize = 20000;
+
+    pub async fn bench(args: &Args, docker: &Docker, run: &str) -> Result<(), String> {
+        let n = args.probes;
+        if FIRST_PORT + n > 65535 {
+            return Err(format!("--probes: at most {}", 65535 - FIRST_PORT));
+        }
+        // Each httpd puts itself in the background once it listens.
+        let script = format!(
+            "mkdir /www; echo ok > /www/healthz; i={FIRST_PORT}; \
+             while [ $i -lt {} ]; do httpd -p 127.0.0.1:$i -h /www || exit 1; i=$((i+1)); done; \
+             echo listening; exec sleep 100000",
+            FIRST_PORT + n
+        );
+        let c = ContainerSpec::shell(&script).label(LABEL, run).start(docker).await;
+        c.wait_for_log("listening", Duration::from_secs(300)).await;
+        let pid = c.inspect().await.state.and_then(|s| s.pid).ok_or("the listeners' container has no pid")?;
+        let checker = ProbeChecker::new("/proc".into()).map_err(|e| e.to_string())?;
+        let interval = Duration::from_secs(args.probe_interval);
+        let window = Duration::from_secs(args.seconds);
+        let me = std::process::id();
+        let rss_before = rss_mb(me);
+        let (t0, cpu0) = (Instant::now(), cpu_ticks(me).unwrap_or_default());
+        let deadline = tokio::time::Instant::now() + window;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let checker = checker.clone();
+                let labels = std::collections::HashMap::from([(
+                    "hemostat.probe".to_owned(),
+                    format!("http://:{}/healthz", FIRST_PORT + i),
+                )]);
+                let probe = Probe::from_labels(&labels).expect("a probe label").expect("a valid probe");
+                // Spread over the interval, as containers started at
+                // different times are.
+                let first = tokio::time::Instant::now() + interval.mul_f64(i as f64 / n as f64);
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval_at(first, interval);
+                    let (mut took, mut failed) = (Vec::new(), Vec::new());
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = tokio::time::sleep_until(deadline) => return (took, failed),
+                        }
+                        let started = Instant::now();
+                        let probed = checker.check(pid, &probe).await;
+                        took.push(started.elapsed());
+                        if !matches!(probed, Probed::Healthy(_)) {
+                            failed.push(probed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut rss_peak = rss_before;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            rss_peak = rss_peak.max(rss_mb(me));
+        }
+        // At the deadline: the probes under way then are a few milliseconds.
+        let (mut took, mut failed) = (Vec::new(), Vec::new());
+        for task in tasks {
+            let (t, f) = task.await.map_err(|e| e.to_string())?;
+            took.extend(t);
+            failed.extend(f);
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = cpu_ticks(me).unwrap_or_default().saturating_sub(cpu0) as f64 / clock_ticks();
+        let build = if cfg!(debug_assertions) { "debug build" } else { "release build" };
+        took.sort();
+        let pct =
+            |q: f64| took.get(((took.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        println!(
+            "label probes: {n} HTTP GETs (busybox httpd on {n} loopback ports of one container's network namespace), \
+             one every {} s each, {:.0} s, {cores} cores, {build}",
+            interval.as_secs(),
+            wall
+        );
+        println!("| probes/s | CPU, % of one core | CPU per probe | RSS before -> peak | latency p50 / p99 | failed |");
+        println!("|---|---|---|---|---|---|");
+        println!(
+            "| {:.1} | {:.2} | {:.0} us | {:.1} -> {:.1} MiB | {:.2} / {:.2} ms | {} of {} |",
+            took.len() as f64 / wall,
+            cpu / wall * 100.0,
+            if took.is_empty() { 0.0 } else { cpu / took.len() as f64 * 1e6 },
+            rss_before,
+            rss_peak,
+            pct(0.5),
+            pct(0.99),
+            failed.len(),
+            took.len()
+        );
+        if let Some(first) = failed.first() {
+            println!("first failure: {first:?}");
+        }
+        Ok(())
     }
 }
