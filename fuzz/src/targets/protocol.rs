@@ -282,6 +282,7 @@ fn labels(input: &[u8]) -> u64 {
                 created: "2026-01-01T00:00:00Z".into(),
                 until: v.clone(),
                 by: String::new(),
+                window: None,
             };
             let _ = (s.selects(&labels), s.target_text(), s.refusal(), s.until_ms());
         }
