@@ -48,11 +48,7 @@
 
 use std::{collections::HashMap, fmt, time::Duration};
 
-use jiff::{
-    Timestamp,
-    civil::{Date, Weekday},
-    tz::TimeZone,
-};
+use jiff::{Timestamp, civil::Date, tz::TimeZone};
 use redis::aio::ConnectionLike;
 use serde::{Deserialize, Serialize};
 
@@ -69,14 +65,15 @@ pub const MIN_LENGTH: Duration = Duration::from_secs(60);
 /// weekday's next one starts and [`Schedule::window_at`] looks back 8 days.
 pub const MAX_LENGTH: Duration = Duration::from_secs(7 * 24 * 3600);
 
-const DAYS: [(&str, Weekday); 7] = [
-    ("mon", Weekday::Monday),
-    ("tue", Weekday::Tuesday),
-    ("wed", Weekday::Wednesday),
-    ("thu", Weekday::Thursday),
-    ("fri", Weekday::Friday),
-    ("sat", Weekday::Saturday),
-    ("sun", Weekday::Sunday),
+/// Each weekday's short and full name (`--every mon` or `--every monday`), Monday first.
+const DAYS: [(&str, &str); 7] = [
+    ("mon", "monday"),
+    ("tue", "tuesday"),
+    ("wed", "wednesday"),
+    ("thu", "thursday"),
+    ("fri", "friday"),
+    ("sat", "saturday"),
+    ("sun", "sunday"),
 ];
 const EVERY_DAY: u8 = 0b111_1111;
 const WEEKDAYS: u8 = 0b001_1111;
@@ -279,8 +276,7 @@ fn parse_days(every: &str) -> Result<u8, String> {
     let mut days = 0u8;
     for name in every.split(',') {
         let name = name.trim();
-        let Some(i) = DAYS.iter().position(|(short, _)| name.len() >= 3 && weekday_name(*short).starts_with(name))
-        else {
+        let Some(i) = DAYS.iter().position(|(_, full)| name.len() >= 3 && full.starts_with(name)) else {
             return Err(format!(
                 "every {every:?}: expected day, weekdays, weekends, or days such as mon,thu (mon tue wed thu fri sat sun)"
             ));
@@ -288,19 +284,6 @@ fn parse_days(every: &str) -> Result<u8, String> {
         days |= 1 << i;
     }
     Ok(days)
-}
-
-/// `mon` -> `monday`: `--every monday` reads as well as `--every mon`.
-fn weekday_name(short: &str) -> &'static str {
-    match short {
-        "mon" => "monday",
-        "tue" => "tuesday",
-        "wed" => "wednesday",
-        "thu" => "thursday",
-        "fri" => "friday",
-        "sat" => "saturday",
-        _ => "sunday",
-    }
 }
 
 fn parse_at(at: &str) -> Result<(i8, i8), String> {
@@ -319,9 +302,9 @@ fn parse_at(at: &str) -> Result<(i8, i8), String> {
 
 /// `2700` -> `45m`, `7200` -> `2h`, `90` -> `90s`: the shortest exact form.
 fn length_text(seconds: u64) -> String {
-    if seconds % 3600 == 0 {
+    if seconds.is_multiple_of(3600) {
         format!("{}h", seconds / 3600)
-    } else if seconds % 60 == 0 {
+    } else if seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else {
         format!("{seconds}s")
