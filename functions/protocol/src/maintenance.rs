@@ -177,7 +177,10 @@ impl Schedule {
             {
                 open = Some(w);
             }
-            day = day.yesterday().ok()?;
+            match day.yesterday() {
+                Ok(before) => day = before,
+                Err(_) => break, // the start of time
+            }
         }
         open
     }
@@ -192,7 +195,10 @@ impl Schedule {
             if let Some(w) = self.window_on(day).filter(|w| w.start_ms > now_ms) {
                 return Some(w);
             }
-            day = day.tomorrow().ok()?;
+            match day.tomorrow() {
+                Ok(after) => day = after,
+                Err(_) => break, // the end of time
+            }
         }
         None
     }
