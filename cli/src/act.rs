@@ -9,6 +9,7 @@ use hemostat_protocol::{
     envelope::agent,
     event::{IncidentContext, RemediationNeeded},
     keys,
+    maintenance::{self, Recurring, Schedule},
     publisher::ENVELOPE_FIELD,
     silence::{self, Silence},
 };
@@ -48,6 +49,7 @@ pub async fn silence_add(
         created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         until: until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         by: by.to_owned(),
+        window: None,
     };
     silence::add(&mut ctx.conn(), &s).await?;
     if ctx.json {
@@ -65,13 +67,127 @@ pub async fn silence_add(
     Ok(())
 }
 
-pub async fn silence_ls(ctx: &Context) -> Result<(), CliError> {
-    let live = silence::live(&mut ctx.conn()).await?;
-    let values: Vec<Value> = live.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
+/// `silence add --every`'s flags.
+pub struct WindowFlags {
+    pub every: String,
+    pub at: String,
+    /// `--for`: each window's length.
+    pub length: String,
+    pub tz: Option<String>,
+    pub until: Option<String>,
+}
+
+/// Stores a recurring silence (a maintenance window).
+pub async fn window_add(
+    ctx: &Context,
+    target: &str,
+    flags: &WindowFlags,
+    reason: &str,
+    by: &str,
+) -> Result<(), CliError> {
+    let (kind, value) = silence::parse_target(target).map_err(CliError::Usage)?;
+    let schedule = Schedule::new(&flags.every, &flags.at, &flags.length, flags.tz.as_deref())
+        .map_err(|e| CliError::Usage(format!("--{e}")))?;
+    if reason.trim().is_empty() {
+        return Err(CliError::Usage("--reason must say why (the gate's refusals quote it)".into()));
+    }
+    let until = flags.until.as_deref().map(|u| end_date(u, &schedule)).transpose()?;
+    let now = chrono::Utc::now();
+    let r = Recurring {
+        id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        kind,
+        target: value,
+        reason: reason.trim().to_owned(),
+        created: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        by: by.to_owned(),
+        schedule,
+        until,
+    };
+    if r.ended(now.timestamp_millis()) {
+        return Err(CliError::Usage("--until: no window opens before it".into()));
+    }
+    maintenance::add(&mut ctx.conn(), &r).await?;
     if ctx.json {
+        show::json(&window_json(&r, now.timestamp_millis()));
+    } else {
+        println!("maintenance window {} on {}: {}; {}: {}", r.id, r.target_text(), r.schedule, next_text(&r), r.reason);
+    }
+    Ok(())
+}
+
+/// `--until`: RFC 3339, or a date (the end of that day in the schedule's zone).
+fn end_date(text: &str, schedule: &Schedule) -> Result<String, CliError> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    let bad = || CliError::Usage(format!("--until {text:?}: expected RFC 3339 or a date YYYY-MM-DD"));
+    let date: jiff::civil::Date = text.parse().map_err(|_| bad())?;
+    let tz = jiff::tz::TimeZone::get(schedule.zone()).map_err(|_| bad())?;
+    let end = date.tomorrow().and_then(|d| tz.to_zoned_datetime(d.at(0, 0, 0, 0))).map_err(|_| bad())?;
+    let ms = end.timestamp().as_millisecond();
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .ok_or_else(bad)
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A recurring silence as `silence ls --json` shows it: as stored, with its
+/// next window (the open one, while open).
+fn window_json(r: &Recurring, now: i64) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let (Some(obj), Some(w)) = (v.as_object_mut(), r.next_window(now)) {
+        obj.insert(
+            "next_window".into(),
+            json!({"start": rfc3339(w.start_ms), "end": rfc3339(w.end_ms), "open": w.is_open_at(now)}),
+        );
+    }
+    v
+}
+
+/// `open until ... (... left)` or `next ... to ... (in ...)`.
+fn next_text(r: &Recurring) -> String {
+    let now = now_ms();
+    match r.next_window(now) {
+        Some(w) if w.is_open_at(now) => {
+            format!("open until {} ({} left)", rfc3339(w.end_ms), show::span(w.end_ms - now))
+        }
+        Some(w) => {
+            format!("next {} to {} (in {})", rfc3339(w.start_ms), rfc3339(w.end_ms), show::span(w.start_ms - now))
+        }
+        None => "no window left".to_owned(),
+    }
+}
+
+pub async fn silence_ls(ctx: &Context) -> Result<(), CliError> {
+    let mut conn = ctx.conn();
+    // Open windows are listed once, as windows, not also as silences.
+    let live: Vec<Silence> = silence::live(&mut conn).await?.into_iter().filter(|s| s.window.is_none()).collect();
+    let all = maintenance::all(&mut conn).await?;
+    let recurring = maintenance::prune(&mut conn, all, now_ms()).await?;
+    let mut values: Vec<Value> = live.iter().map(|s| serde_json::to_value(s).unwrap_or_default()).collect();
+    if ctx.json {
+        values.extend(recurring.iter().map(|r| window_json(r, now_ms())));
         show::json(&Value::Array(values));
     } else {
         look::print_silences(&values);
+        println!("MAINTENANCE WINDOWS ({})", recurring.len());
+        for r in &recurring {
+            println!(
+                "  {}  {:<32}  {}; {}  by {}: {}",
+                r.id,
+                r.target_text(),
+                r.schedule,
+                next_text(r),
+                r.by,
+                r.reason
+            );
+        }
     }
     Ok(())
 }
@@ -79,7 +195,7 @@ pub async fn silence_ls(ctx: &Context) -> Result<(), CliError> {
 pub async fn silence_rm(ctx: &Context, id: &str) -> Result<(), CliError> {
     if !silence::remove(&mut ctx.conn(), id.trim()).await? {
         return Err(CliError::NotFound(format!(
-            "no silence {id:?} (ended, removed, or never set; see `hemostat silence ls`)"
+            "no silence or maintenance window {id:?} (ended, removed, or never set; see `hemostat silence ls`)"
         )));
     }
     if ctx.json {

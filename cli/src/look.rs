@@ -460,7 +460,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     let inputs = ctx.gate.inputs(&ContainerFacts {
         policy: own_policy.as_ref(),
         held: held.as_deref(),
-        silence: matching.first().copied(),
+        silence: matching.first().copied().or(belief.and_then(|b| b.window.as_ref())),
     });
     let preview = Gate::new(ctx.gate).preview(&mut conn, c, &inputs).await?;
     let actions = preview.actions_last_hour;

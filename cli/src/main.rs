@@ -235,23 +235,38 @@ enum KeysVerb {
 #[derive(Debug, Subcommand)]
 enum SilenceVerb {
     /// Silences a target for a while: `host/name` (a container), `host:H`, `image:I` (with a tag,
-    /// or every tag of a repository), `project:P` (compose), `label:key=value`.
+    /// or every tag of a repository), `project:P` (compose), `label:key=value`. With `--every`,
+    /// a maintenance window that recurs: `--every day --at 02:00 --for 45m --tz Europe/Berlin`.
     Add {
         /// What to silence.
         target: String,
-        /// For how long (30m, 2h; a bare number is seconds).
-        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-        duration: std::time::Duration,
+        /// For how long (30m, 2h; a bare number is seconds); with `--every`, each window's length.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
         /// Why: the gate's refusals say it.
         #[arg(long)]
         reason: String,
         /// Who sets it (default: $USER).
         #[arg(long)]
         by: Option<String>,
+        /// A recurring window: on which days it opens (`day`, `weekdays`, `weekends`, or days
+        /// such as `mon,thu`).
+        #[arg(long, value_name = "DAYS", requires = "at")]
+        every: Option<String>,
+        /// The local time a recurring window opens (HH:MM, in `--tz`).
+        #[arg(long, value_name = "HH:MM", requires = "every")]
+        at: Option<String>,
+        /// The recurring window's time zone (an IANA name such as Europe/Berlin; default UTC).
+        #[arg(long, value_name = "ZONE", requires = "every")]
+        tz: Option<String>,
+        /// No recurring window opens after this (RFC 3339, or a date YYYY-MM-DD: its end, in
+        /// `--tz`); default: until removed.
+        #[arg(long, value_name = "WHEN", requires = "every")]
+        until: Option<String>,
     },
-    /// Every silence still holding.
+    /// Every silence still holding, and every maintenance window with its next opening.
     Ls,
-    /// Ends a silence now.
+    /// Ends a silence now, or removes a maintenance window.
     Rm {
         /// Its id, as `silence ls` shows it.
         id: String,
@@ -338,8 +353,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Verb::Explain { container } => look::explain(&ctx, &context::container(&container)?).await,
         Verb::Audit { container, limit } => look::audit(&ctx, &context::container(&container)?, limit).await,
-        Verb::Silence(SilenceVerb::Add { target, duration, reason, by }) => {
+        Verb::Silence(SilenceVerb::Add { target, duration, reason, by, every: None, .. }) => {
+            let duration =
+                parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for {duration:?}: {e}")))?;
             act::silence_add(&ctx, &target, duration, &reason, &operator(by)).await
+        }
+        Verb::Silence(SilenceVerb::Add { target, duration, reason, by, every: Some(every), at, tz, until }) => {
+            let window = act::WindowFlags { every, at: at.unwrap_or_default(), length: duration, tz, until };
+            act::window_add(&ctx, &target, &window, &reason, &operator(by)).await
         }
         Verb::Silence(SilenceVerb::Ls) => act::silence_ls(&ctx).await,
         Verb::Silence(SilenceVerb::Rm { id }) => act::silence_rm(&ctx, &id).await,

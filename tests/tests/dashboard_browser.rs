@@ -447,6 +447,7 @@ async fn dashboard_shows_silences_and_open_breakers_live() {
         created: now.to_rfc3339(),
         until: (now + chrono::Duration::milliseconds(for_ms)).to_rfc3339(),
         by: "ops@example".into(),
+        window: None,
     };
     // a is removed while the page is open; b (every tag of shop/db) ends by itself.
     let a = silence(

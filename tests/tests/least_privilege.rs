@@ -81,6 +81,7 @@ async fn a_collectors_credentials_reach_its_own_host_only() {
     allowed(&collector, &["SET", &keys::stats(&own), "{}"]).await;
     allowed(&collector, &["SET", &keys::command_seen(mine, "c1"), "done:success"]).await;
     allowed(&collector, &["ZRANGE", keys::SILENCES, "0", "-1"]).await;
+    allowed(&collector, &["HGETALL", keys::MAINTENANCE]).await;
 
     // Another host's.
     let other = ContainerRef::new(theirs, "db");
@@ -96,6 +97,7 @@ async fn a_collectors_credentials_reach_its_own_host_only() {
     println!("attack refused: redis credentials: a collector publishes remediation_needed");
     // Silences, the gate's state, every key, the server.
     refused(&collector, &["ZADD", keys::SILENCES, "1", "x"]).await;
+    refused(&collector, &["HSET", keys::MAINTENANCE, "x", "{}"]).await;
     refused(&collector, &["DEL", &keys::remediation(&own)]).await;
     refused(&collector, &["DEL", &keys::breaker(&own)]).await;
     refused(&collector, &["FLUSHALL"]).await;

@@ -340,6 +340,7 @@ async fn forged_requests_cannot_turn_the_gate_against_a_container() {
         created: now.to_rfc3339(),
         until: (now + chrono::Duration::minutes(10)).to_rfc3339(),
         by: "tester".into(),
+        window: None,
     };
     silence::add(&mut conn.clone(), &freeze).await.unwrap();
     let key = keys::facts(&ContainerRef::new(&stack.host, frozen.name()));

@@ -35,6 +35,7 @@ use hemostat_protocol::{
     connection::Connection,
     envelope::agent,
     event::{DECIDED_AT_THE_EDGE, IncidentContext, RemediationComplete, RemediationResult, RemediationStatus},
+    maintenance,
     policy::{COMPOSE_PROJECT_LABEL, Policy},
     routes,
     silence::Subject,
@@ -226,7 +227,14 @@ impl Edge {
             ..Subject::of(&ContainerRef::new(&self.host, name))
         };
         let now_ms = Utc::now().timestamp_millis();
-        let refused = match self.silences.refusal(&subject).await {
+        let policy = docker::policy(&inspect).policy;
+        // Its own maintenance window (`hemostat.maintenance`), as the gate's.
+        let own_window = policy
+            .maintenance
+            .as_deref()
+            .and_then(|s| maintenance::label_silence(&ContainerRef::new(&self.host, name), s, now_ms))
+            .map(|s| s.refusal());
+        let refused = match self.silences.refusal(&subject).await.or(own_window) {
             Some(silenced) => Some(silenced),
             None => {
                 ledger.lock().unwrap_or_else(|e| e.into_inner()).refusal(&crash.container_id, &self.settings, now_ms)
@@ -248,7 +256,7 @@ impl Edge {
                 detected_at: Some(crash.detected_at.clone()),
                 analysis_method: Some(DECIDED_AT_THE_EDGE.into()),
                 image: crash.image.clone(),
-                policy: Some(docker::policy(&inspect).policy).filter(|p| *p != Policy::default()),
+                policy: Some(policy).filter(|p| *p != Policy::default()),
                 ..IncidentContext::default()
             },
         };

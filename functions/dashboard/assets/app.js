@@ -166,6 +166,20 @@
       el('td', { class: 'left', text: duration(s.seconds_left) + ' left' }),
       el('td', {}, [el('code', { text: s.id })]),
     ])));
+    // Maintenance windows: the open one's end, else the next one's start.
+    const windows = view.windows || [];
+    $('window-count').textContent = String(windows.length);
+    $('windows-empty').hidden = windows.length > 0;
+    $('windows').replaceChildren(...windows.map((w) => el('tr', { 'data-window': w.id, 'data-open': String(w.open), 'data-target': w.target_text }, [
+      el('td', {}, [w.target_text]),
+      el('td', { class: 'reason', text: w.reason }),
+      el('td', { text: w.schedule }),
+      el('td', { class: 'left', title: w.next_start + ' to ' + w.next_end,
+        text: w.open ? 'open until ' + until(w.next_end_ms) + ' (' + duration(w.seconds_to_change) + ' left)'
+          : until(w.next_start_ms) + ' to ' + until(w.next_end_ms) + ' (in ' + duration(w.seconds_to_change) + ')' }),
+      el('td', { text: w.by }),
+      el('td', {}, [el('code', { text: w.id })]),
+    ])));
   }
 
   // The analyzer's diagnosis: cause and summary, recommendation, and the

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `/` | the page (`text/html`, ETag, revalidated every load) |
 //! | `/api/containers` | grid: every container's stats, remediation record, the silence that holds for it, its open circuit breaker, and every host's liveness |
-//! | `/api/silences` | every live silence: target, reason, by whom, until when, id |
+//! | `/api/silences` | every live silence: target, reason, by whom, until when, id; every maintenance window with its next opening |
 //! | `/api/issues` | health alerts of the window not yet followed by a successful remediation |
 //! | `/api/events?container=&type=&status=&limit=` | the alert function's event lists, filtered |
 //! | `/api/series/<host>/<name>` | the container's recent CPU and memory samples |
@@ -210,14 +210,16 @@ impl<S: Store> Dashboard<S> {
     }
 
     async fn containers(&self) -> Result<String, Route> {
-        let (members, collectors, silences) = tokio::join!(
+        let (members, collectors, silences, windows) = tokio::join!(
             self.store.members(keys::CONTAINERS),
             self.store.scored(keys::COLLECTORS),
             self.store.scored(keys::SILENCES),
+            self.store.hash_values(keys::MAINTENANCE),
         );
-        let (members, collectors, silences) = (members?, collectors?, silences?);
+        let (members, collectors, silences, windows) = (members?, collectors?, silences?, windows?);
         let now = now_ms();
-        let (live, _) = views::live_silences(&silences, now);
+        let (mut live, _) = views::live_silences(&silences, now);
+        views::add_open_windows(&mut live, &windows, now);
         let (containers, total) = views::containers_to_read(&members, self.config.max_containers);
         let hosts = views::hosts_of(&containers, &collectors);
         // One round trip for everything keyed by container or host.
@@ -247,8 +249,8 @@ impl<S: Store> Dashboard<S> {
     }
 
     async fn silences(&self) -> Result<String, Route> {
-        let raw = self.store.scored(keys::SILENCES).await?;
-        to_json(&views::silences_view(&raw, now_ms()))
+        let (raw, windows) = tokio::join!(self.store.scored(keys::SILENCES), self.store.hash_values(keys::MAINTENANCE));
+        to_json(&views::silences_view(&raw?, &windows?, now_ms()))
     }
 
     async fn issues(&self) -> Result<String, Route> {
@@ -441,6 +443,7 @@ mod tests {
             created: "2026-12-02T10:00:00+00:00".into(),
             until: "2099-01-01T00:00:00+00:00".into(),
             by: "alice".into(),
+            window: None,
         };
         let ended = hemostat_protocol::silence::Silence { id: "s-0".into(), ..silence.clone() };
         s.zsets.insert(

@@ -36,6 +36,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Option<(String, i64)>>, DashboardError>> + Send;
     /// A sorted set, lowest score first, with the scores.
     fn scored(&self, key: &str) -> impl Future<Output = Result<Vec<(String, f64)>, DashboardError>> + Send;
+    /// The values of a hash (`HVALS key`).
+    fn hash_values(&self, key: &str) -> impl Future<Output = Result<Vec<String>, DashboardError>> + Send;
     /// The first `limit` elements of a list (`LRANGE key 0 limit-1`).
     fn list(&self, key: &str, limit: usize) -> impl Future<Output = Result<Vec<String>, DashboardError>> + Send;
     /// The newest `count` entries of a stream, newest first (`XREVRANGE + - COUNT`).
@@ -103,6 +105,10 @@ impl Store for RedisStore {
         Ok(self.conn.clone().zrange_withscores(key, 0, -1).await?)
     }
 
+    async fn hash_values(&self, key: &str) -> Result<Vec<String>, DashboardError> {
+        Ok(self.conn.clone().hvals(key).await?)
+    }
+
     async fn list(&self, key: &str, limit: usize) -> Result<Vec<String>, DashboardError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -133,6 +139,8 @@ pub struct MemoryStore {
     /// Milliseconds left of a string key (absent: no expiry).
     pub ttls: HashMap<String, i64>,
     pub zsets: HashMap<String, Vec<(String, f64)>>,
+    /// Hashes' values.
+    pub hashes: HashMap<String, Vec<String>>,
     /// Lists, first element first (as `LRANGE` returns them).
     pub lists: HashMap<String, Vec<String>>,
     /// Streams, oldest entry first (as `XADD` appends them).
@@ -176,6 +184,11 @@ impl Store for MemoryStore {
         let mut all = self.zsets.get(key).cloned().unwrap_or_default();
         all.sort_by(|a, b| a.1.total_cmp(&b.1));
         Ok(all)
+    }
+
+    async fn hash_values(&self, key: &str) -> Result<Vec<String>, DashboardError> {
+        self.check()?;
+        Ok(self.hashes.get(key).cloned().unwrap_or_default())
     }
 
     async fn list(&self, key: &str, limit: usize) -> Result<Vec<String>, DashboardError> {

@@ -98,6 +98,7 @@ async fn every_endpoint_reads_the_real_schema() {
         created: at(0),
         until,
         by: "ops".into(),
+        window: None,
     };
     let mut w = conn.clone();
     for s in [

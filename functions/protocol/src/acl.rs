@@ -174,7 +174,7 @@ impl Role {
                     glob(keys::CONTAINERS),
                     glob(keys::COLLECTORS),
                 ]);
-                g.read.push(glob(keys::SILENCES));
+                g.read.extend([glob(keys::SILENCES), glob(keys::MAINTENANCE)]);
                 g
             }
             Role::Bridge => Grants {
@@ -211,7 +211,8 @@ impl Role {
                 ]));
                 // Silences: the gate prunes the ended ones as it reads.
                 g.write.push(glob(keys::SILENCES));
-                g.read.extend(["hemostat:facts:*".to_owned(), glob(keys::CONTAINERS)]);
+                // Maintenance windows: read only (`hemostat silence ls` prunes).
+                g.read.extend(["hemostat:facts:*".to_owned(), glob(keys::CONTAINERS), glob(keys::MAINTENANCE)]);
                 g
             }
             Role::Alert => Grants { write: owned(&["hemostat:events:*", "hemostat:alert:*"]), ..Grants::default() },
@@ -377,7 +378,9 @@ mod tests {
         ] {
             assert!(!writes(&web, &key), "{key}");
         }
-        assert!(reads(&web, keys::SILENCES));
+        assert!(reads(&web, keys::SILENCES) && reads(&web, keys::MAINTENANCE));
+        assert!(!writes(&web, keys::MAINTENANCE) && !writes(&Role::Responder, keys::MAINTENANCE));
+        assert!(reads(&Role::Responder, keys::MAINTENANCE));
 
         let any = ContainerRef::new("h", "c");
         let mut gate = keys::safety_state(&any).to_vec();

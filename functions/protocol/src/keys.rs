@@ -251,6 +251,11 @@ pub fn bridge_keepalive(consumer: &str) -> String {
 /// silence's JSON, score = its end in epoch ms; readers prune ended ones.
 pub const SILENCES: &str = "hemostat:silences";
 
+/// Every recurring silence (see [`crate::maintenance`]): a hash, field =
+/// its id, value = its JSON. Not in [`SILENCES`]: a schedule has no end to
+/// score it by.
+pub const MAINTENANCE: &str = "hemostat:maintenance";
+
 /// What an operator's reset clears (`hemostat reset`): the container's
 /// cooldown and circuit breaker, i.e. its remediation record, action log,
 /// pending gate decisions and open breaker. Its audit stays (the reset is

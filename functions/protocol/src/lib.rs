@@ -83,6 +83,7 @@ pub mod function;
 pub mod gate;
 pub mod keys;
 pub mod liveness;
+pub mod maintenance;
 pub mod metrics;
 pub mod policy;
 pub mod probe;

@@ -17,6 +17,7 @@
 //! | `hemostat.sustain` | duration | how long a breach lasts before it is an alert |
 //! | `hemostat.unhealthy_grace` | duration | how long `unhealthy` lasts before it is an alert |
 //! | `hemostat.stop_timeout` | duration | graceful stop before a stop or restart kills |
+//! | `hemostat.maintenance` | schedule (`every day at 02:00 for 45m tz Europe/Berlin`) | a recurring maintenance window (a backup that stops it): no action while it is open ([`crate::maintenance`]) |
 //! | `autoheal` | `true` / `false`, any case | docker-autoheal's opt-in and opt-out (the collector's scope) |
 //! | `autoheal.stop.timeout` | seconds | docker-autoheal's stop timeout (`hemostat.stop_timeout` wins) |
 //!
@@ -42,6 +43,9 @@ pub const LABEL_MEMORY_THRESHOLD: &str = "hemostat.memory_threshold";
 pub const LABEL_SUSTAIN: &str = "hemostat.sustain";
 pub const LABEL_UNHEALTHY_GRACE: &str = "hemostat.unhealthy_grace";
 pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
+/// A recurring maintenance window: `every <days> at <HH:MM> for <length>
+/// [tz <zone>]` ([`crate::maintenance::Schedule`]).
+pub const LABEL_MAINTENANCE: &str = "hemostat.maintenance";
 /// docker-autoheal's stop timeout, in whole seconds.
 pub const LABEL_AUTOHEAL_STOP_TIMEOUT: &str = "autoheal.stop.timeout";
 /// Compose's labels: a container's project, its service, and its replica
@@ -124,6 +128,12 @@ pub struct Policy {
     /// container's own `StopTimeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_seconds: Option<f64>,
+    /// From `hemostat.maintenance`: its schedule, as
+    /// [`Schedule`](crate::maintenance::Schedule) writes it (checked when
+    /// read from the label; one a newer collector wrote that this version
+    /// cannot read opens no window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
 }
 
 fn is_default_action(a: &ActionPolicy) -> bool {
@@ -188,6 +198,9 @@ impl Policy {
         let stop_timeout_seconds = read(LABEL_STOP_TIMEOUT, &seconds)
             .or_else(|| read(LABEL_AUTOHEAL_STOP_TIMEOUT, &|v| whole(v, "whole seconds")))
             .or_else(|| own_stop_timeout.filter(|s| *s >= 0).map(|s| s as f64));
+        let maintenance = read_label(labels, &mut problems, LABEL_MAINTENANCE, &|v| {
+            crate::maintenance::Schedule::parse(v).map(|s| s.to_string())
+        });
         Resolved {
             policy: Policy {
                 action: action.unwrap_or_default(),
@@ -198,6 +211,7 @@ impl Policy {
                 sustain_seconds,
                 unhealthy_grace_seconds,
                 stop_timeout_seconds,
+                maintenance,
             },
             problems,
         }
@@ -314,6 +328,7 @@ mod tests {
                 ("hemostat.sustain", "30s"),
                 ("hemostat.unhealthy_grace", "45"),
                 ("hemostat.stop_timeout", "1m"),
+                ("hemostat.maintenance", "every Mon,thu at 2:00 for 45m tz Europe/Berlin"),
             ]),
             Some(30),
         );
@@ -328,6 +343,11 @@ mod tests {
         assert_eq!(p.unhealthy_grace_seconds, Some(45.0));
         // The label wins over the container's own StopTimeout.
         assert_eq!(p.stop_timeout(), Some(Duration::from_secs(60)));
+        assert_eq!(
+            p.maintenance.as_deref(),
+            Some("every mon,thu at 02:00 for 45m tz Europe/Berlin"),
+            "as written back"
+        );
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }
@@ -354,6 +374,7 @@ mod tests {
                 ("hemostat.cpu_threshold", "150"),
                 ("hemostat.max_actions_per_hour", "-1"),
                 ("autoheal.stop.timeout", "1.5"),
+                ("hemostat.maintenance", "nightly"),
             ]),
             Some(12),
         );
@@ -363,7 +384,8 @@ mod tests {
         assert_eq!(r.policy.max_actions_per_hour, None);
         // A bad autoheal timeout leaves the container's own.
         assert_eq!(r.policy.stop_timeout(), Some(Duration::from_secs(12)));
-        assert_eq!(r.problems.len(), 5, "{:?}", r.problems);
+        assert_eq!(r.policy.maintenance, None);
+        assert_eq!(r.problems.len(), 6, "{:?}", r.problems);
         assert!(r.problems.iter().any(|p| p.starts_with("hemostat.action=\"reboot\": expected restart")));
     }
 

@@ -11,6 +11,11 @@
 //! has ended (`ZREMRANGEBYSCORE -inf now`) before they read, so silences
 //! expire by themselves without a sweeper. There are few silences (a
 //! handful per maintenance), so one key is no hot spot.
+//!
+//! Recurring silences (maintenance windows) are stored apart, in
+//! [`crate::maintenance`]; [`live`] and [`holding`] add the windows open now
+//! as silences that end with their window ([`Silence::window`]), so every
+//! reader applies both alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -82,6 +87,13 @@ pub struct Silence {
     pub until: String,
     /// Who set it.
     pub by: String,
+    /// The schedule, when this is a maintenance window open now (never
+    /// stored in [`keys::SILENCES`]: made from a [`Recurring`] or a
+    /// container's `hemostat.maintenance` label as it is read).
+    ///
+    /// [`Recurring`]: crate::maintenance::Recurring
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// What the gate knows of a container when it looks for silences.
@@ -193,7 +205,10 @@ impl Silence {
 
     /// The gate's refusal reason while this silence holds.
     pub fn refusal(&self) -> String {
-        format!("silenced: {} (until {})", self.reason, self.until)
+        match self.window {
+            Some(_) => format!("silenced: {} (maintenance window until {})", self.reason, self.until),
+            None => format!("silenced: {} (until {})", self.reason, self.until),
+        }
     }
 
     pub fn matches(&self, s: &Subject) -> bool {
@@ -266,7 +281,24 @@ pub async fn holding<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<Silen
         .arg("BYSCORE")
         .query_async(conn)
         .await?;
-    Ok(members.iter().filter_map(|m| serde_json::from_str(m).ok()).collect())
+    let mut silences: Vec<Silence> = members.iter().filter_map(|m| serde_json::from_str(m).ok()).collect();
+    with_windows(conn, &mut silences).await?;
+    Ok(silences)
+}
+
+/// Adds the maintenance windows open now to `silences`, keeping the
+/// soonest end first.
+async fn with_windows<C: ConnectionLike + Send>(
+    conn: &mut C,
+    silences: &mut Vec<Silence>,
+) -> Result<(), ProtocolError> {
+    let recurring = crate::maintenance::all(conn).await?;
+    if recurring.is_empty() {
+        return Ok(());
+    }
+    silences.extend(crate::maintenance::open_silences(&recurring, now_ms()));
+    silences.sort_by_key(Silence::until_ms);
+    Ok(())
 }
 
 /// Every silence still holding, soonest end first; ended ones are removed.
@@ -286,15 +318,18 @@ pub async fn live<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<Silence>
         .query_async(conn)
         .await?;
     // Someone else's odd member is skipped, not an error that would stop the gate.
-    Ok(members.iter().filter_map(|m| serde_json::from_str(m).ok()).collect())
+    let mut silences: Vec<Silence> = members.iter().filter_map(|m| serde_json::from_str(m).ok()).collect();
+    with_windows(conn, &mut silences).await?;
+    Ok(silences)
 }
 
-/// Removes the silence `id`; `false` when there was none (or it had ended).
+/// Removes the silence `id`, or the recurring one of that id; `false` when
+/// there was none (or it had ended).
 pub async fn remove<C: ConnectionLike + Send>(conn: &mut C, id: &str) -> Result<bool, ProtocolError> {
     let members: Vec<String> = redis::cmd("ZRANGE").arg(keys::SILENCES).arg(0).arg(-1).query_async(conn).await?;
     let Some(member) = members.into_iter().find(|m| serde_json::from_str::<Silence>(m).is_ok_and(|s| s.id == id))
     else {
-        return Ok(false);
+        return crate::maintenance::remove(conn, id).await;
     };
     let removed: u64 = redis::cmd("ZREM").arg(keys::SILENCES).arg(member).query_async(conn).await?;
     Ok(removed > 0)
@@ -350,6 +385,7 @@ mod tests {
             created: "2026-12-02T10:00:00+00:00".into(),
             until: "2026-12-02T12:00:00+00:00".into(),
             by: "alice".into(),
+            window: None,
         }
     }
 

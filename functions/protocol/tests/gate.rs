@@ -272,6 +272,7 @@ async fn silences_are_stored_listed_matched_removed_and_expire() {
         created: at(0),
         until,
         by: "test".into(),
+        window: None,
     };
     silence::add(&mut conn, &make("long", TargetKind::Host, "h1", at(3600))).await.unwrap();
     silence::add(&mut conn, &make("short", TargetKind::Image, "shop/api", at(1))).await.unwrap();
@@ -289,6 +290,77 @@ async fn silences_are_stored_listed_matched_removed_and_expire() {
     assert!(silence::remove(&mut conn, "long").await.unwrap());
     assert!(!silence::remove(&mut conn, "long").await.unwrap());
     assert!(silence::live(&mut conn).await.unwrap().is_empty());
+}
+
+/// A recurring silence on `target` with a daily window opening at
+/// `start` (UTC) for `length`.
+fn recurring(
+    id: &str,
+    target: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    length: &str,
+) -> hemostat_protocol::maintenance::Recurring {
+    use hemostat_protocol::{maintenance::Schedule, silence::TargetKind};
+    hemostat_protocol::maintenance::Recurring {
+        id: id.into(),
+        kind: TargetKind::Container,
+        target: target.into(),
+        reason: "nightly backup".into(),
+        created: chrono::Utc::now().to_rfc3339(),
+        by: "test".into(),
+        schedule: Schedule::new("day", &start.format("%H:%M").to_string(), length, Some("UTC")).unwrap(),
+        until: None,
+    }
+}
+
+#[tokio::test]
+async fn a_maintenance_window_open_now_refuses_with_its_end_and_a_closed_one_does_not() {
+    use hemostat_protocol::{
+        maintenance,
+        silence::{self, Subject},
+    };
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let now = chrono::Utc::now();
+    let (db, web) = (ContainerRef::new("h1", "db"), ContainerRef::new("h1", "web"));
+    // db's window opened 10 minutes ago for an hour; web's opens in two hours.
+    maintenance::add(&mut conn, &recurring("open", "h1/db", now - chrono::Duration::minutes(10), "1h")).await.unwrap();
+    maintenance::add(&mut conn, &recurring("later", "h1/web", now + chrono::Duration::hours(2), "30m")).await.unwrap();
+    let stored = maintenance::all(&mut conn).await.unwrap();
+    assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["later", "open"]);
+    let next = stored[0].next_window(now.timestamp_millis()).unwrap();
+    assert!(!next.is_open_at(now.timestamp_millis()) && next.start_ms > now.timestamp_millis());
+
+    let live = silence::live(&mut conn).await.unwrap();
+    assert_eq!(live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["open"], "only the open window holds");
+    let window = silence::matching(&live, &Subject::of(&db)).expect("db's window holds for db");
+    let until = chrono::DateTime::parse_from_rfc3339(&window.until).unwrap();
+    let left = until.timestamp_millis() - now.timestamp_millis();
+    assert!((49 * 60_000..=50 * 60_000 + 1000).contains(&left), "the window ends 50 minutes from now: {left} ms");
+    assert!(silence::matching(&live, &Subject::of(&web)).is_none(), "web's window is closed");
+
+    let gate = Gate::new(settings(0, 3));
+    let facts = ContainerFacts { silence: Some(window), ..ContainerFacts::default() };
+    let silenced = settings(0, 3).inputs(&facts);
+    let reason = format!("silenced: nightly backup (maintenance window until {})", window.until);
+    match gate.check(&mut conn, &request(&db, "a", &silenced)).await.unwrap() {
+        GateDecision::Refused { reason: r } => assert_eq!(r, reason),
+        other => panic!("expected the window's refusal, got {other:?}"),
+    }
+    let entry = &entries(&mut conn, &db).await[0];
+    assert_eq!((entry.verdict, entry.reason.as_str()), (Verdict::Refused, reason.as_str()), "audited as silenced");
+    let actions: u64 = conn.zcard(keys::action_log(&db)).await.unwrap();
+    assert_eq!(actions, 0, "nothing taken");
+    assert!(matches!(
+        gate.check(&mut conn, &request(&web, "b", &plain(settings(0, 3)))).await.unwrap(),
+        GateDecision::Allowed { count: 1 }
+    ));
+
+    // `silence rm` removes a window as it removes a silence.
+    assert!(silence::remove(&mut conn, "open").await.unwrap());
+    assert!(!silence::remove(&mut conn, "open").await.unwrap());
+    assert!(silence::live(&mut conn).await.unwrap().is_empty());
+    assert_eq!(maintenance::all(&mut conn).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -399,6 +399,7 @@ mod tests {
             created: "2026-12-02T10:00:00+00:00".into(),
             until: "2099-01-01T00:00:00+00:00".into(),
             by: "alice".into(),
+            window: None,
         }
     }
 

@@ -225,7 +225,7 @@ fn command(input: &[u8]) -> u64 {
 /// selectors and operators' targets.
 pub const LABELS: Target = Target {
     name: "labels",
-    about: "Policy::from_labels, Probe::from_labels, silence targets and label selectors (lines of key=value)",
+    about: "Policy::from_labels, Probe::from_labels, silence targets, label selectors and maintenance schedules (lines of key=value)",
     dictionary: &[
         "hemostat.action=",
         "hemostat.cooldown=",
@@ -248,6 +248,17 @@ pub const LABELS: Target = Target {
         "@",
         ":8080",
         "/healthz",
+        "hemostat.maintenance=",
+        "every ",
+        " at ",
+        " for ",
+        " tz ",
+        "day",
+        "weekdays",
+        "mon,thu",
+        "02:30",
+        "Europe/Berlin",
+        "UTC",
         "label:",
         "host:",
         "image:",
@@ -305,11 +316,30 @@ fn labels(input: &[u8]) -> u64 {
                 created: "2026-01-01T00:00:00Z".into(),
                 until: v.clone(),
                 by: String::new(),
+                window: None,
             };
             let _ = (s.selects(&labels), s.target_text(), s.refusal(), s.until_ms());
         }
     }
+    // A maintenance schedule (the `hemostat.maintenance` label's value):
+    // written back, it reads as the same schedule, and its windows are
+    // computed without a panic at the ends of time.
+    let mut schedules = 0;
+    for v in labels.values() {
+        if let Ok(schedule) = hemostat_protocol::maintenance::Schedule::parse(v) {
+            schedules += 1;
+            let again = hemostat_protocol::maintenance::Schedule::parse(&schedule.to_string());
+            assert_eq!(again.as_ref(), Ok(&schedule), "a schedule written back reads differently");
+            for now in [0, 1_796_212_800_000, i64::MIN, i64::MAX, -62_000_000_000_000, 253_402_300_799_000] {
+                let open = schedule.window_at(now);
+                assert!(open.is_none_or(|w| w.is_open_at(now)), "an open window that is not open");
+                let next = schedule.next_window(now);
+                assert!(open.is_none() || next == open, "the next window is not the open one");
+            }
+        }
+    }
     path(&[
+        if schedules > 0 { "schedule" } else { "" },
         if resolved.problems.is_empty() { "clean" } else { "problems" },
         if stop.is_some() { "stop" } else { "" },
         if grace.is_some() { "grace" } else { "" },

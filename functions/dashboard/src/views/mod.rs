@@ -27,7 +27,7 @@ pub use containers::{
 pub use events::{EventFilter, events_view};
 pub use issues::issues_view;
 pub use series::series_view;
-pub use silences::{live_silences, silences_view};
+pub use silences::{add_open_windows, live_silences, silences_view};
 
 fn str_field(v: &Value, field: &str) -> Option<String> {
     v.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
@@ -99,6 +99,7 @@ mod fixtures {
             created: "2027-01-15T08:00:00+00:00".into(),
             until,
             by: "alice".into(),
+            window: None,
         };
         (serde_json::to_string(&s).unwrap(), end_ms as f64)
     }

@@ -7,6 +7,7 @@ use crate::{
     ContainerRef,
     facts::{Facts, Observed},
     gate::GateSettings,
+    maintenance,
     policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{AlertFacts, Silence},
 };
@@ -34,6 +35,9 @@ pub struct Belief {
     pub held: Option<String>,
     /// The silences the collector matched, and any the request names.
     pub silenced_by: Vec<String>,
+    /// The container's own maintenance window (`hemostat.maintenance`),
+    /// while it is open, as a silence.
+    pub window: Option<Silence>,
 }
 
 impl Belief {
@@ -62,7 +66,8 @@ impl Belief {
         let held = facts.held_at(now_ms).or(asked.held.filter(|h| !h.is_empty())).map(str::to_owned);
         let mut silenced_by = facts.silenced_by.clone();
         silenced_by.extend(asked.silenced_by.iter().filter(|id| !facts.silenced_by.contains(id)).cloned());
-        Ok(Belief { observed: Observed { policy, ..observed.clone() }, held, silenced_by })
+        let window = observed.policy.maintenance.as_deref().and_then(|s| maintenance::label_silence(c, s, now_ms));
+        Ok(Belief { observed: Observed { policy, ..observed.clone() }, held, silenced_by, window })
     }
 
     /// What silences are matched against besides the container's name,
@@ -75,9 +80,14 @@ impl Belief {
         }
     }
 
-    /// The gate's facts, with the silence that holds for the container.
+    /// The gate's facts, with the silence that holds for the container
+    /// (an operator's, else its own maintenance window while open).
     pub fn facts<'a>(&'a self, silence: Option<&'a Silence>) -> ContainerFacts<'a> {
-        ContainerFacts { policy: Some(&self.observed.policy), held: self.held.as_deref(), silence }
+        ContainerFacts {
+            policy: Some(&self.observed.policy),
+            held: self.held.as_deref(),
+            silence: silence.or(self.window.as_ref()),
+        }
     }
 }
 
@@ -160,6 +170,7 @@ mod tests {
             created: "2026-12-02T10:00:00+00:00".into(),
             until: "2099-01-01T00:00:00+00:00".into(),
             by: "alice".into(),
+            window: None,
         }
     }
 
@@ -207,6 +218,35 @@ mod tests {
             held: Some(crate::facts::Hold { reason: "operator: docker stop 3 s ago".into(), until_ms: 2_000 }),
             silenced_by: vec!["s1".into()],
         }
+    }
+
+    #[test]
+    fn the_containers_own_maintenance_window_refuses_while_open_after_an_operators_silence() {
+        let c = ContainerRef::new("h1", "api");
+        let mut f = facts();
+        let observed = f.container.as_mut().unwrap();
+        observed.policy =
+            Policy { maintenance: Some("every day at 02:00 for 45m tz Europe/Berlin".into()), ..Policy::default() };
+        let settings = GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60 };
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+        // 01:10 UTC is 02:10 in Berlin: open; the collector's hold has ended.
+        let b = Belief::of(Some(&f), &c, &Asked::default(), at("2026-12-07T01:10:00Z")).unwrap();
+        assert_eq!(
+            settings.inputs(&b.facts(None)).refusal.as_deref(),
+            Some(
+                "silenced: hemostat.maintenance=every day at 02:00 for 45m tz Europe/Berlin \
+                 (maintenance window until 2026-12-07T01:45:00.000Z)"
+            )
+        );
+        let s = silence();
+        assert_eq!(
+            settings.inputs(&b.facts(Some(&s))).refusal.as_deref(),
+            Some("silenced: kernel upgrade (until 2099-01-01T00:00:00+00:00)"),
+            "an operator's silence is named first"
+        );
+        // 01:50 UTC: closed, nothing refuses.
+        let b = Belief::of(Some(&f), &c, &Asked::default(), at("2026-12-07T01:50:00Z")).unwrap();
+        assert_eq!((b.window.as_ref(), settings.inputs(&b.facts(None)).refusal), (None, None));
     }
 
     #[test]
