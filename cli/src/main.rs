@@ -230,7 +230,7 @@ enum NotifyVerb {
     /// configured sink, their filters aside; a sink that opens incidents (PagerDuty) gets the
     /// matching resolve right after. Exit 1 when a sink failed.
     Test {
-        /// Only this sink (slack, webhook, ntfy, discord, teams, pagerduty, gotify).
+        /// Only this sink (slack, webhook, ntfy, discord, teams, pagerduty, gotify, email).
         #[arg(long)]
         sink: Option<String>,
     },

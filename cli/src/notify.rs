@@ -15,7 +15,7 @@ pub async fn test(sink: Option<&str>, as_json: bool) -> Result<(), CliError> {
     if tried.is_empty() {
         return Err(CliError::Usage(
             "no sink configured: set SLACK_WEBHOOK_URL, ALERT_WEBHOOK_URL, ALERT_NTFY_URL, ALERT_DISCORD_WEBHOOK_URL, \
-             ALERT_TEAMS_WEBHOOK_URL, ALERT_PAGERDUTY_ROUTING_KEY or ALERT_GOTIFY_URL (`alert --help`)"
+             ALERT_TEAMS_WEBHOOK_URL, ALERT_PAGERDUTY_ROUTING_KEY, ALERT_GOTIFY_URL or ALERT_SMTP_HOST (`alert --help`)"
                 .into(),
         ));
     }

@@ -14,8 +14,9 @@ use hemostat_protocol::EventKind;
 use crate::{
     error::AlertError,
     notice::Level,
-    sinks::{Filter, Sink},
+    sinks::{Filter, Sink, email::Smtp},
 };
+use lettre::message::Mailbox;
 
 pub const SLACK_WEBHOOK_URL: Setting =
     Setting::unset("SLACK_WEBHOOK_URL", "Slack incoming webhook; unset sends nothing to Slack").secret();
@@ -52,10 +53,23 @@ pub const GOTIFY_URL: Setting =
 pub const GOTIFY_TOKEN: Setting =
     Setting::unset("ALERT_GOTIFY_TOKEN", "Gotify application token (sent as X-Gotify-Key)").secret();
 
+pub const SMTP_HOST: Setting =
+    Setting::unset("ALERT_SMTP_HOST", "SMTP server for email notifications (STARTTLS required); unset sends no email");
+pub const SMTP_PORT: Setting = Setting::new("ALERT_SMTP_PORT", "587", "SMTP submission port (STARTTLS)");
+pub const SMTP_USERNAME: Setting = Setting::unset("ALERT_SMTP_USERNAME", "SMTP login; unset: no authentication");
+pub const SMTP_PASSWORD: Setting = Setting::unset("ALERT_SMTP_PASSWORD", "SMTP password").secret();
+pub const SMTP_FROM: Setting = Setting::new("ALERT_SMTP_FROM", "HemoStat <hemostat@localhost>", "the From address");
+pub const SMTP_TO: Setting =
+    Setting::unset("ALERT_SMTP_TO", "recipients, comma-separated (needed with ALERT_SMTP_HOST)");
+pub const SMTP_CA_CERT: Setting = Setting::unset(
+    "ALERT_SMTP_CA_CERT",
+    "PEM file of the CA the SMTP server's certificate is checked against; unset: the system's roots",
+);
+
 /// Each sink's filter: the event kinds it gets (`ALERT_<SINK>_EVENTS`,
 /// comma-separated; unset: all) and the lowest level
 /// (`ALERT_<SINK>_MIN_SEVERITY`: info, warning, error, critical).
-pub const FILTERS: [(&str, Setting, Setting); 7] = [
+pub const FILTERS: [(&str, Setting, Setting); 8] = [
     ("slack", events("ALERT_SLACK_EVENTS"), min("ALERT_SLACK_MIN_SEVERITY", "info")),
     ("webhook", events("ALERT_WEBHOOK_EVENTS"), min("ALERT_WEBHOOK_MIN_SEVERITY", "info")),
     ("ntfy", events("ALERT_NTFY_EVENTS"), min("ALERT_NTFY_MIN_SEVERITY", "info")),
@@ -65,6 +79,7 @@ pub const FILTERS: [(&str, Setting, Setting); 7] = [
     // resolve that closes an incident passes whatever the minimum.
     ("pagerduty", events("ALERT_PAGERDUTY_EVENTS"), min("ALERT_PAGERDUTY_MIN_SEVERITY", "warning")),
     ("gotify", events("ALERT_GOTIFY_EVENTS"), min("ALERT_GOTIFY_MIN_SEVERITY", "info")),
+    ("email", events("ALERT_EMAIL_EVENTS"), min("ALERT_EMAIL_MIN_SEVERITY", "info")),
 ];
 
 const fn events(name: &'static str) -> Setting {
@@ -109,7 +124,8 @@ alert: HemoStat's alert function (AWS Lambda, or the local emulator).
 Consumes remediation_complete, false_alarm and system_alert batches from the
 bridge; stores each event in hemostat:events:<type> and hemostat:events:all,
 then notifies every configured sink: Slack, a JSON webhook, ntfy, Discord,
-Microsoft Teams, PagerDuty, Gotify, each with its own filter.",
+Microsoft Teams, PagerDuty, Gotify, email (SMTP with STARTTLS), each with
+its own filter.",
     settings: &[
         SLACK_WEBHOOK_URL,
         WEBHOOK_URL,
@@ -144,6 +160,15 @@ Microsoft Teams, PagerDuty, Gotify, each with its own filter.",
         FILTERS[5].2,
         FILTERS[6].1,
         FILTERS[6].2,
+        SMTP_HOST,
+        SMTP_PORT,
+        SMTP_USERNAME,
+        SMTP_PASSWORD,
+        SMTP_FROM,
+        SMTP_TO,
+        SMTP_CA_CERT,
+        FILTERS[7].1,
+        FILTERS[7].2,
     ],
 };
 
@@ -194,6 +219,8 @@ pub struct Config {
     /// `GOTIFY_URL`, `GOTIFY_TOKEN`: both needed.
     pub gotify_url: Option<Secret>,
     pub gotify_token: Option<Secret>,
+    /// `SMTP_*`: the email sink, when `SMTP_HOST` is set.
+    pub smtp: Option<Smtp>,
     /// `FILTERS`: each sink's filter, by sink name.
     pub filters: Vec<(&'static str, Filter)>,
 }
@@ -235,6 +262,7 @@ impl Config {
             pagerduty_url: PAGERDUTY_URL.text(env).unwrap_or_default(),
             gotify_url: url(GOTIFY_URL, env)?,
             gotify_token: GOTIFY_TOKEN.configured_secret(env),
+            smtp: smtp(env)?,
             filters: FILTERS
                 .iter()
                 .map(|(name, e, m)| Ok((*name, filter(*e, *m, env)?)))
@@ -276,6 +304,37 @@ impl Config {
     pub fn filter(&self, name: &str) -> Filter {
         self.filters.iter().find(|(n, _)| *n == name).map(|(_, f)| f.clone()).unwrap_or_default()
     }
+}
+
+/// The email sink's settings; `None` without `ALERT_SMTP_HOST`.
+fn smtp(env: Env<'_>) -> Result<Option<Smtp>, AlertError> {
+    let Some(host) = SMTP_HOST.configured(env) else { return Ok(None) };
+    let mailbox = |setting: Setting, text: &str| {
+        text.trim().parse::<Mailbox>().map_err(|e| bad(setting.name, format!("{:?}: {e}", text.trim())))
+    };
+    let to: Vec<Mailbox> = SMTP_TO
+        .configured(env)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| mailbox(SMTP_TO, t))
+        .collect::<Result<_, _>>()?;
+    if to.is_empty() {
+        return Err(bad(SMTP_TO.name, "at least one recipient is needed with ALERT_SMTP_HOST"));
+    }
+    let ca_pem = match SMTP_CA_CERT.configured(env) {
+        None => None,
+        Some(path) => Some(std::fs::read(&path).map_err(|e| bad(SMTP_CA_CERT.name, format!("{path}: {e}")))?),
+    };
+    Ok(Some(Smtp {
+        host,
+        port: SMTP_PORT.parse(env)?,
+        username: SMTP_USERNAME.configured(env),
+        password: SMTP_PASSWORD.configured_secret(env),
+        from: mailbox(SMTP_FROM, &SMTP_FROM.text(env).unwrap_or_default())?,
+        to,
+        ca_pem,
+    }))
 }
 
 /// A sink's filter from its two settings.

@@ -98,7 +98,7 @@ impl<L: EventLog> Alert<L> {
             tracing::info!(sink = sink.name, fingerprint = %notice.fingerprint, kind = %notice.kind, "duplicate notification suppressed");
             return Ok(());
         }
-        match sink.send(&self.client, &self.policy, sink.request(body, notice)).await {
+        match sink.deliver(&self.client, &self.policy, body, notice).await {
             Ok(delivered) => {
                 tracing::info!(
                     sink = sink.name,

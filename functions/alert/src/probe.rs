@@ -61,9 +61,9 @@ pub async fn try_sinks(config: &Config, host: &str, only: Option<&str>) -> Resul
     let tries = sinks.iter().map(|sink| {
         let (client, body, notice, done_body, done) = (&client, &body, &notice, &done_body, &done);
         async move {
-            let mut result = sink.send(client, &policy, sink.request(body, notice)).await;
+            let mut result = sink.deliver(client, &policy, body, notice).await;
             if result.is_ok() && sink.closes(done) {
-                result = sink.send(client, &policy, sink.request(done_body, done)).await;
+                result = sink.deliver(client, &policy, done_body, done).await;
             }
             Tried { sink: sink.name, result }
         }

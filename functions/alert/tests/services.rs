@@ -540,7 +540,7 @@ fn a_bad_filter_is_a_start_up_error_naming_the_variable() {
     assert!(err.contains("ALERT_SLACK_MIN_SEVERITY") && err.contains("warning"), "{err}");
     let half_gotify = |name: &str| (name == "ALERT_GOTIFY_URL").then(|| "https://gotify.example".to_owned());
     assert!(Config::from_source(&half_gotify).unwrap_err().to_string().contains("ALERT_GOTIFY_TOKEN"));
-    assert_eq!(SINK_NAMES.len(), 7);
+    assert_eq!(SINK_NAMES.len(), 8);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@
 //! any of the sink's secrets cut out of it.
 
 mod discord;
+pub(crate) mod email;
 mod gotify;
 mod ntfy;
 pub(crate) mod pagerduty;
@@ -231,12 +232,25 @@ impl Filter {
     }
 }
 
+/// How a sink reaches its service.
+#[derive(Debug, Clone)]
+enum Transport {
+    Http(Arc<dyn Service>),
+    Email(Arc<email::Email>),
+}
+
+/// What one notification sends, built once and sent at every attempt.
+enum Payload {
+    Http(Request, Arc<dyn Service>),
+    Email(lettre::Message, Arc<email::Email>),
+}
+
 /// One place notifications go.
 #[derive(Debug, Clone)]
 pub struct Sink {
     /// `slack`, `webhook`, `ntfy`, ...: in logs, dedupe keys and counters.
     pub name: &'static str,
-    service: Arc<dyn Service>,
+    transport: Transport,
     pub filter: Filter,
 }
 
@@ -248,11 +262,11 @@ pub struct Delivered {
 }
 
 /// The sink names, in the order they are built and listed.
-pub const NAMES: [&str; 7] = ["slack", "webhook", "ntfy", "discord", "teams", "pagerduty", "gotify"];
+pub const NAMES: [&str; 8] = ["slack", "webhook", "ntfy", "discord", "teams", "pagerduty", "gotify", "email"];
 
 impl Sink {
     pub fn new(name: &'static str, service: impl Service + 'static, filter: Filter) -> Self {
-        Sink { name, service: Arc::new(service), filter }
+        Sink { name, transport: Transport::Http(Arc::new(service)), filter }
     }
 
     pub fn slack(url: Secret) -> Self {
@@ -296,29 +310,35 @@ impl Sink {
             let service = gotify::Gotify { url: url.clone(), token: token.clone() };
             sinks.push(Sink::new("gotify", service, filter("gotify")));
         }
+        if let Some(smtp) = &config.smtp {
+            let transport = Transport::Email(Arc::new(email::Email::new(smtp.clone())));
+            sinks.push(Sink { name: "email", transport, filter: filter("email") });
+        }
         sinks
     }
 
     /// Whether this sink wants `notice` (its `ALERT_<SINK>_EVENTS` and
     /// `ALERT_<SINK>_MIN_SEVERITY`).
     pub fn wants(&self, notice: &Notice) -> bool {
-        self.filter.admits(notice, self.service.closes(notice))
+        self.filter.admits(notice, self.closes(notice))
     }
 
     /// Whether `notice` closes an earlier one for this sink.
     pub fn closes(&self, notice: &Notice) -> bool {
-        self.service.closes(notice)
-    }
-
-    /// The request this sink would send for `notice`.
-    pub fn request(&self, envelope_json: &str, notice: &Notice) -> Request {
-        self.service.request(envelope_json, notice)
+        match &self.transport {
+            Transport::Http(service) => service.closes(notice),
+            Transport::Email(_) => false,
+        }
     }
 
     /// `text` with every secret of this sink cut out, and kept short.
     fn scrub(&self, text: &str) -> String {
         let mut text = text.to_owned();
-        for secret in self.service.secrets() {
+        let secrets = match &self.transport {
+            Transport::Http(service) => service.secrets(),
+            Transport::Email(email) => email.secrets(),
+        };
+        for secret in secrets {
             if !secret.is_empty() {
                 text = text.replace(secret.expose(), "<redacted>");
             }
@@ -329,14 +349,20 @@ impl Sink {
         }
     }
 
-    /// Sends `request` until it is accepted, the attempts are spent, or the
-    /// deadline is near, reading each answer the service's way.
-    pub async fn send(
+    /// Delivers `notice` until it is accepted, the attempts are spent, or
+    /// the deadline is near, reading each answer the service's way
+    /// (`envelope_json`: the record's body, verbatim).
+    pub async fn deliver(
         &self,
         client: &reqwest::Client,
         policy: &Policy,
-        request: Request,
+        envelope_json: &str,
+        notice: &Notice,
     ) -> Result<Delivered, AlertError> {
+        let payload = match &self.transport {
+            Transport::Http(service) => Payload::Http(service.request(envelope_json, notice), service.clone()),
+            Transport::Email(email) => Payload::Email(email.message(notice)?, email.clone()),
+        };
         let started = Instant::now();
         let deadline = started + policy.deadline;
         let mut attempt = 0;
@@ -348,36 +374,9 @@ impl Sink {
             }
             attempt += 1;
             let timeout = policy.request_timeout.min(remaining);
-            let sent = client
-                .post(&request.url)
-                .headers(request.headers.clone())
-                .body(request.body.clone())
-                .timeout(timeout)
-                .send()
-                .await;
-            let mut answered = 0;
-            let answer = match sent {
-                Ok(response) => {
-                    let status = response.status();
-                    answered = status.as_u16();
-                    let headers = response.headers().clone();
-                    // An error body explains a refusal; a success body is
-                    // not needed (and not read when the status says it all).
-                    let body = if status.is_success() {
-                        Vec::new()
-                    } else {
-                        response.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
-                    };
-                    self.service.answer(status, &headers, &body)
-                }
-                Err(e) => Answer::Retry {
-                    after: None,
-                    why: if e.is_timeout() {
-                        format!("timed out after {timeout:?}")
-                    } else {
-                        e.without_url().to_string()
-                    },
-                },
+            let (answer, answered) = match &payload {
+                Payload::Http(request, service) => http_attempt(client, request, service.as_ref(), timeout).await,
+                Payload::Email(message, email) => email.attempt(message.clone(), timeout).await,
             };
             let wait = match answer {
                 Answer::Accepted => return Ok(Delivered { attempts: attempt, elapsed: started.elapsed() }),
@@ -411,6 +410,40 @@ impl Sink {
             tokio::time::sleep(wait).await;
         }
         Err(AlertError::GaveUp { attempts: attempt, elapsed_ms: started.elapsed().as_millis() as u64, last })
+    }
+}
+
+/// One HTTP attempt, read the service's way, with the status (0 for none).
+async fn http_attempt(
+    client: &reqwest::Client,
+    request: &Request,
+    service: &dyn Service,
+    timeout: Duration,
+) -> (Answer, u16) {
+    let sent = client
+        .post(&request.url)
+        .headers(request.headers.clone())
+        .body(request.body.clone())
+        .timeout(timeout)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status();
+            let headers = response.headers().clone();
+            // An error body explains a refusal; a success body is not
+            // needed.
+            let body = if status.is_success() {
+                Vec::new()
+            } else {
+                response.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
+            };
+            (service.answer(status, &headers, &body), status.as_u16())
+        }
+        Err(e) => {
+            let why = if e.is_timeout() { format!("timed out after {timeout:?}") } else { e.without_url().to_string() };
+            (Answer::Retry { after: None, why }, 0)
+        }
     }
 }
 
@@ -470,8 +503,8 @@ mod tests {
         // Port 1 on loopback: connection refused, a transport error.
         let sink = Sink::slack(Secret::new("http://127.0.0.1:1/services/T0/B0/SECRETTOKEN"));
         let policy = Policy { max_attempts: 2, retry_base: Duration::from_millis(1), ..Policy::of(&config) };
-        let request = Request::json("http://127.0.0.1:1/services/T0/B0/SECRETTOKEN", &serde_json::json!({}));
-        let err = sink.send(&client(&config).unwrap(), &policy, request).await.unwrap_err();
+        let (body, notice) = crate::probe::test_notice("h1", false).unwrap();
+        let err = sink.deliver(&client(&config).unwrap(), &policy, &body, &notice).await.unwrap_err();
         let shown = format!("{err} {err:?}");
         assert!(matches!(err, AlertError::GaveUp { attempts: 2, .. }), "{shown}");
         assert!(!shown.contains("SECRETTOKEN") && !shown.contains("/services/"), "{shown}");
