@@ -13,7 +13,8 @@
 //!   fingerprint notifications are deduplicated by.
 //! - `sinks`: where notices go: one `Service` per receiver, each in its own
 //!   file (Slack, the signed JSON webhook, ntfy, Discord, Teams, PagerDuty,
-//!   Gotify) rendering the request its API expects and reading its answers;
+//!   Gotify) rendering the request its API expects and reading its answers,
+//!   and email (SMTP with STARTTLS required);
 //!   per-sink filters; one delivery loop with a per-request timeout,
 //!   bounded retries with backoff, `Retry-After`, and an overall deadline.
 //! - `probe`: `hemostat notify test`: one test notice through every sink.
