@@ -21,6 +21,8 @@ DEFAULT_TOOLS=(
     # `sam validate --lint` (bundles cfn-lint) for the template test, and
     # `sam build` with BuildMethod rust-cargolambda.
     "aws-sam-cli==1.170.0"
+    # A real SMTP server (STARTTLS, AUTH) for the alert function's email tests.
+    "aiosmtpd==1.4.6"
 )
 
 if (($# > 0)); then

@@ -18,6 +18,7 @@
 //! - `dead_letters`: `dead-letters` (`dlq`): list, replay (once), drop.
 //! - `acl`: `hemostat acl`, the Redis ACL users of HemoStat's roles.
 //! - `describe`: `completions` and `man`, generated from the clap definition.
+//! - `notify`: `notify test`, through the alert function's own sinks.
 
 mod acl;
 mod act;
@@ -27,6 +28,7 @@ mod describe;
 mod error;
 mod key;
 mod look;
+mod notify;
 mod show;
 mod state;
 
@@ -196,6 +198,11 @@ enum Verb {
         #[arg(long, value_name = "BASE_URL")]
         urls: Option<String>,
     },
+    /// Notifications: `notify test` sends a test notification through every sink the alert
+    /// function's settings configure (SLACK_WEBHOOK_URL, ALERT_NTFY_URL, ...: `alert --help`) and
+    /// prints each one's result. Needs no Redis.
+    #[command(subcommand)]
+    Notify(NotifyVerb),
     /// Prints the shell completion script: `hemostat completions bash > ...` (see `hemostat man`
     /// for the whole command). Needs no Redis.
     Completions {
@@ -215,6 +222,18 @@ fn acl_help() -> String {
          on web-1.",
         Role::names().collect::<Vec<_>>().join(", ")
     )
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyVerb {
+    /// Sends a test notification (a low system_alert, kind notification_test) through each
+    /// configured sink, their filters aside; a sink that opens incidents (PagerDuty) gets the
+    /// matching resolve right after. Exit 1 when a sink failed.
+    Test {
+        /// Only this sink (slack, webhook, ntfy, discord, teams, pagerduty, gotify, email).
+        #[arg(long)]
+        sink: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Verb::Completions { shell } => return describe::completions(Cli::command(), *shell),
         Verb::Man => return describe::man(Cli::command()),
+        Verb::Notify(NotifyVerb::Test { sink }) => return notify::test(sink.as_deref(), cli.global.json).await,
         _ => {}
     }
     // Before Redis: a key file open to others is refused whatever the verb.
@@ -374,7 +394,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             dead_letters::replay(&ctx, &dead_letters::Choice { id: id.or(id_flag), stream }, dry_run).await
         }
         Verb::Dlq(DlqVerb::Drop { id }) => dead_letters::drop(&ctx, &id).await,
-        Verb::Keys(_) | Verb::Acl { .. } | Verb::Completions { .. } | Verb::Man => {
+        Verb::Keys(_) | Verb::Acl { .. } | Verb::Completions { .. } | Verb::Man | Verb::Notify(_) => {
             unreachable!("handled before connecting")
         }
     }

@@ -9,7 +9,14 @@ use hemostat_protocol::{
     secret::Secret,
 };
 
-use crate::error::AlertError;
+use hemostat_protocol::EventKind;
+
+use crate::{
+    error::AlertError,
+    notice::Level,
+    sinks::{Filter, Sink, email::Smtp},
+};
+use lettre::message::Mailbox;
 
 pub const SLACK_WEBHOOK_URL: Setting =
     Setting::unset("SLACK_WEBHOOK_URL", "Slack incoming webhook; unset sends nothing to Slack").secret();
@@ -23,6 +30,69 @@ pub const WEBHOOK_SECRET: Setting = Setting::unset(
     "HMAC-SHA256 key: webhook requests carry X-HemoStat-Signature-256: sha256=<hex of the body>",
 )
 .secret();
+pub const NTFY_URL: Setting =
+    Setting::unset("ALERT_NTFY_URL", "ntfy topic URL (https://ntfy.sh/<topic>); unset sends nothing to ntfy").secret();
+pub const NTFY_TOKEN: Setting =
+    Setting::unset("ALERT_NTFY_TOKEN", "ntfy access token, sent as Authorization: Bearer (protected topics)").secret();
+pub const DISCORD_WEBHOOK_URL: Setting =
+    Setting::unset("ALERT_DISCORD_WEBHOOK_URL", "Discord channel webhook; unset sends nothing to Discord").secret();
+pub const TEAMS_WEBHOOK_URL: Setting = Setting::unset(
+    "ALERT_TEAMS_WEBHOOK_URL",
+    "Microsoft Teams Workflows (or incoming) webhook, Adaptive Card messages; unset sends nothing to Teams",
+)
+.secret();
+pub const PAGERDUTY_ROUTING_KEY: Setting = Setting::unset(
+    "ALERT_PAGERDUTY_ROUTING_KEY",
+    "PagerDuty Events API v2 integration (routing) key; unset sends nothing to PagerDuty",
+)
+.secret();
+pub const PAGERDUTY_URL: Setting =
+    Setting::new("ALERT_PAGERDUTY_URL", crate::sinks::pagerduty::ENQUEUE_URL, "PagerDuty Events API v2 endpoint");
+pub const GOTIFY_URL: Setting =
+    Setting::unset("ALERT_GOTIFY_URL", "Gotify server base URL; with ALERT_GOTIFY_TOKEN, sends to Gotify").secret();
+pub const GOTIFY_TOKEN: Setting =
+    Setting::unset("ALERT_GOTIFY_TOKEN", "Gotify application token (sent as X-Gotify-Key)").secret();
+
+pub const SMTP_HOST: Setting =
+    Setting::unset("ALERT_SMTP_HOST", "SMTP server for email notifications (STARTTLS required); unset sends no email");
+pub const SMTP_PORT: Setting = Setting::new("ALERT_SMTP_PORT", "587", "SMTP submission port (STARTTLS)");
+pub const SMTP_USERNAME: Setting = Setting::unset("ALERT_SMTP_USERNAME", "SMTP login; unset: no authentication");
+pub const SMTP_PASSWORD: Setting = Setting::unset("ALERT_SMTP_PASSWORD", "SMTP password").secret();
+pub const SMTP_FROM: Setting = Setting::new("ALERT_SMTP_FROM", "HemoStat <hemostat@localhost>", "the From address");
+pub const SMTP_TO: Setting =
+    Setting::unset("ALERT_SMTP_TO", "recipients, comma-separated (needed with ALERT_SMTP_HOST)");
+pub const SMTP_CA_CERT: Setting = Setting::unset(
+    "ALERT_SMTP_CA_CERT",
+    "PEM file of the CA the SMTP server's certificate is checked against; unset: the system's roots",
+);
+
+/// Each sink's filter: the event kinds it gets (`ALERT_<SINK>_EVENTS`,
+/// comma-separated; unset: all) and the lowest level
+/// (`ALERT_<SINK>_MIN_SEVERITY`: info, warning, error, critical).
+pub const FILTERS: [(&str, Setting, Setting); 8] = [
+    ("slack", events("ALERT_SLACK_EVENTS"), min("ALERT_SLACK_MIN_SEVERITY", "info")),
+    ("webhook", events("ALERT_WEBHOOK_EVENTS"), min("ALERT_WEBHOOK_MIN_SEVERITY", "info")),
+    ("ntfy", events("ALERT_NTFY_EVENTS"), min("ALERT_NTFY_MIN_SEVERITY", "info")),
+    ("discord", events("ALERT_DISCORD_EVENTS"), min("ALERT_DISCORD_MIN_SEVERITY", "info")),
+    ("teams", events("ALERT_TEAMS_EVENTS"), min("ALERT_TEAMS_MIN_SEVERITY", "info")),
+    // Paging for a fix that worked would wake someone for nothing; the
+    // resolve that closes an incident passes whatever the minimum.
+    ("pagerduty", events("ALERT_PAGERDUTY_EVENTS"), min("ALERT_PAGERDUTY_MIN_SEVERITY", "warning")),
+    ("gotify", events("ALERT_GOTIFY_EVENTS"), min("ALERT_GOTIFY_MIN_SEVERITY", "info")),
+    ("email", events("ALERT_EMAIL_EVENTS"), min("ALERT_EMAIL_MIN_SEVERITY", "info")),
+];
+
+const fn events(name: &'static str) -> Setting {
+    Setting::unset(
+        name,
+        "event kinds this sink gets, comma-separated (remediation_complete, false_alarm, system_alert); unset: all",
+    )
+}
+
+const fn min(name: &'static str, default: &'static str) -> Setting {
+    Setting::new(name, default, "lowest level this sink gets: info, warning, error, critical")
+}
+
 pub const ENABLED: Setting = Setting::new("ALERT_ENABLED", "true", "false: store events, send nothing");
 pub const DEDUPE_TTL: Setting = Setting::new(
     "ALERT_DEDUPE_TTL",
@@ -53,7 +123,9 @@ alert: HemoStat's alert function (AWS Lambda, or the local emulator).
 
 Consumes remediation_complete, false_alarm and system_alert batches from the
 bridge; stores each event in hemostat:events:<type> and hemostat:events:all,
-then notifies Slack and/or a JSON webhook.",
+then notifies every configured sink: Slack, a JSON webhook, ntfy, Discord,
+Microsoft Teams, PagerDuty, Gotify, email (SMTP with STARTTLS), each with
+its own filter.",
     settings: &[
         SLACK_WEBHOOK_URL,
         WEBHOOK_URL,
@@ -66,6 +138,37 @@ then notifies Slack and/or a JSON webhook.",
         MAX_ATTEMPTS,
         RETRY_BASE,
         NOTIFY_DEADLINE,
+        NTFY_URL,
+        NTFY_TOKEN,
+        DISCORD_WEBHOOK_URL,
+        TEAMS_WEBHOOK_URL,
+        PAGERDUTY_ROUTING_KEY,
+        PAGERDUTY_URL,
+        GOTIFY_URL,
+        GOTIFY_TOKEN,
+        FILTERS[0].1,
+        FILTERS[0].2,
+        FILTERS[1].1,
+        FILTERS[1].2,
+        FILTERS[2].1,
+        FILTERS[2].2,
+        FILTERS[3].1,
+        FILTERS[3].2,
+        FILTERS[4].1,
+        FILTERS[4].2,
+        FILTERS[5].1,
+        FILTERS[5].2,
+        FILTERS[6].1,
+        FILTERS[6].2,
+        SMTP_HOST,
+        SMTP_PORT,
+        SMTP_USERNAME,
+        SMTP_PASSWORD,
+        SMTP_FROM,
+        SMTP_TO,
+        SMTP_CA_CERT,
+        FILTERS[7].1,
+        FILTERS[7].2,
     ],
 };
 
@@ -103,6 +206,23 @@ pub struct Config {
     /// Slack's `Retry-After` included, so a batch always ends well inside the
     /// function's timeout (template: 30 s).
     pub notify_deadline: Duration,
+    /// `NTFY_URL`, `NTFY_TOKEN`: the ntfy topic and its access token.
+    pub ntfy_url: Option<Secret>,
+    pub ntfy_token: Option<Secret>,
+    /// `DISCORD_WEBHOOK_URL`.
+    pub discord_webhook_url: Option<Secret>,
+    /// `TEAMS_WEBHOOK_URL`.
+    pub teams_webhook_url: Option<Secret>,
+    /// `PAGERDUTY_ROUTING_KEY`, `PAGERDUTY_URL`.
+    pub pagerduty_routing_key: Option<Secret>,
+    pub pagerduty_url: String,
+    /// `GOTIFY_URL`, `GOTIFY_TOKEN`: both needed.
+    pub gotify_url: Option<Secret>,
+    pub gotify_token: Option<Secret>,
+    /// `SMTP_*`: the email sink, when `SMTP_HOST` is set.
+    pub smtp: Option<Smtp>,
+    /// `FILTERS`: each sink's filter, by sink name.
+    pub filters: Vec<(&'static str, Filter)>,
 }
 
 impl Default for Config {
@@ -134,6 +254,19 @@ impl Config {
             max_attempts: MAX_ATTEMPTS.parse(env)?,
             retry_base: RETRY_BASE.duration(env)?,
             notify_deadline: NOTIFY_DEADLINE.duration(env)?,
+            ntfy_url: url(NTFY_URL, env)?,
+            ntfy_token: NTFY_TOKEN.configured_secret(env),
+            discord_webhook_url: url(DISCORD_WEBHOOK_URL, env)?,
+            teams_webhook_url: url(TEAMS_WEBHOOK_URL, env)?,
+            pagerduty_routing_key: PAGERDUTY_ROUTING_KEY.configured_secret(env),
+            pagerduty_url: PAGERDUTY_URL.text(env).unwrap_or_default(),
+            gotify_url: url(GOTIFY_URL, env)?,
+            gotify_token: GOTIFY_TOKEN.configured_secret(env),
+            smtp: smtp(env)?,
+            filters: FILTERS
+                .iter()
+                .map(|(name, e, m)| Ok((*name, filter(*e, *m, env)?)))
+                .collect::<Result<_, AlertError>>()?,
         };
         config.validate()?;
         Ok(config)
@@ -153,13 +286,81 @@ impl Config {
         if self.http_timeout.is_zero() || self.notify_deadline.is_zero() {
             return Err(bad("ALERT_HTTP_TIMEOUT/ALERT_NOTIFY_DEADLINE", "must be above 0"));
         }
+        if self.gotify_url.is_some() != self.gotify_token.is_some() {
+            return Err(bad("ALERT_GOTIFY_URL/ALERT_GOTIFY_TOKEN", "set both or neither"));
+        }
+        if !(self.pagerduty_url.starts_with("https://") || self.pagerduty_url.starts_with("http://")) {
+            return Err(bad("ALERT_PAGERDUTY_URL", "must be an http:// or https:// URL"));
+        }
         Ok(())
     }
 
     /// Whether any notification would be sent at all.
     pub fn notifies(&self) -> bool {
-        self.enabled && (self.slack_webhook_url.is_some() || self.webhook_url.is_some())
+        self.enabled && !Sink::configured(self).is_empty()
     }
+
+    /// The filter of the sink `name` (everything, when unknown).
+    pub fn filter(&self, name: &str) -> Filter {
+        self.filters.iter().find(|(n, _)| *n == name).map(|(_, f)| f.clone()).unwrap_or_default()
+    }
+}
+
+/// The email sink's settings; `None` without `ALERT_SMTP_HOST`.
+fn smtp(env: Env<'_>) -> Result<Option<Smtp>, AlertError> {
+    let Some(host) = SMTP_HOST.configured(env) else { return Ok(None) };
+    let mailbox = |setting: Setting, text: &str| {
+        text.trim().parse::<Mailbox>().map_err(|e| bad(setting.name, format!("{:?}: {e}", text.trim())))
+    };
+    let to: Vec<Mailbox> = SMTP_TO
+        .configured(env)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| mailbox(SMTP_TO, t))
+        .collect::<Result<_, _>>()?;
+    if to.is_empty() {
+        return Err(bad(SMTP_TO.name, "at least one recipient is needed with ALERT_SMTP_HOST"));
+    }
+    let ca_pem = match SMTP_CA_CERT.configured(env) {
+        None => None,
+        Some(path) => Some(std::fs::read(&path).map_err(|e| bad(SMTP_CA_CERT.name, format!("{path}: {e}")))?),
+    };
+    Ok(Some(Smtp {
+        host,
+        port: SMTP_PORT.parse(env)?,
+        username: SMTP_USERNAME.configured(env),
+        password: SMTP_PASSWORD.configured_secret(env),
+        from: mailbox(SMTP_FROM, &SMTP_FROM.text(env).unwrap_or_default())?,
+        to,
+        ca_pem,
+    }))
+}
+
+/// A sink's filter from its two settings.
+fn filter(events: Setting, min: Setting, env: Env<'_>) -> Result<Filter, AlertError> {
+    let kinds = match events.configured(env) {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| match k.parse::<EventKind>() {
+                    Ok(kind @ (EventKind::RemediationComplete | EventKind::FalseAlarm | EventKind::SystemAlert)) => {
+                        Ok(kind)
+                    }
+                    _ => Err(bad(
+                        events.name,
+                        format!("{k:?}: expected remediation_complete, false_alarm or system_alert"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let level = min.text(env).unwrap_or_default();
+    let min_level =
+        Level::parse(&level).ok_or_else(|| bad(min.name, format!("{level:?}: expected one of {}", Level::NAMES)))?;
+    Ok(Filter { kinds, min_level })
 }
 
 /// An optional webhook URL; checked for a scheme so a typo is a start-up

@@ -14,8 +14,9 @@ pub enum AlertError {
     Config { name: &'static str, reason: String },
     /// The receiver answered with a status retrying cannot fix (400, 403,
     /// 404 ...: a revoked or mistyped webhook).
-    #[error("HTTP {status}, not retried")]
-    Refused { status: u16 },
+    /// `detail`: the service's own error message, secrets cut out.
+    #[error("HTTP {status}, not retried{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Refused { status: u16, detail: String },
     /// Every attempt failed, or the deadline ran out; `last` says how the
     /// final attempt ended.
     #[error("gave up after {attempts} attempt(s) in {elapsed_ms} ms: {last}")]

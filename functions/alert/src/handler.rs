@@ -15,8 +15,8 @@ use hemostat_protocol::batch::{self, BatchEvent, BatchRecord, BatchResponse, Rec
 
 use crate::{
     Config,
-    deliver::{Policy, Sink},
     notice::{self, Notice},
+    sinks::{Policy, Sink},
     store::EventLog,
 };
 
@@ -88,14 +88,17 @@ impl<L: EventLog> Alert<L> {
     }
 
     async fn notify_sink(&self, sink: &Sink, body: &str, notice: &Notice) -> Result<(), RecordOutcome> {
+        if !sink.wants(notice) {
+            tracing::debug!(sink = sink.name, kind = %notice.kind, level = notice.level().as_str(), "not for this sink (its filter)");
+            return Ok(());
+        }
         let claimed =
             self.log.claim(sink.name, &notice.fingerprint).await.map_err(|e| RecordOutcome::Retry(e.to_string()))?;
         if !claimed {
             tracing::info!(sink = sink.name, fingerprint = %notice.fingerprint, kind = %notice.kind, "duplicate notification suppressed");
             return Ok(());
         }
-        let (payload, headers) = sink.payload(body, notice);
-        match sink.send(&self.client, &self.policy, payload, headers).await {
+        match sink.deliver(&self.client, &self.policy, body, notice).await {
             Ok(delivered) => {
                 tracing::info!(
                     sink = sink.name,
@@ -220,7 +223,7 @@ mod tests {
             notify_deadline: Duration::from_secs(2),
             ..Config::default()
         };
-        Alert::new(&config, log, crate::deliver::client(&config).unwrap())
+        Alert::new(&config, log, crate::sinks::client(&config).unwrap())
     }
 
     #[tokio::test]

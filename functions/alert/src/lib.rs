@@ -11,10 +11,13 @@
 //! - `notice`: what an event says to a human: title, colour (the seed's),
 //!   fields, whether it is a critical alert that led to no action, and the
 //!   fingerprint notifications are deduplicated by.
-//! - `format`: the wire payloads: Slack attachments and the generic JSON
-//!   webhook (envelope + summary, optionally HMAC-signed).
-//! - `deliver`: HTTP delivery with a per-request timeout, bounded retries
-//!   with backoff, Slack's 429 `Retry-After`, and an overall deadline.
+//! - `sinks`: where notices go: one `Service` per receiver, each in its own
+//!   file (Slack, the signed JSON webhook, ntfy, Discord, Teams, PagerDuty,
+//!   Gotify) rendering the request its API expects and reading its answers,
+//!   and email (SMTP with STARTTLS required);
+//!   per-sink filters; one delivery loop with a per-request timeout,
+//!   bounded retries with backoff, `Retry-After`, and an overall deadline.
+//! - `probe`: `hemostat notify test`: one test notice through every sink.
 //! - `store`: what the handler needs from Redis (event log, dedupe claims,
 //!   failure counter) as a small trait, with the Redis implementation.
 //! - `handler`: the Lambda handler: store, then notify concurrently.
@@ -22,16 +25,20 @@
 //! - `error`: the crate's error enum.
 
 mod config;
-mod deliver;
 mod error;
-mod format;
 mod handler;
 mod notice;
+mod probe;
+mod sinks;
 mod store;
 
 pub use config::{Config, USAGE};
-pub use deliver::client;
 pub use error::AlertError;
-pub use format::{SIGNATURE_HEADER, signature};
 pub use handler::Alert;
+pub use notice::Level;
+pub use probe::{Tried, test_notice, try_sinks};
+pub use sinks::{
+    Delivered, NAMES as SINK_NAMES, client,
+    webhook::{SIGNATURE_HEADER, signature},
+};
 pub use store::{FAILURES, RedisLog};

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // `config` shows URLs and the signing key as <redacted>.
     tracing::info!(?config, ?sinks, "alert starting");
     if config.enabled && sinks.is_empty() {
-        tracing::info!("no SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL: events are stored, nobody is notified");
+        tracing::info!("no sink configured (alert --help lists them): events are stored, nobody is notified");
     }
     function::serve(|batch| alert.handle(batch)).await
 }

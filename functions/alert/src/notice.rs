@@ -76,6 +76,65 @@ pub struct Notice {
     pub evidence: Vec<String>,
 }
 
+/// How urgent a notice is, the same scale for every kind: what a sink's
+/// `ALERT_<SINK>_MIN_SEVERITY` compares with, and what ntfy priorities,
+/// PagerDuty severities and Gotify priorities are mapped from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Good news or nothing to do: a fix that worked, a false alarm, a
+    /// recovery, a dry run.
+    Info,
+    /// Worth a look: a refused remediation, a medium system alert, a
+    /// critical alert judged a false alarm.
+    Warning,
+    /// Something is broken: a failed remediation, a high system alert.
+    Error,
+    /// A critical alert left without action, a critical system alert.
+    Critical,
+}
+
+impl Level {
+    pub const NAMES: &'static str = "info, warning, error, critical";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        [Level::Info, Level::Warning, Level::Error, Level::Critical]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl Notice {
+    /// This notice's [`Level`].
+    pub fn level(&self) -> Level {
+        match self.kind {
+            EventKind::RemediationComplete => match self.status.as_str() {
+                _ if self.critical_no_action => Level::Critical,
+                "failed" => Level::Error,
+                "rejected" => Level::Warning,
+                _ => Level::Info,
+            },
+            EventKind::FalseAlarm if self.critical_no_action => Level::Warning,
+            EventKind::SystemAlert if !self.status.ends_with("_recovered") => match self.severity {
+                Some(Severity::Critical) => Level::Critical,
+                Some(Severity::High) => Level::Error,
+                Some(Severity::Medium) => Level::Warning,
+                _ => Level::Info,
+            },
+            _ => Level::Info,
+        }
+    }
+}
+
 /// The diagnosis parts of a notice.
 #[derive(Default)]
 struct Diag {
@@ -352,6 +411,40 @@ fn duration(ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn levels_order_and_follow_the_outcome() {
+        use super::Level;
+        assert!(Level::Info < Level::Warning && Level::Warning < Level::Error && Level::Error < Level::Critical);
+        assert_eq!(Level::parse(" Critical "), Some(Level::Critical));
+        assert_eq!(Level::parse("loud"), None);
+        let of = |kind: &str, data: &str| {
+            let body =
+                format!(r#"{{"timestamp":"2025-11-03T10:30:53.789012","agent":"t","type":"{kind}","data":{data}}}"#);
+            super::of(&hemostat_protocol::Envelope::parse(body.as_bytes()).unwrap()).unwrap().level()
+        };
+        let done = |status: &str, severity: &str| {
+            let data = format!(
+                r#"{{"container":"c","host":"h","action":"restart","severity":"{severity}","result":{{"status":"{status}","action":"restart","container":"c"}}}}"#
+            );
+            of("remediation_complete", &data)
+        };
+        assert_eq!(done("success", "critical"), Level::Info);
+        assert_eq!(done("failed", "low"), Level::Error);
+        assert_eq!(done("rejected", "high"), Level::Warning);
+        assert_eq!(done("rejected", "critical"), Level::Critical);
+        let system = |kind: &str, severity: &str| {
+            of("system_alert", &format!(r#"{{"kind":"{kind}","severity":"{severity}","host":"h","message":"m"}}"#))
+        };
+        assert_eq!(system("collector_missing", "critical"), Level::Critical);
+        assert_eq!(system("collector_missing", "medium"), Level::Warning);
+        assert_eq!(system("collector_recovered", "critical"), Level::Info);
+        assert_eq!(
+            of("false_alarm", r#"{"container":"c","host":"h","reason":"r","severity":"critical"}"#),
+            Level::Warning
+        );
+        assert_eq!(of("false_alarm", r#"{"container":"c","host":"h","reason":"r"}"#), Level::Info);
+    }
+
     use super::*;
 
     fn env(kind: &str, data: serde_json::Value) -> Envelope {

@@ -59,6 +59,15 @@ pub const CLOUDWATCH_ENABLED: Setting = Setting::new(
 pub const CLOUDWATCH_NAMESPACE: Setting =
     Setting::new("EXPORTER_CLOUDWATCH_NAMESPACE", "HemoStat", "the CloudWatch namespace of the metrics");
 
+pub const DEADMAN_URL: Setting = Setting::unset(
+    "EXPORTER_DEADMAN_URL",
+    "dead-man's switch (a healthchecks.io-style check URL): requested after every scheduled run that finds HemoStat \
+     healthy (every collector and a bridge replica alive), so a monitor outside HemoStat notices when the pings stop",
+)
+.secret();
+pub const DEADMAN_METHOD: Setting =
+    Setting::new("EXPORTER_DEADMAN_METHOD", "GET", "GET, or POST (the body: the run's summary as JSON)");
+
 /// What `exporter --help` prints.
 pub const USAGE: Usage = Usage {
     name: "exporter",
@@ -68,7 +77,16 @@ exporter: HemoStat's exporter function (AWS Lambda, or the local emulator).
 Counts every event batch the bridge delivers, serves Prometheus metrics at
 /metrics of its function URL, and on its schedule reports collector
 heartbeats and sends metrics to CloudWatch.",
-    settings: &[DEDUPE_TTL, CONTAINER_METRICS, MAX_CONTAINERS, BEARER_TOKEN, CLOUDWATCH_ENABLED, CLOUDWATCH_NAMESPACE],
+    settings: &[
+        DEDUPE_TTL,
+        CONTAINER_METRICS,
+        MAX_CONTAINERS,
+        BEARER_TOKEN,
+        CLOUDWATCH_ENABLED,
+        CLOUDWATCH_NAMESPACE,
+        DEADMAN_URL,
+        DEADMAN_METHOD,
+    ],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -95,6 +113,10 @@ pub struct Config {
     pub cloudwatch: CloudWatchMode,
     /// `CLOUDWATCH_NAMESPACE`: the CloudWatch namespace of the metrics.
     pub cloudwatch_namespace: String,
+    /// `DEADMAN_URL`: pinged after each healthy scheduled run. Never logged.
+    pub deadman_url: Option<Secret>,
+    /// `DEADMAN_METHOD`: POST (with the summary) rather than GET.
+    pub deadman_post: bool,
 }
 
 impl Default for Config {
@@ -132,6 +154,25 @@ impl Config {
             bearer_token: BEARER_TOKEN.configured_secret(env),
             cloudwatch: CLOUDWATCH_ENABLED.parse(env)?,
             cloudwatch_namespace: namespace,
+            deadman_url: match DEADMAN_URL.configured_secret(env) {
+                Some(url) if !(url.expose().starts_with("https://") || url.expose().starts_with("http://")) => {
+                    return Err(ExporterError::Config {
+                        name: DEADMAN_URL.name,
+                        reason: "must be an http:// or https:// URL".into(),
+                    });
+                }
+                url => url,
+            },
+            deadman_post: match DEADMAN_METHOD.text(env).unwrap_or_default().to_ascii_uppercase().as_str() {
+                "GET" => false,
+                "POST" => true,
+                other => {
+                    return Err(ExporterError::Config {
+                        name: DEADMAN_METHOD.name,
+                        reason: format!("{other:?}: expected GET or POST"),
+                    });
+                }
+            },
         })
     }
 

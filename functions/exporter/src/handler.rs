@@ -13,6 +13,7 @@ use crate::{
     cloudwatch::{self, Datum, MetricSink},
     collectors::{self, CollectorStatus},
     config::Config,
+    deadman::{self, DeadMan},
     dispatch::{Invocation, ScheduledEvent, classify},
     error::ExporterError,
     events, exposition,
@@ -26,6 +27,7 @@ pub struct Exporter<P, S> {
     store: RedisStore,
     publisher: P,
     sink: S,
+    deadman: Option<DeadMan>,
 }
 
 /// What a scheduled run did (the invocation's answer, and a log line).
@@ -37,11 +39,17 @@ pub struct ScheduleSummary {
     pub cloudwatch_calls: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudwatch_error: Option<String>,
+    /// The dead-man's switch: `pinged`, `not pinged: <why unhealthy>`, or
+    /// `ping failed: <why>`; absent when no URL is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadman: Option<String>,
 }
 
 impl<P: Publisher, S: MetricSink> Exporter<P, S> {
-    pub fn new(config: Config, store: RedisStore, publisher: P, sink: S) -> Self {
-        Exporter { config, store, publisher, sink }
+    /// Fails only when the dead-man's switch's HTTP client cannot be built.
+    pub fn new(config: Config, store: RedisStore, publisher: P, sink: S) -> Result<Self, ExporterError> {
+        let deadman = DeadMan::of(&config)?;
+        Ok(Exporter { config, store, publisher, sink, deadman })
     }
 
     /// Dispatches on the payload's shape. Only a payload of no known shape,
@@ -154,6 +162,22 @@ impl<P: Publisher, S: MetricSink> Exporter<P, S> {
                     summary.cloudwatch_error = Some(e.to_string());
                 }
             }
+        }
+        if let Some(deadman) = &self.deadman {
+            let bridges = self.store.bridges().await?;
+            summary.deadman = Some(match deadman::unhealthy(&statuses, &bridges) {
+                Some(why) => {
+                    tracing::warn!(%why, "HemoStat unhealthy: the dead-man's switch is not pinged");
+                    format!("not pinged: {why}")
+                }
+                None => match deadman.ping(serde_json::to_string(&summary).unwrap_or_default()).await {
+                    Ok(()) => "pinged".into(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the dead-man's switch ping failed");
+                        format!("ping failed: {e}")
+                    }
+                },
+            });
         }
         tracing::info!(rule = ?event.resources.first(), fired_at = %event.time, ?summary, "scheduled run");
         Ok(summary)

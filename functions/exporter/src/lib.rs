@@ -29,6 +29,8 @@
 //! - `http`: the function URL's routes (`/metrics`, optional bearer token).
 //! - `cloudwatch`: Embedded Metric Format documents within the
 //!   specification's limits, written to standard output.
+//! - `deadman`: the dead-man's switch, pinged after each healthy
+//!   scheduled run.
 //! - `keys`: the exporter's own Redis keys.
 //! - `config`: environment variables.
 //! - `error`: the crate's error enum.
@@ -36,6 +38,7 @@
 mod cloudwatch;
 mod collectors;
 mod config;
+mod deadman;
 mod dispatch;
 mod error;
 mod events;

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     };
     tracing::info!(?config, cloudwatch = matches!(sink, Sink::On(_)), "exporter starting");
     let store = RedisStore::new(conn.clone(), config.dedupe_ttl);
-    let exporter = Exporter::new(config, store, RedisPublisher::new(conn), sink);
+    let exporter = Exporter::new(config, store, RedisPublisher::new(conn), sink)?;
     let exporter = &exporter;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         exporter.handle(event.payload).await.map_err(|e| {

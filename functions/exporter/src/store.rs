@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hemostat_protocol::connection::Connection;
-use hemostat_protocol::{ContainerRef, EventKind, keys as protocol_keys, metrics::Metrics};
+use hemostat_protocol::{ContainerRef, EventKind, keys as protocol_keys, liveness::BridgeHeartbeat, metrics::Metrics};
 use redis::AsyncCommands;
 
 use crate::{error::ExporterError, keys, metrics::Update};
@@ -217,6 +217,21 @@ impl RedisStore {
             let heartbeat: Option<String> = redis::from_redis_value(pair[0].clone())?;
             let reported_missing: bool = redis::from_redis_value(pair[1].clone())?;
             out.push(CollectorReading { host, last_seen_ms: score.max(0.0) as u64, heartbeat, reported_missing });
+        }
+        Ok(out)
+    }
+
+    /// Every registered bridge replica's heartbeat, `None` for one whose
+    /// key expired (a replica that stopped, or was scaled away).
+    pub async fn bridges(&self) -> Result<Vec<Option<BridgeHeartbeat>>, ExporterError> {
+        let mut conn = self.conn.clone();
+        let names: Vec<String> = conn.zrange(protocol_keys::BRIDGES, 0, MAX_COLLECTORS - 1).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let beat: Option<String> = conn.get(protocol_keys::bridge_heartbeat(&name)).await?;
+            // An unreadable heartbeat counts as none: the replica is not
+            // vouching for itself.
+            out.push(beat.and_then(|b| serde_json::from_str(&b).ok()));
         }
         Ok(out)
     }

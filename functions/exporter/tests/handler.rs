@@ -45,6 +45,7 @@ async fn exporter(redis: &RedisServer, sink: Recorder) -> Exporter<RedisPublishe
     let conn = manager(redis).await;
     let config = Config::default();
     Exporter::new(config.clone(), RedisStore::new(conn.clone(), config.dedupe_ttl), RedisPublisher::new(conn), sink)
+        .unwrap()
 }
 
 fn envelope(kind: &str, data: Value) -> String {
@@ -273,7 +274,8 @@ async fn container_gauges_are_bounded() {
         RedisStore::new(conn.clone(), Duration::from_secs(60)),
         RedisPublisher::new(conn.clone()),
         Recorder::default(),
-    );
+    )
+    .unwrap();
     let text = scrape(&e).await;
     assert_eq!(text.lines().filter(|l| l.starts_with("hemostat_container_cpu_percent{")).count(), 100);
     assert_eq!(line_value(&text, "hemostat_exporter_containers_truncated"), Some(2400.0));
@@ -374,4 +376,129 @@ async fn a_silent_collector_is_reported_once_and_its_return_once() {
     let alerts = system_alerts(&mut conn).await;
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!((alerts[1].kind.as_str(), alerts[1].host.as_str()), ("collector_recovered", "dying"));
+}
+
+/// A dead-man's switch receiver (healthchecks.io style): counts pings,
+/// keeps each one's method and body.
+async fn ping_receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    let pings = Arc::new(Mutex::new(Vec::new()));
+    let seen = pings.clone();
+    let app = axum::Router::new().route(
+        "/ping/{uuid}",
+        axum::routing::any(move |method: axum::http::Method, body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((method.to_string(), body));
+                "OK"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/ping/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"), pings)
+}
+
+fn schedule_event() -> Value {
+    json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "account": "0",
+        "time": "2025-11-03T10:31:00Z", "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:0:rule/r"], "detail": {}})
+}
+
+#[tokio::test]
+async fn the_dead_mans_switch_is_pinged_only_while_hemostat_is_healthy() {
+    let mut redis = RedisServer::start_node().await;
+    let mut conn = manager(&redis).await;
+    let (url, pings) = ping_receiver().await;
+    let env = |name: &str| match name {
+        "EXPORTER_DEADMAN_URL" => Some(url.clone()),
+        "EXPORTER_DEADMAN_METHOD" => Some("post".to_owned()),
+        _ => None,
+    };
+    let config = Config::from_source(&env).unwrap();
+    assert!(!format!("{config:?}").contains("5bf66975"), "the check URL is a secret");
+    let e = Exporter::new(
+        config.clone(),
+        RedisStore::new(conn.clone(), config.dedupe_ttl),
+        RedisPublisher::new(conn.clone()),
+        Recorder::default(),
+    )
+    .unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let collector = |ttl_ms: u64| {
+        redis::pipe()
+            .cmd("SET")
+            .arg(protocol_keys::heartbeat("h1"))
+            .arg(json!({"host": "h1", "interval_seconds": 10}).to_string())
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .zadd(protocol_keys::COLLECTORS, "h1", now_ms)
+            .ignore()
+            .clone()
+    };
+    let bridge = |healthy: bool| {
+        let beat = hemostat_protocol::liveness::BridgeHeartbeat {
+            consumer: "b1".into(),
+            at_ms: now_ms as u64,
+            healthy,
+            routes: vec![],
+            relay_heard_seconds_ago: None,
+            totals: Default::default(),
+        };
+        redis::pipe()
+            .cmd("SET")
+            .arg(protocol_keys::bridge_heartbeat("b1"))
+            .arg(serde_json::to_string(&beat).unwrap())
+            .arg("EX")
+            .arg(60)
+            .ignore()
+            .zadd(protocol_keys::BRIDGES, "b1", now_ms)
+            .ignore()
+            .clone()
+    };
+    let run = || async { e.handle(schedule_event()).await };
+
+    // Healthy: a collector alive, no bridge registered yet.
+    let () = collector(60_000).query_async(&mut conn).await.unwrap();
+    assert_eq!(run().await.unwrap()["deadman"], "pinged");
+    // A bridge registered and healthy.
+    let () = bridge(true).query_async(&mut conn).await.unwrap();
+    assert_eq!(run().await.unwrap()["deadman"], "pinged");
+    assert_eq!(pings.lock().unwrap().len(), 2);
+    let (method, body) = pings.lock().unwrap()[1].clone();
+    assert_eq!(method, "POST");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((body["collectors"].as_u64(), body["collectors_missing"].as_u64()), (Some(1), Some(0)), "{body}");
+
+    // The bridge reports a stuck route: no ping.
+    let () = bridge(false).query_async(&mut conn).await.unwrap();
+    assert_eq!(run().await.unwrap()["deadman"], "not pinged: bridge replica(s) unhealthy: b1");
+    // Every bridge replica gone (heartbeat expired): no ping.
+    let () = conn.del(protocol_keys::bridge_heartbeat("b1")).await.unwrap();
+    assert_eq!(run().await.unwrap()["deadman"], "not pinged: no bridge replica's heartbeat is alive");
+    // The bridge back, the collector silent: no ping.
+    let () = bridge(true).query_async(&mut conn).await.unwrap();
+    let () = conn.del(protocol_keys::heartbeat("h1")).await.unwrap();
+    assert_eq!(run().await.unwrap()["deadman"], "not pinged: collector(s) missing: h1");
+    assert_eq!(pings.lock().unwrap().len(), 2, "no ping while unhealthy");
+    // Healthy again: pinged again.
+    let () = collector(60_000).query_async(&mut conn).await.unwrap();
+    assert_eq!(run().await.unwrap()["deadman"], "pinged");
+    assert_eq!(pings.lock().unwrap().len(), 3);
+
+    // Redis gone: the run fails, and nothing is pinged.
+    redis.stop();
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(30), run()).await.expect("bounded by the connection's timeouts");
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert_eq!(pings.lock().unwrap().len(), 3, "a HemoStat without Redis never pings");
+}
+
+#[tokio::test]
+async fn a_bad_dead_mans_switch_setting_is_named() {
+    let bad = |name: &str| (name == "EXPORTER_DEADMAN_URL").then(|| "hc-ping.com/5bf66975".to_owned());
+    let err = Config::from_source(&bad).unwrap_err().to_string();
+    assert!(err.contains("EXPORTER_DEADMAN_URL") && !err.contains("5bf66975"), "{err}");
+    let bad = |name: &str| (name == "EXPORTER_DEADMAN_METHOD").then(|| "PUT".to_owned());
+    assert!(Config::from_source(&bad).unwrap_err().to_string().contains("EXPORTER_DEADMAN_METHOD"));
 }

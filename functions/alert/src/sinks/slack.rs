@@ -1,19 +1,33 @@
-//! The wire payloads of a notice: Slack's incoming-webhook message and the
-//! generic JSON webhook.
+//! Slack's incoming webhook: a message with one coloured attachment.
+//! Answers: 200 `ok`; 429 with `Retry-After` (seconds); 400/403/404 with a
+//! plain-text reason (`invalid_payload`, `no_service`) are final.
 
-use hmac::{Hmac, Mac};
+use hemostat_protocol::secret::Secret;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
+use super::{Request, Service};
 use crate::notice::Notice;
 
-/// Header carrying the webhook body's HMAC-SHA256 (`sha256=<hex>`), as
-/// GitHub's `X-Hub-Signature-256`, so existing verifiers can be reused.
-pub const SIGNATURE_HEADER: &str = "X-HemoStat-Signature-256";
-/// Header naming the event type, so a receiver can route before parsing.
-pub const EVENT_HEADER: &str = "X-HemoStat-Event";
-/// Header with the notice's fingerprint: a receiver's own dedupe key.
-pub const FINGERPRINT_HEADER: &str = "X-HemoStat-Fingerprint";
+#[derive(Debug)]
+pub struct Slack {
+    pub url: Secret,
+}
+
+impl Service for Slack {
+    fn request(&self, _envelope_json: &str, notice: &Notice) -> Request {
+        Request::json(self.url.expose(), &message(notice))
+    }
+
+    fn answer(&self, status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) -> super::Answer {
+        // Slack's errors are one plain word (`invalid_token`, `no_service`).
+        let detail: String = String::from_utf8_lossy(body).chars().filter(|c| !c.is_control()).take(100).collect();
+        super::plain_answer(status, headers, detail)
+    }
+
+    fn secrets(&self) -> Vec<&Secret> {
+        vec![&self.url]
+    }
+}
 
 /// Slack's control characters escaped as its docs require: `&`, `<` and
 /// `>` (and nothing else), so text from containers, logs or an LLM can
@@ -31,7 +45,7 @@ fn code_block(lines: &[String]) -> String {
 
 /// Slack's legacy attachments: the only layout with a coloured bar, which
 /// is how the seed tells outcomes apart at a glance.
-pub fn slack(notice: &Notice) -> Value {
+pub fn message(notice: &Notice) -> Value {
     let mut fields: Vec<Value> =
         notice.fields.iter().map(|f| json!({"title": f.title, "value": escape(&f.value), "short": f.short})).collect();
     let has_lines = !notice.evidence.is_empty();
@@ -67,21 +81,6 @@ pub fn slack(notice: &Notice) -> Value {
     json!({"text": text, "attachments": [attachment]})
 }
 
-/// The generic webhook: the envelope exactly as received, plus the summary.
-pub fn webhook(envelope_json: &str, notice: &Notice) -> Value {
-    // The body was parsed before it got here; Null is unreachable in practice.
-    let envelope: Value = serde_json::from_str(envelope_json).unwrap_or(Value::Null);
-    json!({"envelope": envelope, "summary": notice})
-}
-
-/// `sha256=<hex HMAC-SHA256 of body>`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,7 +94,7 @@ mod tests {
 
     #[test]
     fn slack_message_has_one_coloured_attachment_with_fields() {
-        let msg = slack(&notice());
+        let msg = message(&notice());
         let a = &msg["attachments"][0];
         assert_eq!(a["color"], "#ff0000");
         assert_eq!(a["text"], "no such container");
@@ -108,21 +107,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn webhook_carries_the_envelope_verbatim_and_a_summary() {
-        let payload = webhook(BODY, &notice());
-        assert_eq!(payload["envelope"], serde_json::from_str::<Value>(BODY).unwrap());
-        assert_eq!(payload["summary"]["status"], "failed");
-        assert_eq!(payload["summary"]["type"], "remediation_complete");
-        assert_eq!(payload["summary"]["color"], "#ff0000");
-    }
-
     const DIAGNOSED: &str = r#"{"timestamp":"2025-11-03T10:30:53.789012","agent":"HemoStat-Responder","type":"remediation_complete","data":{"container":"web","host":"h1","action":"restart","reason":"Exited with code 1","result":{"status":"failed","action":"restart","container":"web","error":"exited again"},"diagnosis":{"cause":"port_in_use","summary":"Port 8080 is taken by <another> process.","evidence":["Error: listen EADDRINUSE: address already in use :::8080","<!channel> & ```rm -rf```"],"restart_helps":false,"recommendation":"Free the port & retry."}}}"#;
 
     #[test]
     fn slack_carries_cause_recommendation_and_escaped_key_lines() {
         let diagnosed = crate::notice::of(&Envelope::parse(DIAGNOSED.as_bytes()).unwrap()).unwrap();
-        let msg = slack(&diagnosed);
+        let msg = message(&diagnosed);
         let a = &msg["attachments"][0];
         let fields = a["fields"].as_array().unwrap();
         let titles: Vec<&str> = fields.iter().map(|f| f["title"].as_str().unwrap()).collect();
@@ -136,33 +126,13 @@ mod tests {
         assert!(!block.contains('<') && block.matches("```").count() == 2, "{block}");
         assert_eq!(a["mrkdwn_in"], json!(["fields"]));
         // Without a diagnosis: no such fields, no mrkdwn.
-        let plain = slack(&notice());
+        let plain = message(&notice());
         assert!(plain["attachments"][0].get("mrkdwn_in").is_none());
         assert!(plain["attachments"][0]["fields"].as_array().unwrap().iter().all(|f| f["title"] != "Evidence"));
     }
 
     #[test]
-    fn webhook_summary_carries_the_diagnosis_unescaped() {
-        let notice = crate::notice::of(&Envelope::parse(DIAGNOSED.as_bytes()).unwrap()).unwrap();
-        let summary = &webhook(DIAGNOSED, &notice)["summary"];
-        assert_eq!(summary["cause"], "port_in_use");
-        assert_eq!(summary["cause_summary"], "Port 8080 is taken by <another> process.");
-        assert_eq!(summary["recommendation"], "Free the port & retry.");
-        assert_eq!(
-            summary["evidence"],
-            json!(["Error: listen EADDRINUSE: address already in use :::8080", "<!channel> & ```rm -rf```"])
-        );
-    }
-
-    #[test]
     fn escape_touches_only_the_three_control_characters() {
         assert_eq!(escape("a & b <@U1> > *c*"), "a &amp; b &lt;@U1&gt; &gt; *c*");
-    }
-
-    #[test]
-    fn signature_is_the_hmac_of_the_body() {
-        // RFC 4231 test case 2.
-        let sig = signature(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 }
