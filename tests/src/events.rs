@@ -38,3 +38,34 @@ pub async fn outcomes_for(
         .filter(|c| c.container == name)
         .collect()
 }
+
+/// Crashes `container` (a [`crate::container::CRASH_ON_USR1`] one with no
+/// restart policy), then waits for the collector, alone (no control plane),
+/// to heal it at the edge: one verified, successful outcome decided there,
+/// and the container running again since a later start. `log` is the
+/// collector's log, shown when it did not.
+pub async fn crash_and_expect_edge_heal(
+    container: &crate::TestContainer,
+    conn: &(impl redis::aio::ConnectionLike + Clone + Send + Sync),
+    log: impl Fn() -> String,
+) {
+    use bollard::models::ContainerStateStatusEnum;
+    use hemostat_protocol::event::{DECIDED_AT_THE_EDGE, RemediationStatus};
+    use std::time::Duration;
+
+    let before = container.state().await.started_at.unwrap_or_default();
+    container.kill("USR1").await;
+    container.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
+    // Its restart policy is `no`: only the collector can start it again.
+    let healed = crate::wait_for(Duration::from_secs(30), || async {
+        outcomes_for(&mut conn.clone(), container.name()).await.into_iter().next()
+    })
+    .await;
+    let healed = healed.unwrap_or_else(|| panic!("no outcome; collector:\n{}", log()));
+    assert_eq!(healed.context.analysis_method.as_deref(), Some(DECIDED_AT_THE_EDGE), "{healed:?}");
+    assert_eq!(healed.result.status, RemediationStatus::Success, "{healed:?}\n{}", log());
+    assert_eq!(healed.result.verified, Some(true), "{healed:?}");
+    let state = container.state().await;
+    assert_eq!(state.running, Some(true), "{state:?}");
+    assert!(state.started_at.unwrap_or_default() > before, "not restarted");
+}

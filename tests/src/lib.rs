@@ -104,7 +104,7 @@ pub use acl::{Users, create_users};
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
 pub use dockerd::{PrivateDockerd, TlsListener};
-pub use events::{outcomes_for, stream_events};
+pub use events::{crash_and_expect_edge_heal, outcomes_for, stream_events};
 pub use facts::report_container;
 pub use fake_llm::FakeLlm;
 pub use freezer::Freezer;

@@ -18,11 +18,7 @@ use std::{
     time::Duration,
 };
 
-use bollard::models::ContainerStateStatusEnum;
-use hemostat_e2e::{
-    PrivateDockerd, RedisServer, TempDir, bin_dir, free_port, outcomes_for, start_collector, test_host, wait_for,
-};
-use hemostat_protocol::event::{DECIDED_AT_THE_EDGE, RemediationStatus};
+use hemostat_e2e::{PrivateDockerd, RedisServer, TempDir, bin_dir, free_port, start_collector, test_host, wait_for};
 
 /// A private `sshd` on 127.0.0.1 accepting one client key for root.
 struct Sshd {
@@ -174,20 +170,7 @@ async fn a_collector_on_an_ssh_engine_sees_its_containers_and_heals_a_crash() {
         assert_eq!(mode, 0o700, "{}", dirs[0].display());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = container.state().await.started_at.unwrap_or_default();
-    container.kill("USR1").await;
-    container.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
-    let healed = wait_for(Duration::from_secs(30), || async {
-        outcomes_for(&mut conn.clone(), container.name()).await.into_iter().next()
-    })
-    .await;
-    let healed = healed.unwrap_or_else(|| panic!("no outcome; collector:\n{}", collector.log_tail(40)));
-    assert_eq!(healed.context.analysis_method.as_deref(), Some(DECIDED_AT_THE_EDGE), "{healed:?}");
-    assert_eq!(healed.result.status, RemediationStatus::Success, "{healed:?}\n{}", collector.log_tail(40));
-    assert_eq!(healed.result.verified, Some(true), "{healed:?}");
-    let state = container.state().await;
-    assert_eq!(state.running, Some(true), "{state:?}");
-    assert!(state.started_at.unwrap_or_default() > before, "not restarted");
+    hemostat_e2e::crash_and_expect_edge_heal(&container, &conn, || collector.log_tail(40)).await;
     // All of it through one login: one forward, not an ssh per connection.
     let logins = sshd.log().matches("Accepted publickey").count();
     assert_eq!(logins, 2, "one for the snapshot, one for the collector:\n{}", sshd.log());

@@ -17,11 +17,7 @@ use std::{
     time::Duration,
 };
 
-use bollard::models::ContainerStateStatusEnum;
-use hemostat_e2e::{
-    PrivateDockerd, RedisServer, TempDir, TestCerts, bin_dir, outcomes_for, start_collector, test_host, wait_for,
-};
-use hemostat_protocol::event::{DECIDED_AT_THE_EDGE, RemediationStatus};
+use hemostat_e2e::{PrivateDockerd, RedisServer, TempDir, TestCerts, bin_dir, start_collector, test_host};
 
 /// `hemostat-collector --once` (one snapshot of the engine's containers,
 /// as JSON) with `envs`, and no TLS setting from the test's own
@@ -79,21 +75,7 @@ async fn a_collector_on_a_tls_engine_sees_its_containers_and_heals_a_crash() {
     .await;
     // Past the collector's grace for a container just created.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = container.state().await.started_at.unwrap_or_default();
-    container.kill("USR1").await;
-    container.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
-    // Its restart policy is `no`: only the collector can start it again.
-    let healed = wait_for(Duration::from_secs(30), || async {
-        outcomes_for(&mut conn.clone(), container.name()).await.into_iter().next()
-    })
-    .await;
-    let healed = healed.unwrap_or_else(|| panic!("no outcome; collector:\n{}", collector.log_tail(40)));
-    assert_eq!(healed.context.analysis_method.as_deref(), Some(DECIDED_AT_THE_EDGE), "{healed:?}");
-    assert_eq!(healed.result.status, RemediationStatus::Success, "{healed:?}\n{}", collector.log_tail(40));
-    assert_eq!(healed.result.verified, Some(true), "{healed:?}");
-    let state = container.state().await;
-    assert_eq!(state.running, Some(true), "{state:?}");
-    assert!(state.started_at.unwrap_or_default() > before, "not restarted");
+    hemostat_e2e::crash_and_expect_edge_heal(&container, &conn, || collector.log_tail(40)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

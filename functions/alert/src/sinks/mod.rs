@@ -466,6 +466,20 @@ pub fn client(config: &Config) -> Result<reqwest::Client, AlertError> {
         })
 }
 
+/// One failed remediation, as the sinks' unit tests render it.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use hemostat_protocol::Envelope;
+
+    use crate::notice::Notice;
+
+    pub(crate) const BODY: &str = r#"{"timestamp":"2025-11-03T10:30:53.789012","agent":"HemoStat-Responder","type":"remediation_complete","data":{"container":"web","host":"h1","action":"restart","result":{"status":"failed","action":"restart","container":"web","error":"no such container"}}}"#;
+
+    pub(crate) fn notice() -> Notice {
+        crate::notice::of(&Envelope::parse(BODY.as_bytes()).unwrap()).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,13 +84,10 @@ pub fn message(notice: &Notice) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use hemostat_protocol::Envelope;
 
-    const BODY: &str = r#"{"timestamp":"2025-11-03T10:30:53.789012","agent":"HemoStat-Responder","type":"remediation_complete","data":{"container":"web","host":"h1","action":"restart","result":{"status":"failed","action":"restart","container":"web","error":"no such container"}}}"#;
-
-    fn notice() -> Notice {
-        crate::notice::of(&Envelope::parse(BODY.as_bytes()).unwrap()).unwrap()
-    }
+    use crate::sinks::fixture::notice;
 
     #[test]
     fn slack_message_has_one_coloured_attachment_with_fields() {

@@ -59,13 +59,10 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use hemostat_protocol::Envelope;
 
-    const BODY: &str = r#"{"timestamp":"2025-11-03T10:30:53.789012","agent":"HemoStat-Responder","type":"remediation_complete","data":{"container":"web","host":"h1","action":"restart","result":{"status":"failed","action":"restart","container":"web","error":"no such container"}}}"#;
-
-    fn notice() -> Notice {
-        crate::notice::of(&Envelope::parse(BODY.as_bytes()).unwrap()).unwrap()
-    }
+    use crate::sinks::fixture::{BODY, notice};
 
     #[test]
     fn webhook_carries_the_envelope_verbatim_and_a_summary() {
