@@ -107,12 +107,14 @@ fn keygen(path: &Path) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// `hemostat-collector --once` over ssh.
-fn snapshot(url: &str, config: &Path) -> Output {
+/// `hemostat-collector --once` over ssh, its forward's folder made in `tmp`.
+fn snapshot(url: &str, config: &Path, tmp: &Path) -> Output {
     Command::new(bin_dir().join("hemostat-collector"))
         .arg("--once")
         .env("DOCKER_HOST", url)
         .env("DOCKER_SSH_CONFIG", config)
+        .env("TMPDIR", tmp)
+        .env_remove("XDG_RUNTIME_DIR")
         .env("RUST_LOG", "info")
         .output()
         .expect("run hemostat-collector --once (cargo build --workspace --bins first)")
@@ -122,17 +124,11 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// The collector's private forward folders left in the temporary folder.
-fn forward_dirs() -> Vec<PathBuf> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    std::fs::read_dir(base)
-        .map(|dirs| {
-            dirs.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("hemostat-ssh-")))
-                .collect()
-        })
-        .unwrap_or_default()
+/// What is in `dir` (the forward's folders: each collector is given a
+/// temporary folder of its own, so tests running side by side do not see
+/// each other's).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,11 +141,11 @@ async fn a_collector_on_an_ssh_engine_sees_its_containers_and_heals_a_crash() {
     let url = sshd.url(&engine);
 
     // One snapshot over ssh lists the container, and leaves no forward behind.
-    let before_dirs = forward_dirs();
-    let out = snapshot(&url, &config);
+    let tmp = TempDir::new();
+    let out = snapshot(&url, &config, &tmp.0);
     assert!(out.status.success(), "snapshot over ssh failed:\n{}\nsshd:\n{}", text(&out), sshd.log());
     assert!(String::from_utf8_lossy(&out.stdout).contains(container.name()), "{}", text(&out));
-    assert_eq!(forward_dirs(), before_dirs, "the forward's folder was left behind");
+    assert_eq!(entries(&tmp.0), Vec::<PathBuf>::new(), "the forward's folder was left behind");
 
     // The collector, alone (it heals at the edge), over ssh.
     let redis = RedisServer::start().await;
@@ -157,12 +153,14 @@ async fn a_collector_on_an_ssh_engine_sees_its_containers_and_heals_a_crash() {
     let collector = start_collector(&redis.url(), &test_host(), |b| {
         b.env("DOCKER_HOST", &url)
             .env("DOCKER_SSH_CONFIG", &config)
+            .env("TMPDIR", &tmp.0)
+            .env_remove("XDG_RUNTIME_DIR")
             .env("HEMOSTAT_EDGE_HEAL_AFTER", "2s")
             .env("HEMOSTAT_VERIFY_SECONDS", "2")
     })
     .await;
     // The forward's socket is this user's alone.
-    let dirs: Vec<PathBuf> = forward_dirs().into_iter().filter(|d| !before_dirs.contains(d)).collect();
+    let dirs = entries(&tmp.0);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     {
         use std::os::unix::fs::PermissionsExt;
@@ -184,9 +182,11 @@ async fn an_unknown_host_key_a_refused_key_and_an_option_in_the_url_stop_the_col
 
     // The server's key is not in known hosts: refused, not trusted on first sight.
     let unknown = sshd.client_config(false, &sshd.dir.0.join("client_key"));
-    let out = snapshot(&url, &unknown);
+    let tmp = TempDir::new();
+    let out = snapshot(&url, &unknown, &tmp.0);
     assert!(!out.status.success(), "an unknown host key was accepted:\n{}", text(&out));
     assert!(text(&out).contains("Host key verification failed"), "{}", text(&out));
+    assert_eq!(entries(&tmp.0), Vec::<PathBuf>::new(), "a failed forward left its folder");
 
     // A key the server does not know.
     let stranger = sshd.dir.0.join("stranger_key");
@@ -205,7 +205,7 @@ async fn an_unknown_host_key_a_refused_key_and_an_option_in_the_url_stop_the_col
     // An option smuggled in as the host: refused before any ssh runs.
     let marker = sshd.dir.0.join("pwned");
     let hostile = format!("ssh://-oProxyCommand=touch{}", marker.display());
-    let out = snapshot(&hostile, &refused);
+    let out = snapshot(&hostile, &refused, &tmp.0);
     assert!(!out.status.success() && text(&out).contains("DOCKER_HOST"), "{}", text(&out));
     assert!(!marker.exists(), "the URL ran a command");
 }

@@ -265,7 +265,11 @@ async fn last_words(stderr: &Stderr) -> String {
 fn private_dir() -> Result<PathBuf, CollectorError> {
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("hemostat-ssh-{}", uuid::Uuid::new_v4().simple()));
+    // 16 hex digits: unguessable enough for a folder only its owner can
+    // enter (made with create, never reused), short enough to leave room
+    // for a long TMPDIR in the socket path's 108 bytes.
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dir = base.join(format!("hemostat-ssh-{}", &id[..16]));
     if dir.join("docker.sock").as_os_str().len() > MAX_SOCKET_PATH {
         return Err(CollectorError::Config(format!(
             "{} is too long a folder for a Unix socket; set TMPDIR to a shorter one",
