@@ -326,7 +326,10 @@ async fn a_silent_collector_is_reported_once_and_its_return_once() {
     assert_eq!(line_value(&text, r#"hemostat_collector_heartbeat_interval_seconds{host="dying"}"#), Some(0.2));
     assert!(system_alerts(&mut conn).await.is_empty());
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Past the dying heartbeat's 600 ms, and past the grace after Redis's
+    // own start (three 0.2 s intervals, against an uptime Redis counts in
+    // whole seconds: a check within its first second judged nobody).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let schedule: Value = serde_json::from_str(
         r#"{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","account":"0","time":"2025-11-03T10:31:00Z","region":"us-east-1","resources":["arn:aws:events:us-east-1:0:rule/r"],"detail":{}}"#,
     )
