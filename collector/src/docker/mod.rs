@@ -146,12 +146,17 @@ fn is_unreachable(err: &BollardError) -> bool {
 }
 
 /// An engine back from a restart refuses to start a container whose
-/// previous task it is still restoring ("task ... already exists"); it
-/// accepts once that is done. Where it kept a stale containerd task (a
-/// restart sent as a `--live-restore` engine stopped), it refuses for good,
-/// and the failure is reported after [`ENGINE_PATIENCE`].
+/// previous task it is still restoring ("task ... already exists"), or
+/// whose previous shim's folder containerd has not removed yet ("failed to
+/// start shim: mkdir ...: file exists", seen by the chaos test right after
+/// a `dockerd` restart); it accepts once that is done. Where it kept a
+/// stale containerd task (a restart sent as a `--live-restore` engine
+/// stopped), it refuses for good, and the failure is reported after
+/// [`ENGINE_PATIENCE`].
 fn is_restoring(err: &BollardError) -> bool {
-    matches!(err, BollardError::DockerResponseServerError { message, .. } if message.contains("task") && message.contains("already exists"))
+    let BollardError::DockerResponseServerError { message, .. } = err else { return false };
+    (message.contains("task") && message.contains("already exists"))
+        || (message.contains("failed to start shim") && message.contains("file exists"))
 }
 
 /// Whether `action`, asked for at `began`, shows in the container's state.
@@ -276,6 +281,17 @@ mod tests {
             message: "Cannot restart container web: task 0d1f already exists: unknown".into(),
         };
         assert!(is_restoring(&restoring) && !is_unreachable(&restoring));
+        let shim = BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "Cannot restart container 2586a657da5c: failed to start shim: mkdir /run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/2586a657da5c: file exists: unknown".into(),
+        };
+        assert!(is_restoring(&shim) && !is_unreachable(&shim));
+        let missing = BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "failed to create shim task: OCI runtime create failed: exec: \"/app\": no such file or directory"
+                .into(),
+        };
+        assert!(!is_restoring(&missing));
     }
 
     #[tokio::test]
