@@ -28,6 +28,11 @@ pub const TEST_LABEL: &str = "hemostat-e2e.test";
 pub const CRASH_ON_USR1: &str =
     r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#;
 
+/// A time as Docker's inspect writes it (RFC 3339), present.
+pub fn docker_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s.as_deref().expect("timestamp present")).expect("RFC 3339").into()
+}
+
 /// Starts [`CRASH_ON_USR1`] on `docker` with no restart policy (only
 /// HemoStat may start it again) and waits until it runs.
 pub async fn start_crash_on_usr1(docker: &Docker) -> TestContainer {
@@ -256,6 +261,22 @@ impl TestContainer {
 
     pub async fn state(&self) -> ContainerState {
         self.inspect().await.state.unwrap_or_default()
+    }
+
+    /// The container once it runs again after a start later than `since`
+    /// (its inspect then), or None after `within`.
+    pub async fn restarted_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        within: Duration,
+    ) -> Option<ContainerInspectResponse> {
+        wait_for(within, || async {
+            let inspect = self.inspect().await;
+            let state = inspect.state.clone().unwrap_or_default();
+            let restarted = state.running == Some(true) && docker_time(&state.started_at) > since;
+            restarted.then_some(inspect)
+        })
+        .await
     }
 
     /// Sends `signal` (e.g. `"SIGUSR1"`, `"USR1"`, `"9"`) to the main process.

@@ -12,9 +12,7 @@ use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{ContainerSpec, RedisServer, docker, outcomes_for, start_stack, wait_for};
 use hemostat_protocol::event::RemediationStatus;
 
-fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(s.as_deref().expect("timestamp present")).expect("RFC 3339").into()
-}
+use hemostat_e2e::container::docker_time as parse_time;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_failing_its_label_probe_is_restarted_by_hemostat() {
@@ -39,13 +37,7 @@ async fn a_container_failing_its_label_probe_is_restarted_by_hemostat() {
     container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     let first_start = parse_time(&container.state().await.started_at);
 
-    let healed = wait_for(Duration::from_secs(45), || async {
-        let inspect = container.inspect().await;
-        let state = inspect.state.clone().unwrap_or_default();
-        let restarted = state.running == Some(true) && parse_time(&state.started_at) > first_start;
-        restarted.then_some(inspect)
-    })
-    .await;
+    let healed = container.restarted_since(first_start, Duration::from_secs(45)).await;
     let Some(healed) = healed else {
         panic!(
             "the container was not restarted.\ncollector:\n{}\nbridge:\n{}",

@@ -13,9 +13,7 @@ use hemostat_protocol::{
     event::{HealthAlert, RemediationComplete, RemediationStatus},
 };
 
-fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(s.as_deref().expect("timestamp present")).expect("RFC 3339").into()
-}
+use hemostat_e2e::container::docker_time as parse_time;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_while_the_collector_was_killed_is_healed_once_it_is_back() {

@@ -34,9 +34,7 @@ async fn record_pubsub(redis: &RedisServer) -> Arc<Mutex<Vec<(String, String)>>>
     seen
 }
 
-fn parse_time(s: &Option<String>) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(s.as_deref().expect("timestamp present")).expect("RFC 3339").into()
-}
+use hemostat_e2e::container::docker_time as parse_time;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() {
@@ -57,13 +55,7 @@ async fn crashed_container_is_healed_end_to_end_and_a_second_crash_is_refused() 
     let first_start = parse_time(&container.state().await.started_at);
 
     container.kill("USR1").await;
-    let healed = wait_for(Duration::from_secs(15), || async {
-        let inspect = container.inspect().await;
-        let state = inspect.state.clone().unwrap_or_default();
-        let restarted = state.running == Some(true) && parse_time(&state.started_at) > first_start;
-        restarted.then_some(inspect)
-    })
-    .await;
+    let healed = container.restarted_since(first_start, Duration::from_secs(15)).await;
     let Some(healed) = healed else {
         panic!(
             "container was not restarted.\ncollector:\n{}\nbridge:\n{}",
