@@ -208,16 +208,21 @@ trap "stop_all; exit 143" TERM
 
 if [[ "${HEMOSTAT_SKIP_BUILD:-0}" == 1 ]]; then
   echo "== using the binaries already built in target/$HEMOSTAT_PROFILE"
-elif [[ "$HEMOSTAT_PROFILE" == release ]]; then
-  echo "== building (release)"
-  cargo build --release --bins
 else
-  echo "== building ($HEMOSTAT_PROFILE)"
-  cargo build --bins
+  # What the stack runs and nothing else: not the benchmarks, the fuzzer or
+  # the all-in-one supervisor the workspace also builds.
+  packages=(-p hemostat-local -p hemostat-bridge -p hemostat-collector -p hemostat-cli
+    -p hemostat-analyzer -p hemostat-responder -p hemostat-alert -p hemostat-exporter -p hemostat-dashboard)
+  echo "== building ($HEMOSTAT_PROFILE): the stack's packages"
+  if [[ "$HEMOSTAT_PROFILE" == release ]]; then
+    cargo build --release --bins "${packages[@]}"
+  else
+    cargo build --bins "${packages[@]}"
+  fi
 fi
 bin="$root/target/$HEMOSTAT_PROFILE"
 for b in hemostat-local hemostat-bridge hemostat-collector hemostat; do
-  [[ -x "$bin/$b" ]] || die "$bin/$b is missing; build it with: cargo build --bins$([[ "$HEMOSTAT_PROFILE" == release ]] && echo " --release")"
+  [[ -x "$bin/$b" ]] || die "$bin/$b is missing; build it with: cargo build --bins$([[ "$HEMOSTAT_PROFILE" == release ]] && echo " --release") ${packages[*]:-}"
 done
 
 # --- the command signing keys -------------------------------------------------
