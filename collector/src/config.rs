@@ -348,8 +348,8 @@ impl Config {
     pub(crate) fn docker_endpoint(&self) -> Result<crate::docker::Endpoint, crate::error::CollectorError> {
         let cert_path = self.docker_cert_path.as_deref().filter(|p| !p.as_os_str().is_empty());
         let ssh_config = self.docker_ssh_config.as_deref().filter(|p| !p.as_os_str().is_empty());
-        crate::docker::Endpoint::new(&self.docker_host, !self.docker_tls_verify.is_empty(), cert_path)?
-            .ssh_config(ssh_config)
+        Ok(crate::docker::Endpoint::new(&self.docker_host, !self.docker_tls_verify.is_empty(), cert_path)?
+            .ssh_config(ssh_config))
     }
 
     pub fn scope(&self) -> Result<crate::scope::Scope, crate::error::CollectorError> {

@@ -98,11 +98,9 @@ impl Endpoint {
 
     /// The ssh client configuration file an `ssh://` endpoint uses instead
     /// of the user's own (`ssh -F`); ignored by the other schemes.
-    pub fn ssh_config(mut self, file: Option<&Path>) -> Result<Self, CollectorError> {
-        if self.ssh.is_some() {
-            self.ssh = Some(ssh::Target::parse(&self.host, file)?);
-        }
-        Ok(self)
+    pub fn ssh_config(mut self, file: Option<&Path>) -> Self {
+        self.ssh = self.ssh.map(|target| target.with_config(file));
+        self
     }
 
     /// Makes the endpoint reachable: for `ssh://`, starts the forward (kept

@@ -105,6 +105,11 @@ impl Target {
         })
     }
 
+    /// The ssh client configuration file to use (`ssh -F`), if any.
+    pub fn with_config(self, config: Option<&Path>) -> Self {
+        Target { config: config.map(Path::to_owned), ..self }
+    }
+
     /// `ssh` forwarding `local` to the remote socket and nothing else: no
     /// command, no terminal, no standard input.
     fn command(&self, local: &Path) -> Command {
