@@ -51,7 +51,7 @@ impl LlmIncident {
     /// restart cannot fix, or keeping down what a restart would bring back.
     pub fn made_worse(&self, action: Action) -> bool {
         match action {
-            Action::Restart | Action::ScaleUp | Action::Start => !self.restart_helps,
+            Action::Restart | Action::Recreate | Action::ScaleUp | Action::Start => !self.restart_helps,
             Action::Stop | Action::Cleanup => self.restart_helps,
             // A command line of the model's own choosing: never right here.
             Action::Exec => true,

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Restart,
+    /// A fresh container from the same configuration (name, labels,
+    /// mounts, environment, restart policy) in place of this one: the step
+    /// after a restart that did not hold.
+    Recreate,
     Stop,
     Start,
     ScaleUp,
@@ -53,6 +57,7 @@ impl Action {
     pub const fn as_str(self) -> &'static str {
         match self {
             Action::Restart => "restart",
+            Action::Recreate => "recreate",
             Action::Stop => "stop",
             Action::Start => "start",
             Action::ScaleUp => "scale_up",

@@ -93,7 +93,7 @@ pub fn against_rules(v: &LlmVerdict, rules: Option<&Diagnosis>) -> Result<(), An
         Action::Stop | Action::Cleanup => d.restart_helps,
         Action::None => false,
         // Never a verdict's (see `Action::LLM_CHOICES`): refused wherever the rules know the cause.
-        Action::Exec => true,
+        Action::Exec | Action::Recreate => true,
     };
     if worse {
         let helps = if d.restart_helps { "would" } else { "cannot" };
