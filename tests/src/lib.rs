@@ -74,6 +74,7 @@
 //! instance across tests through a `static`.
 
 pub mod acl;
+pub mod attest;
 pub mod bench;
 pub mod chaos;
 pub mod container;
@@ -101,6 +102,7 @@ pub mod temp_dir;
 pub mod tls_certs;
 
 pub use acl::{Users, create_users};
+pub use attest::attest;
 pub use container::{ContainerSpec, TestContainer};
 pub use docker::{docker, test_image};
 pub use dockerd::{PrivateDockerd, TlsListener};

@@ -90,8 +90,9 @@ async fn invoke(endpoint: &str, function: &str, payload: &Value) -> Value {
     answer.unwrap_or_else(|| panic!("{function} never succeeded within 30 s: {}", last.borrow()))
 }
 
-/// A `remediation_needed` for `c`, the `n`th (each one a new request).
-fn needed(c: &ContainerRef, n: u32) -> BatchEvent {
+/// A `remediation_needed` for `c`, the `n`th (each one a new request),
+/// attested as the analyzer would.
+async fn needed(conn: &Connection, c: &ContainerRef, n: u32) -> BatchEvent {
     let data = RemediationNeeded {
         container: c.name.clone(),
         action: Action::Restart,
@@ -105,6 +106,7 @@ fn needed(c: &ContainerRef, n: u32) -> BatchEvent {
         llm_cached: false,
     };
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &data).unwrap();
+    hemostat_e2e::attest(conn, &env).await;
     batch::event(vec![batch::record(format!("{n}-0"), EventKind::RemediationNeeded.stream(), env.to_json(), 1)])
 }
 
@@ -184,7 +186,7 @@ async fn system_alerts(conn: &Connection, kind: &str) -> Vec<SystemAlert> {
 /// dispatched a command, else its refusal's reason.
 async fn ask(endpoint: &str, conn: &Connection, c: &ContainerRef, n: u32) -> Option<String> {
     let (commands_before, refusals_before) = (commands(conn, &c.host).await, refusals(conn, c).await.len());
-    let answer = invoke(endpoint, "hemostat-responder", &serde_json::to_value(needed(c, n)).unwrap()).await;
+    let answer = invoke(endpoint, "hemostat-responder", &serde_json::to_value(needed(conn, c, n).await).unwrap()).await;
     let answer: BatchResponse = serde_json::from_value(answer).unwrap_or_default();
     assert!(answer.batch_item_failures.is_empty() && answer.rejected_items.is_empty(), "{answer:?}");
     let dispatched = commands(conn, &c.host).await - commands_before;

@@ -8,6 +8,9 @@
 //!   the gate's state, and cannot run the commands that reach past keys;
 //! - nor raise an alert for another host's container: Redis refuses its
 //!   attestation, and the analyzer dead-letters the unattested alert;
+//! - nor can the bridge's (which writes every stream): the responder acts
+//!   only on requests an analyzer attested, so a request put on its stream
+//!   by hand, or a forged dead letter an operator replays, is dead-lettered;
 //! - a seed-protocol publisher may ask for a remediation and nothing more,
 //!   and the dashboard may only read.
 
@@ -227,4 +230,59 @@ async fn the_stack_heals_with_every_component_as_its_own_redis_user() {
     println!("attack refused: forged alert: {reason}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(asked().await, before, "a remediation was asked for on a forged alert");
+
+    // The bridge's credentials write every stream: a stolen bridge password
+    // puts a request to stop the container on the responder's stream, and
+    // the responder, finding no analyzer's attestation, dead-letters it.
+    let bridge = as_user(users.url(&Role::Bridge)).await;
+    let stop = |why: &str| {
+        let data = serde_json::json!({
+            "container": name, "host": stack.host, "action": "stop", "reason": why, "confidence": 1.0,
+        });
+        Envelope::new(hemostat_protocol::envelope::agent::ANALYZER, EventKind::RemediationNeeded, &data).unwrap()
+    };
+    let refusals = |why: String| {
+        let conn = conn.clone();
+        async move {
+            let mut conn = conn.clone();
+            let dead: redis::streams::StreamRangeReply = conn.xrange_all(keys::DEAD_LETTER_STREAM).await.ok()?;
+            let found = dead.ids.iter().any(|e| {
+                e.get::<String>(ENVELOPE_FIELD).is_some_and(|b| b.contains(&why))
+                    && e.get::<String>(dead_letter::REASON).is_some_and(|r| r.contains("not attested by an analyzer"))
+            });
+            found.then_some(())
+        }
+    };
+    let forged = stop("forged by the bridge's credentials");
+    allowed(&bridge, &["XADD", &EventKind::RemediationNeeded.stream(), "*", ENVELOPE_FIELD, &forged.to_json()]).await;
+    wait_for(Duration::from_secs(30), || refusals("forged by the bridge's".into()))
+        .await
+        .unwrap_or_else(|| panic!("the forged request was not refused\n{}", logs()));
+    println!("attack refused: forged request: written to the stream with the bridge's credentials");
+
+    // A dead letter the bridge forged, replayed by an operator who trusts
+    // the list: the request reaches the responder again, and is refused again.
+    let letter = stop("a dead letter the bridge forged");
+    let stream = EventKind::RemediationNeeded.stream();
+    let fields = [
+        (dead_letter::STREAM, stream.as_str()),
+        (dead_letter::ID, "1-0"),
+        (dead_letter::REASON, "responder failed"),
+        (ENVELOPE_FIELD, &letter.to_json()),
+    ];
+    let id: String = bridge.clone().xadd(keys::DEAD_LETTER_STREAM, "*", &fields).await.unwrap();
+    let replay = std::process::Command::new(bin_dir().join("hemostat"))
+        .args(["dead-letters", "replay", &id])
+        .env("REDIS_URL", operator.url(&Role::Operator))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    wait_for(Duration::from_secs(30), || refusals("a dead letter the bridge forged".into()))
+        .await
+        .unwrap_or_else(|| panic!("the replayed forged request was not refused\n{}", logs()));
+    println!("attack refused: forged request: a forged dead letter replayed by the operator");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let state = container.state().await;
+    assert_eq!(state.status, Some(ContainerStateStatusEnum::RUNNING), "a forged request stopped it");
 }

@@ -18,7 +18,7 @@ use redis::AsyncCommands;
 
 const REQUESTS: usize = 1000;
 
-fn request(i: usize, host: &str) -> BatchEvent {
+fn request(i: usize, host: &str) -> Envelope {
     let needed = RemediationNeeded {
         container: "api".into(),
         action: hemostat_protocol::Action::Restart,
@@ -35,7 +35,10 @@ fn request(i: usize, host: &str) -> BatchEvent {
         fallback_reason: None,
         llm_cached: false,
     };
-    let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap();
+    Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed).unwrap()
+}
+
+fn batch_of(i: usize, env: &Envelope) -> BatchEvent {
     batch::event(vec![batch::record(format!("{i}-0"), EventKind::RemediationNeeded.stream(), env.to_json(), 1)])
 }
 
@@ -56,9 +59,14 @@ async fn a_thousand_concurrent_requests_dispatch_exactly_one_command() {
     hemostat_e2e::report_container(&conn, &ContainerRef::new(host, "api"), "shop/api:1", Default::default()).await;
     let token = hemostat_protocol::secret::Secret::new(hemostat_e2e::lambda_token());
     let invoker = HttpInvoker::new(&endpoint, Duration::from_secs(120), Some(&token)).unwrap();
-    let calls = (0..REQUESTS).map(|i| {
+    // The test plays the analyzer too, which attests each request.
+    let requests: Vec<Envelope> = (0..REQUESTS).map(|i| request(i, host)).collect();
+    for env in &requests {
+        hemostat_e2e::attest(&conn, env).await;
+    }
+    let calls = requests.iter().enumerate().map(|(i, env)| {
         let invoker = invoker.clone();
-        let payload = Bytes::from(serde_json::to_vec(&request(i, host)).unwrap());
+        let payload = Bytes::from(serde_json::to_vec(&batch_of(i, env)).unwrap());
         tokio::spawn(async move { invoker.invoke("hemostat-responder", payload).await })
     });
     let started = std::time::Instant::now();

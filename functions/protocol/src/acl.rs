@@ -10,7 +10,8 @@
 //! - only the responder (and the operator) write command streams and the
 //!   gate's state;
 //! - a seed-protocol publisher (a custom analyzer) reads alerts and publishes
-//!   `remediation_needed` and `false_alarm`, and writes nothing else;
+//!   `remediation_needed` and `false_alarm`, and writes nothing else but the
+//!   attestations of its requests;
 //! - the dashboard reads and writes nothing else.
 //!
 //! Every role loses the commands that reach past its keys (`KEYS`, `FLUSHALL`,
@@ -19,7 +20,9 @@
 //!
 //! A collector may still put an alert naming another host's container on
 //! the alert stream, but cannot attest it under that host's prefix, and the
-//! analyzer diagnoses only attested alerts ([`crate::attestation`]).
+//! analyzer diagnoses only attested alerts ([`crate::attestation`]). The
+//! bridge writes every stream, `remediation_needed` too, but cannot attest a
+//! request: the responder acts only on those an analyzer attested.
 //!
 //! What they cannot prevent (see the book's Security chapter, docs/src/security.md): a
 //! collector may write the fleet-wide container and collector sets.
@@ -191,7 +194,13 @@ impl Role {
             },
             Role::Analyzer => {
                 let mut g = Grants::publishing(&[EventKind::RemediationNeeded, EventKind::FalseAlarm]);
-                g.write.extend(owned(&["hemostat:history:*", "hemostat:ai_verdict:*", "hemostat:ai_calls:*"]));
+                g.write.extend(owned(&[
+                    "hemostat:history:*",
+                    "hemostat:ai_verdict:*",
+                    "hemostat:ai_calls:*",
+                    // It vouches for its requests.
+                    "hemostat:requested:*",
+                ]));
                 // Which host vouched for each alert.
                 g.read.push("hemostat:attested:*".to_owned());
                 g
@@ -213,6 +222,8 @@ impl Role {
                 g.write.push(glob(keys::SILENCES));
                 // Maintenance windows: read only (`hemostat silence ls` prunes).
                 g.read.extend(["hemostat:facts:*".to_owned(), glob(keys::CONTAINERS), glob(keys::MAINTENANCE)]);
+                // Which analyzer vouched for each request.
+                g.read.push("hemostat:requested:*".to_owned());
                 g
             }
             Role::Alert => Grants { write: owned(&["hemostat:events:*", "hemostat:alert:*"]), ..Grants::default() },
@@ -226,8 +237,10 @@ impl Role {
             Role::Operator => Grants { write: vec![all.clone()], read: Vec::new(), channels: vec![all] },
             Role::Publisher => {
                 let mut g = Grants::publishing(&[EventKind::RemediationNeeded, EventKind::FalseAlarm]);
-                // A custom analyzer reads the alerts it answers.
+                // A custom analyzer reads the alerts it answers, and vouches
+                // for its requests.
                 g.channels.push(glob(&EventKind::HealthAlert.channel()));
+                g.write.push("hemostat:requested:*".to_owned());
                 g
             }
         }
@@ -397,6 +410,12 @@ mod tests {
         assert!(reads(&Role::Analyzer, &attested) && !writes(&Role::Analyzer, &attested));
         for role in [Role::Publisher, Role::Bridge, Role::Responder, Role::Dashboard, Role::Collector("h2".into())] {
             assert!(!writes(&role, &attested), "{role}");
+        }
+        let requested = keys::request_attestation("d");
+        assert!(reads(&Role::Responder, &requested) && !writes(&Role::Responder, &requested));
+        assert!(writes(&Role::Analyzer, &requested) && writes(&Role::Publisher, &requested));
+        for role in [Role::Bridge, Role::Alert, Role::Exporter, Role::Dashboard, Role::Collector("h".into())] {
+            assert!(!writes(&role, &requested), "{role}");
         }
         for key in [
             keys::events("all"),

@@ -1,4 +1,4 @@
-//! Which collector vouches for an alert.
+//! Who vouches for an alert, and for a request to act.
 //!
 //! Pub/sub and streams carry no sender: any client allowed to publish a
 //! `health_alert` (every collector is) could name another host's container,
@@ -14,6 +14,14 @@
 //! so an attestation vouches for that alert and no other. An attested alert
 //! published again as it was is the same alert: the gate's cooldown and the
 //! responder's idempotency treat it as such.
+//!
+//! A `remediation_needed` is attested the same way, under a prefix only the
+//! analyzers (and the operator) may write ([`keys::request_attestation`]):
+//! the bridge writes every stream (it delivers, dead-letters and relays
+//! their records), so a stolen bridge password, or a dead letter it forged
+//! and an operator replayed, could otherwise put a request to act on any
+//! container before the responder. The responder acts only on attested
+//! requests.
 
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
@@ -31,7 +39,7 @@ pub fn digest(env: &Envelope) -> String {
 }
 
 /// The host an envelope needs the attestation of: a `health_alert`'s
-/// `host`, if it is a valid host name. Other kinds are not attested.
+/// `host`, if it is a valid host name.
 pub fn host(env: &Envelope) -> Option<&str> {
     if env.kind != EventKind::HealthAlert {
         return None;
@@ -39,9 +47,14 @@ pub fn host(env: &Envelope) -> Option<&str> {
     env.data.get("host").and_then(|h| h.as_str()).filter(|h| check_host(h).is_ok())
 }
 
-/// The attestation key of `env`, when it has one.
+/// The attestation key of `env`, when it has one: an alert's under its
+/// host's prefix, a request's under the analyzers'. Other kinds are not
+/// attested.
 pub fn key(env: &Envelope) -> Option<String> {
-    host(env).map(|h| keys::attestation(h, &digest(env)))
+    match env.kind {
+        EventKind::RemediationNeeded => Some(keys::request_attestation(&digest(env))),
+        _ => host(env).map(|h| keys::attestation(h, &digest(env))),
+    }
 }
 
 /// Attests `env` (before it is published). A credential that may not
@@ -53,8 +66,9 @@ pub(crate) async fn attest(conn: &Connection, key: &str) -> Result<(), ProtocolE
     Ok(())
 }
 
-/// Whether the host `env` names attested it. `false` for an envelope that
-/// cannot be attested (not an alert, no valid host).
+/// Whether `env` was attested: an alert by the host it names, a request by
+/// an analyzer. `false` for an envelope that cannot be attested (another
+/// kind, an alert without a valid host).
 pub async fn is_attested(conn: &Connection, env: &Envelope) -> Result<bool, ProtocolError> {
     let Some(key) = key(env) else { return Ok(false) };
     let mut conn = conn.clone();
@@ -91,10 +105,21 @@ mod tests {
         assert!(key(&a).unwrap().starts_with("hemostat:attested:web-1/"), "{:?}", key(&a));
         assert_ne!(key(&a), key(&alert("web-1", 90.5)), "another alert of the same container");
         assert_ne!(key(&a), key(&alert("web-2", 90.0)).map(|k| k.replace("web-2", "web-1")));
-        // Not an alert, or a host that is no host name: nothing to attest.
-        let needed = Envelope::new("x", EventKind::RemediationNeeded, &serde_json::json!({"host": "web-1"})).unwrap();
-        assert_eq!(key(&needed), None);
+        // Not an alert nor a request, or a host that is no host name: nothing to attest.
+        let complete =
+            Envelope::new("x", EventKind::RemediationComplete, &serde_json::json!({"host": "web-1"})).unwrap();
+        assert_eq!(key(&complete), None);
         assert_eq!(key(&alert("web-1/../x", 90.0)), None);
         assert_eq!(key(&alert("a*", 90.0)), None);
+    }
+
+    #[test]
+    fn a_request_is_attested_under_the_analyzers_prefix_whatever_host_it_names() {
+        let needed = |host: &str| {
+            Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &serde_json::json!({"host": host})).unwrap()
+        };
+        let key = key(&needed("web-1")).unwrap();
+        assert!(key.starts_with("hemostat:requested:") && !key.contains("web-1"), "{key}");
+        assert_ne!(Some(key), super::key(&needed("web-2")));
     }
 }

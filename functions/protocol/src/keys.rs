@@ -205,7 +205,16 @@ pub fn attestation(host: &str, digest: &str) -> String {
     format!("hemostat:attested:{host}/{digest}")
 }
 
-/// How long an [`attestation`] is kept: longer than any alert waits in its
+/// "An analyzer asked for the remediation with this digest": writable only
+/// by the analyzer, a custom analyzer's publisher and the operator, so the
+/// responder can tell a request an analyzer made from one put on the
+/// stream by anybody else who may write streams (the bridge, which
+/// delivers and dead-letters every stream's records).
+pub fn request_attestation(digest: &str) -> String {
+    format!("hemostat:requested:{digest}")
+}
+
+/// How long an [`attestation`] (or [`request_attestation`]) is kept: longer than any alert waits in its
 /// stream (the bridge gives up on a record after minutes), short enough
 /// that one key per alert never piles up.
 pub const ATTESTATION_TTL: Duration = Duration::from_secs(24 * 3600);

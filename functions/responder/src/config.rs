@@ -30,6 +30,11 @@ pub const FLEET_BRAKE_WINDOW: Setting = Setting::new(
     "the fleet brake's window, and how long it holds once tripped",
 )
 .seconds();
+pub const REQUIRE_ATTESTED_REQUESTS: Setting = Setting::new(
+    "RESPONDER_REQUIRE_ATTESTED_REQUESTS",
+    "true",
+    "act only on requests an analyzer attested (false: also requests a custom analyzer publishes by hand)",
+);
 
 /// What `responder --help` prints.
 pub const USAGE: Usage = Usage {
@@ -40,7 +45,16 @@ responder: HemoStat's responder function (AWS Lambda, or the local emulator).
 Consumes remediation_needed batches from the bridge; its safety gate
 (cooldown, circuit breaker, fleet brake) decides, and allowed actions become
 signed commands in the container's host stream.",
-    settings: &[COOLDOWN, MAX_RETRIES_PER_HOUR, BREAKER, DRY_RUN, SIGNING_KEY, FLEET_BRAKE_HOSTS, FLEET_BRAKE_WINDOW],
+    settings: &[
+        COOLDOWN,
+        MAX_RETRIES_PER_HOUR,
+        BREAKER,
+        DRY_RUN,
+        SIGNING_KEY,
+        FLEET_BRAKE_HOSTS,
+        FLEET_BRAKE_WINDOW,
+        REQUIRE_ATTESTED_REQUESTS,
+    ],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -64,6 +78,10 @@ pub struct Config {
     /// `FLEET_BRAKE_WINDOW`, in whole seconds: the brake's window, and how
     /// long it holds once tripped.
     pub fleet_brake_window_seconds: u64,
+    /// `REQUIRE_ATTESTED_REQUESTS`: a request no analyzer attested
+    /// ([`hemostat_protocol::attestation`]) is refused: the bridge may put
+    /// records on every stream, only an analyzer may vouch for a request.
+    pub require_attested_requests: bool,
 }
 
 impl Default for Config {
@@ -89,6 +107,7 @@ impl Config {
                 .map_err(|e| ProtocolError::BadKey(format!("{}: {e}", SIGNING_KEY.name)))?,
             fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
             fleet_brake_window_seconds: FLEET_BRAKE_WINDOW.whole_seconds(env)?,
+            require_attested_requests: REQUIRE_ATTESTED_REQUESTS.flag(env)?,
         })
     }
 

@@ -50,6 +50,25 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             tracing::info!(container = %needed.container, "action none: nothing to do");
             return RecordOutcome::Done;
         }
+        if self.config.require_attested_requests {
+            match self.store.is_attested(&env).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Dead-lettered with its reason, never acted on; replayed
+                    // from there, it is refused again.
+                    tracing::warn!(
+                        container = %needed.container,
+                        host = %needed.host,
+                        action = %needed.action,
+                        "request refused: no analyzer attested it"
+                    );
+                    return RecordOutcome::Rejected(
+                        "not attested by an analyzer: only an analyzer (or the operator) may ask for an action".into(),
+                    );
+                }
+                Err(e) => return RecordOutcome::Retry(e.to_string()),
+            }
+        }
         match self.decide(&env, &needed).await {
             Ok(()) => RecordOutcome::Done,
             Err(e) => RecordOutcome::Retry(e.to_string()),
@@ -284,6 +303,8 @@ mod tests {
         silences: Vec<Silence>,
         /// What the container's collector wrote (by default: it knows it).
         facts: Option<Facts>,
+        /// No analyzer attested the requests (by default: one did).
+        unattested: bool,
     }
 
     impl Default for FakeStore {
@@ -295,6 +316,7 @@ mod tests {
                 hosts: Vec::new(),
                 silences: Vec::new(),
                 facts: Some(Facts { container: Some(observed), ..Facts::default() }),
+                unattested: false,
             }
         }
     }
@@ -329,6 +351,9 @@ mod tests {
         }
         async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
             Ok(self.silences.clone())
+        }
+        async fn is_attested(&self, _env: &Envelope) -> Result<bool, ProtocolError> {
+            Ok(!self.unattested)
         }
         async fn was_dispatched(&self, id: &str) -> Result<bool, ProtocolError> {
             Ok(self.dispatched.lock().unwrap().iter().any(|(_, c)| c.json.contains(id)))
@@ -372,6 +397,22 @@ mod tests {
     fn responder(hosts: Vec<String>) -> Responder<FakeStore, Recorder> {
         let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
         Responder::new(config, FakeStore { hosts, ..Default::default() }, Recorder::default())
+    }
+
+    #[tokio::test]
+    async fn a_request_no_analyzer_attested_is_refused_and_nothing_is_dispatched() {
+        let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
+        let r = Responder::new(config, FakeStore { unattested: true, ..Default::default() }, Recorder::default());
+        let response = r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert_eq!(response.rejected_items.len(), 1, "{response:?}");
+        assert!(response.rejected_items[0].reason.contains("not attested by an analyzer"), "{response:?}");
+        assert!(r.store().dispatched.lock().unwrap().is_empty());
+        assert!(r.publisher().0.lock().unwrap().is_empty());
+        // Turned off (a custom analyzer that publishes by hand), it is acted on.
+        let config = Config { require_attested_requests: false, ..r.config.clone() };
+        let r = Responder::new(config, FakeStore { unattested: true, ..Default::default() }, Recorder::default());
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert_eq!(r.store().dispatched.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

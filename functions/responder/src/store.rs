@@ -7,7 +7,7 @@ use hemostat_protocol::connection::Connection;
 use redis::AsyncCommands;
 
 use hemostat_protocol::{
-    ContainerRef, ProtocolError,
+    ContainerRef, Envelope, ProtocolError, attestation,
     command::SignedCommand,
     facts::{self, Facts},
     gate::{Gate, GateDecision, GateRequest},
@@ -23,6 +23,8 @@ pub trait Store: Send + Sync {
     /// [`hemostat_protocol::facts`]): the only account the gate believes.
     fn facts(&self, container: &ContainerRef) -> impl Future<Output = Result<Option<Facts>, ProtocolError>> + Send;
     fn was_dispatched(&self, command_id: &str) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
+    /// Whether an analyzer attested this request ([`attestation`]).
+    fn is_attested(&self, env: &Envelope) -> impl Future<Output = Result<bool, ProtocolError>> + Send;
     /// Every operator's silence still holding.
     fn silences(&self) -> impl Future<Output = Result<Vec<Silence>, ProtocolError>> + Send;
     /// Appends the command to the host's stream; returns the entry id.
@@ -65,6 +67,10 @@ impl Store for RedisStore {
 
     async fn was_dispatched(&self, command_id: &str) -> Result<bool, ProtocolError> {
         Ok(self.conn.clone().exists(keys::dispatched(command_id)).await?)
+    }
+
+    async fn is_attested(&self, env: &Envelope) -> Result<bool, ProtocolError> {
+        attestation::is_attested(&self.conn, env).await
     }
 
     async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
