@@ -161,6 +161,19 @@ fuzz() {
     cargo run -q -p hemostat-fuzz -- --seconds "$seconds"
 }
 
+# Runs, on Redis `$1`, the test binaries of the first pass that asked which
+# Redis they run on ($HEMOSTAT_TEST_MODE_LOG: `<package> --test <name>` or
+# `<package> --lib` lines). One cargo test over the workspace, so features
+# unify as in the first pass and nothing is built again.
+mode_pass() {
+    local mode="$1"
+    local -a targets
+    # shellcheck disable=SC2207 # the targets are words (`--test name`, `--lib`)
+    targets=($(cut -d' ' -f2- "$HEMOSTAT_TEST_MODE_LOG" | sort -u | tr '\n' ' '))
+    phase "running on Redis $mode the test binaries that depend on it: cargo test --no-fail-fast --workspace ${targets[*]}"
+    HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast --workspace "${targets[@]}"
+}
+
 main() {
     check_toolchain
 
@@ -234,11 +247,23 @@ main() {
 
     local -a extra
     read -r -a extra <<<"$(test_args "$@")"
-    local status=0 mode
+    local status=0 mode first=1
+    # The first pass runs every test; each test binary that asks which Redis
+    # it runs on (tests/src/redis_server.rs, cluster_mode) is listed here,
+    # and only those run again on the next Redis: the others (Docker
+    # endpoints, the collector's actions, diagnosis, the book) take one node
+    # or none, and would only repeat themselves.
+    export HEMOSTAT_TEST_MODE_LOG="$DIR/mode-sensitive-tests"
+    rm -f "$HEMOSTAT_TEST_MODE_LOG"
     for mode in ${HEMOSTAT_TEST_REDIS_MODES:-node cluster}; do
-        phase "running tests on Redis $mode: cargo test --no-fail-fast ${extra[*]:+${extra[*]} }$*"
-        # --no-fail-fast: one failing test binary must not hide the results of the others.
-        HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
+        if ((first)) || [[ ! -s "$HEMOSTAT_TEST_MODE_LOG" ]]; then
+            phase "running tests on Redis $mode: cargo test --no-fail-fast ${extra[*]:+${extra[*]} }$*"
+            # --no-fail-fast: one failing test binary must not hide the results of the others.
+            HEMOSTAT_TEST_REDIS="$mode" cargo test --no-fail-fast "${extra[@]}" "$@" || status=$?
+        else
+            mode_pass "$mode" || status=$?
+        fi
+        first=0
     done
     if [[ "$llm" == 1 ]]; then
         phase "waiting for the real model (scripts/llm.sh wait), then starting it"

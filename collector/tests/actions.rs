@@ -48,7 +48,7 @@ async fn collector(redis: &RedisServer, host: &str, extra: &[(&str, &str)]) -> P
 }
 
 async fn start(extra: &[(&str, &str)]) -> Env {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let host = test_host();
     let test = current_test_name();
     let collector = collector(&redis, &host, extra).await;

@@ -38,7 +38,7 @@ async fn start() -> Env {
 
 /// A collector with `envs` beside the usual settings.
 async fn start_with(envs: &[(&str, &str)]) -> Env {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let host = test_host();
     let collector = start_collector(&redis.url(), &host, |b| {
         let b = b.env("HEMOSTAT_STOP_TIMEOUT", "2");

@@ -45,7 +45,7 @@ struct Env {
 }
 
 async fn start() -> Env {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let host = test_host();
     let test = current_test_name();
     let collector = start_collector(&redis.url(), &host, |b| {

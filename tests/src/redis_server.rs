@@ -39,8 +39,36 @@ pub fn durability_conf() -> PathBuf {
 }
 
 /// Whether this test run's Redis is a cluster (`HEMOSTAT_TEST_REDIS=cluster`).
+///
+/// Asking makes the test binary one whose outcome may depend on the mode:
+/// with `HEMOSTAT_TEST_MODE_LOG` set (the test command sets it), its
+/// package and target are written there once, and the test command's later
+/// passes (a cluster after a node) run only the binaries that asked.
+/// Tests whose subject is not Redis take a single node
+/// ([`RedisServer::start_node`]) and so run once.
 pub fn cluster_mode() -> bool {
+    static RECORDED: std::sync::Once = std::sync::Once::new();
+    RECORDED.call_once(record_mode_sensitive);
     std::env::var("HEMOSTAT_TEST_REDIS").is_ok_and(|v| v.eq_ignore_ascii_case("cluster"))
+}
+
+/// Appends `<package> <target>` (`--lib` for a crate's unit tests) to
+/// `HEMOSTAT_TEST_MODE_LOG`, if set.
+fn record_mode_sensitive() {
+    use std::io::Write;
+    let Some(log) = std::env::var_os("HEMOSTAT_TEST_MODE_LOG") else { return };
+    let (Ok(package), Ok(exe)) = (std::env::var("CARGO_PKG_NAME"), std::env::current_exe()) else { return };
+    // Cargo names a test binary `<target>-<hash>`.
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let target = stem.rsplit_once('-').map_or(stem, |(t, _)| t);
+    let target = if target == package.replace('-', "_") { "--lib".to_owned() } else { format!("--test {target}") };
+    // One short line in append mode: whole even when test binaries write at once.
+    let line = format!("{package} {target}\n");
+    let written =
+        std::fs::OpenOptions::new().create(true).append(true).open(&log).and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!("HEMOSTAT_TEST_MODE_LOG {}: {e}", std::path::Path::new(&log).display());
+    }
 }
 
 /// A `redis-server` on 127.0.0.1 without persistence (or, from
@@ -109,7 +137,10 @@ impl RedisServer {
     }
 
     /// A single node whatever the mode, for tests that stop, kill or
-    /// restart it. Starts on a free port and waits until it answers PING.
+    /// restart it, or whose subject is not Redis (a Docker endpoint, the
+    /// collector's actions, diagnosis, the browser): the test command's
+    /// cluster pass does not run them again (see [`cluster_mode`]). Starts
+    /// on a free port and waits until it answers PING.
     pub async fn start_node() -> Self {
         // free_port releases the port before redis binds it; on a lost race
         // redis exits at once and we try another port.

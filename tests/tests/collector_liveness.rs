@@ -50,7 +50,7 @@ async fn setup(idle: &str) -> Setup {
 }
 
 async fn setup_with(idle: &str, configure: impl FnOnce(ProcessBuilder) -> ProcessBuilder) -> Setup {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let docker_host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST: run through scripts/test.sh");
     let socket = docker_host.strip_prefix("unix://").expect("the test engine listens on a unix socket");
     let freezer = Freezer::start_unix(socket).await;

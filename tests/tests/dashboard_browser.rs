@@ -169,7 +169,7 @@ impl Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_a_crashed_container_healed_without_reloading() {
     let script = browser_tools();
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let url = redis.url();
     let docker = docker().await;
     let env = StackEnv::default()
@@ -254,7 +254,7 @@ async fn dashboard_alone(redis: &RedisServer) -> (Process, u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_hostile_names_and_reasons_as_text() {
     let script = browser_tools();
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let (emulator, port) = dashboard_alone(&redis).await;
 
     // Markup in every field the page shows. Docker would refuse such a
@@ -423,7 +423,7 @@ async fn dashboard_shows_silences_and_open_breakers_live() {
     use hemostat_protocol::silence::{self, Silence, TargetKind};
 
     let tools = browser_tools();
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let (emulator, port) = dashboard_alone(&redis).await;
 
     let web = ContainerRef::new("h1", "web");
@@ -497,7 +497,7 @@ fn basic(password: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_refuses_callers_without_its_token_and_serves_those_with_it() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
 
     // As the local stack serves it: AuthType NONE, the dashboard's own token.
     let (emulator, port) = dashboard_alone(&redis).await;
@@ -567,7 +567,7 @@ async fn a_page_of_another_site_cannot_invoke_a_function_through_the_emulator() 
     use hemostat_protocol::secret::Secret;
 
     let script = browser_tools();
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     // The responder's name, run by a function that counts every record it
     // is invoked with in Redis (`bridge-test:seen`, field `data.id`).
     let template = log_dir().join(format!("{}-template.yaml", hemostat_e2e::current_test_name()));

@@ -148,7 +148,7 @@ async fn a_collector_on_an_ssh_engine_sees_its_containers_and_heals_a_crash() {
     assert_eq!(entries(&tmp.0), Vec::<PathBuf>::new(), "the forward's folder was left behind");
 
     // The collector, alone (it heals at the edge), over ssh.
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let conn = redis.connection().await;
     let collector = start_collector(&redis.url(), &test_host(), |b| {
         b.env("DOCKER_HOST", &url)

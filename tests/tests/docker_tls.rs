@@ -63,7 +63,7 @@ async fn a_collector_on_a_tls_engine_sees_its_containers_and_heals_a_crash() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(container.name()), "{}", text(&out));
 
     // The collector, alone (no control plane: it heals at the edge), over TLS.
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let conn = redis.connection().await;
     let collector = start_collector(&redis.url(), &test_host(), |b| {
         b.env("DOCKER_HOST", &tls_host)

@@ -69,7 +69,7 @@ async fn running_again(container: &TestContainer, before: &str, within: Duration
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_while_the_bridge_is_down_is_restarted_by_its_collector_once() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let conn = redis.connection().await;
     let mut stack = start_stack_with(&redis.url(), &stack_env(&format!("{}s", AFTER.as_secs()))).await;
     let container = crashing_container().await;
@@ -119,7 +119,7 @@ async fn a_crash_while_the_bridge_is_down_is_restarted_by_its_collector_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_while_redis_is_down_is_restarted_and_reported_once_redis_is_back() {
-    let mut redis = RedisServer::start_durable().await;
+    let mut redis = RedisServer::start_durable_node().await;
     let conn = redis.connection().await;
     let stack = start_stack_with(&redis.url(), &stack_env(&format!("{}s", AFTER.as_secs()))).await;
     let container = crashing_container().await;
@@ -139,7 +139,7 @@ async fn a_crash_while_redis_is_down_is_restarted_and_reported_once_redis_is_bac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_the_control_plane_refuses_is_left_alone() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let conn = redis.connection().await;
     let stack = start_stack_with(&redis.url(), &stack_env(&format!("{}s", AFTER.as_secs()))).await;
     let container = crashing_container().await;
@@ -161,7 +161,7 @@ async fn a_crash_the_control_plane_refuses_is_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_edge_healing_off_nothing_acts_without_the_gate() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let conn = redis.connection().await;
     let stack = start_stack_with(&redis.url(), &stack_env("0")).await;
     let container = crashing_container().await;
@@ -174,7 +174,7 @@ async fn with_edge_healing_off_nothing_acts_without_the_gate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_started_during_a_redis_outage_is_healed_by_the_gate_once_redis_is_back() {
-    let mut redis = RedisServer::start_durable().await;
+    let mut redis = RedisServer::start_durable_node().await;
     let conn = redis.connection().await;
     let stack = start_stack_with(&redis.url(), &stack_env("0")).await;
     redis.wait_aof_written().await;

@@ -18,7 +18,7 @@ use hemostat_protocol::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_ordered_while_the_engine_restarts_runs_once_it_is_back() {
     let mut engine = PrivateDockerd::start_live_restore().await;
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let conn = redis.connection().await;
     // Edge healing off: the restart must come from the control plane.
     let env = StackEnv::default()

@@ -16,7 +16,7 @@ use hemostat_protocol::diagnosis::Cause;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let docker = docker().await;
     let stack = start_stack_with(&redis.url(), &incidents::stack_env()).await;
     let conn = redis.connection().await;
@@ -57,7 +57,7 @@ async fn every_incident_is_diagnosed_by_cause_and_gets_the_right_action() {
 /// would, citing a line the container printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_llm_path_sees_the_evidence_and_its_verdict_reaches_the_events() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let docker = docker().await;
     let llm = FakeLlm::start().await;
     let env = incidents::stack_env()

@@ -16,7 +16,7 @@ use hemostat_e2e::container::docker_time as parse_time;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_failing_its_label_probe_is_restarted_by_hemostat() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let docker = docker().await;
     let stack = start_stack(&redis.url()).await;
     let mut conn = redis.connection().await;

@@ -19,7 +19,7 @@ use hemostat_e2e::{
 /// never tuned on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn written_incidents_are_each_judged_and_cite_only_what_was_printed() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start_node().await;
     let docker = docker().await;
     let stack = start_stack_with(&redis.url(), &incidents::stack_env()).await;
     let conn = redis.connection().await;
