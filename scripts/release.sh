@@ -15,7 +15,7 @@
 # Options:
 #   --target TRIPLE   x86_64-unknown-linux-musl and/or aarch64-unknown-linux-musl
 #                     (repeatable; default both)
-#   --profile NAME    cargo profile (default release)
+#   --profile NAME    cargo profile (default dist: thin LTO, see Cargo.toml)
 #   --bin NAME        a binary to build (repeatable; default every binary a user runs:
 #                     hemostat, hemostat-collector, hemostat-bridge, hemostat-local and
 #                     every function of template.yaml)
@@ -41,7 +41,7 @@ die() { printf '[release] error: %s\n' "$*" >&2; exit 1; }
 
 targets=()
 bins=()
-profile=release
+profile=dist
 pack=1
 while (($# > 0)); do
     case "$1" in

@@ -455,7 +455,7 @@ fn source_dockerfile_builds_what_the_staged_image_holds() {
     let words: Vec<&str> = build.split_whitespace().collect();
     let built: BTreeSet<String> = words.windows(2).filter(|w| w[0] == "--bin").map(|w| w[1].to_owned()).collect();
     let copied: BTreeSet<String> =
-        words.iter().filter_map(|w| w.strip_prefix("target/release/")).map(str::to_owned).collect();
+        words.iter().filter_map(|w| w.strip_prefix("target/dist/")).map(str::to_owned).collect();
 
     let workspace = workspace_binaries();
     let unknown: Vec<&String> = built.difference(&workspace).collect();
