@@ -361,6 +361,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             cooldown_seconds: cli.global.cooldown,
             max_per_hour: cli.global.max_per_hour,
             breaker_seconds: cli.global.breaker,
+            // The escalation ladder and its quiet period, as the responder
+            // reads them.
+            ..GateSettings::from_source(&hemostat_protocol::config::process_env)?
         },
         command_key,
     )
