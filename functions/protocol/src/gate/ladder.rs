@@ -26,6 +26,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::Action;
 
+/// How long a step's outcome may take: its command is carried out within
+/// its lifetime or refused as expired, and verified within minutes. A step
+/// with no outcome after this never had one (its collector was down, or
+/// refused the command before marking it), and counts as not held, so the
+/// ladder does not wait until it expires.
+pub const OUTCOME_PATIENCE_MS: i64 = crate::command::LIFETIME.as_millis() as i64 + 10 * 60 * 1000;
+
 /// The most steps a ladder may have.
 pub const MAX_STEPS: usize = 6;
 
@@ -143,8 +150,8 @@ pub enum Plan {
 /// The ladder's decision for a request to `requested` a container, whose
 /// last step was `rung` (none: the bottom, or quiet since) and whose
 /// collector reported `outcome` for it (the status of its `done:` marker;
-/// none while the marker is absent or says it is executing).
-pub fn plan(ladder: &Ladder, requested: Action, rung: Option<&Rung>, outcome: Option<&str>) -> Plan {
+/// none while the marker is absent or says it is executing), at `now_ms`.
+pub fn plan(ladder: &Ladder, requested: Action, rung: Option<&Rung>, outcome: Option<&str>, now_ms: i64) -> Plan {
     if ladder.is_off() || !matches!(requested, Action::Restart | Action::Recreate) {
         return Plan::Off;
     }
@@ -155,6 +162,12 @@ pub fn plan(ladder: &Ladder, requested: Action, rung: Option<&Rung>, outcome: Op
     };
     let at = chrono::DateTime::from_timestamp_millis(rung.at_ms)
         .map_or_else(|| rung.at_ms.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let overdue = format!("no outcome reported within {}s", OUTCOME_PATIENCE_MS / 1000);
+    let outcome = match outcome {
+        Some(outcome) => Some(outcome),
+        None if now_ms.saturating_sub(rung.at_ms) > OUTCOME_PATIENCE_MS => Some(overdue.as_str()),
+        None => None,
+    };
     let Some(outcome) = outcome else {
         return Plan::Wait(format!(
             "escalation: step {}/{of} ({} at {at}, command {}) has no reported outcome yet; the next step waits for it",
@@ -196,6 +209,9 @@ pub fn plan(ladder: &Ladder, requested: Action, rung: Option<&Rung>, outcome: Op
 mod tests {
     use super::*;
 
+    /// A minute after [`rung`]'s step.
+    const NOW: i64 = 1_796_539_322_000;
+
     fn rung(step: usize, action: Action) -> Rung {
         // 2026-12-06T06:41:02Z
         Rung { step, action, command_id: "c1".into(), at_ms: 1_796_539_262_000 }
@@ -222,11 +238,11 @@ mod tests {
     #[test]
     fn climbs_one_step_after_each_reported_outcome() {
         let l = Ladder::parse("restart,recreate,stop").unwrap();
-        let Plan::Take(first) = plan(&l, Action::Restart, None, None) else { panic!() };
+        let Plan::Take(first) = plan(&l, Action::Restart, None, None, NOW) else { panic!() };
         assert_eq!((first.number, first.of, first.action), (1, 3, Action::Restart));
         assert_eq!(first.text, "escalation step 1/3: restart");
 
-        let Plan::Take(second) = plan(&l, Action::Restart, Some(&rung(1, Action::Restart)), Some("failed")) else {
+        let Plan::Take(second) = plan(&l, Action::Restart, Some(&rung(1, Action::Restart)), Some("failed"), NOW) else {
             panic!()
         };
         assert_eq!((second.number, second.action, second.is_last()), (2, Action::Recreate, false));
@@ -236,7 +252,8 @@ mod tests {
         );
 
         // A verified step that failed again later climbs too.
-        let Plan::Take(third) = plan(&l, Action::Restart, Some(&rung(2, Action::Recreate)), Some("success")) else {
+        let Plan::Take(third) = plan(&l, Action::Restart, Some(&rung(2, Action::Recreate)), Some("success"), NOW)
+        else {
             panic!()
         };
         assert_eq!((third.number, third.action, third.is_last()), (3, Action::Stop, true));
@@ -244,16 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn a_step_without_an_outcome_for_too_long_did_not_hold() {
+        let l = Ladder::parse("restart,recreate,stop").unwrap();
+        let r = rung(1, Action::Restart);
+        let patient = r.at_ms + OUTCOME_PATIENCE_MS;
+        assert!(matches!(plan(&l, Action::Restart, Some(&r), None, patient), Plan::Wait(_)));
+        let Plan::Take(next) = plan(&l, Action::Restart, Some(&r), None, patient + 1) else { panic!() };
+        assert_eq!(next.action, Action::Recreate);
+        assert!(next.text.ends_with("did not hold (no outcome reported within 900s)"), "{}", next.text);
+    }
+
+    #[test]
     fn waits_for_the_outcome_and_ends_at_the_top() {
         let l = Ladder::parse("restart,recreate,stop").unwrap();
-        let Plan::Wait(why) = plan(&l, Action::Restart, Some(&rung(1, Action::Restart)), None) else { panic!() };
+        let Plan::Wait(why) = plan(&l, Action::Restart, Some(&rung(1, Action::Restart)), None, NOW) else { panic!() };
         assert!(
             why.contains("step 1/3 (restart at 2026-12-06T06:41:02Z, command c1) has no reported outcome"),
             "{why}"
         );
 
         let Plan::Exhausted { reason, stopped } =
-            plan(&l, Action::Restart, Some(&rung(3, Action::Stop)), Some("success"))
+            plan(&l, Action::Restart, Some(&rung(3, Action::Stop)), Some("success"), NOW)
         else {
             panic!()
         };
@@ -265,7 +293,7 @@ mod tests {
         // Without a stop at the top, the breaker takes over.
         let l = Ladder::parse("restart,recreate").unwrap();
         let Plan::Exhausted { reason, stopped } =
-            plan(&l, Action::Restart, Some(&rung(2, Action::Recreate)), Some("failed"))
+            plan(&l, Action::Restart, Some(&rung(2, Action::Recreate)), Some("failed"), NOW)
         else {
             panic!()
         };
@@ -274,7 +302,7 @@ mod tests {
         // A ladder shortened since the last step: exhausted by the new one.
         let short = Ladder::parse("restart").unwrap();
         assert!(matches!(
-            plan(&short, Action::Restart, Some(&rung(2, Action::Recreate)), Some("failed")),
+            plan(&short, Action::Restart, Some(&rung(2, Action::Recreate)), Some("failed"), NOW),
             Plan::Exhausted { stopped: false, .. }
         ));
     }
@@ -282,12 +310,12 @@ mod tests {
     #[test]
     fn off_or_not_a_restart_leaves_the_gate_as_it_was() {
         let l = Ladder::parse("restart,recreate,stop").unwrap();
-        assert_eq!(plan(&Ladder::OFF, Action::Restart, None, None), Plan::Off);
+        assert_eq!(plan(&Ladder::OFF, Action::Restart, None, None, NOW), Plan::Off);
         for other in [Action::Stop, Action::ScaleUp, Action::Cleanup, Action::Start] {
-            assert_eq!(plan(&l, other, Some(&rung(1, Action::Restart)), Some("failed")), Plan::Off, "{other}");
+            assert_eq!(plan(&l, other, Some(&rung(1, Action::Restart)), Some("failed"), NOW), Plan::Off, "{other}");
         }
         // A recreate asked for is restart-class: on the ladder.
-        assert!(matches!(plan(&l, Action::Recreate, None, None), Plan::Take(_)));
+        assert!(matches!(plan(&l, Action::Recreate, None, None, NOW), Plan::Take(_)));
         assert_eq!(Rung::parse("not json"), None);
         let r = rung(2, Action::Recreate);
         assert_eq!(Rung::parse(&serde_json::to_string(&r).unwrap()), Some(r));

@@ -255,7 +255,7 @@ impl Gate {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        if ladder::plan(&inputs.ladder, requested, None, None) == Plan::Off {
+        if ladder::plan(&inputs.ladder, requested, None, None, 0) == Plan::Off {
             return Ok(LadderInput { plan: Plan::Off, raw: String::new(), rung: None });
         }
         let raw: Option<String> = redis::cmd("GET").arg(keys::ladder(c)).query_async(conn).await?;
@@ -269,7 +269,8 @@ impl Gate {
             }
             None => None,
         };
-        let plan = match ladder::plan(&inputs.ladder, requested, rung.as_ref(), outcome.as_deref()) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let plan = match ladder::plan(&inputs.ladder, requested, rung.as_ref(), outcome.as_deref(), now_ms) {
             Plan::Exhausted { reason, stopped: false } => Plan::Exhausted {
                 reason: format!(
                     "circuit breaker open: {reason}, open for {}s or until hemostat reset",
