@@ -543,7 +543,10 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         ),
     };
     println!("  labels:      {labels}");
-    println!("  policy:      cooldown {}s, at most {} actions per hour", inputs.cooldown_seconds, inputs.max_per_hour);
+    println!(
+        "  policy:      cooldown {}s, at most {} actions per hour, escalation {}",
+        inputs.cooldown_seconds, inputs.max_per_hour, inputs.ladder
+    );
     match &own_policy {
         Some(p) => println!("  its labels:  {}", serde_json::to_string(p).unwrap_or_default()),
         None => println!("  its labels:  none that change the policy"),

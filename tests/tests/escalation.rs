@@ -130,6 +130,26 @@ async fn restart_then_recreate_then_stop_and_page() {
         .collect();
     let actions: Vec<&str> = steps.iter().map(|(_, a)| a.as_str()).collect();
     assert_eq!(actions, ["stop", "recreate", "restart"]);
+    // hemostat explain previews the same decision: refused past the top;
+    // after a reset, the bottom of the ladder again.
+    let explain = |args: &[&str]| {
+        let out = hemostat_e2e::hemostat_cli(&redis.url(), args);
+        assert!(out.status.success(), "{}", hemostat_e2e::show_output("hemostat", &out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let key = container.key();
+    let before: serde_json::Value = serde_json::from_str(&explain(&["--json", "explain", &key])).unwrap();
+    assert_eq!(before["policy"]["escalation"], "restart,recreate,stop", "{before}");
+    let verdict = before["verdict"].as_str().unwrap_or_default();
+    assert!(
+        verdict.starts_with("would refuse: escalation ladder exhausted: restart, recreate, stop taken"),
+        "{verdict}"
+    );
+    explain(&["reset", &key]);
+    let after: serde_json::Value = serde_json::from_str(&explain(&["--json", "explain", &key])).unwrap();
+    let verdict = after["verdict"].as_str().unwrap_or_default();
+    assert!(verdict.starts_with("would allow a restart as escalation step 1/3: restart"), "{verdict}");
+
     println!("escalation: restart ({:?}), recreate ({:?}), stop and page", first.result.status, second.result.status);
 
     // Whoever holds it now (a recreated container is not the test's).
