@@ -221,3 +221,32 @@ async fn off_by_default_and_a_brake_undoes_the_step() {
     let b_audit = audit::newest(&mut conn, &b, 1).await.unwrap().remove(0).unwrap();
     assert_eq!((b_audit.verdict, b_audit.request.action.as_str()), (Verdict::Brake, "restart"));
 }
+
+#[tokio::test]
+async fn concurrent_requests_take_one_step() {
+    let server = RedisServer::start().await;
+    let c = ContainerRef::new("h1", "web");
+    let s = settings("restart,recreate,stop");
+    let gate = Gate::new(s);
+    let inputs = inputs(s);
+    let mut conn = server.connection().await;
+    assert_eq!(step(gate.check(&mut conn, &request(&c, "first", &inputs)).await.unwrap()).number, 1);
+    reported(&mut conn, &c, "first", "failed").await;
+
+    // Fifty requests at once, no cooldown: one climbs, the others find the
+    // ladder moved (or the new step without an outcome) and come back later.
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let mut conn = server.connection().await;
+        let (gate, c, inputs) = (&gate, &c, &inputs);
+        tasks.push(async move { gate.check(&mut conn, &request(c, &format!("id-{i}"), inputs)).await.unwrap() });
+    }
+    let decisions = futures::future::join_all(tasks).await;
+    let climbed: Vec<&GateDecision> =
+        decisions.iter().filter(|d| matches!(d, GateDecision::Escalated { .. })).collect();
+    assert_eq!(climbed.len(), 1, "{decisions:?}");
+    assert!(matches!(climbed[0], GateDecision::Escalated { step, .. } if step.action == Action::Recreate));
+    assert!(decisions.iter().all(|d| matches!(d, GateDecision::Escalated { .. } | GateDecision::Wait { .. })));
+    let audited: usize = conn.llen(keys::audit(&c)).await.unwrap();
+    assert_eq!(audited, 2, "two steps audited, no wait");
+}

@@ -105,9 +105,10 @@ pub struct GateRequest<'a> {
 /// What the gate would decide for a container now, and the state it read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preview {
-    /// [`GateDecision::Allowed`] (the fleet brake left out),
-    /// [`GateDecision::Refused`] or [`GateDecision::BreakerOpened`] (the
-    /// next request would open it).
+    /// [`GateDecision::Allowed`] (the fleet brake left out), or
+    /// [`GateDecision::Escalated`] for the step a restart would take,
+    /// [`GateDecision::Wait`], [`GateDecision::Refused`] or
+    /// [`GateDecision::BreakerOpened`] (the next request would open it).
     pub decision: GateDecision,
     /// Actions taken on it within the last hour.
     pub actions_last_hour: u64,
