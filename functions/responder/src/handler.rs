@@ -173,7 +173,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     /// The page of an escalation ladder's stop: critical, as the circuit
-    /// breaker's (a warning in a dry run, where nothing is stopped).
+    /// breaker's (high in a dry run, where nothing is stopped).
     async fn page_stopped(&self, container: &ContainerRef, step: &str) -> Result<(), hemostat_protocol::ProtocolError> {
         let dry = if self.config.dry_run { " (dry run: nothing is stopped)" } else { "" };
         let alert = SystemAlert {
