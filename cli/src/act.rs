@@ -206,9 +206,10 @@ pub async fn silence_rm(ctx: &Context, id: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Clears the container's cooldown and circuit breaker (its remediation
-/// record, action log and pending decisions) and appends the reset to its
-/// audit, in one `MULTI`: every key carries the container's hash tag.
+/// Clears the container's cooldown, circuit breaker and escalation ladder
+/// (its remediation record, action log, pending decisions and ladder step)
+/// and appends the reset to its audit, in one `MULTI`: every key carries
+/// the container's hash tag.
 pub async fn reset(ctx: &Context, c: &ContainerRef, by: &str) -> Result<(), CliError> {
     ctx.require_known(c).await?;
     let mut conn = ctx.conn();
@@ -225,7 +226,7 @@ pub async fn reset(ctx: &Context, c: &ContainerRef, by: &str) -> Result<(), CliE
         show::json(&serde_json::to_value(&entry)?);
     } else {
         println!(
-            "{c}: cooldown and circuit breaker cleared ({actions} recorded actions forgotten), reset by operator {by}"
+            "{c}: cooldown, circuit breaker and escalation ladder cleared ({actions} recorded actions forgotten), reset by operator {by}"
         );
     }
     Ok(())

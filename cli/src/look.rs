@@ -488,6 +488,10 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             GateDecision::Allowed { .. } | GateDecision::Duplicate => {
                 "would allow an action now (unless the fleet brake holds for its image)".to_owned()
             }
+            GateDecision::Escalated { step, .. } => {
+                format!("would allow a restart as {} (unless the fleet brake holds for its image)", step.text)
+            }
+            GateDecision::Wait { reason } => format!("would wait: {reason}"),
         }
     };
 
@@ -497,7 +501,8 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             "reported_by_collector": reported,
             "stats": stats,
             "image": image, "compose_project": project, "compose_service": service,
-            "policy": {"cooldown_seconds": inputs.cooldown_seconds, "max_actions_per_hour": inputs.max_per_hour},
+            "policy": {"cooldown_seconds": inputs.cooldown_seconds, "max_actions_per_hour": inputs.max_per_hour,
+                "escalation": inputs.ladder.to_string()},
             "container_policy": own_policy,
             "held": held,
             "circuit_breaker_reason": opened,
@@ -538,7 +543,10 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         ),
     };
     println!("  labels:      {labels}");
-    println!("  policy:      cooldown {}s, at most {} actions per hour", inputs.cooldown_seconds, inputs.max_per_hour);
+    println!(
+        "  policy:      cooldown {}s, at most {} actions per hour, escalation {}",
+        inputs.cooldown_seconds, inputs.max_per_hour, inputs.ladder
+    );
     match &own_policy {
         Some(p) => println!("  its labels:  {}", serde_json::to_string(p).unwrap_or_default()),
         None => println!("  its labels:  none that change the policy"),

@@ -102,6 +102,18 @@ struct Global {
     #[arg(long, global = true, env = gate::BREAKER.name, default_value = gate::BREAKER.default_text(),
           value_parser = parse_seconds)]
     breaker: u64,
+
+    /// The responder's escalation ladder (`restart,recreate,stop`, or `off`), as configured
+    /// there; a container's own `hemostat.escalation` replaces it.
+    #[arg(long, global = true, env = gate::ESCALATION.name, default_value = gate::ESCALATION.default_text(),
+          value_parser = gate::Ladder::parse)]
+    escalation: gate::Ladder,
+
+    /// How long after its cooldown a container must stay quiet for its ladder to start again, as
+    /// configured at the responder.
+    #[arg(long, global = true, env = gate::ESCALATION_QUIET.name,
+          default_value = gate::ESCALATION_QUIET.default_text(), value_parser = parse_seconds)]
+    escalation_quiet: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,6 +373,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             cooldown_seconds: cli.global.cooldown,
             max_per_hour: cli.global.max_per_hour,
             breaker_seconds: cli.global.breaker,
+            escalation: cli.global.escalation,
+            escalation_quiet_seconds: cli.global.escalation_quiet,
         },
         command_key,
     )

@@ -14,8 +14,8 @@ use hemostat_protocol::keys;
 
 use crate::error::CollectorError;
 
-const EXECUTING: &str = "executing:";
-const DONE: &str = "done:";
+const EXECUTING: &str = keys::COMMAND_EXECUTING;
+const DONE: &str = keys::COMMAND_DONE;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Marker {

@@ -213,6 +213,7 @@ impl Role {
                     "hemostat:audit:*",
                     "hemostat:gate_pending:*",
                     "hemostat:breaker:*",
+                    "hemostat:ladder:*",
                     "hemostat:fleet:*",
                     "hemostat:fleet_brake:*",
                     "hemostat:commands:*",
@@ -221,7 +222,14 @@ impl Role {
                 // Silences: the gate prunes the ended ones as it reads.
                 g.write.push(glob(keys::SILENCES));
                 // Maintenance windows: read only (`hemostat silence ls` prunes).
-                g.read.extend(["hemostat:facts:*".to_owned(), glob(keys::CONTAINERS), glob(keys::MAINTENANCE)]);
+                // Command markers: the escalation ladder waits for the
+                // outcome of its last step.
+                g.read.extend([
+                    "hemostat:facts:*".to_owned(),
+                    "hemostat:command_seen:*".to_owned(),
+                    glob(keys::CONTAINERS),
+                    glob(keys::MAINTENANCE),
+                ]);
                 // Which analyzer vouched for each request.
                 g.read.push("hemostat:requested:*".to_owned());
                 g
@@ -403,6 +411,8 @@ mod tests {
             assert!(writes(&Role::Responder, key), "{key}");
         }
         assert!(reads(&Role::Responder, &keys::facts(&any)) && !writes(&Role::Responder, &keys::facts(&any)));
+        let marker = keys::command_seen("h", "id-1");
+        assert!(reads(&Role::Responder, &marker) && !writes(&Role::Responder, &marker), "{marker}");
         for key in [keys::history(&any), keys::ai_verdict("s"), keys::ai_calls("2026120100")] {
             assert!(writes(&Role::Analyzer, &key), "{key}");
         }

@@ -71,7 +71,8 @@ pub struct AuditEntry {
     #[serde(flatten)]
     pub request: AuditRequest,
     pub verdict: Verdict,
-    /// Why (empty for an allowed action).
+    /// Why (empty for an allowed action, or the escalation step it took:
+    /// `escalation step 2/3: recreate after ...`).
     #[serde(default)]
     pub reason: String,
     /// When, epoch ms (Redis' clock for the gate's).

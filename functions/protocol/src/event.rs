@@ -364,6 +364,9 @@ impl SystemAlert {
     /// A container's circuit breaker opened: its fixes do not hold, and
     /// HemoStat stops acting on it until the breaker expires or is reset.
     pub const CIRCUIT_OPEN: &'static str = "circuit_open";
+    /// A container's escalation ladder reached its stop: nothing it tried
+    /// held, HemoStat stopped it and pages someone.
+    pub const ESCALATION_STOPPED: &'static str = "escalation_stopped";
     /// Records wait in a stream longer (or in greater number) than the
     /// bridge's thresholds: the functions are not keeping up, or cannot be
     /// reached, and alerts wait with them.

@@ -81,6 +81,14 @@ pub fn breaker(c: &ContainerRef) -> String {
     format!("hemostat:breaker:{}", container_tag(c))
 }
 
+/// Where a container stands on its escalation ladder (see
+/// [`crate::gate::ladder`]): JSON of the last step taken (a
+/// [`Rung`](crate::gate::Rung)), expiring once the container has been quiet
+/// (its cooldown, then the ladder's quiet period) since that step.
+pub fn ladder(c: &ContainerRef) -> String {
+    format!("hemostat:ladder:{}", container_tag(c))
+}
+
 /// Audit trail of every gate decision for a container (and its resets):
 /// a list of [`AuditEntry`](crate::audit::AuditEntry), newest first, at
 /// most [`AUDIT_MAX`], kept [`AUDIT_TTL`] after the newest.
@@ -226,6 +234,14 @@ pub fn command_seen(host: &str, id: &str) -> String {
     format!("hemostat:command_seen:{host}/{id}")
 }
 
+/// A [`command_seen`] marker's value while its collector acts:
+/// `executing:<instance>`.
+pub const COMMAND_EXECUTING: &str = "executing:";
+/// A [`command_seen`] marker's value once the outcome is published:
+/// `done:<status>` (`success`, `failed`, ...). The escalation ladder takes
+/// its next step only after this.
+pub const COMMAND_DONE: &str = "done:";
+
 /// How often each pending record of a route was taken over from a consumer
 /// that died (hash id -> count): those deliveries ended unknown, so they do
 /// not count as failed attempts.
@@ -266,11 +282,12 @@ pub const SILENCES: &str = "hemostat:silences";
 pub const MAINTENANCE: &str = "hemostat:maintenance";
 
 /// What an operator's reset clears (`hemostat reset`): the container's
-/// cooldown and circuit breaker, i.e. its remediation record, action log,
-/// pending gate decisions and open breaker. Its audit stays (the reset is
-/// appended to it). One hash tag, so one `MULTI` clears them on a cluster.
-pub fn safety_state(c: &ContainerRef) -> [String; 4] {
-    [remediation(c), action_log(c), gate_pending(c), breaker(c)]
+/// cooldown, circuit breaker and escalation ladder, i.e. its remediation
+/// record, action log, pending gate decisions, open breaker and ladder
+/// step. Its audit stays (the reset is appended to it). One hash tag, so
+/// one `MULTI` clears them on a cluster.
+pub fn safety_state(c: &ContainerRef) -> [String; 5] {
+    [remediation(c), action_log(c), gate_pending(c), breaker(c), ladder(c)]
 }
 
 /// The analyzer's recent alerts for a container (newest first, capped).
@@ -301,7 +318,7 @@ mod tests {
     #[test]
     fn a_containers_keys_share_its_tag_and_images_theirs() {
         let c = ContainerRef::new("h1", "web");
-        for key in [remediation(&c), action_log(&c), audit(&c), gate_pending(&c), history(&c)] {
+        for key in [remediation(&c), action_log(&c), audit(&c), gate_pending(&c), history(&c), ladder(&c)] {
             assert_eq!(hash_tag(&key), "h1/web", "{key}");
         }
         let other = ContainerRef::new("h2", "web");

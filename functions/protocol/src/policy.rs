@@ -18,6 +18,7 @@
 //! | `hemostat.unhealthy_grace` | duration | how long `unhealthy` lasts before it is an alert |
 //! | `hemostat.stop_timeout` | duration | graceful stop before a stop or restart kills |
 //! | `hemostat.maintenance` | schedule (`every day at 02:00 for 45m tz Europe/Berlin`) | a recurring maintenance window (a backup that stops it): no action while it is open ([`crate::maintenance`]) |
+//! | `hemostat.escalation` | steps among `restart`, `recreate`, `stop` (`restart,recreate,stop`), or `off` | the escalation ladder when restarts do not hold ([`crate::gate::ladder`]) |
 //! | `autoheal` | `true` / `false`, any case | docker-autoheal's opt-in and opt-out (the collector's scope) |
 //! | `autoheal.stop.timeout` | seconds | docker-autoheal's stop timeout (`hemostat.stop_timeout` wins) |
 //!
@@ -46,6 +47,8 @@ pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
 /// A recurring maintenance window: `every <days> at <HH:MM> for <length>
 /// [tz <zone>]` ([`crate::maintenance::Schedule`]).
 pub const LABEL_MAINTENANCE: &str = "hemostat.maintenance";
+/// The escalation ladder: `restart,recreate,stop` ([`crate::gate::Ladder`]).
+pub const LABEL_ESCALATION: &str = "hemostat.escalation";
 /// docker-autoheal's stop timeout, in whole seconds.
 pub const LABEL_AUTOHEAL_STOP_TIMEOUT: &str = "autoheal.stop.timeout";
 /// Compose's labels: a container's project, its service, and its replica
@@ -134,6 +137,11 @@ pub struct Policy {
     /// cannot read opens no window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<String>,
+    /// `hemostat.escalation`, as written back by [`crate::gate::Ladder`]
+    /// (`restart,recreate,stop`, or `off`): the ladder a failing container
+    /// climbs instead of the fleet's. A request cannot change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
 }
 
 fn is_default_action(a: &ActionPolicy) -> bool {
@@ -201,6 +209,9 @@ impl Policy {
         let maintenance = read_label(labels, &mut problems, LABEL_MAINTENANCE, &|v| {
             crate::maintenance::Schedule::parse(v).map(|s| s.to_string())
         });
+        let escalation = read_label(labels, &mut problems, LABEL_ESCALATION, &|v| {
+            crate::gate::Ladder::parse(v).map(|l| l.to_string())
+        });
         Resolved {
             policy: Policy {
                 action: action.unwrap_or_default(),
@@ -212,6 +223,7 @@ impl Policy {
                 unhealthy_grace_seconds,
                 stop_timeout_seconds,
                 maintenance,
+                escalation,
             },
             problems,
         }
@@ -329,6 +341,7 @@ mod tests {
                 ("hemostat.unhealthy_grace", "45"),
                 ("hemostat.stop_timeout", "1m"),
                 ("hemostat.maintenance", "every Mon,thu at 2:00 for 45m tz Europe/Berlin"),
+                ("hemostat.escalation", "Restart, recreate,stop"),
             ]),
             Some(30),
         );
@@ -348,6 +361,7 @@ mod tests {
             Some("every mon,thu at 02:00 for 45m tz Europe/Berlin"),
             "as written back"
         );
+        assert_eq!(p.escalation.as_deref(), Some("restart,recreate,stop"), "as written back");
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }
@@ -375,6 +389,7 @@ mod tests {
                 ("hemostat.max_actions_per_hour", "-1"),
                 ("autoheal.stop.timeout", "1.5"),
                 ("hemostat.maintenance", "nightly"),
+                ("hemostat.escalation", "restart,reboot"),
             ]),
             Some(12),
         );
@@ -385,7 +400,13 @@ mod tests {
         // A bad autoheal timeout leaves the container's own.
         assert_eq!(r.policy.stop_timeout(), Some(Duration::from_secs(12)));
         assert_eq!(r.policy.maintenance, None);
-        assert_eq!(r.problems.len(), 6, "{:?}", r.problems);
+        assert_eq!(r.policy.escalation, None);
+        assert_eq!(r.problems.len(), 7, "{:?}", r.problems);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.starts_with("hemostat.escalation=\"restart,reboot\": \"reboot\" is not a step"))
+        );
         assert!(r.problems.iter().any(|p| p.starts_with("hemostat.action=\"reboot\": expected restart")));
     }
 

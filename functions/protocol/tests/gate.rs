@@ -13,7 +13,7 @@ use redis::AsyncCommands;
 
 /// The gate's limits for every container.
 fn settings(cooldown_seconds: u64, max_per_hour: u64) -> GateSettings {
-    GateSettings { cooldown_seconds, max_per_hour, breaker_seconds: 3600 }
+    GateSettings { cooldown_seconds, max_per_hour, breaker_seconds: 3600, ..GateSettings::default() }
 }
 
 /// The inputs of a container without a policy, held or silence.

@@ -6,7 +6,7 @@ use hemostat_protocol::{
     ProtocolError,
     command::SigningKey,
     config::{Env, Setting, Usage, empty_env, process_env},
-    gate::{BREAKER, COOLDOWN, FleetBrake, Gate, GateSettings, MAX_RETRIES_PER_HOUR},
+    gate::{BREAKER, COOLDOWN, ESCALATION, ESCALATION_QUIET, FleetBrake, Gate, GateSettings, MAX_RETRIES_PER_HOUR},
 };
 
 pub const DRY_RUN: Setting = Setting::new(
@@ -49,6 +49,8 @@ signed commands in the container's host stream.",
         COOLDOWN,
         MAX_RETRIES_PER_HOUR,
         BREAKER,
+        ESCALATION,
+        ESCALATION_QUIET,
         DRY_RUN,
         SIGNING_KEY,
         FLEET_BRAKE_HOSTS,
@@ -61,8 +63,9 @@ signed commands in the container's host stream.",
 /// holds the variable and its default).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `COOLDOWN`, `MAX_RETRIES_PER_HOUR`, `BREAKER`: the gate's limits for
-    /// every container (`hemostat` reads the same variables).
+    /// `COOLDOWN`, `MAX_RETRIES_PER_HOUR`, `BREAKER`, `ESCALATION`,
+    /// `ESCALATION_QUIET`: the gate's limits and escalation ladder for every
+    /// container (`hemostat` reads the same variables).
     pub gate: GateSettings,
     /// `DRY_RUN`: commands are marked dry-run; the collector reports what
     /// it would have done without doing it.

@@ -70,15 +70,23 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             }
         }
         match self.decide(&env, &needed).await {
-            Ok(()) => RecordOutcome::Done,
+            Ok(Wait::No) => RecordOutcome::Done,
+            Ok(Wait::Until(reason)) => {
+                tracing::info!(container = %needed.container, %reason, "remediation waits; asking again later");
+                RecordOutcome::Retry(reason)
+            }
             Err(e) => RecordOutcome::Retry(e.to_string()),
         }
     }
 
-    async fn decide(&self, env: &Envelope, needed: &RemediationNeeded) -> Result<(), hemostat_protocol::ProtocolError> {
+    async fn decide(
+        &self,
+        env: &Envelope,
+        needed: &RemediationNeeded,
+    ) -> Result<Wait, hemostat_protocol::ProtocolError> {
         let host = match self.resolve_host(needed).await? {
             Ok(host) => host,
-            Err(reason) => return self.refuse(needed, "", &reason, None, None).await,
+            Err(reason) => return self.refuse(needed, "", &reason, None, None).await.map(|()| Wait::No),
         };
         let container = ContainerRef::new(host, &needed.container);
         // The target as its collector knows it; the request may only ask
@@ -94,7 +102,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             Ok(belief) => belief,
             Err(reason) => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
-                return self.refuse(needed, &container.host, &reason, None, None).await;
+                return self.refuse(needed, &container.host, &reason, None, None).await.map(|()| Wait::No);
             }
         };
         let image = belief.observed.image.clone();
@@ -122,7 +130,26 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             image: image.as_deref(),
             inputs: &inputs,
         };
-        match self.store.gate(&request).await? {
+        let decided = match self.store.gate(&request).await? {
+            GateDecision::Wait { reason } => return Ok(Wait::Until(reason)),
+            GateDecision::Escalated { duplicate: true, .. } if self.store.was_dispatched(&id).await? => {
+                tracing::info!(container = %container, command_id = %id, "duplicate request, already dispatched");
+                Ok(())
+            }
+            GateDecision::Escalated { step, .. } => {
+                let stepped = RemediationNeeded {
+                    action: step.action,
+                    reason: format!("{}: {}", step.text, needed.reason),
+                    ..needed.clone()
+                };
+                tracing::warn!(container = %container, asked = %needed.action, action = %step.action, step = %step.text, "escalation step");
+                if step.action == Action::Stop {
+                    // Published first: a redelivery that finds the command
+                    // dispatched publishes nothing more.
+                    self.page_stopped(&container, &step.text).await?;
+                }
+                self.dispatch(&stepped, &container, &belief.observed.id, id, image.as_deref()).await
+            }
             GateDecision::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
                 let details = silence
@@ -160,7 +187,26 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             GateDecision::Allowed { .. } | GateDecision::Duplicate => {
                 self.dispatch(needed, &container, &belief.observed.id, id, image.as_deref()).await
             }
-        }
+        };
+        decided.map(|()| Wait::No)
+    }
+
+    /// The page of an escalation ladder's stop: critical, as the circuit
+    /// breaker's (high in a dry run, where nothing is stopped).
+    async fn page_stopped(&self, container: &ContainerRef, step: &str) -> Result<(), hemostat_protocol::ProtocolError> {
+        let dry = if self.config.dry_run { " (dry run: nothing is stopped)" } else { "" };
+        let alert = SystemAlert {
+            kind: SystemAlert::ESCALATION_STOPPED.into(),
+            severity: if self.config.dry_run { Severity::High } else { Severity::Critical },
+            host: container.host.clone(),
+            message: format!(
+                "{container}: escalation ladder exhausted, nothing HemoStat tried held; it stops the container ({step}){dry}; read its logs, fix it, start it, then `hemostat reset {container}`"
+            ),
+            last_seen: None,
+            missing_for_seconds: None,
+            container: Some(container.name.clone()),
+        };
+        self.publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::SystemAlert, &alert)?).await.map(|_| ())
     }
 
     /// The first live silence that holds for the container, matched
@@ -265,6 +311,13 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 }
 
+/// Whether a request is finished with, or must be asked again later (the
+/// escalation ladder waits for its last step's outcome).
+enum Wait {
+    No,
+    Until(String),
+}
+
 /// A stable id for the command a request leads to.
 fn command_id(env: &Envelope) -> String {
     let digest = Sha256::digest(env.to_json().as_bytes());
@@ -305,6 +358,8 @@ mod tests {
         facts: Option<Facts>,
         /// No analyzer attested the requests (by default: one did).
         unattested: bool,
+        /// The gate's answer to every request it does not refuse, when set.
+        decision: Option<GateDecision>,
     }
 
     impl Default for FakeStore {
@@ -317,6 +372,7 @@ mod tests {
                 silences: Vec::new(),
                 facts: Some(Facts { container: Some(observed), ..Facts::default() }),
                 unattested: false,
+                decision: None,
             }
         }
     }
@@ -331,6 +387,9 @@ mod tests {
         async fn gate(&self, req: &GateRequest<'_>) -> Result<GateDecision, ProtocolError> {
             if let Some(reason) = &req.inputs.refusal {
                 return Ok(GateDecision::Refused { reason: reason.clone() });
+            }
+            if let Some(decision) = &self.decision {
+                return Ok(decision.clone());
             }
             let mut allowed = self.allowed.lock().unwrap();
             if allowed.iter().any(|id| id == req.command_id) {
@@ -429,6 +488,66 @@ mod tests {
         let done: RemediationComplete = published[0].data_as().unwrap();
         assert_eq!(done.result.status, RemediationStatus::Rejected);
         assert!(done.result.reason.as_deref().unwrap().contains("cooldown"));
+    }
+
+    fn escalated(action: Action, number: usize) -> GateDecision {
+        let text = format!(
+            "escalation step {number}/3: {action} after the restart at 2026-12-07T06:41:02Z did not hold (failed)"
+        );
+        GateDecision::Escalated {
+            count: 2,
+            step: hemostat_protocol::gate::Step { number, of: 3, action, text },
+            duplicate: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_escalation_step_is_dispatched_by_name_and_its_stop_pages() {
+        let mut r = responder(vec![]);
+        r.store.decision = Some(escalated(Action::Recreate, 2));
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
+        assert_eq!(cmd.action, Action::Recreate);
+        assert!(
+            cmd.reason.starts_with("escalation step 2/3: recreate after the restart at ")
+                && cmd.reason.ends_with(": exit 1"),
+            "{}",
+            cmd.reason
+        );
+        assert!(r.publisher.0.lock().unwrap().is_empty(), "no page before the top");
+
+        let mut r = responder(vec![]);
+        r.store.decision = Some(escalated(Action::Stop, 3));
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
+        assert_eq!(cmd.action, Action::Stop);
+        let page: SystemAlert = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert_eq!((page.kind.as_str(), page.severity), (SystemAlert::ESCALATION_STOPPED, Severity::Critical));
+        assert_eq!(page.container.as_deref(), Some("web"));
+        assert!(
+            page.message.starts_with("h1/web: escalation ladder exhausted")
+                && page.message.contains("hemostat reset h1/web"),
+            "{}",
+            page.message
+        );
+
+        // Dry run: the page says nothing is stopped, and does not wake anyone.
+        let mut r = responder(vec![]);
+        r.config.dry_run = true;
+        r.store.decision = Some(escalated(Action::Stop, 3));
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        let page: SystemAlert = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert!(page.severity == Severity::High && page.message.contains("dry run"), "{page:?}");
+    }
+
+    #[tokio::test]
+    async fn a_step_waiting_for_its_outcome_is_asked_again_later() {
+        let mut r = responder(vec![]);
+        r.store.decision =
+            Some(GateDecision::Wait { reason: "escalation: step 1/3 has no reported outcome yet".into() });
+        let response = r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert_eq!(response.batch_item_failures.len(), 1, "left for redelivery");
+        assert!(r.store.dispatched.lock().unwrap().is_empty() && r.publisher.0.lock().unwrap().is_empty());
     }
 
     fn silence(kind: TargetKind, target: &str) -> Silence {

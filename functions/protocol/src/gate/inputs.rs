@@ -6,7 +6,7 @@
 use crate::{
     ContainerRef,
     facts::{Facts, Observed},
-    gate::GateSettings,
+    gate::{GateSettings, Ladder},
     maintenance,
     policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{AlertFacts, Silence},
@@ -127,6 +127,12 @@ pub struct GateInputs {
     /// The container's own hourly cap (`hemostat.max_actions_per_hour`),
     /// else the fleet's.
     pub max_per_hour: u64,
+    /// The container's own escalation ladder (`hemostat.escalation`), else
+    /// the fleet's.
+    pub ladder: Ladder,
+    /// How long its ladder position is kept after a step: its cooldown,
+    /// then the quiet period.
+    pub ladder_seconds: u64,
 }
 
 impl GateSettings {
@@ -148,10 +154,18 @@ impl GateSettings {
                 _ => None,
             })
             .or_else(|| facts.held.filter(|h| !h.is_empty()).map(str::to_owned));
+        let cooldown_seconds = policy.and_then(|p| p.cooldown_seconds).unwrap_or(self.cooldown_seconds);
         GateInputs {
             refusal,
-            cooldown_seconds: policy.and_then(|p| p.cooldown_seconds).unwrap_or(self.cooldown_seconds),
+            cooldown_seconds,
             max_per_hour: policy.and_then(|p| p.max_actions_per_hour).map_or(self.max_per_hour, u64::from),
+            // The collector validated the label; one that no longer parses
+            // leaves the fleet's ladder.
+            ladder: policy
+                .and_then(|p| p.escalation.as_deref())
+                .and_then(|text| Ladder::parse(text).ok())
+                .unwrap_or(self.escalation),
+            ladder_seconds: cooldown_seconds.saturating_add(self.escalation_quiet_seconds).max(1),
         }
     }
 }
@@ -176,7 +190,8 @@ mod tests {
 
     #[test]
     fn a_silence_outranks_the_policy_which_outranks_held() {
-        let settings = GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60 };
+        let settings =
+            GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60, ..GateSettings::default() };
         let notify = Policy { action: ActionPolicy::Notify, ..Policy::default() };
         let s = silence();
         let held = Some("operator: docker restart 4 s ago (grace 30 s)");
@@ -198,12 +213,23 @@ mod tests {
 
     #[test]
     fn a_containers_own_limits_replace_the_fleets() {
-        let settings = GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60 };
+        let settings =
+            GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60, ..GateSettings::default() };
         let fleet = settings.inputs(&ContainerFacts::default());
         assert_eq!((fleet.refusal, fleet.cooldown_seconds, fleet.max_per_hour), (None, 3600, 3));
         let own = Policy { cooldown_seconds: Some(90), max_actions_per_hour: Some(1), ..Policy::default() };
         let inputs = settings.inputs(&ContainerFacts { policy: Some(&own), ..ContainerFacts::default() });
         assert_eq!((inputs.cooldown_seconds, inputs.max_per_hour), (90, 1));
+        // The ladder: the container's own, kept its cooldown plus the quiet period.
+        assert_eq!((fleet.ladder, fleet.ladder_seconds), (Ladder::OFF, 3600 + 3600));
+        let fleet_ladder = GateSettings { escalation: Ladder::parse("restart,stop").unwrap(), ..settings };
+        let own = Policy { escalation: Some("restart,recreate,stop".into()), cooldown_seconds: Some(30), ..own };
+        let inputs = fleet_ladder.inputs(&ContainerFacts { policy: Some(&own), ..ContainerFacts::default() });
+        assert_eq!((inputs.ladder.to_string().as_str(), inputs.ladder_seconds), ("restart,recreate,stop", 30 + 3600));
+        let opted_out = Policy { escalation: Some("off".into()), ..Policy::default() };
+        let inputs = fleet_ladder.inputs(&ContainerFacts { policy: Some(&opted_out), ..ContainerFacts::default() });
+        assert!(inputs.ladder.is_off());
+        assert_eq!(fleet_ladder.inputs(&ContainerFacts::default()).ladder.to_string(), "restart,stop");
     }
 
     fn facts() -> Facts {
@@ -227,7 +253,8 @@ mod tests {
         let observed = f.container.as_mut().unwrap();
         observed.policy =
             Policy { maintenance: Some("every day at 02:00 for 45m tz Europe/Berlin".into()), ..Policy::default() };
-        let settings = GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60 };
+        let settings =
+            GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60, ..GateSettings::default() };
         let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
         // 01:10 UTC is 02:10 in Berlin: open; the collector's hold has ended.
         let b = Belief::of(Some(&f), &c, &Asked::default(), at("2026-12-07T01:10:00Z")).unwrap();
@@ -278,7 +305,8 @@ mod tests {
             ..f.clone()
         };
         let b = Belief::of(Some(&fleet_only), &c, &forged, 1_000).unwrap();
-        let settings = GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60 };
+        let settings =
+            GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 60, ..GateSettings::default() };
         assert_eq!(settings.inputs(&b.facts(None)).cooldown_seconds, 3600);
 
         // It may ask for less: a hold of its own once the collector's ended,

@@ -27,19 +27,23 @@
 //! Module map:
 //! - `settings`: the fleet's limits and their environment variables, and
 //!   the fleet brake's.
+//! - [`ladder`]: the escalation ladder's decision (which step a request
+//!   for a failing container takes), which `container.lua` applies.
 //! - `inputs`: what the gate believes about a container (its collector's
 //!   facts, made stricter by the request) turned into the script's inputs,
 //!   for the decision and the preview alike.
 
 mod inputs;
+pub mod ladder;
 mod settings;
 
 use redis::Script;
 
 pub use inputs::{Asked, Belief, ContainerFacts, GateInputs};
-pub use settings::{BREAKER, COOLDOWN, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR};
+pub use ladder::{Ladder, Plan, Rung, Step};
+pub use settings::{BREAKER, COOLDOWN, ESCALATION, ESCALATION_QUIET, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR};
 
-use crate::{ContainerRef, ProtocolError, audit::AuditRequest, keys};
+use crate::{Action, ContainerRef, ProtocolError, audit::AuditRequest, keys};
 
 static CONTAINER_LUA: &str = include_str!("container.lua");
 static FLEET_LUA: &str = include_str!("fleet.lua");
@@ -68,6 +72,19 @@ pub enum GateDecision {
     },
     /// This very request (same command id) was already allowed.
     Duplicate,
+    /// Go ahead with the escalation ladder's `step` instead of the action
+    /// asked for; `duplicate`: this very request was already allowed (as
+    /// [`GateDecision::Duplicate`]).
+    Escalated {
+        count: u64,
+        step: Step,
+        duplicate: bool,
+    },
+    /// The ladder's last step has no reported outcome yet: ask again later
+    /// (the responder leaves the request to be redelivered). Not audited.
+    Wait {
+        reason: String,
+    },
 }
 
 /// One request to act on a container.
@@ -88,9 +105,10 @@ pub struct GateRequest<'a> {
 /// What the gate would decide for a container now, and the state it read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preview {
-    /// [`GateDecision::Allowed`] (the fleet brake left out),
-    /// [`GateDecision::Refused`] or [`GateDecision::BreakerOpened`] (the
-    /// next request would open it).
+    /// [`GateDecision::Allowed`] (the fleet brake left out), or
+    /// [`GateDecision::Escalated`] for the step a restart would take,
+    /// [`GateDecision::Wait`], [`GateDecision::Refused`] or
+    /// [`GateDecision::BreakerOpened`] (the next request would open it).
     pub decision: GateDecision,
     /// Actions taken on it within the last hour.
     pub actions_last_hour: u64,
@@ -127,6 +145,16 @@ impl Gate {
     where
         C: redis::aio::ConnectionLike + Send,
     {
+        let requested = match req.action {
+            "restart" => Action::Restart,
+            "recreate" => Action::Recreate,
+            _ => Action::None,
+        };
+        let ladder = self.ladder(conn, req.container, req.inputs, requested).await?;
+        let step = match &ladder.plan {
+            Plan::Take(step) => Some(step),
+            _ => None,
+        };
         // The scripts add the decision (verdict, reason, at_ms).
         let audit = serde_json::to_string(&AuditRequest {
             host: req.container.host.clone(),
@@ -144,7 +172,7 @@ impl Gate {
         let c = req.container;
         let container_keys = container_keys(c);
         let (verdict, reason, count, _): (String, String, u64, u64) = self
-            .container_step(&container_keys, req.inputs, false)
+            .container_step(&container_keys, req.inputs, &ladder, false)
             .arg(req.command_id)
             .arg(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string())
             .arg(keys::REMEDIATION_TTL.as_secs())
@@ -154,11 +182,25 @@ impl Gate {
             .arg(if brake_decides { "1" } else { "0" })
             .invoke_async(conn)
             .await?;
+        // A redelivery of the request that took the ladder's last step.
+        let own_step = ladder.rung.as_ref().filter(|r| r.command_id == req.command_id).map(|r| Step {
+            number: r.step,
+            of: req.inputs.ladder.steps().len(),
+            action: r.action,
+            text: format!("escalation step {}/{}: {}", r.step, req.inputs.ladder.steps().len(), r.action),
+        });
+        let allowed = |count, duplicate: bool| match (step, &own_step) {
+            (Some(step), _) if !duplicate => GateDecision::Escalated { count, step: step.clone(), duplicate },
+            (_, Some(own)) if duplicate => GateDecision::Escalated { count, step: own.clone(), duplicate },
+            _ if duplicate => GateDecision::Duplicate,
+            _ => GateDecision::Allowed { count },
+        };
         match verdict.as_str() {
-            "allowed" => return Ok(GateDecision::Allowed { count }),
-            "duplicate" => return Ok(GateDecision::Duplicate),
+            "allowed" => return Ok(allowed(count, false)),
+            "duplicate" => return Ok(allowed(count, true)),
             "refused" => return Ok(GateDecision::Refused { reason }),
             "opened" => return Ok(GateDecision::BreakerOpened { reason }),
+            "wait" => return Ok(GateDecision::Wait { reason }),
             "reserved" | "pending" => {}
             other => return Err(ProtocolError::Redis(unexpected(other))),
         }
@@ -174,10 +216,19 @@ impl Gate {
             .invoke_async(conn)
             .await?;
         let settled = if fleet == "admitted" { "allowed" } else { "brake" };
+        // An admitted step is audited with its action and name.
+        let (audit, audited) = match step {
+            Some(step) if settled == "allowed" => {
+                let mut entry: serde_json::Value = serde_json::from_str(&audit)?;
+                entry["action"] = step.action.as_str().into();
+                (entry.to_string(), &step.text)
+            }
+            _ => (audit, &reason),
+        };
         let count: u64 = with_keys(&self.settle, &container_keys)
             .arg(req.command_id)
             .arg(settled)
-            .arg(&reason)
+            .arg(audited)
             .arg(keys::REMEDIATION_TTL.as_secs())
             .arg(&audit)
             .arg(keys::AUDIT_MAX)
@@ -186,9 +237,51 @@ impl Gate {
             .await?;
         Ok(match (settled, verdict.as_str()) {
             ("brake", _) => GateDecision::Brake { reason },
-            (_, "pending") => GateDecision::Duplicate,
-            _ => GateDecision::Allowed { count },
+            (_, "pending") => allowed(count, true),
+            _ => allowed(count, false),
         })
+    }
+
+    /// The ladder's plan for a request to `requested` the container: its
+    /// last step (one read in its slot) and that step's outcome (its
+    /// command's marker, in another slot: read before the script, which
+    /// checks the step did not move since).
+    async fn ladder<C>(
+        &self,
+        conn: &mut C,
+        c: &ContainerRef,
+        inputs: &GateInputs,
+        requested: Action,
+    ) -> Result<LadderInput, ProtocolError>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        if ladder::plan(&inputs.ladder, requested, None, None, 0) == Plan::Off {
+            return Ok(LadderInput { plan: Plan::Off, raw: String::new(), rung: None });
+        }
+        let raw: Option<String> = redis::cmd("GET").arg(keys::ladder(c)).query_async(conn).await?;
+        let raw = raw.unwrap_or_default();
+        let rung = Rung::parse(&raw);
+        let outcome = match &rung {
+            Some(r) => {
+                let marker: Option<String> =
+                    redis::cmd("GET").arg(keys::command_seen(&c.host, &r.command_id)).query_async(conn).await?;
+                marker.and_then(|m| m.strip_prefix(keys::COMMAND_DONE).map(str::to_owned))
+            }
+            None => None,
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let plan = match ladder::plan(&inputs.ladder, requested, rung.as_ref(), outcome.as_deref(), now_ms) {
+            Plan::Exhausted { reason, stopped: false } => Plan::Exhausted {
+                reason: format!(
+                    "circuit breaker open: {reason}, open for {}s or until hemostat reset",
+                    self.settings.breaker_seconds.max(1)
+                ),
+                stopped: false,
+            },
+            plan => plan,
+        };
+        Ok(LadderInput { plan, raw, rung })
     }
 
     /// What [`check`](Gate::check) would decide for the container now, by
@@ -204,34 +297,72 @@ impl Gate {
     where
         C: redis::aio::ConnectionLike + Send,
     {
+        let ladder = self.ladder(conn, container, inputs, Action::Restart).await?;
         let (verdict, reason, count, cooldown_left_ms): (String, String, u64, u64) =
-            self.container_step(&container_keys(container), inputs, true).invoke_async(conn).await?;
-        let decision = match verdict.as_str() {
-            "allowed" => GateDecision::Allowed { count: count + 1 },
-            "refused" => GateDecision::Refused { reason },
-            "opened" => GateDecision::BreakerOpened { reason },
-            other => return Err(ProtocolError::Redis(unexpected(other))),
+            self.container_step(&container_keys(container), inputs, &ladder, true).invoke_async(conn).await?;
+        let decision = match (verdict.as_str(), ladder.plan) {
+            ("allowed", Plan::Take(step)) => GateDecision::Escalated { count: count + 1, step, duplicate: false },
+            ("allowed", _) => GateDecision::Allowed { count: count + 1 },
+            ("refused", _) => GateDecision::Refused { reason },
+            ("opened", _) => GateDecision::BreakerOpened { reason },
+            ("wait", _) => GateDecision::Wait { reason },
+            (other, _) => return Err(ProtocolError::Redis(unexpected(other))),
         };
         Ok(Preview { decision, actions_last_hour: count, cooldown_left_ms })
     }
 
     /// `container.lua` with its keys and the arguments the decision and the
-    /// preview share (the script's ARGV 1 to 5); a decision adds the rest.
-    fn container_step(&self, keys: &[String], inputs: &GateInputs, preview: bool) -> redis::ScriptInvocation<'_> {
+    /// preview share (the script's ARGV 1 to 11); a decision adds the rest.
+    fn container_step(
+        &self,
+        keys: &[String],
+        inputs: &GateInputs,
+        ladder: &LadderInput,
+        preview: bool,
+    ) -> redis::ScriptInvocation<'_> {
         let mut invocation = with_keys(&self.container, keys);
+        let (plan, text, number, action) = match &ladder.plan {
+            Plan::Off => ("", "", 0, ""),
+            Plan::Take(step) => ("take", step.text.as_str(), step.number, step.action.as_str()),
+            Plan::Wait(reason) => ("wait", reason.as_str(), 0, ""),
+            Plan::Exhausted { reason, stopped: true } => ("stopped", reason.as_str(), 0, ""),
+            Plan::Exhausted { reason, stopped: false } => ("exhausted", reason.as_str(), 0, ""),
+        };
         invocation
             .arg(inputs.cooldown_seconds)
             .arg(inputs.max_per_hour)
             .arg(inputs.refusal.as_deref().unwrap_or_default())
             .arg(self.settings.breaker_seconds.max(1))
-            .arg(if preview { "1" } else { "0" });
+            .arg(if preview { "1" } else { "0" })
+            .arg(plan)
+            .arg(text)
+            .arg(&ladder.raw)
+            .arg(number)
+            .arg(action)
+            .arg(inputs.ladder_seconds.max(1));
         invocation
     }
 }
 
+/// The ladder's plan for one request, and the step it was made from.
+struct LadderInput {
+    plan: Plan,
+    /// The step's record as read ("" for none): the script takes the plan
+    /// only if it still reads the same.
+    raw: String,
+    rung: Option<Rung>,
+}
+
 /// The container's keys, in the order both scripts of its slot take them.
-fn container_keys(c: &ContainerRef) -> [String; 5] {
-    [keys::remediation(c), keys::action_log(c), keys::audit(c), keys::gate_pending(c), keys::breaker(c)]
+fn container_keys(c: &ContainerRef) -> [String; 6] {
+    [
+        keys::remediation(c),
+        keys::action_log(c),
+        keys::audit(c),
+        keys::gate_pending(c),
+        keys::breaker(c),
+        keys::ladder(c),
+    ]
 }
 
 fn with_keys<'a>(script: &'a Script, keys: &[String]) -> redis::ScriptInvocation<'a> {

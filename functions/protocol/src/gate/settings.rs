@@ -5,6 +5,7 @@
 use crate::{
     ProtocolError,
     config::{Env, Setting, empty_env},
+    gate::Ladder,
 };
 
 // The gate's scripts count whole seconds, hence `whole_seconds` below.
@@ -16,6 +17,19 @@ pub const BREAKER: Setting = Setting::new(
     "RESPONDER_BREAKER_SECONDS",
     "3600",
     "once a container's fixes keep not holding (the hourly cap reached), its circuit breaker stays open this long, or until hemostat reset",
+)
+.seconds();
+// Off by default: a recreate discards what the container wrote outside its
+// volumes and a stop takes its service down, which an owner opts into.
+pub const ESCALATION: Setting = Setting::new(
+    "RESPONDER_ESCALATION",
+    "off",
+    "escalation ladder for every container without hemostat.escalation: steps among restart, recreate, stop (stop and page), e.g. restart,recreate,stop; off: restarts until the circuit breaker opens",
+);
+pub const ESCALATION_QUIET: Setting = Setting::new(
+    "RESPONDER_ESCALATION_QUIET_SECONDS",
+    "3600",
+    "a container's escalation ladder starts again at its first step once the container has been quiet this long after its cooldown since the last step",
 )
 .seconds();
 
@@ -32,6 +46,12 @@ pub struct GateSettings {
     pub max_per_hour: u64,
     /// [`BREAKER`], whole seconds: how long an opened breaker stays open.
     pub breaker_seconds: u64,
+    /// [`ESCALATION`]: the ladder of a container without its own
+    /// (`hemostat.escalation`).
+    pub escalation: Ladder,
+    /// [`ESCALATION_QUIET`], whole seconds: how long after its cooldown a
+    /// container must stay quiet for its ladder to start again.
+    pub escalation_quiet_seconds: u64,
 }
 
 impl Default for GateSettings {
@@ -47,6 +67,10 @@ impl GateSettings {
             cooldown_seconds: COOLDOWN.whole_seconds(env)?,
             max_per_hour: MAX_RETRIES_PER_HOUR.parse(env)?,
             breaker_seconds: BREAKER.whole_seconds(env)?,
+            escalation: ESCALATION.text(env).map_or(Ok(Ladder::OFF), |text| {
+                Ladder::parse(&text).map_err(|reason| ESCALATION.invalid(&text, reason))
+            })?,
+            escalation_quiet_seconds: ESCALATION_QUIET.whole_seconds(env)?,
         })
     }
 }
@@ -75,8 +99,19 @@ mod tests {
     fn defaults_and_durations_with_units() {
         assert_eq!(
             GateSettings::default(),
-            GateSettings { cooldown_seconds: 3600, max_per_hour: 3, breaker_seconds: 3600 }
+            GateSettings {
+                cooldown_seconds: 3600,
+                max_per_hour: 3,
+                breaker_seconds: 3600,
+                escalation: Ladder::OFF,
+                escalation_quiet_seconds: 3600,
+            }
         );
+        let s = GateSettings::from_source(&env_of(&[("RESPONDER_ESCALATION", "restart, recreate,stop")])).unwrap();
+        assert_eq!(s.escalation.to_string(), "restart,recreate,stop");
+        let err = GateSettings::from_source(&env_of(&[("RESPONDER_ESCALATION", "restart,reboot")])).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("RESPONDER_ESCALATION") && err.contains("not a step"), "{err}");
         let s = GateSettings::from_source(&env_of(&[("RESPONDER_COOLDOWN_SECONDS", "30m")])).unwrap();
         assert_eq!(s.cooldown_seconds, 1800);
         let err = GateSettings::from_source(&env_of(&[("RESPONDER_COOLDOWN_SECONDS", "1500ms")])).unwrap_err();

@@ -4,8 +4,9 @@
 --   1 command id   2 verdict (allowed or brake)   3 reason
 --   4 record TTL seconds   5 audit entry JSON (an AuditRequest: without verdict,
 --   reason, at_ms)   6 audit max length   7 audit TTL seconds
--- A brake undoes the reservation: the action log loses the id and the
--- remediation record is what it was before. Returns the actions of the
+-- A brake undoes the reservation: the action log loses the id, the
+-- remediation record and the escalation step (KEYS[6]) are what they were
+-- before. Returns the actions of the
 -- last hour.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,7 +16,15 @@ if not before then
   return redis.call('ZCARD', KEYS[2])
 end
 redis.call('HDEL', KEYS[4], ARGV[1])
+local ladder = redis.call('HGET', KEYS[4], ARGV[1] .. ':ladder')
+redis.call('HDEL', KEYS[4], ARGV[1] .. ':ladder')
 if ARGV[2] ~= 'allowed' then
+  -- The escalation step it took is not taken either.
+  if ladder == '' then
+    redis.call('DEL', KEYS[6])
+  elseif ladder then
+    redis.call('SET', KEYS[6], ladder, 'KEEPTTL')
+  end
   redis.call('ZREM', KEYS[2], ARGV[1])
   if before == '' then
     redis.call('DEL', KEYS[1])
