@@ -65,6 +65,13 @@ pub struct Recovery {
 /// Compose's label on a container that replaced another: the old one's id.
 const COMPOSE_REPLACE_LABEL: &str = "com.docker.compose.replace";
 
+/// After a parent compose recreated starts, how long its dependents are
+/// left to compose: a `compose up` that recreates them too does so right
+/// after the parent, and racing it would leave two containers fighting
+/// over one name. Those still naming the old parent after this are
+/// compose's leftovers, and recreated.
+const COMPOSE_SETTLE: Duration = Duration::from_secs(10);
+
 impl Recovery {
     /// The watcher saw container `id` start at `time_nano`. Not when the
     /// collector is acting on it: the executor handles those dependents.
@@ -130,7 +137,11 @@ impl Recovery {
             Ok(p) if docker::is_running(&p) => p,
             _ => return,
         };
-        let replaced = match self.replaced(parent_id, parent_name, &docker::labels(&parent)).await {
+        let labels = docker::labels(&parent);
+        if labels.contains_key(COMPOSE_REPLACE_LABEL) {
+            tokio::time::sleep(COMPOSE_SETTLE).await;
+        }
+        let replaced = match self.replaced(parent_id, parent_name, &labels).await {
             Ok(r) => r,
             Err(e) => {
                 return tracing::warn!(parent = parent_name, error = %docker::error_text(&e), "could not list containers");
