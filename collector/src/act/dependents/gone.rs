@@ -34,6 +34,12 @@ impl Gone {
         removed.push_back((id.to_owned(), name.trim_start_matches('/').to_owned()));
     }
 
+    /// Whether a removed container had this name.
+    pub fn had_name(&self, name: &str) -> bool {
+        let name = name.trim_start_matches('/');
+        self.removed.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|(_, n)| n == name)
+    }
+
     /// The name the removed container `id` (a full id, or a prefix of at
     /// least 12 digits) had, if it is remembered.
     pub fn name_of(&self, id: &str) -> Option<String> {
@@ -56,6 +62,7 @@ mod tests {
         assert_eq!(gone.name_of(&id), None);
         gone.note(&id, "/vpn");
         assert_eq!(gone.name_of(&id).as_deref(), Some("vpn"));
+        assert!(gone.had_name("vpn") && !gone.had_name("app"));
         assert_eq!(gone.name_of(&id[..12]).as_deref(), Some("vpn"));
         assert_eq!(gone.name_of("abab"), None, "too short a prefix to be sure");
         for i in 0..REMEMBERED {

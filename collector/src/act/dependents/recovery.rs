@@ -138,7 +138,14 @@ impl Recovery {
             _ => return,
         };
         let labels = docker::labels(&parent);
-        if labels.contains_key(COMPOSE_REPLACE_LABEL) {
+        let by_compose = labels.contains_key(COMPOSE_REPLACE_LABEL);
+        // A list of every container only where a recreate can have been:
+        // a container of this name was removed, or compose made this one
+        // (a storm of fresh containers is not a list each).
+        if !(by_compose || labels.contains_key(COMPOSE_PROJECT_LABEL) || self.gone.had_name(parent_name)) {
+            return;
+        }
+        if by_compose {
             tokio::time::sleep(COMPOSE_SETTLE).await;
         }
         let replaced = match self.replaced(parent_id, parent_name, &labels).await {
