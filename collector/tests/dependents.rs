@@ -873,3 +873,32 @@ async fn a_dependent_of_a_parent_recreated_while_the_collector_was_away_is_recre
     assert_eq!(network_mode_of(&docker, &app.name).await, format!("container:{}", parent.id()));
     assert_eq!(netns(&docker, &now).await, netns(&docker, parent.id()).await);
 }
+
+/// Compose recreated the parent (its new container says whom it replaced)
+/// and recreates the dependent itself right after: the collector leaves
+/// compose its head start and does not race it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_compose_recreates_itself_after_its_parent_is_left_to_compose() {
+    let env = start().await;
+    let docker = docker().await;
+    let name = format!("hemostat-e2e-vpn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let _cleanup = RemoveByName(vec![name.clone()]);
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    let app = Dependent::start(parent.id(), &env.test).await;
+    let old = parent.id().to_owned();
+
+    parent.remove().await;
+    let parent = running(ContainerSpec::shell(SERVER).name(&name).label("com.docker.compose.replace", old)).await;
+    // Compose's own recreate of the dependent, in the new parent's namespace.
+    docker.remove_container(&app.id, Some(RemoveContainerOptions { force: true, v: true, link: false })).await.unwrap();
+    let by_compose = Dependent::start(parent.id(), &env.test).await;
+    let renamed = bollard::query_parameters::RenameContainerOptions { name: app.name.clone() };
+    docker.rename_container(&by_compose.id, renamed).await.unwrap();
+
+    // Past compose's head start (10 s): nothing was done to it.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(kept(&docker, &app.name).await.0, by_compose.id, "{}", env.collector.log_tail(30));
+    let mut conn = env.conn.clone();
+    let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
+    assert!(reports.is_empty(), "{reports:?}");
+}
