@@ -509,6 +509,7 @@ async fn dry_run_of_every_action_changes_nothing() {
     let mut outcomes = Vec::new();
     for (target, action) in [
         (&up, Action::Restart),
+        (&up, Action::Recreate),
         (&up, Action::Stop),
         (&down, Action::Start),
         (&up, Action::ScaleUp),
@@ -530,6 +531,7 @@ async fn dry_run_of_every_action_changes_nothing() {
     // Just exited: kept, and the dry run says why.
     assert!(details(Action::Cleanup).contains(&format!("{} (exited ", down.name())), "{outcomes:?}");
     assert!(details(Action::Restart).starts_with("would restart"), "{outcomes:?}");
+    assert!(details(Action::Recreate).starts_with(&format!("would recreate {} ", up.name())), "{outcomes:?}");
 
     let up_after = up.state().await;
     assert_eq!((up_after.running, up_after.started_at), (Some(true), up_before.started_at));
@@ -538,6 +540,8 @@ async fn dry_run_of_every_action_changes_nothing() {
     assert!(docker.inspect_container(down.id(), None::<InspectContainerOptions>).await.is_ok(), "cleanup removed");
     assert!(!file_exists(&up, "/tmp/dry").await, "exec ran");
     assert_eq!(starts(&up).await, 1);
+    let by_name = docker.inspect_container(up.name(), None::<InspectContainerOptions>).await.unwrap();
+    assert_eq!(by_name.id.as_deref(), Some(up.id()), "recreated");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@
 //! exited because someone else restarted their parent (their own crash
 //! alert then held); dependents of dependents after the dependent they
 //! join; compose services with `depends_on: {restart: true}` restarted
-//! after the service they depend on.
+//! after the service they depend on; recreated in the new namespace of a
+//! parent recreated by the engine (as compose or an updater does) or by
+//! the collector's own `recreate`, keeping their configuration.
 //!
 //! Needs DOCKER_HOST (a private engine) and HEMOSTAT_TEST_IMAGE (busybox);
 //! run through scripts/test.sh, which provides both.
@@ -48,12 +50,16 @@ async fn start() -> Env {
     let redis = RedisServer::start_node().await;
     let host = test_host();
     let test = current_test_name();
-    let collector = start_collector(&redis.url(), &host, |b| {
-        b.env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1")
-    })
-    .await;
+    let collector = collector(&redis, &host).await;
     let conn = redis.connection().await;
     Env { _redis: redis, conn, host, collector, test }
+}
+
+/// A collector for `host` (the same state folder, and so the same cursor,
+/// each time).
+async fn collector(redis: &RedisServer, host: &str) -> Process {
+    start_collector(&redis.url(), host, |b| b.env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "1"))
+        .await
 }
 
 impl Env {
@@ -133,6 +139,17 @@ impl Dependent {
 
     /// With `labels` besides the test's, running `script`.
     async fn start_with(parent: &str, test: &str, labels: &[(&str, &str)], script: &str) -> Dependent {
+        Dependent::start_custom(parent, test, labels, script, |_| {}).await
+    }
+
+    /// [`start_with`](Self::start_with), its create body changed by `custom`.
+    async fn start_custom(
+        parent: &str,
+        test: &str,
+        labels: &[(&str, &str)],
+        script: &str,
+        custom: impl FnOnce(&mut ContainerCreateBody),
+    ) -> Dependent {
         let docker = docker().await;
         let name = format!("hemostat-e2e-dep-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let mut all: std::collections::HashMap<String, String> =
@@ -145,6 +162,8 @@ impl Dependent {
             host_config: Some(HostConfig { network_mode: Some(format!("container:{parent}")), ..Default::default() }),
             ..Default::default()
         };
+        let mut body = body;
+        custom(&mut body);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let id = docker.create_container(Some(options), body).await.expect("creating a dependent").id;
         let d = Dependent { docker: docker.clone(), id, name };
@@ -168,15 +187,31 @@ impl Dependent {
 
 impl Drop for Dependent {
     fn drop(&mut self) {
-        let id = self.id.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async {
+        // By name too: a recreated dependent keeps its name, not its id.
+        remove_all(vec![self.id.clone(), self.name.clone()]);
+    }
+}
+
+/// Removes these containers (ids or names), with their volumes.
+fn remove_all(containers: Vec<String>) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            for c in containers {
                 let options = RemoveContainerOptions { force: true, v: true, link: false };
-                let _ = docker().await.remove_container(&id, Some(options)).await;
-            });
-        })
-        .join();
+                let _ = docker().await.remove_container(&c, Some(options)).await;
+            }
+        });
+    })
+    .join();
+}
+
+/// Removes containers by name when dropped: a recreated one has a new id.
+struct RemoveByName(Vec<String>);
+
+impl Drop for RemoveByName {
+    fn drop(&mut self) {
+        remove_all(std::mem::take(&mut self.0));
     }
 }
 
@@ -193,14 +228,15 @@ async fn operator_restart(docker: &Docker, parent: &str, killed: &[&Dependent]) 
 /// The inode of the network namespace of `id`'s main process, read inside
 /// it; empty when it cannot be read (the container is not running).
 async fn netns(docker: &Docker, id: &str) -> String {
+    exec(docker, id, vec!["readlink", "/proc/1/ns/net"]).await
+}
+
+/// What `cmd` prints inside container `id`, trimmed; empty when it cannot run.
+async fn exec(docker: &Docker, id: &str, cmd: Vec<&str>) -> String {
     let Ok(exec) = docker
         .create_exec(
             id,
-            bollard::exec::CreateExecOptions {
-                cmd: Some(vec!["readlink", "/proc/1/ns/net"]),
-                attach_stdout: Some(true),
-                ..Default::default()
-            },
+            bollard::exec::CreateExecOptions { cmd: Some(cmd), attach_stdout: Some(true), ..Default::default() },
         )
         .await
     else {
@@ -562,4 +598,307 @@ async fn a_dependent_left_running_in_its_parents_old_namespace_is_restarted_into
     assert!(reason.contains("restarted into its new network namespace"), "{reason}");
     assert_eq!(netns(&docker, &dependent.id).await, netns(&docker, parent.id()).await, "now in the new one");
     assert_eq!(dependent.state().await.running, Some(true));
+}
+
+/// What a recreate must keep of a container.
+#[derive(Debug, PartialEq)]
+struct Kept {
+    name: String,
+    image: Option<String>,
+    cmd: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    labels: Option<std::collections::HashMap<String, String>>,
+    binds: Option<Vec<String>>,
+    restart_policy: Option<String>,
+    /// Destination and volume name of each volume mount.
+    volumes: Vec<(String, String)>,
+}
+
+async fn kept(docker: &Docker, container: &str) -> (String, Kept) {
+    let i = docker.inspect_container(container, None).await.unwrap_or_else(|e| panic!("inspect {container}: {e}"));
+    let config = i.config.unwrap_or_default();
+    let host = i.host_config.unwrap_or_default();
+    let mut volumes: Vec<(String, String)> = i
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.typ.as_deref() == Some("volume"))
+        .map(|m| (m.destination.unwrap_or_default(), m.name.unwrap_or_default()))
+        .collect();
+    volumes.sort();
+    let kept = Kept {
+        name: i.name.unwrap_or_default(),
+        image: config.image,
+        cmd: config.cmd,
+        env: config.env,
+        labels: config.labels,
+        binds: host.binds,
+        restart_policy: host.restart_policy.and_then(|p| p.name).map(|n| n.to_string()),
+        volumes,
+    };
+    (i.id.unwrap_or_default(), kept)
+}
+
+async fn network_mode_of(docker: &Docker, container: &str) -> String {
+    let i = docker.inspect_container(container, None).await.unwrap();
+    i.host_config.and_then(|h| h.network_mode).unwrap_or_default()
+}
+
+/// Whether container `id` is gone from the engine.
+async fn gone(docker: &Docker, id: &str) -> bool {
+    matches!(
+        docker.inspect_container(id, None).await,
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    )
+}
+
+/// No container left under a `-hemostat-replaced-` name for this test.
+async fn no_replaced_left(docker: &Docker, test: &str) {
+    let filters = std::collections::HashMap::from([("label", vec![format!("{TEST_LABEL}={test}")])]);
+    let options =
+        bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let names: Vec<String> = docker
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("-hemostat-replaced-")), "{names:?}");
+}
+
+/// A VPN parent recreated by the engine (`docker rm -f` and a create
+/// under the same name, as compose does after a change): its dependent
+/// and that one's own name its old id, which Docker can no longer find.
+/// Both are recreated, in order, with their configuration (labels, env,
+/// binds, their anonymous volume and its data), in the new parent's
+/// namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_of_a_parent_the_engine_recreated_are_recreated_in_its_namespace() {
+    let env = start().await;
+    let docker = docker().await;
+    let name = format!("hemostat-e2e-vpn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let _cleanup = RemoveByName(vec![name.clone()]);
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    let dir = std::env::temp_dir().join(format!("hemostat-recreate-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("marker"), "bound").unwrap();
+    let bind = format!("{}:/data:ro", dir.display());
+    let app = Dependent::start_custom(parent.id(), &env.test, &[("app.role", "behind-vpn")], SERVER, |b| {
+        b.env = Some(vec!["APP_MODE=vpn".into()]);
+        b.volumes = Some(vec!["/cache".into()]);
+        if let Some(h) = b.host_config.as_mut() {
+            h.binds = Some(vec![bind.clone()]);
+            h.restart_policy = Some(bollard::models::RestartPolicy {
+                name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            });
+        }
+    })
+    .await;
+    exec(&docker, &app.id, vec!["sh", "-c", "echo kept > /cache/file"]).await;
+    let sidecar = Dependent::start(&app.id, &env.test).await;
+    let (app_old, app_before) = kept(&docker, &app.name).await;
+    let (sidecar_old, sidecar_before) = kept(&docker, &sidecar.name).await;
+    assert_eq!(app_before.volumes.len(), 1, "{app_before:?}");
+
+    // The engine recreates the parent: the same name, a new id.
+    parent.remove().await;
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+
+    let recreated = std::time::Instant::now();
+    let mut took = Vec::new();
+    for d in [&app, &sidecar] {
+        let done = env.recovery(&d.name).await;
+        took.push(done.result.duration_ms.unwrap_or_default());
+        assert_eq!((done.action, done.result.status), (Action::Recreate, RemediationStatus::Success), "{done:?}");
+        assert_eq!(done.result.verified, Some(true), "{done:?}");
+        let reason = done.reason.clone().unwrap_or_default();
+        assert!(reason.starts_with(&format!("dependent of {name}, which was recreated")), "{reason}");
+    }
+    println!(
+        "recreate: 2 dependents (2 levels) recreated in the new parent's namespace and verified, reported {} ms after \
+         the parent's new container started ({took:?} ms from the collector's start on them; each: a 1 s stop \
+         timeout for the old one, a 1 s verify window for the new one)",
+        recreated.elapsed().as_millis()
+    );
+    let (app_new, app_after) = kept(&docker, &app.name).await;
+    let (sidecar_new, sidecar_after) = kept(&docker, &sidecar.name).await;
+    assert_ne!((&app_new, &sidecar_new), (&app_old, &sidecar_old), "both are new containers");
+    assert_eq!(app_after, app_before, "the app's configuration is kept");
+    assert_eq!(sidecar_after, sidecar_before, "the sidecar's configuration is kept");
+    assert_eq!(network_mode_of(&docker, &app.name).await, format!("container:{}", parent.id()));
+    assert_eq!(network_mode_of(&docker, &sidecar.name).await, format!("container:{app_new}"));
+    let shared = netns(&docker, parent.id()).await;
+    assert!(!shared.is_empty());
+    assert_eq!(netns(&docker, &app_new).await, shared, "the app is in the new parent's namespace");
+    assert_eq!(netns(&docker, &sidecar_new).await, shared, "so is the sidecar, through the app");
+    assert_eq!(exec(&docker, &app_new, vec!["cat", "/cache/file"]).await, "kept", "its anonymous volume came along");
+    assert_eq!(exec(&docker, &app_new, vec!["cat", "/data/marker"]).await, "bound");
+    assert!(gone(&docker, &app_old).await && gone(&docker, &sidecar_old).await, "the old ones are removed");
+    no_replaced_left(&docker, &env.test).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The collector's own `recreate` of a crashed container: a new container
+/// of the same configuration under the same name, verified, the old one
+/// removed; its dependent, stranded in the crashed one's namespace, is
+/// recreated in the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_replaces_a_crashed_container_and_its_dependent_follows() {
+    let mut env = start().await;
+    let docker = docker().await;
+    // Crashes once /tmp/crash exists: in its own writable layer, which a
+    // new container does not have.
+    let script = "echo started; while [ ! -f /tmp/crash ]; do sleep 0.2; done; exit 3";
+    let parent = running(ContainerSpec::shell(script).env("MODE", "edge").label("app.tier", "edge")).await;
+    let _cleanup = RemoveByName(vec![parent.name().to_owned()]);
+    let dependent = Dependent::start(parent.id(), &env.test).await;
+    let (_, parent_before) = kept(&docker, parent.name()).await;
+    let (dependent_old, dependent_before) = kept(&docker, &dependent.name).await;
+    exec(&docker, parent.id(), vec!["touch", "/tmp/crash"]).await;
+    parent.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
+
+    let done = env.run(&env.command(&parent, Action::Recreate)).await;
+    assert_eq!((done.action, done.result.status), (Action::Recreate, RemediationStatus::Success), "{done:?}");
+    assert_eq!(done.result.verified, Some(true), "{done:?}");
+    let details = done.result.details.clone().unwrap_or_default();
+    assert!(details.starts_with("recreated as ") && details.contains("dependents: 1 handled"), "{details}");
+    let (parent_new, parent_after) = kept(&docker, parent.name()).await;
+    assert_ne!(parent_new, parent.id());
+    assert_eq!(parent_after, parent_before, "the same configuration");
+    assert!(gone(&docker, parent.id()).await, "the crashed container is removed");
+    let r = only(&done.result.dependents, &dependent.name);
+    assert_eq!((r.action, r.status, r.verified), (Action::Recreate, RemediationStatus::Success, Some(true)), "{r:?}");
+    let (dependent_new, dependent_after) = kept(&docker, &dependent.name).await;
+    assert_eq!(r.container_id.as_deref(), Some(dependent_new.as_str()), "{r:?}");
+    assert_ne!(dependent_new, dependent_old);
+    assert_eq!(dependent_after, dependent_before);
+    assert_eq!(network_mode_of(&docker, &dependent.name).await, format!("container:{parent_new}"));
+    assert_eq!(netns(&docker, &dependent_new).await, netns(&docker, &parent_new).await);
+    no_replaced_left(&docker, &env.test).await;
+
+    // A dry run names what it would do, and does nothing.
+    let mut dry = env.command(&parent, Action::Recreate);
+    dry.container_id = Some(parent_new.clone());
+    dry.dry_run = true;
+    let done = env.run(&dry).await;
+    assert_eq!(done.result.status, RemediationStatus::DryRun, "{done:?}");
+    assert_eq!(kept(&docker, parent.name()).await.0, parent_new, "a dry run recreated it");
+}
+
+/// A recreate the engine refuses (the bind source of its mount is gone)
+/// leaves the old container as it was: its name, its id, running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreate_that_fails_puts_the_old_container_back() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let dir = std::env::temp_dir().join(format!("hemostat-recreate-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("hemostat-e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let _cleanup = RemoveByName(vec![name.clone()]);
+    let body = ContainerCreateBody {
+        image: Some(test_image()),
+        cmd: Some(vec!["sh".into(), "-c".into(), SERVER.into()]),
+        labels: Some([(TEST_LABEL.to_string(), env.test.clone())].into()),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            mounts: Some(vec![bollard::models::Mount {
+                target: Some("/data".into()),
+                source: Some(dir.display().to_string()),
+                typ: Some(bollard::models::MountType::BIND),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let id = docker.create_container(Some(options), body).await.unwrap().id;
+    docker.start_container(&id, None).await.unwrap();
+    let started = docker.inspect_container(&id, None).await.unwrap().state.unwrap().started_at;
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let cmd = Command {
+        id: uuid::Uuid::new_v4().to_string(),
+        host: env.host.clone(),
+        container: name.clone(),
+        container_id: Some(id.clone()),
+        action: Action::Recreate,
+        reason: "e2e".into(),
+        confidence: 0.9,
+        issued_at: chrono::Utc::now().to_rfc3339(),
+        expires_at: Some((chrono::Utc::now() + hemostat_protocol::command::LIFETIME).to_rfc3339()),
+        dry_run: false,
+        context: Default::default(),
+        args: Vec::new(),
+    };
+    let done = env.run(&cmd).await;
+    assert_eq!(done.result.status, RemediationStatus::Failed, "{done:?}");
+    let error = done.result.error.clone().unwrap_or_default();
+    assert!(error.starts_with("create failed: ") && error.ends_with("; the old container was put back"), "{error}");
+    let i = docker.inspect_container(&name, None).await.unwrap();
+    assert_eq!(i.id.as_deref(), Some(id.as_str()), "the old container has its name back");
+    let state = i.state.unwrap_or_default();
+    assert_eq!((state.running, state.started_at), (Some(true), started), "and runs on untouched");
+    no_replaced_left(&docker, &env.test).await;
+}
+
+/// The parent is recreated while the collector is away: back, it replays
+/// the engine's events from its cursor (the old parent's `destroy`, then
+/// the new one's `start`), and recreates the dependent in the new
+/// parent's namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_of_a_parent_recreated_while_the_collector_was_away_is_recreated_once_it_is_back() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let name = format!("hemostat-e2e-vpn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let _cleanup = RemoveByName(vec![name.clone()]);
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    let app = Dependent::start(parent.id(), &env.test).await;
+    // Its cursor is written at most every 200 ms.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    env.collector.kill();
+
+    parent.remove().await;
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(kept(&docker, &app.name).await.0, app.id, "recreated with no collector running");
+
+    env.collector = collector(&env._redis, &env.host).await;
+    let done = env.recovery(&app.name).await;
+    assert_eq!((done.action, done.result.status), (Action::Recreate, RemediationStatus::Success), "{done:?}");
+    let (now, _) = kept(&docker, &app.name).await;
+    assert_ne!(now, app.id);
+    assert_eq!(network_mode_of(&docker, &app.name).await, format!("container:{}", parent.id()));
+    assert_eq!(netns(&docker, &now).await, netns(&docker, parent.id()).await);
+}
+
+/// Compose recreated the parent (its new container says whom it replaced)
+/// and recreates the dependent itself right after: the collector leaves
+/// compose its head start and does not race it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_compose_recreates_itself_after_its_parent_is_left_to_compose() {
+    let env = start().await;
+    let docker = docker().await;
+    let name = format!("hemostat-e2e-vpn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let _cleanup = RemoveByName(vec![name.clone()]);
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    let app = Dependent::start(parent.id(), &env.test).await;
+    let old = parent.id().to_owned();
+
+    parent.remove().await;
+    let parent = running(ContainerSpec::shell(SERVER).name(&name).label("com.docker.compose.replace", old)).await;
+    // Compose's own recreate of the dependent, in the new parent's namespace.
+    docker.remove_container(&app.id, Some(RemoveContainerOptions { force: true, v: true, link: false })).await.unwrap();
+    let by_compose = Dependent::start(parent.id(), &env.test).await;
+    let renamed = bollard::query_parameters::RenameContainerOptions { name: app.name.clone() };
+    docker.rename_container(&by_compose.id, renamed).await.unwrap();
+
+    // Past compose's head start (10 s): nothing was done to it.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(kept(&docker, &app.name).await.0, by_compose.id, "{}", env.collector.log_tail(30));
+    let mut conn = env.conn.clone();
+    let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
+    assert!(reports.is_empty(), "{reports:?}");
 }

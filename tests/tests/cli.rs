@@ -387,6 +387,36 @@ async fn a_silence_refuses_until_it_expires_and_remediate_goes_through_the_gate(
     assert_eq!(audit[1]["reason"], "reset by operator tester");
 }
 
+/// `remediate <c> recreate`: through the same gate, signed, carried out by
+/// the collector: a new container of the same configuration under the same
+/// name, verified, the old one removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remediate_recreate_replaces_the_container_through_the_gate() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let docker = docker().await;
+    let stack = start_stack(&url).await;
+    let conn = redis.connection().await;
+    let (container, c) = crashable(&docker, &stack, &conn, &[("app.tier", "edge")]).await;
+
+    let outcome = ok_json(&url, &["remediate", &c.key(), "recreate", "--timeout", "30s"]);
+    let now = docker
+        .inspect_container(container.name(), None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .unwrap();
+    // The new container, under the old one's name: its guard removes by id.
+    let options = bollard::query_parameters::RemoveContainerOptions { force: true, v: true, link: false };
+    docker.remove_container(container.name(), Some(options)).await.unwrap();
+    assert_eq!(outcome["data"]["result"]["status"], "success", "{outcome}");
+    assert_eq!(outcome["data"]["result"]["verified"], true, "{outcome}");
+    assert_eq!(outcome["data"]["action"], "recreate", "{outcome}");
+    assert!(outcome["data"]["reason"].as_str().unwrap().starts_with("manual recreate by operator tester"), "{outcome}");
+    assert_ne!(now.id.as_deref(), Some(container.id()), "a new container");
+    let labels = now.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(labels.get("app.tier").map(String::as_str), Some("edge"), "{labels:?}");
+    assert_eq!(now.state.and_then(|s| s.running), Some(true));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_label_silence_is_matched_on_the_host_and_lifted_by_silence_rm() {
     let redis = RedisServer::start().await;

@@ -19,7 +19,7 @@ use hemostat_protocol::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    actions::{cleanup, exec, exec::Allowlist, lifecycle, scale_up},
+    actions::{cleanup, exec, exec::Allowlist, lifecycle, recreate, scale_up},
     lanes::Slot,
     limits::Limits,
     outcome::Outcome,
@@ -75,8 +75,7 @@ impl Executor {
         let cx = &self.cx;
         let (outcome, dependents) = match cmd.action {
             Action::Restart | Action::Stop | Action::Start => lifecycle::run(cx, cmd, slot, cancel).await,
-            // Named by the protocol before this collector carries it out.
-            Action::Recreate => (Outcome::failed("recreate is not carried out by this collector yet"), Vec::new()),
+            Action::Recreate => recreate::run(cx, cmd, slot, cancel).await,
             Action::ScaleUp => (scale_up::run(cx, self.max_replicas, cmd, cancel).await, Vec::new()),
             Action::Cleanup => (cleanup::run(cx, self.cleanup_min_age, cmd).await, Vec::new()),
             Action::Exec => (exec::run(cx, &self.allowlist, self.exec_timeout, &self.redactor, cmd).await, Vec::new()),

@@ -43,7 +43,10 @@ impl Limits {
                     policy.action, policy.action
                 ));
             }
-            (ActionPolicy::Stop, Action::Restart | Action::Start | Action::ScaleUp | Action::Exec) => {
+            (
+                ActionPolicy::Stop,
+                Action::Restart | Action::Recreate | Action::Start | Action::ScaleUp | Action::Exec,
+            ) => {
                 return Some(format!(
                     "policy: stop ({LABEL_ACTION}=stop): its collector only stops it, never {action}"
                 ));
@@ -94,6 +97,7 @@ mod tests {
         let notify = limits.refusal("c", &with(ActionPolicy::Notify), Action::Restart, now).unwrap();
         assert_eq!(notify, "policy: notify (hemostat.action=notify): its collector does not act on it");
         assert!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Restart, now).is_some());
+        assert!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Recreate, now).is_some());
         assert_eq!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Stop, now), None);
         assert_eq!(limits.refusal("c", &Policy::default(), Action::Restart, now), None);
     }

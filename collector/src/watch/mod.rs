@@ -214,7 +214,8 @@ impl Watcher {
     ) -> Self {
         let host = self.alerts.host().to_owned();
         let (docker, scope, inflight) = (self.docker.clone(), self.scope.clone(), self.inflight.clone());
-        let recovery = Recovery { docker, scope, inflight, outbox, host, verify_window, stop_timeout, redactor };
+        let gone = Default::default();
+        let recovery = Recovery { docker, scope, inflight, outbox, host, verify_window, stop_timeout, redactor, gone };
         self.dependents = Some(recovery);
         self
     }
@@ -421,6 +422,10 @@ impl Watcher {
         // The parent may be out of scope; its dependents are checked one by one.
         if let (Happening::Started, Some(dependents)) = (&event.happening, &self.dependents) {
             dependents.parent_started(&event.id, &event.name, event.time_nano);
+        }
+        // Before the start of its successor, which may strand its dependents.
+        if let (Happening::Destroyed, Some(dependents)) = (&event.happening, &self.dependents) {
+            dependents.container_removed(&event.id, &event.name);
         }
         match event.happening {
             Happening::Started if self.scope.excludes(&event.attributes).is_none() => self

@@ -26,7 +26,8 @@ impl Action {
     /// The actions an operator may run by hand (`hemostat remediate`),
     /// through the same gate: `exec` needs an argv a `remediation_needed`
     /// does not carry, and `none` does nothing.
-    pub const MANUAL: [Action; 5] = [Action::Restart, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
+    pub const MANUAL: [Action; 6] =
+        [Action::Restart, Action::Recreate, Action::Stop, Action::Start, Action::ScaleUp, Action::Cleanup];
 
     /// The actions an LLM verdict may ever carry, in the order its prompt
     /// lists them, if the operator allows them (the analyzer's
@@ -125,5 +126,6 @@ mod tests {
             assert!(!Action::MANUAL.contains(&a), "{a}");
         }
         assert!(Action::MANUAL.contains(&Action::Start) && Action::Restart.llm_may_choose());
+        assert!(Action::MANUAL.contains(&Action::Recreate));
     }
 }

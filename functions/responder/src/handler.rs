@@ -325,11 +325,12 @@ fn command_id(env: &Envelope) -> String {
 }
 
 /// The request as a stop, when the container's policy allows only stops
-/// and the analysis asked for a restart.
+/// and the analysis asked for a restart or a recreate.
 fn stop_instead(needed: &RemediationNeeded, policy: &Policy) -> Option<RemediationNeeded> {
-    (policy.action == ActionPolicy::Stop && needed.action == Action::Restart).then(|| RemediationNeeded {
+    let instead_of = matches!(needed.action, Action::Restart | Action::Recreate).then_some(needed.action)?;
+    (policy.action == ActionPolicy::Stop).then(|| RemediationNeeded {
         action: Action::Stop,
-        reason: format!("{} (a stop instead of a restart: {LABEL_ACTION}=stop)", needed.reason),
+        reason: format!("{} (a stop instead of a {instead_of}: {LABEL_ACTION}=stop)", needed.reason),
         ..needed.clone()
     })
 }
@@ -437,6 +438,21 @@ mod tests {
             r#"{{"timestamp":"{ts}","agent":"HemoStat-Analyzer","type":"remediation_needed","data":{{"container":"web","host":"{host}","action":"restart","reason":"exit 1","confidence":0.9}}}}"#
         );
         batch::record(format!("{ts}-0"), EventKind::RemediationNeeded.stream(), body, 1)
+    }
+
+    #[test]
+    fn a_stop_only_policy_turns_a_restart_or_a_recreate_into_a_stop() {
+        let body = r#"{"container":"web","host":"h","action":"recreate","reason":"exit 1","confidence":0.9}"#;
+        let recreate: RemediationNeeded = serde_json::from_str(body).unwrap();
+        let stop_only = Policy { action: ActionPolicy::Stop, ..Policy::default() };
+        let stop = stop_instead(&recreate, &stop_only).unwrap();
+        assert_eq!(stop.action, Action::Stop);
+        assert_eq!(stop.reason, "exit 1 (a stop instead of a recreate: hemostat.action=stop)");
+        let restart = RemediationNeeded { action: Action::Restart, ..recreate.clone() };
+        assert!(stop_instead(&restart, &stop_only).unwrap().reason.contains("a stop instead of a restart"));
+        assert!(stop_instead(&recreate, &Policy::default()).is_none());
+        let scale = RemediationNeeded { action: Action::ScaleUp, ..recreate };
+        assert!(stop_instead(&scale, &stop_only).is_none());
     }
 
     /// One key pair for the whole test binary.

@@ -146,7 +146,7 @@ async fn act_on_target(cx: &Context, cmd: &Command, target: &Target) -> Result<(
 }
 
 /// The parent's details end with what became of its dependents.
-fn with_summary(outcome: Outcome, deps: &[DependentResult]) -> Outcome {
+pub(super) fn with_summary(outcome: Outcome, deps: &[DependentResult]) -> Outcome {
     match dependents::summary(deps) {
         Some(summary) => {
             let details = match outcome.details.as_deref() {

@@ -1,6 +1,6 @@
 //! `scale_up`: one more replica of a container's service.
 //!
-//! The replica is created from the source's inspect: same image (by id, so
+//! The replica is created from the source's inspect ([`blueprint`]): same image (by id, so
 //! a tag moved since cannot change what runs), command, entrypoint, env,
 //! labels, mounts and binds, limits, restart policy and network mode. Two
 //! things change on purpose: the name (compose-style `<project>-<service>-<n>`
@@ -9,21 +9,20 @@
 //! cannot bind, become ephemeral. The hostname is not copied either: Docker
 //! gives each container its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use bollard::{
     Docker,
     errors::Error as BollardError,
-    models::{
-        ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkConnectRequest,
-        NetworkingConfig,
-    },
+    models::{ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, NetworkConnectRequest},
     query_parameters::{CreateContainerOptions, ListContainersOptions, StartContainerOptions},
 };
 use hemostat_protocol::policy::{COMPOSE_NUMBER_LABEL, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL};
 
 use hemostat_protocol::Command;
 use tokio_util::sync::CancellationToken;
+
+use super::blueprint::{Blueprint, Copy, blueprint};
 
 use crate::{
     act::{outcome::Outcome, target::Context, verify},
@@ -173,33 +172,10 @@ async fn plan(docker: &Docker, source: &ContainerInspectResponse) -> Result<Plan
         labels.insert(COMPOSE_NUMBER_LABEL.to_owned(), number.to_string());
     }
 
-    let host_config = source.host_config.clone().map(ephemeral_ports);
-    let (networking_config, more_networks) = networks(source, host_config.as_ref());
-    let body = ContainerCreateBody {
-        domainname: config.domainname,
-        user: config.user,
-        exposed_ports: config.exposed_ports,
-        tty: config.tty,
-        open_stdin: config.open_stdin,
-        stdin_once: config.stdin_once,
-        env: config.env,
-        cmd: config.cmd,
-        healthcheck: config.healthcheck,
-        args_escaped: config.args_escaped,
-        image: source.image.clone().or(config.image),
-        volumes: config.volumes,
-        working_dir: config.working_dir,
-        entrypoint: config.entrypoint,
-        network_disabled: config.network_disabled,
-        on_build: config.on_build,
-        labels: Some(labels),
-        stop_signal: config.stop_signal,
-        stop_timeout: config.stop_timeout,
-        shell: config.shell,
-        host_config,
-        networking_config,
-        ..Default::default()
-    };
+    let image = source.image.clone().or(config.image).unwrap_or_default();
+    let Blueprint { mut body, more_networks } = blueprint(source, image, None, Copy::Replica);
+    body.labels = Some(labels);
+    body.host_config = body.host_config.map(ephemeral_ports);
     Ok(Plan { name: naming.name(number), members, naming, number, body, more_networks })
 }
 
@@ -220,46 +196,6 @@ fn ephemeral_ports(mut host: HostConfig) -> HostConfig {
         }
     }
     host
-}
-
-/// The source's networks, as create (first) and connect (others) want them:
-/// aliases kept, except those naming the source itself; addresses dropped,
-/// since two containers cannot share one.
-fn networks(
-    source: &ContainerInspectResponse,
-    host: Option<&HostConfig>,
-) -> (Option<NetworkingConfig>, Vec<(String, EndpointSettings)>) {
-    let mode = host.and_then(|h| h.network_mode.clone()).unwrap_or_default();
-    // These modes have no endpoint of their own to configure.
-    if matches!(mode.as_str(), "none" | "host") || mode.starts_with("container:") {
-        return (None, Vec::new());
-    }
-    let own: Vec<String> = [source.id.as_deref().map(|id| id.get(..12).unwrap_or(id).to_owned()), docker::name(source)]
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut all: Vec<(String, EndpointSettings)> = source
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(net, ep)| {
-            let aliases: Vec<String> =
-                ep.aliases.unwrap_or_default().into_iter().filter(|a| !own.contains(a)).collect();
-            let settings = EndpointSettings {
-                aliases: (!aliases.is_empty()).then_some(aliases),
-                links: ep.links,
-                driver_opts: ep.driver_opts,
-                ..Default::default()
-            };
-            (net, settings)
-        })
-        .collect();
-    all.sort_by(|a, b| (a.0 != mode).cmp(&(b.0 != mode)).then(a.0.cmp(&b.0)));
-    let mut rest = all.into_iter();
-    let first = rest.next().map(|(net, ep)| NetworkingConfig { endpoints_config: Some(HashMap::from([(net, ep)])) });
-    (first, rest.collect())
 }
 
 /// Creates, connects and starts the replica.
@@ -294,6 +230,8 @@ async fn create(docker: &Docker, mut plan: Plan) -> Result<Replica, CollectorErr
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

@@ -54,6 +54,12 @@ pub struct Dependent {
 }
 
 impl Dependent {
+    /// Whether it lives in the namespace of the container it follows
+    /// (rather than following its compose service).
+    pub fn joins_namespace(&self) -> bool {
+        self.tie == Tie::Namespace
+    }
+
     pub fn running(&self) -> bool {
         docker::is_running(&self.inspect)
     }
@@ -62,7 +68,7 @@ impl Dependent {
         self.inspect.state.as_ref().and_then(|s| s.status) == Some(ContainerStateStatusEnum::EXITED)
     }
 
-    pub(super) fn result(&self, action: Action, status: RemediationStatus) -> DependentResult {
+    pub fn result(&self, action: Action, status: RemediationStatus) -> DependentResult {
         DependentResult {
             container: self.name.clone(),
             container_id: Some(self.id.clone()),

@@ -43,13 +43,17 @@
 //! - `find`: the dependents of a container, found at action time.
 //! - `cascade`: handling them after the executor's restart, stop or start.
 //! - `recovery`: after someone else restarts a parent.
+//! - `rejoin`: recreating the namespace dependents of a recreated parent in its new namespace.
 
 mod cascade;
 mod dependent;
 mod find;
+mod gone;
 mod recovery;
+mod rejoin;
 
 pub use cascade::Cascade;
-pub use dependent::summary;
+pub use dependent::{Dependent, summary};
 pub use find::find;
 pub use recovery::Recovery;
+pub use rejoin::rejoin;

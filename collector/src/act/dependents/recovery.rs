@@ -3,26 +3,41 @@
 //! those that went down with it are started, those left running in its old
 //! namespace are restarted into the new one, and each is reported in a
 //! `remediation_complete` of its own.
+//!
+//! A parent recreated by someone else (a new container under the old
+//! name: `docker compose up` after a change, an image updater, `docker rm
+//! -f` and `run`) strands its namespace dependents for good: they name the
+//! old container's id, which Docker can no longer find. On the new
+//! parent's `start`, the containers that name a removed container are
+//! found, and tied to the parent when that container had the parent's name
+//! ([`Gone`], from the `destroy` events), when the parent says it replaced
+//! it (compose's `com.docker.compose.replace` label), or when they are
+//! compose services of the parent's project that depend on its service;
+//! each is recreated in the new parent's namespace ([`rejoin`]), its own
+//! dependents after it, each reported like a recovery.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeSet, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
-use bollard::Docker;
+use bollard::{Docker, query_parameters::ListContainersOptions};
 use hemostat_protocol::{
     Action, Envelope, EventKind,
     envelope::agent,
-    event::{IncidentContext, RemediationComplete, RemediationResult},
+    event::{DependentResult, IncidentContext, RemediationComplete, RemediationResult},
+    policy::{COMPOSE_DEPENDS_ON_LABEL, COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL},
 };
 use tokio_util::sync::CancellationToken;
 
 use super::{
     dependent::{DIE_WINDOW, Dependent, POLL, SETTLE, recoverable, stranded},
     find::find,
+    gone::Gone,
+    rejoin::rejoin,
 };
 use crate::{
-    act::{outcome::Outcome, verify},
+    act::{actions::replace::Replacement, outcome::Outcome, verify},
     alert::redact::Redactor,
     docker,
     inflight::InFlight,
@@ -43,7 +58,19 @@ pub struct Recovery {
     pub stop_timeout: Duration,
     /// For Docker's error text, as every report's.
     pub redactor: Redactor,
+    /// The names of removed containers, by id.
+    pub gone: Gone,
 }
+
+/// Compose's label on a container that replaced another: the old one's id.
+const COMPOSE_REPLACE_LABEL: &str = "com.docker.compose.replace";
+
+/// After a parent compose recreated starts, how long its dependents are
+/// left to compose: a `compose up` that recreates them too does so right
+/// after the parent, and racing it would leave two containers fighting
+/// over one name. Those still naming the old parent after this are
+/// compose's leftovers, and recreated.
+const COMPOSE_SETTLE: Duration = Duration::from_secs(10);
 
 impl Recovery {
     /// The watcher saw container `id` start at `time_nano`. Not when the
@@ -55,7 +82,111 @@ impl Recovery {
         }
         let this = self.clone();
         let (id, name) = (id.to_owned(), name.to_owned());
-        tokio::spawn(async move { this.recover(&id, &name).await });
+        tokio::spawn(async move {
+            this.rejoin_recreated(&id, &name).await;
+            this.recover(&id, &name).await
+        });
+    }
+
+    /// The watcher saw container `id`, named `name`, removed.
+    pub fn container_removed(&self, id: &str, name: &str) {
+        self.gone.note(id, name);
+    }
+
+    /// The ids of removed containers that running parent `parent` (its
+    /// inspect) replaced, as named by the containers that still join them.
+    async fn replaced(
+        &self,
+        parent_id: &str,
+        parent_name: &str,
+        parent_labels: &HashMap<String, String>,
+    ) -> Result<BTreeSet<String>, crate::error::CollectorError> {
+        let list = self.docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await?;
+        let exists = |reference: &str| {
+            list.iter().any(|c| {
+                c.id.as_deref()
+                    .is_some_and(|id| id == reference || (reference.len() >= 12 && id.starts_with(reference)))
+                    || c.names.iter().flatten().any(|n| n.trim_start_matches('/') == reference)
+            })
+        };
+        let replace_label = parent_labels.get(COMPOSE_REPLACE_LABEL).map(String::as_str);
+        let mut replaced = BTreeSet::new();
+        for c in &list {
+            let mode = c.host_config.as_ref().and_then(|h| h.network_mode.as_deref()).unwrap_or_default();
+            let Some(old) = mode.strip_prefix("container:").map(str::trim).filter(|o| !o.is_empty()) else {
+                continue;
+            };
+            if old == parent_id || replaced.contains(old) || exists(old) {
+                continue;
+            }
+            let labels = c.labels.clone().unwrap_or_default();
+            let tied = self.gone.name_of(old).as_deref() == Some(parent_name)
+                || replace_label.is_some_and(|r| r.len() >= 12 && old.starts_with(r))
+                || compose_follows(&labels, parent_labels);
+            if tied {
+                replaced.insert(old.to_owned());
+            }
+        }
+        Ok(replaced)
+    }
+
+    /// Recreates, in the new parent's namespace, the dependents stranded
+    /// by a recreate of the parent (see the module doc), level by level.
+    async fn rejoin_recreated(&self, parent_id: &str, parent_name: &str) {
+        let parent = match docker::inspect(&self.docker, parent_id).await {
+            Ok(p) if docker::is_running(&p) => p,
+            _ => return,
+        };
+        let labels = docker::labels(&parent);
+        let by_compose = labels.contains_key(COMPOSE_REPLACE_LABEL);
+        // A list of every container only where a recreate can have been:
+        // a container of this name was removed, or compose made this one
+        // (a storm of fresh containers is not a list each).
+        if !(by_compose || labels.contains_key(COMPOSE_PROJECT_LABEL) || self.gone.had_name(parent_name)) {
+            return;
+        }
+        if by_compose {
+            tokio::time::sleep(COMPOSE_SETTLE).await;
+        }
+        let replaced = match self.replaced(parent_id, parent_name, &labels).await {
+            Ok(r) => r,
+            Err(e) => {
+                return tracing::warn!(parent = parent_name, error = %docker::error_text(&e), "could not list containers");
+            }
+        };
+        let cancel = CancellationToken::new();
+        let replacement = Replacement {
+            docker: &self.docker,
+            inflight: &self.inflight,
+            stop_timeout: self.stop_timeout,
+            verify_window: self.verify_window,
+            cancel: &cancel,
+        };
+        for old in replaced {
+            let found = match find(&self.docker, &old, parent_name, &self.scope).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(parent = parent_name, error = %docker::error_text(&e), "could not list dependents");
+                    continue;
+                }
+            };
+            tracing::info!(
+                parent = parent_name,
+                old = docker::short(&old),
+                new = docker::short(parent_id),
+                dependents = found.len(),
+                "parent recreated: its dependents join the new one"
+            );
+            let started = Instant::now();
+            let reason =
+                format!("dependent of {parent_name}, which was recreated: recreated in its new network namespace");
+            let images: HashMap<&str, Option<String>> =
+                found.iter().map(|d| (d.name.as_str(), docker::image(&d.inspect))).collect();
+            for r in rejoin(&replacement, parent_name, parent_id, &found).await {
+                let image = images.get(r.container.as_str()).cloned().flatten();
+                self.report(reason.clone(), started, dependent_result(r), image);
+            }
+        }
     }
 
     async fn recover(&self, parent_id: &str, parent_name: &str) {
@@ -146,30 +277,93 @@ impl Recovery {
             Err(e) => Outcome::failed(e),
         };
         tracing::info!(container = %d.name, parent, status = ?outcome.status, verified = ?outcome.verified, error = ?outcome.error, "dependent recovery done");
-        let data = RemediationComplete {
-            container: d.name.clone(),
+        let result = RemediationResult {
+            status: outcome.status,
             action: act,
+            container: d.name.clone(),
+            error: outcome.error,
+            reason: Some(reason.clone()),
+            details: outcome.details,
+            duration_ms: None,
+            verified: outcome.verified,
+            dependents: Vec::new(),
+        };
+        self.report(reason, started, result, docker::image(&d.inspect));
+    }
+
+    /// A dependent's own `remediation_complete`, not answering a command.
+    fn report(&self, reason: String, started: Instant, result: RemediationResult, image: Option<String>) {
+        let container = result.container.clone();
+        let action = result.action;
+        let data = RemediationComplete {
+            container: container.clone(),
+            action,
             result: RemediationResult {
-                status: outcome.status,
-                action: act,
-                container: d.name.clone(),
-                error: outcome.error.map(|e| self.redactor.redact(&e).0),
+                error: result.error.map(|e| self.redactor.redact(&e).0),
+                details: result.details.map(|d| self.redactor.redact(&d).0),
                 reason: Some(reason.clone()),
-                details: outcome.details,
                 duration_ms: Some(started.elapsed().as_millis() as u64),
-                verified: outcome.verified,
-                dependents: Vec::new(),
+                ..result
             },
             host: self.host.clone(),
             command_id: None,
             dry_run: false,
             confidence: None,
             reason: Some(reason),
-            context: IncidentContext { image: docker::image(&d.inspect), ..Default::default() },
+            context: IncidentContext { image, ..Default::default() },
         };
         match Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &data) {
             Ok(env) => self.outbox.send(env),
-            Err(e) => tracing::warn!(container = %d.name, error = %e, "could not build remediation_complete"),
+            Err(e) => tracing::warn!(container = %container, error = %e, "could not build remediation_complete"),
         }
+    }
+}
+
+/// A dependent's result as a report of its own.
+fn dependent_result(r: DependentResult) -> RemediationResult {
+    RemediationResult {
+        status: r.status,
+        action: r.action,
+        container: r.container,
+        error: r.error,
+        reason: None,
+        details: r.details,
+        duration_ms: None,
+        verified: r.verified,
+        dependents: Vec::new(),
+    }
+}
+
+/// Whether a compose container (its labels) depends on the parent's
+/// service in the same project: compose records `network_mode:
+/// service:<parent>` as such a dependency.
+fn compose_follows(labels: &HashMap<String, String>, parent: &HashMap<String, String>) -> bool {
+    let (Some(project), Some(service)) = (parent.get(COMPOSE_PROJECT_LABEL), parent.get(COMPOSE_SERVICE_LABEL)) else {
+        return false;
+    };
+    labels.get(COMPOSE_PROJECT_LABEL) == Some(project)
+        && labels
+            .get(COMPOSE_DEPENDS_ON_LABEL)
+            .is_some_and(|d| d.split(',').any(|entry| entry.trim().split(':').next() == Some(service.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compose_service_of_the_same_project_follows_the_service_it_depends_on() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let vpn = labels(&[(COMPOSE_PROJECT_LABEL, "media"), (COMPOSE_SERVICE_LABEL, "vpn")]);
+        let app = labels(&[(COMPOSE_PROJECT_LABEL, "media"), (COMPOSE_DEPENDS_ON_LABEL, "vpn:service_started:false")]);
+        assert!(compose_follows(&app, &vpn));
+        let other = labels(&[(COMPOSE_PROJECT_LABEL, "blog"), (COMPOSE_DEPENDS_ON_LABEL, "vpn:service_started:false")]);
+        assert!(!compose_follows(&other, &vpn), "another project");
+        let unrelated =
+            labels(&[(COMPOSE_PROJECT_LABEL, "media"), (COMPOSE_DEPENDS_ON_LABEL, "vpnx:service_started:false")]);
+        assert!(!compose_follows(&unrelated, &vpn));
+        assert!(!compose_follows(&app, &labels(&[])), "a parent outside compose");
     }
 }
