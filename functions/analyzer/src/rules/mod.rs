@@ -15,6 +15,12 @@
 //! | diagnosed: restart cannot help | any other diagnosis with `restart_helps: false` (a clean exit, a signature that says so: a bad configuration, a wrong password, an incompatible data directory) | none | 0.8 |
 //! | CPU burn after restart | `high_cpu`, and an earlier `high_cpu` alert within [`CPU_RECURRENCE_WINDOW`] came before the container's current start (it was restarted, and burns again) | none | 0.8 |
 //! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
+//!
+//! The two guards on exits (deterministic repeat, repeated failures) do not
+//! apply to a container with an escalation ladder of its own
+//! (`hemostat.escalation`): its owner chose what follows a restart that did
+//! not hold (a recreate, then a stop and a page), and the gate's ladder,
+//! bounded by its length, takes those steps.
 //! | critical | any anomaly of severity critical | restart | 0.85 |
 //! | unhealthy | the health check fails | restart | 0.7 |
 //! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
@@ -335,7 +341,13 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
         );
     }
     let crashed = alert.anomalies.iter().any(|a| is_exit(a.kind));
-    if crashed {
+    // The container's owner gave it an escalation ladder (`hemostat.escalation`):
+    // a restart that did not hold is what it climbs on (a recreate gives the
+    // process a fresh filesystem, which a restart does not; then a stop and a
+    // page), and its length bounds the actions, so the request goes to the
+    // gate's ladder instead of these guards stopping it here.
+    let laddered = alert.policy.as_ref().and_then(|p| p.escalation.as_deref()).is_some_and(|l| l != "off");
+    if crashed && !laddered {
         if let Some(decision) = deterministic_repeat(alert, history, diagnosis) {
             return decision;
         }

@@ -325,6 +325,21 @@ fn a_failure_that_repeats_identically_after_a_restart_is_deterministic() {
     let d = v.diagnosis.expect("diagnosed");
     assert_eq!((d.cause, d.restart_helps), (Cause::PanicOrException, false));
     assert!(d.recommendation.is_some_and(|r| r.contains("same failure")));
+    // A container with an escalation ladder of its own climbs it: the
+    // request goes on to the gate, which takes the next step.
+    let laddered = |mut a: HealthAlert, ladder: &str| {
+        a.policy = Some(hemostat_protocol::policy::Policy { escalation: Some(ladder.into()), ..Default::default() });
+        a
+    };
+    let v = run(&[(0, after(first.clone(), 2.0)), (1, laddered(after(second.clone(), 2.0), "restart,recreate,stop"))]);
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    let v = run(&[(0, after(first.clone(), 2.0)), (1, laddered(after(second.clone(), 2.0), "off"))]);
+    assert_eq!(v.pattern, Pattern::DeterministicRepeat);
+    // Nor does the limit on repeated failures stop it: the ladder's length does.
+    let many: Vec<(i64, HealthAlert)> = (0..5)
+        .map(|i| (i, laddered(after(crash(&format!("0{i}:01"), i as u32), 2.0), "restart,recreate,stop")))
+        .collect();
+    assert_eq!(run(&many).action, Action::Restart);
     // However long the container stayed down in between (an operator
     // started it again after 45 minutes): its run was short.
     assert_eq!(run(&[(0, after(first.clone(), 2.0)), (45, after(second.clone(), 2.0))]).action, Action::None);
