@@ -200,3 +200,25 @@ fn a_bad_catalogue_is_a_clear_error() {
     let e = parse_err(&format!("{GOOD}{twin}"));
     assert!(e.contains("same literal as a.one"), "{e}");
 }
+
+/// The tuning incidents that fail once are decided by their lines alone (a
+/// repeat is judged by the whole stack, which counts the restarts): each
+/// one's log, diagnosed here, gives the cause and restart_helps it expects.
+/// The evaluation set is never read here.
+#[test]
+fn single_tuning_incidents_are_diagnosed_from_their_lines() {
+    use hemostat_e2e::incident_files::{load, Set};
+    let files = load(Set::Tuning).expect("the tuning incidents load");
+    let mut wrong = Vec::new();
+    let mut judged = 0;
+    for f in files.iter().filter(|f| f.repeats == 1) {
+        let lines: Vec<&str> = f.log.lines().map(|l| l.strip_prefix('!').unwrap_or(l)).collect();
+        let got = diagnose_exit(&lines).map(|d| (d.cause, d.restart_helps));
+        judged += 1;
+        if got != Some((f.cause().expect("a known cause"), f.expect.restart_helps)) {
+            wrong.push(format!("{}: {got:?}", f.name));
+        }
+    }
+    assert!(judged >= 40, "{judged} single incidents");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
