@@ -44,6 +44,18 @@ pub const RUNTIMES: &[&str] = &[
     "kernel",
     "docker",
     "shell",
+    "traefik",
+    "caddy",
+    "haproxy",
+    "envoy",
+    "rabbitmq",
+    "nats",
+    "grafana",
+    "keycloak",
+    "gitea",
+    "nextcloud",
+    "home-assistant",
+    "vaultwarden",
     "other",
 ];
 /// The longest a written incident runs before it fails.

@@ -61,6 +61,9 @@ const FILES: &[(&str, &str)] = &[
     ("web.yaml", include_str!("../../signatures/web.yaml")),
     ("databases.yaml", include_str!("../../signatures/databases.yaml")),
     ("system.yaml", include_str!("../../signatures/system.yaml")),
+    ("proxies.yaml", include_str!("../../signatures/proxies.yaml")),
+    ("brokers.yaml", include_str!("../../signatures/brokers.yaml")),
+    ("apps.yaml", include_str!("../../signatures/apps.yaml")),
 ];
 
 /// The runtimes and servers a signature may name; `generic` is for words
@@ -89,6 +92,18 @@ pub const RUNTIMES: &[&str] = &[
     "kernel",
     "docker",
     "shell",
+    "traefik",
+    "caddy",
+    "haproxy",
+    "envoy",
+    "rabbitmq",
+    "nats",
+    "grafana",
+    "keycloak",
+    "gitea",
+    "nextcloud",
+    "home-assistant",
+    "vaultwarden",
 ];
 
 /// A cause's rank when its signature gives no `priority`.

@@ -125,6 +125,38 @@ fn the_winning_signature_gives_restart_helps_and_the_recommendation() {
     assert_eq!((d.cause, d.restart_helps), (Cause::DependencyUnreachable, false));
     let d = diagnose_exit(&["bind: Address in use"]).unwrap();
     assert_eq!(d.cause, Cause::PortInUse);
+    // A proxy's upstream that does not resolve is the upstream's failure,
+    // even on HAProxy's configuration-parsing line.
+    let d = diagnose_exit(&[
+        "[ALERT]    (1) : config : parsing [/usr/local/etc/haproxy/haproxy.cfg:30] : 'server app/app1' : could not resolve address 'app'.",
+    ])
+    .unwrap();
+    assert_eq!((d.cause, d.restart_helps), (Cause::DependencyUnreachable, false));
+    // A configuration fetched from a server that does not resolve is that
+    // server's failure, not a missing file.
+    let d = diagnose_exit(&[
+        r#"{"level":"fatal","msg":"failed to load config","error":"Get \"http://config:8888/app/prod\": dial tcp: lookup config on 127.0.0.11:53: no such host"}"#,
+    ])
+    .unwrap();
+    assert_eq!((d.cause, d.restart_helps), (Cause::DependencyUnreachable, false));
+    // Home Assistant's HTTP server refused a low port: permission, not a
+    // port in use.
+    let d = diagnose_exit(&[
+        "ERROR (MainThread) [homeassistant.components.http] Failed to create HTTP server at port 80: [Errno 13] error while attempting to bind on address ('0.0.0.0', 80): permission denied",
+    ])
+    .unwrap();
+    assert_eq!(d.cause, Cause::PermissionDenied);
+    // A script with CRLF line endings: the recommendation says so, not the
+    // generic missing file's.
+    let crlf = by_id("shell.crlf-interpreter");
+    let d = diagnose_exit(&[r"/usr/bin/env: 'bash\r': No such file or directory"]).unwrap();
+    assert_eq!(d.recommendation.as_deref(), Some(crlf.recommendation.as_str()));
+    // A RabbitMQ node waiting for its peers is a passing state; one whose
+    // login is refused is not.
+    let d = diagnose_exit(&["Timeout contacting cluster nodes: ['rabbit@rabbitmq-0']."]).unwrap();
+    assert_eq!((d.cause, d.restart_helps), (Cause::DependencyUnreachable, true));
+    let d = diagnose_exit(&["ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN."]).unwrap();
+    assert_eq!((d.cause, d.restart_helps), (Cause::PermissionDenied, false));
     // Words no signature knows: the bare exit code, nothing guessed.
     let d = diagnose_exit(&["ERROR consumer: no progress for 30s on partition 7, exiting"]).unwrap();
     assert_eq!((d.cause, d.recommendation), (Cause::AppError, None));
@@ -199,4 +231,26 @@ fn a_bad_catalogue_is_a_clear_error() {
     let twin = GOOD.replace("a.one", "a.two").replace("boom happened", "BOOM HAPPENED");
     let e = parse_err(&format!("{GOOD}{twin}"));
     assert!(e.contains("same literal as a.one"), "{e}");
+}
+
+/// The tuning incidents that fail once are decided by their lines alone (a
+/// repeat is judged by the whole stack, which counts the restarts): each
+/// one's log, diagnosed here, gives the cause and restart_helps it expects.
+/// The evaluation set is never read here.
+#[test]
+fn single_tuning_incidents_are_diagnosed_from_their_lines() {
+    use hemostat_e2e::incident_files::{Set, load};
+    let files = load(Set::Tuning).expect("the tuning incidents load");
+    let mut wrong = Vec::new();
+    let mut judged = 0;
+    for f in files.iter().filter(|f| f.repeats == 1) {
+        let lines: Vec<&str> = f.log.lines().map(|l| l.strip_prefix('!').unwrap_or(l)).collect();
+        let got = diagnose_exit(&lines).map(|d| (d.cause, d.restart_helps));
+        judged += 1;
+        if got != Some((f.cause().expect("a known cause"), f.expect.restart_helps)) {
+            wrong.push(format!("{}: {got:?}", f.name));
+        }
+    }
+    assert!(judged >= 40, "{judged} single incidents");
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
