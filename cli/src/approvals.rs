@@ -1,17 +1,16 @@
 //! `approvals`, `approve` and `deny`: the actions that wait for a person's
 //! yes ([`hemostat_protocol::approval`]), and the answers.
 //!
-//! An approval is answered here, atomically and audited in the protocol's
-//! script; the approved request then goes back to the responder as a
-//! `remediation_needed` naming the approval, and the responder (the one
-//! place that signs and sends commands) runs it through the gate again.
+//! Answers go through [`approval::approve`] and [`approval::deny`], the
+//! same path as a Slack button's: atomic and audited, the approved request
+//! handed back to the responder (the one place that signs and sends
+//! commands), which runs it through the gate again.
 
 use std::time::Duration;
 
 use hemostat_protocol::{
-    Envelope, EventKind, Publisher, RedisPublisher,
-    approval::{self, Answer, Approval, Refusal},
-    envelope::agent,
+    RedisPublisher,
+    approval::{self, Approval, Refusal},
 };
 use serde_json::Value;
 
@@ -36,14 +35,12 @@ pub async fn list(ctx: &Context) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Approves, then hands the request back to the responder and waits for
-/// its outcome (the gate decides again: the world changed meanwhile).
+/// Approves (the responder then runs the request through the safety gate
+/// again: the world changed meanwhile) and waits for the outcome.
 pub async fn approve(ctx: &Context, id: &str, by: &str, timeout: Duration) -> Result<(), CliError> {
-    let a = answered(ctx, id, &Answer::Approve { by: by.to_owned() }).await?;
-    let request = a.execution_request();
-    let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &request)?;
     let waiting = act::Outcomes::from_now(ctx).await?;
-    RedisPublisher::new(ctx.conn()).publish(&env).await?;
+    let publisher = RedisPublisher::new(ctx.conn());
+    let a = answered(id, approval::approve(&mut ctx.conn(), &publisher, id.trim(), by).await?)?;
     if !ctx.json {
         eprintln!(
             "approval {} of the {} of {} approved by {by}; waiting up to {timeout:?} for the outcome",
@@ -69,16 +66,8 @@ pub async fn approve(ctx: &Context, id: &str, by: &str, timeout: Duration) -> Re
 
 /// Denies: the action is dropped, and reported as refused.
 pub async fn deny(ctx: &Context, id: &str, by: &str, reason: Option<&str>) -> Result<(), CliError> {
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
-    let a = answered(ctx, id, &Answer::Deny { by: by.to_owned(), reason: reason.clone() }).await?;
-    let text = match &reason {
-        Some(r) => format!("approval denied by {by}: {r}"),
-        None => format!("approval denied by {by}"),
-    };
-    let report = a.report(text.clone());
-    RedisPublisher::new(ctx.conn())
-        .publish(&Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &report)?)
-        .await?;
+    let publisher = RedisPublisher::new(ctx.conn());
+    let (a, text) = answered(id, approval::deny(&mut ctx.conn(), &publisher, id.trim(), by, reason).await?)?;
     if ctx.json {
         show::json(&a.to_json());
     } else {
@@ -87,14 +76,13 @@ pub async fn deny(ctx: &Context, id: &str, by: &str, reason: Option<&str>) -> Re
     Ok(())
 }
 
-/// The approval once `answer` moved it; a refusal as the error that says why.
-async fn answered(ctx: &Context, id: &str, answer: &Answer) -> Result<Approval, CliError> {
+/// A refusal as the error that says why.
+fn answered<T>(id: &str, answer: Result<T, Refusal>) -> Result<T, CliError> {
     let id = id.trim();
-    match approval::answer(&mut ctx.conn(), id, answer).await? {
-        Ok(a) => Ok(a),
-        Err(Refusal::Unknown) => Err(CliError::NotFound(format!(
+    answer.map_err(|refusal| match refusal {
+        Refusal::Unknown => CliError::NotFound(format!(
             "approval {id:?}: no such approval (never issued, mistyped, or forgotten; `hemostat approvals` lists the pending ones)"
-        ))),
-        Err(refusal) => Err(CliError::Failed(format!("approval {id}: {refusal}; nothing done"))),
-    }
+        )),
+        refusal => CliError::Failed(format!("approval {id}: {refusal}; nothing done")),
+    })
 }

@@ -35,6 +35,8 @@ use crate::{
     keys,
 };
 
+pub mod slack;
+
 static PARK_LUA: &str = include_str!("park.lua");
 static ANSWER_LUA: &str = include_str!("answer.lua");
 
@@ -525,6 +527,56 @@ pub async fn answer<C: ConnectionLike + Send + Sync>(
     }
     let h: HashMap<String, String> = conn.hgetall(keys::approval(&c, id)).await?;
     Approval::from_hash(h).map(Ok)
+}
+
+/// A person's yes, whoever carries it (`hemostat approve`, a Slack
+/// button): moves the approval once, audited, then hands the approved
+/// request back to the responder (a `remediation_needed` naming it; the
+/// responder, the one place that signs and sends commands, runs the
+/// record's request through the gate again). `Ok(Err(refusal))`: nothing
+/// changed, nothing published.
+pub async fn approve<C: ConnectionLike + Send + Sync, P: crate::Publisher>(
+    conn: &mut C,
+    publisher: &P,
+    id: &str,
+    by: &str,
+) -> Result<Result<Approval, Refusal>, ProtocolError> {
+    let a = match answer(conn, id, &Answer::Approve { by: by.to_owned() }).await? {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let env = crate::Envelope::new(
+        crate::envelope::agent::ANALYZER,
+        crate::EventKind::RemediationNeeded,
+        &a.execution_request(),
+    )?;
+    publisher.publish(&env).await?;
+    Ok(Ok(a))
+}
+
+/// A person's no: moves the approval once, audited, and reports the action
+/// as refused (`approval denied by <by>[: <reason>]`) through the alert
+/// function. The report's reason is returned with the approval.
+pub async fn deny<C: ConnectionLike + Send + Sync, P: crate::Publisher>(
+    conn: &mut C,
+    publisher: &P,
+    id: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<Result<(Approval, String), Refusal>, ProtocolError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
+    let a = match answer(conn, id, &Answer::Deny { by: by.to_owned(), reason: reason.clone() }).await? {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let text = match &reason {
+        Some(r) => format!("approval denied by {by}: {r}"),
+        None => format!("approval denied by {by}"),
+    };
+    let report = a.report(text.clone());
+    let env = crate::Envelope::new(crate::envelope::agent::RESPONDER, crate::EventKind::RemediationComplete, &report)?;
+    publisher.publish(&env).await?;
+    Ok(Ok((a, text)))
 }
 
 #[cfg(test)]
