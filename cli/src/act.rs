@@ -282,46 +282,74 @@ pub async fn remediate(
             ..Default::default()
         },
     };
-    let outcomes = EventKind::RemediationComplete.stream();
-    let mut conn = ctx.conn();
-    let last: redis::streams::StreamRangeReply = conn.xrevrange_count(&outcomes, "+", "-", 1).await?;
-    let mut cursor = last.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone());
+    let waiting = Outcomes::from_now(ctx).await?;
     let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, &needed)?;
     RedisPublisher::new(ctx.conn()).publish(&env).await?;
     if !ctx.json {
         eprintln!("requested {action} of {c} ({reason}); waiting up to {timeout:?} for the outcome");
     }
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(100)
-            .arg("STREAMS")
-            .arg(&outcomes)
-            .arg(&cursor)
-            .query_async(&mut conn)
-            .await?;
-        for key in &reply.keys {
-            for entry in &key.ids {
-                cursor = entry.id.clone();
-                let Some(json) = entry.get::<String>(ENVELOPE_FIELD) else { continue };
-                let Ok(done) = Envelope::parse(json.as_bytes()) else { continue };
-                let d = &done.data;
-                if show::text(d, "host") == c.host
-                    && show::text(d, "container") == c.name
-                    && show::text(d, "reason") == reason
-                {
-                    return outcome(ctx, &done);
-                }
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(CliError::Failed(format!(
+    waiting
+        .wait(ctx, timeout, |d| {
+            show::text(d, "host") == c.host && show::text(d, "container") == c.name && show::text(d, "reason") == reason
+        })
+        .await
+        .map_err(|e| match e {
+            CliError::Failed(m) if m.is_empty() => CliError::Failed(format!(
                 "no outcome for the {action} of {c} within {timeout:?}: is the bridge running, and the responder? \
                  (`hemostat dead-letters list`, `hemostat audit {c}`)"
-            )));
+            )),
+            other => other,
+        })
+}
+
+/// The outcomes (`remediation_complete`) published from a moment on: taken
+/// before a request is published, so its answer cannot be missed.
+pub struct Outcomes {
+    cursor: String,
+}
+
+impl Outcomes {
+    pub async fn from_now(ctx: &Context) -> Result<Outcomes, CliError> {
+        let last: redis::streams::StreamRangeReply =
+            ctx.conn().xrevrange_count(EventKind::RemediationComplete.stream(), "+", "-", 1).await?;
+        Ok(Outcomes { cursor: last.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone()) })
+    }
+
+    /// Waits for the first outcome whose data `answers`, and prints it;
+    /// `Failed("")` when none came within `timeout` (the caller says why).
+    pub async fn wait(
+        mut self,
+        ctx: &Context,
+        timeout: Duration,
+        answers: impl Fn(&Value) -> bool,
+    ) -> Result<(), CliError> {
+        let outcomes = EventKind::RemediationComplete.stream();
+        let mut conn = ctx.conn();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(100)
+                .arg("STREAMS")
+                .arg(&outcomes)
+                .arg(&self.cursor)
+                .query_async(&mut conn)
+                .await?;
+            for key in &reply.keys {
+                for entry in &key.ids {
+                    self.cursor = entry.id.clone();
+                    let Some(json) = entry.get::<String>(ENVELOPE_FIELD) else { continue };
+                    let Ok(done) = Envelope::parse(json.as_bytes()) else { continue };
+                    if answers(&done.data) {
+                        return outcome(ctx, &done);
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CliError::Failed(String::new()));
+            }
+            tokio::time::sleep(OUTCOME_POLL).await;
         }
-        tokio::time::sleep(OUTCOME_POLL).await;
     }
 }
 

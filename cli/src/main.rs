@@ -15,6 +15,8 @@
 //! - `look`: the verbs that only read (`status`, `events`, `explain`, `audit`).
 //! - `act`: the verbs that change something (`silence`, `reset`,
 //!   `remediate`).
+//! - `approvals`: `approvals`, `approve`, `deny`: actions waiting for a
+//!   person's yes, and the answers.
 //! - `dead_letters`: `dead-letters` (`dlq`): list, replay (once), drop.
 //! - `acl`: `hemostat acl`, the Redis ACL users of HemoStat's roles.
 //! - `describe`: `completions` and `man`, generated from the clap definition.
@@ -22,6 +24,7 @@
 
 mod acl;
 mod act;
+mod approvals;
 mod context;
 mod dead_letters;
 mod describe;
@@ -176,6 +179,32 @@ enum Verb {
         /// How long to wait for the outcome (250ms, 10s, 2m; a bare number is seconds).
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// Actions waiting for a person's yes (hemostat.approve, RESPONDER_APPROVE), soonest deadline
+    /// first.
+    Approvals,
+    /// Approves a waiting action: the responder runs it through the safety gate again (the world
+    /// changed while it waited), then the outcome is awaited and printed.
+    Approve {
+        /// The approval's id, as the notification and `hemostat approvals` show it.
+        id: String,
+        /// Who approves (default: $USER); audited.
+        #[arg(long)]
+        by: Option<String>,
+        /// How long to wait for the outcome (250ms, 10s, 2m; a bare number is seconds).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Denies a waiting action: it is dropped, and reported as refused.
+    Deny {
+        /// The approval's id.
+        id: String,
+        /// Why (the report and the audit say it).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who denies (default: $USER); audited.
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Dead letters: records the bridge gave up on, with their reasons; replayed once the cause
     /// is fixed. (A collector's own dead letters are on its host: `hemostat-collector dead-letters`.)
@@ -403,6 +432,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let action = act::manual_action(&action)?;
             act::remediate(&ctx, &context::container(&container)?, action, &operator(by), timeout).await
         }
+        Verb::Approvals => approvals::list(&ctx).await,
+        Verb::Approve { id, by, timeout } => approvals::approve(&ctx, &id, &operator(by), timeout).await,
+        Verb::Deny { id, reason, by } => approvals::deny(&ctx, &id, &operator(by), reason.as_deref()).await,
         Verb::Dlq(DlqVerb::List { stream }) => dead_letters::list(&ctx, stream.as_deref()).await,
         Verb::Dlq(DlqVerb::Replay { id, id_flag, stream, all: _, dry_run }) => {
             dead_letters::replay(&ctx, &dead_letters::Choice { id: id.or(id_flag), stream }, dry_run).await

@@ -64,6 +64,7 @@ pub(crate) async fn run(health: Arc<Health>, conn: Connection, config: Config, m
                 last_seen: None,
                 missing_for_seconds: None,
                 container: None,
+                approval: None,
             };
             if publish(&publisher, &alert).await {
                 stale_reported = stale;
@@ -161,6 +162,7 @@ async fn alert_lag(conn: &Connection, publisher: &RedisPublisher, consumer: &str
         last_seen: None,
         missing_for_seconds: None,
         container: None,
+        approval: None,
     };
     publish(publisher, &alert).await;
 }

@@ -225,6 +225,7 @@ impl Alerts {
             last_seen: None,
             missing_for_seconds: None,
             container: Some(alert.container.clone()),
+            approval: None,
         };
         match Envelope::new(agent::MONITOR, EventKind::SystemAlert, &report) {
             Ok(env) => self.outbox.send(env),

@@ -276,6 +276,7 @@ fn send(
         last_seen: None,
         missing_for_seconds,
         container: None,
+        approval: None,
     };
     match Envelope::new(agent::MONITOR, EventKind::SystemAlert, &alert) {
         Ok(env) => report(env),

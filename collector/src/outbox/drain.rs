@@ -261,6 +261,7 @@ fn dead_letter(shared: &Shared, head: Head, payload: &[u8], kind: &str, error: &
             last_seen: None,
             missing_for_seconds: None,
             container: container_of(payload),
+            approval: None,
         };
         match Envelope::new(agent::MONITOR, EventKind::SystemAlert, &alert) {
             Ok(env) => push(shared, &env, None),

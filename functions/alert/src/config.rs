@@ -20,6 +20,11 @@ use lettre::message::Mailbox;
 
 pub const SLACK_WEBHOOK_URL: Setting =
     Setting::unset("SLACK_WEBHOOK_URL", "Slack incoming webhook; unset sends nothing to Slack").secret();
+pub const SLACK_APPROVAL_BUTTONS: Setting = Setting::new(
+    "ALERT_SLACK_APPROVAL_BUTTONS",
+    "false",
+    "approval_requested messages carry Approve and Deny buttons (needs the Slack app's interactivity pointed at an endpoint that verifies and answers them)",
+);
 pub const WEBHOOK_URL: Setting = Setting::unset(
     "ALERT_WEBHOOK_URL",
     "generic webhook: POST {\"envelope\", \"summary\"} as JSON; unset sends nothing",
@@ -128,6 +133,7 @@ Microsoft Teams, PagerDuty, Gotify, email (SMTP with STARTTLS), each with
 its own filter.",
     settings: &[
         SLACK_WEBHOOK_URL,
+        SLACK_APPROVAL_BUTTONS,
         WEBHOOK_URL,
         WEBHOOK_SECRET,
         ENABLED,
@@ -178,6 +184,8 @@ its own filter.",
 pub struct Config {
     /// `SLACK_WEBHOOK_URL` (the seed's name); `None` sends nothing to Slack.
     pub slack_webhook_url: Option<Secret>,
+    /// `SLACK_APPROVAL_BUTTONS`: Approve and Deny buttons on approval requests.
+    pub slack_approval_buttons: bool,
     /// `WEBHOOK_URL`: a generic webhook receiving the envelope plus a
     /// summary as JSON; `None` sends nothing.
     pub webhook_url: Option<Secret>,
@@ -244,6 +252,7 @@ impl Config {
     pub fn from_source(env: Env<'_>) -> Result<Self, AlertError> {
         let config = Config {
             slack_webhook_url: url(SLACK_WEBHOOK_URL, env)?,
+            slack_approval_buttons: SLACK_APPROVAL_BUTTONS.flag(env)?,
             webhook_url: url(WEBHOOK_URL, env)?,
             webhook_secret: WEBHOOK_SECRET.configured_secret(env),
             enabled: ENABLED.flag(env)?,

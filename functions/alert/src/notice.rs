@@ -74,6 +74,10 @@ pub struct Notice {
     /// sink.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
+    /// The approval an `approval_requested` asks for (its id): Slack adds
+    /// Approve and Deny buttons carrying it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// How urgent a notice is, the same scale for every kind: what a sink's
@@ -300,6 +304,7 @@ fn remediation(env: &Envelope, c: RemediationComplete) -> Notice {
         cause_summary: diag.summary,
         recommendation: diag.recommendation,
         evidence: diag.evidence,
+        approval: None,
     }
 }
 
@@ -347,6 +352,7 @@ fn false_alarm(env: &Envelope, f: FalseAlarm) -> Notice {
         cause_summary: diag.summary,
         recommendation: diag.recommendation,
         evidence: diag.evidence,
+        approval: None,
     }
 }
 
@@ -375,9 +381,16 @@ fn system(env: &Envelope, s: SystemAlert) -> Notice {
     if let Some(secs) = s.missing_for_seconds {
         fields.push(field("Missing for", duration(secs.saturating_mul(1000))));
     }
+    let mut parts = vec!["system_alert", &s.kind, &s.host, severity_name(s.severity)];
+    if let Some(id) = &s.approval {
+        fields.push(field("Container", s.container.as_deref().unwrap_or("-")));
+        fields.push(long("Approval", id));
+        // Each approval is its own question: two on one host are not duplicates.
+        parts.push(id);
+    }
     Notice {
         kind: EventKind::SystemAlert,
-        fingerprint: fingerprint(&["system_alert", &s.kind, &s.host, severity_name(s.severity)]),
+        fingerprint: fingerprint(&parts),
         status: s.kind,
         title,
         text: s.message,
@@ -393,6 +406,7 @@ fn system(env: &Envelope, s: SystemAlert) -> Notice {
         cause_summary: None,
         recommendation: None,
         evidence: Vec::new(),
+        approval: s.approval,
     }
 }
 

@@ -203,6 +203,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             policy: alert.policy.clone(),
             held: alert.held.clone(),
             silenced_by: alert.silenced_by.clone(),
+            approval: None,
         };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {

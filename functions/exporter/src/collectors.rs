@@ -72,6 +72,7 @@ pub fn alert(status: &CollectorStatus, now_ms: u64) -> SystemAlert {
             last_seen,
             missing_for_seconds: None,
             container: None,
+            approval: None,
         }
     } else {
         SystemAlert {
@@ -85,6 +86,7 @@ pub fn alert(status: &CollectorStatus, now_ms: u64) -> SystemAlert {
             last_seen,
             missing_for_seconds: Some(silent_for),
             container: None,
+            approval: None,
         }
     }
 }

@@ -218,7 +218,12 @@ impl Role {
                     "hemostat:fleet_brake:*",
                     "hemostat:commands:*",
                     "hemostat:dispatched:*",
+                    // Approvals: parked, taken, expired ([`crate::approval`]).
+                    "hemostat:approval:*",
+                    "hemostat:approval_waiting:*",
+                    "hemostat:approval_where:*",
                 ]));
+                g.write.push(glob(keys::APPROVALS));
                 // Silences: the gate prunes the ended ones as it reads.
                 g.write.push(glob(keys::SILENCES));
                 // Maintenance windows: read only (`hemostat silence ls` prunes).
@@ -407,6 +412,12 @@ mod tests {
         let mut gate = keys::safety_state(&any).to_vec();
         gate.extend([keys::audit(&any), keys::fleet("img"), keys::fleet_brake("img"), keys::dispatched("x")]);
         gate.extend([keys::commands("h"), keys::SILENCES.to_owned()]);
+        gate.extend([
+            keys::approval(&any, "ab"),
+            keys::approval_waiting(&any),
+            keys::approval_where("ab"),
+            keys::APPROVALS.to_owned(),
+        ]);
         for key in &gate {
             assert!(writes(&Role::Responder, key), "{key}");
         }
@@ -451,6 +462,8 @@ mod tests {
         }
         for role in [Role::Dashboard, Role::Publisher, Role::Alert, Role::Analyzer, Role::Bridge] {
             assert!(!writes(&role, &keys::commands("h")), "{role}");
+            // Only who answers (the operator) and the responder move approvals.
+            assert!(!writes(&role, &keys::approval(&any, "ab")), "{role}");
             assert!(!writes(&role, &keys::remediation(&any)), "{role}");
         }
         assert!(!writes(&Role::Dashboard, &keys::stats(&any)) && reads(&Role::Dashboard, &keys::stats(&any)));

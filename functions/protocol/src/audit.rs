@@ -1,6 +1,7 @@
 //! The audit trail: every decision on a container's actions, newest first,
-//! in its list [`keys::audit`]: the gate's (allowed, refused, braked) and an
-//! operator's reset.
+//! in its list [`keys::audit`]: the gate's (allowed, refused, braked), an
+//! operator's reset, and each move of an approval (requested, approved,
+//! denied, expired: [`crate::approval`]).
 //!
 //! One entry is one [`AuditEntry`]. Whoever asks for the decision writes
 //! what was asked ([`AuditRequest`]: the gate from a request, `hemostat
@@ -26,6 +27,14 @@ pub enum Verdict {
     Brake,
     /// An operator cleared the container's cooldown and circuit breaker.
     Reset,
+    /// The action waits for a person's yes ([`crate::approval`]).
+    ApprovalRequested,
+    /// A person approved it (the gate decides again when it is executed).
+    Approved,
+    /// A person denied it: dropped.
+    Denied,
+    /// Nobody answered by its deadline: notified only.
+    ApprovalExpired,
 }
 
 impl Verdict {
@@ -35,6 +44,10 @@ impl Verdict {
             Verdict::Refused => "refused",
             Verdict::Brake => "brake",
             Verdict::Reset => "reset",
+            Verdict::ApprovalRequested => "approval_requested",
+            Verdict::Approved => "approved",
+            Verdict::Denied => "denied",
+            Verdict::ApprovalExpired => "approval_expired",
         }
     }
 }

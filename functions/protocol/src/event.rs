@@ -336,6 +336,11 @@ pub struct IncidentContext {
     /// The alert's `silenced_by`: label silences the collector matched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silenced_by: Vec<String>,
+    /// The approval this action waited on ([`crate::approval`]): on a
+    /// `remediation_needed`, asks the responder to execute that approved
+    /// request (the record's, not this one); on outcomes, names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.
@@ -356,6 +361,9 @@ pub struct SystemAlert {
     /// The container concerned, when the alert is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The approval an `approval_requested` asks for (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 impl SystemAlert {
@@ -384,6 +392,9 @@ impl SystemAlert {
     pub const COLLECTOR_DEGRADED: &'static str = "collector_degraded";
     /// A collector task reported degraded progresses again (one per task).
     pub const COLLECTOR_RECOVERED_TASKS: &'static str = "collector_tasks_recovered";
+    /// An action waits for a person's yes: the message names the approval
+    /// and how to answer; `approval` holds its id.
+    pub const APPROVAL_REQUESTED: &'static str = "approval_requested";
 }
 
 #[cfg(test)]

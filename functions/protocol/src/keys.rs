@@ -290,6 +290,28 @@ pub fn safety_state(c: &ContainerRef) -> [String; 5] {
     [remediation(c), action_log(c), gate_pending(c), breaker(c), ladder(c)]
 }
 
+/// An approval (see [`crate::approval`]): a hash, in the container's slot
+/// so each of its moves and the audit entry saying so are one script.
+pub fn approval(c: &ContainerRef, id: &str) -> String {
+    format!("hemostat:approval:{}:{id}", container_tag(c))
+}
+
+/// `<id> <deadline ms>` of the approval the container waits on, expiring
+/// at that deadline: one question at a time per container.
+pub fn approval_waiting(c: &ContainerRef) -> String {
+    format!("hemostat:approval_waiting:{}", container_tag(c))
+}
+
+/// Which container approval `id` is about (`host/name`): finds its record
+/// from the id alone.
+pub fn approval_where(id: &str) -> String {
+    format!("hemostat:approval_where:{id}")
+}
+
+/// The approvals still waiting for an answer: a sorted set of ids scored
+/// by their deadline (epoch ms).
+pub const APPROVALS: &str = "hemostat:approvals";
+
 /// The analyzer's recent alerts for a container (newest first, capped).
 pub fn history(c: &ContainerRef) -> String {
     format!("hemostat:history:{}", container_tag(c))
@@ -318,7 +340,16 @@ mod tests {
     #[test]
     fn a_containers_keys_share_its_tag_and_images_theirs() {
         let c = ContainerRef::new("h1", "web");
-        for key in [remediation(&c), action_log(&c), audit(&c), gate_pending(&c), history(&c), ladder(&c)] {
+        for key in [
+            remediation(&c),
+            action_log(&c),
+            audit(&c),
+            gate_pending(&c),
+            history(&c),
+            ladder(&c),
+            approval(&c, "ab"),
+            approval_waiting(&c),
+        ] {
             assert_eq!(hash_tag(&key), "h1/web", "{key}");
         }
         let other = ContainerRef::new("h2", "web");

@@ -61,6 +61,7 @@
 
 pub mod acl;
 pub mod action;
+pub mod approval;
 pub mod attestation;
 pub mod audit;
 #[cfg(feature = "aws")]

@@ -17,6 +17,7 @@
 //! | `hemostat.sustain` | duration | how long a breach lasts before it is an alert |
 //! | `hemostat.unhealthy_grace` | duration | how long `unhealthy` lasts before it is an alert |
 //! | `hemostat.stop_timeout` | duration | graceful stop before a stop or restart kills |
+//! | `hemostat.approve` | actions (`restart,stop`), `all` or `none` | these actions wait for a person's yes ([`crate::approval`]) |
 //! | `hemostat.maintenance` | schedule (`every day at 02:00 for 45m tz Europe/Berlin`) | a recurring maintenance window (a backup that stops it): no action while it is open ([`crate::maintenance`]) |
 //! | `hemostat.escalation` | steps among `restart`, `recreate`, `stop` (`restart,recreate,stop`), or `off` | the escalation ladder when restarts do not hold ([`crate::gate::ladder`]) |
 //! | `autoheal` | `true` / `false`, any case | docker-autoheal's opt-in and opt-out (the collector's scope) |
@@ -44,6 +45,9 @@ pub const LABEL_MEMORY_THRESHOLD: &str = "hemostat.memory_threshold";
 pub const LABEL_SUSTAIN: &str = "hemostat.sustain";
 pub const LABEL_UNHEALTHY_GRACE: &str = "hemostat.unhealthy_grace";
 pub const LABEL_STOP_TIMEOUT: &str = "hemostat.stop_timeout";
+/// The actions that wait for a person's yes: `restart,stop`, `all`
+/// ([`crate::approval::Rule`]).
+pub const LABEL_APPROVE: &str = "hemostat.approve";
 /// A recurring maintenance window: `every <days> at <HH:MM> for <length>
 /// [tz <zone>]` ([`crate::maintenance::Schedule`]).
 pub const LABEL_MAINTENANCE: &str = "hemostat.maintenance";
@@ -142,6 +146,12 @@ pub struct Policy {
     /// climbs instead of the fleet's. A request cannot change it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
+    /// From `hemostat.approve`: the actions that wait for a person's yes,
+    /// as [`Rule`](crate::approval::Rule) writes them (checked when read
+    /// from the label; one that does not parse reads as `all`, the safe
+    /// side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<String>,
 }
 
 fn is_default_action(a: &ActionPolicy) -> bool {
@@ -184,7 +194,19 @@ impl Policy {
             max_actions_per_hour: self
                 .max_actions_per_hour
                 .map(|own| other.max_actions_per_hour.map_or(own, |o| own.min(o))),
+            // A request may ask for a yes the labels do not: that is asking for less.
+            approve: Some(self.approval_rule().union(&other.approval_rule()))
+                .filter(|rule| !rule.is_empty())
+                .map(|rule| rule.to_string()),
             ..self.clone()
+        }
+    }
+
+    /// The actions its labels say wait for a person's yes.
+    pub fn approval_rule(&self) -> crate::approval::Rule {
+        match self.approve.as_deref() {
+            None => crate::approval::Rule::default(),
+            Some(text) => crate::approval::Rule::parse(text).unwrap_or_else(|_| crate::approval::Rule::all()),
         }
     }
 
@@ -212,8 +234,12 @@ impl Policy {
         let escalation = read_label(labels, &mut problems, LABEL_ESCALATION, &|v| {
             crate::gate::Ladder::parse(v).map(|l| l.to_string())
         });
+        let approve = read_label(labels, &mut problems, LABEL_APPROVE, &|v| {
+            crate::approval::Rule::parse(v).map(|r| r.to_string())
+        });
         Resolved {
             policy: Policy {
+                approve,
                 action: action.unwrap_or_default(),
                 cooldown_seconds,
                 max_actions_per_hour,
@@ -305,6 +331,23 @@ mod tests {
         assert_eq!(Policy::default().stricter(&own), Policy { action: ActionPolicy::Stop, ..Policy::default() });
         let none = Policy { action: ActionPolicy::None, ..Policy::default() };
         assert_eq!(stricter.stricter(&none).action, ActionPolicy::None);
+    }
+
+    #[test]
+    fn approvals_come_from_the_label_and_a_request_may_only_add_to_them() {
+        let r = Policy::from_labels(&labels(&[(LABEL_APPROVE, "Stop, restart")]), None);
+        assert_eq!(r.policy.approve.as_deref(), Some("stop,restart"));
+        assert!(r.policy.approval_rule().requires(crate::Action::Restart));
+        let bad = Policy::from_labels(&labels(&[(LABEL_APPROVE, "reboot")]), None);
+        assert_eq!((bad.policy.approve, bad.problems.len()), (None, 1));
+        let own = Policy { approve: Some("stop".into()), ..Policy::default() };
+        let asked = Policy { approve: Some("restart".into()), ..Policy::default() };
+        assert_eq!(own.stricter(&asked).approve.as_deref(), Some("stop,restart"));
+        assert_eq!(own.stricter(&Policy::default()).approve.as_deref(), Some("stop"));
+        assert_eq!(Policy::default().stricter(&Policy::default()).approve, None);
+        // A value only a newer collector writes: the safe side, every action.
+        let newer = Policy { approve: Some("reboot".into()), ..Policy::default() };
+        assert!(newer.approval_rule().requires(crate::Action::Cleanup));
     }
 
     #[test]

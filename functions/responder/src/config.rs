@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use hemostat_protocol::{
     ProtocolError,
+    approval::Rule,
     command::SigningKey,
     config::{Env, Setting, Usage, empty_env, process_env},
     gate::{BREAKER, COOLDOWN, ESCALATION, ESCALATION_QUIET, FleetBrake, Gate, GateSettings, MAX_RETRIES_PER_HOUR},
@@ -36,6 +37,18 @@ pub const REQUIRE_ATTESTED_REQUESTS: Setting = Setting::new(
     "act only on requests an analyzer attested (false: also requests a custom analyzer publishes by hand)",
 );
 
+pub const APPROVE: Setting = Setting::new(
+    "RESPONDER_APPROVE",
+    "none",
+    "actions that wait for a person's yes on every container (`restart,stop`, `all`, `none`), besides those its hemostat.approve label names",
+);
+pub const APPROVAL_TIMEOUT: Setting = Setting::new(
+    "RESPONDER_APPROVAL_TIMEOUT_SECONDS",
+    "900",
+    "how long an action waits for a yes; unanswered by then, it is only notified",
+)
+.seconds();
+
 /// What `responder --help` prints.
 pub const USAGE: Usage = Usage {
     name: "responder",
@@ -56,6 +69,8 @@ signed commands in the container's host stream.",
         FLEET_BRAKE_HOSTS,
         FLEET_BRAKE_WINDOW,
         REQUIRE_ATTESTED_REQUESTS,
+        APPROVE,
+        APPROVAL_TIMEOUT,
     ],
 };
 
@@ -85,6 +100,11 @@ pub struct Config {
     /// ([`hemostat_protocol::attestation`]) is refused: the bridge may put
     /// records on every stream, only an analyzer may vouch for a request.
     pub require_attested_requests: bool,
+    /// `APPROVE`: the actions that wait for a person's yes on every
+    /// container (a container's `hemostat.approve` adds to them).
+    pub approve: Rule,
+    /// `APPROVAL_TIMEOUT`: how long an action waits for its yes.
+    pub approval_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -111,6 +131,14 @@ impl Config {
             fleet_brake_hosts: FLEET_BRAKE_HOSTS.parse(env)?,
             fleet_brake_window_seconds: FLEET_BRAKE_WINDOW.whole_seconds(env)?,
             require_attested_requests: REQUIRE_ATTESTED_REQUESTS.flag(env)?,
+            approve: {
+                let text = APPROVE.text(env).unwrap_or_default();
+                Rule::parse(&text).map_err(|reason| APPROVE.invalid(&text, reason))?
+            },
+            approval_timeout: match APPROVAL_TIMEOUT.whole_seconds(env)? {
+                0 => return Err(APPROVAL_TIMEOUT.invalid("0", "must be longer than 0s")),
+                s => std::time::Duration::from_secs(s),
+            },
         })
     }
 
@@ -144,6 +172,22 @@ mod tests {
         assert_eq!((c.gate.cooldown_seconds, c.gate.max_per_hour, c.dry_run), (3600, 3, false));
         assert_eq!((c.fleet_brake_hosts, c.fleet_brake_window_seconds), (3, 600));
         assert!(c.signing_key.is_none());
+        assert!(c.approve.is_empty());
+        assert_eq!(c.approval_timeout.as_secs(), 900);
+    }
+
+    #[test]
+    fn approvals_take_actions_or_all_and_a_positive_timeout() {
+        let c = Config::from_source(&env_of(&[
+            ("RESPONDER_APPROVE", "restart,stop"),
+            ("RESPONDER_APPROVAL_TIMEOUT_SECONDS", "2m"),
+        ]))
+        .unwrap();
+        assert_eq!((c.approve.to_string(), c.approval_timeout.as_secs()), ("restart,stop".to_owned(), 120));
+        let err = Config::from_source(&env_of(&[("RESPONDER_APPROVE", "reboot")])).unwrap_err().to_string();
+        assert!(err.contains("RESPONDER_APPROVE") && err.contains("reboot"), "{err}");
+        let err = Config::from_source(&env_of(&[("RESPONDER_APPROVAL_TIMEOUT_SECONDS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("RESPONDER_APPROVAL_TIMEOUT_SECONDS"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hemostat_protocol::{
     silence::{self, Silence, Subject},
 };
 
-use crate::{Config, store::Store};
+use crate::{Config, approvals, store::Store};
 
 pub struct Responder<S, P> {
     config: Config,
@@ -38,6 +38,11 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     pub async fn handle(&self, event: BatchEvent) -> BatchResponse {
+        // Approvals past their deadline fall back to a notification; no
+        // record waits on this (a failure is retried with the next batch).
+        if let Err(e) = approvals::expire_due(&self.store, &self.publisher).await {
+            tracing::warn!(error = %e, "expiring approvals failed; retried with the next batch");
+        }
         batch::process(event, |env| self.respond(env)).await
     }
 
@@ -84,6 +89,19 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         env: &Envelope,
         needed: &RemediationNeeded,
     ) -> Result<Wait, hemostat_protocol::ProtocolError> {
+        // A request naming an approval executes the approved record's
+        // request (never the one published), through the gate again.
+        let approved;
+        let (needed, approval) = match needed.context.approval.as_deref() {
+            Some(id) => match approvals::approved(&self.store, id, needed).await? {
+                Some(request) => {
+                    approved = request;
+                    (&approved, Some(id))
+                }
+                None => return Ok(Wait::No),
+            },
+            None => (needed, None),
+        };
         let host = match self.resolve_host(needed).await? {
             Ok(host) => host,
             Err(reason) => return self.refuse(needed, "", &reason, None, None).await.map(|()| Wait::No),
@@ -117,9 +135,22 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             }
             None => needed,
         };
-        // Derived from the request itself, so a redelivered request maps to
-        // the same command and is neither counted nor executed twice.
-        let id = command_id(env);
+        if approval.is_none() && approvals::required(&self.config, &policy, needed.action) {
+            // Parked as the gate judged it: this container (its id now), its image.
+            let parked = RemediationNeeded {
+                host: container.host.clone(),
+                container_id: Some(belief.observed.id.clone()),
+                context: IncidentContext { image: image.clone(), ..needed.context.clone() },
+                ..needed.clone()
+            };
+            if approvals::park(&self.config, &self.store, &self.publisher, &container, &parked, &inputs).await? {
+                return Ok(Wait::No);
+            }
+        }
+        // Derived from the request itself (or the approval), so a
+        // redelivered request maps to the same command and is neither
+        // counted nor executed twice.
+        let id = approval.map_or_else(|| command_id(env), approvals::command_id);
         let request = GateRequest {
             container: &container,
             command_id: &id,
@@ -171,6 +202,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                     last_seen: None,
                     missing_for_seconds: None,
                     container: Some(container.name.clone()),
+                    approval: None,
                 };
                 self.publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::SystemAlert, &alert)?).await?;
                 self.refuse(needed, &container.host, &reason, None, image.as_deref()).await
@@ -188,7 +220,11 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 self.dispatch(needed, &container, &belief.observed.id, id, image.as_deref()).await
             }
         };
-        decided.map(|()| Wait::No)
+        decided?;
+        if let Some(id) = approval {
+            approvals::taken(&self.store, id).await?;
+        }
+        Ok(Wait::No)
     }
 
     /// The page of an escalation ladder's stop: critical, as the circuit
@@ -205,6 +241,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             last_seen: None,
             missing_for_seconds: None,
             container: Some(container.name.clone()),
+            approval: None,
         };
         self.publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::SystemAlert, &alert)?).await.map(|_| ())
     }
@@ -340,9 +377,11 @@ mod tests {
     use super::*;
     use hemostat_protocol::{
         ProtocolError,
+        approval::{Answer, Approval, Parked, Refusal},
         batch::BatchRecord,
         command::SignedCommand,
         facts::{Facts, Observed},
+        gate::{GateInputs, Preview},
         silence::TargetKind,
     };
     use std::sync::Mutex;
@@ -361,6 +400,8 @@ mod tests {
         unattested: bool,
         /// The gate's answer to every request it does not refuse, when set.
         decision: Option<GateDecision>,
+        /// Requests waiting for a yes, by approval id.
+        parked: Mutex<Vec<(String, RemediationNeeded)>>,
     }
 
     impl Default for FakeStore {
@@ -374,6 +415,7 @@ mod tests {
                 facts: Some(Facts { container: Some(observed), ..Facts::default() }),
                 unattested: false,
                 decision: None,
+                parked: Mutex::default(),
             }
         }
     }
@@ -421,6 +463,36 @@ mod tests {
         async fn dispatch(&self, host: &str, _id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {
             self.dispatched.lock().unwrap().push((host.to_owned(), cmd.clone()));
             Ok("1-0".into())
+        }
+        async fn preview(&self, _c: &ContainerRef, inputs: &GateInputs) -> Result<Preview, ProtocolError> {
+            let decision = match &inputs.refusal {
+                Some(reason) => GateDecision::Refused { reason: reason.clone() },
+                None => GateDecision::Allowed { count: 1 },
+            };
+            Ok(Preview { decision, actions_last_hour: 0, cooldown_left_ms: 0 })
+        }
+        async fn park(
+            &self,
+            c: &ContainerRef,
+            request: &RemediationNeeded,
+            _timeout: std::time::Duration,
+        ) -> Result<Parked, ProtocolError> {
+            let mut parked = self.parked.lock().unwrap();
+            if let Some((id, _)) = parked.iter().find(|(_, r)| r.container == c.name) {
+                return Ok(Parked::Waiting { id: id.clone(), deadline_ms: 1 });
+            }
+            let id = format!("{:032x}", parked.len() + 1);
+            parked.push((id.clone(), request.clone()));
+            Ok(Parked::New { id, deadline_ms: 1 })
+        }
+        async fn approval(&self, _id: &str) -> Result<Option<Approval>, ProtocolError> {
+            Ok(None)
+        }
+        async fn answer(&self, _id: &str, _a: &Answer) -> Result<Result<Approval, Refusal>, ProtocolError> {
+            Ok(Err(Refusal::Unknown))
+        }
+        async fn due_approvals(&self, _now_ms: i64) -> Result<Vec<String>, ProtocolError> {
+            Ok(Vec::new())
         }
     }
 
@@ -709,6 +781,56 @@ mod tests {
         r.handle(batch::event(vec![record])).await;
         let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
         assert_eq!((cmd.container_id.as_deref(), cmd.context.image.as_deref()), (Some(ID), Some("shop/web:1")));
+    }
+
+    #[tokio::test]
+    async fn an_action_that_needs_a_yes_is_parked_and_asked_for_once() {
+        // The responder's setting names restart; the container's label, stop.
+        let mut r = responder(vec![]);
+        r.config.approve = hemostat_protocol::approval::Rule::parse("restart").unwrap();
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        r.handle(batch::event(vec![needed("t2", "h1")])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        let parked = r.store.parked.lock().unwrap().clone();
+        assert_eq!(parked.len(), 1);
+        assert_eq!((parked[0].1.host.as_str(), parked[0].1.container_id.as_deref()), ("h1", Some(ID)));
+        let published = r.publisher.0.lock().unwrap().clone();
+        assert_eq!(published.len(), 1, "asked once: {published:?}");
+        let asked: SystemAlert = published[0].data_as().unwrap();
+        assert_eq!(
+            (asked.kind.as_str(), asked.approval.as_deref()),
+            ("approval_requested", Some(parked[0].0.as_str()))
+        );
+        assert!(asked.message.contains(&format!("hemostat approve {}", parked[0].0)), "{}", asked.message);
+
+        // A label asking for a yes on stops only: a restart goes ahead.
+        let mut r = responder(vec![]);
+        r.store.observed().policy = Policy { approve: Some("stop".into()), ..Policy::default() };
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert_eq!(r.store.dispatched.lock().unwrap().len(), 1);
+        let mut r = responder(vec![]);
+        r.store.observed().policy = Policy { approve: Some("all".into()), ..Policy::default() };
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert_eq!(r.store.parked.lock().unwrap().len(), 1);
+
+        // The gate would refuse (notify-only): refused as ever, nothing asked.
+        let mut r = responder(vec![]);
+        r.config.approve = hemostat_protocol::approval::Rule::parse("all").unwrap();
+        r.store.observed().policy = Policy { action: ActionPolicy::Notify, ..Policy::default() };
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert!(r.store.parked.lock().unwrap().is_empty());
+        assert!(refusal(&r).starts_with("policy: notify"), "{}", refusal(&r));
+
+        // A request naming an approval the store does not hold: nothing.
+        let r = responder(vec![]);
+        let mut record = needed("t1", "h1");
+        record.body = Some(
+            batch::body(&record)
+                .replace(r#""confidence":0.9"#, r#""confidence":0.9,"approval":"0123456789abcdef0123456789abcdef""#),
+        );
+        r.handle(batch::event(vec![record])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty() && r.publisher.0.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

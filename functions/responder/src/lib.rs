@@ -10,8 +10,11 @@
 //! - `handler`: the Lambda handler: the container's facts into the gate,
 //!   then dispatch a signed command to the container's host, or publish the
 //!   refusal.
+//! - `approvals`: actions that wait for a person's yes: parked before
+//!   the gate, executed once approved, notified only past their deadline.
 //! - `config`: environment variables.
 
+mod approvals;
 mod config;
 mod handler;
 mod store;

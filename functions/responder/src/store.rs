@@ -7,10 +7,13 @@ use hemostat_protocol::connection::Connection;
 use redis::AsyncCommands;
 
 use hemostat_protocol::{
-    ContainerRef, Envelope, ProtocolError, attestation,
+    ContainerRef, Envelope, ProtocolError,
+    approval::{self, Answer, Approval, Parked, Refusal},
+    attestation,
     command::SignedCommand,
+    event::RemediationNeeded,
     facts::{self, Facts},
-    gate::{Gate, GateDecision, GateRequest},
+    gate::{Gate, GateDecision, GateInputs, GateRequest, Preview},
     keys,
     silence::{self, Silence},
 };
@@ -34,6 +37,29 @@ pub trait Store: Send + Sync {
         id: &str,
         cmd: &SignedCommand,
     ) -> impl Future<Output = Result<String, ProtocolError>> + Send;
+    /// What the gate would decide now, nothing written (before parking an
+    /// action that needs a yes: only an action the gate would allow waits).
+    fn preview(
+        &self,
+        container: &ContainerRef,
+        inputs: &GateInputs,
+    ) -> impl Future<Output = Result<Preview, ProtocolError>> + Send;
+    /// Parks a request until a person answers (see [`approval::park`]).
+    fn park(
+        &self,
+        container: &ContainerRef,
+        request: &RemediationNeeded,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<Parked, ProtocolError>> + Send;
+    fn approval(&self, id: &str) -> impl Future<Output = Result<Option<Approval>, ProtocolError>> + Send;
+    /// Moves an approval once (see [`approval::answer`]).
+    fn answer(
+        &self,
+        id: &str,
+        answer: &Answer,
+    ) -> impl Future<Output = Result<Result<Approval, Refusal>, ProtocolError>> + Send;
+    /// The ids of pending approvals whose deadline passed.
+    fn due_approvals(&self, now_ms: i64) -> impl Future<Output = Result<Vec<String>, ProtocolError>> + Send;
 }
 
 pub struct RedisStore {
@@ -75,6 +101,31 @@ impl Store for RedisStore {
 
     async fn silences(&self) -> Result<Vec<Silence>, ProtocolError> {
         silence::live(&mut self.conn.clone()).await
+    }
+
+    async fn preview(&self, container: &ContainerRef, inputs: &GateInputs) -> Result<Preview, ProtocolError> {
+        self.gate.preview(&mut self.conn.clone(), container, inputs).await
+    }
+
+    async fn park(
+        &self,
+        container: &ContainerRef,
+        request: &RemediationNeeded,
+        timeout: std::time::Duration,
+    ) -> Result<Parked, ProtocolError> {
+        approval::park(&mut self.conn.clone(), container, request, timeout).await
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<Approval>, ProtocolError> {
+        approval::get(&mut self.conn.clone(), id).await
+    }
+
+    async fn answer(&self, id: &str, answer: &Answer) -> Result<Result<Approval, Refusal>, ProtocolError> {
+        approval::answer(&mut self.conn.clone(), id, answer).await
+    }
+
+    async fn due_approvals(&self, now_ms: i64) -> Result<Vec<String>, ProtocolError> {
+        approval::due(&mut self.conn.clone(), now_ms).await
     }
 
     async fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {

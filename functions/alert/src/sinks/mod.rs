@@ -270,7 +270,7 @@ impl Sink {
     }
 
     pub fn slack(url: Secret) -> Self {
-        Sink::new("slack", slack::Slack { url }, Filter::default())
+        Sink::new("slack", slack::Slack { url, buttons: false }, Filter::default())
     }
 
     /// The sinks `config` asks for (none when notifications are disabled).
@@ -286,7 +286,8 @@ impl Sink {
         let filter = |name| config.filter(name);
         let mut sinks = Vec::new();
         if let Some(url) = &config.slack_webhook_url {
-            sinks.push(Sink::new("slack", slack::Slack { url: url.clone() }, filter("slack")));
+            let slack = slack::Slack { url: url.clone(), buttons: config.slack_approval_buttons };
+            sinks.push(Sink::new("slack", slack, filter("slack")));
         }
         if let Some(url) = &config.webhook_url {
             let service = webhook::Webhook { url: url.clone(), secret: config.webhook_secret.clone() };

@@ -2,7 +2,7 @@
 //! Answers: 200 `ok`; 429 with `Retry-After` (seconds); 400/403/404 with a
 //! plain-text reason (`invalid_payload`, `no_service`) are final.
 
-use hemostat_protocol::secret::Secret;
+use hemostat_protocol::{approval::slack, secret::Secret};
 use serde_json::{Value, json};
 
 use super::{Request, Service};
@@ -11,11 +11,19 @@ use crate::notice::Notice;
 #[derive(Debug)]
 pub struct Slack {
     pub url: Secret,
+    /// `ALERT_SLACK_APPROVAL_BUTTONS`: Approve and Deny buttons on approval requests.
+    pub buttons: bool,
 }
 
 impl Service for Slack {
     fn request(&self, _envelope_json: &str, notice: &Notice) -> Request {
-        Request::json(self.url.expose(), &message(notice))
+        let mut body = message(notice);
+        if self.buttons
+            && let Some(id) = &notice.approval
+        {
+            body["blocks"] = approval_blocks(notice, id);
+        }
+        Request::json(self.url.expose(), &body)
     }
 
     fn answer(&self, status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) -> super::Answer {
@@ -81,6 +89,21 @@ pub fn message(notice: &Notice) -> Value {
     json!({"text": text, "attachments": [attachment]})
 }
 
+/// Approve and Deny buttons carrying the approval's id (Slack's
+/// interactivity sends the press to the app's Request URL, which verifies
+/// it: [`slack::verify`]); the text still says how to answer without them.
+fn approval_blocks(notice: &Notice, id: &str) -> Value {
+    json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*\n{}", escape(&notice.title), escape(&notice.text))}},
+        {"type": "actions", "block_id": "hemostat_approval", "elements": [
+            {"type": "button", "action_id": slack::APPROVE_ACTION, "value": id, "style": "primary",
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": slack::DENY_ACTION, "value": id, "style": "danger",
+             "text": {"type": "plain_text", "text": "Deny"}},
+        ]},
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +149,27 @@ mod tests {
         let plain = message(&notice());
         assert!(plain["attachments"][0].get("mrkdwn_in").is_none());
         assert!(plain["attachments"][0]["fields"].as_array().unwrap().iter().all(|f| f["title"] != "Evidence"));
+    }
+
+    #[test]
+    fn an_approval_request_carries_approve_and_deny_buttons_with_its_id() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let body = format!(
+            r#"{{"timestamp":"2025-11-03T10:30:53.789012","agent":"HemoStat-Responder","type":"system_alert","data":{{"kind":"approval_requested","severity":"high","host":"h1","container":"web","message":"h1/web: restart waits <for> a yes","approval":"{id}"}}}}"#
+        );
+        let asked = crate::notice::of(&Envelope::parse(body.as_bytes()).unwrap()).unwrap();
+        let with = Slack { url: Secret::new("https://hooks.example/T0/X"), buttons: true };
+        let msg: Value = serde_json::from_slice(&with.request("", &asked).body).unwrap();
+        let buttons = msg["blocks"][1]["elements"].as_array().unwrap();
+        let pressed: Vec<(&str, &str)> =
+            buttons.iter().map(|b| (b["action_id"].as_str().unwrap(), b["value"].as_str().unwrap())).collect();
+        assert_eq!(pressed, [(slack::APPROVE_ACTION, id), (slack::DENY_ACTION, id)]);
+        assert!(msg["blocks"][0]["text"]["text"].as_str().unwrap().contains("waits &lt;for&gt; a yes"), "{msg}");
+        let body_of = |s: &Slack, n: &Notice| serde_json::from_slice::<Value>(&s.request("", n).body).unwrap();
+        assert!(body_of(&with, &notice()).get("blocks").is_none(), "only an approval request has buttons");
+        let without = Slack { buttons: false, ..with };
+        assert!(body_of(&without, &asked).get("blocks").is_none(), "buttons only when asked for");
+        assert!(body_of(&without, &asked)["attachments"][0]["text"].as_str().unwrap().contains("a yes"));
     }
 
     #[test]

@@ -1,0 +1,145 @@
+//! Actions that wait for a person's yes ([`hemostat_protocol::approval`]):
+//! which ones do, parking them (and asking), taking an approved one back
+//! to the gate, and falling back to a notification past the deadline.
+//!
+//! The handler calls in at three points: before a batch (expire what is
+//! due), before the gate (park instead of acting) and for a request that
+//! names an approval (execute the record's request, once).
+
+use sha2::{Digest, Sha256};
+
+use hemostat_protocol::{
+    Action, ContainerRef, Envelope, EventKind, ProtocolError, Publisher,
+    approval::{self, Answer, Parked, Refusal, State},
+    envelope::agent,
+    event::{RemediationNeeded, Severity, SystemAlert},
+    gate::{GateDecision, GateInputs},
+    policy::Policy,
+};
+
+use crate::{Config, store::Store};
+
+/// Whether `action` on a container with `policy` waits for a yes: the
+/// responder's setting or the container's `hemostat.approve` says so.
+pub fn required(config: &Config, policy: &Policy, action: Action) -> bool {
+    config.approve.union(&policy.approval_rule()).requires(action)
+}
+
+/// Parks `request` when the gate would allow it now, and asks (a
+/// `system_alert` `approval_requested` through the alert function).
+/// `false` when the gate would refuse: the caller lets the gate refuse it
+/// (audited and reported as any refusal), with nothing to ask.
+pub async fn park<S: Store, P: Publisher>(
+    config: &Config,
+    store: &S,
+    publisher: &P,
+    container: &ContainerRef,
+    request: &RemediationNeeded,
+    inputs: &GateInputs,
+) -> Result<bool, ProtocolError> {
+    let preview = store.preview(container, inputs).await?;
+    if !matches!(preview.decision, GateDecision::Allowed { .. }) {
+        return Ok(false);
+    }
+    match store.park(container, request, config.approval_timeout).await? {
+        Parked::New { id, deadline_ms } => {
+            let deadline = time(deadline_ms);
+            tracing::info!(container = %container, action = %request.action, approval = %id, %deadline,
+                "action parked: waiting for approval");
+            let alert = SystemAlert {
+                kind: SystemAlert::APPROVAL_REQUESTED.into(),
+                severity: Severity::High,
+                host: container.host.clone(),
+                message: format!(
+                    "{container}: {action} waits for a yes ({reason}). Approval {id}, until {deadline}: \
+                     `hemostat approve {id}` or `hemostat deny {id} --reason ...`; unanswered, it is only notified.",
+                    action = request.action,
+                    reason = request.reason,
+                ),
+                last_seen: None,
+                missing_for_seconds: None,
+                container: Some(container.name.clone()),
+                approval: Some(id),
+            };
+            publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::SystemAlert, &alert)?).await?;
+        }
+        Parked::Waiting { id, deadline_ms } => {
+            tracing::info!(container = %container, action = %request.action, approval = %id,
+                deadline = %time(deadline_ms), "already waiting for approval; not asked again");
+        }
+    }
+    Ok(true)
+}
+
+/// For a request naming approval `id`: the request its record holds, when
+/// it is approved and not yet taken; `None` (logged) otherwise: nothing is
+/// executed for an unknown, pending, denied, expired or finished one, nor
+/// for a request about another container than the approved one.
+pub async fn approved<S: Store>(
+    store: &S,
+    id: &str,
+    asked: &RemediationNeeded,
+) -> Result<Option<RemediationNeeded>, ProtocolError> {
+    let Some(a) = store.approval(id).await? else {
+        tracing::warn!(approval = %id, container = %asked.container, "request names an unknown approval: ignored");
+        return Ok(None);
+    };
+    if a.state != State::Approved {
+        tracing::warn!(approval = %id, container = %a.container, state = %a.state,
+            "request names an approval that is not approved (or was executed): ignored");
+        return Ok(None);
+    }
+    if asked.container != a.container.name || (!asked.host.is_empty() && asked.host != a.container.host) {
+        tracing::warn!(approval = %id, approved = %a.container, asked = %asked.container,
+            "request names an approval of another container: ignored");
+        return Ok(None);
+    }
+    Ok(Some(a.execution_request()))
+}
+
+/// Marks an approved request as taken, once the gate decided on it (the
+/// command went out, or the refusal was reported).
+pub async fn taken<S: Store>(store: &S, id: &str) -> Result<(), ProtocolError> {
+    match store.answer(id, &Answer::Take).await? {
+        Ok(_) => Ok(()),
+        // A redelivered request, after the first finished.
+        Err(refusal) => {
+            tracing::info!(approval = %id, %refusal, "approval already taken");
+            Ok(())
+        }
+    }
+}
+
+/// The command an approval leads to: derived from its id, so a
+/// redelivered request maps to the same command.
+pub fn command_id(approval: &str) -> String {
+    let digest = Sha256::digest(format!("approval:{approval}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// Expires every pending approval past its deadline and reports each
+/// (once, whichever responder moves it): "approval timed out: notified
+/// only", a rejected `remediation_complete` the alert function sends on.
+pub async fn expire_due<S: Store, P: Publisher>(store: &S, publisher: &P) -> Result<usize, ProtocolError> {
+    let mut expired = 0;
+    for id in store.due_approvals(chrono::Utc::now().timestamp_millis()).await? {
+        match store.answer(&id, &Answer::Expire).await? {
+            Ok(a) => {
+                tracing::warn!(approval = %id, container = %a.container, action = %a.action, "approval timed out: notified only");
+                let report = a.report(approval::TIMED_OUT.to_owned());
+                publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &report)?).await?;
+                expired += 1;
+            }
+            // Answered (or expired by another responder) meanwhile, or a
+            // clock a little behind Redis's.
+            Err(Refusal::NotDue | Refusal::Answered { .. } | Refusal::Expired | Refusal::Unknown) => {}
+        }
+    }
+    Ok(expired)
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}

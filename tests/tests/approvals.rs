@@ -1,0 +1,298 @@
+//! Approvals on the bridge and the responder (under the Lambda emulator),
+//! answered with the built `hemostat`, on a real Redis (one node, or a
+//! cluster under `HEMOSTAT_TEST_REDIS=cluster`): an action that needs a
+//! yes (the container's `hemostat.approve`) is parked and asked for, never
+//! executed; approved, it goes through the gate once and its command names
+//! the approval; denied, it is dropped and reported; unanswered by its
+//! deadline, it is only notified. Each move is audited; a second answer, an
+//! unknown id, a late answer and a replayed request change nothing.
+
+use std::{collections::HashMap, process::Output, time::Duration};
+
+use hemostat_e2e::{
+    Process, RedisServer, hemostat_cli, start_bridge, start_emulator, stream_events, wait_for, workspace_root,
+};
+use hemostat_protocol::{
+    Action, Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    audit::{self, Verdict},
+    command::SignedCommand,
+    connection::Connection,
+    envelope::agent,
+    event::{
+        IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus, SystemAlert,
+    },
+    keys,
+    policy::Policy,
+};
+use redis::AsyncCommands;
+use serde_json::Value;
+
+const HOST: &str = "approval-host";
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Fails with exit 1 and one line containing `needle`.
+fn refused(url: &str, args: &[&str], needle: &str) {
+    let out = hemostat_cli(url, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "hemostat {args:?}: {}", text(&out));
+    assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "hemostat {args:?}: {err}");
+}
+
+/// The bridge and the functions, with `env` for them, and what a collector
+/// on [`HOST`] reports of `containers` (each with its labels' policy).
+async fn functions(redis: &RedisServer, env: &[(&str, &str)], containers: &[(&str, Policy)]) -> (Process, Process) {
+    let url = redis.url();
+    let template = workspace_root().join("template.yaml");
+    let (emulator, endpoint) = start_emulator(|b| {
+        let mut b = b
+            .args(["--template", template.to_str().unwrap()])
+            .env("REDIS_URL", &url)
+            .env("HEMOSTAT_COMMAND_SIGNING_KEY", &hemostat_e2e::test_keys().private)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            b = b.env(k, v);
+        }
+        b
+    })
+    .await;
+    let bridge =
+        start_bridge(|b| b.env("REDIS_URL", &url).env("HEMOSTAT_LAMBDA_ENDPOINT", &endpoint).env("RUST_LOG", "info"))
+            .await;
+    let conn = redis.connection().await;
+    for (name, policy) in containers {
+        hemostat_e2e::report_container(&conn, &ContainerRef::new(HOST, *name), "shop/api:1", policy.clone()).await;
+    }
+    (emulator, bridge)
+}
+
+fn needed(name: &str, action: Action, reason: &str) -> RemediationNeeded {
+    RemediationNeeded {
+        container: name.into(),
+        action,
+        reason: reason.into(),
+        confidence: 0.9,
+        metrics: None,
+        host: HOST.into(),
+        container_id: None,
+        fallback_reason: None,
+        llm_cached: false,
+        context: IncidentContext { analysis_method: Some("rule_based".into()), ..Default::default() },
+    }
+}
+
+async fn ask(conn: &Connection, request: &RemediationNeeded) {
+    let env = Envelope::new(agent::ANALYZER, EventKind::RemediationNeeded, request).unwrap();
+    RedisPublisher::new(conn.clone()).publish(&env).await.unwrap();
+}
+
+/// The pending approval of `name`, once `hemostat approvals` lists it.
+async fn pending_of(url: &str, name: &str) -> Value {
+    let url = url.to_owned();
+    let name = name.to_owned();
+    wait_for(Duration::from_secs(20), || {
+        let (url, name) = (url.clone(), name.clone());
+        async move {
+            let out = hemostat_cli(&url, &["--json", "approvals"]);
+            assert!(out.status.success(), "{}", text(&out));
+            let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+            all.as_array().unwrap().iter().find(|a| a["container"] == name.as_str()).cloned()
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("no approval pending for {name}"))
+}
+
+async fn commands(conn: &Connection) -> Vec<Command> {
+    let reply: redis::streams::StreamRangeReply = conn.clone().xrange_all(keys::commands(HOST)).await.unwrap();
+    reply
+        .ids
+        .iter()
+        .map(|e| {
+            let fields: HashMap<String, String> =
+                e.map.iter().filter_map(|(k, v)| Some((k.clone(), redis::from_redis_value(v.clone()).ok()?))).collect();
+            serde_json::from_str(&SignedCommand::from_fields(&fields).expect("a command entry").json).unwrap()
+        })
+        .collect()
+}
+
+async fn verdicts(conn: &Connection, name: &str) -> Vec<(Verdict, String)> {
+    let entries = audit::newest(&mut conn.clone(), &ContainerRef::new(HOST, name), 50).await.unwrap();
+    entries.into_iter().rev().filter_map(Result::ok).map(|e| (e.verdict, e.reason)).collect()
+}
+
+async fn outcome_of(conn: &Connection, name: &str, status: RemediationStatus) -> RemediationComplete {
+    let conn = conn.clone();
+    wait_for(Duration::from_secs(20), || {
+        let mut conn = conn.clone();
+        async move {
+            stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+                .await
+                .into_iter()
+                .map(|(_, c)| c)
+                .find(|c| c.container == name && c.result.status == status)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("no {status:?} outcome for {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_runs_through_the_gate_once_and_denied_is_dropped() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let restart_only = Policy { approve: Some("restart".into()), ..Policy::default() };
+    let all = Policy { approve: Some("all".into()), ..Policy::default() };
+    let (emulator, _bridge) = functions(&redis, &[], &[("api", restart_only), ("db", all)]).await;
+    let conn = redis.connection().await;
+
+    // Parked, asked for once (a second request finds it waiting), not executed.
+    ask(&conn, &needed("api", Action::Restart, "exit 1")).await;
+    let api = pending_of(&url, "api").await;
+    let id = api["id"].as_str().unwrap().to_owned();
+    assert_eq!((api["action"].as_str(), api["state"].as_str()), (Some("restart"), Some("pending")), "{api}");
+    ask(&conn, &needed("api", Action::Restart, "exit 1 again")).await;
+    emulator.wait_for_line("already waiting for approval", Duration::from_secs(20)).await;
+    assert!(commands(&conn).await.is_empty(), "nothing runs before a yes");
+    let asked: Vec<SystemAlert> = stream_events::<SystemAlert>(&mut conn.clone(), EventKind::SystemAlert)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.kind == SystemAlert::APPROVAL_REQUESTED)
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].approval.as_deref(), Some(id.as_str()));
+    assert!(asked[0].message.contains(&format!("hemostat approve {id}")), "{}", asked[0].message);
+
+    // A forged request naming the pending approval, an unknown id: nothing.
+    ask(
+        &conn,
+        &RemediationNeeded {
+            context: IncidentContext { approval: Some(id.clone()), ..Default::default() },
+            ..needed("api", Action::Restart, "forged")
+        },
+    )
+    .await;
+    emulator.wait_for_line("not approved (or was executed)", Duration::from_secs(20)).await;
+    assert!(commands(&conn).await.is_empty(), "a request cannot approve itself");
+    refused(&url, &["approve", "0123456789abcdef0123456789abcdef"], "no such approval");
+    refused(&url, &["approve", "../../etc"], "no such approval");
+
+    // Approved: the responder runs the parked request through the gate; the
+    // command names the approval; the collector's outcome ends the wait.
+    let approving = {
+        let (url, id) = (url.clone(), id.clone());
+        tokio::task::spawn_blocking(move || hemostat_cli(&url, &["approve", &id, "--by", "alice", "--timeout", "30s"]))
+    };
+    let command = wait_for(Duration::from_secs(20), || {
+        let conn = conn.clone();
+        async move { commands(&conn).await.into_iter().next() }
+    })
+    .await
+    .expect("no command after the approval");
+    assert_eq!((command.container.as_str(), command.action), ("api", Action::Restart));
+    assert_eq!(command.context.approval.as_deref(), Some(id.as_str()));
+    assert_eq!(command.reason, "exit 1", "the parked request, not a later one");
+    let done = RemediationComplete {
+        container: "api".into(),
+        action: Action::Restart,
+        result: RemediationResult {
+            status: RemediationStatus::Success,
+            action: Action::Restart,
+            container: "api".into(),
+            error: None,
+            reason: None,
+            details: None,
+            duration_ms: Some(120),
+            verified: Some(true),
+            dependents: Vec::new(),
+        },
+        host: HOST.into(),
+        command_id: Some(command.id.clone()),
+        dry_run: false,
+        confidence: Some(0.9),
+        reason: Some(command.reason.clone()),
+        context: command.context.clone(),
+    };
+    let report = Envelope::new(agent::MONITOR, EventKind::RemediationComplete, &done).unwrap();
+    RedisPublisher::new(conn.clone()).publish(&report).await.unwrap();
+    let out = approving.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("restart success"), "{}", text(&out));
+
+    // Answered twice, replayed: nothing more runs.
+    refused(&url, &["approve", &id], "already approved and executed by alice");
+    refused(&url, &["deny", &id], "already approved and executed by alice");
+    ask(
+        &conn,
+        &RemediationNeeded {
+            context: IncidentContext { approval: Some(id.clone()), ..Default::default() },
+            ..needed("api", Action::Restart, "replay")
+        },
+    )
+    .await;
+    emulator.wait_for_line("not approved (or was executed)", Duration::from_secs(20)).await;
+    assert_eq!(commands(&conn).await.len(), 1, "executed once");
+    let trail = verdicts(&conn, "api").await;
+    let kinds: Vec<Verdict> = trail.iter().map(|(v, _)| *v).collect();
+    assert_eq!(kinds, [Verdict::ApprovalRequested, Verdict::Approved, Verdict::Allowed], "{trail:?}");
+    assert_eq!(trail[1].1, "approved by alice");
+
+    // Denied: dropped, reported with who and why, audited; then closed.
+    ask(&conn, &needed("db", Action::Stop, "memory leak")).await;
+    let db = pending_of(&url, "db").await;
+    let db_id = db["id"].as_str().unwrap();
+    let out = hemostat_cli(&url, &["deny", db_id, "--by", "bob", "--reason", "not during the sale"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = outcome_of(&conn, "db", RemediationStatus::Rejected).await;
+    assert_eq!(report.result.reason.as_deref(), Some("approval denied by bob: not during the sale"));
+    assert_eq!(report.context.approval.as_deref(), Some(db_id));
+    refused(&url, &["approve", db_id], "already denied by bob");
+    let trail = verdicts(&conn, "db").await;
+    assert_eq!(trail.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [Verdict::ApprovalRequested, Verdict::Denied]);
+    assert_eq!(trail[1].1, "denied by bob: not during the sale");
+    assert!(commands(&conn).await.iter().all(|c| c.container != "db"), "nothing runs for a denied action");
+    let out = hemostat_cli(&url, &["--json", "approvals"]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), Value::Array(Vec::new()), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_by_its_deadline_it_is_only_notified() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let all = Policy { approve: Some("all".into()), ..Policy::default() };
+    let (_emulator, _bridge) = functions(
+        &redis,
+        &[("RESPONDER_APPROVAL_TIMEOUT_SECONDS", "2")],
+        &[("cache", all), ("free", Policy::default())],
+    )
+    .await;
+    let conn = redis.connection().await;
+
+    ask(&conn, &needed("cache", Action::Restart, "exit 137")).await;
+    let cache = pending_of(&url, "cache").await;
+    let id = cache["id"].as_str().unwrap().to_owned();
+    let deadline = chrono::DateTime::parse_from_rfc3339(cache["deadline"].as_str().unwrap()).unwrap();
+    let wait = (deadline.timestamp_millis() - chrono::Utc::now().timestamp_millis() + 300).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    // Too late to answer, even before the responder noticed.
+    refused(&url, &["approve", &id], "deadline passed");
+
+    // The responder's next batch expires it: reported, audited, gone.
+    ask(&conn, &needed("free", Action::Restart, "exit 1")).await;
+    let report = outcome_of(&conn, "cache", RemediationStatus::Rejected).await;
+    assert_eq!(report.result.reason.as_deref(), Some("approval timed out: notified only"));
+    let trail = verdicts(&conn, "cache").await;
+    assert_eq!(
+        trail.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [Verdict::ApprovalRequested, Verdict::ApprovalExpired],
+        "{trail:?}"
+    );
+    refused(&url, &["approve", &id], "deadline passed");
+    let mut c = conn.clone();
+    let left: usize = c.zcard(keys::APPROVALS).await.unwrap();
+    assert_eq!(left, 0);
+    assert!(commands(&conn).await.iter().all(|c| c.container != "cache"), "nothing runs unanswered");
+}
