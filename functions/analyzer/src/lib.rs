@@ -36,14 +36,16 @@ mod rules;
 mod signatures;
 
 // The API: the handler and its settings (main.rs), the LLM client and the
-// trait it implements, and the two Redis-atomic pieces (the history and the
-// LLM budget) that tests check against a real server.
+// trait it implements, the two Redis-atomic pieces (the history and the
+// LLM budget) that tests check against a real server, and the runtimes
+// signatures (and the incident files) may name.
 pub use budget::{hour_bucket, take as take_llm_call};
 pub use config::{Config, LlmConfig, Provider, USAGE};
 pub use error::AnalyzerError;
 pub use handler::{Analyzer, NoLlm};
 pub use history::{AlertSummary, record as record_history};
 pub use llm::{Llm, LlmClient, Prompt, http_client};
+pub use signatures::RUNTIMES;
 
 /// Parses and compiles the embedded failure signatures, returning how many
 /// there are: main.rs calls it at start, so an invalid catalogue stops the
