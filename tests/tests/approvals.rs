@@ -13,7 +13,7 @@ use hemostat_e2e::{
     Process, RedisServer, hemostat_cli, start_bridge, start_emulator, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
-    Action, Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    Action, Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher, approval,
     audit::{self, Verdict},
     command::SignedCommand,
     connection::Connection,
@@ -145,7 +145,8 @@ async fn approved_runs_through_the_gate_once_and_denied_is_dropped() {
     let url = redis.url();
     let restart_only = Policy { approve: Some("restart".into()), ..Policy::default() };
     let all = Policy { approve: Some("all".into()), ..Policy::default() };
-    let (emulator, _bridge) = functions(&redis, &[], &[("api", restart_only), ("db", all)]).await;
+    let (emulator, _bridge) =
+        functions(&redis, &[], &[("api", restart_only), ("db", all.clone()), ("cache", all)]).await;
     let conn = redis.connection().await;
 
     // Parked, asked for once (a second request finds it waiting), not executed.
@@ -254,6 +255,47 @@ async fn approved_runs_through_the_gate_once_and_denied_is_dropped() {
     assert_eq!(trail.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [Verdict::ApprovalRequested, Verdict::Denied]);
     assert_eq!(trail[1].1, "denied by bob: not during the sale");
     assert!(commands(&conn).await.iter().all(|c| c.container != "db"), "nothing runs for a denied action");
+
+    // Approved, but the request it handed back was lost (a failure between
+    // the move and the publish): approving again hands it back, and it runs once.
+    ask(&conn, &needed("cache", Action::Restart, "exit 137")).await;
+    let cache = pending_of(&url, "cache").await;
+    let cache_id = cache["id"].as_str().unwrap().to_owned();
+    let moved = approval::answer(&mut conn.clone(), &cache_id, &approval::Answer::Approve { by: "carol".into() })
+        .await
+        .unwrap();
+    assert!(moved.is_ok(), "{moved:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(commands(&conn).await.iter().all(|c| c.container != "cache"), "nothing was handed back yet");
+    let publisher = RedisPublisher::new(conn.clone());
+    let again = approval::approve(&mut conn.clone(), &publisher, &cache_id, "carol").await.unwrap();
+    assert!(again.is_ok(), "{again:?}");
+    let ran =
+        wait_for(Duration::from_secs(20), || {
+            let conn = conn.clone();
+            async move {
+                Some(commands(&conn).await.into_iter().filter(|c| c.container == "cache").count()).filter(|n| *n > 0)
+            }
+        })
+        .await;
+    assert_eq!(ran, Some(1), "the approved restart of cache was not handed back");
+    // Once taken, another approve is refused, and nothing runs twice.
+    let taken = wait_for(Duration::from_secs(20), || {
+        let conn = conn.clone();
+        let id = cache_id.clone();
+        async move {
+            match approval::approve(&mut conn.clone(), &RedisPublisher::new(conn.clone()), &id, "dave").await.unwrap() {
+                Err(refusal) => Some(refusal.to_string()),
+                Ok(_) => None,
+            }
+        }
+    })
+    .await
+    .expect("the approval was never taken");
+    assert!(taken.starts_with("already approved and executed by carol"), "{taken}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(commands(&conn).await.iter().filter(|c| c.container == "cache").count(), 1, "executed twice");
+
     let out = hemostat_cli(&url, &["--json", "approvals"]);
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), Value::Array(Vec::new()), "{}", text(&out));
 }

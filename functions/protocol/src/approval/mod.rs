@@ -543,6 +543,14 @@ pub async fn approve<C: ConnectionLike + Send + Sync, P: crate::Publisher>(
 ) -> Result<Result<Approval, Refusal>, ProtocolError> {
     let a = match answer(conn, id, &Answer::Approve { by: by.to_owned() }).await? {
         Ok(a) => a,
+        // Approved already but not yet taken by the responder: the request
+        // handed back then may be lost (a failure between the move and the
+        // publish). Handing it back again is safe: the responder derives
+        // the command from the approval's id and takes an approval once.
+        Err(Refusal::Answered { state: State::Approved, .. }) => match get(conn, id).await? {
+            Some(a) if a.state == State::Approved => a,
+            _ => return Ok(Err(Refusal::Unknown)),
+        },
         Err(refusal) => return Ok(Err(refusal)),
     };
     let env = crate::Envelope::new(
