@@ -1,6 +1,8 @@
 //! The safety gate against a real redis-server (one node, or a cluster
 //! under `HEMOSTAT_TEST_REDIS=cluster`).
 
+mod support;
+
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{
     ContainerRef,
@@ -10,28 +12,11 @@ use hemostat_protocol::{
     policy::Policy,
 };
 use redis::AsyncCommands;
+use support::{plain, request};
 
 /// The gate's limits for every container.
 fn settings(cooldown_seconds: u64, max_per_hour: u64) -> GateSettings {
     GateSettings { cooldown_seconds, max_per_hour, breaker_seconds: 3600, ..GateSettings::default() }
-}
-
-/// The inputs of a container without a policy, held or silence.
-fn plain(settings: GateSettings) -> GateInputs {
-    settings.inputs(&ContainerFacts::default())
-}
-
-fn request<'a>(c: &'a ContainerRef, id: &'a str, inputs: &'a GateInputs) -> GateRequest<'a> {
-    GateRequest {
-        container: c,
-        command_id: id,
-        action: "restart",
-        reason: "exit 1",
-        confidence: 0.9,
-        dry_run: false,
-        image: None,
-        inputs,
-    }
 }
 
 fn with_image<'a>(c: &'a ContainerRef, id: &'a str, image: &'a str, inputs: &'a GateInputs) -> GateRequest<'a> {

@@ -5,6 +5,8 @@
 //! The test plays the collector: it writes the `done:` markers a collector
 //! writes after reporting an outcome.
 
+mod support;
+
 use std::time::Duration;
 
 use hemostat_e2e::RedisServer;
@@ -12,10 +14,11 @@ use hemostat_protocol::{
     Action, ContainerRef,
     audit::{self, Verdict},
     connection::Connection,
-    gate::{ContainerFacts, FleetBrake, Gate, GateDecision, GateInputs, GateRequest, GateSettings, Ladder, Rung, Step},
+    gate::{FleetBrake, Gate, GateDecision, GateInputs, GateRequest, GateSettings, Ladder, Rung, Step},
     keys,
 };
 use redis::AsyncCommands;
+use support::{plain, request};
 
 /// No cooldown and a cap of one action an hour: without the ladder the
 /// second request would open the breaker.
@@ -26,23 +29,6 @@ fn settings(ladder: &str) -> GateSettings {
         breaker_seconds: 600,
         escalation: Ladder::parse(ladder).unwrap(),
         escalation_quiet_seconds: 3600,
-    }
-}
-
-fn inputs(settings: GateSettings) -> GateInputs {
-    settings.inputs(&ContainerFacts::default())
-}
-
-fn request<'a>(c: &'a ContainerRef, id: &'a str, inputs: &'a GateInputs) -> GateRequest<'a> {
-    GateRequest {
-        container: c,
-        command_id: id,
-        action: "restart",
-        reason: "exit 1",
-        confidence: 0.9,
-        dry_run: false,
-        image: None,
-        inputs,
     }
 }
 
@@ -65,7 +51,7 @@ async fn restart_then_recreate_then_stop_each_after_the_last_outcome() {
     let c = ContainerRef::new("h1", "api");
     let s = settings("restart,recreate,stop");
     let gate = Gate::new(s);
-    let inputs = inputs(s);
+    let inputs = plain(s);
 
     let first = step(gate.check(&mut conn, &request(&c, "a", &inputs)).await.unwrap());
     assert_eq!((first.number, first.of, first.action), (1, 3, Action::Restart));
@@ -154,7 +140,7 @@ async fn a_quiet_container_starts_at_the_bottom_and_a_ladder_without_stop_opens_
     let s = settings("restart,recreate");
     let gate = Gate::new(s);
     // Quiet after one second (what remains of a zero cooldown plus the quiet period).
-    let quick = GateInputs { ladder_seconds: 1, ..inputs(s) };
+    let quick = GateInputs { ladder_seconds: 1, ..plain(s) };
 
     assert_eq!(step(gate.check(&mut conn, &request(&c, "a", &quick)).await.unwrap()).number, 1);
     reported(&mut conn, &c, "a", "success").await;
@@ -162,7 +148,7 @@ async fn a_quiet_container_starts_at_the_bottom_and_a_ladder_without_stop_opens_
     let again = step(gate.check(&mut conn, &request(&c, "b", &quick)).await.unwrap());
     assert_eq!((again.number, again.action), (1, Action::Restart), "quiet: the bottom again");
 
-    let inputs = inputs(s);
+    let inputs = plain(s);
     reported(&mut conn, &c, "b", "success").await;
     let second = step(gate.check(&mut conn, &request(&c, "c", &inputs)).await.unwrap());
     assert!(second.text.ends_with("did not hold (it was verified, then failed again)"), "{}", second.text);
@@ -192,10 +178,10 @@ async fn off_by_default_and_a_brake_undoes_the_step() {
     let server = RedisServer::start().await;
     let mut conn = server.connection().await;
     // The fleet's default: no ladder, today's gate.
-    let plain = GateSettings { cooldown_seconds: 0, max_per_hour: 1, ..GateSettings::default() };
+    let unladdered = GateSettings { cooldown_seconds: 0, max_per_hour: 1, ..GateSettings::default() };
     let c = ContainerRef::new("h1", "db");
-    let gate = Gate::new(plain);
-    let inputs0 = inputs(plain);
+    let gate = Gate::new(unladdered);
+    let inputs0 = plain(unladdered);
     assert_eq!(gate.check(&mut conn, &request(&c, "a", &inputs0)).await.unwrap(), GateDecision::Allowed { count: 1 });
     assert!(matches!(
         gate.check(&mut conn, &request(&c, "b", &inputs0)).await.unwrap(),
@@ -206,7 +192,7 @@ async fn off_by_default_and_a_brake_undoes_the_step() {
     // The brake refuses a second host's step: its ladder stays where it was.
     let s = settings("restart,recreate,stop");
     let gate = Gate::new(s).with_brake(FleetBrake { hosts: 1, window_seconds: 600 });
-    let inputs = inputs(s);
+    let inputs = plain(s);
     let (a, b) = (ContainerRef::new("h1", "api"), ContainerRef::new("h2", "api"));
     let on = |c, id| GateRequest { image: Some("shop/api:2"), ..request(c, id, &inputs) };
     assert_eq!(step(gate.check(&mut conn, &on(&a, "a1")).await.unwrap()).number, 1);
@@ -228,7 +214,7 @@ async fn concurrent_requests_take_one_step() {
     let c = ContainerRef::new("h1", "web");
     let s = settings("restart,recreate,stop");
     let gate = Gate::new(s);
-    let inputs = inputs(s);
+    let inputs = plain(s);
     let mut conn = server.connection().await;
     assert_eq!(step(gate.check(&mut conn, &request(&c, "first", &inputs)).await.unwrap()).number, 1);
     reported(&mut conn, &c, "first", "failed").await;
