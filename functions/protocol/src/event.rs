@@ -265,6 +265,35 @@ pub struct RemediationComplete {
     pub context: IncidentContext,
 }
 
+impl RemediationComplete {
+    /// The report of a request that ends without a command (the gate
+    /// refused it, a person denied it, its approval timed out): rejected,
+    /// with `reason` and `details`, carrying the request's own context.
+    pub fn refused(needed: &RemediationNeeded, host: &str, reason: String, details: Option<String>) -> Self {
+        RemediationComplete {
+            container: needed.container.clone(),
+            action: needed.action,
+            result: RemediationResult {
+                status: RemediationStatus::Rejected,
+                action: needed.action,
+                container: needed.container.clone(),
+                error: None,
+                reason: Some(reason),
+                details,
+                duration_ms: None,
+                verified: None,
+                dependents: Vec::new(),
+            },
+            host: host.to_owned(),
+            command_id: None,
+            dry_run: false,
+            confidence: Some(needed.confidence),
+            reason: Some(needed.reason.clone()),
+            context: needed.context.clone(),
+        }
+    }
+}
+
 /// `data` of a `false_alarm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FalseAlarm {

@@ -7,10 +7,7 @@ use hemostat_protocol::{
     Action, Command, ContainerRef, Envelope, EventKind, Publisher,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
-    event::{
-        IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus, Severity,
-        SystemAlert,
-    },
+    event::{IncidentContext, RemediationComplete, RemediationNeeded, Severity, SystemAlert},
     gate::{Asked, Belief, GateDecision, GateRequest},
     policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{self, Silence, Subject},
@@ -322,27 +319,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         details: Option<String>,
         image: Option<&str>,
     ) -> Result<(), hemostat_protocol::ProtocolError> {
-        let complete = RemediationComplete {
-            container: needed.container.clone(),
-            action: needed.action,
-            result: RemediationResult {
-                status: RemediationStatus::Rejected,
-                action: needed.action,
-                container: needed.container.clone(),
-                error: None,
-                reason: Some(reason.to_owned()),
-                details,
-                duration_ms: None,
-                verified: None,
-                dependents: Vec::new(),
-            },
-            host: host.to_owned(),
-            command_id: None,
-            dry_run: self.config.dry_run,
-            confidence: Some(needed.confidence),
-            reason: Some(needed.reason.clone()),
-            context: IncidentContext { image: image.map(str::to_owned), ..needed.context.clone() },
-        };
+        let mut complete = RemediationComplete::refused(needed, host, reason.to_owned(), details);
+        complete.dry_run = self.config.dry_run;
+        complete.context.image = image.map(str::to_owned);
         let env = Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &complete)?;
         self.publisher.publish(&env).await.map(|_| ())
     }
@@ -380,6 +359,7 @@ mod tests {
         approval::{Answer, Approval, Parked, Refusal},
         batch::BatchRecord,
         command::SignedCommand,
+        event::RemediationStatus,
         facts::{Facts, Observed},
         gate::{GateInputs, Preview},
         silence::TargetKind,

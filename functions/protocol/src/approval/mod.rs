@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Action, ContainerRef, ProtocolError,
     audit::{AuditRequest, Verdict},
-    event::{IncidentContext, RemediationComplete, RemediationNeeded, RemediationResult, RemediationStatus},
+    event::{IncidentContext, RemediationComplete, RemediationNeeded},
     keys,
 };
 
@@ -193,28 +193,14 @@ impl Approval {
     /// expired): a rejected `remediation_complete`, so the alert function
     /// notifies as for any refusal.
     pub fn report(&self, reason: String) -> RemediationComplete {
-        let needed = &self.request;
-        RemediationComplete {
-            container: needed.container.clone(),
-            action: needed.action,
-            result: RemediationResult {
-                status: RemediationStatus::Rejected,
-                action: needed.action,
-                container: needed.container.clone(),
-                error: None,
-                reason: Some(reason),
-                details: Some(format!("approval {}", self.id)),
-                duration_ms: None,
-                verified: None,
-                dependents: Vec::new(),
-            },
-            host: self.container.host.clone(),
-            command_id: None,
-            dry_run: false,
-            confidence: Some(needed.confidence),
-            reason: Some(needed.reason.clone()),
-            context: IncidentContext { approval: Some(self.id.clone()), ..needed.context.clone() },
-        }
+        let mut report = RemediationComplete::refused(
+            &self.request,
+            &self.container.host,
+            reason,
+            Some(format!("approval {}", self.id)),
+        );
+        report.context.approval = Some(self.id.clone());
+        report
     }
 
     /// The request that asks the responder to execute it once approved:
