@@ -44,11 +44,22 @@ fn refused(url: &str, args: &[&str], needle: &str) {
 /// The bridge and the functions, with `env` for them, and what a collector
 /// on [`HOST`] reports of `containers` (each with its labels' policy).
 async fn functions(redis: &RedisServer, env: &[(&str, &str)], containers: &[(&str, Policy)]) -> (Process, Process) {
+    functions_with(redis, &[], env, containers).await
+}
+
+/// [`functions`], with more arguments for the emulator.
+async fn functions_with(
+    redis: &RedisServer,
+    args: &[&str],
+    env: &[(&str, &str)],
+    containers: &[(&str, Policy)],
+) -> (Process, Process) {
     let url = redis.url();
     let template = workspace_root().join("template.yaml");
     let (emulator, endpoint) = start_emulator(|b| {
         let mut b = b
             .args(["--template", template.to_str().unwrap()])
+            .args(args)
             .env("REDIS_URL", &url)
             .env("HEMOSTAT_COMMAND_SIGNING_KEY", &hemostat_e2e::test_keys().private)
             .env("RUST_LOG", "info");
@@ -337,4 +348,32 @@ async fn unanswered_by_its_deadline_it_is_only_notified() {
     let left: usize = c.zcard(keys::APPROVALS).await.unwrap();
     assert_eq!(left, 0);
     assert!(commands(&conn).await.iter().all(|c| c.container != "cache"), "nothing runs unanswered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responders_schedule_expires_it_on_time_without_another_request() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let all = Policy { approve: Some("all".into()), ..Policy::default() };
+    // The template's rate(1 minute), every second here.
+    let (_emulator, _bridge) = functions_with(
+        &redis,
+        &["--schedule-interval", "hemostat-responder=1s"],
+        &[("RESPONDER_APPROVAL_TIMEOUT_SECONDS", "2")],
+        &[("cache", all)],
+    )
+    .await;
+    let conn = redis.connection().await;
+
+    ask(&conn, &needed("cache", Action::Restart, "exit 137")).await;
+    let id = pending_of(&url, "cache").await["id"].as_str().unwrap().to_owned();
+    // No request follows: the schedule alone reports it, within a few ticks
+    // of its deadline.
+    let report = outcome_of(&conn, "cache", RemediationStatus::Rejected).await;
+    assert_eq!(report.result.reason.as_deref(), Some("approval timed out: notified only"));
+    assert_eq!(report.context.approval.as_deref(), Some(id.as_str()));
+    let trail = verdicts(&conn, "cache").await;
+    assert_eq!(trail.last().map(|(v, _)| *v), Some(Verdict::ApprovalExpired), "{trail:?}");
+    refused(&url, &["approve", &id], "deadline passed");
+    assert!(commands(&conn).await.is_empty(), "nothing runs unanswered");
 }

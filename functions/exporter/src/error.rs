@@ -17,8 +17,4 @@ pub enum ExporterError {
     /// The EMF documents could not be written to standard output.
     #[error("cloudwatch: {0}")]
     CloudWatch(String),
-    /// An invocation whose payload is none of the three shapes the exporter
-    /// serves (bridge batch, function URL request, scheduled event).
-    #[error("unsupported invocation: {0}")]
-    UnsupportedEvent(String),
 }

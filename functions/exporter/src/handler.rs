@@ -3,6 +3,7 @@
 use hemostat_protocol::{
     Publisher,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
+    invocation::{Invocation, ScheduledEvent, classify},
     keys as protocol_keys,
 };
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
@@ -14,7 +15,6 @@ use crate::{
     collectors::{self, CollectorStatus},
     config::Config,
     deadman::{self, DeadMan},
-    dispatch::{Invocation, ScheduledEvent, classify},
     error::ExporterError,
     events, exposition,
     http::{self, Route},

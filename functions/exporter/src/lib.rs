@@ -8,13 +8,13 @@
 //! adds gauges read fresh from Redis (collector liveness, per-container
 //! stats), and renders the Prometheus text format.
 //!
-//! One binary serves three kinds of invocation (see `dispatch`): a batch
+//! One binary serves three kinds of invocation (told apart by the protocol's
+//! `invocation`): a batch
 //! of events from the bridge, an HTTP request through the function URL
 //! (`GET /metrics`), and the EventBridge schedule (collector check and
 //! CloudWatch gauges).
 //!
 //! Module map:
-//! - `dispatch`: tells the three invocation shapes apart.
 //! - `handler`: the Lambda handler, generic over the publisher and the
 //!   CloudWatch sink so it can be driven in tests.
 //! - [`metrics`]: the metric families (names, types, help, buckets,
@@ -39,7 +39,6 @@ mod cloudwatch;
 mod collectors;
 mod config;
 mod deadman;
-mod dispatch;
 mod error;
 mod events;
 mod exposition;

@@ -42,6 +42,9 @@ pub enum ProtocolError {
     /// or it was dropped): publishing it again cannot help.
     #[error("event not delivered: {0}")]
     Undelivered(String),
+    /// A function was invoked with a payload of no shape it takes.
+    #[error("unsupported invocation: {0}")]
+    UnsupportedInvocation(String),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -7,9 +7,11 @@ use crate::connection::Connection;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use crate::{
+    ProtocolError,
     batch::{BatchEvent, BatchResponse},
     config::{self, process_env, redis_url},
     connection::{connect, redact},
+    invocation::{Invocation, ScheduledEvent, classify},
     stored_secret, telemetry,
 };
 
@@ -40,6 +42,32 @@ where
     let handle = &handle;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<BatchEvent>| async move {
         Ok::<_, Error>(handle(event.payload).await)
+    }))
+    .await
+}
+
+/// Serves batches and the function's own schedule (an EventBridge rule in
+/// template.yaml): work that must happen on time whether or not events
+/// arrive. Any other payload fails its invocation with a clear error.
+pub async fn serve_scheduled<F, Fut, G, GFut>(handle: F, tick: G) -> Result<(), Error>
+where
+    F: Fn(BatchEvent) -> Fut,
+    Fut: Future<Output = BatchResponse>,
+    G: Fn(ScheduledEvent) -> GFut,
+    GFut: Future<Output = Result<serde_json::Value, ProtocolError>>,
+{
+    let (handle, tick) = (&handle, &tick);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let answer = match classify(event.payload)? {
+            Invocation::Batch(batch) => serde_json::to_value(handle(batch).await)?,
+            Invocation::Schedule(event) => tick(event).await?,
+            Invocation::Http(_) => {
+                return Err(Error::from(ProtocolError::UnsupportedInvocation(
+                    "this function has no function URL: expected a Records batch or its scheduled event".into(),
+                )));
+            }
+        };
+        Ok::<_, Error>(answer)
     }))
     .await
 }

@@ -42,6 +42,8 @@
 //! - [`backoff`]: exponential backoff with jitter, for every retry loop.
 //! - [`batch`]: the SQS-like batch the bridge hands to a function, and the
 //!   partial-failure answer a function gives back.
+//! - [`invocation`]: what a function is invoked with (a batch, a function
+//!   URL request, its schedule), told apart by shape.
 //! - [`publisher`]: publish = pub/sub channel + durable stream, atomically.
 //! - [`routes`]: which function consumes which stream (bridge, cloud).
 //! - [`retry_after`]: an HTTP server's `Retry-After`, for every HTTP client.
@@ -82,6 +84,7 @@ pub mod facts;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod gate;
+pub mod invocation;
 pub mod keys;
 pub mod liveness;
 pub mod maintenance;

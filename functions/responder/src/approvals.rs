@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use hemostat_protocol::{
     Action, ContainerRef, Envelope, EventKind, ProtocolError, Publisher,
-    approval::{self, Answer, Parked, Refusal, State},
+    approval::{self, Answer, Parked, Refusal, Rule, State},
     envelope::agent,
     event::{RemediationNeeded, Severity, SystemAlert},
     gate::{GateDecision, GateInputs},
@@ -19,39 +19,69 @@ use hemostat_protocol::{
 
 use crate::{Config, store::Store};
 
-/// Whether `action` on a container with `policy` waits for a yes: the
-/// responder's setting or the container's `hemostat.approve` says so.
-pub fn required(config: &Config, policy: &Policy, action: Action) -> bool {
-    config.approve.union(&policy.approval_rule()).requires(action)
+/// The actions that wait for a yes on a container with `policy`: the
+/// responder's setting and the container's `hemostat.approve` together.
+pub fn rule(config: &Config, policy: &Policy) -> Rule {
+    config.approve.union(&policy.approval_rule())
 }
 
-/// Parks `request` when the gate would allow it now, and asks (a
-/// `system_alert` `approval_requested` through the alert function).
-/// `false` when the gate would refuse: the caller lets the gate refuse it
-/// (audited and reported as any refusal), with nothing to ask.
+/// What the gate would do with `request` now, as far as approvals care:
+/// the action it would take (an escalation ladder's step in place of a
+/// restart) and the step's text; `None` when it would refuse or wait.
+async fn would_take<S: Store>(
+    store: &S,
+    container: &ContainerRef,
+    request: &RemediationNeeded,
+    inputs: &GateInputs,
+) -> Result<Option<(Action, Option<String>)>, ProtocolError> {
+    let preview = store.preview(container, inputs).await?;
+    Ok(match preview.decision {
+        GateDecision::Allowed { .. } => Some((request.action, None)),
+        // The preview plans the ladder as for a restart; only a restart or
+        // a recreate climbs it.
+        GateDecision::Escalated { step, .. } if matches!(request.action, Action::Restart | Action::Recreate) => {
+            Some((step.action, Some(step.text)))
+        }
+        GateDecision::Escalated { .. } => Some((request.action, None)),
+        _ => None,
+    })
+}
+
+/// Parks `request` when the gate would take an action `rule` names (the
+/// ladder's step, when it would climb one: a stop the ladder reaches
+/// waits for its own yes), and asks (a `system_alert`
+/// `approval_requested` through the alert function). `false` when the
+/// gate would refuse or wait, or would take an action needing no yes: the
+/// caller lets the gate decide (audited and reported as any decision).
 pub async fn park<S: Store, P: Publisher>(
     config: &Config,
     store: &S,
     publisher: &P,
+    rule: &Rule,
     container: &ContainerRef,
     request: &RemediationNeeded,
     inputs: &GateInputs,
 ) -> Result<bool, ProtocolError> {
-    let preview = store.preview(container, inputs).await?;
-    if !matches!(preview.decision, GateDecision::Allowed { .. }) {
+    let Some((action, step)) = would_take(store, container, request, inputs).await? else { return Ok(false) };
+    if !rule.requires(action) {
         return Ok(false);
     }
-    match store.park(container, request, config.approval_timeout).await? {
+    // The action approved is the one the gate would take; taken later, the
+    // gate climbs from the same rung (unless the ladder moved meanwhile,
+    // see [`moved_on`]).
+    let request = RemediationNeeded { action, ..request.clone() };
+    match store.park(container, &request, config.approval_timeout).await? {
         Parked::New { id, deadline_ms } => {
             let deadline = time(deadline_ms);
             tracing::info!(container = %container, action = %request.action, approval = %id, %deadline,
                 "action parked: waiting for approval");
+            let step = step.map(|s| format!(", {s}")).unwrap_or_default();
             let alert = SystemAlert {
                 kind: SystemAlert::APPROVAL_REQUESTED.into(),
                 severity: Severity::High,
                 host: container.host.clone(),
                 message: format!(
-                    "{container}: {action} waits for a yes ({reason}). Approval {id}, until {deadline}: \
+                    "{container}: {action} waits for a yes ({reason}{step}). Approval {id}, until {deadline}: \
                      `hemostat approve {id}` or `hemostat deny {id} --reason ...`; unanswered, it is only notified.",
                     action = request.action,
                     reason = request.reason,
@@ -69,6 +99,26 @@ pub async fn park<S: Store, P: Publisher>(
         }
     }
     Ok(true)
+}
+
+/// For an approved `request` about to be taken: why it must not be, when
+/// the escalation ladder moved on while it waited and would now take
+/// another action that needs its own yes (a restart approved an hour ago
+/// never becomes an unapproved stop).
+pub async fn moved_on<S: Store>(
+    store: &S,
+    rule: &Rule,
+    container: &ContainerRef,
+    request: &RemediationNeeded,
+    inputs: &GateInputs,
+) -> Result<Option<String>, ProtocolError> {
+    Ok(match would_take(store, container, request, inputs).await? {
+        Some((action, Some(step))) if action != request.action && rule.requires(action) => Some(format!(
+            "the escalation ladder moved on while the approval of a {} waited: it would now take {step}, which needs a yes of its own",
+            request.action
+        )),
+        _ => None,
+    })
 }
 
 /// For a request naming approval `id`: the request its record holds, when

@@ -9,6 +9,7 @@ use hemostat_protocol::{
     envelope::agent,
     event::{IncidentContext, RemediationComplete, RemediationNeeded, Severity, SystemAlert},
     gate::{Asked, Belief, GateDecision, GateRequest},
+    invocation::ScheduledEvent,
     policy::{ActionPolicy, LABEL_ACTION, Policy},
     silence::{self, Silence, Subject},
 };
@@ -32,6 +33,16 @@ impl<S: Store, P: Publisher> Responder<S, P> {
 
     pub fn publisher(&self) -> &P {
         &self.publisher
+    }
+
+    /// The responder's schedule (every minute): approvals past their
+    /// deadline fall back to a notification on time, even when no request
+    /// arrives to run a batch. A failure fails the invocation; the next
+    /// tick (or batch) tries again.
+    pub async fn tick(&self, event: ScheduledEvent) -> Result<serde_json::Value, hemostat_protocol::ProtocolError> {
+        let expired = approvals::expire_due(&self.store, &self.publisher).await?;
+        tracing::debug!(at = %event.time, expired, "schedule");
+        Ok(serde_json::json!({ "approvals_expired": expired }))
     }
 
     pub async fn handle(&self, event: BatchEvent) -> BatchResponse {
@@ -132,7 +143,8 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             }
             None => needed,
         };
-        if approval.is_none() && approvals::required(&self.config, &policy, needed.action) {
+        let rule = approvals::rule(&self.config, &policy);
+        if approval.is_none() && !rule.is_empty() {
             // Parked as the gate judged it: this container (its id now), its image.
             let parked = RemediationNeeded {
                 host: container.host.clone(),
@@ -140,9 +152,18 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 context: IncidentContext { image: image.clone(), ..needed.context.clone() },
                 ..needed.clone()
             };
-            if approvals::park(&self.config, &self.store, &self.publisher, &container, &parked, &inputs).await? {
+            if approvals::park(&self.config, &self.store, &self.publisher, &rule, &container, &parked, &inputs).await? {
                 return Ok(Wait::No);
             }
+        }
+        if let Some(id) = approval
+            && let Some(reason) = approvals::moved_on(&self.store, &rule, &container, needed, &inputs).await?
+        {
+            tracing::warn!(container = %container, approval = %id, %reason, "approved action not taken");
+            let details = Some(format!("approval {id}"));
+            self.refuse(needed, &container.host, &reason, details, image.as_deref()).await?;
+            approvals::taken(&self.store, id).await?;
+            return Ok(Wait::No);
         }
         // Derived from the request itself (or the approval), so a
         // redelivered request maps to the same command and is neither
@@ -382,6 +403,8 @@ mod tests {
         decision: Option<GateDecision>,
         /// Requests waiting for a yes, by approval id.
         parked: Mutex<Vec<(String, RemediationNeeded)>>,
+        /// Approval records, by id.
+        approvals: Vec<Approval>,
     }
 
     impl Default for FakeStore {
@@ -396,6 +419,7 @@ mod tests {
                 unattested: false,
                 decision: None,
                 parked: Mutex::default(),
+                approvals: Vec::new(),
             }
         }
     }
@@ -445,9 +469,10 @@ mod tests {
             Ok("1-0".into())
         }
         async fn preview(&self, _c: &ContainerRef, inputs: &GateInputs) -> Result<Preview, ProtocolError> {
-            let decision = match &inputs.refusal {
-                Some(reason) => GateDecision::Refused { reason: reason.clone() },
-                None => GateDecision::Allowed { count: 1 },
+            let decision = match (&inputs.refusal, &self.decision) {
+                (Some(reason), _) => GateDecision::Refused { reason: reason.clone() },
+                (None, Some(decision)) => decision.clone(),
+                (None, None) => GateDecision::Allowed { count: 1 },
             };
             Ok(Preview { decision, actions_last_hour: 0, cooldown_left_ms: 0 })
         }
@@ -465,8 +490,8 @@ mod tests {
             parked.push((id.clone(), request.clone()));
             Ok(Parked::New { id, deadline_ms: 1 })
         }
-        async fn approval(&self, _id: &str) -> Result<Option<Approval>, ProtocolError> {
-            Ok(None)
+        async fn approval(&self, id: &str) -> Result<Option<Approval>, ProtocolError> {
+            Ok(self.approvals.iter().find(|a| a.id == id).cloned())
         }
         async fn answer(&self, _id: &str, _a: &Answer) -> Result<Result<Approval, Refusal>, ProtocolError> {
             Ok(Err(Refusal::Unknown))
@@ -811,6 +836,77 @@ mod tests {
         );
         r.handle(batch::event(vec![record])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty() && r.publisher.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ladder_step_waits_for_the_yes_its_own_action_needs() {
+        // Stops need a yes; the ladder's third step is a stop: parked as a
+        // stop (not the restart asked for), the step named in the question.
+        let mut r = responder(vec![]);
+        r.store.observed().policy = Policy { approve: Some("stop".into()), ..Policy::default() };
+        r.store.decision = Some(escalated(Action::Stop, 3));
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        let parked = r.store.parked.lock().unwrap().clone();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].1.action, Action::Stop);
+        let asked: SystemAlert = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert!(asked.message.contains("h1/web: stop waits for a yes"), "{}", asked.message);
+        assert!(asked.message.contains("escalation step 3/3"), "{}", asked.message);
+
+        // Restarts need one, the ladder's recreate does not: taken.
+        let mut r = responder(vec![]);
+        r.config.approve = hemostat_protocol::approval::Rule::parse("restart").unwrap();
+        r.store.decision = Some(escalated(Action::Recreate, 2));
+        r.handle(batch::event(vec![needed("t1", "h1")])).await;
+        assert!(r.store.parked.lock().unwrap().is_empty());
+        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
+        assert_eq!(cmd.action, Action::Recreate);
+    }
+
+    #[tokio::test]
+    async fn an_approved_restart_never_becomes_an_unapproved_stop() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let request: RemediationNeeded = serde_json::from_str(
+            r#"{"container":"web","host":"h1","action":"restart","reason":"exit 1","confidence":0.9}"#,
+        )
+        .unwrap();
+        let approved = Approval {
+            id: id.into(),
+            container: ContainerRef::new("h1", "web"),
+            action: Action::Restart,
+            state: hemostat_protocol::approval::State::Approved,
+            request,
+            requested_at_ms: 1,
+            deadline_ms: 2,
+            by: Some("cli:alice".into()),
+            answered_at_ms: Some(1),
+            note: None,
+        };
+        let named = || {
+            let mut record = needed("t1", "h1");
+            record.body = Some(
+                batch::body(&record).replace(r#""confidence":0.9"#, &format!(r#""confidence":0.9,"approval":"{id}""#)),
+            );
+            record
+        };
+        // While it waited, the ladder climbed to its stop, which needs a yes too.
+        let mut r = responder(vec![]);
+        r.config.approve = hemostat_protocol::approval::Rule::parse("restart,stop").unwrap();
+        r.store.approvals = vec![approved.clone()];
+        r.store.decision = Some(escalated(Action::Stop, 3));
+        r.handle(batch::event(vec![named()])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert!(refusal(&r).starts_with("the escalation ladder moved on while the approval of a restart waited"));
+        assert!(r.store.parked.lock().unwrap().is_empty(), "an approved request is never parked again");
+
+        // Unmoved: the approved restart is taken, by the approval's command id.
+        let mut r = responder(vec![]);
+        r.config.approve = hemostat_protocol::approval::Rule::parse("restart,stop").unwrap();
+        r.store.approvals = vec![approved];
+        r.handle(batch::event(vec![named()])).await;
+        let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
+        assert_eq!((cmd.action, cmd.id.as_str()), (Action::Restart, approvals::command_id(id).as_str()));
     }
 
     #[tokio::test]

@@ -13,5 +13,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::info!(?config, "responder starting");
     let store = RedisStore::new(conn.clone(), config.gate());
     let responder = Responder::new(config, store, RedisPublisher::new(conn));
-    function::serve(|batch| responder.handle(batch)).await
+    function::serve_scheduled(|batch| responder.handle(batch), |tick| responder.tick(tick)).await
 }

@@ -1,4 +1,6 @@
-//! One binary, three kinds of invocation, told apart by their shape:
+//! What a function binary is invoked with, told apart by its shape (one
+//! binary may take several: the exporter takes all three, the responder
+//! batches and its schedule):
 //!
 //! - a bridge batch: `{"Records": [...]}` (the SQS-like batch);
 //! - an HTTP request through the function URL: API Gateway v2 (payload
@@ -11,14 +13,13 @@
 //! clear error for anything else, where an untagged enum would only say
 //! that no variant matched.
 
-use hemostat_protocol::batch::BatchEvent;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ExporterError;
+use crate::{batch::BatchEvent, error::ProtocolError};
 
-/// The fields of an EventBridge scheduled event the exporter uses.
+/// The fields of an EventBridge scheduled event a function uses.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ScheduledEvent {
     #[serde(default)]
@@ -49,18 +50,18 @@ impl Invocation {
 }
 
 /// Which of the three shapes `payload` is, decoded.
-pub fn classify(payload: Value) -> Result<Invocation, ExporterError> {
+pub fn classify(payload: Value) -> Result<Invocation, ProtocolError> {
     let Some(obj) = payload.as_object() else {
-        return Err(ExporterError::UnsupportedEvent("the payload is not a JSON object".into()));
+        return Err(ProtocolError::UnsupportedInvocation("the payload is not a JSON object".into()));
     };
     if obj.contains_key("Records") {
         return serde_json::from_value(payload)
             .map(Invocation::Batch)
-            .map_err(|e| ExporterError::UnsupportedEvent(format!("a Records batch that does not decode: {e}")));
+            .map_err(|e| ProtocolError::UnsupportedInvocation(format!("a Records batch that does not decode: {e}")));
     }
     if obj.get("requestContext").and_then(|c| c.get("http")).is_some() {
         return serde_json::from_value(payload).map(|r| Invocation::Http(Box::new(r))).map_err(|e| {
-            ExporterError::UnsupportedEvent(format!("an API Gateway v2 request that does not decode: {e}"))
+            ProtocolError::UnsupportedInvocation(format!("an API Gateway v2 request that does not decode: {e}"))
         });
     }
     let source = obj.get("source").and_then(Value::as_str);
@@ -68,11 +69,11 @@ pub fn classify(payload: Value) -> Result<Invocation, ExporterError> {
     if source == Some("aws.events") && detail_type == Some("Scheduled Event") {
         return serde_json::from_value(payload)
             .map(Invocation::Schedule)
-            .map_err(|e| ExporterError::UnsupportedEvent(format!("a scheduled event that does not decode: {e}")));
+            .map_err(|e| ProtocolError::UnsupportedInvocation(format!("a scheduled event that does not decode: {e}")));
     }
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(8).collect();
     keys.sort_unstable();
-    Err(ExporterError::UnsupportedEvent(format!(
+    Err(ProtocolError::UnsupportedInvocation(format!(
         "expected a Records batch, an API Gateway v2 request or an EventBridge Scheduled Event; got an object with keys {keys:?}"
     )))
 }
@@ -111,7 +112,7 @@ mod tests {
         match classify(serde_json::from_str(HTTP).unwrap()).unwrap() {
             Invocation::Http(r) => {
                 assert_eq!(r.raw_path.as_deref(), Some("/metrics"));
-                assert_eq!(r.request_context.http.method, http::Method::GET);
+                assert_eq!(r.request_context.http.method.as_str(), "GET");
                 assert_eq!(r.headers.get("user-agent").unwrap(), "Prometheus/2.42.0");
             }
             other => panic!("{other:?}"),
