@@ -902,3 +902,43 @@ async fn a_dependent_compose_recreates_itself_after_its_parent_is_left_to_compos
     let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
     assert!(reports.is_empty(), "{reports:?}");
 }
+
+/// A container that claims, by compose's label, to have replaced a removed
+/// parent it was never named after (any image or `docker run` can set a
+/// label) does not get that parent's dependents: the engine said what the
+/// removed container was called, and that decides. The parent's real
+/// successor does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_claiming_by_label_to_replace_another_parent_gets_none_of_its_dependents() {
+    let env = start().await;
+    let docker = docker().await;
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let (name, claimant) = (format!("hemostat-e2e-vpn-{suffix}"), format!("hemostat-e2e-evil-{suffix}"));
+    let _cleanup = RemoveByName(vec![name.clone(), claimant.clone()]);
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    let app = Dependent::start(parent.id(), &env.test).await;
+    let old = parent.id().to_owned();
+
+    parent.remove().await;
+    let evil = running(
+        ContainerSpec::shell(SERVER)
+            .name(&claimant)
+            .label("com.docker.compose.replace", old.clone())
+            .label("com.docker.compose.project", "media"),
+    )
+    .await;
+    // Past compose's head start (10 s): the dependent was not moved into it.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(kept(&docker, &app.name).await.0, app.id, "{}", env.collector.log_tail(30));
+    assert_eq!(network_mode_of(&docker, &app.name).await, format!("container:{old}"));
+    let mut conn = env.conn.clone();
+    let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
+    assert!(reports.is_empty(), "{reports:?}");
+
+    // The real successor, under the removed container's name, gets it.
+    let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
+    let done = env.recovery(&app.name).await;
+    assert_eq!((done.action, done.result.status), (Action::Recreate, RemediationStatus::Success), "{done:?}");
+    assert_eq!(network_mode_of(&docker, &app.name).await, format!("container:{}", parent.id()));
+    assert_ne!(netns(&docker, &kept(&docker, &app.name).await.0).await, netns(&docker, evil.id()).await);
+}

@@ -65,6 +65,9 @@ pub struct Recovery {
 /// Compose's label on a container that replaced another: the old one's id.
 const COMPOSE_REPLACE_LABEL: &str = "com.docker.compose.replace";
 
+/// What every label compose sets starts with.
+const COMPOSE_LABEL_PREFIX: &str = "com.docker.compose.";
+
 /// After a parent compose recreated starts, how long its dependents are
 /// left to compose: a `compose up` that recreates them too does so right
 /// after the parent, and racing it would leave two containers fighting
@@ -120,10 +123,7 @@ impl Recovery {
                 continue;
             }
             let labels = c.labels.clone().unwrap_or_default();
-            let tied = self.gone.name_of(old).as_deref() == Some(parent_name)
-                || replace_label.is_some_and(|r| r.len() >= 12 && old.starts_with(r))
-                || compose_follows(&labels, parent_labels);
-            if tied {
+            if tied(old, self.gone.name_of(old).as_deref(), parent_name, replace_label, &labels, parent_labels) {
                 replaced.insert(old.to_owned());
             }
         }
@@ -137,7 +137,7 @@ impl Recovery {
             Ok(p) if docker::is_running(&p) => p,
             _ => return,
         };
-        let labels = docker::labels(&parent);
+        let labels = self.compose_said(&parent).await;
         let by_compose = labels.contains_key(COMPOSE_REPLACE_LABEL);
         // A list of every container only where a recreate can have been:
         // a container of this name was removed, or compose made this one
@@ -187,6 +187,29 @@ impl Recovery {
                 self.report(reason.clone(), started, dependent_result(r), image);
             }
         }
+    }
+
+    /// The parent's labels, less the compose labels its image carries: a
+    /// label an image was built with is its author's word, not compose's
+    /// (any image may say it is project `media`, service `vpn`), and must
+    /// not pull another container's dependents into its namespace.
+    async fn compose_said(&self, parent: &bollard::models::ContainerInspectResponse) -> HashMap<String, String> {
+        let mut labels = docker::labels(parent);
+        if !labels.keys().any(|k| k.starts_with(COMPOSE_LABEL_PREFIX)) {
+            return labels;
+        }
+        let Some(image) = parent.image.as_deref() else { return labels };
+        let baked = match self.docker.inspect_image(image).await {
+            Ok(i) => i.config.and_then(|c| c.labels).unwrap_or_default(),
+            Err(e) => {
+                // Unknown: the compose labels cannot be told from the image's.
+                tracing::warn!(image, error = %docker::error_text(&e.into()), "could not inspect the parent's image; its compose labels are not trusted");
+                labels.retain(|k, _| !k.starts_with(COMPOSE_LABEL_PREFIX));
+                return labels;
+            }
+        };
+        labels.retain(|k, v| !(k.starts_with(COMPOSE_LABEL_PREFIX) && baked.get(k) == Some(v)));
+        labels
     }
 
     async fn recover(&self, parent_id: &str, parent_name: &str) {
@@ -334,6 +357,36 @@ fn dependent_result(r: DependentResult) -> RemediationResult {
     }
 }
 
+/// Whether the removed container `old` (named `old_name`, when the engine's
+/// `destroy` event was seen) was the one `parent_name` replaced, so that a
+/// dependent (its `labels`) joining `old` joins the parent now. A name on
+/// record decides: the parent's own name, or compose's temporary name for
+/// it (`<12 hex digits>_<name>`: compose renames the old container aside
+/// before it creates the new one); any other name refutes whatever labels
+/// claim. Without one, compose's word: the parent's replace label naming
+/// `old`, or the dependent following the parent's service, either within
+/// one compose project.
+fn tied(
+    old: &str,
+    old_name: Option<&str>,
+    parent_name: &str,
+    replace_label: Option<&str>,
+    labels: &HashMap<String, String>,
+    parent_labels: &HashMap<String, String>,
+) -> bool {
+    if let Some(name) = old_name {
+        let aside = name
+            .split_once('_')
+            .filter(|(prefix, _)| prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|(_, rest)| rest);
+        return name == parent_name || aside == Some(parent_name);
+    }
+    let same_project =
+        parent_labels.get(COMPOSE_PROJECT_LABEL).is_some_and(|p| labels.get(COMPOSE_PROJECT_LABEL) == Some(p));
+    (same_project && replace_label.is_some_and(|r| r.len() >= 12 && old.starts_with(r)))
+        || compose_follows(labels, parent_labels)
+}
+
 /// Whether a compose container (its labels) depends on the parent's
 /// service in the same project: compose records `network_mode:
 /// service:<parent>` as such a dependency.
@@ -365,5 +418,29 @@ mod tests {
             labels(&[(COMPOSE_PROJECT_LABEL, "media"), (COMPOSE_DEPENDS_ON_LABEL, "vpnx:service_started:false")]);
         assert!(!compose_follows(&unrelated, &vpn));
         assert!(!compose_follows(&app, &labels(&[])), "a parent outside compose");
+    }
+
+    #[test]
+    fn a_name_on_record_decides_and_labels_tie_only_within_one_project() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let old = "0123456789ab".to_owned() + &"c".repeat(52);
+        let none = labels(&[]);
+        // Removed under the parent's name, or compose's name for it aside.
+        assert!(tied(&old, Some("vpn"), "vpn", None, &none, &none));
+        assert!(tied(&old, Some("0123456789ab_vpn"), "vpn", None, &none, &none));
+        assert!(!tied(&old, Some("0123456789ab_vpnx"), "vpn", None, &none, &none));
+        // Another name on record refutes what any label claims.
+        let media = labels(&[(COMPOSE_PROJECT_LABEL, "media"), (COMPOSE_SERVICE_LABEL, "vpn")]);
+        let app = labels(&[(COMPOSE_PROJECT_LABEL, "media"), (COMPOSE_DEPENDS_ON_LABEL, "vpn:service_started:false")]);
+        assert!(!tied(&old, Some("bank-vpn"), "evil", Some(&old[..12]), &app, &media));
+        // No name on record: the replace label within one project, or compose's dependency.
+        assert!(tied(&old, None, "vpn", Some(&old[..12]), &app, &media));
+        let stranger = labels(&[(COMPOSE_PROJECT_LABEL, "blog")]);
+        assert!(!tied(&old, None, "vpn", Some(&old[..12]), &stranger, &media), "another project");
+        assert!(!tied(&old, None, "vpn", Some(&old[..12]), &none, &labels(&[])), "no project at all");
+        assert!(!tied(&old, None, "vpn", Some("0123"), &app, &labels(&[(COMPOSE_PROJECT_LABEL, "media")])), "short");
+        assert!(tied(&old, None, "vpn", None, &app, &media), "follows its service");
     }
 }
