@@ -942,3 +942,108 @@ async fn a_container_claiming_by_label_to_replace_another_parent_gets_none_of_it
     assert_eq!(network_mode_of(&docker, &app.name).await, format!("container:{}", parent.id()));
     assert_ne!(netns(&docker, &kept(&docker, &app.name).await.0).await, netns(&docker, evil.id()).await);
 }
+
+/// The id a name points at now, if any container has it.
+async fn id_of(docker: &Docker, name: &str) -> Option<String> {
+    docker.inspect_container(name, None).await.ok().and_then(|c| c.id)
+}
+
+/// A collector killed in the middle of a recreate (`kill -9`: no shutdown,
+/// no rollback) leaves the old container under its aside name. The next
+/// collector puts every such leftover right before it reads a command: a
+/// recreate killed while its new container was being verified keeps the
+/// new one (it runs) and removes the old; one killed before the new one was
+/// made gives the old one its name back; one whose new container was made
+/// and never started removes it and starts the old one again, which the
+/// recreate had stopped. A container whose name only looks aside (not its
+/// own id) is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreate_cut_short_by_a_killed_collector_is_put_right_by_the_next_one() {
+    let mut env = start().await;
+    let docker = docker().await;
+    let rename = |id: String, to: String| {
+        let docker = docker.clone();
+        async move {
+            let to = bollard::query_parameters::RenameContainerOptions { name: to };
+            docker.rename_container(&id, to).await.unwrap();
+        }
+    };
+    // A real kill: a collector with a long verification window, killed
+    // while the new container is verified.
+    env.collector.kill();
+    let slow = start_collector(&env._redis.url(), &env.host, |b| {
+        b.env("HEMOSTAT_STOP_TIMEOUT", "1").env("HEMOSTAT_VERIFY_SECONDS", "30")
+    })
+    .await;
+    let verified = running(ContainerSpec::shell(SERVER)).await;
+    let mut cleanup = vec![verified.name().to_owned()];
+    let cmd = env.command(&verified, Action::Recreate);
+    let sealed = cmd.seal(Some(&test_keys().signing));
+    let _: String = env.conn.xadd(keys::commands(&env.host), "*", &sealed.to_fields()).await.unwrap();
+    let aside = format!("{}-hemostat-replaced-{}", verified.name(), &verified.id()[..12]);
+    let in_verification = wait_for(TIMEOUT, || {
+        let (docker, aside, name, old) = (docker.clone(), aside.clone(), verified.name().to_owned(), verified.id());
+        async move {
+            let new = id_of(&docker, &name).await.filter(|id| id != old)?;
+            id_of(&docker, &aside).await?;
+            let running = docker.inspect_container(&new, None).await.ok()?.state?.running?;
+            running.then_some(new)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the recreate never got to verification; log:\n{}", slow.log_tail(40)));
+    slow.kill();
+
+    // The states the other kills leave, made by hand. Killed after the
+    // rename aside: no container under its name.
+    let renamed = running(ContainerSpec::shell(SERVER)).await;
+    cleanup.push(renamed.name().to_owned());
+    rename(renamed.id().to_owned(), format!("{}-hemostat-replaced-{}", renamed.name(), &renamed.id()[..12])).await;
+    // Killed after the new one was made and the old stopped, before the start.
+    let unstarted = running(ContainerSpec::shell(SERVER)).await;
+    cleanup.push(unstarted.name().to_owned());
+    rename(unstarted.id().to_owned(), format!("{}-hemostat-replaced-{}", unstarted.name(), &unstarted.id()[..12]))
+        .await;
+    let made = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(unstarted.name()).build()),
+            ContainerCreateBody {
+                image: Some(test_image()),
+                cmd: Some(vec!["sh".into(), "-c".into(), SERVER.into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    docker.stop_container(unstarted.id(), None).await.unwrap();
+    // Not a leftover: the name ends in another container's id.
+    let decoy = running(ContainerSpec::shell(SERVER)).await;
+    let decoy_name = format!("{}-hemostat-replaced-ffffffffffff", decoy.name());
+    rename(decoy.id().to_owned(), decoy_name.clone()).await;
+    cleanup.push(decoy_name.clone());
+    let _cleanup = RemoveByName(cleanup);
+
+    env.collector = collector(&env._redis, &env.host).await;
+    // Verified when killed: the new container stays, the old one is gone.
+    assert_eq!(id_of(&docker, verified.name()).await.as_deref(), Some(in_verification.as_str()));
+    assert!(gone(&docker, verified.id()).await, "{}", env.collector.log_tail(30));
+    // Its command was cut short: reported, its outcome unknown.
+    let done = env.complete(|c| c.command_id.as_deref() == Some(cmd.id.as_str())).await.expect("an outcome");
+    assert_eq!(done.result.status, RemediationStatus::Failed, "{done:?}");
+    // Renamed only: its name back, still the same running container.
+    assert_eq!(id_of(&docker, renamed.name()).await.as_deref(), Some(renamed.id()));
+    assert!(renamed.inspect().await.state.unwrap().running.unwrap());
+    // Made and never started: removed, the old one back and running again.
+    assert!(gone(&docker, &made).await);
+    assert_eq!(id_of(&docker, unstarted.name()).await.as_deref(), Some(unstarted.id()));
+    assert!(unstarted.inspect().await.state.unwrap().running.unwrap());
+    for (name, id) in
+        [(verified.name(), verified.id()), (renamed.name(), renamed.id()), (unstarted.name(), unstarted.id())]
+    {
+        assert_eq!(id_of(&docker, &format!("{name}-hemostat-replaced-{}", &id[..12])).await, None);
+    }
+    // The decoy is untouched.
+    assert_eq!(id_of(&docker, &decoy_name).await.as_deref(), Some(decoy.id()));
+}

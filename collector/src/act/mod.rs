@@ -35,6 +35,7 @@ mod report;
 mod target;
 mod verify;
 
+pub use actions::leftovers::put_right as put_right_replacements;
 #[cfg(feature = "fuzzing")]
 pub use admission::{Admission, admit};
 pub use consumer::{BLOCK, Consumer};

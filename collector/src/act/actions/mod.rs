@@ -7,6 +7,7 @@
 //! - `blueprint`: a container's own configuration as a create body, for a replacement or a replica.
 //! - `recreate`: a fresh container from the target's own configuration, and its namespace dependents after it.
 //! - `replace`: the one recreate-from-configuration mechanism, never losing the old container.
+//! - `leftovers`: replacements a killed collector did not finish, put right at start-up.
 //! - `scale_up`: one more replica of a container's service.
 //! - `cleanup`: reclaiming disk from exited containers and dangling images.
 //! - `exec`: a command inside a container, only if allowlisted.
@@ -14,6 +15,7 @@
 mod blueprint;
 pub(super) mod cleanup;
 pub(super) mod exec;
+pub(super) mod leftovers;
 pub(super) mod lifecycle;
 pub(super) mod recreate;
 pub(in crate::act) mod replace;

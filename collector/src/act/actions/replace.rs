@@ -46,9 +46,14 @@ pub(in crate::act) struct Replaced {
     pub outcome: Outcome,
 }
 
-/// The name the old container waits under while its replacement starts.
-fn aside_name(name: &str, old_id: &str) -> String {
-    format!("{name}-hemostat-replaced-{}", docker::short(old_id))
+/// What the name of a container waiting aside has before its short id.
+pub(super) const ASIDE_MARK: &str = "-hemostat-replaced-";
+
+/// The name the old container waits under while its replacement starts
+/// (one ending in its own id: `leftovers` finds it by that if the
+/// collector dies before the end).
+pub(super) fn aside_name(name: &str, old_id: &str) -> String {
+    format!("{name}{ASIDE_MARK}{}", docker::short(old_id))
 }
 
 impl Replacement<'_> {
