@@ -63,7 +63,8 @@ async fn restart_then_recreate_then_stop_and_page() {
     let conn = redis.connection().await;
     let flaky = ContainerSpec::shell(CRASHER)
         .restart_policy(RestartPolicyNameEnum::NO)
-        .label("hemostat.cooldown", "0s")
+        // A long cooldown: it spaces incidents, not a climbing ladder's steps.
+        .label("hemostat.cooldown", "10m")
         .label("hemostat.escalation", "restart,recreate,stop")
         .start(&docker)
         .await;
@@ -81,8 +82,9 @@ async fn restart_then_recreate_then_stop_and_page() {
     // It crashes again: step 2, a recreate, after the restart's outcome.
     flaky.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
     crash(&docker, &name).await;
-    let second =
-        reported(&conn, &name, Action::Recreate).await.unwrap_or_else(|| panic!("no recreate reported:\n{}", log()));
+    let second = reported(&conn, &name, Action::Recreate)
+        .await
+        .unwrap_or_else(|| panic!("no recreate reported:\n{}\nEMULATOR\n{}", log(), stack.emulator.log_tail(80)));
     let reason = second.reason.clone().unwrap_or_default();
     assert!(reason.starts_with("escalation step 2/3: recreate after the restart at "), "{reason}");
     assert!(reason.contains(" did not hold (it was verified, then failed again): "), "{reason}");

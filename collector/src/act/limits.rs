@@ -34,8 +34,18 @@ pub struct Limits {
 
 impl Limits {
     /// Why `action` on the container with this policy must be refused, if
-    /// it must.
-    pub fn refusal(&self, id: &str, policy: &Policy, action: Action, now: Instant) -> Option<String> {
+    /// it must. `escalation_step`: the signed command's ladder step; one
+    /// past the first is paced by the ladder (each waits for the previous
+    /// outcome, six at most), so the cooldown and the hourly cap leave it
+    /// be, as the gate's do.
+    pub fn refusal(
+        &self,
+        id: &str,
+        policy: &Policy,
+        action: Action,
+        escalation_step: Option<u32>,
+        now: Instant,
+    ) -> Option<String> {
         match (policy.action, action) {
             (ActionPolicy::None | ActionPolicy::Notify, _) => {
                 return Some(format!(
@@ -52,6 +62,9 @@ impl Limits {
                 ));
             }
             _ => {}
+        }
+        if escalation_step.is_some_and(|n| n > 1) {
+            return None;
         }
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         let times = done.get_mut(id)?;
@@ -93,13 +106,13 @@ mod tests {
         let limits = Limits::default();
         let now = Instant::now();
         let with = |action| Policy { action, ..Policy::default() };
-        assert!(limits.refusal("c", &with(ActionPolicy::None), Action::Stop, now).is_some());
-        let notify = limits.refusal("c", &with(ActionPolicy::Notify), Action::Restart, now).unwrap();
+        assert!(limits.refusal("c", &with(ActionPolicy::None), Action::Stop, None, now).is_some());
+        let notify = limits.refusal("c", &with(ActionPolicy::Notify), Action::Restart, None, now).unwrap();
         assert_eq!(notify, "policy: notify (hemostat.action=notify): its collector does not act on it");
-        assert!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Restart, now).is_some());
-        assert!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Recreate, now).is_some());
-        assert_eq!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Stop, now), None);
-        assert_eq!(limits.refusal("c", &Policy::default(), Action::Restart, now), None);
+        assert!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Restart, None, now).is_some());
+        assert!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Recreate, None, now).is_some());
+        assert_eq!(limits.refusal("c", &with(ActionPolicy::Stop), Action::Stop, None, now), None);
+        assert_eq!(limits.refusal("c", &Policy::default(), Action::Restart, None, now), None);
     }
 
     #[test]
@@ -107,18 +120,26 @@ mod tests {
         let limits = Limits::default();
         let t0 = Instant::now();
         let policy = Policy { max_actions_per_hour: Some(2), cooldown_seconds: Some(60), ..Policy::default() };
-        assert_eq!(limits.refusal("c", &policy, Action::Restart, t0), None);
+        assert_eq!(limits.refusal("c", &policy, Action::Restart, None, t0), None);
         limits.record("c", t0);
-        let soon = limits.refusal("c", &policy, Action::Restart, t0 + Duration::from_secs(10)).unwrap();
+        let soon = limits.refusal("c", &policy, Action::Restart, None, t0 + Duration::from_secs(10)).unwrap();
         assert!(soon.starts_with("cooldown: last action 10.0s ago (hemostat.cooldown=60s)"), "{soon}");
-        assert_eq!(limits.refusal("c", &policy, Action::Restart, t0 + Duration::from_secs(61)), None);
+        assert_eq!(limits.refusal("c", &policy, Action::Restart, None, t0 + Duration::from_secs(61)), None);
         limits.record("c", t0 + Duration::from_secs(61));
-        let capped = limits.refusal("c", &policy, Action::Restart, t0 + Duration::from_secs(200)).unwrap();
+        let capped = limits.refusal("c", &policy, Action::Restart, None, t0 + Duration::from_secs(200)).unwrap();
         assert!(capped.starts_with("hourly cap: 2 actions on it in the last hour"), "{capped}");
         // Another container, and the same one an hour later: free.
-        assert_eq!(limits.refusal("d", &policy, Action::Restart, t0 + Duration::from_secs(200)), None);
-        assert_eq!(limits.refusal("c", &policy, Action::Restart, t0 + Duration::from_secs(3662)), None);
+        assert_eq!(limits.refusal("d", &policy, Action::Restart, None, t0 + Duration::from_secs(200)), None);
+        assert_eq!(limits.refusal("c", &policy, Action::Restart, None, t0 + Duration::from_secs(3662)), None);
         // Without labels, the gate's limits are the only ones.
-        assert_eq!(limits.refusal("c", &Policy::default(), Action::Restart, t0 + Duration::from_secs(62)), None);
+        assert_eq!(limits.refusal("c", &Policy::default(), Action::Restart, None, t0 + Duration::from_secs(62)), None);
+        // A ladder's step past the first is the ladder's to pace; its first
+        // step, and the labels' own refusals, stand.
+        limits.record("c", t0 + Duration::from_secs(3700));
+        let soon = t0 + Duration::from_secs(3705);
+        assert_eq!(limits.refusal("c", &policy, Action::Recreate, Some(2), soon), None);
+        assert!(limits.refusal("c", &policy, Action::Restart, Some(1), soon).is_some());
+        let notify = Policy { action: ActionPolicy::Notify, ..policy };
+        assert!(limits.refusal("c", &notify, Action::Recreate, Some(2), soon).is_some());
     }
 }

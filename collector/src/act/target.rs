@@ -57,7 +57,13 @@ impl Context {
             )));
         }
         let id = inspect.id.clone().unwrap_or_else(|| wanted.to_owned());
-        if let Some(why) = self.limits.refusal(&id, &docker::policy(&inspect).policy, cmd.action, Instant::now()) {
+        if let Some(why) = self.limits.refusal(
+            &id,
+            &docker::policy(&inspect).policy,
+            cmd.action,
+            cmd.context.escalation_step,
+            Instant::now(),
+        ) {
             return Err(refuse(&why));
         }
         Ok(Target { id, name, inspect })

@@ -204,6 +204,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             held: alert.held.clone(),
             silenced_by: alert.silenced_by.clone(),
             approval: None,
+            escalation_step: None,
         };
         let threshold = self.config.confidence_threshold;
         if analysis.action == Action::None || analysis.confidence < threshold {

@@ -370,6 +370,13 @@ pub struct IncidentContext {
     /// request (the record's, not this one); on outcomes, names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// On a command (and its outcome): the escalation ladder's step it is,
+    /// 1 for the first ([`crate::gate::Step::number`]). Set by the
+    /// responder alone, from the gate's decision (never taken from a
+    /// request): a step past the first is paced by the ladder, so the
+    /// collector's own cooldown and hourly cap leave it to the ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_step: Option<u32>,
 }
 
 /// `data` of a `system_alert`: HemoStat reporting on its own parts.

@@ -133,6 +133,55 @@ async fn restart_then_recreate_then_stop_each_after_the_last_outcome() {
 }
 
 #[tokio::test]
+async fn a_climbing_ladder_is_not_held_back_by_the_cooldown_but_a_fresh_incident_is() {
+    let server = RedisServer::start().await;
+    let mut conn = server.connection().await;
+    let c = ContainerRef::new("h1", "db");
+    let s = GateSettings { cooldown_seconds: 300, ..settings("restart,recreate,stop") };
+    let gate = Gate::new(s);
+    let inputs = plain(s);
+    assert_eq!(inputs.cooldown_seconds, 300);
+
+    assert_eq!(step(gate.check(&mut conn, &request(&c, "a", &inputs)).await.unwrap()).number, 1);
+    // Failing again before the restart's outcome: it waits for the outcome
+    // (asked again), rather than being dropped by the cooldown.
+    assert!(matches!(gate.check(&mut conn, &request(&c, "b", &inputs)).await.unwrap(), GateDecision::Wait { .. }));
+    // The restart did not hold: the recreate at once, then the stop.
+    reported(&mut conn, &c, "a", "failed").await;
+    assert_eq!(step(gate.check(&mut conn, &request(&c, "b", &inputs)).await.unwrap()).action, Action::Recreate);
+    reported(&mut conn, &c, "b", "success").await;
+    assert_eq!(step(gate.check(&mut conn, &request(&c, "c", &inputs)).await.unwrap()).action, Action::Stop);
+    reported(&mut conn, &c, "c", "success").await;
+    match gate.check(&mut conn, &request(&c, "d", &inputs)).await.unwrap() {
+        GateDecision::Refused { reason } => assert!(reason.starts_with("escalation ladder exhausted"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Without a ladder the cooldown spaces out restarts as ever; and a
+    // ladder's first step is a fresh incident: the cooldown holds it.
+    let plain_gate = Gate::new(GateSettings { cooldown_seconds: 300, max_per_hour: 10, ..GateSettings::default() });
+    let other = ContainerRef::new("h1", "cache");
+    let unladdered = plain(GateSettings { cooldown_seconds: 300, max_per_hour: 10, ..GateSettings::default() });
+    assert!(matches!(
+        plain_gate.check(&mut conn, &request(&other, "e", &unladdered)).await.unwrap(),
+        GateDecision::Allowed { .. }
+    ));
+    match plain_gate.check(&mut conn, &request(&other, "f", &unladdered)).await.unwrap() {
+        GateDecision::Refused { reason } => assert!(reason.starts_with("cooldown: "), "{reason}"),
+        other => panic!("expected the cooldown, got {other:?}"),
+    }
+    let quick = GateInputs { ladder_seconds: 1, ..inputs.clone() };
+    let web = ContainerRef::new("h1", "web");
+    assert_eq!(step(gate.check(&mut conn, &request(&web, "g", &quick)).await.unwrap()).number, 1);
+    reported(&mut conn, &web, "g", "success").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    match gate.check(&mut conn, &request(&web, "h", &quick)).await.unwrap() {
+        GateDecision::Refused { reason } => assert!(reason.starts_with("cooldown: "), "{reason}"),
+        other => panic!("expected the cooldown on the first step, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_quiet_container_starts_at_the_bottom_and_a_ladder_without_stop_opens_the_breaker() {
     let server = RedisServer::start().await;
     let mut conn = server.connection().await;

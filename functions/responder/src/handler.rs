@@ -197,7 +197,8 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                     // dispatched publishes nothing more.
                     self.page_stopped(&container, &step.text).await?;
                 }
-                self.dispatch(&stepped, &container, &belief.observed.id, id, image.as_deref()).await
+                let number = u32::try_from(step.number).ok();
+                self.dispatch(&stepped, &container, &belief.observed.id, id, image.as_deref(), number).await
             }
             GateDecision::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
@@ -235,7 +236,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 Ok(())
             }
             GateDecision::Allowed { .. } | GateDecision::Duplicate => {
-                self.dispatch(needed, &container, &belief.observed.id, id, image.as_deref()).await
+                self.dispatch(needed, &container, &belief.observed.id, id, image.as_deref(), None).await
             }
         };
         decided?;
@@ -307,6 +308,7 @@ impl<S: Store, P: Publisher> Responder<S, P> {
         container_id: &str,
         id: String,
         image: Option<&str>,
+        escalation_step: Option<u32>,
     ) -> Result<(), hemostat_protocol::ProtocolError> {
         let now = chrono::Utc::now();
         let command = Command {
@@ -323,7 +325,8 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             expires_at: Some((now + hemostat_protocol::command::LIFETIME).to_rfc3339()),
             dry_run: self.config.dry_run,
             args: Vec::new(),
-            context: IncidentContext { image: image.map(str::to_owned), ..needed.context.clone() },
+            // The step is the gate's word, whatever the request said.
+            context: IncidentContext { image: image.map(str::to_owned), escalation_step, ..needed.context.clone() },
         };
         let sealed = command.seal(self.config.signing_key.as_deref());
         let entry = self.store.dispatch(&command.host, &command.id, &sealed).await?;

@@ -73,12 +73,17 @@ if plan ~= '' and (redis.call('GET', KEYS[6]) or '') ~= ARGV[8] then
   -- Another request climbed since this one read the ladder: decide again.
   plan = 'moved'
 end
+-- A ladder climbing past its first step paces itself (each step waits
+-- for the previous one's reported outcome, and there are at most six), so
+-- the cooldown, which spaces out fresh incidents, does not hold it back:
+-- a restart that did not hold is followed by the next step at once.
+local climbing = plan ~= '' and not (plan == 'take' and tonumber(ARGV[9]) == 1)
 if ARGV[3] ~= '' then
   -- An operator's silence, the owner's policy or the collector's hold
   -- comes first: each says why better than a cooldown.
   verdict = 'refused'
   reason = ARGV[3]
-elseif cooldown_left > 0 then
+elseif cooldown_left > 0 and not climbing then
   verdict = 'refused'
   reason = string.format('cooldown: last action %.1fs ago, cooldown is %ss',
     (now_ms - tonumber(last[2])) / 1000, ARGV[1])
