@@ -6,6 +6,7 @@ use std::time::Duration;
 use hemostat_protocol::{
     Action,
     config::{Env, Setting, Usage, empty_env, process_env},
+    gate::{ESCALATION, Ladder, fleet_ladder},
     policy::{ActionPolicy, Policy},
     secret::Secret,
 };
@@ -119,6 +120,7 @@ publishes remediation_needed or false_alarm.",
         CACHE_TTL,
         MAX_CALLS_PER_HOUR,
         REQUIRE_ATTESTED_ALERTS,
+        ESCALATION,
     ],
 };
 
@@ -152,6 +154,11 @@ pub struct Config {
     /// diagnosed: any collector may put an alert on the stream, only the
     /// named host's may vouch for it.
     pub require_attested_alerts: bool,
+    /// `RESPONDER_ESCALATION`, the responder's own setting, read here too:
+    /// a container that climbs the fleet's ladder is left to the ladder,
+    /// as one with its own `hemostat.escalation` is, not stopped by the
+    /// repeat guards ([`crate::rules`]).
+    pub escalation: Ladder,
 }
 
 impl Default for Config {
@@ -200,6 +207,7 @@ impl Config {
             cache_ttl: CACHE_TTL.duration(env)?,
             max_calls_per_hour: MAX_CALLS_PER_HOUR.parse(env)?,
             require_attested_alerts: REQUIRE_ATTESTED_ALERTS.flag(env)?,
+            escalation: fleet_ladder(env)?,
         })
     }
 

@@ -121,7 +121,7 @@ impl<P: Publisher, L: Llm> Analyzer<P, L> {
             self.config.history_ttl,
         )
         .await?;
-        let assessment = rules::evaluate(alert, &history);
+        let assessment = rules::evaluate(alert, &history, &self.config.escalation);
         match &self.llm {
             Some(llm) if !assessment.pattern.is_guard() => {
                 self.consult(llm, &mut conn, alert, &history, assessment, now.timestamp_millis()).await

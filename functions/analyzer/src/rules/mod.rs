@@ -64,6 +64,7 @@ use hemostat_protocol::{
     Action,
     diagnosis::{Cause, Diagnosis},
     event::{AnomalyKind, HealthAlert, Severity},
+    gate::Ladder,
 };
 
 use crate::{
@@ -226,9 +227,11 @@ fn signalled(alert: &HealthAlert) -> bool {
 
 /// `history`: the container's recent alerts, this one included (see
 /// [`crate::history::record`]); an empty history is a first alert.
-pub fn evaluate(alert: &HealthAlert, history: &History) -> RuleDecision {
+/// `fleet_ladder`: `RESPONDER_ESCALATION`, the ladder of a container
+/// without `hemostat.escalation`.
+pub fn evaluate(alert: &HealthAlert, history: &History, fleet_ladder: &Ladder) -> RuleDecision {
     let mut diagnosis = diagnose(alert);
-    let mut decision = decide(alert, history, diagnosis.as_ref());
+    let mut decision = decide(alert, history, diagnosis.as_ref(), fleet_ladder);
     if decision.pattern == Pattern::DeterministicRepeat
         && let Some(d) = diagnosis.as_mut()
     {
@@ -329,7 +332,12 @@ fn cpu_after_restart(alert: &HealthAlert, history: &History) -> Option<i64> {
         .min()
 }
 
-fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>) -> RuleDecision {
+fn decide(
+    alert: &HealthAlert,
+    history: &History,
+    diagnosis: Option<&Diagnosis>,
+    fleet_ladder: &Ladder,
+) -> RuleDecision {
     let has = |kind: AnomalyKind| alert.anomalies.iter().any(|a| a.kind == kind);
 
     if has(AnomalyKind::ExcessiveRestarts) {
@@ -341,12 +349,16 @@ fn decide(alert: &HealthAlert, history: &History, diagnosis: Option<&Diagnosis>)
         );
     }
     let crashed = alert.anomalies.iter().any(|a| is_exit(a.kind));
-    // The container's owner gave it an escalation ladder (`hemostat.escalation`):
+    // The container climbs an escalation ladder (its owner's
+    // `hemostat.escalation`, else the fleet's `RESPONDER_ESCALATION`):
     // a restart that did not hold is what it climbs on (a recreate gives the
     // process a fresh filesystem, which a restart does not; then a stop and a
     // page), and its length bounds the actions, so the request goes to the
     // gate's ladder instead of these guards stopping it here.
-    let laddered = alert.policy.as_ref().and_then(|p| p.escalation.as_deref()).is_some_and(|l| l != "off");
+    let laddered = match alert.policy.as_ref().and_then(|p| p.escalation.as_deref()) {
+        Some(own) => own != "off",
+        None => !fleet_ladder.is_off(),
+    };
     if crashed && !laddered {
         if let Some(decision) = deterministic_repeat(alert, history, diagnosis) {
             return decision;

@@ -25,6 +25,11 @@ fn alert(kind: AnomalyKind, severity: Severity, cpu: f64, mem: f64) -> HealthAle
 /// The history after a sequence of alerts `(minute, alert)`, evaluated
 /// at the last one, as the handler would build it.
 fn run(sequence: &[(i64, HealthAlert)]) -> RuleDecision {
+    run_with(sequence, &Ladder::OFF)
+}
+
+/// [`run`], with `RESPONDER_ESCALATION` set to `fleet_ladder`.
+fn run_with(sequence: &[(i64, HealthAlert)], fleet_ladder: &Ladder) -> RuleDecision {
     let mut alerts = Vec::new();
     let mut last = None;
     for (minute, a) in sequence {
@@ -32,7 +37,7 @@ fn run(sequence: &[(i64, HealthAlert)]) -> RuleDecision {
         last = Some((minute * MIN, a));
     }
     let (now, a) = last.expect("a sequence has alerts");
-    evaluate(a, &History { now, alerts })
+    evaluate(a, &History { now, alerts }, fleet_ladder)
 }
 
 fn single(a: HealthAlert) -> RuleDecision {
@@ -284,7 +289,7 @@ fn later_alerts_of_concurrent_invocations_are_not_history() {
     let cpu = || alert(AnomalyKind::HighCpu, Severity::High, 95.0, 0.0);
     let mut alerts: Vec<_> = [4, 3, 0].iter().map(|m| AlertSummary::of(&cpu(), m * MIN)).collect();
     alerts.insert(0, AlertSummary::of(&cpu(), 9 * MIN)); // stored first, but later
-    let v = evaluate(&cpu(), &History { now: 0, alerts });
+    let v = evaluate(&cpu(), &History { now: 0, alerts }, &Ladder::OFF);
     assert_eq!(v.pattern, Pattern::Transient);
 }
 
@@ -335,6 +340,13 @@ fn a_failure_that_repeats_identically_after_a_restart_is_deterministic() {
     assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
     let v = run(&[(0, after(first.clone(), 2.0)), (1, laddered(after(second.clone(), 2.0), "off"))]);
     assert_eq!(v.pattern, Pattern::DeterministicRepeat);
+    // The fleet's ladder (RESPONDER_ESCALATION) likewise, unless the
+    // container opted out of it.
+    let fleet = Ladder::parse("restart,recreate,stop").unwrap();
+    let v = run_with(&[(0, after(first.clone(), 2.0)), (1, after(second.clone(), 2.0))], &fleet);
+    assert_eq!((v.action, v.pattern), (Action::Restart, Pattern::Crash));
+    let opted_out = [(0, after(first.clone(), 2.0)), (1, laddered(after(second.clone(), 2.0), "off"))];
+    assert_eq!(run_with(&opted_out, &fleet).pattern, Pattern::DeterministicRepeat);
     // Nor does the limit on repeated failures stop it: the ladder's length does.
     let many: Vec<(i64, HealthAlert)> = (0..5)
         .map(|i| (i, laddered(after(crash(&format!("0{i}:01"), i as u32), 2.0), "restart,recreate,stop")))

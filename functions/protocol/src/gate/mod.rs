@@ -41,7 +41,9 @@ use redis::Script;
 
 pub use inputs::{Asked, Belief, ContainerFacts, GateInputs};
 pub use ladder::{Ladder, Plan, Rung, Step};
-pub use settings::{BREAKER, COOLDOWN, ESCALATION, ESCALATION_QUIET, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR};
+pub use settings::{
+    BREAKER, COOLDOWN, ESCALATION, ESCALATION_QUIET, FleetBrake, GateSettings, MAX_RETRIES_PER_HOUR, fleet_ladder,
+};
 
 use crate::{Action, ContainerRef, ProtocolError, audit::AuditRequest, keys};
 

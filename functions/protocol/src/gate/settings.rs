@@ -67,12 +67,18 @@ impl GateSettings {
             cooldown_seconds: COOLDOWN.whole_seconds(env)?,
             max_per_hour: MAX_RETRIES_PER_HOUR.parse(env)?,
             breaker_seconds: BREAKER.whole_seconds(env)?,
-            escalation: ESCALATION.text(env).map_or(Ok(Ladder::OFF), |text| {
-                Ladder::parse(&text).map_err(|reason| ESCALATION.invalid(&text, reason))
-            })?,
+            escalation: fleet_ladder(env)?,
             escalation_quiet_seconds: ESCALATION_QUIET.whole_seconds(env)?,
         })
     }
+}
+
+/// [`ESCALATION`]: the fleet's ladder (off when unset), for the gate and
+/// for the analyzer, which leaves a container climbing it to the ladder.
+pub fn fleet_ladder(env: Env<'_>) -> Result<Ladder, ProtocolError> {
+    ESCALATION
+        .text(env)
+        .map_or(Ok(Ladder::OFF), |text| Ladder::parse(&text).map_err(|reason| ESCALATION.invalid(&text, reason)))
 }
 
 /// The fleet brake: at most `hosts` hosts per image remediated within
