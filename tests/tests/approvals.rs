@@ -14,13 +14,17 @@
 //! the door (401) and nothing moves; an `approval_answer` put on the stream
 //! with the bridge's credentials (which write every stream) is
 //! dead-lettered by the responder; the dashboard's own answer needs its
-//! header and its own origin (403 otherwise), then goes through.
+//! header and its own origin (403 otherwise), then goes through. And the
+//! whole stack (real collector and Docker engine, every component its own
+//! Redis user): a crashed container that waits for a yes is restarted once
+//! a signed Slack press arrives, not before.
 
 use std::{collections::HashMap, process::Output, time::Duration};
 
+use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    Process, RedisServer, create_users, free_port, hemostat_cli, http::Answer, http_request, start_bridge,
-    start_emulator, stream_events, wait_for, workspace_root,
+    ContainerSpec, Process, RedisServer, StackEnv, create_users, docker, free_port, hemostat_cli, http::Answer,
+    http_request, start_bridge, start_emulator, start_stack_with, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
     Action, Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
@@ -563,4 +567,72 @@ async fn answered_from_slack_and_the_dashboard_once_the_responder_vouched_for_it
     assert_eq!(command.context.approval.as_deref(), Some(cache_id.as_str()));
     let trail = verdicts(&conn, "cache").await;
     assert_eq!(trail[1], (Verdict::Approved, "approved by dashboard".to_owned()), "{trail:?}");
+}
+
+/// The whole stack (a real collector on the test's Docker engine, every
+/// component as its own Redis user): a container whose restart waits for a
+/// yes crashes; nothing happens until a signed Slack press reaches the
+/// dashboard's function URL; then the responder restarts it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_press_heals_a_container_that_waits_for_a_yes() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let docker = docker().await;
+    let env = StackEnv::default()
+        .least_privilege()
+        .emulator("SLACK_SIGNING_SECRET", SLACK_SECRET)
+        .emulator("DASHBOARD_AUTH_TOKEN", DASHBOARD_TOKEN)
+        .emulator("HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", "DashboardUrlAuthType=NONE");
+    let stack = start_stack_with(&url, &env).await;
+    let conn = redis.connection().await;
+    let container = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .label("hemostat.approve", "all")
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .start(&docker)
+    .await;
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    container.kill("USR1").await;
+    let name = container.name().to_owned();
+    let logs = || {
+        format!(
+            "collector:\n{}\nemulator:\n{}\nbridge:\n{}",
+            stack.collector.log_tail(20),
+            stack.emulator.log_tail(30),
+            stack.bridge.log_tail(10)
+        )
+    };
+
+    let pending = pending_of(&url, &name).await;
+    let id = pending["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        container.state().await.status,
+        Some(ContainerStateStatusEnum::EXITED),
+        "acted on before the yes\n{}",
+        logs()
+    );
+
+    let body = press(slack::APPROVE_ACTION, &id, "U2CERLKJA");
+    let slack_url = format!("{}/urls/hemostat-dashboard/slack/actions", stack.endpoint);
+    let answer = post(&slack_url, &signed(SLACK_SECRET, chrono::Utc::now().timestamp(), &body), &body).await;
+    assert_eq!(answer.status, 200, "{}\n{}", answer.body, logs());
+    let done = wait_for(Duration::from_secs(30), || {
+        let (mut conn, name) = (conn.clone(), name.clone());
+        async move {
+            stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+                .await
+                .into_iter()
+                .map(|(_, c)| c)
+                .find(|c| c.container == name)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("not healed after the yes\n{}", logs()));
+    assert_eq!((done.result.status, done.context.approval.as_deref()), (RemediationStatus::Success, Some(id.as_str())));
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let trail = audit::newest(&mut conn.clone(), &ContainerRef::new(&stack.host, &name), 50).await.unwrap();
+    let reasons: Vec<String> = trail.into_iter().rev().filter_map(Result::ok).map(|e| e.reason).collect();
+    assert!(reasons.iter().any(|r| r == "approved by slack:U2CERLKJA"), "{reasons:?}");
 }
