@@ -77,6 +77,7 @@ pub fn summary(env: &Envelope) -> String {
         }
         EventKind::FalseAlarm => format!("false alarm: {}", text(d, "reason")),
         EventKind::SystemAlert => format!("{}: {}", text(d, "kind"), text(d, "message")),
+        EventKind::ApprovalAnswer => format!("{} approval {} by {}", text(d, "answer"), text(d, "id"), text(d, "by")),
     };
     if let Some(cause) = diagnosis {
         line.push_str(&cause);

@@ -4,14 +4,20 @@
 //
 //   node tests/browser/dashboard.mjs '<json options>'
 //
-// Options: scenario ("heal" | "hostile" | "cross-origin"), url, screenshot
+// Options: scenario ("heal" | "hostile" | "cross-origin" | "approve" |
+// "forged-answer"), url, screenshot
 // (PNG path), timeoutMs; password (the dashboard's token: the browser gives
 // it as HTTP Basic credentials, as a user types it into the browser's
 // prompt); hostResolverRules (Chromium's, e.g. "MAP evil.example
 // 127.0.0.1"); for "heal" and "hostile": container (host/name key), and
 // for "hostile": name, reason, issue. "cross-origin" opens a page of
 // another site (the test's) that tries to invoke a function through the
-// emulator, and reports what its fetches came to.
+// emulator, and reports what its fetches came to. "approve" clicks Approve
+// on the pending approval `approval` and reports what the page says.
+// "forged-answer" opens a page of another site that tries to answer an
+// approval (`target`: the dashboard's approve URL) with a fetch that sends
+// the page's header (a CORS preflight) and then a form it submits, and
+// reports what came back.
 //
 // Protocol with the caller, one line each on stdout:
 //   READY <ms>      the page shows the container (heal: now crash it)
@@ -26,6 +32,8 @@ const started = Date.now();
 const since = () => Date.now() - started;
 
 const consoleErrors = [];
+const consoleLines = [];
+const responses = [];
 const pageErrors = [];
 const dialogs = [];
 let browser;
@@ -120,6 +128,32 @@ async function crossOrigin() {
   return attack;
 }
 
+// The page's own Approve button, on the approval the caller parked.
+async function approve() {
+  const row = `#approvals tr[data-approval=${JSON.stringify(opts.approval)}]`;
+  await page.waitForSelector(`${row} button.approve`, { timeout }).catch(() => fail(`no pending approval ${opts.approval} on the page`));
+  console.log(`READY ${since()}`);
+  await page.click(`${row} button.approve`);
+  await page.waitForFunction(() => /sent by|failed/.test(document.getElementById('approval-status').textContent), null, { timeout })
+    .catch(() => fail('the page never said what became of the answer'));
+  const said = await page.textContent('#approval-status');
+  if (!said.includes('sent by')) fail(`the answer was not sent: ${said}`);
+  return { said };
+}
+
+// A page of another site answers an approval by itself: its fetch (with
+// the header, so preflighted) and, once that settled, a form it submits
+// (no header possible). The dashboard's answer to the form is the page
+// the browser ends on.
+async function forgedAnswer() {
+  await page.waitForURL(opts.target, { timeout }).catch(() => fail('the form was never submitted'));
+  await page.waitForLoadState('load');
+  const fetched = consoleLines.find((l) => l.startsWith('FETCH ')) || 'FETCH never settled';
+  const body = await page.textContent('body');
+  console.log(`READY ${since()}`);
+  return { fetch: fetched.slice(6), statuses: responses.filter((r) => r.url === opts.target), body };
+}
+
 async function main() {
   const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -133,11 +167,12 @@ async function main() {
   });
   const credentials = opts.password ? { httpCredentials: { username: 'hemostat', password: opts.password } } : {};
   page = await browser.newPage({ viewport: { width: 1280, height: 900 }, ...credentials });
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('console', (m) => { consoleLines.push(m.text()); if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('response', (r) => responses.push({ url: r.url(), method: r.request().method(), status: r.status() }));
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   await page.goto(opts.url, { waitUntil: 'load', timeout });
-  const scenarios = { hostile, heal, 'cross-origin': crossOrigin };
+  const scenarios = { hostile, heal, 'cross-origin': crossOrigin, approve, 'forged-answer': forgedAnswer };
   const result = await (scenarios[opts.scenario] || heal)();
   // Every inlined script and style must pass the page's CSP.
   const csp = consoleErrors.filter((e) => /Content Security Policy/i.test(e));

@@ -6,14 +6,30 @@
 //! the approval; denied, it is dropped and reported; unanswered by its
 //! deadline, it is only notified. Each move is audited; a second answer, an
 //! unknown id, a late answer and a replayed request change nothing.
+//!
+//! Answered from Slack's buttons and the dashboard (its function URL, as
+//! the emulator serves it): a signed press approves (the command goes out
+//! once, even when the press is replayed) or denies (reported); a press
+//! with a bad signature, a stale timestamp or no signature is refused at
+//! the door (401) and nothing moves; an `approval_answer` put on the stream
+//! with the bridge's credentials (which write every stream) is
+//! dead-lettered by the responder; the dashboard's own answer needs its
+//! header and its own origin (403 otherwise), then goes through. And the
+//! whole stack (real collector and Docker engine, every component its own
+//! Redis user): a crashed container that waits for a yes is restarted once
+//! a signed Slack press arrives, not before.
 
 use std::{collections::HashMap, process::Output, time::Duration};
 
+use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
 use hemostat_e2e::{
-    Process, RedisServer, hemostat_cli, start_bridge, start_emulator, stream_events, wait_for, workspace_root,
+    ContainerSpec, Process, RedisServer, StackEnv, create_users, docker, free_port, hemostat_cli, http::Answer,
+    http_request, start_bridge, start_emulator, start_stack_with, stream_events, wait_for, workspace_root,
 };
 use hemostat_protocol::{
-    Action, Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher, approval,
+    Action, Command, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
+    acl::Role,
+    approval::{self, ApprovalAnswer, Decision, State, slack},
     audit::{self, Verdict},
     command::SignedCommand,
     connection::Connection,
@@ -23,6 +39,7 @@ use hemostat_protocol::{
     },
     keys,
     policy::Policy,
+    publisher::{ENVELOPE_FIELD, dead_letter},
 };
 use redis::AsyncCommands;
 use serde_json::Value;
@@ -43,15 +60,10 @@ fn refused(url: &str, args: &[&str], needle: &str) {
 
 /// The bridge and the functions, with `env` for them, and what a collector
 /// on [`HOST`] reports of `containers` (each with its labels' policy).
-async fn functions(redis: &RedisServer, env: &[(&str, &str)], containers: &[(&str, Policy)]) -> (Process, Process) {
-    functions_with(redis, &[], env, containers).await
-}
-
-/// [`functions`], with more arguments for the emulator.
-async fn functions_with(
+async fn functions(
     redis: &RedisServer,
-    args: &[&str],
     env: &[(&str, &str)],
+    args: &[&str],
     containers: &[(&str, Policy)],
 ) -> (Process, Process) {
     let url = redis.url();
@@ -157,7 +169,7 @@ async fn approved_runs_through_the_gate_once_and_denied_is_dropped() {
     let restart_only = Policy { approve: Some("restart".into()), ..Policy::default() };
     let all = Policy { approve: Some("all".into()), ..Policy::default() };
     let (emulator, _bridge) =
-        functions(&redis, &[], &[("api", restart_only), ("db", all.clone()), ("cache", all)]).await;
+        functions(&redis, &[], &[], &[("api", restart_only), ("db", all.clone()), ("cache", all)]).await;
     let conn = redis.connection().await;
 
     // Parked, asked for once (a second request finds it waiting), not executed.
@@ -319,6 +331,7 @@ async fn unanswered_by_its_deadline_it_is_only_notified() {
     let (_emulator, _bridge) = functions(
         &redis,
         &[("RESPONDER_APPROVAL_TIMEOUT_SECONDS", "2")],
+        &[],
         &[("cache", all), ("free", Policy::default())],
     )
     .await;
@@ -356,10 +369,10 @@ async fn the_responders_schedule_expires_it_on_time_without_another_request() {
     let url = redis.url();
     let all = Policy { approve: Some("all".into()), ..Policy::default() };
     // The template's rate(1 minute), every second here.
-    let (_emulator, _bridge) = functions_with(
+    let (_emulator, _bridge) = functions(
         &redis,
-        &["--schedule-interval", "hemostat-responder=1s"],
         &[("RESPONDER_APPROVAL_TIMEOUT_SECONDS", "2")],
+        &["--schedule-interval", "hemostat-responder=1s"],
         &[("cache", all)],
     )
     .await;
@@ -376,4 +389,278 @@ async fn the_responders_schedule_expires_it_on_time_without_another_request() {
     assert_eq!(trail.last().map(|(v, _)| *v), Some(Verdict::ApprovalExpired), "{trail:?}");
     refused(&url, &["approve", &id], "deadline passed");
     assert!(commands(&conn).await.is_empty(), "nothing runs unanswered");
+}
+
+const SLACK_SECRET: &str = "e2e-slack-signing-secret";
+const DASHBOARD_TOKEN: &str = "e2e-dashboard-token";
+
+/// The body Slack posts when `user` presses a button (`action`) on approval `id`.
+fn press(action: &str, id: &str, user: &str) -> String {
+    let payload = serde_json::json!({"type": "block_actions", "user": {"id": user, "username": "someone"},
+        "team": {"id": "T1"}, "actions": [{"action_id": action, "value": id, "type": "button"}],
+        "response_url": "https://hooks.slack.com/actions/T1/1/x"});
+    form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish()
+}
+
+/// Slack's headers for `body` sent at `at` (epoch seconds), signed with `secret`.
+fn signed(secret: &str, at: i64, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", "application/x-www-form-urlencoded".to_owned()),
+        ("x-slack-request-timestamp", at.to_string()),
+        ("x-slack-signature", slack::sign(secret.as_bytes(), &at.to_string(), body.as_bytes())),
+    ]
+}
+
+async fn post(url: &str, headers: &[(&str, String)], body: &str) -> Answer {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    http_request("POST", url, &headers, body).await
+}
+
+async fn state_of(conn: &Connection, id: &str) -> State {
+    approval::get(&mut conn.clone(), id).await.unwrap().expect("the approval exists").state
+}
+
+async fn commands_of(conn: &Connection, name: &str) -> Vec<Command> {
+    commands(conn).await.into_iter().filter(|c| c.container == name).collect()
+}
+
+async fn first_command_of(conn: &Connection, name: &str) -> Command {
+    let conn = conn.clone();
+    let name = name.to_owned();
+    wait_for(Duration::from_secs(20), || {
+        let (conn, name) = (conn.clone(), name.clone());
+        async move { commands_of(&conn, &name).await.into_iter().next() }
+    })
+    .await
+    .unwrap_or_else(|| panic!("no command for {name} after its approval"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_from_slack_and_the_dashboard_once_the_responder_vouched_for_it() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let all = Policy { approve: Some("all".into()), ..Policy::default() };
+    let port = free_port();
+    let url_port = format!("hemostat-dashboard={port}");
+    let (emulator, _bridge) = functions(
+        &redis,
+        &[
+            ("SLACK_SIGNING_SECRET", SLACK_SECRET),
+            ("DASHBOARD_AUTH_TOKEN", DASHBOARD_TOKEN),
+            ("HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", "DashboardUrlAuthType=NONE"),
+        ],
+        &["--url-port", &url_port],
+        &[("api", all.clone()), ("db", all.clone()), ("cache", all)],
+    )
+    .await;
+    let conn = redis.connection().await;
+    let slack_url = format!("http://127.0.0.1:{port}/slack/actions");
+
+    // Refused at the door: nothing is published, nothing moves.
+    ask(&conn, &needed("api", Action::Restart, "exit 1")).await;
+    let id = pending_of(&url, "api").await["id"].as_str().unwrap().to_owned();
+    let body = press(slack::APPROVE_ACTION, &id, "U2CERLKJA");
+    let now = chrono::Utc::now().timestamp();
+    let mut unsigned = signed(SLACK_SECRET, now, &body);
+    unsigned.truncate(1);
+    for (headers, what) in [
+        (signed("a guessed secret", now, &body), "a bad signature"),
+        (signed(SLACK_SECRET, now - slack::MAX_AGE_SECONDS - 60, &body), "a stale timestamp"),
+        (unsigned, "no signature headers"),
+    ] {
+        let answer = post(&slack_url, &headers, &body).await;
+        assert_eq!(answer.status, 401, "{what}: {}\n{}", answer.body, emulator.log_tail(20));
+        // The line `scripts/security-figures.sh` counts.
+        println!("attack refused: slack: {what}");
+    }
+    let mut c = conn.clone();
+    assert_eq!(c.xlen::<_, usize>(EventKind::ApprovalAnswer.stream()).await.unwrap(), 0, "published at the door");
+    assert_eq!(state_of(&conn, &id).await, State::Pending);
+    assert!(!emulator.log().contains(SLACK_SECRET), "the secret is never logged");
+
+    // A signed press: answered within Slack's 3 s; the responder verifies
+    // it again and runs the parked request through the gate once.
+    let headers = signed(SLACK_SECRET, now, &body);
+    let started = std::time::Instant::now();
+    let answer = post(&slack_url, &headers, &body).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 200, "{}\n{}", answer.body, emulator.log_tail(20));
+    assert!(took < Duration::from_secs(3), "Slack waits 3 s at most: {took:?}");
+    println!("Slack's press answered in {} ms", took.as_millis());
+    let command = first_command_of(&conn, "api").await;
+    assert_eq!((command.action, command.context.approval.as_deref()), (Action::Restart, Some(id.as_str())));
+    let trail = verdicts(&conn, "api").await;
+    assert_eq!(
+        trail.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [Verdict::ApprovalRequested, Verdict::Approved, Verdict::Allowed],
+        "{trail:?}"
+    );
+    assert_eq!(trail[1].1, "approved by slack:U2CERLKJA");
+    // The same press again, within Slack's 5 minutes: passed on, and nothing more happens.
+    let answer = post(&slack_url, &headers, &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    emulator.wait_for_line("approval answer changed nothing", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(commands_of(&conn, "api").await.len(), 1, "a replayed press acted twice");
+    println!("attack refused: slack: a replayed press");
+
+    // Denied from Slack: dropped and reported with who.
+    ask(&conn, &needed("db", Action::Stop, "memory leak")).await;
+    let db_id = pending_of(&url, "db").await["id"].as_str().unwrap().to_owned();
+    let body = press(slack::DENY_ACTION, &db_id, "U1BOB");
+    let answer = post(&slack_url, &signed(SLACK_SECRET, chrono::Utc::now().timestamp(), &body), &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let report = outcome_of(&conn, "db", RemediationStatus::Rejected).await;
+    assert_eq!(report.result.reason.as_deref(), Some("approval denied by slack:U1BOB"));
+    assert_eq!(state_of(&conn, &db_id).await, State::Denied);
+    assert!(commands_of(&conn, "db").await.is_empty());
+
+    // The bridge's credentials write every stream, but cannot vouch for an
+    // answer: the responder dead-letters what they put there.
+    ask(&conn, &needed("cache", Action::Restart, "exit 137")).await;
+    let cache_id = pending_of(&url, "cache").await["id"].as_str().unwrap().to_owned();
+    let users = create_users(&url, &[Role::Bridge]).await;
+    let bridge = hemostat_protocol::connection::connect(users.url(&Role::Bridge)).await.unwrap();
+    let from_dashboard = ApprovalAnswer::from_dashboard(&cache_id, Decision::Approve, Some("eve"), None);
+    let body = press(slack::APPROVE_ACTION, &cache_id, "UEVE");
+    let now = chrono::Utc::now().timestamp();
+    let mut from_slack = ApprovalAnswer::from_slack(
+        &slack::press(body.as_bytes()).unwrap(),
+        approval::SlackRequest {
+            timestamp: now.to_string(),
+            signature: slack::sign(b"a guessed secret", &now.to_string(), body.as_bytes()),
+            body,
+        },
+    );
+    from_slack.by = "slack:UEVE".into();
+    for forged in [&from_dashboard, &from_slack] {
+        let env = Envelope::new(agent::DASHBOARD, EventKind::ApprovalAnswer, forged).unwrap();
+        // Its attestation is the dashboard's to write.
+        let attest: Result<(), _> = redis::cmd("SET")
+            .arg(hemostat_protocol::attestation::key(&env).unwrap())
+            .arg(1)
+            .query_async(&mut bridge.clone())
+            .await;
+        assert!(attest.is_err_and(|e| e.to_string().contains("NoPerm")), "the bridge attested an answer");
+        let _: String = bridge
+            .clone()
+            .xadd(EventKind::ApprovalAnswer.stream(), "*", &[(ENVELOPE_FIELD, env.to_json())])
+            .await
+            .unwrap();
+    }
+    let refused = wait_for(Duration::from_secs(30), || {
+        let mut conn = conn.clone();
+        async move {
+            let dead: redis::streams::StreamRangeReply = conn.xrange_all(keys::DEAD_LETTER_STREAM).await.ok()?;
+            let reasons: Vec<String> = dead
+                .ids
+                .iter()
+                .filter_map(|e| e.get::<String>(dead_letter::REASON))
+                .filter(|r| r.contains("approval answer refused"))
+                .collect();
+            (reasons.len() >= 2).then_some(reasons)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the forged answers were not dead-lettered\n{}", emulator.log_tail(30)));
+    println!("attack refused: approval answers by the bridge's credentials: {refused:?}");
+    assert!(refused.iter().any(|r| r.contains("not attested")), "{refused:?}");
+    assert!(refused.iter().any(|r| r.contains("does not match")), "{refused:?}");
+    assert_eq!(state_of(&conn, &cache_id).await, State::Pending);
+    assert!(commands_of(&conn, "cache").await.is_empty());
+
+    // The dashboard's own answer: its token, its header, its own origin.
+    let approve = format!("http://127.0.0.1:{port}/api/approvals/{cache_id}/approve");
+    let auth = ("authorization", format!("Bearer {DASHBOARD_TOKEN}"));
+    let json = ("content-type", "application/json".to_owned());
+    let header = ("x-hemostat-request", "1".to_owned());
+    for (headers, what) in [
+        (vec![auth.clone(), json.clone()], "no X-HemoStat-Request"),
+        (
+            vec![auth.clone(), json.clone(), header.clone(), ("origin", "http://evil.example".to_owned())],
+            "another origin",
+        ),
+    ] {
+        let answer = post(&approve, &headers, "{}").await;
+        assert_eq!(answer.status, 403, "{what}: {}", answer.body);
+        println!("attack refused: dashboard answer: {what}");
+    }
+    assert_eq!(post(&approve, &[json.clone(), header.clone()], "{}").await.status, 401, "no token");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state_of(&conn, &cache_id).await, State::Pending);
+    let own = ("origin", format!("http://127.0.0.1:{port}"));
+    let answer = post(&approve, &[auth, json, header, own], "{}").await;
+    assert_eq!(answer.status, 202, "{}\n{}", answer.body, emulator.log_tail(20));
+    let command = first_command_of(&conn, "cache").await;
+    assert_eq!(command.context.approval.as_deref(), Some(cache_id.as_str()));
+    let trail = verdicts(&conn, "cache").await;
+    assert_eq!(trail[1], (Verdict::Approved, "approved by dashboard".to_owned()), "{trail:?}");
+}
+
+/// The whole stack (a real collector on the test's Docker engine, every
+/// component as its own Redis user): a container whose restart waits for a
+/// yes crashes; nothing happens until a signed Slack press reaches the
+/// dashboard's function URL; then the responder restarts it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_press_heals_a_container_that_waits_for_a_yes() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let docker = docker().await;
+    let env = StackEnv::default()
+        .least_privilege()
+        .emulator("SLACK_SIGNING_SECRET", SLACK_SECRET)
+        .emulator("DASHBOARD_AUTH_TOKEN", DASHBOARD_TOKEN)
+        .emulator("HEMOSTAT_LOCAL_PARAMETER_OVERRIDES", "DashboardUrlAuthType=NONE");
+    let stack = start_stack_with(&url, &env).await;
+    let conn = redis.connection().await;
+    let container = ContainerSpec::shell(
+        r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#,
+    )
+    .label("hemostat.approve", "all")
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .start(&docker)
+    .await;
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    container.kill("USR1").await;
+    let name = container.name().to_owned();
+    let logs = || {
+        format!(
+            "collector:\n{}\nemulator:\n{}\nbridge:\n{}",
+            stack.collector.log_tail(20),
+            stack.emulator.log_tail(30),
+            stack.bridge.log_tail(10)
+        )
+    };
+
+    let pending = pending_of(&url, &name).await;
+    let id = pending["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        container.state().await.status,
+        Some(ContainerStateStatusEnum::EXITED),
+        "acted on before the yes\n{}",
+        logs()
+    );
+
+    let body = press(slack::APPROVE_ACTION, &id, "U2CERLKJA");
+    let slack_url = format!("{}/urls/hemostat-dashboard/slack/actions", stack.endpoint);
+    let answer = post(&slack_url, &signed(SLACK_SECRET, chrono::Utc::now().timestamp(), &body), &body).await;
+    assert_eq!(answer.status, 200, "{}\n{}", answer.body, logs());
+    let done = wait_for(Duration::from_secs(30), || {
+        let (mut conn, name) = (conn.clone(), name.clone());
+        async move {
+            stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete)
+                .await
+                .into_iter()
+                .map(|(_, c)| c)
+                .find(|c| c.container == name)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("not healed after the yes\n{}", logs()));
+    assert_eq!((done.result.status, done.context.approval.as_deref()), (RemediationStatus::Success, Some(id.as_str())));
+    container.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let trail = audit::newest(&mut conn.clone(), &ContainerRef::new(&stack.host, &name), 50).await.unwrap();
+    let reasons: Vec<String> = trail.into_iter().rev().filter_map(Result::ok).map(|e| e.reason).collect();
+    assert!(reasons.iter().any(|r| r == "approved by slack:U2CERLKJA"), "{reasons:?}");
 }

@@ -31,6 +31,14 @@
 //!   merely resolves there (DNS rebinding). The emulator sees and refuses
 //!   every one, and the function is never invoked.
 //!
+//! - approvals: a parked approval is listed with Approve and Deny buttons.
+//!   A page of another site (another loopback port) tries to answer it:
+//!   its fetch with the dashboard's header is stopped by the CORS
+//!   preflight, and the form it submits (the browser adds the Basic
+//!   credentials it holds) is refused with a 403; nothing is published and
+//!   the approval stays pending. Then Approve, clicked on the page, is
+//!   published as the dashboard's attested `approval_answer`.
+//!
 //! The browser gives the dashboard's token as HTTP Basic credentials, as a
 //! user types it into the browser's prompt. Screenshots are kept under
 //! `$HEMOSTAT_TEST_ARTIFACTS` (default `target/test-artifacts/`) and their
@@ -653,4 +661,106 @@ async fn a_page_of_another_site_cannot_invoke_a_function_through_the_emulator() 
     let invoked: std::collections::HashMap<String, u64> =
         redis::AsyncCommands::hgetall(&mut conn, "bridge-test:seen").await.unwrap();
     assert_eq!(invoked.into_keys().collect::<Vec<_>>(), ["with-the-token"]);
+}
+
+/// A page of another site that answers approval `target` by itself once
+/// loaded: a fetch with the dashboard's header (preflighted), then a form
+/// (a JSON body as text/plain, the classic trick), submitted.
+fn forged_answer_page(target: &str) -> String {
+    format!(
+        r#"<!doctype html><title>a page of another site</title>
+<form id="f" method="POST" action={target} enctype="text/plain"><input type="hidden" name='{{"reason":"' value='x"}}'></form>
+<script>
+window.addEventListener('load', () => {{
+  fetch({target}, {{ method: 'POST', credentials: 'include', headers: {{ 'x-hemostat-request': '1', 'content-type': 'application/json' }}, body: '{{}}' }})
+    .then((r) => 'sent: ' + r.status, (e) => 'blocked: ' + e)
+    .then((outcome) => {{ console.log('FETCH ' + outcome); setTimeout(() => document.getElementById('f').submit(), 100); }});
+}});
+</script>"#,
+        target = serde_json::to_string(target).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_answers_approvals_and_a_page_of_another_site_cannot() {
+    use hemostat_protocol::{
+        approval::{self, ApprovalAnswer, Decision, State},
+        event::RemediationNeeded,
+    };
+
+    let tools = browser_tools();
+    let redis = RedisServer::start_node().await;
+    let (emulator, port) = dashboard_alone(&redis).await;
+    let conn = redis.connection().await;
+    let web = ContainerRef::new("h1", "web");
+    let request: RemediationNeeded = serde_json::from_value(json!({"container": "web", "host": "h1",
+        "action": "restart", "reason": "exit 1 <b>twice</b>", "confidence": 0.9}))
+    .unwrap();
+    let id = match approval::park(&mut conn.clone(), &web, &request, Duration::from_secs(600)).await.unwrap() {
+        approval::Parked::New { id, .. } => id,
+        other => panic!("{other:?}"),
+    };
+    let answers = || {
+        let mut conn = conn.clone();
+        async move { conn.xlen::<_, usize>(EventKind::ApprovalAnswer.stream()).await.unwrap() }
+    };
+
+    // Another site's page, on another loopback port.
+    let target = format!("http://127.0.0.1:{port}/api/approvals/{id}/approve");
+    let html = forged_answer_page(&target);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(move || {
+        let html = html.clone();
+        async move { ([(http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html) }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let screenshot = artifact("dashboard-forged-answer.png");
+    let mut browser = Browser::start(
+        &tools,
+        json!({"scenario": "forged-answer", "url": format!("http://127.0.0.1:{page_port}/"), "target": target,
+               "screenshot": screenshot, "timeoutMs": 30_000, "password": DASHBOARD_TOKEN}),
+    );
+    let failed = |e: String| format!("{e}\nscreenshot: {}\nemulator:\n{}", screenshot.display(), emulator.log_tail(30));
+    let result = browser.line("RESULT", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{}", failed(e)));
+    assert!(browser.child.wait().await.unwrap().success(), "{}", browser.seen.join("\n"));
+    let outcome: serde_json::Value = serde_json::from_str(&result).unwrap();
+    println!("the other site's attempts: {outcome}");
+    assert!(outcome["fetch"].as_str().unwrap().starts_with("blocked"), "the preflighted fetch went through: {outcome}");
+    let statuses: Vec<u64> =
+        outcome["statuses"].as_array().unwrap().iter().filter_map(|r| r["status"].as_u64()).collect();
+    assert!(statuses.contains(&403) && !statuses.contains(&202), "{outcome}");
+    assert!(outcome["body"].as_str().unwrap().contains("refused"), "{outcome}");
+    assert!(emulator.log().contains("approval answer refused"), "{}", emulator.log_tail(30));
+    // The line `scripts/security-figures.sh` counts.
+    println!("attack refused: dashboard: a page of another site answers an approval");
+    assert_eq!(answers().await, 0, "the other site's answer was published");
+    let a = approval::get(&mut conn.clone(), &id).await.unwrap().unwrap();
+    assert_eq!(a.state, State::Pending);
+
+    // The page's own button.
+    let screenshot = artifact("dashboard-approve.png");
+    let mut browser = Browser::start(
+        &tools,
+        json!({"scenario": "approve", "url": format!("http://127.0.0.1:{port}/"), "approval": id,
+               "screenshot": screenshot, "timeoutMs": 30_000, "password": DASHBOARD_TOKEN}),
+    );
+    let failed = |e: String| format!("{e}\nscreenshot: {}\nemulator:\n{}", screenshot.display(), emulator.log_tail(30));
+    let result = browser.line("RESULT", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{}", failed(e)));
+    assert!(browser.child.wait().await.unwrap().success(), "{}", browser.seen.join("\n"));
+    println!("clicked Approve: {result}");
+    let mut conn2 = conn.clone();
+    let sent: Vec<ApprovalAnswer> =
+        hemostat_e2e::stream_events::<ApprovalAnswer>(&mut conn2, EventKind::ApprovalAnswer)
+            .await
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+    assert_eq!(sent, [ApprovalAnswer::from_dashboard(&id, Decision::Approve, Some("hemostat"), None)]);
+    // Attested as the dashboard's: what the responder will check.
+    let reply: redis::streams::StreamRangeReply = conn2.xrange_all(EventKind::ApprovalAnswer.stream()).await.unwrap();
+    let json: String = reply.ids[0].get(ENVELOPE_FIELD).unwrap();
+    let env = Envelope::parse(json.as_bytes()).unwrap();
+    assert!(hemostat_protocol::attestation::is_attested(&conn, &env).await.unwrap());
+    println!("screenshot: {}", screenshot.display());
 }

@@ -12,7 +12,8 @@
 //!   only on requests an analyzer attested, so a request put on its stream
 //!   by hand, or a forged dead letter an operator replays, is dead-lettered;
 //! - a seed-protocol publisher may ask for a remediation and nothing more,
-//!   and the dashboard may only read.
+//!   and the dashboard may only read, and publish (and attest) answers to
+//!   approvals.
 
 use std::time::Duration;
 
@@ -125,11 +126,29 @@ async fn a_collectors_credentials_reach_its_own_host_only() {
     refused(&publisher, &["XADD", &keys::commands(theirs), "*", "k", "v"]).await;
     refused(&publisher, &["HSET", &keys::facts(&other), "container", "{}"]).await;
 
-    // The dashboard reads.
+    // The dashboard reads, and publishes answers to approvals (attested as
+    // its own) and nothing else.
     let dashboard = as_user(users.url(&Role::Dashboard)).await;
     allowed(&dashboard, &["GET", &keys::stats(&own)]).await;
     refused(&dashboard, &["SET", &keys::stats(&own), "{}"]).await;
     refused(&dashboard, &["ZADD", keys::SILENCES, "1", "x"]).await;
+    let answer = hemostat_protocol::approval::ApprovalAnswer::from_dashboard(
+        "0123456789abcdef0123456789abcdef",
+        hemostat_protocol::approval::Decision::Approve,
+        None,
+        None,
+    );
+    let answer =
+        Envelope::new(hemostat_protocol::envelope::agent::DASHBOARD, EventKind::ApprovalAnswer, &answer).unwrap();
+    RedisPublisher::new(dashboard.clone()).publish(&answer).await.expect("the dashboard publishes an answer");
+    refused(&dashboard, &["XADD", &EventKind::RemediationNeeded.stream(), "*", ENVELOPE_FIELD, "{}"]).await;
+    refused(&dashboard, &["SET", &keys::request_attestation("d"), "1"]).await;
+    refused(&dashboard, &["HSET", &keys::approval(&own, "0123456789abcdef0123456789abcdef"), "state", "approved"])
+        .await;
+    refused(&dashboard, &["ZADD", keys::APPROVALS, "1", "x"]).await;
+    refused(&dashboard, &["XADD", &keys::commands(mine), "*", "k", "v"]).await;
+    // Nor may a collector vouch for an answer.
+    refused(&collector, &["SET", &keys::answer_attestation("d"), "1"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

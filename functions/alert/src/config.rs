@@ -23,7 +23,7 @@ pub const SLACK_WEBHOOK_URL: Setting =
 pub const SLACK_APPROVAL_BUTTONS: Setting = Setting::new(
     "ALERT_SLACK_APPROVAL_BUTTONS",
     "false",
-    "approval_requested messages carry Approve and Deny buttons (needs the Slack app's interactivity pointed at an endpoint that verifies and answers them)",
+    "approval_requested messages carry Approve and Deny buttons (needs the Slack app's interactivity pointed at the dashboard's /slack/actions, with SLACK_SIGNING_SECRET on the dashboard and the responder)",
 );
 pub const WEBHOOK_URL: Setting = Setting::unset(
     "ALERT_WEBHOOK_URL",

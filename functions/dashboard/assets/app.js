@@ -16,6 +16,7 @@
     selectedEvent: null,  // identity of the event shown in details
     events: [],
     containers: [],
+    approvals: null,      // the ids listed, to keep a reason being typed
     timer: null,
     running: false,
     again: false,
@@ -75,6 +76,60 @@
       throw new Error(rel.split('?')[0] + ': ' + why);
     }
     return r.json();
+  }
+
+  // An answer to an approval: the header tells the dashboard the page
+  // itself sends it (a form or a page of another site cannot).
+  async function answer(id, verdict, reason) {
+    const r = await fetch(base + 'api/approvals/' + encodeURIComponent(id) + '/' + verdict, {
+      method: 'POST',
+      cache: 'no-store',
+      headers: { 'content-type': 'application/json', accept: 'application/json', 'x-hemostat-request': '1' },
+      body: JSON.stringify(reason ? { reason: reason } : {}),
+    });
+    let body = null;
+    try { body = await r.json(); } catch (e) { /* not JSON */ }
+    if (!r.ok) throw new Error('HTTP ' + r.status + (body && body.error ? ': ' + body.error : ''));
+    return body;
+  }
+
+  function renderApprovals(view) {
+    const list = view.approvals || [];
+    $('approval-count').textContent = String(list.length);
+    $('approvals-empty').hidden = list.length > 0;
+    // Re-rendered only when the list changes: a reason being typed stays.
+    const ids = list.map((a) => a.id).join(',');
+    if (ids === state.approvals) return;
+    state.approvals = ids;
+    $('approvals').replaceChildren(...list.map((a) => {
+      const key = a.host + '/' + a.container;
+      const reason = el('input', { type: 'text', placeholder: 'reason to deny', 'aria-label': 'reason to deny', maxlength: '500' });
+      const approve = el('button', { type: 'button', class: 'approve', text: 'Approve' });
+      const deny = el('button', { type: 'button', class: 'deny', text: 'Deny' });
+      const send = (verdict) => async () => {
+        approve.disabled = true;
+        deny.disabled = true;
+        try {
+          const sent = await answer(a.id, verdict, verdict === 'deny' ? reason.value.trim() : '');
+          $('approval-status').textContent = verdict + ' of ' + a.action + ' on ' + key + ' sent by ' + sent.by;
+        } catch (err) {
+          $('approval-status').textContent = verdict + ' of ' + a.action + ' on ' + key + ' failed: ' + err.message;
+          approve.disabled = false;
+          deny.disabled = false;
+        }
+        kick();
+      };
+      approve.addEventListener('click', send('approve'));
+      deny.addEventListener('click', send('deny'));
+      return el('tr', { 'data-approval': a.id, 'data-container': key, 'data-action': a.action }, [
+        el('td', { text: key }),
+        el('td', { text: a.action }),
+        el('td', { class: 'reason', text: a.reason }),
+        el('td', { text: until(Date.parse(a.deadline)), title: a.deadline }),
+        el('td', {}, [el('code', { text: a.id })]),
+        el('td', { class: 'answer' }, [approve, ' ', deny, ' ', reason]),
+      ]);
+    }));
   }
 
   function eventsQuery() {
@@ -299,7 +354,8 @@
     state.running = true;
     clearTimeout(state.timer);
     try {
-      const [containers, issues, events, silences] = await Promise.all([getJson('api/containers'), getJson('api/issues'), getJson(eventsQuery()), getJson('api/silences')]);
+      const [containers, issues, events, silences, approvals] = await Promise.all([getJson('api/containers'), getJson('api/issues'), getJson(eventsQuery()), getJson('api/silences'), getJson('api/approvals')]);
+      renderApprovals(approvals);
       renderHosts(containers.hosts);
       renderGrid(containers);
       renderSilences(silences);

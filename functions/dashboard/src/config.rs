@@ -2,6 +2,7 @@
 
 use hemostat_protocol::{
     ProtocolError,
+    approval::slack,
     config::{Env, Setting, Usage, empty_env, process_env},
     secret::Secret,
 };
@@ -35,8 +36,9 @@ dashboard: HemoStat's dashboard function (an AWS Lambda function URL, or the
 local emulator's).
 
 Serves one page and a small JSON API read from Redis: containers, active
-issues, events, the fleet.",
-    settings: &[REFRESH, ISSUE_WINDOW, STREAM_SCAN, MAX_CONTAINERS, AUTH_TOKEN],
+issues, events, the fleet; answers pending approvals (its page's buttons,
+and Slack's at /slack/actions).",
+    settings: &[REFRESH, ISSUE_WINDOW, STREAM_SCAN, MAX_CONTAINERS, AUTH_TOKEN, slack::SIGNING_SECRET],
 };
 
 /// The settings, each read by the [`Setting`] named in its comment (which
@@ -60,6 +62,11 @@ pub struct Config {
     /// `AUTH_TOKEN`: what a caller must present when the function URL's
     /// `AuthType` is `NONE` (see `auth`). Never logged.
     pub auth_token: Option<Secret>,
+    /// `slack::SIGNING_SECRET`: the Slack app's signing secret. Set, the
+    /// dashboard serves `POST /slack/actions` (Slack's Approve and Deny
+    /// buttons), which it authenticates by Slack's signature; unset, that
+    /// path is unknown. Never logged.
+    pub slack_signing_secret: Option<Secret>,
 }
 
 impl Default for Config {
@@ -81,6 +88,7 @@ impl Config {
             stream_scan: STREAM_SCAN.parse(env)?,
             max_containers: MAX_CONTAINERS.parse(env)?,
             auth_token: AUTH_TOKEN.configured_secret(env),
+            slack_signing_secret: slack::SIGNING_SECRET.configured_secret(env),
         };
         config.validate()?;
         Ok(config)
@@ -149,5 +157,8 @@ mod tests {
         assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("t0k-5ecret"));
         assert!(!format!("{c:?}").contains("5ecret"));
         assert!(!USAGE.help(&env_of(&[("DASHBOARD_AUTH_TOKEN", "t0k-5ecret")])).contains("5ecret"));
+        let c = Config::from_source(&env_of(&[("SLACK_SIGNING_SECRET", "s1ack-5ecret")])).unwrap();
+        assert_eq!(c.slack_signing_secret.as_ref().map(Secret::expose), Some("s1ack-5ecret"));
+        assert!(!format!("{c:?}").contains("5ecret"));
     }
 }

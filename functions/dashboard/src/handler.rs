@@ -12,6 +12,9 @@
 //! | `/api/issues` | health alerts of the window not yet followed by a successful remediation |
 //! | `/api/events?container=&type=&status=&limit=` | the alert function's event lists, filtered |
 //! | `/api/series/<host>/<name>` | the container's recent CPU and memory samples |
+//! | `/api/approvals` | every pending approval (`Approval::to_json`) |
+//! | `POST /api/approvals/<id>/approve`, `/deny` | a person's answer (JSON body: optional `reason`), from the dashboard's own page only (`auth::same_origin`): published as an `approval_answer` for the responder; 202 |
+//! | `POST /slack/actions` | Slack's Approve and Deny buttons, with `SLACK_SIGNING_SECRET` set: authenticated by Slack's signature instead of the token (see `answers`) |
 //!
 //! Paths are the request's path below the function URL: the same whether
 //! the emulator serves it under `/urls/<function>/`, on a port of its own,
@@ -24,9 +27,15 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use lambda_http::{Body, RequestExt, request::RequestContext};
 use serde::Serialize;
 
-use hemostat_protocol::{ContainerRef, EventKind, keys};
+use hemostat_protocol::{
+    ContainerRef, Envelope, EventKind,
+    approval::{ApprovalAnswer, Decision},
+    envelope::agent,
+    keys,
+};
 
 use crate::{
+    answers::{self, SLACK_PATH},
     auth::{self, Access},
     config::Config,
     error::DashboardError,
@@ -44,12 +53,23 @@ pub struct HttpRequest {
     /// The raw query string, without `?`.
     pub query: String,
     pub if_none_match: Option<String>,
+    /// Every header (an answer's checks, Slack's signature).
+    pub headers: http::HeaderMap,
+    /// The body as sent (the emulator and AWS may base64 it on the way).
+    pub body: Vec<u8>,
 }
 
 impl HttpRequest {
     pub fn get(path_and_query: &str) -> HttpRequest {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        HttpRequest { method: Method::GET, path: path.to_owned(), query: query.to_owned(), if_none_match: None }
+        HttpRequest {
+            method: Method::GET,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            if_none_match: None,
+            headers: http::HeaderMap::new(),
+            body: Vec::new(),
+        }
     }
 
     /// From a function URL / API Gateway v2 request: `rawPath` less a named
@@ -76,6 +96,8 @@ impl HttpRequest {
                 .get(header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            headers: request.headers().clone(),
+            body: request.body().as_ref().to_vec(),
         }
     }
 }
@@ -96,11 +118,15 @@ impl<S: Store> Dashboard<S> {
         Dashboard { store, config, page }
     }
 
-    /// The lambda_http entry point: the caller first, then the route.
+    /// The lambda_http entry point: the caller first, then the route
+    /// (Slack's path, once configured, authenticates by its signature).
     pub async fn handle(&self, request: lambda_http::Request) -> Response<Body> {
-        let response = match self.refusal(&request) {
-            Some(refused) => refused,
-            None => self.respond(&HttpRequest::from_lambda(&request)).await,
+        let http = HttpRequest::from_lambda(&request);
+        let slack = self.config.slack_signing_secret.as_ref().filter(|_| trimmed(&http.path) == SLACK_PATH);
+        let response = match (slack, self.refusal(&request)) {
+            (Some(secret), _) => self.slack(secret.expose().as_bytes(), &http).await,
+            (None, Some(refused)) => refused,
+            (None, None) => self.respond(&http).await,
         };
         let (parts, body) = response.into_parts();
         let body = if body.is_empty() { Body::Empty } else { Body::Text(body) };
@@ -140,22 +166,28 @@ impl<S: Store> Dashboard<S> {
 
     pub async fn respond(&self, request: &HttpRequest) -> Response<String> {
         let head = request.method == Method::HEAD;
-        if request.method != Method::GET && !head {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
+        let path = trimmed(&request.path);
+        if let Some((id, decision)) = answers::answer_route(path) {
+            if request.method != Method::POST {
+                return not_allowed("POST");
+            }
+            return self.answer(request, id, decision).await;
         }
-        // `/api/containers/` is `/api/containers`; `/` stays `/`.
-        let path = match request.path.strip_suffix('/') {
-            Some(p) if !p.is_empty() => p,
-            _ => request.path.as_str(),
-        };
+        // Slack's path without SLACK_SIGNING_SECRET: as any unknown path.
+        if path == SLACK_PATH {
+            let response = plain(StatusCode::NOT_FOUND, "not found\n");
+            return if head { strip(response) } else { response };
+        }
+        if request.method != Method::GET && !head {
+            return not_allowed("GET, HEAD");
+        }
         let result = match path {
             "" | "/" => return self.page(request, head),
             "/api/containers" => self.containers().await,
             "/api/issues" => self.issues().await,
             "/api/silences" => self.silences().await,
             "/api/events" => self.events(&request.query).await,
+            "/api/approvals" => self.approvals().await,
             _ => match path.strip_prefix("/api/series/") {
                 Some(rest) => self.series(rest).await,
                 None if path == "/api" || path.starts_with("/api/") => Err(Route::NotFound),
@@ -177,6 +209,82 @@ impl<S: Store> Dashboard<S> {
             }
         };
         if head { strip(response) } else { response }
+    }
+
+    /// A press of Approve or Deny on the page: from the page itself (not a
+    /// form or script of another site), on a pending approval; published
+    /// for the responder, which applies it (202: it is on its way).
+    async fn answer(&self, request: &HttpRequest, id: &str, decision: Decision) -> Response<String> {
+        if let Err(why) = auth::same_origin(&request.headers) {
+            tracing::warn!(approval = %id, %why, "approval answer refused");
+            return json(StatusCode::FORBIDDEN, error_body(&why));
+        }
+        let reason = match answers::reason(&request.body) {
+            Ok(reason) => reason,
+            Err(why) => return json(StatusCode::BAD_REQUEST, error_body(&why)),
+        };
+        let unavailable = |e: DashboardError| {
+            tracing::warn!(approval = %id, error = %e, "approval answer failed");
+            json(StatusCode::SERVICE_UNAVAILABLE, error_body("redis unavailable"))
+        };
+        match self.store.approval(id).await {
+            Ok(Some(a)) if a["state"] == "pending" => {}
+            Ok(Some(a)) => {
+                let state = a["state"].as_str().unwrap_or("answered");
+                let body = serde_json::json!({"error": format!("approval {id} is {state}"), "approval": a});
+                return json(StatusCode::CONFLICT, body.to_string());
+            }
+            Ok(None) => return json(StatusCode::NOT_FOUND, error_body("no such approval")),
+            Err(e) => return unavailable(e),
+        }
+        let user = auth::basic_user(request.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+        let answer = ApprovalAnswer::from_dashboard(id, decision, user.as_deref(), reason.as_deref());
+        if let Err(e) = self.publish(&answer).await {
+            return unavailable(e);
+        }
+        tracing::info!(approval = %id, answer = ?decision, by = %answer.by, "approval answer sent to the responder");
+        let body =
+            serde_json::json!({"id": id, "answer": decision, "by": answer.by, "status": "sent to the responder"});
+        json(StatusCode::ACCEPTED, body.to_string())
+    }
+
+    /// Slack's button press: verified by its signature, passed on as
+    /// received (the responder verifies it again); Slack wants a 200 within
+    /// 3 s, and says so to the person otherwise.
+    async fn slack(&self, secret: &[u8], request: &HttpRequest) -> Response<String> {
+        if request.method != Method::POST {
+            return not_allowed("POST");
+        }
+        let answer = match answers::slack_answer(secret, &request.headers, &request.body, now_ms() / 1000) {
+            Ok(answer) => answer,
+            Err(refused) => {
+                tracing::warn!(status = %refused.status, reason = %refused.reason, "Slack request refused");
+                let mut response = plain(refused.status, &format!("{}\n", refused.reason));
+                response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return response;
+            }
+        };
+        match self.publish(&answer).await {
+            Ok(()) => {
+                tracing::info!(approval = %answer.id, answer = ?answer.answer, by = %answer.by,
+                    "Slack answer sent to the responder");
+                plain(StatusCode::OK, "")
+            }
+            Err(e) => {
+                tracing::warn!(approval = %answer.id, error = %e, "Slack answer not published");
+                plain(StatusCode::SERVICE_UNAVAILABLE, "redis unavailable\n")
+            }
+        }
+    }
+
+    async fn publish(&self, answer: &ApprovalAnswer) -> Result<(), DashboardError> {
+        let env = Envelope::new(agent::DASHBOARD, EventKind::ApprovalAnswer, answer)?;
+        self.store.publish(&env).await.map(|_| ())
+    }
+
+    async fn approvals(&self) -> Result<String, Route> {
+        let pending = self.store.pending_approvals().await?;
+        Ok(serde_json::json!({ "approvals": pending }).to_string())
     }
 
     fn page(&self, request: &HttpRequest, head: bool) -> Response<String> {
@@ -354,6 +462,20 @@ fn plain(status: StatusCode, body: &str) -> Response<String> {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
+}
+
+fn not_allowed(allow: &'static str) -> Response<String> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `/api/containers/` is `/api/containers`; `/` stays `/`.
+fn trimmed(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
+    }
 }
 
 /// HEAD: the same status and headers, no body.
@@ -675,6 +797,167 @@ mod tests {
         // An AWS_IAM URL has authenticated the caller.
         let r = without.handle(url_event("/", "$default", true, None)).await;
         assert_eq!(status(&r), StatusCode::OK);
+    }
+
+    const APPROVAL: &str = "0123456789abcdef0123456789abcdef";
+    const HOST: &str = "abc.lambda-url.us-east-1.on.aws";
+
+    /// A POST through the function URL (AuthType NONE) with `headers` and `body`.
+    fn post_event(raw_path: &str, headers: &[(&str, &str)], body: &str) -> lambda_http::Request {
+        post_event_as(raw_path, headers, body, false)
+    }
+
+    /// The same, the body base64-encoded when `base64`, as a function URL
+    /// may pass a body it does not take for text.
+    fn post_event_as(raw_path: &str, headers: &[(&str, &str)], body: &str, base64: bool) -> lambda_http::Request {
+        use base64::Engine;
+        let body = if base64 { base64::engine::general_purpose::STANDARD.encode(body) } else { body.to_owned() };
+        let mut event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": "",
+            "headers": {"host": HOST, "x-forwarded-proto": "https"},
+            "requestContext": {"accountId": "anonymous", "apiId": "abc", "domainName": HOST, "domainPrefix": "abc",
+                "http": {"method": "POST", "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "03/Nov/2025:10:30:45 +0000", "timeEpoch": 0},
+            "body": body, "isBase64Encoded": base64
+        });
+        for (k, v) in headers {
+            event["headers"][*k] = json!(v);
+        }
+        lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
+    }
+
+    fn with_approvals(slack: Option<&str>) -> Dashboard<MemoryStore> {
+        let mut s = store();
+        let approval = |id: &str, state: &str| {
+            json!({"id": id, "host": "h1", "container": "web", "action": "restart",
+            "state": state, "reason": HOSTILE, "by": null})
+        };
+        s.approvals = vec![approval(APPROVAL, "pending"), approval(&"f".repeat(32), "denied")];
+        let config = Config {
+            auth_token: Some("t0ken".into()),
+            slack_signing_secret: slack.map(Into::into),
+            ..Config::default()
+        };
+        Dashboard::new(config, s)
+    }
+
+    fn published(d: &Dashboard<MemoryStore>) -> Vec<ApprovalAnswer> {
+        d.store.published.lock().unwrap().iter().map(|e| e.data_of(EventKind::ApprovalAnswer).unwrap()).collect()
+    }
+
+    fn text_of(r: &Response<Body>) -> String {
+        match r.body() {
+            Body::Text(t) => t.clone(),
+            Body::Empty => String::new(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_page_answers_pending_approvals_and_nothing_else_does() {
+        let d = with_approvals(None);
+        let basic = "Basic YWxpY2U6dDBrZW4="; // alice:t0ken
+        let page = [
+            ("authorization", basic),
+            ("x-hemostat-request", "1"),
+            ("origin", "https://abc.lambda-url.us-east-1.on.aws"),
+            ("sec-fetch-site", "same-origin"),
+            ("content-type", "application/json"),
+        ];
+        let approve = format!("/api/approvals/{APPROVAL}/approve");
+
+        let r = d.handle(url_event("/api/approvals", "$default", false, Some(basic))).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let listed: Value = serde_json::from_str(&text_of(&r)).unwrap();
+        assert_eq!(listed["approvals"].as_array().unwrap().len(), 1, "pending only: {listed}");
+        assert!(!text_of(&r).contains('<'), "escaped");
+
+        // Without the token, without the header, from another origin or site: refused, nothing sent.
+        let r = d.handle(post_event(&approve, &page[1..], "{}")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        for (drop, add) in [
+            (Some("x-hemostat-request"), None),
+            (Some("origin"), Some(("origin", "http://127.0.0.1:9999"))),
+            (Some("sec-fetch-site"), Some(("sec-fetch-site", "same-site"))),
+        ] {
+            let mut headers: Vec<(&str, &str)> = page.iter().copied().filter(|(k, _)| Some(*k) != drop).collect();
+            headers.extend(add);
+            let r = d.handle(post_event(&approve, &headers, "{}")).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        }
+        assert!(published(&d).is_empty());
+        // GET on an answer, an unknown or answered approval, a bad body.
+        assert_eq!(
+            d.handle(url_event(&approve, "$default", false, Some(basic))).await.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let unknown = format!("/api/approvals/{}/approve", "e".repeat(32));
+        assert_eq!(d.handle(post_event(&unknown, &page, "")).await.status(), StatusCode::NOT_FOUND);
+        let answered = format!("/api/approvals/{}/deny", "f".repeat(32));
+        let r = d.handle(post_event(&answered, &page, "")).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        assert!(text_of(&r).contains("is denied"), "{}", text_of(&r));
+        assert_eq!(d.handle(post_event(&approve, &page, "reason=x")).await.status(), StatusCode::BAD_REQUEST);
+        assert!(published(&d).is_empty());
+
+        // The page's own request: published, by the Basic user name.
+        let r = d.handle(post_event(&approve, &page, "")).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "{}", text_of(&r));
+        let deny = format!("/api/approvals/{APPROVAL}/deny");
+        let r = d.handle(post_event(&deny, &page, r#"{"reason": "not now"}"#)).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let sent = published(&d);
+        assert_eq!(sent[0], ApprovalAnswer::from_dashboard(APPROVAL, Decision::Approve, Some("alice"), None));
+        assert_eq!((sent[1].answer, sent[1].reason.as_deref()), (Decision::Deny, Some("not now")));
+        assert_eq!(d.store.published.lock().unwrap()[0].agent, agent::DASHBOARD);
+    }
+
+    #[tokio::test]
+    async fn slacks_path_is_unknown_until_configured_then_authenticated_by_its_signature() {
+        use hemostat_protocol::approval::slack;
+        let payload = json!({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": slack::APPROVE_ACTION, "value": APPROVAL}]});
+        let body =
+            form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+        let now = (now_ms() / 1000).to_string();
+        let sig = slack::sign(b"s3cret", &now, body.as_bytes());
+        let signed = [
+            ("x-slack-request-timestamp", now.as_str()),
+            ("x-slack-signature", sig.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+
+        // Not configured: the dashboard's own auth, then an unknown path.
+        let d = with_approvals(None);
+        assert_eq!(d.handle(post_event("/slack/actions", &signed, &body)).await.status(), StatusCode::UNAUTHORIZED);
+        let mut with_token = signed.to_vec();
+        with_token.push(("authorization", "Bearer t0ken"));
+        assert_eq!(d.handle(post_event("/slack/actions", &with_token, &body)).await.status(), StatusCode::NOT_FOUND);
+        assert!(published(&d).is_empty());
+
+        // Configured: the signature is the credential; the token is not needed.
+        let d = with_approvals(Some("s3cret"));
+        assert_eq!(
+            d.handle(post_event("/slack/actions", &signed[2..], &body)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let forged = [signed[0], ("x-slack-signature", "v0=00"), signed[2]];
+        assert_eq!(d.handle(post_event("/slack/actions", &forged, &body)).await.status(), StatusCode::UNAUTHORIZED);
+        assert!(published(&d).is_empty());
+        let r = d.handle(post_event("/slack/actions", &signed, &body)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", text_of(&r));
+        let sent = published(&d);
+        assert_eq!((sent[0].id.as_str(), sent[0].by.as_str()), (APPROVAL, "slack:U1"));
+        assert_eq!(sent[0].slack.as_ref().map(|s| s.body.as_str()), Some(body.as_str()));
+        // The dashboard's own routes still need the token.
+        assert_eq!(
+            d.handle(url_event("/api/approvals", "$default", false, None)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // A form body passed base64-encoded: the bytes Slack signed are
+        // verified, and passed on, either way.
+        let r = d.handle(post_event_as("/slack/actions", &signed, &body, true)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", text_of(&r));
+        assert_eq!(published(&d)[1].slack.as_ref().map(|s| s.body.as_str()), Some(body.as_str()));
     }
 
     #[tokio::test]

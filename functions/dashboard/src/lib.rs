@@ -1,5 +1,6 @@
 //! The dashboard function: HemoStat's live page, served as a Lambda
-//! function URL (`lambda_http`, API Gateway v2 events), reading Redis only.
+//! function URL (`lambda_http`, API Gateway v2 events), reading Redis and
+//! publishing one thing: a person's answer to a pending approval.
 //!
 //! The page shows the container grid across hosts (CPU %, memory %, status,
 //! health, host liveness, the silence and open circuit breaker holding
@@ -14,7 +15,10 @@
 //!   content types, escaping), and the lambda_http adapter, which
 //!   authenticates first.
 //! - `auth`: who may see the page: the URL's IAM check or the token
-//!   (bearer, or HTTP Basic for browsers).
+//!   (bearer, or HTTP Basic for browsers); and that an answer to an
+//!   approval comes from the page itself (CSRF).
+//! - `answers`: answers to approvals: Slack's signed button presses and
+//!   the page's buttons, read and checked before they are published.
 //! - `views`: the API's answers built from raw Redis values by pure
 //!   functions, one file per view (grid, silences, active issues, filtered
 //!   history, series).
@@ -25,6 +29,7 @@
 //! - `config`: environment variables.
 //! - `error`: the crate's error enum.
 
+mod answers;
 mod auth;
 mod config;
 mod error;

@@ -2,8 +2,10 @@
 //! the handler is tested without a server (`MemoryStore`, in unit tests and the fuzzer) and the Redis
 //! implementation is tested against a real one.
 //!
-//! Reads only: the dashboard never writes, so it cannot disturb the loop it
-//! shows, and any number of instances (or a read replica) can serve it.
+//! Reads, and one write: a person's answer to an approval, published as
+//! an `approval_answer` for the responder (which decides whether it
+//! counts). Nothing else is written, so the dashboard cannot disturb the
+//! loop it shows.
 
 #[cfg(any(test, feature = "fuzzing"))]
 use std::collections::HashMap;
@@ -12,7 +14,11 @@ use std::future::Future;
 use hemostat_protocol::connection::Connection;
 use redis::{AsyncCommands, streams::StreamRangeReply};
 
-use hemostat_protocol::publisher::ENVELOPE_FIELD;
+use hemostat_protocol::{
+    Envelope, Publisher, RedisPublisher,
+    approval::{self, Approval},
+    publisher::ENVELOPE_FIELD,
+};
 
 use crate::error::DashboardError;
 
@@ -46,6 +52,13 @@ pub trait Store: Send + Sync {
         stream: &str,
         count: usize,
     ) -> impl Future<Output = Result<Vec<StreamEntry>, DashboardError>> + Send;
+    /// Every pending approval, as `Approval::to_json` shows it.
+    fn pending_approvals(&self) -> impl Future<Output = Result<Vec<serde_json::Value>, DashboardError>> + Send;
+    /// One approval, whatever its state (`Approval::to_json`).
+    fn approval(&self, id: &str) -> impl Future<Output = Result<Option<serde_json::Value>, DashboardError>> + Send;
+    /// Publishes an event (attested as the dashboard's, see
+    /// `hemostat_protocol::attestation`): an `approval_answer`.
+    fn publish(&self, env: &Envelope) -> impl Future<Output = Result<String, DashboardError>> + Send;
 }
 
 /// The store of a deployed dashboard: one multiplexed connection per
@@ -116,6 +129,18 @@ impl Store for RedisStore {
         Ok(self.conn.clone().lrange(key, 0, limit as isize - 1).await?)
     }
 
+    async fn pending_approvals(&self) -> Result<Vec<serde_json::Value>, DashboardError> {
+        Ok(approval::pending(&mut self.conn.clone()).await?.iter().map(Approval::to_json).collect())
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<serde_json::Value>, DashboardError> {
+        Ok(approval::get(&mut self.conn.clone(), id).await?.as_ref().map(Approval::to_json))
+    }
+
+    async fn publish(&self, env: &Envelope) -> Result<String, DashboardError> {
+        Ok(RedisPublisher::new(self.conn.clone()).publish(env).await?)
+    }
+
     async fn stream_tail(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, DashboardError> {
         let reply: StreamRangeReply = self.conn.clone().xrevrange_count(stream, "+", "-", count).await?;
         Ok(reply
@@ -145,6 +170,10 @@ pub struct MemoryStore {
     pub lists: HashMap<String, Vec<String>>,
     /// Streams, oldest entry first (as `XADD` appends them).
     pub streams: HashMap<String, Vec<StreamEntry>>,
+    /// Approvals, as `Approval::to_json` shows them (any state).
+    pub approvals: Vec<serde_json::Value>,
+    /// What was published, in order (shared by the store's clones).
+    pub published: std::sync::Arc<std::sync::Mutex<Vec<Envelope>>>,
     /// When set, every read fails as if Redis were down.
     pub down: bool,
 }
@@ -199,5 +228,22 @@ impl Store for MemoryStore {
     async fn stream_tail(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, DashboardError> {
         self.check()?;
         Ok(self.streams.get(stream).map(|s| s.iter().rev().take(count).cloned().collect()).unwrap_or_default())
+    }
+
+    async fn pending_approvals(&self) -> Result<Vec<serde_json::Value>, DashboardError> {
+        self.check()?;
+        Ok(self.approvals.iter().filter(|a| a["state"] == "pending").cloned().collect())
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<serde_json::Value>, DashboardError> {
+        self.check()?;
+        Ok(self.approvals.iter().find(|a| a["id"] == id).cloned())
+    }
+
+    async fn publish(&self, env: &Envelope) -> Result<String, DashboardError> {
+        self.check()?;
+        let mut published = self.published.lock().expect("not poisoned");
+        published.push(env.clone());
+        Ok(format!("{}-0", published.len()))
     }
 }

@@ -88,6 +88,8 @@ pub fn facts(env: &Envelope) -> Result<Vec<Fact>, ProtocolError> {
                 labels: vec![("kind", label_value(&alert.kind)), ("severity", serde_name(&alert.severity))],
             });
         }
+        // Counted by type above; what became of it is the responder's audit.
+        EventKind::ApprovalAnswer => {}
     }
     Ok(out)
 }

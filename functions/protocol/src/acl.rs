@@ -12,7 +12,11 @@
 //! - a seed-protocol publisher (a custom analyzer) reads alerts and publishes
 //!   `remediation_needed` and `false_alarm`, and writes nothing else but the
 //!   attestations of its requests;
-//! - the dashboard reads and writes nothing else.
+//! - the dashboard reads, and publishes one kind, `approval_answer` (a
+//!   person's Approve or Deny, from its page or from Slack's buttons), with
+//!   the attestations of its answers: it writes nothing else, so a stolen
+//!   dashboard password can at most answer approvals that are pending (the
+//!   responder applies an answer only as the person who gave it could).
 //!
 //! Every role loses the commands that reach past its keys (`KEYS`, `FLUSHALL`,
 //! `CONFIG`, `ACL`, `DEBUG`, `MIGRATE`, ...: Redis's `@dangerous`), keeping
@@ -22,7 +26,9 @@
 //! the alert stream, but cannot attest it under that host's prefix, and the
 //! analyzer diagnoses only attested alerts ([`crate::attestation`]). The
 //! bridge writes every stream, `remediation_needed` too, but cannot attest a
-//! request: the responder acts only on those an analyzer attested.
+//! request: the responder acts only on those an analyzer attested. Nor an
+//! approval answer: the responder applies only those the dashboard attested
+//! or whose Slack signature it verified itself.
 //!
 //! What they cannot prevent (see the book's Security chapter, docs/src/security.md): a
 //! collector may write the fleet-wide container and collector sets.
@@ -235,8 +241,9 @@ impl Role {
                     glob(keys::CONTAINERS),
                     glob(keys::MAINTENANCE),
                 ]);
-                // Which analyzer vouched for each request.
-                g.read.push("hemostat:requested:*".to_owned());
+                // Which analyzer vouched for each request; which answers
+                // the dashboard vouched for.
+                g.read.extend(["hemostat:requested:*".to_owned(), "hemostat:answered:*".to_owned()]);
                 g
             }
             Role::Alert => Grants { write: owned(&["hemostat:events:*", "hemostat:alert:*"]), ..Grants::default() },
@@ -246,7 +253,14 @@ impl Role {
                 g.read.push(all);
                 g
             }
-            Role::Dashboard => Grants { read: vec![all], ..Grants::default() },
+            Role::Dashboard => {
+                // Answers to approvals (its page's, Slack's buttons'),
+                // attested as its own.
+                let mut g = Grants::publishing(&[EventKind::ApprovalAnswer]);
+                g.write.push("hemostat:answered:*".to_owned());
+                g.read.push(all);
+                g
+            }
             Role::Operator => Grants { write: vec![all.clone()], read: Vec::new(), channels: vec![all] },
             Role::Publisher => {
                 let mut g = Grants::publishing(&[EventKind::RemediationNeeded, EventKind::FalseAlarm]);
@@ -467,6 +481,26 @@ mod tests {
             assert!(!writes(&role, &keys::remediation(&any)), "{role}");
         }
         assert!(!writes(&Role::Dashboard, &keys::stats(&any)) && reads(&Role::Dashboard, &keys::stats(&any)));
+
+        // Answers: the dashboard publishes them and vouches for its own; the
+        // responder reads who vouched; nobody else may vouch.
+        let answered = keys::answer_attestation("d");
+        assert!(writes(&Role::Dashboard, &answered) && writes(&Role::Dashboard, &EventKind::ApprovalAnswer.stream()));
+        assert!(reads(&Role::Responder, &answered) && !writes(&Role::Responder, &answered));
+        for role in
+            [Role::Bridge, Role::Analyzer, Role::Publisher, Role::Alert, Role::Exporter, Role::Collector("h".into())]
+        {
+            assert!(!writes(&role, &answered), "{role}");
+        }
+        // The dashboard publishes nothing else and writes no other key.
+        let d = Role::Dashboard.grants();
+        for kind in EventKind::ALL.into_iter().filter(|k| *k != EventKind::ApprovalAnswer) {
+            assert!(!d.channels.iter().any(|p| matches(p, &kind.channel())), "{kind}");
+            assert!(!writes(&Role::Dashboard, &kind.stream()), "{kind}");
+        }
+        for key in [keys::request_attestation("d"), keys::approval_where("ab"), keys::APPROVALS.to_owned()] {
+            assert!(!writes(&Role::Dashboard, &key), "{key}");
+        }
     }
 
     #[test]

@@ -22,6 +22,13 @@
 //! and an operator replayed, could otherwise put a request to act on any
 //! container before the responder. The responder acts only on attested
 //! requests.
+//!
+//! An `approval_answer` the dashboard publishes (a person pressed Approve
+//! or Deny on its page) is attested under a third prefix, which only the
+//! dashboard (and the operator) may write ([`keys::answer_attestation`]):
+//! the responder applies an answer only if the dashboard attested it, or
+//! if it carries a Slack request whose signature the responder verifies
+//! itself ([`crate::approval::ApprovalAnswer`]).
 
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
@@ -48,11 +55,12 @@ pub fn host(env: &Envelope) -> Option<&str> {
 }
 
 /// The attestation key of `env`, when it has one: an alert's under its
-/// host's prefix, a request's under the analyzers'. Other kinds are not
-/// attested.
+/// host's prefix, a request's under the analyzers', an approval answer's
+/// under the dashboard's. Other kinds are not attested.
 pub fn key(env: &Envelope) -> Option<String> {
     match env.kind {
         EventKind::RemediationNeeded => Some(keys::request_attestation(&digest(env))),
+        EventKind::ApprovalAnswer => Some(keys::answer_attestation(&digest(env))),
         _ => host(env).map(|h| keys::attestation(h, &digest(env))),
     }
 }
@@ -121,5 +129,15 @@ mod tests {
         let key = key(&needed("web-1")).unwrap();
         assert!(key.starts_with("hemostat:requested:") && !key.contains("web-1"), "{key}");
         assert_ne!(Some(key), super::key(&needed("web-2")));
+    }
+
+    #[test]
+    fn an_approval_answer_is_attested_under_the_dashboards_prefix() {
+        let answer = |by: &str| {
+            Envelope::new("dashboard", EventKind::ApprovalAnswer, &serde_json::json!({"id": "a", "by": by})).unwrap()
+        };
+        let key = key(&answer("dashboard")).unwrap();
+        assert!(key.starts_with("hemostat:answered:"), "{key}");
+        assert_ne!(Some(key), super::key(&answer("dashboard:eve")), "another answer, another key");
     }
 }

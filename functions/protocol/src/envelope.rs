@@ -15,6 +15,8 @@ pub mod agent {
     pub const ALERT: &str = "HemoStat-Alert";
     /// The bridge, about itself (its lag, records it gave up as stale).
     pub const BRIDGE: &str = "HemoStat-Bridge";
+    /// The dashboard, carrying a person's answer to an approval.
+    pub const DASHBOARD: &str = "HemoStat-Dashboard";
 }
 
 /// One message on a seed channel or durable stream.

@@ -16,15 +16,20 @@ pub enum EventKind {
     /// HemoStat about itself (a collector gone silent, ...). Not a seed
     /// channel: an extension that seed subscribers of `hemostat:*` see too.
     SystemAlert,
+    /// A person's answer to an approval, from Slack's buttons or the
+    /// dashboard ([`crate::approval::ApprovalAnswer`]), for the responder.
+    /// Not a seed channel either.
+    ApprovalAnswer,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::HealthAlert,
         EventKind::RemediationNeeded,
         EventKind::RemediationComplete,
         EventKind::FalseAlarm,
         EventKind::SystemAlert,
+        EventKind::ApprovalAnswer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +39,7 @@ impl EventKind {
             EventKind::RemediationComplete => "remediation_complete",
             EventKind::FalseAlarm => "false_alarm",
             EventKind::SystemAlert => "system_alert",
+            EventKind::ApprovalAnswer => "approval_answer",
         }
     }
 

@@ -222,6 +222,13 @@ pub fn request_attestation(digest: &str) -> String {
     format!("hemostat:requested:{digest}")
 }
 
+/// "The dashboard published the approval answer with this digest":
+/// writable only by the dashboard (and the operator), see
+/// [`crate::attestation`].
+pub fn answer_attestation(digest: &str) -> String {
+    format!("hemostat:answered:{digest}")
+}
+
 /// How long an [`attestation`] (or [`request_attestation`]) is kept: longer than any alert waits in its
 /// stream (the bridge gives up on a record after minutes), short enough
 /// that one key per alert never piles up.

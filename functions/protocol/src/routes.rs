@@ -30,6 +30,8 @@ impl Route {
 pub const ROUTES: &[Route] = &[
     Route { kind: EventKind::HealthAlert, function: "analyzer" },
     Route { kind: EventKind::RemediationNeeded, function: "responder" },
+    // Answers to approvals (Slack's buttons, the dashboard's).
+    Route { kind: EventKind::ApprovalAnswer, function: "responder" },
     // Notifications and the dashboard's event log.
     Route { kind: EventKind::RemediationComplete, function: "alert" },
     Route { kind: EventKind::FalseAlarm, function: "alert" },

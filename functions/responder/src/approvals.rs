@@ -2,9 +2,11 @@
 //! which ones do, parking them (and asking), taking an approved one back
 //! to the gate, and falling back to a notification past the deadline.
 //!
-//! The handler calls in at three points: before a batch (expire what is
-//! due), before the gate (park instead of acting) and for a request that
-//! names an approval (execute the record's request, once).
+//! The handler calls in at four points: before a batch (expire what is
+//! due), before the gate (park instead of acting), for a request that
+//! names an approval (execute the record's request, once) and for a
+//! person's answer from Slack or the dashboard (`apply`, once the handler
+//! vouched for it).
 
 use sha2::{Digest, Sha256};
 
@@ -145,6 +147,47 @@ pub async fn approved<S: Store>(
         return Ok(None);
     }
     Ok(Some(a.execution_request()))
+}
+
+/// Applies a person's answer (vouched for by the caller): a denial moves
+/// the approval and is reported as `approval::deny` reports one; a yes
+/// moves it and gives back the request to execute through the gate, as a
+/// request naming the approval would. Also for a yes already on record
+/// but not yet taken (a failure after the move: the redelivered answer
+/// executes it, once, since the command derives from the approval's id).
+/// `None`: nothing to execute (an answer that changed nothing is logged).
+pub async fn apply<S: Store, P: Publisher>(
+    store: &S,
+    publisher: &P,
+    id: &str,
+    answer: &Answer,
+) -> Result<Option<RemediationNeeded>, ProtocolError> {
+    match store.answer(id, answer).await? {
+        Ok(a) if a.state == State::Denied => {
+            let (report, text) = a.denial();
+            tracing::info!(approval = %id, container = %a.container, action = %a.action, "{text}");
+            publisher.publish(&Envelope::new(agent::RESPONDER, EventKind::RemediationComplete, &report)?).await?;
+            Ok(None)
+        }
+        Ok(a) => {
+            tracing::info!(approval = %id, container = %a.container, action = %a.action,
+                by = a.by.as_deref().unwrap_or_default(), "approved: through the gate");
+            Ok(Some(a.execution_request()))
+        }
+        Err(Refusal::Answered { state: State::Approved, .. }) if matches!(answer, Answer::Approve { .. }) => {
+            match store.approval(id).await? {
+                Some(a) if a.state == State::Approved => {
+                    tracing::info!(approval = %id, container = %a.container, "approved already, not yet taken: through the gate");
+                    Ok(Some(a.execution_request()))
+                }
+                _ => Ok(None),
+            }
+        }
+        Err(refusal) => {
+            tracing::info!(approval = %id, %refusal, "approval answer changed nothing");
+            Ok(None)
+        }
+    }
 }
 
 /// Marks an approved request as taken, once the gate decided on it (the

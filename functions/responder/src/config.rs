@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use hemostat_protocol::{
     ProtocolError,
-    approval::Rule,
+    approval::{Rule, slack},
     command::SigningKey,
     config::{Env, Setting, Usage, empty_env, process_env},
     gate::{BREAKER, COOLDOWN, ESCALATION, ESCALATION_QUIET, FleetBrake, Gate, GateSettings, MAX_RETRIES_PER_HOUR},
+    secret::Secret,
 };
 
 pub const DRY_RUN: Setting = Setting::new(
@@ -71,6 +72,7 @@ signed commands in the container's host stream.",
         REQUIRE_ATTESTED_REQUESTS,
         APPROVE,
         APPROVAL_TIMEOUT,
+        slack::SIGNING_SECRET,
     ],
 };
 
@@ -105,6 +107,10 @@ pub struct Config {
     pub approve: Rule,
     /// `APPROVAL_TIMEOUT`: how long an action waits for its yes.
     pub approval_timeout: std::time::Duration,
+    /// `slack::SIGNING_SECRET`: the Slack app's signing secret; an
+    /// `approval_answer` carrying a Slack press counts only if its
+    /// signature verifies with it. Never logged.
+    pub slack_signing_secret: Option<Secret>,
 }
 
 impl Default for Config {
@@ -139,6 +145,7 @@ impl Config {
                 0 => return Err(APPROVAL_TIMEOUT.invalid("0", "must be longer than 0s")),
                 s => std::time::Duration::from_secs(s),
             },
+            slack_signing_secret: slack::SIGNING_SECRET.configured_secret(env),
         })
     }
 
@@ -164,6 +171,15 @@ mod tests {
         assert!(!format!("{c:?}").contains(&private[..20]));
         let bad = Config::from_source(&env_of(&[("HEMOSTAT_COMMAND_SIGNING_KEY", "hunter2")])).unwrap_err().to_string();
         assert!(bad.contains("HEMOSTAT_COMMAND_SIGNING_KEY") && !bad.contains("hunter2"), "{bad}");
+    }
+
+    #[test]
+    fn the_slack_signing_secret_is_kept_and_never_shown() {
+        assert!(Config::default().slack_signing_secret.is_none());
+        let c = Config::from_source(&env_of(&[("SLACK_SIGNING_SECRET", "8f74-5ecret")])).unwrap();
+        assert_eq!(c.slack_signing_secret.as_ref().map(Secret::expose), Some("8f74-5ecret"));
+        assert!(!format!("{c:?}").contains("5ecret"));
+        assert!(!USAGE.help(&env_of(&[("SLACK_SIGNING_SECRET", "8f74-5ecret")])).contains("5ecret"));
     }
 
     #[test]

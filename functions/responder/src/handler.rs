@@ -1,10 +1,13 @@
 //! The Lambda handler: `remediation_needed` in, a signed command to the
-//! container's collector (or a recorded refusal) out.
+//! container's collector (or a recorded refusal) out; and `approval_answer`
+//! in (a person's Approve or Deny from Slack or the dashboard), verified,
+//! then the approved request through the same gate.
 
 use sha2::{Digest, Sha256};
 
 use hemostat_protocol::{
     Action, Command, ContainerRef, Envelope, EventKind, Publisher,
+    approval::ApprovalAnswer,
     batch::{self, BatchEvent, BatchResponse, RecordOutcome},
     envelope::agent,
     event::{IncidentContext, RemediationComplete, RemediationNeeded, Severity, SystemAlert},
@@ -55,6 +58,9 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     async fn respond(&self, env: Envelope) -> RecordOutcome {
+        if env.kind == EventKind::ApprovalAnswer {
+            return self.answer(env).await;
+        }
         let needed: RemediationNeeded = match env.data_of(EventKind::RemediationNeeded) {
             Ok(n) => n,
             Err(e) => return RecordOutcome::Rejected(e.to_string()),
@@ -88,6 +94,48 @@ impl<S: Store, P: Publisher> Responder<S, P> {
                 tracing::info!(container = %needed.container, %reason, "remediation waits; asking again later");
                 RecordOutcome::Retry(reason)
             }
+            Err(e) => RecordOutcome::Retry(e.to_string()),
+        }
+    }
+
+    /// A person's answer to an approval (Slack's button, the dashboard's),
+    /// applied once the responder vouched for it itself: a Slack press by
+    /// its signature, the dashboard's by its attestation. Anything else
+    /// (the bridge's credentials can put any record on the stream) is
+    /// dead-lettered with the reason. An approval moves once: a replayed
+    /// answer changes nothing.
+    async fn answer(&self, env: Envelope) -> RecordOutcome {
+        let answer: ApprovalAnswer = match env.data_of(EventKind::ApprovalAnswer) {
+            Ok(a) => a,
+            Err(e) => return RecordOutcome::Rejected(e.to_string()),
+        };
+        // Only a dashboard answer needs the attestation; a Slack one is
+        // judged by its signature alone.
+        let attested = match answer.slack {
+            Some(_) => false,
+            None => match self.store.is_attested(&env).await {
+                Ok(attested) => attested,
+                Err(e) => return RecordOutcome::Retry(e.to_string()),
+            },
+        };
+        let secret = self.config.slack_signing_secret.as_ref().map(|s| s.expose().as_bytes());
+        let (id, answer) = match answer.vouched(secret, attested, chrono::Utc::now().timestamp()) {
+            Ok(vouched) => vouched,
+            Err(reason) => {
+                tracing::warn!(approval = %answer.id, claimed_by = %answer.by, %reason, "approval answer refused");
+                return RecordOutcome::Rejected(format!("approval answer refused: {reason}"));
+            }
+        };
+        match approvals::apply(&self.store, &self.publisher, &id, &answer).await {
+            Ok(Some(execution)) => match self.decide(&env, &execution).await {
+                Ok(Wait::No) => RecordOutcome::Done,
+                Ok(Wait::Until(reason)) => {
+                    tracing::info!(approval = %id, %reason, "approved action waits; asking again later");
+                    RecordOutcome::Retry(reason)
+                }
+                Err(e) => RecordOutcome::Retry(e.to_string()),
+            },
+            Ok(None) => RecordOutcome::Done,
             Err(e) => RecordOutcome::Retry(e.to_string()),
         }
     }
@@ -380,7 +428,7 @@ mod tests {
     use super::*;
     use hemostat_protocol::{
         ProtocolError,
-        approval::{Answer, Approval, Parked, Refusal},
+        approval::{Answer, Approval, ApprovalAnswer, Decision, Parked, Refusal, SlackRequest, State, slack},
         batch::BatchRecord,
         command::SignedCommand,
         event::RemediationStatus,
@@ -406,8 +454,8 @@ mod tests {
         decision: Option<GateDecision>,
         /// Requests waiting for a yes, by approval id.
         parked: Mutex<Vec<(String, RemediationNeeded)>>,
-        /// Approval records, by id.
-        approvals: Vec<Approval>,
+        /// Approvals as stored (answered and taken in memory).
+        approvals: Mutex<Vec<Approval>>,
     }
 
     impl Default for FakeStore {
@@ -422,7 +470,7 @@ mod tests {
                 unattested: false,
                 decision: None,
                 parked: Mutex::default(),
-                approvals: Vec::new(),
+                approvals: Mutex::default(),
             }
         }
     }
@@ -494,10 +542,22 @@ mod tests {
             Ok(Parked::New { id, deadline_ms: 1 })
         }
         async fn approval(&self, id: &str) -> Result<Option<Approval>, ProtocolError> {
-            Ok(self.approvals.iter().find(|a| a.id == id).cloned())
+            Ok(self.approvals.lock().unwrap().iter().find(|a| a.id == id).cloned())
         }
-        async fn answer(&self, _id: &str, _a: &Answer) -> Result<Result<Approval, Refusal>, ProtocolError> {
-            Ok(Err(Refusal::Unknown))
+        async fn answer(&self, id: &str, answer: &Answer) -> Result<Result<Approval, Refusal>, ProtocolError> {
+            let mut all = self.approvals.lock().unwrap();
+            let Some(a) = all.iter_mut().find(|a| a.id == id) else { return Ok(Err(Refusal::Unknown)) };
+            let (from, to, by, note) = match answer {
+                Answer::Approve { by } => (State::Pending, State::Approved, Some(by.clone()), None),
+                Answer::Deny { by, reason } => (State::Pending, State::Denied, Some(by.clone()), reason.clone()),
+                Answer::Take => (State::Approved, State::Done, a.by.clone(), a.note.clone()),
+                Answer::Expire => (State::Pending, State::Expired, Some("responder".into()), None),
+            };
+            if a.state != from {
+                return Ok(Err(Refusal::Answered { state: a.state, by: a.by.clone(), at_ms: None }));
+            }
+            (a.state, a.by, a.note) = (to, by, note);
+            Ok(Ok(a.clone()))
         }
         async fn due_approvals(&self, _now_ms: i64) -> Result<Vec<String>, ProtocolError> {
             Ok(Vec::new())
@@ -841,6 +901,125 @@ mod tests {
         assert!(r.store.dispatched.lock().unwrap().is_empty() && r.publisher.0.lock().unwrap().is_empty());
     }
 
+    const APPROVAL: &str = "0123456789abcdef0123456789abcdef";
+    const SLACK_SECRET: &str = "s1ack-secret";
+
+    /// A responder whose store holds a pending approval of a restart of h1/web.
+    fn waiting() -> Responder<FakeStore, Recorder> {
+        let mut r = responder(vec![]);
+        r.config.slack_signing_secret = Some(SLACK_SECRET.into());
+        let request: RemediationNeeded = serde_json::from_str(
+            r#"{"container":"web","host":"h1","action":"restart","reason":"exit 1","confidence":0.9}"#,
+        )
+        .unwrap();
+        r.store.approvals.lock().unwrap().push(Approval {
+            id: APPROVAL.into(),
+            container: ContainerRef::new("h1", "web"),
+            action: Action::Restart,
+            state: State::Pending,
+            request,
+            requested_at_ms: 0,
+            deadline_ms: i64::MAX,
+            by: None,
+            answered_at_ms: None,
+            note: None,
+        });
+        r
+    }
+
+    fn answer_record(answer: &ApprovalAnswer) -> BatchRecord {
+        let env = Envelope::new(agent::DASHBOARD, EventKind::ApprovalAnswer, answer).unwrap();
+        batch::record("1-0", EventKind::ApprovalAnswer.stream(), env.to_json(), 1)
+    }
+
+    fn slack_press(action: &str, secret: &str, at: i64) -> ApprovalAnswer {
+        let payload = serde_json::json!({"type": "block_actions", "user": {"id": "U1"},
+            "actions": [{"action_id": action, "value": APPROVAL}]});
+        let body =
+            form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+        let timestamp = at.to_string();
+        let signature = slack::sign(secret.as_bytes(), &timestamp, body.as_bytes());
+        let press = slack::press(body.as_bytes()).unwrap();
+        ApprovalAnswer::from_slack(&press, SlackRequest { timestamp, signature, body })
+    }
+
+    fn state(r: &Responder<FakeStore, Recorder>) -> State {
+        r.store.approvals.lock().unwrap()[0].state
+    }
+
+    #[tokio::test]
+    async fn a_verified_yes_runs_through_the_gate_once() {
+        let mut r = waiting();
+        let now = chrono::Utc::now().timestamp();
+        let press = slack_press(slack::APPROVE_ACTION, SLACK_SECRET, now);
+        // The bridge could put it on the stream; only the signature counts.
+        r.store.unattested = true;
+        let response = r.handle(batch::event(vec![answer_record(&press)])).await;
+        assert!(response.rejected_items.is_empty() && response.batch_item_failures.is_empty(), "{response:?}");
+        let dispatched = r.store.dispatched.lock().unwrap().clone();
+        assert_eq!(dispatched.len(), 1);
+        let cmd = dispatched[0].1.open(Some(&public())).unwrap();
+        assert_eq!((cmd.action, cmd.context.approval.as_deref()), (Action::Restart, Some(APPROVAL)));
+        assert_eq!(cmd.id, approvals::command_id(APPROVAL));
+        assert_eq!(state(&r), State::Done);
+        assert_eq!(r.store.approvals.lock().unwrap()[0].by.as_deref(), Some("slack:U1"));
+        // The same press again: nothing more.
+        let response = r.handle(batch::event(vec![answer_record(&press)])).await;
+        assert!(response.rejected_items.is_empty(), "{response:?}");
+        assert_eq!(r.store.dispatched.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_verified_no_is_reported_and_nothing_runs() {
+        let r = waiting();
+        let no = ApprovalAnswer::from_dashboard(APPROVAL, Decision::Deny, Some("bob"), Some("not during the sale"));
+        r.handle(batch::event(vec![answer_record(&no)])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert_eq!(state(&r), State::Denied);
+        assert_eq!(refusal(&r), "approval denied by dashboard:bob: not during the sale");
+        let done: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert_eq!(done.context.approval.as_deref(), Some(APPROVAL));
+    }
+
+    #[tokio::test]
+    async fn answers_nobody_vouches_for_are_dead_lettered_and_change_nothing() {
+        let now = chrono::Utc::now().timestamp();
+        let cases = [
+            // The bridge's credentials: a dashboard answer nobody attested.
+            (ApprovalAnswer::from_dashboard(APPROVAL, Decision::Approve, None, None), true, "not attested"),
+            // Attested, but claiming to be somebody else.
+            (
+                ApprovalAnswer {
+                    by: "cli:root".into(),
+                    ..ApprovalAnswer::from_dashboard(APPROVAL, Decision::Approve, None, None)
+                },
+                false,
+                "names",
+            ),
+            // Signed with another secret, or long ago.
+            (slack_press(slack::APPROVE_ACTION, "another secret", now), false, "does not match"),
+            (slack_press(slack::APPROVE_ACTION, SLACK_SECRET, now - 3600), false, "too old"),
+        ];
+        for (answer, unattested, why) in cases {
+            let mut r = waiting();
+            r.store.unattested = unattested;
+            let response = r.handle(batch::event(vec![answer_record(&answer)])).await;
+            assert_eq!(response.rejected_items.len(), 1, "{answer:?}");
+            let reason = &response.rejected_items[0].reason;
+            assert!(reason.starts_with("approval answer refused") && reason.contains(why), "{reason}");
+            assert!(!reason.contains(SLACK_SECRET));
+            assert_eq!(state(&r), State::Pending);
+            assert!(r.store.dispatched.lock().unwrap().is_empty() && r.publisher.0.lock().unwrap().is_empty());
+        }
+        // No secret configured: a Slack press cannot be verified.
+        let mut r = waiting();
+        r.config.slack_signing_secret = None;
+        let response =
+            r.handle(batch::event(vec![answer_record(&slack_press(slack::APPROVE_ACTION, SLACK_SECRET, now))])).await;
+        assert!(response.rejected_items[0].reason.contains("SLACK_SIGNING_SECRET"), "{response:?}");
+        assert_eq!(state(&r), State::Pending);
+    }
+
     #[tokio::test]
     async fn a_ladder_step_waits_for_the_yes_its_own_action_needs() {
         // Stops need a yes; the ladder's third step is a stop: parked as a
@@ -896,7 +1075,7 @@ mod tests {
         // While it waited, the ladder climbed to its stop, which needs a yes too.
         let mut r = responder(vec![]);
         r.config.approve = hemostat_protocol::approval::Rule::parse("restart,stop").unwrap();
-        r.store.approvals = vec![approved.clone()];
+        r.store.approvals.lock().unwrap().push(approved.clone());
         r.store.decision = Some(escalated(Action::Stop, 3));
         r.handle(batch::event(vec![named()])).await;
         assert!(r.store.dispatched.lock().unwrap().is_empty());
@@ -906,7 +1085,7 @@ mod tests {
         // Unmoved: the approved restart is taken, by the approval's command id.
         let mut r = responder(vec![]);
         r.config.approve = hemostat_protocol::approval::Rule::parse("restart,stop").unwrap();
-        r.store.approvals = vec![approved];
+        r.store.approvals.lock().unwrap().push(approved);
         r.handle(batch::event(vec![named()])).await;
         let cmd = r.store.dispatched.lock().unwrap()[0].1.open(Some(&public())).unwrap();
         assert_eq!((cmd.action, cmd.id.as_str()), (Action::Restart, approvals::command_id(id).as_str()));

@@ -89,6 +89,7 @@ fn envelope(input: &[u8]) -> u64 {
         EventKind::RemediationComplete => payload::<RemediationComplete>(&env),
         EventKind::FalseAlarm => payload::<FalseAlarm>(&env),
         EventKind::SystemAlert => payload::<SystemAlert>(&env),
+        EventKind::ApprovalAnswer => payload::<hemostat_protocol::approval::ApprovalAnswer>(&env),
     };
     if let Ok(alert) = env.data_of::<HealthAlert>(EventKind::HealthAlert) {
         if let Some(mut evidence) = alert.evidence {

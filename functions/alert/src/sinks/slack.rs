@@ -90,8 +90,10 @@ pub fn message(notice: &Notice) -> Value {
 }
 
 /// Approve and Deny buttons carrying the approval's id (Slack's
-/// interactivity sends the press to the app's Request URL, which verifies
-/// it: [`slack::verify`]); the text still says how to answer without them.
+/// interactivity sends the press to the app's Request URL, the dashboard's
+/// `/slack/actions`, which verifies it ([`slack::verify`]) and passes it to
+/// the responder, which verifies it again); the text still says how to
+/// answer without them.
 fn approval_blocks(notice: &Notice, id: &str) -> Value {
     json!([
         {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*\n{}", escape(&notice.title), escape(&notice.text))}},

@@ -11,6 +11,15 @@
 //! the world changed while it waited. Unanswered by its deadline, it falls
 //! back to a notification.
 //!
+//! Slack's Approve and Deny buttons and the dashboard's answer through the
+//! responder instead: the dashboard publishes an `approval_answer`
+//! ([`ApprovalAnswer`]), which the responder applies only once it vouched
+//! for it itself ([`ApprovalAnswer::vouched`]): a Slack press by the
+//! signature Slack put on the request, verified with the app's signing
+//! secret; a press on the dashboard's page by the dashboard's attestation
+//! ([`crate::attestation`]). Whoever may publish one can at most answer an
+//! approval that is pending, as anyone who answers.
+//!
 //! States: `pending` -> `approved` -> `done` (the responder took it, the
 //! gate decided), `pending` -> `denied`, `pending` -> `expired`. Each move
 //! happens once ([`answer`]'s script), is audited in the container's trail
@@ -201,6 +210,17 @@ impl Approval {
         );
         report.context.approval = Some(self.id.clone());
         report
+    }
+
+    /// The report of a denied approval, with who denied it and why (as its
+    /// record says): `approval denied by <by>[: <reason>]`, and that text.
+    pub fn denial(&self) -> (RemediationComplete, String) {
+        let by = self.by.as_deref().unwrap_or("?");
+        let text = match &self.note {
+            Some(r) => format!("approval denied by {by}: {r}"),
+            None => format!("approval denied by {by}"),
+        };
+        (self.report(text.clone()), text)
     }
 
     /// The request that asks the responder to execute it once approved:
@@ -559,18 +579,155 @@ pub async fn deny<C: ConnectionLike + Send + Sync, P: crate::Publisher>(
     reason: Option<&str>,
 ) -> Result<Result<(Approval, String), Refusal>, ProtocolError> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
-    let a = match answer(conn, id, &Answer::Deny { by: by.to_owned(), reason: reason.clone() }).await? {
+    let a = match answer(conn, id, &Answer::Deny { by: by.to_owned(), reason }).await? {
         Ok(a) => a,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let text = match &reason {
-        Some(r) => format!("approval denied by {by}: {r}"),
-        None => format!("approval denied by {by}"),
-    };
-    let report = a.report(text.clone());
+    let (report, text) = a.denial();
     let env = crate::Envelope::new(crate::envelope::agent::RESPONDER, crate::EventKind::RemediationComplete, &report)?;
     publisher.publish(&env).await?;
     Ok(Ok((a, text)))
+}
+
+/// Approve or Deny, in an [`ApprovalAnswer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// A request from Slack as it was received: what its signature covers
+/// ([`slack::verify`]), so that whoever acts on it verifies it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackRequest {
+    /// `X-Slack-Request-Timestamp`.
+    pub timestamp: String,
+    /// `X-Slack-Signature` (`v0=<hex>`).
+    pub signature: String,
+    /// The raw body, byte for byte (form-encoded, so text).
+    pub body: String,
+}
+
+/// The data of an `approval_answer`: a person's answer, published by the
+/// dashboard (from its page, or from Slack's button) for the responder.
+///
+/// Whoever may publish one (the dashboard, and the bridge, which writes
+/// every stream) is not trusted with it: the responder applies it only
+/// once [`ApprovalAnswer::vouched`] says who answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAnswer {
+    pub id: String,
+    pub answer: Decision,
+    /// `dashboard[:<user>]`, or `slack:<user id>` (taken from the signed
+    /// request, not from here).
+    pub by: String,
+    /// A denial's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The Slack request that carried the answer, when Slack did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackRequest>,
+}
+
+/// A denial's reason, at most this many characters (it goes into the
+/// audit and the notification).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Who answered on the dashboard's page: `dashboard`, or
+/// `dashboard:<user>` for the user name of its HTTP Basic credentials
+/// when that is a plain name (any name is accepted with the token, so it
+/// says what the person typed, not who they are).
+pub fn dashboard_by(user: Option<&str>) -> String {
+    match user.map(str::trim).filter(|u| plain_user(u)) {
+        Some(user) => format!("dashboard:{user}"),
+        None => "dashboard".to_owned(),
+    }
+}
+
+fn plain_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= 64
+        && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+}
+
+impl ApprovalAnswer {
+    /// An answer from the dashboard's page.
+    pub fn from_dashboard(id: &str, answer: Decision, user: Option<&str>, reason: Option<&str>) -> ApprovalAnswer {
+        let reason = match answer {
+            Decision::Approve => None,
+            Decision::Deny => reason.map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned),
+        };
+        ApprovalAnswer { id: id.to_owned(), answer, by: dashboard_by(user), reason, slack: None }
+    }
+
+    /// An answer from a Slack button, whose request `slack::verify`
+    /// accepted and `slack::press` read.
+    pub fn from_slack(press: &slack::Press, request: SlackRequest) -> ApprovalAnswer {
+        ApprovalAnswer {
+            id: press.id.clone(),
+            answer: if press.approve { Decision::Approve } else { Decision::Deny },
+            by: format!("slack:{}", press.user),
+            reason: None,
+            slack: Some(request),
+        }
+    }
+
+    /// The approval and the answer to move it with, once vouched for:
+    /// - a Slack request verifies under `slack_secret` (the Slack app's
+    ///   signing secret) within [`slack::MAX_AGE_SECONDS`] of `now_secs`,
+    ///   and the approval, the answer and who answered are the signed
+    ///   body's (the other fields must agree with it);
+    /// - otherwise the dashboard attested it (`attested`), and it names
+    ///   the dashboard as who answered.
+    ///
+    /// `Err`: why it is refused (nothing to do with the secret's value).
+    pub fn vouched(
+        &self,
+        slack_secret: Option<&[u8]>,
+        attested: bool,
+        now_secs: i64,
+    ) -> Result<(String, Answer), String> {
+        if let Some(request) = &self.slack {
+            let secret = slack_secret
+                .ok_or("a Slack answer, but the responder has no SLACK_SIGNING_SECRET to verify it with".to_owned())?;
+            slack::verify(secret, &request.timestamp, &request.signature, request.body.as_bytes(), now_secs)
+                .map_err(|e| format!("Slack request refused: {e}"))?;
+            let press = slack::press(request.body.as_bytes()).map_err(|e| format!("Slack request refused: {e}"))?;
+            let by = format!("slack:{}", press.user);
+            if press.id != self.id || press.approve != (self.answer == Decision::Approve) || by != self.by {
+                return Err("the answer's id, answer or who differ from the signed Slack request's".into());
+            }
+            let answer = if press.approve { Answer::Approve { by } } else { Answer::Deny { by, reason: None } };
+            return Ok((press.id, answer));
+        }
+        if !attested {
+            return Err("not attested by the dashboard, nor a signed Slack request: only the dashboard (or Slack, \
+                        verified) may answer an approval this way"
+                .into());
+        }
+        let by_dashboard = self.by == "dashboard" || self.by.strip_prefix("dashboard:").is_some_and(plain_user);
+        if !by_dashboard {
+            return Err(format!("an answer from the dashboard names {:?} as who answered", self.by));
+        }
+        if !valid_id(&self.id) {
+            return Err("not an approval id".into());
+        }
+        let by = self.by.clone();
+        let answer = match self.answer {
+            Decision::Approve => Answer::Approve { by },
+            Decision::Deny => Answer::Deny {
+                by,
+                reason: self
+                    .reason
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| r.chars().take(MAX_REASON_CHARS).collect()),
+            },
+        };
+        Ok((self.id.clone(), answer))
+    }
 }
 
 #[cfg(test)]
@@ -600,6 +757,95 @@ mod tests {
         for bad in ["", "abc", "../x", &a.to_uppercase(), &format!("{a}0"), "g".repeat(32).as_str()] {
             assert!(!valid_id(bad), "{bad}");
         }
+    }
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &[u8] = b"slack-signing-secret";
+    const NOW: i64 = 1_765_000_000;
+
+    fn slack_answer(action: &str, user: &str, at: i64) -> ApprovalAnswer {
+        let payload = serde_json::json!({"type": "block_actions", "user": {"id": user},
+            "actions": [{"action_id": action, "value": ID}]});
+        let body =
+            form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+        let timestamp = at.to_string();
+        let signature = slack::sign(SECRET, &timestamp, body.as_bytes());
+        let press = slack::press(body.as_bytes()).unwrap();
+        ApprovalAnswer::from_slack(&press, SlackRequest { timestamp, signature, body })
+    }
+
+    #[test]
+    fn a_slack_answer_is_what_its_signed_body_says_and_nothing_else() {
+        let a = slack_answer(slack::APPROVE_ACTION, "U2CERLKJA", NOW - 10);
+        assert_eq!(
+            a.vouched(Some(SECRET), false, NOW),
+            Ok((ID.into(), Answer::Approve { by: "slack:U2CERLKJA".into() }))
+        );
+        let d = slack_answer(slack::DENY_ACTION, "U1", NOW);
+        assert_eq!(
+            d.vouched(Some(SECRET), true, NOW),
+            Ok((ID.into(), Answer::Deny { by: "slack:U1".into(), reason: None }))
+        );
+
+        // No secret to verify with, another secret, too old: refused, attested or not.
+        assert!(a.vouched(None, true, NOW).unwrap_err().contains("SLACK_SIGNING_SECRET"));
+        assert!(a.vouched(Some(b"other"), true, NOW).unwrap_err().contains("does not match"));
+        let stale = a.vouched(Some(SECRET), true, NOW + slack::MAX_AGE_SECONDS + 60).unwrap_err();
+        assert!(stale.contains("too old"), "{stale}");
+        // The unsigned fields cannot say otherwise than the signed body.
+        for forged in [
+            ApprovalAnswer { by: "slack:UBOSS".into(), ..a.clone() },
+            ApprovalAnswer { answer: Decision::Deny, ..a.clone() },
+            ApprovalAnswer { id: "f".repeat(32), ..a.clone() },
+        ] {
+            assert!(forged.vouched(Some(SECRET), true, NOW).unwrap_err().contains("differ"), "{forged:?}");
+        }
+        // A body changed after signing.
+        let mut tampered = a.clone();
+        tampered.slack.as_mut().unwrap().body = tampered.slack.as_ref().unwrap().body.replace("U2CERLKJA", "UBOSS");
+        assert!(tampered.vouched(Some(SECRET), true, NOW).unwrap_err().contains("does not match"));
+        // The secret never appears in a refusal.
+        let refusal = a.vouched(Some(b"the-real-secret"), false, NOW).unwrap_err();
+        assert!(!refusal.contains("the-real-secret"), "{refusal}");
+    }
+
+    #[test]
+    fn a_dashboard_answer_counts_only_if_the_dashboard_attested_it() {
+        let approve = ApprovalAnswer::from_dashboard(ID, Decision::Approve, Some("alice"), Some("ignored"));
+        assert_eq!((approve.by.as_str(), approve.reason.as_deref()), ("dashboard:alice", None));
+        assert_eq!(approve.vouched(None, true, NOW), Ok((ID.into(), Answer::Approve { by: "dashboard:alice".into() })));
+        let refusal = approve.vouched(Some(SECRET), false, NOW).unwrap_err();
+        assert!(refusal.contains("not attested"), "{refusal}");
+
+        let deny = ApprovalAnswer::from_dashboard(ID, Decision::Deny, Some("bad name!"), Some("  not now  "));
+        assert_eq!(
+            deny.vouched(None, true, NOW),
+            Ok((ID.into(), Answer::Deny { by: "dashboard".into(), reason: Some("not now".into()) }))
+        );
+        // Attested, but naming someone else, or no approval id.
+        for forged in [
+            ApprovalAnswer { by: "cli:alice".into(), ..approve.clone() },
+            ApprovalAnswer { by: "slack:U1".into(), ..approve.clone() },
+            ApprovalAnswer { by: "dashboard:a b".into(), ..approve.clone() },
+            ApprovalAnswer { id: "../x".into(), ..approve.clone() },
+        ] {
+            assert!(forged.vouched(None, true, NOW).is_err(), "{forged:?}");
+        }
+        assert_eq!(dashboard_by(None), "dashboard");
+        assert_eq!(dashboard_by(Some("")), "dashboard");
+        assert_eq!(dashboard_by(Some(&"a".repeat(65))), "dashboard");
+        assert_eq!(dashboard_by(Some("ops@example.com")), "dashboard:ops@example.com");
+    }
+
+    #[test]
+    fn an_answer_reads_back_as_written() {
+        let a = slack_answer(slack::APPROVE_ACTION, "U1", NOW);
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!((json["answer"].as_str(), json["by"].as_str()), (Some("approve"), Some("slack:U1")));
+        assert_eq!(serde_json::from_value::<ApprovalAnswer>(json).unwrap(), a);
+        let d = ApprovalAnswer::from_dashboard(ID, Decision::Deny, None, None);
+        let json = serde_json::to_value(&d).unwrap();
+        assert!(json.get("slack").is_none() && json.get("reason").is_none(), "{json}");
     }
 
     #[test]

@@ -14,8 +14,22 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::config::Setting;
+
 /// How far a request's timestamp may be from now, seconds (Slack's advice).
 pub const MAX_AGE_SECONDS: i64 = 5 * 60;
+
+/// The Slack app's signing secret, which the dashboard (it receives the
+/// presses) and the responder (it applies them) each verify a press with.
+pub const SIGNING_SECRET: Setting = Setting::unset(
+    "SLACK_SIGNING_SECRET",
+    "the Slack app's signing secret: Slack's Approve and Deny buttons are verified with it (unset: they are refused)",
+)
+.secret();
+
+/// The largest request accepted from Slack, bytes (a button press is a
+/// few KB; anything far larger is not one).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The `action_id`s of the two buttons; each button's `value` is the id.
 pub const APPROVE_ACTION: &str = "hemostat_approve";
