@@ -388,6 +388,80 @@ async fn collector_image_reports_to_a_central_redis() {
     let _: redis::RedisResult<()> = conn.zrem(keys::COLLECTORS, &name).await;
 }
 
+/// The collector-only image runs label probes (`hemostat.probe`) inside
+/// each probed container's network namespace, as the book says, given
+/// `--pid host` and `--cap-add SYS_ADMIN --cap-add SYS_PTRACE`: a container
+/// whose loopback-only HTTP health endpoint starts failing is alerted on as
+/// unhealthy by its probe. Without them, the probe is reported unavailable
+/// and no alert is made up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_image_probes_inside_containers_given_host_pid_and_two_capabilities() {
+    if !node_pass_only("collector_image_probes_inside_containers_given_host_pid_and_two_capabilities") {
+        return;
+    }
+    images();
+    let redis = RedisServer::start().await;
+    let docker = docker().await;
+    let name = format!("hemostat-collector-{}", short_id());
+    let selector = format!("hemostat-e2e.collector-image={name}");
+    // Serves /healthz on its own loopback (published nowhere) for 4 s, then 404.
+    let probed = ContainerSpec::shell(
+        "mkdir -p /www; echo ok > /www/healthz; httpd -f -p 127.0.0.1:8080 -h /www & sleep 4; rm /www/healthz; wait",
+    )
+    .restart_policy(RestartPolicyNameEnum::NO)
+    .label("hemostat-e2e.collector-image", &name)
+    .label("hemostat.probe", "http://:8080/healthz")
+    .label("hemostat.probe.interval", "1s")
+    .label("hemostat.probe.timeout", "500ms")
+    .label("hemostat.probe.retries", "2")
+    .start(&docker)
+    .await;
+    probed.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let collector_args = |host: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        args.extend([
+            "--network".to_owned(),
+            "host".to_owned(),
+            "-v".to_owned(),
+            format!("{}:/var/run/docker.sock", socket()),
+            "-e".to_owned(),
+            format!("REDIS_URL={}", redis.url()),
+            "-e".to_owned(),
+            format!("HEMOSTAT_HOST={host}"),
+            "-e".to_owned(),
+            format!("HEMOSTAT_COMMAND_PUBLIC_KEYS={}", test_keys().public),
+            "-e".to_owned(),
+            format!("HEMOSTAT_LABEL_SELECTOR={selector}"),
+            COLLECTOR.to_owned(),
+        ]);
+        args
+    };
+    let unprivileged_name = format!("{name}-bare");
+    let unprivileged = Running::start(&unprivileged_name, None, &collector_args(&unprivileged_name, &[]));
+    let privileged = Running::start(
+        &name,
+        None,
+        &collector_args(&name, &["--pid", "host", "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE"]),
+    );
+    privileged.wait_log("unhealthy by its probe: alerting", 1, Duration::from_secs(45)).await;
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect to the test's Redis");
+    let entries: redis::streams::StreamRangeReply =
+        conn.xrange_all(hemostat_protocol::EventKind::HealthAlert.stream()).await.unwrap();
+    let alerted = entries.ids.iter().any(|e| {
+        e.map.values().any(|v| {
+            redis::from_redis_value::<String>(v.clone()).is_ok_and(|t| t.contains(probed.name()) && t.contains(&name))
+        })
+    });
+    assert!(alerted, "no health_alert from {name} for {}\n{}", probed.name(), privileged.logs());
+    // Without --pid host and the capabilities: said, counted, not probed.
+    unprivileged.wait_log("probe unavailable", 1, Duration::from_secs(30)).await;
+    assert!(!unprivileged.logs().contains("unhealthy by its probe"), "{}", unprivileged.logs());
+    for host in [&name, &unprivileged_name] {
+        let _: redis::RedisResult<()> = conn.zrem(keys::COLLECTORS, host).await;
+    }
+}
+
 /// The lines of a Dockerfile, continuations joined.
 fn instructions(path: &Path) -> Vec<String> {
     let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));

@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
 use super::netns::{self, ConnectError};
+pub use netns::Owner;
 
 /// What a probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,12 @@ impl Checker {
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth();
         Ok(Checker { tls: TlsConnector::from(Arc::new(config)), proc: Arc::new(proc) })
+    }
+
+    /// Whether `pid`, in the /proc the collector reads, is the process of
+    /// container `container_id` (see [`netns::owner`]).
+    pub fn owner(&self, pid: i64, container_id: &str) -> Owner {
+        netns::owner(&self.proc, pid, container_id)
     }
 
     /// Probes the container whose main process is `pid`, within the

@@ -30,7 +30,7 @@ use hemostat_protocol::probe::{LABEL_PROBE, Probe};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub use check::{Checker, Probed};
+pub use check::{Checker, Owner, Probed};
 
 use crate::{
     alert::{Alerts, Inspected},
@@ -118,6 +118,9 @@ impl Prober {
 }
 
 /// The container's main process, whose namespace is the container's.
+/// Said once per container that cannot be probed.
+const UNAVAILABLE: &str = "probe unavailable: the collector cannot enter the container's network namespace (it needs CAP_SYS_ADMIN and CAP_SYS_PTRACE, and the host's /proc: HEMOSTAT_PROC_ROOT or --pid host); the container is not probed";
+
 fn pid_of(inspect: &ContainerInspectResponse) -> Option<i64> {
     inspect.state.as_ref().and_then(|s| s.pid).filter(|p| *p > 0)
 }
@@ -156,6 +159,8 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
     tracing::info!(container = %name, %probe, interval_ms = probe.interval.as_millis() as u64, retries = probe.retries, "probing");
     let mut spell = Spell::default();
     let mut said_unavailable = false;
+    // The pid last found to be the container's own process.
+    let mut owned: Option<i64> = None;
     // The first probe after one interval, as Docker's first health check.
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + probe.interval, probe.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -172,7 +177,22 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
             }
             continue;
         };
-        let probed = ctx.checker.check(running, &probe).await;
+        // A pid is probed once it is known to be the container's process
+        // in the /proc the collector reads (a collector in a container of
+        // its own without `--pid host` sees other processes, or none, under
+        // that number).
+        let probed = if owned == Some(running) {
+            ctx.checker.check(running, &probe).await
+        } else {
+            match ctx.checker.owner(running, &id) {
+                Owner::Container => {
+                    owned = Some(running);
+                    ctx.checker.check(running, &probe).await
+                }
+                Owner::Nobody(why) => Probed::Gone(why),
+                Owner::Other(why) => Probed::Unavailable(why),
+            }
+        };
         ctx.progress.probes.run.fetch_add(1, Ordering::Relaxed);
         let why = match probed {
             Probed::Healthy(what) => {
@@ -185,14 +205,31 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
             Probed::Unavailable(why) => {
                 ctx.progress.probes.unavailable.fetch_add(1, Ordering::Relaxed);
                 if !std::mem::replace(&mut said_unavailable, true) {
-                    tracing::warn!(
-                        container = %name, %probe, %why,
-                        "probe unavailable: the collector cannot enter the container's network namespace (it needs CAP_SYS_ADMIN and CAP_SYS_PTRACE, and the host's /proc: HEMOSTAT_PROC_ROOT or --pid host); the container is not probed"
-                    );
+                    tracing::warn!(container = %name, %probe, %why, "{UNAVAILABLE}");
                 }
                 continue;
             }
-            Probed::Failing(why) | Probed::Gone(why) => why,
+            Probed::Gone(why) => {
+                // Gone from /proc: stopped or restarted, or never in the
+                // /proc this collector reads (no `--pid host`), which is
+                // not a failure of the container's.
+                match docker::inspect(&ctx.docker, &id).await {
+                    Ok(now) if pid_of(&now).filter(|_| docker::is_running(&now)) == pid => {
+                        ctx.progress.probes.unavailable.fetch_add(1, Ordering::Relaxed);
+                        if !std::mem::replace(&mut said_unavailable, true) {
+                            tracing::warn!(container = %name, %probe, %why, "{UNAVAILABLE}");
+                        }
+                    }
+                    Ok(now) => {
+                        tracing::debug!(container = %name, "stopped or restarted: its next process is probed afresh");
+                        pid = pid_of(&now).filter(|_| docker::is_running(&now));
+                        spell = Spell::default();
+                    }
+                    Err(_) => return tracing::debug!(container = %name, "gone: probing ends"),
+                }
+                continue;
+            }
+            Probed::Failing(why) => why,
         };
         ctx.progress.probes.failed.fetch_add(1, Ordering::Relaxed);
         // A restart (the collector's or anyone's) gives a new process, and

@@ -27,6 +27,36 @@ pub enum ConnectError {
     Refused(io::Error),
 }
 
+/// Whose process a pid is, in the /proc the collector reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The container's: its cgroup names the container.
+    Container,
+    /// No process has that pid there (it ended, or this /proc is not the
+    /// host's and never held it).
+    Nobody(String),
+    /// Another process, or one that cannot be told: this /proc is not the
+    /// host's (a collector in a container of its own without `--pid host`),
+    /// so entering its namespace would probe something else.
+    Other(String),
+}
+
+/// Whether `pid` under `proc` is container `container_id`'s process: its
+/// `cgroup` file names the container's id, as Docker's cgroup paths do
+/// (`/docker/<id>`, `docker-<id>.scope`; Podman's `libpod-<id>.scope`).
+pub fn owner(proc: &Path, pid: i64, container_id: &str) -> Owner {
+    let path = proc.join(pid.to_string()).join("cgroup");
+    match std::fs::read_to_string(&path) {
+        Ok(cgroup) if container_id.len() >= 12 && cgroup.contains(container_id) => Owner::Container,
+        Ok(_) => Owner::Other(format!(
+            "pid {pid} in {} is not the container's process (its cgroup does not name the container): not the host's /proc",
+            proc.display()
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Owner::Nobody(format!("{}: {e}", path.display())),
+        Err(e) => Owner::Other(format!("{}: {e}", path.display())),
+    }
+}
+
 /// A TCP connection to `addr` made inside the network namespace of the
 /// process `pid` (in the host's /proc, mounted at `proc`), within `timeout`.
 pub async fn connect(
@@ -64,4 +94,26 @@ fn connect_inside(path: &PathBuf, addr: SocketAddr, timeout: Duration) -> Result
     let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ConnectError::Refused)?;
     stream.set_nonblocking(true).map_err(ConnectError::Refused)?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_is_the_containers_only_when_its_cgroup_names_the_container() {
+        let proc = std::env::temp_dir().join(format!("hemostat-proc-{}", std::process::id()));
+        let id = "ab".repeat(32);
+        std::fs::create_dir_all(proc.join("42")).unwrap();
+        std::fs::write(proc.join("42/cgroup"), format!("12:memory:/docker/{id}\n0::/system.slice/docker-{id}.scope\n"))
+            .unwrap();
+        std::fs::create_dir_all(proc.join("7")).unwrap();
+        std::fs::write(proc.join("7/cgroup"), "0::/\n").unwrap();
+        assert_eq!(owner(&proc, 42, &id), Owner::Container);
+        // The same number in a /proc that is not the host's: another process.
+        assert!(matches!(owner(&proc, 7, &id), Owner::Other(why) if why.contains("not the host's /proc")));
+        assert!(matches!(owner(&proc, 8, &id), Owner::Nobody(_)));
+        assert!(matches!(owner(&proc, 42, "ab"), Owner::Other(_)), "too short an id to tell");
+        let _ = std::fs::remove_dir_all(&proc);
+    }
 }
