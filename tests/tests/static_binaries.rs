@@ -352,7 +352,7 @@ async fn the_static_collector_and_emulator_work_in_an_image_without_libc() {
     let up = format!("hemostat_collector_up{{host=\"{host}\"}} 1");
     let status =
         format!("hemostat_container_status{{host=\"{host}\",container=\"{}\",status=\"running\"}} 1", target.name());
-    let served = wait_for(Duration::from_secs(30), || async {
+    let served = wait_for(Duration::from_secs(60), || async {
         let answer = http_get(&url, &[]).await;
         (answer.status == 200 && answer.body.contains(&up) && answer.body.contains(&status)).then_some(answer)
     })
