@@ -7,10 +7,11 @@
 #   target/dist/SHA256SUMS                           `sha256sum -c SHA256SUMS` checks them
 #
 #   scripts/release.sh                               both targets, every binary, packed
-#   scripts/release.sh --target x86_64-unknown-linux-musl --profile dev \
+#   scripts/release.sh --target x86_64-unknown-linux-musl --profile dev --no-pack
+#   scripts/release.sh --target aarch64-unknown-linux-musl --profile dev \
 #       --bin hemostat --bin hemostat-collector --no-pack
-#                                                    what scripts/test.sh builds for its
-#                                                    empty-image test
+#                                                    what scripts/test.sh builds for
+#                                                    tests/tests/static_binaries.rs
 #
 # Options:
 #   --target TRIPLE   x86_64-unknown-linux-musl and/or aarch64-unknown-linux-musl
@@ -20,6 +21,8 @@
 #                     hemostat, hemostat-collector, hemostat-bridge, hemostat-local and
 #                     every function of template.yaml)
 #   --no-pack         build and check only, no tarballs
+#   --list-bins       print the default binaries, one a line, and exit (the test
+#                     of the static binaries runs each of them)
 #
 # The binaries are linked statically against musl (no libc, no loader: they
 # run in an empty image), cross-compiled with cargo-zigbuild, zig being the C
@@ -43,13 +46,15 @@ targets=()
 bins=()
 profile=dist
 pack=1
+list=0
 while (($# > 0)); do
     case "$1" in
         --target) targets+=("$2"); shift 2 ;;
         --profile) profile="$2"; shift 2 ;;
         --bin) bins+=("$2"); shift 2 ;;
         --no-pack) pack=0; shift ;;
-        -h | --help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --list-bins) list=1; shift ;;
+        -h | --help) sed -n '2,36p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument $1 (try --help)" ;;
     esac
 done
@@ -75,6 +80,10 @@ user_binaries() {
     printf '%s\n' hemostat hemostat-collector hemostat-bridge hemostat-local
     awk '/^[[:space:]]+Binary:[[:space:]]*/ { b = $2; gsub(/["\047]/, "", b); print b }' template.yaml
 }
+if ((list)); then
+    user_binaries | sort -u
+    exit 0
+fi
 ((${#bins[@]} > 0)) || mapfile -t bins < <(user_binaries | sort -u)
 
 # Which package each binary is in (cargo builds them with -p PKG --bin NAME,

@@ -112,6 +112,10 @@ cmd_install() {
     command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
     command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
     [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+    # The aarch64 static binaries run under qemu-user (tests/tests/static_binaries.rs),
+    # called by name: the test needs no binfmt registration.
+    command -v qemu-aarch64-static >/dev/null 2>&1 || command -v qemu-aarch64 >/dev/null 2>&1 ||
+        missing+=(qemu-user-static)
     if ((${#missing[@]} == 0)); then
         log "all packages present"
         install_browser_driver
@@ -135,6 +139,8 @@ cmd_install() {
     for c in dockerd docker redis-server redis-cli busybox openssl curl podman chromium node npm docker-compose jq unshare nsenter ip prometheus promtool ssh ssh-keygen /usr/sbin/sshd; do
         command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after apt-get install"
     done
+    command -v qemu-aarch64-static >/dev/null 2>&1 || command -v qemu-aarch64 >/dev/null 2>&1 ||
+        die "'qemu-aarch64-static' still missing after apt-get install"
     log "installed: ${missing[*]}"
     install_browser_driver
 }

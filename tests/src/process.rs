@@ -72,6 +72,7 @@ pub fn file_tail(path: &Path, lines: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct ProcessBuilder {
     bin: String,
+    program: Option<PathBuf>,
     name: Option<String>,
     test: Option<String>,
     args: Vec<OsString>,
@@ -125,10 +126,20 @@ impl ProcessBuilder {
         self
     }
 
+    /// Runs `path` instead of the workspace binary in [`bin_dir`]: another
+    /// build of it (a static one), or an emulator such as qemu-user given
+    /// that build as its first [`arg`](Self::arg). The log keeps the binary's name.
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
     /// Starts the process. Panics if the binary was not built.
     pub fn spawn(self) -> Process {
-        let path = bin_dir().join(&self.bin);
-        if !path.is_file() {
+        let path = self.program.clone().unwrap_or_else(|| bin_dir().join(&self.bin));
+        if let Some(program) = &self.program {
+            assert!(program.is_file(), "{} (to run {}) not found", program.display(), self.bin);
+        } else if !path.is_file() {
             panic!(
                 "binary {} not found: run `cargo build --workspace --bins` first \
                  (or set HEMOSTAT_BIN_DIR)",
@@ -184,6 +195,7 @@ impl Process {
     pub fn builder(bin: impl Into<String>) -> ProcessBuilder {
         ProcessBuilder {
             bin: bin.into(),
+            program: None,
             name: None,
             test: None,
             args: Vec::new(),
