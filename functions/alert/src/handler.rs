@@ -14,7 +14,7 @@ use futures::future::join_all;
 use hemostat_protocol::batch::{self, BatchEvent, BatchRecord, BatchResponse, RecordOutcome};
 
 use crate::{
-    Config,
+    AlertError, Config,
     notice::{self, Notice},
     sinks::{Policy, Sink},
     store::EventLog,
@@ -23,14 +23,20 @@ use crate::{
 pub struct Alert<L> {
     log: L,
     sinks: Vec<Sink>,
-    client: reqwest::Client,
+    /// Built only when a sink is configured: a client needs the system's
+    /// CA certificates, which an alert function that only keeps the event
+    /// log (a static binary on a bare host) may not have.
+    client: Option<reqwest::Client>,
     policy: Policy,
 }
 
 impl<L: EventLog> Alert<L> {
-    /// Sinks come from `config` (none when `ALERT_ENABLED` is false).
-    pub fn new(config: &Config, log: L, client: reqwest::Client) -> Self {
-        Alert { log, sinks: Sink::from_config(config), client, policy: Policy::of(config) }
+    /// Sinks come from `config` (none when `ALERT_ENABLED` is false); the
+    /// HTTP client every sink shares is built here, once, if one is.
+    pub fn new(config: &Config, log: L) -> Result<Self, AlertError> {
+        let sinks = Sink::from_config(config);
+        let client = if sinks.is_empty() { None } else { Some(crate::sinks::client(config)?) };
+        Ok(Alert { log, sinks, client, policy: Policy::of(config) })
     }
 
     pub fn log(&self) -> &L {
@@ -98,7 +104,9 @@ impl<L: EventLog> Alert<L> {
             tracing::info!(sink = sink.name, fingerprint = %notice.fingerprint, kind = %notice.kind, "duplicate notification suppressed");
             return Ok(());
         }
-        match sink.deliver(&self.client, &self.policy, body, notice).await {
+        // Sinks exist only with a client (see `new`).
+        let Some(client) = &self.client else { return Ok(()) };
+        match sink.deliver(client, &self.policy, body, notice).await {
             Ok(delivered) => {
                 tracing::info!(
                     sink = sink.name,
@@ -135,7 +143,6 @@ impl<L: EventLog> Alert<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AlertError;
     use hemostat_protocol::{EventKind, batch, secret::Secret};
     use std::{
         collections::{HashMap, HashSet},
@@ -223,7 +230,7 @@ mod tests {
             notify_deadline: Duration::from_secs(2),
             ..Config::default()
         };
-        Alert::new(&config, log, crate::sinks::client(&config).unwrap())
+        Alert::new(&config, log).unwrap()
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
-//! Lambda entry point: the Redis connection and the HTTP client are built
-//! once per instance and shared by every invocation.
+//! Lambda entry point: the Redis connection and the HTTP client (when a
+//! sink needs one) are built once per instance and shared by every
+//! invocation.
 
-use hemostat_alert::{Alert, Config, RedisLog, USAGE, client};
+use hemostat_alert::{Alert, Config, RedisLog, USAGE};
 use hemostat_protocol::function;
 
 #[tokio::main]
@@ -10,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     USAGE.exit_unless_run();
     let conn = function::init().await?;
     let config = Config::from_env()?;
-    let alert = Alert::new(&config, RedisLog::from_config(conn, &config), client(&config)?);
+    let alert = Alert::new(&config, RedisLog::from_config(conn, &config))?;
     let sinks: Vec<&str> = alert.sinks().iter().map(|s| s.name).collect();
     // `config` shows URLs and the signing key as <redacted>.
     tracing::info!(?config, ?sinks, "alert starting");

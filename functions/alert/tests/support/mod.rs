@@ -13,7 +13,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use hemostat_alert::{Alert, Config, RedisLog, client};
+use hemostat_alert::{Alert, Config, RedisLog};
 use hemostat_e2e::RedisServer;
 use hemostat_protocol::{EventKind, batch, batch::BatchRecord, connection, secret::Secret};
 
@@ -108,7 +108,7 @@ pub fn config(slack: Option<&str>) -> Config {
 
 pub async fn alert(redis: &RedisServer, config: &Config) -> Alert<RedisLog> {
     let conn = connection::connect(&redis.url()).await.expect("redis");
-    Alert::new(config, RedisLog::from_config(conn, config), client(config).unwrap())
+    Alert::new(config, RedisLog::from_config(conn, config)).unwrap()
 }
 
 pub fn record(id: &str, kind: EventKind, body: &str) -> BatchRecord {
