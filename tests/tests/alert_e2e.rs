@@ -16,7 +16,8 @@
 //! does, configured only through the variables template.yaml declares (the
 //! emulator passes no other): ntfy (remediations only), Discord (everything),
 //! Teams (a 500 first, retried), PagerDuty (critical only), Gotify (warning
-//! and up; a 429 with Retry-After first): each gets exactly what its filter
+//! and up; a 429 with Retry-After first), email through a real SMTP server
+//! over STARTTLS (system alerts of error and up): each gets exactly what its filter
 //! lets through, the failing ones deliver on retry, and the others are not
 //! held up or repeated by them.
 
@@ -25,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use hemostat_e2e::{RedisServer, start_bridge, start_emulator, wait_for, workspace_root};
+use hemostat_e2e::{RedisServer, SmtpServer, start_bridge, start_emulator, wait_for, workspace_root};
 use hemostat_protocol::{
     Envelope, EventKind, Publisher, RedisPublisher, command::COMMAND_FIELD, connection, envelope::agent, keys,
     publisher::ENVELOPE_FIELD,
@@ -331,10 +332,21 @@ async fn every_sink_gets_what_its_filter_lets_through_the_stack() {
     .await;
     let (gotify_url, gotify) =
         receiver("", vec![(429, "retry-after: 1\r\n", "")], (200, JSON, r#"{"id":25,"appid":5}"#)).await;
+    let smtp = SmtpServer::start();
+    let (smtp_port, smtp_ca) = (smtp.port.to_string(), smtp.ca());
     let template = workspace_root().join("template.yaml");
     let (emulator, endpoint) = start_emulator(|b| {
         b.args(["--template", template.to_str().unwrap()])
             .env("REDIS_URL", redis.url())
+            .env("ALERT_SMTP_HOST", "127.0.0.1")
+            .env("ALERT_SMTP_PORT", &smtp_port)
+            .env("ALERT_SMTP_USERNAME", SmtpServer::USER)
+            .env("ALERT_SMTP_PASSWORD", SmtpServer::PASSWORD)
+            .env("ALERT_SMTP_FROM", "HemoStat <hemostat@example.com>")
+            .env("ALERT_SMTP_TO", "ops@example.com")
+            .env("ALERT_SMTP_CA_CERT", &smtp_ca)
+            .env("ALERT_EMAIL_EVENTS", "system_alert")
+            .env("ALERT_EMAIL_MIN_SEVERITY", "error")
             .env("ALERT_NTFY_URL", &ntfy_url)
             .env("ALERT_NTFY_EVENTS", "remediation_complete")
             .env("ALERT_DISCORD_WEBHOOK_URL", &discord_url)
@@ -399,6 +411,7 @@ async fn every_sink_gets_what_its_filter_lets_through_the_stack() {
         wait_for(Duration::from_secs(20), || async { (teams.lock().unwrap().len() >= 5).then_some(()) }).await;
     let gotify_done =
         wait_for(Duration::from_secs(20), || async { (gotify.lock().unwrap().len() >= 4).then_some(()) }).await;
+    let _ = wait_for(Duration::from_secs(20), || async { (!smtp.received().is_empty()).then_some(()) }).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("every sink done: {} ms", started.elapsed().as_millis());
 
@@ -442,6 +455,15 @@ async fn every_sink_gets_what_its_filter_lets_through_the_stack() {
     gotify_titles.dedup();
     assert_eq!(gotify_titles.len(), 3, "{gotify_titles:?}");
     assert!(!gotify_titles.iter().any(|t| t.contains("cache")), "the false alarm is info: {gotify_titles:?}");
+
+    // Email: system alerts of error and up, over STARTTLS, checked against
+    // the CA ALERT_SMTP_CA_CERT names.
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 1, "email: {mails:?}");
+    assert_eq!((&mails[0]["tls"], &mails[0]["auth"]), (&json!(true), &json!(SmtpServer::USER)));
+    assert_eq!(mails[0]["rcpt_tos"], json!(["ops@example.com"]));
+    let data = mails[0]["data"].as_str().unwrap();
+    assert!(data.contains(&format!("Subject: HemoStat: collector missing ({host})")), "{data}");
 
     let mut conn = redis.connection().await;
     let dead: StreamRangeReply = conn.xrange_all(keys::DEAD_LETTER_STREAM).await.unwrap();
