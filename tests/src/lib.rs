@@ -96,6 +96,7 @@ pub mod port;
 pub mod process;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod smtp_server;
 pub mod stack;
 pub mod storm;
 pub mod temp_dir;
@@ -119,6 +120,7 @@ pub use port::free_port;
 pub use process::{Process, ProcessBuilder, hemostat_cli, show_output, strip_ansi};
 pub use redis_cluster::{RedisCluster, key_slot};
 pub use redis_server::RedisServer;
+pub use smtp_server::SmtpServer;
 pub use stack::{
     Stack, StackEnv, collector, lambda_bearer, lambda_token, start_bridge, start_collector, start_emulator,
     start_stack, start_stack_with, test_host,

@@ -1,6 +1,7 @@
 //! The SAM template as AWS will see it: `sam validate` (the SAM translator)
 //! and `sam validate --lint` (cfn-lint) must both be clean, offline, and every
-//! function must be one cargo-lambda can build for Graviton.
+//! function must be one cargo-lambda can build for Graviton; the alert
+//! function is given every setting it reads.
 //!
 //! `sam` comes from the project's virtualenv (`scripts/python-tools.sh`,
 //! which `scripts/test.sh` runs first).
@@ -142,7 +143,11 @@ fn secrets_stay_out_of_stack_parameters_and_logs() {
     let parameters = template["Parameters"].as_mapping().expect("Parameters");
     for (name, parameter) in parameters {
         let name = name.as_str().unwrap_or_default();
-        let secret = ["Key", "Webhook", "Password", "Token"].iter().any(|s| name.contains(s)) || name == "RedisUrl";
+        // A sink's filter (AlertWebhookEvents, AlertWebhookMinSeverity) names
+        // the sink, not its secret.
+        let filter = name.ends_with("Events") || name.ends_with("MinSeverity");
+        let secret =
+            !filter && ["Key", "Webhook", "Password", "Token"].iter().any(|s| name.contains(s)) || name == "RedisUrl";
         if secret {
             assert_eq!(parameter["NoEcho"].as_bool(), Some(true), "parameter {name} holds a secret: NoEcho: true");
         }
@@ -249,4 +254,39 @@ fn the_example_samconfig_sets_declared_parameters_and_no_secret() {
     }
     let capabilities = deploy["capabilities"].as_str().unwrap_or_default();
     assert!(capabilities.contains("CAPABILITY_IAM"), "the stack makes IAM policies: {capabilities}");
+}
+
+/// The variables a protocol settings table of `--help` lists (lines
+/// `  NAME  default  meaning`).
+fn help_settings(binary: &str) -> Vec<String> {
+    let path = bin_dir().join(binary);
+    let out = Command::new(&path).arg("--help").env_clear().output().expect("run --help");
+    assert!(out.status.success(), "{} --help: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("  ").filter(|rest| !rest.starts_with(' ')))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|w| w.contains('_') && w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The emulator hands a function only the variables the template declares
+/// (and Lambda has no others): every setting the alert function reads is
+/// there, so that each can be set in both, sinks' filters included. The
+/// shared logging and Redis Cluster settings keep their defaults in AWS.
+#[test]
+fn the_alert_function_is_given_every_setting_it_reads() {
+    const DEFAULTED: [&str; 3] = ["HEMOSTAT_LOG_FORMAT", "NO_COLOR", "REDIS_CLUSTER"];
+    let template = template();
+    let declared = |scope: &Value, name: &str| scope.as_mapping().is_some_and(|m| m.contains_key(name));
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let own = &template["Resources"]["AlertFunction"]["Properties"]["Environment"]["Variables"];
+    let settings = help_settings("alert");
+    assert!(settings.len() > 40, "alert --help lists its settings: {settings:?}");
+    let missing: Vec<&String> = settings
+        .iter()
+        .filter(|s| !DEFAULTED.contains(&s.as_str()) && !declared(own, s) && !declared(globals, s))
+        .collect();
+    assert!(missing.is_empty(), "AlertFunction's Environment.Variables lack {missing:?}");
 }

@@ -4,87 +4,33 @@
 //! subject and body, and the documented answers: 250 accepted, 451 retried,
 //! 550 and 535 final, an untrusted certificate never sent to.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use hemostat_alert::{AlertError, Config, try_sinks};
-use hemostat_e2e::{TempDir, TestCerts, free_port};
-use serde_json::Value;
+use hemostat_e2e::SmtpServer;
 
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    out: TempDir,
-    certs: TestCerts,
-}
+const USER: &str = SmtpServer::USER;
+const PASSWORD: &str = SmtpServer::PASSWORD;
 
-const USER: &str = "hemostat";
-const PASSWORD: &str = "smtp-Pa55word";
-
-impl SmtpServer {
-    fn start() -> SmtpServer {
-        let venv =
-            std::env::var_os("HEMOSTAT_VENV").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp/hemostat-venv"));
-        let python = venv.join("bin/python");
-        assert!(python.is_file(), "{} is missing: run scripts/python-tools.sh (installs aiosmtpd)", python.display());
-        let certs = TestCerts::new("smtp-test-ca");
-        let tls = certs.listener();
-        let (port, out) = (free_port(), TempDir::new());
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .args([port.to_string(), tls.cert.display().to_string(), tls.key.display().to_string()])
-            .args([out.0.display().to_string(), USER.to_owned(), PASSWORD.to_owned()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the SMTP server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the SMTP server did not start (is aiosmtpd installed?)");
-        SmtpServer { child, port, out, certs }
-    }
-
-    /// The settings of a sink sending to `to` through this server.
-    fn config(&self, to: &str, password: &str, trust: bool) -> Config {
-        let ca = self.certs.ca().display().to_string();
-        let port = self.port.to_string();
-        let env = move |name: &str| -> Option<String> {
-            match name {
-                "ALERT_SMTP_HOST" => Some("127.0.0.1".into()),
-                "ALERT_SMTP_PORT" => Some(port.clone()),
-                "ALERT_SMTP_USERNAME" => Some(USER.into()),
-                "ALERT_SMTP_PASSWORD" => Some(password.into()),
-                "ALERT_SMTP_FROM" => Some("HemoStat <hemostat@example.com>".into()),
-                "ALERT_SMTP_TO" => Some(to.into()),
-                "ALERT_SMTP_CA_CERT" if trust => Some(ca.clone()),
-                "ALERT_HTTP_TIMEOUT" => Some("3s".into()),
-                "ALERT_RETRY_BASE" => Some("100ms".into()),
-                _ => None,
-            }
-        };
-        Config::from_source(&env).unwrap()
-    }
-
-    fn received(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.out.0)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The settings of a sink sending to `to` through `server`.
+fn config(server: &SmtpServer, to: &str, password: &str, trust: bool) -> Config {
+    let ca = server.ca().display().to_string();
+    let port = server.port.to_string();
+    let env = move |name: &str| -> Option<String> {
+        match name {
+            "ALERT_SMTP_HOST" => Some("127.0.0.1".into()),
+            "ALERT_SMTP_PORT" => Some(port.clone()),
+            "ALERT_SMTP_USERNAME" => Some(USER.into()),
+            "ALERT_SMTP_PASSWORD" => Some(password.into()),
+            "ALERT_SMTP_FROM" => Some("HemoStat <hemostat@example.com>".into()),
+            "ALERT_SMTP_TO" => Some(to.into()),
+            "ALERT_SMTP_CA_CERT" if trust => Some(ca.clone()),
+            "ALERT_HTTP_TIMEOUT" => Some("3s".into()),
+            "ALERT_RETRY_BASE" => Some("100ms".into()),
+            _ => None,
+        }
+    };
+    Config::from_source(&env).unwrap()
 }
 
 async fn send(config: &Config) -> Result<hemostat_alert::Delivered, AlertError> {
@@ -95,7 +41,7 @@ async fn send(config: &Config) -> Result<hemostat_alert::Delivered, AlertError> 
 #[tokio::test]
 async fn a_notice_is_mailed_over_starttls_with_auth() {
     let server = SmtpServer::start();
-    let config = server.config("ops@example.com, Oncall <oncall@example.com>", PASSWORD, true);
+    let config = config(&server, "ops@example.com, Oncall <oncall@example.com>", PASSWORD, true);
     assert!(!format!("{config:?}").contains(PASSWORD), "the password is a secret");
     let delivered = send(&config).await.expect("delivered");
     assert_eq!(delivered.attempts, 1);
@@ -115,14 +61,14 @@ async fn a_notice_is_mailed_over_starttls_with_auth() {
 #[tokio::test]
 async fn smtp_answers_451_is_retried_550_and_535_are_final() {
     let server = SmtpServer::start();
-    let busy = send(&server.config("busy@example.com", PASSWORD, true)).await.expect("accepted on the retry");
+    let busy = send(&config(&server, "busy@example.com", PASSWORD, true)).await.expect("accepted on the retry");
     assert_eq!(busy.attempts, 2, "451 once, then 250");
 
-    let err = send(&server.config("refuse@example.com", PASSWORD, true)).await.unwrap_err();
+    let err = send(&config(&server, "refuse@example.com", PASSWORD, true)).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(matches!(err, AlertError::Refused { status: 550, .. }), "{shown}");
 
-    let err = send(&server.config("ops@example.com", "wrong-Pa55", true)).await.unwrap_err();
+    let err = send(&config(&server, "ops@example.com", "wrong-Pa55", true)).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(matches!(err, AlertError::Refused { status: 535, .. }), "{shown}");
     assert!(!shown.contains("wrong-Pa55"), "{shown}");
@@ -137,7 +83,7 @@ async fn an_untrusted_certificate_gets_nothing() {
     let config = Config {
         max_attempts: 2,
         notify_deadline: Duration::from_secs(5),
-        ..server.config("ops@example.com", PASSWORD, false)
+        ..config(&server, "ops@example.com", PASSWORD, false)
     };
     let err = send(&config).await.unwrap_err();
     assert!(matches!(err, AlertError::GaveUp { attempts: 2, .. }), "{err}");
