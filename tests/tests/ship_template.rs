@@ -272,21 +272,30 @@ fn help_settings(binary: &str) -> Vec<String> {
 }
 
 /// The emulator hands a function only the variables the template declares
-/// (and Lambda has no others): every setting the alert function reads is
-/// there, so that each can be set in both, sinks' filters included. The
-/// shared logging and Redis Cluster settings keep their defaults in AWS.
+/// (and Lambda has no others): every setting each function reads is there,
+/// so that each can be set in both (the alert sinks' filters included).
+/// The shared logging and cluster switches are the exception: their
+/// defaults hold, and the emulator's own environment supplies them.
 #[test]
-fn the_alert_function_is_given_every_setting_it_reads() {
+fn every_function_is_given_every_setting_it_reads() {
     const DEFAULTED: [&str; 3] = ["HEMOSTAT_LOG_FORMAT", "NO_COLOR", "REDIS_CLUSTER"];
     let template = template();
     let declared = |scope: &Value, name: &str| scope.as_mapping().is_some_and(|m| m.contains_key(name));
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    let own = &template["Resources"]["AlertFunction"]["Properties"]["Environment"]["Variables"];
-    let settings = help_settings("alert");
-    assert!(settings.len() > 40, "alert --help lists its settings: {settings:?}");
-    let missing: Vec<&String> = settings
-        .iter()
-        .filter(|s| !DEFAULTED.contains(&s.as_str()) && !declared(own, s) && !declared(globals, s))
-        .collect();
-    assert!(missing.is_empty(), "AlertFunction's Environment.Variables lack {missing:?}");
+    for (binary, resource) in [
+        ("alert", "AlertFunction"),
+        ("analyzer", "AnalyzerFunction"),
+        ("responder", "ResponderFunction"),
+        ("exporter", "ExporterFunction"),
+        ("dashboard", "DashboardFunction"),
+    ] {
+        let own = &template["Resources"][resource]["Properties"]["Environment"]["Variables"];
+        let settings = help_settings(binary);
+        assert!(settings.len() > 3, "{binary} --help lists its settings: {settings:?}");
+        let missing: Vec<&String> = settings
+            .iter()
+            .filter(|s| !DEFAULTED.contains(&s.as_str()) && !declared(own, s) && !declared(globals, s))
+            .collect();
+        assert!(missing.is_empty(), "{resource}'s Environment.Variables lack {missing:?}");
+    }
 }
