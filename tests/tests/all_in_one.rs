@@ -358,22 +358,7 @@ async fn collector_image_reports_to_a_central_redis() {
     images();
     let redis = RedisServer::start().await;
     let name = format!("hemostat-collector-{}", short_id());
-    let args: Vec<String> = [
-        "--network".to_owned(),
-        "host".to_owned(),
-        "-v".to_owned(),
-        format!("{}:/var/run/docker.sock", socket()),
-        "-e".to_owned(),
-        format!("REDIS_URL={}", redis.url()),
-        "-e".to_owned(),
-        format!("HEMOSTAT_HOST={name}"),
-        "-e".to_owned(),
-        format!("HEMOSTAT_COMMAND_PUBLIC_KEYS={}", test_keys().public),
-        "-e".to_owned(),
-        format!("HEMOSTAT_LABEL_SELECTOR=hemostat-e2e.collector-image={name}"),
-        COLLECTOR.to_owned(),
-    ]
-    .into();
+    let args = collector_image_args(&redis, &name, &format!("hemostat-e2e.collector-image={name}"), &[]);
     let collector = Running::start(&name, None, &args);
     collector.wait_log("collector ready", 1, Duration::from_secs(60)).await;
     let client = redis::Client::open(redis.url()).expect("redis url");
@@ -417,25 +402,7 @@ async fn collector_image_probes_inside_containers_given_host_pid_and_two_capabil
     .start(&docker)
     .await;
     probed.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
-    let collector_args = |host: &str, extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        args.extend([
-            "--network".to_owned(),
-            "host".to_owned(),
-            "-v".to_owned(),
-            format!("{}:/var/run/docker.sock", socket()),
-            "-e".to_owned(),
-            format!("REDIS_URL={}", redis.url()),
-            "-e".to_owned(),
-            format!("HEMOSTAT_HOST={host}"),
-            "-e".to_owned(),
-            format!("HEMOSTAT_COMMAND_PUBLIC_KEYS={}", test_keys().public),
-            "-e".to_owned(),
-            format!("HEMOSTAT_LABEL_SELECTOR={selector}"),
-            COLLECTOR.to_owned(),
-        ]);
-        args
-    };
+    let collector_args = |host: &str, extra: &[&str]| collector_image_args(&redis, host, &selector, extra);
     let unprivileged_name = format!("{name}-bare");
     let unprivileged = Running::start(&unprivileged_name, None, &collector_args(&unprivileged_name, &[]));
     let privileged = Running::start(
@@ -460,6 +427,29 @@ async fn collector_image_probes_inside_containers_given_host_pid_and_two_capabil
     for host in [&name, &unprivileged_name] {
         let _: redis::RedisResult<()> = conn.zrem(keys::COLLECTORS, host).await;
     }
+}
+
+/// `docker run` arguments for the collector image on the host's network,
+/// with the engine's socket, reporting as `host` to `redis`, watching only
+/// containers labelled `selector`; `extra` (options) first.
+fn collector_image_args(redis: &RedisServer, host: &str, selector: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    args.extend([
+        "--network".to_owned(),
+        "host".to_owned(),
+        "-v".to_owned(),
+        format!("{}:/var/run/docker.sock", socket()),
+        "-e".to_owned(),
+        format!("REDIS_URL={}", redis.url()),
+        "-e".to_owned(),
+        format!("HEMOSTAT_HOST={host}"),
+        "-e".to_owned(),
+        format!("HEMOSTAT_COMMAND_PUBLIC_KEYS={}", test_keys().public),
+        "-e".to_owned(),
+        format!("HEMOSTAT_LABEL_SELECTOR={selector}"),
+        COLLECTOR.to_owned(),
+    ]);
+    args
 }
 
 /// The lines of a Dockerfile, continuations joined.
