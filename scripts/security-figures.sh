@@ -49,9 +49,11 @@ attacks() {
 }
 attacks hemostat-e2e policy forged_requests
 attacks hemostat-e2e least_privilege
-attacks hemostat-e2e dashboard_browser the_dashboard_refuses
+attacks hemostat-e2e dashboard_browser the_dashboard_refuses the_page_answers_approvals
+attacks hemostat-e2e approvals answered_from_slack_and_the_dashboard
 attacks hemostat-collector collector a_forged_command
 attacks hemostat-collector actions refused rejected
+attacks hemostat-collector dependents claiming_by_label
 attacks hemostat-local access
 attacks hemostat-analyzer rules_path only_alerts_their_host_attested
 

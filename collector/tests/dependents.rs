@@ -934,6 +934,7 @@ async fn a_container_claiming_by_label_to_replace_another_parent_gets_none_of_it
     let mut conn = env.conn.clone();
     let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
     assert!(reports.is_empty(), "{reports:?}");
+    println!("attack refused: hostile label: a container claiming by compose's labels to replace another parent");
 
     // The real successor, under the removed container's name, gets it.
     let parent = running(ContainerSpec::shell(SERVER).name(&name)).await;
