@@ -167,7 +167,7 @@ async fn start(config: Config, cancel: CancellationToken) -> Result<Vec<tokio::t
     let inflight = InFlight::new();
     // Before any command is read or event replayed: a recreate this
     // collector's predecessor did not finish leaves a container aside.
-    act::put_right_replacements(&docker, &inflight, config.stop_timeout).await;
+    act::put_right_replacements(&docker, &inflight, &scope, config.stop_timeout).await;
     // Command tasks' markers and XACKs; not `blocking`, which XREADGROUP holds.
     let tasks_conn = conn.clone();
     let gatherer = Gatherer::new(

@@ -30,7 +30,7 @@ use bollard::{
 use hemostat_protocol::Action;
 
 use super::replace::{ASIDE_MARK, aside_name};
-use crate::{docker, error::CollectorError, inflight::InFlight};
+use crate::{docker, error::CollectorError, inflight::InFlight, scope::Scope};
 
 /// What was done with one leftover, for the log (and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,10 @@ pub enum PutRight {
     RolledBack { name: String, started: bool },
 }
 
-/// Puts right every replacement left unfinished on this engine.
-pub async fn put_right(docker: &Docker, inflight: &InFlight, stop_timeout: Duration) -> Vec<PutRight> {
+/// Puts right every replacement left unfinished on this engine, of the
+/// containers in this collector's scope (another collector of the same
+/// engine, watching others, may be in the middle of one of its own).
+pub async fn put_right(docker: &Docker, inflight: &InFlight, scope: &Scope, stop_timeout: Duration) -> Vec<PutRight> {
     let listed = docker.list_containers(Some(ListContainersOptions { all: true, ..Default::default() })).await;
     let list = match listed {
         Ok(list) => list,
@@ -61,6 +63,10 @@ pub async fn put_right(docker: &Docker, inflight: &InFlight, stop_timeout: Durat
             continue;
         };
         let Some(name) = original(aside, id) else { continue };
+        if let Some(why) = c.labels.as_ref().and_then(|labels| scope.excludes(labels)) {
+            tracing::debug!(container = %name, why, "an unfinished recreate out of scope: left alone");
+            continue;
+        }
         match put_right_one(docker, inflight, id, &name, stop_timeout).await {
             Ok(p) => {
                 tracing::warn!(container = %name, old = docker::short(id), outcome = ?p, "an unfinished recreate was put right");
