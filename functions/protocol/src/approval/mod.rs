@@ -694,12 +694,11 @@ impl ApprovalAnswer {
             slack::verify(secret, &request.timestamp, &request.signature, request.body.as_bytes(), now_secs)
                 .map_err(|e| format!("Slack request refused: {e}"))?;
             let press = slack::press(request.body.as_bytes()).map_err(|e| format!("Slack request refused: {e}"))?;
-            let by = format!("slack:{}", press.user);
-            if press.id != self.id || press.approve != (self.answer == Decision::Approve) || by != self.by {
+            let signed = ApprovalAnswer::from_slack(&press, request.clone());
+            if (&signed.id, signed.answer, &signed.by) != (&self.id, self.answer, &self.by) {
                 return Err("the answer's id, answer or who differ from the signed Slack request's".into());
             }
-            let answer = if press.approve { Answer::Approve { by } } else { Answer::Deny { by, reason: None } };
-            return Ok((press.id, answer));
+            return Ok(signed.move_to());
         }
         if !attested {
             return Err("not attested by the dashboard, nor a signed Slack request: only the dashboard (or Slack, \
@@ -713,6 +712,12 @@ impl ApprovalAnswer {
         if !valid_id(&self.id) {
             return Err("not an approval id".into());
         }
+        Ok(self.move_to())
+    }
+
+    /// The approval and the move this answer asks for (a denial's reason
+    /// trimmed and cut to [`MAX_REASON_CHARS`]).
+    fn move_to(&self) -> (String, Answer) {
         let by = self.by.clone();
         let answer = match self.answer {
             Decision::Approve => Answer::Approve { by },
@@ -726,7 +731,7 @@ impl ApprovalAnswer {
                     .map(|r| r.chars().take(MAX_REASON_CHARS).collect()),
             },
         };
-        Ok((self.id.clone(), answer))
+        (self.id.clone(), answer)
     }
 }
 
