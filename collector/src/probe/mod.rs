@@ -194,7 +194,7 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
             }
         };
         ctx.progress.probes.run.fetch_add(1, Ordering::Relaxed);
-        let why = match probed {
+        let (why, gone) = match probed {
             Probed::Healthy(what) => {
                 if spell.failures >= probe.retries {
                     tracing::info!(container = %name, %probe, %what, "probe passes again: healthy");
@@ -203,35 +203,18 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
                 continue;
             }
             Probed::Unavailable(why) => {
-                ctx.progress.probes.unavailable.fetch_add(1, Ordering::Relaxed);
-                if !std::mem::replace(&mut said_unavailable, true) {
-                    tracing::warn!(container = %name, %probe, %why, "{UNAVAILABLE}");
-                }
+                unavailable(&ctx, &mut said_unavailable, &name, &probe, &why);
                 continue;
             }
-            Probed::Gone(why) => {
-                // Gone from /proc: stopped or restarted, or never in the
-                // /proc this collector reads (no `--pid host`), which is
-                // not a failure of the container's.
-                match docker::inspect(&ctx.docker, &id).await {
-                    Ok(now) if pid_of(&now).filter(|_| docker::is_running(&now)) == pid => {
-                        ctx.progress.probes.unavailable.fetch_add(1, Ordering::Relaxed);
-                        if !std::mem::replace(&mut said_unavailable, true) {
-                            tracing::warn!(container = %name, %probe, %why, "{UNAVAILABLE}");
-                        }
-                    }
-                    Ok(now) => {
-                        tracing::debug!(container = %name, "stopped or restarted: its next process is probed afresh");
-                        pid = pid_of(&now).filter(|_| docker::is_running(&now));
-                        spell = Spell::default();
-                    }
-                    Err(_) => return tracing::debug!(container = %name, "gone: probing ends"),
-                }
-                continue;
+            // Gone from /proc: stopped or restarted, or never in the /proc
+            // this collector reads (no `--pid host`), which is not a
+            // failure of the container's.
+            Probed::Gone(why) => (why, true),
+            Probed::Failing(why) => {
+                ctx.progress.probes.failed.fetch_add(1, Ordering::Relaxed);
+                (why, false)
             }
-            Probed::Failing(why) => why,
         };
-        ctx.progress.probes.failed.fetch_add(1, Ordering::Relaxed);
         // A restart (the collector's or anyone's) gives a new process, and
         // a stop pauses the probing: either way this spell is over.
         match docker::inspect(&ctx.docker, &id).await {
@@ -246,6 +229,11 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
                 }
             }
             Err(_) => return tracing::debug!(container = %name, "gone: probing ends"),
+        }
+        if gone {
+            // Docker still runs it as this pid, which this /proc lacks.
+            unavailable(&ctx, &mut said_unavailable, &name, &probe, &why);
+            continue;
         }
         spell.failures += 1;
         tracing::debug!(container = %name, %probe, failures = spell.failures, %why, "probe failed");
@@ -272,6 +260,14 @@ async fn follow(ctx: Arc<Ctx>, id: String, cancel: CancellationToken) {
         spell.alerted = true;
         ctx.progress.probes.alerts.fetch_add(1, Ordering::Relaxed);
         alert(&ctx, &inspect, &name, &probe, spell.failures, &why, since_nano);
+    }
+}
+
+/// A container that cannot be probed: counted each time, said once.
+fn unavailable(ctx: &Ctx, said: &mut bool, name: &str, probe: &Probe, why: &str) {
+    ctx.progress.probes.unavailable.fetch_add(1, Ordering::Relaxed);
+    if !std::mem::replace(said, true) {
+        tracing::warn!(container = %name, %probe, %why, "{UNAVAILABLE}");
     }
 }
 
