@@ -162,7 +162,9 @@ pub fn load(set: Set) -> Result<Vec<IncidentFile>, String> {
     load_dir(&set.dir())
 }
 
-fn load_dir(dir: &Path) -> Result<Vec<IncidentFile>, String> {
+/// Every file of a folder written to the same contract (an operator's own
+/// incidents, or a batch measured before it joins a set), in name order.
+pub fn load_dir(dir: &Path) -> Result<Vec<IncidentFile>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut files = BTreeMap::new();
     let mut errors = Vec::new();

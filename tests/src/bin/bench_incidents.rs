@@ -14,7 +14,10 @@
 //!   scripts/llm.sh start; source /tmp/hemostat-llm/env      # optional: the model table
 //!   cargo build --workspace --bins && target/debug/hemostat-bench-incidents [--redis node|cluster] [--no-llm] [--model-table]
 //!
-//! `--model-table`: the model table alone (no containers). The binaries it
+//! `--model-table`: the model table alone (no containers). `--incidents
+//! <folder>`: only the incident files of that folder (written to the
+//! contract of `tests/incidents/README.md`: your own failures, or a batch
+//! measured before it joins a set), their table and figures. The binaries it
 //! starts come from `HEMOSTAT_BIN_DIR` (default `target/debug`). Exits
 //! non-zero when the rules path gets less than 90 % right, any incident
 //! gets an action that makes it worse, or the model table shows the model
@@ -36,6 +39,7 @@ const GOAL: f64 = 0.9;
 fn main() {
     let mut llm = true;
     let mut only_model = false;
+    let mut folder = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -47,13 +51,20 @@ fn main() {
             }
             "--no-llm" => llm = false,
             "--model-table" => only_model = true,
+            "--incidents" => folder = args.next(),
             _ => {
-                eprintln!("usage: hemostat-bench-incidents [--redis node|cluster] [--no-llm] [--model-table]");
+                eprintln!(
+                    "usage: hemostat-bench-incidents [--redis node|cluster] [--no-llm] [--model-table] [--incidents <folder>]"
+                );
                 std::process::exit(2);
             }
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    if let Some(folder) = folder {
+        let ok = runtime.block_on(one_folder(std::path::Path::new(&folder)));
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     let ok = runtime.block_on(async {
         let mut ok = only_model || run(llm).await;
         if llm || only_model {
@@ -154,6 +165,29 @@ async fn written_sets(docker: &bollard::Docker, conn: &hemostat_protocol::connec
         let outcomes = incidents::run_all(docker, conn, host, &suite).await;
         println!("{}\n\n{}", incidents::table(&outcomes), incidents::summary(set.folder(), &outcomes));
     }
+}
+
+/// The incident files of one folder through the whole stack: their table
+/// and figures. False when a file is malformed or anything is made worse.
+async fn one_folder(folder: &std::path::Path) -> bool {
+    let files = match incident_files::load_dir(folder) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("{e}");
+            return false;
+        }
+    };
+    let docker = docker().await;
+    let redis = RedisServer::start().await;
+    let stack = start_stack_with(&redis.url(), &incidents::stack_env()).await;
+    let conn = redis.connection().await;
+    let suite: Vec<_> = files.iter().map(|f| f.incident()).collect();
+    println!("# Written incidents: {} files ({})\n", files.len(), folder.display());
+    let outcomes = incidents::run_all(&docker, &conn, &stack.host, &suite).await;
+    let name = folder.file_name().and_then(|n| n.to_str()).unwrap_or("incidents");
+    println!("{}\n\n{}", incidents::table(&outcomes), incidents::summary(name, &outcomes));
+    print_latency(&outcomes);
+    !outcomes.iter().any(|o| o.made_worse())
 }
 
 fn print_latency(outcomes: &[Outcome]) {
