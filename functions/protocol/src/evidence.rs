@@ -347,7 +347,9 @@ impl Evidence {
     /// it `truncated` when anything was cut. Returns whether it fits: only a
     /// cap smaller than the bare state (a few hundred bytes) cannot be met.
     ///
-    /// What goes, in order: the oldest log lines (down to the newest few);
+    /// What goes, in order: stack frames of log lines (all but the first
+    /// few of each trace, see [`crate::stack`]); the oldest log lines (down
+    /// to the newest few);
     /// health outputs, shortened, then older health results; the oldest
     /// events (down to the newest few); then the remaining log lines,
     /// shortened; the remaining events; the remaining log lines; and last,
@@ -360,6 +362,21 @@ impl Evidence {
         }
         self.truncated = true;
         let mut size = self.json_len();
+        // A trace's frames go before the lines around them: the line that
+        // names the failure is often the trace's first (see crate::stack).
+        crate::stack::drop_frames(
+            &mut self.logs.lines,
+            |l| l.line.as_str(),
+            |frame| {
+                let over = size > cap;
+                if over {
+                    // The frame and its comma.
+                    size = size.saturating_sub(json_len(frame) + 1);
+                }
+                over
+            },
+        );
+        size = self.json_len();
         drop_oldest(&mut self.logs.lines, KEEP_LINES, &mut size, cap);
         if let Some(health) = &mut self.health {
             for result in &mut health.results {
@@ -644,6 +661,20 @@ mod tests {
         // Still valid JSON of the same shape.
         let back: Evidence = serde_json::from_str(&json).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_traces_frames_go_before_the_exception_it_follows() {
+        let mut e = full();
+        let text = |t: &str| LogLine { stream: LogStream::Stderr, line: t.into(), timestamp: None };
+        e.logs.lines = vec![text("Exception in thread \"main\" java.lang.IllegalStateException: no datasource")];
+        e.logs.lines.extend((0..150).map(|i| text(&format!("\tat org.example.layer{i}.Thing.call(Thing.java:{i})"))));
+        assert!(e.bound(4096));
+        assert!(e.json_len() <= 4096);
+        let kept: Vec<&str> = e.logs.lines.iter().map(|l| l.line.as_str()).collect();
+        assert!(kept[0].starts_with("Exception in thread"), "{kept:?}");
+        assert!(kept[1].contains("layer0.") && kept.last().unwrap().contains("layer149."), "{kept:?}");
+        assert_eq!(e.health, full().health, "frames went, nothing else");
     }
 
     #[test]

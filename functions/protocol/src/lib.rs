@@ -19,6 +19,7 @@
 //! - [`container`]: how a container is named across a fleet (host + name).
 //! - [`diagnosis`]: why a container failed (cause, summary, evidence lines, restart or not).
 //! - [`evidence`]: what an alert carries about its container (logs, health, state), bounded.
+//! - [`stack`]: stack-trace frames in log lines, the first lines to go when a log is cut.
 //! - [`attestation`]: which collector vouches for an alert (only the named
 //!   host's collector may), checked by the analyzer.
 //! - [`exposition`]: the Prometheus text format every `/metrics` writes.
@@ -98,6 +99,7 @@ pub mod secret;
 pub mod series;
 pub mod silence;
 pub mod slot;
+pub mod stack;
 pub mod stored_secret;
 pub mod stream;
 pub mod telemetry;

@@ -8,11 +8,18 @@ use bollard::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
-use hemostat_protocol::evidence::{LogEvidence, LogLine, LogStream, LogsSkipped};
+use hemostat_protocol::{
+    evidence::{LogEvidence, LogLine, LogStream, LogsSkipped},
+    stack,
+};
 use tokio::time::Instant;
 
 use super::{Gatherer, MAX_JOINED_BYTES, MAX_LINE_BYTES, MAX_READ_BYTES, START_SLACK, cut, parse_time};
 use crate::{alert::redact::LineRedactor, docker};
+
+/// Lines asked of Docker per line kept: room for a stack trace's frames,
+/// which go before the lines around them. Bounded by [`MAX_READ_BYTES`].
+const READ_FACTOR: u32 = 8;
 
 impl Gatherer {
     pub(super) async fn logs(
@@ -27,8 +34,11 @@ impl Gatherer {
             return LogEvidence { tail, skipped: Some(LogsSkipped::Unavailable), ..Default::default() };
         };
         let since = inspect.state.as_ref().and_then(run_start);
+        // More than kept: the frames of a stack trace go first (see
+        // `finish`), so the line above them that names the failure stays.
+        let asked = tail.saturating_mul(READ_FACTOR);
         let mut options =
-            LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).tail(&tail.to_string());
+            LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).tail(&asked.to_string());
         // Whole seconds (the API's unit here), rounded down; lines are then
         // filtered to the exact time.
         if let Some(seconds) = since.and_then(|s| i32::try_from(s.timestamp()).ok()) {
@@ -202,7 +212,8 @@ impl Reader {
     }
 
     /// The lines in order, those older than `since` left out (Docker's
-    /// `since` is in whole seconds), at most the newest `tail`.
+    /// `since` is in whole seconds), at most `tail`: stack frames go first
+    /// (all but the first few of each trace), then the oldest lines.
     fn finish(mut self, since: Option<DateTime<Utc>>, tail: usize) -> Vec<Raw> {
         // A last line without a newline (written just before the exit).
         self.lines.extend(self.open.into_iter().flatten());
@@ -211,6 +222,16 @@ impl Reader {
             (Some(since), Some(time)) => time >= since,
             _ => true,
         });
+        let mut excess = self.lines.len().saturating_sub(tail);
+        stack::drop_frames(
+            &mut self.lines,
+            |l| std::str::from_utf8(&l.bytes).unwrap_or_default(),
+            |_| {
+                let over = excess > 0;
+                excess = excess.saturating_sub(1);
+                over
+            },
+        );
         let excess = self.lines.len().saturating_sub(tail);
         self.lines.drain(..excess);
         self.lines
@@ -294,6 +315,23 @@ mod tests {
             r.push(out(&format!("2026-12-02T06:50:12.{i}Z line {i}\n")));
         }
         assert_eq!(texts(&r.finish(Some(t("2026-12-02T06:50:11.5Z")), 3)), ["line 2", "line 3", "line 4"]);
+    }
+
+    #[test]
+    fn a_traces_frames_go_before_the_line_that_names_the_failure() {
+        let mut r = Reader::default();
+        r.push(out("2026-12-02T06:50:12.0Z serving on :8080\n"));
+        r.push(err("2026-12-02T06:50:13.0Z fatal error: concurrent map writes\n"));
+        r.push(err("2026-12-02T06:50:13.0Z \n"));
+        r.push(err("2026-12-02T06:50:13.0Z goroutine 42 [running]:\n"));
+        for i in 0..40 {
+            r.push(err(&format!("2026-12-02T06:50:13.0Z main.handler{i}(0xc000010000)\n")));
+            r.push(err(&format!("2026-12-02T06:50:13.0Z \t/src/app/main.go:{i} +0x65\n")));
+        }
+        let lines = texts(&r.finish(None, 10));
+        assert_eq!(lines.len(), 10, "{lines:?}");
+        assert_eq!(lines[..2], ["serving on :8080", "fatal error: concurrent map writes"], "{lines:?}");
+        assert_eq!(lines[2..5], ["", "goroutine 42 [running]:", "main.handler0(0xc000010000)"], "{lines:?}");
     }
 
     #[test]
