@@ -112,7 +112,7 @@ pub fn all() -> Vec<LlmIncident> {
                 "\tIs the server running on that host and accepting TCP/IP connections?",
             ],
             cause: Cause::DependencyUnreachable,
-            restart_helps: false,
+            restart_helps: true,
         },
         LlmIncident {
             name: "nginx_log_permission",

@@ -245,10 +245,10 @@ async fn a_crash_loop_the_rules_see_is_not_handed_to_the_llm() {
 }
 
 /// The dependency line the alerts below carry, and a line nobody logged.
-const REFUSED: &str = "Error: connect ECONNREFUSED 10.0.0.7:5432";
+const UNTRUSTED: &str = "Get \"https://billing.example.com/v1\": x509: certificate signed by unknown authority";
 
-fn refused_alert(name: &'static str, image: &str) -> AlertSpec {
-    AlertSpec::new(name, "non_zero_exit").image(image).logs(&["starting api", REFUSED])
+fn untrusted_alert(name: &'static str, image: &str) -> AlertSpec {
+    AlertSpec::new(name, "non_zero_exit").image(image).logs(&["starting api", UNTRUSTED])
 }
 
 /// A log line written to steer the model: the line reaches it as quoted
@@ -266,7 +266,7 @@ async fn a_log_line_that_instructs_the_model_changes_nothing() {
     fake.set(Mode::Answer(Box::leak(obeyed.into_boxed_str())));
     let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
     let alert =
-        AlertSpec::new("api-1", "non_zero_exit").image("acme/api:inject").logs(&["starting api", INJECTED, REFUSED]);
+        AlertSpec::new("api-1", "non_zero_exit").image("acme/api:inject").logs(&["starting api", INJECTED, UNTRUSTED]);
     let d = decide(&a, alert.envelope(0.0)).await;
     assert_eq!(fake.requests(), 1);
     assert_eq!(d.method.as_deref(), Some("rule_fallback"), "{d:?}");
@@ -288,14 +288,14 @@ async fn an_answer_citing_a_line_that_was_not_sent_is_rejected() {
             "evidence": ["No space left on device"], "recommendation": "Free space."}"#,
     ));
     let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
-    let d = decide(&a, refused_alert("api-1", "acme/api:cite-1").envelope(0.0)).await;
+    let d = decide(&a, untrusted_alert("api-1", "acme/api:cite-1").envelope(0.0)).await;
     assert_eq!(fake.requests(), 1);
     // The rules decide, and say why; their diagnosis is in the event.
     assert_eq!((d.kind, d.method.as_deref()), (EventKind::FalseAlarm, Some("rule_fallback")), "{d:?}");
     assert_eq!(d.fallback_reason.as_deref(), Some("llm_invalid_response"));
     let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
     assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "{data}");
-    assert_eq!(data["diagnosis"]["evidence"][0], REFUSED);
+    assert_eq!(data["diagnosis"]["evidence"][0], UNTRUSTED);
     assert_eq!(data["diagnosis"]["restart_helps"], false);
 }
 
@@ -304,17 +304,17 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
     fake.set(Mode::Answer(
         r#"{"cause": "dependency_unreachable", "root_cause": "fake model: the database at 10.0.0.7 refuses connections.",
-            "action": "none", "confidence": 0.93, "evidence": ["Error: connect ECONNREFUSED 10.0.0.7:5432"],
+            "action": "none", "confidence": 0.93, "evidence": ["Get \"https://billing.example.com/v1\": x509: certificate signed by unknown authority"],
             "recommendation": "fake model: check the postgres container."}"#,
     ));
     let a = analyzer(&redis, &fake, Provider::Anthropic, "claude-sonnet-4-5").await;
-    let d = decide(&a, refused_alert("api-1", "acme/api:cite-2").envelope(0.0)).await;
+    let d = decide(&a, untrusted_alert("api-1", "acme/api:cite-2").envelope(0.0)).await;
     assert_eq!((d.kind, d.method.as_deref(), d.confidence), (EventKind::FalseAlarm, Some("llm"), 0.93), "{d:?}");
     assert_eq!(d.reason, "fake model: the database at 10.0.0.7 refuses connections.");
     let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
     let diagnosis = &data["diagnosis"];
     assert_eq!(diagnosis["cause"], "dependency_unreachable", "{data}");
-    assert_eq!(diagnosis["evidence"], serde_json::json!([REFUSED]));
+    assert_eq!(diagnosis["evidence"], serde_json::json!([UNTRUSTED]));
     assert_eq!(diagnosis["recommendation"], "fake model: check the postgres container.");
     assert_eq!(diagnosis["summary"], "fake model: the database at 10.0.0.7 refuses connections.");
 
@@ -325,7 +325,7 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
     assert!(system.contains("\"evidence\"") && system.contains("dependency_unreachable"), "{system}");
     let user: serde_json::Value = serde_json::from_str(req.body["messages"][0]["content"].as_str().unwrap()).unwrap();
     let lines = &user["evidence"]["log_lines_oldest_first"];
-    assert_eq!(lines[1]["line"], REFUSED, "{user}");
+    assert_eq!(lines[1]["line"], UNTRUSTED, "{user}");
     assert_eq!(lines[1]["stream"], "stderr");
     assert_eq!(user["evidence"]["state"]["exit_code"], 1);
     assert_eq!(user["rule_based_assessment"]["cause"], "dependency_unreachable");
@@ -336,7 +336,7 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
         r#"{"cause": "gremlins", "root_cause": "fake model: unclear.", "action": "none", "confidence": 0.8,
             "evidence": [], "recommendation": null}"#,
     ));
-    let d = decide(&a, refused_alert("api-2", "acme/api:cite-3").envelope(0.0)).await;
+    let d = decide(&a, untrusted_alert("api-2", "acme/api:cite-3").envelope(0.0)).await;
     assert_eq!((d.kind, d.method.as_deref()), (EventKind::FalseAlarm, Some("llm")), "{d:?}");
     let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
     assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "{data}");
@@ -345,14 +345,15 @@ async fn an_answer_citing_sent_lines_is_accepted_and_its_diagnosis_is_in_the_eve
 #[tokio::test]
 async fn a_restart_the_rules_found_useless_is_overruled() {
     // What Gemma 3 270M answered about a refused dependency: the right
-    // line, and a restart, which cannot bring the database back.
+    // line, and a restart; here about a dependency whose certificate is
+    // not trusted, which no restart changes.
     let (redis, fake) = (RedisServer::start().await, FakeLlm::start().await);
     fake.set(Mode::Answer(
         r#"{"cause": "unknown", "root_cause": "fake model: it crashed.", "action": "restart", "confidence": 0.9,
-            "evidence": ["Error: connect ECONNREFUSED 10.0.0.7:5432"], "recommendation": null}"#,
+            "evidence": ["Get \"https://billing.example.com/v1\": x509: certificate signed by unknown authority"], "recommendation": null}"#,
     ));
     let a = analyzer(&redis, &fake, Provider::OpenAi, "m").await;
-    let d = decide(&a, refused_alert("api-1", "acme/api:overruled").envelope(0.0)).await;
+    let d = decide(&a, untrusted_alert("api-1", "acme/api:overruled").envelope(0.0)).await;
     assert_eq!(fake.requests(), 1, "the model was asked");
     assert_eq!(
         (d.kind, d.method.as_deref(), d.fallback_reason.as_deref()),
@@ -362,6 +363,6 @@ async fn a_restart_the_rules_found_useless_is_overruled() {
     let data = &serde_json::from_str::<serde_json::Value>(&d.json).unwrap()["data"];
     assert_eq!(data["diagnosis"]["cause"], "dependency_unreachable", "the rules' diagnosis: {data}");
     // Not cached: the next alert asks again rather than replaying it.
-    let d = decide(&a, refused_alert("api-1", "acme/api:overruled").envelope(0.0)).await;
+    let d = decide(&a, untrusted_alert("api-1", "acme/api:overruled").envelope(0.0)).await;
     assert_eq!((d.fallback_reason.as_deref(), fake.requests()), (Some("llm_overruled"), 2), "{d:?}");
 }

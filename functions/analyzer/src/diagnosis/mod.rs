@@ -401,10 +401,15 @@ pub fn remedy(cause: Cause) -> (bool, Option<&'static str>) {
             false,
             Some("Free space on the volume the container writes to (logs, caches, temporary files), or enlarge it."),
         ),
+        // Refused, timed out, a name not (yet) known: most often the
+        // service it depends on is starting or being recreated, and a
+        // restart once it is back heals; the repeated-failure limit leaves
+        // one that stays away to a human. A dependency that answers and
+        // refuses (a certificate, a password) says so in its signature.
         Cause::DependencyUnreachable => (
-            false,
+            true,
             Some(
-                "Check the service it depends on (is it up, is its address or DNS name right) rather than this container.",
+                "If it keeps failing, check the service it depends on (is it up, is its address or DNS name right) rather than this container.",
             ),
         ),
         Cause::PermissionDenied => {
