@@ -15,17 +15,17 @@
 //! | diagnosed: restart cannot help | any other diagnosis with `restart_helps: false` (a clean exit, a signature that says so: a bad configuration, a wrong password, an incompatible data directory) | none | 0.8 |
 //! | CPU burn after restart | `high_cpu`, and an earlier `high_cpu` alert within [`CPU_RECURRENCE_WINDOW`] came before the container's current start (it was restarted, and burns again) | none | 0.8 |
 //! | crash | `non_zero_exit` or `oom_killed` | restart | 0.9 |
+//! | critical | any anomaly of severity critical | restart | 0.85 |
+//! | unhealthy | the health check fails | restart | 0.7 |
+//! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
+//! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::history::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
+//! | transient | anything else (one spike) | none | 0.65 |
 //!
 //! The two guards on exits (deterministic repeat, repeated failures) do not
 //! apply to a container with an escalation ladder of its own
 //! (`hemostat.escalation`): its owner chose what follows a restart that did
 //! not hold (a recreate, then a stop and a page), and the gate's ladder,
 //! bounded by its length, takes those steps.
-//! | critical | any anomaly of severity critical | restart | 0.85 |
-//! | unhealthy | the health check fails | restart | 0.7 |
-//! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
-//! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::history::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
-//! | transient | anything else (one spike) | none | 0.65 |
 //!
 //! A failure that repeats identically after a restart (the same exit
 //! code, the same failure line once what varies between runs is masked)
@@ -232,6 +232,7 @@ fn signalled(alert: &HealthAlert) -> bool {
 pub fn evaluate(alert: &HealthAlert, history: &History, fleet_ladder: &Ladder) -> RuleDecision {
     let mut diagnosis = diagnose(alert);
     let mut decision = decide(alert, history, diagnosis.as_ref(), fleet_ladder);
+    let named = !unexplained(diagnosis.as_ref());
     if decision.pattern == Pattern::DeterministicRepeat
         && let Some(d) = diagnosis.as_mut()
     {
@@ -242,9 +243,10 @@ pub fn evaluate(alert: &HealthAlert, history: &History, fleet_ladder: &Ladder) -
                 .into(),
         );
     }
-    if decision.pattern.is_guard()
-        && diagnosis.as_ref().is_none_or(|d| matches!(d.cause, Cause::AppError | Cause::Unknown))
-    {
+    // A failure a signature names keeps its name when restarts stop (the
+    // recommendation says what to fix); only one nothing explains becomes
+    // a crash loop.
+    if decision.pattern.is_guard() && !named {
         let evidence = diagnosis.take().map(|d| d.evidence).unwrap_or_default();
         diagnosis = Some(diagnosis::diagnosis(
             Cause::CrashLoop,

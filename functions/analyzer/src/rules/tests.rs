@@ -171,7 +171,8 @@ fn diagnoses_a_restart_cannot_fix_decide() {
     let cases = [
         ("OSError: [Errno 28] No space left on device", 1, Action::Cleanup, Cause::DiskFull),
         ("listen tcp :8080: bind: address already in use", 1, Action::None, Cause::PortInUse),
-        ("Error: connect ECONNREFUSED 10.0.0.7:5432", 1, Action::None, Cause::DependencyUnreachable),
+        // A dependency that answers, and is not trusted: no restart changes that.
+        ("x509: certificate signed by unknown authority", 1, Action::None, Cause::DependencyUnreachable),
         ("open /etc/app/config.yaml: no such file or directory", 1, Action::None, Cause::MissingFileOrConfig),
         ("open /data/state.db: permission denied", 1, Action::None, Cause::PermissionDenied),
         ("batch finished, 42 rows", 0, Action::None, Cause::CleanExit),
@@ -239,6 +240,18 @@ fn the_crash_loop_rule_stays_first() {
     assert_eq!((v.action, v.pattern), (Action::None, Pattern::RepeatedFailures));
     // The specific cause is kept.
     assert_eq!(v.diagnosis.map(|d| d.cause), Some(Cause::DiskFull));
+    // So is an application error a signature names (its recommendation says what to fix).
+    let named = || {
+        with_logs(
+            alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0),
+            1,
+            &["1:M 02 May 2024 10:11:12.346 # Fatal error loading the DB, check server logs. Exiting."],
+        )
+    };
+    let v = run(&[(0, named()), (3, named()), (6, named())]);
+    assert_eq!(v.action, Action::None);
+    let d = v.diagnosis.unwrap();
+    assert_eq!((d.cause, d.recommendation.is_some()), (Cause::AppError, true), "{d:?}");
     // A loop of plain errors is diagnosed as a crash loop.
     let plain = || with_logs(alert(AnomalyKind::NonZeroExit, Severity::High, 0.0, 0.0), 1, &["fatal: boom"]);
     let v = run(&[(0, plain()), (3, plain()), (6, plain())]);
