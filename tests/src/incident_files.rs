@@ -64,6 +64,11 @@ pub struct IncidentFile {
     pub log: String,
     #[serde(default = "one")]
     pub repeats: usize,
+    /// The kernel kills it for its memory limit: after its log it outgrows
+    /// a 16 MiB limit instead of exiting by itself (`exit_code` 137), so
+    /// Docker reports what it reports for a real OOM kill.
+    #[serde(default)]
+    pub exceeds_memory_limit: bool,
     pub expect: Expected,
 }
 
@@ -100,6 +105,9 @@ impl IncidentFile {
         if !(0..=255).contains(&self.exit_code) {
             return Err(format!("exit_code {} is not 0..255", self.exit_code));
         }
+        if self.exceeds_memory_limit && self.exit_code != 137 {
+            return Err(format!("exceeds_memory_limit with exit_code {}: the kernel's kill is 137", self.exit_code));
+        }
         if !(1..=MAX_REPEATS).contains(&self.repeats) {
             return Err(format!("repeats {} is not 1..{MAX_REPEATS}", self.repeats));
         }
@@ -120,7 +128,7 @@ impl IncidentFile {
     /// starts with `!` to stderr, without it), exits with `exit_code`. The
     /// log travels in the environment, so no line is ever shell-quoted.
     pub(crate) fn spec(&self) -> ContainerSpec {
-        ContainerSpec::shell(
+        let spec = ContainerSpec::shell(
             r#"sleep "$INCIDENT_UPTIME"
 printf '%s\n' "$INCIDENT_LOG" | while IFS= read -r line; do
   case "$line" in
@@ -128,11 +136,15 @@ printf '%s\n' "$INCIDENT_LOG" | while IFS= read -r line; do
     *) printf '%s\n' "$line" ;;
   esac
 done
+# tail holds /dev/zero's one endless line in memory until the kernel kills it.
+[ "$INCIDENT_OOM" = true ] && exec tail /dev/zero
 exit "$INCIDENT_EXIT""#,
         )
         .env("INCIDENT_UPTIME", &self.uptime_seconds.to_string())
         .env("INCIDENT_LOG", self.log.trim_end())
         .env("INCIDENT_EXIT", &self.exit_code.to_string())
+        .env("INCIDENT_OOM", if self.exceeds_memory_limit { "true" } else { "false" });
+        if self.exceeds_memory_limit { spec.memory_without_swap(16 * 1024 * 1024) } else { spec }
     }
 
     /// As one of the suite's incidents: judged on its last exit.

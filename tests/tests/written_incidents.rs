@@ -2,7 +2,10 @@
 //! the evaluation set written apart) through the whole stack. A test binary
 //! of its own: cargo runs binaries one after another, so its 70-odd
 //! containers do not share the engine and the sampler with the CPU
-//! incidents of `tests/tests/incidents.rs`.
+//! incidents of `tests/tests/incidents.rs`. Run on the test run's Redis
+//! (a node, then a cluster in the test command's cluster pass): the
+//! analyzer reads each container's history from it, and the issue asks for
+//! both suites on both.
 
 use hemostat_e2e::{
     RedisServer, docker,
@@ -19,7 +22,7 @@ use hemostat_e2e::{
 /// never tuned on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn written_incidents_are_each_judged_and_cite_only_what_was_printed() {
-    let redis = RedisServer::start_node().await;
+    let redis = RedisServer::start().await;
     let docker = docker().await;
     let stack = start_stack_with(&redis.url(), &incidents::stack_env()).await;
     let conn = redis.connection().await;
