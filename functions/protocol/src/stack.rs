@@ -48,11 +48,23 @@ pub fn frames<S: AsRef<str>>(lines: &[S]) -> Vec<bool> {
             }
         }
     }
-    // A blank line between two frames is part of the trace.
-    for i in 1..text.len() {
-        if text[i].trim().is_empty() && flags[i - 1] {
-            let next = (i + 1..text.len()).find(|&j| !text[j].trim().is_empty());
-            flags[i] = next.is_some_and(|j| flags[j]);
+    // A blank line between two frames is part of the trace: the line
+    // before it and the line after it that are not blank are frames.
+    let blank: Vec<bool> = text.iter().map(|l| l.trim().is_empty()).collect();
+    let mut after = vec![false; text.len()];
+    let mut next = false;
+    for i in (0..text.len()).rev() {
+        after[i] = next;
+        if !blank[i] {
+            next = flags[i];
+        }
+    }
+    let mut before = false;
+    for i in 0..text.len() {
+        if !blank[i] {
+            before = flags[i];
+        } else {
+            flags[i] = before && after[i];
         }
     }
     flags
