@@ -14,11 +14,13 @@ use hemostat_protocol::{
 };
 use tokio::time::Instant;
 
-use super::{Gatherer, MAX_JOINED_BYTES, MAX_LINE_BYTES, MAX_READ_BYTES, START_SLACK, cut, parse_time};
+use super::{
+    Gatherer, MAX_JOINED_BYTES, MAX_LINE_BYTES, MAX_READ_BYTES, MAX_STREAM_BYTES, START_SLACK, cut, parse_time,
+};
 use crate::{alert::redact::LineRedactor, docker};
 
 /// Lines asked of Docker per line kept: room for a stack trace's frames,
-/// which go before the lines around them. Bounded by [`MAX_READ_BYTES`].
+/// which go before the lines around them. Bounded by [`MAX_STREAM_BYTES`].
 const READ_FACTOR: u32 = 8;
 
 impl Gatherer {
@@ -168,7 +170,10 @@ struct Reader {
     open: [Option<Raw>; 2],
     read: usize,
     seq: usize,
-    /// Stopped at [`MAX_READ_BYTES`], or a line lost its end.
+    /// Bytes of `lines`.
+    held: usize,
+    /// Stopped at [`MAX_STREAM_BYTES`], older lines dropped to hold at most
+    /// [`MAX_READ_BYTES`], or a line lost its end.
     cut_short: bool,
 }
 
@@ -181,7 +186,7 @@ impl Reader {
             LogOutput::StdIn { .. } => return true,
         };
         self.read += message.len();
-        if self.read > MAX_READ_BYTES {
+        if self.read > MAX_STREAM_BYTES {
             self.cut_short = true;
             return false;
         }
@@ -205,8 +210,19 @@ impl Reader {
                 *slot = Some(Raw { stream, time, bytes: content[..len].to_vec(), seq: self.seq });
             }
         }
-        if complete {
-            self.lines.extend(slot.take());
+        if complete && let Some(line) = slot.take() {
+            self.held += line.bytes.len();
+            self.lines.push(line);
+            // The newest lines are the failure: the oldest make room.
+            let mut n = 0;
+            while self.held > MAX_READ_BYTES && n + 1 < self.lines.len() {
+                self.held -= self.lines[n].bytes.len();
+                n += 1;
+            }
+            if n > 0 {
+                self.lines.drain(..n);
+                self.cut_short = true;
+            }
         }
         true
     }
@@ -344,7 +360,16 @@ mod tests {
             assert!(frames < 1000, "never stopped");
         }
         assert!(r.cut_short);
-        assert!(frames * line.len() <= MAX_READ_BYTES);
+        assert!(frames * line.len() <= MAX_STREAM_BYTES);
+        // What is held is the newest lines, within MAX_READ_BYTES.
+        let mut r = Reader::default();
+        for i in 0..200 {
+            r.push(out(&format!("2026-12-02T06:50:10.0Z {i:04} {}\n", "x".repeat(16 * 1024))));
+        }
+        assert!(r.cut_short);
+        let lines = texts(&r.finish(None, 1000));
+        assert!(lines.len() < 200 && lines.iter().map(String::len).sum::<usize>() <= MAX_READ_BYTES);
+        assert!(lines.last().unwrap().starts_with("0199 "), "the newest line is kept");
         // A line of many pieces is kept to MAX_JOINED_BYTES.
         let mut r = Reader::default();
         for _ in 0..10 {

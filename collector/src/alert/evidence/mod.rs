@@ -7,7 +7,8 @@
 //!   default) covers inspect and the log read, so a slow dockerd delays an
 //!   alert by that much at most; a log read cut short keeps what it got.
 //! - **Bounded in size.** At most [`Settings::lines`] lines are asked for,
-//!   at most [`MAX_READ_BYTES`] read, each line cut to [`MAX_LINE_BYTES`],
+//!   at most [`MAX_STREAM_BYTES`] read and the newest [`MAX_READ_BYTES`]
+//!   of it held, each line cut to [`MAX_LINE_BYTES`],
 //!   and the whole evidence cut to [`Settings::max_bytes`] of JSON.
 //! - **Secrets stay on the host.** Every log line, health output, Docker
 //!   error and event action goes through [`Redactor`]; the container's
@@ -46,10 +47,13 @@ pub const LOGS_LABEL: &str = "hemostat.evidence.logs";
 pub const MAX_LINE_BYTES: usize = 1024;
 /// A health check's output is cut to this many bytes (Docker keeps 4 KiB).
 pub const MAX_HEALTH_OUTPUT_BYTES: usize = 1024;
-/// At most this much is read from the logs API per gathering, whatever
-/// the container wrote (Docker splits lines at 16 KiB: 50 such lines is
-/// under 1 MiB).
+/// At most this much of a log's newest complete lines is held per
+/// gathering, whatever the container wrote (Docker splits lines at 16 KiB:
+/// 50 such lines is under 1 MiB); older lines make room for newer ones.
 pub const MAX_READ_BYTES: usize = 1 << 20;
+/// At most this much is read from the logs API per gathering: the lines
+/// asked for (a few times those kept, see `logs.rs`) at Docker's 16 KiB.
+pub const MAX_STREAM_BYTES: usize = 8 * MAX_READ_BYTES;
 /// The pieces of one line Docker split (at 16 KiB) are joined up to this
 /// size; the rest of such a line is dropped, not shown as new lines (a
 /// piece starting mid-secret would escape the rules).
