@@ -1,5 +1,6 @@
 //! Evidence gathered from a real dockerd: the log tail of the last run,
-//! redacted; Docker's state; health check results; the byte cap; the
+//! redacted; Docker's state; health check results; the byte cap; a long
+//! stack trace's frames going before the line that names the failure; the
 //! per-container opt-out; and the container's environment never read.
 //!
 //! Needs DOCKER_HOST (a private engine) and HEMOSTAT_TEST_IMAGE (busybox);
@@ -154,6 +155,28 @@ async fn the_byte_cap_holds() {
         assert!(e.logs.count <= lines, "{text}");
         assert!(e.logs.lines.iter().all(|l| l.line.len() <= 1024 + '…'.len_utf8()), "{text}");
     }
+}
+
+/// A Go service's fatal error is its first line, and a goroutine dump of
+/// hundreds of lines follows it: the dump's frames go, the line that names
+/// the failure stays (in the 50 lines read and in the 4 KiB sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_trace_keeps_the_line_that_names_the_failure() {
+    let c = exited(ContainerSpec::shell(
+        "echo 'listening on :8080'; \
+         { echo 'fatal error: concurrent map writes'; echo; echo 'goroutine 42 [running]:'; \
+           i=0; while [ $i -lt 150 ]; do \
+             echo \"main.(*cache).put$i(0xc000010000, {0x4b1c3e, 0x3})\"; \
+             printf '\\t/src/app/cache.go:%d +0x65\\n' $i; i=$((i+1)); done; } >&2; exit 2",
+    ))
+    .await;
+    let e = gatherer(Settings::default()).await.gather(c.id(), Provided::default()).await.expect("gathered");
+    let text = json(&e);
+    assert!(text.len() <= 4096, "{} > 4096", text.len());
+    let got = lines(&e);
+    assert!(got.contains(&"fatal error: concurrent map writes"), "{got:#?}");
+    assert!(got.contains(&"listening on :8080"), "{got:#?}");
+    assert!(got.last().is_some_and(|l| l.contains("cache.go:149")), "the newest frame stays: {got:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
