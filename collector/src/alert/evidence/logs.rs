@@ -19,8 +19,9 @@ use super::{
 };
 use crate::{alert::redact::LineRedactor, docker};
 
-/// Lines asked of Docker per line kept: room for a stack trace's frames,
-/// which go before the lines around them. Bounded by [`MAX_STREAM_BYTES`].
+/// Lines asked of Docker per line kept, when the lines kept begin inside a
+/// stack trace: room for its frames, which go before the lines around
+/// them. Bounded by [`MAX_STREAM_BYTES`].
 const READ_FACTOR: u32 = 8;
 
 impl Gatherer {
@@ -36,13 +37,49 @@ impl Gatherer {
             return LogEvidence { tail, skipped: Some(LogsSkipped::Unavailable), ..Default::default() };
         };
         let since = inspect.state.as_ref().and_then(run_start);
-        // More than kept: the frames of a stack trace go first (see
-        // `finish`), so the line above them that names the failure stays.
-        let asked = tail.saturating_mul(READ_FACTOR);
+        let (mut reader, mut skipped) = self.read(id, since, tail, deadline).await;
+        // The oldest line read is a stack frame: the trace began further
+        // back, with the line that usually names the failure. Read again,
+        // further back: the frames go first (see `finish`). Only then, so
+        // an alert without a long trace reads no more than it keeps.
+        if skipped.is_none() && !reader.cut_short && reader.lines.len() >= tail as usize && reader.starts_in_a_trace() {
+            let (further, further_skipped) = self.read(id, since, tail.saturating_mul(READ_FACTOR), deadline).await;
+            if further_skipped.is_none() {
+                (reader, skipped) = (further, None);
+            }
+        }
+        *truncated |= reader.cut_short;
+        let raw = reader.finish(since, tail as usize);
+        // What was read before a failure or timeout is kept, marked.
+        let skipped = match skipped {
+            Some(_) if !raw.is_empty() => {
+                *truncated = true;
+                None
+            }
+            other => other,
+        };
+        let mut redactor = self.redactor.lines();
+        let lines: Vec<LogLine> = raw.into_iter().map(|r| r.into_line(&mut redactor, redactions)).collect();
+        LogEvidence {
+            count: u32::try_from(lines.len()).unwrap_or(u32::MAX),
+            lines,
+            since: since.map(|s| s.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            tail,
+            skipped,
+        }
+    }
+
+    /// The newest `asked` lines since `since` (Docker's `since` is whole
+    /// seconds; `finish` filters to the exact time), until `deadline`.
+    async fn read(
+        &self,
+        id: &str,
+        since: Option<DateTime<Utc>>,
+        asked: u32,
+        deadline: Instant,
+    ) -> (Reader, Option<LogsSkipped>) {
         let mut options =
             LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).tail(&asked.to_string());
-        // Whole seconds (the API's unit here), rounded down; lines are then
-        // filtered to the exact time.
         if let Some(seconds) = since.and_then(|s| i32::try_from(s.timestamp()).ok()) {
             options = options.since(seconds);
         }
@@ -68,25 +105,7 @@ impl Gatherer {
                 Some(LogsSkipped::Timeout)
             }
         };
-        *truncated |= reader.cut_short;
-        let raw = reader.finish(since, tail as usize);
-        // What was read before a failure or timeout is kept, marked.
-        let skipped = match skipped {
-            Some(_) if !raw.is_empty() => {
-                *truncated = true;
-                None
-            }
-            other => other,
-        };
-        let mut redactor = self.redactor.lines();
-        let lines: Vec<LogLine> = raw.into_iter().map(|r| r.into_line(&mut redactor, redactions)).collect();
-        LogEvidence {
-            count: u32::try_from(lines.len()).unwrap_or(u32::MAX),
-            lines,
-            since: since.map(|s| s.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            tail,
-            skipped,
-        }
+        (reader, skipped)
     }
 }
 
@@ -225,6 +244,14 @@ impl Reader {
             }
         }
         true
+    }
+
+    /// Whether the oldest line read is a stack frame (its trace began
+    /// before it).
+    fn starts_in_a_trace(&self) -> bool {
+        let texts: Vec<&str> =
+            self.lines.iter().take(8).map(|l| std::str::from_utf8(&l.bytes).unwrap_or_default()).collect();
+        stack::frames(&texts).first().copied().unwrap_or(false)
     }
 
     /// The lines in order, those older than `since` left out (Docker's

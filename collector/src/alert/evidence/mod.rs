@@ -6,10 +6,12 @@
 //! - **Bounded in time.** One budget ([`Settings::timeout`], 2 s by
 //!   default) covers inspect and the log read, so a slow dockerd delays an
 //!   alert by that much at most; a log read cut short keeps what it got.
-//! - **Bounded in size.** At most [`Settings::lines`] lines are asked for,
-//!   at most [`MAX_STREAM_BYTES`] read and the newest [`MAX_READ_BYTES`]
-//!   of it held, each line cut to [`MAX_LINE_BYTES`],
-//!   and the whole evidence cut to [`Settings::max_bytes`] of JSON.
+//! - **Bounded in size.** At most [`Settings::lines`] lines are kept (asked
+//!   for; eight times as many once more when those begin inside a stack
+//!   trace, whose frames then go first), at most [`MAX_STREAM_BYTES`] read
+//!   per request and the newest [`MAX_READ_BYTES`] of it held, each line cut
+//!   to [`MAX_LINE_BYTES`], and the whole evidence cut to
+//!   [`Settings::max_bytes`] of JSON (frames first, then the oldest lines).
 //! - **Secrets stay on the host.** Every log line, health output, Docker
 //!   error and event action goes through [`Redactor`]; the container's
 //!   environment (`Config.Env`), command and arguments are never read into
