@@ -23,9 +23,12 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
+use bollard::{
+    models::{ContainerStateStatusEnum, RestartPolicyNameEnum},
+    query_parameters::KillContainerOptionsBuilder,
+};
 use hemostat_e2e::{
-    ContainerSpec, RedisServer, StackEnv, docker, start_stack, start_stack_with, stream_events, wait_for,
+    ContainerSpec, RedisServer, StackEnv, TestContainer, docker, start_stack, start_stack_with, stream_events, wait_for,
 };
 use hemostat_protocol::{
     Action, ContainerRef, Envelope, EventKind, Publisher, RedisPublisher,
@@ -40,6 +43,24 @@ use redis::AsyncCommands;
 /// Exits 1 on SIGUSR1: a crash on demand.
 const CRASHER: &str =
     r#"trap 'echo "panic: crashed on demand (SIGUSR1)" >&2; exit 1' USR1; while :; do sleep 0.2; done"#;
+
+/// Crashes a [`CRASHER`]: SIGUSR1 until it has exited once more. A signal
+/// that lands before its shell set the trap is lost (PID 1 ignores what it
+/// has no handler for), as happens under load right after a (re)start; a
+/// new `FinishedAt` says it exited, even if it was restarted at once.
+async fn crash(c: &TestContainer) {
+    let before = c.state().await.finished_at;
+    let options = KillContainerOptionsBuilder::default().signal("USR1").build();
+    for _ in 0..50 {
+        // Refused once it is no longer running: what is waited for.
+        let _ = c.docker().kill_container(c.id(), Some(options.clone())).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if c.state().await.finished_at != before {
+            return;
+        }
+    }
+    panic!("{} did not exit on SIGUSR1", c.name());
+}
 
 async fn alerts_for(conn: &Connection, name: &str) -> Vec<HealthAlert> {
     let mut conn = conn.clone();
@@ -139,7 +160,7 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
 
     // compose recreated it a moment ago and it crashes: within the
     // recreate grace (60 s by default) HemoStat alerts but does not act.
-    recreated.kill("USR1").await;
+    crash(&recreated).await;
     let deploy = outcome(&conn, recreated.name(), RemediationStatus::Rejected)
         .await
         .unwrap_or_else(|| panic!("the recreated container was not left alone:\n{}", stack.collector.log_tail(40)));
@@ -154,7 +175,7 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
     // operator's grace (30 s by default) HemoStat alerts but does not act.
     docker.restart_container(operated.id(), None).await.unwrap();
     operated.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
-    operated.kill("USR1").await;
+    crash(&operated).await;
     let left_alone = outcome(&conn, operated.name(), RemediationStatus::Rejected)
         .await
         .unwrap_or_else(|| panic!("the operator's container was not left alone:\n{}", stack.collector.log_tail(40)));
@@ -165,9 +186,9 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
 
     // notify: alerted with its policy, refused by the gate, left down.
     let notify_start = notify.state().await.started_at;
-    notify.kill("USR1").await;
-    none.kill("USR1").await;
-    mislabelled.kill("USR1").await;
+    crash(&notify).await;
+    crash(&none).await;
+    crash(&mislabelled).await;
     let refused = outcome(&conn, notify.name(), RemediationStatus::Rejected)
         .await
         .unwrap_or_else(|| panic!("the notify container's crash was not refused:\n{}", stack.collector.log_tail(40)));
@@ -189,7 +210,7 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
         .unwrap_or_else(|| panic!("the mislabelled container was not healed:\n{}", stack.collector.log_tail(40)));
     assert_eq!(healed.action, Action::Restart);
     mislabelled.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
-    mislabelled.kill("USR1").await;
+    crash(&mislabelled).await;
     let second = wait_for(Duration::from_secs(15), || async {
         (alerts_for(&conn, mislabelled.name()).await.len() >= 2).then_some(())
     })
@@ -203,11 +224,11 @@ while :; do timeout 0.4 sh -c 'while :; do :; done'; sleep 0.6; done"#,
 
     // One fix an hour: the first crash is healed, the second opens its
     // circuit breaker (the fix did not hold), with a critical alert.
-    flaky.kill("USR1").await;
+    crash(&flaky).await;
     let first = outcome(&conn, flaky.name(), RemediationStatus::Success).await;
     assert!(first.is_some(), "the flaky container's first crash was not healed:\n{}", stack.collector.log_tail(40));
     flaky.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
-    flaky.kill("USR1").await;
+    crash(&flaky).await;
     let opened = outcome(&conn, flaky.name(), RemediationStatus::Rejected)
         .await
         .unwrap_or_else(|| panic!("the second crash was not refused:\n{}", stack.collector.log_tail(40)));
@@ -312,7 +333,7 @@ async fn forged_requests_cannot_turn_the_gate_against_a_container() {
 
     // Healed once for real; then requests that claim no cooldown and a new
     // image each time (to dodge the fleet brake) meet the fleet's hour.
-    plain.kill("USR1").await;
+    crash(&plain).await;
     assert!(outcome(&conn, plain.name(), RemediationStatus::Success).await.is_some(), "the crash was not healed");
     let healed_at = started(&plain).await;
     for i in 0..3 {
