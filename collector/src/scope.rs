@@ -19,6 +19,8 @@ pub const LABEL_ROLE: &str = "hemostat.role";
 /// docker-autoheal's opt-in label, honoured for drop-in replacement.
 pub const LABEL_AUTOHEAL: &str = "autoheal";
 
+const OUTSIDE_SELECTOR: &str = "outside this collector's label selector";
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scope {
     /// Every pair must match: `key` alone means the label is present.
@@ -43,6 +45,16 @@ impl Scope {
         Ok(Scope { selector: pairs, opt_in })
     }
 
+    /// Whether the label selector takes in a container with these labels:
+    /// one this collector answers for (those outside are another
+    /// collector's, or another stack's).
+    pub fn selects(&self, labels: &HashMap<String, String>) -> bool {
+        self.selector.iter().all(|(k, v)| match v {
+            Some(v) => labels.get(k) == Some(v),
+            None => labels.contains_key(k),
+        })
+    }
+
     /// Why this collector must leave a container alone, if it must.
     pub fn excludes(&self, labels: &HashMap<String, String>) -> Option<&'static str> {
         let flag = |key: &str| labels.get(key).and_then(|v| parse_bool(v));
@@ -57,12 +69,8 @@ impl Scope {
         if flag(LABEL_AUTOHEAL) == Some(false) && flag(LABEL_ENABLE) != Some(true) {
             return Some("container opted out (autoheal=false)");
         }
-        let selected = self.selector.iter().all(|(k, v)| match v {
-            Some(v) => labels.get(k) == Some(v),
-            None => labels.contains_key(k),
-        });
-        if !selected {
-            return Some("outside this collector's label selector");
+        if !self.selects(labels) {
+            return Some(OUTSIDE_SELECTOR);
         }
         if self.opt_in && flag(LABEL_ENABLE) != Some(true) && flag(LABEL_AUTOHEAL) != Some(true) {
             return Some("opt-in mode: container has neither hemostat.enable=true nor autoheal=true");

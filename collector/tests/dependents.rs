@@ -698,6 +698,9 @@ async fn dependents_of_a_parent_the_engine_recreated_are_recreated_in_its_namesp
     .await;
     exec(&docker, &app.id, vec!["sh", "-c", "echo kept > /cache/file"]).await;
     let sidecar = Dependent::start(&app.id, &env.test).await;
+    // Another stack's (another collector's label selector): its own
+    // collector handles it, and this one neither touches nor reports it.
+    let foreign = Dependent::start(parent.id(), &format!("{}-other", env.test)).await;
     let (app_old, app_before) = kept(&docker, &app.name).await;
     let (sidecar_old, sidecar_before) = kept(&docker, &sidecar.name).await;
     assert_eq!(app_before.volumes.len(), 1, "{app_before:?}");
@@ -737,6 +740,10 @@ async fn dependents_of_a_parent_the_engine_recreated_are_recreated_in_its_namesp
     assert_eq!(exec(&docker, &app_new, vec!["cat", "/data/marker"]).await, "bound");
     assert!(gone(&docker, &app_old).await && gone(&docker, &sidecar_old).await, "the old ones are removed");
     no_replaced_left(&docker, &env.test).await;
+    assert_eq!(kept(&docker, &foreign.name).await.0, foreign.id, "another stack's dependent was recreated");
+    let mut conn = env.conn.clone();
+    let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
+    assert!(reports.iter().all(|(_, c)| c.container != foreign.name), "another stack's dependent reported: {reports:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

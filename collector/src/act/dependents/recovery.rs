@@ -182,7 +182,19 @@ impl Recovery {
                 format!("dependent of {parent_name}, which was recreated: recreated in its new network namespace");
             let images: HashMap<&str, Option<String>> =
                 found.iter().map(|d| (d.name.as_str(), docker::image(&d.inspect))).collect();
+            // Every collector on the engine sees the parent start: one
+            // outside this one's selector is its own collector's to report
+            // (a report here would say "left alone" of a container that
+            // one recreates).
+            let foreign: HashSet<&str> = found
+                .iter()
+                .filter(|d| !self.scope.selects(&docker::labels(&d.inspect)))
+                .map(|d| d.name.as_str())
+                .collect();
             for r in rejoin(&replacement, parent_name, parent_id, &found).await {
+                if foreign.contains(r.container.as_str()) {
+                    continue;
+                }
                 let image = images.get(r.container.as_str()).cloned().flatten();
                 self.report(reason.clone(), started, dependent_result(r), image);
             }
