@@ -743,7 +743,10 @@ async fn dependents_of_a_parent_the_engine_recreated_are_recreated_in_its_namesp
     assert_eq!(kept(&docker, &foreign.name).await.0, foreign.id, "another stack's dependent was recreated");
     let mut conn = env.conn.clone();
     let reports = stream_events::<RemediationComplete>(&mut conn, EventKind::RemediationComplete).await;
-    assert!(reports.iter().all(|(_, c)| c.container != foreign.name), "another stack's dependent reported: {reports:?}");
+    assert!(
+        reports.iter().all(|(_, c)| c.container != foreign.name),
+        "another stack's dependent reported: {reports:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
