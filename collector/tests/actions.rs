@@ -638,6 +638,32 @@ async fn a_restart_for_a_problem_cut_short_by_a_collector_crash_is_finished_not_
     assert_eq!(env.completions(&cmd.id).await.len(), 1);
 }
 
+/// A restart that comes late (asked again after a cooldown) for a
+/// container someone started since the problem and that is down again
+/// (it failed again, or an operator stopped it): that run's end is its own
+/// incident, and the operator's stop is not undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_restart_does_not_undo_a_stop_since_the_problem() {
+    let mut env = start(&[]).await;
+    let c = running(ContainerSpec::shell(SERVER)).await;
+    // The problem is seen, then an operator starts it again and stops it.
+    let cmd = env.command(&c, Action::Restart);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let docker = c.docker();
+    let quick = bollard::query_parameters::RestartContainerOptions { t: Some(0), signal: None };
+    docker.restart_container(c.id(), Some(quick)).await.unwrap();
+    c.wait_for_status(ContainerStateStatusEnum::RUNNING, Duration::from_secs(10)).await;
+    let stop = bollard::query_parameters::StopContainerOptions { t: Some(0), signal: None };
+    docker.stop_container(c.id(), Some(stop)).await.unwrap();
+    c.wait_for_status(ContainerStateStatusEnum::EXITED, Duration::from_secs(10)).await;
+
+    let done = env.run(&cmd).await;
+    assert_eq!(done.result.status, RemediationStatus::NotApplicable, "{done:?}");
+    assert!(done.result.details.as_deref().is_some_and(|d| d.starts_with("started again at")), "{done:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.state().await.running, Some(false), "the operator's stop was undone");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_scope_and_own_containers_are_refused() {
     let mut env = start(&[("HEMOSTAT_EXEC_ALLOWLIST", "touch")]).await;

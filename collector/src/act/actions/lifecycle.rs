@@ -32,18 +32,17 @@ pub(in crate::act) async fn run(
         Err(refused) => return (refused, Vec::new()),
     };
     let was_running = docker::is_running(&target.inspect);
-    if let Some(since) = healed_since(cmd, &target) {
-        tracing::info!(container = %target.name, action = %cmd.action, command_id = %cmd.id, %since, "running again since the problem was seen: nothing to do");
-        return (
-            Outcome::with(
-                RemediationStatus::NotApplicable,
-                format!(
-                    "already running again since {since}, after the problem seen at {}: nothing to do",
-                    cmd.context.detected_at.as_deref().unwrap_or_default()
-                ),
+    if let Some(since) = started_since(cmd, &target) {
+        let seen = cmd.context.detected_at.as_deref().unwrap_or_default();
+        let details = match was_running {
+            true => format!("already running again since {since}, after the problem seen at {seen}: nothing to do"),
+            false => format!(
+                "started again at {since}, after the problem seen at {seen}, and down since: that run's end is an \
+                 incident of its own; nothing to do"
             ),
-            Vec::new(),
-        );
+        };
+        tracing::info!(container = %target.name, action = %cmd.action, command_id = %cmd.id, %since, running = was_running, "started again since the problem was seen: nothing to do");
+        return (Outcome::with(RemediationStatus::NotApplicable, details), Vec::new());
     }
     // When the parent goes down: now, or when its last run ended. A
     // start of a running container changes nothing for its dependents.
@@ -110,14 +109,17 @@ pub(in crate::act) async fn run(
     (with_summary(outcome, &deps), deps)
 }
 
-/// When a restart or start is moot: its container has been running since
-/// after the problem the command answers was seen (someone restarted it
-/// meanwhile: the collector itself while the control plane was away, an
-/// operator, Docker's restart policy). A command for a problem seen while
-/// the container was running (a failing health check, a CPU spike) is not
+/// When a restart or start is moot: its container was started after the
+/// problem the command answers was seen (someone restarted it meanwhile:
+/// the collector itself while the control plane was away, an operator,
+/// Docker's restart policy). Running still, it is healed; down again, that
+/// run ended by itself or by someone's stop, which is its own incident
+/// with its own decision (a restart asked again after a cooldown must not
+/// undo an operator's stop since). A command for a problem seen while the
+/// container was running (a failing health check, a CPU spike) is not
 /// moot: that run began before it.
-fn healed_since(cmd: &Command, target: &Target) -> Option<chrono::DateTime<chrono::Utc>> {
-    if !matches!(cmd.action, Action::Restart | Action::Start) || !docker::is_running(&target.inspect) {
+fn started_since(cmd: &Command, target: &Target) -> Option<chrono::DateTime<chrono::Utc>> {
+    if !matches!(cmd.action, Action::Restart | Action::Start) {
         return None;
     }
     let seen = chrono::DateTime::parse_from_rfc3339(cmd.context.detected_at.as_deref()?).ok()?;
