@@ -118,6 +118,9 @@ pub struct StackEnv {
     pub emulator: Vec<(String, String)>,
     /// Set on the collector, e.g. `HEMOSTAT_SUSTAIN_SECONDS`.
     pub collector: Vec<(String, String)>,
+    /// Arguments of `hemostat-local`, e.g. `--schedule-interval
+    /// hemostat-responder=1s` (the template's `rate(1 minute)`, faster).
+    pub emulator_args: Vec<String>,
     /// Every component as its own Redis ACL user (collector, bridge, each
     /// function through the emulator's `--env-vars`), as `scripts/stack.sh`
     /// runs them, rather than all as the default user.
@@ -132,6 +135,11 @@ impl StackEnv {
 
     pub fn collector(mut self, key: &str, value: impl Into<String>) -> Self {
         self.collector.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn emulator_arg(mut self, arg: impl Into<String>) -> Self {
+        self.emulator_args.push(arg.into());
         self
     }
 
@@ -179,6 +187,7 @@ pub async fn start_stack_with(redis_url: &str, env: &StackEnv) -> Stack {
         if let Some(path) = &env_vars {
             b = b.args(["--env-vars", path.to_str().unwrap()]);
         }
+        b = b.args(&env.emulator_args);
         // The test's settings last: they override the defaults.
         env.emulator.iter().fold(b, |b, (k, v)| b.env(k, v))
     })

@@ -230,6 +230,8 @@ impl Role {
                     "hemostat:approval_where:*",
                 ]));
                 g.write.push(glob(keys::APPROVALS));
+                // Restarts asked again when the cooldown ends ([`crate::deferred`]).
+                g.write.extend(["hemostat:deferred:*".to_owned(), glob(keys::DEFERRED)]);
                 // Silences: the gate prunes the ended ones as it reads.
                 g.write.push(glob(keys::SILENCES));
                 // Maintenance windows: read only (`hemostat silence ls` prunes).
@@ -431,6 +433,8 @@ mod tests {
             keys::approval_waiting(&any),
             keys::approval_where("ab"),
             keys::APPROVALS.to_owned(),
+            keys::deferred(&any),
+            keys::DEFERRED.to_owned(),
         ]);
         for key in &gate {
             assert!(writes(&Role::Responder, key), "{key}");
@@ -479,6 +483,8 @@ mod tests {
             // Only who answers (the operator) and the responder move approvals.
             assert!(!writes(&role, &keys::approval(&any, "ab")), "{role}");
             assert!(!writes(&role, &keys::remediation(&any)), "{role}");
+            // Nor can they have a restart asked again later.
+            assert!(!writes(&role, &keys::deferred(&any)) && !writes(&role, keys::DEFERRED), "{role}");
         }
         assert!(!writes(&Role::Dashboard, &keys::stats(&any)) && reads(&Role::Dashboard, &keys::stats(&any)));
 

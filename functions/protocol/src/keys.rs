@@ -319,6 +319,16 @@ pub fn approval_where(id: &str) -> String {
 /// by their deadline (epoch ms).
 pub const APPROVALS: &str = "hemostat:approvals";
 
+/// A restart asked again when the cooldown that refused it ends (see
+/// [`crate::deferred`]): the request's JSON, in the container's slot.
+pub fn deferred(c: &ContainerRef) -> String {
+    format!("hemostat:deferred:{}", container_tag(c))
+}
+
+/// The containers with a deferred restart: a sorted set of `host/name`
+/// scored by when it is due (epoch ms).
+pub const DEFERRED: &str = "hemostat:deferred_due";
+
 /// The analyzer's recent alerts for a container (newest first, capped).
 pub fn history(c: &ContainerRef) -> String {
     format!("hemostat:history:{}", container_tag(c))

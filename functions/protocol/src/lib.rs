@@ -30,6 +30,8 @@
 //! - [`policy`]: a container's own policy, from its labels (action, cooldown, thresholds, stop timeout).
 //! - [`series`]: the samples of the dashboard's charts.
 //! - [`silence`]: operators' silences (maintenance): stored, expiring, matched by the gate.
+//! - [`deferred`]: restarts the cooldown refused, asked again when it ends
+//!   (a dependency that could not be reached may be back by then).
 //! - [`audit`]: the audit trail of a container's gate decisions and resets.
 //! - [`gate`]: the responder's safety gate (cooldown, circuit breaker, fleet
 //!   brake, audit), atomic Redis scripts, and its read-only preview for
@@ -75,6 +77,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod container;
+pub mod deferred;
 pub mod diagnosis;
 pub mod envelope;
 pub mod error;

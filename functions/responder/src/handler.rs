@@ -17,7 +17,7 @@ use hemostat_protocol::{
     silence::{self, Silence, Subject},
 };
 
-use crate::{Config, approvals, store::Store};
+use crate::{Config, approvals, deferred, store::Store};
 
 pub struct Responder<S, P> {
     config: Config,
@@ -39,22 +39,55 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     }
 
     /// The responder's schedule (every minute): approvals past their
-    /// deadline fall back to a notification on time, even when no request
+    /// deadline fall back to a notification on time, and restarts kept
+    /// for the end of a cooldown are asked again, even when no request
     /// arrives to run a batch. A failure fails the invocation; the next
     /// tick (or batch) tries again.
     pub async fn tick(&self, event: ScheduledEvent) -> Result<serde_json::Value, hemostat_protocol::ProtocolError> {
         let expired = approvals::expire_due(&self.store, &self.publisher).await?;
-        tracing::debug!(at = %event.time, expired, "schedule");
-        Ok(serde_json::json!({ "approvals_expired": expired }))
+        let asked = self.ask_deferred_again().await?;
+        tracing::debug!(at = %event.time, expired, asked, "schedule");
+        Ok(serde_json::json!({ "approvals_expired": expired, "deferred_asked": asked }))
     }
 
     pub async fn handle(&self, event: BatchEvent) -> BatchResponse {
-        // Approvals past their deadline fall back to a notification; no
-        // record waits on this (a failure is retried with the next batch).
+        // Approvals past their deadline fall back to a notification, and
+        // due deferred restarts are asked again; no record waits on this
+        // (a failure is retried with the next batch).
         if let Err(e) = approvals::expire_due(&self.store, &self.publisher).await {
             tracing::warn!(error = %e, "expiring approvals failed; retried with the next batch");
         }
+        if let Err(e) = self.ask_deferred_again().await {
+            tracing::warn!(error = %e, "asking deferred restarts again failed; retried with the next batch");
+        }
         batch::process(event, |env| self.respond(env)).await
+    }
+
+    /// The restarts kept for the end of their cooldown (see [`deferred`])
+    /// that are due, each through the gate again; one that cannot be
+    /// decided now is kept for a minute more. Returns how many were taken.
+    async fn ask_deferred_again(&self) -> Result<usize, hemostat_protocol::ProtocolError> {
+        let due = self.store.take_deferred(chrono::Utc::now().timestamp_millis()).await?;
+        for (container, request) in &due {
+            // Removed or recreated since: the restart was for a container
+            // that is no more (a refusal would only tell people so).
+            let observed = self.store.facts(container).await?.and_then(|f| f.container).map(|o| o.id);
+            if observed.is_none() || observed != request.container_id {
+                tracing::info!(container = %container, "deferred restart dropped: the container is gone or was recreated");
+                continue;
+            }
+            tracing::info!(container = %container, action = %request.action, "deferred restart: asking the gate again");
+            let env = Envelope::new(agent::RESPONDER, EventKind::RemediationNeeded, request)?;
+            let why = match self.decide(&env, request).await {
+                Ok(Wait::No) => continue,
+                Ok(Wait::Until(reason)) => reason,
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(container = %container, %why, "deferred restart not decided; kept a minute more");
+            let later = chrono::Utc::now() + deferred::AGAIN_AFTER;
+            self.store.defer(container, request, later.timestamp_millis()).await?;
+        }
+        Ok(due.len())
     }
 
     async fn respond(&self, env: Envelope) -> RecordOutcome {
@@ -250,9 +283,12 @@ impl<S: Store, P: Publisher> Responder<S, P> {
             }
             GateDecision::Refused { reason } => {
                 tracing::warn!(container = %container, action = %needed.action, %reason, "remediation refused");
-                let details = silence
-                    .filter(|s| reason == s.refusal())
-                    .map(|s| format!("silence {} on {} by {}", s.id, s.target_text(), s.by));
+                let details = match silence.filter(|s| reason == s.refusal()) {
+                    Some(s) => Some(format!("silence {} on {} by {}", s.id, s.target_text(), s.by)),
+                    None => deferred::keep(&self.store, &container, needed, &belief.observed.id, &inputs)
+                        .await?
+                        .map(|due| format!("asked again at {due}, when the cooldown ends: the dependency may be back")),
+                };
                 self.refuse(needed, &container.host, &reason, details, image.as_deref()).await
             }
             GateDecision::BreakerOpened { reason } => {
@@ -456,6 +492,10 @@ mod tests {
         parked: Mutex<Vec<(String, RemediationNeeded)>>,
         /// Approvals as stored (answered and taken in memory).
         approvals: Mutex<Vec<Approval>>,
+        /// What the preview says is left of the cooldown.
+        cooldown_left_ms: u64,
+        /// Requests kept to ask again, and when.
+        deferred: Mutex<Vec<(ContainerRef, RemediationNeeded, i64)>>,
     }
 
     impl Default for FakeStore {
@@ -471,6 +511,8 @@ mod tests {
                 decision: None,
                 parked: Mutex::default(),
                 approvals: Mutex::default(),
+                cooldown_left_ms: 0,
+                deferred: Mutex::default(),
             }
         }
     }
@@ -525,7 +567,7 @@ mod tests {
                 (None, Some(decision)) => decision.clone(),
                 (None, None) => GateDecision::Allowed { count: 1 },
             };
-            Ok(Preview { decision, actions_last_hour: 0, cooldown_left_ms: 0 })
+            Ok(Preview { decision, actions_last_hour: 0, cooldown_left_ms: self.cooldown_left_ms })
         }
         async fn park(
             &self,
@@ -561,6 +603,18 @@ mod tests {
         }
         async fn due_approvals(&self, _now_ms: i64) -> Result<Vec<String>, ProtocolError> {
             Ok(Vec::new())
+        }
+        async fn defer(&self, c: &ContainerRef, request: &RemediationNeeded, due_ms: i64) -> Result<(), ProtocolError> {
+            let mut deferred = self.deferred.lock().unwrap();
+            deferred.retain(|(kept, _, _)| kept != c);
+            deferred.push((c.clone(), request.clone(), due_ms));
+            Ok(())
+        }
+        async fn take_deferred(&self, now_ms: i64) -> Result<Vec<(ContainerRef, RemediationNeeded)>, ProtocolError> {
+            let mut deferred = self.deferred.lock().unwrap();
+            let (due, later) = deferred.drain(..).partition(|(_, _, at)| *at <= now_ms);
+            *deferred = later;
+            Ok(due.into_iter().map(|(c, r, _)| (c, r)).collect::<Vec<_>>())
         }
     }
 
@@ -644,6 +698,92 @@ mod tests {
         let done: RemediationComplete = published[0].data_as().unwrap();
         assert_eq!(done.result.status, RemediationStatus::Rejected);
         assert!(done.result.reason.as_deref().unwrap().contains("cooldown"));
+    }
+
+    /// A restart the analyzer asked for, for a cause `cause`.
+    fn diagnosed(ts: &str, cause: &str) -> BatchRecord {
+        let body = format!(
+            r#"{{"timestamp":"{ts}","agent":"HemoStat-Analyzer","type":"remediation_needed","data":{{"container":"web","host":"h1","action":"restart","reason":"exit 1","confidence":0.9,"detected_at":"2026-12-07T10:00:00Z","diagnosis":{{"cause":"{cause}","summary":"s","restart_helps":true}}}}}}"#
+        );
+        batch::record(format!("{ts}-0"), EventKind::RemediationNeeded.stream(), body, 1)
+    }
+
+    #[tokio::test]
+    async fn a_restart_the_cooldown_refused_for_an_unreachable_dependency_is_asked_again_when_it_ends() {
+        let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
+        let store = FakeStore { cooldown_left_ms: 30_000, ..FakeStore::default() };
+        let r = Responder::new(config, store, Recorder::default());
+        let asked = chrono::Utc::now();
+        r.handle(batch::event(vec![
+            diagnosed("t1", "dependency_unreachable"),
+            diagnosed("t2", "dependency_unreachable"),
+        ]))
+        .await;
+        assert_eq!(r.store.dispatched.lock().unwrap().len(), 1);
+        let refused: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert_eq!(refused.result.status, RemediationStatus::Rejected);
+        let details = refused.result.details.clone().unwrap_or_default();
+        assert!(details.starts_with("asked again at ") && details.contains("when the cooldown ends"), "{details}");
+        let (kept, request, due) = r.store.deferred.lock().unwrap()[0].clone();
+        assert_eq!(kept, ContainerRef::new("h1", "web"));
+        assert_eq!(request.container_id.as_deref(), Some(ID), "the container the gate judged");
+        let wait = due - asked.timestamp_millis();
+        assert!((30_000..40_000).contains(&wait), "due in {wait} ms");
+
+        // Not due yet: the schedule leaves it.
+        let tick = || r.tick(ScheduledEvent { id: "s".into(), time: String::new(), resources: Vec::new() });
+        assert_eq!(tick().await.unwrap()["deferred_asked"], 0);
+        assert_eq!(r.store.dispatched.lock().unwrap().len(), 1);
+        // The cooldown ends: the gate allows it, and it goes out once.
+        r.store.allowed.lock().unwrap().clear();
+        r.store.deferred.lock().unwrap()[0].2 = chrono::Utc::now().timestamp_millis();
+        assert_eq!(tick().await.unwrap()["deferred_asked"], 1);
+        assert_eq!(tick().await.unwrap()["deferred_asked"], 0);
+        let dispatched = r.store.dispatched.lock().unwrap();
+        assert_eq!(dispatched.len(), 2);
+        let cmd = dispatched[1].1.open(Some(&public())).unwrap();
+        assert_eq!((cmd.action, cmd.container_id.as_deref()), (Action::Restart, Some(ID)));
+        assert!(cmd.reason.starts_with("asked again after the cooldown: "), "{}", cmd.reason);
+        // Its problem's time, by which the collector tells whether it ran since.
+        assert_eq!(cmd.context.detected_at.as_deref(), Some("2026-12-07T10:00:00Z"));
+        assert!(r.store.deferred.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deferred_restart_of_a_container_recreated_since_is_dropped_unreported() {
+        let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
+        let mut store = FakeStore { cooldown_left_ms: 30_000, ..FakeStore::default() };
+        store.observed().id = "0".repeat(64);
+        let r = Responder::new(config, store, Recorder::default());
+        let needed = diagnosed("t1", "dependency_unreachable");
+        let request: RemediationNeeded = Envelope::parse(batch::body(&needed).as_bytes()).unwrap().data_as().unwrap();
+        let kept = RemediationNeeded { container_id: Some(ID.into()), host: "h1".into(), ..request };
+        r.store.deferred.lock().unwrap().push((ContainerRef::new("h1", "web"), kept, 0));
+        let tick = r.tick(ScheduledEvent { id: "s".into(), time: String::new(), resources: Vec::new() });
+        assert_eq!(tick.await.unwrap()["deferred_asked"], 1);
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert!(r.publisher.0.lock().unwrap().is_empty(), "nothing to tell: the container is not there");
+        assert!(r.store.deferred.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_restart_for_a_failure_of_the_containers_own_is_not_asked_again() {
+        let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
+        let store = FakeStore { cooldown_left_ms: 30_000, ..FakeStore::default() };
+        let r = Responder::new(config, store, Recorder::default());
+        r.handle(batch::event(vec![diagnosed("t1", "panic_or_exception"), diagnosed("t2", "panic_or_exception")]))
+            .await;
+        assert!(r.store.deferred.lock().unwrap().is_empty());
+        let refused: RemediationComplete = r.publisher.0.lock().unwrap()[0].data_as().unwrap();
+        assert_eq!(refused.result.details, None);
+        // Nor one a silence refused, whatever its cause.
+        let mut store = FakeStore { cooldown_left_ms: 30_000, ..FakeStore::default() };
+        store.silences = vec![silence(TargetKind::Container, "h1/web")];
+        let config = Config { signing_key: Some(std::sync::Arc::new(signing())), ..Config::default() };
+        let r = Responder::new(config, store, Recorder::default());
+        r.handle(batch::event(vec![diagnosed("t1", "dependency_unreachable")])).await;
+        assert!(r.store.dispatched.lock().unwrap().is_empty());
+        assert!(r.store.deferred.lock().unwrap().is_empty());
     }
 
     fn escalated(action: Action, number: usize) -> GateDecision {

@@ -12,10 +12,13 @@
 //!   refusal.
 //! - `approvals`: actions that wait for a person's yes: parked before
 //!   the gate, executed once approved, notified only past their deadline.
+//! - `deferred`: restarts the cooldown refused for a dependency that could
+//!   not be reached, asked again when it ends.
 //! - `config`: environment variables.
 
 mod approvals;
 mod config;
+mod deferred;
 mod handler;
 mod store;
 

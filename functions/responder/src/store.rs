@@ -11,6 +11,7 @@ use hemostat_protocol::{
     approval::{self, Answer, Approval, Parked, Refusal},
     attestation,
     command::SignedCommand,
+    deferred,
     event::RemediationNeeded,
     facts::{self, Facts},
     gate::{Gate, GateDecision, GateInputs, GateRequest, Preview},
@@ -60,6 +61,18 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Result<Approval, Refusal>, ProtocolError>> + Send;
     /// The ids of pending approvals whose deadline passed.
     fn due_approvals(&self, now_ms: i64) -> impl Future<Output = Result<Vec<String>, ProtocolError>> + Send;
+    /// Keeps a request to ask again at `due_ms` (see [`deferred`]).
+    fn defer(
+        &self,
+        container: &ContainerRef,
+        request: &RemediationNeeded,
+        due_ms: i64,
+    ) -> impl Future<Output = Result<(), ProtocolError>> + Send;
+    /// The kept requests due at `now_ms`, each handed to one caller once.
+    fn take_deferred(
+        &self,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<(ContainerRef, RemediationNeeded)>, ProtocolError>> + Send;
 }
 
 pub struct RedisStore {
@@ -126,6 +139,19 @@ impl Store for RedisStore {
 
     async fn due_approvals(&self, now_ms: i64) -> Result<Vec<String>, ProtocolError> {
         approval::due(&mut self.conn.clone(), now_ms).await
+    }
+
+    async fn defer(
+        &self,
+        container: &ContainerRef,
+        request: &RemediationNeeded,
+        due_ms: i64,
+    ) -> Result<(), ProtocolError> {
+        deferred::defer(&mut self.conn.clone(), container, request, due_ms).await
+    }
+
+    async fn take_deferred(&self, now_ms: i64) -> Result<Vec<(ContainerRef, RemediationNeeded)>, ProtocolError> {
+        deferred::take_due(&mut self.conn.clone(), now_ms).await
     }
 
     async fn dispatch(&self, host: &str, id: &str, cmd: &SignedCommand) -> Result<String, ProtocolError> {
