@@ -10,6 +10,7 @@ use hemostat_protocol::{
     ContainerRef, Envelope, EventKind, ProtocolError,
     audit::{self, AuditEntry},
     command::{COMMAND_FIELD, SIGNATURE_FIELD, SignedCommand},
+    deferred,
     event::HealthAlert,
     facts,
     gate::{Asked, Belief, ContainerFacts, Gate, GateDecision},
@@ -475,6 +476,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
         .take(5)
         .collect();
     let audit = audit::newest(&mut conn, c, 5).await?;
+    let asked_again = deferred::due_of(&mut conn, c).await?;
 
     let verdict = if !reported {
         "would refuse: no collector reports this container (out of scope, gone, or its host is down)".to_owned()
@@ -510,6 +512,7 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
             "cooldown_remaining_seconds": cooldown_left_ms / 1000,
             "actions_last_hour": actions,
             "circuit_breaker_open": breaker_open,
+            "restart_asked_again_at": asked_again.map(show::time),
             "silences": matching,
             "verdict": verdict,
             "audit": audit.iter().map(audit_json).collect::<Vec<_>>(),
@@ -557,6 +560,12 @@ pub async fn explain(ctx: &Context, c: &ContainerRef) -> Result<(), CliError> {
     let cooldown =
         if cooldown_left_ms > 0 { format!("{} left", show::span(cooldown_left_ms)) } else { "none".to_owned() };
     println!("  cooldown:    {cooldown}");
+    if let Some(due) = asked_again {
+        println!(
+            "  asked again: a restart at {}, when the cooldown ends (refused by it; the dependency it could not reach may be back)",
+            show::time(due)
+        );
+    }
     let breaker = if breaker_open { "OPEN" } else { "closed" };
     println!("  actions:     {actions} in the last hour (max {}), circuit breaker {breaker}", inputs.max_per_hour);
     if let Some(reason) = &opened {

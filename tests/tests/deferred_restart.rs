@@ -11,7 +11,9 @@
 use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerStateStatusEnum, RestartPolicyNameEnum};
-use hemostat_e2e::{ContainerSpec, RedisServer, StackEnv, docker, start_stack_with, stream_events, wait_for};
+use hemostat_e2e::{
+    ContainerSpec, RedisServer, StackEnv, docker, hemostat_cli, show_output, start_stack_with, stream_events, wait_for,
+};
 use hemostat_protocol::{
     Action, EventKind,
     connection::Connection,
@@ -80,6 +82,14 @@ async fn a_restart_the_cooldown_refused_is_asked_again_when_it_ends_and_the_depe
     assert!(details.starts_with("asked again at ") && details.contains("when the cooldown ends"), "{refused:?}");
     println!("refused: {reason}; {details}");
     assert_eq!(worker.state().await.running, Some(false), "{:?}", worker.state().await);
+    // The operator sees when it is asked again.
+    let explain = hemostat_cli(&redis.url(), &["explain", &format!("{}/{name}", stack.host)]);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        explain.status.success() && text.contains("asked again: a restart at "),
+        "{}",
+        show_output("explain", &explain)
+    );
 
     // The database comes back; nobody touches the worker.
     std::fs::write(dir.join("up"), "").unwrap();

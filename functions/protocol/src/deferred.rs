@@ -54,6 +54,15 @@ pub async fn defer<C: ConnectionLike + Send + Sync>(
     Ok(())
 }
 
+/// When container `c`'s deferred restart is due (epoch ms), if it has one.
+pub async fn due_of<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    c: &ContainerRef,
+) -> Result<Option<i64>, ProtocolError> {
+    let score: Option<f64> = conn.zscore(keys::DEFERRED, c.key()).await?;
+    Ok(score.map(|s| s as i64))
+}
+
 /// The deferred requests due at `now_ms`, each taken once (removed): by
 /// whichever caller removed its container from the due set.
 pub async fn take_due<C: ConnectionLike + Send + Sync>(
