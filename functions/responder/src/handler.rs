@@ -69,25 +69,36 @@ impl<S: Store, P: Publisher> Responder<S, P> {
     async fn ask_deferred_again(&self) -> Result<usize, hemostat_protocol::ProtocolError> {
         let due = self.store.take_deferred(chrono::Utc::now().timestamp_millis()).await?;
         for (container, request) in &due {
-            // Removed or recreated since: the restart was for a container
-            // that is no more (a refusal would only tell people so).
-            let observed = self.store.facts(container).await?.and_then(|f| f.container).map(|o| o.id);
-            if observed.is_none() || observed != request.container_id {
-                tracing::info!(container = %container, "deferred restart dropped: the container is gone or was recreated");
-                continue;
-            }
-            tracing::info!(container = %container, action = %request.action, "deferred restart: asking the gate again");
-            let env = Envelope::new(agent::RESPONDER, EventKind::RemediationNeeded, request)?;
-            let why = match self.decide(&env, request).await {
+            let why = match self.ask_again(container, request).await {
                 Ok(Wait::No) => continue,
                 Ok(Wait::Until(reason)) => reason,
                 Err(e) => e.to_string(),
             };
             tracing::warn!(container = %container, %why, "deferred restart not decided; kept a minute more");
             let later = chrono::Utc::now() + deferred::AGAIN_AFTER;
-            self.store.defer(container, request, later.timestamp_millis()).await?;
+            if let Err(e) = self.store.defer(container, request, later.timestamp_millis()).await {
+                tracing::error!(container = %container, error = %e, "deferred restart lost: it could not be kept again");
+            }
         }
         Ok(due.len())
+    }
+
+    /// One deferred restart through the gate again, unless its container
+    /// was removed or recreated since (it was for a container that is no
+    /// more: a refusal would only tell people so).
+    async fn ask_again(
+        &self,
+        container: &ContainerRef,
+        request: &RemediationNeeded,
+    ) -> Result<Wait, hemostat_protocol::ProtocolError> {
+        let observed = self.store.facts(container).await?.and_then(|f| f.container).map(|o| o.id);
+        if observed.is_none() || observed != request.container_id {
+            tracing::info!(container = %container, "deferred restart dropped: the container is gone or was recreated");
+            return Ok(Wait::No);
+        }
+        tracing::info!(container = %container, action = %request.action, "deferred restart: asking the gate again");
+        let env = Envelope::new(agent::RESPONDER, EventKind::RemediationNeeded, request)?;
+        self.decide(&env, request).await
     }
 
     async fn respond(&self, env: Envelope) -> RecordOutcome {
