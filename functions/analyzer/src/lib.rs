@@ -8,6 +8,8 @@
 //!   read in one atomic round trip.
 //! - `diagnosis`: why a container failed, read from the alert's
 //!   evidence (exit code, Docker state, failure signatures in logs).
+//! - `measured`: what the collector measured of an alert (an exit, the
+//!   run's uptime, how long a breach was sustained).
 //! - `fingerprint`: a failure line with what varies between runs
 //!   masked, so a repeat of the same failure can be recognised.
 //! - `signatures`: the failure signatures, a catalogue kept as data
@@ -32,6 +34,7 @@ mod fingerprint;
 mod handler;
 mod history;
 mod llm;
+mod measured;
 mod rules;
 mod signatures;
 

@@ -32,7 +32,7 @@ use hemostat_protocol::{
 };
 
 use crate::{
-    history::{sustained, uptime},
+    measured::{sustained, uptime},
     signatures,
 };
 
@@ -48,7 +48,7 @@ struct Line<'a> {
 
 /// Why `alert`'s container failed, when the alert says enough to tell. An
 /// exit's diagnosis says how long the run lasted, when the collector
-/// measured it ([`crate::history::uptime`]): that is evidence, never a cause
+/// measured it ([`crate::measured::uptime`]): that is evidence, never a cause
 /// by itself.
 pub fn diagnose(alert: &HealthAlert) -> Option<Diagnosis> {
     let mut d = cause_of(alert)?;

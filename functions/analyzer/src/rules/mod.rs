@@ -18,7 +18,7 @@
 //! | critical | any anomaly of severity critical | restart | 0.85 |
 //! | unhealthy | the health check fails | restart | 0.7 |
 //! | memory leak | `memory_leak` from the collector, or memory rising across the history | restart | 0.8 |
-//! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::history::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
+//! | sustained CPU | `high_cpu` for the collector's sustain window (`metrics.sustain_seconds`, else [`crate::measured::SUSTAINED_SECONDS`]) or in [`SUSTAINED_ALERTS`] alerts within [`SUSTAINED_WINDOW`] | restart | 0.75 |
 //! | transient | anything else (one spike) | none | 0.65 |
 //!
 //! The two guards on exits (deterministic repeat, repeated failures) do not
@@ -70,7 +70,8 @@ use hemostat_protocol::{
 use crate::{
     diagnosis::{self, diagnose},
     fingerprint,
-    history::{AlertSummary, History, is_exit, sustained, uptime},
+    history::{AlertSummary, History},
+    measured::{is_exit, sustained, uptime},
 };
 
 /// Exits (non-zero or OOM) within [`REPEATED_FAILURE_WINDOW`], this one
