@@ -9,6 +9,9 @@ use hemostat_protocol::{
     secret::RedisUrl,
 };
 
+/// Suspects judged at once by default (`HEMOSTAT_ALERT_CONCURRENCY`).
+pub const ALERT_CONCURRENCY: u16 = 16;
+
 /// HemoStat collector: watches this host's Docker engine, reports crashes
 /// and executes remediation commands.
 ///
@@ -156,7 +159,7 @@ pub struct Config {
     /// alert's evidence gathered and handed to the outbox): a burst of
     /// crashes on the host is not reported one after another. One
     /// container's are judged in the order of their events.
-    #[arg(long, env = "HEMOSTAT_ALERT_CONCURRENCY", default_value_t = crate::watch::ALERT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "HEMOSTAT_ALERT_CONCURRENCY", default_value_t = ALERT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub alert_concurrency: u16,
 
     /// A command issued longer ago than this is refused as expired and

@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
     hemostat_protocol::telemetry::init();
     let config = Config::parse();
     if let Some(verb) = &config.verb {
-        return match run_verb(&config, verb).await {
+        return match run_verb(&config.state_dir(), &config.redis_url, verb).await {
             Ok(true) => std::process::ExitCode::SUCCESS,
             Ok(false) => std::process::ExitCode::FAILURE,
             Err(e) => {

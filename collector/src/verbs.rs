@@ -2,11 +2,12 @@
 //! `dead-letters replay`, with the collector's own settings (its Redis URL
 //! and credentials, its state folder), while the collector runs or not.
 
+use std::path::Path;
+
 use clap::Subcommand;
-use hemostat_protocol::{EventKind, RedisPublisher, connection::Target};
+use hemostat_protocol::{EventKind, RedisPublisher, connection::Target, secret::RedisUrl};
 
 use crate::{
-    config::Config,
     error::CollectorError,
     outbox::dead_letters::{self, Letter, Outcome},
 };
@@ -44,10 +45,12 @@ pub enum DeadLetters {
     },
 }
 
-/// Runs `verb`; `Ok(false)`: it ran but not everything went (exit 1).
-pub async fn run(config: &Config, verb: &Verb) -> Result<bool, CollectorError> {
+/// Runs `verb` on the collector's state folder and Redis (its settings:
+/// the caller reads them); `Ok(false)`: it ran but not everything went
+/// (exit 1).
+pub async fn run(state_dir: &Path, redis_url: &RedisUrl, verb: &Verb) -> Result<bool, CollectorError> {
     let Verb::DeadLetters(verb) = verb;
-    let dir = config.state_dir().join("outbox");
+    let dir = state_dir.join("outbox");
     match verb {
         DeadLetters::List { json } => {
             let letters = dead_letters::list(&dir).map_err(|e| io_error(&dir, e))?;
@@ -66,7 +69,7 @@ pub async fn run(config: &Config, verb: &Verb) -> Result<bool, CollectorError> {
                 let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
                 return Err(CollectorError::Config(format!("--kind {kind:?}: expected one of {}", known.join(", "))));
             }
-            let publisher = RedisPublisher::new(Target::from_env(&config.redis_url)?.lazy()?);
+            let publisher = RedisPublisher::new(Target::from_env(redis_url)?.lazy()?);
             let (done, summary) = dead_letters::replay(&dir, &publisher, kind.as_deref(), *dry_run)
                 .await
                 .map_err(|e| io_error(&dir, e))?;

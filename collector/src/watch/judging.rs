@@ -25,10 +25,8 @@ use tokio::{sync::Semaphore, task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::judge::{Basis, Judge, Times};
-use crate::{detect::Suspect, inflight::now_nanos};
+use crate::{config::ALERT_CONCURRENCY, detect::Suspect, inflight::now_nanos};
 
-/// Suspects judged at once by default.
-pub const AT_ONCE: u16 = 16;
 /// Judgings started and not finished, at most.
 const QUEUED_MAX: usize = 4096;
 
@@ -54,7 +52,7 @@ impl Judging {
     pub(super) fn new(judge: Judge) -> Self {
         Judging {
             judge,
-            slots: Arc::new(Semaphore::new(usize::from(AT_ONCE))),
+            slots: Arc::new(Semaphore::new(usize::from(ALERT_CONCURRENCY))),
             room: Arc::new(Semaphore::new(QUEUED_MAX)),
             entries: Vec::new(),
         }

@@ -45,7 +45,6 @@ pub use registry::Registry;
 
 use catch_up::timestamp;
 use cursor::Saver;
-pub use judging::AT_ONCE as ALERT_CONCURRENCY;
 use judging::Judging;
 
 use crate::{

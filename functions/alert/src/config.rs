@@ -11,12 +11,12 @@ use hemostat_protocol::{
 
 use hemostat_protocol::EventKind;
 
-use crate::{
-    error::AlertError,
-    notice::Level,
-    sinks::{Filter, Sink, email::Smtp},
-};
+use crate::{error::AlertError, filter::Filter, notice::Level};
 use lettre::message::Mailbox;
+
+/// Where PagerDuty events go unless `ALERT_PAGERDUTY_URL` says otherwise
+/// (an EU account's `https://events.eu.pagerduty.com/v2/enqueue`).
+pub const PAGERDUTY_ENQUEUE_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 pub const SLACK_WEBHOOK_URL: Setting =
     Setting::unset("SLACK_WEBHOOK_URL", "Slack incoming webhook; unset sends nothing to Slack").secret();
@@ -52,7 +52,7 @@ pub const PAGERDUTY_ROUTING_KEY: Setting = Setting::unset(
 )
 .secret();
 pub const PAGERDUTY_URL: Setting =
-    Setting::new("ALERT_PAGERDUTY_URL", crate::sinks::pagerduty::ENQUEUE_URL, "PagerDuty Events API v2 endpoint");
+    Setting::new("ALERT_PAGERDUTY_URL", PAGERDUTY_ENQUEUE_URL, "PagerDuty Events API v2 endpoint");
 pub const GOTIFY_URL: Setting =
     Setting::unset("ALERT_GOTIFY_URL", "Gotify server base URL; with ALERT_GOTIFY_TOKEN, sends to Gotify").secret();
 pub const GOTIFY_TOKEN: Setting =
@@ -304,15 +304,24 @@ impl Config {
         Ok(())
     }
 
-    /// Whether any notification would be sent at all.
-    pub fn notifies(&self) -> bool {
-        self.enabled && !Sink::configured(self).is_empty()
-    }
-
     /// The filter of the sink `name` (everything, when unknown).
     pub fn filter(&self, name: &str) -> Filter {
         self.filters.iter().find(|(n, _)| *n == name).map(|(_, f)| f.clone()).unwrap_or_default()
     }
+}
+
+/// Where and how to send, from the `ALERT_SMTP_*` settings.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    /// PEM of the CA the server's certificate is checked against, instead
+    /// of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The email sink's settings; `None` without `ALERT_SMTP_HOST`.

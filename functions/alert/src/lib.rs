@@ -15,8 +15,9 @@
 //!   file (Slack, the signed JSON webhook, ntfy, Discord, Teams, PagerDuty,
 //!   Gotify) rendering the request its API expects and reading its answers,
 //!   and email (SMTP with STARTTLS required);
-//!   per-sink filters; one delivery loop with a per-request timeout,
+//!   one delivery loop with a per-request timeout,
 //!   bounded retries with backoff, `Retry-After`, and an overall deadline.
+//! - `filter`: which notices a sink wants (its events and lowest level).
 //! - `probe`: `hemostat notify test`: one test notice through every sink.
 //! - `store`: what the handler needs from Redis (event log, dedupe claims,
 //!   failure counter) as a small trait, with the Redis implementation.
@@ -26,6 +27,7 @@
 
 mod config;
 mod error;
+mod filter;
 mod handler;
 mod notice;
 mod probe;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hemostat_protocol::secret::Secret;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::header::ContentType,
     transport::smtp::{
         authentication::Credentials,
         client::{Certificate, Tls, TlsParameters},
@@ -21,21 +21,7 @@ use lettre::{
 };
 
 use super::{Answer, plain_text};
-use crate::{error::AlertError, notice::Notice};
-
-/// Where and how to send, from the `ALERT_SMTP_*` settings.
-#[derive(Debug, Clone)]
-pub struct Smtp {
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: Mailbox,
-    pub to: Vec<Mailbox>,
-    /// PEM of the CA the server's certificate is checked against, instead
-    /// of the system's roots.
-    pub ca_pem: Option<Vec<u8>>,
-}
+use crate::{config::Smtp, error::AlertError, notice::Notice};
 
 #[derive(Debug)]
 pub struct Email {

@@ -29,17 +29,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hemostat_protocol::{EventKind, backoff::Backoff, retry_after, secret::Secret};
+use hemostat_protocol::{backoff::Backoff, retry_after, secret::Secret};
 use reqwest::{
     StatusCode,
     header::{HeaderMap, HeaderValue},
 };
 
-use crate::{
-    config::Config,
-    error::AlertError,
-    notice::{Level, Notice},
-};
+use crate::{config::Config, error::AlertError, filter::Filter, notice::Notice};
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]
@@ -208,28 +204,6 @@ pub fn json_text(body: &[u8], keys: &[&str]) -> String {
         .filter(|s| !s.is_empty())
         .collect();
     parts.join(": ")
-}
-
-/// Which notices a sink wants: the event kinds (all when unset) and the
-/// lowest [`Level`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub kinds: Option<Vec<EventKind>>,
-    pub min_level: Level,
-}
-
-impl Default for Filter {
-    fn default() -> Self {
-        Filter { kinds: None, min_level: Level::Info }
-    }
-}
-
-impl Filter {
-    /// Whether a sink with this filter wants `notice`; `closing`: the
-    /// notice closes an earlier one ([`Service::closes`]).
-    pub fn admits(&self, notice: &Notice, closing: bool) -> bool {
-        self.kinds.as_ref().is_none_or(|k| k.contains(&notice.kind)) && (closing || notice.level() >= self.min_level)
-    }
 }
 
 /// How a sink reaches its service.

@@ -14,10 +14,6 @@ use serde_json::{Map, Value, json};
 use super::{Answer, Request, Service, plain_answer};
 use crate::notice::{Level, Notice};
 
-/// Where events go unless `ALERT_PAGERDUTY_URL` says otherwise (an EU
-/// account's `https://events.eu.pagerduty.com/v2/enqueue`).
-pub const ENQUEUE_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-
 #[derive(Debug)]
 pub struct PagerDuty {
     pub url: String,
